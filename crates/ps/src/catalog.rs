@@ -1,0 +1,383 @@
+//! Operator data: MPP participants, organizations, trade points, static QR stickers and Custom
+//! services. It is loaded from the configuration file, kept in the database (so admin changes
+//! survive restarts) and served from an in-memory snapshot on the request path.
+//!
+//! Called by the HTTP edges (lookups), the admin API (changes) and start-up (seeding).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tolem_wire::{Amount, Localized};
+
+/// The operator data as written in the configuration file and in admin API bodies.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogFile {
+    pub mpps: Vec<Mpp>,
+    pub organizations: Vec<Organization>,
+    pub trade_points: Vec<TradePoint>,
+    pub services: Vec<Service>,
+}
+
+/// A Mobile Payment Provider taking part in the PS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mpp {
+    /// Its `X-Caller-Name`, at most 12 characters.
+    pub caller_name: String,
+    pub name: String,
+    /// Where the PS delivers refunds (`POST {refund_url}`).
+    pub refund_url: String,
+    /// Commission in basis points of each confirmed payment.
+    #[serde(default)]
+    pub commission_bps: u32,
+    #[serde(default)]
+    pub commission_min: Option<Amount>,
+    /// Where registers are e-mailed.
+    #[serde(default)]
+    pub register_email: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrganizationStatus {
+    #[default]
+    Active,
+    /// Payments answer PAYMENTS_SUSPENDED (DECISIONS 19).
+    Suspended,
+    /// Payments answer INVALID_MERCHANT.
+    Blocked,
+}
+
+/// A merchant: a legal entity with trade points.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    /// Business identification number, 12 digits.
+    pub bin: String,
+    pub name: String,
+    #[serde(default)]
+    pub status: OrganizationStatus,
+    /// Merchant API keys in clear (configuration file only; the database keeps their hashes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<String>,
+    /// SHA-256 (hex) of each API key.
+    #[serde(default)]
+    pub api_key_hashes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradePoint {
+    pub id: i64,
+    pub organization_bin: String,
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub city: String,
+    /// Merchant category code.
+    pub mcc: String,
+    /// The MPP API's `authorType`, at most 5 characters.
+    #[serde(default)]
+    pub terminal_type: String,
+    #[serde(default = "yes")]
+    pub accepts_qr: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// The token of this trade point's printed static QR, if it has one.
+    #[serde(default)]
+    pub static_qr: Option<String>,
+}
+
+/// A Custom-QR service (parking, utilities, ...): parameters the buyer fills, and how the amount
+/// is computed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub id: i64,
+    /// The trade point that receives the money (its merchant data is shown to the buyer).
+    pub trade_point_id: i64,
+    /// The Custom QR token, at most 128 characters.
+    pub token: String,
+    pub name: Localized,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub parameters: Vec<Parameter>,
+    pub amount: AmountRule,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    pub id: i64,
+    pub name: Localized,
+    /// Pre-filled value; the buyer cannot change it.
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub options: Vec<ParameterOption>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterOption {
+    pub key: String,
+    pub label: Localized,
+    #[serde(default)]
+    pub description: Option<Localized>,
+}
+
+/// How checkout computes a Custom payment's amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AmountRule {
+    /// One price for the service.
+    Fixed { amount: Amount },
+    /// A price per option of one parameter.
+    PerOption { parameter_id: i64, tariffs: BTreeMap<String, Amount> },
+    /// Ask the service provider's system (docs/custom-services.md).
+    Callback {
+        url: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn api_key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl CatalogFile {
+    /// Checks references, uniqueness and the regulation's lengths; the error names the item.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut callers = HashSet::new();
+        for m in &self.mpps {
+            let len = m.caller_name.chars().count();
+            if len == 0 || len > tolem_wire::mpp::CALLER_NAME_LEN_MAX {
+                return Err(format!("mpps.{}: caller_name must be 1-12 characters", m.caller_name));
+            }
+            if !callers.insert(&m.caller_name) {
+                return Err(format!("mpps.{}: duplicate caller_name", m.caller_name));
+            }
+            if !m.refund_url.starts_with("http://") && !m.refund_url.starts_with("https://") {
+                return Err(format!("mpps.{}: refund_url must be an http(s) URL", m.caller_name));
+            }
+        }
+        let mut bins = HashSet::new();
+        for o in &self.organizations {
+            if o.bin.len() != 12 || !o.bin.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("organizations.{}: bin must be 12 digits", o.bin));
+            }
+            if !bins.insert(o.bin.as_str()) {
+                return Err(format!("organizations.{}: duplicate bin", o.bin));
+            }
+        }
+        let mut tokens = HashSet::new();
+        let mut points = HashSet::new();
+        for t in &self.trade_points {
+            if !bins.contains(t.organization_bin.as_str()) {
+                return Err(format!("trade_points.{}: unknown organization_bin", t.id));
+            }
+            if !points.insert(t.id) {
+                return Err(format!("trade_points.{}: duplicate id", t.id));
+            }
+            if t.terminal_type.chars().count() > 5 || t.mcc.is_empty() || t.mcc.len() > 32 {
+                return Err(format!("trade_points.{}: terminal_type ≤ 5 and mcc 1-32 characters", t.id));
+            }
+            if let Some(token) = &t.static_qr {
+                check_token(token, &mut tokens).map_err(|e| format!("trade_points.{}: {e}", t.id))?;
+            }
+        }
+        let mut services = HashSet::new();
+        for s in &self.services {
+            if !services.insert(s.id) {
+                return Err(format!("services.{}: duplicate id", s.id));
+            }
+            if !points.contains(&s.trade_point_id) {
+                return Err(format!("services.{}: unknown trade_point_id", s.id));
+            }
+            check_token(&s.token, &mut tokens).map_err(|e| format!("services.{}: {e}", s.id))?;
+            s.validate().map_err(|e| format!("services.{}: {e}", s.id))?;
+        }
+        Ok(())
+    }
+}
+
+fn check_token<'a>(token: &'a str, seen: &mut HashSet<&'a str>) -> Result<(), String> {
+    if token.is_empty() || token.chars().count() > tolem_wire::mpp::QR_CODE_LEN_MAX {
+        return Err("a QR token must be 1-128 characters".to_owned());
+    }
+    if !seen.insert(token) {
+        return Err(format!("QR token {token} is used twice"));
+    }
+    Ok(())
+}
+
+impl Service {
+    fn validate(&self) -> Result<(), String> {
+        let mut ids = HashSet::new();
+        for p in &self.parameters {
+            if !ids.insert(p.id) {
+                return Err(format!("parameter {} appears twice", p.id));
+            }
+            let value_len = p.value.as_deref().map_or(0, |v| v.chars().count());
+            if value_len > tolem_wire::mpp::PARAMETER_VALUE_LEN_MAX {
+                return Err(format!("parameter {}: value longer than 64", p.id));
+            }
+        }
+        match &self.amount {
+            AmountRule::Fixed { amount } => check_tariff(*amount),
+            AmountRule::PerOption { parameter_id, tariffs } => {
+                let parameter = self
+                    .parameters
+                    .iter()
+                    .find(|p| p.id == *parameter_id)
+                    .ok_or(format!("amount.parameter_id {parameter_id} is not a parameter"))?;
+                for option in &parameter.options {
+                    let tariff = tariffs.get(&option.key).ok_or(format!("option {} has no tariff", option.key))?;
+                    check_tariff(*tariff)?;
+                }
+                if parameter.options.is_empty() {
+                    return Err(format!("parameter {parameter_id} has no options to price"));
+                }
+                Ok(())
+            }
+            AmountRule::Callback { url, .. } => {
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    Ok(())
+                } else {
+                    Err("amount.url must be an http(s) URL".to_owned())
+                }
+            }
+        }
+    }
+}
+
+/// notifyPayment carries whole tenge only (SPEC 4.3), so a tariff must be whole tenge.
+fn check_tariff(amount: Amount) -> Result<(), String> {
+    if amount.is_zero() || !amount.is_whole_tenge() {
+        return Err(format!("tariff {amount} must be positive whole tenge"));
+    }
+    Ok(())
+}
+
+/// The snapshot the request path reads: indexed for the lookups the APIs make.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub mpps: HashMap<String, Arc<Mpp>>,
+    pub organizations: HashMap<String, Arc<Organization>>,
+    pub trade_points: HashMap<i64, Arc<TradePoint>>,
+    pub services: HashMap<i64, Arc<Service>>,
+    api_keys: HashMap<String, String>,
+    tokens: HashMap<String, CatalogToken>,
+}
+
+/// A QR token the catalog knows (dynamic tokens live with their payments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogToken {
+    Static { trade_point_id: i64 },
+    Custom { service_id: i64 },
+}
+
+impl Catalog {
+    pub fn build(file: &CatalogFile) -> Catalog {
+        let mut catalog = Catalog::default();
+        for m in &file.mpps {
+            catalog.mpps.insert(m.caller_name.clone(), Arc::new(m.clone()));
+        }
+        for o in &file.organizations {
+            for hash in &o.api_key_hashes {
+                catalog.api_keys.insert(hash.clone(), o.bin.clone());
+            }
+            catalog.organizations.insert(o.bin.clone(), Arc::new(o.clone()));
+        }
+        for t in &file.trade_points {
+            if let Some(token) = &t.static_qr {
+                catalog.tokens.insert(token.clone(), CatalogToken::Static { trade_point_id: t.id });
+            }
+            catalog.trade_points.insert(t.id, Arc::new(t.clone()));
+        }
+        for s in &file.services {
+            catalog.tokens.insert(s.token.clone(), CatalogToken::Custom { service_id: s.id });
+            catalog.services.insert(s.id, Arc::new(s.clone()));
+        }
+        catalog
+    }
+
+    pub fn active_mpp(&self, caller_name: &str) -> Option<&Arc<Mpp>> {
+        self.mpps.get(caller_name).filter(|m| m.active)
+    }
+
+    pub fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {
+        self.api_keys.get(&api_key_hash(key)).and_then(|bin| self.organizations.get(bin))
+    }
+
+    pub fn token(&self, token: &str) -> Option<CatalogToken> {
+        self.tokens.get(token).copied()
+    }
+
+    /// The trade point and its organization.
+    pub fn merchant(&self, trade_point_id: i64) -> Option<(&Arc<TradePoint>, &Arc<Organization>)> {
+        let point = self.trade_points.get(&trade_point_id)?;
+        let organization = self.organizations.get(&point.organization_bin)?;
+        Some((point, organization))
+    }
+
+    pub fn trade_points_of(&self, bin: &str) -> Vec<&Arc<TradePoint>> {
+        let mut points: Vec<_> = self.trade_points.values().filter(|t| t.organization_bin == bin).collect();
+        points.sort_by_key(|t| t.id);
+        points
+    }
+}
+
+/// The shared, swappable snapshot.
+#[derive(Clone, Default)]
+pub struct CatalogHandle(Arc<RwLock<Arc<Catalog>>>);
+
+impl CatalogHandle {
+    pub fn get(&self) -> Arc<Catalog> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    pub fn replace(&self, catalog: Catalog) {
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(catalog);
+    }
+}
+
+impl Organization {
+    /// Moves clear-text keys to hashes, so that only hashes are stored.
+    pub fn hash_keys(&mut self) {
+        for key in self.api_keys.drain(..) {
+            let hash = api_key_hash(&key);
+            if !self.api_key_hashes.contains(&hash) {
+                self.api_key_hashes.push(hash);
+            }
+        }
+    }
+}
+
+/// Answers "may this trade point take payments now?" from one catalog snapshot.
+pub struct MerchantCheck(pub Arc<Catalog>);
+
+impl MerchantCheck {
+    pub fn state(&self, trade_point_id: i64) -> crate::domain::MerchantState {
+        use crate::domain::MerchantState;
+        match self.0.merchant(trade_point_id) {
+            Some((point, org)) if point.active && point.accepts_qr => match org.status {
+                OrganizationStatus::Active => MerchantState::Open,
+                OrganizationStatus::Suspended => MerchantState::Suspended,
+                OrganizationStatus::Blocked => MerchantState::Blocked,
+            },
+            _ => MerchantState::Blocked,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Typed, layered configuration: defaults < TOML file < `TOLEM_...` environment variables.
+//!
+//! A variable `TOLEM_PAYMENTS__CONFIRM_WINDOW_S=30` sets `payments.confirm_window_s` (a double
+//! underscore separates table levels). Unknown keys are errors, and every error names the key.
+//! The operator data (MPPs, organizations, trade points, services) sits in the same file; see
+//! [`crate::catalog`] and `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::catalog::CatalogFile;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the server listens on.
+    pub listen: SocketAddr,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// Base URL under which the PS is reached from outside (receipt and payment links).
+    pub public_url: String,
+    /// The operator's time zone: dates on the wire, register days.
+    pub time_zone: String,
+    /// Sandbox mode turns on the merchant API's emulators (`test/payment/*`).
+    pub sandbox: bool,
+    /// Bearer token of the admin API; the admin API is off when empty.
+    pub admin_token: String,
+    pub payments: PaymentsConfig,
+    pub limits: LimitsConfig,
+    #[serde(flatten)]
+    pub catalog: CatalogFile,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// canConfirmUntil = scan (or checkout) time + this (DECISIONS 16).
+    pub confirm_window_s: u32,
+    /// notifyPayment is still accepted this long after canConfirmUntil.
+    pub confirm_grace_s: u32,
+    /// A dynamic QR must be scanned within this (its ExpireDate).
+    pub qr_scan_wait_s: u32,
+    /// A payment link must be opened within this.
+    pub link_activation_wait_s: u32,
+    /// How often the POS is told to poll status.
+    pub status_polling_interval_s: u32,
+    /// What `PaymentMethods` lists to the POS.
+    pub payment_methods: Vec<String>,
+    /// How often open purchases past their deadline are expired.
+    pub expiry_sweep_interval_ms: u64,
+    /// Timeout of a Custom service's amount callback unless the service sets its own.
+    pub amount_callback_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub body_bytes_max: usize,
+    /// Writes waiting for the writer; past this the PS answers 503 (retry).
+    pub write_queue_max: usize,
+    /// Most writes that share one commit.
+    pub write_batch_max: usize,
+    pub read_connections: usize,
+    pub request_timeout_ms: u64,
+    pub expiry_batch_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: PathBuf::from("tolem.db"),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            time_zone: "Asia/Almaty".to_owned(),
+            sandbox: false,
+            admin_token: String::new(),
+            payments: PaymentsConfig::default(),
+            limits: LimitsConfig::default(),
+            catalog: CatalogFile::default(),
+        }
+    }
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> PaymentsConfig {
+        PaymentsConfig {
+            confirm_window_s: 60,
+            confirm_grace_s: 5,
+            qr_scan_wait_s: 180,
+            link_activation_wait_s: 180,
+            status_polling_interval_s: 5,
+            payment_methods: vec!["Gold".to_owned()],
+            expiry_sweep_interval_ms: 1_000,
+            amount_callback_timeout_ms: 3_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            body_bytes_max: 64 * 1024,
+            write_queue_max: 20_000,
+            write_batch_max: 1_024,
+            read_connections: 4,
+            request_timeout_ms: 10_000,
+            expiry_batch_max: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `TOLEM_...` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("TOLEM_") else { continue };
+            let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
+            set_path(&mut table, &path, env_value(&value))?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
+            return invalid("time_zone", "unknown time zone");
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return invalid("public_url", "must start with http:// or https://");
+        }
+        let p = &self.payments;
+        if p.confirm_window_s == 0 || p.qr_scan_wait_s == 0 || p.link_activation_wait_s == 0 {
+            return invalid("payments", "windows and waits must be positive");
+        }
+        if p.expiry_sweep_interval_ms == 0 {
+            return invalid("payments.expiry_sweep_interval_ms", "must be positive");
+        }
+        let l = &self.limits;
+        if l.write_queue_max == 0 || l.write_batch_max == 0 || l.read_connections == 0 {
+            return invalid("limits", "queue, batch and connection limits must be positive");
+        }
+        self.catalog.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// canConfirmUntil + grace, as the POS is told it (`PaymentConfirmationTimeout`).
+    pub fn payment_confirmation_timeout_s(&self) -> u32 {
+        self.payments.confirm_window_s.saturating_add(self.payments.confirm_grace_s)
+    }
+}
+
+fn env_value(text: &str) -> toml::Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match text {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(text.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), ConfigError> {
+    match path {
+        [] => Ok(()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => set_path(inner, rest, value),
+                _ => Err(ConfigError::Invalid(format!("{first}: is not a table"))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file_and_names_bad_keys() {
+        let env = [("TOLEM_PAYMENTS__CONFIRM_WINDOW_S".to_owned(), "30".to_owned())];
+        let config = Config::load(None, env).expect("valid");
+        assert_eq!(config.payments.confirm_window_s, 30);
+        let env = [("TOLEM_PAYMENTS__NO_SUCH_KEY".to_owned(), "1".to_owned())];
+        let err = Config::load(None, env).expect_err("unknown key");
+        assert!(err.to_string().contains("no_such_key"), "{err}");
+    }
+}

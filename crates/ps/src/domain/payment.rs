@@ -1,0 +1,438 @@
+//! A purchase and its state machine.
+//!
+//! ```text
+//! created ──scan──▶ scanned ──notify SUCCESS──▶ confirmed
+//!    │                 ├──notify CANCELLED_BY_CLIENT──▶ cancelled
+//!    │                 ├──notify other verdict──▶ failed
+//!    └──past ExpireDate┴──past canConfirmUntil + grace──▶ expired
+//! ```
+//! Static and Custom purchases are born `scanned` (each scan makes a new one). Only `confirmed`
+//! counts as paid; `cancelled`, `failed` and `expired` are the POS's `Error`.
+
+use jiff::{SignedDuration, Timestamp};
+use tolem_wire::merchant::PaymentStatus;
+use tolem_wire::mpp::ResultCode;
+use tolem_wire::Amount;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Made by the POS with `qr/create`: one QR, one purchase.
+    Dynamic,
+    /// Made by the POS with `qr/create-link`; paid like a Dynamic QR.
+    Link,
+    /// A scan of a trade point's printed QR; the buyer enters the amount.
+    Static,
+    /// A scan of a service's QR; checkout computes the amount.
+    Custom,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Scanned,
+    Confirmed,
+    Cancelled,
+    Failed,
+    Expired,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $( $variant:ident = $text:literal ),* }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $( $ty::$variant => $text, )* }
+            }
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $( $text => Some($ty::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+text_enum!(Kind { Dynamic = "dynamic", Link = "link", Static = "static", Custom = "custom" });
+text_enum!(Status {
+    Created = "created",
+    Scanned = "scanned",
+    Confirmed = "confirmed",
+    Cancelled = "cancelled",
+    Failed = "failed",
+    Expired = "expired"
+});
+
+impl Status {
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Created | Status::Scanned)
+    }
+
+    pub fn pos_status(self) -> PaymentStatus {
+        match self {
+            Status::Created => PaymentStatus::QrTokenCreated,
+            Status::Scanned => PaymentStatus::Wait,
+            Status::Confirmed => PaymentStatus::Processed,
+            Status::Cancelled | Status::Failed | Status::Expired => PaymentStatus::Error,
+        }
+    }
+}
+
+/// The MPP and customer a purchase is bound to by its first scan (DECISIONS 11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub mpp: String,
+    pub customer_id: String,
+}
+
+/// Timing rules (DECISIONS 16).
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub confirm_window: SignedDuration,
+    pub confirm_grace: SignedDuration,
+}
+
+/// What the operator allows for the purchase's merchant right now (DECISIONS 19).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MerchantState {
+    Open,
+    Suspended,
+    Blocked,
+}
+
+impl MerchantState {
+    pub fn check(self) -> Result<(), ResultCode> {
+        match self {
+            MerchantState::Open => Ok(()),
+            MerchantState::Suspended => Err(ResultCode::PaymentsSuspended),
+            MerchantState::Blocked => Err(ResultCode::InvalidMerchant),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    pub id: i64,
+    pub kind: Kind,
+    pub status: Status,
+    pub trade_point_id: i64,
+    pub service_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub external_id: Option<String>,
+    pub qr_token: Option<String>,
+    pub amount: Option<Amount>,
+    pub created_at: Timestamp,
+    /// Scan deadline of a Dynamic QR or link (its ExpireDate).
+    pub expire_at: Option<Timestamp>,
+    pub owner: Option<Owner>,
+    pub scanned_at: Option<Timestamp>,
+    pub confirm_until: Option<Timestamp>,
+    /// Custom: the parameters checkout accepted (JSON).
+    pub parameters: Option<String>,
+    /// The first checkout answer that took effect, byte for byte.
+    pub checkout_response: Option<String>,
+    pub mpp_payment_id: Option<String>,
+    /// The MPP's verdict code as sent in notifyPayment.
+    pub verdict: Option<String>,
+    /// The first notifyPayment answer that took effect, byte for byte.
+    pub notify_response: Option<String>,
+    pub finished_at: Option<Timestamp>,
+    /// The unguessable part of the receipt link.
+    pub receipt_token: String,
+}
+
+/// The MPP's outcome as sent in notifyPayment's `result` (DECISIONS 17).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    CancelledByClient,
+    /// Any other code: the payment failed. Holds the code as sent.
+    Failed(String),
+}
+
+impl Verdict {
+    pub fn from_code(code: &str) -> Verdict {
+        match ResultCode::parse(code) {
+            Some(ResultCode::Success) => Verdict::Success,
+            Some(ResultCode::CancelledByClient) => Verdict::CancelledByClient,
+            _ => Verdict::Failed(code.to_owned()),
+        }
+    }
+
+    /// What the PS answers when this verdict took effect: SUCCESS only for a confirmed payment,
+    /// so that an MPP can never read a cancellation or failure as a confirmation.
+    pub fn answer_code(&self) -> ResultCode {
+        match self {
+            Verdict::Success => ResultCode::Success,
+            Verdict::CancelledByClient => ResultCode::CancelledByClient,
+            Verdict::Failed(code) => match ResultCode::parse(code) {
+                Some(ResultCode::RiskReject) => ResultCode::RiskReject,
+                _ => ResultCode::ProcessFail,
+            },
+        }
+    }
+}
+
+/// A notifyPayment that passed the edge's checks.
+#[derive(Clone, Debug)]
+pub struct Notify {
+    pub owner: Owner,
+    pub verdict: Verdict,
+    pub mpp_payment_id: String,
+    pub amount: Option<Amount>,
+}
+
+/// What notifyPayment does to a purchase.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotifyDecision {
+    /// A repeat: answer the stored first answer.
+    Repeat(String),
+    /// The verdict takes effect: the purchase has moved; answer with `code` and store the answer.
+    Apply(ResultCode),
+    /// The purchase is past its deadline: it moved to `expired`; answer `code`, store nothing.
+    Expired(ResultCode),
+    /// Rejected; nothing changed.
+    Reject(ResultCode),
+}
+
+impl Payment {
+    /// When an open purchase expires: its scan deadline, or canConfirmUntil + grace once scanned.
+    pub fn deadline(&self, policy: &Policy) -> Option<Timestamp> {
+        match self.status {
+            Status::Created => self.expire_at,
+            Status::Scanned => self.confirm_until.and_then(|t| t.checked_add(policy.confirm_grace).ok()),
+            _ => None,
+        }
+    }
+
+    /// The status with a passed deadline applied, whether or not the sweeper has run yet.
+    pub fn effective_status(&self, now: Timestamp, policy: &Policy) -> Status {
+        match self.deadline(policy) {
+            Some(deadline) if now > deadline => Status::Expired,
+            _ => self.status,
+        }
+    }
+
+    fn owned_by(&self, who: &Owner) -> Result<(), ResultCode> {
+        match &self.owner {
+            Some(owner) if owner.mpp != who.mpp => Err(ResultCode::OrderNotExist),
+            Some(owner) if owner.customer_id != who.customer_id => Err(ResultCode::UnknownCustomer),
+            Some(_) => Ok(()),
+            None => Err(ResultCode::OrderNotExist),
+        }
+    }
+
+    /// A scan of this purchase's Dynamic QR (DECISIONS 12). Returns whether it changed.
+    pub fn scan(&mut self, who: &Owner, now: Timestamp, policy: &Policy) -> Result<bool, ResultCode> {
+        if self.effective_status(now, policy) == Status::Expired || !self.status.is_open() {
+            return Err(ResultCode::ExpiredCode);
+        }
+        match &self.owner {
+            None => {
+                self.bind(who, now, policy);
+                Ok(true)
+            }
+            Some(owner) if owner == who => Ok(false),
+            Some(_) => Err(ResultCode::ProcessFail),
+        }
+    }
+
+    /// Binds a new or unscanned purchase to its scanner and starts the confirmation window.
+    pub fn bind(&mut self, who: &Owner, now: Timestamp, policy: &Policy) {
+        self.owner = Some(who.clone());
+        self.status = Status::Scanned;
+        self.scanned_at = Some(now);
+        self.confirm_until = now.checked_add(policy.confirm_window).ok();
+    }
+
+    /// Checkout may run on this purchase: it is the caller's, Custom, and still open.
+    pub fn check_checkout(&self, mpp: &str, now: Timestamp, policy: &Policy) -> Result<(), ResultCode> {
+        match &self.owner {
+            Some(owner) if owner.mpp == mpp => {}
+            _ => return Err(ResultCode::OrderNotExist),
+        }
+        if self.kind != Kind::Custom {
+            return Err(ResultCode::ProcessFail);
+        }
+        match self.effective_status(now, policy) {
+            Status::Scanned => Ok(()),
+            Status::Expired => Err(ResultCode::ExpiredCode),
+            _ => Err(ResultCode::ProcessFail),
+        }
+    }
+
+    /// Freezes checkout's amount and restarts the confirmation window (DECISIONS 14, 16).
+    pub fn freeze_checkout(&mut self, amount: Amount, parameters: String, response: String, now: Timestamp, policy: &Policy) {
+        self.amount = Some(amount);
+        self.parameters = Some(parameters);
+        self.checkout_response = Some(response);
+        self.confirm_until = now.checked_add(policy.confirm_window).ok();
+    }
+
+    /// Decides a notifyPayment (DECISIONS 14–18) and applies it to `self` when it takes effect.
+    pub fn notify(&mut self, cmd: &Notify, merchant: MerchantState, now: Timestamp, policy: &Policy) -> NotifyDecision {
+        if let Err(code) = self.owned_by(&cmd.owner) {
+            return NotifyDecision::Reject(code);
+        }
+        if let Some(stored) = &self.notify_response {
+            return NotifyDecision::Repeat(stored.clone());
+        }
+        if self.status != Status::Scanned {
+            return NotifyDecision::Reject(ResultCode::PaymentIncorrectStatus);
+        }
+        if self.effective_status(now, policy) == Status::Expired {
+            self.finish(Status::Expired, now);
+            return NotifyDecision::Expired(ResultCode::PaymentIncorrectStatus);
+        }
+        if self.kind == Kind::Custom && self.checkout_response.is_none() {
+            return NotifyDecision::Reject(ResultCode::PaymentIncorrectStatus);
+        }
+        if cmd.verdict == Verdict::Success {
+            if let Err(code) = merchant.check() {
+                return NotifyDecision::Reject(code);
+            }
+            match self.confirmed_amount(cmd.amount) {
+                Ok(amount) => self.amount = Some(amount),
+                Err(code) => return NotifyDecision::Reject(code),
+            }
+        }
+        let status = match cmd.verdict {
+            Verdict::Success => Status::Confirmed,
+            Verdict::CancelledByClient => Status::Cancelled,
+            Verdict::Failed(_) => Status::Failed,
+        };
+        self.mpp_payment_id = Some(cmd.mpp_payment_id.clone());
+        self.verdict = Some(match &cmd.verdict {
+            Verdict::Success => ResultCode::Success.as_str().to_owned(),
+            Verdict::CancelledByClient => ResultCode::CancelledByClient.as_str().to_owned(),
+            Verdict::Failed(code) => code.clone(),
+        });
+        self.finish(status, now);
+        NotifyDecision::Apply(cmd.verdict.answer_code())
+    }
+
+    /// The amount a SUCCESS verdict confirms (DECISIONS 13–15).
+    fn confirmed_amount(&self, sent: Option<Amount>) -> Result<Amount, ResultCode> {
+        match (self.kind, self.amount, sent) {
+            (Kind::Dynamic | Kind::Link, Some(own), None) => Ok(own),
+            (Kind::Dynamic | Kind::Link | Kind::Custom, Some(own), Some(sent)) if own == sent => Ok(own),
+            (Kind::Static, None, Some(sent)) if !sent.is_zero() => Ok(sent),
+            _ => Err(ResultCode::ParamIllegal),
+        }
+    }
+
+    pub fn finish(&mut self, status: Status, now: Timestamp) {
+        self.status = status;
+        self.finished_at = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy { confirm_window: SignedDuration::from_secs(60), confirm_grace: SignedDuration::from_secs(5) }
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).expect("in range")
+    }
+
+    fn owner(mpp: &str, customer: &str) -> Owner {
+        Owner { mpp: mpp.to_owned(), customer_id: customer.to_owned() }
+    }
+
+    fn dynamic() -> Payment {
+        Payment {
+            id: 1,
+            kind: Kind::Dynamic,
+            status: Status::Created,
+            trade_point_id: 1,
+            service_id: None,
+            device_id: None,
+            external_id: None,
+            qr_token: Some("1".repeat(41)),
+            amount: Amount::from_tenge(100),
+            created_at: t(0),
+            expire_at: Some(t(180)),
+            owner: None,
+            scanned_at: None,
+            confirm_until: None,
+            parameters: None,
+            checkout_response: None,
+            mpp_payment_id: None,
+            verdict: None,
+            notify_response: None,
+            finished_at: None,
+            receipt_token: "r".to_owned(),
+        }
+    }
+
+    fn notify(who: Owner, verdict: Verdict, amount: Option<Amount>) -> Notify {
+        Notify { owner: who, verdict, mpp_payment_id: "m1".to_owned(), amount }
+    }
+
+    #[test]
+    fn scan_binds_once_and_refuses_others() {
+        let mut p = dynamic();
+        assert_eq!(p.scan(&owner("A", "c1"), t(10), &policy()), Ok(true));
+        assert_eq!(p.confirm_until, Some(t(70)));
+        assert_eq!(p.scan(&owner("A", "c1"), t(11), &policy()), Ok(false));
+        assert_eq!(p.scan(&owner("A", "c2"), t(11), &policy()), Err(ResultCode::ProcessFail));
+        assert_eq!(p.scan(&owner("B", "c1"), t(11), &policy()), Err(ResultCode::ProcessFail));
+        assert_eq!(p.scan(&owner("A", "c1"), t(76), &policy()), Err(ResultCode::ExpiredCode));
+    }
+
+    #[test]
+    fn scan_after_expire_date_is_expired() {
+        assert_eq!(dynamic().scan(&owner("A", "c"), t(181), &policy()), Err(ResultCode::ExpiredCode));
+    }
+
+    #[test]
+    fn notify_checks_owner_amount_and_deadline() {
+        let mut p = dynamic();
+        p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+        let open = MerchantState::Open;
+        let wrong_mpp = notify(owner("B", "c1"), Verdict::Success, None);
+        assert_eq!(p.notify(&wrong_mpp, open, t(1), &policy()), NotifyDecision::Reject(ResultCode::OrderNotExist));
+        let wrong_customer = notify(owner("A", "c2"), Verdict::Success, None);
+        assert_eq!(p.notify(&wrong_customer, open, t(1), &policy()), NotifyDecision::Reject(ResultCode::UnknownCustomer));
+        let wrong_amount = notify(owner("A", "c1"), Verdict::Success, Amount::from_tenge(99));
+        assert_eq!(p.notify(&wrong_amount, open, t(1), &policy()), NotifyDecision::Reject(ResultCode::ParamIllegal));
+        assert_eq!(p.notify(&notify(owner("A", "c1"), Verdict::Success, None), MerchantState::Suspended, t(1), &policy()),
+            NotifyDecision::Reject(ResultCode::PaymentsSuspended));
+        assert_eq!(p.status, Status::Scanned);
+        // Within the grace after canConfirmUntil (60 s) it still confirms.
+        let ok = notify(owner("A", "c1"), Verdict::Success, Amount::from_tenge(100));
+        assert_eq!(p.notify(&ok, open, t(64), &policy()), NotifyDecision::Apply(ResultCode::Success));
+        assert_eq!(p.status, Status::Confirmed);
+    }
+
+    #[test]
+    fn notify_past_grace_expires_the_purchase() {
+        let mut p = dynamic();
+        p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+        let ok = notify(owner("A", "c1"), Verdict::Success, None);
+        assert_eq!(p.notify(&ok, MerchantState::Open, t(66), &policy()), NotifyDecision::Expired(ResultCode::PaymentIncorrectStatus));
+        assert_eq!(p.status, Status::Expired);
+    }
+
+    #[test]
+    fn verdicts_answer_their_own_codes() {
+        assert_eq!(Verdict::from_code("CANCELLED_BY_CLIENT").answer_code(), ResultCode::CancelledByClient);
+        assert_eq!(Verdict::from_code("RISK_REJECT").answer_code(), ResultCode::RiskReject);
+        assert_eq!(Verdict::from_code("WHATEVER").answer_code(), ResultCode::ProcessFail);
+        assert_eq!(Verdict::from_code("SUCCESS").answer_code(), ResultCode::Success);
+    }
+
+    #[test]
+    fn static_needs_a_positive_amount() {
+        let mut p = dynamic();
+        p.kind = Kind::Static;
+        p.amount = None;
+        p.bind(&owner("A", "c"), t(0), &policy());
+        let zero = notify(owner("A", "c"), Verdict::Success, Some(Amount::ZERO));
+        assert_eq!(p.notify(&zero, MerchantState::Open, t(1), &policy()), NotifyDecision::Reject(ResultCode::ParamIllegal));
+        let none = notify(owner("A", "c"), Verdict::Success, None);
+        assert_eq!(p.notify(&none, MerchantState::Open, t(1), &policy()), NotifyDecision::Reject(ResultCode::ParamIllegal));
+        let cancel = notify(owner("A", "c"), Verdict::CancelledByClient, None);
+        assert_eq!(p.notify(&cancel, MerchantState::Open, t(1), &policy()), NotifyDecision::Apply(ResultCode::CancelledByClient));
+    }
+}

@@ -1,0 +1,26 @@
+//! The Tolem payment system (PS) server.
+//!
+//! Map of the crate (see `docs/ARCHITECTURE.md`):
+//! - [`app`]: wiring, the router, [`serve`].
+//! - [`mpp_api`], [`merchant_api`], [`admin_api`], [`qr_image`], [`receipt`]: the HTTP edges.
+//! - [`payments`]: the MPP API's use cases.
+//! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
+//! - [`store`]: the database (SQLite, group commit).
+//! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
+
+pub mod admin_api;
+pub mod app;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod merchant_api;
+pub mod mpp_api;
+pub mod payments;
+pub mod qr_image;
+pub mod receipt;
+pub mod store;
+pub mod sweeper;
+
+pub use app::{App, AppState, serve};
+pub use config::Config;

@@ -1,0 +1,163 @@
+//! The MPP API v1 over HTTP (SPEC §1, §4.1–4.3): headers and body checked at the edge, the use
+//! cases of [`crate::payments`] called, and the one place where their errors become the wire's
+//! `result` (DECISIONS 7–10).
+
+use axum::Router;
+use axum::body::{Bytes, to_bytes};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::de::DeserializeOwned;
+use tolem_wire::Locale;
+use tolem_wire::mpp::{
+    self, CALLER_NAME_LEN_MAX, REQUEST_ID_LEN_MAX, ResultBody, ResultCode, ResultOnly,
+};
+
+use crate::app::AppState;
+use crate::payments::{self, Caller, MppError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(mpp::SCAN_PATH, post(scan))
+        .route(mpp::CHECKOUT_PATH, post(checkout))
+        .route(mpp::NOTIFY_PAYMENT_PATH, post(notify_payment))
+}
+
+async fn scan(State(app): State<AppState>, call: MppCall) -> Response {
+    let result = match call.parse() {
+        Ok(req) => payments::scan(&app, &call.caller, req).await.map(|r| json_body(&r)),
+        Err(e) => Err(e),
+    };
+    respond(&call.caller, result)
+}
+
+async fn checkout(State(app): State<AppState>, call: MppCall) -> Response {
+    let result = match call.parse() {
+        Ok(req) => payments::checkout(&app, &call.caller, req).await,
+        Err(e) => Err(e),
+    };
+    respond(&call.caller, result)
+}
+
+async fn notify_payment(State(app): State<AppState>, call: MppCall) -> Response {
+    let result = match call.parse() {
+        Ok(req) => payments::notify(&app, &call.caller, req).await,
+        Err(e) => Err(e),
+    };
+    respond(&call.caller, result)
+}
+
+fn json_body<T: serde::Serialize>(value: &T) -> String {
+    // Serializing our own wire types cannot fail: they hold only strings, numbers and maps
+    // with string keys.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The one mapping from a use case's outcome to the wire.
+fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
+    match result {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(MppError::Code { code, detail }) => {
+            let result = match detail {
+                Some(detail) => ResultBody::with_detail(code, caller.locale, &detail),
+                None => ResultBody::of(code, caller.locale),
+            };
+            result_response(StatusCode::OK, result)
+        }
+        Err(MppError::Store(e)) if e.is_overload() => {
+            tracing::warn!(error = %e, "overloaded");
+            result_response(StatusCode::SERVICE_UNAVAILABLE, ResultBody::of(ResultCode::UnknownException, caller.locale))
+        }
+        Err(MppError::Store(e)) => {
+            tracing::error!(error = %e, "internal fault");
+            result_response(StatusCode::INTERNAL_SERVER_ERROR, ResultBody::of(ResultCode::UnknownException, caller.locale))
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn result_response(status: StatusCode, result: ResultBody) -> Response {
+    json_response(status, json_body(&ResultOnly { result }))
+}
+
+/// The answer to a path or method the MPP API does not have.
+pub fn unknown_method() -> Response {
+    result_response(StatusCode::NOT_FOUND, ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, "unknown method"))
+}
+
+/// An MPP API request whose headers passed the checks of SPEC 1.7 and DECISIONS 8–10.
+pub struct MppCall {
+    pub caller: Caller,
+    pub body: Bytes,
+}
+
+impl MppCall {
+    fn parse<T: DeserializeOwned>(&self) -> Result<T, MppError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let detail = if e.is_syntax() || e.is_eof() { "malformed JSON".to_owned() } else { e.to_string() };
+            MppError::Code { code: ResultCode::ParamIllegal, detail: Some(detail) }
+        })
+    }
+}
+
+/// A refused request: answered with `result` alone.
+pub struct Refused {
+    status: StatusCode,
+    result: ResultBody,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        result_response(self.status, self.result)
+    }
+}
+
+impl FromRequest<AppState> for MppCall {
+    type Rejection = Refused;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<MppCall, Refused> {
+        let headers = req.headers().clone();
+        let refuse = |code: ResultCode, locale: Locale, detail: &str| Refused {
+            status: StatusCode::OK,
+            result: ResultBody::with_detail(code, locale, detail),
+        };
+        let locale = Locale::from_header(header_str(&headers, mpp::HEADER_LOCALE)?)
+            .ok_or_else(|| refuse(ResultCode::ParamIllegal, Locale::Ru, "X-Locale"))?;
+        let caller_name = header_str(&headers, mpp::HEADER_CALLER_NAME)?.unwrap_or_default();
+        let catalog = app.catalog.get();
+        let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
+            .then(|| catalog.active_mpp(caller_name).cloned())
+            .flatten()
+            .ok_or_else(|| refuse(ResultCode::UnknownSource, locale, "X-Caller-Name"))?;
+        let request_id = header_str(&headers, mpp::HEADER_REQUEST_ID)?.unwrap_or_default();
+        if request_id.is_empty() || request_id.chars().count() > REQUEST_ID_LEN_MAX {
+            return Err(refuse(ResultCode::ParamIllegal, locale, "X-Request-ID"));
+        }
+        let json = header_str(&headers, header::CONTENT_TYPE.as_str())?
+            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        if !json {
+            return Err(refuse(ResultCode::ParamIllegal, locale, "Content-Type"));
+        }
+        let limit = app.config.limits.body_bytes_max;
+        let body = to_bytes(req.into_body(), limit).await.map_err(|_| Refused {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            result: ResultBody::with_detail(ResultCode::ParamIllegal, locale, "body too large"),
+        })?;
+        Ok(MppCall { caller: Caller { mpp, locale }, body })
+    }
+}
+
+/// A header as text; a header that is not visible ASCII is refused as PARAM_ILLEGAL.
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Refused> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| Refused {
+            status: StatusCode::OK,
+            result: ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, name),
+        }),
+    }
+}

@@ -1,0 +1,144 @@
+//! checkout (SPEC 4.2, DECISIONS 14): compute a Custom payment's amount and freeze it. The first
+//! answer that took effect is stored and sent again, byte for byte, for every repeat.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tolem_wire::Amount;
+use tolem_wire::mpp::{CheckoutRequest, CheckoutResponse, PARAMETER_VALUE_LEN_MAX, ParameterValue, ResultBody, ResultCode};
+
+use super::{Caller, MppError, merchant_of, parse_payment_id};
+use crate::app::App;
+use crate::catalog::{AmountRule, Service};
+
+/// The checkout answer as stored (a JSON body).
+pub async fn checkout(app: &App, caller: &Caller, req: CheckoutRequest) -> Result<String, MppError> {
+    let id = parse_payment_id(&req.payment_id)?;
+    let mpp = caller.mpp.caller_name.clone();
+    let now = app.clock.now();
+    let Some(payment) = app.store.payment(id).await? else { return Err(ResultCode::OrderNotExist.into()) };
+    let owned = payment.owner.as_ref().is_some_and(|o| o.mpp == mpp);
+    if let (true, Some(stored)) = (owned, &payment.checkout_response) {
+        return Ok(stored.clone());
+    }
+    payment.check_checkout(&mpp, now, &app.policy)?;
+    let catalog = app.catalog.get();
+    let service = payment.service_id.and_then(|s| catalog.services.get(&s)).cloned();
+    let Some(service) = service else { return Err(ResultCode::ProcessFail.into()) };
+    if req.service_id != service.id {
+        return Err(MppError::param("serviceId"));
+    }
+    app.merchant_check().state(payment.trade_point_id).check()?;
+    let values = checked_parameters(&service, &req.parameters)?;
+    let amount = compute_amount(app, &service, &req.payment_id, &values).await?;
+    let parameters = serde_json::to_string(&values).map_err(|_| MppError::param("parameters"))?;
+    let merchant = merchant_of(&catalog, payment.trade_point_id);
+    let format = {
+        let zone = app.zone.clone();
+        move |at| tolem_wire::time::format_mpp(at, &zone)
+    };
+    let stored = app
+        .store
+        .checkout(id, mpp, amount, parameters, now, app.policy, move |frozen| {
+            let response = CheckoutResponse {
+                result: ResultBody::success(),
+                payment_amount: frozen.amount,
+                can_confirm_until: frozen.confirm_until.map(format),
+                merchant,
+            };
+            serde_json::to_string(&response).unwrap_or_default()
+        })
+        .await?;
+    stored.map_err(MppError::code)
+}
+
+/// A parameter as checkout accepted it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Filled {
+    pub id: i64,
+    pub value: String,
+}
+
+/// Every parameter of the service exactly once: pre-filled ones unchanged, the others filled,
+/// options picked from their list (SPEC 4.2).
+fn checked_parameters(service: &Service, sent: &[ParameterValue]) -> Result<Vec<Filled>, MppError> {
+    let mut seen = HashSet::new();
+    for p in sent {
+        if !seen.insert(p.id) || !service.parameters.iter().any(|s| s.id == p.id) {
+            return Err(MppError::param(&format!("parameters[id={}]", p.id)));
+        }
+    }
+    let mut filled = Vec::with_capacity(service.parameters.len());
+    for parameter in &service.parameters {
+        let field = format!("parameters[id={}]", parameter.id);
+        let value = sent.iter().find(|p| p.id == parameter.id).and_then(|p| p.value.clone());
+        let value = value.unwrap_or_default();
+        if value.chars().count() > PARAMETER_VALUE_LEN_MAX || value.trim().is_empty() {
+            return Err(MppError::param(&field));
+        }
+        let prefilled = parameter.value.as_deref().filter(|v| !v.is_empty());
+        if prefilled.is_some_and(|v| v != value) {
+            return Err(MppError::param(&field));
+        }
+        if !parameter.options.is_empty() && !parameter.options.iter().any(|o| o.key == value) {
+            return Err(MppError::param(&field));
+        }
+        filled.push(Filled { id: parameter.id, value });
+    }
+    Ok(filled)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallbackRequest<'a> {
+    service_id: i64,
+    payment_id: &'a str,
+    parameters: &'a [Filled],
+}
+
+#[derive(Deserialize)]
+struct CallbackAnswer {
+    #[serde(default)]
+    amount: Option<Amount>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn compute_amount(app: &App, service: &Service, payment_id: &str, values: &[Filled]) -> Result<Amount, MppError> {
+    let amount = match &service.amount {
+        AmountRule::Fixed { amount } => *amount,
+        AmountRule::PerOption { parameter_id, tariffs } => {
+            let key = values.iter().find(|v| v.id == *parameter_id).map(|v| v.value.as_str());
+            // Every option has a tariff (checked when the catalog was loaded).
+            *key.and_then(|k| tariffs.get(k)).ok_or_else(|| MppError::param("parameters"))?
+        }
+        AmountRule::Callback { url, timeout_ms } => {
+            let timeout = timeout_ms.unwrap_or(app.config.payments.amount_callback_timeout_ms);
+            let body = CallbackRequest { service_id: service.id, payment_id, parameters: values };
+            callback_amount(app, url, Duration::from_millis(timeout), &body).await?
+        }
+    };
+    if amount.is_zero() || !amount.is_whole_tenge() {
+        return Err(ResultCode::ProcessFail.into());
+    }
+    Ok(amount)
+}
+
+/// Asks the service provider's system. Its refusal is final (PROCESS_FAIL); a timeout or server
+/// fault is not, so the MPP may retry (UNKNOWN_EXCEPTION) and nothing is stored.
+async fn callback_amount(app: &App, url: &str, timeout: Duration, body: &CallbackRequest<'_>) -> Result<Amount, MppError> {
+    let retry = || MppError::Code { code: ResultCode::UnknownException, detail: Some("service provider".to_owned()) };
+    let response = app.http.post(url).timeout(timeout).json(body).send().await.map_err(|e| {
+        tracing::warn!(error = %e, url, "amount callback failed");
+        retry()
+    })?;
+    if response.status().is_server_error() {
+        return Err(retry());
+    }
+    let answer: CallbackAnswer = response.json().await.map_err(|_| MppError::code(ResultCode::ProcessFail))?;
+    match (answer.amount, answer.error) {
+        (Some(amount), None) => Ok(amount),
+        _ => Err(ResultCode::ProcessFail.into()),
+    }
+}

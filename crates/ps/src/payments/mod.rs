@@ -1,0 +1,104 @@
+//! The MPP API's use cases: scan, checkout and notifyPayment. Each takes a request that passed
+//! the edge's format checks, applies the rules of [`crate::domain`] through the [`Store`] and
+//! returns the wire answer. Called only by [`crate::mpp_api`].
+//!
+//! [`Store`]: crate::store::Store
+
+mod checkout;
+mod notify;
+mod scan;
+
+use std::sync::Arc;
+
+use tolem_wire::Locale;
+use tolem_wire::mpp::{Merchant, ResultCode};
+
+pub use checkout::checkout;
+pub use notify::notify;
+pub use scan::scan;
+
+use crate::app::App;
+use crate::catalog::{Catalog, Mpp};
+use crate::store::StoreError;
+
+/// The authenticated caller of an MPP API request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub mpp: Arc<Mpp>,
+    pub locale: Locale,
+}
+
+/// Why an MPP API call did not succeed: a result code of the regulation, or an infrastructure
+/// failure (never reported as a business code; the edge answers it with UNKNOWN_EXCEPTION).
+#[derive(Debug, thiserror::Error)]
+pub enum MppError {
+    #[error("{code:?}: {detail:?}")]
+    Code { code: ResultCode, detail: Option<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl MppError {
+    pub fn code(code: ResultCode) -> MppError {
+        MppError::Code { code, detail: None }
+    }
+
+    /// PARAM_ILLEGAL naming the offending field.
+    pub fn param(field: &str) -> MppError {
+        MppError::Code { code: ResultCode::ParamIllegal, detail: Some(field.to_owned()) }
+    }
+}
+
+impl From<ResultCode> for MppError {
+    fn from(code: ResultCode) -> MppError {
+        MppError::code(code)
+    }
+}
+
+/// The `merchant` object of a trade point, as scan and checkout show it.
+pub fn merchant_of(catalog: &Catalog, trade_point_id: i64) -> Option<Merchant> {
+    let (point, _) = catalog.merchant(trade_point_id)?;
+    Some(Merchant {
+        merchant_id: point.id.to_string(),
+        merchant_name: point.name.clone(),
+        merchant_mcc: point.mcc.clone(),
+        author_type: (!point.terminal_type.is_empty()).then(|| point.terminal_type.clone()),
+    })
+}
+
+/// A field of 1..=`max` characters.
+pub fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
+    let len = value.chars().count();
+    if len == 0 || len > max {
+        return Err(MppError::param(field));
+    }
+    Ok(())
+}
+
+/// The PS's payment ids are integers; anything else names no payment.
+pub fn parse_payment_id(text: &str) -> Result<i64, MppError> {
+    check_len(text, tolem_wire::mpp::PAYMENT_ID_LEN_MAX, "paymentId")?;
+    text.parse::<i64>().map_err(|_| MppError::code(ResultCode::OrderNotExist))
+}
+
+impl App {
+    pub fn format_date(&self, at: jiff::Timestamp) -> String {
+        tolem_wire::time::format_mpp(at, &self.zone)
+    }
+
+}
+
+/// The receipt link for a payment or refund (DECISIONS 10): `&locale=kk` selects Kazakh.
+pub fn receipt_link(public_url: &str, receipt_token: &str, locale: Locale) -> String {
+    let base = public_url.trim_end_matches('/');
+    match locale {
+        Locale::Ru => format!("{base}/receipt?id={receipt_token}"),
+        Locale::Kk => format!("{base}/receipt?id={receipt_token}&locale=kk"),
+    }
+}
+
+/// A random unguessable token (128 bits, hex).
+pub fn secret_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}

@@ -1,0 +1,127 @@
+//! Operator data in SQLite: each MPP, organization, trade point and service is one JSON document.
+
+use jiff::Timestamp;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError, StoreResult};
+use crate::catalog::{CatalogFile, Mpp, Organization, Service, TradePoint};
+
+/// The kinds of catalog documents and their keys.
+pub trait CatalogDoc: Serialize + DeserializeOwned + Send + 'static {
+    const KIND: &'static str;
+    fn key(&self) -> String;
+}
+
+impl CatalogDoc for Mpp {
+    const KIND: &'static str = "mpp";
+    fn key(&self) -> String {
+        self.caller_name.clone()
+    }
+}
+
+impl CatalogDoc for Organization {
+    const KIND: &'static str = "organization";
+    fn key(&self) -> String {
+        self.bin.clone()
+    }
+}
+
+impl CatalogDoc for TradePoint {
+    const KIND: &'static str = "trade_point";
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl CatalogDoc for Service {
+    const KIND: &'static str = "service";
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+fn put<T: CatalogDoc>(conn: &Connection, doc: &T, now: Timestamp, overwrite: bool) -> StoreResult<bool> {
+    let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let verb = if overwrite { "INSERT OR REPLACE" } else { "INSERT OR IGNORE" };
+    let sql = format!("{verb} INTO catalog (kind, key, doc, updated_at_ms) VALUES (?1, ?2, ?3, ?4)");
+    let n = conn.prepare_cached(&sql)?.execute(params![T::KIND, doc.key(), json, now.as_millisecond()])?;
+    Ok(n > 0)
+}
+
+fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached("SELECT key, doc FROM catalog WHERE kind = ?1 ORDER BY key")?;
+    let rows = stmt.query_map([T::KIND], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut docs = Vec::new();
+    for row in rows {
+        let (key, json) = row?;
+        let doc = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("catalog {} {key}: {e}", T::KIND)))?;
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+impl Store {
+    /// Inserts every item of `file` whose key is not stored yet; stored items are left as they
+    /// are, so changes made through the admin API survive a restart. Returns how many were new.
+    pub async fn seed_catalog(&self, file: CatalogFile, now: Timestamp) -> StoreResult<usize> {
+        self.write(move |conn| {
+            let mut added = 0;
+            for m in &file.mpps {
+                added += usize::from(put(conn, m, now, false)?);
+            }
+            for o in &file.organizations {
+                let mut o = o.clone();
+                o.hash_keys();
+                added += usize::from(put(conn, &o, now, false)?);
+            }
+            for t in &file.trade_points {
+                added += usize::from(put(conn, t, now, false)?);
+            }
+            for s in &file.services {
+                added += usize::from(put(conn, s, now, false)?);
+            }
+            Ok(added)
+        })
+        .await
+    }
+
+    /// Everything stored, as one file.
+    pub async fn load_catalog(&self) -> StoreResult<CatalogFile> {
+        self.read(|conn| {
+            Ok(CatalogFile {
+                mpps: all(conn)?,
+                organizations: all(conn)?,
+                trade_points: all(conn)?,
+                services: all(conn)?,
+            })
+        })
+        .await
+    }
+
+    /// Creates or replaces one item, but only if the whole catalog stays valid with it.
+    pub async fn put_catalog_item<T: CatalogDoc + Clone>(
+        &self,
+        doc: T,
+        now: Timestamp,
+        apply: impl FnOnce(&mut CatalogFile, T) + Send + 'static,
+    ) -> StoreResult<Result<CatalogFile, String>> {
+        self.write(move |conn| {
+            let mut file = CatalogFile {
+                mpps: all(conn)?,
+                organizations: all(conn)?,
+                trade_points: all(conn)?,
+                services: all(conn)?,
+            };
+            apply(&mut file, doc.clone());
+            if let Err(why) = file.validate() {
+                return Ok(Err(why));
+            }
+            put(conn, &doc, now, true)?;
+            Ok(Ok(file))
+        })
+        .await
+    }
+}

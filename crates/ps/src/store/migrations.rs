@@ -1,0 +1,81 @@
+//! Schema migrations, applied in order at start-up; `PRAGMA user_version` records how many ran.
+
+use rusqlite::Connection;
+
+use super::StoreResult;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: operator data, purchases, POS devices and POS idempotency records.
+    r#"
+    CREATE TABLE catalog (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        trade_point_id INTEGER NOT NULL,
+        service_id INTEGER,
+        device_id INTEGER,
+        external_id TEXT,
+        qr_token TEXT UNIQUE,
+        amount_tiyn INTEGER CHECK (amount_tiyn >= 0),
+        created_at_ms INTEGER NOT NULL,
+        expire_at_ms INTEGER,
+        mpp TEXT,
+        customer_id TEXT,
+        scanned_at_ms INTEGER,
+        confirm_until_ms INTEGER,
+        deadline_ms INTEGER,
+        parameters TEXT,
+        checkout_response TEXT,
+        mpp_payment_id TEXT,
+        verdict TEXT,
+        notify_response TEXT,
+        finished_at_ms INTEGER,
+        receipt_token TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX payments_open_by_deadline ON payments (deadline_ms)
+        WHERE status IN ('created', 'scanned');
+    CREATE INDEX payments_by_customer ON payments (mpp, customer_id, trade_point_id, finished_at_ms)
+        WHERE status = 'confirmed';
+
+    CREATE TABLE devices (
+        id INTEGER PRIMARY KEY,
+        organization_bin TEXT NOT NULL,
+        trade_point_id INTEGER NOT NULL,
+        device_id TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        active INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX devices_active_by_device_id ON devices (organization_bin, device_id) WHERE active = 1;
+
+    CREATE TABLE pos_requests (
+        device_id INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, request_id, body_sha256)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let done = usize::try_from(done).unwrap_or(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))?;
+        tx.commit()?;
+        tracing::info!(migration = index + 1, "applied schema migration");
+    }
+    Ok(())
+}

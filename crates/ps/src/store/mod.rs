@@ -1,0 +1,149 @@
+//! Storage: one [`Store`] for everything the PS keeps. Today its one backend is SQLite (a file in
+//! WAL mode, `synchronous = FULL`, so a commit survives power loss); a PostgreSQL backend will sit
+//! beside it behind the same methods.
+//!
+//! Writes go through a single writer thread that commits whatever is queued in one transaction
+//! (group commit), each write in its own savepoint, and answers every caller only after the
+//! commit is on disk. Reads use a small pool of read-only connections. Called by the use cases in
+//! [`crate::payments`], the merchant and admin APIs, and start-up.
+
+mod catalog;
+mod devices;
+mod migrations;
+mod payments;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, mpsc};
+
+pub use devices::{Device, DeviceRegistration, PosReplay};
+pub use catalog::CatalogDoc;
+pub use payments::{NewPayment, NotifyOutcome};
+use writer::Job;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the write queue is full")]
+    Overloaded,
+    #[error("the writer has stopped")]
+    WriterGone,
+    #[error("the commit failed; nothing was written")]
+    CommitFailed,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_overload(&self) -> bool {
+        matches!(self, StoreError::Overloaded)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub struct StoreLimits {
+    pub write_queue_max: usize,
+    pub write_batch_max: usize,
+    pub read_connections: usize,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file, runs migrations and starts the writer.
+    pub fn open(path: &Path, limits: &StoreLimits) -> StoreResult<Store> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrations::run(&mut conn)?;
+        let (tx, rx) = mpsc::channel(limits.write_queue_max);
+        let batch_max = limits.write_batch_max;
+        std::thread::Builder::new()
+            .name("tolem-writer".to_owned())
+            .spawn(move || writer::run(conn, rx, batch_max))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        let mut readers = Vec::with_capacity(limits.read_connections);
+        for _ in 0..limits.read_connections {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            readers.push(conn);
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: tx,
+                readers: Mutex::new(readers),
+                reader_permits: Semaphore::new(limits.read_connections),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in the writer's transaction. It returns once the transaction is committed; if
+    /// `f` fails, its own changes are rolled back and the other writes of the batch still commit.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = writer::job(f);
+        self.inner.writer.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
+        })?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `f` on a read-only connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let _permit = self.inner.reader_permits.acquire().await.map_err(|_| StoreError::WriterGone)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            // The semaphore has as many permits as connections, so one is always free here.
+            let Some(conn) = conn else { return Err(StoreError::WriterGone) };
+            let result = f(&conn);
+            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Corrupt("a read panicked".to_owned()))?
+    }
+}
+
+fn configure(conn: &Connection) -> StoreResult<()> {
+    // WAL lets readers run beside the writer; FULL syncs the log at every commit, so an
+    // acknowledged payment survives a crash or power loss.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!("journal_mode is {mode}, not wal")));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}

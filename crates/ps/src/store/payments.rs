@@ -1,0 +1,356 @@
+//! Purchases in SQLite: loading, saving, and the write paths that let [`crate::domain`] rules
+//! change a purchase inside the writer's transaction.
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
+use tolem_wire::Amount;
+use tolem_wire::mpp::ResultCode;
+
+use super::{Store, StoreError, StoreResult};
+use crate::domain::payment::{Notify, NotifyDecision};
+use crate::domain::{Kind, MerchantState, Owner, Payment, Policy, Status};
+
+const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
+    amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
+    parameters, checkout_response, mpp_payment_id, verdict, notify_response, finished_at_ms, receipt_token";
+
+/// A purchase to create; the store assigns its id.
+#[derive(Clone, Debug)]
+pub struct NewPayment {
+    pub kind: Kind,
+    pub trade_point_id: i64,
+    pub service_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub external_id: Option<String>,
+    pub qr_token: Option<String>,
+    pub amount: Option<Amount>,
+    pub expire_at: Option<Timestamp>,
+    pub receipt_token: String,
+}
+
+/// What notifyPayment answers, and whether the answer is the stored first one.
+#[derive(Debug)]
+pub enum NotifyOutcome {
+    /// The body to send (a stored first answer or a new one that was just stored).
+    Body(String),
+    /// An answer made of this code alone; nothing stored.
+    Code(ResultCode),
+}
+
+fn ms(at: Timestamp) -> i64 {
+    at.as_millisecond()
+}
+
+fn at(ms: Option<i64>) -> StoreResult<Option<Timestamp>> {
+    ms.map(|ms| Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RawPayment> {
+    Ok(RawPayment {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        status: row.get(2)?,
+        trade_point_id: row.get(3)?,
+        service_id: row.get(4)?,
+        device_id: row.get(5)?,
+        external_id: row.get(6)?,
+        qr_token: row.get(7)?,
+        amount_tiyn: row.get(8)?,
+        created_at_ms: row.get(9)?,
+        expire_at_ms: row.get(10)?,
+        mpp: row.get(11)?,
+        customer_id: row.get(12)?,
+        scanned_at_ms: row.get(13)?,
+        confirm_until_ms: row.get(14)?,
+        parameters: row.get(15)?,
+        checkout_response: row.get(16)?,
+        mpp_payment_id: row.get(17)?,
+        verdict: row.get(18)?,
+        notify_response: row.get(19)?,
+        finished_at_ms: row.get(20)?,
+        receipt_token: row.get(21)?,
+    })
+}
+
+/// A row as SQLite holds it, before its values are checked.
+struct RawPayment {
+    id: i64,
+    kind: String,
+    status: String,
+    trade_point_id: i64,
+    service_id: Option<i64>,
+    device_id: Option<i64>,
+    external_id: Option<String>,
+    qr_token: Option<String>,
+    amount_tiyn: Option<i64>,
+    created_at_ms: i64,
+    expire_at_ms: Option<i64>,
+    mpp: Option<String>,
+    customer_id: Option<String>,
+    scanned_at_ms: Option<i64>,
+    confirm_until_ms: Option<i64>,
+    parameters: Option<String>,
+    checkout_response: Option<String>,
+    mpp_payment_id: Option<String>,
+    verdict: Option<String>,
+    notify_response: Option<String>,
+    finished_at_ms: Option<i64>,
+    receipt_token: String,
+}
+
+impl RawPayment {
+    fn check(self) -> StoreResult<Payment> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("payment {}: {what}", self.id));
+        let owner = match (self.mpp, self.customer_id) {
+            (Some(mpp), Some(customer_id)) => Some(Owner { mpp, customer_id }),
+            (None, None) => None,
+            _ => return Err(corrupt("half an owner")),
+        };
+        let amount = match self.amount_tiyn {
+            Some(t) => Some(Amount::from_tiyn(u64::try_from(t).map_err(|_| corrupt("negative amount"))?)),
+            None => None,
+        };
+        Ok(Payment {
+            id: self.id,
+            kind: Kind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            trade_point_id: self.trade_point_id,
+            service_id: self.service_id,
+            device_id: self.device_id,
+            external_id: self.external_id,
+            qr_token: self.qr_token,
+            amount,
+            created_at: at(Some(self.created_at_ms))?.ok_or_else(|| corrupt("created_at"))?,
+            expire_at: at(self.expire_at_ms)?,
+            owner,
+            scanned_at: at(self.scanned_at_ms)?,
+            confirm_until: at(self.confirm_until_ms)?,
+            parameters: self.parameters,
+            checkout_response: self.checkout_response,
+            mpp_payment_id: self.mpp_payment_id,
+            verdict: self.verdict,
+            notify_response: self.notify_response,
+            finished_at: at(self.finished_at_ms)?,
+            receipt_token: self.receipt_token,
+        })
+    }
+}
+
+pub(super) fn load(conn: &Connection, id: i64) -> StoreResult<Option<Payment>> {
+    let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = ?1");
+    let raw = conn.prepare_cached(&sql)?.query_row([id], from_row).optional()?;
+    raw.map(RawPayment::check).transpose()
+}
+
+fn load_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Payment>> {
+    let sql = format!("SELECT {COLUMNS} FROM payments WHERE qr_token = ?1");
+    let raw = conn.prepare_cached(&sql)?.query_row([token], from_row).optional()?;
+    raw.map(RawPayment::check).transpose()
+}
+
+pub(super) fn insert(conn: &Connection, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
+    conn.prepare_cached(
+        "INSERT INTO payments (kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
+         amount_tiyn, created_at_ms, expire_at_ms, deadline_ms, receipt_token) \
+         VALUES (:kind, 'created', :tp, :service, :device, :external, :token, :amount, :now, :expire, :expire, :receipt)",
+    )?
+    .execute(named_params! {
+        ":kind": new.kind.as_str(),
+        ":tp": new.trade_point_id,
+        ":service": new.service_id,
+        ":device": new.device_id,
+        ":external": new.external_id,
+        ":token": new.qr_token,
+        ":amount": new.amount.map(tiyn_i64).transpose()?,
+        ":now": ms(now),
+        ":expire": new.expire_at.map(ms),
+        ":receipt": new.receipt_token,
+    })?;
+    let id = conn.last_insert_rowid();
+    load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
+}
+
+fn tiyn_i64(amount: Amount) -> StoreResult<i64> {
+    i64::try_from(amount.tiyn()).map_err(|_| StoreError::Corrupt("amount out of range".to_owned()))
+}
+
+/// Writes back every field the domain rules may change.
+pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResult<()> {
+    let (mpp, customer) = match &p.owner {
+        Some(o) => (Some(o.mpp.as_str()), Some(o.customer_id.as_str())),
+        None => (None, None),
+    };
+    conn.prepare_cached(
+        "UPDATE payments SET status = :status, amount_tiyn = :amount, mpp = :mpp, customer_id = :customer, \
+         scanned_at_ms = :scanned, confirm_until_ms = :until, deadline_ms = :deadline, parameters = :params, \
+         checkout_response = :checkout, mpp_payment_id = :mpp_payment, verdict = :verdict, \
+         notify_response = :notify, finished_at_ms = :finished WHERE id = :id",
+    )?
+    .execute(named_params! {
+        ":status": p.status.as_str(),
+        ":amount": p.amount.map(tiyn_i64).transpose()?,
+        ":mpp": mpp,
+        ":customer": customer,
+        ":scanned": p.scanned_at.map(ms),
+        ":until": p.confirm_until.map(ms),
+        ":deadline": p.deadline(policy).map(ms),
+        ":params": p.parameters,
+        ":checkout": p.checkout_response,
+        ":mpp_payment": p.mpp_payment_id,
+        ":verdict": p.verdict,
+        ":notify": p.notify_response,
+        ":finished": p.finished_at.map(ms),
+        ":id": p.id,
+    })?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn payment(&self, id: i64) -> StoreResult<Option<Payment>> {
+        self.read(move |conn| load(conn, id)).await
+    }
+
+    pub async fn payment_by_token(&self, token: String) -> StoreResult<Option<Payment>> {
+        self.read(move |conn| load_by_token(conn, &token)).await
+    }
+
+    /// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14).
+    pub async fn create_scanned(&self, new: NewPayment, owner: Owner, now: Timestamp, policy: Policy) -> StoreResult<Payment> {
+        self.write(move |conn| {
+            let mut payment = insert(conn, &new, now)?;
+            payment.bind(&owner, now, &policy);
+            save(conn, &payment, &policy)?;
+            Ok(payment)
+        })
+        .await
+    }
+
+    /// A scan of a Dynamic QR or link token; `Ok(None)` when no purchase has that token.
+    pub async fn scan_token(
+        &self,
+        token: String,
+        owner: Owner,
+        merchant: impl FnOnce(&Payment) -> MerchantState + Send + 'static,
+        now: Timestamp,
+        policy: Policy,
+    ) -> StoreResult<Option<Result<Payment, ResultCode>>> {
+        self.write(move |conn| {
+            let Some(mut payment) = load_by_token(conn, &token)? else { return Ok(None) };
+            if let Err(code) = merchant(&payment).check() {
+                return Ok(Some(Err(code)));
+            }
+            match payment.scan(&owner, now, &policy) {
+                Ok(changed) => {
+                    if changed {
+                        save(conn, &payment, &policy)?;
+                    }
+                    Ok(Some(Ok(payment)))
+                }
+                Err(code) => Ok(Some(Err(code))),
+            }
+        })
+        .await
+    }
+
+    /// Freezes a Custom checkout unless an earlier one took effect; returns the answer to send.
+    /// `respond` makes the answer from the purchase as frozen.
+    pub async fn checkout(
+        &self,
+        id: i64,
+        mpp: String,
+        amount: Amount,
+        parameters: String,
+        now: Timestamp,
+        policy: Policy,
+        respond: impl FnOnce(&Payment) -> String + Send + 'static,
+    ) -> StoreResult<Result<String, ResultCode>> {
+        self.write(move |conn| {
+            let Some(mut payment) = load(conn, id)? else { return Ok(Err(ResultCode::OrderNotExist)) };
+            if let Some(stored) = stored_checkout(&payment, &mpp) {
+                return Ok(Ok(stored));
+            }
+            if let Err(code) = payment.check_checkout(&mpp, now, &policy) {
+                return Ok(Err(code));
+            }
+            payment.freeze_checkout(amount, parameters, String::new(), now, &policy);
+            let response = respond(&payment);
+            payment.checkout_response = Some(response.clone());
+            save(conn, &payment, &policy)?;
+            Ok(Ok(response))
+        })
+        .await
+    }
+
+    /// notifyPayment: decides with the domain rules and stores the first answer that took effect.
+    pub async fn notify(
+        &self,
+        id: i64,
+        cmd: Notify,
+        merchant: impl FnOnce(&Payment) -> MerchantState + Send + 'static,
+        now: Timestamp,
+        policy: Policy,
+        respond: impl FnOnce(&Payment, ResultCode) -> String + Send + 'static,
+    ) -> StoreResult<NotifyOutcome> {
+        self.write(move |conn| {
+            let Some(mut payment) = load(conn, id)? else { return Ok(NotifyOutcome::Code(ResultCode::OrderNotExist)) };
+            let state = merchant(&payment);
+            match payment.notify(&cmd, state, now, &policy) {
+                NotifyDecision::Repeat(body) => Ok(NotifyOutcome::Body(body)),
+                NotifyDecision::Reject(code) => Ok(NotifyOutcome::Code(code)),
+                NotifyDecision::Expired(code) => {
+                    save(conn, &payment, &policy)?;
+                    Ok(NotifyOutcome::Code(code))
+                }
+                NotifyDecision::Apply(code) => {
+                    let body = respond(&payment, code);
+                    payment.notify_response = Some(body.clone());
+                    save(conn, &payment, &policy)?;
+                    Ok(NotifyOutcome::Body(body))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Expires open purchases past their deadline (at most `limit`); returns how many.
+    pub async fn expire_due(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE payments SET status = 'expired', finished_at_ms = ?1, deadline_ms = NULL \
+                     WHERE id IN (SELECT id FROM payments WHERE status IN ('created', 'scanned') \
+                     AND deadline_ms < ?1 ORDER BY deadline_ms LIMIT ?2)",
+                )?
+                .execute(rusqlite::params![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Applies a sandbox emulator step (merchant API `test/payment/*`) through the domain rules.
+    pub async fn emulate(
+        &self,
+        id: i64,
+        step: impl FnOnce(&mut Payment) -> Result<(), String> + Send + 'static,
+        policy: Policy,
+    ) -> StoreResult<Option<Result<Payment, String>>> {
+        self.write(move |conn| {
+            let Some(mut payment) = load(conn, id)? else { return Ok(None) };
+            match step(&mut payment) {
+                Ok(()) => {
+                    save(conn, &payment, &policy)?;
+                    Ok(Some(Ok(payment)))
+                }
+                Err(why) => Ok(Some(Err(why))),
+            }
+        })
+        .await
+    }
+}
+
+/// The stored checkout answer, for the purchase's own MPP only.
+fn stored_checkout(payment: &Payment, mpp: &str) -> Option<String> {
+    let owned = payment.owner.as_ref().is_some_and(|o| o.mpp == mpp);
+    payment.checkout_response.clone().filter(|_| owned)
+}

@@ -1,0 +1,248 @@
+//! Money on the wire and inside the system: [`Amount`], an exact count of tiyn (1/100 tenge).
+//!
+//! This module is the one place where amounts are parsed from and formatted to the wire
+//! (DECISIONS 1–4). Every API type that carries money uses [`Amount`]; the MPP API writes it as a
+//! string with two decimals (`"100.00"`), the merchant API as a JSON number with two decimals
+//! (`100.00`, see [`as_number`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// The most digits (integer and fraction together) an amount may have on the wire (DECISIONS 3).
+pub const AMOUNT_DIGITS_MAX: usize = 15;
+
+/// A non-negative amount of money in tiyn. It cannot be negative and never overflows silently:
+/// arithmetic is checked and returns `None` on overflow or underflow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(u64);
+
+/// Why a text is not an amount.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("the amount is empty")]
+    Empty,
+    #[error("the amount is not a plain decimal number with at most two decimals")]
+    Malformed,
+    #[error("the amount has more than {AMOUNT_DIGITS_MAX} digits")]
+    TooLong,
+}
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0);
+
+    pub const fn from_tiyn(tiyn: u64) -> Amount {
+        Amount(tiyn)
+    }
+
+    /// Whole tenge; `None` when the result would not fit.
+    pub fn from_tenge(tenge: u64) -> Option<Amount> {
+        tenge.checked_mul(100).map(Amount)
+    }
+
+    pub const fn tiyn(self) -> u64 {
+        self.0
+    }
+
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// True when the amount has no fractional tenge (SPEC 4.3 asks notifyPayment for that).
+    pub const fn is_whole_tenge(self) -> bool {
+        self.0.is_multiple_of(100)
+    }
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
+    }
+
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount)
+    }
+
+    /// `self * bps / 10_000`, rounded half up; `None` on overflow.
+    pub fn checked_mul_bps(self, bps: u32) -> Option<Amount> {
+        let product = u128::from(self.0).checked_mul(u128::from(bps))?;
+        let rounded = (product + 5_000) / 10_000;
+        u64::try_from(rounded).ok().map(Amount)
+    }
+
+    /// Parses the text form: digits, optionally a point and one or two digits
+    /// (`100`, `100.5`, `100.50`). No sign, no exponent, no spaces, at most 15 digits.
+    pub fn parse(text: &str) -> Result<Amount, AmountError> {
+        if text.is_empty() {
+            return Err(AmountError::Empty);
+        }
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, fraction),
+            None => (text, ""),
+        };
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+            return Err(AmountError::Malformed);
+        }
+        if text.contains('.') && fraction.is_empty() || fraction.len() > 2 {
+            return Err(AmountError::Malformed);
+        }
+        if whole.len() + fraction.len() > AMOUNT_DIGITS_MAX {
+            return Err(AmountError::TooLong);
+        }
+        // At most 15 digits, so neither number can overflow a u64.
+        let whole: u64 = whole.parse().map_err(|_| AmountError::Malformed)?;
+        let fraction: u64 = match fraction.len() {
+            0 => 0,
+            1 => fraction.parse::<u64>().map_err(|_| AmountError::Malformed)? * 10,
+            _ => fraction.parse().map_err(|_| AmountError::Malformed)?,
+        };
+        whole
+            .checked_mul(100)
+            .and_then(|t| t.checked_add(fraction))
+            .map(Amount)
+            .ok_or(AmountError::TooLong)
+    }
+
+    /// Parses a JSON value as written in a request: a string (`"100.00"`) or a number (`100.5`).
+    pub fn parse_json(raw: &RawValue) -> Result<Amount, AmountError> {
+        let text = raw.get().trim();
+        if text.starts_with('"') {
+            let inner: String = serde_json::from_str(text).map_err(|_| AmountError::Malformed)?;
+            Amount::parse(&inner)
+        } else {
+            Amount::parse(text)
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    /// Always two decimals: `100.00`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+impl Serialize for Amount {
+    /// The MPP API form: a string with two decimals.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    /// Accepts a string or a number in the forms [`Amount::parse`] allows, from any format
+    /// (JSON bodies, TOML configuration). A JSON number arrives here as a float and is read back
+    /// through its shortest decimal form; the MPP API uses the stricter [`strict_json`].
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AmountVisitor)
+    }
+}
+
+struct AmountVisitor;
+
+impl serde::de::Visitor<'_> for AmountVisitor {
+    type Value = Amount;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an amount such as \"100.00\" or 100.5")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Amount, E> {
+        Amount::parse(text).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Amount, E> {
+        Amount::parse(&n.to_string()).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Amount, E> {
+        Amount::parse(&n.to_string()).map_err(E::custom)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Amount, E> {
+        Amount::parse(&n.to_string()).map_err(E::custom)
+    }
+}
+
+/// Reads an amount from the exact text of a JSON value, so that forms a float would hide
+/// (`1e2`, `100.000`) are refused as DECISIONS 3 asks. For `#[serde(deserialize_with)]`.
+pub fn strict_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Amount, D::Error> {
+    let raw = Box::<RawValue>::deserialize(deserializer)?;
+    Amount::parse_json(&raw).map_err(serde::de::Error::custom)
+}
+
+/// [`strict_json`] for an optional field (use with `#[serde(default)]`).
+pub fn strict_json_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Amount>, D::Error> {
+    let raw = Option::<Box<RawValue>>::deserialize(deserializer)?;
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => Amount::parse_json(&raw).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Serializes an amount as a JSON number with two decimals (`200.00`), the merchant API's form.
+pub fn as_number<S: Serializer>(amount: &Amount, serializer: S) -> Result<S::Ok, S::Error> {
+    let raw = RawValue::from_string(amount.to_string()).map_err(serde::ser::Error::custom)?;
+    raw.serialize(serializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_the_regulation_uses() {
+        for (text, tiyn) in [("100", 10_000), ("100.5", 10_050), ("100.00", 10_000), ("0.01", 1)] {
+            assert_eq!(Amount::parse(text), Ok(Amount(tiyn)), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for text in ["", "-1", "1e2", "1.", ".5", "1.234", "1,00", " 1", "+1", "0x10", "1234567890123456"] {
+            assert!(Amount::parse(text).is_err(), "{text}");
+        }
+        assert_eq!(Amount::parse("123456789012345"), Ok(Amount(12_345_678_901_234_500)));
+    }
+
+    #[test]
+    fn json_strings_and_numbers() {
+        #[derive(Deserialize)]
+        struct S {
+            #[serde(deserialize_with = "strict_json")]
+            a: Amount,
+        }
+        let parse = |json: &str| serde_json::from_str::<S>(&format!("{{\"a\":{json}}}")).map(|s| s.a);
+        assert_eq!(parse("\"100.00\"").ok(), Some(Amount(10_000)));
+        assert_eq!(parse("100.5").ok(), Some(Amount(10_050)));
+        assert_eq!(parse("100").ok(), Some(Amount(10_000)));
+        assert!(parse("1e2").is_err());
+        assert!(parse("-5").is_err());
+        assert!(parse("null").is_err());
+        assert!(parse("\"\"").is_err());
+        assert!(parse("100.000").is_err());
+        // The tolerant form reads floats through their decimal text.
+        assert_eq!(serde_json::from_str::<Amount>("150.5").ok(), Some(Amount(15_050)));
+        assert_eq!(serde_json::from_str::<Amount>("\"7\"").ok(), Some(Amount(700)));
+    }
+
+    #[test]
+    fn formats_two_decimals_as_string_and_number() {
+        assert_eq!(serde_json::to_string(&Amount(10_050)).ok().as_deref(), Some("\"100.50\""));
+        #[derive(Serialize)]
+        struct N {
+            #[serde(serialize_with = "as_number")]
+            a: Amount,
+        }
+        assert_eq!(serde_json::to_string(&N { a: Amount(7) }).ok().as_deref(), Some("{\"a\":0.07}"));
+    }
+
+    #[test]
+    fn checked_arithmetic() {
+        assert_eq!(Amount(5).checked_sub(Amount(6)), None);
+        assert_eq!(Amount(u64::MAX).checked_add(Amount(1)), None);
+        assert_eq!(Amount(10_000).checked_mul_bps(150), Some(Amount(150)));
+        assert_eq!(Amount(333).checked_mul_bps(150), Some(Amount(5)));
+    }
+}

@@ -1,0 +1,56 @@
+//! Dates on the wire (DECISIONS 5 and 33): the one place that formats and parses them.
+
+use jiff::{Timestamp, tz::TimeZone};
+
+/// The MPP API form, `2026-11-27T18:31:42+05:00`, in the operator's time zone.
+pub fn format_mpp(at: Timestamp, zone: &TimeZone) -> String {
+    at.to_zoned_datetime(zone.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+/// The merchant API form, `2026-11-27T18:31:42.123+05:00`: exactly three fractional digits.
+pub fn format_merchant(at: Timestamp, zone: &TimeZone) -> String {
+    at.to_zoned_datetime(zone.clone()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+}
+
+/// Accepts ISO 8601 with a full offset (`+05:00`), a short one (`+06`) or `Z`.
+pub fn parse(text: &str) -> Option<Timestamp> {
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Some(at);
+    }
+    // `+06` style: extend the offset to `+06:00` and try again.
+    let (head, tail) = text.split_at(text.len().checked_sub(3)?);
+    let short_offset = (tail.starts_with('+') || tail.starts_with('-'))
+        && tail[1..].bytes().all(|b| b.is_ascii_digit());
+    if short_offset {
+        return format!("{head}{tail}:00").parse().ok();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn almaty() -> TimeZone {
+        TimeZone::get("Asia/Almaty").expect("the bundled tzdb has Asia/Almaty")
+    }
+
+    #[test]
+    fn formats_in_almaty_at_utc_plus_5() {
+        let at: Timestamp = "2026-11-27T13:31:42.123456Z".parse().expect("valid");
+        assert_eq!(format_mpp(at, &almaty()), "2026-11-27T18:31:42+05:00");
+        assert_eq!(format_merchant(at, &almaty()), "2026-11-27T18:31:42.123+05:00");
+        let whole: Timestamp = "2026-11-27T13:31:42Z".parse().expect("valid");
+        assert_eq!(format_merchant(whole, &almaty()), "2026-11-27T18:31:42.000+05:00");
+    }
+
+    #[test]
+    fn parses_the_accepted_forms() {
+        let want: Timestamp = "2023-08-09T12:31:42Z".parse().expect("valid");
+        assert_eq!(parse("2023-08-09T18:31:42+06"), Some(want));
+        assert_eq!(parse("2023-08-09T18:31:42+06:00"), Some(want));
+        assert_eq!(parse("2023-08-09T12:31:42Z"), Some(want));
+        assert_eq!(parse("yesterday"), None);
+        assert_eq!(parse(""), None);
+    }
+}
