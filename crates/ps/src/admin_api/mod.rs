@@ -1,3 +1,201 @@
+//! The operator's admin API (`/admin/v1/...`, `Authorization: Bearer <admin_token>`): read and
+//! change operator data (MPPs, organizations, trade points, Custom services), suspend or block a
+//! merchant, issue API keys, look at a purchase. Off when no `admin_token` is configured.
+//! Documented in `docs/admin-api.md`.
+
+use axum::Json;
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
 use crate::app::AppState;
-pub fn router() -> Router<AppState> { Router::new() }
+use crate::catalog::{CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash};
+use crate::store::CatalogDoc;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/catalog", get(catalog))
+        .route("/admin/v1/mpps/{caller_name}", put(put_mpp))
+        .route("/admin/v1/organizations/{bin}", put(put_organization))
+        .route("/admin/v1/organizations/{bin}/status", post(set_status))
+        .route("/admin/v1/organizations/{bin}/api-keys", post(new_api_key))
+        .route("/admin/v1/trade-points/{id}", put(put_trade_point))
+        .route("/admin/v1/services/{id}", put(put_service))
+        .route("/admin/v1/payments/{id}", get(payment))
+}
+
+/// An admin API failure: HTTP status and a sentence.
+pub struct AdminError(StatusCode, String);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type AdminResult = Result<Response, AdminError>;
+
+fn bad(why: impl Into<String>) -> AdminError {
+    AdminError(StatusCode::BAD_REQUEST, why.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> AdminError {
+    tracing::error!(error = %e, "admin API fault");
+    AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+}
+
+/// Checks the bearer token; the admin API does not exist without one configured.
+fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
+    let configured = &app.config.admin_token;
+    if configured.is_empty() {
+        return Err(AdminError(StatusCode::NOT_FOUND, "the admin API is off".to_owned()));
+    }
+    let sent = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Comparing digests keeps the comparison's time independent of where the texts differ.
+    if Sha256::digest(sent.as_bytes()) != Sha256::digest(configured.as_bytes()) {
+        return Err(AdminError(StatusCode::UNAUTHORIZED, "bad or missing bearer token".to_owned()));
+    }
+    Ok(())
+}
+
+async fn catalog(State(app): State<AppState>, headers: HeaderMap) -> AdminResult {
+    authorize(&app, &headers)?;
+    let file = app.store.load_catalog().await.map_err(internal)?;
+    Ok(Json(file).into_response())
+}
+
+/// Stores one item if the catalog stays valid with it, then refreshes the snapshot.
+async fn save<T: CatalogDoc + Clone + Serialize>(
+    app: &AppState,
+    doc: T,
+    apply: impl FnOnce(&mut CatalogFile, T) + Send + 'static,
+) -> AdminResult {
+    let saved = app.store.put_catalog_item(doc.clone(), app.clock.now(), apply).await.map_err(internal)?;
+    saved.map_err(bad)?;
+    app.reload_catalog().await.map_err(internal)?;
+    tracing::info!(kind = T::KIND, key = %doc.key(), "operator data changed");
+    Ok(Json(doc).into_response())
+}
+
+fn upsert<T: CatalogDoc>(items: &mut Vec<T>, doc: T) {
+    let key = doc.key();
+    items.retain(|i| i.key() != key);
+    items.push(doc);
+}
+
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
+}
+
+async fn put_mpp(State(app): State<AppState>, Path(name): Path<String>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+    authorize(&app, &headers)?;
+    let doc: Mpp = body(&raw)?;
+    if doc.caller_name != name {
+        return Err(bad("caller_name differs from the path"));
+    }
+    save(&app, doc, |f, d| upsert(&mut f.mpps, d)).await
+}
+
+async fn put_organization(
+    State(app): State<AppState>,
+    Path(bin): Path<String>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> AdminResult {
+    authorize(&app, &headers)?;
+    let mut doc: Organization = body(&raw)?;
+    if doc.bin != bin {
+        return Err(bad("bin differs from the path"));
+    }
+    doc.hash_keys();
+    save(&app, doc, |f, d| upsert(&mut f.organizations, d)).await
+}
+
+#[derive(Deserialize)]
+struct StatusChange {
+    status: OrganizationStatus,
+}
+
+async fn set_status(State(app): State<AppState>, Path(bin): Path<String>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+    authorize(&app, &headers)?;
+    let change: StatusChange = body(&raw)?;
+    let mut org = current_organization(&app, &bin)?;
+    org.status = change.status;
+    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await
+}
+
+fn current_organization(app: &AppState, bin: &str) -> Result<Organization, AdminError> {
+    let catalog = app.catalog.get();
+    let org = catalog.organizations.get(bin).ok_or(AdminError(StatusCode::NOT_FOUND, "no such organization".into()))?;
+    Ok(Organization::clone(org))
+}
+
+#[derive(Deserialize)]
+struct KeyRequest {
+    /// `test` or `prod`: the key's prefix (DECISIONS 28).
+    kind: String,
+}
+
+/// Issues a new API key; its clear text is shown once, only its hash is kept.
+async fn new_api_key(State(app): State<AppState>, Path(bin): Path<String>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+    authorize(&app, &headers)?;
+    let req: KeyRequest = body(&raw)?;
+    if req.kind != "test" && req.kind != "prod" {
+        return Err(bad("kind must be test or prod"));
+    }
+    let mut org = current_organization(&app, &bin)?;
+    let secret: [u8; 16] = rand::random();
+    let key = format!("{}_{}", req.kind, hex::encode_upper(secret));
+    org.api_key_hashes.push(api_key_hash(&key));
+    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response())
+}
+
+async fn put_trade_point(State(app): State<AppState>, Path(id): Path<i64>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+    authorize(&app, &headers)?;
+    let doc: TradePoint = body(&raw)?;
+    if doc.id != id {
+        return Err(bad("id differs from the path"));
+    }
+    save(&app, doc, |f, d| upsert(&mut f.trade_points, d)).await
+}
+
+async fn put_service(State(app): State<AppState>, Path(id): Path<i64>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+    authorize(&app, &headers)?;
+    let doc: Service = body(&raw)?;
+    if doc.id != id {
+        return Err(bad("id differs from the path"));
+    }
+    save(&app, doc, |f, d| upsert(&mut f.services, d)).await
+}
+
+async fn payment(State(app): State<AppState>, Path(id): Path<i64>, headers: HeaderMap) -> AdminResult {
+    authorize(&app, &headers)?;
+    let p = app.store.payment(id).await.map_err(internal)?;
+    let p = p.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;
+    let now = app.clock.now();
+    let view = json!({
+        "id": p.id,
+        "kind": p.kind.as_str(),
+        "status": p.effective_status(now, &app.policy).as_str(),
+        "trade_point_id": p.trade_point_id,
+        "service_id": p.service_id,
+        "amount": p.amount.map(|a| a.to_string()),
+        "mpp": p.owner.as_ref().map(|o| o.mpp.clone()),
+        "created_at": p.created_at.to_string(),
+        "confirm_until": p.confirm_until.map(|t| t.to_string()),
+        "finished_at": p.finished_at.map(|t| t.to_string()),
+        "mpp_payment_id": p.mpp_payment_id,
+        "verdict": p.verdict,
+    });
+    Ok(Json(view).into_response())
+}

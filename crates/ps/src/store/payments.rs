@@ -211,6 +211,15 @@ impl Store {
         self.read(move |conn| load(conn, id)).await
     }
 
+    pub async fn payment_by_receipt(&self, receipt_token: String) -> StoreResult<Option<Payment>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM payments WHERE receipt_token = ?1");
+            let raw = conn.prepare_cached(&sql)?.query_row([receipt_token], from_row).optional()?;
+            raw.map(RawPayment::check).transpose()
+        })
+        .await
+    }
+
     pub async fn payment_by_token(&self, token: String) -> StoreResult<Option<Payment>> {
         self.read(move |conn| load_by_token(conn, &token)).await
     }

@@ -1,0 +1,73 @@
+//! Trade points and devices: `partner/tradepoints`, `device/register`, `device/delete`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode as HttpStatus;
+use tolem_wire::merchant::{self, DeviceDeleteRequest, DeviceRegisterRequest, Envelope, StatusCode};
+
+use super::{PosCall, PosError, PosResult, check_trade_point, envelope};
+use crate::app::AppState;
+use crate::store::DeviceRegistration;
+
+const DEVICE_ID_LEN_MAX: usize = 64;
+
+pub async fn trade_points(State(app): State<AppState>, call: PosCall) -> PosResult {
+    list(&app, &call.organization.bin)
+}
+
+pub async fn trade_points_of_bin(State(app): State<AppState>, Path(bin): Path<String>, call: PosCall) -> PosResult {
+    call.check_bin(Some(&bin))?;
+    list(&app, &bin)
+}
+
+fn list(app: &AppState, bin: &str) -> PosResult {
+    let catalog = app.catalog.get();
+    let points: Vec<_> = catalog
+        .trade_points_of(bin)
+        .into_iter()
+        .filter(|t| t.active)
+        .map(|t| merchant::TradePoint { trade_point_id: t.id, trade_point_name: t.name.clone() })
+        .collect();
+    if points.is_empty() {
+        return Err(PosError::status(StatusCode::NoTradePoints));
+    }
+    Ok(envelope(HttpStatus::OK, &Envelope::ok(points)))
+}
+
+pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
+    let req: DeviceRegisterRequest = call.parse()?;
+    call.check_bin(req.organizationbin.as_deref())?;
+    let valid_id = !req.deviceid.is_empty()
+        && req.deviceid.len() <= DEVICE_ID_LEN_MAX
+        && req.deviceid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_id {
+        return Err(PosError::invalid("DeviceId: 1-64 of A-Z, a-z, 0-9, '-', '_'"));
+    }
+    let catalog = app.catalog.get();
+    let point = catalog
+        .trade_points
+        .get(&req.tradepointid)
+        .filter(|t| t.organization_bin == call.organization.bin)
+        .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
+    check_trade_point(point)?;
+    let token = uuid::Uuid::new_v4().to_string();
+    let registered = app
+        .store
+        .register_device(call.organization.bin.clone(), req.deviceid, point.id, token, app.clock.now())
+        .await?;
+    match registered {
+        DeviceRegistration::Device(device) => {
+            Ok(envelope(HttpStatus::OK, &Envelope::ok(merchant::DeviceToken { device_token: device.token })))
+        }
+        DeviceRegistration::OnOtherTradePoint => Err(PosError::status(StatusCode::DeviceOnOtherTradePoint)),
+    }
+}
+
+pub async fn delete(State(app): State<AppState>, call: PosCall) -> PosResult {
+    let req: DeviceDeleteRequest = call.parse()?;
+    call.check_bin(req.organizationbin.as_deref())?;
+    if app.store.delete_device(call.organization.bin.clone(), req.devicetoken).await? {
+        Ok(envelope(HttpStatus::OK, &Envelope::ok_empty()))
+    } else {
+        Err(PosError::status(StatusCode::DeviceNotFound))
+    }
+}

@@ -1,0 +1,60 @@
+//! The sandbox emulators `test/payment/{scan,confirm,scanerror,confirmerror}` (DECISIONS 30):
+//! they move a purchase through the same state machine a real MPP would, and exist only when the
+//! PS runs in sandbox mode.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode as HttpStatus;
+use axum::response::IntoResponse;
+use tolem_wire::merchant::{EmulatorRequest, Envelope, StatusCode};
+
+use super::{PosCall, PosError, PosResult, envelope, unknown_method};
+use crate::app::AppState;
+use crate::domain::payment::{Notify, NotifyDecision, Verdict};
+use crate::domain::{MerchantState, Owner, Status};
+
+/// The buyer the emulators act as.
+const SANDBOX_MPP: &str = "sandbox";
+const SANDBOX_CUSTOMER: &str = "sandbox";
+
+pub async fn payment_step(State(app): State<AppState>, Path(step): Path<String>, call: PosCall) -> PosResult {
+    if !app.config.sandbox {
+        return Ok(unknown_method().into_response());
+    }
+    let req: EmulatorRequest = call.parse()?;
+    let payment = app.store.payment(req.qrpaymentid).await?;
+    let catalog = app.catalog.get();
+    let owned = payment
+        .as_ref()
+        .and_then(|p| catalog.merchant(p.trade_point_id))
+        .is_some_and(|(_, org)| org.bin == call.organization.bin);
+    if !owned {
+        return Err(PosError::status(StatusCode::PaymentNotFound));
+    }
+    let now = app.clock.now();
+    let policy = app.policy;
+    let owner = Owner { mpp: SANDBOX_MPP.to_owned(), customer_id: SANDBOX_CUSTOMER.to_owned() };
+    let step_fn = move |p: &mut crate::domain::Payment| -> Result<(), String> {
+        match step.as_str() {
+            "scan" => p.scan(&owner, now, &policy).map(|_| ()).map_err(|c| c.as_str().to_owned()),
+            "scanerror" if p.effective_status(now, &policy) == Status::Created => {
+                p.finish(Status::Failed, now);
+                Ok(())
+            }
+            "confirm" | "confirmerror" => {
+                let verdict = if step == "confirm" { Verdict::Success } else { Verdict::Failed("PROCESS_FAIL".into()) };
+                let cmd = Notify { owner, verdict, mpp_payment_id: format!("sandbox-{}", p.id), amount: None };
+                match p.notify(&cmd, MerchantState::Open, now, &policy) {
+                    NotifyDecision::Apply(_) => Ok(()),
+                    _ => Err("the purchase is not waiting for confirmation".to_owned()),
+                }
+            }
+            "scanerror" => Err("the purchase is not waiting for a scan".to_owned()),
+            _ => Err(format!("unknown step {step}")),
+        }
+    };
+    match app.store.emulate(req.qrpaymentid, step_fn, policy).await? {
+        Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
+        Some(Err(why)) => Err(PosError::invalid(why)),
+        None => Err(PosError::status(StatusCode::PaymentNotFound)),
+    }
+}
