@@ -17,7 +17,11 @@ use tracing_subscriber::EnvFilter;
 const SANDBOX_CONFIG: &str = include_str!("../../../examples/sandbox.toml");
 
 #[derive(Parser)]
-#[command(name = "tolem", version, about = "Tolem: an open-source QR payment system")]
+#[command(
+    name = "tolem",
+    version,
+    about = "Tolem: an open-source QR payment system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,9 @@ struct Overrides {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -69,7 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = std::env::temp_dir().join("tolem-sandbox");
             std::fs::create_dir_all(&dir).ok();
             let file = dir.join("sandbox.toml");
-            std::fs::write(&file, SANDBOX_CONFIG).context("cannot write the sandbox configuration")?;
+            std::fs::write(&file, SANDBOX_CONFIG)
+                .context("cannot write the sandbox configuration")?;
             let mut config = Config::load(Some(&file), env)?;
             config.sandbox = true;
             (config, overrides)
@@ -103,10 +110,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

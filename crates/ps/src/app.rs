@@ -50,24 +50,37 @@ impl App {
     /// Opens the database (running migrations), seeds the operator data from the configuration
     /// and loads the catalog snapshot.
     pub async fn start(config: Config, clock: SharedClock) -> Result<AppState, StartError> {
-        let zone = TimeZone::get(&config.time_zone).map_err(|e| StartError::Setup(e.to_string()))?;
+        let zone =
+            TimeZone::get(&config.time_zone).map_err(|e| StartError::Setup(e.to_string()))?;
         let limits = StoreLimits {
             write_queue_max: config.limits.write_queue_max,
             write_batch_max: config.limits.write_batch_max,
             read_connections: config.limits.read_connections,
         };
         let store = Store::open(&config.database, &limits)?;
-        let added = store.seed_catalog(config.catalog.clone(), clock.now()).await?;
+        let added = store
+            .seed_catalog(config.catalog.clone(), clock.now())
+            .await?;
         tracing::info!(added, "operator data seeded from the configuration");
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_millis(config.payments.amount_callback_timeout_ms))
+            .timeout(std::time::Duration::from_millis(
+                config.payments.amount_callback_timeout_ms,
+            ))
             .build()
             .map_err(|e| StartError::Setup(e.to_string()))?;
         let policy = Policy {
             confirm_window: SignedDuration::from_secs(i64::from(config.payments.confirm_window_s)),
             confirm_grace: SignedDuration::from_secs(i64::from(config.payments.confirm_grace_s)),
         };
-        let app = App { config, store, catalog: CatalogHandle::default(), clock, zone, policy, http };
+        let app = App {
+            config,
+            store,
+            catalog: CatalogHandle::default(),
+            clock,
+            zone,
+            policy,
+            http,
+        };
         app.reload_catalog().await?;
         Ok(Arc::new(app))
     }
@@ -120,7 +133,11 @@ async fn unknown_path(uri: Uri) -> Response {
     } else if merchant_api::is_merchant_path(path) {
         merchant_api::unknown_method()
     } else {
-        (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not found"}))).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": "not found"})),
+        )
+            .into_response()
     }
 }
 
@@ -134,9 +151,12 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
-    let result = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     stop.cancel();
     let _ = sweeper.await;
     result

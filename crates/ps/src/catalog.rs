@@ -139,7 +139,10 @@ pub enum AmountRule {
     /// One price for the service.
     Fixed { amount: Amount },
     /// A price per option of one parameter.
-    PerOption { parameter_id: i64, tariffs: BTreeMap<String, Amount> },
+    PerOption {
+        parameter_id: i64,
+        tariffs: BTreeMap<String, Amount>,
+    },
     /// Ask the service provider's system (docs/custom-services.md).
     Callback {
         url: String,
@@ -163,13 +166,19 @@ impl CatalogFile {
         for m in &self.mpps {
             let len = m.caller_name.chars().count();
             if len == 0 || len > tolem_wire::mpp::CALLER_NAME_LEN_MAX {
-                return Err(format!("mpps.{}: caller_name must be 1-12 characters", m.caller_name));
+                return Err(format!(
+                    "mpps.{}: caller_name must be 1-12 characters",
+                    m.caller_name
+                ));
             }
             if !callers.insert(&m.caller_name) {
                 return Err(format!("mpps.{}: duplicate caller_name", m.caller_name));
             }
             if !m.refund_url.starts_with("http://") && !m.refund_url.starts_with("https://") {
-                return Err(format!("mpps.{}: refund_url must be an http(s) URL", m.caller_name));
+                return Err(format!(
+                    "mpps.{}: refund_url must be an http(s) URL",
+                    m.caller_name
+                ));
             }
         }
         let mut bins = HashSet::new();
@@ -191,10 +200,14 @@ impl CatalogFile {
                 return Err(format!("trade_points.{}: duplicate id", t.id));
             }
             if t.terminal_type.chars().count() > 5 || t.mcc.is_empty() || t.mcc.len() > 32 {
-                return Err(format!("trade_points.{}: terminal_type ≤ 5 and mcc 1-32 characters", t.id));
+                return Err(format!(
+                    "trade_points.{}: terminal_type ≤ 5 and mcc 1-32 characters",
+                    t.id
+                ));
             }
             if let Some(token) = &t.static_qr {
-                check_token(token, &mut tokens).map_err(|e| format!("trade_points.{}: {e}", t.id))?;
+                check_token(token, &mut tokens)
+                    .map_err(|e| format!("trade_points.{}: {e}", t.id))?;
             }
         }
         let mut services = HashSet::new();
@@ -206,7 +219,8 @@ impl CatalogFile {
                 return Err(format!("services.{}: unknown trade_point_id", s.id));
             }
             check_token(&s.token, &mut tokens).map_err(|e| format!("services.{}: {e}", s.id))?;
-            s.validate().map_err(|e| format!("services.{}: {e}", s.id))?;
+            s.validate()
+                .map_err(|e| format!("services.{}: {e}", s.id))?;
         }
         Ok(())
     }
@@ -236,14 +250,21 @@ impl Service {
         }
         match &self.amount {
             AmountRule::Fixed { amount } => check_tariff(*amount),
-            AmountRule::PerOption { parameter_id, tariffs } => {
+            AmountRule::PerOption {
+                parameter_id,
+                tariffs,
+            } => {
                 let parameter = self
                     .parameters
                     .iter()
                     .find(|p| p.id == *parameter_id)
-                    .ok_or(format!("amount.parameter_id {parameter_id} is not a parameter"))?;
+                    .ok_or(format!(
+                        "amount.parameter_id {parameter_id} is not a parameter"
+                    ))?;
                 for option in &parameter.options {
-                    let tariff = tariffs.get(&option.key).ok_or(format!("option {} has no tariff", option.key))?;
+                    let tariff = tariffs
+                        .get(&option.key)
+                        .ok_or(format!("option {} has no tariff", option.key))?;
                     check_tariff(*tariff)?;
                 }
                 if parameter.options.is_empty() {
@@ -292,22 +313,33 @@ impl Catalog {
     pub fn build(file: &CatalogFile) -> Catalog {
         let mut catalog = Catalog::default();
         for m in &file.mpps {
-            catalog.mpps.insert(m.caller_name.clone(), Arc::new(m.clone()));
+            catalog
+                .mpps
+                .insert(m.caller_name.clone(), Arc::new(m.clone()));
         }
         for o in &file.organizations {
             for hash in &o.api_key_hashes {
                 catalog.api_keys.insert(hash.clone(), o.bin.clone());
             }
-            catalog.organizations.insert(o.bin.clone(), Arc::new(o.clone()));
+            catalog
+                .organizations
+                .insert(o.bin.clone(), Arc::new(o.clone()));
         }
         for t in &file.trade_points {
             if let Some(token) = &t.static_qr {
-                catalog.tokens.insert(token.clone(), CatalogToken::Static { trade_point_id: t.id });
+                catalog.tokens.insert(
+                    token.clone(),
+                    CatalogToken::Static {
+                        trade_point_id: t.id,
+                    },
+                );
             }
             catalog.trade_points.insert(t.id, Arc::new(t.clone()));
         }
         for s in &file.services {
-            catalog.tokens.insert(s.token.clone(), CatalogToken::Custom { service_id: s.id });
+            catalog
+                .tokens
+                .insert(s.token.clone(), CatalogToken::Custom { service_id: s.id });
             catalog.services.insert(s.id, Arc::new(s.clone()));
         }
         catalog
@@ -318,7 +350,9 @@ impl Catalog {
     }
 
     pub fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {
-        self.api_keys.get(&api_key_hash(key)).and_then(|bin| self.organizations.get(bin))
+        self.api_keys
+            .get(&api_key_hash(key))
+            .and_then(|bin| self.organizations.get(bin))
     }
 
     pub fn token(&self, token: &str) -> Option<CatalogToken> {
@@ -333,7 +367,11 @@ impl Catalog {
     }
 
     pub fn trade_points_of(&self, bin: &str) -> Vec<&Arc<TradePoint>> {
-        let mut points: Vec<_> = self.trade_points.values().filter(|t| t.organization_bin == bin).collect();
+        let mut points: Vec<_> = self
+            .trade_points
+            .values()
+            .filter(|t| t.organization_bin == bin)
+            .collect();
         points.sort_by_key(|t| t.id);
         points
     }
@@ -345,11 +383,17 @@ pub struct CatalogHandle(Arc<RwLock<Arc<Catalog>>>);
 
 impl CatalogHandle {
     pub fn get(&self) -> Arc<Catalog> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub fn replace(&self, catalog: Catalog) {
-        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(catalog);
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(catalog);
     }
 }
 

@@ -114,7 +114,10 @@ impl Default for LimitsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -127,15 +130,19 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
                 text.parse::<toml::Table>()
                     .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
             }
             None => toml::Table::new(),
         };
         for (name, value) in env {
-            let Some(key) = name.strip_prefix("TOLEM_") else { continue };
+            let Some(key) = name.strip_prefix("TOLEM_") else {
+                continue;
+            };
             let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
             set_path(&mut table, &path, env_value(&value))?;
         }
@@ -147,7 +154,8 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -169,14 +177,19 @@ impl Config {
         }
         let l = &self.limits;
         if l.write_queue_max == 0 || l.write_batch_max == 0 || l.read_connections == 0 {
-            return invalid("limits", "queue, batch and connection limits must be positive");
+            return invalid(
+                "limits",
+                "queue, batch and connection limits must be positive",
+            );
         }
         self.catalog.validate().map_err(ConfigError::Invalid)
     }
 
     /// canConfirmUntil + grace, as the POS is told it (`PaymentConfirmationTimeout`).
     pub fn payment_confirmation_timeout_s(&self) -> u32 {
-        self.payments.confirm_window_s.saturating_add(self.payments.confirm_grace_s)
+        self.payments
+            .confirm_window_s
+            .saturating_add(self.payments.confirm_grace_s)
     }
 }
 
@@ -191,7 +204,11 @@ fn env_value(text: &str) -> toml::Value {
     }
 }
 
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), ConfigError> {
+fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+) -> Result<(), ConfigError> {
     match path {
         [] => Ok(()),
         [last] => {
@@ -199,7 +216,9 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
             Ok(())
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(inner) => set_path(inner, rest, value),
                 _ => Err(ConfigError::Invalid(format!("{first}: is not a table"))),
@@ -214,7 +233,10 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file_and_names_bad_keys() {
-        let env = [("TOLEM_PAYMENTS__CONFIRM_WINDOW_S".to_owned(), "30".to_owned())];
+        let env = [(
+            "TOLEM_PAYMENTS__CONFIRM_WINDOW_S".to_owned(),
+            "30".to_owned(),
+        )];
         let config = Config::load(None, env).expect("valid");
         assert_eq!(config.payments.confirm_window_s, 30);
         let env = [("TOLEM_PAYMENTS__NO_SUCH_KEY".to_owned(), "1".to_owned())];

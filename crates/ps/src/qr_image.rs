@@ -17,7 +17,9 @@ use crate::app::{App, AppState};
 const IMAGE_SIDE_PX_MIN: u32 = 320;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/qr/image.png", get(png)).route("/qr/image.svg", get(svg))
+    Router::new()
+        .route("/qr/image.png", get(png))
+        .route("/qr/image.svg", get(svg))
 }
 
 #[derive(Deserialize)]
@@ -42,7 +44,8 @@ async fn code_of(app: &App, token: &str) -> Result<QrCode, Response> {
     if !issued(app, token).await? {
         return Err((StatusCode::NOT_FOUND, "no such QR code").into_response());
     }
-    QrCode::new(token.as_bytes()).map_err(|_| (StatusCode::UNPROCESSABLE_ENTITY, "token too long").into_response())
+    QrCode::new(token.as_bytes())
+        .map_err(|_| (StatusCode::UNPROCESSABLE_ENTITY, "token too long").into_response())
 }
 
 async fn png(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
@@ -50,9 +53,15 @@ async fn png(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Respon
         Ok(code) => code,
         Err(response) => return response,
     };
-    let picture = code.render::<image::Luma<u8>>().min_dimensions(IMAGE_SIDE_PX_MIN, IMAGE_SIDE_PX_MIN).build();
+    let picture = code
+        .render::<image::Luma<u8>>()
+        .min_dimensions(IMAGE_SIDE_PX_MIN, IMAGE_SIDE_PX_MIN)
+        .build();
     let mut bytes = Cursor::new(Vec::new());
-    if picture.write_to(&mut bytes, image::ImageFormat::Png).is_err() {
+    if picture
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .is_err()
+    {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     ([(header::CONTENT_TYPE, "image/png")], bytes.into_inner()).into_response()

@@ -77,19 +77,39 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let l = if q.locale.as_deref() == Some("kk") { &KK } else { &RU };
+    let l = if q.locale.as_deref() == Some("kk") {
+        &KK
+    } else {
+        &RU
+    };
     let catalog = app.catalog.get();
-    let Some((point, org)) = catalog.merchant(payment.trade_point_id) else { return not_found() };
+    let Some((point, org)) = catalog.merchant(payment.trade_point_id) else {
+        return not_found();
+    };
     let when = payment.finished_at.unwrap_or(payment.created_at);
     let rows = [
         (l.merchant, org.name.clone()),
         (l.bin, org.bin.clone()),
-        (l.trade_point, format!("{}, {}, {}", point.name, point.address, point.city)),
-        (l.amount, payment.amount.map(|a| format!("{a} ₸")).unwrap_or_default()),
+        (
+            l.trade_point,
+            format!("{}, {}, {}", point.name, point.address, point.city),
+        ),
+        (
+            l.amount,
+            payment.amount.map(|a| format!("{a} ₸")).unwrap_or_default(),
+        ),
         (l.date, tolem_wire::time::format_mpp(when, &app.zone)),
         (l.ps_id, payment.id.to_string()),
         (l.mpp_id, payment.mpp_payment_id.clone().unwrap_or_default()),
-        (l.status, if payment.status == Status::Confirmed { l.paid } else { l.not_paid }.to_owned()),
+        (
+            l.status,
+            if payment.status == Status::Confirmed {
+                l.paid
+            } else {
+                l.not_paid
+            }
+            .to_owned(),
+        ),
     ];
     let mut html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
@@ -99,12 +119,19 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
         t = l.title
     );
     for (label, value) in rows {
-        html.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", label, escape(&value)));
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td></tr>",
+            label,
+            escape(&value)
+        ));
     }
     html.push_str("</table></body></html>");
     Html(html).into_response()
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

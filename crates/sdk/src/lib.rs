@@ -40,8 +40,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tolem_wire::Locale;
 use tolem_wire::mpp::{
-    self, CheckoutRequest, CheckoutResponse, NotifyPaymentRequest, NotifyPaymentResponse, ResultBody, ResultCode,
-    ResultOnly, ScanRequest, ScanResponse,
+    self, CheckoutRequest, CheckoutResponse, NotifyPaymentRequest, NotifyPaymentResponse,
+    ResultBody, ResultCode, ResultOnly, ScanRequest, ScanResponse,
 };
 
 /// Why a call did not succeed.
@@ -89,14 +89,20 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
-        RetryPolicy { delay_ms_initial: 200, delay_ms_max: 10_000, attempts_max: None }
+        RetryPolicy {
+            delay_ms_initial: 200,
+            delay_ms_max: 10_000,
+            attempts_max: None,
+        }
     }
 }
 
 impl RetryPolicy {
     /// The delay before attempt `attempt + 1` (attempt counts from 1).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.delay_ms_initial.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+        let exp = self
+            .delay_ms_initial
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
         let capped = exp.min(self.delay_ms_max);
         let jitter = rand::random_range(0..=capped / 2);
         Duration::from_millis(capped / 2 + jitter)
@@ -124,7 +130,11 @@ impl MppClient {
     }
 
     pub fn with_http(http: reqwest::Client, base_url: &str, caller_name: &str) -> MppClient {
-        MppClient { http, base_url: base_url.trim_end_matches('/').to_owned(), caller_name: caller_name.to_owned() }
+        MppClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            caller_name: caller_name.to_owned(),
+        }
     }
 
     pub fn caller_name(&self) -> &str {
@@ -133,13 +143,21 @@ impl MppClient {
 
     /// scan (SPEC 4.1). One attempt; on a retryable error call again.
     pub async fn scan(&self, req: &ScanRequest, locale: Locale) -> Result<ScanResponse, SdkError> {
-        let body: ScanResponse = self.post(mpp::SCAN_PATH, &new_request_id(), req, locale).await?;
+        let body: ScanResponse = self
+            .post(mpp::SCAN_PATH, &new_request_id(), req, locale)
+            .await?;
         success(body.result.clone()).map(|()| body)
     }
 
     /// checkout (SPEC 4.2). One attempt; repeats are safe (the PS answers them identically).
-    pub async fn checkout(&self, req: &CheckoutRequest, locale: Locale) -> Result<CheckoutResponse, SdkError> {
-        let body: CheckoutResponse = self.post(mpp::CHECKOUT_PATH, &new_request_id(), req, locale).await?;
+    pub async fn checkout(
+        &self,
+        req: &CheckoutRequest,
+        locale: Locale,
+    ) -> Result<CheckoutResponse, SdkError> {
+        let body: CheckoutResponse = self
+            .post(mpp::CHECKOUT_PATH, &new_request_id(), req, locale)
+            .await?;
         success(body.result.clone()).map(|()| body)
     }
 
@@ -156,8 +174,9 @@ impl MppClient {
         let request_id = new_request_id();
         let mut attempt = 1;
         loop {
-            let outcome: Result<NotifyPaymentResponse, SdkError> =
-                self.post(mpp::NOTIFY_PAYMENT_PATH, &request_id, req, locale).await;
+            let outcome: Result<NotifyPaymentResponse, SdkError> = self
+                .post(mpp::NOTIFY_PAYMENT_PATH, &request_id, req, locale)
+                .await;
             let retryable = match &outcome {
                 Ok(answer) => answer.result.code().is_some_and(ResultCode::is_retryable),
                 Err(e) => e.is_retryable(),
@@ -189,7 +208,10 @@ impl MppClient {
             .await
             .map_err(|e| SdkError::Transport(e.to_string()))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| SdkError::Transport(e.to_string()))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SdkError::Transport(e.to_string()))?;
         if status.is_server_error() {
             let result = serde_json::from_slice::<ResultOnly>(&bytes).map(|r| r.result);
             return Err(match result {
@@ -202,7 +224,9 @@ impl MppClient {
             // An error answer carries `result` alone.
             Err(_) => match serde_json::from_slice::<ResultOnly>(&bytes) {
                 Ok(only) => Err(SdkError::Rejected(only.result)),
-                Err(e) => Err(SdkError::Transport(format!("unreadable answer (HTTP {status}): {e}"))),
+                Err(e) => Err(SdkError::Transport(format!(
+                    "unreadable answer (HTTP {status}): {e}"
+                ))),
             },
         }
     }

@@ -93,7 +93,12 @@ impl Amount {
         let whole: u64 = whole.parse().map_err(|_| AmountError::Malformed)?;
         let fraction: u64 = match fraction.len() {
             0 => 0,
-            1 => fraction.parse::<u64>().map_err(|_| AmountError::Malformed)? * 10,
+            1 => {
+                fraction
+                    .parse::<u64>()
+                    .map_err(|_| AmountError::Malformed)?
+                    * 10
+            }
             _ => fraction.parse().map_err(|_| AmountError::Malformed)?,
         };
         whole
@@ -172,12 +177,16 @@ pub fn strict_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Amount,
 }
 
 /// [`strict_json`] for an optional field (use with `#[serde(default)]`).
-pub fn strict_json_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Amount>, D::Error> {
+pub fn strict_json_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Amount>, D::Error> {
     let raw = Option::<Box<RawValue>>::deserialize(deserializer)?;
     match raw {
         None => Ok(None),
         Some(raw) if raw.get() == "null" => Ok(None),
-        Some(raw) => Amount::parse_json(&raw).map(Some).map_err(serde::de::Error::custom),
+        Some(raw) => Amount::parse_json(&raw)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -193,17 +202,37 @@ mod tests {
 
     #[test]
     fn parses_the_forms_the_regulation_uses() {
-        for (text, tiyn) in [("100", 10_000), ("100.5", 10_050), ("100.00", 10_000), ("0.01", 1)] {
+        for (text, tiyn) in [
+            ("100", 10_000),
+            ("100.5", 10_050),
+            ("100.00", 10_000),
+            ("0.01", 1),
+        ] {
             assert_eq!(Amount::parse(text), Ok(Amount(tiyn)), "{text}");
         }
     }
 
     #[test]
     fn rejects_everything_else() {
-        for text in ["", "-1", "1e2", "1.", ".5", "1.234", "1,00", " 1", "+1", "0x10", "1234567890123456"] {
+        for text in [
+            "",
+            "-1",
+            "1e2",
+            "1.",
+            ".5",
+            "1.234",
+            "1,00",
+            " 1",
+            "+1",
+            "0x10",
+            "1234567890123456",
+        ] {
             assert!(Amount::parse(text).is_err(), "{text}");
         }
-        assert_eq!(Amount::parse("123456789012345"), Ok(Amount(12_345_678_901_234_500)));
+        assert_eq!(
+            Amount::parse("123456789012345"),
+            Ok(Amount(12_345_678_901_234_500))
+        );
     }
 
     #[test]
@@ -213,7 +242,8 @@ mod tests {
             #[serde(deserialize_with = "strict_json")]
             a: Amount,
         }
-        let parse = |json: &str| serde_json::from_str::<S>(&format!("{{\"a\":{json}}}")).map(|s| s.a);
+        let parse =
+            |json: &str| serde_json::from_str::<S>(&format!("{{\"a\":{json}}}")).map(|s| s.a);
         assert_eq!(parse("\"100.00\"").ok(), Some(Amount(10_000)));
         assert_eq!(parse("100.5").ok(), Some(Amount(10_050)));
         assert_eq!(parse("100").ok(), Some(Amount(10_000)));
@@ -223,19 +253,31 @@ mod tests {
         assert!(parse("\"\"").is_err());
         assert!(parse("100.000").is_err());
         // The tolerant form reads floats through their decimal text.
-        assert_eq!(serde_json::from_str::<Amount>("150.5").ok(), Some(Amount(15_050)));
-        assert_eq!(serde_json::from_str::<Amount>("\"7\"").ok(), Some(Amount(700)));
+        assert_eq!(
+            serde_json::from_str::<Amount>("150.5").ok(),
+            Some(Amount(15_050))
+        );
+        assert_eq!(
+            serde_json::from_str::<Amount>("\"7\"").ok(),
+            Some(Amount(700))
+        );
     }
 
     #[test]
     fn formats_two_decimals_as_string_and_number() {
-        assert_eq!(serde_json::to_string(&Amount(10_050)).ok().as_deref(), Some("\"100.50\""));
+        assert_eq!(
+            serde_json::to_string(&Amount(10_050)).ok().as_deref(),
+            Some("\"100.50\"")
+        );
         #[derive(Serialize)]
         struct N {
             #[serde(serialize_with = "as_number")]
             a: Amount,
         }
-        assert_eq!(serde_json::to_string(&N { a: Amount(7) }).ok().as_deref(), Some("{\"a\":0.07}"));
+        assert_eq!(
+            serde_json::to_string(&N { a: Amount(7) }).ok().as_deref(),
+            Some("{\"a\":0.07}")
+        );
     }
 
     #[test]

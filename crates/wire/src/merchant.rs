@@ -77,13 +77,21 @@ pub struct Envelope<T> {
 
 impl<T> Envelope<T> {
     pub fn ok(data: T) -> Envelope<T> {
-        Envelope { status_code: 0, message: Some("OK".to_owned()), data: Some(data) }
+        Envelope {
+            status_code: 0,
+            message: Some("OK".to_owned()),
+            data: Some(data),
+        }
     }
 }
 
 impl Envelope<()> {
     pub fn ok_empty() -> Envelope<()> {
-        Envelope { status_code: 0, message: Some("OK".to_owned()), data: None }
+        Envelope {
+            status_code: 0,
+            message: Some("OK".to_owned()),
+            data: None,
+        }
     }
 
     pub fn error(code: StatusCode, detail: Option<&str>) -> Envelope<()> {
@@ -91,7 +99,11 @@ impl Envelope<()> {
             Some(detail) => format!("{}: {detail}", code.message()),
             None => code.message().to_owned(),
         };
-        Envelope { status_code: code.code(), message: Some(message), data: None }
+        Envelope {
+            status_code: code.code(),
+            message: Some(message),
+            data: None,
+        }
     }
 }
 
@@ -109,9 +121,11 @@ pub fn from_value_any_case<T: DeserializeOwned>(value: Value) -> Result<T, serde
 
 fn lower_keys(value: Value) -> Value {
     match value {
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k.to_lowercase(), lower_keys(v))).collect())
-        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.to_lowercase(), lower_keys(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.into_iter().map(lower_keys).collect()),
         other => other,
     }
@@ -120,8 +134,13 @@ fn lower_keys(value: Value) -> Value {
 /// Reads an id given as a JSON number or a numeric string (`23` or `"23"`).
 pub fn lenient_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     match Value::deserialize(deserializer)? {
-        Value::Number(n) => n.as_i64().ok_or_else(|| D::Error::custom("the id is not an integer")),
-        Value::String(s) => s.trim().parse().map_err(|_| D::Error::custom("the id is not an integer")),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| D::Error::custom("the id is not an integer")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| D::Error::custom("the id is not an integer")),
         _ => Err(D::Error::custom("the id must be a number")),
     }
 }
@@ -274,7 +293,11 @@ mod tests {
     fn codes_are_unique() {
         for (i, a) in StatusCode::ALL.iter().enumerate() {
             assert_eq!(StatusCode::from_code(a.code()), Some(*a));
-            assert!(StatusCode::ALL[i + 1..].iter().all(|b| b.code() != a.code()));
+            assert!(
+                StatusCode::ALL[i + 1..]
+                    .iter()
+                    .all(|b| b.code() != a.code())
+            );
         }
     }
 
@@ -300,6 +323,9 @@ mod tests {
             product_type: None,
         };
         let json = serde_json::to_string(&Envelope::ok(data)).expect("serializes");
-        assert_eq!(json, r#"{"StatusCode":0,"Message":"OK","Data":{"Status":"Processed","Amount":200.00}}"#);
+        assert_eq!(
+            json,
+            r#"{"StatusCode":0,"Message":"OK","Data":{"Status":"Processed","Amount":200.00}}"#
+        );
     }
 }

@@ -111,14 +111,20 @@ impl ResultBody {
     }
 
     pub fn of(code: ResultCode, locale: Locale) -> ResultBody {
-        ResultBody { result_code: code.as_str().to_owned(), result_message: code.message(locale).to_owned() }
+        ResultBody {
+            result_code: code.as_str().to_owned(),
+            result_message: code.message(locale).to_owned(),
+        }
     }
 
     /// An error with a detail, e.g. the name of the offending field.
     pub fn with_detail(code: ResultCode, locale: Locale, detail: &str) -> ResultBody {
         let mut message = format!("{}: {detail}", code.message(locale));
         truncate_chars(&mut message, RESULT_MESSAGE_LEN_MAX);
-        ResultBody { result_code: code.as_str().to_owned(), result_message: message }
+        ResultBody {
+            result_code: code.as_str().to_owned(),
+            result_message: message,
+        }
     }
 
     /// The known code, if the text is one.
@@ -274,7 +280,11 @@ pub struct NotifyPaymentRequest {
 pub struct NotifyPayment {
     pub payment_id: String,
     pub mpp_payment_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::amount::strict_json_opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::amount::strict_json_opt"
+    )]
     pub payment_amount: Option<Amount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,

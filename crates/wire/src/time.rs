@@ -4,12 +4,16 @@ use jiff::{Timestamp, tz::TimeZone};
 
 /// The MPP API form, `2026-11-27T18:31:42+05:00`, in the operator's time zone.
 pub fn format_mpp(at: Timestamp, zone: &TimeZone) -> String {
-    at.to_zoned_datetime(zone.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    at.to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
 /// The merchant API form, `2026-11-27T18:31:42.123+05:00`: exactly three fractional digits.
 pub fn format_merchant(at: Timestamp, zone: &TimeZone) -> String {
-    at.to_zoned_datetime(zone.clone()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+    at.to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
 }
 
 /// Accepts ISO 8601 with a full offset (`+05:00`), a short one (`+06`) or `Z`.
@@ -39,9 +43,15 @@ mod tests {
     fn formats_in_almaty_at_utc_plus_5() {
         let at: Timestamp = "2026-11-27T13:31:42.123456Z".parse().expect("valid");
         assert_eq!(format_mpp(at, &almaty()), "2026-11-27T18:31:42+05:00");
-        assert_eq!(format_merchant(at, &almaty()), "2026-11-27T18:31:42.123+05:00");
+        assert_eq!(
+            format_merchant(at, &almaty()),
+            "2026-11-27T18:31:42.123+05:00"
+        );
         let whole: Timestamp = "2026-11-27T13:31:42Z".parse().expect("valid");
-        assert_eq!(format_merchant(whole, &almaty()), "2026-11-27T18:31:42.000+05:00");
+        assert_eq!(
+            format_merchant(whole, &almaty()),
+            "2026-11-27T18:31:42.000+05:00"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::catalog::{CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash};
+use crate::catalog::{
+    CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash,
+};
 use crate::store::CatalogDoc;
 
 pub fn router() -> Router<AppState> {
@@ -46,14 +48,20 @@ fn bad(why: impl Into<String>) -> AdminError {
 
 fn internal(e: impl std::fmt::Display) -> AdminError {
     tracing::error!(error = %e, "admin API fault");
-    AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+    AdminError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error".to_owned(),
+    )
 }
 
 /// Checks the bearer token; the admin API does not exist without one configured.
 fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
     let configured = &app.config.admin_token;
     if configured.is_empty() {
-        return Err(AdminError(StatusCode::NOT_FOUND, "the admin API is off".to_owned()));
+        return Err(AdminError(
+            StatusCode::NOT_FOUND,
+            "the admin API is off".to_owned(),
+        ));
     }
     let sent = headers
         .get("authorization")
@@ -62,7 +70,10 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
         .unwrap_or_default();
     // Comparing digests keeps the comparison's time independent of where the texts differ.
     if Sha256::digest(sent.as_bytes()) != Sha256::digest(configured.as_bytes()) {
-        return Err(AdminError(StatusCode::UNAUTHORIZED, "bad or missing bearer token".to_owned()));
+        return Err(AdminError(
+            StatusCode::UNAUTHORIZED,
+            "bad or missing bearer token".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -79,7 +90,11 @@ async fn save<T: CatalogDoc + Clone + Serialize>(
     doc: T,
     apply: impl FnOnce(&mut CatalogFile, T) + Send + 'static,
 ) -> AdminResult {
-    let saved = app.store.put_catalog_item(doc.clone(), app.clock.now(), apply).await.map_err(internal)?;
+    let saved = app
+        .store
+        .put_catalog_item(doc.clone(), app.clock.now(), apply)
+        .await
+        .map_err(internal)?;
     saved.map_err(bad)?;
     app.reload_catalog().await.map_err(internal)?;
     tracing::info!(kind = T::KIND, key = %doc.key(), "operator data changed");
@@ -96,7 +111,12 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
 }
 
-async fn put_mpp(State(app): State<AppState>, Path(name): Path<String>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+async fn put_mpp(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> AdminResult {
     authorize(&app, &headers)?;
     let doc: Mpp = body(&raw)?;
     if doc.caller_name != name {
@@ -125,7 +145,12 @@ struct StatusChange {
     status: OrganizationStatus,
 }
 
-async fn set_status(State(app): State<AppState>, Path(bin): Path<String>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+async fn set_status(
+    State(app): State<AppState>,
+    Path(bin): Path<String>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> AdminResult {
     authorize(&app, &headers)?;
     let change: StatusChange = body(&raw)?;
     let mut org = current_organization(&app, &bin)?;
@@ -135,7 +160,10 @@ async fn set_status(State(app): State<AppState>, Path(bin): Path<String>, header
 
 fn current_organization(app: &AppState, bin: &str) -> Result<Organization, AdminError> {
     let catalog = app.catalog.get();
-    let org = catalog.organizations.get(bin).ok_or(AdminError(StatusCode::NOT_FOUND, "no such organization".into()))?;
+    let org = catalog.organizations.get(bin).ok_or(AdminError(
+        StatusCode::NOT_FOUND,
+        "no such organization".into(),
+    ))?;
     Ok(Organization::clone(org))
 }
 
@@ -146,7 +174,12 @@ struct KeyRequest {
 }
 
 /// Issues a new API key; its clear text is shown once, only its hash is kept.
-async fn new_api_key(State(app): State<AppState>, Path(bin): Path<String>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+async fn new_api_key(
+    State(app): State<AppState>,
+    Path(bin): Path<String>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> AdminResult {
     authorize(&app, &headers)?;
     let req: KeyRequest = body(&raw)?;
     if req.kind != "test" && req.kind != "prod" {
@@ -160,7 +193,12 @@ async fn new_api_key(State(app): State<AppState>, Path(bin): Path<String>, heade
     Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response())
 }
 
-async fn put_trade_point(State(app): State<AppState>, Path(id): Path<i64>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+async fn put_trade_point(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> AdminResult {
     authorize(&app, &headers)?;
     let doc: TradePoint = body(&raw)?;
     if doc.id != id {
@@ -169,7 +207,12 @@ async fn put_trade_point(State(app): State<AppState>, Path(id): Path<i64>, heade
     save(&app, doc, |f, d| upsert(&mut f.trade_points, d)).await
 }
 
-async fn put_service(State(app): State<AppState>, Path(id): Path<i64>, headers: HeaderMap, raw: axum::body::Bytes) -> AdminResult {
+async fn put_service(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> AdminResult {
     authorize(&app, &headers)?;
     let doc: Service = body(&raw)?;
     if doc.id != id {
@@ -178,7 +221,11 @@ async fn put_service(State(app): State<AppState>, Path(id): Path<i64>, headers: 
     save(&app, doc, |f, d| upsert(&mut f.services, d)).await
 }
 
-async fn payment(State(app): State<AppState>, Path(id): Path<i64>, headers: HeaderMap) -> AdminResult {
+async fn payment(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> AdminResult {
     authorize(&app, &headers)?;
     let p = app.store.payment(id).await.map_err(internal)?;
     let p = p.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;

@@ -10,9 +10,9 @@
 //! counts as paid; `cancelled`, `failed` and `expired` are the POS's `Error`.
 
 use jiff::{SignedDuration, Timestamp};
+use tolem_wire::Amount;
 use tolem_wire::merchant::PaymentStatus;
 use tolem_wire::mpp::ResultCode;
-use tolem_wire::Amount;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -196,7 +196,9 @@ impl Payment {
     pub fn deadline(&self, policy: &Policy) -> Option<Timestamp> {
         match self.status {
             Status::Created => self.expire_at,
-            Status::Scanned => self.confirm_until.and_then(|t| t.checked_add(policy.confirm_grace).ok()),
+            Status::Scanned => self
+                .confirm_until
+                .and_then(|t| t.checked_add(policy.confirm_grace).ok()),
             _ => None,
         }
     }
@@ -219,7 +221,12 @@ impl Payment {
     }
 
     /// A scan of this purchase's Dynamic QR (DECISIONS 12). Returns whether it changed.
-    pub fn scan(&mut self, who: &Owner, now: Timestamp, policy: &Policy) -> Result<bool, ResultCode> {
+    pub fn scan(
+        &mut self,
+        who: &Owner,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<bool, ResultCode> {
         if self.effective_status(now, policy) == Status::Expired || !self.status.is_open() {
             return Err(ResultCode::ExpiredCode);
         }
@@ -242,7 +249,12 @@ impl Payment {
     }
 
     /// Checkout may run on this purchase: it is the caller's, Custom, and still open.
-    pub fn check_checkout(&self, mpp: &str, now: Timestamp, policy: &Policy) -> Result<(), ResultCode> {
+    pub fn check_checkout(
+        &self,
+        mpp: &str,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<(), ResultCode> {
         match &self.owner {
             Some(owner) if owner.mpp == mpp => {}
             _ => return Err(ResultCode::OrderNotExist),
@@ -258,7 +270,14 @@ impl Payment {
     }
 
     /// Freezes checkout's amount and restarts the confirmation window (DECISIONS 14, 16).
-    pub fn freeze_checkout(&mut self, amount: Amount, parameters: String, response: String, now: Timestamp, policy: &Policy) {
+    pub fn freeze_checkout(
+        &mut self,
+        amount: Amount,
+        parameters: String,
+        response: String,
+        now: Timestamp,
+        policy: &Policy,
+    ) {
         self.amount = Some(amount);
         self.parameters = Some(parameters);
         self.checkout_response = Some(response);
@@ -266,7 +285,13 @@ impl Payment {
     }
 
     /// Decides a notifyPayment (DECISIONS 14–18) and applies it to `self` when it takes effect.
-    pub fn notify(&mut self, cmd: &Notify, merchant: MerchantState, now: Timestamp, policy: &Policy) -> NotifyDecision {
+    pub fn notify(
+        &mut self,
+        cmd: &Notify,
+        merchant: MerchantState,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> NotifyDecision {
         if let Err(code) = self.owned_by(&cmd.owner) {
             return NotifyDecision::Reject(code);
         }
@@ -311,7 +336,9 @@ impl Payment {
     fn confirmed_amount(&self, sent: Option<Amount>) -> Result<Amount, ResultCode> {
         match (self.kind, self.amount, sent) {
             (Kind::Dynamic | Kind::Link, Some(own), None) => Ok(own),
-            (Kind::Dynamic | Kind::Link | Kind::Custom, Some(own), Some(sent)) if own == sent => Ok(own),
+            (Kind::Dynamic | Kind::Link | Kind::Custom, Some(own), Some(sent)) if own == sent => {
+                Ok(own)
+            }
             (Kind::Static, None, Some(sent)) if !sent.is_zero() => Ok(sent),
             _ => Err(ResultCode::ParamIllegal),
         }
@@ -328,7 +355,10 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        Policy { confirm_window: SignedDuration::from_secs(60), confirm_grace: SignedDuration::from_secs(5) }
+        Policy {
+            confirm_window: SignedDuration::from_secs(60),
+            confirm_grace: SignedDuration::from_secs(5),
+        }
     }
 
     fn t(secs: i64) -> Timestamp {
@@ -336,7 +366,10 @@ mod tests {
     }
 
     fn owner(mpp: &str, customer: &str) -> Owner {
-        Owner { mpp: mpp.to_owned(), customer_id: customer.to_owned() }
+        Owner {
+            mpp: mpp.to_owned(),
+            customer_id: customer.to_owned(),
+        }
     }
 
     fn dynamic() -> Payment {
@@ -366,7 +399,12 @@ mod tests {
     }
 
     fn notify(who: Owner, verdict: Verdict, amount: Option<Amount>) -> Notify {
-        Notify { owner: who, verdict, mpp_payment_id: "m1".to_owned(), amount }
+        Notify {
+            owner: who,
+            verdict,
+            mpp_payment_id: "m1".to_owned(),
+            amount,
+        }
     }
 
     #[test]
@@ -375,14 +413,26 @@ mod tests {
         assert_eq!(p.scan(&owner("A", "c1"), t(10), &policy()), Ok(true));
         assert_eq!(p.confirm_until, Some(t(70)));
         assert_eq!(p.scan(&owner("A", "c1"), t(11), &policy()), Ok(false));
-        assert_eq!(p.scan(&owner("A", "c2"), t(11), &policy()), Err(ResultCode::ProcessFail));
-        assert_eq!(p.scan(&owner("B", "c1"), t(11), &policy()), Err(ResultCode::ProcessFail));
-        assert_eq!(p.scan(&owner("A", "c1"), t(76), &policy()), Err(ResultCode::ExpiredCode));
+        assert_eq!(
+            p.scan(&owner("A", "c2"), t(11), &policy()),
+            Err(ResultCode::ProcessFail)
+        );
+        assert_eq!(
+            p.scan(&owner("B", "c1"), t(11), &policy()),
+            Err(ResultCode::ProcessFail)
+        );
+        assert_eq!(
+            p.scan(&owner("A", "c1"), t(76), &policy()),
+            Err(ResultCode::ExpiredCode)
+        );
     }
 
     #[test]
     fn scan_after_expire_date_is_expired() {
-        assert_eq!(dynamic().scan(&owner("A", "c"), t(181), &policy()), Err(ResultCode::ExpiredCode));
+        assert_eq!(
+            dynamic().scan(&owner("A", "c"), t(181), &policy()),
+            Err(ResultCode::ExpiredCode)
+        );
     }
 
     #[test]
@@ -391,17 +441,36 @@ mod tests {
         p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
         let open = MerchantState::Open;
         let wrong_mpp = notify(owner("B", "c1"), Verdict::Success, None);
-        assert_eq!(p.notify(&wrong_mpp, open, t(1), &policy()), NotifyDecision::Reject(ResultCode::OrderNotExist));
+        assert_eq!(
+            p.notify(&wrong_mpp, open, t(1), &policy()),
+            NotifyDecision::Reject(ResultCode::OrderNotExist)
+        );
         let wrong_customer = notify(owner("A", "c2"), Verdict::Success, None);
-        assert_eq!(p.notify(&wrong_customer, open, t(1), &policy()), NotifyDecision::Reject(ResultCode::UnknownCustomer));
+        assert_eq!(
+            p.notify(&wrong_customer, open, t(1), &policy()),
+            NotifyDecision::Reject(ResultCode::UnknownCustomer)
+        );
         let wrong_amount = notify(owner("A", "c1"), Verdict::Success, Amount::from_tenge(99));
-        assert_eq!(p.notify(&wrong_amount, open, t(1), &policy()), NotifyDecision::Reject(ResultCode::ParamIllegal));
-        assert_eq!(p.notify(&notify(owner("A", "c1"), Verdict::Success, None), MerchantState::Suspended, t(1), &policy()),
-            NotifyDecision::Reject(ResultCode::PaymentsSuspended));
+        assert_eq!(
+            p.notify(&wrong_amount, open, t(1), &policy()),
+            NotifyDecision::Reject(ResultCode::ParamIllegal)
+        );
+        assert_eq!(
+            p.notify(
+                &notify(owner("A", "c1"), Verdict::Success, None),
+                MerchantState::Suspended,
+                t(1),
+                &policy()
+            ),
+            NotifyDecision::Reject(ResultCode::PaymentsSuspended)
+        );
         assert_eq!(p.status, Status::Scanned);
         // Within the grace after canConfirmUntil (60 s) it still confirms.
         let ok = notify(owner("A", "c1"), Verdict::Success, Amount::from_tenge(100));
-        assert_eq!(p.notify(&ok, open, t(64), &policy()), NotifyDecision::Apply(ResultCode::Success));
+        assert_eq!(
+            p.notify(&ok, open, t(64), &policy()),
+            NotifyDecision::Apply(ResultCode::Success)
+        );
         assert_eq!(p.status, Status::Confirmed);
     }
 
@@ -410,16 +479,31 @@ mod tests {
         let mut p = dynamic();
         p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
         let ok = notify(owner("A", "c1"), Verdict::Success, None);
-        assert_eq!(p.notify(&ok, MerchantState::Open, t(66), &policy()), NotifyDecision::Expired(ResultCode::PaymentIncorrectStatus));
+        assert_eq!(
+            p.notify(&ok, MerchantState::Open, t(66), &policy()),
+            NotifyDecision::Expired(ResultCode::PaymentIncorrectStatus)
+        );
         assert_eq!(p.status, Status::Expired);
     }
 
     #[test]
     fn verdicts_answer_their_own_codes() {
-        assert_eq!(Verdict::from_code("CANCELLED_BY_CLIENT").answer_code(), ResultCode::CancelledByClient);
-        assert_eq!(Verdict::from_code("RISK_REJECT").answer_code(), ResultCode::RiskReject);
-        assert_eq!(Verdict::from_code("WHATEVER").answer_code(), ResultCode::ProcessFail);
-        assert_eq!(Verdict::from_code("SUCCESS").answer_code(), ResultCode::Success);
+        assert_eq!(
+            Verdict::from_code("CANCELLED_BY_CLIENT").answer_code(),
+            ResultCode::CancelledByClient
+        );
+        assert_eq!(
+            Verdict::from_code("RISK_REJECT").answer_code(),
+            ResultCode::RiskReject
+        );
+        assert_eq!(
+            Verdict::from_code("WHATEVER").answer_code(),
+            ResultCode::ProcessFail
+        );
+        assert_eq!(
+            Verdict::from_code("SUCCESS").answer_code(),
+            ResultCode::Success
+        );
     }
 
     #[test]
@@ -429,10 +513,19 @@ mod tests {
         p.amount = None;
         p.bind(&owner("A", "c"), t(0), &policy());
         let zero = notify(owner("A", "c"), Verdict::Success, Some(Amount::ZERO));
-        assert_eq!(p.notify(&zero, MerchantState::Open, t(1), &policy()), NotifyDecision::Reject(ResultCode::ParamIllegal));
+        assert_eq!(
+            p.notify(&zero, MerchantState::Open, t(1), &policy()),
+            NotifyDecision::Reject(ResultCode::ParamIllegal)
+        );
         let none = notify(owner("A", "c"), Verdict::Success, None);
-        assert_eq!(p.notify(&none, MerchantState::Open, t(1), &policy()), NotifyDecision::Reject(ResultCode::ParamIllegal));
+        assert_eq!(
+            p.notify(&none, MerchantState::Open, t(1), &policy()),
+            NotifyDecision::Reject(ResultCode::ParamIllegal)
+        );
         let cancel = notify(owner("A", "c"), Verdict::CancelledByClient, None);
-        assert_eq!(p.notify(&cancel, MerchantState::Open, t(1), &policy()), NotifyDecision::Apply(ResultCode::CancelledByClient));
+        assert_eq!(
+            p.notify(&cancel, MerchantState::Open, t(1), &policy()),
+            NotifyDecision::Apply(ResultCode::CancelledByClient)
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
-use tolem_wire::merchant::{self, DeviceDeleteRequest, DeviceRegisterRequest, Envelope, StatusCode};
+use tolem_wire::merchant::{
+    self, DeviceDeleteRequest, DeviceRegisterRequest, Envelope, StatusCode,
+};
 
 use super::{PosCall, PosError, PosResult, check_trade_point, envelope};
 use crate::app::AppState;
@@ -14,7 +16,11 @@ pub async fn trade_points(State(app): State<AppState>, call: PosCall) -> PosResu
     list(&app, &call.organization.bin)
 }
 
-pub async fn trade_points_of_bin(State(app): State<AppState>, Path(bin): Path<String>, call: PosCall) -> PosResult {
+pub async fn trade_points_of_bin(
+    State(app): State<AppState>,
+    Path(bin): Path<String>,
+    call: PosCall,
+) -> PosResult {
     call.check_bin(Some(&bin))?;
     list(&app, &bin)
 }
@@ -25,7 +31,10 @@ fn list(app: &AppState, bin: &str) -> PosResult {
         .trade_points_of(bin)
         .into_iter()
         .filter(|t| t.active)
-        .map(|t| merchant::TradePoint { trade_point_id: t.id, trade_point_name: t.name.clone() })
+        .map(|t| merchant::TradePoint {
+            trade_point_id: t.id,
+            trade_point_name: t.name.clone(),
+        })
         .collect();
     if points.is_empty() {
         return Err(PosError::status(StatusCode::NoTradePoints));
@@ -38,9 +47,14 @@ pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
     call.check_bin(req.organizationbin.as_deref())?;
     let valid_id = !req.deviceid.is_empty()
         && req.deviceid.len() <= DEVICE_ID_LEN_MAX
-        && req.deviceid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && req
+            .deviceid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid_id {
-        return Err(PosError::invalid("DeviceId: 1-64 of A-Z, a-z, 0-9, '-', '_'"));
+        return Err(PosError::invalid(
+            "DeviceId: 1-64 of A-Z, a-z, 0-9, '-', '_'",
+        ));
     }
     let catalog = app.catalog.get();
     let point = catalog
@@ -52,20 +66,35 @@ pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
     let token = uuid::Uuid::new_v4().to_string();
     let registered = app
         .store
-        .register_device(call.organization.bin.clone(), req.deviceid, point.id, token, app.clock.now())
+        .register_device(
+            call.organization.bin.clone(),
+            req.deviceid,
+            point.id,
+            token,
+            app.clock.now(),
+        )
         .await?;
     match registered {
-        DeviceRegistration::Device(device) => {
-            Ok(envelope(HttpStatus::OK, &Envelope::ok(merchant::DeviceToken { device_token: device.token })))
+        DeviceRegistration::Device(device) => Ok(envelope(
+            HttpStatus::OK,
+            &Envelope::ok(merchant::DeviceToken {
+                device_token: device.token,
+            }),
+        )),
+        DeviceRegistration::OnOtherTradePoint => {
+            Err(PosError::status(StatusCode::DeviceOnOtherTradePoint))
         }
-        DeviceRegistration::OnOtherTradePoint => Err(PosError::status(StatusCode::DeviceOnOtherTradePoint)),
     }
 }
 
 pub async fn delete(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: DeviceDeleteRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
-    if app.store.delete_device(call.organization.bin.clone(), req.devicetoken).await? {
+    if app
+        .store
+        .delete_device(call.organization.bin.clone(), req.devicetoken)
+        .await?
+    {
         Ok(envelope(HttpStatus::OK, &Envelope::ok_empty()))
     } else {
         Err(PosError::status(StatusCode::DeviceNotFound))

@@ -60,15 +60,24 @@ pub fn router() -> Router<AppState> {
             .route(&v01("/qr/create"), post(payments::create_qr))
             .route(&v01("/qr/create-link"), post(payments::create_link))
             .route(&v01("/payment/status/{id}"), get(payments::status_v01))
-            .route(&format!("/{scheme}/v02/payment/status/{{id}}"), get(payments::status_v02))
+            .route(
+                &format!("/{scheme}/v02/payment/status/{{id}}"),
+                get(payments::status_v02),
+            )
             .route(&v01("/health/ping"), get(ping))
             .route(&v01("/test/payment/{step}"), post(sandbox::payment_step))
-            .route(&v01("/remote/{call}"), get(not_supported).post(not_supported));
+            .route(
+                &v01("/remote/{call}"),
+                get(not_supported).post(not_supported),
+            );
     }
     router
         .route("/r1/v01/partner/tradepoints", get(devices::trade_points))
         .route("/r2/v01/partner/tradepoints", get(devices::trade_points))
-        .route("/r3/v01/partner/tradepoints/{bin}", get(devices::trade_points_of_bin))
+        .route(
+            "/r3/v01/partner/tradepoints/{bin}",
+            get(devices::trade_points_of_bin),
+        )
 }
 
 async fn ping(_call: PosCall) -> Response {
@@ -81,17 +90,30 @@ async fn not_supported(_call: PosCall) -> Response {
 
 /// The answer to a path or method the merchant API does not have.
 pub fn unknown_method() -> Response {
-    envelope(HttpStatus::NOT_FOUND, &Envelope::error(StatusCode::UnknownMethod, None))
+    envelope(
+        HttpStatus::NOT_FOUND,
+        &Envelope::error(StatusCode::UnknownMethod, None),
+    )
 }
 
 fn envelope<T: Serialize>(status: HttpStatus, body: &T) -> Response {
     let json = serde_json::to_string(body).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], json).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        json,
+    )
+        .into_response()
 }
 
 /// A stored or fresh answer body, sent as is.
 fn raw_json(body: String) -> Response {
-    (HttpStatus::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response()
+    (
+        HttpStatus::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Why a merchant API call failed: a StatusCode of the API, or an infrastructure fault.
@@ -122,14 +144,22 @@ impl IntoResponse for PosError {
     /// non-zero StatusCode; faults are 500/503 with -999 (retry).
     fn into_response(self) -> Response {
         match self {
-            PosError::Status(code, detail) => envelope(HttpStatus::OK, &Envelope::error(code, detail.as_deref())),
+            PosError::Status(code, detail) => {
+                envelope(HttpStatus::OK, &Envelope::error(code, detail.as_deref()))
+            }
             PosError::Store(e) if e.is_overload() => {
                 tracing::warn!(error = %e, "overloaded");
-                envelope(HttpStatus::SERVICE_UNAVAILABLE, &Envelope::error(StatusCode::Unavailable, None))
+                envelope(
+                    HttpStatus::SERVICE_UNAVAILABLE,
+                    &Envelope::error(StatusCode::Unavailable, None),
+                )
             }
             PosError::Store(e) => {
                 tracing::error!(error = %e, "internal fault");
-                envelope(HttpStatus::INTERNAL_SERVER_ERROR, &Envelope::error(StatusCode::Unavailable, None))
+                envelope(
+                    HttpStatus::INTERNAL_SERVER_ERROR,
+                    &Envelope::error(StatusCode::Unavailable, None),
+                )
             }
         }
     }
@@ -160,10 +190,14 @@ impl PosCall {
     pub fn check_bin(&self, bin: Option<&str>) -> Result<(), PosError> {
         match (self.scheme, bin) {
             (Scheme::R3, Some(bin)) if bin == self.organization.bin => Ok(()),
-            (Scheme::R3, _) => Err(PosError::Status(StatusCode::AuthenticationFailed, Some("OrganizationBin".into()))),
-            (_, Some(bin)) if bin != self.organization.bin => {
-                Err(PosError::Status(StatusCode::AuthenticationFailed, Some("OrganizationBin".into())))
-            }
+            (Scheme::R3, _) => Err(PosError::Status(
+                StatusCode::AuthenticationFailed,
+                Some("OrganizationBin".into()),
+            )),
+            (_, Some(bin)) if bin != self.organization.bin => Err(PosError::Status(
+                StatusCode::AuthenticationFailed,
+                Some("OrganizationBin".into()),
+            )),
             _ => Ok(()),
         }
     }
@@ -173,13 +207,22 @@ impl FromRequest<AppState> for PosCall {
     type Rejection = PosError;
 
     async fn from_request(req: Request, app: &AppState) -> Result<PosCall, PosError> {
-        let scheme = Scheme::of_path(req.uri().path()).ok_or(PosError::status(StatusCode::UnknownMethod))?;
-        let key = req.headers().get("api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let scheme =
+            Scheme::of_path(req.uri().path()).ok_or(PosError::status(StatusCode::UnknownMethod))?;
+        let key = req
+            .headers()
+            .get("api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         let catalog = app.catalog.get();
-        let organization = catalog
-            .organization_by_api_key(key)
-            .cloned()
-            .ok_or(PosError::Status(StatusCode::AuthenticationFailed, Some("Api-Key".into())))?;
+        let organization =
+            catalog
+                .organization_by_api_key(key)
+                .cloned()
+                .ok_or(PosError::Status(
+                    StatusCode::AuthenticationFailed,
+                    Some("Api-Key".into()),
+                ))?;
         let request_id = req
             .headers()
             .get("x-request-id")
@@ -190,12 +233,22 @@ impl FromRequest<AppState> for PosCall {
         let body = to_bytes(req.into_body(), app.config.limits.body_bytes_max)
             .await
             .map_err(|_| PosError::invalid("body too large"))?;
-        Ok(PosCall { scheme, organization, request_id, query, body })
+        Ok(PosCall {
+            scheme,
+            organization,
+            request_id,
+            query,
+            body,
+        })
     }
 }
 
 /// The caller's active device with this token, and its trade point (DECISIONS 28).
-pub async fn device_of(app: &AppState, call: &PosCall, token: &str) -> Result<(Device, Arc<TradePoint>), PosError> {
+pub async fn device_of(
+    app: &AppState,
+    call: &PosCall,
+    token: &str,
+) -> Result<(Device, Arc<TradePoint>), PosError> {
     let device = app.store.device_by_token(token.to_owned()).await?;
     let device = device
         .filter(|d| d.organization_bin == call.organization.bin)

@@ -5,8 +5,8 @@ use axum::http::StatusCode as HttpStatus;
 use jiff::SignedDuration;
 use tolem_wire::Amount;
 use tolem_wire::merchant::{
-    Envelope, LinkCreated, PaymentBehaviorOptions, PaymentStatus, PaymentStatusData, QrCreateRequest, QrCreated,
-    QrPaymentBehaviorOptions, StatusCode,
+    Envelope, LinkCreated, PaymentBehaviorOptions, PaymentStatus, PaymentStatusData,
+    QrCreateRequest, QrCreated, QrPaymentBehaviorOptions, StatusCode,
 };
 
 use super::{PosCall, PosError, PosResult, check_trade_point, device_of, envelope, raw_json};
@@ -33,7 +33,11 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
     if req.amount.is_zero() {
         return Err(PosError::status(StatusCode::InvalidAmount));
     }
-    if req.externalid.as_ref().is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX) {
+    if req
+        .externalid
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX)
+    {
         return Err(PosError::invalid("ExternalId longer than 128"));
     }
     let (device, point) = device_of(app, call, &req.devicetoken).await?;
@@ -44,11 +48,20 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
     }
     let now = app.clock.now();
     let p = &app.config.payments;
-    let wait_s = if kind == Kind::Link { p.link_activation_wait_s } else { p.qr_scan_wait_s };
-    let expire_at = now.checked_add(SignedDuration::from_secs(i64::from(wait_s))).ok();
+    let wait_s = if kind == Kind::Link {
+        p.link_activation_wait_s
+    } else {
+        p.qr_scan_wait_s
+    };
+    let expire_at = now
+        .checked_add(SignedDuration::from_secs(i64::from(wait_s)))
+        .ok();
     let digits = random_digits(QR_TOKEN_DIGITS);
     let token = match kind {
-        Kind::Link => format!("{}/pay/{digits}", app.config.public_url.trim_end_matches('/')),
+        Kind::Link => format!(
+            "{}/pay/{digits}",
+            app.config.public_url.trim_end_matches('/')
+        ),
         _ => digits,
     };
     let new = NewPayment {
@@ -67,12 +80,19 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         request_id,
         body_sha256: call.body_sha256(),
     });
-    let options = (p.status_polling_interval_s, wait_s, app.config.payment_confirmation_timeout_s());
+    let options = (
+        p.status_polling_interval_s,
+        wait_s,
+        app.config.payment_confirmation_timeout_s(),
+    );
     let zone = app.zone.clone();
     let body = app
         .store
         .pos_create_payment(replay, new, now, move |payment| {
-            let expire = payment.expire_at.map(|t| tolem_wire::time::format_merchant(t, &zone)).unwrap_or_default();
+            let expire = payment
+                .expire_at
+                .map(|t| tolem_wire::time::format_merchant(t, &zone))
+                .unwrap_or_default();
             let token = payment.qr_token.clone().unwrap_or_default();
             let json = if kind == Kind::Link {
                 serde_json::to_string(&Envelope::ok(LinkCreated {
@@ -108,8 +128,14 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
 /// When the body fails to parse because of its amount, the API's own code for that.
 fn amount_error(call: &PosCall) -> Option<PosError> {
     let value: serde_json::Value = serde_json::from_slice(&call.body).ok()?;
-    let amount = value.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case("amount")).map(|(_, v)| v)?;
-    serde_json::from_value::<Amount>(amount.clone()).is_err().then(|| PosError::status(StatusCode::InvalidAmount))
+    let amount = value
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("amount"))
+        .map(|(_, v)| v)?;
+    serde_json::from_value::<Amount>(amount.clone())
+        .is_err()
+        .then(|| PosError::status(StatusCode::InvalidAmount))
 }
 
 fn random_digits(n: usize) -> String {
@@ -124,7 +150,11 @@ fn random_digits(n: usize) -> String {
     digits
 }
 
-pub async fn status_v01(State(app): State<AppState>, Path(id): Path<String>, call: PosCall) -> PosResult {
+pub async fn status_v01(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    call: PosCall,
+) -> PosResult {
     let data = status(&app, &call, &id).await?;
     let v01 = PaymentStatusData {
         status: data.status,
@@ -138,7 +168,11 @@ pub async fn status_v01(State(app): State<AppState>, Path(id): Path<String>, cal
     Ok(envelope(HttpStatus::OK, &Envelope::ok(v01)))
 }
 
-pub async fn status_v02(State(app): State<AppState>, Path(id): Path<String>, call: PosCall) -> PosResult {
+pub async fn status_v02(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    call: PosCall,
+) -> PosResult {
     let data = status(&app, &call, &id).await?;
     Ok(envelope(HttpStatus::OK, &Envelope::ok(data)))
 }
@@ -149,7 +183,9 @@ async fn status(app: &App, call: &PosCall, id: &str) -> Result<PaymentStatusData
     let id: i64 = id.trim().parse().map_err(|_| not_found())?;
     let payment = app.store.payment(id).await?.ok_or_else(not_found)?;
     let catalog = app.catalog.get();
-    let (point, org) = catalog.merchant(payment.trade_point_id).ok_or_else(not_found)?;
+    let (point, org) = catalog
+        .merchant(payment.trade_point_id)
+        .ok_or_else(not_found)?;
     if org.bin != call.organization.bin {
         return Err(not_found());
     }

@@ -16,7 +16,11 @@ use crate::domain::{MerchantState, Owner, Status};
 const SANDBOX_MPP: &str = "sandbox";
 const SANDBOX_CUSTOMER: &str = "sandbox";
 
-pub async fn payment_step(State(app): State<AppState>, Path(step): Path<String>, call: PosCall) -> PosResult {
+pub async fn payment_step(
+    State(app): State<AppState>,
+    Path(step): Path<String>,
+    call: PosCall,
+) -> PosResult {
     if !app.config.sandbox {
         return Ok(unknown_method().into_response());
     }
@@ -32,17 +36,32 @@ pub async fn payment_step(State(app): State<AppState>, Path(step): Path<String>,
     }
     let now = app.clock.now();
     let policy = app.policy;
-    let owner = Owner { mpp: SANDBOX_MPP.to_owned(), customer_id: SANDBOX_CUSTOMER.to_owned() };
+    let owner = Owner {
+        mpp: SANDBOX_MPP.to_owned(),
+        customer_id: SANDBOX_CUSTOMER.to_owned(),
+    };
     let step_fn = move |p: &mut crate::domain::Payment| -> Result<(), String> {
         match step.as_str() {
-            "scan" => p.scan(&owner, now, &policy).map(|_| ()).map_err(|c| c.as_str().to_owned()),
+            "scan" => p
+                .scan(&owner, now, &policy)
+                .map(|_| ())
+                .map_err(|c| c.as_str().to_owned()),
             "scanerror" if p.effective_status(now, &policy) == Status::Created => {
                 p.finish(Status::Failed, now);
                 Ok(())
             }
             "confirm" | "confirmerror" => {
-                let verdict = if step == "confirm" { Verdict::Success } else { Verdict::Failed("PROCESS_FAIL".into()) };
-                let cmd = Notify { owner, verdict, mpp_payment_id: format!("sandbox-{}", p.id), amount: None };
+                let verdict = if step == "confirm" {
+                    Verdict::Success
+                } else {
+                    Verdict::Failed("PROCESS_FAIL".into())
+                };
+                let cmd = Notify {
+                    owner,
+                    verdict,
+                    mpp_payment_id: format!("sandbox-{}", p.id),
+                    amount: None,
+                };
                 match p.notify(&cmd, MerchantState::Open, now, &policy) {
                     NotifyDecision::Apply(_) => Ok(()),
                     _ => Err("the purchase is not waiting for confirmation".to_owned()),

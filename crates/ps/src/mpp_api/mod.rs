@@ -26,7 +26,9 @@ pub fn router() -> Router<AppState> {
 
 async fn scan(State(app): State<AppState>, call: MppCall) -> Response {
     let result = match call.parse() {
-        Ok(req) => payments::scan(&app, &call.caller, req).await.map(|r| json_body(&r)),
+        Ok(req) => payments::scan(&app, &call.caller, req)
+            .await
+            .map(|r| json_body(&r)),
         Err(e) => Err(e),
     };
     respond(&call.caller, result)
@@ -67,11 +69,17 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
         }
         Err(MppError::Store(e)) if e.is_overload() => {
             tracing::warn!(error = %e, "overloaded");
-            result_response(StatusCode::SERVICE_UNAVAILABLE, ResultBody::of(ResultCode::UnknownException, caller.locale))
+            result_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResultBody::of(ResultCode::UnknownException, caller.locale),
+            )
         }
         Err(MppError::Store(e)) => {
             tracing::error!(error = %e, "internal fault");
-            result_response(StatusCode::INTERNAL_SERVER_ERROR, ResultBody::of(ResultCode::UnknownException, caller.locale))
+            result_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ResultBody::of(ResultCode::UnknownException, caller.locale),
+            )
         }
     }
 }
@@ -86,7 +94,10 @@ fn result_response(status: StatusCode, result: ResultBody) -> Response {
 
 /// The answer to a path or method the MPP API does not have.
 pub fn unknown_method() -> Response {
-    result_response(StatusCode::NOT_FOUND, ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, "unknown method"))
+    result_response(
+        StatusCode::NOT_FOUND,
+        ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, "unknown method"),
+    )
 }
 
 /// An MPP API request whose headers passed the checks of SPEC 1.7 and DECISIONS 8–10.
@@ -98,8 +109,15 @@ pub struct MppCall {
 impl MppCall {
     fn parse<T: DeserializeOwned>(&self) -> Result<T, MppError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            let detail = if e.is_syntax() || e.is_eof() { "malformed JSON".to_owned() } else { e.to_string() };
-            MppError::Code { code: ResultCode::ParamIllegal, detail: Some(detail) }
+            let detail = if e.is_syntax() || e.is_eof() {
+                "malformed JSON".to_owned()
+            } else {
+                e.to_string()
+            };
+            MppError::Code {
+                code: ResultCode::ParamIllegal,
+                detail: Some(detail),
+            }
         })
     }
 }
@@ -137,17 +155,25 @@ impl FromRequest<AppState> for MppCall {
         if request_id.is_empty() || request_id.chars().count() > REQUEST_ID_LEN_MAX {
             return Err(refuse(ResultCode::ParamIllegal, locale, "X-Request-ID"));
         }
-        let json = header_str(&headers, header::CONTENT_TYPE.as_str())?
-            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        let json = header_str(&headers, header::CONTENT_TYPE.as_str())?.is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
         if !json {
             return Err(refuse(ResultCode::ParamIllegal, locale, "Content-Type"));
         }
         let limit = app.config.limits.body_bytes_max;
-        let body = to_bytes(req.into_body(), limit).await.map_err(|_| Refused {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            result: ResultBody::with_detail(ResultCode::ParamIllegal, locale, "body too large"),
-        })?;
-        Ok(MppCall { caller: Caller { mpp, locale }, body })
+        let body = to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| Refused {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                result: ResultBody::with_detail(ResultCode::ParamIllegal, locale, "body too large"),
+            })?;
+        Ok(MppCall {
+            caller: Caller { mpp, locale },
+            body,
+        })
     }
 }
 

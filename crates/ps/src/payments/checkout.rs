@@ -6,26 +6,41 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tolem_wire::Amount;
-use tolem_wire::mpp::{CheckoutRequest, CheckoutResponse, PARAMETER_VALUE_LEN_MAX, ParameterValue, ResultBody, ResultCode};
+use tolem_wire::mpp::{
+    CheckoutRequest, CheckoutResponse, PARAMETER_VALUE_LEN_MAX, ParameterValue, ResultBody,
+    ResultCode,
+};
 
 use super::{Caller, MppError, merchant_of, parse_payment_id};
 use crate::app::App;
 use crate::catalog::{AmountRule, Service};
+use crate::store::Freeze;
 
 /// The checkout answer as stored (a JSON body).
-pub async fn checkout(app: &App, caller: &Caller, req: CheckoutRequest) -> Result<String, MppError> {
+pub async fn checkout(
+    app: &App,
+    caller: &Caller,
+    req: CheckoutRequest,
+) -> Result<String, MppError> {
     let id = parse_payment_id(&req.payment_id)?;
     let mpp = caller.mpp.caller_name.clone();
     let now = app.clock.now();
-    let Some(payment) = app.store.payment(id).await? else { return Err(ResultCode::OrderNotExist.into()) };
+    let Some(payment) = app.store.payment(id).await? else {
+        return Err(ResultCode::OrderNotExist.into());
+    };
     let owned = payment.owner.as_ref().is_some_and(|o| o.mpp == mpp);
     if let (true, Some(stored)) = (owned, &payment.checkout_response) {
         return Ok(stored.clone());
     }
     payment.check_checkout(&mpp, now, &app.policy)?;
     let catalog = app.catalog.get();
-    let service = payment.service_id.and_then(|s| catalog.services.get(&s)).cloned();
-    let Some(service) = service else { return Err(ResultCode::ProcessFail.into()) };
+    let service = payment
+        .service_id
+        .and_then(|s| catalog.services.get(&s))
+        .cloned();
+    let Some(service) = service else {
+        return Err(ResultCode::ProcessFail.into());
+    };
     if req.service_id != service.id {
         return Err(MppError::param("serviceId"));
     }
@@ -40,15 +55,25 @@ pub async fn checkout(app: &App, caller: &Caller, req: CheckoutRequest) -> Resul
     };
     let stored = app
         .store
-        .checkout(id, mpp, amount, parameters, now, app.policy, move |frozen| {
-            let response = CheckoutResponse {
-                result: ResultBody::success(),
-                payment_amount: frozen.amount,
-                can_confirm_until: frozen.confirm_until.map(format),
-                merchant,
-            };
-            serde_json::to_string(&response).unwrap_or_default()
-        })
+        .checkout(
+            Freeze {
+                payment_id: id,
+                mpp,
+                amount,
+                parameters,
+            },
+            now,
+            app.policy,
+            move |frozen| {
+                let response = CheckoutResponse {
+                    result: ResultBody::success(),
+                    payment_amount: frozen.amount,
+                    can_confirm_until: frozen.confirm_until.map(format),
+                    merchant,
+                };
+                serde_json::to_string(&response).unwrap_or_default()
+            },
+        )
         .await?;
     stored.map_err(MppError::code)
 }
@@ -72,7 +97,10 @@ fn checked_parameters(service: &Service, sent: &[ParameterValue]) -> Result<Vec<
     let mut filled = Vec::with_capacity(service.parameters.len());
     for parameter in &service.parameters {
         let field = format!("parameters[id={}]", parameter.id);
-        let value = sent.iter().find(|p| p.id == parameter.id).and_then(|p| p.value.clone());
+        let value = sent
+            .iter()
+            .find(|p| p.id == parameter.id)
+            .and_then(|p| p.value.clone());
         let value = value.unwrap_or_default();
         if value.chars().count() > PARAMETER_VALUE_LEN_MAX || value.trim().is_empty() {
             return Err(MppError::param(&field));
@@ -84,7 +112,10 @@ fn checked_parameters(service: &Service, sent: &[ParameterValue]) -> Result<Vec<
         if !parameter.options.is_empty() && !parameter.options.iter().any(|o| o.key == value) {
             return Err(MppError::param(&field));
         }
-        filled.push(Filled { id: parameter.id, value });
+        filled.push(Filled {
+            id: parameter.id,
+            value,
+        });
     }
     Ok(filled)
 }
@@ -105,17 +136,33 @@ struct CallbackAnswer {
     error: Option<String>,
 }
 
-async fn compute_amount(app: &App, service: &Service, payment_id: &str, values: &[Filled]) -> Result<Amount, MppError> {
+async fn compute_amount(
+    app: &App,
+    service: &Service,
+    payment_id: &str,
+    values: &[Filled],
+) -> Result<Amount, MppError> {
     let amount = match &service.amount {
         AmountRule::Fixed { amount } => *amount,
-        AmountRule::PerOption { parameter_id, tariffs } => {
-            let key = values.iter().find(|v| v.id == *parameter_id).map(|v| v.value.as_str());
+        AmountRule::PerOption {
+            parameter_id,
+            tariffs,
+        } => {
+            let key = values
+                .iter()
+                .find(|v| v.id == *parameter_id)
+                .map(|v| v.value.as_str());
             // Every option has a tariff (checked when the catalog was loaded).
-            *key.and_then(|k| tariffs.get(k)).ok_or_else(|| MppError::param("parameters"))?
+            *key.and_then(|k| tariffs.get(k))
+                .ok_or_else(|| MppError::param("parameters"))?
         }
         AmountRule::Callback { url, timeout_ms } => {
             let timeout = timeout_ms.unwrap_or(app.config.payments.amount_callback_timeout_ms);
-            let body = CallbackRequest { service_id: service.id, payment_id, parameters: values };
+            let body = CallbackRequest {
+                service_id: service.id,
+                payment_id,
+                parameters: values,
+            };
             callback_amount(app, url, Duration::from_millis(timeout), &body).await?
         }
     };
@@ -127,16 +174,34 @@ async fn compute_amount(app: &App, service: &Service, payment_id: &str, values: 
 
 /// Asks the service provider's system. Its refusal is final (PROCESS_FAIL); a timeout or server
 /// fault is not, so the MPP may retry (UNKNOWN_EXCEPTION) and nothing is stored.
-async fn callback_amount(app: &App, url: &str, timeout: Duration, body: &CallbackRequest<'_>) -> Result<Amount, MppError> {
-    let retry = || MppError::Code { code: ResultCode::UnknownException, detail: Some("service provider".to_owned()) };
-    let response = app.http.post(url).timeout(timeout).json(body).send().await.map_err(|e| {
-        tracing::warn!(error = %e, url, "amount callback failed");
-        retry()
-    })?;
+async fn callback_amount(
+    app: &App,
+    url: &str,
+    timeout: Duration,
+    body: &CallbackRequest<'_>,
+) -> Result<Amount, MppError> {
+    let retry = || MppError::Code {
+        code: ResultCode::UnknownException,
+        detail: Some("service provider".to_owned()),
+    };
+    let response = app
+        .http
+        .post(url)
+        .timeout(timeout)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, url, "amount callback failed");
+            retry()
+        })?;
     if response.status().is_server_error() {
         return Err(retry());
     }
-    let answer: CallbackAnswer = response.json().await.map_err(|_| MppError::code(ResultCode::ProcessFail))?;
+    let answer: CallbackAnswer = response
+        .json()
+        .await
+        .map_err(|_| MppError::code(ResultCode::ProcessFail))?;
     match (answer.amount, answer.error) {
         (Some(amount), None) => Ok(amount),
         _ => Err(ResultCode::ProcessFail.into()),

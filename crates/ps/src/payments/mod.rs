@@ -33,7 +33,10 @@ pub struct Caller {
 #[derive(Debug, thiserror::Error)]
 pub enum MppError {
     #[error("{code:?}: {detail:?}")]
-    Code { code: ResultCode, detail: Option<String> },
+    Code {
+        code: ResultCode,
+        detail: Option<String>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -45,7 +48,10 @@ impl MppError {
 
     /// PARAM_ILLEGAL naming the offending field.
     pub fn param(field: &str) -> MppError {
-        MppError::Code { code: ResultCode::ParamIllegal, detail: Some(field.to_owned()) }
+        MppError::Code {
+            code: ResultCode::ParamIllegal,
+            detail: Some(field.to_owned()),
+        }
     }
 }
 
@@ -78,14 +84,14 @@ pub fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
 /// The PS's payment ids are integers; anything else names no payment.
 pub fn parse_payment_id(text: &str) -> Result<i64, MppError> {
     check_len(text, tolem_wire::mpp::PAYMENT_ID_LEN_MAX, "paymentId")?;
-    text.parse::<i64>().map_err(|_| MppError::code(ResultCode::OrderNotExist))
+    text.parse::<i64>()
+        .map_err(|_| MppError::code(ResultCode::OrderNotExist))
 }
 
 impl App {
     pub fn format_date(&self, at: jiff::Timestamp) -> String {
         tolem_wire::time::format_mpp(at, &self.zone)
     }
-
 }
 
 /// The receipt link for a payment or refund (DECISIONS 10): `&locale=kk` selects Kazakh.

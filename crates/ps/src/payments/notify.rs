@@ -2,8 +2,8 @@
 //! that took effect is stored with the purchase and sent again, byte for byte, for every repeat.
 
 use tolem_wire::mpp::{
-    CUSTOMER_ID_LEN_MAX, MPP_PAYMENT_ID_LEN_MAX, NotifyPaymentRequest, NotifyPaymentResponse, RESULT_CODE_LEN_MAX,
-    RESULT_MESSAGE_LEN_MAX, ResultBody, ResultCode,
+    CUSTOMER_ID_LEN_MAX, MPP_PAYMENT_ID_LEN_MAX, NotifyPaymentRequest, NotifyPaymentResponse,
+    RESULT_CODE_LEN_MAX, RESULT_MESSAGE_LEN_MAX, ResultBody, ResultCode,
 };
 
 use super::{Caller, MppError, check_len, parse_payment_id, receipt_link};
@@ -13,20 +13,42 @@ use crate::domain::payment::{Notify, Verdict};
 use crate::store::NotifyOutcome;
 
 /// The answer body to send.
-pub async fn notify(app: &App, caller: &Caller, req: NotifyPaymentRequest) -> Result<String, MppError> {
-    check_len(&req.result.result_code, RESULT_CODE_LEN_MAX, "result.resultCode")?;
+pub async fn notify(
+    app: &App,
+    caller: &Caller,
+    req: NotifyPaymentRequest,
+) -> Result<String, MppError> {
+    check_len(
+        &req.result.result_code,
+        RESULT_CODE_LEN_MAX,
+        "result.resultCode",
+    )?;
     if req.result.result_message.chars().count() > RESULT_MESSAGE_LEN_MAX {
         return Err(MppError::param("result.resultMessage"));
     }
-    check_len(&req.payment.mpp_payment_id, MPP_PAYMENT_ID_LEN_MAX, "payment.mppPaymentId")?;
-    let customer_id = req.customer_id.or(req.payment.customer_id).ok_or_else(|| MppError::param("customerId"))?;
+    check_len(
+        &req.payment.mpp_payment_id,
+        MPP_PAYMENT_ID_LEN_MAX,
+        "payment.mppPaymentId",
+    )?;
+    let customer_id = req
+        .customer_id
+        .or(req.payment.customer_id)
+        .ok_or_else(|| MppError::param("customerId"))?;
     check_len(&customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
-    if req.payment.payment_amount.is_some_and(|a| !a.is_whole_tenge()) {
+    if req
+        .payment
+        .payment_amount
+        .is_some_and(|a| !a.is_whole_tenge())
+    {
         return Err(MppError::param("payment.paymentAmount"));
     }
     let id = parse_payment_id(&req.payment.payment_id)?;
     let cmd = Notify {
-        owner: Owner { mpp: caller.mpp.caller_name.clone(), customer_id },
+        owner: Owner {
+            mpp: caller.mpp.caller_name.clone(),
+            customer_id,
+        },
         verdict: Verdict::from_code(&req.result.result_code),
         mpp_payment_id: req.payment.mpp_payment_id,
         amount: req.payment.payment_amount,
@@ -40,17 +62,24 @@ pub async fn notify(app: &App, caller: &Caller, req: NotifyPaymentRequest) -> Re
     let locale = caller.locale;
     let outcome = app
         .store
-        .notify(id, cmd, move |p| check.state(p.trade_point_id), app.clock.now(), app.policy, move |p, code| {
-            let response = NotifyPaymentResponse {
-                result: ResultBody::of(code, locale),
-                link_receipt: (code == ResultCode::Success).then(|| link_base(&p.receipt_token)),
-            };
-            serde_json::to_string(&response).unwrap_or_default()
-        })
+        .notify(
+            id,
+            cmd,
+            move |p| check.state(p.trade_point_id),
+            app.clock.now(),
+            app.policy,
+            move |p, code| {
+                let response = NotifyPaymentResponse {
+                    result: ResultBody::of(code, locale),
+                    link_receipt: (code == ResultCode::Success)
+                        .then(|| link_base(&p.receipt_token)),
+                };
+                serde_json::to_string(&response).unwrap_or_default()
+            },
+        )
         .await?;
     match outcome {
         NotifyOutcome::Body(body) => Ok(body),
         NotifyOutcome::Code(code) => Err(code.into()),
     }
 }
-

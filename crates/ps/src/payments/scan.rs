@@ -1,8 +1,8 @@
 //! scan (SPEC 4.1, DECISIONS 12–14): resolve a QR token into a purchase bound to the scanner.
 
 use tolem_wire::mpp::{
-    CUSTOMER_ID_LEN_MAX, PaymentData, QR_CODE_LEN_MAX, QrCodeType, ResultBody, ResultCode, ScanPayment,
-    ScanRequest, ScanResponse, ServiceParameter,
+    CUSTOMER_ID_LEN_MAX, PaymentData, QR_CODE_LEN_MAX, QrCodeType, ResultBody, ResultCode,
+    ScanPayment, ScanRequest, ScanResponse, ServiceParameter,
 };
 use tolem_wire::{Locale, mpp};
 
@@ -15,22 +15,33 @@ use crate::store::NewPayment;
 pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanResponse, MppError> {
     check_len(&req.qr_code, QR_CODE_LEN_MAX, "qrCode")?;
     check_len(&req.customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
-    let owner = Owner { mpp: caller.mpp.caller_name.clone(), customer_id: req.customer_id };
+    let owner = Owner {
+        mpp: caller.mpp.caller_name.clone(),
+        customer_id: req.customer_id,
+    };
     let catalog = app.catalog.get();
     let now = app.clock.now();
     match catalog.token(&req.qr_code) {
         Some(CatalogToken::Static { trade_point_id }) => {
             app.merchant_check().state(trade_point_id).check()?;
             let new = new_scanned(Kind::Static, trade_point_id, None);
-            let payment = app.store.create_scanned(new, owner, now, app.policy).await?;
+            let payment = app
+                .store
+                .create_scanned(new, owner, now, app.policy)
+                .await?;
             Ok(answer(app, QrCodeType::Static, &payment, None))
         }
         Some(CatalogToken::Custom { service_id }) => {
             let service = catalog.services.get(&service_id).filter(|s| s.active);
-            let Some(service) = service else { return Err(ResultCode::CustomQrError.into()) };
+            let Some(service) = service else {
+                return Err(ResultCode::CustomQrError.into());
+            };
             app.merchant_check().state(service.trade_point_id).check()?;
             let new = new_scanned(Kind::Custom, service.trade_point_id, Some(service.id));
-            let payment = app.store.create_scanned(new, owner, now, app.policy).await?;
+            let payment = app
+                .store
+                .create_scanned(new, owner, now, app.policy)
+                .await?;
             let data = payment_data(service, caller.locale);
             Ok(answer(app, QrCodeType::Custom, &payment, Some(data)))
         }
@@ -38,7 +49,13 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             let check = app.merchant_check();
             let scanned = app
                 .store
-                .scan_token(req.qr_code, owner, move |p| check.state(p.trade_point_id), now, app.policy)
+                .scan_token(
+                    req.qr_code,
+                    owner,
+                    move |p| check.state(p.trade_point_id),
+                    now,
+                    app.policy,
+                )
                 .await?;
             match scanned {
                 Some(Ok(payment)) => Ok(answer(app, QrCodeType::Dynamic, &payment, None)),
@@ -63,16 +80,28 @@ fn new_scanned(kind: Kind, trade_point_id: i64, service_id: Option<i64>) -> NewP
     }
 }
 
-fn answer(app: &App, kind: QrCodeType, payment: &Payment, data: Option<PaymentData>) -> ScanResponse {
+fn answer(
+    app: &App,
+    kind: QrCodeType,
+    payment: &Payment,
+    data: Option<PaymentData>,
+) -> ScanResponse {
     let catalog = app.catalog.get();
-    let until = payment.confirm_until.map(|t| app.format_date(t)).unwrap_or_default();
+    let until = payment
+        .confirm_until
+        .map(|t| app.format_date(t))
+        .unwrap_or_default();
     ScanResponse {
         result: ResultBody::success(),
         qr_code_type: Some(kind),
         merchant: merchant_of(&catalog, payment.trade_point_id),
         payment: Some(ScanPayment {
             payment_id: payment.id.to_string(),
-            payment_amount: if kind == QrCodeType::Dynamic { payment.amount } else { None },
+            payment_amount: if kind == QrCodeType::Dynamic {
+                payment.amount
+            } else {
+                None
+            },
             can_confirm_until: until,
         }),
         refund: None,

@@ -42,17 +42,35 @@ impl CatalogDoc for Service {
     }
 }
 
-fn put<T: CatalogDoc>(conn: &Connection, doc: &T, now: Timestamp, overwrite: bool) -> StoreResult<bool> {
+fn put<T: CatalogDoc>(
+    conn: &Connection,
+    doc: &T,
+    now: Timestamp,
+    overwrite: bool,
+) -> StoreResult<bool> {
     let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let verb = if overwrite { "INSERT OR REPLACE" } else { "INSERT OR IGNORE" };
-    let sql = format!("{verb} INTO catalog (kind, key, doc, updated_at_ms) VALUES (?1, ?2, ?3, ?4)");
-    let n = conn.prepare_cached(&sql)?.execute(params![T::KIND, doc.key(), json, now.as_millisecond()])?;
+    let verb = if overwrite {
+        "INSERT OR REPLACE"
+    } else {
+        "INSERT OR IGNORE"
+    };
+    let sql =
+        format!("{verb} INTO catalog (kind, key, doc, updated_at_ms) VALUES (?1, ?2, ?3, ?4)");
+    let n = conn.prepare_cached(&sql)?.execute(params![
+        T::KIND,
+        doc.key(),
+        json,
+        now.as_millisecond()
+    ])?;
     Ok(n > 0)
 }
 
 fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
-    let mut stmt = conn.prepare_cached("SELECT key, doc FROM catalog WHERE kind = ?1 ORDER BY key")?;
-    let rows = stmt.query_map([T::KIND], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT key, doc FROM catalog WHERE kind = ?1 ORDER BY key")?;
+    let rows = stmt.query_map([T::KIND], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     let mut docs = Vec::new();
     for row in rows {
         let (key, json) = row?;

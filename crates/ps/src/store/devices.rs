@@ -57,7 +57,12 @@ fn replayed(conn: &Connection, replay: &Option<PosReplay>) -> StoreResult<Option
     Ok(found)
 }
 
-fn remember(conn: &Connection, replay: &Option<PosReplay>, response: &str, now: Timestamp) -> StoreResult<()> {
+fn remember(
+    conn: &Connection,
+    replay: &Option<PosReplay>,
+    response: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
     let Some(r) = replay else { return Ok(()) };
     conn.prepare_cached(
         "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -70,7 +75,10 @@ impl Store {
     pub async fn device_by_token(&self, token: String) -> StoreResult<Option<Device>> {
         self.read(move |conn| {
             let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token = ?1");
-            Ok(conn.prepare_cached(&sql)?.query_row([token], device_from_row).optional()?)
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row([token], device_from_row)
+                .optional()?)
         })
         .await
     }
@@ -116,7 +124,11 @@ impl Store {
     }
 
     /// `device/delete`: deactivates the device; false if no active device of this organization has the token.
-    pub async fn delete_device(&self, organization_bin: String, token: String) -> StoreResult<bool> {
+    pub async fn delete_device(
+        &self,
+        organization_bin: String,
+        token: String,
+    ) -> StoreResult<bool> {
         self.write(move |conn| {
             let n = conn
                 .prepare_cached("UPDATE devices SET active = 0 WHERE token = ?1 AND organization_bin = ?2 AND active = 1")?

@@ -73,7 +73,11 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(index + 1).unwrap_or(i64::MAX),
+        )?;
         tx.commit()?;
         tracing::info!(migration = index + 1, "applied schema migration");
     }

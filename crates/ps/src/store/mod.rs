@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc};
 
-pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use catalog::CatalogDoc;
-pub use payments::{NewPayment, NotifyOutcome};
+pub use devices::{Device, DeviceRegistration, PosReplay};
+pub use payments::{Freeze, NewPayment, NotifyOutcome};
 use writer::Job;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,14 +121,29 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self.inner.reader_permits.acquire().await.map_err(|_| StoreError::WriterGone)?;
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             // The semaphore has as many permits as connections, so one is always free here.
-            let Some(conn) = conn else { return Err(StoreError::WriterGone) };
+            let Some(conn) = conn else {
+                return Err(StoreError::WriterGone);
+            };
             let result = f(&conn);
-            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
             result
         })
         .await
@@ -141,7 +156,9 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     // acknowledged payment survives a crash or power loss.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Corrupt(format!("journal_mode is {mode}, not wal")));
+        return Err(StoreError::Corrupt(format!(
+            "journal_mode is {mode}, not wal"
+        )));
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -28,6 +28,15 @@ pub struct NewPayment {
     pub receipt_token: String,
 }
 
+/// A checkout to freeze: the caller, the computed amount and the accepted parameters (JSON).
+#[derive(Clone, Debug)]
+pub struct Freeze {
+    pub payment_id: i64,
+    pub mpp: String,
+    pub amount: Amount,
+    pub parameters: String,
+}
+
 /// What notifyPayment answers, and whether the answer is the stored first one.
 #[derive(Debug)]
 pub enum NotifyOutcome {
@@ -108,7 +117,9 @@ impl RawPayment {
             _ => return Err(corrupt("half an owner")),
         };
         let amount = match self.amount_tiyn {
-            Some(t) => Some(Amount::from_tiyn(u64::try_from(t).map_err(|_| corrupt("negative amount"))?)),
+            Some(t) => Some(Amount::from_tiyn(
+                u64::try_from(t).map_err(|_| corrupt("negative amount"))?,
+            )),
             None => None,
         };
         Ok(Payment {
@@ -139,13 +150,19 @@ impl RawPayment {
 
 pub(super) fn load(conn: &Connection, id: i64) -> StoreResult<Option<Payment>> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = ?1");
-    let raw = conn.prepare_cached(&sql)?.query_row([id], from_row).optional()?;
+    let raw = conn
+        .prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?;
     raw.map(RawPayment::check).transpose()
 }
 
 fn load_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Payment>> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE qr_token = ?1");
-    let raw = conn.prepare_cached(&sql)?.query_row([token], from_row).optional()?;
+    let raw = conn
+        .prepare_cached(&sql)?
+        .query_row([token], from_row)
+        .optional()?;
     raw.map(RawPayment::check).transpose()
 }
 
@@ -214,7 +231,10 @@ impl Store {
     pub async fn payment_by_receipt(&self, receipt_token: String) -> StoreResult<Option<Payment>> {
         self.read(move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM payments WHERE receipt_token = ?1");
-            let raw = conn.prepare_cached(&sql)?.query_row([receipt_token], from_row).optional()?;
+            let raw = conn
+                .prepare_cached(&sql)?
+                .query_row([receipt_token], from_row)
+                .optional()?;
             raw.map(RawPayment::check).transpose()
         })
         .await
@@ -225,7 +245,13 @@ impl Store {
     }
 
     /// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14).
-    pub async fn create_scanned(&self, new: NewPayment, owner: Owner, now: Timestamp, policy: Policy) -> StoreResult<Payment> {
+    pub async fn create_scanned(
+        &self,
+        new: NewPayment,
+        owner: Owner,
+        now: Timestamp,
+        policy: Policy,
+    ) -> StoreResult<Payment> {
         self.write(move |conn| {
             let mut payment = insert(conn, &new, now)?;
             payment.bind(&owner, now, &policy);
@@ -245,7 +271,9 @@ impl Store {
         policy: Policy,
     ) -> StoreResult<Option<Result<Payment, ResultCode>>> {
         self.write(move |conn| {
-            let Some(mut payment) = load_by_token(conn, &token)? else { return Ok(None) };
+            let Some(mut payment) = load_by_token(conn, &token)? else {
+                return Ok(None);
+            };
             if let Err(code) = merchant(&payment).check() {
                 return Ok(Some(Err(code)));
             }
@@ -266,23 +294,28 @@ impl Store {
     /// `respond` makes the answer from the purchase as frozen.
     pub async fn checkout(
         &self,
-        id: i64,
-        mpp: String,
-        amount: Amount,
-        parameters: String,
+        freeze: Freeze,
         now: Timestamp,
         policy: Policy,
         respond: impl FnOnce(&Payment) -> String + Send + 'static,
     ) -> StoreResult<Result<String, ResultCode>> {
         self.write(move |conn| {
-            let Some(mut payment) = load(conn, id)? else { return Ok(Err(ResultCode::OrderNotExist)) };
-            if let Some(stored) = stored_checkout(&payment, &mpp) {
+            let Some(mut payment) = load(conn, freeze.payment_id)? else {
+                return Ok(Err(ResultCode::OrderNotExist));
+            };
+            if let Some(stored) = stored_checkout(&payment, &freeze.mpp) {
                 return Ok(Ok(stored));
             }
-            if let Err(code) = payment.check_checkout(&mpp, now, &policy) {
+            if let Err(code) = payment.check_checkout(&freeze.mpp, now, &policy) {
                 return Ok(Err(code));
             }
-            payment.freeze_checkout(amount, parameters, String::new(), now, &policy);
+            payment.freeze_checkout(
+                freeze.amount,
+                freeze.parameters,
+                String::new(),
+                now,
+                &policy,
+            );
             let response = respond(&payment);
             payment.checkout_response = Some(response.clone());
             save(conn, &payment, &policy)?;
@@ -302,7 +335,9 @@ impl Store {
         respond: impl FnOnce(&Payment, ResultCode) -> String + Send + 'static,
     ) -> StoreResult<NotifyOutcome> {
         self.write(move |conn| {
-            let Some(mut payment) = load(conn, id)? else { return Ok(NotifyOutcome::Code(ResultCode::OrderNotExist)) };
+            let Some(mut payment) = load(conn, id)? else {
+                return Ok(NotifyOutcome::Code(ResultCode::OrderNotExist));
+            };
             let state = merchant(&payment);
             match payment.notify(&cmd, state, now, &policy) {
                 NotifyDecision::Repeat(body) => Ok(NotifyOutcome::Body(body)),
@@ -345,7 +380,9 @@ impl Store {
         policy: Policy,
     ) -> StoreResult<Option<Result<Payment, String>>> {
         self.write(move |conn| {
-            let Some(mut payment) = load(conn, id)? else { return Ok(None) };
+            let Some(mut payment) = load(conn, id)? else {
+                return Ok(None);
+            };
             match step(&mut payment) {
                 Ok(()) => {
                     save(conn, &payment, &policy)?;

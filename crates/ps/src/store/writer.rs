@@ -22,7 +22,11 @@ where
     let job: Job = Box::new(move |conn: &Connection| {
         let result = in_savepoint(conn, f);
         Box::new(move |committed: bool| {
-            let answer = if committed { result } else { Err(StoreError::CommitFailed) };
+            let answer = if committed {
+                result
+            } else {
+                Err(StoreError::CommitFailed)
+            };
             // The caller may have gone away (timeout); the write stands either way.
             let _ = tx.send(answer);
         })
@@ -30,13 +34,20 @@ where
     (job, rx)
 }
 
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
     conn.execute_batch("SAVEPOINT job")?;
     let result = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
         Ok(result) => result,
         Err(_) => Err(StoreError::Corrupt("a write panicked".to_owned())),
     };
-    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    let end = if result.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
     conn.execute_batch(end)?;
     result
 }

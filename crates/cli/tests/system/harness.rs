@@ -1,0 +1,278 @@
+//! Starts the PS for a test and speaks to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tolem_ps::clock::{ManualClock, SharedClock};
+use tolem_ps::{App, AppState, Config};
+use tolem_sdk::MppClient;
+
+pub const SANDBOX_TOML: &str = include_str!("../../../../examples/sandbox.toml");
+pub const API_KEY: &str = "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
+pub const OTHER_API_KEY: &str = "test_0A1B2C3D4E5F60718293A4B5C6D7E8F9";
+pub const ADMIN_TOKEN: &str = "sandbox-admin-token";
+pub const STATIC_QR: &str = "TOLEM-STATIC-CAFE-1001";
+pub const PARKING_QR: &str = "https://pay.tolem.example/pay/parking";
+
+/// A running PS with its own database and clock.
+pub struct TestPs {
+    pub url: String,
+    pub app: AppState,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    db: PathBuf,
+    _dir: Option<TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn test_config(db: &Path) -> Config {
+    let mut config = Config::from_toml(SANDBOX_TOML).expect("the sandbox configuration is valid");
+    config.database = db.to_owned();
+    config.sandbox = true;
+    config.payments.expiry_sweep_interval_ms = 50;
+    config
+}
+
+impl TestPs {
+    pub async fn start() -> TestPs {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = dir.path().join("ps.db");
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let mut ps = TestPs::start_with(test_config(&db), clock).await;
+        ps._dir = Some(dir);
+        ps
+    }
+
+    pub async fn start_with(mut config: Config, clock: Arc<ManualClock>) -> TestPs {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        config.public_url = url.clone();
+        let db = config.database.clone();
+        let shared: SharedClock = clock.clone();
+        let app = App::start(config, shared).await.expect("the PS starts");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(tolem_ps::serve(listener, app.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestPs {
+            url,
+            app,
+            clock,
+            http: reqwest::Client::new(),
+            db,
+            _dir: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database file.
+    pub async fn restart(mut self) -> TestPs {
+        let dir = self._dir.take();
+        let db = self.db.clone();
+        let clock = self.clock.clone();
+        self.shutdown().await;
+        let mut ps = TestPs::start_with(test_config(&db), clock).await;
+        ps._dir = dir;
+        ps
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn mpp(&self, caller: &str) -> MppClient {
+        MppClient::new(&self.url, caller).expect("a client")
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(SignedDuration::from_secs(secs));
+    }
+
+    /// A raw MPP API call: (HTTP status, body text).
+    pub async fn mpp_raw(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .body(body.to_owned());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.expect("the PS answers");
+        (resp.status().as_u16(), resp.text().await.expect("a body"))
+    }
+
+    /// An MPP API call with the usual headers.
+    pub async fn mpp_call(
+        &self,
+        path: &str,
+        caller: &str,
+        request_id: &str,
+        body: &Value,
+    ) -> (u16, String) {
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-caller-name", caller),
+            ("x-request-id", request_id),
+        ];
+        self.mpp_raw(path, &headers, &body.to_string()).await
+    }
+
+    /// A merchant API call with an API key: (HTTP status, parsed body).
+    pub async fn pos(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.pos_with(method, path, key, None, body).await
+    }
+
+    pub async fn pos_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        request_id: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        req = req.header("api-key", key);
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let resp = req.send().await.expect("the PS answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON, got {text}")),
+        )
+    }
+
+    /// Registers a POS device of the demo café and returns its token.
+    pub async fn device(&self, device_id: &str) -> String {
+        self.device_at(API_KEY, device_id, 1001).await
+    }
+
+    pub async fn device_at(&self, key: &str, device_id: &str, trade_point: i64) -> String {
+        let body = json!({"DeviceId": device_id, "TradePointId": trade_point});
+        let (_, answer) = self
+            .pos("POST", "/r1/v01/device/register", key, Some(&body))
+            .await;
+        assert_eq!(answer["StatusCode"], 0, "{answer}");
+        answer["Data"]["DeviceToken"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// Creates a Dynamic QR of `amount` tenge; returns (QrToken, QrPaymentId).
+    pub async fn dynamic_qr(&self, device: &str, amount: u64) -> (String, i64) {
+        let body = json!({"DeviceToken": device, "Amount": amount});
+        let (_, answer) = self
+            .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&body))
+            .await;
+        assert_eq!(answer["StatusCode"], 0, "{answer}");
+        let data = &answer["Data"];
+        (
+            data["QrToken"].as_str().expect("token").to_owned(),
+            data["QrPaymentId"].as_i64().expect("id"),
+        )
+    }
+
+    /// The POS status (v02 data) of a purchase.
+    pub async fn status(&self, id: i64) -> Value {
+        let (_, answer) = self
+            .pos(
+                "GET",
+                &format!("/r1/v02/payment/status/{id}"),
+                API_KEY,
+                None,
+            )
+            .await;
+        answer
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let req = match method {
+            "PUT" => self.http.put(url),
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        let resp = req
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("the PS answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for TestPs {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn notify_body(payment_id: &str, customer: &str, code: &str, amount: Option<&str>) -> Value {
+    let mut payment = json!({"paymentId": payment_id, "mppPaymentId": format!("M-{payment_id}")});
+    if let Some(amount) = amount {
+        payment["paymentAmount"] = json!(amount);
+    }
+    json!({"result": {"resultCode": code, "resultMessage": code.to_lowercase()}, "payment": payment, "customerId": customer})
+}
+
+pub fn result_code(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON, got {body}"));
+    v["result"]["resultCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a result in {body}"))
+        .to_owned()
+}
+
+/// Scans through the raw API and returns the paymentId.
+pub async fn scan_id(ps: &TestPs, caller: &str, qr: &str, customer: &str) -> String {
+    let (_, body) = ps
+        .mpp_call(
+            "/api/v1/qr/scan",
+            caller,
+            "scan",
+            &json!({"qrCode": qr, "customerId": customer}),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v["result"]["resultCode"], "SUCCESS", "{body}");
+    v["payment"]["paymentId"]
+        .as_str()
+        .expect("paymentId")
+        .to_owned()
+}

@@ -1,0 +1,8 @@
+//! System tests: the real PS on port 0 with a fresh SQLite file, driven over HTTP by the
+//! project's own SDK (MPP side) and by raw requests (POS side, admin).
+
+mod durability;
+mod harness;
+mod merchant_api;
+mod mpp_api;
+mod operator;

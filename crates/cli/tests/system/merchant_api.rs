@@ -1,0 +1,343 @@
+//! The merchant (POS) API: devices, QR creation, status, isolation, idempotency, emulators.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn trade_points_and_device_lifecycle() {
+    let ps = TestPs::start().await;
+    let (_, points) = ps
+        .pos("GET", "/r1/v01/partner/tradepoints", API_KEY, None)
+        .await;
+    assert_eq!(
+        points["Data"][0],
+        json!({"TradePointId": 1001, "TradePointName": "Demo Coffee (Абай, 10)"})
+    );
+    // register is idempotent per DeviceId + TradePointId, and accepts any case and string ids.
+    let first = ps.device("POS-1").await;
+    let body = json!({"deviceId": "POS-1", "tradePointId": "1001"});
+    let (_, again) = ps
+        .pos("POST", "/r1/v01/device/register/", API_KEY, Some(&body))
+        .await;
+    assert_eq!(again["Data"]["DeviceToken"], first.as_str());
+    let body = json!({"DeviceId": "POS-1", "TradePointId": 1002});
+    let (_, other_point) = ps
+        .pos("POST", "/r1/v01/device/register", API_KEY, Some(&body))
+        .await;
+    assert_eq!(other_point["StatusCode"], -1503);
+    let body = json!({"DeviceId": "POS-2", "TradePointId": 2001});
+    let (_, foreign_point) = ps
+        .pos("POST", "/r1/v01/device/register", API_KEY, Some(&body))
+        .await;
+    assert_eq!(foreign_point["StatusCode"], -99000002);
+    let body = json!({"DeviceId": "bad id!", "TradePointId": 1001});
+    let (_, bad) = ps
+        .pos("POST", "/r1/v01/device/register", API_KEY, Some(&body))
+        .await;
+    assert_eq!(bad["StatusCode"], -99000400);
+    // delete, then the token no longer creates anything.
+    let (_, deleted) = ps
+        .pos(
+            "POST",
+            "/r1/v01/device/delete",
+            API_KEY,
+            Some(&json!({"DeviceToken": first})),
+        )
+        .await;
+    assert_eq!(deleted["StatusCode"], 0);
+    let (_, again) = ps
+        .pos(
+            "POST",
+            "/r1/v01/device/delete",
+            API_KEY,
+            Some(&json!({"DeviceToken": first})),
+        )
+        .await;
+    assert_eq!(again["StatusCode"], -1501);
+    let (_, create) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": first, "Amount": 5})),
+        )
+        .await;
+    assert_eq!(create["StatusCode"], -1502);
+    let (_, ping) = ps.pos("GET", "/r2/v01/health/ping", API_KEY, None).await;
+    assert_eq!(ping, json!({"StatusCode": 0, "Message": "OK"}));
+}
+
+#[tokio::test]
+async fn qr_create_answers_like_the_api_merchants_know() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (_, answer) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device, "Amount": 150.5, "ExternalId": "sale-1"})),
+        )
+        .await;
+    assert_eq!(answer["StatusCode"], 0);
+    let data = &answer["Data"];
+    assert_eq!(data["QrToken"].as_str().expect("token").len(), 41);
+    assert!(data["QrPaymentId"].is_i64());
+    assert_eq!(
+        data["QrPaymentBehaviorOptions"],
+        json!({"StatusPollingInterval": 5, "QrCodeScanWaitTimeout": 180, "PaymentConfirmationTimeout": 65})
+    );
+    let expire = data["ExpireDate"].as_str().expect("date");
+    // yyyy-MM-ddTHH:mm:ss.fff+05:00
+    assert_eq!(expire.len(), 29, "{expire}");
+    assert!(
+        expire.ends_with("+05:00") && expire.as_bytes()[19] == b'.',
+        "{expire}"
+    );
+    for (amount, code) in [
+        (json!(0), 990000028),
+        (json!("abc"), 990000028),
+        (json!(1.234), 990000028),
+    ] {
+        let (_, bad) = ps
+            .pos(
+                "POST",
+                "/r1/v01/qr/create",
+                API_KEY,
+                Some(&json!({"DeviceToken": device, "Amount": amount})),
+            )
+            .await;
+        assert_eq!(bad["StatusCode"], code, "{amount}");
+    }
+    let (_, link) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create-link",
+            API_KEY,
+            Some(&json!({"DeviceToken": device, "Amount": 200})),
+        )
+        .await;
+    assert_eq!(link["StatusCode"], 0);
+    let url = link["Data"]["PaymentLink"].as_str().expect("link");
+    assert!(url.starts_with(&format!("{}/pay/", ps.url)), "{url}");
+    assert_eq!(
+        link["Data"]["PaymentBehaviorOptions"]["LinkActivationWaitTimeout"],
+        180
+    );
+    // The link is paid like a Dynamic QR.
+    let payment_id = scan_id(&ps, "demobank", url, "C1").await;
+    assert_eq!(payment_id, link["Data"]["PaymentId"].to_string());
+}
+
+#[tokio::test]
+async fn creating_calls_are_idempotent_per_request_id_and_body() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let body = json!({"DeviceToken": device, "Amount": 100});
+    let (_, a) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("req-1"),
+            Some(&body),
+        )
+        .await;
+    let (_, b) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("req-1"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(a, b, "the same request gets the first answer");
+    // Same id, other body: a new request (some clients send one fixed id).
+    let other = json!({"DeviceToken": device, "Amount": 101});
+    let (_, c) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("req-1"),
+            Some(&other),
+        )
+        .await;
+    assert_ne!(a["Data"]["QrPaymentId"], c["Data"]["QrPaymentId"]);
+    // No id: every call creates.
+    let (_, d) = ps
+        .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&body))
+        .await;
+    let (_, e) = ps
+        .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&body))
+        .await;
+    assert_ne!(d["Data"]["QrPaymentId"], e["Data"]["QrPaymentId"]);
+}
+
+#[tokio::test]
+async fn an_organization_never_sees_another_organizations_purchases() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (_, id) = ps.dynamic_qr(&device, 100).await;
+    for path in [
+        format!("/r1/v01/payment/status/{id}"),
+        format!("/r2/v02/payment/status/{id}"),
+    ] {
+        let (_, answer) = ps.pos("GET", &path, OTHER_API_KEY, None).await;
+        assert_eq!(answer["StatusCode"], -1601, "{path}");
+        assert!(answer.get("Data").is_none());
+    }
+    // Nor use its device.
+    let (_, answer) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create",
+            OTHER_API_KEY,
+            Some(&json!({"DeviceToken": device, "Amount": 1})),
+        )
+        .await;
+    assert_eq!(answer["StatusCode"], -1501);
+    let (_, emulate) = ps
+        .pos(
+            "POST",
+            "/r1/v01/test/payment/scan",
+            OTHER_API_KEY,
+            Some(&json!({"qrPaymentId": id.to_string()})),
+        )
+        .await;
+    assert_eq!(emulate["StatusCode"], -99000001);
+    // v01 carries Status only; v02 adds the rest.
+    let (_, v01) = ps
+        .pos(
+            "GET",
+            &format!("/r1/v01/payment/status/{id}"),
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(v01["Data"], json!({"Status": "QrTokenCreated"}));
+    let (_, v02) = ps
+        .pos(
+            "GET",
+            &format!("/r3/v02/payment/status/{id}"),
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(v02["Data"]["StoreName"], "Demo Coffee (Абай, 10)");
+}
+
+#[tokio::test]
+async fn authentication_and_unknown_paths_answer_with_the_envelope() {
+    let ps = TestPs::start().await;
+    let (status, answer) = ps
+        .pos("GET", "/r1/v01/partner/tradepoints", "test_WRONG", None)
+        .await;
+    assert_eq!((status, answer["StatusCode"].as_i64()), (200, Some(-10000)));
+    let (status, answer) = ps.pos("GET", "/r1/v01/no/such/call", API_KEY, None).await;
+    assert_eq!(
+        (status, answer["StatusCode"].as_i64()),
+        (404, Some(-99000404))
+    );
+    let (_, answer) = ps
+        .pos("POST", "/r3/v01/remote/create", API_KEY, Some(&json!({})))
+        .await;
+    assert_eq!(answer["StatusCode"], -99000100);
+    // r3 checks OrganizationBin against the key's organization.
+    let body =
+        json!({"DeviceId": "POS-9", "TradePointId": 1001, "OrganizationBin": "990340005678"});
+    let (_, answer) = ps
+        .pos("POST", "/r3/v01/device/register", API_KEY, Some(&body))
+        .await;
+    assert_eq!(answer["StatusCode"], -10000);
+    let (_, answer) = ps
+        .pos(
+            "GET",
+            "/r3/v01/partner/tradepoints/990340001234",
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(answer["StatusCode"], 0);
+    let (_, answer) = ps
+        .pos(
+            "POST",
+            "/r1/v01/device/register",
+            API_KEY,
+            Some(&json!("not an object")),
+        )
+        .await;
+    assert_eq!(answer["StatusCode"], -99000400);
+}
+
+#[tokio::test]
+async fn sandbox_emulators_drive_the_state_machine() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let step = |name: &'static str, id: i64| {
+        let ps = &ps;
+        async move {
+            let (_, a) = ps
+                .pos(
+                    "POST",
+                    &format!("/r1/v01/test/payment/{name}"),
+                    API_KEY,
+                    Some(&json!({"qrPaymentId": id.to_string()})),
+                )
+                .await;
+            a["StatusCode"].as_i64().expect("code")
+        }
+    };
+    let (_, id) = ps.dynamic_qr(&device, 100).await;
+    assert_eq!(
+        step("confirm", id).await,
+        -99000400,
+        "confirm needs a scan first"
+    );
+    assert_eq!(step("scan", id).await, 0);
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Wait");
+    assert_eq!(step("confirm", id).await, 0);
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    let (_, id) = ps.dynamic_qr(&device, 100).await;
+    assert_eq!(step("scanerror", id).await, 0);
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    let (_, id) = ps.dynamic_qr(&device, 100).await;
+    step("scan", id).await;
+    assert_eq!(step("confirmerror", id).await, 0);
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+}
+
+#[tokio::test]
+async fn qr_pictures_exist_for_issued_codes_only() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, _) = ps.dynamic_qr(&device, 100).await;
+    for (path, kind) in [("png", "image/png"), ("svg", "image/svg+xml")] {
+        for token in [qr.as_str(), STATIC_QR, PARKING_QR] {
+            let resp = ps
+                .http
+                .get(format!("{}/qr/image.{path}", ps.url))
+                .query(&[("token", token)])
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["content-type"], kind);
+            let bytes = resp.bytes().await.expect("bytes");
+            if path == "png" {
+                assert_eq!(&bytes[..4], b"\x89PNG");
+            } else {
+                assert!(bytes.starts_with(b"<?xml") || bytes.starts_with(b"<svg"));
+            }
+        }
+        let resp = ps
+            .http
+            .get(format!("{}/qr/image.{path}?token=never-issued", ps.url))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), 404);
+    }
+}

@@ -1,0 +1,819 @@
+//! The MPP API v1: every token type paid end to end, every result code, idempotency.
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+use tolem_sdk::RetryPolicy;
+use tolem_wire::mpp::{
+    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, QrCodeType, ResultBody,
+    ResultCode, ScanRequest,
+};
+use tolem_wire::{Amount, Locale};
+
+use crate::harness::*;
+
+const SCAN: &str = "/api/v1/qr/scan";
+const CHECKOUT: &str = "/api/v1/qr/checkout";
+const NOTIFY: &str = "/api/v1/qr/notifyPayment";
+
+fn scan_req(qr: &str, customer: &str) -> ScanRequest {
+    ScanRequest {
+        qr_code: qr.to_owned(),
+        customer_id: customer.to_owned(),
+    }
+}
+
+fn notify_req(payment_id: &str, customer: &str, amount: Option<Amount>) -> NotifyPaymentRequest {
+    NotifyPaymentRequest {
+        result: ResultBody::success(),
+        payment: NotifyPayment {
+            payment_id: payment_id.to_owned(),
+            mpp_payment_id: format!("M-{payment_id}"),
+            payment_amount: amount,
+            customer_id: None,
+        },
+        customer_id: Some(customer.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn dynamic_qr_is_paid_end_to_end() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1500).await;
+    assert_eq!(ps.status(id).await["Data"]["Status"], "QrTokenCreated");
+    let bank = ps.mpp("demobank");
+    let scan = bank
+        .scan(&scan_req(&qr, "C1"), Locale::Ru)
+        .await
+        .expect("scan succeeds");
+    assert_eq!(scan.qr_code_type, Some(QrCodeType::Dynamic));
+    let payment = scan.payment.expect("a payment");
+    assert_eq!(payment.payment_amount, Amount::from_tenge(1500));
+    assert_eq!(payment.payment_id, id.to_string());
+    assert_eq!(scan.merchant.expect("merchant").merchant_mcc, "5814");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Wait");
+    let answer = bank
+        .notify_payment(
+            &notify_req(&payment.payment_id, "C1", None),
+            Locale::Ru,
+            &RetryPolicy::default(),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(answer.result.code(), Some(ResultCode::Success));
+    let receipt = answer.link_receipt.expect("a receipt link");
+    let status = ps.status(id).await;
+    assert_eq!(status["Data"]["Status"], "Processed");
+    assert_eq!(status["Data"]["Amount"], json!(1500.0));
+    assert_eq!(status["Data"]["TransactionId"], id.to_string());
+    let page = reqwest::get(&receipt)
+        .await
+        .expect("receipt")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("1500.00") && page.contains("Оплачено"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn static_qr_takes_the_amount_from_notify_payment() {
+    let ps = TestPs::start().await;
+    let wallet = ps.mpp("demowallet");
+    let scan = wallet
+        .scan(&scan_req(STATIC_QR, "W7"), Locale::Kk)
+        .await
+        .expect("scan");
+    assert_eq!(scan.qr_code_type, Some(QrCodeType::Static));
+    let payment = scan.payment.expect("a payment");
+    assert_eq!(payment.payment_amount, None);
+    // Each scan of a static QR is a new purchase.
+    let again = wallet
+        .scan(&scan_req(STATIC_QR, "W7"), Locale::Kk)
+        .await
+        .expect("scan");
+    assert_ne!(
+        again.payment.expect("payment").payment_id,
+        payment.payment_id
+    );
+    // Without an amount, or with a fractional one, the PS refuses and nothing changes.
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demowallet",
+            "n0",
+            &notify_body(&payment.payment_id, "W7", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PARAM_ILLEGAL");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demowallet",
+            "n1",
+            &notify_body(&payment.payment_id, "W7", "SUCCESS", Some("250.50")),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PARAM_ILLEGAL");
+    let answer = wallet
+        .notify_payment(
+            &notify_req(&payment.payment_id, "W7", Amount::from_tenge(250)),
+            Locale::Kk,
+            &RetryPolicy::default(),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(answer.result.code(), Some(ResultCode::Success));
+    assert!(answer.link_receipt.expect("link").ends_with("&locale=kk"));
+    let id: i64 = payment.payment_id.parse().expect("numeric id");
+    let status = ps.status(id).await;
+    assert_eq!(status["Data"]["Status"], "Processed");
+    assert_eq!(status["Data"]["Amount"], json!(250.0));
+}
+
+#[tokio::test]
+async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
+    let ps = TestPs::start().await;
+    let bank = ps.mpp("demobank");
+    let scan = bank
+        .scan(&scan_req(PARKING_QR, "C9"), Locale::Kk)
+        .await
+        .expect("scan");
+    assert_eq!(scan.qr_code_type, Some(QrCodeType::Custom));
+    let data = scan.payment_data.expect("paymentData");
+    assert_eq!(data.service_name, "Тұрақ");
+    assert_eq!(data.parameters[0].name, "Мемлекеттік нөмір");
+    let options = data.parameters[1].options.clone().expect("options");
+    assert_eq!(options[2].label, "Тәулік");
+    let payment_id = scan.payment.expect("payment").payment_id;
+    let checkout = |plate: &str, option: &str| CheckoutRequest {
+        payment_id: payment_id.clone(),
+        service_id: 2862,
+        parameters: vec![
+            ParameterValue {
+                id: 3932,
+                value: Some(plate.to_owned()),
+            },
+            ParameterValue {
+                id: 3933,
+                value: Some(option.to_owned()),
+            },
+        ],
+    };
+    // An option that is not in the list is refused and freezes nothing.
+    let refused = bank
+        .checkout(&checkout("777ABC02", "week"), Locale::Ru)
+        .await
+        .expect_err("bad option");
+    assert_eq!(refused.result_code(), Some(ResultCode::ParamIllegal));
+    let first = bank
+        .checkout(&checkout("777ABC02", "3h"), Locale::Ru)
+        .await
+        .expect("checkout");
+    assert_eq!(first.payment_amount, Amount::from_tenge(800));
+    // A repeat gets the first answer byte for byte, whatever it carries.
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "X"}, {"id": 3933, "value": "day"}]});
+    let (_, again) = ps.mpp_call(CHECKOUT, "demobank", "c2", &body).await;
+    let (_, again2) = ps.mpp_call(CHECKOUT, "demobank", "c3", &body).await;
+    assert_eq!(again, again2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&again).expect("json")["paymentAmount"],
+        "800.00"
+    );
+    // notifyPayment must carry the frozen amount.
+    let (_, wrong) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n1",
+            &notify_body(&payment_id, "C9", "SUCCESS", Some("2000")),
+        )
+        .await;
+    assert_eq!(result_code(&wrong), "PARAM_ILLEGAL");
+    let answer = bank
+        .notify_payment(
+            &notify_req(&payment_id, "C9", Amount::from_tenge(800)),
+            Locale::Ru,
+            &RetryPolicy::default(),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(answer.result.code(), Some(ResultCode::Success));
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_notifications_confirm_once_with_identical_bodies() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 700).await;
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    let body = notify_body(&payment_id, "C1", "SUCCESS", Some("700"));
+    let calls = (0..50).map(|i| {
+        let ps = &ps;
+        let body = &body;
+        async move {
+            ps.mpp_call(NOTIFY, "demobank", &format!("same-{}", i % 3), body)
+                .await
+        }
+    });
+    let answers = join_all(calls).await;
+    let first = &answers[0];
+    assert_eq!(first.0, 200);
+    assert_eq!(result_code(&first.1), "SUCCESS");
+    assert!(
+        answers.iter().all(|a| a == first),
+        "every repeat gets the same bytes"
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    let stored = ps
+        .app
+        .store
+        .payment(id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.notify_response.as_deref(), Some(first.1.as_str()));
+}
+
+#[tokio::test]
+async fn a_repeat_that_changes_the_verdict_gets_the_first_answer() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    let (_, cancelled) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n1",
+            &notify_body(&payment_id, "C1", "CANCELLED_BY_CLIENT", None),
+        )
+        .await;
+    assert_eq!(result_code(&cancelled), "CANCELLED_BY_CLIENT");
+    let (_, late_success) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n2",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(late_success, cancelled);
+    let (_, other_amount) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n3",
+            &notify_body(&payment_id, "C1", "SUCCESS", Some("999")),
+        )
+        .await;
+    assert_eq!(other_amount, cancelled);
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+}
+
+#[tokio::test]
+async fn other_verdicts_are_recorded_as_failures() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    for (verdict, answer) in [
+        ("RISK_REJECT", "RISK_REJECT"),
+        ("PROCESS_FAIL", "PROCESS_FAIL"),
+        ("NO_MONEY", "PROCESS_FAIL"),
+    ] {
+        let (qr, id) = ps.dynamic_qr(&device, 100).await;
+        let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+        let (_, body) = ps
+            .mpp_call(
+                NOTIFY,
+                "demobank",
+                "n",
+                &notify_body(&payment_id, "C1", verdict, None),
+            )
+            .await;
+        assert_eq!(result_code(&body), answer);
+        assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_belongs_to_the_mpp_and_customer_that_scanned_it() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    // Scans by anyone else fail; the owner's repeat returns the same payment.
+    let (_, other) = ps
+        .mpp_call(
+            SCAN,
+            "demowallet",
+            "s",
+            &json!({"qrCode": qr, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&other), "PROCESS_FAIL");
+    let (_, other) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": qr, "customerId": "C2"}),
+        )
+        .await;
+    assert_eq!(result_code(&other), "PROCESS_FAIL");
+    assert_eq!(scan_id(&ps, "demobank", &qr, "C1").await, payment_id);
+    // notifyPayment from another MPP: not found; from another customer: UNKNOWN_CUSTOMER.
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demowallet",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "ORDER_NOT_EXIST");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C2", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "UNKNOWN_CUSTOMER");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body("424242", "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "ORDER_NOT_EXIST");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body("not-a-number", "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "ORDER_NOT_EXIST");
+    // The rejected calls changed nothing: the owner can still pay.
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Wait");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "SUCCESS");
+    // Checkout of another MPP's payment is not found either.
+    let custom_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    let (_, body) = ps
+        .mpp_call(
+            CHECKOUT,
+            "demowallet",
+            "c",
+            &json!({"paymentId": custom_id, "serviceId": 2862}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "ORDER_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn deadlines_expire_codes_and_purchases() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    // Past ExpireDate (180 s) a Dynamic QR can no longer be scanned.
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    ps.advance(181);
+    let (_, body) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": qr, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "EXPIRED_CODE");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    // Within the grace after canConfirmUntil (60 s + 5 s) notifyPayment still confirms.
+    let (qr, _) = ps.dynamic_qr(&device, 100).await;
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    ps.advance(64);
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "SUCCESS");
+    // Past the grace it is refused and the purchase is expired.
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    ps.advance(66);
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PAYMENT_INCORRECT_STATUS");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    let (_, body) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": qr, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "EXPIRED_CODE");
+    // A Custom payment past its window: checkout answers EXPIRED_CODE.
+    let custom_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    ps.advance(70);
+    let body = json!({"paymentId": custom_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+    let (_, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
+    assert_eq!(result_code(&answer), "EXPIRED_CODE");
+}
+
+#[tokio::test]
+async fn expiry_needs_no_polling() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, scanned) = ps.dynamic_qr(&device, 100).await;
+    scan_id(&ps, "demobank", &qr, "C1").await;
+    let (_, unscanned) = ps.dynamic_qr(&device, 100).await;
+    ps.advance(200);
+    // The sweeper runs every 50 ms in tests; nobody asks for the status meanwhile.
+    let mut expired = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let a = ps
+            .app
+            .store
+            .payment(scanned)
+            .await
+            .expect("read")
+            .expect("exists");
+        let b = ps
+            .app
+            .store
+            .payment(unscanned)
+            .await
+            .expect("read")
+            .expect("exists");
+        if a.status == tolem_ps::domain::Status::Expired
+            && b.status == tolem_ps::domain::Status::Expired
+        {
+            expired = true;
+            break;
+        }
+    }
+    assert!(expired, "the sweeper expired both purchases");
+    assert_eq!(ps.status(scanned).await["Data"]["Status"], "Error");
+}
+
+#[tokio::test]
+async fn headers_are_checked_at_the_edge() {
+    let ps = TestPs::start().await;
+    let body = json!({"qrCode": STATIC_QR, "customerId": "C1"}).to_string();
+    let base = [
+        ("content-type", "application/json"),
+        ("x-caller-name", "demobank"),
+        ("x-request-id", "r1"),
+    ];
+    let (status, answer) = ps.mpp_raw(SCAN, &base, &body).await;
+    assert_eq!((status, result_code(&answer)), (200, "SUCCESS".to_owned()));
+    let long_id = "x".repeat(65);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("content-type", "application/json"), ("x-request-id", "r1")],
+            "UNKNOWN_SOURCE",
+        ),
+        (
+            vec![
+                ("content-type", "application/json"),
+                ("x-caller-name", "nobody"),
+                ("x-request-id", "r1"),
+            ],
+            "UNKNOWN_SOURCE",
+        ),
+        (
+            vec![
+                ("content-type", "application/json"),
+                ("x-caller-name", "demobank"),
+            ],
+            "PARAM_ILLEGAL",
+        ),
+        (
+            vec![
+                ("content-type", "text/plain"),
+                ("x-caller-name", "demobank"),
+                ("x-request-id", "r1"),
+            ],
+            "PARAM_ILLEGAL",
+        ),
+        (
+            vec![
+                ("content-type", "application/json"),
+                ("x-caller-name", "demobank"),
+                ("x-request-id", &long_id),
+            ],
+            "PARAM_ILLEGAL",
+        ),
+        (
+            vec![
+                ("content-type", "application/json"),
+                ("x-caller-name", "demobank"),
+                ("x-request-id", "r1"),
+                ("x-locale", "en-US"),
+            ],
+            "PARAM_ILLEGAL",
+        ),
+    ];
+    for (headers, code) in cases {
+        let (status, answer) = ps.mpp_raw(SCAN, &headers, &body).await;
+        assert_eq!(
+            (status, result_code(&answer)),
+            (200, code.to_owned()),
+            "{headers:?}"
+        );
+    }
+    // The request id is echoed back.
+    let resp = ps
+        .http
+        .post(format!("{}{SCAN}", ps.url))
+        .header("content-type", "application/json")
+        .header("x-caller-name", "demobank")
+        .header("x-request-id", "echo-me")
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.headers()["x-request-id"], "echo-me");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_param_illegal_and_change_nothing() {
+    let ps = TestPs::start().await;
+    let long = "9".repeat(129);
+    let cases = [
+        (SCAN, "{not json".to_owned()),
+        (SCAN, "[]".to_owned()),
+        (SCAN, json!({"qrCode": 5, "customerId": "C1"}).to_string()),
+        (SCAN, json!({"qrCode": STATIC_QR}).to_string()),
+        (
+            SCAN,
+            json!({"qrCode": STATIC_QR, "customerId": "1234567890123"}).to_string(),
+        ),
+        (
+            SCAN,
+            json!({"qrCode": long, "customerId": "C1"}).to_string(),
+        ),
+        (SCAN, json!({"qrCode": "", "customerId": "C1"}).to_string()),
+        (
+            CHECKOUT,
+            json!({"paymentId": "1", "serviceId": "x"}).to_string(),
+        ),
+        (NOTIFY, json!({"payment": {"paymentId": "1"}}).to_string()),
+        (
+            NOTIFY,
+            notify_body("1", "C1", "SUCCESS", Some("1e2")).to_string(),
+        ),
+        (
+            NOTIFY,
+            notify_body("1", "C1", "SUCCESS", Some("-5")).to_string(),
+        ),
+        (NOTIFY, notify_body("1", "", "SUCCESS", None).to_string()),
+        (
+            NOTIFY,
+            notify_body(&"1".repeat(65), "C1", "SUCCESS", None).to_string(),
+        ),
+        (
+            NOTIFY,
+            notify_body("1", "C1", &"S".repeat(65), None).to_string(),
+        ),
+    ];
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-caller-name", "demobank"),
+        ("x-request-id", "r1"),
+    ];
+    for (path, body) in cases {
+        let (status, answer) = ps.mpp_raw(path, &headers, &body).await;
+        assert_eq!(
+            (status, result_code(&answer)),
+            (200, "PARAM_ILLEGAL".to_owned()),
+            "{path} {body}"
+        );
+    }
+    // Too large: refused before it is read in full.
+    let huge = format!("{{\"qrCode\":\"{}\"}}", "x".repeat(200_000));
+    let (status, answer) = ps.mpp_raw(SCAN, &headers, &huge).await;
+    assert_eq!(
+        (status, result_code(&answer)),
+        (413, "PARAM_ILLEGAL".to_owned())
+    );
+    // Unknown method and wrong HTTP method still answer with `result`.
+    let (status, answer) = ps.mpp_raw("/api/v1/qr/refundAll", &headers, "{}").await;
+    assert_eq!(
+        (status, result_code(&answer)),
+        (404, "PARAM_ILLEGAL".to_owned())
+    );
+    let resp = ps
+        .http
+        .get(format!("{}{SCAN}", ps.url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        result_code(&resp.text().await.expect("body")),
+        "PARAM_ILLEGAL"
+    );
+    // Unknown token.
+    let (_, answer) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "r",
+            &json!({"qrCode": "12345", "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "INVALID_TOKEN");
+}
+
+#[tokio::test]
+async fn error_messages_follow_the_locale() {
+    let ps = TestPs::start().await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-caller-name", "demobank"),
+        ("x-request-id", "r1"),
+        ("x-locale", "kk-KZ"),
+    ];
+    let (_, answer) = ps
+        .mpp_raw(
+            SCAN,
+            &headers,
+            &json!({"qrCode": "nope", "customerId": "C1"}).to_string(),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(
+        v["result"]["resultMessage"],
+        ResultCode::InvalidToken.message(Locale::Kk)
+    );
+}
+
+#[tokio::test]
+async fn suspended_and_blocked_merchants() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, _) = ps.dynamic_qr(&device, 100).await;
+    let waiting = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
+    let (status, _) = ps
+        .admin(
+            "POST",
+            "/admin/v1/organizations/990340001234/status",
+            &json!({"status": "suspended"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": qr, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PAYMENTS_SUSPENDED");
+    let (_, body) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": PARKING_QR, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PAYMENTS_SUSPENDED");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&waiting, "C1", "SUCCESS", Some("10")),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PAYMENTS_SUSPENDED");
+    ps.admin(
+        "POST",
+        "/admin/v1/organizations/990340001234/status",
+        &json!({"status": "blocked"}),
+    )
+    .await;
+    let (_, body) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": STATIC_QR, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "INVALID_MERCHANT");
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&waiting, "C1", "SUCCESS", Some("10")),
+        )
+        .await;
+    assert_eq!(result_code(&body), "INVALID_MERCHANT");
+    // Lifted: the waiting purchase can still be paid (the refusals changed nothing).
+    ps.admin(
+        "POST",
+        "/admin/v1/organizations/990340001234/status",
+        &json!({"status": "active"}),
+    )
+    .await;
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&waiting, "C1", "SUCCESS", Some("10")),
+        )
+        .await;
+    assert_eq!(result_code(&body), "SUCCESS");
+}
+
+#[tokio::test]
+async fn custom_service_errors() {
+    let ps = TestPs::start().await;
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut service = catalog["services"][0].clone();
+    // A service whose provider cannot be reached: UNKNOWN_EXCEPTION, retryable, nothing stored.
+    service["amount"] =
+        json!({"kind": "callback", "url": "http://127.0.0.1:9/amount", "timeout_ms": 500});
+    let (status, _) = ps.admin("PUT", "/admin/v1/services/2862", &service).await;
+    assert_eq!(status, 200);
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+    let (status, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
+    assert_eq!(
+        (status, result_code(&answer)),
+        (200, "UNKNOWN_EXCEPTION".to_owned())
+    );
+    // Checkout of a non-Custom payment is a business failure; a wrong serviceId is a bad parameter.
+    let static_id = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
+    let (_, answer) = ps
+        .mpp_call(
+            CHECKOUT,
+            "demobank",
+            "c",
+            &json!({"paymentId": static_id, "serviceId": 2862}),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "PROCESS_FAIL");
+    let (_, answer) = ps
+        .mpp_call(
+            CHECKOUT,
+            "demobank",
+            "c",
+            &json!({"paymentId": payment_id, "serviceId": 1}),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "PARAM_ILLEGAL");
+    // notifyPayment before checkout: the payment's status does not allow it.
+    let (_, answer) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", Some("300")),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "PAYMENT_INCORRECT_STATUS");
+    // A disabled service: CUSTOM_QR_ERROR at scan.
+    service["active"] = json!(false);
+    ps.admin("PUT", "/admin/v1/services/2862", &service).await;
+    let (_, answer) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s",
+            &json!({"qrCode": PARKING_QR, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "CUSTOM_QR_ERROR");
+}

@@ -1,0 +1,122 @@
+//! Operator data through the admin API, and Custom amounts computed by a provider's callback.
+
+use axum::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
+    let ps = TestPs::start().await;
+    let resp = ps
+        .http
+        .get(format!("{}/admin/v1/catalog", ps.url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 401);
+    let resp = ps
+        .http
+        .get(format!("{}/admin/v1/catalog", ps.url))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 401);
+    let (status, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    assert_eq!(status, 200);
+    // Only hashes of API keys are stored.
+    assert!(!catalog.to_string().contains(API_KEY));
+    // A trade point of an unknown organization is refused.
+    let point = json!({"id": 3001, "organization_bin": "000000000000", "name": "X", "mcc": "5411"});
+    let (status, answer) = ps.admin("PUT", "/admin/v1/trade-points/3001", &point).await;
+    assert_eq!(status, 400, "{answer}");
+    // A new MPP can call at once, and survives a restart.
+    let mpp = json!({"caller_name": "newbank", "name": "New Bank", "refund_url": "http://127.0.0.1:1/refund"});
+    let (status, _) = ps.admin("PUT", "/admin/v1/mpps/newbank", &mpp).await;
+    assert_eq!(status, 200);
+    scan_id(&ps, "newbank", STATIC_QR, "N1").await;
+    let ps = ps.restart().await;
+    scan_id(&ps, "newbank", STATIC_QR, "N1").await;
+    // A new API key works at once; its clear text is shown once.
+    let (status, key) = ps
+        .admin(
+            "POST",
+            "/admin/v1/organizations/990340001234/api-keys",
+            &json!({"kind": "prod"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let key = key["api_key"].as_str().expect("key").to_owned();
+    assert!(key.starts_with("prod_") && key.len() == 37);
+    let (_, points) = ps
+        .pos("GET", "/r1/v01/partner/tradepoints", &key, None)
+        .await;
+    assert_eq!(points["StatusCode"], 0);
+    // A payment as the operator sees it.
+    let id = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
+    let (status, view) = ps
+        .admin("GET", &format!("/admin/v1/payments/{id}"), &Value::Null)
+        .await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("scanned")));
+}
+
+#[tokio::test]
+async fn a_callback_service_prices_the_payment() {
+    // The service provider's system: 1500 tenge for any plate, refuses plate "STOP".
+    let provider = axum::Router::new().route(
+        "/amount",
+        post(|Json(req): Json<Value>| async move {
+            let plate = req["parameters"][0]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if plate == "STOP" {
+                Json(json!({"error": "unknown plate"}))
+            } else {
+                Json(json!({"amount": "1500.00"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let provider_url = format!("http://{}/amount", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, provider).await });
+    let ps = TestPs::start().await;
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut service = catalog["services"][0].clone();
+    service["amount"] = json!({"kind": "callback", "url": provider_url});
+    assert_eq!(
+        ps.admin("PUT", "/admin/v1/services/2862", &service).await.0,
+        200
+    );
+    let checkout = |id: &str, plate: &str| json!({"paymentId": id, "serviceId": 2862, "parameters": [{"id": 3932, "value": plate}, {"id": 3933, "value": "1h"}]});
+    let id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    let (_, answer) = ps
+        .mpp_call(
+            "/api/v1/qr/checkout",
+            "demobank",
+            "c",
+            &checkout(&id, "STOP"),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "PROCESS_FAIL");
+    let (_, answer) = ps
+        .mpp_call(
+            "/api/v1/qr/checkout",
+            "demobank",
+            "c",
+            &checkout(&id, "777ABC02"),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(
+        (
+            v["result"]["resultCode"].as_str(),
+            v["paymentAmount"].as_str()
+        ),
+        (Some("SUCCESS"), Some("1500.00"))
+    );
+}
