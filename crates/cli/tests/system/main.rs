@@ -1,6 +1,7 @@
 //! System tests: the real PS on port 0 with a fresh SQLite file, driven over HTTP by the
 //! project's own SDK (MPP side) and by raw requests (POS side, admin).
 
+mod contract;
 mod durability;
 mod harness;
 mod merchant_api;
