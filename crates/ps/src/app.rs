@@ -56,6 +56,7 @@ impl App {
             write_queue_max: config.limits.write_queue_max,
             write_batch_max: config.limits.write_batch_max,
             read_connections: config.limits.read_connections,
+            write_wait_ms: config.limits.request_timeout_ms,
         };
         let store = Store::open(&config.database, &limits)?;
         let added = store

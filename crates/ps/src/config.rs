@@ -63,6 +63,7 @@ pub struct LimitsConfig {
     /// Most writes that share one commit.
     pub write_batch_max: usize,
     pub read_connections: usize,
+    /// How long a request waits for its write to commit; past it, 503 and "retry".
     pub request_timeout_ms: u64,
     pub expiry_batch_max: usize,
 }

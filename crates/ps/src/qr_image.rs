@@ -78,3 +78,48 @@ async fn svg(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Respon
         .build();
     ([(header::CONTENT_TYPE, "image/svg+xml")], picture).into_response()
 }
+
+/// The page a payment link opens (`qr/create-link`): the purchase, and its QR to scan with the
+/// buyer's banking app.
+pub async fn pay_page(
+    State(app): State<AppState>,
+    axum::extract::Path(digits): axum::extract::Path<String>,
+) -> Response {
+    let link = format!(
+        "{}/pay/{digits}",
+        app.config.public_url.trim_end_matches('/')
+    );
+    let payment = match app.store.payment_by_token(link.clone()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such payment link").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a payment link");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let catalog = app.catalog.get();
+    let merchant = catalog
+        .trade_points
+        .get(&payment.trade_point_id)
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    let amount = payment.amount.map(|a| a.to_string()).unwrap_or_default();
+    let status = payment
+        .effective_status(app.clock.now(), &app.policy)
+        .pos_status();
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let token: String = link.bytes().map(|b| format!("%{b:02X}")).collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Tolem</title></head><body style=\"font-family:sans-serif;text-align:center\">\
+         <h1>{merchant}</h1><p style=\"font-size:2em\">{amount} ₸</p><p>{status:?}</p>\
+         <img alt=\"QR\" src=\"/qr/image.svg?token={token}\" width=\"320\"><p>Отсканируйте в приложении банка · \
+         Банк қосымшасында сканерлеңіз</p></body></html>",
+        merchant = escape(&merchant),
+    );
+    axum::response::Html(html).into_response()
+}

@@ -13,10 +13,23 @@ fn the_mpp_result_code_table_in_the_docs_matches_the_code() {
             .find(|l| l.starts_with(&format!("| `{}` |", code.as_str())))
             .unwrap_or_else(|| panic!("docs/mpp-api.md has no row for {}", code.as_str()));
         for locale in [Locale::Ru, Locale::Kk] {
-            assert!(row.contains(code.message(locale)), "{} message drifted: {row}", code.as_str());
+            assert!(
+                row.contains(code.message(locale)),
+                "{} message drifted: {row}",
+                code.as_str()
+            );
         }
-        let retry = if code.is_retryable() { "| **yes** |" } else { "| no |" };
-        assert!(row.contains(retry) || *code == ResultCode::Success || *code == ResultCode::RefundInProcess, "{row}");
+        let retry = if code.is_retryable() {
+            "| **yes** |"
+        } else {
+            "| no |"
+        };
+        assert!(
+            row.contains(retry)
+                || *code == ResultCode::Success
+                || *code == ResultCode::RefundInProcess,
+            "{row}"
+        );
     }
 }
 
@@ -28,6 +41,10 @@ fn the_merchant_status_code_table_in_the_docs_matches_the_code() {
             .lines()
             .find(|l| l.starts_with(&format!("| {} |", code.code())))
             .unwrap_or_else(|| panic!("docs/merchant-api.md has no row for {}", code.code()));
-        assert!(row.contains(code.message()), "{} message drifted: {row}", code.code());
+        assert!(
+            row.contains(code.message()),
+            "{} message drifted: {row}",
+            code.code()
+        );
     }
 }

@@ -28,7 +28,7 @@ use writer::Job;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the write queue is full")]
+    #[error("the write queue is full or the write did not commit in time")]
     Overloaded,
     #[error("the writer has stopped")]
     WriterGone,
@@ -51,6 +51,8 @@ pub struct StoreLimits {
     pub write_queue_max: usize,
     pub write_batch_max: usize,
     pub read_connections: usize,
+    /// How long a caller waits for its write to commit before it is told to retry.
+    pub write_wait_ms: u64,
 }
 
 #[derive(Clone)]
@@ -61,6 +63,7 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
+    write_wait: std::time::Duration,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
 }
@@ -90,6 +93,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer: tx,
+                write_wait: std::time::Duration::from_millis(limits.write_wait_ms),
                 readers: Mutex::new(readers),
                 reader_permits: Semaphore::new(limits.read_connections),
             }),
@@ -112,7 +116,12 @@ impl Store {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
         })?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        // Past the deadline the caller is told to retry; the write itself may still commit,
+        // which is safe because every write the PS retries is idempotent.
+        match tokio::time::timeout(self.inner.write_wait, answer).await {
+            Ok(answer) => answer.map_err(|_| StoreError::WriterGone)?,
+            Err(_) => Err(StoreError::Overloaded),
+        }
     }
 
     /// Runs `f` on a read-only connection on a blocking thread.
