@@ -22,7 +22,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::domain::Policy;
 use crate::store::{Store, StoreError, StoreLimits};
-use crate::{admin_api, merchant_api, mpp_api, qr_image, receipt, sweeper};
+use crate::{admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, sweeper};
 
 /// Everything a request handler may use.
 pub struct App {
@@ -34,6 +34,19 @@ pub struct App {
     pub policy: Policy,
     /// Outgoing HTTP (Custom amount callbacks).
     pub http: reqwest::Client,
+    /// Wakes the refund dispatcher when a refund is placed.
+    pub refund_wake: tokio::sync::Notify,
+    pub metrics: Metrics,
+}
+
+/// Counters the operator watches (`GET /admin/v1/metrics`).
+#[derive(Default)]
+pub struct Metrics {
+    pub refund_attempts: std::sync::atomic::AtomicU64,
+    pub refunds_completed: std::sync::atomic::AtomicU64,
+    pub refunds_failed: std::sync::atomic::AtomicU64,
+    pub refund_retries: std::sync::atomic::AtomicU64,
+    pub refunds_flagged: std::sync::atomic::AtomicU64,
 }
 
 pub type AppState = Arc<App>;
@@ -81,6 +94,8 @@ impl App {
             zone,
             policy,
             http,
+            refund_wake: tokio::sync::Notify::new(),
+            metrics: Metrics::default(),
         };
         app.reload_catalog().await?;
         Ok(Arc::new(app))
@@ -151,6 +166,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
+    let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));
     let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
     let result = axum::serve(
         listener,
@@ -160,5 +176,6 @@ pub async fn serve(
     .await;
     stop.cancel();
     let _ = sweeper.await;
+    let _ = dispatcher.await;
     result
 }

@@ -28,6 +28,7 @@ pub struct Config {
     /// Bearer token of the admin API; the admin API is off when empty.
     pub admin_token: String,
     pub payments: PaymentsConfig,
+    pub refunds: RefundsConfig,
     pub limits: LimitsConfig,
     #[serde(flatten)]
     pub catalog: CatalogFile,
@@ -54,6 +55,51 @@ pub struct PaymentsConfig {
     pub amount_callback_timeout_ms: u64,
 }
 
+/// Refunds and their delivery to the MPPs (DECISIONS 20–23).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefundsConfig {
+    /// A return QR must be scanned within this.
+    pub return_qr_scan_wait_s: u32,
+    /// After its scan, a return QR can be used for `payment/return` within this.
+    pub return_qr_use_window_s: u32,
+    /// How often the POS is told to poll a return QR's status.
+    pub return_polling_interval_s: u32,
+    /// First retry delay of a delivery; it doubles up to `retry_delay_ms_max`.
+    pub retry_delay_ms_initial: u64,
+    pub retry_delay_ms_max: u64,
+    /// Timeout of one call to an MPP's `/refund`.
+    pub request_timeout_ms: u64,
+    /// Calls in flight to one MPP at most.
+    pub mpp_concurrency_max: usize,
+    /// Calls in flight to all MPPs at most.
+    pub in_flight_max: usize,
+    /// Deliveries claimed per transaction at most.
+    pub claim_batch_max: usize,
+    /// How often the dispatcher looks for due deliveries when nothing wakes it.
+    pub poll_interval_ms: u64,
+    /// A refund undelivered this long after it was requested is flagged for the operator.
+    pub alert_after_s: u64,
+}
+
+impl Default for RefundsConfig {
+    fn default() -> RefundsConfig {
+        RefundsConfig {
+            return_qr_scan_wait_s: 180,
+            return_qr_use_window_s: 600,
+            return_polling_interval_s: 5,
+            retry_delay_ms_initial: 1_000,
+            retry_delay_ms_max: 300_000,
+            request_timeout_ms: 10_000,
+            mpp_concurrency_max: 32,
+            in_flight_max: 512,
+            claim_batch_max: 256,
+            poll_interval_ms: 500,
+            alert_after_s: 86_400,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -78,6 +124,7 @@ impl Default for Config {
             sandbox: false,
             admin_token: String::new(),
             payments: PaymentsConfig::default(),
+            refunds: RefundsConfig::default(),
             limits: LimitsConfig::default(),
             catalog: CatalogFile::default(),
         }
@@ -175,6 +222,23 @@ impl Config {
         }
         if p.expiry_sweep_interval_ms == 0 {
             return invalid("payments.expiry_sweep_interval_ms", "must be positive");
+        }
+        let r = &self.refunds;
+        if r.retry_delay_ms_initial == 0 || r.retry_delay_ms_max < r.retry_delay_ms_initial {
+            return invalid(
+                "refunds.retry_delay_ms_max",
+                "must be at least retry_delay_ms_initial, which must be positive",
+            );
+        }
+        if r.mpp_concurrency_max == 0
+            || r.in_flight_max == 0
+            || r.claim_batch_max == 0
+            || r.poll_interval_ms == 0
+        {
+            return invalid(
+                "refunds",
+                "concurrency, batch and poll limits must be positive",
+            );
         }
         let l = &self.limits;
         if l.write_queue_max == 0 || l.write_batch_max == 0 || l.read_connections == 0 {

@@ -6,6 +6,7 @@
 //! - [`payments`]: the MPP API's use cases.
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit).
+//! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
 
 pub mod admin_api;
@@ -19,6 +20,7 @@ pub mod mpp_api;
 pub mod payments;
 pub mod qr_image;
 pub mod receipt;
+pub mod refund_dispatch;
 pub mod store;
 pub mod sweeper;
 

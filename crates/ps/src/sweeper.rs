@@ -1,5 +1,5 @@
 //! The expiry sweeper: turns open purchases past their deadline into `expired` (POS `Error`)
-//! without anyone polling (DECISIONS 16, 27).
+//! without anyone polling (DECISIONS 16, 27), and unscanned return QRs past theirs.
 
 use std::time::Duration;
 
@@ -14,6 +14,13 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = app
+            .store
+            .expire_return_qrs(app.clock.now(), batch_max)
+            .await
+        {
+            tracing::warn!(error = %e, "return QR expiry failed; will retry");
         }
         loop {
             match app.store.expire_due(app.clock.now(), batch_max).await {

@@ -285,6 +285,105 @@ fn optional_number<S: serde::Serializer>(amount: &Option<Amount>, s: S) -> Resul
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Refunds ("returns"): requests.
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReturnCreateRequest {
+    pub devicetoken: String,
+    #[serde(default)]
+    pub externalid: Option<String>,
+    #[serde(default)]
+    pub organizationbin: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReturnOperationsRequest {
+    pub devicetoken: String,
+    #[serde(deserialize_with = "lenient_id")]
+    pub qrreturnid: i64,
+    #[serde(default, deserialize_with = "lenient_id_opt")]
+    pub maxresult: Option<i64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PaymentReturnRequest {
+    pub devicetoken: String,
+    #[serde(deserialize_with = "lenient_id")]
+    pub qrpaymentid: i64,
+    #[serde(default, deserialize_with = "lenient_id_opt")]
+    pub qrreturnid: Option<i64>,
+    pub amount: Amount,
+    #[serde(default)]
+    pub organizationbin: Option<String>,
+}
+
+/// Body of the sandbox emulator `test/return/scan`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReturnEmulatorRequest {
+    #[serde(deserialize_with = "lenient_id")]
+    pub qrreturnid: i64,
+}
+
+// Refunds: responses.
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QrReturnBehaviorOptions {
+    pub qr_code_scan_event_polling_interval: u32,
+    pub qr_code_scan_wait_timeout: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReturnCreated {
+    pub qr_token: String,
+    pub expire_date: String,
+    pub qr_return_id: i64,
+    pub qr_return_behavior_options: QrReturnBehaviorOptions,
+}
+
+/// Statuses of a return QR (MERCHANT-API.md §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReturnStatus {
+    QrTokenCreated,
+    CustomerIdentityObtained,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReturnStatusData {
+    pub status: ReturnStatus,
+}
+
+/// One of the customer's purchases in `return/operations`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReturnOperation {
+    pub qr_payment_id: i64,
+    #[serde(serialize_with = "as_number")]
+    pub amount: Amount,
+    pub transaction_date: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PaymentDetails {
+    pub qr_payment_id: i64,
+    #[serde(serialize_with = "as_number")]
+    pub total_amount: Amount,
+    #[serde(serialize_with = "as_number")]
+    pub available_return_amount: Amount,
+    pub transaction_date: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReturnOperationId {
+    pub return_operation_id: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

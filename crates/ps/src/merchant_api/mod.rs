@@ -8,7 +8,10 @@
 
 mod devices;
 mod payments;
+mod refunds;
 mod sandbox;
+
+pub use sandbox::SANDBOX_MPP;
 
 use std::sync::Arc;
 
@@ -71,7 +74,24 @@ pub fn router() -> Router<AppState> {
                 get(not_supported).post(not_supported),
             );
     }
+    for scheme in ["r2", "r3"] {
+        router = router
+            .route(
+                &format!("/{scheme}/v01/payment/details"),
+                get(refunds::details),
+            )
+            .route(
+                &format!("/{scheme}/v01/payment/return"),
+                post(refunds::refund),
+            );
+    }
     router
+        .route("/r2/v01/return/create", post(refunds::create))
+        .route("/r2/v01/return/status/{id}", get(refunds::status))
+        .route("/r2/v01/return/operations", post(refunds::operations))
+        .route("/r1/v01/test/return/scan", post(sandbox::return_scan))
+        .route("/r2/v01/test/return/scan", post(sandbox::return_scan))
+        .route("/r3/v01/test/return/scan", post(sandbox::return_scan))
         .route("/r1/v01/partner/tradepoints", get(devices::trade_points))
         .route("/r2/v01/partner/tradepoints", get(devices::trade_points))
         .route(

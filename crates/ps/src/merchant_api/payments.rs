@@ -138,7 +138,7 @@ fn amount_error(call: &PosCall) -> Option<PosError> {
         .then(|| PosError::status(StatusCode::InvalidAmount))
 }
 
-fn random_digits(n: usize) -> String {
+pub fn random_digits(n: usize) -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
     // The first digit is not zero so the token keeps its length when read as a number.

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::response::IntoResponse;
-use tolem_wire::merchant::{EmulatorRequest, Envelope, StatusCode};
+use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
 use super::{PosCall, PosError, PosResult, envelope, unknown_method};
 use crate::app::AppState;
@@ -13,7 +13,7 @@ use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{MerchantState, Owner, Status};
 
 /// The buyer the emulators act as.
-const SANDBOX_MPP: &str = "sandbox";
+pub const SANDBOX_MPP: &str = "sandbox";
 const SANDBOX_CUSTOMER: &str = "sandbox";
 
 pub async fn payment_step(
@@ -75,5 +75,38 @@ pub async fn payment_step(
         Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
         Some(Err(why)) => Err(PosError::invalid(why)),
         None => Err(PosError::status(StatusCode::PaymentNotFound)),
+    }
+}
+
+/// `test/return/scan` (DECISIONS 30): the sandbox customer scans a return QR, which moves it to
+/// `CustomerIdentityObtained` as a real MPP's scan would. Purchases paid through the emulators
+/// belong to that customer.
+pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResult {
+    if !app.config.sandbox {
+        return Ok(unknown_method().into_response());
+    }
+    let req: ReturnEmulatorRequest = call.parse()?;
+    let qr = app.store.refund(req.qrreturnid).await?;
+    let catalog = app.catalog.get();
+    let token = qr
+        .filter(|q| {
+            catalog
+                .merchant(q.trade_point_id)
+                .is_some_and(|(_, org)| org.bin == call.organization.bin)
+        })
+        .and_then(|q| q.qr_token)
+        .ok_or(PosError::status(StatusCode::PurchaseNotFound))?;
+    let owner = Owner {
+        mpp: SANDBOX_MPP.to_owned(),
+        customer_id: SANDBOX_CUSTOMER.to_owned(),
+    };
+    match app
+        .store
+        .scan_return_qr(token, owner, app.clock.now())
+        .await?
+    {
+        Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
+        Some(Err(code)) => Err(PosError::invalid(code.as_str())),
+        None => Err(PosError::status(StatusCode::PurchaseNotFound)),
     }
 }

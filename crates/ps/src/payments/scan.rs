@@ -2,14 +2,14 @@
 
 use tolem_wire::mpp::{
     CUSTOMER_ID_LEN_MAX, PaymentData, QR_CODE_LEN_MAX, QrCodeType, ResultBody, ResultCode,
-    ScanPayment, ScanRequest, ScanResponse, ServiceParameter,
+    ScanPayment, ScanRefund, ScanRequest, ScanResponse, ServiceParameter,
 };
 use tolem_wire::{Locale, mpp};
 
 use super::{Caller, MppError, check_len, merchant_of, secret_token};
 use crate::app::App;
 use crate::catalog::{CatalogToken, Service};
-use crate::domain::{Kind, Owner, Payment};
+use crate::domain::{Kind, MerchantState, Owner, Payment};
 use crate::store::NewPayment;
 
 pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanResponse, MppError> {
@@ -50,8 +50,8 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             let scanned = app
                 .store
                 .scan_token(
-                    req.qr_code,
-                    owner,
+                    req.qr_code.clone(),
+                    owner.clone(),
                     move |p| check.state(p.trade_point_id),
                     now,
                     app.policy,
@@ -60,9 +60,38 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             match scanned {
                 Some(Ok(payment)) => Ok(answer(app, QrCodeType::Dynamic, &payment, None)),
                 Some(Err(code)) => Err(code.into()),
-                None => Err(ResultCode::InvalidToken.into()),
+                None => scan_return_qr(app, req.qr_code, owner).await,
             }
         }
+    }
+}
+
+/// A return QR (DECISIONS 22, 27): the scan identifies the customer the refund will go to.
+async fn scan_return_qr(app: &App, token: String, owner: Owner) -> Result<ScanResponse, MppError> {
+    let Some(qr) = app.store.refund_by_token(token.clone()).await? else {
+        return Err(ResultCode::InvalidToken.into());
+    };
+    // A suspended merchant may still give money back; a blocked one may not.
+    if app.merchant_check().state(qr.trade_point_id) == MerchantState::Blocked {
+        return Err(ResultCode::InvalidMerchant.into());
+    }
+    match app
+        .store
+        .scan_return_qr(token, owner, app.clock.now())
+        .await?
+    {
+        Some(Ok(qr)) => Ok(ScanResponse {
+            result: ResultBody::success(),
+            qr_code_type: Some(QrCodeType::Refund),
+            merchant: merchant_of(&app.catalog.get(), qr.trade_point_id),
+            payment: None,
+            refund: Some(ScanRefund {
+                refund_id: qr.id.to_string(),
+            }),
+            payment_data: None,
+        }),
+        Some(Err(code)) => Err(code.into()),
+        None => Err(ResultCode::InvalidToken.into()),
     }
 }
 

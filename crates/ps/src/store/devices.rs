@@ -46,7 +46,10 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 
 const DEVICE_COLUMNS: &str = "id, organization_bin, trade_point_id, device_id, token, active";
 
-fn replayed(conn: &Connection, replay: &Option<PosReplay>) -> StoreResult<Option<String>> {
+pub(super) fn replayed(
+    conn: &Connection,
+    replay: &Option<PosReplay>,
+) -> StoreResult<Option<String>> {
     let Some(r) = replay else { return Ok(None) };
     let found = conn
         .prepare_cached(
@@ -57,7 +60,7 @@ fn replayed(conn: &Connection, replay: &Option<PosReplay>) -> StoreResult<Option
     Ok(found)
 }
 
-fn remember(
+pub(super) fn remember(
     conn: &Connection,
     replay: &Option<PosReplay>,
     response: &str,

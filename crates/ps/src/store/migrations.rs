@@ -65,6 +65,46 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (device_id, request_id, body_sha256)
     ) WITHOUT ROWID;
     "#,
+    // 2: refunds (return QRs and refund operations share one id space) and the outbox.
+    r#"
+    CREATE TABLE refunds (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        trade_point_id INTEGER NOT NULL,
+        device_id INTEGER,
+        external_id TEXT,
+        qr_token TEXT UNIQUE,
+        expire_at_ms INTEGER,
+        mpp TEXT,
+        customer_id TEXT,
+        identified_at_ms INTEGER,
+        payment_id INTEGER REFERENCES payments (id),
+        amount_tiyn INTEGER CHECK (amount_tiyn > 0),
+        requested_at_ms INTEGER,
+        finished_at_ms INTEGER,
+        mpp_result TEXT,
+        created_at_ms INTEGER NOT NULL,
+        receipt_token TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX refunds_by_payment ON refunds (payment_id) WHERE payment_id IS NOT NULL;
+    CREATE INDEX refunds_by_status ON refunds (status, id);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        ref_id INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        due_at_ms INTEGER NOT NULL,
+        lease_until_ms INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        flagged INTEGER NOT NULL DEFAULT 0,
+        done_at_ms INTEGER,
+        UNIQUE (kind, ref_id)
+    );
+    CREATE INDEX outbox_due ON outbox (due_at_ms) WHERE done_at_ms IS NULL;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -11,6 +11,7 @@ mod catalog;
 mod devices;
 mod migrations;
 mod payments;
+mod refunds;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use tokio::sync::{Semaphore, mpsc};
 pub use catalog::CatalogDoc;
 pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
+pub use refunds::{Claimed, NewReturnQr, RefundView};
 use writer::Job;
 
 #[derive(Debug, thiserror::Error)]

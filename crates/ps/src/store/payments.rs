@@ -46,11 +46,11 @@ pub enum NotifyOutcome {
     Code(ResultCode),
 }
 
-fn ms(at: Timestamp) -> i64 {
+pub(super) fn ms(at: Timestamp) -> i64 {
     at.as_millisecond()
 }
 
-fn at(ms: Option<i64>) -> StoreResult<Option<Timestamp>> {
+pub(super) fn at(ms: Option<i64>) -> StoreResult<Option<Timestamp>> {
     ms.map(|ms| Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(e.to_string())))
         .transpose()
 }
@@ -188,7 +188,7 @@ pub(super) fn insert(conn: &Connection, new: &NewPayment, now: Timestamp) -> Sto
     load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
 }
 
-fn tiyn_i64(amount: Amount) -> StoreResult<i64> {
+pub(super) fn tiyn_i64(amount: Amount) -> StoreResult<i64> {
     i64::try_from(amount.tiyn()).map_err(|_| StoreError::Corrupt("amount out of range".to_owned()))
 }
 

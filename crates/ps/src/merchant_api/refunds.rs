@@ -1,0 +1,236 @@
+//! Refunds ("returns") from the POS: `return/create`, `return/status`, `return/operations` (r2),
+//! `payment/details` and `payment/return` (r2 with a return QR, r3 without).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode as HttpStatus;
+use jiff::SignedDuration;
+use tolem_wire::merchant::{
+    Envelope, PaymentDetails, PaymentQuery, PaymentReturnRequest, QrReturnBehaviorOptions,
+    ReturnCreateRequest, ReturnCreated, ReturnOperation, ReturnOperationId,
+    ReturnOperationsRequest, ReturnStatusData, StatusCode, from_value_any_case,
+};
+
+use super::payments::random_digits;
+use super::{
+    PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, envelope, raw_json,
+};
+use crate::app::{App, AppState};
+use crate::domain::refund::{RefundOrder, Refusal};
+use crate::domain::{Refund, RefundKind, Status};
+use crate::payments::secret_token;
+use crate::store::{NewReturnQr, PosReplay};
+
+/// Most purchases `return/operations` lists (MERCHANT-API.md §4.9).
+const OPERATIONS_MAX: i64 = 10;
+
+pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
+    let req: ReturnCreateRequest = call.parse()?;
+    call.check_bin(req.organizationbin.as_deref())?;
+    let (device, point) = device_of(&app, &call, &req.devicetoken).await?;
+    if !point.active {
+        return Err(PosError::status(StatusCode::TradePointDisabled));
+    }
+    let now = app.clock.now();
+    let r = &app.config.refunds;
+    let wait_s = r.return_qr_scan_wait_s;
+    let new = NewReturnQr {
+        trade_point_id: point.id,
+        device_id: device.id,
+        external_id: req.externalid,
+        qr_token: random_digits(41),
+        expire_at: now
+            .checked_add(SignedDuration::from_secs(i64::from(wait_s)))
+            .unwrap_or(now),
+        receipt_token: secret_token(),
+    };
+    let replay = call.request_id.clone().map(|request_id| PosReplay {
+        device_id: device.id,
+        request_id,
+        body_sha256: call.body_sha256(),
+    });
+    let polling = r.return_polling_interval_s;
+    let zone = app.zone.clone();
+    let body = app
+        .store
+        .create_return_qr(replay, new, now, move |qr| {
+            let created = ReturnCreated {
+                qr_token: qr.qr_token.clone().unwrap_or_default(),
+                expire_date: qr
+                    .expire_at
+                    .map(|t| tolem_wire::time::format_merchant(t, &zone))
+                    .unwrap_or_default(),
+                qr_return_id: qr.id,
+                qr_return_behavior_options: QrReturnBehaviorOptions {
+                    qr_code_scan_event_polling_interval: polling,
+                    qr_code_scan_wait_timeout: wait_s,
+                },
+            };
+            serde_json::to_string(&Envelope::ok(created)).unwrap_or_default()
+        })
+        .await?;
+    Ok(raw_json(body))
+}
+
+/// A return QR of the caller's organization; anything else is "not found".
+async fn own_return_qr(app: &App, call: &PosCall, id: i64) -> Result<Refund, PosError> {
+    let not_found = || PosError::status(StatusCode::PurchaseNotFound);
+    let qr = app
+        .store
+        .refund(id)
+        .await?
+        .filter(|r| r.kind == RefundKind::Qr)
+        .ok_or_else(not_found)?;
+    let catalog = app.catalog.get();
+    match catalog.merchant(qr.trade_point_id) {
+        Some((_, org)) if org.bin == call.organization.bin => Ok(qr),
+        _ => Err(not_found()),
+    }
+}
+
+pub async fn status(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    call: PosCall,
+) -> PosResult {
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| PosError::status(StatusCode::PurchaseNotFound))?;
+    let qr = own_return_qr(&app, &call, id).await?;
+    let data = ReturnStatusData {
+        status: qr.pos_status(app.clock.now()),
+    };
+    Ok(envelope(HttpStatus::OK, &Envelope::ok(data)))
+}
+
+pub async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult {
+    let req: ReturnOperationsRequest = call.parse()?;
+    let (_, point) = device_of(&app, &call, &req.devicetoken).await?;
+    let max = req.maxresult.unwrap_or(OPERATIONS_MAX);
+    if !(1..=OPERATIONS_MAX).contains(&max) {
+        return Err(PosError::invalid("MaxResult must be 1-10"));
+    }
+    let qr = own_return_qr(&app, &call, req.qrreturnid).await?;
+    let Some(owner) = qr.owner.clone().filter(|_| qr.trade_point_id == point.id) else {
+        return Err(PosError::status(StatusCode::PurchaseNotFound));
+    };
+    let limit = usize::try_from(max).unwrap_or(10);
+    let purchases = app.store.customer_purchases(owner, point.id, limit).await?;
+    let list: Vec<ReturnOperation> = purchases
+        .into_iter()
+        .filter_map(|p| {
+            Some(ReturnOperation {
+                qr_payment_id: p.id,
+                amount: p.amount?,
+                transaction_date: app.format_merchant_date(p.finished_at.unwrap_or(p.created_at)),
+            })
+        })
+        .collect();
+    Ok(envelope(HttpStatus::OK, &Envelope::ok(list)))
+}
+
+pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
+    let pairs = form_urlencoded::parse(call.query.as_deref().unwrap_or_default().as_bytes());
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    let query: PaymentQuery = from_value_any_case(serde_json::Value::Object(map))
+        .map_err(|e| PosError::invalid(e.to_string()))?;
+    let (Some(id), Some(token)) = (query.qrpaymentid, query.devicetoken) else {
+        return Err(PosError::invalid(
+            "QrPaymentId and DeviceToken are required",
+        ));
+    };
+    device_of(&app, &call, &token).await?;
+    let not_found = || PosError::status(StatusCode::PurchaseNotFound);
+    let payment = app.store.payment(id).await?.ok_or_else(not_found)?;
+    let catalog = app.catalog.get();
+    if catalog
+        .merchant(payment.trade_point_id)
+        .is_none_or(|(_, org)| org.bin != call.organization.bin)
+    {
+        return Err(not_found());
+    }
+    let total = payment.amount.unwrap_or_default();
+    let confirmed = payment.status == Status::Confirmed;
+    let available = if confirmed {
+        app.store.refundable(payment.id, total).await?
+    } else {
+        Default::default()
+    };
+    let data = PaymentDetails {
+        qr_payment_id: payment.id,
+        total_amount: total,
+        available_return_amount: available,
+        transaction_date: app
+            .format_merchant_date(payment.finished_at.unwrap_or(payment.created_at)),
+    };
+    Ok(envelope(HttpStatus::OK, &Envelope::ok(data)))
+}
+
+pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
+    let req: PaymentReturnRequest = call.parse()?;
+    call.check_bin(req.organizationbin.as_deref())?;
+    if call.scheme == Scheme::R2 && req.qrreturnid.is_none() {
+        return Err(PosError::invalid(
+            "QrReturnId is required on r2 (refund with the customer)",
+        ));
+    }
+    if req.amount.is_zero() {
+        return Err(PosError::status(StatusCode::InvalidAmount));
+    }
+    let (device, point) = device_of(&app, &call, &req.devicetoken).await?;
+    check_trade_point(&point).or_else(|e| match e {
+        // A trade point that stopped taking QR payments still gives money back.
+        PosError::Status(StatusCode::TradePointNoQr, _) => Ok(()),
+        other => Err(other),
+    })?;
+    let order = RefundOrder {
+        kind: if req.qrreturnid.is_some() {
+            RefundKind::Qr
+        } else {
+            RefundKind::Direct
+        },
+        payment_id: req.qrpaymentid,
+        trade_point_id: Some(point.id),
+        device_id: Some(device.id),
+        return_qr: req.qrreturnid,
+        amount: req.amount,
+        use_window: SignedDuration::from_secs(i64::from(app.config.refunds.return_qr_use_window_s)),
+    };
+    let replay = call.request_id.clone().map(|request_id| PosReplay {
+        device_id: device.id,
+        request_id,
+        body_sha256: call.body_sha256(),
+    });
+    let placed = app
+        .store
+        .place_refund(order, replay, secret_token(), app.clock.now(), |refund| {
+            let data = ReturnOperationId {
+                return_operation_id: refund.id,
+            };
+            serde_json::to_string(&Envelope::ok(data)).unwrap_or_default()
+        })
+        .await?;
+    app.refund_wake.notify_one();
+    placed.map(raw_json).map_err(refusal)
+}
+
+/// The merchant API's codes for a refused refund (MERCHANT-API.md §4.11).
+pub fn refusal(refusal: Refusal) -> PosError {
+    match refusal {
+        Refusal::PaymentNotFound => PosError::status(StatusCode::PaymentNotFound),
+        Refusal::TradePointMismatch => PosError::status(StatusCode::TradePointMismatch),
+        Refusal::NotRefundable => PosError::status(StatusCode::ReturnWrongStatus),
+        Refusal::AmountExceeded => PosError::status(StatusCode::ReturnAmountExceeded),
+        Refusal::ReturnQrNotUsable => {
+            PosError::invalid("QrReturnId: the return QR is not scanned, already used or expired")
+        }
+    }
+}
+
+impl App {
+    pub fn format_merchant_date(&self, at: jiff::Timestamp) -> String {
+        tolem_wire::time::format_merchant(at, &self.zone)
+    }
+}

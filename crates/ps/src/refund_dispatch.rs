@@ -1,0 +1,207 @@
+//! The refund dispatcher: delivers every placed refund to its MPP's `/refund` (SPEC 4.4,
+//! DECISIONS 21) from the outbox.
+//!
+//! It claims due deliveries with a short lease in one transaction, calls the MPPs outside any
+//! transaction (at most `in_flight_max` calls, `mpp_concurrency_max` per MPP, each with a
+//! timeout), and records each outcome in a second short transaction; outcomes recorded together
+//! share one commit. A retry is due after an exponential backoff with jitter. A refund still
+//! undelivered `alert_after_s` after it was placed is flagged for the operator, and retries go on.
+//! After a crash, deliveries whose lease ran out are claimed again, so none is lost; the MPP's
+//! `/refund` applies each refundId once however often it is called.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tolem_wire::Locale;
+use tolem_wire::mpp::{RefundRequest, ResultOnly};
+
+use crate::app::AppState;
+use crate::domain::refund::{Delivery, backoff};
+use crate::merchant_api::SANDBOX_MPP;
+use crate::payments::receipt_link;
+use crate::store::Claimed;
+
+pub async fn run(app: AppState, stop: CancellationToken) {
+    let cfg = app.config.refunds.clone();
+    let in_flight = Arc::new(Semaphore::new(cfg.in_flight_max));
+    let per_mpp: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(cfg.request_timeout_ms))
+        .pool_max_idle_per_host(cfg.mpp_concurrency_max)
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the refund HTTP client; refunds are not delivered");
+            return;
+        }
+    };
+    // A claim outlives the call's timeout, so a live delivery is never claimed twice.
+    let lease =
+        SignedDuration::from_millis(i64::try_from(cfg.request_timeout_ms).unwrap_or(10_000))
+            .saturating_add(SignedDuration::from_secs(30));
+    loop {
+        let free = in_flight.available_permits().min(cfg.claim_batch_max);
+        let mut claimed_all = false;
+        if free > 0 {
+            match app
+                .store
+                .claim_deliveries(app.clock.now(), free, lease)
+                .await
+            {
+                Ok(claimed) => {
+                    claimed_all = claimed.len() == free;
+                    for claim in claimed {
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let mpp_gate = gate(
+                            &per_mpp,
+                            claim.refund.owner.as_ref().map_or("", |o| o.mpp.as_str()),
+                            cfg.mpp_concurrency_max,
+                        );
+                        tokio::spawn(deliver(app.clone(), http.clone(), claim, mpp_gate, permit));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot claim refund deliveries; will retry"),
+            }
+        }
+        if claimed_all {
+            // More may be due: go on without waiting.
+            continue;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = app.refund_wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
+        }
+    }
+}
+
+fn gate(per_mpp: &Mutex<HashMap<String, Arc<Semaphore>>>, mpp: &str, max: usize) -> Arc<Semaphore> {
+    let mut gates = per_mpp.lock().unwrap_or_else(|p| p.into_inner());
+    gates
+        .entry(mpp.to_owned())
+        .or_insert_with(|| Arc::new(Semaphore::new(max)))
+        .clone()
+}
+
+async fn deliver(
+    app: AppState,
+    http: reqwest::Client,
+    claim: Claimed,
+    mpp_gate: Arc<Semaphore>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let refund = &claim.refund;
+    let span = tracing::info_span!("refund", refund_id = refund.id, attempt = claim.attempts);
+    let _enter = span.enter();
+    app.metrics.refund_attempts.fetch_add(1, Relaxed);
+    let outcome = {
+        let _turn = mpp_gate.acquire().await;
+        attempt(&app, &http, &claim).await
+    };
+    let now = app.clock.now();
+    let cfg = &app.config.refunds;
+    let delay = backoff(
+        claim.attempts,
+        SignedDuration::from_millis(i64::try_from(cfg.retry_delay_ms_initial).unwrap_or(1_000)),
+        SignedDuration::from_millis(i64::try_from(cfg.retry_delay_ms_max).unwrap_or(300_000)),
+    );
+    let retry_at = now.checked_add(delay).unwrap_or(now);
+    let waited = now.duration_since(claim.queued_at);
+    let flag = matches!(outcome, Delivery::Retry(_))
+        && waited > SignedDuration::from_secs(i64::try_from(cfg.alert_after_s).unwrap_or(86_400));
+    match &outcome {
+        Delivery::Completed => {
+            app.metrics.refunds_completed.fetch_add(1, Relaxed);
+            tracing::info!("refund delivered");
+        }
+        Delivery::Failed(code) => {
+            app.metrics.refunds_failed.fetch_add(1, Relaxed);
+            tracing::warn!(
+                code,
+                "the MPP refused the refund; its amount is refundable again"
+            );
+        }
+        Delivery::Retry(error) => {
+            app.metrics.refund_retries.fetch_add(1, Relaxed);
+            if flag {
+                app.metrics.refunds_flagged.fetch_add(1, Relaxed);
+                tracing::error!(
+                    error,
+                    waited_s = waited.as_secs(),
+                    "refund undelivered past the alert threshold; retrying"
+                );
+            } else {
+                tracing::info!(
+                    error,
+                    retry_in_ms = delay.as_millis(),
+                    "refund not delivered yet; will retry"
+                );
+            }
+        }
+    }
+    let refund_id = refund.id;
+    if let Err(e) = app
+        .store
+        .record_delivery(claim, outcome, now, retry_at, flag)
+        .await
+    {
+        // The lease runs out and the delivery is tried again; the MPP applies it once.
+        tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome");
+    }
+}
+
+/// One call to the MPP's `/refund`.
+async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Delivery {
+    let refund = &claim.refund;
+    let (Some(owner), Some(payment_id), Some(amount)) =
+        (&refund.owner, refund.payment_id, refund.amount)
+    else {
+        return Delivery::Retry("the refund is incomplete".to_owned());
+    };
+    let catalog = app.catalog.get();
+    let Some(mpp) = catalog.mpps.get(&owner.mpp) else {
+        // Purchases paid through the sandbox emulators have no real MPP to refund.
+        if app.config.sandbox && owner.mpp == SANDBOX_MPP {
+            return Delivery::Completed;
+        }
+        return Delivery::Retry(format!("MPP {} is not configured", owner.mpp));
+    };
+    let body = RefundRequest {
+        customer_id: owner.customer_id.clone(),
+        payment_id: payment_id.to_string(),
+        refund_amount: amount,
+        refund_id: refund.id.to_string(),
+        link_receipt: receipt_link(&app.config.public_url, &refund.receipt_token, Locale::Ru),
+    };
+    let sent = http
+        .post(&mpp.refund_url)
+        // The same id on every retry of this refund: one logical request.
+        .header("x-request-id", format!("refund-{}", refund.id))
+        .json(&body)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => return Delivery::Retry(short(&e.to_string())),
+    };
+    let status = response.status().as_u16();
+    let code = match response.bytes().await {
+        Ok(bytes) => serde_json::from_slice::<ResultOnly>(&bytes)
+            .ok()
+            .map(|r| r.result.result_code),
+        Err(e) => return Delivery::Retry(short(&e.to_string())),
+    };
+    Delivery::classify(status, code.as_deref())
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(300).collect()
+}

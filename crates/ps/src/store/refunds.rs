@@ -1,0 +1,576 @@
+//! Refunds and their outbox in SQLite: return QRs, refund requests checked against what is left
+//! to refund inside the writer's transaction, and the delivery queue.
+
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
+use tolem_wire::Amount;
+use tolem_wire::mpp::ResultCode;
+
+use super::devices::{remember, replayed};
+use super::payments::{at, load as load_payment, ms, tiyn_i64};
+use super::{PosReplay, Store, StoreError, StoreResult};
+use crate::domain::refund::{Delivery, RefundOrder, Refusal, available};
+use crate::domain::{Kind, Owner, Refund, RefundKind, RefundStatus, Status};
+
+const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
+    customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
+    created_at_ms, receipt_token";
+
+/// The outbox kind of a refund delivery.
+const OUTBOX_REFUND: &str = "refund";
+
+/// A return QR to create.
+#[derive(Clone, Debug)]
+pub struct NewReturnQr {
+    pub trade_point_id: i64,
+    pub device_id: i64,
+    pub external_id: Option<String>,
+    pub qr_token: String,
+    pub expire_at: Timestamp,
+    pub receipt_token: String,
+}
+
+/// A refund claimed for one delivery attempt.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub outbox_id: i64,
+    pub refund: Refund,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub queued_at: Timestamp,
+}
+
+/// A refund with its delivery state, as the operator sees it.
+#[derive(Clone, Debug)]
+pub struct RefundView {
+    pub refund: Refund,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub flagged: bool,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
+    Ok(RawRefund {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        status: r.get(2)?,
+        trade_point_id: r.get(3)?,
+        device_id: r.get(4)?,
+        external_id: r.get(5)?,
+        qr_token: r.get(6)?,
+        expire_at_ms: r.get(7)?,
+        mpp: r.get(8)?,
+        customer_id: r.get(9)?,
+        identified_at_ms: r.get(10)?,
+        payment_id: r.get(11)?,
+        amount_tiyn: r.get(12)?,
+        requested_at_ms: r.get(13)?,
+        finished_at_ms: r.get(14)?,
+        mpp_result: r.get(15)?,
+        created_at_ms: r.get(16)?,
+        receipt_token: r.get(17)?,
+    })
+}
+
+struct RawRefund {
+    id: i64,
+    kind: String,
+    status: String,
+    trade_point_id: i64,
+    device_id: Option<i64>,
+    external_id: Option<String>,
+    qr_token: Option<String>,
+    expire_at_ms: Option<i64>,
+    mpp: Option<String>,
+    customer_id: Option<String>,
+    identified_at_ms: Option<i64>,
+    payment_id: Option<i64>,
+    amount_tiyn: Option<i64>,
+    requested_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    mpp_result: Option<String>,
+    created_at_ms: i64,
+    receipt_token: String,
+}
+
+impl RawRefund {
+    fn check(self) -> StoreResult<Refund> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("refund {}: {what}", self.id));
+        let owner = match (self.mpp, self.customer_id) {
+            (Some(mpp), Some(customer_id)) => Some(Owner { mpp, customer_id }),
+            (None, None) => None,
+            _ => return Err(corrupt("half an owner")),
+        };
+        let amount = match self.amount_tiyn {
+            Some(t) => Some(Amount::from_tiyn(
+                u64::try_from(t).map_err(|_| corrupt("negative amount"))?,
+            )),
+            None => None,
+        };
+        Ok(Refund {
+            id: self.id,
+            kind: RefundKind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            status: RefundStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            trade_point_id: self.trade_point_id,
+            device_id: self.device_id,
+            external_id: self.external_id,
+            qr_token: self.qr_token,
+            expire_at: at(self.expire_at_ms)?,
+            owner,
+            identified_at: at(self.identified_at_ms)?,
+            payment_id: self.payment_id,
+            amount,
+            requested_at: at(self.requested_at_ms)?,
+            finished_at: at(self.finished_at_ms)?,
+            mpp_result: self.mpp_result,
+            created_at: at(Some(self.created_at_ms))?.ok_or_else(|| corrupt("created_at"))?,
+            receipt_token: self.receipt_token,
+        })
+    }
+}
+
+fn load_where(
+    conn: &Connection,
+    clause: &str,
+    value: &dyn rusqlite::ToSql,
+) -> StoreResult<Option<Refund>> {
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE {clause}");
+    let raw = conn
+        .prepare_cached(&sql)?
+        .query_row([value], from_row)
+        .optional()?;
+    raw.map(RawRefund::check).transpose()
+}
+
+fn load(conn: &Connection, id: i64) -> StoreResult<Option<Refund>> {
+    load_where(conn, "id = ?1", &id)
+}
+
+fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
+    let (mpp, customer) = match &r.owner {
+        Some(o) => (Some(o.mpp.as_str()), Some(o.customer_id.as_str())),
+        None => (None, None),
+    };
+    conn.prepare_cached(
+        "UPDATE refunds SET status = :status, mpp = :mpp, customer_id = :customer, identified_at_ms = :identified, \
+         payment_id = :payment, amount_tiyn = :amount, requested_at_ms = :requested, finished_at_ms = :finished, \
+         mpp_result = :result WHERE id = :id",
+    )?
+    .execute(named_params! {
+        ":status": r.status.as_str(),
+        ":mpp": mpp,
+        ":customer": customer,
+        ":identified": r.identified_at.map(ms),
+        ":payment": r.payment_id,
+        ":amount": r.amount.map(tiyn_i64).transpose()?,
+        ":requested": r.requested_at.map(ms),
+        ":finished": r.finished_at.map(ms),
+        ":result": r.mpp_result,
+        ":id": r.id,
+    })?;
+    Ok(())
+}
+
+/// A refund row to insert: a return QR (with `qr`) or a refund placed without one.
+struct NewRow<'a> {
+    kind: RefundKind,
+    status: RefundStatus,
+    trade_point_id: i64,
+    device_id: Option<i64>,
+    qr: Option<&'a NewReturnQr>,
+    receipt_token: &'a str,
+}
+
+fn insert(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> StoreResult<Refund> {
+    let qr = row.qr;
+    conn.prepare_cached(
+        "INSERT INTO refunds (kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, \
+         created_at_ms, receipt_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        row.kind.as_str(),
+        row.status.as_str(),
+        row.trade_point_id,
+        row.device_id,
+        qr.and_then(|q| q.external_id.clone()),
+        qr.map(|q| q.qr_token.clone()),
+        qr.map(|q| ms(q.expire_at)),
+        ms(now),
+        row.receipt_token,
+    ])?;
+    let id = conn.last_insert_rowid();
+    load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("refund {id} vanished")))
+}
+
+/// The amounts of a purchase's refunds that hold part of it.
+fn held_amounts(conn: &Connection, payment_id: i64) -> StoreResult<Vec<Amount>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT amount_tiyn FROM refunds WHERE payment_id = ?1 AND status IN ('pending', 'completed')",
+    )?;
+    let rows = stmt.query_map([payment_id], |r| r.get::<_, i64>(0))?;
+    let mut amounts = Vec::new();
+    for row in rows {
+        let tiyn =
+            u64::try_from(row?).map_err(|_| StoreError::Corrupt("negative refund".to_owned()))?;
+        amounts.push(Amount::from_tiyn(tiyn));
+    }
+    Ok(amounts)
+}
+
+/// Checks an order against the purchase and what is left of it; creates or fills the refund and
+/// queues its delivery, all in the caller's transaction.
+fn place(
+    conn: &Connection,
+    order: &RefundOrder,
+    now: Timestamp,
+    receipt_token: &str,
+) -> StoreResult<Result<Refund, Refusal>> {
+    let Some(payment) = load_payment(conn, order.payment_id)? else {
+        return Ok(Err(Refusal::PaymentNotFound));
+    };
+    if order
+        .trade_point_id
+        .is_some_and(|tp| tp != payment.trade_point_id)
+    {
+        return Ok(Err(Refusal::TradePointMismatch));
+    }
+    let (Status::Confirmed, Some(total), Some(owner)) =
+        (payment.status, payment.amount, payment.owner.clone())
+    else {
+        return Ok(Err(Refusal::NotRefundable));
+    };
+    if order.kind == RefundKind::Cancel && payment.kind != Kind::Custom {
+        return Ok(Err(Refusal::NotRefundable));
+    }
+    // Checked before anything is written: a refusal must leave no trace.
+    if order.amount > available(total, held_amounts(conn, payment.id)?) {
+        return Ok(Err(Refusal::AmountExceeded));
+    }
+    let mut refund = match order.return_qr {
+        Some(qr_id) => {
+            let Some(qr) = load(conn, qr_id)? else {
+                return Ok(Err(Refusal::ReturnQrNotUsable));
+            };
+            if qr.kind != RefundKind::Qr || !qr.usable_for_return(now, order.use_window) {
+                return Ok(Err(Refusal::ReturnQrNotUsable));
+            }
+            // The money goes back to the customer who scanned, so it must be their purchase.
+            if qr.owner.as_ref() != Some(&owner) || qr.trade_point_id != payment.trade_point_id {
+                return Ok(Err(Refusal::PaymentNotFound));
+            }
+            qr
+        }
+        None => {
+            let row = NewRow {
+                kind: order.kind,
+                status: RefundStatus::Pending,
+                trade_point_id: payment.trade_point_id,
+                device_id: order.device_id,
+                qr: None,
+                receipt_token,
+            };
+            insert(conn, row, now)?
+        }
+    };
+    refund.request(payment.id, owner, order.amount, now);
+    save(conn, &refund)?;
+    conn.prepare_cached(
+        "INSERT INTO outbox (kind, ref_id, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![OUTBOX_REFUND, refund.id, ms(now)])?;
+    Ok(Ok(refund))
+}
+
+impl Store {
+    pub async fn refund(&self, id: i64) -> StoreResult<Option<Refund>> {
+        self.read(move |conn| load(conn, id)).await
+    }
+
+    pub async fn refund_by_token(&self, token: String) -> StoreResult<Option<Refund>> {
+        self.read(move |conn| load_where(conn, "qr_token = ?1", &token))
+            .await
+    }
+
+    pub async fn refund_by_receipt(&self, receipt_token: String) -> StoreResult<Option<Refund>> {
+        self.read(move |conn| load_where(conn, "receipt_token = ?1", &receipt_token))
+            .await
+    }
+
+    /// `return/create`: a return QR, or the answer to the same request made before.
+    pub async fn create_return_qr(
+        &self,
+        replay: Option<PosReplay>,
+        new: NewReturnQr,
+        now: Timestamp,
+        respond: impl FnOnce(&Refund) -> String + Send + 'static,
+    ) -> StoreResult<String> {
+        self.write(move |conn| {
+            if let Some(response) = replayed(conn, &replay)? {
+                return Ok(response);
+            }
+            let row = NewRow {
+                kind: RefundKind::Qr,
+                status: RefundStatus::QrCreated,
+                trade_point_id: new.trade_point_id,
+                device_id: Some(new.device_id),
+                qr: Some(&new),
+                receipt_token: &new.receipt_token,
+            };
+            let qr = insert(conn, row, now)?;
+            let response = respond(&qr);
+            remember(conn, &replay, &response, now)?;
+            Ok(response)
+        })
+        .await
+    }
+
+    /// A scan of a return QR token; `Ok(None)` when no return QR has that token.
+    pub async fn scan_return_qr(
+        &self,
+        token: String,
+        owner: Owner,
+        now: Timestamp,
+    ) -> StoreResult<Option<Result<Refund, ResultCode>>> {
+        self.write(move |conn| {
+            let Some(mut qr) = load_where(conn, "qr_token = ?1", &token)? else {
+                return Ok(None);
+            };
+            match qr.scan(&owner, now) {
+                Ok(changed) => {
+                    if changed {
+                        save(conn, &qr)?;
+                    }
+                    Ok(Some(Ok(qr)))
+                }
+                Err(code) => Ok(Some(Err(code))),
+            }
+        })
+        .await
+    }
+
+    /// Places a refund (DECISIONS 20): checked against what is left of the purchase and queued for
+    /// delivery in one transaction, so concurrent requests can never refund more than was paid.
+    /// `respond` makes the POS answer, stored for replays of the same request.
+    pub async fn place_refund(
+        &self,
+        order: RefundOrder,
+        replay: Option<PosReplay>,
+        receipt_token: String,
+        now: Timestamp,
+        respond: impl FnOnce(&Refund) -> String + Send + 'static,
+    ) -> StoreResult<Result<String, Refusal>> {
+        self.write(move |conn| {
+            if let Some(response) = replayed(conn, &replay)? {
+                return Ok(Ok(response));
+            }
+            match place(conn, &order, now, &receipt_token)? {
+                Ok(refund) => {
+                    let response = respond(&refund);
+                    remember(conn, &replay, &response, now)?;
+                    Ok(Ok(response))
+                }
+                Err(refusal) => Ok(Err(refusal)),
+            }
+        })
+        .await
+    }
+
+    /// What is left to refund of a purchase.
+    pub async fn refundable(&self, payment_id: i64, total: Amount) -> StoreResult<Amount> {
+        self.read(move |conn| Ok(available(total, held_amounts(conn, payment_id)?)))
+            .await
+    }
+
+    /// The refunds of a purchase, oldest first.
+    pub async fn refunds_of(&self, payment_id: i64) -> StoreResult<Vec<Refund>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM refunds WHERE payment_id = ?1 ORDER BY id");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([payment_id], from_row)?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(RawRefund::check))
+                .collect()
+        })
+        .await
+    }
+
+    /// A customer's confirmed purchases at a trade point, newest first (DECISIONS 22).
+    pub async fn customer_purchases(
+        &self,
+        owner: Owner,
+        trade_point_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::domain::Payment>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM payments WHERE mpp = ?1 AND customer_id = ?2 AND trade_point_id = ?3 \
+                 AND status = 'confirmed' ORDER BY finished_at_ms DESC, id DESC LIMIT ?4",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(10);
+            let ids = stmt.query_map(params![owner.mpp, owner.customer_id, trade_point_id, limit], |r| r.get::<_, i64>(0))?;
+            let mut purchases = Vec::new();
+            for id in ids {
+                if let Some(p) = load_payment(conn, id?)? {
+                    purchases.push(p);
+                }
+            }
+            Ok(purchases)
+        })
+        .await
+    }
+
+    /// Takes up to `limit` due deliveries and leases them until `now + lease`, so that no other
+    /// dispatcher takes them meanwhile and a crashed one's are taken again after the lease.
+    pub async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: SignedDuration,
+    ) -> StoreResult<Vec<Claimed>> {
+        self.write(move |conn| {
+            let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1 WHERE id IN \
+                 (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 AND lease_until_ms <= ?3 \
+                 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![until, OUTBOX_REFUND, ms(now), limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            })?;
+            let mut claimed = Vec::new();
+            for row in rows {
+                let (outbox_id, refund_id, attempts, created) = row?;
+                let refund = load(conn, refund_id)?.ok_or_else(|| StoreError::Corrupt(format!("outbox {outbox_id}: no refund")))?;
+                claimed.push(Claimed {
+                    outbox_id,
+                    refund,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    queued_at: at(Some(created))?.unwrap_or(now),
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Records how a delivery attempt ended. A retry is due at `retry_at`; `flag` marks a refund
+    /// the operator should look at (retries go on).
+    pub async fn record_delivery(
+        &self,
+        claimed: Claimed,
+        outcome: Delivery,
+        now: Timestamp,
+        retry_at: Timestamp,
+        flag: bool,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            let Some(mut refund) = load(conn, claimed.refund.id)? else { return Ok(()) };
+            match &outcome {
+                Delivery::Completed | Delivery::Failed(_) => {
+                    let (status, code) = match &outcome {
+                        Delivery::Completed => (RefundStatus::Completed, "SUCCESS".to_owned()),
+                        Delivery::Failed(code) => (RefundStatus::Failed, code.clone()),
+                        Delivery::Retry(_) => unreachable!("matched above"),
+                    };
+                    refund.status = status;
+                    refund.finished_at = Some(now);
+                    refund.mpp_result = Some(code.clone());
+                    save(conn, &refund)?;
+                    conn.prepare_cached("UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 WHERE id = ?3")?
+                        .execute(params![ms(now), (status == RefundStatus::Failed).then_some(code), claimed.outbox_id])?;
+                }
+                Delivery::Retry(error) => {
+                    conn.prepare_cached(
+                        "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0, last_error = ?2, flagged = MAX(flagged, ?3) \
+                         WHERE id = ?4 AND done_at_ms IS NULL",
+                    )?
+                    .execute(params![ms(retry_at), error, i64::from(flag), claimed.outbox_id])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Refunds with their delivery state, newest first; `status` filters.
+    pub async fn refund_views(
+        &self,
+        status: Option<RefundStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<RefundView>> {
+        self.read(move |conn| {
+            let cols = COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {cols}, o.attempts, o.due_at_ms, o.last_error, o.flagged, o.done_at_ms FROM refunds r \
+                 LEFT JOIN outbox o ON o.kind = 'refund' AND o.ref_id = r.id \
+                 WHERE (?1 IS NULL OR r.status = ?1) ORDER BY r.id DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let limit = i64::try_from(limit).unwrap_or(100);
+            let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit], |r| {
+                Ok((
+                    from_row(r)?,
+                    r.get::<_, Option<i64>>(18)?,
+                    r.get::<_, Option<i64>>(19)?,
+                    r.get::<_, Option<String>>(20)?,
+                    r.get::<_, Option<i64>>(21)?,
+                    r.get::<_, Option<i64>>(22)?,
+                ))
+            })?;
+            let mut views = Vec::new();
+            for row in rows {
+                let (raw, attempts, due, last_error, flagged, done) = row?;
+                views.push(RefundView {
+                    refund: raw.check()?,
+                    attempts: attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+                    next_attempt_at: if done.is_none() { at(due)? } else { None },
+                    last_error,
+                    flagged: flagged.unwrap_or(0) != 0,
+                });
+            }
+            Ok(views)
+        })
+        .await
+    }
+
+    /// Makes a pending refund's delivery due now; false if it has nothing left to deliver.
+    pub async fn retry_refund_now(&self, refund_id: i64, now: Timestamp) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0 WHERE kind = 'refund' AND ref_id = ?2 AND done_at_ms IS NULL",
+                )?
+                .execute(params![ms(now), refund_id])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Undelivered refunds, and how many of them are flagged.
+    pub async fn undelivered_counts(&self) -> StoreResult<(u64, u64)> {
+        self.read(|conn| {
+            let (all, flagged): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(flagged), 0) FROM outbox WHERE kind = 'refund' AND done_at_ms IS NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((u64::try_from(all).unwrap_or(0), u64::try_from(flagged).unwrap_or(0)))
+        })
+        .await
+    }
+
+    /// Expires return QRs nobody scanned in time.
+    pub async fn expire_return_qrs(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE refunds SET status = 'expired', finished_at_ms = ?1 WHERE id IN (SELECT id FROM refunds \
+                     WHERE status = 'qr_created' AND expire_at_ms < ?1 ORDER BY id LIMIT ?2)",
+                )?
+                .execute(params![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            Ok(n)
+        })
+        .await
+    }
+}
