@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/qr/image.png", get(png))
         .route("/qr/image.svg", get(svg))
+        .route("/pay/{digits}", get(pay_page))
 }
 
 #[derive(Deserialize)]

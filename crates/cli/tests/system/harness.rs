@@ -36,17 +36,45 @@ pub fn test_config(db: &Path) -> Config {
     config.database = db.to_owned();
     config.sandbox = true;
     config.payments.expiry_sweep_interval_ms = 50;
+    config.refunds.retry_delay_ms_initial = 100;
+    config.refunds.retry_delay_ms_max = 800;
+    config.refunds.request_timeout_ms = 300;
+    config.refunds.poll_interval_ms = 20;
+    config.refunds.alert_after_s = 120;
     config
 }
 
 impl TestPs {
     pub async fn start() -> TestPs {
+        TestPs::start_configured(|_| {}).await
+    }
+
+    /// A fresh PS whose test configuration `change` adjusts first.
+    pub async fn start_configured(change: impl FnOnce(&mut Config)) -> TestPs {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = dir.path().join("ps.db");
         let clock = Arc::new(ManualClock::new(Timestamp::now()));
-        let mut ps = TestPs::start_with(test_config(&db), clock).await;
+        let mut config = test_config(&db);
+        change(&mut config);
+        let mut ps = TestPs::start_with(config, clock).await;
         ps._dir = Some(dir);
         ps
+    }
+
+    /// Waits (moving the clock a second at a time, so retries fall due) until `done` holds.
+    pub async fn wait_until<F, Fut>(&self, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..300 {
+            if done().await {
+                return;
+            }
+            self.advance(1);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting until {what}");
     }
 
     pub async fn start_with(mut config: Config, clock: Arc<ManualClock>) -> TestPs {
@@ -231,7 +259,39 @@ impl TestPs {
             .await
             .expect("the PS answers");
         let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Points an MPP's refunds at `url`.
+    pub async fn set_refund_url(&self, caller: &str, url: &str) {
+        let (_, catalog) = self.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+        let mpps = catalog["mpps"].as_array().expect("mpps");
+        let mut mpp = mpps
+            .iter()
+            .find(|m| m["caller_name"] == caller)
+            .expect("the MPP")
+            .clone();
+        mpp["refund_url"] = json!(url);
+        let (status, answer) = self
+            .admin("PUT", &format!("/admin/v1/mpps/{caller}"), &mpp)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    /// A purchase of `amount` tenge at the café, paid by `customer` of demobank; returns its id.
+    pub async fn paid(&self, device: &str, amount: u64, customer: &str) -> i64 {
+        let (qr, id) = self.dynamic_qr(device, amount).await;
+        let payment_id = scan_id(self, "demobank", &qr, customer).await;
+        let body = notify_body(&payment_id, customer, "SUCCESS", None);
+        let (_, answer) = self
+            .mpp_call("/api/v1/qr/notifyPayment", "demobank", "n", &body)
+            .await;
+        assert_eq!(result_code(&answer), "SUCCESS");
+        id
     }
 }
 

@@ -7,3 +7,5 @@ mod harness;
 mod merchant_api;
 mod mpp_api;
 mod operator;
+mod receiver;
+mod refunds;

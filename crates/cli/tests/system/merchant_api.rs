@@ -125,6 +125,19 @@ async fn qr_create_answers_like_the_api_merchants_know() {
         link["Data"]["PaymentBehaviorOptions"]["LinkActivationWaitTimeout"],
         180
     );
+    let page = ps
+        .http
+        .get(url)
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("200.00") && page.contains("/qr/image.svg?token="),
+        "{page}"
+    );
     // The link is paid like a Dynamic QR.
     let payment_id = scan_id(&ps, "demobank", url, "C1").await;
     assert_eq!(payment_id, link["Data"]["PaymentId"].to_string());

@@ -185,6 +185,15 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         PosError::Status(StatusCode::TradePointNoQr, _) => Ok(()),
         other => Err(other),
     })?;
+    // Another organization's purchase is "not found", never "at another trade point".
+    let payment = app.store.payment(req.qrpaymentid).await?;
+    let catalog = app.catalog.get();
+    let own = payment
+        .and_then(|p| catalog.merchant(p.trade_point_id))
+        .is_some_and(|(_, org)| org.bin == call.organization.bin);
+    if !own {
+        return Err(refusal(Refusal::PaymentNotFound));
+    }
     let order = RefundOrder {
         kind: if req.qrreturnid.is_some() {
             RefundKind::Qr

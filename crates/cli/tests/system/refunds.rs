@@ -1,0 +1,509 @@
+//! Refunds end to end: the r2 flow with the customer, r3 without, Custom cancellation, the
+//! refund limit under concurrency, and delivery to a misbehaving MPP.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::receiver::{Act, Receiver};
+
+async fn refund_r3(ps: &TestPs, device: &str, payment: i64, amount: f64) -> Value {
+    let body = json!({"DeviceToken": device, "QrPaymentId": payment, "Amount": amount, "OrganizationBin": "990340001234"});
+    ps.pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
+        .await
+        .1
+}
+
+async fn available(ps: &TestPs, device: &str, payment: i64) -> Value {
+    let path = format!("/r2/v01/payment/details?QrPaymentId={payment}&DeviceToken={device}");
+    ps.pos("GET", &path, API_KEY, None).await.1["Data"]["AvailableReturnAmount"].clone()
+}
+
+async fn refund_status(ps: &TestPs, refund_id: i64) -> Value {
+    let (_, list) = ps
+        .admin("GET", "/admin/v1/refunds?limit=500", &Value::Null)
+        .await;
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .find(|r| r["refund_id"] == refund_id)
+        .cloned()
+        .expect("the refund")
+}
+
+async fn wait_refund(ps: &TestPs, refund_id: i64, status: &str) -> Value {
+    ps.wait_until(&format!("refund {refund_id} is {status}"), || async move {
+        refund_status(ps, refund_id).await["status"] == status
+    })
+    .await;
+    refund_status(ps, refund_id).await
+}
+
+#[tokio::test]
+async fn refund_with_the_customer_end_to_end() {
+    let ps = TestPs::start().await;
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let device = ps.device("POS-1").await;
+    let older = ps.paid(&device, 300, "C1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    ps.paid(&device, 50, "C2").await; // another customer's: never listed
+    // The POS shows a return QR; the customer's MPP scans it.
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device, "ExternalId": "ret-1"})),
+        )
+        .await;
+    assert_eq!(created["StatusCode"], 0, "{created}");
+    let qr_return_id = created["Data"]["QrReturnId"].as_i64().expect("id");
+    assert_eq!(
+        created["Data"]["QrReturnBehaviorOptions"],
+        json!({"QrCodeScanEventPollingInterval": 5, "QrCodeScanWaitTimeout": 180})
+    );
+    let status_path = format!("/r2/v01/return/status/{qr_return_id}");
+    assert_eq!(
+        ps.pos("GET", &status_path, API_KEY, None).await.1["Data"]["Status"],
+        "QrTokenCreated"
+    );
+    let token = created["Data"]["QrToken"].as_str().expect("token");
+    let (_, scan) = ps
+        .mpp_call(
+            "/api/v1/qr/scan",
+            "demobank",
+            "s",
+            &json!({"qrCode": token, "customerId": "C1"}),
+        )
+        .await;
+    let scan: Value = serde_json::from_str(&scan).expect("json");
+    assert_eq!(scan["qrCodeType"], "Refund");
+    assert_eq!(scan["refund"]["refundId"], qr_return_id.to_string());
+    assert_eq!(
+        ps.pos("GET", &status_path, API_KEY, None).await.1["Data"]["Status"],
+        "CustomerIdentityObtained"
+    );
+    // The POS lists that customer's purchases here, newest first.
+    let body = json!({"DeviceToken": device, "QrReturnId": qr_return_id});
+    let (_, ops) = ps
+        .pos("POST", "/r2/v01/return/operations", API_KEY, Some(&body))
+        .await;
+    let ids: Vec<i64> = ops["Data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|o| o["QrPaymentId"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![purchase, older]);
+    assert_eq!(ops["Data"][0]["Amount"], json!(1000.0));
+    assert_eq!(available(&ps, &device, purchase).await, json!(1000.0));
+    // A partial refund of 400.
+    let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_return_id, "Amount": 400});
+    let (_, refunded) = ps
+        .pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+        .await;
+    assert_eq!(
+        refunded["Data"]["ReturnOperationId"], qr_return_id,
+        "{refunded}"
+    );
+    assert_eq!(
+        available(&ps, &device, purchase).await,
+        json!(600.0),
+        "in flight counts"
+    );
+    let view = wait_refund(&ps, qr_return_id, "completed").await;
+    assert_eq!(view["attempts"], 1);
+    let sent = mpp
+        .first_body(&qr_return_id.to_string())
+        .expect("the MPP was credited");
+    assert_eq!(sent["customerId"], "C1");
+    assert_eq!(sent["paymentId"], purchase.to_string());
+    assert_eq!(sent["refundAmount"], "400.00");
+    let receipt = sent["linkReceipt"].as_str().expect("a receipt link");
+    let page = reqwest::get(format!("{receipt}&locale=kk"))
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Қайтару түбіртегі") && page.contains("400.00"),
+        "{page}"
+    );
+    // The purchase stays Processed; details show what is left.
+    assert_eq!(ps.status(purchase).await["Data"]["Status"], "Processed");
+    assert_eq!(available(&ps, &device, purchase).await, json!(600.0));
+    // The return QR is used: it cannot refund again.
+    let (_, again) = ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_return_id, "Amount": 1}))).await;
+    assert_eq!(again["StatusCode"], -99000400);
+}
+
+#[tokio::test]
+async fn refund_requests_are_checked() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let (_, unpaid) = ps.dynamic_qr(&device, 100).await;
+    let parking_device = ps.device_at(API_KEY, "POS-P", 1002).await;
+    let code = |v: Value| v["StatusCode"].as_i64().expect("a code");
+    assert_eq!(
+        code(refund_r3(&ps, &device, purchase, 100.01).await),
+        -99000005
+    );
+    assert_eq!(
+        code(refund_r3(&ps, &device, purchase, 0.0).await),
+        990000028
+    );
+    assert_eq!(code(refund_r3(&ps, &device, unpaid, 10.0).await), -99000011);
+    assert_eq!(
+        code(refund_r3(&ps, &device, 999_999, 10.0).await),
+        -99000001
+    );
+    assert_eq!(
+        code(refund_r3(&ps, &parking_device, purchase, 10.0).await),
+        -99000003
+    );
+    let other_device = ps.device_at(OTHER_API_KEY, "POS-O", 2001).await;
+    let body = json!({"DeviceToken": other_device, "QrPaymentId": purchase, "Amount": 1, "OrganizationBin": "990340005678"});
+    assert_eq!(
+        code(
+            ps.pos("POST", "/r3/v01/payment/return", OTHER_API_KEY, Some(&body))
+                .await
+                .1
+        ),
+        -99000001
+    );
+    // r2 needs a scanned return QR of the same customer; r1 has no refunds at all.
+    let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "Amount": 1});
+    assert_eq!(
+        code(
+            ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+                .await
+                .1
+        ),
+        -99000400
+    );
+    assert_eq!(
+        code(
+            ps.pos("POST", "/r1/v01/payment/return", API_KEY, Some(&body))
+                .await
+                .1
+        ),
+        -99000404
+    );
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device})),
+        )
+        .await;
+    let qr_id = created["Data"]["QrReturnId"].as_i64().expect("id");
+    let token = created["Data"]["QrToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let with_qr =
+        json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_id, "Amount": 1});
+    assert_eq!(
+        code(
+            ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&with_qr))
+                .await
+                .1
+        ),
+        -99000400,
+        "not scanned yet"
+    );
+    scan_id_refund(&ps, &token, "C2").await;
+    assert_eq!(
+        code(
+            ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&with_qr))
+                .await
+                .1
+        ),
+        -99000001,
+        "C2 did not buy it"
+    );
+    // Nothing of that changed what is left.
+    assert_eq!(available(&ps, &device, purchase).await, json!(100.0));
+}
+
+async fn scan_id_refund(ps: &TestPs, token: &str, customer: &str) {
+    let (_, scan) = ps
+        .mpp_call(
+            "/api/v1/qr/scan",
+            "demobank",
+            "s",
+            &json!({"qrCode": token, "customerId": customer}),
+        )
+        .await;
+    assert_eq!(result_code(&scan), "SUCCESS");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_partial_refunds_never_exceed_the_purchase() {
+    let ps = TestPs::start().await;
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    let answers = join_all((0..20).map(|_| refund_r3(&ps, &device, purchase, 150.0))).await;
+    let accepted = answers.iter().filter(|a| a["StatusCode"] == 0).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a["StatusCode"] == -99000005)
+        .count();
+    assert_eq!((accepted, refused), (6, 14), "6 × 150 ≤ 1000 < 7 × 150");
+    assert_eq!(available(&ps, &device, purchase).await, json!(100.0));
+    ps.wait_until("all six are credited", || async {
+        mpp.credited().len() == 6
+    })
+    .await;
+    // Several partial refunds of one purchase, up to all of it.
+    assert_eq!(
+        refund_r3(&ps, &device, purchase, 100.0).await["StatusCode"],
+        0
+    );
+    assert_eq!(
+        refund_r3(&ps, &device, purchase, 0.01).await["StatusCode"],
+        -99000005
+    );
+}
+
+#[tokio::test]
+async fn delivery_survives_a_misbehaving_mpp() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    // Connection refused (nothing listens there), then the MPP comes up.
+    let closed = "http://127.0.0.1:9/refund";
+    ps.set_refund_url("demobank", closed).await;
+    let refused_id = refund_r3(&ps, &device, purchase, 10.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    ps.wait_until("a refused attempt is recorded", || async {
+        refund_status(&ps, refused_id).await["attempts"].as_u64() >= Some(2)
+    })
+    .await;
+    let view = refund_status(&ps, refused_id).await;
+    assert_eq!(view["status"], "pending");
+    assert!(
+        view["last_error"].as_str().is_some() && view["next_attempt_at"].as_str().is_some(),
+        "{view}"
+    );
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    wait_refund(&ps, refused_id, "completed").await;
+    // HTTP 500, then a timeout, then REFUND_IN_PROCESS three times, then SUCCESS.
+    mpp.script([
+        Act::Fail500,
+        Act::Hang(Duration::from_millis(800)),
+        Act::Answer("REFUND_IN_PROCESS"),
+        Act::Answer("REFUND_IN_PROCESS"),
+        Act::Answer("REFUND_IN_PROCESS"),
+    ]);
+    let id = refund_r3(&ps, &device, purchase, 20.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    let view = wait_refund(&ps, id, "completed").await;
+    assert!(view["attempts"].as_u64() >= Some(6), "{view}");
+    assert_eq!(
+        mpp.credited().get(&id.to_string()).map(String::as_str),
+        Some("20.00")
+    );
+    // PROCESS_FAIL is final: the refund fails and its amount is refundable again.
+    let before = available(&ps, &device, purchase).await;
+    mpp.script([Act::Answer("PROCESS_FAIL")]);
+    let id = refund_r3(&ps, &device, purchase, 500.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    let view = wait_refund(&ps, id, "failed").await;
+    assert_eq!(
+        (view["mpp_result"].as_str(), view["attempts"].as_u64()),
+        (Some("PROCESS_FAIL"), Some(1))
+    );
+    assert_eq!(available(&ps, &device, purchase).await, before);
+    assert!(!mpp.credited().contains_key(&id.to_string()));
+    // Every call of one refund carried the same refundId; the MPP credited each refund once.
+    let calls = mpp.calls();
+    assert!(calls.len() >= 8);
+    assert_eq!(mpp.credited().len(), 2);
+}
+
+#[tokio::test]
+async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
+    let ps = TestPs::start().await;
+    ps.set_refund_url("demobank", "http://127.0.0.1:9/refund")
+        .await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let id = refund_r3(&ps, &device, purchase, 100.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    // Past the alert threshold (120 s in tests) it is flagged, and still pending.
+    ps.advance(121);
+    ps.wait_until("the refund is flagged", || async {
+        refund_status(&ps, id).await["flagged"] == true
+    })
+    .await;
+    assert_eq!(refund_status(&ps, id).await["status"], "pending");
+    let metrics = ps
+        .http
+        .get(format!("{}/admin/v1/metrics", ps.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("tolem_refunds_undelivered_flagged 1"),
+        "{metrics}"
+    );
+    // The MPP is back; the operator does not wait for the backoff.
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let (status, _) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/refunds/{id}/retry"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..100 {
+        if !mpp.credited().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        mpp.credited().len(),
+        1,
+        "delivered without moving the clock"
+    );
+    let (status, _) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/refunds/{id}/retry"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404, "nothing left to deliver");
+}
+
+#[tokio::test]
+async fn a_custom_payment_is_refunded_when_the_provider_cancels_it() {
+    let ps = TestPs::start().await;
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C5").await;
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "3h"}]});
+    ps.mpp_call("/api/v1/qr/checkout", "demobank", "c", &body)
+        .await;
+    let (_, paid) = ps
+        .mpp_call(
+            "/api/v1/qr/notifyPayment",
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C5", "SUCCESS", Some("800")),
+        )
+        .await;
+    assert_eq!(result_code(&paid), "SUCCESS");
+    let (status, cancelled) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/payments/{payment_id}/cancel"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cancelled}");
+    let refund_id = cancelled["refund_id"].as_str().expect("id").to_owned();
+    ps.wait_until("the cancellation is credited", || async {
+        mpp.credited().contains_key(&refund_id)
+    })
+    .await;
+    assert_eq!(mpp.credited()[&refund_id], "800.00");
+    assert_eq!(
+        mpp.first_body(&refund_id).expect("body")["customerId"],
+        "C5"
+    );
+    // Nothing is left, and only Custom payments are cancelled this way.
+    let (status, _) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/payments/{payment_id}/cancel"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let device = ps.device("POS-1").await;
+    let dynamic = ps.paid(&device, 10, "C5").await;
+    let (status, _) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/payments/{dynamic}/cancel"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn sandbox_refunds_need_no_mpp() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (_, id) = ps.dynamic_qr(&device, 100).await;
+    for step in ["scan", "confirm"] {
+        let (_, a) = ps
+            .pos(
+                "POST",
+                &format!("/r1/v01/test/payment/{step}"),
+                API_KEY,
+                Some(&json!({"qrPaymentId": id})),
+            )
+            .await;
+        assert_eq!(a["StatusCode"], 0);
+    }
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device})),
+        )
+        .await;
+    let qr_id = created["Data"]["QrReturnId"].as_i64().expect("id");
+    let (_, scanned) = ps
+        .pos(
+            "POST",
+            "/r2/v01/test/return/scan",
+            API_KEY,
+            Some(&json!({"qrReturnId": qr_id})),
+        )
+        .await;
+    assert_eq!(scanned["StatusCode"], 0);
+    let (_, ops) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/operations",
+            API_KEY,
+            Some(&json!({"DeviceToken": device, "QrReturnId": qr_id})),
+        )
+        .await;
+    assert_eq!(ops["Data"][0]["QrPaymentId"], id);
+    let body =
+        json!({"DeviceToken": device, "QrPaymentId": id, "QrReturnId": qr_id, "Amount": 100});
+    assert_eq!(
+        ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+            .await
+            .1["StatusCode"],
+        0
+    );
+    wait_refund(&ps, qr_id, "completed").await;
+}
