@@ -34,6 +34,9 @@ pub struct App {
     pub policy: Policy,
     /// Outgoing HTTP (Custom amount callbacks).
     pub http: reqwest::Client,
+    /// Held by every change of operator data from its read to its snapshot reload, so that
+    /// concurrent changes never overwrite each other or reload out of order.
+    pub catalog_changes: tokio::sync::Mutex<()>,
     /// Wakes the refund dispatcher when a refund is placed.
     pub refund_wake: tokio::sync::Notify,
     pub metrics: Metrics,
@@ -77,6 +80,8 @@ impl App {
             .await?;
         tracing::info!(added, "operator data seeded from the configuration");
         let http = reqwest::Client::builder()
+            // A service provider's answer is taken from the URL the operator configured, only.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_millis(
                 config.payments.amount_callback_timeout_ms,
             ))
@@ -94,6 +99,7 @@ impl App {
             zone,
             policy,
             http,
+            catalog_changes: tokio::sync::Mutex::new(()),
             refund_wake: tokio::sync::Notify::new(),
             metrics: Metrics::default(),
         };

@@ -143,7 +143,7 @@ pub enum AmountRule {
         parameter_id: i64,
         tariffs: BTreeMap<String, Amount>,
     },
-    /// Ask the service provider's system (docs/custom-services.md).
+    /// Ask the service provider's system (`docs/configuration.md`, Custom services).
     Callback {
         url: String,
         #[serde(default)]

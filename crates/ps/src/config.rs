@@ -112,6 +112,8 @@ pub struct LimitsConfig {
     /// How long a request waits for its write to commit; past it, 503 and "retry".
     pub request_timeout_ms: u64,
     pub expiry_batch_max: usize,
+    /// How long the merchant API remembers a request's answer for replays (DECISIONS 29).
+    pub pos_replay_retention_s: u64,
 }
 
 impl Default for Config {
@@ -155,6 +157,7 @@ impl Default for LimitsConfig {
             read_connections: 4,
             request_timeout_ms: 10_000,
             expiry_batch_max: 1_000,
+            pos_replay_retention_s: 86_400,
         }
     }
 }

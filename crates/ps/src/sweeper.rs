@@ -1,5 +1,6 @@
 //! The expiry sweeper: turns open purchases past their deadline into `expired` (POS `Error`)
-//! without anyone polling (DECISIONS 16, 27), and unscanned return QRs past theirs.
+//! without anyone polling (DECISIONS 16, 27), and unscanned return QRs past theirs; forgets POS
+//! replay records past their retention.
 
 use std::time::Duration;
 

@@ -22,7 +22,11 @@ pub fn parse(text: &str) -> Option<Timestamp> {
         return Some(at);
     }
     // `+06` style: extend the offset to `+06:00` and try again.
-    let (head, tail) = text.split_at(text.len().checked_sub(3)?);
+    let cut = text.len().checked_sub(3)?;
+    if !text.is_char_boundary(cut) {
+        return None;
+    }
+    let (head, tail) = text.split_at(cut);
     let short_offset = (tail.starts_with('+') || tail.starts_with('-'))
         && tail[1..].bytes().all(|b| b.is_ascii_digit());
     if short_offset {
@@ -62,5 +66,7 @@ mod tests {
         assert_eq!(parse("2023-08-09T12:31:42Z"), Some(want));
         assert_eq!(parse("yesterday"), None);
         assert_eq!(parse(""), None);
+        assert_eq!(parse("жж"), None);
+        assert_eq!(parse("2023-08-09T18:31:42+0ж"), None);
     }
 }

@@ -354,3 +354,80 @@ async fn qr_pictures_exist_for_issued_codes_only() {
         assert_eq!(resp.status(), 404);
     }
 }
+
+#[tokio::test]
+async fn malformed_paths_still_get_the_envelope() {
+    let ps = TestPs::start().await;
+    for path in [
+        "/r1/v02/payment/status/%FF",
+        "/r1/v01/test/payment/%C3%28",
+        "/r2/v01/return/status/%FF",
+        "/r3/v01/partner/tradepoints/%FF",
+    ] {
+        let resp = ps
+            .http
+            .get(format!("{}{path}", ps.url))
+            .header("api-key", API_KEY)
+            .send()
+            .await
+            .expect("answer");
+        let body: serde_json::Value = resp.json().await.expect("an envelope");
+        assert!(
+            body["StatusCode"].as_i64().is_some_and(|c| c != 0),
+            "{path}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_create_gets_its_first_answer_even_after_the_trade_point_changed() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let body = json!({"DeviceToken": device, "Amount": 100});
+    let (_, first) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("once"),
+            Some(&body),
+        )
+        .await;
+    let (_, catalog) = ps
+        .admin("GET", "/admin/v1/catalog", &serde_json::Value::Null)
+        .await;
+    let mut point = catalog["trade_points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .find(|t| t["id"] == 1001)
+        .expect("café")
+        .clone();
+    point["active"] = json!(false);
+    assert_eq!(
+        ps.admin("PUT", "/admin/v1/trade-points/1001", &point)
+            .await
+            .0,
+        200
+    );
+    let (_, again) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("once"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(again, first);
+    let (_, fresh) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("twice"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(fresh["StatusCode"], 990000018);
+}

@@ -772,7 +772,7 @@ async fn custom_service_errors() {
     let (status, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
     assert_eq!(
         (status, result_code(&answer)),
-        (200, "UNKNOWN_EXCEPTION".to_owned())
+        (503, "UNKNOWN_EXCEPTION".to_owned())
     );
     // Checkout of a non-Custom payment is a business failure; a wrong serviceId is a bad parameter.
     let static_id = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
@@ -816,4 +816,111 @@ async fn custom_service_errors() {
         )
         .await;
     assert_eq!(result_code(&answer), "CUSTOM_QR_ERROR");
+}
+
+#[tokio::test]
+async fn a_custom_payment_can_be_cancelled_before_checkout() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    let (_, body) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "CANCELLED_BY_CLIENT", None),
+        )
+        .await;
+    assert_eq!(result_code(&body), "CANCELLED_BY_CLIENT");
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+    let (_, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
+    assert_eq!(result_code(&answer), "PROCESS_FAIL");
+}
+
+#[tokio::test]
+async fn a_dynamic_amount_with_tiyn_can_be_echoed_and_repeats_get_the_first_answer() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device, "Amount": 150.5})),
+        )
+        .await;
+    let qr = created["Data"]["QrToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    let (_, first) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", Some("150.50")),
+        )
+        .await;
+    assert_eq!(result_code(&first), "SUCCESS");
+    for amount in ["999.50", "150", "1e2"] {
+        let (_, again) = ps
+            .mpp_call(
+                NOTIFY,
+                "demobank",
+                "n",
+                &notify_body(&payment_id, "C1", "SUCCESS", Some(amount)),
+            )
+            .await;
+        if amount == "1e2" {
+            // Not an amount at all: refused at the edge, like any malformed request.
+            assert_eq!(result_code(&again), "PARAM_ILLEGAL");
+        } else {
+            assert_eq!(again, first, "{amount}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_checkouts_with_different_parameters_get_one_answer() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    let options = ["1h", "3h", "day"];
+    let calls = (0..30).map(|i| {
+        let ps = &ps;
+        let body = json!({"paymentId": payment_id, "serviceId": 2862,
+            "parameters": [{"id": 3932, "value": format!("P{i}")}, {"id": 3933, "value": options[i % 3]}]});
+        async move { ps.mpp_call(CHECKOUT, "demobank", &format!("c{i}"), &body).await }
+    });
+    let answers = join_all(calls).await;
+    assert_eq!(result_code(&answers[0].1), "SUCCESS");
+    assert!(answers.iter().all(|a| a == &answers[0]));
+    let ps = ps.restart().await;
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": []});
+    let (_, after) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
+    assert_eq!(after, answers[0].1);
+}
+
+#[tokio::test]
+async fn checkout_of_a_suspended_merchant() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
+    ps.admin(
+        "POST",
+        "/admin/v1/organizations/990340001234/status",
+        &json!({"status": "suspended"}),
+    )
+    .await;
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+    let (_, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
+    assert_eq!(result_code(&answer), "PAYMENTS_SUSPENDED");
+    // Suspended means no verdict at all takes effect, not even a cancellation.
+    let (_, answer) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "CANCELLED_BY_CLIENT", None),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "PAYMENTS_SUSPENDED");
 }

@@ -120,3 +120,36 @@ async fn a_callback_service_prices_the_payment() {
         (Some("SUCCESS"), Some("1500.00"))
     );
 }
+
+#[tokio::test]
+async fn concurrent_admin_changes_do_not_overwrite_each_other() {
+    let ps = TestPs::start().await;
+    let path = "/admin/v1/organizations/990340001234/api-keys";
+    let kind = json!({"kind": "test"});
+    let status = json!({"status": "suspended"});
+    let issue = (0..20).map(|_| ps.admin("POST", path, &kind));
+    let suspend = ps.admin(
+        "POST",
+        "/admin/v1/organizations/990340001234/status",
+        &status,
+    );
+    let (keys, suspended) = tokio::join!(futures::future::join_all(issue), suspend);
+    assert_eq!(suspended.0, 200);
+    for (status, key) in keys {
+        assert_eq!(status, 201);
+        let key = key["api_key"].as_str().expect("key").to_owned();
+        let (_, points) = ps
+            .pos("GET", "/r1/v01/partner/tradepoints", &key, None)
+            .await;
+        assert_eq!(points["StatusCode"], 0, "key {key} works");
+    }
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let org = catalog["organizations"]
+        .as_array()
+        .expect("orgs")
+        .iter()
+        .find(|o| o["bin"] == "990340001234")
+        .cloned()
+        .expect("org");
+    assert_eq!(org["status"], "suspended");
+}

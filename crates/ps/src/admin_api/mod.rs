@@ -125,6 +125,7 @@ async fn put_mpp(
     raw: axum::body::Bytes,
 ) -> AdminResult {
     authorize(&app, &headers)?;
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let doc: Mpp = body(&raw)?;
     if doc.caller_name != name {
         return Err(bad("caller_name differs from the path"));
@@ -139,6 +140,7 @@ async fn put_organization(
     raw: axum::body::Bytes,
 ) -> AdminResult {
     authorize(&app, &headers)?;
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let mut doc: Organization = body(&raw)?;
     if doc.bin != bin {
         return Err(bad("bin differs from the path"));
@@ -159,6 +161,7 @@ async fn set_status(
     raw: axum::body::Bytes,
 ) -> AdminResult {
     authorize(&app, &headers)?;
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let change: StatusChange = body(&raw)?;
     let mut org = current_organization(&app, &bin)?;
     org.status = change.status;
@@ -188,6 +191,7 @@ async fn new_api_key(
     raw: axum::body::Bytes,
 ) -> AdminResult {
     authorize(&app, &headers)?;
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let req: KeyRequest = body(&raw)?;
     if req.kind != "test" && req.kind != "prod" {
         return Err(bad("kind must be test or prod"));
@@ -207,6 +211,7 @@ async fn put_trade_point(
     raw: axum::body::Bytes,
 ) -> AdminResult {
     authorize(&app, &headers)?;
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let doc: TradePoint = body(&raw)?;
     if doc.id != id {
         return Err(bad("id differs from the path"));
@@ -221,6 +226,7 @@ async fn put_service(
     raw: axum::body::Bytes,
 ) -> AdminResult {
     authorize(&app, &headers)?;
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let doc: Service = body(&raw)?;
     if doc.id != id {
         return Err(bad("id differs from the path"));

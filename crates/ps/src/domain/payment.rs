@@ -227,7 +227,11 @@ impl Payment {
         now: Timestamp,
         policy: &Policy,
     ) -> Result<bool, ResultCode> {
-        if self.effective_status(now, policy) == Status::Expired || !self.status.is_open() {
+        let past_expire_date = self.expire_at.is_some_and(|deadline| now > deadline);
+        if self.effective_status(now, policy) == Status::Expired
+            || !self.status.is_open()
+            || past_expire_date
+        {
             return Err(ResultCode::ExpiredCode);
         }
         match &self.owner {
@@ -305,12 +309,15 @@ impl Payment {
             self.finish(Status::Expired, now);
             return NotifyDecision::Expired(ResultCode::PaymentIncorrectStatus);
         }
-        if self.kind == Kind::Custom && self.checkout_response.is_none() {
-            return NotifyDecision::Reject(ResultCode::PaymentIncorrectStatus);
+        // DECISIONS 19: a suspended or blocked merchant takes no verdict at all.
+        if let Err(code) = merchant.check() {
+            return NotifyDecision::Reject(code);
         }
         if cmd.verdict == Verdict::Success {
-            if let Err(code) = merchant.check() {
-                return NotifyDecision::Reject(code);
+            // A Custom payment is confirmed only at the amount checkout froze; it may be
+            // cancelled (Back) before checkout.
+            if self.kind == Kind::Custom && self.checkout_response.is_none() {
+                return NotifyDecision::Reject(ResultCode::PaymentIncorrectStatus);
             }
             match self.confirmed_amount(cmd.amount) {
                 Ok(amount) => self.amount = Some(amount),
@@ -332,14 +339,18 @@ impl Payment {
         NotifyDecision::Apply(cmd.verdict.answer_code())
     }
 
-    /// The amount a SUCCESS verdict confirms (DECISIONS 13–15).
+    /// The amount a SUCCESS verdict confirms (DECISIONS 4, 13–15). A Dynamic QR's amount was set
+    /// by the POS and may have tiyn, so the MPP may echo it; an amount the MPP sets itself
+    /// (Static) must be whole tenge, as SPEC 4.3 asks.
     fn confirmed_amount(&self, sent: Option<Amount>) -> Result<Amount, ResultCode> {
         match (self.kind, self.amount, sent) {
             (Kind::Dynamic | Kind::Link, Some(own), None) => Ok(own),
             (Kind::Dynamic | Kind::Link | Kind::Custom, Some(own), Some(sent)) if own == sent => {
                 Ok(own)
             }
-            (Kind::Static, None, Some(sent)) if !sent.is_zero() => Ok(sent),
+            (Kind::Static, None, Some(sent)) if !sent.is_zero() && sent.is_whole_tenge() => {
+                Ok(sent)
+            }
             _ => Err(ResultCode::ParamIllegal),
         }
     }

@@ -1,12 +1,13 @@
 //! Trade points and devices: `partner/tradepoints`, `device/register`, `device/delete`.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use tolem_wire::merchant::{
     self, DeviceDeleteRequest, DeviceRegisterRequest, Envelope, StatusCode,
 };
 
-use super::{PosCall, PosError, PosResult, check_trade_point, envelope};
+use super::{PosCall, PosError, PosResult, check_trade_point, envelope, path_text};
 use crate::app::AppState;
 use crate::store::DeviceRegistration;
 
@@ -18,9 +19,10 @@ pub async fn trade_points(State(app): State<AppState>, call: PosCall) -> PosResu
 
 pub async fn trade_points_of_bin(
     State(app): State<AppState>,
-    Path(bin): Path<String>,
+    bin: Result<Path<String>, PathRejection>,
     call: PosCall,
 ) -> PosResult {
+    let bin = path_text(bin)?;
     call.check_bin(Some(&bin))?;
     list(&app, &bin)
 }

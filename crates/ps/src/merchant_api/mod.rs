@@ -187,6 +187,14 @@ impl IntoResponse for PosError {
 
 pub type PosResult = Result<Response, PosError>;
 
+/// A path parameter as text; one that is not valid UTF-8 is answered with the envelope.
+pub fn path_text(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, PosError> {
+    path.map(|axum::extract::Path(text)| text)
+        .map_err(|_| PosError::invalid("malformed path"))
+}
+
 /// An authenticated merchant API request.
 pub struct PosCall {
     pub scheme: Scheme,
@@ -281,9 +289,33 @@ pub async fn device_of(
         .get()
         .trade_points
         .get(&device.trade_point_id)
+        // A trade point the operator moved to another organization is no longer this one's.
+        .filter(|t| t.organization_bin == call.organization.bin)
         .cloned()
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
     Ok((device, point))
+}
+
+/// The answer to the same request made before by the same device (DECISIONS 29), looked up
+/// before any other check so that a repeat gets the first answer whatever changed since.
+pub async fn early_replay(
+    app: &AppState,
+    call: &PosCall,
+    token: &str,
+) -> Result<Option<Response>, PosError> {
+    let Some(request_id) = call.request_id.clone() else {
+        return Ok(None);
+    };
+    let device = app.store.device_by_token(token.to_owned()).await?;
+    let Some(device) = device.filter(|d| d.organization_bin == call.organization.bin) else {
+        return Ok(None);
+    };
+    let replay = crate::store::PosReplay {
+        device_id: device.id,
+        request_id,
+        body_sha256: call.body_sha256(),
+    };
+    Ok(app.store.pos_replay(replay).await?.map(raw_json))
 }
 
 /// A trade point must be active and accept QR to take new purchases.

@@ -1,5 +1,6 @@
 //! Purchases made by the POS: `qr/create`, `qr/create-link`, `payment/status` (v01 and v02).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use jiff::SignedDuration;
@@ -9,7 +10,10 @@ use tolem_wire::merchant::{
     QrCreateRequest, QrCreated, QrPaymentBehaviorOptions, StatusCode,
 };
 
-use super::{PosCall, PosError, PosResult, check_trade_point, device_of, envelope, raw_json};
+use super::{
+    PosCall, PosError, PosResult, check_trade_point, device_of, early_replay, envelope, path_text,
+    raw_json,
+};
 use crate::app::{App, AppState};
 use crate::domain::{Kind, Status};
 use crate::payments::secret_token;
@@ -39,6 +43,9 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         .is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX)
     {
         return Err(PosError::invalid("ExternalId longer than 128"));
+    }
+    if let Some(first) = early_replay(app, call, &req.devicetoken).await? {
+        return Ok(first);
     }
     let (device, point) = device_of(app, call, &req.devicetoken).await?;
     check_trade_point(&point)?;
@@ -152,9 +159,10 @@ pub fn random_digits(n: usize) -> String {
 
 pub async fn status_v01(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     call: PosCall,
 ) -> PosResult {
+    let id = path_text(id)?;
     let data = status(&app, &call, &id).await?;
     let v01 = PaymentStatusData {
         status: data.status,
@@ -170,9 +178,10 @@ pub async fn status_v01(
 
 pub async fn status_v02(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     call: PosCall,
 ) -> PosResult {
+    let id = path_text(id)?;
     let data = status(&app, &call, &id).await?;
     Ok(envelope(HttpStatus::OK, &Envelope::ok(data)))
 }

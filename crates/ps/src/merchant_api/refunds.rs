@@ -1,6 +1,7 @@
 //! Refunds ("returns") from the POS: `return/create`, `return/status`, `return/operations` (r2),
 //! `payment/details` and `payment/return` (r2 with a return QR, r3 without).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use jiff::SignedDuration;
@@ -12,7 +13,8 @@ use tolem_wire::merchant::{
 
 use super::payments::random_digits;
 use super::{
-    PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, envelope, raw_json,
+    PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, early_replay, envelope,
+    path_text, raw_json,
 };
 use crate::app::{App, AppState};
 use crate::domain::refund::{RefundOrder, Refusal};
@@ -26,6 +28,9 @@ const OPERATIONS_MAX: i64 = 10;
 pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: ReturnCreateRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
+    if let Some(first) = early_replay(&app, &call, &req.devicetoken).await? {
+        return Ok(first);
+    }
     let (device, point) = device_of(&app, &call, &req.devicetoken).await?;
     if !point.active {
         return Err(PosError::status(StatusCode::TradePointDisabled));
@@ -89,10 +94,10 @@ async fn own_return_qr(app: &App, call: &PosCall, id: i64) -> Result<Refund, Pos
 
 pub async fn status(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     call: PosCall,
 ) -> PosResult {
-    let id: i64 = id
+    let id: i64 = path_text(id)?
         .trim()
         .parse()
         .map_err(|_| PosError::status(StatusCode::PurchaseNotFound))?;
@@ -175,6 +180,9 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         return Err(PosError::invalid(
             "QrReturnId is required on r2 (refund with the customer)",
         ));
+    }
+    if let Some(first) = early_replay(&app, &call, &req.devicetoken).await? {
+        return Ok(first);
     }
     if req.amount.is_zero() {
         return Err(PosError::status(StatusCode::InvalidAmount));

@@ -2,12 +2,13 @@
 //! they move a purchase through the same state machine a real MPP would, and exist only when the
 //! PS runs in sandbox mode.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::response::IntoResponse;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
-use super::{PosCall, PosError, PosResult, envelope, unknown_method};
+use super::{PosCall, PosError, PosResult, envelope, path_text, unknown_method};
 use crate::app::AppState;
 use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{MerchantState, Owner, Status};
@@ -18,12 +19,13 @@ const SANDBOX_CUSTOMER: &str = "sandbox";
 
 pub async fn payment_step(
     State(app): State<AppState>,
-    Path(step): Path<String>,
+    step: Result<Path<String>, PathRejection>,
     call: PosCall,
 ) -> PosResult {
     if !app.config.sandbox {
         return Ok(unknown_method().into_response());
     }
+    let step = path_text(step)?;
     let req: EmulatorRequest = call.parse()?;
     let payment = app.store.payment(req.qrpaymentid).await?;
     let catalog = app.catalog.get();
@@ -36,14 +38,19 @@ pub async fn payment_step(
     }
     let now = app.clock.now();
     let policy = app.policy;
+    // The emulators obey the operator like a real MPP's calls do (DECISIONS 19, 30).
+    let state = payment.as_ref().map_or(MerchantState::Blocked, |p| {
+        app.merchant_check().state(p.trade_point_id)
+    });
     let owner = Owner {
         mpp: SANDBOX_MPP.to_owned(),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
     let step_fn = move |p: &mut crate::domain::Payment| -> Result<(), String> {
         match step.as_str() {
-            "scan" => p
-                .scan(&owner, now, &policy)
+            "scan" => state
+                .check()
+                .and_then(|()| p.scan(&owner, now, &policy))
                 .map(|_| ())
                 .map_err(|c| c.as_str().to_owned()),
             "scanerror" if p.effective_status(now, &policy) == Status::Created => {
@@ -62,7 +69,7 @@ pub async fn payment_step(
                     mpp_payment_id: format!("sandbox-{}", p.id),
                     amount: None,
                 };
-                match p.notify(&cmd, MerchantState::Open, now, &policy) {
+                match p.notify(&cmd, state, now, &policy) {
                     NotifyDecision::Apply(_) => Ok(()),
                     _ => Err("the purchase is not waiting for confirmation".to_owned()),
                 }

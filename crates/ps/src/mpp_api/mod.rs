@@ -61,11 +61,17 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
     match result {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(MppError::Code { code, detail }) => {
+            // UNKNOWN_EXCEPTION always means "retry", which DECISIONS 7 says with HTTP 503.
+            let status = if code == ResultCode::UnknownException {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
             let result = match detail {
                 Some(detail) => ResultBody::with_detail(code, caller.locale, &detail),
                 None => ResultBody::of(code, caller.locale),
             };
-            result_response(StatusCode::OK, result)
+            result_response(status, result)
         }
         Err(MppError::Store(e)) if e.is_overload() => {
             tracing::warn!(error = %e, "overloaded");

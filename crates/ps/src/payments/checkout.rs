@@ -198,12 +198,31 @@ async fn callback_amount(
     if response.status().is_server_error() {
         return Err(retry());
     }
-    let answer: CallbackAnswer = response
-        .json()
+    if !response.status().is_success() {
+        return Err(ResultCode::ProcessFail.into());
+    }
+    let body = read_capped(response, CALLBACK_BODY_BYTES_MAX)
         .await
-        .map_err(|_| MppError::code(ResultCode::ProcessFail))?;
+        .map_err(|()| retry())?;
+    let answer: CallbackAnswer =
+        serde_json::from_slice(&body).map_err(|_| MppError::code(ResultCode::ProcessFail))?;
     match (answer.amount, answer.error) {
         (Some(amount), None) => Ok(amount),
         _ => Err(ResultCode::ProcessFail.into()),
     }
+}
+
+/// Largest answer a service provider may send.
+const CALLBACK_BODY_BYTES_MAX: usize = 16 * 1024;
+
+/// Reads a body, refusing one larger than `max` bytes.
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ()> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| ())? {
+        if body.len() + chunk.len() > max {
+            return Err(());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

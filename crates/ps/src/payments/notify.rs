@@ -36,13 +36,6 @@ pub async fn notify(
         .or(req.payment.customer_id)
         .ok_or_else(|| MppError::param("customerId"))?;
     check_len(&customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
-    if req
-        .payment
-        .payment_amount
-        .is_some_and(|a| !a.is_whole_tenge())
-    {
-        return Err(MppError::param("payment.paymentAmount"));
-    }
     let id = parse_payment_id(&req.payment.payment_id)?;
     let cmd = Notify {
         owner: Owner {

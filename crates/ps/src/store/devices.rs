@@ -86,6 +86,25 @@ impl Store {
         .await
     }
 
+    /// The stored answer to a POS request made before, if any.
+    pub async fn pos_replay(&self, replay: PosReplay) -> StoreResult<Option<String>> {
+        self.read(move |conn| replayed(conn, &Some(replay))).await
+    }
+
+    /// Forgets POS idempotency records made before `before` (at most `limit`).
+    pub async fn forget_pos_requests(&self, before: Timestamp, limit: usize) -> StoreResult<usize> {
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM pos_requests WHERE (device_id, request_id, body_sha256) IN \
+                     (SELECT device_id, request_id, body_sha256 FROM pos_requests WHERE created_at_ms < ?1 LIMIT ?2)",
+                )?
+                .execute(params![before.as_millisecond(), i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            Ok(n)
+        })
+        .await
+    }
+
     /// `device/register`: the same DeviceId on the same trade point gets the same token.
     pub async fn register_device(
         &self,

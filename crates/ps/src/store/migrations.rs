@@ -104,6 +104,7 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (kind, ref_id)
     );
     CREATE INDEX outbox_due ON outbox (due_at_ms) WHERE done_at_ms IS NULL;
+    CREATE INDEX pos_requests_by_age ON pos_requests (created_at_ms);
     "#,
 ];
 

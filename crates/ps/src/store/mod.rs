@@ -67,7 +67,7 @@ struct Inner {
     writer: mpsc::Sender<Job>,
     write_wait: std::time::Duration,
     readers: Mutex<Vec<Connection>>,
-    reader_permits: Semaphore,
+    reader_permits: Arc<Semaphore>,
 }
 
 impl Store {
@@ -97,7 +97,7 @@ impl Store {
                 writer: tx,
                 write_wait: std::time::Duration::from_millis(limits.write_wait_ms),
                 readers: Mutex::new(readers),
-                reader_permits: Semaphore::new(limits.read_connections),
+                reader_permits: Arc::new(Semaphore::new(limits.read_connections)),
             }),
         })
     }
@@ -132,22 +132,26 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self
+        // The permit moves into the blocking task, so a connection is only taken while a permit
+        // is held, even when the caller stops waiting.
+        let permit = self
             .inner
             .reader_permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::WriterGone)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = inner
                 .readers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .pop();
-            // The semaphore has as many permits as connections, so one is always free here.
+            // As many permits as connections, and each permit holder takes at most one.
             let Some(conn) = conn else {
-                return Err(StoreError::WriterGone);
+                return Err(StoreError::Corrupt("the read pool is empty".to_owned()));
             };
             let result = f(&conn);
             inner

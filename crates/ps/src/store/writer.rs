@@ -43,12 +43,14 @@ fn in_savepoint<T>(
         Ok(result) => result,
         Err(_) => Err(StoreError::Corrupt("a write panicked".to_owned())),
     };
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    conn.execute_batch(end)?;
+    match &result {
+        Ok(_) => conn.execute_batch("RELEASE job")?,
+        // The job's own error is what its caller needs to see; if even the rollback fails, the
+        // writer notices that the transaction is gone (see `run`).
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+        }
+    }
     result
 }
 
@@ -68,17 +70,88 @@ pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, batch_max: u
             batch.clear();
             continue;
         }
-        let completions: Vec<Completion> = batch.drain(..).map(|job| job(&conn)).collect();
-        let committed = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, writes = completions.len(), "commit failed");
-                let _ = conn.execute_batch("ROLLBACK");
-                false
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut aborted = false;
+        for job in batch.drain(..) {
+            if aborted {
+                // Not run: dropping it tells its caller to retry.
+                continue;
             }
-        };
+            completions.push(job(&conn));
+            // Some errors (disk full, I/O) make SQLite roll back the whole transaction. Later jobs
+            // would then run outside it and commit on their own, so the batch stops here and
+            // every job of it is reported as not written.
+            if conn.is_autocommit() {
+                tracing::error!("SQLite rolled back the write transaction; the batch is abandoned");
+                aborted = true;
+            }
+        }
+        let committed = !aborted
+            && match conn.execute_batch("COMMIT") {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, writes = completions.len(), "commit failed");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    false
+                }
+            };
         for complete in completions {
             complete(committed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{Store, StoreError, StoreLimits};
+
+    fn limits() -> StoreLimits {
+        StoreLimits {
+            write_queue_max: 100,
+            write_batch_max: 100,
+            read_connections: 1,
+            write_wait_ms: 5_000,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_panicking_write_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(&dir.path().join("w.db"), &limits()).expect("opens"));
+        store
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .await
+            .expect("table");
+        let mut tasks = Vec::new();
+        for x in 0..30i64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .write(move |c| {
+                        c.execute("INSERT INTO t VALUES (?1)", [x])?;
+                        match x % 3 {
+                            0 => Ok(x),
+                            1 => Err(StoreError::Corrupt("refused".to_owned())),
+                            _ => panic!("a bug in write {x}"),
+                        }
+                    })
+                    .await
+            }));
+        }
+        for (x, task) in tasks.into_iter().enumerate() {
+            let result = task.await.expect("joined");
+            assert_eq!(result.is_ok(), x % 3 == 0, "write {x}: {result:?}");
+        }
+        let kept: Vec<i64> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .expect("read");
+        assert_eq!(kept, (0..30).filter(|x| x % 3 == 0).collect::<Vec<_>>());
     }
 }
