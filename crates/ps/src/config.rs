@@ -80,6 +80,9 @@ pub struct RefundsConfig {
     pub poll_interval_ms: u64,
     /// A refund undelivered this long after it was requested is flagged for the operator.
     pub alert_after_s: u64,
+    /// A claimed delivery whose outcome is not recorded within this (the PS crashed) is claimed
+    /// again. Must exceed `request_timeout_ms`.
+    pub lease_ms: u64,
 }
 
 impl Default for RefundsConfig {
@@ -96,6 +99,7 @@ impl Default for RefundsConfig {
             claim_batch_max: 256,
             poll_interval_ms: 500,
             alert_after_s: 86_400,
+            lease_ms: 60_000,
         }
     }
 }
@@ -232,6 +236,9 @@ impl Config {
                 "refunds.retry_delay_ms_max",
                 "must be at least retry_delay_ms_initial, which must be positive",
             );
+        }
+        if r.lease_ms <= r.request_timeout_ms {
+            return invalid("refunds.lease_ms", "must exceed refunds.request_timeout_ms");
         }
         if r.mpp_concurrency_max == 0
             || r.in_flight_max == 0

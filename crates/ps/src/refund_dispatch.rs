@@ -41,10 +41,9 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             return;
         }
     };
-    // A claim outlives the call's timeout, so a live delivery is never claimed twice.
-    let lease =
-        SignedDuration::from_millis(i64::try_from(cfg.request_timeout_ms).unwrap_or(10_000))
-            .saturating_add(SignedDuration::from_secs(30));
+    // A claim outlives the call's timeout, so a live delivery is not claimed twice; a crashed
+    // dispatcher's claims run out and are taken again.
+    let lease = SignedDuration::from_millis(i64::try_from(cfg.lease_ms).unwrap_or(60_000));
     loop {
         let free = in_flight.available_permits().min(cfg.claim_batch_max);
         let mut claimed_all = false;

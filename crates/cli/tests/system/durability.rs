@@ -188,3 +188,63 @@ async fn a_payment_answered_success_survives_sigkill() {
     }
     server.kill();
 }
+
+#[tokio::test]
+async fn refunds_in_flight_survive_sigkill_and_are_applied_once() {
+    use crate::receiver::{Act, Receiver};
+    let mpp = Receiver::start().await;
+    // The first deliveries hang past the PS's timeout: they are in flight when the PS dies.
+    mpp.script((0..10).map(|_| Act::Hang(std::time::Duration::from_millis(700))));
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("ps.toml");
+    let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &mpp.url)
+        + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\n";
+    std::fs::write(&config, toml).expect("config written");
+    let db = dir.path().join("ps.db");
+    let http = reqwest::Client::new();
+    let server = Child::start(&config, &db);
+    let url = server.url.clone();
+    let call = |path: String, key: Option<&'static str>, body: Value| {
+        let mut req = http.post(format!("{url}{path}")).json(&body);
+        req = match key {
+            Some(key) => req.header("api-key", key),
+            None => req.header("x-caller-name", "demobank").header("x-request-id", "r"),
+        };
+        async move { req.send().await.expect("answer").json::<Value>().await.expect("json") }
+    };
+    let device = call("/r1/v01/device/register".into(), Some(API_KEY), json!({"DeviceId": "K", "TradePointId": 1001})).await;
+    let token = device["Data"]["DeviceToken"].as_str().expect("token").to_owned();
+    let mut purchases = Vec::new();
+    for i in 0..10 {
+        let qr = call("/r1/v01/qr/create".into(), Some(API_KEY), json!({"DeviceToken": token, "Amount": 100 + i})).await;
+        let scan = call("/api/v1/qr/scan".into(), None, json!({"qrCode": qr["Data"]["QrToken"], "customerId": "C1"})).await;
+        let payment_id = scan["payment"]["paymentId"].as_str().expect("id").to_owned();
+        let paid = call("/api/v1/qr/notifyPayment".into(), None, notify_body(&payment_id, "C1", "SUCCESS", None)).await;
+        assert_eq!(paid["result"]["resultCode"], "SUCCESS");
+        purchases.push(payment_id);
+    }
+    let mut refunds = Vec::new();
+    for payment_id in &purchases {
+        let body = json!({"DeviceToken": token, "QrPaymentId": payment_id, "Amount": 50, "OrganizationBin": "990340001234"});
+        let placed = call("/r3/v01/payment/return".into(), Some(API_KEY), body).await;
+        refunds.push(placed["Data"]["ReturnOperationId"].as_i64().expect("placed").to_string());
+    }
+    // Killed while the deliveries hang.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.kill();
+    let server = Child::start(&config, &db);
+    for _ in 0..200 {
+        if refunds.iter().all(|id| mpp.credited().contains_key(id)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let credited = mpp.credited();
+    for id in &refunds {
+        assert_eq!(credited.get(id).map(String::as_str), Some("50.00"), "refund {id} credited once");
+    }
+    assert_eq!(credited.len(), refunds.len());
+    // Some refunds were delivered more than once; the MPP applied each once.
+    assert!(mpp.calls().len() > refunds.len());
+    server.kill();
+}
