@@ -22,7 +22,9 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::domain::Policy;
 use crate::store::{Store, StoreError, StoreLimits};
-use crate::{admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, sweeper};
+use crate::{
+    admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers, sweeper,
+};
 
 /// Everything a request handler may use.
 pub struct App {
@@ -127,6 +129,7 @@ pub fn router(app: AppState) -> Router {
         .merge(admin_api::router())
         .merge(qr_image::router())
         .merge(receipt::router())
+        .merge(registers::router())
         .fallback(unknown_path)
         .method_not_allowed_fallback(unknown_path)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -173,6 +176,7 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));
+    let registers = tokio::spawn(registers::run(app.clone(), stop.clone()));
     let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
     let result = axum::serve(
         listener,
@@ -183,5 +187,6 @@ pub async fn serve(
     stop.cancel();
     let _ = sweeper.await;
     let _ = dispatcher.await;
+    let _ = registers.await;
     result
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub admin_token: String,
     pub payments: PaymentsConfig,
     pub refunds: RefundsConfig,
+    pub registers: crate::registers::RegistersConfig,
     pub limits: LimitsConfig,
     #[serde(flatten)]
     pub catalog: CatalogFile,
@@ -131,6 +132,7 @@ impl Default for Config {
             admin_token: String::new(),
             payments: PaymentsConfig::default(),
             refunds: RefundsConfig::default(),
+            registers: Default::default(),
             limits: LimitsConfig::default(),
             catalog: CatalogFile::default(),
         }
@@ -257,6 +259,9 @@ impl Config {
                 "queue, batch and connection limits must be positive",
             );
         }
+        self.registers
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;
         self.catalog.validate().map_err(ConfigError::Invalid)
     }
 

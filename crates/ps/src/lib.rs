@@ -7,6 +7,7 @@
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit).
 //! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
+//! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
 
 pub mod admin_api;
@@ -21,6 +22,7 @@ pub mod payments;
 pub mod qr_image;
 pub mod receipt;
 pub mod refund_dispatch;
+pub mod registers;
 pub mod store;
 pub mod sweeper;
 

@@ -208,18 +208,53 @@ async fn refunds_in_flight_survive_sigkill_and_are_applied_once() {
         let mut req = http.post(format!("{url}{path}")).json(&body);
         req = match key {
             Some(key) => req.header("api-key", key),
-            None => req.header("x-caller-name", "demobank").header("x-request-id", "r"),
+            None => req
+                .header("x-caller-name", "demobank")
+                .header("x-request-id", "r"),
         };
-        async move { req.send().await.expect("answer").json::<Value>().await.expect("json") }
+        async move {
+            req.send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
     };
-    let device = call("/r1/v01/device/register".into(), Some(API_KEY), json!({"DeviceId": "K", "TradePointId": 1001})).await;
-    let token = device["Data"]["DeviceToken"].as_str().expect("token").to_owned();
+    let device = call(
+        "/r1/v01/device/register".into(),
+        Some(API_KEY),
+        json!({"DeviceId": "K", "TradePointId": 1001}),
+    )
+    .await;
+    let token = device["Data"]["DeviceToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let mut purchases = Vec::new();
     for i in 0..10 {
-        let qr = call("/r1/v01/qr/create".into(), Some(API_KEY), json!({"DeviceToken": token, "Amount": 100 + i})).await;
-        let scan = call("/api/v1/qr/scan".into(), None, json!({"qrCode": qr["Data"]["QrToken"], "customerId": "C1"})).await;
-        let payment_id = scan["payment"]["paymentId"].as_str().expect("id").to_owned();
-        let paid = call("/api/v1/qr/notifyPayment".into(), None, notify_body(&payment_id, "C1", "SUCCESS", None)).await;
+        let qr = call(
+            "/r1/v01/qr/create".into(),
+            Some(API_KEY),
+            json!({"DeviceToken": token, "Amount": 100 + i}),
+        )
+        .await;
+        let scan = call(
+            "/api/v1/qr/scan".into(),
+            None,
+            json!({"qrCode": qr["Data"]["QrToken"], "customerId": "C1"}),
+        )
+        .await;
+        let payment_id = scan["payment"]["paymentId"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let paid = call(
+            "/api/v1/qr/notifyPayment".into(),
+            None,
+            notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
         assert_eq!(paid["result"]["resultCode"], "SUCCESS");
         purchases.push(payment_id);
     }
@@ -227,7 +262,12 @@ async fn refunds_in_flight_survive_sigkill_and_are_applied_once() {
     for payment_id in &purchases {
         let body = json!({"DeviceToken": token, "QrPaymentId": payment_id, "Amount": 50, "OrganizationBin": "990340001234"});
         let placed = call("/r3/v01/payment/return".into(), Some(API_KEY), body).await;
-        refunds.push(placed["Data"]["ReturnOperationId"].as_i64().expect("placed").to_string());
+        refunds.push(
+            placed["Data"]["ReturnOperationId"]
+                .as_i64()
+                .expect("placed")
+                .to_string(),
+        );
     }
     // Killed while the deliveries hang.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -241,7 +281,11 @@ async fn refunds_in_flight_survive_sigkill_and_are_applied_once() {
     }
     let credited = mpp.credited();
     for id in &refunds {
-        assert_eq!(credited.get(id).map(String::as_str), Some("50.00"), "refund {id} credited once");
+        assert_eq!(
+            credited.get(id).map(String::as_str),
+            Some("50.00"),
+            "refund {id} credited once"
+        );
     }
     assert_eq!(credited.len(), refunds.len());
     // Some refunds were delivered more than once; the MPP applied each once.
