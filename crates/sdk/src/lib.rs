@@ -1,6 +1,7 @@
-//! The MPP kit's client of a Tolem PS: typed calls of the MPP API v1 with the headers of SPEC 1.7,
+//! The MPP kit. [`MppClient`] is a client of a Tolem PS: typed calls of the MPP API v1 with the headers of SPEC 1.7,
 //! one `X-Request-ID` per logical request (reused on its retries), timeouts, and notifyPayment
 //! retried with capped exponential backoff and jitter until the PS answers (SPEC 4.3).
+//! [`refund`] is the MPP's `/refund` endpoint, applying each refund exactly once.
 //!
 //! ```no_run
 //! use tolem_sdk::{MppClient, RetryPolicy};
@@ -33,6 +34,11 @@
 //! println!("receipt: {:?}", answer.link_receipt);
 //! # Ok(()) }
 //! ```
+
+pub mod refund;
+
+/// The SQLite driver the [`refund`] endpoint works with, so an MPP uses the same version.
+pub use rusqlite;
 
 use std::time::Duration;
 
