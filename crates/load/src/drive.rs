@@ -42,7 +42,6 @@ enum Method {
 }
 
 /// Requests of one method (or of both), their errors and their latencies.
-#[derive(Clone)]
 pub struct Stats {
     pub requests: u64,
     pub errors: u64,
@@ -86,17 +85,12 @@ pub struct Outcome {
     pub elapsed: Duration,
     pub scan: Stats,
     pub notify: Stats,
+    /// Scan and notify together.
+    pub all: Stats,
     pub failures: BTreeMap<String, Failure>,
 }
 
 impl Outcome {
-    /// Scan and notify together.
-    pub fn all(&self) -> anyhow::Result<Stats> {
-        let mut all = self.scan.clone();
-        all.add(&self.notify)?;
-        Ok(all)
-    }
-
     pub fn requests_per_s(&self) -> f64 {
         (self.scan.requests + self.notify.requests) as f64
             / self.elapsed.as_secs_f64().max(f64::EPSILON)
@@ -150,6 +144,7 @@ pub async fn run(
         elapsed: Duration::ZERO,
         scan: Stats::new()?,
         notify: Stats::new()?,
+        all: Stats::new()?,
         failures: BTreeMap::new(),
     };
     for handle in handles {
@@ -165,6 +160,8 @@ pub async fn run(
         }
     }
     outcome.elapsed = started.elapsed();
+    outcome.all.add(&outcome.scan)?;
+    outcome.all.add(&outcome.notify)?;
     Ok(outcome)
 }
 

@@ -248,10 +248,6 @@ impl Row {
     fn of(side: &Side) -> Row {
         let o = &side.outcome;
         let (scan, notify) = (Latency::of(&o.scan), Latency::of(&o.notify));
-        let all = o
-            .all()
-            .map(|s| Latency::of(&s))
-            .unwrap_or_else(|_| scan.clone());
         let elapsed_s = o.elapsed.as_secs_f64().max(f64::EPSILON);
         let requests = o.scan.requests + o.notify.requests;
         // Ticks are 10 ms, so a quiet machine may show a few hundredths here, or below zero.
@@ -261,7 +257,7 @@ impl Row {
             errors: o.scan.errors + o.notify.errors,
             elapsed_s,
             requests_per_s: o.requests_per_s(),
-            all,
+            all: Latency::of(&o.all),
             scan,
             notify,
             hwm_mb: mb(side.rss_hwm_kb),
@@ -277,7 +273,6 @@ impl Row {
     }
 }
 
-#[derive(Clone)]
 struct Latency {
     requests: u64,
     errors: u64,
