@@ -3,6 +3,7 @@
 //! - `tolem serve --config FILE`: the payment system server.
 //! - `tolem sandbox`: the server with the demo data of `examples/sandbox.toml`, in sandbox mode.
 //! - `tolem registers …`: registers made on demand.
+//! - `tolem mpp`: the reference MPP; `tolem wallet …`: its customer on the command line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,8 +12,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod mpp;
 mod registers;
 mod server;
+mod wallet;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +45,10 @@ enum Command {
     },
     /// Make registers (reconciliation reports) on demand.
     Registers(registers::RegistersArgs),
+    /// Run the reference MPP (a bank back-end with its customers' ledger).
+    Mpp(mpp::MppArgs),
+    /// Pay QR codes as a customer of the reference MPP.
+    Wallet(wallet::WalletArgs),
 }
 
 /// Flags that override the configuration.
@@ -69,6 +76,8 @@ fn main() -> anyhow::Result<()> {
             Command::Serve { config, overrides } => server::serve(config, overrides).await,
             Command::Sandbox { overrides } => server::sandbox(overrides).await,
             Command::Registers(args) => registers::run(args).await,
+            Command::Mpp(args) => mpp::run(args).await,
+            Command::Wallet(args) => wallet::run(args).await,
         }
     })
 }

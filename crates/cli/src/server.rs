@@ -56,7 +56,7 @@ async fn run(mut config: Config, overrides: Overrides, sandbox: bool) -> anyhow:
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -77,10 +77,13 @@ impl TestPs {
         panic!("timed out waiting until {what}");
     }
 
-    pub async fn start_with(mut config: Config, clock: Arc<ManualClock>) -> TestPs {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
+    pub async fn start_with(config: Config, clock: Arc<ManualClock>) -> TestPs {
+        TestPs::start_at("127.0.0.1:0", config, clock).await
+    }
+
+    /// Starts on a given address (to come back where a stopped PS was).
+    pub async fn start_at(addr: &str, mut config: Config, clock: Arc<ManualClock>) -> TestPs {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("bound"));
         config.public_url = url.clone();
         let db = config.database.clone();
@@ -120,6 +123,10 @@ impl TestPs {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone()
     }
 
     pub fn mpp(&self, caller: &str) -> MppClient {

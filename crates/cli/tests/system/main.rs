@@ -8,4 +8,5 @@ mod merchant_api;
 mod mpp_api;
 mod operator;
 mod receiver;
+mod reference_mpp;
 mod refunds;

@@ -279,7 +279,7 @@ async fn cancel_payment(
     let req: CancelRequest = if raw.is_empty() {
         CancelRequest::default()
     } else {
-        body(&raw)?
+        body::<Option<CancelRequest>>(&raw)?.unwrap_or_default()
     };
     let payment = app.store.payment(id).await.map_err(internal)?;
     let payment = payment.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;

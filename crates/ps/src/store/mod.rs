@@ -12,9 +12,11 @@ mod devices;
 mod migrations;
 mod payments;
 mod refunds;
+mod registers;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -24,6 +26,10 @@ pub use catalog::CatalogDoc;
 pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
 pub use refunds::{Claimed, NewReturnQr, RefundView};
+pub use registers::{
+    ClaimedRegister, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
+    RegisterReader, RegisterSent,
+};
 use writer::Job;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +73,14 @@ struct Inner {
     writer: mpsc::Sender<Job>,
     write_wait: std::time::Duration,
     readers: Mutex<Vec<Connection>>,
+    checkpoint_stop: Arc<AtomicBool>,
     reader_permits: Arc<Semaphore>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.checkpoint_stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Store {
@@ -76,6 +89,10 @@ impl Store {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         migrations::run(&mut conn)?;
+        // Checkpoints run on their own thread, so the writer only appends to the log.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.saturating_neg())?;
+        let checkpoint_stop = start_checkpointer(path)?;
         let (tx, rx) = mpsc::channel(limits.write_queue_max);
         let batch_max = limits.write_batch_max;
         std::thread::Builder::new()
@@ -97,6 +114,7 @@ impl Store {
                 writer: tx,
                 write_wait: std::time::Duration::from_millis(limits.write_wait_ms),
                 readers: Mutex::new(readers),
+                checkpoint_stop,
                 reader_permits: Arc::new(Semaphore::new(limits.read_connections)),
             }),
         })
@@ -164,6 +182,32 @@ impl Store {
         .await
         .map_err(|_| StoreError::Corrupt("a read panicked".to_owned()))?
     }
+}
+
+/// Page cache of the writer's connection.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_INTERVAL_MS: u64 = 250;
+
+/// A thread that checkpoints the write-ahead log beside the writer (PASSIVE: it never blocks the
+/// writer or readers). It stops when the process ends.
+fn start_checkpointer(path: &Path) -> StoreResult<Arc<AtomicBool>> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::Builder::new()
+        .name("tolem-checkpoint".to_owned())
+        .spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpoint failed; will retry");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(stop)
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {

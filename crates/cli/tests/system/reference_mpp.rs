@@ -1,0 +1,334 @@
+//! The MPP kit end to end: the reference MPP (its ledger, pay flow and `/refund`) against the
+//! real PS, both on port 0.
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tolem_mpp::flows::{FlowError, PaymentView};
+use tolem_mpp::{Mpp, MppConfig};
+use tolem_sdk::RetryPolicy;
+use tolem_wire::mpp::{ParameterValue, QrCodeType};
+use tolem_wire::{Amount, Locale};
+
+use crate::harness::*;
+
+/// A running reference MPP with demo customers C1 (50 000 ₸) and C2 (10 000 ₸).
+pub struct TestMpp {
+    pub url: String,
+    pub mpp: Mpp,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestMpp {
+    pub async fn start(ps_url: &str) -> TestMpp {
+        let dir = tempfile::tempdir().expect("dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let config = MppConfig {
+            ps_url: ps_url.to_owned(),
+            database: dir.path().join("mpp.db"),
+            ..MppConfig::default()
+        };
+        let retry = RetryPolicy {
+            delay_ms_initial: 20,
+            delay_ms_max: 200,
+            attempts_max: None,
+        };
+        let mpp = Mpp::open(&config, retry).expect("the MPP opens");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(tolem_mpp::serve(listener, mpp.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestMpp {
+            url,
+            mpp,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    pub async fn balance(&self, customer: &str) -> i64 {
+        self.mpp
+            .account(customer)
+            .await
+            .expect("an account")
+            .balance_tiyn
+    }
+
+    pub async fn balanced(&self) -> bool {
+        self.mpp.ledger_balanced().await.expect("ledger readable")
+    }
+}
+
+impl Drop for TestMpp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A PS whose demobank refunds go to a fresh reference MPP.
+pub async fn ps_and_mpp() -> (TestPs, TestMpp) {
+    let ps = TestPs::start().await;
+    let bank = TestMpp::start(&ps.url).await;
+    ps.set_refund_url("demobank", &format!("{}/refund", bank.url))
+        .await;
+    (ps, bank)
+}
+
+const C1_OPENING: i64 = 5_000_000;
+
+#[tokio::test]
+async fn dynamic_static_and_custom_payments_move_the_ledger() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1500).await;
+    let scan = bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    assert_eq!(
+        (scan.kind, scan.amount),
+        (QrCodeType::Dynamic, Amount::from_tenge(1500))
+    );
+    let paid = bank
+        .mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    assert_eq!(paid.status, "paid");
+    assert!(paid.receipt.is_some());
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 150_000);
+    // Static: the customer enters whole tenge.
+    let scan = bank
+        .mpp
+        .scan("C1", STATIC_QR, Locale::Kk)
+        .await
+        .expect("scan");
+    let payment_id = scan.payment_id.expect("id");
+    let refused = bank
+        .mpp
+        .confirm(
+            "C1",
+            &payment_id,
+            Some(Amount::from_tiyn(5_050)),
+            Locale::Kk,
+        )
+        .await;
+    assert!(matches!(refused, Err(FlowError::Invalid(_))));
+    bank.mpp
+        .confirm("C1", &payment_id, Amount::from_tenge(700), Locale::Kk)
+        .await
+        .expect("paid");
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 150_000 - 70_000);
+    // Custom: the form, then the frozen amount.
+    let scan = bank
+        .mpp
+        .scan("C1", PARKING_QR, Locale::Ru)
+        .await
+        .expect("scan");
+    let payment_id = scan.payment_id.expect("id");
+    let values = vec![
+        ParameterValue {
+            id: 3932,
+            value: Some("777ABC02".to_owned()),
+        },
+        ParameterValue {
+            id: 3933,
+            value: Some("3h".to_owned()),
+        },
+    ];
+    let amount = bank
+        .mpp
+        .checkout("C1", &payment_id, values, Locale::Ru)
+        .await
+        .expect("checkout");
+    assert_eq!(amount, Amount::from_tenge(800).expect("fits"));
+    bank.mpp
+        .confirm("C1", &payment_id, None, Locale::Ru)
+        .await
+        .expect("paid");
+    assert_eq!(
+        bank.balance("C1").await,
+        C1_OPENING - 150_000 - 70_000 - 80_000
+    );
+    assert!(bank.balanced().await);
+    let account = bank.mpp.account("C1").await.expect("account");
+    assert_eq!(
+        account.history.len(),
+        4,
+        "three payments and the opening deposit"
+    );
+    assert_eq!(account.notifications.len(), 3);
+}
+
+#[tokio::test]
+async fn back_and_failures_leave_the_money_where_it_was() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    // Back: CANCELLED_BY_CLIENT, nothing debited.
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C2", &qr, Locale::Ru).await.expect("scan");
+    let back = bank
+        .mpp
+        .back("C2", &id.to_string(), Locale::Ru)
+        .await
+        .expect("back");
+    assert_eq!(
+        (back.status.as_str(), back.ps_code.as_deref()),
+        ("cancelled", Some("CANCELLED_BY_CLIENT"))
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    // Expired confirmation: debited, the PS refuses, the debit is reversed.
+    let (qr, id) = ps.dynamic_qr(&device, 300).await;
+    bank.mpp.scan("C2", &qr, Locale::Ru).await.expect("scan");
+    ps.advance(70);
+    let late: PaymentView = bank
+        .mpp
+        .confirm("C2", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("answered");
+    assert_eq!(
+        (late.status.as_str(), late.ps_code.as_deref()),
+        ("rejected", Some("PAYMENT_INCORRECT_STATUS"))
+    );
+    assert_eq!(bank.balance("C2").await, 1_000_000);
+    // Not enough money: the PS is told the payment failed.
+    let (qr, id) = ps.dynamic_qr(&device, 20_000).await;
+    bank.mpp.scan("C2", &qr, Locale::Ru).await.expect("scan");
+    let poor = bank
+        .mpp
+        .confirm("C2", &id.to_string(), None, Locale::Ru)
+        .await;
+    assert!(matches!(poor, Err(FlowError::InsufficientFunds)));
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    assert_eq!(bank.balance("C2").await, 1_000_000);
+    assert!(bank.balanced().await);
+    let account = bank.mpp.account("C2").await.expect("account");
+    assert!(
+        account
+            .notifications
+            .iter()
+            .any(|n| n.contains("PAYMENT_INCORRECT_STATUS"))
+    );
+}
+
+#[tokio::test]
+async fn refunds_reach_the_customer_once() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1000).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    // The refund QR flow: the customer scans, the cashier refunds 400.
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device})),
+        )
+        .await;
+    let qr_return_id = created["Data"]["QrReturnId"].as_i64().expect("id");
+    let scan = bank
+        .mpp
+        .scan(
+            "C1",
+            created["Data"]["QrToken"].as_str().expect("token"),
+            Locale::Ru,
+        )
+        .await
+        .expect("scan");
+    assert_eq!(
+        (scan.kind, scan.refund_id),
+        (QrCodeType::Refund, Some(qr_return_id.to_string()))
+    );
+    let body = json!({"DeviceToken": device, "QrPaymentId": id, "QrReturnId": qr_return_id, "Amount": 400});
+    assert_eq!(
+        ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+            .await
+            .1["StatusCode"],
+        0
+    );
+    ps.wait_until("the refund is credited", || async {
+        bank.balance("C1").await == C1_OPENING - 60_000
+    })
+    .await;
+    // A Custom payment cancelled by the provider comes back in full.
+    let scan = bank
+        .mpp
+        .scan("C1", PARKING_QR, Locale::Ru)
+        .await
+        .expect("scan");
+    let payment_id = scan.payment_id.expect("id");
+    let values = vec![
+        ParameterValue {
+            id: 3932,
+            value: Some("A".into()),
+        },
+        ParameterValue {
+            id: 3933,
+            value: Some("1h".into()),
+        },
+    ];
+    bank.mpp
+        .checkout("C1", &payment_id, values, Locale::Ru)
+        .await
+        .expect("checkout");
+    bank.mpp
+        .confirm("C1", &payment_id, None, Locale::Ru)
+        .await
+        .expect("paid");
+    let (status, _) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/payments/{payment_id}/cancel"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 201);
+    ps.wait_until("the cancellation is credited", || async {
+        bank.balance("C1").await == C1_OPENING - 60_000
+    })
+    .await;
+    assert!(bank.balanced().await);
+    let account = bank.mpp.account("C1").await.expect("account");
+    assert_eq!(
+        account
+            .notifications
+            .iter()
+            .filter(|n| n.starts_with("Возврат"))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn notify_payment_completes_once_when_the_ps_comes_back() {
+    let ps = TestPs::start().await;
+    let addr = ps.url.trim_start_matches("http://").to_owned();
+    let bank = TestMpp::start(&ps.url).await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 250).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    // The PS goes away; the customer confirms meanwhile.
+    let (db, clock) = (ps.db_path(), ps.clock.clone());
+    let mut ps = ps;
+    ps.shutdown().await;
+    let mpp = bank.mpp.clone();
+    let paying =
+        tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!paying.is_finished(), "still retrying");
+    // Back on the same address and database.
+    let ps = TestPs::start_at(&addr, test_config(&db), clock).await;
+    let paid = paying.await.expect("joined").expect("answered");
+    assert_eq!(paid.status, "paid");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 25_000);
+    assert!(bank.balanced().await);
+}

@@ -1,0 +1,614 @@
+//! What the customer's app asks the MPP to do: scan a QR, fill a Custom form (checkout), confirm
+//! (pay) or go back, and read balance, history and notifications.
+//!
+//! Paying follows SPEC §2 steps 20–23: the customer is debited first, then the PS is told with
+//! notifyPayment, retried until it answers (also after a restart of the MPP); when the PS does
+//! not confirm, the debit is reversed.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint};
+use tolem_sdk::rusqlite::{self, Connection, OptionalExtension, params};
+use tolem_sdk::{MppClient, RetryPolicy, SdkError};
+use tolem_wire::mpp::{
+    CheckoutRequest, Merchant, NotifyPayment, NotifyPaymentRequest, ParameterValue, PaymentData,
+    QrCodeType, RefundRequest, ResultBody, ResultCode, ScanRequest,
+};
+use tolem_wire::{Amount, Locale};
+
+use crate::config::MppConfig;
+use crate::ledger::{self, CLEARING, LedgerError, customer_account};
+
+/// Why a request of the app failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("the PS answered {0}")]
+    Ps(String),
+    #[error("the PS cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not enough money")]
+    InsufficientFunds,
+    #[error("no such payment")]
+    NotFound,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<LedgerError> for FlowError {
+    fn from(e: LedgerError) -> FlowError {
+        match e {
+            LedgerError::InsufficientFunds => FlowError::InsufficientFunds,
+            other => FlowError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for FlowError {
+    fn from(e: rusqlite::Error) -> FlowError {
+        FlowError::Internal(e.to_string())
+    }
+}
+
+impl From<SdkError> for FlowError {
+    fn from(e: SdkError) -> FlowError {
+        match e {
+            SdkError::Rejected(result) => {
+                FlowError::Ps(format!("{}: {}", result.result_code, result.result_message))
+            }
+            SdkError::Transport(why) => FlowError::Unreachable(why),
+            SdkError::Setup(why) => FlowError::Internal(why),
+        }
+    }
+}
+
+/// What a scan found, for the app to show.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScanView {
+    pub kind: QrCodeType,
+    pub payment_id: Option<String>,
+    pub merchant: Option<Merchant>,
+    pub amount: Option<Amount>,
+    pub can_confirm_until: Option<String>,
+    pub service: Option<PaymentData>,
+    pub refund_id: Option<String>,
+}
+
+/// How a payment ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub payment_id: String,
+    /// `paid`, `rejected` (debit reversed) or `cancelled`.
+    pub status: String,
+    pub amount: Option<Amount>,
+    pub receipt: Option<String>,
+    /// The PS's result code.
+    pub ps_code: Option<String>,
+}
+
+/// A movement of the customer's account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Movement {
+    pub kind: String,
+    pub reference: String,
+    /// Positive: money in; negative: money out (tiyn).
+    pub tiyn: i64,
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub customer_id: String,
+    pub name: String,
+    pub balance_tiyn: i64,
+    pub history: Vec<Movement>,
+    pub notifications: Vec<String>,
+}
+
+/// The reference MPP.
+#[derive(Clone)]
+pub struct Mpp {
+    db: Arc<Mutex<Connection>>,
+    ps: MppClient,
+    caller_name: String,
+    retry: RetryPolicy,
+    endpoint: RefundEndpoint,
+}
+
+/// Refunds from the PS credit the customer back from the clearing account (via the kit's
+/// exactly-once endpoint) and push a notification.
+struct LedgerCredit;
+
+impl Credit for LedgerCredit {
+    fn credit(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        refund: &RefundRequest,
+    ) -> Result<Credited, CreditError> {
+        let known: Option<String> = tx
+            .query_row(
+                "SELECT id FROM customers WHERE id = ?1",
+                [&refund.customer_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Ok(Credited::Refused(ResultCode::ProcessFail));
+        }
+        let account = customer_account(&refund.customer_id);
+        let reference = format!(
+            "refund {} of payment {}",
+            refund.refund_id, refund.payment_id
+        );
+        ledger::transfer(
+            tx,
+            "refund",
+            &reference,
+            CLEARING,
+            &account,
+            refund.refund_amount,
+        )
+        .map_err(|e| CreditError::Other(e.to_string()))?;
+        let text = format!(
+            "Возврат {} ₸ · Қайтару {} ₸ ({})",
+            refund.refund_amount, refund.refund_amount, refund.link_receipt
+        );
+        ledger::notify(tx, &refund.customer_id, &text)
+            .map_err(|e| CreditError::Other(e.to_string()))?;
+        Ok(Credited::Yes)
+    }
+}
+
+impl Mpp {
+    /// Opens the database (creating tables and demo customers) and resumes unfinished payments.
+    pub fn open(config: &MppConfig, retry: RetryPolicy) -> Result<Mpp, FlowError> {
+        let conn = Connection::open(&config.database)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(ledger::SCHEMA)?;
+        for c in &config.customers {
+            ledger::seed_customer(&conn, &c.id, &c.name, c.deposit)?;
+        }
+        let endpoint = RefundEndpoint::with_connection(conn, Arc::new(LedgerCredit))?;
+        let ps = MppClient::new(&config.ps_url, &config.caller_name)?;
+        let mpp = Mpp {
+            db: endpoint.connection(),
+            ps,
+            caller_name: config.caller_name.clone(),
+            retry,
+            endpoint,
+        };
+        Ok(mpp)
+    }
+
+    pub fn refund_endpoint(&self) -> &RefundEndpoint {
+        &self.endpoint
+    }
+
+    /// Runs `f` on the database off the async threads.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, FlowError> + Send + 'static,
+    ) -> Result<T, FlowError> {
+        let guard = self.db.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let mut guard = guard;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| FlowError::Internal(e.to_string()))?
+    }
+
+    /// Payments debited but not yet answered by the PS (the MPP stopped meanwhile): tell the PS
+    /// again until it answers.
+    pub async fn resume(&self) -> Result<usize, FlowError> {
+        let pending: Vec<String> = self
+            .db(|conn| {
+                let mut stmt =
+                    conn.prepare("SELECT payment_id FROM payments WHERE status = 'debited'")?;
+                let ids = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(ids)
+            })
+            .await?;
+        for payment_id in &pending {
+            let mpp = self.clone();
+            let payment_id = payment_id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = mpp.resolve(&payment_id, Locale::Ru).await {
+                    tracing::error!(error = %e, payment_id, "cannot resolve a debited payment");
+                }
+            });
+        }
+        Ok(pending.len())
+    }
+
+    pub async fn scan(
+        &self,
+        customer_id: &str,
+        qr_code: &str,
+        locale: Locale,
+    ) -> Result<ScanView, FlowError> {
+        let customer = customer_id.to_owned();
+        let known = self
+            .db(move |conn| {
+                Ok(conn
+                    .query_row("SELECT 1 FROM customers WHERE id = ?1", [&customer], |_| {
+                        Ok(())
+                    })
+                    .optional()?)
+            })
+            .await?;
+        if known.is_none() {
+            return Err(FlowError::Invalid(format!(
+                "unknown customer {customer_id}"
+            )));
+        }
+        let scan = self
+            .ps
+            .scan(
+                &ScanRequest {
+                    qr_code: qr_code.to_owned(),
+                    customer_id: customer_id.to_owned(),
+                },
+                locale,
+            )
+            .await?;
+        let kind = scan
+            .qr_code_type
+            .ok_or_else(|| FlowError::Ps("no qrCodeType".to_owned()))?;
+        let view = ScanView {
+            kind,
+            payment_id: scan.payment.as_ref().map(|p| p.payment_id.clone()),
+            merchant: scan.merchant.clone(),
+            amount: scan.payment.as_ref().and_then(|p| p.payment_amount),
+            can_confirm_until: scan.payment.as_ref().map(|p| p.can_confirm_until.clone()),
+            service: scan.payment_data.clone(),
+            refund_id: scan.refund.as_ref().map(|r| r.refund_id.clone()),
+        };
+        if let Some(payment_id) = view.payment_id.clone() {
+            let record = (
+                customer_id.to_owned(),
+                format!("{kind:?}"),
+                view.merchant.as_ref().map(|m| m.merchant_name.clone()),
+            );
+            let amount = view.amount;
+            let service = view.service.as_ref().map(|s| s.service_id);
+            let mpp_payment_id = format!("{}-{payment_id}", self.caller_name);
+            self.db(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO payments (payment_id, customer_id, kind, merchant, amount_tiyn, service_id, status, \
+                     mpp_payment_id, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'scanned', ?7, ?8)",
+                    params![
+                        payment_id,
+                        record.0,
+                        record.1,
+                        record.2.unwrap_or_default(),
+                        amount.map(|a| i64::try_from(a.tiyn()).unwrap_or(i64::MAX)),
+                        service,
+                        mpp_payment_id,
+                        ledger::now_ms()
+                    ],
+                )?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(view)
+    }
+
+    /// The Custom form, filled: the PS computes and freezes the amount.
+    pub async fn checkout(
+        &self,
+        customer_id: &str,
+        payment_id: &str,
+        values: Vec<ParameterValue>,
+        locale: Locale,
+    ) -> Result<Amount, FlowError> {
+        let record = self.payment(customer_id, payment_id).await?;
+        let service_id = record
+            .service_id
+            .ok_or_else(|| FlowError::Invalid("not a Custom payment".to_owned()))?;
+        let answer = self
+            .ps
+            .checkout(
+                &CheckoutRequest {
+                    payment_id: payment_id.to_owned(),
+                    service_id,
+                    parameters: values,
+                },
+                locale,
+            )
+            .await?;
+        let amount = answer
+            .payment_amount
+            .ok_or_else(|| FlowError::Ps("no paymentAmount".to_owned()))?;
+        let id = payment_id.to_owned();
+        let tiyn =
+            i64::try_from(amount.tiyn()).map_err(|_| FlowError::Invalid("amount".to_owned()))?;
+        self.db(move |conn| {
+            conn.execute(
+                "UPDATE payments SET amount_tiyn = ?1 WHERE payment_id = ?2 AND status = 'scanned'",
+                params![tiyn, id],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(amount)
+    }
+
+    /// The customer confirms: debit, tell the PS (until it answers), keep or reverse the debit.
+    /// `amount` is the customer's for a Static QR (whole tenge), ignored otherwise.
+    pub async fn confirm(
+        &self,
+        customer_id: &str,
+        payment_id: &str,
+        amount: Option<Amount>,
+        locale: Locale,
+    ) -> Result<PaymentView, FlowError> {
+        let record = self.payment(customer_id, payment_id).await?;
+        if record.status != "scanned" {
+            return Err(FlowError::Invalid(format!(
+                "the payment is {}",
+                record.status
+            )));
+        }
+        let amount = match (record.kind.as_str(), amount, record.amount) {
+            ("Static", Some(amount), _) if !amount.is_zero() && amount.is_whole_tenge() => amount,
+            ("Static", _, _) => {
+                return Err(FlowError::Invalid(
+                    "enter a whole amount in tenge".to_owned(),
+                ));
+            }
+            (_, _, Some(amount)) => amount,
+            _ => {
+                return Err(FlowError::Invalid(
+                    "fill the form first (checkout)".to_owned(),
+                ));
+            }
+        };
+        let (id, customer) = (payment_id.to_owned(), customer_id.to_owned());
+        let debited = self
+            .db(move |conn| {
+                let tx = conn.transaction()?;
+                let reference = format!("payment {id}");
+                let result = ledger::debit_customer(&tx, &customer, &reference, amount);
+                if result.is_ok() {
+                    let tiyn = i64::try_from(amount.tiyn()).map_err(|_| FlowError::Invalid("amount".to_owned()))?;
+                    tx.execute("UPDATE payments SET status = 'debited', amount_tiyn = ?1 WHERE payment_id = ?2", params![tiyn, id])?;
+                }
+                tx.commit()?;
+                Ok(result.map(|_| ()))
+            })
+            .await?;
+        if let Err(LedgerError::InsufficientFunds) = debited {
+            // Tell the PS the payment failed, so the merchant sees Error at once.
+            self.finish_unpaid(
+                payment_id,
+                "PROCESS_FAIL",
+                "insufficient funds",
+                "rejected",
+                locale,
+            )
+            .await?;
+            return Err(FlowError::InsufficientFunds);
+        }
+        debited?;
+        // Runs to the end even if the app stops waiting.
+        let mpp = self.clone();
+        let id = payment_id.to_owned();
+        tokio::spawn(async move { mpp.resolve(&id, locale).await })
+            .await
+            .map_err(|e| FlowError::Internal(e.to_string()))?
+    }
+
+    /// The customer pressed Back (SPEC 4.3): CANCELLED_BY_CLIENT, nothing debited.
+    pub async fn back(
+        &self,
+        customer_id: &str,
+        payment_id: &str,
+        locale: Locale,
+    ) -> Result<PaymentView, FlowError> {
+        let record = self.payment(customer_id, payment_id).await?;
+        if record.status != "scanned" {
+            return Err(FlowError::Invalid(format!(
+                "the payment is {}",
+                record.status
+            )));
+        }
+        self.finish_unpaid(
+            payment_id,
+            "CANCELLED_BY_CLIENT",
+            "cancelled by client",
+            "cancelled",
+            locale,
+        )
+        .await
+    }
+
+    async fn finish_unpaid(
+        &self,
+        payment_id: &str,
+        code: &str,
+        message: &str,
+        status: &str,
+        locale: Locale,
+    ) -> Result<PaymentView, FlowError> {
+        let record = self.payment_any(payment_id).await?;
+        let request = NotifyPaymentRequest {
+            result: ResultBody {
+                result_code: code.to_owned(),
+                result_message: message.to_owned(),
+            },
+            payment: NotifyPayment {
+                payment_id: payment_id.to_owned(),
+                mpp_payment_id: record.mpp_payment_id.clone(),
+                payment_amount: None,
+                customer_id: None,
+            },
+            customer_id: Some(record.customer_id.clone()),
+        };
+        let answer = self
+            .ps
+            .notify_payment(&request, locale, &self.retry)
+            .await?;
+        let (id, status, ps_code) = (
+            payment_id.to_owned(),
+            status.to_owned(),
+            answer.result.result_code.clone(),
+        );
+        self.db(move |conn| {
+            conn.execute(
+                "UPDATE payments SET status = ?1, ps_code = ?2 WHERE payment_id = ?3",
+                params![status, ps_code, id],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(PaymentView {
+            payment_id: payment_id.to_owned(),
+            status: status_text(code),
+            amount: None,
+            receipt: None,
+            ps_code: Some(answer.result.result_code),
+        })
+    }
+
+    /// Tells the PS about a debited payment until it answers, then keeps or reverses the debit.
+    async fn resolve(&self, payment_id: &str, locale: Locale) -> Result<PaymentView, FlowError> {
+        let record = self.payment_any(payment_id).await?;
+        let amount = record
+            .amount
+            .ok_or_else(|| FlowError::Internal("a debited payment without amount".to_owned()))?;
+        let request = NotifyPaymentRequest {
+            result: ResultBody::success(),
+            payment: NotifyPayment {
+                payment_id: payment_id.to_owned(),
+                mpp_payment_id: record.mpp_payment_id.clone(),
+                payment_amount: Some(amount),
+                customer_id: None,
+            },
+            customer_id: Some(record.customer_id.clone()),
+        };
+        let answer = self
+            .ps
+            .notify_payment(&request, locale, &self.retry)
+            .await?;
+        let paid = answer.result.code() == Some(ResultCode::Success);
+        let (id, customer, code, receipt) = (
+            payment_id.to_owned(),
+            record.customer_id.clone(),
+            answer.result.result_code.clone(),
+            answer.link_receipt.clone(),
+        );
+        let merchant = record.merchant.clone();
+        self.db(move |conn| {
+            let tx = conn.transaction()?;
+            // Only a payment still debited is settled here, so a second resolver changes nothing.
+            let still_debited = tx.execute("UPDATE payments SET status = ?1, ps_code = ?2, receipt = ?3 WHERE payment_id = ?4 AND status = 'debited'",
+                params![if paid { "paid" } else { "rejected" }, code, receipt, id])?;
+            if still_debited == 1 {
+                if paid {
+                    ledger::notify(&tx, &customer, &format!("Оплата {merchant}: {amount} ₸ · Төлем {merchant}: {amount} ₸"))?;
+                } else {
+                    ledger::transfer(&tx, "reversal", &format!("payment {id} ({code})"), CLEARING, &customer_account(&customer), amount)?;
+                    ledger::notify(&tx, &customer, &format!("Платёж отклонён ({code}), {amount} ₸ возвращены · Төлем қабылданбады, {amount} ₸ қайтарылды"))?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        Ok(PaymentView {
+            payment_id: payment_id.to_owned(),
+            status: if paid { "paid" } else { "rejected" }.to_owned(),
+            amount: Some(amount),
+            receipt: answer.link_receipt,
+            ps_code: Some(answer.result.result_code),
+        })
+    }
+
+    async fn payment(&self, customer_id: &str, payment_id: &str) -> Result<Record, FlowError> {
+        let record = self.payment_any(payment_id).await?;
+        if record.customer_id != customer_id {
+            return Err(FlowError::NotFound);
+        }
+        Ok(record)
+    }
+
+    async fn payment_any(&self, payment_id: &str) -> Result<Record, FlowError> {
+        let id = payment_id.to_owned();
+        self.db(move |conn| {
+            conn.query_row(
+                "SELECT customer_id, kind, merchant, amount_tiyn, service_id, status, mpp_payment_id FROM payments WHERE payment_id = ?1",
+                [&id],
+                |r| {
+                    Ok(Record {
+                        customer_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        merchant: r.get(2)?,
+                        amount: r.get::<_, Option<i64>>(3)?.and_then(|t| u64::try_from(t).ok()).map(Amount::from_tiyn),
+                        service_id: r.get(4)?,
+                        status: r.get(5)?,
+                        mpp_payment_id: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or(FlowError::NotFound)
+        })
+        .await
+    }
+
+    /// The customer's balance, movements (newest first) and notifications (newest first).
+    pub async fn account(&self, customer_id: &str) -> Result<Account, FlowError> {
+        let id = customer_id.to_owned();
+        self.db(move |conn| {
+            let name: String = conn
+                .query_row("SELECT name FROM customers WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()?
+                .ok_or(FlowError::NotFound)?;
+            let account = customer_account(&id);
+            let balance_tiyn = ledger::balance(conn, &account)?;
+            let mut stmt = conn.prepare(
+                "SELECT t.kind, t.reference, e.credit_tiyn - e.debit_tiyn, t.created_at_ms FROM entries e \
+                 JOIN ledger_txns t ON t.id = e.txn_id WHERE e.account = ?1 ORDER BY t.id DESC LIMIT 100",
+            )?;
+            let history = stmt
+                .query_map([&account], |r| Ok(Movement { kind: r.get(0)?, reference: r.get(1)?, tiyn: r.get(2)?, at_ms: r.get(3)? }))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare("SELECT text FROM notifications WHERE customer_id = ?1 ORDER BY id DESC LIMIT 100")?;
+            let notifications = stmt.query_map([&id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(Account { customer_id: id, name, balance_tiyn, history, notifications })
+        })
+        .await
+    }
+
+    /// Whether every ledger transaction is balanced.
+    pub async fn ledger_balanced(&self) -> Result<bool, FlowError> {
+        self.db(|conn| Ok(ledger::is_balanced(conn)?)).await
+    }
+}
+
+struct Record {
+    customer_id: String,
+    kind: String,
+    merchant: String,
+    amount: Option<Amount>,
+    service_id: Option<i64>,
+    status: String,
+    mpp_payment_id: String,
+}
+
+fn status_text(code: &str) -> String {
+    if code == "CANCELLED_BY_CLIENT" {
+        "cancelled"
+    } else {
+        "rejected"
+    }
+    .to_owned()
+}

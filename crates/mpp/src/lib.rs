@@ -1,0 +1,18 @@
+//! The reference MPP: the back-end of a bank or wallet whose customers pay Tolem QR codes. It is
+//! built on the MPP kit (`tolem-sdk`) and shows how an MPP meets its duties under the regulation:
+//! debit before notifyPayment and reverse the debit when the PS rejects it, retry notifyPayment
+//! until answered (also after a restart), apply each refund exactly once.
+//!
+//! - [`ledger`]: customers' money as a double-entry ledger in SQLite (balances are derived).
+//! - [`flows`]: scan, checkout, confirm (pay) and back, as the customer's app asks for them.
+//! - [`app_api`]: the HTTP API the app (`tolem wallet`) calls; it also mounts `/refund`.
+//! - [`config`]: settings and demo customers.
+
+pub mod app_api;
+pub mod config;
+pub mod flows;
+pub mod ledger;
+
+pub use app_api::serve;
+pub use config::MppConfig;
+pub use flows::Mpp;
