@@ -1,11 +1,18 @@
 //! `tolem serve` and `tolem sandbox`: load the configuration, bind, run the PS until a signal.
+//! The sandbox also runs a reference MPP for each demo MPP, so refunds reach a real `/refund`.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tolem_mpp::config::CustomerSeed;
+use tolem_mpp::{Mpp, MppConfig};
 use tolem_ps::clock::SystemClock;
 use tolem_ps::{App, Config};
+use tolem_sdk::RetryPolicy;
+use tolem_wire::Amount;
 
 use crate::Overrides;
 
@@ -18,8 +25,18 @@ fn environment() -> impl Iterator<Item = (String, String)> {
 
 pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let config = Config::load(file.as_deref(), environment())?;
-    run(config, overrides, false).await
+    run(config, overrides).await
 }
+
+/// The reference MPPs the sandbox runs beside the PS: (caller name, port, demo customers).
+const SANDBOX_MPPS: &[(&str, u16, &[(&str, &str, u64)])] = &[
+    (
+        "demobank",
+        8091,
+        &[("C1", "Айгерим", 50_000), ("C2", "Нурлан", 10_000)],
+    ),
+    ("demowallet", 8092, &[("W1", "Дана", 20_000)]),
+];
 
 pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join("tolem-sandbox");
@@ -28,10 +45,93 @@ pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
     std::fs::write(&file, SANDBOX_CONFIG).context("cannot write the sandbox configuration")?;
     let mut config = Config::load(Some(&file), environment())?;
     config.sandbox = true;
-    run(config, overrides, true).await
+    if let Some(listen) = overrides.listen {
+        config.listen = listen;
+    }
+    if let Some(db) = overrides.db {
+        config.database = db;
+    }
+    let listener = bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    config.public_url = format!("http://{addr}");
+    let stop = CancellationToken::new();
+    let mut mpps = Vec::new();
+    for (caller, port, customers) in SANDBOX_MPPS {
+        let mpp_config = MppConfig {
+            caller_name: (*caller).to_owned(),
+            ps_url: config.public_url.clone(),
+            listen: SocketAddr::from(([127, 0, 0, 1], *port)),
+            database: sibling(&config.database, caller),
+            customers: customers
+                .iter()
+                .map(|(id, name, tenge)| CustomerSeed {
+                    id: (*id).to_owned(),
+                    name: (*name).to_owned(),
+                    deposit: Amount::from_tenge(*tenge).unwrap_or_default(),
+                })
+                .collect(),
+        };
+        let mpp_listener = bind(mpp_config.listen).await?;
+        let mpp = Mpp::open(&mpp_config, RetryPolicy::default())
+            .map_err(|e| anyhow::anyhow!("{caller}: {e}"))?;
+        let done = stop.clone();
+        mpps.push(tokio::spawn(tolem_mpp::serve(
+            mpp_listener,
+            mpp,
+            async move { done.cancelled().await },
+        )));
+    }
+    let app = App::start(config, Arc::new(SystemClock)).await?;
+    println!("listening on http://{addr}");
+    print_guide(&addr.to_string());
+    let done = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        done.cancel();
+    });
+    let done = stop.clone();
+    tolem_ps::serve(listener, app, async move { done.cancelled().await }).await?;
+    stop.cancel();
+    for mpp in mpps {
+        let _ = mpp.await;
+    }
+    Ok(())
 }
 
-async fn run(mut config: Config, overrides: Overrides, sandbox: bool) -> anyhow::Result<()> {
+/// `tolem-sandbox.db` → `tolem-sandbox-demobank.db`, beside the PS's file.
+fn sibling(db: &Path, caller: &str) -> PathBuf {
+    let stem = db
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("tolem-sandbox");
+    db.with_file_name(format!("{stem}-{caller}.db"))
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+fn print_guide(ps: &str) {
+    println!(
+        "
+Tolem sandbox
+  payment system (PS)   http://{ps}      admin token: sandbox-admin-token
+  merchant API key      test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39   (ТОО «Demo Coffee», trade point 1001)
+  MPP demobank          http://127.0.0.1:8091   customers C1 (50 000 ₸), C2 (10 000 ₸)
+  MPP demowallet        http://127.0.0.1:8092   customer W1 (20 000 ₸)
+
+Try, in another terminal:
+  tolem wallet --mpp http://127.0.0.1:8091 --customer C1 pay TOLEM-STATIC-CAFE-1001
+  tolem wallet --mpp http://127.0.0.1:8091 --customer C1 --locale kk pay https://pay.tolem.example/pay/parking
+  tolem wallet --mpp http://127.0.0.1:8091 --customer C1 balance
+  (with cargo: cargo run --release -- wallet …)
+The README's walk-through makes a Dynamic QR with curl; docs/sandbox.md lists everything."
+    );
+}
+
+async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(listen) = overrides.listen {
         config.listen = listen;
     }
@@ -42,10 +142,6 @@ async fn run(mut config: Config, overrides: Overrides, sandbox: bool) -> anyhow:
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    if sandbox {
-        // Links in answers must point at where this sandbox really listens.
-        config.public_url = format!("http://{addr}");
-    }
     let database = config.database.clone();
     let app = App::start(config, Arc::new(SystemClock)).await?;
     // The first line on stdout says where the server is (tests and scripts read it).
