@@ -56,7 +56,12 @@ pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
     config.public_url = format!("http://{addr}");
     let stop = CancellationToken::new();
     let mut mpps = Vec::new();
-    for (caller, port, customers) in SANDBOX_MPPS {
+    for SandboxMpp {
+        caller,
+        port,
+        customers,
+    } in SANDBOX_MPPS
+    {
         let mpp_config = MppConfig {
             caller_name: (*caller).to_owned(),
             ps_url: config.public_url.clone(),
