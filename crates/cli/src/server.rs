@@ -28,14 +28,26 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Resul
     run(config, overrides).await
 }
 
-/// The reference MPPs the sandbox runs beside the PS: (caller name, port, demo customers).
-const SANDBOX_MPPS: &[(&str, u16, &[(&str, &str, u64)])] = &[
-    (
-        "demobank",
-        8091,
-        &[("C1", "Айгерим", 50_000), ("C2", "Нурлан", 10_000)],
-    ),
-    ("demowallet", 8092, &[("W1", "Дана", 20_000)]),
+/// A reference MPP the sandbox runs beside the PS.
+struct SandboxMpp {
+    caller: &'static str,
+    port: u16,
+    /// (customerId, name, opening deposit in tenge)
+    customers: &'static [(&'static str, &'static str, u64)],
+}
+
+/// Where `examples/sandbox.toml` sends each demo MPP's refunds.
+const SANDBOX_MPPS: &[SandboxMpp] = &[
+    SandboxMpp {
+        caller: "demobank",
+        port: 8091,
+        customers: &[("C1", "Айгерим", 50_000), ("C2", "Нурлан", 10_000)],
+    },
+    SandboxMpp {
+        caller: "demowallet",
+        port: 8092,
+        customers: &[("W1", "Дана", 20_000)],
+    },
 ];
 
 pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
