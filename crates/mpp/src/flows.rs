@@ -56,7 +56,7 @@ impl From<rusqlite::Error> for FlowError {
 impl From<SdkError> for FlowError {
     fn from(e: SdkError) -> FlowError {
         match e {
-            SdkError::Rejected(result) => {
+            SdkError::Refused(result) | SdkError::Busy(result) => {
                 FlowError::Ps(format!("{}: {}", result.result_code, result.result_message))
             }
             SdkError::Transport(why) => FlowError::Unreachable(why),

@@ -50,15 +50,18 @@ use tolem_wire::mpp::{
     ResultBody, ResultCode, ResultOnly, ScanRequest, ScanResponse,
 };
 
-/// Why a call did not succeed.
+/// Why a call did not succeed — and whether repeating it (with the same X-Request-ID) can help.
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
-    /// No answer (connection refused, timeout, broken response): retry with the same request id.
+    /// No answer (connection refused, timeout, broken response): retry.
     #[error("no answer from the PS: {0}")]
     Transport(String),
-    /// The PS answered with a code other than SUCCESS.
+    /// The PS answered that it cannot take the request now (`UNKNOWN_EXCEPTION`, HTTP 5xx): retry.
+    #[error("the PS is busy: {}: {}", .0.result_code, .0.result_message)]
+    Busy(ResultBody),
+    /// The PS answered with a final code other than SUCCESS: do not retry.
     #[error("the PS answered {}: {}", .0.result_code, .0.result_message)]
-    Rejected(ResultBody),
+    Refused(ResultBody),
     /// The client was built with a bad base URL or similar.
     #[error("client setup: {0}")]
     Setup(String),
@@ -67,18 +70,23 @@ pub enum SdkError {
 impl SdkError {
     /// True when repeating the same request (same X-Request-ID) may succeed.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            SdkError::Transport(_) => true,
-            SdkError::Rejected(result) => result.code().is_some_and(ResultCode::is_retryable),
-            SdkError::Setup(_) => false,
-        }
+        matches!(self, SdkError::Transport(_) | SdkError::Busy(_))
     }
 
     /// The PS's result code, when it answered.
     pub fn result_code(&self) -> Option<ResultCode> {
         match self {
-            SdkError::Rejected(result) => result.code(),
+            SdkError::Busy(result) | SdkError::Refused(result) => result.code(),
             _ => None,
+        }
+    }
+
+    /// A PS answer that is not SUCCESS, sorted by whether it is worth repeating.
+    fn answered(result: ResultBody) -> SdkError {
+        if result.code().is_some_and(ResultCode::is_retryable) {
+            SdkError::Busy(result)
+        } else {
+            SdkError::Refused(result)
         }
     }
 }
@@ -221,7 +229,7 @@ impl MppClient {
         if status.is_server_error() {
             let result = serde_json::from_slice::<ResultOnly>(&bytes).map(|r| r.result);
             return Err(match result {
-                Ok(result) => SdkError::Rejected(result),
+                Ok(result) => SdkError::answered(result),
                 Err(_) => SdkError::Transport(format!("HTTP {status}")),
             });
         }
@@ -229,7 +237,7 @@ impl MppClient {
             Ok(body) => Ok(body),
             // An error answer carries `result` alone.
             Err(_) => match serde_json::from_slice::<ResultOnly>(&bytes) {
-                Ok(only) => Err(SdkError::Rejected(only.result)),
+                Ok(only) => Err(SdkError::answered(only.result)),
                 Err(e) => Err(SdkError::Transport(format!(
                     "unreadable answer (HTTP {status}): {e}"
                 ))),
@@ -241,7 +249,7 @@ impl MppClient {
 fn success(result: ResultBody) -> Result<(), SdkError> {
     match result.code() {
         Some(ResultCode::Success) => Ok(()),
-        _ => Err(SdkError::Rejected(result)),
+        _ => Err(SdkError::answered(result)),
     }
 }
 

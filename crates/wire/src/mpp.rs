@@ -148,6 +148,13 @@ pub struct ResultOnly {
 // ---------------------------------------------------------------------------------------------
 // scan (SPEC 4.1)
 
+impl ScanPayment {
+    /// `canConfirmUntil` as a point in time, read tolerantly (`+05:00`, `+06`, `Z`: DECISIONS 5).
+    pub fn can_confirm_until_at(&self) -> Option<jiff::Timestamp> {
+        crate::time::parse(&self.can_confirm_until)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanRequest {
