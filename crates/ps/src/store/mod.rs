@@ -12,7 +12,6 @@ mod devices;
 mod migrations;
 mod payments;
 mod refunds;
-mod registers;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -26,10 +25,6 @@ pub use catalog::CatalogDoc;
 pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
 pub use refunds::{Claimed, NewReturnQr, RefundView};
-pub use registers::{
-    ClaimedRegister, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
-    RegisterReader, RegisterSent,
-};
 use writer::Job;
 
 #[derive(Debug, thiserror::Error)]
