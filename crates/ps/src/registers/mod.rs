@@ -1,31 +1,45 @@
-//! Registers (SPEC §5, DECISIONS 24–25): daily and monthly reconciliation reports per MPP, their
-//! working-day calendar, delivery by e-mail through the outbox, and the MPP's cabinet download.
-//! (Being built: see issue 5.)
+//! Registers (SPEC §5, DECISIONS 24–25): the daily and monthly reconciliation reports of each
+//! MPP, their working-day calendar, their e-mail delivery through the outbox, and the MPP's
+//! cabinet download. See `docs/registers.md`.
+//!
+//! - [`make`]: one register from the database to a file ([`sheet`] says what is in it,
+//!   [`xlsx_file`] and [`csv_file`] write it, [`commission`] prices each row);
+//! - [`period`], [`calendar`], [`schedule`]: which days and months, and when they are due;
+//! - [`delivery`] (started by `serve`) and [`mail`]: e-mail;
+//! - [`cabinet`]: the MPP's download endpoint.
+//!
+//! Called by the router, `serve` and the `tolem registers` command.
+
+pub mod cabinet;
+pub mod calendar;
+pub mod commission;
+pub mod config;
+pub mod csv_file;
+pub mod delivery;
+mod error;
+pub mod mail;
+pub mod make;
+pub mod period;
+pub mod schedule;
+pub mod sheet;
+pub mod xlsx_file;
 
 use axum::Router;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+
+pub use config::{RefundCommission, RegistersConfig};
+pub use error::RegisterError;
+pub use make::Format;
+pub use period::{Period, RegisterKind};
 
 use crate::app::AppState;
 
-/// Settings of registers and their delivery (`[registers]` in the configuration).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RegistersConfig {}
-
-impl RegistersConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 /// The routes of the registers (the MPP's cabinet).
 pub fn router() -> Router<AppState> {
-    Router::new()
+    cabinet::router()
 }
 
-/// The background work of registers (making and e-mailing them on working days).
+/// The background work of registers: making and e-mailing them on working days.
 pub async fn run(app: AppState, stop: CancellationToken) {
-    let _ = app;
-    stop.cancelled().await;
+    delivery::run(app, stop).await;
 }

@@ -106,6 +106,32 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_due ON outbox (due_at_ms) WHERE done_at_ms IS NULL;
     CREATE INDEX pos_requests_by_age ON pos_requests (created_at_ms);
     "#,
+    // 3: registers: their operations by MPP and time, their e-mails (one per MPP, kind and
+    // period, ever) and the scheduler's last run.
+    r#"
+    CREATE INDEX payments_for_registers ON payments (mpp, finished_at_ms, id)
+        WHERE status = 'confirmed';
+    CREATE INDEX refunds_for_registers ON refunds (mpp, finished_at_ms, id)
+        WHERE status = 'completed';
+
+    CREATE TABLE register_deliveries (
+        id INTEGER PRIMARY KEY,
+        mpp TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        period TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        sent_at_ms INTEGER,
+        sent_to TEXT,
+        message_id TEXT,
+        UNIQUE (mpp, kind, period)
+    );
+
+    CREATE TABLE register_schedule (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_run_date TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

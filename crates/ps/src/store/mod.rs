@@ -12,6 +12,7 @@ mod devices;
 mod migrations;
 mod payments;
 mod refunds;
+mod registers;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,10 @@ pub use catalog::CatalogDoc;
 pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
 pub use refunds::{Claimed, NewReturnQr, RefundView};
+pub use registers::{
+    ClaimedRegister, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
+    RegisterReader, RegisterSent,
+};
 use writer::Job;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,192 @@
+//! Registers e-mailed to a real SMTP server on working days: exactly one e-mail per register,
+//! across restarts, refusals and downtime, on the days DECISIONS 25 says.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::registers::{Scene, check_xlsx, expected, local, paid_by};
+use crate::smtp::{Mail, SmtpServer};
+
+const BANK_EMAIL: &str = "registers@demobank.example";
+const WALLET_EMAIL: &str = "registers@demowallet.example";
+
+async fn scene_with_mail(at: &str, smtp: &SmtpServer) -> Scene {
+    let port = smtp.port;
+    Scene::start(at, move |c| {
+        let r = &mut c.registers;
+        r.smtp_host = "127.0.0.1".to_owned();
+        r.smtp_port = port;
+        r.from = "Tolem PS <registers@ps.tolem.test>".to_owned();
+        r.poll_interval_ms = 20;
+        r.retry_delay_ms_initial = 1_000;
+        r.retry_delay_ms_max = 4_000;
+        r.smtp_timeout_ms = 2_000;
+        for mpp in &mut c.catalog.mpps {
+            if mpp.caller_name == "demowallet" {
+                mpp.register_email = Some(WALLET_EMAIL.to_owned());
+            }
+        }
+    })
+    .await
+}
+
+/// The e-mails received, by (recipient, register) from their attachment's name.
+fn by_register(mails: &[Mail]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for mail in mails {
+        let (name, _) = mail.attachment();
+        *seen.entry(name).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn names(list: &[&str]) -> BTreeMap<String, usize> {
+    list.iter().map(|n| ((*n).to_owned(), 1)).collect()
+}
+
+/// Waits (in real time; the clock stays) until `count` e-mails arrived, then a little longer to
+/// see that no more come.
+async fn expect_mails(smtp: &SmtpServer, count: usize) -> Vec<Mail> {
+    for _ in 0..250 {
+        if smtp.mails().len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), count, "{:?}", by_register(&mails));
+    mails
+}
+
+#[tokio::test]
+async fn each_register_is_mailed_once_across_refusals_restarts_and_downtime() {
+    let smtp = SmtpServer::start().await;
+    // Thursday 26 November 2026, after the day's send time.
+    let scene = scene_with_mail("2026-11-26T10:00:00", &smtp).await;
+    let device = scene.ps.device("POS-1").await;
+    scene.ps.paid(&device, 1500, "C1").await;
+    scene.ps.paid(&device, 20, "C2").await;
+    paid_by(&scene.ps, &device, "demowallet", 300, "W1").await;
+    // E-mail was switched on after today's send time: today's delivery (Wednesday's registers)
+    // is not made; delivery starts tomorrow.
+    scene.set_clock("2026-11-26T12:00:00");
+    expect_mails(&smtp, 0).await;
+    // Friday 09:00: Thursday's registers; the relay refuses the first attempt once.
+    smtp.refuse_next(1);
+    scene.set_clock("2026-11-27T09:00:00");
+    let first_try = expect_mails(&smtp, 1).await;
+    assert_eq!(smtp.refused(), 1);
+    scene.set_clock("2026-11-27T09:00:05"); // past the retry delay
+    let mails = expect_mails(&smtp, 2).await;
+    assert_eq!(
+        by_register(&mails),
+        names(&[
+            "demobank-daily-2026-11-26.xlsx",
+            "demowallet-daily-2026-11-26.xlsx"
+        ])
+    );
+    drop(first_try);
+    let bank = mails
+        .iter()
+        .find(|m| m.to.iter().any(|to| to.contains(BANK_EMAIL)))
+        .expect("demobank's e-mail");
+    assert!(bank.from.contains("registers@ps.tolem.test"));
+    assert_eq!(
+        bank.message_id(),
+        "register.demobank.daily.2026-11-26@ps.tolem.test"
+    );
+    let subject = bank.parsed().subject().expect("a subject").to_owned();
+    assert!(
+        subject.contains("Demo Bank") && subject.contains("2026-11-26"),
+        "{subject}"
+    );
+    let (_, xlsx) = bank.attachment();
+    let want = expected(
+        &scene.db(),
+        "demobank",
+        local("2026-11-26T00:00:00"),
+        local("2026-11-27T00:00:00"),
+        false,
+    );
+    assert_eq!(want.len(), 2);
+    check_xlsx(xlsx, &want);
+    // A restart on the same day sends nothing again.
+    let scene = scene.restart().await;
+    scene.set_clock("2026-11-27T15:00:00");
+    expect_mails(&smtp, 2).await;
+    // Down over the weekend and Monday; back on Tuesday 1 December: Monday's registers (Friday,
+    // Saturday, Sunday) and Tuesday's (Monday, and November's monthly) are caught up.
+    let mut scene = scene;
+    scene.ps.shutdown().await;
+    scene.set_clock("2026-12-01T10:00:00");
+    let scene = scene.restart().await;
+    let mails = expect_mails(&smtp, 12).await;
+    let mut want = vec![];
+    for mpp in ["demobank", "demowallet"] {
+        for register in [
+            "daily-2026-11-26",
+            "daily-2026-11-27",
+            "daily-2026-11-28",
+            "daily-2026-11-29",
+            "daily-2026-11-30",
+            "monthly-2026-11",
+        ] {
+            want.push(format!("{mpp}-{register}.xlsx"));
+        }
+    }
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(by_register(&mails), names(&want));
+    let views = scene
+        .ps
+        .app
+        .store
+        .register_deliveries(100)
+        .await
+        .expect("deliveries");
+    assert_eq!(views.len(), 12);
+    assert!(views.iter().all(|v| v.sent_at.is_some()));
+}
+
+#[tokio::test]
+async fn mondays_deliver_the_weekend_and_holidays_are_skipped() {
+    let smtp = SmtpServer::start().await;
+    // Friday 11 December 2026; Wednesday 16 December is Independence Day.
+    let scene = scene_with_mail("2026-12-11T10:00:00", &smtp).await;
+    let bank_only = |mails: &[Mail]| {
+        let list: Vec<Mail> = mails
+            .iter()
+            .filter(|m| m.to.iter().any(|to| to.contains(BANK_EMAIL)))
+            .cloned()
+            .collect();
+        by_register(&list).into_keys().collect::<Vec<_>>()
+    };
+    scene.set_clock("2026-12-12T09:30:00"); // Saturday: nothing
+    expect_mails(&smtp, 0).await;
+    scene.set_clock("2026-12-14T08:59:00"); // Monday before the send time: nothing
+    expect_mails(&smtp, 0).await;
+    scene.set_clock("2026-12-14T09:00:00");
+    let mails = expect_mails(&smtp, 6).await;
+    assert_eq!(
+        bank_only(&mails),
+        [
+            "demobank-daily-2026-12-11.xlsx",
+            "demobank-daily-2026-12-12.xlsx",
+            "demobank-daily-2026-12-13.xlsx"
+        ]
+    );
+    scene.set_clock("2026-12-15T09:00:00");
+    expect_mails(&smtp, 8).await;
+    scene.set_clock("2026-12-16T09:00:00"); // a holiday: nothing
+    expect_mails(&smtp, 8).await;
+    scene.set_clock("2026-12-17T09:00:00");
+    let mails = expect_mails(&smtp, 12).await;
+    let bank = bank_only(&mails);
+    assert_eq!(
+        &bank[bank.len() - 2..],
+        [
+            "demobank-daily-2026-12-15.xlsx",
+            "demobank-daily-2026-12-16.xlsx"
+        ]
+    );
+}

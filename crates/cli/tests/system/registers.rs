@@ -1,0 +1,566 @@
+//! Registers read back with real readers (calamine for .xlsx, csv for CSV) and checked row by row
+//! and total by total against the database; the cabinet's authentication and isolation; the
+//! `tolem registers` command.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tolem_ps::Config;
+use tolem_ps::clock::{Clock, ManualClock};
+use tolem_ps::registers::RefundCommission;
+
+use crate::harness::*;
+use crate::receiver::{Act, Receiver};
+
+pub const BANK_TOKEN: &str = "demobank-cabinet-token-0123456789";
+pub const WALLET_TOKEN: &str = "demowallet-cabinet-token-0123456789";
+
+fn almaty() -> TimeZone {
+    TimeZone::get("Asia/Almaty").expect("bundled")
+}
+
+/// An instant given as the operator's local time, `2026-11-26T10:00:00`.
+pub fn local(text: &str) -> Timestamp {
+    let at: DateTime = text.parse().expect("a local date-time");
+    at.to_zoned_datetime(almaty()).expect("exists").timestamp()
+}
+
+/// A PS on a fresh database whose clock starts at a local time; restartable with its settings.
+pub struct Scene {
+    pub ps: TestPs,
+    pub config: Config,
+    pub clock: Arc<ManualClock>,
+    _dir: TempDir,
+}
+
+impl Scene {
+    pub async fn start(at: &str, change: impl FnOnce(&mut Config)) -> Scene {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut config = test_config(&dir.path().join("ps.db"));
+        config.registers.cabinet_tokens = [
+            ("demobank".to_owned(), BANK_TOKEN.to_owned()),
+            ("demowallet".to_owned(), WALLET_TOKEN.to_owned()),
+        ]
+        .into();
+        change(&mut config);
+        let clock = Arc::new(ManualClock::new(local(at)));
+        let ps = TestPs::start_with(config.clone(), clock.clone()).await;
+        Scene {
+            ps,
+            config,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server gracefully and starts it again on the same database and settings.
+    pub async fn restart(mut self) -> Scene {
+        self.ps.shutdown().await;
+        self.ps = TestPs::start_with(self.config.clone(), self.clock.clone()).await;
+        self
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            &self.config.database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("the database opens")
+    }
+
+    pub fn set_clock(&self, at: &str) {
+        let by = self.clock.now().duration_until(local(at));
+        assert!(by.is_positive(), "the clock only moves forward");
+        self.clock.advance(by);
+    }
+}
+
+/// A purchase of `amount` tenge at the café, paid by `customer` of `mpp`; returns its id.
+pub async fn paid_by(ps: &TestPs, device: &str, mpp: &str, amount: u64, customer: &str) -> i64 {
+    let (qr, id) = ps.dynamic_qr(device, amount).await;
+    let payment_id = scan_id(ps, mpp, &qr, customer).await;
+    let body = notify_body(&payment_id, customer, "SUCCESS", None);
+    let (_, answer) = ps
+        .mpp_call("/api/v1/qr/notifyPayment", mpp, "n", &body)
+        .await;
+    assert_eq!(result_code(&answer), "SUCCESS");
+    id
+}
+
+/// Refunds `amount` tenge of a purchase (r3) and waits until the MPP's answer is recorded.
+pub async fn refunded(scene: &Scene, device: &str, payment: i64, amount: u64, status: &str) -> i64 {
+    let body = json!({"DeviceToken": device, "QrPaymentId": payment, "Amount": amount, "OrganizationBin": "990340001234"});
+    let (_, answer) = scene
+        .ps
+        .pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
+        .await;
+    let id = answer["Data"]["ReturnOperationId"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a refund id in {answer}"));
+    let db = scene.db();
+    scene
+        .ps
+        .wait_until(&format!("refund {id} is {status}"), || {
+            let now: String = db
+                .query_row("SELECT status FROM refunds WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .expect("the refund");
+            async move { now == status }
+        })
+        .await;
+    id
+}
+
+/// One register row as the database says it must be.
+#[derive(Debug, PartialEq)]
+pub struct Expected {
+    pub customer: String,
+    pub mpp_id: String,
+    pub ps_id: String,
+    pub finished_ms: i64,
+    pub refund: bool,
+    pub tiyn: i64,
+    pub commission: i64,
+    pub payment: Option<i64>,
+}
+
+/// (bps, minimum in tiyn) of the sandbox's MPPs.
+fn rate(mpp: &str) -> (i64, i64) {
+    match mpp {
+        "demobank" => (100, 0),
+        _ => (80, 100),
+    }
+}
+
+fn payment_commission(mpp: &str, tiyn: i64) -> i64 {
+    let (bps, min) = rate(mpp);
+    ((tiyn * bps + 5_000) / 10_000).max(min).min(tiyn)
+}
+
+/// The rows of `mpp`'s register of `[from, to)`, computed from the database independently of the
+/// PS's own queries.
+pub fn expected(
+    db: &rusqlite::Connection,
+    mpp: &str,
+    from: Timestamp,
+    to: Timestamp,
+    reverse: bool,
+) -> Vec<Expected> {
+    let sql = "SELECT 0, id, customer_id, mpp_payment_id, finished_at_ms, amount_tiyn, NULL FROM payments \
+               WHERE mpp = ?1 AND status = 'confirmed' AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
+               UNION ALL SELECT 1, id, customer_id, CAST(id AS TEXT), finished_at_ms, amount_tiyn, payment_id FROM refunds \
+               WHERE mpp = ?1 AND status = 'completed' AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
+               ORDER BY 5, 1, 2";
+    let mut stmt = db.prepare(sql).expect("sql");
+    let rows = stmt
+        .query_map(
+            rusqlite::params![mpp, from.as_millisecond(), to.as_millisecond()],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            },
+        )
+        .expect("rows");
+    rows.map(|row| {
+        let (kind, id, customer, mpp_id, finished_ms, tiyn, payment) = row.expect("a row");
+        let commission = match payment {
+            None => payment_commission(mpp, tiyn),
+            Some(_) if !reverse => 0,
+            Some(payment) => reversed(db, mpp, payment, id),
+        };
+        Expected {
+            customer,
+            mpp_id,
+            ps_id: id.to_string(),
+            finished_ms,
+            refund: kind == 1,
+            tiyn,
+            commission,
+            payment,
+        }
+    })
+    .collect()
+}
+
+/// The share of a payment's commission a refund gives back: the running share of its payment's
+/// completed refunds, rounded down, minus the share before it.
+fn reversed(db: &rusqlite::Connection, mpp: &str, payment: i64, refund: i64) -> i64 {
+    let amount: i64 = db
+        .query_row(
+            "SELECT amount_tiyn FROM payments WHERE id = ?1",
+            [payment],
+            |r| r.get(0),
+        )
+        .expect("the payment");
+    let charged = payment_commission(mpp, amount);
+    let mut stmt = db
+        .prepare("SELECT id, amount_tiyn FROM refunds WHERE payment_id = ?1 AND status = 'completed' ORDER BY finished_at_ms, id")
+        .expect("sql");
+    let mut before = 0;
+    for row in stmt
+        .query_map([payment], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .expect("rows")
+    {
+        let (id, tiyn) = row.expect("a row");
+        if id == refund {
+            return charged * (before + tiyn) / amount - charged * before / amount;
+        }
+        before += tiyn;
+    }
+    panic!("refund {refund} is not completed");
+}
+
+/// Excel's serial date-time of a local wall-clock time.
+fn excel_serial(ms: i64) -> f64 {
+    let at = Timestamp::from_millisecond(ms).expect("valid");
+    let local = at.to_zoned_datetime(almaty()).datetime();
+    let epoch: DateTime = "1899-12-30T00:00:00".parse().expect("epoch");
+    let span = epoch.duration_until(local);
+    span.as_secs_f64() / 86_400.0
+}
+
+fn tiyn_of(cell: &Data) -> i64 {
+    match cell {
+        Data::Float(f) => (f * 100.0).round() as i64,
+        Data::Int(i) => i * 100,
+        other => panic!("an amount must be a number cell, got {other:?}"),
+    }
+}
+
+fn text(cell: &Data) -> String {
+    match cell {
+        Data::String(s) => s.clone(),
+        Data::Empty => String::new(),
+        other => panic!("a text cell, got {other:?}"),
+    }
+}
+
+/// Totals per type: (count, tiyn, commission).
+fn totals(rows: &[Expected], refund: bool) -> (i64, i64, i64) {
+    rows.iter()
+        .filter(|r| r.refund == refund)
+        .fold((0, 0, 0), |(n, a, c), r| {
+            (n + 1, a + r.tiyn, c + r.commission)
+        })
+}
+
+/// Reads a register workbook and checks it against `want`, cell by cell.
+pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("a workbook");
+    let sheet = book.worksheet_range("Реестр").expect("the register sheet");
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    assert_eq!(text(&rows[0][0]), "ID покупателя");
+    assert_eq!(text(&rows[0][6]), "Комиссия");
+    assert_eq!(text(&rows[1][0]), "Сатып алушының ID");
+    assert_eq!(text(&rows[1][5]), "Сома");
+    assert_eq!(
+        rows.len(),
+        2 + want.len() + 3,
+        "headers, rows, a blank row, totals"
+    );
+    for (row, w) in rows[2..].iter().zip(want) {
+        assert_eq!(text(&row[0]), w.customer);
+        assert_eq!(text(&row[1]), w.mpp_id);
+        assert_eq!(text(&row[2]), w.ps_id);
+        let Data::DateTime(when) = &row[3] else {
+            panic!("a date cell, got {:?}", row[3]);
+        };
+        assert!(when.is_datetime());
+        assert!(
+            (when.as_f64() - excel_serial(w.finished_ms)).abs() < 1e-8,
+            "{w:?}"
+        );
+        let kind = if w.refund {
+            "Возврат / Қайтару"
+        } else {
+            "Оплата / Төлем"
+        };
+        assert_eq!(text(&row[4]), kind);
+        assert_eq!(tiyn_of(&row[5]), w.tiyn, "{w:?}");
+        assert_eq!(tiyn_of(&row[6]), w.commission, "{w:?}");
+        assert_eq!(
+            text(&row[7]),
+            w.payment.map(|p| p.to_string()).unwrap_or_default()
+        );
+    }
+    let bottom = &rows[2 + want.len() + 1..];
+    for (row, refund) in bottom.iter().zip([false, true]) {
+        let (count, tiyn, commission) = totals(want, refund);
+        assert_eq!(text(&row[0]), "Итого / Барлығы");
+        assert_eq!(row[2], Data::Float(count as f64));
+        assert_eq!(tiyn_of(&row[5]), tiyn);
+        assert_eq!(tiyn_of(&row[6]), commission);
+    }
+}
+
+fn money(tiyn: i64) -> String {
+    format!("{}.{:02}", tiyn / 100, tiyn % 100)
+}
+
+/// Reads a CSV register and checks it against `want`: the same rows, amounts as exact text.
+pub fn check_csv(bytes: &[u8], want: &[Expected]) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a record")).collect();
+    assert_eq!(&records[1][4], "Операция түрі");
+    assert_eq!(records.len(), 2 + want.len() + 3);
+    for (record, w) in records[2..].iter().zip(want) {
+        let at = Timestamp::from_millisecond(w.finished_ms).expect("valid");
+        assert_eq!(&record[0], w.customer);
+        assert_eq!(&record[1], w.mpp_id);
+        assert_eq!(&record[2], w.ps_id);
+        assert_eq!(&record[3], tolem_wire::time::format_mpp(at, &almaty()));
+        assert_eq!(&record[5], money(w.tiyn));
+        assert_eq!(&record[6], money(w.commission));
+    }
+    let (count, tiyn, commission) = totals(want, true);
+    let last = &records[records.len() - 1];
+    assert_eq!(
+        (&last[2], &last[5], &last[6]),
+        (
+            count.to_string().as_str(),
+            money(tiyn).as_str(),
+            money(commission).as_str()
+        )
+    );
+}
+
+pub async fn cabinet(ps: &TestPs, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+    let mut req = ps
+        .http
+        .get(format!("{}/cabinet/v1/registers/{path}", ps.url));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.expect("the PS answers");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.expect("a body").to_vec())
+}
+
+/// A day of both MPPs' payments and refunds, including what a register must leave out.
+async fn a_busy_day(scene: &Scene) -> String {
+    let ps = &scene.ps;
+    let (bank, wallet) = (Receiver::start().await, Receiver::start().await);
+    ps.set_refund_url("demobank", &bank.url).await;
+    ps.set_refund_url("demowallet", &wallet.url).await;
+    let device = ps.device("POS-1").await;
+    let big = ps.paid(&device, 1500, "C1").await;
+    ps.paid(&device, 250, "C2").await;
+    let odd = paid_by(ps, &device, "demobank", 999, "C1").await;
+    let small = paid_by(ps, &device, "demowallet", 50, "W1").await;
+    let mid = paid_by(ps, &device, "demowallet", 333, "W2").await;
+    // Cancelled by the buyer: not in any register.
+    let (qr, _) = ps.dynamic_qr(&device, 777).await;
+    let payment_id = scan_id(ps, "demobank", &qr, "C3").await;
+    let body = notify_body(&payment_id, "C3", "CANCELLED_BY_CLIENT", None);
+    ps.mpp_call("/api/v1/qr/notifyPayment", "demobank", "c", &body)
+        .await;
+    // Completed refunds (two partial ones of one payment), and one the MPP refused.
+    refunded(scene, &device, big, 400, "completed").await;
+    refunded(scene, &device, big, 700, "completed").await;
+    refunded(scene, &device, small, 50, "completed").await;
+    refunded(scene, &device, mid, 100, "completed").await;
+    bank.script([Act::Answer("PROCESS_FAIL")]);
+    refunded(scene, &device, odd, 99, "failed").await;
+    device
+}
+
+#[tokio::test]
+async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
+    let scene = Scene::start("2026-11-26T10:00:00", |c| {
+        c.registers.refund_commission = RefundCommission::Reverse;
+    })
+    .await;
+    let device = a_busy_day(&scene).await;
+    // The next day: the 26th is over; today's purchase is in no register of the 26th.
+    scene.set_clock("2026-11-27T00:00:00");
+    scene.ps.paid(&device, 5000, "C1").await;
+    let (from, to) = (local("2026-11-26T00:00:00"), local("2026-11-27T00:00:00"));
+    for (mpp, token) in [("demobank", BANK_TOKEN), ("demowallet", WALLET_TOKEN)] {
+        let want = expected(&scene.db(), mpp, from, to, true);
+        let payments = want.iter().filter(|w| !w.refund).count();
+        assert_eq!(
+            (payments, want.len() - payments),
+            if mpp == "demobank" { (3, 2) } else { (2, 2) }
+        );
+        let (status, xlsx) = cabinet(&scene.ps, "daily/2026-11-26.xlsx", Some(token)).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&xlsx));
+        check_xlsx(xlsx, &want);
+        let (status, csv) = cabinet(&scene.ps, "daily/2026-11-26.csv", Some(token)).await;
+        assert_eq!(status, 200);
+        check_csv(&csv, &want);
+    }
+    // The monthly register of November, once November is over.
+    let (status, _) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 404, "November has not ended");
+    scene.set_clock("2026-12-01T00:00:00");
+    let (status, xlsx) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 200);
+    let month = expected(
+        &scene.db(),
+        "demobank",
+        from,
+        local("2026-12-01T00:00:00"),
+        true,
+    );
+    assert_eq!(month.len(), 6);
+    check_xlsx(xlsx, &month);
+}
+
+#[tokio::test]
+async fn an_mpp_sees_only_its_own_register_and_only_with_its_token() {
+    let scene = Scene::start("2026-11-26T10:00:00", |_| {}).await;
+    a_busy_day(&scene).await;
+    scene.set_clock("2026-11-27T09:00:00");
+    let db = scene.db();
+    for (token, mpp) in [(BANK_TOKEN, "demobank"), (WALLET_TOKEN, "demowallet")] {
+        let (_, csv) = cabinet(&scene.ps, "daily/2026-11-26.csv", Some(token)).await;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&csv[..]);
+        let records: Vec<csv::StringRecord> =
+            reader.records().map(|r| r.expect("a record")).collect();
+        let ops = &records[2..records.len() - 3];
+        assert!(!ops.is_empty());
+        for op in ops {
+            let table = if &op[4] == "Оплата / Төлем" {
+                "payments"
+            } else {
+                "refunds"
+            };
+            let owner: String = db
+                .query_row(
+                    &format!("SELECT mpp FROM {table} WHERE id = ?1"),
+                    [&op[2]],
+                    |r| r.get(0),
+                )
+                .expect("the operation");
+            assert_eq!(owner, mpp, "{op:?}");
+        }
+    }
+    let refused = [
+        ("daily/2026-11-26.xlsx", None, 401),
+        (
+            "daily/2026-11-26.xlsx",
+            Some("not-a-token-of-anyone-at-all"),
+            401,
+        ),
+        ("daily/2026-11-27.xlsx", Some(BANK_TOKEN), 404),
+        ("daily/2026-13-01.xlsx", Some(BANK_TOKEN), 400),
+        ("daily/2026-11-26.pdf", Some(BANK_TOKEN), 404),
+        ("weekly/2026-11-26.xlsx", Some(BANK_TOKEN), 404),
+    ];
+    for (path, token, want) in refused {
+        let (status, body) = cabinet(&scene.ps, path, token).await;
+        assert_eq!(status, want, "{path}: {}", String::from_utf8_lossy(&body));
+        let body: Value = serde_json::from_slice(&body).expect("a JSON error");
+        assert!(body["error"].is_string());
+    }
+}
+
+fn write_config(dir: &Path) -> PathBuf {
+    let file = dir.join("tolem.toml");
+    std::fs::write(&file, SANDBOX_TOML).expect("written");
+    file
+}
+
+#[tokio::test]
+async fn the_command_makes_the_same_register_from_the_database() {
+    // A day that is over by the real clock too: the command runs on the system clock.
+    let scene = Scene::start("2026-11-26T10:00:00", |_| {}).await;
+    a_busy_day(&scene).await;
+    scene.set_clock("2026-11-27T10:00:00");
+    let out = tempfile::tempdir().expect("a temp dir");
+    let config = write_config(out.path());
+    for format in ["xlsx", "csv"] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args([
+                "registers",
+                "daily",
+                "--mpp",
+                "demobank",
+                "--date",
+                "2026-11-26",
+                "--format",
+                format,
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--db")
+            .arg(&scene.config.database)
+            .arg("--out")
+            .arg(out.path().join("registers"))
+            .output()
+            .expect("tolem runs");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let path = out
+            .path()
+            .join(format!("registers/demobank-daily-2026-11-26.{format}"));
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout).trim(),
+            path.display().to_string()
+        );
+        let made = std::fs::read(&path).expect("the register");
+        let (_, served) = cabinet(
+            &scene.ps,
+            &format!("daily/2026-11-26.{format}"),
+            Some(BANK_TOKEN),
+        )
+        .await;
+        let want = expected(
+            &scene.db(),
+            "demobank",
+            local("2026-11-26T00:00:00"),
+            local("2026-11-27T00:00:00"),
+            false,
+        );
+        if format == "xlsx" {
+            check_xlsx(made, &want);
+        } else {
+            assert_eq!(made, served, "the command and the cabinet agree");
+            check_csv(&made, &want);
+        }
+    }
+    // Errors name what is wrong.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args([
+            "registers",
+            "monthly",
+            "--mpp",
+            "nobody",
+            "--month",
+            "2026-10",
+            "--out",
+        ])
+        .arg(out.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(&scene.config.database)
+        .output()
+        .expect("tolem runs");
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no MPP nobody"));
+}

@@ -1,0 +1,149 @@
+//! The MPP's cabinet: `GET /cabinet/v1/registers/{daily|monthly}/{period}.{xlsx|csv}` with
+//! `Authorization: Bearer <token>`. The token alone says which MPP is asking (from
+//! `registers.cabinet_tokens`), so an MPP can only ever get its own registers. Registers are made
+//! on demand, a few at a time (`cabinet_concurrency_max`), and streamed from a temporary file.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::RegisterError;
+use super::make::{self, Format};
+use super::period::{Period, RegisterKind};
+use crate::app::AppState;
+
+/// Why the cabinet refuses; the one place its errors become HTTP answers.
+enum CabinetError {
+    Unauthorized,
+    NotFound(String),
+    BadRequest(String),
+    Busy,
+    Internal(RegisterError),
+}
+
+impl From<RegisterError> for CabinetError {
+    fn from(e: RegisterError) -> CabinetError {
+        match e {
+            RegisterError::BadPeriod(_) => CabinetError::BadRequest(e.to_string()),
+            RegisterError::NotEnded(_) => CabinetError::NotFound(e.to_string()),
+            // A token of an MPP the catalog no longer has: nothing to show.
+            RegisterError::UnknownMpp(_) => CabinetError::Unauthorized,
+            other => CabinetError::Internal(other),
+        }
+    }
+}
+
+impl IntoResponse for CabinetError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            CabinetError::Unauthorized => {
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(serde_json::json!({"error": "a valid cabinet token is required"})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            CabinetError::NotFound(message) => (StatusCode::NOT_FOUND, message),
+            CabinetError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
+            CabinetError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy making registers; retry".to_owned(),
+            ),
+            CabinetError::Internal(e) => {
+                tracing::error!(error = %e, "cannot make a register for the cabinet");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_owned(),
+                )
+            }
+        };
+        (status, Json(serde_json::json!({"error": message}))).into_response()
+    }
+}
+
+/// Limits the registers made at once for downloads; sized from the configuration on first use
+/// (the router is built before it sees the application).
+#[derive(Clone, Default)]
+struct Makers(Arc<OnceLock<Semaphore>>);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cabinet/v1/registers/{kind}/{file}", get(download))
+        .layer(Extension(Makers::default()))
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// The MPP whose cabinet token the request carries. Hashes are compared so that the comparison
+/// takes the same time whatever prefix of a token an attacker guessed.
+fn caller(app: &AppState, headers: &HeaderMap) -> Result<String, CabinetError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(CabinetError::Unauthorized)?;
+    let presented = sha256(token.trim());
+    app.config
+        .registers
+        .cabinet_tokens
+        .iter()
+        .find(|(_, known)| sha256(known) == presented)
+        .map(|(mpp, _)| mpp.clone())
+        .ok_or(CabinetError::Unauthorized)
+}
+
+/// `2026-11-26.xlsx` → the period and the format.
+fn parse_file(kind: &str, file: &str) -> Result<(Period, Format), CabinetError> {
+    let not_found = || CabinetError::NotFound("no such register".to_owned());
+    let kind = RegisterKind::parse(kind).ok_or_else(not_found)?;
+    let (name, extension) = file.rsplit_once('.').ok_or_else(not_found)?;
+    let format = Format::parse(extension).ok_or_else(not_found)?;
+    Ok((Period::parse(kind, name)?, format))
+}
+
+async fn download(
+    State(app): State<AppState>,
+    Extension(makers): Extension<Makers>,
+    Path((kind, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, CabinetError> {
+    let mpp = caller(&app, &headers)?;
+    let (period, format) = parse_file(&kind, &file)?;
+    let request = make::request(&app, &mpp, period, format)?;
+    let makers = makers
+        .0
+        .get_or_init(|| Semaphore::new(app.config.registers.cabinet_concurrency_max));
+    let _turn = makers.try_acquire().map_err(|_| CabinetError::Busy)?;
+    let (temp, totals) = make::make_temp(&app, request).await?;
+    tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded from the cabinet");
+    // The open file keeps its data after the temporary name is removed (on drop of `temp`).
+    let file = tokio::fs::File::open(temp.path())
+        .await
+        .map_err(RegisterError::from)?;
+    drop(temp);
+    let name = period.file_name(&mpp, format.extension());
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let disposition = format!("attachment; filename=\"{name}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,116 @@
+//! The commission of a register row (DECISIONS 24), in exact tiyn.
+//!
+//! A payment's commission is the MPP's rate (`commission_bps`) of its amount, rounded half up,
+//! at least `commission_min`, and never more than the payment itself. A refund's depends on
+//! `registers.refund_commission`: `none` leaves the payment's commission alone (0.00 on the
+//! refund's row); `reverse` gives back the refunded share of the payment's commission, counted on
+//! the running total of the payment's refunds, so that refunds of the whole amount give back
+//! exactly the commission charged and never more.
+//!
+//! The rate is the MPP's rate when the register is made.
+
+use tolem_wire::Amount;
+
+use super::RegisterError;
+use super::config::RefundCommission;
+
+/// An MPP's commission terms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rate {
+    pub bps: u32,
+    pub min: Option<Amount>,
+}
+
+impl Rate {
+    /// The commission of a payment of `amount`.
+    pub fn of_payment(self, amount: Amount) -> Result<Amount, RegisterError> {
+        let by_rate = amount
+            .checked_mul_bps(self.bps)
+            .ok_or(RegisterError::Overflow)?;
+        let floor = self.min.unwrap_or(Amount::ZERO);
+        Ok(by_rate.max(floor).min(amount))
+    }
+
+    /// The commission a refund gives back: `refunded_before` is what the payment's completed
+    /// refunds returned before this one.
+    pub fn of_refund(
+        self,
+        mode: RefundCommission,
+        payment: Amount,
+        refunded_before: Amount,
+        refund: Amount,
+    ) -> Result<Amount, RegisterError> {
+        if mode == RefundCommission::None || payment.is_zero() {
+            return Ok(Amount::ZERO);
+        }
+        let charged = self.of_payment(payment)?;
+        let after = refunded_before
+            .checked_add(refund)
+            .ok_or(RegisterError::Overflow)?
+            .min(payment);
+        let before = refunded_before.min(payment);
+        // floor(charged × refunded / payment): the running share, so the parts add up exactly.
+        let share = |refunded: Amount| {
+            let product = u128::from(charged.tiyn()) * u128::from(refunded.tiyn());
+            let tiyn = product / u128::from(payment.tiyn());
+            u64::try_from(tiyn)
+                .map(Amount::from_tiyn)
+                .map_err(|_| RegisterError::Overflow)
+        };
+        share(after)?
+            .checked_sub(share(before)?)
+            .ok_or(RegisterError::Overflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(tiyn: u64) -> Amount {
+        Amount::from_tiyn(tiyn)
+    }
+
+    #[test]
+    fn payments_pay_the_rate_rounded_half_up_with_a_minimum() {
+        let one_percent = Rate {
+            bps: 100,
+            min: None,
+        };
+        assert_eq!(one_percent.of_payment(t(150_050)).expect("ok"), t(1_501));
+        assert_eq!(one_percent.of_payment(t(150)).expect("ok"), t(2), "1.5 → 2");
+        assert_eq!(one_percent.of_payment(t(149)).expect("ok"), t(1));
+        let with_min = Rate {
+            bps: 80,
+            min: Some(t(100)),
+        };
+        assert_eq!(with_min.of_payment(t(5_000)).expect("ok"), t(100));
+        assert_eq!(with_min.of_payment(t(50_000)).expect("ok"), t(400));
+        assert_eq!(with_min.of_payment(t(60)).expect("ok"), t(60), "capped");
+    }
+
+    #[test]
+    fn reversed_refunds_give_back_exactly_what_was_charged() {
+        let rate = Rate {
+            bps: 80,
+            min: Some(t(100)),
+        };
+        let payment = t(5_000); // charged 1.00 (the minimum)
+        let none = rate.of_refund(RefundCommission::None, payment, t(0), payment);
+        assert_eq!(none.expect("ok"), Amount::ZERO);
+        let full = rate.of_refund(RefundCommission::Reverse, payment, t(0), payment);
+        assert_eq!(full.expect("ok"), t(100));
+        // Three refunds of a third each add up to the whole commission.
+        let parts = [t(1_667), t(1_667), t(1_666)];
+        let mut before = t(0);
+        let mut back = t(0);
+        for part in parts {
+            let c = rate
+                .of_refund(RefundCommission::Reverse, payment, before, part)
+                .expect("ok");
+            back = back.checked_add(c).expect("fits");
+            before = before.checked_add(part).expect("fits");
+        }
+        assert_eq!(back, t(100));
+    }
+}

@@ -1,0 +1,191 @@
+//! `[registers]`: how registers are made, when and how they are e-mailed, and who may download
+//! them from the cabinet.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use jiff::civil::{Date, Time};
+use serde::Deserialize;
+
+/// Excel's own limit is 1,048,576 rows a sheet; a sheet also holds two header rows and, on the
+/// last sheet, a blank row and two totals rows.
+pub const SHEET_ROWS_LIMIT: u32 = 1_048_576 - 5;
+
+/// How a completed refund changes the commission (DECISIONS 24).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundCommission {
+    /// The commission of the refunded payment stays; a refund row shows 0.00.
+    #[default]
+    None,
+    /// A refund gives back the refunded share of its payment's commission.
+    Reverse,
+}
+
+/// Settings of registers and their delivery (`[registers]` in the configuration).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistersConfig {
+    /// The SMTP relay registers are handed to (plain SMTP, no TLS, no login: a relay on this host
+    /// or in the private network). Empty turns e-mail delivery off; the cabinet and the CLI still
+    /// make registers.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// The name this server gives in EHLO.
+    pub smtp_hello_name: String,
+    /// Timeout of one SMTP conversation.
+    pub smtp_timeout_ms: u64,
+    /// The sender of register e-mails, e.g. `Tolem <registers@ps.example>`.
+    pub from: String,
+    /// A register file larger than this is not attached; the e-mail links to the cabinet.
+    pub email_attachment_bytes_max: u64,
+    /// Local time (the operator's zone) from which a working day's registers are sent.
+    pub send_at: Time,
+    pub refund_commission: RefundCommission,
+    /// Days off beyond the shipped calendar (government transfers, Kurban Ait of later years).
+    pub extra_holidays: Vec<Date>,
+    /// Weekend days the government made working days (transfers).
+    pub extra_working_days: Vec<Date>,
+    /// After downtime, registers due on at most this many past working days are still sent.
+    pub catch_up_working_days: u32,
+    /// How often the scheduler looks at the clock and the queue.
+    pub poll_interval_ms: u64,
+    /// First retry delay of a failed e-mail; it doubles up to `retry_delay_ms_max`.
+    pub retry_delay_ms_initial: u64,
+    pub retry_delay_ms_max: u64,
+    /// An e-mail still unsent this long after it was queued is flagged for the operator.
+    pub alert_after_s: u64,
+    /// A claimed e-mail whose outcome is not recorded within this (the PS crashed) is claimed
+    /// again. Must exceed `smtp_timeout_ms` plus the time to make a large register.
+    pub lease_ms: u64,
+    /// E-mails claimed per transaction at most.
+    pub claim_batch_max: usize,
+    /// Operations read from the database per page while a register is made.
+    pub page_rows_max: usize,
+    /// Operations per sheet; more go on to a further sheet.
+    pub sheet_rows_max: u32,
+    /// Registers made at the same time for cabinet downloads at most.
+    pub cabinet_concurrency_max: usize,
+    /// Cabinet bearer tokens by MPP caller name: `{ demobank = "…" }`.
+    pub cabinet_tokens: BTreeMap<String, String>,
+    /// Where registers are written while they are made (the system's temporary folder when
+    /// unset). It should be on disk, not in memory, for large registers.
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for RegistersConfig {
+    fn default() -> RegistersConfig {
+        RegistersConfig {
+            smtp_host: String::new(),
+            smtp_port: 25,
+            smtp_hello_name: "localhost".to_owned(),
+            smtp_timeout_ms: 30_000,
+            from: String::new(),
+            email_attachment_bytes_max: 20 * 1024 * 1024,
+            send_at: Time::constant(9, 0, 0, 0),
+            refund_commission: RefundCommission::None,
+            extra_holidays: Vec::new(),
+            extra_working_days: Vec::new(),
+            catch_up_working_days: 10,
+            poll_interval_ms: 5_000,
+            retry_delay_ms_initial: 60_000,
+            retry_delay_ms_max: 3_600_000,
+            alert_after_s: 14_400,
+            lease_ms: 900_000,
+            claim_batch_max: 16,
+            page_rows_max: 2_000,
+            sheet_rows_max: SHEET_ROWS_LIMIT,
+            cabinet_concurrency_max: 2,
+            cabinet_tokens: BTreeMap::new(),
+            temp_dir: None,
+        }
+    }
+}
+
+/// The shortest cabinet token accepted: long enough not to be guessed.
+const CABINET_TOKEN_LEN_MIN: usize = 16;
+
+impl RegistersConfig {
+    /// Whether registers are e-mailed.
+    pub fn email_enabled(&self) -> bool {
+        !self.smtp_host.is_empty()
+    }
+
+    /// Checks the settings; the error starts with the offending key (below `registers.`).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.email_enabled() && self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err("from: must be an e-mail address when smtp_host is set".to_owned());
+        }
+        if self.smtp_timeout_ms == 0 || self.poll_interval_ms == 0 {
+            return Err("smtp_timeout_ms, poll_interval_ms: must be positive".to_owned());
+        }
+        if self.retry_delay_ms_initial == 0 || self.retry_delay_ms_max < self.retry_delay_ms_initial
+        {
+            return Err(
+                "retry_delay_ms_max: must be at least retry_delay_ms_initial, which must be positive"
+                    .to_owned(),
+            );
+        }
+        if self.lease_ms <= self.smtp_timeout_ms {
+            return Err("lease_ms: must exceed smtp_timeout_ms".to_owned());
+        }
+        if self.claim_batch_max == 0 || self.page_rows_max == 0 || self.cabinet_concurrency_max == 0
+        {
+            return Err(
+                "claim_batch_max, page_rows_max, cabinet_concurrency_max: must be positive"
+                    .to_owned(),
+            );
+        }
+        if self.sheet_rows_max == 0 || self.sheet_rows_max > SHEET_ROWS_LIMIT {
+            return Err(format!("sheet_rows_max: must be 1..={SHEET_ROWS_LIMIT}"));
+        }
+        if self.catch_up_working_days == 0 {
+            return Err("catch_up_working_days: must be positive".to_owned());
+        }
+        for (mpp, token) in &self.cabinet_tokens {
+            if token.chars().count() < CABINET_TOKEN_LEN_MIN {
+                return Err(format!(
+                    "cabinet_tokens.{mpp}: must be at least {CABINET_TOKEN_LEN_MIN} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_times_dates_and_names_bad_keys() {
+        let config: RegistersConfig = toml::from_str(
+            "send_at = \"07:30\"\nextra_holidays = [\"2026-12-31\"]\nrefund_commission = \"reverse\"",
+        )
+        .expect("valid");
+        assert_eq!(config.send_at, Time::constant(7, 30, 0, 0));
+        assert_eq!(config.extra_holidays, vec![jiff::civil::date(2026, 12, 31)]);
+        assert_eq!(config.refund_commission, RefundCommission::Reverse);
+        config.validate().expect("valid");
+        let no_sender = RegistersConfig {
+            smtp_host: "127.0.0.1".to_owned(),
+            ..RegistersConfig::default()
+        };
+        assert!(
+            no_sender
+                .validate()
+                .expect_err("no from")
+                .starts_with("from")
+        );
+        let short = RegistersConfig {
+            cabinet_tokens: [("demobank".to_owned(), "short".to_owned())].into(),
+            ..RegistersConfig::default()
+        };
+        assert!(
+            short
+                .validate()
+                .expect_err("short token")
+                .contains("cabinet_tokens.demobank")
+        );
+    }
+}

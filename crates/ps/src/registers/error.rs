@@ -1,0 +1,42 @@
+//! The one error type of registers.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// Not a day (`2026-11-26`) or month (`2026-11`) a register can be made for.
+    #[error("not a valid period: {0}")]
+    BadPeriod(String),
+    /// The period has not ended yet in the operator's time zone.
+    #[error("the period {0} has not ended yet")]
+    NotEnded(String),
+    #[error("no MPP {0}")]
+    UnknownMpp(String),
+    /// A sum or a commission does not fit (a corrupt database, in practice).
+    #[error("an amount overflowed")]
+    Overflow,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the register: {0}")]
+    Write(String),
+    #[error("cannot send the register: {0}")]
+    Send(String),
+}
+
+impl From<rust_xlsxwriter::XlsxError> for RegisterError {
+    fn from(e: rust_xlsxwriter::XlsxError) -> RegisterError {
+        RegisterError::Write(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for RegisterError {
+    fn from(e: std::io::Error) -> RegisterError {
+        RegisterError::Write(e.to_string())
+    }
+}
+
+impl From<csv::Error> for RegisterError {
+    fn from(e: csv::Error) -> RegisterError {
+        RegisterError::Write(e.to_string())
+    }
+}

@@ -1,0 +1,129 @@
+//! E-mail of registers over SMTP (plain SMTP to a relay; see `RegistersConfig::smtp_host`).
+//!
+//! Every e-mail of one register carries the same `Message-ID`, made from the MPP, the kind and the
+//! period: if a crash between the relay's acceptance and the record of it makes the PS send a
+//! register again, the receiver can tell it is the same e-mail.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::RegisterError;
+use super::config::RegistersConfig;
+use super::period::Period;
+use super::sheet::Totals;
+
+/// One register e-mail.
+pub struct Letter {
+    pub to: String,
+    pub mpp: String,
+    pub mpp_name: String,
+    pub period: Period,
+    pub totals: Totals,
+    /// The register file (name, content type, bytes), or `None` when it is too large to mail and
+    /// the e-mail points at the cabinet instead.
+    pub attachment: Option<(String, &'static str, Vec<u8>)>,
+    pub cabinet_url: String,
+}
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &RegistersConfig) -> Result<Mailer, RegisterError> {
+        let from = config
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| RegisterError::Send(format!("registers.from: {e}")))?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
+            .port(config.smtp_port)
+            .hello_name(ClientId::Domain(config.smtp_hello_name.clone()))
+            .timeout(Some(Duration::from_millis(config.smtp_timeout_ms)))
+            .build();
+        Ok(Mailer { transport, from })
+    }
+
+    /// The Message-ID of a register's e-mail: the same on every attempt.
+    pub fn message_id(&self, letter: &Letter) -> String {
+        format!(
+            "<register.{}.{}.{}@{}>",
+            letter.mpp,
+            letter.period.kind().as_str(),
+            letter.period,
+            self.from.email.domain()
+        )
+    }
+
+    /// Hands the e-mail to the relay; returns its Message-ID once the relay has accepted it.
+    pub async fn send(&self, letter: Letter) -> Result<String, RegisterError> {
+        let to = letter
+            .to
+            .parse::<Mailbox>()
+            .map_err(|e| RegisterError::Send(format!("register_email {}: {e}", letter.to)))?;
+        let message_id = self.message_id(&letter);
+        let text = SinglePart::plain(body(&letter));
+        let parts = match letter.attachment {
+            Some((name, content_type, bytes)) => {
+                let content_type = ContentType::parse(content_type)
+                    .map_err(|e| RegisterError::Send(e.to_string()))?;
+                MultiPart::mixed()
+                    .singlepart(text)
+                    .singlepart(Attachment::new(name).body(bytes, content_type))
+            }
+            None => MultiPart::mixed().singlepart(text),
+        };
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(format!(
+                "Реестр операций / Операциялар тізілімі: {}, {}",
+                letter.mpp_name, letter.period
+            ))
+            .message_id(Some(message_id.clone()))
+            .multipart(parts)
+            .map_err(|e| RegisterError::Send(e.to_string()))?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| RegisterError::Send(e.to_string()))?;
+        Ok(message_id)
+    }
+}
+
+fn body(letter: &Letter) -> String {
+    let (p, r) = (letter.totals.payments, letter.totals.refunds);
+    let (what_ru, what_kk) = match letter.period {
+        Period::Day(_) => (
+            "Ежедневный реестр операций за",
+            "Күнделікті операциялар тізілімі:",
+        ),
+        Period::Month(_) => (
+            "Ежемесячный реестр операций за",
+            "Айлық операциялар тізілімі:",
+        ),
+    };
+    let mut text = format!(
+        "{what_ru} {period}.\nОплаты: {pc}, сумма {pa}, комиссия {pm}.\nВозвраты: {rc}, сумма {ra}, комиссия {rm}.\n\n\
+         {what_kk} {period}.\nТөлемдер: {pc}, сомасы {pa}, комиссия {pm}.\nҚайтарулар: {rc}, сомасы {ra}, комиссия {rm}.\n",
+        period = letter.period,
+        pc = p.count,
+        pa = p.amount,
+        pm = p.commission,
+        rc = r.count,
+        ra = r.amount,
+        rm = r.commission,
+    );
+    if letter.attachment.is_none() {
+        text.push_str(&format!(
+            "\nРеестр слишком велик для письма; скачайте его в кабинете:\n\
+             Тізілім хатқа сыймайды; оны кабинеттен жүктеп алыңыз:\n{}\n",
+            letter.cabinet_url
+        ));
+    }
+    text
+}

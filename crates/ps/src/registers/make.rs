@@ -1,0 +1,306 @@
+//! Making one register: the MPP's confirmed payments and completed refunds of the period, read
+//! page by page from a snapshot of the database, merged in time order, priced and written to a
+//! file. Memory stays bounded by two pages and the writer's one row; the work runs on a blocking
+//! thread, off the request path.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::RegisterError;
+use super::commission::Rate;
+use super::config::{RefundCommission, RegistersConfig};
+use super::csv_file::CsvSink;
+use super::period::Period;
+use super::sheet::{Line, Sink, Totals};
+use super::xlsx_file::XlsxSink;
+use crate::app::App;
+use crate::store::{OpKind, PageCursor, RegisterOp, RegisterReader, Store};
+
+/// The file format of a register.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Xlsx,
+    Csv,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Option<Format> {
+        match text {
+            "xlsx" => Some(Format::Xlsx),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Xlsx => "xlsx",
+            Format::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// Which register to make.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub mpp: String,
+    pub mpp_name: String,
+    pub rate: Rate,
+    pub period: Period,
+    pub format: Format,
+}
+
+/// How registers are made (from `[registers]`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub refund_commission: RefundCommission,
+    pub page_rows_max: usize,
+    pub sheet_rows_max: u32,
+    pub temp_dir: PathBuf,
+}
+
+impl Settings {
+    pub fn from_config(config: &RegistersConfig) -> Settings {
+        Settings {
+            refund_commission: config.refund_commission,
+            page_rows_max: config.page_rows_max,
+            sheet_rows_max: config.sheet_rows_max,
+            temp_dir: config.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        }
+    }
+}
+
+/// One table's operations, a page at a time.
+struct Pages<'a> {
+    reader: &'a RegisterReader,
+    kind: OpKind,
+    mpp: &'a str,
+    bounds: (Timestamp, Timestamp),
+    limit: usize,
+    cursor: Option<PageCursor>,
+    buffer: VecDeque<RegisterOp>,
+    exhausted: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(
+        reader: &'a RegisterReader,
+        kind: OpKind,
+        request: &'a Request,
+        bounds: (Timestamp, Timestamp),
+        limit: usize,
+    ) -> Pages<'a> {
+        Pages {
+            reader,
+            kind,
+            mpp: &request.mpp,
+            bounds,
+            limit,
+            cursor: None,
+            buffer: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    /// The next operation without taking it, reading the next page when the buffer is empty.
+    fn peek(&mut self) -> Result<Option<&RegisterOp>, RegisterError> {
+        if self.buffer.is_empty() && !self.exhausted {
+            let page = match self.kind {
+                OpKind::Payment => {
+                    self.reader
+                        .payments(self.mpp, self.bounds, self.cursor, self.limit)?
+                }
+                OpKind::Refund => {
+                    self.reader
+                        .refunds(self.mpp, self.bounds, self.cursor, self.limit)?
+                }
+            };
+            self.exhausted = page.len() < self.limit;
+            if let Some(last) = page.last() {
+                self.cursor = Some((last.finished_at.as_millisecond(), last.id));
+            }
+            self.buffer.extend(page);
+        }
+        Ok(self.buffer.front())
+    }
+
+    fn take(&mut self) -> Option<RegisterOp> {
+        self.buffer.pop_front()
+    }
+}
+
+/// The next operation of either table, in time order.
+fn next(
+    payments: &mut Pages<'_>,
+    refunds: &mut Pages<'_>,
+) -> Result<Option<RegisterOp>, RegisterError> {
+    let payment_first = match (
+        payments.peek()?.map(RegisterOp::order_key),
+        refunds.peek()?.map(RegisterOp::order_key),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(p), Some(r)) => p <= r,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+    };
+    Ok(if payment_first {
+        payments.take()
+    } else {
+        refunds.take()
+    })
+}
+
+fn commission(
+    request: &Request,
+    mode: RefundCommission,
+    op: &RegisterOp,
+) -> Result<tolem_wire::Amount, RegisterError> {
+    match op.refund_of {
+        None => request.rate.of_payment(op.amount),
+        Some(of) => request
+            .rate
+            .of_refund(mode, of.payment_amount, of.refunded_before, op.amount),
+    }
+}
+
+fn fill(
+    store: &Store,
+    zone: &TimeZone,
+    settings: &Settings,
+    request: &Request,
+    mut sink: impl Sink,
+) -> Result<Totals, RegisterError> {
+    let bounds = request.period.bounds(zone)?;
+    let reader = store.register_reader()?;
+    let limit = settings.page_rows_max;
+    let mut payments = Pages::new(&reader, OpKind::Payment, request, bounds, limit);
+    let mut refunds = Pages::new(&reader, OpKind::Refund, request, bounds, limit);
+    let mut totals = Totals::default();
+    while let Some(op) = next(&mut payments, &mut refunds)? {
+        let commission = commission(request, settings.refund_commission, &op)?;
+        let line = Line { op, commission };
+        totals.add(&line)?;
+        sink.line(&line)?;
+    }
+    sink.finish(&totals)?;
+    Ok(totals)
+}
+
+/// Makes the register into `out` (blocking: call it on a blocking thread).
+pub fn write_register(
+    store: &Store,
+    zone: &TimeZone,
+    settings: &Settings,
+    request: &Request,
+    out: &Path,
+) -> Result<Totals, RegisterError> {
+    match request.format {
+        Format::Xlsx => {
+            let title = format!(
+                "Реестр операций / Операциялар тізілімі: {}, {}",
+                request.mpp_name, request.period
+            );
+            let sink = XlsxSink::create(
+                out,
+                &settings.temp_dir,
+                &title,
+                zone,
+                settings.sheet_rows_max,
+            )?;
+            fill(store, zone, settings, request, sink)
+        }
+        Format::Csv => fill(store, zone, settings, request, CsvSink::create(out, zone)?),
+    }
+}
+
+/// The request for `mpp`'s register of `period`, refused for an unknown MPP or a period that has
+/// not ended in the operator's time zone.
+pub fn request(
+    app: &App,
+    mpp: &str,
+    period: Period,
+    format: Format,
+) -> Result<Request, RegisterError> {
+    let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
+    if !period.has_ended(today) {
+        return Err(RegisterError::NotEnded(period.to_string()));
+    }
+    let catalog = app.catalog.get();
+    let found = catalog
+        .mpps
+        .get(mpp)
+        .ok_or_else(|| RegisterError::UnknownMpp(mpp.to_owned()))?;
+    Ok(Request {
+        mpp: found.caller_name.clone(),
+        mpp_name: found.name.clone(),
+        rate: Rate {
+            bps: found.commission_bps,
+            min: found.commission_min,
+        },
+        period,
+        format,
+    })
+}
+
+fn temp_file(dir: &Path, format: Format) -> Result<tempfile::NamedTempFile, RegisterError> {
+    Ok(tempfile::Builder::new()
+        .prefix(".tolem-register-")
+        .suffix(&format!(".{}", format.extension()))
+        .tempfile_in(dir)?)
+}
+
+/// Makes a register into `file` on a blocking thread.
+async fn make_into(
+    app: &App,
+    request: Request,
+    file: tempfile::NamedTempFile,
+) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {
+    let settings = Settings::from_config(&app.config.registers);
+    let (store, zone, path) = (app.store.clone(), app.zone.clone(), file.path().to_owned());
+    let totals = tokio::task::spawn_blocking(move || {
+        write_register(&store, &zone, &settings, &request, &path)
+    })
+    .await
+    .map_err(|e| RegisterError::Write(format!("the register task failed: {e}")))??;
+    Ok((file, totals))
+}
+
+/// Makes a register into a new temporary file (removed when dropped).
+pub async fn make_temp(
+    app: &App,
+    request: Request,
+) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {
+    let dir = Settings::from_config(&app.config.registers).temp_dir;
+    let file = temp_file(&dir, request.format)?;
+    make_into(app, request, file).await
+}
+
+/// Makes a register into `dir` under its usual file name; returns the path.
+pub async fn make_in_dir(
+    app: &App,
+    request: Request,
+    dir: &Path,
+) -> Result<(PathBuf, Totals), RegisterError> {
+    let path = dir.join(
+        request
+            .period
+            .file_name(&request.mpp, request.format.extension()),
+    );
+    // Written in full beside its final name, then renamed: nobody sees half a register.
+    let file = temp_file(dir, request.format)?;
+    let (file, totals) = make_into(app, request, file).await?;
+    file.persist(&path)
+        .map_err(|e| RegisterError::Write(e.to_string()))?;
+    Ok((path, totals))
+}

@@ -1,0 +1,82 @@
+//! When registers fall due for e-mail: a working day's registers are due from `send_at` local
+//! time, and after downtime the scheduler catches up on the working days it missed (a bounded
+//! number of them). Pure functions of the calendar and the local time.
+
+use jiff::civil::{Date, DateTime, Time};
+
+use super::calendar::Calendar;
+
+/// The latest working day whose registers are due at `local`: today once `send_at` has passed,
+/// else the working day before.
+pub fn delivery_day(calendar: &Calendar, local: DateTime, send_at: Time) -> Option<Date> {
+    let today = local.date();
+    if calendar.is_working_day(today) && local.time() >= send_at {
+        Some(today)
+    } else {
+        calendar.previous_working_day(today)
+    }
+}
+
+/// The working days whose registers are to be queued: those after `last_run` up to `upto`, at most
+/// the latest `max_days` of them. With no last run (e-mail was just turned on) none: delivery
+/// starts with the next working day, not with registers of days before it.
+pub fn days_to_queue(
+    calendar: &Calendar,
+    last_run: Option<Date>,
+    upto: Date,
+    max_days: u32,
+) -> Vec<Date> {
+    let Some(last_run) = last_run else {
+        return Vec::new();
+    };
+    let mut days = Vec::new();
+    let mut day = Some(upto);
+    while let Some(at) = day {
+        if at <= last_run || days.len() >= usize::try_from(max_days).unwrap_or(usize::MAX) {
+            break;
+        }
+        if calendar.is_working_day(at) {
+            days.push(at);
+        }
+        day = calendar.previous_working_day(at);
+    }
+    days.reverse();
+    days
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::{date, time};
+
+    use super::*;
+
+    #[test]
+    fn a_working_day_is_due_from_send_at() {
+        let cal = Calendar::default();
+        let nine = time(9, 0, 0, 0);
+        // Thursday 2026-11-26.
+        let before = date(2026, 11, 26).at(8, 59, 59, 0);
+        let after = date(2026, 11, 26).at(9, 0, 0, 0);
+        assert_eq!(delivery_day(&cal, before, nine), Some(date(2026, 11, 25)));
+        assert_eq!(delivery_day(&cal, after, nine), Some(date(2026, 11, 26)));
+        // Sunday: Friday's delivery is the latest.
+        let sunday = date(2026, 11, 29).at(12, 0, 0, 0);
+        assert_eq!(delivery_day(&cal, sunday, nine), Some(date(2026, 11, 27)));
+    }
+
+    #[test]
+    fn catching_up_is_bounded_and_starts_after_the_last_run() {
+        let cal = Calendar::default();
+        let upto = date(2026, 11, 30); // a Monday
+        assert!(days_to_queue(&cal, None, upto, 10).is_empty());
+        assert!(days_to_queue(&cal, Some(upto), upto, 10).is_empty());
+        assert_eq!(
+            days_to_queue(&cal, Some(date(2026, 11, 25)), upto, 10),
+            [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 30)]
+        );
+        assert_eq!(
+            days_to_queue(&cal, Some(date(2026, 1, 1)), upto, 2),
+            [date(2026, 11, 27), date(2026, 11, 30)]
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! What a register says, whatever its file format: the columns and their headers in Russian and
+//! Kazakh, one line per operation, and the totals per type at the bottom.
+//!
+//! Layout (both formats): a Russian header row, a Kazakh header row, one row per operation in
+//! time order, an empty row, then one totals row for payments and one for refunds (label in the
+//! first column, the number of operations in the third, the type in the fifth, the sums of amount
+//! and commission in the sixth and seventh).
+
+use tolem_wire::Amount;
+
+use super::RegisterError;
+use crate::store::{OpKind, RegisterOp};
+
+pub const HEADERS_RU: [&str; 8] = [
+    "ID покупателя",
+    "Номер операции участника",
+    "Номер операции ПС",
+    "Дата и время",
+    "Тип операции",
+    "Сумма",
+    "Комиссия",
+    "Возвращённый платёж ПС",
+];
+
+pub const HEADERS_KK: [&str; 8] = [
+    "Сатып алушының ID",
+    "Қатысушы операциясының нөмірі",
+    "ТЖ операциясының нөмірі",
+    "Күні мен уақыты",
+    "Операция түрі",
+    "Сома",
+    "Комиссия",
+    "Қайтарылған ТЖ төлемі",
+];
+
+pub const TOTAL_LABEL: &str = "Итого / Барлығы";
+
+/// The type column's text.
+pub fn type_label(kind: OpKind) -> &'static str {
+    match kind {
+        OpKind::Payment => "Оплата / Төлем",
+        OpKind::Refund => "Возврат / Қайтару",
+    }
+}
+
+/// One operation with its commission.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub op: RegisterOp,
+    pub commission: Amount,
+}
+
+/// The totals of one type of operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeTotal {
+    pub count: u64,
+    pub amount: Amount,
+    pub commission: Amount,
+}
+
+/// What a register adds up to; also what making it reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub payments: TypeTotal,
+    pub refunds: TypeTotal,
+}
+
+impl Totals {
+    pub fn add(&mut self, line: &Line) -> Result<(), RegisterError> {
+        let total = match line.op.kind {
+            OpKind::Payment => &mut self.payments,
+            OpKind::Refund => &mut self.refunds,
+        };
+        total.count += 1;
+        total.amount = total
+            .amount
+            .checked_add(line.op.amount)
+            .ok_or(RegisterError::Overflow)?;
+        total.commission = total
+            .commission
+            .checked_add(line.commission)
+            .ok_or(RegisterError::Overflow)?;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> usize {
+        usize::try_from(self.payments.count + self.refunds.count).unwrap_or(usize::MAX)
+    }
+
+    /// The totals rows, payments first.
+    pub fn by_type(&self) -> [(OpKind, TypeTotal); 2] {
+        [
+            (OpKind::Payment, self.payments),
+            (OpKind::Refund, self.refunds),
+        ]
+    }
+}
+
+/// A register file being written, row by row.
+pub trait Sink {
+    fn line(&mut self, line: &Line) -> Result<(), RegisterError>;
+    /// Writes the totals and completes the file.
+    fn finish(self, totals: &Totals) -> Result<(), RegisterError>;
+}

@@ -1,0 +1,420 @@
+//! Registers in SQLite: the operations of a register read page by page, and the queue of
+//! register e-mails (one `register_deliveries` row per MPP, kind and period, which the UNIQUE key
+//! keeps from ever being queued twice, plus its `outbox` row).
+
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use tolem_wire::Amount;
+
+use super::payments::{at, ms};
+use super::{Store, StoreError, StoreResult};
+
+/// The outbox kind of a register e-mail.
+const OUTBOX_REGISTER: &str = "register_email";
+
+/// What a register row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OpKind {
+    Payment,
+    Refund,
+}
+
+/// A refund's payment, for the refund's commission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefundOf {
+    pub payment_id: i64,
+    pub payment_amount: Amount,
+    /// What the payment's completed refunds returned before this one.
+    pub refunded_before: Amount,
+}
+
+/// A confirmed payment or a completed refund, as a register shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterOp {
+    pub kind: OpKind,
+    /// The PS operation id (payment id or refund id).
+    pub id: i64,
+    pub customer_id: String,
+    /// The MPP operation id: `mppPaymentId`, or for a refund its `refundId`.
+    pub mpp_operation_id: String,
+    pub finished_at: Timestamp,
+    pub amount: Amount,
+    pub refund_of: Option<RefundOf>,
+}
+
+impl RegisterOp {
+    /// Where the row goes in a register: by time, payments before refunds, then by id.
+    pub fn order_key(&self) -> (Timestamp, OpKind, i64) {
+        (self.finished_at, self.kind, self.id)
+    }
+}
+
+/// A read-only connection of its own for making one register, holding one read transaction so
+/// that all pages see the same snapshot. It keeps the request path's read pool free while a large
+/// register takes seconds. Blocking: use it on a blocking thread.
+pub struct RegisterReader {
+    conn: Connection,
+}
+
+/// Where the previous page ended: (finished_at_ms, id) of its last row.
+pub type PageCursor = (i64, i64);
+
+fn tiyn(value: i64, what: &str) -> StoreResult<Amount> {
+    u64::try_from(value)
+        .map(Amount::from_tiyn)
+        .map_err(|_| StoreError::Corrupt(format!("negative amount in {what}")))
+}
+
+fn finished(ms: i64) -> StoreResult<Timestamp> {
+    at(Some(ms))?.ok_or_else(|| StoreError::Corrupt("no finish time".to_owned()))
+}
+
+fn payment_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, String, i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+type RefundRow = (i64, String, i64, i64, i64, i64, i64);
+
+fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+impl RegisterReader {
+    /// Up to `limit` confirmed payments of `mpp` finished in `[from, to)` after `cursor`, in order.
+    pub fn payments(
+        &self,
+        mpp: &str,
+        (from, to): (Timestamp, Timestamp),
+        cursor: Option<PageCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<RegisterOp>> {
+        let (after_ms, after_id) = cursor.unwrap_or((ms(from) - 1, i64::MAX));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, COALESCE(customer_id, ''), COALESCE(mpp_payment_id, ''), finished_at_ms, amount_tiyn \
+             FROM payments WHERE mpp = ?1 AND status = 'confirmed' AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
+             AND (finished_at_ms, id) > (?4, ?5) ORDER BY finished_at_ms, id LIMIT ?6",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(
+            params![mpp, ms(from), ms(to), after_ms, after_id, limit],
+            payment_row,
+        )?;
+        let mut ops = Vec::new();
+        for row in rows {
+            let (id, customer_id, mpp_operation_id, finished_ms, amount) = row?;
+            ops.push(RegisterOp {
+                kind: OpKind::Payment,
+                id,
+                customer_id,
+                mpp_operation_id,
+                finished_at: finished(finished_ms)?,
+                amount: tiyn(amount, "a payment")?,
+                refund_of: None,
+            });
+        }
+        Ok(ops)
+    }
+
+    /// Up to `limit` completed refunds of `mpp` finished in `[from, to)` after `cursor`, in order,
+    /// each with its payment and what the payment's earlier completed refunds returned.
+    pub fn refunds(
+        &self,
+        mpp: &str,
+        (from, to): (Timestamp, Timestamp),
+        cursor: Option<PageCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<RegisterOp>> {
+        let (after_ms, after_id) = cursor.unwrap_or((ms(from) - 1, i64::MAX));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, COALESCE(r.customer_id, ''), r.finished_at_ms, r.amount_tiyn, r.payment_id, p.amount_tiyn, \
+             (SELECT COALESCE(SUM(b.amount_tiyn), 0) FROM refunds b WHERE b.payment_id = r.payment_id \
+              AND b.status = 'completed' AND (b.finished_at_ms, b.id) < (r.finished_at_ms, r.id)) \
+             FROM refunds r JOIN payments p ON p.id = r.payment_id \
+             WHERE r.mpp = ?1 AND r.status = 'completed' AND r.finished_at_ms >= ?2 AND r.finished_at_ms < ?3 \
+             AND (r.finished_at_ms, r.id) > (?4, ?5) ORDER BY r.finished_at_ms, r.id LIMIT ?6",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(
+            params![mpp, ms(from), ms(to), after_ms, after_id, limit],
+            refund_row,
+        )?;
+        let mut ops = Vec::new();
+        for row in rows {
+            let (id, customer_id, finished_ms, amount, payment_id, payment_amount, before) = row?;
+            ops.push(RegisterOp {
+                kind: OpKind::Refund,
+                id,
+                customer_id,
+                // The refundId the MPP was given is the refund's PS id (DECISIONS 24, 27).
+                mpp_operation_id: id.to_string(),
+                finished_at: finished(finished_ms)?,
+                amount: tiyn(amount, "a refund")?,
+                refund_of: Some(RefundOf {
+                    payment_id,
+                    payment_amount: tiyn(payment_amount, "a refunded payment")?,
+                    refunded_before: tiyn(before, "earlier refunds")?,
+                }),
+            });
+        }
+        Ok(ops)
+    }
+}
+
+/// A register e-mail to queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterDue {
+    pub mpp: String,
+    pub kind: String,
+    pub period: String,
+}
+
+/// A register e-mail claimed for one attempt.
+#[derive(Clone, Debug)]
+pub struct ClaimedRegister {
+    pub outbox_id: i64,
+    pub delivery_id: i64,
+    pub due: RegisterDue,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub queued_at: Timestamp,
+}
+
+/// How an attempt to e-mail a register ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegisterSent {
+    Sent { to: String, message_id: String },
+    Retry(String),
+}
+
+/// A register delivery as the operator (and the tests) see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterDeliveryView {
+    pub due: RegisterDue,
+    pub sent_at: Option<Timestamp>,
+    pub sent_to: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub flagged: bool,
+}
+
+fn queue_one(conn: &Connection, due: &RegisterDue, now: i64) -> StoreResult<bool> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO register_deliveries (mpp, kind, period, created_at_ms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (mpp, kind, period) DO NOTHING RETURNING id",
+        )?
+        .query_row(params![due.mpp, due.kind, due.period, now], |r| r.get::<_, i64>(0))
+        .optional()?;
+    let Some(id) = inserted else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "INSERT INTO outbox (kind, ref_id, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![OUTBOX_REGISTER, id, now])?;
+    Ok(true)
+}
+
+impl Store {
+    /// A reader of register operations (blocking; see [`RegisterReader`]).
+    pub fn register_reader(&self) -> StoreResult<RegisterReader> {
+        let conn = Connection::open_with_flags(
+            self.path(),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(RegisterReader { conn })
+    }
+
+    /// The last working day whose registers the scheduler queued (`YYYY-MM-DD`).
+    pub async fn register_last_run(&self) -> StoreResult<Option<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT last_run_date FROM register_schedule WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Queues the e-mails of `due` that were never queued (each with its outbox row) and records
+    /// `run_date` as the last run, all in one transaction; returns how many were new.
+    pub async fn queue_registers(
+        &self,
+        due: Vec<RegisterDue>,
+        run_date: String,
+        now: Timestamp,
+    ) -> StoreResult<usize> {
+        self.write(move |conn| {
+            let mut queued = 0;
+            for item in &due {
+                if queue_one(conn, item, ms(now))? {
+                    queued += 1;
+                }
+            }
+            conn.prepare_cached(
+                "INSERT INTO register_schedule (id, last_run_date, updated_at_ms) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET last_run_date = MAX(last_run_date, excluded.last_run_date), \
+                 updated_at_ms = excluded.updated_at_ms",
+            )?
+            .execute(params![run_date, ms(now)])?;
+            Ok(queued)
+        })
+        .await
+    }
+
+    /// When the earliest unsent register e-mail is due, if any (a read, so an idle scheduler
+    /// never writes).
+    pub async fn next_register_due(&self) -> StoreResult<Option<Timestamp>> {
+        self.read(|conn| {
+            let due: Option<i64> = conn.query_row(
+                "SELECT MIN(MAX(due_at_ms, lease_until_ms)) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
+                [OUTBOX_REGISTER],
+                |r| r.get(0),
+            )?;
+            at(due)
+        })
+        .await
+    }
+
+    /// Takes up to `limit` due register e-mails and leases them until `now + lease`.
+    pub async fn claim_register_emails(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: SignedDuration,
+    ) -> StoreResult<Vec<ClaimedRegister>> {
+        self.write(move |conn| {
+            let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1 WHERE id IN \
+                 (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 \
+                 AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) \
+                 RETURNING id, ref_id, attempts, created_at_ms",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![until, OUTBOX_REGISTER, ms(now), limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut claimed = Vec::new();
+            for row in rows {
+                let (outbox_id, delivery_id, attempts, created) = row?;
+                let due = conn
+                    .prepare_cached(
+                        "SELECT mpp, kind, period FROM register_deliveries WHERE id = ?1",
+                    )?
+                    .query_row([delivery_id], |r| {
+                        Ok(RegisterDue {
+                            mpp: r.get(0)?,
+                            kind: r.get(1)?,
+                            period: r.get(2)?,
+                        })
+                    })
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("outbox {outbox_id}: no register delivery"))
+                    })?;
+                claimed.push(ClaimedRegister {
+                    outbox_id,
+                    delivery_id,
+                    due,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    queued_at: at(Some(created))?.unwrap_or(now),
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Records how an attempt ended: a sent register is marked sent and its outbox row done in the
+    /// same transaction; otherwise a retry is due at `retry_at` (`flag` marks it for the operator).
+    pub async fn record_register_email(
+        &self,
+        claimed: ClaimedRegister,
+        outcome: RegisterSent,
+        now: Timestamp,
+        retry_at: Timestamp,
+        flag: bool,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            match outcome {
+                RegisterSent::Sent { to, message_id } => {
+                    conn.prepare_cached(
+                        "UPDATE register_deliveries SET sent_at_ms = ?1, sent_to = ?2, message_id = ?3 WHERE id = ?4",
+                    )?
+                    .execute(params![ms(now), to, message_id, claimed.delivery_id])?;
+                    conn.prepare_cached(
+                        "UPDATE outbox SET done_at_ms = ?1, lease_until_ms = 0, last_error = NULL WHERE id = ?2",
+                    )?
+                    .execute(params![ms(now), claimed.outbox_id])?;
+                }
+                RegisterSent::Retry(error) => {
+                    conn.prepare_cached(
+                        "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0, last_error = ?2, \
+                         flagged = MAX(flagged, ?3) WHERE id = ?4 AND done_at_ms IS NULL",
+                    )?
+                    .execute(params![ms(retry_at), error, i64::from(flag), claimed.outbox_id])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Register deliveries, newest first.
+    pub async fn register_deliveries(
+        &self,
+        limit: usize,
+    ) -> StoreResult<Vec<RegisterDeliveryView>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, o.attempts, o.last_error, o.flagged \
+                 FROM register_deliveries d LEFT JOIN outbox o ON o.kind = ?1 AND o.ref_id = d.id \
+                 ORDER BY d.id DESC LIMIT ?2",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![OUTBOX_REGISTER, limit], |r| {
+                Ok((
+                    RegisterDue { mpp: r.get(0)?, kind: r.get(1)?, period: r.get(2)? },
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                ))
+            })?;
+            let mut views = Vec::new();
+            for row in rows {
+                let (due, sent_at, sent_to, attempts, last_error, flagged) = row?;
+                views.push(RegisterDeliveryView {
+                    due,
+                    sent_at: at(sent_at)?,
+                    sent_to,
+                    attempts: attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+                    last_error,
+                    flagged: flagged.unwrap_or(0) != 0,
+                });
+            }
+            Ok(views)
+        })
+        .await
+    }
+}
