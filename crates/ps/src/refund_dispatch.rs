@@ -155,6 +155,8 @@ async fn deliver(
         // The lease runs out and the delivery is tried again; the MPP applies it once.
         tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome");
     }
+    // A call slot is free again: let the dispatcher claim more without waiting for its poll.
+    app.refund_wake.notify_one();
 }
 
 /// One call to the MPP's `/refund`.
