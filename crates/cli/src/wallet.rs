@@ -1,11 +1,179 @@
-//! `tolem wallet`: a customer of the reference MPP on the command line (issue 4; being built).
+//! `tolem wallet`: a customer of the reference MPP on the command line. The wallet itself lives
+//! in `tolem_mpp::wallet`; this is its terminal: flags, and a prompt on stdin/stdout.
 
-use clap::Args;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use tolem_mpp::wallet::{
+    Decision, PayAnswers, PayOutcome, Prompt, Wallet, WalletError, account, qr, text,
+};
+use tolem_wire::{Amount, Locale};
 
 #[derive(Args)]
-pub struct WalletArgs {}
+pub struct WalletArgs {
+    /// The reference MPP's address (its app API).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8091")]
+    mpp: String,
+    /// Your customer id at the MPP (the demo customers are C1 and C2).
+    #[arg(long, global = true, default_value = "C1")]
+    customer: String,
+    /// The language of the wallet and of the merchant's texts.
+    #[arg(long, global = true, value_enum, default_value_t = Language::Ru)]
+    locale: Language,
+    #[command(subcommand)]
+    command: WalletCommand,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Language {
+    /// Русский
+    Ru,
+    /// Қазақша
+    Kk,
+}
+
+#[derive(Subcommand)]
+enum WalletCommand {
+    /// Scan a QR code and pay it.
+    Pay(PayArgs),
+    /// Show the balance.
+    Balance,
+    /// Show the account's movements, newest first.
+    History,
+    /// Show the notifications (payments, refunds), newest first.
+    Notifications,
+}
+
+#[derive(Args)]
+struct PayArgs {
+    /// The QR token as text (asked when neither it nor --image is given).
+    token: Option<String>,
+    /// A PNG or JPEG picture of the QR code.
+    #[arg(long, conflicts_with = "token")]
+    image: Option<PathBuf>,
+    /// The amount of a Static QR, in whole tenge (otherwise asked).
+    #[arg(long, value_parser = parse_amount)]
+    amount: Option<Amount>,
+    /// A Custom field as ID=VALUE (for a choice: the option's key), e.g. 3932=777ABC02.
+    #[arg(long = "param", value_name = "ID=VALUE", value_parser = parse_param)]
+    params: Vec<(i64, String)>,
+    /// Pay without asking.
+    #[arg(long, conflicts_with = "back")]
+    yes: bool,
+    /// Go Back (CANCELLED_BY_CLIENT) without asking.
+    #[arg(long)]
+    back: bool,
+}
+
+fn parse_amount(text: &str) -> Result<Amount, String> {
+    tolem_mpp::wallet::dialogue::parse_tenge(text)
+        .ok_or_else(|| "a whole number of tenge above zero, e.g. 500".to_owned())
+}
+
+fn parse_param(text: &str) -> Result<(i64, String), String> {
+    let (id, value) = text
+        .split_once('=')
+        .ok_or_else(|| "ID=VALUE, e.g. 3932=777ABC02".to_owned())?;
+    let id = id
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| format!("the parameter id {id:?} is not a number"))?;
+    Ok((id, value.to_owned()))
+}
+
+/// The terminal. Reading stdin blocks the thread, which is the runtime's own `block_on`
+/// thread: the wallet does nothing else while it waits for the customer.
+struct Terminal;
+
+impl Prompt for Terminal {
+    fn say(&mut self, line: &str) {
+        println!("{line}");
+    }
+
+    fn ask(&mut self, question: &str) -> Option<String> {
+        print!("{question} ");
+        std::io::stdout().flush().ok()?;
+        let mut answer = String::new();
+        match std::io::stdin().lock().read_line(&mut answer) {
+            Ok(0) | Err(_) => {
+                println!();
+                None
+            }
+            Ok(_) => Some(answer.trim().to_owned()),
+        }
+    }
+}
 
 pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("the wallet is not available yet")
+    let locale = match args.locale {
+        Language::Ru => Locale::Ru,
+        Language::Kk => Locale::Kk,
+    };
+    // The wallet's errors are already sentences for the customer, in their language.
+    let explain = |e: WalletError| anyhow::anyhow!(e.message(locale));
+    let wallet = Wallet::new(&args.mpp, &args.customer, locale).map_err(explain)?;
+    match args.command {
+        WalletCommand::Pay(pay) => {
+            let mut terminal = Terminal;
+            let token = match (&pay.token, &pay.image) {
+                (Some(token), _) => token.clone(),
+                (None, Some(path)) => {
+                    let token = qr::read_file(path).map_err(explain)?;
+                    println!("QR: {token}");
+                    token
+                }
+                (None, None) => {
+                    let question = text::ask_qr(locale);
+                    let no_answer = WalletError::NoAnswer {
+                        question: question.clone(),
+                        flag: "TOKEN / --image FILE",
+                    };
+                    terminal
+                        .ask(&question)
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| explain(no_answer))?
+                }
+            };
+            let answers = PayAnswers {
+                amount: pay.amount,
+                parameters: pay.params.into_iter().collect::<BTreeMap<_, _>>(),
+                decision: match (pay.yes, pay.back) {
+                    (true, _) => Some(Decision::Pay),
+                    (_, true) => Some(Decision::Back),
+                    _ => None,
+                },
+            };
+            let outcome = wallet
+                .pay(&mut terminal, &token, &answers)
+                .await
+                .map_err(explain)?;
+            if let PayOutcome::Finished(view) = outcome
+                && view.status == "rejected"
+            {
+                // Already explained on screen; the exit status tells scripts.
+                anyhow::bail!("{}", view.ps_code.unwrap_or(view.status));
+            }
+        }
+        WalletCommand::Balance => {
+            let account = wallet.account().await.map_err(explain)?;
+            print_lines(account::balance_lines(locale, &account));
+        }
+        WalletCommand::History => {
+            let account = wallet.account().await.map_err(explain)?;
+            print_lines(account::history_lines(locale, &account));
+        }
+        WalletCommand::Notifications => {
+            let account = wallet.account().await.map_err(explain)?;
+            print_lines(account::notification_lines(locale, &account));
+        }
+    }
+    Ok(())
+}
+
+fn print_lines(lines: Vec<String>) {
+    for line in lines {
+        println!("{line}");
+    }
 }

@@ -12,6 +12,7 @@ pub mod app_api;
 pub mod config;
 pub mod flows;
 pub mod ledger;
+pub mod wallet;
 
 pub use app_api::serve;
 pub use config::MppConfig;

@@ -14,3 +14,4 @@ mod refunds;
 mod register_mail;
 mod registers;
 mod smtp;
+mod wallet;

@@ -1,0 +1,480 @@
+//! The wallet (`tolem_mpp::wallet`, `tolem wallet`) against the real PS and the reference MPP,
+//! both on port 0: the dialogue driven by scripted answers, QR pictures fetched from the PS, and
+//! the binary itself run without a dialogue.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Cursor;
+use std::process::Stdio;
+
+use serde_json::json;
+use tolem_mpp::wallet::qr::{self, image};
+use tolem_mpp::wallet::{Decision, PayAnswers, PayOutcome, Prompt, Wallet, WalletError};
+use tolem_wire::{Amount, Locale};
+
+use crate::harness::*;
+use crate::reference_mpp::{TestMpp, ps_and_mpp};
+
+const C1_OPENING: i64 = 5_000_000;
+const C2_OPENING: i64 = 1_000_000;
+
+/// A customer who gives the answers of a script and remembers everything shown.
+struct Script {
+    answers: VecDeque<String>,
+    shown: Vec<String>,
+}
+
+impl Script {
+    fn new(answers: &[&str]) -> Script {
+        Script {
+            answers: answers.iter().map(|a| (*a).to_owned()).collect(),
+            shown: Vec::new(),
+        }
+    }
+
+    fn saw(&self, text: &str) -> bool {
+        self.shown.iter().any(|line| line.contains(text))
+    }
+
+    fn screen(&self) -> String {
+        self.shown.join("\n")
+    }
+}
+
+impl Prompt for Script {
+    fn say(&mut self, line: &str) {
+        self.shown.push(line.to_owned());
+    }
+
+    fn ask(&mut self, question: &str) -> Option<String> {
+        self.shown.push(question.to_owned());
+        self.answers.pop_front()
+    }
+}
+
+fn wallet(bank: &TestMpp, customer: &str, locale: Locale) -> Wallet {
+    Wallet::new(&bank.url, customer, locale).expect("a valid MPP url")
+}
+
+fn paid_view(outcome: PayOutcome) -> tolem_mpp::flows::PaymentView {
+    match outcome {
+        PayOutcome::Finished(view) => view,
+        other => panic!("expected a finished payment, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dynamic_qr_is_paid_after_the_customer_confirms() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1500).await;
+    let mut script = Script::new(&["д"]);
+    let outcome = wallet(&bank, "C1", Locale::Ru)
+        .pay(&mut script, &qr, &PayAnswers::default())
+        .await
+        .expect("paid");
+    let view = paid_view(outcome);
+    assert_eq!(view.status, "paid");
+    let screen = script.screen();
+    for shown in [
+        "Продавец: Demo Coffee (Абай, 10) (MCC 5814)",
+        "К оплате: 1 500,00 ₸",
+        "Оплатить? (д — оплатить, н — назад):",
+        "Оплачено: 1 500,00 ₸",
+    ] {
+        assert!(script.saw(shown), "{shown:?} not in\n{screen}");
+    }
+    let receipt = view.receipt.expect("a receipt link");
+    assert!(script.saw(&format!("Чек: {receipt}")), "{screen}");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 150_000);
+    let account = wallet(&bank, "C1", Locale::Ru)
+        .account()
+        .await
+        .expect("the account");
+    assert_eq!(
+        tolem_mpp::wallet::account::balance_lines(Locale::Ru, &account),
+        ["Айгерим (C1), баланс: 48 500,00 ₸"]
+    );
+    assert!(bank.balanced().await);
+}
+
+#[tokio::test]
+async fn a_static_qr_asks_the_amount_until_it_is_whole_tenge() {
+    let (_ps, bank) = ps_and_mpp().await;
+    let mut script = Script::new(&["сто", "700,50", "700", "иә"]);
+    let outcome = wallet(&bank, "C1", Locale::Kk)
+        .pay(&mut script, STATIC_QR, &PayAnswers::default())
+        .await
+        .expect("paid");
+    assert_eq!(paid_view(outcome).status, "paid");
+    let screen = script.screen();
+    assert_eq!(
+        script
+            .shown
+            .iter()
+            .filter(|l| l.contains("Жауап түсініксіз"))
+            .count(),
+        2,
+        "{screen}"
+    );
+    for shown in [
+        "Сатушы: Demo Coffee (Абай, 10) (MCC 5814)",
+        "Сома теңгемен (бүтін сан):",
+        "Төлеуге: 700,00 ₸",
+        "Төленді: 700,00 ₸",
+        "Түбіртек: ",
+    ] {
+        assert!(script.saw(shown), "{shown:?} not in\n{screen}");
+    }
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 70_000);
+    // The same with the amount and the decision given in advance: nothing is asked.
+    let mut silent = Script::new(&[]);
+    let answers = PayAnswers {
+        amount: Amount::from_tenge(250),
+        decision: Some(Decision::Pay),
+        ..PayAnswers::default()
+    };
+    wallet(&bank, "C1", Locale::Ru)
+        .pay(&mut silent, STATIC_QR, &answers)
+        .await
+        .expect("paid");
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 70_000 - 25_000);
+    assert!(bank.balanced().await);
+}
+
+#[tokio::test]
+async fn a_custom_form_is_filled_choosing_an_option() {
+    let (_ps, bank) = ps_and_mpp().await;
+    let mut script = Script::new(&["777ABC02", "9", "2", "и"]);
+    let outcome = wallet(&bank, "C2", Locale::Kk)
+        .pay(&mut script, PARKING_QR, &PayAnswers::default())
+        .await
+        .expect("paid");
+    assert_eq!(paid_view(outcome).status, "paid");
+    let screen = script.screen();
+    for shown in [
+        "Сатушы: Demo Parking (MCC 7523)",
+        "Қызмет: Тұрақ",
+        "Мемлекеттік нөмір:",
+        "  1) 1 сағат",
+        "  2) 3 сағат",
+        "  3) Тәулік — 24 сағатқа дейін",
+        "Тұру уақыты — нөмірін таңдаңыз (1–3):",
+        "Жауап түсініксіз",
+        "Төлеуге: 800,00 ₸",
+        "Төленді: 800,00 ₸",
+    ] {
+        assert!(script.saw(shown), "{shown:?} not in\n{screen}");
+    }
+    assert_eq!(bank.balance("C2").await, C2_OPENING - 80_000);
+    // Flags instead of answers, in Russian: the option by its key.
+    let mut silent = Script::new(&[]);
+    let answers = PayAnswers {
+        parameters: BTreeMap::from([(3932, "555XYZ01".to_owned()), (3933, "1h".to_owned())]),
+        decision: Some(Decision::Pay),
+        ..PayAnswers::default()
+    };
+    wallet(&bank, "C2", Locale::Ru)
+        .pay(&mut silent, PARKING_QR, &answers)
+        .await
+        .expect("paid");
+    assert!(silent.saw("Услуга: Парковка"), "{}", silent.screen());
+    assert!(silent.saw("К оплате: 300,00 ₸"), "{}", silent.screen());
+    assert_eq!(bank.balance("C2").await, C2_OPENING - 80_000 - 30_000);
+    // A flag that fits no field, or no option, is refused before anything is paid.
+    for (id, value) in [(1, "x"), (3933, "week")] {
+        let answers = PayAnswers {
+            parameters: BTreeMap::from([(id, value.to_owned())]),
+            decision: Some(Decision::Pay),
+            ..PayAnswers::default()
+        };
+        let refused = wallet(&bank, "C2", Locale::Ru)
+            .pay(&mut Script::new(&["A1"]), PARKING_QR, &answers)
+            .await;
+        assert!(
+            matches!(&refused, Err(WalletError::BadAnswer(why)) if why.contains(&id.to_string())),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(bank.balance("C2").await, C2_OPENING - 110_000);
+    assert!(bank.balanced().await);
+}
+
+#[tokio::test]
+async fn back_cancels_and_debits_nothing() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 400).await;
+    let mut script = Script::new(&["н"]);
+    let outcome = wallet(&bank, "C1", Locale::Ru)
+        .pay(&mut script, &qr, &PayAnswers::default())
+        .await
+        .expect("answered");
+    let view = paid_view(outcome);
+    assert_eq!(
+        (view.status.as_str(), view.ps_code.as_deref()),
+        ("cancelled", Some("CANCELLED_BY_CLIENT"))
+    );
+    assert!(
+        script.saw("Платёж отменён (CANCELLED_BY_CLIENT)"),
+        "{}",
+        script.screen()
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    assert_eq!(bank.balance("C1").await, C1_OPENING);
+    // A customer who leaves without deciding goes Back too: the cashier sees Error at once.
+    let (qr, id) = ps.dynamic_qr(&device, 400).await;
+    let left = wallet(&bank, "C1", Locale::Ru)
+        .pay(&mut Script::new(&[]), &qr, &PayAnswers::default())
+        .await;
+    assert!(
+        matches!(&left, Err(WalletError::NoAnswer { flag, .. }) if flag.contains("--yes")),
+        "{left:?}"
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    assert_eq!(bank.balance("C1").await, C1_OPENING);
+    assert!(bank.balanced().await);
+}
+
+/// The PS's PNG of a token.
+async fn png_of(ps: &TestPs, token: &str) -> Vec<u8> {
+    let response = ps
+        .http
+        .get(format!("{}/qr/image.png", ps.url))
+        .query(&[("token", token)])
+        .send()
+        .await
+        .expect("the PS answers");
+    assert_eq!(response.status().as_u16(), 200);
+    response.bytes().await.expect("a picture").to_vec()
+}
+
+/// The same picture as a JPEG (lossy, as a phone's camera would save it).
+fn as_jpeg(png: &[u8]) -> Vec<u8> {
+    let picture = image::load_from_memory(png).expect("a PNG").to_luma8();
+    let mut jpeg = Cursor::new(Vec::new());
+    picture
+        .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .expect("a JPEG");
+    jpeg.into_inner()
+}
+
+#[tokio::test]
+async fn pictures_of_the_code_are_read_and_paid() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (first, first_id) = ps.dynamic_qr(&device, 100).await;
+    let (second, second_id) = ps.dynamic_qr(&device, 200).await;
+    let png = png_of(&ps, &first).await;
+    let jpeg = as_jpeg(&png_of(&ps, &second).await);
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG file");
+    let read_png = qr::decode(&png).expect("the PNG reads");
+    let read_jpeg = qr::decode(&jpeg).expect("the JPEG reads");
+    assert_eq!(
+        (read_png.as_str(), read_jpeg.as_str()),
+        (first.as_str(), second.as_str())
+    );
+    let yes = PayAnswers {
+        decision: Some(Decision::Pay),
+        ..PayAnswers::default()
+    };
+    for token in [&read_png, &read_jpeg] {
+        wallet(&bank, "C1", Locale::Ru)
+            .pay(&mut Script::new(&[]), token, &yes)
+            .await
+            .expect("paid");
+    }
+    for id in [first_id, second_id] {
+        assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    }
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 30_000);
+    // The café's sticker, from a file.
+    let dir = tempfile::tempdir().expect("dir");
+    let sticker = dir.path().join("cafe.jpg");
+    std::fs::write(&sticker, as_jpeg(&png_of(&ps, STATIC_QR).await)).expect("written");
+    assert_eq!(qr::read_file(&sticker).expect("reads"), STATIC_QR);
+    // Pictures that are not QR codes.
+    let blank = image::GrayImage::from_pixel(400, 400, image::Luma([255]));
+    let mut blank_png = Cursor::new(Vec::new());
+    blank
+        .write_to(&mut blank_png, image::ImageFormat::Png)
+        .expect("a PNG");
+    assert_eq!(qr::decode(blank_png.get_ref()), Err(WalletError::NoQrCode));
+    let mut torn = png.clone();
+    torn.truncate(png.len() / 3);
+    assert!(matches!(
+        qr::decode(&torn),
+        Err(WalletError::ImageUnreadable(_))
+    ));
+    let text_file = dir.path().join("qr.txt");
+    std::fs::write(&text_file, &first).expect("written");
+    let refused = qr::read_file(&text_file);
+    assert!(
+        matches!(&refused, Err(WalletError::ImageUnreadable(why)) if why.contains("qr.txt")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_explained_not_panicked() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let yes = PayAnswers {
+        decision: Some(Decision::Pay),
+        ..PayAnswers::default()
+    };
+    // The MPP's own error bodies.
+    let unknown = wallet(&bank, "NOBODY", Locale::Ru)
+        .pay(&mut Script::new(&[]), STATIC_QR, &yes)
+        .await;
+    assert_eq!(
+        unknown,
+        Err(WalletError::Mpp {
+            status: 400,
+            message: "unknown customer NOBODY".to_owned()
+        })
+    );
+    let (qr, id) = ps.dynamic_qr(&device, 20_000).await;
+    let poor = wallet(&bank, "C2", Locale::Kk)
+        .pay(&mut Script::new(&[]), &qr, &yes)
+        .await;
+    assert_eq!(
+        poor,
+        Err(WalletError::Mpp {
+            status: 400,
+            message: "not enough money".to_owned()
+        })
+    );
+    assert!(
+        poor.expect_err("refused")
+            .message(Locale::Kk)
+            .starts_with("Банк (МПП) қатемен жауап берді (HTTP 400)")
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    // A QR the PS does not know.
+    let unknown_qr = wallet(&bank, "C1", Locale::Ru)
+        .pay(&mut Script::new(&[]), "NO-SUCH-QR", &yes)
+        .await;
+    assert!(
+        matches!(&unknown_qr, Err(WalletError::Mpp { status: 422, message }) if message.contains("INVALID_TOKEN")),
+        "{unknown_qr:?}"
+    );
+    // No MPP at that address.
+    let gone = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let unreachable = Wallet::new(&gone, "C1", Locale::Ru)
+        .expect("a valid url")
+        .account()
+        .await;
+    assert!(
+        matches!(&unreachable, Err(WalletError::Unreachable { url, .. }) if *url == gone),
+        "{unreachable:?}"
+    );
+    assert!(matches!(
+        Wallet::new("127.0.0.1:8091", "C1", Locale::Ru),
+        Err(WalletError::BadUrl(_))
+    ));
+    let stranger = wallet(&bank, "NOBODY", Locale::Ru).account().await;
+    assert_eq!(
+        stranger.map(|a| a.balance_tiyn),
+        Err(WalletError::Mpp {
+            status: 404,
+            message: "unknown customer NOBODY".to_owned()
+        })
+    );
+    assert_eq!(bank.balance("C2").await, C2_OPENING);
+}
+
+#[tokio::test]
+async fn a_refund_qr_tells_the_customer_what_happens_next() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device})),
+        )
+        .await;
+    let token = created["Data"]["QrToken"].as_str().expect("a token");
+    let return_id = created["Data"]["QrReturnId"].as_i64().expect("an id");
+    let mut script = Script::new(&[]);
+    let outcome = wallet(&bank, "C1", Locale::Ru)
+        .pay(&mut script, token, &PayAnswers::default())
+        .await
+        .expect("scanned");
+    assert_eq!(
+        outcome,
+        PayOutcome::Refund {
+            refund_id: Some(return_id.to_string())
+        }
+    );
+    assert!(
+        script.saw(&format!(
+            "QR-код возврата №{return_id}: кассир сейчас выберет покупку для возврата"
+        )),
+        "{}",
+        script.screen()
+    );
+    assert_eq!(bank.balance("C1").await, C1_OPENING);
+}
+
+/// Runs `tolem wallet ARGS…` with no standard input; returns (success, stdout, stderr).
+async fn tolem_wallet(bank: &TestMpp, args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["wallet", "--mpp", &bank.url, "--customer", "C1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_binary_pays_without_a_dialogue() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (token, id) = ps.dynamic_qr(&device, 1200).await;
+    let (ok, out, err) = tolem_wallet(&bank, &["pay", &token, "--yes"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("Оплачено: 1 200,00 ₸"), "{out}");
+    assert!(out.contains(&format!("Чек: {}/", ps.url)), "{out}");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    // A picture, in Kazakh, the Static amount as a flag.
+    let dir = tempfile::tempdir().expect("dir");
+    let sticker = dir.path().join("cafe.png");
+    std::fs::write(&sticker, png_of(&ps, STATIC_QR).await).expect("written");
+    let image = sticker.to_str().expect("a UTF-8 path");
+    let (ok, out, err) = tolem_wallet(
+        &bank,
+        &[
+            "--locale", "kk", "pay", "--image", image, "--amount", "300", "--yes",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains(&format!("QR: {STATIC_QR}")), "{out}");
+    assert!(out.contains("Төленді: 300,00 ₸"), "{out}");
+    let (ok, out, _) = tolem_wallet(&bank, &["balance"]).await;
+    assert!(ok);
+    assert_eq!(out.trim(), "Айгерим (C1), баланс: 48 500,00 ₸");
+    let (ok, out, _) = tolem_wallet(&bank, &["history"]).await;
+    assert!(ok);
+    assert!(out.contains("−1 200,00 ₸  Оплата"), "{out}");
+    // No answer and no flag: a clear error, no panic, and the payment went Back.
+    let (token, id) = ps.dynamic_qr(&device, 50).await;
+    let (ok, out, err) = tolem_wallet(&bank, &["pay", &token]).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("--yes / --back"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 150_000);
+}

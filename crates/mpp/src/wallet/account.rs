@@ -1,0 +1,100 @@
+//! The customer's account as lines to print: balance, history (newest first) and notifications.
+//! Amounts come from the MPP in tiyn and are written through [`text::money`], never as floats.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use tolem_wire::Locale;
+
+use crate::flows::Account;
+use crate::wallet::text;
+
+pub fn balance_lines(locale: Locale, account: &Account) -> Vec<String> {
+    vec![text::balance(
+        locale,
+        &account.name,
+        &account.customer_id,
+        account.balance_tiyn,
+    )]
+}
+
+/// One line a movement: when (in the machine's time zone), how much, what kind, and the MPP's
+/// reference.
+pub fn history_lines(locale: Locale, account: &Account) -> Vec<String> {
+    history_lines_in(locale, account, &TimeZone::system())
+}
+
+pub fn history_lines_in(locale: Locale, account: &Account, zone: &TimeZone) -> Vec<String> {
+    let mut lines = vec![text::history_title(locale)];
+    if account.history.is_empty() {
+        lines.push(text::nothing_yet(locale));
+    }
+    for movement in &account.history {
+        lines.push(format!(
+            "  {}  {:>14}  {} · {}",
+            when(movement.at_ms, zone),
+            text::signed_money(movement.tiyn),
+            text::movement_kind(locale, &movement.kind),
+            movement.reference
+        ));
+    }
+    lines
+}
+
+/// The MPP writes notifications in both languages already.
+pub fn notification_lines(locale: Locale, account: &Account) -> Vec<String> {
+    let mut lines = vec![text::notifications_title(locale)];
+    if account.notifications.is_empty() {
+        lines.push(text::nothing_yet(locale));
+    }
+    lines.extend(account.notifications.iter().map(|n| format!("  • {n}")));
+    lines
+}
+
+/// `2025-03-01 14:05` in `zone`; a time the MPP got wrong is shown as its raw milliseconds.
+fn when(at_ms: i64, zone: &TimeZone) -> String {
+    match Timestamp::from_millisecond(at_ms) {
+        Ok(at) => at
+            .to_zoned_datetime(zone.clone())
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string(),
+        Err(_) => at_ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::Movement;
+
+    #[test]
+    fn lines_in_both_languages() {
+        let account = Account {
+            customer_id: "C1".into(),
+            name: "Айгерим".into(),
+            balance_tiyn: 4_850_000,
+            history: vec![Movement {
+                kind: "payment".into(),
+                reference: "payment 7".into(),
+                tiyn: -150_000,
+                at_ms: 1_740_837_900_000,
+            }],
+            notifications: vec![],
+        };
+        assert_eq!(
+            balance_lines(Locale::Ru, &account),
+            ["Айгерим (C1), баланс: 48 500,00 ₸"]
+        );
+        let history = history_lines_in(Locale::Kk, &account, &TimeZone::UTC);
+        assert_eq!(history[0], "Операциялар тарихы:");
+        assert!(
+            history[1].starts_with("  2025-03-01 14:05"),
+            "{}",
+            history[1]
+        );
+        assert!(history[1].contains("−1 500,00 ₸  Төлем · payment 7"));
+        assert_eq!(
+            notification_lines(Locale::Ru, &account),
+            ["Уведомления:", "  пока пусто"]
+        );
+    }
+}

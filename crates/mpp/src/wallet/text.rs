@@ -1,0 +1,289 @@
+//! Every string the wallet shows, in Russian and Kazakh side by side, and the one way it writes
+//! money: exact tiyn through [`Amount`], grouped by thousands, `1 500,00 ₸`.
+//!
+//! Names of Custom services, parameters and options are not here: the PS localizes them by the
+//! locale the wallet sends.
+
+use tolem_wire::mpp::{Merchant, ParameterOption};
+use tolem_wire::{Amount, Locale};
+
+use crate::wallet::WalletError;
+
+/// Picks the text of the customer's language; only the chosen branch is evaluated.
+macro_rules! tr {
+    ($locale:expr, ru: $ru:expr, kk: $kk:expr $(,)?) => {
+        match $locale {
+            Locale::Ru => $ru.to_string(),
+            Locale::Kk => $kk.to_string(),
+        }
+    };
+}
+
+/// `1 500,00 ₸`: tenge grouped by thousands with spaces, tiyn after a comma.
+pub fn money(amount: Amount) -> String {
+    let tiyn = amount.tiyn();
+    let tenge = (tiyn / 100).to_string();
+    let mut grouped = String::with_capacity(tenge.len() + tenge.len() / 3);
+    for (i, digit) in tenge.chars().enumerate() {
+        if i > 0 && (tenge.len() - i).is_multiple_of(3) {
+            grouped.push(' ');
+        }
+        grouped.push(digit);
+    }
+    format!("{grouped},{:02} ₸", tiyn % 100)
+}
+
+/// A movement of the account: `+50 000,00 ₸` or `−1 500,00 ₸`.
+pub fn signed_money(tiyn: i64) -> String {
+    let sign = if tiyn < 0 { '−' } else { '+' };
+    format!("{sign}{}", money(Amount::from_tiyn(tiyn.unsigned_abs())))
+}
+
+pub fn merchant(locale: Locale, m: &Merchant) -> String {
+    let (name, mcc) = (&m.merchant_name, &m.merchant_mcc);
+    tr!(locale,
+        ru: format!("Продавец: {name} (MCC {mcc})"),
+        kk: format!("Сатушы: {name} (MCC {mcc})"))
+}
+
+pub fn service(locale: Locale, name: &str) -> String {
+    tr!(locale, ru: format!("Услуга: {name}"), kk: format!("Қызмет: {name}"))
+}
+
+/// A Custom parameter the PS filled in already.
+pub fn prefilled(name: &str, value: &str) -> String {
+    format!("{name}: {value}")
+}
+
+/// One line of a numbered choice: `  2) 3 часа — до 24 часов`.
+pub fn option_line(number: usize, option: &ParameterOption) -> String {
+    match &option.description {
+        Some(description) => format!("  {number}) {} — {description}", option.label),
+        None => format!("  {number}) {}", option.label),
+    }
+}
+
+pub fn ask_parameter(name: &str) -> String {
+    format!("{name}:")
+}
+
+pub fn ask_choice(locale: Locale, name: &str, count: usize) -> String {
+    tr!(locale,
+        ru: format!("{name} — выберите номер (1–{count}):"),
+        kk: format!("{name} — нөмірін таңдаңыз (1–{count}):"))
+}
+
+pub fn ask_amount(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Сумма в тенге (целое число):",
+        kk: "Сома теңгемен (бүтін сан):")
+}
+
+pub fn ask_qr(locale: Locale) -> String {
+    tr!(locale, ru: "QR-код (текст):", kk: "QR-код (мәтін):")
+}
+
+pub fn amount_due(locale: Locale, amount: Amount) -> String {
+    let amount = money(amount);
+    tr!(locale, ru: format!("К оплате: {amount}"), kk: format!("Төлеуге: {amount}"))
+}
+
+/// The deadline to confirm, as the time of day the PS wrote it in (the merchant's own time);
+/// a deadline that does not parse is shown as it came.
+pub fn confirm_until(locale: Locale, until: &str) -> String {
+    let until = match jiff::fmt::temporal::Pieces::parse(until).map(|p| p.time()) {
+        Ok(Some(time)) => time.strftime("%H:%M:%S").to_string(),
+        _ => until.to_owned(),
+    };
+    tr!(locale,
+        ru: format!("Подтвердить до {until}"),
+        kk: format!("{until} дейін растау керек"))
+}
+
+pub fn ask_confirm(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Оплатить? (д — оплатить, н — назад):",
+        kk: "Төлейсіз бе? (и — төлеу, ж — артқа):")
+}
+
+pub fn not_understood(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Ответ не понят, попробуйте ещё раз.",
+        kk: "Жауап түсініксіз, қайталап көріңіз.")
+}
+
+pub fn paid(locale: Locale, amount: Option<Amount>) -> String {
+    match amount {
+        Some(amount) => {
+            let amount = money(amount);
+            tr!(locale, ru: format!("Оплачено: {amount}"), kk: format!("Төленді: {amount}"))
+        }
+        None => tr!(locale, ru: "Оплачено", kk: "Төленді"),
+    }
+}
+
+pub fn receipt(locale: Locale, link: &str) -> String {
+    tr!(locale, ru: format!("Чек: {link}"), kk: format!("Түбіртек: {link}"))
+}
+
+pub fn cancelled(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Платёж отменён (CANCELLED_BY_CLIENT), деньги не списаны.",
+        kk: "Төлемнен бас тартылды (CANCELLED_BY_CLIENT), ақша шегерілмеді.")
+}
+
+pub fn rejected(locale: Locale, code: &str) -> String {
+    tr!(locale,
+        ru: format!("Платёж отклонён ({code}), деньги возвращены на счёт."),
+        kk: format!("Төлем қабылданбады ({code}), ақша шотқа қайтарылды."))
+}
+
+/// A status the wallet does not know (a newer MPP).
+pub fn other_status(locale: Locale, status: &str) -> String {
+    tr!(locale, ru: format!("Статус платежа: {status}"), kk: format!("Төлем мәртебесі: {status}"))
+}
+
+pub fn refund_scanned(locale: Locale, refund_id: Option<&str>) -> String {
+    let id = refund_id.map(|id| format!(" №{id}")).unwrap_or_default();
+    tr!(locale,
+        ru: format!("QR-код возврата{id}: кассир сейчас выберет покупку для возврата. Деньги придут на счёт, уведомление появится в `notifications`."),
+        kk: format!("Қайтару QR-коды{id}: кассир енді қайтарылатын сатып алуды таңдайды. Ақша шотқа түседі, хабарлама `notifications` ішінде шығады."))
+}
+
+pub fn balance(locale: Locale, name: &str, customer_id: &str, tiyn: i64) -> String {
+    let amount = if tiyn < 0 {
+        signed_money(tiyn)
+    } else {
+        money(Amount::from_tiyn(tiyn.unsigned_abs()))
+    };
+    tr!(locale,
+        ru: format!("{name} ({customer_id}), баланс: {amount}"),
+        kk: format!("{name} ({customer_id}), баланс: {amount}"))
+}
+
+pub fn history_title(locale: Locale) -> String {
+    tr!(locale, ru: "История операций:", kk: "Операциялар тарихы:")
+}
+
+pub fn notifications_title(locale: Locale) -> String {
+    tr!(locale, ru: "Уведомления:", kk: "Хабарламалар:")
+}
+
+pub fn nothing_yet(locale: Locale) -> String {
+    tr!(locale, ru: "  пока пусто", kk: "  әзірге бос")
+}
+
+/// The kind of a ledger movement, as the reference MPP names them.
+pub fn movement_kind(locale: Locale, kind: &str) -> String {
+    match kind {
+        "deposit" => tr!(locale, ru: "Пополнение", kk: "Толықтыру"),
+        "payment" => tr!(locale, ru: "Оплата", kk: "Төлем"),
+        "reversal" => tr!(locale, ru: "Отмена списания", kk: "Шегерімнің күшін жою"),
+        "refund" => tr!(locale, ru: "Возврат", kk: "Қайтару"),
+        other => other.to_owned(),
+    }
+}
+
+/// The one wording of every [`WalletError`].
+pub fn error(e: &WalletError, locale: Locale) -> String {
+    match e {
+        WalletError::BadUrl(url) => tr!(locale,
+            ru: format!("Адрес банка (МПП) должен начинаться с http:// или https://: {url}"),
+            kk: format!("Банк (МПП) мекенжайы http:// немесе https:// деп басталуы керек: {url}")),
+        WalletError::Unreachable { url, why } => tr!(locale,
+            ru: format!("Банк (МПП) недоступен по адресу {url}: {why}"),
+            kk: format!("Банк (МПП) қолжетімсіз, мекенжайы {url}: {why}")),
+        WalletError::Timeout { url } => tr!(locale,
+            ru: format!("Банк (МПП) {url} не ответил вовремя. Платёж может ещё завершиться — проверьте `history`."),
+            kk: format!("Банк (МПП) {url} уақытында жауап бермеді. Төлем әлі аяқталуы мүмкін — `history` тексеріңіз.")),
+        WalletError::Mpp { status, message } => tr!(locale,
+            ru: format!("Банк (МПП) ответил ошибкой (HTTP {status}): {message}"),
+            kk: format!("Банк (МПП) қатемен жауап берді (HTTP {status}): {message}")),
+        WalletError::Protocol(why) => tr!(locale,
+            ru: format!("Непонятный ответ банка (МПП): {why}"),
+            kk: format!("Банктің (МПП) жауабы түсініксіз: {why}")),
+        WalletError::ImageUnreadable(why) => tr!(locale,
+            ru: format!("Не удалось прочитать изображение (нужен PNG или JPEG): {why}"),
+            kk: format!("Суретті оқу мүмкін болмады (PNG немесе JPEG керек): {why}")),
+        WalletError::NoQrCode => tr!(locale,
+            ru: "На изображении не найден QR-код.",
+            kk: "Суретте QR-код табылмады."),
+        WalletError::QrUnreadable(why) => tr!(locale,
+            ru: format!("QR-код найден, но не читается: {why}"),
+            kk: format!("QR-код табылды, бірақ оқылмайды: {why}")),
+        WalletError::NoAnswer { question, flag } => tr!(locale,
+            ru: format!("Нет ответа на вопрос «{question}» (без диалога укажите {flag})"),
+            kk: format!("«{question}» сұрағына жауап жоқ (диалогсыз {flag} көрсетіңіз)")),
+        WalletError::TooManyTries { question } => tr!(locale,
+            ru: format!("Слишком много неверных ответов на вопрос «{question}»"),
+            kk: format!("«{question}» сұрағына қате жауап тым көп")),
+        WalletError::BadAnswer(why) => tr!(locale,
+            ru: format!("Неверный параметр: {why}"),
+            kk: format!("Параметр дұрыс емес: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_exact_and_grouped() {
+        for (tiyn, text) in [
+            (0, "0,00 ₸"),
+            (5, "0,05 ₸"),
+            (99_999, "999,99 ₸"),
+            (150_000, "1 500,00 ₸"),
+            (5_000_000, "50 000,00 ₸"),
+            (123_456_789_012, "1 234 567 890,12 ₸"),
+            (u64::MAX, "184 467 440 737 095 516,15 ₸"),
+        ] {
+            assert_eq!(money(Amount::from_tiyn(tiyn)), text);
+        }
+        assert_eq!(signed_money(-150_000), "−1 500,00 ₸");
+        assert_eq!(signed_money(5_000_000), "+50 000,00 ₸");
+        assert_eq!(signed_money(i64::MIN), "−92 233 720 368 547 758,08 ₸");
+    }
+
+    #[test]
+    fn the_deadline_is_a_time_of_day() {
+        assert_eq!(
+            confirm_until(Locale::Ru, "2026-11-28T01:29:04+05:00"),
+            "Подтвердить до 01:29:04"
+        );
+        assert_eq!(confirm_until(Locale::Kk, "soon"), "soon дейін растау керек");
+    }
+
+    #[test]
+    fn every_error_reads_in_both_languages() {
+        let errors = [
+            WalletError::BadUrl("x".into()),
+            WalletError::Unreachable {
+                url: "u".into(),
+                why: "w".into(),
+            },
+            WalletError::Timeout { url: "u".into() },
+            WalletError::Mpp {
+                status: 400,
+                message: "m".into(),
+            },
+            WalletError::Protocol("p".into()),
+            WalletError::ImageUnreadable("i".into()),
+            WalletError::NoQrCode,
+            WalletError::QrUnreadable("q".into()),
+            WalletError::NoAnswer {
+                question: "q".into(),
+                flag: "--yes",
+            },
+            WalletError::TooManyTries {
+                question: "q".into(),
+            },
+            WalletError::BadAnswer("b".into()),
+        ];
+        for e in errors {
+            let (ru, kk) = (e.message(Locale::Ru), e.message(Locale::Kk));
+            assert!(!ru.is_empty() && !kk.is_empty() && ru != kk, "{e:?}");
+            assert_eq!(e.to_string(), ru);
+        }
+    }
+}
