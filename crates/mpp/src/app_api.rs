@@ -80,7 +80,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self.0 {
             FlowError::Invalid(_) | FlowError::InsufficientFunds => StatusCode::BAD_REQUEST,
-            FlowError::NotFound => StatusCode::NOT_FOUND,
+            FlowError::NotFound | FlowError::UnknownCustomer(_) => StatusCode::NOT_FOUND,
             FlowError::Ps(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FlowError::Unreachable(_) => StatusCode::BAD_GATEWAY,
             FlowError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -34,6 +34,8 @@ pub enum FlowError {
     InsufficientFunds,
     #[error("no such payment")]
     NotFound,
+    #[error("unknown customer {0}")]
+    UnknownCustomer(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -571,7 +573,7 @@ impl Mpp {
             let name: String = conn
                 .query_row("SELECT name FROM customers WHERE id = ?1", [&id], |r| r.get(0))
                 .optional()?
-                .ok_or(FlowError::NotFound)?;
+                .ok_or_else(|| FlowError::UnknownCustomer(id.clone()))?;
             let account = customer_account(&id);
             let balance_tiyn = ledger::balance(conn, &account)?;
             let mut stmt = conn.prepare(

@@ -7,6 +7,7 @@
 //! - [`flows`]: scan, checkout, confirm (pay) and back, as the customer's app asks for them.
 //! - [`app_api`]: the HTTP API the app (`tolem wallet`) calls; it also mounts `/refund`.
 //! - [`config`]: settings and demo customers.
+//! - [`wallet`]: the customer's app on the command line (`tolem wallet`), a client of [`app_api`].
 
 pub mod app_api;
 pub mod config;

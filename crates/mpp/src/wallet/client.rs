@@ -131,22 +131,12 @@ impl AppClient {
 
     /// Balance, history and notifications (newest first).
     pub async fn account(&self, customer_id: &str) -> Result<Account, WalletError> {
-        let answer = self
-            .call::<(), _>(
-                Method::GET,
-                &["/app/v1/customers", customer_id],
-                None::<&()>,
-            )
-            .await;
-        match answer {
-            // The only 404 of this route is an unknown customer, but the reference MPP words it
-            // as its generic "no such payment"; say what it means.
-            Err(WalletError::Mpp { status: 404, .. }) => Err(WalletError::Mpp {
-                status: 404,
-                message: format!("unknown customer {customer_id}"),
-            }),
-            other => other,
-        }
+        self.call::<(), _>(
+            Method::GET,
+            &["/app/v1/customers", customer_id],
+            None::<&()>,
+        )
+        .await
     }
 
     /// One request: `path` is a fixed prefix and then segments that are percent-encoded.
