@@ -10,6 +10,8 @@ use tolem_sdk::RetryPolicy;
 
 #[derive(Args)]
 pub struct MppArgs {
+    #[command(subcommand)]
+    action: Option<Action>,
     /// The reference MPP's TOML configuration (defaults: demobank with two demo customers).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -22,6 +24,25 @@ pub struct MppArgs {
     /// The SQLite database file.
     #[arg(long)]
     db: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Compare a PS register (CSV) with this MPP's books and list every difference.
+    Reconcile {
+        /// The register, as the PS made it in CSV (`tolem registers … --format csv`, or the cabinet).
+        #[arg(long)]
+        register: PathBuf,
+        /// The register's day (YYYY-MM-DD) …
+        #[arg(long, conflicts_with = "month")]
+        date: Option<String>,
+        /// … or month (YYYY-MM).
+        #[arg(long)]
+        month: Option<String>,
+        /// The operator's time zone, in which the register's days are counted.
+        #[arg(long, default_value = "Asia/Almaty")]
+        time_zone: String,
+    },
 }
 
 pub fn config(args: &MppArgs) -> anyhow::Result<MppConfig> {
@@ -47,6 +68,22 @@ pub fn config(args: &MppArgs) -> anyhow::Result<MppConfig> {
 
 pub async fn run(args: MppArgs) -> anyhow::Result<()> {
     let config = config(&args)?;
+    if let Some(Action::Reconcile {
+        register,
+        date,
+        month,
+        time_zone,
+    }) = &args.action
+    {
+        return reconcile(
+            &config,
+            register,
+            date.as_deref(),
+            month.as_deref(),
+            time_zone,
+        )
+        .await;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -56,4 +93,48 @@ pub async fn run(args: MppArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, caller = %config.caller_name, ps = %config.ps_url, "reference MPP started");
     tolem_mpp::serve(listener, mpp, crate::server::shutdown_signal()).await?;
     Ok(())
+}
+
+/// The period's bounds in milliseconds, from a day or a month in `zone`.
+fn bounds(date: Option<&str>, month: Option<&str>, zone: &str) -> anyhow::Result<(i64, i64)> {
+    let zone = jiff::tz::TimeZone::get(zone).context("unknown time zone")?;
+    let (first, next) = match (date, month) {
+        (Some(day), None) => {
+            let day: jiff::civil::Date = day.parse().context("--date must be YYYY-MM-DD")?;
+            (day, day.tomorrow()?)
+        }
+        (None, Some(month)) => {
+            let first: jiff::civil::Date = format!("{month}-01")
+                .parse()
+                .context("--month must be YYYY-MM")?;
+            (first, first.checked_add(jiff::Span::new().months(1))?)
+        }
+        _ => anyhow::bail!("give --date or --month"),
+    };
+    let start = |d: jiff::civil::Date| -> anyhow::Result<i64> {
+        Ok(d.to_zoned_datetime(zone.clone())?
+            .timestamp()
+            .as_millisecond())
+    };
+    Ok((start(first)?, start(next)?))
+}
+
+async fn reconcile(
+    config: &MppConfig,
+    register: &std::path::Path,
+    date: Option<&str>,
+    month: Option<&str>,
+    zone: &str,
+) -> anyhow::Result<()> {
+    let (from, to) = bounds(date, month, zone)?;
+    let mpp = Mpp::open(config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let differences = mpp.reconcile(register, from, to).await?;
+    if differences.is_empty() {
+        println!("no differences: the register and the books agree");
+        return Ok(());
+    }
+    for difference in &differences {
+        println!("{}", serde_json::to_string(difference)?);
+    }
+    anyhow::bail!("{} difference(s)", differences.len())
 }

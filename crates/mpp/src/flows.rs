@@ -190,6 +190,14 @@ impl Mpp {
         &self.endpoint
     }
 
+    /// Runs `f` on the database off the async threads (for the crate's other modules).
+    pub(crate) async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, FlowError> + Send + 'static,
+    ) -> Result<T, FlowError> {
+        self.db(f).await
+    }
+
     /// Runs `f` on the database off the async threads.
     async fn db<T: Send + 'static>(
         &self,

@@ -6,6 +6,7 @@
 //! - [`ledger`]: customers' money as a double-entry ledger in SQLite (balances are derived).
 //! - [`flows`]: scan, checkout, confirm (pay) and back, as the customer's app asks for them.
 //! - [`app_api`]: the HTTP API the app (`tolem wallet`) calls; it also mounts `/refund`.
+//! - [`reconcile`]: the PS's register against the MPP's books, every difference listed.
 //! - [`config`]: settings and demo customers.
 //! - [`wallet`]: the customer's app on the command line (`tolem wallet`), a client of [`app_api`].
 
@@ -13,6 +14,7 @@ pub mod app_api;
 pub mod config;
 pub mod flows;
 pub mod ledger;
+pub mod reconcile;
 pub mod wallet;
 
 pub use app_api::serve;

@@ -332,3 +332,79 @@ async fn notify_payment_completes_once_when_the_ps_comes_back() {
     assert_eq!(bank.balance("C1").await, C1_OPENING - 25_000);
     assert!(bank.balanced().await);
 }
+
+#[tokio::test]
+async fn the_register_reconciles_with_the_books_and_differences_are_listed() {
+    use tolem_mpp::reconcile::Difference;
+    use tolem_ps::clock::Clock;
+    use tolem_ps::registers::make::{self, Format};
+    use tolem_ps::registers::{Period, RegisterKind};
+
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let mut paid = Vec::new();
+    for (customer, amount) in [("C1", 1000), ("C2", 300), ("C1", 120)] {
+        let (qr, id) = ps.dynamic_qr(&device, amount).await;
+        bank.mpp
+            .scan(customer, &qr, Locale::Ru)
+            .await
+            .expect("scan");
+        bank.mpp
+            .confirm(customer, &id.to_string(), None, Locale::Ru)
+            .await
+            .expect("paid");
+        paid.push(id);
+    }
+    let body = json!({"DeviceToken": device, "QrPaymentId": paid[0], "Amount": 250, "OrganizationBin": "990340001234"});
+    assert_eq!(
+        ps.pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
+            .await
+            .1["StatusCode"],
+        0
+    );
+    ps.wait_until("the refund is credited", || async {
+        bank.balance("C1").await == C1_OPENING - 100_000 - 12_000 + 25_000
+    })
+    .await;
+    // The day's register, as the PS makes it (once the day is over).
+    let day = ps.clock.now().to_zoned_datetime(ps.app.zone.clone()).date();
+    ps.advance(86_400);
+    let period = Period::parse(RegisterKind::Daily, &day.to_string()).expect("a day");
+    let request = make::request(&ps.app, "demobank", period, Format::Csv).expect("a request");
+    let dir = tempfile::tempdir().expect("dir");
+    let (csv, _) = make::make_in_dir(&ps.app, request, dir.path())
+        .await
+        .expect("a register");
+    let (from, to) = period.bounds(&ps.app.zone).expect("bounds");
+    let (from, to) = (from.as_millisecond(), to.as_millisecond());
+    let differences = bank
+        .mpp
+        .reconcile(&csv, from, to)
+        .await
+        .expect("reconciled");
+    assert_eq!(differences, vec![], "the PS and the MPP agree");
+    // A register that lost a line and changed an amount: both are listed.
+    let text = std::fs::read_to_string(&csv).expect("text");
+    let lines: Vec<&str> = text.lines().collect();
+    let dropped = lines[2];
+    let changed = lines[3].replace(",300.00,", ",301.00,");
+    assert_ne!(changed, lines[3], "the second operation is the 300 ₸ one");
+    let tampered: Vec<String> = [
+        lines[..2].to_vec(),
+        vec![changed.as_str()],
+        lines[4..].to_vec(),
+    ]
+    .concat()
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    std::fs::write(&csv, tampered.join("\n")).expect("written");
+    let differences = bank
+        .mpp
+        .reconcile(&csv, from, to)
+        .await
+        .expect("reconciled");
+    assert_eq!(differences.len(), 2, "{differences:?}");
+    assert!(differences.iter().any(|d| matches!(d, Difference::Differs { register, .. } if register.amount == Amount::from_tenge(301).expect("fits"))));
+    assert!(differences.iter().any(|d| matches!(d, Difference::MissingInRegister { entry } if dropped.contains(&entry.ps_operation_id))));
+}

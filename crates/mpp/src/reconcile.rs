@@ -1,0 +1,258 @@
+//! Reconciliation: the PS's register of a period (its CSV form, `docs/registers.md`) against this
+//! MPP's own books, listing every difference (SPEC §5: MPPs and the PS settle by the registers).
+//!
+//! Operations are matched by the PS operation id: a payment's `paymentId`, a refund's `refundId`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+use tolem_sdk::rusqlite::params;
+use tolem_wire::Amount;
+
+use crate::flows::{FlowError, Mpp};
+
+/// One operation as the register lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RegisterRow {
+    pub customer_id: String,
+    pub mpp_operation_id: String,
+    pub ps_operation_id: String,
+    pub refund: bool,
+    pub amount: Amount,
+}
+
+/// One operation as the MPP's books have it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BookEntry {
+    pub customer_id: String,
+    pub mpp_operation_id: String,
+    pub ps_operation_id: String,
+    pub refund: bool,
+    pub amount: Amount,
+}
+
+/// A difference between the register and the books.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Difference {
+    /// The PS counts an operation the MPP has no record of.
+    MissingInBooks { row: RegisterRow },
+    /// The MPP has an operation of the period the register does not list.
+    MissingInRegister { entry: BookEntry },
+    /// Both have it, but they disagree (amount, customer, MPP id or type).
+    Differs {
+        register: RegisterRow,
+        books: BookEntry,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("cannot read the register: {0}")]
+    Read(String),
+    #[error("register line {line}: {why}")]
+    Line { line: usize, why: String },
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+}
+
+/// The type column's words (Russian / Kazakh) for refunds.
+fn is_refund_label(text: &str) -> Option<bool> {
+    if text.starts_with("Оплата") || text.contains("Төлем") {
+        Some(false)
+    } else if text.starts_with("Возврат") || text.contains("Қайтару") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Reads the operations of a register in CSV: two header rows, the operations, an empty row,
+/// then totals (not needed here: they follow from the operations).
+pub fn read_register_csv(path: &Path) -> Result<Vec<RegisterRow>, ReconcileError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| ReconcileError::Read(e.to_string()))?;
+    let mut rows = Vec::new();
+    for (index, record) in reader.records().enumerate().skip(2) {
+        let line = index + 1;
+        let record = record.map_err(|e| ReconcileError::Line {
+            line,
+            why: e.to_string(),
+        })?;
+        if record.iter().all(str::is_empty) {
+            break;
+        }
+        let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
+        let refund = is_refund_label(&field(4)).ok_or_else(|| ReconcileError::Line {
+            line,
+            why: "unknown type".into(),
+        })?;
+        let amount = Amount::parse(&field(5)).map_err(|e| ReconcileError::Line {
+            line,
+            why: e.to_string(),
+        })?;
+        rows.push(RegisterRow {
+            customer_id: field(0),
+            mpp_operation_id: field(1),
+            ps_operation_id: field(2),
+            refund,
+            amount,
+        });
+    }
+    Ok(rows)
+}
+
+/// Compares a register with the books' operations of the same period.
+pub fn compare(register: &[RegisterRow], books: &[BookEntry]) -> Vec<Difference> {
+    let key = |refund: bool, id: &str| (refund, id.to_owned());
+    let booked: HashMap<_, _> = books
+        .iter()
+        .map(|b| (key(b.refund, &b.ps_operation_id), b))
+        .collect();
+    let listed: HashMap<_, _> = register
+        .iter()
+        .map(|r| (key(r.refund, &r.ps_operation_id), r))
+        .collect();
+    let mut differences = Vec::new();
+    for row in register {
+        match booked.get(&key(row.refund, &row.ps_operation_id)) {
+            None => differences.push(Difference::MissingInBooks { row: row.clone() }),
+            Some(entry) => {
+                let same = entry.amount == row.amount
+                    && entry.customer_id == row.customer_id
+                    && entry.mpp_operation_id == row.mpp_operation_id;
+                if !same {
+                    differences.push(Difference::Differs {
+                        register: row.clone(),
+                        books: (*entry).clone(),
+                    });
+                }
+            }
+        }
+    }
+    for entry in books {
+        if !listed.contains_key(&key(entry.refund, &entry.ps_operation_id)) {
+            differences.push(Difference::MissingInRegister {
+                entry: entry.clone(),
+            });
+        }
+    }
+    differences
+}
+
+impl Mpp {
+    /// The MPP's paid payments and applied refunds recorded in `[from_ms, to_ms)`.
+    pub async fn book_entries(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<BookEntry>, FlowError> {
+        self.with_db(move |conn| {
+            let amount = |tiyn: i64| Amount::from_tiyn(u64::try_from(tiyn).unwrap_or(0));
+            let mut entries = Vec::new();
+            let mut stmt = conn.prepare(
+                "SELECT customer_id, mpp_payment_id, payment_id, amount_tiyn FROM payments \
+                 WHERE status = 'paid' AND created_at_ms >= ?1 AND created_at_ms < ?2",
+            )?;
+            let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+                Ok(BookEntry {
+                    customer_id: r.get(0)?,
+                    mpp_operation_id: r.get(1)?,
+                    ps_operation_id: r.get(2)?,
+                    refund: false,
+                    amount: amount(r.get::<_, Option<i64>>(3)?.unwrap_or(0)),
+                })
+            })?;
+            for row in rows {
+                entries.push(row?);
+            }
+            let mut stmt = conn.prepare(
+                "SELECT customer_id, refund_id, amount_tiyn FROM tolem_refunds \
+                 WHERE result_code = 'SUCCESS' AND created_at_ms >= ?1 AND created_at_ms < ?2",
+            )?;
+            let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+                let refund_id: String = r.get(1)?;
+                Ok(BookEntry {
+                    customer_id: r.get(0)?,
+                    mpp_operation_id: refund_id.clone(),
+                    ps_operation_id: refund_id,
+                    refund: true,
+                    amount: amount(r.get(2)?),
+                })
+            })?;
+            for row in rows {
+                entries.push(row?);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    /// Reads a register (CSV) and lists every difference with the books of `[from_ms, to_ms)`.
+    pub async fn reconcile(
+        &self,
+        register: &Path,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Difference>, ReconcileError> {
+        let rows = read_register_csv(register)?;
+        let books = self.book_entries(from_ms, to_ms).await?;
+        Ok(compare(&rows, &books))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, refund: bool, tenge: u64) -> RegisterRow {
+        RegisterRow {
+            customer_id: "C1".into(),
+            mpp_operation_id: format!("M{id}"),
+            ps_operation_id: id.into(),
+            refund,
+            amount: Amount::from_tenge(tenge).unwrap_or_default(),
+        }
+    }
+
+    fn entry(r: &RegisterRow) -> BookEntry {
+        BookEntry {
+            customer_id: r.customer_id.clone(),
+            mpp_operation_id: r.mpp_operation_id.clone(),
+            ps_operation_id: r.ps_operation_id.clone(),
+            refund: r.refund,
+            amount: r.amount,
+        }
+    }
+
+    #[test]
+    fn lists_every_kind_of_difference() {
+        let (a, b, c) = (
+            row("1", false, 100),
+            row("2", false, 200),
+            row("2", true, 50),
+        );
+        let mut changed = entry(&b);
+        changed.amount = Amount::from_tenge(201).unwrap_or_default();
+        let only_books = entry(&row("9", false, 5));
+        let differences = compare(
+            &[a.clone(), b.clone(), c.clone()],
+            &[entry(&a), changed.clone(), only_books.clone()],
+        );
+        assert_eq!(
+            differences,
+            vec![
+                Difference::Differs {
+                    register: b,
+                    books: changed
+                },
+                Difference::MissingInBooks { row: c },
+                Difference::MissingInRegister { entry: only_books },
+            ]
+        );
+    }
+}
