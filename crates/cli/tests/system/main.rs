@@ -11,6 +11,7 @@ mod receipts;
 mod receiver;
 mod reference_mpp;
 mod refunds;
+mod register_bench;
 mod register_mail;
 mod registers;
 mod smtp;

@@ -261,21 +261,34 @@ fn totals(rows: &[Expected], refund: bool) -> (i64, i64, i64) {
         })
 }
 
-/// Reads a register workbook and checks it against `want`, cell by cell.
+/// Reads a register workbook and checks it against `want`, cell by cell: every sheet under both
+/// header rows, the operations in order across the sheets, the totals at the end of the last.
 pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
     let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("a workbook");
-    let sheet = book.worksheet_range("Реестр").expect("the register sheet");
-    let rows: Vec<&[Data]> = sheet.rows().collect();
-    assert_eq!(text(&rows[0][0]), "ID покупателя");
-    assert_eq!(text(&rows[0][6]), "Комиссия");
-    assert_eq!(text(&rows[1][0]), "Сатып алушының ID");
-    assert_eq!(text(&rows[1][5]), "Сома");
-    assert_eq!(
-        rows.len(),
-        2 + want.len() + 3,
-        "headers, rows, a blank row, totals"
-    );
-    for (row, w) in rows[2..].iter().zip(want) {
+    let names = book.sheet_names();
+    assert_eq!(names[0], "Реестр");
+    let mut ops: Vec<Vec<Data>> = Vec::new();
+    let mut bottom: Vec<Vec<Data>> = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let sheet = book.worksheet_range(name).expect("a sheet");
+        let rows: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+        assert_eq!(text(&rows[0][0]), "ID покупателя");
+        assert_eq!(text(&rows[0][6]), "Комиссия");
+        assert_eq!(text(&rows[1][0]), "Сатып алушының ID");
+        assert_eq!(text(&rows[1][5]), "Сома");
+        if index + 1 < names.len() {
+            ops.extend_from_slice(&rows[2..]);
+        } else {
+            assert!(
+                rows[rows.len() - 3].iter().all(|c| *c == Data::Empty),
+                "a blank row"
+            );
+            ops.extend_from_slice(&rows[2..rows.len() - 3]);
+            bottom.extend_from_slice(&rows[rows.len() - 2..]);
+        }
+    }
+    assert_eq!(ops.len(), want.len());
+    for (row, w) in ops.iter().zip(want) {
         assert_eq!(text(&row[0]), w.customer);
         assert_eq!(text(&row[1]), w.mpp_id);
         assert_eq!(text(&row[2]), w.ps_id);
@@ -300,11 +313,16 @@ pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
             w.payment.map(|p| p.to_string()).unwrap_or_default()
         );
     }
-    let bottom = &rows[2 + want.len() + 1..];
     for (row, refund) in bottom.iter().zip([false, true]) {
         let (count, tiyn, commission) = totals(want, refund);
         assert_eq!(text(&row[0]), "Итого / Барлығы");
         assert_eq!(row[2], Data::Float(count as f64));
+        let kind = if refund {
+            "Возврат / Қайтару"
+        } else {
+            "Оплата / Төлем"
+        };
+        assert_eq!(text(&row[4]), kind);
         assert_eq!(tiyn_of(&row[5]), tiyn);
         assert_eq!(tiyn_of(&row[6]), commission);
     }
@@ -387,6 +405,8 @@ async fn a_busy_day(scene: &Scene) -> String {
 async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
     let scene = Scene::start("2026-11-26T10:00:00", |c| {
         c.registers.refund_commission = RefundCommission::Reverse;
+        // Pages of one row: every row is read across a page boundary.
+        c.registers.page_rows_max = 1;
     })
     .await;
     let device = a_busy_day(&scene).await;
@@ -563,4 +583,36 @@ async fn the_command_makes_the_same_register_from_the_database() {
         .expect("tolem runs");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("no MPP nobody"));
+}
+
+#[tokio::test]
+async fn a_register_longer_than_a_sheet_goes_on_to_the_next_and_an_empty_one_has_totals() {
+    let scene = Scene::start("2026-11-26T10:00:00", |c| {
+        c.registers.sheet_rows_max = 2;
+        c.registers.page_rows_max = 3;
+    })
+    .await;
+    let device = scene.ps.device("POS-1").await;
+    for amount in [10, 20, 30, 40, 50] {
+        scene.ps.paid(&device, amount, "C1").await;
+    }
+    scene.set_clock("2026-11-28T10:00:00");
+    let (_, xlsx) = cabinet(&scene.ps, "daily/2026-11-26.xlsx", Some(BANK_TOKEN)).await;
+    let sheets = open_workbook_from_rs::<Xlsx<_>, _>(Cursor::new(xlsx.clone()))
+        .expect("a workbook")
+        .sheet_names();
+    assert_eq!(sheets, ["Реестр", "Реестр 2", "Реестр 3"]);
+    let want = expected(
+        &scene.db(),
+        "demobank",
+        local("2026-11-26T00:00:00"),
+        local("2026-11-27T00:00:00"),
+        false,
+    );
+    assert_eq!(want.len(), 5);
+    check_xlsx(xlsx, &want);
+    // A day without operations: headers and zero totals.
+    let (status, xlsx) = cabinet(&scene.ps, "daily/2026-11-27.xlsx", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 200);
+    check_xlsx(xlsx, &[]);
 }

@@ -50,7 +50,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             Ok(upto) => queued_upto = upto,
             Err(e) => tracing::warn!(error = %e, "cannot queue registers; will retry"),
         }
-        if let Err(e) = send_due(&app, &mailer).await {
+        if let Err(e) = send_due(&app, &mailer, &stop).await {
             tracing::warn!(error = %e, "cannot claim register e-mails; will retry");
         }
         tokio::select! {
@@ -109,8 +109,13 @@ async fn queue(
     Ok(Some(upto))
 }
 
-/// Claims the e-mails that are due and sends them one by one.
-async fn send_due(app: &AppState, mailer: &Mailer) -> Result<(), RegisterError> {
+/// Claims the e-mails that are due and sends them one by one. On `stop`, the claims not yet
+/// tried are handed back at once instead of waiting for their lease to run out.
+async fn send_due(
+    app: &AppState,
+    mailer: &Mailer,
+    stop: &CancellationToken,
+) -> Result<(), RegisterError> {
     let config = &app.config.registers;
     let now = app.clock.now();
     if !matches!(app.store.next_register_due().await?, Some(due) if due <= now) {
@@ -122,6 +127,14 @@ async fn send_due(app: &AppState, mailer: &Mailer) -> Result<(), RegisterError> 
         .claim_register_emails(now, config.claim_batch_max, lease)
         .await?;
     for claim in claimed {
+        if stop.is_cancelled() {
+            let now = app.clock.now();
+            let back = RegisterSent::Retry("the PS stopped before trying".to_owned());
+            app.store
+                .record_register_email(claim, back, now, now, false)
+                .await?;
+            continue;
+        }
         deliver(app, mailer, claim).await;
     }
     Ok(())

@@ -89,6 +89,11 @@ impl XlsxSink {
         Ok(sink)
     }
 
+    /// The index of the sheet being written (`create` made the first one, so `sheets >= 1`).
+    fn current(&self) -> usize {
+        self.sheets.saturating_sub(1)
+    }
+
     fn new_sheet(&mut self) -> Result<(), RegisterError> {
         self.sheets += 1;
         let name = match self.sheets {
@@ -119,7 +124,7 @@ impl Sink for XlsxSink {
         let row = self.row;
         let op = &line.op;
         let when = excel_time(op.finished_at, &self.zone)?;
-        let sheet = self.workbook.worksheet_from_index(self.sheets - 1)?;
+        let sheet = self.workbook.worksheet_from_index(self.current())?;
         sheet.write_string(row, 0, &op.customer_id)?;
         sheet.write_string(row, 1, &op.mpp_operation_id)?;
         sheet.write_string(row, 2, op.id.to_string())?;
@@ -136,7 +141,7 @@ impl Sink for XlsxSink {
 
     fn finish(mut self, totals: &Totals) -> Result<(), RegisterError> {
         let first = self.row + 1;
-        let sheet = self.workbook.worksheet_from_index(self.sheets - 1)?;
+        let sheet = self.workbook.worksheet_from_index(self.current())?;
         for (row, (kind, total)) in (first..).zip(totals.by_type()) {
             sheet.write_string_with_format(row, 0, TOTAL_LABEL, &self.header)?;
             sheet.write_number_with_format(row, 2, f64_count(total.count), &self.count)?;

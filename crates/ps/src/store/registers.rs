@@ -87,6 +87,15 @@ fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
     ))
 }
 
+/// Where a page starts: the lower time bound for the index seek (the cursor's time, so that a page
+/// never rescans the rows of earlier pages) and the (time, id) the page's rows come after.
+fn start(from: Timestamp, cursor: Option<PageCursor>) -> (i64, i64, i64) {
+    match cursor {
+        Some((after_ms, after_id)) => (after_ms.max(ms(from)), after_ms, after_id),
+        None => (ms(from), ms(from) - 1, i64::MAX),
+    }
+}
+
 impl RegisterReader {
     /// Up to `limit` confirmed payments of `mpp` finished in `[from, to)` after `cursor`, in order.
     pub fn payments(
@@ -96,7 +105,7 @@ impl RegisterReader {
         cursor: Option<PageCursor>,
         limit: usize,
     ) -> StoreResult<Vec<RegisterOp>> {
-        let (after_ms, after_id) = cursor.unwrap_or((ms(from) - 1, i64::MAX));
+        let (lower, after_ms, after_id) = start(from, cursor);
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, COALESCE(customer_id, ''), COALESCE(mpp_payment_id, ''), finished_at_ms, amount_tiyn \
              FROM payments WHERE mpp = ?1 AND status = 'confirmed' AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
@@ -104,7 +113,7 @@ impl RegisterReader {
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(
-            params![mpp, ms(from), ms(to), after_ms, after_id, limit],
+            params![mpp, lower, ms(to), after_ms, after_id, limit],
             payment_row,
         )?;
         let mut ops = Vec::new();
@@ -132,7 +141,7 @@ impl RegisterReader {
         cursor: Option<PageCursor>,
         limit: usize,
     ) -> StoreResult<Vec<RegisterOp>> {
-        let (after_ms, after_id) = cursor.unwrap_or((ms(from) - 1, i64::MAX));
+        let (lower, after_ms, after_id) = start(from, cursor);
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, COALESCE(r.customer_id, ''), r.finished_at_ms, r.amount_tiyn, r.payment_id, p.amount_tiyn, \
              (SELECT COALESCE(SUM(b.amount_tiyn), 0) FROM refunds b WHERE b.payment_id = r.payment_id \
@@ -143,7 +152,7 @@ impl RegisterReader {
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(
-            params![mpp, ms(from), ms(to), after_ms, after_id, limit],
+            params![mpp, lower, ms(to), after_ms, after_id, limit],
             refund_row,
         )?;
         let mut ops = Vec::new();
