@@ -60,6 +60,9 @@ async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
         .admin("GET", &format!("/admin/v1/payments/{id}"), &Value::Null)
         .await;
     assert_eq!((status, view["status"].as_str()), (200, Some("scanned")));
+    // Register e-mails: none queued without an SMTP relay.
+    let (status, list) = ps.admin("GET", "/admin/v1/registers", &Value::Null).await;
+    assert_eq!((status, list), (200, json!([])));
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/refunds", get(refunds))
         .route("/admin/v1/refunds/{id}/retry", post(retry_refund))
         .route("/admin/v1/metrics", get(metrics))
+        .route("/admin/v1/registers", get(register_deliveries))
 }
 
 /// An admin API failure: HTTP status and a sentence.
@@ -424,4 +425,35 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> AdminResult
         text,
     )
         .into_response())
+}
+
+/// Register e-mails, newest first: what is queued, sent (when, to whom) or failing.
+async fn register_deliveries(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<RefundFilter>,
+) -> AdminResult {
+    authorize(&app, &headers)?;
+    let limit = filter.limit.unwrap_or(100).min(REFUNDS_PAGE_MAX);
+    let views = app
+        .store
+        .register_deliveries(limit)
+        .await
+        .map_err(internal)?;
+    let list: Vec<_> = views
+        .into_iter()
+        .map(|v| {
+            json!({
+                "mpp": v.due.mpp,
+                "kind": v.due.kind,
+                "period": v.due.period,
+                "sent_at": v.sent_at.map(|t| t.to_string()),
+                "sent_to": v.sent_to,
+                "attempts": v.attempts,
+                "last_error": v.last_error,
+                "flagged": v.flagged,
+            })
+        })
+        .collect();
+    Ok(Json(list).into_response())
 }
