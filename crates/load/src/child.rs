@@ -48,6 +48,7 @@ impl Server {
         let mut child = Command::new(program)
             .args(args)
             .env("RUST_LOG", log_level)
+            .env_remove(crate::KEEP_VAR)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -1,17 +1,24 @@
 //! `tolem-load`: drives the MPP API's scan + notifyPayment pair against the PS and against a
 //! storage-less axum baseline in the same run, and prints a Markdown report (throughput, latency,
-//! memory). Benchmarks are a tool with a report, never timed assertions (STYLE.md).
+//! memory). `tolem-load refunds` measures how fast the PS delivers refunds to an MPP instead.
+//! Benchmarks are a tool with a report, never timed assertions (STYLE.md).
 //!
 //! - [`child`]: a server as a child process: its address, its memory and CPU, its end.
-//! - [`ps`]: the PS's setup through the merchant API (a device, then fresh Dynamic QRs).
+//! - [`ps`]: the PS through the merchant and admin APIs (a device, fresh Dynamic QRs, refunds,
+//!   refund metrics).
 //! - [`drive`]: the measured workload, the same for both servers.
 //! - [`baseline`]: the baseline server, run as the hidden `tolem-load baseline-server`.
 //! - [`report`]: the machine, the parameters and the results in Markdown.
+//! - [`refunds`], [`receiver`], [`refund_report`]: `tolem-load refunds`, its stand-in MPP and
+//!   its report.
 
 mod baseline;
 mod child;
 mod drive;
 mod ps;
+mod receiver;
+mod refund_report;
+mod refunds;
 mod report;
 
 use std::net::SocketAddr;
@@ -32,6 +39,9 @@ const PAIRS_MAX: usize = 10_000_000;
 const CONCURRENCY_MAX: usize = 4_096;
 /// How long one HTTP request may take before it counts as an error.
 const REQUEST_TIMEOUT_S: u64 = 30;
+/// Set, it keeps the temporary directory. The servers do not inherit it: the PS would read it as
+/// a configuration key and refuse to start.
+const KEEP_VAR: &str = "TOLEM_LOAD_KEEP";
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +65,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Refund delivery: refunds placed through the merchant API and delivered by the PS to a
+    /// stand-in MPP inside this tool that answers at once; deliveries per second.
+    Refunds(refunds::RefundArgs),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -90,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::BaselineServer { listen }) => baseline::serve(listen).await,
+        Some(Command::Refunds(args)) => refunds::run(args).await,
         None => run(cli.run).await,
     }
 }
@@ -190,7 +204,10 @@ async fn run_ps(
         .await
     };
     let side = match setup.await {
-        Ok(tokens) => measure(client, args, &server, tokens.into()).await,
+        Ok(created) => {
+            let tokens = created.into_iter().map(|qr| qr.qr_token).collect();
+            measure(client, args, &server, tokens).await
+        }
         Err(e) => Err(e),
     };
     server.stop().await?;
@@ -274,7 +291,7 @@ impl WorkDir {
 impl Drop for WorkDir {
     fn drop(&mut self) {
         // Keep the logs when asked to, e.g. to read the servers' warnings after a failed run.
-        if std::env::var_os("TOLEM_LOAD_KEEP").is_none() {
+        if std::env::var_os(KEEP_VAR).is_none() {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }

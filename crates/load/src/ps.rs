@@ -1,6 +1,8 @@
-//! The PS's setup, not measured: a POS device registered through the merchant API, then fresh
-//! Dynamic QRs created with it, one per measured pair.
+//! The PS through its merchant and admin APIs: a POS device registered, fresh Dynamic QRs created
+//! with it (the setup, not measured), refunds placed without the customer (r3), and the refund
+//! counters of the admin API's metrics.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -8,10 +10,14 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tolem_wire::merchant::{DeviceToken, Envelope, QrCreated};
+use tolem_wire::merchant::{DeviceToken, Envelope, QrCreated, ReturnOperationId};
 
 /// The sandbox organization's test key (`examples/sandbox.toml`, `docs/sandbox.md`).
 const API_KEY: &str = "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
+/// The organization that key belongs to.
+const ORGANIZATION_BIN: &str = "990340001234";
+/// The sandbox's operator token for the admin API.
+const ADMIN_TOKEN: &str = "sandbox-admin-token";
 /// The sandbox's coffee shop; its MCC and name are what the scans answer with.
 const TRADE_POINT_ID: i64 = 1001;
 const DEVICE_ID: &str = "LOAD-1";
@@ -20,6 +26,9 @@ pub const QR_AMOUNT_TENGE: u64 = 100;
 
 const REGISTER_PATH: &str = "/r1/v01/device/register";
 const QR_CREATE_PATH: &str = "/r1/v01/qr/create";
+/// A refund without the customer (r3): the POS names the purchase and the amount.
+const PAYMENT_RETURN_PATH: &str = "/r3/v01/payment/return";
+const METRICS_PATH: &str = "/admin/v1/metrics";
 
 pub async fn register_device(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
     let body = json!({ "DeviceId": DEVICE_ID, "TradePointId": TRADE_POINT_ID });
@@ -27,14 +36,14 @@ pub async fn register_device(client: &reqwest::Client, url: &str) -> anyhow::Res
     Ok(data.device_token)
 }
 
-/// Creates `count` Dynamic QRs, `concurrency` at a time; returns their tokens.
+/// Creates `count` Dynamic QRs, `concurrency` at a time.
 pub async fn create_qrs(
     client: &reqwest::Client,
     url: &str,
     device_token: &str,
     count: usize,
     concurrency: usize,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<QrCreated>> {
     let next = Arc::new(AtomicUsize::new(0));
     let endpoint: Arc<str> = format!("{url}{QR_CREATE_PATH}").into();
     let body = Arc::new(json!({ "DeviceToken": device_token, "Amount": QR_AMOUNT_TENGE }));
@@ -43,20 +52,72 @@ pub async fn create_qrs(
             let (client, next, endpoint, body) =
                 (client.clone(), next.clone(), endpoint.clone(), body.clone());
             tokio::spawn(async move {
-                let mut tokens = Vec::new();
+                let mut created = Vec::new();
                 while next.fetch_add(1, Ordering::Relaxed) < count {
-                    let created: QrCreated = call(&client, &endpoint, &*body).await?;
-                    tokens.push(created.qr_token);
+                    created.push(call::<QrCreated>(&client, &endpoint, &*body).await?);
                 }
-                anyhow::Ok(tokens)
+                anyhow::Ok(created)
             })
         })
         .collect();
-    let mut tokens = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
     for worker in workers {
-        tokens.extend(worker.await.context("a qr/create worker panicked")??);
+        created.extend(worker.await.context("a qr/create worker panicked")??);
     }
-    Ok(tokens)
+    Ok(created)
+}
+
+/// Refunds the whole of a confirmed purchase (a QR of [`QR_AMOUNT_TENGE`]) without the customer;
+/// returns the refund's id, which is the `refundId` its MPP is sent.
+pub async fn place_refund(
+    client: &reqwest::Client,
+    endpoint: &str,
+    device_token: &str,
+    payment_id: i64,
+) -> anyhow::Result<i64> {
+    let body = json!({
+        "DeviceToken": device_token,
+        "QrPaymentId": payment_id,
+        "Amount": QR_AMOUNT_TENGE,
+        "OrganizationBin": ORGANIZATION_BIN,
+    });
+    let placed: ReturnOperationId = call(client, endpoint, &body).await?;
+    Ok(placed.return_operation_id)
+}
+
+pub fn payment_return_url(url: &str) -> String {
+    format!("{url}{PAYMENT_RETURN_PATH}")
+}
+
+/// The PS's refund counters (`GET /admin/v1/metrics`), by metric name.
+pub async fn refund_metrics(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let endpoint = format!("{url}{METRICS_PATH}");
+    let response = client
+        .get(&endpoint)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .with_context(|| format!("GET {endpoint}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("GET {endpoint}: reading the answer"))?;
+    if !status.is_success() {
+        bail!("GET {endpoint}: HTTP {status}: {text}");
+    }
+    // The Prometheus text format: `# …` comments, then `name value` lines.
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect())
 }
 
 /// One merchant API call that must answer `StatusCode` 0 with data.

@@ -297,12 +297,12 @@ impl Latency {
     }
 }
 
-fn mb(kb: u64) -> f64 {
+pub fn mb(kb: u64) -> f64 {
     kb as f64 * 1024.0 / 1e6
 }
 
 /// `2 × Intel(R) Xeon(R) Processor, 23.4 GB RAM, Linux 6.8.0`, from `/proc`.
-fn machine() -> String {
+pub fn machine() -> String {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
