@@ -95,7 +95,7 @@ async fn deliver(
     http: reqwest::Client,
     claim: Claimed,
     mpp_gate: Arc<Semaphore>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let refund = &claim.refund;
     let span = tracing::info_span!("refund", refund_id = refund.id, attempt = claim.attempts);
@@ -156,6 +156,7 @@ async fn deliver(
         tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome");
     }
     // A call slot is free again: let the dispatcher claim more without waiting for its poll.
+    drop(permit);
     app.refund_wake.notify_one();
 }
 

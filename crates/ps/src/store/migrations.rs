@@ -132,6 +132,12 @@ const MIGRATIONS: &[&str] = &[
         updated_at_ms INTEGER NOT NULL
     );
     "#,
+    // 4: due outbox rows found by kind and due time. The planner preferred the UNIQUE (kind,
+    // ref_id) index for `kind = ?` and then read every row of that kind ever written.
+    r#"
+    DROP INDEX outbox_due;
+    CREATE INDEX outbox_due ON outbox (kind, due_at_ms) WHERE done_at_ms IS NULL;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -201,13 +201,33 @@ fn start_checkpointer(path: &Path) -> StoreResult<Arc<AtomicBool>> {
         .spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "checkpoint failed; will retry");
-                }
+                checkpoint(&conn);
             }
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
     Ok(stop)
+}
+
+/// Log size past which the checkpointer makes the writer wait for a complete checkpoint.
+const WAL_FRAMES_MAX: i64 = 16_384;
+
+/// Copies the log back into the database without blocking anyone (PASSIVE). Under sustained
+/// writes a passive checkpoint may never catch up, and the log would grow without bound; past
+/// `WAL_FRAMES_MAX` frames a TRUNCATE checkpoint briefly holds the writer back, completes, and
+/// empties the log file.
+fn checkpoint(conn: &Connection) {
+    let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match passive {
+        Ok((log_frames, _)) if log_frames > WAL_FRAMES_MAX => {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, log_frames, "full checkpoint failed; will retry");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
+    }
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
