@@ -92,6 +92,8 @@ impl Store {
         // Checkpoints run on their own thread, so the writer only appends to the log.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.saturating_neg())?;
+        // Savepoints keep a copy of each page they change; in memory, not in a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let checkpoint_stop = start_checkpointer(path)?;
         let (tx, rx) = mpsc::channel(limits.write_queue_max);
         let batch_max = limits.write_batch_max;

@@ -38,13 +38,15 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let result = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
         Ok(result) => result,
         Err(_) => Err(StoreError::Corrupt("a write panicked".to_owned())),
     };
     match &result {
-        Ok(_) => conn.execute_batch("RELEASE job")?,
+        Ok(_) => {
+            conn.prepare_cached("RELEASE job")?.execute([])?;
+        }
         // The job's own error is what its caller needs to see; if even the rollback fails, the
         // writer notices that the transaction is gone (see `run`).
         Err(_) => {
