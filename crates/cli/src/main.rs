@@ -42,6 +42,10 @@ enum Command {
     Sandbox {
         #[command(flatten)]
         overrides: Overrides,
+        /// Port of the first demo MPP (the next one gets the next port); 0 picks free ports and
+        /// points the demo MPPs' refund URLs at them (on a fresh database).
+        #[arg(long, default_value_t = 8091)]
+        mpps_port: u16,
     },
     /// Make registers (reconciliation reports) on demand.
     Registers(registers::RegistersArgs),
@@ -74,7 +78,10 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { config, overrides } => server::serve(config, overrides).await,
-            Command::Sandbox { overrides } => server::sandbox(overrides).await,
+            Command::Sandbox {
+                overrides,
+                mpps_port,
+            } => server::sandbox(overrides, mpps_port).await,
             Command::Registers(args) => registers::run(args).await,
             Command::Mpp(args) => mpp::run(args).await,
             Command::Wallet(args) => wallet::run(args).await,

@@ -31,26 +31,23 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Resul
 /// A reference MPP the sandbox runs beside the PS.
 struct SandboxMpp {
     caller: &'static str,
-    port: u16,
     /// (customerId, name, opening deposit in tenge)
     customers: &'static [(&'static str, &'static str, u64)],
 }
 
-/// Where `examples/sandbox.toml` sends each demo MPP's refunds.
+/// The demo MPPs of `examples/sandbox.toml`, in the order of their ports.
 const SANDBOX_MPPS: &[SandboxMpp] = &[
     SandboxMpp {
         caller: "demobank",
-        port: 8091,
         customers: &[("C1", "Айгерим", 50_000), ("C2", "Нурлан", 10_000)],
     },
     SandboxMpp {
         caller: "demowallet",
-        port: 8092,
         customers: &[("W1", "Дана", 20_000)],
     },
 ];
 
-pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
+pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join("tolem-sandbox");
     std::fs::create_dir_all(&dir).context("cannot create the sandbox's temporary folder")?;
     let file = dir.join("sandbox.toml");
@@ -68,16 +65,29 @@ pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
     config.public_url = format!("http://{addr}");
     let stop = CancellationToken::new();
     let mut mpps = Vec::new();
-    for SandboxMpp {
-        caller,
-        port,
-        customers,
-    } in SANDBOX_MPPS
-    {
+    let mut mpp_urls = Vec::new();
+    for (index, demo) in SANDBOX_MPPS.iter().enumerate() {
+        let SandboxMpp { caller, customers } = demo;
+        let port = match mpps_port {
+            0 => 0,
+            base => base.saturating_add(u16::try_from(index).unwrap_or(u16::MAX)),
+        };
+        let mpp_listener = bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let mpp_addr = mpp_listener.local_addr()?;
+        // The PS delivers this MPP's refunds to where it really listens.
+        for m in config
+            .catalog
+            .mpps
+            .iter_mut()
+            .filter(|m| m.caller_name == *caller)
+        {
+            m.refund_url = format!("http://{mpp_addr}/refund");
+        }
+        mpp_urls.push((demo, format!("http://{mpp_addr}")));
         let mpp_config = MppConfig {
             caller_name: (*caller).to_owned(),
             ps_url: config.public_url.clone(),
-            listen: SocketAddr::from(([127, 0, 0, 1], *port)),
+            listen: mpp_addr,
             database: sibling(&config.database, caller),
             customers: customers
                 .iter()
@@ -88,7 +98,6 @@ pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
                 })
                 .collect(),
         };
-        let mpp_listener = bind(mpp_config.listen).await?;
         let mpp = Mpp::open(&mpp_config, RetryPolicy::default())
             .map_err(|e| anyhow::anyhow!("{caller}: {e}"))?;
         let done = stop.clone();
@@ -100,7 +109,7 @@ pub async fn sandbox(overrides: Overrides) -> anyhow::Result<()> {
     }
     let app = App::start(config, Arc::new(SystemClock)).await?;
     println!("listening on http://{addr}");
-    print_guide(&addr.to_string());
+    print_guide(&addr.to_string(), &mpp_urls);
     let done = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -130,19 +139,29 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-fn print_guide(ps: &str) {
+fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
+    println!("\nTolem sandbox");
+    println!("  payment system (PS)   http://{ps}      admin token: sandbox-admin-token");
+    println!(
+        "  merchant API key      test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39   (ТОО «Demo Coffee», trade point 1001)"
+    );
+    for (SandboxMpp { caller, customers }, url) in mpps {
+        let who: Vec<String> = customers
+            .iter()
+            .map(|(id, _, tenge)| format!("{id} ({tenge} ₸)"))
+            .collect();
+        println!("  MPP {caller:<17} {url}   customers {}", who.join(", "));
+    }
+    let bank = mpps
+        .first()
+        .map(|(_, url)| url.as_str())
+        .unwrap_or("http://127.0.0.1:8091");
     println!(
         "
-Tolem sandbox
-  payment system (PS)   http://{ps}      admin token: sandbox-admin-token
-  merchant API key      test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39   (ТОО «Demo Coffee», trade point 1001)
-  MPP demobank          http://127.0.0.1:8091   customers C1 (50 000 ₸), C2 (10 000 ₸)
-  MPP demowallet        http://127.0.0.1:8092   customer W1 (20 000 ₸)
-
 Try, in another terminal:
-  tolem wallet --mpp http://127.0.0.1:8091 --customer C1 pay TOLEM-STATIC-CAFE-1001
-  tolem wallet --mpp http://127.0.0.1:8091 --customer C1 --locale kk pay https://pay.tolem.example/pay/parking
-  tolem wallet --mpp http://127.0.0.1:8091 --customer C1 balance
+  tolem wallet --mpp {bank} --customer C1 pay TOLEM-STATIC-CAFE-1001
+  tolem wallet --mpp {bank} --customer C1 --locale kk pay https://pay.tolem.example/pay/parking
+  tolem wallet --mpp {bank} --customer C1 balance
   (with cargo: cargo run --release -- wallet …)
 The README's walk-through makes a Dynamic QR with curl; docs/sandbox.md lists everything."
     );

@@ -14,5 +14,6 @@ mod refunds;
 mod register_bench;
 mod register_mail;
 mod registers;
+mod sandbox;
 mod smtp;
 mod wallet;
