@@ -3,6 +3,20 @@
 //! the store, which loads a record, lets these rules change it and saves the result in one
 //! transaction.
 
+/// Text forms of a state enum as the database stores them: `as_str` and `parse`.
+macro_rules! text_enum {
+    ($ty:ident { $( $variant:ident = $text:literal ),* }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $( $ty::$variant => $text, )* }
+            }
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $( $text => Some($ty::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
 pub mod payment;
 pub mod refund;
 

@@ -36,19 +36,6 @@ pub enum Status {
     Expired,
 }
 
-macro_rules! text_enum {
-    ($ty:ident { $( $variant:ident = $text:literal ),* }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $( $ty::$variant => $text, )* }
-            }
-            pub fn parse(text: &str) -> Option<$ty> {
-                match text { $( $text => Some($ty::$variant), )* _ => None }
-            }
-        }
-    };
-}
-
 text_enum!(Kind { Dynamic = "dynamic", Link = "link", Static = "static", Custom = "custom" });
 text_enum!(Status {
     Created = "created",

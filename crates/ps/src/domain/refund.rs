@@ -38,19 +38,6 @@ pub enum RefundStatus {
     Expired,
 }
 
-macro_rules! text_enum {
-    ($ty:ident { $( $variant:ident = $text:literal ),* }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $( $ty::$variant => $text, )* }
-            }
-            pub fn parse(text: &str) -> Option<$ty> {
-                match text { $( $text => Some($ty::$variant), )* _ => None }
-            }
-        }
-    };
-}
-
 text_enum!(RefundKind { Qr = "qr", Direct = "direct", Cancel = "cancel" });
 text_enum!(RefundStatus {
     QrCreated = "qr_created",
