@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tolem_wire::Locale;
 use tolem_wire::mpp::{RefundRequest, ResultOnly};
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::domain::refund::{Delivery, backoff};
@@ -33,6 +34,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_millis(cfg.request_timeout_ms))
         .pool_max_idle_per_host(cfg.mpp_concurrency_max)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(http) => http,
@@ -55,16 +57,43 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             {
                 Ok(claimed) => {
                     claimed_all = claimed.len() == free;
+                    let mut busy = Vec::new();
                     for claim in claimed {
-                        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                            return;
-                        };
                         let mpp_gate = gate(
                             &per_mpp,
                             claim.refund.owner.as_ref().map_or("", |o| o.mpp.as_str()),
                             cfg.mpp_concurrency_max,
                         );
-                        tokio::spawn(deliver(app.clone(), http.clone(), claim, mpp_gate, permit));
+                        // An MPP at its limit waits without holding a slot of the others: its
+                        // claim goes back, due again shortly.
+                        let Ok(turn) = mpp_gate.try_acquire_owned() else {
+                            busy.push(claim.outbox_id);
+                            continue;
+                        };
+                        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                            busy.push(claim.outbox_id);
+                            continue;
+                        };
+                        let span = tracing::info_span!(
+                            "refund",
+                            refund_id = claim.refund.id,
+                            attempt = claim.attempts
+                        );
+                        tokio::spawn(
+                            deliver(app.clone(), http.clone(), claim, turn, permit)
+                                .instrument(span),
+                        );
+                    }
+                    if !busy.is_empty() {
+                        claimed_all = false;
+                        let later = app
+                            .clock
+                            .now()
+                            .checked_add(BUSY_RETRY)
+                            .unwrap_or(app.clock.now());
+                        if let Err(e) = app.store.release_deliveries(busy, later).await {
+                            tracing::warn!(error = %e, "cannot hand claims back; their leases will run out");
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot claim refund deliveries; will retry"),
@@ -94,17 +123,13 @@ async fn deliver(
     app: AppState,
     http: reqwest::Client,
     claim: Claimed,
-    mpp_gate: Arc<Semaphore>,
+    turn: OwnedSemaphorePermit,
     permit: OwnedSemaphorePermit,
 ) {
     let refund = &claim.refund;
-    let span = tracing::info_span!("refund", refund_id = refund.id, attempt = claim.attempts);
-    let _enter = span.enter();
     app.metrics.refund_attempts.fetch_add(1, Relaxed);
-    let outcome = {
-        let _turn = mpp_gate.acquire().await;
-        attempt(&app, &http, &claim).await
-    };
+    let outcome = attempt(&app, &http, &claim).await;
+    drop(turn);
     let now = app.clock.now();
     let cfg = &app.config.refunds;
     let delay = backoff(
@@ -195,13 +220,30 @@ async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Del
         Err(e) => return Delivery::Retry(short(&e.to_string())),
     };
     let status = response.status().as_u16();
-    let code = match response.bytes().await {
+    let code = match read_capped(response, ANSWER_BYTES_MAX).await {
         Ok(bytes) => serde_json::from_slice::<ResultOnly>(&bytes)
             .ok()
             .map(|r| r.result.result_code),
-        Err(e) => return Delivery::Retry(short(&e.to_string())),
+        Err(why) => return Delivery::Retry(why),
     };
     Delivery::classify(status, code.as_deref())
+}
+
+/// Largest answer read from an MPP's `/refund`.
+const ANSWER_BYTES_MAX: usize = 16 * 1024;
+
+/// How long a claim handed back because its MPP was at its limit waits.
+const BUSY_RETRY: SignedDuration = SignedDuration::from_millis(50);
+
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| short(&e.to_string()))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("an answer larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn short(text: &str) -> String {

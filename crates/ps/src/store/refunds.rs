@@ -469,16 +469,25 @@ impl Store {
             match &outcome {
                 Delivery::Completed | Delivery::Failed(_) => {
                     let (status, code) = match &outcome {
-                        Delivery::Completed => (RefundStatus::Completed, "SUCCESS".to_owned()),
                         Delivery::Failed(code) => (RefundStatus::Failed, code.clone()),
-                        Delivery::Retry(_) => unreachable!("matched above"),
+                        _ => (RefundStatus::Completed, "SUCCESS".to_owned()),
                     };
-                    refund.status = status;
-                    refund.finished_at = Some(now);
-                    refund.mpp_result = Some(code.clone());
-                    save(conn, &refund)?;
-                    conn.prepare_cached("UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 WHERE id = ?3")?
-                        .execute(params![ms(now), (status == RefundStatus::Failed).then_some(code), claimed.outbox_id])?;
+                    // Only the first final outcome counts: a late or duplicate answer (a delivery
+                    // that outlived its lease) must not undo it.
+                    let closed = conn
+                        .prepare_cached(
+                            "UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 \
+                             WHERE id = ?3 AND done_at_ms IS NULL",
+                        )?
+                        .execute(params![ms(now), (status == RefundStatus::Failed).then_some(code.clone()), claimed.outbox_id])?;
+                    if closed == 1 && refund.status == RefundStatus::Pending {
+                        refund.status = status;
+                        refund.finished_at = Some(now);
+                        refund.mpp_result = Some(code);
+                        save(conn, &refund)?;
+                    } else {
+                        tracing::warn!(refund_id = refund.id, code, "an answer for a refund already settled; ignored");
+                    }
                 }
                 Delivery::Retry(error) => {
                     conn.prepare_cached(
@@ -534,12 +543,32 @@ impl Store {
         .await
     }
 
+    /// Hands claims back untried (their MPP was at its limit): not an attempt, due at `due`.
+    pub async fn release_deliveries(
+        &self,
+        outbox_ids: Vec<i64>,
+        due: Timestamp,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET lease_until_ms = 0, attempts = MAX(attempts - 1, 0), due_at_ms = ?1 \
+                 WHERE id = ?2 AND done_at_ms IS NULL",
+            )?;
+            for id in outbox_ids {
+                stmt.execute(params![ms(due), id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Makes a pending refund's delivery due now; false if it has nothing left to deliver.
     pub async fn retry_refund_now(&self, refund_id: i64, now: Timestamp) -> StoreResult<bool> {
         self.write(move |conn| {
             let n = conn
                 .prepare_cached(
-                    "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0 WHERE kind = 'refund' AND ref_id = ?2 AND done_at_ms IS NULL",
+                    // A delivery in flight keeps its lease: the retry comes after it, not beside it.
+                    "UPDATE outbox SET due_at_ms = ?1 WHERE kind = 'refund' AND ref_id = ?2 AND done_at_ms IS NULL",
                 )?
                 .execute(params![ms(now), refund_id])?;
             Ok(n > 0)
