@@ -63,6 +63,16 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
     config.public_url = format!("http://{addr}");
+    if !config.database.exists() {
+        // A new PS numbers payments and refunds from 1 again; demo MPP books of an earlier PS
+        // would take those ids for ones they already know.
+        for demo in SANDBOX_MPPS {
+            let file = sibling(&config.database, demo.caller);
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+    }
     let stop = CancellationToken::new();
     let mut mpps = Vec::new();
     let mut mpp_urls = Vec::new();

@@ -130,17 +130,33 @@ impl Credit for LedgerCredit {
         tx: &rusqlite::Transaction<'_>,
         refund: &RefundRequest,
     ) -> Result<Credited, CreditError> {
-        let known: Option<String> = tx
+        // Money goes back only for a payment this customer made here, and never more than it.
+        let paid: Option<(String, i64)> = tx
             .query_row(
-                "SELECT id FROM customers WHERE id = ?1",
-                [&refund.customer_id],
-                |r| r.get(0),
+                "SELECT customer_id, amount_tiyn FROM payments WHERE payment_id = ?1 AND status = 'paid'",
+                [&refund.payment_id],
+                |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
             )
             .optional()?;
-        if known.is_none() {
+        let Some((customer, paid_tiyn)) =
+            paid.filter(|(customer, _)| *customer == refund.customer_id)
+        else {
+            return Ok(Credited::Refused(ResultCode::ProcessFail));
+        };
+        let refunded: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(amount_tiyn), 0) FROM tolem_refunds WHERE payment_id = ?1 AND result_code = 'SUCCESS'",
+            [&refund.payment_id],
+            |r| r.get(0),
+        )?;
+        let asked = i64::try_from(refund.refund_amount.tiyn())
+            .map_err(|e| CreditError::Other(e.to_string()))?;
+        if refunded
+            .checked_add(asked)
+            .is_none_or(|total| total > paid_tiyn)
+        {
             return Ok(Credited::Refused(ResultCode::ProcessFail));
         }
-        let account = customer_account(&refund.customer_id);
+        let account = customer_account(&customer);
         let reference = format!(
             "refund {} of payment {}",
             refund.refund_id, refund.payment_id
@@ -158,8 +174,7 @@ impl Credit for LedgerCredit {
             "Возврат {} ₸ · Қайтару {} ₸ ({})",
             refund.refund_amount, refund.refund_amount, refund.link_receipt
         );
-        ledger::notify(tx, &refund.customer_id, &text)
-            .map_err(|e| CreditError::Other(e.to_string()))?;
+        ledger::notify(tx, &customer, &text).map_err(|e| CreditError::Other(e.to_string()))?;
         Ok(Credited::Yes)
     }
 }
@@ -171,6 +186,7 @@ impl Mpp {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(ledger::SCHEMA)?;
+        ledger::upgrade(&conn)?;
         for c in &config.customers {
             ledger::seed_customer(&conn, &c.id, &c.name, c.deposit)?;
         }
@@ -385,26 +401,31 @@ impl Mpp {
         let debited = self
             .db(move |conn| {
                 let tx = conn.transaction()?;
-                let reference = format!("payment {id}");
-                let result = ledger::debit_customer(&tx, &customer, &reference, amount);
-                if result.is_ok() {
-                    let tiyn = i64::try_from(amount.tiyn()).map_err(|_| FlowError::Invalid("amount".to_owned()))?;
-                    tx.execute("UPDATE payments SET status = 'debited', amount_tiyn = ?1 WHERE payment_id = ?2", params![tiyn, id])?;
+                let tiyn = i64::try_from(amount.tiyn()).map_err(|_| FlowError::Invalid("amount".to_owned()))?;
+                // Taking the payment from 'scanned' in the same transaction as the debit: a second
+                // confirm (or a Back) of the same payment finds it taken and debits nothing.
+                let taken = tx.execute(
+                    "UPDATE payments SET status = 'debited', amount_tiyn = ?1 WHERE payment_id = ?2 AND status = 'scanned'",
+                    params![tiyn, id],
+                )?;
+                if taken == 0 {
+                    return Err(FlowError::Invalid("the payment is already being paid or done".to_owned()));
                 }
-                tx.commit()?;
-                Ok(result.map(|_| ()))
+                let reference = format!("payment {id}");
+                match ledger::debit_customer(&tx, &customer, &reference, amount) {
+                    Ok(_) => {
+                        tx.commit()?;
+                        Ok(Ok(()))
+                    }
+                    // Dropping the transaction puts the payment back to 'scanned'.
+                    Err(e) => Ok(Err(e)),
+                }
             })
             .await?;
         if let Err(LedgerError::InsufficientFunds) = debited {
             // Tell the PS the payment failed, so the merchant sees Error at once.
-            self.finish_unpaid(
-                payment_id,
-                "PROCESS_FAIL",
-                "insufficient funds",
-                "rejected",
-                locale,
-            )
-            .await?;
+            self.finish_unpaid(payment_id, "PROCESS_FAIL", "insufficient funds", locale)
+                .await?;
             return Err(FlowError::InsufficientFunds);
         }
         debited?;
@@ -434,20 +455,30 @@ impl Mpp {
             payment_id,
             "CANCELLED_BY_CLIENT",
             "cancelled by client",
-            "cancelled",
             locale,
         )
         .await
     }
 
+    /// Tells the PS a verdict other than SUCCESS for a payment that was not debited.
     async fn finish_unpaid(
         &self,
         payment_id: &str,
         code: &str,
         message: &str,
-        status: &str,
         locale: Locale,
     ) -> Result<PaymentView, FlowError> {
+        let id = payment_id.to_owned();
+        let taken = self
+            .db(move |conn| {
+                Ok(conn.execute("UPDATE payments SET status = 'closing' WHERE payment_id = ?1 AND status = 'scanned'", [&id])?)
+            })
+            .await?;
+        if taken == 0 {
+            return Err(FlowError::Invalid(
+                "the payment is already being paid or done".to_owned(),
+            ));
+        }
         let record = self.payment_any(payment_id).await?;
         let request = NotifyPaymentRequest {
             result: ResultBody {
@@ -462,15 +493,17 @@ impl Mpp {
             },
             customer_id: Some(record.customer_id.clone()),
         };
+        let request_id = notify_request_id(&record.mpp_payment_id);
         let answer = self
             .ps
-            .notify_payment(&request, locale, &self.retry)
+            .notify_payment_with_id(&request, locale, &self.retry, &request_id)
             .await?;
-        let (id, status, ps_code) = (
-            payment_id.to_owned(),
-            status.to_owned(),
-            answer.result.result_code.clone(),
-        );
+        // What the PS recorded decides, not what was asked.
+        let status = match answer.result.code() {
+            Some(ResultCode::CancelledByClient) => "cancelled",
+            _ => "rejected",
+        };
+        let (id, ps_code) = (payment_id.to_owned(), answer.result.result_code.clone());
         self.db(move |conn| {
             conn.execute(
                 "UPDATE payments SET status = ?1, ps_code = ?2 WHERE payment_id = ?3",
@@ -481,7 +514,7 @@ impl Mpp {
         .await?;
         Ok(PaymentView {
             payment_id: payment_id.to_owned(),
-            status: status_text(code),
+            status: status.to_owned(),
             amount: None,
             receipt: None,
             ps_code: Some(answer.result.result_code),
@@ -504,9 +537,10 @@ impl Mpp {
             },
             customer_id: Some(record.customer_id.clone()),
         };
+        let request_id = notify_request_id(&record.mpp_payment_id);
         let answer = self
             .ps
-            .notify_payment(&request, locale, &self.retry)
+            .notify_payment_with_id(&request, locale, &self.retry, &request_id)
             .await?;
         let paid = answer.result.code() == Some(ResultCode::Success);
         let (id, customer, code, receipt) = (
@@ -519,8 +553,8 @@ impl Mpp {
         self.db(move |conn| {
             let tx = conn.transaction()?;
             // Only a payment still debited is settled here, so a second resolver changes nothing.
-            let still_debited = tx.execute("UPDATE payments SET status = ?1, ps_code = ?2, receipt = ?3 WHERE payment_id = ?4 AND status = 'debited'",
-                params![if paid { "paid" } else { "rejected" }, code, receipt, id])?;
+            let still_debited = tx.execute("UPDATE payments SET status = ?1, ps_code = ?2, receipt = ?3, paid_at_ms = ?5 WHERE payment_id = ?4 AND status = 'debited'",
+                params![if paid { "paid" } else { "rejected" }, code, receipt, id, ledger::now_ms()])?;
             if still_debited == 1 {
                 if paid {
                     ledger::notify(&tx, &customer, &format!("Оплата {merchant}: {amount} ₸ · Төлем {merchant}: {amount} ₸"))?;
@@ -614,11 +648,7 @@ struct Record {
     mpp_payment_id: String,
 }
 
-fn status_text(code: &str) -> String {
-    if code == "CANCELLED_BY_CLIENT" {
-        "cancelled"
-    } else {
-        "rejected"
-    }
-    .to_owned()
+/// One X-Request-ID per payment's notifyPayment, the same after a restart of the MPP.
+fn notify_request_id(mpp_payment_id: &str) -> String {
+    format!("notify-{mpp_payment_id}")
 }

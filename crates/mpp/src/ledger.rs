@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS payments (
     mpp_payment_id TEXT NOT NULL UNIQUE,
     ps_code TEXT,
     receipt TEXT,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms INTEGER NOT NULL,
+    paid_at_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
@@ -55,6 +56,17 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_at_ms INTEGER NOT NULL
 );
 ";
+
+/// Brings a database made by an earlier version up to [`SCHEMA`].
+pub fn upgrade(conn: &Connection) -> Result<(), LedgerError> {
+    let has_paid_at: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('payments') WHERE name = 'paid_at_ms'")?
+        .exists([])?;
+    if !has_paid_at {
+        conn.execute_batch("ALTER TABLE payments ADD COLUMN paid_at_ms INTEGER")?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

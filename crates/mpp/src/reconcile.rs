@@ -45,6 +45,8 @@ pub enum Difference {
         register: RegisterRow,
         books: BookEntry,
     },
+    /// The register lists the same operation more than once.
+    ListedTwice { row: RegisterRow },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +120,12 @@ pub fn compare(register: &[RegisterRow], books: &[BookEntry]) -> Vec<Difference>
         .map(|r| (key(r.refund, &r.ps_operation_id), r))
         .collect();
     let mut differences = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for row in register {
+        if !seen.insert(key(row.refund, &row.ps_operation_id)) {
+            differences.push(Difference::ListedTwice { row: row.clone() });
+            continue;
+        }
         match booked.get(&key(row.refund, &row.ps_operation_id)) {
             None => differences.push(Difference::MissingInBooks { row: row.clone() }),
             Some(entry) => {
@@ -145,7 +152,9 @@ pub fn compare(register: &[RegisterRow], books: &[BookEntry]) -> Vec<Difference>
 }
 
 impl Mpp {
-    /// The MPP's paid payments and applied refunds recorded in `[from_ms, to_ms)`.
+    /// The MPP's payments confirmed and refunds applied in `[from_ms, to_ms)`, by the MPP's own
+    /// clock at the moment the PS's answer arrived; an operation within a moment of midnight may
+    /// fall on the other side of the PS's day.
     pub async fn book_entries(
         &self,
         from_ms: i64,
@@ -156,7 +165,7 @@ impl Mpp {
             let mut entries = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT customer_id, mpp_payment_id, payment_id, amount_tiyn FROM payments \
-                 WHERE status = 'paid' AND created_at_ms >= ?1 AND created_at_ms < ?2",
+                 WHERE status = 'paid' AND paid_at_ms >= ?1 AND paid_at_ms < ?2",
             )?;
             let rows = stmt.query_map(params![from_ms, to_ms], |r| {
                 Ok(BookEntry {
@@ -240,7 +249,7 @@ mod tests {
         changed.amount = Amount::from_tenge(201).unwrap_or_default();
         let only_books = entry(&row("9", false, 5));
         let differences = compare(
-            &[a.clone(), b.clone(), c.clone()],
+            &[a.clone(), b.clone(), c.clone(), a.clone()],
             &[entry(&a), changed.clone(), only_books.clone()],
         );
         assert_eq!(
@@ -251,6 +260,7 @@ mod tests {
                     books: changed
                 },
                 Difference::MissingInBooks { row: c },
+                Difference::ListedTwice { row: a },
                 Difference::MissingInRegister { entry: only_books },
             ]
         );

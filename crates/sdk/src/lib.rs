@@ -185,11 +185,23 @@ impl MppClient {
         locale: Locale,
         retry: &RetryPolicy,
     ) -> Result<NotifyPaymentResponse, SdkError> {
-        let request_id = new_request_id();
+        self.notify_payment_with_id(req, locale, retry, &new_request_id())
+            .await
+    }
+
+    /// [`MppClient::notify_payment`] with the caller's X-Request-ID (1–64 characters), for an MPP
+    /// that keeps it with the payment so that retries after its own restart reuse it too.
+    pub async fn notify_payment_with_id(
+        &self,
+        req: &NotifyPaymentRequest,
+        locale: Locale,
+        retry: &RetryPolicy,
+        request_id: &str,
+    ) -> Result<NotifyPaymentResponse, SdkError> {
         let mut attempt = 1;
         loop {
             let outcome: Result<NotifyPaymentResponse, SdkError> = self
-                .post(mpp::NOTIFY_PAYMENT_PATH, &request_id, req, locale)
+                .post(mpp::NOTIFY_PAYMENT_PATH, request_id, req, locale)
                 .await;
             let retryable = match &outcome {
                 Ok(answer) => answer.result.code().is_some_and(ResultCode::is_retryable),

@@ -211,19 +211,35 @@ fn apply(
     req: &RefundRequest,
 ) -> Result<String, CreditError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let stored: Option<String> = tx
+    let amount = i64::try_from(req.refund_amount.tiyn())
+        .map_err(|_| CreditError::Other("amount out of range".into()))?;
+    let stored: Option<(String, String, String, i64)> = tx
         .query_row(
-            "SELECT response FROM tolem_refunds WHERE refund_id = ?1",
+            "SELECT response, payment_id, customer_id, amount_tiyn FROM tolem_refunds WHERE refund_id = ?1",
             [&req.refund_id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    if let Some(stored) = stored {
-        return Ok(stored);
+    if let Some((response, payment_id, customer_id, stored_amount)) = stored {
+        // SPEC 4.4: every request with this refundId gets the first answer. One that differs
+        // from the first is not applied either, but it means the PS reused an id (for example a
+        // sandbox whose PS database was reset): worth an operator's look.
+        if payment_id != req.payment_id || customer_id != req.customer_id || stored_amount != amount
+        {
+            tracing::warn!(refund_id = %req.refund_id, "a refundId seen before arrived with other details; answered as before");
+        }
+        return Ok(response);
     }
     let code = match credit.credit(&tx, req)? {
         Credited::Yes => ResultCode::Success,
-        Credited::Refused(code) => code,
+        // Only final codes can be stored for ever; anything else would make the PS retry
+        // against an answer that never changes.
+        Credited::Refused(
+            code @ (ResultCode::ProcessFail
+            | ResultCode::ParamIllegal
+            | ResultCode::PaymentsSuspended),
+        ) => code,
+        Credited::Refused(_) => ResultCode::ProcessFail,
     };
     let body = result_json(code, None);
     let now_ms = std::time::SystemTime::now()

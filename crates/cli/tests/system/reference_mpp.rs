@@ -408,3 +408,68 @@ async fn the_register_reconciles_with_the_books_and_differences_are_listed() {
     assert!(differences.iter().any(|d| matches!(d, Difference::Differs { register, .. } if register.amount == Amount::from_tenge(301).expect("fits"))));
     assert!(differences.iter().any(|d| matches!(d, Difference::MissingInRegister { entry } if dropped.contains(&entry.ps_operation_id))));
 }
+
+#[tokio::test]
+async fn concurrent_confirms_and_back_debit_once() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1000).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    let id = id.to_string();
+    let confirms = (0..5).map(|_| bank.mpp.confirm("C1", &id, None, Locale::Ru));
+    let (answers, back) = tokio::join!(
+        futures::future::join_all(confirms),
+        bank.mpp.back("C1", &id, Locale::Ru)
+    );
+    let paid = answers
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|v| v.status == "paid"))
+        .count();
+    // Either one confirm won (and Back was refused) or Back won (and every confirm was refused).
+    match back {
+        Ok(view) => assert_eq!((view.status.as_str(), paid), ("cancelled", 0)),
+        Err(_) => assert_eq!(paid, 1),
+    }
+    assert_eq!(
+        bank.balance("C1").await,
+        C1_OPENING - 100_000 * i64::try_from(paid).expect("small")
+    );
+    assert!(bank.balanced().await);
+}
+
+#[tokio::test]
+async fn the_mpp_refuses_refunds_it_cannot_owe() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let http = reqwest::Client::new();
+    let refund = |id: &str, payment: &str, customer: &str, amount: &str| json!({"customerId": customer, "paymentId": payment, "refundAmount": amount, "refundId": id, "linkReceipt": "http://r"});
+    for (body, why) in [
+        (refund("F1", "nope", "C1", "10"), "no such payment"),
+        (
+            refund("F2", &id.to_string(), "C2", "10"),
+            "another customer's payment",
+        ),
+        (
+            refund("F3", &id.to_string(), "C1", "100.01"),
+            "more than was paid",
+        ),
+    ] {
+        let answer: Value = http
+            .post(format!("{}/refund", bank.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["result"]["resultCode"], "PROCESS_FAIL", "{why}");
+    }
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000);
+}
