@@ -89,6 +89,8 @@ pub async fn run(args: RegistersArgs) -> anyhow::Result<()> {
         FormatArg::Xlsx => Format::Xlsx,
         FormatArg::Csv => Format::Csv,
     };
+    // The database's operator data is the truth here; seeding the file's would write into it.
+    config.catalog = Default::default();
     let app = App::start(config, Arc::new(SystemClock)).await?;
     let request = make::request(&app, &common.mpp, period, format)?;
     let (path, totals) = make::make_in_dir(&app, request, &common.out).await?;

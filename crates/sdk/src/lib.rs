@@ -234,10 +234,7 @@ impl MppClient {
             .await
             .map_err(|e| SdkError::Transport(e.to_string()))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SdkError::Transport(e.to_string()))?;
+        let bytes = read_capped(response).await?;
         if status.is_server_error() {
             let result = serde_json::from_slice::<ResultOnly>(&bytes).map(|r| r.result);
             return Err(match result {
@@ -263,6 +260,26 @@ fn success(result: ResultBody) -> Result<(), SdkError> {
         Some(ResultCode::Success) => Ok(()),
         _ => Err(SdkError::answered(result)),
     }
+}
+
+/// Largest answer the client reads from the PS.
+pub const ANSWER_BYTES_MAX: usize = 1024 * 1024;
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SdkError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| SdkError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > ANSWER_BYTES_MAX {
+            return Err(SdkError::Transport(format!(
+                "an answer larger than {ANSWER_BYTES_MAX} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn new_request_id() -> String {

@@ -415,14 +415,25 @@ async fn a_custom_payment_is_refunded_when_the_provider_cancels_it() {
         )
         .await;
     assert_eq!(result_code(&paid), "SUCCESS");
-    let (status, cancelled) = ps
-        .admin(
-            "POST",
-            &format!("/admin/v1/payments/{payment_id}/cancel"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, 201, "{cancelled}");
+    let cancel = |request_id: &'static str| {
+        ps.http
+            .post(format!("{}/admin/v1/payments/{payment_id}/cancel", ps.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("x-request-id", request_id)
+            .json(&json!({}))
+            .send()
+    };
+    let first = cancel("cancel-1").await.expect("answer");
+    assert_eq!(first.status(), 201);
+    let cancelled: Value = first.json().await.expect("json");
+    // The operator's retry of the same request places nothing new.
+    let again: Value = cancel("cancel-1")
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(again, cancelled);
     let refund_id = cancelled["refund_id"].as_str().expect("id").to_owned();
     ps.wait_until("the cancellation is credited", || async {
         mpp.credited().contains_key(&refund_id)

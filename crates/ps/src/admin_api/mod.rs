@@ -261,6 +261,9 @@ async fn payment(
     Ok(Json(view).into_response())
 }
 
+/// The device id under which the admin API's replayable answers are kept (devices start at 1).
+const ADMIN_REPLAY_DEVICE: i64 = 0;
+
 #[derive(Deserialize, Default)]
 struct CancelRequest {
     /// Part of the payment to give back; all that is left when absent.
@@ -282,6 +285,27 @@ async fn cancel_payment(
     } else {
         body::<Option<CancelRequest>>(&raw)?.unwrap_or_default()
     };
+    // A repeat with the same X-Request-ID and body gets the first answer and places nothing.
+    let replay = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(|request_id| crate::store::PosReplay {
+            device_id: ADMIN_REPLAY_DEVICE,
+            request_id: format!("cancel-{id}-{request_id}"),
+            body_sha256: hex::encode(Sha256::digest(&raw)),
+        });
+    if let Some(first) = match replay.clone() {
+        Some(r) => app.store.pos_replay(r).await.map_err(internal)?,
+        None => None,
+    } {
+        return Ok((
+            StatusCode::CREATED,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            first,
+        )
+            .into_response());
+    }
     let payment = app.store.payment(id).await.map_err(internal)?;
     let payment = payment.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;
     let total = payment.amount.unwrap_or_default();
@@ -305,18 +329,19 @@ async fn cancel_payment(
         .store
         .place_refund(
             order,
-            None,
+            replay,
             crate::payments::secret_token(),
             app.clock.now(),
-            |r| r.id.to_string(),
+            |r| json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string(),
         )
         .await
         .map_err(internal)?;
     app.refund_wake.notify_one();
     match placed {
-        Ok(refund_id) => Ok((
+        Ok(body) => Ok((
             StatusCode::CREATED,
-            Json(json!({"refund_id": refund_id, "amount": amount})),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
         )
             .into_response()),
         Err(refusal) => Err(bad(format!("refused: {refusal:?}"))),

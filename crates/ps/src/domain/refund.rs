@@ -138,7 +138,9 @@ pub enum Refusal {
     PaymentNotFound,
     /// The purchase was made at another trade point than the device's.
     TradePointMismatch,
-    /// The purchase is not confirmed (or is Custom and the caller may not cancel it).
+    /// The purchase is not confirmed, or a cancellation was asked for a payment that is not Custom.
+    /// (A Custom payment can also be refunded by its merchant through `payment/return`: the
+    /// service provider is the merchant, and that is its authenticated call, DECISIONS 23.)
     NotRefundable,
     /// The return QR is unknown, unscanned, used or past its window.
     ReturnQrNotUsable,
