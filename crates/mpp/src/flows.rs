@@ -185,6 +185,7 @@ impl Mpp {
         let conn = Connection::open(&config.database)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(ledger::SCHEMA)?;
         ledger::upgrade(&conn)?;
         for c in &config.customers {

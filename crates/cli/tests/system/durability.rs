@@ -190,7 +190,7 @@ async fn a_payment_answered_success_survives_sigkill() {
 }
 
 #[tokio::test]
-async fn refunds_in_flight_survive_sigkill_and_are_applied_once() {
+async fn refunds_in_flight_are_delivered_after_sigkill() {
     use crate::receiver::{Act, Receiver};
     let mpp = Receiver::start().await;
     // The first deliveries hang past the PS's timeout: they are in flight when the PS dies.
@@ -288,7 +288,106 @@ async fn refunds_in_flight_survive_sigkill_and_are_applied_once() {
         );
     }
     assert_eq!(credited.len(), refunds.len());
-    // Some refunds were delivered more than once; the MPP applied each once.
+    // Some refunds were delivered more than once (at least once is the PS's promise; applying
+    // each once is the MPP's, tested with the real endpoint below).
     assert!(mpp.calls().len() > refunds.len());
+    server.kill();
+}
+
+#[tokio::test]
+async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
+    use crate::reference_mpp::TestMpp;
+    use tolem_wire::Locale;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("ps.toml");
+    let db = dir.path().join("ps.db");
+    // The MPP's address is needed in the PS's configuration before the PS starts, and the PS's
+    // address by the MPP: start the MPP against a placeholder and learn the PS's after.
+    let bank = TestMpp::start("http://127.0.0.1:9").await;
+    let toml = SANDBOX_TOML.replace(
+        "http://127.0.0.1:8091/refund",
+        &format!("{}/refund", bank.url),
+    ) + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\n";
+    std::fs::write(&config, toml).expect("config written");
+    let server = Child::start(&config, &db);
+    let http = reqwest::Client::new();
+    let pos = |path: &str, body: Value| {
+        let req = http
+            .post(format!("{}{path}", server.url))
+            .header("api-key", API_KEY)
+            .json(&body);
+        async move {
+            req.send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let device = pos(
+        "/r1/v01/device/register",
+        json!({"DeviceId": "K", "TradePointId": 1001}),
+    )
+    .await;
+    let token = device["Data"]["DeviceToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let client = tolem_mpp::Mpp::open(
+        &tolem_mpp::MppConfig {
+            ps_url: server.url.clone(),
+            database: bank.db_path(),
+            ..Default::default()
+        },
+        tolem_sdk::RetryPolicy {
+            delay_ms_initial: 20,
+            delay_ms_max: 200,
+            attempts_max: None,
+        },
+    )
+    .expect("the same books, pointed at this PS");
+    let mut purchases = Vec::new();
+    for i in 0..8u64 {
+        let qr = pos(
+            "/r1/v01/qr/create",
+            json!({"DeviceToken": token, "Amount": 100 + i}),
+        )
+        .await;
+        let scan = client
+            .scan(
+                "C1",
+                qr["Data"]["QrToken"].as_str().expect("qr"),
+                Locale::Ru,
+            )
+            .await
+            .expect("scan");
+        let id = scan.payment_id.expect("id");
+        client
+            .confirm("C1", &id, None, Locale::Ru)
+            .await
+            .expect("paid");
+        purchases.push(id);
+    }
+    let paid: i64 = (0..8).map(|i| (100 + i) * 100).sum();
+    for payment in &purchases {
+        let body = json!({"DeviceToken": token, "QrPaymentId": payment, "Amount": 50, "OrganizationBin": "990340001234"});
+        assert_eq!(pos("/r3/v01/payment/return", body).await["StatusCode"], 0);
+    }
+    server.kill();
+    let server = Child::start(&config, &db);
+    let want = 5_000_000 - paid + 8 * 5_000;
+    for _ in 0..200 {
+        if bank.balance("C1").await == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        bank.balance("C1").await,
+        want,
+        "every refund credited exactly once"
+    );
+    assert!(bank.balanced().await);
     server.kill();
 }

@@ -16,7 +16,7 @@ pub struct TestMpp {
     pub url: String,
     pub mpp: Mpp,
     stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestMpp {
@@ -45,8 +45,13 @@ impl TestMpp {
             url,
             mpp,
             stop: Some(stop),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The MPP's database file (to open the same books from another client).
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("mpp.db")
     }
 
     pub async fn balance(&self, customer: &str) -> i64 {
