@@ -58,7 +58,8 @@ pub struct RegistersConfig {
     /// A claimed e-mail whose outcome is not recorded within this (the PS crashed) is claimed
     /// again. Must exceed `smtp_timeout_ms` plus the time to make a large register.
     pub lease_ms: u64,
-    /// E-mails claimed per transaction at most.
+    /// E-mails claimed per transaction at most. One lease covers them all while they are made
+    /// and sent one after another, so more than one risks a lease running out mid-batch.
     pub claim_batch_max: usize,
     /// Operations read from the database per page while a register is made.
     pub page_rows_max: usize,
@@ -92,7 +93,7 @@ impl Default for RegistersConfig {
             retry_delay_ms_max: 3_600_000,
             alert_after_s: 14_400,
             lease_ms: 900_000,
-            claim_batch_max: 16,
+            claim_batch_max: 1,
             page_rows_max: 2_000,
             sheet_rows_max: SHEET_ROWS_LIMIT,
             cabinet_concurrency_max: 2,
