@@ -47,56 +47,57 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     // dispatcher's claims run out and are taken again.
     let lease = SignedDuration::from_millis(i64::try_from(cfg.lease_ms).unwrap_or(60_000));
     loop {
-        let free = in_flight.available_permits().min(cfg.claim_batch_max);
         let mut claimed_all = false;
-        if free > 0 {
-            match app
+        // Each MPP is claimed for up to its own free slots, so a slow MPP never holds the calls
+        // of the others, and nothing is claimed that cannot be called at once.
+        for mpp in targets(&app) {
+            let mpp_gate = gate(&per_mpp, &mpp, cfg.mpp_concurrency_max);
+            let free = mpp_gate
+                .available_permits()
+                .min(in_flight.available_permits())
+                .min(cfg.claim_batch_max);
+            if free == 0 {
+                continue;
+            }
+            let claimed = match app
                 .store
-                .claim_deliveries(app.clock.now(), free, lease)
+                .claim_deliveries(mpp, app.clock.now(), free, lease)
                 .await
             {
-                Ok(claimed) => {
-                    claimed_all = claimed.len() == free;
-                    let mut busy = Vec::new();
-                    for claim in claimed {
-                        let mpp_gate = gate(
-                            &per_mpp,
-                            claim.refund.owner.as_ref().map_or("", |o| o.mpp.as_str()),
-                            cfg.mpp_concurrency_max,
-                        );
-                        // An MPP at its limit waits without holding a slot of the others: its
-                        // claim goes back, due again shortly.
-                        let Ok(turn) = mpp_gate.try_acquire_owned() else {
-                            busy.push(claim.outbox_id);
-                            continue;
-                        };
-                        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                            busy.push(claim.outbox_id);
-                            continue;
-                        };
-                        let span = tracing::info_span!(
-                            "refund",
-                            refund_id = claim.refund.id,
-                            attempt = claim.attempts
-                        );
-                        tokio::spawn(
-                            deliver(app.clone(), http.clone(), claim, turn, permit)
-                                .instrument(span),
-                        );
-                    }
-                    if !busy.is_empty() {
-                        claimed_all = false;
-                        let later = app
-                            .clock
-                            .now()
-                            .checked_add(BUSY_RETRY)
-                            .unwrap_or(app.clock.now());
-                        if let Err(e) = app.store.release_deliveries(busy, later).await {
-                            tracing::warn!(error = %e, "cannot hand claims back; their leases will run out");
-                        }
-                    }
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim refund deliveries; will retry");
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot claim refund deliveries; will retry"),
+            };
+            claimed_all |= claimed.len() == free;
+            let mut unstarted = Vec::new();
+            for claim in claimed {
+                let (Ok(turn), Ok(permit)) = (
+                    mpp_gate.clone().try_acquire_owned(),
+                    in_flight.clone().try_acquire_owned(),
+                ) else {
+                    unstarted.push(claim.outbox_id);
+                    continue;
+                };
+                let span = tracing::info_span!(
+                    "refund",
+                    refund_id = claim.refund.id,
+                    attempt = claim.attempts
+                );
+                tokio::spawn(
+                    deliver(app.clone(), http.clone(), claim, turn, permit).instrument(span),
+                );
+            }
+            if !unstarted.is_empty() {
+                let later = app
+                    .clock
+                    .now()
+                    .checked_add(BUSY_RETRY)
+                    .unwrap_or(app.clock.now());
+                if let Err(e) = app.store.release_deliveries(unstarted, later).await {
+                    tracing::warn!(error = %e, "cannot hand claims back; their leases will run out");
+                }
             }
         }
         if claimed_all {
@@ -109,6 +110,15 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             () = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
         }
     }
+}
+
+/// The MPPs refunds can go to: the catalog's, and in sandbox mode the emulators' buyer.
+fn targets(app: &AppState) -> Vec<String> {
+    let mut mpps: Vec<String> = app.catalog.get().mpps.keys().cloned().collect();
+    if app.config.sandbox {
+        mpps.push(SANDBOX_MPP.to_owned());
+    }
+    mpps
 }
 
 fn gate(per_mpp: &Mutex<HashMap<String, Arc<Semaphore>>>, mpp: &str, max: usize) -> Arc<Semaphore> {
@@ -232,7 +242,7 @@ async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Del
 /// Largest answer read from an MPP's `/refund`.
 const ANSWER_BYTES_MAX: usize = 16 * 1024;
 
-/// How long a claim handed back because its MPP was at its limit waits.
+/// How long a claim that could not be started waits before it is due again.
 const BUSY_RETRY: SignedDuration = SignedDuration::from_millis(50);
 
 async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {

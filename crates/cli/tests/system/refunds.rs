@@ -518,3 +518,56 @@ async fn sandbox_refunds_need_no_mpp() {
     );
     wait_refund(&ps, qr_id, "completed").await;
 }
+
+#[tokio::test]
+async fn a_slow_mpp_does_not_hold_up_another_mpps_refunds() {
+    let ps = TestPs::start_configured(|c| {
+        c.refunds.mpp_concurrency_max = 2;
+        c.refunds.in_flight_max = 4;
+        c.refunds.request_timeout_ms = 2_000;
+    })
+    .await;
+    let slow = Receiver::start().await;
+    slow.script((0..6).map(|_| Act::Hang(Duration::from_millis(1_500))));
+    let fast = Receiver::start().await;
+    ps.set_refund_url("demobank", &slow.url).await;
+    ps.set_refund_url("demowallet", &fast.url).await;
+    let device = ps.device("POS-1").await;
+    for _ in 0..6 {
+        let purchase = ps.paid(&device, 100, "C1").await;
+        assert_eq!(
+            refund_r3(&ps, &device, purchase, 100.0).await["StatusCode"],
+            0
+        );
+    }
+    // A demowallet customer's purchase and refund, placed after demobank's six.
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    let payment_id = scan_id(&ps, "demowallet", &qr, "W1").await;
+    let (_, paid) = ps
+        .mpp_call(
+            "/api/v1/qr/notifyPayment",
+            "demowallet",
+            "n",
+            &notify_body(&payment_id, "W1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&paid), "SUCCESS");
+    let wallet_refund = refund_r3(&ps, &device, id, 100.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    for _ in 0..50 {
+        if fast.credited().contains_key(&wallet_refund.to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        fast.credited().contains_key(&wallet_refund.to_string()),
+        "delivered while demobank's calls hang"
+    );
+    assert!(
+        slow.calls().len() <= 2,
+        "demobank never has more than its 2 calls in flight: {}",
+        slow.calls().len()
+    );
+}

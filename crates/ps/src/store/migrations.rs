@@ -138,6 +138,14 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX outbox_due;
     CREATE INDEX outbox_due ON outbox (kind, due_at_ms) WHERE done_at_ms IS NULL;
     "#,
+    // 5: the party a side effect goes to (a refund's MPP), so that each MPP's due deliveries are
+    // claimed up to its own free slots.
+    r#"
+    ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT '';
+    UPDATE outbox SET target = COALESCE((SELECT mpp FROM refunds WHERE refunds.id = outbox.ref_id), '')
+        WHERE kind = 'refund';
+    CREATE INDEX outbox_due_by_target ON outbox (kind, target, due_at_ms) WHERE done_at_ms IS NULL;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -276,9 +276,9 @@ fn place(
     refund.request(payment.id, owner, order.amount, now);
     save(conn, &refund)?;
     conn.prepare_cached(
-        "INSERT INTO outbox (kind, ref_id, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?3)",
+        "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?
-    .execute(params![OUTBOX_REFUND, refund.id, ms(now)])?;
+    .execute(params![OUTBOX_REFUND, refund.id, refund.owner.as_ref().map(|o| o.mpp.as_str()).unwrap_or_default(), ms(now)])?;
     Ok(Ok(refund))
 }
 
@@ -423,6 +423,7 @@ impl Store {
     /// dispatcher takes them meanwhile and a crashed one's are taken again after the lease.
     pub async fn claim_deliveries(
         &self,
+        mpp: String,
         now: Timestamp,
         limit: usize,
         lease: SignedDuration,
@@ -431,11 +432,11 @@ impl Store {
             let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
             let mut stmt = conn.prepare_cached(
                 "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1 WHERE id IN \
-                 (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 AND lease_until_ms <= ?3 \
-                 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
+                 (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND target = ?5 AND due_at_ms <= ?3 \
+                 AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![until, OUTBOX_REFUND, ms(now), limit], |r| {
+            let rows = stmt.query_map(params![until, OUTBOX_REFUND, ms(now), limit, mpp], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
             })?;
             let mut claimed = Vec::new();
