@@ -108,11 +108,7 @@ pub async fn pay_page(
     let status = payment
         .effective_status(app.clock.now(), &app.policy)
         .pos_status();
-    let escape = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+
     let token: String = link.bytes().map(|b| format!("%{b:02X}")).collect();
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
@@ -120,7 +116,7 @@ pub async fn pay_page(
          <h1>{merchant}</h1><p style=\"font-size:2em\">{amount} ₸</p><p>{status:?}</p>\
          <img alt=\"QR\" src=\"/qr/image.svg?token={token}\" width=\"320\"><p>Отсканируйте в приложении банка · \
          Банк қосымшасында сканерлеңіз</p></body></html>",
-        merchant = escape(&merchant),
+        merchant = crate::receipt::escape(&merchant),
     );
     axum::response::Html(html).into_response()
 }

@@ -189,7 +189,8 @@ fn fault(e: crate::store::StoreError) -> Response {
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe to put inside HTML.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
