@@ -315,19 +315,26 @@ async fn delivery_survives_a_misbehaving_mpp() {
         mpp.credited().get(&id.to_string()).map(String::as_str),
         Some("20.00")
     );
-    // PROCESS_FAIL is final: the refund fails and its amount is refundable again.
+    // PROCESS_FAIL, PARAM_ILLEGAL and PAYMENTS_SUSPENDED are final: the refund fails and its
+    // amount is refundable again.
     let before = available(&ps, &device, purchase).await;
-    mpp.script([Act::Answer("PROCESS_FAIL")]);
-    let id = refund_r3(&ps, &device, purchase, 500.0).await["Data"]["ReturnOperationId"]
-        .as_i64()
-        .expect("id");
-    let view = wait_refund(&ps, id, "failed").await;
-    assert_eq!(
-        (view["mpp_result"].as_str(), view["attempts"].as_u64()),
-        (Some("PROCESS_FAIL"), Some(1))
-    );
-    assert_eq!(available(&ps, &device, purchase).await, before);
-    assert!(!mpp.credited().contains_key(&id.to_string()));
+    for code in ["PROCESS_FAIL", "PARAM_ILLEGAL", "PAYMENTS_SUSPENDED"] {
+        mpp.script([Act::Answer(code)]);
+        let id = refund_r3(&ps, &device, purchase, 500.0).await["Data"]["ReturnOperationId"]
+            .as_i64()
+            .expect("id");
+        let view = wait_refund(&ps, id, "failed").await;
+        assert_eq!(
+            (view["mpp_result"].as_str(), view["attempts"].as_u64()),
+            (Some(code), Some(1))
+        );
+        assert_eq!(
+            available(&ps, &device, purchase).await,
+            before,
+            "{code} freed the amount"
+        );
+        assert!(!mpp.credited().contains_key(&id.to_string()));
+    }
     // Every call of one refund carried the same refundId; the MPP credited each refund once.
     let calls = mpp.calls();
     assert!(calls.len() >= 8);
