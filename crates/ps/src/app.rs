@@ -180,7 +180,9 @@ pub async fn serve(
     let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
     let result = axum::serve(
         listener,
-        axum::ServiceExt::<Request>::into_make_service(service),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
+            service,
+        ),
     )
     .with_graceful_shutdown(shutdown)
     .await;

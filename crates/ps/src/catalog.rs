@@ -68,6 +68,9 @@ pub struct Organization {
     /// SHA-256 (hex) of each API key.
     #[serde(default)]
     pub api_key_hashes: Vec<String>,
+    /// Addresses the enhanced scheme (r3) may be called from (DECISIONS 28); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub r3_allowed_ips: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

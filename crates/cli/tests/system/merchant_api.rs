@@ -431,3 +431,50 @@ async fn a_repeated_create_gets_its_first_answer_even_after_the_trade_point_chan
         .await;
     assert_eq!(fresh["StatusCode"], 990000018);
 }
+
+#[tokio::test]
+async fn r3_can_be_bound_to_the_partners_addresses() {
+    let ps = TestPs::start().await;
+    let (_, catalog) = ps
+        .admin("GET", "/admin/v1/catalog", &serde_json::Value::Null)
+        .await;
+    let mut org = catalog["organizations"]
+        .as_array()
+        .expect("orgs")
+        .iter()
+        .find(|o| o["bin"] == "990340001234")
+        .expect("org")
+        .clone();
+    org["r3_allowed_ips"] = json!(["10.0.0.7"]);
+    assert_eq!(
+        ps.admin("PUT", "/admin/v1/organizations/990340001234", &org)
+            .await
+            .0,
+        200
+    );
+    let (_, refused) = ps
+        .pos(
+            "GET",
+            "/r3/v01/partner/tradepoints/990340001234",
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(refused["StatusCode"], -10000, "127.0.0.1 is not listed");
+    let (_, r1) = ps
+        .pos("GET", "/r1/v01/partner/tradepoints", API_KEY, None)
+        .await;
+    assert_eq!(r1["StatusCode"], 0, "only r3 is bound");
+    org["r3_allowed_ips"] = json!(["10.0.0.7", "127.0.0.1"]);
+    ps.admin("PUT", "/admin/v1/organizations/990340001234", &org)
+        .await;
+    let (_, allowed) = ps
+        .pos(
+            "GET",
+            "/r3/v01/partner/tradepoints/990340001234",
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(allowed["StatusCode"], 0);
+}

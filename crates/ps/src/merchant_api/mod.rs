@@ -251,6 +251,19 @@ impl FromRequest<AppState> for PosCall {
                     StatusCode::AuthenticationFailed,
                     Some("Api-Key".into()),
                 ))?;
+        // r3 is also bound to its partner's server addresses when the operator lists them.
+        if scheme == Scheme::R3 && !organization.r3_allowed_ips.is_empty() {
+            let peer = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            if !peer.is_some_and(|ip| organization.r3_allowed_ips.contains(&ip)) {
+                return Err(PosError::Status(
+                    StatusCode::AuthenticationFailed,
+                    Some("source address".into()),
+                ));
+            }
+        }
         let request_id = req
             .headers()
             .get("x-request-id")
