@@ -12,6 +12,7 @@ mod receiver;
 mod reference_mpp;
 mod refunds;
 mod register_bench;
+mod register_days;
 mod register_mail;
 mod registers;
 mod sandbox;
