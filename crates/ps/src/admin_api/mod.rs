@@ -119,35 +119,69 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
 }
 
-async fn put_mpp(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
-) -> AdminResult {
-    authorize(&app, &headers)?;
+/// The PUT of one catalog item whose key is in the path: authorized, one change at a time,
+/// checked against the whole catalog, then live.
+async fn put_item<T>(
+    app: &AppState,
+    headers: &HeaderMap,
+    key: &str,
+    raw: &[u8],
+    upsert_into: fn(&mut CatalogFile, T),
+) -> AdminResult
+where
+    T: CatalogDoc + Clone + Serialize + for<'de> Deserialize<'de> + PrepareDoc,
+{
+    authorize(app, headers)?;
     let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let doc: Mpp = body(&raw)?;
-    if doc.caller_name != name {
-        return Err(bad("caller_name differs from the path"));
+    let mut doc: T = body(raw)?;
+    if doc.key() != key {
+        return Err(bad("the key in the body differs from the path"));
     }
-    save(&app, doc, |f, d| upsert(&mut f.mpps, d)).await
+    doc.prepare();
+    save(app, doc, upsert_into).await
 }
 
-async fn put_organization(
-    State(app): State<AppState>,
-    Path(bin): Path<String>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let mut doc: Organization = body(&raw)?;
-    if doc.bin != bin {
-        return Err(bad("bin differs from the path"));
+/// What an item needs before it is stored.
+trait PrepareDoc {
+    fn prepare(&mut self) {}
+}
+
+impl PrepareDoc for Mpp {}
+impl PrepareDoc for TradePoint {}
+impl PrepareDoc for Service {}
+
+impl PrepareDoc for Organization {
+    /// Only hashes of API keys are stored.
+    fn prepare(&mut self) {
+        self.hash_keys();
     }
-    doc.hash_keys();
-    save(&app, doc, |f, d| upsert(&mut f.organizations, d)).await
+}
+
+type Put = (State<AppState>, Path<String>, HeaderMap, axum::body::Bytes);
+
+async fn put_mpp((State(app), Path(key), headers, raw): Put) -> AdminResult {
+    put_item::<Mpp>(&app, &headers, &key, &raw, |f, d| upsert(&mut f.mpps, d)).await
+}
+
+async fn put_organization((State(app), Path(key), headers, raw): Put) -> AdminResult {
+    put_item::<Organization>(&app, &headers, &key, &raw, |f, d| {
+        upsert(&mut f.organizations, d)
+    })
+    .await
+}
+
+async fn put_trade_point((State(app), Path(key), headers, raw): Put) -> AdminResult {
+    put_item::<TradePoint>(&app, &headers, &key, &raw, |f, d| {
+        upsert(&mut f.trade_points, d)
+    })
+    .await
+}
+
+async fn put_service((State(app), Path(key), headers, raw): Put) -> AdminResult {
+    put_item::<Service>(&app, &headers, &key, &raw, |f, d| {
+        upsert(&mut f.services, d)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -203,36 +237,6 @@ async fn new_api_key(
     org.api_key_hashes.push(api_key_hash(&key));
     save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response())
-}
-
-async fn put_trade_point(
-    State(app): State<AppState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let doc: TradePoint = body(&raw)?;
-    if doc.id != id {
-        return Err(bad("id differs from the path"));
-    }
-    save(&app, doc, |f, d| upsert(&mut f.trade_points, d)).await
-}
-
-async fn put_service(
-    State(app): State<AppState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let doc: Service = body(&raw)?;
-    if doc.id != id {
-        return Err(bad("id differs from the path"));
-    }
-    save(&app, doc, |f, d| upsert(&mut f.services, d)).await
 }
 
 async fn payment(
