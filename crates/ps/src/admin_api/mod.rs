@@ -3,9 +3,11 @@
 //! merchant, issue API keys, look at a purchase. Off when no `admin_token` is configured.
 //! Documented in `docs/admin-api.md`.
 
+mod operations;
+
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -17,10 +19,7 @@ use crate::app::AppState;
 use crate::catalog::{
     CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash,
 };
-use crate::domain::refund::RefundOrder;
-use crate::domain::{RefundKind, RefundStatus};
 use crate::store::CatalogDoc;
-use tolem_wire::Amount;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,11 +31,17 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/trade-points/{id}", put(put_trade_point))
         .route("/admin/v1/services/{id}", put(put_service))
         .route("/admin/v1/payments/{id}", get(payment))
-        .route("/admin/v1/payments/{id}/cancel", post(cancel_payment))
-        .route("/admin/v1/refunds", get(refunds))
-        .route("/admin/v1/refunds/{id}/retry", post(retry_refund))
-        .route("/admin/v1/metrics", get(metrics))
-        .route("/admin/v1/registers", get(register_deliveries))
+        .route(
+            "/admin/v1/payments/{id}/cancel",
+            post(operations::cancel_payment),
+        )
+        .route("/admin/v1/refunds", get(operations::refunds))
+        .route(
+            "/admin/v1/refunds/{id}/retry",
+            post(operations::retry_refund),
+        )
+        .route("/admin/v1/metrics", get(operations::metrics))
+        .route("/admin/v1/registers", get(operations::register_deliveries))
 }
 
 /// An admin API failure: HTTP status and a sentence.
@@ -263,226 +268,4 @@ async fn payment(
         "verdict": p.verdict,
     });
     Ok(Json(view).into_response())
-}
-
-/// The device id under which the admin API's replayable answers are kept (devices start at 1).
-const ADMIN_REPLAY_DEVICE: i64 = 0;
-
-#[derive(Deserialize, Default)]
-struct CancelRequest {
-    /// Part of the payment to give back; all that is left when absent.
-    #[serde(default)]
-    amount: Option<Amount>,
-}
-
-/// Cancels a Custom payment at the service provider's request (SPEC §3, DECISIONS 23): a refund
-/// of it is placed and delivered to the MPP like any other.
-async fn cancel_payment(
-    State(app): State<AppState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    let req: CancelRequest = if raw.is_empty() {
-        CancelRequest::default()
-    } else {
-        body::<Option<CancelRequest>>(&raw)?.unwrap_or_default()
-    };
-    // A repeat with the same X-Request-ID and body gets the first answer and places nothing.
-    let replay = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(|request_id| crate::store::PosReplay {
-            device_id: ADMIN_REPLAY_DEVICE,
-            request_id: format!("cancel-{id}-{request_id}"),
-            body_sha256: hex::encode(Sha256::digest(&raw)),
-        });
-    if let Some(first) = match replay.clone() {
-        Some(r) => app.store.pos_replay(r).await.map_err(internal)?,
-        None => None,
-    } {
-        return Ok((
-            StatusCode::CREATED,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            first,
-        )
-            .into_response());
-    }
-    let payment = app.store.payment(id).await.map_err(internal)?;
-    let payment = payment.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;
-    let total = payment.amount.unwrap_or_default();
-    let amount = match req.amount {
-        Some(amount) => amount,
-        None => app.store.refundable(id, total).await.map_err(internal)?,
-    };
-    if amount.is_zero() {
-        return Err(bad("nothing left to refund"));
-    }
-    let order = RefundOrder {
-        kind: RefundKind::Cancel,
-        payment_id: id,
-        trade_point_id: None,
-        device_id: None,
-        return_qr: None,
-        amount,
-        use_window: jiff::SignedDuration::ZERO,
-    };
-    let placed = app
-        .store
-        .place_refund(
-            order,
-            replay,
-            crate::payments::secret_token(),
-            app.clock.now(),
-            |r| json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string(),
-        )
-        .await
-        .map_err(internal)?;
-    app.refund_wake.notify_one();
-    match placed {
-        Ok(body) => Ok((
-            StatusCode::CREATED,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()),
-        Err(refusal) => Err(bad(format!("refused: {refusal:?}"))),
-    }
-}
-
-#[derive(Deserialize)]
-struct RefundFilter {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-/// Most refunds one listing shows.
-const REFUNDS_PAGE_MAX: usize = 500;
-
-async fn refunds(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(filter): Query<RefundFilter>,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    let status = match filter.status.as_deref() {
-        Some(text) => {
-            Some(RefundStatus::parse(text).ok_or_else(|| bad(format!("unknown status {text}")))?)
-        }
-        None => None,
-    };
-    let limit = filter.limit.unwrap_or(100).min(REFUNDS_PAGE_MAX);
-    let views = app
-        .store
-        .refund_views(status, limit)
-        .await
-        .map_err(internal)?;
-    let list: Vec<_> = views
-        .into_iter()
-        .map(|v| {
-            let r = v.refund;
-            json!({
-                "refund_id": r.id,
-                "kind": r.kind.as_str(),
-                "status": r.effective_status(app.clock.now()).as_str(),
-                "payment_id": r.payment_id,
-                "amount": r.amount,
-                "mpp": r.owner.as_ref().map(|o| o.mpp.clone()),
-                "requested_at": r.requested_at.map(|t| t.to_string()),
-                "finished_at": r.finished_at.map(|t| t.to_string()),
-                "mpp_result": r.mpp_result,
-                "attempts": v.attempts,
-                "next_attempt_at": v.next_attempt_at.map(|t| t.to_string()),
-                "last_error": v.last_error,
-                "flagged": v.flagged,
-            })
-        })
-        .collect();
-    Ok(Json(list).into_response())
-}
-
-async fn retry_refund(
-    State(app): State<AppState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    if !app
-        .store
-        .retry_refund_now(id, app.clock.now())
-        .await
-        .map_err(internal)?
-    {
-        return Err(AdminError(
-            StatusCode::NOT_FOUND,
-            "no undelivered refund with that id".into(),
-        ));
-    }
-    app.refund_wake.notify_one();
-    Ok(Json(json!({"refund_id": id, "due": "now"})).into_response())
-}
-
-/// Counters in the Prometheus text format.
-async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> AdminResult {
-    use std::sync::atomic::Ordering::Relaxed;
-    authorize(&app, &headers)?;
-    let m = &app.metrics;
-    let (undelivered, flagged) = app.store.undelivered_counts().await.map_err(internal)?;
-    let text = format!(
-        "# TYPE tolem_refund_attempts_total counter\ntolem_refund_attempts_total {}\n\
-         # TYPE tolem_refunds_completed_total counter\ntolem_refunds_completed_total {}\n\
-         # TYPE tolem_refunds_failed_total counter\ntolem_refunds_failed_total {}\n\
-         # TYPE tolem_refund_retries_total counter\ntolem_refund_retries_total {}\n\
-         # TYPE tolem_refunds_flagged_total counter\ntolem_refunds_flagged_total {}\n\
-         # TYPE tolem_refunds_undelivered gauge\ntolem_refunds_undelivered {undelivered}\n\
-         # TYPE tolem_refunds_undelivered_flagged gauge\ntolem_refunds_undelivered_flagged {flagged}\n",
-        m.refund_attempts.load(Relaxed),
-        m.refunds_completed.load(Relaxed),
-        m.refunds_failed.load(Relaxed),
-        m.refund_retries.load(Relaxed),
-        m.refunds_flagged.load(Relaxed),
-    );
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    )
-        .into_response())
-}
-
-/// Register e-mails, newest first: what is queued, sent (when, to whom) or failing.
-async fn register_deliveries(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(filter): Query<RefundFilter>,
-) -> AdminResult {
-    authorize(&app, &headers)?;
-    let limit = filter.limit.unwrap_or(100).min(REFUNDS_PAGE_MAX);
-    let views = app
-        .store
-        .register_deliveries(limit)
-        .await
-        .map_err(internal)?;
-    let list: Vec<_> = views
-        .into_iter()
-        .map(|v| {
-            json!({
-                "mpp": v.due.mpp,
-                "kind": v.due.kind,
-                "period": v.due.period,
-                "sent_at": v.sent_at.map(|t| t.to_string()),
-                "sent_to": v.sent_to,
-                "attempts": v.attempts,
-                "last_error": v.last_error,
-                "flagged": v.flagged,
-            })
-        })
-        .collect();
-    Ok(Json(list).into_response())
 }
