@@ -109,6 +109,62 @@ mod tests {
 
     use super::super::{Store, StoreError, StoreLimits};
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_and_a_slow_commit_say_retry() {
+        let dir = tempfile::tempdir().expect("dir");
+        let limits = StoreLimits {
+            write_queue_max: 1,
+            write_batch_max: 1,
+            read_connections: 1,
+            write_wait_ms: 100,
+        };
+        let store = Arc::new(Store::open(&dir.path().join("q.db"), &limits).expect("opens"));
+        store
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .await
+            .expect("table");
+        // The writer is busy for 400 ms with the first write ...
+        let slow = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|c| {
+                        std::thread::sleep(std::time::Duration::from_millis(400));
+                        Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // ... the second fills the queue, the third finds it full at once.
+        let queued = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let full = store
+            .write(|c| Ok(c.execute("INSERT INTO t VALUES (3)", [])?))
+            .await;
+        assert!(matches!(full, Err(StoreError::Overloaded)), "{full:?}");
+        // The slow write outlived its caller's 100 ms: the caller is told to retry ...
+        assert!(matches!(
+            slow.await.expect("joined"),
+            Err(StoreError::Overloaded)
+        ));
+        let _ = queued.await.expect("joined");
+        // ... but it committed, as the docs say: retries must be idempotent.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let rows: i64 = store
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t WHERE x = 1", [], |r| r.get(0))?))
+            .await
+            .expect("read");
+        assert_eq!(rows, 1);
+    }
+
     fn limits() -> StoreLimits {
         StoreLimits {
             write_queue_max: 100,
