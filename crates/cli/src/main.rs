@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -66,7 +67,7 @@ pub struct Overrides {
     db: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -74,6 +75,16 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}", explain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async move {
         match cli.command {
@@ -87,4 +98,41 @@ fn main() -> anyhow::Result<()> {
             Command::Wallet(args) => wallet::run(args).await,
         }
     })
+}
+
+/// An error as a person reads it: one line with what went wrong and what to do, and a second
+/// with the underlying cause only where the first does not already say it. Never a backtrace
+/// (also with `RUST_BACKTRACE=1`) and never a chain that repeats itself.
+fn explain(err: &anyhow::Error) -> String {
+    let top = err.to_string();
+    let root = err.root_cause().to_string();
+    if top.contains(&root) {
+        format!("error: {top}")
+    } else {
+        format!("error: {top}\n  cause: {root}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_when_its_cause_adds_nothing() {
+        let err = anyhow::anyhow!("no database at x.db");
+        assert_eq!(explain(&err), "error: no database at x.db");
+        let err = anyhow::Error::from(std::io::Error::other("disk on fire"))
+            .context("cannot write x: disk on fire");
+        assert_eq!(explain(&err), "error: cannot write x: disk on fire");
+    }
+
+    #[test]
+    fn a_cause_the_message_does_not_name_is_a_second_line() {
+        let err =
+            anyhow::Error::from(std::io::Error::other("disk on fire")).context("cannot write x");
+        assert_eq!(
+            explain(&err),
+            "error: cannot write x\n  cause: disk on fire"
+        );
+    }
 }

@@ -13,16 +13,16 @@ pub struct MppArgs {
     #[command(subcommand)]
     action: Option<Action>,
     /// The reference MPP's TOML configuration (defaults: demobank with two demo customers).
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// The PS's base URL.
-    #[arg(long)]
+    #[arg(long, global = true)]
     ps: Option<String>,
     /// Address to listen on.
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<SocketAddr>,
     /// The SQLite database file.
-    #[arg(long)]
+    #[arg(long, global = true)]
     db: Option<PathBuf>,
 }
 
@@ -84,9 +84,7 @@ pub async fn run(args: MppArgs) -> anyhow::Result<()> {
         )
         .await;
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = crate::server::bind(config.listen, "--listen").await?;
     let addr = listener.local_addr()?;
     let mpp = Mpp::open(&config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("listening on http://{addr}");
@@ -127,6 +125,18 @@ async fn reconcile(
     zone: &str,
 ) -> anyhow::Result<()> {
     let (from, to) = bounds(date, month, zone)?;
+    // Reconciling against books that are not there would report every row as missing, and
+    // opening them would leave an empty database behind.
+    anyhow::ensure!(
+        config.database.exists(),
+        "no MPP database at {}: give --db the file `tolem mpp` runs with",
+        config.database.display()
+    );
+    anyhow::ensure!(
+        register.exists(),
+        "no register at {}: make one with `tolem registers … --format csv` or download it from the cabinet",
+        register.display()
+    );
     let mpp = Mpp::open(config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let differences = mpp.reconcile(register, from, to).await?;
     if differences.is_empty() {

@@ -7,14 +7,12 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use tolem_ps::clock::SystemClock;
+use tolem_ps::Config;
 use tolem_ps::registers::make::{self, Format};
 use tolem_ps::registers::{Period, RegisterKind};
-use tolem_ps::{App, Config};
 
 #[derive(Args)]
 pub struct RegistersArgs {
@@ -72,15 +70,14 @@ pub async fn run(args: RegistersArgs) -> anyhow::Result<()> {
         Which::Monthly { month, common } => (RegisterKind::Monthly, month, common),
     };
     let period = Period::parse(kind, &text)?;
-    let environment = std::env::vars().filter(|(k, _)| k != "TOLEM_CONFIG");
-    let mut config = Config::load(common.config.as_deref(), environment)?;
+    let mut config = Config::load(common.config.as_deref(), std::env::vars())?;
     if let Some(db) = common.db {
         config.database = db;
     }
     // A register of a database that is not there would be an empty register, not an answer.
     anyhow::ensure!(
         config.database.exists(),
-        "no database at {}",
+        "no database at {}: give --db the PS's database file (or `database` in --config)",
         config.database.display()
     );
     std::fs::create_dir_all(&common.out)
@@ -91,7 +88,7 @@ pub async fn run(args: RegistersArgs) -> anyhow::Result<()> {
     };
     // The database's operator data is the truth here; seeding the file's would write into it.
     config.catalog = Default::default();
-    let app = App::start(config, Arc::new(SystemClock)).await?;
+    let app = crate::server::start(config).await?;
     let request = make::request(&app, &common.mpp, period, format)?;
     let (path, totals) = make::make_in_dir(&app, request, &common.out).await?;
     let (p, r) = (totals.payments, totals.refunds);

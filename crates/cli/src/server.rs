@@ -9,7 +9,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tolem_mpp::config::CustomerSeed;
 use tolem_mpp::{Mpp, MppConfig};
+use tolem_ps::app::{AppState, StartError};
 use tolem_ps::clock::SystemClock;
+use tolem_ps::store::StoreError;
 use tolem_ps::{App, Config};
 use tolem_sdk::RetryPolicy;
 use tolem_wire::Amount;
@@ -20,7 +22,7 @@ use crate::Overrides;
 const SANDBOX_CONFIG: &str = include_str!("../../../examples/sandbox.toml");
 
 fn environment() -> impl Iterator<Item = (String, String)> {
-    std::env::vars().filter(|(k, _)| k != "TOLEM_CONFIG")
+    std::env::vars()
 }
 
 pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
@@ -60,9 +62,14 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     if let Some(db) = overrides.db {
         config.database = db;
     }
-    let listener = bind(config.listen).await?;
+    let listener = bind(config.listen, "--listen").await?;
     let addr = listener.local_addr()?;
-    config.public_url = format!("http://{addr}");
+    let local_url = format!("http://{addr}");
+    // Links point where the sandbox listens, unless the operator said where it is reached from
+    // outside (behind a TLS proxy, say): a configured `public_url` is kept.
+    if std::env::var_os("TOLEM_PUBLIC_URL").is_none() {
+        config.public_url = local_url.clone();
+    }
     if !config.database.exists() {
         // A new PS numbers payments and refunds from 1 again; demo MPP books of an earlier PS
         // would take those ids for ones they already know.
@@ -82,7 +89,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
             0 => 0,
             base => base.saturating_add(u16::try_from(index).unwrap_or(u16::MAX)),
         };
-        let mpp_listener = bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let mpp_listener = bind(SocketAddr::from(([127, 0, 0, 1], port)), "--mpps-port").await?;
         let mpp_addr = mpp_listener.local_addr()?;
         // The PS delivers this MPP's refunds to where it really listens.
         for m in config
@@ -96,7 +103,8 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
         mpp_urls.push((demo, format!("http://{mpp_addr}")));
         let mpp_config = MppConfig {
             caller_name: (*caller).to_owned(),
-            ps_url: config.public_url.clone(),
+            // The demo MPPs call the PS where it listens, beside them.
+            ps_url: local_url.clone(),
             listen: mpp_addr,
             database: sibling(&config.database, caller),
             customers: customers
@@ -117,7 +125,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
             async move { done.cancelled().await },
         )));
     }
-    let app = App::start(config, Arc::new(SystemClock)).await?;
+    let app = start(config).await?;
     println!("listening on http://{addr}");
     print_guide(&addr.to_string(), &mpp_urls);
     let done = stop.clone();
@@ -143,10 +151,43 @@ fn sibling(db: &Path, caller: &str) -> PathBuf {
     db.with_file_name(format!("{stem}-{caller}.db"))
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
+/// Opens the PS on `config.database`; a database that cannot be used names the file and the flag.
+pub async fn start(config: Config) -> anyhow::Result<AppState> {
+    let path = config.database.clone();
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        anyhow::ensure!(
+            folder.is_dir(),
+            "no folder {} for the database {}: create it or give --db another file",
+            folder.display(),
+            path.display()
+        );
+    }
+    App::start(config, Arc::new(SystemClock))
         .await
-        .with_context(|| format!("cannot listen on {addr}"))
+        .map_err(|e| match e {
+            StartError::Store(StoreError::Sqlite(err)) => anyhow::anyhow!(
+                "cannot use the database {}: {err}; check that it is a Tolem PS database this user may write, or give --db another file",
+                path.display()
+            ),
+            other => other.into(),
+        })
+}
+
+/// Binds `addr`; a failure names the flag that moves it.
+pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the port is in use (another program, or a Tolem already running?)".to_owned()
+            }
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_owned(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot listen on {addr}: {why}; stop the other program or give {flag} another one"
+        )
+    })
 }
 
 fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
@@ -184,12 +225,10 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(db) = overrides.db {
         config.database = db;
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = bind(config.listen, "--listen").await?;
     let addr = listener.local_addr()?;
     let database = config.database.clone();
-    let app = App::start(config, Arc::new(SystemClock)).await?;
+    let app = start(config).await?;
     // The first line on stdout says where the server is (tests and scripts read it).
     println!("listening on http://{addr}");
     tracing::info!(%addr, database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");

@@ -55,7 +55,13 @@ impl Default for MppConfig {
 
 impl MppConfig {
     pub fn from_toml(text: &str) -> Result<MppConfig, String> {
-        let config: MppConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let config: MppConfig = toml::from_str(text).map_err(|e| {
+            // One line with the place, not toml's five-line drawing of it.
+            let line = e.span().map_or(0, |s| {
+                text.get(..s.start).unwrap_or(text).lines().count().max(1)
+            });
+            format!("line {line}: {}", e.message().trim())
+        })?;
         for c in &config.customers {
             let len = c.id.chars().count();
             if len == 0 || len > tolem_wire::mpp::CUSTOMER_ID_LEN_MAX {

@@ -191,28 +191,50 @@ impl Config {
                     path: path.to_owned(),
                     source,
                 })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+                text.parse::<toml::Table>().map_err(|e| {
+                    ConfigError::Invalid(format!("{}: {}", path.display(), toml_error(&text, &e)))
+                })?
             }
             None => toml::Table::new(),
         };
-        for (name, value) in env {
-            let Some(key) = name.strip_prefix("TOLEM_") else {
-                continue;
-            };
+        // The file alone must read, so that an error it holds is not blamed on a variable.
+        parse_table(&table).map_err(|e| match file {
+            Some(path) => ConfigError::Invalid(format!("{}: {e}", path.display())),
+            None => ConfigError::Invalid(e),
+        })?;
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| {
+                name.starts_with("TOLEM_") && !TOOL_VARIABLES.contains(&name.as_str())
+            })
+            .collect();
+        // Sorted, so that the same environment always names the same first offender.
+        vars.sort();
+        for (name, value) in vars {
+            let key = &name["TOLEM_".len()..];
             let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
-            set_path(&mut table, &path, env_value(&value))?;
+            // Each variable is tried on its own, so that an error names the variable that caused it.
+            let mut trial = table.clone();
+            set_path(&mut trial, &path, env_value(&value))
+                .and_then(|()| parse_table(&trial).map(drop).map_err(ConfigError::Invalid))
+                .map_err(|e| {
+                    let why = e.to_string();
+                    let why = why.strip_prefix("configuration: ").unwrap_or(&why).to_owned();
+                    ConfigError::Invalid(format!(
+                        "environment variable {name} (setting `{}`): {why}; unset it or see docs/configuration.md",
+                        path.join(".")
+                    ))
+                })?;
+            table = trial;
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let config = parse_table(&table).map_err(ConfigError::Invalid)?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(toml_error(text, &e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -273,6 +295,41 @@ impl Config {
     }
 }
 
+/// A TOML error in one line, `line 3, column 7: expected …`, instead of toml's drawing of the
+/// line, which takes five lines of a terminal.
+pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error
+        .message()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// `TOLEM_…` variables that belong to the tools (the CLI, the load tool, the benchmarks), not to
+/// the server's settings; the configuration passes over them instead of calling them unknown.
+pub const TOOL_VARIABLES: &[&str] = &["TOLEM_CONFIG", "TOLEM_BENCH_OPS", "TOLEM_LOAD_KEEP"];
+
+fn parse_table(table: &toml::Table) -> Result<Config, String> {
+    toml::Value::Table(table.clone())
+        .try_into()
+        // toml puts the key on a line of its own; one line reads better on a terminal.
+        .map_err(|e: toml::de::Error| {
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+}
+
 fn env_value(text: &str) -> toml::Value {
     if let Ok(i) = text.parse::<i64>() {
         return toml::Value::Integer(i);
@@ -322,5 +379,32 @@ mod tests {
         let env = [("TOLEM_PAYMENTS__NO_SUCH_KEY".to_owned(), "1".to_owned())];
         let err = Config::load(None, env).expect_err("unknown key");
         assert!(err.to_string().contains("no_such_key"), "{err}");
+        assert!(
+            err.to_string().contains("TOLEM_PAYMENTS__NO_SUCH_KEY"),
+            "{err}"
+        );
+        let env = [("TOLEM_FOO".to_owned(), "1".to_owned())];
+        let err = Config::load(None, env).expect_err("unknown key");
+        assert!(
+            err.to_string().contains("environment variable TOLEM_FOO"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_toml_error_is_one_line_with_its_place() {
+        let text = "listen = \"127.0.0.1:8080\"\n[bad";
+        let err = text.parse::<toml::Table>().expect_err("unclosed table");
+        let line = toml_error(text, &err);
+        assert!(line.starts_with("line 2, column 5: "), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn the_tools_variables_are_not_settings() {
+        let env = TOOL_VARIABLES
+            .iter()
+            .map(|name| ((*name).to_owned(), "1".to_owned()));
+        Config::load(None, env).expect("the tools' variables are passed over");
     }
 }
