@@ -278,8 +278,11 @@ async fn hear_mpp(app: &App, placed: String) -> PosResult {
     let Some(refund_id) = placed_refund(&placed) else {
         return Ok(raw_json(placed));
     };
-    let bound = Duration::from_millis(app.config.refunds.pos_wait_ms);
-    let deadline = tokio::time::Instant::now() + bound;
+    let now = tokio::time::Instant::now();
+    // Validation keeps the bound within a minute; past any instant, the wait is none at all.
+    let deadline = now
+        .checked_add(Duration::from_millis(app.config.refunds.pos_wait_ms))
+        .unwrap_or(now);
     // Registered before the first read, so an answer recorded after that read wakes it.
     let mut waiter = app.refund_outcomes.wait_for(refund_id);
     let mut answer = pos_answer(app, refund_id).await;
