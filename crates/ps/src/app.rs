@@ -41,6 +41,8 @@ pub struct App {
     pub catalog_changes: tokio::sync::Mutex<()>,
     /// Wakes the refund dispatcher when a refund is placed.
     pub refund_wake: tokio::sync::Notify,
+    /// POS requests waiting for the MPP's answer to their refund (DECISIONS 39).
+    pub refund_outcomes: refund_dispatch::Outcomes,
     pub metrics: Metrics,
 }
 
@@ -103,6 +105,7 @@ impl App {
             http,
             catalog_changes: tokio::sync::Mutex::new(()),
             refund_wake: tokio::sync::Notify::new(),
+            refund_outcomes: refund_dispatch::Outcomes::default(),
             metrics: Metrics::default(),
         };
         app.reload_catalog().await?;

@@ -84,6 +84,9 @@ pub struct RefundsConfig {
     /// A claimed delivery whose outcome is not recorded within this (the PS crashed) is claimed
     /// again. Must exceed `request_timeout_ms`.
     pub lease_ms: u64,
+    /// How long `payment/return` waits for the MPP's answer before it tells the POS the refund
+    /// is accepted and delivery goes on (DECISIONS 39); 0 answers at once.
+    pub pos_wait_ms: u64,
 }
 
 impl Default for RefundsConfig {
@@ -101,9 +104,13 @@ impl Default for RefundsConfig {
             poll_interval_ms: 500,
             alert_after_s: 86_400,
             lease_ms: 60_000,
+            pos_wait_ms: 10_000,
         }
     }
 }
+
+/// Longest `refunds.pos_wait_ms`: POS clients give up on an answer after about a minute.
+const POS_WAIT_MS_MAX: u64 = 60_000;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -274,6 +281,12 @@ impl Config {
                 "concurrency, batch and poll limits must be positive",
             );
         }
+        if r.pos_wait_ms > POS_WAIT_MS_MAX {
+            return invalid(
+                "refunds.pos_wait_ms",
+                &format!("must be at most {POS_WAIT_MS_MAX}"),
+            );
+        }
         let l = &self.limits;
         if l.write_queue_max == 0 || l.write_batch_max == 0 || l.read_connections == 0 {
             return invalid(
@@ -406,5 +419,18 @@ mod tests {
             .iter()
             .map(|name| ((*name).to_owned(), "1".to_owned()));
         Config::load(None, env).expect("the tools' variables are passed over");
+    }
+
+    #[test]
+    fn the_pos_wait_for_a_refund_is_bounded() {
+        assert_eq!(Config::default().refunds.pos_wait_ms, 10_000);
+        let env = [("TOLEM_REFUNDS__POS_WAIT_MS".to_owned(), "0".to_owned())];
+        assert_eq!(
+            Config::load(None, env).expect("valid").refunds.pos_wait_ms,
+            0
+        );
+        let env = [("TOLEM_REFUNDS__POS_WAIT_MS".to_owned(), "60001".to_owned())];
+        let err = Config::load(None, env).expect_err("too long");
+        assert!(err.to_string().contains("refunds.pos_wait_ms"), "{err}");
     }
 }

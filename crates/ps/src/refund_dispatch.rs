@@ -8,14 +8,18 @@
 //! undelivered `alert_after_s` after it was placed is flagged for the operator, and retries go on.
 //! After a crash, deliveries whose lease ran out are claimed again, so none is lost; the MPP's
 //! `/refund` applies each refundId once however often it is called.
+//!
+//! A final answer is also told, in process, to the POS requests waiting for it ([`Outcomes`],
+//! DECISIONS 39), once it is recorded.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tolem_wire::Locale;
 use tolem_wire::mpp::{RefundRequest, ResultOnly};
@@ -182,13 +186,18 @@ async fn deliver(
         }
     }
     let refund_id = refund.id;
-    if let Err(e) = app
+    let is_final = !matches!(outcome, Delivery::Retry(_));
+    match app
         .store
         .record_delivery(claim, outcome, now, retry_at, flag)
         .await
     {
+        // Told only once it is on disk, so that what the waiting POS hears is what a repeat of
+        // its request reads back.
+        Ok(()) if is_final => app.refund_outcomes.recorded(refund_id),
+        Ok(()) => {}
         // The lease runs out and the delivery is tried again; the MPP applies it once.
-        tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome");
+        Err(e) => tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome"),
     }
     // A call slot is free again: let the dispatcher claim more without waiting for its poll.
     drop(permit);
@@ -258,4 +267,79 @@ async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<
 
 fn short(text: &str) -> String {
     text.chars().take(300).collect()
+}
+
+/// The POS requests waiting for the MPP's final answer to a refund, by refund id (DECISIONS 39).
+/// A waiter registers before it reads the refund's state, so an answer recorded after that read
+/// wakes it; one recorded by another process is found by the waiter's last read.
+#[derive(Default)]
+pub struct Outcomes {
+    waiting: Mutex<HashMap<i64, Vec<Ticket>>>,
+    next_ticket: AtomicU64,
+}
+
+/// A waiting request's number, and how it is woken.
+type Ticket = (u64, oneshot::Sender<()>);
+
+/// One waiting request; it leaves the register when dropped, whether or not it was woken.
+pub struct Waiter<'a> {
+    outcomes: &'a Outcomes,
+    refund_id: i64,
+    ticket: u64,
+    woken: oneshot::Receiver<()>,
+}
+
+impl Outcomes {
+    pub fn wait_for(&self, refund_id: i64) -> Waiter<'_> {
+        let ticket = self.next_ticket.fetch_add(1, Relaxed);
+        let (tell, woken) = oneshot::channel();
+        self.lock()
+            .entry(refund_id)
+            .or_default()
+            .push((ticket, tell));
+        Waiter {
+            outcomes: self,
+            refund_id,
+            ticket,
+            woken,
+        }
+    }
+
+    /// The refund's final answer is recorded: wakes everyone waiting for it.
+    pub fn recorded(&self, refund_id: i64) {
+        let waiting = self.lock().remove(&refund_id).unwrap_or_default();
+        for (_, tell) in waiting {
+            // A waiter that gave up meanwhile is no loss.
+            let _ = tell.send(());
+        }
+    }
+
+    /// How many requests wait now; none once every request is answered.
+    pub fn waiting(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<Ticket>>> {
+        // The map stays consistent even if a holder panicked: every change is one call.
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Waiter<'_> {
+    /// Until the refund's final answer is recorded in this process, or `deadline`.
+    pub async fn until(&mut self, deadline: tokio::time::Instant) {
+        let _ = tokio::time::timeout_at(deadline, &mut self.woken).await;
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.outcomes.lock();
+        if let Some(list) = waiting.get_mut(&self.refund_id) {
+            list.retain(|(ticket, _)| *ticket != self.ticket);
+            if list.is_empty() {
+                waiting.remove(&self.refund_id);
+            }
+        }
+    }
 }

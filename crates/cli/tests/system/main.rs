@@ -10,6 +10,7 @@ mod operator;
 mod receipts;
 mod receiver;
 mod reference_mpp;
+mod refund_answer;
 mod refunds;
 mod register_bench;
 mod register_days;

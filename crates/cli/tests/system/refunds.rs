@@ -9,19 +9,19 @@ use serde_json::{Value, json};
 use crate::harness::*;
 use crate::receiver::{Act, Receiver};
 
-async fn refund_r3(ps: &TestPs, device: &str, payment: i64, amount: f64) -> Value {
+pub async fn refund_r3(ps: &TestPs, device: &str, payment: i64, amount: f64) -> Value {
     let body = json!({"DeviceToken": device, "QrPaymentId": payment, "Amount": amount, "OrganizationBin": "990340001234"});
     ps.pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
         .await
         .1
 }
 
-async fn available(ps: &TestPs, device: &str, payment: i64) -> Value {
+pub async fn available(ps: &TestPs, device: &str, payment: i64) -> Value {
     let path = format!("/r2/v01/payment/details?QrPaymentId={payment}&DeviceToken={device}");
     ps.pos("GET", &path, API_KEY, None).await.1["Data"]["AvailableReturnAmount"].clone()
 }
 
-async fn refund_status(ps: &TestPs, refund_id: i64) -> Value {
+pub async fn refund_status(ps: &TestPs, refund_id: i64) -> Value {
     let (_, list) = ps
         .admin("GET", "/admin/v1/refunds?limit=500", &Value::Null)
         .await;
@@ -33,7 +33,7 @@ async fn refund_status(ps: &TestPs, refund_id: i64) -> Value {
         .expect("the refund")
 }
 
-async fn wait_refund(ps: &TestPs, refund_id: i64, status: &str) -> Value {
+pub async fn wait_refund(ps: &TestPs, refund_id: i64, status: &str) -> Value {
     ps.wait_until(&format!("refund {refund_id} is {status}"), || async move {
         refund_status(ps, refund_id).await["status"] == status
     })
@@ -232,7 +232,7 @@ async fn refund_requests_are_checked() {
     assert_eq!(available(&ps, &device, purchase).await, json!(100.0));
 }
 
-async fn scan_id_refund(ps: &TestPs, token: &str, customer: &str) {
+pub async fn scan_id_refund(ps: &TestPs, token: &str, customer: &str) {
     let (_, scan) = ps
         .mpp_call(
             "/api/v1/qr/scan",

@@ -78,6 +78,8 @@ pub(super) async fn cancel_payment(
         return_qr: None,
         amount,
         use_window: jiff::SignedDuration::ZERO,
+        // The operator is answered at once; the refund's outcome shows in the refunds list.
+        pos_waits: false,
     };
     let placed = app
         .store

@@ -10,6 +10,10 @@
 //! ```
 //! A `pending` refund counts against the purchase's refundable amount; a `failed` one gives its
 //! amount back.
+//!
+//! The POS that placed a refund waits a while for the MPP's answer (DECISIONS 39): what it was
+//! told is the refund's [`PosAnswer`], fixed once, by whichever comes first of the MPP's final
+//! answer and the end of the POS's wait, so every repeat of the request is told the same.
 
 use jiff::{SignedDuration, Timestamp};
 use tolem_wire::Amount;
@@ -38,7 +42,22 @@ pub enum RefundStatus {
     Expired,
 }
 
+/// What the POS that placed a refund was told (DECISIONS 39). `None` on a refund while its POS
+/// still waits for the MPP's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PosAnswer {
+    /// The refund was accepted: the MPP answered SUCCESS, or had not answered finally when the
+    /// wait ended and delivery goes on (DECISIONS 21).
+    Accepted,
+    /// The MPP refused it finally while the POS waited: the POS hears `-99000006`.
+    Refused,
+}
+
 text_enum!(RefundKind { Qr = "qr", Direct = "direct", Cancel = "cancel" });
+text_enum!(PosAnswer {
+    Accepted = "accepted",
+    Refused = "refused"
+});
 text_enum!(RefundStatus {
     QrCreated = "qr_created",
     Identified = "identified",
@@ -77,6 +96,8 @@ pub struct Refund {
     pub mpp_result: Option<String>,
     pub created_at: Timestamp,
     pub receipt_token: String,
+    /// What the POS was told; `None` while it waits for the MPP's answer.
+    pub pos_answer: Option<PosAnswer>,
 }
 
 impl Refund {
@@ -122,12 +143,64 @@ impl Refund {
     }
 
     /// Turns the record into a refund of `amount` of `payment_id` to `owner`, to be delivered.
-    pub fn request(&mut self, payment_id: i64, owner: Owner, amount: Amount, now: Timestamp) {
+    /// When its caller waits for the MPP's answer (`pos_waits`), what it is told is left open.
+    pub fn request(
+        &mut self,
+        payment_id: i64,
+        owner: Owner,
+        amount: Amount,
+        pos_waits: bool,
+        now: Timestamp,
+    ) {
         self.payment_id = Some(payment_id);
         self.owner = Some(owner);
         self.amount = Some(amount);
         self.status = RefundStatus::Pending;
         self.requested_at = Some(now);
+        self.pos_answer = (!pos_waits).then_some(PosAnswer::Accepted);
+    }
+
+    /// The MPP's final answer to a pending refund; returns whether it changed anything. A POS
+    /// still waiting hears it (DECISIONS 39): a refusal gives the amount back at once, and the
+    /// POS is told so. Only the first final answer counts.
+    pub fn finish(&mut self, outcome: &Delivery, now: Timestamp) -> bool {
+        let (status, code, answer) = match outcome {
+            Delivery::Completed => (
+                RefundStatus::Completed,
+                ResultCode::Success.as_str(),
+                PosAnswer::Accepted,
+            ),
+            Delivery::Failed(code) => (RefundStatus::Failed, code.as_str(), PosAnswer::Refused),
+            Delivery::Retry(_) => return false,
+        };
+        if self.status != RefundStatus::Pending {
+            return false;
+        }
+        self.status = status;
+        self.finished_at = Some(now);
+        self.mpp_result = Some(code.to_owned());
+        self.pos_answer.get_or_insert(answer);
+        true
+    }
+
+    /// The POS's wait for the MPP's answer ended: unless the MPP refused first, the refund is
+    /// accepted and delivery goes on (DECISIONS 21, 39). Returns what the POS is told, and
+    /// whether that was decided now.
+    pub fn end_pos_wait(&mut self) -> (PosAnswer, bool) {
+        match self.pos_answer {
+            Some(answer) => (answer, false),
+            None => {
+                // `finish` answers a refund as it leaves `pending`, so one without an answer is
+                // pending and the POS hears "accepted"; a failed one is never told otherwise.
+                let answer = if self.status == RefundStatus::Failed {
+                    PosAnswer::Refused
+                } else {
+                    PosAnswer::Accepted
+                };
+                self.pos_answer = Some(answer);
+                (answer, true)
+            }
+        }
     }
 }
 
@@ -160,6 +233,8 @@ pub struct RefundOrder {
     pub return_qr: Option<i64>,
     pub amount: Amount,
     pub use_window: SignedDuration,
+    /// Whether the caller waits for the MPP's answer before it is answered (DECISIONS 39).
+    pub pos_waits: bool,
 }
 
 /// What is left to refund of a purchase of `total`, given the amounts of its refunds that hold
@@ -249,6 +324,75 @@ mod tests {
             Delivery::classify(503, Some("SUCCESS")),
             Delivery::Retry(_)
         ));
+    }
+
+    fn pending(pos_waits: bool) -> Refund {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut refund = Refund {
+            id: 7,
+            kind: RefundKind::Direct,
+            status: RefundStatus::Pending,
+            trade_point_id: 1,
+            device_id: None,
+            external_id: None,
+            qr_token: None,
+            expire_at: None,
+            owner: None,
+            identified_at: None,
+            payment_id: None,
+            amount: None,
+            requested_at: None,
+            finished_at: None,
+            mpp_result: None,
+            created_at: now,
+            receipt_token: String::new(),
+            pos_answer: None,
+        };
+        let owner = Owner {
+            mpp: "bank".to_owned(),
+            customer_id: "C1".to_owned(),
+        };
+        refund.request(
+            1,
+            owner,
+            Amount::from_tenge(5).expect("fits"),
+            pos_waits,
+            now,
+        );
+        refund
+    }
+
+    #[test]
+    fn what_the_pos_is_told_is_decided_once_by_whichever_comes_first() {
+        let now = Timestamp::UNIX_EPOCH;
+        // A refusal while the POS waits is what it hears; its wait ending later changes nothing.
+        let mut refused = pending(true);
+        assert!(refused.finish(&Delivery::Failed("PROCESS_FAIL".into()), now));
+        assert_eq!(refused.end_pos_wait(), (PosAnswer::Refused, false));
+        assert_eq!(refused.mpp_result.as_deref(), Some("PROCESS_FAIL"));
+        // The wait ended first: accepted, and a later refusal fails the refund but not the answer.
+        let mut late = pending(true);
+        assert!(!late.finish(&Delivery::Retry("HTTP 500".into()), now));
+        assert_eq!(late.end_pos_wait(), (PosAnswer::Accepted, true));
+        assert!(late.finish(&Delivery::Failed("PROCESS_FAIL".into()), now));
+        assert_eq!(
+            (late.status, late.pos_answer),
+            (RefundStatus::Failed, Some(PosAnswer::Accepted))
+        );
+        // Only the first final answer counts.
+        assert!(!late.finish(&Delivery::Completed, now));
+        assert_eq!(late.status, RefundStatus::Failed);
+        // A caller that does not wait is told "accepted" when the refund is placed.
+        let mut at_once = pending(false);
+        assert_eq!(at_once.pos_answer, Some(PosAnswer::Accepted));
+        assert!(at_once.finish(&Delivery::Failed("PARAM_ILLEGAL".into()), now));
+        assert_eq!(at_once.pos_answer, Some(PosAnswer::Accepted));
+        let mut done = pending(true);
+        assert!(done.finish(&Delivery::Completed, now));
+        assert_eq!(
+            (done.pos_answer, done.mpp_result.as_deref()),
+            (Some(PosAnswer::Accepted), Some("SUCCESS"))
+        );
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Refunds ("returns") from the POS: `return/create`, `return/status`, `return/operations` (r2),
 //! `payment/details` and `payment/return` (r2 with a return QR, r3 without).
+//!
+//! `payment/return` stores the refund with its delivery queued, then waits for the MPP's answer
+//! up to `refunds.pos_wait_ms` (DECISIONS 39) outside any transaction; see [`hear_mpp`].
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use jiff::SignedDuration;
+use std::time::Duration;
 use tolem_wire::merchant::{
     Envelope, PaymentDetails, PaymentQuery, PaymentReturnRequest, QrReturnBehaviorOptions,
     ReturnCreateRequest, ReturnCreated, ReturnOperation, ReturnOperationId,
@@ -17,7 +21,7 @@ use super::{
     path_text, raw_json,
 };
 use crate::app::{App, AppState};
-use crate::domain::refund::{RefundOrder, Refusal};
+use crate::domain::refund::{PosAnswer, RefundOrder, Refusal};
 use crate::domain::{Refund, RefundKind, Status};
 use crate::payments::secret_token;
 use crate::store::{NewReturnQr, PosReplay};
@@ -181,8 +185,9 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
             "QrReturnId is required on r2 (refund with the customer)",
         ));
     }
-    if let Some(first) = early_replay(&app, &call, &req.devicetoken).await? {
-        return Ok(first);
+    if let Some(first) = stored_answer(&app, &call, &req.devicetoken).await? {
+        // A repeat is told what the first request was told, or will be (DECISIONS 29, 39).
+        return hear_mpp(&app, first).await;
     }
     if req.amount.is_zero() {
         return Err(PosError::status(StatusCode::InvalidAmount));
@@ -214,7 +219,9 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         return_qr: req.qrreturnid,
         amount: req.amount,
         use_window: SignedDuration::from_secs(i64::from(app.config.refunds.return_qr_use_window_s)),
+        pos_waits: app.config.refunds.pos_wait_ms > 0,
     };
+    let pos_waits = order.pos_waits;
     let replay = call.request_id.clone().map(|request_id| PosReplay {
         device_id: device.id,
         request_id,
@@ -229,8 +236,103 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
             serde_json::to_string(&Envelope::ok(data)).unwrap_or_default()
         })
         .await?;
+    // Delivered at once, not at the dispatcher's next look.
     app.refund_wake.notify_one();
-    placed.map(raw_json).map_err(refusal)
+    let placed = placed.map_err(refusal)?;
+    if !pos_waits {
+        return Ok(raw_json(placed));
+    }
+    // `placed` may also be a concurrent twin's answer, found in the same transaction.
+    hear_mpp(&app, placed).await
+}
+
+/// The answer stored for the same request made before by the same device (DECISIONS 29),
+/// looked up before any other check so that a repeat is never refused for what changed since.
+async fn stored_answer(
+    app: &AppState,
+    call: &PosCall,
+    token: &str,
+) -> Result<Option<String>, PosError> {
+    let Some(request_id) = call.request_id.clone() else {
+        return Ok(None);
+    };
+    let device = app.store.device_by_token(token.to_owned()).await?;
+    let Some(device) = device.filter(|d| d.organization_bin == call.organization.bin) else {
+        return Ok(None);
+    };
+    let replay = PosReplay {
+        device_id: device.id,
+        request_id,
+        body_sha256: call.body_sha256(),
+    };
+    Ok(app.store.pos_replay(replay).await?)
+}
+
+/// The answer to `payment/return` once the MPP has answered or the wait is over (DECISIONS 39).
+/// `placed` is the success answer stored with the refund: it stands unless the MPP refused the
+/// refund finally while the POS waited, and then the POS hears `-99000006` naming the MPP's
+/// answer, the amount being refundable again. The wait holds no transaction, and what the POS
+/// is told is fixed in the writer (`Store::end_pos_wait`), so a repeat of the request, before
+/// or after, hears the same.
+async fn hear_mpp(app: &App, placed: String) -> PosResult {
+    let Some(refund_id) = placed_refund(&placed) else {
+        return Ok(raw_json(placed));
+    };
+    let now = tokio::time::Instant::now();
+    // Validation keeps the bound within a minute; past any instant, the wait is none at all.
+    let deadline = now
+        .checked_add(Duration::from_millis(app.config.refunds.pos_wait_ms))
+        .unwrap_or(now);
+    // Registered before the first read, so an answer recorded after that read wakes it.
+    let mut waiter = app.refund_outcomes.wait_for(refund_id);
+    let mut answer = pos_answer(app, refund_id).await;
+    if answer.is_none() {
+        waiter.until(deadline).await;
+        // Also finds an answer recorded by another process, which cannot wake this one.
+        answer = pos_answer(app, refund_id).await;
+    }
+    drop(waiter);
+    if answer.is_none() {
+        answer = match app.store.end_pos_wait(refund_id).await {
+            Ok(refund) => refund.and_then(|r| Some((r.pos_answer?, r.mpp_result))),
+            Err(e) => {
+                // Nothing was decided: the refund is pending, and that is "accepted" (rule 21).
+                tracing::warn!(error = %e, refund_id, "cannot end the POS's wait; answering accepted");
+                None
+            }
+        };
+    }
+    match answer {
+        Some((PosAnswer::Refused, code)) => Err(PosError::Status(
+            StatusCode::ReturnFailed,
+            Some(format!(
+                "the MPP refused the refund ({})",
+                code.as_deref().unwrap_or("no code")
+            )),
+        )),
+        _ => Ok(raw_json(placed)),
+    }
+}
+
+/// What the POS that placed the refund is told, with the MPP's final code, once decided.
+/// A failed read is "not decided yet": the wait goes on, and the writer decides at its end.
+async fn pos_answer(app: &App, refund_id: i64) -> Option<(PosAnswer, Option<String>)> {
+    match app.store.refund(refund_id).await {
+        Ok(refund) => refund.and_then(|r| Some((r.pos_answer?, r.mpp_result))),
+        Err(e) => {
+            tracing::warn!(error = %e, refund_id, "cannot read a refund the POS waits for");
+            None
+        }
+    }
+}
+
+/// The refund a stored `payment/return` success answer names (`refund` above made it).
+fn placed_refund(answer: &str) -> Option<i64> {
+    let envelope: serde_json::Value = serde_json::from_str(answer).ok()?;
+    if envelope["StatusCode"] != 0 {
+        return None;
+    }
+    envelope["Data"]["ReturnOperationId"].as_i64()
 }
 
 /// The merchant API's codes for a refused refund (MERCHANT-API.md §4.11).

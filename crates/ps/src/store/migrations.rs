@@ -146,6 +146,12 @@ const MIGRATIONS: &[&str] = &[
         WHERE kind = 'refund';
     CREATE INDEX outbox_due_by_target ON outbox (kind, target, due_at_ms) WHERE done_at_ms IS NULL;
     "#,
+    // 6: what the POS that placed a refund was told (DECISIONS 39); NULL while it waits for the
+    // MPP's answer. Refunds placed before this were all answered "accepted" at once.
+    r#"
+    ALTER TABLE refunds ADD COLUMN pos_answer TEXT CHECK (pos_answer IN ('accepted', 'refused'));
+    UPDATE refunds SET pos_answer = 'accepted' WHERE requested_at_ms IS NOT NULL;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

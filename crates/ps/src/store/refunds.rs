@@ -9,12 +9,12 @@ use tolem_wire::mpp::ResultCode;
 use super::devices::{remember, replayed};
 use super::payments::{at, load as load_payment, ms, tiyn_i64};
 use super::{PosReplay, Store, StoreError, StoreResult};
-use crate::domain::refund::{Delivery, RefundOrder, Refusal, available};
+use crate::domain::refund::{Delivery, PosAnswer, RefundOrder, Refusal, available};
 use crate::domain::{Kind, Owner, Refund, RefundKind, RefundStatus, Status};
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
     customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
-    created_at_ms, receipt_token";
+    created_at_ms, receipt_token, pos_answer";
 
 /// The outbox kind of a refund delivery.
 const OUTBOX_REFUND: &str = "refund";
@@ -70,6 +70,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
         mpp_result: r.get(15)?,
         created_at_ms: r.get(16)?,
         receipt_token: r.get(17)?,
+        pos_answer: r.get(18)?,
     })
 }
 
@@ -92,6 +93,7 @@ struct RawRefund {
     mpp_result: Option<String>,
     created_at_ms: i64,
     receipt_token: String,
+    pos_answer: Option<String>,
 }
 
 impl RawRefund {
@@ -126,6 +128,10 @@ impl RawRefund {
             mpp_result: self.mpp_result,
             created_at: at(Some(self.created_at_ms))?.ok_or_else(|| corrupt("created_at"))?,
             receipt_token: self.receipt_token,
+            pos_answer: match self.pos_answer {
+                Some(text) => Some(PosAnswer::parse(&text).ok_or_else(|| corrupt("pos_answer"))?),
+                None => None,
+            },
         })
     }
 }
@@ -155,7 +161,7 @@ fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE refunds SET status = :status, mpp = :mpp, customer_id = :customer, identified_at_ms = :identified, \
          payment_id = :payment, amount_tiyn = :amount, requested_at_ms = :requested, finished_at_ms = :finished, \
-         mpp_result = :result WHERE id = :id",
+         mpp_result = :result, pos_answer = :answer WHERE id = :id",
     )?
     .execute(named_params! {
         ":status": r.status.as_str(),
@@ -167,6 +173,7 @@ fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
         ":requested": r.requested_at.map(ms),
         ":finished": r.finished_at.map(ms),
         ":result": r.mpp_result,
+        ":answer": r.pos_answer.map(PosAnswer::as_str),
         ":id": r.id,
     })?;
     Ok(())
@@ -273,7 +280,7 @@ fn place(
             insert(conn, row, now)?
         }
     };
-    refund.request(payment.id, owner, order.amount, now);
+    refund.request(payment.id, owner, order.amount, order.pos_waits, now);
     save(conn, &refund)?;
     conn.prepare_cached(
         "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -376,6 +383,23 @@ impl Store {
         .await
     }
 
+    /// Ends the wait of the POS that placed a refund for the MPP's answer (DECISIONS 39), in the
+    /// writer, so that it is ordered against the MPP's final answer: whichever comes first fixes
+    /// what the POS is told. `Ok(None)` when there is no such refund.
+    pub async fn end_pos_wait(&self, refund_id: i64) -> StoreResult<Option<Refund>> {
+        self.write(move |conn| {
+            let Some(mut refund) = load(conn, refund_id)? else {
+                return Ok(None);
+            };
+            let (_, decided) = refund.end_pos_wait();
+            if decided {
+                save(conn, &refund)?;
+            }
+            Ok(Some(refund))
+        })
+        .await
+    }
+
     /// What is left to refund of a purchase.
     pub async fn refundable(&self, payment_id: i64, total: Amount) -> StoreResult<Amount> {
         self.read(move |conn| Ok(available(total, held_amounts(conn, payment_id)?)))
@@ -469,9 +493,9 @@ impl Store {
             let Some(mut refund) = load(conn, claimed.refund.id)? else { return Ok(()) };
             match &outcome {
                 Delivery::Completed | Delivery::Failed(_) => {
-                    let (status, code) = match &outcome {
-                        Delivery::Failed(code) => (RefundStatus::Failed, code.clone()),
-                        _ => (RefundStatus::Completed, "SUCCESS".to_owned()),
+                    let refused = match &outcome {
+                        Delivery::Failed(code) => Some(code.clone()),
+                        _ => None,
                     };
                     // Only the first final outcome counts: a late or duplicate answer (a delivery
                     // that outlived its lease) must not undo it.
@@ -480,14 +504,11 @@ impl Store {
                             "UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 \
                              WHERE id = ?3 AND done_at_ms IS NULL",
                         )?
-                        .execute(params![ms(now), (status == RefundStatus::Failed).then_some(code.clone()), claimed.outbox_id])?;
-                    if closed == 1 && refund.status == RefundStatus::Pending {
-                        refund.status = status;
-                        refund.finished_at = Some(now);
-                        refund.mpp_result = Some(code);
+                        .execute(params![ms(now), refused, claimed.outbox_id])?;
+                    if closed == 1 && refund.finish(&outcome, now) {
                         save(conn, &refund)?;
                     } else {
-                        tracing::warn!(refund_id = refund.id, code, "an answer for a refund already settled; ignored");
+                        tracing::warn!(refund_id = refund.id, ?outcome, "an answer for a refund already settled; ignored");
                     }
                 }
                 Delivery::Retry(error) => {
@@ -521,11 +542,11 @@ impl Store {
             let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit], |r| {
                 Ok((
                     from_row(r)?,
-                    r.get::<_, Option<i64>>(18)?,
                     r.get::<_, Option<i64>>(19)?,
-                    r.get::<_, Option<String>>(20)?,
-                    r.get::<_, Option<i64>>(21)?,
+                    r.get::<_, Option<i64>>(20)?,
+                    r.get::<_, Option<String>>(21)?,
                     r.get::<_, Option<i64>>(22)?,
+                    r.get::<_, Option<i64>>(23)?,
                 ))
             })?;
             let mut views = Vec::new();
