@@ -9,6 +9,7 @@
 
 mod catalog;
 mod devices;
+mod ids;
 mod migrations;
 mod payments;
 mod refunds;
