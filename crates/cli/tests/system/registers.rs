@@ -616,3 +616,197 @@ async fn a_register_longer_than_a_sheet_goes_on_to_the_next_and_an_empty_one_has
     assert_eq!(status, 200);
     check_xlsx(xlsx, &[]);
 }
+
+/// Sets fields of an MPP through the admin API; returns the answer.
+async fn put_mpp(ps: &TestPs, caller: &str, change: &[(&str, Value)]) -> (u16, Value) {
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut mpp = catalog["mpps"]
+        .as_array()
+        .expect("mpps")
+        .iter()
+        .find(|m| m["caller_name"] == caller)
+        .expect("the MPP")
+        .clone();
+    for (field, value) in change {
+        mpp[*field] = value.clone();
+    }
+    ps.admin("PUT", &format!("/admin/v1/mpps/{caller}"), &mpp)
+        .await
+}
+
+/// The cells of every sheet of a workbook, as text (the file's own metadata, such as its creation
+/// time, is not part of what a register says).
+fn cells(xlsx: Vec<u8>) -> Vec<Vec<String>> {
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(xlsx)).expect("a workbook");
+    let mut all = Vec::new();
+    for name in book.sheet_names() {
+        let sheet = book.worksheet_range(&name).expect("a sheet");
+        all.extend(
+            sheet
+                .rows()
+                .map(|row| row.iter().map(|c| format!("{c:?}")).collect()),
+        );
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_register_made_again_after_the_rates_changed_is_the_same() {
+    let scene = Scene::start("2026-11-26T10:00:00", |c| {
+        c.registers.refund_commission = RefundCommission::Reverse;
+    })
+    .await;
+    let device = a_busy_day(&scene).await;
+    scene.set_clock("2026-12-01T10:00:00");
+    let paths = [
+        "daily/2026-11-26.csv",
+        "daily/2026-11-26.xlsx",
+        "monthly/2026-11.csv",
+        "monthly/2026-11.xlsx",
+    ];
+    let mut before = Vec::new();
+    for path in paths {
+        let (status, body) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        before.push(body);
+    }
+    check_csv(
+        &before[0],
+        &expected(
+            &scene.db(),
+            "demobank",
+            local("2026-11-26T00:00:00"),
+            local("2026-11-27T00:00:00"),
+            true,
+        ),
+    );
+    // The operator doubles demobank's rate and gives it a «Сервис» commission of its own.
+    let (status, answer) = put_mpp(
+        &scene.ps,
+        "demobank",
+        &[
+            ("commission_bps", json!(200)),
+            ("commission_min", json!("5.00")),
+            ("service_commission_bps", json!(300)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // A payment today is charged at the new rate; November's registers do not move (DECISIONS 37).
+    let today = scene.ps.paid(&device, 1000, "C1").await;
+    for (path, was) in paths.into_iter().zip(&before) {
+        let (status, now) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        if path.ends_with(".csv") {
+            assert_eq!(
+                String::from_utf8_lossy(&now),
+                String::from_utf8_lossy(was),
+                "{path}"
+            );
+        } else {
+            assert_eq!(cells(now), cells(was.clone()), "{path}");
+        }
+    }
+    scene.set_clock("2026-12-02T10:00:00");
+    let (_, daily) = cabinet(&scene.ps, "daily/2026-12-01.csv", Some(BANK_TOKEN)).await;
+    let text = String::from_utf8_lossy(&daily);
+    assert!(
+        text.contains(&format!(",{today},")) && text.contains(",1000.00,20.00"),
+        "2 % of 1000.00: {text}"
+    );
+    // No two rows of a register share a PS operation id (DECISIONS 40).
+    let ids: Vec<String> = before[2]
+        .split(|b| *b == b'\n')
+        .skip(2)
+        .map(|line| String::from_utf8_lossy(line).to_string())
+        .take_while(|line| !line.trim_matches(',').is_empty())
+        .map(|line| line.split(',').nth(2).unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+}
+
+#[tokio::test]
+async fn payments_and_refunds_never_share_an_id() {
+    let scene = Scene::start("2026-11-26T10:00:00", |_| {}).await;
+    a_busy_day(&scene).await;
+    let db = scene.db();
+    let shared: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM payments p JOIN refunds r ON r.id = p.id",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a count");
+    let refunds: i64 = db
+        .query_row("SELECT COUNT(*) FROM refunds", [], |r| r.get(0))
+        .expect("a count");
+    assert!(refunds >= 5);
+    assert_eq!(shared, 0);
+}
+
+#[tokio::test]
+async fn the_monthly_register_charges_the_service_commission_the_daily_the_payment_one() {
+    let scene = Scene::start("2026-11-26T10:00:00", |c| {
+        let bank = c
+            .catalog
+            .mpps
+            .iter_mut()
+            .find(|m| m.caller_name == "demobank")
+            .expect("demobank");
+        bank.service_commission_bps = Some(50);
+        bank.service_commission_min = Some(tolem_wire::Amount::from_tiyn(200));
+    })
+    .await;
+    let device = scene.ps.device("POS-1").await;
+    scene.ps.paid(&device, 1500, "C1").await;
+    scene.ps.paid(&device, 20, "C2").await;
+    // demowallet has no «Сервис» setting: its monthly commission is its payment commission.
+    paid_by(&scene.ps, &device, "demowallet", 300, "W1").await;
+    scene.set_clock("2026-12-01T10:00:00");
+    let commissions = |csv: Vec<u8>| -> Vec<String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&csv[..]);
+        let records: Vec<csv::StringRecord> =
+            reader.records().map(|r| r.expect("a record")).collect();
+        records[2..records.len() - 3]
+            .iter()
+            .map(|r| r[6].to_owned())
+            .collect()
+    };
+    let (_, daily) = cabinet(&scene.ps, "daily/2026-11-26.csv", Some(BANK_TOKEN)).await;
+    assert_eq!(commissions(daily), ["15.00", "0.20"], "1 %");
+    let (_, monthly) = cabinet(&scene.ps, "monthly/2026-11.csv", Some(BANK_TOKEN)).await;
+    assert_eq!(
+        commissions(monthly),
+        ["7.50", "2.00"],
+        "0.5 %, at least 2.00"
+    );
+    let (_, monthly) = cabinet(&scene.ps, "monthly/2026-11.csv", Some(WALLET_TOKEN)).await;
+    assert_eq!(commissions(monthly), ["2.40"], "0.8 %, at least 1.00");
+    // Settings that make no sense are refused, naming the field.
+    for (change, field) in [
+        (("commission_bps", json!(10_001)), "commission_bps"),
+        (
+            ("service_commission_bps", json!(20_000)),
+            "service_commission_bps",
+        ),
+    ] {
+        let (status, answer) = put_mpp(&scene.ps, "demowallet", &[change]).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.to_string().contains(field), "{answer}");
+    }
+    let (status, answer) = put_mpp(
+        &scene.ps,
+        "demowallet",
+        &[("service_commission_min", json!("1.00"))],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("service_commission_min needs"),
+        "{answer}"
+    );
+}

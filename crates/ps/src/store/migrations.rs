@@ -159,6 +159,25 @@ const MIGRATIONS: &[&str] = &[
         IFNULL((SELECT MAX(id) FROM payments), 0),
         IFNULL((SELECT MAX(id) FROM refunds), 0)));
     "#,
+    // 7: the commission is fixed when a payment is confirmed (DECISIONS 37, 38): the rate and
+    // minimum of the payment service and of the «Сервис» service, as the MPP had them then.
+    // Payments confirmed before this migration get the rates their MPP has now, the best that is
+    // known of them; from here on they never change. Catalog documents hold amounts in `Amount`'s
+    // one written form, always two decimals (`"1.00"`), so dropping the point gives tiyn exactly.
+    // No MPP before this migration had a «Сервис» setting, so theirs is the payment commission.
+    r#"
+    ALTER TABLE payments ADD COLUMN commission_bps INTEGER;
+    ALTER TABLE payments ADD COLUMN commission_min_tiyn INTEGER;
+    ALTER TABLE payments ADD COLUMN service_commission_bps INTEGER;
+    ALTER TABLE payments ADD COLUMN service_commission_min_tiyn INTEGER;
+    UPDATE payments SET
+        commission_bps = IFNULL(json_extract(c.doc, '$.commission_bps'), 0),
+        commission_min_tiyn = CAST(REPLACE(json_extract(c.doc, '$.commission_min'), '.', '') AS INTEGER),
+        service_commission_bps = IFNULL(json_extract(c.doc, '$.commission_bps'), 0),
+        service_commission_min_tiyn = CAST(REPLACE(json_extract(c.doc, '$.commission_min'), '.', '') AS INTEGER)
+    FROM catalog c
+    WHERE c.kind = 'mpp' AND c.key = payments.mpp AND payments.status = 'confirmed';
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -221,6 +221,9 @@ pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResu
         ":finished": p.finished_at.map(ms),
         ":id": p.id,
     })?;
+    if p.status == Status::Confirmed {
+        super::registers::fix_commission(conn, p.id)?;
+    }
     Ok(())
 }
 
