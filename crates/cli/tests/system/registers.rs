@@ -261,9 +261,72 @@ fn totals(rows: &[Expected], refund: bool) -> (i64, i64, i64) {
         })
 }
 
+/// The XML of each worksheet of a workbook, in order.
+fn sheet_xml(bytes: &[u8]) -> Vec<String> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).expect("an xlsx is a zip");
+    let mut sheets = Vec::new();
+    for n in 1.. {
+        let Ok(mut file) = zip.by_name(&format!("xl/worksheets/sheet{n}.xml")) else {
+            break;
+        };
+        let mut xml = String::new();
+        std::io::Read::read_to_string(&mut file, &mut xml).expect("UTF-8 XML");
+        sheets.push(xml);
+    }
+    sheets
+}
+
+/// The `name="…"` attribute of an XML element's start tag.
+fn attribute<'a>(element: &'a str, name: &str) -> Option<&'a str> {
+    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    element[start..].split('"').next()
+}
+
+/// What makes a register readable and printable, on every sheet: each header row tall enough
+/// for its wrapped headers (so LibreOffice does not spill the Kazakh row over the Russian one),
+/// wrapped header cells, and a page setup of one page wide.
+fn check_layout(bytes: &[u8]) {
+    let sheets = sheet_xml(bytes);
+    assert!(!sheets.is_empty());
+    for xml in &sheets {
+        assert!(xml.contains(r#"<pageSetUpPr fitToPage="1"/>"#), "{xml}");
+        let setup = &xml[xml.find("<pageSetup ").expect("a page setup")..];
+        let setup = &setup[..setup.find("/>").expect("an element")];
+        assert_eq!(attribute(setup, "fitToHeight"), Some("0"), "{setup}");
+        assert_ne!(attribute(setup, "fitToWidth"), Some("0"), "{setup}");
+        assert_eq!(
+            attribute(setup, "orientation"),
+            Some("landscape"),
+            "{setup}"
+        );
+        for r in ["1", "2"] {
+            let at = xml.find(&format!("<row r=\"{r}\"")).expect("a header row");
+            let row = &xml[at..at + xml[at..].find('>').expect("a tag")];
+            assert_eq!(attribute(row, "customHeight"), Some("1"), "{row}");
+            let height: f64 = attribute(row, "ht")
+                .expect("a height")
+                .parse()
+                .expect("points");
+            assert!(height >= 30.0, "two lines at least: {row}");
+        }
+    }
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("a workbook");
+    for name in book.sheet_names() {
+        let styles = book.worksheet_style(&name).expect("styles");
+        for cell in [(0, 0), (0, 1), (1, 1), (1, 7)] {
+            let style = styles.get(cell).expect("a styled header");
+            assert!(
+                style.alignment.as_ref().is_some_and(|a| a.wrap_text),
+                "{name} {cell:?} wraps"
+            );
+        }
+    }
+}
+
 /// Reads a register workbook and checks it against `want`, cell by cell: every sheet under both
 /// header rows, the operations in order across the sheets, the totals at the end of the last.
 pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
+    check_layout(&bytes);
     let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("a workbook");
     let names = book.sheet_names();
     assert_eq!(names[0], "Реестр");
