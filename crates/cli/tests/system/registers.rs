@@ -492,8 +492,14 @@ async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
         check_csv(&csv, &want);
     }
     // The monthly register of November, once November is over.
-    let (status, _) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
-    assert_eq!(status, 404, "November has not ended");
+    let (status, body) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 409, "November has not ended");
+    let body: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert_eq!(
+        body["error"],
+        "the register of 2026-11 cannot be made yet: 2026-11 has not ended; \
+         it can be made from 2026-12-01 00:00 Asia/Almaty"
+    );
     scene.set_clock("2026-12-01T00:00:00");
     let (status, xlsx) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
     assert_eq!(status, 200);
@@ -546,7 +552,7 @@ async fn an_mpp_sees_only_its_own_register_and_only_with_its_token() {
             Some("not-a-token-of-anyone-at-all"),
             401,
         ),
-        ("daily/2026-11-27.xlsx", Some(BANK_TOKEN), 404),
+        ("daily/2026-11-27.xlsx", Some(BANK_TOKEN), 409),
         ("daily/2026-13-01.xlsx", Some(BANK_TOKEN), 400),
         ("daily/2026-11-26.pdf", Some(BANK_TOKEN), 404),
         ("weekly/2026-11-26.xlsx", Some(BANK_TOKEN), 404),
@@ -646,6 +652,39 @@ async fn the_command_makes_the_same_register_from_the_database() {
         .expect("tolem runs");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("no MPP nobody"));
+    // A day that has not ended (tomorrow, by the system clock the command runs on).
+    let tomorrow = Timestamp::now()
+        .to_zoned_datetime(almaty())
+        .date()
+        .tomorrow()
+        .expect("a tomorrow");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["registers", "daily", "--mpp", "demobank", "--date"])
+        .arg(tomorrow.to_string())
+        .arg("--out")
+        .arg(out.path().join("early"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(&scene.config.database)
+        .output()
+        .expect("tolem runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the register of {tomorrow} cannot be made yet: {tomorrow} has not ended"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !out.path().join("early").exists()
+            || std::fs::read_dir(out.path().join("early"))
+                .expect("a dir")
+                .next()
+                .is_none(),
+        "no file"
+    );
 }
 
 #[tokio::test]

@@ -241,7 +241,11 @@ pub fn request(
 ) -> Result<Request, RegisterError> {
     let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
     if !period.has_ended(today) {
-        return Err(RegisterError::NotEnded(period.to_string()));
+        let zone = app.zone.iana_name().unwrap_or("the operator's time zone");
+        return Err(RegisterError::NotEnded {
+            period: period.to_string(),
+            ready_from: format!("{} 00:00 {zone}", period.end_day()?),
+        });
     }
     let catalog = app.catalog.get();
     let found = catalog
