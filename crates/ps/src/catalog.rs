@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tolem_wire::{Amount, Localized};
 
+use crate::registers::commission::Rate;
+
 /// The operator data as written in the configuration file and in admin API bodies.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,11 +32,19 @@ pub struct Mpp {
     pub name: String,
     /// Where the PS delivers refunds (`POST {refund_url}`).
     pub refund_url: String,
-    /// Commission in basis points of each confirmed payment.
+    /// Commission for the payment service (SPEC 5.1, the daily register), in basis points of each
+    /// confirmed payment, at most [`COMMISSION_BPS_MAX`].
     #[serde(default)]
     pub commission_bps: u32,
     #[serde(default)]
     pub commission_min: Option<Amount>,
+    /// Commission for the «Сервис» service (SPEC 5.2, the monthly register; DECISIONS 38), in
+    /// basis points; with neither field set it equals the payment commission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_commission_bps: Option<u32>,
+    /// The «Сервис» commission's minimum per payment; only with `service_commission_bps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_commission_min: Option<Amount>,
     /// Where registers are e-mailed.
     #[serde(default)]
     pub register_email: Option<String>,
@@ -158,6 +168,55 @@ fn yes() -> bool {
     true
 }
 
+/// A commission is at most the whole payment: 10,000 basis points.
+pub const COMMISSION_BPS_MAX: u32 = 10_000;
+
+impl Mpp {
+    /// The commission for the payment service (the daily register).
+    pub fn payment_rate(&self) -> Rate {
+        Rate {
+            bps: self.commission_bps,
+            min: self.commission_min,
+        }
+    }
+
+    /// The commission for the «Сервис» service (the monthly register, DECISIONS 38): its own
+    /// setting, else the payment commission.
+    pub fn service_rate(&self) -> Rate {
+        match self.service_commission_bps {
+            Some(bps) => Rate {
+                bps,
+                min: self.service_commission_min,
+            },
+            None => self.payment_rate(),
+        }
+    }
+
+    fn validate_commission(&self) -> Result<(), String> {
+        let name = &self.caller_name;
+        if self.commission_bps > COMMISSION_BPS_MAX {
+            return Err(format!(
+                "mpps.{name}: commission_bps must be at most {COMMISSION_BPS_MAX} (100 %)"
+            ));
+        }
+        if self
+            .service_commission_bps
+            .is_some_and(|bps| bps > COMMISSION_BPS_MAX)
+        {
+            return Err(format!(
+                "mpps.{name}: service_commission_bps must be at most {COMMISSION_BPS_MAX} (100 %)"
+            ));
+        }
+        if self.service_commission_min.is_some() && self.service_commission_bps.is_none() {
+            return Err(format!(
+                "mpps.{name}: service_commission_min needs service_commission_bps \
+                 (without both, the «Сервис» commission is the payment commission)"
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub fn api_key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
@@ -183,6 +242,7 @@ impl CatalogFile {
                     m.caller_name
                 ));
             }
+            m.validate_commission()?;
         }
         let mut bins = HashSet::new();
         for o in &self.organizations {

@@ -199,3 +199,64 @@ async fn mondays_deliver_the_weekend_and_holidays_are_skipped() {
         ]
     );
 }
+
+#[tokio::test]
+async fn after_downtime_over_a_holiday_nothing_goes_out_until_the_next_working_day() {
+    let smtp = SmtpServer::start().await;
+    // Friday 11 December 2026; Wednesday 16 December is Independence Day.
+    let scene = scene_with_mail("2026-12-11T10:00:00", &smtp).await;
+    // E-mail starts with the next delivery day once the scheduler has seen this one.
+    for _ in 0..250 {
+        if scene
+            .ps
+            .app
+            .store
+            .register_last_run()
+            .await
+            .expect("a read")
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Monday's registers (Friday, Saturday, Sunday) are refused for now.
+    smtp.refuse_next(usize::MAX);
+    scene.set_clock("2026-12-14T09:00:00");
+    for _ in 0..250 {
+        if smtp.refused() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(smtp.refused(), 6, "each register tried once");
+    // Down through Tuesday (its registers never queued); back on the holiday, with the relay
+    // taking mail again: neither the retries nor the catch-up go out on a day off.
+    let mut scene = scene;
+    scene.ps.shutdown().await;
+    smtp.refuse_next(0);
+    scene.set_clock("2026-12-16T12:00:00");
+    let scene = scene.restart().await;
+    expect_mails(&smtp, 0).await;
+    scene.set_clock("2026-12-17T08:59:00"); // a working day, before the send time
+    expect_mails(&smtp, 0).await;
+    let queued = scene
+        .ps
+        .app
+        .store
+        .register_deliveries(100)
+        .await
+        .expect("deliveries");
+    assert_eq!(queued.len(), 6, "only Monday's, queued before the downtime");
+    // Thursday 09:00: everything at once, each register once.
+    scene.set_clock("2026-12-17T09:00:00");
+    let mails = expect_mails(&smtp, 12).await;
+    let mut want = vec![];
+    for mpp in ["demobank", "demowallet"] {
+        for day in [11, 12, 13, 14, 15, 16] {
+            want.push(format!("{mpp}-daily-2026-12-{day}.xlsx"));
+        }
+    }
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(by_register(&mails), names(&want));
+}

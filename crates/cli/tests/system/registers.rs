@@ -261,9 +261,72 @@ fn totals(rows: &[Expected], refund: bool) -> (i64, i64, i64) {
         })
 }
 
+/// The XML of each worksheet of a workbook, in order.
+fn sheet_xml(bytes: &[u8]) -> Vec<String> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).expect("an xlsx is a zip");
+    let mut sheets = Vec::new();
+    for n in 1.. {
+        let Ok(mut file) = zip.by_name(&format!("xl/worksheets/sheet{n}.xml")) else {
+            break;
+        };
+        let mut xml = String::new();
+        std::io::Read::read_to_string(&mut file, &mut xml).expect("UTF-8 XML");
+        sheets.push(xml);
+    }
+    sheets
+}
+
+/// The `name="…"` attribute of an XML element's start tag.
+fn attribute<'a>(element: &'a str, name: &str) -> Option<&'a str> {
+    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    element[start..].split('"').next()
+}
+
+/// What makes a register readable and printable, on every sheet: each header row tall enough
+/// for its wrapped headers (so LibreOffice does not spill the Kazakh row over the Russian one),
+/// wrapped header cells, and a page setup of one page wide.
+fn check_layout(bytes: &[u8]) {
+    let sheets = sheet_xml(bytes);
+    assert!(!sheets.is_empty());
+    for xml in &sheets {
+        assert!(xml.contains(r#"<pageSetUpPr fitToPage="1"/>"#), "{xml}");
+        let setup = &xml[xml.find("<pageSetup ").expect("a page setup")..];
+        let setup = &setup[..setup.find("/>").expect("an element")];
+        assert_eq!(attribute(setup, "fitToHeight"), Some("0"), "{setup}");
+        assert_ne!(attribute(setup, "fitToWidth"), Some("0"), "{setup}");
+        assert_eq!(
+            attribute(setup, "orientation"),
+            Some("landscape"),
+            "{setup}"
+        );
+        for r in ["1", "2"] {
+            let at = xml.find(&format!("<row r=\"{r}\"")).expect("a header row");
+            let row = &xml[at..at + xml[at..].find('>').expect("a tag")];
+            assert_eq!(attribute(row, "customHeight"), Some("1"), "{row}");
+            let height: f64 = attribute(row, "ht")
+                .expect("a height")
+                .parse()
+                .expect("points");
+            assert!(height >= 30.0, "two lines at least: {row}");
+        }
+    }
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("a workbook");
+    for name in book.sheet_names() {
+        let styles = book.worksheet_style(&name).expect("styles");
+        for cell in [(0, 0), (0, 1), (1, 1), (1, 7)] {
+            let style = styles.get(cell).expect("a styled header");
+            assert!(
+                style.alignment.as_ref().is_some_and(|a| a.wrap_text),
+                "{name} {cell:?} wraps"
+            );
+        }
+    }
+}
+
 /// Reads a register workbook and checks it against `want`, cell by cell: every sheet under both
 /// header rows, the operations in order across the sheets, the totals at the end of the last.
 pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
+    check_layout(&bytes);
     let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("a workbook");
     let names = book.sheet_names();
     assert_eq!(names[0], "Реестр");
@@ -429,8 +492,14 @@ async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
         check_csv(&csv, &want);
     }
     // The monthly register of November, once November is over.
-    let (status, _) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
-    assert_eq!(status, 404, "November has not ended");
+    let (status, body) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 409, "November has not ended");
+    let body: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert_eq!(
+        body["error"],
+        "the register of 2026-11 cannot be made yet: 2026-11 has not ended; \
+         it can be made from 2026-12-01 00:00 Asia/Almaty"
+    );
     scene.set_clock("2026-12-01T00:00:00");
     let (status, xlsx) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
     assert_eq!(status, 200);
@@ -483,7 +552,7 @@ async fn an_mpp_sees_only_its_own_register_and_only_with_its_token() {
             Some("not-a-token-of-anyone-at-all"),
             401,
         ),
-        ("daily/2026-11-27.xlsx", Some(BANK_TOKEN), 404),
+        ("daily/2026-11-27.xlsx", Some(BANK_TOKEN), 409),
         ("daily/2026-13-01.xlsx", Some(BANK_TOKEN), 400),
         ("daily/2026-11-26.pdf", Some(BANK_TOKEN), 404),
         ("weekly/2026-11-26.xlsx", Some(BANK_TOKEN), 404),
@@ -583,6 +652,39 @@ async fn the_command_makes_the_same_register_from_the_database() {
         .expect("tolem runs");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("no MPP nobody"));
+    // A day that has not ended (tomorrow, by the system clock the command runs on).
+    let tomorrow = Timestamp::now()
+        .to_zoned_datetime(almaty())
+        .date()
+        .tomorrow()
+        .expect("a tomorrow");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["registers", "daily", "--mpp", "demobank", "--date"])
+        .arg(tomorrow.to_string())
+        .arg("--out")
+        .arg(out.path().join("early"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(&scene.config.database)
+        .output()
+        .expect("tolem runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the register of {tomorrow} cannot be made yet: {tomorrow} has not ended"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !out.path().join("early").exists()
+            || std::fs::read_dir(out.path().join("early"))
+                .expect("a dir")
+                .next()
+                .is_none(),
+        "no file"
+    );
 }
 
 #[tokio::test]
@@ -615,4 +717,198 @@ async fn a_register_longer_than_a_sheet_goes_on_to_the_next_and_an_empty_one_has
     let (status, xlsx) = cabinet(&scene.ps, "daily/2026-11-27.xlsx", Some(BANK_TOKEN)).await;
     assert_eq!(status, 200);
     check_xlsx(xlsx, &[]);
+}
+
+/// Sets fields of an MPP through the admin API; returns the answer.
+async fn put_mpp(ps: &TestPs, caller: &str, change: &[(&str, Value)]) -> (u16, Value) {
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut mpp = catalog["mpps"]
+        .as_array()
+        .expect("mpps")
+        .iter()
+        .find(|m| m["caller_name"] == caller)
+        .expect("the MPP")
+        .clone();
+    for (field, value) in change {
+        mpp[*field] = value.clone();
+    }
+    ps.admin("PUT", &format!("/admin/v1/mpps/{caller}"), &mpp)
+        .await
+}
+
+/// The cells of every sheet of a workbook, as text (the file's own metadata, such as its creation
+/// time, is not part of what a register says).
+fn cells(xlsx: Vec<u8>) -> Vec<Vec<String>> {
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(xlsx)).expect("a workbook");
+    let mut all = Vec::new();
+    for name in book.sheet_names() {
+        let sheet = book.worksheet_range(&name).expect("a sheet");
+        all.extend(
+            sheet
+                .rows()
+                .map(|row| row.iter().map(|c| format!("{c:?}")).collect()),
+        );
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_register_made_again_after_the_rates_changed_is_the_same() {
+    let scene = Scene::start("2026-11-26T10:00:00", |c| {
+        c.registers.refund_commission = RefundCommission::Reverse;
+    })
+    .await;
+    let device = a_busy_day(&scene).await;
+    scene.set_clock("2026-12-01T10:00:00");
+    let paths = [
+        "daily/2026-11-26.csv",
+        "daily/2026-11-26.xlsx",
+        "monthly/2026-11.csv",
+        "monthly/2026-11.xlsx",
+    ];
+    let mut before = Vec::new();
+    for path in paths {
+        let (status, body) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        before.push(body);
+    }
+    check_csv(
+        &before[0],
+        &expected(
+            &scene.db(),
+            "demobank",
+            local("2026-11-26T00:00:00"),
+            local("2026-11-27T00:00:00"),
+            true,
+        ),
+    );
+    // The operator doubles demobank's rate and gives it a «Сервис» commission of its own.
+    let (status, answer) = put_mpp(
+        &scene.ps,
+        "demobank",
+        &[
+            ("commission_bps", json!(200)),
+            ("commission_min", json!("5.00")),
+            ("service_commission_bps", json!(300)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // A payment today is charged at the new rate; November's registers do not move (DECISIONS 37).
+    let today = scene.ps.paid(&device, 1000, "C1").await;
+    for (path, was) in paths.into_iter().zip(&before) {
+        let (status, now) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        if path.ends_with(".csv") {
+            assert_eq!(
+                String::from_utf8_lossy(&now),
+                String::from_utf8_lossy(was),
+                "{path}"
+            );
+        } else {
+            assert_eq!(cells(now), cells(was.clone()), "{path}");
+        }
+    }
+    scene.set_clock("2026-12-02T10:00:00");
+    let (_, daily) = cabinet(&scene.ps, "daily/2026-12-01.csv", Some(BANK_TOKEN)).await;
+    let text = String::from_utf8_lossy(&daily);
+    assert!(
+        text.contains(&format!(",{today},")) && text.contains(",1000.00,20.00"),
+        "2 % of 1000.00: {text}"
+    );
+    // No two rows of a register share a PS operation id (DECISIONS 40).
+    let ids: Vec<String> = before[2]
+        .split(|b| *b == b'\n')
+        .skip(2)
+        .map(|line| String::from_utf8_lossy(line).to_string())
+        .take_while(|line| !line.trim_matches(',').is_empty())
+        .map(|line| line.split(',').nth(2).unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+}
+
+#[tokio::test]
+async fn payments_and_refunds_never_share_an_id() {
+    let scene = Scene::start("2026-11-26T10:00:00", |_| {}).await;
+    a_busy_day(&scene).await;
+    let db = scene.db();
+    let shared: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM payments p JOIN refunds r ON r.id = p.id",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a count");
+    let refunds: i64 = db
+        .query_row("SELECT COUNT(*) FROM refunds", [], |r| r.get(0))
+        .expect("a count");
+    assert!(refunds >= 5);
+    assert_eq!(shared, 0);
+}
+
+#[tokio::test]
+async fn the_monthly_register_charges_the_service_commission_the_daily_the_payment_one() {
+    let scene = Scene::start("2026-11-26T10:00:00", |c| {
+        let bank = c
+            .catalog
+            .mpps
+            .iter_mut()
+            .find(|m| m.caller_name == "demobank")
+            .expect("demobank");
+        bank.service_commission_bps = Some(50);
+        bank.service_commission_min = Some(tolem_wire::Amount::from_tiyn(200));
+    })
+    .await;
+    let device = scene.ps.device("POS-1").await;
+    scene.ps.paid(&device, 1500, "C1").await;
+    scene.ps.paid(&device, 20, "C2").await;
+    // demowallet has no «Сервис» setting: its monthly commission is its payment commission.
+    paid_by(&scene.ps, &device, "demowallet", 300, "W1").await;
+    scene.set_clock("2026-12-01T10:00:00");
+    let commissions = |csv: Vec<u8>| -> Vec<String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&csv[..]);
+        let records: Vec<csv::StringRecord> =
+            reader.records().map(|r| r.expect("a record")).collect();
+        records[2..records.len() - 3]
+            .iter()
+            .map(|r| r[6].to_owned())
+            .collect()
+    };
+    let (_, daily) = cabinet(&scene.ps, "daily/2026-11-26.csv", Some(BANK_TOKEN)).await;
+    assert_eq!(commissions(daily), ["15.00", "0.20"], "1 %");
+    let (_, monthly) = cabinet(&scene.ps, "monthly/2026-11.csv", Some(BANK_TOKEN)).await;
+    assert_eq!(
+        commissions(monthly),
+        ["7.50", "2.00"],
+        "0.5 %, at least 2.00"
+    );
+    let (_, monthly) = cabinet(&scene.ps, "monthly/2026-11.csv", Some(WALLET_TOKEN)).await;
+    assert_eq!(commissions(monthly), ["2.40"], "0.8 %, at least 1.00");
+    // Settings that make no sense are refused, naming the field.
+    for (change, field) in [
+        (("commission_bps", json!(10_001)), "commission_bps"),
+        (
+            ("service_commission_bps", json!(20_000)),
+            "service_commission_bps",
+        ),
+    ] {
+        let (status, answer) = put_mpp(&scene.ps, "demowallet", &[change]).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.to_string().contains(field), "{answer}");
+    }
+    let (status, answer) = put_mpp(
+        &scene.ps,
+        "demowallet",
+        &[("service_commission_min", json!("1.00"))],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("service_commission_min needs"),
+        "{answer}"
+    );
 }

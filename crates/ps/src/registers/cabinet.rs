@@ -24,6 +24,8 @@ use crate::app::AppState;
 enum CabinetError {
     Unauthorized,
     NotFound(String),
+    /// The register exists once its period is over; asking again later succeeds.
+    NotYet(String),
     BadRequest(String),
     Busy,
     Internal(RegisterError),
@@ -33,7 +35,7 @@ impl From<RegisterError> for CabinetError {
     fn from(e: RegisterError) -> CabinetError {
         match e {
             RegisterError::BadPeriod(_) => CabinetError::BadRequest(e.to_string()),
-            RegisterError::NotEnded(_) => CabinetError::NotFound(e.to_string()),
+            RegisterError::NotEnded { .. } => CabinetError::NotYet(e.to_string()),
             // A token of an MPP the catalog no longer has: nothing to show.
             RegisterError::UnknownMpp(_) => CabinetError::Unauthorized,
             other => CabinetError::Internal(other),
@@ -56,6 +58,9 @@ impl IntoResponse for CabinetError {
                 return response;
             }
             CabinetError::NotFound(message) => (StatusCode::NOT_FOUND, message),
+            // Not 404: nothing is missing, the register is not due yet; asked again once the
+            // period is over, the same URL answers with the file.
+            CabinetError::NotYet(message) => (StatusCode::CONFLICT, message),
             CabinetError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             CabinetError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -1,20 +1,21 @@
-//! The commission of a register row (DECISIONS 24), in exact tiyn.
+//! The commission of a register row (DECISIONS 24, 37, 38), in exact tiyn.
 //!
-//! A payment's commission is the MPP's rate (`commission_bps`) of its amount, rounded half up,
-//! at least `commission_min`, and never more than the payment itself. A refund's depends on
+//! A payment's commission is a rate in basis points of its amount, rounded half up, at least the
+//! rate's minimum, and never more than the payment itself. The rate is the one fixed with the
+//! payment when it was confirmed: for the payment service on the daily register, for the
+//! «Сервис» service on the monthly one. A refund's depends on
 //! `registers.refund_commission`: `none` leaves the payment's commission alone (0.00 on the
 //! refund's row); `reverse` gives back the refunded share of the payment's commission, counted on
 //! the running total of the payment's refunds, so that refunds of the whole amount give back
 //! exactly the commission charged and never more.
-//!
-//! The rate is the MPP's rate when the register is made.
+//! A refund is priced at its payment's fixed rate, so it never gives back more than was charged.
 
 use tolem_wire::Amount;
 
 use super::RegisterError;
 use super::config::RefundCommission;
 
-/// An MPP's commission terms.
+/// Commission terms: basis points of the amount, and an optional minimum per payment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rate {
     pub bps: u32,

@@ -50,7 +50,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             Ok(upto) => queued_upto = upto,
             Err(e) => tracing::warn!(error = %e, "cannot queue registers; will retry"),
         }
-        if let Err(e) = send_due(&app, &mailer, &stop).await {
+        if let Err(e) = send_due(&app, &calendar, &mailer, &stop).await {
             tracing::warn!(error = %e, "cannot claim register e-mails; will retry");
         }
         tokio::select! {
@@ -81,6 +81,13 @@ async fn queue(
         .register_last_run()
         .await?
         .and_then(|day| day.parse::<Date>().ok());
+    // Registers go out on working days only: after downtime over a weekend or a holiday, what was
+    // missed waits for the next working day's send time and goes out with that day's registers
+    // (the memo keeps this from being asked again until then). With no last run, e-mail was just
+    // switched on and nothing is sent for days before it, so the run can be recorded at once.
+    if last_run.is_some() && !schedule::sending_open(calendar, local, config.send_at) {
+        return Ok(Some(upto));
+    }
     let catalog = app.catalog.get();
     let mut mpps: Vec<&str> = catalog
         .mpps
@@ -109,15 +116,21 @@ async fn queue(
     Ok(Some(upto))
 }
 
-/// Claims the e-mails that are due and sends them one by one. On `stop`, the claims not yet
+/// Claims the e-mails that are due and sends them one by one, on working days from `send_at`
+/// only (a retry due on a day off waits for the next working day). On `stop`, the claims not yet
 /// tried are handed back at once instead of waiting for their lease to run out.
 async fn send_due(
     app: &AppState,
+    calendar: &Calendar,
     mailer: &Mailer,
     stop: &CancellationToken,
 ) -> Result<(), RegisterError> {
     let config = &app.config.registers;
     let now = app.clock.now();
+    let local = now.to_zoned_datetime(app.zone.clone()).datetime();
+    if !schedule::sending_open(calendar, local, config.send_at) {
+        return Ok(());
+    }
     if !matches!(app.store.next_register_due().await?, Some(due) if due <= now) {
         return Ok(());
     }

@@ -7,9 +7,12 @@ pub enum RegisterError {
     /// Not a day (`2026-11-26`) or month (`2026-11`) a register can be made for.
     #[error("not a valid period: {0}")]
     BadPeriod(String),
-    /// The period has not ended yet in the operator's time zone.
-    #[error("the period {0} has not ended yet")]
-    NotEnded(String),
+    /// The period has not ended yet in the operator's time zone: its register would still change.
+    /// `ready_from` says when it can be made (`2026-11-28 00:00 Asia/Almaty`).
+    #[error(
+        "the register of {period} cannot be made yet: {period} has not ended; it can be made from {ready_from}"
+    )]
+    NotEnded { period: String, ready_from: String },
     #[error("no MPP {0}")]
     UnknownMpp(String),
     /// A sum or a commission does not fit (a corrupt database, in practice).

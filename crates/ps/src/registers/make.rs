@@ -13,7 +13,7 @@ use super::RegisterError;
 use super::commission::Rate;
 use super::config::{RefundCommission, RegistersConfig};
 use super::csv_file::CsvSink;
-use super::period::Period;
+use super::period::{Period, RegisterKind};
 use super::sheet::{Line, Sink, Totals};
 use super::xlsx_file::XlsxSink;
 use crate::app::App;
@@ -56,6 +56,8 @@ impl Format {
 pub struct Request {
     pub mpp: String,
     pub mpp_name: String,
+    /// The MPP's rate now, for the register's kind: only for a payment stored without its own
+    /// (every payment confirmed by the PS has one, DECISIONS 37).
     pub rate: Rate,
     pub period: Period,
     pub format: Format,
@@ -161,16 +163,21 @@ fn next(
     })
 }
 
+/// The row's commission at the rate fixed with its payment (DECISIONS 37): the payment service's
+/// on a daily register, the «Сервис» service's on a monthly one (DECISIONS 38).
 fn commission(
     request: &Request,
     mode: RefundCommission,
     op: &RegisterOp,
 ) -> Result<tolem_wire::Amount, RegisterError> {
+    let rate = match (op.rates, request.period.kind()) {
+        (Some(fixed), RegisterKind::Daily) => fixed.payment,
+        (Some(fixed), RegisterKind::Monthly) => fixed.service,
+        (None, _) => request.rate,
+    };
     match op.refund_of {
-        None => request.rate.of_payment(op.amount),
-        Some(of) => request
-            .rate
-            .of_refund(mode, of.payment_amount, of.refunded_before, op.amount),
+        None => rate.of_payment(op.amount),
+        Some(of) => rate.of_refund(mode, of.payment_amount, of.refunded_before, op.amount),
     }
 }
 
@@ -234,7 +241,11 @@ pub fn request(
 ) -> Result<Request, RegisterError> {
     let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
     if !period.has_ended(today) {
-        return Err(RegisterError::NotEnded(period.to_string()));
+        let zone = app.zone.iana_name().unwrap_or("the operator's time zone");
+        return Err(RegisterError::NotEnded {
+            period: period.to_string(),
+            ready_from: format!("{} 00:00 {zone}", period.end_day()?),
+        });
     }
     let catalog = app.catalog.get();
     let found = catalog
@@ -244,9 +255,9 @@ pub fn request(
     Ok(Request {
         mpp: found.caller_name.clone(),
         mpp_name: found.name.clone(),
-        rate: Rate {
-            bps: found.commission_bps,
-            min: found.commission_min,
+        rate: match period.kind() {
+            RegisterKind::Daily => found.payment_rate(),
+            RegisterKind::Monthly => found.service_rate(),
         },
         period,
         format,

@@ -1,6 +1,6 @@
-//! Registers (SPEC §5, DECISIONS 24–25): the daily and monthly reconciliation reports of each
-//! MPP, their working-day calendar, their e-mail delivery through the outbox, and the MPP's
-//! cabinet download. See `docs/registers.md`.
+//! Registers (SPEC §5, DECISIONS 24–25, 37–38, 40): the daily and monthly reconciliation
+//! reports of each MPP, their working-day calendar, their e-mail delivery through the outbox, and
+//! the MPP's cabinet download. See `docs/registers.md`.
 //!
 //! - [`make`]: one register from the database to a file ([`sheet`] says what is in it,
 //!   [`xlsx_file`] and [`csv_file`] write it, [`commission`] prices each row);

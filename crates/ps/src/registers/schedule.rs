@@ -1,6 +1,8 @@
 //! When registers fall due for e-mail: a working day's registers are due from `send_at` local
 //! time, and after downtime the scheduler catches up on the working days it missed (a bounded
-//! number of them). Pure functions of the calendar and the local time.
+//! number of them). E-mails go out only on working days from `send_at`: what was missed during
+//! downtime over a weekend or a holiday waits for the next working day. Pure functions of the
+//! calendar and the local time.
 
 use jiff::civil::{Date, DateTime, Time};
 
@@ -15,6 +17,13 @@ pub fn delivery_day(calendar: &Calendar, local: DateTime, send_at: Time) -> Opti
     } else {
         calendar.previous_working_day(today)
     }
+}
+
+/// Whether register e-mails may go out at `local`: on a working day, from `send_at` (DECISIONS
+/// 25). Catching up after downtime and retrying a refused e-mail both wait for this, so an MPP
+/// never gets registers on a day off.
+pub fn sending_open(calendar: &Calendar, local: DateTime, send_at: Time) -> bool {
+    calendar.is_working_day(local.date()) && local.time() >= send_at
 }
 
 /// The working days whose registers are to be queued: those after `last_run` up to `upto`, at most
@@ -62,6 +71,30 @@ mod tests {
         // Sunday: Friday's delivery is the latest.
         let sunday = date(2026, 11, 29).at(12, 0, 0, 0);
         assert_eq!(delivery_day(&cal, sunday, nine), Some(date(2026, 11, 27)));
+    }
+
+    #[test]
+    fn e_mails_go_out_on_working_days_from_send_at_only() {
+        let nine = time(9, 0, 0, 0);
+        let cal = Calendar::default();
+        let open = |at: DateTime| sending_open(&cal, at, nine);
+        assert!(
+            open(date(2026, 11, 26).at(9, 0, 0, 0)),
+            "a Thursday at 09:00"
+        );
+        assert!(open(date(2026, 11, 26).at(23, 59, 59, 0)));
+        assert!(!open(date(2026, 11, 26).at(8, 59, 59, 0)), "before send_at");
+        assert!(!open(date(2026, 11, 28).at(12, 0, 0, 0)), "a Saturday");
+        assert!(
+            !open(date(2026, 12, 16).at(12, 0, 0, 0)),
+            "Independence Day"
+        );
+        let decreed = Calendar::new(&[], &[date(2026, 11, 28)]);
+        assert!(sending_open(
+            &decreed,
+            date(2026, 11, 28).at(9, 0, 0, 0),
+            nine
+        ));
     }
 
     #[test]

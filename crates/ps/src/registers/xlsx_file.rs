@@ -3,19 +3,32 @@
 //! memory stays flat however many operations there are. Amounts are numeric cells shown with two
 //! decimals, date-times real date cells in the operator's local time. A sheet holds at most
 //! `sheet_rows_max` operations; more continue on the next sheet, under the same headers.
+//!
+//! Layout for people who open and print it: each header row is as tall as its longest wrapped
+//! header, because LibreOffice keeps a row at the default height and lets wrapped text spill over
+//! the next row (the Kazakh headers covered the Russian ones); and the page setup prints one page
+//! wide, landscape, with the headers repeated on every page.
 
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, FormatAlign, Workbook};
 use tolem_wire::Amount;
 
 use super::RegisterError;
 use super::sheet::{HEADERS_KK, HEADERS_RU, Line, Sink, TOTAL_LABEL, Totals, type_label};
 
 const SHEET_NAME: &str = "Реестр";
-const COLUMN_WIDTHS: [f64; 8] = [16.0, 28.0, 20.0, 20.0, 18.0, 14.0, 12.0, 22.0];
+/// Column widths in characters of the default font; the type column fits `Возврат / Қайтару`.
+const COLUMN_WIDTHS: [f64; 8] = [16.0, 28.0, 20.0, 20.0, 20.0, 14.0, 12.0, 22.0];
+/// Height of one line of the default font (Calibri 11), in points.
+const LINE_HEIGHT_PT: f64 = 15.0;
+/// How much wider a bold Cyrillic character is than the `0` a column width counts in; on the
+/// generous side, since a row too tall costs nothing and one too short hides text.
+const BOLD_CHAR_WIDTH: f64 = 1.25;
+/// Excel's paper size code for A4.
+const PAPER_A4: u8 = 9;
 
 /// Two header rows above the operations of every sheet.
 const HEADER_ROWS: u32 = 2;
@@ -29,6 +42,7 @@ pub struct XlsxSink {
     /// The next row to write on the current sheet.
     row: u32,
     header: Format,
+    total: Format,
     money: Format,
     count: Format,
     datetime: Format,
@@ -80,7 +94,11 @@ impl XlsxSink {
             sheet_rows_max,
             sheets: 0,
             row: 0,
-            header: Format::new().set_bold().set_text_wrap(),
+            header: Format::new()
+                .set_bold()
+                .set_text_wrap()
+                .set_align(FormatAlign::Top),
+            total: Format::new().set_bold(),
             money: Format::new().set_num_format("0.00"),
             count: Format::new().set_num_format("0"),
             datetime: Format::new().set_num_format("dd.mm.yyyy hh:mm:ss"),
@@ -106,11 +124,17 @@ impl XlsxSink {
             sheet.set_column_width(col, width)?;
         }
         for (row, headers) in [(0, HEADERS_RU), (1, HEADERS_KK)] {
+            sheet.set_row_height(row, header_height(&headers))?;
             for (col, text) in (0u16..).zip(headers) {
                 sheet.write_string_with_format(row, col, text, &self.header)?;
             }
         }
         sheet.set_freeze_panes(HEADER_ROWS, 0)?;
+        sheet.set_landscape();
+        sheet.set_paper_size(PAPER_A4);
+        // One page wide, as many pages tall as it takes (0: no limit).
+        sheet.set_print_fit_to_pages(1, 0);
+        sheet.set_repeat_rows(0, HEADER_ROWS - 1)?;
         self.row = HEADER_ROWS;
         Ok(())
     }
@@ -143,9 +167,9 @@ impl Sink for XlsxSink {
         let first = self.row + 1;
         let sheet = self.workbook.worksheet_from_index(self.current())?;
         for (row, (kind, total)) in (first..).zip(totals.by_type()) {
-            sheet.write_string_with_format(row, 0, TOTAL_LABEL, &self.header)?;
+            sheet.write_string_with_format(row, 0, TOTAL_LABEL, &self.total)?;
             sheet.write_number_with_format(row, 2, f64_count(total.count), &self.count)?;
-            sheet.write_string_with_format(row, 4, type_label(kind), &self.header)?;
+            sheet.write_string_with_format(row, 4, type_label(kind), &self.total)?;
             sheet.write_number_with_format(row, 5, tenge(total.amount), &self.money)?;
             sheet.write_number_with_format(row, 6, tenge(total.commission), &self.money)?;
         }
@@ -154,8 +178,58 @@ impl Sink for XlsxSink {
     }
 }
 
+/// How many lines `text` takes when wrapped at word boundaries in a column `width` characters
+/// wide, in bold.
+fn wrapped_lines(text: &str, width: f64) -> u32 {
+    // Whole characters per line; at least one, so that a long word still ends.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let per_line = ((width / BOLD_CHAR_WIDTH).floor() as usize).max(1);
+    let mut lines = 1u32;
+    let mut used = 0usize;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        let needed = if used == 0 { len } else { used + 1 + len };
+        if needed <= per_line {
+            used = needed;
+        } else {
+            // A word longer than a line is broken across lines by the spreadsheet.
+            let extra = len.saturating_sub(1) / per_line;
+            lines += u32::from(used > 0) + u32::try_from(extra).unwrap_or(u32::MAX);
+            used = len - extra * per_line;
+        }
+    }
+    lines
+}
+
+/// The height of a header row, in points: enough for its longest wrapped header.
+fn header_height(headers: &[&str]) -> f64 {
+    let lines = headers
+        .iter()
+        .zip(COLUMN_WIDTHS)
+        .map(|(text, width)| wrapped_lines(text, width))
+        .max()
+        .unwrap_or(1);
+    f64::from(lines) * LINE_HEIGHT_PT
+}
+
 /// A count as an Excel number: exact for any count a register can have (below 2^53).
 #[allow(clippy::cast_precision_loss)]
 fn f64_count(count: u64) -> f64 {
     count as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_wrap_at_words_and_long_words_break() {
+        assert_eq!(wrapped_lines("Сома", 14.0), 1);
+        // 22 characters per line at width 28.
+        assert_eq!(wrapped_lines("Номер операции участника", 28.0), 2);
+        assert_eq!(wrapped_lines("Қатысушы операциясының нөмірі", 28.0), 2);
+        assert_eq!(wrapped_lines("абвгдежзик", 5.0), 3, "4 a line, broken");
+        assert!(header_height(&HEADERS_KK) >= 2.0 * LINE_HEIGHT_PT);
+        assert!(header_height(&HEADERS_RU) >= 2.0 * LINE_HEIGHT_PT);
+    }
 }

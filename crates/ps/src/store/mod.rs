@@ -9,6 +9,7 @@
 
 mod catalog;
 mod devices;
+mod ids;
 mod migrations;
 mod payments;
 mod refunds;
@@ -27,8 +28,8 @@ pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
 pub use refunds::{Claimed, NewReturnQr, RefundView};
 pub use registers::{
-    ClaimedRegister, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
-    RegisterReader, RegisterSent,
+    ClaimedRegister, FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue,
+    RegisterOp, RegisterReader, RegisterSent,
 };
 use writer::Job;
 

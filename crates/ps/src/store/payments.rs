@@ -168,11 +168,12 @@ fn load_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Payment>>
 
 pub(super) fn insert(conn: &Connection, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
     conn.prepare_cached(
-        "INSERT INTO payments (kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
+        "INSERT INTO payments (id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
          amount_tiyn, created_at_ms, expire_at_ms, deadline_ms, receipt_token) \
-         VALUES (:kind, 'created', :tp, :service, :device, :external, :token, :amount, :now, :expire, :expire, :receipt)",
+         VALUES (:id, :kind, 'created', :tp, :service, :device, :external, :token, :amount, :now, :expire, :expire, :receipt)",
     )?
     .execute(named_params! {
+        ":id": super::ids::next_operation_id(conn)?,
         ":kind": new.kind.as_str(),
         ":tp": new.trade_point_id,
         ":service": new.service_id,
@@ -220,6 +221,9 @@ pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResu
         ":finished": p.finished_at.map(ms),
         ":id": p.id,
     })?;
+    if p.status == Status::Confirmed {
+        super::registers::fix_commission(conn, p.id)?;
+    }
     Ok(())
 }
 

@@ -193,7 +193,7 @@ fn insert(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> StoreResult<Ref
     let qr = row.qr;
     conn.prepare_cached(
         "INSERT INTO refunds (kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, \
-         created_at_ms, receipt_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         created_at_ms, receipt_token, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         row.kind.as_str(),
@@ -205,6 +205,8 @@ fn insert(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> StoreResult<Ref
         qr.map(|q| ms(q.expire_at)),
         ms(now),
         row.receipt_token,
+        // One id space with payments (DECISIONS 40).
+        super::ids::next_operation_id(conn)?,
     ])?;
     let id = conn.last_insert_rowid();
     load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("refund {id} vanished")))

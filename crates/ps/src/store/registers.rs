@@ -6,8 +6,10 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tolem_wire::Amount;
 
-use super::payments::{at, ms};
+use super::payments::{at, ms, tiyn_i64};
 use super::{Store, StoreError, StoreResult};
+use crate::catalog::Mpp;
+use crate::registers::commission::Rate;
 
 /// The outbox kind of a register e-mail.
 const OUTBOX_REGISTER: &str = "register_email";
@@ -28,6 +30,15 @@ pub struct RefundOf {
     pub refunded_before: Amount,
 }
 
+/// The commissions fixed with a payment when it was confirmed (DECISIONS 37, 38).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedRates {
+    /// For the payment service: the daily register.
+    pub payment: Rate,
+    /// For the «Сервис» service: the monthly register.
+    pub service: Rate,
+}
+
 /// A confirmed payment or a completed refund, as a register shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterOp {
@@ -40,6 +51,9 @@ pub struct RegisterOp {
     pub finished_at: Timestamp,
     pub amount: Amount,
     pub refund_of: Option<RefundOf>,
+    /// The rates fixed with the payment (for a refund, with its payment); `None` only for a
+    /// payment confirmed without them (a row written by another tool).
+    pub rates: Option<FixedRates>,
 }
 
 impl RegisterOp {
@@ -69,11 +83,53 @@ fn finished(ms: i64) -> StoreResult<Timestamp> {
     at(Some(ms))?.ok_or_else(|| StoreError::Corrupt("no finish time".to_owned()))
 }
 
-fn payment_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, String, i64, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+/// The stored rate columns: (bps, min, service bps, service min).
+type RateColumns = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// Reads the four rate columns starting at `first`.
+fn rate_columns(r: &Row<'_>, first: usize) -> rusqlite::Result<RateColumns> {
+    Ok((
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+    ))
 }
 
-type RefundRow = (i64, String, i64, i64, i64, i64, i64);
+fn fixed_rates(columns: RateColumns) -> StoreResult<Option<FixedRates>> {
+    let bps = |value: i64| {
+        u32::try_from(value).map_err(|_| StoreError::Corrupt("a commission rate".to_owned()))
+    };
+    let min = |value: Option<i64>| value.map(|v| tiyn(v, "a commission minimum")).transpose();
+    match columns {
+        (Some(payment_bps), payment_min, Some(service_bps), service_min) => Ok(Some(FixedRates {
+            payment: Rate {
+                bps: bps(payment_bps)?,
+                min: min(payment_min)?,
+            },
+            service: Rate {
+                bps: bps(service_bps)?,
+                min: min(service_min)?,
+            },
+        })),
+        _ => Ok(None),
+    }
+}
+
+type PaymentRow = (i64, String, String, i64, i64, RateColumns);
+
+fn payment_row(r: &Row<'_>) -> rusqlite::Result<PaymentRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        rate_columns(r, 5)?,
+    ))
+}
+
+type RefundRow = (i64, String, i64, i64, i64, i64, i64, RateColumns);
 
 fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
     Ok((
@@ -84,7 +140,40 @@ fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        rate_columns(r, 7)?,
     ))
+}
+
+/// Fixes the commission of a confirmed payment, once (DECISIONS 37): the rates its MPP has in the
+/// operator data at this moment, read in the confirming transaction, so what a register shows
+/// never depends on when it is made. Called by every save of a confirmed payment; a payment whose
+/// rates are fixed already is left alone.
+pub(super) fn fix_commission(conn: &Connection, payment_id: i64) -> StoreResult<()> {
+    let doc: Option<String> = conn
+        .prepare_cached(
+            "SELECT c.doc FROM payments p JOIN catalog c ON c.kind = 'mpp' AND c.key = p.mpp \
+             WHERE p.id = ?1 AND p.commission_bps IS NULL",
+        )?
+        .query_row([payment_id], |r| r.get(0))
+        .optional()?;
+    let Some(doc) = doc else {
+        return Ok(());
+    };
+    let mpp: Mpp = serde_json::from_str(&doc)
+        .map_err(|e| StoreError::Corrupt(format!("catalog mpp of payment {payment_id}: {e}")))?;
+    let (payment, service) = (mpp.payment_rate(), mpp.service_rate());
+    conn.prepare_cached(
+        "UPDATE payments SET commission_bps = ?1, commission_min_tiyn = ?2, \
+         service_commission_bps = ?3, service_commission_min_tiyn = ?4 WHERE id = ?5",
+    )?
+    .execute(params![
+        payment.bps,
+        payment.min.map(tiyn_i64).transpose()?,
+        service.bps,
+        service.min.map(tiyn_i64).transpose()?,
+        payment_id
+    ])?;
+    Ok(())
 }
 
 /// Where a page starts: the lower time bound for the index seek (the cursor's time, so that a page
@@ -107,7 +196,8 @@ impl RegisterReader {
     ) -> StoreResult<Vec<RegisterOp>> {
         let (lower, after_ms, after_id) = start(from, cursor);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, COALESCE(customer_id, ''), COALESCE(mpp_payment_id, ''), finished_at_ms, amount_tiyn \
+            "SELECT id, COALESCE(customer_id, ''), COALESCE(mpp_payment_id, ''), finished_at_ms, amount_tiyn, \
+             commission_bps, commission_min_tiyn, service_commission_bps, service_commission_min_tiyn \
              FROM payments WHERE mpp = ?1 AND status = 'confirmed' AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
              AND (finished_at_ms, id) > (?4, ?5) ORDER BY finished_at_ms, id LIMIT ?6",
         )?;
@@ -118,7 +208,7 @@ impl RegisterReader {
         )?;
         let mut ops = Vec::new();
         for row in rows {
-            let (id, customer_id, mpp_operation_id, finished_ms, amount) = row?;
+            let (id, customer_id, mpp_operation_id, finished_ms, amount, rates) = row?;
             ops.push(RegisterOp {
                 kind: OpKind::Payment,
                 id,
@@ -127,6 +217,7 @@ impl RegisterReader {
                 finished_at: finished(finished_ms)?,
                 amount: tiyn(amount, "a payment")?,
                 refund_of: None,
+                rates: fixed_rates(rates)?,
             });
         }
         Ok(ops)
@@ -145,7 +236,8 @@ impl RegisterReader {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, COALESCE(r.customer_id, ''), r.finished_at_ms, r.amount_tiyn, r.payment_id, p.amount_tiyn, \
              (SELECT COALESCE(SUM(b.amount_tiyn), 0) FROM refunds b WHERE b.payment_id = r.payment_id \
-              AND b.status = 'completed' AND (b.finished_at_ms, b.id) < (r.finished_at_ms, r.id)) \
+              AND b.status = 'completed' AND (b.finished_at_ms, b.id) < (r.finished_at_ms, r.id)), \
+             p.commission_bps, p.commission_min_tiyn, p.service_commission_bps, p.service_commission_min_tiyn \
              FROM refunds r JOIN payments p ON p.id = r.payment_id \
              WHERE r.mpp = ?1 AND r.status = 'completed' AND r.finished_at_ms >= ?2 AND r.finished_at_ms < ?3 \
              AND (r.finished_at_ms, r.id) > (?4, ?5) ORDER BY r.finished_at_ms, r.id LIMIT ?6",
@@ -157,7 +249,8 @@ impl RegisterReader {
         )?;
         let mut ops = Vec::new();
         for row in rows {
-            let (id, customer_id, finished_ms, amount, payment_id, payment_amount, before) = row?;
+            let (id, customer_id, finished_ms, amount, payment_id, payment_amount, before, rates) =
+                row?;
             ops.push(RegisterOp {
                 kind: OpKind::Refund,
                 id,
@@ -171,6 +264,7 @@ impl RegisterReader {
                     payment_amount: tiyn(payment_amount, "a refunded payment")?,
                     refunded_before: tiyn(before, "earlier refunds")?,
                 }),
+                rates: fixed_rates(rates)?,
             });
         }
         Ok(ops)
@@ -425,5 +519,67 @@ impl Store {
             Ok(views)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrations;
+
+    fn rates(conn: &Connection, id: i64) -> RateColumns {
+        conn.query_row(
+            "SELECT commission_bps, commission_min_tiyn, service_commission_bps, service_commission_min_tiyn \
+             FROM payments WHERE id = ?1",
+            [id],
+            |r| rate_columns(r, 0),
+        )
+        .expect("the payment")
+    }
+
+    #[test]
+    fn payments_confirmed_before_the_migration_keep_the_rates_of_that_moment() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        migrations::run_to(&mut conn, 7).expect("migrations 1-7");
+        conn.execute_batch(
+            r#"INSERT INTO catalog (kind, key, doc, updated_at_ms) VALUES ('mpp', 'wallet',
+                 '{"caller_name":"wallet","name":"W","refund_url":"http://w","commission_bps":80,"commission_min":"1.50"}', 0);
+               INSERT INTO catalog (kind, key, doc, updated_at_ms) VALUES ('mpp', 'bank',
+                 '{"caller_name":"bank","name":"B","refund_url":"http://b","commission_bps":100}', 0);
+               INSERT INTO payments (id, kind, status, trade_point_id, created_at_ms, receipt_token, mpp, customer_id)
+                 VALUES (1, 'dynamic', 'confirmed', 1, 0, 'a', 'wallet', 'c'),
+                        (2, 'dynamic', 'confirmed', 1, 0, 'b', 'bank', 'c'),
+                        (3, 'dynamic', 'scanned', 1, 0, 'c', 'bank', 'c');"#,
+        )
+        .expect("an older database");
+        migrations::run(&mut conn).expect("the rest");
+        assert_eq!(rates(&conn, 1), (Some(80), Some(150), Some(80), Some(150)));
+        assert_eq!(rates(&conn, 2), (Some(100), None, Some(100), None));
+        assert_eq!(
+            rates(&conn, 3),
+            (None, None, None, None),
+            "not confirmed yet"
+        );
+        // Confirmed later: fixed then, from the catalog as it is then; and only once.
+        conn.execute("UPDATE payments SET status = 'confirmed' WHERE id = 3", [])
+            .expect("confirmed");
+        fix_commission(&conn, 3).expect("fixed");
+        assert_eq!(rates(&conn, 3), (Some(100), None, Some(100), None));
+        conn.execute(
+            "UPDATE catalog SET doc = json_set(doc, '$.commission_bps', 300, '$.service_commission_bps', 40) \
+             WHERE key = 'bank'",
+            [],
+        )
+        .expect("a new rate");
+        fix_commission(&conn, 3).expect("left alone");
+        assert_eq!(rates(&conn, 3), (Some(100), None, Some(100), None));
+        let fixed = fixed_rates(rates(&conn, 1)).expect("valid").expect("fixed");
+        assert_eq!(
+            fixed.payment,
+            Rate {
+                bps: 80,
+                min: Some(Amount::from_tiyn(150))
+            }
+        );
     }
 }

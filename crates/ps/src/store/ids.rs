@@ -1,0 +1,86 @@
+//! PS operation ids (DECISIONS 40): payments and refunds draw their ids from one sequence, so an
+//! id names one operation across the whole PS, in registers and receipts alike. Ids stay integers
+//! (JSON numbers on the wire); only who hands them out changed.
+
+use rusqlite::Connection;
+
+use super::StoreResult;
+
+/// The next operation id, taken inside the caller's write transaction. All writes run one at a
+/// time on the writer thread, so two operations can never be given the same id.
+///
+/// The counter (`operation_ids`, migration 7) never goes back, so an id stays unused after its
+/// purchase is deleted (DECISIONS 43's retention) instead of naming a new operation later. It is
+/// also lifted past the highest id of both tables: a row written without the counter (a database
+/// filled by an older build or by a tool) can never make the next id collide.
+pub(super) fn next_operation_id(conn: &Connection) -> StoreResult<i64> {
+    // Each `(SELECT MAX(id) …)` stands alone so that SQLite answers it from the end of the
+    // primary key instead of scanning the table.
+    let id = conn
+        .prepare_cached(
+            "UPDATE operation_ids SET last_id = MAX(last_id, \
+             IFNULL((SELECT MAX(id) FROM payments), 0), \
+             IFNULL((SELECT MAX(id) FROM refunds), 0)) + 1 \
+             WHERE id = 1 RETURNING last_id",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrations;
+
+    fn insert_payment(conn: &Connection, id: i64) {
+        conn.execute(
+            "INSERT INTO payments (id, kind, status, trade_point_id, created_at_ms, receipt_token) \
+             VALUES (?1, 'dynamic', 'created', 1, 0, ?2)",
+            rusqlite::params![id, format!("p{id}")],
+        )
+        .expect("a payment");
+    }
+
+    fn insert_refund(conn: &Connection, id: i64) {
+        conn.execute(
+            "INSERT INTO refunds (id, kind, status, trade_point_id, created_at_ms, receipt_token) \
+             VALUES (?1, 'refund', 'pending', 1, 0, ?2)",
+            rusqlite::params![id, format!("r{id}")],
+        )
+        .expect("a refund");
+    }
+
+    #[test]
+    fn an_existing_database_gets_ids_past_both_tables() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        // As an older build left it: payments 1-3 and refunds 1-7 in two id spaces.
+        migrations::run_to(&mut conn, 5).expect("migrations 1-5");
+        for id in 1..=3 {
+            insert_payment(&conn, id);
+        }
+        for id in 1..=7 {
+            insert_refund(&conn, id);
+        }
+        migrations::run(&mut conn).expect("the rest");
+        assert_eq!(next_operation_id(&conn).expect("an id"), 8);
+        assert_eq!(next_operation_id(&conn).expect("an id"), 9);
+    }
+
+    #[test]
+    fn ids_never_go_back_and_never_collide() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        migrations::run(&mut conn).expect("migrations");
+        assert_eq!(next_operation_id(&conn).expect("an id"), 1);
+        insert_payment(&conn, 1);
+        let id = next_operation_id(&conn).expect("an id");
+        insert_refund(&conn, id);
+        assert_eq!(id, 2);
+        // The newest purchase deleted (retention): its id is not given out again.
+        conn.execute("DELETE FROM refunds WHERE id = 2", [])
+            .expect("deleted");
+        assert_eq!(next_operation_id(&conn).expect("an id"), 3);
+        // A row written past the counter (by another tool): the next id is past it.
+        insert_payment(&conn, 40);
+        assert_eq!(next_operation_id(&conn).expect("an id"), 41);
+    }
+}
