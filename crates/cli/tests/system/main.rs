@@ -17,4 +17,5 @@ mod register_mail;
 mod registers;
 mod sandbox;
 mod smtp;
+mod strict;
 mod wallet;
