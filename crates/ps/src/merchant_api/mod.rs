@@ -107,7 +107,7 @@ pub fn router() -> Router<AppState> {
         .route_layer(middleware::from_fn(localize))
 }
 
-/// Writes a refusal's message in the language the caller asked for (`Accept-Language`).
+/// Writes a failure's message in the language the caller asked for (`Accept-Language`).
 async fn localize(req: Request, next: Next) -> Response {
     let locale = Locale::from_accept_language(
         req.headers()
@@ -118,8 +118,8 @@ async fn localize(req: Request, next: Next) -> Response {
     if locale == Locale::Ru {
         return response;
     }
-    match response.extensions_mut().remove::<Refusal>() {
-        Some(refusal) => envelope(response.status(), &refusal.envelope(locale)),
+    match response.extensions_mut().remove::<Failure>() {
+        Some(failure) => envelope(response.status(), &failure.envelope(locale)),
         None => response,
     }
 }
@@ -197,21 +197,24 @@ impl From<BadRequest> for PosError {
     }
 }
 
-/// A refusal as the envelope says it, kept on the response so that [`localize`] can say it again
+/// A failure as the envelope says it, kept on the response so that [`localize`] can say it again
 /// in the caller's language.
 #[derive(Clone, Debug)]
-struct Refusal {
+struct Failure {
     code: StatusCode,
     detail: Option<Detail>,
 }
 
 #[derive(Clone, Debug)]
 enum Detail {
+    /// A text sent as is in either language: a field name, or one of the free-text details
+    /// (`PosError::invalid`) that refunds and the sandbox still give, which are English.
     Text(String),
+    /// A parameter and its problem, said in the caller's language.
     Param(Param),
 }
 
-impl Refusal {
+impl Failure {
     fn envelope(&self, locale: Locale) -> Envelope<()> {
         let detail = match &self.detail {
             None => None,
@@ -232,17 +235,17 @@ impl IntoResponse for PosError {
     /// The one mapping of merchant API errors to the wire: business errors are HTTP 200 with a
     /// non-zero StatusCode; faults are 500/503 with -999 (retry).
     fn into_response(self) -> Response {
-        let (status, refusal) = match self {
+        let (status, failure) = match self {
             PosError::Status(code, detail) => (
                 HttpStatus::OK,
-                Refusal {
+                Failure {
                     code,
                     detail: detail.map(Detail::Text),
                 },
             ),
             PosError::Param(code, param) => (
                 HttpStatus::OK,
-                Refusal {
+                Failure {
                     code,
                     detail: Some(Detail::Param(param)),
                 },
@@ -255,14 +258,14 @@ impl IntoResponse for PosError {
                     tracing::error!(error = %e, "internal fault");
                     HttpStatus::INTERNAL_SERVER_ERROR
                 };
-                let refusal = Refusal {
+                let failure = Failure {
                     code: StatusCode::Unavailable,
                     detail: None,
                 };
-                (status, refusal)
+                (status, failure)
             }
         };
-        refusal.into_response(status)
+        failure.into_response(status)
     }
 }
 
