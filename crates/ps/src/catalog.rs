@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tolem_wire::mpp::{AUTHOR_TYPE_LEN_MAX, MERCHANT_MCC_LEN_MAX, MERCHANT_NAME_LEN_MAX};
 use tolem_wire::{Amount, Localized};
 
 use crate::registers::commission::Rate;
@@ -262,9 +263,26 @@ impl CatalogFile {
             if !points.insert(t.id) {
                 return Err(format!("trade_points.{}: duplicate id", t.id));
             }
-            if t.terminal_type.chars().count() > 5 || t.mcc.is_empty() || t.mcc.len() > 32 {
+            // The trade point is the `merchant` of scan and checkout: SPEC 4.1's lengths.
+            let name_len = t.name.chars().count();
+            if name_len == 0 || name_len > MERCHANT_NAME_LEN_MAX {
                 return Err(format!(
-                    "trade_points.{}: terminal_type ≤ 5 and mcc 1-32 characters",
+                    "trade_points.{}: name must be 1-{MERCHANT_NAME_LEN_MAX} characters \
+                     (SPEC 4.1 merchantName), got {name_len}",
+                    t.id
+                ));
+            }
+            if t.mcc.is_empty() || t.mcc.chars().count() > MERCHANT_MCC_LEN_MAX {
+                return Err(format!(
+                    "trade_points.{}: mcc must be 1-{MERCHANT_MCC_LEN_MAX} characters \
+                     (SPEC 4.1 merchantMCC)",
+                    t.id
+                ));
+            }
+            if t.terminal_type.chars().count() > AUTHOR_TYPE_LEN_MAX {
+                return Err(format!(
+                    "trade_points.{}: terminal_type must be at most {AUTHOR_TYPE_LEN_MAX} \
+                     characters (SPEC 4.1 authorType)",
                     t.id
                 ));
             }

@@ -5,12 +5,17 @@
 //! - [`merchant`]: the POS-facing merchant API (`/rN/v01/...`), wire-compatible with the API
 //!   merchants already use.
 //! - [`amount`], [`time`], [`locale`]: the value types both APIs share.
+//! - [`body`], [`problem`]: request bodies read strictly, and what is wrong with one, in words
+//!   (DECISIONS 44).
 
 pub mod amount;
+pub mod body;
 pub mod locale;
 pub mod merchant;
 pub mod mpp;
+pub mod problem;
 pub mod time;
 
 pub use amount::Amount;
 pub use locale::{Locale, Localized};
+pub use problem::{Param, Problem};

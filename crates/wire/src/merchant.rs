@@ -10,11 +10,12 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::Amount;
 use crate::amount::as_number;
+use crate::body::{self, Keys};
+use crate::{Amount, Locale, Param, Problem};
 
 macro_rules! status_codes {
-    ($( $variant:ident => $code:literal, $message:literal; )*) => {
+    ($( $variant:ident => $code:literal, ru: $ru:literal, kk: $kk:literal; )*) => {
         /// Every `StatusCode` the merchant API answers: the one table of codes and messages.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum StatusCode { $( $variant, )* }
@@ -30,8 +31,12 @@ macro_rules! status_codes {
                 match code { $( $code => Some(StatusCode::$variant), )* _ => None }
             }
 
-            pub fn message(self) -> &'static str {
-                match self { $( StatusCode::$variant => $message, )* }
+            /// The `Message` in the request's language (docs/merchant-api.md, "Language").
+            pub fn message(self, locale: Locale) -> &'static str {
+                match (self, locale) {
+                    $( (StatusCode::$variant, Locale::Ru) => $ru,
+                       (StatusCode::$variant, Locale::Kk) => $kk, )*
+                }
             }
         }
     };
@@ -40,28 +45,44 @@ macro_rules! status_codes {
 // Codes and meanings follow the merchant API's own table (MERCHANT-API.md §7); the codes from
 // -99000100 on are Tolem's, for situations that table has no code for (docs/merchant-api.md).
 status_codes! {
-    Ok => 0, "OK";
-    Unavailable => -999, "Сервис временно недоступен";
-    AuthenticationFailed => -10000, "Ошибка аутентификации (Api-Key или сертификат)";
-    DeviceNotFound => -1501, "Устройство с заданным идентификатором не найдено";
-    DeviceInactive => -1502, "Устройство не активно (отключено или удалено)";
-    DeviceOnOtherTradePoint => -1503, "Устройство уже добавлено в другую торговую точку";
-    PurchaseNotFound => -1601, "Покупка не найдена";
-    NoTradePoints => -14000002, "Нет торговых точек";
-    PaymentNotFound => -99000001, "Покупка с заданным идентификатором не найдена";
-    TradePointNotFound => -99000002, "Торговая точка не найдена";
-    TradePointMismatch => -99000003, "Торговая точка покупки не совпадает с текущим устройством";
-    ReturnAmountExceeded => -99000005, "Сумма возврата не может превышать сумму покупки";
-    ReturnFailed => -99000006, "Ошибка возврата, повторите попытку";
-    ReturnWrongStatus => -99000011, "Невозможно вернуть покупку (несоответствующий статус)";
-    PartialReturnImpossible => -99000020, "Частичный возврат невозможен";
-    TradePointDisabled => 990000018, "Торговая точка отключена";
-    TradePointNoQr => 990000026, "Торговая точка не принимает оплату с QR";
-    InvalidAmount => 990000028, "Неверная сумма операции";
-    NoPaymentMethods => 990000033, "Нет доступных методов оплаты";
-    NotSupported => -99000100, "Операция не поддерживается этой платёжной системой";
-    InvalidRequest => -99000400, "Некорректный запрос";
-    UnknownMethod => -99000404, "Неизвестный метод";
+    Ok => 0, ru: "OK", kk: "OK";
+    Unavailable => -999, ru: "Сервис временно недоступен", kk: "Қызмет уақытша қолжетімсіз";
+    AuthenticationFailed => -10000, ru: "Ошибка аутентификации (Api-Key или сертификат)",
+        kk: "Аутентификация қатесі (Api-Key немесе сертификат)";
+    DeviceNotFound => -1501, ru: "Устройство с заданным идентификатором не найдено",
+        kk: "Берілген идентификаторы бар құрылғы табылмады";
+    DeviceInactive => -1502, ru: "Устройство не активно (отключено или удалено)",
+        kk: "Құрылғы белсенді емес (ажыратылған немесе жойылған)";
+    DeviceOnOtherTradePoint => -1503, ru: "Устройство уже добавлено в другую торговую точку",
+        kk: "Құрылғы басқа сауда нүктесіне қосылған";
+    PurchaseNotFound => -1601, ru: "Покупка не найдена", kk: "Сатып алу табылмады";
+    NoTradePoints => -14000002, ru: "Нет торговых точек", kk: "Сауда нүктелері жоқ";
+    PaymentNotFound => -99000001, ru: "Покупка с заданным идентификатором не найдена",
+        kk: "Берілген идентификаторы бар сатып алу табылмады";
+    TradePointNotFound => -99000002, ru: "Торговая точка не найдена",
+        kk: "Сауда нүктесі табылмады";
+    TradePointMismatch => -99000003,
+        ru: "Торговая точка покупки не совпадает с текущим устройством",
+        kk: "Сатып алудың сауда нүктесі ағымдағы құрылғыға сәйкес келмейді";
+    ReturnAmountExceeded => -99000005, ru: "Сумма возврата не может превышать сумму покупки",
+        kk: "Қайтару сомасы сатып алу сомасынан аспауы керек";
+    ReturnFailed => -99000006, ru: "Ошибка возврата, повторите попытку",
+        kk: "Қайтару қатесі, әрекетті қайталаңыз";
+    ReturnWrongStatus => -99000011, ru: "Невозможно вернуть покупку (несоответствующий статус)",
+        kk: "Сатып алуды қайтару мүмкін емес (мәртебесі сәйкес емес)";
+    PartialReturnImpossible => -99000020, ru: "Частичный возврат невозможен",
+        kk: "Ішінара қайтару мүмкін емес";
+    TradePointDisabled => 990000018, ru: "Торговая точка отключена",
+        kk: "Сауда нүктесі ажыратылған";
+    TradePointNoQr => 990000026, ru: "Торговая точка не принимает оплату с QR",
+        kk: "Сауда нүктесі QR арқылы төлем қабылдамайды";
+    InvalidAmount => 990000028, ru: "Неверная сумма операции", kk: "Операция сомасы қате";
+    NoPaymentMethods => 990000033, ru: "Нет доступных методов оплаты",
+        kk: "Қолжетімді төлем әдістері жоқ";
+    NotSupported => -99000100, ru: "Операция не поддерживается этой платёжной системой",
+        kk: "Бұл төлем жүйесі операцияны қолдамайды";
+    InvalidRequest => -99000400, ru: "Некорректный запрос", kk: "Сұрау дұрыс емес";
+    UnknownMethod => -99000404, ru: "Неизвестный метод", kk: "Белгісіз әдіс";
 }
 
 /// The `{StatusCode, Message, Data}` envelope of every merchant API response.
@@ -94,10 +115,11 @@ impl Envelope<()> {
         }
     }
 
-    pub fn error(code: StatusCode, detail: Option<&str>) -> Envelope<()> {
+    /// An error: the code's message in the locale, then the detail (already in that locale).
+    pub fn error(code: StatusCode, locale: Locale, detail: Option<&str>) -> Envelope<()> {
         let message = match detail {
-            Some(detail) => format!("{}: {detail}", code.message()),
-            None => code.message().to_owned(),
+            Some(detail) => format!("{}: {detail}", code.message(locale)),
+            None => code.message(locale).to_owned(),
         };
         Envelope {
             status_code: code.code(),
@@ -107,14 +129,55 @@ impl Envelope<()> {
     }
 }
 
-/// Reads a request body case-insensitively: every object key is lower-cased, then the value is
-/// deserialized into `T` (whose fields are named in lower case).
-pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
-    let value: Value = serde_json::from_slice(body)?;
-    from_value_any_case(value)
+/// A body the merchant API refuses: the code to answer and the parameter to name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRequest {
+    pub code: StatusCode,
+    pub param: Param,
 }
 
-/// Like [`parse_request`] for an already parsed value (also used for query strings).
+/// Reads a request body strictly (DECISIONS 44) and case-insensitively (DECISIONS 32): one JSON
+/// object, no key twice in any case, keys lower-cased before deserializing into `T` (whose fields
+/// are named in lower case). A missing or malformed `Amount` is `990000028`, anything else
+/// wrong `-99000400`; the parameter is named as the API documents it (`DeviceToken`).
+pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
+    body::read(body, Keys::AnyCase).map_err(|mut param| {
+        let amount = param.name == "amount"
+            && matches!(param.problem, Problem::Missing | Problem::Amount(_));
+        // A repeated key is named as it was sent; other names are the lower-cased field's.
+        if param.problem != Problem::Duplicate {
+            param.name = documented_name(&param.name);
+        }
+        let code = if amount {
+            StatusCode::InvalidAmount
+        } else {
+            StatusCode::InvalidRequest
+        };
+        BadRequest { code, param }
+    })
+}
+
+/// A request field as the API's documents spell it (`devicetoken` → `DeviceToken`).
+pub fn documented_name(lower: &str) -> String {
+    const NAMES: &[&str] = &[
+        "Amount",
+        "DeviceId",
+        "DeviceToken",
+        "ExternalId",
+        "MaxResult",
+        "OrganizationBin",
+        "QrPaymentId",
+        "QrReturnId",
+        "TradePointId",
+    ];
+    NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(lower))
+        .map_or_else(|| lower.to_owned(), |n| (*n).to_owned())
+}
+
+/// Reads an already parsed value case-insensitively (query strings, whose keys cannot repeat once
+/// collected into a map).
 pub fn from_value_any_case<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
     serde_json::from_value(lower_keys(value))
 }
@@ -171,6 +234,8 @@ pub struct DeviceDeleteRequest {
 #[derive(Clone, Debug, Deserialize)]
 pub struct QrCreateRequest {
     pub devicetoken: String,
+    /// Read from its exact text: no exponent, at most two decimals (DECISIONS 3, 44).
+    #[serde(deserialize_with = "crate::amount::strict_json")]
     pub amount: Amount,
     #[serde(default)]
     pub externalid: Option<String>,
@@ -313,6 +378,8 @@ pub struct PaymentReturnRequest {
     pub qrpaymentid: i64,
     #[serde(default, deserialize_with = "lenient_id_opt")]
     pub qrreturnid: Option<i64>,
+    /// Read from its exact text, as in `qr/create`.
+    #[serde(deserialize_with = "crate::amount::strict_json")]
     pub amount: Amount,
     #[serde(default)]
     pub organizationbin: Option<String>,
@@ -408,6 +475,44 @@ mod tests {
         let req: QrCreateRequest =
             parse_request(br#"{"DeviceToken":"t","Amount":150.5}"#).expect("parses");
         assert_eq!(req.amount, Amount::from_tiyn(15_050));
+    }
+
+    #[test]
+    fn refuses_repeats_in_any_case_and_bad_amounts() {
+        let refused = |body: &str| parse_request::<QrCreateRequest>(body.as_bytes()).err();
+        assert_eq!(
+            refused(r#"{"DeviceToken":"t","Amount":1,"amount":100000}"#),
+            Some(BadRequest {
+                code: StatusCode::InvalidRequest,
+                param: Param::new("amount", Problem::Duplicate),
+            })
+        );
+        for amount in ["1e3", "-1", "1.001", "\"abc\"", "null", "\"\""] {
+            let body = format!(r#"{{"DeviceToken":"t","Amount":{amount}}}"#);
+            let refused = refused(&body).expect("refused");
+            assert_eq!(refused.code, StatusCode::InvalidAmount, "{amount}");
+            assert_eq!(refused.param.name, "Amount", "{amount}");
+        }
+        let missing = refused(r#"{"DeviceToken":"t"}"#).expect("refused");
+        assert_eq!(
+            (missing.code, missing.param),
+            (
+                StatusCode::InvalidAmount,
+                Param::new("Amount", Problem::Missing)
+            )
+        );
+        let missing = refused(r#"{"Amount":1}"#).expect("refused");
+        assert_eq!(
+            (missing.code, missing.param),
+            (
+                StatusCode::InvalidRequest,
+                Param::new("DeviceToken", Problem::Missing)
+            )
+        );
+        assert_eq!(
+            refused("[1]").map(|r| r.code),
+            Some(StatusCode::InvalidRequest)
+        );
     }
 
     #[test]

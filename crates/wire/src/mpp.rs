@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Amount, Locale};
+use crate::{Amount, Locale, Param};
 
 /// Longest values the regulation allows (SPEC 1.7, 4.1–4.4).
 pub const REQUEST_ID_LEN_MAX: usize = 64;
@@ -18,6 +18,9 @@ pub const REFUND_ID_LEN_MAX: usize = 64;
 pub const RESULT_CODE_LEN_MAX: usize = 64;
 pub const RESULT_MESSAGE_LEN_MAX: usize = 256;
 pub const PARAMETER_VALUE_LEN_MAX: usize = 64;
+pub const MERCHANT_NAME_LEN_MAX: usize = 128;
+pub const MERCHANT_MCC_LEN_MAX: usize = 32;
+pub const AUTHOR_TYPE_LEN_MAX: usize = 5;
 
 /// Paths of the MPP API on the PS.
 pub const SCAN_PATH: &str = "/api/v1/qr/scan";
@@ -125,6 +128,12 @@ impl ResultBody {
             result_code: code.as_str().to_owned(),
             result_message: message,
         }
+    }
+
+    /// An error naming a parameter and what is wrong with it, in the locale (DECISIONS 44):
+    /// `Некорректный параметр: paymentAmount — обязателен для статического QR`.
+    pub fn for_param(code: ResultCode, locale: Locale, param: &Param) -> ResultBody {
+        ResultBody::with_detail(code, locale, &param.text(locale))
     }
 
     /// The known code, if the text is one.

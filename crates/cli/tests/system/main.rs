@@ -18,4 +18,5 @@ mod register_mail;
 mod registers;
 mod sandbox;
 mod smtp;
+mod strict;
 mod wallet;

@@ -10,9 +10,9 @@
 //! counts as paid; `cancelled`, `failed` and `expired` are the POS's `Error`.
 
 use jiff::{SignedDuration, Timestamp};
-use tolem_wire::Amount;
 use tolem_wire::merchant::PaymentStatus;
 use tolem_wire::mpp::ResultCode;
+use tolem_wire::{Amount, Problem};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -176,6 +176,8 @@ pub enum NotifyDecision {
     Expired(ResultCode),
     /// Rejected; nothing changed.
     Reject(ResultCode),
+    /// Rejected as PARAM_ILLEGAL because of `paymentAmount`; nothing changed.
+    BadAmount(Problem),
 }
 
 impl Payment {
@@ -308,7 +310,7 @@ impl Payment {
             }
             match self.confirmed_amount(cmd.amount) {
                 Ok(amount) => self.amount = Some(amount),
-                Err(code) => return NotifyDecision::Reject(code),
+                Err(problem) => return NotifyDecision::BadAmount(problem),
             }
         }
         let status = match cmd.verdict {
@@ -326,19 +328,27 @@ impl Payment {
         NotifyDecision::Apply(cmd.verdict.answer_code())
     }
 
-    /// The amount a SUCCESS verdict confirms (DECISIONS 4, 13–15). A Dynamic QR's amount was set
-    /// by the POS and may have tiyn, so the MPP may echo it; an amount the MPP sets itself
+    /// The amount a SUCCESS verdict confirms (DECISIONS 4, 13–15). Where the PS set the amount (a
+    /// Dynamic QR made by the POS, which may have tiyn; a Custom checkout) the MPP echoes it, or
+    /// omits it for a Dynamic QR, and it is taken as it is. An amount the MPP chooses itself
     /// (Static) must be whole tenge, as SPEC 4.3 asks.
-    fn confirmed_amount(&self, sent: Option<Amount>) -> Result<Amount, ResultCode> {
+    fn confirmed_amount(&self, sent: Option<Amount>) -> Result<Amount, Problem> {
         match (self.kind, self.amount, sent) {
             (Kind::Dynamic | Kind::Link, Some(own), None) => Ok(own),
             (Kind::Dynamic | Kind::Link | Kind::Custom, Some(own), Some(sent)) if own == sent => {
                 Ok(own)
             }
-            (Kind::Static, None, Some(sent)) if !sent.is_zero() && sent.is_whole_tenge() => {
-                Ok(sent)
+            (Kind::Dynamic | Kind::Link | Kind::Custom, Some(own), Some(_)) => {
+                Err(Problem::NotEqual(own))
             }
-            _ => Err(ResultCode::ParamIllegal),
+            (Kind::Custom, Some(_), None) => Err(Problem::Missing),
+            (Kind::Static, None, None) => Err(Problem::RequiredForStatic),
+            (Kind::Static, None, Some(sent)) if sent.is_zero() => Err(Problem::NotPositive),
+            (Kind::Static, None, Some(sent)) if !sent.is_whole_tenge() => {
+                Err(Problem::NotWholeTenge)
+            }
+            (Kind::Static, None, Some(sent)) => Ok(sent),
+            _ => Err(Problem::Invalid),
         }
     }
 
@@ -451,7 +461,7 @@ mod tests {
         let wrong_amount = notify(owner("A", "c1"), Verdict::Success, Amount::from_tenge(99));
         assert_eq!(
             p.notify(&wrong_amount, open, t(1), &policy()),
-            NotifyDecision::Reject(ResultCode::ParamIllegal)
+            NotifyDecision::BadAmount(Problem::NotEqual(Amount::from_tiyn(10_000)))
         );
         assert_eq!(
             p.notify(
@@ -513,12 +523,21 @@ mod tests {
         let zero = notify(owner("A", "c"), Verdict::Success, Some(Amount::ZERO));
         assert_eq!(
             p.notify(&zero, MerchantState::Open, t(1), &policy()),
-            NotifyDecision::Reject(ResultCode::ParamIllegal)
+            NotifyDecision::BadAmount(Problem::NotPositive)
         );
         let none = notify(owner("A", "c"), Verdict::Success, None);
         assert_eq!(
             p.notify(&none, MerchantState::Open, t(1), &policy()),
-            NotifyDecision::Reject(ResultCode::ParamIllegal)
+            NotifyDecision::BadAmount(Problem::RequiredForStatic)
+        );
+        let tiyn = notify(
+            owner("A", "c"),
+            Verdict::Success,
+            Some(Amount::from_tiyn(10_050)),
+        );
+        assert_eq!(
+            p.notify(&tiyn, MerchantState::Open, t(1), &policy()),
+            NotifyDecision::BadAmount(Problem::NotWholeTenge)
         );
         let cancel = notify(owner("A", "c"), Verdict::CancelledByClient, None);
         assert_eq!(

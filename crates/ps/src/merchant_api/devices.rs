@@ -3,6 +3,7 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
+use tolem_wire::Problem;
 use tolem_wire::merchant::{
     self, DeviceDeleteRequest, DeviceRegisterRequest, Envelope, StatusCode,
 };
@@ -54,8 +55,9 @@ pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid_id {
-        return Err(PosError::invalid(
-            "DeviceId: 1-64 of A-Z, a-z, 0-9, '-', '_'",
+        return Err(PosError::param(
+            "DeviceId",
+            Problem::Expected("[A-Za-z0-9_-]{1,64}"),
         ));
     }
     let catalog = app.catalog.get();

@@ -5,6 +5,10 @@
 //!
 //! Authentication: every scheme takes the organization's `Api-Key` header for now; r3 also checks
 //! `OrganizationBin` against the key's organization. Client certificates (r2, r3) come later.
+//!
+//! Bodies are read strictly (DECISIONS 44, [`tolem_wire::body`]). Messages are in the language of
+//! `Accept-Language` (Kazakh when it prefers `kk`, else Russian): errors are rendered in Russian
+//! where they happen and rewritten by [`localize`], which alone sees the request's headers.
 
 mod devices;
 mod payments;
@@ -19,12 +23,14 @@ use axum::Router;
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode as HttpStatus, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tolem_wire::merchant::{Envelope, StatusCode, parse_request};
+use tolem_wire::merchant::{BadRequest, Envelope, StatusCode, parse_request};
+use tolem_wire::{Locale, Param, Problem};
 
 use crate::app::AppState;
 use crate::catalog::{Organization, TradePoint};
@@ -98,6 +104,24 @@ pub fn router() -> Router<AppState> {
             "/r3/v01/partner/tradepoints/{bin}",
             get(devices::trade_points_of_bin),
         )
+        .route_layer(middleware::from_fn(localize))
+}
+
+/// Writes a failure's message in the language the caller asked for (`Accept-Language`).
+async fn localize(req: Request, next: Next) -> Response {
+    let locale = Locale::from_accept_language(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut response = next.run(req).await;
+    if locale == Locale::Ru {
+        return response;
+    }
+    match response.extensions_mut().remove::<Failure>() {
+        Some(failure) => envelope(response.status(), &failure.envelope(locale)),
+        None => response,
+    }
 }
 
 async fn ping(_call: PosCall) -> Response {
@@ -112,7 +136,7 @@ async fn not_supported(_call: PosCall) -> Response {
 pub fn unknown_method() -> Response {
     envelope(
         HttpStatus::NOT_FOUND,
-        &Envelope::error(StatusCode::UnknownMethod, None),
+        &Envelope::error(StatusCode::UnknownMethod, Locale::Ru, None),
     )
 }
 
@@ -140,6 +164,9 @@ fn raw_json(body: String) -> Response {
 #[derive(Debug)]
 pub enum PosError {
     Status(StatusCode, Option<String>),
+    /// A parameter is missing or wrong: the code (`-99000400`, or `990000028` for an amount) and
+    /// the parameter named with what is wrong, in the caller's language (DECISIONS 44).
+    Param(StatusCode, Param),
     Store(StoreError),
 }
 
@@ -151,6 +178,11 @@ impl PosError {
     pub fn invalid(detail: impl Into<String>) -> PosError {
         PosError::Status(StatusCode::InvalidRequest, Some(detail.into()))
     }
+
+    /// `-99000400` naming the parameter and what is wrong with it.
+    pub fn param(name: &str, problem: Problem) -> PosError {
+        PosError::Param(StatusCode::InvalidRequest, Param::new(name, problem))
+    }
 }
 
 impl From<StoreError> for PosError {
@@ -159,29 +191,81 @@ impl From<StoreError> for PosError {
     }
 }
 
+impl From<BadRequest> for PosError {
+    fn from(bad: BadRequest) -> PosError {
+        PosError::Param(bad.code, bad.param)
+    }
+}
+
+/// A failure as the envelope says it, kept on the response so that [`localize`] can say it again
+/// in the caller's language.
+#[derive(Clone, Debug)]
+struct Failure {
+    code: StatusCode,
+    detail: Option<Detail>,
+}
+
+#[derive(Clone, Debug)]
+enum Detail {
+    /// A text sent as is in either language: a field name, or one of the free-text details
+    /// (`PosError::invalid`) that refunds and the sandbox still give, which are English.
+    Text(String),
+    /// A parameter and its problem, said in the caller's language.
+    Param(Param),
+}
+
+impl Failure {
+    fn envelope(&self, locale: Locale) -> Envelope<()> {
+        let detail = match &self.detail {
+            None => None,
+            Some(Detail::Text(text)) => Some(text.clone()),
+            Some(Detail::Param(param)) => Some(param.text(locale)),
+        };
+        Envelope::error(self.code, locale, detail.as_deref())
+    }
+
+    fn into_response(self, status: HttpStatus) -> Response {
+        let mut response = envelope(status, &self.envelope(Locale::Ru));
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
 impl IntoResponse for PosError {
     /// The one mapping of merchant API errors to the wire: business errors are HTTP 200 with a
     /// non-zero StatusCode; faults are 500/503 with -999 (retry).
     fn into_response(self) -> Response {
-        match self {
-            PosError::Status(code, detail) => {
-                envelope(HttpStatus::OK, &Envelope::error(code, detail.as_deref()))
-            }
-            PosError::Store(e) if e.is_overload() => {
-                tracing::warn!(error = %e, "overloaded");
-                envelope(
-                    HttpStatus::SERVICE_UNAVAILABLE,
-                    &Envelope::error(StatusCode::Unavailable, None),
-                )
-            }
+        let (status, failure) = match self {
+            PosError::Status(code, detail) => (
+                HttpStatus::OK,
+                Failure {
+                    code,
+                    detail: detail.map(Detail::Text),
+                },
+            ),
+            PosError::Param(code, param) => (
+                HttpStatus::OK,
+                Failure {
+                    code,
+                    detail: Some(Detail::Param(param)),
+                },
+            ),
             PosError::Store(e) => {
-                tracing::error!(error = %e, "internal fault");
-                envelope(
-                    HttpStatus::INTERNAL_SERVER_ERROR,
-                    &Envelope::error(StatusCode::Unavailable, None),
-                )
+                let status = if e.is_overload() {
+                    tracing::warn!(error = %e, "overloaded");
+                    HttpStatus::SERVICE_UNAVAILABLE
+                } else {
+                    tracing::error!(error = %e, "internal fault");
+                    HttpStatus::INTERNAL_SERVER_ERROR
+                };
+                let failure = Failure {
+                    code: StatusCode::Unavailable,
+                    detail: None,
+                };
+                (status, failure)
             }
-        }
+        };
+        failure.into_response(status)
     }
 }
 
@@ -192,7 +276,7 @@ pub fn path_text(
     path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<String, PosError> {
     path.map(|axum::extract::Path(text)| text)
-        .map_err(|_| PosError::invalid("malformed path"))
+        .map_err(|_| PosError::param("path", Problem::Invalid))
 }
 
 /// An authenticated merchant API request.
@@ -205,27 +289,24 @@ pub struct PosCall {
 }
 
 impl PosCall {
-    /// The body, read case-insensitively (DECISIONS 32).
+    /// The body, read strictly (DECISIONS 44) and case-insensitively (DECISIONS 32).
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PosError> {
-        parse_request(&self.body).map_err(|e| PosError::invalid(e.to_string()))
+        parse_request(&self.body).map_err(PosError::from)
     }
 
     pub fn body_sha256(&self) -> String {
         hex::encode(Sha256::digest(&self.body))
     }
 
-    /// r3 names the organization in every body; it must be the key's (DECISIONS 28).
+    /// r3 names the organization in every body; it must be the key's (DECISIONS 28). One that is
+    /// missing is a malformed request, not bad credentials; another organization's BIN is.
     pub fn check_bin(&self, bin: Option<&str>) -> Result<(), PosError> {
-        match (self.scheme, bin) {
-            (Scheme::R3, Some(bin)) if bin == self.organization.bin => Ok(()),
-            (Scheme::R3, _) => Err(PosError::Status(
-                StatusCode::AuthenticationFailed,
-                Some("OrganizationBin".into()),
-            )),
+        match (self.scheme, bin.filter(|b| !b.is_empty())) {
             (_, Some(bin)) if bin != self.organization.bin => Err(PosError::Status(
                 StatusCode::AuthenticationFailed,
                 Some("OrganizationBin".into()),
             )),
+            (Scheme::R3, None) => Err(PosError::param("OrganizationBin", Problem::Missing)),
             _ => Ok(()),
         }
     }
@@ -273,7 +354,9 @@ impl FromRequest<AppState> for PosCall {
         let query = req.uri().query().map(str::to_owned);
         let body = to_bytes(req.into_body(), app.config.limits.body_bytes_max)
             .await
-            .map_err(|_| PosError::invalid("body too large"))?;
+            .map_err(|_| {
+                PosError::Param(StatusCode::InvalidRequest, Param::body(Problem::TooLarge))
+            })?;
         Ok(PosCall {
             scheme,
             organization,

@@ -4,11 +4,12 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use jiff::SignedDuration;
-use tolem_wire::Amount;
 use tolem_wire::merchant::{
     Envelope, LinkCreated, PaymentBehaviorOptions, PaymentStatus, PaymentStatusData,
     QrCreateRequest, QrCreated, QrPaymentBehaviorOptions, StatusCode,
 };
+
+use tolem_wire::{Param, Problem};
 
 use super::{
     PosCall, PosError, PosResult, check_trade_point, device_of, early_replay, envelope, path_text,
@@ -32,17 +33,23 @@ pub async fn create_link(State(app): State<AppState>, call: PosCall) -> PosResul
 }
 
 async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
-    let req: QrCreateRequest = call.parse().map_err(|e| amount_error(call).unwrap_or(e))?;
+    let req: QrCreateRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
     if req.amount.is_zero() {
-        return Err(PosError::status(StatusCode::InvalidAmount));
+        return Err(PosError::Param(
+            StatusCode::InvalidAmount,
+            Param::new("Amount", Problem::NotPositive),
+        ));
     }
     if req
         .externalid
         .as_ref()
         .is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX)
     {
-        return Err(PosError::invalid("ExternalId longer than 128"));
+        return Err(PosError::param(
+            "ExternalId",
+            Problem::TooLong(EXTERNAL_ID_LEN_MAX),
+        ));
     }
     if let Some(first) = early_replay(app, call, &req.devicetoken).await? {
         return Ok(first);
@@ -130,19 +137,6 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         })
         .await?;
     Ok(raw_json(body))
-}
-
-/// When the body fails to parse because of its amount, the API's own code for that.
-fn amount_error(call: &PosCall) -> Option<PosError> {
-    let value: serde_json::Value = serde_json::from_slice(&call.body).ok()?;
-    let amount = value
-        .as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("amount"))
-        .map(|(_, v)| v)?;
-    serde_json::from_value::<Amount>(amount.clone())
-        .is_err()
-        .then(|| PosError::status(StatusCode::InvalidAmount))
 }
 
 pub fn random_digits(n: usize) -> String {

@@ -9,10 +9,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::de::DeserializeOwned;
-use tolem_wire::Locale;
+use tolem_wire::body::{self, Keys};
 use tolem_wire::mpp::{
     self, CALLER_NAME_LEN_MAX, REQUEST_ID_LEN_MAX, ResultBody, ResultCode, ResultOnly,
 };
+
+use tolem_wire::{Locale, Param, Problem};
 
 use crate::app::AppState;
 use crate::payments::{self, Caller, MppError};
@@ -73,6 +75,10 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
             };
             result_response(status, result)
         }
+        Err(MppError::Param(param)) => result_response(
+            StatusCode::OK,
+            ResultBody::for_param(ResultCode::ParamIllegal, caller.locale, &param),
+        ),
         Err(MppError::Store(e)) if e.is_overload() => {
             tracing::warn!(error = %e, "overloaded");
             result_response(
@@ -113,18 +119,10 @@ pub struct MppCall {
 }
 
 impl MppCall {
+    /// The body, read strictly (DECISIONS 44): one JSON object, no key twice at any depth, names
+    /// exact; whatever is wrong is PARAM_ILLEGAL naming the parameter.
     fn parse<T: DeserializeOwned>(&self) -> Result<T, MppError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            let detail = if e.is_syntax() || e.is_eof() {
-                "malformed JSON".to_owned()
-            } else {
-                e.to_string()
-            };
-            MppError::Code {
-                code: ResultCode::ParamIllegal,
-                detail: Some(detail),
-            }
-        })
+        body::read(&self.body, Keys::Exact).map_err(MppError::Param)
     }
 }
 
@@ -149,8 +147,16 @@ impl FromRequest<AppState> for MppCall {
             status: StatusCode::OK,
             result: ResultBody::with_detail(code, locale, detail),
         };
+        let illegal = |locale: Locale, name: &str, problem: Problem| Refused {
+            status: StatusCode::OK,
+            result: ResultBody::for_param(
+                ResultCode::ParamIllegal,
+                locale,
+                &Param::new(name, problem),
+            ),
+        };
         let locale = Locale::from_header(header_str(&headers, mpp::HEADER_LOCALE)?)
-            .ok_or_else(|| refuse(ResultCode::ParamIllegal, Locale::Ru, "X-Locale"))?;
+            .ok_or_else(|| illegal(Locale::Ru, "X-Locale", Problem::Expected("ru-RU | kk-KZ")))?;
         let caller_name = header_str(&headers, mpp::HEADER_CALLER_NAME)?.unwrap_or_default();
         let catalog = app.catalog.get();
         let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
@@ -159,7 +165,11 @@ impl FromRequest<AppState> for MppCall {
             .ok_or_else(|| refuse(ResultCode::UnknownSource, locale, "X-Caller-Name"))?;
         let request_id = header_str(&headers, mpp::HEADER_REQUEST_ID)?.unwrap_or_default();
         if request_id.is_empty() || request_id.chars().count() > REQUEST_ID_LEN_MAX {
-            return Err(refuse(ResultCode::ParamIllegal, locale, "X-Request-ID"));
+            return Err(illegal(
+                locale,
+                "X-Request-ID",
+                Problem::Length(1, REQUEST_ID_LEN_MAX),
+            ));
         }
         let json = header_str(&headers, header::CONTENT_TYPE.as_str())?.is_some_and(|v| {
             v.split(';')
@@ -167,14 +177,22 @@ impl FromRequest<AppState> for MppCall {
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
         if !json {
-            return Err(refuse(ResultCode::ParamIllegal, locale, "Content-Type"));
+            return Err(illegal(
+                locale,
+                "Content-Type",
+                Problem::Expected("application/json"),
+            ));
         }
         let limit = app.config.limits.body_bytes_max;
         let body = to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| Refused {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
-                result: ResultBody::with_detail(ResultCode::ParamIllegal, locale, "body too large"),
+                result: ResultBody::for_param(
+                    ResultCode::ParamIllegal,
+                    locale,
+                    &Param::body(Problem::TooLarge),
+                ),
             })?;
         Ok(MppCall {
             caller: Caller { mpp, locale },

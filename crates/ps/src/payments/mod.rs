@@ -10,8 +10,8 @@ mod scan;
 
 use std::sync::Arc;
 
-use tolem_wire::Locale;
 use tolem_wire::mpp::{Merchant, ResultCode};
+use tolem_wire::{Locale, Param, Problem};
 
 pub use checkout::checkout;
 pub use notify::notify;
@@ -37,6 +37,10 @@ pub enum MppError {
         code: ResultCode,
         detail: Option<String>,
     },
+    /// PARAM_ILLEGAL naming the parameter and what is wrong with it, in the caller's language
+    /// (DECISIONS 44).
+    #[error("PARAM_ILLEGAL: {0:?}")]
+    Param(Param),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -46,12 +50,9 @@ impl MppError {
         MppError::Code { code, detail: None }
     }
 
-    /// PARAM_ILLEGAL naming the offending field.
+    /// PARAM_ILLEGAL naming the offending field, whose value is not one the call takes.
     pub fn param(field: &str) -> MppError {
-        MppError::Code {
-            code: ResultCode::ParamIllegal,
-            detail: Some(field.to_owned()),
-        }
+        MppError::Param(Param::new(field, Problem::Invalid))
     }
 }
 
@@ -76,7 +77,7 @@ pub fn merchant_of(catalog: &Catalog, trade_point_id: i64) -> Option<Merchant> {
 pub fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
     let len = value.chars().count();
     if len == 0 || len > max {
-        return Err(MppError::param(field));
+        return Err(MppError::Param(Param::new(field, Problem::Length(1, max))));
     }
     Ok(())
 }

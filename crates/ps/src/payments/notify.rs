@@ -6,6 +6,8 @@ use tolem_wire::mpp::{
     RESULT_CODE_LEN_MAX, RESULT_MESSAGE_LEN_MAX, ResultBody, ResultCode,
 };
 
+use tolem_wire::{Param, Problem};
+
 use super::{Caller, MppError, check_len, parse_payment_id, receipt_link};
 use crate::app::App;
 use crate::domain::Owner;
@@ -24,7 +26,10 @@ pub async fn notify(
         "result.resultCode",
     )?;
     if req.result.result_message.chars().count() > RESULT_MESSAGE_LEN_MAX {
-        return Err(MppError::param("result.resultMessage"));
+        return Err(MppError::Param(Param::new(
+            "result.resultMessage",
+            Problem::TooLong(RESULT_MESSAGE_LEN_MAX),
+        )));
     }
     check_len(
         &req.payment.mpp_payment_id,
@@ -34,7 +39,7 @@ pub async fn notify(
     let customer_id = req
         .customer_id
         .or(req.payment.customer_id)
-        .ok_or_else(|| MppError::param("customerId"))?;
+        .ok_or_else(|| MppError::Param(Param::new("customerId", Problem::Missing)))?;
     check_len(&customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
     let id = parse_payment_id(&req.payment.payment_id)?;
     let cmd = Notify {
@@ -74,5 +79,9 @@ pub async fn notify(
     match outcome {
         NotifyOutcome::Body(body) => Ok(body),
         NotifyOutcome::Code(code) => Err(code.into()),
+        NotifyOutcome::BadAmount(problem) => Err(MppError::Param(Param::new(
+            "payment.paymentAmount",
+            problem,
+        ))),
     }
 }

@@ -3,8 +3,8 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
-use tolem_wire::Amount;
 use tolem_wire::mpp::ResultCode;
+use tolem_wire::{Amount, Problem};
 
 use super::{Store, StoreError, StoreResult};
 use crate::domain::payment::{Notify, NotifyDecision};
@@ -44,6 +44,8 @@ pub enum NotifyOutcome {
     Body(String),
     /// An answer made of this code alone; nothing stored.
     Code(ResultCode),
+    /// PARAM_ILLEGAL: the amount is not one this purchase takes; nothing stored.
+    BadAmount(Problem),
 }
 
 pub(super) fn ms(at: Timestamp) -> i64 {
@@ -346,6 +348,7 @@ impl Store {
             match payment.notify(&cmd, state, now, &policy) {
                 NotifyDecision::Repeat(body) => Ok(NotifyOutcome::Body(body)),
                 NotifyDecision::Reject(code) => Ok(NotifyOutcome::Code(code)),
+                NotifyDecision::BadAmount(problem) => Ok(NotifyOutcome::BadAmount(problem)),
                 NotifyDecision::Expired(code) => {
                     save(conn, &payment, &policy)?;
                     Ok(NotifyOutcome::Code(code))

@@ -1,0 +1,477 @@
+//! Bodies read strictly on both APIs (DECISIONS 44), refusals that name the parameter in the
+//! caller's language, and the operator's texts held to the regulation's lengths.
+
+use serde_json::{Value, json};
+use tolem_wire::Locale;
+use tolem_wire::merchant::StatusCode;
+use tolem_wire::mpp::ResultCode;
+
+use crate::harness::*;
+
+const SCAN: &str = "/api/v1/qr/scan";
+const NOTIFY: &str = "/api/v1/qr/notifyPayment";
+const BIN: &str = "990340001234";
+
+/// A merchant API call with a body sent exactly as given (the harness's calls send a `Value`,
+/// which cannot repeat a key).
+async fn pos_text(ps: &TestPs, path: &str, extra: &[(&str, &str)], body: &str) -> Value {
+    let mut req = ps
+        .http
+        .post(format!("{}{path}", ps.url))
+        .header("api-key", API_KEY)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.expect("the PS answers");
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("a body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON, got {text}"))
+}
+
+/// An MPP API call of demobank with a body sent exactly as given: the parsed answer.
+async fn mpp_text(ps: &TestPs, path: &str, locale: Option<&str>, body: &str) -> Value {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-caller-name", "demobank"),
+        ("x-request-id", "strict-1"),
+    ];
+    if let Some(locale) = locale {
+        headers.push(("x-locale", locale));
+    }
+    let (status, text) = ps.mpp_raw(path, &headers, body).await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON, got {text}"))
+}
+
+fn rows(ps: &TestPs, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        ps.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the database opens");
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .expect("counts")
+}
+
+fn code(answer: &Value) -> i64 {
+    answer["StatusCode"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a StatusCode in {answer}"))
+}
+
+fn message(answer: &Value) -> &str {
+    answer["Message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a Message in {answer}"))
+}
+
+#[tokio::test]
+async fn qr_create_takes_one_object_with_one_plain_amount() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let d = &device;
+    for (body, expected, named) in [
+        // An exponent is not an amount (it once made a 1 000 ₸ QR).
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":1e3}}"#),
+            990000028,
+            "Amount",
+        ),
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":"1e3"}}"#),
+            990000028,
+            "Amount",
+        ),
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":1.001}}"#),
+            990000028,
+            "Amount",
+        ),
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":-1}}"#),
+            990000028,
+            "Amount",
+        ),
+        (format!(r#"{{"DeviceToken":"{d}"}}"#), 990000028, "Amount"),
+        // The same key twice, in another case: once 1 ₸ and 100 000 ₸ made a 100 000 ₸ QR.
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":1,"amount":100000}}"#),
+            -99000400,
+            "amount — повторяется",
+        ),
+        (
+            format!(r#"{{"deviceToken":"{d}","DEVICETOKEN":"{d}","Amount":1}}"#),
+            -99000400,
+            "DEVICETOKEN — повторяется",
+        ),
+        // Repeats count at any depth, even in a field nobody reads.
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":1,"Extra":{{"a":[{{"k":1,"K":2}}]}}}}"#),
+            -99000400,
+            "Extra.a[0].K — повторяется",
+        ),
+        // An array is not the object it holds.
+        (
+            format!(r#"[{{"DeviceToken":"{d}","Amount":1}}]"#),
+            -99000400,
+            "JSON-объектом",
+        ),
+        ("1".to_owned(), -99000400, "JSON-объектом"),
+        ("null".to_owned(), -99000400, "JSON-объектом"),
+        ("{".to_owned(), -99000400, "JSON"),
+    ] {
+        for path in ["/r1/v01/qr/create", "/r2/v01/qr/create-link"] {
+            let answer = pos_text(&ps, path, &[], &body).await;
+            assert_eq!(code(&answer), expected, "{path} {body}: {answer}");
+            assert!(message(&answer).contains(named), "{body}: {answer}");
+        }
+    }
+    assert_eq!(rows(&ps, "payments"), 0, "a refused body stores nothing");
+    let answer = pos_text(
+        &ps,
+        "/r1/v01/qr/create",
+        &[],
+        &format!(r#"{{"deviceTOKEN":"{d}","aMoUnT":"150.50"}}"#),
+    )
+    .await;
+    assert_eq!(code(&answer), 0, "{answer}");
+    assert_eq!(rows(&ps, "payments"), 1);
+}
+
+#[tokio::test]
+async fn payment_return_with_a_bad_amount_is_990000028_and_places_nothing() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let d = &device;
+    for amount in ["-1", "1.001", "\"abc\"", "1e2", "\"1e2\"", "null", "\"\""] {
+        let body = format!(
+            r#"{{"DeviceToken":"{d}","QrPaymentId":{purchase},"Amount":{amount},"OrganizationBin":"{BIN}"}}"#
+        );
+        let answer = pos_text(&ps, "/r3/v01/payment/return", &[], &body).await;
+        assert_eq!(code(&answer), 990000028, "{amount}: {answer}");
+        assert!(
+            message(&answer).starts_with("Неверная сумма операции: Amount — "),
+            "{answer}"
+        );
+    }
+    let body =
+        format!(r#"{{"DeviceToken":"{d}","QrPaymentId":{purchase},"OrganizationBin":"{BIN}"}}"#);
+    let answer = pos_text(&ps, "/r3/v01/payment/return", &[], &body).await;
+    assert_eq!(code(&answer), 990000028, "{answer}");
+    let body = format!(
+        r#"{{"DeviceToken":"{d}","QrPaymentId":{purchase},"Amount":1,"AMOUNT":100,"OrganizationBin":"{BIN}"}}"#
+    );
+    let answer = pos_text(&ps, "/r3/v01/payment/return", &[], &body).await;
+    assert_eq!(code(&answer), -99000400, "{answer}");
+    assert_eq!(rows(&ps, "refunds"), 0, "nothing was placed");
+    let (_, details) = ps
+        .pos(
+            "GET",
+            &format!("/r3/v01/payment/details?QrPaymentId={purchase}&DeviceToken={device}"),
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(details["Data"]["AvailableReturnAmount"], json!(100.0));
+}
+
+#[tokio::test]
+async fn r3_without_organization_bin_is_a_malformed_request_naming_it() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let without = json!({"DeviceToken": device, "Amount": 10});
+    let (_, answer) = ps
+        .pos("POST", "/r3/v01/qr/create", API_KEY, Some(&without))
+        .await;
+    assert_eq!(code(&answer), -99000400, "{answer}");
+    assert_eq!(
+        message(&answer),
+        "Некорректный запрос: OrganizationBin — обязателен"
+    );
+    let refund = json!({"DeviceToken": device, "QrPaymentId": purchase, "Amount": 10});
+    let (_, answer) = ps
+        .pos("POST", "/r3/v01/payment/return", API_KEY, Some(&refund))
+        .await;
+    assert_eq!(code(&answer), -99000400, "{answer}");
+    assert!(message(&answer).contains("OrganizationBin"), "{answer}");
+    // Another organization's BIN is still a matter of credentials.
+    let foreign = json!({"DeviceToken": device, "Amount": 10, "OrganizationBin": "990340005678"});
+    let (_, answer) = ps
+        .pos("POST", "/r3/v01/qr/create", API_KEY, Some(&foreign))
+        .await;
+    assert_eq!(code(&answer), -10000, "{answer}");
+    assert_eq!(rows(&ps, "refunds"), 0);
+    assert_eq!(rows(&ps, "payments"), 1, "only the paid purchase");
+}
+
+#[tokio::test]
+async fn merchant_messages_follow_accept_language() {
+    let ps = TestPs::start().await;
+    let body = r#"{"Amount": 10}"#;
+    let answer = pos_text(&ps, "/r1/v01/qr/create", &[], body).await;
+    assert_eq!(
+        message(&answer),
+        "Некорректный запрос: DeviceToken — обязателен"
+    );
+    let kk = [("accept-language", "kk-KZ, ru;q=0.5")];
+    let answer = pos_text(&ps, "/r1/v01/qr/create", &kk, body).await;
+    assert_eq!(code(&answer), -99000400);
+    assert_eq!(message(&answer), "Сұрау дұрыс емес: DeviceToken — міндетті");
+    let answer = pos_text(
+        &ps,
+        "/r1/v01/qr/create",
+        &kk,
+        r#"{"DeviceToken": "nope", "Amount": 0}"#,
+    )
+    .await;
+    assert_eq!(
+        message(&answer),
+        "Операция сомасы қате: Amount — нөлден үлкен болуы керек"
+    );
+    // A code without a detail, and one raised before the body is read, speak Kazakh too.
+    let answer = pos_text(
+        &ps,
+        "/r1/v01/qr/create",
+        &kk,
+        r#"{"DeviceToken": "nope", "Amount": 10}"#,
+    )
+    .await;
+    assert_eq!(
+        message(&answer),
+        StatusCode::DeviceNotFound.message(Locale::Kk)
+    );
+    let resp = ps
+        .http
+        .post(format!("{}/r1/v01/qr/create", ps.url))
+        .header("api-key", "wrong")
+        .header("accept-language", "kk")
+        .body(body)
+        .send()
+        .await
+        .expect("the PS answers");
+    let answer: Value = resp.json().await.expect("JSON");
+    assert_eq!(code(&answer), -10000);
+    assert!(
+        message(&answer).starts_with(StatusCode::AuthenticationFailed.message(Locale::Kk)),
+        "{answer}"
+    );
+    // A language the PS does not speak falls back to Russian.
+    let answer = pos_text(&ps, "/r1/v01/qr/create", &[("accept-language", "en")], body).await;
+    assert_eq!(
+        message(&answer),
+        "Некорректный запрос: DeviceToken — обязателен"
+    );
+}
+
+#[tokio::test]
+async fn mpp_bodies_are_one_object_without_repeated_keys() {
+    let ps = TestPs::start().await;
+    for (body, named) in [
+        (
+            format!(r#"[{{"qrCode":"{STATIC_QR}","customerId":"C1"}}]"#),
+            "тело запроса должно быть JSON-объектом",
+        ),
+        (
+            "\"scan\"".to_owned(),
+            "тело запроса должно быть JSON-объектом",
+        ),
+        (
+            format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C1","qrCode":"{STATIC_QR}"}}"#),
+            "qrCode — повторяется",
+        ),
+        (
+            format!(
+                r#"{{"qrCode":"{STATIC_QR}","customerId":"C1","x":{{"y":[1,{{"z":1,"z":2}}]}}}}"#
+            ),
+            "x.y[1].z — повторяется",
+        ),
+        (r#"{"customerId":"C1"}"#.to_owned(), "qrCode — обязателен"),
+        (
+            r#"{"qrCode":5,"customerId":"C1"}"#.to_owned(),
+            "qrCode — неверный тип значения",
+        ),
+    ] {
+        let answer = mpp_text(&ps, SCAN, None, &body).await;
+        assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{body}");
+        assert_eq!(
+            answer["result"]["resultMessage"],
+            format!("Некорректный параметр: {named}"),
+            "{body}"
+        );
+    }
+    assert_eq!(rows(&ps, "payments"), 0, "no refused scan made a purchase");
+    // Names are exact on the MPP API: another case is another (unknown, ignored) field.
+    let body = format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C1","QrCode":"x"}}"#);
+    let answer = mpp_text(&ps, SCAN, None, &body).await;
+    assert_eq!(answer["result"]["resultCode"], "SUCCESS", "{answer}");
+    let payment_id = answer["payment"]["paymentId"]
+        .as_str()
+        .expect("paymentId")
+        .to_owned();
+    // A repeat deep inside notifyPayment: 100 ₸ or a million?
+    let p = &payment_id;
+    let body = format!(
+        r#"{{"result":{{"resultCode":"SUCCESS","resultMessage":"success"}},"payment":{{"paymentId":"{p}","mppPaymentId":"M1","paymentAmount":"100","paymentAmount":"1000000"}},"customerId":"C1"}}"#
+    );
+    let answer = mpp_text(&ps, NOTIFY, Some("kk-KZ"), &body).await;
+    assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL");
+    assert_eq!(
+        answer["result"]["resultMessage"],
+        "Параметр дұрыс емес: payment.paymentAmount — қайталанады"
+    );
+    let body = format!(
+        r#"{{"result":{{"resultCode":"SUCCESS","resultCode":"RISK_REJECT","resultMessage":"x"}},"payment":{{"paymentId":"{p}","mppPaymentId":"M1","paymentAmount":"100"}},"customerId":"C1"}}"#
+    );
+    let answer = mpp_text(&ps, NOTIFY, None, &body).await;
+    assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL");
+    let (_, payment) = ps
+        .admin("GET", &format!("/admin/v1/payments/{p}"), &Value::Null)
+        .await;
+    assert_eq!(
+        payment["status"], "scanned",
+        "nothing took effect: {payment}"
+    );
+}
+
+#[tokio::test]
+async fn static_notify_names_the_missing_or_wrong_amount_in_both_languages() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
+    let notify = |amount: Option<&str>| notify_body(&payment_id, "C1", "SUCCESS", amount);
+    let call = |locale: &'static str, body: Value| {
+        let ps = &ps;
+        async move {
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-caller-name", "demobank"),
+                ("x-request-id", "n"),
+                ("x-locale", locale),
+            ];
+            let (_, text) = ps.mpp_raw(NOTIFY, &headers, &body.to_string()).await;
+            let v: Value = serde_json::from_str(&text).expect("JSON");
+            (
+                v["result"]["resultCode"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                v["result"]["resultMessage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let illegal = ResultCode::ParamIllegal.as_str().to_owned();
+    assert_eq!(
+        call("ru-RU", notify(None)).await,
+        (
+            illegal.clone(),
+            "Некорректный параметр: payment.paymentAmount — обязателен для статического QR"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        call("kk-KZ", notify(None)).await,
+        (
+            illegal.clone(),
+            "Параметр дұрыс емес: payment.paymentAmount — статикалық QR үшін міндетті".to_owned()
+        )
+    );
+    assert_eq!(
+        call("ru-RU", notify(Some("100.50"))).await.1,
+        "Некорректный параметр: payment.paymentAmount — должна быть в целых тенге"
+    );
+    assert_eq!(
+        call("kk-KZ", notify(Some("1e2"))).await.0,
+        illegal,
+        "an exponent is refused at the edge"
+    );
+    let (_, payment) = ps
+        .admin(
+            "GET",
+            &format!("/admin/v1/payments/{payment_id}"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(
+        payment["status"], "scanned",
+        "nothing took effect: {payment}"
+    );
+    assert_eq!(call("ru-RU", notify(Some("100"))).await.0, "SUCCESS");
+}
+
+#[tokio::test]
+async fn a_dynamic_qr_with_tiyn_is_confirmed_at_its_own_amount_only() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device, "Amount": "150.50"})),
+        )
+        .await;
+    let qr = created["Data"]["QrToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    let body = notify_body(&payment_id, "C1", "SUCCESS", Some("150"));
+    let (_, answer) = ps.mpp_call(NOTIFY, "demobank", "n1", &body).await;
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        v["result"]["resultMessage"],
+        "Некорректный параметр: payment.paymentAmount — должна быть равна 150.50"
+    );
+    // The PS set this amount: the MPP's echo of it, tiyn and all, is accepted (DECISIONS 4).
+    let body = notify_body(&payment_id, "C1", "SUCCESS", Some("150.50"));
+    let (_, answer) = ps.mpp_call(NOTIFY, "demobank", "n2", &body).await;
+    assert_eq!(result_code(&answer), "SUCCESS");
+}
+
+#[tokio::test]
+async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
+    let ps = TestPs::start().await;
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let point = catalog["trade_points"]
+        .as_array()
+        .expect("trade points")
+        .iter()
+        .find(|t| t["id"] == 1001)
+        .expect("the café")
+        .clone();
+    let put = |point: Value| {
+        let ps = &ps;
+        async move { ps.admin("PUT", "/admin/v1/trade-points/1001", &point).await }
+    };
+    for (field, value, named) in [
+        ("name", "Ә".repeat(129), "merchantName"),
+        ("name", String::new(), "merchantName"),
+        ("mcc", "5".repeat(33), "merchantMCC"),
+        ("terminal_type", "POSPOS".to_owned(), "authorType"),
+    ] {
+        let mut bad = point.clone();
+        bad[field] = json!(value);
+        let (status, answer) = put(bad).await;
+        assert_eq!(status, 400, "{field}: {answer}");
+        let error = answer["error"].as_str().expect("an error");
+        assert!(
+            error.contains(&format!("trade_points.1001: {field}")) && error.contains(named),
+            "{error}"
+        );
+    }
+    let (_, after) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    assert_eq!(
+        after["trade_points"], catalog["trade_points"],
+        "nothing changed"
+    );
+    let mut longest = point.clone();
+    longest["name"] = json!("Ә".repeat(128));
+    let (status, answer) = put(longest).await;
+    assert_eq!(status, 200, "{answer}");
+}

@@ -1,0 +1,174 @@
+//! What is wrong with a request, said in the caller's language (DECISIONS 10, 44).
+//!
+//! A refused request names the parameter and what is wrong with it, after the code's own message
+//! from its table: `Некорректный параметр: paymentAmount — обязателен для статического QR`. Both
+//! APIs build those texts from the [`Problem`]s here, so a problem reads the same everywhere.
+
+use std::fmt::Write as _;
+
+use crate::amount::{AMOUNT_DIGITS_MAX, AmountError};
+use crate::{Amount, Locale};
+
+/// What is wrong with one parameter (or with the body as a whole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A required parameter is absent.
+    Missing,
+    /// Present, but a string where a number belongs, an object where a string belongs...
+    WrongType,
+    /// The right type, but not a value the call takes.
+    Invalid,
+    /// The same key appears twice in one object (DECISIONS 44).
+    Duplicate,
+    /// Longer than the regulation or the API allows, in characters.
+    TooLong(usize),
+    /// Shorter or longer than allowed, in characters (inclusive bounds).
+    Length(usize, usize),
+    /// Not of the form shown, e.g. `[A-Za-z0-9_-]{1,64}` or `ru-RU | kk-KZ`.
+    Expected(&'static str),
+    /// Not an amount of DECISIONS 3.
+    Amount(AmountError),
+    /// An amount of zero where a purchase or refund needs money.
+    NotPositive,
+    /// The MPP chose an amount with tiyn where SPEC 4.3 asks for whole tenge (DECISIONS 4).
+    NotWholeTenge,
+    /// The PS set this amount (Dynamic QR, Custom checkout); the MPP must echo it (DECISIONS 4, 14, 15).
+    NotEqual(Amount),
+    /// A Static QR's amount is chosen by the MPP, so notifyPayment must carry it (DECISIONS 13).
+    RequiredForStatic,
+    /// The body is not JSON.
+    MalformedJson,
+    /// The body is JSON but not an object (DECISIONS 44).
+    NotObject,
+    /// The body is over the size limit.
+    TooLarge,
+    /// The body nests objects and arrays deeper than this.
+    TooDeep(usize),
+}
+
+impl Problem {
+    /// The problem alone, in the locale.
+    pub fn text(&self, locale: Locale) -> String {
+        let ru = locale == Locale::Ru;
+        let pick = |ru_text: &str, kk_text: &str| {
+            if ru {
+                ru_text.to_owned()
+            } else {
+                kk_text.to_owned()
+            }
+        };
+        match self {
+            Problem::Missing => pick("обязателен", "міндетті"),
+            Problem::WrongType => pick("неверный тип значения", "мән түрі дұрыс емес"),
+            Problem::Invalid => pick("недопустимое значение", "мәні жарамсыз"),
+            Problem::Duplicate => pick("повторяется", "қайталанады"),
+            Problem::TooLong(max) => pick(
+                &format!("длиннее {max} символов"),
+                &format!("{max} таңбадан ұзын"),
+            ),
+            Problem::Length(min, max) => pick(
+                &format!("должен содержать от {min} до {max} символов"),
+                &format!("{min}–{max} таңбадан тұруы керек"),
+            ),
+            Problem::Expected(form) => pick(
+                &format!("ожидается {form}"),
+                &format!("күтілетін мән: {form}"),
+            ),
+            Problem::Amount(AmountError::Empty) => pick("пустая сумма", "сома бос"),
+            Problem::Amount(AmountError::Malformed) => pick(
+                "сумма должна быть неотрицательным числом без экспоненты, \
+                 не более двух знаков после точки",
+                "сома экспонентасыз, нүктеден кейін екі таңбадан аспайтын \
+                 теріс емес сан болуы керек",
+            ),
+            Problem::Amount(AmountError::TooLong) => pick(
+                &format!("в сумме больше {AMOUNT_DIGITS_MAX} цифр"),
+                &format!("сомада {AMOUNT_DIGITS_MAX} цифрдан көп"),
+            ),
+            Problem::NotPositive => pick("должна быть больше нуля", "нөлден үлкен болуы керек"),
+            Problem::NotWholeTenge => {
+                pick("должна быть в целых тенге", "бүтін теңгемен болуы керек")
+            }
+            Problem::NotEqual(amount) => pick(
+                &format!("должна быть равна {amount}"),
+                &format!("{amount} сомасына тең болуы керек"),
+            ),
+            Problem::RequiredForStatic => pick(
+                "обязателен для статического QR",
+                "статикалық QR үшін міндетті",
+            ),
+            Problem::MalformedJson => pick(
+                "тело запроса не является корректным JSON",
+                "сұрау денесі дұрыс JSON емес",
+            ),
+            Problem::NotObject => pick(
+                "тело запроса должно быть JSON-объектом",
+                "сұрау денесі JSON-объект болуы керек",
+            ),
+            Problem::TooLarge => pick("тело запроса слишком большое", "сұрау денесі тым үлкен"),
+            Problem::TooDeep(max) => pick(
+                &format!("вложенность тела запроса глубже {max} уровней"),
+                &format!("сұрау денесінің кірістірілуі {max} деңгейден терең"),
+            ),
+        }
+    }
+}
+
+/// A parameter and what is wrong with it. An empty name means the body as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    pub name: String,
+    pub problem: Problem,
+}
+
+impl Param {
+    pub fn new(name: impl Into<String>, problem: Problem) -> Param {
+        Param {
+            name: name.into(),
+            problem,
+        }
+    }
+
+    /// A problem of the whole body (not JSON, not an object, too large).
+    pub fn body(problem: Problem) -> Param {
+        Param::new(String::new(), problem)
+    }
+
+    /// `name — problem` in the locale (the problem alone for the whole body): the detail that
+    /// follows the code's message.
+    pub fn text(&self, locale: Locale) -> String {
+        let mut text = String::new();
+        if !self.name.is_empty() {
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{} — ", self.name);
+        }
+        text.push_str(&self.problem.text(locale));
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_parameter_in_both_languages() {
+        let p = Param::new("paymentAmount", Problem::RequiredForStatic);
+        assert_eq!(
+            p.text(Locale::Ru),
+            "paymentAmount — обязателен для статического QR"
+        );
+        assert_eq!(
+            p.text(Locale::Kk),
+            "paymentAmount — статикалық QR үшін міндетті"
+        );
+        assert_eq!(
+            Param::body(Problem::NotObject).text(Locale::Ru),
+            "тело запроса должно быть JSON-объектом"
+        );
+        assert_eq!(
+            Param::new("Amount", Problem::NotEqual(Amount::from_tiyn(15_050))).text(Locale::Ru),
+            "Amount — должна быть равна 150.50"
+        );
+    }
+}
