@@ -12,5 +12,5 @@ pub mod merchant;
 pub mod mpp;
 pub mod time;
 
-pub use amount::Amount;
+pub use amount::{Amount, HumanAmount};
 pub use locale::{Locale, Localized};
