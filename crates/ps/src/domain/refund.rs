@@ -12,9 +12,9 @@
 //! amount back.
 
 use jiff::{SignedDuration, Timestamp};
-use tolem_wire::Amount;
 use tolem_wire::merchant::ReturnStatus;
 use tolem_wire::mpp::ResultCode;
+use tolem_wire::{Amount, Locale};
 
 use super::Owner;
 
@@ -77,6 +77,9 @@ pub struct Refund {
     pub mpp_result: Option<String>,
     pub created_at: Timestamp,
     pub receipt_token: String,
+    /// The language of the scan that identified the customer (DECISIONS 36): the return QR's
+    /// scan, else the purchase's; `None` when neither said.
+    pub locale: Option<Locale>,
 }
 
 impl Refund {
@@ -98,10 +101,16 @@ impl Refund {
 
     /// A scan of the return QR by the customer's MPP (DECISIONS 22, 27); like a Dynamic QR, the
     /// first scan binds it. Returns whether it changed.
-    pub fn scan(&mut self, who: &Owner, now: Timestamp) -> Result<bool, ResultCode> {
+    pub fn scan(
+        &mut self,
+        who: &Owner,
+        locale: Option<Locale>,
+        now: Timestamp,
+    ) -> Result<bool, ResultCode> {
         match (self.effective_status(now), &self.owner) {
             (RefundStatus::QrCreated, None) => {
                 self.owner = Some(who.clone());
+                self.locale = locale;
                 self.status = RefundStatus::Identified;
                 self.identified_at = Some(now);
                 Ok(true)
@@ -110,6 +119,11 @@ impl Refund {
             (RefundStatus::Identified, Some(_)) => Err(ResultCode::ProcessFail),
             _ => Err(ResultCode::ExpiredCode),
         }
+    }
+
+    /// The `X-Locale` of the refund's request to the MPP (DECISIONS 36): ru-RU when no scan said.
+    pub fn mpp_locale(&self) -> Locale {
+        self.locale.unwrap_or(Locale::Ru)
     }
 
     /// A return QR may be used for `payment/return` once, within `use_window` of its scan.
@@ -122,7 +136,17 @@ impl Refund {
     }
 
     /// Turns the record into a refund of `amount` of `payment_id` to `owner`, to be delivered.
-    pub fn request(&mut self, payment_id: i64, owner: Owner, amount: Amount, now: Timestamp) {
+    /// It speaks to the MPP in its return QR scan's language, else in `payment_locale`, the
+    /// language of the purchase's scan (DECISIONS 36).
+    pub fn request(
+        &mut self,
+        payment_id: i64,
+        owner: Owner,
+        amount: Amount,
+        payment_locale: Option<Locale>,
+        now: Timestamp,
+    ) {
+        self.locale = self.locale.or(payment_locale);
         self.payment_id = Some(payment_id);
         self.owner = Some(owner);
         self.amount = Some(amount);

@@ -146,6 +146,13 @@ const MIGRATIONS: &[&str] = &[
         WHERE kind = 'refund';
     CREATE INDEX outbox_due_by_target ON outbox (kind, target, due_at_ms) WHERE done_at_ms IS NULL;
     "#,
+    // 6: the language of the scan that identified the customer (DECISIONS 36): a purchase's
+    // binding scan, and a return QR's scan or else its purchase's, for the refund's X-Locale.
+    // NULL where no scan said (rows from before, the sandbox's emulator): ru-RU.
+    r#"
+    ALTER TABLE payments ADD COLUMN scan_locale TEXT;
+    ALTER TABLE refunds ADD COLUMN locale TEXT;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

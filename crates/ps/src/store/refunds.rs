@@ -3,18 +3,18 @@
 
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
-use tolem_wire::Amount;
 use tolem_wire::mpp::ResultCode;
+use tolem_wire::{Amount, Locale};
 
 use super::devices::{remember, replayed};
-use super::payments::{at, load as load_payment, ms, tiyn_i64};
+use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{PosReplay, Store, StoreError, StoreResult};
 use crate::domain::refund::{Delivery, RefundOrder, Refusal, available};
 use crate::domain::{Kind, Owner, Refund, RefundKind, RefundStatus, Status};
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
     customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
-    created_at_ms, receipt_token";
+    created_at_ms, receipt_token, locale";
 
 /// The outbox kind of a refund delivery.
 const OUTBOX_REFUND: &str = "refund";
@@ -70,6 +70,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
         mpp_result: r.get(15)?,
         created_at_ms: r.get(16)?,
         receipt_token: r.get(17)?,
+        locale: r.get(18)?,
     })
 }
 
@@ -92,6 +93,7 @@ struct RawRefund {
     mpp_result: Option<String>,
     created_at_ms: i64,
     receipt_token: String,
+    locale: Option<String>,
 }
 
 impl RawRefund {
@@ -126,8 +128,24 @@ impl RawRefund {
             mpp_result: self.mpp_result,
             created_at: at(Some(self.created_at_ms))?.ok_or_else(|| corrupt("created_at"))?,
             receipt_token: self.receipt_token,
+            locale: locale_of(self.id, self.locale.as_deref()),
         })
     }
+}
+
+/// A stored language code; one that is not known is logged and read as none (ru-RU): a refund
+/// must never be held back by the language it is announced in.
+fn locale_of(refund_id: i64, code: Option<&str>) -> Option<Locale> {
+    let code = code?;
+    let locale = Locale::from_code(code);
+    if locale.is_none() {
+        tracing::warn!(
+            refund_id,
+            code,
+            "a refund with an unknown language; ru-RU is used"
+        );
+    }
+    locale
 }
 
 fn load_where(
@@ -155,7 +173,7 @@ fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE refunds SET status = :status, mpp = :mpp, customer_id = :customer, identified_at_ms = :identified, \
          payment_id = :payment, amount_tiyn = :amount, requested_at_ms = :requested, finished_at_ms = :finished, \
-         mpp_result = :result WHERE id = :id",
+         mpp_result = :result, locale = :locale WHERE id = :id",
     )?
     .execute(named_params! {
         ":status": r.status.as_str(),
@@ -167,6 +185,7 @@ fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
         ":requested": r.requested_at.map(ms),
         ":finished": r.finished_at.map(ms),
         ":result": r.mpp_result,
+        ":locale": r.locale.map(Locale::code),
         ":id": r.id,
     })?;
     Ok(())
@@ -273,7 +292,8 @@ fn place(
             insert(conn, row, now)?
         }
     };
-    refund.request(payment.id, owner, order.amount, now);
+    let payment_locale = scan_locale(conn, payment.id)?;
+    refund.request(payment.id, owner, order.amount, payment_locale, now);
     save(conn, &refund)?;
     conn.prepare_cached(
         "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -325,18 +345,20 @@ impl Store {
         .await
     }
 
-    /// A scan of a return QR token; `Ok(None)` when no return QR has that token.
+    /// A scan of a return QR token in `locale` (the scanner's `X-Locale`; `None` for the sandbox's
+    /// emulator); `Ok(None)` when no return QR has that token.
     pub async fn scan_return_qr(
         &self,
         token: String,
         owner: Owner,
+        locale: Option<Locale>,
         now: Timestamp,
     ) -> StoreResult<Option<Result<Refund, ResultCode>>> {
         self.write(move |conn| {
             let Some(mut qr) = load_where(conn, "qr_token = ?1", &token)? else {
                 return Ok(None);
             };
-            match qr.scan(&owner, now) {
+            match qr.scan(&owner, locale, now) {
                 Ok(changed) => {
                     if changed {
                         save(conn, &qr)?;
@@ -521,11 +543,11 @@ impl Store {
             let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit], |r| {
                 Ok((
                     from_row(r)?,
-                    r.get::<_, Option<i64>>(18)?,
                     r.get::<_, Option<i64>>(19)?,
-                    r.get::<_, Option<String>>(20)?,
-                    r.get::<_, Option<i64>>(21)?,
+                    r.get::<_, Option<i64>>(20)?,
+                    r.get::<_, Option<String>>(21)?,
                     r.get::<_, Option<i64>>(22)?,
+                    r.get::<_, Option<i64>>(23)?,
                 ))
             })?;
             let mut views = Vec::new();
