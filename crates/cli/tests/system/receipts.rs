@@ -361,7 +361,7 @@ async fn refunds_carry_the_regulations_headers_in_the_identifying_scans_language
     for (refund_id, locale) in expected {
         let at = calls
             .iter()
-            .position(|c| c["refundId"] == refund_id.to_string())
+            .position(|c| c["refundId"].as_str() == Some(refund_id.to_string().as_str()))
             .expect("called");
         let h = &headers[at];
         let header = |name: &str| {
