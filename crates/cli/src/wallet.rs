@@ -6,6 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use jiff::tz::TimeZone;
 use tolem_mpp::wallet::{
     Decision, PayAnswers, PayOutcome, Prompt, Wallet, WalletError, account, qr, text,
 };
@@ -22,6 +23,9 @@ pub struct WalletArgs {
     /// The language of the wallet and of the merchant's texts.
     #[arg(long, global = true, value_enum, default_value_t = Language::Ru)]
     locale: Language,
+    /// The operator's time zone (the PS's `time_zone`), in which `history` shows times.
+    #[arg(long, global = true, default_value = account::OPERATOR_TIME_ZONE, value_parser = parse_zone)]
+    time_zone: TimeZone,
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -67,6 +71,10 @@ struct PayArgs {
     back: bool,
 }
 
+fn parse_zone(name: &str) -> Result<TimeZone, String> {
+    TimeZone::get(name).map_err(|_| format!("an IANA time zone such as Asia/Almaty, not {name:?}"))
+}
+
 fn parse_amount(text: &str) -> Result<Amount, String> {
     tolem_mpp::wallet::dialogue::parse_tenge(text)
         .ok_or_else(|| "a whole number of tenge above zero, e.g. 500".to_owned())
@@ -89,21 +97,45 @@ struct Terminal;
 
 impl Prompt for Terminal {
     fn say(&mut self, line: &str) {
-        println!("{line}");
+        // A closed stdout does not stop a payment under way; the MPP's books tell the rest.
+        let _ = say(line);
     }
 
     fn ask(&mut self, question: &str) -> Option<String> {
-        print!("{question} ");
-        std::io::stdout().flush().ok()?;
+        let mut out = std::io::stdout().lock();
+        write!(out, "{question} ").ok()?;
+        out.flush().ok()?;
+        drop(out);
         let mut answer = String::new();
         match std::io::stdin().lock().read_line(&mut answer) {
             Ok(0) | Err(_) => {
-                println!();
+                let _ = say("");
                 None
             }
             Ok(_) => Some(answer.trim().to_owned()),
         }
     }
+}
+
+/// One line to stdout. Unlike `println!`, a stdout that was closed (`tolem wallet history |
+/// head -1`) is an error to handle, not a panic.
+fn say(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// Prints lines; a reader that went away ends the output quietly and successfully, as other
+/// command-line tools do: what it did not read, it did not want.
+fn print_lines(lines: Vec<String>) -> anyhow::Result<()> {
+    for line in lines {
+        match say(&line) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(anyhow::anyhow!("cannot write to the standard output: {e}")),
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
@@ -121,7 +153,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 (Some(token), _) => token.clone(),
                 (None, Some(path)) => {
                     let token = qr::read_file(path).map_err(explain)?;
-                    println!("QR: {token}");
+                    terminal.say(&format!("QR: {token}"));
                     token
                 }
                 (None, None) => {
@@ -158,22 +190,16 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
         WalletCommand::Balance => {
             let account = wallet.account().await.map_err(explain)?;
-            print_lines(account::balance_lines(locale, &account));
+            print_lines(account::balance_lines(locale, &account))?;
         }
         WalletCommand::History => {
             let account = wallet.account().await.map_err(explain)?;
-            print_lines(account::history_lines(locale, &account));
+            print_lines(account::history_lines(locale, &account, &args.time_zone))?;
         }
         WalletCommand::Notifications => {
             let account = wallet.account().await.map_err(explain)?;
-            print_lines(account::notification_lines(locale, &account));
+            print_lines(account::notification_lines(locale, &account))?;
         }
     }
     Ok(())
-}
-
-fn print_lines(lines: Vec<String>) {
-    for line in lines {
-        println!("{line}");
-    }
 }

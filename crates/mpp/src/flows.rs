@@ -107,7 +107,37 @@ pub struct Account {
     pub name: String,
     pub balance_tiyn: i64,
     pub history: Vec<Movement>,
-    pub notifications: Vec<String>,
+    pub notifications: Vec<Notice>,
+}
+
+/// One notification of the customer's feed, as facts: the app words it in the customer's
+/// language (`tolem_mpp::wallet::text::notice`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// A payment the PS confirmed.
+    Paid { merchant: String, amount: Amount },
+    /// A payment the PS did not confirm: the debit was given back.
+    Rejected { code: String, amount: Amount },
+    /// A refund the PS sent; `receipt` is its receipt link as the PS gave it (no locale).
+    Refunded { amount: Amount, receipt: String },
+    /// A notification stored before notifications had a shape: its text, in both languages.
+    Text { text: String },
+}
+
+impl Notice {
+    /// The stored form, its JSON. Writing strings and amounts cannot fail; were it ever empty,
+    /// the row's bilingual text would be shown instead.
+    fn stored(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A stored row: its notice, or its text when it has none (or one this version cannot read).
+    fn from_row(text: String, notice: Option<String>) -> Notice {
+        notice
+            .and_then(|n| serde_json::from_str(&n).ok())
+            .unwrap_or(Notice::Text { text })
+    }
 }
 
 /// The reference MPP.
@@ -174,7 +204,12 @@ impl Credit for LedgerCredit {
             "Возврат {} ₸ · Қайтару {} ₸ ({})",
             refund.refund_amount, refund.refund_amount, refund.link_receipt
         );
-        ledger::notify(tx, &customer, &text).map_err(|e| CreditError::Other(e.to_string()))?;
+        let notice = Notice::Refunded {
+            amount: refund.refund_amount,
+            receipt: refund.link_receipt.clone(),
+        };
+        ledger::notify(tx, &customer, &text, &notice.stored())
+            .map_err(|e| CreditError::Other(e.to_string()))?;
         Ok(Credited::Yes)
     }
 }
@@ -558,10 +593,12 @@ impl Mpp {
                 params![if paid { "paid" } else { "rejected" }, code, receipt, id, ledger::now_ms()])?;
             if still_debited == 1 {
                 if paid {
-                    ledger::notify(&tx, &customer, &format!("Оплата {merchant}: {amount} ₸ · Төлем {merchant}: {amount} ₸"))?;
+                    let notice = Notice::Paid { merchant: merchant.clone(), amount };
+                    ledger::notify(&tx, &customer, &format!("Оплата {merchant}: {amount} ₸ · Төлем {merchant}: {amount} ₸"), &notice.stored())?;
                 } else {
                     ledger::transfer(&tx, "reversal", &format!("payment {id} ({code})"), CLEARING, &customer_account(&customer), amount)?;
-                    ledger::notify(&tx, &customer, &format!("Платёж отклонён ({code}), {amount} ₸ возвращены · Төлем қабылданбады, {amount} ₸ қайтарылды"))?;
+                    let notice = Notice::Rejected { code: code.clone(), amount };
+                    ledger::notify(&tx, &customer, &format!("Платёж отклонён ({code}), {amount} ₸ возвращены · Төлем қабылданбады, {amount} ₸ қайтарылды"), &notice.stored())?;
                 }
             }
             tx.commit()?;
@@ -626,8 +663,10 @@ impl Mpp {
             let history = stmt
                 .query_map([&account], |r| Ok(Movement { kind: r.get(0)?, reference: r.get(1)?, tiyn: r.get(2)?, at_ms: r.get(3)? }))?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut stmt = conn.prepare("SELECT text FROM notifications WHERE customer_id = ?1 ORDER BY id DESC LIMIT 100")?;
-            let notifications = stmt.query_map([&id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            let mut stmt = conn.prepare("SELECT text, notice FROM notifications WHERE customer_id = ?1 ORDER BY id DESC LIMIT 100")?;
+            let notifications = stmt
+                .query_map([&id], |r| Ok(Notice::from_row(r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Account { customer_id: id, name, balance_tiyn, history, notifications })
         })
         .await

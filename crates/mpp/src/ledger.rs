@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
     customer_id TEXT NOT NULL,
     text TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms INTEGER NOT NULL,
+    notice TEXT
 );
 ";
 
@@ -64,6 +65,12 @@ pub fn upgrade(conn: &Connection) -> Result<(), LedgerError> {
         .exists([])?;
     if !has_paid_at {
         conn.execute_batch("ALTER TABLE payments ADD COLUMN paid_at_ms INTEGER")?;
+    }
+    let has_notice: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('notifications') WHERE name = 'notice'")?
+        .exists([])?;
+    if !has_notice {
+        conn.execute_batch("ALTER TABLE notifications ADD COLUMN notice TEXT")?;
     }
     Ok(())
 }
@@ -161,10 +168,17 @@ pub fn seed_customer(
     Ok(())
 }
 
-pub fn notify(conn: &Connection, customer_id: &str, text: &str) -> Result<(), LedgerError> {
+/// Pushes a notification: `notice` (JSON) is what the app words in its customer's language;
+/// `text` is the same in both languages, for readers of the table itself.
+pub fn notify(
+    conn: &Connection,
+    customer_id: &str,
+    text: &str,
+    notice: &str,
+) -> Result<(), LedgerError> {
     conn.execute(
-        "INSERT INTO notifications (customer_id, text, created_at_ms) VALUES (?1, ?2, ?3)",
-        params![customer_id, text, now_ms()],
+        "INSERT INTO notifications (customer_id, text, created_at_ms, notice) VALUES (?1, ?2, ?3, ?4)",
+        params![customer_id, text, now_ms(), notice],
     )?;
     Ok(())
 }

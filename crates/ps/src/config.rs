@@ -23,6 +23,9 @@ pub struct Config {
     pub public_url: String,
     /// The operator's time zone: dates on the wire, register days.
     pub time_zone: String,
+    /// The PS's own name: its `X-Caller-Name` on every request it makes to an MPP (DECISIONS 36),
+    /// 1–12 printable ASCII characters like the MPPs' names.
+    pub caller_name: String,
     /// Sandbox mode turns on the merchant API's emulators (`test/payment/*`).
     pub sandbox: bool,
     /// Bearer token of the admin API; the admin API is off when empty.
@@ -135,6 +138,7 @@ impl Default for Config {
             database: PathBuf::from("tolem.db"),
             public_url: "http://127.0.0.1:8080".to_owned(),
             time_zone: "Asia/Almaty".to_owned(),
+            caller_name: "tolem".to_owned(),
             sandbox: false,
             admin_token: String::new(),
             payments: PaymentsConfig::default(),
@@ -250,6 +254,13 @@ impl Config {
         let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             return invalid("time_zone", "unknown time zone");
+        }
+        let name_len = self.caller_name.chars().count();
+        if name_len == 0
+            || name_len > tolem_wire::mpp::CALLER_NAME_LEN_MAX
+            || !self.caller_name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return invalid("caller_name", "must be 1-12 printable ASCII characters");
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return invalid("public_url", "must start with http:// or https://");

@@ -4,14 +4,17 @@
 use std::io::Cursor;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use qrcode::QrCode;
 use serde::Deserialize;
 
+use tolem_wire::Locale;
+
 use crate::app::{App, AppState};
+use crate::domain::Status;
 
 /// Smallest side of a picture, in pixels.
 const IMAGE_SIDE_PX_MIN: u32 = 320;
@@ -80,12 +83,15 @@ async fn svg(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Respon
     ([(header::CONTENT_TYPE, "image/svg+xml")], picture).into_response()
 }
 
-/// The page a payment link opens (`qr/create-link`): the purchase, and its QR to scan with the
-/// buyer's banking app.
+/// The page a payment link opens (`qr/create-link`): the purchase, a sentence saying where it
+/// stands in Russian or Kazakh (`?locale=kk`, as on receipts), and while it can still be paid its
+/// QR to scan with the buyer's banking app.
 pub async fn pay_page(
     State(app): State<AppState>,
     axum::extract::Path(digits): axum::extract::Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let locale = crate::receipt::locale_of_query(query.as_deref());
     let link = format!(
         "{}/pay/{digits}",
         app.config.public_url.trim_end_matches('/')
@@ -104,19 +110,41 @@ pub async fn pay_page(
         .get(&payment.trade_point_id)
         .map(|t| t.name.clone())
         .unwrap_or_default();
-    let amount = payment.amount.map(|a| a.to_string()).unwrap_or_default();
-    let status = payment
-        .effective_status(app.clock.now(), &app.policy)
-        .pos_status();
-
-    let token: String = link.bytes().map(|b| format!("%{b:02X}")).collect();
+    let amount = payment
+        .amount
+        .map(|a| a.human(locale).to_string())
+        .unwrap_or_default();
+    let status = payment.effective_status(app.clock.now(), &app.policy);
+    let open = matches!(status, Status::Created | Status::Scanned);
+    let qr = if open {
+        let token: String = link.bytes().map(|b| format!("%{b:02X}")).collect();
+        format!("<img alt=\"QR\" src=\"/qr/image.svg?token={token}\" width=\"320\">")
+    } else {
+        String::new()
+    };
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>Tolem</title></head><body style=\"font-family:sans-serif;text-align:center\">\
-         <h1>{merchant}</h1><p style=\"font-size:2em\">{amount} ₸</p><p>{status:?}</p>\
-         <img alt=\"QR\" src=\"/qr/image.svg?token={token}\" width=\"320\"><p>Отсканируйте в приложении банка · \
-         Банк қосымшасында сканерлеңіз</p></body></html>",
+         <h1>{merchant}</h1><p style=\"font-size:2em\">{amount}</p><p>{sentence}</p>{qr}</body></html>",
+        lang = locale.code(),
         merchant = crate::receipt::escape(&merchant),
+        sentence = sentence(status, locale),
     );
     axum::response::Html(html).into_response()
+}
+
+/// Where a purchase stands, as a sentence for the buyer (never the POS's status code).
+fn sentence(status: Status, locale: Locale) -> &'static str {
+    match (status, locale) {
+        (Status::Created, Locale::Ru) => "Отсканируйте QR-код в приложении банка, чтобы оплатить.",
+        (Status::Created, Locale::Kk) => "Төлеу үшін QR-кодты банк қосымшасында сканерлеңіз.",
+        (Status::Scanned, Locale::Ru) => "Подтвердите оплату в приложении банка.",
+        (Status::Scanned, Locale::Kk) => "Төлемді банк қосымшасында растаңыз.",
+        (Status::Confirmed, Locale::Ru) => "Оплачено. Спасибо за покупку!",
+        (Status::Confirmed, Locale::Kk) => "Төленді. Сатып алғаныңызға рахмет!",
+        (Status::Expired, Locale::Ru) => "Время на оплату истекло.",
+        (Status::Expired, Locale::Kk) => "Төлеу уақыты өтіп кетті.",
+        (Status::Cancelled | Status::Failed, Locale::Ru) => "Оплата не состоялась.",
+        (Status::Cancelled | Status::Failed, Locale::Kk) => "Төлем өтпеді.",
+    }
 }

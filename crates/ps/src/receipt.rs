@@ -1,26 +1,65 @@
 //! The receipt page behind `linkReceipt` (SPEC 4.3, 4.4): `GET /receipt?id=…[&locale=kk]`, for a
 //! payment or a refund. Reachable only through the unguessable id; shows what a receipt needs and
 //! no more (no customer id).
+//!
+//! The links the PS hands out carry no locale (DECISIONS 35): the MPP appends `&locale=kk` for
+//! Kazakh, as SPEC 4.3 tells it to, or `&locale=ru`. So the query is read by hand, tolerantly: a
+//! repeated `locale` (a link from before rule 35 with a suffix appended) is not an error, the last
+//! one that names a language wins, and anything else is Russian.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use tolem_wire::Locale;
+use tolem_wire::time::format_human;
 
 use crate::app::AppState;
-use crate::domain::{RefundStatus, Status};
+use crate::catalog::Catalog;
+use crate::domain::{Kind, Payment, RefundStatus, Status};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/receipt", get(page))
 }
 
-#[derive(Deserialize)]
+/// Longest query string read; a receipt link is far shorter.
+const QUERY_BYTES_MAX: usize = 1024;
+
+/// What a receipt link asks for: the receipt's token and the language.
 struct ReceiptQuery {
     id: String,
-    #[serde(default)]
-    locale: Option<String>,
+    locale: Locale,
+}
+
+impl ReceiptQuery {
+    /// `None` when the query names no well-formed receipt token (32 hex digits).
+    fn parse(query: Option<&str>) -> Option<ReceiptQuery> {
+        let query = query.filter(|q| q.len() <= QUERY_BYTES_MAX)?;
+        let id = form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "id")
+            .map(|(_, value)| value.into_owned())
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        Some(ReceiptQuery {
+            id,
+            locale: locale_of_query(Some(query)),
+        })
+    }
+}
+
+/// The language a page's query asks for with `locale=ru|kk`: the last such parameter that names
+/// a language; Russian without one. Never an error, so any suffix an MPP appends still opens the
+/// page (DECISIONS 35).
+pub(crate) fn locale_of_query(query: Option<&str>) -> Locale {
+    let query = query
+        .filter(|q| q.len() <= QUERY_BYTES_MAX)
+        .unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "locale")
+        .filter_map(|(_, value)| Locale::from_code(&value))
+        .last()
+        .unwrap_or(Locale::Ru)
 }
 
 struct Labels {
@@ -40,6 +79,7 @@ struct Labels {
     refunded: &'static str,
     refund_pending: &'static str,
     refund_failed: &'static str,
+    service: &'static str,
 }
 
 const RU: Labels = Labels {
@@ -59,6 +99,7 @@ const RU: Labels = Labels {
     refunded: "Возвращено",
     refund_pending: "Возврат в обработке",
     refund_failed: "Возврат не выполнен",
+    service: "Услуга",
 };
 
 const KK: Labels = Labels {
@@ -78,17 +119,17 @@ const KK: Labels = Labels {
     refunded: "Қайтарылды",
     refund_pending: "Қайтару өңделуде",
     refund_failed: "Қайтару орындалмады",
+    service: "Қызмет",
 };
 
-async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Response {
+async fn page(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let not_found = || (StatusCode::NOT_FOUND, "no such receipt").into_response();
-    if q.id.len() != 32 || !q.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let Some(q) = ReceiptQuery::parse(query.as_deref()) else {
         return not_found();
-    }
-    let l = if q.locale.as_deref() == Some("kk") {
-        &KK
-    } else {
-        &RU
+    };
+    let l = match q.locale {
+        Locale::Ru => &RU,
+        Locale::Kk => &KK,
     };
     let found = match app.store.payment_by_receipt(q.id.clone()).await {
         Ok(Some(p)) => Some(Ok(p)),
@@ -109,7 +150,7 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
     let Some((point, org)) = catalog.merchant(trade_point_id) else {
         return not_found();
     };
-    let mut rows = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         (l.merchant, org.name.clone()),
         (l.bin, org.bin.clone()),
         (
@@ -117,15 +158,23 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
             format!("{}, {}, {}", point.name, point.address, point.city),
         ),
     ];
-    let title = match &found {
+    let money = |amount: Option<tolem_wire::Amount>| {
+        amount
+            .map(|a| a.human(q.locale).to_string())
+            .unwrap_or_default()
+    };
+    let page = match &found {
         Ok(payment) => {
             let when = payment.finished_at.unwrap_or(payment.created_at);
+            let custom = custom_rows(&catalog, payment, q.locale, l);
+            rows.extend(
+                custom
+                    .iter()
+                    .map(|(label, value)| (label.as_str(), value.clone())),
+            );
             rows.extend([
-                (
-                    l.amount,
-                    payment.amount.map(|a| format!("{a} ₸")).unwrap_or_default(),
-                ),
-                (l.date, tolem_wire::time::format_mpp(when, &app.zone)),
+                (l.amount, money(payment.amount)),
+                (l.date, format_human(when, &app.zone)),
                 (l.ps_id, payment.id.to_string()),
                 (l.mpp_id, payment.mpp_payment_id.clone().unwrap_or_default()),
                 (
@@ -138,7 +187,7 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
                     .to_owned(),
                 ),
             ]);
-            l.title
+            html(l.title, &rows)
         }
         Err(refund) => {
             let when = refund
@@ -151,11 +200,8 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
                 _ => l.refund_pending,
             };
             rows.extend([
-                (
-                    l.amount,
-                    refund.amount.map(|a| format!("{a} ₸")).unwrap_or_default(),
-                ),
-                (l.date, tolem_wire::time::format_mpp(when, &app.zone)),
+                (l.amount, money(refund.amount)),
+                (l.date, format_human(when, &app.zone)),
                 (l.ps_id, refund.id.to_string()),
                 (
                     l.purchase,
@@ -163,9 +209,53 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
                 ),
                 (l.status, status.to_owned()),
             ]);
-            l.refund_title
+            html(l.refund_title, &rows)
         }
     };
+    Html(page).into_response()
+}
+
+/// A Custom payment's service and the values the buyer entered (DECISIONS 35), named in the
+/// receipt's language; an option shows its label. A service since removed from the catalog still
+/// shows the values, under their parameter ids.
+fn custom_rows(
+    catalog: &Catalog,
+    payment: &Payment,
+    locale: Locale,
+    l: &Labels,
+) -> Vec<(String, String)> {
+    #[derive(Deserialize)]
+    struct Filled {
+        id: i64,
+        value: String,
+    }
+    if payment.kind != Kind::Custom {
+        return Vec::new();
+    }
+    let service = payment.service_id.and_then(|id| catalog.services.get(&id));
+    let mut rows = Vec::new();
+    if let Some(service) = service {
+        rows.push((l.service.to_owned(), service.name.get(locale).to_owned()));
+    }
+    // The values are stored as checkout accepted them; a purchase never checked out has none.
+    let filled: Vec<Filled> = payment
+        .parameters
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    for f in filled {
+        let spec = service.and_then(|s| s.parameters.iter().find(|p| p.id == f.id));
+        let name = spec.map_or_else(|| f.id.to_string(), |p| p.name.get(locale).to_owned());
+        let value = spec
+            .and_then(|p| p.options.iter().find(|o| o.key == f.value))
+            .map_or(f.value, |o| o.label.get(locale).to_owned());
+        rows.push((name, value));
+    }
+    rows
+}
+
+/// The page: a title and a table of labelled values, printable.
+fn html(title: &str, rows: &[(&str, String)]) -> String {
     let mut html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{t}</title><style>body{{font-family:sans-serif;max-width:28em;margin:2em auto}}\
@@ -176,12 +266,12 @@ async fn page(State(app): State<AppState>, Query(q): Query<ReceiptQuery>) -> Res
     for (label, value) in rows {
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td></tr>",
-            label,
-            escape(&value)
+            escape(label),
+            escape(value)
         ));
     }
     html.push_str("</table></body></html>");
-    Html(html).into_response()
+    html
 }
 
 fn fault(e: crate::store::StoreError) -> Response {
@@ -195,4 +285,48 @@ pub(crate) fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn either_suffix_opens_every_link() {
+        let locale = |query: &str| ReceiptQuery::parse(Some(query)).map(|q| (q.id, q.locale));
+        let id = TOKEN.to_owned();
+        assert_eq!(
+            locale(&format!("id={TOKEN}")),
+            Some((id.clone(), Locale::Ru))
+        );
+        assert_eq!(
+            locale(&format!("id={TOKEN}&locale=kk")),
+            Some((id.clone(), Locale::Kk))
+        );
+        assert_eq!(
+            locale(&format!("id={TOKEN}&locale=ru")),
+            Some((id.clone(), Locale::Ru))
+        );
+        // A link issued with a suffix, and the MPP's own suffix after it: the last one wins.
+        assert_eq!(
+            locale(&format!("id={TOKEN}&locale=kk&locale=ru")),
+            Some((id.clone(), Locale::Ru))
+        );
+        assert_eq!(
+            locale(&format!("id={TOKEN}&locale=kk&locale=kk")),
+            Some((id.clone(), Locale::Kk))
+        );
+        assert_eq!(
+            locale(&format!("id={TOKEN}&locale=en&utm=x")),
+            Some((id.clone(), Locale::Ru))
+        );
+        for bad in ["", "locale=kk", "id=123", "id=zz", &format!("id={TOKEN}x")] {
+            assert!(ReceiptQuery::parse(Some(bad)).is_none(), "{bad}");
+        }
+        assert!(ReceiptQuery::parse(None).is_none());
+        let long = format!("id={TOKEN}&pad={}", "x".repeat(QUERY_BYTES_MAX));
+        assert!(ReceiptQuery::parse(Some(&long)).is_none());
+    }
 }

@@ -21,8 +21,9 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
-use tolem_wire::Locale;
-use tolem_wire::mpp::{RefundRequest, ResultOnly};
+use tolem_wire::mpp::{
+    HEADER_CALLER_NAME, HEADER_LOCALE, HEADER_REQUEST_ID, RefundRequest, ResultOnly,
+};
 use tracing::Instrument;
 
 use crate::app::AppState;
@@ -225,12 +226,16 @@ async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Del
         payment_id: payment_id.to_string(),
         refund_amount: amount,
         refund_id: refund.id.to_string(),
-        link_receipt: receipt_link(&app.config.public_url, &refund.receipt_token, Locale::Ru),
+        // No locale in the link (DECISIONS 35): the MPP appends its customer's.
+        link_receipt: receipt_link(&app.config.public_url, &refund.receipt_token),
     };
     let sent = http
         .post(&mpp.refund_url)
-        // The same id on every retry of this refund: one logical request.
-        .header("x-request-id", format!("refund-{}", refund.id))
+        // The regulation's headers on every PS→MPP request (DECISIONS 36). The same id on every
+        // retry of this refund: one logical request.
+        .header(HEADER_REQUEST_ID, format!("refund-{}", refund.id))
+        .header(HEADER_CALLER_NAME, &app.config.caller_name)
+        .header(HEADER_LOCALE, refund.mpp_locale().header_value())
         .json(&body)
         .send()
         .await;

@@ -10,6 +10,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::Locale;
+
 /// The most digits (integer and fraction together) an amount may have on the wire (DECISIONS 3).
 pub const AMOUNT_DIGITS_MAX: usize = 15;
 
@@ -108,6 +110,16 @@ impl Amount {
             .ok_or(AmountError::TooLong)
     }
 
+    /// The amount as a person reads it in `locale` (DECISIONS 35): tenge grouped by thousands
+    /// with spaces, tiyn after a comma, and the tenge sign: `1 500,00 ₸`. For receipts, pages and
+    /// the wallet; the wire forms stay those of [`Display`](fmt::Display) and [`as_number`].
+    pub fn human(self, locale: Locale) -> HumanAmount {
+        HumanAmount {
+            amount: self,
+            locale,
+        }
+    }
+
     /// Parses a JSON value as written in a request: a string (`"100.00"`) or a number (`100.5`).
     pub fn parse_json(raw: &RawValue) -> Result<Amount, AmountError> {
         let text = raw.get().trim();
@@ -124,6 +136,31 @@ impl fmt::Display for Amount {
     /// Always two decimals: `100.00`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// An [`Amount`] written for a person; made by [`Amount::human`].
+#[derive(Clone, Copy, Debug)]
+pub struct HumanAmount {
+    amount: Amount,
+    locale: Locale,
+}
+
+impl fmt::Display for HumanAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Russian and Kazakh write money alike (space between thousands, decimal comma); the
+        // match is here so that a third language is a decision, not an accident.
+        let (group, decimal) = match self.locale {
+            Locale::Ru | Locale::Kk => (' ', ','),
+        };
+        let tenge = (self.amount.0 / 100).to_string();
+        for (i, digit) in tenge.chars().enumerate() {
+            if i > 0 && (tenge.len() - i).is_multiple_of(3) {
+                write!(f, "{group}")?;
+            }
+            write!(f, "{digit}")?;
+        }
+        write!(f, "{decimal}{:02} ₸", self.amount.0 % 100)
     }
 }
 
@@ -278,6 +315,25 @@ mod tests {
             serde_json::to_string(&N { a: Amount(7) }).ok().as_deref(),
             Some("{\"a\":0.07}")
         );
+    }
+
+    #[test]
+    fn human_form_groups_thousands_with_a_decimal_comma() {
+        for locale in [Locale::Ru, Locale::Kk] {
+            for (tiyn, text) in [
+                (0, "0,00 ₸"),
+                (5, "0,05 ₸"),
+                (99_999, "999,99 ₸"),
+                (150_000, "1 500,00 ₸"),
+                (5_000_000, "50 000,00 ₸"),
+                (123_456_789_012, "1 234 567 890,12 ₸"),
+                (u64::MAX, "184 467 440 737 095 516,15 ₸"),
+            ] {
+                assert_eq!(Amount(tiyn).human(locale).to_string(), text);
+            }
+        }
+        // The wire form is untouched.
+        assert_eq!(Amount(150_000).to_string(), "1500.00");
     }
 
     #[test]

@@ -16,6 +16,6 @@ pub mod mpp;
 pub mod problem;
 pub mod time;
 
-pub use amount::Amount;
+pub use amount::{Amount, HumanAmount};
 pub use locale::{Locale, Localized};
 pub use problem::{Param, Problem};

@@ -54,6 +54,23 @@ impl Locale {
             Locale::Kk => "kk-KZ",
         }
     }
+
+    /// Parses the short code of a receipt link's `locale` parameter (SPEC 4.3) and of stored
+    /// rows: `ru` or `kk`.
+    pub fn from_code(code: &str) -> Option<Locale> {
+        match code {
+            "ru" => Some(Locale::Ru),
+            "kk" => Some(Locale::Kk),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::Ru => "ru",
+            Locale::Kk => "kk",
+        }
+    }
 }
 
 /// A text in both languages, as operators configure service, parameter and option names.

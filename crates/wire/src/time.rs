@@ -16,6 +16,14 @@ pub fn format_merchant(at: Timestamp, zone: &TimeZone) -> String {
         .to_string()
 }
 
+/// A date as a person reads it on a receipt (DECISIONS 35), `01.12.2026 11:43`, in the operator's
+/// time zone; the same in Russian and Kazakh. Never on the wire.
+pub fn format_human(at: Timestamp, zone: &TimeZone) -> String {
+    at.to_zoned_datetime(zone.clone())
+        .strftime("%d.%m.%Y %H:%M")
+        .to_string()
+}
+
 /// Accepts ISO 8601 with a full offset (`+05:00`), a short one (`+06`) or `Z`.
 pub fn parse(text: &str) -> Option<Timestamp> {
     if let Ok(at) = text.parse::<Timestamp>() {
@@ -51,6 +59,7 @@ mod tests {
             format_merchant(at, &almaty()),
             "2026-11-27T18:31:42.123+05:00"
         );
+        assert_eq!(format_human(at, &almaty()), "27.11.2026 18:31");
         let whole: Timestamp = "2026-11-27T13:31:42Z".parse().expect("valid");
         assert_eq!(
             format_merchant(whole, &almaty()),

@@ -135,7 +135,7 @@ async fn qr_create_answers_like_the_api_merchants_know() {
         .await
         .expect("html");
     assert!(
-        page.contains("200.00") && page.contains("/qr/image.svg?token="),
+        page.contains("200,00 ₸") && page.contains("/qr/image.svg?token="),
         "{page}"
     );
     // The link is paid like a Dynamic QR.

@@ -1,5 +1,5 @@
 //! A real HTTP MPP `/refund` receiver for tests, misbehaving on a script. It credits each refundId
-//! once (as SPEC 4.4 asks of an MPP) and counts every call.
+//! once (as SPEC 4.4 asks of an MPP), counts every call and records the headers of each.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -31,6 +31,8 @@ struct Inner {
     /// refundId → (amount credited, body of the first call).
     credited: HashMap<String, (String, Value)>,
     calls: Vec<Value>,
+    /// The headers of each call, in the order of `calls`.
+    headers: Vec<HeaderMap>,
 }
 
 #[derive(Clone)]
@@ -62,6 +64,11 @@ impl Receiver {
         self.inner.lock().expect("lock").calls.clone()
     }
 
+    /// The headers of every call, in order.
+    pub fn headers(&self) -> Vec<HeaderMap> {
+        self.inner.lock().expect("lock").headers.clone()
+    }
+
     /// refundId → amount credited.
     pub fn credited(&self) -> HashMap<String, String> {
         self.inner
@@ -83,10 +90,15 @@ impl Receiver {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, Json(body): Json<Value>) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let act = {
         let mut inner = inner.lock().expect("lock");
         inner.calls.push(body.clone());
+        inner.headers.push(headers);
         inner.script.pop_front().unwrap_or(Act::Succeed)
     };
     let credit = |inner: &Arc<Mutex<Inner>>| {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use tolem_mpp::flows::{FlowError, PaymentView};
+use tolem_mpp::flows::{FlowError, Notice, PaymentView};
 use tolem_mpp::{Mpp, MppConfig};
 use tolem_sdk::RetryPolicy;
 use tolem_wire::mpp::{ParameterValue, QrCodeType};
@@ -212,10 +212,9 @@ async fn back_and_failures_leave_the_money_where_it_was() {
     assert!(bank.balanced().await);
     let account = bank.mpp.account("C2").await.expect("account");
     assert!(
-        account
-            .notifications
-            .iter()
-            .any(|n| n.contains("PAYMENT_INCORRECT_STATUS"))
+        account.notifications.iter().any(
+            |n| matches!(n, Notice::Rejected { code, .. } if code == "PAYMENT_INCORRECT_STATUS")
+        )
     );
 }
 
@@ -306,7 +305,7 @@ async fn refunds_reach_the_customer_once() {
         account
             .notifications
             .iter()
-            .filter(|n| n.starts_with("Возврат"))
+            .filter(|n| matches!(n, Notice::Refunded { .. }))
             .count(),
         2
     );

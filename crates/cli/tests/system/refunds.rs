@@ -130,7 +130,7 @@ async fn refund_with_the_customer_end_to_end() {
         .await
         .expect("html");
     assert!(
-        page.contains("Қайтару түбіртегі") && page.contains("400.00"),
+        page.contains("Қайтару түбіртегі") && page.contains("400,00 ₸"),
         "{page}"
     );
     // The purchase stays Processed; details show what is left.

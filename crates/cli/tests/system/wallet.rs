@@ -478,3 +478,147 @@ async fn the_binary_pays_without_a_dialogue() {
     assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
     assert_eq!(bank.balance("C1").await, C1_OPENING - 150_000);
 }
+
+/// Runs `tolem wallet ARGS…` with extra environment; returns (success, stdout, stderr).
+async fn tolem_wallet_env(
+    bank: &TestMpp,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["wallet", "--mpp", &bank.url, "--customer", "C1"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn notifications_follow_the_locale_and_history_the_operators_time_zone() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (token, id) = ps.dynamic_qr(&device, 1500).await;
+    let (ok, out, err) = tolem_wallet(&bank, &["--locale", "kk", "pay", &token, "--yes"]).await;
+    assert!(ok, "{out}\n{err}");
+    // The PS's link is the Russian receipt; the Kazakh wallet appends the suffix (SPEC 4.3).
+    assert!(out.contains("&locale=kk"), "{out}");
+    let body = json!({"DeviceToken": device, "QrPaymentId": id, "Amount": 400, "OrganizationBin": "990340001234"});
+    let (_, refund) = ps
+        .pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
+        .await;
+    assert_eq!(refund["StatusCode"], 0, "{refund}");
+    ps.wait_until("the customer is refunded", || async {
+        bank.balance("C1").await == C1_OPENING - 110_000
+    })
+    .await;
+    let (ok, ru, _) = tolem_wallet(&bank, &["notifications"]).await;
+    assert!(ok);
+    let (ok, kk, _) = tolem_wallet(&bank, &["--locale", "kk", "notifications"]).await;
+    assert!(ok);
+    assert!(ru.starts_with("Уведомления:"), "{ru}");
+    assert!(ru.contains("• Возврат 400,00 ₸, чек: http://"), "{ru}");
+    assert!(
+        ru.contains("• Оплата Demo Coffee (Абай, 10): 1 500,00 ₸"),
+        "{ru}"
+    );
+    assert!(kk.starts_with("Хабарламалар:"), "{kk}");
+    assert!(kk.contains("• Қайтару 400,00 ₸, түбіртек: http://"), "{kk}");
+    assert!(
+        kk.contains("• Төлем Demo Coffee (Абай, 10): 1 500,00 ₸"),
+        "{kk}"
+    );
+    for (feed, other) in [(&ru, "Қайтару"), (&kk, "Возврат")] {
+        assert!(!feed.contains(other), "one language at a time: {feed}");
+    }
+    let link_of = |feed: &str| {
+        feed.lines()
+            .find_map(|l| {
+                l.split_once("http://")
+                    .map(|(_, rest)| format!("http://{rest}"))
+            })
+            .expect("a receipt link")
+    };
+    assert!(!link_of(&ru).contains("locale"), "{ru}");
+    assert!(link_of(&kk).ends_with("&locale=kk"), "{kk}");
+    let page = reqwest::get(link_of(&kk))
+        .await
+        .expect("the PS answers")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Қайтару түбіртегі"), "{page}");
+    // History: the operator's time (Asia/Almaty), whatever the machine's zone.
+    let account = bank.mpp.account("C1").await.expect("the account");
+    let paid_at = account
+        .history
+        .iter()
+        .find(|m| m.kind == "payment")
+        .expect("the payment")
+        .at_ms;
+    let at = jiff::Timestamp::from_millisecond(paid_at).expect("a time");
+    let in_zone = |zone: &str| {
+        let zone = jiff::tz::TimeZone::get(zone).expect("a zone");
+        tolem_wire::time::format_human(at, &zone)
+    };
+    let almaty = format!("  {}  ", in_zone("Asia/Almaty"));
+    let (ok, out, err) = tolem_wallet_env(&bank, &[("TZ", "America/New_York")], &["history"]).await;
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("Оплата"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with(&almaty), "{line:?} in {almaty:?}");
+    // An operator elsewhere names their zone; a zone that does not exist is a bad flag.
+    let (ok, out, _) = tolem_wallet(&bank, &["--time-zone", "UTC", "history"]).await;
+    assert!(ok);
+    assert!(out.contains(&format!("  {}  ", in_zone("UTC"))), "{out}");
+    let (ok, _, err) = tolem_wallet(&bank, &["--time-zone", "Mars/Olympus", "history"]).await;
+    assert!(!ok && err.contains("Asia/Almaty"), "{err}");
+}
+
+#[tokio::test]
+async fn history_into_a_closed_pipe_ends_quietly() {
+    let (_ps, bank) = ps_and_mpp().await;
+    // A reader that is gone before the wallet writes a line: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    for command in ["history", "notifications", "balance"] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["wallet", "--mpp", &bank.url, command])
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().expect("a second end"))
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .expect("the binary runs");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{command}: {err}");
+        assert!(err.is_empty(), "{command}: quietly, got {err}");
+    }
+    // The shell's way: `| head -1` reads one line and leaves.
+    let script = format!(
+        "set -o pipefail; {} wallet --mpp {} history | head -1",
+        env!("CARGO_BIN_EXE_tolem"),
+        bank.url
+    );
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("bash runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "История операций:"
+    );
+}

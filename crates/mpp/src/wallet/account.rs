@@ -1,5 +1,7 @@
 //! The customer's account as lines to print: balance, history (newest first) and notifications.
-//! Amounts come from the MPP in tiyn and are written through [`text::money`], never as floats.
+//! Amounts come from the MPP in tiyn and are written through [`text::money`], never as floats;
+//! times are shown in the operator's time zone, as the PS writes its dates, whatever the
+//! machine's zone.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -7,6 +9,9 @@ use tolem_wire::Locale;
 
 use crate::flows::Account;
 use crate::wallet::text;
+
+/// The operator's time zone unless the customer names another: the PS's default `time_zone`.
+pub const OPERATOR_TIME_ZONE: &str = "Asia/Almaty";
 
 pub fn balance_lines(locale: Locale, account: &Account) -> Vec<String> {
     vec![text::balance(
@@ -17,13 +22,9 @@ pub fn balance_lines(locale: Locale, account: &Account) -> Vec<String> {
     )]
 }
 
-/// One line a movement: when (in the machine's time zone), how much, what kind, and the MPP's
+/// One line a movement: when (in `zone`, the operator's), how much, what kind, and the MPP's
 /// reference.
-pub fn history_lines(locale: Locale, account: &Account) -> Vec<String> {
-    history_lines_in(locale, account, &TimeZone::system())
-}
-
-pub fn history_lines_in(locale: Locale, account: &Account, zone: &TimeZone) -> Vec<String> {
+pub fn history_lines(locale: Locale, account: &Account, zone: &TimeZone) -> Vec<String> {
     let mut lines = vec![text::history_title(locale)];
     if account.history.is_empty() {
         lines.push(text::nothing_yet(locale));
@@ -40,23 +41,26 @@ pub fn history_lines_in(locale: Locale, account: &Account, zone: &TimeZone) -> V
     lines
 }
 
-/// The MPP writes notifications in both languages already.
+/// Each notification worded in the customer's language.
 pub fn notification_lines(locale: Locale, account: &Account) -> Vec<String> {
     let mut lines = vec![text::notifications_title(locale)];
     if account.notifications.is_empty() {
         lines.push(text::nothing_yet(locale));
     }
-    lines.extend(account.notifications.iter().map(|n| format!("  • {n}")));
+    lines.extend(
+        account
+            .notifications
+            .iter()
+            .map(|n| format!("  • {}", text::notice(locale, n))),
+    );
     lines
 }
 
-/// `2025-03-01 14:05` in `zone`; a time the MPP got wrong is shown as its raw milliseconds.
+/// `01.03.2025 14:05` in `zone`, as receipts write dates; a time the MPP got wrong is shown as
+/// its raw milliseconds.
 fn when(at_ms: i64, zone: &TimeZone) -> String {
     match Timestamp::from_millisecond(at_ms) {
-        Ok(at) => at
-            .to_zoned_datetime(zone.clone())
-            .strftime("%Y-%m-%d %H:%M")
-            .to_string(),
+        Ok(at) => tolem_wire::time::format_human(at, zone),
         Err(_) => at_ms.to_string(),
     }
 }
@@ -84,14 +88,21 @@ mod tests {
             balance_lines(Locale::Ru, &account),
             ["Айгерим (C1), баланс: 48 500,00 ₸"]
         );
-        let history = history_lines_in(Locale::Kk, &account, &TimeZone::UTC);
+        let history = history_lines(Locale::Kk, &account, &TimeZone::UTC);
         assert_eq!(history[0], "Операциялар тарихы:");
         assert!(
-            history[1].starts_with("  2025-03-01 14:05"),
+            history[1].starts_with("  01.03.2025 14:05"),
             "{}",
             history[1]
         );
-        assert!(history[1].contains("−1 500,00 ₸  Төлем · payment 7"));
+        let operator = TimeZone::get(OPERATOR_TIME_ZONE).expect("bundled");
+        let almaty = history_lines(Locale::Ru, &account, &operator);
+        assert!(almaty[1].starts_with("  01.03.2025 19:05"), "{}", almaty[1]);
+        assert!(
+            history[1].contains("−1 500,00 ₸  Төлем · payment 7"),
+            "{}",
+            history[1]
+        );
         assert_eq!(
             notification_lines(Locale::Ru, &account),
             ["Уведомления:", "  пока пусто"]

@@ -7,6 +7,7 @@
 use tolem_wire::mpp::{Merchant, ParameterOption};
 use tolem_wire::{Amount, Locale};
 
+use crate::flows::Notice;
 use crate::wallet::WalletError;
 
 /// Picks the text of the customer's language; only the chosen branch is evaluated.
@@ -19,18 +20,10 @@ macro_rules! tr {
     };
 }
 
-/// `1 500,00 ₸`: tenge grouped by thousands with spaces, tiyn after a comma.
+/// `1 500,00 ₸`: tenge grouped by thousands with spaces, tiyn after a comma ([`Amount::human`],
+/// the same in both languages).
 pub fn money(amount: Amount) -> String {
-    let tiyn = amount.tiyn();
-    let tenge = (tiyn / 100).to_string();
-    let mut grouped = String::with_capacity(tenge.len() + tenge.len() / 3);
-    for (i, digit) in tenge.chars().enumerate() {
-        if i > 0 && (tenge.len() - i).is_multiple_of(3) {
-            grouped.push(' ');
-        }
-        grouped.push(digit);
-    }
-    format!("{grouped},{:02} ₸", tiyn % 100)
+    amount.human(Locale::Ru).to_string()
 }
 
 /// A movement of the account: `+50 000,00 ₸` or `−1 500,00 ₸`.
@@ -123,7 +116,43 @@ pub fn paid(locale: Locale, amount: Option<Amount>) -> String {
 }
 
 pub fn receipt(locale: Locale, link: &str) -> String {
+    let link = receipt_link(locale, link);
     tr!(locale, ru: format!("Чек: {link}"), kk: format!("Түбіртек: {link}"))
+}
+
+/// The PS's receipt link in the customer's language: the PS hands out the Russian receipt and the
+/// MPP appends `&locale=kk` for Kazakh (SPEC 4.3, DECISIONS 35).
+pub fn receipt_link(locale: Locale, link: &str) -> String {
+    match locale {
+        Locale::Ru => link.to_owned(),
+        Locale::Kk => format!("{link}&locale=kk"),
+    }
+}
+
+/// One notification of the feed, worded in the customer's language.
+pub fn notice(locale: Locale, notice: &Notice) -> String {
+    match notice {
+        Notice::Paid { merchant, amount } => {
+            let amount = money(*amount);
+            tr!(locale,
+                ru: format!("Оплата {merchant}: {amount}"),
+                kk: format!("Төлем {merchant}: {amount}"))
+        }
+        Notice::Rejected { code, amount } => {
+            let amount = money(*amount);
+            tr!(locale,
+                ru: format!("Платёж отклонён ({code}), {amount} возвращены на счёт"),
+                kk: format!("Төлем қабылданбады ({code}), {amount} шотқа қайтарылды"))
+        }
+        Notice::Refunded { amount, receipt } => {
+            let amount = money(*amount);
+            let receipt = receipt_link(locale, receipt);
+            tr!(locale,
+                ru: format!("Возврат {amount}, чек: {receipt}"),
+                kk: format!("Қайтару {amount}, түбіртек: {receipt}"))
+        }
+        Notice::Text { text } => text.clone(),
+    }
 }
 
 pub fn cancelled(locale: Locale) -> String {
@@ -243,6 +272,31 @@ mod tests {
         assert_eq!(signed_money(-150_000), "−1 500,00 ₸");
         assert_eq!(signed_money(5_000_000), "+50 000,00 ₸");
         assert_eq!(signed_money(i64::MIN), "−92 233 720 368 547 758,08 ₸");
+    }
+
+    #[test]
+    fn notices_and_receipt_links_follow_the_locale() {
+        let refund = Notice::Refunded {
+            amount: Amount::from_tiyn(40_000),
+            receipt: "http://ps/receipt?id=ab".into(),
+        };
+        assert_eq!(
+            notice(Locale::Ru, &refund),
+            "Возврат 400,00 ₸, чек: http://ps/receipt?id=ab"
+        );
+        assert_eq!(
+            notice(Locale::Kk, &refund),
+            "Қайтару 400,00 ₸, түбіртек: http://ps/receipt?id=ab&locale=kk"
+        );
+        let paid = Notice::Paid {
+            merchant: "Demo Coffee".into(),
+            amount: Amount::from_tiyn(150_000),
+        };
+        assert_eq!(notice(Locale::Kk, &paid), "Төлем Demo Coffee: 1 500,00 ₸");
+        let old = Notice::Text {
+            text: "Возврат 4.00 ₸ · Қайтару 4.00 ₸".into(),
+        };
+        assert_eq!(notice(Locale::Kk, &old), "Возврат 4.00 ₸ · Қайтару 4.00 ₸");
     }
 
     #[test]

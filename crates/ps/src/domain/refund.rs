@@ -16,9 +16,9 @@
 //! answer and the end of the POS's wait, so every repeat of the request is told the same.
 
 use jiff::{SignedDuration, Timestamp};
-use tolem_wire::Amount;
 use tolem_wire::merchant::ReturnStatus;
 use tolem_wire::mpp::ResultCode;
+use tolem_wire::{Amount, Locale};
 
 use super::Owner;
 
@@ -98,6 +98,9 @@ pub struct Refund {
     pub receipt_token: String,
     /// What the POS was told; `None` while it waits for the MPP's answer.
     pub pos_answer: Option<PosAnswer>,
+    /// The language of the scan that identified the customer (DECISIONS 36): the return QR's
+    /// scan, else the purchase's; `None` when neither said.
+    pub locale: Option<Locale>,
 }
 
 impl Refund {
@@ -119,10 +122,16 @@ impl Refund {
 
     /// A scan of the return QR by the customer's MPP (DECISIONS 22, 27); like a Dynamic QR, the
     /// first scan binds it. Returns whether it changed.
-    pub fn scan(&mut self, who: &Owner, now: Timestamp) -> Result<bool, ResultCode> {
+    pub fn scan(
+        &mut self,
+        who: &Owner,
+        locale: Option<Locale>,
+        now: Timestamp,
+    ) -> Result<bool, ResultCode> {
         match (self.effective_status(now), &self.owner) {
             (RefundStatus::QrCreated, None) => {
                 self.owner = Some(who.clone());
+                self.locale = locale;
                 self.status = RefundStatus::Identified;
                 self.identified_at = Some(now);
                 Ok(true)
@@ -131,6 +140,11 @@ impl Refund {
             (RefundStatus::Identified, Some(_)) => Err(ResultCode::ProcessFail),
             _ => Err(ResultCode::ExpiredCode),
         }
+    }
+
+    /// The `X-Locale` of the refund's request to the MPP (DECISIONS 36): ru-RU when no scan said.
+    pub fn mpp_locale(&self) -> Locale {
+        self.locale.unwrap_or(Locale::Ru)
     }
 
     /// A return QR may be used for `payment/return` once, within `use_window` of its scan.
@@ -144,14 +158,18 @@ impl Refund {
 
     /// Turns the record into a refund of `amount` of `payment_id` to `owner`, to be delivered.
     /// When its caller waits for the MPP's answer (`pos_waits`), what it is told is left open.
+    /// It speaks to the MPP in its return QR scan's language, else in `payment_locale`, the
+    /// language of the purchase's scan (DECISIONS 36).
     pub fn request(
         &mut self,
         payment_id: i64,
         owner: Owner,
         amount: Amount,
         pos_waits: bool,
+        payment_locale: Option<Locale>,
         now: Timestamp,
     ) {
+        self.locale = self.locale.or(payment_locale);
         self.payment_id = Some(payment_id);
         self.owner = Some(owner);
         self.amount = Some(amount);
@@ -347,6 +365,7 @@ mod tests {
             created_at: now,
             receipt_token: String::new(),
             pos_answer: None,
+            locale: None,
         };
         let owner = Owner {
             mpp: "bank".to_owned(),
@@ -357,6 +376,7 @@ mod tests {
             owner,
             Amount::from_tenge(5).expect("fits"),
             pos_waits,
+            None,
             now,
         );
         refund

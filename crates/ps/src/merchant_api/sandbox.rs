@@ -109,7 +109,7 @@ pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResul
     };
     match app
         .store
-        .scan_return_qr(token, owner, app.clock.now())
+        .scan_return_qr(token, owner, None, app.clock.now())
         .await?
     {
         Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),

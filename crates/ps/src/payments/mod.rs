@@ -95,13 +95,11 @@ impl App {
     }
 }
 
-/// The receipt link for a payment or refund (DECISIONS 10): `&locale=kk` selects Kazakh.
-pub fn receipt_link(public_url: &str, receipt_token: &str, locale: Locale) -> String {
+/// The receipt link for a payment or refund. It carries no locale (DECISIONS 35): it is the
+/// Russian receipt, and the MPP appends `&locale=kk` for Kazakh (SPEC 4.3).
+pub fn receipt_link(public_url: &str, receipt_token: &str) -> String {
     let base = public_url.trim_end_matches('/');
-    match locale {
-        Locale::Ru => format!("{base}/receipt?id={receipt_token}"),
-        Locale::Kk => format!("{base}/receipt?id={receipt_token}&locale=kk"),
-    }
+    format!("{base}/receipt?id={receipt_token}")
 }
 
 /// A random unguessable token (128 bits, hex).

@@ -53,9 +53,8 @@ pub async fn notify(
     };
     let check = app.merchant_check();
     let link_base = {
-        let locale = caller.locale;
         let public = app.config.public_url.clone();
-        move |token: &str| receipt_link(&public, token, locale)
+        move |token: &str| receipt_link(&public, token)
     };
     let locale = caller.locale;
     let outcome = app

@@ -27,7 +27,7 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             let new = new_scanned(Kind::Static, trade_point_id, None);
             let payment = app
                 .store
-                .create_scanned(new, owner, now, app.policy)
+                .create_scanned(new, owner, caller.locale, now, app.policy)
                 .await?;
             Ok(answer(app, QrCodeType::Static, &payment, None))
         }
@@ -40,7 +40,7 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             let new = new_scanned(Kind::Custom, service.trade_point_id, Some(service.id));
             let payment = app
                 .store
-                .create_scanned(new, owner, now, app.policy)
+                .create_scanned(new, owner, caller.locale, now, app.policy)
                 .await?;
             let data = payment_data(service, caller.locale);
             Ok(answer(app, QrCodeType::Custom, &payment, Some(data)))
@@ -52,6 +52,7 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
                 .scan_token(
                     req.qr_code.clone(),
                     owner.clone(),
+                    caller.locale,
                     move |p| check.state(p.trade_point_id),
                     now,
                     app.policy,
@@ -60,14 +61,19 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             match scanned {
                 Some(Ok(payment)) => Ok(answer(app, QrCodeType::Dynamic, &payment, None)),
                 Some(Err(code)) => Err(code.into()),
-                None => scan_return_qr(app, req.qr_code, owner).await,
+                None => scan_return_qr(app, req.qr_code, owner, caller.locale).await,
             }
         }
     }
 }
 
 /// A return QR (DECISIONS 22, 27): the scan identifies the customer the refund will go to.
-async fn scan_return_qr(app: &App, token: String, owner: Owner) -> Result<ScanResponse, MppError> {
+async fn scan_return_qr(
+    app: &App,
+    token: String,
+    owner: Owner,
+    locale: Locale,
+) -> Result<ScanResponse, MppError> {
     let Some(qr) = app.store.refund_by_token(token.clone()).await? else {
         return Err(ResultCode::InvalidToken.into());
     };
@@ -77,7 +83,7 @@ async fn scan_return_qr(app: &App, token: String, owner: Owner) -> Result<ScanRe
     }
     match app
         .store
-        .scan_return_qr(token, owner, app.clock.now())
+        .scan_return_qr(token, owner, Some(locale), app.clock.now())
         .await?
     {
         Some(Ok(qr)) => Ok(ScanResponse {

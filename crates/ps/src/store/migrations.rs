@@ -184,6 +184,13 @@ const MIGRATIONS: &[&str] = &[
     FROM catalog c
     WHERE c.kind = 'mpp' AND c.key = payments.mpp AND payments.status = 'confirmed';
     "#,
+    // 9: the language of the scan that identified the customer (DECISIONS 36): a purchase's
+    // binding scan, and a return QR's scan or else its purchase's, for the refund's X-Locale.
+    // NULL where no scan said (rows from before, the sandbox's emulator): ru-RU.
+    r#"
+    ALTER TABLE payments ADD COLUMN scan_locale TEXT;
+    ALTER TABLE refunds ADD COLUMN locale TEXT;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use tolem_wire::mpp::ResultCode;
-use tolem_wire::{Amount, Problem};
+use tolem_wire::{Amount, Locale, Problem};
 
 use super::{Store, StoreError, StoreResult};
 use crate::domain::payment::{Notify, NotifyDecision};
@@ -229,6 +229,37 @@ pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResu
     Ok(())
 }
 
+/// Records the language of the scan that bound the purchase to its customer (DECISIONS 36), which
+/// a refund of it speaks to the MPP in unless a return QR's scan says otherwise. Kept beside the
+/// purchase's columns, not in [`Payment`], since only refunds read it.
+fn record_scan_locale(conn: &Connection, id: i64, locale: Locale) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE payments SET scan_locale = ?1 WHERE id = ?2")?
+        .execute(rusqlite::params![locale.code(), id])?;
+    Ok(())
+}
+
+/// The language of a purchase's binding scan; `None` when none was recorded (or it is not one we
+/// know, which is logged: a refund is never held back by its language).
+pub(super) fn scan_locale(conn: &Connection, id: i64) -> StoreResult<Option<Locale>> {
+    let code: Option<String> = conn
+        .prepare_cached("SELECT scan_locale FROM payments WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(code) = code else {
+        return Ok(None);
+    };
+    let locale = Locale::from_code(&code);
+    if locale.is_none() {
+        tracing::warn!(
+            payment_id = id,
+            code,
+            "a purchase with an unknown scan language"
+        );
+    }
+    Ok(locale)
+}
+
 impl Store {
     pub async fn payment(&self, id: i64) -> StoreResult<Option<Payment>> {
         self.read(move |conn| load(conn, id)).await
@@ -250,11 +281,13 @@ impl Store {
         self.read(move |conn| load_by_token(conn, &token)).await
     }
 
-    /// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14).
+    /// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14), by a
+    /// scan in `locale`.
     pub async fn create_scanned(
         &self,
         new: NewPayment,
         owner: Owner,
+        locale: Locale,
         now: Timestamp,
         policy: Policy,
     ) -> StoreResult<Payment> {
@@ -262,16 +295,19 @@ impl Store {
             let mut payment = insert(conn, &new, now)?;
             payment.bind(&owner, now, &policy);
             save(conn, &payment, &policy)?;
+            record_scan_locale(conn, payment.id, locale)?;
             Ok(payment)
         })
         .await
     }
 
-    /// A scan of a Dynamic QR or link token; `Ok(None)` when no purchase has that token.
+    /// A scan of a Dynamic QR or link token in `locale`; `Ok(None)` when no purchase has that
+    /// token.
     pub async fn scan_token(
         &self,
         token: String,
         owner: Owner,
+        locale: Locale,
         merchant: impl FnOnce(&Payment) -> MerchantState + Send + 'static,
         now: Timestamp,
         policy: Policy,
@@ -285,8 +321,11 @@ impl Store {
             }
             match payment.scan(&owner, now, &policy) {
                 Ok(changed) => {
+                    // Only the scan that binds the customer changes the purchase; a repeat
+                    // scan by the same customer keeps the first scan's language.
                     if changed {
                         save(conn, &payment, &policy)?;
+                        record_scan_locale(conn, payment.id, locale)?;
                     }
                     Ok(Some(Ok(payment)))
                 }

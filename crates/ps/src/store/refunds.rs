@@ -3,18 +3,18 @@
 
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
-use tolem_wire::Amount;
 use tolem_wire::mpp::ResultCode;
+use tolem_wire::{Amount, Locale};
 
 use super::devices::{remember, replayed};
-use super::payments::{at, load as load_payment, ms, tiyn_i64};
+use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{PosReplay, Store, StoreError, StoreResult};
 use crate::domain::refund::{Delivery, PosAnswer, RefundOrder, Refusal, available};
 use crate::domain::{Kind, Owner, Refund, RefundKind, RefundStatus, Status};
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
     customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
-    created_at_ms, receipt_token, pos_answer";
+    created_at_ms, receipt_token, pos_answer, locale";
 
 /// The outbox kind of a refund delivery.
 const OUTBOX_REFUND: &str = "refund";
@@ -71,6 +71,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
         created_at_ms: r.get(16)?,
         receipt_token: r.get(17)?,
         pos_answer: r.get(18)?,
+        locale: r.get(19)?,
     })
 }
 
@@ -94,6 +95,7 @@ struct RawRefund {
     created_at_ms: i64,
     receipt_token: String,
     pos_answer: Option<String>,
+    locale: Option<String>,
 }
 
 impl RawRefund {
@@ -132,8 +134,24 @@ impl RawRefund {
                 Some(text) => Some(PosAnswer::parse(&text).ok_or_else(|| corrupt("pos_answer"))?),
                 None => None,
             },
+            locale: locale_of(self.id, self.locale.as_deref()),
         })
     }
+}
+
+/// A stored language code; one that is not known is logged and read as none (ru-RU): a refund
+/// must never be held back by the language it is announced in.
+fn locale_of(refund_id: i64, code: Option<&str>) -> Option<Locale> {
+    let code = code?;
+    let locale = Locale::from_code(code);
+    if locale.is_none() {
+        tracing::warn!(
+            refund_id,
+            code,
+            "a refund with an unknown language; ru-RU is used"
+        );
+    }
+    locale
 }
 
 fn load_where(
@@ -161,7 +179,7 @@ fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE refunds SET status = :status, mpp = :mpp, customer_id = :customer, identified_at_ms = :identified, \
          payment_id = :payment, amount_tiyn = :amount, requested_at_ms = :requested, finished_at_ms = :finished, \
-         mpp_result = :result, pos_answer = :answer WHERE id = :id",
+         mpp_result = :result, pos_answer = :answer, locale = :locale WHERE id = :id",
     )?
     .execute(named_params! {
         ":status": r.status.as_str(),
@@ -174,6 +192,7 @@ fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
         ":finished": r.finished_at.map(ms),
         ":result": r.mpp_result,
         ":answer": r.pos_answer.map(PosAnswer::as_str),
+        ":locale": r.locale.map(Locale::code),
         ":id": r.id,
     })?;
     Ok(())
@@ -282,7 +301,8 @@ fn place(
             insert(conn, row, now)?
         }
     };
-    refund.request(payment.id, owner, order.amount, order.pos_waits, now);
+    let payment_locale = scan_locale(conn, payment.id)?;
+    refund.request(payment.id, owner, order.amount, order.pos_waits, payment_locale, now);
     save(conn, &refund)?;
     conn.prepare_cached(
         "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -334,18 +354,20 @@ impl Store {
         .await
     }
 
-    /// A scan of a return QR token; `Ok(None)` when no return QR has that token.
+    /// A scan of a return QR token in `locale` (the scanner's `X-Locale`; `None` for the sandbox's
+    /// emulator); `Ok(None)` when no return QR has that token.
     pub async fn scan_return_qr(
         &self,
         token: String,
         owner: Owner,
+        locale: Option<Locale>,
         now: Timestamp,
     ) -> StoreResult<Option<Result<Refund, ResultCode>>> {
         self.write(move |conn| {
             let Some(mut qr) = load_where(conn, "qr_token = ?1", &token)? else {
                 return Ok(None);
             };
-            match qr.scan(&owner, now) {
+            match qr.scan(&owner, locale, now) {
                 Ok(changed) => {
                     if changed {
                         save(conn, &qr)?;
