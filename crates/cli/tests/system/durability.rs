@@ -197,8 +197,10 @@ async fn refunds_in_flight_are_delivered_after_sigkill() {
     mpp.script((0..10).map(|_| Act::Hang(std::time::Duration::from_millis(700))));
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("ps.toml");
+    // The POS is answered at once (pos_wait_ms = 0), so that the deliveries are still in flight
+    // when the PS is killed.
     let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &mpp.url)
-        + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\n";
+        + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\npos_wait_ms = 0\n";
     std::fs::write(&config, toml).expect("config written");
     let db = dir.path().join("ps.db");
     let http = reqwest::Client::new();

@@ -360,16 +360,20 @@ async fn the_register_reconciles_with_the_books_and_differences_are_listed() {
         paid.push(id);
     }
     let body = json!({"DeviceToken": device, "QrPaymentId": paid[0], "Amount": 250, "OrganizationBin": "990340001234"});
-    assert_eq!(
-        ps.pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
-            .await
-            .1["StatusCode"],
-        0
-    );
+    let (_, answer) = ps
+        .pos("POST", "/r3/v01/payment/return", API_KEY, Some(&body))
+        .await;
+    assert_eq!(answer["StatusCode"], 0, "{answer}");
+    let refund_id = answer["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("ReturnOperationId");
     ps.wait_until("the refund is credited", || async {
         bank.balance("C1").await == C1_OPENING - 100_000 - 12_000 + 25_000
     })
     .await;
+    // The MPP credits before it answers, so the PS may record the completion a moment after the
+    // balance moved; the register counts refunds the PS has recorded as completed.
+    crate::refunds::wait_refund(&ps, refund_id, "completed").await;
     // The day's register, as the PS makes it (once the day is over).
     let day = ps.clock.now().to_zoned_datetime(ps.app.zone.clone()).date();
     ps.advance(86_400);

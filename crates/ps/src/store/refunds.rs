@@ -302,7 +302,14 @@ fn place(
         }
     };
     let payment_locale = scan_locale(conn, payment.id)?;
-    refund.request(payment.id, owner, order.amount, order.pos_waits, payment_locale, now);
+    refund.request(
+        payment.id,
+        owner,
+        order.amount,
+        order.pos_waits,
+        payment_locale,
+        now,
+    );
     save(conn, &refund)?;
     conn.prepare_cached(
         "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -555,7 +562,10 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Vec<RefundView>> {
         self.read(move |conn| {
-            let cols = COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+            let cols = COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>();
+            // The outbox's columns follow the refund's, wherever those end.
+            let o = cols.len();
+            let cols = cols.join(", ");
             let sql = format!(
                 "SELECT {cols}, o.attempts, o.due_at_ms, o.last_error, o.flagged, o.done_at_ms FROM refunds r \
                  LEFT JOIN outbox o ON o.kind = 'refund' AND o.ref_id = r.id \
@@ -566,11 +576,11 @@ impl Store {
             let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit], |r| {
                 Ok((
                     from_row(r)?,
-                    r.get::<_, Option<i64>>(19)?,
-                    r.get::<_, Option<i64>>(20)?,
-                    r.get::<_, Option<String>>(21)?,
-                    r.get::<_, Option<i64>>(22)?,
-                    r.get::<_, Option<i64>>(23)?,
+                    r.get::<_, Option<i64>>(o)?,
+                    r.get::<_, Option<i64>>(o + 1)?,
+                    r.get::<_, Option<String>>(o + 2)?,
+                    r.get::<_, Option<i64>>(o + 3)?,
+                    r.get::<_, Option<i64>>(o + 4)?,
                 ))
             })?;
             let mut views = Vec::new();
