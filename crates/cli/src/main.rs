@@ -13,6 +13,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+#[cfg(test)]
+mod doc_commands;
 mod mpp;
 mod registers;
 mod server;
