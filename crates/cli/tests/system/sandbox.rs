@@ -1,6 +1,9 @@
-//! The newcomer's path: `tolem sandbox`, then the café's QR paid with `tolem wallet`.
+//! The newcomer's path, as the README writes it: its Quick start commands run exactly as written
+//! (the sandbox only gets flags that pick free ports and a file of its own), then the café's QR
+//! is paid with the README's wallet commands, answering the wallet's questions on its stdin.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 struct Sandbox(std::process::Child);
@@ -12,13 +15,55 @@ impl Drop for Sandbox {
     }
 }
 
-fn wallet(mpp: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args(["wallet", "--mpp", mpp, "--customer", "C1"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The commands of the README's fenced block that follows `after`, comments taken off.
+fn readme_block(after: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let rest = &text[text.find(after).expect("the README's section") ..];
+    let block = rest.split("```sh\n").nth(1).expect("a sh block");
+    let block = block.split("```").next().expect("its end");
+    block
+        .lines()
+        .map(|l| l.split(" #").next().unwrap_or(l).trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `cargo …` as the README writes it, in the repository, with `extra` after the command's words.
+fn cargo(command: &str, extra: &[&str]) -> Command {
+    let mut words = command.split_whitespace();
+    assert_eq!(words.next(), Some("cargo"), "{command}");
+    // At the lowest priority, so that the first build does not starve the tests running beside it.
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "19"])
+        .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(words)
+        .args(extra)
+        .current_dir(root());
+    cmd
+}
+
+/// Runs a README wallet command for demobank's customer C1 at `bank`, with `input` on stdin.
+fn wallet(command: &str, bank: &str, input: &str) -> (bool, String) {
+    // The wallet's flags go right after `wallet`, before its subcommand.
+    let (before, after) = command.split_once(" wallet ").expect("a wallet command");
+    let command = format!("{before} wallet --mpp {bank} --customer C1 {after}");
+    let mut child = cargo(&command, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("the wallet runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("answers written");
+    let out = child.wait_with_output().expect("the wallet ends");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -28,43 +73,56 @@ fn wallet(mpp: &str, args: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn the_sandbox_runs_and_the_wallet_pays_the_cafe() {
+fn the_readme_quick_start_runs_as_written_and_the_wallet_pays_the_cafe() {
+    let quick_start = readme_block("## Quick start");
+    assert_eq!(quick_start.len(), 2, "{quick_start:?}");
+    let (sandbox, tests) = (&quick_start[0], &quick_start[1]);
+    assert_eq!(sandbox, "cargo run --release -- sandbox");
+    // CI runs the README's test command, exactly.
+    let ci = std::fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
+    assert!(
+        ci.lines().any(|l| l.trim() == format!("exec {tests}")),
+        ".ci/run must run `{tests}`:\n{ci}"
+    );
+
     let dir = tempfile::tempdir().expect("dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args([
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--mpps-port",
-            "0",
-            "--db",
-        ])
-        .arg(dir.path().join("sandbox.db"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the sandbox starts");
+    let log = dir.path().join("build.log");
+    let db = dir.path().join("sandbox.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    // The first run builds the release binary: this may take minutes, and says nothing meanwhile.
+    let child = cargo(
+        sandbox,
+        &["--listen", "127.0.0.1:0", "--mpps-port", "0", "--db", db],
+    )
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).expect("log"))
+    .spawn()
+    .expect("cargo runs");
     let mut sandbox = Sandbox(child);
     let stdout = sandbox.0.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
     let mut bank = None;
-    for line in lines.by_ref() {
+    let mut guide = false;
+    for line in BufReader::new(stdout).lines() {
         let line = line.expect("a line");
         if let Some(rest) = line.trim().strip_prefix("MPP demobank") {
             bank = rest.split_whitespace().next().map(str::to_owned);
         }
         if line.starts_with("Try, in another terminal") {
+            guide = true;
             break;
         }
     }
+    let build = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(guide, "the sandbox did not come up:\n{build}");
     let bank = bank.expect("the guide names demobank's address");
-    let (ok, out) = wallet(
-        &bank,
-        &["pay", "TOLEM-STATIC-CAFE-1001", "--amount", "500", "--yes"],
-    );
+
+    let then = readme_block("Then, in another terminal");
+    assert_eq!(then.len(), 2, "{then:?}");
+    // The README's pay command asks for the amount and for the go-ahead.
+    let (ok, out) = wallet(&then[0], &bank, "500\nда\n");
     assert!(ok, "{out}");
     assert!(out.contains("/receipt?id="), "{out}");
-    let (ok, out) = wallet(&bank, &["balance"]);
+    let (ok, out) = wallet(&then[1], &bank, "");
     assert!(ok && out.contains("49 500,00"), "{out}");
 }
