@@ -2,6 +2,7 @@
 //! project's own SDK (MPP side) and by raw requests (POS side, admin).
 
 mod contract;
+mod doc_examples;
 mod durability;
 mod harness;
 mod merchant_api;

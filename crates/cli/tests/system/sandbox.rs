@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 /// The commands of the README's fenced block that follows `after`, comments taken off.
 fn readme_block(after: &str) -> Vec<String> {
     let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let rest = &text[text.find(after).expect("the README's section") ..];
+    let rest = &text[text.find(after).expect("the README's section")..];
     let block = rest.split("```sh\n").nth(1).expect("a sh block");
     let block = block.split("```").next().expect("its end");
     block

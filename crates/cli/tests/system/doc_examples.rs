@@ -1,0 +1,86 @@
+//! The `curl` examples of the README's walk-through and of `docs/sandbox.md`, run by bash as a
+//! person pastes them, against a real `tolem sandbox` (the only change: the PS's address, since
+//! the test's sandbox listens on a free port).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Sandbox(std::process::Child);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `sh` blocks of a file of the repository, from `after` on, that set `PS=`.
+fn shell_blocks(file: &str, after: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("the file");
+    let rest = &text[text.find(after).expect("the section")..];
+    rest.split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("PS=http://127.0.0.1:8080"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_walk_through_and_the_sandbox_examples_run_as_written() {
+    let dir = tempfile::tempdir().expect("dir");
+    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--mpps-port",
+            "0",
+            "--db",
+        ])
+        .arg(dir.path().join("sandbox.db"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sandbox starts");
+    let mut sandbox = Sandbox(child);
+    let stdout = sandbox.0.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("readable");
+    let url = first.strip_prefix("listening on ").expect("the address");
+
+    let mut blocks = shell_blocks("README.md", "## Walk-through");
+    assert_eq!(blocks.len(), 1, "the README's walk-through is one block");
+    let sandbox_blocks = shell_blocks("docs/sandbox.md", "## Things to try");
+    assert_eq!(sandbox_blocks.len(), 1, "docs/sandbox.md's curl block");
+    blocks.extend(sandbox_blocks);
+    for block in blocks {
+        let script = block.replace("PS=http://127.0.0.1:8080", &format!("PS={url}"));
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .output()
+            .expect("bash runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{script}\n{text}\n{errors}");
+        // Every call the block makes succeeds, and each payment hands out its receipt.
+        for line in text.lines().filter(|l| l.starts_with('{')) {
+            assert!(
+                line.contains("\"resultCode\":\"SUCCESS\"") || line.contains("\"StatusCode\":0"),
+                "{line}"
+            );
+        }
+        assert!(text.contains("linkReceipt"), "{text}");
+        if block.contains("payment/status") {
+            assert!(text.contains("\"Status\":\"Processed\""), "{text}");
+        }
+    }
+}
