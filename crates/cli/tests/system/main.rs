@@ -1,6 +1,7 @@
 //! System tests: the real PS on port 0 with a fresh SQLite file, driven over HTTP by the
 //! project's own SDK (MPP side) and by raw requests (POS side, admin).
 
+mod cli_errors;
 mod contract;
 mod doc_examples;
 mod durability;
