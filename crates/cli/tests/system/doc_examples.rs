@@ -84,3 +84,66 @@ fn the_walk_through_and_the_sandbox_examples_run_as_written() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_sandbox_keeps_a_configured_public_url() {
+    let dir = tempfile::tempdir().expect("dir");
+    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--mpps-port",
+            "0",
+            "--db",
+        ])
+        .arg(dir.path().join("sandbox.db"))
+        .env("RUST_LOG", "warn")
+        .env("TOLEM_PUBLIC_URL", "https://qr.example.kz")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sandbox starts");
+    let mut sandbox = Sandbox(child);
+    let stdout = sandbox.0.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("readable");
+    let url = first.strip_prefix("listening on ").expect("the address");
+    let http = reqwest::Client::new();
+    let call = |path: &str, id: &str, body: serde_json::Value| {
+        http.post(format!("{url}/api/v1/qr/{path}"))
+            .header("X-Caller-Name", "demobank")
+            .header("X-Request-ID", id)
+            .json(&body)
+            .send()
+    };
+    let scan: serde_json::Value = call(
+        "scan",
+        "s1",
+        serde_json::json!({"qrCode": "TOLEM-STATIC-CAFE-1001", "customerId": "C1"}),
+    )
+    .await
+    .expect("scan")
+    .json()
+    .await
+    .expect("json");
+    let id = scan["payment"]["paymentId"].as_str().expect("an id");
+    let paid: serde_json::Value = call(
+        "notifyPayment",
+        "n1",
+        crate::harness::notify_body(id, "C1", "SUCCESS", Some("500")),
+    )
+    .await
+    .expect("notify")
+    .json()
+    .await
+    .expect("json");
+    let link = paid["linkReceipt"].as_str().expect("a receipt link");
+    assert!(
+        link.starts_with("https://qr.example.kz/receipt?id="),
+        "{link}"
+    );
+}
