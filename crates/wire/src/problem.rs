@@ -44,6 +44,8 @@ pub enum Problem {
     TooLarge,
     /// The body nests objects and arrays deeper than this.
     TooDeep(usize),
+    /// A return QR that cannot be used for a refund now: not scanned, used, or past its time.
+    ReturnQrNotUsable,
 }
 
 impl Problem {
@@ -109,6 +111,10 @@ impl Problem {
             Problem::TooDeep(max) => pick(
                 &format!("вложенность тела запроса глубже {max} уровней"),
                 &format!("сұрау денесінің кірістірілуі {max} деңгейден терең"),
+            ),
+            Problem::ReturnQrNotUsable => pick(
+                "QR возврата не отсканирован покупателем, уже использован или истёк",
+                "қайтару QR-ын сатып алушы сканерлемеген, ол пайдаланылған немесе мерзімі өткен",
             ),
         }
     }

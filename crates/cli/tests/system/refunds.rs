@@ -178,13 +178,13 @@ async fn refund_requests_are_checked() {
     );
     // r2 needs a scanned return QR of the same customer; r1 has no refunds at all.
     let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "Amount": 1});
+    let (_, missing) = ps
+        .pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+        .await;
+    assert_eq!(code(missing.clone()), -99000400);
     assert_eq!(
-        code(
-            ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
-                .await
-                .1
-        ),
-        -99000400
+        missing["Message"], "Некорректный запрос: QrReturnId — обязателен",
+        "the message names the parameter"
     );
     assert_eq!(
         code(
@@ -209,14 +209,15 @@ async fn refund_requests_are_checked() {
         .to_owned();
     let with_qr =
         json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_id, "Amount": 1});
-    assert_eq!(
-        code(
-            ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&with_qr))
-                .await
-                .1
-        ),
-        -99000400,
-        "not scanned yet"
+    let (_, unscanned) = ps
+        .pos("POST", "/r2/v01/payment/return", API_KEY, Some(&with_qr))
+        .await;
+    assert_eq!(code(unscanned.clone()), -99000400, "not scanned yet");
+    assert!(
+        unscanned["Message"]
+            .as_str()
+            .is_some_and(|m| m.contains("QrReturnId — QR возврата не отсканирован")),
+        "{unscanned}"
     );
     scan_id_refund(&ps, &token, "C2").await;
     assert_eq!(

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use jiff::SignedDuration;
 use std::time::Duration;
+use tolem_wire::Problem;
 use tolem_wire::merchant::{
     Envelope, PaymentDetails, PaymentQuery, PaymentReturnRequest, QrReturnBehaviorOptions,
     ReturnCreateRequest, ReturnCreated, ReturnOperation, ReturnOperationId,
@@ -117,7 +118,7 @@ pub async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult
     let (_, point) = device_of(&app, &call, &req.devicetoken).await?;
     let max = req.maxresult.unwrap_or(OPERATIONS_MAX);
     if !(1..=OPERATIONS_MAX).contains(&max) {
-        return Err(PosError::invalid("MaxResult must be 1-10"));
+        return Err(PosError::param("MaxResult", Problem::Expected("1–10")));
     }
     let qr = own_return_qr(&app, &call, req.qrreturnid).await?;
     let Some(owner) = qr.owner.clone().filter(|_| qr.trade_point_id == point.id) else {
@@ -145,10 +146,11 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
         .collect();
     let query: PaymentQuery = from_value_any_case(serde_json::Value::Object(map))
         .map_err(|e| PosError::invalid(e.to_string()))?;
-    let (Some(id), Some(token)) = (query.qrpaymentid, query.devicetoken) else {
-        return Err(PosError::invalid(
-            "QrPaymentId and DeviceToken are required",
-        ));
+    let Some(id) = query.qrpaymentid else {
+        return Err(PosError::param("QrPaymentId", Problem::Missing));
+    };
+    let Some(token) = query.devicetoken else {
+        return Err(PosError::param("DeviceToken", Problem::Missing));
     };
     device_of(&app, &call, &token).await?;
     let not_found = || PosError::status(StatusCode::PurchaseNotFound);
@@ -181,9 +183,8 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: PaymentReturnRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
     if call.scheme == Scheme::R2 && req.qrreturnid.is_none() {
-        return Err(PosError::invalid(
-            "QrReturnId is required on r2 (refund with the customer)",
-        ));
+        // r2 is the refund with the customer: the return QR the customer scanned says who.
+        return Err(PosError::param("QrReturnId", Problem::Missing));
     }
     if let Some(first) = stored_answer(&app, &call, &req.devicetoken).await? {
         // A repeat is told what the first request was told, or will be (DECISIONS 29, 39).
@@ -342,9 +343,7 @@ pub fn refusal(refusal: Refusal) -> PosError {
         Refusal::TradePointMismatch => PosError::status(StatusCode::TradePointMismatch),
         Refusal::NotRefundable => PosError::status(StatusCode::ReturnWrongStatus),
         Refusal::AmountExceeded => PosError::status(StatusCode::ReturnAmountExceeded),
-        Refusal::ReturnQrNotUsable => {
-            PosError::invalid("QrReturnId: the return QR is not scanned, already used or expired")
-        }
+        Refusal::ReturnQrNotUsable => PosError::param("QrReturnId", Problem::ReturnQrNotUsable),
     }
 }
 
