@@ -252,6 +252,8 @@ fn settings() -> String {
         "backlog variant only: `refunds.request_timeout_ms` 600000 and `lease_ms` 660000, so \
          that held calls do not time out"
             .to_owned(),
+        "`refunds.pos_wait_ms` 0 (the POS is answered at once, so placing measures the outbox,          not the MPP; DECISIONS 39)"
+            .to_owned(),
     ];
     let inherited: Vec<String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("TOLEM_") && k != crate::KEEP_VAR)

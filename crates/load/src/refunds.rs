@@ -233,16 +233,21 @@ fn write_config(
         );
     }
     let mut text = text.replace(SANDBOX_REFUND_URL, refund_url);
+    if text.contains("[refunds]") {
+        bail!(
+            "{} has a [refunds] table; tolem-load adds its own",
+            template.display()
+        );
+    }
+    // What is measured is the outbox: placing and delivering. The POS's wait for the MPP's answer
+    // (DECISIONS 39) would tie each placing call to a delivery, and to a held one for ever.
+    text.push_str(
+        "\n# Added by tolem-load: the POS is answered at once.\n[refunds]\npos_wait_ms = 0\n",
+    );
     if variant == Variant::Backlog {
-        if text.contains("[refunds]") {
-            bail!(
-                "{} has a [refunds] table; the backlog variant adds its own",
-                template.display()
-            );
-        }
         text.push_str(&format!(
-            "\n# Added by tolem-load: calls held while the backlog is built must not time out.\n\
-             [refunds]\nrequest_timeout_ms = {HELD_REQUEST_TIMEOUT_MS}\nlease_ms = {HELD_LEASE_MS}\n"
+            "# Added by tolem-load: calls held while the backlog is built must not time out.\n\
+             request_timeout_ms = {HELD_REQUEST_TIMEOUT_MS}\nlease_ms = {HELD_LEASE_MS}\n"
         ));
     }
     let path = dir.join(format!("{}.toml", variant.server_name()));
