@@ -13,6 +13,15 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// Prints a line on stdout. A closed stdout (`| head`, a reader gone) is not a failure of the
+/// command: a server goes on serving, a listing just ends.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[cfg(test)]
 mod doc_commands;
 mod mpp;

@@ -87,7 +87,7 @@ pub async fn run(args: MppArgs) -> anyhow::Result<()> {
     let listener = crate::server::bind(config.listen, "--listen").await?;
     let addr = listener.local_addr()?;
     let mpp = Mpp::open(&config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("listening on http://{addr}");
+    say!("listening on http://{addr}");
     tracing::info!(%addr, caller = %config.caller_name, ps = %config.ps_url, "reference MPP started");
     tolem_mpp::serve(listener, mpp, crate::server::shutdown_signal()).await?;
     Ok(())
@@ -140,11 +140,11 @@ async fn reconcile(
     let mpp = Mpp::open(config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let differences = mpp.reconcile(register, from, to).await?;
     if differences.is_empty() {
-        println!("no differences: the register and the books agree");
+        say!("no differences: the register and the books agree");
         return Ok(());
     }
     for difference in &differences {
-        println!("{}", serde_json::to_string(difference)?);
+        say!("{}", serde_json::to_string(difference)?);
     }
     anyhow::bail!("{} difference(s)", differences.len())
 }

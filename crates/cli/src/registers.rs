@@ -92,7 +92,7 @@ pub async fn run(args: RegistersArgs) -> anyhow::Result<()> {
     let request = make::request(&app, &common.mpp, period, format)?;
     let (path, totals) = make::make_in_dir(&app, request, &common.out).await?;
     let (p, r) = (totals.payments, totals.refunds);
-    println!("{}", path.display());
+    say!("{}", path.display());
     eprintln!(
         "payments: {} ({} commission {}), refunds: {} ({} commission {})",
         p.count, p.amount, p.commission, r.count, r.amount, r.commission

@@ -126,7 +126,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
         )));
     }
     let app = start(config).await?;
-    println!("listening on http://{addr}");
+    say!("listening on http://{addr}");
     print_guide(&addr.to_string(), &mpp_urls);
     let done = stop.clone();
     tokio::spawn(async move {
@@ -191,9 +191,9 @@ pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::Tc
 }
 
 fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
-    println!("\nTolem sandbox");
-    println!("  payment system (PS)   http://{ps}      admin token: sandbox-admin-token");
-    println!(
+    say!("\nTolem sandbox");
+    say!("  payment system (PS)   http://{ps}      admin token: sandbox-admin-token");
+    say!(
         "  merchant API key      test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39   (ТОО «Demo Coffee», trade point 1001)"
     );
     for (SandboxMpp { caller, customers }, url) in mpps {
@@ -201,13 +201,13 @@ fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
             .iter()
             .map(|(id, _, tenge)| format!("{id} ({tenge} ₸)"))
             .collect();
-        println!("  MPP {caller:<17} {url}   customers {}", who.join(", "));
+        say!("  MPP {caller:<17} {url}   customers {}", who.join(", "));
     }
     let bank = mpps
         .first()
         .map(|(_, url)| url.as_str())
         .unwrap_or("http://127.0.0.1:8091");
-    println!(
+    say!(
         "
 Try, in another terminal:
   tolem wallet --mpp {bank} --customer C1 pay TOLEM-STATIC-CAFE-1001
@@ -230,7 +230,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let database = config.database.clone();
     let app = start(config).await?;
     // The first line on stdout says where the server is (tests and scripts read it).
-    println!("listening on http://{addr}");
+    say!("listening on http://{addr}");
     tracing::info!(%addr, database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -50,11 +50,9 @@ fn the_walk_through_and_the_sandbox_examples_run_as_written() {
         .expect("the sandbox starts");
     let mut sandbox = Sandbox(child);
     let stdout = sandbox.0.stdout.take().expect("stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("readable");
+    // The reader stays open while the sandbox runs, as a terminal would.
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("readable");
     let url = first.strip_prefix("listening on ").expect("the address");
 
     let mut blocks = shell_blocks("README.md", "## Walk-through");
@@ -106,11 +104,9 @@ async fn the_sandbox_keeps_a_configured_public_url() {
         .expect("the sandbox starts");
     let mut sandbox = Sandbox(child);
     let stdout = sandbox.0.stdout.take().expect("stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("readable");
+    // The reader stays open while the sandbox runs, as a terminal would.
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("readable");
     let url = first.strip_prefix("listening on ").expect("the address");
     let http = reqwest::Client::new();
     let call = |path: &str, id: &str, body: serde_json::Value| {
