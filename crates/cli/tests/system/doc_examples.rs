@@ -6,12 +6,51 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-struct Sandbox(std::process::Child);
+/// `tolem sandbox` on free ports with a file of its own, stopped when dropped.
+struct Sandbox {
+    child: std::process::Child,
+    url: String,
+    /// Its stdout, kept open while it runs, as a terminal would.
+    _lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn start(env: &[(&str, &str)]) -> Sandbox {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--mpps-port",
+                "0",
+                "--db",
+            ])
+            .arg(dir.path().join("sandbox.db"))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the sandbox starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("a line").expect("readable");
+        let url = first.strip_prefix("listening on ").expect("the address");
+        Sandbox {
+            url: url.to_owned(),
+            child,
+            _lines: lines,
+            _dir: dir,
+        }
+    }
+}
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -32,28 +71,8 @@ fn shell_blocks(file: &str, after: &str) -> Vec<String> {
 
 #[test]
 fn the_walk_through_and_the_sandbox_examples_run_as_written() {
-    let dir = tempfile::tempdir().expect("dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args([
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--mpps-port",
-            "0",
-            "--db",
-        ])
-        .arg(dir.path().join("sandbox.db"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the sandbox starts");
-    let mut sandbox = Sandbox(child);
-    let stdout = sandbox.0.stdout.take().expect("stdout");
-    // The reader stays open while the sandbox runs, as a terminal would.
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("readable");
-    let url = first.strip_prefix("listening on ").expect("the address");
+    let sandbox = Sandbox::start(&[]);
+    let url = sandbox.url.as_str();
 
     // (file, section, what the block's output shows when it worked), in the order they run:
     // the admin example suspends the café, so it goes last.
@@ -88,29 +107,8 @@ fn the_walk_through_and_the_sandbox_examples_run_as_written() {
 
 #[tokio::test]
 async fn the_sandbox_keeps_a_configured_public_url() {
-    let dir = tempfile::tempdir().expect("dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args([
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--mpps-port",
-            "0",
-            "--db",
-        ])
-        .arg(dir.path().join("sandbox.db"))
-        .env("RUST_LOG", "warn")
-        .env("TOLEM_PUBLIC_URL", "https://qr.example.kz")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the sandbox starts");
-    let mut sandbox = Sandbox(child);
-    let stdout = sandbox.0.stdout.take().expect("stdout");
-    // The reader stays open while the sandbox runs, as a terminal would.
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("readable");
-    let url = first.strip_prefix("listening on ").expect("the address");
+    let sandbox = Sandbox::start(&[("TOLEM_PUBLIC_URL", "https://qr.example.kz")]);
+    let url = sandbox.url.as_str();
     let http = reqwest::Client::new();
     let call = |path: &str, id: &str, body: serde_json::Value| {
         http.post(format!("{url}/api/v1/qr/{path}"))

@@ -258,17 +258,8 @@ mod tests {
 
     #[test]
     fn money_is_exact_and_grouped() {
-        for (tiyn, text) in [
-            (0, "0,00 ₸"),
-            (5, "0,05 ₸"),
-            (99_999, "999,99 ₸"),
-            (150_000, "1 500,00 ₸"),
-            (5_000_000, "50 000,00 ₸"),
-            (123_456_789_012, "1 234 567 890,12 ₸"),
-            (u64::MAX, "184 467 440 737 095 516,15 ₸"),
-        ] {
-            assert_eq!(money(Amount::from_tiyn(tiyn)), text);
-        }
+        // The grouping itself is `Amount::human`'s, tested beside it; here, the sign.
+        assert_eq!(money(Amount::from_tiyn(150_000)), "1 500,00 ₸");
         assert_eq!(signed_money(-150_000), "−1 500,00 ₸");
         assert_eq!(signed_money(5_000_000), "+50 000,00 ₸");
         assert_eq!(signed_money(i64::MIN), "−92 233 720 368 547 758,08 ₸");
