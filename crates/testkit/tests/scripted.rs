@@ -187,3 +187,41 @@ async fn a_bad_configuration_fails_at_start_naming_the_key() {
         .expect("refused");
     assert!(error.to_string().contains("nobank"), "{error}");
 }
+
+#[tokio::test]
+async fn a_refund_the_bank_refuses_settles_as_failed() {
+    let router = Router::new().route(
+        "/refund",
+        post(|| async {
+            r#"{"result":{"resultCode":"PROCESS_FAIL","resultMessage":"account closed"}}"#
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/refund", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let ps = SandboxPs::builder()
+        .refund_url(tolem_testkit::DEMO_BANK, &url)
+        .start()
+        .await
+        .expect("the sandbox PS");
+    let ps_client = client(ps.url());
+    let qr = ps.dynamic_qr(tenge(150)).await.expect("a QR");
+    scan(&ps_client, &qr.token, "C1").await.expect("a scan");
+    let code = confirm(
+        &ps_client,
+        &qr.payment_id.to_string(),
+        None,
+        "C1",
+        &quick_retries(),
+    )
+    .await;
+    assert_eq!(code, "SUCCESS");
+
+    let refund_id = ps.refund(qr.payment_id, tenge(150)).await.expect("placed");
+    let delivery = ps.wait_refund_settled(refund_id).await.expect("answered");
+    assert_eq!(delivery.status, RefundState::Failed);
+    assert_eq!(delivery.mpp_result.as_deref(), Some("PROCESS_FAIL"));
+    assert_eq!(delivery.attempts, 1);
+}
