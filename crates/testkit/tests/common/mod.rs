@@ -1,0 +1,156 @@
+//! A small bank for the testkit's own tests: the SDK's client for paying, the SDK's `/refund`
+//! endpoint over a ledger table for refunds. Every SDK call of these tests is here, so a change
+//! of the client's signatures is adapted in one place.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use rusqlite::params;
+use tempfile::TempDir;
+use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint};
+use tolem_sdk::{MppClient, RetryPolicy, SdkError};
+use tolem_wire::mpp::{
+    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, RefundRequest,
+    ResultBody, ScanRequest, ScanResponse,
+};
+use tolem_wire::{Amount, Locale};
+
+/// Retries quick enough for a test; still until answered.
+pub fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        delay_ms_initial: 20,
+        delay_ms_max: 200,
+        attempts_max: None,
+    }
+}
+
+/// The bank as the PS's client.
+pub fn client(ps_url: &str) -> MppClient {
+    MppClient::new(ps_url, tolem_testkit::DEMO_BANK).expect("a client")
+}
+
+/// A scan: the PS's answer, or the code it refused with.
+pub async fn scan(client: &MppClient, qr: &str, customer: &str) -> Result<ScanResponse, String> {
+    let request = ScanRequest {
+        qr_code: qr.to_owned(),
+        customer_id: customer.to_owned(),
+    };
+    client.scan(&request, Locale::Ru).await.map_err(code_of)
+}
+
+/// Checkout of the parking for `duration` (`1h`, `3h`, `day`): the amount the PS set.
+pub async fn checkout_parking(client: &MppClient, payment_id: &str, duration: &str) -> Amount {
+    let request = CheckoutRequest {
+        payment_id: payment_id.to_owned(),
+        service_id: tolem_testkit::PARKING_SERVICE,
+        parameters: vec![
+            ParameterValue {
+                id: tolem_testkit::PARKING_PLATE_PARAMETER,
+                value: Some("777ABC02".to_owned()),
+            },
+            ParameterValue {
+                id: tolem_testkit::PARKING_DURATION_PARAMETER,
+                value: Some(duration.to_owned()),
+            },
+        ],
+    };
+    let answer = client
+        .checkout(&request, Locale::Ru)
+        .await
+        .expect("checkout");
+    answer.payment_amount.expect("an amount")
+}
+
+/// notifyPayment SUCCESS under `retry`: the PS's resultCode, or the error's.
+pub async fn confirm(
+    client: &MppClient,
+    payment_id: &str,
+    amount: Option<Amount>,
+    customer: &str,
+    retry: &RetryPolicy,
+) -> String {
+    let request = NotifyPaymentRequest {
+        result: ResultBody::success(),
+        payment: NotifyPayment {
+            payment_id: payment_id.to_owned(),
+            mpp_payment_id: format!("M-{payment_id}"),
+            payment_amount: amount,
+            customer_id: None,
+        },
+        customer_id: Some(customer.to_owned()),
+    };
+    match client.notify_payment(&request, Locale::Ru, retry).await {
+        Ok(answer) => answer.result.result_code,
+        Err(e) => code_of(e),
+    }
+}
+
+fn code_of(e: SdkError) -> String {
+    match e.result_code() {
+        Some(code) => code.as_str().to_owned(),
+        None => format!("no code: {e}"),
+    }
+}
+
+/// Credits a table `credits` in the bank's own database, inside the endpoint's transaction.
+struct Ledger;
+
+impl Credit for Ledger {
+    fn credit(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        refund: &RefundRequest,
+    ) -> Result<Credited, CreditError> {
+        let tiyn = i64::try_from(refund.refund_amount.tiyn())
+            .map_err(|e| CreditError::Other(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO credits (refund_id, customer, tiyn) VALUES (?1, ?2, ?3)",
+            params![refund.refund_id, refund.customer_id, tiyn],
+        )?;
+        Ok(Credited::Yes)
+    }
+}
+
+/// The bank's `/refund`, served on port 0.
+pub struct RefundDesk {
+    pub url: String,
+    endpoint: RefundEndpoint,
+    _dir: TempDir,
+}
+
+impl RefundDesk {
+    pub async fn start() -> RefundDesk {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let conn = rusqlite::Connection::open(dir.path().join("bank.db")).expect("the bank's db");
+        conn.execute_batch(
+            "CREATE TABLE credits (refund_id TEXT NOT NULL, customer TEXT NOT NULL, tiyn INTEGER NOT NULL)",
+        )
+        .expect("a table");
+        let endpoint = RefundEndpoint::with_connection(conn, Arc::new(Ledger)).expect("endpoint");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/refund", listener.local_addr().expect("addr"));
+        let router = endpoint.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        RefundDesk {
+            url,
+            endpoint,
+            _dir: dir,
+        }
+    }
+
+    /// Every credit made: (refundId, customer, tiyn).
+    pub async fn credits(&self) -> Vec<(String, String, i64)> {
+        let conn = self.endpoint.connection();
+        let conn = conn.lock().await;
+        let mut stmt = conn
+            .prepare("SELECT refund_id, customer, tiyn FROM credits ORDER BY rowid")
+            .expect("a query");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("credits")
+    }
+}
