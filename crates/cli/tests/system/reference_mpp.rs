@@ -585,3 +585,49 @@ async fn a_refund_credited_but_not_recorded_is_not_credited_again() {
     assert_eq!(refunds, 1, "notified once");
     assert!(bank.balanced().await);
 }
+
+/// A file from before `refunds_applied`: its refunds are known from the kit's table only, and
+/// the limit of a later partial refund still counts them once the MPP opens it again.
+#[tokio::test]
+async fn refunds_recorded_before_the_marks_still_count_toward_the_limit() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let refund = |refund_id: &str, amount: &str| {
+        json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": amount,
+               "refundId": refund_id, "linkReceipt": "http://r"})
+        .to_string()
+    };
+    let first = bank
+        .mpp
+        .refund_endpoint()
+        .answer(refund("U1", "60").as_bytes())
+        .await;
+    assert!(first.body().contains("SUCCESS"), "{}", first.body());
+    rusqlite::Connection::open(bank.db_path())
+        .expect("db")
+        .execute_batch("DROP TABLE refunds_applied")
+        .expect("as an earlier version left it");
+    let config = MppConfig {
+        ps_url: ps.url.clone(),
+        database: bank.db_path(),
+        ..MppConfig::default()
+    };
+    let reopened = Mpp::open(&config, RetryPolicy::default()).expect("reopens");
+    let over = reopened
+        .refund_endpoint()
+        .answer(refund("U2", "50").as_bytes())
+        .await;
+    assert!(over.body().contains("PROCESS_FAIL"), "{}", over.body());
+    let within = reopened
+        .refund_endpoint()
+        .answer(refund("U3", "40").as_bytes())
+        .await;
+    assert!(within.body().contains("SUCCESS"), "{}", within.body());
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000 + 10_000);
+}
