@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
-use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint};
+use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder, Refusal};
 use tolem_sdk::rusqlite::{self, Connection, OptionalExtension, params};
 use tolem_sdk::{MppClient, RetryPolicy, SdkError};
 use tolem_wire::mpp::{
     CheckoutRequest, Merchant, NotifyPayment, NotifyPaymentRequest, ParameterValue, PaymentData,
-    QrCodeType, RefundRequest, ResultBody, ResultCode, ScanRequest,
+    QrCodeType, ResultBody, ResultCode, ScanRequest,
 };
 use tolem_wire::{Amount, Locale};
 
@@ -150,68 +150,106 @@ pub struct Mpp {
     endpoint: RefundEndpoint,
 }
 
-/// Refunds from the PS credit the customer back from the clearing account (via the kit's
-/// exactly-once endpoint) and push a notification.
-struct LedgerCredit;
+/// Refunds from the PS credit the customer back from the clearing account and push a
+/// notification. The ledger shares the kit's file, but the kit calls this hook outside its own
+/// transactions (it may await a network call), so the hook is idempotent on its own: the credit
+/// and its mark in `refunds_applied` commit together, and a repeat of a refundId (the MPP stopped
+/// after this commit, before the kit recorded the answer) finds the mark and moves nothing.
+struct LedgerCredit {
+    db: Arc<Mutex<Connection>>,
+}
 
 impl Credit for LedgerCredit {
-    fn credit(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        refund: &RefundRequest,
-    ) -> Result<Credited, CreditError> {
-        // Money goes back only for a payment this customer made here, and never more than it.
-        let paid: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT customer_id, amount_tiyn FROM payments WHERE payment_id = ?1 AND status = 'paid'",
-                [&refund.payment_id],
-                |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
-            )
-            .optional()?;
-        let Some((customer, paid_tiyn)) =
-            paid.filter(|(customer, _)| *customer == refund.customer_id)
-        else {
-            return Ok(Credited::Refused(ResultCode::ProcessFail));
-        };
-        let refunded: i64 = tx.query_row(
-            "SELECT COALESCE(SUM(amount_tiyn), 0) FROM tolem_refunds WHERE payment_id = ?1 AND result_code = 'SUCCESS'",
-            [&refund.payment_id],
-            |r| r.get(0),
-        )?;
-        let asked = i64::try_from(refund.refund_amount.tiyn())
-            .map_err(|e| CreditError::Other(e.to_string()))?;
-        if refunded
-            .checked_add(asked)
-            .is_none_or(|total| total > paid_tiyn)
-        {
-            return Ok(Credited::Refused(ResultCode::ProcessFail));
-        }
-        let account = customer_account(&customer);
-        let reference = format!(
-            "refund {} of payment {}",
-            refund.refund_id, refund.payment_id
-        );
-        ledger::transfer(
-            tx,
-            "refund",
-            &reference,
-            CLEARING,
-            &account,
-            refund.refund_amount,
-        )
-        .map_err(|e| CreditError::Other(e.to_string()))?;
-        let text = format!(
-            "Возврат {} ₸ · Қайтару {} ₸ ({})",
-            refund.refund_amount, refund.refund_amount, refund.link_receipt
-        );
-        let notice = Notice::Refunded {
-            amount: refund.refund_amount,
-            receipt: refund.link_receipt.clone(),
-        };
-        ledger::notify(tx, &customer, &text, &notice.stored())
-            .map_err(|e| CreditError::Other(e.to_string()))?;
-        Ok(Credited::Yes)
+    async fn credit(&self, refund: &RefundOrder) -> Result<Credited, CreditError> {
+        let guard = self.db.clone().lock_owned().await;
+        let refund = refund.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = guard;
+            credit_refund(&mut conn, &refund)
+        })
+        .await
+        .map_err(CreditError::new)?
     }
+}
+
+/// One transaction: the checks the PS cannot make for the MPP, the credit, the notification and
+/// the mark. The checks read what this same transaction would add to, and a write transaction of
+/// SQLite excludes every other writer, so two partial refunds of one payment arriving together
+/// cannot both pass a limit only one fits in.
+fn credit_refund(conn: &mut Connection, refund: &RefundOrder) -> Result<Credited, CreditError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(CreditError::new)?;
+    let applied: bool = tx
+        .prepare_cached("SELECT 1 FROM refunds_applied WHERE refund_id = ?1")
+        .and_then(|mut stmt| stmt.exists([refund.refund_id()]))
+        .map_err(CreditError::new)?;
+    if applied {
+        return Ok(Credited::Yes);
+    }
+    // Money goes back only for a payment this customer made here, and never more than it.
+    let paid: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT customer_id, amount_tiyn FROM payments WHERE payment_id = ?1 AND status = 'paid'",
+            [refund.payment_id()],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+        )
+        .optional()
+        .map_err(CreditError::new)?;
+    let Some((customer, paid_tiyn)) = paid.filter(|(customer, _)| customer == refund.customer_id())
+    else {
+        return Ok(Credited::Refused(Refusal::ProcessFail));
+    };
+    let refunded: i64 = tx
+        .query_row(
+            "SELECT COALESCE(SUM(amount_tiyn), 0) FROM refunds_applied WHERE payment_id = ?1",
+            [refund.payment_id()],
+            |r| r.get(0),
+        )
+        .map_err(CreditError::new)?;
+    let asked = i64::try_from(refund.amount().tiyn()).map_err(CreditError::new)?;
+    if refunded
+        .checked_add(asked)
+        .is_none_or(|total| total > paid_tiyn)
+    {
+        return Ok(Credited::Refused(Refusal::ProcessFail));
+    }
+    let reference = format!(
+        "refund {} of payment {}",
+        refund.refund_id(),
+        refund.payment_id()
+    );
+    let txn = ledger::transfer(
+        &tx,
+        "refund",
+        &reference,
+        CLEARING,
+        &customer_account(&customer),
+        refund.amount(),
+    )
+    .map_err(CreditError::new)?;
+    ledger::mark_refund(
+        &tx,
+        refund.refund_id(),
+        refund.payment_id(),
+        &customer,
+        asked,
+        txn,
+    )
+    .map_err(CreditError::new)?;
+    let text = format!(
+        "Возврат {} ₸ · Қайтару {} ₸ ({})",
+        refund.amount(),
+        refund.amount(),
+        refund.link_receipt()
+    );
+    let notice = Notice::Refunded {
+        amount: refund.amount(),
+        receipt: refund.link_receipt().to_owned(),
+    };
+    ledger::notify(&tx, &customer, &text, &notice.stored()).map_err(CreditError::new)?;
+    tx.commit().map_err(CreditError::new)?;
+    Ok(Credited::Yes)
 }
 
 impl Mpp {
@@ -226,10 +264,13 @@ impl Mpp {
         for c in &config.customers {
             ledger::seed_customer(&conn, &c.id, &c.name, c.deposit)?;
         }
-        let endpoint = RefundEndpoint::with_connection(conn, Arc::new(LedgerCredit))?;
+        let db = Arc::new(Mutex::new(conn));
+        // The kit's record goes in the same file, on a connection of its own.
+        let endpoint = RefundEndpoint::open(&config.database, LedgerCredit { db: db.clone() })
+            .map_err(|e| FlowError::Internal(e.to_string()))?;
         let ps = MppClient::new(&config.ps_url, &config.caller_name)?;
         let mpp = Mpp {
-            db: endpoint.connection(),
+            db,
             ps,
             caller_name: config.caller_name.clone(),
             retry,

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS payments (
     created_at_ms INTEGER NOT NULL,
     paid_at_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS refunds_applied (
+    refund_id TEXT PRIMARY KEY,
+    payment_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    amount_tiyn INTEGER NOT NULL,
+    txn_id INTEGER REFERENCES ledger_txns (id),
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refunds_applied_by_payment ON refunds_applied (payment_id);
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
     customer_id TEXT NOT NULL,
@@ -71,6 +80,18 @@ pub fn upgrade(conn: &Connection) -> Result<(), LedgerError> {
         .exists([])?;
     if !has_notice {
         conn.execute_batch("ALTER TABLE notifications ADD COLUMN notice TEXT")?;
+    }
+    // Refunds credited before `refunds_applied` existed are known from the kit's table only
+    // (where the kit once ran the credit in its own transaction); the limit of a later partial
+    // refund counts them too. Their ledger transaction is not linked: its reference names it.
+    let has_kit_table: bool = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tolem_refunds'")?
+        .exists([])?;
+    if has_kit_table {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO refunds_applied (refund_id, payment_id, customer_id, amount_tiyn, txn_id, created_at_ms) \
+             SELECT refund_id, payment_id, customer_id, amount_tiyn, NULL, created_at_ms FROM tolem_refunds WHERE result_code = 'SUCCESS'",
+        )?;
     }
     Ok(())
 }
@@ -137,6 +158,24 @@ pub fn debit_customer(
         return Err(LedgerError::InsufficientFunds);
     }
     transfer(conn, "payment", reference, &account, CLEARING, amount)
+}
+
+/// Marks a refund as credited by ledger transaction `txn`, in the transaction that credits it: a
+/// repeat of its refundId finds the mark and credits nothing.
+pub fn mark_refund(
+    conn: &Connection,
+    refund_id: &str,
+    payment_id: &str,
+    customer_id: &str,
+    amount_tiyn: i64,
+    txn: i64,
+) -> Result<(), LedgerError> {
+    conn.execute(
+        "INSERT INTO refunds_applied (refund_id, payment_id, customer_id, amount_tiyn, txn_id, created_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![refund_id, payment_id, customer_id, amount_tiyn, txn, now_ms()],
+    )?;
+    Ok(())
 }
 
 /// True when every transaction's debits equal its credits.

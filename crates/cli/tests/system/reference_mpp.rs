@@ -481,3 +481,153 @@ async fn the_mpp_refuses_refunds_it_cannot_owe() {
     }
     assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000);
 }
+
+/// The kit runs different refunds at once, so the reference MPP's limit check must hold in its
+/// own transaction: ten partial refunds of 30 ₸ of a 100 ₸ payment, each sent twice, all at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_partial_refunds_never_exceed_the_payment() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let http = reqwest::Client::new();
+    let mut sent = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let http = http.clone();
+        let url = format!("{}/refund", bank.url);
+        let body = json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": "30",
+                          "refundId": format!("P{}", n % 10), "linkReceipt": "http://r"});
+        sent.spawn(async move {
+            let answer: Value = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("json");
+            (n % 10, answer)
+        });
+    }
+    let mut answers: Vec<(i32, Value)> = sent.join_all().await;
+    answers.sort_by_key(|(refund, _)| *refund);
+    for pair in answers.chunks(2) {
+        assert_eq!(pair[0], pair[1], "a refundId's answers are identical");
+    }
+    let codes: Vec<&str> = answers
+        .iter()
+        .step_by(2)
+        .map(|(_, a)| a["result"]["resultCode"].as_str().expect("code"))
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == "SUCCESS").count(),
+        3,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == "PROCESS_FAIL").count(),
+        7,
+        "{codes:?}"
+    );
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000 + 9_000);
+    assert!(bank.balanced().await);
+}
+
+/// The state a crash leaves between the reference MPP's credit and the kit's record of it: the
+/// ledger's mark is committed, the kit's answer is not (its row removed here, its claim put back).
+/// The PS's retry calls the hook again with the same refundId, and the mark keeps it from
+/// crediting twice.
+#[tokio::test]
+async fn a_refund_credited_but_not_recorded_is_not_credited_again() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let http = reqwest::Client::new();
+    let body = json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": "40",
+                      "refundId": "K1", "linkReceipt": "http://r"});
+    let send = || async {
+        http.post(format!("{}/refund", bank.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("answer")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    assert_eq!(send().await["result"]["resultCode"], "SUCCESS");
+    let after_credit = bank.balance("C1").await;
+    assert_eq!(after_credit, C1_OPENING - 10_000 + 4_000);
+    let db = rusqlite::Connection::open(bank.db_path()).expect("db");
+    db.execute_batch(
+        "INSERT INTO tolem_refund_claims (refund_id, payment_id, customer_id, amount_tiyn, link_receipt, attempts, claimed_at_ms) \
+         SELECT refund_id, payment_id, customer_id, amount_tiyn, 'http://r', 1, created_at_ms FROM tolem_refunds WHERE refund_id = 'K1'; \
+         DELETE FROM tolem_refunds WHERE refund_id = 'K1';",
+    )
+    .expect("the crash's state");
+    assert_eq!(send().await["result"]["resultCode"], "SUCCESS");
+    assert_eq!(bank.balance("C1").await, after_credit, "credited once");
+    let notices = bank.mpp.account("C1").await.expect("account").notifications;
+    let refunds = notices
+        .iter()
+        .filter(|n| matches!(n, Notice::Refunded { .. }))
+        .count();
+    assert_eq!(refunds, 1, "notified once");
+    assert!(bank.balanced().await);
+}
+
+/// A file from before `refunds_applied`: its refunds are known from the kit's table only, and
+/// the limit of a later partial refund still counts them once the MPP opens it again.
+#[tokio::test]
+async fn refunds_recorded_before_the_marks_still_count_toward_the_limit() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let refund = |refund_id: &str, amount: &str| {
+        json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": amount,
+               "refundId": refund_id, "linkReceipt": "http://r"})
+        .to_string()
+    };
+    let first = bank
+        .mpp
+        .refund_endpoint()
+        .answer(refund("U1", "60").as_bytes())
+        .await;
+    assert!(first.body().contains("SUCCESS"), "{}", first.body());
+    rusqlite::Connection::open(bank.db_path())
+        .expect("db")
+        .execute_batch("DROP TABLE refunds_applied")
+        .expect("as an earlier version left it");
+    let config = MppConfig {
+        ps_url: ps.url.clone(),
+        database: bank.db_path(),
+        ..MppConfig::default()
+    };
+    let reopened = Mpp::open(&config, RetryPolicy::default()).expect("reopens");
+    let over = reopened
+        .refund_endpoint()
+        .answer(refund("U2", "50").as_bytes())
+        .await;
+    assert!(over.body().contains("PROCESS_FAIL"), "{}", over.body());
+    let within = reopened
+        .refund_endpoint()
+        .answer(refund("U3", "40").as_bytes())
+        .await;
+    assert!(within.body().contains("SUCCESS"), "{}", within.body());
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000 + 10_000);
+}

@@ -4,15 +4,15 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::params;
 use tempfile::TempDir;
-use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint};
+use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder};
 use tolem_sdk::{MppClient, RetryPolicy, SdkError};
 use tolem_wire::mpp::{
-    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, RefundRequest,
-    ResultBody, ScanRequest, ScanResponse,
+    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, ResultBody, ScanRequest,
+    ScanResponse,
 };
 use tolem_wire::{Amount, Locale};
 
@@ -93,21 +93,24 @@ fn code_of(e: SdkError) -> String {
     }
 }
 
-/// Credits a table `credits` in the bank's own database, inside the endpoint's transaction.
-struct Ledger;
+/// Credits a table `credits` in the bank's own database, a file apart from the kit's record:
+/// idempotent per refundId, as the kit's guarantee asks of a ledger outside its file.
+struct Ledger {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
 
 impl Credit for Ledger {
-    fn credit(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        refund: &RefundRequest,
-    ) -> Result<Credited, CreditError> {
-        let tiyn = i64::try_from(refund.refund_amount.tiyn())
-            .map_err(|e| CreditError::Other(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO credits (refund_id, customer, tiyn) VALUES (?1, ?2, ?3)",
-            params![refund.refund_id, refund.customer_id, tiyn],
-        )?;
+    async fn credit(&self, refund: &RefundOrder) -> Result<Credited, CreditError> {
+        let tiyn = i64::try_from(refund.amount().tiyn()).map_err(CreditError::new)?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|e| CreditError::new(e.to_string()))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO credits (refund_id, customer, tiyn) VALUES (?1, ?2, ?3)",
+            params![refund.refund_id(), refund.customer_id(), tiyn],
+        )
+        .map_err(CreditError::new)?;
         Ok(Credited::Yes)
     }
 }
@@ -115,7 +118,7 @@ impl Credit for Ledger {
 /// The bank's `/refund`, served on port 0.
 pub struct RefundDesk {
     pub url: String,
-    endpoint: RefundEndpoint,
+    ledger: Arc<Mutex<rusqlite::Connection>>,
     _dir: TempDir,
 }
 
@@ -124,10 +127,17 @@ impl RefundDesk {
         let dir = tempfile::tempdir().expect("a temp dir");
         let conn = rusqlite::Connection::open(dir.path().join("bank.db")).expect("the bank's db");
         conn.execute_batch(
-            "CREATE TABLE credits (refund_id TEXT NOT NULL, customer TEXT NOT NULL, tiyn INTEGER NOT NULL)",
+            "CREATE TABLE credits (refund_id TEXT PRIMARY KEY, customer TEXT NOT NULL, tiyn INTEGER NOT NULL)",
         )
         .expect("a table");
-        let endpoint = RefundEndpoint::with_connection(conn, Arc::new(Ledger)).expect("endpoint");
+        let ledger = Arc::new(Mutex::new(conn));
+        let endpoint = RefundEndpoint::open(
+            &dir.path().join("kit.db"),
+            Ledger {
+                conn: ledger.clone(),
+            },
+        )
+        .expect("endpoint");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -136,15 +146,14 @@ impl RefundDesk {
         tokio::spawn(async move { axum::serve(listener, router).await });
         RefundDesk {
             url,
-            endpoint,
+            ledger,
             _dir: dir,
         }
     }
 
     /// Every credit made: (refundId, customer, tiyn).
     pub async fn credits(&self) -> Vec<(String, String, i64)> {
-        let conn = self.endpoint.connection();
-        let conn = conn.lock().await;
+        let conn = self.ledger.lock().expect("the ledger");
         let mut stmt = conn
             .prepare("SELECT refund_id, customer, tiyn FROM credits ORDER BY rowid")
             .expect("a query");

@@ -1,0 +1,357 @@
+//! The MPP's `/refund` endpoint (SPEC 4.4): it validates the PS's request, has the MPP's credit
+//! hook give the money back **exactly once per refundId**, and answers every repeat with the same
+//! `result`, byte for byte.
+//!
+//! The credit is the MPP's: implement [`Credit`]. Its `credit` is async, so it may call a
+//! core-banking system or PostgreSQL; it gets the refundId as its idempotency key. The endpoint
+//! keeps its own record in a SQLite file (the tables are in `docs/mpp-kit.md`): claim the
+//! refundId (one short transaction) → call the hook (no transaction open) → record the answer
+//! (a second short transaction). Different refundIds run concurrently; requests of one refundId
+//! take turns, a repeat waiting for the first up to [`IN_PROCESS_WAIT_MS`] and then answered
+//! `REFUND_IN_PROCESS` (DECISIONS 21: the PS retries it).
+//!
+//! **The guarantee.** Once an answer is recorded the hook is never called again for that
+//! refundId. The hook is called more than once for one refundId only when an attempt ended
+//! without a recorded answer — the hook failed ([`CreditError`]), timed out, panicked, or the
+//! process stopped between claim and record — and then with the same [`RefundOrder`] as the
+//! first time. So the money moves exactly once **if the hook is idempotent per refundId**: it
+//! writes a mark keyed by the refundId in the same transaction as the money (ledger in a SQL
+//! database, the kit's file or another) or passes it as the idempotency key of a core-banking
+//! system that keeps its keys at least as long as the PS retries (for ever, in practice).
+//!
+//! The hook must also make the checks the PS cannot make for the MPP: the payment is this
+//! customer's, and its refunds never add up to more than was paid — **in the same transaction
+//! as the credit**, because two refunds of one payment may run at the same time.
+//!
+//! ```no_run
+//! use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder};
+//!
+//! struct CoreBanking;
+//!
+//! impl Credit for CoreBanking {
+//!     async fn credit(&self, refund: &RefundOrder) -> Result<Credited, CreditError> {
+//!         // e.g. POST /transfers with `Idempotency-Key: refund.refund_id()`, moving
+//!         // `refund.amount()` to `refund.customer_id()`'s account.
+//!         Ok(Credited::Yes)
+//!     }
+//! }
+//!
+//! # async fn mount() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = RefundEndpoint::open("refunds.db".as_ref(), CoreBanking)?;
+//! let app = axum::Router::new().merge(endpoint.router()); // serves POST /refund
+//! # let _ = app; Ok(()) }
+//! ```
+
+mod locks;
+mod order;
+mod store;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tolem_wire::Locale;
+use tolem_wire::mpp::{ResultBody, ResultCode, ResultOnly};
+
+use locks::KeyedLocks;
+pub use order::{InvalidRefund, RefundOrder};
+use store::{Claimed, Store};
+
+/// How long a repeat waits for the request of its refundId already running before it is told
+/// `REFUND_IN_PROCESS` (and the PS retries later). Below the PS's 10 s call timeout.
+pub const IN_PROCESS_WAIT_MS: u64 = 5_000;
+
+/// How long the endpoint lets the credit hook run before it gives up on the attempt (the claim
+/// stays, the PS is answered `UNKNOWN_EXCEPTION` and retries, and the hook is called again).
+pub const CREDIT_TIMEOUT_MS: u64 = 30_000;
+
+/// The hook's verdict on a refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credited {
+    /// The money is back on the customer's account (now, or by an earlier call with this
+    /// refundId): the answer is `SUCCESS`.
+    Yes,
+    /// It never will be (unknown customer, closed account, not this customer's payment, more than
+    /// was paid): the answer is final and the PS makes the amount refundable again.
+    Refused(Refusal),
+}
+
+/// A final refusal of a refund: the codes that make the PS stop retrying (DECISIONS 21).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// `PROCESS_FAIL`: the MPP cannot give this money back.
+    ProcessFail,
+    /// `PARAM_ILLEGAL`: the request names something that does not exist at the MPP.
+    ParamIllegal,
+    /// `PAYMENTS_SUSPENDED`: the customer's account takes no money.
+    PaymentsSuspended,
+}
+
+impl Refusal {
+    /// Its result code.
+    pub fn code(self) -> ResultCode {
+        match self {
+            Refusal::ProcessFail => ResultCode::ProcessFail,
+            Refusal::ParamIllegal => ResultCode::ParamIllegal,
+            Refusal::PaymentsSuspended => ResultCode::PaymentsSuspended,
+        }
+    }
+}
+
+/// A failure of the MPP's own systems (a database down, a core-banking timeout): no answer is
+/// recorded, the PS is answered HTTP 500 `UNKNOWN_EXCEPTION` and retries, and the hook is called
+/// again with the same refundId.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CreditError(Box<dyn std::error::Error + Send + Sync>);
+
+impl CreditError {
+    /// Wraps any error, or a message (`CreditError::new("core banking answered 503")`).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CreditError {
+        CreditError(error.into())
+    }
+}
+
+/// The MPP's credit of a refund. Implement it with `async fn credit(&self, refund:
+/// &RefundOrder) -> Result<Credited, CreditError>`; the future must be `Send`, as it runs on the
+/// server's runtime.
+///
+/// It is a plain trait with a `Send` future rather than an `#[async_trait]` one: an MPP writes an
+/// ordinary `async fn`, needs no macro crate, and the endpoint boxes the future itself (once per
+/// refund, nothing next to a network call).
+pub trait Credit: Send + Sync + 'static {
+    /// Gives `refund.amount()` back to `refund.customer_id()`, idempotently per
+    /// `refund.refund_id()` (see the module's guarantee), or refuses it.
+    fn credit(
+        &self,
+        refund: &RefundOrder,
+    ) -> impl Future<Output = Result<Credited, CreditError>> + Send;
+}
+
+type CreditFuture<'a> = Pin<Box<dyn Future<Output = Result<Credited, CreditError>> + Send + 'a>>;
+
+/// [`Credit`] made object-safe, so that the endpoint is one type whatever the MPP's hook is.
+trait DynCredit: Send + Sync + 'static {
+    fn credit_boxed<'a>(&'a self, refund: &'a RefundOrder) -> CreditFuture<'a>;
+}
+
+impl<C: Credit> DynCredit for C {
+    fn credit_boxed<'a>(&'a self, refund: &'a RefundOrder) -> CreditFuture<'a> {
+        Box::pin(self.credit(refund))
+    }
+}
+
+/// The endpoint's file cannot be opened or set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the refund record {path}: {reason}")]
+pub struct OpenError {
+    path: String,
+    reason: String,
+}
+
+/// The `/refund` endpoint with its record in a SQLite file. Cloning it is cheap and shares the
+/// record, the hook and the locks.
+#[derive(Clone)]
+pub struct RefundEndpoint {
+    inner: Arc<Inner>,
+    limits: Limits,
+}
+
+struct Inner {
+    store: Store,
+    credit: Box<dyn DynCredit>,
+    locks: Arc<KeyedLocks>,
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    in_process_wait: Duration,
+    credit_timeout: Duration,
+}
+
+/// The endpoint's answer to one request: an HTTP status and a JSON body (`{"result": …}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundAnswer {
+    status: u16,
+    body: String,
+}
+
+impl RefundAnswer {
+    /// 200, or 500 when the MPP's systems failed (the PS retries).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The JSON body, `Content-Type: application/json`.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+impl RefundEndpoint {
+    /// Opens (creating) the SQLite file of the endpoint's record and its tables. It may be the
+    /// file of the MPP's own ledger (the tables are prefixed `tolem_`) or a file of its own. One
+    /// process serves a file: the turns of one refundId are kept in memory.
+    pub fn open(path: &Path, credit: impl Credit) -> Result<RefundEndpoint, OpenError> {
+        let store = Store::open(path).map_err(|e| OpenError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(RefundEndpoint {
+            inner: Arc::new(Inner {
+                store,
+                credit: Box::new(credit),
+                locks: Arc::default(),
+            }),
+            limits: Limits {
+                in_process_wait: Duration::from_millis(IN_PROCESS_WAIT_MS),
+                credit_timeout: Duration::from_millis(CREDIT_TIMEOUT_MS),
+            },
+        })
+    }
+
+    /// Sets how long a repeat waits for its refundId's running request (default
+    /// [`IN_PROCESS_WAIT_MS`]).
+    pub fn in_process_wait_ms(mut self, ms: u64) -> RefundEndpoint {
+        self.limits.in_process_wait = Duration::from_millis(ms);
+        self
+    }
+
+    /// Sets how long the hook may run for one attempt (default [`CREDIT_TIMEOUT_MS`]).
+    pub fn credit_timeout_ms(mut self, ms: u64) -> RefundEndpoint {
+        self.limits.credit_timeout = Duration::from_millis(ms);
+        self
+    }
+
+    /// Answers one `POST /refund` from its body: the framework-neutral core, for an MPP that
+    /// serves HTTP with something other than axum. Run it to the end (it is cancel-safe: the
+    /// credit runs in a task of its own and finishes even if this future is dropped).
+    pub async fn answer(&self, body: &[u8]) -> RefundAnswer {
+        let order = match RefundOrder::from_json(body) {
+            Ok(order) => order,
+            // Nothing recorded: the PS treats PARAM_ILLEGAL as final.
+            Err(invalid) => {
+                return ok(result_json(ResultCode::ParamIllegal, Some(invalid.field())));
+            }
+        };
+        // A task of its own: a PS that hangs up must not cut a credit between the hook's
+        // return and the record of its outcome.
+        let inner = self.inner.clone();
+        let limits = self.limits;
+        let refund_id = order.refund_id().to_owned();
+        match tokio::spawn(async move { inner.apply(order, limits).await }).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::error!(refund_id, error = %e, "the credit hook panicked; the PS will retry");
+                failed()
+            }
+        }
+    }
+
+    /// The axum integration: a router serving `POST /refund`, to merge into the MPP's own.
+    pub fn router(&self) -> axum::Router {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse;
+
+        async fn handle(
+            State(endpoint): State<RefundEndpoint>,
+            body: Bytes,
+        ) -> axum::response::Response {
+            let answer = endpoint.answer(&body).await;
+            let status =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                answer.body,
+            )
+                .into_response()
+        }
+        axum::Router::new()
+            .route("/refund", axum::routing::post(handle))
+            .with_state(self.clone())
+    }
+}
+
+impl Inner {
+    /// Claim → credit → record, in the refundId's turn.
+    async fn apply(&self, order: RefundOrder, limits: Limits) -> RefundAnswer {
+        let Some(_turn) = self
+            .locks
+            .lock(order.refund_id(), limits.in_process_wait)
+            .await
+        else {
+            return ok(result_json(ResultCode::RefundInProcess, None));
+        };
+        let refund_id = order.refund_id().to_owned();
+        let (order, attempt) = match self.store.claim(order).await {
+            Ok(Claimed::Answered(body)) => return ok(body),
+            Ok(Claimed::Credit { order, attempt }) => (order, attempt),
+            Err(e) => {
+                tracing::error!(refund_id, error = %e, "cannot claim a refund; the PS will retry");
+                return failed();
+            }
+        };
+        if attempt > 1 {
+            tracing::info!(
+                refund_id,
+                attempt,
+                "crediting a refund again: an earlier attempt ended without an outcome"
+            );
+        }
+        let verdict =
+            tokio::time::timeout(limits.credit_timeout, self.credit.credit_boxed(&order)).await;
+        let code = match verdict {
+            Ok(Ok(Credited::Yes)) => ResultCode::Success,
+            Ok(Ok(Credited::Refused(refusal))) => refusal.code(),
+            Ok(Err(e)) => {
+                tracing::error!(refund_id, error = %e, "the credit hook failed; the PS will retry");
+                return failed();
+            }
+            Err(_) => {
+                tracing::error!(
+                    refund_id,
+                    timeout_ms = limits.credit_timeout.as_millis(),
+                    "the credit hook did not finish in time; the PS will retry"
+                );
+                return failed();
+            }
+        };
+        let body = result_json(code, None);
+        match self.store.record(order, code.as_str(), body).await {
+            Ok(stored) => ok(stored),
+            Err(e) => {
+                // The money may have moved: the claim stays, and the PS's retry calls the
+                // (idempotent) hook again, then records.
+                tracing::error!(refund_id, error = %e, "credited but not recorded; the PS will retry");
+                failed()
+            }
+        }
+    }
+}
+
+fn ok(body: String) -> RefundAnswer {
+    RefundAnswer { status: 200, body }
+}
+
+fn failed() -> RefundAnswer {
+    RefundAnswer {
+        status: 500,
+        body: result_json(ResultCode::UnknownException, None),
+    }
+}
+
+fn result_json(code: ResultCode, detail: Option<&str>) -> String {
+    let result = match detail {
+        Some(detail) => ResultBody::with_detail(code, Locale::Ru, detail),
+        None => ResultBody::of(code, Locale::Ru),
+    };
+    // Serializing a struct of two strings cannot fail.
+    serde_json::to_string(&ResultOnly { result }).unwrap_or_default()
+}

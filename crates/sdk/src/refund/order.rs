@@ -1,0 +1,105 @@
+//! The refund the PS asks for, parsed once at the edge (SPEC 4.4) and trusted inside.
+
+use tolem_wire::Amount;
+use tolem_wire::mpp::{CUSTOMER_ID_LEN_MAX, PAYMENT_ID_LEN_MAX, REFUND_ID_LEN_MAX, RefundRequest};
+
+/// A refund of the PS, valid as SPEC 4.4 describes it: the ids within their lengths, a positive
+/// amount, a receipt link. The credit hook receives it; `refund_id` is its idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundOrder {
+    customer_id: String,
+    payment_id: String,
+    refund_id: String,
+    amount: Amount,
+    link_receipt: String,
+}
+
+/// Why a refund request is not valid: the field at fault, as the request names it. The endpoint
+/// answers it `PARAM_ILLEGAL` and records nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}")]
+pub struct InvalidRefund {
+    field: &'static str,
+}
+
+impl InvalidRefund {
+    /// The request's field at fault (`customerId`, `refundAmount`, …; `body` for unreadable JSON).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl RefundOrder {
+    /// A refund from its parts — for an MPP's own tests of its credit hook.
+    pub fn new(
+        customer_id: &str,
+        payment_id: &str,
+        refund_id: &str,
+        amount: Amount,
+        link_receipt: &str,
+    ) -> Result<RefundOrder, InvalidRefund> {
+        let within = |text: &str, max: usize| !text.is_empty() && text.chars().count() <= max;
+        let invalid = |field| Err(InvalidRefund { field });
+        if !within(customer_id, CUSTOMER_ID_LEN_MAX) {
+            return invalid("customerId");
+        }
+        if !within(payment_id, PAYMENT_ID_LEN_MAX) {
+            return invalid("paymentId");
+        }
+        if !within(refund_id, REFUND_ID_LEN_MAX) {
+            return invalid("refundId");
+        }
+        if amount.is_zero() {
+            return invalid("refundAmount");
+        }
+        if link_receipt.is_empty() {
+            return invalid("linkReceipt");
+        }
+        Ok(RefundOrder {
+            customer_id: customer_id.to_owned(),
+            payment_id: payment_id.to_owned(),
+            refund_id: refund_id.to_owned(),
+            amount,
+            link_receipt: link_receipt.to_owned(),
+        })
+    }
+
+    /// The body of the PS's `POST /refund`.
+    pub fn from_json(body: &[u8]) -> Result<RefundOrder, InvalidRefund> {
+        let req: RefundRequest =
+            serde_json::from_slice(body).map_err(|_| InvalidRefund { field: "body" })?;
+        RefundOrder::new(
+            &req.customer_id,
+            &req.payment_id,
+            &req.refund_id,
+            req.refund_amount,
+            &req.link_receipt,
+        )
+    }
+
+    /// The MPP's customer to credit (`customerId`).
+    pub fn customer_id(&self) -> &str {
+        &self.customer_id
+    }
+
+    /// The PS's id of the payment refunded (`paymentId`).
+    pub fn payment_id(&self) -> &str {
+        &self.payment_id
+    }
+
+    /// The PS's id of this refund (`refundId`): unique at the PS, the same on every retry — the
+    /// idempotency key to give a core-banking system.
+    pub fn refund_id(&self) -> &str {
+        &self.refund_id
+    }
+
+    /// How much to give back (`refundAmount`), never zero.
+    pub fn amount(&self) -> Amount {
+        self.amount
+    }
+
+    /// The receipt to show the customer (`linkReceipt`; append `&locale=kk` for Kazakh).
+    pub fn link_receipt(&self) -> &str {
+        &self.link_receipt
+    }
+}
