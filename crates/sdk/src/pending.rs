@@ -195,6 +195,13 @@ pub fn record(
     insert(tx, notification)
 }
 
+/// Creates the kit's table in the bank's database if it is not there (also done by [`record`]
+/// and on a [`PendingStore`]'s first use).
+pub fn create_table(conn: &Connection) -> Result<(), PendingError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
 fn insert(conn: &Connection, n: &Notification) -> Result<(), PendingError> {
     let id_ok =
         (1..=ID_LEN_MAX).contains(&n.id.len()) && n.id.bytes().all(|b| b.is_ascii_graphic());
@@ -702,7 +709,8 @@ impl<S: Settle> Driver<S> {
             .await
     }
 
-    /// Records a failed attempt (or settlement) and when to try again.
+    /// Records a failed attempt (or settlement) and when to try again. The lease covers one
+    /// attempt only, so another process of the bank may make the next one.
     async fn failed(&self, id: &str, why: &str) -> Result<(), PendingError> {
         let (id, why) = (id.to_owned(), why.to_owned());
         let retry = self.inner.config.retry.clone();
@@ -718,8 +726,8 @@ impl<S: Settle> Driver<S> {
                 let attempts = attempts.saturating_add(1);
                 let delay = i64::try_from(retry.delay(attempts).as_millis()).unwrap_or(i64::MAX);
                 conn.execute(
-                    "UPDATE tolem_pending_notifications SET attempts = ?2, last_error = ?3, due_at_ms = ?4 \
-                     WHERE id = ?1 AND lease_owner = ?5",
+                    "UPDATE tolem_pending_notifications SET attempts = ?2, last_error = ?3, due_at_ms = ?4, \
+                     lease_owner = NULL, lease_until_ms = 0 WHERE id = ?1 AND lease_owner = ?5",
                     params![id, attempts, why, now_ms().saturating_add(delay), owner],
                 )?;
                 tracing::info!(id, attempts, reason = why, "notifyPayment not finished; retrying");
