@@ -622,10 +622,7 @@ impl<S: Settle> Driver<S> {
         let answer = match answer {
             Some(answer) => answer,
             None => match notify(&self.inner.client, &n).await {
-                Attempt::Final(answer) => {
-                    self.answered(&n.id, &answer).await?;
-                    answer
-                }
+                Attempt::Final(answer) => self.answered(&n.id, &answer).await?,
                 Attempt::Again(why) => {
                     self.failed(&n.id, &why).await?;
                     return Ok(Step::Again);
@@ -692,7 +689,13 @@ impl<S: Settle> Driver<S> {
             .await
     }
 
-    async fn answered(&self, id: &str, answer: &NotifyPaymentResponse) -> Result<(), PendingError> {
+    /// Records the PS's final answer, unless one is recorded already (another process whose
+    /// lease lapsed got there first): the recorded one is returned and decides.
+    async fn answered(
+        &self,
+        id: &str,
+        answer: &NotifyPaymentResponse,
+    ) -> Result<NotifyPaymentResponse, PendingError> {
         let text = serde_json::to_string(answer)
             .map_err(|e| PendingError::Unreadable(id.to_owned(), e.to_string()))?;
         let id = id.to_owned();
@@ -704,7 +707,12 @@ impl<S: Settle> Driver<S> {
                      WHERE id = ?1 AND state = 'pending'",
                     params![id, text],
                 )?;
-                Ok(())
+                let recorded: Option<String> = conn.query_row(
+                    "SELECT answer FROM tolem_pending_notifications WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )?;
+                parse_answer(&id, recorded.as_deref())
             })
             .await
     }
