@@ -147,19 +147,31 @@ async fn account(
     mpp.account(&id).await.map(Json).map_err(ApiError)
 }
 
-/// Serves the app API and `/refund` on a bound listener until `shutdown`, after resuming any
-/// payment left debited by an earlier run.
+/// Serves the app API and `/refund` on a bound listener until `shutdown`, with the kit's driver
+/// finishing every pending notifyPayment (those an earlier run left too) meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mpp: Mpp,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match mpp.resume().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(payments = n, "resuming payments debited before the restart"),
-        Err(e) => tracing::error!(error = %e, "cannot resume debited payments"),
-    }
-    axum::serve(listener, router(mpp))
+    let driver = match mpp.resume().await {
+        Ok((n, driver)) => {
+            if n > 0 {
+                tracing::info!(payments = n, "finishing notifications left by the last run");
+            }
+            Some(driver)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the notification driver");
+            None
+        }
+    };
+    let served = axum::serve(listener, router(mpp))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // Stopping mid-notification is safe: the next start resumes from the record.
+    if let Some(driver) = driver {
+        driver.abort();
+    }
+    served
 }

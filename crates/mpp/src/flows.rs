@@ -1,14 +1,18 @@
 //! What the customer's app asks the MPP to do: scan a QR, fill a Custom form (checkout), confirm
 //! (pay) or go back, and read balance, history and notifications.
 //!
-//! Paying follows SPEC §2 steps 20–23: the customer is debited first, then the PS is told with
-//! notifyPayment, retried until it answers (also after a restart of the MPP); when the PS does
-//! not confirm, the debit is reversed.
+//! Paying follows SPEC §2 steps 20–23 on the kit's durable pattern (`tolem_sdk::pending`): the
+//! customer's debit and the pending notifyPayment are recorded in one transaction; the kit's
+//! driver tells the PS until it answers for good — whatever happens to the app's request, and
+//! also after a restart of the MPP — and then [`PaySettle`] keeps the debit or reverses it.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+use tolem_sdk::pending::{
+    self, Driver, DriverConfig, Notification, Outcome, PendingStore, Settle, SettleError,
+};
 use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder, Refusal};
 use tolem_sdk::rusqlite::{self, Connection, OptionalExtension, params};
 use tolem_sdk::{MppClient, RetryPolicy, SdkError};
@@ -146,9 +150,13 @@ pub struct Mpp {
     db: Arc<Mutex<Connection>>,
     ps: MppClient,
     caller_name: String,
-    retry: RetryPolicy,
     endpoint: RefundEndpoint,
+    driver: Driver<PaySettle>,
 }
+
+/// How long the app's confirm waits for the PS's final answer before it answers `pending` (the
+/// driver goes on; the app reads the outcome from the customer's account later).
+pub const CONFIRM_WAIT_MS: u64 = 30_000;
 
 /// Refunds from the PS credit the customer back from the clearing account and push a
 /// notification. The ledger shares the kit's file, but the kit calls this hook outside its own
@@ -255,7 +263,7 @@ fn credit_refund(conn: &mut Connection, refund: &RefundOrder) -> Result<Credited
 impl Mpp {
     /// Opens the database (creating tables and demo customers) and resumes unfinished payments.
     pub fn open(config: &MppConfig, retry: RetryPolicy) -> Result<Mpp, FlowError> {
-        let conn = Connection::open(&config.database)?;
+        let mut conn = Connection::open(&config.database)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -264,17 +272,26 @@ impl Mpp {
         for c in &config.customers {
             ledger::seed_customer(&conn, &c.id, &c.name, c.deposit)?;
         }
+        adopt_unsettled(&mut conn)?;
         let db = Arc::new(Mutex::new(conn));
         // The kit's record goes in the same file, on a connection of its own.
         let endpoint = RefundEndpoint::open(&config.database, LedgerCredit { db: db.clone() })
             .map_err(|e| FlowError::Internal(e.to_string()))?;
         let ps = MppClient::new(&config.ps_url, &config.caller_name)?;
+        let store = PendingStore::with_connection(db.clone());
+        let settle = PaySettle { db: db.clone() };
+        let driver = Driver::new(
+            store,
+            ps.clone(),
+            settle,
+            DriverConfig::new(retry, pending_lease_ms()),
+        );
         let mpp = Mpp {
             db,
             ps,
             caller_name: config.caller_name.clone(),
-            retry,
             endpoint,
+            driver,
         };
         Ok(mpp)
     }
@@ -305,29 +322,17 @@ impl Mpp {
         .map_err(|e| FlowError::Internal(e.to_string()))?
     }
 
-    /// Payments debited but not yet answered by the PS (the MPP stopped meanwhile): tell the PS
-    /// again until it answers.
-    pub async fn resume(&self) -> Result<usize, FlowError> {
-        let pending: Vec<String> = self
-            .db(|conn| {
-                let mut stmt =
-                    conn.prepare("SELECT payment_id FROM payments WHERE status = 'debited'")?;
-                let ids = stmt
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
-                Ok(ids)
-            })
-            .await?;
-        for payment_id in &pending {
-            let mpp = self.clone();
-            let payment_id = payment_id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = mpp.resolve(&payment_id, Locale::Ru).await {
-                    tracing::error!(error = %e, payment_id, "cannot resolve a debited payment");
-                }
-            });
-        }
-        Ok(pending.len())
+    /// Starts the kit's driver, which takes every pending notification to the PS's final answer
+    /// — those an earlier run left too — and keeps or reverses each debit. Returns how many were
+    /// pending at the start, and the driver's task (abort it to stop).
+    pub async fn resume(&self) -> Result<(usize, tokio::task::JoinHandle<()>), FlowError> {
+        let pending = self
+            .driver
+            .store()
+            .unsettled()
+            .await
+            .map_err(|e| FlowError::Internal(e.to_string()))?;
+        Ok((pending.len(), tokio::spawn(self.driver.clone().run())))
     }
 
     pub async fn scan(
@@ -475,6 +480,14 @@ impl Mpp {
             }
         };
         let (id, customer) = (payment_id.to_owned(), customer_id.to_owned());
+        let notification = pay_notification(
+            &record,
+            payment_id,
+            ResultBody::success(),
+            Some(amount),
+            locale,
+        );
+        let notification_id = notification.id.clone();
         let debited = self
             .db(move |conn| {
                 let tx = conn.transaction()?;
@@ -491,6 +504,8 @@ impl Mpp {
                 let reference = format!("payment {id}");
                 match ledger::debit_customer(&tx, &customer, &reference, amount) {
                     Ok(_) => {
+                        // The debit and the notification the PS is owed commit together.
+                        pending::record(&tx, &notification).map_err(|e| FlowError::Internal(e.to_string()))?;
                         tx.commit()?;
                         Ok(Ok(()))
                     }
@@ -506,12 +521,7 @@ impl Mpp {
             return Err(FlowError::InsufficientFunds);
         }
         debited?;
-        // Runs to the end even if the app stops waiting.
-        let mpp = self.clone();
-        let id = payment_id.to_owned();
-        tokio::spawn(async move { mpp.resolve(&id, locale).await })
-            .await
-            .map_err(|e| FlowError::Internal(e.to_string()))?
+        self.finish(payment_id, &notification_id).await
     }
 
     /// The customer pressed Back (SPEC 4.3): CANCELLED_BY_CLIENT, nothing debited.
@@ -537,7 +547,8 @@ impl Mpp {
         .await
     }
 
-    /// Tells the PS a verdict other than SUCCESS for a payment that was not debited.
+    /// Tells the PS a verdict other than SUCCESS for a payment that was not debited, on the same
+    /// durable path as a payment: taken from 'scanned' and the notification recorded together.
     async fn finish_unpaid(
         &self,
         payment_id: &str,
@@ -545,114 +556,68 @@ impl Mpp {
         message: &str,
         locale: Locale,
     ) -> Result<PaymentView, FlowError> {
+        let record = self.payment_any(payment_id).await?;
+        let verdict = ResultBody {
+            result_code: code.to_owned(),
+            result_message: message.to_owned(),
+        };
+        let notification = pay_notification(&record, payment_id, verdict, None, locale);
+        let notification_id = notification.id.clone();
         let id = payment_id.to_owned();
-        let taken = self
-            .db(move |conn| {
-                Ok(conn.execute("UPDATE payments SET status = 'closing' WHERE payment_id = ?1 AND status = 'scanned'", [&id])?)
-            })
-            .await?;
-        if taken == 0 {
-            return Err(FlowError::Invalid(
-                "the payment is already being paid or done".to_owned(),
-            ));
-        }
-        let record = self.payment_any(payment_id).await?;
-        let request = NotifyPaymentRequest {
-            result: ResultBody {
-                result_code: code.to_owned(),
-                result_message: message.to_owned(),
-            },
-            payment: NotifyPayment {
-                payment_id: payment_id.to_owned(),
-                mpp_payment_id: record.mpp_payment_id.clone(),
-                payment_amount: None,
-                customer_id: None,
-            },
-            customer_id: Some(record.customer_id.clone()),
-        };
-        let request_id = notify_request_id(&record.mpp_payment_id);
-        let answer = self
-            .ps
-            .notify_payment_with_id(&request, locale, &self.retry, &request_id)
-            .await?;
-        // What the PS recorded decides, not what was asked.
-        let status = match answer.result.code() {
-            Some(ResultCode::CancelledByClient) => "cancelled",
-            _ => "rejected",
-        };
-        let (id, ps_code) = (payment_id.to_owned(), answer.result.result_code.clone());
-        self.db(move |conn| {
-            conn.execute(
-                "UPDATE payments SET status = ?1, ps_code = ?2 WHERE payment_id = ?3",
-                params![status, ps_code, id],
-            )?;
-            Ok(())
-        })
-        .await?;
-        Ok(PaymentView {
-            payment_id: payment_id.to_owned(),
-            status: status.to_owned(),
-            amount: None,
-            receipt: None,
-            ps_code: Some(answer.result.result_code),
-        })
-    }
-
-    /// Tells the PS about a debited payment until it answers, then keeps or reverses the debit.
-    async fn resolve(&self, payment_id: &str, locale: Locale) -> Result<PaymentView, FlowError> {
-        let record = self.payment_any(payment_id).await?;
-        let amount = record
-            .amount
-            .ok_or_else(|| FlowError::Internal("a debited payment without amount".to_owned()))?;
-        let request = NotifyPaymentRequest {
-            result: ResultBody::success(),
-            payment: NotifyPayment {
-                payment_id: payment_id.to_owned(),
-                mpp_payment_id: record.mpp_payment_id.clone(),
-                payment_amount: Some(amount),
-                customer_id: None,
-            },
-            customer_id: Some(record.customer_id.clone()),
-        };
-        let request_id = notify_request_id(&record.mpp_payment_id);
-        let answer = self
-            .ps
-            .notify_payment_with_id(&request, locale, &self.retry, &request_id)
-            .await?;
-        let paid = answer.result.code() == Some(ResultCode::Success);
-        let (id, customer, code, receipt) = (
-            payment_id.to_owned(),
-            record.customer_id.clone(),
-            answer.result.result_code.clone(),
-            answer.link_receipt.clone(),
-        );
-        let merchant = record.merchant.clone();
         self.db(move |conn| {
             let tx = conn.transaction()?;
-            // Only a payment still debited is settled here, so a second resolver changes nothing.
-            let still_debited = tx.execute("UPDATE payments SET status = ?1, ps_code = ?2, receipt = ?3, paid_at_ms = ?5 WHERE payment_id = ?4 AND status = 'debited'",
-                params![if paid { "paid" } else { "rejected" }, code, receipt, id, ledger::now_ms()])?;
-            if still_debited == 1 {
-                if paid {
-                    let notice = Notice::Paid { merchant: merchant.clone(), amount };
-                    ledger::notify(&tx, &customer, &format!("Оплата {merchant}: {amount} ₸ · Төлем {merchant}: {amount} ₸"), &notice.stored())?;
-                } else {
-                    ledger::transfer(&tx, "reversal", &format!("payment {id} ({code})"), CLEARING, &customer_account(&customer), amount)?;
-                    let notice = Notice::Rejected { code: code.clone(), amount };
-                    ledger::notify(&tx, &customer, &format!("Платёж отклонён ({code}), {amount} ₸ возвращены · Төлем қабылданбады, {amount} ₸ қайтарылды"), &notice.stored())?;
-                }
+            let taken = tx.execute("UPDATE payments SET status = 'closing' WHERE payment_id = ?1 AND status = 'scanned'", [&id])?;
+            if taken == 0 {
+                return Err(FlowError::Invalid("the payment is already being paid or done".to_owned()));
             }
+            pending::record(&tx, &notification).map_err(|e| FlowError::Internal(e.to_string()))?;
             tx.commit()?;
             Ok(())
         })
         .await?;
-        Ok(PaymentView {
-            payment_id: payment_id.to_owned(),
-            status: if paid { "paid" } else { "rejected" }.to_owned(),
-            amount: Some(amount),
-            receipt: answer.link_receipt,
-            ps_code: Some(answer.result.result_code),
+        self.finish(payment_id, &notification_id).await
+    }
+
+    /// Has the driver tell the PS (in a task of its own, so a dropped request changes nothing)
+    /// and waits a while for the outcome; the payment as it then stands.
+    async fn finish(
+        &self,
+        payment_id: &str,
+        notification_id: &str,
+    ) -> Result<PaymentView, FlowError> {
+        self.driver
+            .finish(
+                notification_id,
+                std::time::Duration::from_millis(CONFIRM_WAIT_MS),
+            )
+            .await
+            .map_err(|e| FlowError::Internal(e.to_string()))?;
+        let id = payment_id.to_owned();
+        self.db(move |conn| {
+            Ok(conn.query_row(
+                "SELECT status, amount_tiyn, receipt, ps_code FROM payments WHERE payment_id = ?1",
+                [&id],
+                |r| {
+                    let status: String = r.get(0)?;
+                    Ok(PaymentView {
+                        payment_id: id.clone(),
+                        // Debited or closing: the PS has not answered for good yet.
+                        status: if matches!(status.as_str(), "debited" | "closing") {
+                            "pending".to_owned()
+                        } else {
+                            status
+                        },
+                        amount: r
+                            .get::<_, Option<i64>>(1)?
+                            .and_then(|t| u64::try_from(t).ok())
+                            .map(Amount::from_tiyn),
+                        receipt: r.get(2)?,
+                        ps_code: r.get(3)?,
+                    })
+                },
+            )?)
         })
+        .await
     }
 
     async fn payment(&self, customer_id: &str, payment_id: &str) -> Result<Record, FlowError> {
@@ -667,17 +632,16 @@ impl Mpp {
         let id = payment_id.to_owned();
         self.db(move |conn| {
             conn.query_row(
-                "SELECT customer_id, kind, merchant, amount_tiyn, service_id, status, mpp_payment_id FROM payments WHERE payment_id = ?1",
+                "SELECT customer_id, kind, amount_tiyn, service_id, status, mpp_payment_id FROM payments WHERE payment_id = ?1",
                 [&id],
                 |r| {
                     Ok(Record {
                         customer_id: r.get(0)?,
                         kind: r.get(1)?,
-                        merchant: r.get(2)?,
-                        amount: r.get::<_, Option<i64>>(3)?.and_then(|t| u64::try_from(t).ok()).map(Amount::from_tiyn),
-                        service_id: r.get(4)?,
-                        status: r.get(5)?,
-                        mpp_payment_id: r.get(6)?,
+                        amount: r.get::<_, Option<i64>>(2)?.and_then(|t| u64::try_from(t).ok()).map(Amount::from_tiyn),
+                        service_id: r.get(3)?,
+                        status: r.get(4)?,
+                        mpp_payment_id: r.get(5)?,
                     })
                 },
             )
@@ -722,14 +686,193 @@ impl Mpp {
 struct Record {
     customer_id: String,
     kind: String,
-    merchant: String,
     amount: Option<Amount>,
     service_id: Option<i64>,
     status: String,
     mpp_payment_id: String,
 }
 
-/// One X-Request-ID per payment's notifyPayment, the same after a restart of the MPP.
-fn notify_request_id(mpp_payment_id: &str) -> String {
-    format!("notify-{mpp_payment_id}")
+/// The notifyPayment a payment owes the PS; its id (`notify-<mppPaymentId>`) is the X-Request-ID
+/// of every attempt, the same after a restart of the MPP.
+fn pay_notification(
+    record: &Record,
+    payment_id: &str,
+    verdict: ResultBody,
+    amount: Option<Amount>,
+    locale: Locale,
+) -> Notification {
+    Notification::new(
+        NotifyPaymentRequest {
+            result: verdict,
+            payment: NotifyPayment {
+                payment_id: payment_id.to_owned(),
+                mpp_payment_id: record.mpp_payment_id.clone(),
+                payment_amount: amount,
+                customer_id: None,
+            },
+            customer_id: Some(record.customer_id.clone()),
+        },
+        locale,
+    )
+}
+
+/// How long a driver's claim on a notification lasts: longer than one attempt, so that two
+/// processes on one database never tell the PS at once, short enough that a crashed one's
+/// notifications are taken over soon.
+fn pending_lease_ms() -> u64 {
+    tolem_sdk::REQUEST_TIMEOUT_MS * 3
+}
+
+/// Payments debited (or closing) by a version before the kit's durable pattern, with no pending
+/// notification: recorded now, so the driver finishes them.
+fn adopt_unsettled(conn: &mut Connection) -> Result<(), FlowError> {
+    pending::create_table(conn).map_err(|e| FlowError::Internal(e.to_string()))?;
+    let tx = conn.transaction()?;
+    let rows: Vec<(String, String, String, Option<i64>, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT payment_id, customer_id, mpp_payment_id, amount_tiyn, status FROM payments \
+             WHERE status IN ('debited', 'closing') \
+             AND payment_id NOT IN (SELECT payment_id FROM tolem_pending_notifications)",
+        )?;
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    for (payment_id, customer_id, mpp_payment_id, tiyn, status) in rows {
+        let record = Record {
+            customer_id,
+            kind: String::new(),
+            amount: None,
+            service_id: None,
+            status: status.clone(),
+            mpp_payment_id,
+        };
+        let amount = tiyn
+            .and_then(|t| u64::try_from(t).ok())
+            .map(Amount::from_tiyn);
+        // A payment left closing was a Back or a failed debit; which one is not recorded, and
+        // both told the PS the customer did not pay.
+        let (verdict, amount) = if status == "debited" {
+            (ResultBody::success(), amount)
+        } else {
+            (
+                ResultBody {
+                    result_code: "PROCESS_FAIL".to_owned(),
+                    result_message: "not paid".to_owned(),
+                },
+                None,
+            )
+        };
+        let n = pay_notification(&record, &payment_id, verdict, amount, Locale::Ru);
+        pending::record(&tx, &n).map_err(|e| FlowError::Internal(e.to_string()))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The reference MPP's side of a final answer: keeps or reverses the debit, on its own ledger
+/// in the same file. Only a payment still debited (or closing) is settled, so a repeat of the
+/// same outcome after a crash changes nothing.
+#[derive(Clone)]
+pub struct PaySettle {
+    db: Arc<Mutex<Connection>>,
+}
+
+impl Settle for PaySettle {
+    async fn settle(&self, n: &Notification, outcome: &Outcome) -> Result<(), SettleError> {
+        let guard = self.db.clone().lock_owned().await;
+        let (n, outcome) = (n.clone(), outcome.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = guard;
+            settle_payment(&mut conn, &n, &outcome)
+        })
+        .await
+        .map_err(SettleError::new)?
+        .map_err(SettleError::new)
+    }
+}
+
+fn settle_payment(
+    conn: &mut Connection,
+    n: &Notification,
+    outcome: &Outcome,
+) -> Result<(), FlowError> {
+    let id = &n.request.payment.payment_id;
+    let tx = conn.transaction()?;
+    let row: Option<(String, String, String, Option<i64>)> = tx
+        .query_row(
+            "SELECT status, customer_id, merchant, amount_tiyn FROM payments WHERE payment_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((status, customer, merchant, tiyn)) = row else {
+        return Ok(());
+    };
+    let amount = tiyn
+        .and_then(|t| u64::try_from(t).ok())
+        .map(Amount::from_tiyn)
+        .unwrap_or_default();
+    let code = outcome.result_code().to_owned();
+    match (status.as_str(), outcome) {
+        ("debited", Outcome::Keep { link_receipt }) => {
+            tx.execute(
+                "UPDATE payments SET status = 'paid', ps_code = ?2, receipt = ?3, paid_at_ms = ?4 WHERE payment_id = ?1",
+                params![id, code, link_receipt, ledger::now_ms()],
+            )?;
+            let notice = Notice::Paid {
+                merchant: merchant.clone(),
+                amount,
+            };
+            ledger::notify(
+                &tx,
+                &customer,
+                &format!("Оплата {merchant}: {amount} ₸ · Төлем {merchant}: {amount} ₸"),
+                &notice.stored(),
+            )?;
+        }
+        ("debited", _) => {
+            tx.execute(
+                "UPDATE payments SET status = 'rejected', ps_code = ?2 WHERE payment_id = ?1",
+                params![id, code],
+            )?;
+            ledger::transfer(
+                &tx,
+                "reversal",
+                &format!("payment {id} ({code})"),
+                CLEARING,
+                &customer_account(&customer),
+                amount,
+            )?;
+            let notice = Notice::Rejected {
+                code: code.clone(),
+                amount,
+            };
+            ledger::notify(
+                &tx,
+                &customer,
+                &format!(
+                    "Платёж отклонён ({code}), {amount} ₸ возвращены · Төлем қабылданбады, {amount} ₸ қайтарылды"
+                ),
+                &notice.stored(),
+            )?;
+        }
+        ("closing", _) => {
+            // What the PS recorded decides, not what was asked.
+            let status = if code == ResultCode::CancelledByClient.as_str() {
+                "cancelled"
+            } else {
+                "rejected"
+            };
+            tx.execute(
+                "UPDATE payments SET status = ?2, ps_code = ?3 WHERE payment_id = ?1",
+                params![id, status, code],
+            )?;
+        }
+        // Settled before (a repeat after a crash): nothing to do.
+        _ => {}
+    }
+    tx.commit()?;
+    Ok(())
 }

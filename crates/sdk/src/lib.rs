@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod pending;
 pub mod refund;
 
 /// The SQLite driver the [`refund`] endpoint works with, so an MPP uses the same version.

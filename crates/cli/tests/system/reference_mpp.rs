@@ -631,3 +631,104 @@ async fn refunds_recorded_before_the_marks_still_count_toward_the_limit() {
     assert!(within.body().contains("SUCCESS"), "{}", within.body());
     assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000 + 10_000);
 }
+
+/// The phone disconnects while the PS is down: the app's confirm request is dropped mid
+/// notifyPayment. The kit's driver goes on, so once the PS is back the payment is Processed and
+/// the customer debited once — nobody stays debited while the PS shows Wait.
+#[tokio::test]
+async fn a_confirm_dropped_mid_notify_is_finished_by_the_driver() {
+    let ps = TestPs::start().await;
+    let addr = ps.url.trim_start_matches("http://").to_owned();
+    let bank = TestMpp::start(&ps.url).await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 250).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    let (db, clock) = (ps.db_path(), ps.clock.clone());
+    let mut ps = ps;
+    ps.shutdown().await;
+    let mpp = bank.mpp.clone();
+    let request =
+        tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
+    // Debited and pending: then the request goes away.
+    for _ in 0..300 {
+        if bank.balance("C1").await == C1_OPENING - 25_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    request.abort();
+    assert!(request.await.expect_err("dropped").is_cancelled());
+    let ps = TestPs::start_at(&addr, test_config(&db), clock).await;
+    ps.wait_until("the payment is Processed", || async {
+        ps.status(id).await["Data"]["Status"] == "Processed"
+    })
+    .await;
+    for _ in 0..300 {
+        let account = bank.mpp.account("C1").await.expect("account");
+        if account
+            .notifications
+            .iter()
+            .any(|n| matches!(n, Notice::Paid { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        bank.balance("C1").await,
+        C1_OPENING - 25_000,
+        "debited once, kept"
+    );
+    let account = bank.mpp.account("C1").await.expect("account");
+    let paid = account
+        .notifications
+        .iter()
+        .filter(|n| matches!(n, Notice::Paid { .. }))
+        .count();
+    assert_eq!(paid, 1);
+    assert!(bank.balanced().await);
+}
+
+/// The PS is down past the confirmation window (and its grace): when it is back it refuses the
+/// late notifyPayment, and the driver gives the debit back once.
+#[tokio::test]
+async fn a_dropped_confirm_the_ps_then_refuses_is_reversed_once() {
+    let ps = TestPs::start().await;
+    let addr = ps.url.trim_start_matches("http://").to_owned();
+    let bank = TestMpp::start(&ps.url).await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 120).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    let (db, clock) = (ps.db_path(), ps.clock.clone());
+    let mut ps = ps;
+    ps.shutdown().await;
+    let mpp = bank.mpp.clone();
+    let request =
+        tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
+    for _ in 0..300 {
+        if bank.balance("C1").await == C1_OPENING - 12_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    request.abort();
+    let _ = request.await;
+    clock.advance(jiff::SignedDuration::from_secs(600));
+    let ps = TestPs::start_at(&addr, test_config(&db), clock).await;
+    for _ in 0..500 {
+        if bank.balance("C1").await == C1_OPENING {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(bank.balance("C1").await, C1_OPENING, "the debit given back");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    let account = bank.mpp.account("C1").await.expect("account");
+    let reversals = account
+        .history
+        .iter()
+        .filter(|m| m.kind == "reversal")
+        .count();
+    assert_eq!(reversals, 1);
+    assert!(bank.balanced().await);
+}
