@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint};
-use tolem_sdk::rusqlite::{self, Connection, OptionalExtension, params};
-use tolem_sdk::{MppClient, RetryPolicy, SdkError};
+use tolem_sdk::{MppClient, Outcome, RequestId, RetryPolicy, Scanned, SdkError, SetupError};
 use tolem_wire::mpp::{
-    CheckoutRequest, Merchant, NotifyPayment, NotifyPaymentRequest, ParameterValue, PaymentData,
-    QrCodeType, RefundRequest, ResultBody, ResultCode, ScanRequest,
+    CheckoutRequest, Merchant, NotifyPayment, NotifyPaymentRequest, NotifyPaymentResponse,
+    ParameterValue, PaymentData, QrCodeType, RefundRequest, ResultBody, ResultCode, ScanRequest,
 };
 use tolem_wire::{Amount, Locale};
 
@@ -58,12 +58,81 @@ impl From<rusqlite::Error> for FlowError {
 impl From<SdkError> for FlowError {
     fn from(e: SdkError) -> FlowError {
         match e {
-            SdkError::Refused(result) | SdkError::Busy(result) => {
-                FlowError::Ps(format!("{}: {}", result.result_code, result.result_message))
-            }
-            SdkError::Transport(why) => FlowError::Unreachable(why),
-            SdkError::Setup(why) => FlowError::Internal(why),
+            SdkError::Unreadable(e) => FlowError::Ps(e.to_string()),
+            SdkError::Transport(e) => FlowError::Unreachable(e.to_string()),
+            other => FlowError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<SetupError> for FlowError {
+    fn from(e: SetupError) -> FlowError {
+        FlowError::Internal(e.to_string())
+    }
+}
+
+/// The answer of a call the PS finished; a refusal or no final answer is the app's error.
+fn done<T>(outcome: Outcome<T>) -> Result<T, FlowError> {
+    match outcome {
+        Outcome::Done(answer) => Ok(answer),
+        Outcome::Refused(result) => Err(FlowError::Ps(format!(
+            "{}: {}",
+            result.result_code, result.result_message
+        ))),
+        Outcome::NotKnownYet(why) => Err(FlowError::Unreachable(why.to_string())),
+        _ => Err(FlowError::Ps(
+            "an outcome this MPP does not know".to_owned(),
+        )),
+    }
+}
+
+/// The PS's final answer to a notifyPayment, whatever its code: the caller decides by the code.
+fn settled(outcome: Outcome<NotifyPaymentResponse>) -> Result<NotifyPaymentResponse, FlowError> {
+    match outcome {
+        Outcome::Refused(result) => Ok(NotifyPaymentResponse {
+            result,
+            link_receipt: None,
+        }),
+        other => done(other),
+    }
+}
+
+impl ScanView {
+    fn of(scanned: Scanned) -> Result<ScanView, FlowError> {
+        let merchant = scanned.merchant().cloned();
+        let view = |kind, payment: tolem_wire::mpp::ScanPayment| ScanView {
+            kind,
+            payment_id: Some(payment.payment_id),
+            merchant: merchant.clone(),
+            amount: payment.payment_amount,
+            can_confirm_until: Some(payment.can_confirm_until),
+            service: None,
+            refund_id: None,
+        };
+        Ok(match scanned {
+            Scanned::Dynamic { payment, .. } => view(QrCodeType::Dynamic, payment),
+            Scanned::Static { payment, .. } => view(QrCodeType::Static, payment),
+            Scanned::Custom {
+                payment, service, ..
+            } => ScanView {
+                service: Some(service),
+                ..view(QrCodeType::Custom, payment)
+            },
+            Scanned::Refund { refund, .. } => ScanView {
+                kind: QrCodeType::Refund,
+                payment_id: None,
+                merchant,
+                amount: None,
+                can_confirm_until: None,
+                service: None,
+                refund_id: Some(refund.refund_id),
+            },
+            other => {
+                return Err(FlowError::Invalid(format!(
+                    "a QR this MPP cannot pay: {other:?}"
+                )));
+            }
+        })
     }
 }
 
@@ -146,7 +215,6 @@ pub struct Mpp {
     db: Arc<Mutex<Connection>>,
     ps: MppClient,
     caller_name: String,
-    retry: RetryPolicy,
     endpoint: RefundEndpoint,
 }
 
@@ -227,12 +295,13 @@ impl Mpp {
             ledger::seed_customer(&conn, &c.id, &c.name, c.deposit)?;
         }
         let endpoint = RefundEndpoint::with_connection(conn, Arc::new(LedgerCredit))?;
-        let ps = MppClient::new(&config.ps_url, &config.caller_name)?;
+        let ps = MppClient::builder(&config.ps_url, &config.caller_name)
+            .retry_policy(retry)
+            .build()?;
         let mpp = Mpp {
             db: endpoint.connection(),
             ps,
             caller_name: config.caller_name.clone(),
-            retry,
             endpoint,
         };
         Ok(mpp)
@@ -312,26 +381,14 @@ impl Mpp {
         }
         let scan = self
             .ps
-            .scan(
-                &ScanRequest {
-                    qr_code: qr_code.to_owned(),
-                    customer_id: customer_id.to_owned(),
-                },
-                locale,
-            )
+            .in_locale(locale)
+            .scan(&ScanRequest {
+                qr_code: qr_code.to_owned(),
+                customer_id: customer_id.to_owned(),
+            })
             .await?;
-        let kind = scan
-            .qr_code_type
-            .ok_or_else(|| FlowError::Ps("no qrCodeType".to_owned()))?;
-        let view = ScanView {
-            kind,
-            payment_id: scan.payment.as_ref().map(|p| p.payment_id.clone()),
-            merchant: scan.merchant.clone(),
-            amount: scan.payment.as_ref().and_then(|p| p.payment_amount),
-            can_confirm_until: scan.payment.as_ref().map(|p| p.can_confirm_until.clone()),
-            service: scan.payment_data.clone(),
-            refund_id: scan.refund.as_ref().map(|r| r.refund_id.clone()),
-        };
+        let view = ScanView::of(done(scan.outcome)?)?;
+        let kind = view.kind;
         if let Some(payment_id) = view.payment_id.clone() {
             let record = (
                 customer_id.to_owned(),
@@ -377,15 +434,14 @@ impl Mpp {
             .ok_or_else(|| FlowError::Invalid("not a Custom payment".to_owned()))?;
         let answer = self
             .ps
-            .checkout(
-                &CheckoutRequest {
-                    payment_id: payment_id.to_owned(),
-                    service_id,
-                    parameters: values,
-                },
-                locale,
-            )
+            .in_locale(locale)
+            .checkout(&CheckoutRequest {
+                payment_id: payment_id.to_owned(),
+                service_id,
+                parameters: values,
+            })
             .await?;
+        let answer = done(answer.outcome)?;
         let amount = answer
             .payment_amount
             .ok_or_else(|| FlowError::Ps("no paymentAmount".to_owned()))?;
@@ -530,10 +586,13 @@ impl Mpp {
             customer_id: Some(record.customer_id.clone()),
         };
         let request_id = notify_request_id(&record.mpp_payment_id);
+        let request_id = RequestId::new(&request_id)?;
         let answer = self
             .ps
-            .notify_payment_with_id(&request, locale, &self.retry, &request_id)
+            .in_locale(locale)
+            .notify_payment_with_id(&request, &request_id)
             .await?;
+        let answer = settled(answer.outcome)?;
         // What the PS recorded decides, not what was asked.
         let status = match answer.result.code() {
             Some(ResultCode::CancelledByClient) => "cancelled",
@@ -574,10 +633,13 @@ impl Mpp {
             customer_id: Some(record.customer_id.clone()),
         };
         let request_id = notify_request_id(&record.mpp_payment_id);
+        let request_id = RequestId::new(&request_id)?;
         let answer = self
             .ps
-            .notify_payment_with_id(&request, locale, &self.retry, &request_id)
+            .in_locale(locale)
+            .notify_payment_with_id(&request, &request_id)
             .await?;
+        let answer = settled(answer.outcome)?;
         let paid = answer.result.code() == Some(ResultCode::Success);
         let (id, customer, code, receipt) = (
             payment_id.to_owned(),
