@@ -8,14 +8,15 @@
 
 use std::sync::Arc;
 
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tolem_sdk::pending::{
-    self, Driver, DriverConfig, Notification, Outcome, PendingStore, Settle, SettleError,
+    self, Driver, DriverConfig, Notification, Outcome as Settlement, PendingStore, Settle,
+    SettleError,
 };
 use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder, Refusal};
-use tolem_sdk::rusqlite::{self, Connection, OptionalExtension, params};
-use tolem_sdk::{MppClient, RetryPolicy, SdkError};
+use tolem_sdk::{MppClient, Outcome, RetryPolicy, Scanned, SdkError, SetupError};
 use tolem_wire::mpp::{
     CheckoutRequest, Merchant, NotifyPayment, NotifyPaymentRequest, ParameterValue, PaymentData,
     QrCodeType, ResultBody, ResultCode, ScanRequest,
@@ -62,12 +63,70 @@ impl From<rusqlite::Error> for FlowError {
 impl From<SdkError> for FlowError {
     fn from(e: SdkError) -> FlowError {
         match e {
-            SdkError::Refused(result) | SdkError::Busy(result) => {
-                FlowError::Ps(format!("{}: {}", result.result_code, result.result_message))
-            }
-            SdkError::Transport(why) => FlowError::Unreachable(why),
-            SdkError::Setup(why) => FlowError::Internal(why),
+            SdkError::Unreadable(e) => FlowError::Ps(e.to_string()),
+            SdkError::Transport(e) => FlowError::Unreachable(e.to_string()),
+            other => FlowError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<SetupError> for FlowError {
+    fn from(e: SetupError) -> FlowError {
+        FlowError::Internal(e.to_string())
+    }
+}
+
+/// The answer of a call the PS finished; a refusal or no final answer is the app's error.
+fn done<T>(outcome: Outcome<T>) -> Result<T, FlowError> {
+    match outcome {
+        Outcome::Done(answer) => Ok(answer),
+        Outcome::Refused(result) => Err(FlowError::Ps(format!(
+            "{}: {}",
+            result.result_code, result.result_message
+        ))),
+        Outcome::NotKnownYet(why) => Err(FlowError::Unreachable(why.to_string())),
+        _ => Err(FlowError::Ps(
+            "an outcome this MPP does not know".to_owned(),
+        )),
+    }
+}
+
+impl ScanView {
+    fn of(scanned: Scanned) -> Result<ScanView, FlowError> {
+        let merchant = scanned.merchant().cloned();
+        let view = |kind, payment: tolem_wire::mpp::ScanPayment| ScanView {
+            kind,
+            payment_id: Some(payment.payment_id),
+            merchant: merchant.clone(),
+            amount: payment.payment_amount,
+            can_confirm_until: Some(payment.can_confirm_until),
+            service: None,
+            refund_id: None,
+        };
+        Ok(match scanned {
+            Scanned::Dynamic { payment, .. } => view(QrCodeType::Dynamic, payment),
+            Scanned::Static { payment, .. } => view(QrCodeType::Static, payment),
+            Scanned::Custom {
+                payment, service, ..
+            } => ScanView {
+                service: Some(service),
+                ..view(QrCodeType::Custom, payment)
+            },
+            Scanned::Refund { refund, .. } => ScanView {
+                kind: QrCodeType::Refund,
+                payment_id: None,
+                merchant,
+                amount: None,
+                can_confirm_until: None,
+                service: None,
+                refund_id: Some(refund.refund_id),
+            },
+            other => {
+                return Err(FlowError::Invalid(format!(
+                    "a QR this MPP cannot pay: {other:?}"
+                )));
+            }
+        })
     }
 }
 
@@ -277,7 +336,9 @@ impl Mpp {
         // The kit's record goes in the same file, on a connection of its own.
         let endpoint = RefundEndpoint::open(&config.database, LedgerCredit { db: db.clone() })
             .map_err(|e| FlowError::Internal(e.to_string()))?;
-        let ps = MppClient::new(&config.ps_url, &config.caller_name)?;
+        let ps = MppClient::builder(&config.ps_url, &config.caller_name)
+            .retry_policy(retry.clone())
+            .build()?;
         let store = PendingStore::with_connection(db.clone());
         let settle = PaySettle { db: db.clone() };
         let driver = Driver::new(
@@ -358,26 +419,14 @@ impl Mpp {
         }
         let scan = self
             .ps
-            .scan(
-                &ScanRequest {
-                    qr_code: qr_code.to_owned(),
-                    customer_id: customer_id.to_owned(),
-                },
-                locale,
-            )
+            .in_locale(locale)
+            .scan(&ScanRequest {
+                qr_code: qr_code.to_owned(),
+                customer_id: customer_id.to_owned(),
+            })
             .await?;
-        let kind = scan
-            .qr_code_type
-            .ok_or_else(|| FlowError::Ps("no qrCodeType".to_owned()))?;
-        let view = ScanView {
-            kind,
-            payment_id: scan.payment.as_ref().map(|p| p.payment_id.clone()),
-            merchant: scan.merchant.clone(),
-            amount: scan.payment.as_ref().and_then(|p| p.payment_amount),
-            can_confirm_until: scan.payment.as_ref().map(|p| p.can_confirm_until.clone()),
-            service: scan.payment_data.clone(),
-            refund_id: scan.refund.as_ref().map(|r| r.refund_id.clone()),
-        };
+        let view = ScanView::of(done(scan.outcome)?)?;
+        let kind = view.kind;
         if let Some(payment_id) = view.payment_id.clone() {
             let record = (
                 customer_id.to_owned(),
@@ -423,15 +472,14 @@ impl Mpp {
             .ok_or_else(|| FlowError::Invalid("not a Custom payment".to_owned()))?;
         let answer = self
             .ps
-            .checkout(
-                &CheckoutRequest {
-                    payment_id: payment_id.to_owned(),
-                    service_id,
-                    parameters: values,
-                },
-                locale,
-            )
+            .in_locale(locale)
+            .checkout(&CheckoutRequest {
+                payment_id: payment_id.to_owned(),
+                service_id,
+                parameters: values,
+            })
             .await?;
+        let answer = done(answer.outcome)?;
         let amount = answer
             .payment_amount
             .ok_or_else(|| FlowError::Ps("no paymentAmount".to_owned()))?;
@@ -720,7 +768,7 @@ fn pay_notification(
 /// processes on one database never tell the PS at once, short enough that a crashed one's
 /// notifications are taken over soon.
 fn pending_lease_ms() -> u64 {
-    tolem_sdk::REQUEST_TIMEOUT_MS * 3
+    tolem_sdk::REQUEST_TIMEOUT_MS_DEFAULT * 3
 }
 
 /// Payments debited (or closing) by a version before the kit's durable pattern, with no pending
@@ -780,7 +828,7 @@ pub struct PaySettle {
 }
 
 impl Settle for PaySettle {
-    async fn settle(&self, n: &Notification, outcome: &Outcome) -> Result<(), SettleError> {
+    async fn settle(&self, n: &Notification, outcome: &Settlement) -> Result<(), SettleError> {
         let guard = self.db.clone().lock_owned().await;
         let (n, outcome) = (n.clone(), outcome.clone());
         tokio::task::spawn_blocking(move || {
@@ -796,7 +844,7 @@ impl Settle for PaySettle {
 fn settle_payment(
     conn: &mut Connection,
     n: &Notification,
-    outcome: &Outcome,
+    outcome: &Settlement,
 ) -> Result<(), FlowError> {
     let id = &n.request.payment.payment_id;
     let tx = conn.transaction()?;
@@ -816,7 +864,7 @@ fn settle_payment(
         .unwrap_or_default();
     let code = outcome.result_code().to_owned();
     match (status.as_str(), outcome) {
-        ("debited", Outcome::Keep { link_receipt }) => {
+        ("debited", Settlement::Keep { link_receipt }) => {
             tx.execute(
                 "UPDATE payments SET status = 'paid', ps_code = ?2, receipt = ?3, paid_at_ms = ?4 WHERE payment_id = ?1",
                 params![id, code, link_receipt, ledger::now_ms()],

@@ -6,7 +6,6 @@
 //! through the PS, not yet settled), `bank:funding` (where opening deposits come from).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tolem_sdk::rusqlite;
 use tolem_wire::Amount;
 
 pub const CLEARING: &str = "ps:clearing";

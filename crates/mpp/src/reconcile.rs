@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rusqlite::params;
 use serde::Serialize;
-use tolem_sdk::rusqlite::params;
 use tolem_wire::Amount;
 
 use crate::flows::{FlowError, Mpp};

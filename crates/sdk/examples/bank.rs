@@ -12,11 +12,11 @@ use axum::{Json, Router, extract::State, routing::post};
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-use tolem_sdk::MppClient;
 use tolem_sdk::pending::{
     self, Driver, DriverConfig, Notification, Outcome, PendingStore, Settle, SettleError,
 };
 use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder, Refusal};
+use tolem_sdk::{MppClient, Outcome as Call, Scanned};
 use tolem_wire::Locale;
 use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody, ScanRequest};
 
@@ -88,25 +88,17 @@ async fn pay(State(bank): State<Bank>, Json(body): Json<Value>) -> Json<Value> {
         body["customer"].as_str().unwrap_or_default(),
         body["qr"].as_str().unwrap_or_default(),
     );
-    let scan = match bank
-        .ps
-        .scan(
-            &ScanRequest {
-                qr_code: qr.into(),
-                customer_id: customer.into(),
-            },
-            Locale::Ru,
-        )
-        .await
-    {
-        Ok(scan) => scan,
+    let request = ScanRequest {
+        qr_code: qr.into(),
+        customer_id: customer.into(),
+    };
+    // This bank pays Dynamic QRs only: the amount is the merchant's.
+    let (payment, amount) = match bank.ps.scan(&request).await.map(|reply| reply.outcome) {
+        Ok(Call::Done(Scanned::Dynamic {
+            payment, amount, ..
+        })) => (payment, amount),
+        Ok(other) => return Json(json!({"error": format!("not paid here: {other:?}")})),
         Err(e) => return Json(json!({"error": e.to_string()})),
-    };
-    let Some(payment) = scan.payment else {
-        return Json(json!({"error": "not a payment QR"}));
-    };
-    let Some(amount) = payment.payment_amount else {
-        return Json(json!({"error": "no amount"}));
     };
     let request = NotifyPaymentRequest {
         result: ResultBody::success(),

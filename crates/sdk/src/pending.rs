@@ -44,7 +44,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tolem_wire::Locale;
 use tolem_wire::mpp::{NotifyPaymentRequest, NotifyPaymentResponse, ResultBody, ResultCode};
 
-use crate::{MppClient, RetryPolicy, SdkError};
+use crate::{MppClient, Outcome as CallOutcome, RequestId, RetryPolicy};
 
 /// Longest notification id: it is sent as the X-Request-ID (DECISIONS 9).
 pub const ID_LEN_MAX: usize = 64;
@@ -394,7 +394,7 @@ impl Default for DriverConfig {
     fn default() -> DriverConfig {
         DriverConfig {
             retry: RetryPolicy::default(),
-            lease_ms: crate::REQUEST_TIMEOUT_MS * 3,
+            lease_ms: crate::REQUEST_TIMEOUT_MS_DEFAULT * 3,
             concurrency_max: 16,
             poll_interval_ms: 1_000,
         }
@@ -772,25 +772,25 @@ enum Attempt {
 /// The driver's only call of the client: one notifyPayment attempt with the notification's id
 /// as X-Request-ID, sorted into a final answer or "not known yet".
 async fn notify(client: &MppClient, n: &Notification) -> Attempt {
-    let once = RetryPolicy {
-        attempts_max: Some(1),
-        ..RetryPolicy::default()
+    let once = RetryPolicy::default().with_attempts_max(Some(1));
+    // Ids are checked when recorded; one that is not a valid X-Request-ID is never final.
+    let request_id = match RequestId::new(&n.id) {
+        Ok(id) => id,
+        Err(e) => return Attempt::Again(e.to_string()),
     };
-    match client
-        .notify_payment_with_id(&n.request, n.locale, &once, &n.id)
-        .await
-    {
-        Ok(answer) if answer.result.code().is_some_and(ResultCode::is_retryable) => {
-            Attempt::Again(format!("the PS answered {}", answer.result.result_code))
-        }
-        Ok(answer) => Attempt::Final(answer),
-        // A SUCCESS that could not be read is not a refusal: the PS may have confirmed.
-        Err(SdkError::Refused(result)) if result.code() != Some(ResultCode::Success) => {
-            Attempt::Final(NotifyPaymentResponse {
-                result,
-                link_receipt: None,
-            })
-        }
+    let reply = client
+        .in_locale(n.locale)
+        .with_retry(once)
+        .notify_payment_with_id(&n.request, &request_id)
+        .await;
+    match reply.map(|r| r.outcome) {
+        Ok(CallOutcome::Done(answer)) => Attempt::Final(answer),
+        Ok(CallOutcome::Refused(result)) => Attempt::Final(NotifyPaymentResponse {
+            result,
+            link_receipt: None,
+        }),
+        Ok(CallOutcome::NotKnownYet(why)) => Attempt::Again(format!("not known yet: {why}")),
+        // An answer that cannot be read is not a refusal: the PS may have confirmed.
         Err(e) => Attempt::Again(e.to_string()),
     }
 }

@@ -9,12 +9,12 @@ use std::sync::Mutex as StdMutex;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tolem_sdk::pending::{
     self, Driver, DriverConfig, Notification, Outcome, PendingStore, Settle, SettleError, State,
 };
-use tolem_sdk::rusqlite::{Connection, params};
 use tolem_sdk::{MppClient, RetryPolicy};
 use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody};
 use tolem_wire::{Amount, Locale};
@@ -145,11 +145,9 @@ fn open(path: &std::path::Path) -> (PendingStore, Bank) {
 }
 
 fn driver(ps: &StandIn, store: PendingStore, bank: Bank) -> Driver<Bank> {
-    let retry = RetryPolicy {
-        delay_ms_initial: 10,
-        delay_ms_max: 40,
-        attempts_max: None,
-    };
+    let retry = RetryPolicy::default()
+        .with_delays_ms(10, 40)
+        .with_attempts_max(None);
     let mut config = DriverConfig::new(retry, 300);
     config.poll_interval_ms = 20;
     Driver::new(
@@ -319,11 +317,9 @@ async fn a_restart_mid_way_finishes_once() {
     let path = dir.path().join("bank.db");
     let (store, bank) = open(&path);
     let id = pay(&bank, "3", 900).await;
-    let retry = RetryPolicy {
-        delay_ms_initial: 10,
-        delay_ms_max: 40,
-        attempts_max: None,
-    };
+    let retry = RetryPolicy::default()
+        .with_delays_ms(10, 40)
+        .with_attempts_max(None);
     let mut config = DriverConfig::new(retry, 300);
     config.poll_interval_ms = 20;
     let client = MppClient::new(&ps.url, "demobank").expect("client");

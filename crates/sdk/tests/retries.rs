@@ -1,42 +1,60 @@
-//! notifyPayment is retried with one X-Request-ID until the PS answers; errors say whether to retry.
+//! One outcome model: notifyPayment is retried with one X-Request-ID until the PS answers, every
+//! retry logged; HTTP 200 UNKNOWN_EXCEPTION and 503 are both "not known yet"; refusals carry the
+//! code; an unreadable SUCCESS is its own error with the parse error kept; a new kind of QR does
+//! not break the client.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde_json::json;
-use tolem_sdk::{MppClient, RetryPolicy, SdkError};
-use tolem_wire::Locale;
+use serde_json::{Value, json};
+use tolem_sdk::{
+    MppClient, Outcome, RequestId, RetryPolicy, Scanned, SdkError, TransportErrorKind, Unanswered,
+};
 use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody, ResultCode, ScanRequest};
 
-/// A PS that answers HTTP 503 twice, then SUCCESS; it records the X-Request-ID of every call.
-async fn flaky_ps() -> (String, Arc<Mutex<Vec<String>>>) {
+/// A stand-in PS: notifyPayment answers `answers` in turn (then SUCCESS), scan answers `scan`;
+/// every X-Request-ID seen is recorded.
+async fn stand_in(
+    answers: Vec<(StatusCode, Value)>,
+    scan: Value,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
+    let answers = Arc::new(answers);
     let app = axum::Router::new()
         .route(
             "/api/v1/qr/notifyPayment",
             post(move |headers: HeaderMap| {
-                let log = log.clone();
+                let (log, answers) = (log.clone(), answers.clone());
                 async move {
-                    let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                    let id = headers
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
                     let calls = {
                         let mut log = log.lock().expect("lock");
                         log.push(id);
                         log.len()
                     };
-                    if calls <= 2 {
-                        let busy = json!({"result": {"resultCode": "UNKNOWN_EXCEPTION", "resultMessage": "busy"}});
-                        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(busy));
+                    match answers.get(calls - 1) {
+                        Some((status, body)) => (*status, axum::Json(body.clone())),
+                        None => (
+                            StatusCode::OK,
+                            axum::Json(json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}, "linkReceipt": "http://r"})),
+                        ),
                     }
-                    let ok = json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}, "linkReceipt": "http://r"});
-                    (StatusCode::OK, axum::Json(ok))
                 }
             }),
         )
         .route(
             "/api/v1/qr/scan",
-            post(|| async { axum::Json(json!({"result": {"resultCode": "INVALID_TOKEN", "resultMessage": "no"}})) }),
+            post(move || {
+                let scan = scan.clone();
+                async move { axum::Json(scan) }
+            }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -44,6 +62,24 @@ async fn flaky_ps() -> (String, Arc<Mutex<Vec<String>>>) {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
+}
+
+fn busy_503() -> (StatusCode, Value) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"result": {"resultCode": "UNKNOWN_EXCEPTION", "resultMessage": "busy"}}),
+    )
+}
+
+fn busy_200() -> (StatusCode, Value) {
+    (
+        StatusCode::OK,
+        json!({"result": {"resultCode": "UNKNOWN_EXCEPTION", "resultMessage": "busy"}}),
+    )
+}
+
+fn invalid_token() -> Value {
+    json!({"result": {"resultCode": "INVALID_TOKEN", "resultMessage": "no"}})
 }
 
 fn request() -> NotifyPaymentRequest {
@@ -59,58 +95,187 @@ fn request() -> NotifyPaymentRequest {
     }
 }
 
+fn scan_request() -> ScanRequest {
+    ScanRequest {
+        qr_code: "x".into(),
+        customer_id: "C1".into(),
+    }
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy::default().with_delays_ms(10, 40)
+}
+
+/// A log sink for the test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
-async fn notify_payment_retries_with_one_request_id_until_answered() {
-    let (url, seen) = flaky_ps().await;
-    let ps = MppClient::new(&url, "demobank").expect("client");
-    let retry = RetryPolicy {
-        delay_ms_initial: 10,
-        delay_ms_max: 40,
-        attempts_max: None,
-    };
-    let answer = ps
-        .notify_payment(&request(), Locale::Ru, &retry)
-        .await
-        .expect("answered");
-    assert_eq!(answer.result.code(), Some(ResultCode::Success));
+async fn notify_payment_retries_with_one_request_id_until_answered_logging_each_retry() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test runs on one thread, so the subscriber sees every line of the call.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (url, seen) = stand_in(vec![busy_503(), busy_200()], invalid_token()).await;
+    let ps = MppClient::builder(&url, "demobank")
+        .retry_policy(fast())
+        .build()
+        .expect("client");
+    let reply = ps.notify_payment(&request()).await.expect("answered");
+    let answer = reply.outcome.done().expect("SUCCESS");
+    assert_eq!(answer.link_receipt.as_deref(), Some("http://r"));
+    assert_eq!(reply.attempts, 3);
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 3);
     assert!(
-        !seen[0].is_empty() && seen.iter().all(|id| id == &seen[0]),
-        "{seen:?}"
+        seen.iter().all(|id| id == reply.request_id.as_str()),
+        "{seen:?} vs {}",
+        reply.request_id
+    );
+    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let retries: Vec<&str> = log.lines().filter(|l| l.contains("retrying")).collect();
+    assert_eq!(retries.len(), 2, "{log}");
+    assert!(
+        retries.iter().all(|l| l.contains(" INFO ")
+            && l.contains("UNKNOWN_EXCEPTION")
+            && l.contains(reply.request_id.as_str())),
+        "{log}"
     );
 }
 
 #[tokio::test]
-async fn errors_tell_final_from_retryable() {
-    let (url, _) = flaky_ps().await;
+async fn the_callers_request_id_is_sent_and_given_back() {
+    let (url, seen) = stand_in(vec![], invalid_token()).await;
     let ps = MppClient::new(&url, "demobank").expect("client");
-    // Bounded: after one attempt the 503 comes back as a retryable error.
-    let once = RetryPolicy {
-        attempts_max: Some(1),
-        ..RetryPolicy::default()
-    };
-    let busy = ps
-        .notify_payment(&request(), Locale::Ru, &once)
+    let id = RequestId::new("pay-M1-0001").expect("a good id");
+    let reply = ps
+        .notify_payment_with_id(&request(), &id)
         .await
-        .expect_err("busy");
-    assert!(matches!(busy, SdkError::Busy(_)) && busy.is_retryable());
-    let refused = ps
-        .scan(
-            &ScanRequest {
-                qr_code: "x".into(),
-                customer_id: "C1".into(),
-            },
-            Locale::Ru,
+        .expect("answered");
+    assert_eq!(reply.request_id, id);
+    assert_eq!(seen.lock().expect("lock").as_slice(), ["pay-M1-0001"]);
+}
+
+#[tokio::test]
+async fn http_200_unknown_exception_and_503_are_both_not_known_yet() {
+    let (url, _) = stand_in(vec![busy_200(), busy_503()], invalid_token()).await;
+    let once = MppClient::builder(&url, "demobank")
+        .retry_policy(RetryPolicy::default().with_attempts_max(Some(1)))
+        .build()
+        .expect("client");
+    for _ in 0..2 {
+        let reply = once.notify_payment(&request()).await.expect("an outcome");
+        assert_eq!(reply.attempts, 1);
+        match reply.outcome {
+            Outcome::NotKnownYet(Unanswered::Busy(result)) => {
+                assert_eq!(result.code(), Some(ResultCode::UnknownException));
+            }
+            other => panic!("not known yet expected: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn refusals_carry_the_code_and_no_answer_is_not_known_yet() {
+    let (url, _) = stand_in(vec![], invalid_token()).await;
+    let ps = MppClient::new(&url, "demobank").expect("client");
+    let refused = ps.scan(&scan_request()).await.expect("an outcome");
+    assert_eq!(
+        refused.outcome.refused_code(),
+        Some(ResultCode::InvalidToken)
+    );
+    // Port 9 (discard) has no listener here: the connection is refused, which is retryable.
+    let nobody = MppClient::builder("http://127.0.0.1:9", "demobank")
+        .retry_policy(
+            RetryPolicy::default()
+                .with_attempts_max(Some(2))
+                .with_delays_ms(1, 1),
         )
+        .build()
+        .expect("client");
+    let down = nobody.notify_payment(&request()).await.expect("an outcome");
+    assert_eq!(down.attempts, 2);
+    match down.outcome {
+        Outcome::NotKnownYet(Unanswered::Transport(e)) => {
+            assert_eq!(e.kind(), TransportErrorKind::Refused, "{e}");
+        }
+        other => panic!("no answer expected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_success_is_its_own_error_keeping_the_parse_error() {
+    let garbled = (
+        StatusCode::OK,
+        json!({"result": {"resultCode": "SUCCESS", "resultMessage": "ok"}, "linkReceipt": 5}),
+    );
+    let (url, seen) = stand_in(vec![garbled], invalid_token()).await;
+    let ps = MppClient::builder(&url, "demobank")
+        .retry_policy(fast())
+        .build()
+        .expect("client");
+    let error = ps.notify_payment(&request()).await.expect_err("unreadable");
+    let SdkError::Unreadable(unreadable) = &error else {
+        panic!("unreadable expected: {error:?}");
+    };
+    assert_eq!(unreadable.method(), "notifyPayment");
+    assert_eq!(unreadable.status(), 200);
+    let parse = std::error::Error::source(unreadable)
+        .and_then(|e| e.downcast_ref::<serde_json::Error>())
+        .expect("the parse error kept");
+    assert!(parse.to_string().contains("invalid type"), "{parse}");
+    // Final: not repeated.
+    assert_eq!(seen.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn a_scan_answer_is_one_enum_and_a_new_kind_of_qr_does_not_break_it() {
+    let refund = json!({"result": {"resultCode": "SUCCESS", "resultMessage": "ok"}, "qrCodeType": "Refund", "refund": {"refundId": "77"}});
+    let (url, _) = stand_in(vec![], refund).await;
+    let reply = MppClient::new(&url, "demobank")
+        .expect("client")
+        .scan(&scan_request())
         .await
-        .expect_err("refused");
-    assert!(matches!(refused, SdkError::Refused(_)) && !refused.is_retryable());
-    assert_eq!(refused.result_code(), Some(ResultCode::InvalidToken));
-    let nobody = MppClient::new("http://127.0.0.1:9", "demobank").expect("client");
-    let down = nobody
-        .notify_payment(&request(), Locale::Ru, &once)
+        .expect("scanned");
+    match reply.outcome {
+        Outcome::Done(Scanned::Refund { refund, .. }) => assert_eq!(refund.refund_id, "77"),
+        other => panic!("a Refund QR expected: {other:?}"),
+    }
+    let future = json!({"result": {"resultCode": "SUCCESS", "resultMessage": "ok"}, "qrCodeType": "Subscription", "payment": {"paymentId": "9"}});
+    let (url, _) = stand_in(vec![], future).await;
+    let reply = MppClient::new(&url, "demobank")
+        .expect("client")
+        .scan(&scan_request())
         .await
-        .expect_err("no answer");
-    assert!(matches!(down, SdkError::Transport(_)) && down.is_retryable());
+        .expect("scanned");
+    match reply.outcome {
+        Outcome::Done(Scanned::Unsupported { qr_code_type, .. }) => {
+            assert_eq!(qr_code_type, "Subscription");
+        }
+        other => panic!("an unsupported QR expected: {other:?}"),
+    }
+    // A Dynamic QR without its amount breaks the regulation: unreadable, not a guess.
+    let broken = json!({"result": {"resultCode": "SUCCESS", "resultMessage": "ok"}, "qrCodeType": "Dynamic", "payment": {"paymentId": "9", "canConfirmUntil": "x"}});
+    let (url, _) = stand_in(vec![], broken).await;
+    let error = MppClient::new(&url, "demobank")
+        .expect("client")
+        .scan(&scan_request())
+        .await
+        .expect_err("unreadable");
+    assert!(matches!(error, SdkError::Unreadable(_)), "{error:?}");
 }

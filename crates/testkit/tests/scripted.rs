@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::Router;
 use axum::routing::post;
 use common::{client, confirm, quick_retries, scan};
-use tolem_sdk::RetryPolicy;
 use tolem_testkit::{RefundState, SandboxPs, UNKNOWN_QR};
 use tolem_wire::Amount;
 use tolem_wire::merchant::{PaymentStatus, StatusCode};
@@ -84,10 +83,7 @@ async fn notify_payment_reaches_a_ps_that_was_down() {
     let payment_id = qr.payment_id.to_string();
 
     ps.stop().await;
-    let once = RetryPolicy {
-        attempts_max: Some(1),
-        ..quick_retries()
-    };
+    let once = quick_retries().with_attempts_max(Some(1));
     let code = confirm(&ps_client, &payment_id, None, "C1", &once).await;
     assert!(code.starts_with("no code"), "the PS is down: {code}");
     // A notifyPayment retried until answered, started while the PS is down.

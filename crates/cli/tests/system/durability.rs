@@ -342,11 +342,7 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
             database: bank.db_path(),
             ..Default::default()
         },
-        tolem_sdk::RetryPolicy {
-            delay_ms_initial: 20,
-            delay_ms_max: 200,
-            attempts_max: None,
-        },
+        tolem_sdk::RetryPolicy::default().with_delays_ms(20, 200),
     )
     .expect("the same books, pointed at this PS");
     let mut purchases = Vec::new();

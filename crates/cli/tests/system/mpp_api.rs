@@ -2,10 +2,10 @@
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use tolem_sdk::RetryPolicy;
+use tolem_sdk::{Outcome, Scanned};
 use tolem_wire::mpp::{
-    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, QrCodeType, ResultBody,
-    ResultCode, ScanRequest,
+    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, ResultBody, ResultCode,
+    ScanRequest,
 };
 use tolem_wire::{Amount, Locale};
 
@@ -43,23 +43,30 @@ async fn dynamic_qr_is_paid_end_to_end() {
     assert_eq!(ps.status(id).await["Data"]["Status"], "QrTokenCreated");
     let bank = ps.mpp("demobank");
     let scan = bank
-        .scan(&scan_req(&qr, "C1"), Locale::Ru)
+        .in_locale(Locale::Ru)
+        .scan(&scan_req(&qr, "C1"))
         .await
         .expect("scan succeeds");
-    assert_eq!(scan.qr_code_type, Some(QrCodeType::Dynamic));
-    let payment = scan.payment.expect("a payment");
+    assert_eq!(scan.attempts, 1);
+    let Outcome::Done(Scanned::Dynamic {
+        payment,
+        amount,
+        merchant,
+        ..
+    }) = scan.outcome
+    else {
+        panic!("a Dynamic QR: {:?}", scan.outcome);
+    };
+    assert_eq!(Some(amount), Amount::from_tenge(1500));
     assert_eq!(payment.payment_amount, Amount::from_tenge(1500));
     assert_eq!(payment.payment_id, id.to_string());
-    assert_eq!(scan.merchant.expect("merchant").merchant_mcc, "5814");
+    assert_eq!(merchant.expect("merchant").merchant_mcc, "5814");
     assert_eq!(ps.status(id).await["Data"]["Status"], "Wait");
     let answer = bank
-        .notify_payment(
-            &notify_req(&payment.payment_id, "C1", None),
-            Locale::Ru,
-            &RetryPolicy::default(),
-        )
+        .notify_payment(&notify_req(&payment.payment_id, "C1", None))
         .await
         .expect("answered");
+    let answer = answer.outcome.done().expect("SUCCESS");
     assert_eq!(answer.result.code(), Some(ResultCode::Success));
     let receipt = answer.link_receipt.expect("a receipt link");
     let status = ps.status(id).await;
@@ -81,23 +88,17 @@ async fn dynamic_qr_is_paid_end_to_end() {
 #[tokio::test]
 async fn static_qr_takes_the_amount_from_notify_payment() {
     let ps = TestPs::start().await;
-    let wallet = ps.mpp("demowallet");
-    let scan = wallet
-        .scan(&scan_req(STATIC_QR, "W7"), Locale::Kk)
-        .await
-        .expect("scan");
-    assert_eq!(scan.qr_code_type, Some(QrCodeType::Static));
-    let payment = scan.payment.expect("a payment");
+    let wallet = ps.mpp("demowallet").in_locale(Locale::Kk);
+    let scan = wallet.scan(&scan_req(STATIC_QR, "W7")).await.expect("scan");
+    let Outcome::Done(Scanned::Static { payment, .. }) = scan.outcome else {
+        panic!("a Static QR: {:?}", scan.outcome);
+    };
     assert_eq!(payment.payment_amount, None);
     // Each scan of a static QR is a new purchase.
-    let again = wallet
-        .scan(&scan_req(STATIC_QR, "W7"), Locale::Kk)
-        .await
-        .expect("scan");
-    assert_ne!(
-        again.payment.expect("payment").payment_id,
-        payment.payment_id
-    );
+    let again = wallet.scan(&scan_req(STATIC_QR, "W7")).await.expect("scan");
+    assert_ne!(again.request_id, scan.request_id);
+    let again = again.outcome.done().expect("scanned");
+    assert_ne!(again.payment_id(), Some(payment.payment_id.as_str()));
     // Without an amount, or with a fractional one, the PS refuses and nothing changes.
     let (_, body) = ps
         .mpp_call(
@@ -118,13 +119,14 @@ async fn static_qr_takes_the_amount_from_notify_payment() {
         .await;
     assert_eq!(result_code(&body), "PARAM_ILLEGAL");
     let answer = wallet
-        .notify_payment(
-            &notify_req(&payment.payment_id, "W7", Amount::from_tenge(250)),
-            Locale::Kk,
-            &RetryPolicy::default(),
-        )
+        .notify_payment(&notify_req(
+            &payment.payment_id,
+            "W7",
+            Amount::from_tenge(250),
+        ))
         .await
         .expect("answered");
+    let answer = answer.outcome.done().expect("SUCCESS");
     assert_eq!(answer.result.code(), Some(ResultCode::Success));
     // The link carries no locale whatever the caller's (DECISIONS 35); the MPP appends its own.
     assert!(!answer.link_receipt.expect("link").contains("locale"));
@@ -139,16 +141,23 @@ async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
     let ps = TestPs::start().await;
     let bank = ps.mpp("demobank");
     let scan = bank
-        .scan(&scan_req(PARKING_QR, "C9"), Locale::Kk)
+        .in_locale(Locale::Kk)
+        .scan(&scan_req(PARKING_QR, "C9"))
         .await
         .expect("scan");
-    assert_eq!(scan.qr_code_type, Some(QrCodeType::Custom));
-    let data = scan.payment_data.expect("paymentData");
+    let Outcome::Done(Scanned::Custom {
+        payment,
+        service: data,
+        ..
+    }) = scan.outcome
+    else {
+        panic!("a Custom QR: {:?}", scan.outcome);
+    };
     assert_eq!(data.service_name, "Тұрақ");
     assert_eq!(data.parameters[0].name, "Мемлекеттік нөмір");
     let options = data.parameters[1].options.clone().expect("options");
     assert_eq!(options[2].label, "Тәулік");
-    let payment_id = scan.payment.expect("payment").payment_id;
+    let payment_id = payment.payment_id;
     let checkout = |plate: &str, option: &str| CheckoutRequest {
         payment_id: payment_id.clone(),
         service_id: 2862,
@@ -165,14 +174,18 @@ async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
     };
     // An option that is not in the list is refused and freezes nothing.
     let refused = bank
-        .checkout(&checkout("777ABC02", "week"), Locale::Ru)
+        .checkout(&checkout("777ABC02", "week"))
         .await
-        .expect_err("bad option");
-    assert_eq!(refused.result_code(), Some(ResultCode::ParamIllegal));
+        .expect("answered");
+    assert_eq!(
+        refused.outcome.refused_code(),
+        Some(ResultCode::ParamIllegal)
+    );
     let first = bank
-        .checkout(&checkout("777ABC02", "3h"), Locale::Ru)
+        .checkout(&checkout("777ABC02", "3h"))
         .await
         .expect("checkout");
+    let first = first.outcome.done().expect("SUCCESS");
     assert_eq!(first.payment_amount, Amount::from_tenge(800));
     // A repeat gets the first answer byte for byte, whatever it carries.
     let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "X"}, {"id": 3933, "value": "day"}]});
@@ -194,14 +207,10 @@ async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
         .await;
     assert_eq!(result_code(&wrong), "PARAM_ILLEGAL");
     let answer = bank
-        .notify_payment(
-            &notify_req(&payment_id, "C9", Amount::from_tenge(800)),
-            Locale::Ru,
-            &RetryPolicy::default(),
-        )
+        .notify_payment(&notify_req(&payment_id, "C9", Amount::from_tenge(800)))
         .await
         .expect("answered");
-    assert_eq!(answer.result.code(), Some(ResultCode::Success));
+    assert!(matches!(answer.outcome, Outcome::Done(_)), "{answer:?}");
 }
 
 #[tokio::test]

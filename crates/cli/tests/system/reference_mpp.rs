@@ -31,11 +31,7 @@ impl TestMpp {
             database: dir.path().join("mpp.db"),
             ..MppConfig::default()
         };
-        let retry = RetryPolicy {
-            delay_ms_initial: 20,
-            delay_ms_max: 200,
-            attempts_max: None,
-        };
+        let retry = RetryPolicy::default().with_delays_ms(20, 200);
         let mpp = Mpp::open(&config, retry).expect("the MPP opens");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(tolem_mpp::serve(listener, mpp.clone(), async move {

@@ -9,20 +9,18 @@ use std::sync::{Arc, Mutex};
 use rusqlite::params;
 use tempfile::TempDir;
 use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder};
-use tolem_sdk::{MppClient, RetryPolicy, SdkError};
+use tolem_sdk::{MppClient, Outcome, RetryPolicy, Scanned};
 use tolem_wire::mpp::{
-    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, ResultBody, ScanRequest,
-    ScanResponse,
+    CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, QrCodeType, ResultBody,
+    ScanPayment, ScanRefund, ScanRequest,
 };
 use tolem_wire::{Amount, Locale};
 
 /// Retries quick enough for a test; still until answered.
 pub fn quick_retries() -> RetryPolicy {
-    RetryPolicy {
-        delay_ms_initial: 20,
-        delay_ms_max: 200,
-        attempts_max: None,
-    }
+    RetryPolicy::default()
+        .with_delays_ms(20, 200)
+        .with_attempts_max(None)
 }
 
 /// The bank as the PS's client.
@@ -30,13 +28,43 @@ pub fn client(ps_url: &str) -> MppClient {
     MppClient::new(ps_url, tolem_testkit::DEMO_BANK).expect("a client")
 }
 
-/// A scan: the PS's answer, or the code it refused with.
-pub async fn scan(client: &MppClient, qr: &str, customer: &str) -> Result<ScanResponse, String> {
+/// What a scan showed, in the fields these tests look at.
+pub struct ScanView {
+    pub qr_code_type: Option<QrCodeType>,
+    pub payment: Option<ScanPayment>,
+    pub refund: Option<ScanRefund>,
+}
+
+/// The code of a refusal, or why the outcome is not known.
+fn refused<T>(outcome: Outcome<T>) -> Result<T, String> {
+    match outcome {
+        Outcome::Done(answer) => Ok(answer),
+        Outcome::Refused(result) => Err(result.result_code),
+        Outcome::NotKnownYet(why) => Err(format!("not known yet: {why}")),
+        _ => Err("an outcome these tests do not know".to_owned()),
+    }
+}
+
+/// A scan: what the PS showed, or the code it refused with.
+pub async fn scan(client: &MppClient, qr: &str, customer: &str) -> Result<ScanView, String> {
     let request = ScanRequest {
         qr_code: qr.to_owned(),
         customer_id: customer.to_owned(),
     };
-    client.scan(&request, Locale::Ru).await.map_err(code_of)
+    let reply = client.scan(&request).await.map_err(|e| e.to_string())?;
+    let scanned = refused(reply.outcome)?;
+    let (kind, payment, refund) = match scanned {
+        Scanned::Dynamic { payment, .. } => (QrCodeType::Dynamic, Some(payment), None),
+        Scanned::Static { payment, .. } => (QrCodeType::Static, Some(payment), None),
+        Scanned::Custom { payment, .. } => (QrCodeType::Custom, Some(payment), None),
+        Scanned::Refund { refund, .. } => (QrCodeType::Refund, None, Some(refund)),
+        other => return Err(format!("an unexpected QR: {other:?}")),
+    };
+    Ok(ScanView {
+        qr_code_type: Some(kind),
+        payment,
+        refund,
+    })
 }
 
 /// Checkout of the parking for `duration` (`1h`, `3h`, `day`): the amount the PS set.
@@ -55,14 +83,12 @@ pub async fn checkout_parking(client: &MppClient, payment_id: &str, duration: &s
             },
         ],
     };
-    let answer = client
-        .checkout(&request, Locale::Ru)
-        .await
-        .expect("checkout");
+    let reply = client.checkout(&request).await.expect("checkout");
+    let answer = refused(reply.outcome).expect("checked out");
     answer.payment_amount.expect("an amount")
 }
 
-/// notifyPayment SUCCESS under `retry`: the PS's resultCode, or the error's.
+/// notifyPayment SUCCESS under `retry`: the PS's resultCode, or why there is none.
 pub async fn confirm(
     client: &MppClient,
     payment_id: &str,
@@ -80,16 +106,16 @@ pub async fn confirm(
         },
         customer_id: Some(customer.to_owned()),
     };
-    match client.notify_payment(&request, Locale::Ru, retry).await {
-        Ok(answer) => answer.result.result_code,
-        Err(e) => code_of(e),
-    }
-}
-
-fn code_of(e: SdkError) -> String {
-    match e.result_code() {
-        Some(code) => code.as_str().to_owned(),
-        None => format!("no code: {e}"),
+    let reply = client
+        .in_locale(Locale::Ru)
+        .with_retry(retry.clone())
+        .notify_payment(&request)
+        .await;
+    match reply.map(|r| r.outcome) {
+        Ok(Outcome::Done(answer)) => answer.result.result_code,
+        Ok(Outcome::NotKnownYet(why)) => format!("no code: {why}"),
+        Ok(other) => refused(other).err().unwrap_or_default(),
+        Err(e) => format!("no code: {e}"),
     }
 }
 

@@ -1,0 +1,52 @@
+//! The X-Request-ID of a call (SPEC 1.7, DECISIONS 9), checked once when it is made.
+
+use std::fmt;
+
+use tolem_wire::mpp::REQUEST_ID_LEN_MAX;
+
+use crate::error::SetupError;
+
+/// An X-Request-ID the PS accepts: 1–64 printable ASCII characters without spaces. One logical
+/// request keeps one id across its retries, also after the MPP's own restart when the MPP stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Checks an id made by the MPP (for example one stored with its payment).
+    pub fn new(id: &str) -> Result<RequestId, SetupError> {
+        let reason = if id.is_empty() {
+            Some("it is empty".to_owned())
+        } else if id.chars().count() > REQUEST_ID_LEN_MAX {
+            Some(format!("it is longer than {REQUEST_ID_LEN_MAX} characters"))
+        } else if id.chars().any(char::is_control) {
+            Some("it contains a control character (a newline?)".to_owned())
+        } else if !id.chars().all(|c| c.is_ascii_graphic()) {
+            Some("only printable ASCII without spaces can travel in the header".to_owned())
+        } else {
+            None
+        };
+        match reason {
+            None => Ok(RequestId(id.to_owned())),
+            Some(reason) => Err(SetupError::RequestId {
+                id: id.escape_debug().to_string(),
+                reason,
+            }),
+        }
+    }
+
+    /// A new random id (32 hex digits).
+    pub fn random() -> RequestId {
+        RequestId(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

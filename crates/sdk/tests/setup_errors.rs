@@ -1,0 +1,152 @@
+//! A setup mistake fails at once, final, naming the mistake — even under a retry policy that
+//! retries until answered: a URL without scheme, one that is not a URL, a base URL that answers
+//! 404 or is not a PS, `https://` to a server without TLS, a bad X-Request-ID or caller name.
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use tolem_sdk::{MppClient, RequestId, RetryPolicy, SdkError, SetupError, TransportErrorKind};
+use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody};
+
+fn request() -> NotifyPaymentRequest {
+    NotifyPaymentRequest {
+        result: ResultBody::success(),
+        payment: NotifyPayment {
+            payment_id: "1".into(),
+            mpp_payment_id: "M1".into(),
+            payment_amount: None,
+            customer_id: None,
+        },
+        customer_id: Some("C1".into()),
+    }
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("{addr}")
+}
+
+/// A client that would retry a retryable failure forever: a final error is the only way out.
+fn forever(url: &str) -> MppClient {
+    MppClient::builder(url, "demobank")
+        .retry_policy(RetryPolicy::default())
+        .build()
+        .expect("a client")
+}
+
+#[test]
+fn a_url_without_scheme_or_not_a_url_is_refused_by_the_builder() {
+    for url in ["127.0.0.1:8080", "localhost:8080", "ps.example.kz"] {
+        let e = MppClient::new(url, "demobank").expect_err(url);
+        assert!(
+            matches!(e, SetupError::BaseUrlScheme { .. }),
+            "{url}: {e:?}"
+        );
+        assert!(e.to_string().contains("http://"), "{e}");
+    }
+    for url in ["ftp://ps.example.kz", "htp://ps.example.kz"] {
+        let e = MppClient::new(url, "demobank").expect_err(url);
+        assert!(
+            matches!(e, SetupError::BaseUrlScheme { .. }),
+            "{url}: {e:?}"
+        );
+    }
+    for url in [
+        "http://",
+        "http://ps ex.kz",
+        "http://ps.kz/?a=1",
+        "http://u:p@ps.kz",
+    ] {
+        let e = MppClient::new(url, "demobank").expect_err(url);
+        assert!(matches!(e, SetupError::BaseUrl { .. }), "{url}: {e:?}");
+    }
+    assert_eq!(
+        MppClient::new("https://ps.example.kz/tolem/", "demobank")
+            .expect("a good URL")
+            .base_url(),
+        "https://ps.example.kz/tolem"
+    );
+}
+
+#[test]
+fn bad_caller_names_request_ids_and_pems_are_refused() {
+    for name in ["", "a-very-long-bank-name", "demo bank", "demo\nbank"] {
+        let e = MppClient::new("http://127.0.0.1:1", name).expect_err(name);
+        assert!(matches!(e, SetupError::CallerName { .. }), "{e:?}");
+    }
+    let newline = RequestId::new("abc\ndef").expect_err("a newline");
+    assert!(
+        matches!(&newline, SetupError::RequestId { id, .. } if id == "abc\\ndef"),
+        "{newline:?}"
+    );
+    assert!(
+        newline.to_string().contains("control character"),
+        "{newline}"
+    );
+    assert!(RequestId::new("").is_err());
+    assert!(RequestId::new(&"a".repeat(65)).is_err());
+    assert!(RequestId::new(&"a".repeat(64)).is_ok());
+    let pem = MppClient::builder("https://127.0.0.1:1", "demobank")
+        .ca_pem("not a certificate")
+        .build()
+        .expect_err("no certificate");
+    assert!(matches!(pem, SetupError::Tls { .. }), "{pem:?}");
+}
+
+#[tokio::test]
+async fn a_base_url_that_answers_404_is_final() {
+    // An axum router without routes answers 404 to everything, like a wrong path prefix would.
+    let addr = serve(axum::Router::new()).await;
+    let ps = forever(&format!("http://{addr}/wrong-prefix"));
+    let e = ps.notify_payment(&request()).await.expect_err("final");
+    match e.setup() {
+        Some(SetupError::NotFound { url }) => {
+            assert!(
+                url.ends_with("/wrong-prefix/api/v1/qr/notifyPayment"),
+                "{url}"
+            );
+        }
+        _ => panic!("NotFound expected: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_base_url_that_is_not_a_ps_is_final() {
+    let login = axum::Router::new().route(
+        "/api/v1/qr/notifyPayment",
+        post(|| async { (StatusCode::UNAUTHORIZED, "<html>log in</html>") }),
+    );
+    let e = forever(&format!("http://{}", serve(login).await))
+        .notify_payment(&request())
+        .await
+        .expect_err("final");
+    assert!(
+        matches!(e.setup(), Some(SetupError::NotThePs { status: 401, .. })),
+        "{e:?}"
+    );
+    let page = axum::Router::new().route(
+        "/api/v1/qr/notifyPayment",
+        post(|| async { "<html>hello</html>" }),
+    );
+    let e = forever(&format!("http://{}", serve(page).await))
+        .notify_payment(&request())
+        .await
+        .expect_err("final");
+    assert!(matches!(e, SdkError::Unreadable(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn https_to_a_server_without_tls_is_final() {
+    let addr = serve(axum::Router::new()).await;
+    let e = forever(&format!("https://{addr}"))
+        .notify_payment(&request())
+        .await
+        .expect_err("final");
+    match &e {
+        SdkError::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Tls, "{t}"),
+        other => panic!("a TLS failure expected: {other:?}"),
+    }
+}
