@@ -252,7 +252,9 @@ impl RefundEndpoint {
         }
     }
 
-    /// The axum integration: a router serving `POST /refund`, to merge into the MPP's own.
+    /// The axum integration: a router serving `POST /refund`, to merge into the MPP's own (the
+    /// crate's `axum` feature, on by default).
+    #[cfg(feature = "axum")]
     pub fn router(&self) -> axum::Router {
         use axum::body::Bytes;
         use axum::extract::State;
