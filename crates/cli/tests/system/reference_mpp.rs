@@ -628,60 +628,97 @@ async fn refunds_recorded_before_the_marks_still_count_toward_the_limit() {
     assert_eq!(bank.balance("C1").await, C1_OPENING - 10_000 + 10_000);
 }
 
+/// What a phone that disconnects leaves: C1's confirm of a Dynamic QR of `tenge`, started while the
+/// PS is down and dropped once the customer is debited. The PS is stopped; `restart` brings it back.
+struct DroppedConfirm {
+    bank: TestMpp,
+    id: i64,
+    addr: String,
+    db: std::path::PathBuf,
+    clock: std::sync::Arc<tolem_ps::clock::ManualClock>,
+    /// The stopped PS: it holds the folder of its database.
+    _stopped: TestPs,
+}
+
+impl DroppedConfirm {
+    async fn start(tenge: u64) -> DroppedConfirm {
+        let mut ps = TestPs::start().await;
+        let addr = ps.url.trim_start_matches("http://").to_owned();
+        let bank = TestMpp::start(&ps.url).await;
+        let device = ps.device("POS-1").await;
+        let (qr, id) = ps.dynamic_qr(&device, tenge).await;
+        bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+        let (db, clock) = (ps.db_path(), ps.clock.clone());
+        ps.shutdown().await;
+        let mpp = bank.mpp.clone();
+        let request =
+            tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
+        let debited = C1_OPENING - i64::try_from(tenge * 100).expect("fits");
+        poll_until("the customer is debited", || async {
+            bank.balance("C1").await == debited
+        })
+        .await;
+        request.abort();
+        assert!(request.await.expect_err("dropped").is_cancelled());
+        DroppedConfirm {
+            bank,
+            id,
+            addr,
+            db,
+            clock,
+            _stopped: ps,
+        }
+    }
+
+    /// The PS back on its address and database, `after_s` later on its clock.
+    async fn restart(&self, after_s: i64) -> TestPs {
+        self.clock.advance(jiff::SignedDuration::from_secs(after_s));
+        TestPs::start_at(&self.addr, test_config(&self.db), self.clock.clone()).await
+    }
+}
+
+/// Polls `done` for a few seconds without moving any clock (the PS may be down).
+async fn poll_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 /// The phone disconnects while the PS is down: the app's confirm request is dropped mid
 /// notifyPayment. The kit's driver goes on, so once the PS is back the payment is Processed and
 /// the customer debited once — nobody stays debited while the PS shows Wait.
 #[tokio::test]
 async fn a_confirm_dropped_mid_notify_is_finished_by_the_driver() {
-    let ps = TestPs::start().await;
-    let addr = ps.url.trim_start_matches("http://").to_owned();
-    let bank = TestMpp::start(&ps.url).await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 250).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    let (db, clock) = (ps.db_path(), ps.clock.clone());
-    let mut ps = ps;
-    ps.shutdown().await;
-    let mpp = bank.mpp.clone();
-    let request =
-        tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
-    // Debited and pending: then the request goes away.
-    for _ in 0..300 {
-        if bank.balance("C1").await == C1_OPENING - 25_000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    request.abort();
-    assert!(request.await.expect_err("dropped").is_cancelled());
-    let ps = TestPs::start_at(&addr, test_config(&db), clock).await;
+    let dropped = DroppedConfirm::start(250).await;
+    let (bank, id) = (&dropped.bank, dropped.id);
+    let ps = dropped.restart(0).await;
     ps.wait_until("the payment is Processed", || async {
         ps.status(id).await["Data"]["Status"] == "Processed"
     })
     .await;
-    for _ in 0..300 {
+    let paid = || async {
         let account = bank.mpp.account("C1").await.expect("account");
-        if account
+        account
             .notifications
             .iter()
-            .any(|n| matches!(n, Notice::Paid { .. }))
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+            .filter(|n| matches!(n, Notice::Paid { .. }))
+            .count()
+    };
+    poll_until("the customer is told", || async { paid().await > 0 }).await;
     assert_eq!(
         bank.balance("C1").await,
         C1_OPENING - 25_000,
         "debited once, kept"
     );
-    let account = bank.mpp.account("C1").await.expect("account");
-    let paid = account
-        .notifications
-        .iter()
-        .filter(|n| matches!(n, Notice::Paid { .. }))
-        .count();
-    assert_eq!(paid, 1);
+    assert_eq!(paid().await, 1);
     assert!(bank.balanced().await);
 }
 
@@ -689,35 +726,13 @@ async fn a_confirm_dropped_mid_notify_is_finished_by_the_driver() {
 /// late notifyPayment, and the driver gives the debit back once.
 #[tokio::test]
 async fn a_dropped_confirm_the_ps_then_refuses_is_reversed_once() {
-    let ps = TestPs::start().await;
-    let addr = ps.url.trim_start_matches("http://").to_owned();
-    let bank = TestMpp::start(&ps.url).await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 120).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    let (db, clock) = (ps.db_path(), ps.clock.clone());
-    let mut ps = ps;
-    ps.shutdown().await;
-    let mpp = bank.mpp.clone();
-    let request =
-        tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
-    for _ in 0..300 {
-        if bank.balance("C1").await == C1_OPENING - 12_000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    request.abort();
-    let _ = request.await;
-    clock.advance(jiff::SignedDuration::from_secs(600));
-    let ps = TestPs::start_at(&addr, test_config(&db), clock).await;
-    for _ in 0..500 {
-        if bank.balance("C1").await == C1_OPENING {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(bank.balance("C1").await, C1_OPENING, "the debit given back");
+    let dropped = DroppedConfirm::start(120).await;
+    let (bank, id) = (&dropped.bank, dropped.id);
+    let ps = dropped.restart(600).await;
+    poll_until("the debit is given back", || async {
+        bank.balance("C1").await == C1_OPENING
+    })
+    .await;
     assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
     let account = bank.mpp.account("C1").await.expect("account");
     let reversals = account
