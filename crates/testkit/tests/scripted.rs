@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::Router;
 use axum::routing::post;
 use common::{client, confirm, quick_retries, scan};
-use tolem_testkit::{RefundState, SandboxPs, UNKNOWN_QR};
+use tolem_testkit::{DynamicQr, RefundState, SandboxPs, UNKNOWN_QR};
 use tolem_wire::Amount;
 use tolem_wire::merchant::{PaymentStatus, StatusCode};
 
@@ -119,34 +119,13 @@ async fn flaky_refund_desk() -> (String, Arc<AtomicUsize>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/refund", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, calls)
+    (serve_refund_desk(router).await, calls)
 }
 
 #[tokio::test]
 async fn a_refund_the_bank_failed_to_take_is_retried_until_answered() {
     let (url, calls) = flaky_refund_desk().await;
-    let ps = SandboxPs::builder()
-        .refund_url(tolem_testkit::DEMO_BANK, &url)
-        .start()
-        .await
-        .expect("the sandbox PS");
-    let ps_client = client(ps.url());
-    let qr = ps.dynamic_qr(tenge(400)).await.expect("a QR");
-    scan(&ps_client, &qr.token, "C1").await.expect("a scan");
-    let code = confirm(
-        &ps_client,
-        &qr.payment_id.to_string(),
-        None,
-        "C1",
-        &quick_retries(),
-    )
-    .await;
-    assert_eq!(code, "SUCCESS");
+    let (ps, qr) = paid_with_refunds_to(&url, 400).await;
 
     let refund_id = ps.refund(qr.payment_id, tenge(400)).await.expect("placed");
     let delivery = ps.wait_refund_settled(refund_id).await.expect("answered");
@@ -192,18 +171,35 @@ async fn a_refund_the_bank_refuses_settles_as_failed() {
             r#"{"result":{"resultCode":"PROCESS_FAIL","resultMessage":"account closed"}}"#
         }),
     );
+    let url = serve_refund_desk(router).await;
+    let (ps, qr) = paid_with_refunds_to(&url, 150).await;
+
+    let refund_id = ps.refund(qr.payment_id, tenge(150)).await.expect("placed");
+    let delivery = ps.wait_refund_settled(refund_id).await.expect("answered");
+    assert_eq!(delivery.status, RefundState::Failed);
+    assert_eq!(delivery.mpp_result.as_deref(), Some("PROCESS_FAIL"));
+    assert_eq!(delivery.attempts, 1);
+}
+
+/// The bank's `/refund` served by `router` on port 0: its URL.
+async fn serve_refund_desk(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}/refund", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A sandbox PS delivering refunds to `refund_url`, and a Dynamic QR of `amount` tenge C1 paid.
+async fn paid_with_refunds_to(refund_url: &str, amount: u64) -> (SandboxPs, DynamicQr) {
     let ps = SandboxPs::builder()
-        .refund_url(tolem_testkit::DEMO_BANK, &url)
+        .refund_url(tolem_testkit::DEMO_BANK, refund_url)
         .start()
         .await
         .expect("the sandbox PS");
     let ps_client = client(ps.url());
-    let qr = ps.dynamic_qr(tenge(150)).await.expect("a QR");
+    let qr = ps.dynamic_qr(tenge(amount)).await.expect("a QR");
     scan(&ps_client, &qr.token, "C1").await.expect("a scan");
     let code = confirm(
         &ps_client,
@@ -214,10 +210,5 @@ async fn a_refund_the_bank_refuses_settles_as_failed() {
     )
     .await;
     assert_eq!(code, "SUCCESS");
-
-    let refund_id = ps.refund(qr.payment_id, tenge(150)).await.expect("placed");
-    let delivery = ps.wait_refund_settled(refund_id).await.expect("answered");
-    assert_eq!(delivery.status, RefundState::Failed);
-    assert_eq!(delivery.mpp_result.as_deref(), Some("PROCESS_FAIL"));
-    assert_eq!(delivery.attempts, 1);
+    (ps, qr)
 }
