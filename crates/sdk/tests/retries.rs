@@ -3,6 +3,9 @@
 //! code; an unreadable SUCCESS is its own error with the parse error kept; a new kind of QR does
 //! not break the client.
 
+mod common;
+use common::request;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +15,7 @@ use serde_json::{Value, json};
 use tolem_sdk::{
     MppClient, Outcome, RequestId, RetryPolicy, Scanned, SdkError, TransportErrorKind, Unanswered,
 };
-use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody, ResultCode, ScanRequest};
+use tolem_wire::mpp::{ResultCode, ScanRequest};
 
 /// A stand-in PS: notifyPayment answers `answers` in turn (then SUCCESS), scan answers `scan`;
 /// every X-Request-ID seen is recorded.
@@ -80,19 +83,6 @@ fn busy_200() -> (StatusCode, Value) {
 
 fn invalid_token() -> Value {
     json!({"result": {"resultCode": "INVALID_TOKEN", "resultMessage": "no"}})
-}
-
-fn request() -> NotifyPaymentRequest {
-    NotifyPaymentRequest {
-        result: ResultBody::success(),
-        payment: NotifyPayment {
-            payment_id: "1".into(),
-            mpp_payment_id: "M1".into(),
-            payment_amount: None,
-            customer_id: None,
-        },
-        customer_id: Some("C1".into()),
-    }
 }
 
 fn scan_request() -> ScanRequest {

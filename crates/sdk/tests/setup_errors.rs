@@ -2,23 +2,12 @@
 //! retries until answered: a URL without scheme, one that is not a URL, a base URL that answers
 //! 404 or is not a PS, `https://` to a server without TLS, a bad X-Request-ID or caller name.
 
+mod common;
+use common::request;
+
 use axum::http::StatusCode;
 use axum::routing::post;
 use tolem_sdk::{MppClient, RequestId, RetryPolicy, SdkError, SetupError, TransportErrorKind};
-use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody};
-
-fn request() -> NotifyPaymentRequest {
-    NotifyPaymentRequest {
-        result: ResultBody::success(),
-        payment: NotifyPayment {
-            payment_id: "1".into(),
-            mpp_payment_id: "M1".into(),
-            payment_amount: None,
-            customer_id: None,
-        },
-        customer_id: Some("C1".into()),
-    }
-}
 
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -3,6 +3,9 @@
 //! presented to a PS that requires one. The CA and certificates are made here with rcgen; the
 //! stand-in PS is axum over tokio-rustls.
 
+mod common;
+use common::request;
+
 use std::sync::Arc;
 
 use axum::routing::post;
@@ -12,7 +15,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types};
 use tolem_sdk::{MppClient, Outcome, SdkError, TransportErrorKind};
-use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody};
 
 struct Pki {
     ca_pem: String,
@@ -108,19 +110,6 @@ async fn tls_ps(pki: &Pki, client_ca: bool) -> String {
     };
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("https://localhost:{port}")
-}
-
-fn request() -> NotifyPaymentRequest {
-    NotifyPaymentRequest {
-        result: ResultBody::success(),
-        payment: NotifyPayment {
-            payment_id: "1".into(),
-            mpp_payment_id: "M1".into(),
-            payment_amount: None,
-            customer_id: None,
-        },
-        customer_id: Some("C1".into()),
-    }
 }
 
 #[tokio::test]
