@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::catalog::{Catalog, CatalogHandle, MerchantCheck};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::connections::{self, ConnectionLimits};
 use crate::domain::Policy;
 use crate::store::{Store, StoreError, StoreLimits};
 use crate::{
@@ -54,6 +55,8 @@ pub struct Metrics {
     pub refunds_failed: std::sync::atomic::AtomicU64,
     pub refund_retries: std::sync::atomic::AtomicU64,
     pub refunds_flagged: std::sync::atomic::AtomicU64,
+    /// The listener's connections (DECISIONS 43).
+    pub connections: Arc<crate::connections::ConnectionStats>,
 }
 
 pub type AppState = Arc<App>;
@@ -170,7 +173,8 @@ async fn unknown_path(uri: Uri) -> Response {
 }
 
 /// Serves the PS on an already bound listener until `shutdown` completes, with the background
-/// tasks (expiry) running beside it.
+/// tasks (expiry, refunds, registers) running beside it; the connection layer
+/// ([`connections`]) holds every connection to its deadlines and the listener to its cap.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
@@ -180,15 +184,10 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));
     let registers = tokio::spawn(registers::run(app.clone(), stop.clone()));
-    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app));
-    let result = axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
-            service,
-        ),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app.clone()));
+    let limits = ConnectionLimits::of(&app.config.limits);
+    let stats = app.metrics.connections.clone();
+    let result = connections::serve(listener, service, limits, stats, shutdown).await;
     stop.cancel();
     let _ = sweeper.await;
     let _ = dispatcher.await;

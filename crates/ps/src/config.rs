@@ -112,6 +112,15 @@ impl Default for RefundsConfig {
     }
 }
 
+/// Bounds of `limits.uri_bytes_max`: room for every path of the APIs, and below hyper's own
+/// limit of 64 KiB, past which it answers 414 without our envelope.
+const URI_BYTES_MIN: usize = 1024;
+const URI_BYTES_MAX: usize = 32 * 1024;
+/// Bounds of `limits.header_bytes_max`: room for the headers the APIs read, and a bound on what
+/// one request may make the PS hold.
+const HEADER_BYTES_MIN: usize = 2 * 1024;
+const HEADER_BYTES_MAX: usize = 256 * 1024;
+
 /// Longest `refunds.pos_wait_ms`: POS clients give up on an answer after about a minute.
 const POS_WAIT_MS_MAX: u64 = 60_000;
 
@@ -129,6 +138,24 @@ pub struct LimitsConfig {
     pub expiry_batch_max: usize,
     /// How long the merchant API remembers a request's answer for replays (DECISIONS 29).
     pub pos_replay_retention_s: u64,
+    // The connection layer (DECISIONS 43, `crate::connections`).
+    /// A request's headers must arrive within this from its first byte (a new connection's first
+    /// request, from the connection's opening); past it the connection is closed.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive whole within this from the request's first byte; past it,
+    /// HTTP 408 in the surface's envelope and the connection is closed.
+    pub body_timeout_ms: u64,
+    /// A keep-alive connection without a request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Open connections per listener at most; at the cap the PS accepts no more until one closes.
+    pub connections_max: usize,
+    /// File descriptors kept free below the open-files limit for the database, outgoing calls
+    /// (refunds, callbacks, e-mail) and logs; the connection cap is lowered to leave them.
+    pub open_files_reserved: usize,
+    /// Longest request target (path and query) in bytes; past it, HTTP 414 in the envelope.
+    pub uri_bytes_max: usize,
+    /// Most bytes of header lines (`name: value`) a request may carry; past it, HTTP 431.
+    pub header_bytes_max: usize,
 }
 
 impl Default for Config {
@@ -175,6 +202,19 @@ impl Default for LimitsConfig {
             request_timeout_ms: 10_000,
             expiry_batch_max: 1_000,
             pos_replay_retention_s: 86_400,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            // Thousands of POS devices and dozens of MPPs keep well under it; at about 10 KiB of
+            // buffers per idle connection and 64 KiB per body it bounds their memory to a few
+            // hundred MiB, and it fits the common hard open-files limits (4,096 and up) with
+            // `open_files_reserved` left over on most.
+            connections_max: 4_096,
+            // More than `refunds.in_flight_max` (512) outgoing calls, the database's files and
+            // the idle connections reqwest keeps.
+            open_files_reserved: 1_024,
+            uri_bytes_max: 8 * 1024,
+            header_bytes_max: 16 * 1024,
         }
     }
 }
@@ -303,6 +343,33 @@ impl Config {
             return invalid(
                 "limits",
                 "queue, batch and connection limits must be positive",
+            );
+        }
+        if l.header_timeout_ms == 0 || l.idle_timeout_ms == 0 {
+            return invalid(
+                "limits",
+                "header_timeout_ms and idle_timeout_ms must be positive",
+            );
+        }
+        if l.body_timeout_ms < l.header_timeout_ms {
+            return invalid(
+                "limits.body_timeout_ms",
+                "must be at least limits.header_timeout_ms (both run from a request's first byte)",
+            );
+        }
+        if l.connections_max == 0 {
+            return invalid("limits.connections_max", "must be positive");
+        }
+        if l.uri_bytes_max < URI_BYTES_MIN || l.uri_bytes_max > URI_BYTES_MAX {
+            return invalid(
+                "limits.uri_bytes_max",
+                &format!("must be {URI_BYTES_MIN}-{URI_BYTES_MAX}"),
+            );
+        }
+        if l.header_bytes_max < HEADER_BYTES_MIN || l.header_bytes_max > HEADER_BYTES_MAX {
+            return invalid(
+                "limits.header_bytes_max",
+                &format!("must be {HEADER_BYTES_MIN}-{HEADER_BYTES_MAX}"),
             );
         }
         self.registers

@@ -2,6 +2,8 @@
 //!
 //! Map of the crate (see `docs/ARCHITECTURE.md`):
 //! - [`app`]: wiring, the router, [`serve`].
+//! - [`connections`]: the connection layer under the router: deadlines, the cap per listener,
+//!   refusals below the application in the surface's envelope (DECISIONS 43).
 //! - [`mpp_api`], [`merchant_api`], [`admin_api`], [`qr_image`], [`receipt`]: the HTTP edges.
 //! - [`payments`]: the MPP API's use cases.
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
@@ -15,6 +17,7 @@ pub mod app;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod merchant_api;
 pub mod mpp_api;

@@ -46,6 +46,12 @@ pub enum Problem {
     TooDeep(usize),
     /// A return QR that cannot be used for a refund now: not scanned, used, or past its time.
     ReturnQrNotUsable,
+    /// Longer than the PS takes, in bytes: the request target or the headers (DECISIONS 43).
+    BytesMax(usize),
+    /// The body did not arrive whole within the PS's deadline (DECISIONS 43).
+    Late,
+    /// The connection ended before the whole body arrived.
+    Incomplete,
 }
 
 impl Problem {
@@ -115,6 +121,18 @@ impl Problem {
             Problem::ReturnQrNotUsable => pick(
                 "QR возврата не отсканирован покупателем, уже использован или истёк",
                 "қайтару QR-ын сатып алушы сканерлемеген, ол пайдаланылған немесе мерзімі өткен",
+            ),
+            Problem::BytesMax(max) => pick(
+                &format!("длиннее {max} байт"),
+                &format!("{max} байттан ұзын"),
+            ),
+            Problem::Late => pick(
+                "тело запроса не получено вовремя",
+                "сұрау денесі уақытында алынбады",
+            ),
+            Problem::Incomplete => pick(
+                "тело запроса получено не полностью",
+                "сұрау денесі толық алынбады",
             ),
         }
     }

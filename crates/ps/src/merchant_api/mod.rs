@@ -20,7 +20,7 @@ pub use sandbox::SANDBOX_MPP;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Bytes, to_bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode as HttpStatus, header};
 use axum::middleware::{self, Next};
@@ -34,6 +34,7 @@ use tolem_wire::{Locale, Param, Problem};
 
 use crate::app::AppState;
 use crate::catalog::{Organization, TradePoint};
+use crate::connections::{Refusal, read_body};
 use crate::store::{Device, StoreError};
 
 /// The three integration schemes (MERCHANT-API.md §1.1).
@@ -167,6 +168,9 @@ pub enum PosError {
     /// A parameter is missing or wrong: the code (`-99000400`, or `990000028` for an amount) and
     /// the parameter named with what is wrong, in the caller's language (DECISIONS 44).
     Param(StatusCode, Param),
+    /// The body was too large, too slow or cut off (DECISIONS 43): answered with the HTTP status
+    /// and code of the connection layer's table.
+    Refused(Refusal),
     Store(StoreError),
 }
 
@@ -248,6 +252,13 @@ impl IntoResponse for PosError {
                 Failure {
                     code,
                     detail: Some(Detail::Param(param)),
+                },
+            ),
+            PosError::Refused(refusal) => (
+                refusal.http_status(),
+                Failure {
+                    code: refusal.merchant_code(),
+                    detail: Some(Detail::Param(refusal.param())),
                 },
             ),
             PosError::Store(e) => {
@@ -352,11 +363,9 @@ impl FromRequest<AppState> for PosCall {
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned);
         let query = req.uri().query().map(str::to_owned);
-        let body = to_bytes(req.into_body(), app.config.limits.body_bytes_max)
+        let body = read_body(req, app.config.limits.body_bytes_max)
             .await
-            .map_err(|_| {
-                PosError::Param(StatusCode::InvalidRequest, Param::body(Problem::TooLarge))
-            })?;
+            .map_err(|e| PosError::Refused(Refusal::from(e)))?;
         Ok(PosCall {
             scheme,
             organization,

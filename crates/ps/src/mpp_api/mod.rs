@@ -3,7 +3,7 @@
 //! `result` (DECISIONS 7–10).
 
 use axum::Router;
-use axum::body::{Bytes, to_bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use tolem_wire::mpp::{
 use tolem_wire::{Locale, Param, Problem};
 
 use crate::app::AppState;
+use crate::connections::{Refusal, read_body};
 use crate::payments::{self, Caller, MppError};
 
 pub fn router() -> Router<AppState> {
@@ -184,16 +185,13 @@ impl FromRequest<AppState> for MppCall {
             ));
         }
         let limit = app.config.limits.body_bytes_max;
-        let body = to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| Refused {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                result: ResultBody::for_param(
-                    ResultCode::ParamIllegal,
-                    locale,
-                    &Param::body(Problem::TooLarge),
-                ),
-            })?;
+        let body = read_body(req, limit).await.map_err(|e| {
+            let refusal = Refusal::from(e);
+            Refused {
+                status: refusal.http_status(),
+                result: refusal.mpp_result(locale),
+            }
+        })?;
         Ok(MppCall {
             caller: Caller { mpp, locale },
             body,

@@ -1,0 +1,239 @@
+//! What one connection is doing, for its deadlines (DECISIONS 43): waiting for a request,
+//! receiving a request's headers, or busy with requests. The socket ([`WatchedIo`]) reports the
+//! first byte of a request, the service reports a request's start and the end of its answer
+//! ([`AnswerBody`]); the connection's task asks [`Activity::deadline`] when to close it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Which deadline closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// A request's headers (or a new connection's first request) did not arrive in time.
+    Headers,
+    /// A keep-alive connection sat without a request for too long.
+    Idle,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// No request in progress since `since`; `first` until the connection's first request.
+    Waiting { since: Instant, first: bool },
+    /// Bytes of a request arrived at `since`; its headers are not complete yet.
+    Headers { since: Instant },
+    /// Requests whose answers are not yet written out. Their bodies have their own deadline.
+    Busy { in_flight: usize },
+}
+
+pub struct Activity {
+    phase: Mutex<Phase>,
+    /// Woken when the phase changes, so that a sleeping connection task takes the new deadline.
+    changed: Notify,
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            phase: Mutex::new(Phase::Waiting {
+                since: Instant::now(),
+                first: true,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(Phase) -> Phase) {
+        // A panic while the lock was held cannot leave a phase half-written: it is one copy.
+        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        *phase = change(*phase);
+        drop(phase);
+        self.changed.notify_one();
+    }
+
+    /// Bytes came in: if no request was in progress, a request's headers have begun.
+    fn bytes_read(&self) {
+        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Phase::Waiting { .. } = *phase {
+            *phase = Phase::Headers {
+                since: Instant::now(),
+            };
+            drop(phase);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request's headers are complete; returns when the request began (its first byte), from
+    /// which its body's deadline runs.
+    pub fn request_began(&self) -> Instant {
+        let now = Instant::now();
+        let mut began = now;
+        self.update(|phase| match phase {
+            Phase::Headers { since } => {
+                began = since;
+                Phase::Busy { in_flight: 1 }
+            }
+            Phase::Waiting { .. } => Phase::Busy { in_flight: 1 },
+            Phase::Busy { in_flight } => Phase::Busy {
+                in_flight: in_flight + 1,
+            },
+        });
+        began
+    }
+
+    /// A request's answer is written out (or dropped).
+    fn request_ended(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy { in_flight } if in_flight > 1 => Phase::Busy {
+                in_flight: in_flight - 1,
+            },
+            Phase::Busy { .. } => Phase::Waiting {
+                since: Instant::now(),
+                first: false,
+            },
+            other => other,
+        });
+    }
+
+    /// When the connection is to be closed if nothing changes, and why; `None` while busy.
+    pub fn deadline(&self, header: Duration, idle: Duration) -> Option<(Instant, Expiry)> {
+        match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
+            Phase::Waiting { since, first: true } | Phase::Headers { since } => {
+                Some((since + header, Expiry::Headers))
+            }
+            Phase::Waiting {
+                since,
+                first: false,
+            } => Some((since + idle, Expiry::Idle)),
+            Phase::Busy { .. } => None,
+        }
+    }
+
+    /// Completes when the phase has changed since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// The socket of a connection, reporting incoming bytes to its [`Activity`].
+pub struct WatchedIo {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl WatchedIo {
+    pub fn new(inner: TcpStream, activity: Arc<Activity>) -> WatchedIo {
+        WatchedIo { inner, activity }
+    }
+
+    pub fn into_inner(self) -> TcpStream {
+        self.inner
+    }
+}
+
+impl AsyncRead for WatchedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for WatchedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// An answer's body that tells the [`Activity`] when it is written out (hyper drops a body once
+/// it has sent its end), so that the idle deadline starts then and not while a large answer is
+/// still going out.
+pub struct AnswerBody {
+    inner: Body,
+    activity: Option<Arc<Activity>>,
+}
+
+impl AnswerBody {
+    pub fn new(inner: Body, activity: Arc<Activity>) -> AnswerBody {
+        AnswerBody {
+            inner,
+            activity: Some(activity),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.request_ended();
+        }
+    }
+}
+
+impl http_body::Body for AnswerBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) {
+            self.finish();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,379 @@
+//! The connection layer under the router (DECISIONS 43): the accept loop of one listener, a cap
+//! on its open connections, and the deadlines of every connection — headers, body, idle
+//! keep-alive — so that no client, careless or hostile, can hold the PS's sockets, memory or file
+//! descriptors for ever. Requests over the size limits of the request target and the headers are
+//! refused here, in the envelope of the surface they were meant for ([`refusal`]).
+//!
+//! [`serve`] takes a bound listener, the service to run and the limits, so that each listener (one
+//! per surface, with TLS, later) gets its own loop. Called by [`crate::app::serve`].
+//!
+//! What hyper still does below this layer: its parser refuses a request line and headers over
+//! [`ConnectionLimits::parser_bytes_max`] (twice our own limits) with a bare 431, a request
+//! target over 64 KiB with a bare 414, and more than 100 headers with a bare 431, then closes the
+//! connection. Our limits are lower, so these answers are only a backstop.
+
+mod activity;
+pub mod body;
+pub mod files;
+pub mod refusal;
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::{Service, ServiceExt};
+
+use crate::config::LimitsConfig;
+use activity::{Activity, AnswerBody, Expiry, WatchedIo};
+pub use body::{BodyError, read_body};
+pub use refusal::Refusal;
+
+/// The limits of one listener's connections (`limits.*` in the configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// A request's headers must be complete this long after its first byte; a new connection's
+    /// first request must be complete this long after the connection opened.
+    pub header_timeout: Duration,
+    /// A request's body must be complete this long after the request's first byte.
+    pub body_timeout: Duration,
+    /// A keep-alive connection without a request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections at most, before the open-files limit lowers it ([`files`]).
+    pub connections_max: usize,
+    /// File descriptors kept free for the database and outgoing calls.
+    pub open_files_reserved: usize,
+    pub uri_bytes_max: usize,
+    pub header_bytes_max: usize,
+}
+
+impl ConnectionLimits {
+    pub fn of(limits: &LimitsConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_millis(limits.header_timeout_ms),
+            body_timeout: Duration::from_millis(limits.body_timeout_ms),
+            idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            connections_max: limits.connections_max,
+            open_files_reserved: limits.open_files_reserved,
+            uri_bytes_max: limits.uri_bytes_max,
+            header_bytes_max: limits.header_bytes_max,
+        }
+    }
+
+    /// hyper's own parser limit on the request line and headers together: far enough above ours
+    /// that a request over our limits reaches [`refusal`] and gets its envelope, yet bounded.
+    pub fn parser_bytes_max(&self) -> usize {
+        (2 * (self.uri_bytes_max + self.header_bytes_max)).max(16 * 1024)
+    }
+}
+
+/// Counters of one listener's connections, for the operator and the tests.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// The most connections that were open at once.
+    pub open_max: AtomicUsize,
+    pub accepted: AtomicU64,
+    /// Connections closed because a request's headers did not arrive in time.
+    pub closed_headers_late: AtomicU64,
+    /// Keep-alive connections closed after sitting idle.
+    pub closed_idle: AtomicU64,
+    /// Times the accept loop stopped at the connection cap.
+    pub cap_reached: AtomicU64,
+}
+
+/// An open connection counted in [`ConnectionStats::open`] until dropped.
+struct Counted(Arc<ConnectionStats>);
+
+impl Counted {
+    fn new(stats: Arc<ConnectionStats>) -> Counted {
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let open = stats.open.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.open_max.fetch_max(open, Ordering::SeqCst);
+        Counted(stats)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A log line at most once a second, with how many were left out since the last one.
+#[derive(Default)]
+struct Sparse {
+    last: Option<Instant>,
+    left_out: u64,
+}
+
+impl Sparse {
+    /// `Some(left out)` when a line is due now.
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now < last + Duration::from_secs(1))
+        {
+            self.left_out += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.left_out))
+    }
+}
+
+/// Pause after an accept error that is not the client's (EMFILE, ENFILE, ENOBUFS…), so that a
+/// process out of descriptors does not spin; connections closing meanwhile free some.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish
+/// their requests (idle ones close at once) and returns.
+pub async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    limits: ConnectionLimits,
+    stats: Arc<ConnectionStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    let cap = match files::raise_open_files_limit() {
+        Ok(soft) => {
+            let cap =
+                files::connection_cap(limits.connections_max, soft, limits.open_files_reserved);
+            tracing::info!(
+                open_files_soft_limit = soft,
+                connections_max = limits.connections_max,
+                connection_cap = cap,
+                "connection cap of this listener",
+            );
+            cap
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit");
+            limits.connections_max
+        }
+    };
+    let slots = Arc::new(Semaphore::new(cap));
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let mut shutdown = pin!(shutdown);
+    let mut at_cap_log = Sparse::default();
+    let mut error_log = Sparse::default();
+    loop {
+        // A slot before the accept: at the cap the PS leaves new clients in the kernel's backlog
+        // (which refuses past its length) until a connection closes, rather than taking sockets
+        // it cannot serve.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                stats.cap_reached.fetch_add(1, Ordering::Relaxed);
+                if let Some(left_out) = at_cap_log.due() {
+                    tracing::warn!(
+                        cap,
+                        left_out,
+                        "connection cap reached; not accepting until one closes"
+                    );
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        // The semaphore is never closed.
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let counted = Counted::new(stats.clone());
+                connections.spawn(connection(
+                    stream,
+                    peer,
+                    service.clone(),
+                    limits,
+                    stop.clone(),
+                    (slot, counted),
+                ));
+            }
+            // The client gave up before we took its connection: nothing to wait for.
+            Err(e) if is_client_error(&e) => {}
+            Err(e) => {
+                if let Some(left_out) = error_log.due() {
+                    tracing::error!(error = %e, left_out, "accept error");
+                }
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+    drop(listener);
+    stop.cancel();
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+fn is_client_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Serves one connection until it ends, a deadline passes, or the PS stops.
+async fn connection<S>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: S,
+    limits: ConnectionLimits,
+    stop: CancellationToken,
+    // Held until the connection ends: its place under the cap, and its count.
+    held: (OwnedSemaphorePermit, Counted),
+) where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    let stats = held.1.0.clone();
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+    let handler = hyper::service::service_fn(request_handler(
+        Arc::new(service),
+        activity.clone(),
+        limits,
+        peer,
+    ));
+    let parser_bytes_max = limits.parser_bytes_max();
+    let mut conn = hyper::server::conn::http1::Builder::new()
+        .max_header_size(parser_bytes_max)
+        .max_buf_size(parser_bytes_max + 16 * 1024)
+        .serve_connection(io, handler);
+    let mut stopping = false;
+    loop {
+        let deadline = activity.deadline(limits.header_timeout, limits.idle_timeout);
+        tokio::select! {
+            result = poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                match result {
+                    Ok(()) => {
+                        let stream = conn.into_parts().io.into_inner().into_inner();
+                        linger(stream).await;
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                }
+                return;
+            }
+            () = stop.cancelled(), if !stopping => {
+                stopping = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            }
+            () = activity.changed() => {}
+            () = sleep_until(deadline.map(|(at, _)| at)) => {
+                // Dropping the connection closes the socket; no request is in progress.
+                if let Some((at, expiry)) = activity.deadline(limits.header_timeout, limits.idle_timeout)
+                    && at <= Instant::now()
+                {
+                    let counter = match expiry {
+                        Expiry::Headers => &stats.closed_headers_late,
+                        Expiry::Idle => &stats.closed_idle,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, ?expiry, "connection closed at its deadline");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<hyper::Response<AnswerBody>, Infallible>> + Send>>;
+
+/// What hyper calls with each request of a connection: the size limits checked, the body put
+/// under its deadline, the peer's address made known (`ConnectInfo`), the answer's end reported.
+fn request_handler<S>(
+    service: Arc<S>,
+    activity: Arc<Activity>,
+    limits: ConnectionLimits,
+    peer: SocketAddr,
+) -> impl Fn(Request<Incoming>) -> Answer
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    move |req| {
+        let began = activity.request_began();
+        let (mut parts, body) = req.into_parts();
+        let oversize = refusal::oversize(&parts, limits.uri_bytes_max, limits.header_bytes_max);
+        parts.extensions.insert(ConnectInfo(peer));
+        let body = Body::new(body::DeadlineBody::new(body, began + limits.body_timeout));
+        let service = S::clone(&service);
+        let activity = activity.clone();
+        Box::pin(async move {
+            let response = match oversize {
+                Some(refused) => refusal::answer(&parts, refused),
+                None => match service.oneshot(Request::from_parts(parts, body)).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+            };
+            Ok(response.map(|b| AnswerBody::new(b, activity)))
+        })
+    }
+}
+
+/// Longest a closed connection's socket is drained ([`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes drained from a closed connection's socket.
+const LINGER_BYTES_MAX: usize = 256 * 1024;
+
+/// Closes a connection whose last answer is written: our side's end is sent first, then what the
+/// client still sends (the rest of a body the PS refused unread) is read and dropped for a short
+/// while. Closing a socket with unread bytes sends a reset, and a reset can make the client's
+/// system drop the answer it has not read yet: the 413 or 408 would be lost.
+async fn linger(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = [0u8; 8 * 1024];
+        let mut drained = 0;
+        while drained <= LINGER_BYTES_MAX {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Sleeps until `at`, or for ever without a deadline.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,162 @@
+//! Refusals made below the use cases, in the surface's own words (DECISIONS 43): a request
+//! target or headers over the limits (414, 431), a body too large (413), too slow (408) or cut
+//! off (400). [`Refusal`] is the one table of their HTTP statuses and codes; [`answer`] picks the
+//! envelope from the request's path, and the MPP and merchant edges use the same table for the
+//! body errors they meet while reading.
+
+use axum::http::{HeaderMap, StatusCode as HttpStatus, Uri, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use tolem_wire::merchant::{Envelope, StatusCode};
+use tolem_wire::mpp::{self, ResultBody, ResultCode, ResultOnly};
+use tolem_wire::{Locale, Param, Problem};
+
+use super::body::BodyError;
+use crate::merchant_api;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request target (path and query) is longer than `bytes_max` bytes.
+    UriTooLong {
+        bytes_max: usize,
+    },
+    /// The header names and values add up to more than `bytes_max` bytes.
+    HeadersTooLarge {
+        bytes_max: usize,
+    },
+    BodyTooLarge,
+    BodyLate,
+    BodyIncomplete,
+}
+
+impl From<BodyError> for Refusal {
+    fn from(error: BodyError) -> Refusal {
+        match error {
+            BodyError::TooLarge => Refusal::BodyTooLarge,
+            BodyError::Late => Refusal::BodyLate,
+            BodyError::Incomplete => Refusal::BodyIncomplete,
+        }
+    }
+}
+
+impl Refusal {
+    pub fn http_status(self) -> HttpStatus {
+        match self {
+            Refusal::UriTooLong { .. } => HttpStatus::URI_TOO_LONG,
+            Refusal::HeadersTooLarge { .. } => HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::BodyTooLarge => HttpStatus::PAYLOAD_TOO_LARGE,
+            Refusal::BodyLate => HttpStatus::REQUEST_TIMEOUT,
+            Refusal::BodyIncomplete => HttpStatus::BAD_REQUEST,
+        }
+    }
+
+    /// What is wrong, named as the request's parameters are.
+    pub fn param(self) -> Param {
+        match self {
+            Refusal::UriTooLong { bytes_max } => Param::new("URI", Problem::BytesMax(bytes_max)),
+            Refusal::HeadersTooLarge { bytes_max } => {
+                Param::new("headers", Problem::BytesMax(bytes_max))
+            }
+            Refusal::BodyTooLarge => Param::body(Problem::TooLarge),
+            Refusal::BodyLate => Param::body(Problem::Late),
+            Refusal::BodyIncomplete => Param::body(Problem::Incomplete),
+        }
+    }
+
+    /// The MPP API's code: a body that came too slowly changed nothing and may be sent again, so
+    /// it is `UNKNOWN_EXCEPTION` ("retry", DECISIONS 7); anything else would be refused again and
+    /// is `PARAM_ILLEGAL`.
+    pub fn mpp_result(self, locale: Locale) -> ResultBody {
+        let code = match self {
+            Refusal::BodyLate => ResultCode::UnknownException,
+            _ => ResultCode::ParamIllegal,
+        };
+        ResultBody::for_param(code, locale, &self.param())
+    }
+
+    /// The merchant API's code, on the same rule: `-999` (retry) for a late body, else
+    /// `-99000400`.
+    pub fn merchant_code(self) -> StatusCode {
+        match self {
+            Refusal::BodyLate => StatusCode::Unavailable,
+            _ => StatusCode::InvalidRequest,
+        }
+    }
+
+    /// The English words of the admin API and the pages, which have no envelope of their own.
+    fn plain(self) -> String {
+        match self {
+            Refusal::UriTooLong { bytes_max } => format!("URI longer than {bytes_max} bytes"),
+            Refusal::HeadersTooLarge { bytes_max } => {
+                format!("headers longer than {bytes_max} bytes")
+            }
+            Refusal::BodyTooLarge => "body too large".to_owned(),
+            Refusal::BodyLate => "body not received in time".to_owned(),
+            Refusal::BodyIncomplete => "body incomplete".to_owned(),
+        }
+    }
+}
+
+/// The refusal in the envelope of the surface the path belongs to: `{"result": …}` under
+/// `/api/` (in the language of `X-Locale`), `{"StatusCode", "Message"}` on the merchant API (in
+/// the language of `Accept-Language`), `{"error": …}` elsewhere.
+pub fn answer(parts: &Parts, refusal: Refusal) -> Response {
+    let path = parts.uri.path();
+    let status = refusal.http_status();
+    let (content_type, body) = if path.starts_with("/api/") {
+        let locale = Locale::from_header(header_text(&parts.headers, mpp::HEADER_LOCALE))
+            .unwrap_or(Locale::Ru);
+        let result = refusal.mpp_result(locale);
+        ("application/json", json(&ResultOnly { result }))
+    } else if merchant_api::is_merchant_path(path) {
+        let locale = Locale::from_accept_language(header_text(
+            &parts.headers,
+            header::ACCEPT_LANGUAGE.as_str(),
+        ));
+        let detail = refusal.param().text(locale);
+        let envelope = Envelope::error(refusal.merchant_code(), locale, Some(&detail));
+        ("application/json; charset=utf-8", json(&envelope))
+    } else {
+        let body = serde_json::json!({ "error": refusal.plain() });
+        ("application/json", body.to_string())
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // The wire's envelopes hold only strings and numbers: serializing them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request target's length in bytes, as the client sent it.
+pub fn uri_bytes(uri: &Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
+}
+
+/// The headers' size in bytes as they came on the wire: each `name: value` and its line end.
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+        .sum()
+}
+
+/// A request over the connection layer's size limits, if it is.
+pub fn oversize(parts: &Parts, uri_bytes_max: usize, header_bytes_max: usize) -> Option<Refusal> {
+    if uri_bytes(&parts.uri) > uri_bytes_max {
+        return Some(Refusal::UriTooLong {
+            bytes_max: uri_bytes_max,
+        });
+    }
+    if header_bytes(&parts.headers) > header_bytes_max {
+        return Some(Refusal::HeadersTooLarge {
+            bytes_max: header_bytes_max,
+        });
+    }
+    None
+}
