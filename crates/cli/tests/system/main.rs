@@ -19,6 +19,7 @@ mod register_days;
 mod register_mail;
 mod registers;
 mod sandbox;
+mod slow_clients;
 mod smtp;
 mod strict;
 mod wallet;

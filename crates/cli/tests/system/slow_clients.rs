@@ -1,0 +1,458 @@
+//! Slow and greedy clients against the connection layer (DECISIONS 43, issue 9), over real TCP
+//! sockets: idle sockets, slowloris headers, slow bodies and idle keep-alive connections are
+//! closed at their deadlines; well-behaved clients are served while hundreds of them are held;
+//! the connection cap holds; refusals below the application (408, 413, 414, 431) carry the
+//! surface's envelope. Deadlines are short here (1–2 s); every wait for "closed" is bounded and
+//! fails by name, and nothing asserts how fast anything was.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::task::JoinHandle;
+use tolem_ps::Config;
+
+use crate::harness::*;
+
+/// How long a test waits for the PS to close a connection or answer before it fails.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Deadlines short enough for a test: headers 1 s, body 2 s, idle keep-alive 1.5 s.
+fn short_deadlines(config: &mut Config) {
+    config.limits.header_timeout_ms = 1_000;
+    config.limits.body_timeout_ms = 2_000;
+    config.limits.idle_timeout_ms = 1_500;
+}
+
+/// Deadlines long enough that the slow clients of a test are still held when it looks.
+fn long_deadlines(config: &mut Config) {
+    config.limits.header_timeout_ms = 60_000;
+    config.limits.body_timeout_ms = 60_000;
+    config.limits.idle_timeout_ms = 60_000;
+}
+
+async fn connect(ps: &TestPs) -> TcpStream {
+    let addr = ps.url.trim_start_matches("http://");
+    TcpStream::connect(addr)
+        .await
+        .expect("the PS takes a connection")
+}
+
+/// Everything the PS sends until it closes the connection (a reset counts as closed).
+async fn until_closed(stream: &mut TcpStream, what: &str) -> Vec<u8> {
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(BOUND, read)
+        .await
+        .unwrap_or_else(|_| panic!("the PS did not close {what} within {BOUND:?}"))
+}
+
+/// One answer read off a socket: status and body (framed by Content-Length).
+async fn read_answer(stream: &mut TcpStream, what: &str) -> (u16, String) {
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(answer) = parse_answer(&got) {
+                return answer;
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => panic!("{what}: closed before a whole answer: {got:?}"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(BOUND, read)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {BOUND:?}"))
+}
+
+/// `Some((status, body))` once `bytes` hold a whole answer.
+fn parse_answer(bytes: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (body.len() >= length).then(|| (status, body[..length].to_owned()))
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON, got {body:?}"))
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until they are sent or the PS closes.
+fn trickle(mut writer: OwnedWriteHalf, bytes: Vec<u8>, gap: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        for byte in bytes {
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(gap).await;
+        }
+    })
+}
+
+/// The head of an MPP API scan whose body is `length` bytes.
+fn mpp_head(length: usize) -> String {
+    format!(
+        "POST /api/v1/qr/scan HTTP/1.1\r\nHost: ps\r\nContent-Type: application/json\r\n\
+         X-Caller-Name: demobank\r\nX-Request-ID: slow-1\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
+/// The head of a merchant API device registration whose body is `length` bytes.
+fn merchant_head(length: usize) -> String {
+    format!(
+        "POST /r1/v01/device/register HTTP/1.1\r\nHost: ps\r\nContent-Type: application/json\r\n\
+         Api-Key: {API_KEY}\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
+const PING: &str = "/r1/v01/health/ping";
+
+fn ping_request() -> String {
+    format!("GET {PING} HTTP/1.1\r\nHost: ps\r\nApi-Key: {API_KEY}\r\n\r\n")
+}
+
+async fn ping(ps: &TestPs) {
+    let (status, answer) = ps.pos("GET", PING, API_KEY, None).await;
+    assert_eq!(
+        (status, &answer["StatusCode"]),
+        (200, &json!(0)),
+        "{answer}"
+    );
+}
+
+/// Waits until `done` holds, failing by name after [`BOUND`].
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(BOUND, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn idle_slowloris_slow_bodies_and_idle_keep_alive_are_closed_at_their_deadlines() {
+    let ps = TestPs::start_configured(short_deadlines).await;
+    let idle = async {
+        let mut stream = connect(&ps).await;
+        let got = until_closed(&mut stream, "a connection that sent nothing").await;
+        assert!(got.is_empty(), "no answer to nothing: {got:?}");
+    };
+    let slowloris = async {
+        let (mut reader, writer) = connect(&ps).await.into_split();
+        let head = format!(
+            "GET {PING} HTTP/1.1\r\nHost: ps\r\nX-Slow: {}",
+            "a".repeat(400)
+        );
+        let writer = trickle(writer, head.into_bytes(), Duration::from_millis(100));
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(BOUND, reader.read_to_end(&mut got)).await;
+        assert!(
+            closed.is_ok(),
+            "the PS did not close a slowloris within {BOUND:?}"
+        );
+        assert!(got.is_empty(), "no answer to half a header: {got:?}");
+        writer.abort();
+    };
+    // A body that stops half-way: the answer is a 408 in the surface's envelope.
+    let stalled_mpp = async {
+        let mut stream = connect(&ps).await;
+        let request = format!("{}{{\"qrCode\":", mpp_head(1_000));
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let (status, body) = read_answer(&mut stream, "a stalled MPP body").await;
+        assert_eq!(status, 408, "{body}");
+        let result = &json_of(&body)["result"];
+        assert_eq!(result["resultCode"], "UNKNOWN_EXCEPTION", "{body}");
+        let message = result["resultMessage"].as_str().unwrap_or_default();
+        assert!(message.contains("не получено вовремя"), "{body}");
+        until_closed(&mut stream, "the connection of a late MPP body").await;
+    };
+    let stalled_merchant = async {
+        let mut stream = connect(&ps).await;
+        let request = format!("{}{{\"DeviceId\":", merchant_head(1_000));
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let (status, body) = read_answer(&mut stream, "a stalled merchant body").await;
+        assert_eq!(status, 408, "{body}");
+        assert_eq!(json_of(&body)["StatusCode"], -999, "{body}");
+        until_closed(&mut stream, "the connection of a late merchant body").await;
+    };
+    // A body that keeps coming, a byte at a time: refused at the deadline (408 if the answer
+    // gets through before the connection closes).
+    let trickling_body = async {
+        let (mut reader, mut writer) = connect(&ps).await.into_split();
+        writer
+            .write_all(mpp_head(1_000).as_bytes())
+            .await
+            .expect("sent");
+        let writer = trickle(writer, vec![b' '; 1_000], Duration::from_millis(100));
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(BOUND, async {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = reader.read(&mut buf).await {
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "the PS did not close a trickling body within {BOUND:?}"
+        );
+        if let Some((status, body)) = parse_answer(&got) {
+            assert_eq!(status, 408, "{body}");
+        }
+        writer.abort();
+    };
+    let idle_keep_alive = async {
+        let mut stream = connect(&ps).await;
+        stream
+            .write_all(ping_request().as_bytes())
+            .await
+            .expect("sent");
+        let (status, body) = read_answer(&mut stream, "a ping").await;
+        assert_eq!(status, 200, "{body}");
+        until_closed(&mut stream, "an idle keep-alive connection").await;
+    };
+    tokio::join!(
+        idle,
+        slowloris,
+        stalled_mpp,
+        stalled_merchant,
+        trickling_body,
+        idle_keep_alive
+    );
+    let stats = &ps.app.metrics.connections;
+    // The idle socket and the slowloris were closed by the header deadline, the keep-alive
+    // connection by the idle one.
+    assert!(stats.closed_headers_late.load(Ordering::SeqCst) >= 2);
+    assert!(stats.closed_idle.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn well_behaved_clients_are_served_while_hundreds_of_slow_ones_are_held() {
+    let ps = TestPs::start_configured(long_deadlines).await;
+    let mut held = Vec::new();
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for _ in 0..300 {
+        held.push(connect(&ps).await);
+    }
+    for _ in 0..100 {
+        let (reader, writer) = connect(&ps).await.into_split();
+        let head = format!(
+            "GET {PING} HTTP/1.1\r\nHost: ps\r\nX-Slow: {}",
+            "a".repeat(100)
+        );
+        writers.push(trickle(
+            writer,
+            head.into_bytes(),
+            Duration::from_millis(500),
+        ));
+        readers.push(reader);
+    }
+    for _ in 0..100 {
+        let mut stream = connect(&ps).await;
+        let request = format!("{}{{\"qrCode\":", mpp_head(60_000));
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        held.push(stream);
+    }
+    let stats = ps.app.metrics.connections.clone();
+    wait_for("the 500 slow connections are open", || {
+        stats.open.load(Ordering::SeqCst) >= 500
+    })
+    .await;
+    let scans = join_all((0..20).map(|i| {
+        let customer = format!("C{i}");
+        let ps = &ps;
+        async move { scan_id(ps, "demobank", STATIC_QR, &customer).await }
+    }));
+    let pings = join_all((0..20).map(|_| ping(&ps)));
+    let (scanned, _) = tokio::join!(scans, pings);
+    assert_eq!(scanned.len(), 20);
+    assert!(
+        stats.open.load(Ordering::SeqCst) >= 500,
+        "the slow connections were held while the others were served"
+    );
+    for writer in writers {
+        writer.abort();
+    }
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_and_the_next_client_is_served_when_one_closes() {
+    const CAP: usize = 8;
+    let ps = TestPs::start_configured(|config| {
+        long_deadlines(config);
+        config.limits.connections_max = CAP;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        held.push(connect(&ps).await);
+    }
+    let stats = ps.app.metrics.connections.clone();
+    wait_for("the cap is reached", || {
+        stats.open.load(Ordering::SeqCst) == CAP && stats.cap_reached.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let mut next = connect(&ps).await;
+    next.write_all(ping_request().as_bytes())
+        .await
+        .expect("the kernel takes the request");
+    let mut first = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), next.read(&mut first)).await;
+    assert!(
+        early.is_err(),
+        "a client past the cap is not served while the cap holds"
+    );
+    assert_eq!(stats.open.load(Ordering::SeqCst), CAP);
+    drop(held.pop());
+    let (status, body) = read_answer(&mut next, "the client past the cap, once one closed").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(stats.open_max.load(Ordering::SeqCst) <= CAP);
+}
+
+#[tokio::test]
+async fn refusals_below_the_application_carry_the_surfaces_envelope() {
+    let ps = TestPs::start().await;
+    let long_query = format!("?pad={}", "a".repeat(9_000));
+    let mpp_headers = [
+        ("content-type", "application/json"),
+        ("x-caller-name", "demobank"),
+        ("x-request-id", "r-1"),
+    ];
+    // 414 on the MPP API.
+    let (status, body) = ps
+        .mpp_raw(&format!("/api/v1/qr/scan{long_query}"), &mpp_headers, "{}")
+        .await;
+    assert_eq!(status, 414, "{body}");
+    let result = &json_of(&body)["result"];
+    assert_eq!(result["resultCode"], "PARAM_ILLEGAL", "{body}");
+    assert!(body.contains("URI — длиннее 8192 байт"), "{body}");
+    // 431 on the MPP API, in the caller's language.
+    let pad = "b".repeat(17_000);
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-caller-name", "demobank"),
+        ("x-request-id", "r-2"),
+        ("x-locale", "kk-KZ"),
+        ("x-pad", &pad),
+    ];
+    let (status, body) = ps.mpp_raw("/api/v1/qr/scan", &headers, "{}").await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(json_of(&body)["result"]["resultCode"], "PARAM_ILLEGAL");
+    assert!(body.contains("headers — 16384 байттан ұзын"), "{body}");
+    // 413 on the MPP API, by Content-Length.
+    let large = format!("{{\"qrCode\":\"{}\"}}", "c".repeat(70_000));
+    let (status, body) = ps.mpp_raw("/api/v1/qr/scan", &mpp_headers, &large).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(json_of(&body)["result"]["resultCode"], "PARAM_ILLEGAL");
+    // 413 on the MPP API while reading a chunked body, which declares no length.
+    let mut stream = connect(&ps).await;
+    let head = "POST /api/v1/qr/scan HTTP/1.1\r\nHost: ps\r\nContent-Type: application/json\r\n\
+                X-Caller-Name: demobank\r\nX-Request-ID: r-3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let chunk = format!("2000\r\n{}\r\n", " ".repeat(0x2000));
+    for _ in 0..9 {
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let (status, body) = read_answer(&mut stream, "a chunked body over the limit").await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(json_of(&body)["result"]["resultCode"], "PARAM_ILLEGAL");
+    // The merchant API: 414, 431, 413 with StatusCode -99000400.
+    let (status, answer) = ps
+        .pos("GET", &format!("{PING}{long_query}"), API_KEY, None)
+        .await;
+    assert_eq!(
+        (status, &answer["StatusCode"]),
+        (414, &json!(-99000400)),
+        "{answer}"
+    );
+    let resp = ps
+        .http
+        .get(format!("{}{PING}", ps.url))
+        .header("api-key", API_KEY)
+        .header("x-pad", &pad)
+        .send()
+        .await
+        .expect("the PS answers");
+    assert_eq!(resp.status().as_u16(), 431);
+    let answer = json_of(&resp.text().await.expect("a body"));
+    assert_eq!(answer["StatusCode"], -99000400, "{answer}");
+    let large = json!({"DeviceId": "c".repeat(70_000), "TradePointId": 1001});
+    let (status, answer) = ps
+        .pos("POST", "/r1/v01/device/register", API_KEY, Some(&large))
+        .await;
+    assert_eq!(
+        (status, &answer["StatusCode"]),
+        (413, &json!(-99000400)),
+        "{answer}"
+    );
+    // Elsewhere (admin, pages): {"error": …}.
+    let resp = ps
+        .http
+        .get(format!("{}/admin/v1/catalog{long_query}", ps.url))
+        .send()
+        .await
+        .expect("the PS answers");
+    assert_eq!(resp.status().as_u16(), 414);
+    let answer = json_of(&resp.text().await.expect("a body"));
+    assert_eq!(answer["error"], "URI longer than 8192 bytes", "{answer}");
+}
+
+/// The probe of issue 9: with 1,100 idle sockets open a health ping used to time out (the PS was
+/// out of file descriptors). Now the ping is served, and the idle sockets are closed at the
+/// header deadline.
+#[tokio::test]
+async fn eleven_hundred_idle_sockets_do_not_stop_a_health_ping() {
+    const IDLE: usize = 1_100;
+    // This process holds both ends of every socket.
+    let soft = rlimit::increase_nofile_limit(u64::MAX).expect("the open-files limit");
+    assert!(
+        soft > 3 * IDLE as u64,
+        "this test needs an open-files limit above {}; the hard limit allows {soft}",
+        3 * IDLE
+    );
+    let ps = TestPs::start_configured(|config| {
+        config.limits.header_timeout_ms = 2_000;
+        config.limits.body_timeout_ms = 2_000;
+    })
+    .await;
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(connect(&ps).await);
+    }
+    ping(&ps).await;
+    join_all(
+        idle.iter_mut()
+            .map(|stream| until_closed(stream, "one of 1,100 idle sockets")),
+    )
+    .await;
+    let stats = &ps.app.metrics.connections;
+    assert!(stats.closed_headers_late.load(Ordering::SeqCst) >= IDLE as u64);
+    ping(&ps).await;
+}
