@@ -500,6 +500,42 @@ mod tests {
     }
 
     #[test]
+    fn the_connection_limits_default_to_decisions_43_and_are_checked() {
+        let l = Config::default().limits;
+        assert_eq!(
+            (l.header_timeout_ms, l.body_timeout_ms, l.idle_timeout_ms),
+            (10_000, 30_000, 60_000)
+        );
+        assert_eq!((l.uri_bytes_max, l.header_bytes_max), (8_192, 16_384));
+        let refused = |name: &str, value: &str, key: &str| {
+            let env = [(name.to_owned(), value.to_owned())];
+            let err = Config::load(None, env).expect_err(name);
+            assert!(err.to_string().contains(key), "{err}");
+        };
+        refused(
+            "TOLEM_LIMITS__BODY_TIMEOUT_MS",
+            "5000",
+            "limits.body_timeout_ms",
+        );
+        refused("TOLEM_LIMITS__HEADER_TIMEOUT_MS", "0", "limits");
+        refused(
+            "TOLEM_LIMITS__CONNECTIONS_MAX",
+            "0",
+            "limits.connections_max",
+        );
+        refused(
+            "TOLEM_LIMITS__URI_BYTES_MAX",
+            "70000",
+            "limits.uri_bytes_max",
+        );
+        refused(
+            "TOLEM_LIMITS__HEADER_BYTES_MAX",
+            "100",
+            "limits.header_bytes_max",
+        );
+    }
+
+    #[test]
     fn the_pos_wait_for_a_refund_is_bounded() {
         assert_eq!(Config::default().refunds.pos_wait_ms, 10_000);
         let env = [("TOLEM_REFUNDS__POS_WAIT_MS".to_owned(), "0".to_owned())];

@@ -209,14 +209,15 @@ where
         };
         match accepted {
             Ok((stream, peer)) => {
-                let counted = Counted::new(stats.clone());
+                let held = (slot, Counted::new(stats.clone()));
                 connections.spawn(connection(
                     stream,
                     peer,
                     service.clone(),
                     limits,
+                    stats.clone(),
                     stop.clone(),
-                    (slot, counted),
+                    held,
                 ));
             }
             // The client gave up before we took its connection: nothing to wait for.
@@ -251,14 +252,14 @@ async fn connection<S>(
     peer: SocketAddr,
     service: S,
     limits: ConnectionLimits,
+    stats: Arc<ConnectionStats>,
     stop: CancellationToken,
     // Held until the connection ends: its place under the cap, and its count.
-    held: (OwnedSemaphorePermit, Counted),
+    _held: (OwnedSemaphorePermit, Counted),
 ) where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send,
 {
-    let stats = held.1.0.clone();
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
     let handler = hyper::service::service_fn(request_handler(

@@ -160,3 +160,73 @@ pub fn oversize(parts: &Parts, uri_bytes_max: usize, header_bytes_max: usize) ->
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn parts(path: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut req = Request::builder().uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(()).expect("a request").into_parts().0
+    }
+
+    async fn body_of(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("a body");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn each_surface_hears_a_refusal_in_its_own_envelope() {
+        let late = Refusal::BodyLate;
+        let got = answer(&parts("/api/v1/qr/scan", &[("x-locale", "kk-KZ")]), late);
+        assert_eq!(got.status(), HttpStatus::REQUEST_TIMEOUT);
+        let body = body_of(got).await;
+        assert_eq!(body["result"]["resultCode"], "UNKNOWN_EXCEPTION");
+        let message = body["result"]["resultMessage"].as_str().unwrap_or_default();
+        assert!(
+            message.ends_with("сұрау денесі уақытында алынбады"),
+            "{body}"
+        );
+
+        let long = Refusal::UriTooLong { bytes_max: 8192 };
+        let got = answer(&parts("/r2/v01/qr/create", &[]), long);
+        assert_eq!(got.status(), HttpStatus::URI_TOO_LONG);
+        let body = body_of(got).await;
+        assert_eq!(body["StatusCode"], -99000400);
+        assert_eq!(
+            body["Message"],
+            "Некорректный запрос: URI — длиннее 8192 байт"
+        );
+
+        let got = answer(&parts("/r1/v01/qr/create", &[]), late);
+        assert_eq!(body_of(got).await["StatusCode"], -999);
+
+        let got = answer(&parts("/admin/v1/catalog", &[]), Refusal::BodyTooLarge);
+        assert_eq!(got.status(), HttpStatus::PAYLOAD_TOO_LARGE);
+        assert_eq!(body_of(got).await["error"], "body too large");
+    }
+
+    #[test]
+    fn sizes_are_counted_as_on_the_wire() {
+        let p = parts("/api/v1/qr/scan?a=1", &[("x-a", "bc")]);
+        assert_eq!(uri_bytes(&p.uri), "/api/v1/qr/scan?a=1".len());
+        assert_eq!(header_bytes(&p.headers), "x-a: bc\r\n".len());
+        assert_eq!(oversize(&p, 19, 9), None);
+        assert_eq!(
+            oversize(&p, 18, 9),
+            Some(Refusal::UriTooLong { bytes_max: 18 })
+        );
+        assert_eq!(
+            oversize(&p, 19, 8),
+            Some(Refusal::HeadersTooLarge { bytes_max: 8 })
+        );
+    }
+}
