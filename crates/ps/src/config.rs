@@ -129,6 +129,10 @@ pub struct LimitsConfig {
     pub expiry_batch_max: usize,
     /// How long the merchant API remembers a request's answer for replays (DECISIONS 29).
     pub pos_replay_retention_s: u64,
+    // Admin API (DECISIONS 43): its bodies are catalog items and small commands, so a much
+    // smaller limit than the APIs' is enough; checked after the token, before anything is read.
+    /// Largest admin API request body; a larger declared length is refused at once (413).
+    pub admin_body_bytes_max: usize,
 }
 
 impl Default for Config {
@@ -175,6 +179,7 @@ impl Default for LimitsConfig {
             request_timeout_ms: 10_000,
             expiry_batch_max: 1_000,
             pos_replay_retention_s: 86_400,
+            admin_body_bytes_max: 64 * 1024,
         }
     }
 }
@@ -304,6 +309,9 @@ impl Config {
                 "limits",
                 "queue, batch and connection limits must be positive",
             );
+        }
+        if l.admin_body_bytes_max == 0 {
+            return invalid("limits.admin_body_bytes_max", "must be positive");
         }
         self.registers
             .validate()
