@@ -29,7 +29,12 @@ impl RequestIdError {
     pub fn problem(self, len_max: usize) -> Problem {
         match self {
             RequestIdError::Empty | RequestIdError::TooLong => Problem::Length(1, len_max),
-            RequestIdError::NotVisibleAscii => Problem::Expected("visible ASCII, no spaces"),
+            // A pattern reads the same in both languages, as `ru-RU | kk-KZ` does.
+            RequestIdError::NotVisibleAscii => Problem::Expected(match len_max {
+                MPP_REQUEST_ID_LEN_MAX => "[!-~]{1,64}",
+                MERCHANT_REQUEST_ID_LEN_MAX => "[!-~]{1,128}",
+                _ => "[!-~]",
+            }),
         }
     }
 }
@@ -86,6 +91,14 @@ mod tests {
                 "{value:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_rule() {
+        let problem = RequestIdError::NotVisibleAscii.problem(MPP_REQUEST_ID_LEN_MAX);
+        assert_eq!(problem, Problem::Expected("[!-~]{1,64}"));
+        let problem = RequestIdError::TooLong.problem(MPP_REQUEST_ID_LEN_MAX);
+        assert_eq!(problem, Problem::Length(1, 64));
     }
 
     #[test]

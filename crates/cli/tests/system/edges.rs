@@ -346,6 +346,13 @@ async fn an_x_request_id_is_echoed_only_when_it_keeps_the_rule() {
         assert_eq!(result_code(&answer), "PARAM_ILLEGAL");
         assert!(answer.contains("X-Request-ID"), "{answer}");
     }
+    // Said as docs/mpp-api.md shows it.
+    let (_, _, answer) = echoed(scan(), b"two words").await;
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        answer["result"]["resultMessage"],
+        "Некорректный параметр: X-Request-ID — ожидается [!-~]{1,64}"
+    );
     // The merchant API: optional, up to 128; an invalid one is served as if absent, not echoed.
     let ping = || {
         ps.http
