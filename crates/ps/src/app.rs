@@ -4,17 +4,21 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tolem_wire::mpp::HEADER_REQUEST_ID;
+use tolem_wire::request_id::{
+    MERCHANT_REQUEST_ID_LEN_MAX, MPP_REQUEST_ID_LEN_MAX, check_request_id,
+};
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::catalog::{Catalog, CatalogHandle, MerchantCheck};
@@ -132,19 +136,44 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(mpp_api::router())
         .merge(merchant_api::router())
-        .merge(admin_api::router())
+        .merge(admin_api::router(app.clone()))
         .merge(qr_image::router())
         .merge(receipt::router())
         .merge(registers::router())
         .fallback(unknown_path)
-        .method_not_allowed_fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let id = valid_request_id(req).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(PropagateRequestIdLayer::new(HeaderName::from_static("x-request-id")))
+        .layer(middleware::from_fn(echo_request_id))
         .layer(CatchPanicLayer::custom(|_| internal_fault()))
         .with_state(app)
+}
+
+/// The request's X-Request-ID if it keeps the one rule (`tolem_wire::request_id`) with the limit
+/// of the surface it was sent to: the MPP API's for `/api`, the PS's own elsewhere.
+fn valid_request_id(req: &Request) -> Option<&str> {
+    let len_max = match Surface::of(req.uri().path()) {
+        Surface::Mpp => MPP_REQUEST_ID_LEN_MAX,
+        _ => MERCHANT_REQUEST_ID_LEN_MAX,
+    };
+    let value = req.headers().get(HEADER_REQUEST_ID)?;
+    check_request_id(value.as_bytes(), len_max).ok()
+}
+
+/// Echoes a valid X-Request-ID on the answer (DECISIONS 9); an invalid one is never echoed, so a
+/// client cannot make the PS send back whatever it sent (a 70 kB header came back as one).
+async fn echo_request_id(req: Request, next: Next) -> Response {
+    let echo = valid_request_id(&req).and_then(|id| HeaderValue::from_str(id).ok());
+    let mut response = next.run(req).await;
+    if let Some(id) = echo {
+        response
+            .headers_mut()
+            .entry(HEADER_REQUEST_ID)
+            .or_insert(id);
+    }
+    response
 }
 
 /// The answer to a panic: a body both APIs' clients understand as "retry".
@@ -157,18 +186,59 @@ fn internal_fault() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
-async fn unknown_path(uri: Uri) -> Response {
-    let path = uri.path();
-    if path.starts_with("/api/") {
-        mpp_api::unknown_method()
-    } else if merchant_api::is_merchant_path(path) {
-        merchant_api::unknown_method()
-    } else {
-        (
+/// Which API a path belongs to, by its first segment, so that a refusal is said in that API's
+/// own envelope (DECISIONS 7, 33): `/api` is the MPP API, `/r1`–`/r3` the merchant API,
+/// `/admin` the admin API, with or without anything after them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    Mpp,
+    Merchant,
+    Admin,
+    Other,
+}
+
+impl Surface {
+    fn of(path: &str) -> Surface {
+        let first = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        match first {
+            "api" => Surface::Mpp,
+            "r1" | "r2" | "r3" => Surface::Merchant,
+            "admin" => Surface::Admin,
+            _ => Surface::Other,
+        }
+    }
+}
+
+async fn unknown_path(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    refuse_path(&app, &headers, &uri, false).await
+}
+
+async fn wrong_method(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    refuse_path(&app, &headers, &uri, true).await
+}
+
+/// A path or method no route takes, answered in its surface's envelope. The MPP and merchant
+/// APIs answer both as an unknown method, as they always have; the admin API checks the token
+/// first and then tells 404 from 405.
+async fn refuse_path(
+    app: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    path_exists: bool,
+) -> Response {
+    match Surface::of(uri.path()) {
+        Surface::Mpp => mpp_api::unknown_method(),
+        Surface::Merchant => merchant_api::unknown_method(),
+        Surface::Admin => admin_api::unknown(app, headers, path_exists).await,
+        Surface::Other => (
             StatusCode::NOT_FOUND,
             axum::Json(serde_json::json!({"error": "not found"})),
         )
-            .into_response()
+            .into_response(),
     }
 }
 

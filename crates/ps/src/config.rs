@@ -156,6 +156,10 @@ pub struct LimitsConfig {
     pub uri_bytes_max: usize,
     /// Most bytes of header lines (`name: value`) a request may carry; past it, HTTP 431.
     pub header_bytes_max: usize,
+    // Admin API (DECISIONS 43): its bodies are catalog items and small commands, so a much
+    // smaller limit than the APIs' is enough; checked after the token, before anything is read.
+    /// Largest admin API request body; a larger declared length is refused at once (413).
+    pub admin_body_bytes_max: usize,
 }
 
 impl Default for Config {
@@ -215,6 +219,7 @@ impl Default for LimitsConfig {
             open_files_reserved: 1_024,
             uri_bytes_max: 8 * 1024,
             header_bytes_max: 16 * 1024,
+            admin_body_bytes_max: 64 * 1024,
         }
     }
 }
@@ -371,6 +376,9 @@ impl Config {
                 "limits.header_bytes_max",
                 &format!("must be {HEADER_BYTES_MIN}-{HEADER_BYTES_MAX}"),
             );
+        }
+        if l.admin_body_bytes_max == 0 {
+            return invalid("limits.admin_body_bytes_max", "must be positive");
         }
         self.registers
             .validate()

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use tolem_wire::mpp::REQUEST_ID_LEN_MAX;
+use tolem_wire::request_id::{RequestIdError, check_request_id};
 
 use crate::error::SetupError;
 
@@ -14,16 +15,19 @@ pub struct RequestId(String);
 impl RequestId {
     /// Checks an id made by the MPP (for example one stored with its payment).
     pub fn new(id: &str) -> Result<RequestId, SetupError> {
-        let reason = if id.is_empty() {
-            Some("it is empty".to_owned())
-        } else if id.chars().count() > REQUEST_ID_LEN_MAX {
-            Some(format!("it is longer than {REQUEST_ID_LEN_MAX} characters"))
-        } else if id.chars().any(char::is_control) {
-            Some("it contains a control character (a newline?)".to_owned())
-        } else if !id.chars().all(|c| c.is_ascii_graphic()) {
-            Some("only printable ASCII without spaces can travel in the header".to_owned())
-        } else {
-            None
+        // The PS's own rule (`tolem_wire::request_id`), with reasons an integrator can act on.
+        let reason = match check_request_id(id.as_bytes(), REQUEST_ID_LEN_MAX) {
+            Ok(_) => None,
+            Err(RequestIdError::Empty) => Some("it is empty".to_owned()),
+            Err(RequestIdError::TooLong) => {
+                Some(format!("it is longer than {REQUEST_ID_LEN_MAX} characters"))
+            }
+            Err(RequestIdError::NotVisibleAscii) if id.chars().any(char::is_control) => {
+                Some("it contains a control character (a newline?)".to_owned())
+            }
+            Err(RequestIdError::NotVisibleAscii) => {
+                Some("only printable ASCII without spaces can travel in the header".to_owned())
+            }
         };
         match reason {
             None => Ok(RequestId(id.to_owned())),

@@ -17,9 +17,6 @@ const POLL_INTERVAL_MS: u64 = 20;
 /// How many looks a wait takes before it gives up: a minute of real time, enough for a bank's
 /// `/refund` that answers within the PS's 5 s timeout after a few retries.
 const REFUND_WAIT_POLLS_MAX: u32 = 3_000;
-/// The most refunds the admin API lists at once; a wait finds its refund among the newest.
-const REFUNDS_LISTED_MAX: u32 = 500;
-
 /// Where a refund stands (the admin API's `status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,15 +92,19 @@ impl SandboxPs {
         self.set_merchant_status("active").await
     }
 
-    /// How a refund's delivery went so far; `None` if the PS has no such refund among the
-    /// newest it lists.
+    /// How a refund's delivery went so far; `None` if the PS has no such refund.
     pub async fn refund_delivery(
         &self,
         refund_id: i64,
     ) -> Result<Option<RefundDelivery>, TestkitError> {
-        let path = format!("/admin/v1/refunds?limit={REFUNDS_LISTED_MAX}");
-        let list = self.admin("GET", &path, None).await?;
-        let Some(found) = list
+        // The list runs newest first from its cursor: the one refund just past `refund_id + 1`
+        // is this one, if it exists.
+        let path = format!(
+            "/admin/v1/refunds?after={}&limit=1",
+            refund_id.saturating_add(1)
+        );
+        let page = self.admin("GET", &path, None).await?;
+        let Some(found) = page["refunds"]
             .as_array()
             .and_then(|l| l.iter().find(|r| r["refund_id"] == refund_id))
         else {

@@ -7,6 +7,7 @@
 //! - [`amount`], [`time`], [`locale`]: the value types both APIs share.
 //! - [`body`], [`problem`]: request bodies read strictly, and what is wrong with one, in words
 //!   (DECISIONS 44).
+//! - [`request_id`]: the one X-Request-ID rule of every surface.
 
 pub mod amount;
 pub mod body;
@@ -14,6 +15,7 @@ pub mod locale;
 pub mod merchant;
 pub mod mpp;
 pub mod problem;
+pub mod request_id;
 pub mod time;
 
 pub use amount::{Amount, HumanAmount};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Amount, Locale, Param};
 
 /// Longest values the regulation allows (SPEC 1.7, 4.1–4.4).
-pub const REQUEST_ID_LEN_MAX: usize = 64;
+pub const REQUEST_ID_LEN_MAX: usize = crate::request_id::MPP_REQUEST_ID_LEN_MAX;
 pub const CALLER_NAME_LEN_MAX: usize = 12;
 pub const QR_CODE_LEN_MAX: usize = 128;
 pub const CUSTOMER_ID_LEN_MAX: usize = 12;

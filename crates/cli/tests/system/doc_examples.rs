@@ -54,13 +54,18 @@ impl Drop for Sandbox {
     }
 }
 
-/// The `sh` blocks of a file of the repository, from `after` on, that call the sandbox's PS.
+/// The `sh` blocks of a file of the repository, from `after` to the next `## ` heading, that call
+/// the sandbox's PS.
 fn shell_blocks(file: &str, after: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(file);
     let text = std::fs::read_to_string(&path).expect("the file");
     let rest = &text[text.find(after).expect("the section")..];
+    let rest = match rest[after.len()..].find("\n## ") {
+        Some(end) => &rest[..after.len() + end],
+        None => rest,
+    };
     rest.split("```sh\n")
         .skip(1)
         .filter_map(|b| b.split("```").next())
@@ -79,6 +84,7 @@ fn the_walk_through_and_the_sandbox_examples_run_as_written() {
     let examples = [
         ("README.md", "## Walk-through", "\"Status\":\"Processed\""),
         ("docs/sandbox.md", "## Things to try", "linkReceipt"),
+        ("docs/admin-api.md", "## Pages", "\"next\":"),
         ("docs/admin-api.md", "Example:", "\"status\":\"suspended\""),
     ];
     for (file, section, shows) in examples {

@@ -163,7 +163,7 @@ async fn the_pos_waits_through_retries_and_a_repeat_meanwhile_hears_the_same_ans
     let repeat = async {
         for _ in 0..250 {
             let (_, list) = ps.admin("GET", "/admin/v1/refunds", &Value::Null).await;
-            if list[0]["last_error"].is_string() {
+            if list["refunds"][0]["last_error"].is_string() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

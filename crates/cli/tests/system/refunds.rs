@@ -22,10 +22,10 @@ pub async fn available(ps: &TestPs, device: &str, payment: i64) -> Value {
 }
 
 pub async fn refund_status(ps: &TestPs, refund_id: i64) -> Value {
-    let (_, list) = ps
-        .admin("GET", "/admin/v1/refunds?limit=500", &Value::Null)
-        .await;
-    list.as_array()
+    let path = format!("/admin/v1/refunds?after={}&limit=1", refund_id + 1);
+    let (_, page) = ps.admin("GET", &path, &Value::Null).await;
+    page["refunds"]
+        .as_array()
         .expect("a list")
         .iter()
         .find(|r| r["refund_id"] == refund_id)

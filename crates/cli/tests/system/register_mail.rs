@@ -150,7 +150,7 @@ async fn each_register_is_mailed_once_across_refusals_restarts_and_downtime() {
         .ps
         .app
         .store
-        .register_deliveries(100)
+        .register_deliveries(None, 100)
         .await
         .expect("deliveries");
     assert_eq!(views.len(), 12);
@@ -244,7 +244,7 @@ async fn after_downtime_over_a_holiday_nothing_goes_out_until_the_next_working_d
         .ps
         .app
         .store
-        .register_deliveries(100)
+        .register_deliveries(None, 100)
         .await
         .expect("deliveries");
     assert_eq!(queued.len(), 6, "only Monday's, queued before the downtime");

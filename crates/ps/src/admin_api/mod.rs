@@ -1,14 +1,19 @@
 //! The operator's admin API (`/admin/v1/...`, `Authorization: Bearer <admin_token>`): read and
 //! change operator data (MPPs, organizations, trade points, Custom services), suspend or block a
 //! merchant, issue API keys, look at a purchase. Off when no `admin_token` is configured.
-//! Documented in `docs/admin-api.md`.
+//! Documented in `docs/admin-api.md`. Every route runs behind [`edge::guard`]: the token is checked
+//! before anything else, so the handlers here start from an authorized request.
 
+mod edge;
 mod operations;
+
+pub use edge::unknown;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
@@ -20,8 +25,10 @@ use crate::catalog::{
     CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash,
 };
 use crate::store::CatalogDoc;
+use edge::{AdminBody, AdminPath};
 
-pub fn router() -> Router<AppState> {
+/// The admin routes, each behind [`edge::guard`] (token first, then a small body).
+pub fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/v1/catalog", get(catalog))
         .route("/admin/v1/mpps/{caller_name}", put(put_mpp))
@@ -42,6 +49,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/v1/metrics", get(operations::metrics))
         .route("/admin/v1/registers", get(operations::register_deliveries))
+        .route_layer(middleware::from_fn_with_state(app, edge::guard))
 }
 
 /// An admin API failure: HTTP status and a sentence.
@@ -91,8 +99,7 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
     Ok(())
 }
 
-async fn catalog(State(app): State<AppState>, headers: HeaderMap) -> AdminResult {
-    authorize(&app, &headers)?;
+async fn catalog(State(app): State<AppState>) -> AdminResult {
     let file = app.store.load_catalog().await.map_err(internal)?;
     Ok(Json(file).into_response())
 }
@@ -124,11 +131,10 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
 }
 
-/// The PUT of one catalog item whose key is in the path: authorized, one change at a time,
-/// checked against the whole catalog, then live.
+/// The PUT of one catalog item whose key is in the path: one change at a time, checked against
+/// the whole catalog, then live.
 async fn put_item<T>(
     app: &AppState,
-    headers: &HeaderMap,
     key: &str,
     raw: &[u8],
     upsert_into: fn(&mut CatalogFile, T),
@@ -136,7 +142,6 @@ async fn put_item<T>(
 where
     T: CatalogDoc + Clone + Serialize + for<'de> Deserialize<'de> + PrepareDoc,
 {
-    authorize(app, headers)?;
     let _one_change_at_a_time = app.catalog_changes.lock().await;
     let mut doc: T = body(raw)?;
     if doc.key() != key {
@@ -162,31 +167,22 @@ impl PrepareDoc for Organization {
     }
 }
 
-type Put = (State<AppState>, Path<String>, HeaderMap, axum::body::Bytes);
+type Put = (State<AppState>, AdminPath<String>, AdminBody);
 
-async fn put_mpp((State(app), Path(key), headers, raw): Put) -> AdminResult {
-    put_item::<Mpp>(&app, &headers, &key, &raw, |f, d| upsert(&mut f.mpps, d)).await
+async fn put_mpp((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
+    put_item::<Mpp>(&app, &key, &raw, |f, d| upsert(&mut f.mpps, d)).await
 }
 
-async fn put_organization((State(app), Path(key), headers, raw): Put) -> AdminResult {
-    put_item::<Organization>(&app, &headers, &key, &raw, |f, d| {
-        upsert(&mut f.organizations, d)
-    })
-    .await
+async fn put_organization((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
+    put_item::<Organization>(&app, &key, &raw, |f, d| upsert(&mut f.organizations, d)).await
 }
 
-async fn put_trade_point((State(app), Path(key), headers, raw): Put) -> AdminResult {
-    put_item::<TradePoint>(&app, &headers, &key, &raw, |f, d| {
-        upsert(&mut f.trade_points, d)
-    })
-    .await
+async fn put_trade_point((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
+    put_item::<TradePoint>(&app, &key, &raw, |f, d| upsert(&mut f.trade_points, d)).await
 }
 
-async fn put_service((State(app), Path(key), headers, raw): Put) -> AdminResult {
-    put_item::<Service>(&app, &headers, &key, &raw, |f, d| {
-        upsert(&mut f.services, d)
-    })
-    .await
+async fn put_service((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
+    put_item::<Service>(&app, &key, &raw, |f, d| upsert(&mut f.services, d)).await
 }
 
 #[derive(Deserialize)]
@@ -196,11 +192,9 @@ struct StatusChange {
 
 async fn set_status(
     State(app): State<AppState>,
-    Path(bin): Path<String>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
+    AdminPath(bin): AdminPath<String>,
+    AdminBody(raw): AdminBody,
 ) -> AdminResult {
-    authorize(&app, &headers)?;
     let _one_change_at_a_time = app.catalog_changes.lock().await;
     let change: StatusChange = body(&raw)?;
     let mut org = current_organization(&app, &bin)?;
@@ -226,11 +220,9 @@ struct KeyRequest {
 /// Issues a new API key; its clear text is shown once, only its hash is kept.
 async fn new_api_key(
     State(app): State<AppState>,
-    Path(bin): Path<String>,
-    headers: HeaderMap,
-    raw: axum::body::Bytes,
+    AdminPath(bin): AdminPath<String>,
+    AdminBody(raw): AdminBody,
 ) -> AdminResult {
-    authorize(&app, &headers)?;
     let _one_change_at_a_time = app.catalog_changes.lock().await;
     let req: KeyRequest = body(&raw)?;
     if req.kind != "test" && req.kind != "prod" {
@@ -244,12 +236,7 @@ async fn new_api_key(
     Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response())
 }
 
-async fn payment(
-    State(app): State<AppState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
-) -> AdminResult {
-    authorize(&app, &headers)?;
+async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<i64>) -> AdminResult {
     let p = app.store.payment(id).await.map_err(internal)?;
     let p = p.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;
     let now = app.clock.now();

@@ -2,15 +2,17 @@
 //! and their delivery, counters, register e-mails.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tolem_wire::Amount;
+use tolem_wire::request_id::{MERCHANT_REQUEST_ID_LEN_MAX, check_request_id};
 
-use super::{AdminError, AdminResult, authorize, bad, body, internal};
+use super::edge::{AdminBody, AdminPath, AdminQuery};
+use super::{AdminError, AdminResult, bad, body, internal};
 use crate::app::AppState;
 use crate::domain::refund::RefundOrder;
 use crate::domain::{RefundKind, RefundStatus};
@@ -29,11 +31,10 @@ struct CancelRequest {
 /// of it is placed and delivered to the MPP like any other.
 pub(super) async fn cancel_payment(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     headers: HeaderMap,
-    raw: axum::body::Bytes,
+    AdminBody(raw): AdminBody,
 ) -> AdminResult {
-    authorize(&app, &headers)?;
     let req: CancelRequest = if raw.is_empty() {
         CancelRequest::default()
     } else {
@@ -42,8 +43,7 @@ pub(super) async fn cancel_payment(
     // A repeat with the same X-Request-ID and body gets the first answer and places nothing.
     let replay = headers
         .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .and_then(|v| check_request_id(v.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok())
         .map(|request_id| crate::store::PosReplay {
             device_id: ADMIN_REPLAY_DEVICE,
             request_id: format!("cancel-{id}-{request_id}"),
@@ -105,34 +105,63 @@ pub(super) async fn cancel_payment(
 }
 
 #[derive(Deserialize)]
-pub(super) struct RefundFilter {
+pub(super) struct RefundQuery {
     #[serde(default)]
     status: Option<String>,
+    #[serde(default)]
+    after: Option<i64>,
     #[serde(default)]
     limit: Option<usize>,
 }
 
-/// Most refunds one listing shows.
-const REFUNDS_PAGE_MAX: usize = 500;
+#[derive(Deserialize)]
+pub(super) struct PageQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
 
+/// Most rows one page of a list shows; its `next` leads on to the rest.
+const PAGE_ROWS_MAX: usize = 500;
+/// Rows of a page when the operator names no `limit`.
+const PAGE_ROWS_DEFAULT: usize = 100;
+
+fn page_rows(limit: Option<usize>) -> Result<usize, AdminError> {
+    match limit.unwrap_or(PAGE_ROWS_DEFAULT) {
+        0 => Err(bad("limit must be at least 1")),
+        rows => Ok(rows.min(PAGE_ROWS_MAX)),
+    }
+}
+
+/// One page of a list fetched one row past its size, and the cursor of the next page: the id of
+/// its last row when that extra row showed that more follow, else none.
+fn page<T>(mut rows: Vec<T>, size: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() > size;
+    rows.truncate(size);
+    let next = if more { rows.last().map(id) } else { None };
+    (rows, next)
+}
+
+/// Refunds, newest first, a page at a time: `{"refunds": [...], "next": <id> | null}`; `next`
+/// given as `after` reads the following page.
 pub(super) async fn refunds(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(filter): Query<RefundFilter>,
+    AdminQuery(query): AdminQuery<RefundQuery>,
 ) -> AdminResult {
-    authorize(&app, &headers)?;
-    let status = match filter.status.as_deref() {
+    let status = match query.status.as_deref() {
         Some(text) => {
             Some(RefundStatus::parse(text).ok_or_else(|| bad(format!("unknown status {text}")))?)
         }
         None => None,
     };
-    let limit = filter.limit.unwrap_or(100).min(REFUNDS_PAGE_MAX);
+    let size = page_rows(query.limit)?;
     let views = app
         .store
-        .refund_views(status, limit)
+        .refund_views(status, query.after, size + 1)
         .await
         .map_err(internal)?;
+    let (views, next) = page(views, size, |v| v.refund.id);
     let list: Vec<_> = views
         .into_iter()
         .map(|v| {
@@ -154,15 +183,13 @@ pub(super) async fn refunds(
             })
         })
         .collect();
-    Ok(Json(list).into_response())
+    Ok(Json(json!({"refunds": list, "next": next})).into_response())
 }
 
 pub(super) async fn retry_refund(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
-    headers: HeaderMap,
+    AdminPath(id): AdminPath<i64>,
 ) -> AdminResult {
-    authorize(&app, &headers)?;
     if !app
         .store
         .retry_refund_now(id, app.clock.now())
@@ -179,9 +206,8 @@ pub(super) async fn retry_refund(
 }
 
 /// Counters in the Prometheus text format.
-pub(super) async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> AdminResult {
+pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
     use std::sync::atomic::Ordering::Relaxed;
-    authorize(&app, &headers)?;
     let m = &app.metrics;
     let (undelivered, flagged) = app.store.undelivered_counts().await.map_err(internal)?;
     let text = format!(
@@ -208,23 +234,24 @@ pub(super) async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> 
         .into_response())
 }
 
-/// Register e-mails, newest first: what is queued, sent (when, to whom) or failing.
+/// Register e-mails, newest first: what is queued, sent (when, to whom) or failing; a page at a
+/// time like [`refunds`]: `{"registers": [...], "next": <id> | null}`.
 pub(super) async fn register_deliveries(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(filter): Query<RefundFilter>,
+    AdminQuery(query): AdminQuery<PageQuery>,
 ) -> AdminResult {
-    authorize(&app, &headers)?;
-    let limit = filter.limit.unwrap_or(100).min(REFUNDS_PAGE_MAX);
+    let size = page_rows(query.limit)?;
     let views = app
         .store
-        .register_deliveries(limit)
+        .register_deliveries(query.after, size + 1)
         .await
         .map_err(internal)?;
+    let (views, next) = page(views, size, |v| v.id);
     let list: Vec<_> = views
         .into_iter()
         .map(|v| {
             json!({
+                "id": v.id,
                 "mpp": v.due.mpp,
                 "kind": v.due.kind,
                 "period": v.due.period,
@@ -236,5 +263,5 @@ pub(super) async fn register_deliveries(
             })
         })
         .collect();
-    Ok(Json(list).into_response())
+    Ok(Json(json!({"registers": list, "next": next})).into_response())
 }

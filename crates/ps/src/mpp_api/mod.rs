@@ -14,6 +14,7 @@ use tolem_wire::mpp::{
     self, CALLER_NAME_LEN_MAX, REQUEST_ID_LEN_MAX, ResultBody, ResultCode, ResultOnly,
 };
 
+use tolem_wire::request_id::check_request_id;
 use tolem_wire::{Locale, Param, Problem};
 
 use crate::app::AppState;
@@ -164,12 +165,14 @@ impl FromRequest<AppState> for MppCall {
             .then(|| catalog.active_mpp(caller_name).cloned())
             .flatten()
             .ok_or_else(|| refuse(ResultCode::UnknownSource, locale, "X-Caller-Name"))?;
-        let request_id = header_str(&headers, mpp::HEADER_REQUEST_ID)?.unwrap_or_default();
-        if request_id.is_empty() || request_id.chars().count() > REQUEST_ID_LEN_MAX {
+        let request_id = headers
+            .get(mpp::HEADER_REQUEST_ID)
+            .map_or(&b""[..], |v| v.as_bytes());
+        if let Err(why) = check_request_id(request_id, REQUEST_ID_LEN_MAX) {
             return Err(illegal(
                 locale,
                 "X-Request-ID",
-                Problem::Length(1, REQUEST_ID_LEN_MAX),
+                why.problem(REQUEST_ID_LEN_MAX),
             ));
         }
         let json = header_str(&headers, header::CONTENT_TYPE.as_str())?.is_some_and(|v| {

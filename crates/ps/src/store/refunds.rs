@@ -555,10 +555,13 @@ impl Store {
         .await
     }
 
-    /// Refunds with their delivery state, newest first; `status` filters.
+    /// Refunds with their delivery state, newest first; `status` filters, and `after` (a refund
+    /// id, the last of the previous page) starts the page past it, so paging is stable while new
+    /// refunds arrive.
     pub async fn refund_views(
         &self,
         status: Option<RefundStatus>,
+        after: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<RefundView>> {
         self.read(move |conn| {
@@ -569,11 +572,12 @@ impl Store {
             let sql = format!(
                 "SELECT {cols}, o.attempts, o.due_at_ms, o.last_error, o.flagged, o.done_at_ms FROM refunds r \
                  LEFT JOIN outbox o ON o.kind = 'refund' AND o.ref_id = r.id \
-                 WHERE (?1 IS NULL OR r.status = ?1) ORDER BY r.id DESC LIMIT ?2"
+                 WHERE (?1 IS NULL OR r.status = ?1) AND (?3 IS NULL OR r.id < ?3) \
+                 ORDER BY r.id DESC LIMIT ?2"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let limit = i64::try_from(limit).unwrap_or(100);
-            let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit], |r| {
+            let rows = stmt.query_map(params![status.map(|s| s.as_str()), limit, after], |r| {
                 Ok((
                     from_row(r)?,
                     r.get::<_, Option<i64>>(o)?,

@@ -300,6 +300,8 @@ pub enum RegisterSent {
 /// A register delivery as the operator (and the tests) see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterDeliveryView {
+    /// The row's id: the cursor of the admin API's list.
+    pub id: i64,
     pub due: RegisterDue,
     pub sent_at: Option<Timestamp>,
     pub sent_to: Option<String>,
@@ -482,19 +484,21 @@ impl Store {
         .await
     }
 
-    /// Register deliveries, newest first.
+    /// Register deliveries, newest first; `after` (a delivery id, the last of the previous page)
+    /// starts the page past it.
     pub async fn register_deliveries(
         &self,
+        after: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<RegisterDeliveryView>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, o.attempts, o.last_error, o.flagged \
+                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, o.attempts, o.last_error, o.flagged, d.id \
                  FROM register_deliveries d LEFT JOIN outbox o ON o.kind = ?1 AND o.ref_id = d.id \
-                 ORDER BY d.id DESC LIMIT ?2",
+                 WHERE (?3 IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?2",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![OUTBOX_REGISTER, limit], |r| {
+            let rows = stmt.query_map(params![OUTBOX_REGISTER, limit, after], |r| {
                 Ok((
                     RegisterDue { mpp: r.get(0)?, kind: r.get(1)?, period: r.get(2)? },
                     r.get::<_, Option<i64>>(3)?,
@@ -502,12 +506,14 @@ impl Store {
                     r.get::<_, Option<i64>>(5)?,
                     r.get::<_, Option<String>>(6)?,
                     r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, i64>(8)?,
                 ))
             })?;
             let mut views = Vec::new();
             for row in rows {
-                let (due, sent_at, sent_to, attempts, last_error, flagged) = row?;
+                let (due, sent_at, sent_to, attempts, last_error, flagged, id) = row?;
                 views.push(RegisterDeliveryView {
+                    id,
                     due,
                     sent_at: at(sent_at)?,
                     sent_to,
