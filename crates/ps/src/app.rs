@@ -26,7 +26,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::connections::{self, ConnectionLimits};
 use crate::domain::Policy;
-use crate::store::{Store, StoreError, StoreLimits};
+use crate::store::{LeaseHolder, Store, StoreError, StoreLimits};
 use crate::{
     admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers, sweeper,
 };
@@ -48,6 +48,10 @@ pub struct App {
     pub refund_wake: tokio::sync::Notify,
     /// POS requests waiting for the MPP's answer to their refund (DECISIONS 39).
     pub refund_outcomes: refund_dispatch::Outcomes,
+    /// The name this run's delivery leases carry (`store/leases.rs`).
+    pub lease_holder: LeaseHolder,
+    /// Each MPP's request rate on the MPP API (`limits.mpp_requests_per_s`).
+    pub mpp_requests: mpp_api::RequestRate,
     pub metrics: Metrics,
 }
 
@@ -102,6 +106,11 @@ impl App {
             confirm_window: SignedDuration::from_secs(i64::from(config.payments.confirm_window_s)),
             confirm_grace: SignedDuration::from_secs(i64::from(config.payments.confirm_grace_s)),
         };
+        let lease_holder = LeaseHolder::new_run(&config.node_name);
+        let mpp_requests = mpp_api::RequestRate::new(
+            config.limits.mpp_requests_per_s,
+            config.limits.mpp_requests_burst,
+        );
         let app = App {
             config,
             store,
@@ -113,6 +122,8 @@ impl App {
             catalog_changes: tokio::sync::Mutex::new(()),
             refund_wake: tokio::sync::Notify::new(),
             refund_outcomes: refund_dispatch::Outcomes::default(),
+            lease_holder,
+            mpp_requests,
             metrics: Metrics::default(),
         };
         app.reload_catalog().await?;
@@ -243,13 +254,28 @@ async fn refuse_path(
 }
 
 /// Serves the PS on an already bound listener until `shutdown` completes, with the background
-/// tasks (expiry, refunds, registers) running beside it; the connection layer
+/// tasks (expiry, retention, refunds, registers) running beside it; the connection layer
 /// ([`connections`]) holds every connection to its deadlines and the listener to its cap.
+/// Deliveries an earlier run of this node left in flight are due again first.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    match app
+        .store
+        .take_back_leases(app.lease_holder.clone(), app.clock.now())
+        .await
+    {
+        Ok(0) => {}
+        Ok(taken) => tracing::info!(
+            taken,
+            node = %app.lease_holder.node,
+            "deliveries an earlier run left in flight are due again"
+        ),
+        // Their leases run out as usual; nothing is lost, only later.
+        Err(e) => tracing::warn!(error = %e, "cannot take back an earlier run's leases"),
+    }
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));

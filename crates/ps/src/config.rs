@@ -30,6 +30,10 @@ pub struct Config {
     pub sandbox: bool,
     /// Bearer token of the admin API; the admin API is off when empty.
     pub admin_token: String,
+    /// This PS process's node: the name its delivery leases carry, so that at start it takes back
+    /// the deliveries an earlier run of the same node held (a run killed in the middle of them).
+    /// Several `tolem serve` on one database need one name each.
+    pub node_name: String,
     pub payments: PaymentsConfig,
     pub refunds: RefundsConfig,
     pub registers: crate::registers::RegistersConfig,
@@ -57,6 +61,9 @@ pub struct PaymentsConfig {
     pub expiry_sweep_interval_ms: u64,
     /// Timeout of a Custom service's amount callback unless the service sets its own.
     pub amount_callback_timeout_ms: u64,
+    /// Purchases never paid (`cancelled`, `failed`, `expired`) are deleted this long after they
+    /// ended, and so are return QRs never used (DECISIONS 43). At least 1.
+    pub unpaid_retention_days: u32,
 }
 
 /// Refunds and their delivery to the MPPs (DECISIONS 20–23).
@@ -120,6 +127,8 @@ const URI_BYTES_MAX: usize = 32 * 1024;
 /// one request may make the PS hold.
 const HEADER_BYTES_MIN: usize = 2 * 1024;
 const HEADER_BYTES_MAX: usize = 256 * 1024;
+/// Longest `node_name`: it is stored with every lease.
+const NODE_NAME_LEN_MAX: usize = 64;
 
 /// Longest `refunds.pos_wait_ms`: POS clients give up on an answer after about a minute.
 const POS_WAIT_MS_MAX: u64 = 60_000;
@@ -160,6 +169,15 @@ pub struct LimitsConfig {
     // smaller limit than the APIs' is enough; checked after the token, before anything is read.
     /// Largest admin API request body; a larger declared length is refused at once (413).
     pub admin_body_bytes_max: usize,
+    // Disk and request rate (DECISIONS 43).
+    /// Rows deleted per transaction when purchases, return QRs or replay records past their
+    /// retention are forgotten: each batch is one short write among the payments.
+    pub retention_batch_max: usize,
+    /// Requests one MPP may make per second on the MPP API; past it, HTTP 503 with
+    /// `UNKNOWN_EXCEPTION` (retry). 0 = no limit.
+    pub mpp_requests_per_s: u32,
+    /// Requests one MPP may make at once above its rate; 0 = one second's worth of its rate.
+    pub mpp_requests_burst: u32,
 }
 
 impl Default for Config {
@@ -172,6 +190,7 @@ impl Default for Config {
             caller_name: "tolem".to_owned(),
             sandbox: false,
             admin_token: String::new(),
+            node_name: "ps".to_owned(),
             payments: PaymentsConfig::default(),
             refunds: RefundsConfig::default(),
             registers: Default::default(),
@@ -192,6 +211,7 @@ impl Default for PaymentsConfig {
             payment_methods: vec!["Gold".to_owned()],
             expiry_sweep_interval_ms: 1_000,
             amount_callback_timeout_ms: 3_000,
+            unpaid_retention_days: 30,
         }
     }
 }
@@ -220,6 +240,9 @@ impl Default for LimitsConfig {
             uri_bytes_max: 8 * 1024,
             header_bytes_max: 16 * 1024,
             admin_body_bytes_max: 64 * 1024,
+            retention_batch_max: 500,
+            mpp_requests_per_s: 0,
+            mpp_requests_burst: 0,
         }
     }
 }
@@ -307,6 +330,16 @@ impl Config {
         {
             return invalid("caller_name", "must be 1-12 printable ASCII characters");
         }
+        let node_len = self.node_name.chars().count();
+        if node_len == 0
+            || node_len > NODE_NAME_LEN_MAX
+            || !self.node_name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return invalid(
+                "node_name",
+                &format!("must be 1-{NODE_NAME_LEN_MAX} printable ASCII characters"),
+            );
+        }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return invalid("public_url", "must start with http:// or https://");
         }
@@ -316,6 +349,11 @@ impl Config {
         }
         if p.expiry_sweep_interval_ms == 0 {
             return invalid("payments.expiry_sweep_interval_ms", "must be positive");
+        }
+        // A day at least: an MPP repeating its notifyPayment, or a POS polling a purchase that
+        // just ended, must still find it.
+        if p.unpaid_retention_days == 0 {
+            return invalid("payments.unpaid_retention_days", "must be at least 1");
         }
         let r = &self.refunds;
         if r.retry_delay_ms_initial == 0 || r.retry_delay_ms_max < r.retry_delay_ms_initial {
@@ -379,6 +417,9 @@ impl Config {
         }
         if l.admin_body_bytes_max == 0 {
             return invalid("limits.admin_body_bytes_max", "must be positive");
+        }
+        if l.retention_batch_max == 0 {
+            return invalid("limits.retention_batch_max", "must be positive");
         }
         self.registers
             .validate()
@@ -554,5 +595,43 @@ mod tests {
         let env = [("TOLEM_REFUNDS__POS_WAIT_MS".to_owned(), "60001".to_owned())];
         let err = Config::load(None, env).expect_err("too long");
         assert!(err.to_string().contains("refunds.pos_wait_ms"), "{err}");
+    }
+
+    #[test]
+    fn retention_rate_and_node_settings_are_checked() {
+        let config = Config::default();
+        assert_eq!(config.payments.unpaid_retention_days, 30);
+        assert_eq!(
+            config.limits.mpp_requests_per_s, 0,
+            "no rate limit by default"
+        );
+        assert_eq!(config.node_name, "ps");
+        for (name, value, key) in [
+            (
+                "TOLEM_PAYMENTS__UNPAID_RETENTION_DAYS",
+                "0",
+                "payments.unpaid_retention_days",
+            ),
+            (
+                "TOLEM_LIMITS__RETENTION_BATCH_MAX",
+                "0",
+                "limits.retention_batch_max",
+            ),
+            ("TOLEM_NODE_NAME", "a b", "node_name"),
+        ] {
+            let env = [(name.to_owned(), value.to_owned())];
+            let err = Config::load(None, env).expect_err("refused");
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let env = [
+            (
+                "TOLEM_LIMITS__MPP_REQUESTS_PER_S".to_owned(),
+                "50".to_owned(),
+            ),
+            ("TOLEM_NODE_NAME".to_owned(), "ps-2".to_owned()),
+        ];
+        let config = Config::load(None, env).expect("valid");
+        assert_eq!(config.limits.mpp_requests_per_s, 50);
+        assert_eq!(config.node_name, "ps-2");
     }
 }

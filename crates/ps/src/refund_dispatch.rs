@@ -6,8 +6,10 @@
 //! timeout), and records each outcome in a second short transaction; outcomes recorded together
 //! share one commit. A retry is due after an exponential backoff with jitter. A refund still
 //! undelivered `alert_after_s` after it was placed is flagged for the operator, and retries go on.
-//! After a crash, deliveries whose lease ran out are claimed again, so none is lost; the MPP's
-//! `/refund` applies each refundId once however often it is called.
+//! After a crash, deliveries whose lease ran out are claimed again, so none is lost; the next
+//! run of the same node takes back its earlier runs' leases at start (`store/leases.rs`), so it
+//! does not wait them out. The MPP's `/refund` applies each refundId once however often it is
+//! called.
 //!
 //! A final answer is also told, in process, to the POS requests waiting for it ([`Outcomes`],
 //! DECISIONS 39), once it is recorded.
@@ -66,7 +68,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             }
             let claimed = match app
                 .store
-                .claim_deliveries(mpp, app.clock.now(), free, lease)
+                .claim_deliveries(mpp, app.clock.now(), free, lease, app.lease_holder.clone())
                 .await
             {
                 Ok(claimed) => claimed,

@@ -1,16 +1,25 @@
-//! The expiry sweeper: turns open purchases past their deadline into `expired` (POS `Error`)
-//! without anyone polling (DECISIONS 16, 27), and unscanned return QRs past theirs; forgets POS
-//! replay records past their retention.
+//! The sweeper: turns open purchases past their deadline into `expired` (POS `Error`) without
+//! anyone polling (DECISIONS 16, 27), and unscanned return QRs past theirs; forgets, in small
+//! batches, purchases never paid and return QRs never used past `payments.unpaid_retention_days`
+//! (DECISIONS 43) and POS replay records past `limits.pos_replay_retention_s` (DECISIONS 29).
 
+use std::future::Future;
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
+use crate::store::StoreResult;
+
+/// How often (by the PS's clock) retention looks for rows past their time: what it deletes is
+/// days old, so once a minute is soon enough and costs the writer nothing the rest of the time.
+const RETENTION_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
 
 pub async fn run(app: AppState, stop: CancellationToken) {
     let interval = Duration::from_millis(app.config.payments.expiry_sweep_interval_ms);
     let batch_max = app.config.limits.expiry_batch_max;
+    let mut retention_done: Option<Timestamp> = None;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -23,20 +32,89 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         {
             tracing::warn!(error = %e, "return QR expiry failed; will retry");
         }
-        loop {
-            match app.store.expire_due(app.clock.now(), batch_max).await {
-                Ok(n) if n == batch_max => continue,
-                Ok(n) => {
-                    if n > 0 {
-                        tracing::info!(expired = n, "expired purchases past their deadline");
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "expiry sweep failed; will retry");
-                    break;
-                }
+        let expired = batches(&stop, batch_max, || {
+            app.store.expire_due(app.clock.now(), batch_max)
+        })
+        .await;
+        match expired {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired purchases past their deadline"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+        }
+        let now = app.clock.now();
+        let due = retention_done
+            .and_then(|done| done.checked_add(RETENTION_INTERVAL).ok())
+            .is_none_or(|next| now >= next);
+        if due && forget(&app, &stop, now).await {
+            retention_done = Some(now);
+        }
+    }
+}
+
+/// Runs `batch` until it does less than a full batch (nothing more is due) or the PS stops;
+/// returns how much was done in all. Each batch is its own write, queued behind whatever the
+/// payments queued meanwhile.
+async fn batches<F, Fut>(
+    stop: &CancellationToken,
+    batch_max: usize,
+    mut batch: F,
+) -> StoreResult<usize>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<usize>>,
+{
+    let mut total = 0usize;
+    loop {
+        let n = batch().await?;
+        total = total.saturating_add(n);
+        if n < batch_max || stop.is_cancelled() {
+            return Ok(total);
+        }
+    }
+}
+
+/// One retention pass as of `now`; false if a part of it failed (it is tried again at the next
+/// sweep).
+async fn forget(app: &AppState, stop: &CancellationToken, now: Timestamp) -> bool {
+    let batch_max = app.config.limits.retention_batch_max;
+    let days = i64::from(app.config.payments.unpaid_retention_days);
+    // A retention so long that it reaches before the calendar's start keeps everything.
+    let Ok(ended_before) = now.checked_sub(SignedDuration::from_hours(days.saturating_mul(24)))
+    else {
+        return true;
+    };
+    let use_window_ms = i64::from(app.config.refunds.return_qr_use_window_s).saturating_mul(1_000);
+    let replay_s = i64::try_from(app.config.limits.pos_replay_retention_s).unwrap_or(i64::MAX);
+    let replays_before = now
+        .checked_sub(SignedDuration::from_secs(replay_s))
+        .unwrap_or(Timestamp::MIN);
+    let purchases = batches(stop, batch_max, || {
+        app.store.forget_unpaid(ended_before, batch_max)
+    })
+    .await;
+    let return_qrs = batches(stop, batch_max, || {
+        app.store
+            .forget_unused_return_qrs(ended_before, use_window_ms, batch_max)
+    })
+    .await;
+    let replays = batches(stop, batch_max, || {
+        app.store.forget_pos_requests(replays_before, batch_max)
+    })
+    .await;
+    let mut ok = true;
+    for (what, result) in [
+        ("unpaid purchases", purchases),
+        ("unused return QRs", return_qrs),
+        ("POS replay records", replays),
+    ] {
+        match result {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, what, "forgot rows past their retention"),
+            Err(e) => {
+                tracing::warn!(error = %e, what, "retention failed; will retry");
+                ok = false;
             }
         }
     }
+    ok
 }

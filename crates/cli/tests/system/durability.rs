@@ -47,13 +47,13 @@ async fn a_duplicate_after_a_restart_gets_the_same_body() {
 }
 
 /// The `tolem` binary as a child process; killed with SIGKILL on drop.
-struct Child {
+pub(crate) struct Child {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Child {
-    fn start(config: &std::path::Path, db: &std::path::Path) -> Child {
+    pub(crate) fn start(config: &std::path::Path, db: &std::path::Path) -> Child {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
@@ -77,10 +77,19 @@ impl Child {
         Child { child, url }
     }
 
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         // SIGKILL: no shutdown code runs.
         self.child.kill().expect("killed");
         self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A test that failed half-way leaves no server behind. After `kill` this finds the
+        // process already reaped, which is no error worth telling.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

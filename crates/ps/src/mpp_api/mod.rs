@@ -21,6 +21,10 @@ use crate::app::AppState;
 use crate::connections::{Refusal, read_body};
 use crate::payments::{self, Caller, MppError};
 
+mod rate;
+
+pub use rate::RequestRate;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(mpp::SCAN_PATH, post(scan))
@@ -103,7 +107,15 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 fn result_response(status: StatusCode, result: ResultBody) -> Response {
-    json_response(status, json_body(&ResultOnly { result }))
+    let mut response = json_response(status, json_body(&ResultOnly { result }));
+    // 503 with UNKNOWN_EXCEPTION means "retry" (DECISIONS 7): a second on, as an MPP over its
+    // rate limit (at least one request a second) may try again by then.
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// The answer to a path or method the MPP API does not have.
@@ -165,6 +177,13 @@ impl FromRequest<AppState> for MppCall {
             .then(|| catalog.active_mpp(caller_name).cloned())
             .flatten()
             .ok_or_else(|| refuse(ResultCode::UnknownSource, locale, "X-Caller-Name"))?;
+        // Counted before anything else is read or done: a request over the limit costs nothing.
+        if !app.mpp_requests.admit(&mpp.caller_name) {
+            return Err(Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                result: ResultBody::of(ResultCode::UnknownException, locale),
+            });
+        }
         let request_id = headers
             .get(mpp::HEADER_REQUEST_ID)
             .map_or(&b""[..], |v| v.as_bytes());

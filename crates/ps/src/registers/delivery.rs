@@ -137,7 +137,7 @@ async fn send_due(
     let lease = SignedDuration::from_millis(i64::try_from(config.lease_ms).unwrap_or(i64::MAX));
     let claimed = app
         .store
-        .claim_register_emails(now, config.claim_batch_max, lease)
+        .claim_register_emails(now, config.claim_batch_max, lease, app.lease_holder.clone())
         .await?;
     for claim in claimed {
         if stop.is_cancelled() {

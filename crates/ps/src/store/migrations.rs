@@ -191,6 +191,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE payments ADD COLUMN scan_locale TEXT;
     ALTER TABLE refunds ADD COLUMN locale TEXT;
     "#,
+    // 10: purchases never paid found by when they ended, so that retention (DECISIONS 43) deletes
+    // the oldest without reading the others.
+    r#"
+    CREATE INDEX payments_unpaid_by_end ON payments (finished_at_ms)
+        WHERE status IN ('cancelled', 'failed', 'expired');
+    "#,
+    // 11: a lease names the node and the run (one process's life) that holds it, so that a
+    // restarted node takes back at once what its killed run held instead of waiting it out.
+    r#"
+    ALTER TABLE outbox ADD COLUMN lease_node TEXT;
+    ALTER TABLE outbox ADD COLUMN lease_run TEXT;
+    "#,
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

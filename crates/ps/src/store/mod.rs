@@ -10,10 +10,12 @@
 mod catalog;
 mod devices;
 mod ids;
+mod leases;
 mod migrations;
 mod payments;
 mod refunds;
 mod registers;
+mod retention;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 pub use catalog::CatalogDoc;
 pub use devices::{Device, DeviceRegistration, PosReplay};
+pub use leases::LeaseHolder;
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
 pub use refunds::{Claimed, NewReturnQr, RefundView};
 pub use registers::{

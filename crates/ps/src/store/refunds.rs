@@ -8,7 +8,7 @@ use tolem_wire::{Amount, Locale};
 
 use super::devices::{remember, replayed};
 use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
-use super::{PosReplay, Store, StoreError, StoreResult};
+use super::{LeaseHolder, PosReplay, Store, StoreError, StoreResult};
 use crate::domain::refund::{Delivery, PosAnswer, RefundOrder, Refusal, available};
 use crate::domain::{Kind, Owner, Refund, RefundKind, RefundStatus, Status};
 
@@ -474,24 +474,27 @@ impl Store {
         .await
     }
 
-    /// Takes up to `limit` due deliveries and leases them until `now + lease`, so that no other
-    /// dispatcher takes them meanwhile and a crashed one's are taken again after the lease.
+    /// Takes up to `limit` due deliveries and leases them to `holder` until `now + lease`, so
+    /// that no other dispatcher takes them meanwhile and a crashed one's are taken again after
+    /// the lease (or at once by the next run of the same node, [`Store::take_back_leases`]).
     pub async fn claim_deliveries(
         &self,
         mpp: String,
         now: Timestamp,
         limit: usize,
         lease: SignedDuration,
+        holder: LeaseHolder,
     ) -> StoreResult<Vec<Claimed>> {
         self.write(move |conn| {
             let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
             let mut stmt = conn.prepare_cached(
-                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1 WHERE id IN \
+                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?6, lease_run = ?7 \
+                 WHERE id IN \
                  (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND target = ?5 AND due_at_ms <= ?3 \
                  AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![until, OUTBOX_REFUND, ms(now), limit, mpp], |r| {
+            let rows = stmt.query_map(params![until, OUTBOX_REFUND, ms(now), limit, mpp, holder.node, holder.run], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
             })?;
             let mut claimed = Vec::new();

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tolem_wire::Amount;
 
 use super::payments::{at, ms, tiyn_i64};
-use super::{Store, StoreError, StoreResult};
+use super::{LeaseHolder, Store, StoreError, StoreResult};
 use crate::catalog::Mpp;
 use crate::registers::commission::Rate;
 
@@ -394,23 +394,25 @@ impl Store {
         .await
     }
 
-    /// Takes up to `limit` due register e-mails and leases them until `now + lease`.
+    /// Takes up to `limit` due register e-mails and leases them to `holder` until `now + lease`.
     pub async fn claim_register_emails(
         &self,
         now: Timestamp,
         limit: usize,
         lease: SignedDuration,
+        holder: LeaseHolder,
     ) -> StoreResult<Vec<ClaimedRegister>> {
         self.write(move |conn| {
             let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
             let mut stmt = conn.prepare_cached(
-                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1 WHERE id IN \
+                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?5, lease_run = ?6 \
+                 WHERE id IN \
                  (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 \
                  AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) \
                  RETURNING id, ref_id, attempts, created_at_ms",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![until, OUTBOX_REGISTER, ms(now), limit], |r| {
+            let rows = stmt.query_map(params![until, OUTBOX_REGISTER, ms(now), limit, holder.node, holder.run], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,

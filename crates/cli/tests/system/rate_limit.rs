@@ -1,0 +1,82 @@
+//! The per-MPP request rate (`limits.mpp_requests_per_s`, DECISIONS 43), over real HTTP: an MPP
+//! past its rate hears `UNKNOWN_EXCEPTION` with HTTP 503 and `Retry-After`, nothing of its
+//! request is stored, another MPP is served meanwhile, and the MPP is served again a second on.
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// A scan of the café's Static QR: (HTTP status, Retry-After, resultCode).
+async fn scan(ps: &TestPs, caller: &str, customer: &str) -> (u16, Option<String>, String) {
+    let resp = ps
+        .http
+        .post(format!("{}/api/v1/qr/scan", ps.url))
+        .header("content-type", "application/json")
+        .header("x-caller-name", caller)
+        .header("x-request-id", "rate")
+        .body(json!({"qrCode": STATIC_QR, "customerId": customer}).to_string())
+        .send()
+        .await
+        .expect("the PS answers");
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = resp.json().await.expect("JSON");
+    let code = body["result"]["resultCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a result in {body}"))
+        .to_owned();
+    (status, retry_after, code)
+}
+
+fn purchases(ps: &TestPs) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        ps.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the database opens");
+    db.query_row("SELECT COUNT(*) FROM payments", [], |r| r.get(0))
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn an_mpp_over_its_rate_is_told_to_retry_and_nothing_of_it_is_stored() {
+    let ps = TestPs::start_configured(|c| {
+        c.limits.mpp_requests_per_s = 1;
+        c.limits.mpp_requests_burst = 3;
+    })
+    .await;
+    // One request a second after a burst of three: well before 200 requests one is refused.
+    let mut served = 0i64;
+    let mut refused = None;
+    for _ in 0..200 {
+        let (status, retry_after, code) = scan(&ps, "demobank", "C1").await;
+        if status == 200 {
+            assert_eq!(code, "SUCCESS");
+            served += 1;
+        } else {
+            refused = Some((status, retry_after, code));
+            break;
+        }
+    }
+    assert!(served >= 3, "the burst is served: {served}");
+    assert_eq!(
+        refused,
+        Some((503, Some("1".to_owned()), "UNKNOWN_EXCEPTION".to_owned())),
+        "past its rate, demobank is told to retry"
+    );
+    assert_eq!(purchases(&ps), served, "a refused scan stores no purchase");
+    // Another MPP has its own allowance.
+    assert_eq!(
+        scan(&ps, "demowallet", "W1").await,
+        (200, None, "SUCCESS".to_owned()),
+        "demowallet is not held back by demobank"
+    );
+    // A second on, demobank is served again.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(scan(&ps, "demobank", "C1").await.0, 200);
+    assert_eq!(purchases(&ps), served + 2);
+}

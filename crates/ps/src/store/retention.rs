@@ -1,0 +1,65 @@
+//! What the PS forgets, and when (DECISIONS 43): purchases never paid and return QRs never used,
+//! past `payments.unpaid_retention_days`; POS replay records past `limits.pos_replay_retention_s`
+//! (DECISIONS 29). Each call deletes one bounded batch in one short write, so the sweeper's
+//! deletions take turns with the payments in the writer's queue.
+//!
+//! Kept for ever: confirmed purchases, refunds placed (whatever became of them) and everything a
+//! register, a receipt or a refund reads. A purchase some refund names is never deleted.
+
+use jiff::Timestamp;
+use rusqlite::params;
+
+use super::payments::ms;
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Deletes up to `limit` purchases that ended unpaid (`cancelled`, `failed`, `expired`) before
+    /// `ended_before`, oldest first; returns how many.
+    pub async fn forget_unpaid(&self, ended_before: Timestamp, limit: usize) -> StoreResult<usize> {
+        self.write(move |conn| {
+            // The status list is the partial index's own, so that the index is used.
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM payments WHERE id IN (SELECT id FROM payments \
+                     WHERE status IN ('cancelled', 'failed', 'expired') AND finished_at_ms < ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM refunds WHERE refunds.payment_id = payments.id) \
+                     ORDER BY finished_at_ms LIMIT ?2)",
+                )?
+                .execute(params![ms(ended_before), limit_i64(limit)])?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Deletes up to `limit` return QRs that no refund used: expired unscanned before
+    /// `ended_before`, or scanned and left unused until their use window (`use_window_ms`) closed
+    /// before it. Returns how many.
+    pub async fn forget_unused_return_qrs(
+        &self,
+        ended_before: Timestamp,
+        use_window_ms: i64,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        // Unordered: the status index yields the oldest first anyway, and sorting would read
+        // every return QR that ended within the retention first.
+        self.write(move |conn| {
+            let before = ms(ended_before);
+            let scanned_before = before.saturating_sub(use_window_ms);
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM refunds WHERE id IN (SELECT id FROM refunds \
+                     WHERE kind = 'qr' AND payment_id IS NULL AND requested_at_ms IS NULL \
+                     AND ((status = 'expired' AND finished_at_ms < ?1) \
+                       OR (status = 'identified' AND identified_at_ms < ?2)) \
+                     LIMIT ?3)",
+                )?
+                .execute(params![before, scanned_before, limit_i64(limit)])?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
