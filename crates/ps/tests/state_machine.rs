@@ -107,7 +107,7 @@ struct Case {
     purchases: Vec<Purchase>,
     /// Refunds by id: purchase index, amount, state.
     refunds: HashMap<i64, (usize, u64, Held)>,
-    /// First answers of `payment/return` by (X-Request-ID, body).
+    /// First answers of `payment/return` that placed a refund, by (X-Request-ID, body).
     refund_answers: HashMap<(u8, String), String>,
     _dir: tempfile::TempDir,
 }
@@ -355,8 +355,11 @@ impl Case {
                                 .insert(id, (*p, *tiyn, Held::Pending))
                                 .is_none()
                         );
+                        // Only a refund that was placed is an answer to repeat: a refusal stores
+                        // nothing, and the same request may succeed later (as DECISIONS 18 says
+                        // of the MPP API).
+                        self.refund_answers.insert(key, text);
                     }
-                    self.refund_answers.insert(key, text);
                 }
             }
             Op::Deliver { outcome } => {
