@@ -75,10 +75,11 @@ fn count_panics() {
         // from the input the test prints, and capturing backtraces would slow a run to a crawl.
         std::panic::set_hook(Box::new(|info| {
             eprintln!("panic: {info}");
+            let thread = std::thread::current().name().unwrap_or_default().to_owned();
             PANICS
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(info.to_string());
+                .push(format!("[{thread}] {info}"));
         }));
     });
 }
@@ -344,7 +345,11 @@ async fn http_surfaces_answer_every_mutated_request() {
         tally.gaps
     );
     report("HTTP surfaces", total, started, &extra);
-    let panics = panics();
+    // The parser target runs beside this one and catches its own panics on its own thread.
+    let panics: Vec<String> = panics()
+        .into_iter()
+        .filter(|p| !p.starts_with("[wire_parsers_survive_mutated_input]"))
+        .collect();
     assert!(panics.is_empty(), "panics: {panics:#?}");
     assert!(
         tally.bugs.is_empty(),
