@@ -456,7 +456,14 @@ pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
 
 /// `TOLEM_…` variables that belong to the tools (the CLI, the load tool, the benchmarks), not to
 /// the server's settings; the configuration passes over them instead of calling them unknown.
-pub const TOOL_VARIABLES: &[&str] = &["TOLEM_CONFIG", "TOLEM_BENCH_OPS", "TOLEM_LOAD_KEEP"];
+pub const TOOL_VARIABLES: &[&str] = &[
+    "TOLEM_CONFIG",
+    "TOLEM_BENCH_OPS",
+    "TOLEM_LOAD_KEEP",
+    // The fuzz harness's size and seed (docs/testing.md).
+    "TOLEM_FUZZ_INPUTS",
+    "TOLEM_FUZZ_SEED",
+];
 
 fn parse_table(table: &toml::Table) -> Result<Config, String> {
     toml::Value::Table(table.clone())

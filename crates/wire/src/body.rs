@@ -51,9 +51,35 @@ fn normalized(body: &[u8], keys: Keys) -> Result<String, Param> {
     if !raw.get().starts_with('{') {
         return Err(Param::body(Problem::NotObject));
     }
+    // The walk below parses each level's text again, so a body nested thousands deep would cost
+    // as many passes as it has levels before the limit is met; one pass refuses it first.
+    if nesting(raw.get()) > BODY_DEPTH_MAX {
+        return Err(Param::body(Problem::TooDeep(BODY_DEPTH_MAX)));
+    }
     let mut out = String::with_capacity(body.len());
     write_checked(&raw, keys, "", 0, &mut out)?;
     Ok(out)
+}
+
+/// How deep objects and arrays nest in a valid JSON text (brackets inside strings do not count).
+fn nesting(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'{' | b'[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b'}' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Writes one value; objects and arrays are taken apart and checked member by member, at most
@@ -291,5 +317,22 @@ mod tests {
                 "{depth}"
             );
         }
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert_eq!(nesting(r#"{"a":[1,{"b":"]]}}[[[\"{"}]}"#), 3);
+        // As deep as allowed is read; one level more is refused before the walk.
+        let at_limit = format!(
+            "{}1{}",
+            "{\"a\":".repeat(BODY_DEPTH_MAX),
+            "}".repeat(BODY_DEPTH_MAX)
+        );
+        assert!(read::<serde_json::Value>(at_limit.as_bytes(), Keys::Exact).is_ok());
+        let over = format!("{{\"a\":{at_limit}}}");
+        assert_eq!(
+            read::<serde_json::Value>(over.as_bytes(), Keys::Exact).err(),
+            Some(Param::body(Problem::TooDeep(BODY_DEPTH_MAX)))
+        );
     }
 }
