@@ -340,7 +340,15 @@ pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
 
 /// `TOLEM_…` variables that belong to the tools (the CLI, the load tool, the benchmarks), not to
 /// the server's settings; the configuration passes over them instead of calling them unknown.
-pub const TOOL_VARIABLES: &[&str] = &["TOLEM_CONFIG", "TOLEM_BENCH_OPS", "TOLEM_LOAD_KEEP"];
+pub const TOOL_VARIABLES: &[&str] = &[
+    "TOLEM_CONFIG",
+    "TOLEM_BENCH_OPS",
+    "TOLEM_LOAD_KEEP",
+    // The crash loop's and the fault proxy's (docs/testing.md): the loop's `tolem serve`
+    // processes inherit them.
+    "TOLEM_CRASH_ROUNDS",
+    "TOLEM_CRASH_SEED",
+];
 
 fn parse_table(table: &toml::Table) -> Result<Config, String> {
     toml::Value::Table(table.clone())
