@@ -5,6 +5,7 @@ mod cli_errors;
 mod contract;
 mod doc_examples;
 mod durability;
+mod fault_proxy;
 mod harness;
 mod merchant_api;
 mod mpp_api;
