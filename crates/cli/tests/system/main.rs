@@ -3,6 +3,7 @@
 
 mod cli_errors;
 mod contract;
+mod crash_loop;
 mod doc_examples;
 mod durability;
 mod fault_proxy;
