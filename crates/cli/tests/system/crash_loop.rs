@@ -128,6 +128,8 @@ struct RawPay {
 struct Seen {
     purchases: Vec<Purchase>,
     asks: Vec<Ask>,
+    /// Refunds whose POS gave up without an answer: (purchase, tiyn).
+    abandoned: Vec<(i64, i64)>,
     raw: Vec<RawPay>,
 }
 
@@ -184,6 +186,22 @@ impl World {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON, got {text}"));
         assert_ne!(answer["StatusCode"], -999, "{path}: {answer}");
         answer
+    }
+
+    /// A merchant API call sent once; `None` when the PS did not answer it (down, or HTTP 5xx).
+    async fn once(&self, path: &str, request_id: &str, body: &Value) -> Option<Value> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url()))
+            .header("api-key", API_KEY)
+            .header("x-request-id", request_id)
+            .json(body)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().as_u16() < 500)?;
+        let text = resp.text().await.ok()?;
+        Some(serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON, got {text}")))
     }
 
     /// An MPP API call as demowallet, repeated with the same X-Request-ID until a final answer
@@ -318,9 +336,19 @@ impl World {
         let (purchase, device, tiyn) = chosen;
         let amount = Amount::from_tiyn(u64::try_from(tiyn).expect("positive"));
         let body = json!({"DeviceToken": self.devices[device], "QrPaymentId": purchase, "Amount": amount, "OrganizationBin": "990340001234"});
-        let answer = self
-            .pos("/r3/v01/payment/return", &format!("refund-{tag}"), &body)
-            .await;
+        let (path, request_id) = ("/r3/v01/payment/return", format!("refund-{tag}"));
+        // Some POS give up when the PS does not answer: their refund may exist or not, but
+        // never twice, and if it exists it is delivered like any other.
+        let answer = if rng.random_bool(0.25) {
+            let Some(answer) = self.once(path, &request_id, &body).await else {
+                let mut seen = self.seen.lock().expect("books");
+                seen.abandoned.push((purchase, tiyn));
+                return true;
+            };
+            answer
+        } else {
+            self.pos(path, &request_id, &body).await
+        };
         assert_eq!(
             answer["StatusCode"], 0,
             "refund of {tiyn} tiyn of {purchase}: {answer}"
@@ -399,6 +427,8 @@ struct Checked {
     raw: usize,
     /// refund id → (purchase, tiyn): completed at the PS and credited once at the MPP.
     refunds: HashMap<i64, (i64, i64)>,
+    /// Abandoned requests (by index) found to have placed a refund.
+    abandoned_placed: HashSet<usize>,
     /// Per customer: tiyn of payments the PS confirmed, tiyn refunded.
     paid: HashMap<&'static str, i64>,
     refunded: HashMap<&'static str, i64>,
@@ -437,6 +467,7 @@ impl World {
             Seen {
                 purchases: seen.purchases.clone(),
                 asks: seen.asks.clone(),
+                abandoned: seen.abandoned.clone(),
                 raw: seen.raw.clone(),
             }
         };
@@ -520,29 +551,40 @@ impl World {
             "refunds credited twice: {:?}",
             books.doubles
         );
-        // Every refund the PS holds that was not checked before: asked for, completed, credited.
+        // Every refund the PS holds that was not checked before: asked for (answered, or given up
+        // by its POS — each such request places one refund at most), completed, credited.
         let new: Vec<(&i64, &Value)> = listed
             .iter()
             .filter(|(id, _)| !checked.refunds.contains_key(id))
             .collect();
         for (id, r) in new {
-            let ask = asked.get(id).unwrap_or_else(|| {
-                panic!("the PS holds refund {r} no POS was told about (placed twice?)")
-            });
-            assert_eq!(r["status"], "completed", "{r}");
-            assert_eq!(
-                (r["payment_id"].as_i64(), tiyn(&r["amount"])),
-                (Some(ask.purchase), ask.tiyn),
-                "{r}"
+            let held = (
+                r["payment_id"].as_i64().expect("a purchase"),
+                tiyn(&r["amount"]),
             );
-            let p = purchases[&ask.purchase];
+            let (purchase, tiyn) = match asked.get(id) {
+                Some(ask) => (ask.purchase, ask.tiyn),
+                None => {
+                    let given_up = (0..seen.abandoned.len()).find(|i| {
+                        seen.abandoned[*i] == held && !checked.abandoned_placed.contains(i)
+                    });
+                    let given_up = given_up.unwrap_or_else(|| {
+                        panic!("the PS holds refund {r} no POS asked for (placed twice?)")
+                    });
+                    checked.abandoned_placed.insert(given_up);
+                    held
+                }
+            };
+            assert_eq!(r["status"], "completed", "{r}");
+            assert_eq!(held, (purchase, tiyn), "{r}");
+            let p = purchases[&purchase];
             assert_eq!(
                 books.credited.get(&id.to_string()),
-                Some(&(ask.purchase.to_string(), p.customer.to_owned(), ask.tiyn)),
+                Some(&(purchase.to_string(), p.customer.to_owned(), tiyn)),
                 "refund {id} credited once at the MPP"
             );
-            *checked.refunded.entry(p.customer).or_default() += ask.tiyn;
-            checked.refunds.insert(*id, (ask.purchase, ask.tiyn));
+            *checked.refunded.entry(p.customer).or_default() += tiyn;
+            checked.refunds.insert(*id, (purchase, tiyn));
         }
         for ask in &seen.asks {
             assert!(
@@ -681,10 +723,12 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
         }
         world.check(&mut checked, false).await;
         println!(
-            "round {round}: killed after {kill_after_ops} of {ops} operations (+{kill_after_ms} ms), {} requests sent again; {} purchases, {} refunds, {} raw payments so far",
+            "round {round}: killed after {kill_after_ops} of {ops} operations (+{kill_after_ms} ms), {} requests sent again; so far {} purchases, {} refunds ({} of {} given up by their POS), {} raw payments",
             world.retried.swap(0, Ordering::SeqCst),
             checked.purchases,
             checked.refunds.len(),
+            checked.abandoned_placed.len(),
+            world.seen.lock().expect("books").abandoned.len(),
             checked.raw
         );
     }
