@@ -463,6 +463,10 @@ pub const TOOL_VARIABLES: &[&str] = &[
     // The fuzz harness's size and seed (docs/testing.md).
     "TOLEM_FUZZ_INPUTS",
     "TOLEM_FUZZ_SEED",
+    // The crash loop's and the fault proxy's (docs/testing.md): the loop's `tolem serve`
+    // processes inherit them.
+    "TOLEM_CRASH_ROUNDS",
+    "TOLEM_CRASH_SEED",
 ];
 
 fn parse_table(table: &toml::Table) -> Result<Config, String> {

@@ -3,9 +3,11 @@
 
 mod cli_errors;
 mod contract;
+mod crash_loop;
 mod doc_examples;
 mod durability;
 mod edges;
+mod fault_proxy;
 mod harness;
 mod leases;
 mod merchant_api;
