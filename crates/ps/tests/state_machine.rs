@@ -372,6 +372,7 @@ impl Case {
                         now,
                         10,
                         SignedDuration::from_secs(60),
+                        self.app.lease_holder.clone(),
                     )
                     .await
                     .expect("claims");

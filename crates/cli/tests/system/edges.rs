@@ -337,14 +337,20 @@ async fn an_x_request_id_is_echoed_only_when_it_keeps_the_rule() {
         "кириллица".as_bytes(),
     ] {
         let (status, echo, answer) = echoed(scan(), bad).await;
+        // 70 kB of headers is over `limits.header_bytes_max`: it is refused (431) before the MPP
+        // API sees it, without an echo.
+        let expected = if bad.len() > 16 * 1024 { 431 } else { 200 };
         assert_eq!(
             (status, echo),
-            (200, None),
+            (expected, None),
             "{:.80}",
             String::from_utf8_lossy(bad)
         );
-        assert_eq!(result_code(&answer), "PARAM_ILLEGAL");
-        assert!(answer.contains("X-Request-ID"), "{answer}");
+        // Past twice that, hyper's parser answers a bare 431 itself (docs/security.md).
+        if expected == 200 {
+            assert_eq!(result_code(&answer), "PARAM_ILLEGAL");
+            assert!(answer.contains("X-Request-ID"), "{answer}");
+        }
     }
     // Said as docs/mpp-api.md shows it.
     let (_, _, answer) = echoed(scan(), b"two words").await;
@@ -364,6 +370,10 @@ async fn an_x_request_id_is_echoed_only_when_it_keeps_the_rule() {
     assert_eq!((status, echo.as_deref()), (200, Some(longest.as_bytes())));
     for bad in ["p".repeat(129).as_bytes(), huge.as_bytes(), b"a b"] {
         let (status, echo, answer) = echoed(ping(), bad).await;
+        if bad.len() > 16 * 1024 {
+            assert_eq!((status, echo), (431, None));
+            continue;
+        }
         assert_eq!((status, echo), (200, None));
         assert_eq!(
             serde_json::from_str::<Value>(&answer).expect("JSON")["StatusCode"],

@@ -331,22 +331,29 @@ impl Books {
     }
 }
 
-/// The PS's refunds as the operator sees them (newest first, at most 500), by refund id.
+/// The PS's refunds as the operator sees them, every page of them, by refund id.
 pub async fn ps_refunds(admin: &reqwest::Client, ps_url: &str) -> HashMap<i64, Value> {
-    let list: Value = admin
-        .get(format!("{ps_url}/admin/v1/refunds?limit=500"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("the PS answers")
-        .json()
-        .await
-        .expect("JSON");
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|r| (r["refund_id"].as_i64().expect("an id"), r.clone()))
-        .collect()
+    let mut refunds = HashMap::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let cursor = after.map(|id| format!("&after={id}")).unwrap_or_default();
+        let page: Value = admin
+            .get(format!("{ps_url}/admin/v1/refunds?limit=500{cursor}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the PS answers")
+            .json()
+            .await
+            .expect("JSON");
+        for r in page["refunds"].as_array().expect("a list") {
+            refunds.insert(r["refund_id"].as_i64().expect("an id"), r.clone());
+        }
+        match page["next"].as_i64() {
+            Some(next) => after = Some(next),
+            None => return refunds,
+        }
+    }
 }
 
 /// Tiyn of an amount as the PS writes it (a string or a number with two decimals).
