@@ -65,13 +65,23 @@ pub fn check(input: &Input, status: u16, headers: &HeaderMap, body: &[u8]) -> Ve
         }
         Surface::Mpp => mpp(status, json.as_ref()),
         Surface::Merchant => merchant(status, json.as_ref()),
-        Surface::Admin => plain_json(status, json.as_ref(), &[200, 201, 400, 401, 404, 409], body),
+        Surface::Admin => plain_json(
+            status,
+            json.as_ref(),
+            &[200, 201, 400, 401, 404, 405, 409, 413],
+            body,
+        ),
         Surface::Cabinet => {
             let file = status == 200 && json.is_none();
             if file {
                 Verdict::Ok
             } else {
-                plain_json(status, json.as_ref(), &[200, 400, 401, 404, 409, 503], body)
+                plain_json(
+                    status,
+                    json.as_ref(),
+                    &[200, 400, 401, 404, 405, 409, 503],
+                    body,
+                )
             }
         }
         Surface::Page => match status {
