@@ -215,6 +215,18 @@ impl TestPs {
         self.device_at(API_KEY, device_id, 1001).await
     }
 
+    /// A return (refund) QR made by `device` with the sandbox key: (QrReturnId, QrToken).
+    pub async fn return_qr(&self, device: &str) -> (i64, String) {
+        let body = json!({"DeviceToken": device});
+        let (_, created) = self
+            .pos("POST", "/r2/v01/return/create", API_KEY, Some(&body))
+            .await;
+        assert_eq!(created["StatusCode"], 0, "{created}");
+        let id = created["Data"]["QrReturnId"].as_i64().expect("an id");
+        let token = created["Data"]["QrToken"].as_str().expect("a token");
+        (id, token.to_owned())
+    }
+
     pub async fn device_at(&self, key: &str, device_id: &str, trade_point: i64) -> String {
         let body = json!({"DeviceId": device_id, "TradePointId": trade_point});
         let (_, answer) = self

@@ -225,24 +225,8 @@ async fn refunds_reach_the_customer_once() {
         .await
         .expect("paid");
     // The refund QR flow: the customer scans, the cashier refunds 400.
-    let (_, created) = ps
-        .pos(
-            "POST",
-            "/r2/v01/return/create",
-            API_KEY,
-            Some(&json!({"DeviceToken": device})),
-        )
-        .await;
-    let qr_return_id = created["Data"]["QrReturnId"].as_i64().expect("id");
-    let scan = bank
-        .mpp
-        .scan(
-            "C1",
-            created["Data"]["QrToken"].as_str().expect("token"),
-            Locale::Ru,
-        )
-        .await
-        .expect("scan");
+    let (qr_return_id, token) = ps.return_qr(&device).await;
+    let scan = bank.mpp.scan("C1", &token, Locale::Ru).await.expect("scan");
     assert_eq!(
         (scan.kind, scan.refund_id),
         (QrCodeType::Refund, Some(qr_return_id.to_string()))

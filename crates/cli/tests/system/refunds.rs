@@ -194,19 +194,7 @@ async fn refund_requests_are_checked() {
         ),
         -99000404
     );
-    let (_, created) = ps
-        .pos(
-            "POST",
-            "/r2/v01/return/create",
-            API_KEY,
-            Some(&json!({"DeviceToken": device})),
-        )
-        .await;
-    let qr_id = created["Data"]["QrReturnId"].as_i64().expect("id");
-    let token = created["Data"]["QrToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let (qr_id, token) = ps.return_qr(&device).await;
     let with_qr =
         json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_id, "Amount": 1});
     let (_, unscanned) = ps
@@ -489,15 +477,7 @@ async fn sandbox_refunds_need_no_mpp() {
             .await;
         assert_eq!(a["StatusCode"], 0);
     }
-    let (_, created) = ps
-        .pos(
-            "POST",
-            "/r2/v01/return/create",
-            API_KEY,
-            Some(&json!({"DeviceToken": device})),
-        )
-        .await;
-    let qr_id = created["Data"]["QrReturnId"].as_i64().expect("id");
+    let (qr_id, _) = ps.return_qr(&device).await;
     let (_, scanned) = ps
         .pos(
             "POST",

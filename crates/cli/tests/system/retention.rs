@@ -24,26 +24,6 @@ fn count(db: &rusqlite::Connection, table: &str, statuses: &str) -> i64 {
 const UNPAID: &str = "'cancelled', 'failed', 'expired'";
 const OPEN: &str = "'created', 'scanned'";
 
-/// A return QR made by the POS; (QrReturnId, QrToken).
-async fn return_qr(ps: &TestPs, device: &str) -> (i64, String) {
-    let (_, created) = ps
-        .pos(
-            "POST",
-            "/r2/v01/return/create",
-            API_KEY,
-            Some(&json!({"DeviceToken": device})),
-        )
-        .await;
-    assert_eq!(created["StatusCode"], 0, "{created}");
-    (
-        created["Data"]["QrReturnId"].as_i64().expect("id"),
-        created["Data"]["QrToken"]
-            .as_str()
-            .expect("token")
-            .to_owned(),
-    )
-}
-
 #[tokio::test]
 async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_registers_stay() {
     // Batches of 3, so that the sweeper must go on past a full batch.
@@ -57,7 +37,7 @@ async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_regis
     // What stays: two paid purchases, a refund of one made with a return QR, one without.
     let paid = ps.paid(&device, 1000, "C1").await;
     let other = ps.paid(&device, 500, "C2").await;
-    let (used_qr, used_token) = return_qr(ps, &device).await;
+    let (used_qr, used_token) = ps.return_qr(&device).await;
     scan_id_refund(ps, &used_token, "C1").await;
     let body =
         json!({"DeviceToken": device, "QrPaymentId": paid, "QrReturnId": used_qr, "Amount": 300});
@@ -91,8 +71,8 @@ async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_regis
     let failed_id = scan_id(ps, "demobank", &qr, "C3").await;
     let fail = notify_body(&failed_id, "C3", "PROCESS_FAIL", None);
     ps.mpp_call(NOTIFY, "demobank", "f", &fail).await;
-    let (lost_return, _) = return_qr(ps, &device).await;
-    let (unused_return, unused_token) = return_qr(ps, &device).await;
+    let (lost_return, _) = ps.return_qr(&device).await;
+    let (unused_return, unused_token) = ps.return_qr(&device).await;
     scan_id_refund(ps, &unused_token, "C1").await;
     // A POS replay record, forgotten after its own retention (a day).
     let (_, replayed) = ps

@@ -391,16 +391,8 @@ async fn errors_are_explained_not_panicked() {
 async fn a_refund_qr_tells_the_customer_what_happens_next() {
     let (ps, bank) = ps_and_mpp().await;
     let device = ps.device("POS-1").await;
-    let (_, created) = ps
-        .pos(
-            "POST",
-            "/r2/v01/return/create",
-            API_KEY,
-            Some(&json!({"DeviceToken": device})),
-        )
-        .await;
-    let token = created["Data"]["QrToken"].as_str().expect("a token");
-    let return_id = created["Data"]["QrReturnId"].as_i64().expect("an id");
+    let (return_id, token) = ps.return_qr(&device).await;
+    let token = token.as_str();
     let mut script = Script::new(&[]);
     let outcome = wallet(&bank, "C1", Locale::Ru)
         .pay(&mut script, token, &PayAnswers::default())
