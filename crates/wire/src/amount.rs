@@ -15,6 +15,12 @@ use crate::Locale;
 /// The most digits (integer and fraction together) an amount may have on the wire (DECISIONS 3).
 pub const AMOUNT_DIGITS_MAX: usize = 15;
 
+/// The largest amount accepted: the largest whose written form (always two decimals, DECISIONS 2)
+/// has at most [`AMOUNT_DIGITS_MAX`] digits, 9 999 999 999 999.99 tenge. A larger one would be
+/// written with more digits than anyone reading it accepts, so the PS could take a payment it
+/// cannot refund; `"123456789012345"` (15 digits, but 17 when written) is refused as too long.
+pub const AMOUNT_TIYN_MAX: u64 = 999_999_999_999_999;
+
 /// A non-negative amount of money in tiyn. It cannot be negative and never overflows silently:
 /// arithmetic is checked and returns `None` on overflow or underflow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,7 +78,8 @@ impl Amount {
     }
 
     /// Parses the text form: digits, optionally a point and one or two digits
-    /// (`100`, `100.5`, `100.50`). No sign, no exponent, no spaces, at most 15 digits.
+    /// (`100`, `100.5`, `100.50`). No sign, no exponent, no spaces, at most 15 digits, and at
+    /// most [`AMOUNT_TIYN_MAX`] (so that what is accepted is always written back readable).
     pub fn parse(text: &str) -> Result<Amount, AmountError> {
         if text.is_empty() {
             return Err(AmountError::Empty);
@@ -106,6 +113,7 @@ impl Amount {
         whole
             .checked_mul(100)
             .and_then(|t| t.checked_add(fraction))
+            .filter(|&tiyn| tiyn <= AMOUNT_TIYN_MAX)
             .map(Amount)
             .ok_or(AmountError::TooLong)
     }
@@ -266,10 +274,13 @@ mod tests {
         ] {
             assert!(Amount::parse(text).is_err(), "{text}");
         }
+        // 15 digits, but 17 when written with two decimals: more than anyone reads back.
+        assert_eq!(Amount::parse("123456789012345"), Err(AmountError::TooLong));
         assert_eq!(
-            Amount::parse("123456789012345"),
-            Ok(Amount(12_345_678_901_234_500))
+            Amount::parse("9999999999999.99"),
+            Ok(Amount(AMOUNT_TIYN_MAX))
         );
+        assert_eq!(Amount::parse("0000000000100.5"), Ok(Amount(10_050)));
     }
 
     #[test]

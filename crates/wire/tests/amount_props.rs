@@ -14,8 +14,14 @@ use tolem_wire::amount::{AMOUNT_DIGITS_MAX, AmountError, as_number, strict_json}
 /// The largest amount whose wire form has at most [`AMOUNT_DIGITS_MAX`] digits: 9 999 999 999 999.99.
 const WIRE_TIYN_MAX: u64 = 999_999_999_999_999;
 
+#[test]
+fn the_largest_amount_is_the_largest_written_with_fifteen_digits() {
+    assert_eq!(tolem_wire::amount::AMOUNT_TIYN_MAX, WIRE_TIYN_MAX);
+}
+
 /// The reference grammar of DECISIONS 3, written independently of the parser: ASCII digits,
-/// optionally a point and one or two ASCII digits, at most 15 digits in all. Returns the tiyn
+/// optionally a point and one or two ASCII digits, at most 15 digits in all, and no more than
+/// 9 999 999 999 999.99 (so that the written form, with two decimals, is read back). Returns the tiyn
 /// (in a wider integer, so that the model itself cannot overflow) or the error the parser must give.
 fn reference(text: &str) -> Result<u128, AmountError> {
     if text.is_empty() {
@@ -42,7 +48,11 @@ fn reference(text: &str) -> Result<u128, AmountError> {
     for c in format!("{fraction:0<2}").chars() {
         cents = cents * 10 + u128::from(c.to_digit(10).unwrap_or(0));
     }
-    Ok(tiyn * 100 + cents)
+    let tiyn = tiyn * 100 + cents;
+    if tiyn > u128::from(WIRE_TIYN_MAX) {
+        return Err(AmountError::TooLong);
+    }
+    Ok(tiyn)
 }
 
 /// Texts near the grammar: mostly digits and points, with the characters that make numbers

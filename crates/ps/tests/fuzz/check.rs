@@ -29,11 +29,13 @@ pub fn surface(target: &str) -> Surface {
         .next()
         .unwrap_or_default()
         .trim_end_matches('/');
-    if path.starts_with("/api/") {
+    // The API is told by the first segment, the bare prefix included (`/api`, `/r1`, `/admin`).
+    let first = path.split('/').nth(1).unwrap_or_default();
+    if first == "api" {
         Surface::Mpp
-    } else if ["/r1/", "/r2/", "/r3/"].iter().any(|p| path.starts_with(p)) {
+    } else if ["r1", "r2", "r3"].contains(&first) {
         Surface::Merchant
-    } else if path.starts_with("/admin/") {
+    } else if first == "admin" {
         Surface::Admin
     } else if path.starts_with("/cabinet/") {
         Surface::Cabinet
