@@ -455,4 +455,21 @@ async fn eleven_hundred_idle_sockets_do_not_stop_a_health_ping() {
     let stats = &ps.app.metrics.connections;
     assert!(stats.closed_headers_late.load(Ordering::SeqCst) >= IDLE as u64);
     ping(&ps).await;
+    // The operator sees it in the metrics.
+    let metrics = ps
+        .http
+        .get(format!("{}/admin/v1/metrics", ps.url))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let closed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tolem_connections_closed_headers_late_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no closed-headers counter in {metrics}"));
+    assert!(closed >= IDLE as u64, "{metrics}");
 }

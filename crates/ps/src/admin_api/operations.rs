@@ -224,6 +224,23 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         m.refund_retries.load(Relaxed),
         m.refunds_flagged.load(Relaxed),
     );
+    // The connection layer (DECISIONS 43): how close the listener is to its cap, and what its
+    // deadlines closed.
+    let c = &m.connections;
+    let text = format!(
+        "{text}# TYPE tolem_connections_open gauge\ntolem_connections_open {}\n\
+         # TYPE tolem_connections_open_max gauge\ntolem_connections_open_max {}\n\
+         # TYPE tolem_connections_accepted_total counter\ntolem_connections_accepted_total {}\n\
+         # TYPE tolem_connections_closed_headers_late_total counter\ntolem_connections_closed_headers_late_total {}\n\
+         # TYPE tolem_connections_closed_idle_total counter\ntolem_connections_closed_idle_total {}\n\
+         # TYPE tolem_connections_cap_reached_total counter\ntolem_connections_cap_reached_total {}\n",
+        c.open.load(Relaxed),
+        c.open_max.load(Relaxed),
+        c.accepted.load(Relaxed),
+        c.closed_headers_late.load(Relaxed),
+        c.closed_idle.load(Relaxed),
+        c.cap_reached.load(Relaxed),
+    );
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
