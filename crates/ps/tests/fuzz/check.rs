@@ -30,7 +30,12 @@ pub fn surface(target: &str) -> Surface {
         .unwrap_or_default()
         .trim_end_matches('/');
     // The API is told by the first segment, the bare prefix included (`/api`, `/r1`, `/admin`).
-    let first = path.split('/').nth(1).unwrap_or_default();
+    // Leading slashes are trimmed as the router's fallback does (`//r1/x` is the merchant API's).
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
     if first == "api" {
         Surface::Mpp
     } else if ["r1", "r2", "r3"].contains(&first) {
