@@ -18,7 +18,7 @@ use tolem_wire::request_id::{
 };
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::catalog::{Catalog, CatalogHandle, MerchantCheck};
@@ -253,6 +253,12 @@ async fn refuse_path(
     }
 }
 
+/// What each connection runs: the router with trailing slashes trimmed first (`/api/` is `/api`).
+/// Tests that drive the PS in process use this too, so they see what a client sees.
+pub fn service(app: AppState) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(app))
+}
+
 /// Serves the PS on an already bound listener until `shutdown` completes, with the background
 /// tasks (expiry, retention, refunds, registers) running beside it; the connection layer
 /// ([`connections`]) holds every connection to its deadlines and the listener to its cap.
@@ -280,7 +286,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));
     let registers = tokio::spawn(registers::run(app.clone(), stop.clone()));
-    let service = NormalizePathLayer::trim_trailing_slash().layer(router(app.clone()));
+    let service = service(app.clone());
     let limits = ConnectionLimits::of(&app.config.limits);
     let stats = app.metrics.connections.clone();
     let result = connections::serve(listener, service, limits, stats, shutdown).await;

@@ -23,7 +23,7 @@ pub enum Surface {
 
 /// Which surface the router gives a path to (`app::router` and its fallback).
 pub fn surface(target: &str) -> Surface {
-    // The router sees the path with trailing slashes trimmed (`serve`'s NormalizePathLayer).
+    // The router sees the path with trailing slashes trimmed (`app::service`, what `serve` runs).
     let path = target
         .split('?')
         .next()

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tolem_ps::clock::{ManualClock, SharedClock};
 use tolem_ps::{App, Config};
-use tower::{Layer, ServiceExt};
-use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower::ServiceExt;
+use tower_http::normalize_path::NormalizePath;
 
 use crate::mutate::Input;
 
@@ -149,8 +149,7 @@ pub async fn start() -> Target {
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
     let shared: SharedClock = clock.clone();
     let app = App::start(config, shared).await.expect("the PS starts");
-    let service =
-        NormalizePathLayer::trim_trailing_slash().layer(tolem_ps::app::router(app.clone()));
+    let service = tolem_ps::app::service(app.clone());
     let s = &service;
 
     // A device, a paid purchase (with its receipt), an open one, a link, a refund QR.
