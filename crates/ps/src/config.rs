@@ -38,9 +38,90 @@ pub struct Config {
     pub refunds: RefundsConfig,
     pub registers: crate::registers::RegistersConfig,
     pub limits: LimitsConfig,
+    /// Listeners by surface, each with or without TLS (DECISIONS 41). Empty: one plain listener
+    /// on `listen` for every surface (the sandbox).
+    pub listeners: Vec<ListenerConfig>,
+    /// How r2 and r3 callers are known by their client certificate (DECISIONS 41).
+    pub client_identity: ClientIdentityConfig,
+    /// TLS of the PS's own outgoing calls: refund delivery, Custom callbacks, SMTP.
+    pub outgoing: OutgoingConfig,
+    /// The IPSec link to each MPP (DECISIONS 42), read by `tolem ipsec`.
+    pub ipsec: IpsecConfig,
     #[serde(flatten)]
     pub catalog: CatalogFile,
 }
+
+/// The parts of the PS a listener serves (DECISIONS 41).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SurfaceName {
+    /// The MPP API (`/api/v1/...`): meant for the IPSec tunnel, plain HTTP allowed.
+    Mpp,
+    /// The merchant API (`/r1`–`/r3`), receipts, QR pictures and payment links: public, TLS.
+    Merchant,
+    /// The admin API, its metrics and the MPP cabinet: localhost unless configured.
+    Admin,
+}
+
+/// One address the PS listens on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// What it serves; a path of another surface is answered as unknown.
+    pub surfaces: Vec<SurfaceName>,
+    /// Absent: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+/// TLS terminated by the PS on one listener: PEM files, read again on SIGHUP and when they change.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// The certificate chain, leaf first (PEM).
+    pub certificate: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) whose client certificates the listener asks for and accepts: the r2
+    /// and r3 identity. Absent: no client certificate is asked for.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Client certificates seen by a TLS-terminating proxy in front of the PS (DECISIONS 41).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientIdentityConfig {
+    /// Addresses of the proxies whose fingerprint header is believed; from any other address the
+    /// header is ignored. Empty: the header is never read.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header that carries the client certificate's SHA-256 fingerprint (hex, colons allowed).
+    pub fingerprint_header: String,
+}
+
+impl Default for ClientIdentityConfig {
+    fn default() -> ClientIdentityConfig {
+        ClientIdentityConfig {
+            trusted_proxies: Vec::new(),
+            fingerprint_header: "x-client-cert-sha256".to_owned(),
+        }
+    }
+}
+
+/// Outgoing TLS: the system's roots, plus the operator's CA when given.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutgoingConfig {
+    /// CA certificates (PEM) trusted beside the system's roots for refund delivery, Custom
+    /// service callbacks and SMTP.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The IPSec link's parameters the configuration gives (`tolem ipsec`, docs/ipsec.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpsecConfig {}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -195,6 +276,10 @@ impl Default for Config {
             refunds: RefundsConfig::default(),
             registers: Default::default(),
             limits: LimitsConfig::default(),
+            listeners: Vec::new(),
+            client_identity: ClientIdentityConfig::default(),
+            outgoing: OutgoingConfig::default(),
+            ipsec: IpsecConfig::default(),
             catalog: CatalogFile::default(),
         }
     }

@@ -15,6 +15,7 @@
 mod activity;
 pub mod body;
 pub mod files;
+pub mod peer;
 pub mod refusal;
 
 use std::convert::Infallible;
@@ -41,6 +42,7 @@ use tower::{Service, ServiceExt};
 use crate::config::LimitsConfig;
 use activity::{Activity, AnswerBody, Expiry, WatchedIo};
 pub use body::{BodyError, read_body};
+pub use peer::PeerCertificate;
 pub use refusal::Refusal;
 
 /// The limits of one listener's connections (`limits.*` in the configuration).
