@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 
 const MIGRATIONS: &[&str] = &[
     // 1: operator data, purchases, POS devices and POS idempotency records.
@@ -205,7 +205,16 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Applies every migration not applied yet; a database a newer build migrated is refused, so a
+/// rollback to an older binary never writes rows in tables it does not know.
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if usize::try_from(done).is_ok_and(|done| done > MIGRATIONS.len()) {
+        return Err(StoreError::NewerSchema {
+            found: done,
+            known: MIGRATIONS.len(),
+        });
+    }
     run_to(conn, MIGRATIONS.len())
 }
 
@@ -226,4 +235,28 @@ pub(super) fn run_to(conn: &mut Connection, count: usize) -> StoreResult<()> {
         tracing::info!(migration = index + 1, "applied schema migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_of_a_newer_build_is_refused_and_left_as_it_is() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        run(&mut conn).expect("migrations");
+        let newer = i64::try_from(MIGRATIONS.len() + 1).expect("a small number");
+        conn.pragma_update(None, "user_version", newer)
+            .expect("a version");
+        let refused = run(&mut conn);
+        assert!(
+            matches!(refused, Err(StoreError::NewerSchema { found, known })
+                if found == newer && known == MIGRATIONS.len()),
+            "{refused:?}"
+        );
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("a version");
+        assert_eq!(version, newer);
+    }
 }

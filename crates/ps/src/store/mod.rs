@@ -48,6 +48,12 @@ pub enum StoreError {
     CommitFailed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database was migrated by a newer build: this one would not know its tables.
+    #[error(
+        "the database has schema version {found}, newer than this build's {known}: run the newer \
+         build, or restore the backup taken before the upgrade (docs/deployment.md)"
+    )]
+    NewerSchema { found: i64, known: usize },
 }
 
 impl StoreError {
