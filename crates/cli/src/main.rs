@@ -70,7 +70,8 @@ enum Command {
 /// Flags that override the configuration.
 #[derive(Args)]
 pub struct Overrides {
-    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one); not with
+    /// `listeners` in the configuration.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// The SQLite database file.

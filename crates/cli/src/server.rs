@@ -1,4 +1,5 @@
-//! `tolem serve` and `tolem sandbox`: load the configuration, bind, run the PS until a signal.
+//! `tolem serve` and `tolem sandbox`: load the configuration, bind (one listener, or one per
+//! entry of `listeners`), run the PS until a signal.
 //! The sandbox also runs a reference MPP for each demo MPP, so refunds reach a real `/refund`.
 
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tolem_mpp::config::CustomerSeed;
 use tolem_mpp::{Mpp, MppConfig};
-use tolem_ps::app::{AppState, StartError};
+use tolem_ps::app::{AppState, Listener, ListenerError, StartError};
 use tolem_ps::clock::SystemClock;
 use tolem_ps::store::StoreError;
 use tolem_ps::{App, Config};
@@ -176,18 +177,23 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
 /// Binds `addr`; a failure names the flag that moves it.
 pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        let why = match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                "the port is in use (another program, or a Tolem already running?)".to_owned()
-            }
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-            std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_owned(),
-            _ => e.to_string(),
-        };
         anyhow::anyhow!(
-            "cannot listen on {addr}: {why}; stop the other program or give {flag} another one"
+            "cannot listen on {addr}: {}; stop the other program or give {flag} another one",
+            bind_failure(&e)
         )
     })
+}
+
+/// Why an address could not be bound, as the operator reads it.
+fn bind_failure(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "the port is in use (another program, or a Tolem already running?)".to_owned()
+        }
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_owned(),
+        _ => e.to_string(),
+    }
 }
 
 fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
@@ -219,11 +225,18 @@ The README's walk-through makes a Dynamic QR with curl; docs/sandbox.md lists ev
 }
 
 async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
+    if let Some(db) = overrides.db.clone() {
+        config.database = db;
+    }
+    if !config.listeners.is_empty() {
+        anyhow::ensure!(
+            overrides.listen.is_none(),
+            "--listen cannot be used with `listeners` in the configuration, which give each listener its address; drop --listen or change listeners[].address"
+        );
+        return run_listeners(config).await;
+    }
     if let Some(listen) = overrides.listen {
         config.listen = listen;
-    }
-    if let Some(db) = overrides.db {
-        config.database = db;
     }
     let listener = bind(config.listen, "--listen").await?;
     let addr = listener.local_addr()?;
@@ -233,6 +246,47 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     say!("listening on http://{addr}");
     tracing::info!(%addr, database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `tolem serve` with `listeners` (DECISIONS 41): each bound with its TLS files read (an error
+/// names the listener and the file), then one line per listener on stdout.
+async fn run_listeners(config: Config) -> anyhow::Result<()> {
+    let mut listeners = Vec::new();
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let opened = Listener::open(index, listener)
+            .await
+            .map_err(|e| match e {
+                ListenerError::Bind {
+                    index,
+                    address,
+                    source,
+                } => anyhow::anyhow!(
+                    "cannot listen on {address}: {}; stop the other program or change listeners[{index}].address",
+                    bind_failure(&source)
+                ),
+                tls @ ListenerError::Tls { .. } => anyhow::anyhow!("configuration: {tls}"),
+            })?;
+        listeners.push(opened);
+    }
+    let database = config.database.clone();
+    let app = start(config).await?;
+    let mut urls = Vec::new();
+    for listener in &listeners {
+        urls.push((listener.url()?, listener.surface_names()));
+    }
+    // The first line says where the first listener is, in the same form as with one listener
+    // (tests and scripts read it); then each listener with what it serves.
+    if let Some((first, _)) = urls.first() {
+        say!("listening on {first}");
+    }
+    for (url, surfaces) in &urls {
+        say!("  {url} ({surfaces})");
+        tracing::info!(%url, %surfaces, "listening");
+    }
+    tracing::info!(database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");
+    tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

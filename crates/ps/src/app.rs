@@ -1,4 +1,5 @@
-//! Wiring: the [`App`] every handler shares, start-up, the router and [`serve`].
+//! Wiring: the [`App`] every handler shares, start-up, the router, the listeners ([`Listener`],
+//! one per surface or one for all) and [`serve_listeners`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::catalog::{Catalog, CatalogHandle, MerchantCheck};
 use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::connections::{self, ConnectionLimits};
+use crate::config::{Config, ListenerConfig, SurfaceName};
+use crate::connections::{self, ConnectionLimits, TlsError, TlsFiles, tls};
 use crate::domain::Policy;
 use crate::store::{LeaseHolder, Store, StoreError, StoreLimits};
 use crate::{
@@ -63,7 +64,7 @@ pub struct Metrics {
     pub refunds_failed: std::sync::atomic::AtomicU64,
     pub refund_retries: std::sync::atomic::AtomicU64,
     pub refunds_flagged: std::sync::atomic::AtomicU64,
-    /// The listener's connections (DECISIONS 43).
+    /// The listeners' connections, all listeners together (DECISIONS 43).
     pub connections: Arc<crate::connections::ConnectionStats>,
 }
 
@@ -144,15 +145,41 @@ impl App {
 
 /// Every route of the PS.
 pub fn router(app: AppState) -> Router {
-    Router::new()
-        .merge(mpp_api::router())
-        .merge(merchant_api::router())
-        .merge(admin_api::router(app.clone()))
-        .merge(qr_image::router())
-        .merge(receipt::router())
-        .merge(registers::router())
-        .fallback(unknown_path)
-        .method_not_allowed_fallback(wrong_method)
+    router_for(app, &SurfaceName::ALL)
+}
+
+/// The routes of the given surfaces only (DECISIONS 41): a listener never routes a path of a
+/// surface it does not serve, and answers it as an unknown path of its own ([`refuse_path`]).
+pub fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
+    let served: Arc<[SurfaceName]> = surfaces.into();
+    let mut routes = Router::new();
+    if served.contains(&SurfaceName::Mpp) {
+        routes = routes.merge(mpp_api::router());
+    }
+    if served.contains(&SurfaceName::Merchant) {
+        routes = routes
+            .merge(merchant_api::router())
+            .merge(qr_image::router())
+            .merge(receipt::router());
+    }
+    if served.contains(&SurfaceName::Admin) {
+        routes = routes
+            .merge(admin_api::router(app.clone()))
+            .merge(registers::router());
+    }
+    let unknown = served.clone();
+    let wrong = served;
+    routes
+        .fallback(
+            move |State(app): State<AppState>, headers: HeaderMap, uri: Uri| async move {
+                refuse_path(&app, &headers, &uri, false, &unknown).await
+            },
+        )
+        .method_not_allowed_fallback(
+            move |State(app): State<AppState>, headers: HeaderMap, uri: Uri| async move {
+                refuse_path(&app, &headers, &uri, true, &wrong).await
+            },
+        )
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = valid_request_id(req).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
@@ -224,24 +251,29 @@ impl Surface {
     }
 }
 
-async fn unknown_path(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    refuse_path(&app, &headers, &uri, false).await
-}
-
-async fn wrong_method(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    refuse_path(&app, &headers, &uri, true).await
-}
-
 /// A path or method no route takes, answered in its surface's envelope. The MPP and merchant
 /// APIs answer both as an unknown method, as they always have; the admin API checks the token
-/// first and then tells 404 from 405.
+/// first and then tells 404 from 405. A path of a surface the listener does not serve is
+/// answered as an unknown path of the listener's first surface, so that the MPP listener, say,
+/// never shows that the admin API exists (not even by its 401).
 async fn refuse_path(
     app: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
     path_exists: bool,
+    served: &[SurfaceName],
 ) -> Response {
-    match Surface::of(uri.path()) {
+    let surface = match SurfaceName::of_path(uri.path()) {
+        Some(surface) if !served.contains(&surface) => match served.first() {
+            Some(SurfaceName::Mpp) => Surface::Mpp,
+            Some(SurfaceName::Merchant) => Surface::Merchant,
+            Some(SurfaceName::Admin) => Surface::Admin,
+            None => Surface::Other,
+        },
+        _ => Surface::of(uri.path()),
+    };
+    let path_exists = path_exists && surface == Surface::of(uri.path());
+    match surface {
         Surface::Mpp => mpp_api::unknown_method(),
         Surface::Merchant => merchant_api::unknown_method(),
         Surface::Admin => admin_api::unknown(app, headers, path_exists).await,
@@ -256,15 +288,100 @@ async fn refuse_path(
 /// What each connection runs: the router with trailing slashes trimmed first (`/api/` is `/api`).
 /// Tests that drive the PS in process use this too, so they see what a client sees.
 pub fn service(app: AppState) -> NormalizePath<Router> {
-    NormalizePathLayer::trim_trailing_slash().layer(router(app))
+    service_for(app, &SurfaceName::ALL)
 }
 
-/// Serves the PS on an already bound listener until `shutdown` completes, with the background
-/// tasks (expiry, retention, refunds, registers) running beside it; the connection layer
-/// ([`connections`]) holds every connection to its deadlines and the listener to its cap.
-/// Deliveries an earlier run of this node left in flight are due again first.
+/// [`service`] of a listener that serves `surfaces` only.
+pub fn service_for(app: AppState, surfaces: &[SurfaceName]) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router_for(app, surfaces))
+}
+
+/// A bound address of the PS, the surfaces it serves and its TLS files if it has them.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub surfaces: Vec<SurfaceName>,
+    pub tls: Option<Arc<TlsFiles>>,
+}
+
+/// Why a configured listener could not be opened; `index` is its place in `listeners`.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    #[error("listeners[{index}].address: cannot listen on {address}: {source}")]
+    Bind {
+        index: usize,
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("listeners[{index}].tls: {source}")]
+    Tls { index: usize, source: TlsError },
+}
+
+impl Listener {
+    /// One plain listener for every surface: the sandbox, and `tolem serve` without `listeners`.
+    pub fn plain(tcp: TcpListener) -> Listener {
+        Listener {
+            tcp,
+            surfaces: SurfaceName::ALL.to_vec(),
+            tls: None,
+        }
+    }
+
+    /// Reads the TLS files of `listeners[index]` (an error names the file) and binds it.
+    pub async fn open(index: usize, config: &ListenerConfig) -> Result<Listener, ListenerError> {
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(
+                TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?,
+            )),
+            None => None,
+        };
+        let tcp =
+            TcpListener::bind(config.address)
+                .await
+                .map_err(|source| ListenerError::Bind {
+                    index,
+                    address: config.address,
+                    source,
+                })?;
+        Ok(Listener {
+            tcp,
+            surfaces: config.surfaces.clone(),
+            tls,
+        })
+    }
+
+    /// `https://ADDR` or `http://ADDR`, where it really listens (port 0 resolved).
+    pub fn url(&self) -> std::io::Result<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(format!("{scheme}://{}", self.tcp.local_addr()?))
+    }
+
+    /// The surfaces as the configuration names them: `mpp, merchant`.
+    pub fn surface_names(&self) -> String {
+        self.surfaces
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Serves the PS on one already bound plain listener, every surface on it (the sandbox), until
+/// `shutdown` completes; see [`serve_listeners`].
 pub async fn serve(
     listener: TcpListener,
+    app: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_listeners(vec![Listener::plain(listener)], app, shutdown).await
+}
+
+/// Serves the PS on its listeners until `shutdown` completes, with the background tasks
+/// (expiry, retention, refunds, registers) running beside them and shared by them; the
+/// connection layer ([`connections`]) holds every connection to its deadlines and each listener
+/// to its own cap. The TLS listeners' files are read again on SIGHUP and when they change.
+/// Deliveries an earlier run of this node left in flight are due again first.
+pub async fn serve_listeners(
+    listeners: Vec<Listener>,
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -286,13 +403,70 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));
     let registers = tokio::spawn(registers::run(app.clone(), stop.clone()));
-    let service = service(app.clone());
-    let limits = ConnectionLimits::of(&app.config.limits);
-    let stats = app.metrics.connections.clone();
-    let result = connections::serve(listener, service, limits, stats, shutdown).await;
+    let mut limits = ConnectionLimits::of(&app.config.limits);
+    limits.listeners = listeners.len();
+    let tls_files: Vec<(String, Arc<TlsFiles>)> = listeners
+        .iter()
+        .filter_map(|l| Some((l.url().unwrap_or_default(), l.tls.clone()?)))
+        .collect();
+    let reloader = (!tls_files.is_empty()).then(|| {
+        let interval =
+            std::time::Duration::from_millis(app.config.limits.tls_files_check_interval_ms);
+        tokio::spawn(tls::watch(tls_files, interval, stop.clone()))
+    });
+    // One shutdown for every listener.
+    let closing = CancellationToken::new();
+    let close = closing.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        close.cancel();
+    });
+    let mut loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        warn_if_exposed(&listener);
+        let service = service_for(app.clone(), &listener.surfaces);
+        let stats = app.metrics.connections.clone();
+        loops.spawn(connections::serve(
+            listener.tcp,
+            listener.tls,
+            service,
+            limits,
+            stats,
+            closing.clone().cancelled_owned(),
+        ));
+    }
+    let mut result = Ok(());
+    while let Some(done) = loops.join_next().await {
+        let outcome = done.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if result.is_ok() {
+            result = outcome;
+        }
+        // One listener's end is every listener's: the PS is one process to the operator.
+        closing.cancel();
+    }
     stop.cancel();
     let _ = sweeper.await;
     let _ = dispatcher.await;
     let _ = registers.await;
+    if let Some(reloader) = reloader {
+        let _ = reloader.await;
+    }
     result
+}
+
+/// The admin API is meant for localhost (DECISIONS 41): served in plain HTTP on another address,
+/// its bearer token crosses the network readable.
+fn warn_if_exposed(listener: &Listener) {
+    let Ok(address) = listener.tcp.local_addr() else {
+        return;
+    };
+    if listener.surfaces.contains(&SurfaceName::Admin)
+        && listener.tls.is_none()
+        && !address.ip().is_loopback()
+    {
+        tracing::warn!(
+            %address,
+            "the admin API is served without TLS on an address that is not loopback: its token crosses the network in clear; give this listener tls or a loopback address"
+        );
+    }
 }

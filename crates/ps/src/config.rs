@@ -15,11 +15,13 @@ use crate::catalog::CatalogFile;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address the server listens on.
+    /// Address the server listens on when `listeners` is empty (one plain listener for every
+    /// surface); unused otherwise.
     pub listen: SocketAddr,
     /// The SQLite database file.
     pub database: PathBuf,
-    /// Base URL under which the PS is reached from outside (receipt and payment links).
+    /// Base URL under which the PS is reached from outside (receipt and payment links): with
+    /// `listeners`, the merchant listener's public address.
     pub public_url: String,
     /// The operator's time zone: dates on the wire, register days.
     pub time_zone: String,
@@ -61,6 +63,43 @@ pub enum SurfaceName {
     Merchant,
     /// The admin API, its metrics and the MPP cabinet: localhost unless configured.
     Admin,
+}
+
+impl SurfaceName {
+    pub const ALL: [SurfaceName; 3] = [SurfaceName::Mpp, SurfaceName::Merchant, SurfaceName::Admin];
+
+    /// The name as the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SurfaceName::Mpp => "mpp",
+            SurfaceName::Merchant => "merchant",
+            SurfaceName::Admin => "admin",
+        }
+    }
+
+    /// The surface a request path belongs to, by its first segment (leading slashes trimmed, as
+    /// the router matches them): `/api` the MPP API; `/r1`–`/r3`, `/receipt`, `/qr` and `/pay`
+    /// the merchant side; `/admin` and `/cabinet` the operator's. `None` for a path of no
+    /// surface, which no route takes.
+    pub fn of_path(path: &str) -> Option<SurfaceName> {
+        let first = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        match first {
+            "api" => Some(SurfaceName::Mpp),
+            "r1" | "r2" | "r3" | "receipt" | "qr" | "pay" => Some(SurfaceName::Merchant),
+            "admin" | "cabinet" => Some(SurfaceName::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SurfaceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One address the PS listens on.
@@ -259,6 +298,10 @@ pub struct LimitsConfig {
     pub mpp_requests_per_s: u32,
     /// Requests one MPP may make at once above its rate; 0 = one second's worth of its rate.
     pub mpp_requests_burst: u32,
+    // TLS listeners (DECISIONS 41, `crate::connections::tls`).
+    /// How often the TLS listeners' certificate, key and client CA files are read to see whether
+    /// they changed (SIGHUP reads them at once).
+    pub tls_files_check_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -328,6 +371,7 @@ impl Default for LimitsConfig {
             retention_batch_max: 500,
             mpp_requests_per_s: 0,
             mpp_requests_burst: 0,
+            tls_files_check_interval_ms: 10_000,
         }
     }
 }
@@ -506,10 +550,70 @@ impl Config {
         if l.retention_batch_max == 0 {
             return invalid("limits.retention_batch_max", "must be positive");
         }
+        if l.tls_files_check_interval_ms == 0 {
+            return invalid("limits.tls_files_check_interval_ms", "must be positive");
+        }
+        self.validate_listeners()?;
         self.registers
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;
         self.catalog.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The listeners (DECISIONS 41): each serves something, no address twice, every surface
+    /// somewhere, and client certificates only where the merchant API can read them.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.listeners.is_empty() {
+            return Ok(());
+        }
+        for (i, listener) in self.listeners.iter().enumerate() {
+            let key = format!("listeners[{i}]");
+            if listener.surfaces.is_empty() {
+                return invalid(
+                    format!("{key}.surfaces"),
+                    "must name at least one of mpp, merchant, admin".to_owned(),
+                );
+            }
+            for (j, surface) in listener.surfaces.iter().enumerate() {
+                if listener.surfaces[..j].contains(surface) {
+                    return invalid(format!("{key}.surfaces"), format!("names {surface} twice"));
+                }
+            }
+            // Port 0 asks the system for a free port: two of them are two addresses.
+            if listener.address.port() != 0
+                && let Some(j) = self.listeners[..i]
+                    .iter()
+                    .position(|other| other.address == listener.address)
+            {
+                return invalid(
+                    format!("{key}.address"),
+                    format!("{} is listeners[{j}]'s address too", listener.address),
+                );
+            }
+            if let Some(tls) = &listener.tls
+                && tls.client_ca.is_some()
+                && !listener.surfaces.contains(&SurfaceName::Merchant)
+            {
+                return invalid(
+                    format!("{key}.tls.client_ca"),
+                    "client certificates are read by the merchant API only, which this listener does not serve".to_owned(),
+                );
+            }
+        }
+        for surface in SurfaceName::ALL {
+            if !self
+                .listeners
+                .iter()
+                .any(|listener| listener.surfaces.contains(&surface))
+            {
+                return invalid(
+                    "listeners".to_owned(),
+                    format!("no listener serves the {surface} surface; add it to one"),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// canConfirmUntil + grace, as the POS is told it (`PaymentConfirmationTimeout`).
@@ -691,6 +795,127 @@ mod tests {
         let env = [("TOLEM_REFUNDS__POS_WAIT_MS".to_owned(), "60001".to_owned())];
         let err = Config::load(None, env).expect_err("too long");
         assert!(err.to_string().contains("refunds.pos_wait_ms"), "{err}");
+    }
+
+    #[test]
+    fn listeners_are_checked_and_named() {
+        let good = r#"
+            [[listeners]]
+            address = "10.0.0.1:8081"
+            surfaces = ["mpp"]
+            [[listeners]]
+            address = "0.0.0.0:8443"
+            surfaces = ["merchant"]
+            tls = { certificate = "/etc/tolem/ps.pem", key = "/etc/tolem/ps.key", client_ca = "/etc/tolem/pos-ca.pem" }
+            [[listeners]]
+            address = "127.0.0.1:8082"
+            surfaces = ["admin"]
+        "#;
+        let config = Config::from_toml(good).expect("valid");
+        assert_eq!(config.listeners.len(), 3);
+        assert_eq!(config.listeners[1].surfaces, [SurfaceName::Merchant]);
+        let tls = config.listeners[1].tls.as_ref().expect("tls");
+        assert_eq!(
+            tls.client_ca.as_deref(),
+            Some(Path::new("/etc/tolem/pos-ca.pem"))
+        );
+        assert!(
+            Config::default().listeners.is_empty(),
+            "the sandbox's one listener"
+        );
+        assert_eq!(Config::default().limits.tls_files_check_interval_ms, 10_000);
+
+        let refused = |toml: &str, said: &str| {
+            let err = Config::from_toml(toml).expect_err(said).to_string();
+            assert!(err.contains(said), "{err}");
+        };
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = []"#,
+            "listeners[0].surfaces: must name at least one",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["mpp", "merchant", "mpp"]"#,
+            "listeners[0].surfaces: names mpp twice",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["mpp", "merchant"]
+            [[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["admin"]"#,
+            "listeners[1].address: 127.0.0.1:8080 is listeners[0]'s address too",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["mpp", "merchant"]"#,
+            "no listener serves the admin surface",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["mpp", "admin"]
+            tls = { certificate = "c.pem", key = "k.pem", client_ca = "ca.pem" }
+            [[listeners]]
+            address = "127.0.0.1:8081"
+            surfaces = ["merchant"]"#,
+            "listeners[0].tls.client_ca: client certificates are read by the merchant API only",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["web"]"#,
+            "unknown variant",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["mpp", "merchant", "admin"]
+            tls = { certificate = "c.pem" }"#,
+            "missing field `key`",
+        );
+        // Several listeners on port 0 are several free ports (the tests use them).
+        Config::from_toml(
+            r#"[[listeners]]
+            address = "127.0.0.1:0"
+            surfaces = ["mpp", "merchant"]
+            [[listeners]]
+            address = "127.0.0.1:0"
+            surfaces = ["admin"]"#,
+        )
+        .expect("two free ports");
+        let env = [(
+            "TOLEM_LIMITS__TLS_FILES_CHECK_INTERVAL_MS".to_owned(),
+            "0".to_owned(),
+        )];
+        let err = Config::load(None, env).expect_err("zero").to_string();
+        assert!(err.contains("limits.tls_files_check_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn each_path_belongs_to_its_surface() {
+        use SurfaceName::*;
+        for (path, surface) in [
+            ("/api/v1/qr/scan", Some(Mpp)),
+            ("//api/v1/qr/scan", Some(Mpp)),
+            ("/r1/v01/qr/create", Some(Merchant)),
+            ("/r3/v01/partner/tradepoints/1", Some(Merchant)),
+            ("/receipt", Some(Merchant)),
+            ("/qr/image.png", Some(Merchant)),
+            ("/pay/123", Some(Merchant)),
+            ("/admin/v1/metrics", Some(Admin)),
+            ("/cabinet/v1/registers/daily/x.csv", Some(Admin)),
+            ("/", None),
+            ("/apix", None),
+            ("/r4/v01/qr/create", None),
+        ] {
+            assert_eq!(SurfaceName::of_path(path), surface, "{path}");
+        }
     }
 
     #[test]

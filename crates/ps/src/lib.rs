@@ -29,5 +29,5 @@ pub mod registers;
 pub mod store;
 pub mod sweeper;
 
-pub use app::{App, AppState, serve};
+pub use app::{App, AppState, Listener, serve, serve_listeners};
 pub use config::Config;

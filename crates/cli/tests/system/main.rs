@@ -10,6 +10,7 @@ mod edges;
 mod fault_proxy;
 mod harness;
 mod leases;
+mod listeners;
 mod merchant_api;
 mod mpp_api;
 mod operator;

@@ -224,8 +224,8 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         m.refund_retries.load(Relaxed),
         m.refunds_flagged.load(Relaxed),
     );
-    // The connection layer (DECISIONS 43): how close the listener is to its cap, and what its
-    // deadlines closed.
+    // The connection layer (DECISIONS 43), all listeners together: how close they are to their
+    // caps, what their deadlines closed, and the TLS handshakes that failed (DECISIONS 41).
     let c = &m.connections;
     let text = format!(
         "{text}# TYPE tolem_connections_open gauge\ntolem_connections_open {}\n\
@@ -233,13 +233,15 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_connections_accepted_total counter\ntolem_connections_accepted_total {}\n\
          # TYPE tolem_connections_closed_headers_late_total counter\ntolem_connections_closed_headers_late_total {}\n\
          # TYPE tolem_connections_closed_idle_total counter\ntolem_connections_closed_idle_total {}\n\
-         # TYPE tolem_connections_cap_reached_total counter\ntolem_connections_cap_reached_total {}\n",
+         # TYPE tolem_connections_cap_reached_total counter\ntolem_connections_cap_reached_total {}\n\
+         # TYPE tolem_tls_handshakes_failed_total counter\ntolem_tls_handshakes_failed_total {}\n",
         c.open.load(Relaxed),
         c.open_max.load(Relaxed),
         c.accepted.load(Relaxed),
         c.closed_headers_late.load(Relaxed),
         c.closed_idle.load(Relaxed),
         c.cap_reached.load(Relaxed),
+        c.tls_handshakes_failed.load(Relaxed),
     );
     Ok((
         [(

@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -124,23 +123,24 @@ impl Activity {
     }
 }
 
-/// The socket of a connection, reporting incoming bytes to its [`Activity`].
-pub struct WatchedIo {
-    inner: TcpStream,
+/// The socket of a connection (TCP, or TLS over TCP: then the bytes are the plaintext's),
+/// reporting incoming bytes to its [`Activity`].
+pub struct WatchedIo<T> {
+    inner: T,
     activity: Arc<Activity>,
 }
 
-impl WatchedIo {
-    pub fn new(inner: TcpStream, activity: Arc<Activity>) -> WatchedIo {
+impl<T> WatchedIo<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> WatchedIo<T> {
         WatchedIo { inner, activity }
     }
 
-    pub fn into_inner(self) -> TcpStream {
+    pub fn into_inner(self) -> T {
         self.inner
     }
 }
 
-impl AsyncRead for WatchedIo {
+impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -155,7 +155,7 @@ impl AsyncRead for WatchedIo {
     }
 }
 
-impl AsyncWrite for WatchedIo {
+impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

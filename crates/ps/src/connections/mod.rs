@@ -4,8 +4,11 @@
 //! descriptors for ever. Requests over the size limits of the request target and the headers are
 //! refused here, in the envelope of the surface they were meant for ([`refusal`]).
 //!
-//! [`serve`] takes a bound listener, the service to run and the limits, so that each listener (one
-//! per surface, with TLS, later) gets its own loop. Called by [`crate::app::serve`].
+//! [`serve`] takes a bound listener, its TLS files if it has them ([`tls`]), the service to run
+//! and the limits, so that each listener (one per surface, DECISIONS 41) gets its own loop. On a
+//! TLS listener the handshake runs under the header deadline and inside the connection cap, and
+//! a verified client certificate goes into every request of the connection as a
+//! [`PeerCertificate`]. Called by [`crate::app::serve_listeners`].
 //!
 //! What hyper still does below this layer: its parser refuses a request line and headers over
 //! [`ConnectionLimits::parser_bytes_max`] (twice our own limits) with a bare 431, a request
@@ -17,6 +20,9 @@ pub mod body;
 pub mod files;
 pub mod peer;
 pub mod refusal;
+#[cfg(test)]
+mod test_pki;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -31,7 +37,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -44,6 +50,7 @@ use activity::{Activity, AnswerBody, Expiry, WatchedIo};
 pub use body::{BodyError, read_body};
 pub use peer::PeerCertificate;
 pub use refusal::Refusal;
+pub use tls::{TlsError, TlsFiles};
 
 /// The limits of one listener's connections (`limits.*` in the configuration).
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +68,8 @@ pub struct ConnectionLimits {
     pub open_files_reserved: usize,
     pub uri_bytes_max: usize,
     pub header_bytes_max: usize,
+    /// Listeners of the process: they share the open-files limit, each with an equal part.
+    pub listeners: usize,
 }
 
 impl ConnectionLimits {
@@ -73,6 +82,7 @@ impl ConnectionLimits {
             open_files_reserved: limits.open_files_reserved,
             uri_bytes_max: limits.uri_bytes_max,
             header_bytes_max: limits.header_bytes_max,
+            listeners: 1,
         }
     }
 
@@ -83,7 +93,8 @@ impl ConnectionLimits {
     }
 }
 
-/// Counters of one listener's connections, for the operator and the tests.
+/// Counters of the listeners' connections (all listeners together), for the operator and the
+/// tests.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
     /// Connections open now.
@@ -97,6 +108,10 @@ pub struct ConnectionStats {
     pub closed_idle: AtomicU64,
     /// Times the accept loop stopped at the connection cap.
     pub cap_reached: AtomicU64,
+    /// TLS handshakes that failed: a client certificate from another CA, a client that speaks
+    /// no TLS or no common version, or one that closed before the handshake ended. A handshake
+    /// that ran out of time counts in `closed_headers_late` instead.
+    pub tls_handshakes_failed: AtomicU64,
 }
 
 /// An open connection counted in [`ConnectionStats::open`] until dropped.
@@ -144,10 +159,11 @@ impl Sparse {
 /// process out of descriptors does not spin; connections closing meanwhile free some.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish
-/// their requests (idle ones close at once) and returns.
+/// Serves `service` on `listener` (TLS with `tls`) until `shutdown` completes, then lets open
+/// connections finish their requests (idle ones close at once) and returns.
 pub async fn serve<S>(
     listener: TcpListener,
+    tls: Option<Arc<TlsFiles>>,
     service: S,
     limits: ConnectionLimits,
     stats: Arc<ConnectionStats>,
@@ -159,8 +175,12 @@ where
 {
     let cap = match files::raise_open_files_limit() {
         Ok(soft) => {
-            let cap =
-                files::connection_cap(limits.connections_max, soft, limits.open_files_reserved);
+            let cap = files::connection_cap(
+                limits.connections_max,
+                soft,
+                limits.open_files_reserved,
+                limits.listeners,
+            );
             tracing::info!(
                 open_files_soft_limit = soft,
                 connections_max = limits.connections_max,
@@ -215,6 +235,7 @@ where
                 connections.spawn(connection(
                     stream,
                     peer,
+                    tls.clone(),
                     service.clone(),
                     limits,
                     stats.clone(),
@@ -248,27 +269,87 @@ fn is_client_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Serves one connection until it ends, a deadline passes, or the PS stops.
+/// Serves one connection until it ends, a deadline passes, or the PS stops. On a TLS listener
+/// the handshake comes first, and must end by the deadline of the connection's first request.
+#[allow(clippy::too_many_arguments)]
 async fn connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<Arc<TlsFiles>>,
     service: S,
     limits: ConnectionLimits,
     stats: Arc<ConnectionStats>,
     stop: CancellationToken,
     // Held until the connection ends: its place under the cap, and its count.
-    _held: (OwnedSemaphorePermit, Counted),
+    held: (OwnedSemaphorePermit, Counted),
 ) where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send,
 {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+    let Some(tls) = tls else {
+        let io = WatchedIo::new(stream, activity.clone());
+        return http(io, None, peer, service, limits, activity, stats, stop, held).await;
+    };
+    // The acceptor in force now: a reload later does not change this connection's certificate.
+    let handshake = tls.acceptor().accept(stream);
+    let deadline = Instant::now() + limits.header_timeout;
+    let stream = tokio::select! {
+        done = tokio::time::timeout_at(deadline, handshake) => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                stats.closed_headers_late.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "TLS handshake not done by the header deadline");
+                return;
+            }
+        },
+        () = stop.cancelled() => return,
+    };
+    let certificate = tls::peer_certificate(stream.get_ref().1);
+    let io = WatchedIo::new(stream, activity.clone());
+    http(
+        io,
+        certificate,
+        peer,
+        service,
+        limits,
+        activity,
+        stats,
+        stop,
+        held,
+    )
+    .await;
+}
+
+/// Runs HTTP/1 on a connection (after its TLS handshake, if any) until it ends.
+#[allow(clippy::too_many_arguments)]
+async fn http<S, T>(
+    io: WatchedIo<T>,
+    certificate: Option<PeerCertificate>,
+    peer: SocketAddr,
+    service: S,
+    limits: ConnectionLimits,
+    activity: Arc<Activity>,
+    stats: Arc<ConnectionStats>,
+    stop: CancellationToken,
+    _held: (OwnedSemaphorePermit, Counted),
+) where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let handler = hyper::service::service_fn(request_handler(
         Arc::new(service),
         activity.clone(),
         limits,
         peer,
+        certificate,
     ));
     let parser_bytes_max = limits.parser_bytes_max();
     let mut conn = hyper::server::conn::http1::Builder::new()
@@ -315,12 +396,14 @@ async fn connection<S>(
 type Answer = Pin<Box<dyn Future<Output = Result<hyper::Response<AnswerBody>, Infallible>> + Send>>;
 
 /// What hyper calls with each request of a connection: the size limits checked, the body put
-/// under its deadline, the peer's address made known (`ConnectInfo`), the answer's end reported.
+/// under its deadline, the peer's address made known (`ConnectInfo`) and its verified client
+/// certificate ([`PeerCertificate`]), the answer's end reported.
 fn request_handler<S>(
     service: Arc<S>,
     activity: Arc<Activity>,
     limits: ConnectionLimits,
     peer: SocketAddr,
+    certificate: Option<PeerCertificate>,
 ) -> impl Fn(Request<Incoming>) -> Answer
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -331,6 +414,9 @@ where
         let (mut parts, body) = req.into_parts();
         let oversize = refusal::oversize(&parts, limits.uri_bytes_max, limits.header_bytes_max);
         parts.extensions.insert(ConnectInfo(peer));
+        if let Some(certificate) = certificate {
+            parts.extensions.insert(certificate);
+        }
         let body = Body::new(body::DeadlineBody::new(body, began + limits.body_timeout));
         let service = S::clone(&service);
         let activity = activity.clone();
@@ -356,7 +442,7 @@ const LINGER_BYTES_MAX: usize = 256 * 1024;
 /// client still sends (the rest of a body the PS refused unread) is read and dropped for a short
 /// while. Closing a socket with unread bytes sends a reset, and a reset can make the client's
 /// system drop the answer it has not read yet: the 413 or 408 would be lost.
-async fn linger(mut stream: TcpStream) {
+async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
     if stream.shutdown().await.is_err() {
         return;
     }

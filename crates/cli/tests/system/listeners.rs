@@ -1,0 +1,642 @@
+//! Listeners per surface and TLS (DECISIONS 41), against real `tolem serve` processes with
+//! certificates made here (rcgen): each surface answers on its own listener only, and any other
+//! path there is an unknown path of that listener's; the merchant listener speaks TLS, accepts a
+//! client certificate of its client CA and refuses one of another CA in the handshake; a client
+//! that never says hello is closed at the header deadline; the certificate is read again on
+//! SIGHUP and when its files change, and a broken file keeps the one in force; a bad file at
+//! start is a configuration error naming it. Every wait is bounded and fails by name; nothing
+//! asserts how fast anything was.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::harness::{ADMIN_TOKEN, API_KEY, SANDBOX_TOML, STATIC_QR};
+
+/// How long a test waits for the PS before it fails.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// A certificate authority made for the test.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A certificate and its key, signed by a [`Ca`].
+struct Issued {
+    der: Vec<u8>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("a key");
+        Ca {
+            issuer: CertifiedIssuer::self_signed(params, key).expect("a CA"),
+        }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for `name` and for 127.0.0.1, where the tests reach the PS.
+    fn issue(&self, name: &str) -> Issued {
+        let key = KeyPair::generate().expect("a key");
+        let cert = CertificateParams::new(vec![name.to_owned(), "127.0.0.1".to_owned()])
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("a certificate");
+        Issued {
+            der: cert.der().to_vec(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// Writes a file whole under another name, then renames it over `path`, as a careful operator
+/// (or certbot) does: a check never sees it half-written.
+fn replace(path: &Path, text: &str) {
+    let fresh = path.with_extension("new");
+    std::fs::write(&fresh, text).expect("written");
+    std::fs::rename(&fresh, path).expect("renamed");
+}
+
+/// A `tolem serve` with `listeners`; killed on drop. Its stderr is kept for the test to read.
+struct Served {
+    child: std::process::Child,
+    /// `(url, surfaces)` of each listener, as `tolem serve` printed them.
+    listeners: Vec<(String, String)>,
+    stderr: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts `tolem serve` with the sandbox's data, `listeners` (TOML) and `env`.
+    fn start(dir: tempfile::TempDir, listeners: &str, env: &[(&str, &str)]) -> Served {
+        let config = dir.path().join("ps.toml");
+        std::fs::write(&config, format!("{SANDBOX_TOML}\n{listeners}")).expect("config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tolem"));
+        command
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--db")
+            .arg(dir.path().join("ps.db"))
+            .env("RUST_LOG", "warn")
+            .env("TOLEM_LIMITS__HEADER_TIMEOUT_MS", "1000")
+            .env("TOLEM_LIMITS__BODY_TIMEOUT_MS", "2000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("tolem starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut from = BufReader::new(child.stderr.take().expect("stderr"));
+        let into = stderr.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while from.read_line(&mut line).unwrap_or(0) > 0 {
+                into.lock().expect("lock").push_str(&line);
+                line.clear();
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("a first line");
+        let first = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address line: {first:?}; stderr: {}",
+                    stderr.lock().expect("lock")
+                )
+            })
+            .to_owned();
+        let count = listeners.matches("[[listeners]]").count();
+        let mut parsed = Vec::new();
+        for _ in 0..count {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("a listener line");
+            let (url, surfaces) = line.trim().split_once(' ').expect("url (surfaces)");
+            parsed.push((url.to_owned(), surfaces.trim_matches(['(', ')']).to_owned()));
+        }
+        assert_eq!(
+            first, parsed[0].0,
+            "the first line names the first listener"
+        );
+        Served {
+            child,
+            listeners: parsed,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, surfaces: &str) -> &str {
+        &self
+            .listeners
+            .iter()
+            .find(|(_, s)| s == surfaces)
+            .unwrap_or_else(|| panic!("no listener of {surfaces}: {:?}", self.listeners))
+            .0
+    }
+
+    fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGHUP sent");
+    }
+
+    /// Waits until the PS's log holds a line with every one of `words`.
+    async fn logged(&self, words: &[&str]) {
+        let found = async {
+            loop {
+                let log = self.stderr.lock().expect("lock").clone();
+                if log.lines().any(|l| words.iter().all(|w| l.contains(w))) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(BOUND, found)
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {words:?}"));
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client of the TLS listener trusting only `ca`, with an optional client certificate; a new
+/// one per call, so that every call makes a new connection (and sees the certificate in force).
+fn tls_client(ca: &Ca, identity: Option<&Issued>) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("the CA");
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .tls_info(true)
+        .timeout(BOUND);
+    if let Some(issued) = identity {
+        let pem = format!("{}{}", issued.cert_pem, issued.key_pem);
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"));
+    }
+    builder.build().expect("a client")
+}
+
+/// (HTTP status, body) of a request; `headers` are name-value pairs.
+async fn call(
+    http: &reqwest::Client,
+    method: &str,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<(u16, String), reqwest::Error> {
+    let mut request = match method {
+        "GET" => http.get(url),
+        _ => http.post(url),
+    };
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}
+
+async fn answer(
+    http: &reqwest::Client,
+    method: &str,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, String) {
+    let what = format!("{method} {url}");
+    call(http, method, url, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"))
+}
+
+/// The DER of the leaf certificate a new TLS connection to `url` is served.
+async fn served_leaf(ca: &Ca, url: &str) -> Vec<u8> {
+    let response = tls_client(ca, None)
+        .get(format!("{url}/r1/v01/health/ping"))
+        .header("api-key", API_KEY)
+        .send()
+        .await
+        .expect("a TLS answer");
+    let info = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("TLS info");
+    info.peer_certificate().expect("a leaf").to_vec()
+}
+
+/// Waits until new connections are served `leaf`.
+async fn until_served(ca: &Ca, url: &str, leaf: &[u8], what: &str) {
+    let served = async {
+        while served_leaf(ca, url).await != leaf {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(BOUND, served)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the new certificate was not served"));
+}
+
+/// A counter of the admin API's metrics.
+async fn metric(admin: &str, name: &str) -> u64 {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (status, text) = answer(
+        &reqwest::Client::new(),
+        "GET",
+        format!("{admin}/admin/v1/metrics"),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+async fn metric_reaches(admin: &str, name: &str, at_least: u64) {
+    let reached = async {
+        while metric(admin, name).await < at_least {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(BOUND, reached)
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not reach {at_least}"));
+}
+
+/// The three listeners of a production layout: the MPP API in plain HTTP (the tunnel's side),
+/// the merchant API in TLS asking for client certificates of `pos-ca.pem`, the admin API in
+/// plain HTTP on loopback.
+fn three_listeners(dir: &Path) -> String {
+    let file = |name: &str| dir.join(name).display().to_string();
+    format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["mpp"]
+
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["merchant"]
+tls = {{ certificate = "{}", key = "{}", client_ca = "{}" }}
+
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["admin"]
+"#,
+        file("ps.pem"),
+        file("ps.key"),
+        file("pos-ca.pem")
+    )
+}
+
+#[tokio::test]
+async fn each_surface_answers_on_its_own_listener_and_the_merchant_one_speaks_tls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server_ca = Ca::new();
+    let pos_ca = Ca::new();
+    let ps_cert = server_ca.issue("localhost");
+    std::fs::write(dir.path().join("ps.pem"), &ps_cert.cert_pem).expect("written");
+    std::fs::write(dir.path().join("ps.key"), &ps_cert.key_pem).expect("written");
+    std::fs::write(dir.path().join("pos-ca.pem"), pos_ca.pem()).expect("written");
+    let listeners = three_listeners(dir.path());
+    let ps = Served::start(dir, &listeners, &[]);
+    let mpp = ps.url("mpp").to_owned();
+    let merchant = ps.url("merchant").to_owned();
+    let admin = ps.url("admin").to_owned();
+    assert!(mpp.starts_with("http://") && admin.starts_with("http://"));
+    assert!(merchant.starts_with("https://"), "{merchant}");
+
+    // Each surface on its own listener.
+    let plain = reqwest::Client::new();
+    let mpp_headers = [("x-caller-name", "demobank"), ("x-request-id", "scan-1")];
+    let scan = json!({"qrCode": STATIC_QR, "customerId": "C1"});
+    let (_, body) = answer(
+        &plain,
+        "POST",
+        format!("{mpp}/api/v1/qr/scan"),
+        &mpp_headers,
+        Some(scan.clone()),
+    )
+    .await;
+    let scanned: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(scanned["result"]["resultCode"], "SUCCESS", "{body}");
+    let pos = tls_client(&server_ca, None);
+    let (status, body) = answer(
+        &pos,
+        "POST",
+        format!("{merchant}/r1/v01/device/register"),
+        &[("api-key", API_KEY)],
+        Some(json!({"DeviceId": "K-1", "TradePointId": 1001})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let registered: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(registered["StatusCode"], 0, "{body}");
+    assert!(metric(&admin, "tolem_connections_accepted_total").await >= 2);
+
+    // Anything else is an unknown path of the listener's own surface: the same status and body
+    // as a path of its own that does not exist.
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let unknown_mpp = answer(
+        &plain,
+        "POST",
+        format!("{mpp}/api/v1/nope"),
+        &mpp_headers,
+        None,
+    )
+    .await;
+    for path in [
+        "/admin/v1/metrics",
+        "/cabinet/v1/registers/daily/x.csv",
+        "/r1/v01/health/ping",
+        "/receipt",
+        "/qr/image.png",
+    ] {
+        let got = answer(
+            &plain,
+            "GET",
+            format!("{mpp}{path}"),
+            &[("authorization", &bearer), ("api-key", API_KEY)],
+            None,
+        )
+        .await;
+        assert_eq!(got, unknown_mpp, "{path} on the MPP listener");
+    }
+    let unknown_pos = answer(&pos, "GET", format!("{merchant}/r1/v01/nope"), &[], None).await;
+    for path in ["/admin/v1/metrics", "/api/v1/qr/scan"] {
+        let got = answer(
+            &pos,
+            "GET",
+            format!("{merchant}{path}"),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        assert_eq!(got, unknown_pos, "{path} on the merchant listener");
+    }
+    // Without its token the admin listener says 401 to any path, its own or not.
+    let unknown_admin = answer(&plain, "GET", format!("{admin}/admin/v1/nope"), &[], None).await;
+    assert_eq!(unknown_admin.0, 401);
+    let got = answer(
+        &plain,
+        "POST",
+        format!("{admin}/api/v1/qr/scan"),
+        &mpp_headers,
+        Some(scan),
+    )
+    .await;
+    assert_eq!(got, unknown_admin, "the MPP API on the admin listener");
+    let got = answer(
+        &plain,
+        "GET",
+        format!("{admin}/r1/v01/health/ping"),
+        &[("api-key", API_KEY)],
+        None,
+    )
+    .await;
+    assert_eq!(got, unknown_admin, "the merchant API on the admin listener");
+
+    // Client certificates: one of the POS CA passes the handshake; one of another CA does not,
+    // and the PS counts it.
+    let pos_cert = pos_ca.issue("pos-1");
+    let with_cert = tls_client(&server_ca, Some(&pos_cert));
+    let (status, body) = answer(
+        &with_cert,
+        "GET",
+        format!("{merchant}/r1/v01/health/ping"),
+        &[("api-key", API_KEY)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let failed_before = metric(&admin, "tolem_tls_handshakes_failed_total").await;
+    let stranger = Ca::new().issue("pos-1");
+    let refused = call(
+        &tls_client(&server_ca, Some(&stranger)),
+        "GET",
+        format!("{merchant}/r1/v01/health/ping"),
+        &[("api-key", API_KEY)],
+        None,
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "another CA's certificate was let in: {refused:?}"
+    );
+    metric_reaches(
+        &admin,
+        "tolem_tls_handshakes_failed_total",
+        failed_before + 1,
+    )
+    .await;
+    // Plain HTTP to the TLS listener gets no answer either.
+    let plain_to_tls = call(
+        &plain,
+        "GET",
+        ps.url("merchant").replace("https", "http") + "/r1/v01/health/ping",
+        &[],
+        None,
+    )
+    .await;
+    assert!(plain_to_tls.is_err(), "{plain_to_tls:?}");
+
+    // A client that opens TCP and never says hello is closed at the header deadline (1 s here).
+    let late_before = metric(&admin, "tolem_connections_closed_headers_late_total").await;
+    let address = ps.url("merchant").trim_start_matches("https://").to_owned();
+    let mut silent = TcpStream::connect(&address).await.expect("connected");
+    let mut rest = Vec::new();
+    tokio::time::timeout(BOUND, silent.read_to_end(&mut rest))
+        .await
+        .expect("the PS closed the silent connection")
+        .ok();
+    assert!(
+        rest.is_empty(),
+        "nothing is sent to a client that said nothing"
+    );
+    metric_reaches(
+        &admin,
+        "tolem_connections_closed_headers_late_total",
+        late_before + 1,
+    )
+    .await;
+}
+
+/// One TLS listener for every surface, with the certificate files in `dir`.
+fn one_tls_listener(dir: &Path) -> String {
+    format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["mpp", "merchant", "admin"]
+tls = {{ certificate = "{}", key = "{}" }}
+"#,
+        dir.join("ps.pem").display(),
+        dir.join("ps.key").display()
+    )
+}
+
+fn install(dir: &Path, issued: &Issued) {
+    replace(&dir.join("ps.pem"), &issued.cert_pem);
+    replace(&dir.join("ps.key"), &issued.key_pem);
+}
+
+#[tokio::test]
+async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new();
+    let first = ca.issue("localhost");
+    install(dir.path(), &first);
+    let listeners = one_tls_listener(dir.path());
+    let files: PathBuf = dir.path().to_owned();
+    // Files are checked only once an hour here: what changes the certificate is the SIGHUP.
+    let ps = Served::start(
+        dir,
+        &listeners,
+        &[("TOLEM_LIMITS__TLS_FILES_CHECK_INTERVAL_MS", "3600000")],
+    );
+    let url = ps.url("mpp, merchant, admin").to_owned();
+    assert_eq!(served_leaf(&ca, &url).await, first.der);
+
+    let second = ca.issue("localhost");
+    install(&files, &second);
+    assert_eq!(
+        served_leaf(&ca, &url).await,
+        first.der,
+        "not before the SIGHUP"
+    );
+    ps.hangup();
+    until_served(&ca, &url, &second.der, "after SIGHUP").await;
+
+    // A broken certificate: the error names the file, and the one in force stays.
+    replace(
+        &files.join("ps.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64\n",
+    );
+    ps.hangup();
+    ps.logged(&["TLS files not reloaded", "ps.pem"]).await;
+    assert_eq!(served_leaf(&ca, &url).await, second.der);
+    // And a key that is not the certificate's.
+    replace(&files.join("ps.pem"), &ca.issue("localhost").cert_pem);
+    ps.hangup();
+    ps.logged(&["TLS files not reloaded", "does not belong"])
+        .await;
+    assert_eq!(served_leaf(&ca, &url).await, second.der);
+}
+
+#[tokio::test]
+async fn the_certificate_is_read_again_when_its_files_change() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new();
+    let first = ca.issue("localhost");
+    install(dir.path(), &first);
+    let listeners = one_tls_listener(dir.path());
+    let files: PathBuf = dir.path().to_owned();
+    let ps = Served::start(
+        dir,
+        &listeners,
+        &[("TOLEM_LIMITS__TLS_FILES_CHECK_INTERVAL_MS", "100")],
+    );
+    let url = ps.url("mpp, merchant, admin").to_owned();
+    assert_eq!(served_leaf(&ca, &url).await, first.der);
+    // An open connection keeps the certificate it was made with.
+    let kept = tls_client(&ca, None);
+    answer(
+        &kept,
+        "GET",
+        format!("{url}/r1/v01/health/ping"),
+        &[("api-key", API_KEY)],
+        None,
+    )
+    .await;
+
+    let second = ca.issue("localhost");
+    install(&files, &second);
+    until_served(&ca, &url, &second.der, "after the files changed").await;
+    let response = kept
+        .get(format!("{url}/r1/v01/health/ping"))
+        .header("api-key", API_KEY)
+        .send()
+        .await
+        .expect("the open connection still answers");
+    let leaf = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("a leaf")
+        .to_vec();
+    assert_eq!(leaf, first.der, "the open connection kept its certificate");
+
+    replace(&files.join("ps.key"), "no key here");
+    ps.logged(&["TLS files not reloaded", "ps.key", "no private key"])
+        .await;
+    assert_eq!(served_leaf(&ca, &url).await, second.der);
+}
+
+#[tokio::test]
+async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new();
+    let issued = ca.issue("localhost");
+    std::fs::write(dir.path().join("ps.pem"), &issued.cert_pem).expect("written");
+    let config = dir.path().join("ps.toml");
+    std::fs::write(
+        &config,
+        format!("{SANDBOX_TOML}\n{}", one_tls_listener(dir.path())),
+    )
+    .expect("config");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--db")
+            .arg(dir.path().join("ps.db"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("tolem runs");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The key file is missing.
+    let said = run(&[]);
+    assert!(
+        said.contains("configuration: listeners[0].tls: cannot read") && said.contains("ps.key"),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    std::fs::write(dir.path().join("ps.key"), &issued.key_pem).expect("written");
+    let said = run(&["--listen", "127.0.0.1:0"]);
+    assert!(
+        said.contains("--listen cannot be used with `listeners`"),
+        "{said}"
+    );
+}
