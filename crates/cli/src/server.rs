@@ -245,6 +245,16 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
     tracing::info!(%addr, database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");
+    if !app.config.sandbox && !tolem_ps::merchant_api::identity::certificates_required(&app.config)
+    {
+        // DECISIONS 41 wants r2 and r3 known by their client certificate; without a way to
+        // receive one the PS falls back to API keys, which the operator should know.
+        tracing::warn!(
+            "r2 and r3 run on API keys: no merchant API listener asks for client certificates \
+             (listeners[].tls.client_ca) and client_identity.trusted_proxies is empty \
+             (docs/merchant-api.md, Authentication)"
+        );
+    }
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

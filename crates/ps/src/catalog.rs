@@ -82,6 +82,12 @@ pub struct Organization {
     /// Addresses the enhanced scheme (r3) may be called from (DECISIONS 28); empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub r3_allowed_ips: Vec<std::net::IpAddr>,
+    /// Client certificates that are this organization's identity on r2 and r3 (DECISIONS 41):
+    /// the SHA-256 of each leaf certificate's DER, stored as 64 lowercase hex digits (the file
+    /// may write them in capitals or with colons). One certificate may be registered to several
+    /// organizations: an r3 partner acting for each of them (MERCHANT-API.md §1.1).
+    #[serde(default)]
+    pub client_certificates: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +259,11 @@ impl CatalogFile {
             if !bins.insert(o.bin.as_str()) {
                 return Err(format!("organizations.{}: duplicate bin", o.bin));
             }
+            for text in &o.client_certificates {
+                Fingerprint::parse(text).map_err(|why| {
+                    format!("organizations.{}: client_certificates: {why}", o.bin)
+                })?;
+            }
         }
         let mut tokens = HashSet::new();
         let mut points = HashSet::new();
@@ -380,6 +391,8 @@ pub struct Catalog {
     pub trade_points: HashMap<i64, Arc<TradePoint>>,
     pub services: HashMap<i64, Arc<Service>>,
     api_keys: HashMap<String, String>,
+    /// Each registered client certificate and the BINs it acts for, in BIN order.
+    certificates: HashMap<Fingerprint, Vec<String>>,
     tokens: HashMap<String, CatalogToken>,
 }
 
@@ -401,6 +414,14 @@ impl Catalog {
         for o in &file.organizations {
             for hash in &o.api_key_hashes {
                 catalog.api_keys.insert(hash.clone(), o.bin.clone());
+            }
+            // Stored items were validated, so every fingerprint parses.
+            for fingerprint in o.fingerprints() {
+                let bins = catalog.certificates.entry(fingerprint).or_default();
+                if !bins.contains(&o.bin) {
+                    bins.push(o.bin.clone());
+                    bins.sort();
+                }
             }
             catalog
                 .organizations
@@ -434,6 +455,20 @@ impl Catalog {
         self.api_keys
             .get(&api_key_hash(key))
             .and_then(|bin| self.organizations.get(bin))
+    }
+
+    /// The organizations a client certificate is registered to, in BIN order; none when it is
+    /// unknown or was revoked.
+    pub fn organizations_by_certificate(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Vec<Arc<Organization>> {
+        self.certificates
+            .get(fingerprint)
+            .into_iter()
+            .flatten()
+            .filter_map(|bin| self.organizations.get(bin).cloned())
+            .collect()
     }
 
     pub fn token(&self, token: &str) -> Option<CatalogToken> {
@@ -479,7 +514,8 @@ impl CatalogHandle {
 }
 
 impl Organization {
-    /// Moves clear-text keys to hashes, so that only hashes are stored.
+    /// Moves clear-text keys to hashes, so that only hashes are stored, and writes each client
+    /// certificate's fingerprint one way (lowercase, no colons, once).
     pub fn hash_keys(&mut self) {
         for key in self.api_keys.drain(..) {
             let hash = api_key_hash(&key);
@@ -487,6 +523,86 @@ impl Organization {
                 self.api_key_hashes.push(hash);
             }
         }
+        let mut certificates: Vec<String> = Vec::with_capacity(self.client_certificates.len());
+        for text in self.client_certificates.drain(..) {
+            // One that does not parse is kept as written, for `CatalogFile::validate` to name.
+            let text = Fingerprint::parse(&text).map_or(text, |f| f.to_string());
+            if !certificates.contains(&text) {
+                certificates.push(text);
+            }
+        }
+        self.client_certificates = certificates;
+    }
+
+    /// Its client certificates that parse (all of them, once validated).
+    pub fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        self.client_certificates
+            .iter()
+            .filter_map(|text| Fingerprint::parse(text).ok())
+    }
+}
+
+/// The SHA-256 of a client certificate's DER (DECISIONS 41): how the operator data names an
+/// organization's certificate, and how a TLS listener or a trusted proxy names the caller's.
+/// Shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 32]);
+
+/// Hex digits of a fingerprint written without colons.
+const FINGERPRINT_HEX_LEN: usize = 64;
+
+impl Fingerprint {
+    /// Reads 64 hex digits in either case, or 32 pairs joined by colons as
+    /// `openssl x509 -fingerprint -sha256` prints them (`AB:CD:…`); spaces around are ignored.
+    pub fn parse(text: &str) -> Result<Fingerprint, String> {
+        let text = text.trim();
+        let digits: String = if text.contains(':') {
+            let pairs: Vec<&str> = text.split(':').collect();
+            if pairs.len() != 32 || pairs.iter().any(|p| p.len() != 2) {
+                return Err(format!(
+                    "a fingerprint with colons must be 32 pairs of hex digits (AB:CD:…), got {text:?}"
+                ));
+            }
+            pairs.concat()
+        } else {
+            text.to_owned()
+        };
+        if digits.len() != FINGERPRINT_HEX_LEN || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "a fingerprint is the SHA-256 of the certificate: 64 hex digits, colons allowed, \
+                 got {text:?}"
+            ));
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&digits, &mut bytes)
+            .map_err(|e| format!("a fingerprint must be hex digits: {e}"))?;
+        Ok(Fingerprint(bytes))
+    }
+
+    /// The fingerprint of a certificate given as DER.
+    pub fn of_der(der: &[u8]) -> Fingerprint {
+        Fingerprint(Sha256::digest(der).into())
+    }
+
+    /// The fingerprint of the leaf (the first certificate) of a PEM text. The certificate must
+    /// parse as X.509 the way the TLS listener parses client certificates, so that nothing is
+    /// registered that could never be presented.
+    pub fn of_pem(pem: &str) -> Result<Fingerprint, String> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let leaf = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .ok_or("no PEM certificate (-----BEGIN CERTIFICATE-----) found")?
+            .map_err(|e| format!("the PEM certificate does not parse: {e}"))?;
+        webpki::EndEntityCert::try_from(&leaf)
+            .map_err(|e| format!("the PEM block is not an X.509 certificate: {e}"))?;
+        Ok(Fingerprint::of_der(&leaf))
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -504,5 +620,128 @@ impl MerchantCheck {
             },
             _ => MerchantState::Blocked,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn organization(bin: &str, certificates: &[&str]) -> Organization {
+        Organization {
+            bin: bin.to_owned(),
+            name: format!("org {bin}"),
+            status: OrganizationStatus::Active,
+            api_keys: Vec::new(),
+            api_key_hashes: Vec::new(),
+            r3_allowed_ips: Vec::new(),
+            client_certificates: certificates.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_is_64_hex_digits_in_any_case_colons_allowed() {
+        let plain = Fingerprint::parse(HEX).expect("lowercase");
+        assert_eq!(plain.to_string(), HEX);
+        assert_eq!(Fingerprint::parse(&HEX.to_uppercase()), Ok(plain));
+        let pairs: Vec<String> = HEX
+            .as_bytes()
+            .chunks(2)
+            .map(|p| String::from_utf8_lossy(p).to_uppercase())
+            .collect();
+        assert_eq!(Fingerprint::parse(&pairs.join(":")), Ok(plain));
+        assert_eq!(Fingerprint::parse(&format!("  {HEX}\n")), Ok(plain));
+        let refused = [
+            "",
+            &HEX[..62],                              // 31 bytes
+            &HEX[..40],                              // a SHA-1 fingerprint
+            &format!("{HEX}00"),                     // 33 bytes
+            &format!("{}zz", &HEX[..62]),            // not hex
+            &format!(":{}", &pairs[1..].join(":")),  // 31 pairs and an empty one
+            &format!("{}:{}", &HEX[..4], &HEX[4..]), // a colon out of place
+            &format!("{}é", &HEX[..63]),             // not ASCII
+        ];
+        for text in refused {
+            assert!(Fingerprint::parse(text).is_err(), "{text:?} was taken");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_of_a_pem_certificate_is_the_sha256_of_its_leafs_der() {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let cert = rcgen::CertificateParams::new(vec!["pos.example".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("a certificate");
+        let expected = hex::encode(Sha256::digest(cert.der()));
+        let pem = cert.pem();
+        assert_eq!(
+            Fingerprint::of_pem(&pem).map(|f| f.to_string()),
+            Ok(expected.clone())
+        );
+        // With its key and a second certificate after it, the first certificate counts.
+        let other = rcgen::CertificateParams::new(vec!["other.example".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("a certificate");
+        let chain = format!("{}{pem}{}", key.serialize_pem(), other.pem());
+        assert_eq!(
+            Fingerprint::of_pem(&chain).map(|f| f.to_string()),
+            Ok(expected)
+        );
+        assert!(Fingerprint::of_pem("").is_err());
+        assert!(
+            Fingerprint::of_pem(&key.serialize_pem()).is_err(),
+            "a key is no certificate"
+        );
+        let garbage = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        let why = Fingerprint::of_pem(garbage).expect_err("not X.509");
+        assert!(why.contains("not an X.509 certificate"), "{why}");
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        assert!(Fingerprint::of_pem(broken).is_err());
+    }
+
+    #[test]
+    fn the_snapshot_maps_a_certificate_to_each_organization_it_is_registered_to() {
+        let shared = HEX.to_uppercase();
+        let own = "ff".repeat(32);
+        let file = CatalogFile {
+            organizations: vec![
+                organization("990340005678", &[&shared]),
+                organization("990340001234", &[HEX, &own]),
+            ],
+            ..CatalogFile::default()
+        };
+        file.validate().expect("valid");
+        let catalog = Catalog::build(&file);
+        let bins = |text: &str| -> Vec<String> {
+            let fingerprint = Fingerprint::parse(text).expect("a fingerprint");
+            catalog
+                .organizations_by_certificate(&fingerprint)
+                .iter()
+                .map(|o| o.bin.clone())
+                .collect()
+        };
+        assert_eq!(bins(HEX), ["990340001234", "990340005678"]);
+        assert_eq!(bins(&own), ["990340001234"]);
+        assert!(bins(&"00".repeat(32)).is_empty());
+    }
+
+    #[test]
+    fn certificates_are_stored_one_way_and_a_bad_one_is_named() {
+        let mut org = organization("990340001234", &[&HEX.to_uppercase(), HEX, " AB "]);
+        org.hash_keys();
+        assert_eq!(org.client_certificates, [HEX, " AB "]);
+        let file = CatalogFile {
+            organizations: vec![org],
+            ..CatalogFile::default()
+        };
+        let why = file.validate().expect_err("AB is no fingerprint");
+        assert!(
+            why.starts_with("organizations.990340001234: client_certificates: "),
+            "{why}"
+        );
     }
 }

@@ -554,6 +554,14 @@ impl Config {
             return invalid("limits.tls_files_check_interval_ms", "must be positive");
         }
         self.validate_listeners()?;
+        // The header a trusted proxy names the client certificate in (DECISIONS 41).
+        let header = self.client_identity.fingerprint_header.as_bytes();
+        if axum::http::HeaderName::from_bytes(header).is_err() {
+            return invalid(
+                "client_identity.fingerprint_header",
+                "must be an HTTP header name (letters, digits and -)",
+            );
+        }
         self.registers
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;
@@ -782,6 +790,31 @@ mod tests {
             "100",
             "limits.header_bytes_max",
         );
+    }
+
+    #[test]
+    fn the_fingerprint_header_must_be_a_header_name() {
+        assert_eq!(
+            Config::default().client_identity.fingerprint_header,
+            "x-client-cert-sha256"
+        );
+        let env = [(
+            "TOLEM_CLIENT_IDENTITY__FINGERPRINT_HEADER".to_owned(),
+            "X-SSL-Client-SHA256".to_owned(),
+        )];
+        Config::load(None, env).expect("a header name in capitals");
+        for bad in ["", "x client cert", "x-cert:"] {
+            let env = [(
+                "TOLEM_CLIENT_IDENTITY__FINGERPRINT_HEADER".to_owned(),
+                bad.to_owned(),
+            )];
+            let err = Config::load(None, env).expect_err(bad);
+            assert!(
+                err.to_string()
+                    .contains("client_identity.fingerprint_header"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

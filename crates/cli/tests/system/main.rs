@@ -2,6 +2,7 @@
 //! project's own SDK (MPP side) and by raw requests (POS side, admin).
 
 mod cli_errors;
+mod client_identity;
 mod contract;
 mod crash_loop;
 mod doc_examples;

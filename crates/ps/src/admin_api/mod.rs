@@ -1,9 +1,10 @@
 //! The operator's admin API (`/admin/v1/...`, `Authorization: Bearer <admin_token>`): read and
 //! change operator data (MPPs, organizations, trade points, Custom services), suspend or block a
-//! merchant, issue API keys, look at a purchase. Off when no `admin_token` is configured.
+//! merchant, issue API keys, register and revoke client certificates, look at a purchase. Off when no `admin_token` is configured.
 //! Documented in `docs/admin-api.md`. Every route runs behind [`edge::guard`]: the token is checked
 //! before anything else, so the handlers here start from an authorized request.
 
+mod certificates;
 mod edge;
 mod operations;
 
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -35,6 +36,14 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/admin/v1/organizations/{bin}", put(put_organization))
         .route("/admin/v1/organizations/{bin}/status", post(set_status))
         .route("/admin/v1/organizations/{bin}/api-keys", post(new_api_key))
+        .route(
+            "/admin/v1/organizations/{bin}/certificates",
+            get(certificates::list).post(certificates::register),
+        )
+        .route(
+            "/admin/v1/organizations/{bin}/certificates/{fingerprint}",
+            delete(certificates::revoke),
+        )
         .route("/admin/v1/trade-points/{id}", put(put_trade_point))
         .route("/admin/v1/services/{id}", put(put_service))
         .route("/admin/v1/payments/{id}", get(payment))
@@ -161,7 +170,7 @@ impl PrepareDoc for TradePoint {}
 impl PrepareDoc for Service {}
 
 impl PrepareDoc for Organization {
-    /// Only hashes of API keys are stored.
+    /// Only hashes of API keys are stored; certificates' fingerprints are written one way.
     fn prepare(&mut self) {
         self.hash_keys();
     }

@@ -15,7 +15,7 @@ use crate::store::DeviceRegistration;
 const DEVICE_ID_LEN_MAX: usize = 64;
 
 pub async fn trade_points(State(app): State<AppState>, call: PosCall) -> PosResult {
-    list(&app, &call.organization.bin)
+    list(&app, &call.organization()?.bin)
 }
 
 pub async fn trade_points_of_bin(
@@ -60,18 +60,19 @@ pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
             Problem::Expected("[A-Za-z0-9_-]{1,64}"),
         ));
     }
+    let organization = call.organization()?;
     let catalog = app.catalog.get();
     let point = catalog
         .trade_points
         .get(&req.tradepointid)
-        .filter(|t| t.organization_bin == call.organization.bin)
+        .filter(|t| t.organization_bin == organization.bin)
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
     check_trade_point(point)?;
     let token = uuid::Uuid::new_v4().to_string();
     let registered = app
         .store
         .register_device(
-            call.organization.bin.clone(),
+            organization.bin.clone(),
             req.deviceid,
             point.id,
             token,
@@ -96,7 +97,7 @@ pub async fn delete(State(app): State<AppState>, call: PosCall) -> PosResult {
     call.check_bin(req.organizationbin.as_deref())?;
     if app
         .store
-        .delete_device(call.organization.bin.clone(), req.devicetoken)
+        .delete_device(call.organization()?.bin.clone(), req.devicetoken)
         .await?
     {
         Ok(envelope(HttpStatus::OK, &Envelope::ok_empty()))

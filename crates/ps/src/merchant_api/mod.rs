@@ -3,14 +3,16 @@
 //! Data}` envelope, case-insensitive input. This module holds the edge (authentication, body
 //! limits, the one mapping of errors to the envelope); the calls live in its submodules.
 //!
-//! Authentication: every scheme takes the organization's `Api-Key` header for now; r3 also checks
-//! `OrganizationBin` against the key's organization. Client certificates (r2, r3) come later.
+//! Authentication ([`identity`]): r1 by the organization's `Api-Key`; r2 and r3 by the client
+//! certificate (DECISIONS 41), or by the `Api-Key` where the PS receives no certificates; r3 also
+//! checks `OrganizationBin` and the source address.
 //!
 //! Bodies are read strictly (DECISIONS 44, [`tolem_wire::body`]). Messages are in the language of
 //! `Accept-Language` (Kazakh when it prefers `kk`, else Russian): errors are rendered in Russian
 //! where they happen and rewritten by [`localize`], which alone sees the request's headers.
 
 mod devices;
+pub mod identity;
 mod payments;
 mod refunds;
 mod sandbox;
@@ -294,7 +296,9 @@ pub fn path_text(
 /// An authenticated merchant API request.
 pub struct PosCall {
     pub scheme: Scheme,
-    pub organization: Arc<Organization>,
+    /// The organizations the caller acts for, in BIN order: one, except for an r3 certificate
+    /// registered to several on a call that names none of them ([`identity`]).
+    organizations: Vec<Arc<Organization>>,
     pub request_id: Option<String>,
     pub query: Option<String>,
     pub body: Bytes,
@@ -310,11 +314,30 @@ impl PosCall {
         hex::encode(Sha256::digest(&self.body))
     }
 
-    /// r3 names the organization in every body; it must be the key's (DECISIONS 28). One that is
-    /// missing is a malformed request, not bad credentials; another organization's BIN is.
+    /// The one organization the call acts for. Every call that needs one names it on r3 (its
+    /// `OrganizationBin`, checked by [`PosCall::check_bin`] first), so the refusal here is for a
+    /// call that names none with a certificate of several organizations.
+    pub fn organization(&self) -> Result<&Arc<Organization>, PosError> {
+        match self.organizations.as_slice() {
+            [one] => Ok(one),
+            _ => Err(PosError::Status(
+                StatusCode::AuthenticationFailed,
+                Some("OrganizationBin".into()),
+            )),
+        }
+    }
+
+    /// Whether the caller acts for the organization with this BIN: what it may see and change
+    /// belongs to it (DECISIONS 28).
+    pub fn acts_for(&self, bin: &str) -> bool {
+        self.organizations.iter().any(|o| o.bin == bin)
+    }
+
+    /// r3 names the organization in every body; it must be the caller's (DECISIONS 28). One that
+    /// is missing is a malformed request, not bad credentials; another organization's BIN is.
     pub fn check_bin(&self, bin: Option<&str>) -> Result<(), PosError> {
         match (self.scheme, bin.filter(|b| !b.is_empty())) {
-            (_, Some(bin)) if bin != self.organization.bin => Err(PosError::Status(
+            (_, Some(bin)) if !self.acts_for(bin) => Err(PosError::Status(
                 StatusCode::AuthenticationFailed,
                 Some("OrganizationBin".into()),
             )),
@@ -330,32 +353,16 @@ impl FromRequest<AppState> for PosCall {
     async fn from_request(req: Request, app: &AppState) -> Result<PosCall, PosError> {
         let scheme =
             Scheme::of_path(req.uri().path()).ok_or(PosError::status(StatusCode::UnknownMethod))?;
-        let key = req
-            .headers()
-            .get("api-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let catalog = app.catalog.get();
-        let organization =
-            catalog
-                .organization_by_api_key(key)
-                .cloned()
-                .ok_or(PosError::Status(
-                    StatusCode::AuthenticationFailed,
-                    Some("Api-Key".into()),
-                ))?;
-        // r3 is also bound to its partner's server addresses when the operator lists them.
-        if scheme == Scheme::R3 && !organization.r3_allowed_ips.is_empty() {
-            let peer = req
-                .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip());
-            if !peer.is_some_and(|ip| organization.r3_allowed_ips.contains(&ip)) {
-                return Err(PosError::Status(
-                    StatusCode::AuthenticationFailed,
-                    Some("source address".into()),
-                ));
-            }
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let mut organizations =
+            identity::organizations(app, scheme, req.headers(), req.extensions(), peer)?;
+        // One organization is checked before its body is read; a certificate's several are
+        // narrowed to the one the body names first.
+        if organizations.len() == 1 {
+            identity::check_source(scheme, &mut organizations, peer)?;
         }
         // Optional here (DECISIONS 29): one that breaks the rule is treated as absent.
         let request_id = req
@@ -364,12 +371,17 @@ impl FromRequest<AppState> for PosCall {
             .and_then(|v| check_request_id(v.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok())
             .map(str::to_owned);
         let query = req.uri().query().map(str::to_owned);
+        let path = req.uri().path().to_owned();
         let body = read_body(req, app.config.limits.body_bytes_max)
             .await
             .map_err(|e| PosError::Refused(Refusal::from(e)))?;
+        if organizations.len() > 1 {
+            identity::choose_named(&mut organizations, &path, &body)?;
+            identity::check_source(scheme, &mut organizations, peer)?;
+        }
         Ok(PosCall {
             scheme,
-            organization,
+            organizations,
             request_id,
             query,
             body,
@@ -385,7 +397,7 @@ pub async fn device_of(
 ) -> Result<(Device, Arc<TradePoint>), PosError> {
     let device = app.store.device_by_token(token.to_owned()).await?;
     let device = device
-        .filter(|d| d.organization_bin == call.organization.bin)
+        .filter(|d| call.acts_for(&d.organization_bin))
         .ok_or(PosError::status(StatusCode::DeviceNotFound))?;
     if !device.active {
         return Err(PosError::status(StatusCode::DeviceInactive));
@@ -396,7 +408,7 @@ pub async fn device_of(
         .trade_points
         .get(&device.trade_point_id)
         // A trade point the operator moved to another organization is no longer this one's.
-        .filter(|t| t.organization_bin == call.organization.bin)
+        .filter(|t| t.organization_bin == device.organization_bin)
         .cloned()
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
     Ok((device, point))
@@ -413,7 +425,7 @@ pub async fn early_replay(
         return Ok(None);
     };
     let device = app.store.device_by_token(token.to_owned()).await?;
-    let Some(device) = device.filter(|d| d.organization_bin == call.organization.bin) else {
+    let Some(device) = device.filter(|d| call.acts_for(&d.organization_bin)) else {
         return Ok(None);
     };
     let replay = crate::store::PosReplay {

@@ -189,7 +189,7 @@ async fn status(app: &App, call: &PosCall, id: &str) -> Result<PaymentStatusData
     let (point, org) = catalog
         .merchant(payment.trade_point_id)
         .ok_or_else(not_found)?;
-    if org.bin != call.organization.bin {
+    if !call.acts_for(&org.bin) {
         return Err(not_found());
     }
     let status = payment.effective_status(app.clock.now(), &app.policy);

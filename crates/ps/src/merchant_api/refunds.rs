@@ -92,7 +92,7 @@ async fn own_return_qr(app: &App, call: &PosCall, id: i64) -> Result<Refund, Pos
         .ok_or_else(not_found)?;
     let catalog = app.catalog.get();
     match catalog.merchant(qr.trade_point_id) {
-        Some((_, org)) if org.bin == call.organization.bin => Ok(qr),
+        Some((_, org)) if call.acts_for(&org.bin) => Ok(qr),
         _ => Err(not_found()),
     }
 }
@@ -152,13 +152,15 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
     let Some(token) = query.devicetoken else {
         return Err(PosError::param("DeviceToken", Problem::Missing));
     };
-    device_of(&app, &call, &token).await?;
+    // The purchase must be of the device's organization: the one the call acts for, or with a
+    // certificate of several organizations the one among them the device names.
+    let (device, _) = device_of(&app, &call, &token).await?;
     let not_found = || PosError::status(StatusCode::PurchaseNotFound);
     let payment = app.store.payment(id).await?.ok_or_else(not_found)?;
     let catalog = app.catalog.get();
     if catalog
         .merchant(payment.trade_point_id)
-        .is_none_or(|(_, org)| org.bin != call.organization.bin)
+        .is_none_or(|(_, org)| org.bin != device.organization_bin)
     {
         return Err(not_found());
     }
@@ -204,7 +206,7 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
     let catalog = app.catalog.get();
     let own = payment
         .and_then(|p| catalog.merchant(p.trade_point_id))
-        .is_some_and(|(_, org)| org.bin == call.organization.bin);
+        .is_some_and(|(_, org)| call.acts_for(&org.bin));
     if !own {
         return Err(refusal(Refusal::PaymentNotFound));
     }
@@ -258,7 +260,7 @@ async fn stored_answer(
         return Ok(None);
     };
     let device = app.store.device_by_token(token.to_owned()).await?;
-    let Some(device) = device.filter(|d| d.organization_bin == call.organization.bin) else {
+    let Some(device) = device.filter(|d| call.acts_for(&d.organization_bin)) else {
         return Ok(None);
     };
     let replay = PosReplay {

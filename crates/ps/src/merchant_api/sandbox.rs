@@ -32,7 +32,7 @@ pub async fn payment_step(
     let owned = payment
         .as_ref()
         .and_then(|p| catalog.merchant(p.trade_point_id))
-        .is_some_and(|(_, org)| org.bin == call.organization.bin);
+        .is_some_and(|(_, org)| call.acts_for(&org.bin));
     if !owned {
         return Err(PosError::status(StatusCode::PaymentNotFound));
     }
@@ -99,7 +99,7 @@ pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResul
         .filter(|q| {
             catalog
                 .merchant(q.trade_point_id)
-                .is_some_and(|(_, org)| org.bin == call.organization.bin)
+                .is_some_and(|(_, org)| call.acts_for(&org.bin))
         })
         .and_then(|q| q.qr_token)
         .ok_or(PosError::status(StatusCode::PurchaseNotFound))?;

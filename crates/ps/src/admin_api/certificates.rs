@@ -1,0 +1,91 @@
+//! An organization's client certificates (DECISIONS 41): registered by PEM or by fingerprint,
+//! listed, revoked by removing them. The merchant API's r2 and r3 know an organization by them;
+//! each change reloads the catalog, so a revoked certificate stops working at the next request.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::edge::{AdminBody, AdminPath};
+use super::{AdminError, AdminResult, bad, body, current_organization, save, upsert};
+use crate::app::AppState;
+use crate::catalog::{Fingerprint, Organization};
+
+/// The body of a registration: the certificate itself, or its SHA-256.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    /// The certificate (PEM; with a chain, the first certificate is the client's).
+    #[serde(default)]
+    pem: Option<String>,
+    /// Its SHA-256: 64 hex digits in either case, colons allowed.
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+fn listing(org: &Organization) -> serde_json::Value {
+    json!({
+        "organization": org.bin,
+        "certificates": org.client_certificates,
+    })
+}
+
+/// `GET /admin/v1/organizations/{bin}/certificates`.
+pub(super) async fn list(
+    State(app): State<AppState>,
+    AdminPath(bin): AdminPath<String>,
+) -> AdminResult {
+    let org = current_organization(&app, &bin)?;
+    Ok(Json(listing(&org)).into_response())
+}
+
+/// `POST /admin/v1/organizations/{bin}/certificates`: 201 when the certificate is new to the
+/// organization, 200 when it was registered already (nothing changes).
+pub(super) async fn register(
+    State(app): State<AppState>,
+    AdminPath(bin): AdminPath<String>,
+    AdminBody(raw): AdminBody,
+) -> AdminResult {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    let req: Registration = body(&raw)?;
+    let fingerprint = match (req.pem, req.fingerprint) {
+        (Some(pem), None) => Fingerprint::of_pem(&pem).map_err(bad)?,
+        (None, Some(text)) => Fingerprint::parse(&text).map_err(bad)?,
+        _ => return Err(bad("give exactly one of pem and fingerprint")),
+    };
+    let mut org = current_organization(&app, &bin)?;
+    let text = fingerprint.to_string();
+    let answer = json!({"organization": org.bin, "fingerprint": text});
+    if org.fingerprints().any(|f| f == fingerprint) {
+        return Ok((StatusCode::OK, Json(answer)).into_response());
+    }
+    org.client_certificates.push(text);
+    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `DELETE /admin/v1/organizations/{bin}/certificates/{fingerprint}`: the certificate is no
+/// longer the organization's identity, from the next request on.
+pub(super) async fn revoke(
+    State(app): State<AppState>,
+    AdminPath((bin, fingerprint)): AdminPath<(String, String)>,
+) -> AdminResult {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    let fingerprint = Fingerprint::parse(&fingerprint).map_err(bad)?;
+    let mut org = current_organization(&app, &bin)?;
+    let before = org.client_certificates.len();
+    org.client_certificates
+        .retain(|text| Fingerprint::parse(text).ok() != Some(fingerprint));
+    if org.client_certificates.len() == before {
+        return Err(AdminError(
+            StatusCode::NOT_FOUND,
+            "that certificate is not registered to this organization".into(),
+        ));
+    }
+    let answer = listing(&org);
+    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
+    Ok(Json(answer).into_response())
+}

@@ -1,0 +1,270 @@
+//! Who calls the merchant API (DECISIONS 28, 41). r1 is known by its `Api-Key`. r2 and r3 are
+//! known by the client certificate: the TLS listener hands its fingerprint over in the request's
+//! extensions ([`PeerCertificate`]), or a TLS-terminating proxy whose address is in
+//! `client_identity.trusted_proxies` names it in `client_identity.fingerprint_header`. Where the
+//! PS can receive no certificate at all ([`certificates_required`] is false), r2 and r3 take the
+//! `Api-Key` as r1 does.
+//!
+//! A certificate may be registered to several organizations: an r3 partner acting for each of
+//! them (MERCHANT-API.md §1.1). Such a call acts for the organization its `OrganizationBin` (or
+//! the BIN in the trade-point list's path) names; a call that names none (payment status, payment
+//! details) acts for all of them, and sees what belongs to any of them. r2 names no organization,
+//! so on r2 a certificate must be registered to exactly one.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::{Extensions, HeaderMap};
+use tolem_wire::merchant::StatusCode;
+
+use super::{PosError, Scheme};
+use crate::app::AppState;
+use crate::catalog::{Catalog, Fingerprint, Organization};
+use crate::config::{Config, SurfaceName};
+use crate::connections::PeerCertificate;
+
+/// Whether r2 and r3 demand a client certificate: whenever the PS can receive one, through a
+/// listener of the merchant API that asks for client certificates or through a trusted proxy.
+/// Otherwise (the sandbox's one plain listener, an operator without mutual TLS) they take the
+/// `Api-Key`, and `tolem serve` warns at start.
+pub fn certificates_required(config: &Config) -> bool {
+    let mutual_tls = config.listeners.iter().any(|listener| {
+        listener.surfaces.contains(&SurfaceName::Merchant)
+            && listener
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca.is_some())
+    });
+    mutual_tls || !config.client_identity.trusted_proxies.is_empty()
+}
+
+/// What the caller's connection says of its client certificate.
+enum Presented {
+    Nothing,
+    Certificate(Fingerprint),
+    /// A trusted proxy sent a header that is not a SHA-256 fingerprint.
+    Unreadable(String),
+}
+
+/// The certificate the TLS listener verified, else the one a trusted proxy names. The header is
+/// read only from a listed proxy: from anyone else it is ignored, or any client could claim any
+/// organization's certificate.
+fn presented(
+    config: &Config,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    peer: Option<IpAddr>,
+) -> Presented {
+    if let Some(certificate) = extensions.get::<PeerCertificate>() {
+        return Presented::Certificate(Fingerprint(certificate.sha256));
+    }
+    let identity = &config.client_identity;
+    if !peer.is_some_and(|ip| identity.trusted_proxies.contains(&ip)) {
+        return Presented::Nothing;
+    }
+    let Some(value) = headers.get(identity.fingerprint_header.as_str()) else {
+        return Presented::Nothing;
+    };
+    // An empty header is how proxies usually say that the client sent no certificate.
+    if value.is_empty() {
+        return Presented::Nothing;
+    }
+    let parsed = value
+        .to_str()
+        .map_err(|_| "the fingerprint header is not ASCII".to_owned())
+        .and_then(Fingerprint::parse);
+    match parsed {
+        Ok(fingerprint) => Presented::Certificate(fingerprint),
+        Err(why) => Presented::Unreadable(why),
+    }
+}
+
+fn refused(detail: impl Into<String>) -> PosError {
+    PosError::Status(StatusCode::AuthenticationFailed, Some(detail.into()))
+}
+
+/// The organizations the caller may act for (at least one), or `-10000`.
+pub(super) fn organizations(
+    app: &AppState,
+    scheme: Scheme,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    peer: Option<IpAddr>,
+) -> Result<Vec<Arc<Organization>>, PosError> {
+    let catalog = app.catalog.get();
+    let key = headers
+        .get("api-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty());
+    let by_key = |key: Option<&str>| {
+        key.and_then(|k| catalog.organization_by_api_key(k))
+            .cloned()
+            .ok_or_else(|| refused("Api-Key"))
+    };
+    if scheme == Scheme::R1 {
+        return Ok(vec![by_key(key)?]);
+    }
+    let fingerprint = match presented(&app.config, headers, extensions, peer) {
+        Presented::Certificate(fingerprint) => fingerprint,
+        Presented::Unreadable(why) => {
+            tracing::info!(%why, "client certificate header refused");
+            return Err(refused(format!("client certificate: {why}")));
+        }
+        Presented::Nothing if certificates_required(&app.config) => {
+            return Err(refused("client certificate"));
+        }
+        Presented::Nothing => return Ok(vec![by_key(key)?]),
+    };
+    let key_organization = match key {
+        Some(_) => Some(by_key(key)?),
+        None => None,
+    };
+    by_certificate(&catalog, scheme, &fingerprint, key_organization)
+}
+
+/// The organizations a certificate acts for, narrowed to the `Api-Key`'s when one was sent.
+fn by_certificate(
+    catalog: &Catalog,
+    scheme: Scheme,
+    fingerprint: &Fingerprint,
+    key_organization: Option<Arc<Organization>>,
+) -> Result<Vec<Arc<Organization>>, PosError> {
+    let mut organizations = catalog.organizations_by_certificate(fingerprint);
+    if organizations.is_empty() {
+        tracing::info!(%fingerprint, "client certificate not registered");
+        return Err(refused("client certificate"));
+    }
+    if scheme == Scheme::R2 && organizations.len() > 1 {
+        tracing::info!(%fingerprint, count = organizations.len(), "r2 certificate of several organizations");
+        return Err(refused(
+            "client certificate: registered to several organizations; r2 acts for one \
+             (r3 names the organization in OrganizationBin)",
+        ));
+    }
+    // A key sent beside the certificate must be one of the certificate's organizations.
+    if let Some(key_organization) = key_organization {
+        organizations.retain(|o| o.bin == key_organization.bin);
+        if organizations.is_empty() {
+            return Err(refused("Api-Key"));
+        }
+    }
+    Ok(organizations)
+}
+
+/// For a certificate of several organizations: the one the request names, by its
+/// `OrganizationBin` or the BIN in `/r3/v01/partner/tradepoints/{bin}`. A request that names none
+/// keeps them all; one that names another organization is `-10000`, as `PosCall::check_bin` says.
+pub(super) fn choose_named(
+    organizations: &mut Vec<Arc<Organization>>,
+    path: &str,
+    body: &[u8],
+) -> Result<(), PosError> {
+    let Some(bin) = named_bin(path, body) else {
+        return Ok(());
+    };
+    organizations.retain(|o| o.bin == bin);
+    if organizations.is_empty() {
+        return Err(refused("OrganizationBin"));
+    }
+    Ok(())
+}
+
+/// The BIN a request names, read loosely: the handler reads the body strictly afterwards and
+/// refuses it if it is malformed, before anything is done.
+fn named_bin(path: &str, body: &[u8]) -> Option<String> {
+    if let Some(bin) = path.strip_prefix("/r3/v01/partner/tradepoints/") {
+        return Some(bin.trim_end_matches('/').to_owned());
+    }
+    let serde_json::Value::Object(fields) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    fields.into_iter().find_map(|(name, value)| match value {
+        serde_json::Value::String(bin) if name.eq_ignore_ascii_case("organizationbin") => Some(bin),
+        _ => None,
+    })
+}
+
+/// r3 is bound to its partner's server addresses where the operator lists them (DECISIONS 28):
+/// the organizations whose list leaves out the TCP peer are dropped, and with none left the call
+/// is `-10000`. Behind a proxy the peer is the proxy; a forwarded address is not believed.
+pub(super) fn check_source(
+    scheme: Scheme,
+    organizations: &mut Vec<Arc<Organization>>,
+    peer: Option<IpAddr>,
+) -> Result<(), PosError> {
+    if scheme != Scheme::R3 {
+        return Ok(());
+    }
+    organizations.retain(|o| {
+        o.r3_allowed_ips.is_empty() || peer.is_some_and(|ip| o.r3_allowed_ips.contains(&ip))
+    });
+    if organizations.is_empty() {
+        return Err(refused("source address"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ListenerConfig, ListenerTls};
+
+    fn listener(surfaces: &[SurfaceName], client_ca: Option<&str>) -> ListenerConfig {
+        ListenerConfig {
+            address: "127.0.0.1:8443".parse().expect("an address"),
+            surfaces: surfaces.to_vec(),
+            tls: Some(ListenerTls {
+                certificate: "ps.pem".into(),
+                key: "ps.key".into(),
+                client_ca: client_ca.map(Into::into),
+            }),
+        }
+    }
+
+    #[test]
+    fn certificates_are_required_where_the_ps_can_receive_them() {
+        let mut config = Config::default();
+        assert!(!certificates_required(&config), "one plain listener");
+        config.listeners = vec![
+            listener(&[SurfaceName::Merchant], None),
+            listener(&[SurfaceName::Admin], Some("ca.pem")),
+        ];
+        assert!(
+            !certificates_required(&config),
+            "no client CA on the merchant API"
+        );
+        config.listeners.push(listener(
+            &[SurfaceName::Mpp, SurfaceName::Merchant],
+            Some("ca.pem"),
+        ));
+        assert!(
+            certificates_required(&config),
+            "mutual TLS on the merchant API"
+        );
+        let mut config = Config::default();
+        config.client_identity.trusted_proxies = vec!["10.0.0.2".parse().expect("an address")];
+        assert!(certificates_required(&config), "a trusted proxy");
+    }
+
+    #[test]
+    fn the_bin_is_read_from_the_path_or_the_body_in_any_case() {
+        assert_eq!(
+            named_bin("/r3/v01/partner/tradepoints/990340001234", b""),
+            Some("990340001234".to_owned())
+        );
+        assert_eq!(
+            named_bin(
+                "/r3/v01/qr/create",
+                br#"{"organizationBIN": "990340005678", "Amount": 1}"#
+            ),
+            Some("990340005678".to_owned())
+        );
+        assert_eq!(named_bin("/r3/v01/qr/create", br#"{"Amount": 1}"#), None);
+        assert_eq!(named_bin("/r3/v01/qr/create", b"[1, 2]"), None);
+        assert_eq!(named_bin("/r3/v01/qr/create", b"not json"), None);
+        assert_eq!(
+            named_bin("/r3/v01/qr/create", br#"{"OrganizationBin": 990340005678}"#),
+            None
+        );
+    }
+}
