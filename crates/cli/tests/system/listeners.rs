@@ -24,19 +24,19 @@ use crate::harness::{ADMIN_TOKEN, API_KEY, SANDBOX_TOML, STATIC_QR};
 const BOUND: Duration = Duration::from_secs(30);
 
 /// A certificate authority made for the test.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, signed by a [`Ca`].
-struct Issued {
-    der: Vec<u8>,
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Issued {
+    pub der: Vec<u8>,
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl Ca {
-    fn new() -> Ca {
+    pub fn new() -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let key = KeyPair::generate().expect("a key");
@@ -45,12 +45,12 @@ impl Ca {
         }
     }
 
-    fn pem(&self) -> String {
+    pub fn pem(&self) -> String {
         self.issuer.pem()
     }
 
     /// A certificate for `name` and for 127.0.0.1, where the tests reach the PS.
-    fn issue(&self, name: &str) -> Issued {
+    pub fn issue(&self, name: &str) -> Issued {
         let key = KeyPair::generate().expect("a key");
         let cert = CertificateParams::new(vec![name.to_owned(), "127.0.0.1".to_owned()])
             .expect("params")
@@ -73,7 +73,7 @@ fn replace(path: &Path, text: &str) {
 }
 
 /// A `tolem serve` with `listeners`; killed on drop. Its stderr is kept for the test to read.
-struct Served {
+pub(crate) struct Served {
     child: std::process::Child,
     /// `(url, surfaces)` of each listener, as `tolem serve` printed them.
     listeners: Vec<(String, String)>,
@@ -83,7 +83,7 @@ struct Served {
 
 impl Served {
     /// Starts `tolem serve` with the sandbox's data, `listeners` (TOML) and `env`.
-    fn start(dir: tempfile::TempDir, listeners: &str, env: &[(&str, &str)]) -> Served {
+    pub fn start(dir: tempfile::TempDir, listeners: &str, env: &[(&str, &str)]) -> Served {
         let config = dir.path().join("ps.toml");
         std::fs::write(&config, format!("{SANDBOX_TOML}\n{listeners}")).expect("config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tolem"));
@@ -144,7 +144,7 @@ impl Served {
         }
     }
 
-    fn url(&self, surfaces: &str) -> &str {
+    pub fn url(&self, surfaces: &str) -> &str {
         &self
             .listeners
             .iter()
@@ -187,7 +187,7 @@ impl Drop for Served {
 
 /// A client of the TLS listener trusting only `ca`, with an optional client certificate; a new
 /// one per call, so that every call makes a new connection (and sees the certificate in force).
-fn tls_client(ca: &Ca, identity: Option<&Issued>) -> reqwest::Client {
+pub(crate) fn tls_client(ca: &Ca, identity: Option<&Issued>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("the CA");
     let mut builder = reqwest::Client::builder()
         .tls_certs_only([ca])
@@ -210,6 +210,7 @@ async fn call(
 ) -> Result<(u16, String), reqwest::Error> {
     let mut request = match method {
         "GET" => http.get(url),
+        "DELETE" => http.delete(url),
         _ => http.post(url),
     };
     for (name, value) in headers {
@@ -223,7 +224,7 @@ async fn call(
     Ok((status, response.text().await?))
 }
 
-async fn answer(
+pub(crate) async fn answer(
     http: &reqwest::Client,
     method: &str,
     url: String,
@@ -295,7 +296,7 @@ async fn metric_reaches(admin: &str, name: &str, at_least: u64) {
 /// The three listeners of a production layout: the MPP API in plain HTTP (the tunnel's side),
 /// the merchant API in TLS asking for client certificates of `pos-ca.pem`, the admin API in
 /// plain HTTP on loopback.
-fn three_listeners(dir: &Path) -> String {
+pub(crate) fn three_listeners(dir: &Path) -> String {
     let file = |name: &str| dir.join(name).display().to_string();
     format!(
         r#"

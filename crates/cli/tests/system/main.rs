@@ -14,6 +14,7 @@ mod leases;
 mod listeners;
 mod merchant_api;
 mod mpp_api;
+mod mutual_tls;
 mod operator;
 mod rate_limit;
 mod receipts;
