@@ -13,6 +13,7 @@ mod leases;
 mod merchant_api;
 mod mpp_api;
 mod operator;
+mod outgoing_tls;
 mod rate_limit;
 mod receipts;
 mod receiver;
