@@ -40,8 +40,10 @@ pub struct App {
     pub clock: SharedClock,
     pub zone: TimeZone,
     pub policy: Policy,
-    /// Outgoing HTTP (Custom amount callbacks).
+    /// Outgoing HTTP (Custom amount callbacks), over [`Self::outgoing`]'s TLS.
     pub http: reqwest::Client,
+    /// The roots every outgoing TLS call trusts (refunds, callbacks, SMTP; DECISIONS 41).
+    pub outgoing: crate::outgoing::OutgoingTls,
     /// Held by every change of operator data from its read to its snapshot reload, so that
     /// concurrent changes never overwrite each other or reload out of order.
     pub catalog_changes: tokio::sync::Mutex<()>,
@@ -64,6 +66,10 @@ pub struct Metrics {
     pub refunds_failed: std::sync::atomic::AtomicU64,
     pub refund_retries: std::sync::atomic::AtomicU64,
     pub refunds_flagged: std::sync::atomic::AtomicU64,
+    /// Refund attempts that met no final answer, by kind (TLS, connect, timeout, ...).
+    pub refund_attempt_failures: crate::outgoing::FailureCounts,
+    /// Register e-mail attempts that failed, by kind.
+    pub register_email_failures: crate::outgoing::FailureCounts,
     /// The listeners' connections, all listeners together (DECISIONS 43).
     pub connections: Arc<crate::connections::ConnectionStats>,
 }
@@ -95,13 +101,18 @@ impl App {
             .seed_catalog(config.catalog.clone(), clock.now())
             .await?;
         tracing::info!(added, "operator data seeded from the configuration");
-        let http = reqwest::Client::builder()
-            // A service provider's answer is taken from the URL the operator configured, only.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_millis(
-                config.payments.amount_callback_timeout_ms,
-            ))
-            .build()
+        // A bad operator CA file stops the start here, naming the file.
+        let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
+            .map_err(|e| StartError::Setup(e.to_string()))?;
+        let http = outgoing
+            .http_client(
+                reqwest::Client::builder()
+                    // A service provider's answer is taken from the URL the operator configured, only.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(std::time::Duration::from_millis(
+                        config.payments.amount_callback_timeout_ms,
+                    )),
+            )
             .map_err(|e| StartError::Setup(e.to_string()))?;
         let policy = Policy {
             confirm_window: SignedDuration::from_secs(i64::from(config.payments.confirm_window_s)),
@@ -120,6 +131,7 @@ impl App {
             zone,
             policy,
             http,
+            outgoing,
             catalog_changes: tokio::sync::Mutex::new(()),
             refund_wake: tokio::sync::Notify::new(),
             refund_outcomes: refund_dispatch::Outcomes::default(),

@@ -243,12 +243,8 @@ impl CatalogFile {
             if !callers.insert(&m.caller_name) {
                 return Err(format!("mpps.{}: duplicate caller_name", m.caller_name));
             }
-            if !m.refund_url.starts_with("http://") && !m.refund_url.starts_with("https://") {
-                return Err(format!(
-                    "mpps.{}: refund_url must be an http(s) URL",
-                    m.caller_name
-                ));
-            }
+            crate::outgoing::check_call_url(&m.refund_url)
+                .map_err(|why| format!("mpps.{}: refund_url {why}", m.caller_name))?;
             m.validate_commission()?;
         }
         let mut bins = HashSet::new();
@@ -365,11 +361,7 @@ impl Service {
                 Ok(())
             }
             AmountRule::Callback { url, .. } => {
-                if url.starts_with("http://") || url.starts_with("https://") {
-                    Ok(())
-                } else {
-                    Err("amount.url must be an http(s) URL".to_owned())
-                }
+                crate::outgoing::check_call_url(url).map_err(|why| format!("amount.url {why}"))
             }
         }
     }

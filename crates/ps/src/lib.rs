@@ -9,6 +9,7 @@
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit).
 //! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
+//! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
 
@@ -21,6 +22,7 @@ pub mod connections;
 pub mod domain;
 pub mod merchant_api;
 pub mod mpp_api;
+pub mod outgoing;
 pub mod payments;
 pub mod qr_image;
 pub mod receipt;

@@ -11,6 +11,11 @@
 //! does not wait them out. The MPP's `/refund` applies each refundId once however often it is
 //! called.
 //!
+//! Calls speak TLS to `https://` MPPs with the system's roots and the operator's CA
+//! ([`crate::outgoing`]); a failed attempt's kind and cause (`TLS: invalid peer certificate:
+//! UnknownIssuer`, `connect: …`, `timeout: …`, `HTTP 503`) are its `last_error` and counted in
+//! the metrics, and it is retried like any other.
+//!
 //! A final answer is also told, in process, to the POS requests waiting for it ([`Outcomes`],
 //! DECISIONS 39), once it is recorded.
 
@@ -31,6 +36,7 @@ use tracing::Instrument;
 use crate::app::AppState;
 use crate::domain::refund::{Delivery, backoff};
 use crate::merchant_api::SANDBOX_MPP;
+use crate::outgoing::{Failure, FailureKind};
 use crate::payments::receipt_link;
 use crate::store::Claimed;
 
@@ -38,12 +44,13 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     let cfg = app.config.refunds.clone();
     let in_flight = Arc::new(Semaphore::new(cfg.in_flight_max));
     let per_mpp: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(cfg.request_timeout_ms))
-        .pool_max_idle_per_host(cfg.mpp_concurrency_max)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    // TLS with the system's roots and the operator's CA (`outgoing.rs`), as every outgoing call.
+    let http = match app.outgoing.http_client(
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.request_timeout_ms))
+            .pool_max_idle_per_host(cfg.mpp_concurrency_max)
+            .redirect(reqwest::redirect::Policy::none()),
+    ) {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the refund HTTP client; refunds are not delivered");
@@ -145,7 +152,13 @@ async fn deliver(
 ) {
     let refund = &claim.refund;
     app.metrics.refund_attempts.fetch_add(1, Relaxed);
-    let outcome = attempt(&app, &http, &claim).await;
+    let outcome = match attempt(&app, &http, &claim).await {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            app.metrics.refund_attempt_failures.add(failure.kind);
+            Delivery::Retry(failure.text)
+        }
+    };
     drop(turn);
     let now = app.clock.now();
     let cfg = &app.config.refunds;
@@ -207,21 +220,30 @@ async fn deliver(
     app.refund_wake.notify_one();
 }
 
-/// One call to the MPP's `/refund`.
-async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Delivery {
+/// One call to the MPP's `/refund`: its final answer, or an answer to retry, or why there was
+/// none; a failure of any kind is retried, so nothing is lost, and its text is the delivery's
+/// `last_error` (`TLS: invalid peer certificate: UnknownIssuer`).
+async fn attempt(
+    app: &AppState,
+    http: &reqwest::Client,
+    claim: &Claimed,
+) -> Result<Delivery, Failure> {
     let refund = &claim.refund;
     let (Some(owner), Some(payment_id), Some(amount)) =
         (&refund.owner, refund.payment_id, refund.amount)
     else {
-        return Delivery::Retry("the refund is incomplete".to_owned());
+        return Err(Failure::new(FailureKind::Other, "the refund is incomplete"));
     };
     let catalog = app.catalog.get();
     let Some(mpp) = catalog.mpps.get(&owner.mpp) else {
         // Purchases paid through the sandbox emulators have no real MPP to refund.
         if app.config.sandbox && owner.mpp == SANDBOX_MPP {
-            return Delivery::Completed;
+            return Ok(Delivery::Completed);
         }
-        return Delivery::Retry(format!("MPP {} is not configured", owner.mpp));
+        return Err(Failure::new(
+            FailureKind::Other,
+            format!("MPP {} is not configured", owner.mpp),
+        ));
     };
     let body = RefundRequest {
         customer_id: owner.customer_id.clone(),
@@ -231,7 +253,7 @@ async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Del
         // No locale in the link (DECISIONS 35): the MPP appends its customer's.
         link_receipt: receipt_link(&app.config.public_url, &refund.receipt_token),
     };
-    let sent = http
+    let response = http
         .post(&mpp.refund_url)
         // The regulation's headers on every PS→MPP request (DECISIONS 36). The same id on every
         // retry of this refund: one logical request.
@@ -240,19 +262,21 @@ async fn attempt(app: &AppState, http: &reqwest::Client, claim: &Claimed) -> Del
         .header(HEADER_LOCALE, refund.mpp_locale().header_value())
         .json(&body)
         .send()
-        .await;
-    let response = match sent {
-        Ok(response) => response,
-        Err(e) => return Delivery::Retry(short(&e.to_string())),
-    };
+        .await
+        .map_err(|e| Failure::of_http(&e))?;
     let status = response.status().as_u16();
-    let code = match read_capped(response, ANSWER_BYTES_MAX).await {
-        Ok(bytes) => serde_json::from_slice::<ResultOnly>(&bytes)
+    let code = read_capped(response, ANSWER_BYTES_MAX).await.map(|bytes| {
+        serde_json::from_slice::<ResultOnly>(&bytes)
             .ok()
-            .map(|r| r.result.result_code),
-        Err(why) => return Delivery::Retry(why),
-    };
-    Delivery::classify(status, code.as_deref())
+            .map(|r| r.result.result_code)
+    })?;
+    match Delivery::classify(status, code.as_deref()) {
+        Delivery::Retry(why) if !(200..300).contains(&status) => {
+            Err(Failure::new(FailureKind::Http, why))
+        }
+        Delivery::Retry(why) => Err(Failure::new(FailureKind::Answer, why)),
+        outcome => Ok(outcome),
+    }
 }
 
 /// Largest answer read from an MPP's `/refund`.
@@ -261,19 +285,18 @@ const ANSWER_BYTES_MAX: usize = 16 * 1024;
 /// How long a claim that could not be started waits before it is due again.
 const BUSY_RETRY: SignedDuration = SignedDuration::from_millis(50);
 
-async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| short(&e.to_string()))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::of_http(&e))? {
         if body.len() + chunk.len() > max {
-            return Err(format!("an answer larger than {max} bytes"));
+            return Err(Failure::new(
+                FailureKind::Answer,
+                format!("an answer larger than {max} bytes"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-fn short(text: &str) -> String {
-    text.chars().take(300).collect()
 }
 
 /// The POS requests waiting for the MPP's final answer to a refund, by refund id (DECISIONS 39).

@@ -16,6 +16,7 @@ mod merchant_api;
 mod mpp_api;
 mod mutual_tls;
 mod operator;
+mod outgoing_tls;
 mod rate_limit;
 mod receipts;
 mod receiver;

@@ -224,6 +224,35 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         m.refund_retries.load(Relaxed),
         m.refunds_flagged.load(Relaxed),
     );
+    // Why attempts failed, by kind (`outgoing.rs`): a TLS count that grows means a certificate
+    // or the trust of it needs the operator.
+    use crate::outgoing::FailureKind as K;
+    let text = format!(
+        "{text}{}{}",
+        m.refund_attempt_failures.prometheus(
+            "tolem_refund_attempt_failures_total",
+            &[
+                K::Tls,
+                K::Connect,
+                K::Timeout,
+                K::Protocol,
+                K::Http,
+                K::Answer,
+                K::Other
+            ],
+        ),
+        m.register_email_failures.prometheus(
+            "tolem_register_email_failures_total",
+            &[
+                K::Tls,
+                K::Connect,
+                K::Timeout,
+                K::Protocol,
+                K::Smtp,
+                K::Other
+            ],
+        ),
+    );
     // The connection layer (DECISIONS 43), all listeners together: how close they are to their
     // caps, what their deadlines closed, and the TLS handshakes that failed (DECISIONS 41).
     let c = &m.connections;

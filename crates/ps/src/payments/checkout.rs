@@ -192,7 +192,10 @@ async fn callback_amount(
         .send()
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, url, "amount callback failed");
+            // Said by kind (`TLS: invalid peer certificate: UnknownIssuer`, `connect: …`), so a
+            // provider's certificate the PS does not trust is plain in the log.
+            let failure = crate::outgoing::Failure::of_http(&e);
+            tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, "amount callback failed");
             retry()
         })?;
     if response.status().is_server_error() {

@@ -22,15 +22,49 @@ pub enum RefundCommission {
     Reverse,
 }
 
+/// How the connection to the SMTP server is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP: a relay on this host or in the private network. The default, so that a
+    /// configuration written before TLS keeps working; a relay across any network needs one of
+    /// the others.
+    #[default]
+    None,
+    /// Plain SMTP upgraded by STARTTLS before anything else is said (usually port 587 or 25); a
+    /// server that does not offer STARTTLS is a failure, never a fall back to plain text.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+}
+
+/// A secret setting: read as a string, never shown by `Debug` (a configuration printed in a log
+/// or a panic message must not carry it).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"…\"" })
+    }
+}
+
 /// Settings of registers and their delivery (`[registers]` in the configuration).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistersConfig {
-    /// The SMTP relay registers are handed to (plain SMTP, no TLS, no login: a relay on this host
-    /// or in the private network). Empty turns e-mail delivery off; the cabinet and the CLI still
-    /// make registers.
+    /// The SMTP server registers are handed to. Empty turns e-mail delivery off; the cabinet and
+    /// the CLI still make registers.
     pub smtp_host: String,
     pub smtp_port: u16,
+    /// Plain, STARTTLS or implicit TLS; over TLS the server's certificate must be for
+    /// `smtp_host` and signed by a system root or the operator's CA (`outgoing.ca_file`).
+    pub smtp_tls: SmtpTls,
+    /// The login (AUTH PLAIN or LOGIN, whichever the server offers first); empty: no login.
+    /// Only over TLS: a password is never sent in clear.
+    pub smtp_username: String,
+    pub smtp_password: Secret,
     /// The name this server gives in EHLO.
     pub smtp_hello_name: String,
     /// Timeout of one SMTP conversation.
@@ -79,6 +113,9 @@ impl Default for RegistersConfig {
         RegistersConfig {
             smtp_host: String::new(),
             smtp_port: 25,
+            smtp_tls: SmtpTls::None,
+            smtp_username: String::new(),
+            smtp_password: Secret::default(),
             smtp_hello_name: "localhost".to_owned(),
             smtp_timeout_ms: 30_000,
             from: String::new(),
@@ -116,6 +153,23 @@ impl RegistersConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.email_enabled() && self.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err("from: must be an e-mail address when smtp_host is set".to_owned());
+        }
+        if self.smtp_tls != SmtpTls::None
+            && rustls::pki_types::ServerName::try_from(self.smtp_host.as_str()).is_err()
+        {
+            return Err(
+                "smtp_host: must be a host name or an IP address (its certificate is checked against it)"
+                    .to_owned(),
+            );
+        }
+        if self.smtp_username.is_empty() != self.smtp_password.0.is_empty() {
+            return Err("smtp_username, smtp_password: give both or neither".to_owned());
+        }
+        if !self.smtp_username.is_empty() && self.smtp_tls == SmtpTls::None {
+            return Err(
+                "smtp_username: a login needs smtp_tls = \"starttls\" or \"implicit\" (a password is never sent in clear)"
+                    .to_owned(),
+            );
         }
         if self.smtp_timeout_ms == 0 || self.poll_interval_ms == 0 {
             return Err("smtp_timeout_ms, poll_interval_ms: must be positive".to_owned());
@@ -188,5 +242,45 @@ mod tests {
                 .expect_err("short token")
                 .contains("cabinet_tokens.demobank")
         );
+    }
+
+    #[test]
+    fn a_login_goes_only_over_tls_and_the_password_is_not_shown() {
+        let config: RegistersConfig = toml::from_str(
+            "smtp_host = \"mail.ps.example\"\nfrom = \"ps@ps.example\"\nsmtp_tls = \"starttls\"\n\
+             smtp_username = \"ps\"\nsmtp_password = \"s3cret\"",
+        )
+        .expect("valid");
+        config.validate().expect("valid");
+        assert_eq!(config.smtp_tls, SmtpTls::Starttls);
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(RegistersConfig::default().smtp_tls, SmtpTls::None);
+        let in_clear = RegistersConfig {
+            smtp_tls: SmtpTls::None,
+            ..config.clone()
+        };
+        assert!(
+            in_clear
+                .validate()
+                .expect_err("a password in clear")
+                .starts_with("smtp_username")
+        );
+        let half = RegistersConfig {
+            smtp_password: Secret::default(),
+            ..config.clone()
+        };
+        assert!(half.validate().expect_err("half a login").contains("both"));
+        let bad_host = RegistersConfig {
+            smtp_host: "not a host".to_owned(),
+            ..config
+        };
+        assert!(
+            bad_host
+                .validate()
+                .expect_err("no name to check")
+                .starts_with("smtp_host")
+        );
+        let unknown: Result<RegistersConfig, _> = toml::from_str("smtp_tls = \"ssl\"");
+        assert!(unknown.is_err());
     }
 }

@@ -7,7 +7,9 @@
 //! 2. Send: due outbox rows are claimed with a lease (one short transaction), the register is made
 //!    and handed to the SMTP relay outside any transaction, and the outcome recorded in a second
 //!    short transaction that marks the register sent and its outbox row done together. Failures
-//!    retry with exponential backoff for ever, flagged for the operator after `alert_after_s`.
+//!    retry with exponential backoff for ever, flagged for the operator after `alert_after_s`;
+//!    each is the e-mail's last error (a TLS failure says `TLS: …` and why) and is counted by
+//!    kind in the metrics.
 //!
 //! A crash after the relay accepted an e-mail but before the outcome was recorded sends it again
 //! when the lease runs out (at least once), with the same Message-ID so that the receiver can
@@ -25,6 +27,7 @@ use super::period::{Period, RegisterKind};
 use super::{RegisterError, schedule};
 use crate::app::AppState;
 use crate::domain::refund::backoff;
+use crate::outgoing::FailureKind;
 use crate::store::{ClaimedRegister, RegisterDue, RegisterSent};
 
 /// Makes and e-mails the due registers until `stop`; idle when e-mail is off.
@@ -34,7 +37,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         stop.cancelled().await;
         return;
     }
-    let mailer = match Mailer::new(config) {
+    let mailer = match Mailer::new(config, &app.outgoing) {
         Ok(mailer) => mailer,
         Err(e) => {
             tracing::error!(error = %e, "registers are not e-mailed");
@@ -165,7 +168,15 @@ async fn deliver_in_span(app: &AppState, mailer: &Mailer, claim: ClaimedRegister
             tracing::info!("register e-mailed");
             RegisterSent::Sent { to, message_id }
         }
-        Err(e) => RegisterSent::Retry(e.to_string().chars().take(300).collect()),
+        Err(e) => {
+            // A TLS failure reads `cannot send the register: TLS: invalid peer certificate: …`.
+            let kind = match &e {
+                RegisterError::Mail(failure) => failure.kind,
+                _ => FailureKind::Other,
+            };
+            app.metrics.register_email_failures.add(kind);
+            RegisterSent::Retry(e.to_string().chars().take(300).collect())
+        }
     };
     let config = &app.config.registers;
     let now = app.clock.now();

@@ -24,6 +24,9 @@ pub enum RegisterError {
     Write(String),
     #[error("cannot send the register: {0}")]
     Send(String),
+    /// The SMTP conversation failed; its kind is counted in the metrics.
+    #[error("cannot send the register: {0}")]
+    Mail(crate::outgoing::Failure),
 }
 
 impl From<rust_xlsxwriter::XlsxError> for RegisterError {

@@ -1,4 +1,6 @@
-//! E-mail of registers over SMTP (plain SMTP to a relay; see `RegistersConfig::smtp_host`).
+//! E-mail of registers over SMTP: plain to a relay beside the PS, or over STARTTLS or implicit
+//! TLS with an optional login (`RegistersConfig::smtp_tls`), trusting the roots of
+//! [`crate::outgoing`].
 //!
 //! Every e-mail of one register carries the same `Message-ID`, made from the MPP, the kind and the
 //! period: if a crash between the relay's acceptance and the record of it makes the PS send a
@@ -8,13 +10,16 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::Tls;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::RegisterError;
-use super::config::RegistersConfig;
+use super::config::{RegistersConfig, SmtpTls};
 use super::period::Period;
 use super::sheet::Totals;
+use crate::outgoing::{Failure, FailureKind, OutgoingTls};
 
 /// One register e-mail.
 pub struct Letter {
@@ -35,17 +40,40 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(config: &RegistersConfig) -> Result<Mailer, RegisterError> {
+    pub fn new(config: &RegistersConfig, outgoing: &OutgoingTls) -> Result<Mailer, RegisterError> {
         let from = config
             .from
             .parse::<Mailbox>()
             .map_err(|e| RegisterError::Send(format!("registers.from: {e}")))?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
-            .port(config.smtp_port)
-            .hello_name(ClientId::Domain(config.smtp_hello_name.clone()))
-            .timeout(Some(Duration::from_millis(config.smtp_timeout_ms)))
-            .build();
-        Ok(Mailer { transport, from })
+        // `builder_dangerous` only means "no TLS unless asked": TLS is asked for just below.
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
+                .port(config.smtp_port)
+                .hello_name(ClientId::Domain(config.smtp_hello_name.clone()))
+                .timeout(Some(Duration::from_millis(config.smtp_timeout_ms)));
+        let tls = |host: &str| {
+            outgoing
+                .smtp(host)
+                .map_err(|e| RegisterError::Send(e.to_string()))
+        };
+        builder = match config.smtp_tls {
+            SmtpTls::None => builder.tls(Tls::None),
+            // Required, not opportunistic: a server (or someone between) that does not offer
+            // STARTTLS gets nothing in clear.
+            SmtpTls::Starttls => builder.tls(Tls::Required(tls(&config.smtp_host)?)),
+            SmtpTls::Implicit => builder.tls(Tls::Wrapper(tls(&config.smtp_host)?)),
+        };
+        // The configuration refuses a login without TLS (`RegistersConfig::validate`).
+        if !config.smtp_username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                config.smtp_username.clone(),
+                config.smtp_password.0.clone(),
+            ));
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+        })
     }
 
     /// The Message-ID of a register's e-mail: the same on every attempt.
@@ -90,9 +118,20 @@ impl Mailer {
         self.transport
             .send(message)
             .await
-            .map_err(|e| RegisterError::Send(e.to_string()))?;
+            .map_err(|e| RegisterError::Mail(smtp_failure(&e)))?;
         Ok(message_id)
     }
+}
+
+/// Why the SMTP server did not take the e-mail. A server that does not offer STARTTLS when it
+/// is required is a TLS failure (it may be someone in between removing the offer); lettre says so
+/// only in its message.
+fn smtp_failure(error: &lettre::transport::smtp::Error) -> Failure {
+    let text = error.to_string();
+    if error.is_client() && text.contains("STARTTLS is not supported") {
+        return Failure::new(FailureKind::Tls, "TLS: the server does not offer STARTTLS");
+    }
+    Failure::of_smtp(error)
 }
 
 fn body(letter: &Letter) -> String {

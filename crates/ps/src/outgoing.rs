@@ -1,0 +1,472 @@
+//! TLS of the PS's own outgoing calls (DECISIONS 41) — refund delivery to the MPPs, Custom
+//! services' amount callbacks, SMTP — and the one place that says why such a call failed.
+//!
+//! The trusted roots are loaded once at start: the system's, as `rustls-native-certs` finds them
+//! (`SSL_CERT_FILE` / `SSL_CERT_DIR`, else the distribution's bundle), plus the operator's CA
+//! certificates from `outgoing.ca_file`. Every outgoing client is built from that one set, so a
+//! refund, a callback and an e-mail trust the same servers. A machine without system roots still
+//! starts: plain `http://` MPPs inside the IPSec tunnel need none, and an `https://` call then fails
+//! with an unknown issuer, recorded as the delivery's last error.
+//!
+//! Used by `App::start` (the callback client), `refund_dispatch` and `registers::mail`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::config::OutgoingConfig;
+
+/// Largest operator CA file read; a CA bundle is a few hundred kilobytes at most.
+const CA_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// The roots every outgoing TLS connection trusts.
+#[derive(Clone)]
+pub struct OutgoingTls {
+    roots: Arc<[CertificateDer<'static>]>,
+}
+
+/// Why the outgoing TLS setup cannot be made: a start-up error naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum OutgoingError {
+    #[error("outgoing.ca_file {}: {why}", path.display())]
+    CaFile { path: PathBuf, why: String },
+    #[error("cannot set up outgoing TLS: {0}")]
+    Client(String),
+}
+
+impl OutgoingTls {
+    /// The system's roots plus the operator's CA file; a CA file that cannot be read, holds no
+    /// certificate or holds one that cannot be a trust anchor stops the start.
+    pub fn load(config: &OutgoingConfig) -> Result<OutgoingTls, OutgoingError> {
+        let mut roots = system_roots();
+        let system = roots.len();
+        let operator = match &config.ca_file {
+            Some(path) => operator_roots(path)?,
+            None => Vec::new(),
+        };
+        tracing::info!(
+            system,
+            operator = operator.len(),
+            "outgoing TLS: trusted roots loaded"
+        );
+        if system == 0 && operator.is_empty() {
+            tracing::warn!(
+                "outgoing TLS: no CA certificate in the system and no outgoing.ca_file; \
+                 https:// refund URLs, callbacks and SMTP over TLS will fail"
+            );
+        }
+        roots.extend(operator);
+        Ok(OutgoingTls {
+            roots: roots.into(),
+        })
+    }
+
+    /// Roots given outright, for tests of this module.
+    #[cfg(test)]
+    fn of(roots: Vec<CertificateDer<'static>>) -> OutgoingTls {
+        OutgoingTls {
+            roots: roots.into(),
+        }
+    }
+
+    /// Builds an HTTP client from `builder` (its timeouts and redirect policy) that speaks TLS
+    /// trusting exactly these roots.
+    pub fn http_client(
+        &self,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::Client, OutgoingError> {
+        let certs = self
+            .roots
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| OutgoingError::Client(e.to_string()))?;
+        builder
+            .tls_certs_only(certs)
+            .build()
+            .map_err(|e| OutgoingError::Client(e.to_string()))
+    }
+
+    /// TLS parameters for an SMTP server named `domain` (a name or an address its certificate
+    /// must carry), trusting exactly these roots.
+    pub fn smtp(&self, domain: &str) -> Result<TlsParameters, OutgoingError> {
+        let mut builder =
+            TlsParameters::builder(domain.to_owned()).certificate_store(CertificateStore::None);
+        for der in self.roots.iter() {
+            let cert = Certificate::from_der(der.to_vec())
+                .map_err(|e| OutgoingError::Client(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| OutgoingError::Client(e.to_string()))
+    }
+}
+
+/// The system's roots, each one checked to be a usable trust anchor (a broken certificate in the
+/// system store is passed over, as browsers do) and each once (the bundle and the hashed folder
+/// hold the same certificates).
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "outgoing TLS: a system CA certificate cannot be read");
+    }
+    let mut roots: Vec<CertificateDer<'static>> = Vec::new();
+    for cert in found.certs {
+        if anchor(&cert).is_ok() && !roots.contains(&cert) {
+            roots.push(cert);
+        }
+    }
+    roots
+}
+
+/// The operator's CA certificates (PEM); every one must be usable, since the operator named them.
+fn operator_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, OutgoingError> {
+    let bad = |why: String| OutgoingError::CaFile {
+        path: path.to_owned(),
+        why,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| bad(format!("cannot read it: {e}")))?
+        .len();
+    if size > CA_FILE_BYTES_MAX {
+        return Err(bad(format!(
+            "larger than {CA_FILE_BYTES_MAX} bytes: not a CA file"
+        )));
+    }
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no certificate (expected -----BEGIN CERTIFICATE-----)".to_owned(),
+        ));
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        anchor(cert).map_err(|e| bad(format!("certificate {}: {e}", i + 1)))?;
+    }
+    Ok(certs)
+}
+
+/// Whether rustls can use `cert` as a trust anchor.
+fn anchor(cert: &CertificateDer<'static>) -> Result<(), rustls::Error> {
+    rustls::RootCertStore::empty().add(cert.clone())
+}
+
+/// Checks a URL the PS will call (an MPP's `refund_url`, a Custom service's callback): `http://`
+/// or `https://`, a host, no credentials (they would be logged with the URL) and no fragment.
+/// The error says what is wrong, for the operator.
+pub fn check_call_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".to_owned());
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials (they would be logged)".to_owned());
+    }
+    if parsed.fragment().is_some() {
+        return Err("must not have a #fragment".to_owned());
+    }
+    Ok(())
+}
+
+/// What kind of failure an outgoing attempt met: the label of the failure counters and the first
+/// word of a delivery's `last_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The TLS handshake failed: an untrusted or wrong certificate, or TLS spoken to a server
+    /// that does not speak it. Needs a fix of the setup (trust, certificate), not of the network.
+    Tls,
+    /// No connection: refused, unreachable, the name not resolved.
+    Connect,
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection broke or the answer was not the protocol's.
+    Protocol,
+    /// The MPP answered an HTTP status other than 2xx.
+    Http,
+    /// The MPP answered 2xx but not a final result (or an unreadable or oversized one).
+    Answer,
+    /// The SMTP server refused (a 4xx or 5xx reply).
+    Smtp,
+    /// Anything else: the PS's own data or setup (an MPP not configured, a register not made).
+    Other,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Tls,
+        FailureKind::Connect,
+        FailureKind::Timeout,
+        FailureKind::Protocol,
+        FailureKind::Http,
+        FailureKind::Answer,
+        FailureKind::Smtp,
+        FailureKind::Other,
+    ];
+
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Tls => "tls",
+            FailureKind::Connect => "connect",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Http => "http",
+            FailureKind::Answer => "answer",
+            FailureKind::Smtp => "smtp",
+            FailureKind::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        FailureKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(FailureKind::ALL.len() - 1)
+    }
+}
+
+/// One failed outgoing attempt: its kind and the sentence kept as the delivery's `last_error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub text: String,
+}
+
+/// Longest `last_error` kept.
+const FAILURE_CHARS_MAX: usize = 300;
+
+impl Failure {
+    pub fn new(kind: FailureKind, text: impl Into<String>) -> Failure {
+        let text: String = text.into();
+        Failure {
+            kind,
+            text: text.chars().take(FAILURE_CHARS_MAX).collect(),
+        }
+    }
+
+    /// A failure of the HTTP client (sending, or reading the answer).
+    pub fn of_http(error: &reqwest::Error) -> Failure {
+        Failure::of_transport(error, error.is_timeout(), error.is_connect())
+    }
+
+    /// A failure of the SMTP client: a refusal is the server's word, the rest is transport.
+    pub fn of_smtp(error: &lettre::transport::smtp::Error) -> Failure {
+        if error.is_transient() || error.is_permanent() {
+            return Failure::new(FailureKind::Smtp, format!("SMTP: {error}"));
+        }
+        Failure::of_transport(error, error.is_timeout(), false)
+    }
+
+    /// Sorts a transport failure by walking its causes: a rustls error anywhere is TLS (also
+    /// wrapped, as rustls hands handshake failures to the I/O layer as
+    /// `io::Error(InvalidData, rustls::Error)`); then the client's own word on a timeout or a
+    /// failed connection, or an I/O error's kind; the rest is a protocol failure. The text is
+    /// the most specific cause: the rustls error, else the innermost one.
+    pub fn of_transport(
+        error: &(dyn StdError + 'static),
+        timed_out: bool,
+        connect: bool,
+    ) -> Failure {
+        let mut innermost = error.to_string();
+        let mut io_kind = None;
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(tls) = find_rustls(e) {
+                return Failure::new(FailureKind::Tls, format!("TLS: {tls}"));
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                io_kind.get_or_insert(io.kind());
+            }
+            innermost = e.to_string();
+            cause = e.source();
+        }
+        use std::io::ErrorKind as Io;
+        let kind = match io_kind {
+            _ if timed_out => FailureKind::Timeout,
+            Some(Io::TimedOut) => FailureKind::Timeout,
+            Some(
+                Io::ConnectionRefused
+                | Io::HostUnreachable
+                | Io::NetworkUnreachable
+                | Io::AddrNotAvailable,
+            ) => FailureKind::Connect,
+            _ if connect => FailureKind::Connect,
+            _ => FailureKind::Protocol,
+        };
+        let label = match kind {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Connect => "connect",
+            _ => "protocol",
+        };
+        Failure::new(kind, format!("{label}: {innermost}"))
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The rustls error in `e`, if `e` is one or an I/O error carrying one.
+fn find_rustls<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let io = e.downcast_ref::<std::io::Error>()?;
+    find_rustls(io.get_ref()?)
+}
+
+/// Failed attempts by kind, for `/admin/v1/metrics`.
+#[derive(Default)]
+pub struct FailureCounts([AtomicU64; FailureKind::ALL.len()]);
+
+impl FailureCounts {
+    pub fn add(&self, kind: FailureKind) {
+        self.0[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, kind: FailureKind) -> u64 {
+        self.0[kind.index()].load(Relaxed)
+    }
+
+    /// The counter `name` in the Prometheus text format, one line per kind in `kinds`.
+    pub fn prometheus(&self, name: &str, kinds: &[FailureKind]) -> String {
+        let mut text = format!("# TYPE {name} counter\n");
+        for kind in kinds {
+            text.push_str(&format!(
+                "{name}{{kind=\"{}\"}} {}\n",
+                kind.as_str(),
+                self.get(*kind)
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(
+        kind: std::io::ErrorKind,
+        inner: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> std::io::Error {
+        std::io::Error::new(kind, inner)
+    }
+
+    #[test]
+    fn a_rustls_error_anywhere_is_tls_and_says_why() {
+        let handshake = io(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let failure = Failure::of_transport(&handshake, false, true);
+        assert_eq!(failure.kind, FailureKind::Tls);
+        assert_eq!(failure.text, "TLS: invalid peer certificate: UnknownIssuer");
+    }
+
+    #[test]
+    fn io_kinds_and_the_clients_word_sort_the_rest() {
+        let refused = io(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(
+            Failure::of_transport(&refused, false, false),
+            Failure::new(FailureKind::Connect, "connect: Connection refused")
+        );
+        let late = io(std::io::ErrorKind::TimedOut, "timed out");
+        assert_eq!(
+            Failure::of_transport(&late, false, false).kind,
+            FailureKind::Timeout
+        );
+        let broken = io(std::io::ErrorKind::UnexpectedEof, "closed");
+        assert_eq!(
+            Failure::of_transport(&broken, false, false).kind,
+            FailureKind::Protocol
+        );
+        assert_eq!(
+            Failure::of_transport(&broken, true, false).kind,
+            FailureKind::Timeout
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(
+            Failure::new(FailureKind::Other, long).text.chars().count(),
+            FAILURE_CHARS_MAX
+        );
+    }
+
+    #[test]
+    fn counts_are_kept_by_kind() {
+        let counts = FailureCounts::default();
+        counts.add(FailureKind::Tls);
+        counts.add(FailureKind::Tls);
+        counts.add(FailureKind::Other);
+        let text = counts.prometheus("t", &[FailureKind::Tls, FailureKind::Connect]);
+        assert_eq!(
+            text,
+            "# TYPE t counter\nt{kind=\"tls\"} 2\nt{kind=\"connect\"} 0\n"
+        );
+        assert_eq!(counts.get(FailureKind::Other), 1);
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_named() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let missing = dir.path().join("missing.pem");
+        let err = operator_roots(&missing).expect_err("missing");
+        assert!(err.to_string().starts_with("outgoing.ca_file "), "{err}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").expect("write");
+        let err = operator_roots(&empty).expect_err("empty");
+        assert!(err.to_string().contains("holds no certificate"), "{err}");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let err = operator_roots(&garbage).expect_err("not a certificate");
+        assert!(err.to_string().contains("certificate 1"), "{err}");
+    }
+
+    #[test]
+    fn call_urls_are_http_or_https_with_a_host() {
+        for good in [
+            "http://10.0.0.5/refund",
+            "https://mpp.bank.example:8443/refund?x=1",
+            "https://127.0.0.1:9/amount",
+        ] {
+            assert_eq!(check_call_url(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("ftp://bank.example/refund", "http:// or https://"),
+            ("https://", "not a URL"),
+            ("bank.example/refund", "not a URL"),
+            ("https://user:pw@bank.example/refund", "credentials"),
+            ("https://bank.example/refund#x", "fragment"),
+        ] {
+            let err = check_call_url(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn clients_build_with_no_roots_at_all() {
+        let tls = OutgoingTls::of(Vec::new());
+        tls.http_client(reqwest::Client::builder())
+            .expect("an HTTP client");
+        tls.smtp("127.0.0.1").expect("SMTP parameters");
+    }
+}
