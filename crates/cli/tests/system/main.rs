@@ -9,6 +9,7 @@ mod durability;
 mod edges;
 mod fault_proxy;
 mod harness;
+mod ipsec_tunnel;
 mod leases;
 mod merchant_api;
 mod mpp_api;
