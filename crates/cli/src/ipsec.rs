@@ -19,11 +19,12 @@ use tolem_ps::ipsec::{self, IpsecAuth, Link, Psk};
 
 #[derive(Args)]
 pub struct IpsecArgs {
-    /// The PS's TOML configuration file: `[ipsec]` and the MPPs' `[mpps.ipsec]`.
+    /// The PS's TOML configuration file, as `tolem serve` reads it: `[ipsec]` and the MPPs'
+    /// `[mpps.ipsec]`.
     #[arg(long, env = "TOLEM_CONFIG")]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// The folder the files are written to (one folder per MPP); it holds the keys.
-    #[arg(long)]
+    #[arg(long, default_value = "ipsec")]
     out: PathBuf,
     /// Only the MPP with this caller name (default: every MPP with an `ipsec` table).
     #[arg(long)]
@@ -37,7 +38,18 @@ const PUBLIC_MODE: u32 = 0o644;
 const SECRET_DIR_MODE: u32 = 0o700;
 
 pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
-    let config = Config::load(Some(&args.config), std::env::vars())?;
+    let config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let source = match &args.config {
+        Some(path) => path.display().to_string(),
+        None => "the configuration (no --config given)".to_owned(),
+    };
+    if config.ipsec.gateway.is_none() {
+        return Err(ipsec::IpsecError::NoGateway.into());
+    }
+    anyhow::ensure!(
+        !config.catalog.mpps.is_empty(),
+        "{source} lists no MPP ([[mpps]]): there is no link to make"
+    );
     let mpps: Vec<&Mpp> = match &args.mpp {
         Some(name) => {
             let mpp = config
@@ -59,8 +71,7 @@ pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
             }
             anyhow::ensure!(
                 !with.is_empty(),
-                "no MPP has an [mpps.ipsec] table in {}: give each its gateway (docs/ipsec.md)",
-                args.config.display()
+                "no MPP has an [mpps.ipsec] table in {source}: give each its gateway (docs/ipsec.md)"
             );
             with
         }
