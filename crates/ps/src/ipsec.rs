@@ -98,25 +98,32 @@ impl Subnet {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+        // `address` is the network itself: parsing refuses host bits.
+        ip.is_ipv4() == self.address.is_ipv4()
+            && Subnet {
+                address: ip,
+                prefix: self.prefix,
+            }
+            .network()
+                == self.address
+    }
+
+    /// The address with the bits past the prefix cleared.
+    fn network(&self) -> IpAddr {
+        match self.address {
+            IpAddr::V4(a) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
                     .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
+                IpAddr::V4((u32::from(a) & mask).into())
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+            IpAddr::V6(a) => {
                 let mask = u128::MAX
                     .checked_shl(128 - u32::from(self.prefix))
                     .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
+                IpAddr::V6((u128::from(a) & mask).into())
             }
-            _ => false,
         }
-    }
-
-    pub fn is_ipv4(&self) -> bool {
-        self.address.is_ipv4()
     }
 }
 
@@ -153,25 +160,6 @@ impl FromStr for Subnet {
             ));
         }
         Ok(subnet)
-    }
-}
-
-impl Subnet {
-    fn network(&self) -> IpAddr {
-        match self.address {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                IpAddr::V4((u32::from(a) & mask).into())
-            }
-            IpAddr::V6(a) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                IpAddr::V6((u128::from(a) & mask).into())
-            }
-        }
     }
 }
 
@@ -241,9 +229,7 @@ pub enum IpsecError {
         "ipsec.gateway: set the PS's outer address (where the MPPs' gateways reach it) to generate the IPSec link (docs/ipsec.md)"
     )]
     NoGateway,
-    #[error(
-        "ipsec.inner: give the PS's inner addresses (where the MPPs reach its MPP API); they cannot be taken from a listener on {0}"
-    )]
+    #[error("ipsec.inner: give the PS's inner addresses (where the MPPs reach its MPP API): {0}")]
     NoPsInner(String),
     #[error("no MPP with caller_name {0:?} in the configuration")]
     UnknownMpp(String),
@@ -253,8 +239,6 @@ pub enum IpsecError {
     NotConfigured(String),
     #[error("mpps.{0}.ipsec: {1}")]
     Mpp(String, String),
-    #[error("ipsec: {0}")]
-    Ps(String),
     #[error("pre-shared key: {0}")]
     BadPsk(String),
 }
@@ -283,6 +267,9 @@ pub struct Side {
 struct Peer {
     /// "the PS" or "the MPP", for the files' comments.
     role: &'static str,
+    /// "ps" or "mpp": the other side names its connection to this one `<kind>-<name>`, so that
+    /// it meets no other connection of the same gateway.
+    kind: &'static str,
     /// Its caller name, escaped.
     name: String,
     gateway: IpAddr,
@@ -302,6 +289,7 @@ pub fn link(config: &Config, mpp: &Mpp, psk: Option<&Psk>) -> Result<Link, Ipsec
         .ok_or_else(|| IpsecError::NotConfigured(name.clone()))?;
     let ps = Peer {
         role: "the PS",
+        kind: "ps",
         name: section_name(&config.caller_name),
         gateway,
         id: ipsec.id.clone().unwrap_or_else(|| gateway.to_string()),
@@ -310,6 +298,7 @@ pub fn link(config: &Config, mpp: &Mpp, psk: Option<&Psk>) -> Result<Link, Ipsec
     };
     let them = Peer {
         role: "the MPP",
+        kind: "mpp",
         name: name.clone(),
         gateway: table.gateway,
         id: table
@@ -366,12 +355,17 @@ pub fn ps_inner(config: &Config) -> Result<Vec<Subnet>, IpsecError> {
     for address in mpp_listen_addresses(config) {
         // A wildcard or loopback address says nothing of where the tunnel delivers.
         if address.is_unspecified() || address.is_loopback() {
-            return Err(IpsecError::NoPsInner(address.to_string()));
+            return Err(IpsecError::NoPsInner(format!(
+                "the MPP API listens on {address}, which does not say where the tunnel arrives"
+            )));
         }
         let host = Subnet::host(address);
         if !inner.contains(&host) {
             inner.push(host);
         }
+    }
+    if inner.is_empty() {
+        return Err(IpsecError::NoPsInner("no listener serves `mpp`".to_owned()));
     }
     Ok(inner)
 }
@@ -508,7 +502,7 @@ const TABLE: &str = "\
 ";
 
 fn render(local: &Peer, remote: &Peer, auth: IpsecAuth) -> String {
-    let conn = format!("{}-{}", connection_prefix(remote), remote.name);
+    let conn = connection(remote);
     let auth_word = match auth {
         IpsecAuth::Psk => "psk",
         IpsecAuth::Pubkey => "pubkey",
@@ -582,18 +576,13 @@ fn render(local: &Peer, remote: &Peer, auth: IpsecAuth) -> String {
     text
 }
 
-/// The PS names its connection to an MPP `mpp-<name>`, the MPP its connection to the PS
-/// `ps-<name>`, so that neither meets another connection of the same gateway.
-fn connection_prefix(remote: &Peer) -> &'static str {
-    if remote.role == "the MPP" {
-        "mpp"
-    } else {
-        "ps"
-    }
+/// The name of the connection to `remote`: `mpp-bank` on the PS, `ps-tolem` on the MPP.
+fn connection(remote: &Peer) -> String {
+    format!("{}-{}", remote.kind, remote.name)
 }
 
 fn render_secrets(local: &Peer, remote: &Peer, psk: &Psk) -> String {
-    let conn = format!("{}-{}", connection_prefix(remote), remote.name);
+    let conn = connection(remote);
     let mut text = header(local, remote, "secrets.conf");
     text.push_str(
         "# The pre-shared key: keep this file 0600, and carry the MPP's by a separate channel.\n\n",
@@ -751,6 +740,12 @@ gateway = "192.0.2.2"
             );
         let link = bank_link(&config(&text)).expect("a link");
         assert_eq!(values(&link.ps.swanctl, "local_ts"), ["198.51.100.9/32"]);
+        let text = text.replace("surfaces = [\"mpp\"]", "surfaces = [\"admin\"]");
+        let err = bank_link(&config(&text)).expect_err("no MPP listener");
+        assert!(
+            err.to_string().contains("no listener serves `mpp`"),
+            "{err}"
+        );
     }
 
     #[test]
