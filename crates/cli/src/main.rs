@@ -4,6 +4,7 @@
 //! - `tolem sandbox`: the server with the demo data of `examples/sandbox.toml`, in sandbox mode.
 //! - `tolem registers …`: registers made on demand.
 //! - `tolem mpp`: the reference MPP; `tolem wallet …`: its customer on the command line.
+//! - `tolem ipsec`: the strongSwan configuration of the IPSec link to each MPP, both sides.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ macro_rules! say {
 
 #[cfg(test)]
 mod doc_commands;
+mod ipsec;
 mod mpp;
 mod registers;
 mod server;
@@ -65,6 +67,9 @@ enum Command {
     Mpp(mpp::MppArgs),
     /// Pay QR codes as a customer of the reference MPP.
     Wallet(wallet::WalletArgs),
+    /// Write the strongSwan configuration of the IPSec link to each MPP, for both sides
+    /// (docs/ipsec.md).
+    Ipsec(ipsec::IpsecArgs),
 }
 
 /// Flags that override the configuration.
@@ -108,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Registers(args) => registers::run(args).await,
             Command::Mpp(args) => mpp::run(args).await,
             Command::Wallet(args) => wallet::run(args).await,
+            Command::Ipsec(args) => ipsec::run(args),
         }
     })
 }

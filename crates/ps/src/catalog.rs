@@ -51,6 +51,10 @@ pub struct Mpp {
     pub register_email: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Its side of the IPSec link (DECISIONS 42): its gateway and inner addresses, read by
+    /// `tolem ipsec` (`crate::ipsec`, docs/ipsec.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipsec: Option<crate::ipsec::MppIpsec>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +250,10 @@ impl CatalogFile {
             crate::outgoing::check_call_url(&m.refund_url)
                 .map_err(|why| format!("mpps.{}: refund_url {why}", m.caller_name))?;
             m.validate_commission()?;
+            if let Some(ipsec) = &m.ipsec {
+                crate::ipsec::validate_mpp(m, ipsec)
+                    .map_err(|e| format!("mpps.{}.ipsec: {e}", m.caller_name))?;
+            }
         }
         let mut bins = HashSet::new();
         for o in &self.organizations {

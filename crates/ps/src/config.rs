@@ -157,10 +157,25 @@ pub struct OutgoingConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// The IPSec link's parameters the configuration gives (`tolem ipsec`, docs/ipsec.md).
+/// The PS's side of the IPSec link to each MPP (DECISIONS 42), read by `tolem ipsec`, which
+/// generates both sides' strongSwan configuration from it and each MPP's `[mpps.ipsec]`
+/// (`crate::ipsec`, docs/ipsec.md). The server itself does not read it.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct IpsecConfig {}
+pub struct IpsecConfig {
+    /// The PS gateway's outer (public) address: IKE and ESP run between it and each MPP's
+    /// gateway. Absent: `tolem ipsec` has nothing to generate.
+    pub gateway: Option<std::net::IpAddr>,
+    /// The PS's IKE identity; absent: its gateway address.
+    pub id: Option<String>,
+    /// The PS's inner addresses or networks (its encryption domain), where the MPPs reach the
+    /// MPP API. Empty: the addresses of the listeners that serve `mpp` (or `listen`).
+    pub inner: Vec<crate::ipsec::Subnet>,
+    /// `psk` (a pre-shared key per MPP, the regulation's way) or `pubkey` (certificates).
+    pub auth: crate::ipsec::IpsecAuth,
+    /// With `auth = "pubkey"`: the PS gateway's certificate, a file name in swanctl's `x509/`.
+    pub certificate: Option<String>,
+}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -562,6 +577,7 @@ impl Config {
                 "must be an HTTP header name (letters, digits and -)",
             );
         }
+        crate::ipsec::validate_config(self).map_err(ConfigError::Invalid)?;
         self.registers
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;

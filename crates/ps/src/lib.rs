@@ -12,6 +12,7 @@
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
+//! - [`ipsec`]: the strongSwan configuration of the IPSec link to each MPP (`tolem ipsec`).
 
 pub mod admin_api;
 pub mod app;
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod domain;
+pub mod ipsec;
 pub mod merchant_api;
 pub mod mpp_api;
 pub mod outgoing;

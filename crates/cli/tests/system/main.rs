@@ -10,6 +10,7 @@ mod durability;
 mod edges;
 mod fault_proxy;
 mod harness;
+mod ipsec_tunnel;
 mod leases;
 mod listeners;
 mod merchant_api;
