@@ -13,8 +13,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
 use rustls::pki_types::CertificateDer;
@@ -111,8 +111,16 @@ impl OutgoingTls {
 
 /// The system's roots, each one checked to be a usable trust anchor (a broken certificate in the
 /// system store is passed over, as browsers do) and each once (the bundle and the hashed folder
-/// hold the same certificates).
+/// hold the same certificates). Read once per process: reading and checking them takes tens of
+/// milliseconds, and a process that starts the PS more than once (the tests, the sandbox) gains
+/// nothing from reading them again, since a change of the system's roots is taken at a restart
+/// anyway.
 fn system_roots() -> Vec<CertificateDer<'static>> {
+    static SYSTEM_ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    SYSTEM_ROOTS.get_or_init(read_system_roots).clone()
+}
+
+fn read_system_roots() -> Vec<CertificateDer<'static>> {
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
         tracing::warn!(error = %e, "outgoing TLS: a system CA certificate cannot be read");
