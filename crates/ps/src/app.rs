@@ -421,11 +421,10 @@ pub async fn serve_listeners(
         .iter()
         .filter_map(|l| Some((l.url().unwrap_or_default(), l.tls.clone()?)))
         .collect();
-    let reloader = (!tls_files.is_empty()).then(|| {
-        let interval =
-            std::time::Duration::from_millis(app.config.limits.tls_files_check_interval_ms);
-        tokio::spawn(tls::watch(tls_files, interval, stop.clone()))
-    });
+    // Run even without a TLS listener: it holds SIGHUP, so that `systemctl reload` never ends a
+    // PS whose signal would otherwise keep its default effect (terminate).
+    let interval = std::time::Duration::from_millis(app.config.limits.tls_files_check_interval_ms);
+    let reloader = tokio::spawn(tls::watch(tls_files, interval, stop.clone()));
     // One shutdown for every listener.
     let closing = CancellationToken::new();
     let close = closing.clone();
@@ -460,9 +459,7 @@ pub async fn serve_listeners(
     let _ = sweeper.await;
     let _ = dispatcher.await;
     let _ = registers.await;
-    if let Some(reloader) = reloader {
-        let _ = reloader.await;
-    }
+    let _ = reloader.await;
     result
 }
 

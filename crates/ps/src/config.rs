@@ -440,6 +440,19 @@ impl Config {
             let mut trial = table.clone();
             set_path(&mut trial, &path, env_value(&value))
                 .and_then(|()| parse_table(&trial).map(drop).map_err(ConfigError::Invalid))
+                .or_else(|typed| {
+                    // A text setting given digits or `true` (a password, a name) is the text
+                    // as written, leading zeros and all.
+                    let mut text = table.clone();
+                    set_path(&mut text, &path, toml::Value::String(value.clone()))?;
+                    match parse_table(&text) {
+                        Ok(_) => {
+                            trial = text;
+                            Ok(())
+                        }
+                        Err(_) => Err(typed),
+                    }
+                })
                 .map_err(|e| {
                     let why = e.to_string();
                     let why = why.strip_prefix("configuration: ").unwrap_or(&why).to_owned();
@@ -751,6 +764,27 @@ mod tests {
         let err = Config::load(None, env).expect_err("unknown key");
         assert!(
             err.to_string().contains("environment variable TOLEM_FOO"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_text_setting_given_digits_from_the_environment_is_the_text_as_written() {
+        let env = [
+            ("TOLEM_ADMIN_TOKEN".to_owned(), "000123456789".to_owned()),
+            ("TOLEM_NODE_NAME".to_owned(), "true".to_owned()),
+        ];
+        let config = Config::load(None, env).expect("valid");
+        assert_eq!(config.admin_token, "000123456789");
+        assert_eq!(config.node_name, "true");
+        // A number setting given text is still refused, naming the variable.
+        let env = [(
+            "TOLEM_PAYMENTS__CONFIRM_WINDOW_S".to_owned(),
+            "soon".to_owned(),
+        )];
+        let err = Config::load(None, env).expect_err("not a number");
+        assert!(
+            err.to_string().contains("TOLEM_PAYMENTS__CONFIRM_WINDOW_S"),
             "{err}"
         );
     }

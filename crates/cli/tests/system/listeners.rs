@@ -641,3 +641,30 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn sighup_on_a_ps_without_tls_changes_nothing_and_ends_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let listeners = r#"
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["mpp", "merchant", "admin"]
+"#;
+    let ps = Served::start(dir, listeners, &[("RUST_LOG", "info")]);
+    let url = ps.url("mpp, merchant, admin").to_owned();
+    let http = reqwest::Client::new();
+    let ping = || {
+        answer(
+            &http,
+            "GET",
+            format!("{url}/r1/v01/health/ping"),
+            &[("api-key", API_KEY)],
+            None,
+        )
+    };
+    assert_eq!(ping().await.0, 200);
+    // `systemctl reload` sends SIGHUP whether or not TLS is configured.
+    ps.hangup();
+    ps.logged(&["SIGHUP", "nothing to read again"]).await;
+    assert_eq!(ping().await.0, 200, "the PS still serves after SIGHUP");
+}

@@ -250,7 +250,7 @@ impl TlsFiles {
 }
 
 /// Reads the listeners' TLS files again on SIGHUP (always) and every `interval` (when they
-/// changed), until `stop`; each outcome is logged with the listener's address. The files are a
+/// changed), until `stop`; with no TLS listener it only holds SIGHUP, which then changes nothing; each outcome is logged with the listener's address. The files are a
 /// few kilobytes on a local disk, read in the task.
 pub async fn watch(
     listeners: Vec<(String, Arc<TlsFiles>)>,
@@ -264,6 +264,9 @@ pub async fn watch(
             () = tokio::time::sleep(interval) => false,
             () = next_hangup(&mut hangup) => true,
         };
+        if forced && listeners.is_empty() {
+            tracing::info!("SIGHUP: no TLS listener, nothing to read again");
+        }
         for (listener, files) in &listeners {
             let certificate = files.files().certificate.display();
             match files.reload(forced) {
