@@ -298,6 +298,11 @@ async fn r2_and_r3_work_with_the_client_certificate_alone() {
     let other = ping(OTHER_API_KEY).await;
     assert_eq!(code(&other), -10000, "{other}");
     assert_eq!(code(&ping("test_NOT_A_KEY").await), -10000);
+    assert_eq!(
+        code(&ping("").await),
+        0,
+        "an empty Api-Key header is no key"
+    );
     let body = json!({"DeviceToken": device, "Amount": 300, "OrganizationBin": CAFE});
     let other = pos(
         &ps.http,

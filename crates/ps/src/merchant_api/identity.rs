@@ -92,10 +92,12 @@ pub(super) fn organizations(
     peer: Option<IpAddr>,
 ) -> Result<Vec<Arc<Organization>>, PosError> {
     let catalog = app.catalog.get();
+    // An empty header is no key (a POS set up for certificates may still send one); a key that
+    // is not text is a key no organization has.
     let key = headers
         .get("api-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty());
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_str().unwrap_or_default());
     let by_key = |key: Option<&str>| {
         key.and_then(|k| catalog.organization_by_api_key(k))
             .cloned()
@@ -244,6 +246,54 @@ mod tests {
         let mut config = Config::default();
         config.client_identity.trusted_proxies = vec!["10.0.0.2".parse().expect("an address")];
         assert!(certificates_required(&config), "a trusted proxy");
+    }
+
+    #[test]
+    fn the_listeners_certificate_comes_first_and_the_header_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.2".parse().expect("an address");
+        let stranger: IpAddr = "10.0.0.9".parse().expect("an address");
+        let mut config = Config::default();
+        config.client_identity.trusted_proxies = vec![proxy];
+        let named = Fingerprint([7; 32]);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-client-cert-sha256",
+            named.to_string().to_uppercase().parse().expect("a value"),
+        );
+        let fingerprint = |headers: &HeaderMap, extensions: &Extensions, peer| match presented(
+            &config,
+            headers,
+            extensions,
+            Some(peer),
+        ) {
+            Presented::Certificate(f) => Some(f),
+            Presented::Nothing => None,
+            Presented::Unreadable(why) => panic!("unreadable: {why}"),
+        };
+        let none = Extensions::new();
+        assert_eq!(fingerprint(&headers, &none, proxy), Some(named));
+        assert_eq!(
+            fingerprint(&headers, &none, stranger),
+            None,
+            "a forged header"
+        );
+        let mut tls = Extensions::new();
+        tls.insert(PeerCertificate { sha256: [9; 32] });
+        assert_eq!(
+            fingerprint(&headers, &tls, stranger),
+            Some(Fingerprint([9; 32]))
+        );
+        assert_eq!(
+            fingerprint(&headers, &tls, proxy),
+            Some(Fingerprint([9; 32]))
+        );
+        headers.insert("x-client-cert-sha256", "".parse().expect("a value"));
+        assert_eq!(fingerprint(&headers, &none, proxy), None, "no certificate");
+        headers.insert("x-client-cert-sha256", "abc".parse().expect("a value"));
+        assert!(matches!(
+            presented(&config, &headers, &none, Some(proxy)),
+            Presented::Unreadable(_)
+        ));
     }
 
     #[test]
