@@ -1,5 +1,6 @@
 //! `tolem ipsec`: writes the strongSwan configuration of the IPSec link to each MPP (DECISIONS
-//! 42), both sides, from the configuration file; the text comes from `tolem_ps::ipsec`.
+//! 42), both sides, from the configuration file and, once the PS has run, the MPPs of its
+//! database; the text comes from `tolem_ps::ipsec`.
 //!
 //! Layout under `--out DIR`, per MPP (its caller name escaped as `tolem_ps::ipsec::section_name`):
 //! `psk` (the pre-shared key, 0600: made once, then reused, so that a rerun changes nothing),
@@ -16,6 +17,7 @@ use clap::Args;
 use tolem_ps::Config;
 use tolem_ps::catalog::Mpp;
 use tolem_ps::ipsec::{self, IpsecAuth, Link, Psk};
+use tolem_ps::store::{Store, StoreLimits};
 
 #[derive(Args)]
 pub struct IpsecArgs {
@@ -37,8 +39,9 @@ const PUBLIC_MODE: u32 = 0o644;
 /// A folder that holds secrets is its owner's alone.
 const SECRET_DIR_MODE: u32 = 0o700;
 
-pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
-    let config = Config::load(args.config.as_deref(), std::env::vars())?;
+pub async fn run(args: IpsecArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    stored_mpps(&mut config).await?;
     let source = match &args.config {
         Some(path) => path.display().to_string(),
         None => "the configuration (no --config given)".to_owned(),
@@ -87,6 +90,44 @@ pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
     for mpp in mpps {
         write_link(&config, mpp, &args.out)?;
     }
+    Ok(())
+}
+
+/// Once the PS has run, its database holds the operator data (the file only seeds what is not
+/// there yet): the MPPs as the admin API left them replace the file's, and MPPs added through it
+/// are there too. A PS may be running: the database is read beside it (WAL).
+async fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
+    let path = config.database.clone();
+    if !path.exists() {
+        return Ok(());
+    }
+    let limits = StoreLimits {
+        write_queue_max: config.limits.write_queue_max,
+        write_batch_max: config.limits.write_batch_max,
+        read_connections: 1,
+        write_wait_ms: config.limits.request_timeout_ms,
+    };
+    let read = async {
+        let store = Store::open(&path, &limits)?;
+        store.load_catalog().await
+    };
+    let stored = read
+        .await
+        .with_context(|| format!("cannot read the MPPs of the database {}", path.display()))?;
+    let mut count = 0;
+    for mpp in stored.mpps {
+        count += 1;
+        match config
+            .catalog
+            .mpps
+            .iter_mut()
+            .find(|m| m.caller_name == mpp.caller_name)
+        {
+            Some(known) => *known = mpp,
+            None => config.catalog.mpps.push(mpp),
+        }
+    }
+    say!("read {count} MPPs of the database {}", path.display());
     Ok(())
 }
 

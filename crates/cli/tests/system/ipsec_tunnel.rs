@@ -848,3 +848,48 @@ fn the_tunnel_carries_a_payment_and_its_refund_with_the_regulations_algorithms()
         );
     }
 }
+
+/// Once the PS has run, the operator data is its database's: an MPP added there (through the
+/// admin API, say) gets its link too, and the file's MPPs are still made.
+#[tokio::test]
+async fn tolem_ipsec_makes_the_links_of_the_mpps_in_the_database_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("ps.db");
+    let config = dir.path().join("ps.toml");
+    std::fs::write(&config, ps_toml(&db)).expect("config");
+    let added = tolem_ps::Config::from_toml(
+        r#"
+[[mpps]]
+caller_name = "wallet"
+name = "Added Wallet"
+refund_url = "http://203.0.113.8:8092/refund"
+
+[mpps.ipsec]
+gateway = "192.0.2.3"
+"#,
+    )
+    .expect("an MPP");
+    let limits = tolem_ps::store::StoreLimits {
+        write_queue_max: 16,
+        write_batch_max: 16,
+        read_connections: 1,
+        write_wait_ms: 10_000,
+    };
+    let store = tolem_ps::store::Store::open(&db, &limits).expect("a database");
+    store
+        .seed_catalog(added.catalog, jiff::Timestamp::now())
+        .await
+        .expect("seeded");
+    drop(store);
+    let out = dir.path().join("ipsec");
+    let made = generate(&config, &out, &[]);
+    assert!(made.status.success(), "{made:?}");
+    let stdout = String::from_utf8_lossy(&made.stdout);
+    assert!(stdout.contains("MPPs of the database"), "{stdout}");
+    let wallet = std::fs::read_to_string(out.join("wallet/ps/swanctl.conf")).expect("its link");
+    assert!(wallet.contains("203.0.113.8/32"), "{wallet}");
+    assert!(
+        out.join("bank/ps/swanctl.conf").exists(),
+        "the file's MPP too"
+    );
+}
