@@ -101,12 +101,7 @@ async fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let limits = StoreLimits {
-        write_queue_max: config.limits.write_queue_max,
-        write_batch_max: config.limits.write_batch_max,
-        read_connections: 1,
-        write_wait_ms: config.limits.request_timeout_ms,
-    };
+    let limits = StoreLimits::of(&config.limits);
     let read = async {
         let store = Store::open(&path, &limits)?;
         store.load_catalog().await

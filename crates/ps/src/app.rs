@@ -90,13 +90,7 @@ impl App {
     pub async fn start(config: Config, clock: SharedClock) -> Result<AppState, StartError> {
         let zone =
             TimeZone::get(&config.time_zone).map_err(|e| StartError::Setup(e.to_string()))?;
-        let limits = StoreLimits {
-            write_queue_max: config.limits.write_queue_max,
-            write_batch_max: config.limits.write_batch_max,
-            read_connections: config.limits.read_connections,
-            write_wait_ms: config.limits.request_timeout_ms,
-        };
-        let store = Store::open(&config.database, &limits)?;
+        let store = Store::open(&config.database, &StoreLimits::of(&config.limits))?;
         let added = store
             .seed_catalog(config.catalog.clone(), clock.now())
             .await?;

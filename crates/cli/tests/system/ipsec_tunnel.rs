@@ -869,12 +869,7 @@ gateway = "192.0.2.3"
 "#,
     )
     .expect("an MPP");
-    let limits = tolem_ps::store::StoreLimits {
-        write_queue_max: 16,
-        write_batch_max: 16,
-        read_connections: 1,
-        write_wait_ms: 10_000,
-    };
+    let limits = tolem_ps::store::StoreLimits::of(&tolem_ps::Config::default().limits);
     let store = tolem_ps::store::Store::open(&db, &limits).expect("a database");
     store
         .seed_catalog(added.catalog, jiff::Timestamp::now())

@@ -73,6 +73,18 @@ pub struct StoreLimits {
     pub write_wait_ms: u64,
 }
 
+impl StoreLimits {
+    /// The store's part of the configuration's `limits`.
+    pub fn of(limits: &crate::config::LimitsConfig) -> StoreLimits {
+        StoreLimits {
+            write_queue_max: limits.write_queue_max,
+            write_batch_max: limits.write_batch_max,
+            read_connections: limits.read_connections,
+            write_wait_ms: limits.request_timeout_ms,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
