@@ -37,10 +37,7 @@ async fn issued(app: &App, token: &str) -> Result<bool, Response> {
     }
     match app.store.payment_by_token(token.to_owned()).await {
         Ok(found) => Ok(found.is_some()),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot look up a QR token");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
+        Err(e) => Err(crate::receipt::fault(e)),
     }
 }
 
@@ -99,10 +96,7 @@ pub async fn pay_page(
     let payment = match app.store.payment_by_token(link.clone()).await {
         Ok(Some(p)) => p,
         Ok(None) => return (StatusCode::NOT_FOUND, "no such payment link").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read a payment link");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+        Err(e) => return crate::receipt::fault(e),
     };
     let catalog = app.catalog.get();
     let merchant = catalog

@@ -274,8 +274,13 @@ fn html(title: &str, rows: &[(&str, String)]) -> String {
     html
 }
 
-fn fault(e: crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "cannot read a receipt");
+/// A store failure on a page: 503 (retry) when the store is overloaded, else 500.
+pub(crate) fn fault(e: crate::store::StoreError) -> Response {
+    if e.is_overload() {
+        tracing::warn!(error = %e, "overloaded");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    tracing::error!(error = %e, "cannot read a page's purchase");
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 

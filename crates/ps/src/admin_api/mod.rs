@@ -76,7 +76,15 @@ fn bad(why: impl Into<String>) -> AdminError {
     AdminError(StatusCode::BAD_REQUEST, why.into())
 }
 
-fn internal(e: impl std::fmt::Display) -> AdminError {
+/// A store failure: an overloaded store is 503 (retry), as on the other APIs; anything else 500.
+fn internal(e: crate::store::StoreError) -> AdminError {
+    if e.is_overload() {
+        tracing::warn!(error = %e, "overloaded");
+        return AdminError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the PS is busy; retry".to_owned(),
+        );
+    }
     tracing::error!(error = %e, "admin API fault");
     AdminError(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -264,4 +272,28 @@ async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<i64>) -> 
         "verdict": p.verdict,
     });
     Ok(Json(view).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_overloaded_store_is_503_and_any_other_fault_500() {
+        let AdminError(status, why) = internal(StoreError::Overloaded);
+        assert_eq!(
+            (status, why.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "the PS is busy; retry")
+        );
+        let AdminError(status, why) = internal(StoreError::WriterGone);
+        assert_eq!(
+            (status, why.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        );
+        assert_eq!(
+            crate::receipt::fault(StoreError::Overloaded).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }
