@@ -17,7 +17,7 @@ use clap::Args;
 use tolem_ps::Config;
 use tolem_ps::catalog::Mpp;
 use tolem_ps::ipsec::{self, IpsecAuth, Link, Psk};
-use tolem_ps::store::{Store, StoreLimits};
+use tolem_ps::store::read_catalog_file;
 
 #[derive(Args)]
 pub struct IpsecArgs {
@@ -39,9 +39,9 @@ const PUBLIC_MODE: u32 = 0o644;
 /// A folder that holds secrets is its owner's alone.
 const SECRET_DIR_MODE: u32 = 0o700;
 
-pub async fn run(args: IpsecArgs) -> anyhow::Result<()> {
+pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
-    stored_mpps(&mut config).await?;
+    stored_mpps(&mut config)?;
     let source = match &args.config {
         Some(path) => path.display().to_string(),
         None => "the configuration (no --config given)".to_owned(),
@@ -95,19 +95,13 @@ pub async fn run(args: IpsecArgs) -> anyhow::Result<()> {
 
 /// Once the PS has run, its database holds the operator data (the file only seeds what is not
 /// there yet): the MPPs as the admin API left them replace the file's, and MPPs added through it
-/// are there too. A PS may be running: the database is read beside it (WAL).
-async fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
+/// are there too. A PS may be running: the database is only read (no migration, no writer).
+fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
     let path = config.database.clone();
     if !path.exists() {
         return Ok(());
     }
-    let limits = StoreLimits::of(&config.limits);
-    let read = async {
-        let store = Store::open(&path, &limits)?;
-        store.load_catalog().await
-    };
-    let stored = read
-        .await
+    let stored = read_catalog_file(&path)
         .with_context(|| format!("cannot read the MPPs of the database {}", path.display()))?;
     let mut count = 0;
     for mpp in stored.mpps {

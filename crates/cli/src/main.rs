@@ -113,7 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Registers(args) => registers::run(args).await,
             Command::Mpp(args) => mpp::run(args).await,
             Command::Wallet(args) => wallet::run(args).await,
-            Command::Ipsec(args) => ipsec::run(args).await,
+            Command::Ipsec(args) => ipsec::run(args),
         }
     })
 }

@@ -1,7 +1,9 @@
 //! Operator data in SQLite: each MPP, organization, trade point and service is one JSON document.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -65,6 +67,25 @@ fn put<T: CatalogDoc>(
     Ok(n > 0)
 }
 
+fn catalog_file(conn: &Connection) -> StoreResult<CatalogFile> {
+    Ok(CatalogFile {
+        mpps: all(conn)?,
+        organizations: all(conn)?,
+        trade_points: all(conn)?,
+        services: all(conn)?,
+    })
+}
+
+/// The operator data of a database file, read beside a PS that may be running and without
+/// writing anything: no migration, no writer, no checkpoint (`tolem ipsec`). A database of
+/// another schema version than this build's is refused rather than misread.
+pub fn read_catalog_file(path: &Path) -> StoreResult<CatalogFile> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    super::migrations::check_current(&conn)?;
+    catalog_file(&conn)
+}
+
 fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
     let mut stmt =
         conn.prepare_cached("SELECT key, doc FROM catalog WHERE kind = ?1 ORDER BY key")?;
@@ -108,15 +129,7 @@ impl Store {
 
     /// Everything stored, as one file.
     pub async fn load_catalog(&self) -> StoreResult<CatalogFile> {
-        self.read(|conn| {
-            Ok(CatalogFile {
-                mpps: all(conn)?,
-                organizations: all(conn)?,
-                trade_points: all(conn)?,
-                services: all(conn)?,
-            })
-        })
-        .await
+        self.read(catalog_file).await
     }
 
     /// Creates or replaces one item, but only if the whole catalog stays valid with it.

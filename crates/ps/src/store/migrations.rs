@@ -218,6 +218,17 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
     run_to(conn, MIGRATIONS.len())
 }
 
+/// Refuses a database whose schema is not this build's, for a reader that must not migrate it.
+pub(super) fn check_current(conn: &Connection) -> StoreResult<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len();
+    match usize::try_from(found) {
+        Ok(done) if done == known => Ok(()),
+        Ok(done) if done < known => Err(StoreError::OlderSchema { found, known }),
+        _ => Err(StoreError::NewerSchema { found, known }),
+    }
+}
+
 /// Applies the migrations not applied yet, up to the first `count` (tests stop early to build a
 /// database as an older build left it).
 pub(super) fn run_to(conn: &mut Connection, count: usize) -> StoreResult<()> {
@@ -258,5 +269,24 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("a version");
         assert_eq!(version, newer);
+    }
+
+    #[test]
+    fn a_reader_takes_only_a_database_of_this_builds_schema() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        run_to(&mut conn, 1).expect("the first migration");
+        assert!(matches!(
+            check_current(&conn),
+            Err(StoreError::OlderSchema { found: 1, .. })
+        ));
+        run(&mut conn).expect("the rest");
+        check_current(&conn).expect("this build's schema");
+        let newer = i64::try_from(MIGRATIONS.len() + 1).expect("a small number");
+        conn.pragma_update(None, "user_version", newer)
+            .expect("a version");
+        assert!(matches!(
+            check_current(&conn),
+            Err(StoreError::NewerSchema { .. })
+        ));
     }
 }

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc};
 
-pub use catalog::CatalogDoc;
+pub use catalog::{CatalogDoc, read_catalog_file};
 pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use leases::LeaseHolder;
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
@@ -54,6 +54,12 @@ pub enum StoreError {
          build, or restore the backup taken before the upgrade (docs/deployment.md)"
     )]
     NewerSchema { found: i64, known: usize },
+    /// A reader that must not migrate met a database an older build left.
+    #[error(
+        "the database has schema version {found}, older than this build's {known}: start this \
+         build's `tolem serve` on it once (it migrates at start), or use the older build"
+    )]
+    OlderSchema { found: i64, known: usize },
 }
 
 impl StoreError {
