@@ -243,12 +243,7 @@ enum Surface {
 
 impl Surface {
     fn of(path: &str) -> Surface {
-        let first = path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        match first {
+        match crate::config::first_segment(path) {
             "api" => Surface::Mpp,
             "r1" | "r2" | "r3" => Surface::Merchant,
             "admin" => Surface::Admin,

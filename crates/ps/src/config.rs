@@ -82,12 +82,7 @@ impl SurfaceName {
     /// the merchant side; `/admin` and `/cabinet` the operator's. `None` for a path of no
     /// surface, which no route takes.
     pub fn of_path(path: &str) -> Option<SurfaceName> {
-        let first = path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        match first {
+        match first_segment(path) {
             "api" => Some(SurfaceName::Mpp),
             "r1" | "r2" | "r3" | "receipt" | "qr" | "pay" => Some(SurfaceName::Merchant),
             "admin" | "cabinet" => Some(SurfaceName::Admin),
@@ -100,6 +95,15 @@ impl std::fmt::Display for SurfaceName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A path's first segment, leading slashes trimmed as the router matches them: what tells the
+/// surfaces (and their envelopes) apart.
+pub(crate) fn first_segment(path: &str) -> &str {
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
 }
 
 /// One address the PS listens on.

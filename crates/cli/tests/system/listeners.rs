@@ -144,6 +144,20 @@ impl Served {
         }
     }
 
+    /// A PS with [`three_listeners`]: its certificate from a server CA, its client CA the POS
+    /// CA; returns both CAs beside it.
+    pub fn three_listeners() -> (Served, Ca, Ca) {
+        let dir = tempfile::tempdir().expect("dir");
+        let server_ca = Ca::new();
+        let pos_ca = Ca::new();
+        let ps_cert = server_ca.issue("localhost");
+        std::fs::write(dir.path().join("ps.pem"), &ps_cert.cert_pem).expect("written");
+        std::fs::write(dir.path().join("ps.key"), &ps_cert.key_pem).expect("written");
+        std::fs::write(dir.path().join("pos-ca.pem"), pos_ca.pem()).expect("written");
+        let listeners = three_listeners(dir.path());
+        (Served::start(dir, &listeners, &[]), server_ca, pos_ca)
+    }
+
     pub fn url(&self, surfaces: &str) -> &str {
         &self
             .listeners
@@ -296,7 +310,7 @@ async fn metric_reaches(admin: &str, name: &str, at_least: u64) {
 /// The three listeners of a production layout: the MPP API in plain HTTP (the tunnel's side),
 /// the merchant API in TLS asking for client certificates of `pos-ca.pem`, the admin API in
 /// plain HTTP on loopback.
-pub(crate) fn three_listeners(dir: &Path) -> String {
+fn three_listeners(dir: &Path) -> String {
     let file = |name: &str| dir.join(name).display().to_string();
     format!(
         r#"
@@ -321,15 +335,7 @@ surfaces = ["admin"]
 
 #[tokio::test]
 async fn each_surface_answers_on_its_own_listener_and_the_merchant_one_speaks_tls() {
-    let dir = tempfile::tempdir().expect("dir");
-    let server_ca = Ca::new();
-    let pos_ca = Ca::new();
-    let ps_cert = server_ca.issue("localhost");
-    std::fs::write(dir.path().join("ps.pem"), &ps_cert.cert_pem).expect("written");
-    std::fs::write(dir.path().join("ps.key"), &ps_cert.key_pem).expect("written");
-    std::fs::write(dir.path().join("pos-ca.pem"), pos_ca.pem()).expect("written");
-    let listeners = three_listeners(dir.path());
-    let ps = Served::start(dir, &listeners, &[]);
+    let (ps, server_ca, pos_ca) = Served::three_listeners();
     let mpp = ps.url("mpp").to_owned();
     let merchant = ps.url("merchant").to_owned();
     let admin = ps.url("admin").to_owned();

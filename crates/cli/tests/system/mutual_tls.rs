@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::harness::{ADMIN_TOKEN, API_KEY};
-use crate::listeners::{Ca, Issued, Served, answer, three_listeners, tls_client};
+use crate::listeners::{Ca, Issued, Served, answer, tls_client};
 
 const CAFE: &str = "990340001234";
 const SHOP: &str = "990340005678";
@@ -71,16 +71,8 @@ fn refused(answer: &Value, expected: i64) {
 
 #[tokio::test]
 async fn r2_and_r3_are_served_on_a_client_certificate_alone_and_to_nobody_else() {
-    let dir = tempfile::tempdir().expect("dir");
-    let server_ca = Ca::new();
-    let pos_ca = Ca::new();
+    let (ps, server_ca, pos_ca) = Served::three_listeners();
     let stranger_ca = Ca::new();
-    let ps_cert = server_ca.issue("localhost");
-    std::fs::write(dir.path().join("ps.pem"), &ps_cert.cert_pem).expect("written");
-    std::fs::write(dir.path().join("ps.key"), &ps_cert.key_pem).expect("written");
-    std::fs::write(dir.path().join("pos-ca.pem"), pos_ca.pem()).expect("written");
-    let listeners = three_listeners(dir.path());
-    let ps = Served::start(dir, &listeners, &[]);
     let cafe = pos_ca.issue("cafe-pos");
     let shop = pos_ca.issue("shop-pos");
     let forged = stranger_ca.issue("cafe-pos");
