@@ -30,8 +30,10 @@ pub mod qr_image;
 pub mod receipt;
 pub mod refund_dispatch;
 pub mod registers;
+pub mod state;
 pub mod store;
 pub mod sweeper;
 
-pub use app::{App, AppState, Listener, serve, serve_listeners};
+pub use app::{Listener, serve, serve_listeners};
 pub use config::Config;
+pub use state::{App, AppState};

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use tolem_wire::Locale;
 
-use crate::app::{App, AppState};
 use crate::domain::Status;
+use crate::state::{App, AppState};
 
 /// Smallest side of a picture, in pixels.
 const IMAGE_SIDE_PX_MIN: u32 = 320;

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use tolem_wire::Locale;
 use tolem_wire::time::format_human;
 
-use crate::app::AppState;
 use crate::catalog::Catalog;
 use crate::domain::{Kind, Payment, RefundStatus, Status};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/receipt", get(page))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreResult;
 
 /// How often (by the PS's clock) retention looks for rows past their time: what it deletes is

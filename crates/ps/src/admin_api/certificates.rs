@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::edge::{AdminBody, AdminPath};
 use super::{AdminError, AdminResult, bad, body, current_organization, save, upsert};
-use crate::app::AppState;
 use crate::catalog::{Fingerprint, Organization};
+use crate::state::AppState;
 
 /// The body of a registration: the certificate itself, or its SHA-256.
 #[derive(Deserialize)]

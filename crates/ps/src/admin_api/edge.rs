@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 use super::{AdminError, authorize};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Runs before every admin route: the token, then the body within its limit. Handlers read the
 /// body with [`AdminBody`], already in memory and known to be small.

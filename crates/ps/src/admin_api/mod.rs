@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::catalog::{
     CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash,
 };
+use crate::state::AppState;
 use crate::store::CatalogDoc;
 use edge::{AdminBody, AdminPath};
 

@@ -13,9 +13,9 @@ use tolem_wire::request_id::{MERCHANT_REQUEST_ID_LEN_MAX, check_request_id};
 
 use super::edge::{AdminBody, AdminPath, AdminQuery};
 use super::{AdminError, AdminResult, bad, body, internal};
-use crate::app::AppState;
 use crate::domain::refund::RefundOrder;
 use crate::domain::{RefundKind, RefundStatus};
+use crate::state::AppState;
 
 /// The device id under which the admin API's replayable answers are kept (devices start at 1).
 const ADMIN_REPLAY_DEVICE: i64 = 0;

@@ -9,7 +9,7 @@ use tolem_wire::merchant::{
 };
 
 use super::{PosCall, PosError, PosResult, check_trade_point, envelope, path_text};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::DeviceRegistration;
 
 const DEVICE_ID_LEN_MAX: usize = 64;

@@ -18,10 +18,10 @@ use axum::http::{Extensions, HeaderMap};
 use tolem_wire::merchant::StatusCode;
 
 use super::{PosError, Scheme};
-use crate::app::AppState;
 use crate::catalog::{Catalog, Fingerprint, Organization};
 use crate::config::{Config, SurfaceName};
 use crate::connections::PeerCertificate;
+use crate::state::AppState;
 
 /// Whether r2 and r3 demand a client certificate: whenever the PS can receive one, through a
 /// listener of the merchant API that asks for client certificates or through a trusted proxy.

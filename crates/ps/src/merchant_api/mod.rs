@@ -35,9 +35,9 @@ use tolem_wire::merchant::{BadRequest, Envelope, StatusCode, parse_request};
 use tolem_wire::request_id::{MERCHANT_REQUEST_ID_LEN_MAX, check_request_id};
 use tolem_wire::{Locale, Param, Problem};
 
-use crate::app::AppState;
 use crate::catalog::{Organization, TradePoint};
 use crate::connections::{Refusal, read_body};
+use crate::state::AppState;
 use crate::store::{Device, StoreError};
 
 /// The three integration schemes (MERCHANT-API.md §1.1).

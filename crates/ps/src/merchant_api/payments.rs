@@ -15,9 +15,9 @@ use super::{
     PosCall, PosError, PosResult, check_trade_point, device_of, early_replay, envelope, path_text,
     raw_json,
 };
-use crate::app::{App, AppState};
 use crate::domain::{Kind, Status};
 use crate::payments::secret_token;
+use crate::state::{App, AppState};
 use crate::store::{NewPayment, PosReplay};
 
 const EXTERNAL_ID_LEN_MAX: usize = 128;

@@ -21,10 +21,10 @@ use super::{
     PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, early_replay, envelope,
     path_text, raw_json,
 };
-use crate::app::{App, AppState};
 use crate::domain::refund::{PosAnswer, RefundOrder, Refusal};
 use crate::domain::{Refund, RefundKind, Status};
 use crate::payments::secret_token;
+use crate::state::{App, AppState};
 use crate::store::{NewReturnQr, PosReplay};
 
 /// Most purchases `return/operations` lists (MERCHANT-API.md §4.9).

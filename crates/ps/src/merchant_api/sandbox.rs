@@ -9,9 +9,9 @@ use axum::response::IntoResponse;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
 use super::{PosCall, PosError, PosResult, envelope, path_text, unknown_method};
-use crate::app::AppState;
 use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{MerchantState, Owner, Status};
+use crate::state::AppState;
 
 /// The buyer the emulators act as.
 pub const SANDBOX_MPP: &str = "sandbox";

@@ -17,13 +17,9 @@ use tolem_wire::mpp::{
 use tolem_wire::request_id::check_request_id;
 use tolem_wire::{Locale, Param, Problem};
 
-use crate::app::AppState;
 use crate::connections::{Refusal, read_body};
 use crate::payments::{self, Caller, MppError};
-
-mod rate;
-
-pub use rate::RequestRate;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -12,8 +12,8 @@ use tolem_wire::mpp::{
 };
 
 use super::{Caller, MppError, merchant_of, parse_payment_id};
-use crate::app::App;
 use crate::catalog::{AmountRule, Service};
+use crate::state::App;
 use crate::store::Freeze;
 
 /// The checkout answer as stored (a JSON body).

@@ -17,8 +17,8 @@ pub use checkout::checkout;
 pub use notify::notify;
 pub use scan::scan;
 
-use crate::app::App;
 use crate::catalog::{Catalog, Mpp};
+use crate::state::App;
 use crate::store::StoreError;
 
 /// The authenticated caller of an MPP API request.

@@ -9,9 +9,9 @@ use tolem_wire::mpp::{
 use tolem_wire::{Param, Problem};
 
 use super::{Caller, MppError, check_len, parse_payment_id, receipt_link};
-use crate::app::App;
 use crate::domain::Owner;
 use crate::domain::payment::{Notify, Verdict};
+use crate::state::App;
 use crate::store::NotifyOutcome;
 
 /// The answer body to send.

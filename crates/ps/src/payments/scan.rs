@@ -7,9 +7,9 @@ use tolem_wire::mpp::{
 use tolem_wire::{Locale, mpp};
 
 use super::{Caller, MppError, check_len, merchant_of, secret_token};
-use crate::app::App;
 use crate::catalog::{CatalogToken, Service};
 use crate::domain::{Kind, MerchantState, Owner, Payment};
+use crate::state::App;
 use crate::store::NewPayment;
 
 pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanResponse, MppError> {

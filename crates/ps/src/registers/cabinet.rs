@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use super::RegisterError;
 use super::make::{self, Format};
 use super::period::{Period, RegisterKind};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Why the cabinet refuses; the one place its errors become HTTP answers.
 enum CabinetError {

@@ -25,9 +25,9 @@ use super::mail::{Letter, Mailer};
 use super::make::{self, Format};
 use super::period::{Period, RegisterKind};
 use super::{RegisterError, schedule};
-use crate::app::AppState;
 use crate::domain::refund::backoff;
 use crate::outgoing::FailureKind;
+use crate::state::AppState;
 use crate::store::{ClaimedRegister, RegisterDue, RegisterSent};
 
 /// Makes and e-mails the due registers until `stop`; idle when e-mail is off.

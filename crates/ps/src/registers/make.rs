@@ -16,7 +16,7 @@ use super::csv_file::CsvSink;
 use super::period::{Period, RegisterKind};
 use super::sheet::{Line, Sink, Totals};
 use super::xlsx_file::XlsxSink;
-use crate::app::App;
+use crate::state::App;
 use crate::store::{OpKind, PageCursor, RegisterOp, RegisterReader, Store};
 
 /// The file format of a register.

@@ -32,7 +32,7 @@ pub use error::RegisterError;
 pub use make::Format;
 pub use period::{Period, RegisterKind};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The routes of the registers (the MPP's cabinet).
 pub fn router() -> Router<AppState> {

@@ -13,6 +13,7 @@ mod ids;
 mod leases;
 mod migrations;
 mod payments;
+mod refund_delivery;
 mod refunds;
 mod registers;
 mod retention;
@@ -29,7 +30,8 @@ pub use catalog::{CatalogDoc, read_catalog_file};
 pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use leases::LeaseHolder;
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
-pub use refunds::{Claimed, NewReturnQr, RefundView};
+pub use refund_delivery::{Claimed, RefundView};
+pub use refunds::NewReturnQr;
 pub use registers::{
     ClaimedRegister, FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue,
     RegisterOp, RegisterReader, RegisterSent,
@@ -174,6 +176,20 @@ impl Store {
         }
     }
 
+    /// Runs a use case's transaction: `f` reads and changes rows through the [`Tx`] handle's
+    /// per-table operations, applying the rules itself; the store knows no flow. It returns once
+    /// the transaction is committed (group commit: `f` runs in its own savepoint of the writer's
+    /// batch). If `f` returns an error, its changes are rolled back and the rest of the batch
+    /// still commits; a refusal the caller must answer with belongs inside `T`, not in the
+    /// error, when what was changed before it must stand.
+    pub async fn transaction<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.write(move |conn| f(&Tx { conn })).await
+    }
+
     /// Runs `f` on a read-only connection on a blocking thread.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -212,6 +228,12 @@ impl Store {
         .await
         .map_err(|_| StoreError::Corrupt("a read panicked".to_owned()))?
     }
+}
+
+/// A write transaction as a use case sees it: per-table operations (`impl Tx` in each table's
+/// file: purchases, refunds, the outbox, ...), no rules. Given out by [`Store::transaction`].
+pub struct Tx<'c> {
+    conn: &'c Connection,
 }
 
 /// Page cache of the writer's connection.

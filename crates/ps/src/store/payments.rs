@@ -260,6 +260,18 @@ pub(super) fn scan_locale(conn: &Connection, id: i64) -> StoreResult<Option<Loca
     Ok(locale)
 }
 
+impl super::Tx<'_> {
+    /// The purchase `id`, if there is one.
+    pub fn payment(&self, id: i64) -> StoreResult<Option<Payment>> {
+        load(self.conn, id)
+    }
+
+    /// Writes back every field the domain rules may change.
+    pub fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
+        save(self.conn, payment, policy)
+    }
+}
+
 impl Store {
     pub async fn payment(&self, id: i64) -> StoreResult<Option<Payment>> {
         self.read(move |conn| load(conn, id)).await

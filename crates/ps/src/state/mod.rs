@@ -1,0 +1,137 @@
+//! The shared state: the [`App`] every handler, use case and background task holds, and how it
+//! starts (database, operator data, outgoing TLS). It sits below every edge and use case, so that
+//! none of them imports the router ([`crate::app`]).
+
+mod outcomes;
+mod rate;
+
+pub use outcomes::{Outcomes, Waiter};
+pub use rate::RequestRate;
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use jiff::tz::TimeZone;
+
+use crate::catalog::{Catalog, CatalogHandle, MerchantCheck};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::domain::Policy;
+use crate::store::{LeaseHolder, Store, StoreError, StoreLimits};
+
+/// Everything a request handler may use.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub catalog: CatalogHandle,
+    pub clock: SharedClock,
+    pub zone: TimeZone,
+    pub policy: Policy,
+    /// Outgoing HTTP (Custom amount callbacks), over [`Self::outgoing`]'s TLS.
+    pub http: reqwest::Client,
+    /// The roots every outgoing TLS call trusts (refunds, callbacks, SMTP; DECISIONS 41).
+    pub outgoing: crate::outgoing::OutgoingTls,
+    /// Held by every change of operator data from its read to its snapshot reload, so that
+    /// concurrent changes never overwrite each other or reload out of order.
+    pub catalog_changes: tokio::sync::Mutex<()>,
+    /// Wakes the refund dispatcher when a refund is placed.
+    pub refund_wake: tokio::sync::Notify,
+    /// POS requests waiting for the MPP's answer to their refund (DECISIONS 39).
+    pub refund_outcomes: Outcomes,
+    /// The name this run's delivery leases carry (`store/leases.rs`).
+    pub lease_holder: LeaseHolder,
+    /// Each MPP's request rate on the MPP API (`limits.mpp_requests_per_s`).
+    pub mpp_requests: RequestRate,
+    pub metrics: Metrics,
+}
+
+/// Counters the operator watches (`GET /admin/v1/metrics`).
+#[derive(Default)]
+pub struct Metrics {
+    pub refund_attempts: std::sync::atomic::AtomicU64,
+    pub refunds_completed: std::sync::atomic::AtomicU64,
+    pub refunds_failed: std::sync::atomic::AtomicU64,
+    pub refund_retries: std::sync::atomic::AtomicU64,
+    pub refunds_flagged: std::sync::atomic::AtomicU64,
+    /// Refund attempts that met no final answer, by kind (TLS, connect, timeout, ...).
+    pub refund_attempt_failures: crate::outgoing::FailureCounts,
+    /// Register e-mail attempts that failed, by kind.
+    pub register_email_failures: crate::outgoing::FailureCounts,
+    /// The listeners' connections, all listeners together (DECISIONS 43).
+    pub connections: Arc<crate::connections::ConnectionStats>,
+}
+
+pub type AppState = Arc<App>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl App {
+    /// Opens the database (running migrations), seeds the operator data from the configuration
+    /// and loads the catalog snapshot.
+    pub async fn start(config: Config, clock: SharedClock) -> Result<AppState, StartError> {
+        let zone =
+            TimeZone::get(&config.time_zone).map_err(|e| StartError::Setup(e.to_string()))?;
+        let store = Store::open(&config.database, &StoreLimits::of(&config.limits))?;
+        let added = store
+            .seed_catalog(config.catalog.clone(), clock.now())
+            .await?;
+        tracing::info!(added, "operator data seeded from the configuration");
+        // A bad operator CA file stops the start here, naming the file.
+        let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
+            .map_err(|e| StartError::Setup(e.to_string()))?;
+        let http = outgoing
+            .http_client(
+                reqwest::Client::builder()
+                    // A service provider's answer is taken from the URL the operator configured, only.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(std::time::Duration::from_millis(
+                        config.payments.amount_callback_timeout_ms,
+                    )),
+            )
+            .map_err(|e| StartError::Setup(e.to_string()))?;
+        let policy = Policy {
+            confirm_window: SignedDuration::from_secs(i64::from(config.payments.confirm_window_s)),
+            confirm_grace: SignedDuration::from_secs(i64::from(config.payments.confirm_grace_s)),
+        };
+        let lease_holder = LeaseHolder::new_run(&config.node_name);
+        let mpp_requests = RequestRate::new(
+            config.limits.mpp_requests_per_s,
+            config.limits.mpp_requests_burst,
+        );
+        let app = App {
+            config,
+            store,
+            catalog: CatalogHandle::default(),
+            clock,
+            zone,
+            policy,
+            http,
+            outgoing,
+            catalog_changes: tokio::sync::Mutex::new(()),
+            refund_wake: tokio::sync::Notify::new(),
+            refund_outcomes: Outcomes::default(),
+            lease_holder,
+            mpp_requests,
+            metrics: Metrics::default(),
+        };
+        app.reload_catalog().await?;
+        Ok(Arc::new(app))
+    }
+
+    /// Rebuilds the in-memory snapshot from the database (after an admin change).
+    pub async fn reload_catalog(&self) -> Result<(), StoreError> {
+        let file = self.store.load_catalog().await?;
+        self.catalog.replace(Catalog::build(&file));
+        Ok(())
+    }
+
+    pub fn merchant_check(&self) -> MerchantCheck {
+        MerchantCheck(self.catalog.get())
+    }
+}
