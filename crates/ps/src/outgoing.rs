@@ -168,26 +168,6 @@ fn anchor(cert: &CertificateDer<'static>) -> Result<(), rustls::Error> {
     rustls::RootCertStore::empty().add(cert.clone())
 }
 
-/// Checks a URL the PS will call (an MPP's `refund_url`, a Custom service's callback): `http://`
-/// or `https://`, a host, no credentials (they would be logged with the URL) and no fragment.
-/// The error says what is wrong, for the operator.
-pub fn check_call_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("must be an http:// or https:// URL".to_owned());
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("has no host".to_owned());
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not carry credentials (they would be logged)".to_owned());
-    }
-    if parsed.fragment().is_some() {
-        return Err("must not have a #fragment".to_owned());
-    }
-    Ok(())
-}
-
 /// What kind of failure an outgoing attempt met: the label of the failure counters and the first
 /// word of a delivery's `last_error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -447,27 +427,6 @@ mod tests {
         .expect("write");
         let err = operator_roots(&garbage).expect_err("not a certificate");
         assert!(err.to_string().contains("certificate 1"), "{err}");
-    }
-
-    #[test]
-    fn call_urls_are_http_or_https_with_a_host() {
-        for good in [
-            "http://10.0.0.5/refund",
-            "https://mpp.bank.example:8443/refund?x=1",
-            "https://127.0.0.1:9/amount",
-        ] {
-            assert_eq!(check_call_url(good), Ok(()), "{good}");
-        }
-        for (bad, why) in [
-            ("ftp://bank.example/refund", "http:// or https://"),
-            ("https://", "not a URL"),
-            ("bank.example/refund", "not a URL"),
-            ("https://user:pw@bank.example/refund", "credentials"),
-            ("https://bank.example/refund#x", "fragment"),
-        ] {
-            let err = check_call_url(bad).expect_err(bad);
-            assert!(err.contains(why), "{bad}: {err}");
-        }
     }
 
     #[test]

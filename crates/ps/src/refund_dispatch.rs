@@ -32,8 +32,8 @@ use tolem_wire::mpp::{
 };
 use tracing::Instrument;
 
+use crate::catalog::SANDBOX_MPP;
 use crate::domain::refund::{Delivery, backoff};
-use crate::merchant_api::SANDBOX_MPP;
 use crate::outgoing::{Failure, FailureKind};
 use crate::payments::receipt_link;
 use crate::state::AppState;

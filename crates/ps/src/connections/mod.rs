@@ -8,7 +8,8 @@
 //! and the limits, so that each listener (one per surface, DECISIONS 41) gets its own loop. On a
 //! TLS listener the handshake runs under the header deadline and inside the connection cap, and
 //! a verified client certificate goes into every request of the connection as a
-//! [`PeerCertificate`]. Called by [`crate::app::serve_listeners`].
+//! [`PeerCertificate`]. Called by the router's `serve_listeners` (`app`). The counters of the
+//! connections ([`ConnectionStats`]) live in the shared state, which the metrics read.
 //!
 //! What hyper still does below this layer: its parser refuses a request line and headers over
 //! [`ConnectionLimits::parser_bytes_max`] (twice our own limits) with a bare 431, a request
@@ -29,7 +30,7 @@ use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -46,10 +47,11 @@ use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
 use crate::config::LimitsConfig;
+pub use crate::state::ConnectionStats;
 use activity::{Activity, AnswerBody, Expiry, WatchedIo};
 pub use body::{BodyError, read_body};
 pub use peer::PeerCertificate;
-pub use refusal::Refusal;
+pub use refusal::{Refusal, Scheme};
 pub use tls::{TlsError, TlsFiles};
 
 /// The limits of one listener's connections (`limits.*` in the configuration).
@@ -91,27 +93,6 @@ impl ConnectionLimits {
     pub fn parser_bytes_max(&self) -> usize {
         (2 * (self.uri_bytes_max + self.header_bytes_max)).max(16 * 1024)
     }
-}
-
-/// Counters of the listeners' connections (all listeners together), for the operator and the
-/// tests.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    /// Connections open now.
-    pub open: AtomicUsize,
-    /// The most connections that were open at once.
-    pub open_max: AtomicUsize,
-    pub accepted: AtomicU64,
-    /// Connections closed because a request's headers did not arrive in time.
-    pub closed_headers_late: AtomicU64,
-    /// Keep-alive connections closed after sitting idle.
-    pub closed_idle: AtomicU64,
-    /// Times the accept loop stopped at the connection cap.
-    pub cap_reached: AtomicU64,
-    /// TLS handshakes that failed: a client certificate from another CA, a client that speaks
-    /// no TLS or no common version, or one that closed before the handshake ended. A handshake
-    /// that ran out of time counts in `closed_headers_late` instead.
-    pub tls_handshakes_failed: AtomicU64,
 }
 
 /// An open connection counted in [`ConnectionStats::open`] until dropped.

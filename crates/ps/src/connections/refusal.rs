@@ -2,7 +2,7 @@
 //! target or headers over the limits (414, 431), a body too large (413), too slow (408) or cut
 //! off (400). [`Refusal`] is the one table of their HTTP statuses and codes; [`answer`] picks the
 //! envelope from the request's path, and the MPP and merchant edges use the same table for the
-//! body errors they meet while reading.
+//! body errors they meet while reading. [`Scheme`] tells the merchant API's paths.
 
 use axum::http::{HeaderMap, StatusCode as HttpStatus, Uri, header, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,27 @@ use tolem_wire::mpp::{self, ResultBody, ResultCode, ResultOnly};
 use tolem_wire::{Locale, Param, Problem};
 
 use super::body::BodyError;
-use crate::merchant_api;
+
+/// The three integration schemes of the merchant API (MERCHANT-API.md §1.1), told by the path's
+/// first segment: what makes a path the merchant API's, for its refusals here and its caller's
+/// identity there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    R1,
+    R2,
+    R3,
+}
+
+impl Scheme {
+    pub fn of_path(path: &str) -> Option<Scheme> {
+        match path.get(..4) {
+            Some("/r1/") => Some(Scheme::R1),
+            Some("/r2/") => Some(Scheme::R2),
+            Some("/r3/") => Some(Scheme::R3),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -107,7 +127,7 @@ pub fn answer(parts: &Parts, refusal: Refusal) -> Response {
             .unwrap_or(Locale::Ru);
         let result = refusal.mpp_result(locale);
         ("application/json", json(&ResultOnly { result }))
-    } else if merchant_api::is_merchant_path(path) {
+    } else if Scheme::of_path(path).is_some() {
         let locale = Locale::from_accept_language(header_text(
             &parts.headers,
             header::ACCEPT_LANGUAGE.as_str(),

@@ -17,6 +17,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod commission;
 pub mod payment;
 pub mod refund;
 

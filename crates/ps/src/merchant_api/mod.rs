@@ -36,32 +36,10 @@ use tolem_wire::request_id::{MERCHANT_REQUEST_ID_LEN_MAX, check_request_id};
 use tolem_wire::{Locale, Param, Problem};
 
 use crate::catalog::{Organization, TradePoint};
+pub use crate::connections::Scheme;
 use crate::connections::{Refusal, read_body};
 use crate::state::AppState;
 use crate::store::{Device, StoreError};
-
-/// The three integration schemes (MERCHANT-API.md §1.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
-    R1,
-    R2,
-    R3,
-}
-
-impl Scheme {
-    fn of_path(path: &str) -> Option<Scheme> {
-        match path.get(..4) {
-            Some("/r1/") => Some(Scheme::R1),
-            Some("/r2/") => Some(Scheme::R2),
-            Some("/r3/") => Some(Scheme::R3),
-            _ => None,
-        }
-    }
-}
-
-pub fn is_merchant_path(path: &str) -> bool {
-    Scheme::of_path(path).is_some()
-}
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();

@@ -13,8 +13,7 @@ use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{MerchantState, Owner, Status};
 use crate::state::AppState;
 
-/// The buyer the emulators act as.
-pub const SANDBOX_MPP: &str = "sandbox";
+pub use crate::catalog::SANDBOX_MPP;
 const SANDBOX_CUSTOMER: &str = "sandbox";
 
 pub async fn payment_step(

@@ -1,6 +1,6 @@
 //! The MPP API's use cases: scan, checkout and notifyPayment. Each takes a request that passed
 //! the edge's format checks, applies the rules of [`crate::domain`] through the [`Store`] and
-//! returns the wire answer. Called only by [`crate::mpp_api`].
+//! returns the wire answer. Called only by the MPP API's edge (`mpp_api`).
 //!
 //! [`Store`]: crate::store::Store
 

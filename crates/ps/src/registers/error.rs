@@ -29,6 +29,12 @@ pub enum RegisterError {
     Mail(crate::outgoing::Failure),
 }
 
+impl From<crate::domain::commission::Overflow> for RegisterError {
+    fn from(_: crate::domain::commission::Overflow) -> RegisterError {
+        RegisterError::Overflow
+    }
+}
+
 impl From<rust_xlsxwriter::XlsxError> for RegisterError {
     fn from(e: rust_xlsxwriter::XlsxError) -> RegisterError {
         RegisterError::Write(e.to_string())

@@ -10,12 +10,12 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::RegisterError;
-use super::commission::Rate;
 use super::config::{RefundCommission, RegistersConfig};
 use super::csv_file::CsvSink;
 use super::period::{Period, RegisterKind};
 use super::sheet::{Line, Sink, Totals};
 use super::xlsx_file::XlsxSink;
+use crate::domain::commission::Rate;
 use crate::state::App;
 use crate::store::{OpKind, PageCursor, RegisterOp, RegisterReader, Store};
 
@@ -175,10 +175,11 @@ fn commission(
         (Some(fixed), RegisterKind::Monthly) => fixed.service,
         (None, _) => request.rate,
     };
-    match op.refund_of {
+    let commission = match op.refund_of {
         None => rate.of_payment(op.amount),
         Some(of) => rate.of_refund(mode, of.payment_amount, of.refunded_before, op.amount),
-    }
+    };
+    Ok(commission?)
 }
 
 fn fill(

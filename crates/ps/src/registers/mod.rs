@@ -3,7 +3,8 @@
 //! the MPP's cabinet download. See `docs/registers.md`.
 //!
 //! - [`make`]: one register from the database to a file ([`sheet`] says what is in it,
-//!   [`xlsx_file`] and [`csv_file`] write it, [`commission`] prices each row);
+//!   [`xlsx_file`] and [`csv_file`] write it, the commission rules of `domain::commission` price
+//!   each row);
 //! - [`period`], [`calendar`], [`schedule`]: which days and months, and when they are due;
 //! - [`delivery`] (started by `serve`) and [`mail`]: e-mail;
 //! - [`cabinet`]: the MPP's download endpoint.
@@ -12,8 +13,6 @@
 
 pub mod cabinet;
 pub mod calendar;
-pub mod commission;
-pub mod config;
 pub mod csv_file;
 pub mod delivery;
 mod error;
@@ -27,7 +26,9 @@ pub mod xlsx_file;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{RefundCommission, RegistersConfig};
+/// `[registers]` is read with the rest of the configuration; its old path stays for callers.
+pub use crate::config::registers as config;
+pub use crate::config::registers::{RefundCommission, RegistersConfig};
 pub use error::RegisterError;
 pub use make::Format;
 pub use period::{Period, RegisterKind};

@@ -1,6 +1,7 @@
 //! The shared state: the [`App`] every handler, use case and background task holds, and how it
 //! starts (database, operator data, outgoing TLS). It sits below every edge and use case, so that
-//! none of them imports the router ([`crate::app`]).
+//! none of them imports the router (`app`), and below the connection layer, whose counters
+//! ([`ConnectionStats`]) it holds for the metrics.
 
 mod outcomes;
 mod rate;
@@ -9,6 +10,7 @@ pub use outcomes::{Outcomes, Waiter};
 pub use rate::RequestRate;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -58,7 +60,28 @@ pub struct Metrics {
     /// Register e-mail attempts that failed, by kind.
     pub register_email_failures: crate::outgoing::FailureCounts,
     /// The listeners' connections, all listeners together (DECISIONS 43).
-    pub connections: Arc<crate::connections::ConnectionStats>,
+    pub connections: Arc<ConnectionStats>,
+}
+
+/// Counters of the listeners' connections (all listeners together), for the operator and the
+/// tests.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// The most connections that were open at once.
+    pub open_max: AtomicUsize,
+    pub accepted: AtomicU64,
+    /// Connections closed because a request's headers did not arrive in time.
+    pub closed_headers_late: AtomicU64,
+    /// Keep-alive connections closed after sitting idle.
+    pub closed_idle: AtomicU64,
+    /// Times the accept loop stopped at the connection cap.
+    pub cap_reached: AtomicU64,
+    /// TLS handshakes that failed: a client certificate from another CA, a client that speaks
+    /// no TLS or no common version, or one that closed before the handshake ended. A handshake
+    /// that ran out of time counts in `closed_headers_late` instead.
+    pub tls_handshakes_failed: AtomicU64,
 }
 
 pub type AppState = Arc<App>;

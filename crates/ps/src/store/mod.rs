@@ -5,7 +5,7 @@
 //! Writes go through a single writer thread that commits whatever is queued in one transaction
 //! (group commit), each write in its own savepoint, and answers every caller only after the
 //! commit is on disk. Reads use a small pool of read-only connections. Called by the use cases in
-//! [`crate::payments`], the merchant and admin APIs, and start-up.
+//! `payments`, the merchant and admin APIs, and start-up.
 
 mod catalog;
 mod devices;

@@ -9,7 +9,7 @@ use tolem_wire::Amount;
 use super::payments::{at, ms, tiyn_i64};
 use super::{LeaseHolder, Store, StoreError, StoreResult};
 use crate::catalog::Mpp;
-use crate::registers::commission::Rate;
+use crate::domain::commission::Rate;
 
 /// The outbox kind of a register e-mail.
 const OUTBOX_REGISTER: &str = "register_email";

@@ -7,20 +7,11 @@ use std::path::PathBuf;
 use jiff::civil::{Date, Time};
 use serde::Deserialize;
 
+pub use crate::domain::commission::RefundCommission;
+
 /// Excel's own limit is 1,048,576 rows a sheet; a sheet also holds two header rows and, on the
 /// last sheet, a blank row and two totals rows.
 pub const SHEET_ROWS_LIMIT: u32 = 1_048_576 - 5;
-
-/// How a completed refund changes the commission (DECISIONS 24).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefundCommission {
-    /// The commission of the refunded payment stays; a refund row shows 0.00.
-    #[default]
-    None,
-    /// A refund gives back the refunded share of its payment's commission.
-    Reverse,
-}
 
 /// How the connection to the SMTP server is protected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -3,14 +3,19 @@
 //! A variable `TOLEM_PAYMENTS__CONFIRM_WINDOW_S=30` sets `payments.confirm_window_s` (a double
 //! underscore separates table levels). Unknown keys are errors, and every error names the key.
 //! The operator data (MPPs, organizations, trade points, services) sits in the same file; see
-//! [`crate::catalog`] and `docs/configuration.md`.
+//! `catalog` (the tables as written, `config::catalog`) and `docs/configuration.md`. This module
+//! is plain data at the bottom of the crate: it imports no other module but `domain`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::catalog::CatalogFile;
+pub mod catalog;
+pub mod ipsec;
+pub mod registers;
+
+use catalog::CatalogFile;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,7 +43,7 @@ pub struct Config {
     pub node_name: String,
     pub payments: PaymentsConfig,
     pub refunds: RefundsConfig,
-    pub registers: crate::registers::RegistersConfig,
+    pub registers: registers::RegistersConfig,
     pub limits: LimitsConfig,
     /// Listeners by surface, each with or without TLS (DECISIONS 41). Empty: one plain listener
     /// on `listen` for every surface (the sandbox).
@@ -163,7 +168,7 @@ pub struct OutgoingConfig {
 
 /// The PS's side of the IPSec link to each MPP (DECISIONS 42), read by `tolem ipsec`, which
 /// generates both sides' strongSwan configuration from it and each MPP's `[mpps.ipsec]`
-/// (`crate::ipsec`, docs/ipsec.md). The server itself does not read it.
+/// (the `ipsec` module, docs/ipsec.md). The server itself does not read it.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IpsecConfig {
@@ -174,9 +179,9 @@ pub struct IpsecConfig {
     pub id: Option<String>,
     /// The PS's inner addresses or networks (its encryption domain), where the MPPs reach the
     /// MPP API. Empty: the addresses of the listeners that serve `mpp` (or `listen`).
-    pub inner: Vec<crate::ipsec::Subnet>,
+    pub inner: Vec<ipsec::Subnet>,
     /// `psk` (a pre-shared key per MPP, the regulation's way) or `pubkey` (certificates).
-    pub auth: crate::ipsec::IpsecAuth,
+    pub auth: ipsec::IpsecAuth,
     /// With `auth = "pubkey"`: the PS gateway's certificate, a file name in swanctl's `x509/`.
     pub certificate: Option<String>,
 }
@@ -286,7 +291,7 @@ pub struct LimitsConfig {
     pub expiry_batch_max: usize,
     /// How long the merchant API remembers a request's answer for replays (DECISIONS 29).
     pub pos_replay_retention_s: u64,
-    // The connection layer (DECISIONS 43, `crate::connections`).
+    // The connection layer (DECISIONS 43, the `connections` module).
     /// A request's headers must arrive within this from its first byte (a new connection's first
     /// request, from the connection's opening); past it the connection is closed.
     pub header_timeout_ms: u64,
@@ -317,7 +322,7 @@ pub struct LimitsConfig {
     pub mpp_requests_per_s: u32,
     /// Requests one MPP may make at once above its rate; 0 = one second's worth of its rate.
     pub mpp_requests_burst: u32,
-    // TLS listeners (DECISIONS 41, `crate::connections::tls`).
+    // TLS listeners (DECISIONS 41, `connections::tls`).
     /// How often the TLS listeners' certificate, key and client CA files are read to see whether
     /// they changed (SIGHUP reads them at once).
     pub tls_files_check_interval_ms: u64,
@@ -594,7 +599,7 @@ impl Config {
                 "must be an HTTP header name (letters, digits and -)",
             );
         }
-        crate::ipsec::validate_config(self).map_err(ConfigError::Invalid)?;
+        ipsec::validate_config(self).map_err(ConfigError::Invalid)?;
         self.registers
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;

@@ -9,11 +9,28 @@
 //! the running total of the payment's refunds, so that refunds of the whole amount give back
 //! exactly the commission charged and never more.
 //! A refund is priced at its payment's fixed rate, so it never gives back more than was charged.
+//!
+//! Pure values: the catalog gives each MPP its rates, the store keeps the rates fixed with each
+//! payment, and the registers price their rows with them.
 
+use serde::Deserialize;
 use tolem_wire::Amount;
 
-use super::RegisterError;
-use super::config::RefundCommission;
+/// How a completed refund changes the commission (DECISIONS 24): `registers.refund_commission`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundCommission {
+    /// The commission of the refunded payment stays; a refund row shows 0.00.
+    #[default]
+    None,
+    /// A refund gives back the refunded share of its payment's commission.
+    Reverse,
+}
+
+/// A commission that does not fit in an amount (a corrupt database, in practice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an amount overflowed")]
+pub struct Overflow;
 
 /// Commission terms: basis points of the amount, and an optional minimum per payment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,10 +41,8 @@ pub struct Rate {
 
 impl Rate {
     /// The commission of a payment of `amount`.
-    pub fn of_payment(self, amount: Amount) -> Result<Amount, RegisterError> {
-        let by_rate = amount
-            .checked_mul_bps(self.bps)
-            .ok_or(RegisterError::Overflow)?;
+    pub fn of_payment(self, amount: Amount) -> Result<Amount, Overflow> {
+        let by_rate = amount.checked_mul_bps(self.bps).ok_or(Overflow)?;
         let floor = self.min.unwrap_or(Amount::ZERO);
         Ok(by_rate.max(floor).min(amount))
     }
@@ -40,14 +55,14 @@ impl Rate {
         payment: Amount,
         refunded_before: Amount,
         refund: Amount,
-    ) -> Result<Amount, RegisterError> {
+    ) -> Result<Amount, Overflow> {
         if mode == RefundCommission::None || payment.is_zero() {
             return Ok(Amount::ZERO);
         }
         let charged = self.of_payment(payment)?;
         let after = refunded_before
             .checked_add(refund)
-            .ok_or(RegisterError::Overflow)?
+            .ok_or(Overflow)?
             .min(payment);
         let before = refunded_before.min(payment);
         // floor(charged × refunded / payment): the running share, so the parts add up exactly.
@@ -56,11 +71,9 @@ impl Rate {
             let tiyn = product / u128::from(payment.tiyn());
             u64::try_from(tiyn)
                 .map(Amount::from_tiyn)
-                .map_err(|_| RegisterError::Overflow)
+                .map_err(|_| Overflow)
         };
-        share(after)?
-            .checked_sub(share(before)?)
-            .ok_or(RegisterError::Overflow)
+        share(after)?.checked_sub(share(before)?).ok_or(Overflow)
     }
 }
 

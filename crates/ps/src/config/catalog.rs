@@ -1,0 +1,522 @@
+//! The operator data as the configuration file and the admin API write it: MPP participants,
+//! organizations, trade points, static QR stickers and Custom services, their checks, and the
+//! values they are made of (client certificate fingerprints, hashed API keys, call URLs).
+//! Plain data below everything else: the `catalog` module builds the request path's snapshot from it,
+//! the store keeps it, and the admin API changes it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tolem_wire::mpp::{AUTHOR_TYPE_LEN_MAX, MERCHANT_MCC_LEN_MAX, MERCHANT_NAME_LEN_MAX};
+use tolem_wire::{Amount, Localized};
+
+use crate::domain::commission::Rate;
+
+/// The operator data as written in the configuration file and in admin API bodies.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogFile {
+    pub mpps: Vec<Mpp>,
+    pub organizations: Vec<Organization>,
+    pub trade_points: Vec<TradePoint>,
+    pub services: Vec<Service>,
+}
+
+/// A Mobile Payment Provider taking part in the PS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mpp {
+    /// Its `X-Caller-Name`, at most 12 characters.
+    pub caller_name: String,
+    pub name: String,
+    /// Where the PS delivers refunds (`POST {refund_url}`).
+    pub refund_url: String,
+    /// Commission for the payment service (SPEC 5.1, the daily register), in basis points of each
+    /// confirmed payment, at most [`COMMISSION_BPS_MAX`].
+    #[serde(default)]
+    pub commission_bps: u32,
+    #[serde(default)]
+    pub commission_min: Option<Amount>,
+    /// Commission for the «Сервис» service (SPEC 5.2, the monthly register; DECISIONS 38), in
+    /// basis points; with neither field set it equals the payment commission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_commission_bps: Option<u32>,
+    /// The «Сервис» commission's minimum per payment; only with `service_commission_bps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_commission_min: Option<Amount>,
+    /// Where registers are e-mailed.
+    #[serde(default)]
+    pub register_email: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Its side of the IPSec link (DECISIONS 42): its gateway and inner addresses, read by
+    /// `tolem ipsec` (the `ipsec` module, docs/ipsec.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipsec: Option<super::ipsec::MppIpsec>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrganizationStatus {
+    #[default]
+    Active,
+    /// Payments answer PAYMENTS_SUSPENDED (DECISIONS 19).
+    Suspended,
+    /// Payments answer INVALID_MERCHANT.
+    Blocked,
+}
+
+/// A merchant: a legal entity with trade points.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    /// Business identification number, 12 digits.
+    pub bin: String,
+    pub name: String,
+    #[serde(default)]
+    pub status: OrganizationStatus,
+    /// Merchant API keys in clear (configuration file only; the database keeps their hashes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<String>,
+    /// SHA-256 (hex) of each API key.
+    #[serde(default)]
+    pub api_key_hashes: Vec<String>,
+    /// Addresses the enhanced scheme (r3) may be called from (DECISIONS 28); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub r3_allowed_ips: Vec<std::net::IpAddr>,
+    /// Client certificates that are this organization's identity on r2 and r3 (DECISIONS 41):
+    /// the SHA-256 of each leaf certificate's DER, stored as 64 lowercase hex digits (the file
+    /// may write them in capitals or with colons). One certificate may be registered to several
+    /// organizations: an r3 partner acting for each of them (MERCHANT-API.md §1.1).
+    #[serde(default)]
+    pub client_certificates: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradePoint {
+    pub id: i64,
+    pub organization_bin: String,
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub city: String,
+    /// Merchant category code.
+    pub mcc: String,
+    /// The MPP API's `authorType`, at most 5 characters.
+    #[serde(default)]
+    pub terminal_type: String,
+    #[serde(default = "yes")]
+    pub accepts_qr: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// The token of this trade point's printed static QR, if it has one.
+    #[serde(default)]
+    pub static_qr: Option<String>,
+}
+
+/// A Custom-QR service (parking, utilities, ...): parameters the buyer fills, and how the amount
+/// is computed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub id: i64,
+    /// The trade point that receives the money (its merchant data is shown to the buyer).
+    pub trade_point_id: i64,
+    /// The Custom QR token, at most 128 characters.
+    pub token: String,
+    pub name: Localized,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub parameters: Vec<Parameter>,
+    pub amount: AmountRule,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    pub id: i64,
+    pub name: Localized,
+    /// Pre-filled value; the buyer cannot change it.
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub options: Vec<ParameterOption>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterOption {
+    pub key: String,
+    pub label: Localized,
+    #[serde(default)]
+    pub description: Option<Localized>,
+}
+
+/// How checkout computes a Custom payment's amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AmountRule {
+    /// One price for the service.
+    Fixed { amount: Amount },
+    /// A price per option of one parameter.
+    PerOption {
+        parameter_id: i64,
+        tariffs: BTreeMap<String, Amount>,
+    },
+    /// Ask the service provider's system (`docs/configuration.md`, Custom services).
+    Callback {
+        url: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A commission is at most the whole payment: 10,000 basis points.
+pub const COMMISSION_BPS_MAX: u32 = 10_000;
+
+impl Mpp {
+    /// The commission for the payment service (the daily register).
+    pub fn payment_rate(&self) -> Rate {
+        Rate {
+            bps: self.commission_bps,
+            min: self.commission_min,
+        }
+    }
+
+    /// The commission for the «Сервис» service (the monthly register, DECISIONS 38): its own
+    /// setting, else the payment commission.
+    pub fn service_rate(&self) -> Rate {
+        match self.service_commission_bps {
+            Some(bps) => Rate {
+                bps,
+                min: self.service_commission_min,
+            },
+            None => self.payment_rate(),
+        }
+    }
+
+    fn validate_commission(&self) -> Result<(), String> {
+        let name = &self.caller_name;
+        if self.commission_bps > COMMISSION_BPS_MAX {
+            return Err(format!(
+                "mpps.{name}: commission_bps must be at most {COMMISSION_BPS_MAX} (100 %)"
+            ));
+        }
+        if self
+            .service_commission_bps
+            .is_some_and(|bps| bps > COMMISSION_BPS_MAX)
+        {
+            return Err(format!(
+                "mpps.{name}: service_commission_bps must be at most {COMMISSION_BPS_MAX} (100 %)"
+            ));
+        }
+        if self.service_commission_min.is_some() && self.service_commission_bps.is_none() {
+            return Err(format!(
+                "mpps.{name}: service_commission_min needs service_commission_bps \
+                 (without both, the «Сервис» commission is the payment commission)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub fn api_key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl CatalogFile {
+    /// Checks references, uniqueness and the regulation's lengths; the error names the item.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut callers = HashSet::new();
+        for m in &self.mpps {
+            let len = m.caller_name.chars().count();
+            if len == 0 || len > tolem_wire::mpp::CALLER_NAME_LEN_MAX {
+                return Err(format!(
+                    "mpps.{}: caller_name must be 1-12 characters",
+                    m.caller_name
+                ));
+            }
+            if !callers.insert(&m.caller_name) {
+                return Err(format!("mpps.{}: duplicate caller_name", m.caller_name));
+            }
+            check_call_url(&m.refund_url)
+                .map_err(|why| format!("mpps.{}: refund_url {why}", m.caller_name))?;
+            m.validate_commission()?;
+            if let Some(ipsec) = &m.ipsec {
+                super::ipsec::validate_mpp(m, ipsec)
+                    .map_err(|e| format!("mpps.{}.ipsec: {e}", m.caller_name))?;
+            }
+        }
+        let mut bins = HashSet::new();
+        for o in &self.organizations {
+            if o.bin.len() != 12 || !o.bin.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("organizations.{}: bin must be 12 digits", o.bin));
+            }
+            if !bins.insert(o.bin.as_str()) {
+                return Err(format!("organizations.{}: duplicate bin", o.bin));
+            }
+            for text in &o.client_certificates {
+                Fingerprint::parse(text).map_err(|why| {
+                    format!("organizations.{}: client_certificates: {why}", o.bin)
+                })?;
+            }
+        }
+        let mut tokens = HashSet::new();
+        let mut points = HashSet::new();
+        for t in &self.trade_points {
+            if !bins.contains(t.organization_bin.as_str()) {
+                return Err(format!("trade_points.{}: unknown organization_bin", t.id));
+            }
+            if !points.insert(t.id) {
+                return Err(format!("trade_points.{}: duplicate id", t.id));
+            }
+            // The trade point is the `merchant` of scan and checkout: SPEC 4.1's lengths.
+            let name_len = t.name.chars().count();
+            if name_len == 0 || name_len > MERCHANT_NAME_LEN_MAX {
+                return Err(format!(
+                    "trade_points.{}: name must be 1-{MERCHANT_NAME_LEN_MAX} characters \
+                     (SPEC 4.1 merchantName), got {name_len}",
+                    t.id
+                ));
+            }
+            if t.mcc.is_empty() || t.mcc.chars().count() > MERCHANT_MCC_LEN_MAX {
+                return Err(format!(
+                    "trade_points.{}: mcc must be 1-{MERCHANT_MCC_LEN_MAX} characters \
+                     (SPEC 4.1 merchantMCC)",
+                    t.id
+                ));
+            }
+            if t.terminal_type.chars().count() > AUTHOR_TYPE_LEN_MAX {
+                return Err(format!(
+                    "trade_points.{}: terminal_type must be at most {AUTHOR_TYPE_LEN_MAX} \
+                     characters (SPEC 4.1 authorType)",
+                    t.id
+                ));
+            }
+            if let Some(token) = &t.static_qr {
+                check_token(token, &mut tokens)
+                    .map_err(|e| format!("trade_points.{}: {e}", t.id))?;
+            }
+        }
+        let mut services = HashSet::new();
+        for s in &self.services {
+            if !services.insert(s.id) {
+                return Err(format!("services.{}: duplicate id", s.id));
+            }
+            if !points.contains(&s.trade_point_id) {
+                return Err(format!("services.{}: unknown trade_point_id", s.id));
+            }
+            check_token(&s.token, &mut tokens).map_err(|e| format!("services.{}: {e}", s.id))?;
+            s.validate()
+                .map_err(|e| format!("services.{}: {e}", s.id))?;
+        }
+        Ok(())
+    }
+}
+
+fn check_token<'a>(token: &'a str, seen: &mut HashSet<&'a str>) -> Result<(), String> {
+    if token.is_empty() || token.chars().count() > tolem_wire::mpp::QR_CODE_LEN_MAX {
+        return Err("a QR token must be 1-128 characters".to_owned());
+    }
+    if !seen.insert(token) {
+        return Err(format!("QR token {token} is used twice"));
+    }
+    Ok(())
+}
+
+impl Service {
+    fn validate(&self) -> Result<(), String> {
+        let mut ids = HashSet::new();
+        for p in &self.parameters {
+            if !ids.insert(p.id) {
+                return Err(format!("parameter {} appears twice", p.id));
+            }
+            let value_len = p.value.as_deref().map_or(0, |v| v.chars().count());
+            if value_len > tolem_wire::mpp::PARAMETER_VALUE_LEN_MAX {
+                return Err(format!("parameter {}: value longer than 64", p.id));
+            }
+        }
+        match &self.amount {
+            AmountRule::Fixed { amount } => check_tariff(*amount),
+            AmountRule::PerOption {
+                parameter_id,
+                tariffs,
+            } => {
+                let parameter = self
+                    .parameters
+                    .iter()
+                    .find(|p| p.id == *parameter_id)
+                    .ok_or(format!(
+                        "amount.parameter_id {parameter_id} is not a parameter"
+                    ))?;
+                for option in &parameter.options {
+                    let tariff = tariffs
+                        .get(&option.key)
+                        .ok_or(format!("option {} has no tariff", option.key))?;
+                    check_tariff(*tariff)?;
+                }
+                if parameter.options.is_empty() {
+                    return Err(format!("parameter {parameter_id} has no options to price"));
+                }
+                Ok(())
+            }
+            AmountRule::Callback { url, .. } => {
+                check_call_url(url).map_err(|why| format!("amount.url {why}"))
+            }
+        }
+    }
+}
+
+/// notifyPayment carries whole tenge only (SPEC 4.3), so a tariff must be whole tenge.
+fn check_tariff(amount: Amount) -> Result<(), String> {
+    if amount.is_zero() || !amount.is_whole_tenge() {
+        return Err(format!("tariff {amount} must be positive whole tenge"));
+    }
+    Ok(())
+}
+
+impl Organization {
+    /// Moves clear-text keys to hashes, so that only hashes are stored, and writes each client
+    /// certificate's fingerprint one way (lowercase, no colons, once).
+    pub fn hash_keys(&mut self) {
+        for key in self.api_keys.drain(..) {
+            let hash = api_key_hash(&key);
+            if !self.api_key_hashes.contains(&hash) {
+                self.api_key_hashes.push(hash);
+            }
+        }
+        let mut certificates: Vec<String> = Vec::with_capacity(self.client_certificates.len());
+        for text in self.client_certificates.drain(..) {
+            // One that does not parse is kept as written, for `CatalogFile::validate` to name.
+            let text = Fingerprint::parse(&text).map_or(text, |f| f.to_string());
+            if !certificates.contains(&text) {
+                certificates.push(text);
+            }
+        }
+        self.client_certificates = certificates;
+    }
+
+    /// Its client certificates that parse (all of them, once validated).
+    pub fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        self.client_certificates
+            .iter()
+            .filter_map(|text| Fingerprint::parse(text).ok())
+    }
+}
+
+/// The SHA-256 of a client certificate's DER (DECISIONS 41): how the operator data names an
+/// organization's certificate, and how a TLS listener or a trusted proxy names the caller's.
+/// Shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 32]);
+
+/// Hex digits of a fingerprint written without colons.
+const FINGERPRINT_HEX_LEN: usize = 64;
+
+impl Fingerprint {
+    /// Reads 64 hex digits in either case, or 32 pairs joined by colons as
+    /// `openssl x509 -fingerprint -sha256` prints them (`AB:CD:…`); spaces around are ignored.
+    pub fn parse(text: &str) -> Result<Fingerprint, String> {
+        let text = text.trim();
+        let digits: String = if text.contains(':') {
+            let pairs: Vec<&str> = text.split(':').collect();
+            if pairs.len() != 32 || pairs.iter().any(|p| p.len() != 2) {
+                return Err(format!(
+                    "a fingerprint with colons must be 32 pairs of hex digits (AB:CD:…), got {text:?}"
+                ));
+            }
+            pairs.concat()
+        } else {
+            text.to_owned()
+        };
+        if digits.len() != FINGERPRINT_HEX_LEN || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "a fingerprint is the SHA-256 of the certificate: 64 hex digits, colons allowed, \
+                 got {text:?}"
+            ));
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&digits, &mut bytes)
+            .map_err(|e| format!("a fingerprint must be hex digits: {e}"))?;
+        Ok(Fingerprint(bytes))
+    }
+
+    /// The fingerprint of a certificate given as DER.
+    pub fn of_der(der: &[u8]) -> Fingerprint {
+        Fingerprint(Sha256::digest(der).into())
+    }
+
+    /// The fingerprint of the leaf (the first certificate) of a PEM text. The certificate must
+    /// parse as X.509 the way the TLS listener parses client certificates, so that nothing is
+    /// registered that could never be presented.
+    pub fn of_pem(pem: &str) -> Result<Fingerprint, String> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let leaf = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .ok_or("no PEM certificate (-----BEGIN CERTIFICATE-----) found")?
+            .map_err(|e| format!("the PEM certificate does not parse: {e}"))?;
+        webpki::EndEntityCert::try_from(&leaf)
+            .map_err(|e| format!("the PEM block is not an X.509 certificate: {e}"))?;
+        Ok(Fingerprint::of_der(&leaf))
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// Checks a URL the PS will call (an MPP's `refund_url`, a Custom service's callback): `http://`
+/// or `https://`, a host, no credentials (they would be logged with the URL) and no fragment.
+/// The error says what is wrong, for the operator.
+pub fn check_call_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".to_owned());
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials (they would be logged)".to_owned());
+    }
+    if parsed.fragment().is_some() {
+        return Err("must not have a #fragment".to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_urls_are_http_or_https_with_a_host() {
+        for good in [
+            "http://10.0.0.5/refund",
+            "https://mpp.bank.example:8443/refund?x=1",
+            "https://127.0.0.1:9/amount",
+        ] {
+            assert_eq!(check_call_url(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("ftp://bank.example/refund", "http:// or https://"),
+            ("https://", "not a URL"),
+            ("bank.example/refund", "not a URL"),
+            ("https://user:pw@bank.example/refund", "credentials"),
+            ("https://bank.example/refund#x", "fragment"),
+        ] {
+            let err = check_call_url(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+}
