@@ -11,6 +11,7 @@
 //! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
+//! - [`links`]: the tokens and public links the PS hands out.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
 //! - [`ipsec`]: the strongSwan configuration of the IPSec link to each MPP (`tolem ipsec`).
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod ipsec;
+pub mod links;
 pub mod merchant_api;
 pub mod mpp_api;
 pub mod outgoing;

@@ -89,10 +89,7 @@ pub async fn pay_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let locale = crate::receipt::locale_of_query(query.as_deref());
-    let link = format!(
-        "{}/pay/{digits}",
-        app.config.public_url.trim_end_matches('/')
-    );
+    let link = crate::links::pay_link(&app.config.public_url, &digits);
     let payment = match app.store.payment_by_token(link.clone()).await {
         Ok(Some(p)) => p,
         Ok(None) => return (StatusCode::NOT_FOUND, "no such payment link").into_response(),

@@ -34,8 +34,8 @@ use tracing::Instrument;
 
 use crate::catalog::SANDBOX_MPP;
 use crate::domain::refund::{Delivery, backoff};
+use crate::links::receipt_link;
 use crate::outgoing::{Failure, FailureKind};
-use crate::payments::receipt_link;
 use crate::state::AppState;
 use crate::store::Claimed;
 

@@ -86,7 +86,7 @@ pub(super) async fn cancel_payment(
         .place_refund(
             order,
             replay,
-            crate::payments::secret_token(),
+            crate::links::secret_token(),
             app.clock.now(),
             |r| json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string(),
         )

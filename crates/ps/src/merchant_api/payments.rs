@@ -16,13 +16,11 @@ use super::{
     raw_json,
 };
 use crate::domain::{Kind, Status};
-use crate::payments::secret_token;
+use crate::links::{QR_TOKEN_DIGITS, pay_link, random_digits, secret_token};
 use crate::state::{App, AppState};
 use crate::store::{NewPayment, PosReplay};
 
 const EXTERNAL_ID_LEN_MAX: usize = 128;
-/// Digits of a Dynamic QR token, as the merchant API's tokens have.
-const QR_TOKEN_DIGITS: usize = 41;
 
 pub async fn create_qr(State(app): State<AppState>, call: PosCall) -> PosResult {
     create(&app, &call, Kind::Dynamic).await
@@ -72,10 +70,7 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         .ok();
     let digits = random_digits(QR_TOKEN_DIGITS);
     let token = match kind {
-        Kind::Link => format!(
-            "{}/pay/{digits}",
-            app.config.public_url.trim_end_matches('/')
-        ),
+        Kind::Link => pay_link(&app.config.public_url, &digits),
         _ => digits,
     };
     let new = NewPayment {
@@ -137,18 +132,6 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         })
         .await?;
     Ok(raw_json(body))
-}
-
-pub fn random_digits(n: usize) -> String {
-    use rand::RngExt;
-    let mut rng = rand::rng();
-    // The first digit is not zero so the token keeps its length when read as a number.
-    let mut digits = String::with_capacity(n);
-    digits.push(char::from(b'1' + rng.random_range(0..9u8)));
-    while digits.len() < n {
-        digits.push(char::from(b'0' + rng.random_range(0..10u8)));
-    }
-    digits
 }
 
 pub async fn status_v01(

@@ -16,14 +16,13 @@ use tolem_wire::merchant::{
     ReturnOperationsRequest, ReturnStatusData, StatusCode, from_value_any_case,
 };
 
-use super::payments::random_digits;
 use super::{
     PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, early_replay, envelope,
     path_text, raw_json,
 };
 use crate::domain::refund::{PosAnswer, RefundOrder, Refusal};
 use crate::domain::{Refund, RefundKind, Status};
-use crate::payments::secret_token;
+use crate::links::{QR_TOKEN_DIGITS, random_digits, secret_token};
 use crate::state::{App, AppState};
 use crate::store::{NewReturnQr, PosReplay};
 
@@ -47,7 +46,7 @@ pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
         trade_point_id: point.id,
         device_id: device.id,
         external_id: req.externalid,
-        qr_token: random_digits(41),
+        qr_token: random_digits(QR_TOKEN_DIGITS),
         expire_at: now
             .checked_add(SignedDuration::from_secs(i64::from(wait_s)))
             .unwrap_or(now),

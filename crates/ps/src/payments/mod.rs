@@ -94,16 +94,3 @@ impl App {
         tolem_wire::time::format_mpp(at, &self.zone)
     }
 }
-
-/// The receipt link for a payment or refund. It carries no locale (DECISIONS 35): it is the
-/// Russian receipt, and the MPP appends `&locale=kk` for Kazakh (SPEC 4.3).
-pub fn receipt_link(public_url: &str, receipt_token: &str) -> String {
-    let base = public_url.trim_end_matches('/');
-    format!("{base}/receipt?id={receipt_token}")
-}
-
-/// A random unguessable token (128 bits, hex).
-pub fn secret_token() -> String {
-    let bytes: [u8; 16] = rand::random();
-    hex::encode(bytes)
-}

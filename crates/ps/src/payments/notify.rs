@@ -8,9 +8,10 @@ use tolem_wire::mpp::{
 
 use tolem_wire::{Param, Problem};
 
-use super::{Caller, MppError, check_len, parse_payment_id, receipt_link};
+use super::{Caller, MppError, check_len, parse_payment_id};
 use crate::domain::Owner;
 use crate::domain::payment::{Notify, Verdict};
+use crate::links::receipt_link;
 use crate::state::App;
 use crate::store::NotifyOutcome;
 

@@ -6,9 +6,10 @@ use tolem_wire::mpp::{
 };
 use tolem_wire::{Locale, mpp};
 
-use super::{Caller, MppError, check_len, merchant_of, secret_token};
+use super::{Caller, MppError, check_len, merchant_of};
 use crate::catalog::{CatalogToken, Service};
 use crate::domain::{Kind, MerchantState, Owner, Payment};
+use crate::links::secret_token;
 use crate::state::App;
 use crate::store::NewPayment;
 
