@@ -13,9 +13,6 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tolem_wire::mpp::HEADER_REQUEST_ID;
-use tolem_wire::request_id::{
-    MERCHANT_REQUEST_ID_LEN_MAX, MPP_REQUEST_ID_LEN_MAX, check_request_id,
-};
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -25,7 +22,8 @@ use crate::config::{ListenerConfig, SurfaceName};
 use crate::connections::{self, ConnectionLimits, TlsError, TlsFiles, tls};
 use crate::state::AppState;
 use crate::{
-    admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers, sweeper,
+    admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers, request_id,
+    sweeper,
 };
 
 /// Every route of the PS.
@@ -74,15 +72,13 @@ pub fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
         .with_state(app)
 }
 
-/// The request's X-Request-ID if it keeps the one rule (`tolem_wire::request_id`) with the limit
-/// of the surface it was sent to: the MPP API's for `/api`, the PS's own elsewhere.
+/// The request's X-Request-ID if it keeps the rule of the API it was sent to
+/// ([`request_id`]): the MPP API's for `/api`, the merchant API's elsewhere.
 fn valid_request_id(req: &Request) -> Option<&str> {
-    let len_max = match Surface::of(req.uri().path()) {
-        Surface::Mpp => MPP_REQUEST_ID_LEN_MAX,
-        _ => MERCHANT_REQUEST_ID_LEN_MAX,
-    };
-    let value = req.headers().get(HEADER_REQUEST_ID)?;
-    check_request_id(value.as_bytes(), len_max).ok()
+    match Surface::of(req.uri().path()) {
+        Surface::Mpp => request_id::of_mpp(req.headers()).ok(),
+        _ => request_id::of_merchant(req.headers()),
+    }
 }
 
 /// Echoes a valid X-Request-ID on the answer (DECISIONS 9); an invalid one is never echoed, so a

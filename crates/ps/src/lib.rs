@@ -11,6 +11,7 @@
 //! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
+//! - [`request_id`]: the X-Request-ID rule of each API.
 //! - [`links`]: the tokens and public links the PS hands out.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
 //! - [`ipsec`]: the strongSwan configuration of the IPSec link to each MPP (`tolem ipsec`).
@@ -32,6 +33,7 @@ pub mod qr_image;
 pub mod receipt;
 pub mod refund_dispatch;
 pub mod registers;
+pub mod request_id;
 pub mod state;
 pub mod store;
 pub mod sweeper;

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tolem_wire::Amount;
-use tolem_wire::request_id::{MERCHANT_REQUEST_ID_LEN_MAX, check_request_id};
 
 use super::edge::{AdminBody, AdminPath, AdminQuery};
 use super::{AdminError, AdminResult, bad, body, internal};
@@ -41,10 +40,8 @@ pub(super) async fn cancel_payment(
         body::<Option<CancelRequest>>(&raw)?.unwrap_or_default()
     };
     // A repeat with the same X-Request-ID and body gets the first answer and places nothing.
-    let replay = headers
-        .get("x-request-id")
-        .and_then(|v| check_request_id(v.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok())
-        .map(|request_id| crate::store::PosReplay {
+    let replay =
+        crate::request_id::of_merchant(&headers).map(|request_id| crate::store::PosReplay {
             device_id: ADMIN_REPLAY_DEVICE,
             request_id: format!("cancel-{id}-{request_id}"),
             body_sha256: hex::encode(Sha256::digest(&raw)),

@@ -32,7 +32,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tolem_wire::merchant::{BadRequest, Envelope, StatusCode, parse_request};
-use tolem_wire::request_id::{MERCHANT_REQUEST_ID_LEN_MAX, check_request_id};
 use tolem_wire::{Locale, Param, Problem};
 
 use crate::catalog::{Organization, TradePoint};
@@ -343,11 +342,7 @@ impl FromRequest<AppState> for PosCall {
             identity::check_source(scheme, &mut organizations, peer)?;
         }
         // Optional here (DECISIONS 29): one that breaks the rule is treated as absent.
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| check_request_id(v.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok())
-            .map(str::to_owned);
+        let request_id = crate::request_id::of_merchant(req.headers()).map(str::to_owned);
         let query = req.uri().query().map(str::to_owned);
         let path = req.uri().path().to_owned();
         let body = read_body(req, app.config.limits.body_bytes_max)

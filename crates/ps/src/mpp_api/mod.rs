@@ -10,11 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::de::DeserializeOwned;
 use tolem_wire::body::{self, Keys};
-use tolem_wire::mpp::{
-    self, CALLER_NAME_LEN_MAX, REQUEST_ID_LEN_MAX, ResultBody, ResultCode, ResultOnly,
-};
+use tolem_wire::mpp::{self, CALLER_NAME_LEN_MAX, ResultBody, ResultCode, ResultOnly};
 
-use tolem_wire::request_id::check_request_id;
 use tolem_wire::{Locale, Param, Problem};
 
 use crate::connections::{Refusal, read_body};
@@ -180,15 +177,8 @@ impl FromRequest<AppState> for MppCall {
                 result: ResultBody::of(ResultCode::UnknownException, locale),
             });
         }
-        let request_id = headers
-            .get(mpp::HEADER_REQUEST_ID)
-            .map_or(&b""[..], |v| v.as_bytes());
-        if let Err(why) = check_request_id(request_id, REQUEST_ID_LEN_MAX) {
-            return Err(illegal(
-                locale,
-                "X-Request-ID",
-                why.problem(REQUEST_ID_LEN_MAX),
-            ));
+        if let Err(problem) = crate::request_id::of_mpp(&headers) {
+            return Err(illegal(locale, "X-Request-ID", problem));
         }
         let json = header_str(&headers, header::CONTENT_TYPE.as_str())?.is_some_and(|v| {
             v.split(';')
