@@ -287,7 +287,7 @@ pub async fn serve_listeners(
         .collect();
     // Run even without a TLS listener: it holds SIGHUP, so that `systemctl reload` never ends a
     // PS whose signal would otherwise keep its default effect (terminate).
-    let interval = std::time::Duration::from_millis(app.config.limits.tls_files_check_interval_ms);
+    let interval = app.config.limits.tls_files_check_interval();
     let reloader = tokio::spawn(tls::watch(tls_files, interval, stop.clone()));
     // One shutdown for every listener.
     let closing = CancellationToken::new();

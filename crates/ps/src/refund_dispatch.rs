@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use jiff::SignedDuration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -46,7 +45,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     // TLS with the system's roots and the operator's CA (`outgoing.rs`), as every outgoing call.
     let http = match app.outgoing.http_client(
         reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.request_timeout_ms))
+            .timeout(cfg.request_timeout())
             .pool_max_idle_per_host(cfg.mpp_concurrency_max)
             .redirect(reqwest::redirect::Policy::none()),
     ) {
@@ -58,7 +57,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     };
     // A claim outlives the call's timeout, so a live delivery is not claimed twice; a crashed
     // dispatcher's claims run out and are taken again.
-    let lease = SignedDuration::from_millis(i64::try_from(cfg.lease_ms).unwrap_or(60_000));
+    let lease = cfg.lease();
     loop {
         let mut claimed_all = false;
         // Each MPP is claimed for up to its own free slots, so a slow MPP never holds the calls
@@ -120,7 +119,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             () = app.refund_wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
+            () = tokio::time::sleep(cfg.poll_interval()) => {}
         }
     }
 }
@@ -163,13 +162,12 @@ async fn deliver(
     let cfg = &app.config.refunds;
     let delay = backoff(
         claim.attempts,
-        SignedDuration::from_millis(i64::try_from(cfg.retry_delay_ms_initial).unwrap_or(1_000)),
-        SignedDuration::from_millis(i64::try_from(cfg.retry_delay_ms_max).unwrap_or(300_000)),
+        cfg.retry_delay_initial(),
+        cfg.retry_delay_max(),
     );
     let retry_at = now.checked_add(delay).unwrap_or(now);
     let waited = now.duration_since(claim.queued_at);
-    let flag = matches!(outcome, Delivery::Retry(_))
-        && waited > SignedDuration::from_secs(i64::try_from(cfg.alert_after_s).unwrap_or(86_400));
+    let flag = matches!(outcome, Delivery::Retry(_)) && waited > cfg.alert_after();
     match &outcome {
         Delivery::Completed => {
             app.metrics.refunds_completed.fetch_add(1, Relaxed);

@@ -4,7 +4,6 @@
 //! (DECISIONS 43) and POS replay records past `limits.pos_replay_retention_s` (DECISIONS 29).
 
 use std::future::Future;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +16,7 @@ use crate::store::StoreResult;
 const RETENTION_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
 
 pub async fn run(app: AppState, stop: CancellationToken) {
-    let interval = Duration::from_millis(app.config.payments.expiry_sweep_interval_ms);
+    let interval = app.config.payments.expiry_sweep_interval();
     let batch_max = app.config.limits.expiry_batch_max;
     let mut retention_done: Option<Timestamp> = None;
     loop {
@@ -84,9 +83,8 @@ async fn forget(app: &AppState, stop: &CancellationToken, now: Timestamp) -> boo
         return true;
     };
     let use_window_ms = i64::from(app.config.refunds.return_qr_use_window_s).saturating_mul(1_000);
-    let replay_s = i64::try_from(app.config.limits.pos_replay_retention_s).unwrap_or(i64::MAX);
     let replays_before = now
-        .checked_sub(SignedDuration::from_secs(replay_s))
+        .checked_sub(app.config.limits.pos_replay_retention())
         .unwrap_or(Timestamp::MIN);
     let purchases = batches(stop, batch_max, || {
         app.store.forget_unpaid(ended_before, batch_max)

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod catalog;
+mod durations;
 pub mod ipsec;
 pub mod registers;
 

@@ -77,9 +77,9 @@ pub struct ConnectionLimits {
 impl ConnectionLimits {
     pub fn of(limits: &LimitsConfig) -> ConnectionLimits {
         ConnectionLimits {
-            header_timeout: Duration::from_millis(limits.header_timeout_ms),
-            body_timeout: Duration::from_millis(limits.body_timeout_ms),
-            idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            header_timeout: limits.header_timeout(),
+            body_timeout: limits.body_timeout(),
+            idle_timeout: limits.idle_timeout(),
             connections_max: limits.connections_max,
             open_files_reserved: limits.open_files_reserved,
             uri_bytes_max: limits.uri_bytes_max,

@@ -7,8 +7,6 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
-use jiff::SignedDuration;
-use std::time::Duration;
 use tolem_wire::Problem;
 use tolem_wire::merchant::{
     Envelope, PaymentDetails, PaymentQuery, PaymentReturnRequest, QrReturnBehaviorOptions,
@@ -47,9 +45,7 @@ pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
         device_id: device.id,
         external_id: req.externalid,
         qr_token: random_digits(QR_TOKEN_DIGITS),
-        expire_at: now
-            .checked_add(SignedDuration::from_secs(i64::from(wait_s)))
-            .unwrap_or(now),
+        expire_at: now.checked_add(r.return_qr_scan_wait()).unwrap_or(now),
         receipt_token: secret_token(),
     };
     let replay = call.request_id.clone().map(|request_id| PosReplay {
@@ -220,7 +216,7 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         device_id: Some(device.id),
         return_qr: req.qrreturnid,
         amount: req.amount,
-        use_window: SignedDuration::from_secs(i64::from(app.config.refunds.return_qr_use_window_s)),
+        use_window: app.config.refunds.return_qr_use_window(),
         pos_waits: app.config.refunds.pos_wait_ms > 0,
     };
     let pos_waits = order.pos_waits;
@@ -283,7 +279,7 @@ async fn hear_mpp(app: &App, placed: String) -> PosResult {
     let now = tokio::time::Instant::now();
     // Validation keeps the bound within a minute; past any instant, the wait is none at all.
     let deadline = now
-        .checked_add(Duration::from_millis(app.config.refunds.pos_wait_ms))
+        .checked_add(app.config.refunds.pos_wait())
         .unwrap_or(now);
     // Registered before the first read, so an answer recorded after that read wakes it.
     let mut waiter = app.refund_outcomes.wait_for(refund_id);

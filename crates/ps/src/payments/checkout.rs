@@ -157,13 +157,13 @@ async fn compute_amount(
                 .ok_or_else(|| MppError::param("parameters"))?
         }
         AmountRule::Callback { url, timeout_ms } => {
-            let timeout = timeout_ms.unwrap_or(app.config.payments.amount_callback_timeout_ms);
+            let timeout = app.config.payments.amount_callback_timeout(*timeout_ms);
             let body = CallbackRequest {
                 service_id: service.id,
                 payment_id,
                 parameters: values,
             };
-            callback_amount(app, url, Duration::from_millis(timeout), &body).await?
+            callback_amount(app, url, timeout, &body).await?
         }
     };
     if amount.is_zero() || !amount.is_whole_tenge() {

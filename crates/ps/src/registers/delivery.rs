@@ -15,7 +15,6 @@
 //! when the lease runs out (at least once), with the same Message-ID so that the receiver can
 //! drop the copy.
 
-use jiff::SignedDuration;
 use jiff::civil::Date;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -46,7 +45,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         }
     };
     let calendar = Calendar::new(&config.extra_holidays, &config.extra_working_days);
-    let poll = std::time::Duration::from_millis(config.poll_interval_ms);
+    let poll = config.poll_interval();
     let mut queued_upto = None;
     loop {
         match queue(&app, &calendar, queued_upto).await {
@@ -137,7 +136,7 @@ async fn send_due(
     if !matches!(app.store.next_register_due().await?, Some(due) if due <= now) {
         return Ok(());
     }
-    let lease = SignedDuration::from_millis(i64::try_from(config.lease_ms).unwrap_or(i64::MAX));
+    let lease = config.lease();
     let claimed = app
         .store
         .claim_register_emails(now, config.claim_batch_max, lease, app.lease_holder.clone())
@@ -180,17 +179,14 @@ async fn deliver_in_span(app: &AppState, mailer: &Mailer, claim: ClaimedRegister
     };
     let config = &app.config.registers;
     let now = app.clock.now();
-    let millis = |ms: u64| SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
     let delay = backoff(
         claim.attempts,
-        millis(config.retry_delay_ms_initial),
-        millis(config.retry_delay_ms_max),
+        config.retry_delay_initial(),
+        config.retry_delay_max(),
     );
     let retry_at = now.checked_add(delay).unwrap_or(now);
     let waited = now.duration_since(claim.queued_at);
-    let flag = matches!(outcome, RegisterSent::Retry(_))
-        && waited
-            > SignedDuration::from_secs(i64::try_from(config.alert_after_s).unwrap_or(i64::MAX));
+    let flag = matches!(outcome, RegisterSent::Retry(_)) && waited > config.alert_after();
     if let RegisterSent::Retry(error) = &outcome {
         if flag {
             tracing::error!(

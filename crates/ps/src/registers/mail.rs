@@ -6,8 +6,6 @@
 //! period: if a crash between the relay's acceptance and the record of it makes the PS send a
 //! register again, the receiver can tell it is the same e-mail.
 
-use std::time::Duration;
-
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -50,7 +48,7 @@ impl Mailer {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
                 .port(config.smtp_port)
                 .hello_name(ClientId::Domain(config.smtp_hello_name.clone()))
-                .timeout(Some(Duration::from_millis(config.smtp_timeout_ms)));
+                .timeout(Some(config.smtp_timeout()));
         let tls = |host: &str| {
             outgoing
                 .smtp(host)

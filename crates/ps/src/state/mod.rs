@@ -12,7 +12,6 @@ pub use rate::RequestRate;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
-use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 
 use crate::catalog::{Catalog, CatalogHandle, MerchantCheck};
@@ -113,14 +112,12 @@ impl App {
                 reqwest::Client::builder()
                     // A service provider's answer is taken from the URL the operator configured, only.
                     .redirect(reqwest::redirect::Policy::none())
-                    .timeout(std::time::Duration::from_millis(
-                        config.payments.amount_callback_timeout_ms,
-                    )),
+                    .timeout(config.payments.amount_callback_timeout(None)),
             )
             .map_err(|e| StartError::Setup(e.to_string()))?;
         let policy = Policy {
-            confirm_window: SignedDuration::from_secs(i64::from(config.payments.confirm_window_s)),
-            confirm_grace: SignedDuration::from_secs(i64::from(config.payments.confirm_grace_s)),
+            confirm_window: config.payments.confirm_window(),
+            confirm_grace: config.payments.confirm_grace(),
         };
         let lease_holder = LeaseHolder::new_run(&config.node_name);
         let mpp_requests = RequestRate::new(
