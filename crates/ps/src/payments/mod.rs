@@ -4,7 +4,10 @@
 //!
 //! [`Store`]: crate::store::Store
 
+mod cancel;
 mod checkout;
+mod create;
+mod emulate;
 mod notify;
 mod scan;
 
@@ -13,7 +16,10 @@ use std::sync::Arc;
 use tolem_wire::mpp::{Merchant, ResultCode};
 use tolem_wire::{Locale, Param, Problem};
 
+pub use cancel::{CancelOrder, Cancelled, cancel};
 pub use checkout::checkout;
+pub use create::{PosOrder, create};
+pub use emulate::{Emulated, Step, emulate};
 pub use notify::notify;
 pub use scan::scan;
 
@@ -100,6 +106,19 @@ impl App {
 pub fn receipt_link(public_url: &str, receipt_token: &str) -> String {
     let base = public_url.trim_end_matches('/');
     format!("{base}/receipt?id={receipt_token}")
+}
+
+/// `n` random decimal digits: the token of a Dynamic QR or a return QR.
+pub fn random_digits(n: usize) -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    // The first digit is not zero so the token keeps its length when read as a number.
+    let mut digits = String::with_capacity(n);
+    digits.push(char::from(b'1' + rng.random_range(0..9u8)));
+    while digits.len() < n {
+        digits.push(char::from(b'0' + rng.random_range(0..10u8)));
+    }
+    digits
 }
 
 /// A random unguessable token (128 bits, hex).
