@@ -12,12 +12,10 @@ use tolem_wire::Amount;
 
 use super::edge::{AdminBody, AdminPath, AdminQuery};
 use super::{AdminError, AdminResult, bad, body, internal};
-use crate::domain::refund::RefundOrder;
-use crate::domain::{RefundKind, RefundStatus};
+use crate::domain::RefundStatus;
+use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
-
-/// The device id under which the admin API's replayable answers are kept (devices start at 1).
-const ADMIN_REPLAY_DEVICE: i64 = 0;
+use crate::store::Replay;
 
 #[derive(Deserialize, Default)]
 struct CancelRequest {
@@ -27,7 +25,7 @@ struct CancelRequest {
 }
 
 /// Cancels a Custom payment at the service provider's request (SPEC §3, DECISIONS 23): a refund
-/// of it is placed and delivered to the MPP like any other.
+/// of it is placed and delivered to the MPP like any other ([`payments::cancel`]).
 pub(super) async fn cancel_payment(
     State(app): State<AppState>,
     AdminPath(id): AdminPath<i64>,
@@ -40,64 +38,29 @@ pub(super) async fn cancel_payment(
         body::<Option<CancelRequest>>(&raw)?.unwrap_or_default()
     };
     // A repeat with the same X-Request-ID and body gets the first answer and places nothing.
-    let replay =
-        crate::request_id::of_merchant(&headers).map(|request_id| crate::store::PosReplay {
-            device_id: ADMIN_REPLAY_DEVICE,
-            request_id: format!("cancel-{id}-{request_id}"),
-            body_sha256: hex::encode(Sha256::digest(&raw)),
-        });
-    if let Some(first) = match replay.clone() {
-        Some(r) => app.store.pos_replay(r).await.map_err(internal)?,
-        None => None,
-    } {
-        return Ok((
-            StatusCode::CREATED,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            first,
+    let replay = crate::request_id::of_merchant(&headers).map(|request_id| {
+        Replay::operator(
+            format!("cancel-{id}-{request_id}"),
+            hex::encode(Sha256::digest(&raw)),
         )
-            .into_response());
-    }
-    let payment = app.store.payment(id).await.map_err(internal)?;
-    let payment = payment.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;
-    let total = payment.amount.unwrap_or_default();
-    let amount = match req.amount {
-        Some(amount) => amount,
-        None => app.store.refundable(id, total).await.map_err(internal)?,
-    };
-    if amount.is_zero() {
-        return Err(bad("nothing left to refund"));
-    }
-    let order = RefundOrder {
-        kind: RefundKind::Cancel,
+    });
+    let order = CancelOrder {
         payment_id: id,
-        trade_point_id: None,
-        device_id: None,
-        return_qr: None,
-        amount,
-        use_window: jiff::SignedDuration::ZERO,
-        // The operator is answered at once; the refund's outcome shows in the refunds list.
-        pos_waits: false,
+        amount: req.amount,
+        replay,
     };
-    let placed = app
-        .store
-        .place_refund(
-            order,
-            replay,
-            crate::links::secret_token(),
-            app.clock.now(),
-            |r| json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string(),
-        )
-        .await
-        .map_err(internal)?;
-    app.refund_wake.notify_one();
-    match placed {
-        Ok(body) => Ok((
+    match payments::cancel(&app, order).await.map_err(internal)? {
+        Cancelled::Placed(body) => Ok((
             StatusCode::CREATED,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
             .into_response()),
-        Err(refusal) => Err(bad(format!("refused: {refusal:?}"))),
+        Cancelled::NoSuchPayment => {
+            Err(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))
+        }
+        Cancelled::NothingLeft => Err(bad("nothing left to refund")),
+        Cancelled::Refused(refusal) => Err(bad(format!("refused: {refusal:?}"))),
     }
 }
 

@@ -241,6 +241,13 @@ impl Payment {
         self.confirm_until = now.checked_add(policy.confirm_window).ok();
     }
 
+    /// The checkout answer stored for a repeat, for the purchase's own MPP only: another MPP
+    /// learns nothing of it.
+    pub fn stored_checkout(&self, mpp: &str) -> Option<&str> {
+        let owned = self.owner.as_ref().is_some_and(|o| o.mpp == mpp);
+        self.checkout_response.as_deref().filter(|_| owned)
+    }
+
     /// Checkout may run on this purchase: it is the caller's, Custom, and still open.
     pub fn check_checkout(
         &self,

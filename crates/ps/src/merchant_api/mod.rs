@@ -401,11 +401,7 @@ pub async fn early_replay(
     let Some(device) = device.filter(|d| call.acts_for(&d.organization_bin)) else {
         return Ok(None);
     };
-    let replay = crate::store::PosReplay {
-        device_id: device.id,
-        request_id,
-        body_sha256: call.body_sha256(),
-    };
+    let replay = crate::store::Replay::device(device.id, request_id, call.body_sha256());
     Ok(app.store.pos_replay(replay).await?.map(raw_json))
 }
 

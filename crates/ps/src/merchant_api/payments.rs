@@ -1,12 +1,11 @@
-//! Purchases made by the POS: `qr/create`, `qr/create-link`, `payment/status` (v01 and v02).
+//! Purchases made by the POS: `qr/create`, `qr/create-link` (checked here, made by
+//! [`payments::create`]), `payment/status` (v01 and v02).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
-use jiff::SignedDuration;
 use tolem_wire::merchant::{
-    Envelope, LinkCreated, PaymentBehaviorOptions, PaymentStatus, PaymentStatusData,
-    QrCreateRequest, QrCreated, QrPaymentBehaviorOptions, StatusCode,
+    Envelope, PaymentStatus, PaymentStatusData, QrCreateRequest, StatusCode,
 };
 
 use tolem_wire::{Param, Problem};
@@ -16,9 +15,9 @@ use super::{
     raw_json,
 };
 use crate::domain::{Kind, Status};
-use crate::links::{QR_TOKEN_DIGITS, pay_link, random_digits, secret_token};
+use crate::payments::{self, PosOrder};
 use crate::state::{App, AppState};
-use crate::store::{NewPayment, PosReplay};
+use crate::store::Replay;
 
 const EXTERNAL_ID_LEN_MAX: usize = 128;
 
@@ -54,84 +53,21 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
     }
     let (device, point) = device_of(app, call, &req.devicetoken).await?;
     check_trade_point(&point)?;
-    let methods = app.config.payments.payment_methods.clone();
-    if methods.is_empty() {
+    if app.config.payments.payment_methods.is_empty() {
         return Err(PosError::status(StatusCode::NoPaymentMethods));
     }
-    let now = app.clock.now();
-    let p = &app.config.payments;
-    let wait_s = if kind == Kind::Link {
-        p.link_activation_wait_s
-    } else {
-        p.qr_scan_wait_s
-    };
-    let expire_at = now
-        .checked_add(SignedDuration::from_secs(i64::from(wait_s)))
-        .ok();
-    let digits = random_digits(QR_TOKEN_DIGITS);
-    let token = match kind {
-        Kind::Link => pay_link(&app.config.public_url, &digits),
-        _ => digits,
-    };
-    let new = NewPayment {
+    let order = PosOrder {
         kind,
         trade_point_id: point.id,
-        service_id: None,
-        device_id: Some(device.id),
-        external_id: req.externalid,
-        qr_token: Some(token),
-        amount: Some(req.amount),
-        expire_at,
-        receipt_token: secret_token(),
-    };
-    let replay = call.request_id.clone().map(|request_id| PosReplay {
         device_id: device.id,
-        request_id,
-        body_sha256: call.body_sha256(),
-    });
-    let options = (
-        p.status_polling_interval_s,
-        wait_s,
-        app.config.payment_confirmation_timeout_s(),
-    );
-    let zone = app.zone.clone();
-    let body = app
-        .store
-        .pos_create_payment(replay, new, now, move |payment| {
-            let expire = payment
-                .expire_at
-                .map(|t| tolem_wire::time::format_merchant(t, &zone))
-                .unwrap_or_default();
-            let token = payment.qr_token.clone().unwrap_or_default();
-            let json = if kind == Kind::Link {
-                serde_json::to_string(&Envelope::ok(LinkCreated {
-                    payment_link: token,
-                    expire_date: expire,
-                    payment_id: payment.id,
-                    payment_methods: methods,
-                    payment_behavior_options: PaymentBehaviorOptions {
-                        status_polling_interval: options.0,
-                        link_activation_wait_timeout: options.1,
-                        payment_confirmation_timeout: options.2,
-                    },
-                }))
-            } else {
-                serde_json::to_string(&Envelope::ok(QrCreated {
-                    qr_token: token,
-                    expire_date: expire,
-                    qr_payment_id: payment.id,
-                    payment_methods: methods,
-                    qr_payment_behavior_options: QrPaymentBehaviorOptions {
-                        status_polling_interval: options.0,
-                        qr_code_scan_wait_timeout: options.1,
-                        payment_confirmation_timeout: options.2,
-                    },
-                }))
-            };
-            json.unwrap_or_default()
-        })
-        .await?;
-    Ok(raw_json(body))
+        external_id: req.externalid,
+        amount: req.amount,
+        replay: call
+            .request_id
+            .clone()
+            .map(|request_id| Replay::device(device.id, request_id, call.body_sha256())),
+    };
+    Ok(raw_json(payments::create(app, order).await?))
 }
 
 pub async fn status_v01(

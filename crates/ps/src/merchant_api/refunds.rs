@@ -22,7 +22,7 @@ use crate::domain::refund::{PosAnswer, RefundOrder, Refusal};
 use crate::domain::{Refund, RefundKind, Status};
 use crate::links::{QR_TOKEN_DIGITS, random_digits, secret_token};
 use crate::state::{App, AppState};
-use crate::store::{NewReturnQr, PosReplay};
+use crate::store::{NewReturnQr, Replay};
 
 /// Most purchases `return/operations` lists (MERCHANT-API.md §4.9).
 const OPERATIONS_MAX: i64 = 10;
@@ -48,11 +48,10 @@ pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
         expire_at: now.checked_add(r.return_qr_scan_wait()).unwrap_or(now),
         receipt_token: secret_token(),
     };
-    let replay = call.request_id.clone().map(|request_id| PosReplay {
-        device_id: device.id,
-        request_id,
-        body_sha256: call.body_sha256(),
-    });
+    let replay = call
+        .request_id
+        .clone()
+        .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
     let polling = r.return_polling_interval_s;
     let zone = app.zone.clone();
     let body = app
@@ -220,11 +219,10 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         pos_waits: app.config.refunds.pos_wait_ms > 0,
     };
     let pos_waits = order.pos_waits;
-    let replay = call.request_id.clone().map(|request_id| PosReplay {
-        device_id: device.id,
-        request_id,
-        body_sha256: call.body_sha256(),
-    });
+    let replay = call
+        .request_id
+        .clone()
+        .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
     let placed = app
         .store
         .place_refund(order, replay, secret_token(), app.clock.now(), |refund| {
@@ -258,11 +256,7 @@ async fn stored_answer(
     let Some(device) = device.filter(|d| call.acts_for(&d.organization_bin)) else {
         return Ok(None);
     };
-    let replay = PosReplay {
-        device_id: device.id,
-        request_id,
-        body_sha256: call.body_sha256(),
-    };
+    let replay = Replay::device(device.id, request_id, call.body_sha256());
     Ok(app.store.pos_replay(replay).await?)
 }
 

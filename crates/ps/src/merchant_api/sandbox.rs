@@ -1,6 +1,6 @@
 //! The sandbox emulators `test/payment/{scan,confirm,scanerror,confirmerror}` (DECISIONS 30):
 //! they move a purchase through the same state machine a real MPP would, and exist only when the
-//! PS runs in sandbox mode.
+//! PS runs in sandbox mode. The steps themselves are [`payments::emulate`]'s.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
 use super::{PosCall, PosError, PosResult, envelope, path_text, unknown_method};
-use crate::domain::payment::{Notify, NotifyDecision, Verdict};
-use crate::domain::{MerchantState, Owner, Status};
+use crate::domain::Owner;
+use crate::payments::{self, Emulated, Step};
 use crate::state::AppState;
 
 pub use crate::catalog::SANDBOX_MPP;
@@ -35,52 +35,16 @@ pub async fn payment_step(
     if !owned {
         return Err(PosError::status(StatusCode::PaymentNotFound));
     }
-    let now = app.clock.now();
-    let policy = app.policy;
-    // The emulators obey the operator like a real MPP's calls do (DECISIONS 19, 30).
-    let state = payment.as_ref().map_or(MerchantState::Blocked, |p| {
-        app.merchant_check().state(p.trade_point_id)
-    });
-    let owner = Owner {
+    let step =
+        Step::parse(&step).ok_or_else(|| PosError::invalid(format!("unknown step {step}")))?;
+    let buyer = Owner {
         mpp: SANDBOX_MPP.to_owned(),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
-    let step_fn = move |p: &mut crate::domain::Payment| -> Result<(), String> {
-        match step.as_str() {
-            "scan" => state
-                .check()
-                .and_then(|()| p.scan(&owner, now, &policy))
-                .map(|_| ())
-                .map_err(|c| c.as_str().to_owned()),
-            "scanerror" if p.effective_status(now, &policy) == Status::Created => {
-                p.finish(Status::Failed, now);
-                Ok(())
-            }
-            "confirm" | "confirmerror" => {
-                let verdict = if step == "confirm" {
-                    Verdict::Success
-                } else {
-                    Verdict::Failed("PROCESS_FAIL".into())
-                };
-                let cmd = Notify {
-                    owner,
-                    verdict,
-                    mpp_payment_id: format!("sandbox-{}", p.id),
-                    amount: None,
-                };
-                match p.notify(&cmd, state, now, &policy) {
-                    NotifyDecision::Apply(_) => Ok(()),
-                    _ => Err("the purchase is not waiting for confirmation".to_owned()),
-                }
-            }
-            "scanerror" => Err("the purchase is not waiting for a scan".to_owned()),
-            _ => Err(format!("unknown step {step}")),
-        }
-    };
-    match app.store.emulate(req.qrpaymentid, step_fn, policy).await? {
-        Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
-        Some(Err(why)) => Err(PosError::invalid(why)),
-        None => Err(PosError::status(StatusCode::PaymentNotFound)),
+    match payments::emulate(&app, req.qrpaymentid, step, buyer).await? {
+        Emulated::Done => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
+        Emulated::Refused(why) => Err(PosError::invalid(why)),
+        Emulated::NotFound => Err(PosError::status(StatusCode::PaymentNotFound)),
     }
 }
 

@@ -1,5 +1,7 @@
 //! checkout (SPEC 4.2, DECISIONS 14): compute a Custom payment's amount and freeze it. The first
-//! answer that took effect is stored and sent again, byte for byte, for every repeat.
+//! answer that took effect is stored and sent again, byte for byte, for every repeat. The amount
+//! is computed outside any transaction (it may ask the service provider); the freeze is one
+//! transaction that decides again on the purchase as it is then.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,7 +16,6 @@ use tolem_wire::mpp::{
 use super::{Caller, MppError, merchant_of, parse_payment_id};
 use crate::catalog::{AmountRule, Service};
 use crate::state::App;
-use crate::store::Freeze;
 
 /// The checkout answer as stored (a JSON body).
 pub async fn checkout(
@@ -28,9 +29,8 @@ pub async fn checkout(
     let Some(payment) = app.store.payment(id).await? else {
         return Err(ResultCode::OrderNotExist.into());
     };
-    let owned = payment.owner.as_ref().is_some_and(|o| o.mpp == mpp);
-    if let (true, Some(stored)) = (owned, &payment.checkout_response) {
-        return Ok(stored.clone());
+    if let Some(stored) = payment.stored_checkout(&mpp) {
+        return Ok(stored.to_owned());
     }
     payment.check_checkout(&mpp, now, &app.policy)?;
     let catalog = app.catalog.get();
@@ -49,33 +49,37 @@ pub async fn checkout(
     let amount = compute_amount(app, &service, &req.payment_id, &values).await?;
     let parameters = serde_json::to_string(&values).map_err(|_| MppError::param("parameters"))?;
     let merchant = merchant_of(&catalog, payment.trade_point_id);
-    let format = {
-        let zone = app.zone.clone();
-        move |at| tolem_wire::time::format_mpp(at, &zone)
-    };
-    let stored = app
+    let zone = app.zone.clone();
+    let policy = app.policy;
+    // Decided again in the transaction: a concurrent checkout may have frozen it meanwhile.
+    let frozen = app
         .store
-        .checkout(
-            Freeze {
-                payment_id: id,
-                mpp,
-                amount,
-                parameters,
-            },
-            now,
-            app.policy,
-            move |frozen| {
-                let response = CheckoutResponse {
-                    result: ResultBody::success(),
-                    payment_amount: frozen.amount,
-                    can_confirm_until: frozen.confirm_until.map(format),
-                    merchant,
-                };
-                serde_json::to_string(&response).unwrap_or_default()
-            },
-        )
+        .transaction(move |tx| {
+            let Some(mut payment) = tx.payment(id)? else {
+                return Ok(Err(ResultCode::OrderNotExist));
+            };
+            if let Some(stored) = payment.stored_checkout(&mpp) {
+                return Ok(Ok(stored.to_owned()));
+            }
+            if let Err(code) = payment.check_checkout(&mpp, now, &policy) {
+                return Ok(Err(code));
+            }
+            payment.freeze_checkout(amount, parameters, String::new(), now, &policy);
+            let response = CheckoutResponse {
+                result: ResultBody::success(),
+                payment_amount: payment.amount,
+                can_confirm_until: payment
+                    .confirm_until
+                    .map(|at| tolem_wire::time::format_mpp(at, &zone)),
+                merchant,
+            };
+            let response = serde_json::to_string(&response).unwrap_or_default();
+            payment.checkout_response = Some(response.clone());
+            tx.save_payment(&payment, &policy)?;
+            Ok(Ok(response))
+        })
         .await?;
-    stored.map_err(MppError::code)
+    frozen.map_err(MppError::code)
 }
 
 /// A parameter as checkout accepted it.

@@ -4,7 +4,10 @@
 //!
 //! [`Store`]: crate::store::Store
 
+mod cancel;
 mod checkout;
+mod create;
+mod emulate;
 mod notify;
 mod scan;
 
@@ -13,7 +16,10 @@ use std::sync::Arc;
 use tolem_wire::mpp::{Merchant, ResultCode};
 use tolem_wire::{Locale, Param, Problem};
 
+pub use cancel::{CancelOrder, Cancelled, cancel};
 pub use checkout::checkout;
+pub use create::{PosOrder, create};
+pub use emulate::{Emulated, Step, emulate};
 pub use notify::notify;
 pub use scan::scan;
 

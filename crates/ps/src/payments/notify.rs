@@ -1,5 +1,6 @@
 //! notifyPayment (SPEC 4.3, DECISIONS 14–18): the MPP's verdict on a purchase. The first answer
 //! that took effect is stored with the purchase and sent again, byte for byte, for every repeat.
+//! One transaction loads the purchase, lets the rules decide, and stores the answer it renders.
 
 use tolem_wire::mpp::{
     CUSTOMER_ID_LEN_MAX, MPP_PAYMENT_ID_LEN_MAX, NotifyPaymentRequest, NotifyPaymentResponse,
@@ -10,10 +11,9 @@ use tolem_wire::{Param, Problem};
 
 use super::{Caller, MppError, check_len, parse_payment_id};
 use crate::domain::Owner;
-use crate::domain::payment::{Notify, Verdict};
+use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::links::receipt_link;
 use crate::state::App;
-use crate::store::NotifyOutcome;
 
 /// The answer body to send.
 pub async fn notify(
@@ -53,35 +53,39 @@ pub async fn notify(
         amount: req.payment.payment_amount,
     };
     let check = app.merchant_check();
-    let link_base = {
-        let public = app.config.public_url.clone();
-        move |token: &str| receipt_link(&public, token)
-    };
+    let public_url = app.config.public_url.clone();
     let locale = caller.locale;
-    let outcome = app
-        .store
-        .notify(
-            id,
-            cmd,
-            move |p| check.state(p.trade_point_id),
-            app.clock.now(),
-            app.policy,
-            move |p, code| {
-                let response = NotifyPaymentResponse {
-                    result: ResultBody::of(code, locale),
-                    link_receipt: (code == ResultCode::Success)
-                        .then(|| link_base(&p.receipt_token)),
-                };
-                serde_json::to_string(&response).unwrap_or_default()
-            },
-        )
-        .await?;
-    match outcome {
-        NotifyOutcome::Body(body) => Ok(body),
-        NotifyOutcome::Code(code) => Err(code.into()),
-        NotifyOutcome::BadAmount(problem) => Err(MppError::Param(Param::new(
-            "payment.paymentAmount",
-            problem,
-        ))),
-    }
+    let now = app.clock.now();
+    let policy = app.policy;
+    app.store
+        .transaction(move |tx| {
+            let Some(mut payment) = tx.payment(id)? else {
+                return Ok(Err(MppError::code(ResultCode::OrderNotExist)));
+            };
+            let state = check.state(payment.trade_point_id);
+            match payment.notify(&cmd, state, now, &policy) {
+                NotifyDecision::Repeat(body) => Ok(Ok(body)),
+                NotifyDecision::Reject(code) => Ok(Err(MppError::code(code))),
+                NotifyDecision::BadAmount(problem) => Ok(Err(MppError::Param(Param::new(
+                    "payment.paymentAmount",
+                    problem,
+                )))),
+                NotifyDecision::Expired(code) => {
+                    tx.save_payment(&payment, &policy)?;
+                    Ok(Err(MppError::code(code)))
+                }
+                NotifyDecision::Apply(code) => {
+                    let response = NotifyPaymentResponse {
+                        result: ResultBody::of(code, locale),
+                        link_receipt: (code == ResultCode::Success)
+                            .then(|| receipt_link(&public_url, &payment.receipt_token)),
+                    };
+                    let body = serde_json::to_string(&response).unwrap_or_default();
+                    payment.notify_response = Some(body.clone());
+                    tx.save_payment(&payment, &policy)?;
+                    Ok(Ok(body))
+                }
+            }
+        })
+        .await?
 }

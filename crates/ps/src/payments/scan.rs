@@ -1,5 +1,8 @@
 //! scan (SPEC 4.1, DECISIONS 12–14): resolve a QR token into a purchase bound to the scanner.
+//! Each scan is one transaction of its own: a Static or Custom scan creates a purchase already
+//! bound; a Dynamic QR's or link's scan binds the purchase of that token.
 
+use jiff::Timestamp;
 use tolem_wire::mpp::{
     CUSTOMER_ID_LEN_MAX, PaymentData, QR_CODE_LEN_MAX, QrCodeType, ResultBody, ResultCode,
     ScanPayment, ScanRefund, ScanRequest, ScanResponse, ServiceParameter,
@@ -11,7 +14,7 @@ use crate::catalog::{CatalogToken, Service};
 use crate::domain::{Kind, MerchantState, Owner, Payment};
 use crate::links::secret_token;
 use crate::state::App;
-use crate::store::NewPayment;
+use crate::store::{NewPayment, StoreResult};
 
 pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanResponse, MppError> {
     check_len(&req.qr_code, QR_CODE_LEN_MAX, "qrCode")?;
@@ -26,10 +29,7 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
         Some(CatalogToken::Static { trade_point_id }) => {
             app.merchant_check().state(trade_point_id).check()?;
             let new = new_scanned(Kind::Static, trade_point_id, None);
-            let payment = app
-                .store
-                .create_scanned(new, owner, caller.locale, now, app.policy)
-                .await?;
+            let payment = create_scanned(app, new, owner, caller.locale, now).await?;
             Ok(answer(app, QrCodeType::Static, &payment, None))
         }
         Some(CatalogToken::Custom { service_id }) => {
@@ -39,26 +39,13 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             };
             app.merchant_check().state(service.trade_point_id).check()?;
             let new = new_scanned(Kind::Custom, service.trade_point_id, Some(service.id));
-            let payment = app
-                .store
-                .create_scanned(new, owner, caller.locale, now, app.policy)
-                .await?;
+            let payment = create_scanned(app, new, owner, caller.locale, now).await?;
             let data = payment_data(service, caller.locale);
             Ok(answer(app, QrCodeType::Custom, &payment, Some(data)))
         }
         None => {
-            let check = app.merchant_check();
-            let scanned = app
-                .store
-                .scan_token(
-                    req.qr_code.clone(),
-                    owner.clone(),
-                    caller.locale,
-                    move |p| check.state(p.trade_point_id),
-                    now,
-                    app.policy,
-                )
-                .await?;
+            let scanned =
+                scan_token(app, req.qr_code.clone(), owner.clone(), caller.locale, now).await?;
             match scanned {
                 Some(Ok(payment)) => Ok(answer(app, QrCodeType::Dynamic, &payment, None)),
                 Some(Err(code)) => Err(code.into()),
@@ -66,6 +53,62 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             }
         }
     }
+}
+
+/// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14), bound to
+/// the scanner, with the scan's language.
+async fn create_scanned(
+    app: &App,
+    new: NewPayment,
+    owner: Owner,
+    locale: Locale,
+    now: Timestamp,
+) -> StoreResult<Payment> {
+    let policy = app.policy;
+    app.store
+        .transaction(move |tx| {
+            let mut payment = tx.insert_payment(&new, now)?;
+            payment.bind(&owner, now, &policy);
+            tx.save_payment(&payment, &policy)?;
+            tx.record_scan_locale(payment.id, locale)?;
+            Ok(payment)
+        })
+        .await
+}
+
+/// A scan of a Dynamic QR or link token in `locale`; `Ok(None)` when no purchase has that
+/// token. The merchant's state is read from the catalog as it is now (DECISIONS 19).
+async fn scan_token(
+    app: &App,
+    token: String,
+    owner: Owner,
+    locale: Locale,
+    now: Timestamp,
+) -> StoreResult<Option<Result<Payment, ResultCode>>> {
+    let check = app.merchant_check();
+    let policy = app.policy;
+    app.store
+        .transaction(move |tx| {
+            let Some(mut payment) = tx.payment_by_token(&token)? else {
+                return Ok(None);
+            };
+            if let Err(code) = check.state(payment.trade_point_id).check() {
+                return Ok(Some(Err(code)));
+            }
+            match payment.scan(&owner, now, &policy) {
+                Ok(changed) => {
+                    // Only the scan that binds the customer changes the purchase; a repeat
+                    // scan by the same customer keeps the first scan's language.
+                    if changed {
+                        tx.save_payment(&payment, &policy)?;
+                        tx.record_scan_locale(payment.id, locale)?;
+                    }
+                    Ok(Some(Ok(payment)))
+                }
+                Err(code) => Ok(Some(Err(code))),
+            }
+        })
+        .await
 }
 
 /// A return QR (DECISIONS 22, 27): the scan identifies the customer the refund will go to.

@@ -1,11 +1,11 @@
-//! POS devices and the merchant API's idempotency records (DECISIONS 29).
+//! POS devices and the replay records of requests answered again on a repeat (DECISIONS 29):
+//! a POS device's in `pos_requests`, the operator's in `operator_requests`. Per-table operations
+//! only; the use cases that replay (POS purchases, refunds, the operator's cancel) decide when.
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::payments::{NewPayment, insert};
 use super::{Store, StoreResult};
-use crate::domain::Payment;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
@@ -17,12 +17,41 @@ pub struct Device {
     pub active: bool,
 }
 
-/// Identifies a POS request for replay: the same device, X-Request-ID and body.
+/// Identifies a request for replay: the same requester, X-Request-ID and body.
 #[derive(Clone, Debug)]
-pub struct PosReplay {
-    pub device_id: i64,
+pub struct Replay {
+    pub by: Requester,
     pub request_id: String,
     pub body_sha256: String,
+}
+
+/// Who made a replayable request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requester {
+    /// A POS device of the merchant API (its row id in `devices`).
+    Device(i64),
+    /// The operator, through the admin API: one requester, no device.
+    Operator,
+}
+
+impl Replay {
+    /// A POS device's request.
+    pub fn device(device_id: i64, request_id: String, body_sha256: String) -> Replay {
+        Replay {
+            by: Requester::Device(device_id),
+            request_id,
+            body_sha256,
+        }
+    }
+
+    /// The operator's request.
+    pub fn operator(request_id: String, body_sha256: String) -> Replay {
+        Replay {
+            by: Requester::Operator,
+            request_id,
+            body_sha256,
+        }
+    }
 }
 
 /// What `device/register` did.
@@ -46,32 +75,62 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 
 const DEVICE_COLUMNS: &str = "id, organization_bin, trade_point_id, device_id, token, active";
 
-pub(super) fn replayed(
-    conn: &Connection,
-    replay: &Option<PosReplay>,
-) -> StoreResult<Option<String>> {
+pub(super) fn replayed(conn: &Connection, replay: &Option<Replay>) -> StoreResult<Option<String>> {
     let Some(r) = replay else { return Ok(None) };
-    let found = conn
-        .prepare_cached(
-            "SELECT response FROM pos_requests WHERE device_id = ?1 AND request_id = ?2 AND body_sha256 = ?3",
-        )?
-        .query_row(params![r.device_id, r.request_id, r.body_sha256], |row| row.get(0))
-        .optional()?;
+    let found = match r.by {
+        Requester::Device(device_id) => conn
+            .prepare_cached(
+                "SELECT response FROM pos_requests WHERE device_id = ?1 AND request_id = ?2 AND body_sha256 = ?3",
+            )?
+            .query_row(params![device_id, r.request_id, r.body_sha256], |row| row.get(0))
+            .optional()?,
+        Requester::Operator => conn
+            .prepare_cached(
+                "SELECT response FROM operator_requests WHERE request_id = ?1 AND body_sha256 = ?2",
+            )?
+            .query_row(params![r.request_id, r.body_sha256], |row| row.get(0))
+            .optional()?,
+    };
     Ok(found)
 }
 
 pub(super) fn remember(
     conn: &Connection,
-    replay: &Option<PosReplay>,
+    replay: &Option<Replay>,
     response: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
     let Some(r) = replay else { return Ok(()) };
-    conn.prepare_cached(
-        "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![r.device_id, r.request_id, r.body_sha256, response, now.as_millisecond()])?;
+    match r.by {
+        Requester::Device(device_id) => conn
+            .prepare_cached(
+                "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![device_id, r.request_id, r.body_sha256, response, now.as_millisecond()])?,
+        Requester::Operator => conn
+            .prepare_cached(
+                "INSERT INTO operator_requests (request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![r.request_id, r.body_sha256, response, now.as_millisecond()])?,
+    };
     Ok(())
+}
+
+impl super::Tx<'_> {
+    /// The stored answer to a request made before, if any.
+    pub fn replayed(&self, replay: &Option<Replay>) -> StoreResult<Option<String>> {
+        replayed(self.conn, replay)
+    }
+
+    /// Stores the answer to a request, for its repeats.
+    pub fn remember(
+        &self,
+        replay: &Option<Replay>,
+        response: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        remember(self.conn, replay, response, now)
+    }
 }
 
 impl Store {
@@ -86,21 +145,31 @@ impl Store {
         .await
     }
 
-    /// The stored answer to a POS request made before, if any.
-    pub async fn pos_replay(&self, replay: PosReplay) -> StoreResult<Option<String>> {
+    /// The stored answer to a request made before, if any.
+    pub async fn pos_replay(&self, replay: Replay) -> StoreResult<Option<String>> {
         self.read(move |conn| replayed(conn, &Some(replay))).await
     }
 
-    /// Forgets POS idempotency records made before `before` (at most `limit`).
+    /// Forgets replay records (the POS devices', then the operator's) made before `before`, at
+    /// most `limit` in all.
     pub async fn forget_pos_requests(&self, before: Timestamp, limit: usize) -> StoreResult<usize> {
         self.write(move |conn| {
-            let n = conn
+            let before = before.as_millisecond();
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let pos = conn
                 .prepare_cached(
                     "DELETE FROM pos_requests WHERE (device_id, request_id, body_sha256) IN \
                      (SELECT device_id, request_id, body_sha256 FROM pos_requests WHERE created_at_ms < ?1 LIMIT ?2)",
                 )?
-                .execute(params![before.as_millisecond(), i64::try_from(limit).unwrap_or(i64::MAX)])?;
-            Ok(n)
+                .execute(params![before, limit])?;
+            let left = limit.saturating_sub(i64::try_from(pos).unwrap_or(i64::MAX));
+            let operator = conn
+                .prepare_cached(
+                    "DELETE FROM operator_requests WHERE (request_id, body_sha256) IN \
+                     (SELECT request_id, body_sha256 FROM operator_requests WHERE created_at_ms < ?1 LIMIT ?2)",
+                )?
+                .execute(params![before, left])?;
+            Ok(pos + operator)
         })
         .await
     }
@@ -159,26 +228,57 @@ impl Store {
         })
         .await
     }
-
-    /// Creates a purchase for a POS request, or replays the answer to the same request.
-    pub async fn pos_create_payment(
-        &self,
-        replay: Option<PosReplay>,
-        new: NewPayment,
-        now: Timestamp,
-        respond: impl FnOnce(&Payment) -> String + Send + 'static,
-    ) -> StoreResult<String> {
-        self.write(move |conn| {
-            if let Some(response) = replayed(conn, &replay)? {
-                return Ok(response);
-            }
-            let payment = insert(conn, &new, now)?;
-            let response = respond(&payment);
-            remember(conn, &replay, &response, now)?;
-            Ok(response)
-        })
-        .await
-    }
 }
 
 pub use Registered as DeviceRegistration;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(ms).expect("a time")
+    }
+
+    #[test]
+    fn the_operators_records_leave_device_zero_and_still_answer_repeats() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        super::super::migrations::run_to(&mut conn, 11).expect("the first eleven migrations");
+        let insert = "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) \
+                      VALUES (?1, ?2, 'h', ?3, 1)";
+        conn.execute(insert, params![0, "cancel-7-r1", "first cancel"])
+            .expect("an admin record as older builds kept it");
+        conn.execute(insert, params![3, "r1", "first create"])
+            .expect("a device's record");
+        super::super::migrations::run(&mut conn).expect("the rest");
+
+        let operator = Some(Replay::operator("cancel-7-r1".into(), "h".into()));
+        let device = Some(Replay::device(3, "r1".into(), "h".into()));
+        assert_eq!(
+            replayed(&conn, &operator).expect("a read").as_deref(),
+            Some("first cancel")
+        );
+        assert_eq!(
+            replayed(&conn, &device).expect("a read").as_deref(),
+            Some("first create")
+        );
+        let zero: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pos_requests WHERE device_id = 0",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a count");
+        assert_eq!(zero, 0, "no record names a device that does not exist");
+
+        // The same request id from a device is another request than the operator's.
+        let other = Some(Replay::device(3, "cancel-7-r1".into(), "h".into()));
+        assert_eq!(replayed(&conn, &other).expect("a read"), None);
+        let next = Some(Replay::operator("cancel-8-r2".into(), "h".into()));
+        remember(&conn, &next, "second cancel", at(5)).expect("a record");
+        assert_eq!(
+            replayed(&conn, &next).expect("a read").as_deref(),
+            Some("second cancel")
+        );
+    }
+}

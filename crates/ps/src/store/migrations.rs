@@ -203,6 +203,22 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN lease_node TEXT;
     ALTER TABLE outbox ADD COLUMN lease_run TEXT;
     "#,
+    // 12: the operator's replayable answers (the admin API's cancel) in their own table, keyed
+    // by what the operator sent alone, instead of under a device id no device has (0); the
+    // records kept so far move there, so a repeat still hears its first answer.
+    r#"
+    CREATE TABLE operator_requests (
+        request_id TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (request_id, body_sha256)
+    ) WITHOUT ROWID;
+    CREATE INDEX operator_requests_by_age ON operator_requests (created_at_ms);
+    INSERT INTO operator_requests (request_id, body_sha256, response, created_at_ms)
+        SELECT request_id, body_sha256, response, created_at_ms FROM pos_requests WHERE device_id = 0;
+    DELETE FROM pos_requests WHERE device_id = 0;
+    "#,
 ];
 
 /// Applies every migration not applied yet; a database a newer build migrated is refused, so a

@@ -27,9 +27,11 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc};
 
 pub use catalog::{CatalogDoc, read_catalog_file};
-pub use devices::{Device, DeviceRegistration, PosReplay};
+/// The name `refunds.rs` still gives the replay key.
+use devices::Replay as PosReplay;
+pub use devices::{Device, DeviceRegistration, Replay, Requester};
 pub use leases::LeaseHolder;
-pub use payments::{Freeze, NewPayment, NotifyOutcome};
+pub use payments::NewPayment;
 pub use refund_delivery::{Claimed, RefundView};
 pub use refunds::NewReturnQr;
 pub use registers::{

@@ -1,14 +1,13 @@
-//! Purchases in SQLite: loading, saving, and the write paths that let [`crate::domain`] rules
-//! change a purchase inside the writer's transaction.
+//! Purchases in SQLite: per-table operations only. A use case loads, inserts and saves purchases
+//! through its transaction handle (`impl Tx` below) and applies the rules of `domain` itself;
+//! reads that change nothing, and the expiry sweep (one UPDATE), are `Store` methods.
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
-use tolem_wire::mpp::ResultCode;
-use tolem_wire::{Amount, Locale, Problem};
+use tolem_wire::{Amount, Locale};
 
 use super::{Store, StoreError, StoreResult};
-use crate::domain::payment::{Notify, NotifyDecision};
-use crate::domain::{Kind, MerchantState, Owner, Payment, Policy, Status};
+use crate::domain::{Kind, Owner, Payment, Policy, Status};
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
     amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
@@ -26,26 +25,6 @@ pub struct NewPayment {
     pub amount: Option<Amount>,
     pub expire_at: Option<Timestamp>,
     pub receipt_token: String,
-}
-
-/// A checkout to freeze: the caller, the computed amount and the accepted parameters (JSON).
-#[derive(Clone, Debug)]
-pub struct Freeze {
-    pub payment_id: i64,
-    pub mpp: String,
-    pub amount: Amount,
-    pub parameters: String,
-}
-
-/// What notifyPayment answers, and whether the answer is the stored first one.
-#[derive(Debug)]
-pub enum NotifyOutcome {
-    /// The body to send (a stored first answer or a new one that was just stored).
-    Body(String),
-    /// An answer made of this code alone; nothing stored.
-    Code(ResultCode),
-    /// PARAM_ILLEGAL: the amount is not one this purchase takes; nothing stored.
-    BadAmount(Problem),
 }
 
 pub(super) fn ms(at: Timestamp) -> i64 {
@@ -266,6 +245,21 @@ impl super::Tx<'_> {
         load(self.conn, id)
     }
 
+    /// The purchase of a Dynamic QR or link token, if there is one.
+    pub fn payment_by_token(&self, token: &str) -> StoreResult<Option<Payment>> {
+        load_by_token(self.conn, token)
+    }
+
+    /// Creates a purchase (`created`, with an id from the operations' counter) and returns it.
+    pub fn insert_payment(&self, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
+        insert(self.conn, new, now)
+    }
+
+    /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36).
+    pub fn record_scan_locale(&self, id: i64, locale: Locale) -> StoreResult<()> {
+        record_scan_locale(self.conn, id, locale)
+    }
+
     /// Writes back every field the domain rules may change.
     pub fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
         save(self.conn, payment, policy)
@@ -293,128 +287,6 @@ impl Store {
         self.read(move |conn| load_by_token(conn, &token)).await
     }
 
-    /// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14), by a
-    /// scan in `locale`.
-    pub async fn create_scanned(
-        &self,
-        new: NewPayment,
-        owner: Owner,
-        locale: Locale,
-        now: Timestamp,
-        policy: Policy,
-    ) -> StoreResult<Payment> {
-        self.write(move |conn| {
-            let mut payment = insert(conn, &new, now)?;
-            payment.bind(&owner, now, &policy);
-            save(conn, &payment, &policy)?;
-            record_scan_locale(conn, payment.id, locale)?;
-            Ok(payment)
-        })
-        .await
-    }
-
-    /// A scan of a Dynamic QR or link token in `locale`; `Ok(None)` when no purchase has that
-    /// token.
-    pub async fn scan_token(
-        &self,
-        token: String,
-        owner: Owner,
-        locale: Locale,
-        merchant: impl FnOnce(&Payment) -> MerchantState + Send + 'static,
-        now: Timestamp,
-        policy: Policy,
-    ) -> StoreResult<Option<Result<Payment, ResultCode>>> {
-        self.write(move |conn| {
-            let Some(mut payment) = load_by_token(conn, &token)? else {
-                return Ok(None);
-            };
-            if let Err(code) = merchant(&payment).check() {
-                return Ok(Some(Err(code)));
-            }
-            match payment.scan(&owner, now, &policy) {
-                Ok(changed) => {
-                    // Only the scan that binds the customer changes the purchase; a repeat
-                    // scan by the same customer keeps the first scan's language.
-                    if changed {
-                        save(conn, &payment, &policy)?;
-                        record_scan_locale(conn, payment.id, locale)?;
-                    }
-                    Ok(Some(Ok(payment)))
-                }
-                Err(code) => Ok(Some(Err(code))),
-            }
-        })
-        .await
-    }
-
-    /// Freezes a Custom checkout unless an earlier one took effect; returns the answer to send.
-    /// `respond` makes the answer from the purchase as frozen.
-    pub async fn checkout(
-        &self,
-        freeze: Freeze,
-        now: Timestamp,
-        policy: Policy,
-        respond: impl FnOnce(&Payment) -> String + Send + 'static,
-    ) -> StoreResult<Result<String, ResultCode>> {
-        self.write(move |conn| {
-            let Some(mut payment) = load(conn, freeze.payment_id)? else {
-                return Ok(Err(ResultCode::OrderNotExist));
-            };
-            if let Some(stored) = stored_checkout(&payment, &freeze.mpp) {
-                return Ok(Ok(stored));
-            }
-            if let Err(code) = payment.check_checkout(&freeze.mpp, now, &policy) {
-                return Ok(Err(code));
-            }
-            payment.freeze_checkout(
-                freeze.amount,
-                freeze.parameters,
-                String::new(),
-                now,
-                &policy,
-            );
-            let response = respond(&payment);
-            payment.checkout_response = Some(response.clone());
-            save(conn, &payment, &policy)?;
-            Ok(Ok(response))
-        })
-        .await
-    }
-
-    /// notifyPayment: decides with the domain rules and stores the first answer that took effect.
-    pub async fn notify(
-        &self,
-        id: i64,
-        cmd: Notify,
-        merchant: impl FnOnce(&Payment) -> MerchantState + Send + 'static,
-        now: Timestamp,
-        policy: Policy,
-        respond: impl FnOnce(&Payment, ResultCode) -> String + Send + 'static,
-    ) -> StoreResult<NotifyOutcome> {
-        self.write(move |conn| {
-            let Some(mut payment) = load(conn, id)? else {
-                return Ok(NotifyOutcome::Code(ResultCode::OrderNotExist));
-            };
-            let state = merchant(&payment);
-            match payment.notify(&cmd, state, now, &policy) {
-                NotifyDecision::Repeat(body) => Ok(NotifyOutcome::Body(body)),
-                NotifyDecision::Reject(code) => Ok(NotifyOutcome::Code(code)),
-                NotifyDecision::BadAmount(problem) => Ok(NotifyOutcome::BadAmount(problem)),
-                NotifyDecision::Expired(code) => {
-                    save(conn, &payment, &policy)?;
-                    Ok(NotifyOutcome::Code(code))
-                }
-                NotifyDecision::Apply(code) => {
-                    let body = respond(&payment, code);
-                    payment.notify_response = Some(body.clone());
-                    save(conn, &payment, &policy)?;
-                    Ok(NotifyOutcome::Body(body))
-                }
-            }
-        })
-        .await
-    }
-
     /// Expires open purchases past their deadline (at most `limit`); returns how many.
     pub async fn expire_due(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
         self.write(move |conn| {
@@ -429,32 +301,4 @@ impl Store {
         })
         .await
     }
-
-    /// Applies a sandbox emulator step (merchant API `test/payment/*`) through the domain rules.
-    pub async fn emulate(
-        &self,
-        id: i64,
-        step: impl FnOnce(&mut Payment) -> Result<(), String> + Send + 'static,
-        policy: Policy,
-    ) -> StoreResult<Option<Result<Payment, String>>> {
-        self.write(move |conn| {
-            let Some(mut payment) = load(conn, id)? else {
-                return Ok(None);
-            };
-            match step(&mut payment) {
-                Ok(()) => {
-                    save(conn, &payment, &policy)?;
-                    Ok(Some(Ok(payment)))
-                }
-                Err(why) => Ok(Some(Err(why))),
-            }
-        })
-        .await
-    }
-}
-
-/// The stored checkout answer, for the purchase's own MPP only.
-fn stored_checkout(payment: &Payment, mpp: &str) -> Option<String> {
-    let owned = payment.owner.as_ref().is_some_and(|o| o.mpp == mpp);
-    payment.checkout_response.clone().filter(|_| owned)
 }
