@@ -8,7 +8,8 @@
 //! - [`payments`]: the MPP API's use cases.
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit).
-//! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
+//! - [`outbox`]: the delivery machinery of the outbox (claim, record, backoff, alert), shared by
+//!   [`refund_dispatch`] (delivers refunds to the MPPs) and register e-mails.
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - [`catalog`]: operator data; [`config`]: configuration; [`clock`]: time; [`sweeper`]: expiry.
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod ipsec;
 pub mod merchant_api;
 pub mod mpp_api;
+pub mod outbox;
 pub mod outgoing;
 pub mod payments;
 pub mod qr_image;
