@@ -8,7 +8,8 @@
 //! - [`payments`]: the MPP API's use cases.
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit).
-//! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
+//! - [`outbox`]: the delivery machinery of the outbox (claim, record, backoff, alert), shared by
+//!   [`refund_dispatch`] (delivers refunds to the MPPs) and register e-mails.
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - [`request_id`]: the X-Request-ID rule of each API.
@@ -27,6 +28,7 @@ pub mod ipsec;
 pub mod links;
 pub mod merchant_api;
 pub mod mpp_api;
+pub mod outbox;
 pub mod outgoing;
 pub mod payments;
 pub mod qr_image;

@@ -1,15 +1,16 @@
 //! The refund dispatcher: delivers every placed refund to its MPP's `/refund` (SPEC 4.4,
 //! DECISIONS 21) from the outbox.
 //!
-//! It claims due deliveries with a short lease in one transaction, calls the MPPs outside any
-//! transaction (at most `in_flight_max` calls, `mpp_concurrency_max` per MPP, each with a
-//! timeout), and records each outcome in a second short transaction; outcomes recorded together
-//! share one commit. A retry is due after an exponential backoff with jitter. A refund still
-//! undelivered `alert_after_s` after it was placed is flagged for the operator, and retries go on.
-//! After a crash, deliveries whose lease ran out are claimed again, so none is lost; the next
-//! run of the same node takes back its earlier runs' leases at start (`store/leases.rs`), so it
-//! does not wait them out. The MPP's `/refund` applies each refundId once however often it is
-//! called.
+//! The outbox's machinery ([`crate::outbox`]) claims, records, retries with backoff and flags;
+//! this file says what is refund-specific: the MPPs to claim for, each on its own (at most
+//! `in_flight_max` calls, `mpp_concurrency_max` per MPP, each with a timeout, claims that find no
+//! free slot handed back), the call and how its answer reads, the refund finished by a final
+//! answer ([`RefundDelivery`]), the metrics. Outcomes recorded together share one commit. A
+//! refund still undelivered `alert_after_s` after it was placed is flagged for the operator, and
+//! retries go on. After a crash, deliveries whose lease ran out are claimed again, so none is
+//! lost; the next run of the same node takes back its earlier runs' leases at start
+//! (`store/leases.rs`), so it does not wait them out. The MPP's `/refund` applies each refundId
+//! once however often it is called.
 //!
 //! Calls speak TLS to `https://` MPPs with the system's roots and the operator's CA
 //! ([`crate::outgoing`]); a failed attempt's kind and cause (`TLS: invalid peer certificate:
@@ -23,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tolem_wire::mpp::{
@@ -32,11 +33,60 @@ use tolem_wire::mpp::{
 use tracing::Instrument;
 
 use crate::catalog::SANDBOX_MPP;
-use crate::domain::refund::{Delivery, backoff};
+use crate::domain::Refund;
+use crate::domain::refund::Delivery;
 use crate::links::receipt_link;
+use crate::outbox::{self, Claim, Ending, Kind, OutboxEntry, OutboxKind, Policy, Words};
 use crate::outgoing::{Failure, FailureKind};
 use crate::state::AppState;
-use crate::store::Claimed;
+use crate::store::{StoreResult, Tx};
+
+/// A refund claimed for one delivery attempt.
+pub type Claimed = Claim<Refund>;
+
+/// Refunds as the outbox delivers them: a final answer finishes the refund.
+pub struct RefundDelivery;
+
+impl Kind for RefundDelivery {
+    const KIND: OutboxKind = OutboxKind::Refund;
+    const WORDS: Words = Words {
+        one: "a refund",
+        not_yet: "refund not delivered yet; will retry",
+        not_yet_warns: false,
+        past_alert: "refund undelivered past the alert threshold; retrying",
+    };
+    type Item = Refund;
+    type Outcome = Delivery;
+
+    fn load(tx: &Tx<'_>, entry: &OutboxEntry) -> StoreResult<Refund> {
+        tx.refund_to_deliver(entry)
+    }
+
+    fn ending(outcome: &Delivery) -> Ending<'_> {
+        match outcome {
+            Delivery::Completed => Ending::Final(None),
+            // The refusal's code is kept as the delivery's last word.
+            Delivery::Failed(code) => Ending::Final(Some(code)),
+            Delivery::Retry(error) => Ending::Retry(error),
+        }
+    }
+
+    fn finish(
+        tx: &Tx<'_>,
+        claim: &Claimed,
+        outcome: &Delivery,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let Some(mut refund) = tx.delivered_refund(claim.item.id)? else {
+            return Ok(false);
+        };
+        if !refund.finish(outcome, now) {
+            return Ok(false);
+        }
+        tx.save_delivered_refund(&refund)?;
+        Ok(true)
+    }
+}
 
 pub async fn run(app: AppState, stop: CancellationToken) {
     let cfg = app.config.refunds.clone();
@@ -57,7 +107,12 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     };
     // A claim outlives the call's timeout, so a live delivery is not claimed twice; a crashed
     // dispatcher's claims run out and are taken again.
-    let lease = cfg.lease();
+    let policy = Policy::of(
+        cfg.retry_delay_initial(),
+        cfg.retry_delay_max(),
+        cfg.alert_after(),
+        cfg.lease(),
+    );
     loop {
         let mut claimed_all = false;
         // Each MPP is claimed for up to its own free slots, so a slow MPP never holds the calls
@@ -71,10 +126,16 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             if free == 0 {
                 continue;
             }
-            let claimed = match app
-                .store
-                .claim_deliveries(mpp, app.clock.now(), free, lease, app.lease_holder.clone())
-                .await
+            let (now, holder) = (app.clock.now(), app.lease_holder.clone());
+            let claimed = match outbox::claim::<RefundDelivery>(
+                &app.store,
+                Some(mpp),
+                now,
+                free,
+                policy.lease,
+                holder,
+            )
+            .await
             {
                 Ok(claimed) => claimed,
                 Err(e) => {
@@ -89,16 +150,17 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                     mpp_gate.clone().try_acquire_owned(),
                     in_flight.clone().try_acquire_owned(),
                 ) else {
-                    unstarted.push(claim.outbox_id);
+                    unstarted.push(claim.entry.id);
                     continue;
                 };
                 let span = tracing::info_span!(
                     "refund",
-                    refund_id = claim.refund.id,
-                    attempt = claim.attempts
+                    refund_id = claim.item.id,
+                    attempt = claim.entry.attempts
                 );
                 tokio::spawn(
-                    deliver(app.clone(), http.clone(), claim, turn, permit).instrument(span),
+                    deliver(app.clone(), http.clone(), policy, claim, turn, permit)
+                        .instrument(span),
                 );
             }
             if !unstarted.is_empty() {
@@ -107,7 +169,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                     .now()
                     .checked_add(BUSY_RETRY)
                     .unwrap_or(app.clock.now());
-                if let Err(e) = app.store.release_deliveries(unstarted, later).await {
+                if let Err(e) = outbox::release(&app.store, unstarted, later).await {
                     tracing::warn!(error = %e, "cannot hand claims back; their leases will run out");
                 }
             }
@@ -144,11 +206,11 @@ fn gate(per_mpp: &Mutex<HashMap<String, Arc<Semaphore>>>, mpp: &str, max: usize)
 async fn deliver(
     app: AppState,
     http: reqwest::Client,
+    policy: Policy,
     claim: Claimed,
     turn: OwnedSemaphorePermit,
     permit: OwnedSemaphorePermit,
 ) {
-    let refund = &claim.refund;
     app.metrics.refund_attempts.fetch_add(1, Relaxed);
     let outcome = match attempt(&app, &http, &claim).await {
         Ok(outcome) => outcome,
@@ -158,53 +220,11 @@ async fn deliver(
         }
     };
     drop(turn);
-    let now = app.clock.now();
-    let cfg = &app.config.refunds;
-    let delay = backoff(
-        claim.attempts,
-        cfg.retry_delay_initial(),
-        cfg.retry_delay_max(),
-    );
-    let retry_at = now.checked_add(delay).unwrap_or(now);
-    let waited = now.duration_since(claim.queued_at);
-    let flag = matches!(outcome, Delivery::Retry(_)) && waited > cfg.alert_after();
-    match &outcome {
-        Delivery::Completed => {
-            app.metrics.refunds_completed.fetch_add(1, Relaxed);
-            tracing::info!("refund delivered");
-        }
-        Delivery::Failed(code) => {
-            app.metrics.refunds_failed.fetch_add(1, Relaxed);
-            tracing::warn!(
-                code,
-                "the MPP refused the refund; its amount is refundable again"
-            );
-        }
-        Delivery::Retry(error) => {
-            app.metrics.refund_retries.fetch_add(1, Relaxed);
-            if flag {
-                app.metrics.refunds_flagged.fetch_add(1, Relaxed);
-                tracing::error!(
-                    error,
-                    waited_s = waited.as_secs(),
-                    "refund undelivered past the alert threshold; retrying"
-                );
-            } else {
-                tracing::info!(
-                    error,
-                    retry_in_ms = delay.as_millis(),
-                    "refund not delivered yet; will retry"
-                );
-            }
-        }
-    }
-    let refund_id = refund.id;
+    let refund_id = claim.item.id;
     let is_final = !matches!(outcome, Delivery::Retry(_));
-    match app
-        .store
-        .record_delivery(claim, outcome, now, retry_at, flag)
-        .await
-    {
+    let count = |outcome: &Delivery, flag: bool| count(&app, outcome, flag);
+    let now = app.clock.now();
+    match outbox::settle::<RefundDelivery>(&app.store, policy, claim, outcome, now, count).await {
         // Told only once it is on disk, so that what the waiting POS hears is what a repeat of
         // its request reads back.
         Ok(()) if is_final => app.refund_outcomes.recorded(refund_id),
@@ -217,6 +237,30 @@ async fn deliver(
     app.refund_wake.notify_one();
 }
 
+/// Counts an attempt's outcome in the metrics, and logs a final one (`flag`: a retry past the
+/// alert threshold).
+fn count(app: &AppState, outcome: &Delivery, flag: bool) {
+    match outcome {
+        Delivery::Completed => {
+            app.metrics.refunds_completed.fetch_add(1, Relaxed);
+            tracing::info!("refund delivered");
+        }
+        Delivery::Failed(code) => {
+            app.metrics.refunds_failed.fetch_add(1, Relaxed);
+            tracing::warn!(
+                code,
+                "the MPP refused the refund; its amount is refundable again"
+            );
+        }
+        Delivery::Retry(_) => {
+            app.metrics.refund_retries.fetch_add(1, Relaxed);
+            if flag {
+                app.metrics.refunds_flagged.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
 /// One call to the MPP's `/refund`: its final answer, or an answer to retry, or why there was
 /// none; a failure of any kind is retried, so nothing is lost, and its text is the delivery's
 /// `last_error` (`TLS: invalid peer certificate: UnknownIssuer`).
@@ -225,7 +269,7 @@ async fn attempt(
     http: &reqwest::Client,
     claim: &Claimed,
 ) -> Result<Delivery, Failure> {
-    let refund = &claim.refund;
+    let refund = &claim.item;
     let (Some(owner), Some(payment_id), Some(amount)) =
         (&refund.owner, refund.payment_id, refund.amount)
     else {

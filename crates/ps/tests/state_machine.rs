@@ -23,6 +23,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tolem_ps::clock::{Clock, ManualClock, SharedClock};
 use tolem_ps::domain::refund::{Delivery, RefundStatus};
+use tolem_ps::outbox;
+use tolem_ps::refund_dispatch::RefundDelivery;
 use tolem_ps::{App, AppState, Config};
 use tolem_wire::Amount;
 use tower::ServiceExt;
@@ -364,20 +366,18 @@ impl Case {
             }
             Op::Deliver { outcome } => {
                 let now = self.clock.now();
-                let claimed = self
-                    .app
-                    .store
-                    .claim_deliveries(
-                        "demobank".to_owned(),
-                        now,
-                        10,
-                        SignedDuration::from_secs(60),
-                        self.app.lease_holder.clone(),
-                    )
-                    .await
-                    .expect("claims");
+                let claimed = outbox::claim::<RefundDelivery>(
+                    &self.app.store,
+                    Some("demobank".to_owned()),
+                    now,
+                    10,
+                    SignedDuration::from_secs(60),
+                    self.app.lease_holder.clone(),
+                )
+                .await
+                .expect("claims");
                 for claim in claimed {
-                    let id = claim.refund.id;
+                    let id = claim.item.id;
                     let Some(refund) = self.refunds.get_mut(&id) else {
                         return Err(TestCaseError::fail(format!(
                             "refund {id} unknown to the model"
@@ -395,11 +395,16 @@ impl Case {
                         Delivery::Retry(_) => Held::Pending,
                     };
                     let retry_at = now.checked_add(SignedDuration::from_secs(1)).unwrap_or(now);
-                    self.app
-                        .store
-                        .record_delivery(claim, delivery, now, retry_at, false)
-                        .await
-                        .expect("recorded");
+                    outbox::record::<RefundDelivery>(
+                        &self.app.store,
+                        claim,
+                        delivery,
+                        now,
+                        retry_at,
+                        false,
+                    )
+                    .await
+                    .expect("recorded");
                 }
             }
         }

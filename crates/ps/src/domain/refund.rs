@@ -298,19 +298,6 @@ impl Delivery {
     }
 }
 
-/// The delay before the next attempt after `attempts` failed ones: doubling from `initial` up to
-/// `max`, then a random part of up to half of it taken off (jitter), so retries of many refunds
-/// spread out.
-pub fn backoff(attempts: u32, initial: SignedDuration, max: SignedDuration) -> SignedDuration {
-    let doubled = initial
-        .checked_mul(1 << attempts.saturating_sub(1).min(30))
-        .unwrap_or(max);
-    let capped = doubled.min(max);
-    let capped_ms = u64::try_from(capped.as_millis()).unwrap_or(0);
-    let jitter_ms = rand::random_range(0..=capped_ms / 2);
-    SignedDuration::from_millis(i64::try_from(capped_ms - jitter_ms).unwrap_or(0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,19 +400,6 @@ mod tests {
             (done.pos_answer, done.mpp_result.as_deref()),
             (Some(PosAnswer::Accepted), Some("SUCCESS"))
         );
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let s = SignedDuration::from_secs;
-        for attempts in 1..40 {
-            let d = backoff(attempts, s(1), s(300));
-            let full = s(1)
-                .checked_mul(1 << (attempts - 1).min(30))
-                .unwrap_or(s(300))
-                .min(s(300));
-            assert!(d <= full && d >= full / 2, "{attempts}: {d:?}");
-        }
     }
 
     #[test]

@@ -4,17 +4,19 @@
 //!    `register_deliveries` row per MPP (with a `register_email`), kind and period due, each with
 //!    an `outbox` row. The UNIQUE key makes queueing idempotent, so the same register is never
 //!    queued twice, by a restart, a catch-up after downtime or a second server.
-//! 2. Send: due outbox rows are claimed with a lease (one short transaction), the register is made
-//!    and handed to the SMTP relay outside any transaction, and the outcome recorded in a second
-//!    short transaction that marks the register sent and its outbox row done together. Failures
-//!    retry with exponential backoff for ever, flagged for the operator after `alert_after_s`;
-//!    each is the e-mail's last error (a TLS failure says `TLS: …` and why) and is counted by
-//!    kind in the metrics.
+//! 2. Send, through the outbox's machinery ([`crate::outbox`]): due outbox rows are claimed with
+//!    a lease (one short transaction), the register is made and handed to the SMTP relay outside
+//!    any transaction, and the outcome recorded in a second short transaction that marks the
+//!    register sent and its outbox row done together ([`RegisterEmail`]). Failures retry with
+//!    exponential backoff for ever, flagged for the operator after `alert_after_s`; each is the
+//!    e-mail's last error (a TLS failure says `TLS: …` and why) and is counted by kind in the
+//!    metrics.
 //!
 //! A crash after the relay accepted an e-mail but before the outcome was recorded sends it again
 //! when the lease runs out (at least once), with the same Message-ID so that the receiver can
 //! drop the copy.
 
+use jiff::Timestamp;
 use jiff::civil::Date;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -24,10 +26,56 @@ use super::mail::{Letter, Mailer};
 use super::make::{self, Format};
 use super::period::{Period, RegisterKind};
 use super::{RegisterError, schedule};
-use crate::domain::refund::backoff;
+use crate::outbox::{self, Claim, Ending, Kind, OutboxEntry, OutboxKind, Policy, Words};
 use crate::outgoing::FailureKind;
 use crate::state::AppState;
-use crate::store::{ClaimedRegister, RegisterDue, RegisterSent};
+use crate::store::{RegisterDue, StoreResult, Tx};
+
+/// How an attempt to e-mail a register ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegisterSent {
+    Sent { to: String, message_id: String },
+    Retry(String),
+}
+
+/// Register e-mails as the outbox delivers them: a sent one marks its register delivery sent.
+pub struct RegisterEmail;
+
+impl Kind for RegisterEmail {
+    const KIND: OutboxKind = OutboxKind::RegisterEmail;
+    const WORDS: Words = Words {
+        one: "a register e-mail",
+        not_yet: "register not sent yet; will retry",
+        not_yet_warns: true,
+        past_alert: "register unsent past the alert threshold; retrying",
+    };
+    type Item = RegisterDue;
+    type Outcome = RegisterSent;
+
+    fn load(tx: &Tx<'_>, entry: &OutboxEntry) -> StoreResult<RegisterDue> {
+        tx.register_to_send(entry)
+    }
+
+    fn ending(outcome: &RegisterSent) -> Ending<'_> {
+        match outcome {
+            RegisterSent::Sent { .. } => Ending::Final(None),
+            RegisterSent::Retry(error) => Ending::Retry(error),
+        }
+    }
+
+    fn finish(
+        tx: &Tx<'_>,
+        claim: &Claim<RegisterDue>,
+        outcome: &RegisterSent,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let RegisterSent::Sent { to, message_id } = outcome else {
+            return Ok(false);
+        };
+        tx.mark_register_sent(claim.entry.ref_id, now, to, message_id)?;
+        Ok(true)
+    }
+}
 
 /// Makes and e-mails the due registers until `stop`; idle when e-mail is off.
 pub async fn run(app: AppState, stop: CancellationToken) {
@@ -45,6 +93,12 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         }
     };
     let calendar = Calendar::new(&config.extra_holidays, &config.extra_working_days);
+    let policy = Policy::of(
+        config.retry_delay_initial(),
+        config.retry_delay_max(),
+        config.alert_after(),
+        config.lease(),
+    );
     let poll = config.poll_interval();
     let mut queued_upto = None;
     loop {
@@ -52,7 +106,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             Ok(upto) => queued_upto = upto,
             Err(e) => tracing::warn!(error = %e, "cannot queue registers; will retry"),
         }
-        if let Err(e) = send_due(&app, &calendar, &mailer, &stop).await {
+        if let Err(e) = send_due(&app, &calendar, &mailer, policy, &stop).await {
             tracing::warn!(error = %e, "cannot claim register e-mails; will retry");
         }
         tokio::select! {
@@ -125,6 +179,7 @@ async fn send_due(
     app: &AppState,
     calendar: &Calendar,
     mailer: &Mailer,
+    policy: Policy,
     stop: &CancellationToken,
 ) -> Result<(), RegisterError> {
     let config = &app.config.registers;
@@ -133,36 +188,47 @@ async fn send_due(
     if !schedule::sending_open(calendar, local, config.send_at) {
         return Ok(());
     }
-    if !matches!(app.store.next_register_due().await?, Some(due) if due <= now) {
+    let next_due = app.store.outbox_next_due(OutboxKind::RegisterEmail).await?;
+    if !matches!(next_due, Some(due) if due <= now) {
         return Ok(());
     }
-    let lease = config.lease();
-    let claimed = app
-        .store
-        .claim_register_emails(now, config.claim_batch_max, lease, app.lease_holder.clone())
-        .await?;
+    let (lease, holder) = (policy.lease, app.lease_holder.clone());
+    let claimed = outbox::claim::<RegisterEmail>(
+        &app.store,
+        None,
+        now,
+        config.claim_batch_max,
+        lease,
+        holder,
+    )
+    .await?;
     for claim in claimed {
         if stop.is_cancelled() {
             let now = app.clock.now();
             let back = RegisterSent::Retry("the PS stopped before trying".to_owned());
-            app.store
-                .record_register_email(claim, back, now, now, false)
-                .await?;
+            outbox::record::<RegisterEmail>(&app.store, claim, back, now, now, false).await?;
             continue;
         }
-        deliver(app, mailer, claim).await;
+        deliver(app, mailer, policy, claim).await;
     }
     Ok(())
 }
 
-async fn deliver(app: &AppState, mailer: &Mailer, claim: ClaimedRegister) {
-    let due = &claim.due;
-    let span = tracing::info_span!("register", mpp = %due.mpp, kind = %due.kind, period = %due.period, attempt = claim.attempts);
-    deliver_in_span(app, mailer, claim).instrument(span).await;
+async fn deliver(app: &AppState, mailer: &Mailer, policy: Policy, claim: Claim<RegisterDue>) {
+    let due = &claim.item;
+    let span = tracing::info_span!("register", mpp = %due.mpp, kind = %due.kind, period = %due.period, attempt = claim.entry.attempts);
+    deliver_in_span(app, mailer, policy, claim)
+        .instrument(span)
+        .await;
 }
 
-async fn deliver_in_span(app: &AppState, mailer: &Mailer, claim: ClaimedRegister) {
-    let outcome = match attempt(app, mailer, &claim.due).await {
+async fn deliver_in_span(
+    app: &AppState,
+    mailer: &Mailer,
+    policy: Policy,
+    claim: Claim<RegisterDue>,
+) {
+    let outcome = match attempt(app, mailer, &claim.item).await {
         Ok((to, message_id)) => {
             tracing::info!("register e-mailed");
             RegisterSent::Sent { to, message_id }
@@ -177,36 +243,10 @@ async fn deliver_in_span(app: &AppState, mailer: &Mailer, claim: ClaimedRegister
             RegisterSent::Retry(e.to_string().chars().take(300).collect())
         }
     };
-    let config = &app.config.registers;
     let now = app.clock.now();
-    let delay = backoff(
-        claim.attempts,
-        config.retry_delay_initial(),
-        config.retry_delay_max(),
-    );
-    let retry_at = now.checked_add(delay).unwrap_or(now);
-    let waited = now.duration_since(claim.queued_at);
-    let flag = matches!(outcome, RegisterSent::Retry(_)) && waited > config.alert_after();
-    if let RegisterSent::Retry(error) = &outcome {
-        if flag {
-            tracing::error!(
-                error,
-                waited_s = waited.as_secs(),
-                "register unsent past the alert threshold; retrying"
-            );
-        } else {
-            tracing::warn!(
-                error,
-                retry_in_ms = delay.as_millis(),
-                "register not sent yet; will retry"
-            );
-        }
-    }
-    if let Err(e) = app
-        .store
-        .record_register_email(claim, outcome, now, retry_at, flag)
-        .await
-    {
+    let settled =
+        outbox::settle::<RegisterEmail>(&app.store, policy, claim, outcome, now, |_, _| {});
+    if let Err(e) = settled.await {
         // The lease runs out and the e-mail is tried again (with the same Message-ID).
         tracing::warn!(error = %e, "cannot record a register e-mail's outcome");
     }

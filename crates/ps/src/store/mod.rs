@@ -5,13 +5,15 @@
 //! Writes go through a single writer thread that commits whatever is queued in one transaction
 //! (group commit), each write in its own savepoint, and answers every caller only after the
 //! commit is on disk. Reads use a small pool of read-only connections. Called by the use cases in
-//! `payments`, the merchant and admin APIs, and start-up.
+//! `payments`, the merchant and admin APIs, the outbox's senders (`outbox.rs` holds the outbox's
+//! per-table operations for every kind), and start-up.
 
 mod catalog;
 mod devices;
 mod ids;
 mod leases;
 mod migrations;
+mod outbox;
 mod payments;
 mod refund_delivery;
 mod refunds;
@@ -31,12 +33,13 @@ pub use catalog::{CatalogDoc, read_catalog_file};
 use devices::Replay as PosReplay;
 pub use devices::{Device, DeviceRegistration, Replay, Requester};
 pub use leases::LeaseHolder;
+pub use outbox::{OutboxEntry, OutboxKind};
 pub use payments::NewPayment;
-pub use refund_delivery::{Claimed, RefundView};
+pub use refund_delivery::RefundView;
 pub use refunds::NewReturnQr;
 pub use registers::{
-    ClaimedRegister, FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue,
-    RegisterOp, RegisterReader, RegisterSent,
+    FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
+    RegisterReader,
 };
 use writer::Job;
 

@@ -1,18 +1,18 @@
 //! Registers in SQLite: the operations of a register read page by page, and the queue of
 //! register e-mails (one `register_deliveries` row per MPP, kind and period, which the UNIQUE key
-//! keeps from ever being queued twice, plus its `outbox` row).
+//! keeps from ever being queued twice, plus its `outbox` row): what a claimed row sends and its
+//! marking as sent. Claiming, closing and retrying the outbox rows is `outbox.rs`'s, for every
+//! kind; when and why is the sender's (`registers/delivery.rs`).
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tolem_wire::Amount;
 
+use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
 use super::payments::{at, ms, tiyn_i64};
-use super::{LeaseHolder, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, Tx};
 use crate::catalog::Mpp;
 use crate::domain::commission::Rate;
-
-/// The outbox kind of a register e-mail.
-const OUTBOX_REGISTER: &str = "register_email";
 
 /// What a register row is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -279,24 +279,6 @@ pub struct RegisterDue {
     pub period: String,
 }
 
-/// A register e-mail claimed for one attempt.
-#[derive(Clone, Debug)]
-pub struct ClaimedRegister {
-    pub outbox_id: i64,
-    pub delivery_id: i64,
-    pub due: RegisterDue,
-    /// Attempts so far, this one included.
-    pub attempts: u32,
-    pub queued_at: Timestamp,
-}
-
-/// How an attempt to e-mail a register ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RegisterSent {
-    Sent { to: String, message_id: String },
-    Retry(String),
-}
-
 /// A register delivery as the operator (and the tests) see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterDeliveryView {
@@ -310,22 +292,56 @@ pub struct RegisterDeliveryView {
     pub flagged: bool,
 }
 
-fn queue_one(conn: &Connection, due: &RegisterDue, now: i64) -> StoreResult<bool> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO register_deliveries (mpp, kind, period, created_at_ms) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (mpp, kind, period) DO NOTHING RETURNING id",
-        )?
-        .query_row(params![due.mpp, due.kind, due.period, now], |r| r.get::<_, i64>(0))
-        .optional()?;
-    let Some(id) = inserted else {
-        return Ok(false);
-    };
-    conn.prepare_cached(
-        "INSERT INTO outbox (kind, ref_id, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?3)",
-    )?
-    .execute(params![OUTBOX_REGISTER, id, now])?;
-    Ok(true)
+impl Tx<'_> {
+    /// Queues the e-mail of `due` with its outbox row, unless it was ever queued; false then.
+    fn queue_register(&self, due: &RegisterDue, now: Timestamp) -> StoreResult<bool> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO register_deliveries (mpp, kind, period, created_at_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (mpp, kind, period) DO NOTHING RETURNING id",
+            )?
+            .query_row(params![due.mpp, due.kind, due.period, ms(now)], |r| r.get::<_, i64>(0))
+            .optional()?;
+        let Some(id) = inserted else {
+            return Ok(false);
+        };
+        self.enqueue(OutboxKind::RegisterEmail, id, "", now)?;
+        Ok(true)
+    }
+
+    /// The register e-mail a claimed outbox row delivers.
+    pub fn register_to_send(&self, entry: &OutboxEntry) -> StoreResult<RegisterDue> {
+        self.conn
+            .prepare_cached("SELECT mpp, kind, period FROM register_deliveries WHERE id = ?1")?
+            .query_row([entry.ref_id], |r| {
+                Ok(RegisterDue {
+                    mpp: r.get(0)?,
+                    kind: r.get(1)?,
+                    period: r.get(2)?,
+                })
+            })
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("outbox {}: no register delivery", entry.id))
+            })
+    }
+
+    /// Marks the register delivery `delivery_id` sent: when, to whom, under which Message-ID.
+    pub fn mark_register_sent(
+        &self,
+        delivery_id: i64,
+        now: Timestamp,
+        to: &str,
+        message_id: &str,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE register_deliveries SET sent_at_ms = ?1, sent_to = ?2, message_id = ?3 WHERE id = ?4",
+            )?
+            .execute(params![ms(now), to, message_id, delivery_id])?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -362,126 +378,20 @@ impl Store {
         run_date: String,
         now: Timestamp,
     ) -> StoreResult<usize> {
-        self.write(move |conn| {
+        self.transaction(move |tx| {
             let mut queued = 0;
             for item in &due {
-                if queue_one(conn, item, ms(now))? {
+                if tx.queue_register(item, now)? {
                     queued += 1;
                 }
             }
-            conn.prepare_cached(
+            tx.conn.prepare_cached(
                 "INSERT INTO register_schedule (id, last_run_date, updated_at_ms) VALUES (1, ?1, ?2) \
                  ON CONFLICT (id) DO UPDATE SET last_run_date = MAX(last_run_date, excluded.last_run_date), \
                  updated_at_ms = excluded.updated_at_ms",
             )?
             .execute(params![run_date, ms(now)])?;
             Ok(queued)
-        })
-        .await
-    }
-
-    /// When the earliest unsent register e-mail is due, if any (a read, so an idle scheduler
-    /// never writes).
-    pub async fn next_register_due(&self) -> StoreResult<Option<Timestamp>> {
-        self.read(|conn| {
-            let due: Option<i64> = conn.query_row(
-                "SELECT MIN(MAX(due_at_ms, lease_until_ms)) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
-                [OUTBOX_REGISTER],
-                |r| r.get(0),
-            )?;
-            at(due)
-        })
-        .await
-    }
-
-    /// Takes up to `limit` due register e-mails and leases them to `holder` until `now + lease`.
-    pub async fn claim_register_emails(
-        &self,
-        now: Timestamp,
-        limit: usize,
-        lease: SignedDuration,
-        holder: LeaseHolder,
-    ) -> StoreResult<Vec<ClaimedRegister>> {
-        self.write(move |conn| {
-            let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
-            let mut stmt = conn.prepare_cached(
-                "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?5, lease_run = ?6 \
-                 WHERE id IN \
-                 (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 \
-                 AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) \
-                 RETURNING id, ref_id, attempts, created_at_ms",
-            )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![until, OUTBOX_REGISTER, ms(now), limit, holder.node, holder.run], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?;
-            let mut claimed = Vec::new();
-            for row in rows {
-                let (outbox_id, delivery_id, attempts, created) = row?;
-                let due = conn
-                    .prepare_cached(
-                        "SELECT mpp, kind, period FROM register_deliveries WHERE id = ?1",
-                    )?
-                    .query_row([delivery_id], |r| {
-                        Ok(RegisterDue {
-                            mpp: r.get(0)?,
-                            kind: r.get(1)?,
-                            period: r.get(2)?,
-                        })
-                    })
-                    .optional()?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("outbox {outbox_id}: no register delivery"))
-                    })?;
-                claimed.push(ClaimedRegister {
-                    outbox_id,
-                    delivery_id,
-                    due,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    queued_at: at(Some(created))?.unwrap_or(now),
-                });
-            }
-            Ok(claimed)
-        })
-        .await
-    }
-
-    /// Records how an attempt ended: a sent register is marked sent and its outbox row done in the
-    /// same transaction; otherwise a retry is due at `retry_at` (`flag` marks it for the operator).
-    pub async fn record_register_email(
-        &self,
-        claimed: ClaimedRegister,
-        outcome: RegisterSent,
-        now: Timestamp,
-        retry_at: Timestamp,
-        flag: bool,
-    ) -> StoreResult<()> {
-        self.write(move |conn| {
-            match outcome {
-                RegisterSent::Sent { to, message_id } => {
-                    conn.prepare_cached(
-                        "UPDATE register_deliveries SET sent_at_ms = ?1, sent_to = ?2, message_id = ?3 WHERE id = ?4",
-                    )?
-                    .execute(params![ms(now), to, message_id, claimed.delivery_id])?;
-                    conn.prepare_cached(
-                        "UPDATE outbox SET done_at_ms = ?1, lease_until_ms = 0, last_error = NULL WHERE id = ?2",
-                    )?
-                    .execute(params![ms(now), claimed.outbox_id])?;
-                }
-                RegisterSent::Retry(error) => {
-                    conn.prepare_cached(
-                        "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0, last_error = ?2, \
-                         flagged = MAX(flagged, ?3) WHERE id = ?4 AND done_at_ms IS NULL",
-                    )?
-                    .execute(params![ms(retry_at), error, i64::from(flag), claimed.outbox_id])?;
-                }
-            }
-            Ok(())
         })
         .await
     }
@@ -494,34 +404,39 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Vec<RegisterDeliveryView>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, o.attempts, o.last_error, o.flagged, d.id \
+            let sql = format!(
+                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, d.id, {STATE_COLUMNS} \
                  FROM register_deliveries d LEFT JOIN outbox o ON o.kind = ?1 AND o.ref_id = d.id \
-                 WHERE (?3 IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?2",
-            )?;
+                 WHERE (?3 IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map(params![OUTBOX_REGISTER, limit, after], |r| {
+            let kind = OutboxKind::RegisterEmail.as_str();
+            let rows = stmt.query_map(params![kind, limit, after], |r| {
                 Ok((
-                    RegisterDue { mpp: r.get(0)?, kind: r.get(1)?, period: r.get(2)? },
+                    RegisterDue {
+                        mpp: r.get(0)?,
+                        kind: r.get(1)?,
+                        period: r.get(2)?,
+                    },
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, i64>(8)?,
+                    r.get::<_, i64>(5)?,
+                    state_columns(r, 6)?,
                 ))
             })?;
             let mut views = Vec::new();
             for row in rows {
-                let (due, sent_at, sent_to, attempts, last_error, flagged, id) = row?;
+                let (due, sent_at, sent_to, id, delivery) = row?;
+                let delivery = state(delivery)?;
                 views.push(RegisterDeliveryView {
                     id,
                     due,
                     sent_at: at(sent_at)?,
                     sent_to,
-                    attempts: attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
-                    last_error,
-                    flagged: flagged.unwrap_or(0) != 0,
+                    attempts: delivery.attempts,
+                    last_error: delivery.last_error,
+                    flagged: delivery.flagged,
                 });
             }
             Ok(views)

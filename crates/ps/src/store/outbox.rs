@@ -1,0 +1,249 @@
+//! The outbox in SQLite: one table for every delivery to another system (a refund to its MPP, a
+//! register e-mail), each row written in the transaction of the business change it carries out,
+//! then claimed under a lease, closed by its first final outcome or made due again. Per-table
+//! operations only: when to retry, when to flag and what an outcome means are the callers'
+//! (the top-level `outbox` module); what each row delivers is its kind's table (`refunds`,
+//! `register_deliveries`). Leases held by a dead run are taken back in `leases.rs`.
+
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::{Row, params};
+
+use super::payments::{at, ms};
+use super::{LeaseHolder, Store, StoreResult, Tx};
+
+/// What an outbox row delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// A refund to its MPP's `/refund`; `ref_id` is the refund, `target` its MPP.
+    Refund,
+    /// A register e-mail; `ref_id` is its `register_deliveries` row.
+    RegisterEmail,
+}
+
+impl OutboxKind {
+    /// The kind as the `kind` column holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Refund => "refund",
+            OutboxKind::RegisterEmail => "register_email",
+        }
+    }
+}
+
+/// An outbox row claimed for one attempt.
+#[derive(Clone, Debug)]
+pub struct OutboxEntry {
+    pub id: i64,
+    /// The row of the kind's table this delivers (a refund id, a register delivery id).
+    pub ref_id: i64,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub queued_at: Timestamp,
+}
+
+/// An outbox row's delivery state, as the operator's views show it beside what it delivers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxState {
+    pub attempts: u32,
+    /// When the next attempt is due; none once the row is closed (or if there is no row).
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub flagged: bool,
+}
+
+/// The columns [`state`] reads, for a view that joins the outbox as `o`.
+pub(super) const STATE_COLUMNS: &str =
+    "o.attempts, o.due_at_ms, o.last_error, o.flagged, o.done_at_ms";
+
+/// The outbox columns of a view's row as read, from `first` on ([`STATE_COLUMNS`]).
+pub(super) type StateColumns = (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Reads [`STATE_COLUMNS`] starting at `first` (all NULL where the view has no outbox row).
+pub(super) fn state_columns(r: &Row<'_>, first: usize) -> rusqlite::Result<StateColumns> {
+    Ok((
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+    ))
+}
+
+/// The delivery state of columns read by [`state_columns`].
+pub(super) fn state(
+    (attempts, due, last_error, flagged, done): StateColumns,
+) -> StoreResult<OutboxState> {
+    Ok(OutboxState {
+        attempts: attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+        next_attempt_at: if done.is_none() { at(due)? } else { None },
+        last_error,
+        flagged: flagged.unwrap_or(0) != 0,
+    })
+}
+
+impl Tx<'_> {
+    /// Queues a delivery of `kind` for row `ref_id`, due at once (`target`: the receiver it goes
+    /// to, claimed on its own; empty for kinds claimed all together).
+    pub fn enqueue(
+        &self,
+        kind: OutboxKind,
+        ref_id: i64,
+        target: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![kind.as_str(), ref_id, target, ms(now)])?;
+        Ok(())
+    }
+
+    /// Takes up to `limit` due deliveries of `kind` (of `target` only, if given) and leases them
+    /// to `holder` until `now + lease`, so that no one else takes them meanwhile and a crashed
+    /// holder's are taken again after the lease (or at once by the next run of the same node,
+    /// [`Store::take_back_leases`]). Each claim counts as an attempt.
+    pub fn claim(
+        &self,
+        kind: OutboxKind,
+        target: Option<&str>,
+        now: Timestamp,
+        limit: usize,
+        lease: SignedDuration,
+        holder: &LeaseHolder,
+    ) -> StoreResult<Vec<OutboxEntry>> {
+        let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let row = |r: &Row<'_>| -> rusqlite::Result<(i64, i64, i64, i64)> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        };
+        // Two statements rather than `?5 IS NULL OR target = ?5`, so that each is planned on its
+        // own index: by kind, target and due time, or by kind and due time.
+        let rows = match target {
+            Some(target) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?6, lease_run = ?7 \
+                     WHERE id IN \
+                     (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND target = ?5 AND due_at_ms <= ?3 \
+                     AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
+                )?
+                .query_map(params![until, kind.as_str(), ms(now), limit, target, holder.node, holder.run], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?5, lease_run = ?6 \
+                     WHERE id IN \
+                     (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 \
+                     AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
+                )?
+                .query_map(params![until, kind.as_str(), ms(now), limit, holder.node, holder.run], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        };
+        let mut claimed = Vec::new();
+        for (id, ref_id, attempts, created) in rows {
+            claimed.push(OutboxEntry {
+                id,
+                ref_id,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                queued_at: at(Some(created))?.unwrap_or(now),
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Closes a delivery with its final outcome (`error`: why it failed, if it did). Only the
+    /// first final outcome counts: false if the row was closed already (a late or duplicate
+    /// answer of a delivery that outlived its lease), which must then change nothing.
+    pub fn close(&self, outbox_id: i64, now: Timestamp, error: Option<&str>) -> StoreResult<bool> {
+        let closed = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 \
+                 WHERE id = ?3 AND done_at_ms IS NULL",
+            )?
+            .execute(params![ms(now), error, outbox_id])?;
+        Ok(closed == 1)
+    }
+
+    /// Makes an open delivery due again at `retry_at` after an attempt without a final outcome;
+    /// `flag` marks it for the operator (a flag stays once set).
+    pub fn retry(
+        &self,
+        outbox_id: i64,
+        retry_at: Timestamp,
+        error: &str,
+        flag: bool,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0, last_error = ?2, flagged = MAX(flagged, ?3) \
+                 WHERE id = ?4 AND done_at_ms IS NULL",
+            )?
+            .execute(params![ms(retry_at), error, i64::from(flag), outbox_id])?;
+        Ok(())
+    }
+
+    /// Hands claims back untried: not an attempt, due at `due`.
+    pub fn release(&self, outbox_ids: &[i64], due: Timestamp) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE outbox SET lease_until_ms = 0, attempts = MAX(attempts - 1, 0), due_at_ms = ?1 \
+             WHERE id = ?2 AND done_at_ms IS NULL",
+        )?;
+        for id in outbox_ids {
+            stmt.execute(params![ms(due), id])?;
+        }
+        Ok(())
+    }
+
+    /// Makes the open delivery of `kind` for `ref_id` due at `now`; false if it has none.
+    pub fn make_due(&self, kind: OutboxKind, ref_id: i64, now: Timestamp) -> StoreResult<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                // A delivery in flight keeps its lease: the retry comes after it, not beside it.
+                "UPDATE outbox SET due_at_ms = ?1 WHERE kind = ?2 AND ref_id = ?3 AND done_at_ms IS NULL",
+            )?
+            .execute(params![ms(now), kind.as_str(), ref_id])?;
+        Ok(n > 0)
+    }
+}
+
+impl Store {
+    /// Open deliveries of `kind`, and how many of them are flagged.
+    pub async fn outbox_counts(&self, kind: OutboxKind) -> StoreResult<(u64, u64)> {
+        self.read(move |conn| {
+            let (all, flagged): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(flagged), 0) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
+                [kind.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((
+                u64::try_from(all).unwrap_or(0),
+                u64::try_from(flagged).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+
+    /// When the earliest open delivery of `kind` may be claimed, if any (a read, so an idle
+    /// sender never writes).
+    pub async fn outbox_next_due(&self, kind: OutboxKind) -> StoreResult<Option<Timestamp>> {
+        self.read(move |conn| {
+            let due: Option<i64> = conn.query_row(
+                "SELECT MIN(MAX(due_at_ms, lease_until_ms)) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
+                [kind.as_str()],
+                |r| r.get(0),
+            )?;
+            at(due)
+        })
+        .await
+    }
+}
