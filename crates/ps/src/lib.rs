@@ -8,6 +8,7 @@
 //! - [`payments`]: the MPP API's use cases.
 //! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit).
+//! - [`refunds`]: the refunds use case, the one place a refund is placed.
 //! - [`refund_dispatch`]: delivers refunds to the MPPs from the outbox.
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
@@ -29,6 +30,7 @@ pub mod payments;
 pub mod qr_image;
 pub mod receipt;
 pub mod refund_dispatch;
+pub mod refunds;
 pub mod registers;
 pub mod state;
 pub mod store;

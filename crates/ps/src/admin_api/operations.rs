@@ -65,7 +65,9 @@ pub(super) async fn cancel_payment(
     let total = payment.amount.unwrap_or_default();
     let amount = match req.amount {
         Some(amount) => amount,
-        None => app.store.refundable(id, total).await.map_err(internal)?,
+        None => crate::refunds::refundable(&app, id, total)
+            .await
+            .map_err(internal)?,
     };
     if amount.is_zero() {
         return Err(bad("nothing left to refund"));
@@ -81,18 +83,11 @@ pub(super) async fn cancel_payment(
         // The operator is answered at once; the refund's outcome shows in the refunds list.
         pos_waits: false,
     };
-    let placed = app
-        .store
-        .place_refund(
-            order,
-            replay,
-            crate::payments::secret_token(),
-            app.clock.now(),
-            |r| json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string(),
-        )
-        .await
-        .map_err(internal)?;
-    app.refund_wake.notify_one();
+    let placed = crate::refunds::place(&app, order, replay, |r| {
+        json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string()
+    })
+    .await
+    .map_err(internal)?;
     match placed {
         Ok(body) => Ok((
             StatusCode::CREATED,
@@ -190,9 +185,7 @@ pub(super) async fn retry_refund(
     State(app): State<AppState>,
     AdminPath(id): AdminPath<i64>,
 ) -> AdminResult {
-    if !app
-        .store
-        .retry_refund_now(id, app.clock.now())
+    if !crate::refunds::retry_now(&app, id)
         .await
         .map_err(internal)?
     {
@@ -201,7 +194,6 @@ pub(super) async fn retry_refund(
             "no undelivered refund with that id".into(),
         ));
     }
-    app.refund_wake.notify_one();
     Ok(Json(json!({"refund_id": id, "due": "now"})).into_response())
 }
 

@@ -31,7 +31,7 @@ pub use devices::{Device, DeviceRegistration, PosReplay};
 pub use leases::LeaseHolder;
 pub use payments::{Freeze, NewPayment, NotifyOutcome};
 pub use refund_delivery::{Claimed, RefundView};
-pub use refunds::NewReturnQr;
+pub use refunds::{NewRefund, NewReturnQr};
 pub use registers::{
     ClaimedRegister, FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue,
     RegisterOp, RegisterReader, RegisterSent,
