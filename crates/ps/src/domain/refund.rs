@@ -18,7 +18,7 @@
 //! All the rules of a refund are here, as plain functions and methods: what is left to refund
 //! ([`available`]), who may refund what ([`check_order`]), the state changes of a refund
 //! ([`Refund::scan`], [`Refund::request`], [`Refund::finish`], [`Refund::end_pos_wait`]) and what
-//! the POS hears ([`Refund::told_pos`]). The use case `crate::refunds` loads the rows, applies
+//! the POS hears ([`Refund::told_pos`]). The refunds use case (`refunds/`) loads the rows, applies
 //! these and saves the result in one transaction.
 
 use jiff::{SignedDuration, Timestamp};

@@ -1,6 +1,6 @@
 //! Refunds in SQLite: the `refunds` rows (a return QR and the refund made with it are one row)
 //! and their per-table operations, read by the edges and run by the refunds use case
-//! (`crate::refunds`) in its transaction, which applies the rules; the outbox row that queues a
+//! (`refunds/`) in its transaction, which applies the rules; the outbox row that queues a
 //! refund's delivery (`refund_delivery.rs` takes it from there). No flow and no API code here.
 
 use jiff::Timestamp;
@@ -240,7 +240,7 @@ fn queue_delivery(conn: &Connection, refund: &Refund, now: Timestamp) -> StoreRe
     Ok(())
 }
 
-/// The per-table operations on refunds that the refunds use case (`crate::refunds`) runs in its
+/// The per-table operations on refunds that the refunds use case (`refunds/`) runs in its
 /// transaction; the rules are `crate::domain::refund`'s.
 impl super::Tx<'_> {
     /// The refund (or return QR) `id`, if there is one.
