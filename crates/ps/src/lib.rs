@@ -10,6 +10,7 @@
 //! - [`store`]: the database (SQLite, group commit).
 //! - [`outbox`]: the delivery machinery of the outbox (claim, record, backoff, alert), shared by
 //!   [`refund_dispatch`] (delivers refunds to the MPPs) and register e-mails.
+//! - [`refunds`]: the refunds use case, the one place a refund is placed.
 //! - [`outgoing`]: TLS of the outgoing calls (refunds, callbacks, SMTP) and why one failed.
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - [`request_id`]: the X-Request-ID rule of each API.
@@ -34,6 +35,7 @@ pub mod payments;
 pub mod qr_image;
 pub mod receipt;
 pub mod refund_dispatch;
+pub mod refunds;
 pub mod registers;
 pub mod request_id;
 pub mod state;

@@ -150,9 +150,7 @@ pub(super) async fn retry_refund(
     State(app): State<AppState>,
     AdminPath(id): AdminPath<i64>,
 ) -> AdminResult {
-    if !app
-        .store
-        .retry_refund_now(id, app.clock.now())
+    if !crate::refunds::retry_now(&app, id)
         .await
         .map_err(internal)?
     {
@@ -161,7 +159,6 @@ pub(super) async fn retry_refund(
             "no undelivered refund with that id".into(),
         ));
     }
-    app.refund_wake.notify_one();
     Ok(Json(json!({"refund_id": id, "due": "now"})).into_response())
 }
 

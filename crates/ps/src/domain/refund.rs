@@ -14,13 +14,19 @@
 //! The POS that placed a refund waits a while for the MPP's answer (DECISIONS 39): what it was
 //! told is the refund's [`PosAnswer`], fixed once, by whichever comes first of the MPP's final
 //! answer and the end of the POS's wait, so every repeat of the request is told the same.
+//!
+//! All the rules of a refund are here, as plain functions and methods: what is left to refund
+//! ([`available`]), who may refund what ([`check_order`]), the state changes of a refund
+//! ([`Refund::scan`], [`Refund::request`], [`Refund::finish`], [`Refund::end_pos_wait`]) and what
+//! the POS hears ([`Refund::told_pos`]). The refunds use case (`refunds/`) loads the rows, applies
+//! these and saves the result in one transaction.
 
 use jiff::{SignedDuration, Timestamp};
 use tolem_wire::merchant::ReturnStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Locale};
 
-use super::Owner;
+use super::{Kind, Owner, Payment, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefundKind {
@@ -220,6 +226,26 @@ impl Refund {
             }
         }
     }
+
+    /// What the POS that placed the refund hears (DECISIONS 39), once decided: `None` while it
+    /// still waits for the MPP's answer.
+    pub fn told_pos(&self) -> Option<Told> {
+        Some(match self.pos_answer? {
+            PosAnswer::Accepted => Told::Accepted,
+            PosAnswer::Refused => Told::Refused {
+                mpp_result: self.mpp_result.clone(),
+            },
+        })
+    }
+}
+
+/// What the POS that placed a refund hears, the first time and on every repeat (DECISIONS 39).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Told {
+    /// The answer stored when the refund was placed (its id).
+    Accepted,
+    /// `-99000006`, naming the MPP's final answer; the amount is refundable again.
+    Refused { mpp_result: Option<String> },
 }
 
 /// Why a refund request is refused; nothing changes.
@@ -253,6 +279,50 @@ pub struct RefundOrder {
     pub use_window: SignedDuration,
     /// Whether the caller waits for the MPP's answer before it is answered (DECISIONS 39).
     pub pos_waits: bool,
+}
+
+/// Who may refund what, and how much (DECISIONS 20, 22, 23, 27): checks `order` against its
+/// purchase, the amounts its refunds already hold (pending and completed), and the return QR it
+/// names (`None` when it names none, `Some(None)` when no such record exists). The checks run in
+/// this order, so a request wrong in several ways always hears the same refusal. Returns the
+/// customer the money goes back to. (No purchase at all is [`Refusal::PaymentNotFound`].)
+pub fn check_order(
+    order: &RefundOrder,
+    payment: &Payment,
+    held: impl IntoIterator<Item = Amount>,
+    return_qr: Option<Option<&Refund>>,
+    now: Timestamp,
+) -> Result<Owner, Refusal> {
+    if order
+        .trade_point_id
+        .is_some_and(|tp| tp != payment.trade_point_id)
+    {
+        return Err(Refusal::TradePointMismatch);
+    }
+    let (Status::Confirmed, Some(total), Some(owner)) =
+        (payment.status, payment.amount, payment.owner.as_ref())
+    else {
+        return Err(Refusal::NotRefundable);
+    };
+    if order.kind == RefundKind::Cancel && payment.kind != Kind::Custom {
+        return Err(Refusal::NotRefundable);
+    }
+    if order.amount > available(total, held) {
+        return Err(Refusal::AmountExceeded);
+    }
+    if let Some(qr) = return_qr {
+        let Some(qr) = qr else {
+            return Err(Refusal::ReturnQrNotUsable);
+        };
+        if qr.kind != RefundKind::Qr || !qr.usable_for_return(now, order.use_window) {
+            return Err(Refusal::ReturnQrNotUsable);
+        }
+        // The money goes back to the customer who scanned, so it must be their purchase.
+        if qr.owner.as_ref() != Some(owner) || qr.trade_point_id != payment.trade_point_id {
+            return Err(Refusal::PaymentNotFound);
+        }
+    }
+    Ok(owner.clone())
 }
 
 /// What is left to refund of a purchase of `total`, given the amounts of its refunds that hold
@@ -400,6 +470,138 @@ mod tests {
             (done.pos_answer, done.mpp_result.as_deref()),
             (Some(PosAnswer::Accepted), Some("SUCCESS"))
         );
+    }
+
+    fn confirmed(kind: Kind, tenge: u64) -> Payment {
+        let now = Timestamp::UNIX_EPOCH;
+        Payment {
+            id: 1,
+            kind,
+            status: Status::Confirmed,
+            trade_point_id: 1,
+            service_id: None,
+            device_id: None,
+            external_id: None,
+            qr_token: None,
+            amount: Some(Amount::from_tenge(tenge).expect("fits")),
+            created_at: now,
+            expire_at: None,
+            owner: Some(Owner {
+                mpp: "bank".to_owned(),
+                customer_id: "C1".to_owned(),
+            }),
+            scanned_at: None,
+            confirm_until: None,
+            parameters: None,
+            checkout_response: None,
+            mpp_payment_id: None,
+            verdict: None,
+            notify_response: None,
+            finished_at: Some(now),
+            receipt_token: String::new(),
+        }
+    }
+
+    fn order(kind: RefundKind, tenge: u64) -> RefundOrder {
+        RefundOrder {
+            kind,
+            payment_id: 1,
+            trade_point_id: Some(1),
+            device_id: Some(1),
+            return_qr: None,
+            amount: Amount::from_tenge(tenge).expect("fits"),
+            use_window: SignedDuration::from_secs(600),
+            pos_waits: true,
+        }
+    }
+
+    fn scanned_qr(customer: &str) -> Refund {
+        let mut qr = pending(true);
+        qr.kind = RefundKind::Qr;
+        qr.status = RefundStatus::Identified;
+        qr.identified_at = Some(Timestamp::UNIX_EPOCH);
+        qr.owner = Some(Owner {
+            mpp: "bank".to_owned(),
+            customer_id: customer.to_owned(),
+        });
+        qr
+    }
+
+    #[test]
+    fn an_order_is_checked_against_the_purchase_what_is_left_and_its_return_qr() {
+        let now = Timestamp::UNIX_EPOCH;
+        let t = |n| Amount::from_tenge(n).expect("fits");
+        let paid = confirmed(Kind::Dynamic, 100);
+        let direct = order(RefundKind::Direct, 60);
+        assert_eq!(
+            check_order(&direct, &paid, [], None, now).map(|o| o.customer_id),
+            Ok("C1".to_owned())
+        );
+        assert_eq!(
+            check_order(&direct, &paid, [t(50)], None, now),
+            Err(Refusal::AmountExceeded)
+        );
+        let elsewhere = RefundOrder {
+            trade_point_id: Some(2),
+            ..direct.clone()
+        };
+        assert_eq!(
+            check_order(&elsewhere, &paid, [], None, now),
+            Err(Refusal::TradePointMismatch)
+        );
+        // Only a Custom payment is cancelled by its service provider (DECISIONS 23).
+        let cancel = order(RefundKind::Cancel, 10);
+        assert_eq!(
+            check_order(&cancel, &paid, [], None, now),
+            Err(Refusal::NotRefundable)
+        );
+        assert!(check_order(&cancel, &confirmed(Kind::Custom, 100), [], None, now).is_ok());
+        let unpaid = Payment {
+            status: Status::Created,
+            ..paid.clone()
+        };
+        assert_eq!(
+            check_order(&direct, &unpaid, [], None, now),
+            Err(Refusal::NotRefundable)
+        );
+        // A return QR must exist, be scanned, in its window, and by the purchase's customer.
+        let with_qr = RefundOrder {
+            kind: RefundKind::Qr,
+            return_qr: Some(7),
+            ..direct
+        };
+        let theirs = scanned_qr("C1");
+        assert!(check_order(&with_qr, &paid, [], Some(Some(&theirs)), now).is_ok());
+        assert_eq!(
+            check_order(&with_qr, &paid, [], Some(None), now),
+            Err(Refusal::ReturnQrNotUsable)
+        );
+        let late = now
+            .checked_add(SignedDuration::from_secs(601))
+            .expect("fits");
+        assert_eq!(
+            check_order(&with_qr, &paid, [], Some(Some(&theirs)), late),
+            Err(Refusal::ReturnQrNotUsable)
+        );
+        assert_eq!(
+            check_order(&with_qr, &paid, [], Some(Some(&scanned_qr("C2"))), now),
+            Err(Refusal::PaymentNotFound)
+        );
+    }
+
+    #[test]
+    fn the_pos_hears_the_refusal_with_the_mpps_code_or_acceptance() {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut waiting = pending(true);
+        assert_eq!(waiting.told_pos(), None);
+        waiting.finish(&Delivery::Failed("PROCESS_FAIL".into()), now);
+        assert_eq!(
+            waiting.told_pos(),
+            Some(Told::Refused {
+                mpp_result: Some("PROCESS_FAIL".to_owned())
+            })
+        );
+        assert_eq!(pending(false).told_pos(), Some(Told::Accepted));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Refunds ("returns") from the POS: `return/create`, `return/status`, `return/operations` (r2),
 //! `payment/details` and `payment/return` (r2 with a return QR, r3 without).
 //!
-//! `payment/return` stores the refund with its delivery queued, then waits for the MPP's answer
-//! up to `refunds.pos_wait_ms` (DECISIONS 39) outside any transaction; see [`hear_mpp`].
+//! Thin handlers over the refunds use case ([`crate::refunds`]): they parse, check who calls,
+//! call it and render. `payment/return` has the refund placed with its delivery queued, then
+//! waits for the MPP's answer up to `refunds.pos_wait_ms` (DECISIONS 39) outside any
+//! transaction; see [`crate::refunds::hear_mpp`].
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -18,11 +20,12 @@ use super::{
     PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, early_replay, envelope,
     path_text, raw_json,
 };
-use crate::domain::refund::{PosAnswer, RefundOrder, Refusal};
+use crate::domain::refund::{RefundOrder, Refusal, Told};
 use crate::domain::{Refund, RefundKind, Status};
-use crate::links::{QR_TOKEN_DIGITS, random_digits, secret_token};
+use crate::links::{QR_TOKEN_DIGITS, random_digits};
+use crate::refunds::{self, ReturnQrOrder};
 use crate::state::{App, AppState};
-use crate::store::{NewReturnQr, Replay};
+use crate::store::Replay;
 
 /// Most purchases `return/operations` lists (MERCHANT-API.md §4.9).
 const OPERATIONS_MAX: i64 = 10;
@@ -37,41 +40,35 @@ pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
     if !point.active {
         return Err(PosError::status(StatusCode::TradePointDisabled));
     }
-    let now = app.clock.now();
-    let r = &app.config.refunds;
-    let wait_s = r.return_qr_scan_wait_s;
-    let new = NewReturnQr {
+    let order = ReturnQrOrder {
         trade_point_id: point.id,
         device_id: device.id,
         external_id: req.externalid,
         qr_token: random_digits(QR_TOKEN_DIGITS),
-        expire_at: now.checked_add(r.return_qr_scan_wait()).unwrap_or(now),
-        receipt_token: secret_token(),
     };
     let replay = call
         .request_id
         .clone()
         .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
-    let polling = r.return_polling_interval_s;
+    let r = &app.config.refunds;
+    let (wait_s, polling) = (r.return_qr_scan_wait_s, r.return_polling_interval_s);
     let zone = app.zone.clone();
-    let body = app
-        .store
-        .create_return_qr(replay, new, now, move |qr| {
-            let created = ReturnCreated {
-                qr_token: qr.qr_token.clone().unwrap_or_default(),
-                expire_date: qr
-                    .expire_at
-                    .map(|t| tolem_wire::time::format_merchant(t, &zone))
-                    .unwrap_or_default(),
-                qr_return_id: qr.id,
-                qr_return_behavior_options: QrReturnBehaviorOptions {
-                    qr_code_scan_event_polling_interval: polling,
-                    qr_code_scan_wait_timeout: wait_s,
-                },
-            };
-            serde_json::to_string(&Envelope::ok(created)).unwrap_or_default()
-        })
-        .await?;
+    let body = refunds::create_return_qr(&app, order, replay, move |qr| {
+        let created = ReturnCreated {
+            qr_token: qr.qr_token.clone().unwrap_or_default(),
+            expire_date: qr
+                .expire_at
+                .map(|t| tolem_wire::time::format_merchant(t, &zone))
+                .unwrap_or_default(),
+            qr_return_id: qr.id,
+            qr_return_behavior_options: QrReturnBehaviorOptions {
+                qr_code_scan_event_polling_interval: polling,
+                qr_code_scan_wait_timeout: wait_s,
+            },
+        };
+        serde_json::to_string(&Envelope::ok(created)).unwrap_or_default()
+    })
+    .await?;
     Ok(raw_json(body))
 }
 
@@ -161,7 +158,7 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
     let total = payment.amount.unwrap_or_default();
     let confirmed = payment.status == Status::Confirmed;
     let available = if confirmed {
-        app.store.refundable(payment.id, total).await?
+        refunds::refundable(&app, payment.id, total).await?
     } else {
         Default::default()
     };
@@ -223,18 +220,14 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         .request_id
         .clone()
         .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
-    let placed = app
-        .store
-        .place_refund(order, replay, secret_token(), app.clock.now(), |refund| {
-            let data = ReturnOperationId {
-                return_operation_id: refund.id,
-            };
-            serde_json::to_string(&Envelope::ok(data)).unwrap_or_default()
-        })
-        .await?;
-    // Delivered at once, not at the dispatcher's next look.
-    app.refund_wake.notify_one();
-    let placed = placed.map_err(refusal)?;
+    let placed = refunds::place(&app, order, replay, |refund| {
+        let data = ReturnOperationId {
+            return_operation_id: refund.id,
+        };
+        serde_json::to_string(&Envelope::ok(data)).unwrap_or_default()
+    })
+    .await?
+    .map_err(refusal)?;
     if !pos_waits {
         return Ok(raw_json(placed));
     }
@@ -263,58 +256,20 @@ async fn stored_answer(
 /// The answer to `payment/return` once the MPP has answered or the wait is over (DECISIONS 39).
 /// `placed` is the success answer stored with the refund: it stands unless the MPP refused the
 /// refund finally while the POS waited, and then the POS hears `-99000006` naming the MPP's
-/// answer, the amount being refundable again. The wait holds no transaction, and what the POS
-/// is told is fixed in the writer (`Store::end_pos_wait`), so a repeat of the request, before
-/// or after, hears the same.
+/// answer, the amount being refundable again.
 async fn hear_mpp(app: &App, placed: String) -> PosResult {
     let Some(refund_id) = placed_refund(&placed) else {
         return Ok(raw_json(placed));
     };
-    let now = tokio::time::Instant::now();
-    // Validation keeps the bound within a minute; past any instant, the wait is none at all.
-    let deadline = now
-        .checked_add(app.config.refunds.pos_wait())
-        .unwrap_or(now);
-    // Registered before the first read, so an answer recorded after that read wakes it.
-    let mut waiter = app.refund_outcomes.wait_for(refund_id);
-    let mut answer = pos_answer(app, refund_id).await;
-    if answer.is_none() {
-        waiter.until(deadline).await;
-        // Also finds an answer recorded by another process, which cannot wake this one.
-        answer = pos_answer(app, refund_id).await;
-    }
-    drop(waiter);
-    if answer.is_none() {
-        answer = match app.store.end_pos_wait(refund_id).await {
-            Ok(refund) => refund.and_then(|r| Some((r.pos_answer?, r.mpp_result))),
-            Err(e) => {
-                // Nothing was decided: the refund is pending, and that is "accepted" (rule 21).
-                tracing::warn!(error = %e, refund_id, "cannot end the POS's wait; answering accepted");
-                None
-            }
-        };
-    }
-    match answer {
-        Some((PosAnswer::Refused, code)) => Err(PosError::Status(
+    match refunds::hear_mpp(app, refund_id).await {
+        Told::Refused { mpp_result } => Err(PosError::Status(
             StatusCode::ReturnFailed,
             Some(format!(
                 "the MPP refused the refund ({})",
-                code.as_deref().unwrap_or("no code")
+                mpp_result.as_deref().unwrap_or("no code")
             )),
         )),
-        _ => Ok(raw_json(placed)),
-    }
-}
-
-/// What the POS that placed the refund is told, with the MPP's final code, once decided.
-/// A failed read is "not decided yet": the wait goes on, and the writer decides at its end.
-async fn pos_answer(app: &App, refund_id: i64) -> Option<(PosAnswer, Option<String>)> {
-    match app.store.refund(refund_id).await {
-        Ok(refund) => refund.and_then(|r| Some((r.pos_answer?, r.mpp_result))),
-        Err(e) => {
-            tracing::warn!(error = %e, refund_id, "cannot read a refund the POS waits for");
-            None
-        }
+        Told::Accepted => Ok(raw_json(placed)),
     }
 }
 

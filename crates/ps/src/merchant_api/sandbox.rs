@@ -70,11 +70,7 @@ pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResul
         mpp: SANDBOX_MPP.to_owned(),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
-    match app
-        .store
-        .scan_return_qr(token, owner, None, app.clock.now())
-        .await?
-    {
+    match crate::refunds::scan_return_qr(&app, token, owner, None).await? {
         Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
         Some(Err(code)) => Err(PosError::invalid(code.as_str())),
         None => Err(PosError::status(StatusCode::PurchaseNotFound)),

@@ -46,7 +46,7 @@ pub async fn cancel(app: &App, order: CancelOrder) -> StoreResult<Cancelled> {
     let total = payment.amount.unwrap_or_default();
     let amount = match order.amount {
         Some(amount) => amount,
-        None => app.store.refundable(id, total).await?,
+        None => crate::refunds::refundable(app, id, total).await?,
     };
     if amount.is_zero() {
         return Ok(Cancelled::NothingLeft);
@@ -62,18 +62,12 @@ pub async fn cancel(app: &App, order: CancelOrder) -> StoreResult<Cancelled> {
         // The operator is answered at once; the refund's outcome shows in the refunds list.
         pos_waits: false,
     };
-    // The refund rules and the replay record run in one transaction of the refunds' store.
-    let placed = app
-        .store
-        .place_refund(
-            refund,
-            order.replay,
-            crate::links::secret_token(),
-            app.clock.now(),
-            |r| json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string(),
-        )
-        .await?;
-    app.refund_wake.notify_one();
+    // The refunds use case places it (the rules and the replay record in one transaction) and
+    // wakes delivery.
+    let placed = crate::refunds::place(app, refund, order.replay, |r| {
+        json!({"refund_id": r.id.to_string(), "amount": r.amount}).to_string()
+    })
+    .await?;
     Ok(match placed {
         Ok(body) => Cancelled::Placed(body),
         Err(refusal) => Cancelled::Refused(refusal),

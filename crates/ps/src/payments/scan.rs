@@ -125,11 +125,7 @@ async fn scan_return_qr(
     if app.merchant_check().state(qr.trade_point_id) == MerchantState::Blocked {
         return Err(ResultCode::InvalidMerchant.into());
     }
-    match app
-        .store
-        .scan_return_qr(token, owner, Some(locale), app.clock.now())
-        .await?
-    {
+    match crate::refunds::scan_return_qr(app, token, owner, Some(locale)).await? {
         Some(Ok(qr)) => Ok(ScanResponse {
             result: ResultBody::success(),
             qr_code_type: Some(QrCodeType::Refund),

@@ -29,14 +29,12 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc};
 
 pub use catalog::{CatalogDoc, read_catalog_file};
-/// The name `refunds.rs` still gives the replay key.
-use devices::Replay as PosReplay;
 pub use devices::{Device, DeviceRegistration, Replay, Requester};
 pub use leases::LeaseHolder;
 pub use outbox::{OutboxEntry, OutboxKind};
 pub use payments::NewPayment;
 pub use refund_delivery::RefundView;
-pub use refunds::NewReturnQr;
+pub use refunds::{NewRefund, NewReturnQr};
 pub use registers::{
     FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
     RegisterReader,

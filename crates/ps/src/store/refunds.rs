@@ -1,34 +1,27 @@
-//! Refunds in SQLite: return QRs and refund requests checked against what is left to refund
-//! inside the writer's transaction, each queued for delivery in the outbox
-//! (`refund_delivery.rs` takes it from there).
+//! Refunds in SQLite: the `refunds` rows (a return QR and the refund made with it are one row)
+//! and their per-table operations, read by the edges and run by the refunds use case
+//! (`refunds/`) in its transaction, which applies the rules; the outbox row that queues a
+//! refund's delivery (`refund_delivery.rs` takes it from there). No flow and no API code here.
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
-use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Locale};
 
-use super::devices::{remember, replayed};
 use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
-use super::{PosReplay, Store, StoreError, StoreResult};
-use crate::domain::refund::{PosAnswer, RefundOrder, Refusal, available};
-use crate::domain::{Kind, Owner, Refund, RefundKind, RefundStatus, Status};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::refund::PosAnswer;
+use crate::domain::{Owner, Refund, RefundKind, RefundStatus};
 
 pub(super) const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
     customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
     created_at_ms, receipt_token, pos_answer, locale";
 
-/// The outbox kind of a refund delivery.
-pub(super) const OUTBOX_REFUND: &str = "refund";
-
-/// A return QR to create.
+/// What a return QR row holds beyond any refund's: what the QR shows and until when.
 #[derive(Clone, Debug)]
 pub struct NewReturnQr {
-    pub trade_point_id: i64,
-    pub device_id: i64,
     pub external_id: Option<String>,
     pub qr_token: String,
     pub expire_at: Timestamp,
-    pub receipt_token: String,
 }
 
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
@@ -180,17 +173,18 @@ pub(super) fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
 }
 
 /// A refund row to insert: a return QR (with `qr`) or a refund placed without one.
-struct NewRow<'a> {
-    kind: RefundKind,
-    status: RefundStatus,
-    trade_point_id: i64,
-    device_id: Option<i64>,
-    qr: Option<&'a NewReturnQr>,
-    receipt_token: &'a str,
+#[derive(Clone, Debug)]
+pub struct NewRefund {
+    pub kind: RefundKind,
+    pub status: RefundStatus,
+    pub trade_point_id: i64,
+    pub device_id: Option<i64>,
+    pub qr: Option<NewReturnQr>,
+    pub receipt_token: String,
 }
 
-fn insert(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> StoreResult<Refund> {
-    let qr = row.qr;
+fn insert(conn: &Connection, row: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
+    let qr = row.qr.as_ref();
     conn.prepare_cached(
         "INSERT INTO refunds (kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, \
          created_at_ms, receipt_token, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -227,76 +221,49 @@ fn held_amounts(conn: &Connection, payment_id: i64) -> StoreResult<Vec<Amount>> 
     Ok(amounts)
 }
 
-/// Checks an order against the purchase and what is left of it; creates or fills the refund and
-/// queues its delivery, all in the caller's transaction.
-fn place(
-    conn: &Connection,
-    order: &RefundOrder,
-    now: Timestamp,
-    receipt_token: &str,
-) -> StoreResult<Result<Refund, Refusal>> {
-    let Some(payment) = load_payment(conn, order.payment_id)? else {
-        return Ok(Err(Refusal::PaymentNotFound));
-    };
-    if order
-        .trade_point_id
-        .is_some_and(|tp| tp != payment.trade_point_id)
-    {
-        return Ok(Err(Refusal::TradePointMismatch));
+/// The per-table operations on refunds that the refunds use case (`refunds/`) runs in its
+/// transaction; the rules are `crate::domain::refund`'s.
+impl super::Tx<'_> {
+    /// The refund (or return QR) `id`, if there is one.
+    pub fn refund(&self, id: i64) -> StoreResult<Option<Refund>> {
+        load(self.conn, id)
     }
-    let (Status::Confirmed, Some(total), Some(owner)) =
-        (payment.status, payment.amount, payment.owner.clone())
-    else {
-        return Ok(Err(Refusal::NotRefundable));
-    };
-    if order.kind == RefundKind::Cancel && payment.kind != Kind::Custom {
-        return Ok(Err(Refusal::NotRefundable));
+
+    /// The return QR with the scanned `token`, if there is one.
+    pub fn refund_by_token(&self, token: &str) -> StoreResult<Option<Refund>> {
+        load_where(self.conn, "qr_token = ?1", &token)
     }
-    // Checked before anything is written: a refusal must leave no trace.
-    if order.amount > available(total, held_amounts(conn, payment.id)?) {
-        return Ok(Err(Refusal::AmountExceeded));
+
+    /// Inserts a refund row under the next operation id, and reads it back.
+    pub fn insert_refund(&self, new: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
+        insert(self.conn, new, now)
     }
-    let mut refund = match order.return_qr {
-        Some(qr_id) => {
-            let Some(qr) = load(conn, qr_id)? else {
-                return Ok(Err(Refusal::ReturnQrNotUsable));
-            };
-            if qr.kind != RefundKind::Qr || !qr.usable_for_return(now, order.use_window) {
-                return Ok(Err(Refusal::ReturnQrNotUsable));
-            }
-            // The money goes back to the customer who scanned, so it must be their purchase.
-            if qr.owner.as_ref() != Some(&owner) || qr.trade_point_id != payment.trade_point_id {
-                return Ok(Err(Refusal::PaymentNotFound));
-            }
-            qr
-        }
-        None => {
-            let row = NewRow {
-                kind: order.kind,
-                status: RefundStatus::Pending,
-                trade_point_id: payment.trade_point_id,
-                device_id: order.device_id,
-                qr: None,
-                receipt_token,
-            };
-            insert(conn, row, now)?
-        }
-    };
-    let payment_locale = scan_locale(conn, payment.id)?;
-    refund.request(
-        payment.id,
-        owner,
-        order.amount,
-        order.pos_waits,
-        payment_locale,
-        now,
-    );
-    save(conn, &refund)?;
-    conn.prepare_cached(
-        "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
-    )?
-    .execute(params![OUTBOX_REFUND, refund.id, refund.owner.as_ref().map(|o| o.mpp.as_str()).unwrap_or_default(), ms(now)])?;
-    Ok(Ok(refund))
+
+    /// Writes back every field the domain rules may change.
+    pub fn save_refund(&self, refund: &Refund) -> StoreResult<()> {
+        save(self.conn, refund)
+    }
+
+    /// The amounts of a purchase's refunds that hold part of it (pending and completed).
+    pub fn held_amounts(&self, payment_id: i64) -> StoreResult<Vec<Amount>> {
+        held_amounts(self.conn, payment_id)
+    }
+
+    /// Queues the refund's delivery to its MPP in this transaction (the outbox).
+    pub fn queue_refund_delivery(&self, refund: &Refund, now: Timestamp) -> StoreResult<()> {
+        let target = refund
+            .owner
+            .as_ref()
+            .map(|o| o.mpp.as_str())
+            .unwrap_or_default();
+        self.enqueue(super::OutboxKind::Refund, refund.id, target, now)
+    }
+
+    /// The language of the purchase's binding scan, which a refund of it speaks to the MPP in
+    /// unless a return QR's scan says otherwise (DECISIONS 36).
+    pub fn payment_scan_locale(&self, payment_id: i64) -> StoreResult<Option<Locale>> {
+        scan_locale(self.conn, payment_id)
+    }
 }
 
 impl Store {
@@ -314,108 +281,9 @@ impl Store {
             .await
     }
 
-    /// `return/create`: a return QR, or the answer to the same request made before.
-    pub async fn create_return_qr(
-        &self,
-        replay: Option<PosReplay>,
-        new: NewReturnQr,
-        now: Timestamp,
-        respond: impl FnOnce(&Refund) -> String + Send + 'static,
-    ) -> StoreResult<String> {
-        self.write(move |conn| {
-            if let Some(response) = replayed(conn, &replay)? {
-                return Ok(response);
-            }
-            let row = NewRow {
-                kind: RefundKind::Qr,
-                status: RefundStatus::QrCreated,
-                trade_point_id: new.trade_point_id,
-                device_id: Some(new.device_id),
-                qr: Some(&new),
-                receipt_token: &new.receipt_token,
-            };
-            let qr = insert(conn, row, now)?;
-            let response = respond(&qr);
-            remember(conn, &replay, &response, now)?;
-            Ok(response)
-        })
-        .await
-    }
-
-    /// A scan of a return QR token in `locale` (the scanner's `X-Locale`; `None` for the sandbox's
-    /// emulator); `Ok(None)` when no return QR has that token.
-    pub async fn scan_return_qr(
-        &self,
-        token: String,
-        owner: Owner,
-        locale: Option<Locale>,
-        now: Timestamp,
-    ) -> StoreResult<Option<Result<Refund, ResultCode>>> {
-        self.write(move |conn| {
-            let Some(mut qr) = load_where(conn, "qr_token = ?1", &token)? else {
-                return Ok(None);
-            };
-            match qr.scan(&owner, locale, now) {
-                Ok(changed) => {
-                    if changed {
-                        save(conn, &qr)?;
-                    }
-                    Ok(Some(Ok(qr)))
-                }
-                Err(code) => Ok(Some(Err(code))),
-            }
-        })
-        .await
-    }
-
-    /// Places a refund (DECISIONS 20): checked against what is left of the purchase and queued for
-    /// delivery in one transaction, so concurrent requests can never refund more than was paid.
-    /// `respond` makes the POS answer, stored for replays of the same request.
-    pub async fn place_refund(
-        &self,
-        order: RefundOrder,
-        replay: Option<PosReplay>,
-        receipt_token: String,
-        now: Timestamp,
-        respond: impl FnOnce(&Refund) -> String + Send + 'static,
-    ) -> StoreResult<Result<String, Refusal>> {
-        self.write(move |conn| {
-            if let Some(response) = replayed(conn, &replay)? {
-                return Ok(Ok(response));
-            }
-            match place(conn, &order, now, &receipt_token)? {
-                Ok(refund) => {
-                    let response = respond(&refund);
-                    remember(conn, &replay, &response, now)?;
-                    Ok(Ok(response))
-                }
-                Err(refusal) => Ok(Err(refusal)),
-            }
-        })
-        .await
-    }
-
-    /// Ends the wait of the POS that placed a refund for the MPP's answer (DECISIONS 39), in the
-    /// writer, so that it is ordered against the MPP's final answer: whichever comes first fixes
-    /// what the POS is told. `Ok(None)` when there is no such refund.
-    pub async fn end_pos_wait(&self, refund_id: i64) -> StoreResult<Option<Refund>> {
-        self.write(move |conn| {
-            let Some(mut refund) = load(conn, refund_id)? else {
-                return Ok(None);
-            };
-            let (_, decided) = refund.end_pos_wait();
-            if decided {
-                save(conn, &refund)?;
-            }
-            Ok(Some(refund))
-        })
-        .await
-    }
-
-    /// What is left to refund of a purchase.
-    pub async fn refundable(&self, payment_id: i64, total: Amount) -> StoreResult<Amount> {
-        self.read(move |conn| Ok(available(total, held_amounts(conn, payment_id)?)))
-            .await
+    /// The amounts of a purchase's refunds that hold part of it (pending and completed).
+    pub async fn held_amounts(&self, payment_id: i64) -> StoreResult<Vec<Amount>> {
+        self.read(move |conn| held_amounts(conn, payment_id)).await
     }
 
     /// The refunds of a purchase, oldest first.

@@ -1,0 +1,102 @@
+//! Placing a refund (DECISIONS 20–23, 27): the one transaction that checks an order against
+//! the purchase, the refunds that already hold part of it and the return QR it names, makes or
+//! fills the refund and queues its delivery; then the dispatcher is woken.
+
+use tolem_wire::Amount;
+
+use crate::domain::refund::{RefundOrder, Refusal, available, check_order};
+use crate::domain::{Refund, RefundStatus};
+use crate::links::secret_token;
+use crate::state::App;
+use crate::store::{NewRefund, Replay, StoreResult};
+
+/// Places a refund: checked against what is left of the purchase and queued for delivery in one
+/// transaction, so concurrent requests can never refund more than was paid. `answer` renders what
+/// the caller is told, stored with the refund for repeats of the same request (`replay`); a
+/// repeat gets the stored answer and places nothing. A refusal leaves no trace. The dispatcher
+/// is woken once the refund is committed, so it is delivered at once, not at its next look.
+pub async fn place(
+    app: &App,
+    order: RefundOrder,
+    replay: Option<Replay>,
+    answer: fn(&Refund) -> String,
+) -> StoreResult<Result<String, Refusal>> {
+    let now = app.clock.now();
+    let receipt_token = secret_token();
+    let placed = app
+        .store
+        .transaction(move |tx| {
+            if let Some(first) = tx.replayed(&replay)? {
+                return Ok(Ok(first));
+            }
+            let Some(payment) = tx.payment(order.payment_id)? else {
+                return Ok(Err(Refusal::PaymentNotFound));
+            };
+            let held = tx.held_amounts(payment.id)?;
+            let return_qr = order.return_qr.map(|id| tx.refund(id)).transpose()?;
+            // Checked before anything is written: a refusal must leave no trace.
+            let checked = check_order(
+                &order,
+                &payment,
+                held,
+                return_qr.as_ref().map(Option::as_ref),
+                now,
+            );
+            let owner = match checked {
+                Ok(owner) => owner,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let mut refund = match return_qr.flatten() {
+                Some(qr) => qr,
+                None => tx.insert_refund(
+                    &NewRefund {
+                        kind: order.kind,
+                        status: RefundStatus::Pending,
+                        trade_point_id: payment.trade_point_id,
+                        device_id: order.device_id,
+                        qr: None,
+                        receipt_token,
+                    },
+                    now,
+                )?,
+            };
+            let payment_locale = tx.payment_scan_locale(payment.id)?;
+            refund.request(
+                payment.id,
+                owner,
+                order.amount,
+                order.pos_waits,
+                payment_locale,
+                now,
+            );
+            tx.save_refund(&refund)?;
+            tx.queue_refund_delivery(&refund, now)?;
+            let body = answer(&refund);
+            tx.remember(&replay, &body, now)?;
+            Ok(Ok(body))
+        })
+        .await?;
+    if placed.is_ok() {
+        app.refund_wake.notify_one();
+    }
+    Ok(placed)
+}
+
+/// What is left to refund of a purchase of `total`: its amount less what its pending and
+/// completed refunds hold.
+pub async fn refundable(app: &App, payment_id: i64, total: Amount) -> StoreResult<Amount> {
+    Ok(available(total, app.store.held_amounts(payment_id).await?))
+}
+
+/// The operator asks for an undelivered refund to be tried again now; the dispatcher is woken.
+/// False when there is no undelivered refund with that id.
+pub async fn retry_now(app: &App, refund_id: i64) -> StoreResult<bool> {
+    let due = app
+        .store
+        .retry_refund_now(refund_id, app.clock.now())
+        .await?;
+    if due {
+        app.refund_wake.notify_one();
+    }
+    Ok(due)
+}

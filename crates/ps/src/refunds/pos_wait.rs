@@ -1,0 +1,68 @@
+//! The POS's wait for the MPP's answer to the refund it placed (DECISIONS 39): `payment/return`
+//! is answered once the MPP has answered finally or `refunds.pos_wait_ms` has passed. The wait
+//! holds no transaction; what the POS is told is fixed once, in the writer, by whichever comes
+//! first of the MPP's final answer and the end of the wait, so every repeat hears the same.
+
+use crate::domain::refund::Told;
+use crate::state::App;
+
+/// What the POS that placed refund `refund_id` is told, once the MPP has answered or the wait is
+/// over. The dispatcher wakes the wait in process when it records a final outcome; a last read
+/// at its end finds one recorded elsewhere. If nothing was decided by then, the end of the wait
+/// decides: the refund is pending, which is "accepted" (DECISIONS 21).
+pub async fn hear_mpp(app: &App, refund_id: i64) -> Told {
+    let now = tokio::time::Instant::now();
+    // Validation keeps the bound within a minute; past any instant, the wait is none at all.
+    let deadline = now
+        .checked_add(app.config.refunds.pos_wait())
+        .unwrap_or(now);
+    // Registered before the first read, so an answer recorded after that read wakes it.
+    let mut waiter = app.refund_outcomes.wait_for(refund_id);
+    let mut told = decided(app, refund_id).await;
+    if told.is_none() {
+        waiter.until(deadline).await;
+        // Also finds an answer recorded by another process, which cannot wake this one.
+        told = decided(app, refund_id).await;
+    }
+    drop(waiter);
+    if told.is_none() {
+        told = match end_pos_wait(app, refund_id).await {
+            Ok(told) => told,
+            Err(e) => {
+                // Nothing was decided: the refund is pending, and that is "accepted" (rule 21).
+                tracing::warn!(error = %e, refund_id, "cannot end the POS's wait; answering accepted");
+                None
+            }
+        };
+    }
+    told.unwrap_or(Told::Accepted)
+}
+
+/// What the POS is told, once decided. A failed read is "not decided yet": the wait goes on, and
+/// the writer decides at its end.
+async fn decided(app: &App, refund_id: i64) -> Option<Told> {
+    match app.store.refund(refund_id).await {
+        Ok(refund) => refund.and_then(|r| r.told_pos()),
+        Err(e) => {
+            tracing::warn!(error = %e, refund_id, "cannot read a refund the POS waits for");
+            None
+        }
+    }
+}
+
+/// Ends the POS's wait in the writer, so that it is ordered against the MPP's final answer:
+/// whichever comes first fixes what the POS is told. `Ok(None)` when there is no such refund.
+async fn end_pos_wait(app: &App, refund_id: i64) -> crate::store::StoreResult<Option<Told>> {
+    app.store
+        .transaction(move |tx| {
+            let Some(mut refund) = tx.refund(refund_id)? else {
+                return Ok(None);
+            };
+            let (_, decided) = refund.end_pos_wait();
+            if decided {
+                tx.save_refund(&refund)?;
+            }
+            Ok(refund.told_pos())
+        })
+        .await
+}

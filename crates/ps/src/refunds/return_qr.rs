@@ -1,0 +1,86 @@
+//! Return QRs (DECISIONS 22, 27): made by the POS (`return/create`), scanned by the customer's
+//! MPP (or the sandbox's emulator), which binds the refund to that customer; the refund made with
+//! one is placed by [`super::place`].
+
+use tolem_wire::Locale;
+use tolem_wire::mpp::ResultCode;
+
+use crate::domain::{Owner, Refund, RefundKind, RefundStatus};
+use crate::links::secret_token;
+use crate::state::App;
+use crate::store::{NewRefund, NewReturnQr, Replay, StoreResult};
+
+/// A return QR a POS asks for.
+#[derive(Clone, Debug)]
+pub struct ReturnQrOrder {
+    pub trade_point_id: i64,
+    pub device_id: i64,
+    pub external_id: Option<String>,
+    /// The token the QR shows (the merchant API's digits).
+    pub qr_token: String,
+}
+
+/// `return/create`: a return QR that can be scanned for `refunds.return_qr_scan_wait_s`, or the
+/// answer to the same request made before (`replay`). `answer` renders what the POS is told,
+/// stored for its repeats.
+pub async fn create_return_qr(
+    app: &App,
+    order: ReturnQrOrder,
+    replay: Option<Replay>,
+    answer: impl FnOnce(&Refund) -> String + Send + 'static,
+) -> StoreResult<String> {
+    let now = app.clock.now();
+    let new = NewRefund {
+        kind: RefundKind::Qr,
+        status: RefundStatus::QrCreated,
+        trade_point_id: order.trade_point_id,
+        device_id: Some(order.device_id),
+        qr: Some(NewReturnQr {
+            external_id: order.external_id,
+            qr_token: order.qr_token,
+            expire_at: now
+                .checked_add(app.config.refunds.return_qr_scan_wait())
+                .unwrap_or(now),
+        }),
+        receipt_token: secret_token(),
+    };
+    app.store
+        .transaction(move |tx| {
+            if let Some(first) = tx.replayed(&replay)? {
+                return Ok(first);
+            }
+            let qr = tx.insert_refund(&new, now)?;
+            let body = answer(&qr);
+            tx.remember(&replay, &body, now)?;
+            Ok(body)
+        })
+        .await
+}
+
+/// A scan of a return QR token by `owner` in `locale` (the scanner's `X-Locale`; `None` for the
+/// sandbox's emulator): like a Dynamic QR, the first scan binds it (DECISIONS 22, 27).
+/// `Ok(None)` when no return QR has that token; the MPP code when the scan is refused.
+pub async fn scan_return_qr(
+    app: &App,
+    token: String,
+    owner: Owner,
+    locale: Option<Locale>,
+) -> StoreResult<Option<Result<Refund, ResultCode>>> {
+    let now = app.clock.now();
+    app.store
+        .transaction(move |tx| {
+            let Some(mut qr) = tx.refund_by_token(&token)? else {
+                return Ok(None);
+            };
+            match qr.scan(&owner, locale, now) {
+                Ok(changed) => {
+                    if changed {
+                        tx.save_refund(&qr)?;
+                    }
+                    Ok(Some(Ok(qr)))
+                }
+                Err(code) => Ok(Some(Err(code))),
+            }
+        })
+        .await
+}
