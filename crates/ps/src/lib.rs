@@ -1,13 +1,13 @@
 //! The Tolem payment system (PS) server.
 //!
 //! Map of the crate (see `docs/ARCHITECTURE.md`):
-//! - [`app`]: wiring, the router, [`serve`].
+//! - [`app`]: the router and the listeners, [`serve`]; [`state`]: the shared [`App`].
 //! - [`connections`]: the connection layer under the router: deadlines, the cap per listener,
 //!   refusals below the application in the surface's envelope (DECISIONS 43).
 //! - [`mpp_api`], [`merchant_api`], [`admin_api`], [`qr_image`], [`receipt`]: the HTTP edges.
-//! - [`payments`]: the MPP API's use cases.
-//! - [`domain`]: the rules (purchases and their state machine), free of HTTP and SQL.
-//! - [`store`]: the database (SQLite, group commit).
+//! - [`payments`]: the purchases' use cases (MPP API, POS creation, sandbox, operator's cancel).
+//! - [`domain`]: the rules (purchases, refunds, commissions), free of HTTP and SQL.
+//! - [`store`]: the database (SQLite, group commit): per-table operations, no rules.
 //! - [`outbox`]: the delivery machinery of the outbox (claim, record, backoff, alert), shared by
 //!   [`refund_dispatch`] (delivers refunds to the MPPs) and register e-mails.
 //! - [`refunds`]: the refunds use case, the one place a refund is placed.

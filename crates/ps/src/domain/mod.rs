@@ -1,7 +1,8 @@
 //! The rules of the payment system, free of HTTP and SQL: purchases and their state machine
-//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23). Called by the use cases and by
-//! the store, which loads a record, lets these rules change it and saves the result in one
-//! transaction.
+//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23), commission rates. Called by
+//! the use cases (`payments`, `refunds`, the outbox's senders), which load a record inside their
+//! transaction, let these rules change it and save the result; the store only reads and writes
+//! the rows.
 
 /// Text forms of a state enum as the database stores them: `as_str` and `parse`.
 macro_rules! text_enum {

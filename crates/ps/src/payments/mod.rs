@@ -1,8 +1,9 @@
-//! The MPP API's use cases: scan, checkout and notifyPayment. Each takes a request that passed
-//! the edge's format checks, applies the rules of [`crate::domain`] through the [`Store`] and
-//! returns the wire answer. Called only by the MPP API's edge (`mpp_api`).
-//!
-//! [`Store`]: crate::store::Store
+//! The purchases' use cases. Each takes a request that passed its edge's format checks, opens its
+//! own transaction (`Store::transaction`), applies the rules of `domain` there through the store's
+//! per-table operations, and renders its own answer: the MPP API's scan, checkout and
+//! notifyPayment (called by `mpp_api`); a POS's new purchase (`create`) and the sandbox's emulated
+//! MPP (`emulate`) (called by `merchant_api`); the operator's cancel (`cancel`, called by
+//! `admin_api`), which places its refund through `refunds`.
 
 mod cancel;
 mod checkout;

@@ -1,12 +1,14 @@
 //! Storage: one [`Store`] for everything the PS keeps. Today its one backend is SQLite (a file in
 //! WAL mode, `synchronous = FULL`, so a commit survives power loss); a PostgreSQL backend will sit
-//! beside it behind the same methods.
+//! beside it behind the same operations. The store holds no rules and names no wire code: a use
+//! case opens [`Store::transaction`] and works through the per-table operations of [`Tx`]
+//! (`impl Tx` in each table's file), or reads through the `Store`'s read methods.
 //!
 //! Writes go through a single writer thread that commits whatever is queued in one transaction
 //! (group commit), each write in its own savepoint, and answers every caller only after the
-//! commit is on disk. Reads use a small pool of read-only connections. Called by the use cases in
-//! `payments`, the merchant and admin APIs, the outbox's senders (`outbox.rs` holds the outbox's
-//! per-table operations for every kind), and start-up.
+//! commit is on disk. Reads use a small pool of read-only connections. Called by the use cases
+//! (`payments`, `refunds`, registers), the outbox's senders (`outbox.rs` here holds the outbox's
+//! per-table operations for every kind), the edges' reads, and start-up.
 
 mod catalog;
 mod devices;
