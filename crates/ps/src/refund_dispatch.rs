@@ -155,7 +155,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                 };
                 let span = tracing::info_span!(
                     "refund",
-                    refund_id = claim.item.id,
+                    refund_id = claim.item.id.get(),
                     attempt = claim.entry.attempts
                 );
                 tokio::spawn(
@@ -230,7 +230,9 @@ async fn deliver(
         Ok(()) if is_final => app.refund_outcomes.recorded(refund_id),
         Ok(()) => {}
         // The lease runs out and the delivery is tried again; the MPP applies it once.
-        Err(e) => tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome"),
+        Err(e) => {
+            tracing::warn!(error = %e, refund_id = refund_id.get(), "cannot record a delivery outcome")
+        }
     }
     // A call slot is free again: let the dispatcher claim more without waiting for its poll.
     drop(permit);

@@ -18,8 +18,10 @@ macro_rules! text_enum {
 }
 
 pub mod commission;
+pub mod ids;
 pub mod payment;
 pub mod refund;
 
+pub use ids::{DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
 pub use payment::{Kind, MerchantState, Owner, Payment, Policy, Status};
 pub use refund::{Refund, RefundKind, RefundStatus};

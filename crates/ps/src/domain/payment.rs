@@ -14,6 +14,8 @@ use tolem_wire::merchant::PaymentStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Problem};
 
+use super::PaymentId;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Made by the POS with `qr/create`: one QR, one purchase.
@@ -95,7 +97,7 @@ impl MerchantState {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payment {
-    pub id: i64,
+    pub id: PaymentId,
     pub kind: Kind,
     pub status: Status,
     pub trade_point_id: i64,
@@ -389,7 +391,7 @@ mod tests {
 
     fn dynamic() -> Payment {
         Payment {
-            id: 1,
+            id: PaymentId::new(1),
             kind: Kind::Dynamic,
             status: Status::Created,
             trade_point_id: 1,

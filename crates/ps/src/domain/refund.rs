@@ -26,7 +26,7 @@ use tolem_wire::merchant::ReturnStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Locale};
 
-use super::{Kind, Owner, Payment, Status};
+use super::{Kind, Owner, Payment, PaymentId, RefundId, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefundKind {
@@ -82,7 +82,7 @@ impl RefundStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
-    pub id: i64,
+    pub id: RefundId,
     pub kind: RefundKind,
     pub status: RefundStatus,
     pub trade_point_id: i64,
@@ -94,7 +94,7 @@ pub struct Refund {
     /// The customer the money goes back to.
     pub owner: Option<Owner>,
     pub identified_at: Option<Timestamp>,
-    pub payment_id: Option<i64>,
+    pub payment_id: Option<PaymentId>,
     pub amount: Option<Amount>,
     pub requested_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -168,7 +168,7 @@ impl Refund {
     /// language of the purchase's scan (DECISIONS 36).
     pub fn request(
         &mut self,
-        payment_id: i64,
+        payment_id: PaymentId,
         owner: Owner,
         amount: Amount,
         pos_waits: bool,
@@ -269,12 +269,12 @@ pub enum Refusal {
 #[derive(Clone, Debug)]
 pub struct RefundOrder {
     pub kind: RefundKind,
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     /// The device's trade point; the purchase must be from it (`None`: any, for the operator).
     pub trade_point_id: Option<i64>,
     pub device_id: Option<i64>,
     /// The scanned return QR to use (r2).
-    pub return_qr: Option<i64>,
+    pub return_qr: Option<RefundId>,
     pub amount: Amount,
     pub use_window: SignedDuration,
     /// Whether the caller waits for the MPP's answer before it is answered (DECISIONS 39).
@@ -404,7 +404,7 @@ mod tests {
     fn pending(pos_waits: bool) -> Refund {
         let now = Timestamp::UNIX_EPOCH;
         let mut refund = Refund {
-            id: 7,
+            id: RefundId::new(7),
             kind: RefundKind::Direct,
             status: RefundStatus::Pending,
             trade_point_id: 1,
@@ -429,7 +429,7 @@ mod tests {
             customer_id: "C1".to_owned(),
         };
         refund.request(
-            1,
+            PaymentId::new(1),
             owner,
             Amount::from_tenge(5).expect("fits"),
             pos_waits,
@@ -475,7 +475,7 @@ mod tests {
     fn confirmed(kind: Kind, tenge: u64) -> Payment {
         let now = Timestamp::UNIX_EPOCH;
         Payment {
-            id: 1,
+            id: PaymentId::new(1),
             kind,
             status: Status::Confirmed,
             trade_point_id: 1,
@@ -505,7 +505,7 @@ mod tests {
     fn order(kind: RefundKind, tenge: u64) -> RefundOrder {
         RefundOrder {
             kind,
-            payment_id: 1,
+            payment_id: PaymentId::new(1),
             trade_point_id: Some(1),
             device_id: Some(1),
             return_qr: None,
@@ -567,7 +567,7 @@ mod tests {
         // A return QR must exist, be scanned, in its window, and by the purchase's customer.
         let with_qr = RefundOrder {
             kind: RefundKind::Qr,
-            return_qr: Some(7),
+            return_qr: Some(RefundId::new(7)),
             ..direct
         };
         let theirs = scanned_qr("C1");

@@ -98,7 +98,7 @@ impl Answer {
             serde_json::to_string(&Envelope::ok(LinkCreated {
                 payment_link: token,
                 expire_date: expire,
-                payment_id: payment.id,
+                payment_id: payment.id.get(),
                 payment_methods: self.methods,
                 payment_behavior_options: PaymentBehaviorOptions {
                     status_polling_interval: self.polling_s,
@@ -110,7 +110,7 @@ impl Answer {
             serde_json::to_string(&Envelope::ok(QrCreated {
                 qr_token: token,
                 expire_date: expire,
-                qr_payment_id: payment.id,
+                qr_payment_id: payment.id.get(),
                 payment_methods: self.methods,
                 qr_payment_behavior_options: QrPaymentBehaviorOptions {
                     status_polling_interval: self.polling_s,

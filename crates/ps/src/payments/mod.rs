@@ -24,6 +24,7 @@ pub use notify::notify;
 pub use scan::scan;
 
 use crate::catalog::{Catalog, Mpp};
+use crate::domain::PaymentId;
 use crate::state::App;
 use crate::store::StoreError;
 
@@ -89,9 +90,9 @@ pub fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
 }
 
 /// The PS's payment ids are integers; anything else names no payment.
-pub fn parse_payment_id(text: &str) -> Result<i64, MppError> {
+pub fn parse_payment_id(text: &str) -> Result<PaymentId, MppError> {
     check_len(text, tolem_wire::mpp::PAYMENT_ID_LEN_MAX, "paymentId")?;
-    text.parse::<i64>()
+    text.parse::<PaymentId>()
         .map_err(|_| MppError::code(ResultCode::OrderNotExist))
 }
 
