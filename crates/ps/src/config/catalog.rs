@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::{ServiceId, TradePointId};
 use sha2::{Digest, Sha256};
 use tolem_wire::mpp::{AUTHOR_TYPE_LEN_MAX, MERCHANT_MCC_LEN_MAX, MERCHANT_NAME_LEN_MAX};
 use tolem_wire::{Amount, Localized};
@@ -96,7 +98,7 @@ pub struct Organization {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TradePoint {
-    pub id: i64,
+    pub id: TradePointId,
     pub organization_bin: String,
     pub name: String,
     #[serde(default)]
@@ -122,9 +124,9 @@ pub struct TradePoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
-    pub id: i64,
+    pub id: ServiceId,
     /// The trade point that receives the money (its merchant data is shown to the buyer).
-    pub trade_point_id: i64,
+    pub trade_point_id: TradePointId,
     /// The Custom QR token, at most 128 characters.
     pub token: String,
     pub name: Localized,

@@ -14,7 +14,7 @@ use tolem_wire::merchant::PaymentStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Problem};
 
-use super::PaymentId;
+use super::{DeviceId, PaymentId, ServiceId, TradePointId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -100,9 +100,9 @@ pub struct Payment {
     pub id: PaymentId,
     pub kind: Kind,
     pub status: Status,
-    pub trade_point_id: i64,
-    pub service_id: Option<i64>,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub service_id: Option<ServiceId>,
+    pub device_id: Option<DeviceId>,
     pub external_id: Option<String>,
     pub qr_token: Option<String>,
     pub amount: Option<Amount>,
@@ -394,7 +394,7 @@ mod tests {
             id: PaymentId::new(1),
             kind: Kind::Dynamic,
             status: Status::Created,
-            trade_point_id: 1,
+            trade_point_id: TradePointId::new(1),
             service_id: None,
             device_id: None,
             external_id: None,

@@ -26,7 +26,7 @@ use tolem_wire::merchant::ReturnStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Locale};
 
-use super::{Kind, Owner, Payment, PaymentId, RefundId, Status};
+use super::{DeviceId, Kind, Owner, Payment, PaymentId, RefundId, Status, TradePointId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefundKind {
@@ -85,8 +85,8 @@ pub struct Refund {
     pub id: RefundId,
     pub kind: RefundKind,
     pub status: RefundStatus,
-    pub trade_point_id: i64,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub device_id: Option<DeviceId>,
     pub external_id: Option<String>,
     pub qr_token: Option<String>,
     /// Scan deadline of a return QR.
@@ -271,8 +271,8 @@ pub struct RefundOrder {
     pub kind: RefundKind,
     pub payment_id: PaymentId,
     /// The device's trade point; the purchase must be from it (`None`: any, for the operator).
-    pub trade_point_id: Option<i64>,
-    pub device_id: Option<i64>,
+    pub trade_point_id: Option<TradePointId>,
+    pub device_id: Option<DeviceId>,
     /// The scanned return QR to use (r2).
     pub return_qr: Option<RefundId>,
     pub amount: Amount,
@@ -407,7 +407,7 @@ mod tests {
             id: RefundId::new(7),
             kind: RefundKind::Direct,
             status: RefundStatus::Pending,
-            trade_point_id: 1,
+            trade_point_id: TradePointId::new(1),
             device_id: None,
             external_id: None,
             qr_token: None,
@@ -478,7 +478,7 @@ mod tests {
             id: PaymentId::new(1),
             kind,
             status: Status::Confirmed,
-            trade_point_id: 1,
+            trade_point_id: TradePointId::new(1),
             service_id: None,
             device_id: None,
             external_id: None,
@@ -506,8 +506,8 @@ mod tests {
         RefundOrder {
             kind,
             payment_id: PaymentId::new(1),
-            trade_point_id: Some(1),
-            device_id: Some(1),
+            trade_point_id: Some(TradePointId::new(1)),
+            device_id: Some(DeviceId::new(1)),
             return_qr: None,
             amount: Amount::from_tenge(tenge).expect("fits"),
             use_window: SignedDuration::from_secs(600),
@@ -542,7 +542,7 @@ mod tests {
             Err(Refusal::AmountExceeded)
         );
         let elsewhere = RefundOrder {
-            trade_point_id: Some(2),
+            trade_point_id: Some(TradePointId::new(2)),
             ..direct.clone()
         };
         assert_eq!(

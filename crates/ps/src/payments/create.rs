@@ -8,7 +8,7 @@ use tolem_wire::merchant::{
     Envelope, LinkCreated, PaymentBehaviorOptions, QrCreated, QrPaymentBehaviorOptions,
 };
 
-use crate::domain::{Kind, Payment};
+use crate::domain::{DeviceId, Kind, Payment, TradePointId};
 use crate::links::{QR_TOKEN_DIGITS, pay_link, random_digits, secret_token};
 use crate::state::App;
 use crate::store::{NewPayment, Replay, StoreResult};
@@ -18,8 +18,8 @@ use crate::store::{NewPayment, Replay, StoreResult};
 pub struct PosOrder {
     /// [`Kind::Dynamic`] or [`Kind::Link`].
     pub kind: Kind,
-    pub trade_point_id: i64,
-    pub device_id: i64,
+    pub trade_point_id: TradePointId,
+    pub device_id: DeviceId,
     pub external_id: Option<String>,
     pub amount: Amount,
     /// The request's key for repeats; `None` without an X-Request-ID.

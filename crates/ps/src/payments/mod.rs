@@ -24,7 +24,7 @@ pub use notify::notify;
 pub use scan::scan;
 
 use crate::catalog::{Catalog, Mpp};
-use crate::domain::PaymentId;
+use crate::domain::{PaymentId, TradePointId};
 use crate::state::App;
 use crate::store::StoreError;
 
@@ -70,7 +70,7 @@ impl From<ResultCode> for MppError {
 }
 
 /// The `merchant` object of a trade point, as scan and checkout show it.
-pub fn merchant_of(catalog: &Catalog, trade_point_id: i64) -> Option<Merchant> {
+pub fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Option<Merchant> {
     let (point, _) = catalog.merchant(trade_point_id)?;
     Some(Merchant {
         merchant_id: point.id.to_string(),

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use tolem_wire::{Amount, Locale};
 
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{Kind, Owner, Payment, PaymentId, Policy, Status};
+use crate::domain::{
+    DeviceId, Kind, Owner, Payment, PaymentId, Policy, ServiceId, Status, TradePointId,
+};
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
     amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
@@ -17,9 +19,9 @@ const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, 
 #[derive(Clone, Debug)]
 pub struct NewPayment {
     pub kind: Kind,
-    pub trade_point_id: i64,
-    pub service_id: Option<i64>,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub service_id: Option<ServiceId>,
+    pub device_id: Option<DeviceId>,
     pub external_id: Option<String>,
     pub qr_token: Option<String>,
     pub amount: Option<Amount>,
@@ -68,9 +70,9 @@ struct RawPayment {
     id: PaymentId,
     kind: String,
     status: String,
-    trade_point_id: i64,
-    service_id: Option<i64>,
-    device_id: Option<i64>,
+    trade_point_id: TradePointId,
+    service_id: Option<ServiceId>,
+    device_id: Option<DeviceId>,
     external_id: Option<String>,
     qr_token: Option<String>,
     amount_tiyn: Option<i64>,

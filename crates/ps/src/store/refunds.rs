@@ -10,7 +10,9 @@ use tolem_wire::{Amount, Locale};
 use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::refund::PosAnswer;
-use crate::domain::{Owner, PaymentId, Refund, RefundId, RefundKind, RefundStatus};
+use crate::domain::{
+    DeviceId, Owner, PaymentId, Refund, RefundId, RefundKind, RefundStatus, TradePointId,
+};
 
 pub(super) const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
     customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
@@ -53,8 +55,8 @@ pub(super) struct RawRefund {
     id: RefundId,
     kind: String,
     status: String,
-    trade_point_id: i64,
-    device_id: Option<i64>,
+    trade_point_id: TradePointId,
+    device_id: Option<DeviceId>,
     external_id: Option<String>,
     qr_token: Option<String>,
     expire_at_ms: Option<i64>,
@@ -177,8 +179,8 @@ pub(super) fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
 pub struct NewRefund {
     pub kind: RefundKind,
     pub status: RefundStatus,
-    pub trade_point_id: i64,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub device_id: Option<DeviceId>,
     pub qr: Option<NewReturnQr>,
     pub receipt_token: String,
 }
@@ -302,7 +304,7 @@ impl Store {
     pub async fn customer_purchases(
         &self,
         owner: Owner,
-        trade_point_id: i64,
+        trade_point_id: TradePointId,
         limit: usize,
     ) -> StoreResult<Vec<crate::domain::Payment>> {
         self.read(move |conn| {
