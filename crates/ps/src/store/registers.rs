@@ -25,7 +25,7 @@ pub enum OpKind {
 /// A refund's payment, for the refund's commission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefundOf {
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     pub payment_amount: Amount,
     /// What the payment's completed refunds returned before this one.
     pub refunded_before: Amount,
@@ -261,7 +261,7 @@ impl RegisterReader {
                 finished_at: finished(finished_ms)?,
                 amount: tiyn(amount, "a refund")?,
                 refund_of: Some(RefundOf {
-                    payment_id,
+                    payment_id: PaymentId::new(payment_id),
                     payment_amount: tiyn(payment_amount, "a refunded payment")?,
                     refunded_before: tiyn(before, "earlier refunds")?,
                 }),
