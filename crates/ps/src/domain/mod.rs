@@ -1,7 +1,7 @@
 //! The rules of the payment system, free of HTTP and SQL: purchases and their state machine
-//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23). Called by the use cases and by
-//! the store, which loads a record, lets these rules change it and saves the result in one
-//! transaction.
+//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23), and the typed ids (`ids`).
+//! Called by the use cases and by the store, which loads a record, lets these rules change it and
+//! saves the result in one transaction.
 
 /// Text forms of a state enum as the database stores them: `as_str` and `parse`.
 macro_rules! text_enum {
