@@ -137,7 +137,7 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
         .collect();
     let query: PaymentQuery = from_value_any_case(serde_json::Value::Object(map))
         .map_err(|e| PosError::invalid(e.to_string()))?;
-    let Some(id) = query.qrpaymentid else {
+    let Some(id) = query.qrpaymentid.map(PaymentId::new) else {
         return Err(PosError::param("QrPaymentId", Problem::Missing));
     };
     let Some(token) = query.devicetoken else {
@@ -147,11 +147,7 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
     // certificate of several organizations the one among them the device names.
     let (device, _) = device_of(&app, &call, &token).await?;
     let not_found = || PosError::status(StatusCode::PurchaseNotFound);
-    let payment = app
-        .store
-        .payment(PaymentId::new(id))
-        .await?
-        .ok_or_else(not_found)?;
+    let payment = app.store.payment(id).await?.ok_or_else(not_found)?;
     let catalog = app.catalog.get();
     if catalog
         .merchant(payment.trade_point_id)
@@ -197,7 +193,8 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         other => Err(other),
     })?;
     // Another organization's purchase is "not found", never "at another trade point".
-    let payment = app.store.payment(PaymentId::new(req.qrpaymentid)).await?;
+    let payment_id = PaymentId::new(req.qrpaymentid);
+    let payment = app.store.payment(payment_id).await?;
     let catalog = app.catalog.get();
     let own = payment
         .and_then(|p| catalog.merchant(p.trade_point_id))
@@ -211,7 +208,7 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         } else {
             RefundKind::Direct
         },
-        payment_id: PaymentId::new(req.qrpaymentid),
+        payment_id,
         trade_point_id: Some(point.id),
         device_id: Some(device.id),
         return_qr: req.qrreturnid.map(RefundId::new),
