@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::{ServiceId, TradePointId};
+use crate::domain::{CallerName, ServiceId, TradePointId};
 
 pub use crate::config::catalog::{
     AmountRule, COMMISSION_BPS_MAX, CatalogFile, Fingerprint, Mpp, Organization,
@@ -23,7 +23,7 @@ pub const SANDBOX_MPP: &str = "sandbox";
 /// The snapshot the request path reads: indexed for the lookups the APIs make.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    pub mpps: HashMap<String, Arc<Mpp>>,
+    pub mpps: HashMap<CallerName, Arc<Mpp>>,
     pub organizations: HashMap<String, Arc<Organization>>,
     pub trade_points: HashMap<TradePointId, Arc<TradePoint>>,
     pub services: HashMap<ServiceId, Arc<Service>>,

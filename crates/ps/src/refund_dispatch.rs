@@ -188,7 +188,13 @@ pub async fn run(app: AppState, stop: CancellationToken) {
 
 /// The MPPs refunds can go to: the catalog's, and in sandbox mode the emulators' buyer.
 fn targets(app: &AppState) -> Vec<String> {
-    let mut mpps: Vec<String> = app.catalog.get().mpps.keys().cloned().collect();
+    let mut mpps: Vec<String> = app
+        .catalog
+        .get()
+        .mpps
+        .keys()
+        .map(ToString::to_string)
+        .collect();
     if app.config.sandbox {
         mpps.push(SANDBOX_MPP.to_owned());
     }

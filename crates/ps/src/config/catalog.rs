@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ServiceId, TradePointId};
+use crate::domain::{CallerName, ServiceId, TradePointId};
 use sha2::{Digest, Sha256};
 use tolem_wire::mpp::{AUTHOR_TYPE_LEN_MAX, MERCHANT_MCC_LEN_MAX, MERCHANT_NAME_LEN_MAX};
 use tolem_wire::{Amount, Localized};
@@ -30,7 +30,7 @@ pub struct CatalogFile {
 #[serde(deny_unknown_fields)]
 pub struct Mpp {
     /// Its `X-Caller-Name`, at most 12 characters.
-    pub caller_name: String,
+    pub caller_name: CallerName,
     pub name: String,
     /// Where the PS delivers refunds (`POST {refund_url}`).
     pub refund_url: String,
@@ -238,7 +238,7 @@ impl CatalogFile {
     pub fn validate(&self) -> Result<(), String> {
         let mut callers = HashSet::new();
         for m in &self.mpps {
-            let len = m.caller_name.chars().count();
+            let len = m.caller_name.as_str().chars().count();
             if len == 0 || len > tolem_wire::mpp::CALLER_NAME_LEN_MAX {
                 return Err(format!(
                     "mpps.{}: caller_name must be 1-12 characters",

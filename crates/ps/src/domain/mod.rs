@@ -1,5 +1,6 @@
 //! The rules of the payment system, free of HTTP and SQL: purchases and their state machine
-//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23), and the typed ids (`ids`).
+//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23), and the typed ids and names
+//! (`ids`, `names`).
 //! Called by the use cases and by the store, which loads a record, lets these rules change it and
 //! saves the result in one transaction.
 
@@ -19,9 +20,11 @@ macro_rules! text_enum {
 
 pub mod commission;
 pub mod ids;
+pub mod names;
 pub mod payment;
 pub mod refund;
 
 pub use ids::{DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
+pub use names::CallerName;
 pub use payment::{Kind, MerchantState, Owner, Payment, Policy, Status};
 pub use refund::{Refund, RefundKind, RefundStatus};

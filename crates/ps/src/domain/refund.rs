@@ -425,7 +425,7 @@ mod tests {
             locale: None,
         };
         let owner = Owner {
-            mpp: "bank".to_owned(),
+            mpp: "bank".into(),
             customer_id: "C1".to_owned(),
         };
         refund.request(
@@ -487,7 +487,7 @@ mod tests {
             created_at: now,
             expire_at: None,
             owner: Some(Owner {
-                mpp: "bank".to_owned(),
+                mpp: "bank".into(),
                 customer_id: "C1".to_owned(),
             }),
             scanned_at: None,
@@ -521,7 +521,7 @@ mod tests {
         qr.status = RefundStatus::Identified;
         qr.identified_at = Some(Timestamp::UNIX_EPOCH);
         qr.owner = Some(Owner {
-            mpp: "bank".to_owned(),
+            mpp: "bank".into(),
             customer_id: customer.to_owned(),
         });
         qr

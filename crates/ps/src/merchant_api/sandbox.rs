@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
 use super::{PosCall, PosError, PosResult, envelope, path_text, unknown_method};
-use crate::domain::{Owner, PaymentId, RefundId};
+use crate::domain::{CallerName, Owner, PaymentId, RefundId};
 use crate::payments::{self, Emulated, Step};
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ pub async fn payment_step(
     let step =
         Step::parse(&step).ok_or_else(|| PosError::invalid(format!("unknown step {step}")))?;
     let buyer = Owner {
-        mpp: SANDBOX_MPP.to_owned(),
+        mpp: CallerName::from(SANDBOX_MPP),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
     match payments::emulate(&app, id, step, buyer).await? {
@@ -68,7 +68,7 @@ pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResul
         .and_then(|q| q.qr_token)
         .ok_or(PosError::status(StatusCode::PurchaseNotFound))?;
     let owner = Owner {
-        mpp: SANDBOX_MPP.to_owned(),
+        mpp: CallerName::from(SANDBOX_MPP),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
     match crate::refunds::scan_return_qr(&app, token, owner, None).await? {

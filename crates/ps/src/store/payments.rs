@@ -8,7 +8,7 @@ use tolem_wire::{Amount, Locale};
 
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{
-    DeviceId, Kind, Owner, Payment, PaymentId, Policy, ServiceId, Status, TradePointId,
+    CallerName, DeviceId, Kind, Owner, Payment, PaymentId, Policy, ServiceId, Status, TradePointId,
 };
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
@@ -78,7 +78,7 @@ struct RawPayment {
     amount_tiyn: Option<i64>,
     created_at_ms: i64,
     expire_at_ms: Option<i64>,
-    mpp: Option<String>,
+    mpp: Option<CallerName>,
     customer_id: Option<String>,
     scanned_at_ms: Option<i64>,
     confirm_until_ms: Option<i64>,

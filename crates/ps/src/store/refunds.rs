@@ -11,7 +11,8 @@ use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::refund::PosAnswer;
 use crate::domain::{
-    DeviceId, Owner, PaymentId, Refund, RefundId, RefundKind, RefundStatus, TradePointId,
+    CallerName, DeviceId, Owner, PaymentId, Refund, RefundId, RefundKind, RefundStatus,
+    TradePointId,
 };
 
 pub(super) const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
@@ -60,7 +61,7 @@ pub(super) struct RawRefund {
     external_id: Option<String>,
     qr_token: Option<String>,
     expire_at_ms: Option<i64>,
-    mpp: Option<String>,
+    mpp: Option<CallerName>,
     customer_id: Option<String>,
     identified_at_ms: Option<i64>,
     payment_id: Option<PaymentId>,
