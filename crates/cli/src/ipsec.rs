@@ -59,7 +59,7 @@ pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
                 .catalog
                 .mpps
                 .iter()
-                .find(|m| &m.caller_name == name)
+                .find(|m| m.caller_name == name.as_str())
                 .ok_or_else(|| ipsec::IpsecError::UnknownMpp(name.clone()))?;
             vec![mpp]
         }
@@ -69,7 +69,7 @@ pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
             for mpp in without {
                 say!(
                     "{}: skipped, it has no [mpps.ipsec] table",
-                    ipsec::section_name(&mpp.caller_name)
+                    ipsec::section_name(mpp.caller_name.as_str())
                 );
             }
             anyhow::ensure!(
@@ -121,7 +121,7 @@ fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
 }
 
 fn write_link(config: &Config, mpp: &Mpp, out: &Path) -> anyhow::Result<()> {
-    let dir = out.join(ipsec::section_name(&mpp.caller_name));
+    let dir = out.join(ipsec::section_name(mpp.caller_name.as_str()));
     make_dir(&dir, SECRET_DIR_MODE)?;
     let psk = match config.ipsec.auth {
         IpsecAuth::Psk => Some(key(&dir.join("psk"))?),

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::domain::{CallerName, ServiceId, TradePointId};
+
 pub use crate::config::catalog::{
     AmountRule, COMMISSION_BPS_MAX, CatalogFile, Fingerprint, Mpp, Organization,
     OrganizationStatus, Parameter, ParameterOption, Service, TradePoint, api_key_hash,
@@ -21,10 +23,10 @@ pub const SANDBOX_MPP: &str = "sandbox";
 /// The snapshot the request path reads: indexed for the lookups the APIs make.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    pub mpps: HashMap<String, Arc<Mpp>>,
+    pub mpps: HashMap<CallerName, Arc<Mpp>>,
     pub organizations: HashMap<String, Arc<Organization>>,
-    pub trade_points: HashMap<i64, Arc<TradePoint>>,
-    pub services: HashMap<i64, Arc<Service>>,
+    pub trade_points: HashMap<TradePointId, Arc<TradePoint>>,
+    pub services: HashMap<ServiceId, Arc<Service>>,
     api_keys: HashMap<String, String>,
     /// Each registered client certificate and the BINs it acts for, in BIN order.
     certificates: HashMap<Fingerprint, Vec<String>>,
@@ -34,8 +36,8 @@ pub struct Catalog {
 /// A QR token the catalog knows (dynamic tokens live with their payments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CatalogToken {
-    Static { trade_point_id: i64 },
-    Custom { service_id: i64 },
+    Static { trade_point_id: TradePointId },
+    Custom { service_id: ServiceId },
 }
 
 impl Catalog {
@@ -111,7 +113,10 @@ impl Catalog {
     }
 
     /// The trade point and its organization.
-    pub fn merchant(&self, trade_point_id: i64) -> Option<(&Arc<TradePoint>, &Arc<Organization>)> {
+    pub fn merchant(
+        &self,
+        trade_point_id: TradePointId,
+    ) -> Option<(&Arc<TradePoint>, &Arc<Organization>)> {
         let point = self.trade_points.get(&trade_point_id)?;
         let organization = self.organizations.get(&point.organization_bin)?;
         Some((point, organization))
@@ -152,7 +157,7 @@ impl CatalogHandle {
 pub struct MerchantCheck(pub Arc<Catalog>);
 
 impl MerchantCheck {
-    pub fn state(&self, trade_point_id: i64) -> crate::domain::MerchantState {
+    pub fn state(&self, trade_point_id: TradePointId) -> crate::domain::MerchantState {
         use crate::domain::MerchantState;
         match self.0.merchant(trade_point_id) {
             Some((point, org)) if point.active && point.accepts_qr => match org.status {

@@ -142,7 +142,7 @@ struct Peer {
 pub fn link(config: &Config, mpp: &Mpp, psk: Option<&Psk>) -> Result<Link, IpsecError> {
     let ipsec = &config.ipsec;
     let gateway = ipsec.gateway.ok_or(IpsecError::NoGateway)?;
-    let name = section_name(&mpp.caller_name);
+    let name = section_name(mpp.caller_name.as_str());
     let table = mpp
         .ipsec
         .as_ref()

@@ -20,6 +20,7 @@ use std::fmt::Debug;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::domain::OutboxId;
 use crate::store::{LeaseHolder, Store, StoreResult, Tx};
 pub use crate::store::{OutboxEntry, OutboxKind};
 
@@ -169,7 +170,7 @@ pub async fn claim<K: Kind>(
 }
 
 /// Hands claims back untried (no slot to try them in): not an attempt, due at `due`.
-pub async fn release(store: &Store, outbox_ids: Vec<i64>, due: Timestamp) -> StoreResult<()> {
+pub async fn release(store: &Store, outbox_ids: Vec<OutboxId>, due: Timestamp) -> StoreResult<()> {
     store
         .transaction(move |tx| tx.release(&outbox_ids, due))
         .await

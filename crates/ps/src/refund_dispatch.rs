@@ -155,7 +155,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                 };
                 let span = tracing::info_span!(
                     "refund",
-                    refund_id = claim.item.id,
+                    refund_id = claim.item.id.get(),
                     attempt = claim.entry.attempts
                 );
                 tokio::spawn(
@@ -188,7 +188,13 @@ pub async fn run(app: AppState, stop: CancellationToken) {
 
 /// The MPPs refunds can go to: the catalog's, and in sandbox mode the emulators' buyer.
 fn targets(app: &AppState) -> Vec<String> {
-    let mut mpps: Vec<String> = app.catalog.get().mpps.keys().cloned().collect();
+    let mut mpps: Vec<String> = app
+        .catalog
+        .get()
+        .mpps
+        .keys()
+        .map(ToString::to_string)
+        .collect();
     if app.config.sandbox {
         mpps.push(SANDBOX_MPP.to_owned());
     }
@@ -230,7 +236,9 @@ async fn deliver(
         Ok(()) if is_final => app.refund_outcomes.recorded(refund_id),
         Ok(()) => {}
         // The lease runs out and the delivery is tried again; the MPP applies it once.
-        Err(e) => tracing::warn!(error = %e, refund_id, "cannot record a delivery outcome"),
+        Err(e) => {
+            tracing::warn!(error = %e, refund_id = refund_id.get(), "cannot record a delivery outcome")
+        }
     }
     // A call slot is free again: let the dispatcher claim more without waiting for its poll.
     drop(permit);

@@ -22,6 +22,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tolem_ps::clock::{Clock, ManualClock, SharedClock};
+use tolem_ps::domain::PaymentId;
 use tolem_ps::domain::refund::{Delivery, RefundStatus};
 use tolem_ps::outbox;
 use tolem_ps::refund_dispatch::RefundDelivery;
@@ -377,7 +378,7 @@ impl Case {
                 .await
                 .expect("claims");
                 for claim in claimed {
-                    let id = claim.item.id;
+                    let id = claim.item.id.get();
                     let Some(refund) = self.refunds.get_mut(&id) else {
                         return Err(TestCaseError::fail(format!(
                             "refund {id} unknown to the model"
@@ -444,9 +445,10 @@ impl Case {
                 continue;
             }
             let total = Amount::from_tiyn(purchase.price_tiyn);
-            let refundable = tolem_ps::refunds::refundable(&self.app, purchase.qr_id, total)
-                .await
-                .expect("readable");
+            let refundable =
+                tolem_ps::refunds::refundable(&self.app, PaymentId::new(purchase.qr_id), total)
+                    .await
+                    .expect("readable");
             prop_assert_eq!(
                 refundable.tiyn(),
                 self.available(p),
@@ -456,7 +458,7 @@ impl Case {
             let refunds = self
                 .app
                 .store
-                .refunds_of(purchase.qr_id)
+                .refunds_of(PaymentId::new(purchase.qr_id))
                 .await
                 .expect("readable");
             let now = self.clock.now();

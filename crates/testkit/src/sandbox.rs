@@ -60,7 +60,7 @@ impl SandboxBuilder {
                 .catalog
                 .mpps
                 .iter_mut()
-                .find(|m| m.caller_name == caller)
+                .find(|m| m.caller_name == caller.as_str())
                 .ok_or_else(|| {
                     TestkitError::Start(format!("no MPP {caller} in the demo catalog"))
                 })?;

@@ -2,6 +2,7 @@
 
 use futures::future::join_all;
 use serde_json::{Value, json};
+use tolem_ps::domain::PaymentId;
 use tolem_sdk::{Outcome, Scanned};
 use tolem_wire::mpp::{
     CheckoutRequest, NotifyPayment, NotifyPaymentRequest, ParameterValue, ResultBody, ResultCode,
@@ -240,7 +241,7 @@ async fn fifty_concurrent_identical_notifications_confirm_once_with_identical_bo
     let stored = ps
         .app
         .store
-        .payment(id)
+        .payment(PaymentId::new(id))
         .await
         .expect("read")
         .expect("exists");
@@ -470,14 +471,14 @@ async fn expiry_needs_no_polling() {
         let a = ps
             .app
             .store
-            .payment(scanned)
+            .payment(PaymentId::new(scanned))
             .await
             .expect("read")
             .expect("exists");
         let b = ps
             .app
             .store
-            .payment(unscanned)
+            .payment(PaymentId::new(unscanned))
             .await
             .expect("read")
             .expect("exists");

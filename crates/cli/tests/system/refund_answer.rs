@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
+use tolem_ps::domain::PaymentId;
 
 use crate::harness::*;
 use crate::receiver::{Act, Receiver};
@@ -117,7 +118,12 @@ async fn a_final_refusal_reaches_the_pos_and_the_amount_is_refundable_again_at_o
         .await;
     assert_eq!(again, refused);
     assert_eq!(mpp.calls().len(), calls);
-    let placed = ps.app.store.refunds_of(purchase).await.expect("refunds");
+    let placed = ps
+        .app
+        .store
+        .refunds_of(PaymentId::new(purchase))
+        .await
+        .expect("refunds");
     assert_eq!(placed.len(), 1);
     // The same amount as a new request: accepted and credited.
     let (_, accepted) = ps
@@ -184,9 +190,14 @@ async fn the_pos_waits_through_retries_and_a_repeat_meanwhile_hears_the_same_ans
     let ((_, first), (_, repeat)) = tokio::join!(first, repeat);
     refused_naming(&first, "PROCESS_FAIL");
     assert_eq!(repeat, first);
-    let list = ps.app.store.refunds_of(purchase).await.expect("refunds");
+    let list = ps
+        .app
+        .store
+        .refunds_of(PaymentId::new(purchase))
+        .await
+        .expect("refunds");
     assert_eq!(list.len(), 1);
-    let view = refund_status(&ps, list[0].id).await;
+    let view = refund_status(&ps, list[0].id.get()).await;
     assert_eq!(
         (view["status"].as_str(), view["attempts"].as_u64()),
         (Some("failed"), Some(2))

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{
     CatalogFile, Mpp, Organization, OrganizationStatus, Service, TradePoint, api_key_hash,
 };
+use crate::domain::PaymentId;
 use crate::state::AppState;
 use crate::store::CatalogDoc;
 use edge::{AdminBody, AdminPath};
@@ -253,7 +254,7 @@ async fn new_api_key(
     Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response())
 }
 
-async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<i64>) -> AdminResult {
+async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<PaymentId>) -> AdminResult {
     let p = app.store.payment(id).await.map_err(internal)?;
     let p = p.ok_or(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))?;
     let now = app.clock.now();

@@ -12,7 +12,7 @@ use tolem_wire::Amount;
 
 use super::edge::{AdminBody, AdminPath, AdminQuery};
 use super::{AdminError, AdminResult, bad, body, internal};
-use crate::domain::RefundStatus;
+use crate::domain::{PaymentId, RefundId, RefundStatus};
 use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
 use crate::store::Replay;
@@ -28,7 +28,7 @@ struct CancelRequest {
 /// of it is placed and delivered to the MPP like any other ([`payments::cancel`]).
 pub(super) async fn cancel_payment(
     State(app): State<AppState>,
-    AdminPath(id): AdminPath<i64>,
+    AdminPath(id): AdminPath<PaymentId>,
     headers: HeaderMap,
     AdminBody(raw): AdminBody,
 ) -> AdminResult {
@@ -69,7 +69,7 @@ pub(super) struct RefundQuery {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
-    after: Option<i64>,
+    after: Option<RefundId>,
     #[serde(default)]
     limit: Option<usize>,
 }
@@ -96,7 +96,7 @@ fn page_rows(limit: Option<usize>) -> Result<usize, AdminError> {
 
 /// One page of a list fetched one row past its size, and the cursor of the next page: the id of
 /// its last row when that extra row showed that more follow, else none.
-fn page<T>(mut rows: Vec<T>, size: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+fn page<T, K>(mut rows: Vec<T>, size: usize, id: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
     let more = rows.len() > size;
     rows.truncate(size);
     let next = if more { rows.last().map(id) } else { None };
@@ -148,7 +148,7 @@ pub(super) async fn refunds(
 
 pub(super) async fn retry_refund(
     State(app): State<AppState>,
-    AdminPath(id): AdminPath<i64>,
+    AdminPath(id): AdminPath<RefundId>,
 ) -> AdminResult {
     if !crate::refunds::retry_now(&app, id)
         .await

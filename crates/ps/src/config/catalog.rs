@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::{CallerName, ServiceId, TradePointId};
 use sha2::{Digest, Sha256};
 use tolem_wire::mpp::{AUTHOR_TYPE_LEN_MAX, MERCHANT_MCC_LEN_MAX, MERCHANT_NAME_LEN_MAX};
 use tolem_wire::{Amount, Localized};
@@ -28,7 +30,7 @@ pub struct CatalogFile {
 #[serde(deny_unknown_fields)]
 pub struct Mpp {
     /// Its `X-Caller-Name`, at most 12 characters.
-    pub caller_name: String,
+    pub caller_name: CallerName,
     pub name: String,
     /// Where the PS delivers refunds (`POST {refund_url}`).
     pub refund_url: String,
@@ -96,7 +98,7 @@ pub struct Organization {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TradePoint {
-    pub id: i64,
+    pub id: TradePointId,
     pub organization_bin: String,
     pub name: String,
     #[serde(default)]
@@ -122,9 +124,9 @@ pub struct TradePoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
-    pub id: i64,
+    pub id: ServiceId,
     /// The trade point that receives the money (its merchant data is shown to the buyer).
-    pub trade_point_id: i64,
+    pub trade_point_id: TradePointId,
     /// The Custom QR token, at most 128 characters.
     pub token: String,
     pub name: Localized,
@@ -236,7 +238,7 @@ impl CatalogFile {
     pub fn validate(&self) -> Result<(), String> {
         let mut callers = HashSet::new();
         for m in &self.mpps {
-            let len = m.caller_name.chars().count();
+            let len = m.caller_name.as_str().chars().count();
             if len == 0 || len > tolem_wire::mpp::CALLER_NAME_LEN_MAX {
                 return Err(format!(
                     "mpps.{}: caller_name must be 1-12 characters",

@@ -1,8 +1,8 @@
 //! The rules of the payment system, free of HTTP and SQL: purchases and their state machine
-//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23), commission rates. Called by
-//! the use cases (`payments`, `refunds`, the outbox's senders), which load a record inside their
-//! transaction, let these rules change it and save the result; the store only reads and writes
-//! the rows.
+//! (DECISIONS 11–19), refunds and their delivery (DECISIONS 20–23), commission rates, and the
+//! typed ids and names (`ids`, `names`). Called by the use cases (`payments`, `refunds`, the
+//! outbox's senders), which load a record inside their transaction, let these rules change it and
+//! save the result; the store only reads and writes the rows.
 
 /// Text forms of a state enum as the database stores them: `as_str` and `parse`.
 macro_rules! text_enum {
@@ -19,8 +19,12 @@ macro_rules! text_enum {
 }
 
 pub mod commission;
+pub mod ids;
+pub mod names;
 pub mod payment;
 pub mod refund;
 
+pub use ids::{DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
+pub use names::CallerName;
 pub use payment::{Kind, MerchantState, Owner, Payment, Policy, Status};
 pub use refund::{Refund, RefundKind, RefundStatus};

@@ -14,6 +14,8 @@ use tolem_wire::merchant::PaymentStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Problem};
 
+use super::{CallerName, DeviceId, PaymentId, ServiceId, TradePointId};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Made by the POS with `qr/create`: one QR, one purchase.
@@ -64,7 +66,7 @@ impl Status {
 /// The MPP and customer a purchase is bound to by its first scan (DECISIONS 11).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
-    pub mpp: String,
+    pub mpp: CallerName,
     pub customer_id: String,
 }
 
@@ -95,12 +97,12 @@ impl MerchantState {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payment {
-    pub id: i64,
+    pub id: PaymentId,
     pub kind: Kind,
     pub status: Status,
-    pub trade_point_id: i64,
-    pub service_id: Option<i64>,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub service_id: Option<ServiceId>,
+    pub device_id: Option<DeviceId>,
     pub external_id: Option<String>,
     pub qr_token: Option<String>,
     pub amount: Option<Amount>,
@@ -243,20 +245,20 @@ impl Payment {
 
     /// The checkout answer stored for a repeat, for the purchase's own MPP only: another MPP
     /// learns nothing of it.
-    pub fn stored_checkout(&self, mpp: &str) -> Option<&str> {
-        let owned = self.owner.as_ref().is_some_and(|o| o.mpp == mpp);
+    pub fn stored_checkout(&self, mpp: &CallerName) -> Option<&str> {
+        let owned = self.owner.as_ref().is_some_and(|o| o.mpp == *mpp);
         self.checkout_response.as_deref().filter(|_| owned)
     }
 
     /// Checkout may run on this purchase: it is the caller's, Custom, and still open.
     pub fn check_checkout(
         &self,
-        mpp: &str,
+        mpp: &CallerName,
         now: Timestamp,
         policy: &Policy,
     ) -> Result<(), ResultCode> {
         match &self.owner {
-            Some(owner) if owner.mpp == mpp => {}
+            Some(owner) if owner.mpp == *mpp => {}
             _ => return Err(ResultCode::OrderNotExist),
         }
         if self.kind != Kind::Custom {
@@ -382,17 +384,17 @@ mod tests {
 
     fn owner(mpp: &str, customer: &str) -> Owner {
         Owner {
-            mpp: mpp.to_owned(),
+            mpp: CallerName::from(mpp),
             customer_id: customer.to_owned(),
         }
     }
 
     fn dynamic() -> Payment {
         Payment {
-            id: 1,
+            id: PaymentId::new(1),
             kind: Kind::Dynamic,
             status: Status::Created,
-            trade_point_id: 1,
+            trade_point_id: TradePointId::new(1),
             service_id: None,
             device_id: None,
             external_id: None,

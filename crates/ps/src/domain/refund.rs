@@ -26,7 +26,7 @@ use tolem_wire::merchant::ReturnStatus;
 use tolem_wire::mpp::ResultCode;
 use tolem_wire::{Amount, Locale};
 
-use super::{Kind, Owner, Payment, Status};
+use super::{DeviceId, Kind, Owner, Payment, PaymentId, RefundId, Status, TradePointId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefundKind {
@@ -82,11 +82,11 @@ impl RefundStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
-    pub id: i64,
+    pub id: RefundId,
     pub kind: RefundKind,
     pub status: RefundStatus,
-    pub trade_point_id: i64,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub device_id: Option<DeviceId>,
     pub external_id: Option<String>,
     pub qr_token: Option<String>,
     /// Scan deadline of a return QR.
@@ -94,7 +94,7 @@ pub struct Refund {
     /// The customer the money goes back to.
     pub owner: Option<Owner>,
     pub identified_at: Option<Timestamp>,
-    pub payment_id: Option<i64>,
+    pub payment_id: Option<PaymentId>,
     pub amount: Option<Amount>,
     pub requested_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -168,7 +168,7 @@ impl Refund {
     /// language of the purchase's scan (DECISIONS 36).
     pub fn request(
         &mut self,
-        payment_id: i64,
+        payment_id: PaymentId,
         owner: Owner,
         amount: Amount,
         pos_waits: bool,
@@ -269,12 +269,12 @@ pub enum Refusal {
 #[derive(Clone, Debug)]
 pub struct RefundOrder {
     pub kind: RefundKind,
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     /// The device's trade point; the purchase must be from it (`None`: any, for the operator).
-    pub trade_point_id: Option<i64>,
-    pub device_id: Option<i64>,
+    pub trade_point_id: Option<TradePointId>,
+    pub device_id: Option<DeviceId>,
     /// The scanned return QR to use (r2).
-    pub return_qr: Option<i64>,
+    pub return_qr: Option<RefundId>,
     pub amount: Amount,
     pub use_window: SignedDuration,
     /// Whether the caller waits for the MPP's answer before it is answered (DECISIONS 39).
@@ -404,10 +404,10 @@ mod tests {
     fn pending(pos_waits: bool) -> Refund {
         let now = Timestamp::UNIX_EPOCH;
         let mut refund = Refund {
-            id: 7,
+            id: RefundId::new(7),
             kind: RefundKind::Direct,
             status: RefundStatus::Pending,
-            trade_point_id: 1,
+            trade_point_id: TradePointId::new(1),
             device_id: None,
             external_id: None,
             qr_token: None,
@@ -425,11 +425,11 @@ mod tests {
             locale: None,
         };
         let owner = Owner {
-            mpp: "bank".to_owned(),
+            mpp: "bank".into(),
             customer_id: "C1".to_owned(),
         };
         refund.request(
-            1,
+            PaymentId::new(1),
             owner,
             Amount::from_tenge(5).expect("fits"),
             pos_waits,
@@ -475,10 +475,10 @@ mod tests {
     fn confirmed(kind: Kind, tenge: u64) -> Payment {
         let now = Timestamp::UNIX_EPOCH;
         Payment {
-            id: 1,
+            id: PaymentId::new(1),
             kind,
             status: Status::Confirmed,
-            trade_point_id: 1,
+            trade_point_id: TradePointId::new(1),
             service_id: None,
             device_id: None,
             external_id: None,
@@ -487,7 +487,7 @@ mod tests {
             created_at: now,
             expire_at: None,
             owner: Some(Owner {
-                mpp: "bank".to_owned(),
+                mpp: "bank".into(),
                 customer_id: "C1".to_owned(),
             }),
             scanned_at: None,
@@ -505,9 +505,9 @@ mod tests {
     fn order(kind: RefundKind, tenge: u64) -> RefundOrder {
         RefundOrder {
             kind,
-            payment_id: 1,
-            trade_point_id: Some(1),
-            device_id: Some(1),
+            payment_id: PaymentId::new(1),
+            trade_point_id: Some(TradePointId::new(1)),
+            device_id: Some(DeviceId::new(1)),
             return_qr: None,
             amount: Amount::from_tenge(tenge).expect("fits"),
             use_window: SignedDuration::from_secs(600),
@@ -521,7 +521,7 @@ mod tests {
         qr.status = RefundStatus::Identified;
         qr.identified_at = Some(Timestamp::UNIX_EPOCH);
         qr.owner = Some(Owner {
-            mpp: "bank".to_owned(),
+            mpp: "bank".into(),
             customer_id: customer.to_owned(),
         });
         qr
@@ -542,7 +542,7 @@ mod tests {
             Err(Refusal::AmountExceeded)
         );
         let elsewhere = RefundOrder {
-            trade_point_id: Some(2),
+            trade_point_id: Some(TradePointId::new(2)),
             ..direct.clone()
         };
         assert_eq!(
@@ -567,7 +567,7 @@ mod tests {
         // A return QR must exist, be scanned, in its window, and by the purchase's customer.
         let with_qr = RefundOrder {
             kind: RefundKind::Qr,
-            return_qr: Some(7),
+            return_qr: Some(RefundId::new(7)),
             ..direct
         };
         let theirs = scanned_qr("C1");

@@ -9,6 +9,7 @@ use tolem_wire::merchant::{
 };
 
 use super::{PosCall, PosError, PosResult, check_trade_point, envelope, path_text};
+use crate::domain::TradePointId;
 use crate::state::AppState;
 use crate::store::DeviceRegistration;
 
@@ -35,7 +36,7 @@ fn list(app: &AppState, bin: &str) -> PosResult {
         .into_iter()
         .filter(|t| t.active)
         .map(|t| merchant::TradePoint {
-            trade_point_id: t.id,
+            trade_point_id: t.id.get(),
             trade_point_name: t.name.clone(),
         })
         .collect();
@@ -64,7 +65,7 @@ pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
     let catalog = app.catalog.get();
     let point = catalog
         .trade_points
-        .get(&req.tradepointid)
+        .get(&TradePointId::new(req.tradepointid))
         .filter(|t| t.organization_bin == organization.bin)
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
     check_trade_point(point)?;

@@ -14,7 +14,7 @@ use super::{
     PosCall, PosError, PosResult, check_trade_point, device_of, early_replay, envelope, path_text,
     raw_json,
 };
-use crate::domain::{Kind, Status};
+use crate::domain::{Kind, PaymentId, Status};
 use crate::payments::{self, PosOrder};
 use crate::state::{App, AppState};
 use crate::store::Replay;
@@ -102,7 +102,7 @@ pub async fn status_v02(
 /// A purchase of the caller's organization; another organization's is "not found" (DECISIONS 28).
 async fn status(app: &App, call: &PosCall, id: &str) -> Result<PaymentStatusData, PosError> {
     let not_found = || PosError::status(StatusCode::PurchaseNotFound);
-    let id: i64 = id.trim().parse().map_err(|_| not_found())?;
+    let id: PaymentId = id.trim().parse().map_err(|_| not_found())?;
     let payment = app.store.payment(id).await?.ok_or_else(not_found)?;
     let catalog = app.catalog.get();
     let (point, org) = catalog

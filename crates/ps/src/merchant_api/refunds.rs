@@ -21,7 +21,7 @@ use super::{
     path_text, raw_json,
 };
 use crate::domain::refund::{RefundOrder, Refusal, Told};
-use crate::domain::{Refund, RefundKind, Status};
+use crate::domain::{PaymentId, Refund, RefundId, RefundKind, Status};
 use crate::links::{QR_TOKEN_DIGITS, random_digits};
 use crate::refunds::{self, ReturnQrOrder};
 use crate::state::{App, AppState};
@@ -60,7 +60,7 @@ pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
                 .expire_at
                 .map(|t| tolem_wire::time::format_merchant(t, &zone))
                 .unwrap_or_default(),
-            qr_return_id: qr.id,
+            qr_return_id: qr.id.get(),
             qr_return_behavior_options: QrReturnBehaviorOptions {
                 qr_code_scan_event_polling_interval: polling,
                 qr_code_scan_wait_timeout: wait_s,
@@ -73,7 +73,7 @@ pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
 }
 
 /// A return QR of the caller's organization; anything else is "not found".
-async fn own_return_qr(app: &App, call: &PosCall, id: i64) -> Result<Refund, PosError> {
+async fn own_return_qr(app: &App, call: &PosCall, id: RefundId) -> Result<Refund, PosError> {
     let not_found = || PosError::status(StatusCode::PurchaseNotFound);
     let qr = app
         .store
@@ -93,7 +93,7 @@ pub async fn status(
     id: Result<Path<String>, PathRejection>,
     call: PosCall,
 ) -> PosResult {
-    let id: i64 = path_text(id)?
+    let id: RefundId = path_text(id)?
         .trim()
         .parse()
         .map_err(|_| PosError::status(StatusCode::PurchaseNotFound))?;
@@ -111,7 +111,7 @@ pub async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult
     if !(1..=OPERATIONS_MAX).contains(&max) {
         return Err(PosError::param("MaxResult", Problem::Expected("1–10")));
     }
-    let qr = own_return_qr(&app, &call, req.qrreturnid).await?;
+    let qr = own_return_qr(&app, &call, RefundId::new(req.qrreturnid)).await?;
     let Some(owner) = qr.owner.clone().filter(|_| qr.trade_point_id == point.id) else {
         return Err(PosError::status(StatusCode::PurchaseNotFound));
     };
@@ -121,7 +121,7 @@ pub async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult
         .into_iter()
         .filter_map(|p| {
             Some(ReturnOperation {
-                qr_payment_id: p.id,
+                qr_payment_id: p.id.get(),
                 amount: p.amount?,
                 transaction_date: app.format_merchant_date(p.finished_at.unwrap_or(p.created_at)),
             })
@@ -137,7 +137,7 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
         .collect();
     let query: PaymentQuery = from_value_any_case(serde_json::Value::Object(map))
         .map_err(|e| PosError::invalid(e.to_string()))?;
-    let Some(id) = query.qrpaymentid else {
+    let Some(id) = query.qrpaymentid.map(PaymentId::new) else {
         return Err(PosError::param("QrPaymentId", Problem::Missing));
     };
     let Some(token) = query.devicetoken else {
@@ -163,7 +163,7 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
         Default::default()
     };
     let data = PaymentDetails {
-        qr_payment_id: payment.id,
+        qr_payment_id: payment.id.get(),
         total_amount: total,
         available_return_amount: available,
         transaction_date: app
@@ -193,7 +193,8 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         other => Err(other),
     })?;
     // Another organization's purchase is "not found", never "at another trade point".
-    let payment = app.store.payment(req.qrpaymentid).await?;
+    let payment_id = PaymentId::new(req.qrpaymentid);
+    let payment = app.store.payment(payment_id).await?;
     let catalog = app.catalog.get();
     let own = payment
         .and_then(|p| catalog.merchant(p.trade_point_id))
@@ -207,10 +208,10 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         } else {
             RefundKind::Direct
         },
-        payment_id: req.qrpaymentid,
+        payment_id,
         trade_point_id: Some(point.id),
         device_id: Some(device.id),
-        return_qr: req.qrreturnid,
+        return_qr: req.qrreturnid.map(RefundId::new),
         amount: req.amount,
         use_window: app.config.refunds.return_qr_use_window(),
         pos_waits: app.config.refunds.pos_wait_ms > 0,
@@ -222,7 +223,7 @@ pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
         .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
     let placed = refunds::place(&app, order, replay, |refund| {
         let data = ReturnOperationId {
-            return_operation_id: refund.id,
+            return_operation_id: refund.id.get(),
         };
         serde_json::to_string(&Envelope::ok(data)).unwrap_or_default()
     })
@@ -274,12 +275,14 @@ async fn hear_mpp(app: &App, placed: String) -> PosResult {
 }
 
 /// The refund a stored `payment/return` success answer names (`refund` above made it).
-fn placed_refund(answer: &str) -> Option<i64> {
+fn placed_refund(answer: &str) -> Option<RefundId> {
     let envelope: serde_json::Value = serde_json::from_str(answer).ok()?;
     if envelope["StatusCode"] != 0 {
         return None;
     }
-    envelope["Data"]["ReturnOperationId"].as_i64()
+    envelope["Data"]["ReturnOperationId"]
+        .as_i64()
+        .map(RefundId::new)
 }
 
 /// The merchant API's codes for a refused refund (MERCHANT-API.md §4.11).

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
 use super::{PosCall, PosError, PosResult, envelope, path_text, unknown_method};
-use crate::domain::Owner;
+use crate::domain::{CallerName, Owner, PaymentId, RefundId};
 use crate::payments::{self, Emulated, Step};
 use crate::state::AppState;
 
@@ -26,7 +26,8 @@ pub async fn payment_step(
     }
     let step = path_text(step)?;
     let req: EmulatorRequest = call.parse()?;
-    let payment = app.store.payment(req.qrpaymentid).await?;
+    let id = PaymentId::new(req.qrpaymentid);
+    let payment = app.store.payment(id).await?;
     let catalog = app.catalog.get();
     let owned = payment
         .as_ref()
@@ -38,10 +39,10 @@ pub async fn payment_step(
     let step =
         Step::parse(&step).ok_or_else(|| PosError::invalid(format!("unknown step {step}")))?;
     let buyer = Owner {
-        mpp: SANDBOX_MPP.to_owned(),
+        mpp: CallerName::from(SANDBOX_MPP),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
-    match payments::emulate(&app, req.qrpaymentid, step, buyer).await? {
+    match payments::emulate(&app, id, step, buyer).await? {
         Emulated::Done => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
         Emulated::Refused(why) => Err(PosError::invalid(why)),
         Emulated::NotFound => Err(PosError::status(StatusCode::PaymentNotFound)),
@@ -56,7 +57,7 @@ pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResul
         return Ok(unknown_method().into_response());
     }
     let req: ReturnEmulatorRequest = call.parse()?;
-    let qr = app.store.refund(req.qrreturnid).await?;
+    let qr = app.store.refund(RefundId::new(req.qrreturnid)).await?;
     let catalog = app.catalog.get();
     let token = qr
         .filter(|q| {
@@ -67,7 +68,7 @@ pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResul
         .and_then(|q| q.qr_token)
         .ok_or(PosError::status(StatusCode::PurchaseNotFound))?;
     let owner = Owner {
-        mpp: SANDBOX_MPP.to_owned(),
+        mpp: CallerName::from(SANDBOX_MPP),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
     match crate::refunds::scan_return_qr(&app, token, owner, None).await? {

@@ -171,7 +171,7 @@ impl FromRequest<AppState> for MppCall {
             .flatten()
             .ok_or_else(|| refuse(ResultCode::UnknownSource, locale, "X-Caller-Name"))?;
         // Counted before anything else is read or done: a request over the limit costs nothing.
-        if !app.mpp_requests.admit(&mpp.caller_name) {
+        if !app.mpp_requests.admit(mpp.caller_name.as_str()) {
             return Err(Refused {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 result: ResultBody::of(ResultCode::UnknownException, locale),

@@ -6,15 +6,15 @@
 use serde_json::json;
 use tolem_wire::Amount;
 
-use crate::domain::RefundKind;
 use crate::domain::refund::{RefundOrder, Refusal};
+use crate::domain::{PaymentId, RefundKind};
 use crate::state::App;
 use crate::store::{Replay, StoreResult};
 
 /// A cancellation the operator asks for.
 #[derive(Clone, Debug)]
 pub struct CancelOrder {
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     /// Part of the payment to give back; all that is left when absent.
     pub amount: Option<Amount>,
     /// The request's key for repeats ([`Replay::operator`]); `None` without an X-Request-ID.

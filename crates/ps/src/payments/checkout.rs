@@ -15,6 +15,7 @@ use tolem_wire::mpp::{
 
 use super::{Caller, MppError, merchant_of, parse_payment_id};
 use crate::catalog::{AmountRule, Service};
+use crate::domain::ServiceId;
 use crate::state::App;
 
 /// The checkout answer as stored (a JSON body).
@@ -41,7 +42,7 @@ pub async fn checkout(
     let Some(service) = service else {
         return Err(ResultCode::ProcessFail.into());
     };
-    if req.service_id != service.id {
+    if req.service_id != service.id.get() {
         return Err(MppError::param("serviceId"));
     }
     app.merchant_check().state(payment.trade_point_id).check()?;
@@ -127,7 +128,7 @@ fn checked_parameters(service: &Service, sent: &[ParameterValue]) -> Result<Vec<
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CallbackRequest<'a> {
-    service_id: i64,
+    service_id: ServiceId,
     payment_id: &'a str,
     parameters: &'a [Filled],
 }

@@ -8,7 +8,7 @@ use tolem_wire::merchant::{
     Envelope, LinkCreated, PaymentBehaviorOptions, QrCreated, QrPaymentBehaviorOptions,
 };
 
-use crate::domain::{Kind, Payment};
+use crate::domain::{DeviceId, Kind, Payment, TradePointId};
 use crate::links::{QR_TOKEN_DIGITS, pay_link, random_digits, secret_token};
 use crate::state::App;
 use crate::store::{NewPayment, Replay, StoreResult};
@@ -18,8 +18,8 @@ use crate::store::{NewPayment, Replay, StoreResult};
 pub struct PosOrder {
     /// [`Kind::Dynamic`] or [`Kind::Link`].
     pub kind: Kind,
-    pub trade_point_id: i64,
-    pub device_id: i64,
+    pub trade_point_id: TradePointId,
+    pub device_id: DeviceId,
     pub external_id: Option<String>,
     pub amount: Amount,
     /// The request's key for repeats; `None` without an X-Request-ID.
@@ -98,7 +98,7 @@ impl Answer {
             serde_json::to_string(&Envelope::ok(LinkCreated {
                 payment_link: token,
                 expire_date: expire,
-                payment_id: payment.id,
+                payment_id: payment.id.get(),
                 payment_methods: self.methods,
                 payment_behavior_options: PaymentBehaviorOptions {
                     status_polling_interval: self.polling_s,
@@ -110,7 +110,7 @@ impl Answer {
             serde_json::to_string(&Envelope::ok(QrCreated {
                 qr_token: token,
                 expire_date: expire,
-                qr_payment_id: payment.id,
+                qr_payment_id: payment.id.get(),
                 payment_methods: self.methods,
                 qr_payment_behavior_options: QrPaymentBehaviorOptions {
                     status_polling_interval: self.polling_s,

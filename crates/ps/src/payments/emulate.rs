@@ -3,7 +3,7 @@
 //! notifyPayment do, in one transaction, and obeys the operator as they do (DECISIONS 19).
 
 use crate::domain::payment::{Notify, NotifyDecision, Verdict};
-use crate::domain::{Owner, Status};
+use crate::domain::{Owner, PaymentId, Status};
 use crate::state::App;
 use crate::store::StoreResult;
 
@@ -46,7 +46,7 @@ pub enum Emulated {
 /// Applies `step` to purchase `payment_id` as `buyer` would.
 pub async fn emulate(
     app: &App,
-    payment_id: i64,
+    payment_id: PaymentId,
     step: Step,
     buyer: Owner,
 ) -> StoreResult<Emulated> {

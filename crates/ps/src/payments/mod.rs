@@ -25,6 +25,7 @@ pub use notify::notify;
 pub use scan::scan;
 
 use crate::catalog::{Catalog, Mpp};
+use crate::domain::{PaymentId, TradePointId};
 use crate::state::App;
 use crate::store::StoreError;
 
@@ -70,7 +71,7 @@ impl From<ResultCode> for MppError {
 }
 
 /// The `merchant` object of a trade point, as scan and checkout show it.
-pub fn merchant_of(catalog: &Catalog, trade_point_id: i64) -> Option<Merchant> {
+pub fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Option<Merchant> {
     let (point, _) = catalog.merchant(trade_point_id)?;
     Some(Merchant {
         merchant_id: point.id.to_string(),
@@ -90,9 +91,9 @@ pub fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
 }
 
 /// The PS's payment ids are integers; anything else names no payment.
-pub fn parse_payment_id(text: &str) -> Result<i64, MppError> {
+pub fn parse_payment_id(text: &str) -> Result<PaymentId, MppError> {
     check_len(text, tolem_wire::mpp::PAYMENT_ID_LEN_MAX, "paymentId")?;
-    text.parse::<i64>()
+    text.parse::<PaymentId>()
         .map_err(|_| MppError::code(ResultCode::OrderNotExist))
 }
 

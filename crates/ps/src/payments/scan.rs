@@ -11,7 +11,7 @@ use tolem_wire::{Locale, mpp};
 
 use super::{Caller, MppError, check_len, merchant_of};
 use crate::catalog::{CatalogToken, Service};
-use crate::domain::{Kind, MerchantState, Owner, Payment};
+use crate::domain::{Kind, MerchantState, Owner, Payment, ServiceId, TradePointId};
 use crate::links::secret_token;
 use crate::state::App;
 use crate::store::{NewPayment, StoreResult};
@@ -141,7 +141,11 @@ async fn scan_return_qr(
     }
 }
 
-fn new_scanned(kind: Kind, trade_point_id: i64, service_id: Option<i64>) -> NewPayment {
+fn new_scanned(
+    kind: Kind,
+    trade_point_id: TradePointId,
+    service_id: Option<ServiceId>,
+) -> NewPayment {
     NewPayment {
         kind,
         trade_point_id,
@@ -187,7 +191,7 @@ fn answer(
 /// The Custom service's form in the caller's language.
 fn payment_data(service: &Service, locale: Locale) -> PaymentData {
     PaymentData {
-        service_id: service.id,
+        service_id: service.id.get(),
         service_name: service.name.get(locale).to_owned(),
         parameters: service
             .parameters

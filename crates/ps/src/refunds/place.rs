@@ -5,7 +5,7 @@
 use tolem_wire::Amount;
 
 use crate::domain::refund::{RefundOrder, Refusal, available, check_order};
-use crate::domain::{Refund, RefundStatus};
+use crate::domain::{PaymentId, Refund, RefundId, RefundStatus};
 use crate::links::secret_token;
 use crate::state::App;
 use crate::store::{NewRefund, Replay, StoreResult};
@@ -84,13 +84,13 @@ pub async fn place(
 
 /// What is left to refund of a purchase of `total`: its amount less what its pending and
 /// completed refunds hold.
-pub async fn refundable(app: &App, payment_id: i64, total: Amount) -> StoreResult<Amount> {
+pub async fn refundable(app: &App, payment_id: PaymentId, total: Amount) -> StoreResult<Amount> {
     Ok(available(total, app.store.held_amounts(payment_id).await?))
 }
 
 /// The operator asks for an undelivered refund to be tried again now; the dispatcher is woken.
 /// False when there is no undelivered refund with that id.
-pub async fn retry_now(app: &App, refund_id: i64) -> StoreResult<bool> {
+pub async fn retry_now(app: &App, refund_id: RefundId) -> StoreResult<bool> {
     let due = app
         .store
         .retry_refund_now(refund_id, app.clock.now())

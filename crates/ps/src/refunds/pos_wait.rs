@@ -3,6 +3,7 @@
 //! holds no transaction; what the POS is told is fixed once, in the writer, by whichever comes
 //! first of the MPP's final answer and the end of the wait, so every repeat hears the same.
 
+use crate::domain::RefundId;
 use crate::domain::refund::Told;
 use crate::state::App;
 
@@ -10,7 +11,7 @@ use crate::state::App;
 /// over. The dispatcher wakes the wait in process when it records a final outcome; a last read
 /// at its end finds one recorded elsewhere. If nothing was decided by then, the end of the wait
 /// decides: the refund is pending, which is "accepted" (DECISIONS 21).
-pub async fn hear_mpp(app: &App, refund_id: i64) -> Told {
+pub async fn hear_mpp(app: &App, refund_id: RefundId) -> Told {
     let now = tokio::time::Instant::now();
     // Validation keeps the bound within a minute; past any instant, the wait is none at all.
     let deadline = now
@@ -30,7 +31,7 @@ pub async fn hear_mpp(app: &App, refund_id: i64) -> Told {
             Ok(told) => told,
             Err(e) => {
                 // Nothing was decided: the refund is pending, and that is "accepted" (rule 21).
-                tracing::warn!(error = %e, refund_id, "cannot end the POS's wait; answering accepted");
+                tracing::warn!(error = %e, refund_id = refund_id.get(), "cannot end the POS's wait; answering accepted");
                 None
             }
         };
@@ -40,11 +41,11 @@ pub async fn hear_mpp(app: &App, refund_id: i64) -> Told {
 
 /// What the POS is told, once decided. A failed read is "not decided yet": the wait goes on, and
 /// the writer decides at its end.
-async fn decided(app: &App, refund_id: i64) -> Option<Told> {
+async fn decided(app: &App, refund_id: RefundId) -> Option<Told> {
     match app.store.refund(refund_id).await {
         Ok(refund) => refund.and_then(|r| r.told_pos()),
         Err(e) => {
-            tracing::warn!(error = %e, refund_id, "cannot read a refund the POS waits for");
+            tracing::warn!(error = %e, refund_id = refund_id.get(), "cannot read a refund the POS waits for");
             None
         }
     }
@@ -52,7 +53,7 @@ async fn decided(app: &App, refund_id: i64) -> Option<Told> {
 
 /// Ends the POS's wait in the writer, so that it is ordered against the MPP's final answer:
 /// whichever comes first fixes what the POS is told. `Ok(None)` when there is no such refund.
-async fn end_pos_wait(app: &App, refund_id: i64) -> crate::store::StoreResult<Option<Told>> {
+async fn end_pos_wait(app: &App, refund_id: RefundId) -> crate::store::StoreResult<Option<Told>> {
     app.store
         .transaction(move |tx| {
             let Some(mut refund) = tx.refund(refund_id)? else {

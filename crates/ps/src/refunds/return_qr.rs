@@ -5,7 +5,7 @@
 use tolem_wire::Locale;
 use tolem_wire::mpp::ResultCode;
 
-use crate::domain::{Owner, Refund, RefundKind, RefundStatus};
+use crate::domain::{DeviceId, Owner, Refund, RefundKind, RefundStatus, TradePointId};
 use crate::links::secret_token;
 use crate::state::App;
 use crate::store::{NewRefund, NewReturnQr, Replay, StoreResult};
@@ -13,8 +13,8 @@ use crate::store::{NewRefund, NewReturnQr, Replay, StoreResult};
 /// A return QR a POS asks for.
 #[derive(Clone, Debug)]
 pub struct ReturnQrOrder {
-    pub trade_point_id: i64,
-    pub device_id: i64,
+    pub trade_point_id: TradePointId,
+    pub device_id: DeviceId,
     pub external_id: Option<String>,
     /// The token the QR shows (the merchant API's digits).
     pub qr_token: String,

@@ -266,7 +266,7 @@ async fn attempt(
         .catalog
         .get()
         .mpps
-        .get(&due.mpp)
+        .get(due.mpp.as_str())
         .and_then(|m| m.register_email.clone())
         .ok_or_else(|| RegisterError::Send(format!("MPP {} has no register_email", due.mpp)))?;
     let (mpp, mpp_name) = (request.mpp.clone(), request.mpp_name.clone());

@@ -254,7 +254,7 @@ pub fn request(
         .get(mpp)
         .ok_or_else(|| RegisterError::UnknownMpp(mpp.to_owned()))?;
     Ok(Request {
-        mpp: found.caller_name.clone(),
+        mpp: found.caller_name.to_string(),
         mpp_name: found.name.clone(),
         rate: match period.kind() {
             RegisterKind::Daily => found.payment_rate(),

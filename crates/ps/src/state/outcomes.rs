@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tokio::sync::oneshot;
 
+use crate::domain::RefundId;
+
 /// The POS requests waiting for the MPP's final answer to a refund, by refund id (DECISIONS 39).
 /// A waiter registers before it reads the refund's state, so an answer recorded after that read
 /// wakes it; one recorded by another process is found by the waiter's last read.
 #[derive(Default)]
 pub struct Outcomes {
-    waiting: Mutex<HashMap<i64, Vec<Ticket>>>,
+    waiting: Mutex<HashMap<RefundId, Vec<Ticket>>>,
     next_ticket: AtomicU64,
 }
 
@@ -22,13 +24,13 @@ type Ticket = (u64, oneshot::Sender<()>);
 /// One waiting request; it leaves the register when dropped, whether or not it was woken.
 pub struct Waiter<'a> {
     outcomes: &'a Outcomes,
-    refund_id: i64,
+    refund_id: RefundId,
     ticket: u64,
     woken: oneshot::Receiver<()>,
 }
 
 impl Outcomes {
-    pub fn wait_for(&self, refund_id: i64) -> Waiter<'_> {
+    pub fn wait_for(&self, refund_id: RefundId) -> Waiter<'_> {
         let ticket = self.next_ticket.fetch_add(1, Relaxed);
         let (tell, woken) = oneshot::channel();
         self.lock()
@@ -44,7 +46,7 @@ impl Outcomes {
     }
 
     /// The refund's final answer is recorded: wakes everyone waiting for it.
-    pub fn recorded(&self, refund_id: i64) {
+    pub fn recorded(&self, refund_id: RefundId) {
         let waiting = self.lock().remove(&refund_id).unwrap_or_default();
         for (_, tell) in waiting {
             // A waiter that gave up meanwhile is no loss.
@@ -57,7 +59,7 @@ impl Outcomes {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<Ticket>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RefundId, Vec<Ticket>>> {
         // The map stays consistent even if a holder panicked: every change is one call.
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }

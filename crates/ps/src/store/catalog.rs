@@ -19,7 +19,7 @@ pub trait CatalogDoc: Serialize + DeserializeOwned + Send + 'static {
 impl CatalogDoc for Mpp {
     const KIND: &'static str = "mpp";
     fn key(&self) -> String {
-        self.caller_name.clone()
+        self.caller_name.to_string()
     }
 }
 

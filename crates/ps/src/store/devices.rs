@@ -6,12 +6,13 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreResult};
+use crate::domain::{DeviceId, TradePointId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
-    pub id: i64,
+    pub id: DeviceId,
     pub organization_bin: String,
-    pub trade_point_id: i64,
+    pub trade_point_id: TradePointId,
     pub device_id: String,
     pub token: String,
     pub active: bool,
@@ -29,14 +30,14 @@ pub struct Replay {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Requester {
     /// A POS device of the merchant API (its row id in `devices`).
-    Device(i64),
+    Device(DeviceId),
     /// The operator, through the admin API: one requester, no device.
     Operator,
 }
 
 impl Replay {
     /// A POS device's request.
-    pub fn device(device_id: i64, request_id: String, body_sha256: String) -> Replay {
+    pub fn device(device_id: DeviceId, request_id: String, body_sha256: String) -> Replay {
         Replay {
             by: Requester::Device(device_id),
             request_id,
@@ -179,7 +180,7 @@ impl Store {
         &self,
         organization_bin: String,
         device_id: String,
-        trade_point_id: i64,
+        trade_point_id: TradePointId,
         new_token: String,
         now: Timestamp,
     ) -> StoreResult<Registered> {
@@ -203,7 +204,7 @@ impl Store {
             )?
             .execute(params![organization_bin, trade_point_id, device_id, new_token, now.as_millisecond()])?;
             Ok(Registered::Device(Device {
-                id: conn.last_insert_rowid(),
+                id: DeviceId::new(conn.last_insert_rowid()),
                 organization_bin,
                 trade_point_id,
                 device_id,
@@ -253,7 +254,7 @@ mod tests {
         super::super::migrations::run(&mut conn).expect("the rest");
 
         let operator = Some(Replay::operator("cancel-7-r1".into(), "h".into()));
-        let device = Some(Replay::device(3, "r1".into(), "h".into()));
+        let device = Some(Replay::device(DeviceId::new(3), "r1".into(), "h".into()));
         assert_eq!(
             replayed(&conn, &operator).expect("a read").as_deref(),
             Some("first cancel")
@@ -272,7 +273,11 @@ mod tests {
         assert_eq!(zero, 0, "no record names a device that does not exist");
 
         // The same request id from a device is another request than the operator's.
-        let other = Some(Replay::device(3, "cancel-7-r1".into(), "h".into()));
+        let other = Some(Replay::device(
+            DeviceId::new(3),
+            "cancel-7-r1".into(),
+            "h".into(),
+        ));
         assert_eq!(replayed(&conn, &other).expect("a read"), None);
         let next = Some(Replay::operator("cancel-8-r2".into(), "h".into()));
         remember(&conn, &next, "second cancel", at(5)).expect("a record");

@@ -10,6 +10,7 @@ use rusqlite::{Row, params};
 
 use super::payments::{at, ms};
 use super::{LeaseHolder, Store, StoreResult, Tx};
+use crate::domain::OutboxId;
 
 /// What an outbox row delivers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +34,7 @@ impl OutboxKind {
 /// An outbox row claimed for one attempt.
 #[derive(Clone, Debug)]
 pub struct OutboxEntry {
-    pub id: i64,
+    pub id: OutboxId,
     /// The row of the kind's table this delivers (a refund id, a register delivery id).
     pub ref_id: i64,
     /// Attempts so far, this one included.
@@ -120,7 +121,7 @@ impl Tx<'_> {
     ) -> StoreResult<Vec<OutboxEntry>> {
         let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let row = |r: &Row<'_>| -> rusqlite::Result<(i64, i64, i64, i64)> {
+        let row = |r: &Row<'_>| -> rusqlite::Result<(OutboxId, i64, i64, i64)> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         };
         // Two statements rather than `?5 IS NULL OR target = ?5`, so that each is planned on its
@@ -162,7 +163,12 @@ impl Tx<'_> {
     /// Closes a delivery with its final outcome (`error`: why it failed, if it did). Only the
     /// first final outcome counts: false if the row was closed already (a late or duplicate
     /// answer of a delivery that outlived its lease), which must then change nothing.
-    pub fn close(&self, outbox_id: i64, now: Timestamp, error: Option<&str>) -> StoreResult<bool> {
+    pub fn close(
+        &self,
+        outbox_id: OutboxId,
+        now: Timestamp,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
         let closed = self
             .conn
             .prepare_cached(
@@ -177,7 +183,7 @@ impl Tx<'_> {
     /// `flag` marks it for the operator (a flag stays once set).
     pub fn retry(
         &self,
-        outbox_id: i64,
+        outbox_id: OutboxId,
         retry_at: Timestamp,
         error: &str,
         flag: bool,
@@ -192,7 +198,7 @@ impl Tx<'_> {
     }
 
     /// Hands claims back untried: not an attempt, due at `due`.
-    pub fn release(&self, outbox_ids: &[i64], due: Timestamp) -> StoreResult<()> {
+    pub fn release(&self, outbox_ids: &[OutboxId], due: Timestamp) -> StoreResult<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE outbox SET lease_until_ms = 0, attempts = MAX(attempts - 1, 0), due_at_ms = ?1 \
              WHERE id = ?2 AND done_at_ms IS NULL",

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use tolem_wire::{Amount, Locale};
 
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{Kind, Owner, Payment, Policy, Status};
+use crate::domain::{
+    CallerName, DeviceId, Kind, Owner, Payment, PaymentId, Policy, ServiceId, Status, TradePointId,
+};
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
     amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
@@ -17,9 +19,9 @@ const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, 
 #[derive(Clone, Debug)]
 pub struct NewPayment {
     pub kind: Kind,
-    pub trade_point_id: i64,
-    pub service_id: Option<i64>,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub service_id: Option<ServiceId>,
+    pub device_id: Option<DeviceId>,
     pub external_id: Option<String>,
     pub qr_token: Option<String>,
     pub amount: Option<Amount>,
@@ -65,18 +67,18 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<RawPayment> {
 
 /// A row as SQLite holds it, before its values are checked.
 struct RawPayment {
-    id: i64,
+    id: PaymentId,
     kind: String,
     status: String,
-    trade_point_id: i64,
-    service_id: Option<i64>,
-    device_id: Option<i64>,
+    trade_point_id: TradePointId,
+    service_id: Option<ServiceId>,
+    device_id: Option<DeviceId>,
     external_id: Option<String>,
     qr_token: Option<String>,
     amount_tiyn: Option<i64>,
     created_at_ms: i64,
     expire_at_ms: Option<i64>,
-    mpp: Option<String>,
+    mpp: Option<CallerName>,
     customer_id: Option<String>,
     scanned_at_ms: Option<i64>,
     confirm_until_ms: Option<i64>,
@@ -129,7 +131,7 @@ impl RawPayment {
     }
 }
 
-pub(super) fn load(conn: &Connection, id: i64) -> StoreResult<Option<Payment>> {
+pub(super) fn load(conn: &Connection, id: PaymentId) -> StoreResult<Option<Payment>> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = ?1");
     let raw = conn
         .prepare_cached(&sql)?
@@ -166,7 +168,7 @@ pub(super) fn insert(conn: &Connection, new: &NewPayment, now: Timestamp) -> Sto
         ":expire": new.expire_at.map(ms),
         ":receipt": new.receipt_token,
     })?;
-    let id = conn.last_insert_rowid();
+    let id = PaymentId::new(conn.last_insert_rowid());
     load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
 }
 
@@ -211,7 +213,7 @@ pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResu
 /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36), which
 /// a refund of it speaks to the MPP in unless a return QR's scan says otherwise. Kept beside the
 /// purchase's columns, not in [`Payment`], since only refunds read it.
-fn record_scan_locale(conn: &Connection, id: i64, locale: Locale) -> StoreResult<()> {
+fn record_scan_locale(conn: &Connection, id: PaymentId, locale: Locale) -> StoreResult<()> {
     conn.prepare_cached("UPDATE payments SET scan_locale = ?1 WHERE id = ?2")?
         .execute(rusqlite::params![locale.code(), id])?;
     Ok(())
@@ -219,7 +221,7 @@ fn record_scan_locale(conn: &Connection, id: i64, locale: Locale) -> StoreResult
 
 /// The language of a purchase's binding scan; `None` when none was recorded (or it is not one we
 /// know, which is logged: a refund is never held back by its language).
-pub(super) fn scan_locale(conn: &Connection, id: i64) -> StoreResult<Option<Locale>> {
+pub(super) fn scan_locale(conn: &Connection, id: PaymentId) -> StoreResult<Option<Locale>> {
     let code: Option<String> = conn
         .prepare_cached("SELECT scan_locale FROM payments WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -231,7 +233,7 @@ pub(super) fn scan_locale(conn: &Connection, id: i64) -> StoreResult<Option<Loca
     let locale = Locale::from_code(&code);
     if locale.is_none() {
         tracing::warn!(
-            payment_id = id,
+            payment_id = id.get(),
             code,
             "a purchase with an unknown scan language"
         );
@@ -241,7 +243,7 @@ pub(super) fn scan_locale(conn: &Connection, id: i64) -> StoreResult<Option<Loca
 
 impl super::Tx<'_> {
     /// The purchase `id`, if there is one.
-    pub fn payment(&self, id: i64) -> StoreResult<Option<Payment>> {
+    pub fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         load(self.conn, id)
     }
 
@@ -256,7 +258,7 @@ impl super::Tx<'_> {
     }
 
     /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36).
-    pub fn record_scan_locale(&self, id: i64, locale: Locale) -> StoreResult<()> {
+    pub fn record_scan_locale(&self, id: PaymentId, locale: Locale) -> StoreResult<()> {
         record_scan_locale(self.conn, id, locale)
     }
 
@@ -267,7 +269,7 @@ impl super::Tx<'_> {
 }
 
 impl Store {
-    pub async fn payment(&self, id: i64) -> StoreResult<Option<Payment>> {
+    pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         self.read(move |conn| load(conn, id)).await
     }
 

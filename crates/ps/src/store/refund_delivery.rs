@@ -9,7 +9,7 @@ use rusqlite::params;
 use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
 use super::refunds::{COLUMNS, from_row, load, save};
 use super::{Store, StoreError, StoreResult, Tx};
-use crate::domain::{Refund, RefundStatus};
+use crate::domain::{Refund, RefundId, RefundStatus};
 
 /// A refund with its delivery state, as the operator sees it.
 #[derive(Clone, Debug)]
@@ -24,12 +24,12 @@ pub struct RefundView {
 impl Tx<'_> {
     /// The refund a claimed outbox row delivers.
     pub fn refund_to_deliver(&self, entry: &OutboxEntry) -> StoreResult<Refund> {
-        load(self.conn, entry.ref_id)?
+        load(self.conn, RefundId::new(entry.ref_id))?
             .ok_or_else(|| StoreError::Corrupt(format!("outbox {}: no refund", entry.id)))
     }
 
     /// The refund `id` as it is now, to record its delivery's outcome on.
-    pub fn delivered_refund(&self, id: i64) -> StoreResult<Option<Refund>> {
+    pub fn delivered_refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         load(self.conn, id)
     }
 
@@ -46,7 +46,7 @@ impl Store {
     pub async fn refund_views(
         &self,
         status: Option<RefundStatus>,
-        after: Option<i64>,
+        after: Option<RefundId>,
         limit: usize,
     ) -> StoreResult<Vec<RefundView>> {
         self.read(move |conn| {
@@ -88,8 +88,8 @@ impl Store {
     }
 
     /// Makes a pending refund's delivery due now; false if it has nothing left to deliver.
-    pub async fn retry_refund_now(&self, refund_id: i64, now: Timestamp) -> StoreResult<bool> {
-        self.transaction(move |tx| tx.make_due(OutboxKind::Refund, refund_id, now))
+    pub async fn retry_refund_now(&self, refund_id: RefundId, now: Timestamp) -> StoreResult<bool> {
+        self.transaction(move |tx| tx.make_due(OutboxKind::Refund, refund_id.get(), now))
             .await
     }
 

@@ -10,7 +10,10 @@ use tolem_wire::{Amount, Locale};
 use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::refund::PosAnswer;
-use crate::domain::{Owner, Refund, RefundKind, RefundStatus};
+use crate::domain::{
+    CallerName, DeviceId, Owner, PaymentId, Refund, RefundId, RefundKind, RefundStatus,
+    TradePointId,
+};
 
 pub(super) const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, mpp, \
     customer_id, identified_at_ms, payment_id, amount_tiyn, requested_at_ms, finished_at_ms, mpp_result, \
@@ -50,18 +53,18 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
 }
 
 pub(super) struct RawRefund {
-    id: i64,
+    id: RefundId,
     kind: String,
     status: String,
-    trade_point_id: i64,
-    device_id: Option<i64>,
+    trade_point_id: TradePointId,
+    device_id: Option<DeviceId>,
     external_id: Option<String>,
     qr_token: Option<String>,
     expire_at_ms: Option<i64>,
-    mpp: Option<String>,
+    mpp: Option<CallerName>,
     customer_id: Option<String>,
     identified_at_ms: Option<i64>,
-    payment_id: Option<i64>,
+    payment_id: Option<PaymentId>,
     amount_tiyn: Option<i64>,
     requested_at_ms: Option<i64>,
     finished_at_ms: Option<i64>,
@@ -115,12 +118,12 @@ impl RawRefund {
 
 /// A stored language code; one that is not known is logged and read as none (ru-RU): a refund
 /// must never be held back by the language it is announced in.
-fn locale_of(refund_id: i64, code: Option<&str>) -> Option<Locale> {
+fn locale_of(refund_id: RefundId, code: Option<&str>) -> Option<Locale> {
     let code = code?;
     let locale = Locale::from_code(code);
     if locale.is_none() {
         tracing::warn!(
-            refund_id,
+            refund_id = refund_id.get(),
             code,
             "a refund with an unknown language; ru-RU is used"
         );
@@ -141,7 +144,7 @@ fn load_where(
     raw.map(RawRefund::check).transpose()
 }
 
-pub(super) fn load(conn: &Connection, id: i64) -> StoreResult<Option<Refund>> {
+pub(super) fn load(conn: &Connection, id: RefundId) -> StoreResult<Option<Refund>> {
     load_where(conn, "id = ?1", &id)
 }
 
@@ -177,8 +180,8 @@ pub(super) fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
 pub struct NewRefund {
     pub kind: RefundKind,
     pub status: RefundStatus,
-    pub trade_point_id: i64,
-    pub device_id: Option<i64>,
+    pub trade_point_id: TradePointId,
+    pub device_id: Option<DeviceId>,
     pub qr: Option<NewReturnQr>,
     pub receipt_token: String,
 }
@@ -202,12 +205,12 @@ fn insert(conn: &Connection, row: &NewRefund, now: Timestamp) -> StoreResult<Ref
         // One id space with payments (DECISIONS 40).
         super::ids::next_operation_id(conn)?,
     ])?;
-    let id = conn.last_insert_rowid();
+    let id = RefundId::new(conn.last_insert_rowid());
     load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("refund {id} vanished")))
 }
 
 /// The amounts of a purchase's refunds that hold part of it.
-fn held_amounts(conn: &Connection, payment_id: i64) -> StoreResult<Vec<Amount>> {
+fn held_amounts(conn: &Connection, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
     let mut stmt = conn.prepare_cached(
         "SELECT amount_tiyn FROM refunds WHERE payment_id = ?1 AND status IN ('pending', 'completed')",
     )?;
@@ -225,7 +228,7 @@ fn held_amounts(conn: &Connection, payment_id: i64) -> StoreResult<Vec<Amount>> 
 /// transaction; the rules are `crate::domain::refund`'s.
 impl super::Tx<'_> {
     /// The refund (or return QR) `id`, if there is one.
-    pub fn refund(&self, id: i64) -> StoreResult<Option<Refund>> {
+    pub fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         load(self.conn, id)
     }
 
@@ -245,7 +248,7 @@ impl super::Tx<'_> {
     }
 
     /// The amounts of a purchase's refunds that hold part of it (pending and completed).
-    pub fn held_amounts(&self, payment_id: i64) -> StoreResult<Vec<Amount>> {
+    pub fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
         held_amounts(self.conn, payment_id)
     }
 
@@ -256,18 +259,18 @@ impl super::Tx<'_> {
             .as_ref()
             .map(|o| o.mpp.as_str())
             .unwrap_or_default();
-        self.enqueue(super::OutboxKind::Refund, refund.id, target, now)
+        self.enqueue(super::OutboxKind::Refund, refund.id.get(), target, now)
     }
 
     /// The language of the purchase's binding scan, which a refund of it speaks to the MPP in
     /// unless a return QR's scan says otherwise (DECISIONS 36).
-    pub fn payment_scan_locale(&self, payment_id: i64) -> StoreResult<Option<Locale>> {
+    pub fn payment_scan_locale(&self, payment_id: PaymentId) -> StoreResult<Option<Locale>> {
         scan_locale(self.conn, payment_id)
     }
 }
 
 impl Store {
-    pub async fn refund(&self, id: i64) -> StoreResult<Option<Refund>> {
+    pub async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         self.read(move |conn| load(conn, id)).await
     }
 
@@ -282,12 +285,12 @@ impl Store {
     }
 
     /// The amounts of a purchase's refunds that hold part of it (pending and completed).
-    pub async fn held_amounts(&self, payment_id: i64) -> StoreResult<Vec<Amount>> {
+    pub async fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
         self.read(move |conn| held_amounts(conn, payment_id)).await
     }
 
     /// The refunds of a purchase, oldest first.
-    pub async fn refunds_of(&self, payment_id: i64) -> StoreResult<Vec<Refund>> {
+    pub async fn refunds_of(&self, payment_id: PaymentId) -> StoreResult<Vec<Refund>> {
         self.read(move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM refunds WHERE payment_id = ?1 ORDER BY id");
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -302,7 +305,7 @@ impl Store {
     pub async fn customer_purchases(
         &self,
         owner: Owner,
-        trade_point_id: i64,
+        trade_point_id: TradePointId,
         limit: usize,
     ) -> StoreResult<Vec<crate::domain::Payment>> {
         self.read(move |conn| {
@@ -311,7 +314,7 @@ impl Store {
                  AND status = 'confirmed' ORDER BY finished_at_ms DESC, id DESC LIMIT ?4",
             )?;
             let limit = i64::try_from(limit).unwrap_or(10);
-            let ids = stmt.query_map(params![owner.mpp, owner.customer_id, trade_point_id, limit], |r| r.get::<_, i64>(0))?;
+            let ids = stmt.query_map(params![owner.mpp, owner.customer_id, trade_point_id, limit], |r| r.get::<_, PaymentId>(0))?;
             let mut purchases = Vec::new();
             for id in ids {
                 if let Some(p) = load_payment(conn, id?)? {

@@ -12,6 +12,7 @@ use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns
 use super::payments::{at, ms, tiyn_i64};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::catalog::Mpp;
+use crate::domain::PaymentId;
 use crate::domain::commission::Rate;
 
 /// What a register row is.
@@ -24,7 +25,7 @@ pub enum OpKind {
 /// A refund's payment, for the refund's commission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefundOf {
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     pub payment_amount: Amount,
     /// What the payment's completed refunds returned before this one.
     pub refunded_before: Amount,
@@ -148,7 +149,7 @@ fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
 /// operator data at this moment, read in the confirming transaction, so what a register shows
 /// never depends on when it is made. Called by every save of a confirmed payment; a payment whose
 /// rates are fixed already is left alone.
-pub(super) fn fix_commission(conn: &Connection, payment_id: i64) -> StoreResult<()> {
+pub(super) fn fix_commission(conn: &Connection, payment_id: PaymentId) -> StoreResult<()> {
     let doc: Option<String> = conn
         .prepare_cached(
             "SELECT c.doc FROM payments p JOIN catalog c ON c.kind = 'mpp' AND c.key = p.mpp \
@@ -260,7 +261,7 @@ impl RegisterReader {
                 finished_at: finished(finished_ms)?,
                 amount: tiyn(amount, "a refund")?,
                 refund_of: Some(RefundOf {
-                    payment_id,
+                    payment_id: PaymentId::new(payment_id),
                     payment_amount: tiyn(payment_amount, "a refunded payment")?,
                     refunded_before: tiyn(before, "earlier refunds")?,
                 }),
@@ -486,7 +487,7 @@ mod tests {
         // Confirmed later: fixed then, from the catalog as it is then; and only once.
         conn.execute("UPDATE payments SET status = 'confirmed' WHERE id = 3", [])
             .expect("confirmed");
-        fix_commission(&conn, 3).expect("fixed");
+        fix_commission(&conn, PaymentId::new(3)).expect("fixed");
         assert_eq!(rates(&conn, 3), (Some(100), None, Some(100), None));
         conn.execute(
             "UPDATE catalog SET doc = json_set(doc, '$.commission_bps', 300, '$.service_commission_bps', 40) \
@@ -494,7 +495,7 @@ mod tests {
             [],
         )
         .expect("a new rate");
-        fix_commission(&conn, 3).expect("left alone");
+        fix_commission(&conn, PaymentId::new(3)).expect("left alone");
         assert_eq!(rates(&conn, 3), (Some(100), None, Some(100), None));
         let fixed = fixed_rates(rates(&conn, 1)).expect("valid").expect("fixed");
         assert_eq!(
