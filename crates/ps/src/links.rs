@@ -6,23 +6,23 @@
 //! cases, the merchant and admin edges, refund delivery, the QR pictures and payment pages.
 
 /// Digits of a dynamic QR token, a payment link's last segment and a return QR's token.
-pub const QR_TOKEN_DIGITS: usize = 41;
+pub(crate) const QR_TOKEN_DIGITS: usize = 41;
 
 /// The receipt link for a payment or refund. It carries no locale (DECISIONS 35): it is the
 /// Russian receipt, and the MPP appends `&locale=kk` for Kazakh (SPEC 4.3).
-pub fn receipt_link(public_url: &str, receipt_token: &str) -> String {
+pub(crate) fn receipt_link(public_url: &str, receipt_token: &str) -> String {
     let base = public_url.trim_end_matches('/');
     format!("{base}/receipt?id={receipt_token}")
 }
 
 /// A random unguessable token (128 bits, hex).
-pub fn secret_token() -> String {
+pub(crate) fn secret_token() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
 }
 
 /// `n` random decimal digits: a dynamic QR token (see [`QR_TOKEN_DIGITS`]).
-pub fn random_digits(n: usize) -> String {
+pub(crate) fn random_digits(n: usize) -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
     // The first digit is not zero so the token keeps its length when read as a number.
@@ -36,6 +36,6 @@ pub fn random_digits(n: usize) -> String {
 
 /// The payment link of a dynamic payment (`Kind::Link`): the page `/pay/{digits}` under the
 /// public URL. The link is the payment's token as stored, so the page finds it by the same text.
-pub fn pay_link(public_url: &str, digits: &str) -> String {
+pub(crate) fn pay_link(public_url: &str, digits: &str) -> String {
     format!("{}/pay/{digits}", public_url.trim_end_matches('/'))
 }

@@ -19,7 +19,7 @@ use crate::state::{App, AppState};
 /// Smallest side of a picture, in pixels.
 const IMAGE_SIDE_PX_MIN: u32 = 320;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/qr/image.png", get(png))
         .route("/qr/image.svg", get(svg))
@@ -83,7 +83,7 @@ async fn svg(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Respon
 /// The page a payment link opens (`qr/create-link`): the purchase, a sentence saying where it
 /// stands in Russian or Kazakh (`?locale=kk`, as on receipts), and while it can still be paid its
 /// QR to scan with the buyer's banking app.
-pub async fn pay_page(
+pub(crate) async fn pay_page(
     State(app): State<AppState>,
     axum::extract::Path(digits): axum::extract::Path<String>,
     RawQuery(query): RawQuery,

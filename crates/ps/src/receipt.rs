@@ -20,7 +20,7 @@ use crate::catalog::Catalog;
 use crate::domain::{Kind, Payment, RefundStatus, Status};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/receipt", get(page))
 }
 

@@ -15,7 +15,7 @@ use tolem_wire::request_id::{
 
 /// The MPP API's X-Request-ID, or what is wrong with it (a missing one is empty) as the MPP API
 /// says it in its `PARAM_ILLEGAL`.
-pub fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
+pub(crate) fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
     let value = headers
         .get(HEADER_REQUEST_ID)
         .map_or(&b""[..], |v| v.as_bytes());
@@ -25,7 +25,7 @@ pub fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
 
 /// The merchant API's X-Request-ID, and the admin API's and any other path's: `None` when absent
 /// or when it breaks the rule, which these APIs treat alike.
-pub fn of_merchant(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn of_merchant(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(HEADER_REQUEST_ID)?;
     check_request_id(value.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok()
 }

@@ -15,7 +15,7 @@ use crate::store::StoreResult;
 /// days old, so once a minute is soon enough and costs the writer nothing the rest of the time.
 const RETENTION_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
 
-pub async fn run(app: AppState, stop: CancellationToken) {
+pub(crate) async fn run(app: AppState, stop: CancellationToken) {
     let interval = app.config.payments.expiry_sweep_interval();
     let batch_max = app.config.limits.expiry_batch_max;
     let mut retention_done: Option<Timestamp> = None;

@@ -67,7 +67,7 @@ fn too_large(limit: usize) -> AdminError {
 
 /// The answer to an admin path that does not exist, or a method it does not take. The token is
 /// checked first here too, so that a stranger cannot map the API by its 404s.
-pub async fn unknown(app: &AppState, headers: &HeaderMap, path_exists: bool) -> Response {
+pub(crate) async fn unknown(app: &AppState, headers: &HeaderMap, path_exists: bool) -> Response {
     if let Err(refused) = authorize(app, headers) {
         return refused.into_response();
     }
@@ -83,7 +83,7 @@ pub async fn unknown(app: &AppState, headers: &HeaderMap, path_exists: bool) -> 
 }
 
 /// The body [`guard`] read: reading it again cannot fail or exceed the limit.
-pub struct AdminBody(pub Bytes);
+pub(super) struct AdminBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for AdminBody {
     type Rejection = AdminError;
@@ -101,7 +101,7 @@ impl<S: Send + Sync> FromRequest<S> for AdminBody {
 }
 
 /// Path parameters, refused as `{"error"}` naming what did not parse.
-pub struct AdminPath<T>(pub T);
+pub(super) struct AdminPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for AdminPath<T>
 where
@@ -119,7 +119,7 @@ where
 }
 
 /// The query string, refused as `{"error"}` naming what did not parse.
-pub struct AdminQuery<T>(pub T);
+pub(super) struct AdminQuery<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for AdminQuery<T>
 where

@@ -8,7 +8,7 @@ mod certificates;
 mod edge;
 mod operations;
 
-pub use edge::unknown;
+pub(crate) use edge::unknown;
 
 use axum::Json;
 use axum::Router;
@@ -30,7 +30,7 @@ use crate::store::CatalogDoc;
 use edge::{AdminBody, AdminPath};
 
 /// The admin routes, each behind [`edge::guard`] (token first, then a small body).
-pub fn router(app: AppState) -> Router<AppState> {
+pub(crate) fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/v1/catalog", get(catalog))
         .route("/admin/v1/mpps/{caller_name}", put(put_mpp))
@@ -63,7 +63,7 @@ pub fn router(app: AppState) -> Router<AppState> {
 }
 
 /// An admin API failure: HTTP status and a sentence.
-pub struct AdminError(StatusCode, String);
+pub(crate) struct AdminError(StatusCode, String);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {

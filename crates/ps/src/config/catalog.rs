@@ -480,7 +480,7 @@ impl std::fmt::Display for Fingerprint {
 /// Checks a URL the PS will call (an MPP's `refund_url`, a Custom service's callback): `http://`
 /// or `https://`, a host, no credentials (they would be logged with the URL) and no fragment.
 /// The error says what is wrong, for the operator.
-pub fn check_call_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_call_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err("must be an http:// or https:// URL".to_owned());

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub mod catalog;
+pub(crate) mod catalog;
 mod durations;
-pub mod ipsec;
+pub(crate) mod ipsec;
 pub mod registers;
 
 use catalog::CatalogFile;
@@ -673,7 +673,7 @@ impl Config {
 
 /// A TOML error in one line, `line 3, column 7: expected …`, instead of toml's drawing of the
 /// line, which takes five lines of a terminal.
-pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
+pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> String {
     let message = error
         .message()
         .split_whitespace()
@@ -692,7 +692,7 @@ pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
 
 /// `TOLEM_…` variables that belong to the tools (the CLI, the load tool, the benchmarks), not to
 /// the server's settings; the configuration passes over them instead of calling them unknown.
-pub const TOOL_VARIABLES: &[&str] = &[
+pub(crate) const TOOL_VARIABLES: &[&str] = &[
     "TOLEM_CONFIG",
     "TOLEM_BENCH_OPS",
     "TOLEM_LOAD_KEEP",

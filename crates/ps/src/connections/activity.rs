@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 /// Which deadline closed a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expiry {
+pub(super) enum Expiry {
     /// A request's headers (or a new connection's first request) did not arrive in time.
     Headers,
     /// A keep-alive connection sat without a request for too long.
@@ -34,14 +34,14 @@ enum Phase {
     Busy { in_flight: usize },
 }
 
-pub struct Activity {
+pub(super) struct Activity {
     phase: Mutex<Phase>,
     /// Woken when the phase changes, so that a sleeping connection task takes the new deadline.
     changed: Notify,
 }
 
 impl Activity {
-    pub fn new() -> Activity {
+    pub(super) fn new() -> Activity {
         Activity {
             phase: Mutex::new(Phase::Waiting {
                 since: Instant::now(),
@@ -73,7 +73,7 @@ impl Activity {
 
     /// A request's headers are complete; returns when the request began (its first byte), from
     /// which its body's deadline runs.
-    pub fn request_began(&self) -> Instant {
+    pub(super) fn request_began(&self) -> Instant {
         let now = Instant::now();
         let mut began = now;
         self.update(|phase| match phase {
@@ -104,7 +104,7 @@ impl Activity {
     }
 
     /// When the connection is to be closed if nothing changes, and why; `None` while busy.
-    pub fn deadline(&self, header: Duration, idle: Duration) -> Option<(Instant, Expiry)> {
+    pub(super) fn deadline(&self, header: Duration, idle: Duration) -> Option<(Instant, Expiry)> {
         match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
             Phase::Waiting { since, first: true } | Phase::Headers { since } => {
                 Some((since + header, Expiry::Headers))
@@ -118,24 +118,24 @@ impl Activity {
     }
 
     /// Completes when the phase has changed since the last call.
-    pub async fn changed(&self) {
+    pub(super) async fn changed(&self) {
         self.changed.notified().await;
     }
 }
 
 /// The socket of a connection (TCP, or TLS over TCP: then the bytes are the plaintext's),
 /// reporting incoming bytes to its [`Activity`].
-pub struct WatchedIo<T> {
+pub(super) struct WatchedIo<T> {
     inner: T,
     activity: Arc<Activity>,
 }
 
 impl<T> WatchedIo<T> {
-    pub fn new(inner: T, activity: Arc<Activity>) -> WatchedIo<T> {
+    pub(super) fn new(inner: T, activity: Arc<Activity>) -> WatchedIo<T> {
         WatchedIo { inner, activity }
     }
 
-    pub fn into_inner(self) -> T {
+    pub(super) fn into_inner(self) -> T {
         self.inner
     }
 }
@@ -188,13 +188,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
 /// An answer's body that tells the [`Activity`] when it is written out (hyper drops a body once
 /// it has sent its end), so that the idle deadline starts then and not while a large answer is
 /// still going out.
-pub struct AnswerBody {
+pub(super) struct AnswerBody {
     inner: Body,
     activity: Option<Arc<Activity>>,
 }
 
 impl AnswerBody {
-    pub fn new(inner: Body, activity: Arc<Activity>) -> AnswerBody {
+    pub(super) fn new(inner: Body, activity: Arc<Activity>) -> AnswerBody {
         AnswerBody {
             inner,
             activity: Some(activity),

@@ -15,7 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 /// A request body that fails with [`BodyFault::Late`] once its deadline has passed, so that a
 /// client sending a few bytes now and then cannot hold a handler and its buffer for ever.
-pub struct DeadlineBody {
+pub(crate) struct DeadlineBody {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,
     /// Set once the fault is reported; the body then ends.
@@ -23,7 +23,7 @@ pub struct DeadlineBody {
 }
 
 impl DeadlineBody {
-    pub fn new(inner: Incoming, deadline: Instant) -> DeadlineBody {
+    pub(crate) fn new(inner: Incoming, deadline: Instant) -> DeadlineBody {
         DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
@@ -34,7 +34,7 @@ impl DeadlineBody {
 
 /// Why a request body stopped before its end.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyFault {
+pub(crate) enum BodyFault {
     #[error("the request body did not arrive within its deadline")]
     Late,
     #[error("the request body was cut off: {0}")]
@@ -92,7 +92,7 @@ pub enum BodyError {
 
 /// Reads a request's body whole, holding at most `bytes_max` of it: one whose `Content-Length`
 /// says it is larger is refused before a byte of it is read.
-pub async fn read_body(req: Request, bytes_max: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_body(req: Request, bytes_max: usize) -> Result<Bytes, BodyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

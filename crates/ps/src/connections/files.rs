@@ -6,7 +6,7 @@
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft limit then in force.
 /// Idempotent: each listener's `serve` calls it.
-pub fn raise_open_files_limit() -> std::io::Result<u64> {
+pub(crate) fn raise_open_files_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
 
@@ -15,7 +15,7 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
 /// equally among the listeners (all at their caps together still leave the reserve). When the
 /// limit leaves no such room, half of it goes to connections, so that the PS still serves and
 /// says why in its log.
-pub fn connection_cap(
+pub(crate) fn connection_cap(
     connections_max: usize,
     soft_limit: u64,
     open_files_reserved: usize,

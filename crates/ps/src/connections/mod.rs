@@ -17,13 +17,13 @@
 //! connection. Our limits are lower, so these answers are only a backstop.
 
 mod activity;
-pub mod body;
-pub mod files;
-pub mod peer;
-pub mod refusal;
+pub(crate) mod body;
+pub(crate) mod files;
+pub(crate) mod peer;
+pub(crate) mod refusal;
 #[cfg(test)]
 mod test_pki;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -47,16 +47,16 @@ use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
 use crate::config::LimitsConfig;
-pub use crate::state::ConnectionStats;
+pub(crate) use crate::state::ConnectionStats;
 use activity::{Activity, AnswerBody, Expiry, WatchedIo};
-pub use body::{BodyError, read_body};
-pub use peer::PeerCertificate;
-pub use refusal::{Refusal, Scheme};
-pub use tls::{TlsError, TlsFiles};
+pub(crate) use body::read_body;
+pub(crate) use peer::PeerCertificate;
+pub(crate) use refusal::{Refusal, Scheme};
+pub(crate) use tls::{TlsError, TlsFiles};
 
 /// The limits of one listener's connections (`limits.*` in the configuration).
 #[derive(Clone, Copy, Debug)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// A request's headers must be complete this long after its first byte; a new connection's
     /// first request must be complete this long after the connection opened.
     pub header_timeout: Duration,
@@ -75,7 +75,7 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    pub fn of(limits: &LimitsConfig) -> ConnectionLimits {
+    pub(crate) fn of(limits: &LimitsConfig) -> ConnectionLimits {
         ConnectionLimits {
             header_timeout: limits.header_timeout(),
             body_timeout: limits.body_timeout(),
@@ -90,7 +90,7 @@ impl ConnectionLimits {
 
     /// hyper's own parser limit on the request line and headers together: far enough above ours
     /// that a request over our limits reaches [`refusal`] and gets its envelope, yet bounded.
-    pub fn parser_bytes_max(&self) -> usize {
+    pub(crate) fn parser_bytes_max(&self) -> usize {
         (2 * (self.uri_bytes_max + self.header_bytes_max)).max(16 * 1024)
     }
 }
@@ -142,7 +142,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `service` on `listener` (TLS with `tls`) until `shutdown` completes, then lets open
 /// connections finish their requests (idle ones close at once) and returns.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: TcpListener,
     tls: Option<Arc<TlsFiles>>,
     service: S,

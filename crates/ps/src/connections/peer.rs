@@ -5,6 +5,6 @@
 /// SHA-256 of the leaf certificate's DER. Present only when the client sent one and it chained
 /// to the listener's client CA; the merchant API takes it as the r2 and r3 identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerCertificate {
+pub(crate) struct PeerCertificate {
     pub sha256: [u8; 32],
 }

@@ -119,7 +119,7 @@ impl Refusal {
 /// The refusal in the envelope of the surface the path belongs to: `{"result": …}` under
 /// `/api/` (in the language of `X-Locale`), `{"StatusCode", "Message"}` on the merchant API (in
 /// the language of `Accept-Language`), `{"error": …}` elsewhere.
-pub fn answer(parts: &Parts, refusal: Refusal) -> Response {
+pub(crate) fn answer(parts: &Parts, refusal: Refusal) -> Response {
     let path = parts.uri.path();
     let status = refusal.http_status();
     let (content_type, body) = if path.starts_with("/api/") {
@@ -152,14 +152,14 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The request target's length in bytes, as the client sent it.
-pub fn uri_bytes(uri: &Uri) -> usize {
+pub(crate) fn uri_bytes(uri: &Uri) -> usize {
     uri.scheme_str().map_or(0, |s| s.len() + "://".len())
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.path_and_query().map_or(0, |p| p.as_str().len())
 }
 
 /// The headers' size in bytes as they came on the wire: each `name: value` and its line end.
-pub fn header_bytes(headers: &HeaderMap) -> usize {
+pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
     headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
@@ -167,7 +167,11 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
 }
 
 /// A request over the connection layer's size limits, if it is.
-pub fn oversize(parts: &Parts, uri_bytes_max: usize, header_bytes_max: usize) -> Option<Refusal> {
+pub(crate) fn oversize(
+    parts: &Parts,
+    uri_bytes_max: usize,
+    header_bytes_max: usize,
+) -> Option<Refusal> {
     if uri_bytes(&parts.uri) > uri_bytes_max {
         return Some(Refusal::UriTooLong {
             bytes_max: uri_bytes_max,

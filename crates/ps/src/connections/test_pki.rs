@@ -5,12 +5,12 @@ use std::path::Path;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
-pub struct Pki {
+pub(super) struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
-    pub fn new() -> Pki {
+    pub(super) fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let key = KeyPair::generate().expect("a key");
@@ -19,12 +19,12 @@ impl Pki {
         }
     }
 
-    pub fn ca_pem(&self) -> String {
+    pub(super) fn ca_pem(&self) -> String {
         self.ca.pem()
     }
 
     /// A certificate for `name` signed by this CA, and its key: (certificate PEM, key PEM).
-    pub fn server(&self, name: &str) -> (String, String) {
+    pub(super) fn server(&self, name: &str) -> (String, String) {
         let key = KeyPair::generate().expect("a key");
         let cert = CertificateParams::new(vec![name.to_owned()])
             .expect("params")
@@ -34,7 +34,7 @@ impl Pki {
     }
 
     /// A client certificate signed by this CA: (certificate DER, certificate PEM, key PEM).
-    pub fn client(&self, name: &str) -> (Vec<u8>, String, String) {
+    pub(super) fn client(&self, name: &str) -> (Vec<u8>, String, String) {
         let key = KeyPair::generate().expect("a key");
         let cert = CertificateParams::new(vec![name.to_owned()])
             .expect("params")
@@ -44,6 +44,6 @@ impl Pki {
     }
 }
 
-pub fn write(path: impl AsRef<Path>, text: &str) {
+pub(super) fn write(path: impl AsRef<Path>, text: &str) {
     std::fs::write(path, text).expect("written");
 }

@@ -252,7 +252,7 @@ impl TlsFiles {
 /// Reads the listeners' TLS files again on SIGHUP (always) and every `interval` (when they
 /// changed), until `stop`; with no TLS listener it only holds SIGHUP, which then changes nothing; each outcome is logged with the listener's address. The files are a
 /// few kilobytes on a local disk, read in the task.
-pub async fn watch(
+pub(crate) async fn watch(
     listeners: Vec<(String, Arc<TlsFiles>)>,
     interval: Duration,
     stop: CancellationToken,
@@ -322,7 +322,7 @@ async fn next_hangup(hangup: &mut Hangup) {
 /// The verified client certificate of a connection, if it presented one. With `client_ca` set,
 /// rustls has refused the handshake of any certificate that does not chain to it, so one that
 /// is here is verified.
-pub fn peer_certificate(connection: &ServerConnection) -> Option<PeerCertificate> {
+pub(crate) fn peer_certificate(connection: &ServerConnection) -> Option<PeerCertificate> {
     let leaf = connection.peer_certificates()?.first()?;
     Some(PeerCertificate {
         sha256: Sha256::digest(leaf.as_ref()).into(),

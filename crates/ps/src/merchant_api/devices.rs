@@ -15,11 +15,11 @@ use crate::store::DeviceRegistration;
 
 const DEVICE_ID_LEN_MAX: usize = 64;
 
-pub async fn trade_points(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn trade_points(State(app): State<AppState>, call: PosCall) -> PosResult {
     list(&app, &call.organization()?.bin)
 }
 
-pub async fn trade_points_of_bin(
+pub(super) async fn trade_points_of_bin(
     State(app): State<AppState>,
     bin: Result<Path<String>, PathRejection>,
     call: PosCall,
@@ -46,7 +46,7 @@ fn list(app: &AppState, bin: &str) -> PosResult {
     Ok(envelope(HttpStatus::OK, &Envelope::ok(points)))
 }
 
-pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: DeviceRegisterRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
     let valid_id = !req.deviceid.is_empty()
@@ -93,7 +93,7 @@ pub async fn register(State(app): State<AppState>, call: PosCall) -> PosResult {
     }
 }
 
-pub async fn delete(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn delete(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: DeviceDeleteRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
     if app

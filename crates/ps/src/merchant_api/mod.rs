@@ -35,7 +35,7 @@ use tolem_wire::merchant::{BadRequest, Envelope, StatusCode, parse_request};
 use tolem_wire::{Locale, Param, Problem};
 
 use crate::catalog::{Organization, TradePoint};
-pub use crate::connections::Scheme;
+pub(crate) use crate::connections::Scheme;
 use crate::connections::{Refusal, read_body};
 use crate::state::AppState;
 use crate::store::{Device, StoreError};

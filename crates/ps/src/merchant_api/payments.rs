@@ -21,11 +21,11 @@ use crate::store::Replay;
 
 const EXTERNAL_ID_LEN_MAX: usize = 128;
 
-pub async fn create_qr(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn create_qr(State(app): State<AppState>, call: PosCall) -> PosResult {
     create(&app, &call, Kind::Dynamic).await
 }
 
-pub async fn create_link(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn create_link(State(app): State<AppState>, call: PosCall) -> PosResult {
     create(&app, &call, Kind::Link).await
 }
 
@@ -70,7 +70,7 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
     Ok(raw_json(payments::create(app, order).await?))
 }
 
-pub async fn status_v01(
+pub(super) async fn status_v01(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     call: PosCall,
@@ -89,7 +89,7 @@ pub async fn status_v01(
     Ok(envelope(HttpStatus::OK, &Envelope::ok(v01)))
 }
 
-pub async fn status_v02(
+pub(super) async fn status_v02(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     call: PosCall,

@@ -30,7 +30,7 @@ use crate::store::Replay;
 /// Most purchases `return/operations` lists (MERCHANT-API.md §4.9).
 const OPERATIONS_MAX: i64 = 10;
 
-pub async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: ReturnCreateRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
     if let Some(first) = early_replay(&app, &call, &req.devicetoken).await? {
@@ -88,7 +88,7 @@ async fn own_return_qr(app: &App, call: &PosCall, id: RefundId) -> Result<Refund
     }
 }
 
-pub async fn status(
+pub(super) async fn status(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     call: PosCall,
@@ -104,7 +104,7 @@ pub async fn status(
     Ok(envelope(HttpStatus::OK, &Envelope::ok(data)))
 }
 
-pub async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: ReturnOperationsRequest = call.parse()?;
     let (_, point) = device_of(&app, &call, &req.devicetoken).await?;
     let max = req.maxresult.unwrap_or(OPERATIONS_MAX);
@@ -130,7 +130,7 @@ pub async fn operations(State(app): State<AppState>, call: PosCall) -> PosResult
     Ok(envelope(HttpStatus::OK, &Envelope::ok(list)))
 }
 
-pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
     let pairs = form_urlencoded::parse(call.query.as_deref().unwrap_or_default().as_bytes());
     let map: serde_json::Map<String, serde_json::Value> = pairs
         .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
@@ -172,7 +172,7 @@ pub async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
     Ok(envelope(HttpStatus::OK, &Envelope::ok(data)))
 }
 
-pub async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn refund(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: PaymentReturnRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
     if call.scheme == Scheme::R2 && req.qrreturnid.is_none() {
@@ -286,7 +286,7 @@ fn placed_refund(answer: &str) -> Option<RefundId> {
 }
 
 /// The merchant API's codes for a refused refund (MERCHANT-API.md §4.11).
-pub fn refusal(refusal: Refusal) -> PosError {
+pub(super) fn refusal(refusal: Refusal) -> PosError {
     match refusal {
         Refusal::PaymentNotFound => PosError::status(StatusCode::PaymentNotFound),
         Refusal::TradePointMismatch => PosError::status(StatusCode::TradePointMismatch),

@@ -16,7 +16,7 @@ use crate::state::AppState;
 pub use crate::catalog::SANDBOX_MPP;
 const SANDBOX_CUSTOMER: &str = "sandbox";
 
-pub async fn payment_step(
+pub(super) async fn payment_step(
     State(app): State<AppState>,
     step: Result<Path<String>, PathRejection>,
     call: PosCall,
@@ -52,7 +52,7 @@ pub async fn payment_step(
 /// `test/return/scan` (DECISIONS 30): the sandbox customer scans a return QR, which moves it to
 /// `CustomerIdentityObtained` as a real MPP's scan would. Purchases paid through the emulators
 /// belong to that customer.
-pub async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResult {
     if !app.config.sandbox {
         return Ok(unknown_method().into_response());
     }

@@ -18,7 +18,7 @@ use crate::connections::{Refusal, read_body};
 use crate::payments::{self, Caller, MppError};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(mpp::SCAN_PATH, post(scan))
         .route(mpp::CHECKOUT_PATH, post(checkout))
@@ -112,7 +112,7 @@ fn result_response(status: StatusCode, result: ResultBody) -> Response {
 }
 
 /// The answer to a path or method the MPP API does not have.
-pub fn unknown_method() -> Response {
+pub(crate) fn unknown_method() -> Response {
     result_response(
         StatusCode::NOT_FOUND,
         ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, "unknown method"),
@@ -120,7 +120,7 @@ pub fn unknown_method() -> Response {
 }
 
 /// An MPP API request whose headers passed the checks of SPEC 1.7 and DECISIONS 8–10.
-pub struct MppCall {
+pub(crate) struct MppCall {
     pub caller: Caller,
     pub body: Bytes,
 }
@@ -134,7 +134,7 @@ impl MppCall {
 }
 
 /// A refused request: answered with `result` alone.
-pub struct Refused {
+pub(crate) struct Refused {
     status: StatusCode,
     result: ResultBody,
 }

@@ -85,7 +85,7 @@ pub async fn checkout(
 
 /// A parameter as checkout accepted it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Filled {
+pub(super) struct Filled {
     pub id: i64,
     pub value: String,
 }

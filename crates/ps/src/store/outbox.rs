@@ -44,7 +44,7 @@ pub struct OutboxEntry {
 
 /// An outbox row's delivery state, as the operator's views show it beside what it delivers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OutboxState {
+pub(super) struct OutboxState {
     pub attempts: u32,
     /// When the next attempt is due; none once the row is closed (or if there is no row).
     pub next_attempt_at: Option<Timestamp>,
