@@ -128,9 +128,19 @@ async fn save<T: CatalogDoc + Clone + Serialize>(
     doc: T,
     apply: impl FnOnce(&mut CatalogFile, T) + Send + 'static,
 ) -> AdminResult {
+    let (item, now) = (doc.clone(), app.clock.now());
+    // Checked against the whole catalog with the change, in the transaction that stores it.
     let saved = app
         .store
-        .put_catalog_item(doc.clone(), app.clock.now(), apply)
+        .transaction(move |tx| {
+            let mut file = tx.catalog_file()?;
+            apply(&mut file, item.clone());
+            if let Err(why) = file.validate() {
+                return Ok(Err(why));
+            }
+            tx.put_catalog_item(&item, now)?;
+            Ok(Ok(()))
+        })
         .await
         .map_err(internal)?;
     saved.map_err(bad)?;

@@ -102,6 +102,18 @@ fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
     Ok(docs)
 }
 
+impl super::Tx<'_> {
+    /// Everything stored, as one file, as this transaction sees it.
+    pub fn catalog_file(&self) -> StoreResult<CatalogFile> {
+        catalog_file(self.conn)
+    }
+
+    /// Creates or replaces one item (the caller checked the catalog with it first).
+    pub fn put_catalog_item<T: CatalogDoc>(&self, doc: &T, now: Timestamp) -> StoreResult<()> {
+        put(self.conn, doc, now, true).map(|_| ())
+    }
+}
+
 impl Store {
     /// Inserts every item of `file` whose key is not stored yet; stored items are left as they
     /// are, so changes made through the admin API survive a restart. Returns how many were new.
@@ -130,29 +142,5 @@ impl Store {
     /// Everything stored, as one file.
     pub async fn load_catalog(&self) -> StoreResult<CatalogFile> {
         self.read(catalog_file).await
-    }
-
-    /// Creates or replaces one item, but only if the whole catalog stays valid with it.
-    pub async fn put_catalog_item<T: CatalogDoc + Clone>(
-        &self,
-        doc: T,
-        now: Timestamp,
-        apply: impl FnOnce(&mut CatalogFile, T) + Send + 'static,
-    ) -> StoreResult<Result<CatalogFile, String>> {
-        self.write(move |conn| {
-            let mut file = CatalogFile {
-                mpps: all(conn)?,
-                organizations: all(conn)?,
-                trade_points: all(conn)?,
-                services: all(conn)?,
-            };
-            apply(&mut file, doc.clone());
-            if let Err(why) = file.validate() {
-                return Ok(Err(why));
-            }
-            put(conn, &doc, now, true)?;
-            Ok(Ok(file))
-        })
-        .await
     }
 }
