@@ -33,7 +33,7 @@ pub fn router(app: AppState) -> Router {
 
 /// The routes of the given surfaces only (DECISIONS 41): a listener never routes a path of a
 /// surface it does not serve, and answers it as an unknown path of its own ([`refuse_path`]).
-pub fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
+pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
     let served: Arc<[SurfaceName]> = surfaces.into();
     let mut routes = Router::new();
     if served.contains(&SurfaceName::Mpp) {
@@ -168,7 +168,7 @@ pub fn service(app: AppState) -> NormalizePath<Router> {
 }
 
 /// [`service`] of a listener that serves `surfaces` only.
-pub fn service_for(app: AppState, surfaces: &[SurfaceName]) -> NormalizePath<Router> {
+pub(crate) fn service_for(app: AppState, surfaces: &[SurfaceName]) -> NormalizePath<Router> {
     NormalizePathLayer::trim_trailing_slash().layer(router_for(app, surfaces))
 }
 

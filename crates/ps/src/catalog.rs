@@ -11,14 +11,14 @@ use std::sync::{Arc, RwLock};
 
 use crate::domain::{CallerName, ServiceId, TradePointId};
 
-pub use crate::config::catalog::{
-    AmountRule, COMMISSION_BPS_MAX, CatalogFile, Fingerprint, Mpp, Organization,
-    OrganizationStatus, Parameter, ParameterOption, Service, TradePoint, api_key_hash,
+pub(crate) use crate::config::catalog::{
+    AmountRule, CatalogFile, Organization, OrganizationStatus, TradePoint, api_key_hash,
 };
+pub use crate::config::catalog::{Fingerprint, Mpp, ParameterOption, Service};
 
 /// The MPP the sandbox's emulators act as (`test/payment/*`), and whose refunds the sandbox
 /// completes itself instead of calling anyone.
-pub const SANDBOX_MPP: &str = "sandbox";
+pub(crate) const SANDBOX_MPP: &str = "sandbox";
 
 /// The snapshot the request path reads: indexed for the lookups the APIs make.
 #[derive(Debug, Default)]
@@ -84,11 +84,11 @@ impl Catalog {
         catalog
     }
 
-    pub fn active_mpp(&self, caller_name: &str) -> Option<&Arc<Mpp>> {
+    pub(crate) fn active_mpp(&self, caller_name: &str) -> Option<&Arc<Mpp>> {
         self.mpps.get(caller_name).filter(|m| m.active)
     }
 
-    pub fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {
+    pub(crate) fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {
         self.api_keys
             .get(&api_key_hash(key))
             .and_then(|bin| self.organizations.get(bin))
@@ -96,7 +96,7 @@ impl Catalog {
 
     /// The organizations a client certificate is registered to, in BIN order; none when it is
     /// unknown or was revoked.
-    pub fn organizations_by_certificate(
+    pub(crate) fn organizations_by_certificate(
         &self,
         fingerprint: &Fingerprint,
     ) -> Vec<Arc<Organization>> {
@@ -122,7 +122,7 @@ impl Catalog {
         Some((point, organization))
     }
 
-    pub fn trade_points_of(&self, bin: &str) -> Vec<&Arc<TradePoint>> {
+    pub(crate) fn trade_points_of(&self, bin: &str) -> Vec<&Arc<TradePoint>> {
         let mut points: Vec<_> = self
             .trade_points
             .values()
@@ -154,10 +154,10 @@ impl CatalogHandle {
 }
 
 /// Answers "may this trade point take payments now?" from one catalog snapshot.
-pub struct MerchantCheck(pub Arc<Catalog>);
+pub(crate) struct MerchantCheck(pub Arc<Catalog>);
 
 impl MerchantCheck {
-    pub fn state(&self, trade_point_id: TradePointId) -> crate::domain::MerchantState {
+    pub(crate) fn state(&self, trade_point_id: TradePointId) -> crate::domain::MerchantState {
         use crate::domain::MerchantState;
         match self.0.merchant(trade_point_id) {
             Some((point, org)) if point.active && point.accepts_qr => match org.status {

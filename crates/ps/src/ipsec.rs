@@ -13,20 +13,19 @@ use std::net::IpAddr;
 
 use crate::catalog::Mpp;
 use crate::config::Config;
+pub use crate::config::ipsec::IpsecAuth;
 use crate::config::ipsec::mpp_listen_addresses;
-pub use crate::config::ipsec::{
-    IpsecAuth, MppIpsec, Subnet, mpp_inner, validate_config, validate_mpp,
-};
+pub(crate) use crate::config::ipsec::{Subnet, mpp_inner};
 
 // The regulation's table (SPEC 1.10) in strongSwan's words. IKE: AES-256 (CBC), HMAC-SHA-256
 // integrity, PRF SHA-256, DH group 19 (ECP-256). ESP: AES-256, HMAC-SHA-256, and group 19 again,
 // which makes strongSwan do a fresh Diffie-Hellman exchange at every rekeying (PFS).
-pub const IKE_PROPOSAL: &str = "aes256-sha256-prfsha256-ecp256";
-pub const ESP_PROPOSAL: &str = "aes256-sha256-ecp256";
+pub(crate) const IKE_PROPOSAL: &str = "aes256-sha256-prfsha256-ecp256";
+pub(crate) const ESP_PROPOSAL: &str = "aes256-sha256-ecp256";
 /// Phase 1 lifetime: an IKE SA never lives longer.
-pub const IKE_LIFETIME_S: u32 = 86_400;
+pub(crate) const IKE_LIFETIME_S: u32 = 86_400;
 /// Phase 2 lifetime: a CHILD SA never lives longer; there is no volume limit.
-pub const ESP_LIFETIME_S: u32 = 28_800;
+pub(crate) const ESP_LIFETIME_S: u32 = 28_800;
 
 /// When rekeying starts: at 90 % of the lifetime, strongSwan's own margin (its hard limit is
 /// 10 % past the rekey time by default). So the regulation's lifetime is the hard limit, and a
@@ -36,7 +35,7 @@ pub const fn rekey_s(lifetime_s: u32) -> u32 {
 }
 
 /// A pre-shared key we make is this long: 256 bits, the strength of the AES-256 it protects.
-pub const PSK_BYTES: usize = 32;
+pub(crate) const PSK_BYTES: usize = 32;
 /// A key brought from elsewhere (one the MPP chose) must have at least 128 bits …
 const PSK_BYTES_MIN: usize = 16;
 /// … and, to keep the file a key and not a document, at most 1024.
@@ -207,7 +206,7 @@ pub fn link(config: &Config, mpp: &Mpp, psk: Option<&Psk>) -> Result<Link, Ipsec
 }
 
 /// The PS's inner addresses: `ipsec.inner`, else the addresses its MPP API listens on.
-pub fn ps_inner(config: &Config) -> Result<Vec<Subnet>, IpsecError> {
+pub(crate) fn ps_inner(config: &Config) -> Result<Vec<Subnet>, IpsecError> {
     if !config.ipsec.inner.is_empty() {
         return Ok(config.ipsec.inner.clone());
     }

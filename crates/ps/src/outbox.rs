@@ -21,8 +21,9 @@ use std::fmt::Debug;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::domain::OutboxId;
+pub use crate::store::OutboxEntry;
+pub use crate::store::OutboxKind;
 use crate::store::{LeaseHolder, Store, StoreResult, Tx};
-pub use crate::store::{OutboxEntry, OutboxKind};
 
 /// A claimed delivery: its outbox row, and what it delivers.
 #[derive(Clone, Debug)]

@@ -181,7 +181,7 @@ fn yes() -> bool {
 }
 
 /// A commission is at most the whole payment: 10,000 basis points.
-pub const COMMISSION_BPS_MAX: u32 = 10_000;
+pub(crate) const COMMISSION_BPS_MAX: u32 = 10_000;
 
 impl Mpp {
     /// The commission for the payment service (the daily register).
@@ -229,7 +229,7 @@ impl Mpp {
     }
 }
 
-pub fn api_key_hash(key: &str) -> String {
+pub(crate) fn api_key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 

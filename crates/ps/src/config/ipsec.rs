@@ -168,7 +168,7 @@ pub(crate) fn mpp_listen_addresses(config: &Config) -> Vec<IpAddr> {
 
 /// The MPP's inner addresses: its table's, else the refund URL's host; the refund URL's host,
 /// when it is an address, must be among them, or the PS's refunds would not take the tunnel.
-pub fn mpp_inner(mpp: &Mpp, table: &MppIpsec) -> Result<Vec<Subnet>, String> {
+pub(crate) fn mpp_inner(mpp: &Mpp, table: &MppIpsec) -> Result<Vec<Subnet>, String> {
     let host = refund_host(&mpp.refund_url)?;
     if table.inner.is_empty() {
         return match host {
@@ -199,7 +199,7 @@ fn refund_host(url: &str) -> Result<Option<IpAddr>, String> {
 }
 
 /// Checks `[ipsec]` as far as it can be checked without an MPP: at configuration load.
-pub fn validate_config(config: &Config) -> Result<(), String> {
+pub(crate) fn validate_config(config: &Config) -> Result<(), String> {
     let ipsec = &config.ipsec;
     check_text("ipsec.id", ipsec.id.as_deref())?;
     check_text("ipsec.certificate", ipsec.certificate.as_deref())?;
@@ -220,7 +220,7 @@ pub fn validate_config(config: &Config) -> Result<(), String> {
 }
 
 /// Checks an MPP's `[mpps.ipsec]`: at configuration load and on admin changes.
-pub fn validate_mpp(mpp: &Mpp, table: &MppIpsec) -> Result<(), String> {
+pub(crate) fn validate_mpp(mpp: &Mpp, table: &MppIpsec) -> Result<(), String> {
     check_text("id", table.id.as_deref())?;
     check_text("certificate", table.certificate.as_deref())?;
     mpp_inner(mpp, table).map(drop)

@@ -81,7 +81,7 @@ impl Body for DeadlineBody {
 
 /// Why [`read_body`] could not return a body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Over the limit, by its `Content-Length` or while it was read.
     TooLarge,
     /// Its deadline passed before it arrived whole.

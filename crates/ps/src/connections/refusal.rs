@@ -16,14 +16,14 @@ use super::body::BodyError;
 /// first segment: what makes a path the merchant API's, for its refusals here and its caller's
 /// identity there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     R1,
     R2,
     R3,
 }
 
 impl Scheme {
-    pub fn of_path(path: &str) -> Option<Scheme> {
+    pub(crate) fn of_path(path: &str) -> Option<Scheme> {
         match path.get(..4) {
             Some("/r1/") => Some(Scheme::R1),
             Some("/r2/") => Some(Scheme::R2),
@@ -34,7 +34,7 @@ impl Scheme {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The request target (path and query) is longer than `bytes_max` bytes.
     UriTooLong {
         bytes_max: usize,
@@ -59,7 +59,7 @@ impl From<BodyError> for Refusal {
 }
 
 impl Refusal {
-    pub fn http_status(self) -> HttpStatus {
+    pub(crate) fn http_status(self) -> HttpStatus {
         match self {
             Refusal::UriTooLong { .. } => HttpStatus::URI_TOO_LONG,
             Refusal::HeadersTooLarge { .. } => HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -70,7 +70,7 @@ impl Refusal {
     }
 
     /// What is wrong, named as the request's parameters are.
-    pub fn param(self) -> Param {
+    pub(crate) fn param(self) -> Param {
         match self {
             Refusal::UriTooLong { bytes_max } => Param::new("URI", Problem::BytesMax(bytes_max)),
             Refusal::HeadersTooLarge { bytes_max } => {
@@ -85,7 +85,7 @@ impl Refusal {
     /// The MPP API's code: a body that came too slowly changed nothing and may be sent again, so
     /// it is `UNKNOWN_EXCEPTION` ("retry", DECISIONS 7); anything else would be refused again and
     /// is `PARAM_ILLEGAL`.
-    pub fn mpp_result(self, locale: Locale) -> ResultBody {
+    pub(crate) fn mpp_result(self, locale: Locale) -> ResultBody {
         let code = match self {
             Refusal::BodyLate => ResultCode::UnknownException,
             _ => ResultCode::ParamIllegal,
@@ -95,7 +95,7 @@ impl Refusal {
 
     /// The merchant API's code, on the same rule: `-999` (retry) for a late body, else
     /// `-99000400`.
-    pub fn merchant_code(self) -> StatusCode {
+    pub(crate) fn merchant_code(self) -> StatusCode {
         match self {
             Refusal::BodyLate => StatusCode::Unavailable,
             _ => StatusCode::InvalidRequest,

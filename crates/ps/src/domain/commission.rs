@@ -30,7 +30,7 @@ pub enum RefundCommission {
 /// A commission that does not fit in an amount (a corrupt database, in practice).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("an amount overflowed")]
-pub struct Overflow;
+pub(crate) struct Overflow;
 
 /// Commission terms: basis points of the amount, and an optional minimum per payment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub struct Rate {
 
 impl Rate {
     /// The commission of a payment of `amount`.
-    pub fn of_payment(self, amount: Amount) -> Result<Amount, Overflow> {
+    pub(crate) fn of_payment(self, amount: Amount) -> Result<Amount, Overflow> {
         let by_rate = amount.checked_mul_bps(self.bps).ok_or(Overflow)?;
         let floor = self.min.unwrap_or(Amount::ZERO);
         Ok(by_rate.max(floor).min(amount))
@@ -49,7 +49,7 @@ impl Rate {
 
     /// The commission a refund gives back: `refunded_before` is what the payment's completed
     /// refunds returned before this one.
-    pub fn of_refund(
+    pub(crate) fn of_refund(
         self,
         mode: RefundCommission,
         payment: Amount,

@@ -24,7 +24,12 @@ pub mod names;
 pub mod payment;
 pub mod refund;
 
-pub use ids::{DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
+pub use ids::{DeviceId, PaymentId, TradePointId};
+pub(crate) use ids::{OutboxId, RefundId, ServiceId};
 pub use names::CallerName;
-pub use payment::{Kind, MerchantState, Owner, Payment, Policy, Status};
-pub use refund::{Refund, RefundKind, RefundStatus};
+pub use payment::Kind;
+pub use payment::MerchantState;
+pub use payment::Owner;
+pub use payment::{Payment, Policy, Status};
+pub use refund::RefundKind;
+pub use refund::{Refund, RefundStatus};

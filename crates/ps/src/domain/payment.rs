@@ -49,7 +49,7 @@ text_enum!(Status {
 });
 
 impl Status {
-    pub fn is_open(self) -> bool {
+    pub(crate) fn is_open(self) -> bool {
         matches!(self, Status::Created | Status::Scanned)
     }
 
@@ -146,7 +146,7 @@ impl Verdict {
 
     /// What the PS answers when this verdict took effect: SUCCESS only for a confirmed payment,
     /// so that an MPP can never read a cancellation or failure as a confirmation.
-    pub fn answer_code(&self) -> ResultCode {
+    pub(crate) fn answer_code(&self) -> ResultCode {
         match self {
             Verdict::Success => ResultCode::Success,
             Verdict::CancelledByClient => ResultCode::CancelledByClient,
@@ -245,13 +245,13 @@ impl Payment {
 
     /// The checkout answer stored for a repeat, for the purchase's own MPP only: another MPP
     /// learns nothing of it.
-    pub fn stored_checkout(&self, mpp: &CallerName) -> Option<&str> {
+    pub(crate) fn stored_checkout(&self, mpp: &CallerName) -> Option<&str> {
         let owned = self.owner.as_ref().is_some_and(|o| o.mpp == *mpp);
         self.checkout_response.as_deref().filter(|_| owned)
     }
 
     /// Checkout may run on this purchase: it is the caller's, Custom, and still open.
-    pub fn check_checkout(
+    pub(crate) fn check_checkout(
         &self,
         mpp: &CallerName,
         now: Timestamp,
@@ -272,7 +272,7 @@ impl Payment {
     }
 
     /// Freezes checkout's amount and restarts the confirmation window (DECISIONS 14, 16).
-    pub fn freeze_checkout(
+    pub(crate) fn freeze_checkout(
         &mut self,
         amount: Amount,
         parameters: String,

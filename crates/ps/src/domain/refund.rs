@@ -73,13 +73,6 @@ text_enum!(RefundStatus {
     Expired = "expired"
 });
 
-impl RefundStatus {
-    /// Whether the refund holds part of the purchase's amount.
-    pub fn holds_amount(self) -> bool {
-        matches!(self, RefundStatus::Pending | RefundStatus::Completed)
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
     pub id: RefundId,
@@ -149,12 +142,12 @@ impl Refund {
     }
 
     /// The `X-Locale` of the refund's request to the MPP (DECISIONS 36): ru-RU when no scan said.
-    pub fn mpp_locale(&self) -> Locale {
+    pub(crate) fn mpp_locale(&self) -> Locale {
         self.locale.unwrap_or(Locale::Ru)
     }
 
     /// A return QR may be used for `payment/return` once, within `use_window` of its scan.
-    pub fn usable_for_return(&self, now: Timestamp, use_window: SignedDuration) -> bool {
+    pub(crate) fn usable_for_return(&self, now: Timestamp, use_window: SignedDuration) -> bool {
         let in_time = self
             .identified_at
             .and_then(|t| t.checked_add(use_window).ok())
@@ -210,7 +203,7 @@ impl Refund {
     /// The POS's wait for the MPP's answer ended: unless the MPP refused first, the refund is
     /// accepted and delivery goes on (DECISIONS 21, 39). Returns what the POS is told, and
     /// whether that was decided now.
-    pub fn end_pos_wait(&mut self) -> (PosAnswer, bool) {
+    pub(crate) fn end_pos_wait(&mut self) -> (PosAnswer, bool) {
         match self.pos_answer {
             Some(answer) => (answer, false),
             None => {
@@ -229,7 +222,7 @@ impl Refund {
 
     /// What the POS that placed the refund hears (DECISIONS 39), once decided: `None` while it
     /// still waits for the MPP's answer.
-    pub fn told_pos(&self) -> Option<Told> {
+    pub(crate) fn told_pos(&self) -> Option<Told> {
         Some(match self.pos_answer? {
             PosAnswer::Accepted => Told::Accepted,
             PosAnswer::Refused => Told::Refused {
@@ -241,7 +234,7 @@ impl Refund {
 
 /// What the POS that placed a refund hears, the first time and on every repeat (DECISIONS 39).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Told {
+pub(crate) enum Told {
     /// The answer stored when the refund was placed (its id).
     Accepted,
     /// `-99000006`, naming the MPP's final answer; the amount is refundable again.
@@ -286,7 +279,7 @@ pub struct RefundOrder {
 /// names (`None` when it names none, `Some(None)` when no such record exists). The checks run in
 /// this order, so a request wrong in several ways always hears the same refusal. Returns the
 /// customer the money goes back to. (No purchase at all is [`Refusal::PaymentNotFound`].)
-pub fn check_order(
+pub(crate) fn check_order(
     order: &RefundOrder,
     payment: &Payment,
     held: impl IntoIterator<Item = Amount>,
@@ -348,7 +341,7 @@ pub enum Delivery {
 
 impl Delivery {
     /// Classifies the MPP's answer: its HTTP status and its `result.resultCode`, if readable.
-    pub fn classify(http_status: u16, result_code: Option<&str>) -> Delivery {
+    pub(crate) fn classify(http_status: u16, result_code: Option<&str>) -> Delivery {
         if http_status >= 500 {
             return Delivery::Retry(format!("HTTP {http_status}"));
         }

@@ -17,8 +17,6 @@ mod payments;
 mod refunds;
 mod sandbox;
 
-pub use sandbox::SANDBOX_MPP;
-
 use std::sync::Arc;
 
 use axum::Router;
@@ -114,7 +112,7 @@ async fn not_supported(_call: PosCall) -> Response {
 }
 
 /// The answer to a path or method the merchant API does not have.
-pub fn unknown_method() -> Response {
+pub(crate) fn unknown_method() -> Response {
     envelope(
         HttpStatus::NOT_FOUND,
         &Envelope::error(StatusCode::UnknownMethod, Locale::Ru, None),
@@ -143,7 +141,7 @@ fn raw_json(body: String) -> Response {
 
 /// Why a merchant API call failed: a StatusCode of the API, or an infrastructure fault.
 #[derive(Debug)]
-pub enum PosError {
+pub(crate) enum PosError {
     Status(StatusCode, Option<String>),
     /// A parameter is missing or wrong: the code (`-99000400`, or `990000028` for an amount) and
     /// the parameter named with what is wrong, in the caller's language (DECISIONS 44).
@@ -155,16 +153,16 @@ pub enum PosError {
 }
 
 impl PosError {
-    pub fn status(code: StatusCode) -> PosError {
+    pub(crate) fn status(code: StatusCode) -> PosError {
         PosError::Status(code, None)
     }
 
-    pub fn invalid(detail: impl Into<String>) -> PosError {
+    pub(crate) fn invalid(detail: impl Into<String>) -> PosError {
         PosError::Status(StatusCode::InvalidRequest, Some(detail.into()))
     }
 
     /// `-99000400` naming the parameter and what is wrong with it.
-    pub fn param(name: &str, problem: Problem) -> PosError {
+    pub(crate) fn param(name: &str, problem: Problem) -> PosError {
         PosError::Param(StatusCode::InvalidRequest, Param::new(name, problem))
     }
 }
@@ -260,10 +258,10 @@ impl IntoResponse for PosError {
     }
 }
 
-pub type PosResult = Result<Response, PosError>;
+pub(crate) type PosResult = Result<Response, PosError>;
 
 /// A path parameter as text; one that is not valid UTF-8 is answered with the envelope.
-pub fn path_text(
+pub(crate) fn path_text(
     path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<String, PosError> {
     path.map(|axum::extract::Path(text)| text)
@@ -271,7 +269,7 @@ pub fn path_text(
 }
 
 /// An authenticated merchant API request.
-pub struct PosCall {
+pub(crate) struct PosCall {
     pub scheme: Scheme,
     /// The organizations the caller acts for, in BIN order: one, except for an r3 certificate
     /// registered to several on a call that names none of them ([`identity`]).
@@ -283,18 +281,18 @@ pub struct PosCall {
 
 impl PosCall {
     /// The body, read strictly (DECISIONS 44) and case-insensitively (DECISIONS 32).
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PosError> {
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, PosError> {
         parse_request(&self.body).map_err(PosError::from)
     }
 
-    pub fn body_sha256(&self) -> String {
+    pub(crate) fn body_sha256(&self) -> String {
         hex::encode(Sha256::digest(&self.body))
     }
 
     /// The one organization the call acts for. Every call that needs one names it on r3 (its
     /// `OrganizationBin`, checked by [`PosCall::check_bin`] first), so the refusal here is for a
     /// call that names none with a certificate of several organizations.
-    pub fn organization(&self) -> Result<&Arc<Organization>, PosError> {
+    pub(crate) fn organization(&self) -> Result<&Arc<Organization>, PosError> {
         match self.organizations.as_slice() {
             [one] => Ok(one),
             _ => Err(PosError::Status(
@@ -306,13 +304,13 @@ impl PosCall {
 
     /// Whether the caller acts for the organization with this BIN: what it may see and change
     /// belongs to it (DECISIONS 28).
-    pub fn acts_for(&self, bin: &str) -> bool {
+    pub(crate) fn acts_for(&self, bin: &str) -> bool {
         self.organizations.iter().any(|o| o.bin == bin)
     }
 
     /// r3 names the organization in every body; it must be the caller's (DECISIONS 28). One that
     /// is missing is a malformed request, not bad credentials; another organization's BIN is.
-    pub fn check_bin(&self, bin: Option<&str>) -> Result<(), PosError> {
+    pub(crate) fn check_bin(&self, bin: Option<&str>) -> Result<(), PosError> {
         match (self.scheme, bin.filter(|b| !b.is_empty())) {
             (_, Some(bin)) if !self.acts_for(bin) => Err(PosError::Status(
                 StatusCode::AuthenticationFailed,
@@ -363,7 +361,7 @@ impl FromRequest<AppState> for PosCall {
 }
 
 /// The caller's active device with this token, and its trade point (DECISIONS 28).
-pub async fn device_of(
+pub(crate) async fn device_of(
     app: &AppState,
     call: &PosCall,
     token: &str,
@@ -389,7 +387,7 @@ pub async fn device_of(
 
 /// The answer to the same request made before by the same device (DECISIONS 29), looked up
 /// before any other check so that a repeat gets the first answer whatever changed since.
-pub async fn early_replay(
+pub(crate) async fn early_replay(
     app: &AppState,
     call: &PosCall,
     token: &str,
@@ -406,7 +404,7 @@ pub async fn early_replay(
 }
 
 /// A trade point must be active and accept QR to take new purchases.
-pub fn check_trade_point(point: &TradePoint) -> Result<(), PosError> {
+pub(crate) fn check_trade_point(point: &TradePoint) -> Result<(), PosError> {
     if !point.active {
         return Err(PosError::status(StatusCode::TradePointDisabled));
     }

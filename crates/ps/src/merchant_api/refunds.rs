@@ -297,7 +297,7 @@ pub(super) fn refusal(refusal: Refusal) -> PosError {
 }
 
 impl App {
-    pub fn format_merchant_date(&self, at: jiff::Timestamp) -> String {
+    pub(crate) fn format_merchant_date(&self, at: jiff::Timestamp) -> String {
         tolem_wire::time::format_merchant(at, &self.zone)
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::{CallerName, Owner, PaymentId, RefundId};
 use crate::payments::{self, Emulated, Step};
 use crate::state::AppState;
 
-pub use crate::catalog::SANDBOX_MPP;
+pub(crate) use crate::catalog::SANDBOX_MPP;
 const SANDBOX_CUSTOMER: &str = "sandbox";
 
 pub(super) async fn payment_step(

@@ -17,10 +17,13 @@ use std::sync::Arc;
 use tolem_wire::mpp::{Merchant, ResultCode};
 use tolem_wire::{Locale, Param, Problem};
 
-pub use cancel::{CancelOrder, Cancelled, cancel};
+pub use cancel::CancelOrder;
+pub use cancel::{Cancelled, cancel};
 pub use checkout::checkout;
-pub use create::{PosOrder, create};
-pub use emulate::{Emulated, Step, emulate};
+pub use create::PosOrder;
+pub use create::create;
+pub use emulate::Emulated;
+pub use emulate::{Step, emulate};
 pub use notify::notify;
 pub use scan::scan;
 
@@ -71,7 +74,7 @@ impl From<ResultCode> for MppError {
 }
 
 /// The `merchant` object of a trade point, as scan and checkout show it.
-pub fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Option<Merchant> {
+pub(crate) fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Option<Merchant> {
     let (point, _) = catalog.merchant(trade_point_id)?;
     Some(Merchant {
         merchant_id: point.id.to_string(),
@@ -82,7 +85,7 @@ pub fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Option<Me
 }
 
 /// A field of 1..=`max` characters.
-pub fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
+pub(crate) fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
     let len = value.chars().count();
     if len == 0 || len > max {
         return Err(MppError::Param(Param::new(field, Problem::Length(1, max))));
@@ -98,7 +101,7 @@ pub fn parse_payment_id(text: &str) -> Result<PaymentId, MppError> {
 }
 
 impl App {
-    pub fn format_date(&self, at: jiff::Timestamp) -> String {
+    pub(crate) fn format_date(&self, at: jiff::Timestamp) -> String {
         tolem_wire::time::format_mpp(at, &self.zone)
     }
 }

@@ -15,6 +15,7 @@ mod place;
 mod pos_wait;
 mod return_qr;
 
-pub use place::{place, refundable, retry_now};
-pub use pos_wait::hear_mpp;
-pub use return_qr::{ReturnQrOrder, create_return_qr, scan_return_qr};
+pub(crate) use place::retry_now;
+pub use place::{place, refundable};
+pub(crate) use pos_wait::hear_mpp;
+pub(crate) use return_qr::{ReturnQrOrder, create_return_qr, scan_return_qr};

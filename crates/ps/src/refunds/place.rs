@@ -90,7 +90,7 @@ pub async fn refundable(app: &App, payment_id: PaymentId, total: Amount) -> Stor
 
 /// The operator asks for an undelivered refund to be tried again now; the dispatcher is woken.
 /// False when there is no undelivered refund with that id.
-pub async fn retry_now(app: &App, refund_id: RefundId) -> StoreResult<bool> {
+pub(crate) async fn retry_now(app: &App, refund_id: RefundId) -> StoreResult<bool> {
     let due = app
         .store
         .retry_refund_now(refund_id, app.clock.now())

@@ -11,7 +11,7 @@ use crate::state::App;
 /// over. The dispatcher wakes the wait in process when it records a final outcome; a last read
 /// at its end finds one recorded elsewhere. If nothing was decided by then, the end of the wait
 /// decides: the refund is pending, which is "accepted" (DECISIONS 21).
-pub async fn hear_mpp(app: &App, refund_id: RefundId) -> Told {
+pub(crate) async fn hear_mpp(app: &App, refund_id: RefundId) -> Told {
     let now = tokio::time::Instant::now();
     // Validation keeps the bound within a minute; past any instant, the wait is none at all.
     let deadline = now

@@ -12,7 +12,7 @@ use crate::store::{NewRefund, NewReturnQr, Replay, StoreResult};
 
 /// A return QR a POS asks for.
 #[derive(Clone, Debug)]
-pub struct ReturnQrOrder {
+pub(crate) struct ReturnQrOrder {
     pub trade_point_id: TradePointId,
     pub device_id: DeviceId,
     pub external_id: Option<String>,
@@ -23,7 +23,7 @@ pub struct ReturnQrOrder {
 /// `return/create`: a return QR that can be scanned for `refunds.return_qr_scan_wait_s`, or the
 /// answer to the same request made before (`replay`). `answer` renders what the POS is told,
 /// stored for its repeats.
-pub async fn create_return_qr(
+pub(crate) async fn create_return_qr(
     app: &App,
     order: ReturnQrOrder,
     replay: Option<Replay>,
@@ -60,7 +60,7 @@ pub async fn create_return_qr(
 /// A scan of a return QR token by `owner` in `locale` (the scanner's `X-Locale`; `None` for the
 /// sandbox's emulator): like a Dynamic QR, the first scan binds it (DECISIONS 22, 27).
 /// `Ok(None)` when no return QR has that token; the MPP code when the scan is refused.
-pub async fn scan_return_qr(
+pub(crate) async fn scan_return_qr(
     app: &App,
     token: String,
     owner: Owner,

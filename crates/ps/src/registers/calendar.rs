@@ -48,7 +48,7 @@ const KURBAN_AIT: [Date; 2] = [date(2026, 5, 27), date(2027, 5, 16)];
 const SEARCH_DAYS_MAX: i32 = 62;
 
 #[derive(Clone, Debug, Default)]
-pub struct Calendar {
+pub(crate) struct Calendar {
     extra_holidays: BTreeSet<Date>,
     extra_working_days: BTreeSet<Date>,
 }
@@ -82,14 +82,14 @@ fn days_off(year: i16) -> BTreeSet<Date> {
 }
 
 impl Calendar {
-    pub fn new(extra_holidays: &[Date], extra_working_days: &[Date]) -> Calendar {
+    pub(crate) fn new(extra_holidays: &[Date], extra_working_days: &[Date]) -> Calendar {
         Calendar {
             extra_holidays: extra_holidays.iter().copied().collect(),
             extra_working_days: extra_working_days.iter().copied().collect(),
         }
     }
 
-    pub fn is_working_day(&self, day: Date) -> bool {
+    pub(crate) fn is_working_day(&self, day: Date) -> bool {
         if self.extra_working_days.contains(&day) {
             return true;
         }
@@ -99,7 +99,7 @@ impl Calendar {
     }
 
     /// The last working day before `day`, if there is one within reach.
-    pub fn previous_working_day(&self, day: Date) -> Option<Date> {
+    pub(crate) fn previous_working_day(&self, day: Date) -> Option<Date> {
         let mut at = day;
         for _ in 0..SEARCH_DAYS_MAX {
             at = at.yesterday().ok()?;
@@ -113,7 +113,7 @@ impl Calendar {
     /// The registers delivered on `day` (DECISIONS 25): the daily registers of every day since the
     /// previous working day (so Monday delivers Friday's, Saturday's and Sunday's), and on the
     /// first working day of a month the previous month's. Nothing on a day off.
-    pub fn due_on(&self, day: Date) -> Vec<Period> {
+    pub(crate) fn due_on(&self, day: Date) -> Vec<Period> {
         if !self.is_working_day(day) {
             return Vec::new();
         }

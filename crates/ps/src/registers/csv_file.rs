@@ -11,13 +11,13 @@ use jiff::tz::TimeZone;
 use super::RegisterError;
 use super::sheet::{HEADERS_KK, HEADERS_RU, Line, Sink, TOTAL_LABEL, Totals, type_label};
 
-pub struct CsvSink {
+pub(crate) struct CsvSink {
     writer: csv::Writer<BufWriter<File>>,
     zone: TimeZone,
 }
 
 impl CsvSink {
-    pub fn create(out: &Path, zone: &TimeZone) -> Result<CsvSink, RegisterError> {
+    pub(crate) fn create(out: &Path, zone: &TimeZone) -> Result<CsvSink, RegisterError> {
         let mut writer = csv::WriterBuilder::new()
             .flexible(false)
             .from_writer(BufWriter::new(File::create(out)?));

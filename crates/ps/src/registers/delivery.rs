@@ -33,13 +33,13 @@ use crate::store::{RegisterDue, StoreResult, Tx};
 
 /// How an attempt to e-mail a register ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RegisterSent {
+pub(crate) enum RegisterSent {
     Sent { to: String, message_id: String },
     Retry(String),
 }
 
 /// Register e-mails as the outbox delivers them: a sent one marks its register delivery sent.
-pub struct RegisterEmail;
+pub(crate) struct RegisterEmail;
 
 impl Kind for RegisterEmail {
     const KIND: OutboxKind = OutboxKind::RegisterEmail;

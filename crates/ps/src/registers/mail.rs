@@ -20,7 +20,7 @@ use super::sheet::Totals;
 use crate::outgoing::{Failure, FailureKind, OutgoingTls};
 
 /// One register e-mail.
-pub struct Letter {
+pub(crate) struct Letter {
     pub to: String,
     pub mpp: String,
     pub mpp_name: String,
@@ -32,13 +32,16 @@ pub struct Letter {
     pub cabinet_url: String,
 }
 
-pub struct Mailer {
+pub(crate) struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
 }
 
 impl Mailer {
-    pub fn new(config: &RegistersConfig, outgoing: &OutgoingTls) -> Result<Mailer, RegisterError> {
+    pub(crate) fn new(
+        config: &RegistersConfig,
+        outgoing: &OutgoingTls,
+    ) -> Result<Mailer, RegisterError> {
         let from = config
             .from
             .parse::<Mailbox>()
@@ -75,7 +78,7 @@ impl Mailer {
     }
 
     /// The Message-ID of a register's e-mail: the same on every attempt.
-    pub fn message_id(&self, letter: &Letter) -> String {
+    pub(crate) fn message_id(&self, letter: &Letter) -> String {
         format!(
             "<register.{}.{}.{}@{}>",
             letter.mpp,
@@ -86,7 +89,7 @@ impl Mailer {
     }
 
     /// Hands the e-mail to the relay; returns its Message-ID once the relay has accepted it.
-    pub async fn send(&self, letter: Letter) -> Result<String, RegisterError> {
+    pub(crate) async fn send(&self, letter: Letter) -> Result<String, RegisterError> {
         let to = letter
             .to
             .parse::<Mailbox>()

@@ -43,7 +43,7 @@ impl Format {
         }
     }
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Format::Csv => "text/csv; charset=utf-8",
@@ -73,7 +73,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(config: &RegistersConfig) -> Settings {
+    pub(crate) fn from_config(config: &RegistersConfig) -> Settings {
         Settings {
             refund_commission: config.refund_commission,
             page_rows_max: config.page_rows_max,
@@ -206,7 +206,7 @@ fn fill(
 }
 
 /// Makes the register into `out` (blocking: call it on a blocking thread).
-pub fn write_register(
+pub(crate) fn write_register(
     store: &Store,
     zone: &TimeZone,
     settings: &Settings,
@@ -289,7 +289,7 @@ async fn make_into(
 }
 
 /// Makes a register into a new temporary file (removed when dropped).
-pub async fn make_temp(
+pub(crate) async fn make_temp(
     app: &App,
     request: Request,
 ) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 /// `[registers]` is read with the rest of the configuration; its old path stays for callers.
 pub use crate::config::registers as config;
-pub use crate::config::registers::{RefundCommission, RegistersConfig};
+pub use crate::config::registers::RefundCommission;
 pub use error::RegisterError;
 pub use make::Format;
 pub use period::{Period, RegisterKind};

@@ -41,7 +41,7 @@ pub enum Period {
 }
 
 impl Period {
-    pub fn month_of(day: Date) -> Period {
+    pub(crate) fn month_of(day: Date) -> Period {
         Period::Month(day.first_of_month())
     }
 
@@ -78,14 +78,14 @@ impl Period {
     }
 
     /// The first day of the period.
-    pub fn first_day(self) -> Date {
+    pub(crate) fn first_day(self) -> Date {
         match self {
             Period::Day(day) | Period::Month(day) => day,
         }
     }
 
     /// The day after the period's last day.
-    pub fn end_day(self) -> Result<Date, RegisterError> {
+    pub(crate) fn end_day(self) -> Result<Date, RegisterError> {
         let end = match self {
             Period::Day(day) => day.tomorrow(),
             Period::Month(first) => first.last_of_month().tomorrow(),
@@ -94,7 +94,7 @@ impl Period {
     }
 
     /// Whether the whole period lies before `today` (only then is its register final).
-    pub fn has_ended(self, today: Date) -> bool {
+    pub(crate) fn has_ended(self, today: Date) -> bool {
         self.end_day().is_ok_and(|end| end <= today)
     }
 

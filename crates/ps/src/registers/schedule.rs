@@ -10,7 +10,7 @@ use super::calendar::Calendar;
 
 /// The latest working day whose registers are due at `local`: today once `send_at` has passed,
 /// else the working day before.
-pub fn delivery_day(calendar: &Calendar, local: DateTime, send_at: Time) -> Option<Date> {
+pub(crate) fn delivery_day(calendar: &Calendar, local: DateTime, send_at: Time) -> Option<Date> {
     let today = local.date();
     if calendar.is_working_day(today) && local.time() >= send_at {
         Some(today)
@@ -22,14 +22,14 @@ pub fn delivery_day(calendar: &Calendar, local: DateTime, send_at: Time) -> Opti
 /// Whether register e-mails may go out at `local`: on a working day, from `send_at` (DECISIONS
 /// 25). Catching up after downtime and retrying a refused e-mail both wait for this, so an MPP
 /// never gets registers on a day off.
-pub fn sending_open(calendar: &Calendar, local: DateTime, send_at: Time) -> bool {
+pub(crate) fn sending_open(calendar: &Calendar, local: DateTime, send_at: Time) -> bool {
     calendar.is_working_day(local.date()) && local.time() >= send_at
 }
 
 /// The working days whose registers are to be queued: those after `last_run` up to `upto`, at most
 /// the latest `max_days` of them. With no last run (e-mail was just turned on) none: delivery
 /// starts with the next working day, not with registers of days before it.
-pub fn days_to_queue(
+pub(crate) fn days_to_queue(
     calendar: &Calendar,
     last_run: Option<Date>,
     upto: Date,

@@ -11,7 +11,7 @@ use tolem_wire::Amount;
 use super::RegisterError;
 use crate::store::{OpKind, RegisterOp};
 
-pub const HEADERS_RU: [&str; 8] = [
+pub(crate) const HEADERS_RU: [&str; 8] = [
     "ID покупателя",
     "Номер операции участника",
     "Номер операции ПС",
@@ -22,7 +22,7 @@ pub const HEADERS_RU: [&str; 8] = [
     "Возвращённый платёж ПС",
 ];
 
-pub const HEADERS_KK: [&str; 8] = [
+pub(crate) const HEADERS_KK: [&str; 8] = [
     "Сатып алушының ID",
     "Қатысушы операциясының нөмірі",
     "ТЖ операциясының нөмірі",
@@ -33,10 +33,10 @@ pub const HEADERS_KK: [&str; 8] = [
     "Қайтарылған ТЖ төлемі",
 ];
 
-pub const TOTAL_LABEL: &str = "Итого / Барлығы";
+pub(crate) const TOTAL_LABEL: &str = "Итого / Барлығы";
 
 /// The type column's text.
-pub fn type_label(kind: OpKind) -> &'static str {
+pub(crate) fn type_label(kind: OpKind) -> &'static str {
     match kind {
         OpKind::Payment => "Оплата / Төлем",
         OpKind::Refund => "Возврат / Қайтару",
@@ -88,7 +88,7 @@ impl Totals {
     }
 
     /// The totals rows, payments first.
-    pub fn by_type(&self) -> [(OpKind, TypeTotal); 2] {
+    pub(crate) fn by_type(&self) -> [(OpKind, TypeTotal); 2] {
         [
             (OpKind::Payment, self.payments),
             (OpKind::Refund, self.refunds),
@@ -97,7 +97,7 @@ impl Totals {
 }
 
 /// A register file being written, row by row.
-pub trait Sink {
+pub(crate) trait Sink {
     fn line(&mut self, line: &Line) -> Result<(), RegisterError>;
     /// Writes the totals and completes the file.
     fn finish(self, totals: &Totals) -> Result<(), RegisterError>;

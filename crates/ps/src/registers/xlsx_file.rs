@@ -33,7 +33,7 @@ const PAPER_A4: u8 = 9;
 /// Two header rows above the operations of every sheet.
 const HEADER_ROWS: u32 = 2;
 
-pub struct XlsxSink {
+pub(crate) struct XlsxSink {
     workbook: Workbook,
     out: PathBuf,
     zone: TimeZone,
@@ -77,7 +77,7 @@ fn excel_time(at: Timestamp, zone: &TimeZone) -> Result<ExcelDateTime, RegisterE
 }
 
 impl XlsxSink {
-    pub fn create(
+    pub(crate) fn create(
         out: &Path,
         temp_dir: &Path,
         title: &str,

@@ -6,7 +6,7 @@
 mod outcomes;
 mod rate;
 
-pub use outcomes::{Outcomes, Waiter};
+pub use outcomes::Outcomes;
 pub use rate::RequestRate;
 
 use std::sync::Arc;
@@ -145,13 +145,13 @@ impl App {
     }
 
     /// Rebuilds the in-memory snapshot from the database (after an admin change).
-    pub async fn reload_catalog(&self) -> Result<(), StoreError> {
+    pub(crate) async fn reload_catalog(&self) -> Result<(), StoreError> {
         let file = self.store.load_catalog().await?;
         self.catalog.replace(Catalog::build(&file));
         Ok(())
     }
 
-    pub fn merchant_check(&self) -> MerchantCheck {
+    pub(crate) fn merchant_check(&self) -> MerchantCheck {
         MerchantCheck(self.catalog.get())
     }
 }

@@ -27,7 +27,7 @@ impl RequestRate {
     /// Counts one request of `mpp`; false when it is over its limit (nothing of the request may
     /// be done then). The state kept is one cell per MPP of the catalog: only identified MPPs
     /// are counted.
-    pub fn admit(&self, mpp: &str) -> bool {
+    pub(crate) fn admit(&self, mpp: &str) -> bool {
         match &self.0 {
             None => true,
             Some(limiter) => limiter.check_key(&mpp.to_owned()).is_ok(),

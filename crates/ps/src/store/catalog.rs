@@ -11,7 +11,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::catalog::{CatalogFile, Mpp, Organization, Service, TradePoint};
 
 /// The kinds of catalog documents and their keys.
-pub trait CatalogDoc: Serialize + DeserializeOwned + Send + 'static {
+pub(crate) trait CatalogDoc: Serialize + DeserializeOwned + Send + 'static {
     const KIND: &'static str;
     fn key(&self) -> String;
 }
@@ -104,12 +104,16 @@ fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
 
 impl super::Tx<'_> {
     /// Everything stored, as one file, as this transaction sees it.
-    pub fn catalog_file(&self) -> StoreResult<CatalogFile> {
+    pub(crate) fn catalog_file(&self) -> StoreResult<CatalogFile> {
         catalog_file(self.conn)
     }
 
     /// Creates or replaces one item (the caller checked the catalog with it first).
-    pub fn put_catalog_item<T: CatalogDoc>(&self, doc: &T, now: Timestamp) -> StoreResult<()> {
+    pub(crate) fn put_catalog_item<T: CatalogDoc>(
+        &self,
+        doc: &T,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         put(self.conn, doc, now, true).map(|_| ())
     }
 }
@@ -140,7 +144,7 @@ impl Store {
     }
 
     /// Everything stored, as one file.
-    pub async fn load_catalog(&self) -> StoreResult<CatalogFile> {
+    pub(crate) async fn load_catalog(&self) -> StoreResult<CatalogFile> {
         self.read(catalog_file).await
     }
 }

@@ -124,7 +124,7 @@ impl super::Tx<'_> {
     }
 
     /// Stores the answer to a request, for its repeats.
-    pub fn remember(
+    pub(crate) fn remember(
         &self,
         replay: &Option<Replay>,
         response: &str,
@@ -135,7 +135,7 @@ impl super::Tx<'_> {
 }
 
 impl Store {
-    pub async fn device_by_token(&self, token: String) -> StoreResult<Option<Device>> {
+    pub(crate) async fn device_by_token(&self, token: String) -> StoreResult<Option<Device>> {
         self.read(move |conn| {
             let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token = ?1");
             Ok(conn
@@ -147,13 +147,17 @@ impl Store {
     }
 
     /// The stored answer to a request made before, if any.
-    pub async fn pos_replay(&self, replay: Replay) -> StoreResult<Option<String>> {
+    pub(crate) async fn pos_replay(&self, replay: Replay) -> StoreResult<Option<String>> {
         self.read(move |conn| replayed(conn, &Some(replay))).await
     }
 
     /// Forgets replay records (the POS devices', then the operator's) made before `before`, at
     /// most `limit` in all.
-    pub async fn forget_pos_requests(&self, before: Timestamp, limit: usize) -> StoreResult<usize> {
+    pub(crate) async fn forget_pos_requests(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<usize> {
         self.write(move |conn| {
             let before = before.as_millisecond();
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -216,7 +220,7 @@ impl Store {
     }
 
     /// `device/delete`: deactivates the device; false if no active device of this organization has the token.
-    pub async fn delete_device(
+    pub(crate) async fn delete_device(
         &self,
         organization_bin: String,
         token: String,
@@ -231,7 +235,7 @@ impl Store {
     }
 }
 
-pub use Registered as DeviceRegistration;
+pub(crate) use Registered as DeviceRegistration;
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,7 @@ pub struct LeaseHolder {
 
 impl LeaseHolder {
     /// This process's holder on `node`: a new run id each call.
-    pub fn new_run(node: &str) -> LeaseHolder {
+    pub(crate) fn new_run(node: &str) -> LeaseHolder {
         LeaseHolder {
             node: node.to_owned(),
             run: uuid::Uuid::new_v4().simple().to_string(),
@@ -35,7 +35,7 @@ impl Store {
     /// Ends the leases still running at `now` that other runs of `holder`'s node hold: their
     /// deliveries are due again at once. Their attempts still count (one may have reached its
     /// receiver, which applies it once). Returns how many were taken back.
-    pub async fn take_back_leases(
+    pub(crate) async fn take_back_leases(
         &self,
         holder: LeaseHolder,
         now: Timestamp,

@@ -30,17 +30,21 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc};
 
-pub use catalog::{CatalogDoc, read_catalog_file};
-pub use devices::{Device, DeviceRegistration, Replay, Requester};
+pub(crate) use catalog::CatalogDoc;
+pub use catalog::read_catalog_file;
+pub use devices::Device;
+pub(crate) use devices::DeviceRegistration;
+pub use devices::Replay;
 pub use leases::LeaseHolder;
-pub use outbox::{OutboxEntry, OutboxKind};
-pub use payments::NewPayment;
-pub use refund_delivery::RefundView;
-pub use refunds::{NewRefund, NewReturnQr};
-pub use registers::{
-    FixedRates, OpKind, PageCursor, RefundOf, RegisterDeliveryView, RegisterDue, RegisterOp,
-    RegisterReader,
-};
+pub use outbox::OutboxEntry;
+pub use outbox::OutboxKind;
+pub(crate) use payments::NewPayment;
+pub(crate) use refunds::{NewRefund, NewReturnQr};
+pub use registers::OpKind;
+pub use registers::RegisterDeliveryView;
+pub use registers::RegisterDue;
+pub use registers::RegisterOp;
+pub(crate) use registers::{PageCursor, RegisterReader};
 use writer::Job;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +74,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn is_overload(&self) -> bool {
+    pub(crate) fn is_overload(&self) -> bool {
         matches!(self, StoreError::Overloaded)
     }
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Clone, Debug)]
 pub struct StoreLimits {

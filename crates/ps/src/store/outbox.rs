@@ -91,7 +91,7 @@ pub(super) fn state(
 impl Tx<'_> {
     /// Queues a delivery of `kind` for row `ref_id`, due at once (`target`: the receiver it goes
     /// to, claimed on its own; empty for kinds claimed all together).
-    pub fn enqueue(
+    pub(crate) fn enqueue(
         &self,
         kind: OutboxKind,
         ref_id: i64,
@@ -210,7 +210,12 @@ impl Tx<'_> {
     }
 
     /// Makes the open delivery of `kind` for `ref_id` due at `now`; false if it has none.
-    pub fn make_due(&self, kind: OutboxKind, ref_id: i64, now: Timestamp) -> StoreResult<bool> {
+    pub(crate) fn make_due(
+        &self,
+        kind: OutboxKind,
+        ref_id: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let n = self
             .conn
             .prepare_cached(
@@ -224,7 +229,7 @@ impl Tx<'_> {
 
 impl Store {
     /// Open deliveries of `kind`, and how many of them are flagged.
-    pub async fn outbox_counts(&self, kind: OutboxKind) -> StoreResult<(u64, u64)> {
+    pub(crate) async fn outbox_counts(&self, kind: OutboxKind) -> StoreResult<(u64, u64)> {
         self.read(move |conn| {
             let (all, flagged): (i64, i64) = conn.query_row(
                 "SELECT COUNT(*), COALESCE(SUM(flagged), 0) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
@@ -241,7 +246,7 @@ impl Store {
 
     /// When the earliest open delivery of `kind` may be claimed, if any (a read, so an idle
     /// sender never writes).
-    pub async fn outbox_next_due(&self, kind: OutboxKind) -> StoreResult<Option<Timestamp>> {
+    pub(crate) async fn outbox_next_due(&self, kind: OutboxKind) -> StoreResult<Option<Timestamp>> {
         self.read(move |conn| {
             let due: Option<i64> = conn.query_row(
                 "SELECT MIN(MAX(due_at_ms, lease_until_ms)) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",

@@ -17,7 +17,7 @@ const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, 
 
 /// A purchase to create; the store assigns its id.
 #[derive(Clone, Debug)]
-pub struct NewPayment {
+pub(crate) struct NewPayment {
     pub kind: Kind,
     pub trade_point_id: TradePointId,
     pub service_id: Option<ServiceId>,
@@ -248,22 +248,22 @@ impl super::Tx<'_> {
     }
 
     /// The purchase of a Dynamic QR or link token, if there is one.
-    pub fn payment_by_token(&self, token: &str) -> StoreResult<Option<Payment>> {
+    pub(crate) fn payment_by_token(&self, token: &str) -> StoreResult<Option<Payment>> {
         load_by_token(self.conn, token)
     }
 
     /// Creates a purchase (`created`, with an id from the operations' counter) and returns it.
-    pub fn insert_payment(&self, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
+    pub(crate) fn insert_payment(&self, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
         insert(self.conn, new, now)
     }
 
     /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36).
-    pub fn record_scan_locale(&self, id: PaymentId, locale: Locale) -> StoreResult<()> {
+    pub(crate) fn record_scan_locale(&self, id: PaymentId, locale: Locale) -> StoreResult<()> {
         record_scan_locale(self.conn, id, locale)
     }
 
     /// Writes back every field the domain rules may change.
-    pub fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
+    pub(crate) fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
         save(self.conn, payment, policy)
     }
 }
@@ -273,7 +273,10 @@ impl Store {
         self.read(move |conn| load(conn, id)).await
     }
 
-    pub async fn payment_by_receipt(&self, receipt_token: String) -> StoreResult<Option<Payment>> {
+    pub(crate) async fn payment_by_receipt(
+        &self,
+        receipt_token: String,
+    ) -> StoreResult<Option<Payment>> {
         self.read(move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM payments WHERE receipt_token = ?1");
             let raw = conn
@@ -285,12 +288,12 @@ impl Store {
         .await
     }
 
-    pub async fn payment_by_token(&self, token: String) -> StoreResult<Option<Payment>> {
+    pub(crate) async fn payment_by_token(&self, token: String) -> StoreResult<Option<Payment>> {
         self.read(move |conn| load_by_token(conn, &token)).await
     }
 
     /// Expires open purchases past their deadline (at most `limit`); returns how many.
-    pub async fn expire_due(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
+    pub(crate) async fn expire_due(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
         self.write(move |conn| {
             let n = conn
                 .prepare_cached(

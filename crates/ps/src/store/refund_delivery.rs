@@ -13,7 +13,7 @@ use crate::domain::{Refund, RefundId, RefundStatus};
 
 /// A refund with its delivery state, as the operator sees it.
 #[derive(Clone, Debug)]
-pub struct RefundView {
+pub(crate) struct RefundView {
     pub refund: Refund,
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
@@ -23,18 +23,18 @@ pub struct RefundView {
 
 impl Tx<'_> {
     /// The refund a claimed outbox row delivers.
-    pub fn refund_to_deliver(&self, entry: &OutboxEntry) -> StoreResult<Refund> {
+    pub(crate) fn refund_to_deliver(&self, entry: &OutboxEntry) -> StoreResult<Refund> {
         load(self.conn, RefundId::new(entry.ref_id))?
             .ok_or_else(|| StoreError::Corrupt(format!("outbox {}: no refund", entry.id)))
     }
 
     /// The refund `id` as it is now, to record its delivery's outcome on.
-    pub fn delivered_refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
+    pub(crate) fn delivered_refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         load(self.conn, id)
     }
 
     /// Saves a refund its delivery's final outcome finished.
-    pub fn save_delivered_refund(&self, refund: &Refund) -> StoreResult<()> {
+    pub(crate) fn save_delivered_refund(&self, refund: &Refund) -> StoreResult<()> {
         save(self.conn, refund)
     }
 }
@@ -43,7 +43,7 @@ impl Store {
     /// Refunds with their delivery state, newest first; `status` filters, and `after` (a refund
     /// id, the last of the previous page) starts the page past it, so paging is stable while new
     /// refunds arrive.
-    pub async fn refund_views(
+    pub(crate) async fn refund_views(
         &self,
         status: Option<RefundStatus>,
         after: Option<RefundId>,
@@ -88,13 +88,17 @@ impl Store {
     }
 
     /// Makes a pending refund's delivery due now; false if it has nothing left to deliver.
-    pub async fn retry_refund_now(&self, refund_id: RefundId, now: Timestamp) -> StoreResult<bool> {
+    pub(crate) async fn retry_refund_now(
+        &self,
+        refund_id: RefundId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         self.transaction(move |tx| tx.make_due(OutboxKind::Refund, refund_id.get(), now))
             .await
     }
 
     /// Undelivered refunds, and how many of them are flagged.
-    pub async fn undelivered_counts(&self) -> StoreResult<(u64, u64)> {
+    pub(crate) async fn undelivered_counts(&self) -> StoreResult<(u64, u64)> {
         self.outbox_counts(OutboxKind::Refund).await
     }
 }

@@ -21,7 +21,7 @@ pub(super) const COLUMNS: &str = "id, kind, status, trade_point_id, device_id, e
 
 /// What a return QR row holds beyond any refund's: what the QR shows and until when.
 #[derive(Clone, Debug)]
-pub struct NewReturnQr {
+pub(crate) struct NewReturnQr {
     pub external_id: Option<String>,
     pub qr_token: String,
     pub expire_at: Timestamp,
@@ -177,7 +177,7 @@ pub(super) fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
 
 /// A refund row to insert: a return QR (with `qr`) or a refund placed without one.
 #[derive(Clone, Debug)]
-pub struct NewRefund {
+pub(crate) struct NewRefund {
     pub kind: RefundKind,
     pub status: RefundStatus,
     pub trade_point_id: TradePointId,
@@ -233,27 +233,27 @@ impl super::Tx<'_> {
     }
 
     /// The return QR with the scanned `token`, if there is one.
-    pub fn refund_by_token(&self, token: &str) -> StoreResult<Option<Refund>> {
+    pub(crate) fn refund_by_token(&self, token: &str) -> StoreResult<Option<Refund>> {
         load_where(self.conn, "qr_token = ?1", &token)
     }
 
     /// Inserts a refund row under the next operation id, and reads it back.
-    pub fn insert_refund(&self, new: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
+    pub(crate) fn insert_refund(&self, new: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
         insert(self.conn, new, now)
     }
 
     /// Writes back every field the domain rules may change.
-    pub fn save_refund(&self, refund: &Refund) -> StoreResult<()> {
+    pub(crate) fn save_refund(&self, refund: &Refund) -> StoreResult<()> {
         save(self.conn, refund)
     }
 
     /// The amounts of a purchase's refunds that hold part of it (pending and completed).
-    pub fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
+    pub(crate) fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
         held_amounts(self.conn, payment_id)
     }
 
     /// Queues the refund's delivery to its MPP in this transaction (the outbox).
-    pub fn queue_refund_delivery(&self, refund: &Refund, now: Timestamp) -> StoreResult<()> {
+    pub(crate) fn queue_refund_delivery(&self, refund: &Refund, now: Timestamp) -> StoreResult<()> {
         let target = refund
             .owner
             .as_ref()
@@ -264,7 +264,7 @@ impl super::Tx<'_> {
 
     /// The language of the purchase's binding scan, which a refund of it speaks to the MPP in
     /// unless a return QR's scan says otherwise (DECISIONS 36).
-    pub fn payment_scan_locale(&self, payment_id: PaymentId) -> StoreResult<Option<Locale>> {
+    pub(crate) fn payment_scan_locale(&self, payment_id: PaymentId) -> StoreResult<Option<Locale>> {
         scan_locale(self.conn, payment_id)
     }
 }
@@ -274,18 +274,21 @@ impl Store {
         self.read(move |conn| load(conn, id)).await
     }
 
-    pub async fn refund_by_token(&self, token: String) -> StoreResult<Option<Refund>> {
+    pub(crate) async fn refund_by_token(&self, token: String) -> StoreResult<Option<Refund>> {
         self.read(move |conn| load_where(conn, "qr_token = ?1", &token))
             .await
     }
 
-    pub async fn refund_by_receipt(&self, receipt_token: String) -> StoreResult<Option<Refund>> {
+    pub(crate) async fn refund_by_receipt(
+        &self,
+        receipt_token: String,
+    ) -> StoreResult<Option<Refund>> {
         self.read(move |conn| load_where(conn, "receipt_token = ?1", &receipt_token))
             .await
     }
 
     /// The amounts of a purchase's refunds that hold part of it (pending and completed).
-    pub async fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
+    pub(crate) async fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
         self.read(move |conn| held_amounts(conn, payment_id)).await
     }
 
@@ -302,7 +305,7 @@ impl Store {
     }
 
     /// A customer's confirmed purchases at a trade point, newest first (DECISIONS 22).
-    pub async fn customer_purchases(
+    pub(crate) async fn customer_purchases(
         &self,
         owner: Owner,
         trade_point_id: TradePointId,
@@ -327,7 +330,11 @@ impl Store {
     }
 
     /// Expires return QRs nobody scanned in time.
-    pub async fn expire_return_qrs(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
+    pub(crate) async fn expire_return_qrs(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<usize> {
         self.write(move |conn| {
             let n = conn
                 .prepare_cached(

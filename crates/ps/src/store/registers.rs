@@ -59,7 +59,7 @@ pub struct RegisterOp {
 
 impl RegisterOp {
     /// Where the row goes in a register: by time, payments before refunds, then by id.
-    pub fn order_key(&self) -> (Timestamp, OpKind, i64) {
+    pub(crate) fn order_key(&self) -> (Timestamp, OpKind, i64) {
         (self.finished_at, self.kind, self.id)
     }
 }
@@ -67,12 +67,12 @@ impl RegisterOp {
 /// A read-only connection of its own for making one register, holding one read transaction so
 /// that all pages see the same snapshot. It keeps the request path's read pool free while a large
 /// register takes seconds. Blocking: use it on a blocking thread.
-pub struct RegisterReader {
+pub(crate) struct RegisterReader {
     conn: Connection,
 }
 
 /// Where the previous page ended: (finished_at_ms, id) of its last row.
-pub type PageCursor = (i64, i64);
+pub(crate) type PageCursor = (i64, i64);
 
 fn tiyn(value: i64, what: &str) -> StoreResult<Amount> {
     u64::try_from(value)
@@ -188,7 +188,7 @@ fn start(from: Timestamp, cursor: Option<PageCursor>) -> (i64, i64, i64) {
 
 impl RegisterReader {
     /// Up to `limit` confirmed payments of `mpp` finished in `[from, to)` after `cursor`, in order.
-    pub fn payments(
+    pub(crate) fn payments(
         &self,
         mpp: &str,
         (from, to): (Timestamp, Timestamp),
@@ -226,7 +226,7 @@ impl RegisterReader {
 
     /// Up to `limit` completed refunds of `mpp` finished in `[from, to)` after `cursor`, in order,
     /// each with its payment and what the payment's earlier completed refunds returned.
-    pub fn refunds(
+    pub(crate) fn refunds(
         &self,
         mpp: &str,
         (from, to): (Timestamp, Timestamp),
@@ -312,7 +312,7 @@ impl Tx<'_> {
     }
 
     /// The register e-mail a claimed outbox row delivers.
-    pub fn register_to_send(&self, entry: &OutboxEntry) -> StoreResult<RegisterDue> {
+    pub(crate) fn register_to_send(&self, entry: &OutboxEntry) -> StoreResult<RegisterDue> {
         self.conn
             .prepare_cached("SELECT mpp, kind, period FROM register_deliveries WHERE id = ?1")?
             .query_row([entry.ref_id], |r| {
@@ -329,7 +329,7 @@ impl Tx<'_> {
     }
 
     /// Marks the register delivery `delivery_id` sent: when, to whom, under which Message-ID.
-    pub fn mark_register_sent(
+    pub(crate) fn mark_register_sent(
         &self,
         delivery_id: i64,
         now: Timestamp,
@@ -347,7 +347,7 @@ impl Tx<'_> {
 
 impl Store {
     /// A reader of register operations (blocking; see [`RegisterReader`]).
-    pub fn register_reader(&self) -> StoreResult<RegisterReader> {
+    pub(crate) fn register_reader(&self) -> StoreResult<RegisterReader> {
         let conn = Connection::open_with_flags(
             self.path(),
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -373,7 +373,7 @@ impl Store {
 
     /// Queues the e-mails of `due` that were never queued (each with its outbox row) and records
     /// `run_date` as the last run, all in one transaction; returns how many were new.
-    pub async fn queue_registers(
+    pub(crate) async fn queue_registers(
         &self,
         due: Vec<RegisterDue>,
         run_date: String,

@@ -34,7 +34,7 @@ impl Store {
     /// Deletes up to `limit` return QRs that no refund used: expired unscanned before
     /// `ended_before`, or scanned and left unused until their use window (`use_window_ms`) closed
     /// before it. Returns how many.
-    pub async fn forget_unused_return_qrs(
+    pub(crate) async fn forget_unused_return_qrs(
         &self,
         ended_before: Timestamp,
         use_window_ms: i64,
