@@ -77,13 +77,13 @@ impl Kind for RefundDelivery {
         outcome: &Delivery,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let Some(mut refund) = tx.delivered_refund(claim.item.id)? else {
+        let Some(mut refund) = tx.refund(claim.item.id)? else {
             return Ok(false);
         };
         if !refund.finish(outcome, now) {
             return Ok(false);
         }
-        tx.save_delivered_refund(&refund)?;
+        tx.save_refund(&refund)?;
         Ok(true)
     }
 }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use rusqlite::params;
 
 use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
-use super::refunds::{COLUMNS, from_row, load, save};
+use super::refunds::{COLUMNS, from_row, load};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{Refund, RefundId, RefundStatus};
 
@@ -26,16 +26,6 @@ impl Tx<'_> {
     pub(crate) fn refund_to_deliver(&self, entry: &OutboxEntry) -> StoreResult<Refund> {
         load(self.conn, RefundId::new(entry.ref_id))?
             .ok_or_else(|| StoreError::Corrupt(format!("outbox {}: no refund", entry.id)))
-    }
-
-    /// The refund `id` as it is now, to record its delivery's outcome on.
-    pub(crate) fn delivered_refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-        load(self.conn, id)
-    }
-
-    /// Saves a refund its delivery's final outcome finished.
-    pub(crate) fn save_delivered_refund(&self, refund: &Refund) -> StoreResult<()> {
-        save(self.conn, refund)
     }
 }
 

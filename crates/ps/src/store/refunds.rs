@@ -148,7 +148,7 @@ pub(super) fn load(conn: &Connection, id: RefundId) -> StoreResult<Option<Refund
     load_where(conn, "id = ?1", &id)
 }
 
-pub(super) fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
+fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
     let (mpp, customer) = match &r.owner {
         Some(o) => (Some(o.mpp.as_str()), Some(o.customer_id.as_str())),
         None => (None, None),
