@@ -126,7 +126,7 @@ async fn catalog(State(app): State<AppState>) -> AdminResult {
 async fn save<T: CatalogDoc + Clone + Serialize>(
     app: &AppState,
     doc: T,
-    apply: impl FnOnce(&mut CatalogFile, T) + Send + 'static,
+    apply: impl Fn(&mut CatalogFile, T) + Send + 'static,
 ) -> AdminResult {
     let (item, now) = (doc.clone(), app.clock.now());
     // Checked against the whole catalog with the change, in the transaction that stores it.

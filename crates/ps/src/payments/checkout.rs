@@ -65,14 +65,14 @@ pub async fn checkout(
             if let Err(code) = payment.check_checkout(&mpp, now, &policy) {
                 return Ok(Err(code));
             }
-            payment.freeze_checkout(amount, parameters, String::new(), now, &policy);
+            payment.freeze_checkout(amount, parameters.clone(), String::new(), now, &policy);
             let response = CheckoutResponse {
                 result: ResultBody::success(),
                 payment_amount: payment.amount,
                 can_confirm_until: payment
                     .confirm_until
                     .map(|at| tolem_wire::time::format_mpp(at, &zone)),
-                merchant,
+                merchant: merchant.clone(),
             };
             let response = serde_json::to_string(&response).unwrap_or_default();
             payment.checkout_response = Some(response.clone());

@@ -88,7 +88,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn render(self, payment: &Payment) -> String {
+    fn render(&self, payment: &Payment) -> String {
         let expire = payment
             .expire_at
             .map(|t| tolem_wire::time::format_merchant(t, &self.zone))
@@ -99,7 +99,7 @@ impl Answer {
                 payment_link: token,
                 expire_date: expire,
                 payment_id: payment.id.get(),
-                payment_methods: self.methods,
+                payment_methods: self.methods.clone(),
                 payment_behavior_options: PaymentBehaviorOptions {
                     status_polling_interval: self.polling_s,
                     link_activation_wait_timeout: self.wait_s,
@@ -111,7 +111,7 @@ impl Answer {
                 qr_token: token,
                 expire_date: expire,
                 qr_payment_id: payment.id.get(),
-                payment_methods: self.methods,
+                payment_methods: self.methods.clone(),
                 qr_payment_behavior_options: QrPaymentBehaviorOptions {
                     status_polling_interval: self.polling_s,
                     qr_code_scan_wait_timeout: self.wait_s,

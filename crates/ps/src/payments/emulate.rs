@@ -77,7 +77,7 @@ pub async fn emulate(
                         Verdict::Failed("PROCESS_FAIL".into())
                     };
                     let cmd = Notify {
-                        owner: buyer,
+                        owner: buyer.clone(),
                         verdict,
                         mpp_payment_id: format!("sandbox-{}", p.id),
                         amount: None,

@@ -55,7 +55,7 @@ pub async fn place(
                         trade_point_id: payment.trade_point_id,
                         device_id: order.device_id,
                         qr: None,
-                        receipt_token,
+                        receipt_token: receipt_token.clone(),
                     },
                     now,
                 )?,

@@ -27,7 +27,7 @@ pub(crate) async fn create_return_qr(
     app: &App,
     order: ReturnQrOrder,
     replay: Option<Replay>,
-    answer: impl FnOnce(&Refund) -> String + Send + 'static,
+    answer: impl Fn(&Refund) -> String + Send + 'static,
 ) -> StoreResult<String> {
     let now = app.clock.now();
     let new = NewRefund {

@@ -11,6 +11,7 @@
 //! per-table operations for every kind), the edges' reads, and start-up.
 
 mod catalog;
+pub(crate) mod db;
 mod devices;
 mod ids;
 mod leases;
@@ -51,6 +52,8 @@ use writer::Job;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("the write queue is full or the write did not commit in time")]
     Overloaded,
     #[error("the writer has stopped")]
@@ -190,13 +193,30 @@ impl Store {
     /// the transaction is committed (group commit: `f` runs in its own savepoint of the writer's
     /// batch). If `f` returns an error, its changes are rolled back and the rest of the batch
     /// still commits; a refusal the caller must answer with belongs inside `T`, not in the
-    /// error, when what was changed before it must stand.
+    /// error, when what was changed before it must stand. On PostgreSQL `f` may run more than
+    /// once (a serialization failure rolls it back and runs it again), so it is `Fn`: it takes
+    /// what it needs by reference and clones what it hands over.
     pub async fn transaction<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx<'_>) -> StoreResult<T> + Send + 'static,
+        F: Fn(&Tx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.write(move |conn| f(&Tx { conn })).await
+        self.write(move |conn| {
+            f(&Tx {
+                conn,
+                db: db::Db::Lite(conn),
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` on a connection that only reads (autocommit), on a blocking thread.
+    async fn read_db<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(db::Db<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.read(move |conn| f(db::Db::Lite(conn))).await
     }
 
     /// Runs `f` on a read-only connection on a blocking thread.
@@ -243,6 +263,7 @@ impl Store {
 /// file: purchases, refunds, the outbox, ...), no rules. Given out by [`Store::transaction`].
 pub struct Tx<'c> {
     conn: &'c Connection,
+    db: db::Db<'c>,
 }
 
 /// Page cache of the writer's connection.

@@ -6,27 +6,24 @@
 //! Kept for ever: confirmed purchases, refunds placed (whatever became of them) and everything a
 //! register, a receipt or a refund reads. A purchase some refund names is never deleted.
 
-use jiff::Timestamp;
-use rusqlite::params;
-
+use super::db::args;
 use super::payments::ms;
 use super::{Store, StoreResult};
+use jiff::Timestamp;
 
 impl Store {
     /// Deletes up to `limit` purchases that ended unpaid (`cancelled`, `failed`, `expired`) before
     /// `ended_before`, oldest first; returns how many.
     pub async fn forget_unpaid(&self, ended_before: Timestamp, limit: usize) -> StoreResult<usize> {
-        self.write(move |conn| {
+        self.transaction(move |tx| {
             // The status list is the partial index's own, so that the index is used.
-            let n = conn
-                .prepare_cached(
-                    "DELETE FROM payments WHERE id IN (SELECT id FROM payments \
-                     WHERE status IN ('cancelled', 'failed', 'expired') AND finished_at_ms < ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM refunds WHERE refunds.payment_id = payments.id) \
-                     ORDER BY finished_at_ms LIMIT ?2)",
-                )?
-                .execute(params![ms(ended_before), limit_i64(limit)])?;
-            Ok(n)
+            tx.db.execute(
+                "DELETE FROM payments WHERE id IN (SELECT id FROM payments \
+                 WHERE status IN ('cancelled', 'failed', 'expired') AND finished_at_ms < ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM refunds WHERE refunds.payment_id = payments.id) \
+                 ORDER BY finished_at_ms LIMIT ?2)",
+                args![ms(ended_before), limit_i64(limit)],
+            )
         })
         .await
     }
@@ -42,19 +39,17 @@ impl Store {
     ) -> StoreResult<usize> {
         // Unordered: the status index yields the oldest first anyway, and sorting would read
         // every return QR that ended within the retention first.
-        self.write(move |conn| {
+        self.transaction(move |tx| {
             let before = ms(ended_before);
             let scanned_before = before.saturating_sub(use_window_ms);
-            let n = conn
-                .prepare_cached(
-                    "DELETE FROM refunds WHERE id IN (SELECT id FROM refunds \
-                     WHERE kind = 'qr' AND payment_id IS NULL AND requested_at_ms IS NULL \
-                     AND ((status = 'expired' AND finished_at_ms < ?1) \
-                       OR (status = 'identified' AND identified_at_ms < ?2)) \
-                     LIMIT ?3)",
-                )?
-                .execute(params![before, scanned_before, limit_i64(limit)])?;
-            Ok(n)
+            tx.db.execute(
+                "DELETE FROM refunds WHERE id IN (SELECT id FROM refunds \
+                 WHERE kind = 'qr' AND payment_id IS NULL AND requested_at_ms IS NULL \
+                 AND ((status = 'expired' AND finished_at_ms < ?1) \
+                   OR (status = 'identified' AND identified_at_ms < ?2)) \
+                 LIMIT ?3)",
+                args![before, scanned_before, limit_i64(limit)],
+            )
         })
         .await
     }

@@ -1,0 +1,496 @@
+//! One SQL connection for both backends: the per-table operations write their SQL once and run it
+//! on SQLite (rusqlite) or PostgreSQL (the sync `postgres` crate) through [`Db`]. SQL is written
+//! with `?` or `?N` placeholders; for PostgreSQL they become `$N`, and each connection keeps its
+//! prepared statements, as rusqlite's statement cache does for SQLite. Values cross as [`Cell`]s
+//! (an integer, a text, bytes or NULL), so a typed id or a flag binds and reads the same on both.
+//! Where the dialects differ, an operation asks [`Db::is_postgres`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::error::Error;
+
+use bytes::BytesMut;
+use postgres::types::{IsNull, ToSql as PgToSql, Type};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+use super::{StoreError, StoreResult};
+use crate::domain::{CallerName, DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
+
+/// A connection the per-table operations run their SQL on.
+#[derive(Clone, Copy)]
+pub(crate) enum Db<'c> {
+    Lite(&'c rusqlite::Connection),
+    Pg(&'c PgConn),
+}
+
+/// A PostgreSQL connection with its prepared statements (by the SQL as written).
+pub(crate) struct PgConn {
+    client: RefCell<postgres::Client>,
+    statements: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+/// Prepared statements one PostgreSQL connection keeps before it forgets them all; the SQL of
+/// the store is a few hundred fixed texts, dynamic IN lists aside.
+const STATEMENTS_MAX: usize = 1_000;
+
+impl PgConn {
+    pub(crate) fn new(client: postgres::Client) -> PgConn {
+        PgConn {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.borrow().is_closed()
+    }
+
+    pub(crate) fn batch(&self, sql: &str) -> StoreResult<()> {
+        Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+
+    fn statement(&self, sql: &str) -> StoreResult<postgres::Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .client
+            .borrow_mut()
+            .prepare(&dollar_placeholders(sql))?;
+        let mut statements = self.statements.borrow_mut();
+        if statements.len() >= STATEMENTS_MAX {
+            statements.clear();
+        }
+        statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// `?` and `?N` placeholders as PostgreSQL's `$N` (outside quoted text), numbered as SQLite
+/// numbers them: a bare `?` is one past the largest number given so far.
+fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut largest: u32 = 0;
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c != '?' || quoted {
+            out.push(c);
+            continue;
+        }
+        let mut number = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            number.push(d);
+            chars.next();
+        }
+        let n = match number.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => largest + 1,
+        };
+        largest = largest.max(n);
+        out.push('$');
+        out.push_str(&n.to_string());
+    }
+    out
+}
+
+/// A value bound to a placeholder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Cell<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// What can be bound to a placeholder.
+pub(crate) trait Arg {
+    fn cell(&self) -> Cell<'_>;
+}
+
+/// The arguments of a statement: `args![a, b]`.
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {
+        &[$(&$arg as &dyn $crate::store::db::Arg),*] as &[&dyn $crate::store::db::Arg]
+    };
+}
+pub(crate) use args;
+
+impl Arg for i64 {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Int(*self)
+    }
+}
+
+impl Arg for u32 {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Int(i64::from(*self))
+    }
+}
+
+impl Arg for i32 {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Int(i64::from(*self))
+    }
+}
+
+impl Arg for bool {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Int(i64::from(*self))
+    }
+}
+
+impl Arg for str {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self)
+    }
+}
+
+impl Arg for String {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self)
+    }
+}
+
+impl Arg for [u8] {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Blob(self)
+    }
+}
+
+impl Arg for Vec<u8> {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Blob(self)
+    }
+}
+
+impl<T: Arg + ?Sized> Arg for &T {
+    fn cell(&self) -> Cell<'_> {
+        (**self).cell()
+    }
+}
+
+impl<T: Arg> Arg for Option<T> {
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            Some(value) => value.cell(),
+            None => Cell::Null,
+        }
+    }
+}
+
+impl Arg for Cell<'_> {
+    fn cell(&self) -> Cell<'_> {
+        *self
+    }
+}
+
+impl Arg for CallerName {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self.as_str())
+    }
+}
+
+/// Typed ids bind as the integers they wrap.
+macro_rules! id_cells {
+    ($($name:ident),*) => {$(
+        impl Arg for $name {
+            fn cell(&self) -> Cell<'_> {
+                Cell::Int(self.get())
+            }
+        }
+        impl Column for $name {
+            fn from_value(value: Value) -> Result<$name, String> {
+                i64::from_value(value).map($name::new)
+            }
+        }
+    )*};
+}
+
+id_cells!(
+    PaymentId,
+    RefundId,
+    TradePointId,
+    ServiceId,
+    DeviceId,
+    OutboxId
+);
+
+impl rusqlite::ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Cell::Null => ValueRef::Null,
+            Cell::Int(v) => ValueRef::Integer(v),
+            Cell::Text(s) => ValueRef::Text(s.as_bytes()),
+            Cell::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl PgToSql for Cell<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match *self {
+            Cell::Null => Ok(IsNull::Yes),
+            Cell::Int(v) => match *ty {
+                Type::INT8 => v.to_sql(ty, out),
+                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                Type::BOOL => (v != 0).to_sql(ty, out),
+                _ => Err(format!("an integer bound to a {ty} parameter").into()),
+            },
+            Cell::Text(s) => s.to_sql(ty, out),
+            Cell::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// A value read from a row.
+#[derive(Debug)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// What a column can be read as.
+pub(crate) trait Column: Sized {
+    fn from_value(value: Value) -> Result<Self, String>;
+}
+
+impl Column for i64 {
+    fn from_value(value: Value) -> Result<i64, String> {
+        match value {
+            Value::Int(v) => Ok(v),
+            other => Err(format!("expected an integer, found {other:?}")),
+        }
+    }
+}
+
+impl Column for u32 {
+    fn from_value(value: Value) -> Result<u32, String> {
+        let v = i64::from_value(value)?;
+        u32::try_from(v).map_err(|_| format!("{v} is out of range"))
+    }
+}
+
+impl Column for bool {
+    fn from_value(value: Value) -> Result<bool, String> {
+        Ok(i64::from_value(value)? != 0)
+    }
+}
+
+impl Column for String {
+    fn from_value(value: Value) -> Result<String, String> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => Err(format!("expected text, found {other:?}")),
+        }
+    }
+}
+
+impl Column for Vec<u8> {
+    fn from_value(value: Value) -> Result<Vec<u8>, String> {
+        match value {
+            Value::Blob(b) => Ok(b),
+            Value::Text(s) => Ok(s.into_bytes()),
+            other => Err(format!("expected bytes, found {other:?}")),
+        }
+    }
+}
+
+impl Column for CallerName {
+    fn from_value(value: Value) -> Result<CallerName, String> {
+        String::from_value(value).map(CallerName::from)
+    }
+}
+
+impl<T: Column> Column for Option<T> {
+    fn from_value(value: Value) -> Result<Option<T>, String> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// A row of a result, on either backend.
+pub(crate) enum Row<'r> {
+    Lite(&'r rusqlite::Row<'r>),
+    Pg(&'r postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `idx` (from 0) as `T`.
+    pub(crate) fn get<T: Column>(&self, idx: usize) -> StoreResult<T> {
+        let value = match self {
+            Row::Lite(row) => match row.get_ref(idx)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(v) => Value::Int(v),
+                ValueRef::Text(t) => Value::Text(
+                    std::str::from_utf8(t)
+                        .map_err(|e| StoreError::Corrupt(format!("column {idx}: {e}")))?
+                        .to_owned(),
+                ),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                ValueRef::Real(r) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "column {idx}: a real number {r}"
+                    )));
+                }
+            },
+            Row::Pg(row) => pg_value(row, idx)?,
+        };
+        T::from_value(value).map_err(|e| StoreError::Corrupt(format!("column {idx}: {e}")))
+    }
+}
+
+fn pg_value(row: &postgres::Row, idx: usize) -> StoreResult<Value> {
+    let ty = row
+        .columns()
+        .get(idx)
+        .map(|c| c.type_().clone())
+        .ok_or_else(|| StoreError::Corrupt(format!("no column {idx}")))?;
+    let value = match ty {
+        Type::INT8 => row.try_get::<_, Option<i64>>(idx)?.map(Value::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(idx)?
+            .map(|v| Value::Int(v.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(idx)?
+            .map(|v| Value::Int(v.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(idx)?
+            .map(|v| Value::Int(v.into())),
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(idx)?.map(Value::Blob),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            row.try_get::<_, Option<String>>(idx)?.map(Value::Text)
+        }
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "column {idx} has type {other}; the store reads integers, text and bytes (CAST \
+                 a SUM to BIGINT)"
+            )));
+        }
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+impl<'c> Db<'c> {
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
+    /// Runs a statement; the number of rows it changed.
+    pub(crate) fn execute(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<usize> {
+        let cells: Vec<Cell<'_>> = args.iter().map(|a| a.cell()).collect();
+        match self {
+            Db::Lite(conn) => Ok(conn
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(cells.iter()))?),
+            Db::Pg(pg) => {
+                let statement = pg.statement(sql)?;
+                let params = pg_params(&cells);
+                let changed = pg.client.borrow_mut().execute(&statement, &params)?;
+                Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
+    /// The first row of a query, if any, read by `f`.
+    pub(crate) fn query_row<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnOnce(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let cells: Vec<Cell<'_>> = args.iter().map(|a| a.cell()).collect();
+        match self {
+            Db::Lite(conn) => {
+                let mut statement = conn.prepare_cached(sql)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(cells.iter()))?;
+                match rows.next()? {
+                    Some(row) => f(&Row::Lite(row)).map(Some),
+                    None => Ok(None),
+                }
+            }
+            Db::Pg(pg) => {
+                let statement = pg.statement(sql)?;
+                let params = pg_params(&cells);
+                // More than one row is not an error, as with SQLite: the first is taken.
+                let row = pg
+                    .client
+                    .borrow_mut()
+                    .query(&statement, &params)?
+                    .into_iter()
+                    .next();
+                row.map(|row| f(&Row::Pg(&row))).transpose()
+            }
+        }
+    }
+
+    /// Every row of a query, each read by `f`.
+    pub(crate) fn query_map<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        mut f: impl FnMut(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let cells: Vec<Cell<'_>> = args.iter().map(|a| a.cell()).collect();
+        match self {
+            Db::Lite(conn) => {
+                let mut statement = conn.prepare_cached(sql)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(cells.iter()))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(f(&Row::Lite(row))?);
+                }
+                Ok(out)
+            }
+            Db::Pg(pg) => {
+                let statement = pg.statement(sql)?;
+                let params = pg_params(&cells);
+                let rows = pg.client.borrow_mut().query(&statement, &params)?;
+                rows.iter().map(|row| f(&Row::Pg(row))).collect()
+            }
+        }
+    }
+
+    /// Runs statements without arguments (schema changes).
+    pub(crate) fn execute_batch(&self, sql: &str) -> StoreResult<()> {
+        match self {
+            Db::Lite(conn) => Ok(conn.execute_batch(sql)?),
+            Db::Pg(pg) => pg.batch(sql),
+        }
+    }
+}
+
+fn pg_params<'a>(cells: &'a [Cell<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
+    cells.iter().map(|c| c as &(dyn PgToSql + Sync)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dollar_placeholders;
+
+    #[test]
+    fn placeholders_become_numbered_outside_quotes() {
+        assert_eq!(
+            dollar_placeholders("SELECT ? , ?2 FROM t WHERE a = '?' AND b = ?"),
+            "SELECT $1 , $2 FROM t WHERE a = '?' AND b = $3"
+        );
+    }
+}
