@@ -1,4 +1,5 @@
-//! Schema migrations, applied in order at start-up; `PRAGMA user_version` records how many ran.
+//! SQLite's schema migrations, applied in order at start-up; `PRAGMA user_version` records how
+//! many ran. PostgreSQL has its own (`migrations_pg.rs`), which end in the same tables.
 
 use rusqlite::Connection;
 
@@ -218,6 +219,16 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO operator_requests (request_id, body_sha256, response, created_at_ms)
         SELECT request_id, body_sha256, response, created_at_ms FROM pos_requests WHERE device_id = 0;
     DELETE FROM pos_requests WHERE device_id = 0;
+    "#,
+    // 13: the version of the operator data (DECISIONS 45): each change through the admin API
+    // bumps it, so that every node of a PostgreSQL database sees that its snapshot is stale. One
+    // node on SQLite needs no such signal; the table is here too so the store's code is one.
+    r#"
+    CREATE TABLE catalog_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO catalog_version (id, version) VALUES (1, 0);
     "#,
 ];
 
