@@ -16,6 +16,7 @@ mod devices;
 mod ids;
 mod leases;
 mod migrations;
+mod migrations_pg;
 mod outbox;
 mod payments;
 mod refund_delivery;
