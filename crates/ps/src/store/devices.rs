@@ -1,11 +1,12 @@
 //! POS devices and the replay records of requests answered again on a repeat (DECISIONS 29):
 //! a POS device's in `pos_requests`, the operator's in `operator_requests`. Per-table operations
-//! only; the use cases that replay (POS purchases, refunds, the operator's cancel) decide when.
+//! only, in the store (SQLite or PostgreSQL); the use cases that replay (POS purchases, refunds,
+//! the operator's cancel) decide when.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreResult};
+use super::db::{Db, Row, args};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::{DeviceId, TradePointId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub enum Registered {
     OnOtherTradePoint,
 }
 
-fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+fn device_from_row(r: &Row<'_>) -> StoreResult<Device> {
     Ok(Device {
         id: r.get(0)?,
         organization_bin: r.get(1)?,
@@ -76,43 +77,38 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 
 const DEVICE_COLUMNS: &str = "id, organization_bin, trade_point_id, device_id, token, active";
 
-pub(super) fn replayed(conn: &Connection, replay: &Option<Replay>) -> StoreResult<Option<String>> {
+pub(super) fn replayed(db: Db<'_>, replay: &Option<Replay>) -> StoreResult<Option<String>> {
     let Some(r) = replay else { return Ok(None) };
-    let found = match r.by {
-        Requester::Device(device_id) => conn
-            .prepare_cached(
-                "SELECT response FROM pos_requests WHERE device_id = ?1 AND request_id = ?2 AND body_sha256 = ?3",
-            )?
-            .query_row(params![device_id, r.request_id, r.body_sha256], |row| row.get(0))
-            .optional()?,
-        Requester::Operator => conn
-            .prepare_cached(
-                "SELECT response FROM operator_requests WHERE request_id = ?1 AND body_sha256 = ?2",
-            )?
-            .query_row(params![r.request_id, r.body_sha256], |row| row.get(0))
-            .optional()?,
-    };
-    Ok(found)
+    match r.by {
+        Requester::Device(device_id) => db.query_row(
+            "SELECT response FROM pos_requests WHERE device_id = ?1 AND request_id = ?2 AND body_sha256 = ?3",
+            args![device_id, r.request_id, r.body_sha256],
+            |row| row.get(0),
+        ),
+        Requester::Operator => db.query_row(
+            "SELECT response FROM operator_requests WHERE request_id = ?1 AND body_sha256 = ?2",
+            args![r.request_id, r.body_sha256],
+            |row| row.get(0),
+        ),
+    }
 }
 
 pub(super) fn remember(
-    conn: &Connection,
+    db: Db<'_>,
     replay: &Option<Replay>,
     response: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
     let Some(r) = replay else { return Ok(()) };
     match r.by {
-        Requester::Device(device_id) => conn
-            .prepare_cached(
-                "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![device_id, r.request_id, r.body_sha256, response, now.as_millisecond()])?,
-        Requester::Operator => conn
-            .prepare_cached(
-                "INSERT INTO operator_requests (request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![r.request_id, r.body_sha256, response, now.as_millisecond()])?,
+        Requester::Device(device_id) => db.execute(
+            "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![device_id, r.request_id, r.body_sha256, response, now.as_millisecond()],
+        )?,
+        Requester::Operator => db.execute(
+            "INSERT INTO operator_requests (request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            args![r.request_id, r.body_sha256, response, now.as_millisecond()],
+        )?,
     };
     Ok(())
 }
@@ -120,7 +116,7 @@ pub(super) fn remember(
 impl super::Tx<'_> {
     /// The stored answer to a request made before, if any.
     pub fn replayed(&self, replay: &Option<Replay>) -> StoreResult<Option<String>> {
-        replayed(self.conn, replay)
+        replayed(self.db, replay)
     }
 
     /// Stores the answer to a request, for its repeats.
@@ -130,25 +126,22 @@ impl super::Tx<'_> {
         response: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        remember(self.conn, replay, response, now)
+        remember(self.db, replay, response, now)
     }
 }
 
 impl Store {
     pub(crate) async fn device_by_token(&self, token: String) -> StoreResult<Option<Device>> {
-        self.read(move |conn| {
+        self.read_db(move |db| {
             let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token = ?1");
-            Ok(conn
-                .prepare_cached(&sql)?
-                .query_row([token], device_from_row)
-                .optional()?)
+            db.query_row(&sql, args![token], device_from_row)
         })
         .await
     }
 
     /// The stored answer to a request made before, if any.
     pub(crate) async fn pos_replay(&self, replay: Replay) -> StoreResult<Option<String>> {
-        self.read(move |conn| replayed(conn, &Some(replay))).await
+        self.read_db(move |db| replayed(db, &Some(replay))).await
     }
 
     /// Forgets replay records (the POS devices', then the operator's) made before `before`, at
@@ -158,22 +151,20 @@ impl Store {
         before: Timestamp,
         limit: usize,
     ) -> StoreResult<usize> {
-        self.write(move |conn| {
+        self.transaction(move |tx| {
             let before = before.as_millisecond();
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let pos = conn
-                .prepare_cached(
-                    "DELETE FROM pos_requests WHERE (device_id, request_id, body_sha256) IN \
-                     (SELECT device_id, request_id, body_sha256 FROM pos_requests WHERE created_at_ms < ?1 LIMIT ?2)",
-                )?
-                .execute(params![before, limit])?;
+            let pos = tx.db.execute(
+                "DELETE FROM pos_requests WHERE (device_id, request_id, body_sha256) IN \
+                 (SELECT device_id, request_id, body_sha256 FROM pos_requests WHERE created_at_ms < ?1 LIMIT ?2)",
+                args![before, limit],
+            )?;
             let left = limit.saturating_sub(i64::try_from(pos).unwrap_or(i64::MAX));
-            let operator = conn
-                .prepare_cached(
-                    "DELETE FROM operator_requests WHERE (request_id, body_sha256) IN \
-                     (SELECT request_id, body_sha256 FROM operator_requests WHERE created_at_ms < ?1 LIMIT ?2)",
-                )?
-                .execute(params![before, left])?;
+            let operator = tx.db.execute(
+                "DELETE FROM operator_requests WHERE (request_id, body_sha256) IN \
+                 (SELECT request_id, body_sha256 FROM operator_requests WHERE created_at_ms < ?1 LIMIT ?2)",
+                args![before, left],
+            )?;
             Ok(pos + operator)
         })
         .await
@@ -188,31 +179,35 @@ impl Store {
         new_token: String,
         now: Timestamp,
     ) -> StoreResult<Registered> {
-        self.write(move |conn| {
+        self.transaction(move |tx| {
             let sql = format!(
                 "SELECT {DEVICE_COLUMNS} FROM devices WHERE organization_bin = ?1 AND device_id = ?2 AND active = 1"
             );
-            let existing = conn
-                .prepare_cached(&sql)?
-                .query_row(params![organization_bin, device_id], device_from_row)
-                .optional()?;
+            let existing = tx
+                .db
+                .query_row(&sql, args![organization_bin, device_id], device_from_row)?;
             if let Some(device) = existing {
                 if device.trade_point_id == trade_point_id {
                     return Ok(Registered::Device(device));
                 }
                 return Ok(Registered::OnOtherTradePoint);
             }
-            conn.prepare_cached(
-                "INSERT INTO devices (organization_bin, trade_point_id, device_id, token, active, created_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
-            )?
-            .execute(params![organization_bin, trade_point_id, device_id, new_token, now.as_millisecond()])?;
+            // The id is the database's (a rowid on SQLite, a sequence on PostgreSQL).
+            let id = tx
+                .db
+                .query_row(
+                    "INSERT INTO devices (organization_bin, trade_point_id, device_id, token, active, created_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5) RETURNING id",
+                    args![organization_bin, trade_point_id, device_id, new_token, now.as_millisecond()],
+                    |r| r.get::<DeviceId>(0),
+                )?
+                .ok_or_else(|| StoreError::Corrupt("a device insert returned no id".to_owned()))?;
             Ok(Registered::Device(Device {
-                id: DeviceId::new(conn.last_insert_rowid()),
-                organization_bin,
+                id,
+                organization_bin: organization_bin.clone(),
                 trade_point_id,
-                device_id,
-                token: new_token,
+                device_id: device_id.clone(),
+                token: new_token.clone(),
                 active: true,
             }))
         })
@@ -225,10 +220,11 @@ impl Store {
         organization_bin: String,
         token: String,
     ) -> StoreResult<bool> {
-        self.write(move |conn| {
-            let n = conn
-                .prepare_cached("UPDATE devices SET active = 0 WHERE token = ?1 AND organization_bin = ?2 AND active = 1")?
-                .execute(params![token, organization_bin])?;
+        self.transaction(move |tx| {
+            let n = tx.db.execute(
+                "UPDATE devices SET active = 0 WHERE token = ?1 AND organization_bin = ?2 AND active = 1",
+                args![token, organization_bin],
+            )?;
             Ok(n > 0)
         })
         .await
@@ -240,6 +236,7 @@ pub(crate) use Registered as DeviceRegistration;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::{Connection, params};
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millisecond(ms).expect("a time")
@@ -260,11 +257,15 @@ mod tests {
         let operator = Some(Replay::operator("cancel-7-r1".into(), "h".into()));
         let device = Some(Replay::device(DeviceId::new(3), "r1".into(), "h".into()));
         assert_eq!(
-            replayed(&conn, &operator).expect("a read").as_deref(),
+            replayed(Db::Lite(&conn), &operator)
+                .expect("a read")
+                .as_deref(),
             Some("first cancel")
         );
         assert_eq!(
-            replayed(&conn, &device).expect("a read").as_deref(),
+            replayed(Db::Lite(&conn), &device)
+                .expect("a read")
+                .as_deref(),
             Some("first create")
         );
         let zero: i64 = conn
@@ -282,11 +283,11 @@ mod tests {
             "cancel-7-r1".into(),
             "h".into(),
         ));
-        assert_eq!(replayed(&conn, &other).expect("a read"), None);
+        assert_eq!(replayed(Db::Lite(&conn), &other).expect("a read"), None);
         let next = Some(Replay::operator("cancel-8-r2".into(), "h".into()));
-        remember(&conn, &next, "second cancel", at(5)).expect("a record");
+        remember(Db::Lite(&conn), &next, "second cancel", at(5)).expect("a record");
         assert_eq!(
-            replayed(&conn, &next).expect("a read").as_deref(),
+            replayed(Db::Lite(&conn), &next).expect("a read").as_deref(),
             Some("second cancel")
         );
     }

@@ -1,16 +1,18 @@
 //! PS operation ids (DECISIONS 40): payments and refunds draw their ids from one sequence, so an
 //! id names one operation across the whole PS, in registers and receipts alike. Ids stay integers
-//! (JSON numbers on the wire); only who hands them out changed. Also how every typed id of
-//! `domain::ids` goes into and out of SQL (as the integer it wraps), and a `CallerName` (as its
-//! text).
+//! (JSON numbers on the wire); only who hands them out changed. A typed id of `domain::ids` crosses
+//! into and out of SQL as the integer it wraps: through `db.rs` (`Arg`/`Column`), and here for the
+//! operations still written against rusqlite directly.
 
-use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 use super::StoreResult;
+use super::db::Db;
 use crate::domain::{CallerName, DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
 
-/// `ToSql`/`FromSql` for id newtypes: the domain does not name rusqlite, so they are written here.
+/// `ToSql`/`FromSql` for id newtypes, for the operations still written against rusqlite directly
+/// (the outbox's and the registers'); they go once those run through `db.rs` too. The domain
+/// does not name rusqlite, so they are written here.
 macro_rules! sql_id {
     ($($name:ident),*) => {$(
         impl ToSql for $name {
@@ -47,31 +49,35 @@ impl FromSql for CallerName {
     }
 }
 
-/// The next operation id, taken inside the caller's write transaction. All writes run one at a
-/// time on the writer thread, so two operations can never be given the same id.
+/// The next operation id, taken inside the caller's write transaction.
 ///
-/// The counter (`operation_ids`, migration 7) never goes back, so an id stays unused after its
-/// purchase is deleted (DECISIONS 43's retention) instead of naming a new operation later. It is
-/// also lifted past the highest id of both tables: a row written without the counter (a database
-/// filled by an older build or by a tool) can never make the next id collide.
-pub(super) fn next_operation_id(conn: &Connection) -> StoreResult<i64> {
-    // Each `(SELECT MAX(id) …)` stands alone so that SQLite answers it from the end of the
-    // primary key instead of scanning the table.
-    let id = conn
-        .prepare_cached(
-            "UPDATE operation_ids SET last_id = MAX(last_id, \
-             IFNULL((SELECT MAX(id) FROM payments), 0), \
-             IFNULL((SELECT MAX(id) FROM refunds), 0)) + 1 \
-             WHERE id = 1 RETURNING last_id",
-        )?
-        .query_row([], |r| r.get(0))?;
-    Ok(id)
+/// On PostgreSQL it is the `operation_ids` sequence's next value: a sequence hands every node its
+/// own numbers without a lock held to the commit, and never goes back. On SQLite every write runs
+/// one at a time on the writer thread, so a counter row serves: the counter (`operation_ids`,
+/// migration 7) never goes back, so an id stays unused after its purchase is deleted
+/// (DECISIONS 43's retention) instead of naming a new operation later. It is also lifted past the
+/// highest id of both tables: a row written without the counter (a database filled by an older
+/// build or by a tool) can never make the next id collide.
+pub(super) fn next_operation_id(db: Db<'_>) -> StoreResult<i64> {
+    let sql = if db.is_postgres() {
+        "SELECT nextval('operation_ids')"
+    } else {
+        // Each `(SELECT MAX(id) …)` stands alone so that SQLite answers it from the end of the
+        // primary key instead of scanning the table. The scalar MAX of three is SQLite's.
+        "UPDATE operation_ids SET last_id = MAX(last_id, \
+         COALESCE((SELECT MAX(id) FROM payments), 0), \
+         COALESCE((SELECT MAX(id) FROM refunds), 0)) + 1 \
+         WHERE id = 1 RETURNING last_id"
+    };
+    db.query_row(sql, &[], |r| r.get(0))?
+        .ok_or_else(|| super::StoreError::Corrupt("the operation id counter is missing".to_owned()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::migrations;
+    use rusqlite::Connection;
 
     fn insert_payment(conn: &Connection, id: i64) {
         conn.execute(
@@ -103,25 +109,25 @@ mod tests {
             insert_refund(&conn, id);
         }
         migrations::run(&mut conn).expect("the rest");
-        assert_eq!(next_operation_id(&conn).expect("an id"), 8);
-        assert_eq!(next_operation_id(&conn).expect("an id"), 9);
+        assert_eq!(next_operation_id(Db::Lite(&conn)).expect("an id"), 8);
+        assert_eq!(next_operation_id(Db::Lite(&conn)).expect("an id"), 9);
     }
 
     #[test]
     fn ids_never_go_back_and_never_collide() {
         let mut conn = Connection::open_in_memory().expect("sqlite");
         migrations::run(&mut conn).expect("migrations");
-        assert_eq!(next_operation_id(&conn).expect("an id"), 1);
+        assert_eq!(next_operation_id(Db::Lite(&conn)).expect("an id"), 1);
         insert_payment(&conn, 1);
-        let id = next_operation_id(&conn).expect("an id");
+        let id = next_operation_id(Db::Lite(&conn)).expect("an id");
         insert_refund(&conn, id);
         assert_eq!(id, 2);
         // The newest purchase deleted (retention): its id is not given out again.
         conn.execute("DELETE FROM refunds WHERE id = 2", [])
             .expect("deleted");
-        assert_eq!(next_operation_id(&conn).expect("an id"), 3);
+        assert_eq!(next_operation_id(Db::Lite(&conn)).expect("an id"), 3);
         // A row written past the counter (by another tool): the next id is past it.
         insert_payment(&conn, 40);
-        assert_eq!(next_operation_id(&conn).expect("an id"), 41);
+        assert_eq!(next_operation_id(Db::Lite(&conn)).expect("an id"), 41);
     }
 }

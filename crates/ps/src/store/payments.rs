@@ -1,11 +1,11 @@
-//! Purchases in SQLite: per-table operations only. A use case loads, inserts and saves purchases
+//! Purchases in the store (SQLite or PostgreSQL): per-table operations only. A use case loads, inserts and saves purchases
 //! through its transaction handle (`impl Tx` below) and applies the rules of `domain` itself;
 //! reads that change nothing, and the expiry sweep (one UPDATE), are `Store` methods.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use tolem_wire::{Amount, Locale};
 
+use super::db::{Db, Row, args};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{
     CallerName, DeviceId, Kind, Owner, Payment, PaymentId, Policy, ServiceId, Status, TradePointId,
@@ -38,7 +38,7 @@ pub(super) fn at(ms: Option<i64>) -> StoreResult<Option<Timestamp>> {
         .transpose()
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<RawPayment> {
+fn from_row(row: &Row<'_>) -> StoreResult<RawPayment> {
     Ok(RawPayment {
         id: row.get(0)?,
         kind: row.get(1)?,
@@ -65,7 +65,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<RawPayment> {
     })
 }
 
-/// A row as SQLite holds it, before its values are checked.
+/// A row as the store holds it, before its values are checked.
 struct RawPayment {
     id: PaymentId,
     kind: String,
@@ -131,101 +131,104 @@ impl RawPayment {
     }
 }
 
-pub(super) fn load(conn: &Connection, id: PaymentId) -> StoreResult<Option<Payment>> {
-    let sql = format!("SELECT {COLUMNS} FROM payments WHERE id = ?1");
-    let raw = conn
-        .prepare_cached(&sql)?
-        .query_row([id], from_row)
-        .optional()?;
+/// The purchase `clause` picks (a condition on this file's columns with one placeholder, `?1`).
+fn load_where(
+    db: Db<'_>,
+    clause: &str,
+    value: &dyn super::db::Arg,
+) -> StoreResult<Option<Payment>> {
+    let sql = format!("SELECT {COLUMNS} FROM payments WHERE {clause}");
+    let raw = db.query_row(&sql, &[value], from_row)?;
     raw.map(RawPayment::check).transpose()
 }
 
-fn load_by_token(conn: &Connection, token: &str) -> StoreResult<Option<Payment>> {
-    let sql = format!("SELECT {COLUMNS} FROM payments WHERE qr_token = ?1");
-    let raw = conn
-        .prepare_cached(&sql)?
-        .query_row([token], from_row)
-        .optional()?;
-    raw.map(RawPayment::check).transpose()
+pub(super) fn load(db: Db<'_>, id: PaymentId) -> StoreResult<Option<Payment>> {
+    load_where(db, "id = ?1", &id)
 }
 
-pub(super) fn insert(conn: &Connection, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
-    conn.prepare_cached(
+fn load_by_token(db: Db<'_>, token: &str) -> StoreResult<Option<Payment>> {
+    load_where(db, "qr_token = ?1", &token)
+}
+
+pub(super) fn insert(db: Db<'_>, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
+    let id = PaymentId::new(super::ids::next_operation_id(db)?);
+    db.execute(
         "INSERT INTO payments (id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
          amount_tiyn, created_at_ms, expire_at_ms, deadline_ms, receipt_token) \
-         VALUES (:id, :kind, 'created', :tp, :service, :device, :external, :token, :amount, :now, :expire, :expire, :receipt)",
-    )?
-    .execute(named_params! {
-        ":id": super::ids::next_operation_id(conn)?,
-        ":kind": new.kind.as_str(),
-        ":tp": new.trade_point_id,
-        ":service": new.service_id,
-        ":device": new.device_id,
-        ":external": new.external_id,
-        ":token": new.qr_token,
-        ":amount": new.amount.map(tiyn_i64).transpose()?,
-        ":now": ms(now),
-        ":expire": new.expire_at.map(ms),
-        ":receipt": new.receipt_token,
-    })?;
-    let id = PaymentId::new(conn.last_insert_rowid());
-    load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
+         VALUES (?1, ?2, 'created', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+        args![
+            id,
+            new.kind.as_str(),
+            new.trade_point_id,
+            new.service_id,
+            new.device_id,
+            new.external_id,
+            new.qr_token,
+            new.amount.map(tiyn_i64).transpose()?,
+            ms(now),
+            new.expire_at.map(ms),
+            new.receipt_token,
+        ],
+    )?;
+    load(db, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
 }
 
 pub(super) fn tiyn_i64(amount: Amount) -> StoreResult<i64> {
     i64::try_from(amount.tiyn()).map_err(|_| StoreError::Corrupt("amount out of range".to_owned()))
 }
 
-/// Writes back every field the domain rules may change.
-pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResult<()> {
+/// Writes back every field the domain rules may change (the commission of a confirmed purchase
+/// is fixed by the caller, [`super::Tx::save_payment`]).
+fn save(db: Db<'_>, p: &Payment, policy: &Policy) -> StoreResult<()> {
     let (mpp, customer) = match &p.owner {
         Some(o) => (Some(o.mpp.as_str()), Some(o.customer_id.as_str())),
         None => (None, None),
     };
-    conn.prepare_cached(
-        "UPDATE payments SET status = :status, amount_tiyn = :amount, mpp = :mpp, customer_id = :customer, \
-         scanned_at_ms = :scanned, confirm_until_ms = :until, deadline_ms = :deadline, parameters = :params, \
-         checkout_response = :checkout, mpp_payment_id = :mpp_payment, verdict = :verdict, \
-         notify_response = :notify, finished_at_ms = :finished WHERE id = :id",
-    )?
-    .execute(named_params! {
-        ":status": p.status.as_str(),
-        ":amount": p.amount.map(tiyn_i64).transpose()?,
-        ":mpp": mpp,
-        ":customer": customer,
-        ":scanned": p.scanned_at.map(ms),
-        ":until": p.confirm_until.map(ms),
-        ":deadline": p.deadline(policy).map(ms),
-        ":params": p.parameters,
-        ":checkout": p.checkout_response,
-        ":mpp_payment": p.mpp_payment_id,
-        ":verdict": p.verdict,
-        ":notify": p.notify_response,
-        ":finished": p.finished_at.map(ms),
-        ":id": p.id,
-    })?;
-    if p.status == Status::Confirmed {
-        super::registers::fix_commission(conn, p.id)?;
-    }
+    db.execute(
+        "UPDATE payments SET status = ?1, amount_tiyn = ?2, mpp = ?3, customer_id = ?4, \
+         scanned_at_ms = ?5, confirm_until_ms = ?6, deadline_ms = ?7, parameters = ?8, \
+         checkout_response = ?9, mpp_payment_id = ?10, verdict = ?11, \
+         notify_response = ?12, finished_at_ms = ?13 WHERE id = ?14",
+        args![
+            p.status.as_str(),
+            p.amount.map(tiyn_i64).transpose()?,
+            mpp,
+            customer,
+            p.scanned_at.map(ms),
+            p.confirm_until.map(ms),
+            p.deadline(policy).map(ms),
+            p.parameters,
+            p.checkout_response,
+            p.mpp_payment_id,
+            p.verdict,
+            p.notify_response,
+            p.finished_at.map(ms),
+            p.id,
+        ],
+    )?;
     Ok(())
 }
 
 /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36), which
 /// a refund of it speaks to the MPP in unless a return QR's scan says otherwise. Kept beside the
 /// purchase's columns, not in [`Payment`], since only refunds read it.
-fn record_scan_locale(conn: &Connection, id: PaymentId, locale: Locale) -> StoreResult<()> {
-    conn.prepare_cached("UPDATE payments SET scan_locale = ?1 WHERE id = ?2")?
-        .execute(rusqlite::params![locale.code(), id])?;
+fn record_scan_locale(db: Db<'_>, id: PaymentId, locale: Locale) -> StoreResult<()> {
+    db.execute(
+        "UPDATE payments SET scan_locale = ?1 WHERE id = ?2",
+        args![locale.code(), id],
+    )?;
     Ok(())
 }
 
 /// The language of a purchase's binding scan; `None` when none was recorded (or it is not one we
 /// know, which is logged: a refund is never held back by its language).
-pub(super) fn scan_locale(conn: &Connection, id: PaymentId) -> StoreResult<Option<Locale>> {
-    let code: Option<String> = conn
-        .prepare_cached("SELECT scan_locale FROM payments WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
+pub(super) fn scan_locale(db: Db<'_>, id: PaymentId) -> StoreResult<Option<Locale>> {
+    let code: Option<String> = db
+        .query_row(
+            "SELECT scan_locale FROM payments WHERE id = ?1",
+            args![id],
+            |r| r.get(0),
+        )?
         .flatten();
     let Some(code) = code else {
         return Ok(None);
@@ -244,65 +247,61 @@ pub(super) fn scan_locale(conn: &Connection, id: PaymentId) -> StoreResult<Optio
 impl super::Tx<'_> {
     /// The purchase `id`, if there is one.
     pub fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        load(self.conn, id)
+        load(self.db, id)
     }
 
     /// The purchase of a Dynamic QR or link token, if there is one.
     pub(crate) fn payment_by_token(&self, token: &str) -> StoreResult<Option<Payment>> {
-        load_by_token(self.conn, token)
+        load_by_token(self.db, token)
     }
 
     /// Creates a purchase (`created`, with an id from the operations' counter) and returns it.
     pub(crate) fn insert_payment(&self, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
-        insert(self.conn, new, now)
+        insert(self.db, new, now)
     }
 
     /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36).
     pub(crate) fn record_scan_locale(&self, id: PaymentId, locale: Locale) -> StoreResult<()> {
-        record_scan_locale(self.conn, id, locale)
+        record_scan_locale(self.db, id, locale)
     }
 
-    /// Writes back every field the domain rules may change.
+    /// Writes back every field the domain rules may change; a purchase saved as confirmed has
+    /// its commission fixed from its MPP's catalog entry (registers read it).
     pub(crate) fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
-        save(self.conn, payment, policy)
+        save(self.db, payment, policy)?;
+        if payment.status == Status::Confirmed {
+            super::registers::fix_commission(self.conn, payment.id)?;
+        }
+        Ok(())
     }
 }
 
 impl Store {
     pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        self.read(move |conn| load(conn, id)).await
+        self.read_db(move |db| load(db, id)).await
     }
 
     pub(crate) async fn payment_by_receipt(
         &self,
         receipt_token: String,
     ) -> StoreResult<Option<Payment>> {
-        self.read(move |conn| {
-            let sql = format!("SELECT {COLUMNS} FROM payments WHERE receipt_token = ?1");
-            let raw = conn
-                .prepare_cached(&sql)?
-                .query_row([receipt_token], from_row)
-                .optional()?;
-            raw.map(RawPayment::check).transpose()
-        })
-        .await
+        self.read_db(move |db| load_where(db, "receipt_token = ?1", &receipt_token))
+            .await
     }
 
     pub(crate) async fn payment_by_token(&self, token: String) -> StoreResult<Option<Payment>> {
-        self.read(move |conn| load_by_token(conn, &token)).await
+        self.read_db(move |db| load_by_token(db, &token)).await
     }
 
     /// Expires open purchases past their deadline (at most `limit`); returns how many.
     pub(crate) async fn expire_due(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
-        self.write(move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE payments SET status = 'expired', finished_at_ms = ?1, deadline_ms = NULL \
-                     WHERE id IN (SELECT id FROM payments WHERE status IN ('created', 'scanned') \
-                     AND deadline_ms < ?1 ORDER BY deadline_ms LIMIT ?2)",
-                )?
-                .execute(rusqlite::params![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)])?;
-            Ok(n)
+        self.transaction(move |tx| {
+            tx.db.execute(
+                "UPDATE payments SET status = 'expired', finished_at_ms = ?1, deadline_ms = NULL \
+                 WHERE id IN (SELECT id FROM payments WHERE status IN ('created', 'scanned') \
+                 AND deadline_ms < ?1 ORDER BY deadline_ms LIMIT ?2)",
+                args![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
         })
         .await
     }

@@ -1,12 +1,12 @@
-//! Refund deliveries in SQLite: what the outbox's refund rows deliver (the refund claimed, the
+//! Refund deliveries in the store (SQLite or PostgreSQL): what the outbox's refund rows deliver (the refund claimed, the
 //! refund saved with its final outcome) and the refunds with their delivery state for the
 //! operator. Claiming, closing and retrying the rows themselves is `outbox.rs`'s, for every kind;
 //! when and why is the dispatcher's (`refund_dispatch.rs`).
 
 use jiff::Timestamp;
-use rusqlite::params;
 
-use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
+use super::db::{Row, args};
+use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, StateColumns, state};
 use super::refunds::{COLUMNS, from_row, load};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{Refund, RefundId, RefundStatus};
@@ -24,7 +24,7 @@ pub(crate) struct RefundView {
 impl Tx<'_> {
     /// The refund a claimed outbox row delivers.
     pub(crate) fn refund_to_deliver(&self, entry: &OutboxEntry) -> StoreResult<Refund> {
-        load(self.conn, RefundId::new(entry.ref_id))?
+        load(self.db, RefundId::new(entry.ref_id))?
             .ok_or_else(|| StoreError::Corrupt(format!("outbox {}: no refund", entry.id)))
     }
 }
@@ -39,7 +39,7 @@ impl Store {
         after: Option<RefundId>,
         limit: usize,
     ) -> StoreResult<Vec<RefundView>> {
-        self.read(move |conn| {
+        self.read_db(move |db| {
             let cols = COLUMNS
                 .split(", ")
                 .map(|c| format!("r.{c}"))
@@ -50,29 +50,27 @@ impl Store {
             let sql = format!(
                 "SELECT {cols}, {STATE_COLUMNS} FROM refunds r \
                  LEFT JOIN outbox o ON o.kind = ?4 AND o.ref_id = r.id \
-                 WHERE (?1 IS NULL OR r.status = ?1) AND (?3 IS NULL OR r.id < ?3) \
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR r.status = ?1) \
+                 AND (CAST(?3 AS BIGINT) IS NULL OR r.id < ?3) \
                  ORDER BY r.id DESC LIMIT ?2"
             );
-            let mut stmt = conn.prepare_cached(&sql)?;
             let limit = i64::try_from(limit).unwrap_or(100);
             let kind = OutboxKind::Refund.as_str();
-            let rows = stmt.query_map(
-                params![status.map(|s| s.as_str()), limit, after, kind],
-                |r| Ok((from_row(r)?, state_columns(r, o)?)),
-            )?;
-            let mut views = Vec::new();
-            for row in rows {
-                let (raw, delivery) = row?;
-                let delivery = state(delivery)?;
-                views.push(RefundView {
-                    refund: raw.check()?,
-                    attempts: delivery.attempts,
-                    next_attempt_at: delivery.next_attempt_at,
-                    last_error: delivery.last_error,
-                    flagged: delivery.flagged,
-                });
-            }
-            Ok(views)
+            db.query_map(
+                &sql,
+                args![status.map(|s| s.as_str()), limit, after, kind],
+                |r| {
+                    let raw = from_row(r)?;
+                    let delivery = state(outbox_state_columns(r, o)?)?;
+                    Ok(RefundView {
+                        refund: raw.check()?,
+                        attempts: delivery.attempts,
+                        next_attempt_at: delivery.next_attempt_at,
+                        last_error: delivery.last_error,
+                        flagged: delivery.flagged,
+                    })
+                },
+            )
         })
         .await
     }
@@ -91,4 +89,16 @@ impl Store {
     pub(crate) async fn undelivered_counts(&self) -> StoreResult<(u64, u64)> {
         self.outbox_counts(OutboxKind::Refund).await
     }
+}
+
+/// Reads `outbox::STATE_COLUMNS` starting at `first` (all NULL where the refund has no outbox
+/// row). Once `outbox::state_columns` reads a `db::Row` as well, this is that.
+fn outbox_state_columns(r: &Row<'_>, first: usize) -> StoreResult<StateColumns> {
+    Ok((
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+    ))
 }

@@ -1,12 +1,12 @@
-//! Refunds in SQLite: the `refunds` rows (a return QR and the refund made with it are one row)
+//! Refunds in the store (SQLite or PostgreSQL): the `refunds` rows (a return QR and the refund made with it are one row)
 //! and their per-table operations, read by the edges and run by the refunds use case
 //! (`refunds/`) in its transaction, which applies the rules; the outbox row that queues a
 //! refund's delivery (`refund_delivery.rs` takes it from there). No flow and no API code here.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 use tolem_wire::{Amount, Locale};
 
+use super::db::{Arg, Db, Row, args};
 use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::refund::PosAnswer;
@@ -27,7 +27,7 @@ pub(crate) struct NewReturnQr {
     pub expire_at: Timestamp,
 }
 
-pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
+pub(super) fn from_row(r: &Row<'_>) -> StoreResult<RawRefund> {
     Ok(RawRefund {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -131,47 +131,41 @@ fn locale_of(refund_id: RefundId, code: Option<&str>) -> Option<Locale> {
     locale
 }
 
-fn load_where(
-    conn: &Connection,
-    clause: &str,
-    value: &dyn rusqlite::ToSql,
-) -> StoreResult<Option<Refund>> {
+/// The refund `clause` picks (a condition on this file's columns with one placeholder, `?1`).
+fn load_where(db: Db<'_>, clause: &str, value: &dyn Arg) -> StoreResult<Option<Refund>> {
     let sql = format!("SELECT {COLUMNS} FROM refunds WHERE {clause}");
-    let raw = conn
-        .prepare_cached(&sql)?
-        .query_row([value], from_row)
-        .optional()?;
+    let raw = db.query_row(&sql, &[value], from_row)?;
     raw.map(RawRefund::check).transpose()
 }
 
-pub(super) fn load(conn: &Connection, id: RefundId) -> StoreResult<Option<Refund>> {
-    load_where(conn, "id = ?1", &id)
+pub(super) fn load(db: Db<'_>, id: RefundId) -> StoreResult<Option<Refund>> {
+    load_where(db, "id = ?1", &id)
 }
 
-fn save(conn: &Connection, r: &Refund) -> StoreResult<()> {
+fn save(db: Db<'_>, r: &Refund) -> StoreResult<()> {
     let (mpp, customer) = match &r.owner {
         Some(o) => (Some(o.mpp.as_str()), Some(o.customer_id.as_str())),
         None => (None, None),
     };
-    conn.prepare_cached(
-        "UPDATE refunds SET status = :status, mpp = :mpp, customer_id = :customer, identified_at_ms = :identified, \
-         payment_id = :payment, amount_tiyn = :amount, requested_at_ms = :requested, finished_at_ms = :finished, \
-         mpp_result = :result, pos_answer = :answer, locale = :locale WHERE id = :id",
-    )?
-    .execute(named_params! {
-        ":status": r.status.as_str(),
-        ":mpp": mpp,
-        ":customer": customer,
-        ":identified": r.identified_at.map(ms),
-        ":payment": r.payment_id,
-        ":amount": r.amount.map(tiyn_i64).transpose()?,
-        ":requested": r.requested_at.map(ms),
-        ":finished": r.finished_at.map(ms),
-        ":result": r.mpp_result,
-        ":answer": r.pos_answer.map(PosAnswer::as_str),
-        ":locale": r.locale.map(Locale::code),
-        ":id": r.id,
-    })?;
+    db.execute(
+        "UPDATE refunds SET status = ?1, mpp = ?2, customer_id = ?3, identified_at_ms = ?4, \
+         payment_id = ?5, amount_tiyn = ?6, requested_at_ms = ?7, finished_at_ms = ?8, \
+         mpp_result = ?9, pos_answer = ?10, locale = ?11 WHERE id = ?12",
+        args![
+            r.status.as_str(),
+            mpp,
+            customer,
+            r.identified_at.map(ms),
+            r.payment_id,
+            r.amount.map(tiyn_i64).transpose()?,
+            r.requested_at.map(ms),
+            r.finished_at.map(ms),
+            r.mpp_result,
+            r.pos_answer.map(PosAnswer::as_str),
+            r.locale.map(Locale::code),
+            r.id,
+        ],
+    )?;
     Ok(())
 }
 
@@ -186,42 +180,40 @@ pub(crate) struct NewRefund {
     pub receipt_token: String,
 }
 
-fn insert(conn: &Connection, row: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
+fn insert(db: Db<'_>, row: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
     let qr = row.qr.as_ref();
-    conn.prepare_cached(
+    // One id space with payments (DECISIONS 40).
+    let id = RefundId::new(super::ids::next_operation_id(db)?);
+    db.execute(
         "INSERT INTO refunds (kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, \
          created_at_ms, receipt_token, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        row.kind.as_str(),
-        row.status.as_str(),
-        row.trade_point_id,
-        row.device_id,
-        qr.and_then(|q| q.external_id.clone()),
-        qr.map(|q| q.qr_token.clone()),
-        qr.map(|q| ms(q.expire_at)),
-        ms(now),
-        row.receipt_token,
-        // One id space with payments (DECISIONS 40).
-        super::ids::next_operation_id(conn)?,
-    ])?;
-    let id = RefundId::new(conn.last_insert_rowid());
-    load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("refund {id} vanished")))
+        args![
+            row.kind.as_str(),
+            row.status.as_str(),
+            row.trade_point_id,
+            row.device_id,
+            qr.and_then(|q| q.external_id.as_deref()),
+            qr.map(|q| q.qr_token.as_str()),
+            qr.map(|q| ms(q.expire_at)),
+            ms(now),
+            row.receipt_token,
+            id,
+        ],
+    )?;
+    load(db, id)?.ok_or_else(|| StoreError::Corrupt(format!("refund {id} vanished")))
 }
 
 /// The amounts of a purchase's refunds that hold part of it.
-fn held_amounts(conn: &Connection, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
-    let mut stmt = conn.prepare_cached(
+fn held_amounts(db: Db<'_>, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
+    db.query_map(
         "SELECT amount_tiyn FROM refunds WHERE payment_id = ?1 AND status IN ('pending', 'completed')",
-    )?;
-    let rows = stmt.query_map([payment_id], |r| r.get::<_, i64>(0))?;
-    let mut amounts = Vec::new();
-    for row in rows {
-        let tiyn =
-            u64::try_from(row?).map_err(|_| StoreError::Corrupt("negative refund".to_owned()))?;
-        amounts.push(Amount::from_tiyn(tiyn));
-    }
-    Ok(amounts)
+        args![payment_id],
+        |r| {
+            let tiyn = u64::try_from(r.get::<i64>(0)?)
+                .map_err(|_| StoreError::Corrupt("negative refund".to_owned()))?;
+            Ok(Amount::from_tiyn(tiyn))
+        },
+    )
 }
 
 /// The per-table operations on refunds that the refunds use case (`refunds/`) runs in its
@@ -229,27 +221,27 @@ fn held_amounts(conn: &Connection, payment_id: PaymentId) -> StoreResult<Vec<Amo
 impl super::Tx<'_> {
     /// The refund (or return QR) `id`, if there is one.
     pub fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-        load(self.conn, id)
+        load(self.db, id)
     }
 
     /// The return QR with the scanned `token`, if there is one.
     pub(crate) fn refund_by_token(&self, token: &str) -> StoreResult<Option<Refund>> {
-        load_where(self.conn, "qr_token = ?1", &token)
+        load_where(self.db, "qr_token = ?1", &token)
     }
 
     /// Inserts a refund row under the next operation id, and reads it back.
     pub(crate) fn insert_refund(&self, new: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
-        insert(self.conn, new, now)
+        insert(self.db, new, now)
     }
 
     /// Writes back every field the domain rules may change.
     pub(crate) fn save_refund(&self, refund: &Refund) -> StoreResult<()> {
-        save(self.conn, refund)
+        save(self.db, refund)
     }
 
     /// The amounts of a purchase's refunds that hold part of it (pending and completed).
     pub(crate) fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
-        held_amounts(self.conn, payment_id)
+        held_amounts(self.db, payment_id)
     }
 
     /// Queues the refund's delivery to its MPP in this transaction (the outbox).
@@ -265,17 +257,17 @@ impl super::Tx<'_> {
     /// The language of the purchase's binding scan, which a refund of it speaks to the MPP in
     /// unless a return QR's scan says otherwise (DECISIONS 36).
     pub(crate) fn payment_scan_locale(&self, payment_id: PaymentId) -> StoreResult<Option<Locale>> {
-        scan_locale(self.conn, payment_id)
+        scan_locale(self.db, payment_id)
     }
 }
 
 impl Store {
     pub async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
-        self.read(move |conn| load(conn, id)).await
+        self.read_db(move |db| load(db, id)).await
     }
 
     pub(crate) async fn refund_by_token(&self, token: String) -> StoreResult<Option<Refund>> {
-        self.read(move |conn| load_where(conn, "qr_token = ?1", &token))
+        self.read_db(move |db| load_where(db, "qr_token = ?1", &token))
             .await
     }
 
@@ -283,23 +275,20 @@ impl Store {
         &self,
         receipt_token: String,
     ) -> StoreResult<Option<Refund>> {
-        self.read(move |conn| load_where(conn, "receipt_token = ?1", &receipt_token))
+        self.read_db(move |db| load_where(db, "receipt_token = ?1", &receipt_token))
             .await
     }
 
     /// The amounts of a purchase's refunds that hold part of it (pending and completed).
     pub(crate) async fn held_amounts(&self, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
-        self.read(move |conn| held_amounts(conn, payment_id)).await
+        self.read_db(move |db| held_amounts(db, payment_id)).await
     }
 
     /// The refunds of a purchase, oldest first.
     pub async fn refunds_of(&self, payment_id: PaymentId) -> StoreResult<Vec<Refund>> {
-        self.read(move |conn| {
+        self.read_db(move |db| {
             let sql = format!("SELECT {COLUMNS} FROM refunds WHERE payment_id = ?1 ORDER BY id");
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map([payment_id], from_row)?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(RawRefund::check))
-                .collect()
+            db.query_map(&sql, args![payment_id], |r| from_row(r)?.check())
         })
         .await
     }
@@ -311,16 +300,17 @@ impl Store {
         trade_point_id: TradePointId,
         limit: usize,
     ) -> StoreResult<Vec<crate::domain::Payment>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
+        self.read_db(move |db| {
+            let limit = i64::try_from(limit).unwrap_or(10);
+            let ids = db.query_map(
                 "SELECT id FROM payments WHERE mpp = ?1 AND customer_id = ?2 AND trade_point_id = ?3 \
                  AND status = 'confirmed' ORDER BY finished_at_ms DESC, id DESC LIMIT ?4",
+                args![owner.mpp, owner.customer_id, trade_point_id, limit],
+                |r| r.get::<PaymentId>(0),
             )?;
-            let limit = i64::try_from(limit).unwrap_or(10);
-            let ids = stmt.query_map(params![owner.mpp, owner.customer_id, trade_point_id, limit], |r| r.get::<_, PaymentId>(0))?;
             let mut purchases = Vec::new();
             for id in ids {
-                if let Some(p) = load_payment(conn, id?)? {
+                if let Some(p) = load_payment(db, id)? {
                     purchases.push(p);
                 }
             }
@@ -335,14 +325,12 @@ impl Store {
         now: Timestamp,
         limit: usize,
     ) -> StoreResult<usize> {
-        self.write(move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE refunds SET status = 'expired', finished_at_ms = ?1 WHERE id IN (SELECT id FROM refunds \
-                     WHERE status = 'qr_created' AND expire_at_ms < ?1 ORDER BY id LIMIT ?2)",
-                )?
-                .execute(params![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)])?;
-            Ok(n)
+        self.transaction(move |tx| {
+            tx.db.execute(
+                "UPDATE refunds SET status = 'expired', finished_at_ms = ?1 WHERE id IN (SELECT id FROM refunds \
+                 WHERE status = 'qr_created' AND expire_at_ms < ?1 ORDER BY id LIMIT ?2)",
+                args![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
         })
         .await
     }
