@@ -205,7 +205,7 @@ pub(super) fn save(conn: &Connection, p: &Payment, policy: &Policy) -> StoreResu
         ":id": p.id,
     })?;
     if p.status == Status::Confirmed {
-        super::registers::fix_commission(conn, p.id)?;
+        super::registers::fix_commission(super::db::Db::Lite(conn), p.id)?;
     }
     Ok(())
 }

@@ -58,7 +58,13 @@ impl Store {
             let kind = OutboxKind::Refund.as_str();
             let rows = stmt.query_map(
                 params![status.map(|s| s.as_str()), limit, after, kind],
-                |r| Ok((from_row(r)?, state_columns(r, o)?)),
+                |r| {
+                    let delivery = state_columns(&super::db::Row::Lite(r), o).map_err(|e| {
+                        let null = rusqlite::types::Type::Null;
+                        rusqlite::Error::FromSqlConversionFailure(o, null, Box::new(e))
+                    })?;
+                    Ok((from_row(r)?, delivery))
+                },
             )?;
             let mut views = Vec::new();
             for row in rows {
