@@ -294,3 +294,71 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreLimits;
+
+    #[tokio::test]
+    async fn a_retry_after_its_lease_ran_out_leaves_a_later_claim_alone() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let limits = StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            write_wait_ms: 10_000,
+        };
+        let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
+        let now = Timestamp::from_second(1_800_000_000).expect("in range");
+        let lease = SignedDuration::from_secs(60);
+        let later = now + SignedDuration::from_secs(61);
+        let claim = |at: Timestamp, node: &str| {
+            let holder = LeaseHolder::new_run(node);
+            store.transaction(move |tx| tx.claim(OutboxKind::Refund, None, at, 10, lease, &holder))
+        };
+        store
+            .transaction(move |tx| tx.enqueue(OutboxKind::Refund, 7, "wallet", now))
+            .await
+            .expect("queued");
+        let first = claim(now, "node-a").await.expect("claimed");
+        assert_eq!(first.len(), 1);
+        let second = claim(later, "node-b").await.expect("claimed again");
+        assert_eq!(second.len(), 1, "the first lease ran out");
+        assert_eq!(second[0].attempts, 2);
+
+        let stale = first[0].clone();
+        store
+            .transaction(move |tx| tx.retry(&stale, later, "timeout", true))
+            .await
+            .expect("a late retry is no error");
+        assert!(
+            claim(later, "node-c").await.expect("read").is_empty(),
+            "the later claim keeps its lease"
+        );
+        assert_eq!(
+            store
+                .outbox_counts(OutboxKind::Refund)
+                .await
+                .expect("counts"),
+            (1, 0),
+            "and the late retry flagged nothing"
+        );
+
+        let current = second[0].clone();
+        store
+            .transaction(move |tx| tx.retry(&current, later, "timeout", true))
+            .await
+            .expect("retried");
+        assert_eq!(
+            store
+                .outbox_counts(OutboxKind::Refund)
+                .await
+                .expect("counts"),
+            (1, 1)
+        );
+        let third = claim(later, "node-c").await.expect("claimed");
+        assert_eq!(third.len(), 1, "due again at once, its lease ended");
+        assert_eq!(third[0].attempts, 3);
+    }
+}
