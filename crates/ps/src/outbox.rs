@@ -179,7 +179,8 @@ pub async fn release(store: &Store, outbox_ids: Vec<OutboxId>, due: Timestamp) -
 
 /// Records how an attempt ended: a final outcome closes the row and is applied by
 /// [`Kind::finish`] in the same transaction (the first one only); otherwise the row is due again
-/// at `retry_at`, and `flag` marks it for the operator.
+/// at `retry_at`, and `flag` marks it for the operator, unless it was claimed again meanwhile
+/// (this attempt outlived its lease): the later claim then settles it.
 pub async fn record<K: Kind>(
     store: &Store,
     claim: Claim<K::Item>,
@@ -192,7 +193,7 @@ pub async fn record<K: Kind>(
         .transaction(move |tx| {
             let id = claim.entry.id;
             let error = match K::ending(&outcome) {
-                Ending::Retry(error) => return tx.retry(id, retry_at, error, flag),
+                Ending::Retry(error) => return tx.retry(&claim.entry, retry_at, error, flag),
                 Ending::Final(error) => error,
             };
             // Only the first final outcome counts: a late or duplicate answer (a delivery that

@@ -1,12 +1,14 @@
-//! Operator data in SQLite: each MPP, organization, trade point and service is one JSON document.
+//! Operator data in the store (SQLite or PostgreSQL): each MPP, organization, trade point and
+//! service is one JSON document. [`read_catalog_file`] reads a SQLite file beside a running PS.
 
 use jiff::Timestamp;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::db::{Db, args};
 use super::{Store, StoreError, StoreResult};
 use crate::catalog::{CatalogFile, Mpp, Organization, Service, TradePoint};
 
@@ -44,35 +46,29 @@ impl CatalogDoc for Service {
     }
 }
 
-fn put<T: CatalogDoc>(
-    conn: &Connection,
-    doc: &T,
-    now: Timestamp,
-    overwrite: bool,
-) -> StoreResult<bool> {
+/// Stores `doc`; an item already stored under its key is replaced when `overwrite`, else kept.
+/// True if a row was written. One statement: of several nodes seeding the same item at once, one
+/// inserts it and the others find it there.
+fn put<T: CatalogDoc>(db: Db<'_>, doc: &T, now: Timestamp, overwrite: bool) -> StoreResult<bool> {
     let json = serde_json::to_string(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let verb = if overwrite {
-        "INSERT OR REPLACE"
+    let sql = if overwrite {
+        "INSERT INTO catalog (kind, key, doc, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, \
+         updated_at_ms = excluded.updated_at_ms"
     } else {
-        "INSERT OR IGNORE"
+        "INSERT INTO catalog (kind, key, doc, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (kind, key) DO NOTHING"
     };
-    let sql =
-        format!("{verb} INTO catalog (kind, key, doc, updated_at_ms) VALUES (?1, ?2, ?3, ?4)");
-    let n = conn.prepare_cached(&sql)?.execute(params![
-        T::KIND,
-        doc.key(),
-        json,
-        now.as_millisecond()
-    ])?;
+    let n = db.execute(sql, args![T::KIND, doc.key(), json, now.as_millisecond()])?;
     Ok(n > 0)
 }
 
-fn catalog_file(conn: &Connection) -> StoreResult<CatalogFile> {
+fn catalog_file(db: Db<'_>) -> StoreResult<CatalogFile> {
     Ok(CatalogFile {
-        mpps: all(conn)?,
-        organizations: all(conn)?,
-        trade_points: all(conn)?,
-        services: all(conn)?,
+        mpps: all(db)?,
+        organizations: all(db)?,
+        trade_points: all(db)?,
+        services: all(db)?,
     })
 }
 
@@ -83,18 +79,17 @@ pub fn read_catalog_file(path: &Path) -> StoreResult<CatalogFile> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     super::migrations::check_current(&conn)?;
-    catalog_file(&conn)
+    catalog_file(Db::Lite(&conn))
 }
 
-fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT key, doc FROM catalog WHERE kind = ?1 ORDER BY key")?;
-    let rows = stmt.query_map([T::KIND], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
+fn all<T: CatalogDoc>(db: Db<'_>) -> StoreResult<Vec<T>> {
+    let rows = db.query_map(
+        "SELECT key, doc FROM catalog WHERE kind = ?1 ORDER BY key",
+        args![T::KIND],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+    )?;
     let mut docs = Vec::new();
-    for row in rows {
-        let (key, json) = row?;
+    for (key, json) in rows {
         let doc = serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("catalog {} {key}: {e}", T::KIND)))?;
         docs.push(doc);
@@ -105,7 +100,7 @@ fn all<T: CatalogDoc>(conn: &Connection) -> StoreResult<Vec<T>> {
 impl super::Tx<'_> {
     /// Everything stored, as one file, as this transaction sees it.
     pub(crate) fn catalog_file(&self) -> StoreResult<CatalogFile> {
-        catalog_file(self.conn)
+        catalog_file(self.db)
     }
 
     /// Creates or replaces one item (the caller checked the catalog with it first).
@@ -114,7 +109,7 @@ impl super::Tx<'_> {
         doc: &T,
         now: Timestamp,
     ) -> StoreResult<()> {
-        put(self.conn, doc, now, true).map(|_| ())
+        put(self.db, doc, now, true).map(|_| ())
     }
 }
 
@@ -122,21 +117,21 @@ impl Store {
     /// Inserts every item of `file` whose key is not stored yet; stored items are left as they
     /// are, so changes made through the admin API survive a restart. Returns how many were new.
     pub async fn seed_catalog(&self, file: CatalogFile, now: Timestamp) -> StoreResult<usize> {
-        self.write(move |conn| {
+        self.transaction(move |tx| {
             let mut added = 0;
             for m in &file.mpps {
-                added += usize::from(put(conn, m, now, false)?);
+                added += usize::from(put(tx.db, m, now, false)?);
             }
             for o in &file.organizations {
                 let mut o = o.clone();
                 o.hash_keys();
-                added += usize::from(put(conn, &o, now, false)?);
+                added += usize::from(put(tx.db, &o, now, false)?);
             }
             for t in &file.trade_points {
-                added += usize::from(put(conn, t, now, false)?);
+                added += usize::from(put(tx.db, t, now, false)?);
             }
             for s in &file.services {
-                added += usize::from(put(conn, s, now, false)?);
+                added += usize::from(put(tx.db, s, now, false)?);
             }
             Ok(added)
         })
@@ -145,6 +140,6 @@ impl Store {
 
     /// Everything stored, as one file.
     pub(crate) async fn load_catalog(&self) -> StoreResult<CatalogFile> {
-        self.read(catalog_file).await
+        self.read_db(catalog_file).await
     }
 }

@@ -7,10 +7,12 @@
 //! that whatever its earlier runs still hold is abandoned, so those deliveries are due at once
 //! instead of after the rest of their lease (a refund's is a minute by default, a register
 //! e-mail's a quarter of an hour). Other nodes' leases are left to run out: they may be alive.
+//! Taking back is one conditional statement, so a row another node claims at that moment (its
+//! lease then names that node) is left to it, under READ COMMITTED as under SERIALIZABLE.
 
 use jiff::Timestamp;
-use rusqlite::params;
 
+use super::db::args;
 use super::payments::ms;
 use super::{Store, StoreResult};
 
@@ -40,14 +42,15 @@ impl Store {
         holder: LeaseHolder,
         now: Timestamp,
     ) -> StoreResult<usize> {
-        self.write(move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE outbox SET lease_until_ms = 0 WHERE done_at_ms IS NULL AND lease_until_ms > ?1 \
-                     AND lease_node = ?2 AND lease_run IS NOT ?3",
-                )?
-                .execute(params![ms(now), holder.node, holder.run])?;
-            Ok(n)
+        self.transaction(move |tx| {
+            // `lease_run IS NOT ?3` is SQLite's alone; a lease from before leases named a run
+            // (NULL) is an earlier run's too.
+            tx.db.execute(
+                "UPDATE outbox SET lease_until_ms = 0 WHERE done_at_ms IS NULL \
+                 AND lease_until_ms > ?1 AND lease_node = ?2 \
+                 AND (lease_run IS NULL OR lease_run <> ?3)",
+                args![ms(now), holder.node, holder.run],
+            )
         })
         .await
     }
@@ -84,13 +87,12 @@ mod tests {
         for (ref_id, holder, until, done) in rows {
             let (node, run) = (holder.node.clone(), holder.run.clone());
             store
-                .write(move |conn| {
-                    conn.execute(
+                .transaction(move |tx| {
+                    tx.db.execute(
                         "INSERT INTO outbox (kind, ref_id, created_at_ms, due_at_ms, lease_until_ms, \
                          done_at_ms, lease_node, lease_run) VALUES ('refund', ?1, 0, 0, ?2, ?3, ?4, ?5)",
-                        params![ref_id, until, done.then_some(1), node, run],
-                    )?;
-                    Ok(())
+                        args![ref_id, until, done.then_some(1), node, run],
+                    )
                 })
                 .await
                 .expect("inserted");
@@ -101,11 +103,12 @@ mod tests {
             "only the earlier run's live lease of an open delivery"
         );
         let leases: Vec<(i64, i64)> = store
-            .read(|conn| {
-                let mut stmt =
-                    conn.prepare("SELECT ref_id, lease_until_ms FROM outbox ORDER BY ref_id")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            .read_db(|db| {
+                db.query_map(
+                    "SELECT ref_id, lease_until_ms FROM outbox ORDER BY ref_id",
+                    args![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
             })
             .await
             .expect("read");

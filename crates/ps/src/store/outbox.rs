@@ -1,13 +1,18 @@
-//! The outbox in SQLite: one table for every delivery to another system (a refund to its MPP, a
-//! register e-mail), each row written in the transaction of the business change it carries out,
-//! then claimed under a lease, closed by its first final outcome or made due again. Per-table
-//! operations only: when to retry, when to flag and what an outcome means are the callers'
-//! (the top-level `outbox` module); what each row delivers is its kind's table (`refunds`,
-//! `register_deliveries`). Leases held by a dead run are taken back in `leases.rs`.
+//! The outbox in the store (SQLite or PostgreSQL): one table for every delivery to another system
+//! (a refund to its MPP, a register e-mail), each row written in the transaction of the business
+//! change it carries out, then claimed under a lease, closed by its first final outcome or made
+//! due again. Per-table operations only: when to retry, when to flag and what an outcome means are
+//! the callers' (the top-level `outbox` module); what each row delivers is its kind's table
+//! (`refunds`, `register_deliveries`). Leases held by a dead run are taken back in `leases.rs`.
+//!
+//! Several nodes may claim from one PostgreSQL database at once: the claim locks the rows it takes
+//! and skips those another node is taking (`FOR UPDATE SKIP LOCKED`), and every later change of a
+//! row is one conditional statement (still open; still this claim's lease), so each is right under
+//! READ COMMITTED as well as SERIALIZABLE.
 
 use jiff::{SignedDuration, Timestamp};
-use rusqlite::{Row, params};
 
+use super::db::{Row, args};
 use super::payments::{at, ms};
 use super::{LeaseHolder, Store, StoreResult, Tx};
 use crate::domain::OutboxId;
@@ -40,6 +45,9 @@ pub struct OutboxEntry {
     /// Attempts so far, this one included.
     pub attempts: u32,
     pub queued_at: Timestamp,
+    /// The lease this claim set, as stored: it tells this claim from a later one of the same row
+    /// (after this one's lease ran out), whose lease a late retry of this one must not touch.
+    lease_until_ms: i64,
 }
 
 /// An outbox row's delivery state, as the operator's views show it beside what it delivers.
@@ -66,7 +74,7 @@ pub(super) type StateColumns = (
 );
 
 /// Reads [`STATE_COLUMNS`] starting at `first` (all NULL where the view has no outbox row).
-pub(super) fn state_columns(r: &Row<'_>, first: usize) -> rusqlite::Result<StateColumns> {
+pub(super) fn state_columns(r: &Row<'_>, first: usize) -> StoreResult<StateColumns> {
     Ok((
         r.get(first)?,
         r.get(first + 1)?,
@@ -88,6 +96,24 @@ pub(super) fn state(
     })
 }
 
+/// The claim's statement, for rows of one kind (`?2`) and, with `filter`, of one target (`?7`).
+/// `lock` is PostgreSQL's: the due rows are locked in the statement that leases them, and rows
+/// another node is claiming at that moment are skipped rather than waited for (or taken twice).
+/// SQLite has one writer, so its claims never overlap.
+macro_rules! claim_sql {
+    ($filter:literal, $lock:literal) => {
+        concat!(
+            "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?5, \
+             lease_run = ?6 WHERE id IN (SELECT id FROM outbox WHERE done_at_ms IS NULL \
+             AND kind = ?2",
+            $filter,
+            " AND due_at_ms <= ?3 AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4",
+            $lock,
+            ") RETURNING id, ref_id, attempts, created_at_ms"
+        )
+    };
+}
+
 impl Tx<'_> {
     /// Queues a delivery of `kind` for row `ref_id`, due at once (`target`: the receiver it goes
     /// to, claimed on its own; empty for kinds claimed all together).
@@ -98,11 +124,11 @@ impl Tx<'_> {
         target: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
-            )?
-            .execute(params![kind.as_str(), ref_id, target, ms(now)])?;
+        self.db.execute(
+            "INSERT INTO outbox (kind, ref_id, target, created_at_ms, due_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            args![kind.as_str(), ref_id, target, ms(now)],
+        )?;
         Ok(())
     }
 
@@ -121,32 +147,36 @@ impl Tx<'_> {
     ) -> StoreResult<Vec<OutboxEntry>> {
         let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let row = |r: &Row<'_>| -> rusqlite::Result<(OutboxId, i64, i64, i64)> {
+        let row = |r: &Row<'_>| -> StoreResult<(OutboxId, i64, i64, i64)> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         };
-        // Two statements rather than `?5 IS NULL OR target = ?5`, so that each is planned on its
+        let pg = self.db.is_postgres();
+        let (kind, now_ms) = (kind.as_str(), ms(now));
+        let (node, run) = (&holder.node, &holder.run);
+        // Two statements rather than `?7 IS NULL OR target = ?7`, so that each is planned on its
         // own index: by kind, target and due time, or by kind and due time.
         let rows = match target {
-            Some(target) => self
-                .conn
-                .prepare_cached(
-                    "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?6, lease_run = ?7 \
-                     WHERE id IN \
-                     (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND target = ?5 AND due_at_ms <= ?3 \
-                     AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
+            Some(target) => {
+                let sql = if pg {
+                    claim_sql!(" AND target = ?7", " FOR UPDATE SKIP LOCKED")
+                } else {
+                    claim_sql!(" AND target = ?7", "")
+                };
+                self.db.query_map(
+                    sql,
+                    args![until, kind, now_ms, limit, node, run, target],
+                    row,
                 )?
-                .query_map(params![until, kind.as_str(), ms(now), limit, target, holder.node, holder.run], row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
-            None => self
-                .conn
-                .prepare_cached(
-                    "UPDATE outbox SET lease_until_ms = ?1, attempts = attempts + 1, lease_node = ?5, lease_run = ?6 \
-                     WHERE id IN \
-                     (SELECT id FROM outbox WHERE done_at_ms IS NULL AND kind = ?2 AND due_at_ms <= ?3 \
-                     AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4) RETURNING id, ref_id, attempts, created_at_ms",
-                )?
-                .query_map(params![until, kind.as_str(), ms(now), limit, holder.node, holder.run], row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
+            }
+            None => {
+                let sql = if pg {
+                    claim_sql!("", " FOR UPDATE SKIP LOCKED")
+                } else {
+                    claim_sql!("", "")
+                };
+                self.db
+                    .query_map(sql, args![until, kind, now_ms, limit, node, run], row)?
+            }
         };
         let mut claimed = Vec::new();
         for (id, ref_id, attempts, created) in rows {
@@ -155,6 +185,7 @@ impl Tx<'_> {
                 ref_id,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 queued_at: at(Some(created))?.unwrap_or(now),
+                lease_until_ms: until,
             });
         }
         Ok(claimed)
@@ -162,49 +193,51 @@ impl Tx<'_> {
 
     /// Closes a delivery with its final outcome (`error`: why it failed, if it did). Only the
     /// first final outcome counts: false if the row was closed already (a late or duplicate
-    /// answer of a delivery that outlived its lease), which must then change nothing.
+    /// answer of a delivery that outlived its lease), which must then change nothing. One
+    /// conditional statement, so of two nodes closing the same row at once only one sees true.
     pub fn close(
         &self,
         outbox_id: OutboxId,
         now: Timestamp,
         error: Option<&str>,
     ) -> StoreResult<bool> {
-        let closed = self
-            .conn
-            .prepare_cached(
-                "UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 \
-                 WHERE id = ?3 AND done_at_ms IS NULL",
-            )?
-            .execute(params![ms(now), error, outbox_id])?;
+        let closed = self.db.execute(
+            "UPDATE outbox SET done_at_ms = ?1, last_error = ?2, lease_until_ms = 0 \
+             WHERE id = ?3 AND done_at_ms IS NULL",
+            args![ms(now), error, outbox_id],
+        )?;
         Ok(closed == 1)
     }
 
-    /// Makes an open delivery due again at `retry_at` after an attempt without a final outcome;
-    /// `flag` marks it for the operator (a flag stays once set).
+    /// Makes the open delivery `entry` claimed due again at `retry_at` after an attempt without a
+    /// final outcome; `flag` marks it for the operator (a flag stays once set). Only while the row
+    /// still holds this claim's lease: an attempt that outlived its lease, whose row was claimed
+    /// again meanwhile (by any node), leaves that later claim's lease alone.
     pub fn retry(
         &self,
-        outbox_id: OutboxId,
+        entry: &OutboxEntry,
         retry_at: Timestamp,
         error: &str,
         flag: bool,
     ) -> StoreResult<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0, last_error = ?2, flagged = MAX(flagged, ?3) \
-                 WHERE id = ?4 AND done_at_ms IS NULL",
-            )?
-            .execute(params![ms(retry_at), error, i64::from(flag), outbox_id])?;
+        self.db.execute(
+            "UPDATE outbox SET due_at_ms = ?1, lease_until_ms = 0, last_error = ?2, \
+             flagged = CASE WHEN ?3 <> 0 THEN 1 ELSE flagged END \
+             WHERE id = ?4 AND done_at_ms IS NULL AND lease_until_ms = ?5",
+            args![ms(retry_at), error, flag, entry.id, entry.lease_until_ms],
+        )?;
         Ok(())
     }
 
     /// Hands claims back untried: not an attempt, due at `due`.
     pub fn release(&self, outbox_ids: &[OutboxId], due: Timestamp) -> StoreResult<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE outbox SET lease_until_ms = 0, attempts = MAX(attempts - 1, 0), due_at_ms = ?1 \
-             WHERE id = ?2 AND done_at_ms IS NULL",
-        )?;
         for id in outbox_ids {
-            stmt.execute(params![ms(due), id])?;
+            self.db.execute(
+                "UPDATE outbox SET lease_until_ms = 0, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, due_at_ms = ?1 \
+                 WHERE id = ?2 AND done_at_ms IS NULL",
+                args![ms(due), id],
+            )?;
         }
         Ok(())
     }
@@ -216,13 +249,11 @@ impl Tx<'_> {
         ref_id: i64,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let n = self
-            .conn
-            .prepare_cached(
-                // A delivery in flight keeps its lease: the retry comes after it, not beside it.
-                "UPDATE outbox SET due_at_ms = ?1 WHERE kind = ?2 AND ref_id = ?3 AND done_at_ms IS NULL",
-            )?
-            .execute(params![ms(now), kind.as_str(), ref_id])?;
+        // A delivery in flight keeps its lease: the retry comes after it, not beside it.
+        let n = self.db.execute(
+            "UPDATE outbox SET due_at_ms = ?1 WHERE kind = ?2 AND ref_id = ?3 AND done_at_ms IS NULL",
+            args![ms(now), kind.as_str(), ref_id],
+        )?;
         Ok(n > 0)
     }
 }
@@ -230,12 +261,15 @@ impl Tx<'_> {
 impl Store {
     /// Open deliveries of `kind`, and how many of them are flagged.
     pub(crate) async fn outbox_counts(&self, kind: OutboxKind) -> StoreResult<(u64, u64)> {
-        self.read(move |conn| {
-            let (all, flagged): (i64, i64) = conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(flagged), 0) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
-                [kind.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+        self.read_db(move |db| {
+            // PostgreSQL's SUM of a BIGINT is a NUMERIC: cast back.
+            let counts = db.query_row(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(flagged), 0) AS BIGINT) FROM outbox \
+                 WHERE kind = ?1 AND done_at_ms IS NULL",
+                args![kind.as_str()],
+                |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
             )?;
+            let (all, flagged) = counts.unwrap_or((0, 0));
             Ok((
                 u64::try_from(all).unwrap_or(0),
                 u64::try_from(flagged).unwrap_or(0),
@@ -247,14 +281,84 @@ impl Store {
     /// When the earliest open delivery of `kind` may be claimed, if any (a read, so an idle
     /// sender never writes).
     pub(crate) async fn outbox_next_due(&self, kind: OutboxKind) -> StoreResult<Option<Timestamp>> {
-        self.read(move |conn| {
-            let due: Option<i64> = conn.query_row(
-                "SELECT MIN(MAX(due_at_ms, lease_until_ms)) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
-                [kind.as_str()],
-                |r| r.get(0),
+        self.read_db(move |db| {
+            // The later of the due time and the lease, per row (scalar MAX is SQLite's alone).
+            let due = db.query_row(
+                "SELECT MIN(CASE WHEN due_at_ms > lease_until_ms THEN due_at_ms \
+                 ELSE lease_until_ms END) FROM outbox WHERE kind = ?1 AND done_at_ms IS NULL",
+                args![kind.as_str()],
+                |r| r.get::<Option<i64>>(0),
             )?;
-            at(due)
+            at(due.flatten())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreLimits;
+
+    #[tokio::test]
+    async fn a_retry_after_its_lease_ran_out_leaves_a_later_claim_alone() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let limits = StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            write_wait_ms: 10_000,
+        };
+        let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
+        let now = Timestamp::from_second(1_800_000_000).expect("in range");
+        let lease = SignedDuration::from_secs(60);
+        let later = now + SignedDuration::from_secs(61);
+        let claim = |at: Timestamp, node: &str| {
+            let holder = LeaseHolder::new_run(node);
+            store.transaction(move |tx| tx.claim(OutboxKind::Refund, None, at, 10, lease, &holder))
+        };
+        store
+            .transaction(move |tx| tx.enqueue(OutboxKind::Refund, 7, "wallet", now))
+            .await
+            .expect("queued");
+        let first = claim(now, "node-a").await.expect("claimed");
+        assert_eq!(first.len(), 1);
+        let second = claim(later, "node-b").await.expect("claimed again");
+        assert_eq!(second.len(), 1, "the first lease ran out");
+        assert_eq!(second[0].attempts, 2);
+
+        let stale = first[0].clone();
+        store
+            .transaction(move |tx| tx.retry(&stale, later, "timeout", true))
+            .await
+            .expect("a late retry is no error");
+        assert!(
+            claim(later, "node-c").await.expect("read").is_empty(),
+            "the later claim keeps its lease"
+        );
+        assert_eq!(
+            store
+                .outbox_counts(OutboxKind::Refund)
+                .await
+                .expect("counts"),
+            (1, 0),
+            "and the late retry flagged nothing"
+        );
+
+        let current = second[0].clone();
+        store
+            .transaction(move |tx| tx.retry(&current, later, "timeout", true))
+            .await
+            .expect("retried");
+        assert_eq!(
+            store
+                .outbox_counts(OutboxKind::Refund)
+                .await
+                .expect("counts"),
+            (1, 1)
+        );
+        let third = claim(later, "node-c").await.expect("claimed");
+        assert_eq!(third.len(), 1, "due again at once, its lease ended");
+        assert_eq!(third[0].attempts, 3);
     }
 }

@@ -270,7 +270,7 @@ impl super::Tx<'_> {
     pub(crate) fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
         save(self.db, payment, policy)?;
         if payment.status == Status::Confirmed {
-            super::registers::fix_commission(self.conn, payment.id)?;
+            super::registers::fix_commission(self.db, payment.id)?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 
 use super::db::{Row, args};
-use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, StateColumns, state};
+use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
 use super::refunds::{COLUMNS, from_row, load};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{Refund, RefundId, RefundStatus};
@@ -61,7 +61,7 @@ impl Store {
                 args![status.map(|s| s.as_str()), limit, after, kind],
                 |r| {
                     let raw = from_row(r)?;
-                    let delivery = state(outbox_state_columns(r, o)?)?;
+                    let delivery = state(state_columns(r, o)?)?;
                     Ok(RefundView {
                         refund: raw.check()?,
                         attempts: delivery.attempts,
@@ -89,16 +89,4 @@ impl Store {
     pub(crate) async fn undelivered_counts(&self) -> StoreResult<(u64, u64)> {
         self.outbox_counts(OutboxKind::Refund).await
     }
-}
-
-/// Reads `outbox::STATE_COLUMNS` starting at `first` (all NULL where the refund has no outbox
-/// row). Once `outbox::state_columns` reads a `db::Row` as well, this is that.
-fn outbox_state_columns(r: &Row<'_>, first: usize) -> StoreResult<StateColumns> {
-    Ok((
-        r.get(first)?,
-        r.get(first + 1)?,
-        r.get(first + 2)?,
-        r.get(first + 3)?,
-        r.get(first + 4)?,
-    ))
 }
