@@ -76,9 +76,9 @@ pub async fn run(args: RegistersArgs) -> anyhow::Result<()> {
     }
     // A register of a database that is not there would be an empty register, not an answer.
     anyhow::ensure!(
-        config.database.exists(),
+        tolem_ps::is_postgres_url(&config.database) || config.database.exists(),
         "no database at {}: give --db the PS's database file (or `database` in --config)",
-        config.database.display()
+        tolem_ps::database_for_display(&config.database)
     );
     std::fs::create_dir_all(&common.out)
         .with_context(|| format!("cannot create {}", common.out.display()))?;

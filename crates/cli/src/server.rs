@@ -72,11 +72,21 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     if std::env::var_os("TOLEM_PUBLIC_URL").is_none() {
         config.public_url = local_url.clone();
     }
-    if !config.database.exists() {
+    let on_postgres = tolem_ps::is_postgres_url(&config.database);
+    // The demo MPPs keep their books in SQLite files: beside the PS's file, or in the sandbox's
+    // temporary folder when the PS is on PostgreSQL.
+    let mpp_books = |caller: &str| {
+        if on_postgres {
+            dir.join(format!("tolem-sandbox-{caller}.db"))
+        } else {
+            sibling(&config.database, caller)
+        }
+    };
+    if !on_postgres && !config.database.exists() {
         // A new PS numbers payments and refunds from 1 again; demo MPP books of an earlier PS
         // would take those ids for ones they already know.
         for demo in SANDBOX_MPPS {
-            let file = sibling(&config.database, demo.caller);
+            let file = mpp_books(demo.caller);
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
             }
@@ -108,7 +118,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
             // The demo MPPs call the PS where it listens, beside them.
             ps_url: local_url.clone(),
             listen: mpp_addr,
-            database: sibling(&config.database, caller),
+            database: mpp_books(caller),
             customers: customers
                 .iter()
                 .map(|(id, name, tenge)| CustomerSeed {
@@ -156,7 +166,11 @@ fn sibling(db: &Path, caller: &str) -> PathBuf {
 /// Opens the PS on `config.database`; a database that cannot be used names the file and the flag.
 pub async fn start(config: Config) -> anyhow::Result<AppState> {
     let path = config.database.clone();
-    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let on_postgres = tolem_ps::is_postgres_url(&path);
+    if let Some(folder) = path
+        .parent()
+        .filter(|p| !on_postgres && !p.as_os_str().is_empty())
+    {
         anyhow::ensure!(
             folder.is_dir(),
             "no folder {} for the database {}: create it or give --db another file",
@@ -170,6 +184,11 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
             StartError::Store(StoreError::Sqlite(err)) => anyhow::anyhow!(
                 "cannot use the database {}: {err}; check that it is a Tolem PS database this user may write, or give --db another file",
                 path.display()
+            ),
+            StartError::Store(StoreError::Postgres(err)) => anyhow::anyhow!(
+                "cannot use the database {}: {err}; check that the PostgreSQL server is reachable \
+                 and that the database exists and this user may create tables in it",
+                tolem_ps::database_for_display(&path)
             ),
             other => other.into(),
         })
@@ -245,7 +264,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let app = start(config).await?;
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
-    tracing::info!(%addr, database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");
+    tracing::info!(%addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     if !app.config.sandbox && !tolem_ps::merchant_api::identity::certificates_required(&app.config)
     {
         // DECISIONS 41 wants r2 and r3 known by their client certificate; without a way to
@@ -296,7 +315,7 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
         say!("  {url} ({surfaces})");
         tracing::info!(%url, %surfaces, "listening");
     }
-    tracing::info!(database = %database.display(), sandbox = app.config.sandbox, "Tolem PS started");
+    tracing::info!(database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -22,8 +22,8 @@ use crate::config::{ListenerConfig, SurfaceName};
 use crate::connections::{self, ConnectionLimits, TlsError, TlsFiles, tls};
 use crate::state::AppState;
 use crate::{
-    admin_api, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers, request_id,
-    sweeper,
+    admin_api, catalog_watch, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers,
+    request_id, sweeper,
 };
 
 /// Every route of the PS.
@@ -279,6 +279,7 @@ pub async fn serve_listeners(
     let sweeper = tokio::spawn(sweeper::run(app.clone(), stop.clone()));
     let dispatcher = tokio::spawn(refund_dispatch::run(app.clone(), stop.clone()));
     let registers = tokio::spawn(registers::run(app.clone(), stop.clone()));
+    let catalog_watch = tokio::spawn(catalog_watch::run(app.clone(), stop.clone()));
     let mut limits = ConnectionLimits::of(&app.config.limits);
     limits.listeners = listeners.len();
     let tls_files: Vec<(String, Arc<TlsFiles>)> = listeners
@@ -323,6 +324,7 @@ pub async fn serve_listeners(
     let _ = sweeper.await;
     let _ = dispatcher.await;
     let _ = registers.await;
+    let _ = catalog_watch.await;
     let _ = reloader.await;
     result
 }

@@ -26,6 +26,7 @@
 mod admin_api;
 pub mod app;
 pub mod catalog;
+mod catalog_watch;
 pub mod clock;
 mod config;
 mod connections;
@@ -48,5 +49,5 @@ pub mod store;
 mod sweeper;
 
 pub use app::{Listener, serve, serve_listeners};
-pub use config::Config;
+pub use config::{Config, database_for_display, is_postgres_url};
 pub use state::{App, AppState};

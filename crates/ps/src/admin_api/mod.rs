@@ -118,7 +118,7 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
 }
 
 async fn catalog(State(app): State<AppState>) -> AdminResult {
-    let file = app.store.load_catalog().await.map_err(internal)?;
+    let (_, file) = app.store.load_catalog().await.map_err(internal)?;
     Ok(Json(file).into_response())
 }
 

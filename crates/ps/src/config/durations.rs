@@ -119,6 +119,11 @@ impl LimitsConfig {
     pub fn tls_files_check_interval(&self) -> Duration {
         millis(self.tls_files_check_interval_ms)
     }
+
+    /// `catalog_check_interval_ms`.
+    pub fn catalog_check_interval(&self) -> Duration {
+        millis(self.catalog_check_interval_ms)
+    }
 }
 
 impl RegistersConfig {

@@ -24,7 +24,8 @@ pub struct Config {
     /// Address the server listens on when `listeners` is empty (one plain listener for every
     /// surface); unused otherwise.
     pub listen: SocketAddr,
-    /// The SQLite database file.
+    /// The database: a SQLite file (one node), or a PostgreSQL URL `postgres://…` (any number of
+    /// nodes sharing it, DECISIONS 45).
     pub database: PathBuf,
     /// Base URL under which the PS is reached from outside (receipt and payment links): with
     /// `listeners`, the merchant listener's public address.
@@ -287,6 +288,8 @@ pub struct LimitsConfig {
     /// Most writes that share one commit.
     pub write_batch_max: usize,
     pub read_connections: usize,
+    /// PostgreSQL only: connections this node keeps to the database, for writes and reads alike.
+    pub database_connections: usize,
     /// How long a request waits for its write to commit; past it, 503 and "retry".
     pub request_timeout_ms: u64,
     pub expiry_batch_max: usize,
@@ -327,6 +330,9 @@ pub struct LimitsConfig {
     /// How often the TLS listeners' certificate, key and client CA files are read to see whether
     /// they changed (SIGHUP reads them at once).
     pub tls_files_check_interval_ms: u64,
+    /// How often a node checks whether the operator data changed in the database (an admin change
+    /// made through another node sharing it, DECISIONS 45); its own changes are live at once.
+    pub catalog_check_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -376,6 +382,7 @@ impl Default for LimitsConfig {
             write_queue_max: 20_000,
             write_batch_max: 1_024,
             read_connections: 4,
+            database_connections: 16,
             request_timeout_ms: 10_000,
             expiry_batch_max: 1_000,
             pos_replay_retention_s: 86_400,
@@ -397,6 +404,7 @@ impl Default for LimitsConfig {
             mpp_requests_per_s: 0,
             mpp_requests_burst: 0,
             tls_files_check_interval_ms: 10_000,
+            catalog_check_interval_ms: 1_000,
         }
     }
 }
@@ -410,6 +418,33 @@ pub enum ConfigError {
     },
     #[error("configuration: {0}")]
     Invalid(String),
+}
+
+/// Whether `database` names PostgreSQL (`postgres://…`, `postgresql://…`) rather than a file.
+pub fn is_postgres_url(database: &Path) -> bool {
+    database
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
+/// `database` fit for a log line or an error: a PostgreSQL URL without its password.
+pub fn database_for_display(database: &Path) -> String {
+    let shown = database.display().to_string();
+    if !is_postgres_url(database) {
+        return shown;
+    }
+    match (shown.find("://"), shown.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &shown[scheme + 3..at];
+            match user_info.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &shown[..scheme + 3], &shown[at..])
+                }
+                None => shown,
+            }
+        }
+        _ => shown,
+    }
 }
 
 impl Config {
@@ -549,7 +584,11 @@ impl Config {
             );
         }
         let l = &self.limits;
-        if l.write_queue_max == 0 || l.write_batch_max == 0 || l.read_connections == 0 {
+        if l.write_queue_max == 0
+            || l.write_batch_max == 0
+            || l.read_connections == 0
+            || l.database_connections == 0
+        {
             return invalid(
                 "limits",
                 "queue, batch and connection limits must be positive",
@@ -590,6 +629,9 @@ impl Config {
         }
         if l.tls_files_check_interval_ms == 0 {
             return invalid("limits.tls_files_check_interval_ms", "must be positive");
+        }
+        if l.catalog_check_interval_ms == 0 {
+            return invalid("limits.catalog_check_interval_ms", "must be positive");
         }
         self.validate_listeners()?;
         // The header a trusted proxy names the client certificate in (DECISIONS 41).

@@ -10,7 +10,7 @@ pub use outcomes::Outcomes;
 pub use rate::RequestRate;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use jiff::tz::TimeZone;
 
@@ -25,6 +25,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub catalog: CatalogHandle,
+    /// The catalog version `catalog` was built from; -1 before the first load.
+    catalog_version: AtomicI64,
     pub clock: SharedClock,
     pub zone: TimeZone,
     pub policy: Policy,
@@ -128,6 +130,7 @@ impl App {
             config,
             store,
             catalog: CatalogHandle::default(),
+            catalog_version: AtomicI64::new(-1),
             clock,
             zone,
             policy,
@@ -144,11 +147,18 @@ impl App {
         Ok(Arc::new(app))
     }
 
-    /// Rebuilds the in-memory snapshot from the database (after an admin change).
+    /// Rebuilds the in-memory snapshot from the database (after an admin change, here or on
+    /// another node) and remembers the version it was built from.
     pub(crate) async fn reload_catalog(&self) -> Result<(), StoreError> {
-        let file = self.store.load_catalog().await?;
+        let (version, file) = self.store.load_catalog().await?;
         self.catalog.replace(Catalog::build(&file));
+        self.catalog_version.store(version, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The catalog version the snapshot was built from (`catalog_watch`).
+    pub(crate) fn catalog_version(&self) -> i64 {
+        self.catalog_version.load(Ordering::Relaxed)
     }
 
     pub(crate) fn merchant_check(&self) -> MerchantCheck {

@@ -109,8 +109,29 @@ impl super::Tx<'_> {
         doc: &T,
         now: Timestamp,
     ) -> StoreResult<()> {
-        put(self.db, doc, now, true).map(|_| ())
+        put(self.db, doc, now, true)?;
+        bump_version(self.db)
     }
+}
+
+/// A new catalog version: the other nodes sharing the database reload their snapshot when
+/// they see it (`catalog_watch`).
+fn bump_version(db: Db<'_>) -> StoreResult<()> {
+    db.execute(
+        "UPDATE catalog_version SET version = version + 1 WHERE id = 1",
+        args![],
+    )?;
+    Ok(())
+}
+
+fn version(db: Db<'_>) -> StoreResult<i64> {
+    Ok(db
+        .query_row(
+            "SELECT version FROM catalog_version WHERE id = 1",
+            args![],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
 }
 
 impl Store {
@@ -133,13 +154,24 @@ impl Store {
             for s in &file.services {
                 added += usize::from(put(tx.db, s, now, false)?);
             }
+            if added > 0 {
+                bump_version(tx.db)?;
+            }
             Ok(added)
         })
         .await
     }
 
-    /// Everything stored, as one file.
-    pub(crate) async fn load_catalog(&self) -> StoreResult<CatalogFile> {
-        self.read_db(catalog_file).await
+    /// Everything stored, as one file, with the catalog version it is at least as new as (the
+    /// version is read first: a change committed between the two reads only makes the next
+    /// check reload once more).
+    pub(crate) async fn load_catalog(&self) -> StoreResult<(i64, CatalogFile)> {
+        self.read_db(|db| Ok((version(db)?, catalog_file(db)?)))
+            .await
+    }
+
+    /// The catalog version: it moves with every change of the operator data.
+    pub(crate) async fn catalog_version(&self) -> StoreResult<i64> {
+        self.read_db(version).await
     }
 }

@@ -1,53 +1,10 @@
 //! PS operation ids (DECISIONS 40): payments and refunds draw their ids from one sequence, so an
 //! id names one operation across the whole PS, in registers and receipts alike. Ids stay integers
 //! (JSON numbers on the wire); only who hands them out changed. A typed id of `domain::ids` crosses
-//! into and out of SQL as the integer it wraps: through `db.rs` (`Arg`/`Column`), and here for the
-//! operations still written against rusqlite directly.
-
-use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+//! into and out of SQL as the integer it wraps (`db.rs`'s `Arg`/`Column`).
 
 use super::StoreResult;
 use super::db::Db;
-use crate::domain::{CallerName, DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
-
-/// `ToSql`/`FromSql` for id newtypes, for the operations still written against rusqlite directly
-/// (the outbox's and the registers'); they go once those run through `db.rs` too. The domain
-/// does not name rusqlite, so they are written here.
-macro_rules! sql_id {
-    ($($name:ident),*) => {$(
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.get()))
-            }
-        }
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<$name> {
-                i64::column_result(value).map($name::new)
-            }
-        }
-    )*};
-}
-
-sql_id!(
-    PaymentId,
-    RefundId,
-    TradePointId,
-    ServiceId,
-    DeviceId,
-    OutboxId
-);
-
-impl ToSql for CallerName {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for CallerName {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<CallerName> {
-        String::column_result(value).map(CallerName::from)
-    }
-}
 
 /// The next operation id, taken inside the caller's write transaction.
 ///

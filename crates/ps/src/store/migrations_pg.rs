@@ -182,13 +182,6 @@ const MIGRATION_LOCK_KEY: i64 = 0x74_6f_6c_65_6d;
 /// migrated is refused, so a rollback to an older binary never writes rows in tables it does not
 /// know. Waiting for the lock has no limit of its own: a node cannot serve before the schema is
 /// this build's, and the lock goes with the session of a node that dies while migrating.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "start-up calls it once the PostgreSQL store is wired"
-    )
-)]
 pub(super) fn run_postgres(db: Db<'_>) -> StoreResult<()> {
     let Db::Pg(pg) = db else {
         return Err(StoreError::Corrupt(

@@ -19,6 +19,7 @@ mod migrations;
 mod migrations_pg;
 mod outbox;
 mod payments;
+mod postgres;
 mod refund_delivery;
 mod refunds;
 mod registers;
@@ -54,7 +55,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database: {0}")]
-    Postgres(#[from] postgres::Error),
+    Postgres(#[from] ::postgres::Error),
     #[error("the write queue is full or the write did not commit in time")]
     Overloaded,
     #[error("the writer has stopped")]
@@ -90,6 +91,8 @@ pub struct StoreLimits {
     pub write_queue_max: usize,
     pub write_batch_max: usize,
     pub read_connections: usize,
+    /// PostgreSQL: connections this node keeps to the database, shared by writes and reads.
+    pub database_connections: usize,
     /// How long a caller waits for its write to commit before it is told to retry.
     pub write_wait_ms: u64,
 }
@@ -101,6 +104,7 @@ impl StoreLimits {
             write_queue_max: limits.write_queue_max,
             write_batch_max: limits.write_batch_max,
             read_connections: limits.read_connections,
+            database_connections: limits.database_connections,
             write_wait_ms: limits.request_timeout_ms,
         }
     }
@@ -113,56 +117,50 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    writer: mpsc::Sender<Job>,
     write_wait: std::time::Duration,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(Arc<postgres::Pool>),
+}
+
+/// SQLite: one writer thread, a few read-only connections, a checkpointer.
+struct Sqlite {
+    writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     checkpoint_stop: Arc<AtomicBool>,
     reader_permits: Arc<Semaphore>,
 }
 
-impl Drop for Inner {
+impl Drop for Sqlite {
     fn drop(&mut self) {
         self.checkpoint_stop.store(true, Ordering::Relaxed);
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file, runs migrations and starts the writer.
+    /// Opens the database: a PostgreSQL URL (`postgres://…`) or a SQLite file (created if
+    /// needed), runs its migrations and, for SQLite, starts the writer.
     pub fn open(path: &Path, limits: &StoreLimits) -> StoreResult<Store> {
-        let mut conn = Connection::open(path)?;
-        configure(&conn)?;
-        migrations::run(&mut conn)?;
-        // Checkpoints run on their own thread, so the writer only appends to the log.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.saturating_neg())?;
-        // Savepoints keep a copy of each page they change; in memory, not in a temporary file.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        let checkpoint_stop = start_checkpointer(path)?;
-        let (tx, rx) = mpsc::channel(limits.write_queue_max);
-        let batch_max = limits.write_batch_max;
-        std::thread::Builder::new()
-            .name("tolem-writer".to_owned())
-            .spawn(move || writer::run(conn, rx, batch_max))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
-        let mut readers = Vec::with_capacity(limits.read_connections);
-        for _ in 0..limits.read_connections {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            readers.push(conn);
-        }
+        let backend = if crate::config::is_postgres_url(path) {
+            Backend::Postgres(Arc::new(open_postgres(path, limits)?))
+        } else {
+            Backend::Sqlite(open_sqlite(path, limits)?)
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: tx,
                 write_wait: std::time::Duration::from_millis(limits.write_wait_ms),
-                readers: Mutex::new(readers),
-                checkpoint_stop,
-                reader_permits: Arc::new(Semaphore::new(limits.read_connections)),
+                backend,
             }),
         })
+    }
+
+    /// Whether this store is PostgreSQL (several nodes may share it).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner.backend, Backend::Postgres(_))
     }
 
     pub fn path(&self) -> &Path {
@@ -176,8 +174,13 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let Backend::Sqlite(lite) = &self.inner.backend else {
+            return Err(StoreError::Corrupt(
+                "a SQLite write on a PostgreSQL store".to_owned(),
+            ));
+        };
         let (job, answer) = writer::job(f);
-        self.inner.writer.try_send(job).map_err(|e| match e {
+        lite.writer.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => StoreError::WriterGone,
         })?;
@@ -202,13 +205,13 @@ impl Store {
         T: Send + 'static,
         F: Fn(&Tx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.write(move |conn| {
-            f(&Tx {
-                conn,
-                db: db::Db::Lite(conn),
-            })
-        })
-        .await
+        match &self.inner.backend {
+            Backend::Sqlite(_) => self.write(move |conn| f(&Tx::of(db::Db::Lite(conn)))).await,
+            Backend::Postgres(pool) => {
+                pool.transaction(self.inner.write_wait, move |db| f(&Tx::of(db)))
+                    .await
+            }
+        }
     }
 
     /// Runs `f` on a connection that only reads (autocommit), on a blocking thread.
@@ -217,7 +220,10 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(db::Db<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.read(move |conn| f(db::Db::Lite(conn))).await
+        match &self.inner.backend {
+            Backend::Sqlite(_) => self.read(move |conn| f(db::Db::Lite(conn))).await,
+            Backend::Postgres(pool) => pool.read(self.inner.write_wait, f).await,
+        }
     }
 
     /// Runs `f` on a read-only connection on a blocking thread.
@@ -226,30 +232,32 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let Backend::Sqlite(lite) = &self.inner.backend else {
+            return Err(StoreError::Corrupt(
+                "a SQLite read on a PostgreSQL store".to_owned(),
+            ));
+        };
         // The permit moves into the blocking task, so a connection is only taken while a permit
         // is held, even when the caller stops waiting.
-        let permit = self
-            .inner
+        let permit = lite
             .reader_permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        let inner = self.inner.clone();
+        let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
+            let Backend::Sqlite(lite) = &store.inner.backend else {
+                return Err(StoreError::WriterGone);
+            };
+            let conn = lite.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             // As many permits as connections, and each permit holder takes at most one.
             let Some(conn) = conn else {
                 return Err(StoreError::Corrupt("the read pool is empty".to_owned()));
             };
             let result = f(&conn);
-            inner
-                .readers
+            lite.readers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(conn);
@@ -263,8 +271,60 @@ impl Store {
 /// A write transaction as a use case sees it: per-table operations (`impl Tx` in each table's
 /// file: purchases, refunds, the outbox, ...), no rules. Given out by [`Store::transaction`].
 pub struct Tx<'c> {
-    conn: &'c Connection,
     db: db::Db<'c>,
+}
+
+/// Opens the SQLite file, runs its migrations and starts the writer and the checkpointer.
+fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    migrations::run(&mut conn)?;
+    // Checkpoints run on their own thread, so the writer only appends to the log.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.saturating_neg())?;
+    // Savepoints keep a copy of each page they change; in memory, not in a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    let checkpoint_stop = start_checkpointer(path)?;
+    let (tx, rx) = mpsc::channel(limits.write_queue_max);
+    let batch_max = limits.write_batch_max;
+    std::thread::Builder::new()
+        .name("tolem-writer".to_owned())
+        .spawn(move || writer::run(conn, rx, batch_max))
+        .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+    let mut readers = Vec::with_capacity(limits.read_connections);
+    for _ in 0..limits.read_connections {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        readers.push(conn);
+    }
+    Ok(Sqlite {
+        writer: tx,
+        readers: Mutex::new(readers),
+        checkpoint_stop,
+        reader_permits: Arc::new(Semaphore::new(limits.read_connections)),
+    })
+}
+
+/// Connects to PostgreSQL and runs its migrations, on a thread of its own: the `postgres`
+/// client may not block an async worker, and `open` is called from async start-up code.
+fn open_postgres(url: &Path, limits: &StoreLimits) -> StoreResult<postgres::Pool> {
+    let url = url.to_string_lossy().into_owned();
+    let connections = limits.database_connections;
+    std::thread::Builder::new()
+        .name("tolem-pg-open".to_owned())
+        .spawn(move || postgres::Pool::open(&url, connections, migrations_pg::run_postgres))
+        .map_err(|e| StoreError::Corrupt(format!("cannot start a thread: {e}")))?
+        .join()
+        .map_err(|_| StoreError::Corrupt("opening the database panicked".to_owned()))?
+}
+
+impl<'c> Tx<'c> {
+    fn of(db: db::Db<'c>) -> Tx<'c> {
+        Tx { db }
+    }
 }
 
 /// Page cache of the writer's connection.

@@ -307,6 +307,7 @@ mod tests {
             write_queue_max: 16,
             write_batch_max: 16,
             read_connections: 1,
+            database_connections: 1,
             write_wait_ms: 10_000,
         };
         let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");

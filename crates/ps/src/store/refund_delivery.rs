@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 
-use super::db::{Row, args};
+use super::db::args;
 use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
 use super::refunds::{COLUMNS, from_row, load};
 use super::{Store, StoreError, StoreResult, Tx};

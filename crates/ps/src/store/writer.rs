@@ -116,6 +116,7 @@ mod tests {
             write_queue_max: 1,
             write_batch_max: 1,
             read_connections: 1,
+            database_connections: 1,
             write_wait_ms: 100,
         };
         let store = Arc::new(Store::open(&dir.path().join("q.db"), &limits).expect("opens"));
@@ -170,6 +171,7 @@ mod tests {
             write_queue_max: 100,
             write_batch_max: 100,
             read_connections: 1,
+            database_connections: 1,
             write_wait_ms: 5_000,
         }
     }

@@ -1,0 +1,29 @@
+//! Operator data changed through another node (DECISIONS 45): with several nodes on one
+//! PostgreSQL database, an admin change made through one node is stored with a new catalog
+//! version; every node checks that version every `limits.catalog_check_interval_ms` and rebuilds
+//! its snapshot when it moved, so a change is live everywhere within that interval. The node
+//! that made the change rebuilds at once (`admin_api`). On SQLite, with one node, the check finds
+//! nothing new and costs one small read.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// Checks the catalog version until `stop`.
+pub(crate) async fn run(app: AppState, stop: CancellationToken) {
+    let interval = app.config.limits.catalog_check_interval();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match app.store.catalog_version().await {
+            Ok(version) if version != app.catalog_version() => match app.reload_catalog().await {
+                Ok(()) => tracing::info!(version, "operator data changed elsewhere; reloaded"),
+                Err(e) => tracing::warn!(error = %e, "cannot reload the operator data; will retry"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check the operator data's version"),
+        }
+    }
+}
