@@ -98,11 +98,15 @@ pub fn run(args: IpsecArgs) -> anyhow::Result<()> {
 /// are there too. A PS may be running: the database is only read (no migration, no writer).
 fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
     let path = config.database.clone();
-    if !path.exists() {
+    if !tolem_ps::is_postgres_url(&path) && !path.exists() {
         return Ok(());
     }
-    let stored = read_catalog_file(&path)
-        .with_context(|| format!("cannot read the MPPs of the database {}", path.display()))?;
+    let stored = read_catalog_file(&path).with_context(|| {
+        format!(
+            "cannot read the MPPs of the database {}",
+            tolem_ps::database_for_display(&path)
+        )
+    })?;
     let mut count = 0;
     for mpp in stored.mpps {
         count += 1;
@@ -116,7 +120,10 @@ fn stored_mpps(config: &mut Config) -> anyhow::Result<()> {
             None => config.catalog.mpps.push(mpp),
         }
     }
-    say!("read {count} MPPs of the database {}", path.display());
+    say!(
+        "read {count} MPPs of the database {}",
+        tolem_ps::database_for_display(&path)
+    );
     Ok(())
 }
 

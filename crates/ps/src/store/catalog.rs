@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::db::{Db, args};
+use super::db::{Db, PgConn, args};
 use super::{Store, StoreError, StoreResult};
 use crate::catalog::{CatalogFile, Mpp, Organization, Service, TradePoint};
 
@@ -72,10 +72,24 @@ fn catalog_file(db: Db<'_>) -> StoreResult<CatalogFile> {
     })
 }
 
-/// The operator data of a database file, read beside a PS that may be running and without
-/// writing anything: no migration, no writer, no checkpoint (`tolem ipsec`). A database of
-/// another schema version than this build's is refused rather than misread.
+/// The operator data of a database (a file or a PostgreSQL URL), read beside a PS that may be
+/// running and without writing anything: no migration, no writer, no checkpoint (`tolem ipsec`).
+/// A database of another schema version than this build's is refused rather than misread.
 pub fn read_catalog_file(path: &Path) -> StoreResult<CatalogFile> {
+    if crate::config::is_postgres_url(path) {
+        let url = path.to_string_lossy().into_owned();
+        // The `postgres` client may not run on an async worker: a thread of its own.
+        return std::thread::spawn(move || {
+            let config: postgres::Config = url
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("the database URL is not valid: {e}")))?;
+            let conn = PgConn::new(config.connect(postgres::NoTls)?);
+            super::migrations_pg::check_current(Db::Pg(&conn))?;
+            catalog_file(Db::Pg(&conn))
+        })
+        .join()
+        .map_err(|_| StoreError::Corrupt("reading the operator data panicked".to_owned()))?;
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     super::migrations::check_current(&conn)?;

@@ -222,6 +222,17 @@ fn migrate(db: Db<'_>, pg: &PgConn) -> StoreResult<()> {
     Ok(())
 }
 
+/// For readers that must not migrate: the database is at this build's schema version.
+pub(super) fn check_current(db: Db<'_>) -> StoreResult<()> {
+    let found = version(db)?;
+    let known = MIGRATIONS.len();
+    match usize::try_from(found) {
+        Ok(done) if done == known => Ok(()),
+        Ok(done) if done < known => Err(StoreError::OlderSchema { found, known }),
+        _ => Err(StoreError::NewerSchema { found, known }),
+    }
+}
+
 /// How many migrations the database has had.
 fn version(db: Db<'_>) -> StoreResult<i64> {
     db.query_row("SELECT version FROM schema_version", args![], |row| {

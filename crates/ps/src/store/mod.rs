@@ -163,6 +163,15 @@ impl Store {
         matches!(self.inner.backend, Backend::Postgres(_))
     }
 
+    /// A new PostgreSQL connection of its own, outside the pool (blocking: call it on a blocking
+    /// thread); none on SQLite.
+    fn postgres_connection(&self) -> StoreResult<Option<db::PgConn>> {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(pool) => pool.connect().map(Some),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

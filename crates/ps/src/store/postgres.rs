@@ -54,6 +54,11 @@ impl Pool {
         })
     }
 
+    /// A new connection, not counted in the pool's (a register's long read). Blocking.
+    pub(super) fn connect(&self) -> StoreResult<PgConn> {
+        Ok(PgConn::new(self.config.connect(postgres::NoTls)?))
+    }
+
     /// An idle connection, or a new one. Blocking.
     fn take(&self) -> StoreResult<PgConn> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 use tolem_wire::Amount;
 
-use super::db::{Db, Row, args};
+use super::db::{Db, PgConn, Row, args};
 use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
 use super::payments::{at, ms, tiyn_i64};
 use super::{Store, StoreError, StoreResult, Tx};
@@ -72,7 +72,14 @@ impl RegisterOp {
 /// portable SQL; the connection is a SQLite file's (a PostgreSQL store would hand one of its
 /// connections in a REPEATABLE READ, READ ONLY transaction instead).
 pub(crate) struct RegisterReader {
-    conn: Connection,
+    conn: ReaderConn,
+}
+
+/// The reader's own connection, outside the store's pools: a register may take a while to read,
+/// and must not hold a connection the payments need.
+enum ReaderConn {
+    Sqlite(Connection),
+    Postgres(PgConn),
 }
 
 /// Where the previous page ended: (finished_at_ms, id) of its last row.
@@ -192,7 +199,10 @@ fn start(from: Timestamp, cursor: Option<PageCursor>) -> (i64, i64, i64) {
 
 impl RegisterReader {
     fn db(&self) -> Db<'_> {
-        Db::Lite(&self.conn)
+        match &self.conn {
+            ReaderConn::Sqlite(conn) => Db::Lite(conn),
+            ReaderConn::Postgres(conn) => Db::Pg(conn),
+        }
     }
 
     /// Up to `limit` confirmed payments of `mpp` finished in `[from, to)` after `cursor`, in order.
@@ -360,13 +370,22 @@ impl Tx<'_> {
 impl Store {
     /// A reader of register operations (blocking; see [`RegisterReader`]).
     pub(crate) fn register_reader(&self) -> StoreResult<RegisterReader> {
+        if let Some(conn) = self.postgres_connection()? {
+            // One snapshot for the whole register, as SQLite's read transaction gives.
+            conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            return Ok(RegisterReader {
+                conn: ReaderConn::Postgres(conn),
+            });
+        }
         let conn = Connection::open_with_flags(
             self.path(),
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("BEGIN DEFERRED")?;
-        Ok(RegisterReader { conn })
+        Ok(RegisterReader {
+            conn: ReaderConn::Sqlite(conn),
+        })
     }
 
     /// The last working day whose registers the scheduler queued (`YYYY-MM-DD`).
