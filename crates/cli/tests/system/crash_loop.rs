@@ -51,7 +51,7 @@ struct PsProcess {
 }
 
 impl PsProcess {
-    async fn start(dir: &Path) -> PsProcess {
+    async fn start(dir: &Path, db: &Path) -> PsProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -61,7 +61,7 @@ impl PsProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(dir.join("ps.toml"))
             .arg("--db")
-            .arg(dir.join("ps.db"))
+            .arg(db)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -658,7 +658,8 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
         .prefix("tolem-crash-")
         .tempdir()
         .expect("dir");
-    // Kept when the test fails, for the PS's database and log; removed at the end otherwise.
+    // Kept when the test fails, for the PS's log and database (on PostgreSQL, the database stays
+    // in the cluster); removed at the end otherwise.
     dir.disable_cleanup(true);
     println!(
         "crash loop: {rounds} rounds, seed {seed} (TOLEM_CRASH_SEED={seed} repeats the draw), PS files in {}",
@@ -671,7 +672,8 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
         &format!("{}/refund", bank.url),
     ) + REFUNDS_TOML;
     std::fs::write(dir.path().join("ps.toml"), toml).expect("config written");
-    let mut ps = PsProcess::start(dir.path()).await;
+    let db = fresh_database(dir.path());
+    let mut ps = PsProcess::start(dir.path(), &db).await;
     relay.point_at(Some(ps.addr));
     let http = reqwest::Client::builder()
         .timeout(RETRY_FOR)
@@ -716,7 +718,7 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
         world.relay.point_at(None);
         ps.kill().await;
-        ps = PsProcess::start(dir.path()).await;
+        ps = PsProcess::start(dir.path(), &db).await;
         world.relay.point_at(Some(ps.addr));
         for worker in workers {
             worker.await.expect("a worker finished");
@@ -735,7 +737,7 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
     // A last kill with nothing in flight, and everything again from the new process.
     world.relay.point_at(None);
     ps.kill().await;
-    ps = PsProcess::start(dir.path()).await;
+    ps = PsProcess::start(dir.path(), &db).await;
     world.relay.point_at(Some(ps.addr));
     world.check(&mut checked, true).await;
     ps.kill().await;

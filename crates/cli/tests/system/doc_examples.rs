@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// `tolem sandbox` on free ports with a file of its own, stopped when dropped.
+/// `tolem sandbox` on free ports with a database of its own, stopped when dropped.
 struct Sandbox {
     child: std::process::Child,
     url: String,
@@ -27,7 +27,7 @@ impl Sandbox {
                 "0",
                 "--db",
             ])
-            .arg(dir.path().join("sandbox.db"))
+            .arg(crate::harness::fresh_database(dir.path()))
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -98,7 +98,7 @@ async fn a_payment_answered_success_survives_sigkill() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("ps.toml");
     std::fs::write(&config, SANDBOX_TOML).expect("config written");
-    let db = dir.path().join("ps.db");
+    let db = fresh_database(dir.path());
     let http = reqwest::Client::new();
     let server = Child::start(&config, &db);
     let url = server.url.clone();
@@ -211,7 +211,7 @@ async fn refunds_in_flight_are_delivered_after_sigkill() {
     let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &mpp.url)
         + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\npos_wait_ms = 0\n";
     std::fs::write(&config, toml).expect("config written");
-    let db = dir.path().join("ps.db");
+    let db = fresh_database(dir.path());
     let http = reqwest::Client::new();
     let server = Child::start(&config, &db);
     let url = server.url.clone();
@@ -311,7 +311,7 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
     use tolem_wire::Locale;
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("ps.toml");
-    let db = dir.path().join("ps.db");
+    let db = fresh_database(dir.path());
     // The MPP's address is needed in the PS's configuration before the PS starts, and the PS's
     // address by the MPP: start the MPP against a placeholder and learn the PS's after.
     let bank = TestMpp::start("http://127.0.0.1:9").await;

@@ -1,4 +1,5 @@
-//! Starts the PS for a test and speaks to it.
+//! Starts the PS for a test, on a fresh database of this binary's backend (backend.rs), and
+//! speaks to it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use tolem_ps::clock::{ManualClock, SharedClock};
 use tolem_ps::{App, AppState, Config};
 use tolem_sdk::MppClient;
 
+pub use crate::backend::{PsBooks, fresh_database, sqlite_only};
+
 pub const SANDBOX_TOML: &str = include_str!("../../../../examples/sandbox.toml");
 pub const API_KEY: &str = "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
 pub const OTHER_API_KEY: &str = "test_0A1B2C3D4E5F60718293A4B5C6D7E8F9";
@@ -19,7 +22,7 @@ pub const ADMIN_TOKEN: &str = "sandbox-admin-token";
 pub const STATIC_QR: &str = "TOLEM-STATIC-CAFE-1001";
 pub const PARKING_QR: &str = "https://pay.tolem.example/pay/parking";
 
-/// A running PS with its own database and clock.
+/// A running PS with its own database (a SQLite file or a PostgreSQL database) and clock.
 pub struct TestPs {
     pub url: String,
     pub app: AppState,
@@ -54,7 +57,7 @@ impl TestPs {
     /// A fresh PS whose test configuration `change` adjusts first.
     pub async fn start_configured(change: impl FnOnce(&mut Config)) -> TestPs {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let db = dir.path().join("ps.db");
+        let db = fresh_database(dir.path());
         let clock = Arc::new(ManualClock::new(Timestamp::now()));
         let mut config = test_config(&db);
         change(&mut config);
@@ -107,7 +110,7 @@ impl TestPs {
         }
     }
 
-    /// Stops the server gracefully and starts a new one on the same database file.
+    /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(mut self) -> TestPs {
         let dir = self._dir.take();
         let db = self.db.clone();
@@ -127,8 +130,14 @@ impl TestPs {
         }
     }
 
+    /// The PS's database as `config.database` holds it: a file path or a PostgreSQL URL.
     pub fn db_path(&self) -> PathBuf {
         self.db.clone()
+    }
+
+    /// The PS's tables, to read behind its back.
+    pub fn books(&self) -> PsBooks {
+        PsBooks::open(&self.db)
     }
 
     pub fn mpp(&self, caller: &str) -> MppClient {

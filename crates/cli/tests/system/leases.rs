@@ -25,7 +25,7 @@ async fn a_refund_in_flight_at_sigkill_is_delivered_at_once_after_the_restart() 
         SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &mpp.url)
     );
     std::fs::write(&config, toml).expect("config written");
-    let db = dir.path().join("ps.db");
+    let db = fresh_database(dir.path());
     let server = Child::start(&config, &db);
     let http = reqwest::Client::new();
     let url = server.url.clone();

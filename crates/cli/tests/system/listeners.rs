@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::harness::{ADMIN_TOKEN, API_KEY, SANDBOX_TOML, STATIC_QR};
+use crate::harness::{ADMIN_TOKEN, API_KEY, SANDBOX_TOML, STATIC_QR, fresh_database};
 
 /// How long a test waits for the PS before it fails.
 const BOUND: Duration = Duration::from_secs(30);
@@ -91,7 +91,7 @@ impl Served {
             .args(["serve", "--config"])
             .arg(&config)
             .arg("--db")
-            .arg(dir.path().join("ps.db"))
+            .arg(fresh_database(dir.path()))
             .env("RUST_LOG", "warn")
             .env("TOLEM_LIMITS__HEADER_TIMEOUT_MS", "1000")
             .env("TOLEM_LIMITS__BODY_TIMEOUT_MS", "2000")
@@ -620,12 +620,13 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         format!("{SANDBOX_TOML}\n{}", one_tls_listener(dir.path())),
     )
     .expect("config");
+    let db = fresh_database(dir.path());
     let run = |extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
             .args(["serve", "--config"])
             .arg(&config)
             .arg("--db")
-            .arg(dir.path().join("ps.db"))
+            .arg(&db)
             .args(extra)
             .env("RUST_LOG", "warn")
             .output()

@@ -268,7 +268,7 @@ async fn a_bad_ca_file_stops_the_start_and_names_the_file() {
         (&not_pem, "holds no certificate"),
         (&missing, "cannot read it"),
     ] {
-        let mut config = test_config(&dir.path().join("ps.db"));
+        let mut config = test_config(&fresh_database(dir.path()));
         config.outgoing.ca_file = Some(file.clone());
         let clock = Arc::new(tolem_ps::clock::ManualClock::new(jiff::Timestamp::now()));
         let err = match tolem_ps::App::start(config, clock).await {
@@ -284,7 +284,7 @@ async fn a_bad_ca_file_stops_the_start_and_names_the_file() {
     // The binary says it in one line, naming the file.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("ps.db"))
+        .arg(fresh_database(dir.path()))
         .env("TOLEM_OUTGOING__CA_FILE", &missing)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())

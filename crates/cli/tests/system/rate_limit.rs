@@ -33,13 +33,7 @@ async fn scan(ps: &TestPs, caller: &str, customer: &str) -> (u16, Option<String>
 }
 
 fn purchases(ps: &TestPs) -> i64 {
-    let db = rusqlite::Connection::open_with_flags(
-        ps.db_path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("the database opens");
-    db.query_row("SELECT COUNT(*) FROM payments", [], |r| r.get(0))
-        .expect("a count")
+    ps.books().count("SELECT COUNT(*) FROM payments", &[])
 }
 
 #[tokio::test]

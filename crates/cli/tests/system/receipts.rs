@@ -329,13 +329,10 @@ async fn refunds_carry_the_regulations_headers_in_the_identifying_scans_language
     let (qr, old_paid) = ps.dynamic_qr(&device, 100).await;
     let payment_id = scan_in(&ps, &qr, "C1", Some("kk-KZ")).await;
     notify(&ps, &payment_id, "C1", None).await;
-    rusqlite::Connection::open(ps.db_path())
-        .expect("the PS's database")
-        .execute(
-            "UPDATE payments SET scan_locale = NULL WHERE id = ?1",
-            [old_paid],
-        )
-        .expect("updated");
+    PsBooks::open_for_writing(&ps.db_path()).execute(
+        "UPDATE payments SET scan_locale = NULL WHERE id = ?1",
+        &[&old_paid],
+    );
     let expected = [
         // Without a return QR: the purchase's scan.
         (refund_of(&ps, &device, kk_paid, None).await, "kk-KZ"),

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo test -p tolem --release --test system register_bench -- --ignored --nocapture
 //! ```
-//! `TOLEM_BENCH_OPS` changes the number of operations.
+//! `TOLEM_BENCH_OPS` changes the number of operations. SQLite only: it fills the file itself.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +14,7 @@ use tolem_ps::clock::ManualClock;
 use tolem_ps::registers::make::{self, Format};
 use tolem_ps::registers::{Period, RegisterKind};
 
-use crate::harness::test_config;
+use crate::harness::{sqlite_only, test_config};
 use crate::registers::local;
 
 /// A `/proc/self/status` figure in KiB (`VmHWM`, `VmRSS`).
@@ -88,6 +88,9 @@ fn fill(db: &std::path::Path, ops: u64) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run it in release with --ignored"]
 async fn register_bench() {
+    if !sqlite_only("it fills the SQLite file directly, in one transaction") {
+        return;
+    }
     let ops: u64 = std::env::var("TOLEM_BENCH_OPS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -43,7 +43,7 @@ pub struct Scene {
 impl Scene {
     pub async fn start(at: &str, change: impl FnOnce(&mut Config)) -> Scene {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let mut config = test_config(&dir.path().join("ps.db"));
+        let mut config = test_config(&fresh_database(dir.path()));
         config.registers.cabinet_tokens = [
             ("demobank".to_owned(), BANK_TOKEN.to_owned()),
             ("demowallet".to_owned(), WALLET_TOKEN.to_owned()),
@@ -67,12 +67,9 @@ impl Scene {
         self
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(
-            &self.config.database,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("the database opens")
+    /// The PS's tables, to check what it said against.
+    pub fn db(&self) -> PsBooks {
+        PsBooks::open(&self.config.database)
     }
 
     pub fn set_clock(&self, at: &str) {
@@ -108,11 +105,7 @@ pub async fn refunded(scene: &Scene, device: &str, payment: i64, amount: u64, st
     scene
         .ps
         .wait_until(&format!("refund {id} is {status}"), || {
-            let now: String = db
-                .query_row("SELECT status FROM refunds WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .expect("the refund");
+            let now = db.one_text("SELECT status FROM refunds WHERE id = ?1", &[&id]);
             async move { now == status }
         })
         .await;
@@ -148,7 +141,7 @@ fn payment_commission(mpp: &str, tiyn: i64) -> i64 {
 /// The rows of `mpp`'s register of `[from, to)`, computed from the database independently of the
 /// PS's own queries.
 pub fn expected(
-    db: &rusqlite::Connection,
+    db: &PsBooks,
     mpp: &str,
     from: Timestamp,
     to: Timestamp,
@@ -159,66 +152,51 @@ pub fn expected(
                UNION ALL SELECT 1, id, customer_id, CAST(id AS TEXT), finished_at_ms, amount_tiyn, payment_id FROM refunds \
                WHERE mpp = ?1 AND status = 'completed' AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
                ORDER BY 5, 1, 2";
-    let mut stmt = db.prepare(sql).expect("sql");
-    let rows = stmt
-        .query_map(
-            rusqlite::params![mpp, from.as_millisecond(), to.as_millisecond()],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                ))
-            },
-        )
-        .expect("rows");
-    rows.map(|row| {
-        let (kind, id, customer, mpp_id, finished_ms, tiyn, payment) = row.expect("a row");
-        let commission = match payment {
-            None => payment_commission(mpp, tiyn),
-            Some(_) if !reverse => 0,
-            Some(payment) => reversed(db, mpp, payment, id),
-        };
-        Expected {
-            customer,
-            mpp_id,
-            ps_id: id.to_string(),
-            finished_ms,
-            refund: kind == 1,
-            tiyn,
-            commission,
-            payment,
-        }
-    })
-    .collect()
+    let rows = db.rows(sql, &[&mpp, &from.as_millisecond(), &to.as_millisecond()]);
+    rows.into_iter()
+        .map(|r| {
+            let (kind, id, customer, mpp_id, finished_ms, tiyn, payment) = (
+                r.int(0),
+                r.int(1),
+                r.text(2),
+                r.text(3),
+                r.int(4),
+                r.int(5),
+                r.opt_int(6),
+            );
+            let commission = match payment {
+                None => payment_commission(mpp, tiyn),
+                Some(_) if !reverse => 0,
+                Some(payment) => reversed(db, mpp, payment, id),
+            };
+            Expected {
+                customer,
+                mpp_id,
+                ps_id: id.to_string(),
+                finished_ms,
+                refund: kind == 1,
+                tiyn,
+                commission,
+                payment,
+            }
+        })
+        .collect()
 }
 
 /// The share of a payment's commission a refund gives back: the running share of its payment's
 /// completed refunds, rounded down, minus the share before it.
-fn reversed(db: &rusqlite::Connection, mpp: &str, payment: i64, refund: i64) -> i64 {
-    let amount: i64 = db
-        .query_row(
-            "SELECT amount_tiyn FROM payments WHERE id = ?1",
-            [payment],
-            |r| r.get(0),
-        )
-        .expect("the payment");
+fn reversed(db: &PsBooks, mpp: &str, payment: i64, refund: i64) -> i64 {
+    let amount = db.one_i64(
+        "SELECT amount_tiyn FROM payments WHERE id = ?1",
+        &[&payment],
+    );
     let charged = payment_commission(mpp, amount);
-    let mut stmt = db
-        .prepare("SELECT id, amount_tiyn FROM refunds WHERE payment_id = ?1 AND status = 'completed' ORDER BY finished_at_ms, id")
-        .expect("sql");
     let mut before = 0;
-    for row in stmt
-        .query_map([payment], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })
-        .expect("rows")
-    {
-        let (id, tiyn) = row.expect("a row");
+    for row in db.rows(
+        "SELECT id, amount_tiyn FROM refunds WHERE payment_id = ?1 AND status = 'completed' ORDER BY finished_at_ms, id",
+        &[&payment],
+    ) {
+        let (id, tiyn) = (row.int(0), row.int(1));
         if id == refund {
             return charged * (before + tiyn) / amount - charged * before / amount;
         }
@@ -535,13 +513,8 @@ async fn an_mpp_sees_only_its_own_register_and_only_with_its_token() {
             } else {
                 "refunds"
             };
-            let owner: String = db
-                .query_row(
-                    &format!("SELECT mpp FROM {table} WHERE id = ?1"),
-                    [&op[2]],
-                    |r| r.get(0),
-                )
-                .expect("the operation");
+            let id: i64 = op[2].parse().expect("the PS's id is a number");
+            let owner = db.one_text(&format!("SELECT mpp FROM {table} WHERE id = ?1"), &[&id]);
             assert_eq!(owner, mpp, "{op:?}");
         }
     }
@@ -834,16 +807,11 @@ async fn payments_and_refunds_never_share_an_id() {
     let scene = Scene::start("2026-11-26T10:00:00", |_| {}).await;
     a_busy_day(&scene).await;
     let db = scene.db();
-    let shared: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM payments p JOIN refunds r ON r.id = p.id",
-            [],
-            |r| r.get(0),
-        )
-        .expect("a count");
-    let refunds: i64 = db
-        .query_row("SELECT COUNT(*) FROM refunds", [], |r| r.get(0))
-        .expect("a count");
+    let shared = db.count(
+        "SELECT COUNT(*) FROM payments p JOIN refunds r ON r.id = p.id",
+        &[],
+    );
+    let refunds = db.count("SELECT COUNT(*) FROM refunds", &[]);
     assert!(refunds >= 5);
     assert_eq!(shared, 0);
 }

@@ -12,13 +12,11 @@ use crate::registers::{BANK_TOKEN, Scene, cabinet, refunded};
 const NOTIFY: &str = "/api/v1/qr/notifyPayment";
 
 /// How many purchases (or return QRs) are in one of `statuses`.
-fn count(db: &rusqlite::Connection, table: &str, statuses: &str) -> i64 {
-    db.query_row(
+fn count(db: &PsBooks, table: &str, statuses: &str) -> i64 {
+    db.count(
         &format!("SELECT COUNT(*) FROM {table} WHERE status IN ({statuses})"),
-        [],
-        |r| r.get(0),
+        &[],
     )
-    .expect("a count")
 }
 
 const UNPAID: &str = "'cancelled', 'failed', 'expired'";
@@ -46,11 +44,7 @@ async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_regis
         .await;
     assert_eq!(placed["StatusCode"], 0, "{placed}");
     ps.wait_until("the refund with the return QR is completed", || {
-        let status: String = db
-            .query_row("SELECT status FROM refunds WHERE id = ?1", [used_qr], |r| {
-                r.get(0)
-            })
-            .expect("the refund");
+        let status = db.one_text("SELECT status FROM refunds WHERE id = ?1", &[&used_qr]);
         async move { status == "completed" }
     })
     .await;
@@ -86,13 +80,10 @@ async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_regis
         .await;
     let replayed = replayed["Data"]["QrPaymentId"].as_i64().expect("id");
 
-    let refunds_before: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM refunds WHERE payment_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("a count");
+    let refunds_before = db.count(
+        "SELECT COUNT(*) FROM refunds WHERE payment_id IS NOT NULL",
+        &[],
+    );
     assert_eq!(refunds_before, 2);
     let paid_receipt = receipt_of(&db, "payments", paid);
 
@@ -125,20 +116,12 @@ async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_regis
     })
     .await;
     ps.wait_until("every unused return QR is deleted", || {
-        let left: i64 = db
-            .query_row(
-                "SELECT COUNT(*) FROM refunds WHERE payment_id IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .expect("a count");
+        let left = db.count("SELECT COUNT(*) FROM refunds WHERE payment_id IS NULL", &[]);
         async move { left == 0 }
     })
     .await;
     ps.wait_until("the POS replay records are forgotten", || {
-        let left: i64 = db
-            .query_row("SELECT COUNT(*) FROM pos_requests", [], |r| r.get(0))
-            .expect("a count");
+        let left = db.count("SELECT COUNT(*) FROM pos_requests", &[]);
         async move { left == 0 }
     })
     .await;
@@ -148,13 +131,10 @@ async fn unpaid_purchases_go_after_the_retention_and_paid_ones_refunds_and_regis
     for id in [paid, other] {
         assert_eq!(ps.status(id).await["Data"]["Status"], "Processed", "{id}");
     }
-    let refunds_after: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM refunds WHERE payment_id IS NOT NULL AND status = 'completed'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("a count");
+    let refunds_after = db.count(
+        "SELECT COUNT(*) FROM refunds WHERE payment_id IS NOT NULL AND status = 'completed'",
+        &[],
+    );
     assert_eq!(refunds_after, refunds_before);
     assert_eq!(
         bank.credited().get(&direct.to_string()).map(String::as_str),
@@ -199,11 +179,7 @@ async fn each_deletion_is_one_bounded_batch() {
         scan_id(&ps, "demobank", STATIC_QR, "C1").await;
     }
     ps.advance(3_600);
-    let db = rusqlite::Connection::open_with_flags(
-        ps.db_path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("the database opens");
+    let db = ps.books();
     ps.wait_until("the scans have expired", || {
         let open = count(&db, "payments", OPEN);
         async move { open == 0 }
@@ -242,11 +218,9 @@ async fn scan_id_refund(ps: &TestPs, token: &str, customer: &str) {
     assert_eq!(scan["qrCodeType"], "Refund", "{scan}");
 }
 
-fn receipt_of(db: &rusqlite::Connection, table: &str, id: i64) -> String {
-    db.query_row(
+fn receipt_of(db: &PsBooks, table: &str, id: i64) -> String {
+    db.one_text(
         &format!("SELECT receipt_token FROM {table} WHERE id = ?1"),
-        [id],
-        |r| r.get(0),
+        &[&id],
     )
-    .expect("a receipt token")
 }

@@ -46,13 +46,8 @@ async fn mpp_text(ps: &TestPs, path: &str, locale: Option<&str>, body: &str) -> 
 }
 
 fn rows(ps: &TestPs, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(
-        ps.db_path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("the database opens");
-    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-        .expect("counts")
+    ps.books()
+        .count(&format!("SELECT COUNT(*) FROM {table}"), &[])
 }
 
 fn code(answer: &Value) -> i64 {

@@ -745,6 +745,8 @@ pub(crate) const TOOL_VARIABLES: &[&str] = &[
     // processes inherit them.
     "TOLEM_CRASH_ROUNDS",
     "TOLEM_CRASH_SEED",
+    // The system suite's PostgreSQL cluster (docs/testing.md), exported by .ci/run.
+    "TOLEM_TEST_POSTGRES",
 ];
 
 fn parse_table(table: &toml::Table) -> Result<Config, String> {
