@@ -157,8 +157,9 @@ pub async fn claim<K: Kind>(
     lease: SignedDuration,
     holder: LeaseHolder,
 ) -> StoreResult<Vec<Claim<K::Item>>> {
+    // The claim statement locks and skips rows itself (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
     store
-        .transaction(move |tx| {
+        .locking_transaction(move |tx| {
             let entries = tx.claim(K::KIND, target.as_deref(), now, limit, lease, &holder)?;
             let mut claimed = Vec::with_capacity(entries.len());
             for entry in entries {

@@ -7,6 +7,9 @@ use crate::domain::RefundId;
 use crate::domain::refund::Told;
 use crate::state::App;
 
+/// How often a waiting POS's refund is read again for an answer another node recorded.
+const OTHER_NODES_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What the POS that placed refund `refund_id` is told, once the MPP has answered or the wait is
 /// over. The dispatcher wakes the wait in process when it records a final outcome; a last read
 /// at its end finds one recorded elsewhere. If nothing was decided by then, the end of the wait
@@ -21,7 +24,23 @@ pub(crate) async fn hear_mpp(app: &App, refund_id: RefundId) -> Told {
     let mut waiter = app.refund_outcomes.wait_for(refund_id);
     let mut told = decided(app, refund_id).await;
     if told.is_none() {
-        waiter.until(deadline).await;
+        // With several nodes (PostgreSQL), another node may deliver the refund and record the
+        // MPP's answer, which cannot wake this wait: it is also looked for every little while.
+        let other_nodes = async {
+            if !app.store.is_postgres() {
+                return std::future::pending().await;
+            }
+            loop {
+                tokio::time::sleep(OTHER_NODES_POLL).await;
+                if decided(app, refund_id).await.is_some() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = waiter.until(deadline) => {}
+            () = other_nodes => {}
+        }
         // Also finds an answer recorded by another process, which cannot wake this one.
         told = decided(app, refund_id).await;
     }

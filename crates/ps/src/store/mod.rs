@@ -217,7 +217,26 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(_) => self.write(move |conn| f(&Tx::of(db::Db::Lite(conn)))).await,
             Backend::Postgres(pool) => {
-                pool.transaction(self.inner.write_wait, move |db| f(&Tx::of(db)))
+                let isolation = postgres::Isolation::Serializable;
+                pool.transaction(self.inner.write_wait, isolation, move |db| f(&Tx::of(db)))
+                    .await
+            }
+        }
+    }
+
+    /// A transaction whose statements lock the rows they change themselves (an outbox claim:
+    /// `FOR UPDATE SKIP LOCKED`): as [`Store::transaction`], but on PostgreSQL at READ COMMITTED,
+    /// so that nodes claiming different rows at once do not make each other run again.
+    pub async fn locking_transaction<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Tx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => self.transaction(f).await,
+            Backend::Postgres(pool) => {
+                let isolation = postgres::Isolation::ReadCommitted;
+                pool.transaction(self.inner.write_wait, isolation, move |db| f(&Tx::of(db)))
                     .await
             }
         }

@@ -104,9 +104,14 @@ impl Pool {
         }
     }
 
-    /// A write transaction: `f` runs at SERIALIZABLE and is run again after a serialization
+    /// A write transaction: `f` runs at `isolation` and is run again after a serialization
     /// failure; the result is returned once committed.
-    pub(super) async fn transaction<T, F>(self: &Arc<Self>, wait: Duration, f: F) -> StoreResult<T>
+    pub(super) async fn transaction<T, F>(
+        self: &Arc<Self>,
+        wait: Duration,
+        isolation: Isolation,
+        f: F,
+    ) -> StoreResult<T>
     where
         T: Send + 'static,
         F: Fn(Db<'_>) -> StoreResult<T> + Send + 'static,
@@ -115,7 +120,7 @@ impl Pool {
             let mut pause_ms = RERUN_PAUSE_MS_INITIAL;
             let mut run = 1;
             loop {
-                match run_once(conn, &f) {
+                match run_once(conn, isolation, &f) {
                     Err(e) if run < RUNS_MAX && must_run_again(&e) => {
                         std::thread::sleep(Duration::from_micros(jitter_us(pause_ms)));
                         pause_ms = (pause_ms * 2).min(RERUN_PAUSE_MS_MAX);
@@ -154,8 +159,26 @@ impl Drop for Pool {
     }
 }
 
-fn run_once<T>(conn: &PgConn, f: &impl Fn(Db<'_>) -> StoreResult<T>) -> StoreResult<T> {
-    conn.batch("BEGIN ISOLATION LEVEL SERIALIZABLE")?;
+/// How a transaction is kept apart from the others.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Isolation {
+    /// The default: as if the transactions ran one at a time, like SQLite's single writer.
+    Serializable,
+    /// For a transaction whose statements lock what they change themselves (an outbox claim
+    /// with `FOR UPDATE SKIP LOCKED`): correct as it is, and SERIALIZABLE would only make
+    /// concurrent claims of different rows fail and run again.
+    ReadCommitted,
+}
+
+fn run_once<T>(
+    conn: &PgConn,
+    isolation: Isolation,
+    f: &impl Fn(Db<'_>) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.batch(match isolation {
+        Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        Isolation::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
+    })?;
     match f(Db::Pg(conn)) {
         // A COMMIT that fails has already rolled the transaction back.
         Ok(value) => conn.batch("COMMIT").map(|()| value),
