@@ -79,7 +79,7 @@ pub(crate) struct RegisterReader {
 /// and must not hold a connection the payments need.
 enum ReaderConn {
     Sqlite(Connection),
-    Postgres(PgConn),
+    Postgres(Box<PgConn>),
 }
 
 /// Where the previous page ended: (finished_at_ms, id) of its last row.
@@ -374,7 +374,7 @@ impl Store {
             // One snapshot for the whole register, as SQLite's read transaction gives.
             conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
             return Ok(RegisterReader {
-                conn: ReaderConn::Postgres(conn),
+                conn: ReaderConn::Postgres(Box::new(conn)),
             });
         }
         let conn = Connection::open_with_flags(
