@@ -20,6 +20,7 @@ pub(crate) mod leases;
 pub(crate) mod listeners;
 pub(crate) mod merchant_api;
 pub(crate) mod mpp_api;
+pub(crate) mod multi_node;
 pub(crate) mod mutual_tls;
 pub(crate) mod operator;
 pub(crate) mod outgoing_tls;

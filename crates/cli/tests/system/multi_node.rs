@@ -1,0 +1,792 @@
+//! Several PS nodes on one PostgreSQL database (DECISIONS 45): real `tolem serve` processes, each
+//! with its own `node_name` and port, on one fresh database, with requests spread over them.
+//! Concurrent identical notifies and scans get one effect and byte-identical answers whichever
+//! node they reach; concurrent partial refunds never exceed the purchase; the node holding refund
+//! leases is killed with SIGKILL and the others deliver, each refund credited once at the
+//! reference MPP; each register is e-mailed once although every node's scheduler runs; an
+//! operator change made through one node is seen by the others within the catalog check.
+//!
+//! Only PostgreSQL has several nodes: in the SQLite binary (`system`) each test says so in one
+//! line and returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tolem_wire::Locale;
+
+use crate::backend::{Backend, backend};
+use crate::durability::Child;
+use crate::fault_proxy::{Books, Fault, FaultProxy, Relay, ps_refunds, tiyn};
+use crate::harness::*;
+use crate::receiver::Receiver;
+use crate::reference_mpp::TestMpp;
+use crate::registers::{check_xlsx, expected, local};
+use crate::smtp::SmtpServer;
+
+const SCAN: &str = "/api/v1/qr/scan";
+const NOTIFY: &str = "/api/v1/qr/notifyPayment";
+const RETURN: &str = "/r3/v01/payment/return";
+/// The merchant API's refusal of a refund larger than what is left of the purchase.
+const AMOUNT_EXCEEDED: i64 = -99_000_005;
+
+/// True on PostgreSQL. On SQLite it says why the test does not run there and returns false.
+fn postgres_only() -> bool {
+    if backend() == Backend::Postgres {
+        return true;
+    }
+    eprintln!("PostgreSQL only, not run on SQLite: several nodes share one PostgreSQL database");
+    false
+}
+
+/// `tolem serve` processes on one database, each with its own configuration file (the same
+/// operator data, its own `node_name`); every one is killed with SIGKILL when dropped.
+struct Nodes {
+    nodes: Vec<Option<Child>>,
+    urls: Vec<String>,
+    db: PathBuf,
+    dir: TempDir,
+    toml: String,
+}
+
+impl Nodes {
+    /// A fresh database and the configuration every node gets (`toml` after its `node_name`);
+    /// no node runs yet.
+    fn prepare(toml: String) -> Nodes {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = fresh_database(dir.path());
+        Nodes {
+            nodes: Vec::new(),
+            urls: Vec::new(),
+            db,
+            dir,
+            toml,
+        }
+    }
+
+    /// `count` nodes on a fresh database, `node-0`, `node-1`, …
+    fn start(count: usize, toml: String) -> Nodes {
+        let mut nodes = Nodes::prepare(toml);
+        nodes.add_at_once(count);
+        nodes
+    }
+
+    /// One more node, `node-<n>`.
+    fn add(&mut self) {
+        self.add_at_once(1);
+    }
+
+    /// `count` more nodes started at the same time, so that they come up together.
+    fn add_at_once(&mut self, count: usize) {
+        let first = self.nodes.len();
+        let configs: Vec<PathBuf> = (first..first + count)
+            .map(|at| {
+                let config = self.dir.path().join(format!("node-{at}.toml"));
+                // `node_name` is a top-level key: it comes before the file's first table.
+                std::fs::write(&config, format!("node_name = \"node-{at}\"\n{}", self.toml))
+                    .expect("config written");
+                config
+            })
+            .collect();
+        let db = &self.db;
+        let children: Vec<Child> = std::thread::scope(|s| {
+            let started: Vec<_> = configs
+                .iter()
+                .map(|config| s.spawn(move || Child::start(config, db)))
+                .collect();
+            started
+                .into_iter()
+                .map(|t| t.join().expect("the node started"))
+                .collect()
+        });
+        for child in children {
+            self.urls.push(child.url.clone());
+            self.nodes.push(Some(child));
+        }
+    }
+
+    /// The address of node `at`, for a relay.
+    fn addr(&self, at: usize) -> SocketAddr {
+        self.urls[at]
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .expect("an address")
+    }
+
+    /// The URL of the node that takes the `i`-th request of a round robin.
+    fn url(&self, i: usize) -> &str {
+        &self.urls[i % self.urls.len()]
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(&mut self, at: usize) {
+        self.nodes[at].take().expect("running").kill();
+    }
+
+    fn books(&self) -> PsBooks {
+        PsBooks::open(&self.db)
+    }
+}
+
+/// The sandbox's operator data with the MPPs' refunds sent to `refund_url`.
+fn sandbox_toml(refund_url: &str) -> String {
+    SANDBOX_TOML
+        .replace("http://127.0.0.1:8091/refund", refund_url)
+        .replace("http://127.0.0.1:8092/refund", refund_url)
+}
+
+/// A merchant API call: (HTTP status, parsed body).
+async fn pos(
+    http: &reqwest::Client,
+    url: &str,
+    path: &str,
+    request_id: Option<&str>,
+    body: &Value,
+) -> Value {
+    let mut req = http
+        .post(format!("{url}{path}"))
+        .header("api-key", API_KEY)
+        .json(body);
+    if let Some(id) = request_id {
+        req = req.header("x-request-id", id);
+    }
+    let text = req
+        .send()
+        .await
+        .expect("the node answers")
+        .text()
+        .await
+        .expect("a body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON, got {text}"))
+}
+
+/// An MPP API call as demobank: the body's bytes.
+async fn mpp(
+    http: &reqwest::Client,
+    url: &str,
+    path: &str,
+    request_id: &str,
+    body: &Value,
+) -> String {
+    http.post(format!("{url}{path}"))
+        .header("x-caller-name", "demobank")
+        .header("x-request-id", request_id)
+        .json(body)
+        .send()
+        .await
+        .expect("the node answers")
+        .text()
+        .await
+        .expect("a body")
+}
+
+async fn admin(http: &reqwest::Client, url: &str, path: &str, body: Option<&Value>) -> Value {
+    let req = match body {
+        Some(body) => http.post(format!("{url}{path}")).json(body),
+        None => http.get(format!("{url}{path}")),
+    };
+    let resp = req
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the node answers");
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.expect("JSON")
+}
+
+async fn device(http: &reqwest::Client, url: &str) -> String {
+    let answer = pos(
+        http,
+        url,
+        "/r1/v01/device/register",
+        None,
+        &json!({"DeviceId": "POS-1", "TradePointId": 1001}),
+    )
+    .await;
+    answer["Data"]["DeviceToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a device token: {answer}"))
+        .to_owned()
+}
+
+/// A Dynamic QR of `amount` (tenge, as the merchant API takes it): (QrToken, QrPaymentId).
+async fn dynamic_qr(
+    http: &reqwest::Client,
+    url: &str,
+    device: &str,
+    amount: Value,
+) -> (String, i64) {
+    let answer = pos(
+        http,
+        url,
+        "/r1/v01/qr/create",
+        None,
+        &json!({"DeviceToken": device, "Amount": amount}),
+    )
+    .await;
+    assert_eq!(answer["StatusCode"], 0, "{answer}");
+    (
+        answer["Data"]["QrToken"]
+            .as_str()
+            .expect("a token")
+            .to_owned(),
+        answer["Data"]["QrPaymentId"].as_i64().expect("an id"),
+    )
+}
+
+/// A purchase scanned and paid through demobank over raw HTTP; returns its id.
+async fn paid(http: &reqwest::Client, url: &str, device: &str, amount: Value) -> i64 {
+    let (qr, id) = dynamic_qr(http, url, device, amount).await;
+    let scanned = mpp(
+        http,
+        url,
+        SCAN,
+        &format!("scan-{id}"),
+        &json!({"qrCode": qr, "customerId": "C1"}),
+    )
+    .await;
+    assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
+    let answer = mpp(
+        http,
+        url,
+        NOTIFY,
+        &format!("notify-{id}"),
+        &notify_body(&id.to_string(), "C1", "SUCCESS", None),
+    )
+    .await;
+    assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
+    id
+}
+
+/// Waits until `done` holds, checking every 20 ms; fails after `bound`. Returns how long it took.
+async fn within<F, Fut>(bound: Duration, what: &str, mut done: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if done().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < bound, "not within {bound:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_identical_notifies_and_scans_over_three_nodes_have_one_effect() {
+    if !postgres_only() {
+        return;
+    }
+    let nodes = Nodes::start(3, SANDBOX_TOML.to_owned());
+    let books = nodes.books();
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    let (qr, id) = dynamic_qr(&http, nodes.url(1), &device, json!(300)).await;
+
+    // 50 identical scans of one Dynamic QR under one X-Request-ID, at once, round robin.
+    let scan = json!({"qrCode": qr, "customerId": "C1"});
+    let scans = join_all((0..50).map(|i| mpp(&http, nodes.url(i), SCAN, "scan-once", &scan))).await;
+    assert_eq!(result_code(&scans[0]), "SUCCESS", "{}", scans[0]);
+    let distinct: HashSet<&String> = scans.iter().collect();
+    assert_eq!(distinct.len(), 1, "50 scans, one body: {distinct:?}");
+    let scanned: Value = serde_json::from_str(&scans[0]).expect("JSON");
+    assert_eq!(scanned["payment"]["paymentId"], id.to_string());
+    assert_eq!(
+        books.count("SELECT COUNT(*) FROM payments WHERE qr_token = ?1", &[&qr]),
+        1
+    );
+
+    // 50 identical notifies under one X-Request-ID, at once, round robin.
+    let body = notify_body(&id.to_string(), "C1", "SUCCESS", None);
+    let notifies =
+        join_all((0..50).map(|i| mpp(&http, nodes.url(i), NOTIFY, "notify-once", &body))).await;
+    assert_eq!(result_code(&notifies[0]), "SUCCESS", "{}", notifies[0]);
+    let distinct: HashSet<&String> = notifies.iter().collect();
+    assert_eq!(distinct.len(), 1, "50 notifies, one body: {distinct:?}");
+
+    // One effect, the same through every node.
+    for url in &nodes.urls {
+        let status: Value = http
+            .get(format!("{url}/r1/v02/payment/status/{id}"))
+            .header("api-key", API_KEY)
+            .send()
+            .await
+            .expect("the node answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(status["Data"]["Status"], "Processed", "{status}");
+        assert_eq!(tiyn(&status["Data"]["Amount"]), 30_000, "{status}");
+        let view = admin(&http, url, &format!("/admin/v1/payments/{id}"), None).await;
+        assert_eq!(view["status"], "confirmed", "{view}");
+    }
+    let row = books.one(
+        "SELECT status, amount_tiyn, mpp_payment_id, COUNT(*) OVER () FROM payments \
+         WHERE trade_point_id = 1001 AND customer_id = 'C1'",
+        &[],
+    );
+    assert_eq!(
+        (row.text(0), row.int(1), row.text(2), row.int(3)),
+        ("confirmed".to_owned(), 30_000, format!("M-{id}"), 1),
+        "one purchase, paid once"
+    );
+    assert_eq!(
+        books.count(
+            "SELECT COUNT(DISTINCT receipt_token) FROM payments WHERE id = ?1",
+            &[&id]
+        ),
+        1,
+        "one receipt"
+    );
+    // A repeat later, through any node, still gets the same bytes.
+    for i in 0..3 {
+        let again = mpp(&http, nodes.url(i), NOTIFY, "notify-once", &body).await;
+        assert_eq!(again, notifies[0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_partial_refunds_over_three_nodes_never_exceed_the_purchase() {
+    if !postgres_only() {
+        return;
+    }
+    let receiver = Receiver::start().await;
+    let toml = sandbox_toml(&receiver.url) + "\n[refunds]\npos_wait_ms = 0\n";
+    let nodes = Nodes::start(3, toml);
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    // 10 ₸: 1000 tiyn.
+    let purchase = paid(&http, nodes.url(1), &device, json!(10)).await;
+    // 20 refunds of 100 tiyn and 4 of 150, at once, each with its own X-Request-ID, round robin.
+    let asks: Vec<i64> = (0..24)
+        .map(|i| if i % 6 == 5 { 150 } else { 100 })
+        .collect();
+    let answers = join_all(asks.iter().enumerate().map(|(i, tiyn)| {
+        let amount = format!("{}.{:02}", tiyn / 100, tiyn % 100);
+        let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "Amount": amount.parse::<f64>().expect("a number"), "OrganizationBin": "990340001234"});
+        let (http, url) = (&http, nodes.url(i));
+        async move { pos(http, url, RETURN, Some(&format!("refund-{i}")), &body).await }
+    }))
+    .await;
+    let mut accepted = 0;
+    let mut refused = Vec::new();
+    let mut ids = HashSet::new();
+    for (answer, tiyn) in answers.iter().zip(&asks) {
+        match answer["StatusCode"].as_i64() {
+            Some(0) => {
+                accepted += tiyn;
+                let id = answer["Data"]["ReturnOperationId"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("a refund id: {answer}"));
+                assert!(ids.insert(id), "one refund per request: {answer}");
+            }
+            Some(AMOUNT_EXCEEDED) => {
+                let why = answer["Message"].as_str().unwrap_or_default();
+                assert!(!why.is_empty(), "a refusal says why: {answer}");
+                refused.push(*tiyn);
+            }
+            _ => panic!("a refund of {tiyn} tiyn is placed or refused as too large: {answer}"),
+        }
+    }
+    assert!(accepted <= 1_000, "refunded {accepted} of 1000 tiyn");
+    let books = nodes.books();
+    let held = books.one(
+        "SELECT CAST(COALESCE(SUM(amount_tiyn), 0) AS BIGINT), COUNT(*) FROM refunds WHERE payment_id = ?1",
+        &[&purchase],
+    );
+    assert_eq!(
+        (held.int(0), usize::try_from(held.int(1)).expect("a count")),
+        (accepted, ids.len()),
+        "the store holds exactly the refunds answered as placed; the refused left nothing"
+    );
+    // What is left only shrinks: a refusal was right if even the end leaves too little for it.
+    let left = 1_000 - accepted;
+    for tiyn in &refused {
+        assert!(
+            left < *tiyn,
+            "a refund of {tiyn} tiyn was refused, yet {left} tiyn are left"
+        );
+    }
+    assert!(!refused.is_empty(), "2450 tiyn asked of 1000");
+    for url in &nodes.urls {
+        let path =
+            format!("{url}/r2/v01/payment/details?QrPaymentId={purchase}&DeviceToken={device}");
+        let details: Value = http
+            .get(path)
+            .header("api-key", API_KEY)
+            .send()
+            .await
+            .expect("the node answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(
+            tiyn(&details["Data"]["AvailableReturnAmount"]),
+            left,
+            "{details}"
+        );
+    }
+    // Every one placed is delivered once.
+    within(
+        Duration::from_secs(30),
+        "every refund is credited",
+        || async { receiver.credited().len() == ids.len() },
+    )
+    .await;
+}
+
+/// The reference MPP's address, for a proxy in front of it.
+fn addr_of(url: &str) -> SocketAddr {
+    url.strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("an address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_refunds_of_a_node_killed_while_delivering_are_delivered_by_the_others_once() {
+    if !postgres_only() {
+        return;
+    }
+    const REFUNDS: usize = 3;
+    const LEASE_MS: u64 = 3_000;
+    // The held deliveries reach the MPP this long after they were sent: after the dead node's
+    // lease ran out, so probably after another node delivered them too.
+    const HELD: Duration = Duration::from_secs(4);
+    // The MPP pays through a relay, so that it reaches whichever node is alive.
+    let relay = Relay::start().await;
+    let bank = TestMpp::start(&relay.url).await;
+    // The first deliveries are held on the way (the sender waits for an answer that does not
+    // come in time); every later one passes.
+    let script: Vec<Fault> = std::iter::repeat_n(Fault::DelayRequest, REFUNDS)
+        .chain(std::iter::repeat_n(Fault::Pass, 1_000))
+        .collect();
+    let proxy = FaultProxy::start(addr_of(&bank.url), script, 0, HELD).await;
+    // Calls time out just before the lease runs out; a claim's lease covers one call.
+    let toml = sandbox_toml(&format!("{}/refund", proxy.url))
+        + &format!(
+            "\n[refunds]\nlease_ms = {LEASE_MS}\nrequest_timeout_ms = {}\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\npoll_interval_ms = 20\npos_wait_ms = 0\n",
+            LEASE_MS - 500
+        );
+    let mut nodes = Nodes::prepare(toml);
+    // Node 0 runs alone while the refunds are placed: it claims every one.
+    nodes.add();
+    relay.point_at(Some(nodes.addr(0)));
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    let (qr, purchase) = dynamic_qr(&http, nodes.url(0), &device, json!(1000)).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scanned");
+    let confirmed = bank
+        .mpp
+        .confirm("C1", &purchase.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    assert_eq!(confirmed.status, "paid");
+    let mut refunds = BTreeMap::new();
+    for i in 0..REFUNDS {
+        let tiyn = 10_000 * (i64::try_from(i).expect("small") + 1);
+        let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "Amount": tiyn / 100, "OrganizationBin": "990340001234"});
+        let answer = pos(&http, nodes.url(0), RETURN, Some(&format!("r-{i}")), &body).await;
+        assert_eq!(answer["StatusCode"], 0, "{answer}");
+        let id = answer["Data"]["ReturnOperationId"].as_i64().expect("an id");
+        refunds.insert(id, tiyn);
+    }
+    within(
+        Duration::from_secs(10),
+        "node 0's first deliveries are on their way, held",
+        || async { proxy.applied().get(&Fault::DelayRequest) == Some(&REFUNDS) },
+    )
+    .await;
+    // Two more nodes, then the one holding the leases dies with its calls in flight.
+    nodes.add();
+    nodes.add();
+    let books = nodes.books();
+    let leases = books.rows(
+        "SELECT lease_node, lease_until_ms FROM outbox WHERE kind = 'refund' AND done_at_ms IS NULL",
+        &[],
+    );
+    assert_eq!(leases.len(), REFUNDS);
+    let now_ms = Timestamp::now().as_millisecond();
+    for lease in &leases {
+        assert_eq!(lease.text(0), "node-0", "{lease:?}");
+        assert!(
+            lease.int(1) > now_ms,
+            "node 0's lease still runs: {lease:?}"
+        );
+    }
+    let connections: usize = proxy.applied().values().sum();
+    assert_eq!(
+        connections, REFUNDS,
+        "node 0 made one call per refund so far"
+    );
+    nodes.kill(0);
+    relay.point_at(Some(nodes.addr(1)));
+
+    // The others deliver once node 0's leases ran out.
+    let taken = within(
+        Duration::from_millis(LEASE_MS + 5_000),
+        "every refund is completed by the living nodes",
+        || async {
+            let listed = ps_refunds(&http, nodes.url(1)).await;
+            refunds
+                .keys()
+                .all(|id| listed.get(id).is_some_and(|r| r["status"] == "completed"))
+        },
+    )
+    .await;
+    eprintln!("delivered by the living nodes {taken:?} after the kill (lease {LEASE_MS} ms)");
+    // The last claim of each (the lease names its node) was a living node's.
+    let completed = books.rows(
+        "SELECT lease_node FROM outbox WHERE kind = 'refund' AND done_at_ms IS NOT NULL",
+        &[],
+    );
+    assert_eq!(completed.len(), REFUNDS);
+    for row in &completed {
+        assert_ne!(row.text(0), "node-0", "delivered by a living node");
+    }
+    // The held calls reach the MPP too, late; it applies each refundId once.
+    within(
+        HELD + Duration::from_secs(10),
+        "every call has reached the MPP",
+        || async { proxy.forwarded() == proxy.applied().values().sum::<usize>() },
+    )
+    .await;
+    let books_of_mpp = Books::read(&bank);
+    assert!(
+        books_of_mpp.doubles.is_empty(),
+        "credited twice: {:?}",
+        books_of_mpp.doubles
+    );
+    let credited: BTreeMap<i64, i64> = books_of_mpp
+        .credited
+        .iter()
+        .map(|(id, (payment, customer, tiyn))| {
+            assert_eq!((payment, customer.as_str()), (&purchase.to_string(), "C1"));
+            (id.parse().expect("a numeric refundId"), *tiyn)
+        })
+        .collect();
+    assert_eq!(credited, refunds, "each refund credited once, in full");
+    let listed = ps_refunds(&http, nodes.url(2)).await;
+    for id in refunds.keys() {
+        assert_eq!(listed[id]["status"], "completed", "{}", listed[id]);
+    }
+}
+
+/// The e-mails received, by their attachment's name.
+fn by_register(mails: &[crate::smtp::Mail]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for mail in mails {
+        *seen.entry(mail.attachment().0).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_register_is_e_mailed_once_by_three_nodes() {
+    if !postgres_only() {
+        return;
+    }
+    let smtp = SmtpServer::start().await;
+    let almaty = TimeZone::get("Asia/Almaty").expect("bundled");
+    let today = Timestamp::now().to_zoned_datetime(almaty).date();
+    let yesterday = today.yesterday().expect("a day before");
+    let wallet = "commission_min = \"1.00\"\n";
+    assert!(SANDBOX_TOML.contains(wallet));
+    let base = sandbox_toml("http://127.0.0.1:9/refund").replace(
+        wallet,
+        &format!("{wallet}register_email = \"registers@demowallet.example\"\n"),
+    );
+    // A first node without e-mail makes the schema and takes the day's payments.
+    let mut nodes = Nodes::prepare(base.clone());
+    nodes.add();
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    let mut paid_ids = Vec::new();
+    for amount in [1500, 20] {
+        paid_ids.push(paid(&http, nodes.url(0), &device, json!(amount)).await);
+    }
+    let (qr, id) = dynamic_qr(&http, nodes.url(0), &device, json!(300)).await;
+    let scanned = http
+        .post(format!("{}{SCAN}", nodes.url(0)))
+        .header("x-caller-name", "demowallet")
+        .header("x-request-id", "w")
+        .json(&json!({"qrCode": qr, "customerId": "W1"}))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
+    let notified = http
+        .post(format!("{}{NOTIFY}", nodes.url(0)))
+        .header("x-caller-name", "demowallet")
+        .header("x-request-id", "w")
+        .json(&notify_body(&id.to_string(), "W1", "SUCCESS", None))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(result_code(&notified), "SUCCESS", "{notified}");
+    paid_ids.push(id);
+    nodes.kill(0);
+    // The payments were made yesterday, and the registers were last queued days ago: those of
+    // the days since are due today (from midnight, today a working day whatever the calendar
+    // says), and yesterday's daily registers hold the payments. The clock of a process is the
+    // real one.
+    let writer = PsBooks::open_for_writing(&nodes.db);
+    let day_ms: i64 = 86_400_000;
+    for id in &paid_ids {
+        let changed = writer.execute(
+            "UPDATE payments SET created_at_ms = created_at_ms - ?2, scanned_at_ms = scanned_at_ms - ?2, \
+             finished_at_ms = finished_at_ms - ?2 WHERE id = ?1",
+            &[id, &day_ms],
+        );
+        assert_eq!(changed, 1);
+    }
+    // Queued last a week and a day ago: the working days since are caught up too, so that
+    // there are more e-mails than nodes.
+    let last_run = today.checked_sub(jiff::Span::new().days(8)).expect("a day");
+    writer.execute(
+        "INSERT INTO register_schedule (id, last_run_date, updated_at_ms) VALUES (1, ?1, 0) \
+         ON CONFLICT (id) DO UPDATE SET last_run_date = excluded.last_run_date",
+        &[&last_run.to_string()],
+    );
+    drop(writer);
+    nodes.toml = base.replace(
+        "[registers]\n",
+        &format!(
+            "[registers]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nfrom = \"Tolem PS <registers@ps.tolem.test>\"\n\
+             send_at = \"00:00:00\"\nextra_working_days = [\"{today}\"]\npoll_interval_ms = 20\n\
+             smtp_timeout_ms = 2000\nretry_delay_ms_initial = 1000\nretry_delay_ms_max = 4000\n",
+            smtp.port
+        ),
+    );
+    // Three nodes, each with its scheduler, on the same registers. The relay refuses every
+    // e-mail until all three run, so that their retries meet.
+    smtp.refuse_next(usize::MAX);
+    nodes.add_at_once(3);
+    let books = nodes.books();
+    within(
+        Duration::from_secs(10),
+        "the registers are queued and tried",
+        || async { smtp.refused() > 0 },
+    )
+    .await;
+    smtp.refuse_next(0);
+    let queued = |books: &PsBooks| books.count("SELECT COUNT(*) FROM register_deliveries", &[]);
+    within(
+        Duration::from_secs(20),
+        "the registers are queued and every one sent",
+        || async {
+            let n = queued(&books);
+            n > 0
+                && books.count(
+                    "SELECT COUNT(*) FROM register_deliveries WHERE sent_at_ms IS NOT NULL",
+                    &[],
+                ) == n
+                && usize::try_from(n).is_ok_and(|n| smtp.mails().len() >= n)
+        },
+    )
+    .await;
+    // A little longer, to see that no copy follows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.mails();
+    let seen = by_register(&mails);
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "each register e-mailed once: {seen:?}"
+    );
+    assert_eq!(
+        i64::try_from(mails.len()).expect("a count"),
+        queued(&books),
+        "{seen:?}"
+    );
+    let start = local(&format!("{yesterday}T00:00:00"));
+    let end = local(&format!("{today}T00:00:00"));
+    for (mpp, email, rows) in [
+        ("demobank", "registers@demobank.example", 2),
+        ("demowallet", "registers@demowallet.example", 1),
+    ] {
+        let name = format!("{mpp}-daily-{yesterday}.xlsx");
+        let mail = mails
+            .iter()
+            .find(|m| m.attachment().0 == name)
+            .unwrap_or_else(|| panic!("{name} e-mailed: {seen:?}"));
+        assert!(mail.to.iter().any(|to| to.contains(email)), "{:?}", mail.to);
+        let want = expected(&books, mpp, start, end, false);
+        assert_eq!(want.len(), rows, "{mpp}'s payments of yesterday");
+        check_xlsx(mail.attachment().1, &want);
+    }
+    let sent_by: HashMap<String, i64> = books
+        .rows(
+            "SELECT COALESCE(lease_node, ''), COUNT(*) FROM outbox WHERE kind = 'register_email' \
+             AND done_at_ms IS NOT NULL GROUP BY lease_node",
+            &[],
+        )
+        .into_iter()
+        .map(|r| (r.text(0), r.int(1)))
+        .collect();
+    eprintln!("register e-mails sent by node: {sent_by:?}");
+    assert_eq!(sent_by.values().sum::<i64>(), queued(&books));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
+    if !postgres_only() {
+        return;
+    }
+    const CHECK_MS: u64 = 200;
+    let toml = format!("{SANDBOX_TOML}\n[limits]\ncatalog_check_interval_ms = {CHECK_MS}\n");
+    let nodes = Nodes::start(2, toml);
+    let http = reqwest::Client::new();
+    let (a, b) = (nodes.url(0), nodes.url(1));
+    let scan = json!({"qrCode": STATIC_QR, "customerId": "C1"});
+    let (http_ref, scan_ref) = (&http, &scan);
+    let mut n = 0;
+    // Each scan with its own X-Request-ID: a repeat would get the first answer again.
+    let mut scan_at = move |url: &str| {
+        n += 1;
+        let (id, url) = (format!("s-{n}"), url.to_owned());
+        async move { result_code(&mpp(http_ref, &url, SCAN, &id, scan_ref).await) }
+    };
+    assert_eq!(scan_at(b).await, "SUCCESS");
+    let status = "/admin/v1/organizations/990340001234/status";
+    admin(&http, a, status, Some(&json!({"status": "suspended"}))).await;
+    // The node that made the change refuses at once.
+    assert_eq!(scan_at(a).await, "PAYMENTS_SUSPENDED");
+    let bound = Duration::from_millis(CHECK_MS) + Duration::from_secs(3);
+    let mut last = String::new();
+    let started = Instant::now();
+    while started.elapsed() < bound {
+        last = scan_at(b).await;
+        if last == "PAYMENTS_SUSPENDED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, "PAYMENTS_SUSPENDED", "node B within {bound:?}");
+    eprintln!("node B refused {:?} after the change", started.elapsed());
+    // It stays refused there, and is lifted the same way.
+    assert_eq!(scan_at(b).await, "PAYMENTS_SUSPENDED");
+    admin(&http, a, status, Some(&json!({"status": "active"}))).await;
+    assert_eq!(scan_at(a).await, "SUCCESS");
+    let started = Instant::now();
+    while started.elapsed() < bound {
+        last = scan_at(b).await;
+        if last == "SUCCESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, "SUCCESS", "node B serves again within {bound:?}");
+}
