@@ -69,8 +69,7 @@ async fn create_scanned(
         .transaction(move |tx| {
             let mut payment = tx.insert_payment(&new, now)?;
             payment.bind(&owner, now, &policy);
-            tx.save_payment(&payment, &policy)?;
-            tx.record_scan_locale(payment.id, locale)?;
+            tx.save_scanned_payment(&payment, &policy, locale)?;
             Ok(payment)
         })
         .await
@@ -100,8 +99,7 @@ async fn scan_token(
                     // Only the scan that binds the customer changes the purchase; a repeat
                     // scan by the same customer keeps the first scan's language.
                     if changed {
-                        tx.save_payment(&payment, &policy)?;
-                        tx.record_scan_locale(payment.id, locale)?;
+                        tx.save_scanned_payment(&payment, &policy, locale)?;
                     }
                     Ok(Some(Ok(payment)))
                 }

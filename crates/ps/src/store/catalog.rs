@@ -80,10 +80,10 @@ pub fn read_catalog_file(path: &Path) -> StoreResult<CatalogFile> {
         let url = path.to_string_lossy().into_owned();
         // The `postgres` client may not run on an async worker: a thread of its own.
         return std::thread::spawn(move || {
-            let config: postgres::Config = url
+            let config: tokio_postgres::Config = url
                 .parse()
                 .map_err(|e| StoreError::Corrupt(format!("the database URL is not valid: {e}")))?;
-            let conn = PgConn::new(config.connect(postgres::NoTls)?);
+            let conn = PgConn::connect(&config)?;
             super::migrations_pg::check_current(Db::Pg(&conn))?;
             catalog_file(Db::Pg(&conn))
         })

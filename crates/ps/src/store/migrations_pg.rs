@@ -276,6 +276,7 @@ mod tests {
     /// A fresh database on the test server, dropped when the test ends.
     struct TestDatabase {
         admin: postgres::Config,
+        admin_url: String,
         name: String,
     }
 
@@ -293,7 +294,11 @@ mod tests {
             client
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .expect("a fresh database");
-            TestDatabase { admin, name }
+            TestDatabase {
+                admin,
+                admin_url: admin_url.to_owned(),
+                name,
+            }
         }
 
         fn connect(&self) -> postgres::Client {
@@ -303,7 +308,9 @@ mod tests {
         }
 
         fn migrate(&self) -> StoreResult<()> {
-            let pg = PgConn::new(self.connect());
+            let mut config: tokio_postgres::Config = self.admin_url.parse().expect("an admin URL");
+            config.dbname(&self.name);
+            let pg = PgConn::connect(&config).expect("a connection");
             run_postgres(Db::Pg(&pg))
         }
     }

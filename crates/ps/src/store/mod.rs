@@ -55,7 +55,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     #[error("the write queue is full or the write did not commit in time")]
     Overloaded,
     #[error("the writer has stopped")]

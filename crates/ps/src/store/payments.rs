@@ -177,18 +177,34 @@ pub(super) fn tiyn_i64(amount: Amount) -> StoreResult<i64> {
     i64::try_from(amount.tiyn()).map_err(|_| StoreError::Corrupt("amount out of range".to_owned()))
 }
 
-/// Writes back every field the domain rules may change (the commission of a confirmed purchase
-/// is fixed by the caller, [`super::Tx::save_payment`]).
-fn save(db: Db<'_>, p: &Payment, policy: &Policy) -> StoreResult<()> {
+/// Writes back every field the domain rules may change, in one UPDATE: with the language of the
+/// scan that bound the purchase to its customer when `scan_locale` is given (DECISIONS 36; kept
+/// beside the purchase's columns, not in [`Payment`], since only refunds read it), and for a
+/// confirmed purchase its commission rates, fixed once (DECISIONS 37): the UPDATE writes them only
+/// where none are fixed yet, whatever the backend.
+fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -> StoreResult<()> {
     let (mpp, customer) = match &p.owner {
         Some(o) => (Some(o.mpp.as_str()), Some(o.customer_id.as_str())),
         None => (None, None),
     };
+    let rates = match mpp {
+        Some(mpp) if p.status == Status::Confirmed => super::registers::commission_rates(db, mpp)?,
+        _ => None,
+    };
+    let (payment_rate, service_rate) = rates.unzip();
     db.execute(
         "UPDATE payments SET status = ?1, amount_tiyn = ?2, mpp = ?3, customer_id = ?4, \
          scanned_at_ms = ?5, confirm_until_ms = ?6, deadline_ms = ?7, parameters = ?8, \
          checkout_response = ?9, mpp_payment_id = ?10, verdict = ?11, \
-         notify_response = ?12, finished_at_ms = ?13 WHERE id = ?14",
+         notify_response = ?12, finished_at_ms = ?13, scan_locale = COALESCE(?15, scan_locale), \
+         commission_bps = CASE WHEN commission_bps IS NULL THEN ?16 ELSE commission_bps END, \
+         commission_min_tiyn = CASE WHEN commission_bps IS NULL THEN ?17 \
+             ELSE commission_min_tiyn END, \
+         service_commission_bps = CASE WHEN commission_bps IS NULL THEN ?18 \
+             ELSE service_commission_bps END, \
+         service_commission_min_tiyn = CASE WHEN commission_bps IS NULL THEN ?19 \
+             ELSE service_commission_min_tiyn END \
+         WHERE id = ?14",
         args![
             p.status.as_str(),
             p.amount.map(tiyn_i64).transpose()?,
@@ -204,18 +220,12 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy) -> StoreResult<()> {
             p.notify_response,
             p.finished_at.map(ms),
             p.id,
+            scan_locale.map(|l| l.code()),
+            payment_rate.map(|r| i64::from(r.bps)),
+            payment_rate.and_then(|r| r.min).map(tiyn_i64).transpose()?,
+            service_rate.map(|r| i64::from(r.bps)),
+            service_rate.and_then(|r| r.min).map(tiyn_i64).transpose()?,
         ],
-    )?;
-    Ok(())
-}
-
-/// Records the language of the scan that bound the purchase to its customer (DECISIONS 36), which
-/// a refund of it speaks to the MPP in unless a return QR's scan says otherwise. Kept beside the
-/// purchase's columns, not in [`Payment`], since only refunds read it.
-fn record_scan_locale(db: Db<'_>, id: PaymentId, locale: Locale) -> StoreResult<()> {
-    db.execute(
-        "UPDATE payments SET scan_locale = ?1 WHERE id = ?2",
-        args![locale.code(), id],
     )?;
     Ok(())
 }
@@ -260,19 +270,22 @@ impl super::Tx<'_> {
         insert(self.db, new, now)
     }
 
-    /// Records the language of the scan that bound the purchase to its customer (DECISIONS 36).
-    pub(crate) fn record_scan_locale(&self, id: PaymentId, locale: Locale) -> StoreResult<()> {
-        record_scan_locale(self.db, id, locale)
-    }
-
     /// Writes back every field the domain rules may change; a purchase saved as confirmed has
     /// its commission fixed from its MPP's catalog entry (registers read it).
     pub(crate) fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
-        save(self.db, payment, policy)?;
-        if payment.status == Status::Confirmed {
-            super::registers::fix_commission(self.db, payment.id)?;
-        }
-        Ok(())
+        save(self.db, payment, policy, None)
+    }
+
+    /// [`Self::save_payment`] for the scan that bound the purchase to its customer, with that
+    /// scan's language (DECISIONS 36), which a refund of it speaks to the MPP in unless a return
+    /// QR's scan says otherwise.
+    pub(crate) fn save_scanned_payment(
+        &self,
+        payment: &Payment,
+        policy: &Policy,
+        locale: Locale,
+    ) -> StoreResult<()> {
+        save(self.db, payment, policy, Some(locale))
     }
 }
 

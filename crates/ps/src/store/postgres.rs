@@ -7,14 +7,14 @@
 //! closure is `Fn` for that reason; it sees only committed data and what it wrote itself, so a
 //! second run decides afresh (e.g. finds the first caller's stored answer and repeats it).
 //!
-//! The `postgres` client is synchronous (it drives its own small runtime), so every use of a
-//! connection happens on a blocking thread, never on the async workers.
+//! A connection drives its own small runtime (`db.rs`, [`PgConn`]), so every use of a connection
+//! happens on a blocking thread, never on the async workers.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postgres::error::SqlState;
 use tokio::sync::Semaphore;
+use tokio_postgres::error::SqlState;
 
 use super::db::{Db, PgConn};
 use super::{StoreError, StoreResult};
@@ -29,7 +29,7 @@ const RERUN_PAUSE_MS_MAX: u64 = 50;
 
 /// The connections of one node.
 pub(super) struct Pool {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     idle: Mutex<Vec<PgConn>>,
     permits: Arc<Semaphore>,
 }
@@ -42,10 +42,10 @@ impl Pool {
         connections: usize,
         first: impl FnOnce(Db<'_>) -> StoreResult<()>,
     ) -> StoreResult<Pool> {
-        let config: postgres::Config = url
+        let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("the database URL is not valid: {e}")))?;
-        let conn = PgConn::new(config.connect(postgres::NoTls)?);
+        let conn = PgConn::connect(&config)?;
         first(Db::Pg(&conn))?;
         Ok(Pool {
             config,
@@ -56,7 +56,7 @@ impl Pool {
 
     /// A new connection, not counted in the pool's (a register's long read). Blocking.
     pub(super) fn connect(&self) -> StoreResult<PgConn> {
-        Ok(PgConn::new(self.config.connect(postgres::NoTls)?))
+        PgConn::connect(&self.config)
     }
 
     /// An idle connection, or a new one. Blocking.
@@ -65,7 +65,7 @@ impl Pool {
         match idle {
             Some(conn) if !conn.is_closed() => Ok(conn),
             // A connection the server closed (a restart, a failover) is replaced.
-            _ => Ok(PgConn::new(self.config.connect(postgres::NoTls)?)),
+            _ => PgConn::connect(&self.config),
         }
     }
 
@@ -175,10 +175,10 @@ fn run_once<T>(
     isolation: Isolation,
     f: &impl Fn(Db<'_>) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.batch(match isolation {
+    conn.begin(match isolation {
         Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         Isolation::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
-    })?;
+    });
     match f(Db::Pg(conn)) {
         // A COMMIT that fails has already rolled the transaction back.
         Ok(value) => conn.batch("COMMIT").map(|()| value),

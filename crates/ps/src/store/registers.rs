@@ -11,7 +11,7 @@ use tolem_wire::Amount;
 
 use super::db::{Db, PgConn, Row, args};
 use super::outbox::{OutboxEntry, OutboxKind, STATE_COLUMNS, state, state_columns};
-use super::payments::{at, ms, tiyn_i64};
+use super::payments::{at, ms};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::catalog::Mpp;
 use crate::domain::PaymentId;
@@ -156,36 +156,23 @@ fn refund_row(r: &Row<'_>) -> StoreResult<RefundRow> {
     ))
 }
 
-/// Fixes the commission of a confirmed payment, once (DECISIONS 37): the rates its MPP has in the
-/// operator data at this moment, read in the confirming transaction, so what a register shows
-/// never depends on when it is made. Called by every save of a confirmed payment; a payment whose
-/// rates are fixed already is left alone (the update says so itself, so it holds on any backend).
-pub(super) fn fix_commission(db: Db<'_>, payment_id: PaymentId) -> StoreResult<()> {
+/// The commission rates (payment, service) an MPP has in the operator data at this moment, if it
+/// is in the catalog. A confirmed payment's rates are fixed from this once (DECISIONS 37), read in
+/// the confirming transaction, so what a register shows never depends on when it is made: the
+/// payment's save writes them only where none are fixed yet ([`super::payments`]' `save`, in the
+/// same UPDATE as the confirmation, so it holds on any backend).
+pub(super) fn commission_rates(db: Db<'_>, mpp: &str) -> StoreResult<Option<(Rate, Rate)>> {
     let doc = db.query_row(
-        "SELECT c.doc FROM payments p JOIN catalog c ON c.kind = 'mpp' AND c.key = p.mpp \
-         WHERE p.id = ?1 AND p.commission_bps IS NULL",
-        args![payment_id],
+        "SELECT doc FROM catalog WHERE kind = 'mpp' AND key = ?1",
+        args![mpp],
         |r| r.get::<String>(0),
     )?;
     let Some(doc) = doc else {
-        return Ok(());
+        return Ok(None);
     };
     let mpp: Mpp = serde_json::from_str(&doc)
-        .map_err(|e| StoreError::Corrupt(format!("catalog mpp of payment {payment_id}: {e}")))?;
-    let (payment, service) = (mpp.payment_rate(), mpp.service_rate());
-    db.execute(
-        "UPDATE payments SET commission_bps = ?1, commission_min_tiyn = ?2, \
-         service_commission_bps = ?3, service_commission_min_tiyn = ?4 \
-         WHERE id = ?5 AND commission_bps IS NULL",
-        args![
-            payment.bps,
-            payment.min.map(tiyn_i64).transpose()?,
-            service.bps,
-            service.min.map(tiyn_i64).transpose()?,
-            payment_id
-        ],
-    )?;
-    Ok(())
+        .map_err(|e| StoreError::Corrupt(format!("catalog mpp {mpp}: {e}")))?;
+    Ok(Some((mpp.payment_rate(), mpp.service_rate())))
 }
 
 /// Where a page starts: the lower time bound for the index seek (the cursor's time, so that a page
@@ -483,6 +470,19 @@ mod tests {
     use super::*;
     use crate::store::migrations;
 
+    /// What saving a confirmed payment does to its rates (`Tx::save_payment`).
+    fn fix_rates(conn: &Connection, id: i64) {
+        let db = Db::Lite(conn);
+        let payment = super::super::payments::load(db, PaymentId::new(id))
+            .expect("read")
+            .expect("the payment");
+        let policy = crate::domain::Policy {
+            confirm_window: jiff::SignedDuration::from_secs(60),
+            confirm_grace: jiff::SignedDuration::from_secs(5),
+        };
+        Tx { db }.save_payment(&payment, &policy).expect("saved");
+    }
+
     fn rates(conn: &Connection, id: i64) -> RateColumns {
         Db::Lite(conn)
             .query_row(
@@ -521,7 +521,7 @@ mod tests {
         // Confirmed later: fixed then, from the catalog as it is then; and only once.
         conn.execute("UPDATE payments SET status = 'confirmed' WHERE id = 3", [])
             .expect("confirmed");
-        fix_commission(Db::Lite(&conn), PaymentId::new(3)).expect("fixed");
+        fix_rates(&conn, 3);
         assert_eq!(rates(&conn, 3), (Some(100), None, Some(100), None));
         conn.execute(
             "UPDATE catalog SET doc = json_set(doc, '$.commission_bps', 300, '$.service_commission_bps', 40) \
@@ -529,7 +529,7 @@ mod tests {
             [],
         )
         .expect("a new rate");
-        fix_commission(Db::Lite(&conn), PaymentId::new(3)).expect("left alone");
+        fix_rates(&conn, 3);
         assert_eq!(rates(&conn, 3), (Some(100), None, Some(100), None));
         let fixed = fixed_rates(rates(&conn, 1)).expect("valid").expect("fixed");
         assert_eq!(
