@@ -4,7 +4,8 @@
 //! node they reach; concurrent partial refunds never exceed the purchase; the node holding refund
 //! leases is killed with SIGKILL and the others deliver, each refund credited once at the
 //! reference MPP; each register is e-mailed once although every node's scheduler runs; an
-//! operator change made through one node is seen by the others within the catalog check.
+//! operator change made through one node is seen by the others within the catalog check; a POS
+//! waiting on one node for the MPP's answer hears it when another node delivered the refund.
 //!
 //! Only PostgreSQL has several nodes: in the SQLite binary (`system`) each test says so in one
 //! line and returns.
@@ -25,7 +26,7 @@ use crate::backend::{Backend, backend};
 use crate::durability::Child;
 use crate::fault_proxy::{Books, Fault, FaultProxy, Relay, ps_refunds, tiyn};
 use crate::harness::*;
-use crate::receiver::Receiver;
+use crate::receiver::{Act, Receiver};
 use crate::reference_mpp::TestMpp;
 use crate::registers::{check_xlsx, expected, local};
 use crate::smtp::SmtpServer;
@@ -579,6 +580,57 @@ async fn the_refunds_of_a_node_killed_while_delivering_are_delivered_by_the_othe
     for id in refunds.keys() {
         assert_eq!(listed[id]["status"], "completed", "{}", listed[id]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pos_waiting_on_one_node_hears_the_answer_another_node_recorded() {
+    if !postgres_only() {
+        return;
+    }
+    // The POS's wait (DECISIONS 39): long, so that an answer heard only at its end would show.
+    const POS_WAIT_MS: u64 = 40_000;
+    // The MPP answers every call after a second: node 0 gives up on it sooner, node 1 does not.
+    const MPP_ANSWERS_AFTER: Duration = Duration::from_millis(1_000);
+    let receiver = Receiver::start().await;
+    receiver.script(std::iter::repeat_n(Act::Hang(MPP_ANSWERS_AFTER), 1_000));
+    let refunds = |timeout_ms: u64| {
+        format!(
+            "\n[refunds]\nlease_ms = {}\nrequest_timeout_ms = {timeout_ms}\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\npoll_interval_ms = 20\npos_wait_ms = {POS_WAIT_MS}\n",
+            timeout_ms + 3_000
+        )
+    };
+    let mut nodes = Nodes::prepare(sandbox_toml(&receiver.url) + &refunds(300));
+    nodes.add();
+    nodes.toml = sandbox_toml(&receiver.url) + &refunds(5_000);
+    nodes.add();
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    let purchase = paid(&http, nodes.url(0), &device, json!(1000)).await;
+
+    // Placed through node 0, which waits while its own calls time out and node 1 delivers.
+    let started = Instant::now();
+    let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "Amount": 100, "OrganizationBin": "990340001234"});
+    let answer = pos(&http, nodes.url(0), RETURN, Some("r-1"), &body).await;
+    let waited = started.elapsed();
+    assert_eq!(answer["StatusCode"], 0, "{answer}");
+    let books = nodes.books();
+    let delivered = books.rows(
+        "SELECT lease_node FROM outbox WHERE kind = 'refund' AND done_at_ms IS NOT NULL",
+        &[],
+    );
+    assert_eq!(delivered.len(), 1, "one refund, delivered");
+    assert_eq!(
+        delivered[0].text(0),
+        "node-1",
+        "delivered by the other node"
+    );
+    // Heard through the read every 100 ms, not at the end of the wait.
+    assert!(
+        waited < Duration::from_millis(POS_WAIT_MS / 2),
+        "answered after {waited:?}, the wait is {POS_WAIT_MS} ms"
+    );
+    eprintln!("the POS heard node 1's delivery through node 0 after {waited:?}");
+    assert_eq!(receiver.credited().len(), 1, "credited once");
 }
 
 /// The e-mails received, by their attachment's name.
