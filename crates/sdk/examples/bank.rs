@@ -6,7 +6,7 @@
 //!
 //! Run the sandbox (`tolem sandbox`), then `cargo run -p tolem-sdk --example bank` and
 //! `curl -d '{"customerId":"C1","qrCode":"<a Dynamic QR>"}' -H 'content-type: application/json' localhost:8093/pay`.
-//! `crates/testkit/tests/example_bank.rs` runs this very file against the sandbox PS.
+//! `crates/cli/tests/example_bank.rs` runs this very file against the sandbox PS.
 
 use std::{path::Path, sync::Arc, time::Duration};
 

@@ -1,7 +1,8 @@
 //! The SDK's example bank (`crates/sdk/examples/bank.rs`, this very file included below) run end
 //! to end against the sandbox PS over real HTTP: a Dynamic QR made by the café's POS is paid
 //! through the example's `/pay`, and a refund the POS makes reaches the example's `/refund`; the
-//! example's own ledger moves once each time.
+//! example's own ledger moves once each time. It lives in this package, which is not published,
+//! because it compiles a file of another package (tolem-testkit's tests are published with it).
 
 #[allow(dead_code)] // the example's `main`: a test calls `run`
 #[path = "../../sdk/examples/bank.rs"]
