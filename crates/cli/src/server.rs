@@ -20,8 +20,9 @@ use tolem_wire::Amount;
 
 use crate::Overrides;
 
-/// The demo configuration the sandbox runs with (also in `examples/`).
-const SANDBOX_CONFIG: &str = include_str!("../../../examples/sandbox.toml");
+/// The demo configuration the sandbox runs with (`crates/ps/sandbox.toml`, linked from
+/// `examples/`).
+const SANDBOX_CONFIG: &str = tolem_ps::SANDBOX_TOML;
 
 fn environment() -> impl Iterator<Item = (String, String)> {
     std::env::vars()

@@ -649,20 +649,6 @@ gateway = "192.0.2.2"
     }
 
     #[test]
-    fn the_guides_example_is_a_valid_configuration() {
-        let guide = include_str!("../../../docs/ipsec.md");
-        let example = guide
-            .split("```toml\n")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("a TOML example in docs/ipsec.md");
-        let config = config(example);
-        let link = bank_link(&config).expect("a link");
-        assert_eq!(values(&link.ps.swanctl, "local_ts"), ["198.51.100.1/32"]);
-        assert!(link.mpp.swanctl.contains("    ps-tolem {"));
-    }
-
-    #[test]
     fn subnets_parse_strictly_and_contain_their_hosts() {
         let net: Subnet = "198.51.100.0/24".parse().expect("a network");
         assert!(net.contains("198.51.100.255".parse().expect("ip")));

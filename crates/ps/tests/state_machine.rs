@@ -30,7 +30,7 @@ use tolem_ps::{App, AppState, Config};
 use tolem_wire::Amount;
 use tower::ServiceExt;
 
-const SANDBOX_TOML: &str = include_str!("../../../examples/sandbox.toml");
+const SANDBOX_TOML: &str = tolem_ps::SANDBOX_TOML;
 const API_KEY: &str = "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
 const BIN: &str = "990340001234";
 /// The purchases of a case, in tenge: Dynamic QRs made by the POS.

@@ -1,172 +1,159 @@
-//! A bank back-end in about 100 lines, on the kit's durable pattern: `POST /pay` scans a QR,
-//! debits the customer and records the notifyPayment the PS is owed in ONE transaction; the kit's
-//! driver tells the PS (whatever happens to the request) and keeps or reverses the debit.
-//! `POST /refund` is the kit's endpoint. Run the sandbox (`tolem sandbox`), then
-//! `cargo run -p tolem-sdk --example bank` and
-//! `curl -d '{"customer":"C1","qr":"<a Dynamic QR>"}' -H 'content-type: application/json' localhost:8093/pay`.
+//! A bank back-end in about 100 lines, on the kit's durable pattern (`docs/mpp-kit.md`):
+//! - `POST /pay` (a scan request: `qrCode`, `customerId`) scans a Dynamic QR, then debits the
+//!   customer and records the notifyPayment the PS is owed in ONE transaction; the kit's
+//!   `pending::Driver` tells the PS whatever happens to the request, then keeps or reverses.
+//! - `POST /refund` is the kit's endpoint; its async credit hook credits this bank's own ledger.
+//!
+//! Run the sandbox (`tolem sandbox`), then `cargo run -p tolem-sdk --example bank` and
+//! `curl -d '{"customerId":"C1","qrCode":"<a Dynamic QR>"}' -H 'content-type: application/json' localhost:8093/pay`.
+//! `crates/cli/tests/example_bank.rs` runs this very file against the sandbox PS.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::{path::Path, sync::Arc, time::Duration};
 
 use axum::{Json, Router, extract::State, routing::post};
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
-use tolem_sdk::pending::{
-    self, Driver, DriverConfig, Notification, Outcome, PendingStore, Settle, SettleError,
-};
+use tokio::{net::TcpListener, sync::Mutex};
+use tolem_sdk::pending::{self, Driver, Notification, Outcome, PendingStore, Settle, SettleError};
 use tolem_sdk::refund::{Credit, CreditError, Credited, RefundEndpoint, RefundOrder, Refusal};
 use tolem_sdk::{MppClient, Outcome as Call, Scanned};
-use tolem_wire::Locale;
-use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody, ScanRequest};
+use tolem_wire::{Locale, mpp::*};
 
-const LEDGER: &str = "CREATE TABLE IF NOT EXISTS balances (customer TEXT PRIMARY KEY, tiyn INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS credits (refund_id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS debits (id TEXT PRIMARY KEY, customer TEXT NOT NULL, tiyn INTEGER NOT NULL, status TEXT NOT NULL);
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The bank's ledger. Balances follow the rows: a debit takes, its reversal gives back, a
+/// refund's credit gives; each row moves money once.
+const LEDGER: &str = "
+CREATE TABLE IF NOT EXISTS balances (customer TEXT PRIMARY KEY, tiyn INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS debits (id TEXT PRIMARY KEY, customer TEXT, tiyn INTEGER, status TEXT);
+CREATE TABLE IF NOT EXISTS credits (refund_id TEXT PRIMARY KEY, customer TEXT, tiyn INTEGER);
+CREATE TRIGGER IF NOT EXISTS debit BEFORE INSERT ON debits BEGIN
+  SELECT RAISE(ABORT, 'not enough money') WHERE NOT EXISTS
+    (SELECT 1 FROM balances WHERE customer = NEW.customer AND tiyn >= NEW.tiyn);
+  UPDATE balances SET tiyn = tiyn - NEW.tiyn WHERE customer = NEW.customer; END;
+CREATE TRIGGER IF NOT EXISTS reverse AFTER UPDATE OF status ON debits
+  WHEN OLD.status = 'debited' AND NEW.status = 'reversed' BEGIN
+  UPDATE balances SET tiyn = tiyn + NEW.tiyn WHERE customer = NEW.customer; END;
+CREATE TRIGGER IF NOT EXISTS credit AFTER INSERT ON credits BEGIN
+  UPDATE balances SET tiyn = tiyn + NEW.tiyn WHERE customer = NEW.customer; END;
 INSERT OR IGNORE INTO balances VALUES ('C1', 5000000);";
 
-/// Keeps or gives back a debit, once: only a debit still 'debited' changes.
+/// The ledger's connection, shared with the kit's pending notifications.
 #[derive(Clone)]
-struct Ledger(Arc<Mutex<Connection>>);
+struct Books(Arc<Mutex<Connection>>);
 
-impl Settle for Ledger {
+/// Keeps or reverses a debit once: the driver may call again after a crash (with the same
+/// outcome), and only a debit still 'debited' changes.
+impl Settle for Books {
     async fn settle(&self, n: &Notification, outcome: &Outcome) -> Result<(), SettleError> {
-        let conn = self.0.lock().await;
-        let tx = conn.unchecked_transaction().map_err(SettleError::new)?;
         let keep = matches!(outcome, Outcome::Keep { .. });
-        let status = if keep { "kept" } else { "reversed" };
-        let changed = tx
-            .execute(
-                "UPDATE debits SET status = ?2 WHERE id = ?1 AND status = 'debited'",
-                params![n.id, status],
-            )
-            .map_err(SettleError::new)?;
-        if changed == 1 && !keep {
-            tx.execute("UPDATE balances SET tiyn = tiyn + (SELECT tiyn FROM debits WHERE id = ?1) WHERE customer = (SELECT customer FROM debits WHERE id = ?1)", [&n.id]).map_err(SettleError::new)?;
-        }
-        tx.commit().map_err(SettleError::new)
+        let sql = "UPDATE debits SET status = iif(?2, 'kept', 'reversed') WHERE id = ?1 AND status = 'debited'";
+        let settled = self.0.lock().await.execute(sql, params![n.id, keep]);
+        settled.map(drop).map_err(SettleError::new)
     }
 }
 
-/// Refunds credit the customer once per refundId: the mark in `credits` and the credit commit
-/// together, so a repeat the kit makes after a crash moves nothing.
-struct Refunds(Arc<Mutex<Connection>>);
-
-impl Credit for Refunds {
+/// Credits a customer of this bank once per refundId (the kit may call again after a crash).
+/// A core-banking call would take the refundId as its idempotency key.
+impl Credit for Books {
     async fn credit(&self, r: &RefundOrder) -> Result<Credited, CreditError> {
         let tiyn = i64::try_from(r.amount().tiyn()).map_err(CreditError::new)?;
         let conn = self.0.lock().await;
-        let tx = conn.unchecked_transaction().map_err(CreditError::new)?;
-        let first = tx
-            .execute("INSERT OR IGNORE INTO credits VALUES (?1)", [r.refund_id()])
-            .map_err(CreditError::new)?;
-        let credited = first == 0
-            || tx
-                .execute(
-                    "UPDATE balances SET tiyn = tiyn + ?1 WHERE customer = ?2",
-                    params![tiyn, r.customer_id()],
-                )
-                .map_err(CreditError::new)?
-                == 1;
-        if !credited {
-            return Ok(Credited::Refused(Refusal::ProcessFail));
+        let sql = "INSERT OR IGNORE INTO credits SELECT ?1, customer, ?3 FROM balances WHERE customer = ?2";
+        let credited = conn.execute(sql, params![r.refund_id(), r.customer_id(), tiyn]);
+        credited.map_err(CreditError::new)?;
+        let sql = "SELECT count(*) = 1 FROM credits WHERE refund_id = ?1";
+        match conn.query_row(sql, [r.refund_id()], |row| row.get(0)) {
+            Ok(true) => Ok(Credited::Yes),
+            Ok(false) => Ok(Credited::Refused(Refusal::ParamIllegal)), // not our customer
+            Err(e) => Err(CreditError::new(e)),
         }
-        tx.commit().map_err(CreditError::new)?;
-        Ok(Credited::Yes)
     }
 }
 
 #[derive(Clone)]
-struct Bank {
-    db: Arc<Mutex<Connection>>,
-    ps: MppClient,
-    driver: Driver<Ledger>,
-}
+struct Bank(Books, MppClient, Driver<Books>);
 
-async fn pay(State(bank): State<Bank>, Json(body): Json<Value>) -> Json<Value> {
-    let (customer, qr) = (
-        body["customer"].as_str().unwrap_or_default(),
-        body["qr"].as_str().unwrap_or_default(),
-    );
-    let request = ScanRequest {
-        qr_code: qr.into(),
-        customer_id: customer.into(),
-    };
+async fn pay(State(bank): State<Bank>, Json(scan): Json<ScanRequest>) -> Json<Value> {
+    let Bank(books, ps, driver) = bank;
+    let reply = ps.scan(&scan).await.map(|reply| reply.outcome);
     // This bank pays Dynamic QRs only: the amount is the merchant's.
-    let (payment, amount) = match bank.ps.scan(&request).await.map(|reply| reply.outcome) {
-        Ok(Call::Done(Scanned::Dynamic {
-            payment, amount, ..
-        })) => (payment, amount),
-        Ok(other) => return Json(json!({"error": format!("not paid here: {other:?}")})),
-        Err(e) => return Json(json!({"error": e.to_string()})),
+    let Ok(Call::Done(Scanned::Dynamic {
+        payment, amount, ..
+    })) = reply
+    else {
+        return Json(json!({"error": format!("not paid here: {reply:?}")}));
     };
-    let request = NotifyPaymentRequest {
-        result: ResultBody::success(),
-        payment: NotifyPayment {
-            payment_id: payment.payment_id.clone(),
-            mpp_payment_id: format!("B-{}", payment.payment_id),
-            payment_amount: Some(amount),
-            customer_id: None,
+    let mpp_payment_id = format!("B-{}", payment.payment_id);
+    let (payment_id, payment_amount) = (payment.payment_id, Some(amount));
+    let payment = NotifyPayment {
+        payment_id,
+        mpp_payment_id,
+        payment_amount,
+        customer_id: None,
+    };
+    let (result, customer_id) = (ResultBody::success(), Some(scan.customer_id.clone()));
+    let n = Notification::new(
+        NotifyPaymentRequest {
+            result,
+            payment,
+            customer_id,
         },
-        customer_id: Some(customer.into()),
-    };
-    let n = Notification::new(request, Locale::Ru);
-    let tiyn = i64::try_from(amount.tiyn()).unwrap_or(i64::MAX);
-    {
-        // The debit and the notification commit together, or neither does.
-        let mut conn = bank.db.lock().await;
-        let recorded = (|| -> Result<(), Box<dyn std::error::Error>> {
-            let tx = conn.transaction()?;
-            let debited = tx.execute(
-                "UPDATE balances SET tiyn = tiyn - ?1 WHERE customer = ?2 AND tiyn >= ?1",
-                params![tiyn, customer],
-            )?;
-            if debited != 1 {
-                return Err("not enough money".into());
-            }
-            tx.execute(
-                "INSERT INTO debits VALUES (?1, ?2, ?3, 'debited')",
-                params![n.id, customer, tiyn],
-            )?;
-            pending::record(&tx, &n)?;
-            Ok(tx.commit()?)
-        })();
-        if let Err(e) = recorded {
-            return Json(json!({"error": e.to_string()}));
-        }
+        Locale::Ru,
+    );
+    // The debit and the notification the PS is owed commit together, or neither does.
+    let mut conn = books.0.lock().await;
+    let debited = (|| -> Result<(), Error> {
+        let tx = conn.transaction()?;
+        let row = params![n.id, scan.customer_id, i64::try_from(amount.tiyn())?];
+        tx.execute("INSERT INTO debits VALUES (?1, ?2, ?3, 'debited')", row)?;
+        pending::record(&tx, &n)?;
+        Ok(tx.commit()?)
+    })();
+    drop(conn);
+    if let Err(e) = debited {
+        return Json(json!({"error": e.to_string()}));
     }
     // The driver goes on in its own task if this request is dropped; wait a while for it.
-    match bank.driver.finish(&n.id, Duration::from_secs(20)).await {
+    Json(match driver.finish(&n.id, Duration::from_secs(20)).await {
         Ok(Some(Outcome::Keep { link_receipt })) => {
-            Json(json!({"status": "paid", "receipt": link_receipt}))
+            json!({"status": "paid", "receipt": link_receipt})
         }
-        Ok(Some(outcome)) => Json(json!({"status": "reversed", "code": outcome.result_code()})),
-        Ok(None) => Json(json!({"status": "pending"})),
-        Err(e) => Json(json!({"status": "pending", "error": e.to_string()})),
+        Ok(Some(outcome)) => json!({"status": "reversed", "code": outcome.result_code()}),
+        Ok(None) | Err(_) => json!({"status": "pending"}), // settled in the background
+    })
+}
+
+/// Serves the bank (MPP `demobank` of the PS at `ps_url`) on `listener` until dropped; the
+/// ledger and the kit's records are in `dir/bank.db`.
+pub async fn run(ps_url: &str, listener: TcpListener, dir: &Path) -> Result<(), Error> {
+    let file = dir.join("bank.db");
+    let conn = Connection::open(&file)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch(LEDGER)?;
+    let books = Books(Arc::new(Mutex::new(conn)));
+    // The kit's record of refunds goes in the same file, on a connection of its own.
+    let refunds = RefundEndpoint::open(&file, books.clone())?;
+    let ps = MppClient::new(ps_url, "demobank")?;
+    let store = PendingStore::with_connection(books.0.clone());
+    let driver = Driver::new(store, ps.clone(), books.clone(), Default::default());
+    let app = Router::new().route("/pay", post(pay));
+    let app = app.with_state(Bank(books, ps, driver.clone()));
+    let app = app.merge(refunds.router());
+    // The driver finishes what an earlier run left, and everything a dropped request leaves.
+    tokio::select! {
+        () = driver.run() => Ok(()),
+        served = async { axum::serve(listener, app).await } => Ok(served?),
     }
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let conn = Connection::open("bank.db")?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.execute_batch(LEDGER)?;
-    let db = Arc::new(Mutex::new(conn));
-    // The kit's record of refunds goes in the same file, on a connection of its own.
-    let refunds = RefundEndpoint::open("bank.db".as_ref(), Refunds(db.clone()))?;
-    let ps = MppClient::new("http://127.0.0.1:8080", "demobank")?;
-    let driver = Driver::new(
-        PendingStore::with_connection(db.clone()),
-        ps.clone(),
-        Ledger(db.clone()),
-        DriverConfig::default(),
-    );
-    // Finishes what an earlier run left, and everything a dropped request leaves.
-    tokio::spawn(driver.clone().run());
-    let app = Router::new()
-        .route("/pay", post(pay))
-        .with_state(Bank { db, ps, driver })
-        .merge(refunds.router());
-    axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8093").await?, app).await?;
-    Ok(())
+async fn main() -> Result<(), Error> {
+    let ps_url = std::env::var("TOLEM_PS_URL").unwrap_or("http://127.0.0.1:8080".into());
+    run(
+        &ps_url,
+        TcpListener::bind("127.0.0.1:8093").await?,
+        Path::new("."),
+    )
+    .await
 }

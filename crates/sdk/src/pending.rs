@@ -32,12 +32,17 @@
 //!
 //! The driver never decides on its own: a failure of the bank's systems or a setup mistake is
 //! retried (and logged), never turned into a reversal, because the PS may have confirmed already.
+//!
+//! **Time.** Leases and retry times are read from a [`Clock`]: the system's by default; a test
+//! gives [`PendingStore::with_clock`] a [`ManualClock`] and crosses an hour's lease or backoff
+//! with [`ManualClock::advance`] instead of waiting for it. The driver re-reads the clock at least
+//! every `poll_interval_ms`, so a moved clock is seen within one poll.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Mutex, Semaphore};
@@ -186,13 +191,14 @@ pub enum PendingError {
 }
 
 /// Records `notification` inside the bank's transaction `tx`, which also holds the debit: both
-/// commit or neither does. Recording the same id again changes nothing.
+/// commit or neither does. Recording the same id again changes nothing. The notification is due
+/// at once, whatever the driver's [`Clock`] says; its creation time is the system's.
 pub fn record(
     tx: &rusqlite::Transaction<'_>,
     notification: &Notification,
 ) -> Result<(), PendingError> {
     tx.execute_batch(SCHEMA)?;
-    insert(tx, notification)
+    insert(tx, notification, now_ms(&SystemClock))
 }
 
 /// Creates the kit's table in the bank's database if it is not there (also done by [`record`]
@@ -202,7 +208,7 @@ pub fn create_table(conn: &Connection) -> Result<(), PendingError> {
     Ok(())
 }
 
-fn insert(conn: &Connection, n: &Notification) -> Result<(), PendingError> {
+fn insert(conn: &Connection, n: &Notification, now: i64) -> Result<(), PendingError> {
     let id_ok =
         (1..=ID_LEN_MAX).contains(&n.id.len()) && n.id.bytes().all(|b| b.is_ascii_graphic());
     if !id_ok {
@@ -221,10 +227,10 @@ fn insert(conn: &Connection, n: &Notification) -> Result<(), PendingError> {
         Some(id) if id == n.id => Ok(()),
         Some(_) => Err(PendingError::Conflict(n.request.payment.payment_id.clone())),
         None => {
-            let now = now_ms();
+            // Due at once (0): a clock set in the past by a test must not hold a new one back.
             conn.execute(
                 "INSERT INTO tolem_pending_notifications (id, payment_id, request, locale, state, due_at_ms, created_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5)",
                 params![n.id, n.request.payment.payment_id, request, n.locale.code(), now],
             )?;
             Ok(())
@@ -236,6 +242,7 @@ fn insert(conn: &Connection, n: &Notification) -> Result<(), PendingError> {
 #[derive(Clone)]
 pub struct PendingStore {
     conn: Arc<Mutex<Connection>>,
+    clock: Arc<dyn Clock>,
     /// Set once the kit's table is known to exist in the shared file.
     table_ready: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -273,8 +280,16 @@ impl PendingStore {
     pub fn with_connection(conn: Arc<Mutex<Connection>>) -> PendingStore {
         PendingStore {
             conn,
+            clock: Arc::new(SystemClock),
             table_ready: Arc::default(),
         }
+    }
+
+    /// Reads time from `clock` instead of the system's: leases, retry times and the records'
+    /// timestamps, for this store and the [`Driver`]s on it. Tests use a [`ManualClock`].
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> PendingStore {
+        self.clock = clock;
+        self
     }
 
     /// The shared connection.
@@ -285,7 +300,8 @@ impl PendingStore {
     /// Records `notification` in its own transaction (a ledger outside this file): call it
     /// *before* debiting, and debit with `notification.id` as the idempotency key.
     pub async fn add(&self, notification: Notification) -> Result<(), PendingError> {
-        self.db(move |conn| insert(conn, &notification)).await
+        let now = now_ms(self.clock.as_ref());
+        self.db(move |conn| insert(conn, &notification, now)).await
     }
 
     /// Where the notification `id` stands, if recorded.
@@ -316,7 +332,7 @@ impl PendingStore {
     pub async fn unsettled(&self) -> Result<Vec<String>, PendingError> {
         self.db(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id FROM tolem_pending_notifications WHERE state != 'settled' ORDER BY due_at_ms",
+                "SELECT id FROM tolem_pending_notifications WHERE state != 'settled' ORDER BY due_at_ms, created_at_ms",
             )?;
             let ids = stmt
                 .query_map([], |r| r.get(0))?
@@ -364,8 +380,56 @@ fn parse_answer(id: &str, answer: Option<&str>) -> Result<NotifyPaymentResponse,
         })
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+/// Where the kit reads the time: leases and retry times of pending notifications.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's clock, the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told: a test sets it and crosses a lease or a backoff without
+/// waiting. Share it as `Arc<ManualClock>` (an `Arc<dyn Clock>` for
+/// [`PendingStore::with_clock`]) and keep a handle to move it.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<SystemTime>);
+
+impl ManualClock {
+    /// A clock standing at `now`.
+    pub fn new(now: SystemTime) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(now))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: SystemTime) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *now = now.checked_add(by).unwrap_or(*now);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Milliseconds since the Unix epoch on `clock` (0 before it), the records' unit.
+fn now_ms(clock: &dyn Clock) -> i64 {
+    clock
+        .now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -559,12 +623,15 @@ impl<S: Settle> Driver<S> {
         }
         let _release = InFlight(self, id.to_owned());
         loop {
-            // A notification taken over from an earlier run waits for its recorded due time.
-            let due = self
-                .due_in(id)
-                .await
-                .unwrap_or(Duration::from_millis(self.inner.config.poll_interval_ms));
-            tokio::time::sleep(due).await;
+            // A notification taken over from an earlier run waits for its recorded due time, on
+            // the store's clock: it is read again at least every poll, so a clock moved forward
+            // (a test's) is seen without waiting out the whole delay.
+            let poll = Duration::from_millis(self.inner.config.poll_interval_ms);
+            let due = self.due_in(id).await.unwrap_or(poll);
+            if !due.is_zero() {
+                tokio::time::sleep(due.min(poll)).await;
+                continue;
+            }
             let step = {
                 let _permit = self.inner.permits.acquire().await;
                 self.step(id).await
@@ -609,7 +676,8 @@ impl<S: Settle> Driver<S> {
                     .optional()?)
             })
             .await?;
-        let wait = due.map_or(0, |due| due.saturating_sub(now_ms()).max(0));
+        let now = now_ms(self.inner.store.clock.as_ref());
+        let wait = due.map_or(0, |due| due.saturating_sub(now).max(0));
         Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
     }
 
@@ -636,12 +704,13 @@ impl<S: Settle> Driver<S> {
             return Ok(Step::Again);
         }
         let id = n.id.clone();
+        let now = now_ms(self.inner.store.clock.as_ref());
         self.inner
             .store
             .db(move |conn| {
                 conn.execute(
                     "UPDATE tolem_pending_notifications SET state = 'settled', settled_at_ms = ?2, lease_owner = NULL, lease_until_ms = 0 WHERE id = ?1",
-                    params![id, now_ms()],
+                    params![id, now],
                 )?;
                 Ok(())
             })
@@ -662,10 +731,10 @@ impl<S: Settle> Driver<S> {
     ) -> Result<Option<(Notification, Option<NotifyPaymentResponse>)>, PendingError> {
         let (id, owner) = (id.to_owned(), self.inner.owner.clone());
         let lease_ms = i64::try_from(self.inner.config.lease_ms).unwrap_or(i64::MAX);
+        let now = now_ms(self.inner.store.clock.as_ref());
         self.inner
             .store
             .db(move |conn| {
-                let now = now_ms();
                 let taken = conn.execute(
                     "UPDATE tolem_pending_notifications SET lease_owner = ?2, lease_until_ms = ?3 \
                      WHERE id = ?1 AND state != 'settled' AND (lease_until_ms <= ?4 OR lease_owner = ?2)",
@@ -723,6 +792,7 @@ impl<S: Settle> Driver<S> {
         let (id, why) = (id.to_owned(), why.to_owned());
         let retry = self.inner.config.retry.clone();
         let owner = self.inner.owner.clone();
+        let now = now_ms(self.inner.store.clock.as_ref());
         self.inner
             .store
             .db(move |conn| {
@@ -736,7 +806,7 @@ impl<S: Settle> Driver<S> {
                 conn.execute(
                     "UPDATE tolem_pending_notifications SET attempts = ?2, last_error = ?3, due_at_ms = ?4, \
                      lease_owner = NULL, lease_until_ms = 0 WHERE id = ?1 AND lease_owner = ?5",
-                    params![id, attempts, why, now_ms().saturating_add(delay), owner],
+                    params![id, attempts, why, now.saturating_add(delay), owner],
                 )?;
                 tracing::info!(id, attempts, reason = why, "notifyPayment not finished; retrying");
                 Ok(())

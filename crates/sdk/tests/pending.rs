@@ -423,3 +423,56 @@ async fn a_bad_notification_id_is_refused_and_nothing_is_recorded() {
         Err(pending::PendingError::Conflict(_))
     ));
 }
+
+#[tokio::test]
+async fn a_crashed_processs_lease_is_taken_over_when_the_clock_passes_it() {
+    // Leases of an hour: without the manual clock, this test would wait that long.
+    const HOUR_MS: u64 = 3_600_000;
+    let ps = stand_in(Answer::Success, 0, true).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bank.db");
+    let clock = Arc::new(pending::ManualClock::new(std::time::SystemTime::now()));
+    let (store, bank) = open(&path);
+    let id = pay(&bank, "4", 300).await;
+    let with_hour_lease = |store: PendingStore, bank: Bank| {
+        let retry = RetryPolicy::default()
+            .with_delays_ms(10, 40)
+            .with_attempts_max(None);
+        let mut config = DriverConfig::new(retry, HOUR_MS);
+        config.poll_interval_ms = 20;
+        let client = MppClient::new(&ps.url, "demobank").expect("client");
+        Driver::new(store.with_clock(clock.clone()), client, bank, config)
+    };
+    // The first process claims the notification, asks the PS and dies while it holds the
+    // answer: its lease runs for an hour on the clock.
+    let arrived = ps.arrived.notified();
+    let first = with_hour_lease(store, bank.clone());
+    let crashed = tokio::spawn(async move { first.drive(&id).await });
+    arrived.await;
+    crashed.abort();
+    let _ = crashed.await;
+    ps.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    let id = "notify-M-4".to_owned();
+
+    // The next process finds the lease held and waits for it, polling.
+    let (store, _) = open(&path);
+    let second = with_hour_lease(store, bank.clone());
+    let driving = tokio::spawn({
+        let id = id.clone();
+        async move { second.drive(&id).await }
+    });
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!driving.is_finished(), "the lease was not honoured");
+    }
+    assert_eq!(ps.calls.lock().expect("lock").len(), 1);
+    assert_eq!(status(&bank, &id).await, "debited");
+
+    // The hour passes on the clock: the lease lapses and the second process finishes it once.
+    clock.advance(std::time::Duration::from_millis(HOUR_MS + 1));
+    let outcome = driving.await.expect("joined").expect("driven");
+    assert!(matches!(outcome, Some(Outcome::Keep { .. })), "{outcome:?}");
+    assert_eq!(bank.applied.lock().expect("lock")[&id], vec!["kept"]);
+    assert_eq!(ps.calls.lock().expect("lock").len(), 2);
+    assert_eq!(balance(&bank).await, 1_000_000 - 30_000);
+}

@@ -14,7 +14,7 @@ use tolem_ps::clock::{ManualClock, SharedClock};
 use crate::TestkitError;
 
 /// The demo configuration `tolem sandbox` runs with: the catalog every helper here relies on.
-const SANDBOX_TOML: &str = include_str!("../../../examples/sandbox.toml");
+const SANDBOX_TOML: &str = tolem_ps::SANDBOX_TOML;
 
 /// The demo café's POS device the testkit registers at start, to make QRs and refunds with.
 const DEVICE_ID: &str = "TESTKIT-POS-1";

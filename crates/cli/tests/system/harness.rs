@@ -15,7 +15,7 @@ use tolem_sdk::MppClient;
 
 pub use crate::backend::{PsBooks, fresh_database, sqlite_only};
 
-pub const SANDBOX_TOML: &str = include_str!("../../../../examples/sandbox.toml");
+pub const SANDBOX_TOML: &str = tolem_ps::SANDBOX_TOML;
 pub const API_KEY: &str = "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
 pub const OTHER_API_KEY: &str = "test_0A1B2C3D4E5F60718293A4B5C6D7E8F9";
 pub const ADMIN_TOKEN: &str = "sandbox-admin-token";

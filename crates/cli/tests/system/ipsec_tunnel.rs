@@ -164,6 +164,30 @@ fn tolem_ipsec_keeps_its_key_secret_and_a_rerun_changes_nothing() {
     assert!(!dir.path().join("none").exists(), "nothing written");
 }
 
+/// The guide's example configuration is valid and makes the link it describes. Here rather than
+/// in tolem-ps's own tests, which are published with it: the guide is outside that package.
+#[test]
+fn the_ipsec_guides_example_is_a_valid_configuration() {
+    let guide = include_str!("../../../../docs/ipsec.md");
+    let example = guide
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML example in docs/ipsec.md");
+    let config = tolem_ps::Config::from_toml(example).expect("a valid configuration");
+    let psk = tolem_ps::ipsec::Psk::parse(&format!("0x{}", "ab".repeat(32))).expect("a key");
+    let link = tolem_ps::ipsec::link(&config, &config.catalog.mpps[0], Some(&psk)).expect("a link");
+    let local_ts: Vec<&str> = link
+        .ps
+        .swanctl
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("local_ts")?.trim().strip_prefix('='))
+        .map(str::trim)
+        .collect();
+    assert_eq!(local_ts, ["198.51.100.1/32"]);
+    assert!(link.mpp.swanctl.contains("    ps-tolem {"));
+}
+
 fn read_config(path: &Path) -> String {
     std::fs::read_to_string(path).expect("config")
 }

@@ -18,6 +18,12 @@ pub mod registers;
 
 use catalog::CatalogFile;
 
+/// The demo configuration `tolem sandbox` runs with, and the test sandboxes' catalog (the café,
+/// the parking, the MPPs `demobank` and `demowallet`, their test keys; `docs/sandbox.md`). Its
+/// one copy is `crates/ps/sandbox.toml`, inside this package so that the published crate has
+/// it; `examples/sandbox.toml` links to it for `tolem serve --config`.
+pub const SANDBOX_TOML: &str = include_str!("../../sandbox.toml");
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

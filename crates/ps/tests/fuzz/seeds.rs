@@ -19,7 +19,7 @@ use tower_http::normalize_path::NormalizePath;
 
 use crate::mutate::Input;
 
-pub const SANDBOX_TOML: &str = include_str!("../../../../examples/sandbox.toml");
+pub const SANDBOX_TOML: &str = tolem_ps::SANDBOX_TOML;
 pub const API_KEY: &str = "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
 pub const ADMIN_TOKEN: &str = "sandbox-admin-token";
 pub const CABINET_TOKEN: &str = "sandbox-cabinet-demobank";
