@@ -1,4 +1,5 @@
-//! A bank back-end in about 100 lines, on the kit's durable pattern (`docs/mpp-kit.md`):
+//! A bank back-end in about 100 lines of Rust (and its ledger's SQL), on the kit's durable
+//! pattern (`docs/mpp-kit.md`):
 //! - `POST /pay` (a scan request: `qrCode`, `customerId`) scans a Dynamic QR, then debits the
 //!   customer and records the notifyPayment the PS is owed in ONE transaction; the kit's
 //!   `pending::Driver` tells the PS whatever happens to the request, then keeps or reverses.
@@ -85,22 +86,10 @@ async fn pay(State(bank): State<Bank>, Json(scan): Json<ScanRequest>) -> Json<Va
         return Json(json!({"error": format!("not paid here: {reply:?}")}));
     };
     let mpp_payment_id = format!("B-{}", payment.payment_id);
-    let (payment_id, payment_amount) = (payment.payment_id, Some(amount));
-    let payment = NotifyPayment {
-        payment_id,
-        mpp_payment_id,
-        payment_amount,
-        customer_id: None,
-    };
-    let (result, customer_id) = (ResultBody::success(), Some(scan.customer_id.clone()));
-    let n = Notification::new(
-        NotifyPaymentRequest {
-            result,
-            payment,
-            customer_id,
-        },
-        Locale::Ru,
-    );
+    let customer = scan.customer_id.clone();
+    let request =
+        NotifyPaymentRequest::success(payment.payment_id, mpp_payment_id, Some(amount), customer);
+    let n = Notification::new(request, Locale::Ru);
     // The debit and the notification the PS is owed commit together, or neither does.
     let mut conn = books.0.lock().await;
     let debited = (|| -> Result<(), Error> {
@@ -150,10 +139,6 @@ pub async fn run(ps_url: &str, listener: TcpListener, dir: &Path) -> Result<(), 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let ps_url = std::env::var("TOLEM_PS_URL").unwrap_or("http://127.0.0.1:8080".into());
-    run(
-        &ps_url,
-        TcpListener::bind("127.0.0.1:8093").await?,
-        Path::new("."),
-    )
-    .await
+    let listener = TcpListener::bind("127.0.0.1:8093").await?;
+    run(&ps_url, listener, Path::new(".")).await
 }

@@ -19,7 +19,7 @@
 //!
 //! ```no_run
 //! use tolem_sdk::{MppClient, Outcome, Scanned};
-//! use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody, ScanRequest};
+//! use tolem_wire::mpp::{NotifyPaymentRequest, ScanRequest};
 //!
 //! # async fn pay() -> Result<(), tolem_sdk::SdkError> {
 //! let ps = MppClient::builder("http://127.0.0.1:8080", "demobank").build()?;
@@ -30,16 +30,9 @@
 //!     return Ok(()); // refused, not known yet, or another kind of QR
 //! };
 //! // ... debit the buyer, then tell the PS; this retries until the PS answers.
-//! let request = NotifyPaymentRequest {
-//!     result: ResultBody::success(),
-//!     payment: NotifyPayment {
-//!         payment_id: payment.payment_id,
-//!         mpp_payment_id: "M-1".into(),
-//!         payment_amount: tolem_wire::Amount::from_tenge(500),
-//!         customer_id: None,
-//!     },
-//!     customer_id: Some("C1".into()),
-//! };
+//! let amount = tolem_wire::Amount::from_tenge(500);
+//! let request =
+//!     NotifyPaymentRequest::success(payment.payment_id, "M-1".into(), amount, "C1".into());
 //! let answer = ps.notify_payment(&request).await?;
 //! match answer.outcome {
 //!     Outcome::Done(paid) => println!("receipt: {:?}", paid.link_receipt),

@@ -291,6 +291,29 @@ pub struct NotifyPaymentRequest {
     pub customer_id: Option<String>,
 }
 
+impl NotifyPaymentRequest {
+    /// The MPP's SUCCESS for the PS's `payment_id`: customer `customer_id` was debited `amount`
+    /// under the MPP's own `mpp_payment_id`. `amount` is required for a Static QR (what the
+    /// customer entered) and optional for the others, whose amount the PS already holds.
+    pub fn success(
+        payment_id: String,
+        mpp_payment_id: String,
+        amount: Option<Amount>,
+        customer_id: String,
+    ) -> NotifyPaymentRequest {
+        NotifyPaymentRequest {
+            result: ResultBody::success(),
+            payment: NotifyPayment {
+                payment_id,
+                mpp_payment_id,
+                payment_amount: amount,
+                customer_id: None,
+            },
+            customer_id: Some(customer_id),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyPayment {
