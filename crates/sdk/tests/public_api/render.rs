@@ -13,7 +13,8 @@
 //!   otherwise `{ .. }`. Each public field is a line with its type;
 //! - enums: an exhaustive enum lists its variants on its line (adding one breaks a `match`), a
 //!   `#[non_exhaustive]` one says so; each variant is a line, with its fields;
-//! - traits with their methods, associated types and constants;
+//! - traits with their methods, associated types and constants; the trait's line names the items
+//!   an implementor must write, since a new one breaks every implementation;
 //! - functions and inherent methods with generics, bounds, arguments and return type;
 //! - the trait impls of each public type, including the auto traits a user can rely on (Send,
 //!   Sync, Unpin, UnwindSafe, RefUnwindSafe) and derives (Clone, Debug, ...). Blanket impls
@@ -342,8 +343,17 @@ impl<'a> Api<'a> {
         } else {
             ""
         };
+        // The items an implementor must write are listed on the trait's line: a new one breaks
+        // every implementation, so it must change the line, not only add one.
+        let required: Vec<&str> = array(&inner["items"])
+            .iter()
+            .filter_map(|id| self.item(id))
+            .filter(|item| is_required(&item["inner"]))
+            .map(|item| str_of(&item["name"]))
+            .collect();
         lines.insert(format!(
-            "pub {unsafety}trait {path}{params}{supertraits}{wheres}{dyn_compatible}"
+            "pub {unsafety}trait {path}{params}{supertraits}{wheres}{dyn_compatible} {{ required: {} }}",
+            required.join(", ")
         ));
         for item in array(&inner["items"]).iter().filter_map(|id| self.item(id)) {
             let item_path = format!("{path}::{}", str_of(&item["name"]));
@@ -826,6 +836,20 @@ impl<'a> Api<'a> {
         } else {
             format!("<{}>", compact(args))
         }
+    }
+}
+
+/// Whether an implementor must write this trait item: a method without a body, an associated
+/// type or constant without a default.
+fn is_required(inner: &Value) -> bool {
+    if let Some(function) = inner.get("function") {
+        function["has_body"] != true
+    } else if let Some(assoc) = inner.get("assoc_type") {
+        assoc["type"].is_null()
+    } else if let Some(assoc) = inner.get("assoc_const") {
+        assoc["value"].is_null()
+    } else {
+        false
     }
 }
 
