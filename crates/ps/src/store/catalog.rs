@@ -78,7 +78,8 @@ fn catalog_file(db: Db<'_>) -> StoreResult<CatalogFile> {
 pub fn read_catalog_file(path: &Path) -> StoreResult<CatalogFile> {
     if crate::config::is_postgres_url(path) {
         let url = path.to_string_lossy().into_owned();
-        // The `postgres` client may not run on an async worker: a thread of its own.
+        // A connection runs a runtime of its own, which may not start on an async worker: a
+        // thread of its own.
         return std::thread::spawn(move || {
             let config: tokio_postgres::Config = url
                 .parse()
