@@ -106,42 +106,38 @@ impl PgConn {
         Ok(statement)
     }
 
-    /// The rows of a prepared statement, after a pending `BEGIN` sent in the same write.
+    /// The rows of a prepared statement, after a pending `BEGIN`.
     fn query(
         &self,
         statement: &tokio_postgres::Statement,
         params: &[&(dyn PgToSql + Sync)],
     ) -> StoreResult<Vec<tokio_postgres::Row>> {
-        let query = self.client.query(statement, params);
-        match self.begin.take() {
-            None => Ok(self.runtime.block_on(query)?),
-            Some(begin) => {
-                let (begun, rows) = self.runtime.block_on(async {
-                    tokio::join!(biased; self.client.batch_execute(begin), query)
-                });
-                begun?;
-                Ok(rows?)
-            }
-        }
+        self.after_begin(self.client.query(statement, params))
     }
 
-    /// The number of rows a prepared statement changed, after a pending `BEGIN` (as [`Self::query`]).
+    /// The number of rows a prepared statement changed, after a pending `BEGIN`.
     fn execute(
         &self,
         statement: &tokio_postgres::Statement,
         params: &[&(dyn PgToSql + Sync)],
     ) -> StoreResult<u64> {
-        let execute = self.client.execute(statement, params);
-        match self.begin.take() {
-            None => Ok(self.runtime.block_on(execute)?),
-            Some(begin) => {
-                let (begun, changed) = self.runtime.block_on(async {
-                    tokio::join!(biased; self.client.batch_execute(begin), execute)
-                });
-                begun?;
-                Ok(changed?)
-            }
-        }
+        self.after_begin(self.client.execute(statement, params))
+    }
+
+    /// Runs `statement` (not polled yet), preceded by a pending `BEGIN` sent in the same write:
+    /// the `BEGIN` is polled first, so its message goes out first.
+    fn after_begin<T>(
+        &self,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> StoreResult<T> {
+        let Some(begin) = self.begin.take() else {
+            return Ok(self.runtime.block_on(statement)?);
+        };
+        let (begun, done) = self
+            .runtime
+            .block_on(async { tokio::join!(biased; self.client.batch_execute(begin), statement) });
+        begun?;
+        Ok(done?)
     }
 }
 
