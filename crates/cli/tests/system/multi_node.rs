@@ -819,28 +819,19 @@ async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
     // The node that made the change refuses at once.
     assert_eq!(scan_at(a).await, "PAYMENTS_SUSPENDED");
     let bound = Duration::from_millis(CHECK_MS) + Duration::from_secs(3);
-    let mut last = String::new();
-    let started = Instant::now();
-    while started.elapsed() < bound {
-        last = scan_at(b).await;
-        if last == "PAYMENTS_SUSPENDED" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(last, "PAYMENTS_SUSPENDED", "node B within {bound:?}");
-    eprintln!("node B refused {:?} after the change", started.elapsed());
+    let taken = within(bound, "node B refuses", || {
+        let code = scan_at(b);
+        async move { code.await == "PAYMENTS_SUSPENDED" }
+    })
+    .await;
+    eprintln!("node B refused {taken:?} after the change");
     // It stays refused there, and is lifted the same way.
     assert_eq!(scan_at(b).await, "PAYMENTS_SUSPENDED");
     admin(&http, a, status, Some(&json!({"status": "active"}))).await;
     assert_eq!(scan_at(a).await, "SUCCESS");
-    let started = Instant::now();
-    while started.elapsed() < bound {
-        last = scan_at(b).await;
-        if last == "SUCCESS" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(last, "SUCCESS", "node B serves again within {bound:?}");
+    within(bound, "node B serves again", || {
+        let code = scan_at(b);
+        async move { code.await == "SUCCESS" }
+    })
+    .await;
 }

@@ -554,7 +554,67 @@ fn pg_params<'a>(cells: &'a [Cell<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
 
 #[cfg(test)]
 mod tests {
-    use super::dollar_placeholders;
+    use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+    use super::{Db, dollar_placeholders};
+
+    /// The rows of `t` as another connection sees them (what was committed).
+    fn committed(database: &TestDatabase) -> i64 {
+        let other = database.pg();
+        Db::Pg(&other)
+            .query_row("SELECT COUNT(*) FROM t", args![], |r| r.get(0))
+            .expect("a count")
+            .expect("a row")
+    }
+
+    #[test]
+    fn a_pending_begin_goes_out_before_the_first_statement_and_an_empty_one_not_at_all() {
+        let Some(url) = admin_url("a_pending_begin_goes_out_before_the_first_statement") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "begin");
+        let pg = database.pg();
+        let db = Db::Pg(&pg);
+        pg.batch("CREATE TABLE t (n BIGINT)").expect("a table");
+        let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+        // The first statement runs inside the transaction: a rollback takes it back.
+        pg.begin(begin);
+        db.execute("INSERT INTO t (n) VALUES (?1)", args![1_i64])
+            .expect("inserted");
+        let isolation: String = db
+            .query_row("SHOW transaction_isolation", args![], |r| r.get(0))
+            .expect("read")
+            .expect("a row");
+        assert_eq!(isolation, "serializable");
+        pg.batch("ROLLBACK").expect("rolled back");
+        assert_eq!(
+            committed(&database),
+            0,
+            "the insert was inside the transaction"
+        );
+
+        // The same as the first statement of a batch.
+        pg.begin(begin);
+        pg.batch("INSERT INTO t (n) VALUES (2)").expect("inserted");
+        pg.batch("ROLLBACK").expect("rolled back");
+        assert_eq!(committed(&database), 0);
+
+        // Committed, it is there.
+        pg.begin(begin);
+        db.execute("INSERT INTO t (n) VALUES (?1)", args![3_i64])
+            .expect("inserted");
+        assert_eq!(committed(&database), 0, "not before the commit");
+        pg.batch("COMMIT").expect("committed");
+        assert_eq!(committed(&database), 1);
+
+        // A transaction without a statement sends nothing: the next statement is on its own
+        // (autocommit), not inside a transaction left open.
+        pg.begin(begin);
+        pg.batch("COMMIT").expect("nothing to commit");
+        db.execute("INSERT INTO t (n) VALUES (?1)", args![4_i64])
+            .expect("inserted");
+        assert_eq!(committed(&database), 2);
+    }
 
     #[test]
     fn placeholders_become_numbered_outside_quotes() {

@@ -256,7 +256,7 @@ fn in_transaction(pg: &PgConn, f: impl FnOnce() -> StoreResult<()>) -> StoreResu
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use rusqlite::Connection;
@@ -265,7 +265,7 @@ mod tests {
 
     /// The admin URL of a PostgreSQL server to test on, or `None` (and a line saying so) when
     /// `TOLEM_TEST_POSTGRES` is unset.
-    fn admin_url(test: &str) -> Option<String> {
+    pub(in crate::store) fn admin_url(test: &str) -> Option<String> {
         let url = std::env::var("TOLEM_TEST_POSTGRES").ok();
         if url.is_none() {
             eprintln!("{test}: TOLEM_TEST_POSTGRES is not set; this PostgreSQL test did not run");
@@ -274,14 +274,14 @@ mod tests {
     }
 
     /// A fresh database on the test server, dropped when the test ends.
-    struct TestDatabase {
+    pub(in crate::store) struct TestDatabase {
         admin: postgres::Config,
         admin_url: String,
         name: String,
     }
 
     impl TestDatabase {
-        fn create(admin_url: &str, tag: &str) -> TestDatabase {
+        pub(in crate::store) fn create(admin_url: &str, tag: &str) -> TestDatabase {
             let admin: postgres::Config = admin_url.parse().expect("an admin URL");
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -307,11 +307,15 @@ mod tests {
             config.connect(postgres::NoTls).expect("a connection")
         }
 
-        fn migrate(&self) -> StoreResult<()> {
+        /// A connection of the store's own kind.
+        pub(in crate::store) fn pg(&self) -> PgConn {
             let mut config: tokio_postgres::Config = self.admin_url.parse().expect("an admin URL");
             config.dbname(&self.name);
-            let pg = PgConn::connect(&config).expect("a connection");
-            run_postgres(Db::Pg(&pg))
+            PgConn::connect(&config).expect("a connection")
+        }
+
+        fn migrate(&self) -> StoreResult<()> {
+            run_postgres(Db::Pg(&self.pg()))
         }
     }
 
