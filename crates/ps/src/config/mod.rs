@@ -97,8 +97,8 @@ impl SurfaceName {
     pub fn of_path(path: &str) -> Option<SurfaceName> {
         match first_segment(path) {
             "api" => Some(SurfaceName::Mpp),
-            "r1" | "r2" | "r3" | "receipt" | "qr" | "pay" => Some(SurfaceName::Merchant),
-            "admin" | "cabinet" => Some(SurfaceName::Admin),
+            "r1" | "r2" | "r3" | "receipt" | "qr" | "pay" | "pos" => Some(SurfaceName::Merchant),
+            "admin" | "cabinet" | "console" => Some(SurfaceName::Admin),
             _ => None,
         }
     }
@@ -1053,6 +1053,8 @@ mod tests {
             ("/pay/123", Some(Merchant)),
             ("/admin/v1/metrics", Some(Admin)),
             ("/cabinet/v1/registers/daily/x.csv", Some(Admin)),
+            ("/pos/", Some(Merchant)),
+            ("/console/operator", Some(Admin)),
             ("/", None),
             ("/apix", None),
             ("/r4/v01/qr/create", None),
