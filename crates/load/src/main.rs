@@ -11,10 +11,12 @@
 //! - [`report`]: the machine, the parameters and the results in Markdown.
 //! - [`refunds`], [`receiver`], [`refund_report`]: `tolem-load refunds`, its stand-in MPP and
 //!   its report.
+//! - [`fill`]: `tolem-load fill`, realistic purchases added to a store without HTTP.
 
 mod baseline;
 mod child;
 mod drive;
+mod fill;
 mod ps;
 mod receiver;
 mod refund_report;
@@ -68,6 +70,9 @@ enum Command {
     /// Refund delivery: refunds placed through the merchant API and delivered by the PS to a
     /// stand-in MPP inside this tool that answers at once; deliveries per second.
     Refunds(refunds::RefundArgs),
+    /// Adds realistic purchases to a store through the PS's own store operations (no HTTP), for
+    /// runs against a store that has grown.
+    Fill(fill::FillArgs),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -104,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::BaselineServer { listen }) => baseline::serve(listen).await,
         Some(Command::Refunds(args)) => refunds::run(args).await,
+        Some(Command::Fill(args)) => fill::run(args).await,
         None => run(cli.run).await,
     }
 }

@@ -9,6 +9,7 @@ mod cancel;
 mod checkout;
 mod create;
 mod emulate;
+mod fill;
 mod notify;
 mod scan;
 
@@ -24,6 +25,7 @@ pub use create::PosOrder;
 pub use create::create;
 pub use emulate::Emulated;
 pub use emulate::{Step, emulate};
+pub use fill::{FillPlan, FillReport, fill};
 pub use notify::notify;
 pub use scan::scan;
 

@@ -75,12 +75,7 @@ pub async fn notify(
                     Ok(Err(MppError::code(code)))
                 }
                 NotifyDecision::Apply(code) => {
-                    let response = NotifyPaymentResponse {
-                        result: ResultBody::of(code, locale),
-                        link_receipt: (code == ResultCode::Success)
-                            .then(|| receipt_link(&public_url, &payment.receipt_token)),
-                    };
-                    let body = serde_json::to_string(&response).unwrap_or_default();
+                    let body = answer(code, locale, &public_url, &payment.receipt_token);
                     payment.notify_response = Some(body.clone());
                     tx.save_payment(&payment, &policy)?;
                     Ok(Ok(body))
@@ -88,4 +83,20 @@ pub async fn notify(
             }
         })
         .await?
+}
+
+/// The answer to a notifyPayment that took effect with `code`: a success carries the receipt
+/// link. Stored with the purchase and sent again, byte for byte, for every repeat.
+pub(crate) fn answer(
+    code: ResultCode,
+    locale: tolem_wire::Locale,
+    public_url: &str,
+    receipt_token: &str,
+) -> String {
+    let response = NotifyPaymentResponse {
+        result: ResultBody::of(code, locale),
+        link_receipt: (code == ResultCode::Success)
+            .then(|| receipt_link(public_url, receipt_token)),
+    };
+    serde_json::to_string(&response).unwrap_or_default()
 }
