@@ -40,6 +40,17 @@ pub enum OutgoingError {
     Client(String),
 }
 
+impl OutgoingError {
+    /// What is wrong, without the setting's name (the database URL's `sslrootcert` reads CA files
+    /// the same way).
+    pub(crate) fn why(&self) -> String {
+        match self {
+            OutgoingError::CaFile { why, .. } => why.clone(),
+            OutgoingError::Client(why) => why.clone(),
+        }
+    }
+}
+
 impl OutgoingTls {
     /// The system's roots plus the operator's CA file; a CA file that cannot be read, holds no
     /// certificate or holds one that cannot be a trust anchor stops the start.
@@ -115,7 +126,7 @@ impl OutgoingTls {
 /// milliseconds, and a process that starts the PS more than once (the tests, the sandbox) gains
 /// nothing from reading them again, since a change of the system's roots is taken at a restart
 /// anyway.
-fn system_roots() -> Vec<CertificateDer<'static>> {
+pub(crate) fn system_roots() -> Vec<CertificateDer<'static>> {
     static SYSTEM_ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     SYSTEM_ROOTS.get_or_init(read_system_roots).clone()
 }
@@ -135,7 +146,7 @@ fn read_system_roots() -> Vec<CertificateDer<'static>> {
 }
 
 /// The operator's CA certificates (PEM); every one must be usable, since the operator named them.
-fn operator_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, OutgoingError> {
+pub(crate) fn operator_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, OutgoingError> {
     let bad = |why: String| OutgoingError::CaFile {
         path: path.to_owned(),
         why,

@@ -136,7 +136,11 @@ fn add_one(tx: &Tx<'_>, s: &Setting, n: u64, at: Timestamp) -> StoreResult<bool>
     };
     let amount_tiyn = (100 + (r % 49_901)) * 100;
     let amount = Some(Amount::from_tiyn(amount_tiyn));
-    let locale = if r.is_multiple_of(5) { Locale::Kk } else { Locale::Ru };
+    let locale = if r.is_multiple_of(5) {
+        Locale::Kk
+    } else {
+        Locale::Ru
+    };
     let is_static = n % 20 == 19;
     let pick =
         |points: &[TradePointId]| points[usize::try_from(r % points.len() as u64).unwrap_or(0)];

@@ -81,10 +81,7 @@ pub fn read_catalog_file(path: &Path) -> StoreResult<CatalogFile> {
         // A connection runs a runtime of its own, which may not start on an async worker: a
         // thread of its own.
         return std::thread::spawn(move || {
-            let config: tokio_postgres::Config = url
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("the database URL is not valid: {e}")))?;
-            let conn = PgConn::connect(&config)?;
+            let conn = PgConn::connect(&super::pg_tls::parse(&url)?)?;
             super::migrations_pg::check_current(Db::Pg(&conn))?;
             catalog_file(Db::Pg(&conn))
         })

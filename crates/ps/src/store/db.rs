@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use tokio_postgres::types::{IsNull, ToSql as PgToSql, Type};
 
+use super::pg_tls::{DatabaseUrl, chain};
 use super::{StoreError, StoreResult};
 use crate::domain::{CallerName, DeviceId, OutboxId, PaymentId, RefundId, ServiceId, TradePointId};
 
@@ -45,19 +46,40 @@ const STATEMENTS_MAX: usize = 1_000;
 
 impl PgConn {
     /// Connects. Blocking, and not on an async worker (it runs a runtime of its own).
-    pub(crate) fn connect(config: &tokio_postgres::Config) -> StoreResult<PgConn> {
+    pub(crate) fn connect(url: &DatabaseUrl) -> StoreResult<PgConn> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Corrupt(format!("a runtime for a connection: {e}")))?;
-        let (client, connection) = runtime.block_on(config.connect(tokio_postgres::NoTls))?;
+        let refused = |e: tokio_postgres::Error| {
+            StoreError::Connect(format!("cannot connect to the database: {}", chain(&e)))
+        };
         // The connection's task runs whenever the runtime is driven, i.e. during every query;
         // it ends when the client is dropped or the server closes the connection.
-        runtime.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a database connection ended");
+        let client = match &url.tls {
+            Some(tls) => {
+                let (client, connection) = runtime
+                    .block_on(url.config.connect(tls.clone()))
+                    .map_err(refused)?;
+                runtime.spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "a database connection ended");
+                    }
+                });
+                client
             }
-        });
+            None => {
+                let (client, connection) = runtime
+                    .block_on(url.config.connect(tokio_postgres::NoTls))
+                    .map_err(refused)?;
+                runtime.spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "a database connection ended");
+                    }
+                });
+                client
+            }
+        };
         Ok(PgConn {
             runtime,
             client,

@@ -301,6 +301,13 @@ pub(super) mod tests {
             }
         }
 
+        /// This database's URL on the test server.
+        pub(in crate::store) fn url(&self) -> String {
+            let base = self.admin_url.split('?').next().unwrap_or_default();
+            let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+            format!("{server}/{}", self.name)
+        }
+
         fn connect(&self) -> postgres::Client {
             let mut config = self.admin.clone();
             config.dbname(&self.name);
@@ -311,7 +318,8 @@ pub(super) mod tests {
         pub(in crate::store) fn pg(&self) -> PgConn {
             let mut config: tokio_postgres::Config = self.admin_url.parse().expect("an admin URL");
             config.dbname(&self.name);
-            PgConn::connect(&config).expect("a connection")
+            let url = crate::store::pg_tls::DatabaseUrl { config, tls: None };
+            PgConn::connect(&url).expect("a connection")
         }
 
         fn migrate(&self) -> StoreResult<()> {

@@ -19,6 +19,7 @@ mod migrations;
 mod migrations_pg;
 mod outbox;
 mod payments;
+mod pg_tls;
 mod postgres;
 mod refund_delivery;
 mod refunds;
@@ -64,6 +65,9 @@ pub enum StoreError {
     CommitFailed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// PostgreSQL: the URL, the server or its certificate; the message names the cause.
+    #[error("{0}")]
+    Connect(String),
     /// The database was migrated by a newer build: this one would not know its tables.
     #[error(
         "the database has schema version {found}, newer than this build's {known}: run the newer \

@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 
 use super::db::{Db, PgConn};
+use super::pg_tls::DatabaseUrl;
 use super::{StoreError, StoreResult};
 
 /// Runs of one transaction at most before the caller is told to retry (HTTP 503): each run that
@@ -29,7 +30,7 @@ const RERUN_PAUSE_MS_MAX: u64 = 50;
 
 /// The connections of one node.
 pub(super) struct Pool {
-    config: tokio_postgres::Config,
+    url: DatabaseUrl,
     idle: Mutex<Vec<PgConn>>,
     permits: Arc<Semaphore>,
 }
@@ -42,13 +43,11 @@ impl Pool {
         connections: usize,
         first: impl FnOnce(Db<'_>) -> StoreResult<()>,
     ) -> StoreResult<Pool> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("the database URL is not valid: {e}")))?;
-        let conn = PgConn::connect(&config)?;
+        let url = super::pg_tls::parse(url)?;
+        let conn = PgConn::connect(&url)?;
         first(Db::Pg(&conn))?;
         Ok(Pool {
-            config,
+            url,
             idle: Mutex::new(vec![conn]),
             permits: Arc::new(Semaphore::new(connections.max(1))),
         })
@@ -56,7 +55,7 @@ impl Pool {
 
     /// A new connection, not counted in the pool's (a register's long read). Blocking.
     pub(super) fn connect(&self) -> StoreResult<PgConn> {
-        PgConn::connect(&self.config)
+        PgConn::connect(&self.url)
     }
 
     /// An idle connection, or a new one. Blocking.
@@ -65,7 +64,7 @@ impl Pool {
         match idle {
             Some(conn) if !conn.is_closed() => Ok(conn),
             // A connection the server closed (a restart, a failover) is replaced.
-            _ => PgConn::connect(&self.config),
+            _ => PgConn::connect(&self.url),
         }
     }
 
