@@ -140,7 +140,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     }
     let app = start(config).await?;
     say!("listening on http://{addr}");
-    print_guide(&addr.to_string(), &mpp_urls);
+    print_guide(&app.config, &addr.to_string(), &mpp_urls);
     let done = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -217,7 +217,7 @@ fn bind_failure(e: &std::io::Error) -> String {
     }
 }
 
-fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
+fn print_guide(config: &Config, ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
     say!("\nTolem sandbox");
     say!("  payment system (PS)   http://{ps}      admin token: sandbox-admin-token");
     say!(
@@ -230,6 +230,7 @@ fn print_guide(ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
             .collect();
         say!("  MPP {caller:<17} {url}   customers {}", who.join(", "));
     }
+    print_screens(config, ps, mpps);
     let bank = mpps
         .first()
         .map(|(_, url)| url.as_str())
@@ -243,6 +244,55 @@ Try, in another terminal:
   (with cargo: cargo run --release -- wallet …)
 The README's walk-through makes a Dynamic QR with curl; docs/sandbox.md lists everything."
     );
+}
+
+/// The four screens of the console (issue 14), where a person opens them and with what.
+/// `tests/browser` learns its URLs from these lines and `tests/system/sandbox.rs` checks them.
+fn print_screens(config: &Config, ps: &str, mpps: &[(&'static SandboxMpp, String)]) {
+    let bank = mpps.first();
+    let cabinet = bank
+        .and_then(|(demo, _)| config.registers.cabinet_tokens.get(demo.caller))
+        .map_or("(none configured)", String::as_str);
+    let key = config
+        .catalog
+        .organizations
+        .first()
+        .and_then(|o| o.api_keys.first())
+        .map_or("(none configured)", String::as_str);
+    let mut screens = vec![
+        (
+            "operator console",
+            format!("http://{ps}/console/"),
+            format!("token {}", config.admin_token),
+        ),
+        (
+            "MPP cabinet",
+            format!("http://{ps}/console/"),
+            format!("token {cabinet}"),
+        ),
+        (
+            "cashier",
+            format!("http://{ps}/pos/"),
+            format!("API key {key}"),
+        ),
+    ];
+    if let Some((demo, url)) = bank {
+        let who: Vec<&str> = demo.customers.iter().map(|(id, _, _)| *id).collect();
+        screens.push((
+            "wallet",
+            format!("{url}/wallet/"),
+            format!("customer {}", who.join(" or ")),
+        ));
+    }
+    let width = screens
+        .iter()
+        .map(|(_, url, _)| url.len())
+        .max()
+        .unwrap_or(0);
+    say!("\nIn a browser:");
+    for (what, url, with) in screens {
+        say!("  {what:<21} {url:<width$}   {with}");
+    }
 }
 
 async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {

@@ -105,20 +105,55 @@ fn the_readme_quick_start_runs_as_written_and_the_wallet_pays_the_cafe() {
     let mut sandbox = Sandbox(child);
     let stdout = sandbox.0.stdout.take().expect("stdout");
     let mut bank = None;
+    let mut ps = None;
     let mut guide = false;
+    let mut banner = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("a line");
         if let Some(rest) = line.trim().strip_prefix("MPP demobank") {
             bank = rest.split_whitespace().next().map(str::to_owned);
         }
+        if let Some(rest) = line.trim().strip_prefix("listening on ") {
+            ps = Some(rest.trim().to_owned());
+        }
         if line.starts_with("Try, in another terminal") {
             guide = true;
             break;
         }
+        banner.push(line);
     }
     let build = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(guide, "the sandbox did not come up:\n{build}");
     let bank = bank.expect("the guide names demobank's address");
+    let ps = ps.expect("the first line names the PS's address");
+    // The four screens of the console (issue 14), where they are and what signs in to each.
+    let banner = banner.join("\n");
+    for (what, url, with) in [
+        (
+            "operator console",
+            format!("{ps}/console/"),
+            "token sandbox-admin-token",
+        ),
+        (
+            "MPP cabinet",
+            format!("{ps}/console/"),
+            "token sandbox-cabinet-demobank",
+        ),
+        (
+            "cashier",
+            format!("{ps}/pos/"),
+            "API key test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39",
+        ),
+        ("wallet", format!("{bank}/wallet/"), "customer C1"),
+    ] {
+        let line = banner
+            .lines()
+            .find(|l| l.trim().starts_with(what))
+            .unwrap_or_else(|| panic!("the banner lists the {what}:\n{banner}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(words.contains(&url.as_str()), "{what} at {url}: {line}");
+        assert!(line.contains(with), "{what} with {with}: {line}");
+    }
 
     let then = readme_block("Then, in another terminal");
     assert_eq!(then.len(), 2, "{then:?}");

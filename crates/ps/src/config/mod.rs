@@ -753,6 +753,8 @@ pub(crate) const TOOL_VARIABLES: &[&str] = &[
     "TOLEM_CRASH_SEED",
     // The system suite's PostgreSQL cluster (docs/testing.md), exported by .ci/run.
     "TOLEM_TEST_POSTGRES",
+    // Where the browser tests save their screenshots (docs/testing.md); their sandbox inherits it.
+    "TOLEM_SCREENSHOTS",
 ];
 
 fn parse_table(table: &toml::Table) -> Result<Config, String> {
