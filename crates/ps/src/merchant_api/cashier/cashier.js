@@ -261,7 +261,8 @@
     for (const point of answer.Data) {
       const option = document.createElement("option");
       option.value = String(point.TradePointId);
-      option.textContent = point.TradePointName + " (" + point.TradePointId + ")";
+      option.textContent = point.TradePointName + " — " + point.TradePointId;
+      option.dataset.name = point.TradePointName;
       select.append(option);
     }
   }
@@ -299,7 +300,7 @@
       $("device-error").textContent = tr("device.no_points");
       return;
     }
-    const point = { id: select.value, name: select.selectedOptions[0]?.textContent || select.value };
+    const point = { id: select.value, name: select.selectedOptions[0]?.dataset.name || select.value };
     await busy($("register"), async () => {
       // A till moved to another trade point leaves the old one first, so that its DeviceId is free.
       if (device && device.tradePointId !== point.id) {
@@ -450,7 +451,8 @@
     $("transaction-id").textContent = sale.transactionId || "—";
     const waiting = sale.status === "QrTokenCreated";
     $("countdown").textContent = waiting ? countdownText(sale.expires) : tr("countdown.done");
-    $("sale").classList.toggle("expired", waiting && now() >= sale.expires);
+    // A QR that can no longer be paid (expired, paid, failed) is dimmed.
+    $("sale").classList.toggle("expired", sale.status !== "Wait" && (!waiting || now() >= sale.expires));
   }
 
   // ---- a refund with the customer (r2) ---------------------------------------------------------
@@ -532,7 +534,7 @@
     if (status.textContent !== text) status.textContent = text;
     const waiting = ret.status === "QrTokenCreated";
     $("return-countdown").textContent = waiting ? countdownText(ret.expires) : tr("countdown.done");
-    $("return").classList.toggle("expired", waiting && now() >= ret.expires);
+    $("return").classList.toggle("expired", !waiting || now() >= ret.expires);
     for (const button of document.querySelectorAll("#purchases button.choose")) {
       button.textContent = tr("return.choose");
     }
