@@ -42,6 +42,7 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
     if served.contains(&SurfaceName::Merchant) {
         routes = routes
             .merge(merchant_api::router())
+            .merge(merchant_api::cashier::router())
             .merge(qr_image::router())
             .merge(receipt::router());
     }

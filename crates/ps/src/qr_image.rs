@@ -1,5 +1,6 @@
 //! Pictures of the QR codes the PS issued: PNG for POS screens, SVG for printable stickers.
-//! `GET /qr/image.png?token=…` and `GET /qr/image.svg?token=…`; a token the PS never issued is 404.
+//! `GET /qr/image.png?token=…` and `GET /qr/image.svg?token=…`, of a payment's or a return QR's
+//! token; a token the PS never issued is 404.
 
 use std::io::Cursor;
 
@@ -36,6 +37,12 @@ async fn issued(app: &App, token: &str) -> Result<bool, Response> {
         return Ok(true);
     }
     match app.store.payment_by_token(token.to_owned()).await {
+        Ok(Some(_)) => return Ok(true),
+        Ok(None) => {}
+        Err(e) => return Err(crate::receipt::fault(e)),
+    }
+    // A return QR (a refund with the customer) is shown on the POS screen too.
+    match app.store.refund_by_token(token.to_owned()).await {
         Ok(found) => Ok(found.is_some()),
         Err(e) => Err(crate::receipt::fault(e)),
     }

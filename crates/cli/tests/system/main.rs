@@ -6,6 +6,7 @@
 // `pub(crate)`, so that system_postgres.rs can bring them to its crate's root, where the
 // modules name each other (`crate::harness`).
 pub(crate) mod backend;
+pub(crate) mod cashier;
 pub(crate) mod cli_errors;
 pub(crate) mod client_identity;
 pub(crate) mod contract;

@@ -11,6 +11,7 @@
 //! `Accept-Language` (Kazakh when it prefers `kk`, else Russian): errors are rendered in Russian
 //! where they happen and rewritten by [`localize`], which alone sees the request's headers.
 
+pub(crate) mod cashier;
 mod devices;
 pub mod identity;
 mod payments;

@@ -16,7 +16,8 @@ pub enum Surface {
     Merchant,
     Admin,
     Cabinet,
-    /// Receipts, QR pictures and payment-link pages: for browsers and wallets, not JSON.
+    /// Receipts, QR pictures, payment-link pages and the cashier screen: for browsers and
+    /// wallets, not JSON.
     Page,
     Other,
 }
@@ -44,7 +45,12 @@ pub fn surface(target: &str) -> Surface {
         Surface::Admin
     } else if path.starts_with("/cabinet/") {
         Surface::Cabinet
-    } else if path == "/receipt" || path.starts_with("/qr/") || path.starts_with("/pay/") {
+    } else if path == "/receipt"
+        || path.starts_with("/qr/")
+        || path.starts_with("/pay/")
+        || path == "/pos"
+        || path.starts_with("/pos/")
+    {
         Surface::Page
     } else {
         Surface::Other

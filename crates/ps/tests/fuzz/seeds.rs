@@ -415,6 +415,9 @@ pub async fn start() -> Target {
         page(&format!("/qr/image.png?token={STATIC_QR}")),
         page(&format!("/qr/image.svg?token={open_token}")),
         page(&link),
+        // The cashier screen and its one call of its own.
+        page("/pos/"),
+        pos("GET", "/pos/organization", None),
         input(
             "GET",
             "/cabinet/v1/registers/daily/2026-11-26.xlsx",

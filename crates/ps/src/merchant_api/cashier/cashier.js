@@ -1,0 +1,732 @@
+// The cashier screen: a POS in the browser. It speaks the merchant API exactly as POS software
+// does (docs/merchant-api.md): same origin, the organization's key in `Api-Key`, messages in the
+// page's language through `Accept-Language`. Money is never a floating-point number here: amounts
+// are typed as text, turned into integer tiyn with string arithmetic, sent as decimal strings, and
+// the PS's amounts are read from its JSON as the text it sent.
+"use strict";
+
+(() => {
+  const TEXTS = JSON.parse(document.getElementById("texts").textContent);
+  const LOCALES = ["ru", "kk"];
+  const $ = (id) => document.getElementById(id);
+
+  // Where things are remembered: the key with the tab (sessionStorage), the device and the
+  // language with the browser (localStorage).
+  const KEY_SLOT = "tolem.pos.key";
+  const LOCALE_SLOT = "tolem.locale";
+  const DEVICE_ID_SLOT = "tolem.pos.device-id";
+  const deviceSlot = (bin) => "tolem.pos.device." + bin;
+
+  // How often a status is asked, and how long past its deadline before the page stops asking.
+  const POLL_MS = 1000;
+  const GRACE_MS = 30000;
+  // The PS's own limit (tolem_wire AMOUNT_DIGITS_MAX): 13 digits of tenge, 2 of tiyn.
+  const TENGE_DIGITS_MAX = 13;
+  // The ids and amounts of the merchant API's answers, kept as the text the PS sent.
+  const EXACT_FIELDS = /"(Amount|TotalAmount|AvailableReturnAmount|QrPaymentId|QrReturnId|ReturnOperationId|TransactionId|TradePointId|PaymentId)"\s*:\s*(-?[0-9][0-9.eE+-]*)/g;
+
+  let locale = initialLocale();
+  let apiKey = null;
+  let organization = null; // {bin, name}
+  let device = null; // {token, id, tradePointId, tradePointName}
+  let sale = null; // the QR on screen: {id, timer, deadline, status, ...}
+  let ret = null; // the return QR on screen: {id, timer, deadline, status, chosen}
+  let clockSkewMs = 0;
+
+  // ---- language -------------------------------------------------------------------------------
+
+  function initialLocale() {
+    const asked = new URLSearchParams(location.search).get("locale");
+    if (LOCALES.includes(asked)) {
+      remember(localStorage, LOCALE_SLOT, asked);
+      return asked;
+    }
+    const kept = read(localStorage, LOCALE_SLOT);
+    return LOCALES.includes(kept) ? kept : "ru";
+  }
+
+  /** The text `key` in the page's language, with `{name}` replaced from `vars`. */
+  function tr(key, vars) {
+    let text = TEXTS[locale][key] ?? TEXTS.ru[key] ?? key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.split("{" + name + "}").join(String(value));
+    }
+    return text;
+  }
+
+  function setLocale(next) {
+    locale = next;
+    remember(localStorage, LOCALE_SLOT, next);
+    paintTexts();
+    repaint();
+  }
+
+  function paintTexts() {
+    document.documentElement.lang = locale;
+    for (const el of document.querySelectorAll("[data-t]")) el.textContent = tr(el.dataset.t);
+    for (const el of document.querySelectorAll("[data-t-placeholder]")) {
+      el.placeholder = tr(el.dataset.tPlaceholder);
+    }
+    for (const code of LOCALES) {
+      $("locale-" + code).setAttribute("aria-pressed", String(code === locale));
+    }
+    $("qr").alt = tr("sale.qr_alt");
+    $("return-qr").alt = tr("return.qr_alt");
+  }
+
+  // ---- storage that may be refused (private modes) ---------------------------------------------
+
+  function read(storage, slot) {
+    try {
+      return storage.getItem(slot);
+    } catch {
+      return null;
+    }
+  }
+
+  function remember(storage, slot, value) {
+    try {
+      if (value === null) storage.removeItem(slot);
+      else storage.setItem(slot, value);
+    } catch {
+      // Not remembered: the page still works for this visit.
+    }
+  }
+
+  // ---- money as text ----------------------------------------------------------------------------
+
+  /**
+   * Tenge as a person types them (`1500`, `1 500`, `1500,50`, `1500.5`) into integer tiyn as a
+   * decimal string: `{tiyn: "150050"}`, or `{error: key}` of the text that says what is wrong.
+   */
+  function parseTenge(typed) {
+    const text = String(typed).replace(/[\s\u00a0\u202f']/g, "");
+    if (text === "") return { error: "amount.empty" };
+    const parts = /^([0-9]+)(?:[.,]([0-9]*))?$/.exec(text);
+    if (!parts) return { error: /^-/.test(text) ? "amount.zero" : "amount.not_number" };
+    const fraction = parts[2] ?? "";
+    if (fraction.length > 2) return { error: "amount.decimals" };
+    const whole = parts[1].replace(/^0+(?=[0-9])/, "");
+    if (whole.length > TENGE_DIGITS_MAX) return { error: "amount.too_large" };
+    const tiyn = (whole + fraction.padEnd(2, "0")).replace(/^0+/, "");
+    if (tiyn === "") return { error: "amount.zero" };
+    return { tiyn };
+  }
+
+  /** Integer tiyn (a decimal string) as the merchant API takes it: `1500.50`. */
+  function wireAmount(tiyn) {
+    const padded = tiyn.padStart(3, "0");
+    return padded.slice(0, -2) + "." + padded.slice(-2);
+  }
+
+  /** Integer tiyn as the PS writes money for a person: `1 500,50 ₸`. */
+  function humanAmount(tiyn) {
+    const padded = tiyn.padStart(3, "0");
+    const whole = padded.slice(0, -2);
+    let grouped = "";
+    for (let i = 0; i < whole.length; i++) {
+      if (i > 0 && (whole.length - i) % 3 === 0) grouped += " ";
+      grouped += whole[i];
+    }
+    return grouped + "," + padded.slice(-2) + " ₸";
+  }
+
+  /** An amount of the PS's answer (the text it sent, e.g. `1500.00`) for a person. */
+  function shownAmount(sent) {
+    const parsed = parseTenge(sent ?? "");
+    return parsed.tiyn ? humanAmount(parsed.tiyn) : parsed.error === "amount.zero" ? humanAmount("0") : String(sent ?? "");
+  }
+
+  /** An amount of the PS's answer as the page's input shows it: `1500,00`. */
+  function typedAmount(sent) {
+    const parsed = parseTenge(sent ?? "");
+    if (!parsed.tiyn) return "";
+    const padded = parsed.tiyn.padStart(3, "0");
+    return padded.slice(0, -2) + "," + padded.slice(-2);
+  }
+
+  // ---- the merchant API -------------------------------------------------------------------------
+
+  function newRequestId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  /**
+   * One call of the merchant API: its envelope `{StatusCode, Message, Data}`, with ids and
+   * amounts as text. A network failure or an answer that is not the envelope comes back as an
+   * envelope with `StatusCode: null` and a message in the page's language.
+   */
+  async function api(method, path, body) {
+    const headers = { "Api-Key": apiKey || "", "Accept-Language": locale };
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      // Repeated by the device with the same id and body, a creating call is answered once
+      // (DECISIONS 29); each click here is a new request.
+      headers["X-Request-ID"] = newRequestId();
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch {
+      return { StatusCode: null, Message: tr("error.network") };
+    }
+    const served = Date.parse(response.headers.get("Date") || "");
+    if (Number.isFinite(served) && Math.abs(served - Date.now()) > 2000) {
+      clockSkewMs = served - Date.now();
+    }
+    const text = await response.text();
+    try {
+      const answer = JSON.parse(text.replace(EXACT_FIELDS, '"$1":"$2"'));
+      if (answer && typeof answer === "object" && "StatusCode" in answer) return answer;
+    } catch {
+      // Not JSON: said below.
+    }
+    return { StatusCode: null, Message: tr("error.http", { status: response.status }) };
+  }
+
+  function now() {
+    return Date.now() + clockSkewMs;
+  }
+
+  /** Shows an answer's failure in `el`: the PS's own message (in the page's language). */
+  function showFailure(el, answer) {
+    el.textContent = answer.Message || tr("error.http", { status: "?" });
+  }
+
+  // ---- sign-in ----------------------------------------------------------------------------------
+
+  async function signIn(key, quiet) {
+    $("sign-in-error").textContent = "";
+    if (!key) {
+      if (!quiet) $("sign-in-error").textContent = tr("sign_in.empty");
+      return;
+    }
+    apiKey = key;
+    const points = await api("GET", "/r1/v01/partner/tradepoints");
+    if (points.StatusCode === -10000 || points.StatusCode === null) {
+      apiKey = null;
+      remember(sessionStorage, KEY_SLOT, null);
+      $("sign-in-error").textContent =
+        points.StatusCode === -10000 ? tr("sign_in.wrong_key") : points.Message;
+      return;
+    }
+    const org = await api("GET", "/pos/organization");
+    if (org.StatusCode !== 0) {
+      apiKey = null;
+      showFailure($("sign-in-error"), org);
+      return;
+    }
+    remember(sessionStorage, KEY_SLOT, key);
+    organization = { bin: org.Data.OrganizationBin, name: org.Data.OrganizationName };
+    $("api-key").value = "";
+    fillTradePoints(points);
+    loadDevice();
+    $("sign-in-section").hidden = true;
+    $("till").hidden = false;
+    $("sign-out").hidden = false;
+    repaint();
+  }
+
+  function signOut() {
+    stopSale();
+    stopReturn();
+    apiKey = null;
+    organization = null;
+    device = null;
+    remember(sessionStorage, KEY_SLOT, null);
+    $("till").hidden = true;
+    $("sign-out").hidden = true;
+    $("sign-in-section").hidden = false;
+    $("organization").textContent = "";
+    for (const id of ["sale-error", "return-error", "device-error", "refund-result", "plain-result"]) {
+      $(id).textContent = "";
+    }
+    $("api-key").focus();
+  }
+
+  // ---- the device -------------------------------------------------------------------------------
+
+  function fillTradePoints(answer) {
+    const select = $("trade-point");
+    select.replaceChildren();
+    $("device-error").textContent = "";
+    if (answer.StatusCode !== 0 || !Array.isArray(answer.Data)) {
+      showFailure($("device-error"), answer);
+      return;
+    }
+    for (const point of answer.Data) {
+      const option = document.createElement("option");
+      option.value = String(point.TradePointId);
+      option.textContent = point.TradePointName + " — " + point.TradePointId;
+      option.dataset.name = point.TradePointName;
+      select.append(option);
+    }
+  }
+
+  function deviceId() {
+    let id = read(localStorage, DEVICE_ID_SLOT);
+    if (!id || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
+      id = "WEB-" + newRequestId().slice(0, 12).toUpperCase();
+      remember(localStorage, DEVICE_ID_SLOT, id);
+    }
+    return id;
+  }
+
+  function loadDevice() {
+    device = null;
+    try {
+      const kept = JSON.parse(read(localStorage, deviceSlot(organization.bin)) || "null");
+      if (kept && typeof kept.token === "string") device = kept;
+    } catch {
+      device = null;
+    }
+    if (device) $("trade-point").value = device.tradePointId;
+  }
+
+  function forgetDevice() {
+    device = null;
+    if (organization) remember(localStorage, deviceSlot(organization.bin), null);
+    repaint();
+  }
+
+  async function register() {
+    const select = $("trade-point");
+    $("device-error").textContent = "";
+    if (!select.value) {
+      $("device-error").textContent = tr("device.no_points");
+      return;
+    }
+    const point = { id: select.value, name: select.selectedOptions[0]?.dataset.name || select.value };
+    await busy($("register"), async () => {
+      // A till moved to another trade point leaves the old one first, so that its DeviceId is free.
+      if (device && device.tradePointId !== point.id) {
+        await api("POST", "/r1/v01/device/delete", { DeviceToken: device.token });
+      }
+      let answer = await api("POST", "/r1/v01/device/register", {
+        DeviceId: deviceId(),
+        TradePointId: point.id,
+      });
+      if (answer.StatusCode === -1503) {
+        // This browser's DeviceId is bound elsewhere and its token is lost: take a new one.
+        remember(localStorage, DEVICE_ID_SLOT, null);
+        answer = await api("POST", "/r1/v01/device/register", {
+          DeviceId: deviceId(),
+          TradePointId: point.id,
+        });
+      }
+      if (answer.StatusCode !== 0) {
+        showFailure($("device-error"), answer);
+        return;
+      }
+      device = {
+        token: answer.Data.DeviceToken,
+        id: deviceId(),
+        tradePointId: point.id,
+        tradePointName: point.name,
+      };
+      remember(localStorage, deviceSlot(organization.bin), JSON.stringify(device));
+      repaint();
+    });
+  }
+
+  /** Whether a failure says the device is gone; then the page forgets it. */
+  function deviceGone(answer) {
+    if (answer.StatusCode === -1501 || answer.StatusCode === -1502) {
+      forgetDevice();
+      return true;
+    }
+    return false;
+  }
+
+  // ---- a sale -----------------------------------------------------------------------------------
+
+  function stopSale() {
+    if (sale) clearInterval(sale.timer);
+    sale = null;
+    $("sale").hidden = true;
+    $("sale").classList.remove("expired");
+  }
+
+  async function createQr() {
+    const error = $("sale-error");
+    error.textContent = "";
+    const amount = parseTenge($("amount").value);
+    if (amount.error) {
+      error.textContent = tr(amount.error);
+      $("amount").focus();
+      return;
+    }
+    if (!device) {
+      error.textContent = tr("device.needed");
+      return;
+    }
+    await busy($("create-qr"), async () => {
+      const answer = await api("POST", "/r1/v01/qr/create", {
+        DeviceToken: device.token,
+        Amount: wireAmount(amount.tiyn),
+      });
+      if (answer.StatusCode !== 0) {
+        if (deviceGone(answer)) error.textContent = tr("device.forgotten");
+        else showFailure(error, answer);
+        return;
+      }
+      // A new sale clears the old one.
+      stopSale();
+      const data = answer.Data;
+      const options = data.QrPaymentBehaviorOptions || {};
+      const expires = Date.parse(data.ExpireDate);
+      sale = {
+        id: String(data.QrPaymentId),
+        token: data.QrToken,
+        tiyn: amount.tiyn,
+        expires,
+        // Scanned, a purchase waits for the buyer up to PaymentConfirmationTimeout more.
+        giveUp: expires + (Number(options.PaymentConfirmationTimeout) || 65) * 1000 + GRACE_MS,
+        status: "QrTokenCreated",
+        transactionId: "",
+        paidAmount: "",
+        gaveUp: false,
+        polling: false,
+      };
+      $("qr").src = "/qr/image.png?token=" + encodeURIComponent(data.QrToken);
+      $("qr-token").textContent = data.QrToken;
+      $("qr-payment-id").textContent = sale.id;
+      $("sale").hidden = false;
+      sale.timer = setInterval(() => pollSale(sale), POLL_MS);
+      paintSale();
+    });
+  }
+
+  async function pollSale(current) {
+    if (current !== sale || current.polling) return;
+    if (now() > current.giveUp) {
+      clearInterval(current.timer);
+      current.gaveUp = true;
+      paintSale();
+      return;
+    }
+    current.polling = true;
+    const answer = await api("GET", "/r1/v02/payment/status/" + encodeURIComponent(current.id));
+    current.polling = false;
+    if (current !== sale) return;
+    if (answer.StatusCode === 0 && answer.Data && answer.Data.Status) {
+      current.status = answer.Data.Status;
+      if (answer.Data.TransactionId) current.transactionId = String(answer.Data.TransactionId);
+      if (answer.Data.Amount) current.paidAmount = String(answer.Data.Amount);
+      if (current.status === "Processed" || current.status === "Error") {
+        clearInterval(current.timer);
+      }
+    }
+    // A failed poll is asked again at the next tick.
+    paintSale();
+  }
+
+  function statusText(status) {
+    const key = "status." + status;
+    return key in TEXTS.ru ? tr(key) : tr("status.unknown", { status });
+  }
+
+  function countdownText(expires) {
+    const left = Math.ceil((expires - now()) / 1000);
+    if (left <= 0) return tr("countdown.expired");
+    const minutes = Math.floor(left / 60);
+    return minutes + ":" + String(left % 60).padStart(2, "0");
+  }
+
+  function paintSale() {
+    if (!sale) return;
+    const status = $("status");
+    status.dataset.status = sale.status;
+    let text = statusText(sale.status);
+    if (sale.status === "Processed") {
+      text = tr("status.paid", { amount: shownAmount(sale.paidAmount || wireAmount(sale.tiyn)) });
+    }
+    if (sale.gaveUp) text += " " + tr("status.gave_up");
+    if (status.textContent !== text) status.textContent = text;
+    $("sale-amount").textContent = humanAmount(sale.tiyn);
+    $("transaction-id").textContent = sale.transactionId || "—";
+    const waiting = sale.status === "QrTokenCreated";
+    $("countdown").textContent = waiting ? countdownText(sale.expires) : tr("countdown.done");
+    // A QR that can no longer be paid (expired, paid, failed) is dimmed.
+    $("sale").classList.toggle("expired", sale.status !== "Wait" && (!waiting || now() >= sale.expires));
+  }
+
+  // ---- a refund with the customer (r2) ---------------------------------------------------------
+
+  function stopReturn() {
+    if (ret) clearInterval(ret.timer);
+    ret = null;
+    $("return").hidden = true;
+    $("return").classList.remove("expired");
+    $("purchases").replaceChildren();
+    $("purchases-box").hidden = true;
+    $("refund-form").hidden = true;
+  }
+
+  async function createReturn() {
+    const error = $("return-error");
+    error.textContent = "";
+    $("refund-result").textContent = "";
+    delete $("refund-result").dataset.statusCode;
+    if (!device) {
+      error.textContent = tr("device.needed");
+      return;
+    }
+    await busy($("return-create"), async () => {
+      const answer = await api("POST", "/r2/v01/return/create", { DeviceToken: device.token });
+      if (answer.StatusCode !== 0) {
+        if (deviceGone(answer)) error.textContent = tr("device.forgotten");
+        else showFailure(error, answer);
+        return;
+      }
+      stopReturn();
+      const data = answer.Data;
+      const expires = Date.parse(data.ExpireDate);
+      ret = {
+        id: String(data.QrReturnId),
+        expires,
+        giveUp: expires + GRACE_MS,
+        status: "QrTokenCreated",
+        gaveUp: false,
+        polling: false,
+        chosen: null,
+      };
+      $("return-qr").src = "/qr/image.png?token=" + encodeURIComponent(data.QrToken);
+      $("return-token").textContent = data.QrToken;
+      $("return").hidden = false;
+      ret.timer = setInterval(() => pollReturn(ret), POLL_MS);
+      paintReturn();
+    });
+  }
+
+  async function pollReturn(current) {
+    if (current !== ret || current.polling) return;
+    if (now() > current.giveUp) {
+      clearInterval(current.timer);
+      current.gaveUp = true;
+      paintReturn();
+      return;
+    }
+    current.polling = true;
+    const answer = await api("GET", "/r2/v01/return/status/" + encodeURIComponent(current.id));
+    current.polling = false;
+    if (current !== ret) return;
+    if (answer.StatusCode === 0 && answer.Data && answer.Data.Status) {
+      current.status = answer.Data.Status;
+      if (current.status === "CustomerIdentityObtained" || current.status === "Error") {
+        clearInterval(current.timer);
+      }
+      if (current.status === "CustomerIdentityObtained") await listPurchases(current);
+    }
+    paintReturn();
+  }
+
+  function paintReturn() {
+    if (!ret) return;
+    const status = $("return-status");
+    status.dataset.status = ret.status;
+    let text = statusText(ret.status);
+    if (ret.gaveUp) text += " " + tr("status.gave_up");
+    if (status.textContent !== text) status.textContent = text;
+    const waiting = ret.status === "QrTokenCreated";
+    $("return-countdown").textContent = waiting ? countdownText(ret.expires) : tr("countdown.done");
+    $("return").classList.toggle("expired", !waiting || now() >= ret.expires);
+    for (const button of document.querySelectorAll("#purchases button.choose")) {
+      button.textContent = tr("return.choose");
+    }
+  }
+
+  async function listPurchases(current) {
+    const answer = await api("POST", "/r2/v01/return/operations", {
+      DeviceToken: device.token,
+      QrReturnId: current.id,
+    });
+    if (current !== ret) return;
+    const list = $("purchases");
+    list.replaceChildren();
+    $("purchases-box").hidden = false;
+    if (answer.StatusCode !== 0) {
+      showFailure($("return-error"), answer);
+      return;
+    }
+    const purchases = Array.isArray(answer.Data) ? answer.Data : [];
+    if (purchases.length === 0) {
+      const item = document.createElement("li");
+      item.textContent = tr("return.no_purchases");
+      list.append(item);
+      return;
+    }
+    for (const purchase of purchases) {
+      const item = document.createElement("li");
+      item.dataset.paymentId = String(purchase.QrPaymentId);
+      const what = document.createElement("span");
+      what.textContent = "№ " + purchase.QrPaymentId + " · " + shownAmount(purchase.Amount) + " · " +
+        shownDate(purchase.TransactionDate);
+      const choose = document.createElement("button");
+      choose.type = "button";
+      choose.className = "choose";
+      choose.textContent = tr("return.choose");
+      choose.addEventListener("click", () => choosePurchase(current, String(purchase.QrPaymentId), item));
+      item.append(what, choose);
+      list.append(item);
+    }
+  }
+
+  function shownDate(sent) {
+    const when = Date.parse(sent || "");
+    if (!Number.isFinite(when)) return String(sent || "");
+    return new Date(when).toLocaleString(locale === "kk" ? "kk-KZ" : "ru-RU");
+  }
+
+  async function choosePurchase(current, paymentId, item) {
+    for (const other of document.querySelectorAll("#purchases li")) other.removeAttribute("aria-current");
+    item.setAttribute("aria-current", "true");
+    const answer = await api(
+      "GET",
+      "/r2/v01/payment/details?QrPaymentId=" + encodeURIComponent(paymentId) +
+        "&DeviceToken=" + encodeURIComponent(device.token),
+    );
+    if (current !== ret) return;
+    if (answer.StatusCode !== 0) {
+      showFailure($("return-error"), answer);
+      return;
+    }
+    const data = answer.Data;
+    current.chosen = paymentId;
+    $("details").textContent = tr("return.details", {
+      id: paymentId,
+      total: shownAmount(data.TotalAmount),
+      available: shownAmount(data.AvailableReturnAmount),
+    });
+    $("refund-amount").value = typedAmount(data.AvailableReturnAmount);
+    $("refund-form").hidden = false;
+    $("refund-amount").focus();
+  }
+
+  async function refund() {
+    const result = $("refund-result");
+    if (!ret || !ret.chosen) {
+      showResult(result, { StatusCode: null, Message: tr("return.need_customer") });
+      return;
+    }
+    const amount = parseTenge($("refund-amount").value);
+    if (amount.error) {
+      showResult(result, { StatusCode: null, Message: tr(amount.error) });
+      return;
+    }
+    await busy($("refund"), async () => {
+      const answer = await api("POST", "/r2/v01/payment/return", {
+        DeviceToken: device.token,
+        QrPaymentId: ret.chosen,
+        QrReturnId: ret.id,
+        Amount: wireAmount(amount.tiyn),
+      });
+      showResult(result, answer);
+    });
+  }
+
+  /** The answer of a refund: `data-status-code` is its StatusCode, the text what it means. */
+  function showResult(el, answer) {
+    if (answer.StatusCode === null || answer.StatusCode === undefined) {
+      delete el.dataset.statusCode;
+      el.textContent = answer.Message;
+      el.classList.add("error");
+      return;
+    }
+    el.classList.remove("error");
+    el.dataset.statusCode = String(answer.StatusCode);
+    el.textContent = answer.StatusCode === 0
+      ? tr("return.done", { id: answer.Data?.ReturnOperationId ?? "—" })
+      : answer.Message;
+  }
+
+  // ---- a refund without the customer (r3) ------------------------------------------------------
+
+  async function plainRefund() {
+    const result = $("plain-result");
+    const paymentId = $("plain-payment-id").value.trim();
+    if (!/^[0-9]{1,19}$/.test(paymentId)) {
+      showResult(result, { StatusCode: null, Message: tr("plain.bad_id") });
+      return;
+    }
+    const amount = parseTenge($("plain-amount").value);
+    if (amount.error) {
+      showResult(result, { StatusCode: null, Message: tr(amount.error) });
+      return;
+    }
+    if (!device) {
+      showResult(result, { StatusCode: null, Message: tr("device.needed") });
+      return;
+    }
+    await busy($("plain-refund"), async () => {
+      const answer = await api("POST", "/r3/v01/payment/return", {
+        DeviceToken: device.token,
+        OrganizationBin: organization.bin,
+        QrPaymentId: paymentId,
+        Amount: wireAmount(amount.tiyn),
+      });
+      deviceGone(answer);
+      showResult(result, answer);
+    });
+  }
+
+  // ---- the page ---------------------------------------------------------------------------------
+
+  /** Runs `work` with `button` disabled, so that one click is one request. */
+  async function busy(button, work) {
+    button.disabled = true;
+    try {
+      await work();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function repaint() {
+    if (organization) {
+      $("organization").textContent = tr("sign_in.as", { name: organization.name, bin: organization.bin });
+    }
+    const shown = $("device");
+    if (device) {
+      shown.dataset.deviceToken = device.token;
+      shown.textContent = tr("device.registered", { id: device.id, point: device.tradePointName });
+    } else {
+      delete shown.dataset.deviceToken;
+      shown.textContent = tr("device.none");
+    }
+    paintSale();
+    paintReturn();
+  }
+
+  function submit(formId, action) {
+    $(formId).addEventListener("submit", (event) => {
+      event.preventDefault();
+      action();
+    });
+  }
+
+  function start() {
+    paintTexts();
+    for (const code of LOCALES) $("locale-" + code).addEventListener("click", () => setLocale(code));
+    submit("sign-in-form", () => signIn($("api-key").value.trim(), false));
+    $("sign-out").addEventListener("click", signOut);
+    $("register").addEventListener("click", register);
+    submit("sale-form", createQr);
+    $("return-create").addEventListener("click", createReturn);
+    submit("refund-form", refund);
+    submit("plain-form", plainRefund);
+    // The countdowns tick between polls too.
+    setInterval(() => {
+      paintSale();
+      paintReturn();
+    }, 500);
+    const kept = read(sessionStorage, KEY_SLOT);
+    if (kept) signIn(kept, true);
+  }
+
+  start();
+})();
