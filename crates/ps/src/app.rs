@@ -22,8 +22,8 @@ use crate::config::{ListenerConfig, SurfaceName};
 use crate::connections::{self, ConnectionLimits, TlsError, TlsFiles, tls};
 use crate::state::AppState;
 use crate::{
-    admin_api, catalog_watch, merchant_api, mpp_api, qr_image, receipt, refund_dispatch, registers,
-    request_id, sweeper,
+    admin_api, catalog_watch, console, merchant_api, mpp_api, qr_image, receipt, refund_dispatch,
+    registers, request_id, sweeper,
 };
 
 /// Every route of the PS.
@@ -49,7 +49,8 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
     if served.contains(&SurfaceName::Admin) {
         routes = routes
             .merge(admin_api::router(app.clone()))
-            .merge(registers::router());
+            .merge(registers::router())
+            .merge(console::router(app.clone()));
     }
     let unknown = served.clone();
     let wrong = served;

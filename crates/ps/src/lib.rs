@@ -4,7 +4,8 @@
 //! - [`app`]: the router and the listeners, [`serve`]; [`state`]: the shared [`App`].
 //! - `connections`: the connection layer under the router: deadlines, the cap per listener,
 //!   refusals below the application in the surface's envelope (DECISIONS 43).
-//! - `mpp_api`, [`merchant_api`], `admin_api`, `qr_image`, `receipt`: the HTTP edges.
+//! - `mpp_api`, [`merchant_api`], `admin_api`, `qr_image`, `receipt`: the HTTP edges; `console`:
+//!   the operator's console and the MPP's cabinet in the browser.
 //! - [`payments`]: the purchases' use cases (MPP API, POS creation, sandbox, operator's cancel).
 //! - [`domain`]: the rules (purchases, refunds, commissions), free of HTTP and SQL.
 //! - [`store`]: the database (SQLite, group commit): per-table operations, no rules.
@@ -30,6 +31,7 @@ mod catalog_watch;
 pub mod clock;
 mod config;
 mod connections;
+mod console;
 pub mod domain;
 pub mod ipsec;
 mod links;

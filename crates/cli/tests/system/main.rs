@@ -9,6 +9,7 @@ pub(crate) mod backend;
 pub(crate) mod cashier;
 pub(crate) mod cli_errors;
 pub(crate) mod client_identity;
+pub(crate) mod console;
 pub(crate) mod contract;
 pub(crate) mod crash_loop;
 pub(crate) mod doc_examples;

@@ -50,7 +50,7 @@ use crate::config::LimitsConfig;
 pub(crate) use crate::state::ConnectionStats;
 use activity::{Activity, AnswerBody, Expiry, WatchedIo};
 pub(crate) use body::read_body;
-pub(crate) use peer::PeerCertificate;
+pub(crate) use peer::{OverTls, PeerCertificate};
 pub(crate) use refusal::{Refusal, Scheme};
 pub(crate) use tls::{TlsError, TlsFiles};
 
@@ -270,7 +270,18 @@ async fn connection<S>(
     let activity = Arc::new(Activity::new());
     let Some(tls) = tls else {
         let io = WatchedIo::new(stream, activity.clone());
-        return http(io, None, peer, service, limits, activity, stats, stop, held).await;
+        return http(
+            io,
+            (false, None),
+            peer,
+            service,
+            limits,
+            activity,
+            stats,
+            stop,
+            held,
+        )
+        .await;
     };
     // The acceptor in force now: a reload later does not change this connection's certificate.
     let handshake = tls.acceptor().accept(stream);
@@ -295,7 +306,7 @@ async fn connection<S>(
     let io = WatchedIo::new(stream, activity.clone());
     http(
         io,
-        certificate,
+        (true, certificate),
         peer,
         service,
         limits,
@@ -311,7 +322,8 @@ async fn connection<S>(
 #[allow(clippy::too_many_arguments)]
 async fn http<S, T>(
     io: WatchedIo<T>,
-    certificate: Option<PeerCertificate>,
+    // Whether the connection is TLS, and the client certificate it verified.
+    (over_tls, certificate): (bool, Option<PeerCertificate>),
     peer: SocketAddr,
     service: S,
     limits: ConnectionLimits,
@@ -330,7 +342,7 @@ async fn http<S, T>(
         activity.clone(),
         limits,
         peer,
-        certificate,
+        (over_tls, certificate),
     ));
     let parser_bytes_max = limits.parser_bytes_max();
     let mut conn = hyper::server::conn::http1::Builder::new()
@@ -378,13 +390,14 @@ type Answer = Pin<Box<dyn Future<Output = Result<hyper::Response<AnswerBody>, In
 
 /// What hyper calls with each request of a connection: the size limits checked, the body put
 /// under its deadline, the peer's address made known (`ConnectInfo`) and its verified client
-/// certificate ([`PeerCertificate`]), the answer's end reported.
+/// certificate ([`PeerCertificate`]) and whether it came over TLS ([`OverTls`]), the answer's
+/// end reported.
 fn request_handler<S>(
     service: Arc<S>,
     activity: Arc<Activity>,
     limits: ConnectionLimits,
     peer: SocketAddr,
-    certificate: Option<PeerCertificate>,
+    (over_tls, certificate): (bool, Option<PeerCertificate>),
 ) -> impl Fn(Request<Incoming>) -> Answer
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -397,6 +410,9 @@ where
         parts.extensions.insert(ConnectInfo(peer));
         if let Some(certificate) = certificate {
             parts.extensions.insert(certificate);
+        }
+        if over_tls {
+            parts.extensions.insert(OverTls);
         }
         let body = Body::new(body::DeadlineBody::new(body, began + limits.body_timeout));
         let service = S::clone(&service);

@@ -8,3 +8,8 @@
 pub(crate) struct PeerCertificate {
     pub sha256: [u8; 32],
 }
+
+/// Present in every request that came over a TLS listener: the console marks its session cookie
+/// `Secure` then (a cookie set over plain HTTP with `Secure` would be dropped by the browser).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OverTls;

@@ -81,7 +81,7 @@ impl IntoResponse for CabinetError {
 /// Limits the registers made at once for downloads; sized from the configuration on first use
 /// (the router is built before it sees the application).
 #[derive(Clone, Default)]
-struct Makers(Arc<OnceLock<Semaphore>>);
+pub(crate) struct Makers(Arc<OnceLock<Semaphore>>);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -101,6 +101,11 @@ fn caller(app: &AppState, headers: &HeaderMap) -> Result<String, CabinetError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(CabinetError::Unauthorized)?;
+    mpp_of_token(app, token).ok_or(CabinetError::Unauthorized)
+}
+
+/// The MPP whose cabinet token `token` is (the console's sign-in asks this too).
+pub(crate) fn mpp_of_token(app: &AppState, token: &str) -> Option<String> {
     let presented = sha256(token.trim());
     app.config
         .registers
@@ -108,7 +113,6 @@ fn caller(app: &AppState, headers: &HeaderMap) -> Result<String, CabinetError> {
         .iter()
         .find(|(_, known)| sha256(known) == presented)
         .map(|(mpp, _)| mpp.clone())
-        .ok_or(CabinetError::Unauthorized)
 }
 
 /// `2026-11-26.xlsx` → the period and the format.
@@ -127,20 +131,45 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response, CabinetError> {
     let mpp = caller(&app, &headers)?;
-    let (period, format) = parse_file(&kind, &file)?;
-    let request = make::request(&app, &mpp, period, format)?;
+    Ok(register_of(&app, &makers, &mpp, &kind, &file).await)
+}
+
+/// The register file `kind/file` of `mpp` (already authorised), or the cabinet's refusal: the
+/// bearer route above and the console's session route serve through this one function.
+pub(crate) async fn register_of(
+    app: &AppState,
+    makers: &Makers,
+    mpp: &str,
+    kind: &str,
+    file: &str,
+) -> Response {
+    match make_register(app, makers, mpp, kind, file).await {
+        Ok(response) => response,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+async fn make_register(
+    app: &AppState,
+    makers: &Makers,
+    mpp: &str,
+    kind: &str,
+    file: &str,
+) -> Result<Response, CabinetError> {
+    let (period, format) = parse_file(kind, file)?;
+    let request = make::request(app, mpp, period, format)?;
     let makers = makers
         .0
         .get_or_init(|| Semaphore::new(app.config.registers.cabinet_concurrency_max));
     let _turn = makers.try_acquire().map_err(|_| CabinetError::Busy)?;
-    let (temp, totals) = make::make_temp(&app, request).await?;
+    let (temp, totals) = make::make_temp(app, request).await?;
     tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded from the cabinet");
     // The open file keeps its data after the temporary name is removed (on drop of `temp`).
     let file = tokio::fs::File::open(temp.path())
         .await
         .map_err(RegisterError::from)?;
     drop(temp);
-    let name = period.file_name(&mpp, format.extension());
+    let name = period.file_name(mpp, format.extension());
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     let disposition = format!("attachment; filename=\"{name}\"");
     Ok((

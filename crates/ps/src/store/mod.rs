@@ -11,6 +11,7 @@
 //! per-table operations for every kind), the edges' reads, and start-up.
 
 mod catalog;
+mod console;
 pub(crate) mod db;
 mod devices;
 mod ids;
@@ -43,6 +44,7 @@ pub use leases::LeaseHolder;
 pub use outbox::OutboxEntry;
 pub use outbox::OutboxKind;
 pub(crate) use payments::NewPayment;
+pub(crate) use refund_delivery::RefundView;
 pub(crate) use refunds::{NewRefund, NewReturnQr};
 pub use registers::OpKind;
 pub use registers::RegisterDeliveryView;

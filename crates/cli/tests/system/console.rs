@@ -1,0 +1,523 @@
+//! The console in the browser (`/console/…`) over real HTTP, its cookie handled by hand: the
+//! operator's and an MPP's sign-in, sessions that are signed (a tampered cookie is nobody),
+//! POSTs refused without the session's CSRF token or from another origin (changing nothing), a
+//! retry that makes a delivery due, a suspension the merchant API then enforces, and an MPP that
+//! sees only its own refunds and registers. The real browser drives the same pages in the
+//! browser tests.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use tolem_ps::clock::Clock;
+
+use crate::harness::*;
+use crate::receiver::Receiver;
+use crate::refunds::{refund_r3, refund_status};
+
+const BANK_CABINET: &str = "sandbox-cabinet-demobank";
+const WALLET_CABINET: &str = "sandbox-cabinet-demowallet";
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
+/// `application/x-www-form-urlencoded` by hand (the values here are plain).
+fn form(fields: &[(&str, &str)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("tolem_console="))
+            .map(str::to_owned)
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.body[start..]
+            .split('"')
+            .next()
+            .expect("the token")
+            .to_owned()
+    }
+}
+
+async fn call(
+    ps: &TestPs,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<String>,
+) -> Answer {
+    let mut request = client().request(
+        method.parse().expect("a method"),
+        format!("{}{path}", ps.url),
+    );
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+    }
+    let response = request.send().await.expect("an answer");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(ps: &TestPs, path: &str, cookie: &str) -> Answer {
+    call(ps, "GET", path, Some(cookie), &[], None).await
+}
+
+async fn post(ps: &TestPs, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Answer {
+    call(ps, "POST", path, Some(cookie), &[], Some(form(fields))).await
+}
+
+/// Signs in with `token`; the `name=value` of the session cookie and where it leads.
+async fn sign_in(ps: &TestPs, token: &str) -> (String, String) {
+    let answer = call(
+        ps,
+        "POST",
+        "/console/sign-in",
+        None,
+        &[],
+        Some(form(&[("token", token)])),
+    )
+    .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let set = answer.set_cookie().expect("a session cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let pair = set.split(';').next().expect("name=value").to_owned();
+    (pair, answer.location().to_owned())
+}
+
+#[tokio::test]
+async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
+    let ps = TestPs::start().await;
+    // The form, in Russian by default and in Kazakh on request.
+    let page = call(&ps, "GET", "/console/", None, &[], None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"token\"") && page.body.contains("id=\"sign-in\""));
+    assert!(page.body.contains("<html lang=\"ru\""));
+    for (header, value) in [
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(page.headers[header], value);
+    }
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .expect("text")
+            .contains("default-src 'none'")
+    );
+    let kk = call(&ps, "GET", "/console?locale=kk", None, &[], None).await;
+    assert!(kk.body.contains("<html lang=\"kk\"") && kk.body.contains("Кіру"));
+
+    // A wrong token: the form again with #error, 401, no cookie.
+    let wrong = call(
+        &ps,
+        "POST",
+        "/console/sign-in",
+        None,
+        &[],
+        Some(form(&[("token", "not-a-token")])),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("id=\"error\""));
+    assert_eq!(wrong.set_cookie(), None);
+
+    let (operator, to) = sign_in(&ps, ADMIN_TOKEN).await;
+    assert_eq!(to, "/console/operator");
+    let (bank, to) = sign_in(&ps, BANK_CABINET).await;
+    assert_eq!(to, "/console/cabinet");
+    // Each role stays on its own pages.
+    assert_eq!(get(&ps, "/console/operator", &operator).await.status, 200);
+    assert_eq!(get(&ps, "/console/cabinet", &bank).await.status, 200);
+    assert_eq!(
+        get(&ps, "/console/cabinet", &operator).await.location(),
+        "/console"
+    );
+    assert_eq!(
+        get(&ps, "/console/operator", &bank).await.location(),
+        "/console"
+    );
+
+    // The MPP's session turned into the operator's, or its signature touched: nobody.
+    let value = bank.trim_start_matches("tolem_console=");
+    let (payload, tag) = value.split_once('.').expect("payload.tag");
+    let text = String::from_utf8(
+        (0..payload.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&payload[i..i + 2], 16).expect("hex"))
+            .collect(),
+    )
+    .expect("text");
+    let forged: String = text
+        .replace("mpp:demobank", "operator")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let forged = format!("tolem_console={forged}.{tag}");
+    let answer = get(&ps, "/console/operator", &forged).await;
+    assert_eq!((answer.status, answer.location()), (303, "/console"));
+    let flipped = format!(
+        "{}{}",
+        &bank[..bank.len() - 1],
+        if bank.ends_with('0') { '1' } else { '0' }
+    );
+    assert_eq!(
+        get(&ps, "/console/cabinet", &flipped).await.location(),
+        "/console"
+    );
+
+    // Sign-out needs the CSRF token too, and clears the cookie.
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert_eq!(
+        post(&ps, "/console/sign-out", &operator, &[]).await.status,
+        403
+    );
+    let out = post(
+        &ps,
+        "/console/sign-out",
+        &operator,
+        &[("csrf", &page.csrf())],
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let cleared = out.headers[SET_COOKIE].to_str().expect("text");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+#[tokio::test]
+async fn without_tokens_there_is_no_console() {
+    let ps = TestPs::start_configured(|config| {
+        config.admin_token.clear();
+        config.registers.cabinet_tokens.clear();
+    })
+    .await;
+    assert_eq!(
+        call(&ps, "GET", "/console", None, &[], None).await.status,
+        404
+    );
+    let answer = call(
+        &ps,
+        "POST",
+        "/console/sign-in",
+        None,
+        &[],
+        Some(form(&[("token", "")])),
+    )
+    .await;
+    assert_eq!(answer.status, 404);
+}
+
+/// Waits without moving the clock (so no retry falls due by itself) until `done` holds.
+async fn settle<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+#[tokio::test]
+async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
+    let ps = TestPs::start().await;
+    ps.set_refund_url("demobank", "http://127.0.0.1:9/refund")
+        .await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1500, "C1").await;
+    let refund = refund_r3(&ps, &device, purchase, 500.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    // The first attempt fails; the clock stands still, so the next is never due by itself.
+    settle("the first attempt failed", || async {
+        refund_status(&ps, refund).await["attempts"] == 1
+    })
+    .await;
+    let before = refund_status(&ps, refund).await;
+    assert_eq!(before["status"], "pending");
+
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"today\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("data-payments=\"1\" data-paid-tiyn=\"150000\"")
+    );
+    assert!(page.body.contains("1 500,00 ₸"));
+    assert!(page.body.contains(&format!("data-refund-id=\"{refund}\"")));
+    assert!(page.body.contains("class=\"retry\""));
+
+    // The purchase by its id: its details and timeline.
+    let found = get(
+        &ps,
+        &format!("/console/operator/search?q={purchase}"),
+        &operator,
+    )
+    .await;
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains("id=\"purchase\"") && found.body.contains("id=\"timeline\""));
+    for event in ["scan", "notify", "refund", "delivery"] {
+        assert!(
+            found.body.contains(&format!("data-event=\"{event}\"")),
+            "{event}: {}",
+            found.body
+        );
+    }
+    // By the customer: the same purchase.
+    let by_customer = get(&ps, "/console/operator/search?q=C1", &operator).await;
+    assert!(
+        by_customer
+            .body
+            .contains(&format!("data-payment-id=\"{purchase}\""))
+    );
+
+    // The MPP is back. A retry without the CSRF token, or from another origin, changes nothing.
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let path = format!("/console/operator/refunds/{refund}/retry");
+    let refused = post(&ps, &path, &operator, &[]).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("id=\"message\""));
+    let csrf = page.csrf();
+    let foreign = call(
+        &ps,
+        "POST",
+        &path,
+        Some(&operator),
+        &[("origin", "http://evil.example")],
+        Some(form(&[("csrf", &csrf)])),
+    )
+    .await;
+    assert_eq!(foreign.status, 403);
+    let other_session = sign_in(&ps, ADMIN_TOKEN).await.0;
+    assert_eq!(
+        post(&ps, &path, &other_session, &[("csrf", &csrf)])
+            .await
+            .status,
+        403,
+        "a CSRF token of another session"
+    );
+    assert_eq!(refund_status(&ps, refund).await, before);
+    assert!(mpp.credited().is_empty());
+
+    // With it, the delivery is due now: the MPP is paid without the clock moving.
+    let own_origin = ps.url.clone();
+    let retried = call(
+        &ps,
+        "POST",
+        &path,
+        Some(&operator),
+        &[("origin", &own_origin)],
+        Some(form(&[("csrf", &csrf)])),
+    )
+    .await;
+    assert_eq!(retried.status, 303, "{}", retried.body);
+    assert_eq!(retried.location(), "/console/operator?done=retried");
+    settle("the refund is delivered", || async {
+        !mpp.credited().is_empty()
+    })
+    .await;
+    settle("the refund is completed", || async {
+        refund_status(&ps, refund).await["status"] == "completed"
+    })
+    .await;
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert!(
+        page.body
+            .contains("data-refunds=\"1\" data-refunded-tiyn=\"50000\"")
+    );
+}
+
+#[tokio::test]
+async fn a_suspension_from_the_console_stops_the_merchant() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, _) = ps.dynamic_qr(&device, 100).await;
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert!(page.body.contains("data-bin=\"990340001234\""));
+    let path = "/console/operator/organizations/990340001234/status";
+    // Without the token: refused, the merchant still works.
+    assert_eq!(
+        post(&ps, path, &operator, &[("status", "suspended")])
+            .await
+            .status,
+        403
+    );
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let status = catalog["organizations"]
+        .as_array()
+        .expect("organizations")
+        .iter()
+        .find(|o| o["bin"] == "990340001234")
+        .map(|o| o["status"].clone());
+    assert_eq!(status, Some(json!("active")));
+    let done = post(
+        &ps,
+        path,
+        &operator,
+        &[("csrf", &page.csrf()), ("status", "suspended")],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (_, body) = ps
+        .mpp_call(
+            "/api/v1/qr/scan",
+            "demobank",
+            "s",
+            &json!({"qrCode": qr, "customerId": "C1"}),
+        )
+        .await;
+    assert_eq!(result_code(&body), "PAYMENTS_SUSPENDED");
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert!(
+        page.body
+            .contains("data-bin=\"990340001234\" data-status=\"suspended\"")
+    );
+}
+
+#[tokio::test]
+async fn an_mpp_sees_only_its_own_refunds_and_registers() {
+    let ps = TestPs::start().await;
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let refund = refund_r3(&ps, &device, purchase, 100.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    let row = format!("data-refund-id=\"{refund}\"");
+
+    let (bank, _) = sign_in(&ps, BANK_CABINET).await;
+    let page = get(&ps, "/console/cabinet", &bank).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&row), "{}", page.body);
+    assert!(page.body.contains("id=\"registers\""));
+    assert!(page.body.contains("class=\"register\" data-kind=\"daily\""));
+    assert!(
+        page.body
+            .contains("class=\"register\" data-kind=\"monthly\"")
+    );
+    assert!(
+        !page.body.contains("class=\"retry\""),
+        "no operator's buttons"
+    );
+
+    let (wallet, _) = sign_in(&ps, WALLET_CABINET).await;
+    let page = get(&ps, "/console/cabinet", &wallet).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains(&row),
+        "another MPP's refund: {}",
+        page.body
+    );
+
+    // Yesterday's register, by the cabinet's code, is the session's MPP's and no other's.
+    let yesterday = ps
+        .clock
+        .now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Almaty").expect("the zone"))
+        .date()
+        .yesterday()
+        .expect("a day");
+    for (cookie, name) in [(&bank, "demobank"), (&wallet, "demowallet")] {
+        for (format, kind) in [("xlsx", "spreadsheet"), ("csv", "text/csv")] {
+            let answer = get(
+                &ps,
+                &format!("/console/cabinet/registers/daily/{yesterday}.{format}"),
+                cookie,
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            let disposition = answer.headers["content-disposition"]
+                .to_str()
+                .expect("text");
+            assert!(
+                disposition.contains(&format!("{name}-daily-{yesterday}.{format}")),
+                "{disposition}"
+            );
+            let content_type = answer.headers["content-type"].to_str().expect("text");
+            assert!(content_type.contains(kind), "{content_type}");
+        }
+    }
+    // Without a session, nothing.
+    let answer = call(
+        &ps,
+        "GET",
+        &format!("/console/cabinet/registers/daily/{yesterday}.csv"),
+        None,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!((answer.status, answer.location()), (303, "/console"));
+}

@@ -1,0 +1,1049 @@
+//! The operator's console: the day at a glance, refunds and their delivery (retry), a purchase
+//! found and its timeline (cancel of a Custom payment), organizations (suspend, block, reopen),
+//! register e-mails, and the participants, viewed and edited with the admin API's validation.
+//! Every change calls the admin API's use case, not its HTTP.
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tolem_wire::Amount;
+
+use super::texts::T;
+use super::{Ctx, Form, e, require};
+use crate::catalog::OrganizationStatus;
+use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundStatus};
+use crate::payments::{self, CancelOrder, Cancelled};
+use crate::state::AppState;
+use crate::store::{RefundView, Replay};
+
+/// Undelivered refunds shown on the console's first page; the admin API pages through the rest.
+const UNDELIVERED_ROWS_MAX: usize = 100;
+/// Recent refunds shown after the undelivered ones.
+const RECENT_ROWS_MAX: usize = 30;
+/// Register e-mails shown.
+const REGISTER_MAIL_ROWS_MAX: usize = 30;
+/// Purchases a search lists.
+const FOUND_ROWS_MAX: usize = 50;
+/// Refunds of one purchase shown in its timeline.
+const PURCHASE_REFUNDS_MAX: usize = 100;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console/operator", get(overview))
+        .route("/console/operator/search", get(search))
+        .route("/console/operator/payments/{id}", get(purchase))
+        .route("/console/operator/payments/{id}/cancel", post(cancel))
+        .route("/console/operator/refunds/{id}/retry", post(retry))
+        .route("/console/operator/organizations/{bin}/status", post(status))
+        .route("/console/operator/participants", get(participants))
+        .route(
+            "/console/operator/edit/{kind}/{key}",
+            get(edit_form).post(edit_save),
+        )
+}
+
+/// The outcome of a form, passed on through the redirect that follows it (`?done=`): one of a
+/// few fixed words, so nothing the request says is shown.
+fn done_message(ctx: &Ctx) -> String {
+    let text = match ctx.query("done") {
+        Some("retried") => Some(T::Retried),
+        Some("status") => Some(T::StatusChanged),
+        Some("cancelled") => Some(T::CancelPlaced),
+        Some("saved") => Some(T::Saved),
+        _ => None,
+    };
+    let (class, text) = match text {
+        Some(text) => ("message", ctx.t(text)),
+        None => ("muted", ""),
+    };
+    format!("<p id=\"message\" class=\"{class}\" role=\"status\" aria-live=\"polite\">{text}</p>")
+}
+
+/// The MPPs of the catalog, by caller name.
+fn mpp_names(app: &AppState) -> Vec<String> {
+    let mut names: Vec<String> = app
+        .catalog
+        .get()
+        .mpps
+        .keys()
+        .map(|name| name.as_str().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn status_word(ctx: &Ctx, status: OrganizationStatus) -> &'static str {
+    ctx.t(match status {
+        OrganizationStatus::Active => T::Active,
+        OrganizationStatus::Suspended => T::Suspended,
+        OrganizationStatus::Blocked => T::Blocked,
+    })
+}
+
+fn status_value(status: OrganizationStatus) -> &'static str {
+    match status {
+        OrganizationStatus::Active => "active",
+        OrganizationStatus::Suspended => "suspended",
+        OrganizationStatus::Blocked => "blocked",
+    }
+}
+
+/// The refunds table (`#refunds`): undelivered first, then recent; a retry button on each one
+/// still to deliver. The cabinet shows the same table without buttons.
+pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retry: bool) -> String {
+    if rows.is_empty() {
+        return format!(
+            "<p id=\"refunds\" class=\"muted\">{}</p>",
+            ctx.t(T::NoRefunds)
+        );
+    }
+    let mut html = format!(
+        "<div class=\"table\"><table id=\"refunds\"><thead><tr><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th>{}</tr>\
+         </thead><tbody>",
+        ctx.t(T::Id),
+        ctx.t(T::Payment),
+        ctx.t(T::Amount),
+        ctx.t(T::Mpp),
+        ctx.t(T::Status),
+        ctx.t(T::Attempts),
+        ctx.t(T::LastError),
+        if retry { "<th></th>" } else { "" },
+    );
+    for view in rows {
+        let r = &view.refund;
+        let status = r.effective_status(ctx.now);
+        let undelivered = status == RefundStatus::Pending;
+        let payment = match (r.payment_id, retry) {
+            (Some(id), true) => format!("<a href=\"/console/operator/payments/{id}\">{id}</a>"),
+            (Some(id), false) => id.to_string(),
+            (None, _) => String::new(),
+        };
+        let mut state = e(status.as_str());
+        if view.flagged {
+            state.push_str(&format!(" <strong>({})</strong>", ctx.t(T::Flagged)));
+        }
+        if let Some(result) = &r.mpp_result {
+            state.push_str(&format!(" <span class=\"muted\">{}</span>", e(result)));
+        }
+        if let Some(next) = view.next_attempt_at.filter(|_| undelivered) {
+            state.push_str(&format!(
+                "<br><span class=\"muted\">{} {}</span>",
+                ctx.t(T::NextAttempt),
+                ctx.time(app, next)
+            ));
+        }
+        let button = if retry && undelivered {
+            format!(
+                "<td><form class=\"inline\" method=\"post\" action=\"/console/operator/refunds/{id}/retry\">{csrf}\
+                 <button class=\"retry\" type=\"submit\">{label}</button></form></td>",
+                id = r.id,
+                csrf = ctx.csrf_field(),
+                label = ctx.t(T::Retry)
+            )
+        } else if retry {
+            "<td></td>".to_owned()
+        } else {
+            String::new()
+        };
+        html.push_str(&format!(
+            "<tr data-refund-id=\"{id}\" data-status=\"{status_code}\"><td>{id}</td><td>{payment}</td>\
+             <td class=\"num\">{amount}</td><td>{mpp}</td><td class=\"status\" data-status=\"{status_code}\">{state}</td>\
+             <td class=\"num attempts\">{attempts}</td><td class=\"last-error\">{error}</td>{button}</tr>",
+            id = r.id,
+            status_code = status.as_str(),
+            amount = r.amount.map(|a| ctx.money(a)).unwrap_or_default(),
+            mpp = r.owner.as_ref().map(|o| e(o.mpp.as_str())).unwrap_or_default(),
+            attempts = view.attempts,
+            error = view.last_error.as_deref().map(e).unwrap_or_default(),
+        ));
+    }
+    html.push_str("</tbody></table></div>");
+    html
+}
+
+async fn overview(State(app): State<AppState>, ctx: Ctx) -> Response {
+    if let Err(away) = require(&ctx, true) {
+        return *away;
+    }
+    match overview_body(&app, &ctx).await {
+        Ok(body) => ctx.page(StatusCode::OK, ctx.t(T::OperatorTitle), &body),
+        Err(fault) => ctx.fault(fault),
+    }
+}
+
+async fn overview_body(app: &AppState, ctx: &Ctx) -> Result<String, crate::store::StoreError> {
+    // Today in the operator's time zone, from local midnight to the next.
+    let today = ctx.now.to_zoned_datetime(app.zone.clone()).date();
+    let span = crate::registers::Period::Day(today)
+        .bounds(&app.zone)
+        .unwrap_or((ctx.now, ctx.now));
+    let totals = app.store.totals(mpp_names(app), span).await?;
+    let mut refunds = app
+        .store
+        .refund_views(Some(RefundStatus::Pending), None, UNDELIVERED_ROWS_MAX)
+        .await?;
+    let recent = app.store.refund_views(None, None, RECENT_ROWS_MAX).await?;
+    for view in recent {
+        if !refunds.iter().any(|r| r.refund.id == view.refund.id) {
+            refunds.push(view);
+        }
+    }
+    let mails = app
+        .store
+        .register_deliveries(None, REGISTER_MAIL_ROWS_MAX)
+        .await?;
+
+    let mut body = done_message(ctx);
+    body.push_str(&format!(
+        "<section aria-labelledby=\"today-h\"><h2 id=\"today-h\">{today_word} · {date}</h2>\
+         <div id=\"today\" class=\"cards\" data-payments=\"{payments}\" data-paid-tiyn=\"{paid}\" \
+         data-refunds=\"{refunds_n}\" data-refunded-tiyn=\"{refunded}\">\
+         <div class=\"card\"><div>{payments_word}</div><div class=\"big payments\">{payments}</div><div class=\"paid\">{paid_h}</div></div>\
+         <div class=\"card\"><div>{refunds_word}</div><div class=\"big refunds\">{refunds_n}</div><div class=\"refunded\">{refunded_h}</div></div>\
+         </div></section>",
+        today_word = ctx.t(T::Today),
+        date = today,
+        payments = totals.payments,
+        paid = totals.paid.tiyn(),
+        paid_h = ctx.money(totals.paid),
+        refunds_n = totals.refunds,
+        refunded = totals.refunded.tiyn(),
+        refunded_h = ctx.money(totals.refunded),
+        payments_word = ctx.t(T::TodayPayments),
+        refunds_word = ctx.t(T::TodayRefunds),
+    ));
+    body.push_str(&search_form(ctx, ""));
+    body.push_str(&format!(
+        "<section aria-labelledby=\"refunds-h\"><h2 id=\"refunds-h\">{}</h2><p class=\"muted\">{}</p>{}</section>",
+        ctx.t(T::Refunds),
+        ctx.t(T::RefundsIntro),
+        refunds_table(ctx, app, &refunds, true)
+    ));
+    body.push_str(&organizations(ctx, app));
+    body.push_str(&register_mails(ctx, app, &mails));
+    body.push_str(&format!(
+        "<p><a id=\"participants\" href=\"/console/operator/participants\">{}</a></p>",
+        ctx.t(T::Participants)
+    ));
+    Ok(body)
+}
+
+fn search_form(ctx: &Ctx, value: &str) -> String {
+    format!(
+        "<section aria-labelledby=\"search-h\"><h2 id=\"search-h\">{title}</h2>\
+         <form method=\"get\" action=\"/console/operator/search\" role=\"search\" class=\"row\">\
+         <div><label for=\"search\">{label}</label>\
+         <input id=\"search\" name=\"q\" value=\"{value}\" required maxlength=\"200\"></div>\
+         <button id=\"search-go\" type=\"submit\">{find}</button></form></section>",
+        title = ctx.t(T::Search),
+        label = ctx.t(T::SearchLabel),
+        value = e(value),
+        find = ctx.t(T::Find),
+    )
+}
+
+fn organizations(ctx: &Ctx, app: &AppState) -> String {
+    let catalog = app.catalog.get();
+    let mut orgs: Vec<_> = catalog.organizations.values().collect();
+    orgs.sort_by(|a, b| a.bin.cmp(&b.bin));
+    let mut html = format!(
+        "<section aria-labelledby=\"organizations-h\"><h2 id=\"organizations-h\">{}</h2>\
+         <div class=\"table\"><table id=\"organizations\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+        ctx.t(T::Organizations),
+        ctx.t(T::Bin),
+        ctx.t(T::Name),
+        ctx.t(T::Status),
+    );
+    for org in orgs {
+        let buttons: String = [
+            (OrganizationStatus::Active, T::Reopen),
+            (OrganizationStatus::Suspended, T::Suspend),
+            (OrganizationStatus::Blocked, T::Block),
+        ]
+        .iter()
+        .filter(|(status, _)| *status != org.status)
+        .map(|(status, label)| {
+            format!(
+                "<button name=\"status\" value=\"{}\" type=\"submit\" class=\"secondary\">{}</button> ",
+                status_value(*status),
+                ctx.t(*label)
+            )
+        })
+        .collect();
+        html.push_str(&format!(
+            "<tr data-bin=\"{bin}\" data-status=\"{value}\"><td>{bin}</td><td>{name}</td><td class=\"status\">{word}</td>\
+             <td><form class=\"inline\" method=\"post\" action=\"/console/operator/organizations/{bin_path}/status\">{csrf}{buttons}</form></td></tr>",
+            bin = e(&org.bin),
+            bin_path = e(&path_segment(&org.bin)),
+            value = status_value(org.status),
+            name = e(&org.name),
+            word = status_word(ctx, org.status),
+            csrf = ctx.csrf_field(),
+        ));
+    }
+    html.push_str("</tbody></table></div></section>");
+    html
+}
+
+fn register_mails(
+    ctx: &Ctx,
+    app: &AppState,
+    mails: &[crate::store::RegisterDeliveryView],
+) -> String {
+    let mut html = format!(
+        "<section aria-labelledby=\"mails-h\"><h2 id=\"mails-h\">{}</h2><div class=\"table\">\
+         <table id=\"register-mails\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th></tr></thead><tbody>",
+        ctx.t(T::RegisterMails),
+        ctx.t(T::Mpp),
+        ctx.t(T::Kind),
+        ctx.t(T::Period),
+        ctx.t(T::SentAt),
+        ctx.t(T::Attempts),
+        ctx.t(T::LastError),
+    );
+    for mail in mails {
+        let sent = match (mail.sent_at, &mail.sent_to) {
+            (Some(at), to) => format!(
+                "{} {}",
+                ctx.time(app, at),
+                to.as_deref().map(e).unwrap_or_default()
+            ),
+            (None, _) if mail.flagged => ctx.t(T::Flagged).to_owned(),
+            (None, _) => ctx.t(T::Queued).to_owned(),
+        };
+        html.push_str(&format!(
+            "<tr data-mail-id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"status\">{}</td><td class=\"num attempts\">{}</td><td class=\"last-error\">{}</td></tr>",
+            mail.id,
+            e(&mail.due.mpp),
+            e(&mail.due.kind),
+            e(&mail.due.period),
+            sent,
+            mail.attempts,
+            mail.last_error.as_deref().map(e).unwrap_or_default(),
+        ));
+    }
+    html.push_str("</tbody></table></div></section>");
+    html
+}
+
+/// A catalog key made safe for a path segment (BINs and caller names are plain already).
+fn path_segment(key: &str) -> String {
+    form_urlencoded::byte_serialize(key.as_bytes()).collect()
+}
+
+async fn search(State(app): State<AppState>, ctx: Ctx) -> Response {
+    if let Err(away) = require(&ctx, true) {
+        return *away;
+    }
+    let text = ctx.query("q").unwrap_or_default().trim().to_owned();
+    if text.is_empty() || text.len() > 200 {
+        return Redirect::to("/console/operator").into_response();
+    }
+    let found = match app
+        .store
+        .search_payments(text.clone(), mpp_names(&app), FOUND_ROWS_MAX)
+        .await
+    {
+        Ok(found) => found,
+        Err(fault) => return ctx.fault(fault),
+    };
+    if let [one] = found.as_slice() {
+        return purchase_page(&app, &ctx, one.clone()).await;
+    }
+    let mut body = search_form(&ctx, &text);
+    if found.is_empty() {
+        body.push_str(&format!(
+            "<p id=\"results\" class=\"muted\" role=\"status\" aria-live=\"polite\">{}</p>",
+            ctx.t(T::NothingFound)
+        ));
+    } else {
+        body.push_str(&format!(
+            "<p role=\"status\" aria-live=\"polite\">{}: {}</p><div class=\"table\"><table id=\"results\"><thead><tr>\
+             <th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            ctx.t(T::Found),
+            found.len(),
+            ctx.t(T::Id),
+            ctx.t(T::Kind),
+            ctx.t(T::Amount),
+            ctx.t(T::Status),
+            ctx.t(T::Mpp),
+            ctx.t(T::Customer),
+        ));
+        for p in &found {
+            body.push_str(&format!(
+                "<tr data-payment-id=\"{id}\"><td><a href=\"/console/operator/payments/{id}\">{id}</a></td><td>{}</td>\
+                 <td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                p.kind.as_str(),
+                p.amount.map(|a| ctx.money(a)).unwrap_or_default(),
+                p.effective_status(ctx.now, &app.policy).as_str(),
+                p.owner.as_ref().map(|o| e(o.mpp.as_str())).unwrap_or_default(),
+                p.owner.as_ref().map(|o| e(&o.customer_id)).unwrap_or_default(),
+                id = p.id,
+            ));
+        }
+        body.push_str("</tbody></table></div>");
+    }
+    ctx.page(StatusCode::OK, ctx.t(T::Search), &body)
+}
+
+async fn purchase(State(app): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    if let Err(away) = require(&ctx, true) {
+        return *away;
+    }
+    let not_found = || {
+        ctx.notice(
+            StatusCode::NOT_FOUND,
+            T::Payment,
+            ctx.t(T::NoSuchThing),
+            "/console/operator",
+        )
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found();
+    };
+    match app.store.payment(PaymentId::new(id)).await {
+        Ok(Some(p)) => purchase_page(&app, &ctx, p).await,
+        Ok(None) => not_found(),
+        Err(fault) => ctx.fault(fault),
+    }
+}
+
+/// One event of the timeline: `li[data-event]`, its time when the store keeps one.
+fn event(ctx: &Ctx, app: &AppState, kind: &str, at: Option<jiff::Timestamp>, text: &str) -> String {
+    let time = at
+        .map(|t| format!("<time datetime=\"{t}\">{}</time> — ", ctx.time(app, t)))
+        .unwrap_or_default();
+    format!("<li data-event=\"{kind}\">{time}{text}</li>")
+}
+
+async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
+    let refunds = match app
+        .store
+        .refund_views_of_payment(p.id, PURCHASE_REFUNDS_MAX)
+        .await
+    {
+        Ok(refunds) => refunds,
+        Err(fault) => return ctx.fault(fault),
+    };
+    let catalog = app.catalog.get();
+    let point = catalog.trade_points.get(&p.trade_point_id);
+    let status = p.effective_status(ctx.now, &app.policy);
+    let row = |label: T, value: String| format!("<dt>{}</dt><dd>{value}</dd>", ctx.t(label));
+    let mut details = String::new();
+    details.push_str(&row(T::Id, p.id.to_string()));
+    details.push_str(&row(T::Kind, p.kind.as_str().to_owned()));
+    details.push_str(&row(
+        T::Status,
+        format!(
+            "<span class=\"status\" data-status=\"{0}\">{0}</span>",
+            status.as_str()
+        ),
+    ));
+    details.push_str(&row(
+        T::Amount,
+        p.amount.map(|a| ctx.money(a)).unwrap_or_default(),
+    ));
+    details.push_str(&row(
+        T::TradePoint,
+        format!(
+            "{} {}",
+            p.trade_point_id,
+            point.map(|t| e(&t.name)).unwrap_or_default()
+        ),
+    ));
+    if let Some(point) = point {
+        let org = catalog
+            .organizations
+            .get(&point.organization_bin)
+            .map(|o| e(&o.name))
+            .unwrap_or_default();
+        details.push_str(&row(
+            T::Organization,
+            format!("{} {org}", e(&point.organization_bin)),
+        ));
+    }
+    if let Some(owner) = &p.owner {
+        details.push_str(&row(T::Mpp, e(owner.mpp.as_str())));
+        details.push_str(&row(T::Customer, e(&owner.customer_id)));
+    }
+    if let Some(token) = &p.qr_token {
+        details.push_str(&row(T::Token, format!("<code>{}</code>", e(token))));
+    }
+
+    let mut timeline = String::new();
+    timeline.push_str(&event(
+        ctx,
+        app,
+        "created",
+        Some(p.created_at),
+        ctx.t(T::EvCreated),
+    ));
+    if let Some(owner) = &p.owner {
+        timeline.push_str(&event(
+            ctx,
+            app,
+            "scan",
+            p.scanned_at,
+            &format!(
+                "{}: {} / {}",
+                ctx.t(T::EvScan),
+                e(owner.mpp.as_str()),
+                e(&owner.customer_id)
+            ),
+        ));
+    }
+    if p.checkout_response.is_some() || p.confirm_until.is_some() {
+        // The store keeps the checkout's answer and its confirmation deadline, not its time.
+        let until = p
+            .confirm_until
+            .map(|t| ctx.time(app, t))
+            .unwrap_or_default();
+        timeline.push_str(&event(
+            ctx,
+            app,
+            "checkout",
+            None,
+            &format!("{} {until}", ctx.t(T::EvCheckout)),
+        ));
+    }
+    if let Some(verdict) = &p.verdict {
+        let mut text = format!("{}: {}", ctx.t(T::EvNotify), e(verdict));
+        if let Some(id) = &p.mpp_payment_id {
+            text.push_str(&format!(" ({})", e(id)));
+        }
+        timeline.push_str(&event(ctx, app, "notify", p.finished_at, &text));
+    } else if let Some(at) = p.finished_at {
+        timeline.push_str(&event(
+            ctx,
+            app,
+            "ended",
+            Some(at),
+            &format!("{}: {}", ctx.t(T::EvEnded), status.as_str()),
+        ));
+    }
+    // Oldest first, like the rest of the timeline.
+    for view in refunds.iter().rev() {
+        let r = &view.refund;
+        let at = r.requested_at.or(Some(r.created_at));
+        timeline.push_str(&event(
+            ctx,
+            app,
+            "refund",
+            at,
+            &format!(
+                "{} {} ({}): {} — <span data-status=\"{st}\">{st}</span>",
+                ctx.t(T::EvRefund),
+                r.id,
+                r.kind.as_str(),
+                r.amount.map(|a| ctx.money(a)).unwrap_or_default(),
+                st = r.effective_status(ctx.now).as_str(),
+            ),
+        ));
+        if view.attempts > 0 || r.status == RefundStatus::Pending || r.finished_at.is_some() {
+            let mut text = format!(
+                "{} {}: {} {}",
+                ctx.t(T::EvDelivery),
+                r.id,
+                ctx.t(T::Attempts),
+                view.attempts
+            );
+            if let Some(error) = &view.last_error {
+                text.push_str(&format!("; {}: {}", ctx.t(T::LastError), e(error)));
+            }
+            if let Some(result) = &r.mpp_result {
+                text.push_str(&format!("; {}: {}", ctx.t(T::MppResult), e(result)));
+            }
+            if let Some(next) = view.next_attempt_at {
+                text.push_str(&format!(
+                    "; {} {}",
+                    ctx.t(T::NextAttempt),
+                    ctx.time(app, next)
+                ));
+            }
+            // The outbox keeps the count and the last error of the attempts, not each one's
+            // time: the delivery's end is the refund's end.
+            timeline.push_str(&event(ctx, app, "delivery", r.finished_at, &text));
+        }
+    }
+
+    let mut body = format!(
+        "<dl id=\"purchase\" data-payment-id=\"{}\" data-status=\"{}\">{details}</dl>\
+         <h2>{}</h2><ol id=\"timeline\" class=\"timeline\">{timeline}</ol>",
+        p.id,
+        status.as_str(),
+        ctx.t(T::Timeline)
+    );
+    if !refunds.is_empty() {
+        body.push_str(&format!(
+            "<h2>{}</h2>{}",
+            ctx.t(T::Refunds),
+            refunds_table(ctx, app, &refunds, true)
+        ));
+    }
+    if p.kind == Kind::Custom {
+        let nonce = hex::encode(rand::random::<[u8; 12]>());
+        body.push_str(&format!(
+            "<section aria-labelledby=\"cancel-h\"><h2 id=\"cancel-h\">{title}</h2><p class=\"muted\">{intro}</p>\
+             <form method=\"post\" action=\"/console/operator/payments/{id}/cancel\" class=\"row\">{csrf}\
+             <input type=\"hidden\" name=\"nonce\" value=\"{nonce}\">\
+             <div><label for=\"cancel-amount\">{amount}</label><input id=\"cancel-amount\" name=\"amount\" inputmode=\"decimal\" size=\"14\"></div>\
+             <button id=\"cancel\" type=\"submit\">{cancel}</button></form></section>",
+            title = ctx.t(T::CancelTitle),
+            intro = ctx.t(T::CancelIntro),
+            id = p.id,
+            csrf = ctx.csrf_field(),
+            amount = ctx.t(T::CancelAmount),
+            cancel = ctx.t(T::Cancel),
+        ));
+    }
+    body.push_str(&format!(
+        "<p><a href=\"/console/operator\">{}</a></p>",
+        ctx.t(T::Back)
+    ));
+    ctx.page(
+        StatusCode::OK,
+        &format!("{} {}", ctx.t(T::Payment), p.id),
+        &body,
+    )
+}
+
+/// An amount as a person types it: `1500`, `1 500`, `1500,50`, `1500.50`.
+pub(super) fn typed_amount(text: &str) -> Option<Amount> {
+    let plain: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}' && *c != '\u{202f}')
+        .map(|c| if c == ',' { '.' } else { c })
+        .collect();
+    Amount::parse(&plain).ok()
+}
+
+async fn cancel(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let form = Form::read(&app, req.into_body()).await;
+    let session = match ctx.check_post(&form) {
+        Ok(session) => session,
+        Err(refused) => return *refused,
+    };
+    if !matches!(session.role, super::Role::Operator) {
+        return Redirect::to("/console").into_response();
+    }
+    let back = format!("/console/operator/payments/{}", e(&id));
+    let Ok(id) = id.parse::<i64>() else {
+        return ctx.notice(
+            StatusCode::NOT_FOUND,
+            T::Cancel,
+            ctx.t(T::NoSuchThing),
+            "/console/operator",
+        );
+    };
+    let amount = match form.get("amount").map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(text) => match typed_amount(text) {
+            Some(amount) => Some(amount),
+            None => {
+                return ctx.notice(
+                    StatusCode::BAD_REQUEST,
+                    T::Cancel,
+                    ctx.t(T::BadAmount),
+                    &back,
+                );
+            }
+        },
+    };
+    // The form's nonce makes a second submit of the same form a repeat, answered by the first.
+    let replay = form
+        .get("nonce")
+        .filter(|n| !n.is_empty() && n.len() <= 64)
+        .map(|nonce| {
+            let what = amount.map(|a| a.to_string()).unwrap_or_default();
+            Replay::operator(
+                format!("console-cancel-{id}-{nonce}"),
+                hex::encode(Sha256::digest(what.as_bytes())),
+            )
+        });
+    let order = CancelOrder {
+        payment_id: PaymentId::new(id),
+        amount,
+        replay,
+    };
+    match payments::cancel(&app, order).await {
+        Ok(Cancelled::Placed(_)) => {
+            tracing::info!(payment_id = id, "cancelled from the console");
+            Redirect::to(&format!("/console/operator/payments/{id}?done=cancelled")).into_response()
+        }
+        Ok(Cancelled::NoSuchPayment) => ctx.notice(
+            StatusCode::NOT_FOUND,
+            T::Cancel,
+            ctx.t(T::NoSuchThing),
+            "/console/operator",
+        ),
+        Ok(Cancelled::NothingLeft) => ctx.notice(
+            StatusCode::BAD_REQUEST,
+            T::Cancel,
+            "nothing left to refund",
+            &back,
+        ),
+        Ok(Cancelled::Refused(refusal)) => ctx.notice(
+            StatusCode::BAD_REQUEST,
+            T::Cancel,
+            &format!("{}: {refusal:?}", ctx.t(T::Refused)),
+            &back,
+        ),
+        Err(fault) => ctx.fault(fault),
+    }
+}
+
+async fn retry(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let form = Form::read(&app, req.into_body()).await;
+    let session = match ctx.check_post(&form) {
+        Ok(session) => session,
+        Err(refused) => return *refused,
+    };
+    if !matches!(session.role, super::Role::Operator) {
+        return Redirect::to("/console").into_response();
+    }
+    let not_found = || {
+        ctx.notice(
+            StatusCode::NOT_FOUND,
+            T::Retry,
+            ctx.t(T::NoSuchThing),
+            "/console/operator",
+        )
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found();
+    };
+    match crate::refunds::retry_now(&app, RefundId::new(id)).await {
+        Ok(true) => {
+            tracing::info!(refund_id = id, "refund retried from the console");
+            Redirect::to("/console/operator?done=retried").into_response()
+        }
+        Ok(false) => not_found(),
+        Err(fault) => ctx.fault(fault),
+    }
+}
+
+/// Shows an admin use case's refusal in a page.
+fn admin_refusal(
+    ctx: &Ctx,
+    title: T,
+    refusal: &crate::admin_api::AdminError,
+    back: &str,
+) -> Response {
+    let (status, why) = refusal.parts();
+    ctx.notice(status, title, why, back)
+}
+
+async fn status(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path(bin): Path<String>,
+    req: Request,
+) -> Response {
+    let form = Form::read(&app, req.into_body()).await;
+    let session = match ctx.check_post(&form) {
+        Ok(session) => session,
+        Err(refused) => return *refused,
+    };
+    if !matches!(session.role, super::Role::Operator) {
+        return Redirect::to("/console").into_response();
+    }
+    let status = match form.get("status") {
+        Some("active") => OrganizationStatus::Active,
+        Some("suspended") => OrganizationStatus::Suspended,
+        Some("blocked") => OrganizationStatus::Blocked,
+        _ => {
+            return ctx.notice(
+                StatusCode::BAD_REQUEST,
+                T::Status,
+                ctx.t(T::NoSuchThing),
+                "/console/operator",
+            );
+        }
+    };
+    match crate::admin_api::change_status(&app, &bin, status).await {
+        Ok(_) => {
+            tracing::info!(
+                bin,
+                status = status_value(status),
+                "organization status changed from the console"
+            );
+            Redirect::to("/console/operator?done=status").into_response()
+        }
+        Err(refusal) => admin_refusal(&ctx, T::Status, &refusal, "/console/operator"),
+    }
+}
+
+/// The catalog's four kinds as the admin API's paths name them, with their titles.
+const KINDS: [(&str, T); 4] = [
+    ("mpps", T::Mpps),
+    ("organizations", T::Organizations),
+    ("trade-points", T::TradePoints),
+    ("services", T::Services),
+];
+
+async fn participants(State(app): State<AppState>, ctx: Ctx) -> Response {
+    if let Err(away) = require(&ctx, true) {
+        return *away;
+    }
+    let file = match app.store.load_catalog().await {
+        Ok((_, file)) => file,
+        Err(fault) => return ctx.fault(fault),
+    };
+    let edit = |kind: &str, key: &str| {
+        format!(
+            "<a class=\"edit\" href=\"/console/operator/edit/{kind}/{}\">{}</a>",
+            e(&path_segment(key)),
+            ctx.t(T::Edit)
+        )
+    };
+    let table = |id: &str, title: T, head: &[T], rows: Vec<String>| {
+        let head: String = head
+            .iter()
+            .map(|h| format!("<th>{}</th>", ctx.t(*h)))
+            .collect();
+        format!(
+            "<section><h2>{}</h2><div class=\"table\"><table id=\"{id}\"><thead><tr>{head}<th></th></tr></thead><tbody>{}</tbody></table></div></section>",
+            ctx.t(title),
+            rows.concat()
+        )
+    };
+    let mut body = done_message(&ctx);
+    body.push_str(&table(
+        "mpps",
+        T::Mpps,
+        &[T::Mpp, T::Name, T::RegisterMails],
+        file.mpps
+            .iter()
+            .map(|m| {
+                format!(
+                    "<tr data-key=\"{k}\"><td>{k}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    e(&m.name),
+                    m.register_email.as_deref().map(e).unwrap_or_default(),
+                    edit("mpps", m.caller_name.as_str()),
+                    k = e(m.caller_name.as_str()),
+                )
+            })
+            .collect(),
+    ));
+    body.push_str(&table(
+        "participant-organizations",
+        T::Organizations,
+        &[T::Bin, T::Name, T::Status, T::ApiKeys, T::Certificates],
+        file.organizations
+            .iter()
+            .map(|o| {
+                let certificates: Vec<String> =
+                    o.client_certificates.iter().map(|c| format!("<code>{}</code>", e(c))).collect();
+                format!(
+                    "<tr data-key=\"{k}\"><td>{k}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                    e(&o.name),
+                    status_word(&ctx, o.status),
+                    o.api_key_hashes.len() + o.api_keys.len(),
+                    certificates.join("<br>"),
+                    edit("organizations", &o.bin),
+                    k = e(&o.bin),
+                )
+            })
+            .collect(),
+    ));
+    body.push_str(&table(
+        "trade-points",
+        T::TradePoints,
+        &[T::Id, T::Name, T::Bin, T::Status],
+        file.trade_points
+            .iter()
+            .map(|t| {
+                format!(
+                    "<tr data-key=\"{id}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    e(&t.name),
+                    e(&t.organization_bin),
+                    if t.active { ctx.t(T::Active) } else { ctx.t(T::Suspended) },
+                    edit("trade-points", &t.id.to_string()),
+                    id = t.id,
+                )
+            })
+            .collect(),
+    ));
+    body.push_str(&table(
+        "services",
+        T::Services,
+        &[T::Id, T::Name, T::TradePoint, T::Status],
+        file.services
+            .iter()
+            .map(|s| {
+                format!(
+                    "<tr data-key=\"{id}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    e(s.name.get(ctx.locale)),
+                    s.trade_point_id,
+                    if s.active { ctx.t(T::Active) } else { ctx.t(T::Suspended) },
+                    edit("services", &s.id.to_string()),
+                    id = s.id,
+                )
+            })
+            .collect(),
+    ));
+    body.push_str(&format!(
+        "<p><a href=\"/console/operator\">{}</a></p>",
+        ctx.t(T::Back)
+    ));
+    ctx.page(StatusCode::OK, ctx.t(T::Participants), &body)
+}
+
+/// The item of `kind` with `key` as JSON, as GET /admin/v1/catalog shows it.
+fn item_json(file: &crate::catalog::CatalogFile, kind: &str, key: &str) -> Option<String> {
+    fn pretty<I: Serialize>(item: &I) -> Option<String> {
+        serde_json::to_string_pretty(item).ok()
+    }
+    match kind {
+        "mpps" => file
+            .mpps
+            .iter()
+            .find(|m| m.caller_name.as_str() == key)
+            .and_then(pretty),
+        "organizations" => file
+            .organizations
+            .iter()
+            .find(|o| o.bin == key)
+            .and_then(pretty),
+        "trade-points" => file
+            .trade_points
+            .iter()
+            .find(|t| t.id.to_string() == key)
+            .and_then(pretty),
+        "services" => file
+            .services
+            .iter()
+            .find(|s| s.id.to_string() == key)
+            .and_then(pretty),
+        _ => None,
+    }
+}
+
+fn edit_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    kind: &str,
+    key: &str,
+    json: &str,
+    error: Option<&str>,
+) -> Response {
+    let title = KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, t)| ctx.t(*t))
+        .unwrap_or_default();
+    let error = error
+        .map(|why| {
+            format!(
+                "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
+                e(why)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<p class=\"muted\">{intro}</p>{error}<form method=\"post\" action=\"/console/operator/edit/{kind}/{key_path}\">{csrf}\
+         <label for=\"item-json\">JSON</label><textarea id=\"item-json\" name=\"json\" spellcheck=\"false\">{json}</textarea>\
+         <p><button id=\"save\" type=\"submit\">{save}</button></p></form>\
+         <p><a href=\"/console/operator/participants\">{back}</a></p>",
+        intro = ctx.t(T::EditIntro),
+        kind = e(kind),
+        key_path = e(&path_segment(key)),
+        csrf = ctx.csrf_field(),
+        json = e(json),
+        save = ctx.t(T::Save),
+        back = ctx.t(T::Back),
+    );
+    ctx.page(status, &format!("{title}: {key}"), &body)
+}
+
+async fn edit_form(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path((kind, key)): Path<(String, String)>,
+) -> Response {
+    if let Err(away) = require(&ctx, true) {
+        return *away;
+    }
+    let file = match app.store.load_catalog().await {
+        Ok((_, file)) => file,
+        Err(fault) => return ctx.fault(fault),
+    };
+    match item_json(&file, &kind, &key) {
+        Some(json) => edit_page(&ctx, StatusCode::OK, &kind, &key, &json, None),
+        None => ctx.notice(
+            StatusCode::NOT_FOUND,
+            T::Edit,
+            ctx.t(T::NoSuchThing),
+            "/console/operator/participants",
+        ),
+    }
+}
+
+async fn edit_save(
+    State(app): State<AppState>,
+    ctx: Ctx,
+    Path((kind, key)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let form = Form::read(&app, req.into_body()).await;
+    let session = match ctx.check_post(&form) {
+        Ok(session) => session,
+        Err(refused) => return *refused,
+    };
+    if !matches!(session.role, super::Role::Operator) {
+        return Redirect::to("/console").into_response();
+    }
+    let json = form.get("json").unwrap_or_default();
+    match crate::admin_api::put_catalog_item(&app, &kind, &key, json.as_bytes()).await {
+        None => ctx.notice(
+            StatusCode::NOT_FOUND,
+            T::Edit,
+            ctx.t(T::NoSuchThing),
+            "/console/operator/participants",
+        ),
+        Some(Ok(_)) => {
+            tracing::info!(kind, key, "operator data changed from the console");
+            Redirect::to("/console/operator/participants?done=saved").into_response()
+        }
+        Some(Err(refusal)) => {
+            let (status, why) = refusal.parts();
+            edit_page(&ctx, status, &kind, &key, json, Some(why))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_as_people_type_them() {
+        for (text, tiyn) in [
+            ("1500", 150_000),
+            ("1 500", 150_000),
+            ("1\u{a0}500,50", 150_050),
+            ("1500.5", 150_050),
+            ("0,01", 1),
+        ] {
+            assert_eq!(typed_amount(text).map(Amount::tiyn), Some(tiyn), "{text}");
+        }
+        for text in ["", "-1", "1e3", "1,234,5", "abc", "1.001"] {
+            assert_eq!(typed_amount(text), None, "{text}");
+        }
+    }
+}
