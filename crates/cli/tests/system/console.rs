@@ -159,7 +159,7 @@ async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
     for (header, value) in [
         ("cache-control", "no-store"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
     ] {
         assert_eq!(page.headers[header], value);
     }

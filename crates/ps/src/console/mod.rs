@@ -70,7 +70,10 @@ async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Respons
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` with the pages' own form
+        // posts, and the Origin check would refuse every one. `same-origin` keeps the address
+        // off every other site and lets the posts name their origin.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ] {
