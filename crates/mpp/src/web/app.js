@@ -278,6 +278,13 @@
     state.account = null;
     try { localStorage.removeItem(CUSTOMER_KEY); } catch (_) { /* nothing kept */ }
     resetPayment();
+    // Nothing of this customer stays in the page, hidden or not.
+    $('who').textContent = '';
+    $('balance').textContent = '';
+    $('balance').dataset.tiyn = '';
+    $('history').replaceChildren();
+    $('notifications').replaceChildren();
+    $('token').value = '';
     $('wallet-view').hidden = true;
     $('signin-view').hidden = false;
     say(null);
