@@ -5,7 +5,6 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::*;
 use crate::reference_mpp::ps_and_mpp;
 
 const CAFE_STATIC_QR: &str = "TOLEM-STATIC-CAFE-1001";

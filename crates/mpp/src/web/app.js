@@ -285,6 +285,7 @@
     $('history').replaceChildren();
     $('notifications').replaceChildren();
     $('token').value = '';
+    $('customer').value = '';
     $('wallet-view').hidden = true;
     $('signin-view').hidden = false;
     say(null);
