@@ -1,9 +1,12 @@
-//! The HTTP API the customer's app (`tolem wallet`) calls, and the PS-facing `/refund`, on one
-//! listener. Errors are `{"error": "…"}` with a fitting HTTP status.
+//! The HTTP API the customer's app (`tolem wallet`, the browser wallet of [`crate::web`]) calls,
+//! and the PS-facing `/refund`, on one listener. Errors are `{"error": "…"}` with a fitting HTTP
+//! status.
 
 use std::future::Future;
 
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,12 +16,30 @@ use tolem_wire::mpp::ParameterValue;
 use tolem_wire::{Amount, Locale};
 
 use crate::flows::{FlowError, Mpp};
+use crate::wallet::WalletError;
+use crate::wallet::qr::{self, Bounds};
 
 /// Paths of the app API.
 pub const SCAN_PATH: &str = "/app/v1/scan";
 pub const CHECKOUT_PATH: &str = "/app/v1/checkout";
 pub const CONFIRM_PATH: &str = "/app/v1/confirm";
 pub const BACK_PATH: &str = "/app/v1/back";
+/// Reads the QR code in a picture the app uploads (the browser wallet, where it has no camera).
+pub const QR_DECODE_PATH: &str = "/app/v1/qr/decode";
+
+/// The largest picture `/app/v1/qr/decode` takes: a phone's photo of a code, well within.
+pub const QR_IMAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// The pictures the MPP reads for its customers: smaller than a file the CLI wallet reads on
+/// the customer's own machine, since here the memory is the MPP's (a 12-megapixel photo is
+/// 4 032 px wide).
+pub const QR_IMAGE_BOUNDS: Bounds = Bounds {
+    bytes_max: QR_IMAGE_BYTES_MAX as u64,
+    side_px_max: 6_000,
+    alloc_bytes_max: 192 * 1024 * 1024,
+};
+/// How many pictures are read at once; the rest wait their turn (decoding takes a core).
+const QR_DECODES_MAX: usize = 2;
+static QR_DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(QR_DECODES_MAX);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScanBody {
@@ -49,6 +70,13 @@ pub struct ConfirmBody {
     pub locale: Option<String>,
 }
 
+/// The answer of `qr/decode`: the QR code's text, to send to `scan`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecodedQr {
+    pub qr_code: String,
+}
+
 /// Answers of `checkout`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckoutView {
@@ -70,8 +98,13 @@ pub fn router(mpp: Mpp) -> Router {
         .route(CONFIRM_PATH, post(confirm))
         .route(BACK_PATH, post(back))
         .route("/app/v1/customers/{id}", get(account))
+        .route(
+            QR_DECODE_PATH,
+            post(decode_qr).layer(DefaultBodyLimit::max(QR_IMAGE_BYTES_MAX)),
+        )
         .with_state(mpp.clone());
     app.merge(mpp.refund_endpoint().router())
+        .merge(crate::web::router())
 }
 
 struct ApiError(FlowError);
@@ -145,6 +178,60 @@ async fn account(
     Path(id): Path<String>,
 ) -> ApiResult<crate::flows::Account> {
     mpp.account(&id).await.map(Json).map_err(ApiError)
+}
+
+/// `POST /app/v1/qr/decode[?locale=kk]` with the picture's bytes (PNG or JPEG) as the body:
+/// `{"qrCode": "…"}`, or `{"error": "…", "code": "…"}` worded in the locale: 413 `too_large`,
+/// 400 `image_unreadable` (not a PNG/JPEG, torn, too many pixels), 422 `no_qr_code` or
+/// `qr_unreadable`.
+async fn decode_qr(RawQuery(query): RawQuery, body: Result<Bytes, BytesRejection>) -> Response {
+    let locale = locale_of(query_locale(query.as_deref()));
+    let refuse = |status: StatusCode, code: &str, e: WalletError| {
+        let body = serde_json::json!({ "error": e.message(locale), "code": code });
+        (status, Json(body)).into_response()
+    };
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let why = format!(
+                "the file is larger than {} MiB",
+                QR_IMAGE_BYTES_MAX / 1024 / 1024
+            );
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                WalletError::ImageUnreadable(why),
+            );
+        }
+        Err(rejection) => {
+            let e = WalletError::ImageUnreadable(rejection.body_text());
+            return refuse(StatusCode::BAD_REQUEST, "image_unreadable", e);
+        }
+    };
+    // The semaphore is never closed, so acquiring only waits.
+    let Ok(_permit) = QR_DECODES.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let read =
+        tokio::task::spawn_blocking(move || qr::decode_within(&bytes, QR_IMAGE_BOUNDS)).await;
+    match read {
+        Ok(Ok(qr_code)) => Json(DecodedQr { qr_code }).into_response(),
+        Ok(Err(e @ WalletError::ImageUnreadable(_))) => {
+            refuse(StatusCode::BAD_REQUEST, "image_unreadable", e)
+        }
+        Ok(Err(e @ WalletError::NoQrCode)) => {
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, "no_qr_code", e)
+        }
+        Ok(Err(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, "qr_unreadable", e),
+        Err(e) => ApiError(FlowError::Internal(e.to_string())).into_response(),
+    }
+}
+
+/// The `locale` of a query string (`?locale=kk`), if any.
+fn query_locale(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("locale="))
 }
 
 /// Serves the app API and `/refund` on a bound listener until `shutdown`, with the kit's driver

@@ -9,6 +9,7 @@
 //! - [`reconcile`]: the PS's register against the MPP's books, every difference listed.
 //! - [`config`]: settings and demo customers.
 //! - [`wallet`]: the customer's app on the command line (`tolem wallet`), a client of [`app_api`].
+//! - [`web`]: the customer's app in the browser (`/wallet/`), a page whose script calls [`app_api`].
 
 pub mod app_api;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod flows;
 pub mod ledger;
 pub mod reconcile;
 pub mod wallet;
+pub mod web;
 
 pub use app_api::serve;
 pub use config::MppConfig;

@@ -42,3 +42,4 @@ pub(crate) mod slow_clients;
 pub(crate) mod smtp;
 pub(crate) mod strict;
 pub(crate) mod wallet;
+pub(crate) mod wallet_web;

@@ -17,6 +17,23 @@ pub const IMAGE_SIDE_PX_MAX: u32 = 10_000;
 /// The most memory the decoder may take for one picture.
 const IMAGE_ALLOC_BYTES_MAX: u64 = 512 * 1024 * 1024;
 
+/// How large a picture may be, in its file and once decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub bytes_max: u64,
+    pub side_px_max: u32,
+    pub alloc_bytes_max: u64,
+}
+
+impl Bounds {
+    /// A picture on the customer's own machine (`tolem wallet pay --image`): a whole photo.
+    pub const FILE: Bounds = Bounds {
+        bytes_max: IMAGE_BYTES_MAX,
+        side_px_max: IMAGE_SIDE_PX_MAX,
+        alloc_bytes_max: IMAGE_ALLOC_BYTES_MAX,
+    };
+}
+
 /// Reads a PNG or JPEG file and returns the text of the QR code in it.
 pub fn read_file(path: &Path) -> Result<String, WalletError> {
     let unreadable =
@@ -35,13 +52,18 @@ pub fn read_file(path: &Path) -> Result<String, WalletError> {
 /// Returns the text of the QR code in a PNG or JPEG picture. When the picture holds several
 /// codes, the first one that reads is taken.
 pub fn decode(bytes: &[u8]) -> Result<String, WalletError> {
+    decode_within(bytes, Bounds::FILE)
+}
+
+/// [`decode`] under `bounds` (a server reading pictures for many customers takes smaller ones).
+pub fn decode_within(bytes: &[u8], bounds: Bounds) -> Result<String, WalletError> {
     let too_large = || {
         WalletError::ImageUnreadable(format!(
             "the file is larger than {} MiB",
-            IMAGE_BYTES_MAX / 1024 / 1024
+            bounds.bytes_max / 1024 / 1024
         ))
     };
-    if u64::try_from(bytes.len()).map_err(|_| too_large())? > IMAGE_BYTES_MAX {
+    if u64::try_from(bytes.len()).map_err(|_| too_large())? > bounds.bytes_max {
         return Err(too_large());
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
@@ -56,9 +78,9 @@ pub fn decode(bytes: &[u8]) -> Result<String, WalletError> {
         }
     }
     let mut limits = Limits::default();
-    limits.max_image_width = Some(IMAGE_SIDE_PX_MAX);
-    limits.max_image_height = Some(IMAGE_SIDE_PX_MAX);
-    limits.max_alloc = Some(IMAGE_ALLOC_BYTES_MAX);
+    limits.max_image_width = Some(bounds.side_px_max);
+    limits.max_image_height = Some(bounds.side_px_max);
+    limits.max_alloc = Some(bounds.alloc_bytes_max);
     reader.limits(limits);
     let picture = reader
         .decode()
