@@ -42,6 +42,7 @@ pub(crate) use devices::DeviceRegistration;
 pub use devices::Replay;
 pub use leases::LeaseHolder;
 pub use outbox::OutboxEntry;
+pub use outbox::{Attempt, AttemptOutcome};
 pub use outbox::OutboxKind;
 pub(crate) use payments::NewPayment;
 pub(crate) use refund_delivery::RefundView;
