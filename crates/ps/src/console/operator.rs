@@ -76,7 +76,7 @@ fn mpp_names(app: &AppState) -> Vec<String> {
     names
 }
 
-fn status_word(ctx: &Ctx, status: OrganizationStatus) -> &'static str {
+pub(super) fn status_word(ctx: &Ctx, status: OrganizationStatus) -> &'static str {
     ctx.t(match status {
         OrganizationStatus::Active => T::Active,
         OrganizationStatus::Suspended => T::Suspended,
@@ -276,10 +276,11 @@ fn organizations(ctx: &Ctx, app: &AppState) -> String {
         })
         .collect();
         html.push_str(&format!(
-            "<tr data-bin=\"{bin}\" data-status=\"{value}\"><td>{bin}</td><td>{name}</td><td class=\"status\">{word}</td>\
+            "<tr data-bin=\"{bin}\" data-status=\"{value}\"><td><a class=\"organization\" href=\"{page}\">{bin}</a></td><td>{name}</td><td class=\"status\">{word}</td>\
              <td><form class=\"inline\" method=\"post\" action=\"/console/operator/organizations/{bin_path}/status\">{csrf}{buttons}</form></td></tr>",
             bin = e(&org.bin),
             bin_path = e(&path_segment(&org.bin)),
+            page = e(&super::organization::href(&org.bin)),
             value = status_value(org.status),
             name = e(&org.name),
             word = status_word(ctx, org.status),
@@ -332,7 +333,7 @@ fn register_mails(
 }
 
 /// A catalog key made safe for a path segment (BINs and caller names are plain already).
-fn path_segment(key: &str) -> String {
+pub(super) fn path_segment(key: &str) -> String {
     form_urlencoded::byte_serialize(key.as_bytes()).collect()
 }
 
@@ -902,7 +903,12 @@ async fn participants(State(app): State<AppState>, ctx: Ctx) -> Response {
                     status_word(&ctx, o.status),
                     o.api_key_hashes.len() + o.api_keys.len(),
                     certificates.join("<br>"),
-                    edit("organizations", &o.bin),
+                    format!(
+                        "{} <a class=\"keys\" href=\"{}\">{}</a>",
+                        edit("organizations", &o.bin),
+                        e(&super::organization::href(&o.bin)),
+                        ctx.t(T::KeysAndCertificates)
+                    ),
                     k = e(&o.bin),
                 )
             })
