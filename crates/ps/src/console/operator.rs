@@ -615,7 +615,10 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
             ctx,
             app,
             view,
-            attempts.get(&r.id.get()).map(Vec::as_slice).unwrap_or_default(),
+            attempts
+                .get(&r.id.get())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
         ));
     }
 

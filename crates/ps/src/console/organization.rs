@@ -23,7 +23,10 @@ const NONCE_CHARS_MAX: usize = 64;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/console/operator/organizations/{bin}", get(page))
-        .route("/console/operator/organizations/{bin}/api-keys", post(issue))
+        .route(
+            "/console/operator/organizations/{bin}/api-keys",
+            post(issue),
+        )
         .route(
             "/console/operator/organizations/{bin}/certificates",
             post(register),
@@ -64,8 +67,9 @@ fn render(ctx: &Ctx, org: &Organization, status: StatusCode, top: &str) -> Respo
             "<p id=\"message\" class=\"message\" role=\"status\" aria-live=\"polite\">{}</p>",
             ctx.t(text)
         ),
-        None => "<p id=\"message\" class=\"muted\" role=\"status\" aria-live=\"polite\"></p>"
-            .to_owned(),
+        None => {
+            "<p id=\"message\" class=\"muted\" role=\"status\" aria-live=\"polite\"></p>".to_owned()
+        }
     };
     body.push_str(top);
     let action = href(&org.bin);
@@ -260,7 +264,11 @@ async fn register(
         Ok(form) => form,
         Err(refused) => return *refused,
     };
-    let text = form.get("certificate").unwrap_or_default().trim().to_owned();
+    let text = form
+        .get("certificate")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let (pem, fingerprint) = if text.contains("-----BEGIN") {
         (Some(text), None)
     } else {
@@ -270,7 +278,11 @@ async fn register(
         Ok(done) => {
             let word = match done {
                 Registered::New(f) => {
-                    tracing::info!(bin, fingerprint = f, "certificate registered from the console");
+                    tracing::info!(
+                        bin,
+                        fingerprint = f,
+                        "certificate registered from the console"
+                    );
                     "registered"
                 }
                 Registered::Known(_) => "known",

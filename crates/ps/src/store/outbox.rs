@@ -298,7 +298,8 @@ impl Tx<'_> {
         outcome: AttemptOutcome,
         error: Option<&str>,
     ) -> StoreResult<()> {
-        let error: Option<String> = error.map(|e| e.chars().take(ATTEMPT_ERROR_CHARS_MAX).collect());
+        let error: Option<String> =
+            error.map(|e| e.chars().take(ATTEMPT_ERROR_CHARS_MAX).collect());
         let number = i64::from(entry.attempts);
         self.db.execute(
             "INSERT INTO outbox_attempts (outbox_id, attempt, started_at_ms, ended_at_ms, \
@@ -403,7 +404,8 @@ impl Store {
                 )?;
                 let mut attempts = Vec::with_capacity(rows.len());
                 for (number, started, ended, outcome, error, node) in rows {
-                    let corrupt = || StoreError::Corrupt(format!("outbox attempt {ref_id}/{number}"));
+                    let corrupt =
+                        || StoreError::Corrupt(format!("outbox attempt {ref_id}/{number}"));
                     attempts.push(Attempt {
                         number: u32::try_from(number).map_err(|_| corrupt())?,
                         started_at: at(Some(started))?.ok_or_else(corrupt)?,
