@@ -446,6 +446,111 @@ mod tests {
     use super::*;
     use crate::store::StoreLimits;
 
+    fn limits() -> StoreLimits {
+        StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 10_000,
+        }
+    }
+
+    /// 30 attempts of one refund's delivery, 29 failed and the last delivered: the first 5 and
+    /// the last 20 are kept, each with its times, node, outcome and error (cut to its bound);
+    /// another row's attempts are apart.
+    async fn attempts_are_kept_first_and_last(store: &Store) {
+        let start = Timestamp::from_second(1_800_000_000).expect("in range");
+        let lease = SignedDuration::from_secs(60);
+        let holder = LeaseHolder::new_run("node-a");
+        store
+            .transaction(move |tx| {
+                tx.enqueue(OutboxKind::Refund, 7, "wallet", start)?;
+                tx.enqueue(OutboxKind::Refund, 8, "bank", start)
+            })
+            .await
+            .expect("queued");
+        let long = "x".repeat(ATTEMPT_ERROR_CHARS_MAX + 100);
+        for i in 1..=30_i64 {
+            let at = start + SignedDuration::from_secs(61 * i);
+            let holder = holder.clone();
+            let claimed = store
+                .transaction(move |tx| {
+                    tx.claim(OutboxKind::Refund, Some("wallet"), at, 1, lease, &holder)
+                })
+                .await
+                .expect("claimed");
+            let entry = claimed.into_iter().next().expect("one due");
+            assert_eq!(
+                (entry.ref_id, entry.attempts),
+                (7, u32::try_from(i).expect("small"))
+            );
+            let long = long.clone();
+            store
+                .transaction(move |tx| {
+                    let end = at + SignedDuration::from_secs(1);
+                    if i < 30 {
+                        let error = if i == 1 { long.as_str() } else { "timeout" };
+                        tx.record_attempt(&entry, end, AttemptOutcome::Failed, Some(error))?;
+                        tx.retry(&entry, end, error, false)
+                    } else {
+                        tx.record_attempt(&entry, end, AttemptOutcome::Delivered, None)?;
+                        tx.close(entry.id, end, None).map(|_| ())
+                    }
+                })
+                .await
+                .expect("recorded");
+        }
+        let kept = store
+            .outbox_attempts(OutboxKind::Refund, vec![7, 8, 9])
+            .await
+            .expect("read");
+        assert_eq!(kept.len(), 1, "none of 8 (never tried) or 9 (no row)");
+        let attempts = &kept[&7];
+        let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
+        let expected: Vec<u32> = (1..=5).chain(11..=30).collect();
+        assert_eq!(numbers, expected);
+        let first = &attempts[0];
+        assert_eq!(first.started_at, start + SignedDuration::from_secs(61));
+        assert_eq!(first.ended_at, start + SignedDuration::from_secs(62));
+        assert_eq!(
+            (first.outcome, first.node.as_str()),
+            (AttemptOutcome::Failed, "node-a")
+        );
+        assert_eq!(
+            first.error.as_deref().map(|e| e.chars().count()),
+            Some(ATTEMPT_ERROR_CHARS_MAX)
+        );
+        let last = attempts.last().expect("the last");
+        assert_eq!(
+            (last.outcome, last.error.as_deref()),
+            (AttemptOutcome::Delivered, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn attempts_are_kept_first_and_last_on_sqlite() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = Store::open(&dir.path().join("ps.db"), &limits()).expect("opens");
+        attempts_are_kept_first_and_last(&store).await;
+    }
+
+    #[test]
+    fn attempts_are_kept_first_and_last_on_postgres() {
+        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+        let Some(url) = admin_url("attempts_are_kept_first_and_last_on_postgres") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "attempts");
+        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(attempts_are_kept_first_and_last(&store));
+        drop(store);
+    }
+
     #[tokio::test]
     async fn a_retry_after_its_lease_ran_out_leaves_a_later_claim_alone() {
         let dir = tempfile::tempdir().expect("a temp dir");
