@@ -732,3 +732,38 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
     .await;
     assert_eq!((answer.status, answer.location()), (303, "/console"));
 }
+
+#[tokio::test]
+async fn the_timeline_shows_when_checkout_froze_the_amount() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C9").await;
+    // Checkout a minute after the scan, so its time is its own.
+    ps.advance(60);
+    let checked_out_at = ps.clock.now();
+    let body = json!({"paymentId": payment_id, "serviceId": 2862,
+        "parameters": [{"id": 3932, "value": "777ABC02"}, {"id": 3933, "value": "3h"}]});
+    let (_, answer) = ps
+        .mpp_call("/api/v1/qr/checkout", "demobank", "c1", &body)
+        .await;
+    assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let page = get(
+        &ps,
+        &format!("/console/operator/payments/{payment_id}"),
+        &operator,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let checkout = page
+        .body
+        .split("<li data-event=\"checkout\">")
+        .nth(1)
+        .expect("a checkout event");
+    let expected = jiff::Timestamp::from_millisecond(checked_out_at.as_millisecond())
+        .expect("a time")
+        .to_string();
+    assert!(
+        checkout.starts_with(&format!("<time datetime=\"{expected}\">")),
+        "{checkout}"
+    );
+}

@@ -901,17 +901,15 @@ async fn participants(State(app): State<AppState>, ctx: Ctx) -> Response {
                 let certificates: Vec<String> =
                     o.client_certificates.iter().map(|c| format!("<code>{}</code>", e(c))).collect();
                 format!(
-                    "<tr data-key=\"{k}\"><td>{k}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr data-key=\"{k}\"><td>{k}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{} \
+                     <a class=\"keys\" href=\"{}\">{}</a></td></tr>",
                     e(&o.name),
                     status_word(&ctx, o.status),
                     o.api_key_hashes.len() + o.api_keys.len(),
                     certificates.join("<br>"),
-                    format!(
-                        "{} <a class=\"keys\" href=\"{}\">{}</a>",
-                        edit("organizations", &o.bin),
-                        e(&super::organization::href(&o.bin)),
-                        ctx.t(T::KeysAndCertificates)
-                    ),
+                    edit("organizations", &o.bin),
+                    e(&super::organization::href(&o.bin)),
+                    ctx.t(T::KeysAndCertificates),
                     k = e(&o.bin),
                 )
             })
