@@ -297,8 +297,10 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
         .as_i64()
         .expect("id");
     // The first attempt fails; the clock stands still, so the next is never due by itself.
+    // A claim counts the attempt before its outcome is recorded: wait for the outcome too.
     settle("the first attempt failed", || async {
-        refund_status(&ps, refund).await["attempts"] == 1
+        let status = refund_status(&ps, refund).await;
+        status["attempts"] == 1 && status["last_error"].is_string()
     })
     .await;
     let before = refund_status(&ps, refund).await;
