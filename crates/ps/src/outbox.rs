@@ -23,7 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::domain::OutboxId;
 pub use crate::store::OutboxEntry;
 pub use crate::store::OutboxKind;
-use crate::store::{LeaseHolder, Store, StoreResult, Tx};
+use crate::store::{AttemptOutcome, LeaseHolder, Store, StoreResult, Tx};
 
 /// A claimed delivery: its outbox row, and what it delivers.
 #[derive(Clone, Debug)]
@@ -178,7 +178,8 @@ pub async fn release(store: &Store, outbox_ids: Vec<OutboxId>, due: Timestamp) -
         .await
 }
 
-/// Records how an attempt ended: a final outcome closes the row and is applied by
+/// Records how an attempt ended, and keeps the attempt itself (its start, end, node and outcome:
+/// [`Tx::record_attempt`]): a final outcome closes the row and is applied by
 /// [`Kind::finish`] in the same transaction (the first one only); otherwise the row is due again
 /// at `retry_at`, and `flag` marks it for the operator, unless it was claimed again meanwhile
 /// (this attempt outlived its lease): the later claim then settles it.
@@ -193,6 +194,14 @@ pub async fn record<K: Kind>(
     store
         .transaction(move |tx| {
             let id = claim.entry.id;
+            // Every attempt is kept (the operator's timeline), whatever it changes below: a late
+            // answer was an attempt too.
+            let (kept, error) = match K::ending(&outcome) {
+                Ending::Retry(error) => (AttemptOutcome::Failed, Some(error)),
+                Ending::Final(None) => (AttemptOutcome::Delivered, None),
+                Ending::Final(Some(code)) => (AttemptOutcome::Refused, Some(code)),
+            };
+            tx.record_attempt(&claim.entry, now, kept, error)?;
             let error = match K::ending(&outcome) {
                 Ending::Retry(error) => return tx.retry(&claim.entry, retry_at, error, flag),
                 Ending::Final(error) => error,

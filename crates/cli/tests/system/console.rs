@@ -297,8 +297,10 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
         .as_i64()
         .expect("id");
     // The first attempt fails; the clock stands still, so the next is never due by itself.
+    // A claim counts the attempt before its outcome is recorded: wait for the outcome too.
     settle("the first attempt failed", || async {
-        refund_status(&ps, refund).await["attempts"] == 1
+        let status = refund_status(&ps, refund).await;
+        status["attempts"] == 1 && status["last_error"].is_string()
     })
     .await;
     let before = refund_status(&ps, refund).await;
@@ -395,6 +397,217 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
         page.body
             .contains("data-refunds=\"1\" data-refunded-tiyn=\"50000\"")
     );
+
+    // The timeline shows both attempts, each with its outcome and node: the first failed (the
+    // closed port), the second delivered.
+    let timeline = get(
+        &ps,
+        &format!("/console/operator/payments/{purchase}"),
+        &operator,
+    )
+    .await;
+    assert_eq!(timeline.status, 200);
+    let attempts: Vec<&str> = timeline
+        .body
+        .split("<li data-event=\"delivery\"")
+        .skip(1)
+        .collect();
+    assert_eq!(attempts.len(), 2, "{}", timeline.body);
+    assert!(
+        attempts[0].contains(&format!(
+            "data-refund-id=\"{refund}\" data-attempt=\"1\" data-outcome=\"failed\""
+        )),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        attempts[0].contains("class=\"error-text\""),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        attempts[1].contains(&format!(
+            "data-refund-id=\"{refund}\" data-attempt=\"2\" data-outcome=\"delivered\""
+        )),
+        "{}",
+        attempts[1]
+    );
+    assert!(
+        attempts[1].contains("class=\"node\""),
+        "the node that made it: {}",
+        attempts[1]
+    );
+    assert!(
+        !timeline.body.contains("data-event=\"delivery-not-kept\""),
+        "every attempt kept: {}",
+        timeline.body
+    );
+}
+
+/// The value of the hidden field `name` of the page's first form that has one.
+fn hidden(page: &Answer, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.body.find(&marker).expect("the field") + marker.len();
+    page.body[start..]
+        .split('"')
+        .next()
+        .expect("a value")
+        .to_owned()
+}
+
+/// The text of the element with `id`.
+fn text_of(page: &Answer, id: &str) -> Option<String> {
+    let start = page.body.find(&format!("id=\"{id}\""))?;
+    let open = page.body[start..].find('>')? + start + 1;
+    let end = page.body[open..].find('<')? + open;
+    Some(page.body[open..end].to_owned())
+}
+
+#[tokio::test]
+async fn keys_and_certificates_from_the_console() {
+    const CAFE: &str = "990340001234";
+    let ps = TestPs::start().await;
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let path = format!("/console/operator/organizations/{CAFE}");
+    let page = get(&ps, &path, &operator).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for id in ["issue-key", "certificate-pem", "register-certificate"] {
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    let keys_before = text_of(&page, "key-count").expect("a count");
+    let (csrf, nonce) = (page.csrf(), hidden(&page, "nonce"));
+
+    // Without the CSRF token: refused, nothing issued.
+    let keys_path = format!("{path}/api-keys");
+    let refused = post(
+        &ps,
+        &keys_path,
+        &operator,
+        &[("kind", "test"), ("nonce", &nonce)],
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("kind", "test"),
+        ("nonce", nonce.as_str()),
+    ];
+    let issued = post(&ps, &keys_path, &operator, &fields).await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    assert_eq!(issued.headers["cache-control"], "no-store");
+    let key = text_of(&issued, "new-key").expect("the key shown");
+    assert!(key.starts_with("test_") && key.len() == 37, "{key}");
+    let (status, points) = ps
+        .pos("GET", "/r1/v01/partner/tradepoints", &key, None)
+        .await;
+    assert_eq!(
+        (status, &points["StatusCode"]),
+        (200, &json!(0)),
+        "{points}"
+    );
+
+    // The same form again (a reload, a double click): no second key.
+    let again = post(&ps, &keys_path, &operator, &fields).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(text_of(&again, "new-key").is_none(), "{}", again.body);
+    assert!(again.body.contains("id=\"error\""));
+    let count = |page: &Answer| {
+        text_of(page, "key-count")
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("a count")
+    };
+    let before: usize = keys_before.parse().expect("a number");
+    assert_eq!(count(&again), before + 1, "one key issued in all");
+    // A kind that is none: the admin API's refusal, nothing issued.
+    let fresh = get(&ps, &path, &operator).await;
+    let odd = post(
+        &ps,
+        &keys_path,
+        &operator,
+        &[
+            ("csrf", &csrf),
+            ("kind", "live"),
+            ("nonce", &hidden(&fresh, "nonce")),
+        ],
+    )
+    .await;
+    assert_eq!(odd.status, 400, "{}", odd.body);
+    assert_eq!(count(&odd), before + 1);
+
+    // A certificate by its fingerprint (capitals and colons, as a person copies it).
+    let fingerprint = "ab".repeat(32);
+    let typed: String = fingerprint
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let certs_path = format!("{path}/certificates");
+    let bad = post(
+        &ps,
+        &certs_path,
+        &operator,
+        &[("csrf", &csrf), ("certificate", "not one")],
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("id=\"error\""));
+    assert!(!bad.body.contains("data-fingerprint="));
+    let registered = post(
+        &ps,
+        &certs_path,
+        &operator,
+        &[("csrf", &csrf), ("certificate", &typed)],
+    )
+    .await;
+    assert_eq!(registered.status, 303, "{}", registered.body);
+    assert_eq!(registered.location(), format!("{path}?done=registered"));
+    let (_, listed) = ps
+        .admin(
+            "GET",
+            &format!("/admin/v1/organizations/{CAFE}/certificates"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(listed["certificates"], json!([fingerprint]), "{listed}");
+    let page = get(&ps, &path, &operator).await;
+    let row = format!("tr data-fingerprint=\"{fingerprint}\"");
+    assert!(page.body.contains(&row), "{}", page.body);
+    assert!(page.body.contains("class=\"revoke"));
+    let known = post(
+        &ps,
+        &certs_path,
+        &operator,
+        &[("csrf", &csrf), ("certificate", &fingerprint)],
+    )
+    .await;
+    assert_eq!(known.location(), format!("{path}?done=known"));
+
+    // Revoked: gone from the catalog and the page.
+    let revoke = format!("{certs_path}/{fingerprint}/revoke");
+    assert_eq!(post(&ps, &revoke, &operator, &[]).await.status, 403);
+    let revoked = post(&ps, &revoke, &operator, &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    let (_, listed) = ps
+        .admin(
+            "GET",
+            &format!("/admin/v1/organizations/{CAFE}/certificates"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(listed["certificates"], json!([]), "{listed}");
+    let page = get(&ps, &path, &operator).await;
+    assert!(!page.body.contains(&row));
+    // A second revoke: the admin API's 404, shown in the page.
+    let twice = post(&ps, &revoke, &operator, &[("csrf", &csrf)]).await;
+    assert_eq!(twice.status, 404, "{}", twice.body);
+    assert!(twice.body.contains("id=\"error\""));
+
+    // An MPP's cabinet session has no such page.
+    let (bank, _) = sign_in(&ps, BANK_CABINET).await;
+    let answer = get(&ps, &path, &bank).await;
+    assert_eq!((answer.status, answer.location()), (303, "/console"));
 }
 
 #[tokio::test]
@@ -520,4 +733,39 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
     )
     .await;
     assert_eq!((answer.status, answer.location()), (303, "/console"));
+}
+
+#[tokio::test]
+async fn the_timeline_shows_when_checkout_froze_the_amount() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C9").await;
+    // Checkout a minute after the scan, so its time is its own.
+    ps.advance(60);
+    let checked_out_at = ps.clock.now();
+    let body = json!({"paymentId": payment_id, "serviceId": 2862,
+        "parameters": [{"id": 3932, "value": "777ABC02"}, {"id": 3933, "value": "3h"}]});
+    let (_, answer) = ps
+        .mpp_call("/api/v1/qr/checkout", "demobank", "c1", &body)
+        .await;
+    assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let page = get(
+        &ps,
+        &format!("/console/operator/payments/{payment_id}"),
+        &operator,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let checkout = page
+        .body
+        .split("<li data-event=\"checkout\">")
+        .nth(1)
+        .expect("a checkout event");
+    let expected = jiff::Timestamp::from_millisecond(checked_out_at.as_millisecond())
+        .expect("a time")
+        .to_string();
+    assert!(
+        checkout.starts_with(&format!("<time datetime=\"{expected}\">")),
+        "{checkout}"
+    );
 }

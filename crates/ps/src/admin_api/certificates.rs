@@ -49,22 +49,47 @@ pub(super) async fn register(
     AdminPath(bin): AdminPath<String>,
     AdminBody(raw): AdminBody,
 ) -> AdminResult {
-    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let req: Registration = body(&raw)?;
-    let fingerprint = match (req.pem, req.fingerprint) {
+    let done = register_certificate(&app, &bin, req.pem, req.fingerprint).await?;
+    let (status, fingerprint) = match done {
+        Registered::New(f) => (StatusCode::CREATED, f),
+        Registered::Known(f) => (StatusCode::OK, f),
+    };
+    let answer = json!({"organization": bin, "fingerprint": fingerprint});
+    Ok((status, Json(answer)).into_response())
+}
+
+/// What a registration did, with the fingerprint as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Registered {
+    New(String),
+    /// Registered already: nothing changed.
+    Known(String),
+}
+
+/// Registers a client certificate of the organization `bin`, given as exactly one of its PEM
+/// (with a chain, the first certificate) or its SHA-256 fingerprint. The admin API and the
+/// console call it.
+pub(crate) async fn register_certificate(
+    app: &AppState,
+    bin: &str,
+    pem: Option<String>,
+    fingerprint: Option<String>,
+) -> Result<Registered, AdminError> {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    let fingerprint = match (pem, fingerprint) {
         (Some(pem), None) => Fingerprint::of_pem(&pem).map_err(bad)?,
         (None, Some(text)) => Fingerprint::parse(&text).map_err(bad)?,
         _ => return Err(bad("give exactly one of pem and fingerprint")),
     };
-    let mut org = current_organization(&app, &bin)?;
+    let mut org = current_organization(app, bin)?;
     let text = fingerprint.to_string();
-    let answer = json!({"organization": org.bin, "fingerprint": text});
     if org.fingerprints().any(|f| f == fingerprint) {
-        return Ok((StatusCode::OK, Json(answer)).into_response());
+        return Ok(Registered::Known(text));
     }
-    org.client_certificates.push(text);
-    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    org.client_certificates.push(text.clone());
+    save(app, org, |f, d| upsert(&mut f.organizations, d)).await?;
+    Ok(Registered::New(text))
 }
 
 /// `DELETE /admin/v1/organizations/{bin}/certificates/{fingerprint}`: the certificate is no
@@ -73,9 +98,20 @@ pub(super) async fn revoke(
     State(app): State<AppState>,
     AdminPath((bin, fingerprint)): AdminPath<(String, String)>,
 ) -> AdminResult {
+    let org = revoke_certificate(&app, &bin, &fingerprint).await?;
+    Ok(Json(listing(&org)).into_response())
+}
+
+/// Removes the certificate with `fingerprint` from the organization `bin`; the organization as
+/// it is now. 404 when it was not registered to it. The admin API and the console call it.
+pub(crate) async fn revoke_certificate(
+    app: &AppState,
+    bin: &str,
+    fingerprint: &str,
+) -> Result<Organization, AdminError> {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let fingerprint = Fingerprint::parse(&fingerprint).map_err(bad)?;
-    let mut org = current_organization(&app, &bin)?;
+    let fingerprint = Fingerprint::parse(fingerprint).map_err(bad)?;
+    let mut org = current_organization(app, bin)?;
     let before = org.client_certificates.len();
     org.client_certificates
         .retain(|text| Fingerprint::parse(text).ok() != Some(fingerprint));
@@ -85,7 +121,6 @@ pub(super) async fn revoke(
             "that certificate is not registered to this organization".into(),
         ));
     }
-    let answer = listing(&org);
-    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
-    Ok(Json(answer).into_response())
+    save(app, org.clone(), |f, d| upsert(&mut f.organizations, d)).await?;
+    Ok(org)
 }

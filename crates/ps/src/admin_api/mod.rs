@@ -8,6 +8,7 @@ mod certificates;
 mod edge;
 mod operations;
 
+pub(crate) use certificates::{Registered, register_certificate, revoke_certificate};
 pub(crate) use edge::unknown;
 
 use axum::Json;
@@ -26,7 +27,7 @@ use crate::catalog::{
 };
 use crate::domain::PaymentId;
 use crate::state::AppState;
-use crate::store::CatalogDoc;
+use crate::store::{CatalogDoc, Replay};
 use edge::{AdminBody, AdminPath};
 
 /// The admin routes, each behind [`edge::guard`] (token first, then a small body).
@@ -143,25 +144,45 @@ async fn save<T: CatalogDoc + Clone + Serialize>(
     doc: T,
     apply: impl Fn(&mut CatalogFile, T) + Send + 'static,
 ) -> AdminResult {
-    let (item, now) = (doc.clone(), app.clock.now());
+    save_once(app, doc.clone(), apply, None).await?;
+    Ok(Json(doc).into_response())
+}
+
+/// [`save`], once per `replay`: false, and nothing changed, when `replay` names a change made
+/// already (the console's forms carry a one-time value, so that a second submit of the same
+/// form does not issue a second API key). The record is written in the transaction that stores
+/// the change, so the change and its record are made together or not at all.
+async fn save_once<T: CatalogDoc + Clone + Serialize>(
+    app: &AppState,
+    doc: T,
+    apply: impl Fn(&mut CatalogFile, T) + Send + 'static,
+    replay: Option<Replay>,
+) -> Result<bool, AdminError> {
+    let (item, now, key) = (doc.clone(), app.clock.now(), doc.key());
     // Checked against the whole catalog with the change, in the transaction that stores it.
     let saved = app
         .store
         .transaction(move |tx| {
+            if tx.replayed(&replay)?.is_some() {
+                return Ok(Ok(false));
+            }
             let mut file = tx.catalog_file()?;
             apply(&mut file, item.clone());
             if let Err(why) = file.validate() {
                 return Ok(Err(why));
             }
             tx.put_catalog_item(&item, now)?;
-            Ok(Ok(()))
+            tx.remember(&replay, "changed", now)?;
+            Ok(Ok(true))
         })
         .await
         .map_err(internal)?;
-    saved.map_err(bad)?;
-    app.reload_catalog().await.map_err(internal)?;
-    tracing::info!(kind = T::KIND, key = %doc.key(), "operator data changed");
-    Ok(Json(doc).into_response())
+    let changed = saved.map_err(bad)?;
+    if changed {
+        app.reload_catalog().await.map_err(internal)?;
+        tracing::info!(kind = T::KIND, key = %key, "operator data changed");
+    }
+    Ok(changed)
 }
 
 fn upsert<T: CatalogDoc>(items: &mut Vec<T>, doc: T) {
@@ -291,23 +312,39 @@ struct KeyRequest {
     kind: String,
 }
 
-/// Issues a new API key; its clear text is shown once, only its hash is kept.
+/// `POST /admin/v1/organizations/{bin}/api-keys`: a new API key, shown once.
 async fn new_api_key(
     State(app): State<AppState>,
     AdminPath(bin): AdminPath<String>,
     AdminBody(raw): AdminBody,
 ) -> AdminResult {
-    let _one_change_at_a_time = app.catalog_changes.lock().await;
     let req: KeyRequest = body(&raw)?;
-    if req.kind != "test" && req.kind != "prod" {
+    match issue_api_key(&app, &bin, &req.kind, None).await? {
+        Some(key) => Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response()),
+        // Without a replay record every call issues one; kept total all the same.
+        None => Err(AdminError(StatusCode::CONFLICT, "issued already".into())),
+    }
+}
+
+/// Issues a new API key of `kind` (`test` or `prod`) to the organization `bin`: its clear text
+/// is returned once, only its hash is kept. `None` when `replay` names an issue made already
+/// (the console's form submitted twice): no second key. The admin API and the console call it.
+pub(crate) async fn issue_api_key(
+    app: &AppState,
+    bin: &str,
+    kind: &str,
+    replay: Option<Replay>,
+) -> Result<Option<String>, AdminError> {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    if kind != "test" && kind != "prod" {
         return Err(bad("kind must be test or prod"));
     }
-    let mut org = current_organization(&app, &bin)?;
+    let mut org = current_organization(app, bin)?;
     let secret: [u8; 16] = rand::random();
-    let key = format!("{}_{}", req.kind, hex::encode_upper(secret));
+    let key = format!("{kind}_{}", hex::encode_upper(secret));
     org.api_key_hashes.push(api_key_hash(&key));
-    save(&app, org, |f, d| upsert(&mut f.organizations, d)).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "api_key": key }))).into_response())
+    let issued = save_once(app, org, |f, d| upsert(&mut f.organizations, d), replay).await?;
+    Ok(issued.then_some(key))
 }
 
 async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<PaymentId>) -> AdminResult {

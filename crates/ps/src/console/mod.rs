@@ -7,6 +7,7 @@
 
 mod cabinet;
 mod operator;
+mod organization;
 mod session;
 mod texts;
 
@@ -46,6 +47,7 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route("/console/sign-in", post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .merge(operator::routes())
+        .merge(organization::routes())
         .merge(cabinet::routes())
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(axum::Extension(Makers::default()))

@@ -18,7 +18,7 @@ use crate::catalog::OrganizationStatus;
 use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundStatus};
 use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
-use crate::store::{RefundView, Replay};
+use crate::store::{Attempt, AttemptOutcome, OutboxKind, RefundView, Replay};
 
 /// Undelivered refunds shown on the console's first page; the admin API pages through the rest.
 const UNDELIVERED_ROWS_MAX: usize = 100;
@@ -76,7 +76,7 @@ fn mpp_names(app: &AppState) -> Vec<String> {
     names
 }
 
-fn status_word(ctx: &Ctx, status: OrganizationStatus) -> &'static str {
+pub(super) fn status_word(ctx: &Ctx, status: OrganizationStatus) -> &'static str {
     ctx.t(match status {
         OrganizationStatus::Active => T::Active,
         OrganizationStatus::Suspended => T::Suspended,
@@ -276,10 +276,11 @@ fn organizations(ctx: &Ctx, app: &AppState) -> String {
         })
         .collect();
         html.push_str(&format!(
-            "<tr data-bin=\"{bin}\" data-status=\"{value}\"><td>{bin}</td><td>{name}</td><td class=\"status\">{word}</td>\
+            "<tr data-bin=\"{bin}\" data-status=\"{value}\"><td><a class=\"organization\" href=\"{page}\">{bin}</a></td><td>{name}</td><td class=\"status\">{word}</td>\
              <td><form class=\"inline\" method=\"post\" action=\"/console/operator/organizations/{bin_path}/status\">{csrf}{buttons}</form></td></tr>",
             bin = e(&org.bin),
             bin_path = e(&path_segment(&org.bin)),
+            page = e(&super::organization::href(&org.bin)),
             value = status_value(org.status),
             name = e(&org.name),
             word = status_word(ctx, org.status),
@@ -332,7 +333,7 @@ fn register_mails(
 }
 
 /// A catalog key made safe for a path segment (BINs and caller names are plain already).
-fn path_segment(key: &str) -> String {
+pub(super) fn path_segment(key: &str) -> String {
     form_urlencoded::byte_serialize(key.as_bytes()).collect()
 }
 
@@ -421,6 +422,62 @@ fn event(ctx: &Ctx, app: &AppState, kind: &str, at: Option<jiff::Timestamp>, tex
     format!("<li data-event=\"{kind}\">{time}{text}</li>")
 }
 
+/// A refund's delivery in the timeline: one `li[data-event=delivery]` per attempt kept (its
+/// start, end, node and outcome), a note for the attempts not kept (one in flight, those made
+/// before attempts were kept, those past the kept window), and the next attempt when one is due.
+fn deliveries(ctx: &Ctx, app: &AppState, view: &RefundView, kept: &[Attempt]) -> String {
+    let r = &view.refund;
+    let mut html = String::new();
+    for a in kept {
+        let (word, outcome) = match a.outcome {
+            AttemptOutcome::Delivered => (T::OutcomeDelivered, "delivered"),
+            AttemptOutcome::Refused => (T::OutcomeRefused, "refused"),
+            AttemptOutcome::Failed => (T::OutcomeFailed, "failed"),
+        };
+        let error = a
+            .error
+            .as_deref()
+            .map(|why| format!(": <span class=\"error-text\">{}</span>", e(why)))
+            .unwrap_or_default();
+        html.push_str(&format!(
+            "<li data-event=\"delivery\" data-refund-id=\"{id}\" data-attempt=\"{n}\" \
+             data-outcome=\"{outcome}\"><time datetime=\"{start}\">{start_h}</time> → \
+             <time datetime=\"{end}\">{end_h}</time> — {delivery} {id}, {attempt} {n} \
+             ({node_word} <span class=\"node\">{node}</span>): \
+             <strong class=\"outcome\">{word}</strong>{error}</li>",
+            id = r.id,
+            n = a.number,
+            start = a.started_at,
+            start_h = ctx.time(app, a.started_at),
+            end = a.ended_at,
+            end_h = ctx.time(app, a.ended_at),
+            delivery = ctx.t(T::EvDelivery),
+            attempt = ctx.t(T::Attempt),
+            node_word = ctx.t(T::Node),
+            node = e(&a.node),
+            word = ctx.t(word),
+        ));
+    }
+    let kept_n = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+    let not_kept = view.attempts.saturating_sub(kept_n);
+    if not_kept > 0 {
+        html.push_str(&format!(
+            "<li data-event=\"delivery-not-kept\" data-refund-id=\"{}\" class=\"muted\">{}: {not_kept}</li>",
+            r.id,
+            ctx.t(T::AttemptsNotKept)
+        ));
+    }
+    if let Some(next) = view.next_attempt_at {
+        html.push_str(&format!(
+            "<li data-event=\"delivery-next\" data-refund-id=\"{}\" class=\"muted\">{} {}</li>",
+            r.id,
+            ctx.t(T::NextAttempt),
+            ctx.time(app, next)
+        ));
+    }
+    html
+}
+
 async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
     let refunds = match app
         .store
@@ -428,6 +485,11 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
         .await
     {
         Ok(refunds) => refunds,
+        Err(fault) => return ctx.fault(fault),
+    };
+    let ids = refunds.iter().map(|v| v.refund.id.get()).collect();
+    let attempts = match app.store.outbox_attempts(OutboxKind::Refund, ids).await {
+        Ok(attempts) => attempts,
         Err(fault) => return ctx.fault(fault),
     };
     let catalog = app.catalog.get();
@@ -497,8 +559,8 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
             ),
         ));
     }
-    if p.checkout_response.is_some() || p.confirm_until.is_some() {
-        // The store keeps the checkout's answer and its confirmation deadline, not its time.
+    if p.checkout_response.is_some() {
+        // Purchases checked out before the time was kept have none: shown without one.
         let until = p
             .confirm_until
             .map(|t| ctx.time(app, t))
@@ -507,7 +569,7 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
             ctx,
             app,
             "checkout",
-            None,
+            p.checkout_at,
             &format!("{} {until}", ctx.t(T::EvCheckout)),
         ));
     }
@@ -530,13 +592,18 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
     for view in refunds.iter().rev() {
         let r = &view.refund;
         let at = r.requested_at.or(Some(r.created_at));
+        let result = r
+            .mpp_result
+            .as_deref()
+            .map(|code| format!("; {}: {}", ctx.t(T::MppResult), e(code)))
+            .unwrap_or_default();
         timeline.push_str(&event(
             ctx,
             app,
             "refund",
             at,
             &format!(
-                "{} {} ({}): {} — <span data-status=\"{st}\">{st}</span>",
+                "{} {} ({}): {} — <span data-status=\"{st}\">{st}</span>{result}",
                 ctx.t(T::EvRefund),
                 r.id,
                 r.kind.as_str(),
@@ -544,31 +611,15 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
                 st = r.effective_status(ctx.now).as_str(),
             ),
         ));
-        if view.attempts > 0 || r.status == RefundStatus::Pending || r.finished_at.is_some() {
-            let mut text = format!(
-                "{} {}: {} {}",
-                ctx.t(T::EvDelivery),
-                r.id,
-                ctx.t(T::Attempts),
-                view.attempts
-            );
-            if let Some(error) = &view.last_error {
-                text.push_str(&format!("; {}: {}", ctx.t(T::LastError), e(error)));
-            }
-            if let Some(result) = &r.mpp_result {
-                text.push_str(&format!("; {}: {}", ctx.t(T::MppResult), e(result)));
-            }
-            if let Some(next) = view.next_attempt_at {
-                text.push_str(&format!(
-                    "; {} {}",
-                    ctx.t(T::NextAttempt),
-                    ctx.time(app, next)
-                ));
-            }
-            // The outbox keeps the count and the last error of the attempts, not each one's
-            // time: the delivery's end is the refund's end.
-            timeline.push_str(&event(ctx, app, "delivery", r.finished_at, &text));
-        }
+        timeline.push_str(&deliveries(
+            ctx,
+            app,
+            view,
+            attempts
+                .get(&r.id.get())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        ));
     }
 
     let mut body = format!(
@@ -850,12 +901,15 @@ async fn participants(State(app): State<AppState>, ctx: Ctx) -> Response {
                 let certificates: Vec<String> =
                     o.client_certificates.iter().map(|c| format!("<code>{}</code>", e(c))).collect();
                 format!(
-                    "<tr data-key=\"{k}\"><td>{k}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr data-key=\"{k}\"><td>{k}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{} \
+                     <a class=\"keys\" href=\"{}\">{}</a></td></tr>",
                     e(&o.name),
                     status_word(&ctx, o.status),
                     o.api_key_hashes.len() + o.api_keys.len(),
                     certificates.join("<br>"),
                     edit("organizations", &o.bin),
+                    e(&super::organization::href(&o.bin)),
+                    ctx.t(T::KeysAndCertificates),
                     k = e(&o.bin),
                 )
             })

@@ -116,6 +116,8 @@ pub struct Payment {
     pub parameters: Option<String>,
     /// The first checkout answer that took effect, byte for byte.
     pub checkout_response: Option<String>,
+    /// When that checkout froze the amount (none for purchases checked out before it was kept).
+    pub checkout_at: Option<Timestamp>,
     pub mpp_payment_id: Option<String>,
     /// The MPP's verdict code as sent in notifyPayment.
     pub verdict: Option<String>,
@@ -283,6 +285,7 @@ impl Payment {
         self.amount = Some(amount);
         self.parameters = Some(parameters);
         self.checkout_response = Some(response);
+        self.checkout_at = Some(now);
         self.confirm_until = now.checked_add(policy.confirm_window).ok();
     }
 
@@ -407,6 +410,7 @@ mod tests {
             confirm_until: None,
             parameters: None,
             checkout_response: None,
+            checkout_at: None,
             mpp_payment_id: None,
             verdict: None,
             notify_response: None,

@@ -487,6 +487,7 @@ mod tests {
             confirm_until: None,
             parameters: None,
             checkout_response: None,
+            checkout_at: None,
             mpp_payment_id: None,
             verdict: None,
             notify_response: None,

@@ -230,6 +230,23 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO catalog_version (id, version) VALUES (1, 0);
     "#,
+    // 14: each delivery attempt of an outbox row (a refund, a register e-mail), for the
+    // operator's timeline: when it started and ended, on which node, and how it ended. Written
+    // in the transaction that records the attempt's outcome; bounded per row (`outbox.rs`).
+    // And when checkout froze a Custom purchase's amount, which the timeline shows too.
+    r#"
+    CREATE TABLE outbox_attempts (
+        outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+        attempt INTEGER NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'refused', 'failed')),
+        error TEXT,
+        node TEXT NOT NULL,
+        PRIMARY KEY (outbox_id, attempt)
+    ) WITHOUT ROWID;
+    ALTER TABLE payments ADD COLUMN checkout_at_ms INTEGER;
+    "#,
 ];
 
 /// Applies every migration not applied yet; a database a newer build migrated is refused, so a

@@ -171,6 +171,20 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO catalog_version (id, version) VALUES (1, 0);
     "#,
+    // 2: SQLite's 14: each delivery attempt of an outbox row, and checkout's time.
+    r#"
+    CREATE TABLE outbox_attempts (
+        outbox_id BIGINT NOT NULL REFERENCES outbox (id),
+        attempt BIGINT NOT NULL,
+        started_at_ms BIGINT NOT NULL,
+        ended_at_ms BIGINT NOT NULL,
+        outcome TEXT COLLATE "C" NOT NULL CHECK (outcome IN ('delivered', 'refused', 'failed')),
+        error TEXT COLLATE "C",
+        node TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (outbox_id, attempt)
+    );
+    ALTER TABLE payments ADD COLUMN checkout_at_ms BIGINT;
+    "#,
 ];
 
 /// The session-level advisory lock held while migrating, so that of several nodes starting at

@@ -43,6 +43,7 @@ pub use devices::Replay;
 pub use leases::LeaseHolder;
 pub use outbox::OutboxEntry;
 pub use outbox::OutboxKind;
+pub use outbox::{Attempt, AttemptOutcome};
 pub(crate) use payments::NewPayment;
 pub(crate) use refund_delivery::RefundView;
 pub(crate) use refunds::{NewRefund, NewReturnQr};

@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::db::{Row, args};
 use super::payments::{at, ms};
-use super::{LeaseHolder, Store, StoreResult, Tx};
+use super::{LeaseHolder, Store, StoreError, StoreResult, Tx};
 use crate::domain::OutboxId;
 
 /// What an outbox row delivers.
@@ -45,6 +45,10 @@ pub struct OutboxEntry {
     /// Attempts so far, this one included.
     pub attempts: u32,
     pub queued_at: Timestamp,
+    /// When this claim took it: the attempt's start.
+    pub claimed_at: Timestamp,
+    /// The node that claimed it (`node_name`), named in the attempt's record.
+    pub node: String,
     /// The lease this claim set, as stored: it tells this claim from a later one of the same row
     /// (after this one's lease ran out), whose lease a late retry of this one must not touch.
     lease_until_ms: i64,
@@ -94,6 +98,57 @@ pub(super) fn state(
         last_error,
         flagged: flagged.unwrap_or(0) != 0,
     })
+}
+
+/// Attempts kept of one outbox row: the first ones and the latest ones. A row retried for days
+/// (an MPP down) would otherwise pile up thousands; the first say how it began, the latest how
+/// it goes, and the count in `outbox.attempts` says how many there were in all.
+pub(super) const ATTEMPTS_KEPT_FIRST: u32 = 5;
+pub(super) const ATTEMPTS_KEPT_LAST: u32 = 20;
+/// An attempt's error text is cut to this many characters (an MPP's answer may be long).
+const ATTEMPT_ERROR_CHARS_MAX: usize = 500;
+
+/// How one delivery attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver took it: final.
+    Delivered,
+    /// The receiver refused it (its code in the error): final.
+    Refused,
+    /// No final answer (a timeout, a refused connection, a 5xx): retried.
+    Failed,
+}
+
+impl AttemptOutcome {
+    /// As the `outcome` column holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Refused => "refused",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<AttemptOutcome> {
+        match text {
+            "delivered" => Some(AttemptOutcome::Delivered),
+            "refused" => Some(AttemptOutcome::Refused),
+            "failed" => Some(AttemptOutcome::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One delivery attempt as kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// Its number among the row's attempts, from 1.
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    pub outcome: AttemptOutcome,
+    pub error: Option<String>,
+    pub node: String,
 }
 
 /// The claim's statement, for rows of one kind (`?2`) and, with `filter`, of one target (`?7`).
@@ -185,6 +240,8 @@ impl Tx<'_> {
                 ref_id,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 queued_at: at(Some(created))?.unwrap_or(now),
+                claimed_at: now,
+                node: node.clone(),
                 lease_until_ms: until,
             });
         }
@@ -226,6 +283,46 @@ impl Tx<'_> {
              WHERE id = ?4 AND done_at_ms IS NULL AND lease_until_ms = ?5",
             args![ms(retry_at), error, flag, entry.id, entry.lease_until_ms],
         )?;
+        Ok(())
+    }
+
+    /// Keeps the record of the attempt `entry` made, ended at `now` with `outcome` (`error`: why,
+    /// cut to [`ATTEMPT_ERROR_CHARS_MAX`] characters), in the transaction that records its
+    /// outcome; then forgets the one that fell out of the kept window (the attempts after the
+    /// first [`ATTEMPTS_KEPT_FIRST`] and before the last [`ATTEMPTS_KEPT_LAST`]). A second record
+    /// of the same attempt (there is none: one claim, one outcome) would change nothing.
+    pub fn record_attempt(
+        &self,
+        entry: &OutboxEntry,
+        now: Timestamp,
+        outcome: AttemptOutcome,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let error: Option<String> =
+            error.map(|e| e.chars().take(ATTEMPT_ERROR_CHARS_MAX).collect());
+        let number = i64::from(entry.attempts);
+        self.db.execute(
+            "INSERT INTO outbox_attempts (outbox_id, attempt, started_at_ms, ended_at_ms, \
+             outcome, error, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (outbox_id, attempt) DO NOTHING",
+            args![
+                entry.id,
+                number,
+                ms(entry.claimed_at),
+                ms(now),
+                outcome.as_str(),
+                error,
+                entry.node
+            ],
+        )?;
+        let last_dropped = number - i64::from(ATTEMPTS_KEPT_LAST);
+        if last_dropped > i64::from(ATTEMPTS_KEPT_FIRST) {
+            self.db.execute(
+                "DELETE FROM outbox_attempts WHERE outbox_id = ?1 AND attempt > ?2 \
+                 AND attempt <= ?3",
+                args![entry.id, i64::from(ATTEMPTS_KEPT_FIRST), last_dropped],
+            )?;
+        }
         Ok(())
     }
 
@@ -278,6 +375,55 @@ impl Store {
         .await
     }
 
+    /// The attempts kept of the deliveries of `kind` for each of `ref_ids`, oldest first, by
+    /// `ref_id` (one read per row, each by the outbox's `(kind, ref_id)` key and the attempts'
+    /// own).
+    pub(crate) async fn outbox_attempts(
+        &self,
+        kind: OutboxKind,
+        ref_ids: Vec<i64>,
+    ) -> StoreResult<std::collections::HashMap<i64, Vec<Attempt>>> {
+        self.read_db(move |db| {
+            let mut found = std::collections::HashMap::new();
+            for ref_id in ref_ids {
+                let rows = db.query_map(
+                    "SELECT a.attempt, a.started_at_ms, a.ended_at_ms, a.outcome, a.error, a.node \
+                     FROM outbox o JOIN outbox_attempts a ON a.outbox_id = o.id \
+                     WHERE o.kind = ?1 AND o.ref_id = ?2 ORDER BY a.attempt",
+                    args![kind.as_str(), ref_id],
+                    |r| {
+                        Ok((
+                            r.get::<i64>(0)?,
+                            r.get::<i64>(1)?,
+                            r.get::<i64>(2)?,
+                            r.get::<String>(3)?,
+                            r.get::<Option<String>>(4)?,
+                            r.get::<String>(5)?,
+                        ))
+                    },
+                )?;
+                let mut attempts = Vec::with_capacity(rows.len());
+                for (number, started, ended, outcome, error, node) in rows {
+                    let corrupt =
+                        || StoreError::Corrupt(format!("outbox attempt {ref_id}/{number}"));
+                    attempts.push(Attempt {
+                        number: u32::try_from(number).map_err(|_| corrupt())?,
+                        started_at: at(Some(started))?.ok_or_else(corrupt)?,
+                        ended_at: at(Some(ended))?.ok_or_else(corrupt)?,
+                        outcome: AttemptOutcome::parse(&outcome).ok_or_else(corrupt)?,
+                        error,
+                        node,
+                    });
+                }
+                if !attempts.is_empty() {
+                    found.insert(ref_id, attempts);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     /// When the earliest open delivery of `kind` may be claimed, if any (a read, so an idle
     /// sender never writes).
     pub(crate) async fn outbox_next_due(&self, kind: OutboxKind) -> StoreResult<Option<Timestamp>> {
@@ -299,6 +445,111 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::StoreLimits;
+
+    fn limits() -> StoreLimits {
+        StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 10_000,
+        }
+    }
+
+    /// 30 attempts of one refund's delivery, 29 failed and the last delivered: the first 5 and
+    /// the last 20 are kept, each with its times, node, outcome and error (cut to its bound);
+    /// another row's attempts are apart.
+    async fn attempts_are_kept_first_and_last(store: &Store) {
+        let start = Timestamp::from_second(1_800_000_000).expect("in range");
+        let lease = SignedDuration::from_secs(60);
+        let holder = LeaseHolder::new_run("node-a");
+        store
+            .transaction(move |tx| {
+                tx.enqueue(OutboxKind::Refund, 7, "wallet", start)?;
+                tx.enqueue(OutboxKind::Refund, 8, "bank", start)
+            })
+            .await
+            .expect("queued");
+        let long = "x".repeat(ATTEMPT_ERROR_CHARS_MAX + 100);
+        for i in 1..=30_i64 {
+            let at = start + SignedDuration::from_secs(61 * i);
+            let holder = holder.clone();
+            let claimed = store
+                .transaction(move |tx| {
+                    tx.claim(OutboxKind::Refund, Some("wallet"), at, 1, lease, &holder)
+                })
+                .await
+                .expect("claimed");
+            let entry = claimed.into_iter().next().expect("one due");
+            assert_eq!(
+                (entry.ref_id, entry.attempts),
+                (7, u32::try_from(i).expect("small"))
+            );
+            let long = long.clone();
+            store
+                .transaction(move |tx| {
+                    let end = at + SignedDuration::from_secs(1);
+                    if i < 30 {
+                        let error = if i == 1 { long.as_str() } else { "timeout" };
+                        tx.record_attempt(&entry, end, AttemptOutcome::Failed, Some(error))?;
+                        tx.retry(&entry, end, error, false)
+                    } else {
+                        tx.record_attempt(&entry, end, AttemptOutcome::Delivered, None)?;
+                        tx.close(entry.id, end, None).map(|_| ())
+                    }
+                })
+                .await
+                .expect("recorded");
+        }
+        let kept = store
+            .outbox_attempts(OutboxKind::Refund, vec![7, 8, 9])
+            .await
+            .expect("read");
+        assert_eq!(kept.len(), 1, "none of 8 (never tried) or 9 (no row)");
+        let attempts = &kept[&7];
+        let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
+        let expected: Vec<u32> = (1..=5).chain(11..=30).collect();
+        assert_eq!(numbers, expected);
+        let first = &attempts[0];
+        assert_eq!(first.started_at, start + SignedDuration::from_secs(61));
+        assert_eq!(first.ended_at, start + SignedDuration::from_secs(62));
+        assert_eq!(
+            (first.outcome, first.node.as_str()),
+            (AttemptOutcome::Failed, "node-a")
+        );
+        assert_eq!(
+            first.error.as_deref().map(|e| e.chars().count()),
+            Some(ATTEMPT_ERROR_CHARS_MAX)
+        );
+        let last = attempts.last().expect("the last");
+        assert_eq!(
+            (last.outcome, last.error.as_deref()),
+            (AttemptOutcome::Delivered, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn attempts_are_kept_first_and_last_on_sqlite() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = Store::open(&dir.path().join("ps.db"), &limits()).expect("opens");
+        attempts_are_kept_first_and_last(&store).await;
+    }
+
+    #[test]
+    fn attempts_are_kept_first_and_last_on_postgres() {
+        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+        let Some(url) = admin_url("attempts_are_kept_first_and_last_on_postgres") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "attempts");
+        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(attempts_are_kept_first_and_last(&store));
+        drop(store);
+    }
 
     #[tokio::test]
     async fn a_retry_after_its_lease_ran_out_leaves_a_later_claim_alone() {

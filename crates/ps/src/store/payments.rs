@@ -13,7 +13,7 @@ use crate::domain::{
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
     amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
-    parameters, checkout_response, mpp_payment_id, verdict, notify_response, finished_at_ms, receipt_token";
+    parameters, checkout_response, mpp_payment_id, verdict, notify_response, finished_at_ms, receipt_token, checkout_at_ms";
 
 /// A purchase to create; the store assigns its id.
 #[derive(Clone, Debug)]
@@ -62,6 +62,7 @@ fn from_row(row: &Row<'_>) -> StoreResult<RawPayment> {
         notify_response: row.get(19)?,
         finished_at_ms: row.get(20)?,
         receipt_token: row.get(21)?,
+        checkout_at_ms: row.get(22)?,
     })
 }
 
@@ -89,6 +90,7 @@ struct RawPayment {
     notify_response: Option<String>,
     finished_at_ms: Option<i64>,
     receipt_token: String,
+    checkout_at_ms: Option<i64>,
 }
 
 impl RawPayment {
@@ -122,6 +124,7 @@ impl RawPayment {
             confirm_until: at(self.confirm_until_ms)?,
             parameters: self.parameters,
             checkout_response: self.checkout_response,
+            checkout_at: at(self.checkout_at_ms)?,
             mpp_payment_id: self.mpp_payment_id,
             verdict: self.verdict,
             notify_response: self.notify_response,
@@ -197,6 +200,7 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
          scanned_at_ms = ?5, confirm_until_ms = ?6, deadline_ms = ?7, parameters = ?8, \
          checkout_response = ?9, mpp_payment_id = ?10, verdict = ?11, \
          notify_response = ?12, finished_at_ms = ?13, scan_locale = COALESCE(?15, scan_locale), \
+         checkout_at_ms = COALESCE(checkout_at_ms, ?20), \
          commission_bps = CASE WHEN commission_bps IS NULL THEN ?16 ELSE commission_bps END, \
          commission_min_tiyn = CASE WHEN commission_bps IS NULL THEN ?17 \
              ELSE commission_min_tiyn END, \
@@ -225,6 +229,7 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
             payment_rate.and_then(|r| r.min).map(tiyn_i64).transpose()?,
             service_rate.map(|r| i64::from(r.bps)),
             service_rate.and_then(|r| r.min).map(tiyn_i64).transpose()?,
+            p.checkout_at.map(ms),
         ],
     )?;
     Ok(())

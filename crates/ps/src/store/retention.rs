@@ -3,7 +3,8 @@
 //! (DECISIONS 29). Each call deletes one bounded batch in one short write, so the sweeper's
 //! deletions take turns with the payments in the writer's queue.
 //!
-//! Kept for ever: confirmed purchases, refunds placed (whatever became of them) and everything a
+//! Kept for ever: confirmed purchases, refunds placed (whatever became of them), their outbox rows
+//! and the attempts of each (bounded per row instead: `store/outbox.rs`), and everything a
 //! register, a receipt or a refund reads. A purchase some refund names is never deleted.
 
 use super::db::args;
