@@ -15,7 +15,7 @@ use tolem_wire::Amount;
 use super::texts::T;
 use super::{Ctx, Form, e, require};
 use crate::catalog::OrganizationStatus;
-use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundStatus};
+use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundStatus, Status};
 use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
 use crate::store::{Attempt, AttemptOutcome, OutboxKind, RefundView, Replay};
@@ -84,6 +84,30 @@ pub(super) fn status_word(ctx: &Ctx, status: OrganizationStatus) -> &'static str
     })
 }
 
+/// A refund's state in the page's language (the machine value stays in `data-status`).
+fn refund_status_word(ctx: &Ctx, status: RefundStatus) -> &'static str {
+    ctx.t(match status {
+        RefundStatus::QrCreated => T::RefundQrCreated,
+        RefundStatus::Identified => T::RefundIdentified,
+        RefundStatus::Pending => T::RefundPending,
+        RefundStatus::Completed => T::RefundCompleted,
+        RefundStatus::Failed => T::RefundFailed,
+        RefundStatus::Expired => T::RefundExpired,
+    })
+}
+
+/// A purchase's state in the page's language (the machine value stays in `data-status`).
+fn payment_status_word(ctx: &Ctx, status: Status) -> &'static str {
+    ctx.t(match status {
+        Status::Created => T::PaymentCreated,
+        Status::Scanned => T::PaymentScanned,
+        Status::Confirmed => T::PaymentConfirmed,
+        Status::Cancelled => T::PaymentCancelled,
+        Status::Failed => T::PaymentFailed,
+        Status::Expired => T::PaymentExpired,
+    })
+}
+
 fn status_value(status: OrganizationStatus) -> &'static str {
     match status {
         OrganizationStatus::Active => "active",
@@ -123,7 +147,7 @@ pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retr
             (Some(id), false) => id.to_string(),
             (None, _) => String::new(),
         };
-        let mut state = e(status.as_str());
+        let mut state = e(refund_status_word(ctx, status));
         if view.flagged {
             state.push_str(&format!(" <strong>({})</strong>", ctx.t(T::Flagged)));
         }
@@ -381,7 +405,7 @@ async fn search(State(app): State<AppState>, ctx: Ctx) -> Response {
                  <td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 p.kind.as_str(),
                 p.amount.map(|a| ctx.money(a)).unwrap_or_default(),
-                p.effective_status(ctx.now, &app.policy).as_str(),
+                payment_status_word(&ctx, p.effective_status(ctx.now, &app.policy)),
                 p.owner.as_ref().map(|o| e(o.mpp.as_str())).unwrap_or_default(),
                 p.owner.as_ref().map(|o| e(&o.customer_id)).unwrap_or_default(),
                 id = p.id,
@@ -502,8 +526,9 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
     details.push_str(&row(
         T::Status,
         format!(
-            "<span class=\"status\" data-status=\"{0}\">{0}</span>",
-            status.as_str()
+            "<span class=\"status\" data-status=\"{}\">{}</span>",
+            status.as_str(),
+            payment_status_word(ctx, status)
         ),
     ));
     details.push_str(&row(
@@ -585,7 +610,11 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
             app,
             "ended",
             Some(at),
-            &format!("{}: {}", ctx.t(T::EvEnded), status.as_str()),
+            &format!(
+                "{}: {}",
+                ctx.t(T::EvEnded),
+                payment_status_word(ctx, status)
+            ),
         ));
     }
     // Oldest first, like the rest of the timeline.
@@ -603,12 +632,13 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
             "refund",
             at,
             &format!(
-                "{} {} ({}): {} — <span data-status=\"{st}\">{st}</span>{result}",
+                "{} {} ({}): {} — <span data-status=\"{st}\">{word}</span>{result}",
                 ctx.t(T::EvRefund),
                 r.id,
                 r.kind.as_str(),
                 r.amount.map(|a| ctx.money(a)).unwrap_or_default(),
                 st = r.effective_status(ctx.now).as_str(),
+                word = refund_status_word(ctx, r.effective_status(ctx.now)),
             ),
         ));
         timeline.push_str(&deliveries(
