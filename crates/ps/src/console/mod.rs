@@ -339,6 +339,16 @@ impl Form {
     }
 }
 
+/// The form of an operator's POST, or the answer that refuses it.
+async fn operator_form(ctx: &Ctx, app: &AppState, req: Request) -> Result<Form, Box<Response>> {
+    let form = Form::read(app, req.into_body()).await;
+    let session = ctx.check_post(&form)?;
+    if !matches!(session.role, Role::Operator) {
+        return Err(Box::new(Redirect::to("/console").into_response()));
+    }
+    Ok(form)
+}
+
 /// `/console`: the sign-in form, or straight to the session's own page.
 async fn home(ctx: Ctx) -> Response {
     match ctx.session.as_ref().map(|s| &s.role) {

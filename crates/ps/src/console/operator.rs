@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use tolem_wire::Amount;
 
 use super::texts::T;
-use super::{Ctx, Form, e, require};
+use super::{Ctx, e, require};
 use crate::catalog::OrganizationStatus;
+use crate::domain::refund::Refusal;
 use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundStatus, Status};
 use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
@@ -709,14 +710,10 @@ async fn cancel(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let form = Form::read(&app, req.into_body()).await;
-    let session = match ctx.check_post(&form) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
+    let form = match super::operator_form(&ctx, &app, req).await {
+        Ok(form) => form,
+        Err(away) => return *away,
     };
-    if !matches!(session.role, super::Role::Operator) {
-        return Redirect::to("/console").into_response();
-    }
     let back = format!("/console/operator/payments/{}", e(&id));
     let Ok(id) = id.parse::<i64>() else {
         return ctx.notice(
@@ -770,15 +767,19 @@ async fn cancel(
         Ok(Cancelled::NothingLeft) => ctx.notice(
             StatusCode::BAD_REQUEST,
             T::Cancel,
-            "nothing left to refund",
+            ctx.t(T::CancelNothingLeft),
             &back,
         ),
-        Ok(Cancelled::Refused(refusal)) => ctx.notice(
-            StatusCode::BAD_REQUEST,
-            T::Cancel,
-            &format!("{}: {refusal:?}", ctx.t(T::Refused)),
-            &back,
-        ),
+        Ok(Cancelled::Refused(refusal)) => {
+            let why = match refusal {
+                Refusal::AmountExceeded => T::CancelTooMuch,
+                Refusal::PaymentNotFound => T::NoSuchThing,
+                Refusal::NotRefundable
+                | Refusal::TradePointMismatch
+                | Refusal::ReturnQrNotUsable => T::CancelNotRefundable,
+            };
+            ctx.notice(StatusCode::BAD_REQUEST, T::Cancel, ctx.t(why), &back)
+        }
         Err(fault) => ctx.fault(fault),
     }
 }
@@ -789,13 +790,8 @@ async fn retry(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let form = Form::read(&app, req.into_body()).await;
-    let session = match ctx.check_post(&form) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    if !matches!(session.role, super::Role::Operator) {
-        return Redirect::to("/console").into_response();
+    if let Err(away) = super::operator_form(&ctx, &app, req).await {
+        return *away;
     }
     let not_found = || {
         ctx.notice(
@@ -835,14 +831,10 @@ async fn status(
     Path(bin): Path<String>,
     req: Request,
 ) -> Response {
-    let form = Form::read(&app, req.into_body()).await;
-    let session = match ctx.check_post(&form) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
+    let form = match super::operator_form(&ctx, &app, req).await {
+        Ok(form) => form,
+        Err(away) => return *away,
     };
-    if !matches!(session.role, super::Role::Operator) {
-        return Redirect::to("/console").into_response();
-    }
     let status = match form.get("status") {
         Some("active") => OrganizationStatus::Active,
         Some("suspended") => OrganizationStatus::Suspended,
@@ -1084,14 +1076,10 @@ async fn edit_save(
     Path((kind, key)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let form = Form::read(&app, req.into_body()).await;
-    let session = match ctx.check_post(&form) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
+    let form = match super::operator_form(&ctx, &app, req).await {
+        Ok(form) => form,
+        Err(away) => return *away,
     };
-    if !matches!(session.role, super::Role::Operator) {
-        return Redirect::to("/console").into_response();
-    }
     let json = form.get("json").unwrap_or_default();
     match crate::admin_api::put_catalog_item(&app, &kind, &key, json.as_bytes()).await {
         None => ctx.notice(

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 
 use super::texts::T;
-use super::{Ctx, Form, Role, e, require};
+use super::{Ctx, e, require};
 use crate::admin_api::{self, Registered};
 use crate::catalog::{Fingerprint, Organization};
 use crate::state::AppState;
@@ -175,16 +175,6 @@ async fn page(State(app): State<AppState>, ctx: Ctx, Path(bin): Path<String>) ->
     }
 }
 
-/// The form of an operator's POST, or the answer that refuses it.
-async fn operator_form(ctx: &Ctx, app: &AppState, req: Request) -> Result<Form, Box<Response>> {
-    let form = Form::read(app, req.into_body()).await;
-    let session = ctx.check_post(&form)?;
-    if !matches!(session.role, Role::Operator) {
-        return Err(Box::new(Redirect::to("/console").into_response()));
-    }
-    Ok(form)
-}
-
 /// A refusal of the admin use case, shown above the page as it stands (nothing changed).
 fn refused(ctx: &Ctx, app: &AppState, bin: &str, refusal: &admin_api::AdminError) -> Response {
     let (status, why) = refusal.parts();
@@ -207,7 +197,7 @@ async fn issue(
     Path(bin): Path<String>,
     req: Request,
 ) -> Response {
-    let form = match operator_form(&ctx, &app, req).await {
+    let form = match super::operator_form(&ctx, &app, req).await {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -260,7 +250,7 @@ async fn register(
     Path(bin): Path<String>,
     req: Request,
 ) -> Response {
-    let form = match operator_form(&ctx, &app, req).await {
+    let form = match super::operator_form(&ctx, &app, req).await {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -299,7 +289,7 @@ async fn revoke(
     Path((bin, fingerprint)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    if let Err(refused) = operator_form(&ctx, &app, req).await {
+    if let Err(refused) = super::operator_form(&ctx, &app, req).await {
         return *refused;
     }
     match admin_api::revoke_certificate(&app, &bin, &fingerprint).await {
