@@ -4,7 +4,10 @@
 //! ```text
 //! cargo test -p tolem --release --test system register_bench -- --ignored --nocapture
 //! ```
-//! `TOLEM_BENCH_OPS` changes the number of operations. SQLite only: it fills the file itself.
+//! `TOLEM_BENCH_OPS` changes the number of operations. `TOLEM_BENCH_DB` names a SQLite file
+//! that exists (e.g. one grown with `tolem-load fill`) to add them to, instead of a fresh one;
+//! its own operations of that day are then in the register too. SQLite only: it fills the file
+//! itself.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +37,9 @@ fn reset_peak() {
 }
 
 /// Inserts `ops` operations of demobank on 2026-11-26: payments, and one refund per 100 of them.
+/// Ids are the file's next ones and tokens are this run's, so a grown file takes them too.
 fn fill(db: &std::path::Path, ops: u64) {
+    let run = jiff::Timestamp::now().as_millisecond();
     let mut conn = rusqlite::Connection::open(db).expect("opens");
     let tx = conn.transaction().expect("a transaction");
     let day_start = local("2026-11-26T00:00:00").as_millisecond();
@@ -42,9 +47,9 @@ fn fill(db: &std::path::Path, ops: u64) {
     {
         let mut pay = tx
             .prepare(
-                "INSERT INTO payments (id, kind, status, trade_point_id, amount_tiyn, created_at_ms, mpp, customer_id, \
+                "INSERT INTO payments (kind, status, trade_point_id, amount_tiyn, created_at_ms, mpp, customer_id, \
                  mpp_payment_id, finished_at_ms, receipt_token) \
-                 VALUES (?1, 'dynamic', 'confirmed', 1001, ?2, ?3, 'demobank', ?4, ?5, ?3, ?6)",
+                 VALUES ('dynamic', 'confirmed', 1001, ?1, ?2, 'demobank', ?3, ?4, ?2, ?5)",
             )
             .expect("sql");
         let mut refund = tx
@@ -54,6 +59,7 @@ fn fill(db: &std::path::Path, ops: u64) {
                  VALUES ('direct', 'completed', 1001, 'demobank', ?1, ?2, ?3, ?4, ?4, ?4, ?5)",
             )
             .expect("sql");
+        let mut last_payment = 0;
         for i in 0..ops {
             let id = i64::try_from(i).expect("fits") + 1;
             let at = day_start + id * step_ms - 1;
@@ -63,22 +69,22 @@ fn fill(db: &std::path::Path, ops: u64) {
                 refund
                     .execute(rusqlite::params![
                         customer,
-                        id - 1,
+                        last_payment,
                         500,
                         at,
-                        format!("r{id}")
+                        format!("r{run}-{id}")
                     ])
                     .expect("a refund");
             } else {
                 pay.execute(rusqlite::params![
-                    id,
                     tiyn,
                     at,
                     customer,
                     format!("MPP-{id:012}"),
-                    format!("p{id}")
+                    format!("p{run}-{id}")
                 ])
                 .expect("a payment");
+                last_payment = tx.last_insert_rowid();
             }
         }
     }
@@ -96,7 +102,17 @@ async fn register_bench() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let db = dir.path().join("bench.db");
+    let grown = std::env::var_os("TOLEM_BENCH_DB").map(std::path::PathBuf::from);
+    let db = match &grown {
+        Some(db) => {
+            assert!(
+                db.is_file(),
+                "TOLEM_BENCH_DB must name a SQLite file that exists"
+            );
+            db.clone()
+        }
+        None => dir.path().join("bench.db"),
+    };
     let mut config = test_config(&db);
     config.registers.temp_dir = Some(dir.path().to_owned());
     let clock = Arc::new(ManualClock::new(local("2026-11-27T10:00:00")));
@@ -118,12 +134,20 @@ async fn register_bench() {
             .expect("made");
         let seconds = started.elapsed().as_secs_f64();
         let size = std::fs::metadata(&path).expect("the file").len();
-        assert_eq!(totals.payments.count + totals.refunds.count, ops);
+        let rows = totals.payments.count + totals.refunds.count;
+        if grown.is_some() {
+            assert!(
+                rows >= ops,
+                "the register has at least the operations added"
+            );
+        } else {
+            assert_eq!(rows, ops);
+        }
         println!(
             "{:?}: {} rows in {seconds:.2} s ({:.0} rows/s), file {:.1} MiB, RSS before {} MiB, peak {} MiB",
             format,
-            ops,
-            ops as f64 / seconds,
+            rows,
+            rows as f64 / seconds,
             size as f64 / 1_048_576.0,
             rss_before / 1024,
             status_kib("VmHWM") / 1024,

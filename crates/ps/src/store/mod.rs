@@ -316,15 +316,18 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     migrations::run(&mut conn)?;
     // Checkpoints run on their own thread, so the writer only appends to the log.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A log the checkpoints made longer than this is cut back to it when it restarts.
+    conn.pragma_update(None, "journal_size_limit", WAL_BYTES_KEPT)?;
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.saturating_neg())?;
     // Savepoints keep a copy of each page they change; in memory, not in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    let checkpoint_stop = start_checkpointer(path)?;
+    let restart_wanted = Arc::new(AtomicBool::new(false));
+    let checkpoint_stop = start_checkpointer(path, restart_wanted.clone())?;
     let (tx, rx) = mpsc::channel(limits.write_queue_max);
     let batch_max = limits.write_batch_max;
     std::thread::Builder::new()
         .name("tolem-writer".to_owned())
-        .spawn(move || writer::run(conn, rx, batch_max))
+        .spawn(move || writer::run(conn, rx, batch_max, &restart_wanted))
         .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
     let mut readers = Vec::with_capacity(limits.read_connections);
     for _ in 0..limits.read_connections {
@@ -332,7 +335,7 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         readers.push(conn);
     }
     Ok(Sqlite {
@@ -369,9 +372,12 @@ const CHECKPOINT_INTERVAL_MS: u64 = 250;
 
 /// A thread that checkpoints the write-ahead log beside the writer (PASSIVE: it never blocks the
 /// writer or readers). It stops when the process ends.
-fn start_checkpointer(path: &Path) -> StoreResult<Arc<AtomicBool>> {
+fn start_checkpointer(
+    path: &Path,
+    restart_wanted: Arc<AtomicBool>,
+) -> StoreResult<Arc<AtomicBool>> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     std::thread::Builder::new()
@@ -379,7 +385,7 @@ fn start_checkpointer(path: &Path) -> StoreResult<Arc<AtomicBool>> {
         .spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS));
-                checkpoint(&conn);
+                checkpoint(&conn, &restart_wanted);
             }
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
@@ -389,24 +395,33 @@ fn start_checkpointer(path: &Path) -> StoreResult<Arc<AtomicBool>> {
 /// Log size past which the checkpointer makes the writer wait for a complete checkpoint.
 const WAL_FRAMES_MAX: i64 = 16_384;
 
+/// The log file's size kept between restarts: `WAL_FRAMES_MAX` frames of a 4 KiB page and
+/// room to spare (each frame is the page and a 24-byte header).
+const WAL_BYTES_KEPT: i64 = 2 * WAL_FRAMES_MAX * (4_096 + 24);
+
 /// Copies the log back into the database without blocking anyone (PASSIVE). Under sustained
 /// writes a passive checkpoint may never catch up, and the log would grow without bound; past
-/// `WAL_FRAMES_MAX` frames a TRUNCATE checkpoint briefly holds the writer back, completes, and
-/// empties the log file.
-fn checkpoint(conn: &Connection) {
+/// `WAL_FRAMES_MAX` frames it asks the writer for a RESTART checkpoint between two batches
+/// ([`writer::run`]): the writer is the one connection that never has to wait for the write
+/// lock, which a checkpoint on this thread could wait for in vain while batches follow each
+/// other. The restart makes the next commit write the log from its start again; the file
+/// keeps its size (up to `journal_size_limit`), so commits overwrite blocks the file already
+/// has, and syncing one needs no change of the file's size on disk.
+fn checkpoint(conn: &Connection, restart_wanted: &AtomicBool) {
     let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
     });
     match passive {
         Ok((log_frames, _)) if log_frames > WAL_FRAMES_MAX => {
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, log_frames, "full checkpoint failed; will retry");
-            }
+            restart_wanted.store(true, Ordering::Relaxed);
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
     }
 }
+
+/// How long a connection waits for a lock another holds before its statement fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn configure(conn: &Connection) -> StoreResult<()> {
     // WAL lets readers run beside the writer; FULL syncs the log at every commit, so an
@@ -418,6 +433,6 @@ fn configure(conn: &Connection) -> StoreResult<()> {
         )));
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(())
 }

@@ -4,6 +4,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,7 +58,12 @@ fn in_savepoint<T>(
     result
 }
 
-pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, batch_max: usize) {
+pub(super) fn run(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    batch_max: usize,
+    restart_wanted: &AtomicBool,
+) {
     let mut batch = Vec::with_capacity(batch_max);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -100,6 +107,31 @@ pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, batch_max: u
         for complete in completions {
             complete(committed);
         }
+        if restart_wanted.swap(false, Ordering::Relaxed) {
+            restart_log(&conn);
+        }
+    }
+}
+
+/// How long a restart of the log may wait for readers before it is left for later.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The checkpointer found the log past its bound: a complete checkpoint, after which the next
+/// commit writes the log from its start. Between batches, so no write waits for the write lock
+/// but the ones queued meanwhile; the passive checkpoints have copied most pages already.
+fn restart_log(conn: &Connection) {
+    // A reader may hold the log's end for long (a register of a million rows): then give up
+    // soon and let the checkpointer ask again, rather than hold every write back.
+    let _ = conn.busy_timeout(RESTART_WAIT);
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    });
+    let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
+    match outcome {
+        Ok((0, log_frames)) => tracing::debug!(log_frames, "the log restarts"),
+        // Busy: a reader still uses the log's end; the checkpointer asks again.
+        Ok((_, log_frames)) => tracing::debug!(log_frames, "the log could not restart yet"),
+        Err(e) => tracing::warn!(error = %e, "full checkpoint failed; will retry"),
     }
 }
 
