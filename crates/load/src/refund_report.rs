@@ -42,18 +42,11 @@ impl<'a> RefundReport<'a> {
              HTTP/1.1 keep-alive; the load tool (and the MPP receiver in it) runs on the same machine",
             a.refunds, a.concurrency
         )?;
-        let store = match &a.db {
-            Some(db) => format!(
-                "{}`, the given store ({}), which every variant adds to",
-                db.display(),
-                store_size(db)
-            ),
-            None => "<tmp>/ps-<variant>.db`, a fresh SQLite file per variant".to_owned(),
-        };
         writeln!(
             out,
-            "- PS: `{} serve --config <tmp>/ps-<variant>.toml --listen 127.0.0.1:0 --db {store}; \
-             the configuration is `{}` with demobank's `refund_url` pointed at the receiver",
+            "- PS: `{} serve --config <tmp>/ps-<variant>.toml --db <tmp>/ps-<variant>.db --listen \
+             127.0.0.1:0`, a fresh SQLite file per variant; the configuration is `{}` with demobank's \
+             `refund_url` pointed at the receiver",
             a.tolem_bin.display(),
             a.config.display()
         )?;
@@ -386,14 +379,6 @@ impl Row {
             tool_cpu_s: m.tool_cpu_s,
             other_cpu_s: other.max(0.0),
         }
-    }
-}
-
-/// A store's file size when the report is written.
-fn store_size(db: &std::path::Path) -> String {
-    match std::fs::metadata(db) {
-        Ok(m) => format!("{:.0} MB on disk after the run", m.len() as f64 / 1e6),
-        Err(e) => format!("size unknown: {e}"),
     }
 }
 

@@ -68,11 +68,6 @@ pub struct RefundArgs {
     /// `RUST_LOG` of the PS.
     #[arg(long, default_value = "warn")]
     pub server_log: String,
-    /// The PS's store: a SQLite file that exists, e.g. one grown with `tolem-load fill`, which
-    /// every variant adds its purchases and refunds to. Without it, each variant starts on a
-    /// fresh file of its own.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
     /// Also write the Markdown report to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -160,14 +155,6 @@ pub async fn run(args: RefundArgs) -> anyhow::Result<()> {
     if !(1..=STALL_TIMEOUT_S_MAX).contains(&args.stall_timeout_s) {
         bail!("--stall-timeout-s must be between 1 and {STALL_TIMEOUT_S_MAX}");
     }
-    if let Some(db) = &args.db
-        && !db.is_file()
-    {
-        bail!(
-            "--db {} is not a file (fill one with tolem-load fill)",
-            db.display()
-        );
-    }
     let tolem_bin = std::fs::canonicalize(&args.tolem_bin).with_context(|| {
         format!(
             "the PS binary {} (build it: cargo build --release -p tolem)",
@@ -208,10 +195,7 @@ async fn run_variant(
 ) -> anyhow::Result<Measured> {
     let receiver = Receiver::start(variant == Variant::Concurrent).await?;
     let config = write_config(&args.config, &receiver.refund_url, variant, dir)?;
-    let db = match &args.db {
-        Some(db) => db.clone(),
-        None => dir.join(format!("{}.db", variant.server_name())),
-    };
+    let db = dir.join(format!("{}.db", variant.server_name()));
     let (config, db) = (config.to_string_lossy(), db.to_string_lossy());
     let ps_args = [
         "serve",
