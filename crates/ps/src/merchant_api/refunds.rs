@@ -22,7 +22,7 @@ use super::{
 };
 use crate::domain::refund::{RefundOrder, Refusal, Told};
 use crate::domain::{PaymentId, Refund, RefundId, RefundKind, Status};
-use crate::links::{QR_TOKEN_DIGITS, random_digits};
+use crate::links::qr_digits;
 use crate::refunds::{self, ReturnQrOrder};
 use crate::state::{App, AppState};
 use crate::store::Replay;
@@ -44,7 +44,7 @@ pub(super) async fn create(State(app): State<AppState>, call: PosCall) -> PosRes
         trade_point_id: point.id,
         device_id: device.id,
         external_id: req.externalid,
-        qr_token: random_digits(QR_TOKEN_DIGITS),
+        qr_token: qr_digits(),
     };
     let replay = call
         .request_id

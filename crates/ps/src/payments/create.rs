@@ -9,7 +9,7 @@ use tolem_wire::merchant::{
 };
 
 use crate::domain::{DeviceId, Kind, Payment, TradePointId};
-use crate::links::{QR_TOKEN_DIGITS, pay_link, random_digits, secret_token};
+use crate::links::{pay_link, qr_digits, secret_token};
 use crate::state::App;
 use crate::store::{NewPayment, Replay, StoreResult};
 
@@ -39,7 +39,7 @@ pub async fn create(app: &App, order: PosOrder) -> StoreResult<String> {
     let expire_at = now
         .checked_add(SignedDuration::from_secs(i64::from(wait_s)))
         .ok();
-    let digits = random_digits(QR_TOKEN_DIGITS);
+    let digits = qr_digits();
     let token = match order.kind {
         Kind::Link => pay_link(&app.config.public_url, &digits),
         _ => digits,

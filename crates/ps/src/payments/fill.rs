@@ -16,7 +16,7 @@ use tolem_wire::{Amount, Locale};
 
 use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{CallerName, DeviceId, Kind, MerchantState, Owner, Status, TradePointId};
-use crate::links::{QR_TOKEN_DIGITS, random_digits, secret_token};
+use crate::links::{qr_digits, secret_token};
 use crate::state::App;
 use crate::store::{NewPayment, StoreError, StoreResult, Tx};
 
@@ -179,7 +179,7 @@ fn add_one(tx: &Tx<'_>, s: &Setting, n: u64, at: Timestamp) -> StoreResult<bool>
             service_id: None,
             device_id: Some(DeviceId::new(1)),
             external_id: Some(format!("fill-{n}")),
-            qr_token: Some(random_digits(QR_TOKEN_DIGITS)),
+            qr_token: Some(qr_digits()),
             amount,
             expire_at: at.checked_add(s.qr_scan_wait).ok(),
             receipt_token: secret_token(),
