@@ -29,6 +29,8 @@ const QR_CREATE_PATH: &str = "/r1/v01/qr/create";
 /// A refund without the customer (r3): the POS names the purchase and the amount.
 const PAYMENT_RETURN_PATH: &str = "/r3/v01/payment/return";
 const METRICS_PATH: &str = "/admin/v1/metrics";
+const CATALOG_PATH: &str = "/admin/v1/catalog";
+const MPPS_PATH: &str = "/admin/v1/mpps/";
 
 pub async fn register_device(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
     let body = json!({ "DeviceId": DEVICE_ID, "TradePointId": TRADE_POINT_ID });
@@ -87,6 +89,54 @@ pub async fn place_refund(
 
 pub fn payment_return_url(url: &str) -> String {
     format!("{url}{PAYMENT_RETURN_PATH}")
+}
+
+/// Points `caller`'s refunds at `refund_url` through the admin API (`GET /admin/v1/catalog`, then
+/// `PUT /admin/v1/mpps/{caller}` with the one field changed): the way to reach an MPP of a store
+/// that keeps its own catalog, such as one grown with `tolem-load fill`.
+pub async fn point_refunds_at(
+    client: &reqwest::Client,
+    url: &str,
+    caller: &str,
+    refund_url: &str,
+) -> anyhow::Result<()> {
+    let endpoint = format!("{url}{CATALOG_PATH}");
+    let catalog: serde_json::Value = admin_answer(
+        client.get(&endpoint).bearer_auth(ADMIN_TOKEN),
+        &format!("GET {endpoint}"),
+    )
+    .await?;
+    let Some(mut mpp) = catalog["mpps"]
+        .as_array()
+        .and_then(|mpps| mpps.iter().find(|m| m["caller_name"] == caller))
+        .cloned()
+    else {
+        bail!("the PS's catalog has no MPP {caller}");
+    };
+    mpp["refund_url"] = json!(refund_url);
+    let endpoint = format!("{url}{MPPS_PATH}{caller}");
+    let _: serde_json::Value = admin_answer(
+        client.put(&endpoint).bearer_auth(ADMIN_TOKEN).json(&mpp),
+        &format!("PUT {endpoint}"),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn admin_answer<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> anyhow::Result<T> {
+    let response = request.send().await.with_context(|| what.to_owned())?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("{what}: reading the answer"))?;
+    if !status.is_success() {
+        bail!("{what}: HTTP {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{what}: the answer {text}"))
 }
 
 /// The PS's refund counters (`GET /admin/v1/metrics`), by metric name.

@@ -42,14 +42,24 @@ impl<'a> RefundReport<'a> {
              HTTP/1.1 keep-alive; the load tool (and the MPP receiver in it) runs on the same machine",
             a.refunds, a.concurrency
         )?;
-        writeln!(
-            out,
-            "- PS: `{} serve --config <tmp>/ps-<variant>.toml --db <tmp>/ps-<variant>.db --listen \
-             127.0.0.1:0`, a fresh SQLite file per variant; the configuration is `{}` with demobank's \
-             `refund_url` pointed at the receiver",
-            a.tolem_bin.display(),
-            a.config.display()
-        )?;
+        match &a.db {
+            None => writeln!(
+                out,
+                "- PS: `{} serve --config <tmp>/ps-<variant>.toml --db <tmp>/ps-<variant>.db --listen \
+                 127.0.0.1:0`, a fresh SQLite file per variant; the configuration is `{}` with demobank's \
+                 `refund_url` pointed at the receiver",
+                a.tolem_bin.display(),
+                a.config.display()
+            )?,
+            Some(db) => writeln!(
+                out,
+                "- PS: `{} serve --config <tmp>/ps-<variant>.toml --db {db} --listen 127.0.0.1:0`, \
+                 the given store for every variant; the configuration is `{}`, and demobank's \
+                 `refund_url` in the store's catalog is pointed at the receiver through the admin API",
+                a.tolem_bin.display(),
+                a.config.display()
+            )?,
+        }
         writeln!(
             out,
             "- MPP receiver: axum inside the load tool, `POST /refund` answered SUCCESS at once \

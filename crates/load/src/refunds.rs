@@ -71,6 +71,12 @@ pub struct RefundArgs {
     /// Also write the Markdown report to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run on this store (SQLite file or `postgres://` URL, e.g. one grown with `tolem-load
+    /// fill`) instead of a fresh file per variant. Such a store keeps its own catalog, so
+    /// demobank's `refund_url` in it is pointed at the receiver through the admin API; it stays
+    /// so after the run.
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -195,8 +201,14 @@ async fn run_variant(
 ) -> anyhow::Result<Measured> {
     let receiver = Receiver::start(variant == Variant::Concurrent).await?;
     let config = write_config(&args.config, &receiver.refund_url, variant, dir)?;
-    let db = dir.join(format!("{}.db", variant.server_name()));
-    let (config, db) = (config.to_string_lossy(), db.to_string_lossy());
+    let db = match &args.db {
+        Some(db) => db.clone(),
+        None => dir
+            .join(format!("{}.db", variant.server_name()))
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let config = config.to_string_lossy();
     let ps_args = [
         "serve",
         "--config",
@@ -208,6 +220,9 @@ async fn run_variant(
     ];
     let name = variant.server_name();
     let server = Server::spawn(name, tolem_bin, &ps_args, &args.server_log, dir).await?;
+    if args.db.is_some() {
+        ps::point_refunds_at(client, &server.url, "demobank", &receiver.refund_url).await?;
+    }
     eprintln!(
         "{name}: listening on {}; the MPP receiver at {}",
         server.url, receiver.refund_url

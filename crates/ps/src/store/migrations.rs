@@ -248,9 +248,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE payments ADD COLUMN checkout_at_ms INTEGER;
     "#,
     // 15: no IN list of three or more values where a row is written. SQLite evaluates such a
-    // list through a temporary table it builds and drops each time, which made every UPDATE of a
-    // purchase (partial index `payments_unpaid_by_end`) and every attempt's CHECK cost about a
-    // third more of the writer's time (docs/benchmarks.md). The same sets, written with OR.
+    // list through a temporary table it builds and drops each time: every UPDATE of a purchase
+    // (partial index `payments_unpaid_by_end`, evaluated for the old and the new row) and every
+    // attempt's CHECK. That was about a tenth of the writer's profile, plus the allocations it
+    // made; the MPP mix ran 19 % faster without it (docs/benchmarks.md). The same sets, with OR.
     r#"
     DROP INDEX payments_unpaid_by_end;
     CREATE INDEX payments_unpaid_by_end ON payments (finished_at_ms)
@@ -269,6 +270,20 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO outbox_attempts_15 SELECT * FROM outbox_attempts;
     DROP TABLE outbox_attempts;
     ALTER TABLE outbox_attempts_15 RENAME TO outbox_attempts;
+    "#,
+    // 16: a notifyPayment answer kept as its form and the purchase's receipt token (issue 13:
+    // bytes per purchase). Every answer of one verdict, language and public URL is the same text
+    // around the receipt token; the text is kept once in `notify_forms`, and a purchase names its
+    // form. What was stored before stays in `notify_response` and is read as it was.
+    r#"
+    CREATE TABLE notify_forms (
+        id INTEGER PRIMARY KEY,
+        prefix TEXT NOT NULL,
+        with_token INTEGER NOT NULL CHECK (with_token = 0 OR with_token = 1),
+        suffix TEXT NOT NULL,
+        UNIQUE (prefix, with_token, suffix)
+    );
+    ALTER TABLE payments ADD COLUMN notify_form INTEGER REFERENCES notify_forms (id);
     "#,
 ];
 

@@ -314,7 +314,8 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
     migrations::run(&mut conn)?;
-    // Checkpoints run on their own thread, so the writer only appends to the log.
+    // Passive checkpoints run on their own thread; the writer restarts the log when asked
+    // (`checkpoint`, `writer::run`), never in the middle of a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     // A log the checkpoints made longer than this is cut back to it when it restarts.
     conn.pragma_update(None, "journal_size_limit", WAL_BYTES_KEPT)?;
@@ -392,7 +393,7 @@ fn start_checkpointer(
     Ok(stop)
 }
 
-/// Log size past which the checkpointer makes the writer wait for a complete checkpoint.
+/// Log size past which the checkpointer asks the writer to restart the log between two batches.
 const WAL_FRAMES_MAX: i64 = 16_384;
 
 /// The log file's size kept between restarts: `WAL_FRAMES_MAX` frames of a 4 KiB page and

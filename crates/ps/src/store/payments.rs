@@ -13,7 +13,11 @@ use crate::domain::{
 
 const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
     amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
-    parameters, checkout_response, mpp_payment_id, verdict, notify_response, finished_at_ms, receipt_token, checkout_at_ms";
+    parameters, checkout_response, mpp_payment_id, verdict, \
+    COALESCE(notify_response, (SELECT f.prefix || CASE WHEN f.with_token = 1 \
+        THEN payments.receipt_token ELSE '' END || f.suffix \
+        FROM notify_forms f WHERE f.id = payments.notify_form)), \
+    finished_at_ms, receipt_token, checkout_at_ms";
 
 /// A purchase to create; the store assigns its id.
 #[derive(Clone, Debug)]
@@ -195,11 +199,15 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
         _ => None,
     };
     let (payment_rate, service_rate) = rates.unzip();
+    let notify_form = match &p.notify_response {
+        Some(body) => Some(notify_form(db, body, &p.receipt_token)?),
+        None => None,
+    };
     db.execute(
         "UPDATE payments SET status = ?1, amount_tiyn = ?2, mpp = ?3, customer_id = ?4, \
          scanned_at_ms = ?5, confirm_until_ms = ?6, deadline_ms = ?7, parameters = ?8, \
          checkout_response = ?9, mpp_payment_id = ?10, verdict = ?11, \
-         notify_response = ?12, finished_at_ms = ?13, scan_locale = COALESCE(?15, scan_locale), \
+         notify_response = NULL, notify_form = ?12, finished_at_ms = ?13, scan_locale = COALESCE(?15, scan_locale), \
          checkout_at_ms = COALESCE(checkout_at_ms, ?20), \
          commission_bps = CASE WHEN commission_bps IS NULL THEN ?16 ELSE commission_bps END, \
          commission_min_tiyn = CASE WHEN commission_bps IS NULL THEN ?17 \
@@ -221,7 +229,7 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
             p.checkout_response,
             p.mpp_payment_id,
             p.verdict,
-            p.notify_response,
+            notify_form,
             p.finished_at.map(ms),
             p.id,
             scan_locale.map(|l| l.code()),
@@ -233,6 +241,37 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
         ],
     )?;
     Ok(())
+}
+
+/// The form of a notifyPayment answer (`notify_forms`, SQLite migration 16): `body` is the form's
+/// prefix, the purchase's receipt token when the body holds it, and the form's suffix, so that
+/// the answer read back is `body` byte for byte (DECISIONS 18) while a purchase keeps only the
+/// form's id. Answers of one verdict, language and public URL share a form; one statement
+/// inserts it the first time, of several writers at once only one.
+fn notify_form(db: Db<'_>, body: &str, receipt_token: &str) -> StoreResult<i64> {
+    let (prefix, with_token, suffix) = match body.split_once(receipt_token) {
+        Some((prefix, suffix)) if !receipt_token.is_empty() => (prefix, 1i64, suffix),
+        _ => (body, 0i64, ""),
+    };
+    let known = db.query_row(
+        "SELECT id FROM notify_forms WHERE prefix = ?1 AND with_token = ?2 AND suffix = ?3",
+        args![prefix, with_token, suffix],
+        |r| r.get::<i64>(0),
+    )?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    db.execute(
+        "INSERT INTO notify_forms (prefix, with_token, suffix) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (prefix, with_token, suffix) DO NOTHING",
+        args![prefix, with_token, suffix],
+    )?;
+    db.query_row(
+        "SELECT id FROM notify_forms WHERE prefix = ?1 AND with_token = ?2 AND suffix = ?3",
+        args![prefix, with_token, suffix],
+        |r| r.get::<i64>(0),
+    )?
+    .ok_or_else(|| StoreError::Corrupt("a notifyPayment answer's form vanished".to_owned()))
 }
 
 /// The language of a purchase's binding scan; `None` when none was recorded (or it is not one we
@@ -322,5 +361,97 @@ impl Store {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use rusqlite::{Connection, params};
+
+    use super::*;
+
+    fn purchase(db: Db<'_>, receipt_token: &str) -> Payment {
+        let new = NewPayment {
+            kind: Kind::Static,
+            trade_point_id: TradePointId::new(1),
+            service_id: None,
+            device_id: None,
+            external_id: None,
+            qr_token: None,
+            amount: None,
+            expire_at: None,
+            receipt_token: receipt_token.to_owned(),
+        };
+        insert(
+            db,
+            &new,
+            Timestamp::from_millisecond(1_000).expect("a time"),
+        )
+        .expect("inserted")
+    }
+
+    #[test]
+    fn a_notify_answer_is_kept_as_its_form_and_read_back_byte_for_byte() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        super::super::migrations::run_to(&mut conn, 15).expect("the first fifteen migrations");
+        // An answer stored whole, as builds before migration 16 kept it.
+        conn.execute(
+            "INSERT INTO payments (id, kind, status, trade_point_id, created_at_ms, \
+             receipt_token, notify_response) \
+             VALUES (7, 'static', 'cancelled', 1, 1000, 'r0', 'old answer r0')",
+            params![],
+        )
+        .expect("an answer kept whole");
+        super::super::migrations::run(&mut conn).expect("the rest");
+        let db = Db::Lite(&conn);
+        let policy = Policy {
+            confirm_window: SignedDuration::from_secs(60),
+            confirm_grace: SignedDuration::from_secs(5),
+        };
+        let reload = |id| load(db, id).expect("a read").expect("the purchase");
+        let old = reload(PaymentId::new(7));
+        assert_eq!(old.notify_response.as_deref(), Some("old answer r0"));
+
+        let with_link = |token: &str| {
+            format!(
+                r#"{{"result":{{"resultCode":"SUCCESS"}},"linkReceipt":"https://ps/receipt?id={token}"}}"#
+            )
+        };
+        let mut tokens = Vec::new();
+        for token in ["a1b2", "c3d4"] {
+            let mut p = purchase(db, token);
+            p.notify_response = Some(with_link(token));
+            save(db, &p, &policy, None).expect("saved");
+            assert_eq!(reload(p.id).notify_response, Some(with_link(token)));
+            tokens.push(p.id);
+        }
+        // An answer without the token (a cancel), and one where the token is empty.
+        let mut cancelled = purchase(db, "e5f6");
+        cancelled.notify_response = Some(r#"{"result":{"resultCode":"SUCCESS"}}"#.to_owned());
+        save(db, &cancelled, &policy, None).expect("saved");
+        assert_eq!(
+            reload(cancelled.id).notify_response,
+            cancelled.notify_response
+        );
+        let mut empty = purchase(db, "");
+        empty.notify_response = Some("x".to_owned());
+        save(db, &empty, &policy, None).expect("saved");
+        assert_eq!(reload(empty.id).notify_response.as_deref(), Some("x"));
+        // A save of the old purchase keeps its answer, now as a form.
+        save(db, &reload(old.id), &policy, None).expect("saved");
+        assert_eq!(
+            reload(old.id).notify_response.as_deref(),
+            Some("old answer r0")
+        );
+
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("a count") };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM payments WHERE notify_response IS NOT NULL"),
+            0,
+            "no answer is kept whole any more"
+        );
+        // The two answers with a link share one form: old, link, cancel, "x".
+        assert_eq!(count("SELECT COUNT(*) FROM notify_forms"), 4);
     }
 }
