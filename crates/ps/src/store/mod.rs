@@ -366,8 +366,13 @@ impl<'c> Tx<'c> {
     }
 }
 
-/// Page cache of the writer's connection.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Page cache of the writer's connection: small, because SQLite walks all of it at a commit
+/// after a B-tree balance that moved pages while the file is under 1 GiB (`balance_nonroot`
+/// parks a page at the lock-byte page's number, 262,145, and the commit then truncates the
+/// cache to the file's size by visiting every page it holds). With 64 MiB that walk was a
+/// sixth of the writer's time on a fresh store; the pages it would keep are in the operating
+/// system's cache anyway (docs/benchmarks.md, "Where the time goes").
+const WRITER_CACHE_KIB: i64 = 2 * 1024;
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_INTERVAL_MS: u64 = 250;
 
