@@ -249,15 +249,15 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
 /// form's id. Answers of one verdict, language and public URL share a form; one statement
 /// inserts it the first time, of several writers at once only one.
 fn notify_form(db: Db<'_>, body: &str, receipt_token: &str) -> StoreResult<i64> {
+    const FORM_ID: &str =
+        "SELECT id FROM notify_forms WHERE prefix = ?1 AND with_token = ?2 AND suffix = ?3";
     let (prefix, with_token, suffix) = match body.split_once(receipt_token) {
         Some((prefix, suffix)) if !receipt_token.is_empty() => (prefix, 1i64, suffix),
         _ => (body, 0i64, ""),
     };
-    let known = db.query_row(
-        "SELECT id FROM notify_forms WHERE prefix = ?1 AND with_token = ?2 AND suffix = ?3",
-        args![prefix, with_token, suffix],
-        |r| r.get::<i64>(0),
-    )?;
+    let known = db.query_row(FORM_ID, args![prefix, with_token, suffix], |r| {
+        r.get::<i64>(0)
+    })?;
     if let Some(id) = known {
         return Ok(id);
     }
@@ -266,11 +266,9 @@ fn notify_form(db: Db<'_>, body: &str, receipt_token: &str) -> StoreResult<i64> 
          ON CONFLICT (prefix, with_token, suffix) DO NOTHING",
         args![prefix, with_token, suffix],
     )?;
-    db.query_row(
-        "SELECT id FROM notify_forms WHERE prefix = ?1 AND with_token = ?2 AND suffix = ?3",
-        args![prefix, with_token, suffix],
-        |r| r.get::<i64>(0),
-    )?
+    db.query_row(FORM_ID, args![prefix, with_token, suffix], |r| {
+        r.get::<i64>(0)
+    })?
     .ok_or_else(|| StoreError::Corrupt("a notifyPayment answer's form vanished".to_owned()))
 }
 
