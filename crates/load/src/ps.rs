@@ -123,10 +123,17 @@ pub async fn point_refunds_at(
     Ok(())
 }
 
+/// An admin API answer parsed as JSON.
 async fn admin_answer<T: DeserializeOwned>(
     request: reqwest::RequestBuilder,
     what: &str,
 ) -> anyhow::Result<T> {
+    let text = admin_text(request, what).await?;
+    serde_json::from_str(&text).with_context(|| format!("{what}: the answer {text}"))
+}
+
+/// An admin API answer's body; an HTTP status other than success is an error naming `what`.
+async fn admin_text(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<String> {
     let response = request.send().await.with_context(|| what.to_owned())?;
     let status = response.status();
     let text = response
@@ -136,7 +143,7 @@ async fn admin_answer<T: DeserializeOwned>(
     if !status.is_success() {
         bail!("{what}: HTTP {status}: {text}");
     }
-    serde_json::from_str(&text).with_context(|| format!("{what}: the answer {text}"))
+    Ok(text)
 }
 
 /// The PS's refund counters (`GET /admin/v1/metrics`), by metric name.
@@ -145,20 +152,11 @@ pub async fn refund_metrics(
     url: &str,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
     let endpoint = format!("{url}{METRICS_PATH}");
-    let response = client
-        .get(&endpoint)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .with_context(|| format!("GET {endpoint}"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("GET {endpoint}: reading the answer"))?;
-    if !status.is_success() {
-        bail!("GET {endpoint}: HTTP {status}: {text}");
-    }
+    let text = admin_text(
+        client.get(&endpoint).bearer_auth(ADMIN_TOKEN),
+        &format!("GET {endpoint}"),
+    )
+    .await?;
     // The Prometheus text format: `# …` comments, then `name value` lines.
     Ok(text
         .lines()

@@ -161,6 +161,12 @@ pub async fn run(args: RefundArgs) -> anyhow::Result<()> {
     if !(1..=STALL_TIMEOUT_S_MAX).contains(&args.stall_timeout_s) {
         bail!("--stall-timeout-s must be between 1 and {STALL_TIMEOUT_S_MAX}");
     }
+    if let Some(db) = &args.db
+        && !tolem_ps::is_postgres_url(Path::new(db))
+        && !Path::new(db).is_file()
+    {
+        bail!("--db {db} is neither a file nor a postgres:// URL (fill one with tolem-load fill)");
+    }
     let tolem_bin = std::fs::canonicalize(&args.tolem_bin).with_context(|| {
         format!(
             "the PS binary {} (build it: cargo build --release -p tolem)",
