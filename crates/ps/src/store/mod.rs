@@ -399,7 +399,11 @@ fn start_checkpointer(
 }
 
 /// Log size past which the checkpointer asks the writer to restart the log between two batches.
+#[cfg(not(test))]
 const WAL_FRAMES_MAX: i64 = 16_384;
+/// Small in unit tests, so that a test can write past it many times in a moment.
+#[cfg(test)]
+const WAL_FRAMES_MAX: i64 = 256;
 
 /// The log file's size kept between restarts: `WAL_FRAMES_MAX` frames of a 4 KiB page and
 /// room to spare (each frame is the page and a 24-byte header).

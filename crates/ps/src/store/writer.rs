@@ -198,6 +198,89 @@ mod tests {
         assert_eq!(rows, 1);
     }
 
+    /// Writes `rounds` rounds of 32 concurrent writes of 8 rows of 3,000 bytes each (about 770
+    /// KB a round, some 190 log frames), and returns the largest size the log file had.
+    async fn write_rounds(store: &Arc<Store>, log: &std::path::Path, rounds: usize) -> u64 {
+        let mut largest = 0;
+        for _ in 0..rounds {
+            let mut writes = Vec::new();
+            for _ in 0..32 {
+                let store = store.clone();
+                writes.push(tokio::spawn(async move {
+                    store
+                        .write(|c| {
+                            for _ in 0..8 {
+                                c.execute("INSERT INTO t VALUES (1, randomblob(3000))", [])?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                }));
+            }
+            for write in writes {
+                // Within its deadline, every time: a restart of the log never holds writes back
+                // for long, whoever reads.
+                write.await.expect("joined").expect("written in time");
+            }
+            largest = largest.max(std::fs::metadata(log).map_or(0, |m| m.len()));
+        }
+        largest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_stays_bounded_under_sustained_writes_even_past_a_long_reader() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("log.db");
+        let log = dir.path().join("log.db-wal");
+        let limits = StoreLimits {
+            write_wait_ms: 2_000,
+            ..limits()
+        };
+        let store = Arc::new(Store::open(&path, &limits).expect("opens"));
+        store
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER, pad BLOB)")?))
+            .await
+            .expect("table");
+        // 300 rounds: about 230 MB through the log, over 200 times the frames past which the
+        // writer restarts it.
+        let largest = write_rounds(&store, &log, 300).await;
+        // Bounded: the checkpointer looks every 250 ms, so the log may pass its mark by what is
+        // written in that time (tens of MB a second here), but it never holds all of it.
+        let written = 300 * 32 * 8 * 3_000;
+        assert!(
+            largest < written / 4,
+            "the log grew to {largest} bytes of the {written} written"
+        );
+
+        // A reader that holds its snapshot (a register of a million rows) keeps the log from
+        // restarting; the writer gives up on the restart after a moment each time it is asked,
+        // so writes go on within their deadline (`write_rounds` checks each) ...
+        let reader = rusqlite::Connection::open(&path).expect("a reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("a snapshot");
+        write_rounds(&store, &log, 40).await;
+        // ... and once it has gone, the log restarts and is cut back again.
+        reader.execute_batch("COMMIT").expect("end the snapshot");
+        drop(reader);
+        let mut after = u64::MAX;
+        for _ in 0..20 {
+            write_rounds(&store, &log, 5).await;
+            after = std::fs::metadata(&log).map_or(0, |m| m.len());
+            let kept = u64::try_from(super::super::WAL_BYTES_KEPT).expect("positive");
+            if after <= 2 * kept {
+                break;
+            }
+        }
+        let held = 40 * 32 * 8 * 3_000;
+        eprintln!("log: largest {largest} bytes, {after} after the reader left");
+        assert!(
+            after < held / 4,
+            "the log stayed at {after} bytes after the reader left"
+        );
+    }
+
     fn limits() -> StoreLimits {
         StoreLimits {
             write_queue_max: 100,
