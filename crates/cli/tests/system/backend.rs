@@ -436,7 +436,9 @@ fn sqlite_cell(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Cell> {
         ValueRef::Null => Cell::Null,
         ValueRef::Integer(v) => Cell::Int(v),
         ValueRef::Text(v) => Cell::Text(String::from_utf8_lossy(v).into_owned()),
-        other => panic!("column {at} is {other:?}: the books read integers and text"),
+        // A purchase's receipt token, kept as its 16 bytes on SQLite: read as the text it is.
+        ValueRef::Blob(v) => Cell::Text(v.iter().map(|b| format!("{b:02x}")).collect()),
+        other => panic!("column {at} is {other:?}: the books read integers, text and tokens"),
     })
 }
 

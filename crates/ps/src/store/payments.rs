@@ -11,13 +11,62 @@ use crate::domain::{
     CallerName, DeviceId, Kind, Owner, Payment, PaymentId, Policy, ServiceId, Status, TradePointId,
 };
 
-const COLUMNS: &str = "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
-    amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, confirm_until_ms, \
-    parameters, checkout_response, mpp_payment_id, verdict, \
-    COALESCE(notify_response, (SELECT f.prefix || CASE WHEN f.with_token = 1 \
-        THEN payments.receipt_token ELSE '' END || f.suffix \
-        FROM notify_forms f WHERE f.id = payments.notify_form)), \
-    finished_at_ms, receipt_token, checkout_at_ms";
+/// The columns [`from_row`] reads, with the receipt token as text written by `$token` (an SQL
+/// expression of the dialect: see [`StoredToken`]).
+macro_rules! columns {
+    ($token:literal) => {
+        concat!(
+            "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
+            amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, \
+            confirm_until_ms, parameters, checkout_response, mpp_payment_id, verdict, \
+            COALESCE(notify_response, (SELECT f.prefix || CASE WHEN f.with_token = 1 THEN ",
+            $token,
+            " ELSE '' END || f.suffix FROM notify_forms f WHERE f.id = payments.notify_form)), \
+            finished_at_ms, ",
+            $token,
+            ", checkout_at_ms"
+        )
+    };
+}
+const COLUMNS_SQLITE: &str = columns!(
+    "CASE WHEN typeof(payments.receipt_token) = 'blob' \
+     THEN lower(hex(payments.receipt_token)) ELSE payments.receipt_token END"
+);
+const COLUMNS_POSTGRES: &str = columns!("payments.receipt_token");
+
+/// A purchase's receipt token as the store keeps it. On SQLite a token of 32 lower-case hex
+/// digits (every token `links::secret_token` makes) is kept as its 16 bytes, in the row and in
+/// the unique index: 32 bytes less per purchase than the text. Any other token, the tokens of
+/// purchases made before (text until their row goes), and every token on PostgreSQL are kept as
+/// text. Reads give the text back either way (`COLUMNS_SQLITE`), and a lookup asks for both
+/// forms ([`Store::payment_by_receipt`]).
+pub(super) enum StoredToken<'t> {
+    Bytes([u8; 16]),
+    Text(&'t str),
+}
+
+impl StoredToken<'_> {
+    pub(super) fn of<'t>(db: Db<'_>, token: &'t str) -> StoredToken<'t> {
+        let mut bytes = [0u8; 16];
+        let lower_hex = token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !db.is_postgres() && lower_hex && hex::decode_to_slice(token, &mut bytes).is_ok() {
+            StoredToken::Bytes(bytes)
+        } else {
+            StoredToken::Text(token)
+        }
+    }
+}
+
+impl super::db::Arg for StoredToken<'_> {
+    fn cell(&self) -> super::db::Cell<'_> {
+        match self {
+            StoredToken::Bytes(bytes) => super::db::Cell::Blob(bytes),
+            StoredToken::Text(text) => super::db::Cell::Text(text),
+        }
+    }
+}
 
 /// A purchase to create; the store assigns its id.
 #[derive(Clone, Debug)]
@@ -138,23 +187,40 @@ impl RawPayment {
     }
 }
 
-/// The purchase `clause` picks (a condition on this file's columns with one placeholder, `?1`).
+/// The purchase `clause` picks (a condition on this file's columns with placeholders for
+/// `values`).
 fn load_where(
     db: Db<'_>,
     clause: &str,
-    value: &dyn super::db::Arg,
+    values: &[&dyn super::db::Arg],
 ) -> StoreResult<Option<Payment>> {
-    let sql = format!("SELECT {COLUMNS} FROM payments WHERE {clause}");
-    let raw = db.query_row(&sql, &[value], from_row)?;
+    let columns = if db.is_postgres() {
+        COLUMNS_POSTGRES
+    } else {
+        COLUMNS_SQLITE
+    };
+    let sql = format!("SELECT {columns} FROM payments WHERE {clause}");
+    let raw = db.query_row(&sql, values, from_row)?;
     raw.map(RawPayment::check).transpose()
 }
 
 pub(super) fn load(db: Db<'_>, id: PaymentId) -> StoreResult<Option<Payment>> {
-    load_where(db, "id = ?1", &id)
+    load_where(db, "id = ?1", args![id])
+}
+
+/// The purchase whose receipt token is `token`, however the store keeps it ([`StoredToken`]).
+fn load_by_receipt(db: Db<'_>, token: &str) -> StoreResult<Option<Payment>> {
+    match StoredToken::of(db, token) {
+        // Kept as bytes now, as text before: one index, two probes.
+        bytes @ StoredToken::Bytes(_) => {
+            load_where(db, "receipt_token IN (?1, ?2)", args![bytes, token])
+        }
+        StoredToken::Text(_) => load_where(db, "receipt_token = ?1", args![token]),
+    }
 }
 
 fn load_by_token(db: Db<'_>, token: &str) -> StoreResult<Option<Payment>> {
-    load_where(db, "qr_token = ?1", &token)
+    load_where(db, "qr_token = ?1", args![token])
 }
 
 pub(super) fn insert(db: Db<'_>, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
@@ -174,7 +240,7 @@ pub(super) fn insert(db: Db<'_>, new: &NewPayment, now: Timestamp) -> StoreResul
             new.amount.map(tiyn_i64).transpose()?,
             ms(now),
             new.expire_at.map(ms),
-            new.receipt_token,
+            StoredToken::of(db, &new.receipt_token),
         ],
     )?;
     load(db, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
@@ -340,7 +406,7 @@ impl Store {
         &self,
         receipt_token: String,
     ) -> StoreResult<Option<Payment>> {
-        self.read_db(move |db| load_where(db, "receipt_token = ?1", &receipt_token))
+        self.read_db(move |db| load_by_receipt(db, &receipt_token))
             .await
     }
 
@@ -451,5 +517,70 @@ mod tests {
         );
         // The two answers with a link share one form: old, link, cancel, "x".
         assert_eq!(count("SELECT COUNT(*) FROM notify_forms"), 4);
+    }
+
+    #[test]
+    fn a_receipt_token_of_32_hex_digits_is_kept_as_16_bytes_and_read_back_as_it_was() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        super::super::migrations::run(&mut conn).expect("migrations");
+        // A purchase from before: its token is kept as text.
+        let before = "0000000000000000000000000000000b";
+        conn.execute(
+            "INSERT INTO payments (id, kind, status, trade_point_id, created_at_ms, receipt_token) \
+             VALUES (11, 'static', 'created', 1, 1000, ?1)",
+            params![before],
+        )
+        .expect("an older purchase");
+        let db = Db::Lite(&conn);
+        let policy = Policy {
+            confirm_window: SignedDuration::from_secs(60),
+            confirm_grace: SignedDuration::from_secs(5),
+        };
+        let stored = |id: PaymentId| -> (String, i64) {
+            conn.query_row(
+                "SELECT typeof(receipt_token), length(receipt_token) FROM payments WHERE id = ?1",
+                params![id.get()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the row")
+        };
+        let token = crate::links::secret_token();
+        let mut p = purchase(db, &token);
+        let answer = format!(r#"{{"linkReceipt":"https://ps/receipt?id={token}"}}"#);
+        p.notify_response = Some(answer.clone());
+        save(db, &p, &policy, None).expect("saved");
+        assert_eq!(stored(p.id), ("blob".to_owned(), 16));
+        let found = load_by_receipt(db, &token)
+            .expect("a read")
+            .expect("found by its token");
+        assert_eq!(found.id, p.id);
+        assert_eq!(found.receipt_token, token);
+        assert_eq!(
+            found.notify_response,
+            Some(answer),
+            "the answer holds the text"
+        );
+
+        let old = load_by_receipt(db, before)
+            .expect("a read")
+            .expect("the older purchase is found by its token too");
+        assert_eq!(old.id, PaymentId::new(11));
+        assert_eq!(old.receipt_token, before);
+        assert_eq!(stored(old.id), ("text".to_owned(), 32));
+
+        // Upper-case hex is not what the PS makes: kept as it is, found as it is.
+        let upper = "0123456789ABCDEF0123456789ABCDEF";
+        let q = purchase(db, upper);
+        assert_eq!(stored(q.id), ("text".to_owned(), 32));
+        let found = load_by_receipt(db, upper).expect("a read").expect("found");
+        assert_eq!((found.id, found.receipt_token.as_str()), (q.id, upper));
+        assert!(
+            load_by_receipt(db, &upper.to_lowercase())
+                .expect("a read")
+                .is_none(),
+            "a token is found only as it was given"
+        );
+        // Not a token the PS made: nothing.
+        assert!(load_by_receipt(db, "nothing").expect("a read").is_none());
     }
 }
