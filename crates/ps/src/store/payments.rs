@@ -40,13 +40,13 @@ const COLUMNS_POSTGRES: &str = columns!("payments.receipt_token");
 /// purchases made before (text until their row goes), and every token on PostgreSQL are kept as
 /// text. Reads give the text back either way (`COLUMNS_SQLITE`), and a lookup asks for both
 /// forms ([`Store::payment_by_receipt`]).
-pub(super) enum StoredToken<'t> {
+enum StoredToken<'t> {
     Bytes([u8; 16]),
     Text(&'t str),
 }
 
 impl StoredToken<'_> {
-    pub(super) fn of<'t>(db: Db<'_>, token: &'t str) -> StoredToken<'t> {
+    fn of<'t>(db: Db<'_>, token: &'t str) -> StoredToken<'t> {
         let mut bytes = [0u8; 16];
         let lower_hex = token
             .bytes()
