@@ -7,10 +7,11 @@
 //! it. When the body does not fit the request type, the error names the parameter (its path, e.g.
 //! `payment.paymentAmount`) and what is wrong with it as a [`Param`].
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -33,32 +34,43 @@ pub enum Keys {
 
 /// Reads a request body into `T` (DECISIONS 44). With [`Keys::AnyCase`], `T`'s fields are named in
 /// lower case and the names in errors are lower case too.
+///
+/// The body is checked in one walk that copies nothing but escaped keys. With [`Keys::Exact`] the
+/// body the walk passed is then read as it was sent; with [`Keys::AnyCase`] the walk writes it
+/// again with its keys lower-cased, and that text is read.
 pub fn read<T: DeserializeOwned>(body: &[u8], keys: Keys) -> Result<T, Param> {
-    let text = normalized(body, keys)?;
-    let mut de = serde_json::Deserializer::from_str(&text);
+    let raw: &RawValue =
+        serde_json::from_slice(body).map_err(|_| Param::body(Problem::MalformedJson))?;
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err(Param::body(Problem::NotObject));
+    }
+    // The walk parses each level's text again, so a body nested thousands deep would cost as
+    // many passes as it has levels before the limit is met; one pass refuses it first.
+    if nesting(text) > BODY_DEPTH_MAX {
+        return Err(Param::body(Problem::TooDeep(BODY_DEPTH_MAX)));
+    }
+    match keys {
+        Keys::Exact => {
+            walk(raw, keys, Path::Root, 0, None)?;
+            deserialize(text)
+        }
+        Keys::AnyCase => {
+            let mut lowered = String::with_capacity(text.len());
+            walk(raw, keys, Path::Root, 0, Some(&mut lowered))?;
+            deserialize(&lowered)
+        }
+    }
+}
+
+/// Reads `T` from a body the walk passed, naming the parameter that does not fit.
+fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, Param> {
+    let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         what_is_wrong(path, &message(e.inner()))
     })
-}
-
-/// The body as one line of JSON, checked: an object, no repeated key at any depth; keys
-/// lower-cased with [`Keys::AnyCase`]; every number and string exactly as sent.
-fn normalized(body: &[u8], keys: Keys) -> Result<String, Param> {
-    let raw: Box<RawValue> =
-        serde_json::from_slice(body).map_err(|_| Param::body(Problem::MalformedJson))?;
-    if !raw.get().starts_with('{') {
-        return Err(Param::body(Problem::NotObject));
-    }
-    // The walk below parses each level's text again, so a body nested thousands deep would cost
-    // as many passes as it has levels before the limit is met; one pass refuses it first.
-    if nesting(raw.get()) > BODY_DEPTH_MAX {
-        return Err(Param::body(Problem::TooDeep(BODY_DEPTH_MAX)));
-    }
-    let mut out = String::with_capacity(body.len());
-    write_checked(&raw, keys, "", 0, &mut out)?;
-    Ok(out)
 }
 
 /// How deep objects and arrays nest in a valid JSON text (brackets inside strings do not count).
@@ -82,14 +94,40 @@ fn nesting(json: &str) -> usize {
     deepest
 }
 
-/// Writes one value; objects and arrays are taken apart and checked member by member, at most
-/// [`BODY_DEPTH_MAX`] levels deep (serde_json reads a raw value of any depth without recursing).
-fn write_checked(
+/// Where a value is in the body, as errors name it (`payment.x[0].a`); built on the stack during
+/// the walk and written out only when an error names it.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Key(Path::Root, key) => f.write_str(key),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// Objects with more members than this find repeats with a hash set; smaller ones compare each
+/// key with those before it.
+const MEMBERS_COMPARED_PAIRWISE: usize = 16;
+
+/// Checks one value: objects and arrays are taken apart member by member, at most
+/// [`BODY_DEPTH_MAX`] levels deep (serde_json reads a raw value of any depth without recursing),
+/// and no object may repeat a key. With `out`, writes the value again with its keys as they are
+/// compared (lower-cased with [`Keys::AnyCase`]) and everything else exactly as sent.
+fn walk(
     raw: &RawValue,
     keys: Keys,
-    path: &str,
+    path: Path<'_>,
     depth: usize,
-    out: &mut String,
+    mut out: Option<&mut String>,
 ) -> Result<(), Param> {
     let text = raw.get();
     let malformed = |_| Param::body(Problem::MalformedJson);
@@ -100,62 +138,102 @@ fn write_checked(
     match text.as_bytes().first() {
         Some(b'{') => {
             let Members(members) = serde_json::from_str(text).map_err(malformed)?;
-            let mut seen = HashSet::with_capacity(members.len());
-            out.push('{');
-            for (i, (sent, value)) in members.iter().enumerate() {
-                let key = match keys {
-                    Keys::Exact => sent.clone(),
-                    Keys::AnyCase => sent.to_lowercase(),
+            let compared: Vec<Cow<'_, str>> = members
+                .iter()
+                .map(|(Key(sent), _)| match keys {
+                    Keys::Exact => Cow::Borrowed(sent.as_ref()),
+                    Keys::AnyCase => Cow::Owned(sent.to_lowercase()),
+                })
+                .collect();
+            let mut seen = (compared.len() > MEMBERS_COMPARED_PAIRWISE)
+                .then(|| HashSet::with_capacity(compared.len()));
+            push(&mut out, "{");
+            for (i, ((Key(sent), value), key)) in members.iter().zip(&compared).enumerate() {
+                let here = Path::Key(&path, sent);
+                let repeated = match &mut seen {
+                    Some(seen) => !seen.insert(key),
+                    None => compared[..i].contains(key),
                 };
-                let name = if path.is_empty() {
-                    sent.clone()
-                } else {
-                    format!("{path}.{sent}")
-                };
-                if !seen.insert(key.clone()) {
-                    return Err(Param::new(name, Problem::Duplicate));
+                if repeated {
+                    return Err(Param::new(here.to_string(), Problem::Duplicate));
                 }
-                if i > 0 {
-                    out.push(',');
+                if let Some(out) = out.as_deref_mut() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    // A string always serializes.
+                    out.push_str(&serde_json::to_string(key).unwrap_or_default());
+                    out.push(':');
                 }
-                // A string always serializes.
-                out.push_str(&serde_json::to_string(&key).unwrap_or_default());
-                out.push(':');
-                write_checked(value, keys, &name, depth + 1, out)?;
+                walk(value, keys, here, depth + 1, out.as_deref_mut())?;
             }
-            out.push('}');
+            push(&mut out, "}");
         }
         Some(b'[') => {
-            let items: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(malformed)?;
-            out.push('[');
+            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(malformed)?;
+            push(&mut out, "[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    push(&mut out, ",");
                 }
-                write_checked(item, keys, &format!("{path}[{i}]"), depth + 1, out)?;
+                walk(
+                    item,
+                    keys,
+                    Path::Index(&path, i),
+                    depth + 1,
+                    out.as_deref_mut(),
+                )?;
             }
-            out.push(']');
+            push(&mut out, "]");
         }
         // A string, number, boolean or null: valid JSON text already, kept as it was sent.
-        _ => out.push_str(text),
+        _ => push(&mut out, text),
     }
     Ok(())
 }
 
-/// The members of one object in the order sent, repeats included (a map would drop them).
-struct Members(Vec<(String, Box<RawValue>)>);
+fn push(out: &mut Option<&mut String>, text: &str) {
+    if let Some(out) = out {
+        out.push_str(text);
+    }
+}
 
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members, D::Error> {
+/// An object's key as sent: borrowed from the body unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The members of one object in the order sent, repeats included (a map would drop them).
+struct Members<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'de>, D::Error> {
         struct MembersVisitor;
         impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members;
+            type Value = Members<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<String, Box<RawValue>>()? {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(member) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     members.push(member);
                 }
                 Ok(Members(members))
@@ -288,6 +366,23 @@ mod tests {
         assert_eq!(
             read::<Lower>(br#"{"Amount":1,"amount":100000}"#, Keys::AnyCase).err(),
             Some(Param::new("amount", Problem::Duplicate))
+        );
+    }
+
+    #[test]
+    fn finds_a_repeat_among_many_keys() {
+        let many = |last: &str| {
+            let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!(r#"{{"wide":{{{},"{last}":0}}}}"#, keys.join(","))
+        };
+        assert!(read::<serde_json::Value>(many("k40").as_bytes(), Keys::Exact).is_ok());
+        assert_eq!(
+            read::<serde_json::Value>(many("k7").as_bytes(), Keys::Exact).err(),
+            Some(Param::new("wide.k7", Problem::Duplicate))
+        );
+        assert_eq!(
+            read::<serde_json::Value>(many("K7").as_bytes(), Keys::AnyCase).err(),
+            Some(Param::new("wide.K7", Problem::Duplicate))
         );
     }
 
