@@ -28,17 +28,42 @@ macro_rules! columns {
         )
     };
 }
-const COLUMNS_SQLITE: &str = columns!(
-    "CASE WHEN typeof(payments.receipt_token) = 'blob' \
-     THEN lower(hex(payments.receipt_token)) ELSE payments.receipt_token END"
-);
-const COLUMNS_POSTGRES: &str = columns!("payments.receipt_token");
+/// The `SELECT` of a purchase's columns where `$clause` holds, for each backend; SQLite's gives a
+/// receipt token kept as bytes back as its text ([`StoredToken`]). Whole statements known when
+/// the PS is built, so a load writes no SQL and the statement cache hashes a constant.
+macro_rules! select_where {
+    ($clause:literal) => {
+        Select {
+            sqlite: concat!(
+                "SELECT ",
+                columns!(
+                    "CASE WHEN typeof(payments.receipt_token) = 'blob' \
+                     THEN lower(hex(payments.receipt_token)) ELSE payments.receipt_token END"
+                ),
+                " FROM payments WHERE ",
+                $clause
+            ),
+            postgres: concat!(
+                "SELECT ",
+                columns!("payments.receipt_token"),
+                " FROM payments WHERE ",
+                $clause
+            ),
+        }
+    };
+}
+
+/// One load's statement on each backend ([`select_where!`]).
+struct Select {
+    sqlite: &'static str,
+    postgres: &'static str,
+}
 
 /// A purchase's receipt token as the store keeps it. On SQLite a token of 32 lower-case hex
 /// digits (every token `links::secret_token` makes) is kept as its 16 bytes, in the row and in
 /// the unique index: 32 bytes less per purchase than the text. Any other token, the tokens of
 /// purchases made before (text until their row goes), and every token on PostgreSQL are kept as
-/// text. Reads give the text back either way (`COLUMNS_SQLITE`), and a lookup asks for both
+/// text. Reads give the text back either way ([`select_where!`]), and a lookup asks for both
 /// forms ([`Store::payment_by_receipt`]).
 enum StoredToken<'t> {
     Bytes([u8; 16]),
@@ -187,40 +212,40 @@ impl RawPayment {
     }
 }
 
-/// The purchase `clause` picks (a condition on this file's columns with placeholders for
-/// `values`).
+/// The purchase `select` picks, with `values` for its placeholders.
 fn load_where(
     db: Db<'_>,
-    clause: &str,
+    select: Select,
     values: &[&dyn super::db::Arg],
 ) -> StoreResult<Option<Payment>> {
-    let columns = if db.is_postgres() {
-        COLUMNS_POSTGRES
+    let sql = if db.is_postgres() {
+        select.postgres
     } else {
-        COLUMNS_SQLITE
+        select.sqlite
     };
-    let sql = format!("SELECT {columns} FROM payments WHERE {clause}");
-    let raw = db.query_row(&sql, values, from_row)?;
+    let raw = db.query_row(sql, values, from_row)?;
     raw.map(RawPayment::check).transpose()
 }
 
 pub(super) fn load(db: Db<'_>, id: PaymentId) -> StoreResult<Option<Payment>> {
-    load_where(db, "id = ?1", args![id])
+    load_where(db, select_where!("id = ?1"), args![id])
 }
 
 /// The purchase whose receipt token is `token`, however the store keeps it ([`StoredToken`]).
 fn load_by_receipt(db: Db<'_>, token: &str) -> StoreResult<Option<Payment>> {
     match StoredToken::of(db, token) {
         // Kept as bytes now, as text before: one index, two probes.
-        bytes @ StoredToken::Bytes(_) => {
-            load_where(db, "receipt_token IN (?1, ?2)", args![bytes, token])
-        }
-        StoredToken::Text(_) => load_where(db, "receipt_token = ?1", args![token]),
+        bytes @ StoredToken::Bytes(_) => load_where(
+            db,
+            select_where!("receipt_token IN (?1, ?2)"),
+            args![bytes, token],
+        ),
+        StoredToken::Text(_) => load_where(db, select_where!("receipt_token = ?1"), args![token]),
     }
 }
 
 fn load_by_token(db: Db<'_>, token: &str) -> StoreResult<Option<Payment>> {
-    load_where(db, "qr_token = ?1", args![token])
+    load_where(db, select_where!("qr_token = ?1"), args![token])
 }
 
 pub(super) fn insert(db: Db<'_>, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
