@@ -6,6 +6,7 @@
 //! - `tolem mpp`: the reference MPP; `tolem wallet …`: its customer on the command line.
 //! - `tolem ipsec`: the strongSwan configuration of the IPSec link to each MPP, both sides.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,9 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: a log file or journal gets plain text, and
+        // each request's span is written without the escape codes around every field name.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli) {

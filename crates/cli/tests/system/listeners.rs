@@ -175,12 +175,17 @@ impl Served {
         assert!(status.success(), "SIGHUP sent");
     }
 
-    /// Waits until the PS's log holds a line with every one of `words`.
+    /// Waits until the PS's log holds a line with every one of `words`; a log that is not a
+    /// terminal is plain text, without colour codes.
     async fn logged(&self, words: &[&str]) {
         let found = async {
             loop {
                 let log = self.stderr.lock().expect("lock").clone();
                 if log.lines().any(|l| words.iter().all(|w| l.contains(w))) {
+                    assert!(
+                        !log.contains('\u{1b}'),
+                        "colour codes in a piped log: {log}"
+                    );
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
