@@ -58,8 +58,9 @@ pub async fn notify(
     let now = app.clock.now();
     let policy = app.policy;
     app.store
-        .transaction(move |tx| {
-            let Some(mut payment) = tx.payment(id)? else {
+        // The decision reads and changes this purchase alone, which the load locks.
+        .locking_transaction(move |tx| {
+            let Some(mut payment) = tx.payment_to_change(id)? else {
                 return Ok(Err(MppError::code(ResultCode::OrderNotExist)));
             };
             let state = check.state(payment.trade_point_id);

@@ -87,8 +87,9 @@ async fn scan_token(
     let check = app.merchant_check();
     let policy = app.policy;
     app.store
-        .transaction(move |tx| {
-            let Some(mut payment) = tx.payment_by_token(&token)? else {
+        // The scan reads and changes this purchase alone, which the load locks.
+        .locking_transaction(move |tx| {
+            let Some(mut payment) = tx.payment_by_token_to_change(&token)? else {
                 return Ok(None);
             };
             if let Err(code) = check.state(payment.trade_point_id).check() {

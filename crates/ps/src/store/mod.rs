@@ -231,9 +231,12 @@ impl Store {
         }
     }
 
-    /// A transaction whose statements lock the rows they change themselves (an outbox claim:
-    /// `FOR UPDATE SKIP LOCKED`): as [`Store::transaction`], but on PostgreSQL at READ COMMITTED,
-    /// so that nodes claiming different rows at once do not make each other run again.
+    /// A transaction whose statements lock the rows they change themselves: an outbox claim
+    /// (`FOR UPDATE SKIP LOCKED`), or a use case that decides on one purchase alone and loads it
+    /// locked (`Tx::payment_to_change`: scan and notifyPayment). As [`Store::transaction`], but on
+    /// PostgreSQL at READ COMMITTED, so that transactions of different rows at once do not make
+    /// each other run again: at SERIALIZABLE, PostgreSQL's predicate locks cover a whole index
+    /// page, and purchases made close together share their pages (docs/benchmarks.md).
     pub async fn locking_transaction<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,

@@ -12,26 +12,54 @@ use crate::domain::{
 };
 
 /// The columns [`from_row`] reads, with the receipt token as text written by `$token` (an SQL
-/// expression of the dialect: see [`StoredToken`]).
+/// expression of the dialect: see [`StoredToken`]). The notifyPayment answer is rebuilt from its
+/// form in the same statement; with `form_apart`, the form's id comes last instead and
+/// [`load_where`] reads the form in a statement of its own.
 macro_rules! columns {
     ($token:literal) => {
+        columns!(@list concat!(
+            "COALESCE(notify_response, (SELECT f.prefix || CASE WHEN f.with_token = 1 THEN ",
+            $token,
+            " ELSE '' END || f.suffix FROM notify_forms f WHERE f.id = payments.notify_form))"
+        ), $token, "")
+    };
+    ($token:literal, form_apart) => {
+        columns!(@list "notify_response", $token, ", notify_form")
+    };
+    (@list $notify:expr, $token:literal, $tail:literal) => {
         concat!(
             "id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
             amount_tiyn, created_at_ms, expire_at_ms, mpp, customer_id, scanned_at_ms, \
-            confirm_until_ms, parameters, checkout_response, mpp_payment_id, verdict, \
-            COALESCE(notify_response, (SELECT f.prefix || CASE WHEN f.with_token = 1 THEN ",
+            confirm_until_ms, parameters, checkout_response, mpp_payment_id, verdict, ",
+            $notify,
+            ", finished_at_ms, ",
             $token,
-            " ELSE '' END || f.suffix FROM notify_forms f WHERE f.id = payments.notify_form)), \
-            finished_at_ms, ",
-            $token,
-            ", checkout_at_ms"
+            ", checkout_at_ms",
+            $tail
         )
     };
 }
 /// The `SELECT` of a purchase's columns where `$clause` holds, for each backend; SQLite's gives a
 /// receipt token kept as bytes back as its text ([`StoredToken`]). Whole statements known when
-/// the PS is built, so a load writes no SQL and the statement cache hashes a constant.
+/// the PS is built, so a load writes no SQL and the statement cache hashes a constant. With
+/// `to_change`, PostgreSQL's locks the row until the transaction ends (`FOR UPDATE`) and reads
+/// the answer's form apart: a statement that waited for the lock reads the row as the
+/// transaction before it left it, but other tables as they were when the statement began, which
+/// need not hold the form that transaction made. SQLite's one writer needs no lock.
 macro_rules! select_where {
+    ($clause:literal, to_change) => {
+        Select {
+            sqlite: select_where!($clause).sqlite,
+            postgres: concat!(
+                "SELECT ",
+                columns!("payments.receipt_token", form_apart),
+                " FROM payments WHERE ",
+                $clause,
+                " FOR UPDATE"
+            ),
+            form_apart_on_postgres: true,
+        }
+    };
     ($clause:literal) => {
         Select {
             sqlite: concat!(
@@ -49,6 +77,7 @@ macro_rules! select_where {
                 " FROM payments WHERE ",
                 $clause
             ),
+            form_apart_on_postgres: false,
         }
     };
 }
@@ -57,6 +86,8 @@ macro_rules! select_where {
 struct Select {
     sqlite: &'static str,
     postgres: &'static str,
+    /// Whether PostgreSQL's statement gives the answer's form id last, to be read apart.
+    form_apart_on_postgres: bool,
 }
 
 /// A purchase's receipt token as the store keeps it. On SQLite a token of 32 lower-case hex
@@ -218,13 +249,29 @@ fn load_where(
     select: Select,
     values: &[&dyn super::db::Arg],
 ) -> StoreResult<Option<Payment>> {
-    let sql = if db.is_postgres() {
-        select.postgres
-    } else {
-        select.sqlite
+    if !db.is_postgres() {
+        let raw = db.query_row(select.sqlite, values, from_row)?;
+        return raw.map(RawPayment::check).transpose();
+    }
+    if !select.form_apart_on_postgres {
+        let raw = db.query_row(select.postgres, values, from_row)?;
+        return raw.map(RawPayment::check).transpose();
+    }
+    let Some((mut raw, form)) = db.query_row(select.postgres, values, |row| {
+        Ok((from_row(row)?, row.get::<Option<i64>>(23)?))
+    })?
+    else {
+        return Ok(None);
     };
-    let raw = db.query_row(sql, values, from_row)?;
-    raw.map(RawPayment::check).transpose()
+    if let (None, Some(form)) = (&raw.notify_response, form) {
+        raw.notify_response = db.query_row(
+            "SELECT prefix || CASE WHEN with_token = 1 THEN ?2 ELSE '' END || suffix \
+             FROM notify_forms WHERE id = ?1",
+            args![form, raw.receipt_token],
+            |r| r.get::<String>(0),
+        )?;
+    }
+    raw.check().map(Some)
 }
 
 pub(super) fn load(db: Db<'_>, id: PaymentId) -> StoreResult<Option<Payment>> {
@@ -393,9 +440,22 @@ impl super::Tx<'_> {
         load(self.db, id)
     }
 
-    /// The purchase of a Dynamic QR or link token, if there is one.
-    pub(crate) fn payment_by_token(&self, token: &str) -> StoreResult<Option<Payment>> {
-        load_by_token(self.db, token)
+    /// [`Self::payment`] for a use case that decides on this purchase alone and changes it: on
+    /// PostgreSQL its row stays locked until the transaction ends, so the use case may run at
+    /// READ COMMITTED ([`super::Store::locking_transaction`]): a concurrent change of the same
+    /// purchase waits for it, and then reads what it committed.
+    pub(crate) fn payment_to_change(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        load_where(self.db, select_where!("id = ?1", to_change), args![id])
+    }
+
+    /// The purchase of a Dynamic QR or link token, if there is one, locked as
+    /// [`Self::payment_to_change`] locks it.
+    pub(crate) fn payment_by_token_to_change(&self, token: &str) -> StoreResult<Option<Payment>> {
+        load_where(
+            self.db,
+            select_where!("qr_token = ?1", to_change),
+            args![token],
+        )
     }
 
     /// Creates a purchase (`created`, with an id from the operations' counter) and returns it.
