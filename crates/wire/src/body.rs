@@ -35,7 +35,8 @@ pub enum Keys {
 /// Reads a request body into `T` (DECISIONS 44). With [`Keys::AnyCase`], `T`'s fields are named in
 /// lower case and the names in errors are lower case too.
 ///
-/// The body is checked in one walk that copies nothing but escaped keys. With [`Keys::Exact`] the
+/// The body is checked in one walk that borrows its keys and members from the body (an escaped
+/// key is the only text it copies). With [`Keys::Exact`] the
 /// body the walk passed is then read as it was sent; with [`Keys::AnyCase`] the walk writes it
 /// again with its keys lower-cased, and that text is read.
 pub fn read<T: DeserializeOwned>(body: &[u8], keys: Keys) -> Result<T, Param> {
@@ -334,6 +335,13 @@ mod tests {
             ("{} {}", Problem::MalformedJson),
         ] {
             assert_eq!(read_exact(body).err(), Some(Param::body(problem)), "{body}");
+        }
+        // Bytes that are not UTF-8, in a value or in a key.
+        for body in [&b"{\"note\":\"\xff\"}"[..], b"{\"\xc3\":1}"] {
+            assert_eq!(
+                read::<serde_json::Value>(body, Keys::Exact).err(),
+                Some(Param::body(Problem::MalformedJson))
+            );
         }
     }
 
