@@ -249,12 +249,14 @@ fn load_where(
     select: Select,
     values: &[&dyn super::db::Arg],
 ) -> StoreResult<Option<Payment>> {
-    if !db.is_postgres() {
-        let raw = db.query_row(select.sqlite, values, from_row)?;
-        return raw.map(RawPayment::check).transpose();
-    }
-    if !select.form_apart_on_postgres {
-        let raw = db.query_row(select.postgres, values, from_row)?;
+    let postgres = db.is_postgres();
+    if !(postgres && select.form_apart_on_postgres) {
+        let sql = if postgres {
+            select.postgres
+        } else {
+            select.sqlite
+        };
+        let raw = db.query_row(sql, values, from_row)?;
         return raw.map(RawPayment::check).transpose();
     }
     let Some((mut raw, form)) = db.query_row(select.postgres, values, |row| {
