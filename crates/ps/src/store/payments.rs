@@ -670,4 +670,112 @@ mod tests {
         // Not a token the PS made: nothing.
         assert!(load_by_receipt(db, "nothing").expect("a read").is_none());
     }
+
+    /// On PostgreSQL at READ COMMITTED a load that waited for the purchase's row lock reads the
+    /// row as its holder left it, but a join in the same statement would read the other table
+    /// as it was when the statement began: the notifyPayment answer of a form the holder made
+    /// would come back empty, and a repeat would get a different body. The form is read in a
+    /// statement of its own (`form_apart`); here the second load waits for the lock for sure
+    /// (seen in `pg_stat_activity`) before the first commits.
+    #[test]
+    fn on_postgres_a_load_that_waited_for_the_lock_reads_the_form_its_holder_made() {
+        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+        use std::time::Duration;
+
+        let test = "on_postgres_a_load_that_waited_for_the_lock_reads_the_form_its_holder_made";
+        let Some(admin) = admin_url(test) else {
+            return;
+        };
+        let database = TestDatabase::create(&admin, "lockwait");
+        let limits = super::super::StoreLimits {
+            write_queue_max: 10,
+            write_batch_max: 10,
+            read_connections: 1,
+            database_connections: 4,
+            write_wait_ms: 20_000,
+        };
+        let store = Store::open(std::path::Path::new(&database.url()), &limits).expect("opens");
+        let watcher = database.pg();
+        let policy = Policy {
+            confirm_window: SignedDuration::from_secs(60),
+            confirm_grace: SignedDuration::from_secs(5),
+        };
+        // An answer of a form no purchase has yet.
+        let answer = r#"{"linkReceipt":"https://ps/receipt?id=a1b2","form":"new"}"#.to_owned();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let seen = runtime.block_on(async {
+            let id = store
+                .transaction(|tx| Ok(purchase(tx.db, "a1b2").id))
+                .await
+                .expect("a purchase");
+            // The holder locks the purchase, writes the answer (and its new form), and waits.
+            let (locked, mut is_locked) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let holder = {
+                let (store, answer) = (store.clone(), answer.clone());
+                tokio::spawn(async move {
+                    store
+                        .locking_transaction(move |tx| {
+                            let mut p = tx.payment_to_change(id)?.expect("the purchase");
+                            p.notify_response = Some(answer.clone());
+                            tx.save_payment(&p, &policy)?;
+                            let _ = locked.send(());
+                            let _ = released.recv_timeout(Duration::from_secs(15));
+                            Ok(())
+                        })
+                        .await
+                })
+            };
+            is_locked.recv().await.expect("the holder has the lock");
+            // The waiter asks for the same lock ...
+            let waiter = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .locking_transaction(move |tx| {
+                            Ok(tx
+                                .payment_to_change(id)?
+                                .expect("the purchase")
+                                .notify_response)
+                        })
+                        .await
+                })
+            };
+            // ... and is seen waiting for it before the holder commits.
+            let waiting = tokio::task::spawn_blocking(move || {
+                let mut waiting = 0;
+                for _ in 0..1_000 {
+                    waiting = Db::Pg(&watcher)
+                        .query_row(
+                            "SELECT COUNT(*) FROM pg_stat_activity \
+                             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                            args![],
+                            |r| r.get::<i64>(0),
+                        )
+                        .expect("pg_stat_activity")
+                        .unwrap_or(0);
+                    if waiting > 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                waiting
+            })
+            .await
+            .expect("watched");
+            assert_eq!(waiting, 1, "the second load waits for the lock");
+            release.send(()).expect("the holder waits");
+            holder.await.expect("joined").expect("the holder commits");
+            waiter.await.expect("joined").expect("the waiter commits")
+        });
+        drop(store);
+        assert_eq!(
+            seen,
+            Some(answer),
+            "the answer its holder left, byte for byte"
+        );
+    }
 }
