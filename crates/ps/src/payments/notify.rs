@@ -60,6 +60,9 @@ pub async fn notify(
     app.store
         // The decision reads and changes this purchase alone, which the load locks.
         .locking_transaction(move |tx| {
+            // A notify that confirms the purchase fixes the commission of the caller, who must
+            // be the purchase's MPP: that read goes out with the purchase's load.
+            tx.prefetch_commission_rates(&cmd.owner.mpp)?;
             let Some(mut payment) = tx.payment_to_change(id)? else {
                 return Ok(Err(MppError::code(ResultCode::OrderNotExist)));
             };

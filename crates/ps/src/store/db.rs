@@ -38,7 +38,36 @@ pub(crate) struct PgConn {
     statements: RefCell<HashMap<String, tokio_postgres::Statement>>,
     /// A `BEGIN …` not sent yet: it goes out with the transaction's first statement.
     begin: StdCell<Option<&'static str>>,
+    /// A write not sent yet ([`Db::execute_pipelined`]): it goes out with the next statement or
+    /// the `COMMIT`, in the same write.
+    pipelined: RefCell<Option<Pipelined>>,
+    /// A read to send with the next statement ([`Db::prefetch`]) and, once sent, its rows.
+    prefetch: RefCell<Option<Prefetch>>,
+    /// Ids found by [`Db::lookup_kept`] that a committed transaction saw: they never change.
+    kept: RefCell<HashMap<Lookup, i64>>,
+    /// Ids found by [`Db::lookup_kept`] in the transaction still open: kept once it commits.
+    kept_pending: RefCell<Vec<(Lookup, i64)>>,
 }
+
+/// A write whose answer nobody waits for, to be sent with what follows it.
+struct Pipelined {
+    statement: tokio_postgres::Statement,
+    params: Vec<OwnedCell>,
+}
+
+/// A read asked for ahead of its use, and its rows once it has been sent.
+struct Prefetch {
+    key: Lookup,
+    statement: tokio_postgres::Statement,
+    rows: Option<Vec<tokio_postgres::Row>>,
+}
+
+/// A lookup's SQL and arguments, as [`PgConn::kept`] remembers them.
+type Lookup = (String, Vec<OwnedCell>);
+
+/// Lookups one connection remembers before it forgets them all (the store's are a few dozen
+/// notifyPayment answer forms).
+const KEPT_MAX: usize = 1_000;
 
 /// Prepared statements one PostgreSQL connection keeps before it forgets them all; the SQL of
 /// the store is a few hundred fixed texts, dynamic IN lists aside.
@@ -85,6 +114,10 @@ impl PgConn {
             client,
             statements: RefCell::new(HashMap::new()),
             begin: StdCell::new(None),
+            pipelined: RefCell::new(None),
+            prefetch: RefCell::new(None),
+            kept: RefCell::new(HashMap::new()),
+            kept_pending: RefCell::new(Vec::new()),
         })
     }
 
@@ -102,15 +135,80 @@ impl PgConn {
         self.begin.set(Some(begin));
     }
 
-    /// Runs statements without arguments (the simple protocol), after a pending `BEGIN`.
+    /// Runs statements without arguments (the simple protocol), after a pending `BEGIN` and
+    /// write. `COMMIT` and `ROLLBACK` are [`Self::commit`] and [`Self::rollback`].
     pub(crate) fn batch(&self, sql: &str) -> StoreResult<()> {
-        match self.begin.take() {
-            Some(_) if sql == "COMMIT" || sql == "ROLLBACK" => Ok(()),
-            Some(begin) => Ok(self
-                .runtime
-                .block_on(self.client.batch_execute(&format!("{begin}; {sql}")))?),
-            None => Ok(self.runtime.block_on(self.client.batch_execute(sql))?),
+        match sql {
+            "COMMIT" => self.commit(),
+            "ROLLBACK" => self.rollback(),
+            _ => self.after_pending(self.client.batch_execute(sql)),
         }
+    }
+
+    /// Commits the transaction [`Self::begin`] started: its pending write and the `COMMIT` go
+    /// out in one write. A transaction that sent nothing sends nothing. If the pending write
+    /// fails, PostgreSQL ends the transaction at the `COMMIT` without keeping anything, and the
+    /// write's error is returned.
+    pub(crate) fn commit(&self) -> StoreResult<()> {
+        if self.begin.get().is_some() && self.pipelined.borrow().is_none() {
+            self.begin.set(None);
+            self.prefetch.borrow_mut().take();
+            self.kept_pending.borrow_mut().clear();
+            return Ok(());
+        }
+        let committed = self.after_pending(self.client.batch_execute("COMMIT"));
+        self.prefetch.borrow_mut().take();
+        let found = std::mem::take(&mut *self.kept_pending.borrow_mut());
+        if committed.is_ok() {
+            let mut kept = self.kept.borrow_mut();
+            if kept.len() + found.len() > KEPT_MAX {
+                kept.clear();
+            }
+            kept.extend(found);
+        }
+        committed
+    }
+
+    /// Rolls the transaction back; a pending `BEGIN` or write is never sent.
+    pub(crate) fn rollback(&self) -> StoreResult<()> {
+        self.pipelined.borrow_mut().take();
+        self.prefetch.borrow_mut().take();
+        self.kept_pending.borrow_mut().clear();
+        match self.begin.take() {
+            Some(_) => Ok(()),
+            None => Ok(self
+                .runtime
+                .block_on(self.client.batch_execute("ROLLBACK"))?),
+        }
+    }
+
+    /// Sends a pending write on its own and waits for it (at the end of work outside a
+    /// transaction, where no statement or `COMMIT` follows to carry it).
+    pub(crate) fn flush(&self) -> StoreResult<()> {
+        if self.pipelined.borrow().is_none() {
+            return Ok(());
+        }
+        self.after_pending(async { Ok(()) })
+    }
+
+    /// Ends work outside a transaction (autocommit): sends a pending write, and remembers the
+    /// ids [`Db::lookup_kept`] found, which were committed when read.
+    pub(crate) fn end_autocommit(&self) -> StoreResult<()> {
+        self.flush()?;
+        self.prefetch.borrow_mut().take();
+        let found = std::mem::take(&mut *self.kept_pending.borrow_mut());
+        let mut kept = self.kept.borrow_mut();
+        if kept.len() + found.len() > KEPT_MAX {
+            kept.clear();
+        }
+        kept.extend(found);
+        Ok(())
+    }
+
+    /// Whether a write is still waiting to be sent (a use of the connection that forgot to
+    /// commit, roll back or flush).
+    pub(crate) fn has_pending_write(&self) -> bool {
+        self.pipelined.borrow().is_some()
     }
 
     fn statement(&self, sql: &str) -> StoreResult<tokio_postgres::Statement> {
@@ -134,7 +232,7 @@ impl PgConn {
         statement: &tokio_postgres::Statement,
         params: &[&(dyn PgToSql + Sync)],
     ) -> StoreResult<Vec<tokio_postgres::Row>> {
-        self.after_begin(self.client.query(statement, params))
+        self.after_pending(self.client.query(statement, params))
     }
 
     /// The number of rows a prepared statement changed, after a pending `BEGIN`.
@@ -143,23 +241,113 @@ impl PgConn {
         statement: &tokio_postgres::Statement,
         params: &[&(dyn PgToSql + Sync)],
     ) -> StoreResult<u64> {
-        self.after_begin(self.client.execute(statement, params))
+        self.after_pending(self.client.execute(statement, params))
     }
 
-    /// Runs `statement` (not polled yet), preceded by a pending `BEGIN` sent in the same write:
-    /// the `BEGIN` is polled first, so its message goes out first.
-    fn after_begin<T>(
+    /// Keeps a write to send with whatever this connection sends next (a statement, the
+    /// `COMMIT`), after sending a write kept before it.
+    fn pipeline(
+        &self,
+        statement: tokio_postgres::Statement,
+        params: Vec<OwnedCell>,
+    ) -> StoreResult<()> {
+        if self.pipelined.borrow().is_some() {
+            self.flush()?;
+        }
+        *self.pipelined.borrow_mut() = Some(Pipelined { statement, params });
+        Ok(())
+    }
+
+    /// Runs `statement` (not polled yet), preceded by a pending `BEGIN` and a pending write, all
+    /// in the same write to the server: `join!(biased; …)` polls them in order, and each sends
+    /// its message when first polled. The first error in that order is the one returned: a
+    /// statement after a failed one fails only because the transaction was aborted.
+    fn after_pending<T>(
         &self,
         statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> StoreResult<T> {
-        let Some(begin) = self.begin.take() else {
+        let begin = self.begin.take();
+        let pipelined = self.pipelined.borrow_mut().take();
+        let mut prefetch = self.prefetch.borrow_mut();
+        let read = prefetch.as_ref().filter(|p| p.rows.is_none());
+        if begin.is_none() && pipelined.is_none() && read.is_none() {
+            drop(prefetch);
             return Ok(self.runtime.block_on(statement)?);
-        };
-        let (begun, done) = self
-            .runtime
-            .block_on(async { tokio::join!(biased; self.client.batch_execute(begin), statement) });
+        }
+        let write = pipelined
+            .as_ref()
+            .map(|w| (&w.statement, pg_params(&w.params)));
+        let read = read.map(|p| (&p.statement, pg_params(&p.key.1)));
+        let (begun, wrote, prefetched, done) = self.runtime.block_on(async {
+            tokio::join!(
+                biased;
+                async {
+                    match begin {
+                        Some(begin) => self.client.batch_execute(begin).await,
+                        None => Ok(()),
+                    }
+                },
+                async {
+                    match &write {
+                        Some((statement, params)) => {
+                            self.client.execute(*statement, params).await.map(drop)
+                        }
+                        None => Ok(()),
+                    }
+                },
+                async {
+                    match &read {
+                        Some((statement, params)) => {
+                            self.client.query(*statement, params).await.map(Some)
+                        }
+                        None => Ok(None),
+                    }
+                },
+                statement
+            )
+        });
         begun?;
+        wrote?;
+        match prefetched {
+            Ok(Some(rows)) => {
+                if let Some(p) = prefetch.as_mut() {
+                    p.rows = Some(rows);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                prefetch.take();
+                return Err(e.into());
+            }
+        }
         Ok(done?)
+    }
+
+    /// Keeps a read to send with the next statement; its rows are kept for the
+    /// [`Db::query_row`] that asks the same (one read ahead at a time; a second replaces the
+    /// first).
+    fn prefetch(&self, statement: tokio_postgres::Statement, key: Lookup) {
+        *self.prefetch.borrow_mut() = Some(Prefetch {
+            key,
+            statement,
+            rows: None,
+        });
+    }
+
+    /// The rows of a read asked for ahead with this SQL and these arguments, once it was sent.
+    fn prefetched(&self, sql: &str, cells: &[Cell<'_>]) -> Option<Vec<tokio_postgres::Row>> {
+        let mut prefetch = self.prefetch.borrow_mut();
+        let matches = prefetch.as_ref().is_some_and(|p| {
+            p.rows.is_some()
+                && p.key.0 == sql
+                && p.key.1.len() == cells.len()
+                && p.key.1.iter().zip(cells).all(|(a, b)| a.cell() == *b)
+        });
+        if matches {
+            prefetch.take().and_then(|p| p.rows)
+        } else {
+            None
+        }
     }
 }
 
@@ -195,12 +383,41 @@ fn dollar_placeholders(sql: &str) -> String {
 }
 
 /// A value bound to a placeholder.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Cell<'a> {
     Null,
     Int(i64),
     Text(&'a str),
     Blob(&'a [u8]),
+}
+
+/// A [`Cell`] that owns its text or bytes (a write kept to be sent later, a lookup remembered).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum OwnedCell {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl OwnedCell {
+    fn of(cell: Cell<'_>) -> OwnedCell {
+        match cell {
+            Cell::Null => OwnedCell::Null,
+            Cell::Int(v) => OwnedCell::Int(v),
+            Cell::Text(s) => OwnedCell::Text(s.to_owned()),
+            Cell::Blob(b) => OwnedCell::Blob(b.to_vec()),
+        }
+    }
+
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            OwnedCell::Null => Cell::Null,
+            OwnedCell::Int(v) => Cell::Int(*v),
+            OwnedCell::Text(s) => Cell::Text(s),
+            OwnedCell::Blob(b) => Cell::Blob(b),
+        }
+    }
 }
 
 /// What can be bound to a placeholder.
@@ -345,6 +562,22 @@ impl PgToSql for Cell<'_> {
             Cell::Text(s) => s.to_sql(ty, out),
             Cell::Blob(b) => b.to_sql(ty, out),
         }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl PgToSql for OwnedCell {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        self.cell().to_sql(ty, out)
     }
 
     fn accepts(_: &Type) -> bool {
@@ -507,6 +740,61 @@ impl<'c> Db<'c> {
         }
     }
 
+    /// Runs a write whose row count the caller does not need. On PostgreSQL it is sent with
+    /// the connection's next statement or with the `COMMIT`, in one write instead of a round
+    /// trip of its own, and an error it meets is returned by that statement or the commit
+    /// (which then keeps nothing). On SQLite it runs at once.
+    pub(crate) fn execute_pipelined(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<()> {
+        match self {
+            Db::Lite(_) => self.execute(sql, args).map(drop),
+            Db::Pg(pg) => {
+                let statement = pg.statement(sql)?;
+                let params = args.iter().map(|a| OwnedCell::of(a.cell())).collect();
+                pg.pipeline(statement, params)
+            }
+        }
+    }
+
+    /// Asks for a read that a later [`Self::query_row`] of the same SQL and arguments in this
+    /// transaction will make: on PostgreSQL it is sent with the next statement, in one write,
+    /// and that `query_row` takes its rows instead of a round trip of its own. It reads what was
+    /// committed when it was sent (READ COMMITTED), a moment earlier than the later read would.
+    /// On SQLite, in the same process, nothing is done ahead.
+    pub(crate) fn prefetch(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<()> {
+        if let Db::Pg(pg) = self {
+            let statement = pg.statement(sql)?;
+            let key = (
+                sql.to_owned(),
+                args.iter().map(|a| OwnedCell::of(a.cell())).collect(),
+            );
+            pg.prefetch(statement, key);
+        }
+        Ok(())
+    }
+
+    /// The id in column 0 of a query's first row, for a row that never changes or goes away
+    /// once committed (a notifyPayment answer's form). A PostgreSQL connection remembers what
+    /// it found once the transaction that found it commits, and asks the server only for what
+    /// it has not found before; an id found inside a transaction that rolls back is forgotten
+    /// (that transaction may have inserted it). SQLite, in the same process, is always asked.
+    pub(crate) fn lookup_kept(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<Option<i64>> {
+        let Db::Pg(pg) = self else {
+            return self.query_row(sql, args, |r| r.get::<i64>(0));
+        };
+        let key = (
+            sql.to_owned(),
+            args.iter().map(|a| OwnedCell::of(a.cell())).collect(),
+        );
+        if let Some(id) = pg.kept.borrow().get(&key) {
+            return Ok(Some(*id));
+        }
+        let found = self.query_row(sql, args, |r| r.get::<i64>(0))?;
+        if let Some(id) = found {
+            pg.kept_pending.borrow_mut().push((key, id));
+        }
+        Ok(found)
+    }
+
     /// The first row of a query, if any, read by `f`.
     pub(crate) fn query_row<T>(
         &self,
@@ -525,10 +813,12 @@ impl<'c> Db<'c> {
                 }
             }
             Db::Pg(pg) => {
-                let statement = pg.statement(sql)?;
-                let params = pg_params(&cells);
+                let rows = match pg.prefetched(sql, &cells) {
+                    Some(rows) => rows,
+                    None => pg.query(&pg.statement(sql)?, &pg_params(&cells))?,
+                };
                 // More than one row is not an error, as with SQLite: the first is taken.
-                let row = pg.query(&statement, &params)?.into_iter().next();
+                let row = rows.into_iter().next();
                 row.map(|row| f(&Row::Pg(&row))).transpose()
             }
         }
@@ -570,12 +860,13 @@ impl<'c> Db<'c> {
     }
 }
 
-fn pg_params<'a>(cells: &'a [Cell<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
+fn pg_params<C: PgToSql + Sync>(cells: &[C]) -> Vec<&(dyn PgToSql + Sync)> {
     cells.iter().map(|c| c as &(dyn PgToSql + Sync)).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::StoreError;
     use super::super::migrations_pg::tests::{TestDatabase, admin_url};
     use super::{Db, dollar_placeholders};
 
@@ -636,6 +927,113 @@ mod tests {
         db.execute("INSERT INTO t (n) VALUES (?1)", args![4_i64])
             .expect("inserted");
         assert_eq!(committed(&database), 2);
+    }
+
+    #[test]
+    fn a_pipelined_write_goes_out_with_what_follows_and_its_error_keeps_nothing() {
+        let Some(url) = admin_url("a_pipelined_write_goes_out_with_what_follows") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "pipelined");
+        let pg = database.pg();
+        let db = Db::Pg(&pg);
+        pg.batch("CREATE TABLE t (n BIGINT PRIMARY KEY)")
+            .expect("a table");
+        let begin = "BEGIN ISOLATION LEVEL READ COMMITTED";
+        let insert = "INSERT INTO t (n) VALUES (?1)";
+
+        // Alone in its transaction, it goes out with BEGIN and COMMIT, and is committed.
+        pg.begin(begin);
+        db.execute_pipelined(insert, args![1_i64]).expect("kept");
+        assert!(pg.has_pending_write());
+        assert_eq!(committed(&database), 0, "nothing sent before the commit");
+        pg.commit().expect("committed");
+        assert!(!pg.has_pending_write());
+        assert_eq!(committed(&database), 1);
+
+        // A statement after it sees it; a rollback takes both back.
+        pg.begin(begin);
+        db.execute_pipelined(insert, args![2_i64]).expect("kept");
+        let seen: i64 = db
+            .query_row("SELECT COUNT(*) FROM t", args![], |r| r.get(0))
+            .expect("read")
+            .expect("a row");
+        assert_eq!(seen, 2, "the write went out before the read");
+        pg.rollback().expect("rolled back");
+        assert_eq!(committed(&database), 1);
+
+        // Rolled back before it was sent, it is never sent.
+        pg.begin(begin);
+        db.execute(insert, args![3_i64]).expect("inserted");
+        db.execute_pipelined(insert, args![4_i64]).expect("kept");
+        pg.rollback().expect("rolled back");
+        assert!(!pg.has_pending_write());
+        assert_eq!(committed(&database), 1);
+
+        // A write that fails at the commit: its error is the commit's, and nothing of the
+        // transaction is kept, not even what came before it.
+        pg.begin(begin);
+        db.execute(insert, args![5_i64]).expect("inserted");
+        db.execute_pipelined(insert, args![1_i64]).expect("kept");
+        let Err(StoreError::Postgres(e)) = pg.commit() else {
+            panic!("the duplicate key must fail the commit");
+        };
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+        );
+        assert_eq!(committed(&database), 1, "the insert before it was not kept");
+        // The connection is out of the aborted transaction and serves the next one.
+        pg.begin(begin);
+        db.execute_pipelined(insert, args![6_i64]).expect("kept");
+        pg.commit().expect("committed");
+        assert_eq!(committed(&database), 2);
+
+        // Outside a transaction, ending the work sends it.
+        db.execute_pipelined(insert, args![7_i64]).expect("kept");
+        pg.end_autocommit().expect("sent");
+        assert_eq!(committed(&database), 3);
+    }
+
+    #[test]
+    fn a_kept_lookup_is_remembered_only_once_its_transaction_commits() {
+        let Some(url) = admin_url("a_kept_lookup_is_remembered_only_once") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "kept");
+        let pg = database.pg();
+        let db = Db::Pg(&pg);
+        pg.batch("CREATE TABLE f (id BIGINT PRIMARY KEY, name TEXT NOT NULL)")
+            .expect("a table");
+        let lookup = "SELECT id FROM f WHERE name = ?1";
+        let begin = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+        // Found in a transaction that inserted it and rolled back: forgotten.
+        pg.begin(begin);
+        db.execute("INSERT INTO f (id, name) VALUES (1, 'a')", args![])
+            .expect("inserted");
+        assert_eq!(db.lookup_kept(lookup, args!["a"]).expect("found"), Some(1));
+        pg.rollback().expect("rolled back");
+        assert_eq!(db.lookup_kept(lookup, args!["a"]).expect("asked"), None);
+        pg.end_autocommit().expect("ended");
+
+        // Found in a transaction that committed: remembered, even once the server's row is
+        // gone (which the store never does: a kept row is never deleted).
+        db.execute("INSERT INTO f (id, name) VALUES (2, 'a')", args![])
+            .expect("inserted");
+        pg.begin(begin);
+        assert_eq!(db.lookup_kept(lookup, args!["a"]).expect("found"), Some(2));
+        pg.commit().expect("committed");
+        database
+            .pg()
+            .batch("DELETE FROM f")
+            .expect("deleted elsewhere");
+        assert_eq!(
+            db.lookup_kept(lookup, args!["a"]).expect("remembered"),
+            Some(2)
+        );
+        // Other arguments are other lookups.
+        assert_eq!(db.lookup_kept(lookup, args!["b"]).expect("asked"), None);
     }
 
     #[test]

@@ -343,7 +343,9 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
         Some(body) => Some(notify_form(db, body, &p.receipt_token)?),
         None => None,
     };
-    db.execute(
+    // Nothing reads the row count (the purchase is this transaction's, by its id), so on
+    // PostgreSQL the UPDATE travels with the COMMIT that usually follows it.
+    db.execute_pipelined(
         "UPDATE payments SET status = ?1, amount_tiyn = ?2, mpp = ?3, customer_id = ?4, \
          scanned_at_ms = ?5, confirm_until_ms = ?6, deadline_ms = ?7, parameters = ?8, \
          checkout_response = ?9, mpp_payment_id = ?10, verdict = ?11, \
@@ -379,15 +381,15 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
             service_rate.and_then(|r| r.min).map(tiyn_i64).transpose()?,
             p.checkout_at.map(ms),
         ],
-    )?;
-    Ok(())
+    )
 }
 
 /// The form of a notifyPayment answer (`notify_forms`, SQLite migration 16): `body` is the form's
 /// prefix, the purchase's receipt token when the body holds it, and the form's suffix, so that
 /// the answer read back is `body` byte for byte (DECISIONS 18) while a purchase keeps only the
 /// form's id. Answers of one verdict, language and public URL share a form; one statement
-/// inserts it the first time, of several writers at once only one.
+/// inserts it the first time, of several writers at once only one. A form is never changed or
+/// deleted, so a PostgreSQL connection remembers the ids it found ([`Db::lookup_kept`]).
 fn notify_form(db: Db<'_>, body: &str, receipt_token: &str) -> StoreResult<i64> {
     const FORM_ID: &str =
         "SELECT id FROM notify_forms WHERE prefix = ?1 AND with_token = ?2 AND suffix = ?3";
@@ -395,9 +397,7 @@ fn notify_form(db: Db<'_>, body: &str, receipt_token: &str) -> StoreResult<i64> 
         Some((prefix, suffix)) if !receipt_token.is_empty() => (prefix, 1i64, suffix),
         _ => (body, 0i64, ""),
     };
-    let known = db.query_row(FORM_ID, args![prefix, with_token, suffix], |r| {
-        r.get::<i64>(0)
-    })?;
+    let known = db.lookup_kept(FORM_ID, args![prefix, with_token, suffix])?;
     if let Some(id) = known {
         return Ok(id);
     }
@@ -469,6 +469,13 @@ impl super::Tx<'_> {
     /// its commission fixed from its MPP's catalog entry (registers read it).
     pub(crate) fn save_payment(&self, payment: &Payment, policy: &Policy) -> StoreResult<()> {
         save(self.db, payment, policy, None)
+    }
+
+    /// Asks ahead for the commission rates that confirming a purchase of `mpp` will fix
+    /// ([`Self::save_payment`]): on PostgreSQL the read travels with the transaction's next
+    /// statement, the purchase's load, instead of a round trip of its own.
+    pub(crate) fn prefetch_commission_rates(&self, mpp: &CallerName) -> StoreResult<()> {
+        super::registers::prefetch_commission_rates(self.db, mpp.as_str())
     }
 
     /// [`Self::save_payment`] for the scan that bound the purchase to its customer, with that

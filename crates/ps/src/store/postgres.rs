@@ -69,6 +69,12 @@ impl Pool {
     }
 
     fn give_back(&self, conn: PgConn) {
+        if conn.has_pending_write() {
+            // A write neither committed nor rolled back: the connection is closed, which
+            // rolls back whatever it had begun, rather than let a later transaction carry it.
+            tracing::error!("a database connection came back with a write not sent; closed");
+            return;
+        }
         if !conn.is_closed() {
             self.idle
                 .lock()
@@ -142,7 +148,12 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(Db<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.with_conn(wait, move |conn| f(Db::Pg(conn))).await
+        self.with_conn(wait, move |conn| {
+            let result = f(Db::Pg(conn));
+            conn.end_autocommit()?;
+            result
+        })
+        .await
     }
 }
 
@@ -180,9 +191,9 @@ fn run_once<T>(
     });
     match f(Db::Pg(conn)) {
         // A COMMIT that fails has already rolled the transaction back.
-        Ok(value) => conn.batch("COMMIT").map(|()| value),
+        Ok(value) => conn.commit().map(|()| value),
         Err(e) => {
-            let _ = conn.batch("ROLLBACK");
+            let _ = conn.rollback();
             Err(e)
         }
     }

@@ -161,12 +161,16 @@ fn refund_row(r: &Row<'_>) -> StoreResult<RefundRow> {
 /// the confirming transaction, so what a register shows never depends on when it is made: the
 /// payment's save writes them only where none are fixed yet ([`super::payments`]' `save`, in the
 /// same UPDATE as the confirmation, so it holds on any backend).
+/// An MPP's catalog entry, which holds its commission rates.
+const MPP_DOC: &str = "SELECT doc FROM catalog WHERE kind = 'mpp' AND key = ?1";
+
+/// Asks ahead for what [`commission_rates`] of `mpp` will read ([`Db::prefetch`]).
+pub(super) fn prefetch_commission_rates(db: Db<'_>, mpp: &str) -> StoreResult<()> {
+    db.prefetch(MPP_DOC, args![mpp])
+}
+
 pub(super) fn commission_rates(db: Db<'_>, mpp: &str) -> StoreResult<Option<(Rate, Rate)>> {
-    let doc = db.query_row(
-        "SELECT doc FROM catalog WHERE kind = 'mpp' AND key = ?1",
-        args![mpp],
-        |r| r.get::<String>(0),
-    )?;
+    let doc = db.query_row(MPP_DOC, args![mpp], |r| r.get::<String>(0))?;
     let Some(doc) = doc else {
         return Ok(None);
     };
