@@ -156,11 +156,6 @@ fn refund_row(r: &Row<'_>) -> StoreResult<RefundRow> {
     ))
 }
 
-/// The commission rates (payment, service) an MPP has in the operator data at this moment, if it
-/// is in the catalog. A confirmed payment's rates are fixed from this once (DECISIONS 37), read in
-/// the confirming transaction, so what a register shows never depends on when it is made: the
-/// payment's save writes them only where none are fixed yet ([`super::payments`]' `save`, in the
-/// same UPDATE as the confirmation, so it holds on any backend).
 /// An MPP's catalog entry, which holds its commission rates.
 const MPP_DOC: &str = "SELECT doc FROM catalog WHERE kind = 'mpp' AND key = ?1";
 
@@ -169,6 +164,11 @@ pub(super) fn prefetch_commission_rates(db: Db<'_>, mpp: &str) -> StoreResult<()
     db.prefetch(MPP_DOC, args![mpp])
 }
 
+/// The commission rates (payment, service) an MPP has in the operator data at this moment, if it
+/// is in the catalog. A confirmed payment's rates are fixed from this once (DECISIONS 37), read in
+/// the confirming transaction, so what a register shows never depends on when it is made: the
+/// payment's save writes them only where none are fixed yet ([`super::payments`]' `save`, in the
+/// same UPDATE as the confirmation, so it holds on any backend).
 pub(super) fn commission_rates(db: Db<'_>, mpp: &str) -> StoreResult<Option<(Rate, Rate)>> {
     let doc = db.query_row(MPP_DOC, args![mpp], |r| r.get::<String>(0))?;
     let Some(doc) = doc else {
