@@ -158,15 +158,22 @@ impl PgConn {
         }
         let committed = self.after_pending(self.client.batch_execute("COMMIT"));
         self.prefetch.borrow_mut().take();
-        let found = std::mem::take(&mut *self.kept_pending.borrow_mut());
         if committed.is_ok() {
-            let mut kept = self.kept.borrow_mut();
-            if kept.len() + found.len() > KEPT_MAX {
-                kept.clear();
-            }
-            kept.extend(found);
+            self.keep_found();
+        } else {
+            self.kept_pending.borrow_mut().clear();
         }
         committed
+    }
+
+    /// Remembers the ids [`Db::lookup_kept`] found in work that has now committed.
+    fn keep_found(&self) {
+        let found = std::mem::take(&mut *self.kept_pending.borrow_mut());
+        let mut kept = self.kept.borrow_mut();
+        if kept.len() + found.len() > KEPT_MAX {
+            kept.clear();
+        }
+        kept.extend(found);
     }
 
     /// Rolls the transaction back; a pending `BEGIN` or write is never sent.
@@ -196,12 +203,7 @@ impl PgConn {
     pub(crate) fn end_autocommit(&self) -> StoreResult<()> {
         self.flush()?;
         self.prefetch.borrow_mut().take();
-        let found = std::mem::take(&mut *self.kept_pending.borrow_mut());
-        let mut kept = self.kept.borrow_mut();
-        if kept.len() + found.len() > KEPT_MAX {
-            kept.clear();
-        }
-        kept.extend(found);
+        self.keep_found();
         Ok(())
     }
 
