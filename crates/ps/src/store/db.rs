@@ -1039,6 +1039,58 @@ mod tests {
     }
 
     #[test]
+    fn a_prefetched_read_serves_only_its_own_query_and_only_in_its_transaction() {
+        let Some(url) = admin_url("a_prefetched_read_serves_only_its_own_query") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "prefetch");
+        let pg = database.pg();
+        let db = Db::Pg(&pg);
+        pg.batch("CREATE TABLE t (n BIGINT PRIMARY KEY)")
+            .expect("a table");
+        db.execute("INSERT INTO t (n) VALUES (1), (2)", args![])
+            .expect("inserted");
+        let begin = "BEGIN ISOLATION LEVEL READ COMMITTED";
+        let read = "SELECT n FROM t WHERE n = ?1";
+        let other = database.pg();
+        let read_n = |n: i64| {
+            db.query_row(read, args![n], |r| r.get::<i64>(0))
+                .expect("read")
+        };
+
+        // Sent with the next statement: the later read takes its rows, as they were then.
+        pg.begin(begin);
+        db.prefetch(read, args![1_i64]).expect("asked ahead");
+        db.execute("UPDATE t SET n = n WHERE n = 2", args![])
+            .expect("a statement that carries it");
+        Db::Pg(&other)
+            .execute("DELETE FROM t WHERE n = 1", args![])
+            .expect("deleted elsewhere");
+        assert_eq!(read_n(1), Some(1), "the rows read ahead");
+        assert_eq!(
+            read_n(1),
+            None,
+            "taken once; asked again, the server answers"
+        );
+        pg.commit().expect("committed");
+
+        // Other arguments are another query: the server is asked.
+        pg.begin(begin);
+        db.prefetch(read, args![2_i64]).expect("asked ahead");
+        db.execute("UPDATE t SET n = n WHERE n = 2", args![])
+            .expect("a statement that carries it");
+        assert_eq!(read_n(1), None);
+        // Rows read ahead and not used end with their transaction.
+        pg.commit().expect("committed");
+        Db::Pg(&other)
+            .execute("DELETE FROM t WHERE n = 2", args![])
+            .expect("deleted elsewhere");
+        pg.begin(begin);
+        assert_eq!(read_n(2), None, "not the last transaction's rows");
+        pg.rollback().expect("rolled back");
+    }
+
+    #[test]
     fn placeholders_become_numbered_outside_quotes() {
         assert_eq!(
             dollar_placeholders("SELECT ? , ?2 FROM t WHERE a = '?' AND b = ?"),

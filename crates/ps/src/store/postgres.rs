@@ -221,3 +221,47 @@ fn jitter_us(pause_ms: u64) -> u64 {
     let us = pause_ms.saturating_mul(1_000);
     us / 2 + rand::random_range(0..=us / 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::db::args;
+    use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+    use super::{Db, Pool};
+
+    #[test]
+    fn a_connection_given_back_with_a_write_unsent_is_closed_and_the_write_never_lands() {
+        let Some(url) = admin_url("a_connection_given_back_with_a_write_unsent") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "give_back");
+        let pool = Pool::open(&database.url(), 1, |db| {
+            db.execute("CREATE TABLE t (n BIGINT PRIMARY KEY)", args![])
+                .map(drop)
+        })
+        .expect("a pool");
+        let count = |db: Db<'_>| -> i64 {
+            db.query_row("SELECT COUNT(*) FROM t", args![], |r| r.get(0))
+                .expect("a count")
+                .expect("a row")
+        };
+
+        let conn = pool.take().expect("a connection");
+        conn.begin("BEGIN ISOLATION LEVEL READ COMMITTED");
+        Db::Pg(&conn)
+            .execute("INSERT INTO t (n) VALUES (1)", args![])
+            .expect("inserted");
+        Db::Pg(&conn)
+            .execute_pipelined("INSERT INTO t (n) VALUES (2)", args![])
+            .expect("kept");
+        pool.give_back(conn);
+        assert!(
+            pool.idle.lock().expect("the idle list").is_empty(),
+            "not kept for reuse"
+        );
+
+        let conn = pool.take().expect("a new connection");
+        assert_eq!(count(Db::Pg(&conn)), 0, "nothing of its transaction landed");
+        pool.give_back(conn);
+        assert_eq!(pool.idle.lock().expect("the idle list").len(), 1);
+    }
+}
