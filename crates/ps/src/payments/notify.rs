@@ -59,7 +59,7 @@ pub async fn notify(
     let policy = app.policy;
     app.store
         // The decision reads and changes this purchase alone, which the load locks.
-        .locking_transaction(move |tx| {
+        .staged_locking_transaction(move |tx| {
             // A notify that confirms the purchase fixes the commission of the caller, who must
             // be the purchase's MPP: that read goes out with the purchase's load.
             tx.prefetch_commission_rates(&cmd.owner.mpp)?;

@@ -88,7 +88,7 @@ async fn scan_token(
     let policy = app.policy;
     app.store
         // The scan reads and changes this purchase alone, which the load locks.
-        .locking_transaction(move |tx| {
+        .staged_locking_transaction(move |tx| {
             let Some(mut payment) = tx.payment_by_token_to_change(&token)? else {
                 return Ok(None);
             };

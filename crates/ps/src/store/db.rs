@@ -1,6 +1,7 @@
 //! One SQL connection for both backends: the per-table operations write their SQL once and run it
 //! on SQLite (rusqlite) or PostgreSQL (`tokio-postgres`, driven from the blocking thread the
-//! transaction runs on) through [`Db`]. SQL is written
+//! transaction runs on, or run ahead of the database on an async worker: [`Staged`]) through
+//! [`Db`]. SQL is written
 //! with `?` or `?N` placeholders; for PostgreSQL they become `$N`, and each connection keeps its
 //! prepared statements, as rusqlite's statement cache does for SQLite. Values cross as [`Cell`]s
 //! (an integer, a text, bytes or NULL), so a typed id or a flag binds and reads the same on both.
@@ -23,6 +24,8 @@ use crate::domain::{CallerName, DeviceId, OutboxId, PaymentId, RefundId, Service
 pub(crate) enum Db<'c> {
     Lite(&'c rusqlite::Connection),
     Pg(&'c PgConn),
+    /// PostgreSQL, run ahead of the database on an async worker ([`Staged`]).
+    Staged(&'c Staged),
 }
 
 /// A PostgreSQL connection with its prepared statements (by the SQL as written).
@@ -63,7 +66,7 @@ struct Prefetch {
 }
 
 /// A lookup's SQL and arguments, as [`PgConn::kept`] remembers them.
-type Lookup = (String, Vec<OwnedCell>);
+pub(crate) type Lookup = (String, Vec<OwnedCell>);
 
 /// Lookups one connection remembers before it forgets them all (the store's are a few dozen
 /// notifyPayment answer forms).
@@ -355,7 +358,7 @@ impl PgConn {
 
 /// `?` and `?N` placeholders as PostgreSQL's `$N` (outside quoted text), numbered as SQLite
 /// numbers them: a bare `?` is one past the largest number given so far.
-fn dollar_placeholders(sql: &str) -> String {
+pub(super) fn dollar_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut largest: u32 = 0;
     let mut quoted = false;
@@ -723,7 +726,7 @@ fn pg_value(row: &tokio_postgres::Row, idx: usize) -> StoreResult<Value> {
 
 impl<'c> Db<'c> {
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Db::Pg(_))
+        matches!(self, Db::Pg(_) | Db::Staged(_))
     }
 
     /// Runs a statement; the number of rows it changed.
@@ -739,6 +742,8 @@ impl<'c> Db<'c> {
                 let changed = pg.execute(&statement, &params)?;
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             }
+            // A row count is the server's answer to this very statement.
+            Db::Staged(staged) => Err(staged.interrupt(Need::Connection)),
         }
     }
 
@@ -754,6 +759,7 @@ impl<'c> Db<'c> {
                 let params = args.iter().map(|a| OwnedCell::of(a.cell())).collect();
                 pg.pipeline(statement, params)
             }
+            Db::Staged(staged) => staged.write(lookup(sql, args)),
         }
     }
 
@@ -771,6 +777,9 @@ impl<'c> Db<'c> {
             );
             pg.prefetch(statement, key);
         }
+        if let Db::Staged(staged) = self {
+            staged.want(lookup(sql, args));
+        }
         Ok(())
     }
 
@@ -780,6 +789,9 @@ impl<'c> Db<'c> {
     /// it has not found before; an id found inside a transaction that rolls back is forgotten
     /// (that transaction may have inserted it). SQLite, in the same process, is always asked.
     pub(crate) fn lookup_kept(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<Option<i64>> {
+        if let Db::Staged(staged) = self {
+            return staged.lookup_kept(lookup(sql, args));
+        }
         let Db::Pg(pg) = self else {
             return self.query_row(sql, args, |r| r.get::<i64>(0));
         };
@@ -823,6 +835,9 @@ impl<'c> Db<'c> {
                 let row = rows.into_iter().next();
                 row.map(|row| f(&Row::Pg(&row))).transpose()
             }
+            Db::Staged(staged) => staged.read(lookup(sql, args), |rows| {
+                rows.first().map(|row| f(&Row::Pg(row))).transpose()
+            }),
         }
     }
 
@@ -850,6 +865,9 @@ impl<'c> Db<'c> {
                 let rows = pg.query(&statement, &params)?;
                 rows.iter().map(|row| f(&Row::Pg(row))).collect()
             }
+            Db::Staged(staged) => staged.read(lookup(sql, args), |rows| {
+                rows.iter().map(|row| f(&Row::Pg(row))).collect()
+            }),
         }
     }
 
@@ -858,11 +876,164 @@ impl<'c> Db<'c> {
         match self {
             Db::Lite(conn) => Ok(conn.execute_batch(sql)?),
             Db::Pg(pg) => pg.batch(sql),
+            Db::Staged(staged) => Err(staged.interrupt(Need::Connection)),
         }
     }
 }
 
-fn pg_params<C: PgToSql + Sync>(cells: &[C]) -> Vec<&(dyn PgToSql + Sync)> {
+/// A statement's SQL and arguments, owned.
+fn lookup(sql: &str, args: &[&dyn Arg]) -> Lookup {
+    (
+        sql.to_owned(),
+        args.iter().map(|a| OwnedCell::of(a.cell())).collect(),
+    )
+}
+
+/// What a staged run of a transaction waits for before it can go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// The rows of the reads it asked for ([`Staged::wanted`]).
+    Reads,
+    /// A connection of its own, on a blocking thread: what only the server can answer at once
+    /// (a row count, a read after a write, statements without arguments).
+    Connection,
+}
+
+/// A PostgreSQL transaction run ahead of the database, on an async worker (`store/postgres.rs`,
+/// `Pool::staged_transaction`). The use case's closure runs against what this transaction has
+/// read so far: a read it has not made yet stops the run ([`Need::Reads`]); the pool sends
+/// every read asked for (with the `BEGIN`, in one write), then runs the closure again from the
+/// start, which it may since a transaction's closure is `Fn`. Writes whose row count nobody reads
+/// are kept ([`Db::execute_pipelined`]) and go out with the `COMMIT`. Anything else stops the run
+/// for good ([`Need::Connection`]) and the transaction is run on a blocking thread instead.
+///
+/// Once stopped, every further use fails too, whatever the closure does with the first error:
+/// the pool takes nothing from a stopped run but what it asked for.
+pub(crate) struct Staged {
+    /// Rows of the reads made in this transaction, by SQL and arguments.
+    read: Vec<(Lookup, Vec<tokio_postgres::Row>)>,
+    /// Ids the connection found in committed work ([`Db::lookup_kept`]): they never change.
+    kept: HashMap<Lookup, i64>,
+    /// Reads asked for (by [`Db::prefetch`] or a read not made yet), in order.
+    wanted: RefCell<Vec<Lookup>>,
+    /// Writes to send with the `COMMIT`, in order.
+    writes: RefCell<Vec<Lookup>>,
+    /// Ids [`Db::lookup_kept`] found in this transaction: kept once it commits.
+    found: RefCell<Vec<(Lookup, i64)>>,
+    /// Why the run stopped, if it did.
+    need: StdCell<Option<Need>>,
+}
+
+/// What a staged run left: why it stopped, if it did, and what it asked for.
+pub(crate) struct StagedRun {
+    pub(crate) need: Option<Need>,
+    pub(crate) wanted: Vec<Lookup>,
+    pub(crate) writes: Vec<Lookup>,
+    pub(crate) found: Vec<(Lookup, i64)>,
+}
+
+impl Staged {
+    /// A run over the rows read so far in the transaction and the connection's kept ids.
+    pub(crate) fn new(
+        read: Vec<(Lookup, Vec<tokio_postgres::Row>)>,
+        kept: HashMap<Lookup, i64>,
+    ) -> Staged {
+        Staged {
+            read,
+            kept,
+            wanted: RefCell::new(Vec::new()),
+            writes: RefCell::new(Vec::new()),
+            found: RefCell::new(Vec::new()),
+            need: StdCell::new(None),
+        }
+    }
+
+    /// The run's outcome, the rows and the kept ids given back for the next run.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn finish(
+        self,
+    ) -> (
+        StagedRun,
+        Vec<(Lookup, Vec<tokio_postgres::Row>)>,
+        HashMap<Lookup, i64>,
+    ) {
+        let run = StagedRun {
+            need: self.need.get(),
+            wanted: self.wanted.into_inner(),
+            writes: self.writes.into_inner(),
+            found: self.found.into_inner(),
+        };
+        (run, self.read, self.kept)
+    }
+
+    /// Stops the run (a need for a connection outweighs a need for reads).
+    fn interrupt(&self, need: Need) -> StoreError {
+        if self.need.get() != Some(Need::Connection) {
+            self.need.set(Some(need));
+        }
+        StoreError::Staged
+    }
+
+    fn stopped(&self) -> StoreResult<()> {
+        match self.need.get() {
+            Some(_) => Err(StoreError::Staged),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&self, statement: Lookup) -> StoreResult<()> {
+        self.stopped()?;
+        self.writes.borrow_mut().push(statement);
+        Ok(())
+    }
+
+    /// A read asked for ahead: it goes out with the next reads, if the run is still reading.
+    fn want(&self, statement: Lookup) {
+        if self.need.get().is_some() || !self.writes.borrow().is_empty() {
+            return;
+        }
+        let mut wanted = self.wanted.borrow_mut();
+        if !self.read.iter().any(|(l, _)| *l == statement) && !wanted.contains(&statement) {
+            wanted.push(statement);
+        }
+    }
+
+    /// The rows of a read, given to `f`. A read after a write needs the server to see the
+    /// write first, so it stops the run for good.
+    fn read<T>(
+        &self,
+        statement: Lookup,
+        f: impl FnOnce(&[tokio_postgres::Row]) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.stopped()?;
+        if !self.writes.borrow().is_empty() {
+            return Err(self.interrupt(Need::Connection));
+        }
+        if let Some((_, rows)) = self.read.iter().find(|(l, _)| *l == statement) {
+            return f(rows);
+        }
+        self.want(statement);
+        Err(self.interrupt(Need::Reads))
+    }
+
+    fn lookup_kept(&self, statement: Lookup) -> StoreResult<Option<i64>> {
+        self.stopped()?;
+        if let Some(id) = self.kept.get(&statement) {
+            return Ok(Some(*id));
+        }
+        let found = self.read(statement.clone(), |rows| {
+            rows.first()
+                .map(|row| Row::Pg(row).get::<i64>(0))
+                .transpose()
+        })?;
+        if let Some(id) = found {
+            self.found.borrow_mut().push((statement, id));
+        }
+        Ok(found)
+    }
+}
+
+pub(super) fn pg_params<C: PgToSql + Sync>(cells: &[C]) -> Vec<&(dyn PgToSql + Sync)> {
     cells.iter().map(|c| c as &(dyn PgToSql + Sync)).collect()
 }
 

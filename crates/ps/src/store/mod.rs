@@ -83,6 +83,10 @@ pub enum StoreError {
          build's `tolem serve` on it once (it migrates at start), or use the older build"
     )]
     OlderSchema { found: i64, known: usize },
+    /// Never leaves the store: a PostgreSQL transaction run ahead of the database stopped for
+    /// what it needs (`db::Staged`); the store goes on with it.
+    #[error("a staged transaction stopped for the database")]
+    Staged,
 }
 
 impl StoreError {
@@ -233,7 +237,8 @@ impl Store {
 
     /// A transaction whose statements lock the rows they change themselves: an outbox claim
     /// (`FOR UPDATE SKIP LOCKED`), or a use case that decides on one purchase alone and loads it
-    /// locked (`Tx::payment_to_change`: scan and notifyPayment). As [`Store::transaction`], but on
+    /// locked (`Tx::payment_to_change`: scan and notifyPayment, which run as
+    /// [`Store::staged_locking_transaction`]). As [`Store::transaction`], but on
     /// PostgreSQL at READ COMMITTED, so that transactions of different rows at once do not make
     /// each other run again: at SERIALIZABLE, PostgreSQL's predicate locks cover a whole index
     /// page, and purchases made close together share their pages (docs/benchmarks.md).
@@ -247,6 +252,25 @@ impl Store {
             Backend::Postgres(pool) => {
                 let isolation = postgres::Isolation::ReadCommitted;
                 pool.transaction(self.inner.write_wait, isolation, move |db| f(&Tx::of(db)))
+                    .await
+            }
+        }
+    }
+
+    /// [`Store::locking_transaction`] for a use case of a few reads and writes whose row counts
+    /// it does not need (scan, notifyPayment): on PostgreSQL it runs on the async workers, its
+    /// reads asked for ahead and its writes sent with the `COMMIT` (`postgres::Pool::staged_transaction`),
+    /// and on a blocking thread only if it turns out to need more. On SQLite it is the same as
+    /// [`Store::transaction`].
+    pub async fn staged_locking_transaction<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Tx<'_>) -> StoreResult<T> + Send + Sync + 'static,
+    {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => self.transaction(f).await,
+            Backend::Postgres(pool) => {
+                pool.staged_transaction(self.inner.write_wait, move |db| f(&Tx::of(db)))
                     .await
             }
         }

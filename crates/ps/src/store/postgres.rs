@@ -7,17 +7,23 @@
 //! closure is `Fn` for that reason; it sees only committed data and what it wrote itself, so a
 //! second run decides afresh (e.g. finds the first caller's stored answer and repeats it).
 //!
-//! A connection drives its own small runtime (`db.rs`, [`PgConn`]), so every use of a connection
-//! happens on a blocking thread, never on the async workers.
+//! Most transactions run on a blocking thread with a connection that drives its own small
+//! runtime (`db.rs`, [`PgConn`]). Scan and notifyPayment run on the async workers instead, with
+//! connections whose tasks run on the node's runtime ([`Pool::staged_transaction`],
+//! [`Staged`]), so that no thread sleeps through their round trips.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 
-use super::db::{Db, PgConn};
-use super::pg_tls::DatabaseUrl;
+use super::db::{Db, Lookup, Need, PgConn, Staged, dollar_placeholders, pg_params};
+use super::pg_tls::{DatabaseUrl, chain};
 use super::{StoreError, StoreResult};
 
 /// Runs of one transaction at most before the caller is told to retry (HTTP 503): each run that
@@ -28,11 +34,184 @@ const RUNS_MAX: u32 = 30;
 const RERUN_PAUSE_MS_INITIAL: u64 = 1;
 const RERUN_PAUSE_MS_MAX: u64 = 50;
 
-/// The connections of one node.
+/// Runs of a staged transaction's closure at most (each after a round trip of reads) before it
+/// is handed to a blocking thread: scan and notifyPayment need two.
+const STAGED_RUNS_MAX: usize = 4;
+
+/// The connections of one node: those the blocking threads drive ([`PgConn`]) and those the
+/// async workers drive ([`AsyncConn`], staged transactions). Both kinds share one count of
+/// connections in use (`limits.database_connections`); each kind keeps its idle ones.
 pub(super) struct Pool {
     url: DatabaseUrl,
     idle: Mutex<Vec<PgConn>>,
+    idle_async: Mutex<Vec<AsyncConn>>,
     permits: Arc<Semaphore>,
+}
+
+/// A connection driven by the node's async workers: its connection task runs on the node's
+/// runtime, and a staged transaction ([`Pool::staged_transaction`]) awaits its answers there
+/// instead of sleeping on a blocking thread for each.
+struct AsyncConn {
+    client: tokio_postgres::Client,
+    statements: HashMap<String, tokio_postgres::Statement>,
+    /// Ids found by [`Db::lookup_kept`] in committed work (as [`PgConn`] keeps them).
+    kept: HashMap<Lookup, i64>,
+}
+
+impl AsyncConn {
+    async fn connect(url: &DatabaseUrl) -> StoreResult<AsyncConn> {
+        let refused = |e: tokio_postgres::Error| {
+            StoreError::Connect(format!("cannot connect to the database: {}", chain(&e)))
+        };
+        let client = match &url.tls {
+            Some(tls) => {
+                let (client, connection) =
+                    url.config.connect(tls.clone()).await.map_err(refused)?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "a database connection ended");
+                    }
+                });
+                client
+            }
+            None => {
+                let (client, connection) = url
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(refused)?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "a database connection ended");
+                    }
+                });
+                client
+            }
+        };
+        Ok(AsyncConn {
+            client,
+            statements: HashMap::new(),
+            kept: HashMap::new(),
+        })
+    }
+
+    /// The prepared statement of `sql` (one round trip the first time this connection sees it).
+    async fn statement(&mut self, sql: &str) -> StoreResult<tokio_postgres::Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(&dollar_placeholders(sql)).await?;
+        if self.statements.len() >= STATEMENTS_MAX {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Sends `BEGIN` (when `begin`) and `reads` in one write; the rows of each read, in order.
+    async fn read(
+        &mut self,
+        begin: bool,
+        reads: &[Lookup],
+    ) -> StoreResult<Vec<Vec<tokio_postgres::Row>>> {
+        let mut statements = Vec::with_capacity(reads.len());
+        for (sql, _) in reads {
+            statements.push(self.statement(sql).await?);
+        }
+        let params: Vec<_> = reads.iter().map(|(_, cells)| pg_params(cells)).collect();
+        let client = &self.client;
+        let begun = async {
+            if begin {
+                client.batch_execute(BEGIN_READ_COMMITTED).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(Vec::new())
+        };
+        let mut sent: Vec<Sent<'_>> = vec![Box::pin(begun)];
+        for (statement, params) in statements.iter().zip(&params) {
+            sent.push(Box::pin(client.query(statement, params)));
+        }
+        let mut answers = in_order(sent).await.into_iter();
+        answers.next().transpose()?;
+        answers.map(|rows| rows.map_err(StoreError::from)).collect()
+    }
+
+    /// Sends `BEGIN` (when `begin`), `writes` and `COMMIT` in one write. A write's error is
+    /// returned first; PostgreSQL then ends the aborted transaction at the `COMMIT`, keeping
+    /// nothing.
+    async fn commit(&mut self, begin: bool, writes: &[Lookup]) -> StoreResult<()> {
+        let mut statements = Vec::with_capacity(writes.len());
+        for (sql, _) in writes {
+            statements.push(self.statement(sql).await?);
+        }
+        let params: Vec<_> = writes.iter().map(|(_, cells)| pg_params(cells)).collect();
+        let client = &self.client;
+        let mut sent: Vec<Sent<'_>> = Vec::with_capacity(writes.len() + 2);
+        if begin {
+            sent.push(Box::pin(async {
+                client
+                    .batch_execute(BEGIN_READ_COMMITTED)
+                    .await
+                    .map(|()| Vec::new())
+            }));
+        }
+        for (statement, params) in statements.iter().zip(&params) {
+            sent.push(Box::pin(async move {
+                client.execute(statement, params).await.map(|_| Vec::new())
+            }));
+        }
+        sent.push(Box::pin(async {
+            client.batch_execute("COMMIT").await.map(|()| Vec::new())
+        }));
+        for answer in in_order(sent).await {
+            answer?;
+        }
+        Ok(())
+    }
+}
+
+const BEGIN_READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// Prepared statements one async connection keeps before it forgets them all.
+const STATEMENTS_MAX: usize = 1_000;
+
+/// Lookups one async connection remembers before it forgets them all (as [`PgConn`]'s).
+const KEPT_MAX: usize = 1_000;
+
+/// One message on its way to the server and its answer.
+type Sent<'a> = Pin<
+    Box<dyn Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> + Send + 'a>,
+>;
+
+/// Polls every future, in order, until all are done: each query sends its message when first
+/// polled, so they leave in this order, in one write, and the server answers them in turn.
+async fn in_order<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, out) in futures.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *out = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+/// How a staged transaction ended.
+enum Staging<T> {
+    /// Committed, or refused by its closure and rolled back.
+    Done(StoreResult<T>),
+    /// It needs what only a blocking thread's connection does; nothing of it was kept.
+    Blocking,
 }
 
 impl Pool {
@@ -49,6 +228,7 @@ impl Pool {
         Ok(Pool {
             url,
             idle: Mutex::new(vec![conn]),
+            idle_async: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(connections.max(1))),
         })
     }
@@ -142,6 +322,77 @@ impl Pool {
         .await
     }
 
+    /// A transaction at READ COMMITTED that locks what it changes itself, run on the async
+    /// workers ([`Staged`]): its closure runs ahead of the database, every read it asks for goes
+    /// out in one write (with the `BEGIN`), and its writes go out with the `COMMIT`. No thread
+    /// sleeps through a round trip, so a scan or a notifyPayment costs the node two awaits
+    /// instead of two hand-offs to and from a blocking thread. A closure that needs more (a row
+    /// count, a read after a write) is rolled back and run on a blocking thread as
+    /// [`Self::transaction`] runs it. Like that one, it runs again after a deadlock or a
+    /// concurrent insert of the same key.
+    pub(super) async fn staged_transaction<T, F>(
+        self: &Arc<Self>,
+        wait: Duration,
+        f: F,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(Db<'_>) -> StoreResult<T> + Send + Sync + 'static,
+    {
+        let staged = async {
+            let _permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            let idle = self
+                .idle_async
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            // Dropped (closed, so whatever it began is rolled back) if this future is dropped
+            // before the transaction ends, or the transaction's end was not confirmed.
+            let mut conn = match idle {
+                Some(conn) if !conn.client.is_closed() => conn,
+                _ => AsyncConn::connect(&self.url).await?,
+            };
+            let mut pause_ms = RERUN_PAUSE_MS_INITIAL;
+            let mut run = 1;
+            let outcome = loop {
+                match staged_runs(&mut conn, &f).await {
+                    Ok(Staging::Done(Err(e))) if run < RUNS_MAX && must_run_again(&e) => {
+                        tokio::time::sleep(Duration::from_micros(jitter_us(pause_ms))).await;
+                        pause_ms = (pause_ms * 2).min(RERUN_PAUSE_MS_MAX);
+                        run += 1;
+                    }
+                    Ok(Staging::Done(Err(e))) if must_run_again(&e) => {
+                        tracing::warn!(runs = run, error = %e, "a transaction kept colliding");
+                        break Ok(Staging::Done(Err(StoreError::Overloaded)));
+                    }
+                    other => break other,
+                }
+            };
+            if outcome.is_ok() && !conn.client.is_closed() {
+                self.idle_async
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(conn);
+            }
+            outcome
+        };
+        // Past the deadline the caller is told to retry; a `COMMIT` already sent may still
+        // commit, which is safe because every write the PS retries is idempotent.
+        let staging = match tokio::time::timeout(wait, staged).await {
+            Ok(staging) => staging?,
+            Err(_) => return Err(StoreError::Overloaded),
+        };
+        match staging {
+            Staging::Done(result) => result,
+            Staging::Blocking => self.transaction(wait, Isolation::ReadCommitted, f).await,
+        }
+    }
+
     /// A read on its own (autocommit: each statement sees what was committed when it began).
     pub(super) async fn read<T, F>(self: &Arc<Self>, wait: Duration, f: F) -> StoreResult<T>
     where
@@ -199,6 +450,71 @@ fn run_once<T>(
     }
 }
 
+/// One run of a staged transaction: the closure runs against the rows read so far until it
+/// asks for nothing more, then its writes are committed. `Err` only when the connection can no
+/// longer be trusted (the end of its transaction was not confirmed): the caller drops it.
+async fn staged_runs<T, F>(conn: &mut AsyncConn, f: &F) -> StoreResult<Staging<T>>
+where
+    F: Fn(Db<'_>) -> StoreResult<T>,
+{
+    let mut read = Vec::new();
+    let mut begun = false;
+    let mut runs = 0;
+    let ended = loop {
+        runs += 1;
+        let (value, outcome, rows, kept) = {
+            let staged = Staged::new(read, std::mem::take(&mut conn.kept));
+            let value = f(Db::Staged(&staged));
+            let (outcome, rows, kept) = staged.finish();
+            (value, outcome, rows, kept)
+        };
+        read = rows;
+        conn.kept = kept;
+        match outcome.need {
+            Some(Need::Reads) if runs < STAGED_RUNS_MAX && !outcome.wanted.is_empty() => {
+                match conn.read(!begun, &outcome.wanted).await {
+                    Ok(answers) => {
+                        begun = true;
+                        read.extend(outcome.wanted.into_iter().zip(answers));
+                    }
+                    // The BEGIN went out with the reads: what the transaction began ends below.
+                    Err(e) => {
+                        begun = true;
+                        break Staging::Done(Err(e));
+                    }
+                }
+            }
+            Some(_) => break Staging::Blocking,
+            None => match value {
+                Err(e) => break Staging::Done(Err(e)),
+                Ok(value) if !begun && outcome.writes.is_empty() => {
+                    return Ok(Staging::Done(Ok(value)));
+                }
+                Ok(value) => {
+                    // A COMMIT that fails (or follows a write that failed) has ended the
+                    // transaction keeping nothing, unless the connection broke; then it is
+                    // dropped, which ends it the same way.
+                    return match conn.commit(!begun, &outcome.writes).await {
+                        Ok(()) => {
+                            if conn.kept.len() + outcome.found.len() > KEPT_MAX {
+                                conn.kept.clear();
+                            }
+                            conn.kept.extend(outcome.found);
+                            Ok(Staging::Done(Ok(value)))
+                        }
+                        Err(e) if conn.client.is_closed() => Err(e),
+                        Err(e) => Ok(Staging::Done(Err(e))),
+                    };
+                }
+            },
+        }
+    };
+    if begun {
+        conn.client.batch_execute("ROLLBACK").await?;
+    }
+    Ok(ended)
+}
+
 /// Whether a transaction that failed this way may simply be run again: it lost a race with a
 /// transaction that committed, and nothing of it was kept.
 fn must_run_again(e: &StoreError) -> bool {
@@ -224,9 +540,153 @@ fn jitter_us(pause_ms: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::super::db::args;
     use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+    use super::super::{StoreError, StoreResult};
     use super::{Db, Pool};
+
+    /// A pool on a fresh database with a table `t (n, v)` holding the row (1, 10), and a
+    /// runtime of several workers to run staged transactions on.
+    fn staged_pool(database: &TestDatabase) -> (Arc<Pool>, tokio::runtime::Runtime) {
+        let pool = Pool::open(&database.url(), 2, |db| {
+            db.execute_batch(
+                "CREATE TABLE t (n BIGINT PRIMARY KEY, v BIGINT NOT NULL); \
+                 INSERT INTO t (n, v) VALUES (1, 10)",
+            )
+        })
+        .expect("a pool");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        (Arc::new(pool), runtime)
+    }
+
+    fn value(db: Db<'_>, n: i64) -> StoreResult<Option<i64>> {
+        db.query_row("SELECT v FROM t WHERE n = ?1 FOR UPDATE", args![n], |r| {
+            r.get::<i64>(0)
+        })
+    }
+
+    fn committed(pool: &Pool) -> Vec<(i64, i64)> {
+        let conn = pool.take().expect("a connection");
+        let rows = Db::Pg(&conn)
+            .query_map("SELECT n, v FROM t ORDER BY n", args![], |r| {
+                Ok((r.get::<i64>(0)?, r.get::<i64>(1)?))
+            })
+            .expect("rows");
+        pool.give_back(conn);
+        rows
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_staged_transaction_reads_ahead_then_sends_its_writes_with_the_commit() {
+        let Some(url) = admin_url("a_staged_transaction_reads_ahead") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_reads");
+        let (pool, runtime) = staged_pool(&database);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let seen = runtime
+            .block_on(pool.staged_transaction(WAIT, move |db| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let v = value(db, 1)?.ok_or_else(|| StoreError::Corrupt("no row".into()))?;
+                db.execute_pipelined("UPDATE t SET v = ?1 WHERE n = 1", args![v + 1])?;
+                db.execute_pipelined("INSERT INTO t (n, v) VALUES (2, ?1)", args![v])?;
+                Ok(v)
+            }))
+            .expect("committed");
+        assert_eq!(seen, 10);
+        // Once stopped for its read, once to the end: no blocking thread was needed.
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+        assert_eq!(committed(&pool), vec![(1, 11), (2, 10)]);
+        assert_eq!(
+            pool.idle_async.lock().expect("idle").len(),
+            1,
+            "kept for reuse"
+        );
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_staged_transaction_that_needs_a_row_count_runs_once_on_a_blocking_thread() {
+        let Some(url) = admin_url("a_staged_transaction_that_needs_a_row_count") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_blocking");
+        let (pool, runtime) = staged_pool(&database);
+        let changed = runtime
+            .block_on(pool.staged_transaction(WAIT, |db| {
+                let v = value(db, 1)?.unwrap_or_default();
+                db.execute("UPDATE t SET v = ?1 WHERE n = 1", args![v + 5])
+            }))
+            .expect("committed");
+        assert_eq!(changed, 1);
+        // The staged attempt was rolled back, so the row changed once.
+        assert_eq!(committed(&pool), vec![(1, 15)]);
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_run_stopped_for_its_reads_keeps_nothing_even_if_its_closure_ignores_the_stop() {
+        let Some(url) = admin_url("a_run_stopped_for_its_reads_keeps_nothing") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_ignored");
+        let (pool, runtime) = staged_pool(&database);
+        let result = runtime.block_on(pool.staged_transaction(WAIT, |db| {
+            // A careless closure: the error of a read not made yet is dropped.
+            let v = value(db, 1).ok().flatten().unwrap_or(0);
+            db.execute_pipelined("INSERT INTO t (n, v) VALUES (?1, ?1)", args![v + 100])
+                .ok();
+            Ok(v)
+        }));
+        assert_eq!(result.expect("committed"), 10);
+        // Only the run that had its read wrote: no row 100 from the stopped one.
+        assert_eq!(committed(&pool), vec![(1, 10), (110, 110)]);
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_staged_transaction_refused_by_its_closure_is_rolled_back_and_its_connection_kept() {
+        let Some(url) = admin_url("a_staged_transaction_refused_by_its_closure") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_refused");
+        let (pool, runtime) = staged_pool(&database);
+        let refused = runtime.block_on(pool.staged_transaction(WAIT, |db| {
+            value(db, 1)?;
+            db.execute_pipelined("UPDATE t SET v = 0 WHERE n = 1", args![])?;
+            Err::<(), _>(StoreError::Corrupt("refused".into()))
+        }));
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt(_))),
+            "{refused:?}"
+        );
+        assert_eq!(committed(&pool), vec![(1, 10)]);
+        assert_eq!(
+            pool.idle_async.lock().expect("idle").len(),
+            1,
+            "kept for reuse"
+        );
+        // The kept connection has no transaction left open: the next one commits.
+        runtime
+            .block_on(pool.staged_transaction(WAIT, |db| {
+                value(db, 1)?;
+                db.execute_pipelined("UPDATE t SET v = 12 WHERE n = 1", args![])
+            }))
+            .expect("committed");
+        assert_eq!(committed(&pool), vec![(1, 12)]);
+        drop(runtime);
+    }
 
     #[test]
     fn a_connection_given_back_with_a_write_unsent_is_closed_and_the_write_never_lands() {
