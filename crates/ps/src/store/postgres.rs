@@ -492,8 +492,9 @@ where
                 }
                 Ok(value) => {
                     // A COMMIT that fails (or follows a write that failed) has ended the
-                    // transaction keeping nothing, unless the connection broke; then it is
-                    // dropped, which ends it the same way.
+                    // transaction keeping nothing; so does dropping a connection that broke.
+                    // A statement that could not be prepared left the COMMIT unsent, so a
+                    // ROLLBACK follows any error (outside a transaction it is only a warning).
                     return match conn.commit(!begun, &outcome.writes).await {
                         Ok(()) => {
                             if conn.kept.len() + outcome.found.len() > KEPT_MAX {
@@ -503,7 +504,10 @@ where
                             Ok(Staging::Done(Ok(value)))
                         }
                         Err(e) if conn.client.is_closed() => Err(e),
-                        Err(e) => Ok(Staging::Done(Err(e))),
+                        Err(e) => {
+                            conn.client.batch_execute("ROLLBACK").await?;
+                            Ok(Staging::Done(Err(e)))
+                        }
                     };
                 }
             },
