@@ -464,7 +464,10 @@ where
         runs += 1;
         let (value, outcome, rows, kept) = {
             let staged = Staged::new(read, std::mem::take(&mut conn.kept));
-            let value = f(Db::Staged(&staged));
+            // A panic is a failed run, as on a blocking thread: the transaction is rolled back.
+            let value =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(Db::Staged(&staged))))
+                    .unwrap_or_else(|_| Err(StoreError::Corrupt("a query panicked".to_owned())));
             let (outcome, rows, kept) = staged.finish();
             (value, outcome, rows, kept)
         };
@@ -656,6 +659,27 @@ mod tests {
         assert_eq!(result.expect("committed"), 10);
         // Only the run that had its read wrote: no row 100 from the stopped one.
         assert_eq!(committed(&pool), vec![(1, 10), (110, 110)]);
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_staged_closure_that_panics_is_an_error_and_keeps_nothing() {
+        let Some(url) = admin_url("a_staged_closure_that_panics") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_panic");
+        let (pool, runtime) = staged_pool(&database);
+        let failed = runtime.block_on(pool.staged_transaction(WAIT, |db| {
+            let v = value(db, 1)?.unwrap_or_default();
+            db.execute_pipelined("UPDATE t SET v = 0 WHERE n = 1", args![])?;
+            if v == 10 {
+                panic!("a bug in a use case");
+            }
+            Ok(v)
+        }));
+        assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
+        assert_eq!(committed(&pool), vec![(1, 10)]);
+        assert_eq!(pool.idle_async.lock().expect("idle").len(), 1, "kept for reuse");
         drop(runtime);
     }
 
