@@ -679,7 +679,11 @@ mod tests {
         }));
         assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
         assert_eq!(committed(&pool), vec![(1, 10)]);
-        assert_eq!(pool.idle_async.lock().expect("idle").len(), 1, "kept for reuse");
+        assert_eq!(
+            pool.idle_async.lock().expect("idle").len(),
+            1,
+            "kept for reuse"
+        );
         drop(runtime);
     }
 
