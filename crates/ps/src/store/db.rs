@@ -74,7 +74,16 @@ const KEPT_MAX: usize = 1_000;
 
 /// Prepared statements one PostgreSQL connection keeps before it forgets them all; the SQL of
 /// the store is a few hundred fixed texts, dynamic IN lists aside.
-const STATEMENTS_MAX: usize = 1_000;
+pub(super) const STATEMENTS_MAX: usize = 1_000;
+
+/// Adds ids found in committed work to a connection's kept ones, forgetting them all first when
+/// they would pass [`KEPT_MAX`].
+pub(super) fn keep(kept: &mut HashMap<Lookup, i64>, found: Vec<(Lookup, i64)>) {
+    if kept.len() + found.len() > KEPT_MAX {
+        kept.clear();
+    }
+    kept.extend(found);
+}
 
 impl PgConn {
     /// Connects. Blocking, and not on an async worker (it runs a runtime of its own).
@@ -172,11 +181,7 @@ impl PgConn {
     /// Remembers the ids [`Db::lookup_kept`] found in work that has now committed.
     fn keep_found(&self) {
         let found = std::mem::take(&mut *self.kept_pending.borrow_mut());
-        let mut kept = self.kept.borrow_mut();
-        if kept.len() + found.len() > KEPT_MAX {
-            kept.clear();
-        }
-        kept.extend(found);
+        keep(&mut self.kept.borrow_mut(), found);
     }
 
     /// Rolls the transaction back; a pending `BEGIN` or write is never sent.

@@ -22,7 +22,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 
-use super::db::{Db, Lookup, Need, PgConn, Staged, dollar_placeholders, pg_params};
+use super::db::{
+    Db, Lookup, Need, PgConn, STATEMENTS_MAX, Staged, dollar_placeholders, keep, pg_params,
+};
 use super::pg_tls::{DatabaseUrl, chain};
 use super::{StoreError, StoreResult};
 
@@ -170,12 +172,6 @@ impl AsyncConn {
 }
 
 const BEGIN_READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
-
-/// Prepared statements one async connection keeps before it forgets them all.
-const STATEMENTS_MAX: usize = 1_000;
-
-/// Lookups one async connection remembers before it forgets them all (as [`PgConn`]'s).
-const KEPT_MAX: usize = 1_000;
 
 /// One message on its way to the server and its answer.
 type Sent<'a> = Pin<
@@ -500,10 +496,7 @@ where
                     // ROLLBACK follows any error (outside a transaction it is only a warning).
                     return match conn.commit(!begun, &outcome.writes).await {
                         Ok(()) => {
-                            if conn.kept.len() + outcome.found.len() > KEPT_MAX {
-                                conn.kept.clear();
-                            }
-                            conn.kept.extend(outcome.found);
+                            keep(&mut conn.kept, outcome.found);
                             Ok(Staging::Done(Ok(value)))
                         }
                         Err(e) if conn.client.is_closed() => Err(e),
