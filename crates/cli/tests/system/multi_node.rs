@@ -5,7 +5,8 @@
 //! leases is killed with SIGKILL and the others deliver, each refund credited once at the
 //! reference MPP; each register is e-mailed once although every node's scheduler runs; an
 //! operator change made through one node is seen by the others within the catalog check; a POS
-//! waiting on one node for the MPP's answer hears it when another node delivered the refund.
+//! waiting on one node for the MPP's answer hears it when another node delivered the refund;
+//! scans and notifyPayments of every kind stay on each node's async workers (its counters).
 //!
 //! Only PostgreSQL has several nodes: in the SQLite binary (`system`) each test says so in one
 //! line and returns.
@@ -834,4 +835,130 @@ async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
         async move { code.await == "SUCCESS" }
     })
     .await;
+}
+
+/// A counter of a node's `/admin/v1/metrics`, by its name.
+async fn metric(http: &reqwest::Client, url: &str, name: &str) -> u64 {
+    let text = http
+        .get(format!("{url}/admin/v1/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the node answers")
+        .text()
+        .await
+        .expect("a body");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in\n{text}"))
+}
+
+/// Scans and notifyPayments of every kind over two nodes, request ids marked with `round`:
+/// Dynamic QRs paid and their notify repeated through the other node, Static QRs paid, one
+/// Dynamic QR the MPP declined. Returns how many of the calls are staged transactions (all
+/// but the Static QRs' scans, which make their purchase at SERIALIZABLE).
+async fn every_kind_of_scan_and_notify(
+    http: &reqwest::Client,
+    nodes: &Nodes,
+    device: &str,
+    round: usize,
+) -> u64 {
+    let mut staged = 0;
+    for i in 0..6 {
+        let id = paid(http, nodes.url(i), device, json!(100 + i)).await;
+        let again = mpp(
+            http,
+            nodes.url(i + 1),
+            NOTIFY,
+            &format!("notify-{id}"),
+            &notify_body(&id.to_string(), "C1", "SUCCESS", None),
+        )
+        .await;
+        assert_eq!(result_code(&again), "SUCCESS", "{again}");
+        staged += 3;
+    }
+    for i in 0..4 {
+        let scanned = mpp(
+            http,
+            nodes.url(i),
+            SCAN,
+            &format!("static-scan-{round}-{i}"),
+            &json!({"qrCode": STATIC_QR, "customerId": "C2"}),
+        )
+        .await;
+        assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
+        let id = serde_json::from_str::<Value>(&scanned).expect("JSON")["payment"]["paymentId"]
+            .as_str()
+            .expect("a paymentId")
+            .to_owned();
+        let answer = mpp(
+            http,
+            nodes.url(i + 1),
+            NOTIFY,
+            &format!("static-notify-{round}-{i}"),
+            &notify_body(&id, "C2", "SUCCESS", Some("250.00")),
+        )
+        .await;
+        assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
+        staged += 1;
+    }
+    let (qr, id) = dynamic_qr(http, nodes.url(0), device, json!(70)).await;
+    let scanned = mpp(
+        http,
+        nodes.url(1),
+        SCAN,
+        &format!("declined-scan-{round}"),
+        &json!({"qrCode": qr, "customerId": "C3"}),
+    )
+    .await;
+    assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
+    let declined = notify_body(&id.to_string(), "C3", "CANCELLED_BY_CLIENT", None);
+    let answer = mpp(
+        http,
+        nodes.url(0),
+        NOTIFY,
+        &format!("declined-notify-{round}"),
+        &declined,
+    )
+    .await;
+    assert_eq!(result_code(&answer), "CANCELLED_BY_CLIENT", "{answer}");
+    staged + 2
+}
+
+/// Scan and notifyPayment run on the async workers (`store/postgres.rs`,
+/// `Pool::staged_transaction`), not on a blocking thread: a fallback gives the same answer, so
+/// only the nodes' counters can tell. The first round may fall back where a notifyPayment
+/// makes a new form of answer (it needs the inserted row back; once per form and database);
+/// in the second round, not one scan or notifyPayment of any kind falls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scans_and_notifies_stay_on_the_async_workers_of_every_node() {
+    if !postgres_only() {
+        return;
+    }
+    const STAGED: &str = "tolem_store_staged_transactions_total";
+    const FALLBACKS: &str = "tolem_store_staged_fallbacks_total";
+    let nodes = Nodes::start(2, SANDBOX_TOML.to_owned());
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    every_kind_of_scan_and_notify(&http, &nodes, &device, 0).await;
+    let mut before = Vec::new();
+    for url in &nodes.urls {
+        before.push((
+            metric(&http, url, STAGED).await,
+            metric(&http, url, FALLBACKS).await,
+        ));
+    }
+
+    let calls = every_kind_of_scan_and_notify(&http, &nodes, &device, 1).await;
+
+    let mut staged = 0;
+    for (url, (staged_before, fallbacks_before)) in nodes.urls.iter().zip(before) {
+        staged += metric(&http, url, STAGED).await - staged_before;
+        assert_eq!(
+            metric(&http, url, FALLBACKS).await,
+            fallbacks_before,
+            "no scan or notifyPayment on {url} ran on a blocking thread"
+        );
+    }
+    assert_eq!(staged, calls, "each scan and notifyPayment was staged once");
 }

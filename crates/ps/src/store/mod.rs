@@ -276,6 +276,15 @@ impl Store {
         }
     }
 
+    /// Staged transactions begun since the store opened, and how many of them ran on a blocking
+    /// thread after all (`/admin/v1/metrics`); both 0 on SQLite, where none is staged.
+    pub fn staged_counts(&self) -> (u64, u64) {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => (0, 0),
+            Backend::Postgres(pool) => pool.staged_counts(),
+        }
+    }
+
     /// Runs `f` on a connection that only reads (autocommit), on a blocking thread.
     async fn read_db<T, F>(&self, f: F) -> StoreResult<T>
     where

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -48,6 +49,11 @@ pub(super) struct Pool {
     idle: Mutex<Vec<PgConn>>,
     idle_async: Mutex<Vec<AsyncConn>>,
     permits: Arc<Semaphore>,
+    /// Staged transactions begun, and those of them handed to a blocking thread
+    /// (`/admin/v1/metrics`): a fallback is correct but slow, so a count that grows with the
+    /// traffic says that a scan or a notifyPayment no longer stays on the async workers.
+    staged: AtomicU64,
+    staged_fallbacks: AtomicU64,
 }
 
 /// A connection driven by the node's async workers: its connection task runs on the node's
@@ -226,6 +232,8 @@ impl Pool {
             idle: Mutex::new(vec![conn]),
             idle_async: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(connections.max(1))),
+            staged: AtomicU64::new(0),
+            staged_fallbacks: AtomicU64::new(0),
         })
     }
 
@@ -335,6 +343,7 @@ impl Pool {
         T: Send + 'static,
         F: Fn(Db<'_>) -> StoreResult<T> + Send + Sync + 'static,
     {
+        self.staged.fetch_add(1, Ordering::Relaxed);
         let staged = async {
             let _permit = self
                 .permits
@@ -385,8 +394,20 @@ impl Pool {
         };
         match staging {
             Staging::Done(result) => result,
-            Staging::Blocking => self.transaction(wait, Isolation::ReadCommitted, f).await,
+            Staging::Blocking => {
+                self.staged_fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.transaction(wait, Isolation::ReadCommitted, f).await
+            }
         }
+    }
+
+    /// Staged transactions begun since the pool opened, and how many of them ran on a blocking
+    /// thread after all.
+    pub(super) fn staged_counts(&self) -> (u64, u64) {
+        (
+            self.staged.load(Ordering::Relaxed),
+            self.staged_fallbacks.load(Ordering::Relaxed),
+        )
     }
 
     /// A read on its own (autocommit: each statement sees what was committed when it began).
