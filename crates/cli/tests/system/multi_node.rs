@@ -6,7 +6,8 @@
 //! reference MPP; each register is e-mailed once although every node's scheduler runs; an
 //! operator change made through one node is seen by the others within the catalog check; a POS
 //! waiting on one node for the MPP's answer hears it when another node delivered the refund;
-//! scans and notifyPayments of every kind stay on each node's async workers (its counters).
+//! scans and notifyPayments of Dynamic and Static QRs stay on each node's async workers (its
+//! counters).
 //!
 //! Only PostgreSQL has several nodes: in the SQLite binary (`system`) each test says so in one
 //! line and returns.
@@ -929,7 +930,7 @@ async fn every_kind_of_scan_and_notify(
 /// `Pool::staged_transaction`), not on a blocking thread: a fallback gives the same answer, so
 /// only the nodes' counters can tell. The first round may fall back where a notifyPayment
 /// makes a new form of answer (it needs the inserted row back; once per form and database);
-/// in the second round, not one scan or notifyPayment of any kind falls back.
+/// in the second round, not one of its scans and notifyPayments falls back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scans_and_notifies_stay_on_the_async_workers_of_every_node() {
     if !postgres_only() {
