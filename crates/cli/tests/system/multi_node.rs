@@ -284,7 +284,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_identical_notifies_and_scans_over_three_nodes_have_one_effect() {
+async fn fifty_identical_creates_scans_and_notifies_over_three_nodes_have_one_effect() {
     if !postgres_only() {
         return;
     }
@@ -292,7 +292,37 @@ async fn fifty_identical_notifies_and_scans_over_three_nodes_have_one_effect() {
     let books = nodes.books();
     let http = reqwest::Client::new();
     let device = device(&http, nodes.url(0)).await;
-    let (qr, id) = dynamic_qr(&http, nodes.url(1), &device, json!(300)).await;
+
+    // 50 identical qr/create calls of a POS under one X-Request-ID, at once, round robin: one
+    // purchase (READ COMMITTED: the answer's unique key makes every loser run again and find
+    // the winner's answer), and the same answer to all.
+    let order = json!({"DeviceToken": device, "Amount": 300, "ExternalId": "ORDER-50"});
+    let creates = join_all((0..50).map(|i| {
+        pos(
+            &http,
+            nodes.url(i),
+            "/r1/v01/qr/create",
+            Some("create-once"),
+            &order,
+        )
+    }))
+    .await;
+    assert_eq!(creates[0]["StatusCode"], 0, "{}", creates[0]);
+    let distinct: HashSet<String> = creates.iter().map(Value::to_string).collect();
+    assert_eq!(distinct.len(), 1, "50 creates, one body: {distinct:?}");
+    assert_eq!(
+        books.count(
+            "SELECT COUNT(*) FROM payments WHERE external_id = 'ORDER-50'",
+            &[]
+        ),
+        1,
+        "one purchase"
+    );
+    let qr = creates[0]["Data"]["QrToken"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let id = creates[0]["Data"]["QrPaymentId"].as_i64().expect("an id");
 
     // 50 identical scans of one Dynamic QR under one X-Request-ID, at once, round robin.
     let scan = json!({"qrCode": qr, "customerId": "C1"});
@@ -855,9 +885,10 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> u64 {
 }
 
 /// Scans and notifyPayments of every kind over two nodes, request ids marked with `round`:
-/// Dynamic QRs paid and their notify repeated through the other node, Static QRs paid, one
-/// Dynamic QR the MPP declined. Returns how many of the calls are staged transactions (all
-/// but the Static QRs' scans, which make their purchase at SERIALIZABLE).
+/// Dynamic QRs made, paid and their notify repeated through the other node, Static QRs paid,
+/// one Dynamic QR the MPP declined. Returns how many of the calls are staged transactions (all
+/// but the Static QRs' scans, which make their purchase at SERIALIZABLE; the POS's `qr/create`
+/// calls count).
 async fn every_kind_of_scan_and_notify(
     http: &reqwest::Client,
     nodes: &Nodes,
@@ -876,7 +907,8 @@ async fn every_kind_of_scan_and_notify(
         )
         .await;
         assert_eq!(result_code(&again), "SUCCESS", "{again}");
-        staged += 3;
+        // The create, the scan and the two notifies.
+        staged += 4;
     }
     for i in 0..4 {
         let scanned = mpp(
@@ -923,16 +955,16 @@ async fn every_kind_of_scan_and_notify(
     )
     .await;
     assert_eq!(result_code(&answer), "CANCELLED_BY_CLIENT", "{answer}");
-    staged + 2
+    staged + 3
 }
 
-/// Scan and notifyPayment run on the async workers (`store/postgres.rs`,
+/// A POS's `qr/create`, scan and notifyPayment run on the async workers (`store/postgres.rs`,
 /// `Pool::staged_transaction`), not on a blocking thread: a fallback gives the same answer, so
 /// only the nodes' counters can tell. The first round may fall back where a notifyPayment
 /// makes a new form of answer (it needs the inserted row back; once per form and database);
-/// in the second round, not one of its scans and notifyPayments falls back.
+/// in the second round, not one of its creates, scans and notifyPayments falls back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn scans_and_notifies_stay_on_the_async_workers_of_every_node() {
+async fn creates_scans_and_notifies_stay_on_the_async_workers_of_every_node() {
     if !postgres_only() {
         return;
     }
@@ -958,8 +990,11 @@ async fn scans_and_notifies_stay_on_the_async_workers_of_every_node() {
         assert_eq!(
             metric(&http, url, FALLBACKS).await,
             fallbacks_before,
-            "no scan or notifyPayment on {url} ran on a blocking thread"
+            "no create, scan or notifyPayment on {url} ran on a blocking thread"
         );
     }
-    assert_eq!(staged, calls, "each scan and notifyPayment was staged once");
+    assert_eq!(
+        staged, calls,
+        "each create, scan and notifyPayment was staged once"
+    );
 }

@@ -65,7 +65,11 @@ pub async fn create(app: &App, order: PosOrder) -> StoreResult<String> {
     };
     let replay = order.replay;
     app.store
-        .transaction(move |tx| {
+        // Nothing it reads is changed by it, and what it writes is new: the purchase under a
+        // fresh id and token, and the answer under the request's key, whose unique key makes a
+        // concurrent repeat run again and find this answer. So READ COMMITTED and the staged
+        // path on PostgreSQL: two round trips on the async workers.
+        .staged_locking_transaction(move |tx| {
             if let Some(first) = tx.replayed(&replay)? {
                 return Ok(first);
             }

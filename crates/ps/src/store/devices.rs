@@ -100,17 +100,19 @@ pub(super) fn remember(
     now: Timestamp,
 ) -> StoreResult<()> {
     let Some(r) = replay else { return Ok(()) };
+    // Sent with the transaction's next statement or its `COMMIT` on PostgreSQL: the same request
+    // stored by a concurrent transaction first fails that statement, and the transaction runs
+    // again and finds the answer stored (`replayed`).
     match r.by {
-        Requester::Device(device_id) => db.execute(
+        Requester::Device(device_id) => db.execute_pipelined(
             "INSERT INTO pos_requests (device_id, request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             args![device_id, r.request_id, r.body_sha256, response, now.as_millisecond()],
-        )?,
-        Requester::Operator => db.execute(
+        ),
+        Requester::Operator => db.execute_pipelined(
             "INSERT INTO operator_requests (request_id, body_sha256, response, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
             args![r.request_id, r.body_sha256, response, now.as_millisecond()],
-        )?,
-    };
-    Ok(())
+        ),
+    }
 }
 
 impl super::Tx<'_> {

@@ -297,9 +297,14 @@ fn load_by_token(db: Db<'_>, token: &str) -> StoreResult<Option<Payment>> {
     load_where(db, select_where!("qr_token = ?1"), args![token])
 }
 
+/// Inserts a new purchase and returns it as a load would, without reading it back: the row
+/// is made of `new`, `now` and the id alone, so the statement goes out with the transaction's
+/// next one on PostgreSQL (a staged transaction sends it with the `COMMIT`), and an error it
+/// meets is that statement's (a unique key taken: the transaction runs again).
 pub(super) fn insert(db: Db<'_>, new: &NewPayment, now: Timestamp) -> StoreResult<Payment> {
     let id = PaymentId::new(super::ids::next_operation_id(db)?);
-    db.execute(
+    let amount_tiyn = new.amount.map(tiyn_i64).transpose()?;
+    db.execute_pipelined(
         "INSERT INTO payments (id, kind, status, trade_point_id, service_id, device_id, external_id, qr_token, \
          amount_tiyn, created_at_ms, expire_at_ms, deadline_ms, receipt_token) \
          VALUES (?1, ?2, 'created', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
@@ -311,13 +316,39 @@ pub(super) fn insert(db: Db<'_>, new: &NewPayment, now: Timestamp) -> StoreResul
             new.device_id,
             new.external_id,
             new.qr_token,
-            new.amount.map(tiyn_i64).transpose()?,
+            amount_tiyn,
             ms(now),
             new.expire_at.map(ms),
             StoredToken::of(db, &new.receipt_token),
         ],
     )?;
-    load(db, id)?.ok_or_else(|| StoreError::Corrupt(format!("payment {id} vanished")))
+    // The row as `from_row` reads it back, checked the same way.
+    RawPayment {
+        id,
+        kind: new.kind.as_str().to_owned(),
+        status: Status::Created.as_str().to_owned(),
+        trade_point_id: new.trade_point_id,
+        service_id: new.service_id,
+        device_id: new.device_id,
+        external_id: new.external_id.clone(),
+        qr_token: new.qr_token.clone(),
+        amount_tiyn,
+        created_at_ms: ms(now),
+        expire_at_ms: new.expire_at.map(ms),
+        mpp: None,
+        customer_id: None,
+        scanned_at_ms: None,
+        confirm_until_ms: None,
+        parameters: None,
+        checkout_response: None,
+        mpp_payment_id: None,
+        verdict: None,
+        notify_response: None,
+        finished_at_ms: None,
+        receipt_token: new.receipt_token.clone(),
+        checkout_at_ms: None,
+    }
+    .check()
 }
 
 pub(super) fn tiyn_i64(amount: Amount) -> StoreResult<i64> {
@@ -547,6 +578,73 @@ mod tests {
             Timestamp::from_millisecond(1_000).expect("a time"),
         )
         .expect("inserted")
+    }
+
+    /// `insert` builds the purchase it returns instead of reading it back: it must be the very
+    /// purchase a load finds, to the millisecond, whichever way the store keeps its fields.
+    fn an_inserted_purchase_is_what_a_load_finds(store: &Store) {
+        let new = NewPayment {
+            kind: Kind::Dynamic,
+            trade_point_id: TradePointId::new(1001),
+            service_id: None,
+            device_id: Some(DeviceId::new(7)),
+            external_id: Some("ORDER-1".to_owned()),
+            qr_token: Some("123456789012".to_owned()),
+            amount: Some(Amount::from_tiyn(12_345)),
+            // Past the millisecond: the store keeps milliseconds.
+            expire_at: Some(Timestamp::from_nanosecond(1_800_000_000_123_456_789).expect("a time")),
+            receipt_token: crate::links::secret_token(),
+        };
+        let now = Timestamp::from_nanosecond(1_799_999_000_987_654_321).expect("a time");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let inserted = {
+                let new = new.clone();
+                store
+                    .staged_locking_transaction(move |tx| tx.insert_payment(&new, now))
+                    .await
+                    .expect("inserted")
+            };
+            let loaded = store
+                .payment_by_token("123456789012".to_owned())
+                .await
+                .expect("read")
+                .expect("found");
+            assert_eq!(inserted, loaded);
+            assert_eq!(inserted.created_at.subsec_nanosecond(), 987_000_000);
+        });
+    }
+
+    fn limits() -> super::super::StoreLimits {
+        super::super::StoreLimits {
+            write_queue_max: 10,
+            write_batch_max: 10,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 20_000,
+        }
+    }
+
+    #[test]
+    fn an_inserted_purchase_is_what_a_load_finds_on_sqlite() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("p.db"), &limits()).expect("opens");
+        an_inserted_purchase_is_what_a_load_finds(&store);
+    }
+
+    #[test]
+    fn an_inserted_purchase_is_what_a_load_finds_on_postgres() {
+        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+        let Some(admin) = admin_url("an_inserted_purchase_is_what_a_load_finds_on_postgres") else {
+            return;
+        };
+        let database = TestDatabase::create(&admin, "inserted");
+        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
+        an_inserted_purchase_is_what_a_load_finds(&store);
     }
 
     #[test]
