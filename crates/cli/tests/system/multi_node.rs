@@ -909,6 +909,17 @@ async fn every_kind_of_scan_and_notify(
         assert_eq!(result_code(&again), "SUCCESS", "{again}");
         // The create, the scan and the two notifies.
         staged += 4;
+        // The POS polls the purchase's status through the other node.
+        let status: Value = http
+            .get(format!("{}/r1/v02/payment/status/{id}", nodes.url(i + 1)))
+            .header("api-key", API_KEY)
+            .send()
+            .await
+            .expect("the node answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(status["Data"]["Status"], "Processed", "{status}");
     }
     for i in 0..4 {
         let scanned = mpp(
@@ -959,10 +970,11 @@ async fn every_kind_of_scan_and_notify(
 }
 
 /// A POS's `qr/create`, scan and notifyPayment run on the async workers (`store/postgres.rs`,
-/// `Pool::staged_transaction`), not on a blocking thread: a fallback gives the same answer, so
-/// only the nodes' counters can tell. The first round may fall back where a notifyPayment
-/// makes a new form of answer (it needs the inserted row back; once per form and database);
-/// in the second round, not one of its creates, scans and notifyPayments falls back.
+/// `Pool::staged_transaction`), not on a blocking thread, and so do the reads of the POS's
+/// calls (its device token, the purchase it polls: `Pool::staged_read`): a fallback gives the
+/// same answer, so only the nodes' counters can tell. The first round may fall back where a
+/// notifyPayment makes a new form of answer (it needs the inserted row back; once per form and
+/// database); in the second round, not one of its transactions and reads falls back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn creates_scans_and_notifies_stay_on_the_async_workers_of_every_node() {
     if !postgres_only() {
@@ -970,6 +982,8 @@ async fn creates_scans_and_notifies_stay_on_the_async_workers_of_every_node() {
     }
     const STAGED: &str = "tolem_store_staged_transactions_total";
     const FALLBACKS: &str = "tolem_store_staged_fallbacks_total";
+    const READS: &str = "tolem_store_staged_reads_total";
+    const READ_FALLBACKS: &str = "tolem_store_staged_read_fallbacks_total";
     let nodes = Nodes::start(2, SANDBOX_TOML.to_owned());
     let http = reqwest::Client::new();
     let device = device(&http, nodes.url(0)).await;
@@ -979,20 +993,32 @@ async fn creates_scans_and_notifies_stay_on_the_async_workers_of_every_node() {
         before.push((
             metric(&http, url, STAGED).await,
             metric(&http, url, FALLBACKS).await,
+            metric(&http, url, READS).await,
+            metric(&http, url, READ_FALLBACKS).await,
         ));
     }
 
     let calls = every_kind_of_scan_and_notify(&http, &nodes, &device, 1).await;
 
-    let mut staged = 0;
-    for (url, (staged_before, fallbacks_before)) in nodes.urls.iter().zip(before) {
+    let (mut staged, mut reads) = (0, 0);
+    for (url, (staged_before, fallbacks_before, reads_before, read_fallbacks_before)) in
+        nodes.urls.iter().zip(before)
+    {
         staged += metric(&http, url, STAGED).await - staged_before;
         assert_eq!(
             metric(&http, url, FALLBACKS).await,
             fallbacks_before,
             "no create, scan or notifyPayment on {url} ran on a blocking thread"
         );
+        reads += metric(&http, url, READS).await - reads_before;
+        assert_eq!(
+            metric(&http, url, READ_FALLBACKS).await,
+            read_fallbacks_before,
+            "no read of a POS call on {url} ran on a blocking thread"
+        );
     }
+    // At least each create's device token and each status poll.
+    assert!(reads >= 7 + 6, "{reads} reads staged");
     assert_eq!(
         staged, calls,
         "each create, scan and notifyPayment was staged once"

@@ -229,12 +229,16 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         c.cap_reached.load(Relaxed),
         c.tls_handshakes_failed.load(Relaxed),
     );
-    // On PostgreSQL, scan and notifyPayment run on the async workers unless they turn out to need
-    // a blocking thread's connection (docs/ARCHITECTURE.md); the second count should stay flat.
-    let (staged, fallbacks) = app.store.staged_counts();
+    // On PostgreSQL, scan, notifyPayment, qr/create and the reads of every POS call run on the
+    // async workers unless they turn out to need a blocking thread's connection
+    // (docs/ARCHITECTURE.md); the fallback counts should stay flat.
+    let staged = app.store.staged_counts();
     let text = format!(
-        "{text}# TYPE tolem_store_staged_transactions_total counter\ntolem_store_staged_transactions_total {staged}\n\
-         # TYPE tolem_store_staged_fallbacks_total counter\ntolem_store_staged_fallbacks_total {fallbacks}\n"
+        "{text}# TYPE tolem_store_staged_transactions_total counter\ntolem_store_staged_transactions_total {}\n\
+         # TYPE tolem_store_staged_fallbacks_total counter\ntolem_store_staged_fallbacks_total {}\n\
+         # TYPE tolem_store_staged_reads_total counter\ntolem_store_staged_reads_total {}\n\
+         # TYPE tolem_store_staged_read_fallbacks_total counter\ntolem_store_staged_read_fallbacks_total {}\n",
+        staged.transactions, staged.fallbacks, staged.reads, staged.read_fallbacks,
     );
     Ok((
         [(

@@ -134,7 +134,7 @@ impl super::Tx<'_> {
 
 impl Store {
     pub(crate) async fn device_by_token(&self, token: String) -> StoreResult<Option<Device>> {
-        self.read_db(move |db| {
+        self.staged_read(move |db| {
             let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token = ?1");
             db.query_row(&sql, args![token], device_from_row)
         })
@@ -143,7 +143,8 @@ impl Store {
 
     /// The stored answer to a request made before, if any.
     pub(crate) async fn pos_replay(&self, replay: Replay) -> StoreResult<Option<String>> {
-        self.read_db(move |db| replayed(db, &Some(replay))).await
+        self.staged_read(move |db| replayed(db, &Some(replay.clone())))
+            .await
     }
 
     /// Forgets replay records (the POS devices', then the operator's) made before `before`, at

@@ -45,6 +45,7 @@ pub use outbox::OutboxEntry;
 pub use outbox::OutboxKind;
 pub use outbox::{Attempt, AttemptOutcome};
 pub(crate) use payments::NewPayment;
+pub use postgres::StagedCounts;
 pub(crate) use refund_delivery::RefundView;
 pub(crate) use refunds::{NewRefund, NewReturnQr};
 pub use registers::OpKind;
@@ -276,12 +277,26 @@ impl Store {
         }
     }
 
-    /// Staged transactions begun since the store opened, and how many of them ran on a blocking
-    /// thread after all (`/admin/v1/metrics`); both 0 on SQLite, where none is staged.
-    pub fn staged_counts(&self) -> (u64, u64) {
+    /// Staged transactions and reads begun since the store opened, and how many of each ran on
+    /// a blocking thread after all (`/admin/v1/metrics`); all 0 on SQLite, where none is staged.
+    pub fn staged_counts(&self) -> StagedCounts {
         match &self.inner.backend {
-            Backend::Sqlite(_) => (0, 0),
+            Backend::Sqlite(_) => StagedCounts::default(),
             Backend::Postgres(pool) => pool.staged_counts(),
+        }
+    }
+
+    /// [`Store::read_db`] for a read on every POS call or status poll (a device's token, a
+    /// purchase): on PostgreSQL it runs on the async workers (`postgres::Pool::staged_read`), on
+    /// a blocking thread only if it asks for more than reads. The same as `read_db` on SQLite.
+    async fn staged_read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(db::Db<'_>) -> StoreResult<T> + Send + Sync + 'static,
+    {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => self.read(move |conn| f(db::Db::Lite(conn))).await,
+            Backend::Postgres(pool) => pool.staged_read(self.inner.write_wait, f).await,
         }
     }
 

@@ -524,19 +524,19 @@ impl super::Tx<'_> {
 
 impl Store {
     pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        self.read_db(move |db| load(db, id)).await
+        self.staged_read(move |db| load(db, id)).await
     }
 
     pub(crate) async fn payment_by_receipt(
         &self,
         receipt_token: String,
     ) -> StoreResult<Option<Payment>> {
-        self.read_db(move |db| load_by_receipt(db, &receipt_token))
+        self.staged_read(move |db| load_by_receipt(db, &receipt_token))
             .await
     }
 
     pub(crate) async fn payment_by_token(&self, token: String) -> StoreResult<Option<Payment>> {
-        self.read_db(move |db| load_by_token(db, &token)).await
+        self.staged_read(move |db| load_by_token(db, &token)).await
     }
 
     /// Expires open purchases past their deadline (at most `limit`); returns how many.

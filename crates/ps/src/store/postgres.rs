@@ -54,6 +54,9 @@ pub(super) struct Pool {
     /// traffic says that a scan or a notifyPayment no longer stays on the async workers.
     staged: AtomicU64,
     staged_fallbacks: AtomicU64,
+    /// The same for reads on their own ([`Pool::staged_read`]).
+    staged_reads: AtomicU64,
+    staged_read_fallbacks: AtomicU64,
 }
 
 /// A connection driven by the node's async workers: its connection task runs on the node's
@@ -208,6 +211,19 @@ async fn in_order<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_
     done.into_iter().flatten().collect()
 }
 
+/// What [`Pool::staged_counts`] counts (`/admin/v1/metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StagedCounts {
+    /// Staged transactions begun (scan, notifyPayment, a POS's `qr/create`).
+    pub transactions: u64,
+    /// Those of them that ran on a blocking thread after all.
+    pub fallbacks: u64,
+    /// Staged reads begun (a device's token, a purchase by id, token or receipt, a replay).
+    pub reads: u64,
+    /// Those of them that ran on a blocking thread after all.
+    pub read_fallbacks: u64,
+}
+
 /// How a staged transaction ended.
 enum Staging<T> {
     /// Committed, or refused by its closure and rolled back.
@@ -234,6 +250,8 @@ impl Pool {
             permits: Arc::new(Semaphore::new(connections.max(1))),
             staged: AtomicU64::new(0),
             staged_fallbacks: AtomicU64::new(0),
+            staged_reads: AtomicU64::new(0),
+            staged_read_fallbacks: AtomicU64::new(0),
         })
     }
 
@@ -401,13 +419,67 @@ impl Pool {
         }
     }
 
-    /// Staged transactions begun since the pool opened, and how many of them ran on a blocking
-    /// thread after all.
-    pub(super) fn staged_counts(&self) -> (u64, u64) {
-        (
-            self.staged.load(Ordering::Relaxed),
-            self.staged_fallbacks.load(Ordering::Relaxed),
-        )
+    /// Staged transactions and reads begun since the pool opened, and how many of each ran on a
+    /// blocking thread after all.
+    pub(super) fn staged_counts(&self) -> StagedCounts {
+        StagedCounts {
+            transactions: self.staged.load(Ordering::Relaxed),
+            fallbacks: self.staged_fallbacks.load(Ordering::Relaxed),
+            reads: self.staged_reads.load(Ordering::Relaxed),
+            read_fallbacks: self.staged_read_fallbacks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A read on its own, as [`Self::read`], run on the async workers ([`Staged`]): the reads
+    /// the closure asks for go out in one write, with no transaction around them (each
+    /// statement sees what was committed when it began, as on a blocking thread), and the
+    /// closure runs again with their rows. A POS's device token and a purchase's status, read
+    /// on every POS call and every status poll, cost the node an await instead of a hand-off
+    /// to a blocking thread and its sleep through the round trip. A closure that asks for more
+    /// than reads (it should not) runs on a blocking thread as [`Self::read`] runs it.
+    pub(super) async fn staged_read<T, F>(self: &Arc<Self>, wait: Duration, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(Db<'_>) -> StoreResult<T> + Send + Sync + 'static,
+    {
+        self.staged_reads.fetch_add(1, Ordering::Relaxed);
+        let staged = async {
+            let _permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            let idle = self
+                .idle_async
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let mut conn = match idle {
+                Some(conn) if !conn.client.is_closed() => conn,
+                _ => AsyncConn::connect(&self.url).await?,
+            };
+            let outcome = staged_reads(&mut conn, &f).await;
+            // No transaction is open on it whatever happened; a broken one is dropped.
+            if !conn.client.is_closed() {
+                self.idle_async
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(conn);
+            }
+            outcome
+        };
+        let staging = match tokio::time::timeout(wait, staged).await {
+            Ok(staging) => staging?,
+            Err(_) => return Err(StoreError::Overloaded),
+        };
+        match staging {
+            Staging::Done(result) => result,
+            Staging::Blocking => {
+                self.staged_read_fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.read(wait, f).await
+            }
+        }
     }
 
     /// A read on its own (autocommit: each statement sees what was committed when it began).
@@ -534,6 +606,50 @@ where
         conn.client.batch_execute("ROLLBACK").await?;
     }
     Ok(ended)
+}
+
+/// A staged read: the closure runs against the rows read so far until it asks for nothing
+/// more. `Err` only when the connection failed on its way (the caller drops a closed one).
+async fn staged_reads<T, F>(conn: &mut AsyncConn, f: &F) -> StoreResult<Staging<T>>
+where
+    F: Fn(Db<'_>) -> StoreResult<T>,
+{
+    let mut read = Vec::new();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let (value, outcome, rows, kept) = {
+            let staged = Staged::new(read, std::mem::take(&mut conn.kept));
+            let value =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(Db::Staged(&staged))))
+                    .unwrap_or_else(|_| Err(StoreError::Corrupt("a query panicked".to_owned())));
+            let (outcome, rows, kept) = staged.finish();
+            (value, outcome, rows, kept)
+        };
+        read = rows;
+        conn.kept = kept;
+        if !outcome.writes.is_empty() {
+            return Ok(Staging::Blocking);
+        }
+        match outcome.need {
+            Some(Need::Reads) if runs < STAGED_RUNS_MAX && !outcome.wanted.is_empty() => {
+                match conn.read(false, &outcome.wanted).await {
+                    Ok(answers) => read.extend(outcome.wanted.into_iter().zip(answers)),
+                    Err(e) if conn.client.is_closed() => return Err(e),
+                    // A statement refused: nothing is open, the connection serves on.
+                    Err(e) => return Ok(Staging::Done(Err(e))),
+                }
+            }
+            Some(_) => return Ok(Staging::Blocking),
+            None => {
+                // What it found was committed before it was read.
+                if value.is_ok() {
+                    keep(&mut conn.kept, outcome.found);
+                }
+                return Ok(Staging::Done(value));
+            }
+        }
+    }
 }
 
 /// Whether a transaction that failed this way may simply be run again: it lost a race with a
