@@ -66,7 +66,9 @@ async fn create_scanned(
 ) -> StoreResult<Payment> {
     let policy = app.policy;
     app.store
-        .transaction(move |tx| {
+        // It reads nothing and writes a purchase under a fresh id: READ COMMITTED, and staged on
+        // PostgreSQL (the INSERT and the scan's UPDATE go out with the `COMMIT`).
+        .staged_locking_transaction(move |tx| {
             let mut payment = tx.insert_payment(&new, now)?;
             payment.bind(&owner, now, &policy);
             tx.save_scanned_payment(&payment, &policy, locale)?;
