@@ -35,6 +35,7 @@ use crate::smtp::SmtpServer;
 
 const SCAN: &str = "/api/v1/qr/scan";
 const NOTIFY: &str = "/api/v1/qr/notifyPayment";
+const CHECKOUT: &str = "/api/v1/qr/checkout";
 const RETURN: &str = "/r3/v01/payment/return";
 /// The merchant API's refusal of a refund larger than what is left of the purchase.
 const AMOUNT_EXCEEDED: i64 = -99_000_005;
@@ -885,8 +886,8 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> u64 {
 }
 
 /// Scans and notifyPayments of every kind over two nodes, request ids marked with `round`:
-/// Dynamic QRs made, paid and their notify repeated through the other node, Static QRs paid,
-/// one Dynamic QR the MPP declined. Returns how many of the calls are staged transactions (every
+/// Dynamic QRs made, paid and their notify repeated through the other node, Static QRs paid, a
+/// Custom QR checked out twice and paid, one Dynamic QR the MPP declined. Returns how many of the calls are staged transactions (every
 /// one, the POS's `qr/create` calls too).
 async fn every_kind_of_scan_and_notify(
     http: &reqwest::Client,
@@ -945,6 +946,52 @@ async fn every_kind_of_scan_and_notify(
         assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
         staged += 2;
     }
+    // A Custom QR: scanned, checked out (twice, through both nodes: one answer), paid.
+    let scanned = mpp(
+        http,
+        nodes.url(0),
+        SCAN,
+        &format!("custom-scan-{round}"),
+        &json!({"qrCode": PARKING_QR, "customerId": "C4"}),
+    )
+    .await;
+    assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
+    let id = serde_json::from_str::<Value>(&scanned).expect("JSON")["payment"]["paymentId"]
+        .as_str()
+        .expect("a paymentId")
+        .to_owned();
+    let checkout = json!({"paymentId": id, "serviceId": 2862, "parameters": [
+        {"id": 3932, "value": "777ABC02"}, {"id": 3933, "value": "3h"}]});
+    let first = mpp(
+        http,
+        nodes.url(1),
+        CHECKOUT,
+        &format!("custom-checkout-{round}"),
+        &checkout,
+    )
+    .await;
+    assert_eq!(result_code(&first), "SUCCESS", "{first}");
+    let again = mpp(
+        http,
+        nodes.url(0),
+        CHECKOUT,
+        &format!("custom-again-{round}"),
+        &checkout,
+    )
+    .await;
+    assert_eq!(again, first);
+    let answer = mpp(
+        http,
+        nodes.url(1),
+        NOTIFY,
+        &format!("custom-notify-{round}"),
+        &notify_body(&id, "C4", "SUCCESS", Some("800.00")),
+    )
+    .await;
+    assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
+    // The scan, the first checkout and the notify: the repeat finds the stored answer by a
+    // staged read, before any transaction.
+    staged += 3;
     let (qr, id) = dynamic_qr(http, nodes.url(0), device, json!(70)).await;
     let scanned = mpp(
         http,

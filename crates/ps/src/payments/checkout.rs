@@ -52,11 +52,12 @@ pub async fn checkout(
     let merchant = merchant_of(&catalog, payment.trade_point_id);
     let zone = app.zone.clone();
     let policy = app.policy;
-    // Decided again in the transaction: a concurrent checkout may have frozen it meanwhile.
+    // Decided again in the transaction: a concurrent checkout may have frozen it meanwhile. It
+    // decides on this purchase alone and loads it locked, as scan and notifyPayment do.
     let frozen = app
         .store
-        .transaction(move |tx| {
-            let Some(mut payment) = tx.payment(id)? else {
+        .staged_locking_transaction(move |tx| {
+            let Some(mut payment) = tx.payment_to_change(id)? else {
                 return Ok(Err(ResultCode::OrderNotExist));
             };
             if let Some(stored) = payment.stored_checkout(&mpp) {
