@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::error::SqlState;
 
 use super::db::{
@@ -363,23 +363,9 @@ impl Pool {
     {
         self.staged.fetch_add(1, Ordering::Relaxed);
         let staged = async {
-            let _permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| StoreError::WriterGone)?;
-            let idle = self
-                .idle_async
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
             // Dropped (closed, so whatever it began is rolled back) if this future is dropped
             // before the transaction ends, or the transaction's end was not confirmed.
-            let mut conn = match idle {
-                Some(conn) if !conn.client.is_closed() => conn,
-                _ => AsyncConn::connect(&self.url).await?,
-            };
+            let (_permit, mut conn) = self.take_async().await?;
             let mut pause_ms = RERUN_PAUSE_MS_INITIAL;
             let mut run = 1;
             let outcome = loop {
@@ -396,11 +382,8 @@ impl Pool {
                     other => break other,
                 }
             };
-            if outcome.is_ok() && !conn.client.is_closed() {
-                self.idle_async
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(conn);
+            if outcome.is_ok() {
+                self.keep_async(conn);
             }
             outcome
         };
@@ -416,6 +399,38 @@ impl Pool {
                 self.staged_fallbacks.fetch_add(1, Ordering::Relaxed);
                 self.transaction(wait, Isolation::ReadCommitted, f).await
             }
+        }
+    }
+
+    /// A connection the async workers drive, with the permit that counts it: an idle one, or a
+    /// new one.
+    async fn take_async(&self) -> StoreResult<(OwnedSemaphorePermit, AsyncConn)> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        let idle = self
+            .idle_async
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let conn = match idle {
+            Some(conn) if !conn.client.is_closed() => conn,
+            _ => AsyncConn::connect(&self.url).await?,
+        };
+        Ok((permit, conn))
+    }
+
+    /// Keeps a connection with nothing open on it for the next staged transaction or read,
+    /// unless it broke.
+    fn keep_async(&self, conn: AsyncConn) {
+        if !conn.client.is_closed() {
+            self.idle_async
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
         }
     }
 
@@ -444,29 +459,10 @@ impl Pool {
     {
         self.staged_reads.fetch_add(1, Ordering::Relaxed);
         let staged = async {
-            let _permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| StoreError::WriterGone)?;
-            let idle = self
-                .idle_async
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let mut conn = match idle {
-                Some(conn) if !conn.client.is_closed() => conn,
-                _ => AsyncConn::connect(&self.url).await?,
-            };
+            let (_permit, mut conn) = self.take_async().await?;
             let outcome = staged_reads(&mut conn, &f).await;
-            // No transaction is open on it whatever happened; a broken one is dropped.
-            if !conn.client.is_closed() {
-                self.idle_async
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(conn);
-            }
+            // No transaction is open on it whatever happened.
+            self.keep_async(conn);
             outcome
         };
         let staging = match tokio::time::timeout(wait, staged).await {
