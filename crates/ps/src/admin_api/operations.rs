@@ -229,8 +229,8 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         c.cap_reached.load(Relaxed),
         c.tls_handshakes_failed.load(Relaxed),
     );
-    // On PostgreSQL, scan, notifyPayment, qr/create and the reads of every POS call run on the
-    // async workers unless they turn out to need a blocking thread's connection
+    // On PostgreSQL, scan, checkout, notifyPayment, qr/create and the reads of every POS call run
+    // on the async workers unless they turn out to need a blocking thread's connection
     // (docs/ARCHITECTURE.md); the fallback counts should stay flat.
     let staged = app.store.staged_counts();
     let text = format!(

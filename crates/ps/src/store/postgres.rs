@@ -51,7 +51,7 @@ pub(super) struct Pool {
     permits: Arc<Semaphore>,
     /// Staged transactions begun, and those of them handed to a blocking thread
     /// (`/admin/v1/metrics`): a fallback is correct but slow, so a count that grows with the
-    /// traffic says that a scan or a notifyPayment no longer stays on the async workers.
+    /// traffic says that a use case no longer stays on the async workers.
     staged: AtomicU64,
     staged_fallbacks: AtomicU64,
     /// The same for reads on their own ([`Pool::staged_read`]).
@@ -214,7 +214,7 @@ async fn in_order<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_
 /// What [`Pool::staged_counts`] counts (`/admin/v1/metrics`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StagedCounts {
-    /// Staged transactions begun (scan, notifyPayment, a POS's `qr/create`).
+    /// Staged transactions begun (scan, checkout, notifyPayment, a POS's `qr/create`).
     pub transactions: u64,
     /// Those of them that ran on a blocking thread after all.
     pub fallbacks: u64,
