@@ -847,6 +847,98 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_read_asks_round_by_round_with_no_transaction_and_keeps_its_connection() {
+        let Some(url) = admin_url("a_staged_read_asks_round_by_round") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_read");
+        let (pool, runtime) = staged_pool(&database);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        // The second read depends on the first: two round trips, three runs of the closure.
+        let found = runtime
+            .block_on(pool.staged_read(WAIT, move |db| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let v = db
+                    .query_row("SELECT v FROM t WHERE n = 1", args![], |r| r.get::<i64>(0))?
+                    .unwrap_or_default();
+                db.query_row("SELECT ?1::BIGINT + 1", args![v], |r| r.get::<i64>(0))
+            }))
+            .expect("read");
+        assert_eq!(found, Some(11));
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+        let counts = pool.staged_counts();
+        assert_eq!((counts.reads, counts.read_fallbacks), (1, 0));
+        assert_eq!(counts.transactions, 0);
+        assert_eq!(
+            pool.idle_async.lock().expect("idle").len(),
+            1,
+            "kept for reuse"
+        );
+        // And kept with no transaction open on it.
+        let conn = pool.take().expect("a connection");
+        let open = Db::Pg(&conn)
+            .query_row(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%'",
+                args![],
+                |r| r.get::<i64>(0),
+            )
+            .expect("counted");
+        pool.give_back(conn);
+        assert_eq!(open, Some(0));
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_staged_read_the_server_refuses_is_an_error_and_its_connection_serves_on() {
+        let Some(url) = admin_url("a_staged_read_the_server_refuses") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_read_refused");
+        let (pool, runtime) = staged_pool(&database);
+        let refused = runtime.block_on(pool.staged_read(WAIT, |db| {
+            db.query_row("SELECT v FROM no_such_table", args![], |r| r.get::<i64>(0))
+        }));
+        assert!(
+            matches!(refused, Err(StoreError::Postgres(_))),
+            "{refused:?}"
+        );
+        assert_eq!(pool.staged_counts().read_fallbacks, 0);
+        assert_eq!(
+            pool.idle_async.lock().expect("idle").len(),
+            1,
+            "kept for reuse"
+        );
+        let v = runtime
+            .block_on(pool.staged_read(WAIT, |db| {
+                db.query_row("SELECT v FROM t WHERE n = 1", args![], |r| r.get::<i64>(0))
+            }))
+            .expect("read");
+        assert_eq!(v, Some(10));
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_staged_read_that_asks_for_more_than_reads_runs_on_a_blocking_thread() {
+        let Some(url) = admin_url("a_staged_read_that_asks_for_more") else {
+            return;
+        };
+        let database = TestDatabase::create(&url, "staged_read_blocking");
+        let (pool, runtime) = staged_pool(&database);
+        // A row count is the server's answer to this very statement.
+        let changed = runtime
+            .block_on(pool.staged_read(WAIT, |db| {
+                db.execute("UPDATE t SET v = v WHERE n = 1", args![])
+            }))
+            .expect("run");
+        assert_eq!(changed, 1);
+        let counts = pool.staged_counts();
+        assert_eq!((counts.reads, counts.read_fallbacks), (1, 1));
+        drop(runtime);
+    }
+
+    #[test]
     fn a_connection_given_back_with_a_write_unsent_is_closed_and_the_write_never_lands() {
         let Some(url) = admin_url("a_connection_given_back_with_a_write_unsent") else {
             return;
