@@ -348,15 +348,7 @@ async fn fifty_identical_creates_scans_and_notifies_over_three_nodes_have_one_ef
 
     // One effect, the same through every node.
     for url in &nodes.urls {
-        let status: Value = http
-            .get(format!("{url}/r1/v02/payment/status/{id}"))
-            .header("api-key", API_KEY)
-            .send()
-            .await
-            .expect("the node answers")
-            .json()
-            .await
-            .expect("JSON");
+        let status = pos_status(&http, url, id).await;
         assert_eq!(status["Data"]["Status"], "Processed", "{status}");
         assert_eq!(tiyn(&status["Data"]["Amount"]), 30_000, "{status}");
         let view = admin(&http, url, &format!("/admin/v1/payments/{id}"), None).await;
@@ -885,6 +877,28 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in\n{text}"))
 }
 
+/// A POS's status poll of purchase `id` (merchant API, JSON).
+async fn pos_status(http: &reqwest::Client, url: &str, id: i64) -> Value {
+    http.get(format!("{url}/r1/v02/payment/status/{id}"))
+        .header("api-key", API_KEY)
+        .send()
+        .await
+        .expect("the node answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// A successful scan as demobank; the paymentId of the purchase it made.
+async fn scanned_id(http: &reqwest::Client, url: &str, request_id: &str, scan: &Value) -> String {
+    let scanned = mpp(http, url, SCAN, request_id, scan).await;
+    assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
+    serde_json::from_str::<Value>(&scanned).expect("JSON")["payment"]["paymentId"]
+        .as_str()
+        .expect("a paymentId")
+        .to_owned()
+}
+
 /// Scans and notifyPayments of every kind over two nodes, request ids marked with `round`:
 /// Dynamic QRs made, paid and their notify repeated through the other node, Static QRs paid, a
 /// Custom QR checked out twice and paid, one Dynamic QR the MPP declined. Returns how many of the calls are staged transactions (every
@@ -910,31 +924,18 @@ async fn every_kind_of_scan_and_notify(
         // The create, the scan and the two notifies.
         staged += 4;
         // The POS polls the purchase's status through the other node.
-        let status: Value = http
-            .get(format!("{}/r1/v02/payment/status/{id}", nodes.url(i + 1)))
-            .header("api-key", API_KEY)
-            .send()
-            .await
-            .expect("the node answers")
-            .json()
-            .await
-            .expect("JSON");
+        let status = pos_status(http, nodes.url(i + 1), id).await;
         assert_eq!(status["Data"]["Status"], "Processed", "{status}");
     }
     for i in 0..4 {
-        let scanned = mpp(
+        let scan = json!({"qrCode": STATIC_QR, "customerId": "C2"});
+        let id = scanned_id(
             http,
             nodes.url(i),
-            SCAN,
             &format!("static-scan-{round}-{i}"),
-            &json!({"qrCode": STATIC_QR, "customerId": "C2"}),
+            &scan,
         )
         .await;
-        assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
-        let id = serde_json::from_str::<Value>(&scanned).expect("JSON")["payment"]["paymentId"]
-            .as_str()
-            .expect("a paymentId")
-            .to_owned();
         let answer = mpp(
             http,
             nodes.url(i + 1),
@@ -947,19 +948,8 @@ async fn every_kind_of_scan_and_notify(
         staged += 2;
     }
     // A Custom QR: scanned, checked out (twice, through both nodes: one answer), paid.
-    let scanned = mpp(
-        http,
-        nodes.url(0),
-        SCAN,
-        &format!("custom-scan-{round}"),
-        &json!({"qrCode": PARKING_QR, "customerId": "C4"}),
-    )
-    .await;
-    assert_eq!(result_code(&scanned), "SUCCESS", "{scanned}");
-    let id = serde_json::from_str::<Value>(&scanned).expect("JSON")["payment"]["paymentId"]
-        .as_str()
-        .expect("a paymentId")
-        .to_owned();
+    let scan = json!({"qrCode": PARKING_QR, "customerId": "C4"});
+    let id = scanned_id(http, nodes.url(0), &format!("custom-scan-{round}"), &scan).await;
     let checkout = json!({"paymentId": id, "serviceId": 2862, "parameters": [
         {"id": 3932, "value": "777ABC02"}, {"id": 3933, "value": "3h"}]});
     let first = mpp(

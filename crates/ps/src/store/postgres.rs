@@ -719,6 +719,15 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(10);
 
+    /// The staged connection went back to the pool's idle ones, for reuse.
+    fn assert_kept(pool: &Pool) {
+        assert_eq!(
+            pool.idle_async.lock().expect("idle").len(),
+            1,
+            "kept for reuse"
+        );
+    }
+
     #[test]
     fn a_staged_transaction_reads_ahead_then_sends_its_writes_with_the_commit() {
         let Some(url) = admin_url("a_staged_transaction_reads_ahead") else {
@@ -741,11 +750,7 @@ mod tests {
         // Once stopped for its read, once to the end: no blocking thread was needed.
         assert_eq!(runs.load(Ordering::Relaxed), 2);
         assert_eq!(committed(&pool), vec![(1, 11), (2, 10)]);
-        assert_eq!(
-            pool.idle_async.lock().expect("idle").len(),
-            1,
-            "kept for reuse"
-        );
+        assert_kept(&pool);
         drop(runtime);
     }
 
@@ -805,11 +810,7 @@ mod tests {
         }));
         assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
         assert_eq!(committed(&pool), vec![(1, 10)]);
-        assert_eq!(
-            pool.idle_async.lock().expect("idle").len(),
-            1,
-            "kept for reuse"
-        );
+        assert_kept(&pool);
         drop(runtime);
     }
 
@@ -830,11 +831,7 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(committed(&pool), vec![(1, 10)]);
-        assert_eq!(
-            pool.idle_async.lock().expect("idle").len(),
-            1,
-            "kept for reuse"
-        );
+        assert_kept(&pool);
         // The kept connection has no transaction left open: the next one commits.
         runtime
             .block_on(pool.staged_transaction(WAIT, |db| {
@@ -870,11 +867,7 @@ mod tests {
         let counts = pool.staged_counts();
         assert_eq!((counts.reads, counts.read_fallbacks), (1, 0));
         assert_eq!(counts.transactions, 0);
-        assert_eq!(
-            pool.idle_async.lock().expect("idle").len(),
-            1,
-            "kept for reuse"
-        );
+        assert_kept(&pool);
         // And kept with no transaction open on it.
         let conn = pool.take().expect("a connection");
         let open = Db::Pg(&conn)
@@ -905,11 +898,7 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(pool.staged_counts().read_fallbacks, 0);
-        assert_eq!(
-            pool.idle_async.lock().expect("idle").len(),
-            1,
-            "kept for reuse"
-        );
+        assert_kept(&pool);
         let v = runtime
             .block_on(pool.staged_read(WAIT, |db| {
                 db.query_row("SELECT v FROM t WHERE n = 1", args![], |r| r.get::<i64>(0))
