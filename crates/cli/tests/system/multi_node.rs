@@ -285,7 +285,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_identical_creates_scans_and_notifies_over_three_nodes_have_one_effect() {
+async fn fifty_identical_creates_scans_notifies_and_checkouts_over_three_nodes_have_one_effect() {
     if !postgres_only() {
         return;
     }
@@ -377,6 +377,29 @@ async fn fifty_identical_creates_scans_and_notifies_over_three_nodes_have_one_ef
         let again = mpp(&http, nodes.url(i), NOTIFY, "notify-once", &body).await;
         assert_eq!(again, notifies[0]);
     }
+
+    // 30 concurrent checkouts of one Custom QR's purchase, each its own request with its own
+    // parameters, round robin: the purchase is locked while one decides, so one freezes its
+    // amount and every other gets that answer byte for byte.
+    let scan = json!({"qrCode": PARKING_QR, "customerId": "C4"});
+    let custom = scanned_id(&http, nodes.url(0), "custom-scan", &scan).await;
+    let checkouts = join_all((0..30).map(|i| {
+        let option = ["1h", "3h", "day"][i % 3];
+        let body = json!({"paymentId": custom, "serviceId": 2862, "parameters": [
+            {"id": 3932, "value": format!("{i:03}ABC02")}, {"id": 3933, "value": option}]});
+        let (http, url) = (&http, nodes.url(i));
+        async move { mpp(http, url, CHECKOUT, &format!("checkout-{i}"), &body).await }
+    }))
+    .await;
+    assert_eq!(result_code(&checkouts[0]), "SUCCESS", "{}", checkouts[0]);
+    let distinct: HashSet<&String> = checkouts.iter().collect();
+    assert_eq!(distinct.len(), 1, "30 checkouts, one answer: {distinct:?}");
+    // The answer all got is the one the purchase keeps.
+    let kept = books.one_text(
+        "SELECT checkout_response FROM payments WHERE id = ?1",
+        &[&custom.parse::<i64>().expect("an id")],
+    );
+    assert_eq!(kept, checkouts[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
