@@ -1,12 +1,12 @@
-//! Storage: one [`Store`] for everything the PS keeps. Today its one backend is SQLite (a file in
-//! WAL mode, `synchronous = FULL`, so a commit survives power loss); a PostgreSQL backend will sit
-//! beside it behind the same operations. The store holds no rules and names no wire code: a use
+//! Storage: one [`Store`] for everything the PS keeps, on SQLite (a file in WAL mode,
+//! `synchronous = FULL`, so a commit survives power loss) or on PostgreSQL (`postgres.rs`), behind
+//! the same operations. The store holds no rules and names no wire code: a use
 //! case opens [`Store::transaction`] and works through the per-table operations of [`Tx`]
 //! (`impl Tx` in each table's file), or reads through the `Store`'s read methods.
 //!
-//! Writes go through a single writer thread that commits whatever is queued in one transaction
-//! (group commit), each write in its own savepoint, and answers every caller only after the
-//! commit is on disk. Reads use a small pool of read-only connections. Called by the use cases
+//! On SQLite, writes go through a single writer thread that commits whatever is queued in one
+//! transaction (group commit, `writer.rs`) and answers every caller only after the commit is on
+//! disk. Reads use a small pool of read-only connections. Called by the use cases
 //! (`payments`, `refunds`, registers), the outbox's senders (`outbox.rs` here holds the outbox's
 //! per-table operations for every kind), the edges' reads, and start-up.
 
@@ -193,7 +193,7 @@ impl Store {
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let Backend::Sqlite(lite) = &self.inner.backend else {
             return Err(StoreError::Corrupt(
@@ -215,11 +215,12 @@ impl Store {
 
     /// Runs a use case's transaction: `f` reads and changes rows through the [`Tx`] handle's
     /// per-table operations, applying the rules itself; the store knows no flow. It returns once
-    /// the transaction is committed (group commit: `f` runs in its own savepoint of the writer's
-    /// batch). If `f` returns an error, its changes are rolled back and the rest of the batch
-    /// still commits; a refusal the caller must answer with belongs inside `T`, not in the
-    /// error, when what was changed before it must stand. On PostgreSQL `f` may run more than
-    /// once (a serialization failure rolls it back and runs it again), so it is `Fn`: it takes
+    /// the transaction is committed (group commit: `f` runs inside the writer's batch). If `f`
+    /// returns an error, its changes are rolled back and the rest of the batch still commits; a
+    /// refusal the caller must answer with belongs inside `T`, not in the error, when what was
+    /// changed before it must stand. `f` may run more than once (on PostgreSQL a serialization
+    /// failure rolls it back and runs it again; on SQLite a write of its batch that failed makes
+    /// the batch run again, each write in its own savepoint: `writer`), so it is `Fn`: it takes
     /// what it needs by reference and clones what it hands over.
     pub async fn transaction<T, F>(&self, f: F) -> StoreResult<T>
     where
