@@ -20,10 +20,11 @@ use crate::links::{qr_digits, secret_token};
 use crate::state::App;
 use crate::store::{NewPayment, StoreError, StoreResult, Tx};
 
-/// Purchases per write: small, so that the write's savepoint journal stays short. SQLite cuts
-/// that in-memory journal back after each statement by walking it from its start, so a write's
-/// cost grows with the square of its size: 2,000 purchases per write spent nine tenths of the
-/// fill there.
+/// Purchases per write: small, so that a write's savepoint journal stays short when the writer
+/// runs it in a savepoint of its own (after a write of its batch failed). SQLite cuts that
+/// in-memory journal back after each statement by walking it from its start, so such a write's
+/// cost grows with the square of its size: 2,000 purchases per write, each in its savepoint,
+/// spent nine tenths of the fill there.
 const BATCH: u64 = 50;
 /// Writes in flight at once, which the store's writer commits together (group commit), so that
 /// a commit still carries many purchases.

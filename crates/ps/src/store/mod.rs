@@ -372,7 +372,8 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     // A log the checkpoints made longer than this is cut back to it when it restarts.
     conn.pragma_update(None, "journal_size_limit", WAL_BYTES_KEPT)?;
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.saturating_neg())?;
-    // Savepoints keep a copy of each page they change; in memory, not in a temporary file.
+    // Savepoints and statements' journals keep a copy of each page they change; in memory, not
+    // in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     let restart_wanted = Arc::new(AtomicBool::new(false));
     let checkpoint_stop = start_checkpointer(path, restart_wanted.clone())?;
