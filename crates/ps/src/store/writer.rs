@@ -3,8 +3,8 @@
 //! once, and only then answers every caller.
 //!
 //! Each write runs bare first, with no savepoint of its own: a savepoint per write costs its
-//! two statements and a copy of every page the write is first to change (about 4 % of the PS's
-//! CPU under the MPP mix, docs/benchmarks.md). Writes that fail are rare (the use cases put a
+//! two statements (about 4 % of the writer's time under the MPP mix, 2 % of the PS's CPU:
+//! docs/benchmarks.md). Writes that fail are rare (the use cases put a
 //! refusal inside their answer, not in the error), and one that fails part-way cannot be undone
 //! alone: the whole batch is then rolled back and run again, each write in its own savepoint,
 //! so that only the failed write's changes are lost. A write may therefore run twice, as on
