@@ -368,6 +368,46 @@ pub(crate) async fn device_of(
     token: &str,
 ) -> Result<(Device, Arc<TradePoint>), PosError> {
     let device = app.store.device_by_token(token.to_owned()).await?;
+    checked_device(app, call, device)
+}
+
+/// What a POS call that takes a new purchase or return QR finds first: the answer the same
+/// device got for the same request before (DECISIONS 29), looked up before any other check so
+/// that a repeat gets the first answer whatever changed since, or else the caller's device as
+/// [`device_of`] gives it. Both in one read.
+pub(crate) enum FirstLook {
+    Repeat(Response),
+    Device(Device, Arc<TradePoint>),
+}
+
+pub(crate) async fn first_look(
+    app: &AppState,
+    call: &PosCall,
+    token: &str,
+) -> Result<FirstLook, PosError> {
+    let request = call
+        .request_id
+        .clone()
+        .map(|request_id| (request_id, call.body_sha256()));
+    let found = app
+        .store
+        .device_with_replay(token.to_owned(), request)
+        .await?
+        .filter(|(d, _)| call.acts_for(&d.organization_bin));
+    match found {
+        Some((_, Some(first))) => Ok(FirstLook::Repeat(raw_json(first))),
+        found => {
+            let (device, point) = checked_device(app, call, found.map(|(d, _)| d))?;
+            Ok(FirstLook::Device(device, point))
+        }
+    }
+}
+
+fn checked_device(
+    app: &AppState,
+    call: &PosCall,
+    device: Option<Device>,
+) -> Result<(Device, Arc<TradePoint>), PosError> {
     let device = device
         .filter(|d| call.acts_for(&d.organization_bin))
         .ok_or(PosError::status(StatusCode::DeviceNotFound))?;
@@ -384,24 +424,6 @@ pub(crate) async fn device_of(
         .cloned()
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
     Ok((device, point))
-}
-
-/// The answer to the same request made before by the same device (DECISIONS 29), looked up
-/// before any other check so that a repeat gets the first answer whatever changed since.
-pub(crate) async fn early_replay(
-    app: &AppState,
-    call: &PosCall,
-    token: &str,
-) -> Result<Option<Response>, PosError> {
-    let Some(request_id) = call.request_id.clone() else {
-        return Ok(None);
-    };
-    let device = app.store.device_by_token(token.to_owned()).await?;
-    let Some(device) = device.filter(|d| call.acts_for(&d.organization_bin)) else {
-        return Ok(None);
-    };
-    let replay = crate::store::Replay::device(device.id, request_id, call.body_sha256());
-    Ok(app.store.pos_replay(replay).await?.map(raw_json))
 }
 
 /// A trade point must be active and accept QR to take new purchases.

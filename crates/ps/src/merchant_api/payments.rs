@@ -11,7 +11,7 @@ use tolem_wire::merchant::{
 use tolem_wire::{Param, Problem};
 
 use super::{
-    PosCall, PosError, PosResult, check_trade_point, device_of, early_replay, envelope, path_text,
+    FirstLook, PosCall, PosError, PosResult, check_trade_point, envelope, first_look, path_text,
     raw_json,
 };
 use crate::domain::{Kind, PaymentId, Status};
@@ -48,10 +48,10 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
             Problem::TooLong(EXTERNAL_ID_LEN_MAX),
         ));
     }
-    if let Some(first) = early_replay(app, call, &req.devicetoken).await? {
-        return Ok(first);
-    }
-    let (device, point) = device_of(app, call, &req.devicetoken).await?;
+    let (device, point) = match first_look(app, call, &req.devicetoken).await? {
+        FirstLook::Repeat(first) => return Ok(first),
+        FirstLook::Device(device, point) => (device, point),
+    };
     check_trade_point(&point)?;
     if app.config.payments.payment_methods.is_empty() {
         return Err(PosError::status(StatusCode::NoPaymentMethods));

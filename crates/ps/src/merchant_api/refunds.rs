@@ -17,8 +17,8 @@ use tolem_wire::merchant::{
 };
 
 use super::{
-    PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, early_replay, envelope,
-    path_text, raw_json,
+    FirstLook, PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, envelope,
+    first_look, path_text, raw_json,
 };
 use crate::domain::refund::{RefundOrder, Refusal, Told};
 use crate::domain::{PaymentId, Refund, RefundId, RefundKind, Status};
@@ -33,10 +33,10 @@ const OPERATIONS_MAX: i64 = 10;
 pub(super) async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: ReturnCreateRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
-    if let Some(first) = early_replay(&app, &call, &req.devicetoken).await? {
-        return Ok(first);
-    }
-    let (device, point) = device_of(&app, &call, &req.devicetoken).await?;
+    let (device, point) = match first_look(&app, &call, &req.devicetoken).await? {
+        FirstLook::Repeat(first) => return Ok(first),
+        FirstLook::Device(device, point) => (device, point),
+    };
     if !point.active {
         return Err(PosError::status(StatusCode::TradePointDisabled));
     }

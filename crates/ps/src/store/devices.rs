@@ -141,6 +141,31 @@ impl Store {
         .await
     }
 
+    /// [`Self::device_by_token`] and, for a request with an X-Request-ID (`request`: the id and
+    /// the body's SHA-256), the answer that device got for the same request before, if any
+    /// ([`Self::pos_replay`]): one statement, so that a POS call that may be a repeat reads
+    /// once before its transaction.
+    pub(crate) async fn device_with_replay(
+        &self,
+        token: String,
+        request: Option<(String, String)>,
+    ) -> StoreResult<Option<(Device, Option<String>)>> {
+        let Some((request_id, body_sha256)) = request else {
+            return Ok(self.device_by_token(token).await?.map(|d| (d, None)));
+        };
+        self.staged_read(move |db| {
+            db.query_row(
+                "SELECT d.id, d.organization_bin, d.trade_point_id, d.device_id, d.token, d.active, \
+                 (SELECT r.response FROM pos_requests r WHERE r.device_id = d.id \
+                 AND r.request_id = ?2 AND r.body_sha256 = ?3) \
+                 FROM devices d WHERE d.token = ?1",
+                args![token, request_id, body_sha256],
+                |r| Ok((device_from_row(r)?, r.get::<Option<String>>(6)?)),
+            )
+        })
+        .await
+    }
+
     /// The stored answer to a request made before, if any.
     pub(crate) async fn pos_replay(&self, replay: Replay) -> StoreResult<Option<String>> {
         self.staged_read(move |db| replayed(db, &Some(replay.clone())))
@@ -243,6 +268,90 @@ mod tests {
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millisecond(ms).expect("a time")
+    }
+
+    /// Two devices; the first got an answer to request `r1`. The one read finds the device by
+    /// its token and that answer only for the same device, request id and body.
+    fn a_device_and_its_replay_are_found_in_one_read(store: &Store) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let register = |device: &str, token: &str| {
+                store.register_device(
+                    "123456789012".to_owned(),
+                    device.to_owned(),
+                    TradePointId::new(1001),
+                    token.to_owned(),
+                    at(1),
+                )
+            };
+            let Registered::Device(first) = register("till-1", "token-1").await.expect("one")
+            else {
+                panic!("a new device")
+            };
+            register("till-2", "token-2").await.expect("two");
+            let replay = Some(Replay::device(first.id, "r1".into(), "h1".into()));
+            store
+                .transaction(move |tx| tx.remember(&replay, "first answer", at(2)))
+                .await
+                .expect("remembered");
+
+            let look = |token: &str, request: Option<(&str, &str)>| {
+                let request = request.map(|(id, body)| (id.to_owned(), body.to_owned()));
+                store.device_with_replay(token.to_owned(), request)
+            };
+            let found = look("token-1", Some(("r1", "h1"))).await.expect("a read");
+            let (device, answer) = found.expect("the device");
+            assert_eq!(device, first);
+            assert_eq!(answer.as_deref(), Some("first answer"));
+            for (token, request) in [
+                ("token-1", None),
+                ("token-1", Some(("r1", "another body"))),
+                ("token-1", Some(("r2", "h1"))),
+                ("token-2", Some(("r1", "h1"))),
+            ] {
+                let (device, answer) = look(token, request)
+                    .await
+                    .expect("a read")
+                    .expect("the device");
+                assert_eq!(device.token, token);
+                assert_eq!(answer, None, "{token} {request:?}");
+            }
+            let none = look("no-such-token", Some(("r1", "h1"))).await;
+            assert!(matches!(none, Ok(None)), "{none:?}");
+        });
+    }
+
+    fn limits() -> super::super::StoreLimits {
+        super::super::StoreLimits {
+            write_queue_max: 10,
+            write_batch_max: 10,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 20_000,
+        }
+    }
+
+    #[test]
+    fn a_device_and_its_replay_are_found_in_one_read_on_sqlite() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("d.db"), &limits()).expect("opens");
+        a_device_and_its_replay_are_found_in_one_read(&store);
+    }
+
+    #[test]
+    fn a_device_and_its_replay_are_found_in_one_read_on_postgres() {
+        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+        let Some(admin) = admin_url("a_device_and_its_replay_are_found_in_one_read_on_postgres")
+        else {
+            return;
+        };
+        let database = TestDatabase::create(&admin, "device_replay");
+        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
+        a_device_and_its_replay_are_found_in_one_read(&store);
     }
 
     #[test]
