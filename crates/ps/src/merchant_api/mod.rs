@@ -385,6 +385,23 @@ pub(crate) async fn first_look(
     call: &PosCall,
     token: &str,
 ) -> Result<FirstLook, PosError> {
+    match device_and_answer(app, call, token).await? {
+        (_, Some(first)) => Ok(FirstLook::Repeat(raw_json(first))),
+        (device, None) => {
+            let (device, point) = checked_device(app, call, device)?;
+            Ok(FirstLook::Device(device, point))
+        }
+    }
+}
+
+/// The device with this token if it is the caller's, unchecked otherwise, and the answer it
+/// got for the same request before (DECISIONS 29), if the call has an X-Request-ID: one read.
+/// [`checked_device`] checks the device.
+pub(crate) async fn device_and_answer(
+    app: &AppState,
+    call: &PosCall,
+    token: &str,
+) -> Result<(Option<Device>, Option<String>), PosError> {
     let request = call
         .request_id
         .clone()
@@ -394,16 +411,14 @@ pub(crate) async fn first_look(
         .device_with_replay(token.to_owned(), request)
         .await?
         .filter(|(d, _)| call.acts_for(&d.organization_bin));
-    match found {
-        Some((_, Some(first))) => Ok(FirstLook::Repeat(raw_json(first))),
-        found => {
-            let (device, point) = checked_device(app, call, found.map(|(d, _)| d))?;
-            Ok(FirstLook::Device(device, point))
-        }
-    }
+    Ok(match found {
+        Some((device, answer)) => (Some(device), answer),
+        None => (None, None),
+    })
 }
 
-fn checked_device(
+/// [`device_of`] for a device already read.
+pub(crate) fn checked_device(
     app: &AppState,
     call: &PosCall,
     device: Option<Device>,

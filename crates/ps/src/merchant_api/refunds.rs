@@ -17,8 +17,8 @@ use tolem_wire::merchant::{
 };
 
 use super::{
-    FirstLook, PosCall, PosError, PosResult, Scheme, check_trade_point, device_of, envelope,
-    first_look, path_text, raw_json,
+    FirstLook, PosCall, PosError, PosResult, Scheme, check_trade_point, checked_device,
+    device_and_answer, device_of, envelope, first_look, path_text, raw_json,
 };
 use crate::domain::refund::{RefundOrder, Refusal, Told};
 use crate::domain::{PaymentId, Refund, RefundId, RefundKind, Status};
@@ -179,14 +179,15 @@ pub(super) async fn refund(State(app): State<AppState>, call: PosCall) -> PosRes
         // r2 is the refund with the customer: the return QR the customer scanned says who.
         return Err(PosError::param("QrReturnId", Problem::Missing));
     }
-    if let Some(first) = stored_answer(&app, &call, &req.devicetoken).await? {
+    let (device, first) = device_and_answer(&app, &call, &req.devicetoken).await?;
+    if let Some(first) = first {
         // A repeat is told what the first request was told, or will be (DECISIONS 29, 39).
         return hear_mpp(&app, first).await;
     }
     if req.amount.is_zero() {
         return Err(PosError::status(StatusCode::InvalidAmount));
     }
-    let (device, point) = device_of(&app, &call, &req.devicetoken).await?;
+    let (device, point) = checked_device(&app, &call, device)?;
     check_trade_point(&point).or_else(|e| match e {
         // A trade point that stopped taking QR payments still gives money back.
         PosError::Status(StatusCode::TradePointNoQr, _) => Ok(()),
@@ -234,24 +235,6 @@ pub(super) async fn refund(State(app): State<AppState>, call: PosCall) -> PosRes
     }
     // `placed` may also be a concurrent twin's answer, found in the same transaction.
     hear_mpp(&app, placed).await
-}
-
-/// The answer stored for the same request made before by the same device (DECISIONS 29),
-/// looked up before any other check so that a repeat is never refused for what changed since.
-async fn stored_answer(
-    app: &AppState,
-    call: &PosCall,
-    token: &str,
-) -> Result<Option<String>, PosError> {
-    let Some(request_id) = call.request_id.clone() else {
-        return Ok(None);
-    };
-    let device = app.store.device_by_token(token.to_owned()).await?;
-    let Some(device) = device.filter(|d| call.acts_for(&d.organization_bin)) else {
-        return Ok(None);
-    };
-    let replay = Replay::device(device.id, request_id, call.body_sha256());
-    Ok(app.store.pos_replay(replay).await?)
 }
 
 /// The answer to `payment/return` once the MPP has answered or the wait is over (DECISIONS 39).
