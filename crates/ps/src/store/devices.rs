@@ -263,6 +263,7 @@ pub(crate) use Registered as DeviceRegistration;
 
 #[cfg(test)]
 mod tests {
+    use super::super::payments::tests::limits;
     use super::*;
     use rusqlite::{Connection, params};
 
@@ -323,16 +324,6 @@ mod tests {
             let none = look("no-such-token", Some(("r1", "h1"))).await;
             assert!(matches!(none, Ok(None)), "{none:?}");
         });
-    }
-
-    fn limits() -> super::super::StoreLimits {
-        super::super::StoreLimits {
-            write_queue_max: 10,
-            write_batch_max: 10,
-            read_connections: 1,
-            database_connections: 2,
-            write_wait_ms: 20_000,
-        }
     }
 
     #[test]

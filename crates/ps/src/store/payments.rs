@@ -554,7 +554,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use jiff::SignedDuration;
     use rusqlite::{Connection, params};
 
@@ -619,7 +619,8 @@ mod tests {
         });
     }
 
-    fn limits() -> super::super::StoreLimits {
+    /// A small store for the tests of one operation on both backends.
+    pub(in crate::store) fn limits() -> super::super::StoreLimits {
         super::super::StoreLimits {
             write_queue_max: 10,
             write_batch_max: 10,
