@@ -263,7 +263,7 @@ pub(crate) use Registered as DeviceRegistration;
 
 #[cfg(test)]
 mod tests {
-    use super::super::payments::tests::limits;
+    use super::super::payments::tests::{on_postgres, on_sqlite};
     use super::*;
     use rusqlite::{Connection, params};
 
@@ -328,21 +328,16 @@ mod tests {
 
     #[test]
     fn a_device_and_its_replay_are_found_in_one_read_on_sqlite() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("d.db"), &limits()).expect("opens");
-        a_device_and_its_replay_are_found_in_one_read(&store);
+        on_sqlite(a_device_and_its_replay_are_found_in_one_read);
     }
 
     #[test]
     fn a_device_and_its_replay_are_found_in_one_read_on_postgres() {
-        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
-        let Some(admin) = admin_url("a_device_and_its_replay_are_found_in_one_read_on_postgres")
-        else {
-            return;
-        };
-        let database = TestDatabase::create(&admin, "device_replay");
-        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
-        a_device_and_its_replay_are_found_in_one_read(&store);
+        on_postgres(
+            "a_device_and_its_replay_are_found_in_one_read_on_postgres",
+            "device_replay",
+            a_device_and_its_replay_are_found_in_one_read,
+        );
     }
 
     #[test]

@@ -620,7 +620,7 @@ pub(super) mod tests {
     }
 
     /// A small store for the tests of one operation on both backends.
-    pub(in crate::store) fn limits() -> super::super::StoreLimits {
+    fn limits() -> super::super::StoreLimits {
         super::super::StoreLimits {
             write_queue_max: 10,
             write_batch_max: 10,
@@ -630,22 +630,37 @@ pub(super) mod tests {
         }
     }
 
+    /// Runs `test` on a small store in a fresh SQLite file.
+    pub(in crate::store) fn on_sqlite(test: impl FnOnce(&Store)) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db"), &limits()).expect("opens");
+        test(&store);
+    }
+
+    /// Runs `test` (named `name`) on a small store in a fresh PostgreSQL database `database`,
+    /// if a server is at hand (`migrations_pg::tests::admin_url`).
+    pub(in crate::store) fn on_postgres(name: &str, database: &str, test: impl FnOnce(&Store)) {
+        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
+        let Some(admin) = admin_url(name) else {
+            return;
+        };
+        let database = TestDatabase::create(&admin, database);
+        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
+        test(&store);
+    }
+
     #[test]
     fn an_inserted_purchase_is_what_a_load_finds_on_sqlite() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("p.db"), &limits()).expect("opens");
-        an_inserted_purchase_is_what_a_load_finds(&store);
+        on_sqlite(an_inserted_purchase_is_what_a_load_finds);
     }
 
     #[test]
     fn an_inserted_purchase_is_what_a_load_finds_on_postgres() {
-        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
-        let Some(admin) = admin_url("an_inserted_purchase_is_what_a_load_finds_on_postgres") else {
-            return;
-        };
-        let database = TestDatabase::create(&admin, "inserted");
-        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
-        an_inserted_purchase_is_what_a_load_finds(&store);
+        on_postgres(
+            "an_inserted_purchase_is_what_a_load_finds_on_postgres",
+            "inserted",
+            an_inserted_purchase_is_what_a_load_finds,
+        );
     }
 
     #[test]

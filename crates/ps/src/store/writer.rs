@@ -350,6 +350,17 @@ mod tests {
         );
     }
 
+    /// A store in a fresh file with one table `t (x INTEGER)`; the folder goes with the guard.
+    async fn store_with_table() -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(&dir.path().join("w.db"), &limits()).expect("opens"));
+        store
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .await
+            .expect("table");
+        (dir, store)
+    }
+
     fn limits() -> StoreLimits {
         StoreLimits {
             write_queue_max: 100,
@@ -363,12 +374,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_that_all_succeed_run_once_and_a_failure_runs_its_batch_again() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(Store::open(&dir.path().join("r.db"), &limits()).expect("opens"));
-        store
-            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
-            .await
-            .expect("table");
+        let (_dir, store) = store_with_table().await;
         let runs = Arc::new(AtomicUsize::new(0));
         let concurrent = |fail: Option<i64>| {
             (0..20i64)
@@ -426,12 +432,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_or_panicking_write_does_not_take_its_batch_down() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(Store::open(&dir.path().join("w.db"), &limits()).expect("opens"));
-        store
-            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
-            .await
-            .expect("table");
+        let (_dir, store) = store_with_table().await;
         let mut tasks = Vec::new();
         for x in 0..30i64 {
             let store = store.clone();
