@@ -263,7 +263,7 @@ pub(crate) use Registered as DeviceRegistration;
 
 #[cfg(test)]
 mod tests {
-    use super::super::payments::tests::{on_postgres, on_sqlite};
+    use super::super::payments::tests::{block_on, on_postgres, on_sqlite};
     use super::*;
     use rusqlite::{Connection, params};
 
@@ -274,12 +274,7 @@ mod tests {
     /// Two devices; the first got an answer to request `r1`. The one read finds the device by
     /// its token and that answer only for the same device, request id and body.
     fn a_device_and_its_replay_are_found_in_one_read(store: &Store) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
+        block_on(async {
             let register = |device: &str, token: &str| {
                 store.register_device(
                     "123456789012".to_owned(),

@@ -614,12 +614,7 @@ pub(super) mod tests {
             receipt_token: crate::links::secret_token(),
         };
         let now = Timestamp::from_nanosecond(1_799_999_000_987_654_321).expect("a time");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
+        block_on(async {
             let inserted = {
                 let new = new.clone();
                 store
@@ -646,6 +641,17 @@ pub(super) mod tests {
             database_connections: 2,
             write_wait_ms: 20_000,
         }
+    }
+
+    /// Runs `f` to its end on a runtime of two workers, for the store tests that open their
+    /// store outside one.
+    pub(in crate::store) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
     }
 
     /// Runs `test` on a small store in a fresh SQLite file.
