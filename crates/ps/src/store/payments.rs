@@ -376,9 +376,8 @@ fn save(db: Db<'_>, p: &Payment, policy: &Policy, scan_locale: Option<Locale>) -
     };
     // The answer's form is set only with an answer. A purchase loaded without one has neither
     // column set (`columns!`), and an UPDATE that sets the foreign key `notify_form` makes SQLite
-    // check it and copy every page the statement changes into a statement journal, about 6 % of
-    // the writer's time under the MPP mix (docs/benchmarks.md). Without it, `?12` (NULL then)
-    // still appears, typed, for PostgreSQL.
+    // check it and copy every page the statement changes into a statement journal
+    // (docs/benchmarks.md). Without it, `?12` (NULL then) still appears, typed, for PostgreSQL.
     macro_rules! save {
         ($form:literal, $where:literal) => {
             concat!(
