@@ -466,17 +466,8 @@ async fn concurrent_partial_refunds_over_three_nodes_never_exceed_the_purchase()
     }
     assert!(!refused.is_empty(), "2450 tiyn asked of 1000");
     for url in &nodes.urls {
-        let path =
-            format!("{url}/r2/v01/payment/details?QrPaymentId={purchase}&DeviceToken={device}");
-        let details: Value = http
-            .get(path)
-            .header("api-key", API_KEY)
-            .send()
-            .await
-            .expect("the node answers")
-            .json()
-            .await
-            .expect("JSON");
+        let path = format!("/r2/v01/payment/details?QrPaymentId={purchase}&DeviceToken={device}");
+        let details = pos_get(&http, url, &path).await;
         assert_eq!(
             tiyn(&details["Data"]["AvailableReturnAmount"]),
             left,
@@ -902,7 +893,12 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> u64 {
 
 /// A POS's status poll of purchase `id` (merchant API, JSON).
 async fn pos_status(http: &reqwest::Client, url: &str, id: i64) -> Value {
-    http.get(format!("{url}/r1/v02/payment/status/{id}"))
+    pos_get(http, url, &format!("/r1/v02/payment/status/{id}")).await
+}
+
+/// A POS's GET of `path` on the node at `url` (merchant API, JSON).
+async fn pos_get(http: &reqwest::Client, url: &str, path: &str) -> Value {
+    http.get(format!("{url}{path}"))
         .header("api-key", API_KEY)
         .send()
         .await
