@@ -638,7 +638,7 @@ impl DroppedConfirm {
         let request =
             tokio::spawn(async move { mpp.confirm("C1", &id.to_string(), None, Locale::Ru).await });
         let debited = C1_OPENING - i64::try_from(tenge * 100).expect("fits");
-        poll_until("the customer is debited", || async {
+        eventually("the customer is debited", || async {
             bank.balance("C1").await == debited
         })
         .await;
@@ -661,21 +661,6 @@ impl DroppedConfirm {
     }
 }
 
-/// Polls `done` for a few seconds without moving any clock (the PS may be down).
-async fn poll_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 /// The phone disconnects while the PS is down: the app's confirm request is dropped mid
 /// notifyPayment. The kit's driver goes on, so once the PS is back the payment is Processed and
 /// the customer debited once — nobody stays debited while the PS shows Wait.
@@ -684,7 +669,9 @@ async fn a_confirm_dropped_mid_notify_is_finished_by_the_driver() {
     let dropped = DroppedConfirm::start(250).await;
     let (bank, id) = (&dropped.bank, dropped.id);
     let ps = dropped.restart(0).await;
-    ps.wait_until("the payment is Processed", || async {
+    // The PS's clock stays still: the driver's retries run on the wall clock, and the
+    // confirmation window must not pass meanwhile however slow the machine.
+    eventually("the payment is Processed", || async {
         ps.status(id).await["Data"]["Status"] == "Processed"
     })
     .await;
@@ -696,7 +683,7 @@ async fn a_confirm_dropped_mid_notify_is_finished_by_the_driver() {
             .filter(|n| matches!(n, Notice::Paid { .. }))
             .count()
     };
-    poll_until("the customer is told", || async { paid().await > 0 }).await;
+    eventually("the customer is told", || async { paid().await > 0 }).await;
     assert_eq!(
         bank.balance("C1").await,
         C1_OPENING - 25_000,
@@ -713,7 +700,7 @@ async fn a_dropped_confirm_the_ps_then_refuses_is_reversed_once() {
     let dropped = DroppedConfirm::start(120).await;
     let (bank, id) = (&dropped.bank, dropped.id);
     let ps = dropped.restart(600).await;
-    poll_until("the debit is given back", || async {
+    eventually("the debit is given back", || async {
         bank.balance("C1").await == C1_OPENING
     })
     .await;

@@ -265,7 +265,8 @@ async fn twenty_concurrent_partial_refunds_never_exceed_the_purchase() {
 
 #[tokio::test]
 async fn delivery_survives_a_misbehaving_mpp() {
-    let ps = TestPs::start().await;
+    // A call times out after a second (the hang below); every other answer comes well within it.
+    let ps = TestPs::start_configured(|c| c.refunds.request_timeout_ms = 1_000).await;
     let device = ps.device("POS-1").await;
     let purchase = ps.paid(&device, 1000, "C1").await;
     // Connection refused (nothing listens there), then the MPP comes up.
@@ -290,7 +291,7 @@ async fn delivery_survives_a_misbehaving_mpp() {
     // HTTP 500, then a timeout, then REFUND_IN_PROCESS three times, then SUCCESS.
     mpp.script([
         Act::Fail500,
-        Act::Hang(Duration::from_millis(800)),
+        Act::Hang(Duration::from_secs(3)),
         Act::Answer("REFUND_IN_PROCESS"),
         Act::Answer("REFUND_IN_PROCESS"),
         Act::Answer("REFUND_IN_PROCESS"),
@@ -372,17 +373,16 @@ async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
         )
         .await;
     assert_eq!(status, 200);
-    for _ in 0..100 {
-        if !mpp.credited().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        mpp.credited().len(),
-        1,
-        "delivered without moving the clock"
-    );
+    eventually("delivered without moving the clock", || async {
+        !mpp.credited().is_empty()
+    })
+    .await;
+    assert_eq!(mpp.credited().len(), 1);
+    // The MPP credits before the PS records its answer: once the PS has, nothing is left.
+    eventually("the refund is completed", || async {
+        refund_status(&ps, id).await["status"] == "completed"
+    })
+    .await;
     let (status, _) = ps
         .admin(
             "POST",
@@ -512,11 +512,12 @@ async fn a_slow_mpp_does_not_hold_up_another_mpps_refunds() {
     let ps = TestPs::start_configured(|c| {
         c.refunds.mpp_concurrency_max = 2;
         c.refunds.in_flight_max = 4;
-        c.refunds.request_timeout_ms = 2_000;
+        c.refunds.request_timeout_ms = 120_000;
     })
     .await;
+    // Demobank's calls hang for as long as the test runs.
     let slow = Receiver::start().await;
-    slow.script((0..6).map(|_| Act::Hang(Duration::from_millis(1_500))));
+    slow.script((0..6).map(|_| Act::Hang(Duration::from_secs(60))));
     let fast = Receiver::start().await;
     ps.set_refund_url("demobank", &slow.url).await;
     ps.set_refund_url("demowallet", &fast.url).await;
@@ -543,16 +544,10 @@ async fn a_slow_mpp_does_not_hold_up_another_mpps_refunds() {
     let wallet_refund = refund_r3(&ps, &device, id, 100.0).await["Data"]["ReturnOperationId"]
         .as_i64()
         .expect("id");
-    for _ in 0..50 {
-        if fast.credited().contains_key(&wallet_refund.to_string()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        fast.credited().contains_key(&wallet_refund.to_string()),
-        "delivered while demobank's calls hang"
-    );
+    eventually("delivered while demobank's calls hang", || async {
+        fast.credited().contains_key(&wallet_refund.to_string())
+    })
+    .await;
     assert!(
         slow.calls().len() <= 2,
         "demobank never has more than its 2 calls in flight: {}",

@@ -258,12 +258,18 @@ mod tests {
             Err(StoreError::Overloaded)
         ));
         let _ = queued.await.expect("joined");
-        // ... but it committed, as the docs say: retries must be idempotent.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let rows: i64 = store
-            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t WHERE x = 1", [], |r| r.get(0))?))
-            .await
-            .expect("read");
+        // ... but it commits, as the docs say: retries must be idempotent.
+        let mut rows = 0;
+        for _ in 0..500 {
+            rows = store
+                .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t WHERE x = 1", [], |r| r.get(0))?))
+                .await
+                .expect("read");
+            if rows > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(rows, 1);
     }
 
