@@ -5,8 +5,6 @@
 //! sees only its own refunds and registers. The real browser drives the same pages in the
 //! browser tests.
 
-use std::time::Duration;
-
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use tolem_ps::clock::Clock;
@@ -271,21 +269,6 @@ async fn without_tokens_there_is_no_console() {
     assert_eq!(answer.status, 404);
 }
 
-/// Waits without moving the clock (so no retry falls due by itself) until `done` holds.
-async fn settle<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("not within 10 s: {what}");
-}
-
 #[tokio::test]
 async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
     let ps = TestPs::start().await;
@@ -298,7 +281,7 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
         .expect("id");
     // The first attempt fails; the clock stands still, so the next is never due by itself.
     // A claim counts the attempt before its outcome is recorded: wait for the outcome too.
-    settle("the first attempt failed", || async {
+    eventually("the first attempt failed", || async {
         let status = refund_status(&ps, refund).await;
         status["attempts"] == 1 && status["last_error"].is_string()
     })
@@ -384,11 +367,11 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
     .await;
     assert_eq!(retried.status, 303, "{}", retried.body);
     assert_eq!(retried.location(), "/console/operator?done=retried");
-    settle("the refund is delivered", || async {
+    eventually("the refund is delivered", || async {
         !mpp.credited().is_empty()
     })
     .await;
-    settle("the refund is completed", || async {
+    eventually("the refund is completed", || async {
         refund_status(&ps, refund).await["status"] == "completed"
     })
     .await;

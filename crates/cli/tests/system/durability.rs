@@ -284,12 +284,10 @@ async fn refunds_in_flight_are_delivered_after_sigkill() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     server.kill();
     let server = Child::start(&config, &db);
-    for _ in 0..200 {
-        if refunds.iter().all(|id| mpp.credited().contains_key(id)) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually("every refund is credited", || async {
+        refunds.iter().all(|id| mpp.credited().contains_key(id))
+    })
+    .await;
     let credited = mpp.credited();
     for id in &refunds {
         assert_eq!(
@@ -384,12 +382,10 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
     server.kill();
     let server = Child::start(&config, &db);
     let want = 5_000_000 - paid + 8 * 5_000;
-    for _ in 0..200 {
-        if bank.balance("C1").await == want {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually("every refund is credited", || async {
+        bank.balance("C1").await == want
+    })
+    .await;
     assert_eq!(
         bank.balance("C1").await,
         want,

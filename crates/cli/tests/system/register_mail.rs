@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::harness::eventually;
 use crate::registers::{Scene, check_xlsx, expected, local, paid_by};
 use crate::smtp::{Mail, SmtpServer};
 
@@ -47,12 +48,10 @@ fn names(list: &[&str]) -> BTreeMap<String, usize> {
 /// Waits (in real time; the clock stays) until `count` e-mails arrived, then a little longer to
 /// see that no more come.
 async fn expect_mails(smtp: &SmtpServer, count: usize) -> Vec<Mail> {
-    for _ in 0..250 {
-        if smtp.mails().len() >= count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("{count} e-mails arrive"), || async {
+        smtp.mails().len() >= count
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mails = smtp.mails();
     assert_eq!(mails.len(), count, "{:?}", by_register(&mails));
