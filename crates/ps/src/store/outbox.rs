@@ -537,18 +537,12 @@ mod tests {
 
     #[test]
     fn attempts_are_kept_first_and_last_on_postgres() {
-        use super::super::migrations_pg::tests::{TestDatabase, admin_url};
-        let Some(url) = admin_url("attempts_are_kept_first_and_last_on_postgres") else {
-            return;
-        };
-        let database = TestDatabase::create(&url, "attempts");
-        let store = Store::open(std::path::Path::new(&database.url()), &limits()).expect("opens");
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-            .block_on(attempts_are_kept_first_and_last(&store));
-        drop(store);
+        use super::super::payments::tests::{block_on, on_postgres};
+        on_postgres(
+            "attempts_are_kept_first_and_last_on_postgres",
+            "attempts",
+            |store| block_on(attempts_are_kept_first_and_last(store)),
+        );
     }
 
     #[tokio::test]

@@ -846,11 +846,7 @@ pub(super) mod tests {
         };
         // An answer of a form no purchase has yet.
         let answer = r#"{"linkReceipt":"https://ps/receipt?id=a1b2","form":"new"}"#.to_owned();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let seen = runtime.block_on(async {
+        let seen = block_on(async {
             let id = store
                 .transaction(|tx| Ok(purchase(tx.db, "a1b2").id))
                 .await
