@@ -465,31 +465,17 @@ async fn expiry_needs_no_polling() {
     let (_, unscanned) = ps.dynamic_qr(&device, 100).await;
     ps.advance(200);
     // The sweeper runs every 50 ms in tests; nobody asks for the status meanwhile.
-    let mut expired = false;
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let a = ps
-            .app
-            .store
-            .payment(PaymentId::new(scanned))
-            .await
-            .expect("read")
-            .expect("exists");
-        let b = ps
-            .app
-            .store
-            .payment(PaymentId::new(unscanned))
-            .await
-            .expect("read")
-            .expect("exists");
-        if a.status == tolem_ps::domain::Status::Expired
-            && b.status == tolem_ps::domain::Status::Expired
-        {
-            expired = true;
-            break;
+    let expired = |id: i64| {
+        let store = ps.app.store.clone();
+        async move {
+            let purchase = store.payment(PaymentId::new(id)).await.expect("read");
+            purchase.expect("exists").status == tolem_ps::domain::Status::Expired
         }
-    }
-    assert!(expired, "the sweeper expired both purchases");
+    };
+    eventually("the sweeper expired both purchases", || async {
+        expired(scanned).await && expired(unscanned).await
+    })
+    .await;
     assert_eq!(ps.status(scanned).await["Data"]["Status"], "Error");
 }
 

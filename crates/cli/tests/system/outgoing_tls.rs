@@ -30,8 +30,9 @@ use tolem_ps::registers::config::{Secret, SmtpTls as PsSmtpTls};
 use crate::harness::*;
 use crate::receiver::Receiver;
 use crate::refunds::{refund_r3, refund_status};
+use crate::register_mail::expect_mails;
 use crate::registers::Scene;
-use crate::smtp::{Mail, SmtpLogin, SmtpServer, SmtpTls};
+use crate::smtp::{SmtpLogin, SmtpServer, SmtpTls};
 
 /// A test CA, a server certificate it signed for 127.0.0.1 and localhost, and the CA's PEM in a
 /// file for `outgoing.ca_file`.
@@ -329,7 +330,8 @@ async fn mail_scene(
     })
     .await;
     // E-mail starts with the next delivery day once the scheduler has seen this one.
-    for _ in 0..250 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < PATIENCE {
         if scene
             .ps
             .app
@@ -347,21 +349,6 @@ async fn mail_scene(
     panic!("the register scheduler never ran");
 }
 
-/// Waits (in real time) until `count` e-mails arrived, then a little longer to see that no more
-/// come.
-async fn expect_mails(smtp: &SmtpServer, count: usize) -> Vec<Mail> {
-    for _ in 0..250 {
-        if smtp.mails().len() >= count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mails = smtp.mails();
-    assert_eq!(mails.len(), count);
-    mails
-}
-
 /// The register e-mails as the admin API lists them.
 async fn register_list(ps: &TestPs) -> Vec<Value> {
     let (status, list) = ps.admin("GET", "/admin/v1/registers", &Value::Null).await;
@@ -371,7 +358,8 @@ async fn register_list(ps: &TestPs) -> Vec<Value> {
 
 /// Waits (in real time) until the only register e-mail's last error contains `want`.
 async fn expect_last_error(ps: &TestPs, want: &str) -> Value {
-    for _ in 0..250 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < PATIENCE {
         let list = register_list(ps).await;
         if let [one] = list.as_slice()
             && one["last_error"].as_str().is_some_and(|e| e.contains(want))
