@@ -30,7 +30,7 @@ use tolem_ps::registers::config::{Secret, SmtpTls as PsSmtpTls};
 use crate::harness::*;
 use crate::receiver::Receiver;
 use crate::refunds::{refund_r3, refund_status};
-use crate::register_mail::expect_mails;
+use crate::register_mail::{expect_mails, scheduler_has_run};
 use crate::registers::Scene;
 use crate::smtp::{SmtpLogin, SmtpServer, SmtpTls};
 
@@ -329,24 +329,8 @@ async fn mail_scene(
         c.outgoing.ca_file = ca;
     })
     .await;
-    // E-mail starts with the next delivery day once the scheduler has seen this one.
-    let started = std::time::Instant::now();
-    while started.elapsed() < PATIENCE {
-        if scene
-            .ps
-            .app
-            .store
-            .register_last_run()
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            return scene;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the register scheduler never ran");
+    scheduler_has_run(&scene).await;
+    scene
 }
 
 /// The register e-mails as the admin API lists them.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::harness::{PATIENCE, eventually};
+use crate::harness::eventually;
 use crate::registers::{Scene, check_xlsx, expected, local, paid_by};
 use crate::smtp::{Mail, SmtpServer};
 
@@ -45,6 +45,16 @@ fn names(list: &[&str]) -> BTreeMap<String, usize> {
     list.iter().map(|n| ((*n).to_owned(), 1)).collect()
 }
 
+/// Waits (in real time) until the register scheduler has run once: e-mail starts with the next
+/// delivery day once the scheduler has seen this one.
+pub(crate) async fn scheduler_has_run(scene: &Scene) {
+    eventually("the register scheduler has run", || async {
+        let last = scene.ps.app.store.register_last_run().await;
+        last.expect("a read").is_some()
+    })
+    .await;
+}
+
 /// Waits (in real time; the clock stays) until `count` e-mails arrived, then a little longer to
 /// see that no more come.
 pub(crate) async fn expect_mails(smtp: &SmtpServer, count: usize) -> Vec<Mail> {
@@ -75,13 +85,7 @@ async fn each_register_is_mailed_once_across_refusals_restarts_and_downtime() {
     // Friday 09:00: Thursday's registers are due, but the relay refuses them for now.
     smtp.refuse_next(usize::MAX);
     scene.set_clock("2026-11-27T09:00:00");
-    let started = std::time::Instant::now();
-    while started.elapsed() < PATIENCE {
-        if smtp.refused() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("both registers are tried", || async { smtp.refused() >= 2 }).await;
     assert_eq!(smtp.refused(), 2, "each register tried once");
     // Not lost across a restart: once the relay takes them, each is sent once.
     let scene = scene.restart().await;
@@ -205,32 +209,14 @@ async fn after_downtime_over_a_holiday_nothing_goes_out_until_the_next_working_d
     let smtp = SmtpServer::start().await;
     // Friday 11 December 2026; Wednesday 16 December is Independence Day.
     let scene = scene_with_mail("2026-12-11T10:00:00", &smtp).await;
-    // E-mail starts with the next delivery day once the scheduler has seen this one.
-    let started = std::time::Instant::now();
-    while started.elapsed() < PATIENCE {
-        if scene
-            .ps
-            .app
-            .store
-            .register_last_run()
-            .await
-            .expect("a read")
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    scheduler_has_run(&scene).await;
     // Monday's registers (Friday, Saturday, Sunday) are refused for now.
     smtp.refuse_next(usize::MAX);
     scene.set_clock("2026-12-14T09:00:00");
-    let started = std::time::Instant::now();
-    while started.elapsed() < PATIENCE {
-        if smtp.refused() >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the six registers are tried", || async {
+        smtp.refused() >= 6
+    })
+    .await;
     assert_eq!(smtp.refused(), 6, "each register tried once");
     // Down through Tuesday (its registers never queued); back on the holiday, with the relay
     // taking mail again: neither the retries nor the catch-up go out on a day off.
