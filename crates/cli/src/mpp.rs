@@ -84,7 +84,7 @@ pub async fn run(args: MppArgs) -> anyhow::Result<()> {
         )
         .await;
     }
-    let listener = crate::server::bind(config.listen, "--listen").await?;
+    let listener = crate::server::bind(config.listen, "--listen", false)?;
     let addr = listener.local_addr()?;
     let mpp = Mpp::open(&config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     say!("listening on http://{addr}");

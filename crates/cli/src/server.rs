@@ -65,7 +65,8 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     if let Some(db) = overrides.db {
         config.database = db;
     }
-    let listener = bind(config.listen, "--listen").await?;
+    config.check_reuse_port()?;
+    let listener = bind(config.listen, "--listen", config.reuse_port)?;
     let addr = listener.local_addr()?;
     let local_url = format!("http://{addr}");
     // Links point where the sandbox listens, unless the operator said where it is reached from
@@ -102,7 +103,11 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
             0 => 0,
             base => base.saturating_add(u16::try_from(index).unwrap_or(u16::MAX)),
         };
-        let mpp_listener = bind(SocketAddr::from(([127, 0, 0, 1], port)), "--mpps-port").await?;
+        let mpp_listener = bind(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "--mpps-port",
+            false,
+        )?;
         let mpp_addr = mpp_listener.local_addr()?;
         // The PS delivers this MPP's refunds to where it really listens.
         for m in config
@@ -196,8 +201,14 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// Binds `addr`; a failure names the flag that moves it.
-pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+/// Binds `addr`, shared with other processes if `reuse_port` (`tolem_ps::app::bind_tcp`); an
+/// error names `flag`, the option that gave the address.
+pub fn bind(
+    addr: SocketAddr,
+    flag: &str,
+    reuse_port: bool,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tolem_ps::app::bind_tcp(addr, reuse_port).map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {addr}: {}; stop the other program or give {flag} another one",
             bind_failure(&e)
@@ -299,6 +310,8 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(db) = overrides.db.clone() {
         config.database = db;
     }
+    // `reuse_port` needs PostgreSQL, from the file or from --db.
+    config.check_reuse_port()?;
     if !config.listeners.is_empty() {
         anyhow::ensure!(
             overrides.listen.is_none(),
@@ -309,7 +322,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(listen) = overrides.listen {
         config.listen = listen;
     }
-    let listener = bind(config.listen, "--listen").await?;
+    let listener = bind(config.listen, "--listen", config.reuse_port)?;
     let addr = listener.local_addr()?;
     let database = config.database.clone();
     let app = start(config).await?;
@@ -336,7 +349,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
 async fn run_listeners(config: Config) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
-        let opened = Listener::open(index, listener)
+        let opened = Listener::open(index, listener, config.reuse_port)
             .await
             .map_err(|e| match e {
                 ListenerError::Bind {

@@ -248,6 +248,35 @@ pub enum ListenerError {
     Tls { index: usize, source: TlsError },
 }
 
+/// The kernel's queue of connections not yet accepted, per listening socket (as tokio's
+/// `TcpListener::bind` asks for).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a TCP listener on `address` (`SO_REUSEADDR`, as `TcpListener::bind`). With
+/// `reuse_port`, also `SO_REUSEPORT`: every process that binds the port so shares it, and Linux
+/// hands each new connection to one of them by a hash of its addresses; a process that stops
+/// leaves the others serving (`Config::reuse_port`, Linux only). Runs inside a Tokio runtime.
+pub fn bind_tcp(address: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        #[cfg(target_os = "linux")]
+        socket.set_reuseport(true)?;
+        #[cfg(not(target_os = "linux"))]
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "reuse_port: only Linux spreads a shared port's connections over its processes",
+        ));
+    }
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 impl Listener {
     /// One plain listener for every surface: the sandbox, and `tolem serve` without `listeners`.
     pub fn plain(tcp: TcpListener) -> Listener {
@@ -258,22 +287,24 @@ impl Listener {
         }
     }
 
-    /// Reads the TLS files of `listeners[index]` (an error names the file) and binds it.
-    pub async fn open(index: usize, config: &ListenerConfig) -> Result<Listener, ListenerError> {
+    /// Reads the TLS files of `listeners[index]` (an error names the file) and binds it, sharing
+    /// the port with other processes if `reuse_port` ([`bind_tcp`]).
+    pub async fn open(
+        index: usize,
+        config: &ListenerConfig,
+        reuse_port: bool,
+    ) -> Result<Listener, ListenerError> {
         let tls = match &config.tls {
             Some(files) => Some(Arc::new(
                 TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?,
             )),
             None => None,
         };
-        let tcp =
-            TcpListener::bind(config.address)
-                .await
-                .map_err(|source| ListenerError::Bind {
-                    index,
-                    address: config.address,
-                    source,
-                })?;
+        let tcp = bind_tcp(config.address, reuse_port).map_err(|source| ListenerError::Bind {
+            index,
+            address: config.address,
+            source,
+        })?;
         Ok(Listener {
             tcp,
             surfaces: config.surfaces.clone(),

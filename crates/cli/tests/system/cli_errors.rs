@@ -94,6 +94,20 @@ fn a_bad_configuration_file_is_one_line_with_its_place() {
 }
 
 #[test]
+fn a_shared_port_on_a_sqlite_file_is_refused_before_anything_is_made() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("ps.db");
+    let db = db.to_str().expect("UTF-8");
+    explained(
+        &["serve", "--listen", "127.0.0.1:0", "--db", db],
+        &[("TOLEM_REUSE_PORT", "true")],
+        "reuse_port",
+        "--db postgres://",
+    );
+    assert!(!std::path::Path::new(db).exists(), "no database was made");
+}
+
+#[test]
 fn a_port_in_use_names_the_flag_that_moves_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let port = taken.local_addr().expect("addr").port().to_string();

@@ -54,8 +54,23 @@ pub(crate) struct Child {
 
 impl Child {
     pub(crate) fn start(config: &std::path::Path, db: &std::path::Path) -> Child {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        Child::start_at(config, db, Some("127.0.0.1:0"))
+    }
+
+    /// `tolem serve` with `--listen listen`, or without it (a configuration with `listeners`);
+    /// `url` is where the first listener listens.
+    pub(crate) fn start_at(
+        config: &std::path::Path,
+        db: &std::path::Path,
+        listen: Option<&str>,
+    ) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tolem"));
+        command.arg("serve");
+        if let Some(listen) = listen {
+            command.args(["--listen", listen]);
+        }
+        let mut child = command
+            .arg("--config")
             .arg(config)
             .arg("--db")
             .arg(db)

@@ -7,7 +7,8 @@
 //! operator change made through one node is seen by the others within the catalog check; a POS
 //! waiting on one node for the MPP's answer hears it when another node delivered the refund;
 //! scans and notifyPayments of Dynamic and Static QRs stay on each node's async workers (its
-//! counters).
+//! counters); nodes with `reuse_port` share one port without a balancer, and one of them can
+//! stop and start again while the others keep answering on it.
 //!
 //! Only PostgreSQL has several nodes: in the SQLite binary (`system`) each test says so in one
 //! line and returns.
@@ -1080,4 +1081,92 @@ async fn creates_scans_and_notifies_stay_on_the_async_workers_of_every_node() {
         staged, calls,
         "each create, scan and notifyPayment was staged once"
     );
+}
+
+/// A port no one listens on now, for nodes that must share it.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    probe.local_addr().expect("its address").port()
+}
+
+/// `count` health checks on the shared port, each on a connection of its own (so that the
+/// kernel picks a node for each); panics on any that is not answered OK.
+async fn pings_on_new_connections(shared: &str, count: usize) {
+    for i in 0..count {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("a client");
+        let body: Value = http
+            .get(format!("{shared}/r1/v01/health/ping"))
+            .header("api-key", API_KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ping {i} on {shared}: {e}"))
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["StatusCode"], 0, "ping {i}: {body}");
+    }
+}
+
+/// The connections a node accepted on its listeners, read from its own admin listener on a
+/// connection of its own (which counts as one).
+async fn accepted(admin_url: &str) -> u64 {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client");
+    metric(&http, admin_url, "tolem_connections_accepted_total").await
+}
+
+#[tokio::test]
+async fn nodes_with_reuse_port_share_one_port_and_one_can_restart_while_the_other_answers() {
+    if !postgres_only() {
+        return;
+    }
+    let port = free_port();
+    let shared = format!("http://127.0.0.1:{port}");
+    // Each node's admin listener first, on a port of its own: its first line names it, and
+    // its metrics tell what that node accepted on the shared port.
+    // (Top-level keys first, the listeners' tables after the operator data's.)
+    let toml = format!(
+        "reuse_port = true\n{}\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nsurfaces = [\"admin\"]\n\
+         [[listeners]]\naddress = \"127.0.0.1:{port}\"\nsurfaces = [\"mpp\", \"merchant\"]\n",
+        sandbox_toml("http://127.0.0.1:9/refund")
+    );
+    let nodes = Nodes::prepare(toml);
+    let config = |at: usize| {
+        let file = nodes.dir.path().join(format!("node-{at}.toml"));
+        std::fs::write(&file, format!("node_name = \"node-{at}\"\n{}", nodes.toml))
+            .expect("config written");
+        file
+    };
+    let (first, second) = (config(0), config(1));
+    let mut a = Child::start_at(&first, &nodes.db, None);
+    let b = Child::start_at(&second, &nodes.db, None);
+    assert_ne!(a.url, b.url, "each node's admin listener has its own port");
+
+    const PINGS: u64 = 40;
+    pings_on_new_connections(&shared, PINGS as usize).await;
+    // Each node's count less the metrics call's own connection: the kernel gave both nodes
+    // some of the shared port's connections, and every one of them to one node.
+    let (on_a, on_b) = (accepted(&a.url).await - 1, accepted(&b.url).await - 1);
+    assert_eq!(on_a + on_b, PINGS, "{on_a} + {on_b}");
+    assert!(
+        on_a > 0 && on_b > 0,
+        "one node took them all: {on_a} + {on_b}"
+    );
+
+    // One node stops (SIGKILL: the hardest way): the other answers every new connection.
+    a.kill();
+    pings_on_new_connections(&shared, 20).await;
+    assert_eq!(accepted(&b.url).await - 2, on_b + 20);
+    // It starts again beside the running one, on the same port, and takes its share again.
+    a = Child::start_at(&first, &nodes.db, None);
+    pings_on_new_connections(&shared, PINGS as usize).await;
+    let again = accepted(&a.url).await - 1;
+    assert!(again > 0 && again < PINGS, "{again} of {PINGS}");
+    drop((a, b));
 }

@@ -49,6 +49,11 @@ pub struct Config {
     /// the deliveries an earlier run of the same node held (a run killed in the middle of them).
     /// Several `tolem serve` on one database need one name each.
     pub node_name: String,
+    /// Share the listening ports with other PS processes on this machine (Linux `SO_REUSEPORT`):
+    /// the kernel spreads new connections over every process listening on a port, so that
+    /// several nodes on one host need no balancer between them, and a new process can start
+    /// before the old one stops. PostgreSQL only: a SQLite file serves one process.
+    pub reuse_port: bool,
     pub payments: PaymentsConfig,
     pub refunds: RefundsConfig,
     pub registers: registers::RegistersConfig,
@@ -352,6 +357,7 @@ impl Default for Config {
             sandbox: false,
             admin_token: String::new(),
             node_name: "ps".to_owned(),
+            reuse_port: false,
             payments: PaymentsConfig::default(),
             refunds: RefundsConfig::default(),
             registers: Default::default(),
@@ -653,6 +659,27 @@ impl Config {
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;
         self.catalog.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// `reuse_port` with the database it is given: several processes on one port share one
+    /// PostgreSQL database, never a SQLite file. Not part of [`Config::validate`]: `tolem serve`
+    /// checks it once `--db` has had its say over the file's `database`.
+    pub fn check_reuse_port(&self) -> Result<(), ConfigError> {
+        if self.reuse_port && !is_postgres_url(&self.database) {
+            return Err(ConfigError::Invalid(
+                "reuse_port: shares the listening ports with other PS processes, which share a \
+                 PostgreSQL database, and a SQLite file serves one process; give --db postgres://… \
+                 or set reuse_port = false"
+                    .to_owned(),
+            ));
+        }
+        if self.reuse_port && !cfg!(target_os = "linux") {
+            return Err(ConfigError::Invalid(
+                "reuse_port: only Linux spreads a shared port's connections over its processes"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// The listeners (DECISIONS 41): each serves something, no address twice, every surface
@@ -1063,6 +1090,22 @@ mod tests {
         ] {
             assert_eq!(SurfaceName::of_path(path), surface, "{path}");
         }
+    }
+
+    #[test]
+    fn reuse_port_is_off_by_default_and_needs_postgres() {
+        assert!(!Config::default().reuse_port);
+        let env = [("TOLEM_REUSE_PORT".to_owned(), "true".to_owned())];
+        // Loaded, as `--db postgres://…` may still come; refused with the SQLite file.
+        let mut config = Config::load(None, env).expect("valid until the database is known");
+        assert!(config.reuse_port);
+        let err = config
+            .check_reuse_port()
+            .expect_err("a SQLite file serves one process");
+        assert!(err.to_string().contains("reuse_port"), "{err}");
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        config.database = PathBuf::from("postgres://tolem@db.ps.internal/tolem");
+        assert!(config.check_reuse_port().is_ok());
     }
 
     #[test]
