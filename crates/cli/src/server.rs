@@ -200,7 +200,6 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         })
 }
 
-/// Binds `addr`; a failure names the flag that moves it.
 /// Binds `addr`, shared with other processes if `reuse_port` (`tolem_ps::app::bind_tcp`); an
 /// error names `flag`, the option that gave the address.
 pub fn bind(
