@@ -66,6 +66,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
         config.database = db;
     }
     config.check_reuse_port()?;
+    claim_database(&config.database)?;
     let listener = bind(config.listen, "--listen", config.reuse_port)?;
     let addr = listener.local_addr()?;
     let local_url = format!("http://{addr}");
@@ -169,13 +170,66 @@ fn sibling(db: &Path, caller: &str) -> PathBuf {
     db.with_file_name(format!("{stem}-{caller}.db"))
 }
 
-/// Opens the PS on `config.database`; a database that cannot be used names the file and the flag.
-pub async fn start(config: Config) -> anyhow::Result<AppState> {
-    let path = config.database.clone();
-    let on_postgres = tolem_ps::is_postgres_url(&path);
+/// The lock of this process's SQLite database (`lock_database`), held until the process exits.
+static DATABASE_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// One PS process per SQLite file: an exclusive lock on `FILE.lock` beside the database, taken
+/// at start and held until the process exits (the kernel lets it go however the process ends,
+/// SIGKILL included), with the process id written in it. A second `tolem serve` or `tolem
+/// sandbox` on the file is refused, naming the first. The lock is a file of its own, never the
+/// database: SQLite's locks are POSIX locks, which closing any other descriptor of the database
+/// file would drop.
+fn lock_database(db: &Path) -> anyhow::Result<()> {
+    use std::io::{Read, Seek, Write};
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .with_context(|| {
+            format!(
+                "cannot open {}, the lock of the database: check that this user may write in its folder",
+                lock_path.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            anyhow::bail!(
+                "the database {} is in use by another Tolem PS{holder}: a SQLite file serves one \
+                 process; stop that one, or give --db another file (several nodes share a \
+                 PostgreSQL database, docs/deployment.md)",
+                db.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", lock_path.display())
+        }
+    }
+    // The holder's process id, for the message above; the lock holds without it.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    let _ = DATABASE_LOCK.set(file);
+    Ok(())
+}
+
+/// A SQLite database's folder must be there; SQLite would only say it cannot open the file.
+fn check_database_folder(path: &Path) -> anyhow::Result<()> {
     if let Some(folder) = path
         .parent()
-        .filter(|p| !on_postgres && !p.as_os_str().is_empty())
+        .filter(|p| !tolem_ps::is_postgres_url(path) && !p.as_os_str().is_empty())
     {
         anyhow::ensure!(
             folder.is_dir(),
@@ -184,6 +238,24 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
             path.display()
         );
     }
+    Ok(())
+}
+
+/// Claims the database for a serving process (`tolem serve`, `tolem sandbox`) before anything
+/// listens: a SQLite file is locked for this process alone (`lock_database`); PostgreSQL is
+/// shared by design. `tolem registers` only reads beside the server and claims nothing.
+fn claim_database(path: &Path) -> anyhow::Result<()> {
+    check_database_folder(path)?;
+    if !tolem_ps::is_postgres_url(path) {
+        lock_database(path)?;
+    }
+    Ok(())
+}
+
+/// Opens the PS on `config.database`; a database that cannot be used names the file and the flag.
+pub async fn start(config: Config) -> anyhow::Result<AppState> {
+    let path = config.database.clone();
+    check_database_folder(&path)?;
     App::start(config, Arc::new(SystemClock))
         .await
         .map_err(|e| match e {
@@ -311,6 +383,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     }
     // `reuse_port` needs PostgreSQL, from the file or from --db.
     config.check_reuse_port()?;
+    claim_database(&config.database)?;
     if !config.listeners.is_empty() {
         anyhow::ensure!(
             overrides.listen.is_none(),

@@ -107,6 +107,87 @@ fn a_shared_port_on_a_sqlite_file_is_refused_before_anything_is_made() {
     assert!(!std::path::Path::new(db).exists(), "no database was made");
 }
 
+#[tokio::test]
+async fn a_second_ps_on_one_sqlite_file_is_refused_until_the_first_is_gone() {
+    if !crate::harness::sqlite_only("the lock of a SQLite file") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("ps.toml");
+    std::fs::write(&config, crate::harness::SANDBOX_TOML).expect("config written");
+    let db = dir.path().join("ps.db");
+    let first = crate::durability::Child::start(&config, &db);
+    let db_arg = db.to_str().expect("UTF-8");
+    let config_arg = config.to_str().expect("UTF-8");
+    let second = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config_arg,
+        "--db",
+        db_arg,
+    ];
+    explained(
+        &second,
+        &[],
+        &format!("in use by another Tolem PS (process {})", first.pid()),
+        "--db another file",
+    );
+    // The first one still serves.
+    let ping: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/r1/v01/health/ping", first.url))
+        .header("api-key", crate::harness::API_KEY)
+        .send()
+        .await
+        .expect("the first PS answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ping["StatusCode"], 0, "{ping}");
+    // The sandbox on the same file is refused the same way.
+    explained(
+        &[
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--mpps-port",
+            "0",
+            "--db",
+            db_arg,
+        ],
+        &[],
+        "in use by another Tolem PS",
+        "--db another file",
+    );
+    // `tolem registers` reads beside the server: not refused.
+    let out = dir.path().join("registers");
+    let out_arg = out.to_str().expect("UTF-8");
+    let made = [
+        "registers",
+        "daily",
+        "--mpp",
+        "demobank",
+        "--date",
+        "2026-01-05",
+        "--format",
+        "csv",
+        "--config",
+        config_arg,
+        "--db",
+        db_arg,
+        "--out",
+        out_arg,
+    ];
+    let (ok, err) = tolem(&made, &[]);
+    assert!(ok, "tolem registers beside the server: {err}");
+    assert!(out.join("demobank-daily-2026-01-05.csv").exists(), "{err}");
+    // Killed (no shutdown code runs), it leaves the file to the next one.
+    first.kill();
+    let next = crate::durability::Child::start(&config, &db);
+    assert!(next.url.starts_with("http://127.0.0.1:"), "{}", next.url);
+}
+
 #[test]
 fn a_port_in_use_names_the_flag_that_moves_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");

@@ -92,6 +92,11 @@ impl Child {
         Child { child, url }
     }
 
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn kill(mut self) {
         // SIGKILL: no shutdown code runs.
         self.child.kill().expect("killed");
