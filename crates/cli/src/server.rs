@@ -268,6 +268,11 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
                  and that the database exists and this user may create tables in it",
                 tolem_ps::database_for_display(&path)
             ),
+            StartError::Store(StoreError::Connect(why)) => anyhow::anyhow!(
+                "{why} ({}); check the URL in --db or `database`, and that the PostgreSQL server \
+                 there is running and reachable from here",
+                tolem_ps::database_for_display(&path)
+            ),
             other => other.into(),
         })
 }
@@ -394,10 +399,19 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(listen) = overrides.listen {
         config.listen = listen;
     }
-    let listener = bind(config.listen, "--listen", config.reuse_port)?;
-    let addr = listener.local_addr()?;
     let database = config.database.clone();
-    let app = start(config).await?;
+    let (listener, app) = if config.reuse_port {
+        // A node joining a shared port binds once its store is open: the kernel gives a bound
+        // socket its share of new connections at once, and they would wait for the store, or
+        // be reset if it could not open.
+        let app = start(config).await?;
+        (bind(app.config.listen, "--listen", true)?, app)
+    } else {
+        // Alone on its port, a port in use is found before any database is made.
+        let listener = bind(config.listen, "--listen", false)?;
+        (listener, start(config).await?)
+    };
+    let addr = listener.local_addr()?;
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
     tracing::info!(%addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
@@ -416,9 +430,9 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `tolem serve` with `listeners` (DECISIONS 41): each bound with its TLS files read (an error
-/// names the listener and the file), then one line per listener on stdout.
-async fn run_listeners(config: Config) -> anyhow::Result<()> {
+/// Binds each of `config.listeners` with its TLS files read; an error names the listener and the
+/// file.
+async fn open_listeners(config: &Config) -> anyhow::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
         let opened = Listener::open(index, listener, config.reuse_port)
@@ -436,8 +450,21 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
             })?;
         listeners.push(opened);
     }
+    Ok(listeners)
+}
+
+/// `tolem serve` with `listeners` (DECISIONS 41): each bound with its TLS files read (an error
+/// names the listener and the file), then one line per listener on stdout.
+async fn run_listeners(config: Config) -> anyhow::Result<()> {
     let database = config.database.clone();
-    let app = start(config).await?;
+    // As in `run`: joining a shared port waits for the store; alone, ports are checked first.
+    let (listeners, app) = if config.reuse_port {
+        let app = start(config).await?;
+        (open_listeners(&app.config).await?, app)
+    } else {
+        let listeners = open_listeners(&config).await?;
+        (listeners, start(config).await?)
+    };
     let mut urls = Vec::new();
     for listener in &listeners {
         urls.push((listener.url()?, listener.surface_names()));

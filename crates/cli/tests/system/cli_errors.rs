@@ -189,6 +189,25 @@ async fn a_second_ps_on_one_sqlite_file_is_refused_until_the_first_is_gone() {
 }
 
 #[test]
+fn a_node_joining_a_shared_port_opens_its_database_before_it_binds() {
+    // A port taken without SO_REUSEPORT, and no PostgreSQL server at the URL.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let listen = format!("127.0.0.1:{}", taken.local_addr().expect("addr").port());
+    let unreachable = "postgres://tolem@127.0.0.1:1/tolem";
+    let serve = ["serve", "--listen", &listen, "--db", unreachable];
+    // Alone on its port, the port is checked first.
+    explained(&serve, &[], "the port is in use", "--listen");
+    // Joining a shared port, the database is opened first: the kernel would hand a socket bound
+    // any earlier its share of connections while the store could not answer them.
+    explained(
+        &serve,
+        &[("TOLEM_REUSE_PORT", "true")],
+        "cannot connect to the database",
+        "PostgreSQL server there is running and reachable",
+    );
+}
+
+#[test]
 fn a_port_in_use_names_the_flag_that_moves_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let port = taken.local_addr().expect("addr").port().to_string();
