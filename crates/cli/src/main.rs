@@ -86,7 +86,8 @@ pub struct Overrides {
     /// `listeners` in the configuration.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// The SQLite database file.
+    /// The database, overriding the configuration's `database`: a SQLite file (one serving
+    /// process at a time) or a PostgreSQL URL, postgres://user@host:port/dbname.
     #[arg(long)]
     db: Option<PathBuf>,
 }

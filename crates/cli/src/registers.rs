@@ -48,7 +48,8 @@ struct Common {
     /// The server's TOML configuration file.
     #[arg(long, env = "TOLEM_CONFIG")]
     config: Option<PathBuf>,
-    /// The SQLite database file (overrides the configuration's `database`).
+    /// The server's database, overriding the configuration's `database`: its SQLite file or
+    /// its PostgreSQL URL.
     #[arg(long)]
     db: Option<PathBuf>,
     /// The folder the register is written to.

@@ -13,7 +13,7 @@ use tolem_mpp::{Mpp, MppConfig};
 use tolem_ps::app::{Listener, ListenerError};
 use tolem_ps::clock::SystemClock;
 use tolem_ps::state::{AppState, StartError};
-use tolem_ps::store::StoreError;
+use tolem_ps::store::{DatabaseLock, DatabaseLockError, StoreError};
 use tolem_ps::{App, Config};
 use tolem_sdk::RetryPolicy;
 use tolem_wire::Amount;
@@ -171,58 +171,32 @@ fn sibling(db: &Path, caller: &str) -> PathBuf {
 }
 
 /// The lock of this process's SQLite database (`lock_database`), held until the process exits.
-static DATABASE_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+static DATABASE_LOCK: std::sync::OnceLock<DatabaseLock> = std::sync::OnceLock::new();
 
-/// One PS process per SQLite file: an exclusive lock on `FILE.lock` beside the database, taken
-/// at start and held until the process exits (the kernel lets it go however the process ends,
-/// SIGKILL included), with the process id written in it. A second `tolem serve` or `tolem
-/// sandbox` on the file is refused, naming the first. The lock is a file of its own, never the
-/// database: SQLite's locks are POSIX locks, which closing any other descriptor of the database
-/// file would drop.
+/// One PS process per SQLite file (`tolem_ps::store::lock_database`): the lock is taken before
+/// anything listens and held until the process exits; a second `tolem serve` or `tolem sandbox`
+/// on the file is refused, naming the first.
 fn lock_database(db: &Path) -> anyhow::Result<()> {
-    use std::io::{Read, Seek, Write};
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = PathBuf::from(name);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .with_context(|| {
-            format!(
-                "cannot open {}, the lock of the database: check that this user may write in its folder",
-                lock_path.display()
-            )
-        })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => String::new(),
-                pid => format!(" (process {pid})"),
-            };
+    match tolem_ps::store::lock_database(db) {
+        Ok(lock) => {
+            let _ = DATABASE_LOCK.set(lock);
+            Ok(())
+        }
+        Err(DatabaseLockError::InUse { holder }) => {
+            let holder = holder
+                .map(|pid| format!(" (process {pid})"))
+                .unwrap_or_default();
             anyhow::bail!(
                 "the database {} is in use by another Tolem PS{holder}: a SQLite file serves one \
                  process; stop that one, or give --db another file (several nodes share a \
                  PostgreSQL database, docs/deployment.md)",
                 db.display()
-            );
+            )
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            anyhow::bail!("cannot lock {}: {e}", lock_path.display())
+        Err(e @ DatabaseLockError::Io { .. }) => {
+            anyhow::bail!("{e}; check that this user may write in the database's folder")
         }
     }
-    // The holder's process id, for the message above; the lock holds without it.
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "{}", std::process::id()));
-    let _ = DATABASE_LOCK.set(file);
-    Ok(())
 }
 
 /// A SQLite database's folder must be there; SQLite would only say it cannot open the file.

@@ -40,6 +40,22 @@ pub async fn run(args: FillArgs) -> anyhow::Result<()> {
     }
     let mut config = Config::load(Some(&args.config), std::iter::empty())?;
     config.database = PathBuf::from(&args.db);
+    // A SQLite file has one writing process: the fill is refused while a PS serves it, and a
+    // PS is refused while the fill runs (DatabaseLock). PostgreSQL is shared.
+    let _lock =
+        match tolem_ps::is_postgres_url(&config.database) {
+            true => None,
+            false => Some(tolem_ps::store::lock_database(&config.database).map_err(
+                |e| match e {
+                    tolem_ps::store::DatabaseLockError::InUse { holder } => anyhow::anyhow!(
+                "the database {} is in use by a Tolem PS{}: stop it before filling the file",
+                args.db,
+                holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+            ),
+                    other => other.into(),
+                },
+            )?),
+        };
     let app = App::start(config, Arc::new(SystemClock))
         .await
         .with_context(|| format!("cannot open the store {}", args.db))?;

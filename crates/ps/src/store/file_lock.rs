@@ -1,0 +1,85 @@
+//! One process per SQLite file. A serving PS (`tolem serve`, `tolem sandbox`) and a fill
+//! (`tolem-load fill`) write through one writer thread of their own, so two processes on one
+//! file would be two writers, each with caches the other's writes bypass. Each takes an
+//! exclusive lock on `FILE.lock` beside the database, writes its process id into it and holds it
+//! until it exits (the kernel lets the lock go however the process ends, SIGKILL included). The
+//! lock is a file of its own, never the database: SQLite's locks are POSIX locks, which closing
+//! any other descriptor of the database file would drop.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The lock of one SQLite file, held while this value lives.
+#[derive(Debug)]
+pub struct DatabaseLock {
+    _file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseLockError {
+    /// Another process holds the file; `holder` is the process id it wrote, when it did.
+    #[error("the database is in use by another process{}", holder.as_deref().map(|p| format!(" (process {p})")).unwrap_or_default())]
+    InUse { holder: Option<String> },
+    #[error("cannot lock the database with {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Takes the lock of the SQLite file `db` (`FILE.lock` beside it), without waiting.
+pub fn lock_database(db: &Path) -> Result<DatabaseLock, DatabaseLockError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let io = |source| DatabaseLockError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = Some(holder.trim().to_owned()).filter(|h| !h.is_empty());
+            return Err(DatabaseLockError::InUse { holder });
+        }
+        Err(TryLockError::Error(e)) => return Err(io(e)),
+    }
+    // The holder's process id, for a second process's message; the lock holds without it.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(DatabaseLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_one_file_names_the_first_holder_and_is_free_once_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("ps.db");
+        let first = lock_database(&db).expect("the first lock");
+        match lock_database(&db) {
+            Err(DatabaseLockError::InUse { holder }) => {
+                assert_eq!(holder, Some(std::process::id().to_string()));
+            }
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        drop(first);
+        lock_database(&db).expect("free again");
+        assert!(!db.exists(), "the lock never makes the database");
+    }
+}
