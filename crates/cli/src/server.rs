@@ -187,9 +187,9 @@ fn lock_database(db: &Path) -> anyhow::Result<()> {
                 .map(|pid| format!(" (process {pid})"))
                 .unwrap_or_default();
             anyhow::bail!(
-                "the database {} is in use by another Tolem PS{holder}: a SQLite file serves one \
-                 process; stop that one, or give --db another file (several nodes share a \
-                 PostgreSQL database, docs/deployment.md)",
+                "the database {} is in use by another Tolem PS or fill{holder}: a SQLite file \
+                 serves one process; stop that one, or give --db another file (several nodes \
+                 share a PostgreSQL database, docs/deployment.md)",
                 db.display()
             )
         }

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tolem_ps::clock::SystemClock;
 use tolem_ps::payments::{FillPlan, fill};
+use tolem_ps::store::{DatabaseLock, DatabaseLockError};
 use tolem_ps::{App, Config};
 
 /// The most purchases one fill may add (run it again to add more).
@@ -31,6 +32,22 @@ pub struct FillArgs {
     pub days: u32,
 }
 
+/// Takes the lock of the SQLite file `path` (`db` as given on the command line).
+fn lock(db: &str, path: &std::path::Path) -> anyhow::Result<DatabaseLock> {
+    tolem_ps::store::lock_database(path).map_err(|e| match e {
+        DatabaseLockError::InUse { holder } => {
+            let holder = holder
+                .map(|pid| format!(" (process {pid})"))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "the database {db} is in use by a Tolem PS or another fill{holder}: stop it \
+                 before filling the file"
+            )
+        }
+        other => other.into(),
+    })
+}
+
 pub async fn run(args: FillArgs) -> anyhow::Result<()> {
     if !(1..=PURCHASES_MAX).contains(&args.purchases) {
         bail!("--purchases must be between 1 and {PURCHASES_MAX}");
@@ -42,20 +59,11 @@ pub async fn run(args: FillArgs) -> anyhow::Result<()> {
     config.database = PathBuf::from(&args.db);
     // A SQLite file has one writing process: the fill is refused while a PS serves it, and a
     // PS is refused while the fill runs (DatabaseLock). PostgreSQL is shared.
-    let _lock =
-        match tolem_ps::is_postgres_url(&config.database) {
-            true => None,
-            false => Some(tolem_ps::store::lock_database(&config.database).map_err(
-                |e| match e {
-                    tolem_ps::store::DatabaseLockError::InUse { holder } => anyhow::anyhow!(
-                "the database {} is in use by a Tolem PS{}: stop it before filling the file",
-                args.db,
-                holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
-            ),
-                    other => other.into(),
-                },
-            )?),
-        };
+    let _lock = if tolem_ps::is_postgres_url(&config.database) {
+        None
+    } else {
+        Some(lock(&args.db, &config.database)?)
+    };
     let app = App::start(config, Arc::new(SystemClock))
         .await
         .with_context(|| format!("cannot open the store {}", args.db))?;

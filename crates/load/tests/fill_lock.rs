@@ -28,7 +28,7 @@ fn a_fill_is_refused_while_another_process_holds_the_file_and_runs_once_it_is_fr
     assert!(!out.status.success(), "{err}");
     assert!(
         err.contains(&format!(
-            "is in use by a Tolem PS (process {})",
+            "is in use by a Tolem PS or another fill (process {})",
             std::process::id()
         )),
         "{err}"

@@ -131,7 +131,10 @@ async fn a_second_ps_on_one_sqlite_file_is_refused_until_the_first_is_gone() {
     explained(
         &second,
         &[],
-        &format!("in use by another Tolem PS (process {})", first.pid()),
+        &format!(
+            "in use by another Tolem PS or fill (process {})",
+            first.pid()
+        ),
         "--db another file",
     );
     // The first one still serves.
