@@ -66,7 +66,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
         config.database = db;
     }
     config.check_reuse_port()?;
-    claim_database(&config.database)?;
+    let _lock = claim_database(&config.database)?;
     let listener = bind(config.listen, "--listen", config.reuse_port)?;
     let addr = listener.local_addr()?;
     let local_url = format!("http://{addr}");
@@ -170,33 +170,25 @@ fn sibling(db: &Path, caller: &str) -> PathBuf {
     db.with_file_name(format!("{stem}-{caller}.db"))
 }
 
-/// The lock of this process's SQLite database (`lock_database`), held until the process exits.
-static DATABASE_LOCK: std::sync::OnceLock<DatabaseLock> = std::sync::OnceLock::new();
-
-/// One PS process per SQLite file (`tolem_ps::store::lock_database`): the lock is taken before
-/// anything listens and held until the process exits; a second `tolem serve` or `tolem sandbox`
-/// on the file is refused, naming the first.
-fn lock_database(db: &Path) -> anyhow::Result<()> {
-    match tolem_ps::store::lock_database(db) {
-        Ok(lock) => {
-            let _ = DATABASE_LOCK.set(lock);
-            Ok(())
-        }
-        Err(DatabaseLockError::InUse { holder }) => {
+/// One PS process per SQLite file (`tolem_ps::store::lock_database`): a second `tolem serve`
+/// or `tolem sandbox` on the file is refused, naming the first.
+fn lock_database(db: &Path) -> anyhow::Result<DatabaseLock> {
+    tolem_ps::store::lock_database(db).map_err(|e| match e {
+        DatabaseLockError::InUse { holder } => {
             let holder = holder
                 .map(|pid| format!(" (process {pid})"))
                 .unwrap_or_default();
-            anyhow::bail!(
+            anyhow::anyhow!(
                 "the database {} is in use by another Tolem PS or fill{holder}: a SQLite file \
                  serves one process; stop that one, or give --db another file (several nodes \
                  share a PostgreSQL database, docs/deployment.md)",
                 db.display()
             )
         }
-        Err(e @ DatabaseLockError::Io { .. }) => {
-            anyhow::bail!("{e}; check that this user may write in the database's folder")
+        e @ DatabaseLockError::Io { .. } => {
+            anyhow::anyhow!("{e}; check that this user may write in the database's folder")
         }
-    }
+    })
 }
 
 /// A SQLite database's folder must be there; SQLite would only say it cannot open the file.
@@ -216,14 +208,15 @@ fn check_database_folder(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Claims the database for a serving process (`tolem serve`, `tolem sandbox`) before anything
-/// listens: a SQLite file is locked for this process alone (`lock_database`); PostgreSQL is
-/// shared by design. `tolem registers` only reads beside the server and claims nothing.
-fn claim_database(path: &Path) -> anyhow::Result<()> {
+/// listens: a SQLite file is locked for this process alone (`lock_database`) until the lock
+/// returned is dropped, at the end of the serving function; PostgreSQL is shared by design.
+/// `tolem registers` only reads beside the server and claims nothing.
+fn claim_database(path: &Path) -> anyhow::Result<Option<DatabaseLock>> {
     check_database_folder(path)?;
-    if !tolem_ps::is_postgres_url(path) {
-        lock_database(path)?;
+    if tolem_ps::is_postgres_url(path) {
+        return Ok(None);
     }
-    Ok(())
+    lock_database(path).map(Some)
 }
 
 /// Opens the PS on `config.database`; a database that cannot be used names the file and the flag.
@@ -362,7 +355,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     }
     // `reuse_port` needs PostgreSQL, from the file or from --db.
     config.check_reuse_port()?;
-    claim_database(&config.database)?;
+    let _lock = claim_database(&config.database)?;
     if !config.listeners.is_empty() {
         anyhow::ensure!(
             overrides.listen.is_none(),

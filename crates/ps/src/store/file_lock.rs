@@ -19,7 +19,7 @@ pub struct DatabaseLock {
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseLockError {
     /// Another process holds the file; `holder` is the process id it wrote, when it did.
-    #[error("the database is in use by another process{}", holder.as_deref().map(|p| format!(" (process {p})")).unwrap_or_default())]
+    #[error("the database is in use by another process")]
     InUse { holder: Option<String> },
     #[error("cannot lock the database with {}: {source}", path.display())]
     Io {
