@@ -25,6 +25,7 @@ mod report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,8 +105,24 @@ pub struct RunArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match start(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // What went wrong, and its root cause when the message does not already say it,
+            // as `tolem` prints its own; no backtrace, even with RUST_BACKTRACE.
+            let (top, root) = (err.to_string(), err.root_cause().to_string());
+            if top.contains(&root) {
+                eprintln!("tolem-load: {top}");
+            } else {
+                eprintln!("tolem-load: {top}\n  cause: {root}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::BaselineServer { listen }) => baseline::serve(listen).await,
         Some(Command::Refunds(args)) => refunds::run(args).await,
