@@ -477,6 +477,7 @@ impl Mpp {
                 payment_id: payment_id.to_owned(),
                 service_id,
                 parameters: values,
+                customer_id: Some(customer_id.to_owned()),
             })
             .await?;
         let answer = done(answer.outcome)?;

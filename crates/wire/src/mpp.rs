@@ -257,6 +257,10 @@ pub struct CheckoutRequest {
     pub service_id: i64,
     #[serde(default)]
     pub parameters: Vec<ParameterValue>,
+    /// The customer checking out. Not in SPEC 4.2's table, so optional; when sent, it must be the
+    /// customer who scanned, else `UNKNOWN_CUSTOMER` (DECISIONS 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -172,7 +172,19 @@ async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
                 value: Some(option.to_owned()),
             },
         ],
+        customer_id: Some("C9".to_owned()),
     };
+    // Another customer of the same MPP may not check it out (DECISIONS 11): UNKNOWN_CUSTOMER,
+    // and nothing is frozen.
+    let stranger = CheckoutRequest {
+        customer_id: Some("C2".to_owned()),
+        ..checkout("STRANGER", "day")
+    };
+    let refused = bank.checkout(&stranger).await.expect("answered");
+    assert_eq!(
+        refused.outcome.refused_code(),
+        Some(ResultCode::UnknownCustomer)
+    );
     // An option that is not in the list is refused and freezes nothing.
     let refused = bank
         .checkout(&checkout("777ABC02", "week"))
@@ -182,17 +194,57 @@ async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
         refused.outcome.refused_code(),
         Some(ResultCode::ParamIllegal)
     );
+    // Each problem with the form is named with the parameter, and freezes nothing either.
+    let long = "Я".repeat(65);
+    let cases = [
+        (
+            json!([{"id": 3932, "value": "A"}]),
+            "parameters[id=3933] — обязателен",
+        ),
+        (
+            json!([{"id": 3932, "value": "A"}, {"id": 3933, "value": " "}]),
+            "parameters[id=3933] — обязателен",
+        ),
+        (
+            json!([{"id": 3932, "value": "A"}, {"id": 3932, "value": "B"}, {"id": 3933, "value": "1h"}]),
+            "parameters[id=3932] — повторяется",
+        ),
+        (
+            json!([{"id": 3932, "value": long}, {"id": 3933, "value": "1h"}]),
+            "parameters[id=3932] — длиннее 64 символов",
+        ),
+        (
+            json!([{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}, {"id": 1, "value": "x"}]),
+            "parameters[id=1] — недопустимое значение",
+        ),
+    ];
+    for (parameters, problem) in cases {
+        let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": parameters});
+        let (_, answer) = ps.mpp_call(CHECKOUT, "demobank", "bad", &body).await;
+        let answer: Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(
+            answer["result"]["resultMessage"],
+            format!("Некорректный параметр: {problem}"),
+            "{parameters}"
+        );
+    }
     let first = bank
         .checkout(&checkout("777ABC02", "3h"))
         .await
         .expect("checkout");
     let first = first.outcome.done().expect("SUCCESS");
     assert_eq!(first.payment_amount, Amount::from_tenge(800));
-    // A repeat gets the first answer byte for byte, whatever it carries.
+    // A repeat gets the first answer byte for byte, whatever it carries (a checkout without
+    // `customerId`, as SPEC 4.2's table has it, is the scanning MPP's) ...
     let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "X"}, {"id": 3933, "value": "day"}]});
     let (_, again) = ps.mpp_call(CHECKOUT, "demobank", "c2", &body).await;
     let (_, again2) = ps.mpp_call(CHECKOUT, "demobank", "c3", &body).await;
     assert_eq!(again, again2);
+    // ... but not another customer's repeat, which is refused as before.
+    let mut body = body;
+    body["customerId"] = json!("C2");
+    let (_, stranger) = ps.mpp_call(CHECKOUT, "demobank", "c4", &body).await;
+    assert_eq!(result_code(&stranger), "UNKNOWN_CUSTOMER");
     assert_eq!(
         serde_json::from_str::<Value>(&again).expect("json")["paymentAmount"],
         "800.00"
@@ -544,6 +596,14 @@ async fn headers_are_checked_at_the_edge() {
             (200, code.to_owned()),
             "{headers:?}"
         );
+        if code == "UNKNOWN_SOURCE" {
+            // The message names the header once, with nothing after it.
+            let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+            assert_eq!(
+                answer["result"]["resultMessage"],
+                "Неизвестный участник (X-Caller-Name)"
+            );
+        }
     }
     // The request id is echoed back.
     let resp = ps

@@ -70,6 +70,13 @@ pub struct Owner {
     pub customer_id: String,
 }
 
+/// Who asks for a checkout: the calling MPP, and the customer if the request names one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutCaller {
+    pub mpp: CallerName,
+    pub customer_id: Option<String>,
+}
+
 /// Timing rules (DECISIONS 16).
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -247,22 +254,38 @@ impl Payment {
 
     /// The checkout answer stored for a repeat, for the purchase's own MPP only: another MPP
     /// learns nothing of it.
-    pub(crate) fn stored_checkout(&self, mpp: &CallerName) -> Option<&str> {
-        let owned = self.owner.as_ref().is_some_and(|o| o.mpp == *mpp);
-        self.checkout_response.as_deref().filter(|_| owned)
+    pub(crate) fn stored_checkout(&self, caller: &CheckoutCaller) -> Option<&str> {
+        self.checkout_response
+            .as_deref()
+            .filter(|_| self.checkout_by(caller).is_ok())
+    }
+
+    /// Whether `caller` may check this purchase out (DECISIONS 11): its MPP, and its customer
+    /// when the checkout names one (SPEC 4.2's checkout carries no `customerId`).
+    fn checkout_by(&self, caller: &CheckoutCaller) -> Result<(), ResultCode> {
+        match &self.owner {
+            Some(owner) if owner.mpp != caller.mpp => Err(ResultCode::OrderNotExist),
+            Some(owner)
+                if caller
+                    .customer_id
+                    .as_ref()
+                    .is_some_and(|c| *c != owner.customer_id) =>
+            {
+                Err(ResultCode::UnknownCustomer)
+            }
+            Some(_) => Ok(()),
+            None => Err(ResultCode::OrderNotExist),
+        }
     }
 
     /// Checkout may run on this purchase: it is the caller's, Custom, and still open.
     pub(crate) fn check_checkout(
         &self,
-        mpp: &CallerName,
+        caller: &CheckoutCaller,
         now: Timestamp,
         policy: &Policy,
     ) -> Result<(), ResultCode> {
-        match &self.owner {
-            Some(owner) if owner.mpp == *mpp => {}
-            _ => return Err(ResultCode::OrderNotExist),
-        }
+        self.checkout_by(caller)?;
         if self.kind != Kind::Custom {
             return Err(ResultCode::ProcessFail);
         }
@@ -446,6 +469,33 @@ mod tests {
             p.scan(&owner("A", "c1"), t(76), &policy()),
             Err(ResultCode::ExpiredCode)
         );
+    }
+
+    #[test]
+    fn checkout_is_the_scanners_and_names_another_customer_unknown() {
+        let mut p = dynamic();
+        p.kind = Kind::Custom;
+        p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+        let caller = |mpp: &str, customer: Option<&str>| CheckoutCaller {
+            mpp: CallerName::from(mpp),
+            customer_id: customer.map(str::to_owned),
+        };
+        let check = |who: &CheckoutCaller| p.check_checkout(who, t(1), &policy());
+        assert_eq!(check(&caller("A", Some("c1"))), Ok(()));
+        // SPEC 4.2's checkout carries no customerId: then the MPP's word is taken.
+        assert_eq!(check(&caller("A", None)), Ok(()));
+        assert_eq!(
+            check(&caller("A", Some("c2"))),
+            Err(ResultCode::UnknownCustomer)
+        );
+        assert_eq!(
+            check(&caller("B", Some("c1"))),
+            Err(ResultCode::OrderNotExist)
+        );
+        p.checkout_response = Some("{}".to_owned());
+        assert_eq!(p.stored_checkout(&caller("A", None)), Some("{}"));
+        assert_eq!(p.stored_checkout(&caller("A", Some("c2"))), None);
+        assert_eq!(p.stored_checkout(&caller("B", None)), None);
     }
 
     #[test]

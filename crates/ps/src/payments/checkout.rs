@@ -7,15 +7,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tolem_wire::Amount;
 use tolem_wire::mpp::{
-    CheckoutRequest, CheckoutResponse, PARAMETER_VALUE_LEN_MAX, ParameterValue, ResultBody,
-    ResultCode,
+    CUSTOMER_ID_LEN_MAX, CheckoutRequest, CheckoutResponse, PARAMETER_VALUE_LEN_MAX,
+    ParameterValue, ResultBody, ResultCode,
 };
+use tolem_wire::{Amount, Param, Problem};
 
-use super::{Caller, MppError, merchant_of, parse_payment_id};
+use super::{Caller, MppError, check_len, merchant_of, parse_payment_id};
 use crate::catalog::{AmountRule, Service};
 use crate::domain::ServiceId;
+use crate::domain::payment::CheckoutCaller;
 use crate::state::App;
 
 /// The checkout answer as stored (a JSON body).
@@ -25,15 +26,21 @@ pub async fn checkout(
     req: CheckoutRequest,
 ) -> Result<String, MppError> {
     let id = parse_payment_id(&req.payment_id)?;
-    let mpp = caller.mpp.caller_name.clone();
+    if let Some(customer_id) = &req.customer_id {
+        check_len(customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
+    }
+    let who = CheckoutCaller {
+        mpp: caller.mpp.caller_name.clone(),
+        customer_id: req.customer_id.clone(),
+    };
     let now = app.clock.now();
     let Some(payment) = app.store.payment(id).await? else {
         return Err(ResultCode::OrderNotExist.into());
     };
-    if let Some(stored) = payment.stored_checkout(&mpp) {
+    if let Some(stored) = payment.stored_checkout(&who) {
         return Ok(stored.to_owned());
     }
-    payment.check_checkout(&mpp, now, &app.policy)?;
+    payment.check_checkout(&who, now, &app.policy)?;
     let catalog = app.catalog.get();
     let service = payment
         .service_id
@@ -60,10 +67,10 @@ pub async fn checkout(
             let Some(mut payment) = tx.payment_to_change(id)? else {
                 return Ok(Err(ResultCode::OrderNotExist));
             };
-            if let Some(stored) = payment.stored_checkout(&mpp) {
+            if let Some(stored) = payment.stored_checkout(&who) {
                 return Ok(Ok(stored.to_owned()));
             }
-            if let Err(code) = payment.check_checkout(&mpp, now, &policy) {
+            if let Err(code) = payment.check_checkout(&who, now, &policy) {
                 return Ok(Err(code));
             }
             payment.freeze_checkout(amount, parameters.clone(), String::new(), now, &policy);
@@ -94,29 +101,40 @@ pub(super) struct Filled {
 /// Every parameter of the service exactly once: pre-filled ones unchanged, the others filled,
 /// options picked from their list (SPEC 4.2).
 fn checked_parameters(service: &Service, sent: &[ParameterValue]) -> Result<Vec<Filled>, MppError> {
+    let refused =
+        |id: i64, problem| MppError::Param(Param::new(format!("parameters[id={id}]"), problem));
     let mut seen = HashSet::new();
     for p in sent {
-        if !seen.insert(p.id) || !service.parameters.iter().any(|s| s.id == p.id) {
-            return Err(MppError::param(&format!("parameters[id={}]", p.id)));
+        if !seen.insert(p.id) {
+            return Err(refused(p.id, Problem::Duplicate));
+        }
+        if !service.parameters.iter().any(|s| s.id == p.id) {
+            // Not a parameter of this service's form.
+            return Err(refused(p.id, Problem::Invalid));
         }
     }
     let mut filled = Vec::with_capacity(service.parameters.len());
     for parameter in &service.parameters {
-        let field = format!("parameters[id={}]", parameter.id);
         let value = sent
             .iter()
             .find(|p| p.id == parameter.id)
             .and_then(|p| p.value.clone());
         let value = value.unwrap_or_default();
-        if value.chars().count() > PARAMETER_VALUE_LEN_MAX || value.trim().is_empty() {
-            return Err(MppError::param(&field));
+        if value.trim().is_empty() {
+            return Err(refused(parameter.id, Problem::Missing));
+        }
+        if value.chars().count() > PARAMETER_VALUE_LEN_MAX {
+            return Err(refused(
+                parameter.id,
+                Problem::TooLong(PARAMETER_VALUE_LEN_MAX),
+            ));
         }
         let prefilled = parameter.value.as_deref().filter(|v| !v.is_empty());
         if prefilled.is_some_and(|v| v != value) {
-            return Err(MppError::param(&field));
+            return Err(refused(parameter.id, Problem::Invalid));
         }
         if !parameter.options.is_empty() && !parameter.options.iter().any(|o| o.key == value) {
-            return Err(MppError::param(&field));
+            return Err(refused(parameter.id, Problem::Invalid));
         }
         filled.push(Filled {
             id: parameter.id,

@@ -82,6 +82,7 @@ pub async fn checkout_parking(client: &MppClient, payment_id: &str, duration: &s
                 value: Some(duration.to_owned()),
             },
         ],
+        customer_id: None,
     };
     let reply = client.checkout(&request).await.expect("checkout");
     let answer = refused(reply.outcome).expect("checked out");
