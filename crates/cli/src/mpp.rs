@@ -15,11 +15,11 @@ pub struct MppArgs {
     /// The reference MPP's TOML configuration (defaults: demobank with two demo customers).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// The PS's base URL.
-    #[arg(long, global = true)]
+    /// The PS's base URL (for running the MPP; `reconcile` reads files only).
+    #[arg(long)]
     ps: Option<String>,
-    /// Address to listen on.
-    #[arg(long, global = true)]
+    /// Address to listen on (for running the MPP).
+    #[arg(long)]
     listen: Option<SocketAddr>,
     /// The SQLite database file.
     #[arg(long, global = true)]

@@ -302,9 +302,10 @@ fn fill_form(
         .collect();
     if let Some(unknown) = given.keys().find(|id| !open.iter().any(|p| p.id == **id)) {
         let ids: Vec<String> = open.iter().map(|p| p.id.to_string()).collect();
-        return Err(WalletError::BadAnswer(format!(
-            "--param {unknown}: this form asks for {}",
-            ids.join(", ")
+        return Err(WalletError::BadAnswer(text::unknown_param(
+            locale,
+            *unknown,
+            &ids.join(", "),
         )));
     }
     let mut values = Vec::with_capacity(service.parameters.len());

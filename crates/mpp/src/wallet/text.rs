@@ -48,6 +48,14 @@ pub fn prefilled(name: &str, value: &str) -> String {
     format!("{name}: {value}")
 }
 
+/// A `--param` the form does not ask for, and the ids it does:
+/// `--param 9999: в этой форме параметры 3932, 3933`.
+pub fn unknown_param(locale: Locale, id: i64, asked: &str) -> String {
+    tr!(locale,
+        ru: format!("--param {id}: в этой форме параметры {asked}"),
+        kk: format!("--param {id}: бұл формадағы параметрлер: {asked}"))
+}
+
 /// One line of a numbered choice: `  2) 3 часа — до 24 часов`.
 pub fn option_line(number: usize, option: &ParameterOption) -> String {
     match &option.description {

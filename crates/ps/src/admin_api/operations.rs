@@ -12,6 +12,7 @@ use tolem_wire::Amount;
 
 use super::edge::{AdminBody, AdminPath, AdminQuery};
 use super::{AdminError, AdminResult, bad, body, internal};
+use crate::domain::refund::Refusal;
 use crate::domain::{PaymentId, RefundId, RefundStatus};
 use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
@@ -60,7 +61,14 @@ pub(super) async fn cancel_payment(
             Err(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))
         }
         Cancelled::NothingLeft => Err(bad("nothing left to refund")),
-        Cancelled::Refused(refusal) => Err(bad(format!("refused: {refusal:?}"))),
+        Cancelled::Refused(refusal) => Err(bad(match refusal {
+            Refusal::AmountExceeded => "the amount is more than what is left to refund",
+            // The operator cancels any trade point's purchase, and without a return QR.
+            Refusal::PaymentNotFound
+            | Refusal::NotRefundable
+            | Refusal::TradePointMismatch
+            | Refusal::ReturnQrNotUsable => "only a confirmed Custom payment can be cancelled",
+        })),
     }
 }
 

@@ -535,7 +535,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
-            return invalid("time_zone", "unknown time zone");
+            return invalid(
+                "time_zone",
+                &format!(
+                    "unknown time zone {:?} (an IANA name, e.g. \"Asia/Almaty\")",
+                    self.time_zone
+                ),
+            );
         }
         let name_len = self.caller_name.chars().count();
         if name_len == 0

@@ -150,10 +150,6 @@ impl FromRequest<AppState> for MppCall {
 
     async fn from_request(req: Request, app: &AppState) -> Result<MppCall, Refused> {
         let headers = req.headers().clone();
-        let refuse = |code: ResultCode, locale: Locale, detail: &str| Refused {
-            status: StatusCode::OK,
-            result: ResultBody::with_detail(code, locale, detail),
-        };
         let illegal = |locale: Locale, name: &str, problem: Problem| Refused {
             status: StatusCode::OK,
             result: ResultBody::for_param(
@@ -169,7 +165,11 @@ impl FromRequest<AppState> for MppCall {
         let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
             .then(|| catalog.active_mpp(caller_name).cloned())
             .flatten()
-            .ok_or_else(|| refuse(ResultCode::UnknownSource, locale, "X-Caller-Name"))?;
+            // The message names the header already: "Неизвестный участник (X-Caller-Name)".
+            .ok_or_else(|| Refused {
+                status: StatusCode::OK,
+                result: ResultBody::of(ResultCode::UnknownSource, locale),
+            })?;
         // Counted before anything else is read or done: a request over the limit costs nothing.
         if !app.mpp_requests.admit(mpp.caller_name.as_str()) {
             return Err(Refused {

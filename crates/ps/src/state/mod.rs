@@ -105,7 +105,11 @@ impl App {
         let added = store
             .seed_catalog(config.catalog.clone(), clock.now())
             .await?;
-        tracing::info!(added, "operator data seeded from the configuration");
+        // Said only when something was added: a restart (or `tolem registers`, which seeds
+        // nothing) would otherwise read as if the configuration had been applied again.
+        if added > 0 {
+            tracing::info!(added, "operator data added from the configuration");
+        }
         // A bad operator CA file stops the start here, naming the file.
         let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
             .map_err(|e| StartError::Setup(e.to_string()))?;
