@@ -179,6 +179,19 @@ async fn creating_calls_are_idempotent_per_request_id_and_body() {
         )
         .await;
     assert_ne!(a["Data"]["QrPaymentId"], c["Data"]["QrPaymentId"]);
+    // Same id and body to another call: a new request of that call, answered in its own shape.
+    let (_, link) = ps
+        .pos_with(
+            "POST",
+            "/r1/v01/qr/create-link",
+            API_KEY,
+            Some("req-1"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(link["StatusCode"], 0, "{link}");
+    assert!(link["Data"]["PaymentLink"].is_string(), "{link}");
+    assert_ne!(a["Data"]["QrPaymentId"], link["Data"]["PaymentId"]);
     // No id: every call creates.
     let (_, d) = ps
         .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&body))

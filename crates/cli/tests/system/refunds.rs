@@ -153,9 +153,18 @@ async fn refund_requests_are_checked() {
         code(refund_r3(&ps, &device, purchase, 100.01).await),
         -99000005
     );
+    let zero = refund_r3(&ps, &device, purchase, 0.0).await;
+    assert_eq!(code(zero.clone()), 990000028);
     assert_eq!(
-        code(refund_r3(&ps, &device, purchase, 0.0).await),
-        990000028
+        zero["Message"],
+        "Неверная сумма операции: Amount — должна быть больше нуля"
+    );
+    // A purchase id that is not a number is named, in words.
+    let path = format!("/r2/v01/payment/details?QrPaymentId=abc&DeviceToken={device}");
+    let (_, details) = ps.pos("GET", &path, API_KEY, None).await;
+    assert_eq!(
+        details["Message"],
+        "Некорректный запрос: QrPaymentId — неверный тип значения"
     );
     assert_eq!(code(refund_r3(&ps, &device, unpaid, 10.0).await), -99000011);
     assert_eq!(

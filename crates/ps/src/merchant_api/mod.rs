@@ -29,15 +29,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use tolem_wire::merchant::{BadRequest, Envelope, StatusCode, parse_request};
 use tolem_wire::{Locale, Param, Problem};
 
-use crate::catalog::{Organization, TradePoint};
+use crate::catalog::{Organization, OrganizationStatus, TradePoint};
 pub(crate) use crate::connections::Scheme;
 use crate::connections::{Refusal, read_body};
+use crate::domain::DeviceId;
 use crate::state::AppState;
-use crate::store::{Device, StoreError};
+use crate::store::{Device, PosRequestKey, Replay, StoreError};
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -276,6 +276,8 @@ pub(crate) struct PosCall {
     /// registered to several on a call that names none of them ([`identity`]).
     organizations: Vec<Arc<Organization>>,
     pub request_id: Option<String>,
+    /// The call: the path after `/rN/vNN/` (`qr/create`), part of a repeat's key.
+    call: String,
     pub query: Option<String>,
     pub body: Bytes,
 }
@@ -286,8 +288,16 @@ impl PosCall {
         parse_request(&self.body).map_err(PosError::from)
     }
 
-    pub(crate) fn body_sha256(&self) -> String {
-        hex::encode(Sha256::digest(&self.body))
+    /// The key under which this request's answer is kept for repeats (DECISIONS 29): `None`
+    /// without an X-Request-ID.
+    pub(crate) fn request_key(&self) -> Option<PosRequestKey> {
+        let request_id = self.request_id.clone()?;
+        Some(PosRequestKey::new(request_id, &self.call, &self.body))
+    }
+
+    /// [`Self::request_key`] for the caller's device.
+    pub(crate) fn replay(&self, device: DeviceId) -> Option<Replay> {
+        self.request_key().map(|key| Replay::device(device, key))
     }
 
     /// The one organization the call acts for. Every call that needs one names it on r3 (its
@@ -344,6 +354,8 @@ impl FromRequest<AppState> for PosCall {
         let request_id = crate::request_id::of_merchant(req.headers()).map(str::to_owned);
         let query = req.uri().query().map(str::to_owned);
         let path = req.uri().path().to_owned();
+        // `/r1/v01/qr/create` → `qr/create` (the scheme and version are known to be there).
+        let call = path.splitn(4, '/').nth(3).unwrap_or_default().to_owned();
         let body = read_body(req, app.config.limits.body_bytes_max)
             .await
             .map_err(|e| PosError::Refused(Refusal::from(e)))?;
@@ -355,6 +367,7 @@ impl FromRequest<AppState> for PosCall {
             scheme,
             organizations,
             request_id,
+            call,
             query,
             body,
         })
@@ -402,13 +415,9 @@ pub(crate) async fn device_and_answer(
     call: &PosCall,
     token: &str,
 ) -> Result<(Option<Device>, Option<String>), PosError> {
-    let request = call
-        .request_id
-        .clone()
-        .map(|request_id| (request_id, call.body_sha256()));
     let found = app
         .store
-        .device_with_replay(token.to_owned(), request)
+        .device_with_replay(token.to_owned(), call.request_key())
         .await?
         .filter(|(d, _)| call.acts_for(&d.organization_bin));
     Ok(match found {
@@ -439,6 +448,28 @@ pub(crate) fn checked_device(
         .cloned()
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
     Ok((device, point))
+}
+
+/// What the operator set for the trade point's organization (DECISIONS 19), for a POS call that
+/// would move money: a suspended or blocked merchant takes no new purchase, which its
+/// customers' banks would only refuse (`PAYMENTS_SUSPENDED`, `INVALID_MERCHANT`); a blocked one
+/// gives no money back either, as its return QRs answer `INVALID_MERCHANT`. Both are
+/// `990000018`, the trade point disabled.
+pub(crate) fn check_organization(
+    app: &AppState,
+    point: &TradePoint,
+    giving_back: bool,
+) -> Result<(), PosError> {
+    let catalog = app.catalog.get();
+    match catalog
+        .organizations
+        .get(&point.organization_bin)
+        .map(|o| o.status)
+    {
+        Some(OrganizationStatus::Active) => Ok(()),
+        Some(OrganizationStatus::Suspended) if giving_back => Ok(()),
+        _ => Err(PosError::status(StatusCode::TradePointDisabled)),
+    }
 }
 
 /// A trade point must be active and accept QR to take new purchases.

@@ -11,13 +11,12 @@ use tolem_wire::merchant::{
 use tolem_wire::{Param, Problem};
 
 use super::{
-    FirstLook, PosCall, PosError, PosResult, check_trade_point, envelope, first_look, path_text,
-    raw_json,
+    FirstLook, PosCall, PosError, PosResult, check_organization, check_trade_point, envelope,
+    first_look, path_text, raw_json,
 };
 use crate::domain::{Kind, PaymentId, Status};
 use crate::payments::{self, PosOrder};
 use crate::state::{App, AppState};
-use crate::store::Replay;
 
 const EXTERNAL_ID_LEN_MAX: usize = 128;
 
@@ -53,6 +52,7 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         FirstLook::Device(device, point) => (device, point),
     };
     check_trade_point(&point)?;
+    check_organization(app, &point, false)?;
     if app.config.payments.payment_methods.is_empty() {
         return Err(PosError::status(StatusCode::NoPaymentMethods));
     }
@@ -62,10 +62,7 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
         device_id: device.id,
         external_id: req.externalid,
         amount: req.amount,
-        replay: call
-            .request_id
-            .clone()
-            .map(|request_id| Replay::device(device.id, request_id, call.body_sha256())),
+        replay: call.replay(device.id),
     };
     Ok(raw_json(payments::create(app, order).await?))
 }

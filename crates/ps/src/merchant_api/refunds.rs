@@ -9,23 +9,22 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
-use tolem_wire::Problem;
 use tolem_wire::merchant::{
     Envelope, PaymentDetails, PaymentQuery, PaymentReturnRequest, QrReturnBehaviorOptions,
     ReturnCreateRequest, ReturnCreated, ReturnOperation, ReturnOperationId,
     ReturnOperationsRequest, ReturnStatusData, StatusCode, from_value_any_case,
 };
+use tolem_wire::{Param, Problem};
 
 use super::{
-    FirstLook, PosCall, PosError, PosResult, Scheme, check_trade_point, checked_device,
-    device_and_answer, device_of, envelope, first_look, path_text, raw_json,
+    FirstLook, PosCall, PosError, PosResult, Scheme, check_organization, check_trade_point,
+    checked_device, device_and_answer, device_of, envelope, first_look, path_text, raw_json,
 };
 use crate::domain::refund::{RefundOrder, Refusal, Told};
 use crate::domain::{PaymentId, Refund, RefundId, RefundKind, Status};
 use crate::links::qr_digits;
 use crate::refunds::{self, ReturnQrOrder};
 use crate::state::{App, AppState};
-use crate::store::Replay;
 
 /// Most purchases `return/operations` lists (MERCHANT-API.md §4.9).
 const OPERATIONS_MAX: i64 = 10;
@@ -40,16 +39,14 @@ pub(super) async fn create(State(app): State<AppState>, call: PosCall) -> PosRes
     if !point.active {
         return Err(PosError::status(StatusCode::TradePointDisabled));
     }
+    check_organization(&app, &point, true)?;
     let order = ReturnQrOrder {
         trade_point_id: point.id,
         device_id: device.id,
         external_id: req.externalid,
         qr_token: qr_digits(),
     };
-    let replay = call
-        .request_id
-        .clone()
-        .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
+    let replay = call.replay(device.id);
     let r = &app.config.refunds;
     let (wait_s, polling) = (r.return_qr_scan_wait_s, r.return_polling_interval_s);
     let zone = app.zone.clone();
@@ -136,7 +133,8 @@ pub(super) async fn details(State(app): State<AppState>, call: PosCall) -> PosRe
         .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
         .collect();
     let query: PaymentQuery = from_value_any_case(serde_json::Value::Object(map))
-        .map_err(|e| PosError::invalid(e.to_string()))?;
+        // DeviceToken takes any text: what fails to read is the id.
+        .map_err(|_| PosError::param("QrPaymentId", Problem::WrongType))?;
     let Some(id) = query.qrpaymentid.map(PaymentId::new) else {
         return Err(PosError::param("QrPaymentId", Problem::Missing));
     };
@@ -185,7 +183,10 @@ pub(super) async fn refund(State(app): State<AppState>, call: PosCall) -> PosRes
         return hear_mpp(&app, first).await;
     }
     if req.amount.is_zero() {
-        return Err(PosError::status(StatusCode::InvalidAmount));
+        return Err(PosError::Param(
+            StatusCode::InvalidAmount,
+            Param::new("Amount", Problem::NotPositive),
+        ));
     }
     let (device, point) = checked_device(&app, &call, device)?;
     check_trade_point(&point).or_else(|e| match e {
@@ -193,6 +194,7 @@ pub(super) async fn refund(State(app): State<AppState>, call: PosCall) -> PosRes
         PosError::Status(StatusCode::TradePointNoQr, _) => Ok(()),
         other => Err(other),
     })?;
+    check_organization(&app, &point, true)?;
     // Another organization's purchase is "not found", never "at another trade point".
     let payment_id = PaymentId::new(req.qrpaymentid);
     let payment = app.store.payment(payment_id).await?;
@@ -218,10 +220,7 @@ pub(super) async fn refund(State(app): State<AppState>, call: PosCall) -> PosRes
         pos_waits: app.config.refunds.pos_wait_ms > 0,
     };
     let pos_waits = order.pos_waits;
-    let replay = call
-        .request_id
-        .clone()
-        .map(|request_id| Replay::device(device.id, request_id, call.body_sha256()));
+    let replay = call.replay(device.id);
     let placed = refunds::place(&app, order, replay, |refund| {
         let data = ReturnOperationId {
             return_operation_id: refund.id.get(),

@@ -4,6 +4,7 @@
 //! the operator's cancel) decide when.
 
 use jiff::Timestamp;
+use sha2::{Digest, Sha256};
 
 use super::db::{Db, Row, args};
 use super::{Store, StoreError, StoreResult};
@@ -19,12 +20,43 @@ pub struct Device {
     pub active: bool,
 }
 
-/// Identifies a request for replay: the same requester, X-Request-ID and body.
+/// Identifies a request for replay: the same requester, X-Request-ID, call and body.
 #[derive(Clone, Debug)]
 pub struct Replay {
     pub by: Requester,
     pub request_id: String,
+    /// The SHA-256 of what makes the request this one: for a POS, the call (`qr/create`) and
+    /// its body ([`PosRequestKey`]); for the operator, the body (the call is in `request_id`).
     pub body_sha256: String,
+    /// A POS answer stored before the call was part of the key matched the body's SHA-256
+    /// alone: such a row is still found by that, so that a repeat across the upgrade places
+    /// nothing twice. Rows age out after `limits.pos_replay_retention_s` (a day by default).
+    pub body_only_sha256: Option<String>,
+}
+
+/// A POS request's key for replay, before its device is known: the X-Request-ID, and the
+/// SHA-256 of its call (the path after `/rN/vNN/`) and body, so that the same X-Request-ID and
+/// body sent to another call is another request (DECISIONS 29).
+#[derive(Clone, Debug)]
+pub struct PosRequestKey {
+    pub request_id: String,
+    pub sha256: String,
+    /// The body's SHA-256 alone, the key before the call was part of it ([`Replay`]).
+    pub body_only_sha256: String,
+}
+
+impl PosRequestKey {
+    pub fn new(request_id: String, call: &str, body: &[u8]) -> PosRequestKey {
+        let mut digest = Sha256::new();
+        digest.update(call.as_bytes());
+        digest.update(b"\n");
+        digest.update(body);
+        PosRequestKey {
+            request_id,
+            sha256: hex::encode(digest.finalize()),
+            body_only_sha256: hex::encode(Sha256::digest(body)),
+        }
+    }
 }
 
 /// Who made a replayable request.
@@ -38,11 +70,12 @@ pub enum Requester {
 
 impl Replay {
     /// A POS device's request.
-    pub fn device(device_id: DeviceId, request_id: String, body_sha256: String) -> Replay {
+    pub fn device(device_id: DeviceId, key: PosRequestKey) -> Replay {
         Replay {
             by: Requester::Device(device_id),
-            request_id,
-            body_sha256,
+            request_id: key.request_id,
+            body_sha256: key.sha256,
+            body_only_sha256: Some(key.body_only_sha256),
         }
     }
 
@@ -52,6 +85,7 @@ impl Replay {
             by: Requester::Operator,
             request_id,
             body_sha256,
+            body_only_sha256: None,
         }
     }
 }
@@ -80,9 +114,17 @@ const DEVICE_COLUMNS: &str = "id, organization_bin, trade_point_id, device_id, t
 pub(super) fn replayed(db: Db<'_>, replay: &Option<Replay>) -> StoreResult<Option<String>> {
     let Some(r) = replay else { return Ok(None) };
     match r.by {
+        // The call's own key first; an answer stored under the body alone (`body_only_sha256`)
+        // only when there is none.
         Requester::Device(device_id) => db.query_row(
-            "SELECT response FROM pos_requests WHERE device_id = ?1 AND request_id = ?2 AND body_sha256 = ?3",
-            args![device_id, r.request_id, r.body_sha256],
+            "SELECT response FROM pos_requests WHERE device_id = ?1 AND request_id = ?2 \
+             AND body_sha256 IN (?3, ?4) ORDER BY body_sha256 = ?3 DESC LIMIT 1",
+            args![
+                device_id,
+                r.request_id,
+                r.body_sha256,
+                r.body_only_sha256.as_deref().unwrap_or(&r.body_sha256)
+            ],
             |row| row.get(0),
         ),
         Requester::Operator => db.query_row(
@@ -148,18 +190,20 @@ impl Store {
     pub(crate) async fn device_with_replay(
         &self,
         token: String,
-        request: Option<(String, String)>,
+        request: Option<PosRequestKey>,
     ) -> StoreResult<Option<(Device, Option<String>)>> {
-        let Some((request_id, body_sha256)) = request else {
+        let Some(key) = request else {
             return Ok(self.device_by_token(token).await?.map(|d| (d, None)));
         };
         self.staged_read(move |db| {
+            // As `replayed`: the call's own key first, then an answer stored under the body alone.
             db.query_row(
                 "SELECT d.id, d.organization_bin, d.trade_point_id, d.device_id, d.token, d.active, \
                  (SELECT r.response FROM pos_requests r WHERE r.device_id = d.id \
-                 AND r.request_id = ?2 AND r.body_sha256 = ?3) \
+                 AND r.request_id = ?2 AND r.body_sha256 IN (?3, ?4) \
+                 ORDER BY r.body_sha256 = ?3 DESC LIMIT 1) \
                  FROM devices d WHERE d.token = ?1",
-                args![token, request_id, body_sha256],
+                args![token, key.request_id, key.sha256, key.body_only_sha256],
                 |r| Ok((device_from_row(r)?, r.get::<Option<String>>(6)?)),
             )
         })
@@ -289,25 +333,48 @@ mod tests {
                 panic!("a new device")
             };
             register("till-2", "token-2").await.expect("two");
-            let replay = Some(Replay::device(first.id, "r1".into(), "h1".into()));
+            let key = |id: &str, call: &str, body: &str| {
+                PosRequestKey::new(id.to_owned(), call, body.as_bytes())
+            };
+            let replay = Some(Replay::device(first.id, key("r1", "qr/create", "b1")));
             store
                 .transaction(move |tx| tx.remember(&replay, "first answer", at(2)))
                 .await
                 .expect("remembered");
+            // An answer stored by a build whose key was the body alone.
+            let old = Some(Replay {
+                by: Requester::Device(first.id),
+                request_id: "r9".to_owned(),
+                body_sha256: key("r9", "qr/create", "b9").body_only_sha256,
+                body_only_sha256: None,
+            });
+            store
+                .transaction(move |tx| tx.remember(&old, "old answer", at(2)))
+                .await
+                .expect("remembered");
 
-            let look = |token: &str, request: Option<(&str, &str)>| {
-                let request = request.map(|(id, body)| (id.to_owned(), body.to_owned()));
+            let look = |token: &str, request: Option<(&str, &str, &str)>| {
+                let request = request.map(|(id, call, body)| key(id, call, body));
                 store.device_with_replay(token.to_owned(), request)
             };
-            let found = look("token-1", Some(("r1", "h1"))).await.expect("a read");
-            let (device, answer) = found.expect("the device");
-            assert_eq!(device, first);
-            assert_eq!(answer.as_deref(), Some("first answer"));
+            for (request, answer) in [
+                (("r1", "qr/create", "b1"), "first answer"),
+                // Any call finds the old answer of its body, as it did when it was stored.
+                (("r9", "qr/create", "b9"), "old answer"),
+                (("r9", "payment/return", "b9"), "old answer"),
+            ] {
+                let found = look("token-1", Some(request)).await.expect("a read");
+                let (device, found) = found.expect("the device");
+                assert_eq!(device, first);
+                assert_eq!(found.as_deref(), Some(answer), "{request:?}");
+            }
             for (token, request) in [
                 ("token-1", None),
-                ("token-1", Some(("r1", "another body"))),
-                ("token-1", Some(("r2", "h1"))),
-                ("token-2", Some(("r1", "h1"))),
+                ("token-1", Some(("r1", "qr/create", "another body"))),
+                // The same id and body to another call is another request (DECISIONS 29).
+                ("token-1", Some(("r1", "qr/create-link", "b1"))),
+                ("token-1", Some(("r2", "qr/create", "b1"))),
+                ("token-2", Some(("r1", "qr/create", "b1"))),
             ] {
                 let (device, answer) = look(token, request)
                     .await
@@ -316,7 +383,7 @@ mod tests {
                 assert_eq!(device.token, token);
                 assert_eq!(answer, None, "{token} {request:?}");
             }
-            let none = look("no-such-token", Some(("r1", "h1"))).await;
+            let none = look("no-such-token", Some(("r1", "qr/create", "b1"))).await;
             assert!(matches!(none, Ok(None)), "{none:?}");
         });
     }
@@ -348,7 +415,14 @@ mod tests {
         super::super::migrations::run(&mut conn).expect("the rest");
 
         let operator = Some(Replay::operator("cancel-7-r1".into(), "h".into()));
-        let device = Some(Replay::device(DeviceId::new(3), "r1".into(), "h".into()));
+        // Stored under the body alone, as builds before the call was in the key did.
+        let old_key = |request_id: &str| Replay {
+            by: Requester::Device(DeviceId::new(3)),
+            request_id: request_id.to_owned(),
+            body_sha256: "the call and body".to_owned(),
+            body_only_sha256: Some("h".to_owned()),
+        };
+        let device = Some(old_key("r1"));
         assert_eq!(
             replayed(Db::Lite(&conn), &operator)
                 .expect("a read")
@@ -371,11 +445,7 @@ mod tests {
         assert_eq!(zero, 0, "no record names a device that does not exist");
 
         // The same request id from a device is another request than the operator's.
-        let other = Some(Replay::device(
-            DeviceId::new(3),
-            "cancel-7-r1".into(),
-            "h".into(),
-        ));
+        let other = Some(old_key("cancel-7-r1"));
         assert_eq!(replayed(Db::Lite(&conn), &other).expect("a read"), None);
         let next = Some(Replay::operator("cancel-8-r2".into(), "h".into()));
         remember(Db::Lite(&conn), &next, "second cancel", at(5)).expect("a record");

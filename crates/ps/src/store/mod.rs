@@ -40,7 +40,7 @@ pub(crate) use catalog::CatalogDoc;
 pub use catalog::read_catalog_file;
 pub use devices::Device;
 pub(crate) use devices::DeviceRegistration;
-pub use devices::Replay;
+pub use devices::{PosRequestKey, Replay};
 pub use file_lock::{DatabaseLock, DatabaseLockError, lock_database};
 pub use leases::LeaseHolder;
 pub use outbox::OutboxEntry;
