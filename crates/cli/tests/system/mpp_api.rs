@@ -386,6 +386,18 @@ async fn a_payment_belongs_to_the_mpp_and_customer_that_scanned_it() {
         .await;
     assert_eq!(result_code(&other), "PROCESS_FAIL");
     assert_eq!(scan_id(&ps, "demobank", &qr, "C1").await, payment_id);
+    // The id only as the PS wrote it: another spelling of the same number is no payment.
+    for spelling in [format!("0{payment_id}"), format!("+{payment_id}")] {
+        let (_, body) = ps
+            .mpp_call(
+                NOTIFY,
+                "demobank",
+                "n",
+                &notify_body(&spelling, "C1", "SUCCESS", None),
+            )
+            .await;
+        assert_eq!(result_code(&body), "ORDER_NOT_EXIST", "{spelling}");
+    }
     // notifyPayment from another MPP: not found; from another customer: UNKNOWN_CUSTOMER.
     let (_, body) = ps
         .mpp_call(
@@ -605,6 +617,36 @@ async fn headers_are_checked_at_the_edge() {
             );
         }
     }
+    // A header that is not visible ASCII is no value the rules take, refused as the header's own
+    // rule says, in the caller's language.
+    for (headers, message) in [
+        (
+            vec![
+                ("content-type", "application/json"),
+                ("x-caller-name", "банк"),
+                ("x-request-id", "r1"),
+                ("x-locale", "kk-KZ"),
+            ],
+            "Белгісіз қатысушы (X-Caller-Name)",
+        ),
+        (
+            vec![
+                ("content-type", "application/json; charset=утф"),
+                ("x-caller-name", "demobank"),
+                ("x-request-id", "r1"),
+                ("x-locale", "kk-KZ"),
+            ],
+            "Параметр дұрыс емес: Content-Type — күтілетін мән: application/json",
+        ),
+    ] {
+        let (status, answer) = ps.mpp_raw(SCAN, &headers, &body).await;
+        let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(
+            (status, answer["result"]["resultMessage"].as_str()),
+            (200, Some(message)),
+            "{headers:?}"
+        );
+    }
     // The request id is echoed back.
     let resp = ps
         .http
@@ -686,6 +728,15 @@ async fn bad_bodies_get_param_illegal_and_change_nothing() {
         (status, result_code(&answer)),
         (404, "PARAM_ILLEGAL".to_owned())
     );
+    // ... in the caller's language.
+    let mut kk = headers.to_vec();
+    kk.push(("x-locale", "kk-KZ"));
+    let (_, answer) = ps.mpp_raw("/api/v1/qr/refundAll", &kk, "{}").await;
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        answer["result"]["resultMessage"],
+        "Параметр дұрыс емес: белгісіз әдіс"
+    );
     let resp = ps
         .http
         .get(format!("{}{SCAN}", ps.url))
@@ -735,6 +786,7 @@ async fn error_messages_follow_the_locale() {
 async fn suspended_and_blocked_merchants() {
     let ps = TestPs::start().await;
     let device = ps.device("POS-1").await;
+    let paid = ps.paid(&device, 100, "C1").await;
     let (qr, _) = ps.dynamic_qr(&device, 100).await;
     let waiting = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
     let (status, _) = ps
@@ -772,12 +824,24 @@ async fn suspended_and_blocked_merchants() {
         )
         .await;
     assert_eq!(result_code(&body), "PAYMENTS_SUSPENDED");
+    // The merchant's POS takes no new purchase its customers' banks would refuse (990000018, the
+    // trade point disabled), but may still give money back.
+    let create = json!({"DeviceToken": device, "Amount": 100});
+    let (_, created) = ps
+        .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&create))
+        .await;
+    assert_eq!(created["StatusCode"], 990000018, "{created}");
+    let refund = crate::refunds::refund_r3(&ps, &device, paid, 10.0).await;
+    assert_eq!(refund["StatusCode"], 0, "{refund}");
     ps.admin(
         "POST",
         "/admin/v1/organizations/990340001234/status",
         &json!({"status": "blocked"}),
     )
     .await;
+    // Blocked: no money back either, as its return QRs answer INVALID_MERCHANT.
+    let refund = crate::refunds::refund_r3(&ps, &device, paid, 10.0).await;
+    assert_eq!(refund["StatusCode"], 990000018, "{refund}");
     let (_, body) = ps
         .mpp_call(
             SCAN,
@@ -812,6 +876,10 @@ async fn suspended_and_blocked_merchants() {
         )
         .await;
     assert_eq!(result_code(&body), "SUCCESS");
+    let (_, created) = ps
+        .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&create))
+        .await;
+    assert_eq!(created["StatusCode"], 0, "{created}");
 }
 
 #[tokio::test]

@@ -111,11 +111,19 @@ fn result_response(status: StatusCode, result: ResultBody) -> Response {
     response
 }
 
-/// The answer to a path or method the MPP API does not have.
-pub(crate) fn unknown_method() -> Response {
+/// The answer to a path or method the MPP API does not have, in the caller's `X-Locale` (Russian
+/// when it is missing or not one of the two).
+pub(crate) fn unknown_method(headers: &HeaderMap) -> Response {
+    let locale = header_text(headers, mpp::HEADER_LOCALE)
+        .map_or(None, Locale::from_header)
+        .unwrap_or(Locale::Ru);
+    let detail = match locale {
+        Locale::Ru => "неизвестный метод",
+        Locale::Kk => "белгісіз әдіс",
+    };
     result_response(
         StatusCode::NOT_FOUND,
-        ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, "unknown method"),
+        ResultBody::with_detail(ResultCode::ParamIllegal, locale, detail),
     )
 }
 
@@ -158,9 +166,15 @@ impl FromRequest<AppState> for MppCall {
                 &Param::new(name, problem),
             ),
         };
-        let locale = Locale::from_header(header_str(&headers, mpp::HEADER_LOCALE)?)
+        // A header that is not visible ASCII is no value the rules take: a locale that is not
+        // one of the two, a caller the PS does not know, a content type that is not JSON.
+        let locale = header_text(&headers, mpp::HEADER_LOCALE)
+            .map_or(None, Locale::from_header)
             .ok_or_else(|| illegal(Locale::Ru, "X-Locale", Problem::Expected("ru-RU | kk-KZ")))?;
-        let caller_name = header_str(&headers, mpp::HEADER_CALLER_NAME)?.unwrap_or_default();
+        let caller_name = header_text(&headers, mpp::HEADER_CALLER_NAME)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let catalog = app.catalog.get();
         let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
             .then(|| catalog.active_mpp(caller_name).cloned())
@@ -180,11 +194,14 @@ impl FromRequest<AppState> for MppCall {
         if let Err(problem) = crate::request_id::of_mpp(&headers) {
             return Err(illegal(locale, "X-Request-ID", problem));
         }
-        let json = header_str(&headers, header::CONTENT_TYPE.as_str())?.is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
+        let json = header_text(&headers, header::CONTENT_TYPE.as_str())
+            .ok()
+            .flatten()
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         if !json {
             return Err(illegal(
                 locale,
@@ -207,13 +224,10 @@ impl FromRequest<AppState> for MppCall {
     }
 }
 
-/// A header as text; a header that is not visible ASCII is refused as PARAM_ILLEGAL.
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Refused> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(value) => value.to_str().map(Some).map_err(|_| Refused {
-            status: StatusCode::OK,
-            result: ResultBody::with_detail(ResultCode::ParamIllegal, Locale::Ru, name),
-        }),
-    }
+/// A header as text; `Err` when it is not visible ASCII.
+fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, axum::http::header::ToStrError> {
+    headers.get(name).map(|value| value.to_str()).transpose()
 }

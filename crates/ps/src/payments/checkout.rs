@@ -25,7 +25,7 @@ pub async fn checkout(
     caller: &Caller,
     req: CheckoutRequest,
 ) -> Result<String, MppError> {
-    let id = parse_payment_id(&req.payment_id)?;
+    let id = parse_payment_id(&req.payment_id, "paymentId")?;
     if let Some(customer_id) = &req.customer_id {
         check_len(customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
     }

@@ -95,11 +95,15 @@ pub(crate) fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppE
     Ok(())
 }
 
-/// The PS's payment ids are integers; anything else names no payment.
-pub fn parse_payment_id(text: &str) -> Result<PaymentId, MppError> {
-    check_len(text, tolem_wire::mpp::PAYMENT_ID_LEN_MAX, "paymentId")?;
+/// The PS's payment ids are integers, written as the PS writes them; anything else names no
+/// payment (`ORDER_NOT_EXIST`). `field` is the id's path in the body, for a length error.
+pub fn parse_payment_id(text: &str, field: &str) -> Result<PaymentId, MppError> {
+    check_len(text, tolem_wire::mpp::PAYMENT_ID_LEN_MAX, field)?;
+    // Only the id as the PS wrote it: "066" or "+66" is no payment the PS handed out.
     text.parse::<PaymentId>()
-        .map_err(|_| MppError::code(ResultCode::OrderNotExist))
+        .ok()
+        .filter(|id| id.to_string() == text)
+        .ok_or(MppError::code(ResultCode::OrderNotExist))
 }
 
 impl App {

@@ -42,7 +42,7 @@ pub async fn notify(
         .or(req.payment.customer_id)
         .ok_or_else(|| MppError::Param(Param::new("customerId", Problem::Missing)))?;
     check_len(&customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
-    let id = parse_payment_id(&req.payment.payment_id)?;
+    let id = parse_payment_id(&req.payment.payment_id, "payment.paymentId")?;
     let cmd = Notify {
         owner: Owner {
             mpp: caller.mpp.caller_name.clone(),

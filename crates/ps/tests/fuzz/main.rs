@@ -204,7 +204,10 @@ fn every_parser(bytes: &[u8]) {
     let _ = Locale::from_accept_language(Some(&text));
     let _ = ResultCode::parse(&text);
     let _ = merchant::documented_name(&text.to_lowercase());
-    let _ = tolem_ps::payments::parse_payment_id(&text);
+    if let Ok(id) = tolem_ps::payments::parse_payment_id(&text, "paymentId") {
+        // One spelling per payment: the one the PS writes.
+        assert_eq!(id.to_string(), text);
+    }
     for kind in [
         tolem_ps::registers::RegisterKind::Daily,
         tolem_ps::registers::RegisterKind::Monthly,
