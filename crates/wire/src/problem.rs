@@ -89,9 +89,16 @@ impl Problem {
                 "сома экспонентасыз, нүктеден кейін екі таңбадан аспайтын \
                  теріс емес сан болуы керек",
             ),
+            // Counted as the amount is written back, with two decimals (DECISIONS 2, 3).
             Problem::Amount(AmountError::TooLong) => pick(
-                &format!("в сумме больше {AMOUNT_DIGITS_MAX} цифр"),
-                &format!("сомада {AMOUNT_DIGITS_MAX} цифрдан көп"),
+                &format!(
+                    "больше {AMOUNT_DIGITS_MAX} цифр с двумя знаками после точки \
+                     (наибольшая сумма 9999999999999.99)"
+                ),
+                &format!(
+                    "нүктеден кейінгі екі таңбамен {AMOUNT_DIGITS_MAX} цифрдан көп \
+                     (ең үлкен сома 9999999999999.99)"
+                ),
             ),
             Problem::NotPositive => pick("должна быть больше нуля", "нөлден үлкен болуы керек"),
             Problem::NotWholeTenge => {
