@@ -248,6 +248,9 @@ pub struct QrCreateRequest {
 pub struct EmulatorRequest {
     #[serde(deserialize_with = "lenient_id")]
     pub qrpaymentid: i64,
+    /// r3 names the organization it acts for; when sent, it must be the caller's.
+    #[serde(default)]
+    pub organizationbin: Option<String>,
 }
 
 /// Query of `payment/details` and similar GET calls.
@@ -390,6 +393,9 @@ pub struct PaymentReturnRequest {
 pub struct ReturnEmulatorRequest {
     #[serde(deserialize_with = "lenient_id")]
     pub qrreturnid: i64,
+    /// As [`EmulatorRequest::organizationbin`].
+    #[serde(default)]
+    pub organizationbin: Option<String>,
 }
 
 // Refunds: responses.

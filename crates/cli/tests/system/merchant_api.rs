@@ -234,6 +234,16 @@ async fn an_organization_never_sees_another_organizations_purchases() {
         )
         .await;
     assert_eq!(emulate["StatusCode"], -99000001);
+    // The owner naming another organization's BIN is refused as on every r3 call.
+    let (_, emulate) = ps
+        .pos(
+            "POST",
+            "/r3/v01/test/payment/scan",
+            API_KEY,
+            Some(&json!({"qrPaymentId": id.to_string(), "OrganizationBin": "990340005678"})),
+        )
+        .await;
+    assert_eq!(emulate["StatusCode"], -10000);
     // v01 carries Status only; v02 adds the rest.
     let (_, v01) = ps
         .pos(

@@ -26,6 +26,7 @@ pub(super) async fn payment_step(
     }
     let step = path_text(step)?;
     let req: EmulatorRequest = call.parse()?;
+    call.check_named_bin(req.organizationbin.as_deref())?;
     let id = PaymentId::new(req.qrpaymentid);
     let payment = app.store.payment(id).await?;
     let catalog = app.catalog.get();
@@ -57,6 +58,7 @@ pub(super) async fn return_scan(State(app): State<AppState>, call: PosCall) -> P
         return Ok(unknown_method().into_response());
     }
     let req: ReturnEmulatorRequest = call.parse()?;
+    call.check_named_bin(req.organizationbin.as_deref())?;
     let qr = app.store.refund(RefundId::new(req.qrreturnid)).await?;
     let catalog = app.catalog.get();
     let token = qr
