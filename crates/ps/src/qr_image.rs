@@ -24,7 +24,12 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/qr/image.png", get(png))
         .route("/qr/image.svg", get(svg))
-        .route("/pay/{digits}", get(pay_page))
+        .route(
+            "/pay/{digits}",
+            get(pay_page).layer(axum::middleware::map_response(
+                crate::receipt::public_page_headers,
+            )),
+        )
 }
 
 #[derive(Deserialize)]

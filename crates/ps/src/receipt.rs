@@ -21,7 +21,31 @@ use crate::domain::{Kind, Payment, RefundStatus, Status};
 use crate::state::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/receipt", get(page))
+    Router::new()
+        .route("/receipt", get(page))
+        .layer(axum::middleware::map_response(public_page_headers))
+}
+
+/// The pages anyone with the link may open (a receipt, a payment link's page): they run no
+/// script and load nothing but the PS's own QR pictures, are never framed or cached, and never
+/// send their address, whose token is the secret, in a referrer. They share an origin with the
+/// console where one listener serves both.
+const PUBLIC_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+                               base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub(crate) async fn public_page_headers(mut response: Response) -> Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, PUBLIC_PAGE_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Longest query string read; a receipt link is far shorter.

@@ -316,6 +316,10 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
         refund("R3", "1234567890123", "1"),
         refund("", "C1", "1"),
         json!({"refundId": "R3"}),
+        json!({"customerId": "C1", "paymentId": "1", "refundAmount": "1", "refundId": "R3",
+               "linkReceipt": "javascript:alert(1)"}),
+        json!({"customerId": "C1", "paymentId": "1", "refundAmount": "1", "refundId": "R3",
+               "linkReceipt": "https://ps/receipt?id=x\n<b>"}),
     ] {
         let (status, body) = post(&mpp.url, &bad).await;
         assert_eq!(status, 200);

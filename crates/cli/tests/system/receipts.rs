@@ -16,6 +16,24 @@ async fn page(url: &str) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.expect("a body"))
 }
 
+/// A page anyone with its link may open runs no script, is not framed or cached, and sends its
+/// address (the token is the secret) in no referrer.
+async fn assert_public_page_headers(url: &str) {
+    let resp = reqwest::get(url).await.expect("the PS answers");
+    let headers = resp.headers();
+    let csp = headers["content-security-policy"].to_str().expect("text");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+    ] {
+        assert_eq!(headers[name], value, "{url} {name}");
+    }
+}
+
 fn assert_has(page: &str, parts: &[&str]) {
     for part in parts {
         assert!(page.contains(part), "{part:?} missing from {page}");
@@ -109,6 +127,7 @@ async fn payment_and_refund_receipts_in_both_languages() {
         "@media print",
     ];
     let (ru, kk) = both_languages(&link).await;
+    assert_public_page_headers(&link).await;
     assert_has(&ru, &common);
     assert_has(
         &ru,
@@ -241,6 +260,7 @@ async fn the_payment_link_page_says_where_the_purchase_stands() {
         .expect("a link")
         .to_owned();
     let codes = ["QrTokenCreated", "Wait", "Processed", "Error"];
+    assert_public_page_headers(&url).await;
     let (status, ru) = page(&url).await;
     assert_eq!(status, 200);
     assert_has(

@@ -286,6 +286,8 @@ const HEADER_BYTES_MIN: usize = 2 * 1024;
 const HEADER_BYTES_MAX: usize = 256 * 1024;
 /// Longest `node_name`: it is stored with every lease.
 const NODE_NAME_LEN_MAX: usize = 64;
+/// The shortest admin token taken (as `registers.cabinet_tokens`).
+const ADMIN_TOKEN_LEN_MIN: usize = 16;
 
 /// Longest `refunds.pos_wait_ms`: POS clients give up on an answer after about a minute.
 const POS_WAIT_MS_MAX: u64 = 60_000;
@@ -540,6 +542,18 @@ impl Config {
                 &format!(
                     "unknown time zone {:?} (an IANA name, e.g. \"Asia/Almaty\")",
                     self.time_zone
+                ),
+            );
+        }
+        // The console signs in with it, on the merchant API's listener unless `listeners` part
+        // them: short enough to guess is not a secret (as the cabinet tokens).
+        let admin_len = self.admin_token.chars().count();
+        if admin_len > 0 && admin_len < ADMIN_TOKEN_LEN_MIN {
+            return invalid(
+                "admin_token",
+                &format!(
+                    "must be at least {ADMIN_TOKEN_LEN_MIN} characters (empty turns the admin \
+                     API off); e.g. 32 random hex digits: openssl rand -hex 16"
                 ),
             );
         }
@@ -841,6 +855,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_admin_token_is_long_enough_to_be_a_secret_or_empty() {
+        assert!(Config::from_toml("admin_token = \"\"").is_ok());
+        assert!(Config::from_toml("admin_token = \"0123456789abcdef\"").is_ok());
+        let err = Config::from_toml("admin_token = \"letmein\"").expect_err("too short");
+        assert!(
+            err.to_string().contains("admin_token: must be at least 16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_mpps_caller_name_is_plain_letters_digits_and_dot_dash_underscore() {
+        let mpp = |name: &str| {
+            format!(
+                "[[mpps]]\ncaller_name = {name:?}\nname = \"Bank\"\n\
+                 refund_url = \"https://bank.example/refund\"\n"
+            )
+        };
+        for good in ["demobank", "bank-2.kz", "A_1"] {
+            assert!(Config::from_toml(&mpp(good)).is_ok(), "{good}");
+        }
+        for bad in ["<b>x", "a b", "é", "../x", "a/b", "", "thirteen-char"] {
+            let err = Config::from_toml(&mpp(bad)).expect_err(bad);
+            assert!(
+                err.to_string().contains("caller_name must be"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn environment_overrides_the_file_and_names_bad_keys() {
         let env = [(
             "TOLEM_PAYMENTS__CONFIRM_WINDOW_S".to_owned(),
@@ -866,11 +911,14 @@ mod tests {
     #[test]
     fn a_text_setting_given_digits_from_the_environment_is_the_text_as_written() {
         let env = [
-            ("TOLEM_ADMIN_TOKEN".to_owned(), "000123456789".to_owned()),
+            (
+                "TOLEM_ADMIN_TOKEN".to_owned(),
+                "0001234567890123".to_owned(),
+            ),
             ("TOLEM_NODE_NAME".to_owned(), "true".to_owned()),
         ];
         let config = Config::load(None, env).expect("valid");
-        assert_eq!(config.admin_token, "000123456789");
+        assert_eq!(config.admin_token, "0001234567890123");
         assert_eq!(config.node_name, "true");
         // A number setting given text is still refused, naming the variable.
         let env = [(

@@ -52,7 +52,16 @@ impl RefundOrder {
         if amount.is_zero() {
             return invalid("refundAmount");
         }
-        if link_receipt.is_empty() {
+        // A link the customer will open: a web address and nothing else (not `javascript:`,
+        // not text with spaces or line breaks).
+        let web = ["https://", "http://"]
+            .iter()
+            .any(|scheme| link_receipt.len() > scheme.len() && link_receipt.starts_with(scheme));
+        if !web
+            || link_receipt
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return invalid("linkReceipt");
         }
         Ok(RefundOrder {
