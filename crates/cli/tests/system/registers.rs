@@ -205,9 +205,10 @@ fn reversed(db: &PsBooks, mpp: &str, payment: i64, refund: i64) -> i64 {
     panic!("refund {refund} is not completed");
 }
 
-/// Excel's serial date-time of a local wall-clock time.
+/// Excel's serial date-time of a local wall-clock time, in whole seconds as the register writes
+/// it (Excel would round a fraction of a second when it shows the time, even into the next day).
 fn excel_serial(ms: i64) -> f64 {
-    let at = Timestamp::from_millisecond(ms).expect("valid");
+    let at = Timestamp::from_millisecond(ms - ms.rem_euclid(1000)).expect("valid");
     let local = at.to_zoned_datetime(almaty()).datetime();
     let epoch: DateTime = "1899-12-30T00:00:00".parse().expect("epoch");
     let span = epoch.duration_until(local);

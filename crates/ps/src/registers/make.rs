@@ -219,10 +219,12 @@ pub(crate) fn write_register(
                 "Реестр операций / Операциялар тізілімі: {}, {}",
                 request.mpp_name, request.period
             );
+            let (_, period_end) = request.period.bounds(zone)?;
             let sink = XlsxSink::create(
                 out,
                 &settings.temp_dir,
                 &title,
+                period_end,
                 zone,
                 settings.sheet_rows_max,
             )?;

@@ -65,7 +65,9 @@ fn tenge(amount: Amount) -> f64 {
     amount.tiyn() as f64 / 100.0
 }
 
-/// The local wall-clock time of `at` as an Excel date-time (Excel has no time zones).
+/// The local wall-clock time of `at` as an Excel date-time (Excel has no time zones), in whole
+/// seconds as the CSV writes it: Excel rounds a fraction of a second when it shows a time, so
+/// 23:59:59.600 kept whole would read as 00:00:00 of the next day, in another day's register.
 fn excel_time(at: Timestamp, zone: &TimeZone) -> Result<ExcelDateTime, RegisterError> {
     let local = at.to_zoned_datetime(zone.clone()).datetime();
     let number = |n: i64| {
@@ -76,11 +78,10 @@ fn excel_time(at: Timestamp, zone: &TimeZone) -> Result<ExcelDateTime, RegisterE
         u8::try_from(local.month()).unwrap_or(1),
         u8::try_from(local.day()).unwrap_or(1),
     )?;
-    Ok(date.and_hms_milli(
+    Ok(date.and_hms(
         number(local.hour().into())?,
         u8::try_from(local.minute()).unwrap_or(0),
         u8::try_from(local.second()).unwrap_or(0),
-        number(local.millisecond().into())?,
     )?)
 }
 
@@ -89,13 +90,21 @@ impl XlsxSink {
         out: &Path,
         temp_dir: &Path,
         title: &str,
+        period_end: Timestamp,
         zone: &TimeZone,
         sheet_rows_max: u32,
     ) -> Result<XlsxSink, RegisterError> {
         let mut workbook = Workbook::new();
         workbook.set_tempdir(temp_dir)?;
         workbook.set_zip_compression_level(ZIP_LEVEL);
-        workbook.set_properties(&DocProperties::new().set_title(title));
+        // Dated by its period's end, not by the clock: a register made again is the same file,
+        // byte for byte, whichever node or command made it and when.
+        let created = ExcelDateTime::from_timestamp(period_end.as_second())?;
+        workbook.set_properties(
+            &DocProperties::new()
+                .set_title(title)
+                .set_creation_datetime(&created),
+        );
         let mut sink = XlsxSink {
             workbook,
             out: out.to_owned(),
