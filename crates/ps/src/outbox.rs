@@ -222,8 +222,9 @@ pub async fn record<K: Kind>(
 }
 
 /// Settles an attempt that ended at `now` with `outcome`: when it is retried and whether it is
-/// flagged ([`Policy::next`]), `count` told so (the sender's metrics and log lines of its
-/// outcomes), the log line of a retry, then the outcome [`record`]ed.
+/// flagged ([`Policy::next`]), `count` told whether this attempt is the one that flags it (the
+/// sender's metrics and log lines of its outcomes: a delivery is flagged once), the log line of
+/// a retry, then the outcome [`record`]ed.
 pub async fn settle<K: Kind>(
     store: &Store,
     policy: Policy,
@@ -238,11 +239,20 @@ pub async fn settle<K: Kind>(
         Ending::Final(_) => None,
     };
     let flag = retry.is_some() && next.past_alert;
-    count(&outcome, flag);
+    let newly_flagged = flag && !claim.entry.flagged;
+    count(&outcome, newly_flagged);
     if let Some(error) = retry {
         let words = K::WORDS;
-        if flag {
+        // The error once, when the delivery passes the threshold; its later retries warn.
+        if newly_flagged {
             tracing::error!(
+                error,
+                waited_s = next.waited.as_secs(),
+                "{}",
+                words.past_alert
+            );
+        } else if flag {
+            tracing::warn!(
                 error,
                 waited_s = next.waited.as_secs(),
                 "{}",

@@ -247,7 +247,8 @@ async fn deliver(
 
 /// Counts an attempt's outcome in the metrics, and logs a final one (`flag`: a retry past the
 /// alert threshold).
-fn count(app: &AppState, outcome: &Delivery, flag: bool) {
+/// `newly_flagged`: this attempt is the one that flagged the refund (counted once per refund).
+fn count(app: &AppState, outcome: &Delivery, newly_flagged: bool) {
     match outcome {
         Delivery::Completed => {
             app.metrics.refunds_completed.fetch_add(1, Relaxed);
@@ -262,7 +263,7 @@ fn count(app: &AppState, outcome: &Delivery, flag: bool) {
         }
         Delivery::Retry(_) => {
             app.metrics.refund_retries.fetch_add(1, Relaxed);
-            if flag {
+            if newly_flagged {
                 app.metrics.refunds_flagged.fetch_add(1, Relaxed);
             }
         }

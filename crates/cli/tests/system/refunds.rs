@@ -357,6 +357,16 @@ async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
     })
     .await;
     assert_eq!(refund_status(&ps, id).await["status"], "pending");
+    // Two more failed attempts past the threshold: still one refund flagged, counted once.
+    let attempts = |refund: Value| refund["attempts"].as_i64().unwrap_or(0);
+    for _ in 0..2 {
+        let before = attempts(refund_status(&ps, id).await);
+        ps.advance(600);
+        ps.wait_until("another attempt", || async {
+            attempts(refund_status(&ps, id).await) > before
+        })
+        .await;
+    }
     let metrics = ps
         .http
         .get(format!("{}/admin/v1/metrics", ps.url))
@@ -367,10 +377,12 @@ async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
         .text()
         .await
         .expect("text");
-    assert!(
-        metrics.contains("tolem_refunds_undelivered_flagged 1"),
-        "{metrics}"
-    );
+    for line in [
+        "tolem_refunds_undelivered_flagged 1",
+        "tolem_refunds_flagged_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
     // The MPP is back; the operator does not wait for the backoff.
     let mpp = Receiver::start().await;
     ps.set_refund_url("demobank", &mpp.url).await;

@@ -584,6 +584,23 @@ impl Config {
         if p.expiry_sweep_interval_ms == 0 {
             return invalid("payments.expiry_sweep_interval_ms", "must be positive");
         }
+        // A call given no time at all can never be answered: every one would end in a timeout.
+        for (key, ms) in [
+            (
+                "payments.amount_callback_timeout_ms",
+                p.amount_callback_timeout_ms,
+            ),
+            (
+                "refunds.request_timeout_ms",
+                self.refunds.request_timeout_ms,
+            ),
+            ("limits.request_timeout_ms", self.limits.request_timeout_ms),
+            ("registers.smtp_timeout_ms", self.registers.smtp_timeout_ms),
+        ] {
+            if ms == 0 {
+                return invalid(key, "must be positive");
+            }
+        }
         // A day at least: an MPP repeating its notifyPayment, or a POS polling a purchase that
         // just ended, must still find it.
         if p.unpaid_retention_days == 0 {
@@ -853,6 +870,23 @@ fn set_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_of_zero_is_refused() {
+        for (table, key) in [
+            ("payments", "amount_callback_timeout_ms"),
+            ("refunds", "request_timeout_ms"),
+            ("limits", "request_timeout_ms"),
+            ("registers", "smtp_timeout_ms"),
+        ] {
+            let err = Config::from_toml(&format!("[{table}]\n{key} = 0\n")).expect_err(key);
+            assert!(
+                err.to_string()
+                    .contains(&format!("{table}.{key}: must be positive")),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn an_admin_token_is_long_enough_to_be_a_secret_or_empty() {

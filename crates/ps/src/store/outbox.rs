@@ -45,6 +45,8 @@ pub struct OutboxEntry {
     /// Attempts so far, this one included.
     pub attempts: u32,
     pub queued_at: Timestamp,
+    /// Flagged for the operator before this claim (undelivered past the alert threshold).
+    pub flagged: bool,
     /// When this claim took it: the attempt's start.
     pub claimed_at: Timestamp,
     /// The node that claimed it (`node_name`), named in the attempt's record.
@@ -164,7 +166,7 @@ macro_rules! claim_sql {
             $filter,
             " AND due_at_ms <= ?3 AND lease_until_ms <= ?3 ORDER BY due_at_ms LIMIT ?4",
             $lock,
-            ") RETURNING id, ref_id, attempts, created_at_ms"
+            ") RETURNING id, ref_id, attempts, created_at_ms, flagged"
         )
     };
 }
@@ -202,8 +204,8 @@ impl Tx<'_> {
     ) -> StoreResult<Vec<OutboxEntry>> {
         let until = now.checked_add(lease).map(ms).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let row = |r: &Row<'_>| -> StoreResult<(OutboxId, i64, i64, i64)> {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let row = |r: &Row<'_>| -> StoreResult<(OutboxId, i64, i64, i64, Option<i64>)> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         };
         let pg = self.db.is_postgres();
         let (kind, now_ms) = (kind.as_str(), ms(now));
@@ -234,12 +236,13 @@ impl Tx<'_> {
             }
         };
         let mut claimed = Vec::new();
-        for (id, ref_id, attempts, created) in rows {
+        for (id, ref_id, attempts, created, flagged) in rows {
             claimed.push(OutboxEntry {
                 id,
                 ref_id,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 queued_at: at(Some(created))?.unwrap_or(now),
+                flagged: flagged.unwrap_or(0) != 0,
                 claimed_at: now,
                 node: node.clone(),
                 lease_until_ms: until,
