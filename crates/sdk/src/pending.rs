@@ -179,8 +179,9 @@ pub enum PendingError {
     /// cannot be a header value.
     #[error("a notification id must be 1–{ID_LEN_MAX} visible ASCII characters: {0:?}")]
     InvalidId(String),
-    /// Another notification for the same payment (with another id) is recorded.
-    #[error("payment {0} already has a notification with another id")]
+    /// Another notification for the same payment is recorded: with another id, or with this id
+    /// and another request (another verdict, amount or customer).
+    #[error("payment {0} already has another notification")]
     Conflict(String),
     /// A stored row could not be read back (written by a newer version?).
     #[error("stored notification {0} is unreadable: {1}")]
@@ -191,7 +192,9 @@ pub enum PendingError {
 }
 
 /// Records `notification` inside the bank's transaction `tx`, which also holds the debit: both
-/// commit or neither does. Recording the same id again changes nothing. The notification is due
+/// commit or neither does. Recording the same notification again changes nothing; another one
+/// for the same payment (another id, or this id with another request) is
+/// [`PendingError::Conflict`], so that the transaction with its debit is rolled back. The notification is due
 /// at once, whatever the driver's [`Clock`] says; its creation time is the system's.
 pub fn record(
     tx: &rusqlite::Transaction<'_>,
@@ -216,15 +219,17 @@ fn insert(conn: &Connection, n: &Notification, now: i64) -> Result<(), PendingEr
     }
     let request = serde_json::to_string(&n.request)
         .map_err(|e| PendingError::Unreadable(n.id.clone(), e.to_string()))?;
-    let existing: Option<String> = conn
+    let existing: Option<(String, String)> = conn
         .query_row(
-            "SELECT id FROM tolem_pending_notifications WHERE payment_id = ?1",
+            "SELECT id, request FROM tolem_pending_notifications WHERE payment_id = ?1",
             [&n.request.payment.payment_id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     match existing {
-        Some(id) if id == n.id => Ok(()),
+        // The same notification again (a transaction retried): nothing to do. The same id with
+        // another verdict or amount is not: a debit recorded with it would never be settled.
+        Some((id, stored)) if id == n.id && stored == request => Ok(()),
         Some(_) => Err(PendingError::Conflict(n.request.payment.payment_id.clone())),
         None => {
             // Due at once (0): a clock set in the past by a test must not hold a new one back.
@@ -855,6 +860,18 @@ async fn notify(client: &MppClient, n: &Notification) -> Attempt {
         .await;
     match reply.map(|r| r.outcome) {
         Ok(CallOutcome::Done(answer)) => Attempt::Final(answer),
+        // UNKNOWN_SOURCE says the PS does not know the caller (an MPP deactivated, a mistyped
+        // caller name): a setup mistake, answered before the PS looks at the payment, which an
+        // earlier attempt may have confirmed. A code this kit does not know is not taken as a
+        // verdict either. Both are tried again, never turned into a reversal.
+        Ok(CallOutcome::Refused(result))
+            if matches!(result.code(), None | Some(ResultCode::UnknownSource)) =>
+        {
+            Attempt::Again(format!(
+                "not the PS's word on the payment: {} {}",
+                result.result_code, result.result_message
+            ))
+        }
         Ok(CallOutcome::Refused(result)) => Attempt::Final(NotifyPaymentResponse {
             result,
             link_receipt: None,

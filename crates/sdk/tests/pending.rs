@@ -24,10 +24,14 @@ use tolem_wire::{Amount, Locale};
 enum Answer {
     Success,
     Expired,
+    /// SUCCESS, but the first `busy` calls hear UNKNOWN_SOURCE (the MPP deactivated for a while:
+    /// the PS refused the caller before it looked at the payment).
+    SuccessAfterUnknownSource,
 }
 
-/// A PS stand-in: the first `busy` calls get HTTP 503; every call waits for `gate` (a permit
-/// per call) when held; the first answer per payment is stored and repeated (DECISIONS 18).
+/// A PS stand-in: the first `busy` calls get HTTP 503 (or UNKNOWN_SOURCE); every call waits for
+/// `gate` (a permit per call) when held; the first answer per payment is stored and repeated
+/// (DECISIONS 18).
 struct StandIn {
     url: String,
     /// X-Request-IDs of every call, in order.
@@ -60,11 +64,15 @@ async fn stand_in(answer: Answer, busy: usize, held: bool) -> StandIn {
                 arrived.notify_waiters();
                 let _permit = gate.acquire().await.expect("open");
                 if n <= busy {
+                    if let Answer::SuccessAfterUnknownSource = answer {
+                        let stranger = json!({"result": {"resultCode": "UNKNOWN_SOURCE", "resultMessage": "who?"}});
+                        return (StatusCode::OK, axum::Json(stranger));
+                    }
                     let busy = json!({"result": {"resultCode": "UNKNOWN_EXCEPTION", "resultMessage": "busy"}});
                     return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(busy));
                 }
                 let body = match answer {
-                    Answer::Success => json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}, "linkReceipt": "http://ps/r"}),
+                    Answer::Success | Answer::SuccessAfterUnknownSource => json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}, "linkReceipt": "http://ps/r"}),
                     Answer::Expired => json!({"result": {"resultCode": "PAYMENT_INCORRECT_STATUS", "resultMessage": "expired"}}),
                 };
                 (StatusCode::OK, axum::Json(body))
@@ -251,6 +259,22 @@ async fn a_request_cancelled_during_notify_payment_is_finished_by_the_driver() {
     );
 }
 
+#[tokio::test]
+async fn unknown_source_is_no_verdict_and_the_debit_is_kept_once_the_ps_knows_the_caller() {
+    let ps = stand_in(Answer::SuccessAfterUnknownSource, 2, false).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (store, bank) = open(&dir.path().join("bank.db"));
+    let id = pay(&bank, "3", 300).await;
+    let outcome = driver(&ps, store, bank.clone())
+        .finish(&id, std::time::Duration::from_secs(30))
+        .await
+        .expect("finished");
+    assert!(matches!(outcome, Some(Outcome::Keep { .. })), "{outcome:?}");
+    assert_eq!(status(&bank, &id).await, "kept");
+    assert_eq!(bank.applied.lock().expect("lock")[&id], vec!["kept"]);
+    assert_eq!(ps.calls.lock().expect("lock").len(), 3);
+}
+
 async fn bank_state(bank: &Bank, id: &str) -> State {
     PendingStore::with_connection(bank.conn.clone())
         .state(id)
@@ -417,6 +441,17 @@ async fn a_bad_notification_id_is_refused_and_nothing_is_recorded() {
         .add(n.clone())
         .await
         .expect("the same again changes nothing");
+    // The same id with another verdict is another notification: refused, so that a debit made
+    // with it is rolled back rather than never settled.
+    let mut cancelled = n.clone();
+    cancelled.request.result = ResultBody {
+        result_code: "CANCELLED_BY_CLIENT".into(),
+        result_message: "back".into(),
+    };
+    assert!(matches!(
+        store.add(cancelled).await,
+        Err(pending::PendingError::Conflict(_))
+    ));
     n.id = "another".into();
     assert!(matches!(
         store.add(n).await,

@@ -332,6 +332,17 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
     );
     let (_, ok) = post(&mpp.url, &refund("R3", "C1", "1")).await;
     assert_eq!(code(&ok), "SUCCESS", "a corrected request still applies");
+    // A repeat of an answered refundId gets its answer even if this version would refuse the
+    // request (a PARAM_ILLEGAL would make the PS refund the amount again).
+    let calls = mpp.calls.load(Ordering::SeqCst);
+    let mut odd = refund("R3", "C1", "1");
+    odd["linkReceipt"] = json!("javascript:alert(1)");
+    assert_eq!(post(&mpp.url, &odd).await.1, ok);
+    assert_eq!(
+        mpp.calls.load(Ordering::SeqCst),
+        calls,
+        "not credited again"
+    );
 }
 
 #[tokio::test]

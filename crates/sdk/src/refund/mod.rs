@@ -233,10 +233,7 @@ impl RefundEndpoint {
     pub async fn answer(&self, body: &[u8]) -> RefundAnswer {
         let order = match RefundOrder::from_json(body) {
             Ok(order) => order,
-            // Nothing recorded: the PS treats PARAM_ILLEGAL as final.
-            Err(invalid) => {
-                return ok(result_json(ResultCode::ParamIllegal, Some(invalid.field())));
-            }
+            Err(invalid) => return self.refused(body, &invalid).await,
         };
         // A task of its own: a PS that hangs up must not cut a credit between the hook's
         // return and the record of its outcome.
@@ -278,6 +275,31 @@ impl RefundEndpoint {
         axum::Router::new()
             .route("/refund", axum::routing::post(handle))
             .with_state(self.clone())
+    }
+}
+
+impl RefundEndpoint {
+    /// The answer to a request that is not valid: the answer recorded for its refundId if there
+    /// is one (every request with that id gets the first answer, SPEC 4.4, also one that a later
+    /// version's stricter check would refuse), else `PARAM_ILLEGAL`, recording nothing. The PS
+    /// takes PARAM_ILLEGAL as final and makes the amount refundable again, so it must never
+    /// answer a refund that was credited.
+    async fn refused(&self, body: &[u8], invalid: &InvalidRefund) -> RefundAnswer {
+        let refund_id = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("refundId")?.as_str().map(str::to_owned))
+            .filter(|id| !id.is_empty());
+        if let Some(refund_id) = refund_id {
+            match self.inner.store.answered(refund_id.clone()).await {
+                Ok(Some(answer)) => return ok(answer),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(refund_id, error = %e, "cannot read the refund's record; the PS will retry");
+                    return failed();
+                }
+            }
+        }
+        ok(result_json(ResultCode::ParamIllegal, Some(invalid.field())))
     }
 }
 

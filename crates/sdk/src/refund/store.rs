@@ -108,6 +108,20 @@ impl Store {
         self.run(move |conn| claim(conn, &order)).await
     }
 
+    /// The answer recorded for `refund_id`, if it was answered.
+    pub(super) async fn answered(&self, refund_id: String) -> Result<Option<String>, StoreError> {
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT response FROM tolem_refunds WHERE refund_id = ?1",
+                    [&refund_id],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     /// Records the final answer and drops the claim, in one transaction; returns the answer
     /// stored for the refundId — `response`, unless another writer of the file was first.
     pub(super) async fn record(
@@ -155,14 +169,13 @@ fn claim(conn: &mut Connection, order: &RefundOrder) -> Result<Claimed, StoreErr
             let tiyn = u64::try_from(amount).map_err(|_| StoreError::Range(amount))?;
             // The hook is called again with what it was called with before, whatever this
             // repeat carries: an idempotency key always stands for the same request.
-            let first = RefundOrder::new(
-                &customer_id,
-                &payment_id,
-                order.refund_id(),
+            let first = RefundOrder::recorded(
+                customer_id,
+                payment_id,
+                order.refund_id().to_owned(),
                 Amount::from_tiyn(tiyn),
-                &link_receipt,
-            )
-            .map_err(|_| StoreError::Range(amount))?;
+                link_receipt,
+            );
             if first != *order {
                 tracing::warn!(refund_id = %order.refund_id(), "a refundId being credited arrived with other details; credited as first asked");
             }
