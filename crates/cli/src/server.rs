@@ -179,7 +179,7 @@ fn lock_database(db: &Path) -> anyhow::Result<DatabaseLock> {
                 .map(|pid| format!(" (process {pid})"))
                 .unwrap_or_default();
             anyhow::anyhow!(
-                "the database {} is in use by another Tolem PS or fill{holder}: a SQLite file \
+                "the database {} is in use by another Tolem PS (or the benchmark's `tolem-load fill`){holder}: a SQLite file \
                  serves one process; stop that one, or give --db another file (several nodes \
                  share a PostgreSQL database, docs/deployment.md)",
                 db.display()
@@ -253,21 +253,28 @@ pub fn bind(
 ) -> anyhow::Result<tokio::net::TcpListener> {
     tolem_ps::app::bind_tcp(addr, reuse_port).map_err(|e| {
         anyhow::anyhow!(
-            "cannot listen on {addr}: {}; stop the other program or give {flag} another one",
-            bind_failure(&e)
+            "cannot listen on {addr}: {}",
+            bind_failure(&e, &format!("give {flag} another one"))
         )
     })
 }
 
-/// Why an address could not be bound, as the operator reads it.
-fn bind_failure(e: &std::io::Error) -> String {
+/// Why an address could not be bound and what to do, as the operator reads it; `elsewhere`
+/// says how to choose another address.
+fn bind_failure(e: &std::io::Error, elsewhere: &str) -> String {
     match e.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            "the port is in use (another program, or a Tolem already running?)".to_owned()
+        std::io::ErrorKind::AddrInUse => format!(
+            "the port is in use (another program, or a Tolem already running?); stop the other \
+             program or {elsewhere}"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied; a port below 1024 needs root or the CAP_NET_BIND_SERVICE \
+             capability (docs/deployment.md), or {elsewhere}"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("this machine has no such address; {elsewhere}")
         }
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".to_owned(),
-        _ => e.to_string(),
+        _ => format!("{e}; {elsewhere}"),
     }
 }
 
@@ -382,16 +389,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
     tracing::info!(%addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
-    if !app.config.sandbox && !tolem_ps::merchant_api::identity::certificates_required(&app.config)
-    {
-        // DECISIONS 41 wants r2 and r3 known by their client certificate; without a way to
-        // receive one the PS falls back to API keys, which the operator should know.
-        tracing::warn!(
-            "r2 and r3 run on API keys: no merchant API listener asks for client certificates \
-             (listeners[].tls.client_ca) and client_identity.trusted_proxies is empty \
-             (docs/merchant-api.md, Authentication)"
-        );
-    }
+    warn_of_api_key_fallback(&app.config);
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -410,8 +408,8 @@ async fn open_listeners(config: &Config) -> anyhow::Result<Vec<Listener>> {
                     address,
                     source,
                 } => anyhow::anyhow!(
-                    "cannot listen on {address}: {}; stop the other program or change listeners[{index}].address",
-                    bind_failure(&source)
+                    "cannot listen on {address}: {}",
+                    bind_failure(&source, &format!("change listeners[{index}].address"))
                 ),
                 tls @ ListenerError::Tls { .. } => anyhow::anyhow!("configuration: {tls}"),
             })?;
@@ -446,9 +444,22 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
         tracing::info!(%url, %surfaces, "listening");
     }
     tracing::info!(database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
+    warn_of_api_key_fallback(&app.config);
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// DECISIONS 41 wants r2 and r3 known by their client certificate; without a way to receive one
+/// the PS falls back to API keys, which the operator should know, whichever way it listens.
+fn warn_of_api_key_fallback(config: &Config) {
+    if !config.sandbox && !tolem_ps::merchant_api::identity::certificates_required(config) {
+        tracing::warn!(
+            "r2 and r3 run on API keys: no merchant API listener asks for client certificates \
+             (listeners[].tls.client_ca) and client_identity.trusted_proxies is empty \
+             (docs/merchant-api.md, Authentication)"
+        );
+    }
 }
 
 pub async fn shutdown_signal() {

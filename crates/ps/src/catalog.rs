@@ -7,6 +7,7 @@
 //! Called by the HTTP edges (lookups), the admin API (changes) and start-up (seeding).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{CallerName, ServiceId, TradePointId};
@@ -31,6 +32,8 @@ pub struct Catalog {
     /// Each registered client certificate and the BINs it acts for, in BIN order.
     certificates: HashMap<Fingerprint, Vec<String>>,
     tokens: HashMap<String, CatalogToken>,
+    /// The inner addresses of each MPP with a tunnel: where its requests come from.
+    mpp_sources: HashMap<CallerName, Vec<crate::config::ipsec::Subnet>>,
 }
 
 /// A QR token the catalog knows (dynamic tokens live with their payments).
@@ -44,6 +47,14 @@ impl Catalog {
     pub fn build(file: &CatalogFile) -> Catalog {
         let mut catalog = Catalog::default();
         for m in &file.mpps {
+            // Validated items: an MPP's tunnel always names its inner addresses.
+            if let Some(inner) = m
+                .ipsec
+                .as_ref()
+                .and_then(|t| crate::config::ipsec::mpp_inner(m, t).ok())
+            {
+                catalog.mpp_sources.insert(m.caller_name.clone(), inner);
+            }
             catalog
                 .mpps
                 .insert(m.caller_name.clone(), Arc::new(m.clone()));
@@ -86,6 +97,18 @@ impl Catalog {
 
     pub(crate) fn active_mpp(&self, caller_name: &str) -> Option<&Arc<Mpp>> {
         self.mpps.get(caller_name).filter(|m| m.active)
+    }
+
+    /// Whether a request from `peer` may speak as `mpp`: with a tunnel (`[mpps.ipsec]`), only
+    /// from the MPP's inner addresses, which no other MPP's tunnel carries; without one, from
+    /// anywhere (the operator's network is what keeps strangers out).
+    pub(crate) fn mpp_source_allowed(&self, mpp: &CallerName, peer: Option<IpAddr>) -> bool {
+        match self.mpp_sources.get(mpp) {
+            None => true,
+            Some(inner) => peer
+                .map(|ip| ip.to_canonical())
+                .is_some_and(|ip| inner.iter().any(|s| s.contains(ip))),
+        }
     }
 
     pub(crate) fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {

@@ -132,7 +132,7 @@ async fn a_second_ps_on_one_sqlite_file_is_refused_until_the_first_is_gone() {
         &second,
         &[],
         &format!(
-            "in use by another Tolem PS or fill (process {})",
+            "in use by another Tolem PS (or the benchmark's `tolem-load fill`) (process {})",
             first.pid()
         ),
         "--db another file",

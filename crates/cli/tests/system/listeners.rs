@@ -530,11 +530,16 @@ async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old(
     let listeners = one_tls_listener(dir.path());
     let files: PathBuf = dir.path().to_owned();
     // Files are checked only once an hour here: what changes the certificate is the SIGHUP.
+    // Not a sandbox: a merchant listener without client_ca is then worth a warning.
     let ps = Served::start(
         dir,
         &listeners,
-        &[("TOLEM_LIMITS__TLS_FILES_CHECK_INTERVAL_MS", "3600000")],
+        &[
+            ("TOLEM_LIMITS__TLS_FILES_CHECK_INTERVAL_MS", "3600000"),
+            ("TOLEM_SANDBOX", "false"),
+        ],
     );
+    ps.logged(&["WARN", "r2 and r3 run on API keys"]).await;
     let url = ps.url("mpp, merchant, admin").to_owned();
     assert_eq!(served_leaf(&ca, &url).await, first.der);
 

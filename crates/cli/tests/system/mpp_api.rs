@@ -661,6 +661,53 @@ async fn headers_are_checked_at_the_edge() {
     assert_eq!(resp.headers()["x-request-id"], "echo-me");
 }
 
+/// With a tunnel (`[mpps.ipsec]`), an MPP's requests come from its inner addresses: another
+/// MPP's request under its name (through that MPP's own tunnel) is refused as UNKNOWN_SOURCE.
+#[tokio::test]
+async fn an_mpp_with_a_tunnel_speaks_only_from_its_inner_addresses() {
+    let ps = TestPs::start().await;
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut bank = catalog["mpps"]
+        .as_array()
+        .expect("mpps")
+        .iter()
+        .find(|m| m["caller_name"] == "demobank")
+        .expect("demobank")
+        .clone();
+    let body = json!({"qrCode": STATIC_QR, "customerId": "C1"});
+    let set = |inner: &str, refund_url: &str| {
+        let mut mpp = bank.clone();
+        mpp["ipsec"] = json!({"gateway": "198.51.100.1", "inner": [inner]});
+        mpp["refund_url"] = json!(refund_url);
+        mpp
+    };
+    // Its tunnel carries 203.0.113.7; this request comes from 127.0.0.1.
+    let mpp = set("203.0.113.7", "http://203.0.113.7/refund");
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/demobank", &mpp).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, answer) = ps.mpp_call(SCAN, "demobank", "s1", &body).await;
+    assert_eq!(result_code(&answer), "UNKNOWN_SOURCE");
+    // Another MPP's tunnel may not carry an address of this one's.
+    let mut wallet = catalog["mpps"]
+        .as_array()
+        .expect("mpps")
+        .iter()
+        .find(|m| m["caller_name"] == "demowallet")
+        .expect("demowallet")
+        .clone();
+    wallet["ipsec"] = json!({"gateway": "198.51.100.2", "inner": ["203.0.113.0/24"]});
+    wallet["refund_url"] = json!("http://203.0.113.9/refund");
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/demowallet", &wallet).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("overlaps"), "{answer}");
+    // From its inner address, it is itself again.
+    bank = set("127.0.0.1", "http://127.0.0.1:9/refund");
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/demobank", &bank).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, answer) = ps.mpp_call(SCAN, "demobank", "s2", &body).await;
+    assert_eq!(result_code(&answer), "SUCCESS");
+}
+
 #[tokio::test]
 async fn bad_bodies_get_param_illegal_and_change_nothing() {
     let ps = TestPs::start().await;

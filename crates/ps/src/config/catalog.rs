@@ -263,6 +263,30 @@ impl CatalogFile {
                     .map_err(|e| format!("mpps.{}.ipsec: {e}", m.caller_name))?;
             }
         }
+        // The PS knows an MPP with a tunnel by the inner address its requests come from: no
+        // address may belong to two MPPs' tunnels.
+        let tunnels: Vec<_> = self
+            .mpps
+            .iter()
+            .filter_map(|m| {
+                let inner = super::ipsec::mpp_inner(m, m.ipsec.as_ref()?).ok()?;
+                Some((&m.caller_name, inner))
+            })
+            .collect();
+        for (i, (a, a_inner)) in tunnels.iter().enumerate() {
+            for (b, b_inner) in &tunnels[i + 1..] {
+                if let Some((x, y)) = a_inner
+                    .iter()
+                    .flat_map(|x| b_inner.iter().map(move |y| (x, y)))
+                    .find(|(x, y)| x.overlaps(y))
+                {
+                    return Err(format!(
+                        "mpps.{b}.ipsec: inner {y} overlaps {a}'s {x}: each MPP's tunnel \
+                         carries addresses of its own"
+                    ));
+                }
+            }
+        }
         let mut bins = HashSet::new();
         for o in &self.organizations {
             if o.bin.len() != 12 || !o.bin.bytes().all(|b| b.is_ascii_digit()) {

@@ -68,6 +68,11 @@ impl Subnet {
         }
     }
 
+    /// Whether the two share an address (one network holds the other).
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.contains(other.address) || other.contains(self.address)
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         // `address` is the network itself: parsing refuses host bits.
         ip.is_ipv4() == self.address.is_ipv4()

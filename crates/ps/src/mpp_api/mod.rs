@@ -176,9 +176,22 @@ impl FromRequest<AppState> for MppCall {
             .flatten()
             .unwrap_or_default();
         let catalog = app.catalog.get();
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
             .then(|| catalog.active_mpp(caller_name).cloned())
             .flatten()
+            // An MPP with a tunnel speaks only from its own inner addresses: another MPP's
+            // request under its name is a caller the PS does not know.
+            .filter(|mpp| {
+                let allowed = catalog.mpp_source_allowed(&mpp.caller_name, peer);
+                if !allowed {
+                    tracing::warn!(caller = %mpp.caller_name, ?peer, "an MPP's name from outside its tunnel's inner addresses; refused as UNKNOWN_SOURCE");
+                }
+                allowed
+            })
             // The message names the header already: "Неизвестный участник (X-Caller-Name)".
             .ok_or_else(|| Refused {
                 status: StatusCode::OK,
