@@ -113,7 +113,10 @@ pub enum Outcome {
         link_receipt: Option<String>,
     },
     /// The PS did not confirm it (a refusal, `canConfirmUntil` passed, or the verdict was not
-    /// SUCCESS, as for CANCELLED_BY_CLIENT): give back the debit if there is one.
+    /// SUCCESS, as for CANCELLED_BY_CLIENT): give back the debit of this notification's id if
+    /// there is one. Its `result` is the PS's answer as it came: SUCCESS too, for a verdict other
+    /// than SUCCESS on a payment the PS had confirmed on an earlier request made outside the kit
+    /// — so reverse by the notification's id, never by the payment.
     Reverse {
         /// The PS's answer.
         result: ResultBody,
