@@ -47,12 +47,10 @@ impl Catalog {
     pub fn build(file: &CatalogFile) -> Catalog {
         let mut catalog = Catalog::default();
         for m in &file.mpps {
-            // Validated items: an MPP's tunnel always names its inner addresses.
-            if let Some(inner) = m
-                .ipsec
-                .as_ref()
-                .and_then(|t| crate::config::ipsec::mpp_inner(m, t).ok())
-            {
+            // Validated items: an MPP's tunnel always names its inner addresses. Were it not to,
+            // none would do (closed, not open).
+            if let Some(table) = &m.ipsec {
+                let inner = crate::config::ipsec::mpp_inner(m, table).unwrap_or_default();
                 catalog.mpp_sources.insert(m.caller_name.clone(), inner);
             }
             catalog
