@@ -305,6 +305,14 @@ impl Listener {
             address: config.address,
             source,
         })?;
+        if let Some(warning) = tls.as_ref().and_then(|t| t.validity_warning()) {
+            let certificate = config
+                .tls
+                .as_ref()
+                .map(|f| f.certificate.display().to_string())
+                .unwrap_or_default();
+            tracing::warn!(listener = index, %certificate, "{warning}");
+        }
         Ok(Listener {
             tcp,
             surfaces: config.surfaces.clone(),

@@ -76,9 +76,14 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// The server configuration the files describe.
-fn server_config(files: &ListenerTls, contents: &Contents) -> Result<ServerConfig, TlsError> {
+/// The server configuration the files describe, and the certificate it serves.
+fn server_config(
+    files: &ListenerTls,
+    contents: &Contents,
+) -> Result<(ServerConfig, CertificateDer<'static>), TlsError> {
     let chain = certificates(&files.certificate, &contents.certificate)?;
+    // `certificates` finds one at least.
+    let leaf = chain[0].clone();
     let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|e| TlsError::Pem {
         path: files.key.clone(),
         why: format!("no private key (PEM: PKCS#8, PKCS#1 or SEC1) in it: {e}"),
@@ -124,7 +129,7 @@ fn server_config(files: &ListenerTls, contents: &Contents) -> Result<ServerConfi
         },
     })?;
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
-    Ok(config)
+    Ok((config, leaf))
 }
 
 /// Every certificate of a PEM file, in order; at least one.
@@ -142,6 +147,39 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
         });
     }
     Ok(found)
+}
+
+/// How long before its end a certificate is worth a warning at each load.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// What is wrong with the validity of the chain's first certificate at `now` (Unix seconds):
+/// expired, not valid yet, or ending within [`EXPIRY_WARNING_DAYS`]. A certificate rustls took is
+/// served whatever its dates (clients decide); the operator should know before they do.
+fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let validity = cert.validity();
+    let (from, until) = (validity.not_before, validity.not_after);
+    let days_left = (until.timestamp() - now).div_euclid(86_400);
+    if until.timestamp() < now {
+        Some(format!(
+            "the certificate expired on {until}: clients will refuse it"
+        ))
+    } else if from.timestamp() > now {
+        Some(format!(
+            "the certificate is not valid before {from}: clients will refuse it"
+        ))
+    } else if days_left < EXPIRY_WARNING_DAYS {
+        let within = match days_left {
+            0 => "within a day".to_owned(),
+            1 => "in 1 day".to_owned(),
+            days => format!("in {days} days"),
+        };
+        Some(format!(
+            "the certificate expires on {until}, {within}: renew it"
+        ))
+    } else {
+        None
+    }
 }
 
 /// What a reload did.
@@ -162,6 +200,8 @@ pub enum Reloaded {
 pub struct TlsFiles {
     files: ListenerTls,
     current: RwLock<Arc<ServerConfig>>,
+    /// The certificate the configuration in force serves.
+    leaf: RwLock<CertificateDer<'static>>,
     /// The contents last tried, in force or refused (`None` after a read failed).
     seen: Mutex<Option<Contents>>,
     /// The last reload's failure, reported already.
@@ -172,10 +212,11 @@ impl TlsFiles {
     /// Reads the files; an error names the file that is wrong.
     pub fn load(files: &ListenerTls) -> Result<TlsFiles, TlsError> {
         let contents = Contents::read(files)?;
-        let config = server_config(files, &contents)?;
+        let (config, leaf) = server_config(files, &contents)?;
         Ok(TlsFiles {
             files: files.clone(),
             current: RwLock::new(Arc::new(config)),
+            leaf: RwLock::new(leaf),
             seen: Mutex::new(Some(contents)),
             failed: Mutex::new(None),
         })
@@ -184,6 +225,18 @@ impl TlsFiles {
     /// The files this listener reads.
     pub fn files(&self) -> &ListenerTls {
         &self.files
+    }
+
+    /// What is wrong with the dates of the certificate in force, now: expired, not valid yet, or
+    /// ending within two weeks (`None`: nothing).
+    pub fn validity_warning(&self) -> Option<String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        validity_warning(
+            &self.leaf.read().unwrap_or_else(PoisonError::into_inner),
+            now,
+        )
     }
 
     /// Whether the listener asks for client certificates.
@@ -229,8 +282,9 @@ impl TlsFiles {
             *seen = Some(contents.clone());
         }
         match server_config(&self.files, &contents) {
-            Ok(config) => {
+            Ok((config, leaf)) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+                *self.leaf.write().unwrap_or_else(PoisonError::into_inner) = leaf;
                 *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 Reloaded::Yes
             }
@@ -272,6 +326,9 @@ pub(crate) async fn watch(
             match files.reload(forced) {
                 Reloaded::Yes => {
                     tracing::info!(%listener, %certificate, forced, "TLS files read again; new connections use them");
+                    if let Some(warning) = files.validity_warning() {
+                        tracing::warn!(%listener, %certificate, "{warning}");
+                    }
                 }
                 Reloaded::Unchanged | Reloaded::StillFailed => {}
                 Reloaded::Failed(error) => tracing::error!(
@@ -339,6 +396,36 @@ mod tests {
             certificate: dir.join("cert.pem"),
             key: dir.join("key.pem"),
             client_ca: client_ca.then(|| dir.join("ca.pem")),
+        }
+    }
+
+    #[test]
+    fn a_certificate_out_of_its_dates_or_ending_soon_is_worth_a_warning() {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let dated = |from: (i32, u8, u8), until: (i32, u8, u8)| {
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+            params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+            params
+                .self_signed(&key)
+                .expect("a certificate")
+                .der()
+                .clone()
+        };
+        // 2026-01-01T00:00:00Z.
+        let now = 1_767_225_600;
+        assert_eq!(
+            validity_warning(&dated((2025, 1, 1), (2027, 1, 1)), now),
+            None
+        );
+        for (from, until, words) in [
+            ((2024, 1, 1), (2025, 1, 1), "expired on"),
+            ((2026, 6, 1), (2027, 1, 1), "not valid before"),
+            ((2025, 1, 1), (2026, 1, 10), "in 9 days"),
+        ] {
+            let warning = validity_warning(&dated(from, until), now).expect("a warning");
+            assert!(warning.contains(words), "{warning}");
         }
     }
 
