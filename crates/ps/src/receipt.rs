@@ -298,10 +298,10 @@ fn html(title: &str, rows: &[(&str, String)]) -> String {
     html
 }
 
-/// A store failure on a page: 503 (retry) when the store is overloaded, else 500.
+/// A store failure on a page: 503 (retry) when the store is busy or out of reach, else 500.
 pub(crate) fn fault(e: crate::store::StoreError) -> Response {
-    if e.is_overload() {
-        tracing::warn!(error = %e, "overloaded");
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     tracing::error!(error = %e, "cannot read a page's purchase");

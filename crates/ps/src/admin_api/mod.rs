@@ -78,10 +78,11 @@ fn bad(why: impl Into<String>) -> AdminError {
     AdminError(StatusCode::BAD_REQUEST, why.into())
 }
 
-/// A store failure: an overloaded store is 503 (retry), as on the other APIs; anything else 500.
+/// A store failure: a store busy or out of reach is 503 (retry), as on the other APIs; anything
+/// else 500.
 fn internal(e: crate::store::StoreError) -> AdminError {
-    if e.is_overload() {
-        tracing::warn!(error = %e, "overloaded");
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
         return AdminError(
             StatusCode::SERVICE_UNAVAILABLE,
             "the PS is busy; retry".to_owned(),

@@ -290,7 +290,7 @@ impl Ctx {
 
     /// The answer to a store fault: busy (retry) or internal, said in a page.
     fn fault(&self, e: crate::store::StoreError) -> Response {
-        if e.is_overload() {
+        if e.is_unavailable() {
             return self.notice(
                 StatusCode::SERVICE_UNAVAILABLE,
                 T::Refused,

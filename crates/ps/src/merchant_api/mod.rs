@@ -241,8 +241,8 @@ impl IntoResponse for PosError {
                 },
             ),
             PosError::Store(e) => {
-                let status = if e.is_overload() {
-                    tracing::warn!(error = %e, "overloaded");
+                let status = if e.is_unavailable() {
+                    tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
                     HttpStatus::SERVICE_UNAVAILABLE
                 } else {
                     tracing::error!(error = %e, "internal fault");

@@ -78,8 +78,8 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
             StatusCode::OK,
             ResultBody::for_param(ResultCode::ParamIllegal, caller.locale, &param),
         ),
-        Err(MppError::Store(e)) if e.is_overload() => {
-            tracing::warn!(error = %e, "overloaded");
+        Err(MppError::Store(e)) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
             result_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ResultBody::of(ResultCode::UnknownException, caller.locale),

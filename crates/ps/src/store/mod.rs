@@ -93,8 +93,28 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn is_overload(&self) -> bool {
-        matches!(self, StoreError::Overloaded)
+    /// Whether the request may simply be sent again later (HTTP 503, DECISIONS 7): the store is
+    /// overloaded, or its database is out of reach for now (PostgreSQL down, restarting, a
+    /// connection lost). Anything else is an internal fault (HTTP 500).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            StoreError::Overloaded | StoreError::Connect(_) => true,
+            StoreError::Postgres(e) => {
+                let lost = e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+                let stopping = e.code().is_some_and(|code| {
+                    [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                    ]
+                    .contains(code)
+                });
+                lost || stopping
+            }
+            _ => false,
+        }
     }
 }
 
@@ -510,4 +530,24 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_out_of_reach_is_retry_later_and_a_fault_is_not() {
+        // Nothing listens on port 9: the connection is refused, as when PostgreSQL is down.
+        let refused =
+            tokio_postgres::connect("host=127.0.0.1 port=9 user=tolem", tokio_postgres::NoTls)
+                .await
+                .err()
+                .expect("refused");
+        assert!(StoreError::Postgres(refused).is_unavailable());
+        assert!(StoreError::Overloaded.is_unavailable());
+        assert!(StoreError::Connect("cannot connect".into()).is_unavailable());
+        assert!(!StoreError::Corrupt("a bad row".into()).is_unavailable());
+        assert!(!StoreError::CommitFailed.is_unavailable());
+    }
 }
