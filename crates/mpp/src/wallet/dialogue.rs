@@ -398,6 +398,45 @@ mod tests {
         }
     }
 
+    /// A prompt that must not be asked anything.
+    struct Silent;
+
+    impl Prompt for Silent {
+        fn say(&mut self, _line: &str) {}
+        fn ask(&mut self, question: &str) -> Option<String> {
+            panic!("asked {question:?}")
+        }
+    }
+
+    #[test]
+    fn a_param_the_form_does_not_ask_for_is_refused_in_one_language() {
+        let parameter = |id| ServiceParameter {
+            id,
+            value: String::new(),
+            name: format!("p{id}"),
+            options: None,
+        };
+        let service = PaymentData {
+            service_id: 1,
+            service_name: "Тұрақ".to_owned(),
+            parameters: vec![parameter(3932), parameter(3933)],
+        };
+        let given = BTreeMap::from([(9999, "x".to_owned())]);
+        for (locale, want) in [
+            (
+                Locale::Ru,
+                "Неверный параметр: --param 9999: в этой форме параметры 3932, 3933",
+            ),
+            (
+                Locale::Kk,
+                "Параметр дұрыс емес: --param 9999: бұл формадағы параметрлер: 3932, 3933",
+            ),
+        ] {
+            let err = fill_form(&mut Silent, locale, &service, &given).expect_err("refused");
+            assert_eq!(text::error(&err, locale), want);
+        }
+    }
+
     #[test]
     fn decisions_in_both_languages() {
         for yes in ["д", "Да", "и", "ИӘ", "y", "yes"] {
