@@ -400,7 +400,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
 async fn open_listeners(config: &Config) -> anyhow::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
-        let opened = Listener::open(index, listener, config.reuse_port)
+        let opened = Listener::open(index, listener, config.reuse_port, &config.public_url)
             .await
             .map_err(|e| match e {
                 ListenerError::Bind {

@@ -277,6 +277,21 @@ pub fn bind_tcp(address: std::net::SocketAddr, reuse_port: bool) -> std::io::Res
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The host of an `https://` URL as a client checks it against a certificate: a name, or an IP
+/// address without its brackets; `None` for another scheme or no host.
+fn https_host(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    if url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?;
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+}
+
 impl Listener {
     /// One plain listener for every surface: the sandbox, and `tolem serve` without `listeners`.
     pub fn plain(tcp: TcpListener) -> Listener {
@@ -288,16 +303,26 @@ impl Listener {
     }
 
     /// Reads the TLS files of `listeners[index]` (an error names the file) and binds it, sharing
-    /// the port with other processes if `reuse_port` ([`bind_tcp`]).
+    /// the port with other processes if `reuse_port` ([`bind_tcp`]). A listener of the merchant
+    /// surface, which receipt and payment links lead to, is expected to hold a certificate for
+    /// the host of an `https://` `public_url`: a warning says when it does not.
     pub async fn open(
         index: usize,
         config: &ListenerConfig,
         reuse_port: bool,
+        public_url: &str,
     ) -> Result<Listener, ListenerError> {
         let tls = match &config.tls {
-            Some(files) => Some(Arc::new(
-                TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?,
-            )),
+            Some(files) => {
+                let mut tls =
+                    TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?;
+                if config.surfaces.contains(&SurfaceName::Merchant)
+                    && let Some(host) = https_host(public_url)
+                {
+                    tls = tls.expecting_host(host);
+                }
+                Some(Arc::new(tls))
+            }
             None => None,
         };
         let tcp = bind_tcp(config.address, reuse_port).map_err(|source| ListenerError::Bind {
@@ -305,7 +330,7 @@ impl Listener {
             address: config.address,
             source,
         })?;
-        if let Some(warning) = tls.as_ref().and_then(|t| t.validity_warning()) {
+        for warning in tls.as_ref().map(|t| t.warnings()).unwrap_or_default() {
             let certificate = config
                 .tls
                 .as_ref()
@@ -456,6 +481,22 @@ mod tests {
     /// Log lines written by the test's subscriber.
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    #[test]
+    fn the_host_a_certificate_must_name_is_that_of_an_https_public_url() {
+        assert_eq!(
+            https_host("https://pay.example.kz/").as_deref(),
+            Some("pay.example.kz")
+        );
+        assert_eq!(
+            https_host("https://pay.example.kz:8443/ps").as_deref(),
+            Some("pay.example.kz")
+        );
+        assert_eq!(https_host("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(https_host("https://10.0.0.5").as_deref(), Some("10.0.0.5"));
+        // Behind a proxy that terminates TLS the listener's certificate is not what links meet.
+        assert_eq!(https_host("http://pay.example.kz"), None);
+    }
 
     impl Write for Lines {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

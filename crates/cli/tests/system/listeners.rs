@@ -537,6 +537,7 @@ async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old(
         &[
             ("TOLEM_LIMITS__TLS_FILES_CHECK_INTERVAL_MS", "3600000"),
             ("TOLEM_SANDBOX", "false"),
+            ("TOLEM_PUBLIC_URL", "https://localhost:8443"),
         ],
     );
     ps.logged(&["WARN", "r2 and r3 run on API keys"]).await;
@@ -567,6 +568,16 @@ async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old(
     ps.logged(&["TLS files not reloaded", "does not belong"])
         .await;
     assert_eq!(served_leaf(&ca, &url).await, second.der);
+
+    // A certificate for another host than public_url's is served, with a warning: the receipt
+    // and payment links would not be taken on it. Those for localhost had none.
+    let other = ca.issue("pay.example.kz");
+    install(&files, &other);
+    ps.hangup();
+    let warning = "the certificate is for pay.example.kz, 127.0.0.1, not for localhost, the host of public_url";
+    ps.logged(&["WARN", warning]).await;
+    let log = ps.stderr.lock().expect("lock").clone();
+    assert_eq!(log.matches("not for localhost").count(), 1, "{log}");
 }
 
 #[tokio::test]

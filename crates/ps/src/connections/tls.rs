@@ -182,6 +182,47 @@ fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<String> {
     }
 }
 
+/// Why `leaf` would not be taken for `host` (a DNS name or an IP address): the names it is for
+/// (its subject alternative names), by the same rules a client applies (rustls' webpki), or
+/// `None` when it would be (or `host` is no name a client could check).
+fn name_warning(leaf: &CertificateDer<'_>, host: &str) -> Option<String> {
+    let name = rustls::pki_types::ServerName::try_from(host).ok()?;
+    let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
+    if cert.verify_is_valid_for_subject_name(&name).is_ok() {
+        return None;
+    }
+    let names = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .ok()
+        .and_then(|(_, cert)| {
+            let san = cert.subject_alternative_name().ok()??;
+            let names: Vec<String> = san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => <[u8; 4]>::try_from(*ip)
+                            .ok()
+                            .map(|a| std::net::Ipv4Addr::from(a).to_string()),
+                        16 => <[u8; 16]>::try_from(*ip)
+                            .ok()
+                            .map(|a| std::net::Ipv6Addr::from(a).to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            Some(names)
+        })
+        .filter(|names| !names.is_empty())
+        .map_or_else(|| "no host name".to_owned(), |names| names.join(", "));
+    Some(format!(
+        "the certificate is for {names}, not for {host}, the host of public_url: browsers and POS \
+         software will refuse the receipt and payment links on it"
+    ))
+}
+
 /// What a reload did.
 #[derive(Debug)]
 pub enum Reloaded {
@@ -206,6 +247,9 @@ pub struct TlsFiles {
     seen: Mutex<Option<Contents>>,
     /// The last reload's failure, reported already.
     failed: Mutex<Option<String>>,
+    /// The host the certificate must name (`public_url`'s, on a listener of the merchant
+    /// surface), checked with each certificate taken: a warning, not a refusal.
+    public_host: Option<String>,
 }
 
 impl TlsFiles {
@@ -219,7 +263,15 @@ impl TlsFiles {
             leaf: RwLock::new(leaf),
             seen: Mutex::new(Some(contents)),
             failed: Mutex::new(None),
+            public_host: None,
         })
+    }
+
+    /// The same listener, its certificate expected to name `host` (`public_url`'s host, which
+    /// receipt and payment links point to): [`TlsFiles::warnings`] says when it does not.
+    pub fn expecting_host(mut self, host: String) -> TlsFiles {
+        self.public_host = Some(host);
+        self
     }
 
     /// The files this listener reads.
@@ -227,16 +279,20 @@ impl TlsFiles {
         &self.files
     }
 
-    /// What is wrong with the dates of the certificate in force, now: expired, not valid yet, or
-    /// ending within two weeks (`None`: nothing).
-    pub fn validity_warning(&self) -> Option<String> {
+    /// What is wrong with the certificate in force, now: its dates (expired, not valid yet, or
+    /// ending within two weeks), and a certificate that does not name the host expected of it
+    /// ([`TlsFiles::expecting_host`]). Empty: nothing.
+    pub fn warnings(&self) -> Vec<String> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        validity_warning(
-            &self.leaf.read().unwrap_or_else(PoisonError::into_inner),
-            now,
-        )
+        let leaf = self.leaf.read().unwrap_or_else(PoisonError::into_inner);
+        let dates = validity_warning(&leaf, now);
+        let name = self
+            .public_host
+            .as_deref()
+            .and_then(|host| name_warning(&leaf, host));
+        dates.into_iter().chain(name).collect()
     }
 
     /// Whether the listener asks for client certificates.
@@ -326,7 +382,7 @@ pub(crate) async fn watch(
             match files.reload(forced) {
                 Reloaded::Yes => {
                     tracing::info!(%listener, %certificate, forced, "TLS files read again; new connections use them");
-                    if let Some(warning) = files.validity_warning() {
+                    for warning in files.warnings() {
                         tracing::warn!(%listener, %certificate, "{warning}");
                     }
                 }
@@ -427,6 +483,35 @@ mod tests {
             let warning = validity_warning(&dated(from, until), now).expect("a warning");
             assert!(warning.contains(words), "{warning}");
         }
+    }
+
+    #[test]
+    fn a_certificate_for_another_host_than_public_urls_is_worth_a_warning() {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let for_names = |names: &[&str]| {
+            let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+            rcgen::CertificateParams::new(names)
+                .expect("params")
+                .self_signed(&key)
+                .expect("a certificate")
+                .der()
+                .clone()
+        };
+        let pay = for_names(&["pay.example.kz"]);
+        assert_eq!(name_warning(&pay, "pay.example.kz"), None);
+        let warning = name_warning(&pay, "qr.example.kz").expect("another host");
+        assert!(
+            warning.contains("for pay.example.kz, not for qr.example.kz"),
+            "{warning}"
+        );
+        let wildcard = for_names(&["*.example.kz"]);
+        assert_eq!(name_warning(&wildcard, "qr.example.kz"), None);
+        assert!(name_warning(&wildcard, "example.kz").is_some());
+        let addresses = for_names(&["127.0.0.1", "::1"]);
+        assert_eq!(name_warning(&addresses, "127.0.0.1"), None);
+        assert_eq!(name_warning(&addresses, "::1"), None);
+        let warning = name_warning(&addresses, "10.0.0.1").expect("another address");
+        assert!(warning.contains("for 127.0.0.1, ::1, not for"), "{warning}");
     }
 
     #[test]
