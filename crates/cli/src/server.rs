@@ -389,7 +389,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
     tracing::info!(%addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
-    warn_of_api_key_fallback(&app.config);
+    warn_of_r2_r3_refused(&app.config);
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -444,19 +444,20 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
         tracing::info!(%url, %surfaces, "listening");
     }
     tracing::info!(database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
-    warn_of_api_key_fallback(&app.config);
+    warn_of_r2_r3_refused(&app.config);
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// DECISIONS 41 wants r2 and r3 known by their client certificate; without a way to receive one
-/// the PS falls back to API keys, which the operator should know, whichever way it listens.
-fn warn_of_api_key_fallback(config: &Config) {
-    if !config.sandbox && !tolem_ps::merchant_api::identity::certificates_required(config) {
+/// DECISIONS 41 knows r2 and r3 by their client certificate alone; a PS with no way to receive
+/// one refuses them all, which the operator should know, whichever way it listens.
+fn warn_of_r2_r3_refused(config: &Config) {
+    if !config.sandbox && !tolem_ps::merchant_api::identity::receives_certificates(config) {
         tracing::warn!(
-            "r2 and r3 run on API keys: no merchant API listener asks for client certificates \
-             (listeners[].tls.client_ca) and client_identity.trusted_proxies is empty \
+            "r2 and r3 refuse every call (-10000): they are known by a client certificate alone, \
+             and no merchant API listener asks for one (listeners[].tls.client_ca) and \
+             client_identity.trusted_proxies is empty; r1 works on API keys \
              (docs/merchant-api.md, Authentication)"
         );
     }

@@ -540,9 +540,23 @@ async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old(
             ("TOLEM_PUBLIC_URL", "https://localhost:8443"),
         ],
     );
-    ps.logged(&["WARN", "r2 and r3 run on API keys"]).await;
+    ps.logged(&["WARN", "r2 and r3 refuse every call"]).await;
     let url = ps.url("mpp, merchant, admin").to_owned();
     assert_eq!(served_leaf(&ca, &url).await, first.der);
+    // Outside the sandbox r2 and r3 are known by a certificate alone (DECISIONS 41): with no way
+    // to receive one, the API key that opens r1 opens neither.
+    let http = tls_client(&ca, None);
+    for path in ["/r2/v01/payment/status/1", "/r3/v02/payment/status/1"] {
+        let (status, body) = answer(
+            &http,
+            "GET",
+            format!("{url}{path}"),
+            &[("api-key", API_KEY)],
+            None,
+        )
+        .await;
+        assert!(body.contains("-10000"), "{path}: {status} {body}");
+    }
 
     let second = ca.issue("localhost");
     install(&files, &second);

@@ -289,6 +289,11 @@ const NODE_NAME_LEN_MAX: usize = 64;
 /// The shortest admin token taken (as `registers.cabinet_tokens`).
 const ADMIN_TOKEN_LEN_MIN: usize = 16;
 
+/// `limits.body_bytes_max`'s bounds: no request of either API is near 4 KiB, and DECISIONS 43
+/// caps MPP and merchant bodies at 64 KiB.
+const BODY_BYTES_MIN: usize = 4 * 1024;
+const BODY_BYTES_MAX: usize = 64 * 1024;
+
 /// Longest `refunds.pos_wait_ms`: POS clients give up on an answer after about a minute.
 const POS_WAIT_MS_MAX: u64 = 60_000;
 
@@ -392,7 +397,7 @@ impl Default for PaymentsConfig {
 impl Default for LimitsConfig {
     fn default() -> LimitsConfig {
         LimitsConfig {
-            body_bytes_max: 64 * 1024,
+            body_bytes_max: BODY_BYTES_MAX,
             write_queue_max: 20_000,
             write_batch_max: 1_024,
             read_connections: 4,
@@ -668,6 +673,12 @@ impl Config {
             return invalid(
                 "limits.header_bytes_max",
                 &format!("must be {HEADER_BYTES_MIN}-{HEADER_BYTES_MAX}"),
+            );
+        }
+        if l.body_bytes_max < BODY_BYTES_MIN || l.body_bytes_max > BODY_BYTES_MAX {
+            return invalid(
+                "limits.body_bytes_max",
+                &format!("must be {BODY_BYTES_MIN}-{BODY_BYTES_MAX} (DECISIONS 43)"),
             );
         }
         if l.admin_body_bytes_max == 0 {
@@ -1017,6 +1028,13 @@ mod tests {
             "100",
             "limits.header_bytes_max",
         );
+        for body in ["0", "1000", "65537", "1048576"] {
+            refused(
+                "TOLEM_LIMITS__BODY_BYTES_MAX",
+                body,
+                "limits.body_bytes_max",
+            );
+        }
     }
 
     #[test]

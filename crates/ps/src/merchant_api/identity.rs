@@ -1,9 +1,9 @@
 //! Who calls the merchant API (DECISIONS 28, 41). r1 is known by its `Api-Key`. r2 and r3 are
 //! known by the client certificate: the TLS listener hands its fingerprint over in the request's
 //! extensions ([`PeerCertificate`]), or a TLS-terminating proxy whose address is in
-//! `client_identity.trusted_proxies` names it in `client_identity.fingerprint_header`. Where the
-//! PS can receive no certificate at all ([`certificates_required`] is false), r2 and r3 take the
-//! `Api-Key` as r1 does.
+//! `client_identity.trusted_proxies` names it in `client_identity.fingerprint_header`. Only a
+//! sandbox that can receive no certificate at all ([`certificates_required`] is false) lets r2
+//! and r3 take the `Api-Key` as r1 does, so that a POS integrator can try them over plain HTTP.
 //!
 //! A certificate may be registered to several organizations: an r3 partner acting for each of
 //! them (MERCHANT-API.md §1.1). Such a call acts for the organization its `OrganizationBin` (or
@@ -23,11 +23,19 @@ use crate::config::{Config, SurfaceName};
 use crate::connections::PeerCertificate;
 use crate::state::AppState;
 
-/// Whether r2 and r3 demand a client certificate: whenever the PS can receive one, through a
+/// Whether r2 and r3 demand a client certificate (DECISIONS 41: they are known by it alone):
+/// always outside the sandbox, and in the sandbox whenever it can receive one, through a
 /// listener of the merchant API that asks for client certificates or through a trusted proxy.
-/// Otherwise (the sandbox's one plain listener, an operator without mutual TLS) they take the
-/// `Api-Key`, and `tolem serve` warns at start.
+/// A sandbox without either (its one plain listener) lets them take the `Api-Key`. A PS outside
+/// the sandbox that can receive no certificate refuses every r2 and r3 call, and `tolem serve`
+/// says so at start ([`receives_certificates`]).
 pub fn certificates_required(config: &Config) -> bool {
+    !config.sandbox || receives_certificates(config)
+}
+
+/// Whether a client certificate can reach the PS: a listener of the merchant API asks for them,
+/// or a trusted proxy may name one.
+pub fn receives_certificates(config: &Config) -> bool {
     let mutual_tls = config.listeners.iter().any(|listener| {
         listener.surfaces.contains(&SurfaceName::Merchant)
             && listener
@@ -224,9 +232,15 @@ mod tests {
     }
 
     #[test]
-    fn certificates_are_required_where_the_ps_can_receive_them() {
+    fn certificates_are_required_outside_the_sandbox_and_where_the_ps_can_receive_them() {
         let mut config = Config::default();
-        assert!(!certificates_required(&config), "one plain listener");
+        assert!(certificates_required(&config), "not a sandbox");
+        assert!(!receives_certificates(&config), "one plain listener");
+        config.sandbox = true;
+        assert!(
+            !certificates_required(&config),
+            "a sandbox's plain listener"
+        );
         config.listeners = vec![
             listener(&[SurfaceName::Merchant], None),
             listener(&[SurfaceName::Admin], Some("ca.pem")),
@@ -244,6 +258,7 @@ mod tests {
             "mutual TLS on the merchant API"
         );
         let mut config = Config::default();
+        config.sandbox = true;
         config.client_identity.trusted_proxies = vec!["10.0.0.2".parse().expect("an address")];
         assert!(certificates_required(&config), "a trusted proxy");
     }
