@@ -257,8 +257,10 @@ mod tests {
             certificates_required(&config),
             "mutual TLS on the merchant API"
         );
-        let mut config = Config::default();
-        config.sandbox = true;
+        let mut config = Config {
+            sandbox: true,
+            ..Config::default()
+        };
         config.client_identity.trusted_proxies = vec!["10.0.0.2".parse().expect("an address")];
         assert!(certificates_required(&config), "a trusted proxy");
     }
