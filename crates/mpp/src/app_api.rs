@@ -63,8 +63,8 @@ pub struct CheckoutBody {
 pub struct ConfirmBody {
     pub customer_id: String,
     pub payment_id: String,
-    /// The customer's amount for a Static QR.
-    #[serde(default)]
+    /// The customer's amount for a Static QR, read from its exact text (DECISIONS 3).
+    #[serde(default, deserialize_with = "tolem_wire::amount::strict_json_opt")]
     pub amount: Option<Amount>,
     #[serde(default)]
     pub locale: Option<String>,

@@ -235,6 +235,51 @@ pub fn strict_json_opt<'de, D: Deserializer<'de>>(
     }
 }
 
+/// Checks that every number in a JSON text (outside its strings) is written as an amount may be:
+/// no exponent, at most two decimals. For bodies read into types shared with TOML (the admin
+/// API's operator data), where an amount's JSON number reaches [`Amount`]'s `Deserialize` as a
+/// float and `1e2` or `0.019999999999999999999` could no longer be told from `100` or `0.02`.
+/// The error names the number.
+pub fn plain_json_numbers(json: &str) -> Result<(), String> {
+    let bytes = json.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let number = json.get(start..i).unwrap_or_default();
+            let decimals = number.split_once('.').map_or(0, |(_, f)| f.len());
+            if number.contains(['e', 'E']) || decimals > 2 {
+                return Err(format!(
+                    "the number {number} is not written as an amount may be: no exponent, at most two decimals"
+                ));
+            }
+            continue;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 /// Serializes an amount as a JSON number with two decimals (`200.00`), the merchant API's form.
 pub fn as_number<S: Serializer>(amount: &Amount, serializer: S) -> Result<S::Ok, S::Error> {
     let raw = RawValue::from_string(amount.to_string()).map_err(serde::ser::Error::custom)?;
@@ -244,6 +289,26 @@ pub fn as_number<S: Serializer>(amount: &Amount, serializer: S) -> Result<S::Ok,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_json_are_checked_outside_strings_only() {
+        for fine in [
+            r#"{"amount": 100, "min": 1.5, "bps": 150, "neg": -2.25}"#,
+            r#"{"text": "1e2 and 100.000 are words here", "q": "a \"1e9\" b"}"#,
+            "[]",
+        ] {
+            assert_eq!(plain_json_numbers(fine), Ok(()), "{fine}");
+        }
+        for bad in [
+            r#"{"amount": 1e2}"#,
+            r#"{"amount": 100.000}"#,
+            r#"{"a": "x", "amount": 1.5E+1}"#,
+            r#"[0.019999999999999999999]"#,
+        ] {
+            let err = plain_json_numbers(bad).expect_err(bad);
+            assert!(err.contains("no exponent"), "{err}");
+        }
+    }
 
     #[test]
     fn parses_the_forms_the_regulation_uses() {

@@ -70,7 +70,8 @@ async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
 
 #[tokio::test]
 async fn a_callback_service_prices_the_payment() {
-    // The service provider's system: 1500 tenge for any plate, refuses plate "STOP".
+    // The service provider's system: 1500 tenge for any plate, refuses plate "STOP"; plate
+    // "TIYN" costs 1500.50, and plate "FLOAT" gets an amount only a float could read.
     let provider = axum::Router::new().route(
         "/amount",
         post(|Json(req): Json<Value>| async move {
@@ -78,11 +79,13 @@ async fn a_callback_service_prices_the_payment() {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            if plate == "STOP" {
-                Json(json!({"error": "unknown plate"}))
-            } else {
-                Json(json!({"amount": "1500.00"}))
-            }
+            let body = match plate.as_str() {
+                "STOP" => r#"{"error": "unknown plate"}"#,
+                "TIYN" => r#"{"amount": 1500.5}"#,
+                "FLOAT" => r#"{"amount": 1.5e3}"#,
+                _ => r#"{"amount": "1500.00"}"#,
+            };
+            ([("content-type", "application/json")], body)
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -125,6 +128,43 @@ async fn a_callback_service_prices_the_payment() {
         ),
         (Some("SUCCESS"), Some("1500.00"))
     );
+
+    // `1.5e3` is no amount (DECISIONS 3): the provider's answer is refused, nothing frozen.
+    let id = scan_id(&ps, "demobank", PARKING_QR, "C2").await;
+    let (_, answer) = ps
+        .mpp_call(
+            "/api/v1/qr/checkout",
+            "demobank",
+            "f",
+            &checkout(&id, "FLOAT"),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "PROCESS_FAIL");
+    // An amount with tiyn is the PS's to set (DECISIONS 4): the MPP echoes it and it is paid.
+    let (_, answer) = ps
+        .mpp_call(
+            "/api/v1/qr/checkout",
+            "demobank",
+            "t",
+            &checkout(&id, "TIYN"),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(v["paymentAmount"].as_str(), Some("1500.50"), "{answer}");
+    let (_, paid) = ps
+        .mpp_call(
+            "/api/v1/qr/notifyPayment",
+            "demobank",
+            "n",
+            &notify_body(&id, "C2", "SUCCESS", Some("1500.50")),
+        )
+        .await;
+    assert_eq!(result_code(&paid), "SUCCESS", "{paid}");
+
+    // A fixed tariff with tiyn is taken as well.
+    service["amount"] = json!({"kind": "fixed", "amount": "150.50"});
+    let (status, body) = ps.admin("PUT", "/admin/v1/services/2862", &service).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

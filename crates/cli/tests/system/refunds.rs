@@ -432,6 +432,32 @@ async fn a_custom_payment_is_refunded_when_the_provider_cancels_it() {
         )
         .await;
     assert_eq!(result_code(&paid), "SUCCESS");
+    // An amount a float would round (DECISIONS 3) is refused as written, and places nothing.
+    for (n, raw) in [
+        r#"{"amount": 1e2}"#,
+        r#"{"amount": 100.000}"#,
+        r#"{"amount": 0.019999999999999999999}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = ps
+            .http
+            .post(format!("{}/admin/v1/payments/{payment_id}/cancel", ps.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("x-request-id", format!("bad-amount-{n}"))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 400, "{raw}");
+        let text = answer.text().await.expect("text");
+        assert!(
+            text.contains("no exponent, at most two decimals"),
+            "{raw}: {text}"
+        );
+    }
     let cancel = |request_id: &'static str| {
         ps.http
             .post(format!("{}/admin/v1/payments/{payment_id}/cancel", ps.url))

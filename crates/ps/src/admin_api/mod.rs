@@ -192,7 +192,12 @@ fn upsert<T: CatalogDoc>(items: &mut Vec<T>, doc: T) {
     items.push(doc);
 }
 
+/// A JSON body; its amounts, which reach types shared with the TOML configuration, are first
+/// checked as written (DECISIONS 3: no exponent, at most two decimals).
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        tolem_wire::amount::plain_json_numbers(text).map_err(bad)?;
+    }
     serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
 }
 

@@ -20,8 +20,9 @@ use crate::store::Replay;
 
 #[derive(Deserialize, Default)]
 struct CancelRequest {
-    /// Part of the payment to give back; all that is left when absent.
-    #[serde(default)]
+    /// Part of the payment to give back; all that is left when absent. Read from its exact text
+    /// (DECISIONS 3): `1e2` or `0.019999` is no amount.
+    #[serde(default, deserialize_with = "tolem_wire::amount::strict_json_opt")]
     amount: Option<Amount>,
 }
 

@@ -154,7 +154,8 @@ struct CallbackRequest<'a> {
 
 #[derive(Deserialize)]
 struct CallbackAnswer {
-    #[serde(default)]
+    /// Read from its exact text (DECISIONS 3): `1.5e3` or `999.999` is no amount.
+    #[serde(default, deserialize_with = "tolem_wire::amount::strict_json_opt")]
     amount: Option<Amount>,
     #[serde(default)]
     error: Option<String>,
@@ -190,7 +191,9 @@ async fn compute_amount(
             callback_amount(app, url, timeout, &body).await?
         }
     };
-    if amount.is_zero() || !amount.is_whole_tenge() {
+    // An amount with tiyn is the PS's to set (DECISIONS 4): the MPP echoes it. Nothing is owed
+    // for nothing, so a zero from the service's system is its refusal.
+    if amount.is_zero() {
         return Err(ResultCode::ProcessFail.into());
     }
     Ok(amount)
@@ -231,8 +234,10 @@ async fn callback_amount(
     let body = read_capped(response, CALLBACK_BODY_BYTES_MAX)
         .await
         .map_err(|()| retry())?;
-    let answer: CallbackAnswer =
-        serde_json::from_slice(&body).map_err(|_| MppError::code(ResultCode::ProcessFail))?;
+    let answer: CallbackAnswer = serde_json::from_slice(&body).map_err(|e| {
+        tracing::warn!(error = %e, url, "amount callback answer refused");
+        MppError::code(ResultCode::ProcessFail)
+    })?;
     match (answer.amount, answer.error) {
         (Some(amount), None) => Ok(amount),
         _ => Err(ResultCode::ProcessFail.into()),
