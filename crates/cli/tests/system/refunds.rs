@@ -50,6 +50,18 @@ async fn refund_with_the_customer_end_to_end() {
     let older = ps.paid(&device, 300, "C1").await;
     let purchase = ps.paid(&device, 1000, "C1").await;
     ps.paid(&device, 50, "C2").await; // another customer's: never listed
+    // An ExternalId over 128 characters is refused, as on qr/create, and makes no return QR.
+    let long = json!({"DeviceToken": device, "ExternalId": "r".repeat(129)});
+    let (_, refused) = ps
+        .pos("POST", "/r2/v01/return/create", API_KEY, Some(&long))
+        .await;
+    assert_eq!(refused["StatusCode"], -99000400, "{refused}");
+    assert!(
+        refused["Message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ExternalId")),
+        "{refused}"
+    );
     // The POS shows a return QR; the customer's MPP scans it.
     let (_, created) = ps
         .pos(

@@ -20,6 +20,18 @@ use crate::state::{App, AppState};
 
 const EXTERNAL_ID_LEN_MAX: usize = 128;
 
+/// The POS's own reference of a QR (a purchase's or a return's), kept and shown back: at most
+/// [`EXTERNAL_ID_LEN_MAX`] characters.
+pub(super) fn check_external_id(external_id: Option<&str>) -> Result<(), PosError> {
+    if external_id.is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX) {
+        return Err(PosError::param(
+            "ExternalId",
+            Problem::TooLong(EXTERNAL_ID_LEN_MAX),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn create_qr(State(app): State<AppState>, call: PosCall) -> PosResult {
     create(&app, &call, Kind::Dynamic).await
 }
@@ -37,16 +49,7 @@ async fn create(app: &AppState, call: &PosCall, kind: Kind) -> PosResult {
             Param::new("Amount", Problem::NotPositive),
         ));
     }
-    if req
-        .externalid
-        .as_ref()
-        .is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX)
-    {
-        return Err(PosError::param(
-            "ExternalId",
-            Problem::TooLong(EXTERNAL_ID_LEN_MAX),
-        ));
-    }
+    check_external_id(req.externalid.as_deref())?;
     let (device, point) = match first_look(app, call, &req.devicetoken).await? {
         FirstLook::Repeat(first) => return Ok(first),
         FirstLook::Device(device, point) => (device, point),

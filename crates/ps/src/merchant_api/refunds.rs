@@ -32,6 +32,7 @@ const OPERATIONS_MAX: i64 = 10;
 pub(super) async fn create(State(app): State<AppState>, call: PosCall) -> PosResult {
     let req: ReturnCreateRequest = call.parse()?;
     call.check_bin(req.organizationbin.as_deref())?;
+    super::payments::check_external_id(req.externalid.as_deref())?;
     let (device, point) = match first_look(&app, &call, &req.devicetoken).await? {
         FirstLook::Repeat(first) => return Ok(first),
         FirstLook::Device(device, point) => (device, point),
