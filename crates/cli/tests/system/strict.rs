@@ -171,6 +171,19 @@ async fn payment_return_with_a_bad_amount_is_990000028_and_places_nothing() {
         )
         .await;
     assert_eq!(details["Data"]["AvailableReturnAmount"], json!(100.0));
+    // A query parameter given twice, in any case, names it: neither purchase is chosen.
+    let (_, twice) = ps
+        .pos(
+            "GET",
+            &format!(
+                "/r3/v01/payment/details?QrPaymentId={purchase}&DeviceToken={device}&qrpaymentid=1"
+            ),
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(code(&twice), -99000400, "{twice}");
+    assert!(message(&twice).contains("QrPaymentId"), "{twice}");
 }
 
 #[tokio::test]

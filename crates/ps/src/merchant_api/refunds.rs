@@ -130,9 +130,19 @@ pub(super) async fn operations(State(app): State<AppState>, call: PosCall) -> Po
 
 pub(super) async fn details(State(app): State<AppState>, call: PosCall) -> PosResult {
     let pairs = form_urlencoded::parse(call.query.as_deref().unwrap_or_default().as_bytes());
-    let map: serde_json::Map<String, serde_json::Value> = pairs
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
+    // A parameter given twice, in any case, is refused as a body's repeated key is (DECISIONS
+    // 44): neither value is chosen silently.
+    let mut map = serde_json::Map::new();
+    for (key, value) in pairs {
+        let lower = key.to_lowercase();
+        if map.contains_key(&lower) {
+            return Err(PosError::param(
+                &tolem_wire::merchant::documented_name(&lower),
+                Problem::Duplicate,
+            ));
+        }
+        map.insert(lower, serde_json::Value::String(value.into_owned()));
+    }
     let query: PaymentQuery = from_value_any_case(serde_json::Value::Object(map))
         // DeviceToken takes any text: what fails to read is the id.
         .map_err(|_| PosError::param("QrPaymentId", Problem::WrongType))?;
