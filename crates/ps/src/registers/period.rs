@@ -33,6 +33,9 @@ impl RegisterKind {
     }
 }
 
+/// The first year a register can be of: no PS ran before.
+const FIRST_YEAR: i16 = 2000;
+
 /// A calendar day or a calendar month. A month is kept as its first day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Period {
@@ -45,29 +48,32 @@ impl Period {
         Period::Month(day.first_of_month())
     }
 
-    /// Parses `2026-11-26` (daily) or `2026-11` (monthly).
+    /// Parses `2026-11-26` (daily) or `2026-11` (monthly): digits only, of a year from
+    /// [`FIRST_YEAR`] on (no sign, no year 0).
     pub fn parse(kind: RegisterKind, text: &str) -> Result<Period, RegisterError> {
         let bad = || RegisterError::BadPeriod(text.chars().take(20).collect());
-        match kind {
-            RegisterKind::Daily => {
-                // `Date`'s parser also takes other ISO forms; a register's day is exactly this one.
-                if text.len() != 10 {
-                    return Err(bad());
-                }
-                text.parse::<Date>().map(Period::Day).map_err(|_| bad())
+        let digits =
+            |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+        let parts: Vec<&str> = text.split('-').collect();
+        let period = match (kind, parts.as_slice()) {
+            (RegisterKind::Daily, [year, month, day])
+                if digits(year, 4) && digits(month, 2) && digits(day, 2) =>
+            {
+                text.parse::<Date>().map(Period::Day).map_err(|_| bad())?
             }
-            RegisterKind::Monthly => {
-                let (year, month) = text.split_once('-').ok_or_else(bad)?;
-                if year.len() != 4 || month.len() != 2 {
-                    return Err(bad());
-                }
+            (RegisterKind::Monthly, [year, month]) if digits(year, 4) && digits(month, 2) => {
                 let year: i16 = year.parse().map_err(|_| bad())?;
                 let month: i8 = month.parse().map_err(|_| bad())?;
                 Date::new(year, month, 1)
                     .map(Period::Month)
-                    .map_err(|_| bad())
+                    .map_err(|_| bad())?
             }
+            _ => return Err(bad()),
+        };
+        if period.first_day().year() < FIRST_YEAR {
+            return Err(bad());
         }
+        Ok(period)
     }
 
     pub fn kind(self) -> RegisterKind {
@@ -155,7 +161,21 @@ mod tests {
         assert_eq!(month.end_day().expect("end"), date(2026, 3, 1));
         assert!(month.has_ended(date(2026, 3, 1)));
         assert!(!month.has_ended(date(2026, 2, 28)));
-        for bad in ["2026-13", "26-11", "2026-1", "2026-11-31", "20261126", "x"] {
+        for bad in [
+            "2026-13",
+            "26-11",
+            "2026-1",
+            "2026-11-31",
+            "20261126",
+            "x",
+            "+999-01",
+            "0000-01",
+            "1999-12",
+            "+999-01-01",
+            "0000-01-01",
+            "2026-+1",
+            "2026-1-01",
+        ] {
             assert!(Period::parse(RegisterKind::Monthly, bad).is_err(), "{bad}");
             assert!(Period::parse(RegisterKind::Daily, bad).is_err(), "{bad}");
         }
