@@ -783,6 +783,24 @@ async fn a_register_made_again_after_the_rates_changed_is_the_same() {
             assert_eq!(cells(now), cells(was.clone()), "{path}");
         }
     }
+    // Nor when the operator stops giving commission back on refunds: November's refunds were
+    // made under `reverse`, and keep it (DECISIONS 37).
+    let mut scene = scene;
+    scene.config.registers.refund_commission = RefundCommission::None;
+    let scene = scene.restart().await;
+    for (path, was) in paths.into_iter().zip(&before) {
+        let (status, now) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        if path.ends_with(".csv") {
+            assert_eq!(
+                String::from_utf8_lossy(&now),
+                String::from_utf8_lossy(was),
+                "{path} after refund_commission = none"
+            );
+        } else {
+            assert_eq!(cells(now), cells(was.clone()), "{path}");
+        }
+    }
     scene.set_clock("2026-12-02T10:00:00");
     let (_, daily) = cabinet(&scene.ps, "daily/2026-12-01.csv", Some(BANK_TOKEN)).await;
     let text = String::from_utf8_lossy(&daily);

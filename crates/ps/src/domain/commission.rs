@@ -27,6 +27,24 @@ pub enum RefundCommission {
     Reverse,
 }
 
+impl RefundCommission {
+    /// As the configuration and the store write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundCommission::None => "none",
+            RefundCommission::Reverse => "reverse",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RefundCommission> {
+        match text {
+            "none" => Some(RefundCommission::None),
+            "reverse" => Some(RefundCommission::Reverse),
+            _ => None,
+        }
+    }
+}
+
 /// A commission that does not fit in an amount (a corrupt database, in practice).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("an amount overflowed")]

@@ -22,6 +22,7 @@ pub async fn place(
     answer: fn(&Refund) -> String,
 ) -> StoreResult<Result<String, Refusal>> {
     let now = app.clock.now();
+    let commission_mode = app.config.registers.refund_commission;
     let receipt_token = secret_token();
     let placed = app
         .store
@@ -56,6 +57,7 @@ pub async fn place(
                         device_id: order.device_id,
                         qr: None,
                         receipt_token: receipt_token.clone(),
+                        commission_mode,
                     },
                     now,
                 )?,

@@ -43,6 +43,7 @@ pub(crate) async fn create_return_qr(
                 .unwrap_or(now),
         }),
         receipt_token: secret_token(),
+        commission_mode: app.config.registers.refund_commission,
     };
     app.store
         .transaction(move |tx| {

@@ -164,7 +164,9 @@ fn next(
 }
 
 /// The row's commission at the rate fixed with its payment (DECISIONS 37): the payment service's
-/// on a daily register, the «Сервис» service's on a monthly one (DECISIONS 38).
+/// on a daily register, the «Сервис» service's on a monthly one (DECISIONS 38). A refund gives
+/// commission back as was fixed when it was made; `mode`, the setting in force, only for refunds
+/// made before that was kept.
 fn commission(
     request: &Request,
     mode: RefundCommission,
@@ -177,7 +179,12 @@ fn commission(
     };
     let commission = match op.refund_of {
         None => rate.of_payment(op.amount),
-        Some(of) => rate.of_refund(mode, of.payment_amount, of.refunded_before, op.amount),
+        Some(of) => rate.of_refund(
+            of.mode.unwrap_or(mode),
+            of.payment_amount,
+            of.refunded_before,
+            op.amount,
+        ),
     };
     Ok(commission?)
 }

@@ -285,6 +285,13 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE payments ADD COLUMN notify_form INTEGER REFERENCES notify_forms (id);
     "#,
+    // 17: whether a refund gives back its share of the payment's commission, fixed when the
+    // refund's row is made (DECISIONS 37), so that changing `registers.refund_commission` later
+    // changes no register of the past. Rows made before read the setting in force (NULL).
+    r#"
+    ALTER TABLE refunds ADD COLUMN commission_mode TEXT
+        CHECK (commission_mode IS NULL OR commission_mode = 'none' OR commission_mode = 'reverse');
+    "#,
 ];
 
 /// Applies every migration not applied yet; a database a newer build migrated is refused, so a

@@ -196,6 +196,11 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE payments ADD COLUMN notify_form BIGINT REFERENCES notify_forms (id);
     "#,
+    // 4: SQLite's 17: a refund's commission mode, fixed when its row is made.
+    r#"
+    ALTER TABLE refunds ADD COLUMN commission_mode TEXT COLLATE "C"
+        CHECK (commission_mode IS NULL OR commission_mode IN ('none', 'reverse'));
+    "#,
 ];
 
 /// The session-level advisory lock held while migrating, so that of several nodes starting at

@@ -9,6 +9,7 @@ use tolem_wire::{Amount, Locale};
 use super::db::{Arg, Db, Row, args};
 use super::payments::{at, load as load_payment, ms, scan_locale, tiyn_i64};
 use super::{Store, StoreError, StoreResult};
+use crate::domain::commission::RefundCommission;
 use crate::domain::refund::PosAnswer;
 use crate::domain::{
     CallerName, DeviceId, Owner, PaymentId, Refund, RefundId, RefundKind, RefundStatus,
@@ -178,6 +179,9 @@ pub(crate) struct NewRefund {
     pub device_id: Option<DeviceId>,
     pub qr: Option<NewReturnQr>,
     pub receipt_token: String,
+    /// `registers.refund_commission` when the row is made: the refund's commission is fixed with
+    /// it (DECISIONS 37).
+    pub commission_mode: RefundCommission,
 }
 
 fn insert(db: Db<'_>, row: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
@@ -186,7 +190,8 @@ fn insert(db: Db<'_>, row: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
     let id = RefundId::new(super::ids::next_operation_id(db)?);
     db.execute(
         "INSERT INTO refunds (kind, status, trade_point_id, device_id, external_id, qr_token, expire_at_ms, \
-         created_at_ms, receipt_token, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         created_at_ms, receipt_token, id, commission_mode) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         args![
             row.kind.as_str(),
             row.status.as_str(),
@@ -198,6 +203,7 @@ fn insert(db: Db<'_>, row: &NewRefund, now: Timestamp) -> StoreResult<Refund> {
             ms(now),
             row.receipt_token,
             id,
+            row.commission_mode.as_str(),
         ],
     )?;
     load(db, id)?.ok_or_else(|| StoreError::Corrupt(format!("refund {id} vanished")))

@@ -15,7 +15,7 @@ use super::payments::{at, ms};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::catalog::Mpp;
 use crate::domain::PaymentId;
-use crate::domain::commission::Rate;
+use crate::domain::commission::{Rate, RefundCommission};
 
 /// What a register row is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +31,9 @@ pub struct RefundOf {
     pub payment_amount: Amount,
     /// What the payment's completed refunds returned before this one.
     pub refunded_before: Amount,
+    /// Whether it gives commission back, as fixed when the refund was made (DECISIONS 37);
+    /// `None` for a refund made before that was kept: `registers.refund_commission` decides.
+    pub mode: Option<RefundCommission>,
 }
 
 /// The commissions fixed with a payment when it was confirmed (DECISIONS 37, 38).
@@ -141,7 +144,17 @@ fn payment_row(r: &Row<'_>) -> StoreResult<PaymentRow> {
     ))
 }
 
-type RefundRow = (i64, String, i64, i64, i64, i64, i64, RateColumns);
+type RefundRow = (
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    RateColumns,
+    Option<String>,
+);
 
 fn refund_row(r: &Row<'_>) -> StoreResult<RefundRow> {
     Ok((
@@ -153,6 +166,7 @@ fn refund_row(r: &Row<'_>) -> StoreResult<RefundRow> {
         r.get(5)?,
         r.get(6)?,
         rate_columns(r, 7)?,
+        r.get(11)?,
     ))
 }
 
@@ -250,7 +264,7 @@ impl RegisterReader {
               WHERE b.payment_id = r.payment_id AND b.status = 'completed' \
               AND (b.finished_at_ms, b.id) < (r.finished_at_ms, r.id)), \
              p.commission_bps, p.commission_min_tiyn, p.service_commission_bps, \
-             p.service_commission_min_tiyn \
+             p.service_commission_min_tiyn, r.commission_mode \
              FROM refunds r JOIN payments p ON p.id = r.payment_id \
              WHERE r.mpp = ?1 AND r.status = 'completed' AND r.finished_at_ms >= ?2 \
              AND r.finished_at_ms < ?3 AND (r.finished_at_ms, r.id) > (?4, ?5) \
@@ -259,9 +273,25 @@ impl RegisterReader {
             refund_row,
         )?;
         let mut ops = Vec::new();
-        for (id, customer_id, finished_ms, amount, payment_id, payment_amount, before, rates) in
-            rows
+        for (
+            id,
+            customer_id,
+            finished_ms,
+            amount,
+            payment_id,
+            payment_amount,
+            before,
+            rates,
+            mode,
+        ) in rows
         {
+            let mode = mode
+                .map(|m| {
+                    RefundCommission::parse(&m).ok_or_else(|| {
+                        StoreError::Corrupt(format!("a refund's commission mode {m:?}"))
+                    })
+                })
+                .transpose()?;
             ops.push(RegisterOp {
                 kind: OpKind::Refund,
                 id,
@@ -274,6 +304,7 @@ impl RegisterReader {
                     payment_id: PaymentId::new(payment_id),
                     payment_amount: tiyn(payment_amount, "a refunded payment")?,
                     refunded_before: tiyn(before, "earlier refunds")?,
+                    mode,
                 }),
                 rates: fixed_rates(rates)?,
             });
