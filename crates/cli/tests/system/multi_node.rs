@@ -1170,3 +1170,93 @@ async fn nodes_with_reuse_port_share_one_port_and_one_can_restart_while_the_othe
     assert!(again > 0 && again < PINGS, "{again} of {PINGS}");
     drop((a, b));
 }
+
+/// DECISIONS 45: expiry by whichever node sees it first. Every node sweeps every 20 ms while
+/// Dynamic QRs of one second reach their deadline, half of them scanned around it through
+/// another node than the one that made them: a scan that won leaves its purchase scanned (no
+/// sweep expires it after), a scan that lost finds it expired, a QR nobody scanned is expired,
+/// and every node tells the POS the same.
+#[tokio::test]
+async fn purchases_expire_once_with_every_node_sweeping_and_never_after_a_scan_won() {
+    if !postgres_only() {
+        return;
+    }
+    const COUNT: usize = 30;
+    let toml = SANDBOX_TOML.replace(
+        "qr_scan_wait_s = 180",
+        "qr_scan_wait_s = 1\nexpiry_sweep_interval_ms = 20",
+    );
+    let nodes = Nodes::start(3, toml);
+    let http = reqwest::Client::new();
+    let device = device(&http, nodes.url(0)).await;
+    let start = Instant::now();
+    let mut qrs = Vec::new();
+    for i in 0..COUNT {
+        qrs.push(dynamic_qr(&http, nodes.url(i), &device, json!(100)).await);
+    }
+    // Spread over 0.8–1.4 s after the first was made, around the deadlines.
+    let scans = qrs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(i, (qr, id))| {
+            let (http, url) = (&http, nodes.url(i + 1).to_owned());
+            let at = start + Duration::from_millis(800 + 40 * u64::try_from(i).expect("small"));
+            async move {
+                tokio::time::sleep_until(at.into()).await;
+                let scan = json!({"qrCode": qr, "customerId": "C1"});
+                let answer = mpp(http, &url, SCAN, &format!("scan-{id}"), &scan).await;
+                (*id, result_code(&answer))
+            }
+        });
+    let scanned: HashMap<i64, String> = join_all(scans).await.into_iter().collect();
+    let won = scanned.values().filter(|code| *code == "SUCCESS").count();
+    eprintln!(
+        "{won} of {} scans around the deadline won: {scanned:?}",
+        scanned.len()
+    );
+    let books = nodes.books();
+    let status = |id: i64| {
+        books
+            .one("SELECT status FROM payments WHERE id = ?1", &[&id])
+            .text(0)
+    };
+    let open = || {
+        qrs.iter()
+            .filter(|(_, id)| scanned.get(id).is_none_or(|code| code != "SUCCESS"))
+            .filter(|(_, id)| status(*id) != "expired")
+            .count()
+    };
+    within(
+        Duration::from_secs(20),
+        "every purchase no scan won is expired",
+        || {
+            let left = open();
+            async move { left == 0 }
+        },
+    )
+    .await;
+    for (_, id) in &qrs {
+        let expected = match scanned.get(id).map(String::as_str) {
+            Some("SUCCESS") => "scanned",
+            _ => "expired",
+        };
+        assert_eq!(
+            status(*id),
+            expected,
+            "purchase {id}, scan {:?}",
+            scanned.get(id)
+        );
+        let seen: HashSet<String> =
+            join_all(nodes.urls.iter().map(|url| pos_status(&http, url, *id)))
+                .await
+                .iter()
+                .map(|answer| answer["Data"]["Status"].to_string())
+                .collect();
+        assert_eq!(
+            seen.len(),
+            1,
+            "purchase {id}: every node says the same: {seen:?}"
+        );
+    }
+}
