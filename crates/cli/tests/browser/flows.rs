@@ -8,7 +8,7 @@ use std::sync::Arc;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tolem_ps::clock::ManualClock;
 
 use crate::harness::*;
@@ -133,6 +133,16 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
         .await;
     shot(&till, "cashier-refund-plain").await;
     wait_balance(&phone, before - 100_000).await;
+    // Placed, the form is empty: a second press asks for the amount instead of refunding again.
+    let value = "return document.querySelector(arguments[0]).value;";
+    assert_eq!(till.js(value, json!("#plain-amount")).await, json!(""));
+    till.click("#plain-refund").await;
+    assert_eq!(
+        till.attribute("#plain-result", "data-status-code").await,
+        None
+    );
+    let said = till.text("#plain-result").await;
+    assert!(!said.is_empty() && !said.contains("принят"), "{said}");
 
     // With the customer: a return QR, which the wallet scans, so the PS knows who it is; then
     // the customer's purchases, the one chosen, refunded whole (what is left of it).
@@ -156,6 +166,10 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
     till.wait_attr("#refund-result", "data-status-code", "0")
         .await;
     shot(&till, "cashier-refunded").await;
+    // The return QR served its refund: the form is gone, nothing to press twice.
+    let shown = "const e = document.querySelector(arguments[0]); \
+                 return !!e && e.getClientRects().length > 0;";
+    assert_eq!(till.js(shown, json!("#refund")).await, json!(false));
 
     wait_balance(&phone, before).await;
     let notice = phone.wait_text("#notifications li").await;

@@ -65,9 +65,12 @@ async fn paid_by_wallet(ps: &TestPs, device: &str, amount: u64, customer: &str) 
 fn refused_naming(answer: &Value, code: &str) {
     assert_eq!(answer["StatusCode"], -99000006, "{answer}");
     let message = answer["Message"].as_str().expect("a message");
-    assert!(
-        message.starts_with("Ошибка возврата") && message.contains(code),
-        "{message}"
+    // All in the caller's language, naming the MPP's answer.
+    assert_eq!(
+        message,
+        format!(
+            "Ошибка возврата, повторите попытку: банк покупателя (МПП) отклонил возврат: {code}"
+        )
     );
     assert!(answer.get("Data").is_none(), "{answer}");
 }

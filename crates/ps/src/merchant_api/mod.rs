@@ -150,6 +150,8 @@ pub(crate) enum PosError {
     /// The body was too large, too slow or cut off (DECISIONS 43): answered with the HTTP status
     /// and code of the connection layer's table.
     Refused(Refusal),
+    /// The MPP refused a refund while the POS waited (`-99000006` naming its answer).
+    MppRefused(Option<String>),
     Store(StoreError),
 }
 
@@ -195,6 +197,19 @@ enum Detail {
     Text(String),
     /// A parameter and its problem, said in the caller's language.
     Param(Param),
+    /// The customer's MPP refused a refund finally, with its `resultCode` (DECISIONS 39), said in
+    /// the caller's language: retrying will not change it.
+    MppRefused(Option<String>),
+}
+
+impl Detail {
+    fn mpp_refused(code: Option<&str>, locale: Locale) -> String {
+        let code = code.unwrap_or("—");
+        match locale {
+            Locale::Ru => format!("банк покупателя (МПП) отклонил возврат: {code}"),
+            Locale::Kk => format!("сатып алушының банкі (МПП) қайтаруды қабылдамады: {code}"),
+        }
+    }
 }
 
 impl Failure {
@@ -203,6 +218,7 @@ impl Failure {
             None => None,
             Some(Detail::Text(text)) => Some(text.clone()),
             Some(Detail::Param(param)) => Some(param.text(locale)),
+            Some(Detail::MppRefused(code)) => Some(Detail::mpp_refused(code.as_deref(), locale)),
         };
         Envelope::error(self.code, locale, detail.as_deref())
     }
@@ -231,6 +247,13 @@ impl IntoResponse for PosError {
                 Failure {
                     code,
                     detail: Some(Detail::Param(param)),
+                },
+            ),
+            PosError::MppRefused(code) => (
+                HttpStatus::OK,
+                Failure {
+                    code: StatusCode::ReturnFailed,
+                    detail: Some(Detail::MppRefused(code)),
                 },
             ),
             PosError::Refused(refusal) => (

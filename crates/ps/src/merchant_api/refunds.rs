@@ -256,13 +256,7 @@ async fn hear_mpp(app: &App, placed: String) -> PosResult {
         return Ok(raw_json(placed));
     };
     match refunds::hear_mpp(app, refund_id).await {
-        Told::Refused { mpp_result } => Err(PosError::Status(
-            StatusCode::ReturnFailed,
-            Some(format!(
-                "the MPP refused the refund ({})",
-                mpp_result.as_deref().unwrap_or("no code")
-            )),
-        )),
+        Told::Refused { mpp_result } => Err(PosError::MppRefused(mpp_result)),
         Told::Accepted => Ok(raw_json(placed)),
     }
 }

@@ -618,15 +618,32 @@
       showResult(result, { StatusCode: null, Message: tr(amount.error) });
       return;
     }
+    const current = ret;
     await busy($("refund"), async () => {
+      sending(result);
       const answer = await api("POST", "/r2/v01/payment/return", {
         DeviceToken: device.token,
-        QrPaymentId: ret.chosen,
-        QrReturnId: ret.id,
+        QrPaymentId: current.chosen,
+        QrReturnId: current.id,
         Amount: wireAmount(amount.tiyn),
       });
       showResult(result, answer);
+      // A return QR serves one refund: once placed, the form goes, so that a second press
+      // cannot ask again (a new return QR is needed for another).
+      if (answer.StatusCode === 0 && current === ret) {
+        current.chosen = null;
+        $("refund-form").hidden = true;
+        $("details").textContent = "";
+      }
     });
+  }
+
+  /** While a refund waits for the customer's bank (up to `refunds.pos_wait_ms`): the last
+   * answer is cleared, so that it cannot be read as this one's. */
+  function sending(el) {
+    delete el.dataset.statusCode;
+    el.classList.remove("error");
+    el.textContent = tr("refund.sending");
   }
 
   /** The answer of a refund: `data-status-code` is its StatusCode, the text what it means. */
@@ -663,6 +680,7 @@
       return;
     }
     await busy($("plain-refund"), async () => {
+      sending(result);
       const answer = await api("POST", "/r3/v01/payment/return", {
         DeviceToken: device.token,
         OrganizationBin: organization.bin,
@@ -671,6 +689,12 @@
       });
       deviceGone(answer);
       showResult(result, answer);
+      // Placed: the form is emptied, so that a second press asks for the amount again instead
+      // of placing the same refund twice.
+      if (answer.StatusCode === 0) {
+        $("plain-payment-id").value = "";
+        $("plain-amount").value = "";
+      }
     });
   }
 
