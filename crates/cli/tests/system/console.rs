@@ -752,3 +752,43 @@ async fn the_timeline_shows_when_checkout_froze_the_amount() {
         "{checkout}"
     );
 }
+
+#[tokio::test]
+async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page() {
+    let ps = TestPs::start().await;
+    let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C5").await;
+    let body = json!({"paymentId": payment_id, "serviceId": 2862,
+        "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "3h"}]});
+    ps.mpp_call("/api/v1/qr/checkout", "demobank", "c", &body)
+        .await;
+    let notify = notify_body(&payment_id, "C5", "SUCCESS", Some("800"));
+    let (_, paid) = ps
+        .mpp_call("/api/v1/qr/notifyPayment", "demobank", "n", &notify)
+        .await;
+    assert_eq!(result_code(&paid), "SUCCESS");
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let path = format!("/console/operator/payments/{payment_id}");
+    let page = get(&ps, &path, &operator).await;
+    assert_eq!(
+        text_of(&page, "message").as_deref(),
+        Some(""),
+        "nothing done yet"
+    );
+    let fields = [
+        ("csrf", page.csrf()),
+        ("nonce", hidden(&page, "nonce")),
+        ("amount", "100".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), format!("{path}?done=cancelled"));
+    // The page the operator lands on says the refund was placed, so nobody submits it again.
+    let page = get(&ps, done.location(), &operator).await;
+    assert_eq!(
+        text_of(&page, "message").as_deref(),
+        Some("Возврат по отмене создан и будет доставлен в МПП."),
+        "{}",
+        page.body
+    );
+}

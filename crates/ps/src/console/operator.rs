@@ -653,9 +653,11 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
         ));
     }
 
+    // After a cancellation the redirect says so here, first: the form below stays for another.
     let mut body = format!(
-        "<dl id=\"purchase\" data-payment-id=\"{}\" data-status=\"{}\">{details}</dl>\
+        "{}<dl id=\"purchase\" data-payment-id=\"{}\" data-status=\"{}\">{details}</dl>\
          <h2>{}</h2><ol id=\"timeline\" class=\"timeline\">{timeline}</ol>",
+        done_message(ctx),
         p.id,
         status.as_str(),
         ctx.t(T::Timeline)
