@@ -156,11 +156,17 @@ pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retr
             state.push_str(&format!(" <span class=\"muted\">{}</span>", e(result)));
         }
         if let Some(next) = view.next_attempt_at.filter(|_| undelivered) {
-            state.push_str(&format!(
-                "<br><span class=\"muted\">{} {}</span>",
-                ctx.t(T::NextAttempt),
-                ctx.time(app, next)
-            ));
+            // Due already (a retry just asked for, or one a node is making): the error shown is
+            // the last attempt's, not this one's.
+            let when = if next <= ctx.now {
+                format!(
+                    "<span class=\"attempt-now\">{}</span>",
+                    ctx.t(T::AttemptNow)
+                )
+            } else {
+                format!("{} {}", ctx.t(T::NextAttempt), ctx.time(app, next))
+            };
+            state.push_str(&format!("<br><span class=\"muted\">{when}</span>"));
         }
         let button = if retry && undelivered {
             format!(
