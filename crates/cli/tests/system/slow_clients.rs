@@ -305,6 +305,8 @@ async fn the_connection_cap_holds_and_the_next_client_is_served_when_one_closes(
     const CAP: usize = 8;
     let ps = TestPs::start_configured(|config| {
         long_deadlines(config);
+        // Connections that sent nothing keep their place even at the cap here.
+        config.limits.header_timeout_at_cap_ms = 60_000;
         config.limits.connections_max = CAP;
     })
     .await;
@@ -331,6 +333,65 @@ async fn the_connection_cap_holds_and_the_next_client_is_served_when_one_closes(
     drop(held.pop());
     let (status, body) = read_answer(&mut next, "the client past the cap, once one closed").await;
     assert_eq!(status, 200, "{body}");
+    assert!(stats.open_max.load(Ordering::SeqCst) <= CAP);
+}
+
+#[tokio::test]
+async fn at_the_cap_connections_held_without_use_give_way_to_a_new_client() {
+    const CAP: usize = 8;
+    // Long deadlines but the one at the cap (1 s by default).
+    let ps = TestPs::start_configured(|config| {
+        long_deadlines(config);
+        config.limits.connections_max = CAP;
+    })
+    .await;
+    // Half the places held by keep-alive connections left idle after one request, half by
+    // connections that never send a request: a client that wants to keep others out.
+    let mut held = Vec::new();
+    for n in 0..CAP {
+        let mut stream = connect(&ps).await;
+        if n % 2 == 0 {
+            stream
+                .write_all(ping_request().as_bytes())
+                .await
+                .expect("sent");
+            let (status, _) = read_answer(&mut stream, "a keep-alive connection's request").await;
+            assert_eq!(status, 200);
+        }
+        held.push(stream);
+    }
+    let stats = ps.app.metrics.connections.clone();
+    // The cap reached, the idle ones close at once (whether or not anyone waits: a place is
+    // worth more to a new client than to a connection with nothing to ask) and the silent ones
+    // at the deadline at the cap; the next client, waiting in the backlog meanwhile, is served
+    // well within the long deadlines.
+    wait_for("the idle connections are closed at the cap", || {
+        stats.cap_reached.load(Ordering::SeqCst) >= 1
+            && stats.closed_idle.load(Ordering::SeqCst) >= CAP as u64 / 2
+    })
+    .await;
+    let mut next = connect(&ps).await;
+    next.write_all(ping_request().as_bytes())
+        .await
+        .expect("the kernel takes the request");
+    let (status, body) = read_answer(&mut next, "the client past the cap").await;
+    assert_eq!(status, 200, "{body}");
+    drop(held);
+
+    // Every place held by a connection that never sends a request: they go at the deadline at
+    // the cap (1 s), not at the 60 s header deadline, and the next client is served.
+    let late_before = stats.closed_headers_late.load(Ordering::SeqCst);
+    let mut silent = Vec::new();
+    for _ in 0..CAP {
+        silent.push(connect(&ps).await);
+    }
+    let mut next = connect(&ps).await;
+    next.write_all(ping_request().as_bytes())
+        .await
+        .expect("the kernel takes the request");
+    let (status, body) = read_answer(&mut next, "the client past silent ones").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(stats.closed_headers_late.load(Ordering::SeqCst) > late_before);
     assert!(stats.open_max.load(Ordering::SeqCst) <= CAP);
 }
 

@@ -110,6 +110,11 @@ impl LimitsConfig {
         millis(self.body_timeout_ms)
     }
 
+    /// `header_timeout_at_cap_ms`.
+    pub fn header_timeout_at_cap(&self) -> Duration {
+        millis(self.header_timeout_at_cap_ms)
+    }
+
     /// `idle_timeout_ms`.
     pub fn idle_timeout(&self) -> Duration {
         millis(self.idle_timeout_ms)

@@ -322,6 +322,10 @@ pub struct LimitsConfig {
     pub body_timeout_ms: u64,
     /// A keep-alive connection without a request for this long is closed.
     pub idle_timeout_ms: u64,
+    /// While a listener is at its connection cap: its idle keep-alive connections are closed at
+    /// once, and a request's headers (a new connection's first, and its TLS handshake) must
+    /// arrive within this, so that connections held without use cannot keep others out.
+    pub header_timeout_at_cap_ms: u64,
     /// Open connections per listener at most; at the cap the PS accepts no more until one closes.
     pub connections_max: usize,
     /// File descriptors kept free below the open-files limit for the database, outgoing calls
@@ -408,6 +412,7 @@ impl Default for LimitsConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
+            header_timeout_at_cap_ms: 1_000,
             // Thousands of POS devices and dozens of MPPs keep well under it; at about 10 KiB of
             // buffers per idle connection and 64 KiB per body it bounds their memory to a few
             // hundred MiB, and it fits the common hard open-files limits (4,096 and up) with
@@ -646,6 +651,12 @@ impl Config {
             return invalid(
                 "limits",
                 "queue, batch and connection limits must be positive",
+            );
+        }
+        if l.header_timeout_at_cap_ms == 0 || l.header_timeout_at_cap_ms > l.header_timeout_ms {
+            return invalid(
+                "limits.header_timeout_at_cap_ms",
+                "must be positive and at most limits.header_timeout_ms",
             );
         }
         if l.header_timeout_ms == 0 || l.idle_timeout_ms == 0 {

@@ -30,7 +30,7 @@ use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -40,7 +40,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,6 +64,9 @@ pub(crate) struct ConnectionLimits {
     pub body_timeout: Duration,
     /// A keep-alive connection without a request for this long is closed.
     pub idle_timeout: Duration,
+    /// The header deadline while the listener is at its cap, when idle connections close at
+    /// once ([`Pressure`]).
+    pub header_timeout_at_cap: Duration,
     /// Open connections at most, before the open-files limit lowers it ([`files`]).
     pub connections_max: usize,
     /// File descriptors kept free for the database and outgoing calls.
@@ -80,6 +83,7 @@ impl ConnectionLimits {
             header_timeout: limits.header_timeout(),
             body_timeout: limits.body_timeout(),
             idle_timeout: limits.idle_timeout(),
+            header_timeout_at_cap: limits.header_timeout_at_cap(),
             connections_max: limits.connections_max,
             open_files_reserved: limits.open_files_reserved,
             uri_bytes_max: limits.uri_bytes_max,
@@ -92,6 +96,38 @@ impl ConnectionLimits {
     /// that a request over our limits reaches [`refusal`] and gets its envelope, yet bounded.
     pub(crate) fn parser_bytes_max(&self) -> usize {
         (2 * (self.uri_bytes_max + self.header_bytes_max)).max(16 * 1024)
+    }
+}
+
+/// Whether a listener is at its connection cap. Then connections held without use give way:
+/// idle keep-alive ones close at once and a request's headers (a new connection's first, after
+/// its TLS handshake) get [`ConnectionLimits::header_timeout_at_cap`], so that a client opening
+/// connections and leaving them idle, or sending headers slowly, cannot keep others out for
+/// longer than that; a request being served is never cut.
+#[derive(Default)]
+struct Pressure {
+    at_cap: AtomicBool,
+    changed: Notify,
+}
+
+impl Pressure {
+    fn set(&self, at_cap: bool) {
+        if self.at_cap.swap(at_cap, Ordering::SeqCst) != at_cap {
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.at_cap.load(Ordering::SeqCst)
+    }
+
+    /// The (header, idle) deadlines in force now.
+    fn timeouts(&self, limits: &ConnectionLimits) -> (Duration, Duration) {
+        if self.on() {
+            (limits.header_timeout_at_cap, Duration::ZERO)
+        } else {
+            (limits.header_timeout, limits.idle_timeout)
+        }
     }
 }
 
@@ -176,6 +212,7 @@ where
         }
     };
     let slots = Arc::new(Semaphore::new(cap));
+    let pressure = Arc::new(Pressure::default());
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut shutdown = pin!(shutdown);
@@ -186,8 +223,13 @@ where
         // (which refuses past its length) until a connection closes, rather than taking sockets
         // it cannot serve.
         let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
+            Ok(slot) => {
+                pressure.set(false);
+                slot
+            }
             Err(_) => {
+                // Until a slot is free without waiting, connections held without use give way.
+                pressure.set(true);
                 stats.cap_reached.fetch_add(1, Ordering::Relaxed);
                 if let Some(left_out) = at_cap_log.due() {
                     tracing::warn!(
@@ -220,7 +262,7 @@ where
                     service.clone(),
                     limits,
                     stats.clone(),
-                    stop.clone(),
+                    (stop.clone(), pressure.clone()),
                     held,
                 ));
             }
@@ -260,7 +302,7 @@ async fn connection<S>(
     service: S,
     limits: ConnectionLimits,
     stats: Arc<ConnectionStats>,
-    stop: CancellationToken,
+    (stop, pressure): (CancellationToken, Arc<Pressure>),
     // Held until the connection ends: its place under the cap, and its count.
     held: (OwnedSemaphorePermit, Counted),
 ) where
@@ -278,29 +320,34 @@ async fn connection<S>(
             limits,
             activity,
             stats,
-            stop,
+            (stop, pressure),
             held,
         )
         .await;
     };
     // The acceptor in force now: a reload later does not change this connection's certificate.
-    let handshake = tls.acceptor().accept(stream);
-    let deadline = Instant::now() + limits.header_timeout;
-    let stream = tokio::select! {
-        done = tokio::time::timeout_at(deadline, handshake) => match done {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
+    let mut handshake = pin!(tls.acceptor().accept(stream));
+    let opened = Instant::now();
+    let stream = loop {
+        let deadline = opened + pressure.timeouts(&limits).0;
+        tokio::select! {
+            done = &mut handshake => match done {
+                Ok(stream) => break stream,
+                Err(e) => {
+                    stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            },
+            () = tokio::time::sleep_until(deadline) => {
                 stats.closed_headers_late.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%peer, "TLS handshake not done by the header deadline");
                 return;
             }
-        },
-        () = stop.cancelled() => return,
+            // The deadline may have become shorter.
+            () = pressure.changed.notified() => {}
+            () = stop.cancelled() => return,
+        }
     };
     let certificate = tls::peer_certificate(stream.get_ref().1);
     let io = WatchedIo::new(stream, activity.clone());
@@ -312,7 +359,7 @@ async fn connection<S>(
         limits,
         activity,
         stats,
-        stop,
+        (stop, pressure),
         held,
     )
     .await;
@@ -329,7 +376,7 @@ async fn http<S, T>(
     limits: ConnectionLimits,
     activity: Arc<Activity>,
     stats: Arc<ConnectionStats>,
-    stop: CancellationToken,
+    (stop, pressure): (CancellationToken, Arc<Pressure>),
     _held: (OwnedSemaphorePermit, Counted),
 ) where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -350,8 +397,12 @@ async fn http<S, T>(
         .max_buf_size(parser_bytes_max + 16 * 1024)
         .serve_connection(io, handler);
     let mut stopping = false;
+    // One waiter for the connection's life, not one per turn of the loop: the listener's
+    // `Notify` is shared by all its connections.
+    let mut pressure_changed = pin!(pressure.changed.notified());
     loop {
-        let deadline = activity.deadline(limits.header_timeout, limits.idle_timeout);
+        let (header, idle) = pressure.timeouts(&limits);
+        let deadline = activity.deadline(header, idle);
         tokio::select! {
             result = poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 match result {
@@ -368,9 +419,14 @@ async fn http<S, T>(
                 Pin::new(&mut conn).graceful_shutdown();
             }
             () = activity.changed() => {}
+            // At the cap or no longer: the deadlines change.
+            () = &mut pressure_changed => {
+                pressure_changed.set(pressure.changed.notified());
+            }
             () = sleep_until(deadline.map(|(at, _)| at)) => {
                 // Dropping the connection closes the socket; no request is in progress.
-                if let Some((at, expiry)) = activity.deadline(limits.header_timeout, limits.idle_timeout)
+                let (header, idle) = pressure.timeouts(&limits);
+                if let Some((at, expiry)) = activity.deadline(header, idle)
                     && at <= Instant::now()
                 {
                     let counter = match expiry {
