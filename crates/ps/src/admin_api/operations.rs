@@ -183,12 +183,14 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_refund_retries_total counter\ntolem_refund_retries_total {}\n\
          # TYPE tolem_refunds_flagged_total counter\ntolem_refunds_flagged_total {}\n\
          # TYPE tolem_refunds_undelivered gauge\ntolem_refunds_undelivered {undelivered}\n\
-         # TYPE tolem_refunds_undelivered_flagged gauge\ntolem_refunds_undelivered_flagged {flagged}\n",
+         # TYPE tolem_refunds_undelivered_flagged gauge\ntolem_refunds_undelivered_flagged {flagged}\n\
+         # TYPE tolem_console_sign_ins_refused_total counter\ntolem_console_sign_ins_refused_total {}\n",
         m.refund_attempts.load(Relaxed),
         m.refunds_completed.load(Relaxed),
         m.refunds_failed.load(Relaxed),
         m.refund_retries.load(Relaxed),
         m.refunds_flagged.load(Relaxed),
+        m.console_sign_ins_refused.load(Relaxed),
     );
     // Why attempts failed, by kind (`outgoing.rs`): a TLS count that grows means a certificate
     // or the trust of it needs the operator.

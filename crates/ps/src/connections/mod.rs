@@ -151,14 +151,14 @@ impl Drop for Counted {
 
 /// A log line at most once a second, with how many were left out since the last one.
 #[derive(Default)]
-struct Sparse {
+pub(crate) struct Sparse {
     last: Option<Instant>,
     left_out: u64,
 }
 
 impl Sparse {
     /// `Some(left out)` when a line is due now.
-    fn due(&mut self) -> Option<u64> {
+    pub(crate) fn due(&mut self) -> Option<u64> {
         let now = Instant::now();
         if self
             .last

@@ -409,7 +409,18 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
         crate::registers::cabinet::mpp_of_token(&app, token).map(Role::Mpp)
     };
     let Some(session) = role.and_then(|role| Session::start(&app.config, role, ctx.now)) else {
-        tracing::info!("console sign-in refused");
+        app.metrics
+            .console_sign_ins_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let due = app
+            .metrics
+            .console_refusal_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .due();
+        if let Some(left_out) = due {
+            tracing::info!(left_out, "console sign-in refused");
+        }
         return sign_in_page(&ctx, StatusCode::UNAUTHORIZED, true);
     };
     let to = match session.role {

@@ -62,6 +62,10 @@ pub struct Metrics {
     pub register_email_failures: crate::outgoing::FailureCounts,
     /// The listeners' connections, all listeners together (DECISIONS 43).
     pub connections: Arc<ConnectionStats>,
+    /// Console sign-ins refused (a wrong token): counted each, logged at most once a second
+    /// with how many were left out, so that guessing cannot flood the log (DECISIONS 43).
+    pub console_sign_ins_refused: AtomicU64,
+    pub(crate) console_refusal_log: std::sync::Mutex<crate::connections::Sparse>,
 }
 
 /// Counters of the listeners' connections (all listeners together), for the operator and the
