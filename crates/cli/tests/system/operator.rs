@@ -199,3 +199,64 @@ async fn concurrent_admin_changes_do_not_overwrite_each_other() {
         .expect("org");
     assert_eq!(org["status"], "suspended");
 }
+
+#[tokio::test]
+async fn amount_callbacks_to_a_slow_provider_are_bounded_and_the_rest_told_to_retry() {
+    // A provider that answers after a second.
+    let provider = axum::Router::new().route(
+        "/amount",
+        post(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            (
+                [("content-type", "application/json")],
+                r#"{"amount": "700.00"}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let provider_url = format!("http://{}/amount", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, provider).await });
+    let ps = TestPs::start_configured(|c| c.payments.amount_callbacks_max = 2).await;
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut service = catalog["services"][0].clone();
+    service["amount"] = json!({"kind": "callback", "url": provider_url});
+    assert_eq!(
+        ps.admin("PUT", "/admin/v1/services/2862", &service).await.0,
+        200
+    );
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(scan_id(&ps, "demobank", PARKING_QR, &format!("C{n}")).await);
+    }
+    let checkouts = ids.iter().enumerate().map(|(n, id)| {
+        let body = json!({"paymentId": id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+        let ps = &ps;
+        async move {
+            ps.mpp_call("/api/v1/qr/checkout", "demobank", &format!("c{n}"), &body)
+                .await
+        }
+    });
+    let answers = futures::future::join_all(checkouts).await;
+    let codes: Vec<(u16, String)> = answers
+        .iter()
+        .map(|(status, body)| (*status, result_code(body)))
+        .collect();
+    let priced = codes.iter().filter(|(_, c)| c == "SUCCESS").count();
+    let retry = codes
+        .iter()
+        .filter(|(s, c)| *s == 503 && c == "UNKNOWN_EXCEPTION")
+        .count();
+    assert_eq!((priced, retry), (2, 3), "two in flight at most: {codes:?}");
+    // Told to retry, a checkout is priced once a place is free: nothing was frozen.
+    let told = codes
+        .iter()
+        .position(|(s, _)| *s == 503)
+        .expect("one told to retry");
+    let body = json!({"paymentId": ids[told], "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+    let (_, again) = ps
+        .mpp_call("/api/v1/qr/checkout", "demobank", "again", &body)
+        .await;
+    assert_eq!(result_code(&again), "SUCCESS", "{again}");
+}

@@ -218,6 +218,10 @@ pub struct PaymentsConfig {
     pub expiry_sweep_interval_ms: u64,
     /// Timeout of a Custom service's amount callback unless the service sets its own.
     pub amount_callback_timeout_ms: u64,
+    /// Amount callbacks in flight to one Custom service at most; a checkout past it is told to
+    /// retry (`UNKNOWN_EXCEPTION`), so that a caller looping over checkouts cannot hold the PS's
+    /// sockets on a slow provider. At least 1.
+    pub amount_callbacks_max: usize,
     /// Purchases never paid (`cancelled`, `failed`, `expired`) are deleted this long after they
     /// ended, and so are return QRs never used (DECISIONS 43). At least 1.
     pub unpaid_retention_days: u32,
@@ -393,6 +397,7 @@ impl Default for PaymentsConfig {
             payment_methods: vec!["Gold".to_owned()],
             expiry_sweep_interval_ms: 1_000,
             amount_callback_timeout_ms: 3_000,
+            amount_callbacks_max: 32,
             unpaid_retention_days: 30,
         }
     }
@@ -593,6 +598,9 @@ impl Config {
         }
         if p.expiry_sweep_interval_ms == 0 {
             return invalid("payments.expiry_sweep_interval_ms", "must be positive");
+        }
+        if p.amount_callbacks_max == 0 {
+            return invalid("payments.amount_callbacks_max", "must be positive");
         }
         // A call given no time at all can never be answered: every one would end in a timeout.
         for (key, ms) in [

@@ -182,6 +182,25 @@ async fn compute_amount(
                 .ok_or_else(|| MppError::param("parameters"))?
         }
         AmountRule::Callback { url, timeout_ms } => {
+            // A place among the service's calls in flight, or retry later: nothing is frozen.
+            let slots = app
+                .amount_callbacks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(service.id)
+                .or_insert_with(|| {
+                    std::sync::Arc::new(tokio::sync::Semaphore::new(
+                        app.config.payments.amount_callbacks_max,
+                    ))
+                })
+                .clone();
+            let Ok(_slot) = slots.try_acquire_owned() else {
+                tracing::warn!(service_id = %service.id, url, "amount callbacks at their limit; told to retry");
+                return Err(MppError::Code {
+                    code: ResultCode::UnknownException,
+                    detail: Some("service provider".to_owned()),
+                });
+            };
             let timeout = app.config.payments.amount_callback_timeout(*timeout_ms);
             let body = CallbackRequest {
                 service_id: service.id,

@@ -45,6 +45,10 @@ pub struct App {
     pub lease_holder: LeaseHolder,
     /// Each MPP's request rate on the MPP API (`limits.mpp_requests_per_s`).
     pub mpp_requests: RequestRate,
+    /// Amount callbacks in flight, per Custom service (`payments.amount_callbacks_max`).
+    pub(crate) amount_callbacks: std::sync::Mutex<
+        std::collections::HashMap<crate::domain::ServiceId, Arc<tokio::sync::Semaphore>>,
+    >,
     pub metrics: Metrics,
 }
 
@@ -149,6 +153,7 @@ impl App {
             refund_outcomes: Outcomes::default(),
             lease_holder,
             mpp_requests,
+            amount_callbacks: std::sync::Mutex::default(),
             metrics: Metrics::default(),
         };
         app.reload_catalog().await?;
