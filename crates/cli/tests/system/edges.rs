@@ -503,3 +503,40 @@ async fn the_admin_lists_page_past_any_limit_with_a_cursor() {
         .await;
     assert_eq!((status, page), (200, json!({"refunds": [], "next": null})));
 }
+
+#[tokio::test]
+async fn an_organizations_posts_over_its_rate_are_told_to_retry_and_store_nothing() {
+    // Outside the sandbox: 1 POST a second, 2 at once, per organization.
+    let ps = TestPs::start_configured(|c| {
+        c.sandbox = false;
+        c.limits.pos_writes_per_s = 1;
+        c.limits.pos_writes_burst = 2;
+    })
+    .await;
+    let register = |key: &'static str, point: i64, n: usize| {
+        let body = json!({"DeviceId": format!("POS-{n}"), "TradePointId": point});
+        let ps = &ps;
+        async move {
+            ps.pos("POST", "/r1/v01/device/register", key, Some(&body))
+                .await
+        }
+    };
+    let answers = join_all((0..4).map(|n| register(API_KEY, 1001, n))).await;
+    let mut told: Vec<(u16, i64)> = answers
+        .iter()
+        .map(|(status, a)| (*status, a["StatusCode"].as_i64().unwrap_or_default()))
+        .collect();
+    told.sort_unstable();
+    assert_eq!(
+        told,
+        [(200, 0), (200, 0), (503, -999), (503, -999)],
+        "past the burst, retry: {answers:?}"
+    );
+    let devices = PsBooks::open(&ps.db_path()).one("SELECT COUNT(*) FROM devices", &[]);
+    assert_eq!(devices.int(0), 2, "what was refused stored nothing");
+    // Another organization has its own rate, and reads are not counted.
+    let (status, other) = register(OTHER_API_KEY, 2001, 9).await;
+    assert_eq!((status, &other["StatusCode"]), (200, &json!(0)), "{other}");
+    let (status, ping) = ps.pos("GET", "/r1/v01/health/ping", API_KEY, None).await;
+    assert_eq!(status, 200, "{ping}");
+}

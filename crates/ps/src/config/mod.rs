@@ -352,6 +352,12 @@ pub struct LimitsConfig {
     pub mpp_requests_per_s: u32,
     /// Requests one MPP may make at once above its rate; 0 = one second's worth of its rate.
     pub mpp_requests_burst: u32,
+    /// POSTs (QR codes, links, return QRs, refunds, devices: what stores something) one
+    /// organization may make per second on the merchant API; past it, HTTP 503 with `-999`
+    /// (retry). 0 = no limit; the sandbox has none, so that load tools may make QR codes fast.
+    pub pos_writes_per_s: u32,
+    /// POSTs one organization may make at once above its rate; 0 = one second's worth.
+    pub pos_writes_burst: u32,
     // TLS listeners (DECISIONS 41, `connections::tls`).
     /// How often the TLS listeners' certificate, key and client CA files are read to see whether
     /// they changed (SIGHUP reads them at once).
@@ -432,6 +438,8 @@ impl Default for LimitsConfig {
             retention_batch_max: 500,
             mpp_requests_per_s: 0,
             mpp_requests_burst: 0,
+            pos_writes_per_s: 100,
+            pos_writes_burst: 0,
             tls_files_check_interval_ms: 10_000,
             catalog_check_interval_ms: 1_000,
         }

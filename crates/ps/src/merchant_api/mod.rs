@@ -152,6 +152,8 @@ pub(crate) enum PosError {
     Refused(Refusal),
     /// The MPP refused a refund while the POS waited (`-99000006` naming its answer).
     MppRefused(Option<String>),
+    /// The organization's POSTs are over `limits.pos_writes_per_s`: HTTP 503, `-999`, retry.
+    TooFast,
     Store(StoreError),
 }
 
@@ -247,6 +249,13 @@ impl IntoResponse for PosError {
                 Failure {
                     code,
                     detail: Some(Detail::Param(param)),
+                },
+            ),
+            PosError::TooFast => (
+                HttpStatus::SERVICE_UNAVAILABLE,
+                Failure {
+                    code: StatusCode::Unavailable,
+                    detail: None,
                 },
             ),
             PosError::MppRefused(code) => (
@@ -386,6 +395,7 @@ impl FromRequest<AppState> for PosCall {
         let request_id = crate::request_id::of_merchant(req.headers()).map(str::to_owned);
         let query = req.uri().query().map(str::to_owned);
         let path = req.uri().path().to_owned();
+        let writes = req.method() == axum::http::Method::POST;
         // `/r1/v01/qr/create` → `qr/create` (the scheme and version are known to be there).
         let call = path.splitn(4, '/').nth(3).unwrap_or_default().to_owned();
         let body = read_body(req, app.config.limits.body_bytes_max)
@@ -394,6 +404,13 @@ impl FromRequest<AppState> for PosCall {
         if organizations.len() > 1 {
             identity::choose_named(&mut organizations, &path, &body)?;
             identity::check_source(scheme, &mut organizations, peer)?;
+        }
+        // A POST may store something: each organization has its rate (DECISIONS 43).
+        if writes
+            && let Some(first) = organizations.first()
+            && !app.pos_writes.admit(&first.bin)
+        {
+            return Err(PosError::TooFast);
         }
         Ok(PosCall {
             scheme,

@@ -45,6 +45,9 @@ pub struct App {
     pub lease_holder: LeaseHolder,
     /// Each MPP's request rate on the MPP API (`limits.mpp_requests_per_s`).
     pub mpp_requests: RequestRate,
+    /// Each organization's POSTs on the merchant API (`limits.pos_writes_per_s`; none in the
+    /// sandbox).
+    pub pos_writes: RequestRate,
     /// Amount callbacks in flight, per Custom service (`payments.amount_callbacks_max`).
     pub(crate) amount_callbacks: std::sync::Mutex<
         std::collections::HashMap<crate::domain::ServiceId, Arc<tokio::sync::Semaphore>>,
@@ -134,6 +137,14 @@ impl App {
             confirm_grace: config.payments.confirm_grace(),
         };
         let lease_holder = LeaseHolder::new_run(&config.node_name);
+        let pos_writes = if config.sandbox {
+            RequestRate::new(0, 0)
+        } else {
+            RequestRate::new(
+                config.limits.pos_writes_per_s,
+                config.limits.pos_writes_burst,
+            )
+        };
         let mpp_requests = RequestRate::new(
             config.limits.mpp_requests_per_s,
             config.limits.mpp_requests_burst,
@@ -153,6 +164,7 @@ impl App {
             refund_outcomes: Outcomes::default(),
             lease_holder,
             mpp_requests,
+            pos_writes,
             amount_callbacks: std::sync::Mutex::default(),
             metrics: Metrics::default(),
         };
