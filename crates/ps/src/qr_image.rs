@@ -104,7 +104,13 @@ pub(crate) async fn pay_page(
     let link = crate::links::pay_link(&app.config.public_url, &digits);
     let payment = match app.store.payment_by_token(link.clone()).await {
         Ok(Some(p)) => p,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such payment link").into_response(),
+        Ok(None) => {
+            return crate::receipt::not_found_page(
+                locale,
+                "Ссылка на оплату не найдена.",
+                "Төлем сілтемесі табылмады.",
+            );
+        }
         Err(e) => return crate::receipt::fault(e),
     };
     let catalog = app.catalog.get();

@@ -147,7 +147,8 @@ const KK: Labels = Labels {
 };
 
 async fn page(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let not_found = || (StatusCode::NOT_FOUND, "no such receipt").into_response();
+    let asked = locale_of_query(query.as_deref());
+    let not_found = || not_found_page(asked, "Чек не найден.", "Түбіртек табылмады.");
     let Some(q) = ReceiptQuery::parse(query.as_deref()) else {
         return not_found();
     };
@@ -211,7 +212,7 @@ async fn page(State(app): State<AppState>, RawQuery(query): RawQuery) -> Respons
                     .to_owned(),
                 ),
             ]);
-            html(l.title, &rows)
+            html(q.locale, l.title, &rows)
         }
         Err(refund) => {
             let when = refund
@@ -233,7 +234,7 @@ async fn page(State(app): State<AppState>, RawQuery(query): RawQuery) -> Respons
                 ),
                 (l.status, status.to_owned()),
             ]);
-            html(l.refund_title, &rows)
+            html(q.locale, l.refund_title, &rows)
         }
     };
     Html(page).into_response()
@@ -278,14 +279,42 @@ fn custom_rows(
     rows
 }
 
-/// The page: a title and a table of labelled values, printable.
-fn html(title: &str, rows: &[(&str, String)]) -> String {
+/// The page's head and style, in `locale`'s language: also for [`not_found_page`].
+fn head(locale: Locale, title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t}</title><style>body{{font-family:sans-serif;max-width:28em;margin:2em auto;padding:0 1em}}\
+         td{{padding:.3em .6em;border-bottom:1px solid #ddd}}@media print{{body{{margin:0;padding:0}}}}</style></head>",
+        lang = locale.code(),
+        t = escape(title)
+    )
+}
+
+/// A receipt or payment link that is not there (a mistyped or old link), said in the language
+/// asked for: HTTP 404 with a page, not a bare line of English.
+pub(crate) fn not_found_page(locale: Locale, ru: &str, kk: &str) -> Response {
+    let text = match locale {
+        Locale::Ru => ru,
+        Locale::Kk => kk,
+    };
+    let check = match locale {
+        Locale::Ru => "Проверьте ссылку.",
+        Locale::Kk => "Сілтемені тексеріңіз.",
+    };
+    let page = format!(
+        "{}<body><h1>{}</h1><p>{check}</p></body></html>",
+        head(locale, text),
+        escape(text)
+    );
+    (StatusCode::NOT_FOUND, Html(page)).into_response()
+}
+
+/// The page: a title and a table of labelled values, printable, in `locale`'s language.
+fn html(locale: Locale, title: &str, rows: &[(&str, String)]) -> String {
     let mut html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t}</title><style>body{{font-family:sans-serif;max-width:28em;margin:2em auto}}\
-         td{{padding:.3em .6em;border-bottom:1px solid #ddd}}@media print{{body{{margin:0}}}}</style></head>\
-         <body><h1>{t}</h1><table>",
-        t = title
+        "{}<body><h1>{t}</h1><table>",
+        head(locale, title),
+        t = escape(title)
     );
     for (label, value) in rows {
         html.push_str(&format!(

@@ -189,9 +189,20 @@ async fn payment_and_refund_receipts_in_both_languages() {
         "locale=kk".to_owned(),
         String::new(),
     ] {
-        let (status, _) = page(&format!("{}/receipt?{bad}", ps.url)).await;
+        let (status, text) = page(&format!("{}/receipt?{bad}", ps.url)).await;
         assert_eq!(status, 404, "{bad}");
+        // A page in the language asked for, not a bare line of English.
+        let (lang, said) = if bad.contains("locale=kk") {
+            ("kk", "Түбіртек табылмады.")
+        } else {
+            ("ru", "Чек не найден.")
+        };
+        assert!(
+            text.contains(&format!("<html lang=\"{lang}\"")) && text.contains(said),
+            "{bad}: {text}"
+        );
     }
+    assert!(ru.contains("<html lang=\"ru\"") && kk.contains("<html lang=\"kk\""));
 }
 
 #[tokio::test]
