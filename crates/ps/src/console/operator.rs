@@ -16,7 +16,7 @@ use super::texts::T;
 use super::{Ctx, e, require};
 use crate::catalog::OrganizationStatus;
 use crate::domain::refund::Refusal;
-use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundStatus, Status};
+use crate::domain::{Kind, Payment, PaymentId, RefundId, RefundKind, RefundStatus, Status};
 use crate::payments::{self, CancelOrder, Cancelled};
 use crate::state::AppState;
 use crate::store::{Attempt, AttemptOutcome, OutboxKind, RefundView, Replay};
@@ -98,6 +98,25 @@ fn refund_status_word(ctx: &Ctx, status: RefundStatus) -> &'static str {
 }
 
 /// A purchase's state in the page's language (the machine value stays in `data-status`).
+/// A purchase's kind in the page's language.
+fn kind_word(ctx: &Ctx, kind: Kind) -> &'static str {
+    ctx.t(match kind {
+        Kind::Dynamic => T::KindDynamic,
+        Kind::Link => T::KindLink,
+        Kind::Static => T::KindStatic,
+        Kind::Custom => T::KindCustom,
+    })
+}
+
+/// A refund's kind in the page's language.
+fn refund_kind_word(ctx: &Ctx, kind: RefundKind) -> &'static str {
+    ctx.t(match kind {
+        RefundKind::Qr => T::RefundKindQr,
+        RefundKind::Direct => T::RefundKindDirect,
+        RefundKind::Cancel => T::RefundKindCancel,
+    })
+}
+
 fn payment_status_word(ctx: &Ctx, status: Status) -> &'static str {
     ctx.t(match status {
         Status::Created => T::PaymentCreated,
@@ -410,7 +429,7 @@ async fn search(State(app): State<AppState>, ctx: Ctx) -> Response {
             body.push_str(&format!(
                 "<tr data-payment-id=\"{id}\"><td><a href=\"/console/operator/payments/{id}\">{id}</a></td><td>{}</td>\
                  <td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                p.kind.as_str(),
+                kind_word(&ctx, p.kind),
                 p.amount.map(|a| ctx.money(a)).unwrap_or_default(),
                 payment_status_word(&ctx, p.effective_status(ctx.now, &app.policy)),
                 p.owner.as_ref().map(|o| e(o.mpp.as_str())).unwrap_or_default(),
@@ -529,7 +548,14 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
     let row = |label: T, value: String| format!("<dt>{}</dt><dd>{value}</dd>", ctx.t(label));
     let mut details = String::new();
     details.push_str(&row(T::Id, p.id.to_string()));
-    details.push_str(&row(T::Kind, p.kind.as_str().to_owned()));
+    details.push_str(&row(
+        T::Kind,
+        format!(
+            "<span data-kind=\"{}\">{}</span>",
+            p.kind.as_str(),
+            kind_word(ctx, p.kind)
+        ),
+    ));
     details.push_str(&row(
         T::Status,
         format!(
@@ -642,7 +668,7 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
                 "{} {} ({}): {} — <span data-status=\"{st}\">{word}</span>{result}",
                 ctx.t(T::EvRefund),
                 r.id,
-                r.kind.as_str(),
+                refund_kind_word(ctx, r.kind),
                 r.amount.map(|a| ctx.money(a)).unwrap_or_default(),
                 st = r.effective_status(ctx.now).as_str(),
                 word = refund_status_word(ctx, r.effective_status(ctx.now)),
