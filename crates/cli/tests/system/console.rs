@@ -789,6 +789,13 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         Some(""),
         "nothing done yet"
     );
+    // Its kind in the page's language, not the store's word.
+    assert!(
+        page.body
+            .contains("<span data-kind=\"custom\">QR услуги</span>"),
+        "{}",
+        page.body
+    );
     let fields = [
         ("csrf", page.csrf()),
         ("nonce", hidden(&page, "nonce")),
@@ -803,6 +810,11 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
     assert_eq!(
         text_of(&page, "message").as_deref(),
         Some("Возврат по отмене создан и будет доставлен в МПП."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("отмена поставщиком услуги"),
         "{}",
         page.body
     );
