@@ -325,6 +325,36 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
         assert_eq!(status, 200);
         assert_eq!(code(&body), "PARAM_ILLEGAL", "{bad}");
     }
+    // Read as strictly as the PS reads its own bodies, the answer naming the field: an
+    // amount a float would round, a key given twice, a field of the wrong type.
+    for (raw, field) in [
+        (
+            r#"{"customerId":"C1","paymentId":"1","refundAmount":1e2,"refundId":"R3","linkReceipt":"http://ps/r"}"#,
+            "refundAmount",
+        ),
+        (
+            r#"{"customerId":"C1","paymentId":"1","refundAmount":"1","refundAmount":"100","refundId":"R3","linkReceipt":"http://ps/r"}"#,
+            "refundAmount",
+        ),
+        (
+            r#"{"customerId":7,"paymentId":"1","refundAmount":"1","refundId":"R3","linkReceipt":"http://ps/r"}"#,
+            "customerId",
+        ),
+        ("[]", "body"),
+    ] {
+        let resp = reqwest::Client::new()
+            .post(&mpp.url)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .expect("answer");
+        let body = resp.text().await.expect("body");
+        assert_eq!(code(&body), "PARAM_ILLEGAL", "{raw}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        let message = v["result"]["resultMessage"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{raw}: {message}");
+    }
     assert_eq!(
         mpp.calls.load(Ordering::SeqCst),
         1,

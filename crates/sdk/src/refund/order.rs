@@ -92,10 +92,25 @@ impl RefundOrder {
         }
     }
 
-    /// The body of the PS's `POST /refund`.
+    /// The body of the PS's `POST /refund`, read strictly as the PS reads its own (one JSON
+    /// object, no key twice, amounts as written): an error names the field at fault, `body` when
+    /// it is no object at all.
     pub fn from_json(body: &[u8]) -> Result<RefundOrder, InvalidRefund> {
-        let req: RefundRequest =
-            serde_json::from_slice(body).map_err(|_| InvalidRefund { field: "body" })?;
+        const FIELDS: [&str; 5] = [
+            "customerId",
+            "paymentId",
+            "refundId",
+            "refundAmount",
+            "linkReceipt",
+        ];
+        let req: RefundRequest = tolem_wire::body::read(body, tolem_wire::body::Keys::Exact)
+            .map_err(|param| {
+                let field = FIELDS
+                    .into_iter()
+                    .find(|f| *f == param.name)
+                    .unwrap_or("body");
+                InvalidRefund { field }
+            })?;
         RefundOrder::new(
             &req.customer_id,
             &req.payment_id,
