@@ -27,6 +27,8 @@ const MPP_INNER: &str = "203.0.113.7";
 const PS_URL: &str = "http://198.51.100.1:8080";
 const MPP_URL: &str = "http://203.0.113.7:8091";
 const KEY: &str = "tunnel_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
+/// The SHA-256 of the POS's client certificate, as the proxy in front of the PS would name it.
+const CERTIFICATE: &str = "5a1f0e7d3c2b4a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1";
 const BIN: &str = "990340001234";
 
 /// Each external command gets this long at most (`timeout`); none takes a second here.
@@ -55,6 +57,11 @@ database = "{db}"
 [ipsec]
 gateway = "{PS_GATEWAY}"
 
+# r3 knows its caller by a client certificate alone (DECISIONS 41): here the POS's requests come
+# from the PS's own address, standing for a TLS-terminating proxy that names the certificate.
+[client_identity]
+trusted_proxies = ["{PS_INNER}"]
+
 [[mpps]]
 caller_name = "bank"
 name = "Tunnel Bank"
@@ -67,6 +74,7 @@ gateway = "{MPP_GATEWAY}"
 bin = "{BIN}"
 name = "ТОО «Tunnel Shop»"
 api_keys = ["{KEY}"]
+client_certificates = ["{CERTIFICATE}"]
 
 [[trade_points]]
 id = 1001
@@ -634,6 +642,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 fn pos(ns: &str, path: &str, body: Option<&Value>) -> Value {
     let mut curl = in_ns(ns, "curl");
     curl.args(["-s", "--max-time", "30", "-H", &format!("Api-Key: {KEY}")]);
+    curl.args(["-H", &format!("X-Client-Cert-SHA256: {CERTIFICATE}")]);
     if let Some(body) = body {
         curl.args([
             "-H",
