@@ -302,6 +302,14 @@ pub fn texts(locale: Locale) -> BTreeMap<&'static str, String> {
         };
         texts.insert(key, text::movement_kind(locale, kind));
     }
+    // The ledger's references, as templates the page fills (`app.js`, `reference`).
+    for (key, sample) in [
+        ("ref_payment", "payment {id}"),
+        ("ref_reversal", "payment {id} ({code})"),
+        ("ref_refund", "refund {refund} of payment {id}"),
+    ] {
+        texts.insert(key, text::movement_reference(locale, sample));
+    }
     for (key, ru, kk) in PAGE_TEXTS {
         let wording = match locale {
             Locale::Ru => ru,

@@ -106,8 +106,8 @@ async fn the_cashier_makes_a_qr_the_wallet_pays_it_and_the_cashier_sees_processe
     assert_eq!(shown, "48 500,00 ₸");
     let history = phone.wait_text("#history li[data-kind]").await;
     assert!(
-        history.contains("1 500,00"),
-        "the newest movement: {history}"
+        history.contains("1 500,00") && history.contains("покупка № "),
+        "the newest movement, in the page's language: {history}"
     );
     // The MPP's books agree with the page.
     let account = sandbox.account("C1").await;

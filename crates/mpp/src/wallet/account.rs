@@ -35,7 +35,7 @@ pub fn history_lines(locale: Locale, account: &Account, zone: &TimeZone) -> Vec<
             when(movement.at_ms, zone),
             text::signed_money(movement.tiyn),
             text::movement_kind(locale, &movement.kind),
-            movement.reference
+            text::movement_reference(locale, &movement.reference)
         ));
     }
     lines
@@ -99,10 +99,27 @@ mod tests {
         let almaty = history_lines(Locale::Ru, &account, &operator);
         assert!(almaty[1].starts_with("  01.03.2025 19:05"), "{}", almaty[1]);
         assert!(
-            history[1].contains("−1 500,00 ₸  Төлем · payment 7"),
+            history[1].contains("−1 500,00 ₸  Төлем · № 7 сатып алу"),
             "{}",
             history[1]
         );
+        assert!(almaty[1].ends_with("Оплата · покупка № 7"), "{}", almaty[1]);
+        for (reference, ru, kk) in [
+            (
+                "refund 12 of payment 7",
+                "возврат № 12 по покупке № 7",
+                "№ 7 сатып алу бойынша № 12 қайтару",
+            ),
+            (
+                "payment 7 (PROCESS_FAIL)",
+                "покупка № 7 (PROCESS_FAIL)",
+                "№ 7 сатып алу (PROCESS_FAIL)",
+            ),
+            ("opening balance", "opening balance", "opening balance"),
+        ] {
+            assert_eq!(text::movement_reference(Locale::Ru, reference), ru);
+            assert_eq!(text::movement_reference(Locale::Kk, reference), kk);
+        }
         assert_eq!(
             notification_lines(Locale::Ru, &account),
             ["Уведомления:", "  пока пусто"]

@@ -221,6 +221,33 @@ pub fn movement_kind(locale: Locale, kind: &str) -> String {
     }
 }
 
+/// The reference MPP's ledger reference of a movement (`payment 7`, `refund 12 of payment 7`,
+/// `payment 7 (PROCESS_FAIL)`, as `flows` writes them) said in `locale`; any other text as it is.
+pub fn movement_reference(locale: Locale, reference: &str) -> String {
+    if let Some((refund, payment)) = reference
+        .strip_prefix("refund ")
+        .and_then(|rest| rest.split_once(" of payment "))
+    {
+        return tr!(locale,
+            ru: format!("возврат № {refund} по покупке № {payment}"),
+            kk: format!("№ {payment} сатып алу бойынша № {refund} қайтару"));
+    }
+    if let Some(rest) = reference.strip_prefix("payment ") {
+        return match rest.split_once(" (") {
+            Some((id, code)) => {
+                let code = code.strip_suffix(')').unwrap_or(code);
+                tr!(locale,
+                    ru: format!("покупка № {id} ({code})"),
+                    kk: format!("№ {id} сатып алу ({code})"))
+            }
+            None => tr!(locale,
+                ru: format!("покупка № {rest}"),
+                kk: format!("№ {rest} сатып алу")),
+        };
+    }
+    reference.to_owned()
+}
+
 /// The one wording of every [`WalletError`].
 pub fn error(e: &WalletError, locale: Locale) -> String {
     match e {

@@ -305,6 +305,21 @@
     }
   }
 
+  /** The ledger's reference (`payment 7`, `refund 12 of payment 7`, `payment 7 (CODE)`) in the
+   * page's language; any other text as it is. */
+  function reference(text) {
+    const t = config.texts[state.locale];
+    const fill = (template, values) =>
+      template.replace(/\{(\w+)\}/g, (whole, name) => values[name] ?? whole);
+    let m = /^refund (\S+) of payment (\S+)$/.exec(text);
+    if (m) return fill(t.ref_refund, { refund: m[1], id: m[2] });
+    m = /^payment (\S+) \((.+)\)$/.exec(text);
+    if (m) return fill(t.ref_reversal, { id: m[1], code: m[2] });
+    m = /^payment (\S+)$/.exec(text);
+    if (m) return fill(t.ref_payment, { id: m[1] });
+    return text;
+  }
+
   function renderAccount() {
     const account = state.account;
     if (!account) return;
@@ -324,7 +339,7 @@
       const kind = config.texts[state.locale][`kind_${movement.kind}`] ?? movement.kind;
       const meta = document.createElement('span');
       meta.className = 'meta';
-      meta.textContent = `${when(movement.at_ms)} · ${movement.reference}`;
+      meta.textContent = `${when(movement.at_ms)} · ${reference(movement.reference)}`;
       li.append(amount, document.createTextNode(` ${kind}`), meta);
       return li;
     });
