@@ -159,8 +159,26 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
     till.wait_attr("#return-status", "data-status", "CustomerIdentityObtained")
         .await;
     let choose = format!("#purchases [data-payment-id=\"{payment}\"] button.choose");
+    // The purchase's date as the PS wrote it (the operator's zone), not the browser's.
+    let row = till
+        .text(&format!("#purchases [data-payment-id=\"{payment}\"] span"))
+        .await;
+    let date = row.rsplit(" · ").next().unwrap_or_default().to_owned();
+    let digits: Vec<bool> = date.chars().map(|c| c.is_ascii_digit()).collect();
+    assert!(
+        date.len() == 16
+            && date.chars().nth(2) == Some('.')
+            && digits.iter().filter(|d| **d).count() == 12,
+        "dd.mm.yyyy hh:mm: {row}"
+    );
     till.click(&choose).await;
     till.wait_shown("#refund-amount").await;
+    // What is left, grouped as amounts are shown: 1 500 paid, 500 refunded.
+    let value = "return document.querySelector(arguments[0]).value;";
+    assert_eq!(
+        till.js(value, json!("#refund-amount")).await,
+        json!("1 000,00")
+    );
     shot(&till, "cashier-purchases").await;
     till.click("#refund").await;
     till.wait_attr("#refund-result", "data-status-code", "0")

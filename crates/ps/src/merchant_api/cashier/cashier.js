@@ -142,7 +142,9 @@
     const parsed = parseTenge(sent ?? "");
     if (!parsed.tiyn) return "";
     const padded = parsed.tiyn.padStart(3, "0");
-    return padded.slice(0, -2) + "," + padded.slice(-2);
+    // Grouped by thousands as amounts are shown (`1 000,00`); the parser takes the spaces back.
+    const tenge = padded.slice(0, -2).replace(/\B(?=(\d{3})+(?!\d))/g, " ");
+    return tenge + "," + padded.slice(-2);
   }
 
   // ---- the merchant API -------------------------------------------------------------------------
@@ -576,10 +578,13 @@
     }
   }
 
+  /** A date of the PS's answer (`2026-12-06T04:43:10+05:00`, the operator's time zone) as
+   * receipts write it, `06.12.2026 04:43`: the wall time the PS sent, whatever the browser's
+   * own time zone. */
   function shownDate(sent) {
-    const when = Date.parse(sent || "");
-    if (!Number.isFinite(when)) return String(sent || "");
-    return new Date(when).toLocaleString(locale === "kk" ? "kk-KZ" : "ru-RU");
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(String(sent || ""));
+    if (!m) return String(sent || "");
+    return `${m[3]}.${m[2]}.${m[1]} ${m[4]}:${m[5]}`;
   }
 
   async function choosePurchase(current, paymentId, item) {
