@@ -531,7 +531,8 @@
     if (!ret) return;
     const status = $("return-status");
     status.dataset.status = ret.status;
-    let text = statusText(ret.status);
+    // A return QR's `Error` is one no customer scanned in time (or one used up), not a payment.
+    let text = ret.status === "Error" ? tr("status.return_error") : statusText(ret.status);
     if (ret.gaveUp) text += " " + tr("status.gave_up");
     if (status.textContent !== text) status.textContent = text;
     const waiting = ret.status === "QrTokenCreated";
