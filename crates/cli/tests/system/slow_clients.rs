@@ -393,6 +393,21 @@ async fn at_the_cap_connections_held_without_use_give_way_to_a_new_client() {
     assert_eq!(status, 200, "{body}");
     assert!(stats.closed_headers_late.load(Ordering::SeqCst) > late_before);
     assert!(stats.open_max.load(Ordering::SeqCst) <= CAP);
+
+    // Places free again, the pressure ends: a keep-alive connection idle for a moment keeps
+    // its place and serves its next request.
+    drop(silent);
+    drop(next);
+    wait_for("places are free", || stats.open.load(Ordering::SeqCst) == 0).await;
+    let mut kept = connect(&ps).await;
+    for n in 0..2 {
+        kept.write_all(ping_request().as_bytes())
+            .await
+            .expect("sent");
+        let (status, _) = read_answer(&mut kept, "a keep-alive connection after the cap").await;
+        assert_eq!(status, 200, "request {n}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test]

@@ -172,6 +172,9 @@ impl Sparse {
     }
 }
 
+/// How often a listener waiting for a client under pressure looks whether places are free again.
+const PRESSURE_CHECK: Duration = Duration::from_millis(100);
+
 /// Pause after an accept error that is not the client's (EMFILE, ENFILE, ENOBUFS…), so that a
 /// process out of descriptors does not spin; connections closing meanwhile free some.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -248,9 +251,21 @@ where
                 }
             }
         };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
+        // While waiting for a client, the pressure ends as soon as places are free again (the
+        // idle connections it closed, for one), not only at the next client.
+        let accepted = loop {
+            tokio::select! {
+                accepted = listener.accept() => break Some(accepted),
+                () = &mut shutdown => break None,
+                () = tokio::time::sleep(PRESSURE_CHECK), if pressure.on() => {
+                    if slots.available_permits() > 0 {
+                        pressure.set(false);
+                    }
+                }
+            }
+        };
+        let Some(accepted) = accepted else {
+            break;
         };
         match accepted {
             Ok((stream, peer)) => {
