@@ -110,9 +110,10 @@ impl LimitsConfig {
         millis(self.body_timeout_ms)
     }
 
-    /// `header_timeout_at_cap_ms`.
+    /// `header_timeout_at_cap_ms`, never longer than `header_timeout_ms` (an operator who
+    /// shortened the one need not shorten the other).
     pub fn header_timeout_at_cap(&self) -> Duration {
-        millis(self.header_timeout_at_cap_ms)
+        millis(self.header_timeout_at_cap_ms.min(self.header_timeout_ms))
     }
 
     /// `idle_timeout_ms`.

@@ -669,11 +669,8 @@ impl Config {
                 "queue, batch and connection limits must be positive",
             );
         }
-        if l.header_timeout_at_cap_ms == 0 || l.header_timeout_at_cap_ms > l.header_timeout_ms {
-            return invalid(
-                "limits.header_timeout_at_cap_ms",
-                "must be positive and at most limits.header_timeout_ms",
-            );
+        if l.header_timeout_at_cap_ms == 0 {
+            return invalid("limits.header_timeout_at_cap_ms", "must be positive");
         }
         if l.header_timeout_ms == 0 || l.idle_timeout_ms == 0 {
             return invalid(
