@@ -818,4 +818,7 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         "{}",
         page.body
     );
+    // The form's address opened again (a reload after a refusal) leads back to the purchase.
+    let again = get(&ps, &format!("{path}/cancel"), &operator).await;
+    assert_eq!((again.status, again.location()), (303, path.as_str()));
 }

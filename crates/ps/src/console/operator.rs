@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tolem_wire::Amount;
@@ -37,14 +37,36 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/console/operator", get(overview))
         .route("/console/operator/search", get(search))
         .route("/console/operator/payments/{id}", get(purchase))
-        .route("/console/operator/payments/{id}/cancel", post(cancel))
-        .route("/console/operator/refunds/{id}/retry", post(retry))
-        .route("/console/operator/organizations/{bin}/status", post(status))
+        // A form's address opened again (a reload of the page a refused form answered with)
+        // leads back to the page the form was on, not to "no such page".
+        .route(
+            "/console/operator/payments/{id}/cancel",
+            get(back_to_purchase).post(cancel),
+        )
+        .route(
+            "/console/operator/refunds/{id}/retry",
+            get(back_to_overview).post(retry),
+        )
+        .route(
+            "/console/operator/organizations/{bin}/status",
+            get(back_to_overview).post(status),
+        )
         .route("/console/operator/participants", get(participants))
         .route(
             "/console/operator/edit/{kind}/{key}",
             get(edit_form).post(edit_save),
         )
+}
+
+async fn back_to_purchase(Path(id): Path<String>) -> Response {
+    match id.parse::<i64>() {
+        Ok(id) => Redirect::to(&format!("/console/operator/payments/{id}")).into_response(),
+        Err(_) => Redirect::to("/console/operator").into_response(),
+    }
+}
+
+async fn back_to_overview() -> Response {
+    Redirect::to("/console/operator").into_response()
 }
 
 /// The outcome of a form, passed on through the redirect that follows it (`?done=`): one of a
