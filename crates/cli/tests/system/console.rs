@@ -821,4 +821,22 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
     // The form's address opened again (a reload after a refusal) leads back to the purchase.
     let again = get(&ps, &format!("{path}/cancel"), &operator).await;
     assert_eq!((again.status, again.location()), (303, path.as_str()));
+    // The overview lists the cancellation's refund, not a return QR nobody used.
+    let device = ps.device("POS-1").await;
+    let (unused, _) = ps.return_qr(&device).await;
+    let overview = get(&ps, "/console/operator", &operator).await;
+    assert!(
+        !overview
+            .body
+            .contains(&format!("data-refund-id=\"{unused}\"")),
+        "{}",
+        overview.body
+    );
+    assert!(
+        overview.body.contains(&format!(
+            "<a href=\"/console/operator/payments/{payment_id}\">"
+        )),
+        "{}",
+        overview.body
+    );
 }

@@ -261,6 +261,11 @@ async fn overview_body(app: &AppState, ctx: &Ctx) -> Result<String, crate::store
         .await?;
     let recent = app.store.refund_views(None, None, RECENT_ROWS_MAX).await?;
     for view in recent {
+        // A return QR no customer used names no purchase and moves no money: not a refund to
+        // show here (a purchase's page and the admin API still list it).
+        if view.refund.payment_id.is_none() {
+            continue;
+        }
         if !refunds.iter().any(|r| r.refund.id == view.refund.id) {
             refunds.push(view);
         }
