@@ -127,20 +127,50 @@ pub(crate) async fn pay_page(
     let open = matches!(status, Status::Created | Status::Scanned);
     let qr = if open {
         let token: String = link.bytes().map(|b| format!("%{b:02X}")).collect();
-        format!("<img alt=\"QR\" src=\"/qr/image.svg?token={token}\" width=\"320\">")
+        let alt = match locale {
+            Locale::Ru => "QR-код для оплаты",
+            Locale::Kk => "Төлеуге арналған QR-код",
+        };
+        format!("<img alt=\"{alt}\" src=\"/qr/image.svg?token={token}\" width=\"320\">")
+    } else {
+        String::new()
+    };
+    // While it can be paid the page looks again every few seconds (no script: the public
+    // pages' policy allows none), so the buyer sees the payment land; once paid, its receipt.
+    let refresh = if open {
+        format!("<meta http-equiv=\"refresh\" content=\"{PAY_PAGE_REFRESH_S}\">")
+    } else {
+        String::new()
+    };
+    let receipt = if status == Status::Confirmed {
+        let mut href = crate::links::receipt_link(&app.config.public_url, &payment.receipt_token);
+        if locale == Locale::Kk {
+            href.push_str("&locale=kk");
+        }
+        let text = match locale {
+            Locale::Ru => "Чек",
+            Locale::Kk => "Түбіртек",
+        };
+        format!(
+            "<p><a id=\"receipt\" href=\"{}\">{text}</a></p>",
+            crate::receipt::escape(&href)
+        )
     } else {
         String::new()
     };
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>Tolem</title></head><body style=\"font-family:sans-serif;text-align:center\">\
-         <h1>{merchant}</h1><p style=\"font-size:2em\">{amount}</p><p>{sentence}</p>{qr}</body></html>",
+         {refresh}<title>Tolem</title></head><body style=\"font-family:sans-serif;text-align:center\">\
+         <h1>{merchant}</h1><p style=\"font-size:2em\">{amount}</p><p>{sentence}</p>{qr}{receipt}</body></html>",
         lang = locale.code(),
         merchant = crate::receipt::escape(&merchant),
         sentence = sentence(status, locale),
     );
     axum::response::Html(html).into_response()
 }
+
+/// How often the payment-link page looks again while its purchase can be paid.
+const PAY_PAGE_REFRESH_S: u32 = 5;
 
 /// Where a purchase stands, as a sentence for the buyer (never the POS's status code).
 fn sentence(status: Status, locale: Locale) -> &'static str {

@@ -138,9 +138,40 @@ async fn qr_create_answers_like_the_api_merchants_know() {
         page.contains("200,00 ₸") && page.contains("/qr/image.svg?token="),
         "{page}"
     );
+    // While it can be paid, the page looks again by itself (no script on public pages).
+    assert!(
+        page.contains("<meta http-equiv=\"refresh\" content=\"5\">"),
+        "{page}"
+    );
+    assert!(page.contains("alt=\"QR-код для оплаты\""), "{page}");
     // The link is paid like a Dynamic QR.
     let payment_id = scan_id(&ps, "demobank", url, "C1").await;
     assert_eq!(payment_id, link["Data"]["PaymentId"].to_string());
+    let (_, paid) = ps
+        .mpp_call(
+            "/api/v1/qr/notifyPayment",
+            "demobank",
+            "n",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&paid), "SUCCESS");
+    // Paid: the page stops looking and leads to the receipt, in the page's language.
+    let page = ps
+        .http
+        .get(format!("{url}?locale=kk"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("html");
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    assert!(
+        page.contains("<a id=\"receipt\" href=\"")
+            && page.contains("&amp;locale=kk\">Түбіртек</a>"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
