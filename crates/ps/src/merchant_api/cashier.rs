@@ -32,6 +32,20 @@ const TEXTS_SLOT: &str = "{{TEXTS}}";
 /// The page with its texts in place; built once.
 static PAGE: LazyLock<String> = LazyLock::new(|| PAGE_TEMPLATE.replace(TEXTS_SLOT, TEXTS));
 
+/// Where the sign-in hint points a sandbox's user to its test key: only the sandbox has one.
+const SANDBOX_HINTS: [&str; 2] = [
+    " Ключ песочницы — в docs/sandbox.md.",
+    " Құмсалғыштың кілті — docs/sandbox.md ішінде.",
+];
+
+/// The page of a PS that is not a sandbox: the same, without the sandbox's hint.
+static PAGE_OUTSIDE_SANDBOX: LazyLock<String> = LazyLock::new(|| {
+    let texts = SANDBOX_HINTS
+        .iter()
+        .fold(TEXTS.to_owned(), |texts, hint| texts.replace(hint, ""));
+    PAGE_TEMPLATE.replace(TEXTS_SLOT, &texts)
+});
+
 /// Only this origin's scripts, styles, pictures (the QR is `/qr/image.png`) and calls; no frames,
 /// no forms posted elsewhere. `data:`/`blob:` pictures are allowed for a QR drawn in the page.
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; \
@@ -72,8 +86,13 @@ fn secure(headers: &mut HeaderMap, content_type: &'static str) {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
-async fn page() -> Response {
-    asset("text/html; charset=utf-8", PAGE.as_str())
+async fn page(app: axum::extract::State<AppState>) -> Response {
+    let page = if app.config.sandbox {
+        PAGE.as_str()
+    } else {
+        PAGE_OUTSIDE_SANDBOX.as_str()
+    };
+    asset("text/html; charset=utf-8", page)
 }
 
 async fn script() -> Response {
@@ -131,6 +150,15 @@ mod tests {
     use super::*;
 
     type Table = BTreeMap<String, BTreeMap<String, String>>;
+
+    #[test]
+    fn only_a_sandbox_points_to_its_test_key() {
+        for hint in SANDBOX_HINTS {
+            assert!(PAGE.contains(hint), "{hint}");
+            assert!(!PAGE_OUTSIDE_SANDBOX.contains(hint), "{hint}");
+        }
+        assert!(PAGE_OUTSIDE_SANDBOX.contains("Ключ выдаёт оператор платёжной системы."));
+    }
 
     fn texts() -> Table {
         serde_json::from_str(TEXTS).expect("texts.json is a table of languages")
