@@ -125,15 +125,7 @@ async fn qr_create_answers_like_the_api_merchants_know() {
         link["Data"]["PaymentBehaviorOptions"]["LinkActivationWaitTimeout"],
         180
     );
-    let page = ps
-        .http
-        .get(url)
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("html");
+    let page = page_text(&ps, url).await;
     assert!(
         page.contains("200,00 ₸") && page.contains("/qr/image.svg?token="),
         "{page}"
@@ -157,21 +149,25 @@ async fn qr_create_answers_like_the_api_merchants_know() {
         .await;
     assert_eq!(result_code(&paid), "SUCCESS");
     // Paid: the page stops looking and leads to the receipt, in the page's language.
-    let page = ps
-        .http
-        .get(format!("{url}?locale=kk"))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("html");
+    let page = page_text(&ps, &format!("{url}?locale=kk")).await;
     assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
     assert!(
         page.contains("<a id=\"receipt\" href=\"")
             && page.contains("&amp;locale=kk\">Түбіртек</a>"),
         "{page}"
     );
+}
+
+/// The HTML of a page the PS serves at `url`.
+async fn page_text(ps: &TestPs, url: &str) -> String {
+    ps.http
+        .get(url)
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("html")
 }
 
 #[tokio::test]

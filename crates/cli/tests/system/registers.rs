@@ -726,6 +726,24 @@ fn cells(xlsx: Vec<u8>) -> Vec<Vec<String>> {
     all
 }
 
+/// Each register of `paths` made again says what `before` did: the CSV byte for byte, the
+/// workbook cell for cell.
+async fn same_registers(scene: &Scene, paths: &[&str], before: &[Vec<u8>], when: &str) {
+    for (path, was) in paths.iter().zip(before) {
+        let (status, now) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        if path.ends_with(".csv") {
+            assert_eq!(
+                String::from_utf8_lossy(&now),
+                String::from_utf8_lossy(was),
+                "{path} {when}"
+            );
+        } else {
+            assert_eq!(cells(now), cells(was.clone()), "{path} {when}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_register_made_again_after_the_rates_changed_is_the_same() {
     let scene = Scene::start("2026-11-26T10:00:00", |c| {
@@ -770,37 +788,13 @@ async fn a_register_made_again_after_the_rates_changed_is_the_same() {
     assert_eq!(status, 200, "{answer}");
     // A payment today is charged at the new rate; November's registers do not move (DECISIONS 37).
     let today = scene.ps.paid(&device, 1000, "C1").await;
-    for (path, was) in paths.into_iter().zip(&before) {
-        let (status, now) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
-        assert_eq!(status, 200, "{path}");
-        if path.ends_with(".csv") {
-            assert_eq!(
-                String::from_utf8_lossy(&now),
-                String::from_utf8_lossy(was),
-                "{path}"
-            );
-        } else {
-            assert_eq!(cells(now), cells(was.clone()), "{path}");
-        }
-    }
+    same_registers(&scene, &paths, &before, "after the rates changed").await;
     // Nor when the operator stops giving commission back on refunds: November's refunds were
     // made under `reverse`, and keep it (DECISIONS 37).
     let mut scene = scene;
     scene.config.registers.refund_commission = RefundCommission::None;
     let scene = scene.restart().await;
-    for (path, was) in paths.into_iter().zip(&before) {
-        let (status, now) = cabinet(&scene.ps, path, Some(BANK_TOKEN)).await;
-        assert_eq!(status, 200, "{path}");
-        if path.ends_with(".csv") {
-            assert_eq!(
-                String::from_utf8_lossy(&now),
-                String::from_utf8_lossy(was),
-                "{path} after refund_commission = none"
-            );
-        } else {
-            assert_eq!(cells(now), cells(was.clone()), "{path}");
-        }
-    }
+    same_registers(&scene, &paths, &before, "after refund_commission = none").await;
     scene.set_clock("2026-12-02T10:00:00");
     let (_, daily) = cabinet(&scene.ps, "daily/2026-12-01.csv", Some(BANK_TOKEN)).await;
     let text = String::from_utf8_lossy(&daily);
