@@ -361,7 +361,7 @@ async fn at_the_cap_connections_held_without_use_give_way_to_a_new_client() {
         held.push(stream);
     }
     let stats = ps.app.metrics.connections.clone();
-    // The cap reached, the idle ones close at once (whether or not anyone waits: a place is
+    // The cap reached, the idle ones close within the deadline at the cap (whether or not anyone waits: a place is
     // worth more to a new client than to a connection with nothing to ask) and the silent ones
     // at the deadline at the cap; the next client, waiting in the backlog meanwhile, is served
     // well within the long deadlines.

@@ -100,7 +100,7 @@ impl ConnectionLimits {
 }
 
 /// Whether a listener is at its connection cap. Then connections held without use give way:
-/// idle keep-alive ones close at once and a request's headers (a new connection's first, after
+/// idle keep-alive ones close after [`ConnectionLimits::header_timeout_at_cap`] and a request's headers (a new connection's first, after
 /// its TLS handshake) get [`ConnectionLimits::header_timeout_at_cap`], so that a client opening
 /// connections and leaving them idle, or sending headers slowly, cannot keep others out for
 /// longer than that; a request being served is never cut.
@@ -121,10 +121,14 @@ impl Pressure {
         self.at_cap.load(Ordering::SeqCst)
     }
 
-    /// The (header, idle) deadlines in force now.
+    /// The (header, idle) deadlines in force now. At the cap an idle connection gets the same
+    /// short time as headers, not none: a connection counts as idle once hyper took its answer's
+    /// last bytes, which may still sit in its buffers for a slow client; the moment lets them go
+    /// out before the socket is closed.
     fn timeouts(&self, limits: &ConnectionLimits) -> (Duration, Duration) {
         if self.on() {
-            (limits.header_timeout_at_cap, Duration::ZERO)
+            let at_cap = limits.header_timeout_at_cap;
+            (at_cap, at_cap.min(limits.idle_timeout))
         } else {
             (limits.header_timeout, limits.idle_timeout)
         }

@@ -31,6 +31,7 @@
   let device = null; // {token, id, tradePointId, tradePointName}
   let sale = null; // the QR on screen: {id, timer, deadline, status, ...}
   let ret = null; // the return QR on screen: {id, timer, deadline, status, chosen}
+  let plainAttempt = null; // a refund without the customer not answered yet: {what, id}
   let clockSkewMs = 0;
 
   // ---- language -------------------------------------------------------------------------------
@@ -160,14 +161,17 @@
    * amounts as text. A network failure or an answer that is not the envelope comes back as an
    * envelope with `StatusCode: null` and a message in the page's language.
    */
-  async function api(method, path, body) {
+  async function api(method, path, body, requestId) {
     const headers = { "Api-Key": apiKey || "", "Accept-Language": locale };
-    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    // Same-origin credentials: outside the sandbox r2 and r3 know the merchant by the TLS client
+    // certificate the browser presents (DECISIONS 41); the page sets no cookies.
+    const init = { method, headers, cache: "no-store", credentials: "same-origin" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       // Repeated by the device with the same id and body, a creating call is answered once
-      // (DECISIONS 29); each click here is a new request.
-      headers["X-Request-ID"] = newRequestId();
+      // (DECISIONS 29); each click is a new request unless the caller repeats one whose
+      // answer it never had (`requestId`).
+      headers["X-Request-ID"] = requestId || newRequestId();
       init.body = JSON.stringify(body);
     }
     let response;
@@ -685,6 +689,11 @@
       showResult(result, { StatusCode: null, Message: tr("device.needed") });
       return;
     }
+    // A refund whose answer never came (no network, a fault, retry later) is asked again under
+    // the same X-Request-ID, so that the PS answers the first one instead of placing a second.
+    const what = paymentId + "|" + amount.tiyn;
+    if (!plainAttempt || plainAttempt.what !== what) plainAttempt = { what, id: newRequestId() };
+    const attempt = plainAttempt;
     await busy($("plain-refund"), async () => {
       sending(result);
       const answer = await api("POST", "/r3/v01/payment/return", {
@@ -692,7 +701,8 @@
         OrganizationBin: organization.bin,
         QrPaymentId: paymentId,
         Amount: wireAmount(amount.tiyn),
-      });
+      }, attempt.id);
+      if (typeof answer.StatusCode === "number" && answer.StatusCode !== -999) plainAttempt = null;
       deviceGone(answer);
       showResult(result, answer);
       // Placed: the form is emptied, so that a second press asks for the amount again instead
