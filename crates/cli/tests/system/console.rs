@@ -184,16 +184,8 @@ async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
     assert!(wrong.body.contains("id=\"error\""));
     assert_eq!(wrong.set_cookie(), None);
     // Each refusal is counted for the operator (and logged at most once a second).
-    let metrics = ps
-        .http
-        .get(format!("{}/admin/v1/metrics", ps.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (_, metrics) = ps.admin("GET", "/admin/v1/metrics", &Value::Null).await;
+    let metrics = metrics.as_str().expect("Prometheus text");
     assert!(
         metrics.contains("tolem_console_sign_ins_refused_total 1\n"),
         "{metrics}"
