@@ -347,25 +347,31 @@ async fn connection<S>(
     // The acceptor in force now: a reload later does not change this connection's certificate.
     let mut handshake = pin!(tls.acceptor().accept(stream));
     let opened = Instant::now();
-    let stream = loop {
-        let deadline = opened + pressure.timeouts(&limits).0;
-        tokio::select! {
-            done = &mut handshake => match done {
-                Ok(stream) => break stream,
-                Err(e) => {
-                    stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+    let stream = {
+        // The waiter exists before the deadline is read, so a switch in between is not missed.
+        let mut pressure_changed = pin!(pressure.changed.notified());
+        loop {
+            let deadline = opened + pressure.timeouts(&limits).0;
+            tokio::select! {
+                done = &mut handshake => match done {
+                    Ok(stream) => break stream,
+                    Err(e) => {
+                        stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    stats.closed_headers_late.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake not done by the header deadline");
                     return;
                 }
-            },
-            () = tokio::time::sleep_until(deadline) => {
-                stats.closed_headers_late.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, "TLS handshake not done by the header deadline");
-                return;
+                // The deadline may have become shorter.
+                () = &mut pressure_changed => {
+                    pressure_changed.set(pressure.changed.notified());
+                }
+                () = stop.cancelled() => return,
             }
-            // The deadline may have become shorter.
-            () = pressure.changed.notified() => {}
-            () = stop.cancelled() => return,
         }
     };
     let certificate = tls::peer_certificate(stream.get_ref().1);
