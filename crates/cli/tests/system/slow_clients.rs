@@ -411,6 +411,63 @@ async fn at_the_cap_connections_held_without_use_give_way_to_a_new_client() {
 }
 
 #[tokio::test]
+async fn at_the_cap_slow_bodies_give_way_to_a_new_client() {
+    const CAP: usize = 8;
+    // Long deadlines but the one at the cap (1 s by default).
+    let ps = TestPs::start_configured(|config| {
+        long_deadlines(config);
+        config.limits.connections_max = CAP;
+    })
+    .await;
+    // Every place held by a caller with valid credentials whose body keeps coming, a byte every
+    // 200 ms: without the cap it would be held for the 60 s body deadline.
+    let mut slow = Vec::new();
+    for _ in 0..CAP {
+        let (reader, mut writer) = connect(&ps).await.into_split();
+        writer
+            .write_all(merchant_head(1_000).as_bytes())
+            .await
+            .expect("sent");
+        let writer = trickle(writer, vec![b' '; 1_000], Duration::from_millis(200));
+        slow.push((reader, writer));
+    }
+    let stats = ps.app.metrics.connections.clone();
+    wait_for("the cap is reached", || {
+        stats.open.load(Ordering::SeqCst) == CAP && stats.cap_reached.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // The next client, in the backlog meanwhile, is served once the slow bodies are cut.
+    let mut next = connect(&ps).await;
+    next.write_all(ping_request().as_bytes())
+        .await
+        .expect("the kernel takes the request");
+    let (status, body) = read_answer(&mut next, "the client past slow bodies").await;
+    assert_eq!(status, 200, "{body}");
+    // Each slow body was refused as late (408 in the merchant API's envelope) when its answer
+    // got through before the connection closed.
+    let mut refused = 0;
+    for (mut reader, writer) in slow {
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(BOUND, async {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = reader.read(&mut buf).await {
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a slow body at the cap was not closed");
+        if let Some((status, body)) = parse_answer(&got) {
+            assert_eq!(status, 408, "{body}");
+            assert_eq!(json_of(&body)["StatusCode"], -999, "{body}");
+            refused += 1;
+        }
+        writer.abort();
+    }
+    assert!(refused >= 1, "no slow body was told 408");
+    assert!(stats.open_max.load(Ordering::SeqCst) <= CAP);
+}
+
+#[tokio::test]
 async fn refusals_below_the_application_carry_the_surfaces_envelope() {
     let ps = TestPs::start().await;
     let long_query = format!("?pad={}", "a".repeat(9_000));

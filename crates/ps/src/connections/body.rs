@@ -4,7 +4,9 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::Request;
@@ -13,21 +15,49 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use super::{ConnectionLimits, Pressure};
+
 /// A request body that fails with [`BodyFault::Late`] once its deadline has passed, so that a
-/// client sending a few bytes now and then cannot hold a handler and its buffer for ever.
+/// client sending a few bytes now and then cannot hold a handler and its buffer for ever. While
+/// the listener is at its connection cap ([`Pressure`]) the deadline is shorter: the body must be
+/// whole within [`ConnectionLimits::header_timeout_at_cap`] of the later of the request's start
+/// and the pressure's, so a slow body, like slow headers, gives way to the next client.
 pub(crate) struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    began: Instant,
+    /// The deadline without pressure.
+    deadline: Instant,
+    at_cap: Duration,
+    pressure: Arc<Pressure>,
+    timer: Pin<Box<Sleep>>,
     /// Set once the fault is reported; the body then ends.
     failed: bool,
 }
 
 impl DeadlineBody {
-    pub(crate) fn new(inner: Incoming, deadline: Instant) -> DeadlineBody {
+    pub(crate) fn new(
+        inner: Incoming,
+        began: Instant,
+        limits: &ConnectionLimits,
+        pressure: Arc<Pressure>,
+    ) -> DeadlineBody {
+        let deadline = began + limits.body_timeout;
         DeadlineBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            began,
+            deadline,
+            at_cap: limits.header_timeout_at_cap,
+            pressure,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
             failed: false,
+        }
+    }
+
+    /// The deadline in force now.
+    fn deadline(&self) -> Instant {
+        match self.pressure.since() {
+            Some(since) => self.deadline.min(self.began.max(since) + self.at_cap),
+            None => self.deadline,
         }
     }
 }
@@ -60,13 +90,22 @@ impl Body for DeadlineBody {
                 Poll::Ready(Some(Err(BodyFault::Connection(e))))
             }
             Poll::Ready(other) => Poll::Ready(other.map(|frame| frame.map_err(BodyFault::from))),
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.failed = true;
-                    Poll::Ready(Some(Err(BodyFault::Late)))
+            Poll::Pending => {
+                // No waiter of its own for the pressure: hyper polls the request's service,
+                // and so this body, inside the connection's task, which wakes at each switch
+                // (`http` in the connection layer) and polls the connection again.
+                let deadline = self.deadline();
+                if self.timer.deadline() != deadline {
+                    self.timer.as_mut().reset(deadline);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                match self.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.failed = true;
+                        Poll::Ready(Some(Err(BodyFault::Late)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

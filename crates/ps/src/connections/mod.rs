@@ -100,25 +100,46 @@ impl ConnectionLimits {
 }
 
 /// Whether a listener is at its connection cap. Then connections held without use give way:
-/// idle keep-alive ones close after [`ConnectionLimits::header_timeout_at_cap`] and a request's headers (a new connection's first, after
-/// its TLS handshake) get [`ConnectionLimits::header_timeout_at_cap`], so that a client opening
-/// connections and leaving them idle, or sending headers slowly, cannot keep others out for
-/// longer than that; a request being served is never cut.
+/// idle keep-alive ones close after [`ConnectionLimits::header_timeout_at_cap`], a request's
+/// headers (a new connection's first, after its TLS handshake) must arrive within it, and a
+/// request's body must be whole within it of the later of the request's start and the pressure's
+/// ([`body::DeadlineBody`]), so that a client opening connections and leaving them idle, or
+/// sending headers or bodies slowly, cannot keep others out for longer than that. A request whose
+/// body has arrived is being served, and is never cut.
 #[derive(Default)]
-struct Pressure {
+pub(crate) struct Pressure {
     at_cap: AtomicBool,
+    /// When the pressure last began.
+    since: std::sync::Mutex<Option<Instant>>,
     changed: Notify,
 }
 
 impl Pressure {
     fn set(&self, at_cap: bool) {
+        // The usual case, no change, takes no lock.
+        if self.at_cap.load(Ordering::SeqCst) == at_cap {
+            return;
+        }
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
         if self.at_cap.swap(at_cap, Ordering::SeqCst) != at_cap {
+            if at_cap {
+                *since = Some(Instant::now());
+            }
+            drop(since);
             self.changed.notify_waiters();
         }
     }
 
-    fn on(&self) -> bool {
+    pub(crate) fn on(&self) -> bool {
         self.at_cap.load(Ordering::SeqCst)
+    }
+
+    /// When the pressure in force began, if it is on.
+    pub(crate) fn since(&self) -> Option<Instant> {
+        if !self.on() {
+            return None;
+        }
+        *self.since.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The (header, idle) deadlines in force now. At the cap an idle connection gets the same
@@ -220,6 +241,9 @@ where
     };
     let slots = Arc::new(Semaphore::new(cap));
     let pressure = Arc::new(Pressure::default());
+    // Places that must be free before the pressure ends: each switch wakes every connection of
+    // the listener, so one place freed and taken again must not switch it twice per client.
+    let free_to_end = pressure_margin(cap);
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut shutdown = pin!(shutdown);
@@ -231,7 +255,9 @@ where
         // it cannot serve.
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => {
-                pressure.set(false);
+                if slots.available_permits() + 1 >= free_to_end {
+                    pressure.set(false);
+                }
                 slot
             }
             Err(_) => {
@@ -255,14 +281,14 @@ where
                 }
             }
         };
-        // While waiting for a client, the pressure ends as soon as places are free again (the
-        // idle connections it closed, for one), not only at the next client.
+        // While waiting for a client, the pressure ends as soon as enough places are free again
+        // (the idle connections it closed, for one), not only at the next client.
         let accepted = loop {
             tokio::select! {
                 accepted = listener.accept() => break Some(accepted),
                 () = &mut shutdown => break None,
                 () = tokio::time::sleep(PRESSURE_CHECK), if pressure.on() => {
-                    if slots.available_permits() > 0 {
+                    if slots.available_permits() >= free_to_end {
                         pressure.set(false);
                     }
                 }
@@ -300,6 +326,11 @@ where
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Free places that end the pressure on a listener of `cap` connections: one in 32, at least one.
+fn pressure_margin(cap: usize) -> usize {
+    (cap / 32).max(1)
 }
 
 fn is_client_error(e: &std::io::Error) -> bool {
@@ -412,7 +443,7 @@ async fn http<S, T>(
     let handler = hyper::service::service_fn(request_handler(
         Arc::new(service),
         activity.clone(),
-        limits,
+        (limits, pressure.clone()),
         peer,
         (over_tls, certificate),
     ));
@@ -476,7 +507,7 @@ type Answer = Pin<Box<dyn Future<Output = Result<hyper::Response<AnswerBody>, In
 fn request_handler<S>(
     service: Arc<S>,
     activity: Arc<Activity>,
-    limits: ConnectionLimits,
+    (limits, pressure): (ConnectionLimits, Arc<Pressure>),
     peer: SocketAddr,
     (over_tls, certificate): (bool, Option<PeerCertificate>),
 ) -> impl Fn(Request<Incoming>) -> Answer
@@ -495,7 +526,12 @@ where
         if over_tls {
             parts.extensions.insert(OverTls);
         }
-        let body = Body::new(body::DeadlineBody::new(body, began + limits.body_timeout));
+        let body = Body::new(body::DeadlineBody::new(
+            body,
+            began,
+            &limits,
+            pressure.clone(),
+        ));
         let service = S::clone(&service);
         let activity = activity.clone();
         Box::pin(async move {
@@ -542,5 +578,34 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pressure_ends_with_one_place_in_32_free() {
+        assert_eq!(pressure_margin(1), 1);
+        assert_eq!(pressure_margin(8), 1);
+        assert_eq!(pressure_margin(64), 2);
+        assert_eq!(pressure_margin(4096), 128);
+    }
+
+    #[test]
+    fn the_pressure_knows_when_it_began_only_while_on() {
+        let pressure = Pressure::default();
+        assert_eq!(pressure.since(), None);
+        pressure.set(true);
+        let since = pressure.since().expect("on");
+        pressure.set(true);
+        assert_eq!(
+            pressure.since(),
+            Some(since),
+            "a second switch on keeps the start"
+        );
+        pressure.set(false);
+        assert_eq!(pressure.since(), None);
     }
 }
