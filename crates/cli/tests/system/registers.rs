@@ -789,6 +789,14 @@ async fn a_register_made_again_after_the_rates_changed_is_the_same() {
     // A payment today is charged at the new rate; November's registers do not move (DECISIONS 37).
     let today = scene.ps.paid(&device, 1000, "C1").await;
     same_registers(&scene, &paths, &before, "after the rates changed").await;
+    // Refunds of a store from before their mode was kept (SQLite migration 17, PostgreSQL 4)
+    // take the one in force at the first start after it.
+    let old = PsBooks::open_for_writing(&scene.config.database)
+        .execute("UPDATE refunds SET commission_mode = NULL", &[]);
+    assert!(old >= 2, "November has refunds: {old}");
+    let scene = scene.restart().await;
+    let without = "SELECT COUNT(*) FROM refunds WHERE commission_mode IS NULL";
+    assert_eq!(scene.db().count(without, &[]), 0);
     // Nor when the operator stops giving commission back on refunds: November's refunds were
     // made under `reverse`, and keep it (DECISIONS 37).
     let mut scene = scene;

@@ -121,6 +121,17 @@ impl App {
         if added > 0 {
             tracing::info!(added, "operator data added from the configuration");
         }
+        let mode = config.registers.refund_commission;
+        let fixed = store
+            .transaction(move |tx| tx.fix_refund_commission_modes(mode))
+            .await?;
+        if fixed > 0 {
+            tracing::info!(
+                refunds = fixed,
+                refund_commission = mode.as_str(),
+                "refunds made before their commission mode was kept now keep the one in force"
+            );
+        }
         // A bad operator CA file stops the start here, naming the file.
         let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
             .map_err(|e| StartError::Setup(e.to_string()))?;

@@ -201,6 +201,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE refunds ADD COLUMN commission_mode TEXT COLLATE "C"
         CHECK (commission_mode IS NULL OR commission_mode IN ('none', 'reverse'));
     "#,
+    // 5: SQLite's 18: the refunds made before 4, found without reading the table.
+    r#"
+    CREATE INDEX refunds_without_commission_mode ON refunds (id) WHERE commission_mode IS NULL;
+    "#,
 ];
 
 /// The session-level advisory lock held while migrating, so that of several nodes starting at

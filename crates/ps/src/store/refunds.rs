@@ -225,6 +225,17 @@ fn held_amounts(db: Db<'_>, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
 /// The per-table operations on refunds that the refunds use case (`refunds/`) runs in its
 /// transaction; the rules are `crate::domain::refund`'s.
 impl super::Tx<'_> {
+    /// Gives every refund made before its commission mode was kept (SQLite migration 17,
+    /// PostgreSQL 4) `mode`, the setting in force at the first start after: from then on, a
+    /// change of `registers.refund_commission` changes none of their registers (DECISIONS 37).
+    /// Returns how many; none after the first time (the partial index finds them unread).
+    pub fn fix_refund_commission_modes(&self, mode: RefundCommission) -> StoreResult<usize> {
+        self.db.execute(
+            "UPDATE refunds SET commission_mode = ?1 WHERE commission_mode IS NULL",
+            args![mode.as_str()],
+        )
+    }
+
     /// The refund (or return QR) `id`, if there is one.
     pub fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         load(self.db, id)
