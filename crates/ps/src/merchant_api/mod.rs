@@ -87,6 +87,12 @@ pub fn router() -> Router<AppState> {
         .route_layer(middleware::from_fn(localize))
 }
 
+/// Whether a call may store something, and so counts against `limits.pos_writes_per_s`: every
+/// POST but `return/operations`, which only reads.
+fn stores_something(method: &axum::http::Method, path: &str) -> bool {
+    method == axum::http::Method::POST && path != "/r2/v01/return/operations"
+}
+
 /// Writes a failure's message in the language the caller asked for (`Accept-Language`).
 async fn localize(req: Request, next: Next) -> Response {
     let locale = Locale::from_accept_language(
@@ -395,7 +401,7 @@ impl FromRequest<AppState> for PosCall {
         let request_id = crate::request_id::of_merchant(req.headers()).map(str::to_owned);
         let query = req.uri().query().map(str::to_owned);
         let path = req.uri().path().to_owned();
-        let writes = req.method() == axum::http::Method::POST;
+        let writes = stores_something(req.method(), &path);
         // `/r1/v01/qr/create` → `qr/create` (the scheme and version are known to be there).
         let call = path.splitn(4, '/').nth(3).unwrap_or_default().to_owned();
         let body = read_body(req, app.config.limits.body_bytes_max)
@@ -530,4 +536,28 @@ pub(crate) fn check_trade_point(point: &TradePoint) -> Result<(), PosError> {
         return Err(PosError::status(StatusCode::TradePointNoQr));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::stores_something;
+
+    #[test]
+    fn every_post_but_the_operations_list_counts_as_a_write() {
+        for path in [
+            "/r1/v01/qr/create",
+            "/r1/v01/device/register",
+            "/r2/v01/return/create",
+            "/r3/v01/payment/return",
+        ] {
+            assert!(stores_something(&Method::POST, path), "{path}");
+        }
+        assert!(!stores_something(
+            &Method::POST,
+            "/r2/v01/return/operations"
+        ));
+        assert!(!stores_something(&Method::GET, "/r1/v01/qr/status/1"));
+    }
 }
