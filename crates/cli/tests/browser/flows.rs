@@ -323,6 +323,27 @@ async fn the_operator_sees_the_days_payments_and_refunds_and_retries_a_failed_de
     }
     shot(&desk, "operator-purchase").await;
     accessible(&desk, "operator-purchase").await;
+
+    // Suspending a merchant asks once more; going back leaves it as it was.
+    let cafe = "#organizations tr[data-bin=\"990340001234\"]";
+    desk.goto(&sandbox.console).await;
+    desk.wait_shown(cafe).await;
+    desk.click(&format!("{cafe} button[value=\"suspended\"]"))
+        .await;
+    desk.wait_shown("#question").await;
+    shot(&desk, "operator-confirm-suspend").await;
+    accessible(&desk, "operator-confirm-suspend").await;
+    desk.click("#back").await;
+    desk.wait_attr(cafe, "data-status", "active").await;
+    desk.click(&format!("{cafe} button[value=\"suspended\"]"))
+        .await;
+    desk.wait_shown("#confirm").await;
+    desk.click("#confirm").await;
+    desk.wait_attr(cafe, "data-status", "suspended").await;
+    // Reopening asks nothing.
+    desk.click(&format!("{cafe} button[value=\"active\"]"))
+        .await;
+    desk.wait_attr(cafe, "data-status", "active").await;
     desk.close().await;
 }
 

@@ -577,7 +577,27 @@ async fn keys_and_certificates_from_the_console() {
     // Revoked: gone from the catalog and the page.
     let revoke = format!("{certs_path}/{fingerprint}/revoke");
     assert_eq!(post(&ps, &revoke, &operator, &[]).await.status, 403);
-    let revoked = post(&ps, &revoke, &operator, &[("csrf", &csrf)]).await;
+    // Asked once more first; nothing is revoked until the operator confirms.
+    let asked = post(&ps, &revoke, &operator, &[("csrf", &csrf)]).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("id=\"question\""), "{}", asked.body);
+    assert!(asked.body.contains(&fingerprint), "{}", asked.body);
+    assert!(
+        asked.body.contains(&format!("action=\"{revoke}\""))
+            && asked.body.contains("name=\"confirm\" value=\"yes\""),
+        "{}",
+        asked.body
+    );
+    let (_, listed) = ps
+        .admin(
+            "GET",
+            &format!("/admin/v1/organizations/{CAFE}/certificates"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(listed["certificates"], json!([fingerprint]), "{listed}");
+    let confirmed = [("csrf", csrf.as_str()), ("confirm", "yes")];
+    let revoked = post(&ps, &revoke, &operator, &confirmed).await;
     assert_eq!(revoked.status, 303, "{}", revoked.body);
     let (_, listed) = ps
         .admin(
@@ -590,7 +610,7 @@ async fn keys_and_certificates_from_the_console() {
     let page = get(&ps, &path, &operator).await;
     assert!(!page.body.contains(&row));
     // A second revoke: the admin API's 404, shown in the page.
-    let twice = post(&ps, &revoke, &operator, &[("csrf", &csrf)]).await;
+    let twice = post(&ps, &revoke, &operator, &confirmed).await;
     assert_eq!(twice.status, 404, "{}", twice.body);
     assert!(twice.body.contains("id=\"error\""));
 
@@ -624,11 +644,32 @@ async fn a_suspension_from_the_console_stops_the_merchant() {
         .find(|o| o["bin"] == "990340001234")
         .map(|o| o["status"].clone());
     assert_eq!(status, Some(json!("active")));
+    // Asked once more first: the page names the organization, and nothing changed yet.
+    let csrf = page.csrf();
+    let asked = post(
+        &ps,
+        path,
+        &operator,
+        &[("csrf", &csrf), ("status", "suspended")],
+    )
+    .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked.body.contains("id=\"question\"") && asked.body.contains("990340001234"),
+        "{}",
+        asked.body
+    );
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert!(
+        page.body
+            .contains("data-bin=\"990340001234\" data-status=\"active\""),
+        "not suspended before the confirmation"
+    );
     let done = post(
         &ps,
         path,
         &operator,
-        &[("csrf", &page.csrf()), ("status", "suspended")],
+        &[("csrf", &csrf), ("status", "suspended"), ("confirm", "yes")],
     )
     .await;
     assert_eq!(done.status, 303, "{}", done.body);

@@ -288,6 +288,42 @@ impl Ctx {
         self.page(status, self.t(title), &body)
     }
 
+    /// A page that asks before a change that stops someone's work (suspending, blocking,
+    /// revoking): `question` (already escaped), and a form that posts `fields` to `action` again
+    /// with `confirm=yes`, beside a link back that changes nothing. Without JavaScript, which the
+    /// console does not use.
+    fn confirm(
+        &self,
+        question: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        button: T,
+        back: &str,
+    ) -> Response {
+        let hidden: String = fields
+            .iter()
+            .map(|(name, value)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    e(name),
+                    e(value)
+                )
+            })
+            .collect();
+        let body = format!(
+            "<p id=\"question\">{question}</p><form method=\"post\" action=\"{action}\" class=\"row\">{csrf}{hidden}\
+             <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
+             <button id=\"confirm\" type=\"submit\">{button}</button> \
+             <a id=\"back\" href=\"{back}\">{back_word}</a></form>",
+            action = e(action),
+            csrf = self.csrf_field(),
+            button = self.t(button),
+            back = e(back),
+            back_word = self.t(T::Back),
+        );
+        self.page(StatusCode::OK, self.t(T::ConfirmTitle), &body)
+    }
+
     /// The answer to a store fault: busy (retry) or internal, said in a page.
     fn fault(&self, e: crate::store::StoreError) -> Response {
         if e.is_unavailable() {
@@ -321,6 +357,11 @@ struct Form(HashMap<String, String>);
 impl Form {
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Whether the operator confirmed the change ([`Ctx::confirm`]).
+    fn confirmed(&self) -> bool {
+        self.get("confirm") == Some("yes")
     }
 
     /// Reads an `application/x-www-form-urlencoded` body of at most

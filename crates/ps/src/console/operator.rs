@@ -909,6 +909,27 @@ async fn status(
             );
         }
     };
+    // Suspending or blocking stops a merchant's payments: asked once more.
+    let question = match status {
+        OrganizationStatus::Suspended => Some((T::ConfirmSuspend, T::Suspend)),
+        OrganizationStatus::Blocked => Some((T::ConfirmBlock, T::Block)),
+        OrganizationStatus::Active => None,
+    };
+    if let Some((question, button)) = question
+        && !form.confirmed()
+    {
+        let org = super::organization::named(&app, &bin);
+        return ctx.confirm(
+            &ctx.t(question).replace("{org}", &org),
+            &format!(
+                "/console/operator/organizations/{}/status",
+                path_segment(&bin)
+            ),
+            &[("status", status_value(status))],
+            button,
+            "/console/operator",
+        );
+    }
     match crate::admin_api::change_status(&app, &bin, status).await {
         Ok(_) => {
             tracing::info!(

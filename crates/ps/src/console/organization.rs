@@ -153,6 +153,14 @@ fn render(ctx: &Ctx, org: &Organization, status: StatusCode, top: &str) -> Respo
 }
 
 /// The organization as the catalog has it now, or the page saying there is none.
+/// `bin` and the organization's name, escaped for a page («name» when the catalog has it).
+pub(super) fn named(app: &AppState, bin: &str) -> String {
+    match app.catalog.get().organizations.get(bin) {
+        Some(org) => format!("{} «{}»", e(bin), e(&org.name)),
+        None => e(bin),
+    }
+}
+
 fn organization(ctx: &Ctx, app: &AppState, bin: &str) -> Result<Organization, Box<Response>> {
     match app.catalog.get().organizations.get(bin) {
         Some(org) => Ok(Organization::clone(org)),
@@ -289,8 +297,27 @@ async fn revoke(
     Path((bin, fingerprint)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    if let Err(refused) = super::operator_form(&ctx, &app, req).await {
-        return *refused;
+    let form = match super::operator_form(&ctx, &app, req).await {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    // Revoking cuts the organization's r2 and r3 at once: asked once more.
+    if !form.confirmed() {
+        let question = ctx
+            .t(T::ConfirmRevoke)
+            .replace("{cert}", &e(&fingerprint))
+            .replace("{org}", &named(&app, &bin));
+        return ctx.confirm(
+            &question,
+            &format!(
+                "{}/certificates/{}/revoke",
+                href(&bin),
+                super::operator::path_segment(&fingerprint)
+            ),
+            &[],
+            T::Revoke,
+            &href(&bin),
+        );
     }
     match admin_api::revoke_certificate(&app, &bin, &fingerprint).await {
         Ok(_) => {
