@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Which deadline closed a connection.
@@ -34,10 +33,10 @@ enum Phase {
     Busy { in_flight: usize },
 }
 
+/// No waiter is woken when the phase changes: the connection's task looks at the deadline often
+/// enough without it (`next_look` in the connection layer).
 pub(super) struct Activity {
     phase: Mutex<Phase>,
-    /// Woken when the phase changes, so that a sleeping connection task takes the new deadline.
-    changed: Notify,
 }
 
 impl Activity {
@@ -47,7 +46,6 @@ impl Activity {
                 since: Instant::now(),
                 first: true,
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -55,8 +53,6 @@ impl Activity {
         // A panic while the lock was held cannot leave a phase half-written: it is one copy.
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         *phase = change(*phase);
-        drop(phase);
-        self.changed.notify_one();
     }
 
     /// Bytes came in: if no request was in progress, a request's headers have begun.
@@ -66,8 +62,6 @@ impl Activity {
             *phase = Phase::Headers {
                 since: Instant::now(),
             };
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
@@ -115,11 +109,6 @@ impl Activity {
             } => Some((since + idle, Expiry::Idle)),
             Phase::Busy { .. } => None,
         }
-    }
-
-    /// Completes when the phase has changed since the last call.
-    pub(super) async fn changed(&self) {
-        self.changed.notified().await;
     }
 }
 

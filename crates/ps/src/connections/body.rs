@@ -29,7 +29,9 @@ pub(crate) struct DeadlineBody {
     deadline: Instant,
     at_cap: Duration,
     pressure: Arc<Pressure>,
-    timer: Pin<Box<Sleep>>,
+    /// Made the first time the body makes its reader wait: a body that came with its headers,
+    /// the usual case, needs none.
+    timer: Option<Pin<Box<Sleep>>>,
     /// Set once the fault is reported; the body then ends.
     failed: bool,
 }
@@ -48,7 +50,7 @@ impl DeadlineBody {
             deadline,
             at_cap: limits.header_timeout_at_cap,
             pressure,
-            timer: Box::pin(tokio::time::sleep_until(deadline)),
+            timer: None,
             failed: false,
         }
     }
@@ -95,10 +97,13 @@ impl Body for DeadlineBody {
                 // and so this body, inside the connection's task, which wakes at each switch
                 // (`http` in the connection layer) and polls the connection again.
                 let deadline = self.deadline();
-                if self.timer.deadline() != deadline {
-                    self.timer.as_mut().reset(deadline);
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
                 }
-                match self.timer.as_mut().poll(cx) {
+                match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         self.failed = true;
                         Poll::Ready(Some(Err(BodyFault::Late)))

@@ -458,7 +458,7 @@ async fn http<S, T>(
     let mut pressure_changed = pin!(pressure.changed.notified());
     loop {
         let (header, idle) = pressure.timeouts(&limits);
-        let deadline = activity.deadline(header, idle);
+        let wake = next_look(activity.deadline(header, idle), header.min(idle));
         tokio::select! {
             result = poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 match result {
@@ -474,12 +474,11 @@ async fn http<S, T>(
                 stopping = true;
                 Pin::new(&mut conn).graceful_shutdown();
             }
-            () = activity.changed() => {}
             // At the cap or no longer: the deadlines change.
             () = &mut pressure_changed => {
                 pressure_changed.set(pressure.changed.notified());
             }
-            () = sleep_until(deadline.map(|(at, _)| at)) => {
+            () = tokio::time::sleep_until(wake) => {
                 // Dropping the connection closes the socket; no request is in progress.
                 let (header, idle) = pressure.timeouts(&limits);
                 if let Some((at, expiry)) = activity.deadline(header, idle)
@@ -573,11 +572,16 @@ async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-/// Sleeps until `at`, or for ever without a deadline.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// When a connection's task looks at its deadline next: at the deadline in force, and no later
+/// than `shortest` (the shorter of the header and idle deadlines) from now. A request's start or
+/// end does not wake the task: any deadline a later change of phase sets is at least `shortest`
+/// after that change, so a look this early is never too late for it, and the hot path pays no
+/// wake-up and no new timer per request.
+fn next_look(deadline: Option<(Instant, Expiry)>, shortest: Duration) -> Instant {
+    let soon = Instant::now() + shortest;
+    match deadline {
+        Some((at, _)) => at.min(soon),
+        None => soon,
     }
 }
 
