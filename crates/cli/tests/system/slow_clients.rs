@@ -468,6 +468,52 @@ async fn at_the_cap_slow_bodies_give_way_to_a_new_client() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_closed_at_the_send_deadline() {
+    let ps = TestPs::start_configured(|config| {
+        long_deadlines(config);
+        config.limits.send_timeout_ms = 1_000;
+    })
+    .await;
+    // A client with a small receive window that sends pings one after another on one connection
+    // and reads none of the answers: once the socket's buffers are full, the PS's writes wait.
+    let addr: std::net::SocketAddr = ps
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small window");
+    let stream = socket.connect(addr).await.expect("connected");
+    let (mut reader, mut writer) = stream.into_split();
+    let pings = ping_request().repeat(1_000);
+    let sender = tokio::spawn(async move {
+        // Up to 100,000 pings (8 MB of answers), until the PS stops taking them or closes.
+        for _ in 0..100 {
+            if writer.write_all(pings.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stats = ps.app.metrics.connections.clone();
+    wait_for("the connection is closed at the send deadline", || {
+        stats.closed_send_late.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // The client finds its connection closed once it reads what was sent before.
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(BOUND, async {
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            let _ = n;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was not closed");
+    sender.abort();
+    // Others are served meanwhile and after.
+    ping(&ps).await;
+}
+
+#[tokio::test]
 async fn refusals_below_the_application_carry_the_surfaces_envelope() {
     let ps = TestPs::start().await;
     let long_query = format!("?pad={}", "a".repeat(9_000));

@@ -230,6 +230,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_connections_accepted_total counter\ntolem_connections_accepted_total {}\n\
          # TYPE tolem_connections_closed_headers_late_total counter\ntolem_connections_closed_headers_late_total {}\n\
          # TYPE tolem_connections_closed_idle_total counter\ntolem_connections_closed_idle_total {}\n\
+         # TYPE tolem_connections_closed_send_late_total counter\ntolem_connections_closed_send_late_total {}\n\
          # TYPE tolem_connections_cap_reached_total counter\ntolem_connections_cap_reached_total {}\n\
          # TYPE tolem_tls_handshakes_failed_total counter\ntolem_tls_handshakes_failed_total {}\n",
         c.open.load(Relaxed),
@@ -237,6 +238,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         c.accepted.load(Relaxed),
         c.closed_headers_late.load(Relaxed),
         c.closed_idle.load(Relaxed),
+        c.closed_send_late.load(Relaxed),
         c.cap_reached.load(Relaxed),
         c.tls_handshakes_failed.load(Relaxed),
     );

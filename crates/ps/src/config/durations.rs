@@ -121,6 +121,11 @@ impl LimitsConfig {
         millis(self.idle_timeout_ms)
     }
 
+    /// `send_timeout_ms`.
+    pub fn send_timeout(&self) -> Duration {
+        millis(self.send_timeout_ms)
+    }
+
     /// `tls_files_check_interval_ms`.
     pub fn tls_files_check_interval(&self) -> Duration {
         millis(self.tls_files_check_interval_ms)

@@ -326,9 +326,11 @@ pub struct LimitsConfig {
     pub body_timeout_ms: u64,
     /// A keep-alive connection without a request for this long is closed.
     pub idle_timeout_ms: u64,
-    /// While a listener is at its connection cap: its idle keep-alive connections are closed at
-    /// once, and a request's headers (a new connection's first, and its TLS handshake) must
-    /// arrive within this, so that connections held without use cannot keep others out.
+    /// An answer being sent must make progress within this: a client that stops reading it is
+    /// closed this long after the PS's last write to it went through.
+    pub send_timeout_ms: u64,
+    /// While a listener is at its connection cap, the header, idle, body and send deadlines
+    /// become this, so that connections held without use cannot keep others out.
     pub header_timeout_at_cap_ms: u64,
     /// Open connections per listener at most; at the cap the PS accepts no more until one closes.
     pub connections_max: usize,
@@ -423,6 +425,7 @@ impl Default for LimitsConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
+            send_timeout_ms: 30_000,
             header_timeout_at_cap_ms: 1_000,
             // Thousands of POS devices and dozens of MPPs keep well under it; at about 10 KiB of
             // buffers per idle connection and 64 KiB per body it bounds their memory to a few
@@ -672,10 +675,10 @@ impl Config {
         if l.header_timeout_at_cap_ms == 0 {
             return invalid("limits.header_timeout_at_cap_ms", "must be positive");
         }
-        if l.header_timeout_ms == 0 || l.idle_timeout_ms == 0 {
+        if l.header_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.send_timeout_ms == 0 {
             return invalid(
                 "limits",
-                "header_timeout_ms and idle_timeout_ms must be positive",
+                "header_timeout_ms, idle_timeout_ms and send_timeout_ms must be positive",
             );
         }
         if l.body_timeout_ms < l.header_timeout_ms {

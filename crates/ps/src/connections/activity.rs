@@ -1,10 +1,12 @@
 //! What one connection is doing, for its deadlines (DECISIONS 43): waiting for a request,
-//! receiving a request's headers, or busy with requests. The socket ([`WatchedIo`]) reports the
-//! first byte of a request, the service reports a request's start and the end of its answer
-//! ([`AnswerBody`]); the connection's task asks [`Activity::deadline`] when to close it.
+//! receiving a request's headers, or busy with requests; and whether the client stopped reading.
+//! The socket ([`WatchedIo`]) reports the first byte of a request and writes that wait or go
+//! through, the service reports a request's start and the end of its answer ([`AnswerBody`]);
+//! the connection's task asks [`Activity::deadline`] when to close it.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,6 +16,8 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use super::Timeouts;
+
 /// Which deadline closed a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Expiry {
@@ -21,6 +25,8 @@ pub(super) enum Expiry {
     Headers,
     /// A keep-alive connection sat without a request for too long.
     Idle,
+    /// The client stopped reading an answer: no write went through for too long.
+    Send,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,15 +43,47 @@ enum Phase {
 /// enough without it (`next_look` in the connection layer).
 pub(super) struct Activity {
     phase: Mutex<Phase>,
+    /// When the connection was opened: [`Activity::write_blocked`] counts from it.
+    opened: Instant,
+    /// Since when a write has waited for the client with none going through since, in
+    /// nanoseconds after `opened` plus one; 0 while writes go through. An atomic, so that the
+    /// write of every answer costs one load.
+    write_blocked: AtomicU64,
 }
 
 impl Activity {
     pub(super) fn new() -> Activity {
+        let opened = Instant::now();
         Activity {
             phase: Mutex::new(Phase::Waiting {
-                since: Instant::now(),
+                since: opened,
                 first: true,
             }),
+            opened,
+            write_blocked: AtomicU64::new(0),
+        }
+    }
+
+    /// A write waits for the client (its socket's buffers are full).
+    fn write_waits(&self) {
+        if self.write_blocked.load(Ordering::Relaxed) == 0 {
+            let after = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            self.write_blocked.store(after + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// A write went through.
+    fn write_went(&self) {
+        if self.write_blocked.load(Ordering::Relaxed) != 0 {
+            self.write_blocked.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Since when writes wait for the client, if they do.
+    fn write_blocked(&self) -> Option<Instant> {
+        match self.write_blocked.load(Ordering::Relaxed) {
+            0 => None,
+            after => Some(self.opened + Duration::from_nanos(after - 1)),
         }
     }
 
@@ -97,17 +135,25 @@ impl Activity {
         });
     }
 
-    /// When the connection is to be closed if nothing changes, and why; `None` while busy.
-    pub(super) fn deadline(&self, header: Duration, idle: Duration) -> Option<(Instant, Expiry)> {
-        match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
+    /// When the connection is to be closed if nothing changes, and why: the deadline of its
+    /// phase (none while busy with requests) or, sooner, of a write that waits for the client.
+    pub(super) fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, Expiry)> {
+        let phase = match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
             Phase::Waiting { since, first: true } | Phase::Headers { since } => {
-                Some((since + header, Expiry::Headers))
+                Some((since + timeouts.header, Expiry::Headers))
             }
             Phase::Waiting {
                 since,
                 first: false,
-            } => Some((since + idle, Expiry::Idle)),
+            } => Some((since + timeouts.idle, Expiry::Idle)),
             Phase::Busy { .. } => None,
+        };
+        let send = self
+            .write_blocked()
+            .map(|since| (since + timeouts.send, Expiry::Send));
+        match (phase, send) {
+            (Some(phase), Some(send)) => Some(if send.0 < phase.0 { send } else { phase }),
+            (phase, send) => phase.or(send),
         }
     }
 }
@@ -144,13 +190,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     }
 }
 
+impl<T> WatchedIo<T> {
+    /// Tells the [`Activity`] whether a write waited for the client or went through.
+    fn watch<R>(&self, result: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match &result {
+            Poll::Pending => self.activity.write_waits(),
+            Poll::Ready(Ok(_)) => self.activity.write_went(),
+            Poll::Ready(Err(_)) => {}
+        }
+        result
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(result)
     }
 
     fn poll_write_vectored(
@@ -158,7 +217,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -166,7 +226,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(result)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -224,5 +285,37 @@ impl http_body::Body for AnswerBody {
 impl Drop for AnswerBody {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        header: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+        send: Duration::from_secs(30),
+    };
+
+    #[test]
+    fn a_write_that_waits_sets_the_send_deadline_and_one_that_goes_through_clears_it() {
+        let activity = Activity::new();
+        activity.request_began();
+        assert_eq!(activity.deadline(&TIMEOUTS), None, "busy: no deadline");
+        activity.write_waits();
+        let blocked = activity.write_blocked().expect("blocked");
+        let (at, expiry) = activity.deadline(&TIMEOUTS).expect("a send deadline");
+        assert_eq!((at, expiry), (blocked + TIMEOUTS.send, Expiry::Send));
+        // A second wait keeps the first's time.
+        activity.write_waits();
+        assert_eq!(activity.write_blocked(), Some(blocked));
+        activity.write_went();
+        assert_eq!(activity.deadline(&TIMEOUTS), None);
+        // Idle with a write waiting: the sooner of the two.
+        activity.request_ended();
+        activity.write_waits();
+        let (_, expiry) = activity.deadline(&TIMEOUTS).expect("a deadline");
+        assert_eq!(expiry, Expiry::Send, "30 s of send before 60 s of idle");
     }
 }

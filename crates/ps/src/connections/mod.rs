@@ -1,5 +1,5 @@
 //! The connection layer under the router (DECISIONS 43): the accept loop of one listener, a cap
-//! on its open connections, and the deadlines of every connection — headers, body, idle
+//! on its open connections, and the deadlines of every connection — headers, body, answer, idle
 //! keep-alive — so that no client, careless or hostile, can hold the PS's sockets, memory or file
 //! descriptors for ever. Requests over the size limits of the request target and the headers are
 //! refused here, in the envelope of the surface they were meant for ([`refusal`]).
@@ -64,6 +64,8 @@ pub(crate) struct ConnectionLimits {
     pub body_timeout: Duration,
     /// A keep-alive connection without a request for this long is closed.
     pub idle_timeout: Duration,
+    /// An answer being sent must make progress within this.
+    pub send_timeout: Duration,
     /// The header deadline while the listener is at its cap, when idle connections close at
     /// once ([`Pressure`]).
     pub header_timeout_at_cap: Duration,
@@ -83,6 +85,7 @@ impl ConnectionLimits {
             header_timeout: limits.header_timeout(),
             body_timeout: limits.body_timeout(),
             idle_timeout: limits.idle_timeout(),
+            send_timeout: limits.send_timeout(),
             header_timeout_at_cap: limits.header_timeout_at_cap(),
             connections_max: limits.connections_max,
             open_files_reserved: limits.open_files_reserved,
@@ -142,17 +145,39 @@ impl Pressure {
         *self.since.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The (header, idle) deadlines in force now. At the cap an idle connection gets the same
-    /// short time as headers, not none: a connection counts as idle once hyper took its answer's
-    /// last bytes, which may still sit in its buffers for a slow client; the moment lets them go
-    /// out before the socket is closed.
-    fn timeouts(&self, limits: &ConnectionLimits) -> (Duration, Duration) {
+    /// The header, idle and send deadlines in force now. At the cap an idle connection gets the
+    /// same short time as headers, not none: a connection counts as idle once hyper took its
+    /// answer's last bytes, which may still sit in its buffers for a slow client; the moment
+    /// lets them go out before the socket is closed.
+    fn timeouts(&self, limits: &ConnectionLimits) -> Timeouts {
         if self.on() {
             let at_cap = limits.header_timeout_at_cap;
-            (at_cap, at_cap.min(limits.idle_timeout))
+            Timeouts {
+                header: at_cap,
+                idle: at_cap.min(limits.idle_timeout),
+                send: at_cap.min(limits.send_timeout),
+            }
         } else {
-            (limits.header_timeout, limits.idle_timeout)
+            Timeouts {
+                header: limits.header_timeout,
+                idle: limits.idle_timeout,
+                send: limits.send_timeout,
+            }
         }
+    }
+}
+
+/// The deadlines of a connection in force now ([`Pressure::timeouts`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+    pub send: Duration,
+}
+
+impl Timeouts {
+    fn shortest(&self) -> Duration {
+        self.header.min(self.idle).min(self.send)
     }
 }
 
@@ -382,7 +407,7 @@ async fn connection<S>(
         // The waiter exists before the deadline is read, so a switch in between is not missed.
         let mut pressure_changed = pin!(pressure.changed.notified());
         loop {
-            let deadline = opened + pressure.timeouts(&limits).0;
+            let deadline = opened + pressure.timeouts(&limits).header;
             tokio::select! {
                 done = &mut handshake => match done {
                     Ok(stream) => break stream,
@@ -457,8 +482,8 @@ async fn http<S, T>(
     // `Notify` is shared by all its connections.
     let mut pressure_changed = pin!(pressure.changed.notified());
     loop {
-        let (header, idle) = pressure.timeouts(&limits);
-        let wake = next_look(activity.deadline(header, idle), header.min(idle));
+        let timeouts = pressure.timeouts(&limits);
+        let wake = next_look(activity.deadline(&timeouts), timeouts.shortest());
         tokio::select! {
             result = poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 match result {
@@ -479,14 +504,15 @@ async fn http<S, T>(
                 pressure_changed.set(pressure.changed.notified());
             }
             () = tokio::time::sleep_until(wake) => {
-                // Dropping the connection closes the socket; no request is in progress.
-                let (header, idle) = pressure.timeouts(&limits);
-                if let Some((at, expiry)) = activity.deadline(header, idle)
+                // Dropping the connection closes the socket: no request is in progress, or the
+                // client stopped reading its answer.
+                if let Some((at, expiry)) = activity.deadline(&pressure.timeouts(&limits))
                     && at <= Instant::now()
                 {
                     let counter = match expiry {
                         Expiry::Headers => &stats.closed_headers_late,
                         Expiry::Idle => &stats.closed_idle,
+                        Expiry::Send => &stats.closed_send_late,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, ?expiry, "connection closed at its deadline");
@@ -573,7 +599,7 @@ async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
 }
 
 /// When a connection's task looks at its deadline next: at the deadline in force, and no later
-/// than `shortest` (the shorter of the header and idle deadlines) from now. A request's start or
+/// than `shortest` (the shortest of the header, idle and send deadlines) from now. A request's start or
 /// end does not wake the task: any deadline a later change of phase sets is at least `shortest`
 /// after that change, so a look this early is never too late for it, and the hot path pays no
 /// wake-up and no new timer per request.

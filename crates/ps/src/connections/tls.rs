@@ -667,6 +667,7 @@ mod connection_tests {
             header_timeout: Duration::from_millis(500),
             body_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(5),
             header_timeout_at_cap: Duration::from_millis(500),
             connections_max: 64,
             open_files_reserved: 16,

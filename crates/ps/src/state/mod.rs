@@ -88,6 +88,8 @@ pub struct ConnectionStats {
     pub closed_headers_late: AtomicU64,
     /// Keep-alive connections closed after sitting idle.
     pub closed_idle: AtomicU64,
+    /// Connections closed because the client stopped reading an answer (`send_timeout_ms`).
+    pub closed_send_late: AtomicU64,
     /// Times the accept loop stopped at the connection cap.
     pub cap_reached: AtomicU64,
     /// TLS handshakes that failed: a client certificate from another CA, a client that speaks
