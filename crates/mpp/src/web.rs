@@ -29,6 +29,8 @@ pub const WALLET_PATH: &str = "/wallet/";
 const INDEX_HTML: &str = include_str!("web/index.html");
 const APP_JS: &str = include_str!("web/app.js");
 const STYLE_CSS: &str = include_str!("web/style.css");
+/// The wallet's icon (a wallet), so that a browser's request for it is not a 404.
+const FAVICON_SVG: &str = include_str!("web/favicon.svg");
 
 /// Only this origin's script, style and API; pictures of QR codes may be `data:`/`blob:`, and the
 /// camera's stream plays from a `blob:`.
@@ -54,6 +56,10 @@ pub fn router() -> Router {
         .route(
             "/wallet/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
         )
 }
 

@@ -873,3 +873,21 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         overview.body
     );
 }
+
+#[tokio::test]
+async fn browsers_find_an_icon_on_every_page_s_origin() {
+    let ps = TestPs::start().await;
+    let answer = reqwest::get(format!("{}/favicon.ico", ps.url))
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200);
+    let kind = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(kind, "image/svg+xml");
+    let body = answer.text().await.expect("a body");
+    assert!(body.starts_with("<svg"), "{body}");
+}

@@ -70,6 +70,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_headers() {
         ("/wallet/", "text/html; charset=utf-8"),
         ("/wallet/app.js", "text/javascript; charset=utf-8"),
         ("/wallet/style.css", "text/css; charset=utf-8"),
+        ("/favicon.ico", "image/svg+xml"),
     ] {
         let (status, headers, body) = get(&app, path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
