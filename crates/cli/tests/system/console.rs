@@ -753,6 +753,23 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
             assert!(content_type.contains(kind), "{content_type}");
         }
     }
+    // A register not due yet, or not one at all: a page in the session's language with the way
+    // back, not the cabinet API's JSON.
+    let today = yesterday.tomorrow().expect("a day");
+    for (path, status, text) in [
+        (format!("daily/{today}.csv"), 409, "будет готов"),
+        ("daily/2026-13-01.csv".to_owned(), 404, "Не найдено"),
+        ("weekly/2026-11.csv".to_owned(), 404, "Не найдено"),
+    ] {
+        let answer = get(&ps, &format!("/console/cabinet/registers/{path}"), &bank).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.body);
+        assert!(
+            answer.body.contains("<html") && answer.body.contains(text),
+            "{path}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains("href=\"/console/cabinet\""), "{path}");
+    }
     // Without a session, nothing.
     let answer = call(
         &ps,

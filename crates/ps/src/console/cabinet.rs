@@ -123,7 +123,20 @@ async fn download(
         Ok(mpp) => mpp,
         Err(away) => return *away,
     };
-    register_of(&app, &makers, &mpp, &kind, &file).await
+    let answer = register_of(&app, &makers, &mpp, &kind, &file).await;
+    if answer.status().is_success() {
+        return answer;
+    }
+    // The cabinet's API answers in JSON; a person in the browser gets a page in their language,
+    // with the way back to the list.
+    let (status, text) = match answer.status() {
+        StatusCode::UNAUTHORIZED => return Redirect::to("/console").into_response(),
+        StatusCode::CONFLICT => (StatusCode::CONFLICT, T::RegisterNotYet),
+        StatusCode::SERVICE_UNAVAILABLE => (StatusCode::SERVICE_UNAVAILABLE, T::Busy),
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, T::NoSuchThing),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, T::Fault),
+    };
+    ctx.notice(status, T::Registers, ctx.t(text), "/console/cabinet")
 }
 
 #[cfg(test)]
