@@ -58,6 +58,10 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
+        /// Check the configuration and the files it names (TLS certificates and keys, CA
+        /// files), say what was found, and exit without listening or opening the database.
+        #[arg(long)]
+        check: bool,
     },
     /// Run the server with the demo data, in sandbox mode, on a local SQLite file.
     Sandbox {
@@ -116,7 +120,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, overrides } => server::serve(config, overrides).await,
+            Command::Serve {
+                config,
+                overrides,
+                check: true,
+            } => server::check(config, overrides),
+            Command::Serve {
+                config,
+                overrides,
+                check: false,
+            } => server::serve(config, overrides).await,
             Command::Sandbox {
                 overrides,
                 mpps_port,

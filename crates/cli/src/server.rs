@@ -33,6 +33,45 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Resul
     run(config, overrides).await
 }
 
+/// `tolem serve --check`: the configuration as `serve` would take it (the file, the environment,
+/// the flags), and the files it names read, but nothing bound or opened; what a start would warn
+/// of is said too.
+pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
+    let mut config = Config::load(file.as_deref(), environment())?;
+    if let Some(db) = overrides.db.clone() {
+        config.database = db;
+    }
+    config.check_reuse_port()?;
+    anyhow::ensure!(
+        config.listeners.is_empty() || overrides.listen.is_none(),
+        "--listen cannot be used with `listeners` in the configuration, which give each listener its address; drop --listen or change listeners[].address"
+    );
+    let warnings =
+        tolem_ps::check_files(&config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    warn_of_r2_r3_refused(&config);
+    let listeners = match config.listeners.len() {
+        0 => format!(
+            "one plain listener on {}",
+            overrides.listen.unwrap_or(config.listen)
+        ),
+        n => format!("{n} listener(s)"),
+    };
+    say!(
+        "configuration OK: {listeners}, database {}{}{}",
+        tolem_ps::database_for_display(&config.database),
+        if config.sandbox { ", sandbox" } else { "" },
+        if warnings.is_empty() {
+            String::new()
+        } else {
+            format!(", {} warning(s) above", warnings.len())
+        }
+    );
+    Ok(())
+}
+
 /// A reference MPP the sandbox runs beside the PS.
 struct SandboxMpp {
     caller: &'static str,

@@ -236,6 +236,24 @@ pub struct Listener {
     pub tls: Option<Arc<TlsFiles>>,
 }
 
+/// Reads every file a start reads before it serves — each listener's TLS files, the CA of
+/// outgoing calls — without binding a port or opening the database (`tolem serve --check`).
+/// Returns the warnings a start would log; an error names the setting and the file.
+pub fn check_files(config: &crate::Config) -> Result<Vec<String>, String> {
+    crate::outgoing::OutgoingTls::load(&config.outgoing).map_err(|e| e.to_string())?;
+    let mut warnings = Vec::new();
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let found =
+            Listener::check(index, listener, &config.public_url).map_err(|e| e.to_string())?;
+        warnings.extend(
+            found
+                .into_iter()
+                .map(|warning| format!("listeners[{index}].tls: {warning}")),
+        );
+    }
+    Ok(warnings)
+}
+
 /// Why a configured listener could not be opened; `index` is its place in `listeners`.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -344,6 +362,27 @@ impl Listener {
             surfaces: config.surfaces.clone(),
             tls,
         })
+    }
+
+    /// What [`Listener::open`] reads, without binding: the TLS files of `listeners[index]` (an
+    /// error names the file), and the warnings a start would log, returned (`tolem serve
+    /// --check`).
+    pub fn check(
+        index: usize,
+        config: &ListenerConfig,
+        public_url: &str,
+    ) -> Result<Vec<String>, ListenerError> {
+        let Some(files) = &config.tls else {
+            return Ok(Vec::new());
+        };
+        let mut tls =
+            TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?;
+        if config.surfaces.contains(&SurfaceName::Merchant)
+            && let Some(host) = https_host(public_url)
+        {
+            tls = tls.expecting_host(host);
+        }
+        Ok(tls.warnings())
     }
 
     /// `https://ADDR` or `http://ADDR`, where it really listens (port 0 resolved).

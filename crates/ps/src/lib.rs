@@ -51,6 +51,6 @@ pub mod state;
 pub mod store;
 mod sweeper;
 
-pub use app::{Listener, serve, serve_listeners};
+pub use app::{Listener, check_files, serve, serve_listeners};
 pub use config::{Config, SANDBOX_TOML, database_for_display, is_postgres_url};
 pub use state::{App, AppState};

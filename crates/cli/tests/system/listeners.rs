@@ -676,12 +676,40 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         "{said}"
     );
     assert!(!said.contains("panicked"), "{said}");
+    // `--check` finds the same, before anything is bound or opened.
+    let said = run(&["--check"]);
+    assert!(
+        said.contains("configuration: listeners[0].tls: cannot read") && said.contains("ps.key"),
+        "{said}"
+    );
     std::fs::write(dir.path().join("ps.key"), &issued.key_pem).expect("written");
     let said = run(&["--listen", "127.0.0.1:0"]);
     assert!(
         said.contains("--listen cannot be used with `listeners`"),
         "{said}"
     );
+    // With every file in place, `--check` says so and exits; it made no database.
+    let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["serve", "--check", "--config"])
+        .arg(&config)
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tolem runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.starts_with("configuration OK: 1 listener(s), database "),
+        "{said}"
+    );
+    if !tolem_ps::is_postgres_url(&db) {
+        assert!(!db.exists(), "--check opened no database");
+    }
 }
 
 #[tokio::test]
