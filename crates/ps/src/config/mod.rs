@@ -518,6 +518,8 @@ impl Config {
             .collect();
         // Sorted, so that the same environment always names the same first offender.
         vars.sort();
+        // Each variable's setting, so that a value the checks below refuse names its variable.
+        let mut set_by: Vec<(String, String)> = Vec::new();
         for (name, value) in vars {
             let key = &name["TOLEM_".len()..];
             let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
@@ -547,9 +549,24 @@ impl Config {
                     ))
                 })?;
             table = trial;
+            set_by.push((path.join("."), name));
         }
         let config = parse_table(&table).map_err(ConfigError::Invalid)?;
-        config.validate()?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid(why) => {
+                let key = why.split_once(": ").map_or("", |(key, _)| key);
+                match set_by.iter().find(|(setting, _)| setting == key) {
+                    Some((setting, name)) => {
+                        let why = why.strip_prefix(&format!("{key}: ")).unwrap_or(&why);
+                        ConfigError::Invalid(format!(
+                            "environment variable {name} (setting `{setting}`): {why}; unset it or see docs/configuration.md"
+                        ))
+                    }
+                    None => ConfigError::Invalid(why),
+                }
+            }
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -604,14 +621,43 @@ impl Config {
             return invalid("public_url", "must start with http:// or https://");
         }
         let p = &self.payments;
-        if p.confirm_window_s == 0 || p.qr_scan_wait_s == 0 || p.link_activation_wait_s == 0 {
-            return invalid("payments", "windows and waits must be positive");
-        }
-        if p.expiry_sweep_interval_ms == 0 {
-            return invalid("payments.expiry_sweep_interval_ms", "must be positive");
-        }
-        if p.amount_callbacks_max == 0 {
-            return invalid("payments.amount_callbacks_max", "must be positive");
+        let r = &self.refunds;
+        let l = &self.limits;
+        // Each named, so that the error names the key (and the variable that set it).
+        for (key, value) in [
+            ("payments.confirm_window_s", p.confirm_window_s as u64),
+            ("payments.qr_scan_wait_s", p.qr_scan_wait_s as u64),
+            (
+                "payments.link_activation_wait_s",
+                p.link_activation_wait_s as u64,
+            ),
+            (
+                "payments.expiry_sweep_interval_ms",
+                p.expiry_sweep_interval_ms,
+            ),
+            (
+                "payments.amount_callbacks_max",
+                p.amount_callbacks_max as u64,
+            ),
+            ("refunds.mpp_concurrency_max", r.mpp_concurrency_max as u64),
+            ("refunds.in_flight_max", r.in_flight_max as u64),
+            ("refunds.claim_batch_max", r.claim_batch_max as u64),
+            ("refunds.poll_interval_ms", r.poll_interval_ms),
+            ("limits.write_queue_max", l.write_queue_max as u64),
+            ("limits.write_batch_max", l.write_batch_max as u64),
+            ("limits.read_connections", l.read_connections as u64),
+            ("limits.database_connections", l.database_connections as u64),
+            ("limits.header_timeout_ms", l.header_timeout_ms),
+            ("limits.idle_timeout_ms", l.idle_timeout_ms),
+            ("limits.send_timeout_ms", l.send_timeout_ms),
+            (
+                "limits.header_timeout_at_cap_ms",
+                l.header_timeout_at_cap_ms,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be positive");
+            }
         }
         // A call given no time at all can never be answered: every one would end in a timeout.
         for (key, ms) in [
@@ -635,7 +681,6 @@ impl Config {
         if p.unpaid_retention_days == 0 {
             return invalid("payments.unpaid_retention_days", "must be at least 1");
         }
-        let r = &self.refunds;
         if r.retry_delay_ms_initial == 0 || r.retry_delay_ms_max < r.retry_delay_ms_initial {
             return invalid(
                 "refunds.retry_delay_ms_max",
@@ -645,40 +690,10 @@ impl Config {
         if r.lease_ms <= r.request_timeout_ms {
             return invalid("refunds.lease_ms", "must exceed refunds.request_timeout_ms");
         }
-        if r.mpp_concurrency_max == 0
-            || r.in_flight_max == 0
-            || r.claim_batch_max == 0
-            || r.poll_interval_ms == 0
-        {
-            return invalid(
-                "refunds",
-                "concurrency, batch and poll limits must be positive",
-            );
-        }
         if r.pos_wait_ms > POS_WAIT_MS_MAX {
             return invalid(
                 "refunds.pos_wait_ms",
                 &format!("must be at most {POS_WAIT_MS_MAX}"),
-            );
-        }
-        let l = &self.limits;
-        if l.write_queue_max == 0
-            || l.write_batch_max == 0
-            || l.read_connections == 0
-            || l.database_connections == 0
-        {
-            return invalid(
-                "limits",
-                "queue, batch and connection limits must be positive",
-            );
-        }
-        if l.header_timeout_at_cap_ms == 0 {
-            return invalid("limits.header_timeout_at_cap_ms", "must be positive");
-        }
-        if l.header_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.send_timeout_ms == 0 {
-            return invalid(
-                "limits",
-                "header_timeout_ms, idle_timeout_ms and send_timeout_ms must be positive",
             );
         }
         if l.body_timeout_ms < l.header_timeout_ms {
@@ -1040,6 +1055,17 @@ mod tests {
             "limits.body_timeout_ms",
         );
         refused("TOLEM_LIMITS__HEADER_TIMEOUT_MS", "0", "limits");
+        // A value the checks refuse names the variable that set it, and its setting.
+        refused(
+            "TOLEM_LIMITS__SEND_TIMEOUT_MS",
+            "0",
+            "environment variable TOLEM_LIMITS__SEND_TIMEOUT_MS (setting `limits.send_timeout_ms`): must be positive",
+        );
+        refused(
+            "TOLEM_PAYMENTS__CONFIRM_WINDOW_S",
+            "0",
+            "environment variable TOLEM_PAYMENTS__CONFIRM_WINDOW_S (setting `payments.confirm_window_s`)",
+        );
         refused(
             "TOLEM_LIMITS__CONNECTIONS_MAX",
             "0",
