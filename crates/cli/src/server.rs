@@ -218,7 +218,7 @@ fn lock_database(db: &Path) -> anyhow::Result<DatabaseLock> {
                 .map(|pid| format!(" (process {pid})"))
                 .unwrap_or_default();
             anyhow::anyhow!(
-                "the database {} is in use by another Tolem PS (or the benchmark's `tolem-load fill`){holder}: a SQLite file \
+                "the database {} is in use by another Tolem process{holder}: a SQLite file \
                  serves one process; stop that one, or give --db another file (several nodes \
                  share a PostgreSQL database, docs/deployment.md)",
                 db.display()

@@ -131,10 +131,7 @@ async fn a_second_ps_on_one_sqlite_file_is_refused_until_the_first_is_gone() {
     explained(
         &second,
         &[],
-        &format!(
-            "in use by another Tolem PS (or the benchmark's `tolem-load fill`) (process {})",
-            first.pid()
-        ),
+        &format!("in use by another Tolem process (process {})", first.pid()),
         "--db another file",
     );
     // The first one still serves.
@@ -160,7 +157,7 @@ async fn a_second_ps_on_one_sqlite_file_is_refused_until_the_first_is_gone() {
             db_arg,
         ],
         &[],
-        "in use by another Tolem PS",
+        "in use by another Tolem process",
         "--db another file",
     );
     // `tolem registers` reads beside the server: not refused.

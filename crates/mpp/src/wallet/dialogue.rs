@@ -197,6 +197,7 @@ fn show_result(prompt: &mut dyn Prompt, locale: Locale, view: &PaymentView) {
     match view.status.as_str() {
         "paid" => {
             prompt.say(&text::paid(locale, view.amount));
+            prompt.say(&text::purchase(locale, &view.payment_id));
             if let Some(link) = &view.receipt {
                 prompt.say(&text::receipt(locale, link));
             }

@@ -123,6 +123,13 @@ pub fn paid(locale: Locale, amount: Option<Amount>) -> String {
     }
 }
 
+/// The PS's number of the purchase: what the merchant's refund names (`QrPaymentId`).
+pub fn purchase(locale: Locale, payment_id: &str) -> String {
+    tr!(locale,
+        ru: format!("Покупка № {payment_id}"),
+        kk: format!("Сатып алу № {payment_id}"))
+}
+
 pub fn receipt(locale: Locale, link: &str) -> String {
     let link = receipt_link(locale, link);
     tr!(locale, ru: format!("Чек: {link}"), kk: format!("Түбіртек: {link}"))

@@ -328,6 +328,7 @@ pub(super) fn check_current(conn: &Connection) -> StoreResult<()> {
 pub(super) fn run_to(conn: &mut Connection, count: usize) -> StoreResult<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let done = usize::try_from(done).unwrap_or(0);
+    let mut applied = 0;
     for (index, sql) in MIGRATIONS.iter().enumerate().take(count).skip(done) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -337,7 +338,17 @@ pub(super) fn run_to(conn: &mut Connection, count: usize) -> StoreResult<()> {
             i64::try_from(index + 1).unwrap_or(i64::MAX),
         )?;
         tx.commit()?;
-        tracing::info!(migration = index + 1, "applied schema migration");
+        tracing::debug!(migration = index + 1, "applied schema migration");
+        applied += 1;
+    }
+    // One line for all: a new database has every migration to apply.
+    if applied > 0 {
+        tracing::info!(
+            applied,
+            from = done,
+            version = done + applied,
+            "applied schema migrations"
+        );
     }
     Ok(())
 }

@@ -244,6 +244,7 @@ fn migrate(db: Db<'_>, pg: &PgConn) -> StoreResult<()> {
         Ok(done) if done <= known => done,
         _ => return Err(StoreError::NewerSchema { found, known }),
     };
+    let mut applied = 0;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let number = i64::try_from(index + 1).unwrap_or(i64::MAX);
         in_transaction(pg, || {
@@ -251,7 +252,16 @@ fn migrate(db: Db<'_>, pg: &PgConn) -> StoreResult<()> {
             db.execute("UPDATE schema_version SET version = ?1", args![number])?;
             Ok(())
         })?;
-        tracing::info!(migration = number, "applied PostgreSQL schema migration");
+        tracing::debug!(migration = number, "applied PostgreSQL schema migration");
+        applied += 1;
+    }
+    if applied > 0 {
+        tracing::info!(
+            applied,
+            from = done,
+            version = done + applied,
+            "applied PostgreSQL schema migrations"
+        );
     }
     Ok(())
 }
