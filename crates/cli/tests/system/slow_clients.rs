@@ -514,6 +514,44 @@ async fn a_client_that_stops_reading_its_answers_is_closed_at_the_send_deadline(
 }
 
 #[tokio::test]
+async fn a_client_that_reads_its_answers_slowly_but_steadily_is_not_cut() {
+    let ps = TestPs::start_configured(|config| {
+        long_deadlines(config);
+        config.limits.send_timeout_ms = 1_000;
+    })
+    .await;
+    // Many pages asked at once on one connection (megabytes of answers), read 8 KiB every
+    // 25 ms: far slower than the PS writes, but never stopping.
+    let addr: std::net::SocketAddr = ps
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(8192).expect("a small window");
+    let stream = socket.connect(addr).await.expect("connected");
+    let (mut reader, mut writer) = stream.into_split();
+    let page = "GET /pos/ HTTP/1.1\r\nHost: ps\r\n\r\n".repeat(300);
+    let sender = tokio::spawn(async move {
+        let _ = writer.write_all(page.as_bytes()).await;
+        writer
+    });
+    const WANTED: usize = 1_200_000;
+    let mut got = 0;
+    let mut buf = vec![0u8; 8192];
+    while got < WANTED {
+        match tokio::time::timeout(BOUND, reader.read(&mut buf)).await {
+            Ok(Ok(n @ 1..)) => got += n,
+            other => panic!("cut after {got} bytes: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let stats = &ps.app.metrics.connections;
+    assert_eq!(stats.closed_send_late.load(Ordering::SeqCst), 0);
+    sender.abort();
+}
+
+#[tokio::test]
 async fn refusals_below_the_application_carry_the_surfaces_envelope() {
     let ps = TestPs::start().await;
     let long_query = format!("?pad={}", "a".repeat(9_000));

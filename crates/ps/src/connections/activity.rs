@@ -158,16 +158,32 @@ impl Activity {
     }
 }
 
-/// The socket of a connection (TCP, or TLS over TCP: then the bytes are the plaintext's),
-/// reporting incoming bytes to its [`Activity`].
+/// What a [`WatchedIo`] reports to its [`Activity`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Watch {
+    /// Incoming bytes and writes: a plain TCP connection.
+    Both,
+    /// Incoming bytes only: above TLS, where they are the plaintext's.
+    Reads,
+    /// Writes only: below TLS, where they leave the PS.
+    Writes,
+}
+
+/// The socket of a connection, or its TLS stream, reporting incoming bytes and writes that wait
+/// or go through to its [`Activity`].
 pub(super) struct WatchedIo<T> {
     inner: T,
     activity: Arc<Activity>,
+    watch: Watch,
 }
 
 impl<T> WatchedIo<T> {
-    pub(super) fn new(inner: T, activity: Arc<Activity>) -> WatchedIo<T> {
-        WatchedIo { inner, activity }
+    pub(super) fn new(inner: T, activity: Arc<Activity>, watch: Watch) -> WatchedIo<T> {
+        WatchedIo {
+            inner,
+            activity,
+            watch,
+        }
     }
 
     pub(super) fn into_inner(self) -> T {
@@ -183,7 +199,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+        if self.watch != Watch::Writes
+            && matches!(result, Poll::Ready(Ok(())))
+            && buf.filled().len() > before
+        {
             self.activity.bytes_read();
         }
         result
@@ -193,6 +212,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
 impl<T> WatchedIo<T> {
     /// Tells the [`Activity`] whether a write waited for the client or went through.
     fn watch<R>(&self, result: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if self.watch == Watch::Reads {
+            return result;
+        }
         match &result {
             Poll::Pending => self.activity.write_waits(),
             Poll::Ready(Ok(_)) => self.activity.write_went(),

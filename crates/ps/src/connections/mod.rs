@@ -48,7 +48,7 @@ use tower::{Service, ServiceExt};
 
 use crate::config::LimitsConfig;
 pub(crate) use crate::state::ConnectionStats;
-use activity::{Activity, AnswerBody, Expiry, WatchedIo};
+use activity::{Activity, AnswerBody, Expiry, Watch, WatchedIo};
 pub(crate) use body::read_body;
 pub(crate) use peer::{OverTls, PeerCertificate};
 pub(crate) use refusal::{Refusal, Scheme};
@@ -222,6 +222,9 @@ impl Sparse {
     }
 }
 
+/// `TCP_NOTSENT_LOWAT` of every accepted connection.
+const NOTSENT_LOWAT: u32 = 16 * 1024;
+
 /// How often a listener waiting for a client under pressure looks whether places are free again.
 const PRESSURE_CHECK: Duration = Duration::from_millis(100);
 
@@ -313,7 +316,8 @@ where
                 accepted = listener.accept() => break Some(accepted),
                 () = &mut shutdown => break None,
                 () = tokio::time::sleep(PRESSURE_CHECK), if pressure.on() => {
-                    if slots.available_permits() >= free_to_end {
+                    // This loop holds a place already, for the client it waits for.
+                    if slots.available_permits() + 1 >= free_to_end {
                         pressure.set(false);
                     }
                 }
@@ -385,8 +389,13 @@ async fn connection<S>(
     S::Future: Send,
 {
     let activity = Arc::new(Activity::new());
+    // The socket is reported writable again once fewer than this many bytes wait unsent (by
+    // default, once a third of a send buffer of up to 4 MiB has gone), so a client that reads
+    // slowly but steadily lets a write through often enough for the send deadline, and one that
+    // never reads pins little kernel memory. Best effort: without it the deadline still holds.
+    let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
     let Some(tls) = tls else {
-        let io = WatchedIo::new(stream, activity.clone());
+        let io = WatchedIo::new(stream, activity.clone(), Watch::Both);
         return http(
             io,
             (false, None),
@@ -401,6 +410,9 @@ async fn connection<S>(
         .await;
     };
     // The acceptor in force now: a reload later does not change this connection's certificate.
+    // Writes are watched below TLS, where the bytes really leave: TLS may send some of its
+    // buffer inside a flush that still waits, and that is progress too.
+    let stream = WatchedIo::new(stream, activity.clone(), Watch::Writes);
     let mut handshake = pin!(tls.acceptor().accept(stream));
     let opened = Instant::now();
     let stream = {
@@ -431,7 +443,8 @@ async fn connection<S>(
         }
     };
     let certificate = tls::peer_certificate(stream.get_ref().1);
-    let io = WatchedIo::new(stream, activity.clone());
+    // Reads are watched above TLS: the first byte of a request is of its plaintext.
+    let io = WatchedIo::new(stream, activity.clone(), Watch::Reads);
     http(
         io,
         (true, certificate),
@@ -582,7 +595,11 @@ const LINGER_BYTES_MAX: usize = 256 * 1024;
 /// while. Closing a socket with unread bytes sends a reset, and a reset can make the client's
 /// system drop the answer it has not read yet: the 413 or 408 would be lost.
 async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
-    if stream.shutdown().await.is_err() {
+    // On TLS the shutdown writes a close_notify, which a client that reads nothing would hold.
+    if !matches!(
+        tokio::time::timeout(LINGER, stream.shutdown()).await,
+        Ok(Ok(()))
+    ) {
         return;
     }
     let drain = async {
