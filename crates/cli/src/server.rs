@@ -42,6 +42,7 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
         config.database = db;
     }
     config.check_reuse_port()?;
+    check_database_folder(&config.database)?;
     anyhow::ensure!(
         config.listeners.is_empty() || overrides.listen.is_none(),
         "--listen cannot be used with `listeners` in the configuration, which give each listener its address; drop --listen or change listeners[].address"

@@ -331,19 +331,7 @@ impl Listener {
         reuse_port: bool,
         public_url: &str,
     ) -> Result<Listener, ListenerError> {
-        let tls = match &config.tls {
-            Some(files) => {
-                let mut tls =
-                    TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?;
-                if config.surfaces.contains(&SurfaceName::Merchant)
-                    && let Some(host) = https_host(public_url)
-                {
-                    tls = tls.expecting_host(host);
-                }
-                Some(Arc::new(tls))
-            }
-            None => None,
-        };
+        let tls = Listener::tls_files(index, config, public_url)?.map(Arc::new);
         let tcp = bind_tcp(config.address, reuse_port).map_err(|source| ListenerError::Bind {
             index,
             address: config.address,
@@ -372,8 +360,21 @@ impl Listener {
         config: &ListenerConfig,
         public_url: &str,
     ) -> Result<Vec<String>, ListenerError> {
+        Ok(Listener::tls_files(index, config, public_url)?
+            .map(|tls| tls.warnings())
+            .unwrap_or_default())
+    }
+
+    /// The TLS files of `listeners[index]`, read, if it has them. A listener of the merchant
+    /// surface, which receipt and payment links lead to, is expected to hold a certificate for
+    /// the host of an `https://` `public_url` (its warnings say when it does not).
+    fn tls_files(
+        index: usize,
+        config: &ListenerConfig,
+        public_url: &str,
+    ) -> Result<Option<TlsFiles>, ListenerError> {
         let Some(files) = &config.tls else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let mut tls =
             TlsFiles::load(files).map_err(|source| ListenerError::Tls { index, source })?;
@@ -382,7 +383,7 @@ impl Listener {
         {
             tls = tls.expecting_host(host);
         }
-        Ok(tls.warnings())
+        Ok(Some(tls))
     }
 
     /// `https://ADDR` or `http://ADDR`, where it really listens (port 0 resolved).

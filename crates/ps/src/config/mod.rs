@@ -559,7 +559,7 @@ impl Config {
                     Some((setting, name)) => {
                         let why = why.strip_prefix(&format!("{key}: ")).unwrap_or(&why);
                         ConfigError::Invalid(format!(
-                            "environment variable {name} (setting `{setting}`): {why}; unset it or see docs/configuration.md"
+                            "environment variable {name} (setting `{setting}`): {why}; change or unset it, or see docs/configuration.md"
                         ))
                     }
                     None => ConfigError::Invalid(why),
@@ -639,12 +639,29 @@ impl Config {
                 "payments.amount_callbacks_max",
                 p.amount_callbacks_max as u64,
             ),
+            (
+                "payments.status_polling_interval_s",
+                p.status_polling_interval_s as u64,
+            ),
+            (
+                "refunds.return_qr_scan_wait_s",
+                r.return_qr_scan_wait_s as u64,
+            ),
+            (
+                "refunds.return_qr_use_window_s",
+                r.return_qr_use_window_s as u64,
+            ),
+            (
+                "refunds.return_polling_interval_s",
+                r.return_polling_interval_s as u64,
+            ),
             ("refunds.mpp_concurrency_max", r.mpp_concurrency_max as u64),
             ("refunds.in_flight_max", r.in_flight_max as u64),
             ("refunds.claim_batch_max", r.claim_batch_max as u64),
             ("refunds.poll_interval_ms", r.poll_interval_ms),
             ("limits.write_queue_max", l.write_queue_max as u64),
             ("limits.write_batch_max", l.write_batch_max as u64),
+            ("limits.expiry_batch_max", l.expiry_batch_max as u64),
             ("limits.read_connections", l.read_connections as u64),
             ("limits.database_connections", l.database_connections as u64),
             ("limits.header_timeout_ms", l.header_timeout_ms),
@@ -1054,7 +1071,21 @@ mod tests {
             "5000",
             "limits.body_timeout_ms",
         );
-        refused("TOLEM_LIMITS__HEADER_TIMEOUT_MS", "0", "limits");
+        refused(
+            "TOLEM_LIMITS__HEADER_TIMEOUT_MS",
+            "0",
+            "environment variable TOLEM_LIMITS__HEADER_TIMEOUT_MS (setting `limits.header_timeout_ms`): must be positive; change or unset it",
+        );
+        refused(
+            "TOLEM_LIMITS__EXPIRY_BATCH_MAX",
+            "0",
+            "(setting `limits.expiry_batch_max`): must be positive",
+        );
+        refused(
+            "TOLEM_REGISTERS__PAGE_ROWS_MAX",
+            "0",
+            "environment variable TOLEM_REGISTERS__PAGE_ROWS_MAX (setting `registers.page_rows_max`): must be positive",
+        );
         // A value the checks refuse names the variable that set it, and its setting.
         refused(
             "TOLEM_LIMITS__SEND_TIMEOUT_MS",

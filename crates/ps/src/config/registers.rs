@@ -162,8 +162,19 @@ impl RegistersConfig {
                     .to_owned(),
             );
         }
-        if self.smtp_timeout_ms == 0 || self.poll_interval_ms == 0 {
-            return Err("smtp_timeout_ms, poll_interval_ms: must be positive".to_owned());
+        for (key, value) in [
+            ("smtp_timeout_ms", self.smtp_timeout_ms),
+            ("poll_interval_ms", self.poll_interval_ms),
+            ("claim_batch_max", self.claim_batch_max as u64),
+            ("page_rows_max", self.page_rows_max as u64),
+            (
+                "cabinet_concurrency_max",
+                self.cabinet_concurrency_max as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key}: must be positive"));
+            }
         }
         if self.retry_delay_ms_initial == 0 || self.retry_delay_ms_max < self.retry_delay_ms_initial
         {
@@ -174,13 +185,6 @@ impl RegistersConfig {
         }
         if self.lease_ms <= self.smtp_timeout_ms {
             return Err("lease_ms: must exceed smtp_timeout_ms".to_owned());
-        }
-        if self.claim_batch_max == 0 || self.page_rows_max == 0 || self.cabinet_concurrency_max == 0
-        {
-            return Err(
-                "claim_batch_max, page_rows_max, cabinet_concurrency_max: must be positive"
-                    .to_owned(),
-            );
         }
         if self.sheet_rows_max == 0 || self.sheet_rows_max > SHEET_ROWS_LIMIT {
             return Err(format!("sheet_rows_max: must be 1..={SHEET_ROWS_LIMIT}"));

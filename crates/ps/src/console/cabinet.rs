@@ -13,7 +13,7 @@ use axum::routing::get;
 use super::texts::T;
 use super::{Ctx, Role, e, require};
 use crate::registers::Period;
-use crate::registers::cabinet::{Makers, register_of};
+use crate::registers::cabinet::{Makers, PageRefusal, register_for_page};
 use crate::state::AppState;
 
 /// Daily registers listed: the last two weeks of ended days.
@@ -123,18 +123,15 @@ async fn download(
         Ok(mpp) => mpp,
         Err(away) => return *away,
     };
-    let answer = register_of(&app, &makers, &mpp, &kind, &file).await;
-    if answer.status().is_success() {
-        return answer;
-    }
     // The cabinet's API answers in JSON; a person in the browser gets a page in their language,
     // with the way back to the list.
-    let (status, text) = match answer.status() {
-        StatusCode::UNAUTHORIZED => return Redirect::to("/console").into_response(),
-        StatusCode::CONFLICT => (StatusCode::CONFLICT, T::RegisterNotYet),
-        StatusCode::SERVICE_UNAVAILABLE => (StatusCode::SERVICE_UNAVAILABLE, T::Busy),
-        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, T::NoSuchThing),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, T::Fault),
+    let (status, text) = match register_for_page(&app, &makers, &mpp, &kind, &file).await {
+        Ok(register) => return register,
+        Err(PageRefusal::NotYet) => (StatusCode::CONFLICT, T::RegisterNotYet),
+        Err(PageRefusal::NoSuch) => (StatusCode::NOT_FOUND, T::NoSuchThing),
+        Err(PageRefusal::Busy) => (StatusCode::SERVICE_UNAVAILABLE, T::Busy),
+        Err(PageRefusal::UnknownMpp) => (StatusCode::FORBIDDEN, T::CabinetGone),
+        Err(PageRefusal::Fault) => (StatusCode::INTERNAL_SERVER_ERROR, T::Fault),
     };
     ctx.notice(status, T::Registers, ctx.t(text), "/console/cabinet")
 }

@@ -152,7 +152,6 @@ fn render(ctx: &Ctx, org: &Organization, status: StatusCode, top: &str) -> Respo
     )
 }
 
-/// The organization as the catalog has it now, or the page saying there is none.
 /// `bin` and the organization's name, escaped for a page («name» when the catalog has it).
 pub(super) fn named(app: &AppState, bin: &str) -> String {
     match app.catalog.get().organizations.get(bin) {
@@ -161,6 +160,7 @@ pub(super) fn named(app: &AppState, bin: &str) -> String {
     }
 }
 
+/// The organization as the catalog has it now, or the page saying there is none.
 fn organization(ctx: &Ctx, app: &AppState, bin: &str) -> Result<Organization, Box<Response>> {
     match app.catalog.get().organizations.get(bin) {
         Some(org) => Ok(Organization::clone(org)),

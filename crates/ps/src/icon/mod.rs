@@ -1,8 +1,8 @@
 //! The PS's icon, `/favicon.ico` on every listener: browsers ask for it on every page (the
 //! console, the cashier, receipts, payment links), and a 404 in the surface's JSON envelope
-//! would fill their consoles with errors. An SVG (a QR code's corner marks), which every current
-//! browser takes under that name when its type says so; the pages' policies allow images from
-//! their own origin.
+//! would fill their consoles with errors. An SVG (a QR code's corner marks), which Chromium and
+//! Firefox take under that name when its type says so (a browser that does not shows no icon, as
+//! before); the pages' policies allow images from their own origin.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

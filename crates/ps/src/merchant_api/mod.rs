@@ -74,7 +74,7 @@ pub fn router() -> Router<AppState> {
     router
         .route("/r2/v01/return/create", post(refunds::create))
         .route("/r2/v01/return/status/{id}", get(refunds::status))
-        .route("/r2/v01/return/operations", post(refunds::operations))
+        .route(RETURN_OPERATIONS, post(refunds::operations))
         .route("/r1/v01/test/return/scan", post(sandbox::return_scan))
         .route("/r2/v01/test/return/scan", post(sandbox::return_scan))
         .route("/r3/v01/test/return/scan", post(sandbox::return_scan))
@@ -87,10 +87,13 @@ pub fn router() -> Router<AppState> {
         .route_layer(middleware::from_fn(localize))
 }
 
+/// The one POST of the merchant API that only reads.
+const RETURN_OPERATIONS: &str = "/r2/v01/return/operations";
+
 /// Whether a call may store something, and so counts against `limits.pos_writes_per_s`: every
-/// POST but `return/operations`, which only reads.
+/// POST but [`RETURN_OPERATIONS`].
 fn stores_something(method: &axum::http::Method, path: &str) -> bool {
-    method == axum::http::Method::POST && path != "/r2/v01/return/operations"
+    method == axum::http::Method::POST && path != RETURN_OPERATIONS
 }
 
 /// Writes a failure's message in the language the caller asked for (`Accept-Language`).

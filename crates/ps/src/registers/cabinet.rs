@@ -149,6 +149,43 @@ pub(crate) async fn register_of(
     }
 }
 
+/// Why the console's cabinet page could not give a register (`console::cabinet`), said there in
+/// the session's language instead of this API's JSON.
+pub(crate) enum PageRefusal {
+    /// The period is not over yet.
+    NotYet,
+    /// No such register (a kind or date that is not one).
+    NoSuch,
+    /// Registers are being made up to the limit; later.
+    Busy,
+    /// The session's MPP is no longer in the catalog.
+    UnknownMpp,
+    /// Anything else; logged here.
+    Fault,
+}
+
+/// [`register_of`] for the console's cabinet page: the same register, or why not.
+pub(crate) async fn register_for_page(
+    app: &AppState,
+    makers: &Makers,
+    mpp: &str,
+    kind: &str,
+    file: &str,
+) -> Result<Response, PageRefusal> {
+    make_register(app, makers, mpp, kind, file)
+        .await
+        .map_err(|e| match e {
+            CabinetError::NotYet(_) => PageRefusal::NotYet,
+            CabinetError::NotFound(_) | CabinetError::BadRequest(_) => PageRefusal::NoSuch,
+            CabinetError::Busy => PageRefusal::Busy,
+            CabinetError::Unauthorized => PageRefusal::UnknownMpp,
+            CabinetError::Internal(e) => {
+                tracing::error!(error = %e, "cannot make a register for the cabinet's page");
+                PageRefusal::Fault
+            }
+        })
+}
+
 async fn make_register(
     app: &AppState,
     makers: &Makers,
