@@ -1,6 +1,7 @@
 //! The newcomer's path, as the README writes it: its Quick start commands run exactly as written
 //! (the sandbox only gets flags that pick free ports and a file of its own), then the café's QR
-//! is paid with the README's wallet commands, answering the wallet's questions on its stdin.
+//! is paid with the README's wallet commands, answering the wallet's questions on its stdin, and
+//! 200 ₸ of a purchase is refunded with the README's curl line.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -163,4 +164,39 @@ fn the_readme_quick_start_runs_as_written_and_the_wallet_pays_the_cafe() {
     assert!(out.contains("/receipt?id="), "{out}");
     let (ok, out) = wallet(&then[1], &bank, "");
     assert!(ok && out.contains("49 500,00"), "{out}");
+
+    // The README's refund: a purchase paid with the wallet, 200 ₸ of it given back by the café's
+    // POS with the README's curl line (the walk-through's PS, KEY and DEVICE), seen in the balance.
+    let refund = readme_block("placed by the café's POS without the customer");
+    let (pay, curl, balance) = (&refund[0], &refund[2..refund.len() - 1], refund.last());
+    let (ok, out) = wallet(pay, &bank, "");
+    assert!(ok, "{out}");
+    let number = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Покупка № "))
+        .unwrap_or_else(|| panic!("the wallet names the purchase:\n{out}"))
+        .to_owned();
+    let walk_through = readme_block("## Walk-through");
+    let script = format!(
+        "set -euo pipefail\n{}\n{}\nN={number}\n{}",
+        walk_through[..4]
+            .join("\n")
+            .replace("http://127.0.0.1:8080", &ps),
+        walk_through[4..6].join("\n"),
+        curl.join("\n"),
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && said.contains("\"StatusCode\":0")
+            && said.contains("ReturnOperationId"),
+        "{script}\n{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, out) = wallet(balance.expect("the balance line"), &bank, "");
+    assert!(ok && out.contains("49 200,00"), "{out}");
 }
