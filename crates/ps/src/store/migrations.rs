@@ -329,19 +329,24 @@ pub(super) fn run_to(conn: &mut Connection, count: usize) -> StoreResult<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let done = usize::try_from(done).unwrap_or(0);
     let mut applied = 0;
-    for (index, sql) in MIGRATIONS.iter().enumerate().take(count).skip(done) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(index + 1).unwrap_or(i64::MAX),
-        )?;
-        tx.commit()?;
-        tracing::debug!(migration = index + 1, "applied schema migration");
-        applied += 1;
-    }
-    // One line for all: a new database has every migration to apply.
+    let mut apply = || -> StoreResult<()> {
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(count).skip(done) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(index + 1).unwrap_or(i64::MAX),
+            )?;
+            tx.commit()?;
+            tracing::debug!(migration = index + 1, "applied schema migration");
+            applied += 1;
+        }
+        Ok(())
+    };
+    let result = apply();
+    // One line for all (a new database has every migration to apply), also when one failed
+    // after others were applied.
     if applied > 0 {
         tracing::info!(
             applied,
@@ -350,7 +355,7 @@ pub(super) fn run_to(conn: &mut Connection, count: usize) -> StoreResult<()> {
             "applied schema migrations"
         );
     }
-    Ok(())
+    result
 }
 
 #[cfg(test)]

@@ -245,16 +245,21 @@ fn migrate(db: Db<'_>, pg: &PgConn) -> StoreResult<()> {
         _ => return Err(StoreError::NewerSchema { found, known }),
     };
     let mut applied = 0;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-        let number = i64::try_from(index + 1).unwrap_or(i64::MAX);
-        in_transaction(pg, || {
-            db.execute_batch(sql)?;
-            db.execute("UPDATE schema_version SET version = ?1", args![number])?;
-            Ok(())
-        })?;
-        tracing::debug!(migration = number, "applied PostgreSQL schema migration");
-        applied += 1;
-    }
+    let mut apply = || -> StoreResult<()> {
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let number = i64::try_from(index + 1).unwrap_or(i64::MAX);
+            in_transaction(pg, || {
+                db.execute_batch(sql)?;
+                db.execute("UPDATE schema_version SET version = ?1", args![number])?;
+                Ok(())
+            })?;
+            tracing::debug!(migration = number, "applied PostgreSQL schema migration");
+            applied += 1;
+        }
+        Ok(())
+    };
+    let result = apply();
+    // As on SQLite: one line, also when one failed after others were applied.
     if applied > 0 {
         tracing::info!(
             applied,
@@ -263,7 +268,7 @@ fn migrate(db: Db<'_>, pg: &PgConn) -> StoreResult<()> {
             "applied PostgreSQL schema migrations"
         );
     }
-    Ok(())
+    result
 }
 
 /// For readers that must not migrate: the database is at this build's schema version.
