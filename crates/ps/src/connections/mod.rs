@@ -66,8 +66,7 @@ pub(crate) struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// An answer being sent must make progress within this.
     pub send_timeout: Duration,
-    /// The header deadline while the listener is at its cap, when idle connections close at
-    /// once ([`Pressure`]).
+    /// The header, idle, body and send deadline while the listener is at its cap ([`Pressure`]).
     pub header_timeout_at_cap: Duration,
     /// Open connections at most, before the open-files limit lowers it ([`files`]).
     pub connections_max: usize,
