@@ -388,10 +388,11 @@ async fn connection<S>(
     S::Future: Send,
 {
     let activity = Arc::new(Activity::new());
-    // The socket is reported writable again once fewer than this many bytes wait unsent (by
-    // default, once a third of a send buffer of up to 4 MiB has gone), so a client that reads
-    // slowly but steadily lets a write through often enough for the send deadline, and one that
-    // never reads pins little kernel memory. Best effort: without it the deadline still holds.
+    // The socket is reported writable again once little waits unsent (by default, once a third
+    // of a send buffer of up to 4 MiB has gone), so a client that reads slowly but steadily lets
+    // a write through once it has emptied its own receive buffer (about 130-190 KB with common
+    // buffers, docs/configuration.md), and one that never reads pins little kernel memory. Best
+    // effort: without it the deadline still holds.
     let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
     let Some(tls) = tls else {
         let io = WatchedIo::new(stream, activity.clone(), Watch::Both);
