@@ -455,7 +455,6 @@ fn text_of(page: &Answer, id: &str) -> Option<String> {
 
 #[tokio::test]
 async fn keys_and_certificates_from_the_console() {
-    const CAFE: &str = "990340001234";
     let ps = TestPs::start().await;
     let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
     let path = format!("/console/operator/organizations/{CAFE}");
@@ -553,14 +552,8 @@ async fn keys_and_certificates_from_the_console() {
     .await;
     assert_eq!(registered.status, 303, "{}", registered.body);
     assert_eq!(registered.location(), format!("{path}?done=registered"));
-    let (_, listed) = ps
-        .admin(
-            "GET",
-            &format!("/admin/v1/organizations/{CAFE}/certificates"),
-            &Value::Null,
-        )
-        .await;
-    assert_eq!(listed["certificates"], json!([fingerprint]), "{listed}");
+    let listed = cafe_certificates(&ps).await;
+    assert_eq!(listed, json!([fingerprint]), "{listed}");
     let page = get(&ps, &path, &operator).await;
     let row = format!("tr data-fingerprint=\"{fingerprint}\"");
     assert!(page.body.contains(&row), "{}", page.body);
@@ -588,25 +581,13 @@ async fn keys_and_certificates_from_the_console() {
         "{}",
         asked.body
     );
-    let (_, listed) = ps
-        .admin(
-            "GET",
-            &format!("/admin/v1/organizations/{CAFE}/certificates"),
-            &Value::Null,
-        )
-        .await;
-    assert_eq!(listed["certificates"], json!([fingerprint]), "{listed}");
+    let listed = cafe_certificates(&ps).await;
+    assert_eq!(listed, json!([fingerprint]), "{listed}");
     let confirmed = [("csrf", csrf.as_str()), ("confirm", "yes")];
     let revoked = post(&ps, &revoke, &operator, &confirmed).await;
     assert_eq!(revoked.status, 303, "{}", revoked.body);
-    let (_, listed) = ps
-        .admin(
-            "GET",
-            &format!("/admin/v1/organizations/{CAFE}/certificates"),
-            &Value::Null,
-        )
-        .await;
-    assert_eq!(listed["certificates"], json!([]), "{listed}");
+    let listed = cafe_certificates(&ps).await;
+    assert_eq!(listed, json!([]), "{listed}");
     let page = get(&ps, &path, &operator).await;
     assert!(!page.body.contains(&row));
     // A second revoke: the admin API's 404, shown in the page.
@@ -618,6 +599,21 @@ async fn keys_and_certificates_from_the_console() {
     let (bank, _) = sign_in(&ps, BANK_CABINET).await;
     let answer = get(&ps, &path, &bank).await;
     assert_eq!((answer.status, answer.location()), (303, "/console"));
+}
+
+/// The demo café's BIN.
+const CAFE: &str = "990340001234";
+
+/// The café's registered certificates, as the admin API lists them.
+async fn cafe_certificates(ps: &TestPs) -> Value {
+    let (_, listed) = ps
+        .admin(
+            "GET",
+            &format!("/admin/v1/organizations/{CAFE}/certificates"),
+            &Value::Null,
+        )
+        .await;
+    listed["certificates"].clone()
 }
 
 #[tokio::test]

@@ -35,6 +35,18 @@ fn long_deadlines(config: &mut Config) {
     config.limits.idle_timeout_ms = 60_000;
 }
 
+/// A connection to the PS whose receive buffer is `bytes`: a client that takes little at a time.
+async fn small_window(ps: &TestPs, bytes: u32) -> TcpStream {
+    let addr: std::net::SocketAddr = ps
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(bytes).expect("a small window");
+    socket.connect(addr).await.expect("connected")
+}
+
 async fn connect(ps: &TestPs) -> TcpStream {
     let addr = ps.url.trim_start_matches("http://");
     TcpStream::connect(addr)
@@ -476,14 +488,7 @@ async fn a_client_that_stops_reading_its_answers_is_closed_at_the_send_deadline(
     .await;
     // A client with a small receive window that sends pings one after another on one connection
     // and reads none of the answers: once the socket's buffers are full, the PS's writes wait.
-    let addr: std::net::SocketAddr = ps
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("an address");
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("a small window");
-    let stream = socket.connect(addr).await.expect("connected");
+    let stream = small_window(&ps, 4096).await;
     let (mut reader, mut writer) = stream.into_split();
     let pings = ping_request().repeat(1_000);
     let sender = tokio::spawn(async move {
@@ -522,14 +527,7 @@ async fn a_client_that_reads_its_answers_slowly_but_steadily_is_not_cut() {
     .await;
     // Many pages asked at once on one connection (megabytes of answers), read 8 KiB every
     // 25 ms: far slower than the PS writes, but never stopping.
-    let addr: std::net::SocketAddr = ps
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("an address");
-    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-    socket.set_recv_buffer_size(8192).expect("a small window");
-    let stream = socket.connect(addr).await.expect("connected");
+    let stream = small_window(&ps, 8192).await;
     let (mut reader, mut writer) = stream.into_split();
     let page = "GET /pos/ HTTP/1.1\r\nHost: ps\r\n\r\n".repeat(300);
     let sender = tokio::spawn(async move {
