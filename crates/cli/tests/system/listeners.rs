@@ -709,6 +709,22 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
     );
     if !tolem_ps::is_postgres_url(&db) {
         assert!(!db.exists(), "--check opened no database");
+        // A SQLite file in a folder that is not there is named before a start would fail on it.
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--check", "--config"])
+            .arg(&config)
+            .arg("--db")
+            .arg(dir.path().join("no-such-folder").join("tolem.db"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("tolem runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains("no folder") && said.contains("no-such-folder"),
+            "{said}"
+        );
+        assert!(!dir.path().join("no-such-folder").exists(), "{said}");
     }
 }
 
