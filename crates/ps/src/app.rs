@@ -58,6 +58,7 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
     let unknown = served.clone();
     let wrong = served;
     routes
+        .merge(crate::health::router())
         .route("/favicon.ico", axum::routing::get(crate::icon::favicon))
         .fallback(
             move |State(app): State<AppState>, headers: HeaderMap, uri: Uri| async move {

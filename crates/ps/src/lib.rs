@@ -33,6 +33,7 @@ mod config;
 mod connections;
 mod console;
 pub mod domain;
+mod health;
 mod icon;
 pub mod ipsec;
 mod links;

@@ -69,6 +69,31 @@ pub fn is_postgres_url(database: &Path) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
+/// On PostgreSQL, takes a test's database away from its PS (`cut`: no new connection allowed,
+/// every open one ended) or gives it back, as an outage of the database would.
+pub fn cut_off_database(database: &Path, cut: bool) {
+    assert!(is_postgres_url(database), "a PostgreSQL database");
+    let text = database.to_string_lossy();
+    let base = text.split('?').next().unwrap_or_default();
+    let name = base.rsplit('/').next().unwrap_or_default().to_owned();
+    let sql = if cut {
+        format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+    } else {
+        format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+    };
+    let url = cluster();
+    on_plain_thread(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("the test cluster {url} takes connections: {e}"));
+        client
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{sql} on {url}: {}", pg_error(&e)));
+    });
+}
+
 /// `t_<seconds>_<pid>_<n>`: unique in this process, and across runs on a cluster that stays.
 fn database_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -17,6 +17,7 @@ pub(crate) mod durability;
 pub(crate) mod edges;
 pub(crate) mod fault_proxy;
 pub(crate) mod harness;
+pub(crate) mod health;
 pub(crate) mod ipsec_tunnel;
 pub(crate) mod leases;
 pub(crate) mod listeners;

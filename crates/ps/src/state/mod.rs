@@ -53,6 +53,8 @@ pub struct App {
         std::collections::HashMap<crate::domain::ServiceId, Arc<tokio::sync::Semaphore>>,
     >,
     pub metrics: Metrics,
+    /// The last answer of `GET /health/ready`, given again for a second.
+    pub(crate) readiness: crate::health::Readiness,
 }
 
 /// Counters the operator watches (`GET /admin/v1/metrics`).
@@ -180,6 +182,7 @@ impl App {
             pos_writes,
             amount_callbacks: std::sync::Mutex::default(),
             metrics: Metrics::default(),
+            readiness: crate::health::Readiness::default(),
         };
         app.reload_catalog().await?;
         Ok(Arc::new(app))

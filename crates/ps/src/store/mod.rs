@@ -319,6 +319,19 @@ impl Store {
         }
     }
 
+    /// Whether the store can take work now (`GET /health/ready`): on SQLite a write that changes
+    /// nothing passes through the writer (alive, not full); on PostgreSQL a connection of the
+    /// pool answers `SELECT 1`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => self.write(|_| Ok(())).await,
+            Backend::Postgres(_) => {
+                self.read_db(|db| db.query_row("SELECT 1", &[], |_| Ok(())).map(|_| ()))
+                    .await
+            }
+        }
+    }
+
     /// [`Store::read_db`] for a read on every POS call or status poll (a device's token, a
     /// purchase): on PostgreSQL it runs on the async workers (`postgres::Pool::staged_read`), on
     /// a blocking thread only if it asks for more than reads. The same as `read_db` on SQLite.

@@ -1,0 +1,106 @@
+//! Health checks for load balancers and supervisors, on every listener and without credentials:
+//! `GET /health/live` says the process serves; `GET /health/ready` says it can also reach its
+//! database, so a balancer takes out a node that would only answer 503. Neither tells a caller
+//! more than up or down.
+//!
+//! A readiness check costs one database round trip at most once a second whoever asks
+//! ([`Readiness`]): callers in the same second share the last answer, so the endpoint cannot be
+//! used to load the database.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::time::Instant;
+
+use crate::state::AppState;
+use crate::store::Store;
+
+/// How long one readiness answer is given again.
+const FRESH: Duration = Duration::from_secs(1);
+/// How long a readiness check waits for the database before it says "not ready".
+const CHECK_WAIT: Duration = Duration::from_secs(2);
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+}
+
+async fn live() -> Response {
+    answer(StatusCode::OK, serde_json::json!({"status": "live"}))
+}
+
+async fn ready(State(app): State<AppState>) -> Response {
+    match app.readiness.check(&app.store).await {
+        Ok(()) => answer(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Err(why) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not ready", "reason": why.as_str()}),
+        ),
+    }
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// Why a node is not ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotReady {
+    /// The database refused or failed the check (down, unreachable, the writer gone or full).
+    Database,
+    /// The database did not answer within [`CHECK_WAIT`].
+    DatabaseLate,
+}
+
+impl NotReady {
+    fn as_str(self) -> &'static str {
+        match self {
+            NotReady::Database => "the database does not answer",
+            NotReady::DatabaseLate => "the database did not answer in time",
+        }
+    }
+}
+
+/// The last readiness answer and when it was found. Checks run one at a time: a caller that
+/// comes while one runs waits for it and takes its answer.
+#[derive(Default)]
+pub(crate) struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>,
+}
+
+impl Readiness {
+    pub(crate) async fn check(&self, store: &Store) -> Result<(), NotReady> {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = *last
+            && at.elapsed() < FRESH
+        {
+            return answer;
+        }
+        let answer = match tokio::time::timeout(CHECK_WAIT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the database does not answer");
+                Err(NotReady::Database)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    wait_ms = CHECK_WAIT.as_millis(),
+                    "readiness: the database did not answer in time"
+                );
+                Err(NotReady::DatabaseLate)
+            }
+        };
+        *last = Some((Instant::now(), answer));
+        answer
+    }
+}
