@@ -187,10 +187,20 @@ fn walk(
             }
             push(&mut out, "]");
         }
-        // A string, number, boolean or null: valid JSON text already, kept as it was sent.
+        // A string, number, boolean or null: valid JSON text already, kept as it was sent. A
+        // string may not hold U+0000 (only `\u0000` can write it): SQLite would keep it and
+        // PostgreSQL refuse it, so both APIs refuse it here, the same on either database.
+        Some(b'"') if text.contains("u0000") && has_nul(text) => {
+            return Err(Param::new(path.to_string(), Problem::ControlCharacter));
+        }
         _ => push(&mut out, text),
     }
     Ok(())
+}
+
+/// Whether a JSON string (as sent, quotes and escapes included) decodes to a text with U+0000.
+fn has_nul(text: &str) -> bool {
+    serde_json::from_str::<Cow<'_, str>>(text).map_or(true, |decoded| decoded.contains('\0'))
 }
 
 fn push(out: &mut Option<&mut String>, text: &str) {

@@ -22,6 +22,9 @@ pub enum Problem {
     Duplicate,
     /// Longer than the regulation or the API allows, in characters.
     TooLong(usize),
+    /// Holds a control character (U+0000–U+001F, U+007F–U+009F): none in an identifier, and
+    /// no U+0000 in any text, which PostgreSQL cannot keep.
+    ControlCharacter,
     /// Shorter or longer than allowed, in characters (inclusive bounds).
     Length(usize, usize),
     /// Not of the form shown, e.g. `[A-Za-z0-9_-]{1,64}` or `ru-RU | kk-KZ`.
@@ -74,6 +77,7 @@ impl Problem {
                 &format!("длиннее {max} символов"),
                 &format!("{max} таңбадан ұзын"),
             ),
+            Problem::ControlCharacter => pick("содержит управляющий символ", "басқару таңбасы бар"),
             Problem::Length(min, max) => pick(
                 &format!("должен содержать от {min} до {max} символов"),
                 &format!("{min}–{max} таңбадан тұруы керек"),

@@ -113,6 +113,12 @@ async fn qr_create_takes_one_object_with_one_plain_amount() {
             -99000400,
             "JSON-объектом",
         ),
+        // U+0000 in any text, on either database.
+        (
+            format!(r#"{{"DeviceToken":"{d}","Amount":1,"Description":"a\u0000b"}}"#),
+            -99000400,
+            "Description — содержит управляющий символ",
+        ),
         ("1".to_owned(), -99000400, "JSON-объектом"),
         ("null".to_owned(), -99000400, "JSON-объектом"),
         ("{".to_owned(), -99000400, "JSON"),
@@ -302,6 +308,24 @@ async fn mpp_bodies_are_one_object_without_repeated_keys() {
             r#"{"qrCode":5,"customerId":"C1"}"#.to_owned(),
             "qrCode — неверный тип значения",
         ),
+        // U+0000 is refused in any text (PostgreSQL cannot keep it, SQLite would), and an
+        // identifier holds no control character at all.
+        (
+            format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C\u0000"}}"#),
+            "customerId — содержит управляющий символ",
+        ),
+        (
+            r#"{"qrCode":"TOLEM\u0000","customerId":"C1"}"#.to_owned(),
+            "qrCode — содержит управляющий символ",
+        ),
+        (
+            format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C\n1"}}"#),
+            "customerId — содержит управляющий символ",
+        ),
+        (
+            format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C1","note":["\u0000"]}}"#),
+            "note[0] — содержит управляющий символ",
+        ),
     ] {
         let answer = mpp_text(&ps, SCAN, None, &body).await;
         assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{body}");
@@ -336,6 +360,35 @@ async fn mpp_bodies_are_one_object_without_repeated_keys() {
     );
     let answer = mpp_text(&ps, NOTIFY, None, &body).await;
     assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL");
+    // A text written `\\u0000` is a backslash and five characters, not U+0000; a message of
+    // free text may hold a line break but not U+0000.
+    for (message, named) in [
+        (r"line\u0000", Some("result.resultMessage")),
+        (r"not \\u0000", None),
+        (r"two\nlines", None),
+    ] {
+        let body = format!(
+            r#"{{"result":{{"resultCode":"NOT_A_CODE","resultMessage":"{message}"}},"payment":{{"paymentId":"{p}","mppPaymentId":"M\u0000"}},"customerId":"C1"}}"#
+        );
+        let answer = mpp_text(&ps, NOTIFY, None, &body).await;
+        assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{body}");
+        let named = named.unwrap_or("payment.mppPaymentId");
+        assert_eq!(
+            answer["result"]["resultMessage"],
+            format!("Некорректный параметр: {named} — содержит управляющий символ"),
+            "{body}"
+        );
+    }
+    // The customer named twice, two customers: which one paid?
+    let body = format!(
+        r#"{{"result":{{"resultCode":"SUCCESS","resultMessage":"success"}},"payment":{{"paymentId":"{p}","mppPaymentId":"M1","paymentAmount":"100","customerId":"C2"}},"customerId":"C1"}}"#
+    );
+    let answer = mpp_text(&ps, NOTIFY, None, &body).await;
+    assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{answer}");
+    assert_eq!(
+        answer["result"]["resultMessage"],
+        "Некорректный параметр: payment.customerId — повторяется"
+    );
     let (_, payment) = ps
         .admin("GET", &format!("/admin/v1/payments/{p}"), &Value::Null)
         .await;

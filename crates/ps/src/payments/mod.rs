@@ -86,11 +86,17 @@ pub(crate) fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Op
     })
 }
 
-/// A field of 1..=`max` characters.
+/// A field of 1..=`max` characters, none of them a control character (an identifier or a code).
 pub(crate) fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
     let len = value.chars().count();
     if len == 0 || len > max {
         return Err(MppError::Param(Param::new(field, Problem::Length(1, max))));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(MppError::Param(Param::new(
+            field,
+            Problem::ControlCharacter,
+        )));
     }
     Ok(())
 }

@@ -37,6 +37,16 @@ pub async fn notify(
         MPP_PAYMENT_ID_LEN_MAX,
         "payment.mppPaymentId",
     )?;
+    // DECISIONS 6 takes the customer at the top or in `payment`; named in both, the two must
+    // agree, or the PS would record one of two customers at random.
+    if let (Some(top), Some(inner)) = (&req.customer_id, &req.payment.customer_id)
+        && top != inner
+    {
+        return Err(MppError::Param(Param::new(
+            "payment.customerId",
+            Problem::Duplicate,
+        )));
+    }
     let customer_id = req
         .customer_id
         .or(req.payment.customer_id)
