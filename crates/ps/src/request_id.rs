@@ -13,9 +13,12 @@ use tolem_wire::request_id::{
     MERCHANT_REQUEST_ID_LEN_MAX, MPP_REQUEST_ID_LEN_MAX, check_request_id,
 };
 
-/// The MPP API's X-Request-ID, or what is wrong with it (a missing one is empty) as the MPP API
-/// says it in its `PARAM_ILLEGAL`.
+/// The MPP API's X-Request-ID, or what is wrong with it (a missing one is empty; one sent twice
+/// is neither) as the MPP API says it in its `PARAM_ILLEGAL`.
 pub(crate) fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
+    if repeated(headers) {
+        return Err(Problem::Duplicate);
+    }
     let value = headers
         .get(HEADER_REQUEST_ID)
         .map_or(&b""[..], |v| v.as_bytes());
@@ -24,10 +27,19 @@ pub(crate) fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
 }
 
 /// The merchant API's X-Request-ID, and the admin API's and any other path's: `None` when absent
-/// or when it breaks the rule, which these APIs treat alike.
+/// or when it breaks the rule (or is sent twice), which these APIs treat alike.
 pub(crate) fn of_merchant(headers: &HeaderMap) -> Option<&str> {
+    if repeated(headers) {
+        return None;
+    }
     let value = headers.get(HEADER_REQUEST_ID)?;
     check_request_id(value.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok()
+}
+
+/// Whether the request carries X-Request-ID more than once: a proxy's and the caller's, say, of
+/// which the PS would otherwise pick one.
+fn repeated(headers: &HeaderMap) -> bool {
+    headers.get_all(HEADER_REQUEST_ID).iter().nth(1).is_some()
 }
 
 #[cfg(test)]
@@ -57,5 +69,9 @@ mod tests {
         assert_eq!(of_merchant(&headers(Some(&longer))), None);
         assert_eq!(of_merchant(&headers(Some("two words"))), None);
         assert_eq!(of_merchant(&headers(None)), None);
+        let mut twice = headers(Some("r-1"));
+        twice.append(HEADER_REQUEST_ID, HeaderValue::from_static("r-2"));
+        assert_eq!(of_mpp(&twice), Err(Problem::Duplicate));
+        assert_eq!(of_merchant(&twice), None);
     }
 }

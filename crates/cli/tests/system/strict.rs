@@ -536,3 +536,61 @@ async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
     let (status, answer) = put(longest).await;
     assert_eq!(status, 200, "{answer}");
 }
+
+#[tokio::test]
+async fn an_mpp_header_sent_twice_is_refused_never_read_as_either() {
+    let ps = TestPs::start().await;
+    let body = format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C1"}}"#);
+    let json = ("content-type", "application/json");
+    let bank = ("x-caller-name", "demobank");
+    let id = ("x-request-id", "twice-1");
+    for (headers, code, named) in [
+        // Two callers: the payment would have belonged to whichever came first.
+        (
+            vec![json, ("x-caller-name", "demowallet"), bank, id],
+            "UNKNOWN_SOURCE",
+            None,
+        ),
+        (
+            vec![json, bank, id, ("x-request-id", "twice-2")],
+            "PARAM_ILLEGAL",
+            Some("X-Request-ID — повторяется"),
+        ),
+        (
+            vec![json, bank, id, ("x-locale", "kk-KZ"), ("x-locale", "ru-RU")],
+            "PARAM_ILLEGAL",
+            Some("X-Locale — повторяется"),
+        ),
+        (
+            vec![json, bank, id, ("content-type", "text/plain")],
+            "PARAM_ILLEGAL",
+            Some("Content-Type — повторяется"),
+        ),
+    ] {
+        let (status, text) = ps.mpp_raw(SCAN, &headers, &body).await;
+        assert_eq!(status, 200, "{text}");
+        let answer: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(answer["result"]["resultCode"], code, "{headers:?}: {text}");
+        if let Some(named) = named {
+            assert_eq!(
+                answer["result"]["resultMessage"],
+                format!("Некорректный параметр: {named}"),
+                "{headers:?}"
+            );
+        }
+    }
+    assert_eq!(rows(&ps, "payments"), 0, "no refused scan made a purchase");
+    // A request id sent twice is not echoed: neither is the request's.
+    let response = ps
+        .http
+        .post(format!("{}{SCAN}", ps.url))
+        .header("content-type", "application/json")
+        .header("x-caller-name", "demobank")
+        .header("x-request-id", "twice-1")
+        .header("x-request-id", "twice-2")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("an answer");
+    assert!(response.headers().get("x-request-id").is_none());
+}

@@ -168,9 +168,16 @@ impl FromRequest<AppState> for MppCall {
         };
         // A header that is not visible ASCII is no value the rules take: a locale that is not
         // one of the two, a caller the PS does not know, a content type that is not JSON.
-        let locale = header_text(&headers, mpp::HEADER_LOCALE)
-            .map_or(None, Locale::from_header)
-            .ok_or_else(|| illegal(Locale::Ru, "X-Locale", Problem::Expected("ru-RU | kk-KZ")))?;
+        // Each is read once: a header sent twice (a proxy's and the caller's, say) is refused,
+        // never read as either: a caller named twice is no caller the PS knows.
+        let locale = match header_text(&headers, mpp::HEADER_LOCALE) {
+            Err(HeaderFault::Repeated) => {
+                return Err(illegal(Locale::Ru, "X-Locale", Problem::Duplicate));
+            }
+            found => found.map_or(None, Locale::from_header).ok_or_else(|| {
+                illegal(Locale::Ru, "X-Locale", Problem::Expected("ru-RU | kk-KZ"))
+            })?,
+        };
         let caller_name = header_text(&headers, mpp::HEADER_CALLER_NAME)
             .ok()
             .flatten()
@@ -207,14 +214,15 @@ impl FromRequest<AppState> for MppCall {
         if let Err(problem) = crate::request_id::of_mpp(&headers) {
             return Err(illegal(locale, "X-Request-ID", problem));
         }
-        let json = header_text(&headers, header::CONTENT_TYPE.as_str())
-            .ok()
-            .flatten()
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
+        let content_type = header_text(&headers, header::CONTENT_TYPE.as_str());
+        if let Err(HeaderFault::Repeated) = content_type {
+            return Err(illegal(locale, "Content-Type", Problem::Duplicate));
+        }
+        let json = content_type.ok().flatten().is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
         if !json {
             return Err(illegal(
                 locale,
@@ -237,10 +245,22 @@ impl FromRequest<AppState> for MppCall {
     }
 }
 
-/// A header as text; `Err` when it is not visible ASCII.
-fn header_text<'a>(
-    headers: &'a HeaderMap,
-    name: &str,
-) -> Result<Option<&'a str>, axum::http::header::ToStrError> {
-    headers.get(name).map(|value| value.to_str()).transpose()
+/// Why a header has no value the MPP API reads.
+enum HeaderFault {
+    /// Sent more than once.
+    Repeated,
+    /// Not visible ASCII.
+    NotText,
+}
+
+/// A header sent at most once, as text.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, HeaderFault> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(HeaderFault::Repeated);
+    }
+    first
+        .map(|value| value.to_str().map_err(|_| HeaderFault::NotText))
+        .transpose()
 }
