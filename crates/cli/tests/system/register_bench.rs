@@ -38,7 +38,7 @@ fn reset_peak() {
 
 /// Inserts `ops` operations of demobank on 2026-11-26: payments, and one refund per 100 of them.
 /// Ids are the file's next ones and tokens are this run's, so a grown file takes them too.
-fn fill(db: &std::path::Path, ops: u64) {
+pub(crate) fn fill(db: &std::path::Path, ops: u64) {
     let run = jiff::Timestamp::now().as_millisecond();
     let mut conn = rusqlite::Connection::open(db).expect("opens");
     let tx = conn.transaction().expect("a transaction");

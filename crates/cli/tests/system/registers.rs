@@ -901,3 +901,62 @@ async fn the_monthly_register_charges_the_service_commission_the_daily_the_payme
         "{answer}"
     );
 }
+
+/// The register files being made in `dir` (`.tolem-register-…`).
+fn registers_in_making(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("the folder")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(".tolem-register-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_download_its_client_left_stops_and_leaves_no_file() {
+    if !sqlite_only("it fills the SQLite file directly") {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("a temp dir");
+    let place = temp.path().to_owned();
+    let scene = Scene::start("2026-11-27T10:00:00", |c| {
+        c.registers.temp_dir = Some(place);
+        c.registers.cabinet_concurrency_max = 1;
+    })
+    .await;
+    let ps = &scene.ps;
+    crate::register_bench::fill(&ps.db_path(), 60_000);
+    // Clients that leave long before their register is made: each making stops at its next
+    // line. Before, each went on to the end with its place given back at once, and wrote its
+    // file again after the name was removed, leaving it behind.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(100))
+        .build()
+        .expect("a client");
+    for format in ["xlsx", "csv", "xlsx"] {
+        let url = format!("{}/cabinet/v1/registers/daily/2026-11-26.{format}", ps.url);
+        // Left, or told that the one place is still taken by a making that is stopping.
+        let left = impatient.get(url).bearer_auth(BANK_TOKEN).send().await;
+        assert!(
+            left.as_ref().map_or(true, |r| r.status() == 503),
+            "the client left before the answer: {:?}",
+            left.map(|r| r.status())
+        );
+    }
+    // The place comes back once the making stopped, and a patient client gets the whole day.
+    eventually("a register is made for a client that waits", || async {
+        cabinet(ps, "daily/2026-11-25.csv", Some(BANK_TOKEN))
+            .await
+            .0
+            == 200
+    })
+    .await;
+    let (status, whole) = cabinet(ps, "daily/2026-11-26.csv", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 200);
+    let whole = String::from_utf8(whole).expect("text");
+    assert!(whole.lines().count() > 60_000, "every operation is there");
+    // Time for a making nobody stopped to reach its end (two of these registers, above) and
+    // write its file again.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let left = registers_in_making(temp.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -81,7 +81,7 @@ impl IntoResponse for CabinetError {
 /// Limits the registers made at once for downloads; sized from the configuration on first use
 /// (the router is built before it sees the application).
 #[derive(Clone, Default)]
-pub(crate) struct Makers(Arc<OnceLock<Semaphore>>);
+pub(crate) struct Makers(Arc<OnceLock<Arc<Semaphore>>>);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -197,9 +197,13 @@ async fn make_register(
     let request = make::request(app, mpp, period, format)?;
     let makers = makers
         .0
-        .get_or_init(|| Semaphore::new(app.config.registers.cabinet_concurrency_max));
-    let _turn = makers.try_acquire().map_err(|_| CabinetError::Busy)?;
-    let (temp, totals) = make::make_temp(app, request).await?;
+        .get_or_init(|| Arc::new(Semaphore::new(app.config.registers.cabinet_concurrency_max)));
+    // The place is held by the making itself, which ends soon after a client that leaves.
+    let turn = makers
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| CabinetError::Busy)?;
+    let (temp, totals) = make::make_temp(app, request, Some(turn)).await?;
     tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded from the cabinet");
     // The open file keeps its data after the temporary name is removed (on drop of `temp`).
     let file = tokio::fs::File::open(temp.path())

@@ -24,6 +24,9 @@ pub enum RegisterError {
     Write(String),
     #[error("cannot send the register: {0}")]
     Send(String),
+    /// Nobody waits for the register any more (a download whose client left): its making stopped.
+    #[error("the register was abandoned: nobody waits for it")]
+    Abandoned,
     /// The SMTP conversation failed; its kind is counted in the metrics.
     #[error("cannot send the register: {0}")]
     Mail(crate::outgoing::Failure),

@@ -5,9 +5,12 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::RegisterError;
 use super::config::{RefundCommission, RegistersConfig};
@@ -193,7 +196,7 @@ fn fill(
     store: &Store,
     zone: &TimeZone,
     settings: &Settings,
-    request: &Request,
+    (request, abandoned): (&Request, &AtomicBool),
     mut sink: impl Sink,
 ) -> Result<Totals, RegisterError> {
     let bounds = request.period.bounds(zone)?;
@@ -203,6 +206,9 @@ fn fill(
     let mut refunds = Pages::new(&reader, OpKind::Refund, request, bounds, limit);
     let mut totals = Totals::default();
     while let Some(op) = next(&mut payments, &mut refunds)? {
+        if abandoned.load(Ordering::Relaxed) {
+            return Err(RegisterError::Abandoned);
+        }
         let commission = commission(request, settings.refund_commission, &op)?;
         let line = Line { op, commission };
         totals.add(&line)?;
@@ -212,12 +218,13 @@ fn fill(
     Ok(totals)
 }
 
-/// Makes the register into `out` (blocking: call it on a blocking thread).
+/// Makes the register into `out` (blocking: call it on a blocking thread); stops with
+/// [`RegisterError::Abandoned`] at the next line once `abandoned` is set.
 pub(crate) fn write_register(
     store: &Store,
     zone: &TimeZone,
     settings: &Settings,
-    request: &Request,
+    (request, abandoned): (&Request, &AtomicBool),
     out: &Path,
 ) -> Result<Totals, RegisterError> {
     match request.format {
@@ -235,9 +242,15 @@ pub(crate) fn write_register(
                 zone,
                 settings.sheet_rows_max,
             )?;
-            fill(store, zone, settings, request, sink)
+            fill(store, zone, settings, (request, abandoned), sink)
         }
-        Format::Csv => fill(store, zone, settings, request, CsvSink::create(out, zone)?),
+        Format::Csv => fill(
+            store,
+            zone,
+            settings,
+            (request, abandoned),
+            CsvSink::create(out, zone)?,
+        ),
     }
 }
 
@@ -274,37 +287,89 @@ pub fn request(
     })
 }
 
+/// The prefix of a register's file while it is made (in `registers.temp_dir`, or beside its final
+/// name).
+const IN_MAKING: &str = ".tolem-register-";
+
+/// Removes the files of registers whose making a crash cut short: those in `dir` named as
+/// [`temp_file`] names them and not changed for `age`. Another process's making in the same folder
+/// is younger. Logged; a file that cannot be removed is left.
+pub(crate) fn remove_leftovers(dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut removed = 0u32;
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(IN_MAKING)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed > age));
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %dir.display(), "removed registers a crash left half made");
+    }
+}
+
 fn temp_file(dir: &Path, format: Format) -> Result<tempfile::NamedTempFile, RegisterError> {
     Ok(tempfile::Builder::new()
-        .prefix(".tolem-register-")
+        .prefix(IN_MAKING)
         .suffix(&format!(".{}", format.extension()))
         .tempfile_in(dir)?)
 }
 
-/// Makes a register into `file` on a blocking thread.
+/// Makes a register into `file` on a blocking thread, which holds `turn` (a place among the
+/// registers made at once, if the caller keeps count) and the file until it ends. A caller that
+/// stops waiting (its future dropped: a download whose client left) stops the making at its next
+/// line, and the file, never handed back, is removed when the thread ends: the place stays taken
+/// while the work goes on, and nothing is left behind.
 async fn make_into(
     app: &App,
     request: Request,
     file: tempfile::NamedTempFile,
+    turn: Option<OwnedSemaphorePermit>,
 ) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {
     let settings = Settings::from_config(&app.config.registers);
-    let (store, zone, path) = (app.store.clone(), app.zone.clone(), file.path().to_owned());
-    let totals = tokio::task::spawn_blocking(move || {
-        write_register(&store, &zone, &settings, &request, &path)
+    let (store, zone) = (app.store.clone(), app.zone.clone());
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
+    let made = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let totals = write_register(
+            &store,
+            &zone,
+            &settings,
+            (&request, &abandoned),
+            file.path(),
+        )?;
+        Ok::<_, RegisterError>((file, totals))
     })
     .await
     .map_err(|e| RegisterError::Write(format!("the register task failed: {e}")))??;
-    Ok((file, totals))
+    Ok(made)
+}
+
+/// Sets its flag when dropped: with the future that waits for a register.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Makes a register into a new temporary file (removed when dropped).
 pub(crate) async fn make_temp(
     app: &App,
     request: Request,
+    turn: Option<OwnedSemaphorePermit>,
 ) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {
     let dir = Settings::from_config(&app.config.registers).temp_dir;
     let file = temp_file(&dir, request.format)?;
-    make_into(app, request, file).await
+    make_into(app, request, file, turn).await
 }
 
 /// Makes a register into `dir` under its usual file name; returns the path.
@@ -320,8 +385,44 @@ pub async fn make_in_dir(
     );
     // Written in full beside its final name, then renamed: nobody sees half a register.
     let file = temp_file(dir, request.format)?;
-    let (file, totals) = make_into(app, request, file).await?;
+    let (file, totals) = make_into(app, request, file, None).await?;
     file.persist(&path)
         .map_err(|e| RegisterError::Write(e.to_string()))?;
     Ok((path, totals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_registers_left_half_made_long_ago_are_removed() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let hour_ago = SystemTime::now() - Duration::from_secs(7200);
+        let write = |name: &str, at: Option<SystemTime>| {
+            let file = std::fs::File::create(dir.path().join(name)).expect("a file");
+            if let Some(at) = at {
+                file.set_modified(at).expect("a time");
+            }
+        };
+        write(".tolem-register-old.xlsx", Some(hour_ago));
+        write(".tolem-register-now.csv", None);
+        write("demobank-2026-11-26.xlsx", Some(hour_ago));
+        remove_leftovers(dir.path(), Duration::from_secs(3600));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("the dir")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".tolem-register-now.csv", "demobank-2026-11-26.xlsx"]
+        );
+    }
 }

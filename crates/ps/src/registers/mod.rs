@@ -42,5 +42,11 @@ pub fn router() -> Router<AppState> {
 
 /// The background work of registers: making and e-mailing them on working days.
 pub async fn run(app: AppState, stop: CancellationToken) {
+    let dir = make::Settings::from_config(&app.config.registers).temp_dir;
+    // A making cut short by a crash leaves its file; one that runs now is younger than this.
+    let _ = tokio::task::spawn_blocking(move || {
+        make::remove_leftovers(&dir, std::time::Duration::from_secs(3600))
+    })
+    .await;
     delivery::run(app, stop).await;
 }
