@@ -285,6 +285,38 @@ async fn twenty_concurrent_partial_refunds_never_exceed_the_purchase() {
 }
 
 #[tokio::test]
+async fn a_purchase_takes_a_bounded_number_of_refunds_even_concurrently() {
+    let ps = TestPs::start_configured(|c| c.refunds.per_purchase_max = 3).await;
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    // Tiny refunds, many at once: a key holder could otherwise give one purchase thousands of
+    // refunds, each a call to the MPP, each read again by every later one.
+    let answers = join_all((0..10).map(|_| refund_r3(&ps, &device, purchase, 0.01))).await;
+    let accepted = answers.iter().filter(|a| a["StatusCode"] == 0).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a["StatusCode"] == -99000020 && a["Message"] == "Частичный возврат невозможен")
+        .count();
+    assert_eq!((accepted, refused), (3, 7), "{answers:?}");
+    let placed = ps.books().count(
+        "SELECT COUNT(*) FROM refunds WHERE payment_id = ?1",
+        &[&purchase],
+    );
+    assert_eq!(placed, 3, "a refused refund leaves no trace");
+    // What is wrong with an order is said first: more than is left is still -99000005.
+    assert_eq!(
+        refund_r3(&ps, &device, purchase, 1000.0).await["StatusCode"],
+        -99000005
+    );
+    ps.wait_until("the three are credited", || async {
+        mpp.credited().len() == 3
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn delivery_survives_a_misbehaving_mpp() {
     // A call times out after a second (the hang below); every other answer comes well within it.
     let ps = TestPs::start_configured(|c| c.refunds.request_timeout_ms = 1_000).await;

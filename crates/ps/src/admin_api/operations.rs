@@ -64,6 +64,7 @@ pub(super) async fn cancel_payment(
         Cancelled::NothingLeft => Err(bad("nothing left to refund")),
         Cancelled::Refused(refusal) => Err(bad(match refusal {
             Refusal::AmountExceeded => "the amount is more than what is left to refund",
+            Refusal::TooManyRefunds => "the purchase has refunds.per_purchase_max refunds already",
             // The operator cancels any trade point's purchase, and without a return QR.
             Refusal::PaymentNotFound
             | Refusal::NotRefundable

@@ -258,6 +258,9 @@ pub struct RefundsConfig {
     /// How long `payment/return` waits for the MPP's answer before it tells the POS the refund
     /// is accepted and delivery goes on (DECISIONS 39); 0 answers at once.
     pub pos_wait_ms: u64,
+    /// Refunds of one purchase that hold part of it (pending or completed) at most: each is a
+    /// call to the MPP and a line in its register, and every new one reads them all.
+    pub per_purchase_max: usize,
 }
 
 impl Default for RefundsConfig {
@@ -276,6 +279,7 @@ impl Default for RefundsConfig {
             alert_after_s: 86_400,
             lease_ms: 60_000,
             pos_wait_ms: 10_000,
+            per_purchase_max: 100,
         }
     }
 }
@@ -656,6 +660,7 @@ impl Config {
                 r.return_polling_interval_s as u64,
             ),
             ("refunds.mpp_concurrency_max", r.mpp_concurrency_max as u64),
+            ("refunds.per_purchase_max", r.per_purchase_max as u64),
             ("refunds.in_flight_max", r.in_flight_max as u64),
             ("refunds.claim_batch_max", r.claim_batch_max as u64),
             ("refunds.poll_interval_ms", r.poll_interval_ms),

@@ -256,6 +256,8 @@ pub enum Refusal {
     ReturnQrNotUsable,
     /// More than what is left to refund.
     AmountExceeded,
+    /// The purchase already has as many refunds as one may (`refunds.per_purchase_max`).
+    TooManyRefunds,
 }
 
 /// A refund to make of a confirmed purchase.

@@ -279,6 +279,8 @@ pub(super) fn refusal(refusal: Refusal) -> PosError {
         Refusal::TradePointMismatch => PosError::status(StatusCode::TradePointMismatch),
         Refusal::NotRefundable => PosError::status(StatusCode::ReturnWrongStatus),
         Refusal::AmountExceeded => PosError::status(StatusCode::ReturnAmountExceeded),
+        // No further part of the purchase can be returned: it has as many refunds as one may.
+        Refusal::TooManyRefunds => PosError::status(StatusCode::PartialReturnImpossible),
         Refusal::ReturnQrNotUsable => PosError::param("QrReturnId", Problem::ReturnQrNotUsable),
     }
 }

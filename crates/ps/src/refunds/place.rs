@@ -24,6 +24,7 @@ pub async fn place(
     let now = app.clock.now();
     let commission_mode = app.config.registers.refund_commission;
     let receipt_token = secret_token();
+    let refunds_max = app.config.refunds.per_purchase_max;
     let placed = app
         .store
         .transaction(move |tx| {
@@ -34,6 +35,7 @@ pub async fn place(
                 return Ok(Err(Refusal::PaymentNotFound));
             };
             let held = tx.held_amounts(payment.id)?;
+            let refunds_so_far = held.len();
             let return_qr = order.return_qr.map(|id| tx.refund(id)).transpose()?;
             // Checked before anything is written: a refusal must leave no trace.
             let checked = check_order(
@@ -47,6 +49,11 @@ pub async fn place(
                 Ok(owner) => owner,
                 Err(refusal) => return Ok(Err(refusal)),
             };
+            // After the order's own checks, so that what is wrong with an order is said first.
+            // The bound keeps a purchase's refunds few: each is read by every later one, here.
+            if refunds_so_far >= refunds_max {
+                return Ok(Err(Refusal::TooManyRefunds));
+            }
             let mut refund = match return_qr.flatten() {
                 Some(qr) => qr,
                 None => tx.insert_refund(
