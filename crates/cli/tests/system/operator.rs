@@ -29,7 +29,7 @@ async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
     // Only hashes of API keys are stored.
     assert!(!catalog.to_string().contains(API_KEY));
     // A trade point of an unknown organization is refused.
-    let point = json!({"id": 3001, "organization_bin": "000000000000", "name": "X", "mcc": "5411"});
+    let point = json!({"id": 3001, "organization_bin": "000000000000", "name": "X", "mcc": "5411", "terminal_type": "POS"});
     let (status, answer) = ps.admin("PUT", "/admin/v1/trade-points/3001", &point).await;
     assert_eq!(status, 400, "{answer}");
     // A new MPP can call at once, and survives a restart.

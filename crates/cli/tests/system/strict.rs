@@ -515,6 +515,8 @@ async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
         ("name", String::new(), "merchantName"),
         ("mcc", "5".repeat(33), "merchantMCC"),
         ("terminal_type", "POSPOS".to_owned(), "authorType"),
+        // Every scan answers an authorType (SPEC 4.1): a trade point without one is refused.
+        ("terminal_type", String::new(), "authorType"),
     ] {
         let mut bad = point.clone();
         bad[field] = json!(value);

@@ -107,7 +107,7 @@ pub struct TradePoint {
     pub city: String,
     /// Merchant category code.
     pub mcc: String,
-    /// The MPP API's `authorType`, at most 5 characters.
+    /// The MPP API's `authorType`, 1 to 5 characters (required: an empty one is refused).
     #[serde(default)]
     pub terminal_type: String,
     #[serde(default = "yes")]
@@ -326,10 +326,11 @@ impl CatalogFile {
                     t.id
                 ));
             }
-            if t.terminal_type.chars().count() > AUTHOR_TYPE_LEN_MAX {
+            // SPEC 4.1 requires `authorType` in every `merchant` the MPP API answers.
+            if t.terminal_type.is_empty() || t.terminal_type.chars().count() > AUTHOR_TYPE_LEN_MAX {
                 return Err(format!(
-                    "trade_points.{}: terminal_type must be at most {AUTHOR_TYPE_LEN_MAX} \
-                     characters (SPEC 4.1 authorType)",
+                    "trade_points.{}: terminal_type must be 1-{AUTHOR_TYPE_LEN_MAX} \
+                     characters (SPEC 4.1 authorType, which every scan answers), e.g. \"POS\"",
                     t.id
                 ));
             }

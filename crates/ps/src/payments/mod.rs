@@ -82,6 +82,7 @@ pub(crate) fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Op
         merchant_id: point.id.to_string(),
         merchant_name: point.name.clone(),
         merchant_mcc: point.mcc.clone(),
+        // Empty only in a trade point stored before the type was required.
         author_type: (!point.terminal_type.is_empty()).then(|| point.terminal_type.clone()),
     })
 }
