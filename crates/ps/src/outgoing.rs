@@ -25,10 +25,13 @@ use crate::config::OutgoingConfig;
 /// Largest operator CA file read; a CA bundle is a few hundred kilobytes at most.
 const CA_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
-/// The roots every outgoing TLS connection trusts.
+/// The roots every outgoing TLS connection trusts, and the client certificate HTTPS calls
+/// present when their server asks for one.
 #[derive(Clone)]
 pub struct OutgoingTls {
     roots: Arc<[CertificateDer<'static>]>,
+    /// `outgoing.client_certificate` and `client_key` in one PEM, as reqwest takes them.
+    identity_pem: Option<Arc<[u8]>>,
 }
 
 /// Why the outgoing TLS setup cannot be made: a start-up error naming what to fix.
@@ -36,6 +39,13 @@ pub struct OutgoingTls {
 pub enum OutgoingError {
     #[error("outgoing.ca_file {}: {why}", path.display())]
     CaFile { path: PathBuf, why: String },
+    /// `outgoing.client_certificate` or `client_key` (`setting`) cannot be used.
+    #[error("outgoing.{setting} {}: {why}", path.display())]
+    Identity {
+        setting: &'static str,
+        path: PathBuf,
+        why: String,
+    },
     #[error("cannot set up outgoing TLS: {0}")]
     Client(String),
 }
@@ -45,7 +55,7 @@ impl OutgoingError {
     /// the same way).
     pub(crate) fn why(&self) -> String {
         match self {
-            OutgoingError::CaFile { why, .. } => why.clone(),
+            OutgoingError::CaFile { why, .. } | OutgoingError::Identity { why, .. } => why.clone(),
             OutgoingError::Client(why) => why.clone(),
         }
     }
@@ -73,8 +83,30 @@ impl OutgoingTls {
             );
         }
         roots.extend(operator);
+        let identity_pem = match (&config.client_certificate, &config.client_key) {
+            (None, None) => None,
+            (Some(certificate), Some(key)) => Some(client_identity(certificate, key)?.into()),
+            (certificate, _) => {
+                let (setting, missing) = if certificate.is_some() {
+                    ("client_certificate", "client_key")
+                } else {
+                    ("client_key", "client_certificate")
+                };
+                let path = config
+                    .client_certificate
+                    .clone()
+                    .or_else(|| config.client_key.clone())
+                    .unwrap_or_default();
+                return Err(OutgoingError::Identity {
+                    setting,
+                    path,
+                    why: format!("needs outgoing.{missing} beside it"),
+                });
+            }
+        };
         Ok(OutgoingTls {
             roots: roots.into(),
+            identity_pem,
         })
     }
 
@@ -83,6 +115,7 @@ impl OutgoingTls {
     fn of(roots: Vec<CertificateDer<'static>>) -> OutgoingTls {
         OutgoingTls {
             roots: roots.into(),
+            identity_pem: None,
         }
     }
 
@@ -98,8 +131,13 @@ impl OutgoingTls {
             .map(|der| reqwest::Certificate::from_der(der))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| OutgoingError::Client(e.to_string()))?;
+        let mut builder = builder.tls_certs_only(certs);
+        if let Some(pem) = &self.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| OutgoingError::Client(e.to_string()))?;
+            builder = builder.identity(identity);
+        }
         builder
-            .tls_certs_only(certs)
             .build()
             .map_err(|e| OutgoingError::Client(e.to_string()))
     }
@@ -172,6 +210,51 @@ pub(crate) fn operator_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>
         anchor(cert).map_err(|e| bad(format!("certificate {}: {e}", i + 1)))?;
     }
     Ok(certs)
+}
+
+/// The PS's client certificate chain and its key in one PEM, each file checked: certificates
+/// first, then a private key that rustls can read (PKCS#8, PKCS#1 or SEC1).
+fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingError> {
+    let bad = |setting: &'static str, path: &Path, why: String| OutgoingError::Identity {
+        setting,
+        path: path.to_owned(),
+        why,
+    };
+    let read = |setting: &'static str, path: &Path| {
+        let size = std::fs::metadata(path)
+            .map_err(|e| bad(setting, path, format!("cannot read it: {e}")))?
+            .len();
+        if size > CA_FILE_BYTES_MAX {
+            return Err(bad(setting, path, "too large for a PEM file".to_owned()));
+        }
+        std::fs::read(path).map_err(|e| bad(setting, path, format!("cannot read it: {e}")))
+    };
+    let chain = read("client_certificate", certificate)?;
+    let certs = CertificateDer::pem_slice_iter(&chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("client_certificate", certificate, format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "client_certificate",
+            certificate,
+            "holds no certificate (expected -----BEGIN CERTIFICATE-----)".to_owned(),
+        ));
+    }
+    let key_pem = read("client_key", key)?;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        bad(
+            "client_key",
+            key,
+            format!("no private key in it (PKCS#8, PKCS#1 or SEC1 PEM): {e}"),
+        )
+    })?;
+    let mut pem = chain;
+    pem.push(b'\n');
+    pem.extend_from_slice(&key_pem);
+    // reqwest reads the same PEM again when each client is built: checked once here, so that a
+    // start names the file rather than a client that cannot be built.
+    reqwest::Identity::from_pem(&pem).map_err(|e| bad("client_key", key, e.to_string()))?;
+    Ok(pem)
 }
 
 /// Whether rustls can use `cert` as a trust anchor.
@@ -438,6 +521,45 @@ mod tests {
         .expect("write");
         let err = operator_roots(&garbage).expect_err("not a certificate");
         assert!(err.to_string().contains("certificate 1"), "{err}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_each_file_is_named() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let issued = rcgen::generate_simple_self_signed(vec!["ps.tolem.example".to_owned()])
+            .expect("a certificate");
+        let (cert, key) = (dir.path().join("ps.crt"), dir.path().join("ps.key"));
+        std::fs::write(&cert, issued.cert.pem()).expect("write");
+        std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write");
+        let config = |c: Option<&Path>, k: Option<&Path>| OutgoingConfig {
+            ca_file: None,
+            client_certificate: c.map(Path::to_owned),
+            client_key: k.map(Path::to_owned),
+        };
+        let err = OutgoingTls::load(&config(Some(&cert), None))
+            .err()
+            .expect("no key");
+        assert!(
+            err.to_string().starts_with("outgoing.client_certificate ")
+                && err.to_string().contains("needs outgoing.client_key"),
+            "{err}"
+        );
+        // The key's file given as the certificate, and the certificate's as the key.
+        let err = OutgoingTls::load(&config(Some(&key), Some(&cert)))
+            .err()
+            .expect("swapped");
+        assert!(err.to_string().contains("holds no certificate"), "{err}");
+        let err = OutgoingTls::load(&config(Some(&cert), Some(&cert)))
+            .err()
+            .expect("no key");
+        assert!(
+            err.to_string().starts_with("outgoing.client_key ")
+                && err.to_string().contains("no private key"),
+            "{err}"
+        );
+        let tls = OutgoingTls::load(&config(Some(&cert), Some(&key))).expect("an identity");
+        tls.http_client(reqwest::Client::builder())
+            .expect("a client that shows it");
     }
 
     #[test]

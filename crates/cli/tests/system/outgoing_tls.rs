@@ -39,11 +39,23 @@ use crate::smtp::{SmtpLogin, SmtpServer, SmtpTls};
 struct Pki {
     server: Arc<rustls::ServerConfig>,
     ca_file: PathBuf,
+    /// A client certificate for the PS that the CA signed, and its key (PEM files).
+    client: (PathBuf, PathBuf),
     _dir: TempDir,
 }
 
 impl Pki {
     fn new() -> Pki {
+        Pki::made(false)
+    }
+
+    /// A PKI whose server asks every client for a certificate the CA signed: an MPP's `/refund`
+    /// that admits the PS alone.
+    fn asking_for_client_certificates() -> Pki {
+        Pki::made(true)
+    }
+
+    fn made(client_auth: bool) -> Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key"))
@@ -53,12 +65,30 @@ impl Pki {
             .expect("params")
             .signed_by(&key, &ca)
             .expect("a server certificate");
+        let client_key = KeyPair::generate().expect("key");
+        let mut client_params =
+            CertificateParams::new(vec!["ps.tolem.example".to_owned()]).expect("params");
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params
+            .signed_by(&client_key, &ca)
+            .expect("a client certificate");
         // The provider named, so that no process-wide default is needed.
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let server = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
+            .expect("versions");
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der().clone()).expect("the CA");
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .expect("a verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let server = builder
             .with_single_cert(
                 vec![cert.der().clone()],
                 pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -67,9 +97,16 @@ impl Pki {
         let dir = tempfile::tempdir().expect("a temp dir");
         let ca_file = dir.path().join("operator-ca.pem");
         std::fs::write(&ca_file, ca.pem()).expect("the CA file");
+        let client_files = (
+            dir.path().join("ps-client.crt"),
+            dir.path().join("ps-client.key"),
+        );
+        std::fs::write(&client_files.0, client.pem()).expect("the certificate");
+        std::fs::write(&client_files.1, client_key.serialize_pem()).expect("the key");
         Pki {
             server: Arc::new(server),
             ca_file,
+            client: client_files,
             _dir: dir,
         }
     }
@@ -205,6 +242,51 @@ async fn https_refunds_wait_for_trust_in_their_certificate_then_each_is_applied_
         0,
         "a new run counts anew"
     );
+}
+
+#[tokio::test]
+async fn an_mpp_that_asks_for_the_ps_certificate_gets_its_refunds_once_one_is_configured() {
+    let pki = Pki::asking_for_client_certificates();
+    let receiver = Receiver::start().await;
+    let (port, handshakes_failed) = tls_front(&pki, authority(&receiver.url)).await;
+    let ca_file = pki.ca_file.clone();
+    let mut scene = Scene::start("2026-11-26T10:00:00", |c| {
+        c.refunds.request_timeout_ms = 5_000;
+        c.outgoing.ca_file = Some(ca_file);
+    })
+    .await;
+    let ps = &scene.ps;
+    ps.set_refund_url("demobank", &format!("https://127.0.0.1:{port}/refund"))
+        .await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let answer = refund_r3(ps, &device, purchase, 40.0).await;
+    let refund = answer["Data"]["ReturnOperationId"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a refund id in {answer}"));
+    // The PS trusts the MPP but shows no certificate of its own: the MPP ends the handshake.
+    ps.wait_until("the refund failed twice on TLS", || async {
+        let r = refund_status(ps, refund).await;
+        r["attempts"].as_i64().unwrap_or(0) >= 2
+            && r["last_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("TLS"))
+    })
+    .await;
+    assert!(handshakes_failed.load(Ordering::SeqCst) >= 2);
+    assert!(receiver.calls().is_empty(), "nothing reached the MPP");
+    // With the PS's certificate configured, the refund is delivered, once.
+    scene.config.outgoing.client_certificate = Some(pki.client.0.clone());
+    scene.config.outgoing.client_key = Some(pki.client.1.clone());
+    let scene = scene.restart().await;
+    let ps = &scene.ps;
+    ps.wait_until("the refund is completed", || async {
+        refund_status(ps, refund).await["status"] == "completed"
+    })
+    .await;
+    let credited = receiver.credited();
+    assert_eq!(credited.len(), 1, "{credited:?}");
+    assert_eq!(credited[&refund.to_string()], "40.00");
 }
 
 #[tokio::test]

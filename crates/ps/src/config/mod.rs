@@ -177,6 +177,12 @@ pub struct OutgoingConfig {
     /// CA certificates (PEM) trusted beside the system's roots for refund delivery, Custom
     /// service callbacks and SMTP.
     pub ca_file: Option<PathBuf>,
+    /// The PS's client certificate (PEM, its chain after it) for HTTPS calls whose server asks
+    /// for one: an MPP's `/refund` that admits the PS alone, a Custom service. With
+    /// `client_key`, or neither.
+    pub client_certificate: Option<PathBuf>,
+    /// The private key (PEM) of `client_certificate`.
+    pub client_key: Option<PathBuf>,
 }
 
 /// The PS's side of the IPSec link to each MPP (DECISIONS 42), read by `tolem ipsec`, which
