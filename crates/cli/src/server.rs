@@ -428,10 +428,11 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
-    tracing::info!(%addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, %addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     warn_of_r2_r3_refused(&app.config);
+    let node = app.config.node_name.clone();
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
-    tracing::info!("stopped");
+    tracing::info!(%node, "Tolem PS stopped");
     Ok(())
 }
 
@@ -483,10 +484,11 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
         say!("  {url} ({surfaces})");
         tracing::info!(%url, %surfaces, "listening");
     }
-    tracing::info!(database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     warn_of_r2_r3_refused(&app.config);
+    let node = app.config.node_name.clone();
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
-    tracing::info!("stopped");
+    tracing::info!(%node, "Tolem PS stopped");
     Ok(())
 }
 

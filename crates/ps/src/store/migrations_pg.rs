@@ -232,8 +232,11 @@ pub(super) fn run_postgres(db: Db<'_>) -> StoreResult<()> {
 /// The migrations themselves; the caller holds the migration lock.
 fn migrate(db: Db<'_>, pg: &PgConn) -> StoreResult<()> {
     in_transaction(pg, || {
+        // `SET LOCAL`: only this transaction keeps PostgreSQL's NOTICE that the table exists
+        // (every start but the first) out of the log, where it read like an error.
         db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
              INSERT INTO schema_version (version)
                  SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
         )
