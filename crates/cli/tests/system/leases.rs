@@ -83,6 +83,33 @@ async fn a_refund_in_flight_at_sigkill_is_delivered_at_once_after_the_restart() 
         mpp.calls().len() == 1
     })
     .await;
+    // The operator sees which node holds the delivery, and until when.
+    let refund = |url: String| {
+        let http = http.clone();
+        let refund_id = refund_id.clone();
+        async move {
+            let page: Value = http
+                .get(format!("{url}/admin/v1/refunds?limit=10"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .expect("an answer")
+                .json()
+                .await
+                .expect("json");
+            page["refunds"]
+                .as_array()
+                .expect("refunds")
+                .iter()
+                .find(|r| r["refund_id"].to_string() == refund_id)
+                .cloned()
+                .expect("the refund")
+        }
+    };
+    let held = refund(url.clone()).await;
+    assert_eq!(held["status"], "pending", "{held}");
+    assert_eq!(held["leased_by"], "node-a", "{held}");
+    assert!(held["lease_until"].is_string(), "{held}");
     server.kill();
 
     let server = Child::start(&config, &db);
@@ -96,6 +123,20 @@ async fn a_refund_in_flight_at_sigkill_is_delivered_at_once_after_the_restart() 
         Some("50.00")
     );
     assert_eq!(mpp.credited().len(), 1, "credited once");
+    // Credited at the MPP just before the PS records the answer: wait for the record.
+    let mut done = refund(server.url.clone()).await;
+    for _ in 0..600 {
+        if done["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        done = refund(server.url.clone()).await;
+    }
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        done["leased_by"].is_null(),
+        "a closed delivery holds no lease: {done}"
+    );
     assert_eq!(
         mpp.calls().len(),
         2,

@@ -136,6 +136,8 @@ pub(super) async fn refunds(
         .into_iter()
         .map(|v| {
             let r = v.refund;
+            let now = app.clock.now();
+            let lease = v.lease.as_ref().filter(|l| l.until > now);
             json!({
                 "refund_id": r.id,
                 "kind": r.kind.as_str(),
@@ -150,6 +152,10 @@ pub(super) async fn refunds(
                 "next_attempt_at": v.next_attempt_at.map(|t| t.to_string()),
                 "last_error": v.last_error,
                 "flagged": v.flagged,
+                // While a node's claim runs: an attempt under way, or a node that died during
+                // one, whose refund no other node takes before `lease_until`.
+                "leased_by": lease.map(|l| l.node.clone()),
+                "lease_until": lease.map(|l| l.until.to_string()),
             })
         })
         .collect();

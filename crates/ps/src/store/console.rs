@@ -65,6 +65,7 @@ fn views(
             next_attempt_at: delivery.next_attempt_at,
             last_error: delivery.last_error,
             flagged: delivery.flagged,
+            lease: delivery.lease,
         })
     })
 }

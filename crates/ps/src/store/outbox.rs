@@ -64,41 +64,55 @@ pub(super) struct OutboxState {
     pub next_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
     pub flagged: bool,
+    /// The node whose claim holds the row, and until when: set while an attempt is under way,
+    /// and after a node died during one (until then no other node takes the row).
+    pub lease: Option<Lease>,
+}
+
+/// A claim on an outbox row, as the operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Lease {
+    pub node: String,
+    pub until: Timestamp,
 }
 
 /// The columns [`state`] reads, for a view that joins the outbox as `o`.
-pub(super) const STATE_COLUMNS: &str =
-    "o.attempts, o.due_at_ms, o.last_error, o.flagged, o.done_at_ms";
+pub(super) const STATE_COLUMNS: &str = "o.attempts, o.due_at_ms, o.last_error, o.flagged, o.done_at_ms, o.lease_node, o.lease_until_ms";
 
 /// The outbox columns of a view's row as read, from `first` on ([`STATE_COLUMNS`]).
 pub(super) type StateColumns = (
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
+    (Option<i64>, Option<i64>, Option<String>, Option<i64>),
+    (Option<i64>, Option<String>, Option<i64>),
 );
 
 /// Reads [`STATE_COLUMNS`] starting at `first` (all NULL where the view has no outbox row).
 pub(super) fn state_columns(r: &Row<'_>, first: usize) -> StoreResult<StateColumns> {
     Ok((
-        r.get(first)?,
-        r.get(first + 1)?,
-        r.get(first + 2)?,
-        r.get(first + 3)?,
-        r.get(first + 4)?,
+        (
+            r.get(first)?,
+            r.get(first + 1)?,
+            r.get(first + 2)?,
+            r.get(first + 3)?,
+        ),
+        (r.get(first + 4)?, r.get(first + 5)?, r.get(first + 6)?),
     ))
 }
 
-/// The delivery state of columns read by [`state_columns`].
+/// The delivery state of columns read by [`state_columns`]. The lease is the last claim's, run
+/// out or not (the reader compares it with its clock); none once the row is closed or released.
 pub(super) fn state(
-    (attempts, due, last_error, flagged, done): StateColumns,
+    ((attempts, due, last_error, flagged), (done, lease_node, lease_until)): StateColumns,
 ) -> StoreResult<OutboxState> {
+    let lease = match (lease_node, at(lease_until.filter(|&ms| ms > 0))?) {
+        (Some(node), Some(until)) if done.is_none() => Some(Lease { node, until }),
+        _ => None,
+    };
     Ok(OutboxState {
         attempts: attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
         next_attempt_at: if done.is_none() { at(due)? } else { None },
         last_error,
         flagged: flagged.unwrap_or(0) != 0,
+        lease,
     })
 }
 

@@ -19,6 +19,8 @@ pub(crate) struct RefundView {
     pub next_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
     pub flagged: bool,
+    /// The last claim of its delivery (`outbox.rs`), run out or not.
+    pub lease: Option<super::outbox::Lease>,
 }
 
 impl Tx<'_> {
@@ -68,6 +70,7 @@ impl Store {
                         next_attempt_at: delivery.next_attempt_at,
                         last_error: delivery.last_error,
                         flagged: delivery.flagged,
+                        lease: delivery.lease,
                     })
                 },
             )
