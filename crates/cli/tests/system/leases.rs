@@ -101,7 +101,11 @@ async fn a_refund_in_flight_at_sigkill_is_delivered_at_once_after_the_restart() 
                 .as_array()
                 .expect("refunds")
                 .iter()
-                .find(|r| r["refund_id"].to_string() == refund_id)
+                .find(|r| {
+                    r["refund_id"]
+                        .as_i64()
+                        .is_some_and(|id| id.to_string() == refund_id)
+                })
                 .cloned()
                 .expect("the refund")
         }
