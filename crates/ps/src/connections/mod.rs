@@ -632,6 +632,20 @@ fn next_look(deadline: Option<(Instant, Expiry)>, shortest: Duration) -> Instant
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn a_sparse_log_says_one_line_a_second_and_how_many_it_left_out() {
+        let mut sparse = Sparse::default();
+        assert_eq!(sparse.due(), Some(0));
+        for _ in 0..3 {
+            assert_eq!(sparse.due(), None);
+        }
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(sparse.due(), None);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(sparse.due(), Some(4));
+        assert_eq!(sparse.due(), None);
+    }
+
     #[test]
     fn the_pressure_ends_with_one_place_in_32_free() {
         assert_eq!(pressure_margin(1), 1);

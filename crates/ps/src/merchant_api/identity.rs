@@ -117,7 +117,9 @@ pub(super) fn organizations(
     let fingerprint = match presented(&app.config, headers, extensions, peer) {
         Presented::Certificate(fingerprint) => fingerprint,
         Presented::Unreadable(why) => {
-            tracing::info!(%why, "client certificate header refused");
+            if let Some(left_out) = sparse(app) {
+                tracing::info!(%why, left_out, "client certificate header refused");
+            }
             return Err(refused(format!("client certificate: {why}")));
         }
         Presented::Nothing if certificates_required(&app.config) => {
@@ -129,11 +131,22 @@ pub(super) fn organizations(
         Some(_) => Some(by_key(key)?),
         None => None,
     };
-    by_certificate(&catalog, scheme, &fingerprint, key_organization)
+    by_certificate(app, &catalog, scheme, &fingerprint, key_organization)
+}
+
+/// Whether a certificate's refusal is logged now, and how many were left out since the last
+/// (`certificate_refusal_log`).
+fn sparse(app: &AppState) -> Option<u64> {
+    app.metrics
+        .certificate_refusal_log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .due()
 }
 
 /// The organizations a certificate acts for, narrowed to the `Api-Key`'s when one was sent.
 fn by_certificate(
+    app: &AppState,
     catalog: &Catalog,
     scheme: Scheme,
     fingerprint: &Fingerprint,
@@ -141,11 +154,15 @@ fn by_certificate(
 ) -> Result<Vec<Arc<Organization>>, PosError> {
     let mut organizations = catalog.organizations_by_certificate(fingerprint);
     if organizations.is_empty() {
-        tracing::info!(%fingerprint, "client certificate not registered");
+        if let Some(left_out) = sparse(app) {
+            tracing::info!(%fingerprint, left_out, "client certificate not registered");
+        }
         return Err(refused("client certificate"));
     }
     if scheme == Scheme::R2 && organizations.len() > 1 {
-        tracing::info!(%fingerprint, count = organizations.len(), "r2 certificate of several organizations");
+        if let Some(left_out) = sparse(app) {
+            tracing::info!(%fingerprint, count = organizations.len(), left_out, "r2 certificate of several organizations");
+        }
         return Err(refused(
             "client certificate: registered to several organizations; r2 acts for one \
              (r3 names the organization in OrganizationBin)",

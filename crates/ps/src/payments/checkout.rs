@@ -195,7 +195,9 @@ async fn compute_amount(
                 })
                 .clone();
             let Ok(_slot) = slots.try_acquire_owned() else {
-                tracing::warn!(service_id = %service.id, url, "amount callbacks at their limit; told to retry");
+                if let Some(left_out) = sparse(app) {
+                    tracing::warn!(service_id = %service.id, url, left_out, "amount callbacks at their limit; told to retry");
+                }
                 return Err(MppError::Code {
                     code: ResultCode::UnknownException,
                     detail: Some("service provider".to_owned()),
@@ -216,6 +218,16 @@ async fn compute_amount(
         return Err(ResultCode::ProcessFail.into());
     }
     Ok(amount)
+}
+
+/// Whether a callback's failure is logged now, and how many were left out since the last
+/// (`callback_failure_log`).
+fn sparse(app: &App) -> Option<u64> {
+    app.metrics
+        .callback_failure_log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .due()
 }
 
 /// Asks the service provider's system. Its refusal is final (PROCESS_FAIL); a timeout or server
@@ -241,7 +253,9 @@ async fn callback_amount(
             // Said by kind (`TLS: invalid peer certificate: UnknownIssuer`, `connect: …`), so a
             // provider's certificate the PS does not trust is plain in the log.
             let failure = crate::outgoing::Failure::of_http(&e);
-            tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, "amount callback failed");
+            if let Some(left_out) = sparse(app) {
+                tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, left_out, "amount callback failed");
+            }
             retry()
         })?;
     if response.status().is_server_error() {
@@ -254,7 +268,9 @@ async fn callback_amount(
         .await
         .map_err(|()| retry())?;
     let answer: CallbackAnswer = serde_json::from_slice(&body).map_err(|e| {
-        tracing::warn!(error = %e, url, "amount callback answer refused");
+        if let Some(left_out) = sparse(app) {
+            tracing::warn!(error = %e, url, left_out, "amount callback answer refused");
+        }
         MppError::code(ResultCode::ProcessFail)
     })?;
     match (answer.amount, answer.error) {

@@ -75,6 +75,13 @@ pub struct Metrics {
     /// with how many were left out, so that guessing cannot flood the log (DECISIONS 43).
     pub console_sign_ins_refused: AtomicU64,
     pub(crate) console_refusal_log: std::sync::Mutex<crate::connections::Sparse>,
+    /// Merchant certificates refused (unreadable, unregistered, of several organizations on r2):
+    /// logged at most once a second, so that a certificate the CA signed but nobody registered
+    /// cannot flood the log.
+    pub(crate) certificate_refusal_log: std::sync::Mutex<crate::connections::Sparse>,
+    /// Custom amount callbacks that failed or were refused at their limit: an MPP's checkouts
+    /// drive them, so they are logged at most once a second too.
+    pub(crate) callback_failure_log: std::sync::Mutex<crate::connections::Sparse>,
 }
 
 /// Counters of the listeners' connections (all listeners together), for the operator and the
