@@ -687,6 +687,12 @@ async fn an_mpp_with_a_tunnel_speaks_only_from_its_inner_addresses() {
     assert_eq!(status, 200, "{answer}");
     let (_, answer) = ps.mpp_call(SCAN, "demobank", "s1", &body).await;
     assert_eq!(result_code(&answer), "UNKNOWN_SOURCE");
+    // The answer says why: the name is known, the address is not its tunnel's.
+    let said: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        said["result"]["resultMessage"],
+        "Неизвестный участник (X-Caller-Name): адрес вне туннеля этого участника"
+    );
     // Another MPP's tunnel may not carry an address of this one's.
     let mut wallet = catalog["mpps"]
         .as_array()

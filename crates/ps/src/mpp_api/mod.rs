@@ -187,23 +187,28 @@ impl FromRequest<AppState> for MppCall {
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
+        let unknown = |detail: Option<&str>| Refused {
+            status: StatusCode::OK,
+            // The message names the header already: "Неизвестный участник (X-Caller-Name)".
+            result: match detail {
+                Some(detail) => ResultBody::with_detail(ResultCode::UnknownSource, locale, detail),
+                None => ResultBody::of(ResultCode::UnknownSource, locale),
+            },
+        };
         let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
             .then(|| catalog.active_mpp(caller_name).cloned())
             .flatten()
-            // An MPP with a tunnel speaks only from its own inner addresses: another MPP's
-            // request under its name is a caller the PS does not know.
-            .filter(|mpp| {
-                let allowed = catalog.mpp_source_allowed(&mpp.caller_name, peer);
-                if !allowed {
-                    tracing::warn!(caller = %mpp.caller_name, ?peer, "an MPP's name from outside its tunnel's inner addresses; refused as UNKNOWN_SOURCE");
-                }
-                allowed
-            })
-            // The message names the header already: "Неизвестный участник (X-Caller-Name)".
-            .ok_or_else(|| Refused {
-                status: StatusCode::OK,
-                result: ResultBody::of(ResultCode::UnknownSource, locale),
-            })?;
+            .ok_or_else(|| unknown(None))?;
+        // An MPP with a tunnel speaks only from its own inner addresses: another MPP's request
+        // under its name is a caller the PS does not know. Said in the answer too, so that the
+        // MPP's engineers look at their addresses, not at the name.
+        if !catalog.mpp_source_allowed(&mpp.caller_name, peer) {
+            tracing::warn!(caller = %mpp.caller_name, ?peer, "an MPP's name from outside its tunnel's inner addresses; refused as UNKNOWN_SOURCE");
+            return Err(unknown(Some(match locale {
+                Locale::Ru => "адрес вне туннеля этого участника",
+                Locale::Kk => "мекенжай осы қатысушының туннелінен тыс",
+            })));
+        }
         // Counted before anything else is read or done: a request over the limit costs nothing.
         if !app.mpp_requests.admit(mpp.caller_name.as_str()) {
             return Err(Refused {
