@@ -424,6 +424,12 @@ async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
     for line in [
         "tolem_refunds_undelivered_flagged 1",
         "tolem_refunds_flagged_total 1",
+        // Which build and node the counters are of.
+        concat!(
+            "tolem_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\",node=\"ps\"} 1"
+        ),
     ] {
         assert!(metrics.contains(line), "{line}: {metrics}");
     }

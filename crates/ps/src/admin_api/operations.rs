@@ -183,8 +183,15 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
     use std::sync::atomic::Ordering::Relaxed;
     let m = &app.metrics;
     let (undelivered, flagged) = app.store.undelivered_counts().await.map_err(internal)?;
+    // Which build and node these counters are of (a node's own admin listener is scraped).
+    let node = app
+        .config
+        .node_name
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
     let text = format!(
-        "# TYPE tolem_refund_attempts_total counter\ntolem_refund_attempts_total {}\n\
+        "# TYPE tolem_build_info gauge\ntolem_build_info{{version=\"{}\",node=\"{node}\"}} 1\n\
+         # TYPE tolem_refund_attempts_total counter\ntolem_refund_attempts_total {}\n\
          # TYPE tolem_refunds_completed_total counter\ntolem_refunds_completed_total {}\n\
          # TYPE tolem_refunds_failed_total counter\ntolem_refunds_failed_total {}\n\
          # TYPE tolem_refund_retries_total counter\ntolem_refund_retries_total {}\n\
@@ -192,6 +199,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_refunds_undelivered gauge\ntolem_refunds_undelivered {undelivered}\n\
          # TYPE tolem_refunds_undelivered_flagged gauge\ntolem_refunds_undelivered_flagged {flagged}\n\
          # TYPE tolem_console_sign_ins_refused_total counter\ntolem_console_sign_ins_refused_total {}\n",
+        env!("CARGO_PKG_VERSION"),
         m.refund_attempts.load(Relaxed),
         m.refunds_completed.load(Relaxed),
         m.refunds_failed.load(Relaxed),
