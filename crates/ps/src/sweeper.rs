@@ -103,7 +103,7 @@ async fn forget(app: &AppState, stop: &CancellationToken, now: Timestamp) -> boo
     for (what, result) in [
         ("unpaid purchases", purchases),
         ("unused return QRs", return_qrs),
-        ("POS replay records", replays),
+        ("replay records", replays),
     ] {
         match result {
             Ok(0) => {}

@@ -376,11 +376,15 @@ pub fn result_code(body: &str) -> String {
 
 /// Scans through the raw API and returns the paymentId.
 pub async fn scan_id(ps: &TestPs, caller: &str, qr: &str, customer: &str) -> String {
+    // Each call is a new scan, with an X-Request-ID of its own: a repeated one would be a retry
+    // of the same scan, answered with the purchase it made (DECISIONS 9).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (_, body) = ps
         .mpp_call(
             "/api/v1/qr/scan",
             caller,
-            "scan",
+            &format!("scan-{n}"),
             &json!({"qrCode": qr, "customerId": customer}),
         )
         .await;

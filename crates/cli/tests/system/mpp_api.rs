@@ -1102,3 +1102,59 @@ async fn checkout_of_a_suspended_merchant() {
         .await;
     assert_eq!(result_code(&answer), "PAYMENTS_SUSPENDED");
 }
+
+/// A Static or Custom scan makes a purchase each time; a retry of one (its X-Request-ID and body
+/// again, after a lost answer) gets the purchase the first made, also when the retries race
+/// and after a restart (SPEC 1.4, DECISIONS 9).
+#[tokio::test]
+async fn a_retried_static_or_custom_scan_gets_the_purchase_the_first_made() {
+    let ps = TestPs::start().await;
+    let scan = |request_id: &'static str, qr: &'static str, customer: &'static str| {
+        let ps = &ps;
+        async move {
+            let body = json!({"qrCode": qr, "customerId": customer});
+            let (_, answer) = ps.mpp_call(SCAN, "demobank", request_id, &body).await;
+            let v: Value = serde_json::from_str(&answer).expect("JSON");
+            assert_eq!(v["result"]["resultCode"], "SUCCESS", "{answer}");
+            v["payment"]["paymentId"]
+                .as_str()
+                .expect("paymentId")
+                .to_owned()
+        }
+    };
+    let purchases = || {
+        ps.books().count(
+            "SELECT COUNT(*) FROM payments WHERE kind IN ('static', 'custom')",
+            &[],
+        )
+    };
+    // Ten retries at once: one purchase.
+    let ids = join_all((0..10).map(|_| scan("cafe-1", STATIC_QR, "C1"))).await;
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    assert_eq!(purchases(), 1);
+    // Another request id, or the same id with another body, is another scan.
+    let other = scan("cafe-2", STATIC_QR, "C1").await;
+    let another_customer = scan("cafe-1", STATIC_QR, "C2").await;
+    assert_ne!(other, ids[0]);
+    assert_ne!(another_customer, ids[0]);
+    assert_ne!(another_customer, other);
+    // The same for a Custom QR, and across a restart.
+    let parking = scan("park-1", PARKING_QR, "C1").await;
+    assert_eq!(purchases(), 4);
+    let ps = ps.restart().await;
+    let body = json!({"qrCode": PARKING_QR, "customerId": "C1"});
+    let (_, answer) = ps.mpp_call(SCAN, "demobank", "park-1", &body).await;
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(v["payment"]["paymentId"], parking.as_str(), "{answer}");
+    // Another MPP's scan under the same request id is its own.
+    let (_, answer) = ps.mpp_call(SCAN, "demowallet", "park-1", &body).await;
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_ne!(v["payment"]["paymentId"], parking.as_str(), "{answer}");
+    assert_eq!(
+        ps.books().count(
+            "SELECT COUNT(*) FROM payments WHERE kind IN ('static', 'custom')",
+            &[]
+        ),
+        5
+    );
+}

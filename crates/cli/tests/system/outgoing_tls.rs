@@ -267,13 +267,14 @@ async fn an_mpp_that_asks_for_the_ps_certificate_gets_its_refunds_once_one_is_co
     // The PS trusts the MPP but shows no certificate of its own: the MPP ends the handshake.
     ps.wait_until("the refund failed twice on TLS", || async {
         let r = refund_status(ps, refund).await;
+        // The MPP's side may count its failed handshake a moment after the PS records it.
         r["attempts"].as_i64().unwrap_or(0) >= 2
             && r["last_error"]
                 .as_str()
                 .is_some_and(|e| e.starts_with("TLS"))
+            && handshakes_failed.load(Ordering::SeqCst) >= 2
     })
     .await;
-    assert!(handshakes_failed.load(Ordering::SeqCst) >= 2);
     assert!(receiver.calls().is_empty(), "nothing reached the MPP");
     // With the PS's certificate configured, the refund is delivered, once.
     scene.config.outgoing.client_certificate = Some(pki.client.0.clone());

@@ -2,9 +2,13 @@
 //! past its rate hears `UNKNOWN_EXCEPTION` with HTTP 503 and `Retry-After`, nothing of its
 //! request is stored, another MPP is served meanwhile, and the MPP is served again a second on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::{Value, json};
 
 use crate::harness::*;
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A scan of the café's Static QR: (HTTP status, Retry-After, resultCode).
 async fn scan(ps: &TestPs, caller: &str, customer: &str) -> (u16, Option<String>, String) {
@@ -13,7 +17,11 @@ async fn scan(ps: &TestPs, caller: &str, customer: &str) -> (u16, Option<String>
         .post(format!("{}/api/v1/qr/scan", ps.url))
         .header("content-type", "application/json")
         .header("x-caller-name", caller)
-        .header("x-request-id", "rate")
+        // A new scan each time, not a retry of one (DECISIONS 9).
+        .header(
+            "x-request-id",
+            format!("rate-{}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        )
         .body(json!({"qrCode": STATIC_QR, "customerId": customer}).to_string())
         .send()
         .await

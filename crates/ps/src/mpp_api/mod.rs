@@ -17,6 +17,7 @@ use tolem_wire::{Locale, Param, Problem};
 use crate::connections::{Refusal, read_body};
 use crate::payments::{self, Caller, MppError};
 use crate::state::AppState;
+use crate::store::ScanKey;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -27,9 +28,16 @@ pub(crate) fn router() -> Router<AppState> {
 
 async fn scan(State(app): State<AppState>, call: MppCall) -> Response {
     let result = match call.parse() {
-        Ok(req) => payments::scan(&app, &call.caller, req)
-            .await
-            .map(|r| json_body(&r)),
+        Ok(req) => {
+            let repeat = ScanKey::new(
+                call.caller.mpp.caller_name.as_str(),
+                &call.request_id,
+                &call.body,
+            );
+            payments::scan(&app, &call.caller, req, repeat)
+                .await
+                .map(|r| json_body(&r))
+        }
         Err(e) => Err(e),
     };
     respond(&call.caller, result)
@@ -130,6 +138,8 @@ pub(crate) fn unknown_method(headers: &HeaderMap) -> Response {
 /// An MPP API request whose headers passed the checks of SPEC 1.7 and DECISIONS 8–10.
 pub(crate) struct MppCall {
     pub caller: Caller,
+    /// Its X-Request-ID, valid (DECISIONS 9).
+    pub request_id: String,
     pub body: Bytes,
 }
 
@@ -216,9 +226,10 @@ impl FromRequest<AppState> for MppCall {
                 result: ResultBody::of(ResultCode::UnknownException, locale),
             });
         }
-        if let Err(problem) = crate::request_id::of_mpp(&headers) {
-            return Err(illegal(locale, "X-Request-ID", problem));
-        }
+        let request_id = match crate::request_id::of_mpp(&headers) {
+            Ok(id) => id.to_owned(),
+            Err(problem) => return Err(illegal(locale, "X-Request-ID", problem)),
+        };
         let content_type = header_text(&headers, header::CONTENT_TYPE.as_str());
         if let Err(HeaderFault::Repeated) = content_type {
             return Err(illegal(locale, "Content-Type", Problem::Duplicate));
@@ -245,6 +256,7 @@ impl FromRequest<AppState> for MppCall {
         })?;
         Ok(MppCall {
             caller: Caller { mpp, locale },
+            request_id,
             body,
         })
     }

@@ -14,9 +14,17 @@ use crate::catalog::{CatalogToken, Service};
 use crate::domain::{Kind, MerchantState, Owner, Payment, ServiceId, TradePointId};
 use crate::links::secret_token;
 use crate::state::App;
-use crate::store::{NewPayment, StoreResult};
+use crate::store::{NewPayment, ScanKey, StoreError, StoreResult};
 
-pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanResponse, MppError> {
+/// `repeat` tells a retry of a Static or Custom scan from a new scan of the same sticker: a
+/// retry is answered with the purchase the first made. (A Dynamic QR's or a return QR's scan
+/// binds what exists, and binding it again is the same answer.)
+pub async fn scan(
+    app: &App,
+    caller: &Caller,
+    req: ScanRequest,
+    repeat: ScanKey,
+) -> Result<ScanResponse, MppError> {
     check_len(&req.qr_code, QR_CODE_LEN_MAX, "qrCode")?;
     check_len(&req.customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
     let owner = Owner {
@@ -29,7 +37,7 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
         Some(CatalogToken::Static { trade_point_id }) => {
             app.merchant_check().state(trade_point_id).check()?;
             let new = new_scanned(Kind::Static, trade_point_id, None);
-            let payment = create_scanned(app, new, owner, caller.locale, now).await?;
+            let payment = create_scanned(app, new, (owner, repeat), caller.locale, now).await?;
             Ok(answer(app, QrCodeType::Static, &payment, None))
         }
         Some(CatalogToken::Custom { service_id }) => {
@@ -39,7 +47,7 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
             };
             app.merchant_check().state(service.trade_point_id).check()?;
             let new = new_scanned(Kind::Custom, service.trade_point_id, Some(service.id));
-            let payment = create_scanned(app, new, owner, caller.locale, now).await?;
+            let payment = create_scanned(app, new, (owner, repeat), caller.locale, now).await?;
             let data = payment_data(service, caller.locale);
             Ok(answer(app, QrCodeType::Custom, &payment, Some(data)))
         }
@@ -56,22 +64,30 @@ pub async fn scan(app: &App, caller: &Caller, req: ScanRequest) -> Result<ScanRe
 }
 
 /// Creates a purchase that is scanned at once (Static and Custom QR: DECISIONS 13–14), bound to
-/// the scanner, with the scan's language.
+/// the scanner, with the scan's language; a repeat of the same scan (`repeat`) gets the purchase
+/// the first made.
 async fn create_scanned(
     app: &App,
     new: NewPayment,
-    owner: Owner,
+    (owner, repeat): (Owner, ScanKey),
     locale: Locale,
     now: Timestamp,
 ) -> StoreResult<Payment> {
     let policy = app.policy;
     app.store
-        // It reads nothing and writes a purchase under a fresh id: READ COMMITTED, and staged on
-        // PostgreSQL (the INSERT and the scan's UPDATE go out with the `COMMIT`).
+        // It reads one record and writes a purchase under a fresh id: READ COMMITTED, and staged
+        // on PostgreSQL (the INSERTs and the scan's UPDATE go out with the `COMMIT`). Two
+        // repeats at once both write the record; the second fails on its key and runs again.
         .staged_locking_transaction(move |tx| {
+            if let Some(first) = tx.scanned_before(&repeat)? {
+                return tx.payment(first)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("scan record of a missing purchase {first}"))
+                });
+            }
             let mut payment = tx.insert_payment(&new, now)?;
             payment.bind(&owner, now, &policy);
             tx.save_scanned_payment(&payment, &policy, locale)?;
+            tx.remember_scan(&repeat, payment.id, now)?;
             Ok(payment)
         })
         .await

@@ -216,8 +216,8 @@ impl Store {
             .await
     }
 
-    /// Forgets replay records (the POS devices', then the operator's) made before `before`, at
-    /// most `limit` in all.
+    /// Forgets replay records (the POS devices', the operator's, then the MPPs' scans') made
+    /// before `before`, at most `limit` in all.
     pub(crate) async fn forget_pos_requests(
         &self,
         before: Timestamp,
@@ -237,7 +237,13 @@ impl Store {
                  (SELECT request_id, body_sha256 FROM operator_requests WHERE created_at_ms < ?1 LIMIT ?2)",
                 args![before, left],
             )?;
-            Ok(pos + operator)
+            let left = left.saturating_sub(i64::try_from(operator).unwrap_or(i64::MAX));
+            let scans = tx.db.execute(
+                "DELETE FROM mpp_scans WHERE (mpp, request_id, body_sha256) IN \
+                 (SELECT mpp, request_id, body_sha256 FROM mpp_scans WHERE created_at_ms < ?1 LIMIT ?2)",
+                args![before, left],
+            )?;
+            Ok(pos + operator + scans)
         })
         .await
     }

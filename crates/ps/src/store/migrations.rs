@@ -297,6 +297,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX refunds_without_commission_mode ON refunds (id) WHERE commission_mode IS NULL;
     "#,
+    // 19: the purchase each Static or Custom scan made, by the MPP's X-Request-ID and body, so
+    // that a retried scan gets the same purchase (`ScanKey`); kept a day, as POS replay records.
+    r#"
+    CREATE TABLE mpp_scans (
+        mpp TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        payment_id INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (mpp, request_id, body_sha256)
+    ) WITHOUT ROWID;
+    CREATE INDEX mpp_scans_by_age ON mpp_scans (created_at_ms);
+    "#,
 ];
 
 /// Applies every migration not applied yet; a database a newer build migrated is refused, so a

@@ -205,6 +205,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX refunds_without_commission_mode ON refunds (id) WHERE commission_mode IS NULL;
     "#,
+    // 6: SQLite's 19: the purchase each Static or Custom scan made, by the MPP's request.
+    r#"
+    CREATE TABLE mpp_scans (
+        mpp TEXT COLLATE "C" NOT NULL,
+        request_id TEXT COLLATE "C" NOT NULL,
+        body_sha256 TEXT COLLATE "C" NOT NULL,
+        payment_id BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (mpp, request_id, body_sha256)
+    );
+    CREATE INDEX mpp_scans_by_age ON mpp_scans (created_at_ms);
+    "#,
 ];
 
 /// The session-level advisory lock held while migrating, so that of several nodes starting at

@@ -47,6 +47,7 @@ pub use outbox::OutboxEntry;
 pub use outbox::OutboxKind;
 pub use outbox::{Attempt, AttemptOutcome};
 pub(crate) use payments::NewPayment;
+pub use payments::ScanKey;
 pub use postgres::StagedCounts;
 pub(crate) use refund_delivery::RefundView;
 pub(crate) use refunds::{NewRefund, NewReturnQr};

@@ -484,7 +484,60 @@ pub(super) fn scan_locale(db: Db<'_>, id: PaymentId) -> StoreResult<Option<Local
     Ok(locale)
 }
 
+/// What tells a repeat of a Static or Custom scan from a new one (SPEC 1.4, DECISIONS 9): the
+/// MPP, its X-Request-ID and the SHA-256 of the body. Every such scan makes a purchase, so the
+/// request id is all that says a retry after a lost answer is the same scan; the same id with
+/// another body is another request (as on the merchant API, DECISIONS 29). Kept a day
+/// (`limits.pos_replay_retention_s`), as the POS's replay records.
+#[derive(Clone, Debug)]
+pub struct ScanKey {
+    mpp: String,
+    request_id: String,
+    body_sha256: String,
+}
+
+impl ScanKey {
+    pub fn new(mpp: &str, request_id: &str, body: &[u8]) -> ScanKey {
+        use sha2::Digest;
+        ScanKey {
+            mpp: mpp.to_owned(),
+            request_id: request_id.to_owned(),
+            body_sha256: hex::encode(sha2::Sha256::digest(body)),
+        }
+    }
+}
+
 impl super::Tx<'_> {
+    /// The purchase an earlier run of this scan made, if it did.
+    pub(crate) fn scanned_before(&self, key: &ScanKey) -> StoreResult<Option<PaymentId>> {
+        self.db.query_row(
+            "SELECT payment_id FROM mpp_scans WHERE mpp = ?1 AND request_id = ?2 AND body_sha256 = ?3",
+            args![key.mpp, key.request_id, key.body_sha256],
+            |r| r.get::<PaymentId>(0),
+        )
+    }
+
+    /// Records the purchase this scan made, for its repeats. A concurrent repeat that stored it
+    /// first fails this transaction's commit, and the transaction runs again and finds it.
+    pub(crate) fn remember_scan(
+        &self,
+        key: &ScanKey,
+        payment_id: PaymentId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.db.execute_pipelined(
+            "INSERT INTO mpp_scans (mpp, request_id, body_sha256, payment_id, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![
+                key.mpp,
+                key.request_id,
+                key.body_sha256,
+                payment_id,
+                now.as_millisecond()
+            ],
+        )
+    }
+
     /// The purchase `id`, if there is one.
     pub fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         load(self.db, id)
