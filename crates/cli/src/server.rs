@@ -13,7 +13,7 @@ use tolem_mpp::{Mpp, MppConfig};
 use tolem_ps::app::{Listener, ListenerError};
 use tolem_ps::clock::SystemClock;
 use tolem_ps::state::{AppState, StartError};
-use tolem_ps::store::{DatabaseLock, DatabaseLockError, StoreError};
+use tolem_ps::store::{DatabaseLock, DatabaseLockError, SchemaState, StoreError};
 use tolem_ps::{App, Config};
 use tolem_sdk::RetryPolicy;
 use tolem_wire::Amount;
@@ -34,8 +34,9 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Resul
 }
 
 /// `tolem serve --check`: the configuration as `serve` would take it (the file, the environment,
-/// the flags), and the files it names read, but nothing bound or opened; what a start would warn
-/// of is said too.
+/// the flags), the files it names read and the database's schema version read (whether a start
+/// would make or migrate it), but nothing bound, created or changed; what a start would warn of is
+/// said too.
 pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let mut config = Config::load(file.as_deref(), environment())?;
     if let Some(db) = overrides.db.clone() {
@@ -60,9 +61,22 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
         ),
         n => format!("{n} listener(s)"),
     };
+    // Read, never changed: whether the database is there and what a start would do to it.
+    let database = tolem_ps::database_for_display(&config.database);
+    let schema = match tolem_ps::store::schema_state(&config.database) {
+        Ok(SchemaState::New { .. }) => "new: a start makes its schema".to_owned(),
+        Ok(SchemaState::UpToDate { version }) => format!("schema {version}, up to date"),
+        Ok(SchemaState::Behind { found, known }) => {
+            format!("schema {found}: a start migrates it to {known}")
+        }
+        Ok(SchemaState::Newer { found, known }) => anyhow::bail!(
+            "the database {database} has schema version {found}, newer than this build's {known}: \
+             a newer build migrated it; run that build, or restore a backup made for this one"
+        ),
+        Err(e) => anyhow::bail!("cannot read the database {database}: {e}"),
+    };
     say!(
-        "configuration OK: {listeners}, database {}{}{}",
-        tolem_ps::database_for_display(&config.database),
+        "configuration OK: {listeners}, database {database} ({schema}){}{}",
         if config.sandbox { ", sandbox" } else { "" },
         if warnings.is_empty() {
             String::new()

@@ -704,11 +704,57 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        said.starts_with("configuration OK: 1 listener(s), database "),
+        said.starts_with("configuration OK: 1 listener(s), database ")
+            && said.contains("(new: a start makes its schema)"),
         "{said}"
     );
+    // It says whether a start would migrate the database, and refuses one a newer build made.
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--check", "--config"])
+            .arg(&config)
+            .arg("--db")
+            .arg(&db)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("tolem runs");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let limits = tolem_ps::store::StoreLimits::of(&tolem_ps::Config::default().limits);
+    drop(tolem_ps::store::Store::open(&db, &limits).expect("the schema made"));
+    let (ok, said) = check();
+    assert!(ok && said.contains(", up to date)"), "{said}");
+    let books = crate::backend::PsBooks::open_for_writing(&db);
+    let set_version = |version: i64| {
+        if tolem_ps::is_postgres_url(&db) {
+            books.execute("UPDATE schema_version SET version = ?1", &[&version]);
+        } else {
+            books.execute(&format!("PRAGMA user_version = {version}"), &[]);
+        }
+    };
+    set_version(2);
+    let (ok, said) = check();
+    assert!(
+        ok && said.contains("(schema 2: a start migrates it to "),
+        "{said}"
+    );
+    set_version(1000);
+    let (ok, said) = check();
+    assert!(
+        !ok && said.contains("has schema version 1000, newer than this build's"),
+        "{said}"
+    );
+    drop(books);
     if !tolem_ps::is_postgres_url(&db) {
-        assert!(!db.exists(), "--check opened no database");
+        // Nothing else made or changed: the file is the one made above, still at version 1000.
+        assert!(db.exists());
         // A SQLite file in a folder that is not there is named before a start would fail on it.
         let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
             .args(["serve", "--check", "--config"])

@@ -1,6 +1,8 @@
 //! SQLite's schema migrations, applied in order at start-up; `PRAGMA user_version` records how
 //! many ran. PostgreSQL has its own (`migrations_pg.rs`), which end in the same tables.
 
+use std::path::Path;
+
 use rusqlite::Connection;
 
 use super::{StoreError, StoreResult};
@@ -311,6 +313,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX mpp_scans_by_age ON mpp_scans (created_at_ms);
     "#,
 ];
+
+/// The schema version of the SQLite file at `path`, read without changing it (`None`: no file
+/// yet), and this build's.
+pub(super) fn versions(path: &Path) -> StoreResult<(Option<i64>, usize)> {
+    if !path.exists() {
+        return Ok((None, MIGRATIONS.len()));
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok((Some(found), MIGRATIONS.len()))
+}
 
 /// Applies every migration not applied yet; a database a newer build migrated is refused, so a
 /// rollback to an older binary never writes rows in tables it does not know.

@@ -298,6 +298,20 @@ pub(super) fn check_current(db: Db<'_>) -> StoreResult<()> {
 }
 
 /// How many migrations the database has had.
+/// The schema version of the database `db` reaches, read without changing it (`None`: no
+/// Tolem table yet), and this build's.
+pub(super) fn versions(db: Db<'_>) -> StoreResult<(Option<i64>, usize)> {
+    let made = db
+        .query_row(
+            "SELECT to_regclass('schema_version') IS NOT NULL",
+            args![],
+            |row| row.get::<bool>(0),
+        )?
+        .unwrap_or(false);
+    let found = if made { Some(version(db)?) } else { None };
+    Ok((found, MIGRATIONS.len()))
+}
+
 fn version(db: Db<'_>) -> StoreResult<i64> {
     db.query_row("SELECT version FROM schema_version", args![], |row| {
         row.get::<i64>(0)

@@ -448,6 +448,48 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
 
 /// Connects to PostgreSQL and runs its migrations, on a thread of its own: the `postgres`
 /// client may not block an async worker, and `open` is called from async start-up code.
+/// Where the database's schema stands against this build's, read without changing it
+/// (`tolem serve --check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No database yet (or no Tolem table in it): a start makes the schema.
+    New { known: usize },
+    /// Migrated as far as this build knows.
+    UpToDate { version: usize },
+    /// A start of this build migrates it from `found` to `known`.
+    Behind { found: usize, known: usize },
+    /// A newer build migrated it: this build refuses it.
+    Newer { found: i64, known: usize },
+}
+
+/// [`SchemaState`] of the database at `path` (a SQLite file or a PostgreSQL URL). Blocking, on a
+/// thread of its own (the PostgreSQL client runs its own runtime).
+pub fn schema_state(path: &Path) -> StoreResult<SchemaState> {
+    let path = path.to_owned();
+    let (found, known) = std::thread::scope(|s| {
+        s.spawn(|| {
+            if crate::config::is_postgres_url(&path) {
+                let url = pg_tls::parse(&path.to_string_lossy())?;
+                let conn = db::PgConn::connect(&url)?;
+                migrations_pg::versions(db::Db::Pg(&conn))
+            } else {
+                migrations::versions(&path)
+            }
+        })
+        .join()
+        .map_err(|_| StoreError::Corrupt("reading the schema version panicked".to_owned()))?
+    })?;
+    Ok(match found.map(usize::try_from) {
+        None | Some(Ok(0)) => SchemaState::New { known },
+        Some(Ok(found)) if found == known => SchemaState::UpToDate { version: known },
+        Some(Ok(found)) if found < known => SchemaState::Behind { found, known },
+        _ => SchemaState::Newer {
+            found: found.unwrap_or_default(),
+            known,
+        },
+    })
+}
+
 fn open_postgres(url: &Path, limits: &StoreLimits) -> StoreResult<postgres::Pool> {
     let url = url.to_string_lossy().into_owned();
     let connections = limits.database_connections;
