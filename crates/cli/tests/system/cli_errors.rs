@@ -310,3 +310,33 @@ fn a_wallet_without_its_bank_says_how_to_reach_one() {
         "--mpp URL",
     );
 }
+
+#[test]
+fn tolem_log_format_json_writes_one_json_object_a_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["serve", "--check", "--db"])
+        .arg(dir.path().join("ps.db"))
+        .env("TOLEM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("tolem runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"] == "outgoing TLS: trusted roots loaded"
+            && l["fields"]["system"].is_u64()),
+        "{stderr}"
+    );
+    // The variable is the CLI's, not a setting: the configuration passed over it.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("configuration OK"),
+        "{stderr}"
+    );
+}

@@ -887,6 +887,8 @@ pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> String {
 /// the server's settings; the configuration passes over them instead of calling them unknown.
 pub(crate) const TOOL_VARIABLES: &[&str] = &[
     "TOLEM_CONFIG",
+    // The log's format, read by the CLI before any configuration (`docs/configuration.md`).
+    "TOLEM_LOG_FORMAT",
     "TOLEM_BENCH_OPS",
     "TOLEM_LOAD_KEEP",
     // The fuzz harness's size and seed (docs/testing.md).
