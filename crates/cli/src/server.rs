@@ -200,6 +200,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     }
     let app = start(config).await?;
     say!("listening on http://{addr}");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, %addr, sandbox = true, "Tolem PS started");
     print_guide(&app.config, &addr.to_string(), &mpp_urls);
     let done = stop.clone();
     tokio::spawn(async move {
