@@ -596,3 +596,36 @@ async fn an_mpp_header_sent_twice_is_refused_never_read_as_either() {
         .expect("an answer");
     assert!(response.headers().get("x-request-id").is_none());
 }
+
+/// A token or id with U+0000 sent in a URL names nothing, on either database: PostgreSQL refuses
+/// such text in a query, which once made these answer 500 or `-999` (retry, for ever).
+#[tokio::test]
+async fn a_nul_in_a_url_names_nothing_and_is_no_fault() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    for path in [
+        "/r2/v01/payment/details?QrPaymentId=1&DeviceToken=%00".to_owned(),
+        format!("/r2/v01/payment/details?QrPaymentId=1&DeviceToken={device}%00"),
+        "/r1/v01/payment/status/%00".to_owned(),
+        "/r2/v01/return/status/%00".to_owned(),
+    ] {
+        let (status, answer) = ps.pos("GET", &path, API_KEY, None).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        assert_ne!(code(&answer), -999, "{path}: {answer}");
+    }
+    for path in [
+        "/qr/image.png?token=%00",
+        "/qr/image.svg?token=a%00b",
+        "/receipt?id=%00",
+        "/pay/%00",
+    ] {
+        let status = ps
+            .http
+            .get(format!("{}{path}", ps.url))
+            .send()
+            .await
+            .expect("an answer")
+            .status();
+        assert!(status.is_client_error(), "{path}: {status}");
+    }
+}

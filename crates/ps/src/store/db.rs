@@ -768,12 +768,26 @@ impl<'c> Db<'c> {
         }
     }
 
+    /// Whether a read with `cells` can match no row without asking: PostgreSQL keeps no text
+    /// holding U+0000 and refuses one in a query (an error, not an empty answer), so a token or
+    /// key with it sent in a URL (`?DeviceToken=%00`) is answered as one that names nothing,
+    /// as SQLite answers it.
+    fn matches_nothing(&self, cells: &[Cell<'_>]) -> bool {
+        !matches!(self, Db::Lite(_))
+            && cells
+                .iter()
+                .any(|c| matches!(c, Cell::Text(text) if text.contains('\0')))
+    }
+
     /// Asks for a read that a later [`Self::query_row`] of the same SQL and arguments in this
     /// transaction will make: on PostgreSQL it is sent with the next statement, in one write,
     /// and that `query_row` takes its rows instead of a round trip of its own. It reads what was
     /// committed when it was sent (READ COMMITTED), a moment earlier than the later read would.
     /// On SQLite, in the same process, nothing is done ahead.
     pub(crate) fn prefetch(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<()> {
+        if self.matches_nothing(&args.iter().map(|a| a.cell()).collect::<Vec<_>>()) {
+            return Ok(());
+        }
         if let Db::Pg(pg) = self {
             let statement = pg.statement(sql)?;
             let key = (
@@ -822,6 +836,9 @@ impl<'c> Db<'c> {
         f: impl FnOnce(&Row<'_>) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
         let cells: Vec<Cell<'_>> = args.iter().map(|a| a.cell()).collect();
+        if self.matches_nothing(&cells) {
+            return Ok(None);
+        }
         match self {
             Db::Lite(conn) => {
                 let mut statement = conn.prepare_cached(sql)?;
@@ -854,6 +871,9 @@ impl<'c> Db<'c> {
         mut f: impl FnMut(&Row<'_>) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
         let cells: Vec<Cell<'_>> = args.iter().map(|a| a.cell()).collect();
+        if self.matches_nothing(&cells) {
+            return Ok(Vec::new());
+        }
         match self {
             Db::Lite(conn) => {
                 let mut statement = conn.prepare_cached(sql)?;
