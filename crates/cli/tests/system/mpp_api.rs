@@ -1150,11 +1150,39 @@ async fn a_retried_static_or_custom_scan_gets_the_purchase_the_first_made() {
     let (_, answer) = ps.mpp_call(SCAN, "demowallet", "park-1", &body).await;
     let v: Value = serde_json::from_str(&answer).expect("JSON");
     assert_ne!(v["payment"]["paymentId"], parking.as_str(), "{answer}");
+    // Once the first purchase is paid, its request id names no scan in progress: an MPP that
+    // reuses its ids gets a new purchase, never the paid one back (whose notifyPayment would
+    // answer the stored SUCCESS to a second debit).
+    let cafe = json!({"qrCode": STATIC_QR, "customerId": "C1"});
+    let (_, answer) = ps.mpp_call(SCAN, "demobank", "cafe-1", &cafe).await;
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        v["payment"]["paymentId"],
+        ids[0].as_str(),
+        "still open: {answer}"
+    );
+    let paid = notify_body(&ids[0], "C1", "SUCCESS", Some("100"));
+    let (_, answer) = ps.mpp_call(NOTIFY, "demobank", "n-cafe-1", &paid).await;
+    assert_eq!(result_code(&answer), "SUCCESS", "{answer}");
+    let (_, answer) = ps.mpp_call(SCAN, "demobank", "cafe-1", &cafe).await;
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    let after = v["payment"]["paymentId"]
+        .as_str()
+        .expect("paymentId")
+        .to_owned();
+    assert_ne!(
+        after, ids[0],
+        "a paid purchase is not scanned again: {answer}"
+    );
+    // And that new purchase is what a retry of this scan gets now.
+    let (_, answer) = ps.mpp_call(SCAN, "demobank", "cafe-1", &cafe).await;
+    let v: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(v["payment"]["paymentId"], after.as_str(), "{answer}");
     assert_eq!(
         ps.books().count(
             "SELECT COUNT(*) FROM payments WHERE kind IN ('static', 'custom')",
             &[]
         ),
-        5
+        6
     );
 }

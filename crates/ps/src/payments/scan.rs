@@ -11,10 +11,10 @@ use tolem_wire::{Locale, mpp};
 
 use super::{Caller, MppError, check_len, merchant_of};
 use crate::catalog::{CatalogToken, Service};
-use crate::domain::{Kind, MerchantState, Owner, Payment, ServiceId, TradePointId};
+use crate::domain::{Kind, MerchantState, Owner, Payment, ServiceId, Status, TradePointId};
 use crate::links::secret_token;
 use crate::state::App;
-use crate::store::{NewPayment, ScanKey, StoreError, StoreResult};
+use crate::store::{NewPayment, ScanKey, StoreResult};
 
 /// `repeat` tells a retry of a Static or Custom scan from a new scan of the same sticker: a
 /// retry is answered with the purchase the first made. (A Dynamic QR's or a return QR's scan
@@ -79,10 +79,18 @@ async fn create_scanned(
         // on PostgreSQL (the INSERTs and the scan's UPDATE go out with the `COMMIT`). Two
         // repeats at once both write the record; the second fails on its key and runs again.
         .staged_locking_transaction(move |tx| {
+            // The new purchase's id travels with the record's read: one round trip, not two.
+            tx.want_payment_id()?;
             if let Some(first) = tx.scanned_before(&repeat)? {
-                return tx.payment(first)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("scan record of a missing purchase {first}"))
-                });
+                // A retry while the first purchase is open gets it. Once that ended (paid,
+                // cancelled, expired) or was deleted, the request id names no scan in progress:
+                // an MPP that reuses its ids gets a new purchase, never a paid one back.
+                match tx.payment(first)? {
+                    Some(payment) if payment.effective_status(now, &policy) == Status::Scanned => {
+                        return Ok(payment);
+                    }
+                    _ => tx.forget_scan(&repeat)?,
+                }
             }
             let mut payment = tx.insert_payment(&new, now)?;
             payment.bind(&owner, now, &policy);

@@ -517,6 +517,21 @@ impl super::Tx<'_> {
         )
     }
 
+    /// Forgets the record of this scan (its purchase ended or is gone: the same request id is
+    /// a new scan now). Sent with the next statement; a concurrent repeat doing the same waits
+    /// for this one and then finds nothing to forget, and its record then meets this one's key.
+    pub(crate) fn forget_scan(&self, key: &ScanKey) -> StoreResult<()> {
+        self.db.execute_pipelined(
+            "DELETE FROM mpp_scans WHERE mpp = ?1 AND request_id = ?2 AND body_sha256 = ?3",
+            args![key.mpp, key.request_id, key.body_sha256],
+        )
+    }
+
+    /// Asks ahead for the id the next [`Self::insert_payment`] takes (`ids.rs`).
+    pub(crate) fn want_payment_id(&self) -> StoreResult<()> {
+        super::ids::want_next_operation_id(self.db)
+    }
+
     /// Records the purchase this scan made, for its repeats. A concurrent repeat that stored it
     /// first fails this transaction's commit, and the transaction runs again and finds it.
     pub(crate) fn remember_scan(
