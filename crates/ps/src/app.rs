@@ -135,7 +135,8 @@ where
                 let Ok(mut response) = answer.await;
                 let status = response.status().as_u16();
                 let latency_ms = began.elapsed().as_millis();
-                if response.status().is_server_error() {
+                let expected = response.extensions().get::<crate::health::Expected>();
+                if response.status().is_server_error() && expected.is_none() {
                     tracing::error!(status, latency_ms, "answered with a server error");
                 } else {
                     tracing::debug!(status, latency_ms, "answered");

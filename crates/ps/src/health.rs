@@ -17,7 +17,7 @@ use axum::routing::get;
 use tokio::time::Instant;
 
 use crate::state::AppState;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How long one readiness answer is given again.
 const FRESH: Duration = Duration::from_secs(1);
@@ -37,12 +37,22 @@ async fn live() -> Response {
 async fn ready(State(app): State<AppState>) -> Response {
     match app.readiness.check(&app.store).await {
         Ok(()) => answer(StatusCode::OK, serde_json::json!({"status": "ready"})),
-        Err(why) => answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "not ready", "reason": why.as_str()}),
-        ),
+        Err(why) => {
+            let mut response = answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "not ready", "reason": why.as_str()}),
+            );
+            // Said once a second by the check itself, not once per probe by the request's log.
+            response.extensions_mut().insert(Expected);
+            response
+        }
     }
 }
+
+/// Marks a 5xx answer that is the endpoint's meaning, not a fault: the request's log line stays
+/// at debug level (`app.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Expected;
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (
@@ -87,7 +97,9 @@ impl Readiness {
             return answer;
         }
         let answer = match tokio::time::timeout(CHECK_WAIT, store.ping()).await {
-            Ok(Ok(())) => Ok(()),
+            // Full (every connection or the writer's queue taken) is busy, not down: taking a
+            // busy node out of the balancer would only move its load to the others.
+            Ok(Ok(()) | Err(StoreError::Overloaded)) => Ok(()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "readiness: the database does not answer");
                 Err(NotReady::Database)

@@ -27,11 +27,9 @@ pub(crate) fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
 }
 
 /// The merchant API's X-Request-ID, and the admin API's and any other path's: `None` when absent
-/// or when it breaks the rule (or is sent twice), which these APIs treat alike.
+/// or when it breaks the rule, which these APIs treat alike. Sent twice (a proxy that adds its
+/// own), the first is the POS's and is kept, so that its repeats still find their answer.
 pub(crate) fn of_merchant(headers: &HeaderMap) -> Option<&str> {
-    if repeated(headers) {
-        return None;
-    }
     let value = headers.get(HEADER_REQUEST_ID)?;
     check_request_id(value.as_bytes(), MERCHANT_REQUEST_ID_LEN_MAX).ok()
 }
@@ -72,6 +70,6 @@ mod tests {
         let mut twice = headers(Some("r-1"));
         twice.append(HEADER_REQUEST_ID, HeaderValue::from_static("r-2"));
         assert_eq!(of_mpp(&twice), Err(Problem::Duplicate));
-        assert_eq!(of_merchant(&twice), None);
+        assert_eq!(of_merchant(&twice), Some("r-1"));
     }
 }

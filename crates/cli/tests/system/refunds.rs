@@ -310,8 +310,17 @@ async fn a_purchase_takes_a_bounded_number_of_refunds_even_concurrently() {
         refund_r3(&ps, &device, purchase, 1000.0).await["StatusCode"],
         -99000005
     );
-    ps.wait_until("the three are credited", || async {
-        mpp.credited().len() == 3
+    // All that is left still goes back, so no purchase keeps money it can never refund.
+    assert_eq!(
+        refund_r3(&ps, &device, purchase, 999.97).await["StatusCode"],
+        0
+    );
+    assert_eq!(
+        refund_r3(&ps, &device, purchase, 0.01).await["StatusCode"],
+        -99000005
+    );
+    ps.wait_until("the four are credited", || async {
+        mpp.credited().len() == 4
     })
     .await;
 }

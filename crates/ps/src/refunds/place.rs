@@ -36,6 +36,9 @@ pub async fn place(
             };
             let held = tx.held_amounts(payment.id)?;
             let refunds_so_far = held.len();
+            let left = payment
+                .amount
+                .map_or(Amount::ZERO, |total| available(total, held.iter().copied()));
             let return_qr = order.return_qr.map(|id| tx.refund(id)).transpose()?;
             // Checked before anything is written: a refusal must leave no trace.
             let checked = check_order(
@@ -51,7 +54,9 @@ pub async fn place(
             };
             // After the order's own checks, so that what is wrong with an order is said first.
             // The bound keeps a purchase's refunds few: each is read by every later one, here.
-            if refunds_so_far >= refunds_max {
+            // An order for all that is left still goes through, so no purchase keeps money that
+            // can never be refunded (after it nothing is left, unless the MPP refuses it).
+            if refunds_so_far >= refunds_max && order.amount != left {
                 return Ok(Err(Refusal::TooManyRefunds));
             }
             let mut refund = match return_qr.flatten() {
