@@ -136,7 +136,22 @@ where
                 let status = response.status().as_u16();
                 let latency_ms = began.elapsed().as_millis();
                 let expected = response.extensions().get::<crate::health::Expected>();
-                if response.status().is_server_error() && expected.is_none() {
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE && expected.is_none() {
+                    // "Busy, retry" (a full queue, a rate, the cabinet's places, a database
+                    // away): callers can cause it at any rate, so said once a second.
+                    let due = UNAVAILABLE_LOG
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .due();
+                    if let Some(left_out) = due {
+                        tracing::warn!(
+                            status,
+                            latency_ms,
+                            left_out,
+                            "answered: unavailable, retry"
+                        );
+                    }
+                } else if response.status().is_server_error() && expected.is_none() {
                     tracing::error!(status, latency_ms, "answered with a server error");
                 } else {
                     tracing::debug!(status, latency_ms, "answered");
@@ -153,6 +168,10 @@ where
         )
     }
 }
+
+/// The log of 503 answers, at most a line a second ([`RequestSpanLayer`]).
+static UNAVAILABLE_LOG: std::sync::LazyLock<std::sync::Mutex<connections::Sparse>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// The answer to a panic: a body both APIs' clients understand as "retry".
 fn internal_fault() -> Response {

@@ -251,9 +251,27 @@ fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingEr
     let mut pem = chain;
     pem.push(b'\n');
     pem.extend_from_slice(&key_pem);
-    // reqwest reads the same PEM again when each client is built: checked once here, so that a
-    // start names the file rather than a client that cannot be built.
-    reqwest::Identity::from_pem(&pem).map_err(|e| bad("client_key", key, e.to_string()))?;
+    // reqwest reads the same PEM again when each client is built: a client is built once here
+    // (which also finds a key that is not the certificate's), so that a start names the files
+    // rather than a client that cannot be built.
+    reqwest::Identity::from_pem(&pem)
+        .and_then(|identity| reqwest::Client::builder().identity(identity).build())
+        .map_err(|e| {
+            let mut causes = vec![e.to_string()];
+            let mut source = e.source();
+            while let Some(cause) = source {
+                causes.push(cause.to_string());
+                source = cause.source();
+            }
+            bad(
+                "client_key",
+                key,
+                format!(
+                    "not usable with outgoing.client_certificate: {}",
+                    causes.join(": ")
+                ),
+            )
+        })?;
     Ok(pem)
 }
 
@@ -555,6 +573,19 @@ mod tests {
         assert!(
             err.to_string().starts_with("outgoing.client_key ")
                 && err.to_string().contains("no private key"),
+            "{err}"
+        );
+        // Another certificate's key.
+        let other = rcgen::generate_simple_self_signed(vec!["other.example".to_owned()])
+            .expect("a certificate");
+        let other_key = dir.path().join("other.key");
+        std::fs::write(&other_key, other.signing_key.serialize_pem()).expect("write");
+        let err = OutgoingTls::load(&config(Some(&cert), Some(&other_key)))
+            .err()
+            .expect("a key of another certificate");
+        assert!(
+            err.to_string().starts_with("outgoing.client_key ")
+                && err.to_string().contains("not usable with"),
             "{err}"
         );
         let tls = OutgoingTls::load(&config(Some(&cert), Some(&key))).expect("an identity");

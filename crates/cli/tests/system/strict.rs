@@ -528,14 +528,55 @@ async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
             "{error}"
         );
     }
+    // No control character in operator data: it reaches the MPPs in every scan, receipts,
+    // registers and e-mail headers.
+    for (field, value) in [
+        ("name", "TP\u{0}nul"),
+        ("address", "line\nbreak"),
+        ("terminal_type", "P\t"),
+    ] {
+        let mut bad = point.clone();
+        bad[field] = json!(value);
+        let (status, answer) = put(bad).await;
+        assert_eq!(status, 400, "{field}: {answer}");
+        let error = answer["error"].as_str().expect("an error");
+        assert_eq!(error, format!("{field}: holds a control character"));
+    }
+    let mut bank = catalog["mpps"][0].clone();
+    bank["register_email"] = json!("a@b.example\r\nBcc: someone@else.example");
+    let key = bank["caller_name"].as_str().expect("a name").to_owned();
+    let (status, answer) = ps
+        .admin("PUT", &format!("/admin/v1/mpps/{key}"), &bank)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"], "register_email: holds a control character",
+        "{answer}"
+    );
     let (_, after) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
     assert_eq!(
         after["trade_points"], catalog["trade_points"],
         "nothing changed"
     );
+    assert_eq!(after["mpps"], catalog["mpps"], "nothing changed");
     let mut longest = point.clone();
     longest["name"] = json!("Ә".repeat(128));
     let (status, answer) = put(longest).await;
+    assert_eq!(status, 200, "{answer}");
+    // A trade point stored before a type was required blocks no other change (a suspension, a
+    // key revoked must not wait for it); it gets a type when it is next changed itself.
+    let changed = crate::backend::PsBooks::open_for_writing(&ps.db_path()).execute(
+        "UPDATE catalog SET doc = replace(doc, '\"terminal_type\":\"POS\"', '\"terminal_type\":\"\"')",
+        &[],
+    );
+    assert!(changed > 0);
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut bank = catalog["mpps"][0].clone();
+    bank["name"] = json!("Renamed Bank");
+    let key = bank["caller_name"].as_str().expect("a name").to_owned();
+    let (status, answer) = ps
+        .admin("PUT", &format!("/admin/v1/mpps/{key}"), &bank)
+        .await;
     assert_eq!(status, 200, "{answer}");
 }
 

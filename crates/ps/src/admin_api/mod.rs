@@ -217,23 +217,70 @@ where
     if doc.key() != key {
         return Err(bad("the key in the body differs from the path"));
     }
-    doc.prepare();
+    no_control_characters(&doc).map_err(bad)?;
+    doc.prepare().map_err(bad)?;
     save(app, doc, upsert_into).await
 }
 
-/// What an item needs before it is stored.
+/// Operator data holds no control character: it reaches MPPs (a trade point's name in every
+/// scan), receipts, registers and e-mail headers (an MPP's `register_email`), and PostgreSQL
+/// keeps no U+0000. A certificate's PEM alone may break lines.
+fn no_control_characters<T: Serialize>(doc: &T) -> Result<(), String> {
+    fn walk(value: &serde_json::Value, path: &str, lines_allowed: bool) -> Result<(), String> {
+        match value {
+            serde_json::Value::String(text) => {
+                let refused = text
+                    .chars()
+                    .any(|c| c.is_control() && !(lines_allowed && matches!(c, '\n' | '\r')));
+                if refused {
+                    return Err(format!("{path}: holds a control character"));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), lines_allowed)?;
+                }
+            }
+            serde_json::Value::Object(members) => {
+                for (key, member) in members {
+                    let at = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    walk(member, &at, key == "client_certificates")?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let value = serde_json::to_value(doc).map_err(|e| e.to_string())?;
+    walk(&value, "", false)
+}
+
+/// What an item needs before it is stored, and what is asked of the item itself (not of the
+/// catalog around it, which may hold items stored before a rule was made).
 trait PrepareDoc {
-    fn prepare(&mut self) {}
+    fn prepare(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl PrepareDoc for Mpp {}
-impl PrepareDoc for TradePoint {}
 impl PrepareDoc for Service {}
+
+impl PrepareDoc for TradePoint {
+    fn prepare(&mut self) -> Result<(), String> {
+        self.check_terminal_type()
+    }
+}
 
 impl PrepareDoc for Organization {
     /// Only hashes of API keys are stored; certificates' fingerprints are written one way.
-    fn prepare(&mut self) {
+    fn prepare(&mut self) -> Result<(), String> {
         self.hash_keys();
+        Ok(())
     }
 }
 

@@ -107,7 +107,8 @@ pub struct TradePoint {
     pub city: String,
     /// Merchant category code.
     pub mcc: String,
-    /// The MPP API's `authorType`, 1 to 5 characters (required: an empty one is refused).
+    /// The MPP API's `authorType`, 1 to 5 characters: required of every trade point the
+    /// configuration names or the admin API stores ([`TradePoint::check_terminal_type`]).
     #[serde(default)]
     pub terminal_type: String,
     #[serde(default = "yes")]
@@ -117,6 +118,27 @@ pub struct TradePoint {
     /// The token of this trade point's printed static QR, if it has one.
     #[serde(default)]
     pub static_qr: Option<String>,
+}
+
+impl TradePoint {
+    /// SPEC 4.1 requires `authorType` in every `merchant` the MPP API answers: a trade point the
+    /// configuration names or the admin API stores has a type. (One stored before the rule keeps
+    /// loading, so that it blocks no other change.)
+    pub fn check_terminal_type(&self) -> Result<(), String> {
+        let len = self.terminal_type.chars().count();
+        if len == 0 || len > AUTHOR_TYPE_LEN_MAX {
+            return Err(self.terminal_type_error());
+        }
+        Ok(())
+    }
+
+    fn terminal_type_error(&self) -> String {
+        format!(
+            "trade_points.{}: terminal_type must be 1-{AUTHOR_TYPE_LEN_MAX} characters \
+             (SPEC 4.1 authorType, which every scan answers), e.g. \"POS\"",
+            self.id
+        )
+    }
 }
 
 /// A Custom-QR service (parking, utilities, ...): parameters the buyer fills, and how the amount
@@ -326,13 +348,11 @@ impl CatalogFile {
                     t.id
                 ));
             }
-            // SPEC 4.1 requires `authorType` in every `merchant` the MPP API answers.
-            if t.terminal_type.is_empty() || t.terminal_type.chars().count() > AUTHOR_TYPE_LEN_MAX {
-                return Err(format!(
-                    "trade_points.{}: terminal_type must be 1-{AUTHOR_TYPE_LEN_MAX} \
-                     characters (SPEC 4.1 authorType, which every scan answers), e.g. \"POS\"",
-                    t.id
-                ));
+            // Empty only in a trade point stored before a type was required: it still loads,
+            // so that it blocks no other change, and each new or changed one needs a type
+            // (`TradePoint::check_terminal_type`).
+            if t.terminal_type.chars().count() > AUTHOR_TYPE_LEN_MAX {
+                return Err(t.terminal_type_error());
             }
             if let Some(token) = &t.static_qr {
                 check_token(token, &mut tokens)

@@ -776,6 +776,9 @@ impl Config {
         self.registers
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;
+        for point in &self.catalog.trade_points {
+            point.check_terminal_type().map_err(ConfigError::Invalid)?;
+        }
         self.catalog.validate().map_err(ConfigError::Invalid)
     }
 

@@ -192,6 +192,23 @@ impl App {
             readiness: crate::health::Readiness::default(),
         };
         app.reload_catalog().await?;
+        // Stored before a type was required: their scans answer no authorType (SPEC 4.1).
+        let mut untyped: Vec<_> = app
+            .catalog
+            .get()
+            .trade_points
+            .values()
+            .filter(|t| t.terminal_type.is_empty())
+            .map(|t| t.id.to_string())
+            .collect();
+        if !untyped.is_empty() {
+            untyped.sort();
+            tracing::warn!(
+                trade_points = %untyped.join(", "),
+                "trade points without terminal_type: their scans answer no authorType; give each \
+                 one (PUT /admin/v1/trade-points/{{id}})"
+            );
+        }
         Ok(Arc::new(app))
     }
 
