@@ -960,3 +960,38 @@ async fn a_download_its_client_left_stops_and_leaves_no_file() {
     let left = registers_in_making(temp.path());
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[tokio::test]
+async fn one_mpps_downloads_never_take_every_place() {
+    if !sqlite_only("it fills the SQLite file directly") {
+        return;
+    }
+    let scene = Scene::start("2026-11-27T10:00:00", |c| {
+        c.registers.cabinet_concurrency_max = 2;
+    })
+    .await;
+    let ps = &scene.ps;
+    crate::register_bench::fill(&ps.db_path(), 60_000);
+    // demobank's long register takes its one place of the two...
+    let url = format!("{}/cabinet/v1/registers/daily/2026-11-26.xlsx", ps.url);
+    let long = tokio::spawn(ps.http.get(url).bearer_auth(BANK_TOKEN).send());
+    let mut busy = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // ...so its second waits (its half of the places is taken)...
+        if cabinet(ps, "daily/2026-11-25.csv", Some(BANK_TOKEN))
+            .await
+            .0
+            == 503
+        {
+            busy = true;
+            break;
+        }
+    }
+    assert!(busy, "demobank's second register waits for its first");
+    // ...while demowallet still has a place.
+    let (status, _) = cabinet(ps, "daily/2026-11-25.csv", Some(WALLET_TOKEN)).await;
+    assert_eq!(status, 200);
+    let long = long.await.expect("joined").expect("an answer");
+    assert_eq!(long.status(), 200);
+}

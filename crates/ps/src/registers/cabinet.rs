@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::RegisterError;
 use super::make::{self, Format};
@@ -78,10 +78,41 @@ impl IntoResponse for CabinetError {
     }
 }
 
-/// Limits the registers made at once for downloads; sized from the configuration on first use
-/// (the router is built before it sees the application).
+/// Limits the registers made at once for downloads, all MPPs together and each MPP to half of
+/// them (at least one), so that one MPP's downloads never keep every other MPP's out; sized from
+/// the configuration on first use (the router is built before it sees the application).
 #[derive(Clone, Default)]
-pub(crate) struct Makers(Arc<OnceLock<Arc<Semaphore>>>);
+pub(crate) struct Makers(Arc<MakersInner>);
+
+#[derive(Default)]
+struct MakersInner {
+    all: OnceLock<Arc<Semaphore>>,
+    each: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Makers {
+    /// A place for `mpp`'s register, held until its making stops, or `Busy`.
+    fn place(&self, mpp: &str, max: usize) -> Result<Vec<OwnedSemaphorePermit>, CabinetError> {
+        let each = {
+            let mut each = self
+                .0
+                .each
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // One entry per MPP of the catalog that downloaded: a few at most.
+            each.entry(mpp.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new((max / 2).max(1))))
+                .clone()
+        };
+        let own = each.try_acquire_owned().map_err(|_| CabinetError::Busy)?;
+        let all = self.0.all.get_or_init(|| Arc::new(Semaphore::new(max)));
+        let shared = all
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CabinetError::Busy)?;
+        Ok(vec![own, shared])
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -195,15 +226,9 @@ async fn make_register(
 ) -> Result<Response, CabinetError> {
     let (period, format) = parse_file(kind, file)?;
     let request = make::request(app, mpp, period, format)?;
-    let makers = makers
-        .0
-        .get_or_init(|| Arc::new(Semaphore::new(app.config.registers.cabinet_concurrency_max)));
     // The place is held by the making itself, which ends soon after a client that leaves.
-    let turn = makers
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| CabinetError::Busy)?;
-    let (temp, totals) = make::make_temp(app, request, Some(turn)).await?;
+    let places = makers.place(mpp, app.config.registers.cabinet_concurrency_max)?;
+    let (temp, totals) = make::make_temp(app, request, places).await?;
     tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded from the cabinet");
     // The open file keeps its data after the temporary name is removed (on drop of `temp`).
     let file = tokio::fs::File::open(temp.path())

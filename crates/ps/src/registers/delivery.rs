@@ -270,7 +270,7 @@ async fn attempt(
         .and_then(|m| m.register_email.clone())
         .ok_or_else(|| RegisterError::Send(format!("MPP {} has no register_email", due.mpp)))?;
     let (mpp, mpp_name) = (request.mpp.clone(), request.mpp_name.clone());
-    let (file, totals) = make::make_temp(app, request, None).await?;
+    let (file, totals) = make::make_temp(app, request, Vec::new()).await?;
     let size = tokio::fs::metadata(file.path()).await?.len();
     let attachment = if size <= app.config.registers.email_attachment_bytes_max {
         let bytes = tokio::fs::read(file.path()).await?;

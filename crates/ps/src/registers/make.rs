@@ -321,8 +321,8 @@ fn temp_file(dir: &Path, format: Format) -> Result<tempfile::NamedTempFile, Regi
         .tempfile_in(dir)?)
 }
 
-/// Makes a register into `file` on a blocking thread, which holds `turn` (a place among the
-/// registers made at once, if the caller keeps count) and the file until it ends. A caller that
+/// Makes a register into `file` on a blocking thread, which holds `places` (among the registers
+/// made at once, if the caller keeps count) and the file until it ends. A caller that
 /// stops waiting (its future dropped: a download whose client left) stops the making at its next
 /// line, and the file, never handed back, is removed when the thread ends: the place stays taken
 /// while the work goes on, and nothing is left behind.
@@ -330,14 +330,14 @@ async fn make_into(
     app: &App,
     request: Request,
     file: tempfile::NamedTempFile,
-    turn: Option<OwnedSemaphorePermit>,
+    places: Vec<OwnedSemaphorePermit>,
 ) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {
     let settings = Settings::from_config(&app.config.registers);
     let (store, zone) = (app.store.clone(), app.zone.clone());
     let abandoned = Arc::new(AtomicBool::new(false));
     let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
     let made = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
+        let _places = places;
         let totals = write_register(
             &store,
             &zone,
@@ -365,11 +365,11 @@ impl Drop for AbandonOnDrop {
 pub(crate) async fn make_temp(
     app: &App,
     request: Request,
-    turn: Option<OwnedSemaphorePermit>,
+    places: Vec<OwnedSemaphorePermit>,
 ) -> Result<(tempfile::NamedTempFile, Totals), RegisterError> {
     let dir = Settings::from_config(&app.config.registers).temp_dir;
     let file = temp_file(&dir, request.format)?;
-    make_into(app, request, file, turn).await
+    make_into(app, request, file, places).await
 }
 
 /// Makes a register into `dir` under its usual file name; returns the path.
@@ -385,7 +385,7 @@ pub async fn make_in_dir(
     );
     // Written in full beside its final name, then renamed: nobody sees half a register.
     let file = temp_file(dir, request.format)?;
-    let (file, totals) = make_into(app, request, file, None).await?;
+    let (file, totals) = make_into(app, request, file, Vec::new()).await?;
     file.persist(&path)
         .map_err(|e| RegisterError::Write(e.to_string()))?;
     Ok((path, totals))
