@@ -66,7 +66,7 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 /// Why a node is not ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NotReady {
-    /// The database refused or failed the check (down, unreachable, the writer gone or full).
+    /// The database refused or failed the check (down, unreachable, the writer gone).
     Database,
     /// The database did not answer within [`CHECK_WAIT`].
     DatabaseLate,
