@@ -29,11 +29,13 @@ pub(crate) fn router() -> Router<AppState> {
 async fn scan(State(app): State<AppState>, call: MppCall) -> Response {
     let result = match call.parse() {
         Ok(req) => {
-            let repeat = ScanKey::new(
-                call.caller.mpp.caller_name.as_str(),
-                &call.request_id,
-                &call.body,
-            );
+            let repeat = || {
+                ScanKey::new(
+                    call.caller.mpp.caller_name.as_str(),
+                    &call.request_id,
+                    &call.body,
+                )
+            };
             payments::scan(&app, &call.caller, req, repeat)
                 .await
                 .map(|r| json_body(&r))

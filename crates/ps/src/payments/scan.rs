@@ -16,14 +16,15 @@ use crate::links::secret_token;
 use crate::state::App;
 use crate::store::{NewPayment, ScanKey, StoreResult};
 
-/// `repeat` tells a retry of a Static or Custom scan from a new scan of the same sticker: a
-/// retry is answered with the purchase the first made. (A Dynamic QR's or a return QR's scan
-/// binds what exists, and binding it again is the same answer.)
+/// `repeat` makes the key that tells a retry of a Static or Custom scan from a new scan of the
+/// same sticker: a retry is answered with the purchase the first made. It is called only for
+/// those (a Dynamic QR's or a return QR's scan binds what exists, and binding it again is the
+/// same answer), so the scans of the hot path hash no body.
 pub async fn scan(
     app: &App,
     caller: &Caller,
     req: ScanRequest,
-    repeat: ScanKey,
+    repeat: impl FnOnce() -> ScanKey,
 ) -> Result<ScanResponse, MppError> {
     check_len(&req.qr_code, QR_CODE_LEN_MAX, "qrCode")?;
     check_len(&req.customer_id, CUSTOMER_ID_LEN_MAX, "customerId")?;
@@ -37,7 +38,7 @@ pub async fn scan(
         Some(CatalogToken::Static { trade_point_id }) => {
             app.merchant_check().state(trade_point_id).check()?;
             let new = new_scanned(Kind::Static, trade_point_id, None);
-            let payment = create_scanned(app, new, (owner, repeat), caller.locale, now).await?;
+            let payment = create_scanned(app, new, (owner, repeat()), caller.locale, now).await?;
             Ok(answer(app, QrCodeType::Static, &payment, None))
         }
         Some(CatalogToken::Custom { service_id }) => {
@@ -47,7 +48,7 @@ pub async fn scan(
             };
             app.merchant_check().state(service.trade_point_id).check()?;
             let new = new_scanned(Kind::Custom, service.trade_point_id, Some(service.id));
-            let payment = create_scanned(app, new, (owner, repeat), caller.locale, now).await?;
+            let payment = create_scanned(app, new, (owner, repeat()), caller.locale, now).await?;
             let data = payment_data(service, caller.locale);
             Ok(answer(app, QrCodeType::Custom, &payment, Some(data)))
         }
