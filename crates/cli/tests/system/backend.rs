@@ -49,15 +49,7 @@ pub fn fresh_database(dir: &Path) -> PathBuf {
         Backend::Postgres => {
             let admin = cluster();
             let name = database_name();
-            let sql = format!("CREATE DATABASE {name}");
-            let url = admin.clone();
-            on_plain_thread(move || {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls)
-                    .unwrap_or_else(|e| panic!("the test cluster {url} takes connections: {e}"));
-                client
-                    .batch_execute(&sql)
-                    .unwrap_or_else(|e| panic!("{sql} on {url}: {}", pg_error(&e)));
-            });
+            on_cluster(&admin, &format!("CREATE DATABASE {name}"));
             PathBuf::from(with_database(&admin, &name))
         }
     }
@@ -84,13 +76,17 @@ pub fn cut_off_database(database: &Path, cut: bool) {
     } else {
         format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
     };
-    let url = cluster();
+    on_cluster(&cluster(), &sql);
+}
+
+/// Runs `sql` on the test cluster as its admin (`admin`, the cluster's URL).
+fn on_cluster(admin: &str, sql: &str) {
     on_plain_thread(move || {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("the test cluster {url} takes connections: {e}"));
+        let mut client = postgres::Client::connect(admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("the test cluster {admin} takes connections: {e}"));
         client
-            .batch_execute(&sql)
-            .unwrap_or_else(|e| panic!("{sql} on {url}: {}", pg_error(&e)));
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql} on {admin}: {}", pg_error(&e)));
     });
 }
 

@@ -688,33 +688,13 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         said.contains("--listen cannot be used with `listeners`"),
         "{said}"
     );
-    // With every file in place, `--check` says so and exits; it made no database.
-    let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args(["serve", "--check", "--config"])
-        .arg(&config)
-        .arg("--db")
-        .arg(&db)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("tolem runs");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        said.starts_with("configuration OK: 1 listener(s), database ")
-            && said.contains("(new: a start makes its schema)"),
-        "{said}"
-    );
-    // It says whether a start would migrate the database, and refuses one a newer build made.
-    let check = || {
+    // `--check` with every file in place: (success, stdout and stderr).
+    let check_with = |db: &Path| {
         let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
             .args(["serve", "--check", "--config"])
             .arg(&config)
             .arg("--db")
-            .arg(&db)
+            .arg(db)
             .env("RUST_LOG", "warn")
             .output()
             .expect("tolem runs");
@@ -727,6 +707,16 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
             ),
         )
     };
+    let check = || check_with(&db);
+    // It says so and exits; it made no database.
+    let (ok, said) = check();
+    assert!(ok, "{said}");
+    assert!(
+        said.starts_with("configuration OK: 1 listener(s), database ")
+            && said.contains("(new: a start makes its schema)"),
+        "{said}"
+    );
+    // It says whether a start would migrate the database, and refuses one a newer build made.
     let limits = tolem_ps::store::StoreLimits::of(&tolem_ps::Config::default().limits);
     drop(tolem_ps::store::Store::open(&db, &limits).expect("the schema made"));
     let (ok, said) = check();
@@ -756,16 +746,8 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         // Nothing else made or changed: the file is the one made above, still at version 1000.
         assert!(db.exists());
         // A SQLite file in a folder that is not there is named before a start would fail on it.
-        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--check", "--config"])
-            .arg(&config)
-            .arg("--db")
-            .arg(dir.path().join("no-such-folder").join("tolem.db"))
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("tolem runs");
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{said}");
+        let (ok, said) = check_with(&dir.path().join("no-such-folder").join("tolem.db"));
+        assert!(!ok, "{said}");
         assert!(
             said.contains("no folder") && said.contains("no-such-folder"),
             "{said}"
