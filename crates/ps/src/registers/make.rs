@@ -291,20 +291,37 @@ pub fn request(
 /// name).
 const IN_MAKING: &str = ".tolem-register-";
 
+/// How long a file in making may go without its lock: the moment between its creation and the
+/// lock [`temp_file`] takes next.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Removes the files of registers whose making a crash cut short: those in `dir` named as
-/// [`temp_file`] names them and not changed for `age`. Another process's making in the same folder
-/// is younger. Logged; a file that cannot be removed is left.
+/// [`temp_file`] names them that no process holds locked (older than [`LOCK_GRACE`]), or, where
+/// the file system has no locks, not changed for `age`. A making in progress, in this process or
+/// another sharing the folder, holds its file's lock until the file is closed. Logged; a file
+/// that cannot be removed is left.
 pub(crate) fn remove_leftovers(dir: &Path, age: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let mut removed = 0u32;
     for entry in entries.flatten() {
-        let stale = entry.file_name().to_string_lossy().starts_with(IN_MAKING)
-            && entry
+        if !entry.file_name().to_string_lossy().starts_with(IN_MAKING) {
+            continue;
+        }
+        let older_than = |span| {
+            entry
                 .metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed > age));
+                .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed > span))
+        };
+        let stale = match std::fs::File::open(entry.path()).map(|file| file.try_lock()) {
+            // Nobody holds it: its maker is gone (the lock ends with the process).
+            Ok(Ok(())) => older_than(LOCK_GRACE),
+            Ok(Err(std::fs::TryLockError::WouldBlock)) => false,
+            // No locks here: only its age can tell.
+            Ok(Err(std::fs::TryLockError::Error(_))) | Err(_) => older_than(age),
+        };
         if stale && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
@@ -314,11 +331,16 @@ pub(crate) fn remove_leftovers(dir: &Path, age: std::time::Duration) {
     }
 }
 
+/// A new file for a register in making, locked (`flock`) for as long as it is open, so that
+/// [`remove_leftovers`] tells it from one a crash left.
 fn temp_file(dir: &Path, format: Format) -> Result<tempfile::NamedTempFile, RegisterError> {
-    Ok(tempfile::Builder::new()
+    let file = tempfile::Builder::new()
         .prefix(IN_MAKING)
         .suffix(&format!(".{}", format.extension()))
-        .tempfile_in(dir)?)
+        .tempfile_in(dir)?;
+    // A file system without locks leaves the file to the age rule.
+    let _ = file.as_file().try_lock();
+    Ok(file)
 }
 
 /// Makes a register into `file` on a blocking thread, which holds `places` (among the registers
@@ -397,18 +419,34 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     #[test]
-    fn only_registers_left_half_made_long_ago_are_removed() {
+    fn only_registers_no_process_is_making_are_removed() {
         let dir = tempfile::tempdir().expect("a dir");
-        let hour_ago = SystemTime::now() - Duration::from_secs(7200);
-        let write = |name: &str, at: Option<SystemTime>| {
+        let now = SystemTime::now();
+        let write = |name: &str, at: SystemTime| {
             let file = std::fs::File::create(dir.path().join(name)).expect("a file");
-            if let Some(at) = at {
-                file.set_modified(at).expect("a time");
-            }
+            file.set_modified(at).expect("a time");
+            file
         };
-        write(".tolem-register-old.xlsx", Some(hour_ago));
-        write(".tolem-register-now.csv", None);
-        write("demobank-2026-11-26.xlsx", Some(hour_ago));
+        // Left by a crash a minute ago: no lock, past the grace.
+        drop(write(
+            ".tolem-register-crashed.xlsx",
+            now - Duration::from_secs(60),
+        ));
+        // Just created, its lock not taken yet.
+        drop(write(".tolem-register-new.csv", now));
+        // Made for two hours by a process still at it.
+        let long = write(".tolem-register-long.xlsx", now - Duration::from_secs(7200));
+        long.try_lock().expect("the maker's lock");
+        // Made now through the same path as every register.
+        let making = temp_file(dir.path(), Format::Csv).expect("a register in making");
+        making
+            .as_file()
+            .set_modified(now - Duration::from_secs(60))
+            .expect("a time");
+        drop(write(
+            "demobank-2026-11-26.xlsx",
+            now - Duration::from_secs(7200),
+        ));
         remove_leftovers(dir.path(), Duration::from_secs(3600));
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .expect("the dir")
@@ -420,9 +458,23 @@ mod tests {
             })
             .collect();
         left.sort();
-        assert_eq!(
-            left,
-            [".tolem-register-now.csv", "demobank-2026-11-26.xlsx"]
-        );
+        let making_name = making
+            .path()
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        let mut expected = vec![
+            ".tolem-register-long.xlsx".to_owned(),
+            ".tolem-register-new.csv".to_owned(),
+            "demobank-2026-11-26.xlsx".to_owned(),
+            making_name,
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        // Once its maker closes it, a leftover is removed at the next look.
+        drop(long);
+        remove_leftovers(dir.path(), Duration::from_secs(3600));
+        assert!(!dir.path().join(".tolem-register-long.xlsx").exists());
     }
 }

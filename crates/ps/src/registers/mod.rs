@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 /// The background work of registers: making and e-mailing them on working days.
 pub async fn run(app: AppState, stop: CancellationToken) {
     let dir = make::Settings::from_config(&app.config.registers).temp_dir;
-    // A making cut short by a crash leaves its file; one that runs now is younger than this.
+    // A making cut short by a crash leaves its file, which no process holds locked any more.
     let _ = tokio::task::spawn_blocking(move || {
         make::remove_leftovers(&dir, std::time::Duration::from_secs(3600))
     })
