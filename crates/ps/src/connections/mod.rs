@@ -221,6 +221,31 @@ impl Sparse {
     }
 }
 
+/// A [`Sparse`] log per key (a Custom provider's callback address), so that one noisy key hides
+/// none of another's lines. Holds at most [`SparseByKey::KEYS_MAX`] keys; past that it starts
+/// afresh, which at worst logs one line more.
+#[derive(Default)]
+pub(crate) struct SparseByKey(std::sync::Mutex<std::collections::HashMap<String, Sparse>>);
+
+impl SparseByKey {
+    const KEYS_MAX: usize = 1024;
+
+    /// `Some(left out)` when a line about `key` is due now.
+    pub(crate) fn due(&self, key: &str) -> Option<u64> {
+        let mut keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sparse) = keys.get_mut(key) {
+            return sparse.due();
+        }
+        if keys.len() >= Self::KEYS_MAX {
+            keys.clear();
+        }
+        keys.entry(key.to_owned()).or_default().due()
+    }
+}
+
 /// `TCP_NOTSENT_LOWAT` of every accepted connection.
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 
@@ -644,6 +669,21 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(sparse.due(), Some(4));
         assert_eq!(sparse.due(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_noisy_callback_hides_no_line_of_another() {
+        let sparse = SparseByKey::default();
+        assert_eq!(sparse.due("https://noisy.example/amount"), Some(0));
+        assert_eq!(sparse.due("https://noisy.example/amount"), None);
+        assert_eq!(sparse.due("https://quiet.example/amount"), Some(0));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(sparse.due("https://noisy.example/amount"), Some(1));
+        // Past its bound it starts afresh: one line more at worst.
+        for key in 0..SparseByKey::KEYS_MAX {
+            sparse.due(&key.to_string());
+        }
+        assert_eq!(sparse.due("https://noisy.example/amount"), Some(0));
     }
 
     #[test]

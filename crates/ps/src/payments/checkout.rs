@@ -195,7 +195,7 @@ async fn compute_amount(
                 })
                 .clone();
             let Ok(_slot) = slots.try_acquire_owned() else {
-                if let Some(left_out) = sparse(app) {
+                if let Some(left_out) = sparse(app, url) {
                     tracing::warn!(service_id = %service.id, url, left_out, "amount callbacks at their limit; told to retry");
                 }
                 return Err(MppError::Code {
@@ -220,14 +220,10 @@ async fn compute_amount(
     Ok(amount)
 }
 
-/// Whether a callback's failure is logged now, and how many were left out since the last
-/// (`callback_failure_log`).
-fn sparse(app: &App) -> Option<u64> {
-    app.metrics
-        .callback_failure_log
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .due()
+/// Whether a failure of the callback at `url` is logged now, and how many of its lines were left
+/// out since the last (`callback_failure_log`).
+fn sparse(app: &App, url: &str) -> Option<u64> {
+    app.metrics.callback_failure_log.due(url)
 }
 
 /// Asks the service provider's system. Its refusal is final (PROCESS_FAIL); a timeout or server
@@ -253,7 +249,7 @@ async fn callback_amount(
             // Said by kind (`TLS: invalid peer certificate: UnknownIssuer`, `connect: …`), so a
             // provider's certificate the PS does not trust is plain in the log.
             let failure = crate::outgoing::Failure::of_http(&e);
-            if let Some(left_out) = sparse(app) {
+            if let Some(left_out) = sparse(app, url) {
                 tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, left_out, "amount callback failed");
             }
             retry()
@@ -268,7 +264,7 @@ async fn callback_amount(
         .await
         .map_err(|()| retry())?;
     let answer: CallbackAnswer = serde_json::from_slice(&body).map_err(|e| {
-        if let Some(left_out) = sparse(app) {
+        if let Some(left_out) = sparse(app, url) {
             tracing::warn!(error = %e, url, left_out, "amount callback answer refused");
         }
         MppError::code(ResultCode::ProcessFail)

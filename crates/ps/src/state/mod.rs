@@ -80,8 +80,8 @@ pub struct Metrics {
     /// cannot flood the log.
     pub(crate) certificate_refusal_log: std::sync::Mutex<crate::connections::Sparse>,
     /// Custom amount callbacks that failed or were refused at their limit: an MPP's checkouts
-    /// drive them, so they are logged at most once a second too.
-    pub(crate) callback_failure_log: std::sync::Mutex<crate::connections::Sparse>,
+    /// drive them, so they are logged at most once a second too, for each callback address.
+    pub(crate) callback_failure_log: crate::connections::SparseByKey,
 }
 
 /// Counters of the listeners' connections (all listeners together), for the operator and the
