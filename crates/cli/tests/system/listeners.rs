@@ -84,6 +84,17 @@ pub(crate) struct Served {
 impl Served {
     /// Starts `tolem serve` with the sandbox's data, `listeners` (TOML) and `env`.
     pub fn start(dir: tempfile::TempDir, listeners: &str, env: &[(&str, &str)]) -> Served {
+        let database = fresh_database(dir.path());
+        Served::start_on(dir, &database, listeners, env)
+    }
+
+    /// [`Served::start`] on `database`, which may be one a PS used before.
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        database: &Path,
+        listeners: &str,
+        env: &[(&str, &str)],
+    ) -> Served {
         let config = dir.path().join("ps.toml");
         std::fs::write(&config, format!("{SANDBOX_TOML}\n{listeners}")).expect("config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tolem"));
@@ -91,7 +102,7 @@ impl Served {
             .args(["serve", "--config"])
             .arg(&config)
             .arg("--db")
-            .arg(fresh_database(dir.path()))
+            .arg(database)
             .env("RUST_LOG", "warn")
             .env("TOLEM_LIMITS__HEADER_TIMEOUT_MS", "1000")
             .env("TOLEM_LIMITS__BODY_TIMEOUT_MS", "2000")
@@ -177,7 +188,7 @@ impl Served {
 
     /// Waits until the PS's log holds a line with every one of `words`; a log that is not a
     /// terminal is plain text, without colour codes.
-    async fn logged(&self, words: &[&str]) {
+    pub(crate) async fn logged(&self, words: &[&str]) {
         let found = async {
             loop {
                 let log = self.stderr.lock().expect("lock").clone();
@@ -436,6 +447,20 @@ async fn each_surface_answers_on_its_own_listener_and_the_merchant_one_speaks_tl
     )
     .await;
     assert_eq!(got, unknown_admin, "the merchant API on the admin listener");
+
+    // A balancer's checks answer on every listener, without credentials (the merchant one asks
+    // no client certificate for them either).
+    for (client, url) in [(&plain, &mpp), (&pos, &merchant), (&plain, &admin)] {
+        for which in ["live", "ready"] {
+            let (status, body) =
+                answer(client, "GET", format!("{url}/health/{which}"), &[], None).await;
+            assert_eq!(
+                (status, body),
+                (200, format!(r#"{{"status":"{which}"}}"#)),
+                "/health/{which} on {url}"
+            );
+        }
+    }
 
     // Client certificates: one of the POS CA passes the handshake; one of another CA does not,
     // and the PS counts it.

@@ -7,6 +7,7 @@ use tolem_wire::merchant::StatusCode;
 use tolem_wire::mpp::ResultCode;
 
 use crate::harness::*;
+use crate::listeners::Served;
 
 const SCAN: &str = "/api/v1/qr/scan";
 const NOTIFY: &str = "/api/v1/qr/notifyPayment";
@@ -578,6 +579,31 @@ async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
         .admin("PUT", &format!("/admin/v1/mpps/{key}"), &bank)
         .await;
     assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_start_names_the_trade_points_stored_without_a_terminal_type() {
+    const LISTENER: &str =
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nsurfaces = [\"mpp\", \"merchant\", \"admin\"]\n";
+    let kept = tempfile::tempdir().expect("dir");
+    let database = crate::backend::fresh_database(kept.path());
+    let first = Served::start_on(tempfile::tempdir().expect("dir"), &database, LISTENER, &[]);
+    drop(first);
+    // As a trade point stored before a type was required.
+    let changed = crate::backend::PsBooks::open_for_writing(&database).execute(
+        "UPDATE catalog SET doc = replace(doc, '\"terminal_type\":\"POS\"', '\"terminal_type\":\"\"') \
+         WHERE key = '1001'",
+        &[],
+    );
+    assert_eq!(changed, 1);
+    let again = Served::start_on(tempfile::tempdir().expect("dir"), &database, LISTENER, &[]);
+    again
+        .logged(&[
+            "WARN",
+            "trade points without terminal_type",
+            "trade_points=1001",
+        ])
+        .await;
 }
 
 #[tokio::test]
