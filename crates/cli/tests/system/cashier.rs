@@ -113,6 +113,14 @@ async fn the_cashier_screen_is_served_on_the_merchant_surface_only() {
         theirs["Data"]["OrganizationBin"], "990340005678",
         "{theirs}"
     );
+    // Two keys name no one organization.
+    let (_, _, twice) = get(
+        format!("{merchant}/pos/organization"),
+        &[("api-key", API_KEY), ("api-key", OTHER_API_KEY)],
+    )
+    .await;
+    let twice: Value = serde_json::from_slice(&twice).expect("JSON");
+    assert_eq!(twice["StatusCode"], -10000, "{twice}");
     let wrong = organization("test_nobody", "kk").await;
     assert_eq!(wrong["StatusCode"], -10000, "{wrong}");
     assert!(

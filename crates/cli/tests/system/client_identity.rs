@@ -420,6 +420,33 @@ async fn without_a_usable_certificate_r2_and_r3_get_nothing() {
     .await;
     assert_eq!(code(&r1), 0, "{r1}");
 
+    // A header sent twice is read as neither: a client's forged fingerprint and the proxy's
+    // added after it (a proxy that adds instead of replacing), or two Api-Keys.
+    let (_, forged) = certificate("forger");
+    for path in [status_path("r2"), status_path("r3")] {
+        let twice = ps
+            .http
+            .get(format!("{}{path}", ps.url))
+            .header(HEADER.to_lowercase(), &cert)
+            .header(HEADER.to_lowercase(), &forged)
+            .send()
+            .await
+            .expect("the PS answers");
+        refused(twice.json().await.expect("JSON"));
+    }
+    let other_key = "other-organizations-key";
+    for keys in [[API_KEY, other_key], [API_KEY, API_KEY]] {
+        let twice = ps
+            .http
+            .get(format!("{}{}", ps.url, status_path("r1")))
+            .header("api-key", keys[0])
+            .header("api-key", keys[1])
+            .send()
+            .await
+            .expect("the PS answers");
+        refused(twice.json().await.expect("JSON"));
+    }
+
     // Revoked: the next request is refused.
     let path = format!(
         "/admin/v1/organizations/{CAFE}/certificates/{}",

@@ -70,7 +70,12 @@ fn presented(
     if !peer.is_some_and(|ip| identity.trusted_proxies.contains(&ip)) {
         return Presented::Nothing;
     }
-    let Some(value) = headers.get(identity.fingerprint_header.as_str()) else {
+    let name = identity.fingerprint_header.as_str();
+    // Two could be the client's own and the proxy's, added after it: neither is read.
+    if headers.get_all(name).iter().nth(1).is_some() {
+        return Presented::Unreadable("the fingerprint header is sent twice".to_owned());
+    }
+    let Some(value) = headers.get(name) else {
         return Presented::Nothing;
     };
     // An empty header is how proxies usually say that the client sent no certificate.
@@ -100,6 +105,10 @@ pub(super) fn organizations(
     peer: Option<IpAddr>,
 ) -> Result<Vec<Arc<Organization>>, PosError> {
     let catalog = app.catalog.get();
+    // Two keys name no one organization: neither is read.
+    if headers.get_all("api-key").iter().nth(1).is_some() {
+        return Err(refused("Api-Key is sent twice"));
+    }
     // An empty header is no key (a POS set up for certificates may still send one); a key that
     // is not text is a key no organization has.
     let key = headers
