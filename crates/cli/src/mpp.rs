@@ -21,6 +21,9 @@ pub struct MppArgs {
     /// Address to listen on (for running the MPP).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address where `/refund` alone listens, for the PS only (the tunnel's address).
+    #[arg(long)]
+    refund_listen: Option<SocketAddr>,
     /// The SQLite database file.
     #[arg(long, global = true)]
     db: Option<PathBuf>,
@@ -60,6 +63,9 @@ pub fn config(args: &MppArgs) -> anyhow::Result<MppConfig> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(refund_listen) = args.refund_listen {
+        config.refund_listen = Some(refund_listen);
+    }
     if let Some(db) = &args.db {
         config.database = db.clone();
     }
@@ -86,10 +92,29 @@ pub async fn run(args: MppArgs) -> anyhow::Result<()> {
     }
     let listener = crate::server::bind(config.listen, "--listen", false)?;
     let addr = listener.local_addr()?;
+    let refund_listener = config
+        .refund_listen
+        .map(|at| crate::server::bind(at, "--refund-listen", false))
+        .transpose()?;
     let mpp = Mpp::open(&config, RetryPolicy::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     say!("listening on http://{addr}");
+    match &refund_listener {
+        Some(refunds) => say!("refunds on http://{}/refund", refunds.local_addr()?),
+        None if !addr.ip().is_loopback() => tracing::warn!(
+            %addr,
+            "/refund is served beside the app API: whoever reaches {addr} can credit a customer; \
+             give it an address only the PS reaches (refund_listen, --refund-listen)"
+        ),
+        None => {}
+    }
     tracing::info!(%addr, caller = %config.caller_name, ps = %config.ps_url, "reference MPP started");
-    tolem_mpp::serve(listener, mpp, crate::server::shutdown_signal()).await?;
+    tolem_mpp::serve(
+        listener,
+        refund_listener,
+        mpp,
+        crate::server::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

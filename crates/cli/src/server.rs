@@ -179,6 +179,8 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
             // The demo MPPs call the PS where it listens, beside them.
             ps_url: local_url.clone(),
             listen: mpp_addr,
+            // One machine: /refund beside the app, where the PS above calls it.
+            refund_listen: None,
             database: mpp_books(caller),
             customers: customers
                 .iter()
@@ -194,6 +196,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
         let done = stop.clone();
         mpps.push(tokio::spawn(tolem_mpp::serve(
             mpp_listener,
+            None,
             mpp,
             async move { done.cancelled().await },
         )));

@@ -91,7 +91,13 @@ pub fn locale_of(text: Option<&str>) -> Locale {
     }
 }
 
+/// The app API, the wallet's pages and `/refund`, on one listener.
 pub fn router(mpp: Mpp) -> Router {
+    app_router(mpp.clone()).merge(mpp.refund_endpoint().router())
+}
+
+/// The app API and the wallet's pages, without `/refund`.
+fn app_router(mpp: Mpp) -> Router {
     let app = Router::new()
         .route(SCAN_PATH, post(scan))
         .route(CHECKOUT_PATH, post(checkout))
@@ -102,9 +108,8 @@ pub fn router(mpp: Mpp) -> Router {
             QR_DECODE_PATH,
             post(decode_qr).layer(DefaultBodyLimit::max(QR_IMAGE_BYTES_MAX)),
         )
-        .with_state(mpp.clone());
-    app.merge(mpp.refund_endpoint().router())
-        .merge(crate::web::router())
+        .with_state(mpp);
+    app.merge(crate::web::router())
 }
 
 struct ApiError(FlowError);
@@ -234,10 +239,12 @@ fn query_locale(query: Option<&str>) -> Option<&str> {
         .find_map(|pair| pair.strip_prefix("locale="))
 }
 
-/// Serves the app API and `/refund` on a bound listener until `shutdown`, with the kit's driver
-/// finishing every pending notifyPayment (those an earlier run left too) meanwhile.
+/// Serves the app API and `/refund` on a bound listener until `shutdown` (`/refund` on
+/// `refund_listener` alone when there is one), with the kit's driver finishing every pending
+/// notifyPayment (those an earlier run left too) meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    refund_listener: Option<tokio::net::TcpListener>,
     mpp: Mpp,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -253,9 +260,43 @@ pub async fn serve(
             None
         }
     };
-    let served = axum::serve(listener, router(mpp))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = match refund_listener {
+        None => {
+            axum::serve(listener, router(mpp))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(refund_listener) => {
+            // Either listener ending (the shutdown, or a failure) ends the other.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let stop = std::sync::Arc::new(stop);
+            let on_shutdown = stop.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                on_shutdown.send_replace(true);
+            });
+            let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let refunds = axum::serve(refund_listener, mpp.refund_endpoint().router())
+                .with_graceful_shutdown(until_stopped(stopped.clone()));
+            let app = axum::serve(listener, app_router(mpp))
+                .with_graceful_shutdown(until_stopped(stopped));
+            let (app, refunds) = tokio::join!(
+                async {
+                    let served = app.await;
+                    stop.send_replace(true);
+                    served
+                },
+                async {
+                    let served = refunds.await;
+                    stop.send_replace(true);
+                    served
+                }
+            );
+            app.and(refunds)
+        }
+    };
     // Stopping mid-notification is safe: the next start resumes from the record.
     if let Some(driver) = driver {
         driver.abort();

@@ -13,8 +13,12 @@ pub struct MppConfig {
     pub caller_name: String,
     /// The PS's base URL.
     pub ps_url: String,
-    /// Where the app API and `/refund` listen.
+    /// Where the app API and the wallet's pages listen (and `/refund`, without `refund_listen`).
     pub listen: SocketAddr,
+    /// Where `/refund` listens on its own: an address only the PS reaches (the IPSec tunnel's,
+    /// SPEC 1.10), so that nobody who reaches the app can credit a customer. Unset: `/refund` is
+    /// served on `listen`, as the sandbox does on one machine.
+    pub refund_listen: Option<SocketAddr>,
     /// Its SQLite file.
     pub database: PathBuf,
     /// Customers created (with an opening deposit) when missing.
@@ -36,6 +40,7 @@ impl Default for MppConfig {
             caller_name: "demobank".to_owned(),
             ps_url: "http://127.0.0.1:8080".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8091)),
+            refund_listen: None,
             database: PathBuf::from("tolem-mpp.db"),
             customers: vec![
                 CustomerSeed {

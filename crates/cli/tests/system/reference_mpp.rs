@@ -14,6 +14,8 @@ use crate::harness::*;
 /// A running reference MPP with demo customers C1 (50 000 ₸) and C2 (10 000 ₸).
 pub struct TestMpp {
     pub url: String,
+    /// Where its `/refund` is served: on its own listener, or beside the app at `url`.
+    pub refund_url: String,
     pub mpp: Mpp,
     stop: Option<oneshot::Sender<()>>,
     dir: tempfile::TempDir,
@@ -21,11 +23,23 @@ pub struct TestMpp {
 
 impl TestMpp {
     pub async fn start(ps_url: &str) -> TestMpp {
+        TestMpp::start_with(ps_url, false).await
+    }
+
+    /// With `refund_listener`, `/refund` is served on a listener of its own.
+    pub async fn start_with(ps_url: &str, refund_listener: bool) -> TestMpp {
         let dir = tempfile::tempdir().expect("dir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let listener = bind().await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let refund_listener = match refund_listener {
+            true => Some(bind().await.expect("bind")),
+            false => None,
+        };
+        let refund_url = match &refund_listener {
+            Some(refunds) => format!("http://{}/refund", refunds.local_addr().expect("addr")),
+            None => format!("{url}/refund"),
+        };
         let config = MppConfig {
             ps_url: ps_url.to_owned(),
             database: dir.path().join("mpp.db"),
@@ -34,11 +48,17 @@ impl TestMpp {
         let retry = RetryPolicy::default().with_delays_ms(20, 200);
         let mpp = Mpp::open(&config, retry).expect("the MPP opens");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(tolem_mpp::serve(listener, mpp.clone(), async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(tolem_mpp::serve(
+            listener,
+            refund_listener,
+            mpp.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         TestMpp {
             url,
+            refund_url,
             mpp,
             stop: Some(stop),
             dir,
@@ -289,6 +309,55 @@ async fn refunds_reach_the_customer_once() {
             .count(),
         2
     );
+}
+
+#[tokio::test]
+async fn a_refund_listener_of_its_own_serves_refunds_and_nothing_else() {
+    let ps = TestPs::start().await;
+    let bank = TestMpp::start_with(&ps.url, true).await;
+    ps.set_refund_url("demobank", &bank.refund_url).await;
+    let http = reqwest::Client::new();
+    let refund = json!({"customerId": "C1", "paymentId": "1", "refundAmount": "500.00",
+        "refundId": "FORGED-1", "linkReceipt": "http://x/y"});
+    // Whoever reaches the app cannot credit a customer...
+    let forged = http
+        .post(format!("{}/refund", bank.url))
+        .json(&refund)
+        .send()
+        .await
+        .expect("the app answers");
+    assert_eq!(forged.status(), 404);
+    // ...and the refund listener serves no app.
+    let base = bank.refund_url.trim_end_matches("/refund");
+    let app = http
+        .get(format!("{base}/app/v1/customers/C1"))
+        .send()
+        .await
+        .expect("the refund listener answers");
+    assert_eq!(app.status(), 404);
+    assert_eq!(bank.balance("C1").await, C1_OPENING);
+    // The PS's refund reaches it there.
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1000).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let (qr_return_id, token) = ps.return_qr(&device).await;
+    bank.mpp.scan("C1", &token, Locale::Ru).await.expect("scan");
+    let body = json!({"DeviceToken": device, "QrPaymentId": id, "QrReturnId": qr_return_id, "Amount": 400});
+    assert_eq!(
+        ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+            .await
+            .1["StatusCode"],
+        0
+    );
+    ps.wait_until("the refund is credited", || async {
+        bank.balance("C1").await == C1_OPENING - 60_000
+    })
+    .await;
+    assert!(bank.balanced().await);
 }
 
 #[tokio::test]
