@@ -878,6 +878,84 @@ async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
     .await;
 }
 
+/// An admin call of any method: (HTTP status, body).
+async fn admin_call(
+    http: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("the node answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON"))
+}
+
+#[tokio::test]
+async fn changes_of_one_merchant_made_through_two_nodes_all_hold() {
+    if !postgres_only() {
+        return;
+    }
+    // Node B's snapshot of the operator data stays as it started for the whole test: each
+    // change must be made on what is stored, never on a node's copy.
+    let toml = format!("{SANDBOX_TOML}\n[limits]\ncatalog_check_interval_ms = 600000\n");
+    let nodes = Nodes::start(2, toml);
+    let http = reqwest::Client::new();
+    let (a, b) = (nodes.url(0), nodes.url(1));
+    let org = "/admin/v1/organizations/990340001234";
+    let stored = || async {
+        let (_, catalog) =
+            admin_call(&http, a, reqwest::Method::GET, "/admin/v1/catalog", None).await;
+        catalog["organizations"]
+            .as_array()
+            .expect("organizations")
+            .iter()
+            .find(|o| o["bin"] == "990340001234")
+            .expect("the merchant")
+            .clone()
+    };
+    let keys_before = stored().await["api_key_hashes"]
+        .as_array()
+        .expect("keys")
+        .len();
+    let post = reqwest::Method::POST;
+    let (aa, bb) = ("aa".repeat(32), "bb".repeat(32));
+    for (node, path, body, expected) in [
+        (a, "/status", json!({"status": "suspended"}), 200),
+        (b, "/api-keys", json!({"kind": "test"}), 201),
+        (a, "/certificates", json!({"fingerprint": aa}), 201),
+        (b, "/certificates", json!({"fingerprint": bb}), 201),
+    ] {
+        let (status, answer) = admin_call(
+            &http,
+            node,
+            post.clone(),
+            &format!("{org}{path}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, expected, "{path}: {answer}");
+    }
+    // Revoked through B, which never saw it registered.
+    let revoke = format!("{org}/certificates/{aa}");
+    let (status, answer) = admin_call(&http, b, reqwest::Method::DELETE, &revoke, None).await;
+    assert_eq!(status, 200, "{answer}");
+    let merchant = stored().await;
+    assert_eq!(merchant["status"], "suspended", "{merchant}");
+    assert_eq!(
+        merchant["api_key_hashes"].as_array().expect("keys").len(),
+        keys_before + 1,
+        "{merchant}"
+    );
+    assert_eq!(merchant["client_certificates"], json!([bb]), "{merchant}");
+}
+
 /// A counter of a node's `/admin/v1/metrics`, by its name.
 async fn metric(http: &reqwest::Client, url: &str, name: &str) -> u64 {
     let text = http

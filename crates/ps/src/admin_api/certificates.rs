@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::edge::{AdminBody, AdminPath};
-use super::{AdminError, AdminResult, bad, body, current_organization, save, upsert};
+use super::{AdminError, AdminResult, bad, body, change_organization, current_organization};
 use crate::catalog::{Fingerprint, Organization};
 use crate::state::AppState;
 
@@ -82,14 +82,20 @@ pub(crate) async fn register_certificate(
         (None, Some(text)) => Fingerprint::parse(&text).map_err(bad)?,
         _ => return Err(bad("give exactly one of pem and fingerprint")),
     };
-    let mut org = current_organization(app, bin)?;
     let text = fingerprint.to_string();
-    if org.fingerprints().any(|f| f == fingerprint) {
-        return Ok(Registered::Known(text));
-    }
-    org.client_certificates.push(text.clone());
-    save(app, org, |f, d| upsert(&mut f.organizations, d)).await?;
-    Ok(Registered::New(text))
+    let stored = text.clone();
+    let changed = change_organization(app, bin, None, move |org| {
+        if org.fingerprints().any(|f| f == fingerprint) {
+            return Ok(false);
+        }
+        org.client_certificates.push(stored.clone());
+        Ok(true)
+    })
+    .await?;
+    Ok(match changed {
+        Some((_, true)) => Registered::New(text),
+        _ => Registered::Known(text),
+    })
 }
 
 /// `DELETE /admin/v1/organizations/{bin}/certificates/{fingerprint}`: the certificate is no
@@ -111,16 +117,22 @@ pub(crate) async fn revoke_certificate(
 ) -> Result<Organization, AdminError> {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
     let fingerprint = Fingerprint::parse(fingerprint).map_err(bad)?;
-    let mut org = current_organization(app, bin)?;
-    let before = org.client_certificates.len();
-    org.client_certificates
-        .retain(|text| Fingerprint::parse(text).ok() != Some(fingerprint));
-    if org.client_certificates.len() == before {
-        return Err(AdminError(
-            StatusCode::NOT_FOUND,
-            "that certificate is not registered to this organization".into(),
-        ));
-    }
-    save(app, org.clone(), |f, d| upsert(&mut f.organizations, d)).await?;
+    let changed = change_organization(app, bin, None, move |org| {
+        let before = org.client_certificates.len();
+        org.client_certificates
+            .retain(|text| Fingerprint::parse(text).ok() != Some(fingerprint));
+        if org.client_certificates.len() == before {
+            return Err(AdminError(
+                StatusCode::NOT_FOUND,
+                "that certificate is not registered to this organization".into(),
+            ));
+        }
+        Ok(true)
+    })
+    .await?;
+    // Without a replay record there is always an answer.
+    let Some((org, _)) = changed else {
+        return Err(AdminError(StatusCode::CONFLICT, "changed already".into()));
+    };
     Ok(org)
 }

@@ -139,49 +139,77 @@ async fn catalog(State(app): State<AppState>) -> AdminResult {
     Ok(Json(file).into_response())
 }
 
-/// Stores one item if the catalog stays valid with it, then refreshes the snapshot.
+/// Stores one item, whole, if the catalog stays valid with it, then refreshes the snapshot.
+/// Checked against the whole catalog with the change, in the transaction that stores it.
 async fn save<T: CatalogDoc + Clone + Serialize>(
     app: &AppState,
     doc: T,
     apply: impl Fn(&mut CatalogFile, T) + Send + 'static,
 ) -> AdminResult {
-    save_once(app, doc.clone(), apply, None).await?;
-    Ok(Json(doc).into_response())
-}
-
-/// [`save`], once per `replay`: false, and nothing changed, when `replay` names a change made
-/// already (the console's forms carry a one-time value, so that a second submit of the same
-/// form does not issue a second API key). The record is written in the transaction that stores
-/// the change, so the change and its record are made together or not at all.
-async fn save_once<T: CatalogDoc + Clone + Serialize>(
-    app: &AppState,
-    doc: T,
-    apply: impl Fn(&mut CatalogFile, T) + Send + 'static,
-    replay: Option<Replay>,
-) -> Result<bool, AdminError> {
     let (item, now, key) = (doc.clone(), app.clock.now(), doc.key());
-    // Checked against the whole catalog with the change, in the transaction that stores it.
     let saved = app
         .store
         .transaction(move |tx| {
-            if tx.replayed(&replay)?.is_some() {
-                return Ok(Ok(false));
-            }
             let mut file = tx.catalog_file()?;
             apply(&mut file, item.clone());
             if let Err(why) = file.validate() {
                 return Ok(Err(why));
             }
             tx.put_catalog_item(&item, now)?;
-            tx.remember(&replay, "changed", now)?;
-            Ok(Ok(true))
+            Ok(Ok(()))
         })
         .await
         .map_err(internal)?;
-    let changed = saved.map_err(bad)?;
-    if changed {
+    saved.map_err(bad)?;
+    app.reload_catalog().await.map_err(internal)?;
+    tracing::info!(kind = T::KIND, key = %key, "operator data changed");
+    Ok(Json(doc).into_response())
+}
+
+/// Changes the organization `bin` as it is stored, in the transaction that stores the change:
+/// `change` edits the stored organization and says whether there is anything to store. Two
+/// changes made at once through two nodes (each node's snapshot may be a moment old) both hold,
+/// since the transaction that loses the race is run again on what the other stored; a change
+/// built on a node's snapshot would put back what the other had changed. The organization as
+/// stored after it and whether it changed, or `None` when `replay` names a change made already.
+async fn change_organization(
+    app: &AppState,
+    bin: &str,
+    replay: Option<Replay>,
+    change: impl Fn(&mut Organization) -> Result<bool, AdminError> + Send + 'static,
+) -> Result<Option<(Organization, bool)>, AdminError> {
+    let (bin, now) = (bin.to_owned(), app.clock.now());
+    let changed = app
+        .store
+        .transaction(move |tx| {
+            if tx.replayed(&replay)?.is_some() {
+                return Ok(Ok(None));
+            }
+            let mut file = tx.catalog_file()?;
+            let Some(mut org) = file.organizations.iter().find(|o| o.key() == bin).cloned() else {
+                return Ok(Err(AdminError(
+                    StatusCode::NOT_FOUND,
+                    "no such organization".into(),
+                )));
+            };
+            match change(&mut org) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Ok(Some((org, false)))),
+                Err(refused) => return Ok(Err(refused)),
+            }
+            upsert(&mut file.organizations, org.clone());
+            if let Err(why) = file.validate() {
+                return Ok(Err(bad(why)));
+            }
+            tx.put_catalog_item(&org, now)?;
+            tx.remember(&replay, "changed", now)?;
+            Ok(Ok(Some((org, true))))
+        })
+        .await
+        .map_err(internal)??;
+    if let Some((org, true)) = &changed {
         app.reload_catalog().await.map_err(internal)?;
-        tracing::info!(kind = T::KIND, key = %key, "operator data changed");
+        tracing::info!(kind = Organization::KIND, key = %org.key(), "operator data changed");
     }
     Ok(changed)
 }
@@ -323,9 +351,16 @@ pub(crate) async fn change_status(
     status: OrganizationStatus,
 ) -> AdminResult {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let mut org = current_organization(app, bin)?;
-    org.status = status;
-    save(app, org, |f, d| upsert(&mut f.organizations, d)).await
+    let changed = change_organization(app, bin, None, move |org| {
+        org.status = status;
+        Ok(true)
+    })
+    .await?;
+    // Without a replay record there is always a change.
+    let Some((org, _)) = changed else {
+        return Err(AdminError(StatusCode::CONFLICT, "changed already".into()));
+    };
+    Ok(Json(org).into_response())
 }
 
 /// The PUT of one catalog item of `kind` (`mpps`, `organizations`, `trade-points`, `services`:
@@ -392,12 +427,15 @@ pub(crate) async fn issue_api_key(
     if kind != "test" && kind != "prod" {
         return Err(bad("kind must be test or prod"));
     }
-    let mut org = current_organization(app, bin)?;
     let secret: [u8; 16] = rand::random();
     let key = format!("{kind}_{}", hex::encode_upper(secret));
-    org.api_key_hashes.push(api_key_hash(&key));
-    let issued = save_once(app, org, |f, d| upsert(&mut f.organizations, d), replay).await?;
-    Ok(issued.then_some(key))
+    let hash = api_key_hash(&key);
+    let issued = change_organization(app, bin, replay, move |org| {
+        org.api_key_hashes.push(hash.clone());
+        Ok(true)
+    })
+    .await?;
+    Ok(issued.map(|_| key))
 }
 
 async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<PaymentId>) -> AdminResult {
