@@ -40,13 +40,24 @@ pub enum AmountError {
 impl Amount {
     pub const ZERO: Amount = Amount(0);
 
+    /// An amount of `tiyn`, which the caller knows to be at most [`AMOUNT_TIYN_MAX`] (a count
+    /// read back from the store, a constant); [`Amount::checked_from_tiyn`] checks it.
     pub const fn from_tiyn(tiyn: u64) -> Amount {
         Amount(tiyn)
     }
 
+    /// An amount of `tiyn`; `None` past [`AMOUNT_TIYN_MAX`], which could not be written back.
+    pub const fn checked_from_tiyn(tiyn: u64) -> Option<Amount> {
+        if tiyn <= AMOUNT_TIYN_MAX {
+            Some(Amount(tiyn))
+        } else {
+            None
+        }
+    }
+
     /// Whole tenge; `None` when the result would not fit.
     pub fn from_tenge(tenge: u64) -> Option<Amount> {
-        tenge.checked_mul(100).map(Amount)
+        tenge.checked_mul(100).and_then(Amount::checked_from_tiyn)
     }
 
     pub const fn tiyn(self) -> u64 {
@@ -62,19 +73,26 @@ impl Amount {
         self.0.is_multiple_of(100)
     }
 
+    /// The sum; `None` past [`AMOUNT_TIYN_MAX`], which could not be written back.
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        self.0.checked_add(other.0).map(Amount)
+        self.0
+            .checked_add(other.0)
+            .filter(|&tiyn| tiyn <= AMOUNT_TIYN_MAX)
+            .map(Amount)
     }
 
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).map(Amount)
     }
 
-    /// `self * bps / 10_000`, rounded half up; `None` on overflow.
+    /// `self * bps / 10_000`, rounded half up; `None` past [`AMOUNT_TIYN_MAX`].
     pub fn checked_mul_bps(self, bps: u32) -> Option<Amount> {
         let product = u128::from(self.0).checked_mul(u128::from(bps))?;
         let rounded = (product + 5_000) / 10_000;
-        u64::try_from(rounded).ok().map(Amount)
+        u64::try_from(rounded)
+            .ok()
+            .filter(|&tiyn| tiyn <= AMOUNT_TIYN_MAX)
+            .map(Amount)
     }
 
     /// Parses the text form: digits, optionally a point and one or two digits
@@ -416,6 +434,10 @@ mod tests {
     fn checked_arithmetic() {
         assert_eq!(Amount(5).checked_sub(Amount(6)), None);
         assert_eq!(Amount(u64::MAX).checked_add(Amount(1)), None);
+        // Nothing grows past what the wire can carry.
+        assert_eq!(Amount(AMOUNT_TIYN_MAX).checked_add(Amount(1)), None);
+        assert_eq!(Amount::checked_from_tiyn(AMOUNT_TIYN_MAX + 1), None);
+        assert_eq!(Amount::from_tenge(AMOUNT_TIYN_MAX / 100 + 1), None);
         assert_eq!(Amount(10_000).checked_mul_bps(150), Some(Amount(150)));
         assert_eq!(Amount(333).checked_mul_bps(150), Some(Amount(5)));
     }

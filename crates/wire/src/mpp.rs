@@ -194,7 +194,11 @@ pub struct Merchant {
 #[serde(rename_all = "camelCase")]
 pub struct ScanPayment {
     pub payment_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::amount::strict_json_opt"
+    )]
     pub payment_amount: Option<Amount>,
     pub can_confirm_until: String,
 }
@@ -274,7 +278,11 @@ pub struct ParameterValue {
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutResponse {
     pub result: ResultBody,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::amount::strict_json_opt"
+    )]
     pub payment_amount: Option<Amount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_confirm_until: Option<String>,
@@ -385,5 +393,27 @@ mod tests {
         let req: NotifyPaymentRequest = serde_json::from_str(json).expect("the example parses");
         assert_eq!(req.payment.payment_amount, Amount::from_tenge(100));
         assert_eq!(req.customer_id.as_deref(), Some("9009********"));
+    }
+
+    #[test]
+    fn an_answers_amount_is_read_from_its_text_never_through_a_float() {
+        let scan = |amount: &str| {
+            serde_json::from_str::<ScanResponse>(&format!(
+                r#"{{"result":{{"resultCode":"SUCCESS","resultMessage":"ok"}},
+                    "payment":{{"paymentId":"1","paymentAmount":{amount},
+                    "canConfirmUntil":"2026-11-27T18:31:42+05:00"}}}}"#
+            ))
+            .map(|r| r.payment.and_then(|p| p.payment_amount))
+        };
+        assert_eq!(scan(r#""100.00""#).ok(), Some(Amount::from_tenge(100)));
+        assert_eq!(scan("100.5").ok(), Some(Amount::checked_from_tiyn(10_050)));
+        // Forms a float would round or hide.
+        for refused in ["1e3", "100.001", "1.0000000000000001"] {
+            assert!(scan(refused).is_err(), "{refused}");
+        }
+        let checkout = serde_json::from_str::<CheckoutResponse>(
+            r#"{"result":{"resultCode":"SUCCESS","resultMessage":"ok"},"paymentAmount":1e3}"#,
+        );
+        assert!(checkout.is_err());
     }
 }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tolem_wire::Amount;
-use tolem_wire::amount::{AMOUNT_DIGITS_MAX, AmountError, as_number, strict_json};
+use tolem_wire::amount::{AMOUNT_DIGITS_MAX, AMOUNT_TIYN_MAX, AmountError, as_number, strict_json};
 
 /// The largest amount whose wire form has at most [`AMOUNT_DIGITS_MAX`] digits: 9 999 999 999 999.99.
 const WIRE_TIYN_MAX: u64 = 999_999_999_999_999;
@@ -160,12 +160,18 @@ proptest! {
         }
     }
 
-    /// Checked arithmetic equals the arithmetic of a wider integer when that fits in a u64, and
-    /// is `None` exactly when it does not: nothing wraps, nothing goes negative.
+    /// Checked arithmetic equals the arithmetic of a wider integer when that is an amount that
+    /// can be written back (at most `AMOUNT_TIYN_MAX`), and is `None` exactly when it is not:
+    /// nothing wraps, nothing goes negative, nothing grows past what the wire carries.
     #[test]
     fn checked_arithmetic_never_wraps(a in any_amount(), b in any_amount(), bps in prop_oneof![0u32..=10_000, any::<u32>()]) {
         let (x, y) = (Amount::from_tiyn(a), Amount::from_tiyn(b));
-        let fit = |v: u128| u64::try_from(v).ok().map(Amount::from_tiyn);
+        let fit = |v: u128| {
+            u64::try_from(v)
+                .ok()
+                .filter(|&tiyn| tiyn <= AMOUNT_TIYN_MAX)
+                .map(Amount::from_tiyn)
+        };
         prop_assert_eq!(x.checked_add(y), fit(u128::from(a) + u128::from(b)));
         let difference = i128::from(a) - i128::from(b);
         prop_assert_eq!(x.checked_sub(y), u64::try_from(difference).ok().map(Amount::from_tiyn));
@@ -174,11 +180,12 @@ proptest! {
         prop_assert_eq!(x.checked_mul_bps(bps), fit((product + 5_000) / 10_000));
         prop_assert_eq!(Amount::from_tenge(a), fit(u128::from(a) * 100));
         prop_assert_eq!(x.is_whole_tenge(), a % 100 == 0);
+        prop_assert_eq!(Amount::checked_from_tiyn(a), fit(u128::from(a)));
     }
 
     /// A commission of at most 100 % never exceeds the amount it is taken from.
     #[test]
-    fn commission_never_exceeds_the_amount(a in any_amount(), bps in 0u32..=10_000) {
+    fn commission_never_exceeds_the_amount(a in 0..=AMOUNT_TIYN_MAX, bps in 0u32..=10_000) {
         let commission = Amount::from_tiyn(a).checked_mul_bps(bps);
         prop_assert!(commission.is_some_and(|c| c.tiyn() <= a), "{a} {bps}");
     }
