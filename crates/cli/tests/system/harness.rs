@@ -284,6 +284,7 @@ impl TestPs {
         let req = match method {
             "PUT" => self.http.put(url),
             "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.post(url),
         };
         let resp = req

@@ -201,6 +201,62 @@ async fn concurrent_admin_changes_do_not_overwrite_each_other() {
 }
 
 #[tokio::test]
+async fn an_api_key_is_revoked_by_its_hash_and_nothing_else_changes() {
+    let ps = TestPs::start().await;
+    let org = "/admin/v1/organizations/990340001234";
+    let (keys, prod) = (format!("{org}/api-keys"), json!({"kind": "prod"}));
+    let revoked = ps.admin("POST", &keys, &prod).await.1;
+    let kept = ps.admin("POST", &keys, &prod).await.1;
+    let (revoked, kept) = (
+        revoked["api_key"].as_str().expect("a key"),
+        kept["api_key"].as_str().expect("a key"),
+    );
+    let works = |key: &str| {
+        let key = key.to_owned();
+        let ps = &ps;
+        async move {
+            ps.pos("GET", "/r1/v01/partner/tradepoints", &key, None)
+                .await
+                .1["StatusCode"]
+                .clone()
+        }
+    };
+    assert_eq!(works(revoked).await, 0);
+    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(revoked.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Either case of the hash names it.
+    let path = format!("{org}/api-keys/{}", hash.to_ascii_uppercase());
+    let (status, answer) = ps.admin("DELETE", &path, &Value::Null).await;
+    assert_eq!(status, 200, "{answer}");
+    let left = answer["api_key_hashes"]
+        .as_array()
+        .expect("the hashes left");
+    assert!(!left.contains(&json!(hash)), "{answer}");
+    assert_eq!(
+        works(revoked).await,
+        -10000,
+        "refused from the next request on"
+    );
+    assert_eq!(works(kept).await, 0, "the other key still works");
+    let (status, _) = ps.admin("DELETE", &path, &Value::Null).await;
+    assert_eq!(status, 404, "revoked already");
+    let (status, _) = ps
+        .admin("DELETE", &format!("{org}/api-keys/{revoked}"), &Value::Null)
+        .await;
+    assert_eq!(status, 400, "the key itself is not its hash");
+    let (status, _) = ps
+        .admin(
+            "DELETE",
+            &format!("/admin/v1/organizations/000000000000/api-keys/{hash}"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404, "no such organization");
+}
+
+#[tokio::test]
 async fn amount_callbacks_to_a_slow_provider_are_bounded_and_the_rest_told_to_retry() {
     // A provider that answers after a second.
     let provider = axum::Router::new().route(

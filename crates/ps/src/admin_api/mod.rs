@@ -39,6 +39,10 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route("/admin/v1/organizations/{bin}/status", post(set_status))
         .route("/admin/v1/organizations/{bin}/api-keys", post(new_api_key))
         .route(
+            "/admin/v1/organizations/{bin}/api-keys/{hash}",
+            delete(revoke_api_key),
+        )
+        .route(
             "/admin/v1/organizations/{bin}/certificates",
             get(certificates::list).post(certificates::register),
         )
@@ -436,6 +440,41 @@ pub(crate) async fn issue_api_key(
     })
     .await?;
     Ok(issued.map(|_| key))
+}
+
+/// `DELETE /admin/v1/organizations/{bin}/api-keys/{hash}`: the key whose SHA-256 is `hash` (hex,
+/// either case) no longer lets anyone in, from the next request on; 200 with the hashes left,
+/// 404 when it is not the organization's. Made on the organization as stored, so a key issued or
+/// a suspension made meanwhile through another node stays.
+async fn revoke_api_key(
+    State(app): State<AppState>,
+    AdminPath((bin, hash)): AdminPath<(String, String)>,
+) -> AdminResult {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("an API key's hash is 64 hex digits (its SHA-256)"));
+    }
+    let hash = hash.to_ascii_lowercase();
+    let changed = change_organization(&app, &bin, None, move |org| {
+        let before = org.api_key_hashes.len();
+        org.api_key_hashes.retain(|h| *h != hash);
+        if org.api_key_hashes.len() == before {
+            return Err(AdminError(
+                StatusCode::NOT_FOUND,
+                "no API key of this organization has that hash".into(),
+            ));
+        }
+        Ok(true)
+    })
+    .await?;
+    // Without a replay record there is always an answer.
+    let Some((org, _)) = changed else {
+        return Err(AdminError(StatusCode::CONFLICT, "changed already".into()));
+    };
+    Ok(
+        Json(json!({"organization": org.bin, "api_key_hashes": org.api_key_hashes}))
+            .into_response(),
+    )
 }
 
 async fn payment(State(app): State<AppState>, AdminPath(id): AdminPath<PaymentId>) -> AdminResult {
