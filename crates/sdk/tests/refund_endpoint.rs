@@ -76,6 +76,8 @@ enum Before {
     },
     /// Fails the first call (core banking down), panics on the second.
     FailThenPanic,
+    /// Fails the first call only.
+    FailFirst,
 }
 
 /// What happens after it credited.
@@ -128,6 +130,10 @@ impl Credit for Hook {
             }
             Before::FailThenPanic if call == 2 => panic!("a bug in the hook"),
             Before::FailThenPanic => {}
+            Before::FailFirst if call == 1 => {
+                return Err(CreditError::new("core banking answered 503"));
+            }
+            Before::FailFirst => {}
         }
         self.bank.credit(refund)?;
         if let After::Hang(credited) = &self.after {
@@ -373,6 +379,63 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
         calls,
         "not credited again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_request_of_a_refund_in_flight_is_never_refused() {
+    let started = Arc::new(Notify::new());
+    let go = Arc::new(Notify::new());
+    let (mpp, bank) = start(
+        |mut h| {
+            h.before = Before::Hold {
+                started: started.clone(),
+                go: go.clone(),
+            };
+            h
+        },
+        |e| e.in_process_wait_ms(50),
+    )
+    .await;
+    let url = mpp.url.clone();
+    let first = tokio::spawn(async move { post(&url, &refund("R1", "C1", "10")).await });
+    within("the first credit starts", started.notified()).await;
+    // The same refundId with an amount of 0, while its credit runs: the PS would take a
+    // PARAM_ILLEGAL as final and free the amount the hook is moving.
+    let (status, body) = post(&mpp.url, &refund("R1", "C1", "0")).await;
+    assert_eq!((status, code(&body)), (200, "REFUND_IN_PROCESS".to_owned()));
+    go.notify_one();
+    let first = within("the first answer", first).await.expect("task");
+    assert_eq!(code(&first.1), "SUCCESS");
+    // Once answered, every request of R1 gets that answer, a bad one too.
+    assert_eq!(post(&mpp.url, &refund("R1", "C1", "0")).await, first);
+    assert_eq!(mpp.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(bank.balance("C1"), 1_000);
+}
+
+#[tokio::test]
+async fn an_invalid_request_of_a_refund_left_claimed_credits_the_first_order() {
+    let (mpp, bank) = start(
+        |mut h| {
+            h.before = Before::FailFirst;
+            h
+        },
+        patient,
+    )
+    .await;
+    let (status, _) = post(&mpp.url, &refund("R1", "C1", "10")).await;
+    assert_eq!(status, 500, "the hook failed: the claim stays");
+    let mut bad = refund("R1", "C1", "10");
+    bad["linkReceipt"] = json!("javascript:alert(1)");
+    let (status, body) = post(&mpp.url, &bad).await;
+    assert_eq!((status, code(&body)), (200, "SUCCESS".to_owned()));
+    let seen = mpp.seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1], seen[0],
+        "called again with the first request's order"
+    );
+    assert_eq!(bank.balance("C1"), 1_000);
+    assert_eq!(post(&mpp.url, &refund("R1", "C1", "10")).await.1, body);
 }
 
 #[tokio::test]

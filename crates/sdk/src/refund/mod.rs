@@ -231,16 +231,19 @@ impl RefundEndpoint {
     /// serves HTTP with something other than axum. Run it to the end (it is cancel-safe: the
     /// credit runs in a task of its own and finishes even if this future is dropped).
     pub async fn answer(&self, body: &[u8]) -> RefundAnswer {
-        let order = match RefundOrder::from_json(body) {
-            Ok(order) => order,
-            Err(invalid) => return self.refused(body, &invalid).await,
+        let request = match RefundOrder::from_json(body) {
+            Ok(order) => Request::Valid(order),
+            Err(invalid) => match refund_id_of(body) {
+                Some(refund_id) => Request::Invalid { refund_id, invalid },
+                None => return ok(result_json(ResultCode::ParamIllegal, Some(invalid.field()))),
+            },
         };
         // A task of its own: a PS that hangs up must not cut a credit between the hook's
         // return and the record of its outcome.
         let inner = self.inner.clone();
         let limits = self.limits;
-        let refund_id = order.refund_id().to_owned();
-        match tokio::spawn(async move { inner.apply(order, limits).await }).await {
+        let refund_id = request.refund_id().to_owned();
+        match tokio::spawn(async move { inner.apply(request, limits).await }).await {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::error!(refund_id, error = %e, "the credit hook panicked; the PS will retry");
@@ -278,43 +281,59 @@ impl RefundEndpoint {
     }
 }
 
-impl RefundEndpoint {
-    /// The answer to a request that is not valid: the answer recorded for its refundId if there
-    /// is one (every request with that id gets the first answer, SPEC 4.4, also one that a later
-    /// version's stricter check would refuse), else `PARAM_ILLEGAL`, recording nothing. The PS
-    /// takes PARAM_ILLEGAL as final and makes the amount refundable again, so it must never
-    /// answer a refund that was credited.
-    async fn refused(&self, body: &[u8], invalid: &InvalidRefund) -> RefundAnswer {
-        let refund_id = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("refundId")?.as_str().map(str::to_owned))
-            .filter(|id| !id.is_empty());
-        if let Some(refund_id) = refund_id {
-            match self.inner.store.answered(refund_id.clone()).await {
-                Ok(Some(answer)) => return ok(answer),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(refund_id, error = %e, "cannot read the refund's record; the PS will retry");
-                    return failed();
-                }
-            }
+/// A request of the PS as the endpoint takes it.
+enum Request {
+    /// A valid refund: claimed, credited and recorded.
+    Valid(RefundOrder),
+    /// A request that is not valid but names a refundId. It takes that refundId's turn like any
+    /// other request of it, and is answered as the refundId stands (SPEC 4.4: one answer for
+    /// every request of one refundId): its recorded answer; if an earlier attempt left a claim,
+    /// that claim is credited again with the first request's order, as a valid repeat would be;
+    /// `PARAM_ILLEGAL` only when the refundId has neither. The PS takes PARAM_ILLEGAL as final
+    /// and makes the amount refundable again, so it must never answer a refund whose credit
+    /// began.
+    Invalid {
+        refund_id: String,
+        invalid: InvalidRefund,
+    },
+}
+
+impl Request {
+    fn refund_id(&self) -> &str {
+        match self {
+            Request::Valid(order) => order.refund_id(),
+            Request::Invalid { refund_id, .. } => refund_id,
         }
-        ok(result_json(ResultCode::ParamIllegal, Some(invalid.field())))
     }
+}
+
+/// The refundId of a body that is not a valid refund, if it names one at all (a JSON object
+/// whose `refundId` is a non-empty string).
+fn refund_id_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("refundId")?.as_str().map(str::to_owned))
+        .filter(|id| !id.is_empty())
 }
 
 impl Inner {
     /// Claim → credit → record, in the refundId's turn.
-    async fn apply(&self, order: RefundOrder, limits: Limits) -> RefundAnswer {
-        let Some(_turn) = self
-            .locks
-            .lock(order.refund_id(), limits.in_process_wait)
-            .await
-        else {
+    async fn apply(&self, request: Request, limits: Limits) -> RefundAnswer {
+        let refund_id = request.refund_id().to_owned();
+        let Some(_turn) = self.locks.lock(&refund_id, limits.in_process_wait).await else {
             return ok(result_json(ResultCode::RefundInProcess, None));
         };
-        let refund_id = order.refund_id().to_owned();
-        let (order, attempt) = match self.store.claim(order).await {
+        let claimed = match request {
+            Request::Valid(order) => self.store.claim(order).await,
+            Request::Invalid { refund_id, invalid } => match self.store.resume(refund_id).await {
+                Ok(Some(claimed)) => Ok(claimed),
+                Ok(None) => {
+                    return ok(result_json(ResultCode::ParamIllegal, Some(invalid.field())));
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let (order, attempt) = match claimed {
             Ok(Claimed::Answered(body)) => return ok(body),
             Ok(Claimed::Credit { order, attempt }) => (order, attempt),
             Err(e) => {

@@ -108,18 +108,10 @@ impl Store {
         self.run(move |conn| claim(conn, &order)).await
     }
 
-    /// The answer recorded for `refund_id`, if it was answered.
-    pub(super) async fn answered(&self, refund_id: String) -> Result<Option<String>, StoreError> {
-        self.run(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT response FROM tolem_refunds WHERE refund_id = ?1",
-                    [&refund_id],
-                    |r| r.get(0),
-                )
-                .optional()?)
-        })
-        .await
+    /// The answer of `refund_id`, or the claim an earlier attempt left on it (taken for one
+    /// more attempt); `None` when it has neither. Never claims it anew.
+    pub(super) async fn resume(&self, refund_id: String) -> Result<Option<Claimed>, StoreError> {
+        self.run(move |conn| resume(conn, &refund_id)).await
     }
 
     /// Records the final answer and drops the claim, in one transaction; returns the answer
@@ -137,45 +129,22 @@ impl Store {
 
 fn claim(conn: &mut Connection, order: &RefundOrder) -> Result<Claimed, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let answered: Option<(String, String, String, i64)> = tx
-        .query_row(
-            "SELECT response, payment_id, customer_id, amount_tiyn FROM tolem_refunds WHERE refund_id = ?1",
-            [order.refund_id()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    if let Some((response, payment_id, customer_id, amount)) = answered {
+    if let Some(answered) = answered_in(&tx, order.refund_id())? {
         // SPEC 4.4: every request with this refundId gets the first answer. One that differs
         // from the first is not applied either, but it means the PS reused an id (for example a
         // sandbox whose PS database was reset): worth an operator's look.
-        if payment_id != order.payment_id()
-            || customer_id != order.customer_id()
-            || amount != tiyn(order.amount())?
+        if answered.payment_id != order.payment_id()
+            || answered.customer_id != order.customer_id()
+            || answered.amount_tiyn != tiyn(order.amount())?
         {
             tracing::warn!(refund_id = %order.refund_id(), "a refundId seen before arrived with other details; answered as before");
         }
-        return Ok(Claimed::Answered(response));
+        return Ok(Claimed::Answered(answered.response));
     }
-    let claimed: Option<(String, String, i64, String, i64)> = tx
-        .query_row(
-            "UPDATE tolem_refund_claims SET attempts = attempts + 1 WHERE refund_id = ?1 \
-             RETURNING customer_id, payment_id, amount_tiyn, link_receipt, attempts",
-            [order.refund_id()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let claimed = match claimed {
-        Some((customer_id, payment_id, amount, link_receipt, attempt)) => {
-            let tiyn = u64::try_from(amount).map_err(|_| StoreError::Range(amount))?;
+    let claimed = match claimed_in(&tx, order.refund_id())? {
+        Some((first, attempt)) => {
             // The hook is called again with what it was called with before, whatever this
             // repeat carries: an idempotency key always stands for the same request.
-            let first = RefundOrder::recorded(
-                customer_id,
-                payment_id,
-                order.refund_id().to_owned(),
-                Amount::from_tiyn(tiyn),
-                link_receipt,
-            );
             if first != *order {
                 tracing::warn!(refund_id = %order.refund_id(), "a refundId being credited arrived with other details; credited as first asked");
             }
@@ -205,6 +174,68 @@ fn claim(conn: &mut Connection, order: &RefundOrder) -> Result<Claimed, StoreErr
     };
     tx.commit()?;
     Ok(claimed)
+}
+
+/// What [`claim`] finds for a refundId, without claiming it anew: its answer, or the claim an
+/// earlier attempt left (taken for one more attempt), or nothing.
+fn resume(conn: &mut Connection, refund_id: &str) -> Result<Option<Claimed>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(answered) = answered_in(&tx, refund_id)? {
+        return Ok(Some(Claimed::Answered(answered.response)));
+    }
+    let claimed = claimed_in(&tx, refund_id)?;
+    tx.commit()?;
+    Ok(claimed.map(|(order, attempt)| Claimed::Credit { order, attempt }))
+}
+
+/// A refundId's row in `tolem_refunds`.
+struct Answered {
+    response: String,
+    payment_id: String,
+    customer_id: String,
+    amount_tiyn: i64,
+}
+
+fn answered_in(tx: &Connection, refund_id: &str) -> Result<Option<Answered>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT response, payment_id, customer_id, amount_tiyn FROM tolem_refunds WHERE refund_id = ?1",
+            [refund_id],
+            |r| {
+                Ok(Answered {
+                    response: r.get(0)?,
+                    payment_id: r.get(1)?,
+                    customer_id: r.get(2)?,
+                    amount_tiyn: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// The claim an earlier attempt left on `refund_id`, counted as one more attempt: the order it
+/// was first claimed with, and this attempt's number.
+fn claimed_in(tx: &Connection, refund_id: &str) -> Result<Option<(RefundOrder, i64)>, StoreError> {
+    let claimed: Option<(String, String, i64, String, i64)> = tx
+        .query_row(
+            "UPDATE tolem_refund_claims SET attempts = attempts + 1 WHERE refund_id = ?1 \
+             RETURNING customer_id, payment_id, amount_tiyn, link_receipt, attempts",
+            [refund_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((customer_id, payment_id, amount, link_receipt, attempt)) = claimed else {
+        return Ok(None);
+    };
+    let tiyn = u64::try_from(amount).map_err(|_| StoreError::Range(amount))?;
+    let first = RefundOrder::recorded(
+        customer_id,
+        payment_id,
+        refund_id.to_owned(),
+        Amount::from_tiyn(tiyn),
+        link_receipt,
+    );
+    Ok(Some((first, attempt)))
 }
 
 fn record(
