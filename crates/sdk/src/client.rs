@@ -343,7 +343,11 @@ impl MppClient {
     /// notifyPayment (SPEC 4.3) with a new X-Request-ID, retried under the client's
     /// [`RetryPolicy`] until the PS answers `SUCCESS` or a final code. With the default policy
     /// the outcome is never [`Outcome::NotKnownYet`]; a bounded policy may end with it, and then
-    /// the same request must be repeated later with [`Reply::request_id`].
+    /// the same request must be repeated later with [`Reply::request_id`] — keep the debit until
+    /// then. Only the PS's word on the payment ends the retries: an answer without a PS result
+    /// (a proxy's page, a 404, a 429) and a result that is no verdict (a code the regulation does
+    /// not list, `UNKNOWN_SOURCE`) are [`Unanswered::NotFromThePs`] and
+    /// [`Unanswered::NotAVerdict`], retried like no answer at all.
     ///
     /// A call awaited inside an app's request handler stops when the handler is dropped: store
     /// the notification with the debit and let a background task drive it instead.
@@ -379,15 +383,16 @@ impl MppClient {
             let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             let request_id = request_id.as_str();
             let payment_id = req.payment.payment_id.as_str();
-            // A PS that answers busy is working as designed; no answer at all is worth a warning.
+            // A PS that answers busy is working as designed; no answer at all, or one that is
+            // not the PS's word, is worth a warning.
             match &why {
-                Unanswered::Transport(_) => tracing::warn!(
-                    method = method.name(), request_id, payment_id, attempt, delay_ms, reason = %why,
-                    "no answer from the PS; retrying"
-                ),
-                _ => tracing::info!(
+                Unanswered::Busy(_) | Unanswered::Status(_) => tracing::info!(
                     method = method.name(), request_id, payment_id, attempt, delay_ms, reason = %why,
                     "the PS did not give a final answer; retrying"
+                ),
+                _ => tracing::warn!(
+                    method = method.name(), request_id, payment_id, attempt, delay_ms, reason = %why,
+                    "no answer from the PS; retrying"
                 ),
             }
             tokio::time::sleep(delay).await;
@@ -424,12 +429,21 @@ impl MppClient {
             Err(Read::Transport(e)) => return transport(&e),
             Err(Read::TooLarge(e)) => return Err(SdkError::Unreadable(e)),
         };
+        // notifyPayment's answer decides whether the customer keeps a debit: anything that is not
+        // the PS's word on the payment is "not known yet" and retried (SPEC 4.3), never a final
+        // error or refusal. The other methods move no money, and their first call tells a wrong
+        // base URL at once.
+        let money = matches!(method, Method::NotifyPayment);
         if status == 404 {
+            if money {
+                return Ok(Outcome::NotKnownYet(Unanswered::NotFromThePs(status)));
+            }
             return Err(SetupError::NotFound { url }.into());
         }
         let result = match serde_json::from_slice::<ResultOnly>(&bytes) {
             Ok(only) => only.result,
             Err(_) if status >= 500 => return Ok(Outcome::NotKnownYet(Unanswered::Status(status))),
+            Err(_) if money => return Ok(Outcome::NotKnownYet(Unanswered::NotFromThePs(status))),
             Err(e) if (200..300).contains(&status) => {
                 return Err(UnreadableAnswer::new(method.name(), status, &bytes, e).into());
             }
@@ -440,6 +454,9 @@ impl MppClient {
             return Ok(Outcome::NotKnownYet(Unanswered::Busy(result)));
         }
         if result.code() != Some(ResultCode::Success) {
+            if money && !is_word_on_payment(&result) {
+                return Ok(Outcome::NotKnownYet(Unanswered::NotAVerdict(result)));
+            }
             return Ok(Outcome::Refused(result));
         }
         match serde_json::from_slice::<Resp>(&bytes) {
@@ -447,6 +464,16 @@ impl MppClient {
             Err(e) => Err(UnreadableAnswer::new(method.name(), status, &bytes, e).into()),
         }
     }
+}
+
+/// True when a notifyPayment `result` other than SUCCESS is the PS's final word on the payment.
+/// Not so: a code the regulation's table does not hold (a proxy's `SYSTEM_MAINTENANCE`, a newer
+/// PS's), and `UNKNOWN_SOURCE`, which the PS answers when it does not know the caller right now
+/// (an MPP deactivated for a while, a caller name mistyped after a restart) before it looks at
+/// the payment — an earlier attempt may have confirmed it. The client and the
+/// [`Driver`](crate::pending::Driver) both sort answers by this one rule.
+fn is_word_on_payment(result: &mpp::ResultBody) -> bool {
+    !matches!(result.code(), None | Some(ResultCode::UnknownSource))
 }
 
 fn reply<T>(request_id: &RequestId, attempts: u32, outcome: Outcome<T>) -> Reply<T> {

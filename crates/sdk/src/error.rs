@@ -51,14 +51,16 @@ pub enum SetupError {
         reason: String,
     },
     /// The base URL answers HTTP 404 on an MPP API path: it does not lead to a PS's MPP API
-    /// (a wrong host, port or path prefix).
+    /// (a wrong host, port or path prefix). scan and checkout only: notifyPayment takes any
+    /// answer that is not the PS's as [`Unanswered::NotFromThePs`](crate::Unanswered) and retries.
     #[error("{url} answered HTTP 404: the base URL does not lead to the PS's MPP API")]
     NotFound {
         /// The URL that was called.
         url: String,
     },
     /// The base URL answers something that is not a PS (an HTTP status the MPP API never uses,
-    /// without a `result` body): a redirect, a login page, another service.
+    /// without a `result` body): a redirect, a login page, another service. scan and checkout
+    /// only, as for [`SetupError::NotFound`].
     #[error("{url} answered HTTP {status} without a PS result: the base URL does not lead to a PS")]
     NotThePs {
         /// The URL that was called.

@@ -8,7 +8,9 @@
 //!
 //! Every call ends in one [`Outcome`]: [`Done`](Outcome::Done) (SUCCESS),
 //! [`Refused`](Outcome::Refused) (a final code) or [`NotKnownYet`](Outcome::NotKnownYet) (repeat
-//! with the same X-Request-ID). An [`SdkError`] is only what repeating cannot cure: a setup mistake
+//! with the same X-Request-ID). For notifyPayment only the PS's word on the payment is final: an
+//! answer that is not the PS's (a proxy's page, a 404, a 429), a code the regulation does not
+//! list and `UNKNOWN_SOURCE` are not known yet, retried, and never a reason to reverse a debit. An [`SdkError`] is only what repeating cannot cure: a setup mistake
 //! ([`SetupError`], found at once and never retried), an answer that cannot be read, a TLS failure.
 //!
 //! [`pending`] is how a bank pays: the debit and the notification the PS is owed recorded in one
@@ -36,7 +38,11 @@
 //! let answer = ps.notify_payment(&request).await?;
 //! match answer.outcome {
 //!     Outcome::Done(paid) => println!("receipt: {:?}", paid.link_receipt),
-//!     other => println!("not paid ({other:?}): reverse the debit"),
+//!     // The PS's word that the payment is not confirmed: only now reverse the debit.
+//!     Outcome::Refused(result) => println!("not paid ({}): reverse the debit", result.result_code),
+//!     // Not known yet (a bounded retry policy ran out): the PS may have confirmed. Keep the
+//!     // debit and repeat later with `answer.request_id`.
+//!     _ => println!("not known yet: keep the debit, repeat with {}", answer.request_id),
 //! }
 //! # Ok(()) }
 //! ```

@@ -30,10 +30,13 @@ pub enum Outcome<T> {
     Done(T),
     /// The PS answered a final code other than `SUCCESS`: repeating the same request gets the
     /// same answer. For a notifyPayment that told the PS a verdict (`CANCELLED_BY_CLIENT`,
-    /// `RISK_REJECT`, `PROCESS_FAIL`), the PS's code is the verdict it recorded.
+    /// `RISK_REJECT`, `PROCESS_FAIL`), the PS's code is the verdict it recorded. For
+    /// notifyPayment it is always a code of the regulation other than `UNKNOWN_SOURCE`: the PS's
+    /// word that the payment is not confirmed, so a debit may be reversed.
     Refused(ResultBody),
     /// No final answer: the PS may or may not have acted. Repeat the same request with the same
-    /// X-Request-ID ([`Reply::request_id`]) until it is done or refused.
+    /// X-Request-ID ([`Reply::request_id`]) until it is done or refused; for notifyPayment, keep
+    /// the debit meanwhile.
     NotKnownYet(Unanswered),
 }
 
@@ -80,6 +83,16 @@ pub enum Unanswered {
     Status(u16),
     /// The answer did not arrive (timeout, no connection, a broken connection).
     Transport(TransportError),
+    /// notifyPayment only: an answer with this HTTP status and no PS `result` (a proxy's error
+    /// or maintenance page, a 404 or 429 of something in front of the PS, a login page). Not the
+    /// PS's word, so the payment's fate is not known; a base URL that never leads to the PS
+    /// shows as this, logged at WARN on every retry.
+    NotFromThePs(u16),
+    /// notifyPayment only: a `result` that is not the PS's word on the payment — a code the
+    /// regulation does not list (a proxy's `SYSTEM_MAINTENANCE`, a newer PS's) or
+    /// `UNKNOWN_SOURCE` (the PS does not know the caller right now, and answers so before it
+    /// looks at the payment, which an earlier attempt may have confirmed).
+    NotAVerdict(ResultBody),
 }
 
 impl fmt::Display for Unanswered {
@@ -94,6 +107,14 @@ impl fmt::Display for Unanswered {
             }
             Unanswered::Status(status) => write!(f, "HTTP {status} without a PS result"),
             Unanswered::Transport(e) => write!(f, "no answer: {e}"),
+            Unanswered::NotFromThePs(status) => {
+                write!(f, "HTTP {status} without a PS result: not the PS's answer")
+            }
+            Unanswered::NotAVerdict(result) => write!(
+                f,
+                "not the PS's word on the payment: {}: {}",
+                result.result_code, result.result_message
+            ),
         }
     }
 }

@@ -10,7 +10,8 @@
 //!    [`PendingStore::add`] *before* the debit, with the notification's id as the debit's
 //!    idempotency key.
 //! 2. A [`Driver`] takes every pending notification to the PS's final answer: one attempt at a
-//!    time, "not known yet" (no answer, HTTP 5xx, `UNKNOWN_EXCEPTION`) retried with backoff under
+//!    time, "not known yet" (no answer, HTTP 5xx, `UNKNOWN_EXCEPTION`, and whatever is not the
+//!    PS's word on the payment: [`crate::Unanswered`]) retried with backoff under
 //!    the same X-Request-ID (DECISIONS 18), each attempt and its reason recorded in the row, so a
 //!    cancelled task, a crash or a restart resumes where it was.
 //! 3. The PS's final answer is recorded in the row first, then the driver calls the bank's
@@ -863,18 +864,8 @@ async fn notify(client: &MppClient, n: &Notification) -> Attempt {
         .await;
     match reply.map(|r| r.outcome) {
         Ok(CallOutcome::Done(answer)) => Attempt::Final(answer),
-        // UNKNOWN_SOURCE says the PS does not know the caller (an MPP deactivated, a mistyped
-        // caller name): a setup mistake, answered before the PS looks at the payment, which an
-        // earlier attempt may have confirmed. A code this kit does not know is not taken as a
-        // verdict either. Both are tried again, never turned into a reversal.
-        Ok(CallOutcome::Refused(result))
-            if matches!(result.code(), None | Some(ResultCode::UnknownSource)) =>
-        {
-            Attempt::Again(format!(
-                "not the PS's word on the payment: {} {}",
-                result.result_code, result.result_message
-            ))
-        }
+        // The client's rule decides what is the PS's word on the payment: a refusal is one
+        // (a code of the regulation, not UNKNOWN_SOURCE); everything else is not known yet.
         Ok(CallOutcome::Refused(result)) => Attempt::Final(NotifyPaymentResponse {
             result,
             link_receipt: None,

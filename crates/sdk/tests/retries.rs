@@ -181,6 +181,88 @@ async fn http_200_unknown_exception_and_503_are_both_not_known_yet() {
 }
 
 #[tokio::test]
+async fn notify_payment_retries_what_is_not_the_ps_word_on_the_payment() {
+    let ok = StatusCode::OK;
+    let answers = vec![
+        (
+            ok,
+            json!({"result": {"resultCode": "SYSTEM_MAINTENANCE", "resultMessage": "later"}}),
+        ),
+        (
+            ok,
+            json!({"result": {"resultCode": "UNKNOWN_SOURCE", "resultMessage": "who?"}}),
+        ),
+        (StatusCode::TOO_MANY_REQUESTS, json!("slow down")),
+        (ok, json!("<html>maintenance</html>")),
+        (StatusCode::NOT_FOUND, json!({})),
+    ];
+    let (url, seen) = stand_in(answers, invalid_token()).await;
+    let ps = MppClient::builder(&url, "demobank")
+        .retry_policy(fast())
+        .build()
+        .expect("client");
+    let reply = ps.notify_payment(&request()).await.expect("answered");
+    assert!(
+        matches!(reply.outcome, Outcome::Done(_)),
+        "{:?}",
+        reply.outcome
+    );
+    assert_eq!(reply.attempts, 6);
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.iter().all(|id| id == &seen[0]), "one X-Request-ID");
+    // Each of them, alone, is not known yet: the PS may have confirmed the payment.
+    for (answer, why) in [
+        (
+            (
+                ok,
+                json!({"result": {"resultCode": "SYSTEM_MAINTENANCE", "resultMessage": "later"}}),
+            ),
+            "NotAVerdict",
+        ),
+        (
+            (
+                ok,
+                json!({"result": {"resultCode": "UNKNOWN_SOURCE", "resultMessage": "who?"}}),
+            ),
+            "NotAVerdict",
+        ),
+        (
+            (StatusCode::TOO_MANY_REQUESTS, json!("slow down")),
+            "NotFromThePs(429)",
+        ),
+        ((ok, json!("<html>")), "NotFromThePs(200)"),
+        ((StatusCode::NOT_FOUND, json!({})), "NotFromThePs(404)"),
+    ] {
+        let (url, _) = stand_in(vec![answer], invalid_token()).await;
+        let once = MppClient::builder(&url, "demobank")
+            .retry_policy(RetryPolicy::default().with_attempts_max(Some(1)))
+            .build()
+            .expect("client");
+        let outcome = once
+            .notify_payment(&request())
+            .await
+            .expect("an outcome")
+            .outcome;
+        assert!(outcome.is_not_known_yet(), "{why}: {outcome:?}");
+        assert!(format!("{outcome:?}").contains(why), "{why}: {outcome:?}");
+    }
+    // A code of the regulation is the PS's word: final.
+    let refused = (
+        ok,
+        json!({"result": {"resultCode": "PAYMENT_INCORRECT_STATUS", "resultMessage": "late"}}),
+    );
+    let (url, _) = stand_in(vec![refused], invalid_token()).await;
+    let once = MppClient::builder(&url, "demobank")
+        .build()
+        .expect("client");
+    let reply = once.notify_payment(&request()).await.expect("an outcome");
+    assert_eq!(
+        reply.outcome.refused_code(),
+        Some(ResultCode::PaymentIncorrectStatus)
+    );
+}
+
+#[tokio::test]
 async fn refusals_carry_the_code_and_no_answer_is_not_known_yet() {
     let (url, _) = stand_in(vec![], invalid_token()).await;
     let ps = MppClient::new(&url, "demobank").expect("client");

@@ -1,13 +1,50 @@
 //! A setup mistake fails at once, final, naming the mistake — even under a retry policy that
 //! retries until answered: a URL without scheme, one that is not a URL, a base URL that answers
-//! 404 or is not a PS, `https://` to a server without TLS, a bad X-Request-ID or caller name.
+//! 404 or is not a PS (found by scan; notifyPayment retries it, since the payment's fate is not
+//! known), `https://` to a server without TLS, a bad X-Request-ID or caller name.
 
 mod common;
 use common::request;
 
 use axum::http::StatusCode;
 use axum::routing::post;
-use tolem_sdk::{MppClient, RequestId, RetryPolicy, SdkError, SetupError, TransportErrorKind};
+use tolem_sdk::{
+    MppClient, Outcome, RequestId, RetryPolicy, SdkError, SetupError, TransportErrorKind,
+    Unanswered,
+};
+use tolem_wire::mpp::ScanRequest;
+
+fn scan_request() -> ScanRequest {
+    ScanRequest {
+        qr_code: "x".into(),
+        customer_id: "C1".into(),
+    }
+}
+
+/// A client that makes two quick attempts of notifyPayment.
+fn twice(url: &str) -> MppClient {
+    MppClient::builder(url, "demobank")
+        .retry_policy(
+            RetryPolicy::default()
+                .with_attempts_max(Some(2))
+                .with_delays_ms(1, 1),
+        )
+        .build()
+        .expect("a client")
+}
+
+/// notifyPayment to `url`: not known yet after its two attempts, the answer not the PS's.
+async fn notify_not_from_the_ps(url: &str, status: u16) {
+    let reply = twice(url)
+        .notify_payment(&request())
+        .await
+        .expect("an outcome");
+    assert_eq!(reply.attempts, 2, "retried");
+    assert_eq!(
+        reply.outcome,
+        Outcome::NotKnownYet(Unanswered::NotFromThePs(status))
+    );
+}
 
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -86,45 +123,58 @@ fn bad_caller_names_request_ids_and_pems_are_refused() {
 }
 
 #[tokio::test]
-async fn a_base_url_that_answers_404_is_final() {
+async fn a_base_url_that_answers_404_is_final_for_scan_and_retried_by_notify_payment() {
     // An axum router without routes answers 404 to everything, like a wrong path prefix would.
     let addr = serve(axum::Router::new()).await;
-    let ps = forever(&format!("http://{addr}/wrong-prefix"));
-    let e = ps.notify_payment(&request()).await.expect_err("final");
+    let url = format!("http://{addr}/wrong-prefix");
+    let e = forever(&url)
+        .scan(&scan_request())
+        .await
+        .expect_err("final");
     match e.setup() {
         Some(SetupError::NotFound { url }) => {
-            assert!(
-                url.ends_with("/wrong-prefix/api/v1/qr/notifyPayment"),
-                "{url}"
-            );
+            assert!(url.ends_with("/wrong-prefix/api/v1/qr/scan"), "{url}");
         }
         _ => panic!("NotFound expected: {e:?}"),
     }
+    // A 404 may be a proxy's while the PS confirmed the payment: not a reason to reverse.
+    notify_not_from_the_ps(&url, 404).await;
 }
 
 #[tokio::test]
-async fn a_base_url_that_is_not_a_ps_is_final() {
-    let login = axum::Router::new().route(
-        "/api/v1/qr/notifyPayment",
-        post(|| async { (StatusCode::UNAUTHORIZED, "<html>log in</html>") }),
-    );
-    let e = forever(&format!("http://{}", serve(login).await))
-        .notify_payment(&request())
+async fn a_base_url_that_is_not_a_ps_is_final_for_scan_and_retried_by_notify_payment() {
+    let login = axum::Router::new()
+        .route(
+            "/api/v1/qr/scan",
+            post(|| async { (StatusCode::UNAUTHORIZED, "<html>log in</html>") }),
+        )
+        .route(
+            "/api/v1/qr/notifyPayment",
+            post(|| async { (StatusCode::UNAUTHORIZED, "<html>log in</html>") }),
+        );
+    let url = format!("http://{}", serve(login).await);
+    let e = forever(&url)
+        .scan(&scan_request())
         .await
         .expect_err("final");
     assert!(
         matches!(e.setup(), Some(SetupError::NotThePs { status: 401, .. })),
         "{e:?}"
     );
-    let page = axum::Router::new().route(
-        "/api/v1/qr/notifyPayment",
-        post(|| async { "<html>hello</html>" }),
-    );
-    let e = forever(&format!("http://{}", serve(page).await))
-        .notify_payment(&request())
+    notify_not_from_the_ps(&url, 401).await;
+    let page = axum::Router::new()
+        .route("/api/v1/qr/scan", post(|| async { "<html>hello</html>" }))
+        .route(
+            "/api/v1/qr/notifyPayment",
+            post(|| async { "<html>hello</html>" }),
+        );
+    let url = format!("http://{}", serve(page).await);
+    let e = forever(&url)
+        .scan(&scan_request())
         .await
         .expect_err("final");
     assert!(matches!(e, SdkError::Unreadable(_)), "{e:?}");
+    notify_not_from_the_ps(&url, 200).await;
 }
 
 #[tokio::test]
