@@ -85,16 +85,29 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// A notification whose id is `notify-<mppPaymentId>`, cut to [`ID_LEN_MAX`] characters.
+    /// A notification whose id is derived from the payment's `mppPaymentId`, so that it is the
+    /// same after a restart and distinct mppPaymentIds never share one:
+    /// - `notify-<mppPaymentId>` when that is a valid X-Request-ID (at most [`ID_LEN_MAX`]
+    ///   visible ASCII characters, DECISIONS 9: an mppPaymentId of up to 57 such characters);
+    /// - otherwise the SHA-256 of the mppPaymentId's UTF-8 bytes in 64 lower-case hex digits
+    ///   (a longer one, or one with spaces or letters beyond ASCII such as `Платёж-7`). Such an
+    ///   id never starts with `notify-`, so the two forms never meet.
     pub fn new(request: NotifyPaymentRequest, locale: Locale) -> Notification {
-        let id: String = format!("notify-{}", request.payment.mpp_payment_id)
-            .chars()
-            .take(ID_LEN_MAX)
-            .collect();
+        let id = Notification::id_of(&request.payment.mpp_payment_id);
         Notification {
             id,
             request,
             locale,
+        }
+    }
+
+    /// The id [`Notification::new`] gives the notification of `mpp_payment_id`.
+    pub fn id_of(mpp_payment_id: &str) -> String {
+        let readable = format!("notify-{mpp_payment_id}");
+        if is_valid_id(&readable) {
+            readable
+        } else {
+            crate::sha256::hex(mpp_payment_id.as_bytes())
         }
     }
 
@@ -215,10 +228,13 @@ pub fn create_table(conn: &Connection) -> Result<(), PendingError> {
     Ok(())
 }
 
+/// 1–[`ID_LEN_MAX`] visible ASCII characters: an X-Request-ID the PS takes (DECISIONS 9).
+fn is_valid_id(id: &str) -> bool {
+    (1..=ID_LEN_MAX).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn insert(conn: &Connection, n: &Notification, now: i64) -> Result<(), PendingError> {
-    let id_ok =
-        (1..=ID_LEN_MAX).contains(&n.id.len()) && n.id.bytes().all(|b| b.is_ascii_graphic());
-    if !id_ok {
+    if !is_valid_id(&n.id) {
         return Err(PendingError::InvalidId(n.id.clone()));
     }
     let request = serde_json::to_string(&n.request)

@@ -168,11 +168,16 @@ fn driver(ps: &StandIn, store: PendingStore, bank: Bank) -> Driver<Bank> {
 
 /// The customer is debited and the notification recorded in one transaction.
 async fn pay(bank: &Bank, payment: &str, tenge: u64) -> String {
+    pay_as(bank, payment, &format!("M-{payment}"), tenge).await
+}
+
+/// [`pay`] with the bank's own id of the payment.
+async fn pay_as(bank: &Bank, payment: &str, mpp_payment_id: &str, tenge: u64) -> String {
     let request = NotifyPaymentRequest {
         result: ResultBody::success(),
         payment: NotifyPayment {
             payment_id: payment.into(),
-            mpp_payment_id: format!("M-{payment}"),
+            mpp_payment_id: mpp_payment_id.into(),
             payment_amount: Amount::from_tenge(tenge),
             customer_id: None,
         },
@@ -408,6 +413,51 @@ async fn twenty_pending_notifications_are_each_finished_once_by_two_drivers() {
     }
     let total: i64 = (0..20).map(|i| (100 + i) * 100).sum();
     assert_eq!(balance(&bank).await, 1_000_000 - total);
+}
+
+#[tokio::test]
+async fn every_valid_mpp_payment_id_gets_its_own_notification_id() {
+    let ps = stand_in(Answer::Success, 0, false).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (store, bank) = open(&dir.path().join("bank.db"));
+    // Two ids of 64 characters (SPEC's longest) alike in their first 57, and one in Cyrillic.
+    let long_a = format!("{}A", "X".repeat(63));
+    let long_b = format!("{}B", "X".repeat(63));
+    let mut ids = Vec::new();
+    for (payment, mpp_payment_id) in [
+        ("1", "M-1"),
+        ("2", &*long_a),
+        ("3", &*long_b),
+        ("4", "Платёж-7"),
+        ("5", "with space"),
+    ] {
+        ids.push(pay_as(&bank, payment, mpp_payment_id, 100).await);
+    }
+    assert_eq!(ids[0], "notify-M-1", "a short ASCII id stays readable");
+    for id in &ids[1..] {
+        assert_eq!(id.len(), 64, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    // The id is the same whenever it is derived (a restart), and it is what the PS is sent.
+    assert_eq!(Notification::id_of("Платёж-7"), ids[3]);
+    let driver = driver(&ps, store, bank.clone());
+    for id in &ids {
+        let outcome = driver.drive(id).await.expect("driven");
+        assert!(
+            matches!(outcome, Some(Outcome::Keep { .. })),
+            "{id}: {outcome:?}"
+        );
+    }
+    let sent: Vec<String> = ps
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(rid, _)| rid.clone())
+        .collect();
+    assert_eq!(sent, ids);
 }
 
 #[tokio::test]
