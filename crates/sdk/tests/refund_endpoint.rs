@@ -439,6 +439,60 @@ async fn an_invalid_request_of_a_refund_left_claimed_credits_the_first_order() {
 }
 
 #[tokio::test]
+async fn control_characters_other_methods_and_large_bodies_are_refused_in_the_envelope() {
+    let (mpp, _bank) = start(|h| h, patient).await;
+    for (field, id) in [("customerId", 0), ("paymentId", 1), ("refundId", 2)] {
+        let mut bad = refund("R5", "C1", "1");
+        bad[field] = json!(["C\n1", "10\u{0}1", "R\t5"][id]);
+        let (status, body) = post(&mpp.url, &bad).await;
+        assert_eq!(
+            (status, code(&body)),
+            (200, "PARAM_ILLEGAL".to_owned()),
+            "{bad}"
+        );
+        assert!(body.contains(field), "{body}");
+    }
+    assert_eq!(
+        mpp.calls.load(Ordering::SeqCst),
+        0,
+        "the hook never sees them"
+    );
+    let http = reqwest::Client::new();
+    for (request, want) in [
+        (http.get(&mpp.url), 405),
+        (http.put(&mpp.url).body("{}"), 405),
+        (http.post(&mpp.url).body(vec![b' '; 3 * 1024 * 1024]), 413),
+    ] {
+        let resp = request.send().await.expect("answer");
+        assert_eq!(resp.status().as_u16(), want);
+        let kind = resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert_eq!(kind, "application/json");
+        let body = resp.text().await.expect("body");
+        assert_eq!(code(&body), "PARAM_ILLEGAL", "{body}");
+    }
+    assert_eq!(mpp.calls.load(Ordering::SeqCst), 0);
+}
+
+/// `answer` outside a Tokio runtime (another executor) is a 500 the PS retries, not a panic.
+#[test]
+fn answer_outside_a_tokio_runtime_is_a_500_not_a_panic() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bank = CoreBanking::open(&dir.path().join("core.db"));
+    let endpoint =
+        RefundEndpoint::open(&dir.path().join("kit.db"), Hook::new(&bank)).expect("open");
+    let body = serde_json::to_vec(&refund("R1", "C1", "1")).expect("json");
+    let answer = futures::executor::block_on(endpoint.answer(&body));
+    assert_eq!(
+        (answer.status(), code(answer.body())),
+        (500, "UNKNOWN_EXCEPTION".to_owned())
+    );
+    assert_eq!(bank.credits(), 0);
+}
+
+#[tokio::test]
 async fn a_failing_or_panicking_hook_records_nothing_and_is_called_again() {
     let (mpp, bank) = start(
         |mut h| {

@@ -12,9 +12,11 @@
 //!
 //! **The guarantee.** Once an answer is recorded the hook is never called again for that
 //! refundId. The hook is called more than once for one refundId only when an attempt ended
-//! without a recorded answer — the hook failed ([`CreditError`]), timed out, panicked, or the
-//! process stopped between claim and record — and then with the same [`RefundOrder`] as the
-//! first time. So the money moves exactly once **if the hook is idempotent per refundId**: it
+//! without a recorded answer — the hook failed ([`CreditError`]), timed out (its future is then
+//! dropped at whatever await point it reached: a hook must be safe to stop at any await),
+//! panicked, or the process stopped between claim and record — and then with the same
+//! [`RefundOrder`] as the first time. One endpoint serves a file at a time (see
+//! [`RefundEndpoint::open`]). [`RefundEndpoint::answer`] needs a Tokio runtime. So the money moves exactly once **if the hook is idempotent per refundId**: it
 //! writes a mark keyed by the refundId in the same transaction as the money (ledger in a SQL
 //! database, the kit's file or another) or passes it as the idempotency key of a core-banking
 //! system that keeps its keys at least as long as the PS retries (for ever, in practice).
@@ -63,9 +65,16 @@ use store::{Claimed, Store};
 /// `REFUND_IN_PROCESS` (and the PS retries later). Below the PS's 10 s call timeout.
 pub const IN_PROCESS_WAIT_MS: u64 = 5_000;
 
-/// How long the endpoint lets the credit hook run before it gives up on the attempt (the claim
-/// stays, the PS is answered `UNKNOWN_EXCEPTION` and retries, and the hook is called again).
+/// How long the endpoint lets the credit hook run before it gives up on the attempt: the hook's
+/// future is then dropped (cancelled) at whatever await point it reached, the claim stays, the PS
+/// is answered `UNKNOWN_EXCEPTION` and retries, and the hook is called again. So a hook must be
+/// safe to stop at any await point, as well as idempotent by refundId.
 pub const CREDIT_TIMEOUT_MS: u64 = 30_000;
+
+/// The largest body `router()` reads (DECISIONS 43: an MPP API body is at most 64 KiB; a refund
+/// of the PS is a few hundred bytes). A larger one is answered 413 `PARAM_ILLEGAL` in the
+/// `result` envelope.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
 /// The hook's verdict on a refund.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,8 +203,15 @@ impl RefundAnswer {
 
 impl RefundEndpoint {
     /// Opens (creating) the SQLite file of the endpoint's record and its tables. It may be the
-    /// file of the MPP's own ledger (the tables are prefixed `tolem_`) or a file of its own. One
-    /// process serves a file: the turns of one refundId are kept in memory.
+    /// file of the MPP's own ledger (the tables are prefixed `tolem_`) or a file of its own.
+    ///
+    /// **One endpoint serves a file at a time.** The turns of one refundId are kept in this
+    /// endpoint's memory (clones share them); a second endpoint on the same file — another
+    /// process in a rolling deploy, or a second `open` — does not see them, and both may call
+    /// the hook for one refundId at the same time. The record stays exact (one answer per
+    /// refundId), but the money moves once only if the hook is idempotent by refundId also
+    /// under concurrent calls (a unique key in the credit's own transaction does it; a
+    /// check-then-credit does not). Stop the old process before the new one serves the file.
     pub fn open(path: &Path, credit: impl Credit) -> Result<RefundEndpoint, OpenError> {
         let store = Store::open(path).map_err(|e| OpenError {
             path: path.display().to_string(),
@@ -230,7 +246,15 @@ impl RefundEndpoint {
     /// Answers one `POST /refund` from its body: the framework-neutral core, for an MPP that
     /// serves HTTP with something other than axum. Run it to the end (it is cancel-safe: the
     /// credit runs in a task of its own and finishes even if this future is dropped).
+    ///
+    /// It needs a Tokio runtime with its timer (what `#[tokio::main]` makes): the credit runs in
+    /// a Tokio task and the record in Tokio's blocking pool. Called outside one, it answers 500
+    /// `UNKNOWN_EXCEPTION` and logs the cause at ERROR, rather than panic.
     pub async fn answer(&self, body: &[u8]) -> RefundAnswer {
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::error!("RefundEndpoint::answer needs a Tokio runtime; answering 500");
+            return failed();
+        }
         let request = match RefundOrder::from_json(body) {
             Ok(order) => Request::Valid(order),
             Err(invalid) => match refund_id_of(body) {
@@ -253,30 +277,42 @@ impl RefundEndpoint {
     }
 
     /// The axum integration: a router serving `POST /refund`, to merge into the MPP's own (the
-    /// crate's `axum` feature, on by default).
+    /// crate's `axum` feature, on by default). Every answer is in the `result` envelope: another
+    /// method is 405 and a body over [`BODY_BYTES_MAX`] is 413, both `PARAM_ILLEGAL`.
     #[cfg(feature = "axum")]
     pub fn router(&self) -> axum::Router {
-        use axum::body::Bytes;
+        use axum::body::Body;
         use axum::extract::State;
         use axum::http::{StatusCode, header};
         use axum::response::IntoResponse;
 
+        fn respond(status: StatusCode, body: String) -> axum::response::Response {
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         async fn handle(
             State(endpoint): State<RefundEndpoint>,
-            body: Bytes,
+            body: Body,
         ) -> axum::response::Response {
+            // Read here, under the kit's own limit, so that a refusal keeps the envelope (axum's
+            // `Bytes` extractor answers text/plain).
+            let Ok(body) = axum::body::to_bytes(body, BODY_BYTES_MAX).await else {
+                let answer = result_json(ResultCode::ParamIllegal, Some("body"));
+                return respond(StatusCode::PAYLOAD_TOO_LARGE, answer);
+            };
             let answer = endpoint.answer(&body).await;
             let status =
                 StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                answer.body,
-            )
-                .into_response()
+            respond(status, answer.body)
+        }
+        async fn other_method() -> axum::response::Response {
+            let answer = result_json(ResultCode::ParamIllegal, Some("method"));
+            respond(StatusCode::METHOD_NOT_ALLOWED, answer)
         }
         axum::Router::new()
-            .route("/refund", axum::routing::post(handle))
+            .route(
+                "/refund",
+                axum::routing::post(handle).fallback(other_method),
+            )
             .with_state(self.clone())
     }
 }

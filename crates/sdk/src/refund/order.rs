@@ -3,8 +3,8 @@
 use tolem_wire::Amount;
 use tolem_wire::mpp::{CUSTOMER_ID_LEN_MAX, PAYMENT_ID_LEN_MAX, REFUND_ID_LEN_MAX, RefundRequest};
 
-/// A refund of the PS, valid as SPEC 4.4 describes it: the ids within their lengths, a positive
-/// amount, a receipt link. The credit hook receives it; `refund_id` is its idempotency key.
+/// A refund of the PS, valid as SPEC 4.4 describes it: the ids within their lengths and free of
+/// control characters, a positive amount, a receipt link. The credit hook receives it; `refund_id` is its idempotency key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefundOrder {
     customer_id: String,
@@ -38,7 +38,11 @@ impl RefundOrder {
         amount: Amount,
         link_receipt: &str,
     ) -> Result<RefundOrder, InvalidRefund> {
-        let within = |text: &str, max: usize| !text.is_empty() && text.chars().count() <= max;
+        // Ids within their lengths and without control characters, as the PS takes the MPP's
+        // own ids: a line break in a customerId must not reach the hook's SQL, logs or texts.
+        let within = |text: &str, max: usize| {
+            !text.is_empty() && text.chars().count() <= max && !text.chars().any(char::is_control)
+        };
         let invalid = |field| Err(InvalidRefund { field });
         if !within(customer_id, CUSTOMER_ID_LEN_MAX) {
             return invalid("customerId");
