@@ -1,9 +1,14 @@
-//! A bank back-end in about 100 lines of Rust (and its ledger's SQL), on the kit's durable
+//! A bank back-end in about 150 lines of Rust (and its ledger's SQL), on the kit's durable
 //! pattern (`docs/mpp-kit.md`):
 //! - `POST /pay` (a scan request: `qrCode`, `customerId`) scans a Dynamic QR, then debits the
 //!   customer and records the notifyPayment the PS is owed in ONE transaction; the kit's
 //!   `pending::Driver` tells the PS whatever happens to the request, then keeps or reverses.
-//! - `POST /refund` is the kit's endpoint; its async credit hook credits this bank's own ledger.
+//! - `POST /refund` is the kit's endpoint; its async credit hook credits this bank's own ledger,
+//!   once per refundId, only for a payment this customer paid here and never beyond its amount
+//!   (else `PROCESS_FAIL`), both checked in the credit's own statement.
+//!
+//! SQLite waits for the disk on every commit, so each use of the ledger runs in Tokio's blocking
+//! pool (`Books::run`), never on the runtime's threads.
 //!
 //! Run the sandbox (`tolem sandbox`), then `cargo run -p tolem-sdk --example bank` and
 //! `curl -d '{"customerId":"C1","qrCode":"<a Dynamic QR>"}' -H 'content-type: application/json' localhost:8093/pay`.
@@ -26,8 +31,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// refund's credit gives; each row moves money once.
 const LEDGER: &str = "
 CREATE TABLE IF NOT EXISTS balances (customer TEXT PRIMARY KEY, tiyn INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS debits (id TEXT PRIMARY KEY, customer TEXT, tiyn INTEGER, status TEXT);
-CREATE TABLE IF NOT EXISTS credits (refund_id TEXT PRIMARY KEY, customer TEXT, tiyn INTEGER);
+CREATE TABLE IF NOT EXISTS debits (id TEXT PRIMARY KEY, payment TEXT, customer TEXT, tiyn INTEGER, status TEXT);
+CREATE TABLE IF NOT EXISTS credits (refund_id TEXT PRIMARY KEY, payment TEXT, customer TEXT, tiyn INTEGER);
 CREATE TRIGGER IF NOT EXISTS debit BEFORE INSERT ON debits BEGIN
   SELECT RAISE(ABORT, 'not enough money') WHERE NOT EXISTS
     (SELECT 1 FROM balances WHERE customer = NEW.customer AND tiyn >= NEW.tiyn);
@@ -43,30 +48,55 @@ INSERT OR IGNORE INTO balances VALUES ('C1', 5000000);";
 #[derive(Clone)]
 struct Books(Arc<Mutex<Connection>>);
 
+impl Books {
+    /// Runs `f` on the ledger in Tokio's blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let mut conn = self.0.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut conn)).await?
+    }
+}
+
 /// Keeps or reverses a debit once: the driver may call again after a crash (with the same
 /// outcome), and only a debit still 'debited' changes.
 impl Settle for Books {
     async fn settle(&self, n: &Notification, outcome: &Outcome) -> Result<(), SettleError> {
-        let keep = matches!(outcome, Outcome::Keep { .. });
+        let (id, keep) = (n.id.clone(), matches!(outcome, Outcome::Keep { .. }));
         let sql = "UPDATE debits SET status = iif(?2, 'kept', 'reversed') WHERE id = ?1 AND status = 'debited'";
-        let settled = self.0.lock().await.execute(sql, params![n.id, keep]);
+        let settled = self
+            .run(move |c| Ok(c.execute(sql, params![id, keep])?))
+            .await;
         settled.map(drop).map_err(SettleError::new)
     }
 }
 
-/// Credits a customer of this bank once per refundId (the kit may call again after a crash).
-/// A core-banking call would take the refundId as its idempotency key.
+/// Credits a customer of this bank once per refundId (the kit may call again after a crash):
+/// only for a payment this customer paid here (not reversed), and only while the refunds of
+/// that payment stay within it — checked by the one statement that credits, so two refunds of
+/// one payment at once cannot both pass. A core-banking call would take the refundId as its
+/// idempotency key.
 impl Credit for Books {
     async fn credit(&self, r: &RefundOrder) -> Result<Credited, CreditError> {
         let tiyn = i64::try_from(r.amount().tiyn()).map_err(CreditError::new)?;
-        let conn = self.0.lock().await;
-        let sql = "INSERT OR IGNORE INTO credits SELECT ?1, customer, ?3 FROM balances WHERE customer = ?2";
-        let credited = conn.execute(sql, params![r.refund_id(), r.customer_id(), tiyn]);
-        credited.map_err(CreditError::new)?;
-        let sql = "SELECT count(*) = 1 FROM credits WHERE refund_id = ?1";
-        match conn.query_row(sql, [r.refund_id()], |row| row.get(0)) {
+        let (id, payment, customer) = (
+            r.refund_id().to_owned(),
+            r.payment_id().to_owned(),
+            r.customer_id().to_owned(),
+        );
+        let credited = self.run(move |c| {
+            let sql = "INSERT OR IGNORE INTO credits SELECT ?1, ?2, ?3, ?4 WHERE ?4 + \
+                (SELECT coalesce(sum(tiyn), 0) FROM credits WHERE payment = ?2) <= \
+                (SELECT sum(tiyn) FROM debits WHERE payment = ?2 AND customer = ?3 AND status != 'reversed')";
+            c.execute(sql, params![id, payment, customer, tiyn])?;
+            let sql = "SELECT count(*) = 1 FROM credits WHERE refund_id = ?1";
+            Ok(c.query_row(sql, [&id], |row| row.get::<_, bool>(0))?)
+        });
+        match credited.await {
             Ok(true) => Ok(Credited::Yes),
-            Ok(false) => Ok(Credited::Refused(Refusal::ParamIllegal)), // not our customer
+            // Not this customer's payment here, or more than was paid.
+            Ok(false) => Ok(Credited::Refused(Refusal::ProcessFail)),
             Err(e) => Err(CreditError::new(e)),
         }
     }
@@ -91,16 +121,16 @@ async fn pay(State(bank): State<Bank>, Json(scan): Json<ScanRequest>) -> Json<Va
         NotifyPaymentRequest::success(payment.payment_id, mpp_payment_id, Some(amount), customer);
     let n = Notification::new(request, Locale::Ru);
     // The debit and the notification the PS is owed commit together, or neither does.
-    let mut conn = books.0.lock().await;
-    let debited = (|| -> Result<(), Error> {
+    let (recorded, payment_id) = (n.clone(), n.request.payment.payment_id.clone());
+    let debited = books.run(move |conn| {
         let tx = conn.transaction()?;
-        let row = params![n.id, scan.customer_id, i64::try_from(amount.tiyn())?];
-        tx.execute("INSERT INTO debits VALUES (?1, ?2, ?3, 'debited')", row)?;
-        pending::record(&tx, &n)?;
+        let tiyn = i64::try_from(amount.tiyn())?;
+        let row = params![recorded.id, payment_id, scan.customer_id, tiyn];
+        tx.execute("INSERT INTO debits VALUES (?1, ?2, ?3, ?4, 'debited')", row)?;
+        pending::record(&tx, &recorded)?;
         Ok(tx.commit()?)
-    })();
-    drop(conn);
-    if let Err(e) = debited {
+    });
+    if let Err(e) = debited.await {
         return Json(json!({"error": e.to_string()}));
     }
     // The driver goes on in its own task if this request is dropped; wait a while for it.
@@ -119,6 +149,7 @@ pub async fn run(ps_url: &str, listener: TcpListener, dir: &Path) -> Result<(), 
     let file = dir.join("bank.db");
     let conn = Connection::open(&file)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(LEDGER)?;
     let books = Books(Arc::new(Mutex::new(conn)));
     // The kit's record of refunds goes in the same file, on a connection of its own.
