@@ -54,7 +54,6 @@ mod error;
 mod outcome;
 mod request_id;
 mod retry;
-mod sha256;
 
 pub mod pending;
 pub mod refund;

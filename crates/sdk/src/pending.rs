@@ -39,6 +39,7 @@
 //! with [`ManualClock::advance`] instead of waiting for it. The driver re-reads the clock at least
 //! every `poll_interval_ms`, so a moved clock is seen within one poll.
 
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
@@ -107,7 +108,10 @@ impl Notification {
         if is_valid_id(&readable) {
             readable
         } else {
-            crate::sha256::hex(mpp_payment_id.as_bytes())
+            Sha256::digest(mpp_payment_id.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
         }
     }
 
