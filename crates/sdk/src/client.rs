@@ -311,10 +311,10 @@ impl MppClient {
         request_id: &RequestId,
     ) -> Result<Reply<Scanned>, SdkError> {
         let outcome = self
-            .attempt::<_, serde_json::Value>(Method::Scan, request_id, req)
+            .attempt::<_, Box<serde_json::value::RawValue>>(Method::Scan, request_id, req)
             .await?;
         let outcome = match outcome {
-            Outcome::Done((status, answer)) => Outcome::Done(scanned(status, answer)?),
+            Outcome::Done((status, answer)) => Outcome::Done(scanned(status, &answer)?),
             Outcome::Refused(result) => Outcome::Refused(result),
             Outcome::NotKnownYet(why) => Outcome::NotKnownYet(why),
         };
@@ -496,25 +496,36 @@ fn transport<T>(e: &reqwest::Error) -> Result<Outcome<T>, SdkError> {
 const KNOWN_QR_TYPES: [&str; 4] = ["Dynamic", "Static", "Custom", "Refund"];
 
 /// A SUCCESS answer to scan as one of the kinds of QR; an answer that lacks what its kind needs
-/// is unreadable.
-fn scanned(status: u16, answer: serde_json::Value) -> Result<Scanned, SdkError> {
+/// is unreadable. Read from its text, so that its amount never passes through a float
+/// (DECISIONS 3).
+fn scanned(status: u16, answer: &serde_json::value::RawValue) -> Result<Scanned, SdkError> {
+    let text = answer.get();
     let unreadable = |e: serde_json::Error| {
-        let body = answer.to_string();
-        SdkError::from(UnreadableAnswer::new("scan", status, body.as_bytes(), e))
+        SdkError::from(UnreadableAnswer::new("scan", status, text.as_bytes(), e))
     };
     let missing = |what: &str| -> SdkError {
         unreadable(<serde_json::Error as serde::de::Error>::custom(format!(
             "a SUCCESS without {what}"
         )))
     };
-    if let Some(kind) = answer.get("qrCodeType").and_then(serde_json::Value::as_str)
+    // Only its kind, to tell one this SDK does not know from one it cannot read.
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "qrCodeType", default)]
+        qr_code_type: Option<serde_json::Value>,
+    }
+    let kind = serde_json::from_str::<Kind>(text).map_err(unreadable)?;
+    if let Some(kind) = kind
+        .qr_code_type
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
         && !KNOWN_QR_TYPES.contains(&kind)
     {
         return Ok(Scanned::Unsupported {
             qr_code_type: kind.to_owned(),
         });
     }
-    let scan: ScanResponse = serde_json::from_value(answer.clone()).map_err(unreadable)?;
+    let scan: ScanResponse = serde_json::from_str(text).map_err(unreadable)?;
     let merchant = scan.merchant;
     Ok(match scan.qr_code_type {
         None => return Err(missing("qrCodeType")),

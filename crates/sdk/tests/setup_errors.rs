@@ -189,3 +189,33 @@ async fn https_to_a_server_without_tls_is_final() {
         other => panic!("a TLS failure expected: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_scan_amount_a_float_would_round_is_unreadable_never_read() {
+    // A SUCCESS whose amount is written as no amount may be (DECISIONS 3): read through a float,
+    // `1e3` was 1 000 ₸ and `1.0000000000000001` was 1 ₸.
+    for amount in ["1e3", "1.0000000000000001", "\"100.00\""] {
+        let body = format!(
+            r#"{{"result":{{"resultCode":"SUCCESS","resultMessage":"ok"}},"qrCodeType":"Dynamic",
+                "merchant":{{"merchantId":"1001","merchantName":"Cafe","merchantMCC":"5814"}},
+                "payment":{{"paymentId":"7","paymentAmount":{amount},
+                "canConfirmUntil":"2026-11-27T18:31:42+05:00"}}}}"#
+        );
+        let app = axum::Router::new().route(
+            "/api/v1/qr/scan",
+            post(move || async move { ([("content-type", "application/json")], body) }),
+        );
+        let url = format!("http://{}", serve(app).await);
+        let scanned = forever(&url).scan(&scan_request()).await;
+        if amount == "\"100.00\"" {
+            let reply = scanned.expect("an amount as the PS writes it");
+            assert!(
+                matches!(reply.outcome, tolem_sdk::Outcome::Done(tolem_sdk::Scanned::Dynamic { amount, .. }) if amount == tolem_wire::Amount::from_tiyn(10_000)),
+                "{reply:?}"
+            );
+        } else {
+            let e = scanned.expect_err("unreadable");
+            assert!(matches!(e, SdkError::Unreadable(_)), "{amount}: {e:?}");
+        }
+    }
+}
