@@ -73,12 +73,10 @@ impl Amount {
         self.0.is_multiple_of(100)
     }
 
-    /// The sum; `None` past [`AMOUNT_TIYN_MAX`], which could not be written back.
+    /// The sum; `None` on overflow. Not held to [`AMOUNT_TIYN_MAX`]: a register's or a month's
+    /// total of many amounts may pass what one amount on the wire can be.
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        self.0
-            .checked_add(other.0)
-            .filter(|&tiyn| tiyn <= AMOUNT_TIYN_MAX)
-            .map(Amount)
+        self.0.checked_add(other.0).map(Amount)
     }
 
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
@@ -434,8 +432,11 @@ mod tests {
     fn checked_arithmetic() {
         assert_eq!(Amount(5).checked_sub(Amount(6)), None);
         assert_eq!(Amount(u64::MAX).checked_add(Amount(1)), None);
-        // Nothing grows past what the wire can carry.
-        assert_eq!(Amount(AMOUNT_TIYN_MAX).checked_add(Amount(1)), None);
+        // One amount never passes what the wire can carry; a total may.
+        assert_eq!(
+            Amount(AMOUNT_TIYN_MAX).checked_add(Amount(1)),
+            Some(Amount(AMOUNT_TIYN_MAX + 1))
+        );
         assert_eq!(Amount::checked_from_tiyn(AMOUNT_TIYN_MAX + 1), None);
         assert_eq!(Amount::from_tenge(AMOUNT_TIYN_MAX / 100 + 1), None);
         assert_eq!(Amount(10_000).checked_mul_bps(150), Some(Amount(150)));
