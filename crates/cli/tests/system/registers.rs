@@ -967,17 +967,17 @@ async fn a_download_its_client_left_stops_and_leaves_no_file() {
 async fn a_start_removes_registers_a_crash_cut_short_but_not_those_another_node_makes() {
     let temp = tempfile::tempdir().expect("a temp dir");
     let place = temp.path().to_owned();
-    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    // Left by a process that died while making it: nobody holds it.
+    let while_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(1200);
+    // Left by a process that died twenty minutes ago while making it: nobody holds it.
     let crashed = temp.path().join(".tolem-register-crashed.xlsx");
     std::fs::File::create(&crashed)
-        .and_then(|f| f.set_modified(minute_ago))
+        .and_then(|f| f.set_modified(while_ago))
         .expect("a leftover");
     // Made for two hours by another node sharing the folder, which holds its lock.
     let making = temp.path().join(".tolem-register-making.xlsx");
     let other_node = std::fs::File::create(&making).expect("a register in making");
     other_node
-        .set_modified(minute_ago - std::time::Duration::from_secs(7200))
+        .set_modified(while_ago - std::time::Duration::from_secs(7200))
         .expect("a time");
     other_node.try_lock().expect("its lock");
     let _scene = Scene::start("2026-11-27T10:00:00", |c| {

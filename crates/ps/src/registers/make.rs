@@ -291,12 +291,13 @@ pub fn request(
 /// name).
 const IN_MAKING: &str = ".tolem-register-";
 
-/// How long a file in making may go without its lock: the moment between its creation and the
-/// lock [`temp_file`] takes next.
-const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How old a file in making must be, and unlocked, to be taken for a crash's: more than the
+/// moment between its creation and its lock, and more than a long making, in case the folder is
+/// shared over a file system whose locks another machine does not see (NFS with local locks).
+const UNLOCKED_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Removes the files of registers whose making a crash cut short: those in `dir` named as
-/// [`temp_file`] names them that no process holds locked (older than [`LOCK_GRACE`]), or, where
+/// [`temp_file`] names them that no process holds locked (older than [`UNLOCKED_AGE`]), or, where
 /// the file system has no locks, not changed for `age`. A making in progress, in this process or
 /// another sharing the folder, holds its file's lock until the file is closed. Logged; a file
 /// that cannot be removed is left.
@@ -317,7 +318,7 @@ pub(crate) fn remove_leftovers(dir: &Path, age: std::time::Duration) {
         };
         let stale = match std::fs::File::open(entry.path()).map(|file| file.try_lock()) {
             // Nobody holds it: its maker is gone (the lock ends with the process).
-            Ok(Ok(())) => older_than(LOCK_GRACE),
+            Ok(Ok(())) => older_than(UNLOCKED_AGE),
             Ok(Err(std::fs::TryLockError::WouldBlock)) => false,
             // No locks here: only its age can tell.
             Ok(Err(std::fs::TryLockError::Error(_))) | Err(_) => older_than(age),
@@ -338,8 +339,9 @@ fn temp_file(dir: &Path, format: Format) -> Result<tempfile::NamedTempFile, Regi
         .prefix(IN_MAKING)
         .suffix(&format!(".{}", format.extension()))
         .tempfile_in(dir)?;
-    // A file system without locks leaves the file to the age rule.
-    let _ = file.as_file().try_lock();
+    // Waits out a start's look at it, which holds it a moment; a file system without locks
+    // leaves the file to the age rule.
+    let _ = file.as_file().lock();
     Ok(file)
 }
 
@@ -427,13 +429,16 @@ mod tests {
             file.set_modified(at).expect("a time");
             file
         };
-        // Left by a crash a minute ago: no lock, past the grace.
+        // Left by a crash twenty minutes ago: no lock, old enough.
         drop(write(
             ".tolem-register-crashed.xlsx",
+            now - Duration::from_secs(1200),
+        ));
+        // Made a minute ago, its lock not taken yet (or taken on another machine's share).
+        drop(write(
+            ".tolem-register-new.csv",
             now - Duration::from_secs(60),
         ));
-        // Just created, its lock not taken yet.
-        drop(write(".tolem-register-new.csv", now));
         // Made for two hours by a process still at it.
         let long = write(".tolem-register-long.xlsx", now - Duration::from_secs(7200));
         long.try_lock().expect("the maker's lock");
@@ -441,7 +446,7 @@ mod tests {
         let making = temp_file(dir.path(), Format::Csv).expect("a register in making");
         making
             .as_file()
-            .set_modified(now - Duration::from_secs(60))
+            .set_modified(now - Duration::from_secs(1200))
             .expect("a time");
         drop(write(
             "demobank-2026-11-26.xlsx",
