@@ -119,11 +119,10 @@ async fn organization(app: axum::extract::State<AppState>, headers: HeaderMap) -
             .and_then(|v| v.to_str().ok()),
     );
     let catalog = app.catalog.get();
-    // Two keys name no one organization, as on the merchant API.
-    let mut keys = headers.get_all("api-key").iter();
-    let found = keys
-        .next()
-        .filter(|_| keys.next().is_none())
+    // Two keys that differ name no one organization, as on the merchant API.
+    let found = super::identity::sent_once(&headers, "api-key")
+        .ok()
+        .flatten()
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty())
         .and_then(|k| catalog.organization_by_api_key(k));

@@ -70,12 +70,11 @@ fn presented(
     if !peer.is_some_and(|ip| identity.trusted_proxies.contains(&ip)) {
         return Presented::Nothing;
     }
-    let name = identity.fingerprint_header.as_str();
-    // Two could be the client's own and the proxy's, added after it: neither is read.
-    if headers.get_all(name).iter().nth(1).is_some() {
+    // Two that differ could be the client's own and the proxy's, added after it: neither is read.
+    let Ok(value) = sent_once(headers, identity.fingerprint_header.as_str()) else {
         return Presented::Unreadable("the fingerprint header is sent twice".to_owned());
-    }
-    let Some(value) = headers.get(name) else {
+    };
+    let Some(value) = value else {
         return Presented::Nothing;
     };
     // An empty header is how proxies usually say that the client sent no certificate.
@@ -92,6 +91,20 @@ fn presented(
     }
 }
 
+/// The one value of the header `name`, if sent: the same value sent again (a client's default
+/// header and its own) is that value; two that differ are `Err`, to be read as neither.
+pub(super) fn sent_once<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a axum::http::HeaderValue>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    match first {
+        Some(first) if values.any(|other| other != first) => Err(()),
+        _ => Ok(first),
+    }
+}
+
 fn refused(detail: impl Into<String>) -> PosError {
     PosError::Status(StatusCode::AuthenticationFailed, Some(detail.into()))
 }
@@ -105,14 +118,11 @@ pub(super) fn organizations(
     peer: Option<IpAddr>,
 ) -> Result<Vec<Arc<Organization>>, PosError> {
     let catalog = app.catalog.get();
-    // Two keys name no one organization: neither is read.
-    if headers.get_all("api-key").iter().nth(1).is_some() {
-        return Err(refused("Api-Key is sent twice"));
-    }
+    // Two keys that differ name no one organization: neither is read.
+    let key = sent_once(headers, "api-key").map_err(|_| refused("Api-Key is sent twice"))?;
     // An empty header is no key (a POS set up for certificates may still send one); a key that
     // is not text is a key no organization has.
-    let key = headers
-        .get("api-key")
+    let key = key
         .filter(|v| !v.is_empty())
         .map(|v| v.to_str().unwrap_or_default());
     let by_key = |key: Option<&str>| {
