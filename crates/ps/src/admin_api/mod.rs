@@ -175,8 +175,20 @@ async fn save<T: CatalogDoc + Clone + Serialize>(
 /// changes made at once through two nodes (each node's snapshot may be a moment old) both hold,
 /// since the transaction that loses the race is run again on what the other stored; a change
 /// built on a node's snapshot would put back what the other had changed. The organization as
-/// stored after it and whether it changed, or `None` when `replay` names a change made already.
+/// stored after it and whether it changed.
 async fn change_organization(
+    app: &AppState,
+    bin: &str,
+    change: impl Fn(&mut Organization) -> Result<bool, AdminError> + Send + 'static,
+) -> Result<(Organization, bool), AdminError> {
+    change_organization_once(app, bin, None, change)
+        .await?
+        .ok_or_else(|| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "no change made".into()))
+}
+
+/// [`change_organization`], once per `replay`: `None`, and nothing changed, when `replay` names
+/// a change made already (the console's form submitted twice).
+async fn change_organization_once(
     app: &AppState,
     bin: &str,
     replay: Option<Replay>,
@@ -355,15 +367,11 @@ pub(crate) async fn change_status(
     status: OrganizationStatus,
 ) -> AdminResult {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
-    let changed = change_organization(app, bin, None, move |org| {
+    let (org, _) = change_organization(app, bin, move |org| {
         org.status = status;
         Ok(true)
     })
     .await?;
-    // Without a replay record there is always a change.
-    let Some((org, _)) = changed else {
-        return Err(AdminError(StatusCode::CONFLICT, "changed already".into()));
-    };
     Ok(Json(org).into_response())
 }
 
@@ -434,7 +442,7 @@ pub(crate) async fn issue_api_key(
     let secret: [u8; 16] = rand::random();
     let key = format!("{kind}_{}", hex::encode_upper(secret));
     let hash = api_key_hash(&key);
-    let issued = change_organization(app, bin, replay, move |org| {
+    let issued = change_organization_once(app, bin, replay, move |org| {
         org.api_key_hashes.push(hash.clone());
         Ok(true)
     })
@@ -455,7 +463,7 @@ async fn revoke_api_key(
         return Err(bad("an API key's hash is 64 hex digits (its SHA-256)"));
     }
     let hash = hash.to_ascii_lowercase();
-    let changed = change_organization(&app, &bin, None, move |org| {
+    let (org, _) = change_organization(&app, &bin, move |org| {
         let before = org.api_key_hashes.len();
         org.api_key_hashes.retain(|h| *h != hash);
         if org.api_key_hashes.len() == before {
@@ -467,10 +475,6 @@ async fn revoke_api_key(
         Ok(true)
     })
     .await?;
-    // Without a replay record there is always an answer.
-    let Some((org, _)) = changed else {
-        return Err(AdminError(StatusCode::CONFLICT, "changed already".into()));
-    };
     Ok(
         Json(json!({"organization": org.bin, "api_key_hashes": org.api_key_hashes}))
             .into_response(),
