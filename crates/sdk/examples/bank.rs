@@ -28,7 +28,9 @@ use tolem_wire::{Locale, mpp::*};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The bank's ledger. Balances follow the rows: a debit takes, its reversal gives back, a
-/// refund's credit gives; each row moves money once.
+/// refund's credit gives; each row moves money once. `payment` was added to `debits` and
+/// `credits` after the first version of this example: a `bank.db` made by that version has no
+/// such column, so start from a new file (an example keeps no migrations).
 const LEDGER: &str = "
 CREATE TABLE IF NOT EXISTS balances (customer TEXT PRIMARY KEY, tiyn INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS debits (id TEXT PRIMARY KEY, payment TEXT, customer TEXT, tiyn INTEGER, status TEXT);

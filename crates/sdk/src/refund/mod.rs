@@ -295,9 +295,23 @@ impl RefundEndpoint {
         ) -> axum::response::Response {
             // Read here, under the kit's own limit, so that a refusal keeps the envelope (axum's
             // `Bytes` extractor answers text/plain).
-            let Ok(body) = axum::body::to_bytes(body, BODY_BYTES_MAX).await else {
-                let answer = result_json(ResultCode::ParamIllegal, Some("body"));
-                return respond(StatusCode::PAYLOAD_TOO_LARGE, answer);
+            let read = axum::body::to_bytes(body, BODY_BYTES_MAX).await;
+            let is_too_large = |e: &axum::Error| {
+                std::error::Error::source(e)
+                    .is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
+            };
+            let body = match read {
+                Ok(body) => body,
+                Err(e) if is_too_large(&e) => {
+                    let answer = result_json(ResultCode::ParamIllegal, Some("body"));
+                    return respond(StatusCode::PAYLOAD_TOO_LARGE, answer);
+                }
+                // The body was cut short (the caller's connection): nothing is decided, and a
+                // retry is welcome.
+                Err(_) => {
+                    let answer = result_json(ResultCode::UnknownException, None);
+                    return respond(StatusCode::INTERNAL_SERVER_ERROR, answer);
+                }
             };
             let answer = endpoint.answer(&body).await;
             let status =
@@ -306,7 +320,11 @@ impl RefundEndpoint {
         }
         async fn other_method() -> axum::response::Response {
             let answer = result_json(ResultCode::ParamIllegal, Some("method"));
-            respond(StatusCode::METHOD_NOT_ALLOWED, answer)
+            let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, answer);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            response
         }
         axum::Router::new()
             .route(
