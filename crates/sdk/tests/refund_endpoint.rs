@@ -275,8 +275,15 @@ async fn two_slow_refunds_are_credited_in_parallel_each_once() {
     assert_eq!(bank.credits(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeat_of_a_running_refund_is_told_in_process_and_another_refund_is_not_held() {
+/// An endpoint whose hook holds each credit until `go` (a repeat waits 50 ms for it), with the
+/// refund R1 of C1 posted and its credit started: the endpoint, the bank, `go`, and R1's answer
+/// to come.
+async fn r1_held_in_its_credit() -> (
+    Mpp,
+    Arc<CoreBanking>,
+    Arc<Notify>,
+    tokio::task::JoinHandle<(u16, String)>,
+) {
     let started = Arc::new(Notify::new());
     let go = Arc::new(Notify::new());
     let (mpp, bank) = start(
@@ -293,6 +300,12 @@ async fn a_repeat_of_a_running_refund_is_told_in_process_and_another_refund_is_n
     let url = mpp.url.clone();
     let first = tokio::spawn(async move { post(&url, &refund("R1", "C1", "10")).await });
     within("the first credit starts", started.notified()).await;
+    (mpp, bank, go, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_of_a_running_refund_is_told_in_process_and_another_refund_is_not_held() {
+    let (mpp, bank, go, first) = r1_held_in_its_credit().await;
     // R1's credit is held until `go`, so its repeat cannot get an answer within the wait.
     let repeat = post(&mpp.url, &refund("R1", "C1", "10")).await;
     assert_eq!(
@@ -383,22 +396,7 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_request_of_a_refund_in_flight_is_never_refused() {
-    let started = Arc::new(Notify::new());
-    let go = Arc::new(Notify::new());
-    let (mpp, bank) = start(
-        |mut h| {
-            h.before = Before::Hold {
-                started: started.clone(),
-                go: go.clone(),
-            };
-            h
-        },
-        |e| e.in_process_wait_ms(50),
-    )
-    .await;
-    let url = mpp.url.clone();
-    let first = tokio::spawn(async move { post(&url, &refund("R1", "C1", "10")).await });
-    within("the first credit starts", started.notified()).await;
+    let (mpp, bank, go, first) = r1_held_in_its_credit().await;
     // The same refundId with an amount of 0, while its credit runs: the PS would take a
     // PARAM_ILLEGAL as final and free the amount the hook is moving.
     let (status, body) = post(&mpp.url, &refund("R1", "C1", "0")).await;

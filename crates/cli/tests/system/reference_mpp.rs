@@ -234,9 +234,9 @@ async fn back_and_failures_leave_the_money_where_it_was() {
     );
 }
 
-#[tokio::test]
-async fn refunds_reach_the_customer_once() {
-    let (ps, bank) = ps_and_mpp().await;
+/// C1 pays a Dynamic QR of 1 000 ₸ and the cashier refunds 400 through a return QR the customer
+/// scanned (r2); returns once the bank has credited it.
+async fn pay_1000_and_refund_400(ps: &TestPs, bank: &TestMpp) {
     let device = ps.device("POS-1").await;
     let (qr, id) = ps.dynamic_qr(&device, 1000).await;
     bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
@@ -244,7 +244,6 @@ async fn refunds_reach_the_customer_once() {
         .confirm("C1", &id.to_string(), None, Locale::Ru)
         .await
         .expect("paid");
-    // The refund QR flow: the customer scans, the cashier refunds 400.
     let (qr_return_id, token) = ps.return_qr(&device).await;
     let scan = bank.mpp.scan("C1", &token, Locale::Ru).await.expect("scan");
     assert_eq!(
@@ -262,6 +261,12 @@ async fn refunds_reach_the_customer_once() {
         bank.balance("C1").await == C1_OPENING - 60_000
     })
     .await;
+}
+
+#[tokio::test]
+async fn refunds_reach_the_customer_once() {
+    let (ps, bank) = ps_and_mpp().await;
+    pay_1000_and_refund_400(&ps, &bank).await;
     // A Custom payment cancelled by the provider comes back in full.
     let scan = bank
         .mpp
@@ -337,26 +342,7 @@ async fn a_refund_listener_of_its_own_serves_refunds_and_nothing_else() {
     assert_eq!(app.status(), 404);
     assert_eq!(bank.balance("C1").await, C1_OPENING);
     // The PS's refund reaches it there.
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 1000).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    bank.mpp
-        .confirm("C1", &id.to_string(), None, Locale::Ru)
-        .await
-        .expect("paid");
-    let (qr_return_id, token) = ps.return_qr(&device).await;
-    bank.mpp.scan("C1", &token, Locale::Ru).await.expect("scan");
-    let body = json!({"DeviceToken": device, "QrPaymentId": id, "QrReturnId": qr_return_id, "Amount": 400});
-    assert_eq!(
-        ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
-            .await
-            .1["StatusCode"],
-        0
-    );
-    ps.wait_until("the refund is credited", || async {
-        bank.balance("C1").await == C1_OPENING - 60_000
-    })
-    .await;
+    pay_1000_and_refund_400(&ps, &bank).await;
     assert!(bank.balanced().await);
 }
 
