@@ -310,15 +310,15 @@ impl MppClient {
         req: &ScanRequest,
         request_id: &RequestId,
     ) -> Result<Reply<Scanned>, SdkError> {
-        let outcome = self
+        let attempt = self
             .attempt::<_, Box<serde_json::value::RawValue>>(Method::Scan, request_id, req)
             .await?;
-        let outcome = match outcome {
+        let outcome = match attempt.outcome {
             Outcome::Done((status, answer)) => Outcome::Done(scanned(status, &answer)?),
             Outcome::Refused(result) => Outcome::Refused(result),
             Outcome::NotKnownYet(why) => Outcome::NotKnownYet(why),
         };
-        Ok(reply(request_id, 1, outcome))
+        Ok(reply(request_id, 1, outcome, attempt.retry_after))
     }
 
     /// checkout (SPEC 4.2), one attempt with a new X-Request-ID; repeats are safe (the PS
@@ -336,8 +336,13 @@ impl MppClient {
         req: &CheckoutRequest,
         request_id: &RequestId,
     ) -> Result<Reply<CheckoutResponse>, SdkError> {
-        let outcome = self.attempt(Method::Checkout, request_id, req).await?;
-        Ok(reply(request_id, 1, outcome.map(|(_, answer)| answer)))
+        let attempt = self.attempt(Method::Checkout, request_id, req).await?;
+        Ok(reply(
+            request_id,
+            1,
+            attempt.outcome.map(|(_, answer)| answer),
+            attempt.retry_after,
+        ))
     }
 
     /// notifyPayment (SPEC 4.3) with a new X-Request-ID, retried under the client's
@@ -366,20 +371,30 @@ impl MppClient {
         request_id: &RequestId,
     ) -> Result<Reply<NotifyPaymentResponse>, SdkError> {
         let method = Method::NotifyPayment;
+        let first = tokio::time::Instant::now();
         let mut attempt = 1;
         loop {
-            let outcome = self.attempt(method, request_id, req).await?;
+            let Attempted {
+                outcome,
+                retry_after,
+            } = self.attempt(method, request_id, req).await?;
+            let delay = self.retry.delay_after(attempt, retry_after);
             let why = match outcome {
-                Outcome::NotKnownYet(why) if self.retry.allows_after(attempt) => why,
+                Outcome::NotKnownYet(why)
+                    if self.retry.allows_after(attempt)
+                        && self.retry.allows_at(first.elapsed() + delay) =>
+                {
+                    why
+                }
                 outcome => {
                     return Ok(reply(
                         request_id,
                         attempt,
                         outcome.map(|(_, answer)| answer),
+                        retry_after,
                     ));
                 }
             };
-            let delay = self.retry.delay(attempt);
             let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             let request_id = request_id.as_str();
             let payment_id = req.payment.payment_id.as_str();
@@ -401,12 +416,32 @@ impl MppClient {
     }
 
     /// One HTTP attempt, sorted: the answer on SUCCESS (with its HTTP status), the PS's final
-    /// refusal, not known yet, or a final error.
+    /// refusal, not known yet (with the `Retry-After` the answer asked for), or a final error.
     async fn attempt<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         method: Method,
         request_id: &RequestId,
         body: &Req,
+    ) -> Result<Attempted<(u16, Resp)>, SdkError> {
+        let mut retry_after = None;
+        let outcome = self
+            .sorted(method, request_id, body, &mut retry_after)
+            .await?;
+        // A wait is asked for only with an answer that is to be repeated.
+        let retry_after = retry_after.filter(|_| outcome.is_not_known_yet());
+        Ok(Attempted {
+            outcome,
+            retry_after,
+        })
+    }
+
+    /// The attempt itself; `retry_after` is set when the answer carried a `Retry-After`.
+    async fn sorted<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: Method,
+        request_id: &RequestId,
+        body: &Req,
+        retry_after: &mut Option<Duration>,
     ) -> Result<Outcome<(u16, Resp)>, SdkError> {
         let url = format!("{}{}", self.shared.base_url, method.path());
         let sent = self
@@ -424,6 +459,11 @@ impl MppClient {
             Err(e) => return transport(&e),
         };
         let status = response.status().as_u16();
+        *retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let bytes = match read_capped(method, status, response).await {
             Ok(bytes) => bytes,
             Err(Read::Transport(e)) => return transport(&e),
@@ -476,11 +516,35 @@ fn is_word_on_payment(result: &mpp::ResultBody) -> bool {
     !matches!(result.code(), None | Some(ResultCode::UnknownSource))
 }
 
-fn reply<T>(request_id: &RequestId, attempts: u32, outcome: Outcome<T>) -> Reply<T> {
+/// One attempt's outcome and the wait its answer asked for.
+struct Attempted<T> {
+    outcome: Outcome<T>,
+    retry_after: Option<Duration>,
+}
+
+/// A `Retry-After` value (RFC 9110 10.2.3) as a wait from `now`: delta-seconds or an HTTP date
+/// (a date already past is no wait); anything else is ignored.
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is a very long wait.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn reply<T>(
+    request_id: &RequestId,
+    attempts: u32,
+    outcome: Outcome<T>,
+    retry_after: Option<Duration>,
+) -> Reply<T> {
     Reply {
         request_id: request_id.clone(),
         attempts,
         outcome,
+        retry_after,
     }
 }
 
@@ -580,4 +644,36 @@ async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retry_after;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_retry_after_is_read_as_seconds_or_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        // Wed, 21 Oct 2015 07:28:00 GMT is 1 445 412 480 s after the epoch.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for ignored in ["", "-1", "1.5", "soon", "1 s"] {
+            assert_eq!(parse_retry_after(ignored, now), None, "{ignored:?}");
+        }
+    }
 }

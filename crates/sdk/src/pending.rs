@@ -481,6 +481,10 @@ pub struct DriverConfig {
     pub concurrency_max: usize,
     /// How often [`Driver::run`] looks for due notifications when not woken.
     pub poll_interval_ms: u64,
+    /// Age of a notification after which each failed attempt is logged at WARN instead of
+    /// INFO (default 60 000 ms, the PS's confirmation window, DECISIONS 16): a customer is
+    /// debited and the PS has not answered for that long.
+    pub warn_after_ms: u64,
 }
 
 impl Default for DriverConfig {
@@ -490,6 +494,7 @@ impl Default for DriverConfig {
             lease_ms: crate::REQUEST_TIMEOUT_MS_DEFAULT * 3,
             concurrency_max: 16,
             poll_interval_ms: 1_000,
+            warn_after_ms: 60_000,
         }
     }
 }
@@ -720,8 +725,8 @@ impl<S: Settle> Driver<S> {
             Some(answer) => answer,
             None => match notify(&self.inner.client, &n).await {
                 Attempt::Final(answer) => self.answered(&n.id, &answer).await?,
-                Attempt::Again(why) => {
-                    self.failed(&n.id, &why).await?;
+                Attempt::Again { why, retry_after } => {
+                    self.failed(&n.id, &why, retry_after).await?;
                     return Ok(Step::Again);
                 }
             },
@@ -729,7 +734,7 @@ impl<S: Settle> Driver<S> {
         let outcome = Outcome::of(&n, &answer);
         if let Err(e) = self.inner.settle.settle(&n, &outcome).await {
             tracing::warn!(error = %e, id = n.id, "the bank could not settle a notification; retrying");
-            self.failed(&n.id, &format!("settle: {e}")).await?;
+            self.failed(&n.id, &format!("settle: {e}"), None).await?;
             return Ok(Step::Again);
         }
         let id = n.id.clone();
@@ -815,32 +820,64 @@ impl<S: Settle> Driver<S> {
             .await
     }
 
-    /// Records a failed attempt (or settlement) and when to try again. The lease covers one
-    /// attempt only, so another process of the bank may make the next one.
-    async fn failed(&self, id: &str, why: &str) -> Result<(), PendingError> {
-        let (id, why) = (id.to_owned(), why.to_owned());
+    /// Records a failed attempt (or settlement) and when to try again: after the policy's
+    /// delay, or the `Retry-After` the PS asked for when that is longer. The lease covers one
+    /// attempt only, so another process of the bank may make the next one. Logged at INFO while
+    /// the notification is younger than [`DriverConfig::warn_after_ms`], at WARN after.
+    async fn failed(
+        &self,
+        id: &str,
+        why: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<(), PendingError> {
+        let (id, why, id_for_log) = (id.to_owned(), why.to_owned(), id.to_owned());
         let retry = self.inner.config.retry.clone();
+        let warn_after_ms = i64::try_from(self.inner.config.warn_after_ms).unwrap_or(i64::MAX);
         let owner = self.inner.owner.clone();
         let now = now_ms(self.inner.store.clock.as_ref());
-        self.inner
+        let reason = why.clone();
+        let (attempts, age_ms, delay_ms) = self
+            .inner
             .store
             .db(move |conn| {
-                let attempts: u32 = conn.query_row(
-                    "SELECT attempts FROM tolem_pending_notifications WHERE id = ?1",
+                let (attempts, created_at_ms): (u32, i64) = conn.query_row(
+                    "SELECT attempts, created_at_ms FROM tolem_pending_notifications WHERE id = ?1",
                     [&id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 let attempts = attempts.saturating_add(1);
-                let delay = i64::try_from(retry.delay(attempts).as_millis()).unwrap_or(i64::MAX);
+                let delay = retry.delay_after(attempts, retry_after);
+                let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                 conn.execute(
                     "UPDATE tolem_pending_notifications SET attempts = ?2, last_error = ?3, due_at_ms = ?4, \
                      lease_owner = NULL, lease_until_ms = 0 WHERE id = ?1 AND lease_owner = ?5",
-                    params![id, attempts, why, now.saturating_add(delay), owner],
+                    params![id, attempts, why, now.saturating_add(delay_ms), owner],
                 )?;
-                tracing::info!(id, attempts, reason = why, "notifyPayment not finished; retrying");
-                Ok(())
+                Ok((attempts, now.saturating_sub(created_at_ms), delay_ms))
             })
-            .await
+            .await?;
+        let id = id_for_log;
+        if age_ms >= warn_after_ms {
+            // The customer has been debited this long without the PS's word, and only that word
+            // settles the debit: the PS, or the way to it, may be down. Someone should look.
+            tracing::warn!(
+                id,
+                attempts,
+                age_ms,
+                delay_ms,
+                reason,
+                "notifyPayment still not finished; the debit stays until the PS answers"
+            );
+        } else {
+            tracing::info!(
+                id,
+                attempts,
+                delay_ms,
+                reason,
+                "notifyPayment not finished; retrying"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -864,8 +901,21 @@ impl<S: Settle> Drop for InFlight<'_, S> {
 enum Attempt {
     /// The PS's final answer.
     Final(NotifyPaymentResponse),
-    /// Not known yet: try again later (the reason is logged and recorded).
-    Again(String),
+    /// Not known yet: try again later (the reason is logged and recorded), not before the wait
+    /// the answer asked for, if any.
+    Again {
+        why: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Attempt {
+    fn again(why: String) -> Attempt {
+        Attempt::Again {
+            why,
+            retry_after: None,
+        }
+    }
 }
 
 /// The driver's only call of the client: one notifyPayment attempt with the notification's id
@@ -875,23 +925,29 @@ async fn notify(client: &MppClient, n: &Notification) -> Attempt {
     // Ids are checked when recorded; one that is not a valid X-Request-ID is never final.
     let request_id = match RequestId::new(&n.id) {
         Ok(id) => id,
-        Err(e) => return Attempt::Again(e.to_string()),
+        Err(e) => return Attempt::again(e.to_string()),
     };
     let reply = client
         .in_locale(n.locale)
         .with_retry(once)
         .notify_payment_with_id(&n.request, &request_id)
         .await;
-    match reply.map(|r| r.outcome) {
-        Ok(CallOutcome::Done(answer)) => Attempt::Final(answer),
+    let reply = match reply {
+        Ok(reply) => reply,
+        // An answer that cannot be read is not a refusal: the PS may have confirmed.
+        Err(e) => return Attempt::again(e.to_string()),
+    };
+    match reply.outcome {
+        CallOutcome::Done(answer) => Attempt::Final(answer),
         // The client's rule decides what is the PS's word on the payment: a refusal is one
         // (a code of the regulation, not UNKNOWN_SOURCE); everything else is not known yet.
-        Ok(CallOutcome::Refused(result)) => Attempt::Final(NotifyPaymentResponse {
+        CallOutcome::Refused(result) => Attempt::Final(NotifyPaymentResponse {
             result,
             link_receipt: None,
         }),
-        Ok(CallOutcome::NotKnownYet(why)) => Attempt::Again(format!("not known yet: {why}")),
-        // An answer that cannot be read is not a refusal: the PS may have confirmed.
-        Err(e) => Attempt::Again(e.to_string()),
+        CallOutcome::NotKnownYet(why) => Attempt::Again {
+            why: format!("not known yet: {why}"),
+            retry_after: reply.retry_after,
+        },
     }
 }

@@ -2,14 +2,23 @@
 
 use std::time::Duration;
 
+/// Longest wait a `Retry-After` can ask for that the client and the
+/// [`Driver`](crate::pending::Driver) honour: a PS answers `Retry-After: 1` with a 503 (an MPP
+/// over its rate, a PS at its limit), and something in front of it that asks for an hour is
+/// waited out for a minute at most.
+pub const RETRY_AFTER_MS_MAX: u64 = 60_000;
+
 /// How notifyPayment is retried: delays grow from `delay_ms_initial` by doubling up to
-/// `delay_ms_max`, each with up to 50 % random jitter; `attempts_max` bounds the attempts
-/// (`None`, the default: until answered, as SPEC 4.3 asks).
+/// `delay_ms_max`, each with up to 50 % random jitter, and are never shorter than a
+/// `Retry-After` the answer carried (up to [`RETRY_AFTER_MS_MAX`]); `attempts_max` bounds the
+/// attempts and `elapsed_ms_max` the time (`None`, the default for both: until answered, as
+/// SPEC 4.3 asks).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     delay_ms_initial: u64,
     delay_ms_max: u64,
     attempts_max: Option<u32>,
+    elapsed_ms_max: Option<u64>,
 }
 
 impl Default for RetryPolicy {
@@ -18,6 +27,7 @@ impl Default for RetryPolicy {
             delay_ms_initial: 200,
             delay_ms_max: 10_000,
             attempts_max: None,
+            elapsed_ms_max: None,
         }
     }
 }
@@ -37,6 +47,17 @@ impl RetryPolicy {
         self
     }
 
+    /// The same policy with a bound on the time from the first attempt (`None`: until
+    /// answered): no attempt starts after it has passed, and the call ends with
+    /// [`Outcome::NotKnownYet`](crate::Outcome::NotKnownYet) — keep the debit and repeat later
+    /// with the reply's X-Request-ID. An attempt under way is not cut short (that is the
+    /// request timeout's job). The [`Driver`](crate::pending::Driver) ignores it, as it ignores
+    /// `attempts_max`.
+    pub fn with_elapsed_ms_max(mut self, elapsed_ms_max: Option<u64>) -> RetryPolicy {
+        self.elapsed_ms_max = elapsed_ms_max;
+        self
+    }
+
     /// The first delay, in milliseconds.
     pub fn delay_ms_initial(&self) -> u64 {
         self.delay_ms_initial
@@ -52,9 +73,30 @@ impl RetryPolicy {
         self.attempts_max
     }
 
+    /// The bound on the time from the first attempt, if any, in milliseconds.
+    pub fn elapsed_ms_max(&self) -> Option<u64> {
+        self.elapsed_ms_max
+    }
+
     /// True when `attempt` (counting from 1) may be followed by another.
     pub(crate) fn allows_after(&self, attempt: u32) -> bool {
         self.attempts_max.is_none_or(|max| attempt < max)
+    }
+
+    /// True when an attempt that would start `elapsed` after the first is still allowed.
+    pub(crate) fn allows_at(&self, elapsed: Duration) -> bool {
+        self.elapsed_ms_max
+            .is_none_or(|max| elapsed <= Duration::from_millis(max))
+    }
+
+    /// The wait before attempt `attempt + 1` when the last answer asked for `retry_after`: the
+    /// policy's [`delay`](RetryPolicy::delay), or the `Retry-After` (up to
+    /// [`RETRY_AFTER_MS_MAX`]) when that is longer.
+    pub(crate) fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let asked = retry_after.map_or(Duration::ZERO, |after| {
+            after.min(Duration::from_millis(RETRY_AFTER_MS_MAX))
+        });
+        self.delay(attempt).max(asked)
     }
 
     /// The delay before attempt `attempt + 1` (attempt counts from 1).

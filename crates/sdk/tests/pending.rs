@@ -27,6 +27,8 @@ enum Answer {
     /// SUCCESS, but the first `busy` calls hear UNKNOWN_SOURCE (the MPP deactivated for a while:
     /// the PS refused the caller before it looked at the payment).
     SuccessAfterUnknownSource,
+    /// SUCCESS, but the first `busy` calls hear HTTP 503 with `Retry-After: 30`.
+    SuccessAfterRetryAfter,
 }
 
 /// A PS stand-in: the first `busy` calls get HTTP 503 (or UNKNOWN_SOURCE); every call waits for
@@ -66,16 +68,20 @@ async fn stand_in(answer: Answer, busy: usize, held: bool) -> StandIn {
                 if n <= busy {
                     if let Answer::SuccessAfterUnknownSource = answer {
                         let stranger = json!({"result": {"resultCode": "UNKNOWN_SOURCE", "resultMessage": "who?"}});
-                        return (StatusCode::OK, axum::Json(stranger));
+                        return (StatusCode::OK, [("retry-after", "0")], axum::Json(stranger));
                     }
                     let busy = json!({"result": {"resultCode": "UNKNOWN_EXCEPTION", "resultMessage": "busy"}});
-                    return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(busy));
+                    let wait = match answer {
+                        Answer::SuccessAfterRetryAfter => "30",
+                        _ => "0",
+                    };
+                    return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", wait)], axum::Json(busy));
                 }
                 let body = match answer {
-                    Answer::Success | Answer::SuccessAfterUnknownSource => json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}, "linkReceipt": "http://ps/r"}),
+                    Answer::Success | Answer::SuccessAfterUnknownSource | Answer::SuccessAfterRetryAfter => json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}, "linkReceipt": "http://ps/r"}),
                     Answer::Expired => json!({"result": {"resultCode": "PAYMENT_INCORRECT_STATUS", "resultMessage": "expired"}}),
                 };
-                (StatusCode::OK, axum::Json(body))
+                (StatusCode::OK, [("retry-after", "0")], axum::Json(body))
             }
         }),
     );
@@ -560,4 +566,124 @@ async fn a_crashed_processs_lease_is_taken_over_when_the_clock_passes_it() {
     assert_eq!(bank.applied.lock().expect("lock")[&id], vec!["kept"]);
     assert_eq!(ps.calls.lock().expect("lock").len(), 2);
     assert_eq!(balance(&bank).await, 1_000_000 - 30_000);
+}
+
+/// A log sink for the test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<StdMutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self, level: &str) -> Vec<String> {
+        String::from_utf8(self.0.lock().expect("lock").clone())
+            .expect("utf-8")
+            .lines()
+            .filter(|l| l.contains(level))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_driver_waits_out_the_ps_retry_after_and_warns_once_the_debit_is_a_minute_old() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test runs on one thread and the driver logs from its own task, so the subscriber
+    // sees its lines.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Three 503s, each asking for 30 s (Retry-After), then SUCCESS.
+    let ps = stand_in(Answer::SuccessAfterRetryAfter, 3, false).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = Arc::new(pending::ManualClock::new(std::time::SystemTime::now()));
+    let (store, bank) = open(&dir.path().join("bank.db"));
+    let id = pay(&bank, "5", 500).await;
+    let driver = {
+        // The policy's own delays are 10–40 ms: only the PS's Retry-After makes the driver wait.
+        let retry = RetryPolicy::default().with_delays_ms(10, 40);
+        let mut config = DriverConfig::new(retry, 300);
+        config.poll_interval_ms = 20;
+        let client = MppClient::new(&ps.url, "demobank").expect("client");
+        Driver::new(
+            store.with_clock(clock.clone()),
+            client,
+            bank.clone(),
+            config,
+        )
+    };
+    let driving = tokio::spawn({
+        let (driver, id) = (driver.clone(), id.clone());
+        async move { driver.drive(&id).await }
+    });
+    let calls = || ps.calls.lock().expect("lock").len();
+    // Each 503 is followed by the driver's log line and then a wait of at least 30 s on the
+    // clock: ten polls later it has made no further attempt.
+    let settle_into_wait = |attempts: usize| {
+        let captured = captured.clone();
+        async move {
+            for _ in 0..500 {
+                if captured.lines("not finished").len() >= attempts {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            for _ in 0..10 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    settle_into_wait(1).await;
+    // A second on the clock is far past the policy's own delays, not past the 30 s asked for.
+    clock.advance(std::time::Duration::from_secs(1));
+    settle_into_wait(1).await;
+    assert_eq!(calls(), 1);
+    assert_eq!(
+        captured.lines(" INFO ").len(),
+        1,
+        "{:?}",
+        captured.lines("")
+    );
+
+    // 30 s on: the second attempt, again a 503, with the debit under a minute old: INFO.
+    clock.advance(std::time::Duration::from_secs(30));
+    settle_into_wait(2).await;
+    assert_eq!(calls(), 2);
+    assert_eq!(
+        captured.lines(" WARN ").len(),
+        0,
+        "{:?}",
+        captured.lines("")
+    );
+
+    // 62 s after the debit, the third 503 is a WARN: a minute without the PS's word.
+    clock.advance(std::time::Duration::from_secs(31));
+    settle_into_wait(3).await;
+    assert_eq!(calls(), 3);
+    let warns = captured.lines(" WARN ");
+    assert_eq!(warns.len(), 1, "{:?}", captured.lines(""));
+    assert!(
+        warns[0].contains("the debit stays until the PS answers"),
+        "{warns:?}"
+    );
+    assert!(warns[0].contains("attempts=3"), "{warns:?}");
+
+    // The fourth attempt, 31 s later, is answered SUCCESS and the debit is kept, once.
+    clock.advance(std::time::Duration::from_secs(31));
+    let outcome = driving.await.expect("joined").expect("driven");
+    assert!(matches!(outcome, Some(Outcome::Keep { .. })), "{outcome:?}");
+    assert_eq!(calls(), 4);
+    assert_eq!(bank.applied.lock().expect("lock")[&id], vec!["kept"]);
 }

@@ -351,3 +351,113 @@ async fn a_scan_answer_is_one_enum_and_a_new_kind_of_qr_does_not_break_it() {
         .expect_err("unreadable");
     assert!(matches!(error, SdkError::Unreadable(_)), "{error:?}");
 }
+
+/// A PS at its limit: the first `busy` calls of notifyPayment, and every scan, hear HTTP 503
+/// with `Retry-After: 1`, as the PS answers an MPP over its rate; then notifyPayment is SUCCESS.
+/// When each notifyPayment call arrived is recorded.
+async fn at_its_limit(busy: usize) -> (String, Arc<Mutex<Vec<std::time::Instant>>>) {
+    let arrivals: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let log = arrivals.clone();
+    let over = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            axum::Json(
+                json!({"result": {"resultCode": "UNKNOWN_EXCEPTION", "resultMessage": "over the rate"}}),
+            ),
+        )
+    };
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/qr/notifyPayment",
+            post(move || {
+                let log = log.clone();
+                async move {
+                    let calls = {
+                        let mut log = log.lock().expect("lock");
+                        log.push(std::time::Instant::now());
+                        log.len()
+                    };
+                    if calls <= busy {
+                        return over();
+                    }
+                    let done =
+                        json!({"result": {"resultCode": "SUCCESS", "resultMessage": "success"}});
+                    (StatusCode::OK, [("retry-after", "0")], axum::Json(done))
+                }
+            }),
+        )
+        .route("/api/v1/qr/scan", post(move || async move { over() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, arrivals)
+}
+
+#[tokio::test]
+async fn notify_payment_waits_at_least_the_retry_after_the_ps_asks_for() {
+    let (url, arrivals) = at_its_limit(1).await;
+    // The policy's own first delay is 5–10 ms: the second attempt comes a second later only
+    // because the PS asked for it.
+    let ps = MppClient::builder(&url, "demobank")
+        .retry_policy(fast())
+        .build()
+        .expect("client");
+    let reply = ps.notify_payment(&request()).await.expect("answered");
+    assert!(
+        matches!(reply.outcome, Outcome::Done(_)),
+        "{:?}",
+        reply.outcome
+    );
+    assert_eq!(reply.attempts, 2);
+    assert_eq!(reply.retry_after, None, "a final answer asks for no wait");
+    let arrivals = arrivals.lock().expect("lock").clone();
+    let waited = arrivals[1] - arrivals[0];
+    assert!(waited >= std::time::Duration::from_secs(1), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_bound_on_time_ends_the_retries_not_known_yet_with_the_wait_asked_for() {
+    let (url, arrivals) = at_its_limit(usize::MAX).await;
+    // Half a second allows no second attempt when the PS asks for a second's wait.
+    let ps = MppClient::builder(&url, "demobank")
+        .retry_policy(fast().with_elapsed_ms_max(Some(500)))
+        .build()
+        .expect("client");
+    let reply = ps.notify_payment(&request()).await.expect("an outcome");
+    assert!(
+        matches!(reply.outcome, Outcome::NotKnownYet(Unanswered::Busy(_))),
+        "{:?}",
+        reply.outcome
+    );
+    assert_eq!(reply.attempts, 1);
+    assert_eq!(reply.retry_after, Some(std::time::Duration::from_secs(1)));
+    assert_eq!(arrivals.lock().expect("lock").len(), 1);
+
+    // A bound of time alone, the PS answering busy without a wait: attempts until it passes.
+    let (url, _) = stand_in(vec![busy_200(); 1000], invalid_token()).await;
+    let ps = MppClient::builder(&url, "demobank")
+        .retry_policy(fast().with_elapsed_ms_max(Some(300)))
+        .build()
+        .expect("client");
+    // Without the bound this call would go on for a thousand attempts.
+    let reply = ps.notify_payment(&request()).await.expect("an outcome");
+    assert!(reply.outcome.is_not_known_yet(), "{:?}", reply.outcome);
+    assert!(reply.attempts > 1, "{}", reply.attempts);
+    assert_eq!(reply.retry_after, None);
+
+    // One attempt of scan gives the caller the wait asked for.
+    let (url, _) = at_its_limit(0).await;
+    let scan_busy = MppClient::new(&url, "demobank")
+        .expect("client")
+        .scan(&scan_request())
+        .await
+        .expect("an outcome");
+    assert!(scan_busy.outcome.is_not_known_yet());
+    assert_eq!(
+        scan_busy.retry_after,
+        Some(std::time::Duration::from_secs(1))
+    );
+}
