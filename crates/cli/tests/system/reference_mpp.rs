@@ -346,6 +346,53 @@ async fn a_refund_listener_of_its_own_serves_refunds_and_nothing_else() {
     assert!(bank.balanced().await);
 }
 
+/// `tolem mpp` started with `args` until it says it started: everything it wrote to stderr.
+fn started_mpp(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("bank.db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["mpp", "--ps", "http://127.0.0.1:9", "--db"])
+        .arg(&db)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tolem mpp runs");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut said = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("reference MPP started") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(said.contains("reference MPP started"), "{said}");
+    said
+}
+
+#[test]
+fn refund_beside_the_app_off_loopback_is_warned_of() {
+    let warning = "/refund is served beside the app API";
+    let off_loopback = started_mpp(&["--listen", "0.0.0.0:0"]);
+    assert!(
+        off_loopback
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(warning) && l.contains("--refund-listen")),
+        "{off_loopback}"
+    );
+    // On loopback (the sandbox), or with /refund on an address of its own: no warning.
+    let local = started_mpp(&["--listen", "127.0.0.1:0"]);
+    assert!(!local.contains(warning), "{local}");
+    let apart = started_mpp(&["--listen", "0.0.0.0:0", "--refund-listen", "127.0.0.1:0"]);
+    assert!(!apart.contains(warning), "{apart}");
+}
+
 #[tokio::test]
 async fn notify_payment_completes_once_when_the_ps_comes_back() {
     let ps = TestPs::start().await;
