@@ -427,8 +427,12 @@ impl MppClient {
         let outcome = self
             .sorted(method, request_id, body, &mut retry_after)
             .await?;
-        // A wait is asked for only with an answer that is to be repeated.
-        let retry_after = retry_after.filter(|_| outcome.is_not_known_yet());
+        // A wait is asked for only with an answer that is to be repeated, and waited out up to
+        // the policy's longest delay.
+        let retry_after = self
+            .retry
+            .honoured(retry_after)
+            .filter(|_| outcome.is_not_known_yet());
         Ok(Attempted {
             outcome,
             retry_after,

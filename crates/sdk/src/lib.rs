@@ -65,4 +65,4 @@ pub use client::{
 pub use error::{SdkError, SetupError, TransportError, TransportErrorKind, UnreadableAnswer};
 pub use outcome::{Outcome, Reply, Scanned, Unanswered};
 pub use request_id::RequestId;
-pub use retry::{RETRY_AFTER_MS_MAX, RetryPolicy};
+pub use retry::RetryPolicy;

@@ -19,9 +19,10 @@ pub struct Reply<T> {
     pub attempts: u32,
     /// What the call came to.
     pub outcome: Outcome<T>,
-    /// With [`Outcome::NotKnownYet`], the wait the last answer asked for (its `Retry-After`;
-    /// a PS sends one second with a 503): do not repeat the call sooner. notifyPayment's own
-    /// retries and the [`Driver`](crate::pending::Driver) already wait at least so long.
+    /// With [`Outcome::NotKnownYet`], the wait the last answer asked for (its `Retry-After`; a
+    /// PS sends one second with a 503), up to the client's [`RetryPolicy`](crate::RetryPolicy)'s
+    /// longest delay: do not repeat the call sooner. notifyPayment's own retries and the
+    /// [`Driver`](crate::pending::Driver) already wait at least so long.
     pub retry_after: Option<std::time::Duration>,
 }
 

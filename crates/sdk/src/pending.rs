@@ -726,7 +726,8 @@ impl<S: Settle> Driver<S> {
             None => match notify(&self.inner.client, &n).await {
                 Attempt::Final(answer) => self.answered(&n.id, &answer).await?,
                 Attempt::Again { why, retry_after } => {
-                    self.failed(&n.id, &why, retry_after).await?;
+                    self.failed(&n.id, &why, Failed::Notify { retry_after })
+                        .await?;
                     return Ok(Step::Again);
                 }
             },
@@ -734,7 +735,8 @@ impl<S: Settle> Driver<S> {
         let outcome = Outcome::of(&n, &answer);
         if let Err(e) = self.inner.settle.settle(&n, &outcome).await {
             tracing::warn!(error = %e, id = n.id, "the bank could not settle a notification; retrying");
-            self.failed(&n.id, &format!("settle: {e}"), None).await?;
+            self.failed(&n.id, &format!("settle: {e}"), Failed::Settle)
+                .await?;
             return Ok(Step::Again);
         }
         let id = n.id.clone();
@@ -822,14 +824,14 @@ impl<S: Settle> Driver<S> {
 
     /// Records a failed attempt (or settlement) and when to try again: after the policy's
     /// delay, or the `Retry-After` the PS asked for when that is longer. The lease covers one
-    /// attempt only, so another process of the bank may make the next one. Logged at INFO while
-    /// the notification is younger than [`DriverConfig::warn_after_ms`], at WARN after.
-    async fn failed(
-        &self,
-        id: &str,
-        why: &str,
-        retry_after: Option<Duration>,
-    ) -> Result<(), PendingError> {
+    /// attempt only, so another process of the bank may make the next one. A failed attempt is
+    /// logged at INFO while the notification is younger than [`DriverConfig::warn_after_ms`],
+    /// at WARN after (a failed settlement is logged where it failed).
+    async fn failed(&self, id: &str, why: &str, failed: Failed) -> Result<(), PendingError> {
+        let retry_after = match failed {
+            Failed::Notify { retry_after } => retry_after,
+            Failed::Settle => None,
+        };
         let (id, why, id_for_log) = (id.to_owned(), why.to_owned(), id.to_owned());
         let retry = self.inner.config.retry.clone();
         let warn_after_ms = i64::try_from(self.inner.config.warn_after_ms).unwrap_or(i64::MAX);
@@ -857,6 +859,9 @@ impl<S: Settle> Driver<S> {
             })
             .await?;
         let id = id_for_log;
+        if let Failed::Settle = failed {
+            return Ok(());
+        }
         if age_ms >= warn_after_ms {
             // The customer has been debited this long without the PS's word, and only that word
             // settles the debit: the PS, or the way to it, may be down. Someone should look.
@@ -895,6 +900,13 @@ impl<S: Settle> Drop for InFlight<'_, S> {
             .unwrap_or_else(|p| p.into_inner());
         in_flight.remove(&self.1);
     }
+}
+
+/// What did not get done: telling the PS (which may have asked for a wait), or the bank's
+/// settlement of the PS's answer.
+enum Failed {
+    Notify { retry_after: Option<Duration> },
+    Settle,
 }
 
 /// One attempt's result.

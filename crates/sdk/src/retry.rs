@@ -2,15 +2,11 @@
 
 use std::time::Duration;
 
-/// Longest wait a `Retry-After` can ask for that the client and the
-/// [`Driver`](crate::pending::Driver) honour: a PS answers `Retry-After: 1` with a 503 (an MPP
-/// over its rate, a PS at its limit), and something in front of it that asks for an hour is
-/// waited out for a minute at most.
-pub const RETRY_AFTER_MS_MAX: u64 = 60_000;
-
 /// How notifyPayment is retried: delays grow from `delay_ms_initial` by doubling up to
 /// `delay_ms_max`, each with up to 50 % random jitter, and are never shorter than a
-/// `Retry-After` the answer carried (up to [`RETRY_AFTER_MS_MAX`]); `attempts_max` bounds the
+/// `Retry-After` the answer carried, up to `delay_ms_max` (a PS asks for one second with its 503s;
+/// something in front of it that asks for an hour is not waited out past the PS's confirmation
+/// window, where a payable purchase would expire); `attempts_max` bounds the
 /// attempts and `elapsed_ms_max` the time (`None`, the default for both: until answered, as
 /// SPEC 4.3 asks).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,13 +86,16 @@ impl RetryPolicy {
     }
 
     /// The wait before attempt `attempt + 1` when the last answer asked for `retry_after`: the
-    /// policy's [`delay`](RetryPolicy::delay), or the `Retry-After` (up to
-    /// [`RETRY_AFTER_MS_MAX`]) when that is longer.
+    /// policy's [`delay`](RetryPolicy::delay), or the `Retry-After` (up to `delay_ms_max`) when
+    /// that is longer.
     pub(crate) fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let asked = retry_after.map_or(Duration::ZERO, |after| {
-            after.min(Duration::from_millis(RETRY_AFTER_MS_MAX))
-        });
+        let asked = self.honoured(retry_after).unwrap_or(Duration::ZERO);
         self.delay(attempt).max(asked)
+    }
+
+    /// The part of a `Retry-After` this policy waits out: at most `delay_ms_max`.
+    pub(crate) fn honoured(&self, retry_after: Option<Duration>) -> Option<Duration> {
+        retry_after.map(|after| after.min(Duration::from_millis(self.delay_ms_max)))
     }
 
     /// The delay before attempt `attempt + 1` (attempt counts from 1).
@@ -107,5 +106,28 @@ impl RetryPolicy {
         let capped = exp.min(self.delay_ms_max);
         let jitter = rand::random_range(0..=capped / 2);
         Duration::from_millis(capped / 2 + jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+    use std::time::Duration;
+
+    #[test]
+    fn a_retry_after_is_waited_out_up_to_the_longest_delay() {
+        let policy = RetryPolicy::default();
+        let second = Duration::from_secs(1);
+        assert_eq!(policy.delay_after(1, Some(second)), second);
+        // An hour asked for is the policy's longest delay, 10 s.
+        let hour = Duration::from_secs(3_600);
+        assert_eq!(policy.delay_after(1, Some(hour)), Duration::from_secs(10));
+        assert_eq!(policy.honoured(Some(hour)), Some(Duration::from_secs(10)));
+        // Shorter than the policy's own delay, or none: the policy's.
+        let short = RetryPolicy::default().with_delays_ms(400, 400);
+        for asked in [None, Some(Duration::ZERO), Some(Duration::from_millis(100))] {
+            let delay = short.delay_after(1, asked);
+            assert!(delay >= Duration::from_millis(200) && delay <= Duration::from_millis(400));
+        }
     }
 }

@@ -16,6 +16,10 @@ use tolem_sdk::pending::{
     self, Driver, DriverConfig, Notification, Outcome, PendingStore, Settle, SettleError, State,
 };
 use tolem_sdk::{MppClient, RetryPolicy};
+
+#[path = "common/log.rs"]
+mod log;
+use log::Log;
 use tolem_wire::mpp::{NotifyPayment, NotifyPaymentRequest, ResultBody};
 use tolem_wire::{Amount, Locale};
 
@@ -568,52 +572,20 @@ async fn a_crashed_processs_lease_is_taken_over_when_the_clock_passes_it() {
     assert_eq!(balance(&bank).await, 1_000_000 - 30_000);
 }
 
-/// A log sink for the test's own subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<StdMutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self, level: &str) -> Vec<String> {
-        String::from_utf8(self.0.lock().expect("lock").clone())
-            .expect("utf-8")
-            .lines()
-            .filter(|l| l.contains(level))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn the_driver_waits_out_the_ps_retry_after_and_warns_once_the_debit_is_a_minute_old() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The test runs on one thread and the driver logs from its own task, so the subscriber
-    // sees its lines.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = Log::get();
     // Three 503s, each asking for 30 s (Retry-After), then SUCCESS.
     let ps = stand_in(Answer::SuccessAfterRetryAfter, 3, false).await;
     let dir = tempfile::tempdir().expect("dir");
     let clock = Arc::new(pending::ManualClock::new(std::time::SystemTime::now()));
     let (store, bank) = open(&dir.path().join("bank.db"));
-    let id = pay(&bank, "5", 500).await;
+    // An id of this test's own, to tell its log lines from the other tests'.
+    let id = pay_as(&bank, "5", "M-RETRY-AFTER", 500).await;
     let driver = {
-        // The policy's own delays are 10–40 ms: only the PS's Retry-After makes the driver wait.
-        let retry = RetryPolicy::default().with_delays_ms(10, 40);
+        // The policy's own delays are 10–40 ms for these attempts, and it waits up to a minute:
+        // only the PS's Retry-After makes the driver wait 30 s.
+        let retry = RetryPolicy::default().with_delays_ms(10, 60_000);
         let mut config = DriverConfig::new(retry, 300);
         config.poll_interval_ms = 20;
         let client = MppClient::new(&ps.url, "demobank").expect("client");
@@ -632,10 +604,10 @@ async fn the_driver_waits_out_the_ps_retry_after_and_warns_once_the_debit_is_a_m
     // Each 503 is followed by the driver's log line and then a wait of at least 30 s on the
     // clock: ten polls later it has made no further attempt.
     let settle_into_wait = |attempts: usize| {
-        let captured = captured.clone();
+        let id = id.clone();
         async move {
             for _ in 0..500 {
-                if captured.lines("not finished").len() >= attempts {
+                if log.lines(&["not finished", &id]).len() >= attempts {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -650,30 +622,22 @@ async fn the_driver_waits_out_the_ps_retry_after_and_warns_once_the_debit_is_a_m
     clock.advance(std::time::Duration::from_secs(1));
     settle_into_wait(1).await;
     assert_eq!(calls(), 1);
-    assert_eq!(
-        captured.lines(" INFO ").len(),
-        1,
-        "{:?}",
-        captured.lines("")
-    );
+    let infos = log.lines(&[" INFO ", &id, "not finished"]);
+    assert_eq!(infos.len(), 1, "{:?}", log.lines(&[&id]));
 
     // 30 s on: the second attempt, again a 503, with the debit under a minute old: INFO.
     clock.advance(std::time::Duration::from_secs(30));
     settle_into_wait(2).await;
     assert_eq!(calls(), 2);
-    assert_eq!(
-        captured.lines(" WARN ").len(),
-        0,
-        "{:?}",
-        captured.lines("")
-    );
+    let warns = log.lines(&[" WARN ", &id]);
+    assert_eq!(warns.len(), 0, "{:?}", log.lines(&[&id]));
 
     // 62 s after the debit, the third 503 is a WARN: a minute without the PS's word.
     clock.advance(std::time::Duration::from_secs(31));
     settle_into_wait(3).await;
     assert_eq!(calls(), 3);
-    let warns = captured.lines(" WARN ");
-    assert_eq!(warns.len(), 1, "{:?}", captured.lines(""));
+    let warns = log.lines(&[" WARN ", &id]);
+    assert_eq!(warns.len(), 1, "{:?}", log.lines(&[&id]));
     assert!(
         warns[0].contains("the debit stays until the PS answers"),
         "{warns:?}"

@@ -569,3 +569,58 @@ fn a_restart_between_claim_and_outcome_credits_once() {
     assert_eq!(count(&kit, "tolem_refund_claims"), 0);
     assert_eq!(count(&kit, "tolem_refunds"), 1);
 }
+
+#[tokio::test]
+async fn answers_are_in_the_ps_locale_and_a_repeat_keeps_the_first() {
+    use tolem_wire::Locale;
+    use tolem_wire::mpp::{ResultBody, ResultCode};
+    let (mpp, bank) = start(|hook| hook, patient).await;
+    let message = |body: &str| -> String {
+        let v: Value = serde_json::from_str(body).expect("json");
+        v["result"]["resultMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let post_in = |locale: &'static str, body: Value| {
+        let url = mpp.url.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .header("x-locale", locale)
+                .json(&body)
+                .send()
+                .await
+                .expect("answer");
+            resp.text().await.expect("body")
+        }
+    };
+    // The hook refuses customer GONE: PROCESS_FAIL, whose message differs by language.
+    let kazakh = ResultBody::of(ResultCode::ProcessFail, Locale::Kk).result_message;
+    let russian = ResultBody::of(ResultCode::ProcessFail, Locale::Ru).result_message;
+    assert_ne!(kazakh, russian);
+    // A refund the PS sends in Kazakh is answered in Kazakh...
+    let first = post_in("kk-KZ", refund("L1", "GONE", "10")).await;
+    assert_eq!(code(&first), "PROCESS_FAIL");
+    assert_eq!(message(&first), kazakh);
+    // ...and its repeat, in whatever language, gets the first answer, as recorded.
+    assert_eq!(post_in("ru-RU", refund("L1", "GONE", "10")).await, first);
+    // Without X-Locale, or with one the regulation does not have, Russian.
+    let (_, plain) = post(&mpp.url, &refund("L2", "GONE", "10")).await;
+    assert_eq!(message(&plain), russian);
+    let odd = post_in("en-US", refund("L3", "GONE", "10")).await;
+    assert_eq!(message(&odd), russian);
+    // A refusal of a bad request speaks the PS's language too.
+    let mut bad = refund("L4", "C1", "10");
+    bad["refundAmount"] = json!("ten");
+    let refused = post_in("kk-KZ", bad).await;
+    assert_eq!(code(&refused), "PARAM_ILLEGAL");
+    let kazakh_refusal = ResultBody::of(ResultCode::ParamIllegal, Locale::Kk).result_message;
+    let russian_refusal = ResultBody::of(ResultCode::ParamIllegal, Locale::Ru).result_message;
+    assert_ne!(kazakh_refusal, russian_refusal);
+    assert!(message(&refused).starts_with(&kazakh_refusal), "{refused}");
+    // A credit answered in Kazakh is still one credit.
+    let credited = post_in("kk-KZ", refund("L5", "C1", "10")).await;
+    assert_eq!(code(&credited), "SUCCESS");
+    assert_eq!(bank.balance("C1"), 1_000);
+}

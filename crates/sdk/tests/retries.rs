@@ -5,8 +5,10 @@
 
 mod common;
 use common::request;
+#[path = "common/log.rs"]
+mod log;
+use log::Log;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -96,31 +98,9 @@ fn fast() -> RetryPolicy {
     RetryPolicy::default().with_delays_ms(10, 40)
 }
 
-/// A log sink for the test's own subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn notify_payment_retries_with_one_request_id_until_answered_logging_each_retry() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The test runs on one thread, so the subscriber sees every line of the call.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = Log::get();
     let (url, seen) = stand_in(vec![busy_503(), busy_200()], invalid_token()).await;
     let ps = MppClient::builder(&url, "demobank")
         .retry_policy(fast())
@@ -137,14 +117,13 @@ async fn notify_payment_retries_with_one_request_id_until_answered_logging_each_
         "{seen:?} vs {}",
         reply.request_id
     );
-    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    let retries: Vec<&str> = log.lines().filter(|l| l.contains("retrying")).collect();
-    assert_eq!(retries.len(), 2, "{log}");
+    let retries = log.lines(&["retrying", reply.request_id.as_str()]);
+    assert_eq!(retries.len(), 2, "{retries:?}");
     assert!(
-        retries.iter().all(|l| l.contains(" INFO ")
-            && l.contains("UNKNOWN_EXCEPTION")
-            && l.contains(reply.request_id.as_str())),
-        "{log}"
+        retries
+            .iter()
+            .all(|l| l.contains(" INFO ") && l.contains("UNKNOWN_EXCEPTION")),
+        "{retries:?}"
     );
 }
 
@@ -402,7 +381,7 @@ async fn notify_payment_waits_at_least_the_retry_after_the_ps_asks_for() {
     // The policy's own first delay is 5–10 ms: the second attempt comes a second later only
     // because the PS asked for it.
     let ps = MppClient::builder(&url, "demobank")
-        .retry_policy(fast())
+        .retry_policy(patient())
         .build()
         .expect("client");
     let reply = ps.notify_payment(&request()).await.expect("answered");
@@ -423,10 +402,12 @@ async fn a_bound_on_time_ends_the_retries_not_known_yet_with_the_wait_asked_for(
     let (url, arrivals) = at_its_limit(usize::MAX).await;
     // Half a second allows no second attempt when the PS asks for a second's wait.
     let ps = MppClient::builder(&url, "demobank")
-        .retry_policy(fast().with_elapsed_ms_max(Some(500)))
+        .retry_policy(patient().with_elapsed_ms_max(Some(500)))
         .build()
         .expect("client");
-    let reply = ps.notify_payment(&request()).await.expect("an outcome");
+    let reply = within(ps.notify_payment(&request()))
+        .await
+        .expect("an outcome");
     assert!(
         matches!(reply.outcome, Outcome::NotKnownYet(Unanswered::Busy(_))),
         "{:?}",
@@ -439,11 +420,13 @@ async fn a_bound_on_time_ends_the_retries_not_known_yet_with_the_wait_asked_for(
     // A bound of time alone, the PS answering busy without a wait: attempts until it passes.
     let (url, _) = stand_in(vec![busy_200(); 1000], invalid_token()).await;
     let ps = MppClient::builder(&url, "demobank")
-        .retry_policy(fast().with_elapsed_ms_max(Some(300)))
+        .retry_policy(fast().with_elapsed_ms_max(Some(1_000)))
         .build()
         .expect("client");
     // Without the bound this call would go on for a thousand attempts.
-    let reply = ps.notify_payment(&request()).await.expect("an outcome");
+    let reply = within(ps.notify_payment(&request()))
+        .await
+        .expect("an outcome");
     assert!(reply.outcome.is_not_known_yet(), "{:?}", reply.outcome);
     assert!(reply.attempts > 1, "{}", reply.attempts);
     assert_eq!(reply.retry_after, None);
@@ -460,4 +443,29 @@ async fn a_bound_on_time_ends_the_retries_not_known_yet_with_the_wait_asked_for(
         scan_busy.retry_after,
         Some(std::time::Duration::from_secs(1))
     );
+    // Up to the policy's longest delay: a client that waits at most 40 ms is told 40 ms.
+    let hurried = MppClient::builder(&url, "demobank")
+        .retry_policy(fast())
+        .build()
+        .expect("client")
+        .scan(&scan_request())
+        .await
+        .expect("an outcome");
+    assert_eq!(
+        hurried.retry_after,
+        Some(std::time::Duration::from_millis(40))
+    );
+}
+
+/// Delays of 10 ms growing to 5 s: a Retry-After of a second is waited out in full.
+fn patient() -> RetryPolicy {
+    RetryPolicy::default().with_delays_ms(10, 5_000)
+}
+
+/// A deadline for a call that would run for ever if the behaviour broke: a failure with a
+/// reason instead of a hung test, not a measurement.
+async fn within<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(60), call)
+        .await
+        .expect("the call ended")
 }

@@ -251,15 +251,28 @@ impl RefundEndpoint {
     /// a Tokio task and the record in Tokio's blocking pool. Called outside one, it answers 500
     /// `UNKNOWN_EXCEPTION` and logs the cause at ERROR, rather than panic.
     pub async fn answer(&self, body: &[u8]) -> RefundAnswer {
+        self.answer_in(body, Locale::Ru).await
+    }
+
+    /// [`answer`](RefundEndpoint::answer) with the messages in `locale`: the PS's `X-Locale`
+    /// of the call (`Locale::from_header`). A repeat of a recorded refundId gets the recorded
+    /// answer, in the language of its first.
+    pub async fn answer_in(&self, body: &[u8], locale: Locale) -> RefundAnswer {
         if tokio::runtime::Handle::try_current().is_err() {
             tracing::error!("RefundEndpoint::answer needs a Tokio runtime; answering 500");
-            return failed();
+            return failed(locale);
         }
         let request = match RefundOrder::from_json(body) {
             Ok(order) => Request::Valid(order),
             Err(invalid) => match refund_id_of(body) {
                 Some(refund_id) => Request::Invalid { refund_id, invalid },
-                None => return ok(result_json(ResultCode::ParamIllegal, Some(invalid.field()))),
+                None => {
+                    return ok(result_json(
+                        ResultCode::ParamIllegal,
+                        Some(invalid.field()),
+                        locale,
+                    ));
+                }
             },
         };
         // A task of its own: a PS that hangs up must not cut a credit between the hook's
@@ -267,11 +280,11 @@ impl RefundEndpoint {
         let inner = self.inner.clone();
         let limits = self.limits;
         let refund_id = request.refund_id().to_owned();
-        match tokio::spawn(async move { inner.apply(request, limits).await }).await {
+        match tokio::spawn(async move { inner.apply(request, limits, locale).await }).await {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::error!(refund_id, error = %e, "the credit hook panicked; the PS will retry");
-                failed()
+                failed(locale)
             }
         }
     }
@@ -291,8 +304,10 @@ impl RefundEndpoint {
         }
         async fn handle(
             State(endpoint): State<RefundEndpoint>,
+            headers: axum::http::HeaderMap,
             body: Body,
         ) -> axum::response::Response {
+            let locale = locale_of(&headers);
             // Read here, under the kit's own limit, so that a refusal keeps the envelope (axum's
             // `Bytes` extractor answers text/plain).
             let read = axum::body::to_bytes(body, BODY_BYTES_MAX).await;
@@ -303,28 +318,40 @@ impl RefundEndpoint {
             let body = match read {
                 Ok(body) => body,
                 Err(e) if is_too_large(&e) => {
-                    let answer = result_json(ResultCode::ParamIllegal, Some("body"));
+                    let answer = result_json(ResultCode::ParamIllegal, Some("body"), locale);
                     return respond(StatusCode::PAYLOAD_TOO_LARGE, answer);
                 }
                 // The body was cut short (the caller's connection): nothing is decided, and a
                 // retry is welcome.
                 Err(_) => {
-                    let answer = result_json(ResultCode::UnknownException, None);
+                    let answer = result_json(ResultCode::UnknownException, None, locale);
                     return respond(StatusCode::INTERNAL_SERVER_ERROR, answer);
                 }
             };
-            let answer = endpoint.answer(&body).await;
+            let answer = endpoint.answer_in(&body, locale).await;
             let status =
                 StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             respond(status, answer.body)
         }
-        async fn other_method() -> axum::response::Response {
-            let answer = result_json(ResultCode::ParamIllegal, Some("method"));
+        async fn other_method(headers: axum::http::HeaderMap) -> axum::response::Response {
+            let answer = result_json(
+                ResultCode::ParamIllegal,
+                Some("method"),
+                locale_of(&headers),
+            );
             let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, answer);
             response
                 .headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
             response
+        }
+        /// The call's `X-Locale` (sent once, one of the two), else Russian.
+        fn locale_of(headers: &axum::http::HeaderMap) -> Locale {
+            let mut values = headers.get_all(tolem_wire::mpp::HEADER_LOCALE).iter();
+            match (values.next(), values.next()) {
+                (Some(value), None) => Locale::from_header(value.to_str().ok()).unwrap_or_default(),
+                _ => Locale::Ru,
+            }
         }
         axum::Router::new()
             .route(
@@ -372,17 +399,21 @@ fn refund_id_of(body: &[u8]) -> Option<String> {
 
 impl Inner {
     /// Claim → credit → record, in the refundId's turn.
-    async fn apply(&self, request: Request, limits: Limits) -> RefundAnswer {
+    async fn apply(&self, request: Request, limits: Limits, locale: Locale) -> RefundAnswer {
         let refund_id = request.refund_id().to_owned();
         let Some(_turn) = self.locks.lock(&refund_id, limits.in_process_wait).await else {
-            return ok(result_json(ResultCode::RefundInProcess, None));
+            return ok(result_json(ResultCode::RefundInProcess, None, locale));
         };
         let claimed = match request {
             Request::Valid(order) => self.store.claim(order).await,
             Request::Invalid { refund_id, invalid } => match self.store.resume(refund_id).await {
                 Ok(Some(claimed)) => Ok(claimed),
                 Ok(None) => {
-                    return ok(result_json(ResultCode::ParamIllegal, Some(invalid.field())));
+                    return ok(result_json(
+                        ResultCode::ParamIllegal,
+                        Some(invalid.field()),
+                        locale,
+                    ));
                 }
                 Err(e) => Err(e),
             },
@@ -392,7 +423,7 @@ impl Inner {
             Ok(Claimed::Credit { order, attempt }) => (order, attempt),
             Err(e) => {
                 tracing::error!(refund_id, error = %e, "cannot claim a refund; the PS will retry");
-                return failed();
+                return failed(locale);
             }
         };
         if attempt > 1 {
@@ -409,7 +440,7 @@ impl Inner {
             Ok(Ok(Credited::Refused(refusal))) => refusal.code(),
             Ok(Err(e)) => {
                 tracing::error!(refund_id, error = %e, "the credit hook failed; the PS will retry");
-                return failed();
+                return failed(locale);
             }
             Err(_) => {
                 tracing::error!(
@@ -417,17 +448,17 @@ impl Inner {
                     timeout_ms = limits.credit_timeout.as_millis(),
                     "the credit hook did not finish in time; the PS will retry"
                 );
-                return failed();
+                return failed(locale);
             }
         };
-        let body = result_json(code, None);
+        let body = result_json(code, None, locale);
         match self.store.record(order, code.as_str(), body).await {
             Ok(stored) => ok(stored),
             Err(e) => {
                 // The money may have moved: the claim stays, and the PS's retry calls the
                 // (idempotent) hook again, then records.
                 tracing::error!(refund_id, error = %e, "credited but not recorded; the PS will retry");
-                failed()
+                failed(locale)
             }
         }
     }
@@ -437,17 +468,19 @@ fn ok(body: String) -> RefundAnswer {
     RefundAnswer { status: 200, body }
 }
 
-fn failed() -> RefundAnswer {
+fn failed(locale: Locale) -> RefundAnswer {
     RefundAnswer {
         status: 500,
-        body: result_json(ResultCode::UnknownException, None),
+        body: result_json(ResultCode::UnknownException, None, locale),
     }
 }
 
-fn result_json(code: ResultCode, detail: Option<&str>) -> String {
+/// The answer's `result` in `locale`: the PS's `X-Locale` of the call (DECISIONS 36), Russian
+/// without one.
+fn result_json(code: ResultCode, detail: Option<&str>, locale: Locale) -> String {
     let result = match detail {
-        Some(detail) => ResultBody::with_detail(code, Locale::Ru, detail),
-        None => ResultBody::of(code, Locale::Ru),
+        Some(detail) => ResultBody::with_detail(code, locale, detail),
+        None => ResultBody::of(code, locale),
     };
     // Serializing a struct of two strings cannot fail.
     serde_json::to_string(&ResultOnly { result }).unwrap_or_default()
