@@ -832,19 +832,18 @@ impl<S: Settle> Driver<S> {
             Failed::Notify { retry_after } => retry_after,
             Failed::Settle => None,
         };
-        let (id, why, id_for_log) = (id.to_owned(), why.to_owned(), id.to_owned());
+        let (row, error) = (id.to_owned(), why.to_owned());
         let retry = self.inner.config.retry.clone();
         let warn_after_ms = i64::try_from(self.inner.config.warn_after_ms).unwrap_or(i64::MAX);
         let owner = self.inner.owner.clone();
         let now = now_ms(self.inner.store.clock.as_ref());
-        let reason = why.clone();
         let (attempts, age_ms, delay_ms) = self
             .inner
             .store
             .db(move |conn| {
                 let (attempts, created_at_ms): (u32, i64) = conn.query_row(
                     "SELECT attempts, created_at_ms FROM tolem_pending_notifications WHERE id = ?1",
-                    [&id],
+                    [&row],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 let attempts = attempts.saturating_add(1);
@@ -853,12 +852,12 @@ impl<S: Settle> Driver<S> {
                 conn.execute(
                     "UPDATE tolem_pending_notifications SET attempts = ?2, last_error = ?3, due_at_ms = ?4, \
                      lease_owner = NULL, lease_until_ms = 0 WHERE id = ?1 AND lease_owner = ?5",
-                    params![id, attempts, why, now.saturating_add(delay_ms), owner],
+                    params![row, attempts, error, now.saturating_add(delay_ms), owner],
                 )?;
                 Ok((attempts, now.saturating_sub(created_at_ms), delay_ms))
             })
             .await?;
-        let id = id_for_log;
+        let reason = why;
         if let Failed::Settle = failed {
             return Ok(());
         }
