@@ -171,7 +171,8 @@ pub async fn run(ps_url: &str, listener: TcpListener, dir: &Path) -> Result<(), 
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let ps_url = std::env::var("TOLEM_PS_URL").unwrap_or("http://127.0.0.1:8080".into());
+    // Not a `TOLEM_…` name: `tolem serve` refuses variables of that prefix it does not know.
+    let ps_url = std::env::var("BANK_PS_URL").unwrap_or("http://127.0.0.1:8080".into());
     let listener = TcpListener::bind("127.0.0.1:8093").await?;
     run(&ps_url, listener, Path::new(".")).await
 }
