@@ -904,3 +904,67 @@ async fn browsers_find_an_icon_on_every_page_s_origin() {
     let body = answer.text().await.expect("a body");
     assert!(body.starts_with("<svg"), "{body}");
 }
+
+#[tokio::test]
+async fn an_edit_saved_over_a_change_made_since_it_was_opened_is_refused() {
+    let ps = TestPs::start().await;
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let path = "/console/operator/edit/organizations/990340001234";
+    let opened = get(&ps, path, &operator).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    // The form carries the item's tag, the admin API's ETag, escaped as HTML.
+    let tag = hidden(&opened, "etag").replace("&quot;", "\"");
+    let (_, org) = ps
+        .admin("GET", "/admin/v1/organizations/990340001234", &Value::Null)
+        .await;
+    // Someone suspends the café through the admin API while the form is open.
+    let (status, _) = ps
+        .admin(
+            "POST",
+            "/admin/v1/organizations/990340001234/status",
+            &json!({"status": "suspended"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Saving the form as it was opened (a new name, the old status) is refused, in the
+    // console's language, and puts nothing back.
+    let mut renamed = org.clone();
+    renamed["name"] = json!("Кафе «Форма»");
+    let json = renamed.to_string();
+    let fields = [
+        ("csrf", opened.csrf()),
+        ("etag", tag.clone()),
+        ("json", json.clone()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = post(&ps, path, &operator, &fields).await;
+    assert_eq!(refused.status, 412, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("изменили после того, как вы её открыли"),
+        "{}",
+        refused.body
+    );
+    let (_, now) = ps
+        .admin("GET", "/admin/v1/organizations/990340001234", &Value::Null)
+        .await;
+    assert_eq!(now["status"], "suspended");
+    assert_eq!(now["name"], org["name"]);
+
+    // Opened again, the form shows the suspension and saves.
+    let reopened = get(&ps, path, &operator).await;
+    let tag = hidden(&reopened, "etag").replace("&quot;", "\"");
+    let mut renamed = now.clone();
+    renamed["name"] = json!("Кафе «Форма»");
+    let json = renamed.to_string();
+    let fields = [("csrf", reopened.csrf()), ("etag", tag), ("json", json)];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = post(&ps, path, &operator, &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let (_, now) = ps
+        .admin("GET", "/admin/v1/organizations/990340001234", &Value::Null)
+        .await;
+    assert_eq!(now["status"], "suspended");
+    assert_eq!(now["name"], "Кафе «Форма»");
+}

@@ -85,6 +85,7 @@ fn the_walk_through_and_the_sandbox_examples_run_as_written() {
         ("README.md", "## Walk-through", "\"Status\":\"Processed\""),
         ("docs/sandbox.md", "## Things to try", "linkReceipt"),
         ("docs/admin-api.md", "## Pages", "\"next\":"),
+        ("docs/admin-api.md", "## Changes made at once", "200"),
         ("docs/admin-api.md", "Example:", "\"status\":\"suspended\""),
     ];
     for (file, section, shows) in examples {

@@ -316,3 +316,117 @@ async fn amount_callbacks_to_a_slow_provider_are_bounded_and_the_rest_told_to_re
         .await;
     assert_eq!(result_code(&again), "SUCCESS", "{again}");
 }
+
+/// One admin call with `If-Match` (when given): (HTTP status, ETag, body).
+async fn admin_if(
+    ps: &TestPs,
+    method: &str,
+    path: &str,
+    if_match: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
+    let url = format!("{}{path}", ps.url);
+    let mut req = match method {
+        "PUT" => ps.http.put(url).json(body),
+        _ => ps.http.get(url),
+    };
+    if let Some(tag) = if_match {
+        req = req.header("if-match", tag);
+    }
+    let resp = req
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the PS answers");
+    let status = resp.status().as_u16();
+    let tag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, tag, body)
+}
+
+#[tokio::test]
+async fn a_put_built_on_an_item_changed_since_it_was_read_is_refused_and_changes_nothing() {
+    let ps = TestPs::start().await;
+    let cafe = "/admin/v1/organizations/990340001234";
+    let (status, read, org) = admin_if(&ps, "GET", cafe, None, &Value::Null).await;
+    assert_eq!(status, 200, "{org}");
+    let read = read.expect("an ETag");
+    assert_eq!(org["bin"], "990340001234");
+
+    // Two operators read the café. The first renames it, naming what it read: stored.
+    let mut first = org.clone();
+    first["name"] = json!("Кафе «Первый»");
+    let (status, stored, answer) = admin_if(&ps, "PUT", cafe, Some(&read), &first).await;
+    assert_eq!(status, 200, "{answer}");
+    let stored = stored.expect("an ETag");
+    assert_ne!(stored, read);
+    let (_, now, _) = admin_if(&ps, "GET", cafe, None, &Value::Null).await;
+    assert_eq!(now.as_deref(), Some(stored.as_str()));
+
+    // The second, built on the same read, would put the old name back with its own change:
+    // 412, and nothing changes.
+    let mut second = org.clone();
+    second["status"] = json!("suspended");
+    let (status, _, answer) = admin_if(&ps, "PUT", cafe, Some(&read), &second).await;
+    assert_eq!(status, 412, "{answer}");
+    assert!(answer["error"].as_str().is_some(), "{answer}");
+    let (_, now, held) = admin_if(&ps, "GET", cafe, None, &Value::Null).await;
+    assert_eq!(now.as_deref(), Some(stored.as_str()));
+    assert_eq!(held["name"], "Кафе «Первый»");
+    assert_eq!(held["status"], "active");
+
+    // Any of several tags may match; a weak one never does; what is no tag is a 400.
+    let list = format!("\"0000\", {stored}");
+    let (status, _, _) = admin_if(&ps, "PUT", cafe, Some(&list), &held).await;
+    assert_eq!(status, 200);
+    let weak = format!("W/{stored}");
+    let (status, _, _) = admin_if(&ps, "PUT", cafe, Some(&weak), &held).await;
+    assert_eq!(status, 412);
+    let (status, _, answer) = admin_if(&ps, "PUT", cafe, Some("abc"), &held).await;
+    assert_eq!(status, 400, "{answer}");
+
+    // `*` asks that the item exist: a PUT of a new one with it is refused and creates nothing.
+    let new = "/admin/v1/organizations/990340009999";
+    let mut other = held.clone();
+    other["bin"] = json!("990340009999");
+    other["api_key_hashes"] = json!([]);
+    let (status, _, _) = admin_if(&ps, "PUT", new, Some("*"), &other).await;
+    assert_eq!(status, 412);
+    let (status, _, _) = admin_if(&ps, "GET", new, None, &Value::Null).await;
+    assert_eq!(status, 404);
+    // Without If-Match a PUT replaces the item as before.
+    let (status, _, answer) = admin_if(&ps, "PUT", new, None, &other).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Every kind of item is read with its tag; the tag is the stored item's, the same after a
+    // restart.
+    let items = [
+        "/admin/v1/mpps/demobank",
+        "/admin/v1/trade-points/1001",
+        "/admin/v1/services/2862",
+        cafe,
+    ];
+    let mut tags = Vec::new();
+    for path in items {
+        let (status, tag, body) = admin_if(&ps, "GET", path, None, &Value::Null).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        tags.push(tag.expect("an ETag"));
+    }
+    // A PUT answers with the tag a GET then gives, for every kind.
+    for path in items {
+        let (_, tag, item) = admin_if(&ps, "GET", path, None, &Value::Null).await;
+        let (status, put, _) = admin_if(&ps, "PUT", path, tag.as_deref(), &item).await;
+        assert_eq!((status, put), (200, tag), "{path}");
+    }
+    let (status, _, _) = admin_if(&ps, "GET", "/admin/v1/mpps/nobody", None, &Value::Null).await;
+    assert_eq!(status, 404);
+    let ps = ps.restart().await;
+    for (path, tag) in items.iter().zip(&tags) {
+        let (_, again, _) = admin_if(&ps, "GET", path, None, &Value::Null).await;
+        assert_eq!(again.as_ref(), Some(tag), "{path}");
+    }
+}

@@ -34,8 +34,11 @@ use edge::{AdminBody, AdminPath};
 pub(crate) fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/v1/catalog", get(catalog))
-        .route("/admin/v1/mpps/{caller_name}", put(put_mpp))
-        .route("/admin/v1/organizations/{bin}", put(put_organization))
+        .route("/admin/v1/mpps/{caller_name}", put(put_mpp).get(get_mpp))
+        .route(
+            "/admin/v1/organizations/{bin}",
+            put(put_organization).get(get_organization),
+        )
         .route("/admin/v1/organizations/{bin}/status", post(set_status))
         .route("/admin/v1/organizations/{bin}/api-keys", post(new_api_key))
         .route(
@@ -50,8 +53,11 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
             "/admin/v1/organizations/{bin}/certificates/{fingerprint}",
             delete(certificates::revoke),
         )
-        .route("/admin/v1/trade-points/{id}", put(put_trade_point))
-        .route("/admin/v1/services/{id}", put(put_service))
+        .route(
+            "/admin/v1/trade-points/{id}",
+            put(put_trade_point).get(get_trade_point),
+        )
+        .route("/admin/v1/services/{id}", put(put_service).get(get_service))
         .route("/admin/v1/payments/{id}", get(payment))
         .route(
             "/admin/v1/payments/{id}/cancel",
@@ -144,30 +150,179 @@ async fn catalog(State(app): State<AppState>) -> AdminResult {
 }
 
 /// Stores one item, whole, if the catalog stays valid with it, then refreshes the snapshot.
-/// Checked against the whole catalog with the change, in the transaction that stores it.
-async fn save<T: CatalogDoc + Clone + Serialize>(
+/// Checked against the whole catalog with the change, in the transaction that stores it, and
+/// against `precondition` (the PUT's `If-Match`) on the item as stored: a PUT built on an item
+/// someone changed since it was read is refused (412) instead of putting back what they changed.
+async fn save<T: InCatalog + Clone + Serialize>(
     app: &AppState,
     doc: T,
-    apply: impl Fn(&mut CatalogFile, T) + Send + 'static,
+    precondition: Option<Precondition>,
 ) -> AdminResult {
     let (item, now, key) = (doc.clone(), app.clock.now(), doc.key());
     let saved = app
         .store
         .transaction(move |tx| {
             let mut file = tx.catalog_file()?;
-            apply(&mut file, item.clone());
+            if let Some(precondition) = &precondition {
+                let stored = T::items(&file).iter().find(|i| i.key() == item.key());
+                if !precondition.holds(stored) {
+                    return Ok(Err(AdminError(
+                        StatusCode::PRECONDITION_FAILED,
+                        "the item changed since it was read (If-Match): read it again".into(),
+                    )));
+                }
+            }
+            T::upsert(&mut file, item.clone());
             if let Err(why) = file.validate() {
-                return Ok(Err(why));
+                return Ok(Err(bad(why)));
             }
             tx.put_catalog_item(&item, now)?;
             Ok(Ok(()))
         })
         .await
         .map_err(internal)?;
-    saved.map_err(bad)?;
+    saved?;
     app.reload_catalog().await.map_err(internal)?;
     tracing::info!(kind = T::KIND, key = %key, "operator data changed");
-    Ok(Json(doc).into_response())
+    Ok(tagged(&doc))
+}
+
+/// An item of the catalog file, which the admin API reads and replaces by its key.
+pub(crate) trait InCatalog: CatalogDoc + Clone + Serialize {
+    fn items(file: &CatalogFile) -> &[Self];
+    fn upsert(file: &mut CatalogFile, item: Self);
+}
+
+impl InCatalog for Mpp {
+    fn items(file: &CatalogFile) -> &[Mpp] {
+        &file.mpps
+    }
+    fn upsert(file: &mut CatalogFile, item: Mpp) {
+        upsert(&mut file.mpps, item);
+    }
+}
+
+impl InCatalog for Organization {
+    fn items(file: &CatalogFile) -> &[Organization] {
+        &file.organizations
+    }
+    fn upsert(file: &mut CatalogFile, item: Organization) {
+        upsert(&mut file.organizations, item);
+    }
+}
+
+impl InCatalog for TradePoint {
+    fn items(file: &CatalogFile) -> &[TradePoint] {
+        &file.trade_points
+    }
+    fn upsert(file: &mut CatalogFile, item: TradePoint) {
+        upsert(&mut file.trade_points, item);
+    }
+}
+
+impl InCatalog for Service {
+    fn items(file: &CatalogFile) -> &[Service] {
+        &file.services
+    }
+    fn upsert(file: &mut CatalogFile, item: Service) {
+        upsert(&mut file.services, item);
+    }
+}
+
+/// The entity tag of an item as stored: the SHA-256 of its JSON with the members of every
+/// object in order of their names, its first 16 bytes in hex, quoted. The same on every node and
+/// after every restart; any change of the item changes it.
+pub(crate) fn entity_tag<T: Serialize>(item: &T) -> String {
+    // A `Value`'s objects keep their members sorted by name (serde_json without
+    // `preserve_order`), so the text does not depend on the order of a map in the item.
+    let text = serde_json::to_value(item)
+        .and_then(|value| serde_json::to_vec(&value))
+        .unwrap_or_default();
+    format!("\"{}\"", hex::encode(&Sha256::digest(&text)[..16]))
+}
+
+/// The item as JSON, with its `ETag`.
+fn tagged<T: Serialize>(item: &T) -> Response {
+    let mut response = Json(item).into_response();
+    if let Ok(tag) = axum::http::HeaderValue::from_str(&entity_tag(item)) {
+        response.headers_mut().insert(axum::http::header::ETAG, tag);
+    }
+    response
+}
+
+/// What a PUT's `If-Match` asks of the item as stored (RFC 9110 13.1.1): that it exists (`*`),
+/// or that its entity tag is one of these. A weak tag (`W/"…"`) never matches.
+pub(crate) enum Precondition {
+    Exists,
+    OneOf(Vec<String>),
+}
+
+impl Precondition {
+    /// The request's `If-Match`, if it has one; 400 when it cannot be read.
+    fn of(headers: &HeaderMap) -> Result<Option<Precondition>, AdminError> {
+        let mut tags = Vec::new();
+        let mut any = false;
+        for value in headers.get_all(axum::http::header::IF_MATCH) {
+            let text = value
+                .to_str()
+                .map_err(|_| bad("If-Match: not an entity tag"))?;
+            for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                let quoted = |t: &str| t.len() >= 2 && t.starts_with('"') && t.ends_with('"');
+                match tag {
+                    "*" => any = true,
+                    weak if weak.starts_with("W/") && quoted(&weak[2..]) => {}
+                    strong if quoted(strong) => tags.push(strong.to_owned()),
+                    _ => return Err(bad(format!("If-Match: {tag} is not an entity tag"))),
+                }
+            }
+        }
+        Ok(
+            match (any, headers.contains_key(axum::http::header::IF_MATCH)) {
+                (true, _) => Some(Precondition::Exists),
+                (false, true) => Some(Precondition::OneOf(tags)),
+                (false, false) => None,
+            },
+        )
+    }
+
+    fn holds<T: Serialize>(&self, stored: Option<&T>) -> bool {
+        match (self, stored) {
+            (_, None) => false,
+            (Precondition::Exists, Some(_)) => true,
+            (Precondition::OneOf(tags), Some(item)) => tags.contains(&entity_tag(item)),
+        }
+    }
+}
+
+/// `GET` of one item as stored, with its `ETag`; 404 when there is none.
+async fn get_item<T: InCatalog>(app: &AppState, key: &str) -> AdminResult {
+    let (_, file) = app.store.load_catalog().await.map_err(internal)?;
+    let item = T::items(&file)
+        .iter()
+        .find(|i| i.key() == key)
+        .ok_or(AdminError(
+            StatusCode::NOT_FOUND,
+            format!("no such {}", T::KIND),
+        ))?;
+    Ok(tagged(item))
+}
+
+type Get = (State<AppState>, AdminPath<String>);
+
+async fn get_mpp((State(app), AdminPath(key)): Get) -> AdminResult {
+    get_item::<Mpp>(&app, &key).await
+}
+
+async fn get_organization((State(app), AdminPath(key)): Get) -> AdminResult {
+    get_item::<Organization>(&app, &key).await
+}
+
+async fn get_trade_point((State(app), AdminPath(key)): Get) -> AdminResult {
+    get_item::<TradePoint>(&app, &key).await
+}
+
+async fn get_service((State(app), AdminPath(key)): Get) -> AdminResult {
+    get_item::<Service>(&app, &key).await
 }
 
 /// Changes the organization `bin` as it is stored, in the transaction that stores the change:
@@ -251,10 +406,10 @@ async fn put_item<T>(
     app: &AppState,
     key: &str,
     raw: &[u8],
-    upsert_into: fn(&mut CatalogFile, T),
+    precondition: Option<Precondition>,
 ) -> AdminResult
 where
-    T: CatalogDoc + Clone + Serialize + for<'de> Deserialize<'de> + PrepareDoc,
+    T: InCatalog + for<'de> Deserialize<'de> + PrepareDoc,
 {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
     let mut doc: T = body(raw)?;
@@ -263,7 +418,7 @@ where
     }
     no_control_characters(&doc).map_err(bad)?;
     doc.prepare().map_err(bad)?;
-    save(app, doc, upsert_into).await
+    save(app, doc, precondition).await
 }
 
 /// Operator data holds no control character: it reaches MPPs (a trade point's name in every
@@ -328,22 +483,26 @@ impl PrepareDoc for Organization {
     }
 }
 
-type Put = (State<AppState>, AdminPath<String>, AdminBody);
+type Put = (State<AppState>, AdminPath<String>, HeaderMap, AdminBody);
 
-async fn put_mpp((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
-    put_item::<Mpp>(&app, &key, &raw, |f, d| upsert(&mut f.mpps, d)).await
+async fn put_mpp((State(app), AdminPath(key), headers, AdminBody(raw)): Put) -> AdminResult {
+    put_item::<Mpp>(&app, &key, &raw, Precondition::of(&headers)?).await
 }
 
-async fn put_organization((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
-    put_item::<Organization>(&app, &key, &raw, |f, d| upsert(&mut f.organizations, d)).await
+async fn put_organization(
+    (State(app), AdminPath(key), headers, AdminBody(raw)): Put,
+) -> AdminResult {
+    put_item::<Organization>(&app, &key, &raw, Precondition::of(&headers)?).await
 }
 
-async fn put_trade_point((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
-    put_item::<TradePoint>(&app, &key, &raw, |f, d| upsert(&mut f.trade_points, d)).await
+async fn put_trade_point(
+    (State(app), AdminPath(key), headers, AdminBody(raw)): Put,
+) -> AdminResult {
+    put_item::<TradePoint>(&app, &key, &raw, Precondition::of(&headers)?).await
 }
 
-async fn put_service((State(app), AdminPath(key), AdminBody(raw)): Put) -> AdminResult {
-    put_item::<Service>(&app, &key, &raw, |f, d| upsert(&mut f.services, d)).await
+async fn put_service((State(app), AdminPath(key), headers, AdminBody(raw)): Put) -> AdminResult {
+    put_item::<Service>(&app, &key, &raw, Precondition::of(&headers)?).await
 }
 
 #[derive(Deserialize)]
@@ -376,23 +535,21 @@ pub(crate) async fn change_status(
 }
 
 /// The PUT of one catalog item of `kind` (`mpps`, `organizations`, `trade-points`, `services`:
-/// the admin API's path segment) from its JSON, with the admin API's very validation; the
-/// console's editor calls it. `None` for a kind that does not exist.
+/// the admin API's path segment) from its JSON, with the admin API's very validation and
+/// `precondition` (an `If-Match`); the console's editor calls it. `None` for a kind that does
+/// not exist.
 pub(crate) async fn put_catalog_item(
     app: &AppState,
     kind: &str,
     key: &str,
     raw: &[u8],
+    precondition: Option<Precondition>,
 ) -> Option<AdminResult> {
     Some(match kind {
-        "mpps" => put_item::<Mpp>(app, key, raw, |f, d| upsert(&mut f.mpps, d)).await,
-        "organizations" => {
-            put_item::<Organization>(app, key, raw, |f, d| upsert(&mut f.organizations, d)).await
-        }
-        "trade-points" => {
-            put_item::<TradePoint>(app, key, raw, |f, d| upsert(&mut f.trade_points, d)).await
-        }
-        "services" => put_item::<Service>(app, key, raw, |f, d| upsert(&mut f.services, d)).await,
+        "mpps" => put_item::<Mpp>(app, key, raw, precondition).await,
+        "organizations" => put_item::<Organization>(app, key, raw, precondition).await,
+        "trade-points" => put_item::<TradePoint>(app, key, raw, precondition).await,
+        "services" => put_item::<Service>(app, key, raw, precondition).await,
         _ => return None,
     })
 }

@@ -8,7 +8,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tolem_wire::Amount;
 
@@ -1064,31 +1063,26 @@ async fn participants(State(app): State<AppState>, ctx: Ctx) -> Response {
 }
 
 /// The item of `kind` with `key` as JSON, as GET /admin/v1/catalog shows it.
-fn item_json(file: &crate::catalog::CatalogFile, kind: &str, key: &str) -> Option<String> {
-    fn pretty<I: Serialize>(item: &I) -> Option<String> {
-        serde_json::to_string_pretty(item).ok()
+/// The item `key` of `kind` as the editor shows it, and its entity tag (the admin API's `ETag`),
+/// which the form sends back so that a save built on an item changed since is refused.
+fn item_json(
+    file: &crate::catalog::CatalogFile,
+    kind: &str,
+    key: &str,
+) -> Option<(String, String)> {
+    use crate::admin_api::{InCatalog, entity_tag};
+    fn shown<I: InCatalog>(
+        file: &crate::catalog::CatalogFile,
+        key: &str,
+    ) -> Option<(String, String)> {
+        let item = I::items(file).iter().find(|i| i.key() == key)?;
+        Some((serde_json::to_string_pretty(item).ok()?, entity_tag(item)))
     }
     match kind {
-        "mpps" => file
-            .mpps
-            .iter()
-            .find(|m| m.caller_name.as_str() == key)
-            .and_then(pretty),
-        "organizations" => file
-            .organizations
-            .iter()
-            .find(|o| o.bin == key)
-            .and_then(pretty),
-        "trade-points" => file
-            .trade_points
-            .iter()
-            .find(|t| t.id.to_string() == key)
-            .and_then(pretty),
-        "services" => file
-            .services
-            .iter()
-            .find(|s| s.id.to_string() == key)
-            .and_then(pretty),
+        "mpps" => shown::<crate::catalog::Mpp>(file, key),
+        "organizations" => shown::<crate::catalog::Organization>(file, key),
+        "trade-points" => shown::<crate::catalog::TradePoint>(file, key),
+        "services" => shown::<crate::catalog::Service>(file, key),
         _ => None,
     }
 }
@@ -1096,9 +1090,8 @@ fn item_json(file: &crate::catalog::CatalogFile, kind: &str, key: &str) -> Optio
 fn edit_page(
     ctx: &Ctx,
     status: StatusCode,
-    kind: &str,
-    key: &str,
-    json: &str,
+    (kind, key): (&str, &str),
+    (json, tag): (&str, &str),
     error: Option<&str>,
 ) -> Response {
     let title = KINDS
@@ -1116,6 +1109,7 @@ fn edit_page(
         .unwrap_or_default();
     let body = format!(
         "<p class=\"muted\">{intro}</p>{error}<form method=\"post\" action=\"/console/operator/edit/{kind}/{key_path}\">{csrf}\
+         <input type=\"hidden\" name=\"etag\" value=\"{tag}\">\
          <label for=\"item-json\">JSON</label><textarea id=\"item-json\" name=\"json\" spellcheck=\"false\">{json}</textarea>\
          <p><button id=\"save\" type=\"submit\">{save}</button></p></form>\
          <p><a href=\"/console/operator/participants\">{back}</a></p>",
@@ -1124,6 +1118,7 @@ fn edit_page(
         key_path = e(&path_segment(key)),
         csrf = ctx.csrf_field(),
         json = e(json),
+        tag = e(tag),
         save = ctx.t(T::Save),
         back = ctx.t(T::Back),
     );
@@ -1143,7 +1138,7 @@ async fn edit_form(
         Err(fault) => return ctx.fault(fault),
     };
     match item_json(&file, &kind, &key) {
-        Some(json) => edit_page(&ctx, StatusCode::OK, &kind, &key, &json, None),
+        Some((json, tag)) => edit_page(&ctx, StatusCode::OK, (&kind, &key), (&json, &tag), None),
         None => ctx.notice(
             StatusCode::NOT_FOUND,
             T::Edit,
@@ -1164,7 +1159,12 @@ async fn edit_save(
         Err(away) => return *away,
     };
     let json = form.get("json").unwrap_or_default();
-    match crate::admin_api::put_catalog_item(&app, &kind, &key, json.as_bytes()).await {
+    // The tag of the item as the form showed it: empty for a new item, which nothing guards.
+    let tag = form.get("etag").unwrap_or_default();
+    let precondition =
+        (!tag.is_empty()).then(|| crate::admin_api::Precondition::OneOf(vec![tag.to_owned()]));
+    match crate::admin_api::put_catalog_item(&app, &kind, &key, json.as_bytes(), precondition).await
+    {
         None => ctx.notice(
             StatusCode::NOT_FOUND,
             T::Edit,
@@ -1177,7 +1177,13 @@ async fn edit_save(
         }
         Some(Err(refusal)) => {
             let (status, why) = refusal.parts();
-            edit_page(&ctx, status, &kind, &key, json, Some(why))
+            // The form keeps the tag it was opened with, so that only opening the item again
+            // (and seeing what changed) lets it be saved.
+            let why = match status {
+                StatusCode::PRECONDITION_FAILED => ctx.t(T::ChangedSinceOpened),
+                _ => why,
+            };
+            edit_page(&ctx, status, (&kind, &key), (json, tag), Some(why))
         }
     }
 }
