@@ -402,6 +402,25 @@ async fn a_put_built_on_an_item_changed_since_it_was_read_is_refused_and_changes
     let (status, _, answer) = admin_if(&ps, "PUT", new, None, &other).await;
     assert_eq!(status, 200, "{answer}");
 
+    // A change of status answers with the item's new tag, the one a GET then gives.
+    let resp = ps
+        .http
+        .post(format!("{}{cafe}/status", ps.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"status": "active"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status().as_u16(), 200);
+    let changed = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (_, now, _) = admin_if(&ps, "GET", cafe, None, &Value::Null).await;
+    assert!(changed.is_some());
+    assert_eq!(changed, now);
+
     // Every kind of item is read with its tag; the tag is the stored item's, the same after a
     // restart.
     let items = [

@@ -531,7 +531,7 @@ pub(crate) async fn change_status(
         Ok(true)
     })
     .await?;
-    Ok(Json(org).into_response())
+    Ok(tagged(&org))
 }
 
 /// The PUT of one catalog item of `kind` (`mpps`, `organizations`, `trade-points`, `services`:
