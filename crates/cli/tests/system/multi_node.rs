@@ -1338,3 +1338,49 @@ async fn purchases_expire_once_with_every_node_sweeping_and_never_after_a_scan_w
         );
     }
 }
+
+#[tokio::test]
+async fn of_puts_built_on_one_read_through_two_nodes_one_is_stored() {
+    if !postgres_only() {
+        return;
+    }
+    let nodes = Nodes::start(2, SANDBOX_TOML.to_owned());
+    let http = reqwest::Client::new();
+    let path = "/admin/v1/trade-points/1001";
+    let (a, b) = (nodes.url(0), nodes.url(1));
+    for round in 0..5 {
+        let read = http
+            .get(format!("{a}{path}"))
+            .bearer_auth("sandbox-admin-token")
+            .send()
+            .await
+            .expect("answered");
+        let tag = read.headers()["etag"].to_str().expect("text").to_owned();
+        let item: Value = read.json().await.expect("json");
+        // Eight operators rename the trade point from that one read, through both nodes at once.
+        let puts = (0..8).map(|i| {
+            let (http, tag) = (http.clone(), tag.clone());
+            let mut renamed = item.clone();
+            renamed["name"] = json!(format!("Кафе {round}-{i}"));
+            let node = if i % 2 == 0 { a } else { b };
+            async move {
+                http.put(format!("{node}{path}"))
+                    .bearer_auth("sandbox-admin-token")
+                    .header("if-match", tag)
+                    .json(&renamed)
+                    .send()
+                    .await
+                    .expect("answered")
+                    .status()
+                    .as_u16()
+            }
+        });
+        let mut statuses = futures::future::join_all(puts).await;
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 412, 412, 412, 412, 412, 412, 412],
+            "round {round}"
+        );
+    }
+}

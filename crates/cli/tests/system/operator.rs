@@ -379,12 +379,18 @@ async fn a_put_built_on_an_item_changed_since_it_was_read_is_refused_and_changes
     assert_eq!(held["name"], "Кафе «Первый»");
     assert_eq!(held["status"], "active");
 
+    // The same PUT again (its answer lost): the change is already there, 200.
+    let (status, _, _) = admin_if(&ps, "PUT", cafe, Some(&read), &first).await;
+    assert_eq!(status, 200);
+
     // Any of several tags may match; a weak one never does; what is no tag is a 400.
     let list = format!("\"0000\", {stored}");
     let (status, _, _) = admin_if(&ps, "PUT", cafe, Some(&list), &held).await;
     assert_eq!(status, 200);
     let weak = format!("W/{stored}");
-    let (status, _, _) = admin_if(&ps, "PUT", cafe, Some(&weak), &held).await;
+    let mut renamed = held.clone();
+    renamed["name"] = json!("Кафе «Слабый»");
+    let (status, _, _) = admin_if(&ps, "PUT", cafe, Some(&weak), &renamed).await;
     assert_eq!(status, 412);
     let (status, _, answer) = admin_if(&ps, "PUT", cafe, Some("abc"), &held).await;
     assert_eq!(status, 400, "{answer}");
