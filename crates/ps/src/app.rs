@@ -10,12 +10,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tolem_wire::mpp::HEADER_REQUEST_ID;
+use tolem_wire::mpp::{HEADER_REQUEST_ID, ResultCode};
 use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::config::{ListenerConfig, SurfaceName};
 use crate::connections::{self, ConnectionLimits, TlsError, TlsFiles, tls};
-use crate::state::AppState;
+use crate::state::{AppState, MppMethodOf, Traffic};
 use crate::{
     admin_api, catalog_watch, console, merchant_api, mpp_api, qr_image, receipt, refund_dispatch,
     registers, request_id, sweeper,
@@ -55,6 +55,10 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
             .merge(registers::router())
             .merge(console::router(app.clone()));
     }
+    let counts = RequestSpanLayer {
+        traffic: app.metrics.traffic.clone(),
+        mpp_served: served.contains(&SurfaceName::Mpp),
+    };
     let unknown = served.clone();
     let wrong = served;
     routes
@@ -70,7 +74,7 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
                 refuse_path(&app, &headers, &uri, true, &wrong).await
             },
         )
-        .layer(RequestSpanLayer)
+        .layer(counts)
         .layer(CatchPanicLayer::custom(|_| internal_fault()))
         .with_state(app)
 }
@@ -88,22 +92,40 @@ fn valid_request_id(req: &Request) -> Option<&str> {
 /// every log line of the request names it, and echoes that id on the answer (DECISIONS 9). An
 /// invalid id is never echoed, so a client cannot make the PS send back whatever it sent (a 70 kB
 /// header came back as one). An answer of the 5xx class is logged as an error, every answer at
-/// debug level. One layer and one boxed future per request: it does the work of tower-http's
-/// trace layer and a middleware function, which cost more (docs/benchmarks.md).
-#[derive(Clone, Copy)]
-struct RequestSpanLayer;
+/// debug level, and counted and timed in the metrics ([`Traffic`]): an MPP API request by its
+/// method and `resultCode`, any other by its route and status. One layer and one boxed future per
+/// request: it does the work of tower-http's trace layer and a middleware function, which cost
+/// more (docs/benchmarks.md).
+#[derive(Clone)]
+struct RequestSpanLayer {
+    traffic: Arc<Traffic>,
+    /// Whether the listener serves the MPP API: where it does not, an `/api` path is answered
+    /// as an unknown path of another surface, and counted as one.
+    mpp_served: bool,
+}
 
 impl<S> Layer<S> for RequestSpanLayer {
     type Service = RequestSpan<S>;
 
     fn layer(&self, inner: S) -> RequestSpan<S> {
-        RequestSpan { inner }
+        RequestSpan {
+            inner,
+            counts: self.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
 struct RequestSpan<S> {
     inner: S,
+    counts: RequestSpanLayer,
+}
+
+/// What a request is counted as: an MPP API method (its path), or a route of another surface
+/// (its template; none for a path no route has).
+enum Counted {
+    Mpp(MppMethodOf),
+    Route(Option<MatchedPath>),
 }
 
 impl<S> Service<Request> for RequestSpan<S>
@@ -128,13 +150,31 @@ where
             request_id = %id.unwrap_or("-"),
         );
         let echo = id.and_then(|id| HeaderValue::from_str(id).ok());
+        let counted = match Surface::of(req.uri().path()) {
+            Surface::Mpp if self.counts.mpp_served => {
+                Counted::Mpp(Traffic::mpp_method(req.uri().path()))
+            }
+            _ => Counted::Route(req.extensions().get::<MatchedPath>().cloned()),
+        };
+        let traffic = self.counts.traffic.clone();
         let began = Instant::now();
         let answer = span.in_scope(|| self.inner.call(req));
         Box::pin(
             async move {
                 let Ok(mut response) = answer.await;
                 let status = response.status().as_u16();
-                let latency_ms = began.elapsed().as_millis();
+                let took = began.elapsed();
+                let latency_ms = took.as_millis();
+                match counted {
+                    Counted::Mpp(method) => {
+                        let code = response.extensions().get::<ResultCode>().copied();
+                        traffic.mpp_answered(method, code, took);
+                    }
+                    Counted::Route(route) => {
+                        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+                        traffic.http_answered(route, status, took);
+                    }
+                }
                 let expected = response.extensions().get::<crate::health::Expected>();
                 if response.status() == StatusCode::SERVICE_UNAVAILABLE && expected.is_none() {
                     // "Busy, retry" (a full queue, a rate, the cabinet's places, a database
@@ -180,7 +220,11 @@ fn internal_fault() -> Response {
         "StatusCode": -999,
         "Message": "internal error",
     });
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(ResultCode::UnknownException);
+    response
 }
 
 /// Which API a path belongs to, by its first segment, so that a refusal is said in that API's

@@ -447,6 +447,14 @@ async fn each_surface_answers_on_its_own_listener_and_the_merchant_one_speaks_tl
     )
     .await;
     assert_eq!(got, unknown_admin, "the merchant API on the admin listener");
+    // Each counted as what it was answered as: the scans sent to the other listeners are
+    // unknown paths there, not MPP API scans.
+    let scans = r#"tolem_mpp_requests_total{method="scan",result="SUCCESS"}"#;
+    assert_eq!(metric(&admin, scans).await, 1);
+    let timed = r#"tolem_mpp_request_duration_seconds_count{method="scan"}"#;
+    assert_eq!(metric(&admin, timed).await, 1);
+    let unmatched = r#"tolem_http_requests_total{route="unmatched",status="401"}"#;
+    assert!(metric(&admin, unmatched).await >= 3);
 
     // A balancer's checks answer on every listener, without credentials (the merchant one asks
     // no client certificate for them either).

@@ -22,6 +22,7 @@ pub(crate) mod ipsec_tunnel;
 pub(crate) mod leases;
 pub(crate) mod listeners;
 pub(crate) mod merchant_api;
+pub(crate) mod metrics;
 pub(crate) mod mpp_api;
 pub(crate) mod multi_node;
 pub(crate) mod mutual_tls;

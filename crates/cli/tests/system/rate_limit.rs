@@ -81,4 +81,27 @@ async fn an_mpp_over_its_rate_is_told_to_retry_and_nothing_of_it_is_stored() {
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert_eq!(scan(&ps, "demobank", "C1").await.0, 200);
     assert_eq!(purchases(&ps), served + 2);
+    // The operator sees who was held back, and that the refusal was the rate, not the store.
+    let (_, metrics) = ps.admin("GET", "/admin/v1/metrics", &Value::Null).await;
+    let metrics = metrics.as_str().expect("Prometheus text");
+    assert!(
+        metrics.contains("tolem_mpp_requests_over_rate_total{mpp=\"demobank\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tolem_mpp_requests_over_rate_total{mpp=\"demowallet\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "tolem_mpp_requests_total{{method=\"scan\",result=\"SUCCESS\"}} {}\n",
+            served + 2
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("tolem_mpp_requests_total{method=\"scan\",result=\"UNKNOWN_EXCEPTION\"} 1\n"),
+        "{metrics}"
+    );
 }

@@ -184,11 +184,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
     let m = &app.metrics;
     let (undelivered, flagged) = app.store.undelivered_counts().await.map_err(internal)?;
     // Which build and node these counters are of (a node's own admin listener is scraped).
-    let node = app
-        .config
-        .node_name
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"");
+    let node = crate::state::label_value(&app.config.node_name);
     let text = format!(
         "# TYPE tolem_build_info gauge\ntolem_build_info{{version=\"{}\",node=\"{node}\"}} 1\n\
          # TYPE tolem_refund_attempts_total counter\ntolem_refund_attempts_total {}\n\
@@ -268,6 +264,28 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_store_staged_read_fallbacks_total counter\ntolem_store_staged_read_fallbacks_total {}\n",
         staged.transactions, staged.fallbacks, staged.reads, staged.read_fallbacks,
     );
+    // What the APIs answered and how long each took, and the requests refused over a rate:
+    // each MPP's on the MPP API, the organizations' POSTs together on the merchant API.
+    let mut text = format!(
+        "{text}{}# TYPE tolem_mpp_requests_over_rate_total counter\n",
+        m.traffic.prometheus()
+    );
+    // Every MPP of the catalog at 0 until it is refused (a series that appears at 1 shows no
+    // increase to an alert), and any other name a refusal was counted under.
+    let mut over_rate = app.mpp_requests.refused();
+    for mpp in app.catalog.get().mpps.keys() {
+        over_rate.entry(mpp.as_str().to_owned()).or_default();
+    }
+    for (mpp, count) in over_rate {
+        let mpp = crate::state::label_value(&mpp);
+        text.push_str(&format!(
+            "tolem_mpp_requests_over_rate_total{{mpp=\"{mpp}\"}} {count}\n"
+        ));
+    }
+    let pos_refused: u64 = app.pos_writes.refused().values().sum();
+    text.push_str(&format!(
+        "# TYPE tolem_pos_writes_over_rate_total counter\ntolem_pos_writes_over_rate_total {pos_refused}\n"
+    ));
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -70,7 +70,10 @@ fn json_body<T: serde::Serialize>(value: &T) -> String {
 /// The one mapping from a use case's outcome to the wire.
 fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
     match result {
-        Ok(body) => json_response(StatusCode::OK, body),
+        Ok(body) => {
+            let code = result_code_of(&body);
+            json_response(StatusCode::OK, body, code)
+        }
         Err(MppError::Code { code, detail }) => {
             // UNKNOWN_EXCEPTION always means "retry", which DECISIONS 7 says with HTTP 503.
             let status = if code == ResultCode::UnknownException {
@@ -105,12 +108,34 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
     }
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// An answer, with its `resultCode` beside it for the metrics ([`crate::state::Traffic`]).
+fn json_response(status: StatusCode, body: String, code: Option<ResultCode>) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(code) = code {
+        response.extensions_mut().insert(code);
+    }
+    response
+}
+
+/// The `resultCode` of an answer the PS made (a stored one included): read from the front, where
+/// the PS's own serializer puts it, or else from the whole body.
+fn result_code_of(body: &str) -> Option<ResultCode> {
+    const FRONT: &str = r#"{"result":{"resultCode":""#;
+    if let Some(rest) = body.strip_prefix(FRONT) {
+        return rest.split('"').next().and_then(ResultCode::parse);
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        result: ResultBody,
+    }
+    serde_json::from_str::<Answer>(body)
+        .ok()
+        .and_then(|a| a.result.code())
 }
 
 fn result_response(status: StatusCode, result: ResultBody) -> Response {
-    let mut response = json_response(status, json_body(&ResultOnly { result }));
+    let code = result.code();
+    let mut response = json_response(status, json_body(&ResultOnly { result }), code);
     // 503 with UNKNOWN_EXCEPTION means "retry" (DECISIONS 7): a second on, as an MPP over its
     // rate limit (at least one request a second) may try again by then.
     if status == StatusCode::SERVICE_UNAVAILABLE {

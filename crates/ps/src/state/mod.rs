@@ -5,9 +5,13 @@
 
 mod outcomes;
 mod rate;
+mod traffic;
 
 pub use outcomes::Outcomes;
 pub use rate::RequestRate;
+pub(crate) use traffic::MppMethodOf;
+pub use traffic::Traffic;
+pub(crate) use traffic::label_value;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -82,6 +86,8 @@ pub struct Metrics {
     /// Custom amount callbacks that failed or were refused at their limit: an MPP's checkouts
     /// drive them, so they are logged at most once a second too, for each callback address.
     pub(crate) callback_failure_log: crate::connections::SparseByKey,
+    /// Every answer by API method or route, with its time (the router's request layer).
+    pub traffic: Arc<Traffic>,
 }
 
 /// Counters of the listeners' connections (all listeners together), for the operator and the
