@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -74,8 +74,10 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
                 refuse_path(&app, &headers, &uri, true, &wrong).await
             },
         )
-        .layer(counts)
+        // Outside the panic's catch: a request that panicked is logged and counted too, with
+        // the answer it got.
         .layer(CatchPanicLayer::custom(|_| internal_fault()))
+        .layer(counts)
         .with_state(app)
 }
 
@@ -151,8 +153,13 @@ where
         );
         let echo = id.and_then(|id| HeaderValue::from_str(id).ok());
         let counted = match Surface::of(req.uri().path()) {
+            // Each method is a POST; any other is answered as a method the API does not have.
             Surface::Mpp if self.counts.mpp_served => {
-                Counted::Mpp(Traffic::mpp_method(req.uri().path()))
+                Counted::Mpp(if req.method() == Method::POST {
+                    Traffic::mpp_method(req.uri().path())
+                } else {
+                    Traffic::mpp_method("")
+                })
             }
             _ => Counted::Route(req.extensions().get::<MatchedPath>().cloned()),
         };
@@ -165,6 +172,7 @@ where
                 let status = response.status().as_u16();
                 let took = began.elapsed();
                 let latency_ms = took.as_millis();
+                traffic.answered_with(status);
                 match counted {
                     Counted::Mpp(method) => {
                         let code = response.extensions().get::<ResultCode>().copied();

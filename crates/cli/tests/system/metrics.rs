@@ -46,6 +46,17 @@ async fn every_answer_is_counted_by_method_and_result_or_route_and_status_and_ti
         .mpp_call("/api/v1/qr/nothing", "demobank", "u-1", &json!({}))
         .await;
     assert_eq!(status, 404);
+    // A method's path with another HTTP method than POST is no method of the API either.
+    let got = ps
+        .http
+        .get(format!("{}/api/v1/qr/scan", ps.url))
+        .send()
+        .await
+        .expect("the PS answers");
+    assert_eq!(
+        result_code(&got.text().await.expect("a body")),
+        "PARAM_ILLEGAL"
+    );
     // A caller the PS does not know: refused before anything else, and counted so.
     let (_, answer) = ps
         .mpp_call("/api/v1/qr/scan", "nobank", "s-y", &unknown_qr)
@@ -73,8 +84,9 @@ async fn every_answer_is_counted_by_method_and_result_or_route_and_status_and_ti
         ),
         (
             r#"tolem_mpp_requests_total{method="unknown",result="PARAM_ILLEGAL"}"#,
-            1,
+            2,
         ),
+        ("tolem_server_errors_total", 0),
         (
             r#"tolem_mpp_request_duration_seconds_count{method="scan"}"#,
             3,
@@ -239,7 +251,8 @@ fn assert_valid_exposition(text: &str) {
 struct Prometheus {
     child: std::process::Child,
     url: String,
-    _dir: tempfile::TempDir,
+    /// Its configuration, data and log (`prometheus.log`).
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Prometheus {
@@ -319,17 +332,34 @@ fn start_prometheus(ps: &TestPs) -> Prometheus {
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(path("prometheus.log")).expect("a log"))
         .spawn()
         .expect("prometheus starts");
     Prometheus {
         child,
         url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+        dir,
     }
 }
 
 impl Prometheus {
+    /// Waits until `done` holds, as [`eventually`] does; fails with Prometheus's log.
+    async fn wait_until<F, Fut>(&self, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = std::time::Instant::now();
+        while started.elapsed() < PATIENCE {
+            if done().await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("prometheus.log"));
+        panic!("timed out waiting until {what}; Prometheus said:\n{log:?}");
+    }
+
     /// `data` of an API answer, or Null while Prometheus is not answering yet.
     async fn api(&self, path: &str) -> Value {
         let Ok(resp) = reqwest::get(format!("{}{path}", self.url)).await else {
@@ -351,12 +381,13 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
     .await;
     let prometheus = start_prometheus(&ps);
     // Scraped, with demobank's refusals at 0, and every rule of the guide loaded and healthy.
-    eventually("Prometheus scraped demobank's refusals at 0", || async {
-        let query = r#"/api/v1/query?query=tolem_mpp_requests_over_rate_total{mpp="demobank"}"#;
-        let found = prometheus.api(query).await;
-        found["result"][0]["value"][1] == "0"
-    })
-    .await;
+    prometheus
+        .wait_until("Prometheus scraped demobank's refusals at 0", || async {
+            let query = r#"/api/v1/query?query=tolem_mpp_requests_over_rate_total{mpp="demobank"}"#;
+            let found = prometheus.api(query).await;
+            found["result"][0]["value"][1] == "0"
+        })
+        .await;
     let targets = prometheus.api("/api/v1/targets").await;
     assert_eq!(targets["activeTargets"][0]["health"], "up", "{targets}");
     // Past its rate of one a second: refused.
@@ -372,23 +403,24 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
         refused > 0,
         "five scans at once pass a rate of one a second"
     );
-    eventually("the MPP rate alert fires for demobank", || async {
-        let alerts = prometheus.api("/api/v1/alerts").await;
-        alerts["alerts"].as_array().is_some_and(|alerts| {
-            alerts.iter().any(|a| {
-                a["labels"]["alertname"] == "TolemMppOverRate"
-                    && a["labels"]["mpp"] == "demobank"
-                    && a["state"] == "firing"
+    prometheus
+        .wait_until("the MPP rate alert fires for demobank", || async {
+            let alerts = prometheus.api("/api/v1/alerts").await;
+            alerts["alerts"].as_array().is_some_and(|alerts| {
+                alerts.iter().any(|a| {
+                    a["labels"]["alertname"] == "TolemMppOverRate"
+                        && a["labels"]["mpp"] == "demobank"
+                        && a["state"] == "firing"
+                })
             })
         })
-    })
-    .await;
+        .await;
     let rules = prometheus.api("/api/v1/rules").await;
     let rules = rules["groups"][0]["rules"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(rules.len(), 10, "every rule of the guide is loaded");
+    assert_eq!(rules.len(), 11, "every rule of the guide is loaded");
     for rule in &rules {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
@@ -402,4 +434,96 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
         .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(firing, BTreeSet::from(["TolemMppOverRate".to_owned()]));
+}
+
+/// Unit tests of the guide's rules for `promtool test rules`: series made up minute by minute,
+/// among them the cases a first look gets wrong (a counter seen first at 0 then raised; "retry"
+/// answers that are only an MPP's rate; a store that stops answering).
+const RULE_TESTS: &str = r#"
+rule_files: [tolem.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'tolem_server_errors_total{instance="a"}'
+        values: '0 0 1 1 1 1 1 1 1 1 1 1'
+      - series: 'tolem_mpp_requests_over_rate_total{instance="a",mpp="demobank"}'
+        values: '0 0 3 3 3 3 3 3 3 3 3 3'
+      - series: 'tolem_store_reachable{instance="a"}'
+        values: '1 1 0 0 0 0 1 1 1 1 1 1'
+      - series: 'tolem_refunds_undelivered_flagged{instance="a"}'
+        values: '0 0 0 1 1 1 1 1 1 1 1 1'
+    alert_rule_test:
+      - eval_time: 1m
+        alertname: TolemServerErrors
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: TolemServerErrors
+        exp_alerts: [{}]
+      - eval_time: 3m
+        alertname: TolemMppOverRate
+        exp_alerts: [{exp_labels: {mpp: demobank}}]
+      - eval_time: 2m
+        alertname: TolemStoreUnreachable
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: TolemStoreUnreachable
+        exp_alerts: [{}]
+      - eval_time: 8m
+        alertname: TolemStoreUnreachable
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: TolemRefundsFlagged
+        exp_alerts: [{}]
+  # Every "retry" answer is an MPP over its rate: that rule's, not this one's.
+  - interval: 1m
+    input_series:
+      - series: 'tolem_mpp_requests_total{method="scan",result="SUCCESS"}'
+        values: '0+100x15'
+      - series: 'tolem_mpp_requests_total{method="scan",result="UNKNOWN_EXCEPTION"}'
+        values: '0+10x15'
+      - series: 'tolem_mpp_requests_over_rate_total{mpp="demobank"}'
+        values: '0+10x15'
+    alert_rule_test:
+      - eval_time: 12m
+        alertname: TolemMppRetryAnswers
+        exp_alerts: []
+  # The same "retry" answers with no MPP over its rate: the store.
+  - interval: 1m
+    input_series:
+      - series: 'tolem_mpp_requests_total{method="scan",result="SUCCESS"}'
+        values: '0+100x15'
+      - series: 'tolem_mpp_requests_total{method="scan",result="UNKNOWN_EXCEPTION"}'
+        values: '0+10x15'
+      - series: 'tolem_mpp_requests_over_rate_total{mpp="demobank"}'
+        values: '0+0x15'
+    alert_rule_test:
+      - eval_time: 12m
+        alertname: TolemMppRetryAnswers
+        exp_alerts: [{}]
+"#;
+
+#[test]
+fn the_guides_rules_pass_promtool_and_its_unit_tests() {
+    ensure_prometheus();
+    let dir = tempfile::tempdir().expect("dir");
+    let (_, rules) = guide_yaml();
+    std::fs::write(dir.path().join("tolem.yml"), rules).expect("rules");
+    std::fs::write(dir.path().join("tests.yml"), RULE_TESTS).expect("tests");
+    for args in [
+        &["check", "rules", "tolem.yml"][..],
+        &["test", "rules", "tests.yml"],
+    ] {
+        let out = std::process::Command::new("/usr/bin/promtool")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("promtool runs");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -182,7 +182,29 @@ pub(super) async fn retry_refund(
 pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
     use std::sync::atomic::Ordering::Relaxed;
     let m = &app.metrics;
-    let (undelivered, flagged) = app.store.undelivered_counts().await.map_err(internal)?;
+    // The undelivered refunds are read from the store; the rest is in memory. A store out of
+    // reach (or not answering within 2 s) leaves out the two gauges and says so, and everything
+    // else is still answered: the outage is when the operator needs the counters most.
+    let undelivered = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.store.undelivered_counts(),
+    )
+    .await;
+    let store = match undelivered {
+        Ok(Ok((undelivered, flagged))) => format!(
+            "# TYPE tolem_refunds_undelivered gauge\ntolem_refunds_undelivered {undelivered}\n\
+             # TYPE tolem_refunds_undelivered_flagged gauge\ntolem_refunds_undelivered_flagged {flagged}\n\
+             # TYPE tolem_store_reachable gauge\ntolem_store_reachable 1\n"
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: the store did not answer; its gauges left out");
+            "# TYPE tolem_store_reachable gauge\ntolem_store_reachable 0\n".to_owned()
+        }
+        Err(_) => {
+            tracing::warn!("metrics: the store did not answer in 2 s; its gauges left out");
+            "# TYPE tolem_store_reachable gauge\ntolem_store_reachable 0\n".to_owned()
+        }
+    };
     // Which build and node these counters are of (a node's own admin listener is scraped).
     let node = crate::state::label_value(&app.config.node_name);
     let text = format!(
@@ -192,8 +214,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_refunds_failed_total counter\ntolem_refunds_failed_total {}\n\
          # TYPE tolem_refund_retries_total counter\ntolem_refund_retries_total {}\n\
          # TYPE tolem_refunds_flagged_total counter\ntolem_refunds_flagged_total {}\n\
-         # TYPE tolem_refunds_undelivered gauge\ntolem_refunds_undelivered {undelivered}\n\
-         # TYPE tolem_refunds_undelivered_flagged gauge\ntolem_refunds_undelivered_flagged {flagged}\n\
+         {store}\
          # TYPE tolem_console_sign_ins_refused_total counter\ntolem_console_sign_ins_refused_total {}\n",
         env!("CARGO_PKG_VERSION"),
         m.refund_attempts.load(Relaxed),

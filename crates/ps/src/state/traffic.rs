@@ -46,11 +46,15 @@ pub struct Traffic {
     mpp: [MppMethod; METHODS.len()],
     /// Other requests by route template (the fallback's `unmatched` for a path no route has).
     http: Mutex<BTreeMap<String, Route>>,
+    /// Answers of the 5xx class other than 503 ("busy, retry", which a rate, a full queue or a
+    /// database away says on purpose), on any surface: faults.
+    server_errors: AtomicU64,
 }
 
 #[derive(Default)]
 struct MppMethod {
-    results: [AtomicU64; CODES],
+    /// One count per `resultCode`, and last one for an answer that carried none.
+    results: [AtomicU64; CODES + 1],
     time: Histogram,
 }
 
@@ -127,10 +131,15 @@ impl Traffic {
         took: Duration,
     ) {
         let counts = &self.mpp[method.0];
-        if let Some(code) = code {
-            counts.results[code as usize].fetch_add(1, Relaxed);
-        }
+        counts.results[code.map_or(CODES, |code| code as usize)].fetch_add(1, Relaxed);
         counts.time.observe(took);
+    }
+
+    /// One answer of any surface with `status`: counted when it is a fault.
+    pub(crate) fn answered_with(&self, status: u16) {
+        if (500..600).contains(&status) && status != 503 {
+            self.server_errors.fetch_add(1, Relaxed);
+        }
     }
 
     /// One request on another route (`route`, its template), answered with `status`.
@@ -149,7 +158,7 @@ impl Traffic {
 
     /// The counts in the Prometheus text format: `tolem_mpp_requests_total`,
     /// `tolem_mpp_request_duration_seconds`, `tolem_http_requests_total` and
-    /// `tolem_http_request_duration_seconds`. The MPP API's methods are there from the start,
+    /// `tolem_http_request_duration_seconds`, and `tolem_server_errors_total`. The MPP API's methods are there from the start,
     /// each result at 0 until it happens, so that a query over a window sees its first increase
     /// (a series that appears at 1 shows none); `unknown` and the other routes once they happen.
     pub(crate) fn prometheus(&self) -> String {
@@ -157,13 +166,13 @@ impl Traffic {
         out.push_str("# TYPE tolem_mpp_requests_total counter\n");
         for (i, (method, counts)) in METHODS.iter().zip(&self.mpp).enumerate() {
             let known = i < METHODS.len() - 1;
-            for (code, count) in ResultCode::ALL.iter().zip(&counts.results) {
+            let codes = ResultCode::ALL.iter().map(|code| code.as_str());
+            for (code, count) in codes.chain(["OTHER"]).zip(&counts.results) {
                 let count = count.load(Relaxed);
-                if known || count > 0 {
+                if (known && code != "OTHER") || count > 0 {
                     let _ = writeln!(
                         out,
-                        "tolem_mpp_requests_total{{method=\"{method}\",result=\"{}\"}} {count}",
-                        code.as_str()
+                        "tolem_mpp_requests_total{{method=\"{method}\",result=\"{code}\"}} {count}"
                     );
                 }
             }
@@ -177,6 +186,11 @@ impl Traffic {
                     .render(&mut out, "tolem_mpp_request_duration_seconds", &labels);
             }
         }
+        let _ = writeln!(
+            out,
+            "# TYPE tolem_server_errors_total counter\ntolem_server_errors_total {}",
+            self.server_errors.load(Relaxed)
+        );
         let routes = self
             .http
             .lock()
@@ -250,6 +264,23 @@ mod tests {
         );
         let quiet = Traffic::default().prometheus();
         assert!(!quiet.contains("method=\"unknown\""), "{quiet}");
+        assert!(!quiet.contains("result=\"OTHER\""), "{quiet}");
+        assert!(quiet.contains("tolem_server_errors_total 0\n"), "{quiet}");
+        // An answer without a code still counts, so that the counter and the histogram agree.
+        traffic.mpp_answered(scan, None, ms(1));
+        let text = traffic.prometheus();
+        assert!(
+            text.contains("tolem_mpp_requests_total{method=\"scan\",result=\"OTHER\"} 1\n"),
+            "{text}"
+        );
+        for status in [200, 404, 503, 500, 502] {
+            traffic.answered_with(status);
+        }
+        assert!(
+            traffic
+                .prometheus()
+                .contains("tolem_server_errors_total 2\n")
+        );
     }
 
     #[test]
