@@ -247,6 +247,44 @@ fn assert_valid_exposition(text: &str) {
     }
 }
 
+#[tokio::test]
+async fn with_the_database_away_the_counters_are_still_answered_and_say_so() {
+    let ps = TestPs::start().await;
+    let text = metrics(&ps).await;
+    assert_eq!(sample(&text, "tolem_store_reachable"), Some(1), "{text}");
+    assert_eq!(
+        sample(&text, "tolem_refunds_undelivered"),
+        Some(0),
+        "{text}"
+    );
+    if crate::backend::backend() != crate::backend::Backend::Postgres {
+        eprintln!("the database taken away is shown on PostgreSQL only");
+        return;
+    }
+    crate::backend::cut_off_database(&ps.db_path(), true);
+    eventually("the metrics say the store is out of reach", || async {
+        sample(&metrics(&ps).await, "tolem_store_reachable") == Some(0)
+    })
+    .await;
+    let text = metrics(&ps).await;
+    // The store's gauges are left out, not made up; the counters in memory are all there.
+    assert_eq!(sample(&text, "tolem_refunds_undelivered"), None, "{text}");
+    assert!(
+        sample(&text, "tolem_connections_accepted_total").is_some(),
+        "{text}"
+    );
+    let scans = r#"tolem_mpp_requests_total{method="scan",result="SUCCESS"}"#;
+    assert_eq!(sample(&text, scans), Some(0), "{text}");
+    assert_valid_exposition(&text);
+    crate::backend::cut_off_database(&ps.db_path(), false);
+    eventually("the store's gauges come back", || async {
+        let text = metrics(&ps).await;
+        sample(&text, "tolem_store_reachable") == Some(1)
+            && sample(&text, "tolem_refunds_undelivered") == Some(0)
+    })
+    .await;
+}
+
 /// A Prometheus server of the test's own, killed when dropped.
 struct Prometheus {
     child: std::process::Child,
