@@ -284,6 +284,14 @@ mod tests {
     }
 
     #[test]
+    fn a_code_is_its_own_index_in_the_list_of_codes() {
+        // `mpp_answered` counts a code at `code as usize`, and the text names it from `ALL`.
+        for (i, code) in ResultCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{}", code.as_str());
+        }
+    }
+
+    #[test]
     fn other_routes_are_counted_by_status_and_a_time_past_the_last_bound_only_in_inf() {
         let traffic = Traffic::default();
         traffic.http_answered("/r1/qr/create", 200, Duration::from_millis(2));
