@@ -137,18 +137,7 @@ async fn the_alert_rules_of_the_deployment_guide_name_only_series_the_ps_exports
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    let guide = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/deployment.md"
-    ))
-    .expect("docs/deployment.md");
-    let monitoring = guide
-        .split("\n## Monitoring\n")
-        .nth(1)
-        .expect("a Monitoring section")
-        .split("\n## ")
-        .next()
-        .unwrap_or_default();
+    let monitoring = monitoring_section();
     let named: BTreeSet<String> = monitoring
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("tolem_"))
@@ -289,12 +278,17 @@ async fn with_the_database_away_the_counters_are_still_answered_and_say_so() {
 struct Prometheus {
     child: std::process::Child,
     url: String,
-    /// Its configuration, data and log (`prometheus.log`).
+    /// Its configuration, data and log (`prometheus.log`, shown when a test fails).
     dir: tempfile::TempDir,
 }
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
+        // A test that failed shows what Prometheus said (a bad configuration, a scrape refused).
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("prometheus.log"));
+            eprintln!("Prometheus said:\n{}", log.unwrap_or_default());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -322,19 +316,25 @@ fn ensure_prometheus() {
     );
 }
 
-/// The `yaml` blocks of the deployment guide's Monitoring section: the scrape configuration and
-/// the alert rules.
-fn guide_yaml() -> (String, String) {
+/// The deployment guide's "Monitoring" section, up to the next one.
+fn monitoring_section() -> String {
     let guide = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/deployment.md"
     ))
     .expect("docs/deployment.md");
-    let section = guide
+    guide
         .split("\n## Monitoring\n")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("a Monitoring section");
+        .expect("a Monitoring section")
+        .to_owned()
+}
+
+/// The `yaml` blocks of the deployment guide's Monitoring section: the scrape configuration and
+/// the alert rules.
+fn guide_yaml() -> (String, String) {
+    let section = monitoring_section();
     let blocks: Vec<&str> = section
         .split("```yaml\n")
         .skip(1)
@@ -381,23 +381,6 @@ fn start_prometheus(ps: &TestPs) -> Prometheus {
 }
 
 impl Prometheus {
-    /// Waits until `done` holds, as [`eventually`] does; fails with Prometheus's log.
-    async fn wait_until<F, Fut>(&self, what: &str, mut done: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let started = std::time::Instant::now();
-        while started.elapsed() < PATIENCE {
-            if done().await {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let log = std::fs::read_to_string(self.dir.path().join("prometheus.log"));
-        panic!("timed out waiting until {what}; Prometheus said:\n{log:?}");
-    }
-
     /// `data` of an API answer, or Null while Prometheus is not answering yet.
     async fn api(&self, path: &str) -> Value {
         let Ok(resp) = reqwest::get(format!("{}{path}", self.url)).await else {
@@ -419,13 +402,12 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
     .await;
     let prometheus = start_prometheus(&ps);
     // Scraped, with demobank's refusals at 0, and every rule of the guide loaded and healthy.
-    prometheus
-        .wait_until("Prometheus scraped demobank's refusals at 0", || async {
-            let query = r#"/api/v1/query?query=tolem_mpp_requests_over_rate_total{mpp="demobank"}"#;
-            let found = prometheus.api(query).await;
-            found["result"][0]["value"][1] == "0"
-        })
-        .await;
+    eventually("Prometheus scraped demobank's refusals at 0", || async {
+        let query = r#"/api/v1/query?query=tolem_mpp_requests_over_rate_total{mpp="demobank"}"#;
+        let found = prometheus.api(query).await;
+        found["result"][0]["value"][1] == "0"
+    })
+    .await;
     let targets = prometheus.api("/api/v1/targets").await;
     assert_eq!(targets["activeTargets"][0]["health"], "up", "{targets}");
     // Past its rate of one a second: refused.
@@ -441,18 +423,17 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
         refused > 0,
         "five scans at once pass a rate of one a second"
     );
-    prometheus
-        .wait_until("the MPP rate alert fires for demobank", || async {
-            let alerts = prometheus.api("/api/v1/alerts").await;
-            alerts["alerts"].as_array().is_some_and(|alerts| {
-                alerts.iter().any(|a| {
-                    a["labels"]["alertname"] == "TolemMppOverRate"
-                        && a["labels"]["mpp"] == "demobank"
-                        && a["state"] == "firing"
-                })
+    eventually("the MPP rate alert fires for demobank", || async {
+        let alerts = prometheus.api("/api/v1/alerts").await;
+        alerts["alerts"].as_array().is_some_and(|alerts| {
+            alerts.iter().any(|a| {
+                a["labels"]["alertname"] == "TolemMppOverRate"
+                    && a["labels"]["mpp"] == "demobank"
+                    && a["state"] == "firing"
             })
         })
-        .await;
+    })
+    .await;
     let rules = prometheus.api("/api/v1/rules").await;
     let rules = rules["groups"][0]["rules"]
         .as_array()
