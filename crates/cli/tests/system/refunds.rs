@@ -153,6 +153,53 @@ async fn refund_with_the_customer_end_to_end() {
     assert_eq!(again["StatusCode"], -99000400);
 }
 
+/// A trade point that stopped taking QR payments still gives money back with the customer:
+/// `return/create` makes its return QR, the customer's MPP scans it, and the refund is made.
+#[tokio::test]
+async fn a_trade_point_without_qr_payments_still_refunds_with_the_customer() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 500, "C1").await;
+    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
+    let mut point = catalog["trade_points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .find(|t| t["id"] == 1001)
+        .expect("café")
+        .clone();
+    point["accepts_qr"] = json!(false);
+    let (status, _) = ps
+        .admin("PUT", "/admin/v1/trade-points/1001", &point)
+        .await;
+    assert_eq!(status, 200);
+    // It takes no new purchase…
+    let create = json!({"DeviceToken": device, "Amount": 100});
+    let (_, refused) = ps
+        .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&create))
+        .await;
+    assert_ne!(refused["StatusCode"], 0, "{refused}");
+    // …but its return QR scans, and the refund is made.
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r2/v01/return/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": device})),
+        )
+        .await;
+    assert_eq!(created["StatusCode"], 0, "{created}");
+    let qr_return_id = created["Data"]["QrReturnId"].as_i64().expect("id");
+    let token = created["Data"]["QrToken"].as_str().expect("token");
+    scan_id_refund(&ps, token, "C1").await;
+    let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_return_id, "Amount": 200});
+    let (_, refunded) = ps
+        .pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
+        .await;
+    assert_eq!(refunded["StatusCode"], 0, "{refunded}");
+    assert_eq!(available(&ps, &device, purchase).await, json!(300.0));
+}
+
 #[tokio::test]
 async fn refund_requests_are_checked() {
     let ps = TestPs::start().await;

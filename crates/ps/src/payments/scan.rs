@@ -11,7 +11,7 @@ use tolem_wire::{Locale, mpp};
 
 use super::{Caller, MppError, check_len, merchant_of};
 use crate::catalog::{CatalogToken, Service};
-use crate::domain::{Kind, MerchantState, Owner, Payment, ServiceId, Status, TradePointId};
+use crate::domain::{Kind, Owner, Payment, ServiceId, Status, TradePointId};
 use crate::links::secret_token;
 use crate::state::App;
 use crate::store::{NewPayment, ScanKey, StoreResult};
@@ -147,8 +147,9 @@ async fn scan_return_qr(
     let Some(qr) = app.store.refund_by_token(token.clone()).await? else {
         return Err(ResultCode::InvalidToken.into());
     };
-    // A suspended merchant may still give money back; a blocked one may not.
-    if app.merchant_check().state(qr.trade_point_id) == MerchantState::Blocked {
+    // A suspended merchant, or a trade point that no longer takes QR payments, may still give
+    // money back; a blocked one may not.
+    if !app.merchant_check().may_give_back(qr.trade_point_id) {
         return Err(ResultCode::InvalidMerchant.into());
     }
     match crate::refunds::scan_return_qr(app, token, owner, Some(locale)).await? {
