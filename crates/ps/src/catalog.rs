@@ -194,9 +194,9 @@ impl MerchantCheck {
     /// `return/create` and `payment/return` allow, while it is active and its organization not
     /// blocked, even when it no longer takes QR payments or its organization is suspended.
     pub(crate) fn may_give_back(&self, trade_point_id: TradePointId) -> bool {
-        self.0.merchant(trade_point_id).is_some_and(|(point, org)| {
-            point.active && org.status != OrganizationStatus::Blocked
-        })
+        self.0
+            .merchant(trade_point_id)
+            .is_some_and(|(point, org)| point.active && org.status != OrganizationStatus::Blocked)
     }
 }
 

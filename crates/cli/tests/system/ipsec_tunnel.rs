@@ -75,6 +75,8 @@ bin = "{BIN}"
 name = "ТОО «Tunnel Shop»"
 api_keys = ["{KEY}"]
 client_certificates = ["{CERTIFICATE}"]
+# r3 only from the partner's listed addresses (DECISIONS 28): here the proxy's.
+r3_allowed_ips = ["{PS_INNER}"]
 
 [[trade_points]]
 id = 1001

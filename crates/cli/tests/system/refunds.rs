@@ -169,9 +169,7 @@ async fn a_trade_point_without_qr_payments_still_refunds_with_the_customer() {
         .expect("café")
         .clone();
     point["accepts_qr"] = json!(false);
-    let (status, _) = ps
-        .admin("PUT", "/admin/v1/trade-points/1001", &point)
-        .await;
+    let (status, _) = ps.admin("PUT", "/admin/v1/trade-points/1001", &point).await;
     assert_eq!(status, 200);
     // It takes no new purchase…
     let create = json!({"DeviceToken": device, "Amount": 100});

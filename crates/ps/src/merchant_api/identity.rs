@@ -230,22 +230,31 @@ fn named_bin(path: &str, body: &[u8]) -> Option<String> {
     })
 }
 
-/// r3 is bound to its partner's server addresses where the operator lists them (DECISIONS 28):
-/// the organizations whose list leaves out the TCP peer are dropped, and with none left the call
-/// is `-10000`. Behind a proxy the peer is the proxy; a forwarded address is not believed.
+/// r3 is bound to its partner's server addresses (DECISIONS 28): the organizations whose list
+/// leaves out the TCP peer are dropped, and with none left the call is `-10000`. An organization
+/// that lists no address takes no r3 call, except in the sandbox, where it takes them from
+/// anywhere (`sandbox`: a POS integrator trying r3 from another machine). Behind a proxy the
+/// peer is the proxy; a forwarded address is not believed.
 pub(super) fn check_source(
     scheme: Scheme,
     organizations: &mut Vec<Arc<Organization>>,
     peer: Option<IpAddr>,
+    sandbox: bool,
 ) -> Result<(), PosError> {
     if scheme != Scheme::R3 {
         return Ok(());
     }
+    let none_listed = organizations.iter().all(|o| o.r3_allowed_ips.is_empty());
     organizations.retain(|o| {
-        o.r3_allowed_ips.is_empty() || peer.is_some_and(|ip| o.r3_allowed_ips.contains(&ip))
+        (sandbox && o.r3_allowed_ips.is_empty())
+            || peer.is_some_and(|ip| o.r3_allowed_ips.contains(&ip))
     });
     if organizations.is_empty() {
-        return Err(refused("source address"));
+        return Err(refused(if none_listed {
+            "source address: the organization lists none for r3"
+        } else {
+            "source address"
+        }));
     }
     Ok(())
 }
@@ -253,7 +262,81 @@ pub(super) fn check_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::OrganizationStatus;
     use crate::config::{ListenerConfig, ListenerTls};
+
+    fn organization(bin: &str, r3_allowed_ips: &[&str]) -> Arc<Organization> {
+        Arc::new(Organization {
+            bin: bin.to_owned(),
+            name: format!("org {bin}"),
+            status: OrganizationStatus::Active,
+            api_keys: Vec::new(),
+            api_key_hashes: Vec::new(),
+            r3_allowed_ips: r3_allowed_ips
+                .iter()
+                .map(|ip| ip.parse().expect("an address"))
+                .collect(),
+            client_certificates: Vec::new(),
+        })
+    }
+
+    fn sources(
+        scheme: Scheme,
+        lists: &[&[&str]],
+        peer: &str,
+        sandbox: bool,
+    ) -> Result<Vec<String>, PosError> {
+        let mut organizations: Vec<_> = lists
+            .iter()
+            .enumerate()
+            .map(|(i, list)| organization(&format!("99034000000{i}"), list))
+            .collect();
+        let peer = Some(peer.parse().expect("an address"));
+        check_source(scheme, &mut organizations, peer, sandbox)?;
+        Ok(organizations.iter().map(|o| o.bin.clone()).collect())
+    }
+
+    #[test]
+    fn r3_is_taken_only_from_a_listed_address_and_from_anywhere_only_in_the_sandbox() {
+        let listed: &[&str] = &["10.0.0.7"];
+        let none: &[&str] = &[];
+        let r3 = |lists: &[&[&str]], peer, sandbox| sources(Scheme::R3, lists, peer, sandbox);
+        assert_eq!(
+            r3(&[listed], "10.0.0.7", false).ok(),
+            Some(vec!["990340000000".to_owned()])
+        );
+        let message = |e: PosError| match e {
+            PosError::Status(StatusCode::AuthenticationFailed, detail) => detail,
+            _ => None,
+        };
+        assert_eq!(
+            r3(&[listed], "10.0.0.8", false)
+                .err()
+                .and_then(message)
+                .as_deref(),
+            Some("source address")
+        );
+        assert_eq!(
+            r3(&[none], "10.0.0.8", false)
+                .err()
+                .and_then(message)
+                .as_deref(),
+            Some("source address: the organization lists none for r3")
+        );
+        // In the sandbox an organization with no list takes r3 from anywhere; one with a list
+        // still only from it.
+        assert_eq!(r3(&[none], "10.0.0.8", true).ok().map(|o| o.len()), Some(1));
+        assert!(r3(&[listed], "10.0.0.8", true).is_err());
+        // Of a certificate's several organizations, those that list the peer are kept.
+        assert_eq!(
+            r3(&[none, listed], "10.0.0.7", false).ok(),
+            Some(vec!["990340000001".to_owned()])
+        );
+        // r1 and r2 are not bound to addresses.
+        for scheme in [Scheme::R1, Scheme::R2] {
+            assert!(sources(scheme, &[none], "10.0.0.8", false).is_ok());
+        }
+    }
 
     fn listener(surfaces: &[SurfaceName], client_ca: Option<&str>) -> ListenerConfig {
         ListenerConfig {

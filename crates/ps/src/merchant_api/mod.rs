@@ -398,7 +398,7 @@ impl FromRequest<AppState> for PosCall {
         // One organization is checked before its body is read; a certificate's several are
         // narrowed to the one the body names first.
         if organizations.len() == 1 {
-            identity::check_source(scheme, &mut organizations, peer)?;
+            identity::check_source(scheme, &mut organizations, peer, app.config.sandbox)?;
         }
         // Optional here (DECISIONS 29): one that breaks the rule is treated as absent.
         let request_id = crate::request_id::of_merchant(req.headers()).map(str::to_owned);
@@ -412,7 +412,7 @@ impl FromRequest<AppState> for PosCall {
             .map_err(|e| PosError::Refused(Refusal::from(e)))?;
         if organizations.len() > 1 {
             identity::choose_named(&mut organizations, &path, &body)?;
-            identity::check_source(scheme, &mut organizations, peer)?;
+            identity::check_source(scheme, &mut organizations, peer, app.config.sandbox)?;
         }
         // A POST may store something: each organization has its rate (DECISIONS 43).
         if writes
