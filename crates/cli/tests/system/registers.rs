@@ -302,6 +302,24 @@ fn check_layout(bytes: &[u8]) {
     }
 }
 
+/// The commission column's Russian and Kazakh headers of a daily register (SPEC 5.1) …
+pub const DAILY_COMMISSION: [&str; 2] = [
+    "Комиссия за платёжную услугу",
+    "Төлем қызметі үшін комиссия",
+];
+/// … and of a monthly one (SPEC 5.2, DECISIONS 38).
+pub const MONTHLY_COMMISSION: [&str; 2] = [
+    "Комиссия за услугу «Сервис»",
+    "«Сервис» қызметі үшін комиссия",
+];
+
+/// The commission column's headers (Russian, Kazakh) on a register workbook's first sheet.
+pub fn commission_headers(bytes: &[u8]) -> [String; 2] {
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("a workbook");
+    let sheet = book.worksheet_range("Реестр").expect("the first sheet");
+    [text(&sheet[(0, 6)]), text(&sheet[(1, 6)])]
+}
+
 /// Reads a register workbook and checks it against `want`, cell by cell: every sheet under both
 /// header rows, the operations in order across the sheets, the totals at the end of the last.
 pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
@@ -315,7 +333,11 @@ pub fn check_xlsx(bytes: Vec<u8>, want: &[Expected]) {
         let sheet = book.worksheet_range(name).expect("a sheet");
         let rows: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
         assert_eq!(text(&rows[0][0]), "ID покупателя");
-        assert_eq!(text(&rows[0][6]), "Комиссия");
+        let commission = [text(&rows[0][6]), text(&rows[1][6])];
+        assert!(
+            commission == DAILY_COMMISSION || commission == MONTHLY_COMMISSION,
+            "{commission:?}"
+        );
         assert_eq!(text(&rows[1][0]), "Сатып алушының ID");
         assert_eq!(text(&rows[1][5]), "Сома");
         if index + 1 < names.len() {
@@ -465,10 +487,12 @@ async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
         );
         let (status, xlsx) = cabinet(&scene.ps, "daily/2026-11-26.xlsx", Some(token)).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&xlsx));
+        assert_eq!(commission_headers(&xlsx), DAILY_COMMISSION);
         check_xlsx(xlsx, &want);
         let (status, csv) = cabinet(&scene.ps, "daily/2026-11-26.csv", Some(token)).await;
         assert_eq!(status, 200);
         check_csv(&csv, &want);
+        assert!(String::from_utf8_lossy(&csv).contains(DAILY_COMMISSION[1]));
     }
     // The monthly register of November, once November is over.
     let (status, body) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
@@ -490,6 +514,7 @@ async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
         true,
     );
     assert_eq!(month.len(), 6);
+    assert_eq!(commission_headers(&xlsx), MONTHLY_COMMISSION);
     check_xlsx(xlsx, &month);
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use jiff::tz::TimeZone;
 
 use super::RegisterError;
-use super::sheet::{HEADERS_KK, HEADERS_RU, Line, Sink, TOTAL_LABEL, Totals, type_label};
+use super::sheet::{Line, Sink, TOTAL_LABEL, Totals, type_label};
 
 pub(crate) struct CsvSink {
     writer: csv::Writer<BufWriter<File>>,
@@ -17,12 +17,17 @@ pub(crate) struct CsvSink {
 }
 
 impl CsvSink {
-    pub(crate) fn create(out: &Path, zone: &TimeZone) -> Result<CsvSink, RegisterError> {
+    pub(crate) fn create(
+        out: &Path,
+        zone: &TimeZone,
+        headers: [[&str; 8]; 2],
+    ) -> Result<CsvSink, RegisterError> {
         let mut writer = csv::WriterBuilder::new()
             .flexible(false)
             .from_writer(BufWriter::new(File::create(out)?));
-        writer.write_record(HEADERS_RU)?;
-        writer.write_record(HEADERS_KK)?;
+        for row in headers {
+            writer.write_record(row)?;
+        }
         Ok(CsvSink {
             writer,
             zone: zone.clone(),

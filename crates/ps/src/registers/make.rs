@@ -227,6 +227,7 @@ pub(crate) fn write_register(
     (request, abandoned): (&Request, &AtomicBool),
     out: &Path,
 ) -> Result<Totals, RegisterError> {
+    let headers = super::sheet::headers(request.period.kind());
     match request.format {
         Format::Xlsx => {
             let title = format!(
@@ -237,7 +238,7 @@ pub(crate) fn write_register(
             let sink = XlsxSink::create(
                 out,
                 &settings.temp_dir,
-                &title,
+                (&title, headers),
                 period_end,
                 zone,
                 settings.sheet_rows_max,
@@ -249,7 +250,7 @@ pub(crate) fn write_register(
             zone,
             settings,
             (request, abandoned),
-            CsvSink::create(out, zone)?,
+            CsvSink::create(out, zone, headers)?,
         ),
     }
 }

@@ -8,30 +8,47 @@
 
 use tolem_wire::Amount;
 
-use super::RegisterError;
+use super::{RegisterError, RegisterKind};
 use crate::store::{OpKind, RegisterOp};
 
-pub(crate) const HEADERS_RU: [&str; 8] = [
-    "ID покупателя",
-    "Номер операции участника",
-    "Номер операции ПС",
-    "Дата и время",
-    "Тип операции",
-    "Сумма",
-    "Комиссия",
-    "Возвращённый платёж ПС",
-];
+/// The column of the commission in [`headers`].
+const COMMISSION_COLUMN: usize = 6;
 
-pub(crate) const HEADERS_KK: [&str; 8] = [
-    "Сатып алушының ID",
-    "Қатысушы операциясының нөмірі",
-    "ТЖ операциясының нөмірі",
-    "Күні мен уақыты",
-    "Операция түрі",
-    "Сома",
-    "Комиссия",
-    "Қайтарылған ТЖ төлемі",
-];
+/// The Russian and the Kazakh header rows of a `kind` register: its commission column names the
+/// commission it shows (SPEC 5.1, 5.2; DECISIONS 38), in the regulation's words.
+pub(crate) fn headers(kind: RegisterKind) -> [[&'static str; 8]; 2] {
+    let mut ru = [
+        "ID покупателя",
+        "Номер операции участника",
+        "Номер операции ПС",
+        "Дата и время",
+        "Тип операции",
+        "Сумма",
+        "",
+        "Возвращённый платёж ПС",
+    ];
+    let mut kk = [
+        "Сатып алушының ID",
+        "Қатысушы операциясының нөмірі",
+        "ТЖ операциясының нөмірі",
+        "Күні мен уақыты",
+        "Операция түрі",
+        "Сома",
+        "",
+        "Қайтарылған ТЖ төлемі",
+    ];
+    (ru[COMMISSION_COLUMN], kk[COMMISSION_COLUMN]) = match kind {
+        RegisterKind::Daily => (
+            "Комиссия за платёжную услугу",
+            "Төлем қызметі үшін комиссия",
+        ),
+        RegisterKind::Monthly => (
+            "Комиссия за услугу «Сервис»",
+            "«Сервис» қызметі үшін комиссия",
+        ),
+    };
+    [ru, kk]
+}
 
 pub(crate) const TOTAL_LABEL: &str = "Итого / Барлығы";
 

@@ -17,7 +17,7 @@ use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, FormatAlign, Workboo
 use tolem_wire::Amount;
 
 use super::RegisterError;
-use super::sheet::{HEADERS_KK, HEADERS_RU, Line, Sink, TOTAL_LABEL, Totals, type_label};
+use super::sheet::{Line, Sink, TOTAL_LABEL, Totals, type_label};
 
 const SHEET_NAME: &str = "Реестр";
 /// Column widths in characters of the default font; the type column fits `Возврат / Қайтару`.
@@ -45,6 +45,8 @@ pub(crate) struct XlsxSink {
     workbook: Workbook,
     out: PathBuf,
     zone: TimeZone,
+    /// The Russian and the Kazakh header rows, at the top of every sheet.
+    headers: [[&'static str; 8]; 2],
     sheet_rows_max: u32,
     sheets: usize,
     /// The next row to write on the current sheet.
@@ -89,7 +91,7 @@ impl XlsxSink {
     pub(crate) fn create(
         out: &Path,
         temp_dir: &Path,
-        title: &str,
+        (title, headers): (&str, [[&'static str; 8]; 2]),
         period_end: Timestamp,
         zone: &TimeZone,
         sheet_rows_max: u32,
@@ -109,6 +111,7 @@ impl XlsxSink {
             workbook,
             out: out.to_owned(),
             zone: zone.clone(),
+            headers,
             sheet_rows_max,
             sheets: 0,
             row: 0,
@@ -146,7 +149,7 @@ impl XlsxSink {
         for col in MONEY_COLUMNS {
             sheet.set_column_format(col, &self.money)?;
         }
-        for (row, headers) in [(0, HEADERS_RU), (1, HEADERS_KK)] {
+        for (row, headers) in [0, 1].into_iter().zip(self.headers) {
             sheet.set_row_height(row, header_height(&headers))?;
             for (col, text) in (0u16..).zip(headers) {
                 sheet.write_string_with_format(row, col, text, &self.header)?;
@@ -244,6 +247,7 @@ fn f64_count(count: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registers::RegisterKind;
 
     #[test]
     fn headers_wrap_at_words_and_long_words_break() {
@@ -252,7 +256,10 @@ mod tests {
         assert_eq!(wrapped_lines("Номер операции участника", 28.0), 2);
         assert_eq!(wrapped_lines("Қатысушы операциясының нөмірі", 28.0), 2);
         assert_eq!(wrapped_lines("абвгдежзик", 5.0), 3, "4 a line, broken");
-        assert!(header_height(&HEADERS_KK) >= 2.0 * LINE_HEIGHT_PT);
-        assert!(header_height(&HEADERS_RU) >= 2.0 * LINE_HEIGHT_PT);
+        for kind in [RegisterKind::Daily, RegisterKind::Monthly] {
+            for headers in crate::registers::sheet::headers(kind) {
+                assert!(header_height(&headers) >= 2.0 * LINE_HEIGHT_PT);
+            }
+        }
     }
 }
