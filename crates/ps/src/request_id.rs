@@ -13,16 +13,16 @@ use tolem_wire::request_id::{
     MERCHANT_REQUEST_ID_LEN_MAX, MPP_REQUEST_ID_LEN_MAX, check_request_id,
 };
 
-/// The MPP API's X-Request-ID, or what is wrong with it (a missing one is empty; one sent twice
-/// is neither) as the MPP API says it in its `PARAM_ILLEGAL`.
+/// The MPP API's X-Request-ID, or what is wrong with it (missing, sent twice, too long or not
+/// the rule's characters) as the MPP API says it in its `PARAM_ILLEGAL`.
 pub(crate) fn of_mpp(headers: &HeaderMap) -> Result<&str, Problem> {
     if repeated(headers) {
         return Err(Problem::Duplicate);
     }
-    let value = headers
-        .get(HEADER_REQUEST_ID)
-        .map_or(&b""[..], |v| v.as_bytes());
-    check_request_id(value, MPP_REQUEST_ID_LEN_MAX)
+    let Some(value) = headers.get(HEADER_REQUEST_ID) else {
+        return Err(Problem::Missing);
+    };
+    check_request_id(value.as_bytes(), MPP_REQUEST_ID_LEN_MAX)
         .map_err(|why| why.problem(MPP_REQUEST_ID_LEN_MAX))
 }
 
@@ -61,7 +61,8 @@ mod tests {
         let long = "x".repeat(MPP_REQUEST_ID_LEN_MAX + 1);
         assert_eq!(of_mpp(&headers(Some("r-1"))), Ok("r-1"));
         assert_eq!(of_mpp(&headers(Some(&long))), Err(Problem::Length(1, 64)));
-        assert_eq!(of_mpp(&headers(None)), Err(Problem::Length(1, 64)));
+        assert_eq!(of_mpp(&headers(None)), Err(Problem::Missing));
+        assert_eq!(of_mpp(&headers(Some(""))), Err(Problem::Length(1, 64)));
         assert_eq!(of_merchant(&headers(Some(&long))), Some(long.as_str()));
         let longer = "x".repeat(MERCHANT_REQUEST_ID_LEN_MAX + 1);
         assert_eq!(of_merchant(&headers(Some(&longer))), None);

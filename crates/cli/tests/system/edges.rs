@@ -360,6 +360,25 @@ async fn an_x_request_id_is_echoed_only_when_it_keeps_the_rule() {
         answer["result"]["resultMessage"],
         "Некорректный параметр: X-Request-ID — ожидается [!-~]{1,64}"
     );
+    // Missing is said as missing, empty as too short.
+    let answer = scan()
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("a body");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        answer["result"]["resultMessage"],
+        "Некорректный параметр: X-Request-ID — обязателен"
+    );
+    let (_, _, answer) = echoed(scan(), b"").await;
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        answer["result"]["resultMessage"],
+        "Некорректный параметр: X-Request-ID — должен содержать от 1 до 64 символов"
+    );
     // The merchant API: optional, up to 128; an invalid one is served as if absent, not echoed.
     let ping = || {
         ps.http
