@@ -204,6 +204,7 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     let app = start(config).await?;
     say!("listening on http://{addr}");
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, %addr, sandbox = true, "Tolem PS started");
+    warn_moved_refunds(&app, &mpp_urls);
     print_guide(&app.config, &addr.to_string(), &mpp_urls);
     let done = stop.clone();
     tokio::spawn(async move {
@@ -217,6 +218,30 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
         let _ = mpp.await;
     }
     Ok(())
+}
+
+/// A database of an earlier start keeps the demo MPPs' refund URLs of then (or the ones the
+/// operator gave them since): says so when one is not where its demo MPP listens now, since its
+/// refunds go there, not to the MPP the wallet pays from.
+fn warn_moved_refunds(app: &AppState, mpp_urls: &[(&SandboxMpp, String)]) {
+    let catalog = app.catalog.get();
+    for (demo, url) in mpp_urls {
+        let here = format!("{url}/refund");
+        let stored = catalog
+            .mpps
+            .values()
+            .find(|m| m.caller_name.as_str() == demo.caller)
+            .map(|m| m.refund_url.as_str())
+            .filter(|stored| *stored != here);
+        if let Some(stored) = stored {
+            say!(
+                "note: {caller}'s refunds go to {stored}, as this database has it from an \
+                 earlier start, not to {here}, where {caller} listens now; start with the \
+                 --mpps-port of then, or point them here (docs/sandbox.md, refund_url)",
+                caller = demo.caller
+            );
+        }
+    }
 }
 
 /// `tolem-sandbox.db` → `tolem-sandbox-demobank.db`, beside the PS's file.
@@ -345,7 +370,10 @@ fn print_guide(config: &Config, ps: &str, mpps: &[(&'static SandboxMpp, String)]
     for (SandboxMpp { caller, customers }, url) in mpps {
         let who: Vec<String> = customers
             .iter()
-            .map(|(id, _, tenge)| format!("{id} ({tenge} ₸)"))
+            .map(|(id, _, tenge)| {
+                let deposit = Amount::from_tenge(*tenge).unwrap_or_default();
+                format!("{id} ({})", deposit.human(tolem_wire::Locale::Ru))
+            })
             .collect();
         say!("  MPP {caller:<17} {url}   customers {}", who.join(", "));
     }

@@ -200,3 +200,58 @@ fn the_readme_quick_start_runs_as_written_and_the_wallet_pays_the_cafe() {
     let (ok, out) = wallet(balance.expect("the balance line"), &bank, "");
     assert!(ok && out.contains("49 200,00"), "{out}");
 }
+
+/// The banner `tolem sandbox` prints with `args`, up to its guide; the sandbox is then stopped.
+fn sandbox_banner(args: &[&str]) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .arg("sandbox")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sandbox starts");
+    let mut sandbox = Sandbox(child);
+    let stdout = sandbox.0.stdout.take().expect("stdout");
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if line.starts_with("Try, in another terminal") {
+            return banner;
+        }
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    panic!("the sandbox did not come up:\n{banner}");
+}
+
+#[test]
+fn a_sandbox_started_again_on_other_ports_says_where_its_refunds_still_go() {
+    if !crate::harness::sqlite_only("the sandbox's own SQLite file") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("sandbox.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let args = ["--listen", "127.0.0.1:0", "--mpps-port", "0", "--db", db];
+    // A fresh database takes the demo MPPs' refund URLs from where they listen: nothing to say.
+    let first = sandbox_banner(&args);
+    assert!(!first.contains("note:"), "{first}");
+    // The same database with the demo MPPs on other (free) ports keeps the URLs of the first
+    // start, and says so, naming where refunds go and where the MPP is now.
+    let again = sandbox_banner(&args);
+    let note = again
+        .lines()
+        .find(|l| l.starts_with("note: demobank's refunds go to http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("a note on demobank's refunds:\n{again}"));
+    let now = again
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MPP demobank"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("demobank's address:\n{again}"));
+    assert!(note.contains(&format!("not to {now}/refund")), "{note}");
+    assert!(
+        again.contains("note: demowallet's refunds go to"),
+        "{again}"
+    );
+}
