@@ -59,7 +59,8 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
         /// Check the configuration and the files it names (TLS certificates and keys, CA
-        /// files), say what was found, and exit without listening or opening the database.
+        /// files) and read the database's schema version, say what was found, and exit without
+        /// listening or creating or changing anything.
         #[arg(long)]
         check: bool,
     },

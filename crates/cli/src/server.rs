@@ -476,6 +476,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     say!("listening on http://{addr}");
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, %addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     warn_of_r2_r3_refused(&app.config);
+    warn_of_nothing_to_serve(&app);
     let node = app.config.node_name.clone();
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -532,6 +533,7 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     warn_of_r2_r3_refused(&app.config);
+    warn_of_nothing_to_serve(&app);
     let node = app.config.node_name.clone();
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -547,6 +549,18 @@ fn warn_of_r2_r3_refused(config: &Config) {
              and no merchant API listener asks for one (listeners[].tls.client_ca) and \
              client_identity.trusted_proxies is empty; r1 works on API keys \
              (docs/merchant-api.md, Authentication)"
+        );
+    }
+}
+
+/// A PS that knows no MPP and has no admin API to be told of one (started without a
+/// configuration file, say) answers every MPP with `UNKNOWN_SOURCE`: the operator should know.
+fn warn_of_nothing_to_serve(app: &AppState) {
+    if app.catalog.get().mpps.is_empty() && app.config.admin_token.is_empty() {
+        tracing::warn!(
+            "no MPP is known and the admin API is off (no admin_token): nothing can be paid \
+             here; give the operator data and settings in a configuration file (--config or \
+             TOLEM_CONFIG, docs/configuration.md)"
         );
     }
 }

@@ -174,5 +174,10 @@ async fn main() -> Result<(), Error> {
     // Not a `TOLEM_…` name: `tolem serve` refuses variables of that prefix it does not know.
     let ps_url = std::env::var("BANK_PS_URL").unwrap_or("http://127.0.0.1:8080".into());
     let listener = TcpListener::bind("127.0.0.1:8093").await?;
+    println!(
+        "bank: http://127.0.0.1:8093 (POST /pay, POST /refund) as demobank, against the PS at \
+         {ps_url}; its ledger is bank.db in this folder. The PS sends demobank's refunds here once \
+         its refund_url is http://127.0.0.1:8093/refund (docs/sandbox.md, refund_url)."
+    );
     run(&ps_url, listener, Path::new(".")).await
 }

@@ -340,3 +340,44 @@ fn tolem_log_format_json_writes_one_json_object_a_line() {
         "{stderr}"
     );
 }
+
+/// A PS started without a configuration file knows no MPP and has no admin API to learn of
+/// one: it runs (a PostgreSQL node may get its data from the database), and says that nothing
+/// can be paid there and what to give it.
+#[test]
+fn a_ps_with_nothing_to_serve_says_so_at_start() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("tolem.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .env_remove("TOLEM_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tolem runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let said = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(line) if line.contains("no MPP is known") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let said =
+        said.unwrap_or_else(|| panic!("no warning of nothing to serve:\n{}", seen.join("\n")));
+    assert!(said.contains("--config or TOLEM_CONFIG"), "{said}");
+}
