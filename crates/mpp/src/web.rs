@@ -41,6 +41,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// The page, its script and its style, on their paths.
 pub fn router() -> Router {
     Router::new()
+        .route("/", get(|| async { Redirect::to(WALLET_PATH) }))
         .route(
             "/wallet",
             get(|| async { Redirect::permanent(WALLET_PATH) }),

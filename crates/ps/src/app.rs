@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tolem_wire::mpp::{HEADER_REQUEST_ID, ResultCode};
@@ -54,6 +54,21 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
             .merge(admin_api::router(app.clone()))
             .merge(registers::router())
             .merge(console::router(app.clone()));
+    }
+    // The root leads a person to the screen of the listener: the console where the admin
+    // surface is served (the sandbox's one listener too), else the cashier's.
+    let home = if served.contains(&SurfaceName::Admin) {
+        Some("/console/")
+    } else if served.contains(&SurfaceName::Merchant) {
+        Some("/pos/")
+    } else {
+        None
+    };
+    if let Some(home) = home {
+        routes = routes.route(
+            "/",
+            axum::routing::get(move || async move { Redirect::to(home) }),
+        );
     }
     let counts = RequestSpanLayer {
         traffic: app.metrics.traffic.clone(),

@@ -456,6 +456,32 @@ async fn each_surface_answers_on_its_own_listener_and_the_merchant_one_speaks_tl
     let unmatched = r#"tolem_http_requests_total{route="unmatched",status="401"}"#;
     assert!(metric(&admin, unmatched).await >= 3);
 
+    // The root leads a person to the listener's screen: the console on the admin listener, the
+    // cashier's on the merchant one; the MPP listener has none.
+    let unfollowed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let root = unfollowed
+        .get(format!("{admin}/"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()["location"], "/console/");
+    let root = pos
+        .get(format!("{merchant}/"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!((root.status().as_u16(), root.url().path()), (200, "/pos/"));
+    let root = unfollowed
+        .get(format!("{mpp}/"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(root.status(), 404);
+
     // A balancer's checks answer on every listener, without credentials (the merchant one asks
     // no client certificate for them either).
     for (client, url) in [(&plain, &mpp), (&pos, &merchant), (&plain, &admin)] {

@@ -341,6 +341,18 @@ async fn a_refund_listener_of_its_own_serves_refunds_and_nothing_else() {
         .expect("the refund listener answers");
     assert_eq!(app.status(), 404);
     assert_eq!(bank.balance("C1").await, C1_OPENING);
+    // The app's root leads to the wallet; the refund listener's is nothing.
+    let root = http
+        .get(format!("{}/", bank.url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        (root.status().as_u16(), root.url().path()),
+        (200, "/wallet/")
+    );
+    let root = http.get(format!("{base}/")).send().await.expect("answer");
+    assert_eq!(root.status(), 404);
     // The PS's refund reaches it there.
     pay_1000_and_refund_400(&ps, &bank).await;
     assert!(bank.balanced().await);
