@@ -122,12 +122,30 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     config.check_reuse_port()?;
     let _lock = claim_database(&config.database)?;
     let listener = bind(config.listen, "--listen", config.reuse_port)?;
-    let addr = listener.local_addr()?;
+    let bound = listener.local_addr()?;
+    // On every address (`0.0.0.0`), this machine reaches the sandbox on loopback; 0.0.0.0 is
+    // no address to put in a link.
+    let addr = match bound.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        }
+        ip if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))
+        }
+        _ => bound,
+    };
     let local_url = format!("http://{addr}");
     // Links point where the sandbox listens, unless the operator said where it is reached from
     // outside (behind a TLS proxy, say): a configured `public_url` is kept.
     if std::env::var_os("TOLEM_PUBLIC_URL").is_none() {
         config.public_url = local_url.clone();
+        if addr != bound {
+            say!(
+                "note: listening on every address ({bound}); links and receipts name \
+                 {local_url}, which only this machine reaches: set TOLEM_PUBLIC_URL to the \
+                 address others reach the sandbox by"
+            );
+        }
     }
     let on_postgres = tolem_ps::is_postgres_url(&config.database);
     // The demo MPPs keep their books in SQLite files: beside the PS's file, or in the sandbox's

@@ -255,3 +255,24 @@ fn a_sandbox_started_again_on_other_ports_says_where_its_refunds_still_go() {
         "{again}"
     );
 }
+
+#[test]
+fn a_sandbox_on_every_address_puts_a_reachable_one_in_its_links() {
+    if !crate::harness::sqlite_only("the sandbox's own SQLite file") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("sandbox.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let banner = sandbox_banner(&["--listen", "0.0.0.0:0", "--mpps-port", "0", "--db", db]);
+    assert!(
+        banner.contains("note: listening on every address (0.0.0.0:")
+            && banner.contains("set TOLEM_PUBLIC_URL"),
+        "{banner}"
+    );
+    assert!(!banner.contains("http://0.0.0.0"), "{banner}");
+    assert!(
+        banner.contains("listening on http://127.0.0.1:"),
+        "{banner}"
+    );
+}
