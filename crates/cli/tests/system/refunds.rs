@@ -206,9 +206,12 @@ async fn refund_requests_are_checked() {
     let (_, unpaid) = ps.dynamic_qr(&device, 100).await;
     let parking_device = ps.device_at(API_KEY, "POS-P", 1002).await;
     let code = |v: Value| v["StatusCode"].as_i64().expect("a code");
+    let over = refund_r3(&ps, &device, purchase, 100.01).await;
+    assert_eq!(code(over.clone()), -99000005);
+    // It says what is left, as payment/details names it.
     assert_eq!(
-        code(refund_r3(&ps, &device, purchase, 100.01).await),
-        -99000005
+        over["Message"],
+        "Сумма возврата не может превышать сумму покупки: AvailableReturnAmount 100.00"
     );
     let zero = refund_r3(&ps, &device, purchase, 0.0).await;
     assert_eq!(code(zero.clone()), 990000028);

@@ -62,8 +62,11 @@ pub(super) async fn cancel_payment(
             Err(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))
         }
         Cancelled::NothingLeft => Err(bad("nothing left to refund")),
+        Cancelled::Refused(Refusal::AmountExceeded { left }) => Err(bad(&format!(
+            "the amount is more than what is left to refund ({left})"
+        ))),
         Cancelled::Refused(refusal) => Err(bad(match refusal {
-            Refusal::AmountExceeded => "the amount is more than what is left to refund",
+            Refusal::AmountExceeded { .. } => "the amount is more than what is left to refund",
             Refusal::TooManyRefunds => "the purchase has refunds.per_purchase_max refunds already",
             // The operator cancels any trade point's purchase, and without a return QR.
             Refusal::PaymentNotFound

@@ -832,7 +832,7 @@ async fn cancel(
         ),
         Ok(Cancelled::Refused(refusal)) => {
             let why = match refusal {
-                Refusal::AmountExceeded => T::CancelTooMuch,
+                Refusal::AmountExceeded { .. } => T::CancelTooMuch,
                 Refusal::TooManyRefunds => T::CancelTooMany,
                 Refusal::PaymentNotFound => T::NoSuchThing,
                 Refusal::NotRefundable

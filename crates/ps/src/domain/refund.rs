@@ -254,8 +254,8 @@ pub enum Refusal {
     NotRefundable,
     /// The return QR is unknown, unscanned, used or past its window.
     ReturnQrNotUsable,
-    /// More than what is left to refund.
-    AmountExceeded,
+    /// More than what is left to refund (`left`, refunds in flight counted).
+    AmountExceeded { left: Amount },
     /// The purchase already has as many refunds as one may (`refunds.per_purchase_max`).
     TooManyRefunds,
 }
@@ -302,8 +302,9 @@ pub(crate) fn check_order(
     if order.kind == RefundKind::Cancel && payment.kind != Kind::Custom {
         return Err(Refusal::NotRefundable);
     }
-    if order.amount > available(total, held) {
-        return Err(Refusal::AmountExceeded);
+    let left = available(total, held);
+    if order.amount > left {
+        return Err(Refusal::AmountExceeded { left });
     }
     if let Some(qr) = return_qr {
         let Some(qr) = qr else {
@@ -535,7 +536,7 @@ mod tests {
         );
         assert_eq!(
             check_order(&direct, &paid, [t(50)], None, now),
-            Err(Refusal::AmountExceeded)
+            Err(Refusal::AmountExceeded { left: t(50) })
         );
         let elsewhere = RefundOrder {
             trade_point_id: Some(TradePointId::new(2)),

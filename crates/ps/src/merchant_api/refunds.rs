@@ -278,7 +278,11 @@ pub(super) fn refusal(refusal: Refusal) -> PosError {
         Refusal::PaymentNotFound => PosError::status(StatusCode::PaymentNotFound),
         Refusal::TradePointMismatch => PosError::status(StatusCode::TradePointMismatch),
         Refusal::NotRefundable => PosError::status(StatusCode::ReturnWrongStatus),
-        Refusal::AmountExceeded => PosError::status(StatusCode::ReturnAmountExceeded),
+        // What is left, named as `payment/details` names it, so that the POS can offer it.
+        Refusal::AmountExceeded { left } => PosError::Status(
+            StatusCode::ReturnAmountExceeded,
+            Some(format!("AvailableReturnAmount {left}")),
+        ),
         // No further part of the purchase can be returned: it has as many refunds as one may.
         Refusal::TooManyRefunds => PosError::status(StatusCode::PartialReturnImpossible),
         Refusal::ReturnQrNotUsable => PosError::param("QrReturnId", Problem::ReturnQrNotUsable),
