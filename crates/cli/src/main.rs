@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Run the server with the demo data, in sandbox mode, on a local SQLite file.
+    /// Run the server with the demo data, in sandbox mode, on a local SQLite file (or the
+    /// PostgreSQL database --db names), with a reference MPP for each demo MPP.
     Sandbox {
         #[command(flatten)]
         overrides: Overrides,
@@ -87,8 +88,8 @@ enum Command {
 /// Flags that override the configuration.
 #[derive(Args)]
 pub struct Overrides {
-    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one); not with
-    /// `listeners` in the configuration.
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one); for `serve`, not
+    /// with `listeners` in the configuration.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// The database, overriding the configuration's `database`: a SQLite file (one serving

@@ -17,7 +17,7 @@ pub struct WalletArgs {
     /// The reference MPP's address (its app API).
     #[arg(long, global = true, default_value = "http://127.0.0.1:8091")]
     mpp: String,
-    /// Your customer id at the MPP (the demo customers are C1 and C2).
+    /// Your customer id at the MPP (the sandbox's: C1 and C2 at demobank, W1 at demowallet).
     #[arg(long, global = true, default_value = "C1")]
     customer: String,
     /// The language of the wallet and of the merchant's texts.
