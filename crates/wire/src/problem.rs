@@ -55,6 +55,12 @@ pub enum Problem {
     Late,
     /// The connection ended before the whole body arrived.
     Incomplete,
+    /// The purchase is not in the status a step starts from (the sandbox's emulators), e.g.
+    /// `QrTokenCreated`.
+    NotInStatus(&'static str),
+    /// What the MPP API answers a real MPP's same step with (the sandbox's emulators), e.g.
+    /// `EXPIRED_CODE`.
+    MppApiAnswers(&'static str),
 }
 
 impl Problem {
@@ -144,6 +150,14 @@ impl Problem {
             Problem::Incomplete => pick(
                 "тело запроса получено не полностью",
                 "сұрау денесі толық алынбады",
+            ),
+            Problem::NotInStatus(status) => pick(
+                &format!("покупка не в статусе {status}"),
+                &format!("сатып алу {status} мәртебесінде емес"),
+            ),
+            Problem::MppApiAnswers(code) => pick(
+                &format!("МПП получил бы ответ {code}"),
+                &format!("МПП {code} жауабын алар еді"),
             ),
         }
     }

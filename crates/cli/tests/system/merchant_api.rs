@@ -1,6 +1,6 @@
 //! The merchant (POS) API: devices, QR creation, status, isolation, idempotency, emulators.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -370,6 +370,47 @@ async fn sandbox_emulators_drive_the_state_machine() {
     step("scan", id).await;
     assert_eq!(step("confirmerror", id).await, 0);
     assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    // A refused step says why in the caller's language: the status it needs, or what the MPP
+    // API would have answered; an unknown step names the steps.
+    let said = |path: String, kk: bool| {
+        let ps = &ps;
+        async move {
+            let mut req = ps
+                .http
+                .post(format!("{}{path}", ps.url))
+                .header("api-key", API_KEY)
+                .json(&json!({"qrPaymentId": id.to_string()}));
+            if kk {
+                req = req.header("accept-language", "kk");
+            }
+            let answer: Value = req
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("JSON");
+            assert_eq!(answer["StatusCode"], -99000400, "{answer}");
+            answer["Message"].as_str().expect("a message").to_owned()
+        }
+    };
+    let confirm = || "/r1/v01/test/payment/confirm".to_owned();
+    assert_eq!(
+        said(confirm(), false).await,
+        "Некорректный запрос: QrPaymentId — покупка не в статусе Wait"
+    );
+    assert_eq!(
+        said(confirm(), true).await,
+        "Сұрау дұрыс емес: QrPaymentId — сатып алу Wait мәртебесінде емес"
+    );
+    assert_eq!(
+        said("/r1/v01/test/payment/scan".to_owned(), false).await,
+        "Некорректный запрос: QrPaymentId — МПП получил бы ответ EXPIRED_CODE"
+    );
+    assert_eq!(
+        said("/r1/v01/test/payment/pay".to_owned(), false).await,
+        "Некорректный запрос: step — ожидается scan | confirm | scanerror | confirmerror"
+    );
 }
 
 #[tokio::test]

@@ -171,10 +171,6 @@ impl PosError {
         PosError::Status(code, None)
     }
 
-    pub(crate) fn invalid(detail: impl Into<String>) -> PosError {
-        PosError::Status(StatusCode::InvalidRequest, Some(detail.into()))
-    }
-
     /// `-99000400` naming the parameter and what is wrong with it.
     pub(crate) fn param(name: &str, problem: Problem) -> PosError {
         PosError::Param(StatusCode::InvalidRequest, Param::new(name, problem))
@@ -203,8 +199,9 @@ struct Failure {
 
 #[derive(Clone, Debug)]
 enum Detail {
-    /// A text sent as is in either language: a field name, or one of the free-text details
-    /// (`PosError::invalid`) that refunds and the sandbox still give, which are English.
+    /// A text sent as is in either language: what authentication found missing or wrong (the
+    /// `Api-Key`, the client certificate, the source address) or what is left of a purchase
+    /// (`AvailableReturnAmount 600.00`), which names the thing itself.
     Text(String),
     /// A parameter and its problem, said in the caller's language.
     Param(Param),

@@ -6,6 +6,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::response::IntoResponse;
+use tolem_wire::Problem;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
 
 use super::{PosCall, PosError, PosResult, envelope, path_text, unknown_method};
@@ -37,15 +38,19 @@ pub(super) async fn payment_step(
     if !owned {
         return Err(PosError::status(StatusCode::PaymentNotFound));
     }
-    let step =
-        Step::parse(&step).ok_or_else(|| PosError::invalid(format!("unknown step {step}")))?;
+    let step = Step::parse(&step).ok_or_else(|| {
+        PosError::param(
+            "step",
+            Problem::Expected("scan | confirm | scanerror | confirmerror"),
+        )
+    })?;
     let buyer = Owner {
         mpp: CallerName::from(SANDBOX_MPP),
         customer_id: SANDBOX_CUSTOMER.to_owned(),
     };
     match payments::emulate(&app, id, step, buyer).await? {
         Emulated::Done => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
-        Emulated::Refused(why) => Err(PosError::invalid(why)),
+        Emulated::Refused(why) => Err(PosError::param("QrPaymentId", why)),
         Emulated::NotFound => Err(PosError::status(StatusCode::PaymentNotFound)),
     }
 }
@@ -75,7 +80,10 @@ pub(super) async fn return_scan(State(app): State<AppState>, call: PosCall) -> P
     };
     match crate::refunds::scan_return_qr(&app, token, owner, None).await? {
         Some(Ok(_)) => Ok(envelope(HttpStatus::OK, &Envelope::ok_empty())),
-        Some(Err(code)) => Err(PosError::invalid(code.as_str())),
+        Some(Err(code)) => Err(PosError::param(
+            "QrReturnId",
+            Problem::MppApiAnswers(code.as_str()),
+        )),
         None => Err(PosError::status(StatusCode::PurchaseNotFound)),
     }
 }

@@ -2,6 +2,8 @@
 //! DECISIONS 30): each step moves a purchase through the same rules a real MPP's scan and
 //! notifyPayment do, in one transaction, and obeys the operator as they do (DECISIONS 19).
 
+use tolem_wire::Problem;
+
 use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{Owner, PaymentId, Status};
 use crate::state::App;
@@ -40,7 +42,7 @@ pub enum Emulated {
     /// No purchase has that id.
     NotFound,
     /// The purchase is not where the step can start; nothing changed.
-    Refused(String),
+    Refused(Problem),
 }
 
 /// Applies `step` to purchase `payment_id` as `buyer` would.
@@ -64,12 +66,12 @@ pub async fn emulate(
                     .check()
                     .and_then(|()| p.scan(&buyer, now, &policy))
                     .map(|_| ())
-                    .map_err(|c| c.as_str().to_owned()),
+                    .map_err(|c| Problem::MppApiAnswers(c.as_str())),
                 Step::ScanError if p.effective_status(now, &policy) == Status::Created => {
                     p.finish(Status::Failed, now);
                     Ok(())
                 }
-                Step::ScanError => Err("the purchase is not waiting for a scan".to_owned()),
+                Step::ScanError => Err(Problem::NotInStatus("QrTokenCreated")),
                 Step::Confirm | Step::ConfirmError => {
                     let verdict = if step == Step::Confirm {
                         Verdict::Success
@@ -84,7 +86,7 @@ pub async fn emulate(
                     };
                     match p.notify(&cmd, state, now, &policy) {
                         NotifyDecision::Apply(_) => Ok(()),
-                        _ => Err("the purchase is not waiting for confirmation".to_owned()),
+                        _ => Err(Problem::NotInStatus("Wait")),
                     }
                 }
             };
