@@ -211,6 +211,24 @@ async fn idle_slowloris_slow_bodies_and_idle_keep_alive_are_closed_at_their_dead
         assert_eq!(json_of(&body)["StatusCode"], -999, "{body}");
         until_closed(&mut stream, "the connection of a late merchant body").await;
     };
+    // The admin API's too, with its token: 408 in its own `{"error"}` shape, send it again.
+    let stalled_admin = async {
+        let mut stream = connect(&ps).await;
+        let request = format!(
+            "PUT /admin/v1/trade-points/1001 HTTP/1.1\r\nHost: ps\r\n\
+             Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000\r\n\r\n{{\"id\":"
+        );
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let (status, body) = read_answer(&mut stream, "a stalled admin body").await;
+        assert_eq!(status, 408, "{body}");
+        assert!(
+            json_of(&body)["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("send it again")),
+            "{body}"
+        );
+    };
     // A body that keeps coming, a byte at a time: refused at the deadline (408 if the answer
     // gets through before the connection closes).
     let trickling_body = async {
@@ -252,6 +270,7 @@ async fn idle_slowloris_slow_bodies_and_idle_keep_alive_are_closed_at_their_dead
         slowloris,
         stalled_mpp,
         stalled_merchant,
+        stalled_admin,
         trickling_body,
         idle_keep_alive
     );

@@ -35,6 +35,14 @@ pub(super) async fn guard(State(app): State<AppState>, req: Request, next: Next)
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return too_large(limit).into_response();
         }
+        // Its deadline passed (DECISIONS 43): a client may send it again.
+        Err(e) if crate::connections::body::is_late(&*e) => {
+            return AdminError(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive within limits.body_timeout_ms: send it again".into(),
+            )
+            .into_response();
+        }
         Err(e) => {
             tracing::info!(error = %e, "admin request body not read");
             return AdminError(StatusCode::BAD_REQUEST, "the body could not be read".into())

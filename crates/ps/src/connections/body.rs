@@ -163,12 +163,21 @@ pub(crate) async fn read_body(req: Request, bytes_max: usize) -> Result<Bytes, B
 /// axum boxes a body's error; a [`BodyFault::Late`] inside is a deadline, anything else a body
 /// the client did not finish.
 fn classify(error: &axum::Error) -> BodyError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    if is_late(error) {
+        BodyError::Late
+    } else {
+        BodyError::Incomplete
+    }
+}
+
+/// Whether a body's error, however boxed, is its deadline ([`BodyFault::Late`]).
+pub(crate) fn is_late(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
     while let Some(e) = source {
         if let Some(BodyFault::Late) = e.downcast_ref::<BodyFault>() {
-            return BodyError::Late;
+            return true;
         }
         source = e.source();
     }
-    BodyError::Incomplete
+    false
 }
