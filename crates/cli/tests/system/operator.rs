@@ -24,6 +24,23 @@ async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
         .await
         .expect("answer");
     assert_eq!(resp.status(), 401);
+    // Two tokens name no one caller, in either order; the same one twice is that one.
+    let good = format!("Bearer {ADMIN_TOKEN}");
+    for (first, second, want) in [
+        ("Bearer nope", good.as_str(), 401),
+        (good.as_str(), "Bearer nope", 401),
+        (good.as_str(), good.as_str(), 200),
+    ] {
+        let resp = ps
+            .http
+            .get(format!("{}/admin/v1/catalog", ps.url))
+            .header("authorization", first)
+            .header("authorization", second)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), want, "{first} then {second}");
+    }
     let (status, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
     assert_eq!(status, 200);
     // Only hashes of API keys are stored.

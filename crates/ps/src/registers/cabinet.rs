@@ -127,11 +127,7 @@ fn sha256(text: &str) -> [u8; 32] {
 /// The MPP whose cabinet token the request carries. Hashes are compared so that the comparison
 /// takes the same time whatever prefix of a token an attacker guessed.
 fn caller(app: &AppState, headers: &HeaderMap) -> Result<String, CabinetError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(CabinetError::Unauthorized)?;
+    let token = crate::admin_api::bearer_token(headers).ok_or(CabinetError::Unauthorized)?;
     mpp_of_token(app, token).ok_or(CabinetError::Unauthorized)
 }
 
