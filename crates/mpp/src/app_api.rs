@@ -261,11 +261,7 @@ pub async fn serve(
         }
     };
     let served = match refund_listener {
-        None => {
-            axum::serve(listener, router(mpp))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        None => crate::listen::serve(listener, router(mpp), shutdown).await,
         Some(refund_listener) => {
             // Either listener ending (the shutdown, or a failure) ends the other.
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -278,10 +274,12 @@ pub async fn serve(
             let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
-            let refunds = axum::serve(refund_listener, mpp.refund_endpoint().router())
-                .with_graceful_shutdown(until_stopped(stopped.clone()));
-            let app = axum::serve(listener, app_router(mpp))
-                .with_graceful_shutdown(until_stopped(stopped));
+            let refunds = crate::listen::serve(
+                refund_listener,
+                mpp.refund_endpoint().router(),
+                until_stopped(stopped.clone()),
+            );
+            let app = crate::listen::serve(listener, app_router(mpp), until_stopped(stopped));
             let (app, refunds) = tokio::join!(
                 async {
                     let served = app.await;

@@ -15,6 +15,7 @@ pub mod app_api;
 pub mod config;
 pub mod flows;
 pub mod ledger;
+pub mod listen;
 pub mod reconcile;
 pub mod wallet;
 pub mod web;

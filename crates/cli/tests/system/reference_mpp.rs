@@ -828,3 +828,53 @@ async fn a_dropped_confirm_the_ps_then_refuses_is_reversed_once() {
     assert_eq!(reversals, 1);
     assert!(bank.balanced().await);
 }
+
+/// The reference MPP's listeners are guarded (`tolem_mpp::listen`): a client that never
+/// finishes its headers is closed at the header deadline, and connections held without a
+/// request fill no more than the cap, so the process keeps its file descriptors (the sandbox
+/// runs its demo MPPs inside the PS's process); the next client waits its turn and is served.
+#[tokio::test]
+async fn the_reference_mpp_closes_slow_clients_and_caps_its_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tolem_mpp::listen::{CONNECTIONS_MAX, HEADER_TIMEOUT};
+    let ps = TestPs::start().await;
+    let bank = TestMpp::start(&ps.url).await;
+    let addr = bank.url.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..CONNECTIONS_MAX {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connected");
+        stream
+            .write_all(b"GET /wallet/ HTTP/1.1\r\n")
+            .await
+            .expect("sent");
+        held.push(stream);
+    }
+    // One more client: it waits in the backlog while the cap is full, and is served once the
+    // held connections are closed at the header deadline.
+    let served = reqwest::get(format!("{}/wallet/", bank.url))
+        .await
+        .expect("served in the end");
+    assert_eq!(served.status(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= HEADER_TIMEOUT / 2,
+        "served after {waited:?}: the cap did not hold"
+    );
+    // Every held connection was closed by the MPP, without an answer.
+    for mut stream in held {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "left open");
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("200 OK"),
+            "{rest:?}"
+        );
+    }
+}
