@@ -113,6 +113,12 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     std::fs::write(&file, SANDBOX_CONFIG).context("cannot write the sandbox configuration")?;
     let mut config = Config::load(Some(&file), environment())?;
     config.sandbox = true;
+    // The demo MPPs' connections are file descriptors of this process too: the PS's cap leaves
+    // room for them at their own caps (`tolem_mpp::listen`).
+    config.limits.open_files_reserved = config
+        .limits
+        .open_files_reserved
+        .saturating_add(SANDBOX_MPPS.len() * tolem_mpp::listen::CONNECTIONS_MAX);
     if let Some(listen) = overrides.listen {
         config.listen = listen;
     }
