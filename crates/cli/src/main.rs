@@ -83,6 +83,22 @@ enum Command {
     /// Write the strongSwan configuration of the IPSec link to each MPP, for both sides
     /// (docs/ipsec.md).
     Ipsec(ipsec::IpsecArgs),
+    /// After restoring the database from a backup, before the PS starts on it: move the
+    /// operation ids past any the lost part of its history handed out, so that no payment or
+    /// refund id is issued twice (docs/deployment.md, Backups).
+    Restored {
+        /// The server's TOML configuration file (for its `database`).
+        #[arg(long, env = "TOLEM_CONFIG")]
+        config: Option<PathBuf>,
+        /// The restored database, overriding the configuration's `database`: its SQLite file or
+        /// a PostgreSQL URL.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// How far to move the ids: more operations than the PS could have made since the
+        /// backup.
+        #[arg(long, default_value_t = tolem_ps::store::RESTORE_GAP)]
+        gap: i64,
+    },
 }
 
 /// Flags that override the configuration.
@@ -143,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Mpp(args) => mpp::run(args).await,
             Command::Wallet(args) => wallet::run(args).await,
             Command::Ipsec(args) => ipsec::run(args),
+            Command::Restored { config, db, gap } => server::restored(config, db, gap),
         }
     })
 }

@@ -87,6 +87,35 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `tolem restored`: the operation ids of the database the configuration (or `db`) names moved
+/// `gap` past the highest it holds or had handed out (`tolem_ps::store::skip_operation_ids`).
+/// A SQLite file is locked for it as for a serving PS, so it is refused while one runs.
+pub fn restored(file: Option<PathBuf>, db: Option<PathBuf>, gap: i64) -> anyhow::Result<()> {
+    let mut config = Config::load(file.as_deref(), environment())?;
+    if let Some(db) = db {
+        config.database = db;
+    }
+    let database = tolem_ps::database_for_display(&config.database);
+    if !tolem_ps::is_postgres_url(&config.database) {
+        anyhow::ensure!(
+            config.database.exists(),
+            "no database {database}: put the backup in place first, or give --db the restored file"
+        );
+    }
+    let _lock = claim_database(&config.database)?;
+    let (before, after) =
+        tolem_ps::store::skip_operation_ids(&config.database, gap).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot move the operation ids of {database}: {e}; give the restored database of a \
+             Tolem PS (--db or the configuration's `database`)"
+            )
+        })?;
+    say!(
+        "operation ids of {database}: the next was {before}, now {after}; start the PS (docs/deployment.md, Backups)"
+    );
+    Ok(())
+}
+
 /// A reference MPP the sandbox runs beside the PS.
 struct SandboxMpp {
     caller: &'static str,

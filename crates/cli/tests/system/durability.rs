@@ -414,3 +414,74 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
     assert!(bank.balanced().await);
     server.kill();
 }
+
+/// A database restored from a backup has lost the ids its later history handed out, which the
+/// MPPs, the POS and the registers still know; `tolem restored` moves the ids past them, so an
+/// operation made after the restore never takes one of them (DECISIONS 40). Without it, the next
+/// payment would take the id of the first one the backup missed.
+#[tokio::test]
+async fn after_a_restore_no_operation_id_is_issued_twice() {
+    if !sqlite_only("a SQLite file restored from its online backup") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let kept = ps.paid(&device, 100, "C1").await;
+    let backup = dir.path().join("backup.db");
+    rusqlite::Connection::open(ps.db_path())
+        .expect("the database")
+        .execute("VACUUM INTO ?1", [backup.to_str().expect("UTF-8")])
+        .expect("an online backup");
+    // What the backup misses: a payment and its refund, their ids already out in the world.
+    let lost = ps.paid(&device, 300, "C1").await;
+    let refund = crate::refunds::refund_r3(&ps, &device, lost, 100.0).await;
+    let lost_refund = refund["Data"]["ReturnOperationId"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a refund: {refund}"));
+    let clock = ps.clock.clone();
+    let mut ps = ps;
+    ps.shutdown().await;
+    drop(ps);
+    // The restore as docs/deployment.md writes it: the backup in place (here beside the lost
+    // file, which the stopped PS's test harness still holds), no log beside it.
+    let db = dir.path().join("restored.db");
+    std::fs::copy(&backup, &db).expect("the backup in place");
+    let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["restored", "--db"])
+        .arg(&db)
+        .env_remove("TOLEM_CONFIG")
+        .output()
+        .expect("tolem restored runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!("the next was {}", kept + 1)),
+        "{said}"
+    );
+    let ps = TestPs::start_with(test_config(&db), clock).await;
+    let after = ps.paid(&device, 50, "C2").await;
+    assert!(
+        after > lost.max(lost_refund),
+        "id {after} after the restore; {lost} and {lost_refund} were handed out before it"
+    );
+    // Started again, the PS keeps counting from there.
+    let ps = ps.restart().await;
+    assert_eq!(ps.paid(&device, 50, "C2").await, after + 1);
+}
+
+/// The gap itself, on either database: the next id moves by it, past every id held.
+#[tokio::test]
+async fn the_operation_ids_move_by_the_gap_asked() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let last = ps.paid(&device, 100, "C1").await;
+    let (before, after) = tolem_ps::store::skip_operation_ids(&ps.db_path(), 1_000).expect("moved");
+    assert_eq!((before, after), (last + 1, last + 1_001));
+    assert_eq!(ps.paid(&device, 100, "C1").await, last + 1_001);
+    assert!(tolem_ps::store::skip_operation_ids(&ps.db_path(), 0).is_err());
+}

@@ -3,8 +3,10 @@
 //! (JSON numbers on the wire); only who hands them out changed. A typed id of `domain::ids` crosses
 //! into and out of SQL as the integer it wraps (`db.rs`'s `Arg`/`Column`).
 
-use super::StoreResult;
+use std::path::Path;
+
 use super::db::Db;
+use super::{StoreError, StoreResult};
 
 const NEXT_ON_POSTGRES: &str = "SELECT nextval('operation_ids')";
 
@@ -40,6 +42,81 @@ pub(super) fn next_operation_id(db: Db<'_>) -> StoreResult<i64> {
     };
     db.query_row(sql, &[], |r| r.get(0))?
         .ok_or_else(|| super::StoreError::Corrupt("the operation id counter is missing".to_owned()))
+}
+
+/// The gap `tolem restored` leaves by default: more operations than any PS makes between two
+/// backups, and few enough that ids stay far below 2^53 (exact in every JSON reader) after
+/// millions of restores.
+pub const RESTORE_GAP: i64 = 1_000_000_000;
+
+/// After a restore (`tolem restored`, docs/deployment.md): lifts the operation id counter `gap`
+/// past the highest id the restored database holds or had handed out, so that ids its lost
+/// history issued — known to MPPs, POS software, receipts and registers — are never issued again
+/// for other operations (DECISIONS 40). Returns the next id before and after. The database must
+/// be one a PS has opened (its counter exists); nothing else should be writing to it.
+pub fn skip_operation_ids(path: &Path, gap: i64) -> StoreResult<(i64, i64)> {
+    if gap < 1 {
+        return Err(StoreError::Corrupt(format!(
+            "the gap must be at least 1, not {gap}"
+        )));
+    }
+    let path = path.to_owned();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if crate::config::is_postgres_url(&path) {
+                let url = super::pg_tls::parse(&path.to_string_lossy())?;
+                let conn = super::db::PgConn::connect(&url)?;
+                let db = Db::Pg(&conn);
+                let high: i64 = db
+                    .query_row(
+                        "SELECT GREATEST((SELECT last_value FROM operation_ids), \
+                         COALESCE((SELECT MAX(id) FROM payments), 0), \
+                         COALESCE((SELECT MAX(id) FROM refunds), 0))",
+                        &[],
+                        |r| r.get(0),
+                    )?
+                    .unwrap_or_default();
+                let lifted = lift(high, gap)?;
+                db.query_row(
+                    "SELECT setval('operation_ids', GREATEST(last_value, ?1)) FROM operation_ids",
+                    &[&lifted],
+                    |r| r.get::<i64>(0),
+                )?;
+                Ok((high + 1, lifted + 1))
+            } else {
+                let mut conn = rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let high: i64 = tx.query_row(
+                    "SELECT MAX(last_id, \
+                     COALESCE((SELECT MAX(id) FROM payments), 0), \
+                     COALESCE((SELECT MAX(id) FROM refunds), 0)) \
+                     FROM operation_ids WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let lifted = lift(high, gap)?;
+                tx.execute(
+                    "UPDATE operation_ids SET last_id = ?1 WHERE id = 1",
+                    [lifted],
+                )?;
+                tx.commit()?;
+                Ok((high + 1, lifted + 1))
+            }
+        })
+        .join()
+        .map_err(|_| StoreError::Corrupt("moving the operation ids panicked".to_owned()))?
+    })
+}
+
+fn lift(high: i64, gap: i64) -> StoreResult<i64> {
+    high.checked_add(gap)
+        .filter(|lifted| *lifted < i64::MAX)
+        .ok_or_else(|| StoreError::Corrupt(format!("no room for a gap of {gap} past {high}")))
 }
 
 #[cfg(test)]
