@@ -62,7 +62,7 @@ pub(super) async fn cancel_payment(
             Err(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))
         }
         Cancelled::NothingLeft => Err(bad("nothing left to refund")),
-        Cancelled::Refused(Refusal::AmountExceeded { left }) => Err(bad(&format!(
+        Cancelled::Refused(Refusal::AmountExceeded { left }) => Err(bad(format!(
             "the amount is more than what is left to refund ({left})"
         ))),
         Cancelled::Refused(refusal) => Err(bad(match refusal {
