@@ -530,6 +530,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, %addr, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     warn_of_r2_r3_refused(&app.config);
     warn_of_nothing_to_serve(&app);
+    warn_of_r3_unlisted(&app);
     let node = app.config.node_name.clone();
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -587,6 +588,7 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), node = %app.config.node_name, database = %tolem_ps::database_for_display(&database), sandbox = app.config.sandbox, "Tolem PS started");
     warn_of_r2_r3_refused(&app.config);
     warn_of_nothing_to_serve(&app);
+    warn_of_r3_unlisted(&app);
     let node = app.config.node_name.clone();
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -616,6 +618,43 @@ fn warn_of_nothing_to_serve(app: &AppState) {
              TOLEM_CONFIG, docs/configuration.md)"
         );
     }
+}
+
+/// Outside the sandbox r3 takes calls only from an organization's listed addresses (DECISIONS
+/// 28): an organization known by a certificate (r2 and r3) that lists none takes no r3 call, which
+/// the operator should know at start, the more after an upgrade that began to refuse them.
+fn warn_of_r3_unlisted(app: &AppState) {
+    if app.config.sandbox {
+        return;
+    }
+    let catalog = app.catalog.get();
+    let mut unlisted: Vec<&str> = catalog
+        .organizations
+        .values()
+        .filter(|o| !o.client_certificates.is_empty() && o.r3_allowed_ips.is_empty())
+        .map(|o| o.bin.as_str())
+        .collect();
+    if unlisted.is_empty() {
+        return;
+    }
+    unlisted.sort_unstable();
+    let count = unlisted.len();
+    let named = unlisted
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if count > 10 {
+        format!(" and {} more", count - 10)
+    } else {
+        String::new()
+    };
+    tracing::warn!(
+        "{count} organization(s) with client certificates list no r3_allowed_ips and take no r3 \
+         call (-10000): {named}{more}; list their partners' addresses (docs/merchant-api.md, \
+         r3's source addresses)"
+    );
 }
 
 pub async fn shutdown_signal() {

@@ -341,17 +341,15 @@ fn tolem_log_format_json_writes_one_json_object_a_line() {
     );
 }
 
-/// A PS started without a configuration file knows no MPP and has no admin API to learn of
-/// one: it runs (a PostgreSQL node may get its data from the database), and says that nothing
-/// can be paid there and what to give it.
-#[test]
-fn a_ps_with_nothing_to_serve_says_so_at_start() {
+/// The line of `tolem serve` (started with `args`, in a folder of its own) that contains
+/// `needle` among what it logs at start; the PS is stopped once it is seen, or after 30 s.
+fn said_at_start(args: &[&str], needle: &str) -> Option<String> {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("tolem.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
+        .arg(dir.path().join("tolem.db"))
+        .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("TOLEM_CONFIG")
         .stdout(Stdio::null())
@@ -367,17 +365,51 @@ fn a_ps_with_nothing_to_serve_says_so_at_start() {
             }
         }
     });
-    let mut seen = Vec::new();
-    let said = loop {
+    let found = loop {
         match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-            Ok(line) if line.contains("no MPP is known") => break Some(line),
-            Ok(line) => seen.push(line),
+            Ok(line) if line.contains(needle) => break Some(line),
+            Ok(_) => {}
             Err(_) => break None,
         }
     };
     let _ = child.kill();
     let _ = child.wait();
-    let said =
-        said.unwrap_or_else(|| panic!("no warning of nothing to serve:\n{}", seen.join("\n")));
+    found
+}
+
+/// A PS started without a configuration file knows no MPP and has no admin API to learn of
+/// one: it runs (a PostgreSQL node may get its data from the database), and says that nothing
+/// can be paid there and what to give it.
+#[test]
+fn a_ps_with_nothing_to_serve_says_so_at_start() {
+    let said = said_at_start(&[], "no MPP is known").expect("a warning of nothing to serve");
     assert!(said.contains("--config or TOLEM_CONFIG"), "{said}");
+}
+
+/// An organization known by its certificate that lists no r3 addresses takes no r3 call
+/// outside the sandbox (DECISIONS 28): the start names it.
+#[test]
+fn organizations_without_r3_addresses_are_named_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("tolem.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "caller_name = \"tolem\"\n\n[[organizations]]\nbin = \"990340001234\"\n\
+             name = \"ТОО «Partner»\"\nclient_certificates = [\"{}\"]\n\n\
+             [[organizations]]\nbin = \"990340005678\"\nname = \"ТОО «Listed»\"\n\
+             client_certificates = [\"{}\"]\nr3_allowed_ips = [\"203.0.113.5\"]\n",
+            "ab".repeat(32),
+            "cd".repeat(32)
+        ),
+    )
+    .expect("written");
+    let config = config.to_str().expect("UTF-8");
+    let said = said_at_start(&["--config", config], "take no r3 call")
+        .expect("a warning naming the organization");
+    assert!(
+        said.contains("1 organization(s)") && said.contains("990340001234"),
+        "{said}"
+    );
+    assert!(!said.contains("990340005678"), "{said}");
 }
