@@ -411,6 +411,32 @@ async fn sandbox_emulators_drive_the_state_machine() {
         said("/r1/v01/test/payment/pay".to_owned(), false).await,
         "Некорректный запрос: step — ожидается scan | confirm | scanerror | confirmerror"
     );
+    // A purchase waiting while the operator suspends its merchant: confirm is refused as a
+    // real MPP's notifyPayment would be, and says so (not that it is not waiting).
+    let (_, id) = ps.dynamic_qr(&device, 100).await;
+    assert_eq!(step("scan", id).await, 0);
+    let (status, _) = ps
+        .admin(
+            "POST",
+            "/admin/v1/organizations/990340001234/status",
+            &json!({"status": "suspended"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, answer) = ps
+        .pos(
+            "POST",
+            "/r1/v01/test/payment/confirm",
+            API_KEY,
+            Some(&json!({"qrPaymentId": id.to_string()})),
+        )
+        .await;
+    assert_eq!(
+        answer["Message"],
+        "Некорректный запрос: QrPaymentId — МПП получил бы ответ PAYMENTS_SUSPENDED",
+        "{answer}"
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Wait");
 }
 
 #[tokio::test]

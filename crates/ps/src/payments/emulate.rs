@@ -3,6 +3,7 @@
 //! notifyPayment do, in one transaction, and obeys the operator as they do (DECISIONS 19).
 
 use tolem_wire::Problem;
+use tolem_wire::mpp::ResultCode;
 
 use crate::domain::payment::{Notify, NotifyDecision, Verdict};
 use crate::domain::{Owner, PaymentId, Status};
@@ -84,9 +85,18 @@ pub async fn emulate(
                         mpp_payment_id: format!("sandbox-{}", p.id),
                         amount: None,
                     };
+                    // Refused as a real MPP's notifyPayment would be, and said so: the status it
+                    // needs, or the MPP API's answer (a suspended merchant's, say).
                     match p.notify(&cmd, state, now, &policy) {
                         NotifyDecision::Apply(_) => Ok(()),
-                        _ => Err(Problem::NotInStatus("Wait")),
+                        NotifyDecision::Repeat(_)
+                        | NotifyDecision::Reject(ResultCode::PaymentIncorrectStatus) => {
+                            Err(Problem::NotInStatus("Wait"))
+                        }
+                        NotifyDecision::Reject(code) | NotifyDecision::Expired(code) => {
+                            Err(Problem::MppApiAnswers(code.as_str()))
+                        }
+                        NotifyDecision::BadAmount(problem) => Err(problem),
                     }
                 }
             };
