@@ -562,6 +562,23 @@ async fn an_mpp_sees_only_its_own_register_and_only_with_its_token() {
         let body: Value = serde_json::from_slice(&body).expect("a JSON error");
         assert!(body["error"].is_string());
     }
+    // Two tokens name no one MPP, in either order (a proxy's and the client's, say).
+    for tokens in [[WALLET_TOKEN, BANK_TOKEN], [BANK_TOKEN, WALLET_TOKEN]] {
+        let status = scene
+            .ps
+            .http
+            .get(format!(
+                "{}/cabinet/v1/registers/daily/2026-11-26.csv",
+                scene.ps.url
+            ))
+            .header("authorization", format!("Bearer {}", tokens[0]))
+            .header("authorization", format!("Bearer {}", tokens[1]))
+            .send()
+            .await
+            .expect("the PS answers")
+            .status();
+        assert_eq!(status, 401, "{tokens:?}");
+    }
 }
 
 fn write_config(dir: &Path) -> PathBuf {

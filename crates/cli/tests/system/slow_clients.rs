@@ -229,6 +229,17 @@ async fn idle_slowloris_slow_bodies_and_idle_keep_alive_are_closed_at_their_dead
             "{body}"
         );
     };
+    // The console's sign-in form likewise (a 408 page, not a refused sign-in).
+    let stalled_form = async {
+        let mut stream = connect(&ps).await;
+        let request = "POST /console/sign-in HTTP/1.1\r\nHost: ps\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1000\r\n\r\ntoken=";
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let (status, body) = read_answer(&mut stream, "a stalled sign-in form").await;
+        assert_eq!(status, 408, "{body}");
+        assert!(body.contains("отправьте её снова"), "{body}");
+    };
     // A body that keeps coming, a byte at a time: refused at the deadline (408 if the answer
     // gets through before the connection closes).
     let trickling_body = async {
@@ -271,6 +282,7 @@ async fn idle_slowloris_slow_bodies_and_idle_keep_alive_are_closed_at_their_dead
         stalled_mpp,
         stalled_merchant,
         stalled_admin,
+        stalled_form,
         trickling_body,
         idle_keep_alive
     );

@@ -366,23 +366,31 @@ impl Form {
 
     /// Reads an `application/x-www-form-urlencoded` body of at most
     /// `limits.admin_body_bytes_max` bytes; anything else is an empty form (which no CSRF check
-    /// passes).
-    pub(super) async fn read(app: &AppState, body: Body) -> Form {
+    /// passes), but a body that missed its deadline is a 408, send it again (DECISIONS 43).
+    pub(super) async fn read(app: &AppState, body: Body) -> Result<Form, Box<Response>> {
         let limit = app.config.limits.admin_body_bytes_max;
         match Limited::new(body, limit).collect().await {
-            Ok(collected) => Form(
+            Ok(collected) => Ok(Form(
                 form_urlencoded::parse(&collected.to_bytes())
                     .into_owned()
                     .collect(),
-            ),
-            Err(_) => Form(HashMap::new()),
+            )),
+            Err(e) if crate::connections::body::is_late(&*e) => Err(Box::new(
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Форма не пришла вовремя: отправьте её снова · \
+                     Пішін уақытында келмеді: қайта жіберіңіз",
+                )
+                    .into_response(),
+            )),
+            Err(_) => Ok(Form(HashMap::new())),
         }
     }
 }
 
 /// The form of an operator's POST, or the answer that refuses it.
 async fn operator_form(ctx: &Ctx, app: &AppState, req: Request) -> Result<Form, Box<Response>> {
-    let form = Form::read(app, req.into_body()).await;
+    let form = Form::read(app, req.into_body()).await?;
     let session = ctx.check_post(&form)?;
     if !matches!(session.role, Role::Operator) {
         return Err(Box::new(Redirect::to("/console").into_response()));
@@ -442,7 +450,10 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
             );
         }
     }
-    let form = Form::read(&app, req.into_body()).await;
+    let form = match Form::read(&app, req.into_body()).await {
+        Ok(form) => form,
+        Err(late) => return *late,
+    };
     let token = form.get("token").unwrap_or_default().trim();
     let role = if crate::admin_api::is_admin_token(&app, token) {
         Some(Role::Operator)
@@ -479,7 +490,10 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
 /// Signing out forgets the cookie (sessions are kept nowhere else: a copy of it stays valid
 /// until it expires, which is why the lifetime is bounded).
 async fn sign_out(State(app): State<AppState>, ctx: Ctx, req: Request) -> Response {
-    let form = Form::read(&app, req.into_body()).await;
+    let form = match Form::read(&app, req.into_body()).await {
+        Ok(form) => form,
+        Err(late) => return *late,
+    };
     if let Err(refused) = ctx.check_post(&form) {
         return *refused;
     }
