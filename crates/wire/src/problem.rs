@@ -9,8 +9,10 @@ use std::fmt::Write as _;
 use crate::amount::{AMOUNT_DIGITS_MAX, AmountError};
 use crate::{Amount, Locale};
 
-/// What is wrong with one parameter (or with the body as a whole).
+/// What is wrong with one parameter (or with the body as a whole). New kinds of problem come
+/// with new rules, so a match outside this crate needs an arm for the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Problem {
     /// A required parameter is absent.
     Missing,
