@@ -478,23 +478,44 @@ pub fn is_postgres_url(database: &Path) -> bool {
 }
 
 /// `database` fit for a log line or an error: a PostgreSQL URL without its password.
+///
+/// The password runs from the user's `:` to the last `@` before the query, so that one written
+/// with a raw `@`, `/`, `?` or `&` (rather than `%40`, `%2F`, `%3F`, `%26`) is still masked whole.
 pub fn database_for_display(database: &Path) -> String {
     let shown = database.display().to_string();
     if !is_postgres_url(database) {
         return shown;
     }
-    match (shown.find("://"), shown.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user_info = &shown[scheme + 3..at];
-            match user_info.split_once(':') {
-                Some((user, _password)) => {
-                    format!("{}{user}:***{}", &shown[..scheme + 3], &shown[at..])
-                }
-                None => shown,
-            }
-        }
-        _ => shown,
+    let Some(scheme) = shown.find("://").map(|at| at + 3) else {
+        return shown;
+    };
+    let head = &shown[..url_query_start(&shown, scheme).unwrap_or(shown.len())];
+    match head[scheme..].rfind('@').map(|at| scheme + at) {
+        Some(at) => match shown[scheme..at].split_once(':') {
+            Some((user, _password)) => format!("{}{user}:***{}", &shown[..scheme], &shown[at..]),
+            None => shown,
+        },
+        None => shown,
     }
+}
+
+/// Where the query of `url` begins: the first `?` after an `@` that is followed by nothing but
+/// `name=value` pairs joined by `&`. A `?` in a raw password is followed by the host, which is
+/// not such a pair, and an `@` in the query (a file name in `sslrootcert`) is then left out of
+/// the password.
+fn url_query_start(url: &str, from: usize) -> Option<usize> {
+    let is_query = |rest: &str| {
+        rest.is_empty()
+            || rest.split('&').all(|pair| {
+                pair.split_once('=').is_some_and(|(name, _)| {
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+            })
+    };
+    url[from..]
+        .match_indices('?')
+        .map(|(at, _)| from + at)
+        .find(|&at| url[from..at].contains('@') && is_query(&url[at + 1..]))
 }
 
 impl Config {
@@ -1295,6 +1316,52 @@ mod tests {
             ("/r4/v01/qr/create", None),
         ] {
             assert_eq!(SurfaceName::of_path(path), surface, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_database_url_is_shown_with_its_whole_password_masked() {
+        let shown = |url: &str| database_for_display(Path::new(url));
+        for (url, expected) in [
+            (
+                "postgres://tolem:secret@127.0.0.1:19432/db",
+                "postgres://tolem:***@127.0.0.1:19432/db",
+            ),
+            // Written raw rather than percent-encoded, the password is still hidden whole.
+            (
+                "postgres://tolem:p@ss&word@127.0.0.1:19432/db",
+                "postgres://tolem:***@127.0.0.1:19432/db",
+            ),
+            (
+                "postgresql://tolem:a/b?c@d@db.example/ps?sslmode=verify-full",
+                "postgresql://tolem:***@db.example/ps?sslmode=verify-full",
+            ),
+            (
+                "postgres://tolem:p@ss&word/?@127.0.0.1:19432/db",
+                "postgres://tolem:***@127.0.0.1:19432/db",
+            ),
+            (
+                "postgres://tolem:a?b=c@db.example/ps",
+                "postgres://tolem:***@db.example/ps",
+            ),
+            (
+                "postgres://tolem:p%40ss%26word@db.example/ps",
+                "postgres://tolem:***@db.example/ps",
+            ),
+            // An `@` in the query is not the password's end.
+            (
+                "postgres://tolem:pw@db.example/ps?sslmode=verify-full&sslrootcert=/etc/a@b/ca.pem",
+                "postgres://tolem:***@db.example/ps?sslmode=verify-full&sslrootcert=/etc/a@b/ca.pem",
+            ),
+            // Nothing to hide.
+            (
+                "postgres://tolem@db.example/ps",
+                "postgres://tolem@db.example/ps",
+            ),
+            ("postgres://db.example/ps", "postgres://db.example/ps"),
+            ("/var/lib/tolem/ps.db", "/var/lib/tolem/ps.db"),
+        ] {
+            assert_eq!(shown(url), expected, "{url}");
         }
     }
 

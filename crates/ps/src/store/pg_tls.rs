@@ -240,6 +240,16 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_encoded_password_reaches_the_server_decoded() {
+        // docs/deployment.md: a password's reserved characters are written `%40`, `%26`, `%2F`.
+        let url = "postgres://tolem:p%40ss%26word%2F%3F@db.example/ps?sslmode=disable";
+        let parsed = parse(url).expect("ok");
+        assert_eq!(parsed.config.get_user(), Some("tolem"));
+        assert_eq!(parsed.config.get_password(), Some(&b"p@ss&word/?"[..]));
+        assert_eq!(parsed.config.get_dbname(), Some("ps"));
+    }
+
+    #[test]
     fn a_wrong_mode_or_root_file_is_refused_naming_it() {
         let err = |url: &str| match parse(url) {
             Ok(_) => panic!("{url} was taken"),
