@@ -177,10 +177,15 @@ async fn save<T: InCatalog + Clone + Serialize>(
                 // still committed) finds its own item: that is no change by someone else.
                 let already = stored.is_some_and(|s| entity_tag(s) == entity_tag(&item));
                 if !already && !precondition.holds(stored) {
-                    return Ok(Err(AdminError(
-                        StatusCode::PRECONDITION_FAILED,
-                        "the item changed since it was read (If-Match): read it again".into(),
-                    )));
+                    // An item that is not there was not changed by anyone: say what is missing.
+                    let why = match stored {
+                        Some(_) => "the item changed since it was read (If-Match): read it again",
+                        None => {
+                            "there is no such item to replace (If-Match asks that it exist): \
+                             a PUT without If-Match creates it"
+                        }
+                    };
+                    return Ok(Err(AdminError(StatusCode::PRECONDITION_FAILED, why.into())));
                 }
             }
             T::upsert(&mut file, item.clone());
