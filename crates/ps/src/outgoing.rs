@@ -21,6 +21,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::config::OutgoingConfig;
+use crate::connections::tls::pem_error;
 
 /// Largest operator CA file read; a CA bundle is a few hundred kilobytes at most.
 const CA_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
@@ -200,7 +201,7 @@ pub(crate) fn operator_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+        .map_err(|e| bad(format!("not PEM certificates: {}", pem_error(&e))))?;
     if certs.is_empty() {
         return Err(bad(
             "holds no certificate (expected -----BEGIN CERTIFICATE-----)".to_owned(),
@@ -232,7 +233,13 @@ fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingEr
     let chain = read("client_certificate", certificate)?;
     let certs = CertificateDer::pem_slice_iter(&chain)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad("client_certificate", certificate, format!("not PEM: {e}")))?;
+        .map_err(|e| {
+            bad(
+                "client_certificate",
+                certificate,
+                format!("not PEM: {}", pem_error(&e)),
+            )
+        })?;
     if certs.is_empty() {
         return Err(bad(
             "client_certificate",
@@ -245,7 +252,10 @@ fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingEr
         bad(
             "client_key",
             key,
-            format!("no private key in it (PKCS#8, PKCS#1 or SEC1 PEM): {e}"),
+            format!(
+                "no private key in it (PKCS#8, PKCS#1 or SEC1 PEM): {}",
+                pem_error(&e)
+            ),
         )
     })?;
     let mut pem = chain;

@@ -518,7 +518,12 @@ impl Fingerprint {
         let leaf = CertificateDer::pem_slice_iter(pem.as_bytes())
             .next()
             .ok_or("no PEM certificate (-----BEGIN CERTIFICATE-----) found")?
-            .map_err(|e| format!("the PEM certificate does not parse: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "the PEM certificate does not parse: {}",
+                    crate::connections::tls::pem_error(&e)
+                )
+            })?;
         webpki::EndEntityCert::try_from(&leaf)
             .map_err(|e| format!("the PEM block is not an X.509 certificate: {e}"))?;
         Ok(Fingerprint::of_der(&leaf))

@@ -86,7 +86,10 @@ fn server_config(
     let leaf = chain[0].clone();
     let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|e| TlsError::Pem {
         path: files.key.clone(),
-        why: format!("no private key (PEM: PKCS#8, PKCS#1 or SEC1) in it: {e}"),
+        why: format!(
+            "no private key (PEM: PKCS#8, PKCS#1 or SEC1) in it: {}",
+            pem_error(&e)
+        ),
     })?;
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -138,7 +141,7 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
             path: path.to_owned(),
-            why: format!("not a PEM certificate file: {e}"),
+            why: format!("not a PEM certificate file: {}", pem_error(&e)),
         })?;
     if found.is_empty() {
         return Err(TlsError::Pem {
@@ -147,6 +150,24 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
         });
     }
     Ok(found)
+}
+
+/// A PEM reader's error as the operator should read it: the marker or line it names as text
+/// (`-----END CERTIFICATE-----`), where the error's own message lists its bytes.
+pub(crate) fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim_end().to_owned();
+    match error {
+        // The reader names the section's label (`CERTIFICATE`), not the whole line.
+        Error::MissingSectionEnd { end_marker } => format!(
+            "missing section end marker `-----END {}-----` (is the file cut short?)",
+            text(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => {
+            format!("illegal section start `{}`", text(line))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// How long before its end a certificate is worth a warning at each load.
@@ -550,6 +571,19 @@ mod tests {
         );
         let no_key = TlsFiles::load(&f).err().expect("no key").to_string();
         assert!(no_key.contains("key.pem"), "{no_key}");
+
+        // A certificate cut short (a copy caught half-way) names the marker it lacks as text.
+        write(&f.certificate, &cert[..cert.len() / 2]);
+        let cut = TlsFiles::load(&f)
+            .err()
+            .expect("half a certificate")
+            .to_string();
+        assert!(
+            cut.contains("cert.pem")
+                && cut.contains("missing section end marker `-----END CERTIFICATE-----`"),
+            "{cut}"
+        );
+        write(&f.certificate, &cert);
 
         write(&f.key, &key);
         write(dir.path().join("ca.pem"), "garbage");
