@@ -203,6 +203,33 @@ fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<String> {
     }
 }
 
+/// What in a client CA file would let no client certificate in: a certificate that is neither a
+/// CA (`basicConstraints CA:TRUE`) nor self-signed — a client's own certificate, given where
+/// its issuer belongs — is the issuer of no certificate a client sends. (A self-signed one
+/// given as its own anchor does let that one client in.)
+fn client_ca_warnings(pem: &[u8]) -> Vec<String> {
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+            let ca = cert
+                .basic_constraints()
+                .ok()
+                .flatten()
+                .is_some_and(|constraints| constraints.value.ca);
+            let self_signed = cert.subject() == cert.issuer();
+            (!ca && !self_signed).then(|| {
+                format!(
+                    "client_ca: `{}` is not a CA certificate (no basicConstraints CA:TRUE), so \
+                     no client certificate chains to it and r2 and r3 refuse every one: give the \
+                     CA that signed the clients' certificates",
+                    cert.subject()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Why `leaf` would not be taken for `host` (a DNS name or an IP address): the names it is for
 /// (its subject alternative names), by the same rules a client applies (rustls' webpki), or
 /// `None` when it would be (or `host` is no name a client could check).
@@ -313,7 +340,15 @@ impl TlsFiles {
             .public_host
             .as_deref()
             .and_then(|host| name_warning(&leaf, host));
-        dates.into_iter().chain(name).collect()
+        let client_ca = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(|contents| contents.client_ca.as_deref())
+            .map(client_ca_warnings)
+            .unwrap_or_default();
+        dates.into_iter().chain(name).chain(client_ca).collect()
     }
 
     /// Whether the listener asks for client certificates.
@@ -467,6 +502,50 @@ pub(crate) fn peer_certificate(connection: &ServerConnection) -> Option<PeerCert
 mod tests {
     use super::*;
     use crate::connections::test_pki::{Pki, write};
+
+    #[test]
+    fn a_client_ca_file_holding_a_clients_own_certificate_is_warned_of() {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let pki = Pki::new();
+        assert!(
+            client_ca_warnings(pki.ca_pem().as_bytes()).is_empty(),
+            "a CA"
+        );
+        // A client's certificate, signed by the CA, given where the CA belongs.
+        let key = KeyPair::generate().expect("a key");
+        let mut params = CertificateParams::new(vec!["pos.example".to_owned()]).expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "cafe-pos");
+        let issuer = {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "Test CA");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            rcgen::CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key"))
+                .expect("a CA")
+        };
+        let leaf = params.signed_by(&key, &issuer).expect("a certificate");
+        let warned = client_ca_warnings(leaf.pem().as_bytes());
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("CN=cafe-pos") && warned[0].contains("not a CA"),
+            "{warned:?}"
+        );
+        // Beside the CA in one file, only the leaf is named.
+        let both = format!("{}{}", issuer.pem(), leaf.pem());
+        assert_eq!(client_ca_warnings(both.as_bytes()).len(), 1);
+        // A self-signed client certificate as its own anchor lets that client in: no warning.
+        let mut params = CertificateParams::new(vec!["pos.example".to_owned()]).expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "pinned-pos");
+        let pinned = params
+            .self_signed(&KeyPair::generate().expect("a key"))
+            .expect("self-signed");
+        assert!(client_ca_warnings(pinned.pem().as_bytes()).is_empty());
+    }
 
     fn files(dir: &Path, client_ca: bool) -> ListenerTls {
         ListenerTls {
