@@ -15,7 +15,8 @@ pub mod app_api;
 pub mod config;
 pub mod flows;
 pub mod ledger;
-pub mod listen;
+/// The SDK's guarded listeners, which this MPP serves on (`tolem_sdk::listen`).
+pub use tolem_sdk::listen;
 pub mod reconcile;
 pub mod wallet;
 pub mod web;

@@ -163,9 +163,11 @@ pub async fn run(ps_url: &str, listener: TcpListener, dir: &Path) -> Result<(), 
     let app = app.with_state(Bank(books, ps, driver.clone()));
     let app = app.merge(refunds.router());
     // The driver finishes what an earlier run left, and everything a dropped request leaves.
+    // Served with a connection cap and deadlines (`tolem_sdk::listen`), not plain axum::serve.
+    let forever = std::future::pending::<()>();
     tokio::select! {
         () = driver.run() => Ok(()),
-        served = async { axum::serve(listener, app).await } => Ok(served?),
+        served = tolem_sdk::listen::serve(listener, app, forever) => Ok(served?),
     }
 }
 

@@ -55,6 +55,8 @@ mod outcome;
 mod request_id;
 mod retry;
 
+#[cfg(feature = "axum")]
+pub mod listen;
 pub mod pending;
 pub mod refund;
 

@@ -134,7 +134,9 @@ async fn the_sandbox_keeps_a_configured_public_url() {
     .json()
     .await
     .expect("json");
-    let id = scan["payment"]["paymentId"].as_str().expect("an id");
+    let id = scan["payment"]["paymentId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a payment id: {scan}"));
     let paid: serde_json::Value = call(
         "notifyPayment",
         "n1",

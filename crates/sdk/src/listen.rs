@@ -1,7 +1,9 @@
-//! How the reference MPP serves its listeners, guarded in small as the PS guards its own
-//! (DECISIONS 43, `docs/security.md`): at most [`CONNECTIONS_MAX`] open connections per listener
-//! (the next clients wait in the kernel's backlog, so the process keeps file descriptors for
-//! everything else it does — the sandbox runs the demo MPPs inside the PS's process), headers
+//! Serving a bank's endpoints (`/refund`, an app API) guarded in small as the PS guards its own
+//! (DECISIONS 43, `docs/security.md`), instead of with plain `axum::serve`, which has no
+//! deadlines and no cap (feature `axum`; the reference MPP and the example bank serve on it):
+//! at most [`CONNECTIONS_MAX`] open connections per listener (the next clients wait in the
+//! kernel's backlog, so the process keeps file descriptors for everything else it does — the
+//! sandbox runs its demo MPPs inside the PS's process), headers
 //! within [`HEADER_TIMEOUT`] (an idle keep-alive connection's next ones too), a whole request,
 //! its body included, within [`REQUEST_TIMEOUT`] or a 408, and an answer's writes going through
 //! within [`SEND_TIMEOUT`] of each other (a client that asks and never reads is closed).
