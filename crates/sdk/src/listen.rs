@@ -40,7 +40,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections get to finish their requests once the listener stops; then they
 /// are ended.
-const DRAIN: Duration = Duration::from_secs(10);
+pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown`, then stops accepting, lets open requests
 /// finish for up to [`DRAIN`] and ends the connections left.

@@ -19,6 +19,8 @@ pub enum Surface {
     /// Receipts, QR pictures, payment-link pages and the cashier screen: for browsers and
     /// wallets, not JSON.
     Page,
+    /// The root, `/`: a GET leads to the listener's screen (`app::router_for`).
+    Home,
     Other,
 }
 
@@ -52,6 +54,8 @@ pub fn surface(target: &str) -> Surface {
         || path.starts_with("/pos/")
     {
         Surface::Page
+    } else if path.trim_start_matches('/').is_empty() {
+        Surface::Home
     } else {
         Surface::Other
     }
@@ -101,10 +105,20 @@ pub fn check(input: &Input, status: u16, headers: &HeaderMap, body: &[u8]) -> Ve
             200 | 400 | 404 | 422 => Verdict::Ok,
             _ => Verdict::Bug(format!("a page answered HTTP {status}")),
         },
-        Surface::Other => match (status, json.as_ref().and_then(|j| j["error"].as_str())) {
-            (404, Some(_)) => Verdict::Ok,
-            _ => Verdict::Bug(format!("an unknown path answered HTTP {status}")),
-        },
+        // A GET of the root is sent to the console (every surface is served here); any other
+        // method is an unknown path's answer.
+        Surface::Home if status == 303 => {
+            match headers.get("location").and_then(|l| l.to_str().ok()) {
+                Some("/console/") => Verdict::Ok,
+                other => Verdict::Bug(format!("the root led to {other:?}")),
+            }
+        }
+        Surface::Home | Surface::Other => {
+            match (status, json.as_ref().and_then(|j| j["error"].as_str())) {
+                (404, Some(_)) => Verdict::Ok,
+                _ => Verdict::Bug(format!("an unknown path answered HTTP {status}")),
+            }
+        }
     };
     if !matches!(verdict, Verdict::Ok) {
         return verdict;
