@@ -918,14 +918,8 @@ async fn an_edit_saved_over_a_change_made_since_it_was_opened_is_refused() {
         .admin("GET", "/admin/v1/organizations/990340001234", &Value::Null)
         .await;
     // Someone suspends the café through the admin API while the form is open.
-    let (status, _) = ps
-        .admin(
-            "POST",
-            "/admin/v1/organizations/990340001234/status",
-            &json!({"status": "suspended"}),
-        )
+    ps.set_organization_status("990340001234", "suspended")
         .await;
-    assert_eq!(status, 200);
     // Saving the form as it was opened (a new name, the old status) is refused, in the
     // console's language, and puts nothing back.
     let mut renamed = org.clone();

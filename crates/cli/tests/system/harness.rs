@@ -317,6 +317,30 @@ impl TestPs {
         assert_eq!(status, 200, "{answer}");
     }
 
+    /// The operator sets an organization's status (`active`, `suspended`, `blocked`) through the
+    /// admin API.
+    pub async fn set_organization_status(&self, bin: &str, status: &str) {
+        let (answer_status, answer) = self
+            .admin(
+                "POST",
+                &format!("/admin/v1/organizations/{bin}/status"),
+                &json!({"status": status}),
+            )
+            .await;
+        assert_eq!(answer_status, 200, "{answer}");
+    }
+
+    /// The operator changes trade point `id` as `change` says, from its stored form, through the
+    /// admin API's PUT.
+    pub async fn change_trade_point(&self, id: i64, change: impl FnOnce(&mut Value)) {
+        let path = format!("/admin/v1/trade-points/{id}");
+        let (status, mut point) = self.admin("GET", &path, &Value::Null).await;
+        assert_eq!(status, 200, "{point}");
+        change(&mut point);
+        let (status, answer) = self.admin("PUT", &path, &point).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// A purchase of `amount` tenge at the café, paid by `customer` of demobank; returns its id.
     pub async fn paid(&self, device: &str, amount: u64, customer: &str) -> i64 {
         let (qr, id) = self.dynamic_qr(device, amount).await;

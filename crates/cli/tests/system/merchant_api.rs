@@ -415,14 +415,8 @@ async fn sandbox_emulators_drive_the_state_machine() {
     // real MPP's notifyPayment would be, and says so (not that it is not waiting).
     let (_, id) = ps.dynamic_qr(&device, 100).await;
     assert_eq!(step("scan", id).await, 0);
-    let (status, _) = ps
-        .admin(
-            "POST",
-            "/admin/v1/organizations/990340001234/status",
-            &json!({"status": "suspended"}),
-        )
+    ps.set_organization_status("990340001234", "suspended")
         .await;
-    assert_eq!(status, 200);
     let (_, answer) = ps
         .pos(
             "POST",
@@ -510,23 +504,8 @@ async fn a_repeated_create_gets_its_first_answer_even_after_the_trade_point_chan
             Some(&body),
         )
         .await;
-    let (_, catalog) = ps
-        .admin("GET", "/admin/v1/catalog", &serde_json::Value::Null)
+    ps.change_trade_point(1001, |point| point["active"] = json!(false))
         .await;
-    let mut point = catalog["trade_points"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .find(|t| t["id"] == 1001)
-        .expect("café")
-        .clone();
-    point["active"] = json!(false);
-    assert_eq!(
-        ps.admin("PUT", "/admin/v1/trade-points/1001", &point)
-            .await
-            .0,
-        200
-    );
     let (_, again) = ps
         .pos_with(
             "POST",

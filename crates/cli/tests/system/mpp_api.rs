@@ -842,14 +842,8 @@ async fn suspended_and_blocked_merchants() {
     let paid = ps.paid(&device, 100, "C1").await;
     let (qr, _) = ps.dynamic_qr(&device, 100).await;
     let waiting = scan_id(&ps, "demobank", STATIC_QR, "C1").await;
-    let (status, _) = ps
-        .admin(
-            "POST",
-            "/admin/v1/organizations/990340001234/status",
-            &json!({"status": "suspended"}),
-        )
+    ps.set_organization_status("990340001234", "suspended")
         .await;
-    assert_eq!(status, 200);
     let (_, body) = ps
         .mpp_call(
             SCAN,
@@ -886,12 +880,7 @@ async fn suspended_and_blocked_merchants() {
     assert_eq!(created["StatusCode"], 990000018, "{created}");
     let refund = crate::refunds::refund_r3(&ps, &device, paid, 10.0).await;
     assert_eq!(refund["StatusCode"], 0, "{refund}");
-    ps.admin(
-        "POST",
-        "/admin/v1/organizations/990340001234/status",
-        &json!({"status": "blocked"}),
-    )
-    .await;
+    ps.set_organization_status("990340001234", "blocked").await;
     // Blocked: no money back either, as its return QRs answer INVALID_MERCHANT.
     let refund = crate::refunds::refund_r3(&ps, &device, paid, 10.0).await;
     assert_eq!(refund["StatusCode"], 990000018, "{refund}");
@@ -914,12 +903,7 @@ async fn suspended_and_blocked_merchants() {
         .await;
     assert_eq!(result_code(&body), "INVALID_MERCHANT");
     // Lifted: the waiting purchase can still be paid (the refusals changed nothing).
-    ps.admin(
-        "POST",
-        "/admin/v1/organizations/990340001234/status",
-        &json!({"status": "active"}),
-    )
-    .await;
+    ps.set_organization_status("990340001234", "active").await;
     let (_, body) = ps
         .mpp_call(
             NOTIFY,
@@ -1082,12 +1066,8 @@ async fn concurrent_checkouts_with_different_parameters_get_one_answer() {
 async fn checkout_of_a_suspended_merchant() {
     let ps = TestPs::start().await;
     let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C1").await;
-    ps.admin(
-        "POST",
-        "/admin/v1/organizations/990340001234/status",
-        &json!({"status": "suspended"}),
-    )
-    .await;
+    ps.set_organization_status("990340001234", "suspended")
+        .await;
     let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
     let (_, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
     assert_eq!(result_code(&answer), "PAYMENTS_SUSPENDED");

@@ -160,17 +160,8 @@ async fn a_trade_point_without_qr_payments_still_refunds_with_the_customer() {
     let ps = TestPs::start().await;
     let device = ps.device("POS-1").await;
     let purchase = ps.paid(&device, 500, "C1").await;
-    let (_, catalog) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
-    let mut point = catalog["trade_points"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .find(|t| t["id"] == 1001)
-        .expect("café")
-        .clone();
-    point["accepts_qr"] = json!(false);
-    let (status, _) = ps.admin("PUT", "/admin/v1/trade-points/1001", &point).await;
-    assert_eq!(status, 200);
+    ps.change_trade_point(1001, |point| point["accepts_qr"] = json!(false))
+        .await;
     // It takes no new purchase…
     let create = json!({"DeviceToken": device, "Amount": 100});
     let (_, refused) = ps
