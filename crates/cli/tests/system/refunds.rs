@@ -162,25 +162,15 @@ async fn a_trade_point_without_qr_payments_still_refunds_with_the_customer() {
     let purchase = ps.paid(&device, 500, "C1").await;
     ps.change_trade_point(1001, |point| point["accepts_qr"] = json!(false))
         .await;
-    // It takes no new purchase…
+    // It takes no new purchase (990000026: the trade point does not accept QR)…
     let create = json!({"DeviceToken": device, "Amount": 100});
     let (_, refused) = ps
         .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&create))
         .await;
-    assert_ne!(refused["StatusCode"], 0, "{refused}");
+    assert_eq!(refused["StatusCode"], 990000026, "{refused}");
     // …but its return QR scans, and the refund is made.
-    let (_, created) = ps
-        .pos(
-            "POST",
-            "/r2/v01/return/create",
-            API_KEY,
-            Some(&json!({"DeviceToken": device})),
-        )
-        .await;
-    assert_eq!(created["StatusCode"], 0, "{created}");
-    let qr_return_id = created["Data"]["QrReturnId"].as_i64().expect("id");
-    let token = created["Data"]["QrToken"].as_str().expect("token");
-    scan_id_refund(&ps, token, "C1").await;
+    let (qr_return_id, token) = ps.return_qr(&device).await;
+    scan_id_refund(&ps, &token, "C1").await;
     let body = json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_return_id, "Amount": 200});
     let (_, refunded) = ps
         .pos("POST", "/r2/v01/payment/return", API_KEY, Some(&body))
