@@ -341,40 +341,24 @@ fn tolem_log_format_json_writes_one_json_object_a_line() {
     );
 }
 
-/// The line of `tolem serve` (started with `args`, in a folder of its own) that contains
-/// `needle` among what it logs at start; the PS is stopped once it is seen, or after 30 s.
+/// The line of `tolem serve` (started with `args`, on a database of its own) that contains
+/// `needle` among what it logs at start; the PS is stopped once it is seen.
 fn said_at_start(args: &[&str], needle: &str) -> Option<String> {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("tolem.db"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("TOLEM_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tolem runs");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let found = loop {
-        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-            Ok(line) if line.contains(needle) => break Some(line),
-            Ok(_) => {}
-            Err(_) => break None,
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    found
+    let db = dir.path().join("tolem.db");
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().expect("UTF-8"),
+    ];
+    let args: Vec<&str> = serve.iter().chain(args).copied().collect();
+    let stderr = crate::harness::Output::Stderr;
+    crate::harness::tolem_until(&args, &[("RUST_LOG", "warn")], stderr, |line| {
+        line.contains(needle)
+    })
+    .1
 }
 
 /// A PS started without a configuration file knows no MPP and has no admin API to learn of

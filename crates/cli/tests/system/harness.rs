@@ -420,3 +420,59 @@ pub async fn scan_id(ps: &TestPs, caller: &str, qr: &str, customer: &str) -> Str
         .expect("paymentId")
         .to_owned()
 }
+
+/// Which of a process's outputs [`tolem_until`] reads.
+#[derive(Clone, Copy)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+/// Runs `tolem args` with `env` in `dir`, reads `output` a line at a time until a line
+/// satisfies `until`, then stops the process. Returns the lines before that one, and the line
+/// (`None` when the output ended, or 60 s passed, without one).
+pub fn tolem_until(
+    args: &[&str],
+    env: &[(&str, &str)],
+    output: Output,
+    until: impl Fn(&str) -> bool,
+) -> (Vec<String>, Option<String>) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let (stdout, stderr) = match output {
+        Output::Stdout => (Stdio::piped(), Stdio::null()),
+        Output::Stderr => (Stdio::null(), Stdio::piped()),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("TOLEM_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("tolem runs");
+    let read: Box<dyn Read + Send> = match output {
+        Output::Stdout => Box::new(child.stdout.take().expect("stdout")),
+        Output::Stderr => Box::new(child.stderr.take().expect("stderr")),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(read).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut before = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) if until(&line) => break Some(line),
+            Ok(line) => before.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    (before, found)
+}

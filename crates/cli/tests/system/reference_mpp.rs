@@ -360,31 +360,25 @@ async fn a_refund_listener_of_its_own_serves_refunds_and_nothing_else() {
 
 /// `tolem mpp` started with `args` until it says it started: everything it wrote to stderr.
 fn started_mpp(args: &[&str]) -> String {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("bank.db");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .args(["mpp", "--ps", "http://127.0.0.1:9", "--db"])
-        .arg(&db)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("tolem mpp runs");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut said = String::new();
-    while let Some(Ok(line)) = lines.next() {
-        said.push_str(&line);
-        said.push('\n');
-        if line.contains("reference MPP started") {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(said.contains("reference MPP started"), "{said}");
+    let mpp = [
+        "mpp",
+        "--ps",
+        "http://127.0.0.1:9",
+        "--db",
+        db.to_str().expect("UTF-8"),
+    ];
+    let args: Vec<&str> = mpp.iter().chain(args).copied().collect();
+    let (mut said, started) = crate::harness::tolem_until(
+        &args,
+        &[("RUST_LOG", "info")],
+        crate::harness::Output::Stderr,
+        |line| line.contains("reference MPP started"),
+    );
+    said.extend(started.clone());
+    let said = said.join("\n") + "\n";
+    assert!(started.is_some(), "{said}");
     said
 }
 

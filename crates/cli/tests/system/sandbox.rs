@@ -203,26 +203,16 @@ fn the_readme_quick_start_runs_as_written_and_the_wallet_pays_the_cafe() {
 
 /// The banner `tolem sandbox` prints with `args`, up to its guide; the sandbox is then stopped.
 fn sandbox_banner(args: &[&str]) -> String {
-    let child = Command::new(env!("CARGO_BIN_EXE_tolem"))
-        .arg("sandbox")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the sandbox starts");
-    let mut sandbox = Sandbox(child);
-    let stdout = sandbox.0.stdout.take().expect("stdout");
-    let mut banner = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("a line");
-        if line.starts_with("Try, in another terminal") {
-            return banner;
-        }
-        banner.push_str(&line);
-        banner.push('\n');
-    }
-    panic!("the sandbox did not come up:\n{banner}");
+    let args: Vec<&str> = ["sandbox"].iter().chain(args).copied().collect();
+    let (banner, guide) = crate::harness::tolem_until(
+        &args,
+        &[("RUST_LOG", "warn")],
+        crate::harness::Output::Stdout,
+        |line| line.starts_with("Try, in another terminal"),
+    );
+    let banner = banner.join("\n") + "\n";
+    assert!(guide.is_some(), "the sandbox did not come up:\n{banner}");
+    banner
 }
 
 #[test]
