@@ -40,7 +40,17 @@ fn command(text: &str) -> Option<String> {
         .strip_prefix("cargo run --release -- ")
         .or_else(|| text.strip_prefix("tolem "))?;
     let first = rest.split_whitespace().next()?;
-    if !["serve", "sandbox", "registers", "mpp", "wallet", "ipsec"].contains(&first) {
+    if ![
+        "serve",
+        "sandbox",
+        "registers",
+        "mpp",
+        "wallet",
+        "ipsec",
+        "restored",
+    ]
+    .contains(&first)
+    {
         return None;
     }
     // `tolem serve | sandbox | …` lists the commands; `…` stands for what the reader fills in.

@@ -248,3 +248,175 @@ async fn after_downtime_over_a_holiday_nothing_goes_out_until_the_next_working_d
     let want: Vec<&str> = want.iter().map(String::as_str).collect();
     assert_eq!(by_register(&mails), names(&want));
 }
+
+/// GETs an admin download: (status, bytes).
+async fn admin_file(scene: &Scene, path: &str) -> (u16, Vec<u8>) {
+    let resp = scene
+        .ps
+        .http
+        .get(format!("{}/admin/v1/registers/{path}", scene.ps.url))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the PS answers");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.expect("a body").to_vec())
+}
+
+#[tokio::test]
+async fn the_operator_downloads_any_register_and_sends_one_again_under_a_message_id_of_its_own() {
+    let smtp = SmtpServer::start().await;
+    let scene = scene_with_mail("2026-11-26T10:00:00", &smtp).await;
+    let device = scene.ps.device("POS-1").await;
+    scene.ps.paid(&device, 1500, "C1").await;
+    scheduler_has_run(&scene).await;
+    scene.set_clock("2026-11-27T09:00:00");
+    let mails = expect_mails(&smtp, 2).await;
+    let first = mails
+        .iter()
+        .find(|m| m.to.iter().any(|to| to.contains(BANK_EMAIL)))
+        .expect("demobank's e-mail")
+        .clone();
+    let (_, mailed) = first.attachment();
+
+    // The operator's download is the e-mailed file, byte for byte; the CSV too is there.
+    let (status, file) = admin_file(&scene, "demobank/daily/2026-11-26.xlsx").await;
+    assert_eq!(status, 200);
+    assert_eq!(file, mailed);
+    let (status, csv) = admin_file(&scene, "demobank/daily/2026-11-26.csv").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&csv).contains("15.00"));
+    let (status, _) = admin_file(&scene, "nobank/daily/2026-11-26.xlsx").await;
+    assert_eq!(status, 404);
+
+    // Sent again: a second e-mail, the same file, its own Message-ID (a receiver drops a copy of
+    // one it has), and the list says it was the second sending.
+    let path = "/admin/v1/registers/demobank/daily/2026-11-26/send";
+    let (status, answer) = scene.ps.admin("POST", path, &serde_json::Value::Null).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["sending"], 2, "{answer}");
+    assert_eq!(answer["state"], "queued", "{answer}");
+    let mails = expect_mails(&smtp, 3).await;
+    let again = &mails[2];
+    assert!(again.to.iter().any(|to| to.contains(BANK_EMAIL)));
+    assert_eq!(again.attachment(), first.attachment());
+    assert_eq!(
+        again.message_id(),
+        "register.demobank.daily.2026-11-26.2@ps.tolem.test"
+    );
+    let (_, list) = scene
+        .ps
+        .admin("GET", "/admin/v1/registers", &serde_json::Value::Null)
+        .await;
+    let row = list["registers"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|r| r["mpp"] == "demobank" && r["period"] == "2026-11-26")
+        .expect("the row")
+        .clone();
+    assert_eq!(row["sendings"], 2, "{row}");
+    assert!(row["sent_at"].is_string(), "{row}");
+
+    // A register never queued (a catch-up left it out, say) is queued as its first sending.
+    let path = "/admin/v1/registers/demowallet/daily/2026-11-20/send";
+    let (status, answer) = scene.ps.admin("POST", path, &serde_json::Value::Null).await;
+    assert_eq!(
+        (status, answer["sending"].clone()),
+        (200, 1.into()),
+        "{answer}"
+    );
+    let mails = expect_mails(&smtp, 4).await;
+    assert_eq!(
+        mails[3].message_id(),
+        "register.demowallet.daily.2026-11-20@ps.tolem.test"
+    );
+
+    // Refusals change nothing: a period not over, an MPP the catalog lacks, no such kind, an
+    // MPP without an address.
+    for (path, want) in [
+        ("demobank/daily/2026-11-27/send", 409),
+        ("nobank/daily/2026-11-26/send", 404),
+        ("demobank/weekly/2026-11-26/send", 404),
+        ("demobank/daily/26.11.2026/send", 400),
+    ] {
+        let (status, answer) = scene
+            .ps
+            .admin(
+                "POST",
+                &format!("/admin/v1/registers/{path}"),
+                &serde_json::Value::Null,
+            )
+            .await;
+        assert_eq!(status, want, "{path}: {answer}");
+        assert!(answer["error"].is_string(), "{path}: {answer}");
+    }
+    let mut mpp = scene
+        .ps
+        .admin("GET", "/admin/v1/mpps/demowallet", &serde_json::Value::Null)
+        .await
+        .1;
+    mpp["register_email"] = serde_json::Value::Null;
+    let (status, answer) = scene
+        .ps
+        .admin("PUT", "/admin/v1/mpps/demowallet", &mpp)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = scene
+        .ps
+        .admin(
+            "POST",
+            "/admin/v1/registers/demowallet/daily/2026-11-26/send",
+            &serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 409, "{answer}");
+    expect_mails(&smtp, 4).await;
+}
+
+#[tokio::test]
+async fn a_register_too_large_to_attach_links_to_the_published_cabinet_or_says_to_ask() {
+    let smtp = SmtpServer::start().await;
+    let port = smtp.port;
+    let scene = Scene::start("2026-11-26T10:00:00", move |c| {
+        let r = &mut c.registers;
+        r.smtp_host = "127.0.0.1".to_owned();
+        r.smtp_port = port;
+        r.from = "Tolem PS <registers@ps.tolem.test>".to_owned();
+        r.poll_interval_ms = 20;
+        r.email_attachment_bytes_max = 1;
+        r.cabinet_url = "https://cabinet.ps.tolem.test:8443/".to_owned();
+        // demowallet has an address and no cabinet token: no link it could follow.
+        r.cabinet_tokens.remove("demowallet");
+        for mpp in &mut c.catalog.mpps {
+            if mpp.caller_name == "demowallet" {
+                mpp.register_email = Some(WALLET_EMAIL.to_owned());
+            }
+        }
+    })
+    .await;
+    scheduler_has_run(&scene).await;
+    scene.set_clock("2026-11-27T09:00:00");
+    let mails = expect_mails(&smtp, 2).await;
+    let text_to = |address: &str| {
+        let mail = mails
+            .iter()
+            .find(|m| m.to.iter().any(|to| to.contains(address)))
+            .expect("the e-mail");
+        assert_eq!(mail.parsed().attachments().count(), 0);
+        mail.parsed().body_text(0).expect("a text").into_owned()
+    };
+    let bank = text_to(BANK_EMAIL);
+    assert!(
+        bank.contains(
+            "https://cabinet.ps.tolem.test:8443/cabinet/v1/registers/daily/2026-11-26.xlsx"
+        ),
+        "{bank}"
+    );
+    let wallet = text_to(WALLET_EMAIL);
+    assert!(!wallet.contains("http"), "{wallet}");
+    assert!(
+        wallet.contains("запросите его у платёжной системы"),
+        "{wallet}"
+    );
+}

@@ -7,6 +7,7 @@
 mod certificates;
 mod edge;
 mod operations;
+mod registers;
 
 pub(crate) use certificates::{Registered, register_certificate, revoke_certificate};
 pub(crate) use edge::unknown;
@@ -70,7 +71,16 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         )
         .route("/admin/v1/metrics", get(operations::metrics))
         .route("/admin/v1/registers", get(operations::register_deliveries))
+        .route(
+            "/admin/v1/registers/{mpp}/{kind}/{file}",
+            get(registers::file),
+        )
+        .route(
+            "/admin/v1/registers/{mpp}/{kind}/{period}/send",
+            post(registers::send),
+        )
         .route_layer(middleware::from_fn_with_state(app, edge::guard))
+        .layer(axum::Extension(crate::registers::cabinet::Makers::default()))
 }
 
 /// An admin API failure: HTTP status and a sentence.

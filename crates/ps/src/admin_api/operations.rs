@@ -341,6 +341,7 @@ pub(super) async fn register_deliveries(
                 "mpp": v.due.mpp,
                 "kind": v.due.kind,
                 "period": v.due.period,
+                "sendings": v.sendings,
                 "sent_at": v.sent_at.map(|t| t.to_string()),
                 "sent_to": v.sent_to,
                 "attempts": v.attempts,

@@ -64,6 +64,10 @@ pub struct RegistersConfig {
     pub from: String,
     /// A register file larger than this is not attached; the e-mail links to the cabinet.
     pub email_attachment_bytes_max: u64,
+    /// The address at which MPPs reach the register cabinet (the admin surface's listener, or a
+    /// TLS listener of its own), e.g. `https://cabinet.ps.example:8443`: the e-mail of a register
+    /// too large to attach links there. Empty: such an e-mail tells the MPP to ask the PS.
+    pub cabinet_url: String,
     /// Local time (the operator's zone) from which a working day's registers are sent.
     pub send_at: Time,
     pub refund_commission: RefundCommission,
@@ -111,6 +115,7 @@ impl Default for RegistersConfig {
             smtp_timeout_ms: 30_000,
             from: String::new(),
             email_attachment_bytes_max: 20 * 1024 * 1024,
+            cabinet_url: String::new(),
             send_at: Time::constant(9, 0, 0, 0),
             refund_commission: RefundCommission::None,
             extra_holidays: Vec::new(),
@@ -154,7 +159,18 @@ impl RegistersConfig {
             );
         }
         if self.smtp_username.is_empty() != self.smtp_password.0.is_empty() {
-            return Err("smtp_username, smtp_password: give both or neither".to_owned());
+            return Err(
+                "smtp_username, smtp_password: give both or neither (the password is usually \
+                 in the environment, TOLEM_REGISTERS__SMTP_PASSWORD: load the environment file \
+                 first)"
+                    .to_owned(),
+            );
+        }
+        if !(self.cabinet_url.is_empty()
+            || self.cabinet_url.starts_with("http://")
+            || self.cabinet_url.starts_with("https://"))
+        {
+            return Err("cabinet_url: must start with http:// or https://, or be empty".to_owned());
         }
         if !self.smtp_username.is_empty() && self.smtp_tls == SmtpTls::None {
             return Err(

@@ -29,7 +29,7 @@ use super::{RegisterError, schedule};
 use crate::outbox::{self, Claim, Ending, Kind, OutboxEntry, OutboxKind, Policy, Words};
 use crate::outgoing::FailureKind;
 use crate::state::AppState;
-use crate::store::{RegisterDue, StoreResult, Tx};
+use crate::store::{RegisterDue, RegisterToSend, StoreResult, Tx};
 
 /// How an attempt to e-mail a register ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,10 +49,10 @@ impl Kind for RegisterEmail {
         not_yet_warns: true,
         past_alert: "register unsent past the alert threshold; retrying",
     };
-    type Item = RegisterDue;
+    type Item = RegisterToSend;
     type Outcome = RegisterSent;
 
-    fn load(tx: &Tx<'_>, entry: &OutboxEntry) -> StoreResult<RegisterDue> {
+    fn load(tx: &Tx<'_>, entry: &OutboxEntry) -> StoreResult<RegisterToSend> {
         tx.register_to_send(entry)
     }
 
@@ -65,7 +65,7 @@ impl Kind for RegisterEmail {
 
     fn finish(
         tx: &Tx<'_>,
-        claim: &Claim<RegisterDue>,
+        claim: &Claim<RegisterToSend>,
         outcome: &RegisterSent,
         now: Timestamp,
     ) -> StoreResult<bool> {
@@ -106,8 +106,12 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             Ok(upto) => queued_upto = upto,
             Err(e) => tracing::warn!(error = %e, "cannot queue registers; will retry"),
         }
-        if let Err(e) = send_due(&app, &calendar, &mailer, policy, &stop).await {
-            tracing::warn!(error = %e, "cannot claim register e-mails; will retry");
+        // While e-mails are due (a catch-up, a resend), the next is claimed at once rather than
+        // after a poll interval.
+        match send_due(&app, &calendar, &mailer, policy, &stop).await {
+            Ok(true) if !stop.is_cancelled() => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot claim register e-mails; will retry"),
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -153,7 +157,24 @@ async fn queue(
         .collect();
     mpps.sort_unstable();
     let mut due = Vec::new();
-    for day in schedule::days_to_queue(calendar, last_run, upto, config.catch_up_working_days) {
+    let (days, left_out) =
+        schedule::days_to_queue(calendar, last_run, upto, config.catch_up_working_days);
+    if let (Some(first), Some(last)) = (left_out.first(), left_out.last()) {
+        let periods: Vec<String> = left_out
+            .iter()
+            .flat_map(|day| calendar.due_on(*day))
+            .map(|period| format!("{} {period}", period.kind().as_str()))
+            .collect();
+        tracing::warn!(
+            missed_delivery_days = left_out.len(),
+            first = %first,
+            last = %last,
+            registers = %periods.join(", "),
+            "registers due on more missed working days than registers.catch_up_working_days are \
+             not e-mailed; send them with POST /admin/v1/registers/{{mpp}}/{{kind}}/{{period}}/send"
+        );
+    }
+    for day in days {
         for period in calendar.due_on(day) {
             due.extend(mpps.iter().map(|mpp| RegisterDue {
                 mpp: (*mpp).to_owned(),
@@ -173,24 +194,25 @@ async fn queue(
 }
 
 /// Claims the e-mails that are due and sends them one by one, on working days from `send_at`
-/// only (a retry due on a day off waits for the next working day). On `stop`, the claims not yet
-/// tried are handed back at once instead of waiting for their lease to run out.
+/// only (a retry due on a day off waits for the next working day); true if it claimed any. On
+/// `stop`, the claims not yet tried are handed back at once instead of waiting for their lease to
+/// run out.
 async fn send_due(
     app: &AppState,
     calendar: &Calendar,
     mailer: &Mailer,
     policy: Policy,
     stop: &CancellationToken,
-) -> Result<(), RegisterError> {
+) -> Result<bool, RegisterError> {
     let config = &app.config.registers;
     let now = app.clock.now();
     let local = now.to_zoned_datetime(app.zone.clone()).datetime();
     if !schedule::sending_open(calendar, local, config.send_at) {
-        return Ok(());
+        return Ok(false);
     }
     let next_due = app.store.outbox_next_due(OutboxKind::RegisterEmail).await?;
     if !matches!(next_due, Some(due) if due <= now) {
-        return Ok(());
+        return Ok(false);
     }
     let (lease, holder) = (policy.lease, app.lease_holder.clone());
     let claimed = outbox::claim::<RegisterEmail>(
@@ -202,6 +224,7 @@ async fn send_due(
         holder,
     )
     .await?;
+    let any = !claimed.is_empty();
     for claim in claimed {
         if stop.is_cancelled() {
             let now = app.clock.now();
@@ -211,12 +234,12 @@ async fn send_due(
         }
         deliver(app, mailer, policy, claim).await;
     }
-    Ok(())
+    Ok(any)
 }
 
-async fn deliver(app: &AppState, mailer: &Mailer, policy: Policy, claim: Claim<RegisterDue>) {
-    let due = &claim.item;
-    let span = tracing::info_span!("register", mpp = %due.mpp, kind = %due.kind, period = %due.period, attempt = claim.entry.attempts);
+async fn deliver(app: &AppState, mailer: &Mailer, policy: Policy, claim: Claim<RegisterToSend>) {
+    let (due, sending) = (&claim.item.due, claim.item.sending);
+    let span = tracing::info_span!("register", mpp = %due.mpp, kind = %due.kind, period = %due.period, sending, attempt = claim.entry.attempts);
     deliver_in_span(app, mailer, policy, claim)
         .instrument(span)
         .await;
@@ -226,7 +249,7 @@ async fn deliver_in_span(
     app: &AppState,
     mailer: &Mailer,
     policy: Policy,
-    claim: Claim<RegisterDue>,
+    claim: Claim<RegisterToSend>,
 ) {
     let outcome = match attempt(app, mailer, &claim.item).await {
         Ok((to, message_id)) => {
@@ -256,8 +279,9 @@ async fn deliver_in_span(
 async fn attempt(
     app: &AppState,
     mailer: &Mailer,
-    due: &RegisterDue,
+    item: &RegisterToSend,
 ) -> Result<(String, String), RegisterError> {
+    let due = &item.due;
     let kind =
         RegisterKind::parse(&due.kind).ok_or_else(|| RegisterError::BadPeriod(due.kind.clone()))?;
     let period = Period::parse(kind, &due.period)?;
@@ -283,13 +307,22 @@ async fn attempt(
     } else {
         None
     };
+    // A link only where the MPP can follow it: the PS publishes its cabinet to MPPs, and this
+    // one has a token for it.
+    let registers = &app.config.registers;
+    let cabinet_link = (!registers.cabinet_url.is_empty()
+        && registers.cabinet_tokens.contains_key(&mpp))
+    .then(|| {
+        format!(
+            "{}/cabinet/v1/registers/{}/{period}.xlsx",
+            registers.cabinet_url.trim_end_matches('/'),
+            kind.as_str()
+        )
+    });
     let letter = Letter {
         to: to.clone(),
-        cabinet_url: format!(
-            "{}/cabinet/v1/registers/{}/{period}.xlsx",
-            app.config.public_url.trim_end_matches('/'),
-            kind.as_str()
-        ),
+        cabinet_link,
+        sending: item.sending,
         mpp,
         mpp_name,
         period,

@@ -2,9 +2,10 @@
 //! TLS with an optional login (`RegistersConfig::smtp_tls`), trusting the roots of
 //! [`crate::outgoing`].
 //!
-//! Every e-mail of one register carries the same `Message-ID`, made from the MPP, the kind and the
-//! period: if a crash between the relay's acceptance and the record of it makes the PS send a
-//! register again, the receiver can tell it is the same e-mail.
+//! Every e-mail of one sending of a register carries the same `Message-ID`, made from the MPP, the
+//! kind and the period (and the sending, for one the operator asked again): if a crash between the
+//! relay's acceptance and the record of it makes the PS send a register again, the receiver can
+//! tell it is the same e-mail.
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -29,7 +30,11 @@ pub(crate) struct Letter {
     /// The register file (name, content type, bytes), or `None` when it is too large to mail and
     /// the e-mail points at the cabinet instead.
     pub attachment: Option<(String, &'static str, Vec<u8>)>,
-    pub cabinet_url: String,
+    /// Where the MPP downloads the register from, when the PS publishes its cabinet to MPPs
+    /// (`registers.cabinet_url`) and this MPP has a token for it.
+    pub cabinet_link: Option<String>,
+    /// Which sending of the register this is (1: the scheduled one).
+    pub sending: u32,
 }
 
 pub(crate) struct Mailer {
@@ -77,10 +82,17 @@ impl Mailer {
         })
     }
 
-    /// The Message-ID of a register's e-mail: the same on every attempt.
+    /// The Message-ID of a register's e-mail: the same on every attempt of one sending; a sending
+    /// the operator asked again has its own (`.2`, `.3`…), or the receiver would drop it as a
+    /// copy of the first.
     pub(crate) fn message_id(&self, letter: &Letter) -> String {
+        let again = if letter.sending > 1 {
+            format!(".{}", letter.sending)
+        } else {
+            String::new()
+        };
         format!(
-            "<register.{}.{}.{}@{}>",
+            "<register.{}.{}.{}{again}@{}>",
             letter.mpp,
             letter.period.kind().as_str(),
             letter.period,
@@ -148,8 +160,8 @@ fn body(letter: &Letter) -> String {
         ),
     };
     let mut text = format!(
-        "{what_ru} {period}.\nОплаты: {pc}, сумма {pa}, комиссия {pm}.\nВозвраты: {rc}, сумма {ra}, комиссия {rm}.\n\n\
-         {what_kk} {period}.\nТөлемдер: {pc}, сомасы {pa}, комиссия {pm}.\nҚайтарулар: {rc}, сомасы {ra}, комиссия {rm}.\n",
+        "{what_ru} {period}.\nОплаты: {pc}, сумма {pa}, комиссия {pm}.\nВозвраты: {rc}, сумма {ra}, возвращено комиссии {rm}.\n\n\
+         {what_kk} {period}.\nТөлемдер: {pc}, сомасы {pa}, комиссия {pm}.\nҚайтарулар: {rc}, сомасы {ra}, қайтарылған комиссия {rm}.\n",
         period = letter.period,
         pc = p.count,
         pa = p.amount,
@@ -158,12 +170,16 @@ fn body(letter: &Letter) -> String {
         ra = r.amount,
         rm = r.commission,
     );
-    if letter.attachment.is_none() {
-        text.push_str(&format!(
+    match (&letter.attachment, &letter.cabinet_link) {
+        (Some(_), _) => {}
+        (None, Some(link)) => text.push_str(&format!(
             "\nРеестр слишком велик для письма; скачайте его в кабинете:\n\
-             Тізілім хатқа сыймайды; оны кабинеттен жүктеп алыңыз:\n{}\n",
-            letter.cabinet_url
-        ));
+             Тізілім хатқа сыймайды; оны кабинеттен жүктеп алыңыз:\n{link}\n"
+        )),
+        (None, None) => text.push_str(
+            "\nРеестр слишком велик для письма; запросите его у платёжной системы.\n\
+             Тізілім хатқа сыймайды; оны төлем жүйесінен сұратыңыз.\n",
+        ),
     }
     text
 }

@@ -26,31 +26,43 @@ pub(crate) fn sending_open(calendar: &Calendar, local: DateTime, send_at: Time) 
     calendar.is_working_day(local.date()) && local.time() >= send_at
 }
 
-/// The working days whose registers are to be queued: those after `last_run` up to `upto`, at most
-/// the latest `max_days` of them. With no last run (e-mail was just turned on) none: delivery
-/// starts with the next working day, not with registers of days before it.
+/// The delivery days whose registers are to be queued at `upto` (today's, once `send_at` has
+/// passed): `upto` itself and the working days missed since `last_run`, the latest `max_missed`
+/// of them; and, apart, the missed days left out beyond that bound (oldest first), so that the
+/// caller can say which registers were not e-mailed. With no last run (e-mail was just turned on)
+/// none: delivery starts with the next working day, not with registers of days before it.
 pub(crate) fn days_to_queue(
     calendar: &Calendar,
     last_run: Option<Date>,
     upto: Date,
-    max_days: u32,
-) -> Vec<Date> {
+    max_missed: u32,
+) -> (Vec<Date>, Vec<Date>) {
     let Some(last_run) = last_run else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let mut days = Vec::new();
+    let max_missed = usize::try_from(max_missed).unwrap_or(usize::MAX);
+    let (mut days, mut left_out) = (Vec::new(), Vec::new());
+    let mut missed = 0;
     let mut day = Some(upto);
     while let Some(at) = day {
-        if at <= last_run || days.len() >= usize::try_from(max_days).unwrap_or(usize::MAX) {
+        if at <= last_run {
             break;
         }
         if calendar.is_working_day(at) {
-            days.push(at);
+            if at == upto {
+                days.push(at);
+            } else if missed < max_missed {
+                days.push(at);
+                missed += 1;
+            } else {
+                left_out.push(at);
+            }
         }
         day = calendar.previous_working_day(at);
     }
     days.reverse();
-    days
+    left_out.reverse();
+    (days, left_out)
 }
 
 #[cfg(test)]
@@ -101,15 +113,38 @@ mod tests {
     fn catching_up_is_bounded_and_starts_after_the_last_run() {
         let cal = Calendar::default();
         let upto = date(2026, 11, 30); // a Monday
-        assert!(days_to_queue(&cal, None, upto, 10).is_empty());
-        assert!(days_to_queue(&cal, Some(upto), upto, 10).is_empty());
+        let none: (Vec<Date>, Vec<Date>) = (Vec::new(), Vec::new());
+        assert_eq!(days_to_queue(&cal, None, upto, 10), none);
+        assert_eq!(days_to_queue(&cal, Some(upto), upto, 10), none);
         assert_eq!(
             days_to_queue(&cal, Some(date(2026, 11, 25)), upto, 10),
-            [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 30)]
+            (
+                vec![date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 30)],
+                vec![]
+            )
         );
+        // Today's delivery is not a missed one: two missed days besides it, and the rest said.
         assert_eq!(
-            days_to_queue(&cal, Some(date(2026, 1, 1)), upto, 2),
-            [date(2026, 11, 27), date(2026, 11, 30)]
+            days_to_queue(&cal, Some(date(2026, 11, 20)), upto, 2),
+            (
+                vec![date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 30)],
+                vec![date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
+            )
         );
+    }
+
+    #[test]
+    fn exactly_the_bound_of_missed_days_is_caught_up_after_a_holiday() {
+        // Last run Tuesday 2026-12-01, back on Thursday 2026-12-17 after send_at: the working
+        // days missed are December 2-4, 7-11, 14 and 15 (the 16th is Independence Day), ten of
+        // them, so with the default bound every one is delivered, December 1's daily included.
+        let cal = Calendar::default();
+        let (days, left_out) = days_to_queue(&cal, Some(date(2026, 12, 1)), date(2026, 12, 17), 10);
+        assert_eq!(days.first(), Some(&date(2026, 12, 2)));
+        assert_eq!(days.len(), 11, "{days:?}");
+        assert!(left_out.is_empty(), "{left_out:?}");
+        let (days, left_out) = days_to_queue(&cal, Some(date(2026, 12, 1)), date(2026, 12, 17), 9);
+        assert_eq!(days.first(), Some(&date(2026, 12, 3)));
+        assert_eq!(left_out, [date(2026, 12, 2)]);
     }
 }

@@ -1173,8 +1173,17 @@ mod tests {
         pg.begin(begin);
         db.execute(insert, args![5_i64]).expect("inserted");
         db.execute_pipelined(insert, args![1_i64]).expect("kept");
-        let Err(StoreError::Postgres(e)) = pg.commit() else {
+        let Err(refused) = pg.commit() else {
             panic!("the duplicate key must fail the commit");
+        };
+        // The log line says what the server said, not only "db error".
+        let said = refused.to_string();
+        assert!(
+            said.starts_with("database: ERROR 23505: duplicate key"),
+            "{said}"
+        );
+        let StoreError::Postgres(e) = refused else {
+            panic!("a PostgreSQL error: {refused:?}");
         };
         assert_eq!(
             e.code(),

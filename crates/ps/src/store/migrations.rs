@@ -312,6 +312,12 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX mpp_scans_by_age ON mpp_scans (created_at_ms);
     "#,
+    // 20: how many times each register's e-mail was asked to be sent: 1, and one more for each
+    // sending the operator asked again (`Store::send_register`), which gets a Message-ID of its
+    // own.
+    r#"
+    ALTER TABLE register_deliveries ADD COLUMN sendings INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The schema version of the SQLite file at `path`, read without changing it (`None`: no file

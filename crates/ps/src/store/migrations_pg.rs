@@ -217,6 +217,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mpp_scans_by_age ON mpp_scans (created_at_ms);
     "#,
+    // 7: SQLite's 20: how many times each register's e-mail was asked to be sent.
+    r#"
+    ALTER TABLE register_deliveries ADD COLUMN sendings BIGINT NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The session-level advisory lock held while migrating, so that of several nodes starting at

@@ -56,6 +56,8 @@ pub use registers::OpKind;
 pub use registers::RegisterDeliveryView;
 pub use registers::RegisterDue;
 pub use registers::RegisterOp;
+pub use registers::RegisterSending;
+pub use registers::RegisterToSend;
 pub(crate) use registers::{PageCursor, RegisterReader};
 use writer::Job;
 
@@ -63,8 +65,12 @@ use writer::Job;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database: {0}")]
+    #[error("database: {}", postgres_text(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// PostgreSQL: the connection broke as a transaction or read ended, whatever the server said
+    /// of it before; nothing of it stays, and the request may be sent again.
+    #[error("database: the connection was lost ({0})")]
+    ConnectionLost(Box<StoreError>),
     #[error("the write queue is full or the write did not commit in time")]
     Overloaded,
     #[error("the writer has stopped")]
@@ -101,7 +107,7 @@ impl StoreError {
     pub(crate) fn is_unavailable(&self) -> bool {
         use tokio_postgres::error::SqlState;
         match self {
-            StoreError::Overloaded | StoreError::Connect(_) => true,
+            StoreError::Overloaded | StoreError::Connect(_) | StoreError::ConnectionLost(_) => true,
             StoreError::Postgres(e) => {
                 let lost = e.is_closed()
                     || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
@@ -117,6 +123,21 @@ impl StoreError {
             }
             _ => false,
         }
+    }
+}
+
+/// A PostgreSQL error as a log line can use: tokio-postgres says only `db error` for what the
+/// server refused, and keeps the SQLSTATE and the server's words in its source.
+fn postgres_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            text
+        }
+        None => e.to_string(),
     }
 }
 
@@ -604,6 +625,10 @@ mod tests {
         assert!(StoreError::Postgres(refused).is_unavailable());
         assert!(StoreError::Overloaded.is_unavailable());
         assert!(StoreError::Connect("cannot connect".into()).is_unavailable());
+        // A commit the server refused (two nodes inserting one key, say) on a connection that
+        // then broke: retry, never a fault.
+        let lost = StoreError::ConnectionLost(Box::new(StoreError::CommitFailed));
+        assert!(lost.is_unavailable());
         assert!(!StoreError::Corrupt("a bad row".into()).is_unavailable());
         assert!(!StoreError::CommitFailed.is_unavailable());
     }

@@ -588,7 +588,9 @@ where
                             keep(&mut conn.kept, outcome.found);
                             Ok(Staging::Done(Ok(value)))
                         }
-                        Err(e) if conn.client.is_closed() => Err(e),
+                        Err(e) if conn.client.is_closed() => {
+                            Err(StoreError::ConnectionLost(Box::new(e)))
+                        }
                         Err(e) => {
                             conn.client.batch_execute("ROLLBACK").await?;
                             Ok(Staging::Done(Err(e)))
@@ -631,7 +633,9 @@ where
             Some(Need::Reads) if runs < STAGED_RUNS_MAX && !outcome.wanted.is_empty() => {
                 match conn.read(false, &outcome.wanted).await {
                     Ok(answers) => read.extend(outcome.wanted.into_iter().zip(answers)),
-                    Err(e) if conn.client.is_closed() => return Err(e),
+                    Err(e) if conn.client.is_closed() => {
+                        return Err(StoreError::ConnectionLost(Box::new(e)));
+                    }
                     // A statement refused: nothing is open, the connection serves on.
                     Err(e) => return Ok(Staging::Done(Err(e))),
                 }

@@ -321,12 +321,33 @@ pub struct RegisterDue {
     pub period: String,
 }
 
+/// A register e-mail as the outbox sends it: which register, and which sending of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterToSend {
+    pub due: RegisterDue,
+    /// 1 for the scheduled e-mail; each sending the operator asks for again adds one, so that a
+    /// resent register carries a Message-ID of its own (a receiver drops a copy of one it has).
+    pub sending: u32,
+}
+
+/// What asking for a register's e-mail ([`Store::send_register`]) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterSending {
+    /// Queued, as its `sending`-th e-mail: it was never queued (1), or was sent before.
+    Queued { sending: u32 },
+    /// It was waiting to be sent (queued, or failing and retried): made due at once instead.
+    AlreadyWaiting { sending: u32 },
+}
+
 /// A register delivery as the operator (and the tests) see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterDeliveryView {
     /// The row's id: the cursor of the admin API's list.
     pub id: i64,
     pub due: RegisterDue,
+    /// How many sendings were asked: 1, and one more for each the operator asked again.
+    pub sendings: u32,
+    /// When the latest sending went out (none while it waits).
     pub sent_at: Option<Timestamp>,
     pub sent_to: Option<String>,
     pub attempts: u32,
@@ -352,16 +373,19 @@ impl Tx<'_> {
     }
 
     /// The register e-mail a claimed outbox row delivers.
-    pub(crate) fn register_to_send(&self, entry: &OutboxEntry) -> StoreResult<RegisterDue> {
+    pub(crate) fn register_to_send(&self, entry: &OutboxEntry) -> StoreResult<RegisterToSend> {
         self.db
             .query_row(
-                "SELECT mpp, kind, period FROM register_deliveries WHERE id = ?1",
+                "SELECT mpp, kind, period, sendings FROM register_deliveries WHERE id = ?1",
                 args![entry.ref_id],
                 |r| {
-                    Ok(RegisterDue {
-                        mpp: r.get(0)?,
-                        kind: r.get(1)?,
-                        period: r.get(2)?,
+                    Ok(RegisterToSend {
+                        due: RegisterDue {
+                            mpp: r.get(0)?,
+                            kind: r.get(1)?,
+                            period: r.get(2)?,
+                        },
+                        sending: u32::try_from(r.get::<i64>(3)?).unwrap_or(u32::MAX),
                     })
                 },
             )?
@@ -452,6 +476,56 @@ impl Store {
         .await
     }
 
+    /// Asks for the e-mail of `due` (the operator's resend, or a register the catch-up bound left
+    /// out), in one transaction: queued if it never was; made due at once if it waits to be
+    /// sent; queued again as its next sending if it was sent. Of several asking at once, one
+    /// reopens a sent e-mail and the others find it waiting.
+    pub(crate) async fn send_register(
+        &self,
+        due: RegisterDue,
+        now: Timestamp,
+    ) -> StoreResult<RegisterSending> {
+        self.transaction(move |tx| {
+            if tx.queue_register(&due, now)? {
+                return Ok(RegisterSending::Queued { sending: 1 });
+            }
+            let kind = OutboxKind::RegisterEmail.as_str();
+            let (id, sendings) = tx
+                .db
+                .query_row(
+                    "SELECT id, sendings FROM register_deliveries \
+                     WHERE mpp = ?1 AND kind = ?2 AND period = ?3",
+                    args![due.mpp, due.kind, due.period],
+                    |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+                )?
+                .ok_or_else(|| StoreError::Corrupt("a register delivery vanished".to_owned()))?;
+            let sending = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+            // Sent: its outbox row opens again as a new e-mail (its earlier attempts stay on
+            // record under the same row), and the delivery forgets the earlier sending.
+            let reopened = tx.db.execute(
+                "UPDATE outbox SET done_at_ms = NULL, due_at_ms = ?1, created_at_ms = ?1, \
+                 lease_until_ms = 0, flagged = 0, last_error = NULL \
+                 WHERE kind = ?2 AND ref_id = ?3 AND done_at_ms IS NOT NULL",
+                args![ms(now), kind, id],
+            )?;
+            if reopened == 1 {
+                tx.db.execute(
+                    "UPDATE register_deliveries SET sendings = sendings + 1, sent_at_ms = NULL, \
+                     sent_to = NULL, message_id = NULL WHERE id = ?1",
+                    args![id],
+                )?;
+                return Ok(RegisterSending::Queued {
+                    sending: sending(sendings + 1),
+                });
+            }
+            tx.make_due(OutboxKind::RegisterEmail, id, now)?;
+            Ok(RegisterSending::AlreadyWaiting {
+                sending: sending(sendings),
+            })
+        })
+        .await
+    }
+
     /// Register deliveries, newest first; `after` (a delivery id, the last of the previous page)
     /// starts the page past it.
     pub async fn register_deliveries(
@@ -462,7 +536,7 @@ impl Store {
         self.read_db(move |db| {
             // PostgreSQL cannot tell the type of a parameter only tested for NULL: cast it.
             let sql = format!(
-                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, d.id, {STATE_COLUMNS} \
+                "SELECT d.mpp, d.kind, d.period, d.sent_at_ms, d.sent_to, d.id, d.sendings, {STATE_COLUMNS} \
                  FROM register_deliveries d LEFT JOIN outbox o ON o.kind = ?1 AND o.ref_id = d.id \
                  WHERE (CAST(?3 AS BIGINT) IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?2"
             );
@@ -478,15 +552,17 @@ impl Store {
                     r.get::<Option<i64>>(3)?,
                     r.get::<Option<String>>(4)?,
                     r.get::<i64>(5)?,
-                    state_columns(r, 6)?,
+                    r.get::<i64>(6)?,
+                    state_columns(r, 7)?,
                 ))
             })?;
             let mut views = Vec::new();
-            for (due, sent_at, sent_to, id, delivery) in rows {
+            for (due, sent_at, sent_to, id, sendings, delivery) in rows {
                 let delivery = state(delivery)?;
                 views.push(RegisterDeliveryView {
                     id,
                     due,
+                    sendings: u32::try_from(sendings).unwrap_or(u32::MAX),
                     sent_at: at(sent_at)?,
                     sent_to,
                     attempts: delivery.attempts,
