@@ -82,6 +82,18 @@ async fn refund_with_the_customer_end_to_end() {
         ps.pos("GET", &status_path, API_KEY, None).await.1["Data"]["Status"],
         "QrTokenCreated"
     );
+    // No list before the customer scanned: the cashier hears why, not "purchase not found".
+    let not_yet = |ops: &Value| {
+        ops["StatusCode"] == -99000400
+            && ops["Message"]
+                .as_str()
+                .is_some_and(|m| m.contains("QrReturnId") && m.contains("не отсканирован"))
+    };
+    let list = json!({"DeviceToken": device, "QrReturnId": qr_return_id});
+    let (_, ops) = ps
+        .pos("POST", "/r2/v01/return/operations", API_KEY, Some(&list))
+        .await;
+    assert!(not_yet(&ops), "{ops}");
     let token = created["Data"]["QrToken"].as_str().expect("token");
     let (_, scan) = ps
         .mpp_call(
@@ -151,6 +163,14 @@ async fn refund_with_the_customer_end_to_end() {
     // The return QR is used: it cannot refund again.
     let (_, again) = ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_return_id, "Amount": 1}))).await;
     assert_eq!(again["StatusCode"], -99000400);
+    // Whatever the amount: the QR, not the amount, is what stands in the way.
+    let (_, again) = ps.pos("POST", "/r2/v01/payment/return", API_KEY, Some(&json!({"DeviceToken": device, "QrPaymentId": purchase, "QrReturnId": qr_return_id, "Amount": 100000}))).await;
+    assert_eq!(again["StatusCode"], -99000400, "{again}");
+    // Nor does it list the customer's purchases any more.
+    let (_, ops) = ps
+        .pos("POST", "/r2/v01/return/operations", API_KEY, Some(&list))
+        .await;
+    assert!(not_yet(&ops), "{ops}");
 }
 
 /// A trade point that stopped taking QR payments still gives money back with the customer:

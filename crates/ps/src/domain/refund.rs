@@ -302,10 +302,9 @@ pub(crate) fn check_order(
     if order.kind == RefundKind::Cancel && payment.kind != Kind::Custom {
         return Err(Refusal::NotRefundable);
     }
-    let left = available(total, held);
-    if order.amount > left {
-        return Err(Refusal::AmountExceeded { left });
-    }
+    // The return QR before the amount: a cashier told to lower the amount of a refund that no
+    // amount could make (the QR is not usable, or the purchase is not its customer's) would try
+    // again in vain.
     if let Some(qr) = return_qr {
         let Some(qr) = qr else {
             return Err(Refusal::ReturnQrNotUsable);
@@ -317,6 +316,10 @@ pub(crate) fn check_order(
         if qr.owner.as_ref() != Some(owner) || qr.trade_point_id != payment.trade_point_id {
             return Err(Refusal::PaymentNotFound);
         }
+    }
+    let left = available(total, held);
+    if order.amount > left {
+        return Err(Refusal::AmountExceeded { left });
     }
     Ok(owner.clone())
 }
@@ -584,6 +587,23 @@ mod tests {
             check_order(&with_qr, &paid, [], Some(Some(&scanned_qr("C2"))), now),
             Err(Refusal::PaymentNotFound)
         );
+        // Whose purchase, and whether the QR can be used, before how much: no amount would do.
+        let too_much = RefundOrder {
+            amount: Amount::from_tiyn(1_000_000_000_000),
+            ..with_qr.clone()
+        };
+        assert_eq!(
+            check_order(&too_much, &paid, [], Some(Some(&scanned_qr("C2"))), now),
+            Err(Refusal::PaymentNotFound)
+        );
+        assert_eq!(
+            check_order(&too_much, &paid, [], Some(None), now),
+            Err(Refusal::ReturnQrNotUsable)
+        );
+        assert!(matches!(
+            check_order(&too_much, &paid, [], Some(Some(&theirs)), now),
+            Err(Refusal::AmountExceeded { .. })
+        ));
     }
 
     #[test]

@@ -110,8 +110,14 @@ pub(super) async fn operations(State(app): State<AppState>, call: PosCall) -> Po
         return Err(PosError::param("MaxResult", Problem::Expected("1–10")));
     }
     let qr = own_return_qr(&app, &call, RefundId::new(req.qrreturnid)).await?;
-    let Some(owner) = qr.owner.clone().filter(|_| qr.trade_point_id == point.id) else {
+    if qr.trade_point_id != point.id {
         return Err(PosError::status(StatusCode::PurchaseNotFound));
+    }
+    // Not scanned yet, used, or past its window: no refund can follow, so no list either, and
+    // the cashier hears why, as `payment/return` would say it.
+    let usable = qr.usable_for_return(app.clock.now(), app.config.refunds.return_qr_use_window());
+    let (Some(owner), true) = (qr.owner.clone(), usable) else {
+        return Err(PosError::param("QrReturnId", Problem::ReturnQrNotUsable));
     };
     let limit = usize::try_from(max).unwrap_or(10);
     let purchases = app.store.customer_purchases(owner, point.id, limit).await?;

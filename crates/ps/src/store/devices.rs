@@ -292,7 +292,9 @@ impl Store {
         .await
     }
 
-    /// `device/delete`: deactivates the device; false if no active device of this organization has the token.
+    /// `device/delete`: deactivates the device; false if no device of this organization has the
+    /// token. A device deleted already stays so and is true: a delete retried after its answer
+    /// was lost succeeds.
     pub(crate) async fn delete_device(
         &self,
         organization_bin: String,
@@ -300,7 +302,7 @@ impl Store {
     ) -> StoreResult<bool> {
         self.transaction(move |tx| {
             let n = tx.db.execute(
-                "UPDATE devices SET active = 0 WHERE token = ?1 AND organization_bin = ?2 AND active = 1",
+                "UPDATE devices SET active = 0 WHERE token = ?1 AND organization_bin = ?2",
                 args![token, organization_bin],
             )?;
             Ok(n > 0)
