@@ -962,3 +962,76 @@ async fn an_edit_saved_over_a_change_made_since_it_was_opened_is_refused() {
     assert_eq!(now["status"], "suspended");
     assert_eq!(now["name"], "Кафе «Форма»");
 }
+
+#[tokio::test]
+async fn the_operator_downloads_a_register_and_sends_its_e_mail_again_from_the_overview() {
+    use crate::register_mail::{expect_mails, scene_with_mail, scheduler_has_run};
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let scene = scene_with_mail("2026-11-26T10:00:00", &smtp).await;
+    let ps = &scene.ps;
+    let device = ps.device("POS-1").await;
+    ps.paid(&device, 1500, "C1").await;
+    scheduler_has_run(&scene).await;
+    scene.set_clock("2026-11-27T09:00:00");
+    expect_mails(&smtp, 2).await;
+
+    let (operator, _) = sign_in(ps, ADMIN_TOKEN).await;
+    let page = get(ps, "/console/operator", &operator).await;
+    assert_eq!(page.status, 200);
+    // Each e-mail's row links to its register and says its kind in the page's language.
+    let link = "/console/operator/registers/demobank/daily/2026-11-26.xlsx";
+    assert!(
+        page.body.contains(&format!("href=\"{link}\"")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<td>дневной</td>"), "{}", page.body);
+    let file = get(ps, link, &operator).await;
+    assert_eq!(file.status, 200);
+    let disposition = file
+        .headers
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        disposition.contains("demobank-daily-2026-11-26.xlsx"),
+        "{disposition}"
+    );
+    // An MPP's session is not the operator's.
+    let (bank, _) = sign_in(ps, crate::registers::BANK_TOKEN).await;
+    assert_eq!(get(ps, link, &bank).await.status, 303);
+
+    // Sent again from its row's form: a third e-mail, a second sending of demobank's register.
+    let path = "/console/operator/registers/demobank/daily/2026-11-26/send";
+    let own_origin = ps.url.clone();
+    let sent = call(
+        ps,
+        "POST",
+        path,
+        Some(&operator),
+        &[("origin", &own_origin)],
+        Some(form(&[("csrf", &page.csrf())])),
+    )
+    .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert_eq!(sent.location(), "/console/operator?done=register");
+    let mails = expect_mails(&smtp, 3).await;
+    assert_eq!(
+        mails[2].message_id(),
+        "register.demobank.daily.2026-11-26.2@ps.tolem.test"
+    );
+    // A period not over is refused on a page that says why, and nothing is sent.
+    let refused = call(
+        ps,
+        "POST",
+        "/console/operator/registers/demobank/daily/2026-11-27/send",
+        Some(&operator),
+        &[("origin", &own_origin)],
+        Some(form(&[("csrf", &page.csrf())])),
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("2026-11-27"), "{}", refused.body);
+    expect_mails(&smtp, 3).await;
+}

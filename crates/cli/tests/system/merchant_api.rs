@@ -36,6 +36,18 @@ async fn trade_points_and_device_lifecycle() {
         .pos("POST", "/r1/v01/device/register", API_KEY, Some(&body))
         .await;
     assert_eq!(bad["StatusCode"], -99000400);
+    // A POS that keeps the token in a GUID type sends it back upper case and in braces: the
+    // same device.
+    let guid = format!("{{{}}}", first.to_uppercase());
+    let (_, created) = ps
+        .pos(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some(&json!({"DeviceToken": guid, "Amount": 5})),
+        )
+        .await;
+    assert_eq!(created["StatusCode"], 0, "{created}");
     // delete, then the token no longer creates anything.
     let (_, deleted) = ps
         .pos(

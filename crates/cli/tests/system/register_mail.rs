@@ -11,7 +11,7 @@ use crate::smtp::{Mail, SmtpServer};
 const BANK_EMAIL: &str = "registers@demobank.example";
 const WALLET_EMAIL: &str = "registers@demowallet.example";
 
-async fn scene_with_mail(at: &str, smtp: &SmtpServer) -> Scene {
+pub(crate) async fn scene_with_mail(at: &str, smtp: &SmtpServer) -> Scene {
     let port = smtp.port;
     Scene::start(at, move |c| {
         let r = &mut c.registers;

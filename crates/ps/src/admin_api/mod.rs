@@ -11,6 +11,7 @@ mod registers;
 
 pub(crate) use certificates::{Registered, register_certificate, revoke_certificate};
 pub(crate) use edge::unknown;
+pub(crate) use registers::send_register;
 
 use axum::Json;
 use axum::Router;

@@ -35,6 +35,12 @@ pub(super) async fn file(
     Ok(register_of(&app, &makers, &mpp, &kind, &file).await)
 }
 
+/// What asking for a register's e-mail did: `queued` or `waiting`, and which sending it is.
+pub(crate) struct Asked {
+    pub state: &'static str,
+    pub sending: u32,
+}
+
 /// `POST /admin/v1/registers/{mpp}/{kind}/{period}/send`: the register's e-mail, queued if it
 /// never was, due at once if it waits, or sent again (with a Message-ID of its own) if it was
 /// sent; it goes out as any register e-mail does, on a working day from `send_at`.
@@ -42,6 +48,24 @@ pub(super) async fn send(
     State(app): State<AppState>,
     AdminPath((mpp, kind, period)): AdminPath<(String, String, String)>,
 ) -> AdminResult {
+    let asked = send_register(&app, &mpp, &kind, &period).await?;
+    Ok(Json(json!({
+        "mpp": mpp,
+        "kind": kind,
+        "period": period,
+        "sending": asked.sending,
+        "state": asked.state,
+    }))
+    .into_response())
+}
+
+/// The use case behind [`send`], which the operator's console asks too.
+pub(crate) async fn send_register(
+    app: &AppState,
+    mpp: &str,
+    kind: &str,
+    period: &str,
+) -> Result<Asked, AdminError> {
     if !app.config.registers.email_enabled() {
         return Err(AdminError(
             StatusCode::CONFLICT,
@@ -49,26 +73,26 @@ pub(super) async fn send(
         ));
     }
     let catalog = app.catalog.get();
-    let found = catalog.mpps.get(mpp.as_str()).ok_or_else(|| no_mpp(&mpp))?;
+    let found = catalog.mpps.get(mpp).ok_or_else(|| no_mpp(mpp))?;
     if found.register_email.is_none() {
         return Err(AdminError(
             StatusCode::CONFLICT,
             format!("MPP {mpp:?} has no register_email"),
         ));
     }
-    let kind = RegisterKind::parse(&kind).ok_or_else(|| {
+    let kind = RegisterKind::parse(kind).ok_or_else(|| {
         AdminError(
             StatusCode::NOT_FOUND,
             format!("no register kind {kind:?}: daily or monthly"),
         )
     })?;
-    let period = Period::parse(kind, &period).map_err(|e| bad(e.to_string()))?;
-    match make::request(&app, &mpp, period, Format::Xlsx) {
+    let period = Period::parse(kind, period).map_err(|e| bad(e.to_string()))?;
+    match make::request(app, mpp, period, Format::Xlsx) {
         Ok(_) => {}
         Err(e @ RegisterError::NotEnded { .. }) => {
             return Err(AdminError(StatusCode::CONFLICT, e.to_string()));
         }
-        Err(RegisterError::UnknownMpp(_)) => return Err(no_mpp(&mpp)),
+        Err(RegisterError::UnknownMpp(_)) => return Err(no_mpp(mpp)),
         Err(e) => return Err(bad(e.to_string())),
     }
     let due = RegisterDue {
@@ -81,17 +105,23 @@ pub(super) async fn send(
         .send_register(due, app.clock.now())
         .await
         .map_err(internal)?;
-    let (state, sending) = match sending {
-        RegisterSending::Queued { sending } => ("queued", sending),
-        RegisterSending::AlreadyWaiting { sending } => ("waiting", sending),
+    let asked = match sending {
+        RegisterSending::Queued { sending } => Asked {
+            state: "queued",
+            sending,
+        },
+        RegisterSending::AlreadyWaiting { sending } => Asked {
+            state: "waiting",
+            sending,
+        },
     };
-    tracing::info!(mpp, kind = kind.as_str(), %period, sending, state, "register e-mail asked by the operator");
-    Ok(Json(json!({
-        "mpp": mpp,
-        "kind": kind.as_str(),
-        "period": period.to_string(),
-        "sending": sending,
-        "state": state,
-    }))
-    .into_response())
+    tracing::info!(
+        mpp,
+        kind = kind.as_str(),
+        %period,
+        sending = asked.sending,
+        state = asked.state,
+        "register e-mail asked by the operator"
+    );
+    Ok(asked)
 }

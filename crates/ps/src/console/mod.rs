@@ -8,6 +8,7 @@
 mod cabinet;
 mod operator;
 mod organization;
+mod registers;
 mod session;
 mod texts;
 
@@ -49,6 +50,7 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .merge(operator::routes())
         .merge(organization::routes())
         .merge(cabinet::routes())
+        .merge(registers::routes())
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(axum::Extension(Makers::default()))
         .route_layer(middleware::from_fn_with_state(app, guard))

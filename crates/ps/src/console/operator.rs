@@ -76,6 +76,7 @@ fn done_message(ctx: &Ctx) -> String {
         Some("status") => Some(T::StatusChanged),
         Some("cancelled") => Some(T::CancelPlaced),
         Some("saved") => Some(T::Saved),
+        Some("register") => Some(T::RegisterAsked),
         _ => None,
     };
     let (class, text) = match text {
@@ -374,7 +375,7 @@ fn register_mails(
 ) -> String {
     let mut html = format!(
         "<section aria-labelledby=\"mails-h\"><h2 id=\"mails-h\">{}</h2><div class=\"table\">\
-         <table id=\"register-mails\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th></tr></thead><tbody>",
+         <table id=\"register-mails\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th><th></th></tr></thead><tbody>",
         ctx.t(T::RegisterMails),
         ctx.t(T::Mpp),
         ctx.t(T::Kind),
@@ -393,15 +394,26 @@ fn register_mails(
             (None, _) if mail.flagged => ctx.t(T::Flagged).to_owned(),
             (None, _) => ctx.t(T::Queued).to_owned(),
         };
+        let (mpp, kind, period) = (&mail.due.mpp, &mail.due.kind, &mail.due.period);
+        let kind_word = match kind.as_str() {
+            "daily" => ctx.t(T::DailyOne).to_owned(),
+            "monthly" => ctx.t(T::MonthlyOne).to_owned(),
+            other => e(other),
+        };
         html.push_str(&format!(
-            "<tr data-mail-id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"status\">{}</td><td class=\"num attempts\">{}</td><td class=\"last-error\">{}</td></tr>",
+            "<tr data-mail-id=\"{}\"><td>{}</td><td>{}</td><td><a class=\"register-file\" href=\"{}\">{}</a></td><td class=\"status\">{}</td><td class=\"num attempts\">{}</td><td class=\"last-error\">{}</td>\
+             <td><form class=\"inline\" method=\"post\" action=\"{}\">{}<button class=\"send-again\" type=\"submit\">{}</button></form></td></tr>",
             mail.id,
-            e(&mail.due.mpp),
-            e(&mail.due.kind),
-            e(&mail.due.period),
+            e(mpp),
+            kind_word,
+            e(&super::registers::file_link(mpp, kind, period)),
+            e(period),
             sent,
             mail.attempts,
             mail.last_error.as_deref().map(e).unwrap_or_default(),
+            e(&super::registers::send_action(mpp, kind, period)),
+            ctx.csrf_field(),
+            ctx.t(T::SendAgain),
         ));
     }
     html.push_str("</tbody></table></div></section>");

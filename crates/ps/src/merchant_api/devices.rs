@@ -98,7 +98,10 @@ pub(super) async fn delete(State(app): State<AppState>, call: PosCall) -> PosRes
     call.check_bin(req.organizationbin.as_deref())?;
     if app
         .store
-        .delete_device(call.organization()?.bin.clone(), req.devicetoken)
+        .delete_device(
+            call.organization()?.bin.clone(),
+            super::device_token(&req.devicetoken),
+        )
         .await?
     {
         Ok(envelope(HttpStatus::OK, &Envelope::ok_empty()))

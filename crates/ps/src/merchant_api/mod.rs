@@ -435,8 +435,18 @@ pub(crate) async fn device_of(
     call: &PosCall,
     token: &str,
 ) -> Result<(Device, Arc<TradePoint>), PosError> {
-    let device = app.store.device_by_token(token.to_owned()).await?;
+    let device = app.store.device_by_token(device_token(token)).await?;
     checked_device(app, call, device)
+}
+
+/// A `DeviceToken` as it is stored: the PS issues lowercase hyphenated UUIDs, and a POS that
+/// keeps it in a GUID type may send it back in another spelling (upper case, in braces, without
+/// hyphens), which names the same token. Anything else is looked up as it is.
+pub(crate) fn device_token(sent: &str) -> String {
+    match uuid::Uuid::try_parse(sent.trim()) {
+        Ok(token) => token.hyphenated().to_string(),
+        Err(_) => sent.to_owned(),
+    }
 }
 
 /// What a POS call that takes a new purchase or return QR finds first: the answer the same
@@ -472,7 +482,7 @@ pub(crate) async fn device_and_answer(
 ) -> Result<(Option<Device>, Option<String>), PosError> {
     let found = app
         .store
-        .device_with_replay(token.to_owned(), call.request_key())
+        .device_with_replay(device_token(token), call.request_key())
         .await?
         .filter(|(d, _)| call.acts_for(&d.organization_bin));
     Ok(match found {
@@ -542,7 +552,22 @@ pub(crate) fn check_trade_point(point: &TradePoint) -> Result<(), PosError> {
 mod tests {
     use axum::http::Method;
 
-    use super::stores_something;
+    use super::{device_token, stores_something};
+
+    #[test]
+    fn a_device_token_in_any_spelling_of_its_uuid_is_the_stored_one() {
+        let stored = "5f3c2a9b-8e7d-4c1a-0b9f-8e7d6c5b4a39";
+        for sent in [
+            stored,
+            "5F3C2A9B-8E7D-4C1A-0B9F-8E7D6C5B4A39",
+            "{5F3C2A9B-8E7D-4C1A-0B9F-8E7D6C5B4A39}",
+            "5f3c2a9b8e7d4c1a0b9f8e7d6c5b4a39",
+            " 5f3c2a9b-8e7d-4c1a-0b9f-8e7d6c5b4a39 ",
+        ] {
+            assert_eq!(device_token(sent), stored, "{sent}");
+        }
+        assert_eq!(device_token("not a uuid"), "not a uuid");
+    }
 
     #[test]
     fn every_post_but_the_operations_list_counts_as_a_write() {
