@@ -54,6 +54,12 @@ pub trait Kind: 'static {
         outcome: &Self::Outcome,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// Whether a claim's final outcome still belongs to its row: false for a claim of a round
+    /// the row has ended since and been opened for again (a register sent again), whose late
+    /// outcome must not close the new round. True for kinds whose rows never reopen.
+    fn still_current(_tx: &Tx<'_>, _claim: &Claim<Self::Item>) -> StoreResult<bool> {
+        Ok(true)
+    }
 }
 
 /// What an attempt's outcome means for its outbox row.
@@ -206,6 +212,15 @@ pub async fn record<K: Kind>(
                 Ending::Retry(error) => return tx.retry(&claim.entry, retry_at, error, flag),
                 Ending::Final(error) => error,
             };
+            if !K::still_current(tx, &claim)? {
+                tracing::warn!(
+                    ref_id = claim.entry.ref_id,
+                    ?outcome,
+                    "an answer for {} of an earlier round; ignored",
+                    K::WORDS.one
+                );
+                return Ok(());
+            }
             // Only the first final outcome counts: a late or duplicate answer (a delivery that
             // outlived its lease) must not undo it.
             if !(tx.close(id, now, error)? && K::finish(tx, &claim, &outcome, now)?) {

@@ -75,6 +75,12 @@ impl Kind for RegisterEmail {
         tx.mark_register_sent(claim.entry.ref_id, now, to, message_id)?;
         Ok(true)
     }
+
+    /// A sending the operator asked for after this claim's began reopened the row: this claim's
+    /// late outcome (it outlived its lease) is the earlier sending's, not the new one's.
+    fn still_current(tx: &Tx<'_>, claim: &Claim<RegisterToSend>) -> StoreResult<bool> {
+        Ok(tx.register_sendings(claim.entry.ref_id)? == Some(claim.item.sending))
+    }
 }
 
 /// Makes and e-mails the due registers until `stop`; idle when e-mail is off.
@@ -331,4 +337,102 @@ async fn attempt(
     };
     let message_id = mailer.send(letter).await?;
     Ok((to, message_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::store::{LeaseHolder, RegisterSending, Store, StoreLimits};
+
+    /// A register sent again while a claim of its first sending was still out (it outlived its
+    /// lease, and another node sent it meanwhile): that claim's late answer is the first
+    /// sending's and leaves the second waiting; the second's own answer closes it.
+    #[tokio::test]
+    async fn a_late_answer_of_an_earlier_sending_leaves_the_one_asked_again_waiting() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let limits = StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 10_000,
+        };
+        let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
+        let now = Timestamp::from_second(1_800_000_000).expect("in range");
+        let lease = SignedDuration::from_secs(60);
+        let later = now + SignedDuration::from_secs(61);
+        let due = RegisterDue {
+            mpp: "demobank".to_owned(),
+            kind: "daily".to_owned(),
+            period: "2027-01-14".to_owned(),
+        };
+        store
+            .queue_registers(vec![due.clone()], "2027-01-15".to_owned(), now)
+            .await
+            .expect("queued");
+        let claim = |at: Timestamp, node: &str| {
+            outbox::claim::<RegisterEmail>(&store, None, at, 1, lease, LeaseHolder::new_run(node))
+        };
+        let sent = |n: &str| RegisterSent::Sent {
+            to: "registers@demobank.example".to_owned(),
+            message_id: n.to_owned(),
+        };
+        let mut stale = claim(now, "node-a").await.expect("claimed");
+        let mut first = claim(later, "node-b").await.expect("claimed again");
+        assert_eq!(
+            (stale.len(), first.len()),
+            (1, 1),
+            "the first lease ran out"
+        );
+        let first = first.pop().expect("a claim");
+        outbox::record::<RegisterEmail>(&store, first, sent("m1"), later, later, false)
+            .await
+            .expect("recorded");
+        assert_eq!(
+            store
+                .send_register(due.clone(), later)
+                .await
+                .expect("asked"),
+            RegisterSending::Queued { sending: 2 }
+        );
+        let stale = stale.pop().expect("a claim");
+        assert_eq!(stale.item.sending, 1);
+        outbox::record::<RegisterEmail>(&store, stale, sent("m1"), later, later, false)
+            .await
+            .expect("a late answer is no error");
+        let view = |store: &Store| {
+            let store = store.clone();
+            async move {
+                store
+                    .register_deliveries(None, 10)
+                    .await
+                    .expect("read")
+                    .pop()
+                    .expect("the delivery")
+            }
+        };
+        let waiting = view(&store).await;
+        assert_eq!((waiting.sendings, waiting.sent_at), (2, None));
+        let mut second = claim(later, "node-c").await.expect("claimed");
+        let second = second.pop().expect("the second sending is due");
+        assert_eq!(second.item.sending, 2);
+        outbox::record::<RegisterEmail>(&store, second, sent("m2"), later, later, false)
+            .await
+            .expect("recorded");
+        assert!(view(&store).await.sent_at.is_some());
+        // Asked again while it waits, it is made due, not counted twice.
+        assert_eq!(
+            store
+                .send_register(due.clone(), later)
+                .await
+                .expect("asked"),
+            RegisterSending::Queued { sending: 3 }
+        );
+        assert_eq!(
+            store.send_register(due, later).await.expect("asked"),
+            RegisterSending::AlreadyWaiting { sending: 3 }
+        );
+    }
 }

@@ -394,6 +394,19 @@ impl Tx<'_> {
             })
     }
 
+    /// How many sendings of the register delivery `delivery_id` were asked (`None`: no such
+    /// delivery).
+    pub(crate) fn register_sendings(&self, delivery_id: i64) -> StoreResult<Option<u32>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT sendings FROM register_deliveries WHERE id = ?1",
+                args![delivery_id],
+                |r| r.get::<i64>(0),
+            )?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
     /// Marks the register delivery `delivery_id` sent: when, to whom, under which Message-ID. The
     /// caller closed its outbox row first (only the first final outcome gets here); the row is
     /// marked once all the same, so what it says is the first sending's.
