@@ -536,7 +536,7 @@ async fn a_partner_certificate_acts_for_the_organization_its_bin_names() {
     assert!(
         r2["Message"]
             .as_str()
-            .is_some_and(|m| m.contains("several organizations")),
+            .is_some_and(|m| m.contains("несколькими организациями")),
         "{r2}"
     );
 

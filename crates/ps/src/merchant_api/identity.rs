@@ -15,7 +15,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{Extensions, HeaderMap};
-use tolem_wire::merchant::StatusCode;
 
 use super::{PosError, Scheme};
 use crate::catalog::{Catalog, Fingerprint, Organization};
@@ -51,7 +50,7 @@ enum Presented {
     Nothing,
     Certificate(Fingerprint),
     /// A trusted proxy sent a header that is not a SHA-256 fingerprint.
-    Unreadable(String),
+    Unreadable(HeaderFault),
 }
 
 /// The certificate the TLS listener verified, else the one a trusted proxy names. The header is
@@ -72,7 +71,7 @@ fn presented(
     }
     // Two that differ could be the client's own and the proxy's, added after it: neither is read.
     let Ok(value) = sent_once(headers, identity.fingerprint_header.as_str()) else {
-        return Presented::Unreadable("the fingerprint header is sent twice".to_owned());
+        return Presented::Unreadable(HeaderFault::SentTwice);
     };
     let Some(value) = value else {
         return Presented::Nothing;
@@ -81,13 +80,12 @@ fn presented(
     if value.is_empty() {
         return Presented::Nothing;
     }
-    let parsed = value
-        .to_str()
-        .map_err(|_| "the fingerprint header is not ASCII".to_owned())
-        .and_then(Fingerprint::parse);
-    match parsed {
+    let Ok(value) = value.to_str() else {
+        return Presented::Unreadable(HeaderFault::NotAscii);
+    };
+    match Fingerprint::parse(value) {
         Ok(fingerprint) => Presented::Certificate(fingerprint),
-        Err(why) => Presented::Unreadable(why),
+        Err(why) => Presented::Unreadable(HeaderFault::Malformed(why)),
     }
 }
 
@@ -105,8 +103,79 @@ pub(super) fn sent_once<'a>(
     }
 }
 
-fn refused(detail: impl Into<String>) -> PosError {
-    PosError::Status(StatusCode::AuthenticationFailed, Some(detail.into()))
+/// What authentication found missing or wrong, said after `-10000`'s message in the caller's
+/// language (DECISIONS 44); the names of headers and fields stay as the API spells them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unauthenticated {
+    /// A credential missing, unknown or another organization's: `Api-Key`, `OrganizationBin`.
+    Named(&'static str),
+    /// `Api-Key` sent twice with two different values.
+    ApiKeyTwice,
+    /// No client certificate, or one no organization has registered.
+    Certificate,
+    /// A trusted proxy's fingerprint header that cannot be read.
+    CertificateHeader(HeaderFault),
+    /// An r2 call with a certificate registered to several organizations.
+    SeveralOrganizations,
+    /// r3 from an address the organization does not list.
+    SourceAddress,
+    /// r3 for an organization that lists no address.
+    NoSourceAddressListed,
+}
+
+/// Why a trusted proxy's fingerprint header cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum HeaderFault {
+    SentTwice,
+    NotAscii,
+    /// Not a SHA-256 fingerprint: `Fingerprint::parse`'s own words, technical.
+    Malformed(String),
+}
+
+impl Unauthenticated {
+    pub(crate) fn text(&self, locale: tolem_wire::Locale) -> String {
+        let pick = |ru: &str, kk: &str| match locale {
+            tolem_wire::Locale::Ru => ru.to_owned(),
+            tolem_wire::Locale::Kk => kk.to_owned(),
+        };
+        match self {
+            Unauthenticated::Named(name) => (*name).to_owned(),
+            Unauthenticated::ApiKeyTwice => pick(
+                "Api-Key передан дважды с разными значениями",
+                "Api-Key екі рет әртүрлі мәнмен жіберілген",
+            ),
+            Unauthenticated::Certificate => pick("сертификат клиента", "клиент сертификаты"),
+            Unauthenticated::CertificateHeader(fault) => {
+                let why = match fault {
+                    HeaderFault::SentTwice => pick(
+                        "заголовок с отпечатком передан дважды",
+                        "таңбасы бар тақырып екі рет жіберілген",
+                    ),
+                    HeaderFault::NotAscii => pick(
+                        "заголовок с отпечатком не в ASCII",
+                        "таңбасы бар тақырып ASCII емес",
+                    ),
+                    HeaderFault::Malformed(why) => why.clone(),
+                };
+                format!("{}: {why}", Unauthenticated::Certificate.text(locale))
+            }
+            Unauthenticated::SeveralOrganizations => pick(
+                "сертификат клиента зарегистрирован за несколькими организациями; r2 действует \
+                 за одну (r3 называет организацию в OrganizationBin)",
+                "клиент сертификаты бірнеше ұйымға тіркелген; r2 бір ұйым үшін әрекет етеді \
+                 (r3 ұйымды OrganizationBin-да атайды)",
+            ),
+            Unauthenticated::SourceAddress => pick("адрес отправителя", "жіберушінің мекенжайы"),
+            Unauthenticated::NoSourceAddressListed => pick(
+                "адрес отправителя: организация не указала адресов для r3",
+                "жіберушінің мекенжайы: ұйым r3 үшін мекенжай көрсетпеген",
+            ),
+        }
+    }
+}
+
+fn refused(why: Unauthenticated) -> PosError {
+    PosError::Unauthenticated(why)
 }
 
 /// The organizations the caller may act for (at least one), or `-10000`.
@@ -119,7 +188,7 @@ pub(super) fn organizations(
 ) -> Result<Vec<Arc<Organization>>, PosError> {
     let catalog = app.catalog.get();
     // Two keys that differ name no one organization: neither is read.
-    let key = sent_once(headers, "api-key").map_err(|_| refused("Api-Key is sent twice"))?;
+    let key = sent_once(headers, "api-key").map_err(|_| refused(Unauthenticated::ApiKeyTwice))?;
     // An empty header is no key (a POS set up for certificates may still send one); a key that
     // is not text is a key no organization has.
     let key = key
@@ -128,7 +197,7 @@ pub(super) fn organizations(
     let by_key = |key: Option<&str>| {
         key.and_then(|k| catalog.organization_by_api_key(k))
             .cloned()
-            .ok_or_else(|| refused("Api-Key"))
+            .ok_or_else(|| refused(Unauthenticated::Named("Api-Key")))
     };
     if scheme == Scheme::R1 {
         return Ok(vec![by_key(key)?]);
@@ -137,12 +206,12 @@ pub(super) fn organizations(
         Presented::Certificate(fingerprint) => fingerprint,
         Presented::Unreadable(why) => {
             if let Some(left_out) = sparse(app) {
-                tracing::info!(%why, left_out, "client certificate header refused");
+                tracing::info!(?why, left_out, "client certificate header refused");
             }
-            return Err(refused(format!("client certificate: {why}")));
+            return Err(refused(Unauthenticated::CertificateHeader(why)));
         }
         Presented::Nothing if certificates_required(&app.config) => {
-            return Err(refused("client certificate"));
+            return Err(refused(Unauthenticated::Certificate));
         }
         Presented::Nothing => return Ok(vec![by_key(key)?]),
     };
@@ -176,22 +245,19 @@ fn by_certificate(
         if let Some(left_out) = sparse(app) {
             tracing::info!(%fingerprint, left_out, "client certificate not registered");
         }
-        return Err(refused("client certificate"));
+        return Err(refused(Unauthenticated::Certificate));
     }
     if scheme == Scheme::R2 && organizations.len() > 1 {
         if let Some(left_out) = sparse(app) {
             tracing::info!(%fingerprint, count = organizations.len(), left_out, "r2 certificate of several organizations");
         }
-        return Err(refused(
-            "client certificate: registered to several organizations; r2 acts for one \
-             (r3 names the organization in OrganizationBin)",
-        ));
+        return Err(refused(Unauthenticated::SeveralOrganizations));
     }
     // A key sent beside the certificate must be one of the certificate's organizations.
     if let Some(key_organization) = key_organization {
         organizations.retain(|o| o.bin == key_organization.bin);
         if organizations.is_empty() {
-            return Err(refused("Api-Key"));
+            return Err(refused(Unauthenticated::Named("Api-Key")));
         }
     }
     Ok(organizations)
@@ -210,7 +276,7 @@ pub(super) fn choose_named(
     };
     organizations.retain(|o| o.bin == bin);
     if organizations.is_empty() {
-        return Err(refused("OrganizationBin"));
+        return Err(refused(Unauthenticated::Named("OrganizationBin")));
     }
     Ok(())
 }
@@ -251,9 +317,9 @@ pub(super) fn check_source(
     });
     if organizations.is_empty() {
         return Err(refused(if none_listed {
-            "source address: the organization lists none for r3"
+            Unauthenticated::NoSourceAddressListed
         } else {
-            "source address"
+            Unauthenticated::SourceAddress
         }));
     }
     Ok(())
@@ -305,23 +371,25 @@ mod tests {
             r3(&[listed], "10.0.0.7", false).ok(),
             Some(vec!["990340000000".to_owned()])
         );
-        let message = |e: PosError| match e {
-            PosError::Status(StatusCode::AuthenticationFailed, detail) => detail,
+        let why = |e: PosError| match e {
+            PosError::Unauthenticated(why) => Some(why),
             _ => None,
         };
         assert_eq!(
-            r3(&[listed], "10.0.0.8", false)
-                .err()
-                .and_then(message)
-                .as_deref(),
-            Some("source address")
+            r3(&[listed], "10.0.0.8", false).err().and_then(why),
+            Some(Unauthenticated::SourceAddress)
+        );
+        let none_listed = r3(&[none], "10.0.0.8", false)
+            .err()
+            .and_then(why)
+            .expect("refused");
+        assert_eq!(
+            none_listed.text(tolem_wire::Locale::Ru),
+            "адрес отправителя: организация не указала адресов для r3"
         );
         assert_eq!(
-            r3(&[none], "10.0.0.8", false)
-                .err()
-                .and_then(message)
-                .as_deref(),
-            Some("source address: the organization lists none for r3")
+            none_listed.text(tolem_wire::Locale::Kk),
+            "жіберушінің мекенжайы: ұйым r3 үшін мекенжай көрсетпеген"
         );
         // In the sandbox an organization with no list takes r3 from anywhere; one with a list
         // still only from it.
@@ -404,7 +472,7 @@ mod tests {
         ) {
             Presented::Certificate(f) => Some(f),
             Presented::Nothing => None,
-            Presented::Unreadable(why) => panic!("unreadable: {why}"),
+            Presented::Unreadable(why) => panic!("unreadable: {why:?}"),
         };
         let none = Extensions::new();
         assert_eq!(fingerprint(&headers, &none, proxy), Some(named));

@@ -153,6 +153,8 @@ fn raw_json(body: String) -> Response {
 #[derive(Debug)]
 pub(crate) enum PosError {
     Status(StatusCode, Option<String>),
+    /// `-10000`, naming what authentication found missing or wrong in the caller's language.
+    Unauthenticated(identity::Unauthenticated),
     /// A parameter is missing or wrong: the code (`-99000400`, or `990000028` for an amount) and
     /// the parameter named with what is wrong, in the caller's language (DECISIONS 44).
     Param(StatusCode, Param),
@@ -199,10 +201,11 @@ struct Failure {
 
 #[derive(Clone, Debug)]
 enum Detail {
-    /// A text sent as is in either language: what authentication found missing or wrong (the
-    /// `Api-Key`, the client certificate, the source address) or what is left of a purchase
+    /// A text sent as is in either language: what is left of a purchase
     /// (`AvailableReturnAmount 600.00`), which names the thing itself.
     Text(String),
+    /// What authentication found missing or wrong, said in the caller's language.
+    Unauthenticated(identity::Unauthenticated),
     /// A parameter and its problem, said in the caller's language.
     Param(Param),
     /// The customer's MPP refused a refund finally, with its `resultCode` (DECISIONS 39), said in
@@ -225,6 +228,7 @@ impl Failure {
         let detail = match &self.detail {
             None => None,
             Some(Detail::Text(text)) => Some(text.clone()),
+            Some(Detail::Unauthenticated(why)) => Some(why.text(locale)),
             Some(Detail::Param(param)) => Some(param.text(locale)),
             Some(Detail::MppRefused(code)) => Some(Detail::mpp_refused(code.as_deref(), locale)),
         };
@@ -248,6 +252,13 @@ impl IntoResponse for PosError {
                 Failure {
                     code,
                     detail: detail.map(Detail::Text),
+                },
+            ),
+            PosError::Unauthenticated(why) => (
+                HttpStatus::OK,
+                Failure {
+                    code: StatusCode::AuthenticationFailed,
+                    detail: Some(Detail::Unauthenticated(why)),
                 },
             ),
             PosError::Param(code, param) => (
@@ -344,10 +355,9 @@ impl PosCall {
     pub(crate) fn organization(&self) -> Result<&Arc<Organization>, PosError> {
         match self.organizations.as_slice() {
             [one] => Ok(one),
-            _ => Err(PosError::Status(
-                StatusCode::AuthenticationFailed,
-                Some("OrganizationBin".into()),
-            )),
+            _ => Err(PosError::Unauthenticated(identity::Unauthenticated::Named(
+                "OrganizationBin",
+            ))),
         }
     }
 
@@ -361,9 +371,8 @@ impl PosCall {
     /// emulators, which real clients call without one).
     pub(crate) fn check_named_bin(&self, bin: Option<&str>) -> Result<(), PosError> {
         match bin.filter(|b| !b.is_empty()) {
-            Some(bin) if !self.acts_for(bin) => Err(PosError::Status(
-                StatusCode::AuthenticationFailed,
-                Some("OrganizationBin".into()),
+            Some(bin) if !self.acts_for(bin) => Err(PosError::Unauthenticated(
+                identity::Unauthenticated::Named("OrganizationBin"),
             )),
             _ => Ok(()),
         }
