@@ -371,6 +371,19 @@ async fn sandbox_emulators_drive_the_state_machine() {
         -99000400,
         "confirm needs a scan first"
     );
+    // And says so: the purchase exists, it only is not waiting for a confirmation yet.
+    let (_, early) = ps
+        .pos(
+            "POST",
+            "/r1/v01/test/payment/confirm",
+            API_KEY,
+            Some(&json!({"qrPaymentId": id.to_string()})),
+        )
+        .await;
+    assert_eq!(
+        early["Message"], "Некорректный запрос: QrPaymentId — покупка не в статусе Wait",
+        "{early}"
+    );
     assert_eq!(step("scan", id).await, 0);
     assert_eq!(ps.status(id).await["Data"]["Status"], "Wait");
     assert_eq!(step("confirm", id).await, 0);

@@ -87,8 +87,13 @@ pub async fn emulate(
                     };
                     // Refused as a real MPP's notifyPayment would be, and said so: the status it
                     // needs, or the MPP API's answer (a suspended merchant's, say).
+                    let unscanned = p.effective_status(now, &policy) == Status::Created;
                     match p.notify(&cmd, state, now, &policy) {
                         NotifyDecision::Apply(_) => Ok(()),
+                        // Never scanned: the step it needs first is the scan, not "no order".
+                        NotifyDecision::Reject(ResultCode::OrderNotExist) if unscanned => {
+                            Err(Problem::NotInStatus("Wait"))
+                        }
                         NotifyDecision::Repeat(_)
                         | NotifyDecision::Reject(ResultCode::PaymentIncorrectStatus) => {
                             Err(Problem::NotInStatus("Wait"))
