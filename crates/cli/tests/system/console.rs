@@ -1005,15 +1005,18 @@ async fn the_operator_downloads_a_register_and_sends_its_e_mail_again_from_the_o
     // Sent again from its row's form: a third e-mail, a second sending of demobank's register.
     let path = "/console/operator/registers/demobank/daily/2026-11-26/send";
     let own_origin = ps.url.clone();
-    let sent = call(
-        ps,
-        "POST",
-        path,
-        Some(&operator),
-        &[("origin", &own_origin)],
-        Some(form(&[("csrf", &page.csrf())])),
-    )
-    .await;
+    let origin = [("origin", own_origin.as_str())];
+    let send = || {
+        call(
+            ps,
+            "POST",
+            path,
+            Some(&operator),
+            &origin,
+            Some(form(&[("csrf", &page.csrf()), ("sending", "1")])),
+        )
+    };
+    let sent = send().await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert_eq!(sent.location(), "/console/operator?done=register");
     let mails = expect_mails(&smtp, 3).await;
@@ -1021,6 +1024,10 @@ async fn the_operator_downloads_a_register_and_sends_its_e_mail_again_from_the_o
         mails[2].message_id(),
         "register.demobank.daily.2026-11-26.2@ps.tolem.test"
     );
+    // The same form sent again (a double click, a reload) sends nothing more, and says why.
+    let twice = send().await;
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    expect_mails(&smtp, 3).await;
     // A period not over is refused on a page that says why, and nothing is sent.
     let refused = call(
         ps,

@@ -318,6 +318,37 @@ async fn the_operator_downloads_any_register_and_sends_one_again_under_a_message
     assert_eq!(row["sendings"], 2, "{row}");
     assert!(row["sent_at"].is_string(), "{row}");
 
+    // The same request again, naming the sending it saw: the register was asked again since,
+    // so nothing more is sent (a retried request sends one e-mail).
+    let (status, answer) = scene
+        .ps
+        .admin("POST", path, &serde_json::json!({"sending": 1}))
+        .await;
+    assert_eq!(status, 409, "{answer}");
+    // Two operators at once, each naming the sending they saw: one more e-mail, not two.
+    let saw_two = serde_json::json!({"sending": 2});
+    let (one, two) = tokio::join!(
+        scene.ps.admin("POST", path, &saw_two),
+        scene.ps.admin("POST", path, &saw_two)
+    );
+    let mut statuses = [one.0, two.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{one:?} {two:?}");
+    let mails = expect_mails(&smtp, 4).await;
+    assert_eq!(
+        mails[3].message_id(),
+        "register.demobank.daily.2026-11-26.3@ps.tolem.test"
+    );
+    // Without naming one, two at once still make one sending: the second finds it waiting.
+    let (one, two) = tokio::join!(
+        scene.ps.admin("POST", path, &serde_json::Value::Null),
+        scene.ps.admin("POST", path, &serde_json::Value::Null)
+    );
+    let mut states = [one.1["state"].clone(), two.1["state"].clone()];
+    states.sort_by_key(|s| s.to_string());
+    assert_eq!(states, ["queued", "waiting"], "{one:?} {two:?}");
+    expect_mails(&smtp, 5).await;
+
     // A register never queued (a catch-up left it out, say) is queued as its first sending.
     let path = "/admin/v1/registers/demowallet/daily/2026-11-20/send";
     let (status, answer) = scene.ps.admin("POST", path, &serde_json::Value::Null).await;
@@ -326,9 +357,9 @@ async fn the_operator_downloads_any_register_and_sends_one_again_under_a_message
         (200, 1.into()),
         "{answer}"
     );
-    let mails = expect_mails(&smtp, 4).await;
+    let mails = expect_mails(&smtp, 6).await;
     assert_eq!(
-        mails[3].message_id(),
+        mails[5].message_id(),
         "register.demowallet.daily.2026-11-20@ps.tolem.test"
     );
 
@@ -371,7 +402,7 @@ async fn the_operator_downloads_any_register_and_sends_one_again_under_a_message
         )
         .await;
     assert_eq!(status, 409, "{answer}");
-    expect_mails(&smtp, 4).await;
+    expect_mails(&smtp, 6).await;
 }
 
 #[tokio::test]
@@ -409,7 +440,7 @@ async fn a_register_too_large_to_attach_links_to_the_published_cabinet_or_says_t
     let bank = text_to(BANK_EMAIL);
     assert!(
         bank.contains(
-            "https://cabinet.ps.tolem.test:8443/cabinet/v1/registers/daily/2026-11-26.xlsx"
+            "https://cabinet.ps.tolem.test:8443/console/cabinet/registers/daily/2026-11-26.xlsx"
         ),
         "{bank}"
     );

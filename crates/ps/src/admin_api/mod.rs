@@ -11,7 +11,6 @@ mod registers;
 
 pub(crate) use certificates::{Registered, register_certificate, revoke_certificate};
 pub(crate) use edge::unknown;
-pub(crate) use registers::send_register;
 
 use axum::Json;
 use axum::Router;
@@ -81,7 +80,6 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
             post(registers::send),
         )
         .route_layer(middleware::from_fn_with_state(app, edge::guard))
-        .layer(axum::Extension(crate::registers::cabinet::Makers::default()))
 }
 
 /// An admin API failure: HTTP status and a sentence.

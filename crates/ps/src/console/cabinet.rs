@@ -3,7 +3,6 @@
 //! and its refunds with their state. The session names the MPP; nothing here takes an MPP from
 //! the request, so an MPP sees only its own.
 
-use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +12,7 @@ use axum::routing::get;
 use super::texts::T;
 use super::{Ctx, Role, e, require};
 use crate::registers::Period;
-use crate::registers::cabinet::{Makers, PageRefusal, register_for_page};
+use crate::registers::cabinet::{PageRefusal, register_for_page};
 use crate::state::AppState;
 
 /// Daily registers listed: the last two weeks of ended days.
@@ -115,7 +114,6 @@ async fn cabinet(State(app): State<AppState>, ctx: Ctx) -> Response {
 /// A register of the session's MPP, made by the cabinet's code.
 async fn download(
     State(app): State<AppState>,
-    Extension(makers): Extension<Makers>,
     ctx: Ctx,
     Path((kind, file)): Path<(String, String)>,
 ) -> Response {
@@ -123,17 +121,31 @@ async fn download(
         Ok(mpp) => mpp,
         Err(away) => return *away,
     };
-    // The cabinet's API answers in JSON; a person in the browser gets a page in their language,
-    // with the way back to the list.
-    let (status, text) = match register_for_page(&app, &makers, &mpp, &kind, &file).await {
+    let gone = (StatusCode::FORBIDDEN, T::CabinetGone);
+    register_page(&ctx, &app, &mpp, &kind, &file, gone, "/console/cabinet").await
+}
+
+/// A register for a person in the browser: the file, or a page in their language saying why
+/// not (the cabinet's API answers in JSON), with the way `back`; `gone` is what an MPP the
+/// catalog no longer has is said as.
+pub(super) async fn register_page(
+    ctx: &Ctx,
+    app: &AppState,
+    mpp: &str,
+    kind: &str,
+    file: &str,
+    gone: (StatusCode, T),
+    back: &str,
+) -> Response {
+    let (status, text) = match register_for_page(app, mpp, kind, file).await {
         Ok(register) => return register,
         Err(PageRefusal::NotYet) => (StatusCode::CONFLICT, T::RegisterNotYet),
         Err(PageRefusal::NoSuch) => (StatusCode::NOT_FOUND, T::NoSuchThing),
         Err(PageRefusal::Busy) => (StatusCode::SERVICE_UNAVAILABLE, T::Busy),
-        Err(PageRefusal::UnknownMpp) => (StatusCode::FORBIDDEN, T::CabinetGone),
+        Err(PageRefusal::UnknownMpp) => gone,
         Err(PageRefusal::Fault) => (StatusCode::INTERNAL_SERVER_ERROR, T::Fault),
     };
-    ctx.notice(status, T::Registers, ctx.t(text), "/console/cabinet")
+    ctx.notice(status, T::Registers, ctx.t(text), back)
 }
 
 #[cfg(test)]

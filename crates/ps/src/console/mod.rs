@@ -27,7 +27,6 @@ use jiff::Timestamp;
 use tolem_wire::{Amount, Locale};
 
 use crate::connections::OverTls;
-use crate::registers::cabinet::Makers;
 use crate::state::AppState;
 use session::{Role, Session};
 use texts::T;
@@ -52,7 +51,6 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .merge(cabinet::routes())
         .merge(registers::routes())
         .route("/console/{*rest}", get(not_found).post(not_found))
-        .layer(axum::Extension(Makers::default()))
         .route_layer(middleware::from_fn_with_state(app, guard))
 }
 

@@ -402,7 +402,7 @@ fn register_mails(
         };
         html.push_str(&format!(
             "<tr data-mail-id=\"{}\"><td>{}</td><td>{}</td><td><a class=\"register-file\" href=\"{}\">{}</a></td><td class=\"status\">{}</td><td class=\"num attempts\">{}</td><td class=\"last-error\">{}</td>\
-             <td><form class=\"inline\" method=\"post\" action=\"{}\">{}<button class=\"send-again\" type=\"submit\">{}</button></form></td></tr>",
+             <td><form class=\"inline\" method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"sending\" value=\"{}\"><button class=\"send-again\" type=\"submit\">{}</button></form></td></tr>",
             mail.id,
             e(mpp),
             kind_word,
@@ -413,6 +413,7 @@ fn register_mails(
             mail.last_error.as_deref().map(e).unwrap_or_default(),
             e(&super::registers::send_action(mpp, kind, period)),
             ctx.csrf_field(),
+            mail.sendings,
             ctx.t(T::SendAgain),
         ));
     }

@@ -1,8 +1,6 @@
 //! The operator's registers in the browser: any MPP's register downloaded from the overview's
-//! table of register e-mails, and an e-mail sent again, by the admin API's own code
-//! (`admin_api::registers`).
+//! table of register e-mails, and an e-mail sent again (`registers::resend`, as the admin API).
 
-use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -11,7 +9,7 @@ use axum::routing::get;
 
 use super::texts::T;
 use super::{Ctx, require};
-use crate::registers::cabinet::{Makers, PageRefusal, register_for_page};
+use crate::registers::resend;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -53,39 +51,37 @@ pub(super) fn send_action(mpp: &str, kind: &str, period: &str) -> String {
 
 async fn download(
     State(app): State<AppState>,
-    Extension(makers): Extension<Makers>,
     ctx: Ctx,
     Path((mpp, kind, file)): Path<(String, String, String)>,
 ) -> Response {
     if let Err(away) = require(&ctx, true) {
         return *away;
     }
-    let (status, text) = match register_for_page(&app, &makers, &mpp, &kind, &file).await {
-        Ok(register) => return register,
-        Err(PageRefusal::NotYet) => (StatusCode::CONFLICT, T::RegisterNotYet),
-        Err(PageRefusal::NoSuch | PageRefusal::UnknownMpp) => {
-            (StatusCode::NOT_FOUND, T::NoSuchThing)
-        }
-        Err(PageRefusal::Busy) => (StatusCode::SERVICE_UNAVAILABLE, T::Busy),
-        Err(PageRefusal::Fault) => (StatusCode::INTERNAL_SERVER_ERROR, T::Fault),
-    };
-    ctx.notice(status, T::Registers, ctx.t(text), "/console/operator")
+    let gone = (StatusCode::NOT_FOUND, T::NoSuchThing);
+    super::cabinet::register_page(&ctx, &app, &mpp, &kind, &file, gone, "/console/operator").await
 }
 
+/// The row's form names the sending it showed, so that the form sent twice (a double click, a
+/// reload) sends one e-mail.
 async fn send(
     State(app): State<AppState>,
     ctx: Ctx,
     Path((mpp, kind, period)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    if let Err(away) = super::operator_form(&ctx, &app, req).await {
-        return *away;
-    }
-    match crate::admin_api::send_register(&app, &mpp, &kind, &period).await {
+    let form = match super::operator_form(&ctx, &app, req).await {
+        Ok(form) => form,
+        Err(away) => return *away,
+    };
+    let seen = form.get("sending").and_then(|n| n.parse::<u32>().ok());
+    match resend::ask(&app, &mpp, &kind, &period, seen).await {
         Ok(_) => Redirect::to("/console/operator?done=register").into_response(),
-        Err(refusal) => {
-            let (status, why) = refusal.parts();
-            ctx.notice(status, T::SendAgain, why, "/console/operator")
-        }
+        Err(resend::Refusal::Store(fault)) => ctx.fault(fault),
+        Err(refusal) => ctx.notice(
+            refusal.status(),
+            T::SendAgain,
+            &refusal.to_string(),
+            "/console/operator",
+        ),
     }
 }

@@ -5,13 +5,13 @@
 
 use std::sync::{Arc, OnceLock};
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -115,9 +115,7 @@ impl Makers {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cabinet/v1/registers/{kind}/{file}", get(download))
-        .layer(Extension(Makers::default()))
+    Router::new().route("/cabinet/v1/registers/{kind}/{file}", get(download))
 }
 
 fn sha256(text: &str) -> [u8; 32] {
@@ -153,24 +151,17 @@ fn parse_file(kind: &str, file: &str) -> Result<(Period, Format), CabinetError> 
 
 async fn download(
     State(app): State<AppState>,
-    Extension(makers): Extension<Makers>,
     Path((kind, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, CabinetError> {
     let mpp = caller(&app, &headers)?;
-    Ok(register_of(&app, &makers, &mpp, &kind, &file).await)
+    Ok(register_of(&app, &mpp, &kind, &file).await)
 }
 
 /// The register file `kind/file` of `mpp` (already authorised), or the cabinet's refusal: the
-/// bearer route above and the console's session route serve through this one function.
-pub(crate) async fn register_of(
-    app: &AppState,
-    makers: &Makers,
-    mpp: &str,
-    kind: &str,
-    file: &str,
-) -> Response {
-    match make_register(app, makers, mpp, kind, file).await {
+/// bearer route above and the admin API serve through this one function.
+pub(crate) async fn register_of(app: &AppState, mpp: &str, kind: &str, file: &str) -> Response {
+    match make_register(app, mpp, kind, file).await {
         Ok(response) => response,
         Err(refused) => refused.into_response(),
     }
@@ -191,15 +182,14 @@ pub(crate) enum PageRefusal {
     Fault,
 }
 
-/// [`register_of`] for the console's cabinet page: the same register, or why not.
+/// [`register_of`] for the console's pages: the same register, or why not.
 pub(crate) async fn register_for_page(
     app: &AppState,
-    makers: &Makers,
     mpp: &str,
     kind: &str,
     file: &str,
 ) -> Result<Response, PageRefusal> {
-    make_register(app, makers, mpp, kind, file)
+    make_register(app, mpp, kind, file)
         .await
         .map_err(|e| match e {
             CabinetError::NotYet(_) => PageRefusal::NotYet,
@@ -215,7 +205,6 @@ pub(crate) async fn register_for_page(
 
 async fn make_register(
     app: &AppState,
-    makers: &Makers,
     mpp: &str,
     kind: &str,
     file: &str,
@@ -223,9 +212,11 @@ async fn make_register(
     let (period, format) = parse_file(kind, file)?;
     let request = make::request(app, mpp, period, format)?;
     // The place is held by the making itself, which ends soon after a client that leaves.
-    let places = makers.place(mpp, app.config.registers.cabinet_concurrency_max)?;
+    let places = app
+        .register_makers
+        .place(mpp, app.config.registers.cabinet_concurrency_max)?;
     let (temp, totals) = make::make_temp(app, request, places).await?;
-    tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded from the cabinet");
+    tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded");
     // The open file keeps its data after the temporary name is removed (on drop of `temp`).
     let file = tokio::fs::File::open(temp.path())
         .await

@@ -2,8 +2,9 @@
 //!
 //! 1. Queue: once the working day's `send_at` has passed, one transaction inserts a
 //!    `register_deliveries` row per MPP (with a `register_email`), kind and period due, each with
-//!    an `outbox` row. The UNIQUE key makes queueing idempotent, so the same register is never
-//!    queued twice, by a restart, a catch-up after downtime or a second server.
+//!    an `outbox` row. The UNIQUE key makes queueing idempotent, so the scheduler never queues
+//!    the same register twice, by a restart, a catch-up after downtime or a second server; only
+//!    the operator sends one again (`resend`), as its next sending.
 //! 2. Send, through the outbox's machinery ([`crate::outbox`]): due outbox rows are claimed with
 //!    a lease (one short transaction), the register is made and handed to the SMTP relay outside
 //!    any transaction, and the outcome recorded in a second short transaction that marks the
@@ -316,11 +317,13 @@ async fn attempt(
     // A link only where the MPP can follow it: the PS publishes its cabinet to MPPs, and this
     // one has a token for it.
     let registers = &app.config.registers;
+    // The console's page of the register, which a person opens from the e-mail (signing in
+    // with the cabinet token); a program uses the cabinet's API path beside it.
     let cabinet_link = (!registers.cabinet_url.is_empty()
         && registers.cabinet_tokens.contains_key(&mpp))
     .then(|| {
         format!(
-            "{}/cabinet/v1/registers/{}/{period}.xlsx",
+            "{}/console/cabinet/registers/{}/{period}.xlsx",
             registers.cabinet_url.trim_end_matches('/'),
             kind.as_str()
         )
@@ -392,7 +395,7 @@ mod tests {
             .expect("recorded");
         assert_eq!(
             store
-                .send_register(due.clone(), later)
+                .send_register(due.clone(), later, None)
                 .await
                 .expect("asked"),
             RegisterSending::Queued { sending: 2 }
@@ -425,14 +428,25 @@ mod tests {
         // Asked again while it waits, it is made due, not counted twice.
         assert_eq!(
             store
-                .send_register(due.clone(), later)
+                .send_register(due.clone(), later, None)
                 .await
                 .expect("asked"),
             RegisterSending::Queued { sending: 3 }
         );
         assert_eq!(
-            store.send_register(due, later).await.expect("asked"),
+            store
+                .send_register(due.clone(), later, Some(3))
+                .await
+                .expect("asked"),
             RegisterSending::AlreadyWaiting { sending: 3 }
+        );
+        // Naming a sending it saw before the last was asked, a caller changes nothing.
+        assert_eq!(
+            store
+                .send_register(due, later, Some(2))
+                .await
+                .expect("asked"),
+            RegisterSending::AskedSince { sending: 3 }
         );
     }
 }

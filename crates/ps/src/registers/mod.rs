@@ -19,6 +19,7 @@ mod error;
 pub mod mail;
 pub mod make;
 pub mod period;
+pub mod resend;
 pub mod schedule;
 pub mod sheet;
 pub mod xlsx_file;

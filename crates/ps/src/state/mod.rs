@@ -59,6 +59,9 @@ pub struct App {
     pub metrics: Metrics,
     /// The last answer of `GET /health/ready`, given again for a second.
     pub(crate) readiness: crate::health::Readiness,
+    /// The registers being made for downloads (the cabinet, the console, the admin API), all
+    /// together within `registers.cabinet_concurrency_max`.
+    pub(crate) register_makers: crate::registers::cabinet::Makers,
 }
 
 /// Counters the operator watches (`GET /admin/v1/metrics`).
@@ -196,6 +199,7 @@ impl App {
             amount_callbacks: std::sync::Mutex::default(),
             metrics: Metrics::default(),
             readiness: crate::health::Readiness::default(),
+            register_makers: crate::registers::cabinet::Makers::default(),
         };
         app.reload_catalog().await?;
         // Stored before a type was required: their scans answer no authorType (SPEC 4.1).

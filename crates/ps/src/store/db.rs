@@ -1182,6 +1182,7 @@ mod tests {
             said.starts_with("database: ERROR 23505: duplicate key"),
             "{said}"
         );
+        assert!(!said.contains("Key ("), "no row values: {said}");
         let StoreError::Postgres(e) = refused else {
             panic!("a PostgreSQL error: {refused:?}");
         };

@@ -67,8 +67,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database: {}", postgres_text(.0))]
     Postgres(#[from] tokio_postgres::Error),
-    /// PostgreSQL: the connection broke as a transaction or read ended, whatever the server said
-    /// of it before; nothing of it stays, and the request may be sent again.
+    /// PostgreSQL: the connection broke as a transaction or read ended, after the server refused
+    /// it; the request may be sent again (every write the PS retries is idempotent).
     #[error("database: the connection was lost ({0})")]
     ConnectionLost(Box<StoreError>),
     #[error("the write queue is full or the write did not commit in time")]
@@ -127,18 +127,24 @@ impl StoreError {
 }
 
 /// A PostgreSQL error as a log line can use: tokio-postgres says only `db error` for what the
-/// server refused, and keeps the SQLSTATE and the server's words in its source.
+/// server refused, and keeps the SQLSTATE and the server's words in its source. The server's
+/// DETAIL is left out: it quotes row values (a key that already exists, a failing row), which
+/// may be a token or a customer's id; the constraint, table and column name the place instead.
 fn postgres_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-            if let Some(detail) = db.detail() {
-                text.push_str(&format!(" ({detail})"));
-            }
-            text
+    let Some(db) = e.as_db_error() else {
+        return e.to_string();
+    };
+    let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    for (what, name) in [
+        ("table", db.table()),
+        ("column", db.column()),
+        ("constraint", db.constraint()),
+    ] {
+        if let Some(name) = name {
+            text.push_str(&format!(" ({what} {name})"));
         }
-        None => e.to_string(),
     }
+    text
 }
 
 pub(crate) type StoreResult<T> = Result<T, StoreError>;

@@ -337,6 +337,8 @@ pub enum RegisterSending {
     Queued { sending: u32 },
     /// It was waiting to be sent (queued, or failing and retried): made due at once instead.
     AlreadyWaiting { sending: u32 },
+    /// The caller saw an earlier sending than this one, asked since: nothing was done.
+    AskedSince { sending: u32 },
 }
 
 /// A register delivery as the operator (and the tests) see it.
@@ -408,8 +410,8 @@ impl Tx<'_> {
     }
 
     /// Marks the register delivery `delivery_id` sent: when, to whom, under which Message-ID. The
-    /// caller closed its outbox row first (only the first final outcome gets here); the row is
-    /// marked once all the same, so what it says is the first sending's.
+    /// caller closed its outbox row first (only the first final outcome of the current sending
+    /// gets here); the row is marked once all the same, so what it says is that sending's.
     pub(crate) fn mark_register_sent(
         &self,
         delivery_id: i64,
@@ -491,12 +493,14 @@ impl Store {
 
     /// Asks for the e-mail of `due` (the operator's resend, or a register the catch-up bound left
     /// out), in one transaction: queued if it never was; made due at once if it waits to be
-    /// sent; queued again as its next sending if it was sent. Of several asking at once, one
-    /// reopens a sent e-mail and the others find it waiting.
+    /// sent; queued again as its next sending if it was sent. `seen`, when given, is the sending
+    /// the caller saw: one asked since is left alone. Of several asking at once, one reopens a
+    /// sent e-mail and the others find it waiting (or, naming the sending they saw, asked since).
     pub(crate) async fn send_register(
         &self,
         due: RegisterDue,
         now: Timestamp,
+        seen: Option<u32>,
     ) -> StoreResult<RegisterSending> {
         self.transaction(move |tx| {
             if tx.queue_register(&due, now)? {
@@ -513,6 +517,32 @@ impl Store {
                 )?
                 .ok_or_else(|| StoreError::Corrupt("a register delivery vanished".to_owned()))?;
             let sending = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+            if seen.is_some_and(|seen| seen != sending(sendings)) {
+                return Ok(RegisterSending::AskedSince {
+                    sending: sending(sendings),
+                });
+            }
+            // What the earlier sending was stays in the log: the row keeps the latest only.
+            if let Some((at, to, message)) = tx.db.query_row(
+                "SELECT sent_at_ms, sent_to, message_id FROM register_deliveries WHERE id = ?1",
+                args![id],
+                |r| {
+                    Ok((
+                        r.get::<Option<i64>>(0)?,
+                        r.get::<Option<String>>(1)?,
+                        r.get::<Option<String>>(2)?,
+                    ))
+                },
+            )? {
+                tracing::info!(
+                    delivery_id = id,
+                    sending = sendings,
+                    sent_at_ms = at,
+                    sent_to = to.as_deref(),
+                    message_id = message.as_deref(),
+                    "a register e-mail asked again; its earlier sending"
+                );
+            }
             // Sent: its outbox row opens again as a new e-mail (its earlier attempts stay on
             // record under the same row), and the delivery forgets the earlier sending.
             let reopened = tx.db.execute(
