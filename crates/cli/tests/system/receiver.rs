@@ -19,6 +19,8 @@ pub enum Act {
     Succeed,
     /// Answer this result code without crediting.
     Answer(&'static str),
+    /// Answer this result code under this HTTP status (a gateway in front of the MPP, say).
+    AnswerWith(u16, &'static str),
     /// HTTP 500 with no body.
     Fail500,
     /// Wait this long before answering SUCCESS (longer than the PS's timeout: a timeout).
@@ -120,6 +122,11 @@ async fn handle(
         Act::Answer(code) => {
             Json(json!({"result": {"resultCode": code, "resultMessage": code}})).into_response()
         }
+        Act::AnswerWith(status, code) => (
+            StatusCode::from_u16(status).expect("a status"),
+            Json(json!({"result": {"resultCode": code, "resultMessage": code}})),
+        )
+            .into_response(),
         Act::Fail500 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Act::Hang(d) => {
             tokio::time::sleep(d).await;

@@ -162,9 +162,11 @@ async fn the_pos_waits_through_retries_and_a_repeat_meanwhile_hears_the_same_ans
     let (ps, mpp) = start(10_000, |_| {}).await;
     let device = ps.device("POS-1").await;
     let purchase = ps.paid(&device, 500, "C1").await;
-    // Not final, then final: the retry falls due only when the test moves the clock.
+    // Not final, a refusal under HTTP 404 (not the MPP API's word: every business outcome is
+    // HTTP 200), then final: each retry falls due only when the test moves the clock.
     mpp.script([
         Act::Answer("REFUND_IN_PROCESS"),
+        Act::AnswerWith(404, "PROCESS_FAIL"),
         Act::Answer("PROCESS_FAIL"),
     ]);
     let body = r3_body(&device, purchase, 500);
@@ -203,7 +205,7 @@ async fn the_pos_waits_through_retries_and_a_repeat_meanwhile_hears_the_same_ans
     let view = refund_status(&ps, list[0].id.get()).await;
     assert_eq!(
         (view["status"].as_str(), view["attempts"].as_u64()),
-        (Some("failed"), Some(2))
+        (Some("failed"), Some(3))
     );
     assert_eq!(available(&ps, &device, purchase).await, json!(500.0));
     assert_eq!(ps.app.refund_outcomes.waiting(), 0);

@@ -347,6 +347,10 @@ pub enum Delivery {
 
 impl Delivery {
     /// Classifies the MPP's answer: its HTTP status and its `result.resultCode`, if readable.
+    /// A final answer, a success or a refusal, comes with HTTP 200 (DECISIONS 7: every business
+    /// outcome is HTTP 200); the same code under another status is taken for something between
+    /// (a gateway's error page in the API's envelope, say) and tried again, so that a refund is
+    /// neither completed nor freed on a word the MPP's API did not say.
     pub(crate) fn classify(http_status: u16, result_code: Option<&str>) -> Delivery {
         if http_status >= 500 {
             return Delivery::Retry(format!("HTTP {http_status}"));
@@ -360,7 +364,7 @@ impl Delivery {
                     | ResultCode::ParamIllegal
                     | ResultCode::PaymentsSuspended,
                 ),
-            )) => Delivery::Failed(c.to_owned()),
+            )) if http_status == 200 => Delivery::Failed(c.to_owned()),
             Some((c, _)) => Delivery::Retry(format!("HTTP {http_status}, {c}")),
             None => Delivery::Retry(format!("HTTP {http_status}, no readable result")),
         }
@@ -398,6 +402,15 @@ mod tests {
             Delivery::classify(503, Some("SUCCESS")),
             Delivery::Retry(_)
         ));
+        // A final word under another status than 200 is not the MPP API's: tried again.
+        for status in [201, 401, 404] {
+            for code in ["SUCCESS", "PROCESS_FAIL", "PARAM_ILLEGAL"] {
+                assert!(
+                    matches!(Delivery::classify(status, Some(code)), Delivery::Retry(_)),
+                    "{status} {code}"
+                );
+            }
+        }
     }
 
     fn pending(pos_waits: bool) -> Refund {
