@@ -347,6 +347,15 @@ async fn authentication_and_unknown_paths_answer_with_the_envelope() {
     assert_eq!(answer["StatusCode"], -99000400);
 }
 
+/// The sandbox's confirm of purchase `id`, its whole answer.
+async fn confirm_answer(ps: &TestPs, id: i64) -> Value {
+    let body = json!({"qrPaymentId": id.to_string()});
+    let (_, answer) = ps
+        .pos("POST", "/r1/v01/test/payment/confirm", API_KEY, Some(&body))
+        .await;
+    answer
+}
+
 #[tokio::test]
 async fn sandbox_emulators_drive_the_state_machine() {
     let ps = TestPs::start().await;
@@ -372,14 +381,7 @@ async fn sandbox_emulators_drive_the_state_machine() {
         "confirm needs a scan first"
     );
     // And says so: the purchase exists, it only is not waiting for a confirmation yet.
-    let (_, early) = ps
-        .pos(
-            "POST",
-            "/r1/v01/test/payment/confirm",
-            API_KEY,
-            Some(&json!({"qrPaymentId": id.to_string()})),
-        )
-        .await;
+    let early = confirm_answer(&ps, id).await;
     assert_eq!(
         early["Message"], "Некорректный запрос: QrPaymentId — покупка не в статусе Wait",
         "{early}"
@@ -442,14 +444,7 @@ async fn sandbox_emulators_drive_the_state_machine() {
     assert_eq!(step("scan", id).await, 0);
     ps.set_organization_status("990340001234", "suspended")
         .await;
-    let (_, answer) = ps
-        .pos(
-            "POST",
-            "/r1/v01/test/payment/confirm",
-            API_KEY,
-            Some(&json!({"qrPaymentId": id.to_string()})),
-        )
-        .await;
+    let answer = confirm_answer(&ps, id).await;
     assert_eq!(
         answer["Message"],
         "Некорректный запрос: QrPaymentId — МПП получил бы ответ PAYMENTS_SUSPENDED",
