@@ -522,8 +522,8 @@ impl Store {
                     sending: sending(sendings),
                 });
             }
-            // What the earlier sending was stays in the log: the row keeps the latest only.
-            if let Some((at, to, message)) = tx.db.query_row(
+            // The earlier sending, read before the row forgets it.
+            let earlier = tx.db.query_row(
                 "SELECT sent_at_ms, sent_to, message_id FROM register_deliveries WHERE id = ?1",
                 args![id],
                 |r| {
@@ -533,18 +533,10 @@ impl Store {
                         r.get::<Option<String>>(2)?,
                     ))
                 },
-            )? {
-                tracing::info!(
-                    delivery_id = id,
-                    sending = sendings,
-                    sent_at_ms = at,
-                    sent_to = to.as_deref(),
-                    message_id = message.as_deref(),
-                    "a register e-mail asked again; its earlier sending"
-                );
-            }
+            )?;
             // Sent: its outbox row opens again as a new e-mail (its earlier attempts stay on
-            // record under the same row), and the delivery forgets the earlier sending.
+            // record under the same row), and the delivery forgets the earlier sending, which
+            // stays in the log.
             let reopened = tx.db.execute(
                 "UPDATE outbox SET done_at_ms = NULL, due_at_ms = ?1, created_at_ms = ?1, \
                  lease_until_ms = 0, flagged = 0, last_error = NULL \
@@ -557,6 +549,15 @@ impl Store {
                      sent_to = NULL, message_id = NULL WHERE id = ?1",
                     args![id],
                 )?;
+                let (at, to, message) = earlier.unwrap_or_default();
+                tracing::info!(
+                    delivery_id = id,
+                    sending = sendings,
+                    sent_at_ms = at,
+                    sent_to = to.as_deref(),
+                    message_id = message.as_deref(),
+                    "a register e-mail asked again; its earlier sending"
+                );
                 return Ok(RegisterSending::Queued {
                     sending: sending(sendings + 1),
                 });
