@@ -63,6 +63,8 @@ pub enum Problem {
     /// What the MPP API answers a real MPP's same step with (the sandbox's emulators), e.g.
     /// `EXPIRED_CODE`.
     MppApiAnswers(&'static str),
+    /// Given twice in one body, in two places, with two values: differs from the one named.
+    DiffersFrom(&'static str),
 }
 
 impl Problem {
@@ -156,6 +158,10 @@ impl Problem {
             Problem::NotInStatus(status) => pick(
                 &format!("покупка не в статусе {status}"),
                 &format!("сатып алу {status} мәртебесінде емес"),
+            ),
+            Problem::DiffersFrom(other) => pick(
+                &format!("не совпадает с {other}"),
+                &format!("{other} мәнімен сәйкес емес"),
             ),
             Problem::MppApiAnswers(code) => pick(
                 &format!("МПП получил бы ответ {code}"),

@@ -327,6 +327,11 @@ async fn mpp_bodies_are_one_object_without_repeated_keys() {
             format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"C1","note":["\u0000"]}}"#),
             "note[0] — содержит управляющий символ",
         ),
+        // Spaces alone name no customer.
+        (
+            format!(r#"{{"qrCode":"{STATIC_QR}","customerId":"   "}}"#),
+            "customerId — должен содержать от 1 до 12 символов",
+        ),
     ] {
         let answer = mpp_text(&ps, SCAN, None, &body).await;
         assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{body}");
@@ -388,7 +393,7 @@ async fn mpp_bodies_are_one_object_without_repeated_keys() {
     assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{answer}");
     assert_eq!(
         answer["result"]["resultMessage"],
-        "Некорректный параметр: payment.customerId — повторяется"
+        "Некорректный параметр: payment.customerId — не совпадает с customerId"
     );
     let (_, payment) = ps
         .admin("GET", &format!("/admin/v1/payments/{p}"), &Value::Null)

@@ -88,9 +88,10 @@ pub(crate) fn merchant_of(catalog: &Catalog, trade_point_id: TradePointId) -> Op
 }
 
 /// A field of 1..=`max` characters, none of them a control character (an identifier or a code).
+/// Spaces alone are no identifier either: a blank `customerId` would name every blank customer.
 pub(crate) fn check_len(value: &str, max: usize, field: &str) -> Result<(), MppError> {
     let len = value.chars().count();
-    if len == 0 || len > max {
+    if value.trim().is_empty() || len > max {
         return Err(MppError::Param(Param::new(field, Problem::Length(1, max))));
     }
     if value.chars().any(char::is_control) {

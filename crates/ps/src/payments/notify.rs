@@ -44,7 +44,7 @@ pub async fn notify(
     {
         return Err(MppError::Param(Param::new(
             "payment.customerId",
-            Problem::Duplicate,
+            Problem::DiffersFrom("customerId"),
         )));
     }
     let customer_id = req
