@@ -12,6 +12,15 @@ const BANK_EMAIL: &str = "registers@demobank.example";
 const WALLET_EMAIL: &str = "registers@demowallet.example";
 
 pub(crate) async fn scene_with_mail(at: &str, smtp: &SmtpServer) -> Scene {
+    scene_with_mail_and(at, smtp, |_| {}).await
+}
+
+/// [`scene_with_mail`] with more settings changed after its own.
+async fn scene_with_mail_and(
+    at: &str,
+    smtp: &SmtpServer,
+    change: impl FnOnce(&mut tolem_ps::Config),
+) -> Scene {
     let port = smtp.port;
     Scene::start(at, move |c| {
         let r = &mut c.registers;
@@ -27,6 +36,7 @@ pub(crate) async fn scene_with_mail(at: &str, smtp: &SmtpServer) -> Scene {
                 mpp.register_email = Some(WALLET_EMAIL.to_owned());
             }
         }
+        change(c);
     })
     .await
 }
@@ -408,22 +418,12 @@ async fn the_operator_downloads_any_register_and_sends_one_again_under_a_message
 #[tokio::test]
 async fn a_register_too_large_to_attach_links_to_the_published_cabinet_or_says_to_ask() {
     let smtp = SmtpServer::start().await;
-    let port = smtp.port;
-    let scene = Scene::start("2026-11-26T10:00:00", move |c| {
+    let scene = scene_with_mail_and("2026-11-26T10:00:00", &smtp, |c| {
         let r = &mut c.registers;
-        r.smtp_host = "127.0.0.1".to_owned();
-        r.smtp_port = port;
-        r.from = "Tolem PS <registers@ps.tolem.test>".to_owned();
-        r.poll_interval_ms = 20;
         r.email_attachment_bytes_max = 1;
         r.cabinet_url = "https://cabinet.ps.tolem.test:8443/".to_owned();
         // demowallet has an address and no cabinet token: no link it could follow.
         r.cabinet_tokens.remove("demowallet");
-        for mpp in &mut c.catalog.mpps {
-            if mpp.caller_name == "demowallet" {
-                mpp.register_email = Some(WALLET_EMAIL.to_owned());
-            }
-        }
     })
     .await;
     scheduler_has_run(&scene).await;
@@ -450,4 +450,22 @@ async fn a_register_too_large_to_attach_links_to_the_published_cabinet_or_says_t
         wallet.contains("запросите его у платёжной системы"),
         "{wallet}"
     );
+}
+
+/// While e-mails are due, the scheduler claims the next at once: a catch-up of twelve goes out
+/// together, where one per poll interval (ten minutes here) would take two hours.
+#[tokio::test]
+async fn a_catch_up_goes_out_back_to_back_not_one_per_poll() {
+    let smtp = SmtpServer::start().await;
+    let scene = scene_with_mail_and("2026-11-26T10:00:00", &smtp, |c| {
+        c.registers.poll_interval_ms = 600_000;
+    })
+    .await;
+    scheduler_has_run(&scene).await;
+    // Down from Thursday to Tuesday 1 December: six registers of each MPP are due at the start.
+    let mut scene = scene;
+    scene.ps.shutdown().await;
+    scene.set_clock("2026-12-01T10:00:00");
+    let _scene = scene.restart().await;
+    expect_mails(&smtp, 12).await;
 }

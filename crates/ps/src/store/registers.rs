@@ -507,13 +507,22 @@ impl Store {
                 return Ok(RegisterSending::Queued { sending: 1 });
             }
             let kind = OutboxKind::RegisterEmail.as_str();
-            let (id, sendings) = tx
+            // The row, with its earlier sending as it stands before the row forgets it.
+            let (id, sendings, at, to, message) = tx
                 .db
                 .query_row(
-                    "SELECT id, sendings FROM register_deliveries \
+                    "SELECT id, sendings, sent_at_ms, sent_to, message_id FROM register_deliveries \
                      WHERE mpp = ?1 AND kind = ?2 AND period = ?3",
                     args![due.mpp, due.kind, due.period],
-                    |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<i64>(0)?,
+                            r.get::<i64>(1)?,
+                            r.get::<Option<i64>>(2)?,
+                            r.get::<Option<String>>(3)?,
+                            r.get::<Option<String>>(4)?,
+                        ))
+                    },
                 )?
                 .ok_or_else(|| StoreError::Corrupt("a register delivery vanished".to_owned()))?;
             let sending = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -522,18 +531,6 @@ impl Store {
                     sending: sending(sendings),
                 });
             }
-            // The earlier sending, read before the row forgets it.
-            let earlier = tx.db.query_row(
-                "SELECT sent_at_ms, sent_to, message_id FROM register_deliveries WHERE id = ?1",
-                args![id],
-                |r| {
-                    Ok((
-                        r.get::<Option<i64>>(0)?,
-                        r.get::<Option<String>>(1)?,
-                        r.get::<Option<String>>(2)?,
-                    ))
-                },
-            )?;
             // Sent: its outbox row opens again as a new e-mail (its earlier attempts stay on
             // record under the same row), and the delivery forgets the earlier sending, which
             // stays in the log.
@@ -549,7 +546,6 @@ impl Store {
                      sent_to = NULL, message_id = NULL WHERE id = ?1",
                     args![id],
                 )?;
-                let (at, to, message) = earlier.unwrap_or_default();
                 tracing::info!(
                     delivery_id = id,
                     sending = sendings,
