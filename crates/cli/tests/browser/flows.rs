@@ -124,16 +124,55 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
     let (phone, before) = wallet(&sandbox, &driver, "C1").await;
     let payment = sale(&till, &phone, "1500").await;
     wait_balance(&phone, before - 150_000).await;
+    // A reload keeps the sale on screen, asked again: the cashier still sees it paid.
+    till.goto(&sandbox.pos).await;
+    till.wait_attr("#status", "data-status", "Processed").await;
+    assert_eq!(till.text("#qr-payment-id").await, payment);
 
-    // Without the customer: the purchase named by its id.
+    // Without the customer: the purchase named by its id. Nothing is sent before the cashier
+    // confirms what the page asks.
     till.fill("#plain-payment-id", &payment).await;
     till.fill("#plain-amount", "500").await;
     till.click("#plain-refund").await;
+    till.wait_shown("#plain-yes").await;
+    let question = till.text("#plain-question").await;
+    assert_eq!(
+        question,
+        format!("Вернуть 500,00 ₸ по покупке № {payment}?")
+    );
+    till.click("#plain-no").await;
+    let shown = "const e = document.querySelector(arguments[0]); \
+                 return !!e && e.getClientRects().length > 0;";
+    assert_eq!(till.js(shown, json!("#plain-yes")).await, json!(false));
+    assert_eq!(
+        till.attribute("#plain-result", "data-status-code").await,
+        None
+    );
+    till.click("#plain-refund").await;
+    till.click("#plain-yes").await;
     till.wait_attr("#plain-result", "data-status-code", "0")
         .await;
+    let said = till.text("#plain-result").await;
+    assert!(
+        said.starts_with(&format!("Возврат 500,00 ₸ по покупке № {payment} принят")),
+        "{said}"
+    );
     shot(&till, "cashier-refund-plain").await;
     wait_balance(&phone, before - 100_000).await;
-    // Placed, the form is empty: a second press asks for the amount instead of refunding again.
+    // More than is left: the cashier is told how much may go back, in the page's words.
+    till.fill("#plain-payment-id", &payment).await;
+    till.fill("#plain-amount", "5000").await;
+    till.click("#plain-refund").await;
+    till.click("#plain-yes").await;
+    till.wait_attr("#plain-result", "data-status-code", "-99000005")
+        .await;
+    assert_eq!(
+        till.text("#plain-result").await,
+        "Можно вернуть не больше 1 000,00 ₸."
+    );
+    till.fill("#plain-payment-id", "").await;
+    till.fill("#plain-amount", "").await;
+    // An empty form asks for the purchase and the amount instead of refunding anything.
     let value = "return document.querySelector(arguments[0]).value;";
     assert_eq!(till.js(value, json!("#plain-amount")).await, json!(""));
     till.click("#plain-refund").await;
@@ -181,13 +220,30 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
     );
     shot(&till, "cashier-purchases").await;
     till.click("#refund").await;
+    let question = till.text("#refund-question").await;
+    assert_eq!(
+        question,
+        format!("Вернуть 1 000,00 ₸ по покупке № {payment}?")
+    );
+    till.click("#refund-yes").await;
     till.wait_attr("#refund-result", "data-status-code", "0")
         .await;
     shot(&till, "cashier-refunded").await;
-    // The return QR served its refund: the form is gone, nothing to press twice.
-    let shown = "const e = document.querySelector(arguments[0]); \
-                 return !!e && e.getClientRects().length > 0;";
+    // The return QR served its refund: the form and the customer's purchases are gone, nothing
+    // to press twice, and the QR says it is used.
     assert_eq!(till.js(shown, json!("#refund")).await, json!(false));
+    assert_eq!(till.js(shown, json!("#purchases")).await, json!(false));
+    let status = till.text("#return-status").await;
+    assert!(status.starts_with("QR возврата использован"), "{status}");
+    // The page's own words follow a change of language.
+    till.click("#locale-kk").await;
+    let said = till.text("#refund-result").await;
+    assert!(
+        said.starts_with(&format!(
+            "№ {payment} сатып алу бойынша 1 000,00 ₸ қайтару қабылданды"
+        )),
+        "{said}"
+    );
 
     wait_balance(&phone, before).await;
     let notice = phone.wait_text("#notifications li").await;

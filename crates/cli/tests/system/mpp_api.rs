@@ -712,6 +712,38 @@ async fn an_mpp_with_a_tunnel_speaks_only_from_its_inner_addresses() {
     assert_eq!(status, 200, "{answer}");
     let (_, answer) = ps.mpp_call(SCAN, "demobank", "s2", &body).await;
     assert_eq!(result_code(&answer), "SUCCESS");
+    // An MPP without a tunnel cannot be spoken as through another MPP's tunnel.
+    let (_, answer) = ps.mpp_call(SCAN, "demowallet", "s3", &body).await;
+    assert_eq!(result_code(&answer), "UNKNOWN_SOURCE");
+
+    // A PUT replaces the whole item: one that leaves `ipsec` out (a change of commission,
+    // say) would unbind the MPP without a word, so it is refused and changes nothing ...
+    let mut partial = bank.clone();
+    partial.as_object_mut().expect("an object").remove("ipsec");
+    partial["commission_bps"] = json!(120);
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/demobank", &partial).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("ipsec: the MPP demobank is bound"),
+        "{answer}"
+    );
+    let (_, stored) = ps
+        .admin("GET", "/admin/v1/mpps/demobank", &Value::Null)
+        .await;
+    assert_eq!(stored["commission_bps"], bank["commission_bps"], "{stored}");
+    assert_eq!(
+        stored["ipsec"]["inner"],
+        json!(["127.0.0.1/32"]),
+        "{stored}"
+    );
+    // ... and `"ipsec": null` takes the binding away when that is what is meant.
+    partial["ipsec"] = Value::Null;
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/demobank", &partial).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, answer) = ps.mpp_call(SCAN, "demowallet", "s4", &body).await;
+    assert_eq!(result_code(&answer), "SUCCESS");
 }
 
 #[tokio::test]
@@ -878,12 +910,23 @@ async fn suspended_and_blocked_merchants() {
         .pos("POST", "/r1/v01/qr/create", API_KEY, Some(&create))
         .await;
     assert_eq!(created["StatusCode"], 990000018, "{created}");
+    // The message says why: the till is fine, the operator stopped the merchant.
+    assert_eq!(
+        created["Message"],
+        "Торговая точка отключена: организация приостановлена оператором платёжной системы"
+    );
     let refund = crate::refunds::refund_r3(&ps, &device, paid, 10.0).await;
     assert_eq!(refund["StatusCode"], 0, "{refund}");
     ps.set_organization_status("990340001234", "blocked").await;
     // Blocked: no money back either, as its return QRs answer INVALID_MERCHANT.
     let refund = crate::refunds::refund_r3(&ps, &device, paid, 10.0).await;
     assert_eq!(refund["StatusCode"], 990000018, "{refund}");
+    assert!(
+        refund["Message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("организация заблокирована оператором платёжной системы")),
+        "{refund}"
+    );
     let (_, body) = ps
         .mpp_call(
             SCAN,

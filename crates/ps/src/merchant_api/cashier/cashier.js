@@ -16,6 +16,8 @@
   const LOCALE_SLOT = "tolem.locale";
   const DEVICE_ID_SLOT = "tolem.pos.device-id";
   const deviceSlot = (bin) => "tolem.pos.device." + bin;
+  // The sale on screen, with the tab: a reload finds it and asks its status again.
+  const saleSlot = (bin) => "tolem.pos.sale." + bin;
 
   // How often a status is asked, and how long past its deadline before the page stops asking.
   const POLL_MS = 1000;
@@ -32,6 +34,9 @@
   let sale = null; // the QR on screen: {id, timer, deadline, status, ...}
   let ret = null; // the return QR on screen: {id, timer, deadline, status, chosen}
   let plainAttempt = null; // a refund without the customer not answered yet: {what, id}
+  // A refund typed and waiting for the cashier's "yes": {tiyn, paymentId} (and `ret` for r2).
+  let pendingReturn = null;
+  let pendingPlain = null;
   let clockSkewMs = 0;
 
   // ---- language -------------------------------------------------------------------------------
@@ -55,6 +60,22 @@
     return text;
   }
 
+  // What the page wrote in its own words, as key and values, so that a change of language
+  // rewrites it too; a message of the PS's stays as the PS wrote it.
+  const said = new Map();
+
+  /** Writes the text `key` into `el`, kept for a change of language. */
+  function say(el, key, vars) {
+    said.set(el, { key, vars });
+    el.textContent = tr(key, vars);
+  }
+
+  /** Writes `text` (the PS's, or nothing) into `el`. */
+  function unsay(el, text) {
+    said.delete(el);
+    el.textContent = text;
+  }
+
   function setLocale(next) {
     locale = next;
     remember(localStorage, LOCALE_SLOT, next);
@@ -70,6 +91,10 @@
     }
     for (const code of LOCALES) {
       $("locale-" + code).setAttribute("aria-pressed", String(code === locale));
+    }
+    for (const [el, { key, vars }] of said) {
+      if (el.isConnected) el.textContent = tr(key, vars);
+      else said.delete(el);
     }
     $("qr").alt = tr("sale.qr_alt");
     $("return-qr").alt = tr("return.qr_alt");
@@ -200,15 +225,16 @@
 
   /** Shows an answer's failure in `el`: the PS's own message (in the page's language). */
   function showFailure(el, answer) {
-    el.textContent = answer.Message || tr("error.http", { status: "?" });
+    if (answer.Message) unsay(el, answer.Message);
+    else say(el, "error.http", { status: "?" });
   }
 
   // ---- sign-in ----------------------------------------------------------------------------------
 
   async function signIn(key, quiet) {
-    $("sign-in-error").textContent = "";
+    unsay($("sign-in-error"), "");
     if (!key) {
-      if (!quiet) $("sign-in-error").textContent = tr("sign_in.empty");
+      if (!quiet) say($("sign-in-error"), "sign_in.empty");
       return;
     }
     apiKey = key;
@@ -216,8 +242,8 @@
     if (points.StatusCode === -10000 || points.StatusCode === null) {
       apiKey = null;
       remember(sessionStorage, KEY_SLOT, null);
-      $("sign-in-error").textContent =
-        points.StatusCode === -10000 ? tr("sign_in.wrong_key") : points.Message;
+      if (points.StatusCode === -10000) say($("sign-in-error"), "sign_in.wrong_key");
+      else unsay($("sign-in-error"), points.Message);
       return;
     }
     const org = await api("GET", "/pos/organization");
@@ -231,6 +257,7 @@
     $("api-key").value = "";
     fillTradePoints(points);
     loadDevice();
+    restoreSale();
     $("sign-in-section").hidden = true;
     $("till").hidden = false;
     $("sign-out").hidden = false;
@@ -240,6 +267,7 @@
   function signOut() {
     stopSale();
     stopReturn();
+    if (organization) remember(sessionStorage, saleSlot(organization.bin), null);
     apiKey = null;
     organization = null;
     device = null;
@@ -249,8 +277,9 @@
     $("sign-in-section").hidden = false;
     $("organization").textContent = "";
     for (const id of ["sale-error", "return-error", "device-error", "refund-result", "plain-result"]) {
-      $(id).textContent = "";
+      unsay($(id), "");
     }
+    unask("plain");
     $("api-key").focus();
   }
 
@@ -259,7 +288,7 @@
   function fillTradePoints(answer) {
     const select = $("trade-point");
     select.replaceChildren();
-    $("device-error").textContent = "";
+    unsay($("device-error"), "");
     if (answer.StatusCode !== 0 || !Array.isArray(answer.Data)) {
       showFailure($("device-error"), answer);
       return;
@@ -301,9 +330,9 @@
 
   async function register() {
     const select = $("trade-point");
-    $("device-error").textContent = "";
+    unsay($("device-error"), "");
     if (!select.value) {
-      $("device-error").textContent = tr("device.no_points");
+      say($("device-error"), "device.no_points");
       return;
     }
     const point = { id: select.value, name: select.selectedOptions[0]?.dataset.name || select.value };
@@ -359,15 +388,15 @@
 
   async function createQr() {
     const error = $("sale-error");
-    error.textContent = "";
+    unsay(error, "");
     const amount = parseTenge($("amount").value);
     if (amount.error) {
-      error.textContent = tr(amount.error);
+      say(error, amount.error);
       $("amount").focus();
       return;
     }
     if (!device) {
-      error.textContent = tr("device.needed");
+      say(error, "device.needed");
       return;
     }
     await busy($("create-qr"), async () => {
@@ -376,35 +405,55 @@
         Amount: wireAmount(amount.tiyn),
       });
       if (answer.StatusCode !== 0) {
-        if (deviceGone(answer)) error.textContent = tr("device.forgotten");
+        if (deviceGone(answer)) say(error, "device.forgotten");
         else showFailure(error, answer);
         return;
       }
-      // A new sale clears the old one.
-      stopSale();
       const data = answer.Data;
       const options = data.QrPaymentBehaviorOptions || {};
       const expires = Date.parse(data.ExpireDate);
-      sale = {
+      showSale({
         id: String(data.QrPaymentId),
         token: data.QrToken,
         tiyn: amount.tiyn,
         expires,
         // Scanned, a purchase waits for the buyer up to PaymentConfirmationTimeout more.
         giveUp: expires + (Number(options.PaymentConfirmationTimeout) || 65) * 1000 + GRACE_MS,
-        status: "QrTokenCreated",
-        transactionId: "",
-        paidAmount: "",
-        gaveUp: false,
-        polling: false,
-      };
-      $("qr").src = "/qr/image.png?token=" + encodeURIComponent(data.QrToken);
-      $("qr-token").textContent = data.QrToken;
-      $("qr-payment-id").textContent = sale.id;
-      $("sale").hidden = false;
-      sale.timer = setInterval(() => pollSale(sale), POLL_MS);
-      paintSale();
+      });
     });
+  }
+
+  /** Puts `kept` ({id, token, tiyn, expires, giveUp}) on screen as the sale and follows its
+   * status; a new sale clears the old one. */
+  function showSale(kept) {
+    stopSale();
+    remember(sessionStorage, saleSlot(organization.bin), JSON.stringify(kept));
+    sale = { ...kept, status: "QrTokenCreated", transactionId: "", paidAmount: "", gaveUp: false, polling: false };
+    $("qr").src = "/qr/image.png?token=" + encodeURIComponent(sale.token);
+    $("qr-token").textContent = sale.token;
+    $("qr-payment-id").textContent = sale.id;
+    $("sale").hidden = false;
+    const current = sale;
+    current.timer = setInterval(() => pollSale(current), POLL_MS);
+    paintSale();
+  }
+
+  /** The sale this tab showed before a reload, asked again: its status may have moved since. */
+  function restoreSale() {
+    let kept = null;
+    try {
+      kept = JSON.parse(read(sessionStorage, saleSlot(organization.bin)) || "null");
+    } catch {
+      kept = null;
+    }
+    if (!kept || typeof kept.id !== "string" || typeof kept.token !== "string" ||
+        !/^[0-9]+$/.test(String(kept.tiyn)) || !Number.isFinite(kept.expires) ||
+        !Number.isFinite(kept.giveUp)) {
+      return;
+    }
+    // Asked at least a few times, even past its deadline: the last answer is what it came to.
+    showSale({ ...kept, giveUp: Math.max(kept.giveUp, now() + 5 * POLL_MS) });
+    pollSale(sale);
   }
 
   async function pollSale(current) {
@@ -471,21 +520,22 @@
     $("purchases").replaceChildren();
     $("purchases-box").hidden = true;
     $("refund-form").hidden = true;
+    unask("refund");
   }
 
   async function createReturn() {
     const error = $("return-error");
-    error.textContent = "";
-    $("refund-result").textContent = "";
+    unsay(error, "");
+    unsay($("refund-result"), "");
     delete $("refund-result").dataset.statusCode;
     if (!device) {
-      error.textContent = tr("device.needed");
+      say(error, "device.needed");
       return;
     }
     await busy($("return-create"), async () => {
       const answer = await api("POST", "/r2/v01/return/create", { DeviceToken: device.token });
       if (answer.StatusCode !== 0) {
-        if (deviceGone(answer)) error.textContent = tr("device.forgotten");
+        if (deviceGone(answer)) say(error, "device.forgotten");
         else showFailure(error, answer);
         return;
       }
@@ -536,12 +586,14 @@
     const status = $("return-status");
     status.dataset.status = ret.status;
     // A return QR's `Error` is one no customer scanned in time (or one used up), not a payment.
-    let text = ret.status === "Error" ? tr("status.return_error") : statusText(ret.status);
+    let text = ret.used
+      ? tr("status.return_used")
+      : ret.status === "Error" ? tr("status.return_error") : statusText(ret.status);
     if (ret.gaveUp) text += " " + tr("status.gave_up");
     if (status.textContent !== text) status.textContent = text;
     const waiting = ret.status === "QrTokenCreated";
     $("return-countdown").textContent = waiting ? countdownText(ret.expires) : tr("countdown.done");
-    $("return").classList.toggle("expired", !waiting || now() >= ret.expires);
+    $("return").classList.toggle("expired", ret.used || !waiting || now() >= ret.expires);
     for (const button of document.querySelectorAll("#purchases button.choose")) {
       button.textContent = tr("return.choose");
     }
@@ -563,7 +615,7 @@
     const purchases = Array.isArray(answer.Data) ? answer.Data : [];
     if (purchases.length === 0) {
       const item = document.createElement("li");
-      item.textContent = tr("return.no_purchases");
+      say(item, "return.no_purchases");
       list.append(item);
       return;
     }
@@ -607,7 +659,8 @@
     }
     const data = answer.Data;
     current.chosen = paymentId;
-    $("details").textContent = tr("return.details", {
+    unask("refund");
+    say($("details"), "return.details", {
       id: paymentId,
       total: shownAmount(data.TotalAmount),
       available: shownAmount(data.AvailableReturnAmount),
@@ -617,33 +670,68 @@
     $("refund-amount").focus();
   }
 
-  async function refund() {
+  // ---- placing a refund: typed, confirmed, sent ------------------------------------------------
+
+  /** Asks the cashier to confirm a refund of `tiyn` of purchase `id` (`prefix`: `refund`, the
+   * customer's; `plain`, without the customer). Nothing is sent until "yes". */
+  function ask(prefix, tiyn, id) {
+    say($(prefix + "-question"), "confirm.refund", { amount: humanAmount(tiyn), id });
+    $(prefix + "-confirm").hidden = false;
+    $(prefix + "-yes").focus();
+  }
+
+  function unask(prefix) {
+    $(prefix + "-confirm").hidden = true;
+    if (prefix === "refund") pendingReturn = null;
+    else pendingPlain = null;
+  }
+
+  /** A refund with the customer, typed: checked, then asked to confirm. */
+  function refund() {
     const result = $("refund-result");
+    unask("refund");
     if (!ret || !ret.chosen) {
-      showResult(result, { StatusCode: null, Message: tr("return.need_customer") });
+      showProblem(result, "return.need_customer");
       return;
     }
     const amount = parseTenge($("refund-amount").value);
     if (amount.error) {
-      showResult(result, { StatusCode: null, Message: tr(amount.error) });
+      showProblem(result, amount.error);
       return;
     }
-    const current = ret;
-    await busy($("refund"), async () => {
+    unsay(result, "");
+    delete result.dataset.statusCode;
+    pendingReturn = { tiyn: amount.tiyn, paymentId: ret.chosen, ret };
+    ask("refund", amount.tiyn, ret.chosen);
+  }
+
+  async function placeReturn() {
+    const pending = pendingReturn;
+    if (!pending || pending.ret !== ret || pending.paymentId !== ret.chosen) {
+      unask("refund");
+      return;
+    }
+    const result = $("refund-result");
+    const current = pending.ret;
+    await busy([$("refund-yes"), $("refund")], async () => {
       sending(result);
       const answer = await api("POST", "/r2/v01/payment/return", {
         DeviceToken: device.token,
-        QrPaymentId: current.chosen,
+        QrPaymentId: pending.paymentId,
         QrReturnId: current.id,
-        Amount: wireAmount(amount.tiyn),
+        Amount: wireAmount(pending.tiyn),
       });
-      showResult(result, answer);
-      // A return QR serves one refund: once placed, the form goes, so that a second press
-      // cannot ask again (a new return QR is needed for another).
+      unask("refund");
+      showResult(result, answer, { amount: humanAmount(pending.tiyn), payment: pending.paymentId });
+      // A return QR serves one refund: once placed, the form and the customer's purchases go,
+      // so that nothing is left to press (a new return QR is needed for another).
       if (answer.StatusCode === 0 && current === ret) {
         current.chosen = null;
+        current.used = true;
         $("refund-form").hidden = true;
-        $("details").textContent = "";
+        $("purchases-box").hidden = true;
+        unsay($("details"), "");
+        paintReturn();
       }
     });
   }
@@ -653,58 +741,106 @@
   function sending(el) {
     delete el.dataset.statusCode;
     el.classList.remove("error");
-    el.textContent = tr("refund.sending");
+    say(el, "refund.sending");
   }
 
-  /** The answer of a refund: `data-status-code` is its StatusCode, the text what it means. */
-  function showResult(el, answer) {
+  /** A refund the page itself refuses before asking the PS (no amount, no purchase chosen). */
+  function showProblem(el, key, vars) {
+    delete el.dataset.statusCode;
+    el.classList.add("error");
+    say(el, key, vars);
+  }
+
+  /** The answer of a refund: `data-status-code` is its StatusCode, the text what it means for the
+   * cashier; `placed` ({amount, payment}) names what was asked. */
+  function showResult(el, answer, placed) {
     if (answer.StatusCode === null || answer.StatusCode === undefined) {
       delete el.dataset.statusCode;
-      el.textContent = answer.Message;
       el.classList.add("error");
+      unsay(el, answer.Message);
       return;
     }
     el.classList.remove("error");
     el.dataset.statusCode = String(answer.StatusCode);
-    el.textContent = answer.StatusCode === 0
-      ? tr("return.done", { id: answer.Data?.ReturnOperationId ?? "—" })
-      : answer.Message;
+    if (answer.StatusCode === 0) {
+      say(el, "return.done", { ...placed, id: answer.Data?.ReturnOperationId ?? "—" });
+      return;
+    }
+    const refusal = refundRefusal(answer);
+    if (refusal) say(el, refusal.key, refusal.vars);
+    else showFailure(el, answer);
+  }
+
+  /** A refused refund in the cashier's words, where the API's message is written for programs:
+   * the amount left to return (`-99000005` names it as `AvailableReturnAmount 1500.50`), and a
+   * refusal of the customer's bank (`-99000006`, whose message ends with the MPP's answer). */
+  function refundRefusal(answer) {
+    const message = String(answer.Message || "");
+    if (answer.StatusCode === -99000005) {
+      const left = /AvailableReturnAmount\s+([0-9]+(?:\.[0-9]{1,2})?)/.exec(message);
+      if (!left) return null;
+      const tiyn = parseTenge(left[1]).tiyn;
+      return tiyn
+        ? { key: "refund.at_most", vars: { available: humanAmount(tiyn) } }
+        : { key: "refund.nothing_left" };
+    }
+    if (answer.StatusCode === -99000006) {
+      const code = /:\s*([A-Z_]+|—)\s*$/.exec(message);
+      return { key: "refund.mpp_refused", vars: { code: code ? code[1] : "—" } };
+    }
+    return null;
   }
 
   // ---- a refund without the customer (r3) ------------------------------------------------------
 
-  async function plainRefund() {
+  /** A refund without the customer, typed: checked, then asked to confirm. */
+  function plainRefund() {
     const result = $("plain-result");
+    unask("plain");
     const paymentId = $("plain-payment-id").value.trim();
     if (!/^[0-9]{1,19}$/.test(paymentId)) {
-      showResult(result, { StatusCode: null, Message: tr("plain.bad_id") });
+      showProblem(result, "plain.bad_id");
       return;
     }
     const amount = parseTenge($("plain-amount").value);
     if (amount.error) {
-      showResult(result, { StatusCode: null, Message: tr(amount.error) });
+      showProblem(result, amount.error);
       return;
     }
     if (!device) {
-      showResult(result, { StatusCode: null, Message: tr("device.needed") });
+      showProblem(result, "device.needed");
       return;
     }
+    unsay(result, "");
+    delete result.dataset.statusCode;
+    pendingPlain = { tiyn: amount.tiyn, paymentId };
+    ask("plain", amount.tiyn, paymentId);
+  }
+
+  async function placePlain() {
+    const pending = pendingPlain;
+    if (!pending || !device) {
+      unask("plain");
+      return;
+    }
+    const result = $("plain-result");
     // A refund whose answer never came (no network, a fault, retry later) is asked again under
     // the same X-Request-ID, so that the PS answers the first one instead of placing a second.
-    const what = paymentId + "|" + amount.tiyn;
+    const what = pending.paymentId + "|" + pending.tiyn;
     if (!plainAttempt || plainAttempt.what !== what) plainAttempt = { what, id: newRequestId() };
     const attempt = plainAttempt;
-    await busy($("plain-refund"), async () => {
+    await busy([$("plain-yes"), $("plain-refund")], async () => {
       sending(result);
       const answer = await api("POST", "/r3/v01/payment/return", {
         DeviceToken: device.token,
         OrganizationBin: organization.bin,
-        QrPaymentId: paymentId,
-        Amount: wireAmount(amount.tiyn),
+        QrPaymentId: pending.paymentId,
+        Amount: wireAmount(pending.tiyn),
       }, attempt.id);
       if (typeof answer.StatusCode === "number" && answer.StatusCode !== -999) plainAttempt = null;
+      unask("plain");
       deviceGone(answer);
-      showResult(result, answer);
+      showResult(result, answer, { amount: humanAmount(pending.tiyn), payment: pending.paymentId });
       // Placed: the form is emptied, so that a second press asks for the amount again instead
       // of placing the same refund twice.
       if (answer.StatusCode === 0) {
@@ -716,13 +852,14 @@
 
   // ---- the page ---------------------------------------------------------------------------------
 
-  /** Runs `work` with `button` disabled, so that one click is one request. */
-  async function busy(button, work) {
-    button.disabled = true;
+  /** Runs `work` with `buttons` (one or a list) disabled, so that one click is one request. */
+  async function busy(buttons, work) {
+    const all = Array.isArray(buttons) ? buttons : [buttons];
+    for (const button of all) button.disabled = true;
     try {
       await work();
     } finally {
-      button.disabled = false;
+      for (const button of all) button.disabled = false;
     }
   }
 
@@ -759,6 +896,21 @@
     $("return-create").addEventListener("click", createReturn);
     submit("refund-form", refund);
     submit("plain-form", plainRefund);
+    $("refund-yes").addEventListener("click", placeReturn);
+    $("plain-yes").addEventListener("click", placePlain);
+    $("refund-no").addEventListener("click", () => {
+      unask("refund");
+      $("refund-amount").focus();
+    });
+    $("plain-no").addEventListener("click", () => {
+      unask("plain");
+      $("plain-amount").focus();
+    });
+    // A changed amount or purchase is a new refund: the question asked about the old one goes.
+    $("refund-amount").addEventListener("input", () => unask("refund"));
+    for (const id of ["plain-payment-id", "plain-amount"]) {
+      $(id).addEventListener("input", () => unask("plain"));
+    }
     // The countdowns tick between polls too.
     setInterval(() => {
       paintSale();
