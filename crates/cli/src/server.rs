@@ -54,6 +54,11 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
         tracing::warn!("{warning}");
     }
     warn_of_r2_r3_refused(&config);
+    warn_of_mpps_without_tunnel(
+        &config,
+        &tolem_ps::catalog::Catalog::build(&config.catalog),
+        overrides.listen.unwrap_or(config.listen),
+    );
     let listeners = match config.listeners.len() {
         0 => format!(
             "one plain listener on {}",
@@ -531,6 +536,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     warn_of_r2_r3_refused(&app.config);
     warn_of_nothing_to_serve(&app);
     warn_of_r3_unlisted(&app);
+    warn_of_mpps_without_tunnel(&app.config, &app.catalog.get(), addr);
     let node = app.config.node_name.clone();
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -589,6 +595,7 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
     warn_of_r2_r3_refused(&app.config);
     warn_of_nothing_to_serve(&app);
     warn_of_r3_unlisted(&app);
+    warn_of_mpps_without_tunnel(&app.config, &app.catalog.get(), app.config.listen);
     let node = app.config.node_name.clone();
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -606,6 +613,48 @@ fn warn_of_r2_r3_refused(config: &Config) {
              (docs/merchant-api.md, Authentication)"
         );
     }
+}
+
+/// An MPP without a tunnel (`[mpps.ipsec]`) is known by its `X-Caller-Name` alone: wherever the
+/// MPP API is reachable beyond this machine, anyone who reaches it may speak as that MPP (the
+/// operator's network is then all that keeps strangers out), which the operator should know.
+/// `listen` is the single listener's address when `listeners` is empty. The sandbox, on its own
+/// machine, is left alone.
+fn warn_of_mpps_without_tunnel(
+    config: &Config,
+    catalog: &tolem_ps::catalog::Catalog,
+    listen: std::net::SocketAddr,
+) {
+    if config.sandbox {
+        return;
+    }
+    let exposed: Vec<std::net::SocketAddr> = if config.listeners.is_empty() {
+        vec![listen]
+    } else {
+        config
+            .listeners
+            .iter()
+            .filter(|l| l.surfaces.contains(&tolem_ps::SurfaceName::Mpp))
+            .map(|l| l.address)
+            .collect()
+    };
+    let exposed: Vec<String> = exposed
+        .into_iter()
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.to_string())
+        .collect();
+    let unbound = catalog.mpps_without_tunnel();
+    if exposed.is_empty() || unbound.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = unbound.iter().map(|n| n.as_str()).collect();
+    tracing::warn!(
+        mpps = %names.join(", "),
+        mpp_api = %exposed.join(", "),
+        "these MPPs have no [mpps.ipsec]: their X-Caller-Name is taken from any address that \
+         reaches the MPP API, so anyone who reaches it can speak as them; bind each to its \
+         tunnel's inner addresses (docs/ipsec.md)"
+    );
 }
 
 /// A PS that knows no MPP and has no admin API to be told of one (started without a

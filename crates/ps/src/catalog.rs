@@ -99,14 +99,29 @@ impl Catalog {
 
     /// Whether a request from `peer` may speak as `mpp`: with a tunnel (`[mpps.ipsec]`), only
     /// from the MPP's inner addresses, which no other MPP's tunnel carries; without one, from
-    /// anywhere (the operator's network is what keeps strangers out).
+    /// anywhere but another MPP's tunnel (the operator's network is what keeps strangers out), so
+    /// that an MPP with a tunnel cannot speak through it as an MPP that has none.
     pub(crate) fn mpp_source_allowed(&self, mpp: &CallerName, peer: Option<IpAddr>) -> bool {
+        let peer = peer.map(|ip| ip.to_canonical());
+        let inside = |inner: &[crate::config::ipsec::Subnet]| {
+            peer.is_some_and(|ip| inner.iter().any(|s| s.contains(ip)))
+        };
         match self.mpp_sources.get(mpp) {
-            None => true,
-            Some(inner) => peer
-                .map(|ip| ip.to_canonical())
-                .is_some_and(|ip| inner.iter().any(|s| s.contains(ip))),
+            Some(inner) => inside(inner),
+            None => !self.mpp_sources.values().any(|inner| inside(inner)),
         }
+    }
+
+    /// The MPPs whose `X-Caller-Name` is taken from any address (no `[mpps.ipsec]`), in name
+    /// order, the sandbox's own left out.
+    pub fn mpps_without_tunnel(&self) -> Vec<&CallerName> {
+        let mut names: Vec<&CallerName> = self
+            .mpps
+            .keys()
+            .filter(|name| !self.mpp_sources.contains_key(*name) && name.as_str() != SANDBOX_MPP)
+            .collect();
+        names.sort();
+        names
     }
 
     pub(crate) fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {

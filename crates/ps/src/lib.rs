@@ -53,5 +53,5 @@ pub mod store;
 mod sweeper;
 
 pub use app::{Listener, check_files, serve, serve_listeners};
-pub use config::{Config, SANDBOX_TOML, database_for_display, is_postgres_url};
+pub use config::{Config, SANDBOX_TOML, SurfaceName, database_for_display, is_postgres_url};
 pub use state::{App, AppState};

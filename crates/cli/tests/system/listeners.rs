@@ -841,3 +841,49 @@ surfaces = ["mpp", "merchant", "admin"]
     ps.logged(&["SIGHUP", "nothing to read again"]).await;
     assert_eq!(ping().await.0, 200, "the PS still serves after SIGHUP");
 }
+
+/// An MPP without a tunnel is known by its `X-Caller-Name` alone: where the MPP API listens
+/// beyond loopback, `--check` (and a start) names those MPPs; on loopback it says nothing.
+#[tokio::test]
+async fn mpps_without_a_tunnel_on_an_mpp_api_beyond_loopback_are_warned_of() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = fresh_database(dir.path());
+    let check = |address: &str| {
+        let config = dir
+            .path()
+            .join(format!("ps-{}.toml", address.replace([':', '.'], "-")));
+        std::fs::write(
+            &config,
+            format!(
+                "{SANDBOX_TOML}\n[[listeners]]\naddress = \"{address}\"\nsurfaces = [\"mpp\"]\n\n\
+                 [[listeners]]\naddress = \"127.0.0.1:0\"\nsurfaces = [\"merchant\", \"admin\"]\n"
+            ),
+        )
+        .expect("config");
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--check", "--config"])
+            .arg(&config)
+            .arg("--db")
+            .arg(&db)
+            .env("RUST_LOG", "warn")
+            .env("TOLEM_SANDBOX", "false")
+            .output()
+            .expect("tolem runs");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{said}");
+        said
+    };
+    let said = check("0.0.0.0:0");
+    assert!(
+        said.contains("these MPPs have no [mpps.ipsec]")
+            && said.contains("demobank, demowallet")
+            && said.contains("0.0.0.0:0"),
+        "{said}"
+    );
+    let said = check("127.0.0.1:0");
+    assert!(!said.contains("[mpps.ipsec]"), "{said}");
+}

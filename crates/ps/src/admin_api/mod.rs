@@ -437,6 +437,7 @@ where
     T: InCatalog + for<'de> Deserialize<'de> + PrepareDoc,
 {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
+    T::keeps(app, key, raw).map_err(bad)?;
     let mut doc: T = body(raw)?;
     if doc.key() != key {
         return Err(bad("the key in the body differs from the path"));
@@ -489,9 +490,36 @@ trait PrepareDoc {
     fn prepare(&mut self) -> Result<(), String> {
         Ok(())
     }
+
+    /// What a PUT of the item under `key` (its body `raw`) may not drop without saying so.
+    fn keeps(_app: &AppState, _key: &str, _raw: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
-impl PrepareDoc for Mpp {}
+impl PrepareDoc for Mpp {
+    /// A PUT replaces the whole item, so one that leaves `ipsec` out of an MPP bound to its
+    /// tunnel would unbind it (its name then taken from any address) without a word: a body that
+    /// changes a commission, say. Taking the binding away is said with `"ipsec": null`.
+    fn keeps(app: &AppState, key: &str, raw: &[u8]) -> Result<(), String> {
+        let bound = app
+            .catalog
+            .get()
+            .mpps
+            .get(key)
+            .is_some_and(|m| m.ipsec.is_some());
+        let named = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(raw)
+            .map_or(true, |body| body.contains_key("ipsec"));
+        if bound && !named {
+            return Err(format!(
+                "ipsec: the MPP {key} is bound to its tunnel's inner addresses, and a PUT \
+                 replaces the whole item; send its `ipsec` again (GET it first) to keep the \
+                 binding, or `\"ipsec\": null` to take it away"
+            ));
+        }
+        Ok(())
+    }
+}
 impl PrepareDoc for Service {}
 
 impl PrepareDoc for TradePoint {

@@ -347,6 +347,10 @@ impl Payment {
                 Ok(amount) => self.amount = Some(amount),
                 Err(problem) => return NotifyDecision::BadAmount(problem),
             }
+        } else if let Some(sent) = cmd.amount
+            && let Err(problem) = self.carried_amount(sent)
+        {
+            return NotifyDecision::BadAmount(problem);
         }
         let status = match cmd.verdict {
             Verdict::Success => Status::Confirmed,
@@ -384,6 +388,18 @@ impl Payment {
             }
             (Kind::Static, None, Some(sent)) => Ok(sent),
             _ => Err(Problem::Invalid),
+        }
+    }
+
+    /// An amount a verdict other than SUCCESS carries, which it need not: still one the PS
+    /// would take (DECISIONS 4, 14, 15), the amount the PS set where it set one, whole tenge where
+    /// the MPP chooses it (Static). A Custom purchase cancelled before checkout has no amount to
+    /// compare with.
+    fn carried_amount(&self, sent: Amount) -> Result<(), Problem> {
+        match (self.kind, self.amount) {
+            (_, Some(own)) if own != sent => Err(Problem::NotEqual(own)),
+            (Kind::Static, None) if !sent.is_whole_tenge() => Err(Problem::NotWholeTenge),
+            _ => Ok(()),
         }
     }
 
@@ -543,6 +559,57 @@ mod tests {
             NotifyDecision::Apply(ResultCode::Success)
         );
         assert_eq!(p.status, Status::Confirmed);
+    }
+
+    #[test]
+    fn a_verdict_other_than_success_is_held_to_the_amount_it_carries() {
+        let open = MerchantState::Open;
+        for verdict in [
+            Verdict::CancelledByClient,
+            Verdict::Failed("RISK_REJECT".to_owned()),
+        ] {
+            // Dynamic: the QR's amount or none.
+            let mut p = dynamic();
+            p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+            let wrong = notify(owner("A", "c1"), verdict.clone(), Amount::from_tenge(999));
+            assert_eq!(
+                p.notify(&wrong, open, t(1), &policy()),
+                NotifyDecision::BadAmount(Problem::NotEqual(Amount::from_tiyn(10_000)))
+            );
+            assert_eq!(p.status, Status::Scanned, "refused, nothing changed");
+            let same = notify(owner("A", "c1"), verdict.clone(), Amount::from_tenge(100));
+            assert_eq!(
+                p.notify(&same, open, t(1), &policy()),
+                NotifyDecision::Apply(verdict.answer_code())
+            );
+            let mut p = dynamic();
+            p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+            let none = notify(owner("A", "c1"), verdict.clone(), None);
+            assert_eq!(
+                p.notify(&none, open, t(1), &policy()),
+                NotifyDecision::Apply(verdict.answer_code())
+            );
+            // Static: an amount the MPP names is whole tenge.
+            let mut p = dynamic();
+            p.kind = Kind::Static;
+            p.amount = None;
+            p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+            let tiyn = notify(
+                owner("A", "c1"),
+                verdict.clone(),
+                Some(Amount::from_tiyn(10_050)),
+            );
+            assert_eq!(
+                p.notify(&tiyn, open, t(1), &policy()),
+                NotifyDecision::BadAmount(Problem::NotWholeTenge)
+            );
+            let whole = notify(owner("A", "c1"), verdict.clone(), Amount::from_tenge(100));
+            assert_eq!(
+                p.notify(&whole, open, t(1), &policy()),
+                NotifyDecision::Apply(verdict.answer_code())
+            );
+            assert_eq!(p.amount, None, "a cancelled Static purchase has no amount");
+        }
     }
 
     #[test]
