@@ -45,6 +45,7 @@ pub fn lock_database(db: &Path) -> Result<DatabaseLock, DatabaseLockError> {
         .truncate(false)
         .open(&path)
         .map_err(io)?;
+    owned_as_the_database(&file, db);
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -62,6 +63,24 @@ pub fn lock_database(db: &Path) -> Result<DatabaseLock, DatabaseLockError> {
         .and_then(|()| writeln!(file, "{}", std::process::id()));
     Ok(DatabaseLock { _file: file })
 }
+
+/// The lock file belongs to whoever owns the database: one made by root (`tolem restored` run
+/// by hand, say) would otherwise keep the service's user from taking the lock at its next start.
+/// Only root can give a file away, and only a file that is not the database's owner's needs it;
+/// a failure changes nothing the lock needs.
+#[cfg(unix)]
+fn owned_as_the_database(lock: &File, db: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(database), Ok(ours)) = (std::fs::metadata(db), lock.metadata()) else {
+        return;
+    };
+    if (database.uid(), database.gid()) != (ours.uid(), ours.gid()) {
+        let _ = std::os::unix::fs::fchown(lock, Some(database.uid()), Some(database.gid()));
+    }
+}
+
+#[cfg(not(unix))]
+fn owned_as_the_database(_lock: &File, _db: &Path) {}
 
 #[cfg(test)]
 mod tests {
@@ -81,5 +100,22 @@ mod tests {
         drop(first);
         lock_database(&db).expect("free again");
         assert!(!db.exists(), "the lock never makes the database");
+    }
+
+    /// Taken by root (a restore run by hand), the lock file is still the database owner's, so
+    /// that the service's user can take it at its next start. Only root can show it.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_made_by_root_belongs_to_the_databases_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("ps.db");
+        std::fs::write(&db, b"").expect("a database file");
+        if std::os::unix::fs::chown(&db, Some(65534), Some(65534)).is_err() {
+            return; // not root: nothing to give away
+        }
+        drop(lock_database(&db).expect("locked"));
+        let lock = std::fs::metadata(dir.path().join("ps.db.lock")).expect("the lock file");
+        assert_eq!((lock.uid(), lock.gid()), (65534, 65534));
     }
 }
