@@ -54,11 +54,9 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
         tracing::warn!("{warning}");
     }
     warn_of_r2_r3_refused(&config);
-    warn_of_mpps_without_tunnel(
-        &config,
-        &tolem_ps::catalog::Catalog::build(&config.catalog),
-        overrides.listen.unwrap_or(config.listen),
-    );
+    let catalog = tolem_ps::catalog::Catalog::build(&config.catalog);
+    warn_of_mpps_without_tunnel(&config, &catalog, overrides.listen.unwrap_or(config.listen));
+    warn_of_sandbox_credentials(&config, &catalog);
     let listeners = match config.listeners.len() {
         0 => format!(
             "one plain listener on {}",
@@ -537,6 +535,7 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     warn_of_nothing_to_serve(&app);
     warn_of_r3_unlisted(&app);
     warn_of_mpps_without_tunnel(&app.config, &app.catalog.get(), addr);
+    warn_of_sandbox_credentials(&app.config, &app.catalog.get());
     let node = app.config.node_name.clone();
     tolem_ps::serve(listener, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -596,6 +595,7 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
     warn_of_nothing_to_serve(&app);
     warn_of_r3_unlisted(&app);
     warn_of_mpps_without_tunnel(&app.config, &app.catalog.get(), app.config.listen);
+    warn_of_sandbox_credentials(&app.config, &app.catalog.get());
     let node = app.config.node_name.clone();
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
@@ -655,6 +655,22 @@ fn warn_of_mpps_without_tunnel(
          reaches the MPP API, so anyone who reaches it can speak as them; bind each to its \
          tunnel's inner addresses (docs/ipsec.md)"
     );
+}
+
+/// The sandbox's credentials are published (`docs/sandbox.md`): outside the sandbox, each one the
+/// PS would take is the first thing a stranger tries.
+fn warn_of_sandbox_credentials(config: &Config, catalog: &tolem_ps::catalog::Catalog) {
+    if config.sandbox {
+        return;
+    }
+    let found = catalog.sandbox_credentials(config);
+    if !found.is_empty() {
+        tracing::warn!(
+            credentials = %found.join("; "),
+            "the sandbox's published credentials (docs/sandbox.md) open this PS, which is not a \
+             sandbox: replace each with a secret of its own"
+        );
+    }
 }
 
 /// A PS that knows no MPP and has no admin API to be told of one (started without a

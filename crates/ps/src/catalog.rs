@@ -124,6 +124,47 @@ impl Catalog {
         names
     }
 
+    /// The credentials `docs/sandbox.md` publishes that `config` (and this catalog, the
+    /// database's operator data) would take outside the sandbox: the admin token, MPPs' cabinet
+    /// tokens and organizations' API keys, each named by its setting.
+    pub fn sandbox_credentials(&self, config: &crate::Config) -> Vec<String> {
+        let Ok(sandbox) = crate::Config::from_toml(crate::SANDBOX_TOML) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        if !config.admin_token.is_empty() && config.admin_token == sandbox.admin_token {
+            found.push("admin_token".to_owned());
+        }
+        for (mpp, token) in &config.registers.cabinet_tokens {
+            if sandbox
+                .registers
+                .cabinet_tokens
+                .values()
+                .any(|t| t == token)
+            {
+                found.push(format!("registers.cabinet_tokens.{mpp}"));
+            }
+        }
+        for key in sandbox
+            .catalog
+            .organizations
+            .iter()
+            .flat_map(|o| &o.api_keys)
+        {
+            let in_file = config
+                .catalog
+                .organizations
+                .iter()
+                .find(|o| o.api_keys.contains(key))
+                .map(|o| o.bin.as_str());
+            let stored = self.api_keys.get(&api_key_hash(key)).map(String::as_str);
+            if let Some(bin) = in_file.or(stored) {
+                found.push(format!("organizations.{bin}: the API key {key}"));
+            }
+        }
+        found
+    }
+
     pub(crate) fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {
         self.api_keys
             .get(&api_key_hash(key))

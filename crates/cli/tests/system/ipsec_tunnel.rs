@@ -26,7 +26,7 @@ const PS_INNER: &str = "198.51.100.1";
 const MPP_INNER: &str = "203.0.113.7";
 const PS_URL: &str = "http://198.51.100.1:8080";
 const MPP_URL: &str = "http://203.0.113.7:8091";
-const KEY: &str = "tunnel_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39";
+const KEY: &str = "test_7A5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A";
 /// The SHA-256 of the POS's client certificate, as the proxy in front of the PS would name it.
 const CERTIFICATE: &str = "5a1f0e7d3c2b4a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1";
 const BIN: &str = "990340001234";

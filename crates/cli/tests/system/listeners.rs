@@ -843,9 +843,10 @@ surfaces = ["mpp", "merchant", "admin"]
 }
 
 /// An MPP without a tunnel is known by its `X-Caller-Name` alone: where the MPP API listens
-/// beyond loopback, `--check` (and a start) names those MPPs; on loopback it says nothing.
+/// beyond loopback, `--check` (and a start) names those MPPs; on loopback it says nothing. The
+/// sandbox's published credentials, outside a sandbox, are named too.
 #[tokio::test]
-async fn mpps_without_a_tunnel_on_an_mpp_api_beyond_loopback_are_warned_of() {
+async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are_warned_of() {
     let dir = tempfile::tempdir().expect("dir");
     let db = fresh_database(dir.path());
     let check = |address: &str| {
@@ -882,6 +883,14 @@ async fn mpps_without_a_tunnel_on_an_mpp_api_beyond_loopback_are_warned_of() {
         said.contains("these MPPs have no [mpps.ipsec]")
             && said.contains("demobank, demowallet")
             && said.contains("0.0.0.0:0"),
+        "{said}"
+    );
+    // Not a sandbox, yet with the sandbox's published credentials: each is named.
+    assert!(
+        said.contains("the sandbox's published credentials")
+            && said.contains("admin_token")
+            && said.contains("registers.cabinet_tokens.demobank")
+            && said.contains("organizations.990340001234: the API key test_5F3C"),
         "{said}"
     );
     let said = check("127.0.0.1:0");

@@ -531,6 +531,8 @@ impl PrepareDoc for TradePoint {
 impl PrepareDoc for Organization {
     /// Only hashes of API keys are stored; certificates' fingerprints are written one way.
     fn prepare(&mut self) -> Result<(), String> {
+        self.check_api_keys()
+            .map_err(|why| format!("api_keys: {why}"))?;
         self.hash_keys();
         Ok(())
     }

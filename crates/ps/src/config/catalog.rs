@@ -322,6 +322,8 @@ impl CatalogFile {
                     format!("organizations.{}: client_certificates: {why}", o.bin)
                 })?;
             }
+            o.check_api_keys()
+                .map_err(|why| format!("organizations.{}: api_keys: {why}", o.bin))?;
         }
         let mut tokens = HashSet::new();
         let mut points = HashSet::new();
@@ -438,7 +440,33 @@ fn check_tariff(amount: Amount) -> Result<(), String> {
     Ok(())
 }
 
+/// The fewest characters an API key has after its prefix: the keys the PS makes have 32 hex
+/// digits (128 random bits), and a key is all that r1 asks of a caller, guessed at the merchant
+/// listener's rate if it is short.
+pub(crate) const API_KEY_SECRET_LEN_MIN: usize = 24;
+
 impl Organization {
+    /// Its API keys in clear (the configuration file's, an admin PUT's) are keys DECISIONS 28
+    /// names: `test_` or `prod_`, then at least [`API_KEY_SECRET_LEN_MIN`] Latin letters or
+    /// digits. Hashes already stored are not known any more and are left as they are.
+    pub fn check_api_keys(&self) -> Result<(), String> {
+        for key in &self.api_keys {
+            let secret = key
+                .strip_prefix("test_")
+                .or_else(|| key.strip_prefix("prod_"))
+                .ok_or("a key starts with test_ or prod_ (DECISIONS 28)")?;
+            if secret.len() < API_KEY_SECRET_LEN_MIN
+                || !secret.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(format!(
+                    "a key has at least {API_KEY_SECRET_LEN_MIN} Latin letters or digits after \
+                     its prefix (POST …/api-keys makes one with 32)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Moves clear-text keys to hashes, so that only hashes are stored, and writes each client
     /// certificate's fingerprint one way (lowercase, no colons, once).
     pub fn hash_keys(&mut self) {
@@ -559,6 +587,43 @@ pub(crate) fn check_call_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_in_clear_have_a_prefix_and_enough_secret() {
+        let org = |keys: &[&str]| Organization {
+            bin: "990340001234".to_owned(),
+            name: "Org".to_owned(),
+            status: OrganizationStatus::Active,
+            api_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            api_key_hashes: Vec::new(),
+            r3_allowed_ips: Vec::new(),
+            client_certificates: Vec::new(),
+        };
+        for good in [
+            "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39",
+            "prod_abcdefghijklmnopqrstuvwx",
+        ] {
+            assert_eq!(org(&[good]).check_api_keys(), Ok(()), "{good}");
+        }
+        for bad in [
+            "a",
+            "test_",
+            "test_short",
+            "live_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39",
+            "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B 39",
+        ] {
+            assert!(org(&[bad]).check_api_keys().is_err(), "{bad}");
+        }
+        let file = CatalogFile {
+            organizations: vec![org(&["a"])],
+            ..CatalogFile::default()
+        };
+        let why = file.validate().expect_err("a short key");
+        assert!(
+            why.starts_with("organizations.990340001234: api_keys: "),
+            "{why}"
+        );
+    }
 
     #[test]
     fn call_urls_are_http_or_https_with_a_host() {
