@@ -328,8 +328,9 @@ pub struct Listener {
 /// outgoing calls — without binding a port or opening the database (`tolem serve --check`).
 /// Returns the warnings a start would log; an error names the setting and the file.
 pub fn check_files(config: &crate::Config) -> Result<Vec<String>, String> {
-    crate::outgoing::OutgoingTls::load(&config.outgoing).map_err(|e| e.to_string())?;
-    let mut warnings = Vec::new();
+    let outgoing =
+        crate::outgoing::OutgoingTls::load(&config.outgoing).map_err(|e| e.to_string())?;
+    let mut warnings = outgoing.warnings();
     for (index, listener) in config.listeners.iter().enumerate() {
         let found =
             Listener::check(index, listener, &config.public_url).map_err(|e| e.to_string())?;
@@ -537,6 +538,7 @@ pub async fn serve_listeners(
         .collect();
     // Run even without a TLS listener: it holds SIGHUP, so that `systemctl reload` never ends a
     // PS whose signal would otherwise keep its default effect (terminate).
+    let _ = app.metrics.tls_listeners.set(tls_files.clone());
     let interval = app.config.limits.tls_files_check_interval();
     let reloader = tokio::spawn(tls::watch(tls_files, interval, stop.clone()));
     // One shutdown for every listener.

@@ -33,6 +33,8 @@ pub struct OutgoingTls {
     roots: Arc<[CertificateDer<'static>]>,
     /// `outgoing.client_certificate` and `client_key` in one PEM, as reqwest takes them.
     identity_pem: Option<Arc<[u8]>>,
+    /// The first certificate of `outgoing.client_certificate`: its dates are watched.
+    client_leaf: Option<CertificateDer<'static>>,
 }
 
 /// Why the outgoing TLS setup cannot be made: a start-up error naming what to fix.
@@ -84,9 +86,12 @@ impl OutgoingTls {
             );
         }
         roots.extend(operator);
-        let identity_pem = match (&config.client_certificate, &config.client_key) {
-            (None, None) => None,
-            (Some(certificate), Some(key)) => Some(client_identity(certificate, key)?.into()),
+        let (identity_pem, client_leaf) = match (&config.client_certificate, &config.client_key) {
+            (None, None) => (None, None),
+            (Some(certificate), Some(key)) => {
+                let (pem, leaf) = client_identity(certificate, key)?;
+                (Some(pem.into()), Some(leaf))
+            }
             (certificate, _) => {
                 let (setting, missing) = if certificate.is_some() {
                     ("client_certificate", "client_key")
@@ -108,7 +113,28 @@ impl OutgoingTls {
         Ok(OutgoingTls {
             roots: roots.into(),
             identity_pem,
+            client_leaf,
         })
+    }
+
+    /// When the PS's own client certificate stops being valid (Unix seconds), if it has one.
+    pub fn client_certificate_expires_at(&self) -> Option<i64> {
+        self.client_leaf
+            .as_ref()
+            .and_then(crate::connections::tls::not_after)
+    }
+
+    /// What is wrong with the dates of the PS's client certificate now (expired, not valid yet,
+    /// ending within two weeks), as a listener's certificate is warned of.
+    pub fn warnings(&self) -> Vec<String> {
+        self.client_leaf
+            .as_ref()
+            .and_then(|leaf| {
+                crate::connections::tls::validity_warning(leaf, crate::connections::tls::unix_now())
+            })
+            .map(|warning| format!("outgoing.client_certificate: {warning}"))
+            .into_iter()
+            .collect()
     }
 
     /// Roots given outright, for tests of this module.
@@ -117,6 +143,7 @@ impl OutgoingTls {
         OutgoingTls {
             roots: roots.into(),
             identity_pem: None,
+            client_leaf: None,
         }
     }
 
@@ -215,7 +242,10 @@ pub(crate) fn operator_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>
 
 /// The PS's client certificate chain and its key in one PEM, each file checked: certificates
 /// first, then a private key that rustls can read (PKCS#8, PKCS#1 or SEC1).
-fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingError> {
+fn client_identity(
+    certificate: &Path,
+    key: &Path,
+) -> Result<(Vec<u8>, CertificateDer<'static>), OutgoingError> {
     let bad = |setting: &'static str, path: &Path, why: String| OutgoingError::Identity {
         setting,
         path: path.to_owned(),
@@ -247,6 +277,7 @@ fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingEr
             "holds no certificate (expected -----BEGIN CERTIFICATE-----)".to_owned(),
         ));
     }
+    let leaf = certs[0].clone().into_owned();
     let key_pem = read("client_key", key)?;
     rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         bad(
@@ -282,7 +313,7 @@ fn client_identity(certificate: &Path, key: &Path) -> Result<Vec<u8>, OutgoingEr
                 ),
             )
         })?;
-    Ok(pem)
+    Ok((pem, leaf))
 }
 
 /// Whether rustls can use `cert` as a trust anchor.
@@ -597,6 +628,25 @@ mod tests {
         let tls = OutgoingTls::load(&config(Some(&cert), Some(&key))).expect("an identity");
         tls.http_client(reqwest::Client::builder())
             .expect("a client that shows it");
+        // rcgen's certificates last until 4096: no warning, and their end for the metrics.
+        assert!(tls.warnings().is_empty(), "{:?}", tls.warnings());
+        assert!(tls.client_certificate_expires_at() > Some(crate::connections::tls::unix_now()));
+        // One that has ended is warned of, named by its setting.
+        let mut params =
+            rcgen::CertificateParams::new(vec!["ps.tolem.example".to_owned()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let old_key = rcgen::KeyPair::generate().expect("a key");
+        let old = params.self_signed(&old_key).expect("a certificate");
+        std::fs::write(&cert, old.pem()).expect("write");
+        std::fs::write(&key, old_key.serialize_pem()).expect("write");
+        let tls = OutgoingTls::load(&config(Some(&cert), Some(&key))).expect("still loads");
+        let warnings = tls.warnings();
+        assert!(
+            warnings.len() == 1
+                && warnings[0].starts_with("outgoing.client_certificate: the certificate expired"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -635,6 +635,30 @@ async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old(
     ps.hangup();
     ps.logged(&["TLS files not reloaded", "ps.pem"]).await;
     assert_eq!(served_leaf(&ca, &url).await, second.der);
+    // The metrics say so, and when the certificate in force ends.
+    let metrics = answer(
+        &http,
+        "GET",
+        format!("{url}/admin/v1/metrics"),
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        None,
+    )
+    .await
+    .1;
+    assert!(
+        metrics.contains(&format!(
+            "tolem_tls_files_reload_failing{{certificate=\"{url}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    let end = format!("tolem_tls_certificate_expiry_timestamp_seconds{{certificate=\"{url}\"}} ");
+    let end: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&end))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let now = jiff::Timestamp::now().as_second();
+    assert!(end > now, "the certificate in force ends later: {end}");
     // And a key that is not the certificate's.
     replace(&files.join("ps.pem"), &ca.issue("localhost").cert_pem);
     ps.hangup();

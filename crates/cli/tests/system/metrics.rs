@@ -439,7 +439,7 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(rules.len(), 11, "every rule of the guide is loaded");
+    assert_eq!(rules.len(), 13, "every rule of the guide is loaded");
     for rule in &rules {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
@@ -472,7 +472,24 @@ tests:
         values: '1 1 0 0 0 0 1 1 1 1 1 1'
       - series: 'tolem_refunds_undelivered_flagged{instance="a"}'
         values: '0 0 0 1 1 1 1 1 1 1 1 1'
+      # Ends two minutes past fourteen days from the start: within them from the third minute.
+      - series: 'tolem_tls_certificate_expiry_timestamp_seconds{instance="a",certificate="outgoing"}'
+        values: '1209720x11'
+      - series: 'tolem_tls_files_reload_failing{instance="a",certificate="https://a:443"}'
+        values: '0 0 1 1 0 0 0 0 0 0 0 0'
     alert_rule_test:
+      - eval_time: 1m
+        alertname: TolemCertificateExpiring
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: TolemCertificateExpiring
+        exp_alerts: [{exp_labels: {certificate: outgoing}}]
+      - eval_time: 1m
+        alertname: TolemTlsFilesNotReloaded
+        exp_alerts: []
+      - eval_time: 2m
+        alertname: TolemTlsFilesNotReloaded
+        exp_alerts: [{exp_labels: {certificate: "https://a:443"}}]
       - eval_time: 1m
         alertname: TolemServerErrors
         exp_alerts: []

@@ -277,6 +277,37 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         c.cap_reached.load(Relaxed),
         c.tls_handshakes_failed.load(Relaxed),
     );
+    // When each certificate the PS shows ends (a listener's, by its URL; the PS's own for
+    // outgoing calls, `outgoing`), and whether a listener's files failed to read again (the older
+    // certificate then stays in force): renewals that did not happen, before clients refuse.
+    let mut text = text;
+    let listeners = m.tls_listeners.get().map(Vec::as_slice).unwrap_or_default();
+    let ends = listeners
+        .iter()
+        .filter_map(|(url, files)| Some((url.as_str(), files.expires_at()?)))
+        .chain(
+            app.outgoing
+                .client_certificate_expires_at()
+                .map(|end| ("outgoing", end)),
+        )
+        .collect::<Vec<_>>();
+    if !ends.is_empty() {
+        text.push_str("# TYPE tolem_tls_certificate_expiry_timestamp_seconds gauge\n");
+        for (certificate, end) in ends {
+            text.push_str(&format!(
+                "tolem_tls_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}} {end}\n"
+            ));
+        }
+    }
+    if !listeners.is_empty() {
+        text.push_str("# TYPE tolem_tls_files_reload_failing gauge\n");
+        for (url, files) in listeners {
+            text.push_str(&format!(
+                "tolem_tls_files_reload_failing{{certificate=\"{url}\"}} {}\n",
+                u8::from(files.reload_failing())
+            ));
+        }
+    }
     // On PostgreSQL, scan, checkout, notifyPayment, qr/create and the reads of every POS call run
     // on the async workers unless they turn out to need a blocking thread's connection
     // (docs/ARCHITECTURE.md); the fallback counts should stay flat.

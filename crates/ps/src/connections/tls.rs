@@ -176,7 +176,7 @@ const EXPIRY_WARNING_DAYS: i64 = 14;
 /// What is wrong with the validity of the chain's first certificate at `now` (Unix seconds):
 /// expired, not valid yet, or ending within [`EXPIRY_WARNING_DAYS`]. A certificate rustls took is
 /// served whatever its dates (clients decide); the operator should know before they do.
-fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<String> {
+pub(crate) fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     let validity = cert.validity();
     let (from, until) = (validity.not_before, validity.not_after);
@@ -201,6 +201,20 @@ fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<String> {
     } else {
         None
     }
+}
+
+/// When a certificate stops being valid (its `notAfter`, Unix seconds); `None` for one that does
+/// not parse.
+pub(crate) fn not_after(certificate: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// What in a client CA file would let no client certificate in: a certificate that is neither a
@@ -331,9 +345,7 @@ impl TlsFiles {
     /// ending within two weeks), and a certificate that does not name the host expected of it
     /// ([`TlsFiles::expecting_host`]). Empty: nothing.
     pub fn warnings(&self) -> Vec<String> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = unix_now();
         let leaf = self.leaf.read().unwrap_or_else(PoisonError::into_inner);
         let dates = validity_warning(&leaf, now);
         let name = self
@@ -349,6 +361,27 @@ impl TlsFiles {
             .map(client_ca_warnings)
             .unwrap_or_default();
         dates.into_iter().chain(name).chain(client_ca).collect()
+    }
+
+    /// What is wrong with the dates of the certificate in force now, if anything.
+    fn date_warning(&self) -> Option<String> {
+        validity_warning(
+            &self.leaf.read().unwrap_or_else(PoisonError::into_inner),
+            unix_now(),
+        )
+    }
+
+    /// When the certificate in force stops being valid (Unix seconds), for the metrics.
+    pub fn expires_at(&self) -> Option<i64> {
+        not_after(&self.leaf.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether the files' last reading failed, so that an older certificate is still in force.
+    pub fn reload_failing(&self) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Whether the listener asks for client certificates.
@@ -424,6 +457,11 @@ pub(crate) async fn watch(
     stop: CancellationToken,
 ) {
     let mut hangup = hangup_signal();
+    // A certificate's dates were said at the listener's opening; while they stay worth a warning
+    // they are said again once a day, so that a certificate that comes within two weeks of its
+    // end on a PS that runs for months is said too.
+    let today = || unix_now().div_euclid(86_400);
+    let mut dates_said = vec![today(); listeners.len()];
     loop {
         let forced = tokio::select! {
             () = stop.cancelled() => return,
@@ -448,6 +486,15 @@ pub(crate) async fn watch(
                     %error,
                     "TLS files not reloaded; the certificate in force stays"
                 ),
+            }
+        }
+        for ((listener, files), said) in listeners.iter().zip(dates_said.iter_mut()) {
+            if *said != today()
+                && let Some(warning) = files.date_warning()
+            {
+                *said = today();
+                let certificate = files.files().certificate.display();
+                tracing::warn!(%listener, %certificate, "{warning}");
             }
         }
     }

@@ -91,6 +91,9 @@ pub struct Metrics {
     pub(crate) callback_failure_log: crate::connections::SparseByKey,
     /// Every answer by API method or route, with its time (the router's request layer).
     pub traffic: Arc<Traffic>,
+    /// The TLS listeners by URL, whose certificates' ends and reloads the metrics show (set once
+    /// the listeners are open).
+    pub tls_listeners: std::sync::OnceLock<Vec<(String, Arc<crate::connections::TlsFiles>)>>,
 }
 
 /// Counters of the listeners' connections (all listeners together), for the operator and the
@@ -155,6 +158,9 @@ impl App {
         // A bad operator CA file stops the start here, naming the file.
         let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
             .map_err(|e| StartError::Setup(e.to_string()))?;
+        for warning in outgoing.warnings() {
+            tracing::warn!("{warning}");
+        }
         let http = outgoing
             .http_client(
                 reqwest::Client::builder()
