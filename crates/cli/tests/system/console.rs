@@ -842,10 +842,62 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         "{}",
         page.body
     );
+    // More than was paid: refused on the purchase's page, the amount kept as typed, with how
+    // much is left.
+    let fields = [
+        ("csrf", page.csrf()),
+        ("nonce", hidden(&page, "nonce")),
+        ("amount", "900".to_owned()),
+        ("confirm", "yes".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        text_of(&refused, "cancel-error").as_deref(),
+        Some("Сумма больше, чем осталось вернуть. Можно вернуть не больше 800,00 ₸."),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("name=\"amount\" inputmode=\"decimal\" size=\"14\" value=\"900\""),
+        "{}",
+        refused.body
+    );
+    // Money goes back to a customer: the first press asks, naming the amount; nothing is placed.
     let fields = [
         ("csrf", page.csrf()),
         ("nonce", hidden(&page, "nonce")),
         ("amount", "100".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let asked = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert_eq!(
+        text_of(&asked, "question").as_deref(),
+        Some(
+            format!(
+                "Отменить оплату услуги № {payment_id} частично и вернуть покупателю 100,00 ₸?"
+            )
+            .as_str()
+        ),
+        "{}",
+        asked.body
+    );
+    assert!(
+        !get(&ps, &path, &operator)
+            .await
+            .body
+            .contains("id=\"refunded\"")
+    );
+    // Confirmed: placed.
+    let fields = [
+        ("csrf", asked.csrf()),
+        ("nonce", hidden(&asked, "nonce")),
+        ("amount", hidden(&asked, "amount")),
+        ("confirm", "yes".to_owned()),
     ];
     let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let done = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
@@ -863,6 +915,12 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         page.body.contains("отмена поставщиком услуги"),
         "{}",
         page.body
+    );
+    // What went back (or is on its way) is said beside the amount.
+    let refunded = text_of(&page, "refunded").unwrap_or_default();
+    assert!(
+        refunded == "100,00 ₸" || refunded == "100,00 ₸ ещё в доставке",
+        "{refunded}"
     );
     // The form's address opened again (a reload after a refusal) leads back to the purchase.
     let again = get(&ps, &format!("{path}/cancel"), &operator).await;

@@ -313,7 +313,7 @@ impl Ctx {
         let body = format!(
             "<p id=\"question\">{question}</p><form method=\"post\" action=\"{action}\" class=\"row\">{csrf}{hidden}\
              <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-             <button id=\"confirm\" type=\"submit\">{button}</button> \
+             <button id=\"confirm\" type=\"submit\" autofocus>{button}</button> \
              <a id=\"back\" href=\"{back}\">{back_word}</a></form>",
             action = e(action),
             csrf = self.csrf_field(),

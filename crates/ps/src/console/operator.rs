@@ -196,20 +196,23 @@ pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retr
         if let Some(result) = &r.mpp_result {
             state.push_str(&format!(" <span class=\"muted\">{}</span>", e(result)));
         }
+        // Due already (a retry just asked for, or one a node is making): an error shown is the
+        // last attempt's, not this one's, and a retry would ask for what is happening.
+        let in_flight = undelivered && view.next_attempt_at.is_some_and(|next| next <= ctx.now);
         if let Some(next) = view.next_attempt_at.filter(|_| undelivered) {
-            // Due already (a retry just asked for, or one a node is making): the error shown is
-            // the last attempt's, not this one's.
             let when = if next <= ctx.now {
-                format!(
-                    "<span class=\"attempt-now\">{}</span>",
-                    ctx.t(T::AttemptNow)
-                )
+                let word = if view.last_error.is_some() {
+                    T::AttemptNowAfterError
+                } else {
+                    T::AttemptNow
+                };
+                format!("<span class=\"attempt-now\">{}</span>", ctx.t(word))
             } else {
                 format!("{} {}", ctx.t(T::NextAttempt), ctx.time(app, next))
             };
             state.push_str(&format!("<br><span class=\"muted\">{when}</span>"));
         }
-        let button = if retry && undelivered {
+        let button = if retry && undelivered && !in_flight {
             format!(
                 "<td><form class=\"inline\" method=\"post\" action=\"/console/operator/refunds/{id}/retry\">{csrf}\
                  <button class=\"retry\" type=\"submit\">{label}</button></form></td>",
@@ -294,7 +297,7 @@ async fn overview_body(app: &AppState, ctx: &Ctx) -> Result<String, crate::store
         payments_word = ctx.t(T::TodayPayments),
         refunds_word = ctx.t(T::TodayRefunds),
     ));
-    body.push_str(&search_form(ctx, ""));
+    body.push_str(&search_form(ctx, "", true));
     body.push_str(&format!(
         "<section aria-labelledby=\"refunds-h\"><h2 id=\"refunds-h\">{}</h2><p class=\"muted\">{}</p>{}</section>",
         ctx.t(T::Refunds),
@@ -310,14 +313,20 @@ async fn overview_body(app: &AppState, ctx: &Ctx) -> Result<String, crate::store
     Ok(body)
 }
 
-fn search_form(ctx: &Ctx, value: &str) -> String {
+/// The search form; under its own heading on the overview, under the page's on the results.
+fn search_form(ctx: &Ctx, value: &str, heading: bool) -> String {
+    let title = if heading {
+        format!("<h2 id=\"search-h\">{}</h2>", ctx.t(T::Search))
+    } else {
+        String::new()
+    };
     format!(
-        "<section aria-labelledby=\"search-h\"><h2 id=\"search-h\">{title}</h2>\
+        "<section aria-label=\"{label_all}\">{title}\
          <form method=\"get\" action=\"/console/operator/search\" role=\"search\" class=\"row\">\
          <div><label for=\"search\">{label}</label>\
          <input id=\"search\" name=\"q\" value=\"{value}\" required maxlength=\"200\"></div>\
          <button id=\"search-go\" type=\"submit\">{find}</button></form></section>",
-        title = ctx.t(T::Search),
+        label_all = ctx.t(T::Search),
         label = ctx.t(T::SearchLabel),
         value = e(value),
         find = ctx.t(T::Find),
@@ -417,6 +426,12 @@ fn register_mails(
             ctx.t(T::SendAgain),
         ));
     }
+    if mails.is_empty() {
+        html.push_str(&format!(
+            "<tr><td colspan=\"7\" class=\"muted\">{}</td></tr>",
+            ctx.t(T::NoMails)
+        ));
+    }
     html.push_str("</tbody></table></div></section>");
     html
 }
@@ -445,11 +460,32 @@ async fn search(State(app): State<AppState>, ctx: Ctx) -> Response {
     if let [one] = found.as_slice() {
         return purchase_page(&app, &ctx, one.clone()).await;
     }
-    let mut body = search_form(&ctx, &text);
+    let mut body = search_form(&ctx, &text, false);
     if found.is_empty() {
+        // A Static or Custom QR's token names no one purchase: said, with where to look.
+        let catalog = app.catalog.get();
+        let said = match catalog.token(&text) {
+            Some(crate::catalog::CatalogToken::Static { trade_point_id }) => {
+                let point = catalog
+                    .trade_points
+                    .get(&trade_point_id)
+                    .map(|t| format!("{trade_point_id} «{}»", t.name))
+                    .unwrap_or_else(|| trade_point_id.to_string());
+                ctx.t(T::StaticTokenFound).replace("{point}", &point)
+            }
+            Some(crate::catalog::CatalogToken::Custom { service_id }) => {
+                let service = catalog
+                    .services
+                    .get(&service_id)
+                    .map(|s| format!("{service_id} «{}»", s.name.get(ctx.locale)))
+                    .unwrap_or_else(|| service_id.to_string());
+                ctx.t(T::ServiceTokenFound).replace("{service}", &service)
+            }
+            None => ctx.t(T::NothingFound).to_owned(),
+        };
         body.push_str(&format!(
             "<p id=\"results\" class=\"muted\" role=\"status\" aria-live=\"polite\">{}</p>",
-            ctx.t(T::NothingFound)
+            e(&said)
         ));
     } else {
         body.push_str(&format!(
@@ -548,7 +584,21 @@ fn deliveries(ctx: &Ctx, app: &AppState, view: &RefundView, kept: &[Attempt]) ->
         ));
     }
     let kept_n = u32::try_from(kept.len()).unwrap_or(u32::MAX);
-    let not_kept = view.attempts.saturating_sub(kept_n);
+    let mut not_kept = view.attempts.saturating_sub(kept_n);
+    // An attempt under way is counted before it is kept: said as what it is.
+    let in_flight = view.refund.effective_status(ctx.now) == RefundStatus::Pending
+        && view.next_attempt_at.is_some_and(|next| next <= ctx.now)
+        && not_kept > 0;
+    if in_flight {
+        not_kept -= 1;
+        html.push_str(&format!(
+            "<li data-event=\"delivery-now\" data-refund-id=\"{}\" class=\"muted\">{} {}: {}</li>",
+            r.id,
+            ctx.t(T::EvDelivery),
+            r.id,
+            ctx.t(T::AttemptNow)
+        ));
+    }
     if not_kept > 0 {
         html.push_str(&format!(
             "<li data-event=\"delivery-not-kept\" data-refund-id=\"{}\" class=\"muted\">{}: {not_kept}</li>",
@@ -556,7 +606,7 @@ fn deliveries(ctx: &Ctx, app: &AppState, view: &RefundView, kept: &[Attempt]) ->
             ctx.t(T::AttemptsNotKept)
         ));
     }
-    if let Some(next) = view.next_attempt_at {
+    if let Some(next) = view.next_attempt_at.filter(|_| !in_flight) {
         html.push_str(&format!(
             "<li data-event=\"delivery-next\" data-refund-id=\"{}\" class=\"muted\">{} {}</li>",
             r.id,
@@ -567,7 +617,23 @@ fn deliveries(ctx: &Ctx, app: &AppState, view: &RefundView, kept: &[Attempt]) ->
     html
 }
 
+/// What the cancel form of a purchase page shows again after a refusal: the amount as typed and
+/// why it was refused (escaped).
+struct CancelAgain {
+    typed: String,
+    why: String,
+}
+
 async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
+    purchase_page_with(app, ctx, p, None).await
+}
+
+async fn purchase_page_with(
+    app: &AppState,
+    ctx: &Ctx,
+    p: Payment,
+    again: Option<CancelAgain>,
+) -> Response {
     let refunds = match app
         .store
         .refund_views_of_payment(p.id, PURCHASE_REFUNDS_MAX)
@@ -607,6 +673,30 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
         T::Amount,
         p.amount.map(|a| ctx.money(a)).unwrap_or_default(),
     ));
+    // What went back, so that a purchase refunded whole does not read as merely paid.
+    // Refunds of one purchase never add up to more than it (DECISIONS 20), so no sum overflows.
+    let (mut back, mut on_the_way) = (Amount::ZERO, Amount::ZERO);
+    for view in &refunds {
+        let amount = view.refund.amount.unwrap_or(Amount::ZERO);
+        let sum = match view.refund.effective_status(ctx.now) {
+            RefundStatus::Completed => &mut back,
+            RefundStatus::Pending => &mut on_the_way,
+            _ => continue,
+        };
+        *sum = sum.checked_add(amount).unwrap_or(*sum);
+    }
+    if !back.is_zero() || !on_the_way.is_zero() {
+        let way = format!("{} {}", ctx.money(on_the_way), ctx.t(T::RefundsOnTheirWay));
+        let text = match (back.is_zero(), on_the_way.is_zero()) {
+            (false, true) => ctx.money(back),
+            (true, false) => way,
+            _ => format!("{} ({way})", ctx.money(back)),
+        };
+        details.push_str(&row(
+            T::Refunded,
+            format!("<span id=\"refunded\">{text}</span>"),
+        ));
+    }
     details.push_str(&row(
         T::TradePoint,
         format!(
@@ -742,11 +832,21 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
     }
     if p.kind == Kind::Custom {
         let nonce = hex::encode(rand::random::<[u8; 12]>());
+        // Refused, the form shows why beside the amount as it was typed.
+        let (typed, why) = again.map_or((String::new(), String::new()), |a| {
+            (
+                a.typed,
+                format!(
+                    "<p id=\"cancel-error\" class=\"error\" role=\"alert\">{}</p>",
+                    a.why
+                ),
+            )
+        });
         body.push_str(&format!(
-            "<section aria-labelledby=\"cancel-h\"><h2 id=\"cancel-h\">{title}</h2><p class=\"muted\">{intro}</p>\
+            "<section aria-labelledby=\"cancel-h\"><h2 id=\"cancel-h\">{title}</h2><p class=\"muted\">{intro}</p>{why}\
              <form method=\"post\" action=\"/console/operator/payments/{id}/cancel\" class=\"row\">{csrf}\
              <input type=\"hidden\" name=\"nonce\" value=\"{nonce}\">\
-             <div><label for=\"cancel-amount\">{amount}</label><input id=\"cancel-amount\" name=\"amount\" inputmode=\"decimal\" size=\"14\"></div>\
+             <div><label for=\"cancel-amount\">{amount}</label><input id=\"cancel-amount\" name=\"amount\" inputmode=\"decimal\" size=\"14\" value=\"{typed}\"{focus}></div>\
              <button id=\"cancel\" type=\"submit\">{cancel}</button></form></section>",
             title = ctx.t(T::CancelTitle),
             intro = ctx.t(T::CancelIntro),
@@ -754,6 +854,8 @@ async fn purchase_page(app: &AppState, ctx: &Ctx, p: Payment) -> Response {
             csrf = ctx.csrf_field(),
             amount = ctx.t(T::CancelAmount),
             cancel = ctx.t(T::Cancel),
+            typed = e(&typed),
+            focus = if why.is_empty() { "" } else { " autofocus aria-describedby=\"cancel-error\"" },
         ));
     }
     body.push_str(&format!(
@@ -796,20 +898,59 @@ async fn cancel(
             "/console/operator",
         );
     };
-    let amount = match form.get("amount").map(str::trim).filter(|t| !t.is_empty()) {
+    let typed = form
+        .get("amount")
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    // A refusal shows the purchase again, its form keeping what was typed, with why.
+    let again = |why: String| {
+        let (app, ctx, typed, back) = (&app, &ctx, typed.clone(), back.clone());
+        async move {
+            match app.store.payment(PaymentId::new(id)).await {
+                Ok(Some(p)) => {
+                    let mut page =
+                        purchase_page_with(app, ctx, p, Some(CancelAgain { typed, why })).await;
+                    if page.status() == StatusCode::OK {
+                        *page.status_mut() = StatusCode::BAD_REQUEST;
+                    }
+                    page
+                }
+                Ok(None) => ctx.notice(
+                    StatusCode::NOT_FOUND,
+                    T::Cancel,
+                    ctx.t(T::NoSuchThing),
+                    "/console/operator",
+                ),
+                Err(_) => ctx.notice(StatusCode::BAD_REQUEST, T::Cancel, &why, &back),
+            }
+        }
+    };
+    let amount = match Some(typed.as_str()).filter(|t| !t.is_empty()) {
         None => None,
         Some(text) => match typed_amount(text) {
             Some(amount) => Some(amount),
-            None => {
-                return ctx.notice(
-                    StatusCode::BAD_REQUEST,
-                    T::Cancel,
-                    ctx.t(T::BadAmount),
-                    &back,
-                );
-            }
+            None => return again(e(ctx.t(T::BadAmount))).await,
         },
     };
+    // Money goes back to a customer: asked once more, saying how much.
+    if !form.confirmed() {
+        let question = match amount {
+            Some(amount) => ctx
+                .t(T::ConfirmCancelPart)
+                .replace("{amount}", &ctx.money(amount)),
+            None => ctx.t(T::ConfirmCancelAll).to_owned(),
+        }
+        .replace("{id}", &id.to_string());
+        let nonce = form.get("nonce").unwrap_or_default().to_owned();
+        return ctx.confirm(
+            &e(&question),
+            &format!("/console/operator/payments/{id}/cancel"),
+            &[("amount", typed.as_str()), ("nonce", nonce.as_str())],
+            T::Cancel,
+            &back,
+        );
+    }
     // The form's nonce makes a second submit of the same form a repeat, answered by the first.
     let replay = form
         .get("nonce")
@@ -837,22 +978,21 @@ async fn cancel(
             ctx.t(T::NoSuchThing),
             "/console/operator",
         ),
-        Ok(Cancelled::NothingLeft) => ctx.notice(
-            StatusCode::BAD_REQUEST,
-            T::Cancel,
-            ctx.t(T::CancelNothingLeft),
-            &back,
-        ),
+        Ok(Cancelled::NothingLeft) => again(e(ctx.t(T::CancelNothingLeft))).await,
         Ok(Cancelled::Refused(refusal)) => {
             let why = match refusal {
-                Refusal::AmountExceeded { .. } => T::CancelTooMuch,
-                Refusal::TooManyRefunds => T::CancelTooMany,
-                Refusal::PaymentNotFound => T::NoSuchThing,
+                Refusal::AmountExceeded { left } => format!(
+                    "{} {}",
+                    ctx.t(T::CancelTooMuch),
+                    ctx.t(T::CancelLeft).replace("{left}", &ctx.money(left))
+                ),
+                Refusal::TooManyRefunds => ctx.t(T::CancelTooMany).to_owned(),
+                Refusal::PaymentNotFound => ctx.t(T::NoSuchThing).to_owned(),
                 Refusal::NotRefundable
                 | Refusal::TradePointMismatch
-                | Refusal::ReturnQrNotUsable => T::CancelNotRefundable,
+                | Refusal::ReturnQrNotUsable => ctx.t(T::CancelNotRefundable).to_owned(),
             };
-            ctx.notice(StatusCode::BAD_REQUEST, T::Cancel, ctx.t(why), &back)
+            again(e(&why)).await
         }
         Err(fault) => ctx.fault(fault),
     }
