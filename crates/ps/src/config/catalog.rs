@@ -553,7 +553,7 @@ impl Fingerprint {
                 )
             })?;
         webpki::EndEntityCert::try_from(&leaf)
-            .map_err(|e| format!("the PEM block is not an X.509 certificate: {e}"))?;
+            .map_err(|_| "the PEM block is not an X.509 certificate: it does not parse as one")?;
         Ok(Fingerprint::of_der(&leaf))
     }
 }
