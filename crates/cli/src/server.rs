@@ -54,7 +54,7 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
         tracing::warn!("{warning}");
     }
     warn_of_r2_r3_refused(&config);
-    let catalog = tolem_ps::catalog::Catalog::build(&config.catalog);
+    let catalog = tolem_ps::catalog::Catalog::of_file(&config.catalog);
     warn_of_mpps_without_tunnel(&config, &catalog, overrides.listen.unwrap_or(config.listen));
     warn_of_sandbox_credentials(&config, &catalog);
     let listeners = match config.listeners.len() {

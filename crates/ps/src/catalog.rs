@@ -124,9 +124,19 @@ impl Catalog {
         names
     }
 
-    /// The credentials `docs/sandbox.md` publishes that `config` (and this catalog, the
-    /// database's operator data) would take outside the sandbox: the admin token, MPPs' cabinet
-    /// tokens and organizations' API keys, each named by its setting.
+    /// The catalog of a configuration file as a start would first store it: its keys in clear
+    /// taken as their hashes (`tolem serve --check`, which opens no database).
+    pub fn of_file(file: &CatalogFile) -> Catalog {
+        let mut file = file.clone();
+        for org in &mut file.organizations {
+            org.hash_keys();
+        }
+        Catalog::build(&file)
+    }
+
+    /// The credentials `docs/sandbox.md` publishes that `config` and this catalog (the keys the
+    /// PS takes) would take outside the sandbox: the admin token, MPPs' cabinet tokens and
+    /// organizations' API keys, each named by its setting.
     pub fn sandbox_credentials(&self, config: &crate::Config) -> Vec<String> {
         let Ok(sandbox) = crate::Config::from_toml(crate::SANDBOX_TOML) else {
             return Vec::new();
@@ -151,14 +161,7 @@ impl Catalog {
             .iter()
             .flat_map(|o| &o.api_keys)
         {
-            let in_file = config
-                .catalog
-                .organizations
-                .iter()
-                .find(|o| o.api_keys.contains(key))
-                .map(|o| o.bin.as_str());
-            let stored = self.api_keys.get(&api_key_hash(key)).map(String::as_str);
-            if let Some(bin) = in_file.or(stored) {
+            if let Some(bin) = self.api_keys.get(&api_key_hash(key)) {
                 found.push(format!("organizations.{bin}: the API key {key}"));
             }
         }
