@@ -54,10 +54,14 @@ pub(crate) fn router_for(app: AppState, surfaces: &[SurfaceName]) -> Router {
             .merge(admin_api::router(app.clone()))
             .merge(registers::router())
             .merge(console::router(app.clone()));
+    } else if served.contains(&SurfaceName::Cabinet) {
+        routes = routes
+            .merge(registers::router())
+            .merge(console::cabinet_router(app.clone()));
     }
-    // The root leads a person to the screen of the listener: the console where the admin
-    // surface is served (the sandbox's one listener too), else the cashier's.
-    let home = if served.contains(&SurfaceName::Admin) {
+    // The root leads a person to the screen of the listener: the console where the admin (or
+    // cabinet) surface is served (the sandbox's one listener too), else the cashier's.
+    let home = if served.contains(&SurfaceName::Admin) || served.contains(&SurfaceName::Cabinet) {
         Some("/console/")
     } else if served.contains(&SurfaceName::Merchant) {
         Some("/pos/")
@@ -289,7 +293,8 @@ async fn refuse_path(
             Some(SurfaceName::Mpp) => Surface::Mpp,
             Some(SurfaceName::Merchant) => Surface::Merchant,
             Some(SurfaceName::Admin) => Surface::Admin,
-            None => Surface::Other,
+            // The cabinet's listener shows nothing of the admin API, not even its 401.
+            Some(SurfaceName::Cabinet) | None => Surface::Other,
         },
         _ => Surface::of(uri.path()),
     };
@@ -581,7 +586,7 @@ pub async fn serve_listeners(
 }
 
 /// The admin API is meant for localhost (DECISIONS 41): served in plain HTTP on another address,
-/// its bearer token crosses the network readable.
+/// its bearer token crosses the network readable; so do the cabinet's tokens and registers.
 fn warn_if_exposed(listener: &Listener) {
     let Ok(address) = listener.tcp.local_addr() else {
         return;
@@ -593,6 +598,14 @@ fn warn_if_exposed(listener: &Listener) {
         tracing::warn!(
             %address,
             "the admin API is served without TLS on an address that is not loopback: its token crosses the network in clear; give this listener tls or a loopback address"
+        );
+    } else if listener.surfaces.contains(&SurfaceName::Cabinet)
+        && listener.tls.is_none()
+        && !address.ip().is_loopback()
+    {
+        tracing::warn!(
+            %address,
+            "the MPPs' cabinet is served without TLS on an address that is not loopback: their tokens and registers cross the network in clear; give this listener tls or a loopback address"
         );
     }
 }

@@ -920,3 +920,107 @@ async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are
     let said = check("127.0.0.1:0");
     assert!(!said.contains("[mpps.ipsec]"), "{said}");
 }
+
+/// A listener of the cabinet surface alone, for the MPPs to reach: their register API and
+/// cabinet pages, and nothing of the operator's — no admin API (not even its 401), no operator
+/// console, the admin token taken for no one, an operator's session cookie nobody's.
+#[tokio::test]
+async fn a_cabinet_listener_serves_the_mpps_registers_and_nothing_of_the_operators() {
+    let dir = tempfile::tempdir().expect("dir");
+    let listeners = r#"
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["mpp", "merchant", "admin"]
+
+[[listeners]]
+address = "127.0.0.1:0"
+surfaces = ["cabinet"]
+"#;
+    let ps = Served::start(dir, listeners, &[]);
+    let cabinet = ps.url("cabinet").to_owned();
+    let admin = ps.url("mpp, merchant, admin").to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let bank = [("authorization", "Bearer sandbox-cabinet-demobank")];
+    let (status, body) = answer(
+        &http,
+        "GET",
+        format!("{cabinet}/cabinet/v1/registers/daily/2026-11-26.csv"),
+        &bank,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The admin API is not there: the answer of any unknown path, whatever the token.
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let unknown = answer(&http, "GET", format!("{cabinet}/nope"), &[], None).await;
+    for path in [
+        "/admin/v1/catalog",
+        "/admin/v1/metrics",
+        "/api/v1/qr/scan",
+        "/r1/v01/health/ping",
+    ] {
+        let got = answer(
+            &http,
+            "GET",
+            format!("{cabinet}{path}"),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+        assert_eq!(got, unknown, "{path} on the cabinet's listener");
+    }
+    assert_eq!(unknown.0, 404);
+    // The console takes the MPP's cabinet token, not the admin token.
+    let sign_in = |token: &'static str| {
+        http.post(format!("{cabinet}/console/sign-in"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    let refused = sign_in(ADMIN_TOKEN).await.expect("an answer");
+    assert_eq!(refused.status(), 401);
+    let taken = sign_in("sandbox-cabinet-demobank")
+        .await
+        .expect("an answer");
+    assert_eq!(taken.status(), 303);
+    assert_eq!(taken.headers()["location"], "/console/cabinet");
+    // An operator's session from the admin listener is nobody's here, and its pages are not.
+    let operator = http
+        .post(format!("{admin}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN_TOKEN}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(operator.status(), 303);
+    let cookie = operator.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let home = http
+        .get(format!("{cabinet}/console"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(home.status(), 200, "the sign-in page, not the operator's");
+    assert!(
+        home.text()
+            .await
+            .expect("a page")
+            .contains("id=\"sign-in\"")
+    );
+    let page = http
+        .get(format!("{cabinet}/console/operator"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(page.status(), 404);
+}

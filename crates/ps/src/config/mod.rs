@@ -81,6 +81,10 @@ pub enum SurfaceName {
     Merchant,
     /// The admin API, its metrics and the MPP cabinet: localhost unless configured.
     Admin,
+    /// The MPPs' register cabinet alone (`/cabinet/v1/…` and the console's cabinet pages), for
+    /// a listener the MPPs reach: no admin API, no operator console. The admin surface serves it
+    /// too.
+    Cabinet,
 }
 
 impl SurfaceName {
@@ -92,6 +96,7 @@ impl SurfaceName {
             SurfaceName::Mpp => "mpp",
             SurfaceName::Merchant => "merchant",
             SurfaceName::Admin => "admin",
+            SurfaceName::Cabinet => "cabinet",
         }
     }
 

@@ -54,6 +54,24 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(app, guard))
 }
 
+/// Marks a request of a listener that serves the cabinet surface alone.
+#[derive(Clone, Copy, Debug)]
+struct CabinetOnly;
+
+/// The console of a listener of the cabinet surface alone: the MPPs' sign-in and their cabinet
+/// pages, no operator page, and the admin token taken for no one.
+pub(crate) fn cabinet_router(app: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/console.css", get(css))
+        .route("/console/sign-in", post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .merge(cabinet::routes())
+        .route("/console/{*rest}", get(not_found).post(not_found))
+        .route_layer(middleware::from_fn_with_state(app, guard))
+        .layer(axum::Extension(CabinetOnly))
+}
+
 /// Whether there is anything to sign in to: the console does not exist without a token, like
 /// the admin API.
 fn configured(app: &AppState) -> bool {
@@ -92,6 +110,8 @@ fn e(text: &str) -> String {
 /// What every console page knows of its request: the language, the session if one is valid,
 /// whether the connection is TLS, and how to name the page's own origin and path.
 struct Ctx {
+    /// Served on a listener of the cabinet surface alone: no operator signs in here.
+    cabinet_only: bool,
     locale: Locale,
     /// `Some` when the request chose the language (`?locale=`): remembered in a cookie.
     locale_chosen: bool,
@@ -127,9 +147,14 @@ impl FromRequestParts<AppState> for Ctx {
             .and_then(|(_, v)| Locale::from_code(v));
         let remembered = session::cookie(&cookies, LOCALE_COOKIE).and_then(Locale::from_code);
         let now = app.clock.now();
+        let cabinet_only = parts.extensions.get::<CabinetOnly>().is_some();
+        // An operator's session (a cookie of the admin listener on the same host) is nobody's
+        // on a listener of the cabinet alone.
         let session = session::cookie(&cookies, session::COOKIE)
-            .and_then(|value| Session::verify(&app.config, value, now));
+            .and_then(|value| Session::verify(&app.config, value, now))
+            .filter(|s| !(cabinet_only && matches!(s.role, Role::Operator)));
         Ok(Ctx {
+            cabinet_only,
             locale: asked.or(remembered).unwrap_or_default(),
             locale_chosen: asked.is_some(),
             session,
@@ -455,7 +480,7 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
         Err(late) => return *late,
     };
     let token = form.get("token").unwrap_or_default().trim();
-    let role = if crate::admin_api::is_admin_token(&app, token) {
+    let role = if !ctx.cabinet_only && crate::admin_api::is_admin_token(&app, token) {
         Some(Role::Operator)
     } else {
         crate::registers::cabinet::mpp_of_token(&app, token).map(Role::Mpp)
@@ -511,7 +536,7 @@ async fn css() -> Response {
 async fn not_found(ctx: Ctx) -> Response {
     ctx.notice(
         StatusCode::NOT_FOUND,
-        T::Refused,
+        T::NotFoundTitle,
         ctx.t(T::NotFoundPage),
         "/console",
     )
