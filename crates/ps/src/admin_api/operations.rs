@@ -291,22 +291,20 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
                 .map(|end| ("outgoing", end)),
         )
         .collect::<Vec<_>>();
-    if !ends.is_empty() {
-        text.push_str("# TYPE tolem_tls_certificate_expiry_timestamp_seconds gauge\n");
-        for (certificate, end) in ends {
-            text.push_str(&format!(
-                "tolem_tls_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}} {end}\n"
-            ));
-        }
+    // Declared even with no certificate to show (no TLS listener, no client certificate), so
+    // that the alert rules always name a series the PS exports.
+    text.push_str("# TYPE tolem_tls_certificate_expiry_timestamp_seconds gauge\n");
+    for (certificate, end) in ends {
+        text.push_str(&format!(
+            "tolem_tls_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}} {end}\n"
+        ));
     }
-    if !listeners.is_empty() {
-        text.push_str("# TYPE tolem_tls_files_reload_failing gauge\n");
-        for (url, files) in listeners {
-            text.push_str(&format!(
-                "tolem_tls_files_reload_failing{{certificate=\"{url}\"}} {}\n",
-                u8::from(files.reload_failing())
-            ));
-        }
+    text.push_str("# TYPE tolem_tls_files_reload_failing gauge\n");
+    for (url, files) in listeners {
+        text.push_str(&format!(
+            "tolem_tls_files_reload_failing{{certificate=\"{url}\"}} {}\n",
+            u8::from(files.reload_failing())
+        ));
     }
     // On PostgreSQL, scan, checkout, notifyPayment, qr/create and the reads of every POS call run
     // on the async workers unless they turn out to need a blocking thread's connection
