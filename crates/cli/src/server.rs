@@ -53,10 +53,14 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    warn_of_r2_r3_refused(&config);
     let catalog = tolem_ps::catalog::Catalog::of_file(&config.catalog);
-    warn_of_mpps_without_tunnel(&config, &catalog, overrides.listen.unwrap_or(config.listen));
-    warn_of_sandbox_credentials(&config, &catalog);
+    let more = usize::from(warn_of_r2_r3_refused(&config))
+        + usize::from(warn_of_mpps_without_tunnel(
+            &config,
+            &catalog,
+            overrides.listen.unwrap_or(config.listen),
+        ))
+        + usize::from(warn_of_sandbox_credentials(&config, &catalog));
     let listeners = match config.listeners.len() {
         0 => format!(
             "one plain listener on {}",
@@ -81,10 +85,10 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
     say!(
         "configuration OK: {listeners}, database {database} ({schema}){}{}",
         if config.sandbox { ", sandbox" } else { "" },
-        if warnings.is_empty() {
+        if warnings.len() + more == 0 {
             String::new()
         } else {
-            format!(", {} warning(s) above", warnings.len())
+            format!(", {} warning(s) above", warnings.len() + more)
         }
     );
     Ok(())
@@ -604,8 +608,10 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
 
 /// DECISIONS 41 knows r2 and r3 by their client certificate alone; a PS with no way to receive
 /// one refuses them all, which the operator should know, whichever way it listens.
-fn warn_of_r2_r3_refused(config: &Config) {
-    if !config.sandbox && !tolem_ps::merchant_api::identity::receives_certificates(config) {
+fn warn_of_r2_r3_refused(config: &Config) -> bool {
+    let refused =
+        !config.sandbox && !tolem_ps::merchant_api::identity::receives_certificates(config);
+    if refused {
         tracing::warn!(
             "r2 and r3 refuse every call (-10000): they are known by a client certificate alone, \
              and no merchant API listener asks for one (listeners[].tls.client_ca) and \
@@ -613,6 +619,7 @@ fn warn_of_r2_r3_refused(config: &Config) {
              (docs/merchant-api.md, Authentication)"
         );
     }
+    refused
 }
 
 /// An MPP without a tunnel (`[mpps.ipsec]`) is known by its `X-Caller-Name` alone: wherever the
@@ -624,9 +631,9 @@ fn warn_of_mpps_without_tunnel(
     config: &Config,
     catalog: &tolem_ps::catalog::Catalog,
     listen: std::net::SocketAddr,
-) {
+) -> bool {
     if config.sandbox {
-        return;
+        return false;
     }
     let exposed: Vec<std::net::SocketAddr> = if config.listeners.is_empty() {
         vec![listen]
@@ -645,7 +652,7 @@ fn warn_of_mpps_without_tunnel(
         .collect();
     let unbound = catalog.mpps_without_tunnel();
     if exposed.is_empty() || unbound.is_empty() {
-        return;
+        return false;
     }
     let names: Vec<&str> = unbound.iter().map(|n| n.as_str()).collect();
     tracing::warn!(
@@ -655,13 +662,14 @@ fn warn_of_mpps_without_tunnel(
          reaches the MPP API, so anyone who reaches it can speak as them; bind each to its \
          tunnel's inner addresses (docs/ipsec.md)"
     );
+    true
 }
 
 /// The sandbox's credentials are published (`docs/sandbox.md`): outside the sandbox, each one the
 /// PS would take is the first thing a stranger tries.
-fn warn_of_sandbox_credentials(config: &Config, catalog: &tolem_ps::catalog::Catalog) {
+fn warn_of_sandbox_credentials(config: &Config, catalog: &tolem_ps::catalog::Catalog) -> bool {
     if config.sandbox {
-        return;
+        return false;
     }
     let found = catalog.sandbox_credentials(config);
     if !found.is_empty() {
@@ -671,6 +679,7 @@ fn warn_of_sandbox_credentials(config: &Config, catalog: &tolem_ps::catalog::Cat
              sandbox: replace each with a secret of its own"
         );
     }
+    !found.is_empty()
 }
 
 /// A PS that knows no MPP and has no admin API to be told of one (started without a

@@ -112,6 +112,11 @@ impl Catalog {
         }
     }
 
+    /// Whether the MPP `mpp` is bound to its tunnel's inner addresses.
+    pub(crate) fn has_tunnel(&self, mpp: &CallerName) -> bool {
+        self.mpp_sources.contains_key(mpp)
+    }
+
     /// The MPPs whose `X-Caller-Name` is taken from any address (no `[mpps.ipsec]`), in name
     /// order, the sandbox's own left out.
     pub fn mpps_without_tunnel(&self) -> Vec<&CallerName> {

@@ -917,6 +917,8 @@ async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are
             && said.contains("organizations.990340001234: the API key test_5F3C"),
         "{said}"
     );
+    // And the OK line counts them, with the one that r2 and r3 take no call here.
+    assert!(said.contains(", 3 warning(s) above"), "{said}");
     let said = check("127.0.0.1:0");
     assert!(!said.contains("[mpps.ipsec]"), "{said}");
 }

@@ -476,7 +476,7 @@ tests:
       - series: 'tolem_tls_certificate_expiry_timestamp_seconds{instance="a",certificate="outgoing"}'
         values: '1209720x11'
       - series: 'tolem_tls_files_reload_failing{instance="a",certificate="https://a:443"}'
-        values: '0 0 1 1 0 0 0 0 0 0 0 0'
+        values: '0 0 1 1 1 0 0 0 0 0 0 0'
     alert_rule_test:
       - eval_time: 1m
         alertname: TolemCertificateExpiring
@@ -484,10 +484,11 @@ tests:
       - eval_time: 3m
         alertname: TolemCertificateExpiring
         exp_alerts: [{exp_labels: {certificate: outgoing}}]
-      - eval_time: 1m
+      # Failing for one evaluation is not yet an alert; for a minute, it is.
+      - eval_time: 2m
         alertname: TolemTlsFilesNotReloaded
         exp_alerts: []
-      - eval_time: 2m
+      - eval_time: 3m
         alertname: TolemTlsFilesNotReloaded
         exp_alerts: [{exp_labels: {certificate: "https://a:443"}}]
       - eval_time: 1m

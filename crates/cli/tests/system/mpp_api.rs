@@ -715,6 +715,11 @@ async fn an_mpp_with_a_tunnel_speaks_only_from_its_inner_addresses() {
     // An MPP without a tunnel cannot be spoken as through another MPP's tunnel.
     let (_, answer) = ps.mpp_call(SCAN, "demowallet", "s3", &body).await;
     assert_eq!(result_code(&answer), "UNKNOWN_SOURCE");
+    let said: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(
+        said["result"]["resultMessage"],
+        "Неизвестный участник (X-Caller-Name): адрес из туннеля другого участника"
+    );
 
     // A PUT replaces the whole item: one that leaves `ipsec` out (a change of commission,
     // say) would unbind the MPP without a word, so it is refused and changes nothing ...

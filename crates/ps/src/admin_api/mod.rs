@@ -174,12 +174,20 @@ async fn save<T: InCatalog + Clone + Serialize>(
     app: &AppState,
     doc: T,
     precondition: Option<Precondition>,
+    named: BodyKeys,
 ) -> AdminResult {
     let (item, now, key) = (doc.clone(), app.clock.now(), doc.key());
     let saved = app
         .store
         .transaction(move |tx| {
             let mut file = tx.catalog_file()?;
+            // What the stored item has that a PUT may not drop without naming it, checked on the
+            // item as stored (another node may have changed it a moment ago).
+            if let Some(stored) = T::items(&file).iter().find(|i| i.key() == item.key())
+                && let Err(why) = T::keeps(stored, &named)
+            {
+                return Ok(Err(bad(why)));
+            }
             if let Some(precondition) = &precondition {
                 let stored = T::items(&file).iter().find(|i| i.key() == item.key());
                 // A repeat of a PUT that was stored (its first answer lost, a 503 whose write
@@ -216,6 +224,23 @@ async fn save<T: InCatalog + Clone + Serialize>(
 pub(crate) trait InCatalog: CatalogDoc + Clone + Serialize {
     fn items(file: &CatalogFile) -> &[Self];
     fn upsert(file: &mut CatalogFile, item: Self);
+
+    /// What a PUT whose body names the keys `named` may not drop from `stored` without
+    /// naming it.
+    fn keeps(_stored: &Self, _named: &BodyKeys) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The top-level keys a PUT's body names (`null` included).
+pub(crate) type BodyKeys = std::collections::BTreeSet<String>;
+
+/// The top-level keys of a JSON object body; none for a body that is not one (which the PUT
+/// then refuses on its own).
+fn body_keys(raw: &[u8]) -> BodyKeys {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(raw)
+        .map(|body| body.into_iter().map(|(key, _)| key).collect())
+        .unwrap_or_default()
 }
 
 impl InCatalog for Mpp {
@@ -224,6 +249,21 @@ impl InCatalog for Mpp {
     }
     fn upsert(file: &mut CatalogFile, item: Mpp) {
         upsert(&mut file.mpps, item);
+    }
+
+    /// A PUT replaces the whole item, so one that leaves `ipsec` out of an MPP bound to its
+    /// tunnel would unbind it (its name then taken from any address) without a word: a body that
+    /// changes a commission, say. Taking the binding away is said with `"ipsec": null`.
+    fn keeps(stored: &Mpp, named: &BodyKeys) -> Result<(), String> {
+        if stored.ipsec.is_some() && !named.contains("ipsec") {
+            return Err(format!(
+                "ipsec: the MPP {} is bound to its tunnel's inner addresses, and a PUT \
+                 replaces the whole item; send its `ipsec` again (GET it first) to keep the \
+                 binding, or `\"ipsec\": null` to take it away",
+                stored.caller_name
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -437,14 +477,13 @@ where
     T: InCatalog + for<'de> Deserialize<'de> + PrepareDoc,
 {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
-    T::keeps(app, key, raw).map_err(bad)?;
     let mut doc: T = body(raw)?;
     if doc.key() != key {
         return Err(bad("the key in the body differs from the path"));
     }
     no_control_characters(&doc).map_err(bad)?;
     doc.prepare().map_err(bad)?;
-    save(app, doc, precondition).await
+    save(app, doc, precondition, body_keys(raw)).await
 }
 
 /// Operator data holds no control character: it reaches MPPs (a trade point's name in every
@@ -490,36 +529,9 @@ trait PrepareDoc {
     fn prepare(&mut self) -> Result<(), String> {
         Ok(())
     }
-
-    /// What a PUT of the item under `key` (its body `raw`) may not drop without saying so.
-    fn keeps(_app: &AppState, _key: &str, _raw: &[u8]) -> Result<(), String> {
-        Ok(())
-    }
 }
 
-impl PrepareDoc for Mpp {
-    /// A PUT replaces the whole item, so one that leaves `ipsec` out of an MPP bound to its
-    /// tunnel would unbind it (its name then taken from any address) without a word: a body that
-    /// changes a commission, say. Taking the binding away is said with `"ipsec": null`.
-    fn keeps(app: &AppState, key: &str, raw: &[u8]) -> Result<(), String> {
-        let bound = app
-            .catalog
-            .get()
-            .mpps
-            .get(key)
-            .is_some_and(|m| m.ipsec.is_some());
-        let named = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(raw)
-            .map_or(true, |body| body.contains_key("ipsec"));
-        if bound && !named {
-            return Err(format!(
-                "ipsec: the MPP {key} is bound to its tunnel's inner addresses, and a PUT \
-                 replaces the whole item; send its `ipsec` again (GET it first) to keep the \
-                 binding, or `\"ipsec\": null` to take it away"
-            ));
-        }
-        Ok(())
-    }
-}
+impl PrepareDoc for Mpp {}
 impl PrepareDoc for Service {}
 
 impl PrepareDoc for TradePoint {

@@ -841,7 +841,7 @@ impl Config {
             if listener.surfaces.is_empty() {
                 return invalid(
                     format!("{key}.surfaces"),
-                    "must name at least one of mpp, merchant, admin".to_owned(),
+                    "must name at least one of mpp, merchant, admin, cabinet".to_owned(),
                 );
             }
             for (j, surface) in listener.surfaces.iter().enumerate() {

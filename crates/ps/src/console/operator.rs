@@ -196,15 +196,15 @@ pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retr
         if let Some(result) = &r.mpp_result {
             state.push_str(&format!(" <span class=\"muted\">{}</span>", e(result)));
         }
-        // Due already (a retry just asked for, or one a node is making): an error shown is the
-        // last attempt's, not this one's, and a retry would ask for what is happening.
-        let in_flight = undelivered && view.next_attempt_at.is_some_and(|next| next <= ctx.now);
+        // A node holds its delivery now (its claim's lease runs): an error shown is the last
+        // attempt's, not this one's, and a retry would ask for what is happening.
+        let in_flight = undelivered && under_way(view, ctx.now);
         if let Some(next) = view.next_attempt_at.filter(|_| undelivered) {
-            let when = if next <= ctx.now {
-                let word = if view.last_error.is_some() {
-                    T::AttemptNowAfterError
-                } else {
-                    T::AttemptNow
+            let when = if in_flight || next <= ctx.now {
+                let word = match (in_flight, view.last_error.is_some()) {
+                    (true, true) => T::AttemptNowAfterError,
+                    (true, false) => T::AttemptNow,
+                    (false, _) => T::AttemptDue,
                 };
                 format!("<span class=\"attempt-now\">{}</span>", ctx.t(word))
             } else {
@@ -587,7 +587,7 @@ fn deliveries(ctx: &Ctx, app: &AppState, view: &RefundView, kept: &[Attempt]) ->
     let mut not_kept = view.attempts.saturating_sub(kept_n);
     // An attempt under way is counted before it is kept: said as what it is.
     let in_flight = view.refund.effective_status(ctx.now) == RefundStatus::Pending
-        && view.next_attempt_at.is_some_and(|next| next <= ctx.now)
+        && under_way(view, ctx.now)
         && not_kept > 0;
     if in_flight {
         not_kept -= 1;
@@ -615,6 +615,11 @@ fn deliveries(ctx: &Ctx, app: &AppState, view: &RefundView, kept: &[Attempt]) ->
         ));
     }
     html
+}
+
+/// Whether a node is delivering the refund now: its claim's lease has not run out.
+fn under_way(view: &RefundView, now: jiff::Timestamp) -> bool {
+    view.lease.as_ref().is_some_and(|lease| lease.until > now)
 }
 
 /// What the cancel form of a purchase page shows again after a refusal: the amount as typed and
@@ -935,11 +940,27 @@ async fn cancel(
     };
     // Money goes back to a customer: asked once more, saying how much.
     if !form.confirmed() {
-        let question = match amount {
-            Some(amount) => ctx
+        // "All that is left" is said as an amount too, as it stands now.
+        let left = match amount {
+            Some(_) => None,
+            None => match app.store.payment(PaymentId::new(id)).await {
+                Ok(Some(Payment {
+                    amount: Some(total),
+                    ..
+                })) => crate::refunds::refundable(&app, PaymentId::new(id), total)
+                    .await
+                    .ok(),
+                _ => None,
+            },
+        };
+        let question = match (amount, left) {
+            (Some(amount), _) => ctx
                 .t(T::ConfirmCancelPart)
                 .replace("{amount}", &ctx.money(amount)),
-            None => ctx.t(T::ConfirmCancelAll).to_owned(),
+            (None, Some(left)) => ctx
+                .t(T::ConfirmCancelLeft)
+                .replace("{amount}", &ctx.money(left)),
+            (None, None) => ctx.t(T::ConfirmCancelAll).to_owned(),
         }
         .replace("{id}", &id.to_string());
         let nonce = form.get("nonce").unwrap_or_default().to_owned();

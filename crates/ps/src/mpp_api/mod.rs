@@ -241,9 +241,13 @@ impl FromRequest<AppState> for MppCall {
         // MPP's engineers look at their addresses, not at the name.
         if !catalog.mpp_source_allowed(&mpp.caller_name, peer) {
             tracing::warn!(caller = %mpp.caller_name, ?peer, "an MPP's name from outside its tunnel's inner addresses; refused as UNKNOWN_SOURCE");
-            return Err(unknown(Some(match locale {
-                Locale::Ru => "адрес вне туннеля этого участника",
-                Locale::Kk => "мекенжай осы қатысушының туннелінен тыс",
+            let tunnel = catalog.has_tunnel(&mpp.caller_name);
+            return Err(unknown(Some(match (tunnel, locale) {
+                (true, Locale::Ru) => "адрес вне туннеля этого участника",
+                (true, Locale::Kk) => "мекенжай осы қатысушының туннелінен тыс",
+                // An MPP without a tunnel, named from another MPP's.
+                (false, Locale::Ru) => "адрес из туннеля другого участника",
+                (false, Locale::Kk) => "мекенжай басқа қатысушының туннелінен",
             })));
         }
         // Counted before anything else is read or done: a request over the limit costs nothing.

@@ -38,14 +38,33 @@ pub fn lock_database(db: &Path) -> Result<DatabaseLock, DatabaseLockError> {
         path: path.clone(),
         source,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
-    owned_as_the_database(&file, db);
+    // Made by this process, or there already. Either way never through a link: the folder
+    // may be the service user's, and a link there would point whoever takes the lock (root
+    // restoring by hand, say) at another file to truncate and, below, to give away.
+    let open = |create: bool| {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        if create {
+            options.create_new(true);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        options.open(&path)
+    };
+    let (mut file, made) = match open(true) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            (open(false).map_err(io)?, false)
+        }
+        Err(e) => return Err(io(e)),
+    };
+    one_plain_file(&file).map_err(io)?;
+    if made {
+        owned_as_the_database(&file, db);
+    }
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -64,10 +83,30 @@ pub fn lock_database(db: &Path) -> Result<DatabaseLock, DatabaseLockError> {
     Ok(DatabaseLock { _file: file })
 }
 
-/// The lock file belongs to whoever owns the database: one made by root (`tolem restored` run
-/// by hand, say) would otherwise keep the service's user from taking the lock at its next start.
-/// Only root can give a file away, and only a file that is not the database's owner's needs it;
-/// a failure changes nothing the lock needs.
+/// A lock file is a regular file with one name: not a device or a folder, and not a hard link to
+/// a file elsewhere.
+fn one_plain_file(file: &File) -> std::io::Result<()> {
+    let meta = file.metadata()?;
+    #[cfg(unix)]
+    let links = {
+        use std::os::unix::fs::MetadataExt;
+        meta.nlink()
+    };
+    #[cfg(not(unix))]
+    let links = 1;
+    if meta.is_file() && links == 1 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            "not a plain file of its own (a folder, a device or a hard link): remove it",
+        ))
+    }
+}
+
+/// The lock file this process made belongs to whoever owns the database: one made by root
+/// (`tolem restored` run by hand, say) would otherwise keep the service's user from taking the
+/// lock at its next start. Only root can give a file away, and only a file that is not the
+/// database's owner's needs it; a failure changes nothing the lock needs.
 #[cfg(unix)]
 fn owned_as_the_database(lock: &File, db: &Path) {
     use std::os::unix::fs::MetadataExt;
@@ -100,6 +139,31 @@ mod tests {
         drop(first);
         lock_database(&db).expect("free again");
         assert!(!db.exists(), "the lock never makes the database");
+    }
+
+    /// A link in the lock file's place (the folder may be the service user's) is refused, and
+    /// the file it points to is left as it was: not truncated, not given away.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_in_the_lock_files_place_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("ps.db");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"keep me").expect("a file");
+        std::os::unix::fs::symlink(&target, dir.path().join("ps.db.lock")).expect("a link");
+        assert!(matches!(
+            lock_database(&db),
+            Err(DatabaseLockError::Io { .. })
+        ));
+        assert_eq!(std::fs::read(&target).expect("still there"), b"keep me");
+        // A hard link to a file elsewhere: refused too.
+        std::fs::remove_file(dir.path().join("ps.db.lock")).expect("removed");
+        std::fs::hard_link(&target, dir.path().join("ps.db.lock")).expect("a hard link");
+        assert!(matches!(
+            lock_database(&db),
+            Err(DatabaseLockError::Io { .. })
+        ));
+        assert_eq!(std::fs::read(&target).expect("still there"), b"keep me");
     }
 
     /// Taken by root (a restore run by hand), the lock file is still the database owner's, so

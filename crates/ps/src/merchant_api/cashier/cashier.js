@@ -673,11 +673,13 @@
   // ---- placing a refund: typed, confirmed, sent ------------------------------------------------
 
   /** Asks the cashier to confirm a refund of `tiyn` of purchase `id` (`prefix`: `refund`, the
-   * customer's; `plain`, without the customer). Nothing is sent until "yes". */
+   * customer's; `plain`, without the customer). Nothing is sent until "yes". The question takes
+   * the focus (a screen reader reads it), not "yes": a second Enter, or a key held down, must
+   * not answer it. */
   function ask(prefix, tiyn, id) {
     say($(prefix + "-question"), "confirm.refund", { amount: humanAmount(tiyn), id });
     $(prefix + "-confirm").hidden = false;
-    $(prefix + "-yes").focus();
+    $(prefix + "-question").focus();
   }
 
   function unask(prefix) {
