@@ -678,18 +678,16 @@ async fn purchase_page_with(
         T::Amount,
         p.amount.map(|a| ctx.money(a)).unwrap_or_default(),
     ));
-    // What went back, so that a purchase refunded whole does not read as merely paid.
-    // Refunds of one purchase never add up to more than it (DECISIONS 20), so no sum overflows.
-    let (mut back, mut on_the_way) = (Amount::ZERO, Amount::ZERO);
-    for view in &refunds {
-        let amount = view.refund.amount.unwrap_or(Amount::ZERO);
-        let sum = match view.refund.effective_status(ctx.now) {
-            RefundStatus::Completed => &mut back,
-            RefundStatus::Pending => &mut on_the_way,
-            _ => continue,
-        };
-        *sum = sum.checked_add(amount).unwrap_or(*sum);
-    }
+    // What went back, so that a purchase refunded whole does not read as merely paid: every
+    // refund of it, not only those the page lists.
+    let (back, on_the_way) = if refunds.is_empty() {
+        (Amount::ZERO, Amount::ZERO)
+    } else {
+        match app.store.refunded_of(p.id).await {
+            Ok(sums) => sums,
+            Err(fault) => return ctx.fault(fault),
+        }
+    };
     if !back.is_zero() || !on_the_way.is_zero() {
         let way = format!("{} {}", ctx.money(on_the_way), ctx.t(T::RefundsOnTheirWay));
         let text = match (back.is_zero(), on_the_way.is_zero()) {

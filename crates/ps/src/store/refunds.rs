@@ -301,6 +301,32 @@ impl Store {
         self.read_db(move |db| held_amounts(db, payment_id)).await
     }
 
+    /// What of a purchase went back to the customer (refunds completed) and what is on its way
+    /// (refunds pending), every refund of it counted.
+    pub(crate) async fn refunded_of(&self, payment_id: PaymentId) -> StoreResult<(Amount, Amount)> {
+        self.read_db(move |db| {
+            let rows = db.query_map(
+                "SELECT status, amount_tiyn FROM refunds WHERE payment_id = ?1 \
+                 AND status IN ('pending', 'completed')",
+                args![payment_id],
+                |r| {
+                    let tiyn = u64::try_from(r.get::<i64>(1)?)
+                        .map_err(|_| StoreError::Corrupt("negative refund".to_owned()))?;
+                    Ok((r.get::<String>(0)? == "completed", Amount::from_tiyn(tiyn)))
+                },
+            )?;
+            // Refunds of one purchase never add up to more than it (DECISIONS 20).
+            let sum = |completed: bool| {
+                rows.iter()
+                    .filter(|(done, _)| *done == completed)
+                    .try_fold(Amount::ZERO, |sum, (_, amount)| sum.checked_add(*amount))
+                    .ok_or_else(|| StoreError::Corrupt("refunds past any amount".to_owned()))
+            };
+            Ok((sum(true)?, sum(false)?))
+        })
+        .await
+    }
+
     /// The refunds of a purchase, oldest first.
     pub async fn refunds_of(&self, payment_id: PaymentId) -> StoreResult<Vec<Refund>> {
         self.read_db(move |db| {
