@@ -842,16 +842,28 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         "{}",
         page.body
     );
+    let cancel = format!("{path}/cancel");
+    let submit = |page: &Answer, amount: &str, confirm: bool| {
+        let mut fields = vec![
+            ("csrf", page.csrf()),
+            ("nonce", hidden(page, "nonce")),
+            ("amount", amount.to_owned()),
+        ];
+        if confirm {
+            fields.push(("confirm", "yes".to_owned()));
+        }
+        fields
+    };
+    let send = |fields: Vec<(&'static str, String)>| {
+        let (ps, cancel, operator) = (&ps, &cancel, &operator);
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(ps, cancel, operator, &fields).await
+        }
+    };
     // More than was paid: refused on the purchase's page, the amount kept as typed, with how
     // much is left.
-    let fields = [
-        ("csrf", page.csrf()),
-        ("nonce", hidden(&page, "nonce")),
-        ("amount", "900".to_owned()),
-        ("confirm", "yes".to_owned()),
-    ];
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let refused = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
+    let refused = send(submit(&page, "900", true)).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert_eq!(
         text_of(&refused, "cancel-error").as_deref(),
@@ -866,14 +878,21 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         "{}",
         refused.body
     );
-    // Money goes back to a customer: the first press asks, naming the amount; nothing is placed.
-    let fields = [
-        ("csrf", page.csrf()),
-        ("nonce", hidden(&page, "nonce")),
-        ("amount", "100".to_owned()),
-    ];
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let asked = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
+    // Money goes back to a customer: the first press asks, naming the amount (all that is left,
+    // for an empty field); nothing is placed.
+    let asked = send(submit(&page, "", false)).await;
+    assert_eq!(
+        text_of(&asked, "question").as_deref(),
+        Some(
+            format!(
+                "Отменить оплату услуги № {payment_id} и вернуть покупателю всё, что осталось: 800,00 ₸?"
+            )
+            .as_str()
+        ),
+        "{}",
+        asked.body
+    );
+    let asked = send(submit(&page, "100", false)).await;
     assert_eq!(asked.status, 200, "{}", asked.body);
     assert_eq!(
         text_of(&asked, "question").as_deref(),
@@ -893,14 +912,7 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
             .contains("id=\"refunded\"")
     );
     // Confirmed: placed.
-    let fields = [
-        ("csrf", asked.csrf()),
-        ("nonce", hidden(&asked, "nonce")),
-        ("amount", hidden(&asked, "amount")),
-        ("confirm", "yes".to_owned()),
-    ];
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let done = post(&ps, &format!("{path}/cancel"), &operator, &fields).await;
+    let done = send(submit(&asked, &hidden(&asked, "amount"), true)).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location(), format!("{path}?done=cancelled"));
     // The page the operator lands on says the refund was placed, so nobody submits it again.

@@ -593,4 +593,17 @@ async fn r3_can_be_bound_to_the_partners_addresses() {
         )
         .await;
     assert_eq!(allowed["StatusCode"], 0);
+    // A key given in clear is one DECISIONS 28 names, long enough not to be guessed: a short
+    // one is refused and changes nothing.
+    let mut short = org.clone();
+    short["api_keys"] = json!(["test_a"]);
+    let (status, said) = ps
+        .admin("PUT", "/admin/v1/organizations/990340001234", &short)
+        .await;
+    assert_eq!(status, 400, "{said}");
+    assert!(said.to_string().contains("api_keys: "), "{said}");
+    let (_, kept) = ps
+        .pos("GET", "/r1/v01/partner/tradepoints", "test_a", None)
+        .await;
+    assert_eq!(kept["StatusCode"], -10000, "{kept}");
 }

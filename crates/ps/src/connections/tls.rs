@@ -488,11 +488,13 @@ pub(crate) async fn watch(
                 ),
             }
         }
+        // Looked at once a day, not at every tick: the certificate is parsed only then.
         for ((listener, files), said) in listeners.iter().zip(dates_said.iter_mut()) {
-            if *said != today()
-                && let Some(warning) = files.date_warning()
-            {
-                *said = today();
+            if *said == today() {
+                continue;
+            }
+            *said = today();
+            if let Some(warning) = files.date_warning() {
                 let certificate = files.files().certificate.display();
                 tracing::warn!(%listener, %certificate, "{warning}");
             }
