@@ -53,6 +53,14 @@ pub enum Problem {
     ReturnQrNotUsable,
     /// Longer than the PS takes, in bytes: the request target or the headers (DECISIONS 43).
     BytesMax(usize),
+    /// More headers than the first, or a request line and headers longer than the second in
+    /// bytes: what the PS's HTTP parser takes (DECISIONS 43).
+    HeadTooLarge {
+        headers_max: usize,
+        bytes_max: usize,
+    },
+    /// The request line or a header is not HTTP/1.1.
+    MalformedHead,
     /// The body did not arrive whole within the PS's deadline (DECISIONS 43).
     Late,
     /// The connection ended before the whole body arrived.
@@ -146,6 +154,17 @@ impl Problem {
             Problem::BytesMax(max) => pick(
                 &format!("длиннее {max} байт"),
                 &format!("{max} байттан ұзын"),
+            ),
+            Problem::HeadTooLarge {
+                headers_max,
+                bytes_max,
+            } => pick(
+                &format!("более {headers_max} заголовков или длиннее {bytes_max} байт"),
+                &format!("{headers_max} тақырыптан көп немесе {bytes_max} байттан ұзын"),
+            ),
+            Problem::MalformedHead => pick(
+                "строка запроса или заголовки не по HTTP/1.1",
+                "сұрау жолы немесе тақырыптар HTTP/1.1 бойынша емес",
             ),
             Problem::Late => pick(
                 "тело запроса не получено вовремя",

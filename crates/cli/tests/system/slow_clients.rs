@@ -668,6 +668,42 @@ async fn refusals_below_the_application_carry_the_surfaces_envelope() {
     assert_eq!(resp.status().as_u16(), 414);
     let answer = json_of(&resp.text().await.expect("a body"));
     assert_eq!(answer["error"], "URI longer than 8192 bytes", "{answer}");
+
+    // What hyper's parser refuses before the router sees it, in the envelope too: more than 100
+    // headers on the MPP API...
+    let names: Vec<String> = (0..101).map(|i| format!("x-h{i}")).collect();
+    let mut many = mpp_headers.to_vec();
+    many.extend(names.iter().map(|name| (name.as_str(), "1")));
+    let (status, body) = ps.mpp_raw("/api/v1/qr/scan", &many, "{}").await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(
+        json_of(&body)["result"]["resultMessage"],
+        "Некорректный параметр: headers — более 100 заголовков или длиннее 49152 байт"
+    );
+    // ... a head over twice the limits on the merchant API...
+    let resp = ps
+        .http
+        .get(format!("{}{PING}", ps.url))
+        .header("api-key", API_KEY)
+        .header("x-pad", "d".repeat(50_000))
+        .send()
+        .await
+        .expect("the PS answers");
+    assert_eq!(resp.status().as_u16(), 431);
+    let answer = json_of(&resp.text().await.expect("a body"));
+    assert_eq!(answer["StatusCode"], -99000400, "{answer}");
+    // ... and a header that is not HTTP, on the merchant API and elsewhere; the connection is
+    // closed after it.
+    for (path, key) in [(PING, "StatusCode"), ("/admin/v1/catalog", "error")] {
+        let mut stream = connect(&ps).await;
+        let head = format!("GET {path} HTTP/1.1\r\nHost: ps\r\nbad header: 1\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("sent");
+        let (status, body) = read_answer(&mut stream, "a malformed header").await;
+        assert_eq!(status, 400, "{body}");
+        let answer = json_of(&body);
+        assert!(!answer[key].is_null(), "{answer}");
+        until_closed(&mut stream, "the connection after a malformed head").await;
+    }
 }
 
 /// The probe of issue 9: with 1,100 idle sockets open a health ping used to time out (the PS was

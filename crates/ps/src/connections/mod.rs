@@ -12,13 +12,16 @@
 //! connections ([`ConnectionStats`]) live in the shared state, which the metrics read.
 //!
 //! What hyper still does below this layer: its parser refuses a request line and headers over
-//! [`ConnectionLimits::parser_bytes_max`] (twice our own limits) with a bare 431, a request
-//! target over 64 KiB with a bare 414, and more than 100 headers with a bare 431, then closes the
-//! connection. Our limits are lower, so these answers are only a backstop.
+//! [`ConnectionLimits::parser_bytes_max`] (twice our own limits) with a 431, a request target
+//! over 64 KiB with a 414, more than 100 headers with a 431 and a head that is not HTTP/1.1 with
+//! a 400, then closes the connection. Our limits are lower, so the size refusals are only a
+//! backstop; [`parser_refusal`] writes each in the surface's envelope in place of hyper's bare
+//! status line.
 
 mod activity;
 pub(crate) mod body;
 pub(crate) mod files;
+pub(crate) mod parser_refusal;
 pub(crate) mod peer;
 pub(crate) mod refusal;
 #[cfg(test)]
@@ -50,6 +53,7 @@ use crate::config::LimitsConfig;
 pub(crate) use crate::state::ConnectionStats;
 use activity::{Activity, AnswerBody, Expiry, Watch, WatchedIo};
 pub(crate) use body::read_body;
+use parser_refusal::Enveloped;
 pub(crate) use peer::{OverTls, PeerCertificate};
 pub(crate) use refusal::{Refusal, Scheme};
 pub(crate) use tls::{TlsError, TlsFiles};
@@ -502,7 +506,7 @@ async fn http<S, T>(
     S::Future: Send,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(Enveloped::new(io, &limits));
     let handler = hyper::service::service_fn(request_handler(
         Arc::new(service),
         activity.clone(),
@@ -526,7 +530,7 @@ async fn http<S, T>(
             result = poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 match result {
                     Ok(()) => {
-                        let stream = conn.into_parts().io.into_inner().into_inner();
+                        let stream = conn.into_parts().io.into_inner().into_inner().into_inner();
                         linger(stream).await;
                     }
                     Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),

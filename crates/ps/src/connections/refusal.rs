@@ -1,8 +1,9 @@
 //! Refusals made below the use cases, in the surface's own words (DECISIONS 43): a request
 //! target or headers over the limits (414, 431), a body too large (413), too slow (408) or cut
-//! off (400). [`Refusal`] is the one table of their HTTP statuses and codes; [`answer`] picks the
-//! envelope from the request's path, and the MPP and merchant edges use the same table for the
-//! body errors they meet while reading. [`Scheme`] tells the merchant API's paths.
+//! off (400), and hyper's parser's own (431, 400; [`super::parser_refusal`]). [`Refusal`] is the
+//! one table of their HTTP statuses and codes; [`answer`] and [`envelope`] pick the envelope from
+//! the request's path, and the MPP and merchant edges use the same table for the body errors
+//! they meet while reading. [`Scheme`] tells the merchant API's paths.
 
 use axum::http::{HeaderMap, StatusCode as HttpStatus, Uri, header, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +44,14 @@ pub(crate) enum Refusal {
     HeadersTooLarge {
         bytes_max: usize,
     },
+    /// hyper's parser: more headers than `headers_max`, or a request line and headers over
+    /// `bytes_max` bytes together.
+    HeadTooLarge {
+        headers_max: usize,
+        bytes_max: usize,
+    },
+    /// hyper's parser: a request line or header that is not HTTP/1.1.
+    HeadMalformed,
     BodyTooLarge,
     BodyLate,
     BodyIncomplete,
@@ -62,7 +71,10 @@ impl Refusal {
     pub(crate) fn http_status(self) -> HttpStatus {
         match self {
             Refusal::UriTooLong { .. } => HttpStatus::URI_TOO_LONG,
-            Refusal::HeadersTooLarge { .. } => HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::HeadersTooLarge { .. } | Refusal::HeadTooLarge { .. } => {
+                HttpStatus::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            Refusal::HeadMalformed => HttpStatus::BAD_REQUEST,
             Refusal::BodyTooLarge => HttpStatus::PAYLOAD_TOO_LARGE,
             Refusal::BodyLate => HttpStatus::REQUEST_TIMEOUT,
             Refusal::BodyIncomplete => HttpStatus::BAD_REQUEST,
@@ -76,6 +88,17 @@ impl Refusal {
             Refusal::HeadersTooLarge { bytes_max } => {
                 Param::new("headers", Problem::BytesMax(bytes_max))
             }
+            Refusal::HeadTooLarge {
+                headers_max,
+                bytes_max,
+            } => Param::new(
+                "headers",
+                Problem::HeadTooLarge {
+                    headers_max,
+                    bytes_max,
+                },
+            ),
+            Refusal::HeadMalformed => Param::body(Problem::MalformedHead),
             Refusal::BodyTooLarge => Param::body(Problem::TooLarge),
             Refusal::BodyLate => Param::body(Problem::Late),
             Refusal::BodyIncomplete => Param::body(Problem::Incomplete),
@@ -109,6 +132,14 @@ impl Refusal {
             Refusal::HeadersTooLarge { bytes_max } => {
                 format!("headers longer than {bytes_max} bytes")
             }
+            Refusal::HeadTooLarge {
+                headers_max,
+                bytes_max,
+            } => format!(
+                "more than {headers_max} headers, or request line and headers longer than \
+                 {bytes_max} bytes"
+            ),
+            Refusal::HeadMalformed => "request line or headers not HTTP/1.1".to_owned(),
             Refusal::BodyTooLarge => "body too large".to_owned(),
             Refusal::BodyLate => "body not received in time".to_owned(),
             Refusal::BodyIncomplete => "body incomplete".to_owned(),
@@ -120,26 +151,32 @@ impl Refusal {
 /// `/api/` (in the language of `X-Locale`), `{"StatusCode", "Message"}` on the merchant API (in
 /// the language of `Accept-Language`), `{"error": …}` elsewhere.
 pub(crate) fn answer(parts: &Parts, refusal: Refusal) -> Response {
-    let path = parts.uri.path();
+    let (status, content_type, body) = envelope(parts.uri.path(), Some(&parts.headers), refusal);
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The status, content type and body of [`answer`], for a request of `path`; without its
+/// `headers`, in the surface's default language.
+pub(crate) fn envelope(
+    path: &str,
+    headers: Option<&HeaderMap>,
+    refusal: Refusal,
+) -> (HttpStatus, &'static str, String) {
+    let header = |name: &str| headers.and_then(|headers| header_text(headers, name));
     let status = refusal.http_status();
-    let (content_type, body) = if path.starts_with("/api/") {
-        let locale = Locale::from_header(header_text(&parts.headers, mpp::HEADER_LOCALE))
-            .unwrap_or(Locale::Ru);
+    if path.starts_with("/api/") {
+        let locale = Locale::from_header(header(mpp::HEADER_LOCALE)).unwrap_or(Locale::Ru);
         let result = refusal.mpp_result(locale);
-        ("application/json", json(&ResultOnly { result }))
+        (status, "application/json", json(&ResultOnly { result }))
     } else if Scheme::of_path(path).is_some() {
-        let locale = Locale::from_accept_language(header_text(
-            &parts.headers,
-            header::ACCEPT_LANGUAGE.as_str(),
-        ));
+        let locale = Locale::from_accept_language(header(header::ACCEPT_LANGUAGE.as_str()));
         let detail = refusal.param().text(locale);
         let envelope = Envelope::error(refusal.merchant_code(), locale, Some(&detail));
-        ("application/json; charset=utf-8", json(&envelope))
+        (status, "application/json; charset=utf-8", json(&envelope))
     } else {
         let body = serde_json::json!({ "error": refusal.plain() });
-        ("application/json", body.to_string())
-    };
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        (status, "application/json", body.to_string())
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
