@@ -44,6 +44,10 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
     }
     config.check_reuse_port()?;
     check_database_folder(&config.database)?;
+    let rights = database_rights(&config.database)?;
+    for warning in &rights {
+        tracing::warn!("{warning}");
+    }
     anyhow::ensure!(
         config.listeners.is_empty() || overrides.listen.is_none(),
         "--listen cannot be used with `listeners` in the configuration, which give each listener its address; drop --listen or change listeners[].address"
@@ -60,7 +64,8 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
             &catalog,
             overrides.listen.unwrap_or(config.listen),
         ))
-        + usize::from(warn_of_sandbox_credentials(&config, &catalog));
+        + usize::from(warn_of_sandbox_credentials(&config, &catalog))
+        + rights.len();
     let listeners = match config.listeners.len() {
         0 => format!(
             "one plain listener on {}",
@@ -348,6 +353,62 @@ fn check_database_folder(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether this user may write a SQLite database (its folder, the file and its companions:
+/// `-wal`, `-shm`, `.lock`), as a start by this user must: `--check` run as the service's user
+/// says it before a start fails. Returns warnings of companions that belong to another user than
+/// the folder: made by root (a restore by hand, say) in a folder the service's user owns, they
+/// stop the service, and root's `--check` sees that too.
+fn database_rights(path: &Path) -> anyhow::Result<Vec<String>> {
+    use rustix::fs::{Access, access};
+    use std::os::unix::fs::MetadataExt;
+    if tolem_ps::is_postgres_url(path) {
+        return Ok(Vec::new());
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let companion = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let files = [
+        path.to_owned(),
+        companion("-wal"),
+        companion("-shm"),
+        companion(".lock"),
+    ];
+    let uid = rustix::process::geteuid().as_raw();
+    for file in std::iter::once(folder).chain(files.iter().map(PathBuf::as_path)) {
+        if file.symlink_metadata().is_ok() {
+            anyhow::ensure!(
+                access(file, Access::READ_OK | Access::WRITE_OK).is_ok(),
+                "this user (uid {uid}) may not write {}: a start by this user would fail; \
+                 run --check as the service's user, and give the database's folder and files to it",
+                file.display()
+            );
+        }
+    }
+    let Ok(owner) = folder.metadata().map(|m| m.uid()) else {
+        return Ok(Vec::new());
+    };
+    Ok(files
+        .iter()
+        .filter_map(|file| {
+            let theirs = file.symlink_metadata().ok()?.uid();
+            (theirs != owner).then(|| {
+                format!(
+                    "{} belongs to uid {theirs}, its folder {} to uid {owner}: a service running \
+                     as the folder's owner cannot write it; give it to that user (chown)",
+                    file.display(),
+                    folder.display()
+                )
+            })
+        })
+        .collect())
 }
 
 /// Claims the database for a serving process (`tolem serve`, `tolem sandbox`) before anything

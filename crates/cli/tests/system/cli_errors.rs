@@ -397,3 +397,91 @@ fn organizations_without_r3_addresses_are_named_at_start() {
     );
     assert!(!said.contains("990340005678"), "{said}");
 }
+
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    // Real, effective, saved, file system: the effective one decides.
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// `tolem serve --check --db DB`, as this user or, with `as_uid`, as that one (`setpriv`):
+/// (success, stdout and stderr), or `None` when that user cannot run the binary here.
+fn check_db(db: &std::path::Path, as_uid: Option<u32>) -> Option<(bool, String)> {
+    let mut command = match as_uid {
+        None => Command::new(env!("CARGO_BIN_EXE_tolem")),
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg(env!("CARGO_BIN_EXE_tolem"));
+            c
+        }
+    };
+    let out = command
+        .args(["serve", "--check", "--db"])
+        .arg(db)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // setpriv's own failure to run the binary (its folders closed to that user): not the test's.
+    if as_uid.is_some() && matches!(out.status.code(), Some(126 | 127)) {
+        return None;
+    }
+    Some((out.status.success(), said))
+}
+
+#[test]
+fn check_says_when_the_service_could_not_write_the_database() {
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().expect("dir");
+    let folder = dir.path().join("data");
+    std::fs::create_dir(&folder).expect("folder");
+    let db = folder.join("ps.db");
+    std::fs::write(&db, b"").expect("an empty database");
+    let warnings = |said: &str| {
+        said.find(" warning(s) above").map_or(0, |end| {
+            let count = said[..end].rsplit(' ').next().unwrap_or_default();
+            count.parse::<usize>().expect("a count")
+        })
+    };
+    let (ok, said) = check_db(&db, None).expect("tolem runs");
+    assert!(ok && !said.contains("belongs to uid"), "{said}");
+    let before = warnings(&said);
+    if effective_uid() != Some(0) {
+        // A folder this user may not write: a start would fail, and --check says so.
+        let read_only =
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o555);
+        std::fs::set_permissions(&folder, read_only).expect("chmod");
+        let (ok, said) = check_db(&db, None).expect("tolem runs");
+        assert!(!ok && said.contains("may not write"), "{said}");
+        return;
+    }
+    // Root made the file in a folder the service's user owns (a restore by hand, say).
+    let chown = Command::new("chown")
+        .arg(format!("{NOBODY}:{NOBODY}"))
+        .arg(&folder)
+        .status()
+        .expect("chown runs");
+    assert!(chown.success());
+    let (ok, said) = check_db(&db, None).expect("tolem runs");
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("ps.db belongs to uid 0") && said.contains(&format!("to uid {NOBODY}")),
+        "{said}"
+    );
+    assert_eq!(warnings(&said), before + 1, "{said}");
+    // Run as that user, --check finds what a start would: it may not write the file.
+    let open = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open).expect("chmod");
+    match check_db(&db, Some(NOBODY)) {
+        Some((ok, said)) => assert!(!ok && said.contains("may not write"), "{said}"),
+        None => eprintln!("uid {NOBODY} cannot run the binary here: its run as that user skipped"),
+    }
+}
