@@ -109,6 +109,21 @@ fn valid_request_id(req: &Request) -> Option<&str> {
     }
 }
 
+/// An X-Request-ID as a log line names it: as sent when it is visible ASCII, else quoted and
+/// escaped as Rust writes a string, so that a space or a letter beyond ASCII (DECISIONS 9 allows
+/// both) cannot make the line read as another field.
+struct LoggedId<'a>(&'a str);
+
+impl std::fmt::Display for LoggedId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+            f.write_str(self.0)
+        } else {
+            write!(f, "{:?}", self.0)
+        }
+    }
+}
+
 /// Puts each request in a span `request` with its method, path and valid X-Request-ID, so that
 /// every log line of the request names it, and echoes that id on the answer (DECISIONS 9). An
 /// invalid id is never echoed, so a client cannot make the PS send back whatever it sent (a 70 kB
@@ -168,9 +183,10 @@ where
             "request",
             method = %req.method(),
             path = %req.uri().path(),
-            request_id = %id.unwrap_or("-"),
+            request_id = %LoggedId(id.unwrap_or("-")),
         );
-        let echo = id.and_then(|id| HeaderValue::from_str(id).ok());
+        // From bytes: an id may hold letters beyond ASCII, which `from_str` refuses.
+        let echo = id.and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok());
         let counted = match Surface::of(req.uri().path()) {
             // Each method is a POST; any other is answered as a method the API does not have.
             Surface::Mpp if self.counts.mpp_served => {
@@ -663,7 +679,10 @@ mod tests {
 
     async fn scan(service: &Router, request_id: &str) -> Response {
         let request = axum::http::Request::post("/api/v1/qr/scan")
-            .header("X-Request-ID", request_id)
+            .header(
+                "X-Request-ID",
+                HeaderValue::from_bytes(request_id.as_bytes()).expect("a header value"),
+            )
             .header("X-Caller-Name", "demobank")
             .header("content-type", "application/json")
             .body(Body::from(r#"{"qrCode":"no such token","customerId":"1"}"#))
@@ -707,14 +726,30 @@ mod tests {
             "{logged}"
         );
 
-        // An id the MPP API refuses (a space in it) is neither echoed nor logged as sent.
-        let answer = scan(&service, "scan 7f3a").await;
+        // An id with a space or letters beyond ASCII is one (DECISIONS 9): echoed as sent, and
+        // logged quoted, so that the line still reads field by field.
+        let answer = scan(&service, "скан 7f3a").await;
+        assert_eq!(
+            answer
+                .headers()
+                .get(HEADER_REQUEST_ID)
+                .map(HeaderValue::as_bytes),
+            Some("скан 7f3a".as_bytes())
+        );
+        let logged = lines.text();
+        assert!(
+            logged.contains("request{method=POST path=/api/v1/qr/scan request_id=\"скан 7f3a\"}"),
+            "{logged}"
+        );
+
+        // An id the MPP API refuses (a tab in it) is neither echoed nor logged as sent.
+        let answer = scan(&service, "scan\t7f3a").await;
         assert_eq!(answer.headers().get(HEADER_REQUEST_ID), None);
         let logged = lines.text();
         assert!(
             logged.contains("request{method=POST path=/api/v1/qr/scan request_id=-}"),
             "{logged}"
         );
-        assert!(!logged.contains("scan 7f3a"), "{logged}");
+        assert!(!logged.contains("scan\t7f3a"), "{logged}");
     }
 }

@@ -1,7 +1,7 @@
 //! The X-Request-ID of each API, read one way by every edge (DECISIONS 9, 29): the MPP API's is
 //! required and keeps the regulation's limit (SPEC 1.7), a broken one refused; the merchant and
 //! admin APIs' is optional and keeps the PS's own limit, a broken one treated as absent. The rule
-//! itself (visible ASCII, 1 to the limit) is `tolem_wire::request_id`; which limit an API keeps is
+//! itself (1 to the limit of characters, none a control character) is `tolem_wire::request_id`; which limit an API keeps is
 //! written here once, for the edges, the echo on every answer and the request's log line.
 //!
 //! Plain functions of the request's headers, called by the edges and the router's middleware.
@@ -66,7 +66,8 @@ mod tests {
         assert_eq!(of_merchant(&headers(Some(&long))), Some(long.as_str()));
         let longer = "x".repeat(MERCHANT_REQUEST_ID_LEN_MAX + 1);
         assert_eq!(of_merchant(&headers(Some(&longer))), None);
-        assert_eq!(of_merchant(&headers(Some("two words"))), None);
+        assert_eq!(of_merchant(&headers(Some("tab\there"))), None);
+        assert_eq!(of_merchant(&headers(Some("two words"))), Some("two words"));
         assert_eq!(of_merchant(&headers(None)), None);
         let mut twice = headers(Some("r-1"));
         twice.append(HEADER_REQUEST_ID, HeaderValue::from_static("r-2"));

@@ -88,8 +88,9 @@ pub struct Notification {
 impl Notification {
     /// A notification whose id is derived from the payment's `mppPaymentId`, so that it is the
     /// same after a restart and distinct mppPaymentIds never share one:
-    /// - `notify-<mppPaymentId>` when that is a valid X-Request-ID (at most [`ID_LEN_MAX`]
-    ///   visible ASCII characters, DECISIONS 9: an mppPaymentId of up to 57 such characters);
+    /// - `notify-<mppPaymentId>` when that is at most [`ID_LEN_MAX`]
+    ///   visible ASCII characters, an X-Request-ID of DECISIONS 9 that reads the same in every
+    ///   log (an mppPaymentId of up to 57 such characters);
     /// - otherwise the SHA-256 of the mppPaymentId's UTF-8 bytes in 64 lower-case hex digits
     ///   (a longer one, or one with spaces or letters beyond ASCII such as `Платёж-7`). Such an
     ///   id never starts with `notify-`, so the two forms never meet.
@@ -232,7 +233,9 @@ pub fn create_table(conn: &Connection) -> Result<(), PendingError> {
     Ok(())
 }
 
-/// 1–[`ID_LEN_MAX`] visible ASCII characters: an X-Request-ID the PS takes (DECISIONS 9).
+/// 1–[`ID_LEN_MAX`] visible ASCII characters: the kit's own ids, a part of the X-Request-IDs the
+/// PS takes (DECISIONS 9 takes any 1–64 characters but control ones) that reads the same in
+/// every log.
 fn is_valid_id(id: &str) -> bool {
     (1..=ID_LEN_MAX).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }

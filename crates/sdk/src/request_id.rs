@@ -7,7 +7,7 @@ use tolem_wire::request_id::{RequestIdError, check_request_id};
 
 use crate::error::SetupError;
 
-/// An X-Request-ID the PS accepts: 1–64 printable ASCII characters without spaces. One logical
+/// An X-Request-ID the PS accepts: 1–64 characters, none a control character. One logical
 /// request keeps one id across its retries, also after the MPP's own restart when the MPP stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
@@ -22,12 +22,11 @@ impl RequestId {
             Err(RequestIdError::TooLong) => {
                 Some(format!("it is longer than {REQUEST_ID_LEN_MAX} characters"))
             }
-            Err(RequestIdError::NotVisibleAscii) if id.chars().any(char::is_control) => {
+            Err(RequestIdError::ControlCharacter) => {
                 Some("it contains a control character (a newline?)".to_owned())
             }
-            Err(RequestIdError::NotVisibleAscii) => {
-                Some("only printable ASCII without spaces can travel in the header".to_owned())
-            }
+            // A &str is UTF-8: kept for the rule's other callers, which read raw bytes.
+            Err(RequestIdError::NotUtf8) => Some("it is not UTF-8".to_owned()),
         };
         match reason {
             None => Ok(RequestId(id.to_owned())),

@@ -1,6 +1,7 @@
-//! The one X-Request-ID rule of every surface (DECISIONS 9, 29): visible ASCII without spaces,
-//! 1 to the surface's own length limit. The PS echoes only an id that keeps this rule, logs only
-//! such an id, and keys replays only by one; the MPP API refuses any other as `PARAM_ILLEGAL`.
+//! The one X-Request-ID rule of every surface (DECISIONS 9, 29): 1 to the surface's own length
+//! limit of characters (UTF-8), none of them a control character (U+0000–U+001F,
+//! U+007F–U+009F). The PS echoes only an id that keeps this rule, logs only such an id, and keys
+//! replays only by one; the MPP API refuses any other as `PARAM_ILLEGAL`.
 //!
 //! The two limits differ for a reason: the MPP API's is the regulation's (SPEC 1.7), the merchant
 //! API's is the PS's own choice, long enough for every id real POS clients send (a dashed UUID is
@@ -18,10 +19,13 @@ pub const MERCHANT_REQUEST_ID_LEN_MAX: usize = 128;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestIdError {
     Empty,
-    /// Longer than the surface's limit.
+    /// More characters than the surface's limit.
     TooLong,
-    /// A byte outside visible ASCII (`!` to `~`): a space, a control character, anything else.
-    NotVisibleAscii,
+    /// A control character (a tab, U+0080–U+009F; HTTP refuses the others in a header), which
+    /// has no place in the log line the id is written into.
+    ControlCharacter,
+    /// Bytes that are not UTF-8: no characters to count or log.
+    NotUtf8,
 }
 
 impl RequestIdError {
@@ -29,12 +33,9 @@ impl RequestIdError {
     pub fn problem(self, len_max: usize) -> Problem {
         match self {
             RequestIdError::Empty | RequestIdError::TooLong => Problem::Length(1, len_max),
-            // A pattern reads the same in both languages, as `ru-RU | kk-KZ` does.
-            RequestIdError::NotVisibleAscii => Problem::Expected(match len_max {
-                MPP_REQUEST_ID_LEN_MAX => "[!-~]{1,64}",
-                MERCHANT_REQUEST_ID_LEN_MAX => "[!-~]{1,128}",
-                _ => "[!-~]",
-            }),
+            RequestIdError::ControlCharacter => Problem::ControlCharacter,
+            // A name reads the same in both languages, as `ru-RU | kk-KZ` does.
+            RequestIdError::NotUtf8 => Problem::Expected("UTF-8"),
         }
     }
 }
@@ -44,14 +45,19 @@ pub fn check_request_id(value: &[u8], len_max: usize) -> Result<&str, RequestIdE
     if value.is_empty() {
         return Err(RequestIdError::Empty);
     }
-    if !value.iter().all(u8::is_ascii_graphic) {
-        return Err(RequestIdError::NotVisibleAscii);
-    }
-    if value.len() > len_max {
+    // Every character takes a byte at least: a value of no more bytes than the limit is short
+    // enough, and a longer one is counted only when it is at most four bytes a character.
+    if value.len() > 4 * len_max {
         return Err(RequestIdError::TooLong);
     }
-    // Visible ASCII is UTF-8, so this never fails; the error arm keeps the function total.
-    std::str::from_utf8(value).map_err(|_| RequestIdError::NotVisibleAscii)
+    let id = std::str::from_utf8(value).map_err(|_| RequestIdError::NotUtf8)?;
+    if id.chars().any(char::is_control) {
+        return Err(RequestIdError::ControlCharacter);
+    }
+    if value.len() > len_max && id.chars().count() > len_max {
+        return Err(RequestIdError::TooLong);
+    }
+    Ok(id)
 }
 
 #[cfg(test)]
@@ -66,23 +72,32 @@ mod tests {
             "1732702302123456789",
             "refund-42",
             "a~!@#$%^&*()_+={}[]|\\:;\"'<>,.?/",
+            "two words",
+            "кириллица",
         ] {
             assert_eq!(check_request_id(id.as_bytes(), 64), Ok(id));
         }
         let longest = "x".repeat(MPP_REQUEST_ID_LEN_MAX);
+        assert!(check_request_id(longest.as_bytes(), MPP_REQUEST_ID_LEN_MAX).is_ok());
+        // Characters are counted, not bytes: 64 letters of two bytes each.
+        let longest = "ж".repeat(MPP_REQUEST_ID_LEN_MAX);
         assert!(check_request_id(longest.as_bytes(), MPP_REQUEST_ID_LEN_MAX).is_ok());
     }
 
     #[test]
     fn anything_else_is_refused_with_its_reason() {
         let too_long = "x".repeat(MPP_REQUEST_ID_LEN_MAX + 1);
-        let cases: [(&[u8], RequestIdError); 6] = [
+        let too_long_letters = "ж".repeat(MPP_REQUEST_ID_LEN_MAX + 1);
+        let far_too_long = "x".repeat(100_000);
+        let cases: [(&[u8], RequestIdError); 8] = [
             (b"", RequestIdError::Empty),
             (too_long.as_bytes(), RequestIdError::TooLong),
-            (b"two words", RequestIdError::NotVisibleAscii),
-            (b"tab\there", RequestIdError::NotVisibleAscii),
-            (b"line\nbreak", RequestIdError::NotVisibleAscii),
-            ("кириллица".as_bytes(), RequestIdError::NotVisibleAscii),
+            (too_long_letters.as_bytes(), RequestIdError::TooLong),
+            (far_too_long.as_bytes(), RequestIdError::TooLong),
+            (b"tab\there", RequestIdError::ControlCharacter),
+            (b"line\nbreak", RequestIdError::ControlCharacter),
+            ("c1\u{85}".as_bytes(), RequestIdError::ControlCharacter),
+            (b"\xff\xfe", RequestIdError::NotUtf8),
         ];
         for (value, why) in cases {
             assert_eq!(
@@ -95,8 +110,10 @@ mod tests {
 
     #[test]
     fn a_refusal_names_the_rule() {
-        let problem = RequestIdError::NotVisibleAscii.problem(MPP_REQUEST_ID_LEN_MAX);
-        assert_eq!(problem, Problem::Expected("[!-~]{1,64}"));
+        let problem = RequestIdError::NotUtf8.problem(MPP_REQUEST_ID_LEN_MAX);
+        assert_eq!(problem, Problem::Expected("UTF-8"));
+        let problem = RequestIdError::ControlCharacter.problem(MPP_REQUEST_ID_LEN_MAX);
+        assert_eq!(problem, Problem::ControlCharacter);
         let problem = RequestIdError::TooLong.problem(MPP_REQUEST_ID_LEN_MAX);
         assert_eq!(problem, Problem::Length(1, 64));
     }

@@ -123,8 +123,8 @@ pub fn check(input: &Input, status: u16, headers: &HeaderMap, body: &[u8]) -> Ve
     if !matches!(verdict, Verdict::Ok) {
         return verdict;
     }
-    // An echoed X-Request-ID is the one that came, and only a valid one (1–128 visible ASCII
-    // characters) should come back.
+    // An echoed X-Request-ID is the one that came, and only a valid one (1–128 characters of
+    // UTF-8, no control character; DECISIONS 9) should come back.
     // The first X-Request-ID is the one a request carries (as `HeaderMap::get` reads it).
     let request_id = input
         .headers
@@ -135,8 +135,9 @@ pub fn check(input: &Input, status: u16, headers: &HeaderMap, body: &[u8]) -> Ve
         if Some(echo.as_bytes()) != request_id {
             return Verdict::Bug("X-Request-ID echoed changed".to_owned());
         }
-        let valid =
-            (1..=128).contains(&echo.len()) && echo.as_bytes().iter().all(|b| b.is_ascii_graphic());
+        let valid = std::str::from_utf8(echo.as_bytes()).is_ok_and(|id| {
+            (1..=128).contains(&id.chars().count()) && !id.chars().any(char::is_control)
+        });
         if !valid {
             return Verdict::Bug("an invalid X-Request-ID echoed".to_owned());
         }
