@@ -706,6 +706,56 @@ async fn refusals_below_the_application_carry_the_surfaces_envelope() {
     }
 }
 
+/// hyper's refusals, answered by the connection layer once hyper gives the connection back:
+/// whole for a client that reads late, after answers it has not read yet; in the envelope of the
+/// refused request's own target however its bytes came; the head alone for a HEAD.
+#[tokio::test]
+async fn hypers_refusals_arrive_whole_and_name_their_own_request() {
+    let ps = TestPs::start().await;
+    let bad_scan = "POST /api/v1/qr/scan HTTP/1.1\r\nHost: ps\r\nbad header: 1\r\n\r\n";
+    // Twenty answers the client does not read yet, then a request hyper refuses.
+    let mut stream = small_window(&ps, 1024).await;
+    let metrics = format!(
+        "GET /admin/v1/metrics HTTP/1.1\r\nHost: ps\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+    );
+    let pipelined = format!("{}{bad_scan}", metrics.repeat(20));
+    stream.write_all(pipelined.as_bytes()).await.expect("sent");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = until_closed(&mut stream, "twenty answers and a refusal").await;
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 20);
+    let last = &text[text.rfind("HTTP/1.1 ").expect("answers")..];
+    let (status, body) = parse_answer(last.as_bytes()).expect("the refusal whole");
+    assert_eq!(status, 400, "{last}");
+    assert_eq!(json_of(&body)["result"]["resultCode"], "PARAM_ILLEGAL");
+
+    // A request line sent a byte at a time, and an absolute-form target: still the MPP API's.
+    let names: String = (0..101).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    let absolute = format!("POST http://ps/api/v1/qr/scan HTTP/1.1\r\nHost: ps\r\n{names}\r\n");
+    for (request, by_byte) in [(bad_scan, true), (absolute.as_str(), false)] {
+        let mut stream = connect(&ps).await;
+        if by_byte {
+            for byte in request.as_bytes() {
+                stream.write_all(&[*byte]).await.expect("sent");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        } else {
+            stream.write_all(request.as_bytes()).await.expect("sent");
+        }
+        let (_, body) = read_answer(&mut stream, "a refusal").await;
+        assert_eq!(json_of(&body)["result"]["resultCode"], "PARAM_ILLEGAL");
+    }
+
+    // A HEAD: the head, no body.
+    let mut stream = connect(&ps).await;
+    let head = format!("HEAD /r1/v01/health/ping HTTP/1.1\r\nHost: ps\r\n{names}\r\n");
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let got = until_closed(&mut stream, "the refusal of a HEAD").await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+}
+
 /// The probe of issue 9: with 1,100 idle sockets open a health ping used to time out (the PS was
 /// out of file descriptors). Now the ping is served, and the idle sockets are closed at the
 /// header deadline.

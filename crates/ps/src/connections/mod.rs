@@ -14,9 +14,10 @@
 //! What hyper still does below this layer: its parser refuses a request line and headers over
 //! [`ConnectionLimits::parser_bytes_max`] (twice our own limits) with a 431, a request target
 //! over 64 KiB with a 414, more than 100 headers with a 431 and a head that is not HTTP/1.1 with
-//! a 400, then closes the connection. Our limits are lower, so the size refusals are only a
-//! backstop; [`parser_refusal`] writes each in the surface's envelope in place of hyper's bare
-//! status line.
+//! a 400, and ends the connection. Our limits are lower, so the size refusals are only a
+//! backstop; [`parser_refusal`] takes hyper's bare status line off the connection, and the
+//! connection's task then writes the refusal in the surface's envelope, waits for it to go out
+//! and closes as after any last answer ([`linger`]).
 
 mod activity;
 pub(crate) mod body;
@@ -528,11 +529,26 @@ async fn http<S, T>(
         let wake = next_look(activity.deadline(&timeouts), timeouts.shortest());
         tokio::select! {
             result = poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
-                match result {
-                    Ok(()) => {
-                        let stream = conn.into_parts().io.into_inner().into_inner().into_inner();
-                        linger(stream).await;
+                let parts = conn.into_parts();
+                let (io, swallowed) = parts.io.into_inner().into_parts();
+                if let Some(swallowed) = swallowed {
+                    // hyper refused the request its unread bytes begin with: its answer, in the
+                    // envelope, written here (`parser_refusal`).
+                    let answer = swallowed.answer(&parts.read_buf);
+                    let send = pressure.timeouts(&limits).send;
+                    let mut io = io;
+                    let written = async {
+                        io.write_all(&answer).await?;
+                        io.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(send, written).await, Ok(Ok(()))) {
+                        return;
                     }
+                    linger(io.into_inner()).await;
+                    return;
+                }
+                match result {
+                    Ok(()) => linger(io.into_inner()).await,
                     Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
                 }
                 return;

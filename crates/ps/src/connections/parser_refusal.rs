@@ -1,24 +1,25 @@
 //! hyper's own refusals, said in the surface's envelope (DECISIONS 43). hyper's parser refuses a
 //! request it cannot read before the router sees it: more than [`HEADERS_MAX`] headers or a head
 //! over [`ConnectionLimits::parser_bytes_max`] (431), a request target over 64 KiB (414), a
-//! request line or header that is not HTTP/1.1 (400). It then writes a bare status line and
-//! closes the connection. [`Enveloped`] sits between hyper and the connection's plaintext and
-//! writes in its place the answer the surface's callers read: `{"result": …}` on the MPP API,
-//! `{"StatusCode", "Message"}` on the merchant API, `{"error": …}` elsewhere.
+//! request line or header that is not HTTP/1.1 (400). It then writes a bare status line and ends
+//! the connection with an error.
 //!
-//! Which surface: the request target of the latest request, from its first bytes as read after
-//! the connection's last write (a request's head begins there, unless it was sent before the
-//! previous answer). The caller's language is not known (its headers were not read): the
-//! surfaces' default is used.
+//! [`Enveloped`] sits between hyper and the connection's plaintext, takes hyper's bare answer
+//! from it and writes nothing; once hyper has given the connection back, the connection layer
+//! writes [`Swallowed::answer`] in its place, the answer the surface's callers read:
+//! `{"result": …}` on the MPP API, `{"StatusCode", "Message"}` on the merchant API,
+//! `{"error": …}` elsewhere. The surface is told from the refused request's own target, read from
+//! the bytes hyper had not consumed (they begin with that request); the caller's language is the
+//! surface's default, since the headers were not read. A HEAD request gets the head alone.
 //!
-//! What is hyper's: a write of a 400, 414 or 431 whose head says `content-length: 0`. Every
-//! answer of ours with those statuses carries a body, so none is taken for hyper's.
+//! What is hyper's: a write of a 400, 414 or 431 whose head is the whole write, says
+//! `content-length: 0` and has no content type. Every answer of ours with those statuses carries
+//! a body, and JSON or HTML cannot hold the line breaks such a head needs.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use axum::http::StatusCode as HttpStatus;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectionLimits;
@@ -28,64 +29,42 @@ use super::refusal::{self, Refusal};
 /// array on the heap for every request).
 pub(crate) const HEADERS_MAX: usize = 100;
 
-/// How many first bytes of a request are kept: the method, a space and enough of the target to
-/// tell its surface.
-const START_LEN: usize = 24;
+/// How many bytes of the refused request's target are looked at: enough to tell its surface.
+const PATH_PREFIX_LEN: usize = 16;
 
-/// A connection's plaintext, with hyper's refusals put in the surface's envelope.
+/// A connection's plaintext, with hyper's bare refusal taken off it.
 pub(super) struct Enveloped<T> {
     inner: T,
-    /// The first bytes read after the last write, and how many.
-    start: [u8; START_LEN],
-    start_len: usize,
-    /// Whether a write went through since the last read: the next bytes read begin a request.
-    fresh: bool,
     uri_bytes_max: usize,
     parser_bytes_max: usize,
-    /// The answer written in place of hyper's, and how much of it is written.
-    stand_in: Option<(Vec<u8>, usize)>,
+    swallowed: Option<Swallowed>,
+}
+
+/// hyper's bare refusal, taken off the connection.
+#[derive(Debug)]
+pub(super) struct Swallowed {
+    refusal: Refusal,
+    /// hyper's `date` header line, kept for the answer written in its place.
+    date: Option<String>,
 }
 
 impl<T> Enveloped<T> {
     pub(super) fn new(inner: T, limits: &ConnectionLimits) -> Enveloped<T> {
         Enveloped {
             inner,
-            start: [0; START_LEN],
-            start_len: 0,
-            fresh: true,
             uri_bytes_max: limits.uri_bytes_max,
             parser_bytes_max: limits.parser_bytes_max(),
-            stand_in: None,
+            swallowed: None,
         }
     }
 
-    pub(super) fn into_inner(self) -> T {
-        self.inner
+    /// The connection's plaintext, and hyper's refusal if it made one.
+    pub(super) fn into_parts(self) -> (T, Option<Swallowed>) {
+        (self.inner, self.swallowed)
     }
 
-    /// The path of the latest request, as far as its first bytes tell: `/` when they do not.
-    fn path_hint(&self) -> &str {
-        let start = &self.start[..self.start_len];
-        let target = start
-            .iter()
-            .position(|&b| b == b' ')
-            .map_or(&[][..], |space| &start[space + 1..]);
-        let end = target
-            .iter()
-            .position(|&b| b == b' ' || b == b'?')
-            .unwrap_or(target.len());
-        match std::str::from_utf8(&target[..end]) {
-            Ok(path) if path.starts_with('/') => path,
-            // A multi-byte character cut at the end: its whole part.
-            Err(e) if target[..e.valid_up_to()].starts_with(b"/") => {
-                std::str::from_utf8(&target[..e.valid_up_to()]).unwrap_or("/")
-            }
-            _ => "/",
-        }
-    }
-
-    /// What hyper's bare answer in `head` refuses, if it is one.
-    fn hypers_refusal(&self, head: &[u8]) -> Option<Refusal> {
+    /// hyper's bare refusal in `head`, if it is one.
+    fn hypers_refusal(&self, head: &[u8]) -> Option<Swallowed> {
         let status = head.strip_prefix(b"HTTP/1.1 ")?;
         let refusal = match status.get(..4)? {
             b"400 " => Refusal::HeadMalformed,
@@ -101,51 +80,84 @@ impl<T> Enveloped<T> {
         let bare = head.ends_with(b"\r\n\r\n")
             && contains(head, b"\r\ncontent-length: 0\r\n")
             && !contains(head, b"\r\ncontent-type:");
-        bare.then_some(refusal)
+        if !bare {
+            return None;
+        }
+        let date = head
+            .split(|&b| b == b'\n')
+            .find(|line| line.starts_with(b"date: "))
+            .and_then(|line| std::str::from_utf8(line).ok())
+            .map(|line| line.trim_end().to_owned());
+        Some(Swallowed { refusal, date })
     }
+}
 
-    /// The answer that stands in for hyper's.
-    fn stand_in(&self, refusal: Refusal) -> Vec<u8> {
-        let (status, content_type, body) = refusal::envelope(self.path_hint(), None, refusal);
-        let reason = status.canonical_reason().unwrap_or("");
-        let status = HttpStatus::as_u16(&status);
-        format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+impl Swallowed {
+    /// The answer written in place of hyper's, for the refused request whose bytes begin
+    /// `request` (what hyper had read and not consumed).
+    pub(super) fn answer(&self, request: &[u8]) -> Vec<u8> {
+        let (head_only, path) = method_and_path(request);
+        let (status, content_type, body) = refusal::envelope(&path, None, self.refusal);
+        let mut answer = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+             connection: close\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
             body.len()
-        )
-        .into_bytes()
+        );
+        if let Some(date) = &self.date {
+            answer.push_str(date);
+            answer.push_str("\r\n");
+        }
+        answer.push_str("\r\n");
+        if !head_only {
+            answer.push_str(&body);
+        }
+        answer.into_bytes()
     }
+}
+
+/// Whether the request is a HEAD, and the start of its target's path (`/` when its bytes do
+/// not tell): the request line after any empty lines, an absolute-form target
+/// (`http://host/path`) taken from its path.
+fn method_and_path(request: &[u8]) -> (bool, String) {
+    let start = request
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(request.len());
+    let line = &request[start..];
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let mut words = line.split(|&b| b == b' ');
+    let head_only = words.next() == Some(b"HEAD");
+    let mut target = words.next().unwrap_or_default();
+    for scheme in [&b"http://"[..], b"https://"] {
+        if let Some(rest) = target
+            .get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+        {
+            let after = &target[rest.len()..];
+            target = after
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b"/"[..], |slash| &after[slash..]);
+        }
+    }
+    let end = target
+        .iter()
+        .position(|&b| b == b'?' || b == b'#' || b == b'\r')
+        .unwrap_or(target.len())
+        .min(PATH_PREFIX_LEN);
+    let path = String::from_utf8_lossy(&target[..end]).into_owned();
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        "/".to_owned()
+    };
+    (head_only, path)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-impl<T: AsyncWrite + Unpin> Enveloped<T> {
-    /// Writes what is left of the stand-in answer, if there is one.
-    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some((bytes, written)) = &mut self.stand_in else {
-            return Poll::Ready(Ok(()));
-        };
-        while *written < bytes.len() {
-            match ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]))? {
-                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                n => *written += n,
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Takes hyper's bytes as written once a stand-in answer replaces them: hyper writes nothing
-    /// after its refusal but the refusal itself.
-    fn swallow(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
-        match self.drive(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            // What is not written yet goes out with the flush hyper makes next.
-            _ => Poll::Ready(Ok(len)),
-        }
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Enveloped<T> {
@@ -154,16 +166,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Enveloped<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = &buf.filled()[before..];
-        if self.fresh && !read.is_empty() {
-            let this = &mut *self;
-            this.start_len = read.len().min(START_LEN);
-            this.start[..this.start_len].copy_from_slice(&read[..this.start_len]);
-            this.fresh = false;
-        }
-        result
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -173,19 +176,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.stand_in.is_none()
-            && let Some(refusal) = self.hypers_refusal(buf)
-        {
-            self.stand_in = Some((self.stand_in(refusal), 0));
+        if self.swallowed.is_none() {
+            self.swallowed = self.hypers_refusal(buf);
         }
-        if self.stand_in.is_some() {
-            return self.swallow(cx, buf.len());
+        // hyper writes nothing after its refusal; should it, that is taken too.
+        if self.swallowed.is_some() {
+            return Poll::Ready(Ok(buf.len()));
         }
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.fresh = true;
-        }
-        result
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -193,22 +191,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.stand_in.is_none()
+        if self.swallowed.is_none()
             && let Some(first) = bufs.first()
             && bufs.iter().skip(1).all(|b| b.is_empty())
-            && let Some(refusal) = self.hypers_refusal(first)
         {
-            self.stand_in = Some((self.stand_in(refusal), 0));
+            self.swallowed = self.hypers_refusal(first);
         }
-        if self.stand_in.is_some() {
-            let len = bufs.iter().map(|b| b.len()).sum();
-            return self.swallow(cx, len);
+        if self.swallowed.is_some() {
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.fresh = true;
-        }
-        result
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -216,22 +208,18 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.drive(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.drive(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::Value;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+    use tokio::io::AsyncWriteExt;
 
     use super::*;
     use crate::config::LimitsConfig;
@@ -240,25 +228,15 @@ mod tests {
         ConnectionLimits::of(&LimitsConfig::default())
     }
 
-    /// Reads `request` through an [`Enveloped`] end, answers `answer` as hyper would, and returns
-    /// what the client receives.
-    async fn exchange(request: &[u8], answer: &[u8]) -> String {
-        let (client, server) = duplex(1 << 16);
-        let mut server = Enveloped::new(server, &limits());
-        let (mut client_read, mut client_write) = tokio::io::split(client);
-        client_write.write_all(request).await.expect("sent");
-        let mut buf = vec![0; request.len()];
-        server.read_exact(&mut buf).await.expect("read");
-        server.write_all(answer).await.expect("written");
-        server.flush().await.expect("flushed");
-        server.shutdown().await.expect("shut");
-        drop(server);
-        let mut got = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), client_read.read_to_end(&mut got))
-            .await
-            .expect("in time")
-            .expect("read back");
-        String::from_utf8(got).expect("UTF-8")
+    /// Writes `written` through an [`Enveloped`] as hyper would; returns what went through and
+    /// the answer written in place of a refusal for `request`.
+    async fn through(written: &[u8], request: &[u8]) -> (Vec<u8>, Option<String>) {
+        let mut io = Enveloped::new(Vec::new(), &limits());
+        io.write_all(written).await.expect("written");
+        io.flush().await.expect("flushed");
+        let (passed, swallowed) = io.into_parts();
+        let answer = swallowed.map(|s| String::from_utf8(s.answer(request)).expect("UTF-8"));
+        (passed, answer)
     }
 
     fn body(answer: &str) -> Value {
@@ -267,33 +245,57 @@ mod tests {
     }
 
     const BARE_431: &[u8] =
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\
+                              date: Mon, 07 Dec 2026 01:00:00 GMT\r\n\r\n";
+    const BARE_400: &[u8] =
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Mon, 07 Dec 2026 01:00:00 GMT\r\n\r\n";
 
     #[tokio::test]
     async fn hypers_bare_refusals_are_said_in_the_surfaces_envelope() {
-        let got = exchange(b"POST /api/v1/qr/scan HTTP/1.1\r\nx: 1\r\n", BARE_431).await;
-        assert!(got.starts_with("HTTP/1.1 431 "), "{got}");
-        assert!(got.contains("\r\nconnection: close\r\n"), "{got}");
-        let result = &body(&got)["result"];
+        let (passed, answer) =
+            through(BARE_431, b"POST /api/v1/qr/scan HTTP/1.1\r\nx: 1\r\n").await;
+        assert!(passed.is_empty(), "hyper's bytes are taken off");
+        let answer = answer.expect("an answer in its place");
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+        assert!(
+            answer.contains("\r\ndate: Mon, 07 Dec 2026 01:00:00 GMT\r\n"),
+            "{answer}"
+        );
+        let (head, text) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(
+            head.contains(&format!("content-length: {}", text.len())),
+            "{answer}"
+        );
+        let result = &body(&answer)["result"];
         assert_eq!(result["resultCode"], "PARAM_ILLEGAL");
         assert_eq!(
             result["resultMessage"],
             "Некорректный параметр: headers — более 100 заголовков или длиннее 49152 байт"
         );
 
-        let got = exchange(b"GET /r1/v01/qr/1/status HTTP/1.1\r\n", BARE_431).await;
-        assert_eq!(body(&got)["StatusCode"], -99000400, "{got}");
-
-        let bare_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
-        let got = exchange(b"POST /r3/v01/qr/create HTTP/1.1\r\nbad\0: 1\r\n", bare_400).await;
-        assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
-        assert_eq!(body(&got)["StatusCode"], -99000400, "{got}");
-
-        let got = exchange(b"GET /admin/v1/mpps HTTP/1.1\r\n", BARE_431).await;
-        assert!(body(&got)["error"].as_str().is_some(), "{got}");
+        let (_, answer) = through(BARE_431, b"GET /r1/v01/qr/1/status HTTP/1.1\r\n").await;
+        assert_eq!(body(&answer.expect("an answer"))["StatusCode"], -99000400);
+        let (_, answer) =
+            through(BARE_400, b"POST /r3/v01/qr/create HTTP/1.1\r\nbad\0: 1\r\n").await;
+        let answer = answer.expect("an answer");
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+        assert_eq!(body(&answer)["StatusCode"], -99000400, "{answer}");
+        let (_, answer) = through(BARE_431, b"GET /admin/v1/mpps HTTP/1.1\r\n").await;
+        assert!(body(&answer.expect("an answer"))["error"].is_string());
         // Not even a request line: the plain words.
-        let got = exchange(b"\x16\x03\x01", bare_400).await;
-        assert!(body(&got)["error"].as_str().is_some(), "{got}");
+        let (_, answer) = through(BARE_400, b"\x16\x03\x01").await;
+        assert!(body(&answer.expect("an answer"))["error"].is_string());
+        // A HEAD gets the head alone.
+        let (_, answer) = through(BARE_431, b"HEAD /api/v1/qr/scan HTTP/1.1\r\n").await;
+        let answer = answer.expect("an answer");
+        assert!(
+            answer.ends_with("\r\n\r\n") && answer.contains("content-length: "),
+            "{answer}"
+        );
     }
 
     #[tokio::test]
@@ -301,27 +303,42 @@ mod tests {
         let ours =
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n\
                      content-length: 2\r\n\r\n{}";
-        let got = exchange(b"POST /api/v1/qr/scan HTTP/1.1\r\n", ours).await;
-        assert_eq!(got.as_bytes(), ours);
-        let ok =
+        assert_eq!(through(ours, b"").await, (ours.to_vec(), None));
+        let typed =
             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ncontent-type: text/plain\r\n\r\n";
-        let got = exchange(b"GET / HTTP/1.1\r\n", ok).await;
-        assert_eq!(got.as_bytes(), ok);
+        assert_eq!(through(typed, b"").await, (typed.to_vec(), None));
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(through(ok, b"").await, (ok.to_vec(), None));
     }
 
     #[test]
-    fn the_path_is_read_from_the_first_bytes() {
-        let mut io = Enveloped::new((), &limits());
-        for (start, path) in [
-            (&b"POST /api/v1/qr/scan HTTP/1.1"[..], "/api/v1/qr/scan"),
+    fn the_path_is_read_from_the_refused_request() {
+        for (request, path) in [
+            (&b"POST /api/v1/qr/scan HTTP/1.1\r\n"[..], "/api/v1/qr/scan"),
             (b"GET /r2/v01/qr?x=1 HTTP/1.1", "/r2/v01/qr"),
+            (b"\r\n\r\nGET /r1/v01/x HTTP/1.1", "/r1/v01/x"),
+            (
+                b"GET http://ps.example/api/v1/qr/scan HTTP/1.1",
+                "/api/v1/qr/scan",
+            ),
+            (b"GET HTTPS://ps.example HTTP/1.1", "/"),
+            (
+                b"GET /api/v1/qr/scan-a-very-long-path HTTP/1.1",
+                "/api/v1/qr/scan-",
+            ),
             (b"GET", "/"),
-            (b"GET *", "/"),
-            (b"GET /\xd0\x90\xd0", "/\u{410}"),
+            (b"OPTIONS * HTTP/1.1", "/"),
+            (b"GET /\xd0\x90 HTTP/1.1", "/\u{410}"),
         ] {
-            io.start_len = start.len().min(START_LEN);
-            io.start[..io.start_len].copy_from_slice(&start[..io.start_len]);
-            assert_eq!(io.path_hint(), path, "{start:?}");
+            assert_eq!(
+                method_and_path(request),
+                (false, path.to_owned()),
+                "{request:?}"
+            );
         }
+        assert_eq!(
+            method_and_path(b"HEAD /api/ HTTP/1.1"),
+            (true, "/api/".to_owned())
+        );
     }
 }
