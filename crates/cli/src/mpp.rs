@@ -120,7 +120,7 @@ pub async fn run(args: MppArgs) -> anyhow::Result<()> {
 
 /// The period's bounds in milliseconds, from a day or a month in `zone`.
 fn bounds(date: Option<&str>, month: Option<&str>, zone: &str) -> anyhow::Result<(i64, i64)> {
-    let zone = jiff::tz::TimeZone::get(zone).context("unknown time zone")?;
+    let zone = tolem_wire::time::zone(zone).context("unknown time zone")?;
     let (first, next) = match (date, month) {
         (Some(day), None) => {
             let day: jiff::civil::Date = day.parse().context("--date must be YYYY-MM-DD")?;

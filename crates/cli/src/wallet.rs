@@ -72,7 +72,8 @@ struct PayArgs {
 }
 
 fn parse_zone(name: &str) -> Result<TimeZone, String> {
-    TimeZone::get(name).map_err(|_| format!("an IANA time zone such as Asia/Almaty, not {name:?}"))
+    tolem_wire::time::zone(name)
+        .map_err(|_| format!("an IANA time zone such as Asia/Almaty, not {name:?}"))
 }
 
 fn parse_amount(text: &str) -> Result<Amount, String> {

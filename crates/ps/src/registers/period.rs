@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn parses_formats_and_bounds_in_almaty() {
-        let zone = TimeZone::get("Asia/Almaty").expect("bundled");
+        let zone = tolem_wire::time::zone("Asia/Almaty").expect("bundled");
         let day = Period::parse(RegisterKind::Daily, "2026-11-26").expect("a day");
         assert_eq!(day, Period::Day(date(2026, 11, 26)));
         assert_eq!(day.to_string(), "2026-11-26");

@@ -133,8 +133,8 @@ impl App {
     /// Opens the database (running migrations), seeds the operator data from the configuration
     /// and loads the catalog snapshot.
     pub async fn start(config: Config, clock: SharedClock) -> Result<AppState, StartError> {
-        let zone =
-            TimeZone::get(&config.time_zone).map_err(|e| StartError::Setup(e.to_string()))?;
+        let zone = tolem_wire::time::zone(&config.time_zone)
+            .map_err(|e| StartError::Setup(e.to_string()))?;
         let store = Store::open(&config.database, &StoreLimits::of(&config.limits))?;
         let added = store
             .seed_catalog(config.catalog.clone(), clock.now())
