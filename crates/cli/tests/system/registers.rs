@@ -475,7 +475,7 @@ async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
     .await;
     let device = a_busy_day(&scene).await;
     // The next day: the 26th is over; today's purchase is in no register of the 26th.
-    scene.set_clock("2026-11-27T00:00:00");
+    scene.set_clock("2026-11-27T00:05:00");
     scene.ps.paid(&device, 5000, "C1").await;
     let (from, to) = (local("2026-11-26T00:00:00"), local("2026-11-27T00:00:00"));
     for (mpp, token) in [("demobank", BANK_TOKEN), ("demowallet", WALLET_TOKEN)] {
@@ -500,10 +500,14 @@ async fn every_row_and_total_matches_the_database_in_xlsx_and_csv() {
     let body: Value = serde_json::from_slice(&body).expect("a JSON error");
     assert_eq!(
         body["error"],
-        "the register of 2026-11 cannot be made yet: 2026-11 has not ended; \
-         it can be made from 2026-12-01 00:00 Asia/Almaty"
+        "the register of 2026-11 cannot be made yet: 2026-11 has not ended, or its last writes \
+         may still be committing; it can be made from 2026-12-01 00:05 Asia/Almaty"
     );
-    scene.set_clock("2026-12-01T00:00:00");
+    // At midnight a write dated the month's last second may still be committing.
+    scene.set_clock("2026-12-01T00:04:59");
+    let (status, _) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
+    assert_eq!(status, 409, "November ended a moment ago");
+    scene.set_clock("2026-12-01T00:05:00");
     let (status, xlsx) = cabinet(&scene.ps, "monthly/2026-11.xlsx", Some(BANK_TOKEN)).await;
     assert_eq!(status, 200);
     let month = expected(

@@ -7,10 +7,11 @@ pub enum RegisterError {
     /// Not a day (`2026-11-26`) or month (`2026-11`) a register can be made for.
     #[error("not a valid period: {0}")]
     BadPeriod(String),
-    /// The period has not ended yet in the operator's time zone: its register would still change.
-    /// `ready_from` says when it can be made (`2026-11-28 00:00 Asia/Almaty`).
+    /// The period has not ended yet in the operator's time zone, or ended a moment ago: its
+    /// register could still change. `ready_from` says when it can be made
+    /// (`2026-11-28 00:05 Asia/Almaty`, a few minutes after the period's end).
     #[error(
-        "the register of {period} cannot be made yet: {period} has not ended; it can be made from {ready_from}"
+        "the register of {period} cannot be made yet: {period} has not ended, or its last writes may still be committing; it can be made from {ready_from}"
     )]
     NotEnded { period: String, ready_from: String },
     #[error("no MPP {0}")]

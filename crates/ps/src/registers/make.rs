@@ -255,20 +255,41 @@ pub(crate) fn write_register(
     }
 }
 
+/// How long after a period's end its register can be made: [`REGISTER_SETTLE_MIN`], or longer
+/// when writes may wait longer for their commit (`limits.request_timeout_ms` and a minute).
+fn settle(request_timeout_ms: u64) -> jiff::SignedDuration {
+    let waits = jiff::SignedDuration::from_millis(
+        i64::try_from(request_timeout_ms).unwrap_or(i64::MAX / 2),
+    );
+    REGISTER_SETTLE_MIN.max(waits.saturating_add(jiff::SignedDuration::from_secs(60)))
+}
+
+/// The least time after a period's end before its register can be made. A payment or refund
+/// takes its time from the clock before its write waits for the writer, so one dated 23:59:59
+/// may commit just after midnight; PostgreSQL nodes' clocks may differ by a little too. A
+/// register made at 00:00 could still change, which one delivered never does (DECISIONS 37).
+pub const REGISTER_SETTLE_MIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
 /// The request for `mpp`'s register of `period`, refused for an unknown MPP or a period that has
-/// not ended in the operator's time zone.
+/// not ended in the operator's time zone at least [`settle`] ago.
 pub fn request(
     app: &App,
     mpp: &str,
     period: Period,
     format: Format,
 ) -> Result<Request, RegisterError> {
-    let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
-    if !period.has_ended(today) {
+    let (_, end) = period.bounds(&app.zone)?;
+    let ready = end
+        .checked_add(settle(app.config.limits.request_timeout_ms))
+        .map_err(|_| RegisterError::BadPeriod(period.to_string()))?;
+    if app.clock.now() < ready {
         let zone = app.zone.iana_name().unwrap_or("the operator's time zone");
+        let ready = ready
+            .to_zoned_datetime(app.zone.clone())
+            .strftime("%Y-%m-%d %H:%M");
         return Err(RegisterError::NotEnded {
             period: period.to_string(),
-            ready_from: format!("{} 00:00 {zone}", period.end_day()?),
+            ready_from: format!("{ready} {zone}"),
         });
     }
     let catalog = app.catalog.get();
@@ -420,6 +441,13 @@ pub async fn make_in_dir(
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_register_waits_five_minutes_or_a_write_s_longest_wait_and_a_minute() {
+        assert_eq!(settle(10_000), REGISTER_SETTLE_MIN);
+        assert_eq!(settle(600_000), jiff::SignedDuration::from_mins(11));
+        assert!(settle(u64::MAX) > REGISTER_SETTLE_MIN);
+    }
 
     #[test]
     fn only_registers_no_process_is_making_are_removed() {

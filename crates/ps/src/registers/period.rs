@@ -99,11 +99,6 @@ impl Period {
         end.map_err(|_| RegisterError::BadPeriod(self.to_string()))
     }
 
-    /// Whether the whole period lies before `today` (only then is its register final).
-    pub(crate) fn has_ended(self, today: Date) -> bool {
-        self.end_day().is_ok_and(|end| end <= today)
-    }
-
     /// `[start, end)`: the instants of the period's local midnights in `zone`.
     pub fn bounds(self, zone: &TimeZone) -> Result<(Timestamp, Timestamp), RegisterError> {
         let midnight = |day: Date| {
@@ -159,8 +154,6 @@ mod tests {
         let month = Period::parse(RegisterKind::Monthly, "2026-02").expect("a month");
         assert_eq!(month.to_string(), "2026-02");
         assert_eq!(month.end_day().expect("end"), date(2026, 3, 1));
-        assert!(month.has_ended(date(2026, 3, 1)));
-        assert!(!month.has_ended(date(2026, 2, 28)));
         for bad in [
             "2026-13",
             "26-11",
