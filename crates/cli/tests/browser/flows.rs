@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use tolem_ps::clock::ManualClock;
 
@@ -411,7 +410,7 @@ async fn the_operator_sees_the_days_payments_and_refunds_and_retries_a_failed_de
 
 /// The Almaty date of yesterday and an instant at its noon.
 fn yesterday() -> (String, Timestamp) {
-    let almaty = TimeZone::get("Asia/Almaty").expect("bundled");
+    let almaty = tolem_wire::time::zone("Asia/Almaty").expect("bundled");
     let today = Timestamp::now().to_zoned_datetime(almaty.clone()).date();
     let day = today.yesterday().expect("a day before");
     let noon = day

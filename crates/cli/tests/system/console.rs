@@ -725,7 +725,7 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
     let yesterday = ps
         .clock
         .now()
-        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Almaty").expect("the zone"))
+        .to_zoned_datetime(tolem_wire::time::zone("Asia/Almaty").expect("the zone"))
         .date()
         .yesterday()
         .expect("a day");

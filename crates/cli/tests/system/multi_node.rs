@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tolem_wire::Locale;
@@ -688,7 +687,7 @@ async fn each_register_is_e_mailed_once_by_three_nodes() {
         return;
     }
     let smtp = SmtpServer::start().await;
-    let almaty = TimeZone::get("Asia/Almaty").expect("bundled");
+    let almaty = tolem_wire::time::zone("Asia/Almaty").expect("bundled");
     let today = Timestamp::now().to_zoned_datetime(almaty).date();
     let yesterday = today.yesterday().expect("a day before");
     let wallet = "commission_min = \"1.00\"\n";

@@ -23,7 +23,7 @@ pub const BANK_TOKEN: &str = "demobank-cabinet-token-0123456789";
 pub const WALLET_TOKEN: &str = "demowallet-cabinet-token-0123456789";
 
 fn almaty() -> TimeZone {
-    TimeZone::get("Asia/Almaty").expect("bundled")
+    tolem_wire::time::zone("Asia/Almaty").expect("bundled")
 }
 
 /// An instant given as the operator's local time, `2026-11-26T10:00:00`.

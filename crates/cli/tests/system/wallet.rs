@@ -558,7 +558,7 @@ async fn notifications_follow_the_locale_and_history_the_operators_time_zone() {
         .at_ms;
     let at = jiff::Timestamp::from_millisecond(paid_at).expect("a time");
     let in_zone = |zone: &str| {
-        let zone = jiff::tz::TimeZone::get(zone).expect("a zone");
+        let zone = tolem_wire::time::zone(zone).expect("a zone");
         tolem_wire::time::format_human(at, &zone)
     };
     let almaty = format!("  {}  ", in_zone("Asia/Almaty"));
