@@ -54,6 +54,8 @@ pub(crate) struct XlsxSink {
     header: Format,
     total: Format,
     money: Format,
+    /// A total too long for an Excel number ([`shown_exactly`]): text, right-aligned as numbers.
+    wide: Format,
     count: Format,
     datetime: Format,
 }
@@ -65,6 +67,13 @@ pub(crate) struct XlsxSink {
 #[allow(clippy::cast_precision_loss)]
 fn tenge(amount: Amount) -> f64 {
     amount.tiyn() as f64 / 100.0
+}
+
+/// Whether Excel shows `amount` to the tiyn as a number: it shows 15 significant digits, so up
+/// to 9999999999999.99 tenge, the largest single amount (DECISIONS 3). A day's or month's total
+/// can pass it; such a total is written as its text, which the CSV has too.
+fn shown_exactly(amount: Amount) -> bool {
+    amount.tiyn() < 1_000_000_000_000_000
 }
 
 /// The local wall-clock time of `at` as an Excel date-time (Excel has no time zones), in whole
@@ -121,6 +130,7 @@ impl XlsxSink {
                 .set_align(FormatAlign::Top),
             total: Format::new().set_bold(),
             money: Format::new().set_num_format("0.00"),
+            wide: Format::new().set_align(FormatAlign::Right),
             count: Format::new().set_num_format("0"),
             datetime: Format::new().set_num_format("dd.mm.yyyy hh:mm:ss"),
         };
@@ -196,8 +206,13 @@ impl Sink for XlsxSink {
             sheet.write_string_with_format(row, 0, TOTAL_LABEL, &self.total)?;
             sheet.write_number_with_format(row, 2, f64_count(total.count), &self.count)?;
             sheet.write_string_with_format(row, 4, type_label(kind), &self.total)?;
-            sheet.write_number_with_format(row, 5, tenge(total.amount), &self.money)?;
-            sheet.write_number_with_format(row, 6, tenge(total.commission), &self.money)?;
+            for (col, amount) in [(5, total.amount), (6, total.commission)] {
+                if shown_exactly(amount) {
+                    sheet.write_number_with_format(row, col, tenge(amount), &self.money)?;
+                } else {
+                    sheet.write_string_with_format(row, col, amount.to_string(), &self.wide)?;
+                }
+            }
         }
         self.workbook.save(&self.out)?;
         Ok(())
@@ -248,6 +263,15 @@ fn f64_count(count: u64) -> f64 {
 mod tests {
     use super::*;
     use crate::registers::RegisterKind;
+
+    #[test]
+    fn totals_past_fifteen_digits_are_not_numbers() {
+        let largest = Amount::from_tiyn(999_999_999_999_999);
+        assert!(shown_exactly(largest), "the largest single amount");
+        let total = largest.checked_add(Amount::from_tiyn(1)).expect("a total");
+        assert!(!shown_exactly(total));
+        assert_eq!(total.to_string(), "10000000000000.00");
+    }
 
     #[test]
     fn headers_wrap_at_words_and_long_words_break() {
