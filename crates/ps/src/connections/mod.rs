@@ -534,6 +534,9 @@ async fn http<S, T>(
                 if let Some(swallowed) = swallowed {
                     // hyper refused the request its unread bytes begin with: its answer, in the
                     // envelope, written here (`parser_refusal`).
+                    if let Err(e) = &result {
+                        tracing::debug!(%peer, error = %e, "request refused by the HTTP parser");
+                    }
                     let answer = swallowed.answer(&parts.read_buf);
                     let send = pressure.timeouts(&limits).send;
                     let mut io = io;
