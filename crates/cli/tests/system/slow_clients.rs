@@ -746,6 +746,22 @@ async fn hypers_refusals_arrive_whole_and_name_their_own_request() {
         assert_eq!(json_of(&body)["result"]["resultCode"], "PARAM_ILLEGAL");
     }
 
+    // A doubled Content-Length, which hyper refuses after it took the head: still the envelope
+    // of the request's own target, on the MPP API and the merchant API.
+    for (path, key) in [
+        ("/api/v1/qr/scan", "result"),
+        ("/r1/v01/qr/create", "StatusCode"),
+    ] {
+        let mut stream = connect(&ps).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: ps\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("sent");
+        let (status, body) = read_answer(&mut stream, "a doubled Content-Length").await;
+        assert_eq!(status, 400, "{body}");
+        assert!(!json_of(&body)[key].is_null(), "{body}");
+    }
+
     // A HEAD: the head, no body.
     let mut stream = connect(&ps).await;
     let head = format!("HEAD /r1/v01/health/ping HTTP/1.1\r\nHost: ps\r\n{names}\r\n");

@@ -9,8 +9,12 @@
 //! writes [`Swallowed::answer`] in its place, the answer the surface's callers read:
 //! `{"result": …}` on the MPP API, `{"StatusCode", "Message"}` on the merchant API,
 //! `{"error": …}` elsewhere. The surface is told from the refused request's own target, read from
-//! the bytes hyper had not consumed (they begin with that request); the caller's language is the
-//! surface's default, since the headers were not read. A HEAD request gets the head alone.
+//! the bytes hyper had not consumed, which begin with that request when the parser refused its
+//! line or headers. When hyper refused it after taking its head (a doubled `Content-Length`, a
+//! bad `Transfer-Encoding`), they do not: the first bytes read after the connection's last
+//! answer stand in, the refused request's own unless the client sent it before that answer. The
+//! caller's language is the surface's default, since the headers were not read. A HEAD request
+//! gets the head alone.
 //!
 //! What is hyper's: a write of a 400, 414 or 431 whose head is the whole write, says
 //! `content-length: 0` and has no content type. Every answer of ours with those statuses carries
@@ -32,18 +36,29 @@ pub(crate) const HEADERS_MAX: usize = 100;
 /// How many bytes of the refused request's target are looked at: enough to tell its surface.
 const PATH_PREFIX_LEN: usize = 16;
 
+/// How many first bytes of a request are kept as they are read: a method, a space and an
+/// absolute-form target's start besides [`PATH_PREFIX_LEN`] bytes of its path.
+const START_LEN: usize = 64;
+
 /// A connection's plaintext, with hyper's bare refusal taken off it.
 pub(super) struct Enveloped<T> {
     inner: T,
     uri_bytes_max: usize,
     parser_bytes_max: usize,
     swallowed: Option<Swallowed>,
+    /// The first bytes read after the last answer went out, and how many.
+    start: [u8; START_LEN],
+    start_len: usize,
+    /// Whether an answer went out since the last read: the next bytes read begin a request.
+    fresh: bool,
 }
 
 /// hyper's bare refusal, taken off the connection.
 #[derive(Debug)]
 pub(super) struct Swallowed {
     refusal: Refusal,
+    /// The first bytes read after the last answer, when hyper refused.
+    start: Vec<u8>,
     /// hyper's `date` header line, kept for the answer written in its place.
     date: Option<String>,
 }
@@ -55,6 +70,9 @@ impl<T> Enveloped<T> {
             uri_bytes_max: limits.uri_bytes_max,
             parser_bytes_max: limits.parser_bytes_max(),
             swallowed: None,
+            start: [0; START_LEN],
+            start_len: 0,
+            fresh: true,
         }
     }
 
@@ -88,14 +106,25 @@ impl<T> Enveloped<T> {
             .find(|line| line.starts_with(b"date: "))
             .and_then(|line| std::str::from_utf8(line).ok())
             .map(|line| line.trim_end().to_owned());
-        Some(Swallowed { refusal, date })
+        let start = self.start[..self.start_len].to_vec();
+        Some(Swallowed {
+            refusal,
+            start,
+            date,
+        })
     }
 }
 
 impl Swallowed {
-    /// The answer written in place of hyper's, for the refused request whose bytes begin
-    /// `request` (what hyper had read and not consumed).
-    pub(super) fn answer(&self, request: &[u8]) -> Vec<u8> {
+    /// The answer written in place of hyper's, given what hyper had read and not consumed: the
+    /// refused request when it begins with a request line, else the first bytes read after the
+    /// last answer.
+    pub(super) fn answer(&self, unconsumed: &[u8]) -> Vec<u8> {
+        let request = if starts_with_request_line(unconsumed) {
+            unconsumed
+        } else {
+            &self.start
+        };
         let (head_only, path) = method_and_path(request);
         let (status, content_type, body) = refusal::envelope(&path, None, self.refusal);
         let mut answer = format!(
@@ -156,6 +185,22 @@ fn method_and_path(request: &[u8]) -> (bool, String) {
     (head_only, path)
 }
 
+/// Whether `bytes`, after any empty lines, begin as a request line does: a method of capital
+/// letters, a space, and a target (`/…`, `*` or an absolute URL).
+fn starts_with_request_line(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
+    let line = &bytes[start..];
+    let method = line.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method > 0
+        && line.get(method) == Some(&b' ')
+        && line
+            .get(method + 1)
+            .is_some_and(|&b| b == b'/' || b == b'*' || b.is_ascii_alphabetic())
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -166,7 +211,20 @@ impl<T: AsyncRead + Unpin> AsyncRead for Enveloped<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            let this = &mut *self;
+            if this.fresh {
+                this.fresh = false;
+                this.start_len = 0;
+            }
+            let take = read.len().min(START_LEN - this.start_len);
+            this.start[this.start_len..this.start_len + take].copy_from_slice(&read[..take]);
+            this.start_len += take;
+        }
+        result
     }
 }
 
@@ -183,7 +241,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
         if self.swallowed.is_some() {
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.fresh = true;
+        }
+        result
     }
 
     fn poll_write_vectored(
@@ -200,7 +262,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Enveloped<T> {
         if self.swallowed.is_some() {
             return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.fresh = true;
+        }
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -296,6 +362,34 @@ mod tests {
             answer.ends_with("\r\n\r\n") && answer.contains("content-length: "),
             "{answer}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_head_hyper_took_before_refusing_is_told_by_the_bytes_read_after_the_last_answer() {
+        // A doubled Content-Length: hyper took the head off its buffer, and what is left is the
+        // body (or nothing).
+        let head = b"POST /api/v1/qr/scan HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n";
+        let mut io = Enveloped::new(Vec::new(), &limits());
+        io.start_len = START_LEN.min(head.len());
+        io.start[..io.start_len].copy_from_slice(&head[..io.start_len]);
+        io.write_all(BARE_400).await.expect("written");
+        let (_, swallowed) = io.into_parts();
+        let swallowed = swallowed.expect("hyper's refusal");
+        for left in [&b""[..], b"{\"qrCode\": 1}"] {
+            let answer = String::from_utf8(swallowed.answer(left)).expect("UTF-8");
+            assert_eq!(
+                body(&answer)["result"]["resultCode"],
+                "PARAM_ILLEGAL",
+                "{answer}"
+            );
+        }
+        // What is left, when it is a request of its own, is the one refused.
+        let answer =
+            String::from_utf8(swallowed.answer(b"GET /r1/v01/x HTTP/1.1\r\n")).expect("UTF-8");
+        assert_eq!(body(&answer)["StatusCode"], -99000400, "{answer}");
+        assert!(starts_with_request_line(b"\r\nOPTIONS * HTTP/1.1"));
+        assert!(!starts_with_request_line(b"{\"a\": 1}"));
+        assert!(!starts_with_request_line(b"GET"));
     }
 
     #[tokio::test]
