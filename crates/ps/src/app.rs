@@ -185,8 +185,7 @@ where
             path = %req.uri().path(),
             request_id = %LoggedId(id.unwrap_or("-")),
         );
-        // From bytes: an id may hold letters beyond ASCII, which `from_str` refuses.
-        let echo = id.and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok());
+        let echo = id.and_then(|id| HeaderValue::from_str(id).ok());
         let counted = match Surface::of(req.uri().path()) {
             // Each method is a POST; any other is answered as a method the API does not have.
             Surface::Mpp if self.counts.mpp_served => {

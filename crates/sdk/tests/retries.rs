@@ -34,11 +34,11 @@ async fn stand_in(
             post(move |headers: HeaderMap| {
                 let (log, answers) = (log.clone(), answers.clone());
                 async move {
+                    // As bytes: an id may hold letters beyond ASCII (DECISIONS 9).
                     let id = headers
                         .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default();
                     let calls = {
                         let mut log = log.lock().expect("lock");
                         log.push(id);
@@ -138,6 +138,19 @@ async fn the_callers_request_id_is_sent_and_given_back() {
         .expect("answered");
     assert_eq!(reply.request_id, id);
     assert_eq!(seen.lock().expect("lock").as_slice(), ["pay-M1-0001"]);
+}
+
+#[tokio::test]
+async fn a_request_id_with_a_space_and_letters_beyond_ascii_is_sent_as_it_is() {
+    let (url, seen) = stand_in(vec![], invalid_token()).await;
+    let ps = MppClient::new(&url, "demobank").expect("client");
+    let id = RequestId::new("платёж M1-0001").expect("a good id (DECISIONS 9)");
+    let reply = ps
+        .notify_payment_with_id(&request(), &id)
+        .await
+        .expect("answered");
+    assert_eq!(reply.attempts, 1);
+    assert_eq!(seen.lock().expect("lock").as_slice(), ["платёж M1-0001"]);
 }
 
 #[tokio::test]
