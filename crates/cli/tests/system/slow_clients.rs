@@ -704,6 +704,20 @@ async fn refusals_below_the_application_carry_the_surfaces_envelope() {
         assert!(!answer[key].is_null(), "{answer}");
         until_closed(&mut stream, "the connection after a malformed head").await;
     }
+
+    // Each refusal below the router is counted for the operator, by its reason: the router's
+    // traffic counters never see them.
+    let (_, metrics) = ps.admin("GET", "/admin/v1/metrics", &Value::Null).await;
+    let metrics = metrics.as_str().expect("Prometheus text");
+    for (reason, count) in [
+        ("uri_too_long", 3),
+        ("headers_too_large", 2),
+        ("head_too_large", 2),
+        ("head_malformed", 2),
+    ] {
+        let line = format!("tolem_connections_refused_total{{reason=\"{reason}\"}} {count}\n");
+        assert!(metrics.contains(&line), "{line}{metrics}");
+    }
 }
 
 /// hyper's refusals, answered by the connection layer once hyper gives the connection back:

@@ -257,7 +257,8 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         ),
     );
     // The connection layer (DECISIONS 43), all listeners together: how close they are to their
-    // caps, what their deadlines closed, and the TLS handshakes that failed (DECISIONS 41).
+    // caps, what their deadlines closed, the requests they refused below the router, and the TLS
+    // handshakes that failed (DECISIONS 41).
     let c = &m.connections;
     let text = format!(
         "{text}# TYPE tolem_connections_open gauge\ntolem_connections_open {}\n\
@@ -267,7 +268,12 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          # TYPE tolem_connections_closed_idle_total counter\ntolem_connections_closed_idle_total {}\n\
          # TYPE tolem_connections_closed_send_late_total counter\ntolem_connections_closed_send_late_total {}\n\
          # TYPE tolem_connections_cap_reached_total counter\ntolem_connections_cap_reached_total {}\n\
-         # TYPE tolem_tls_handshakes_failed_total counter\ntolem_tls_handshakes_failed_total {}\n",
+         # TYPE tolem_tls_handshakes_failed_total counter\ntolem_tls_handshakes_failed_total {}\n\
+         # TYPE tolem_connections_refused_total counter\n\
+         tolem_connections_refused_total{{reason=\"uri_too_long\"}} {}\n\
+         tolem_connections_refused_total{{reason=\"headers_too_large\"}} {}\n\
+         tolem_connections_refused_total{{reason=\"head_too_large\"}} {}\n\
+         tolem_connections_refused_total{{reason=\"head_malformed\"}} {}\n",
         c.open.load(Relaxed),
         c.open_max.load(Relaxed),
         c.accepted.load(Relaxed),
@@ -276,6 +282,10 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         c.closed_send_late.load(Relaxed),
         c.cap_reached.load(Relaxed),
         c.tls_handshakes_failed.load(Relaxed),
+        c.refused_uri_too_long.load(Relaxed),
+        c.refused_headers_too_large.load(Relaxed),
+        c.refused_head_too_large.load(Relaxed),
+        c.refused_head_malformed.load(Relaxed),
     );
     // When each certificate the PS shows ends (a listener's, by its URL; the PS's own for
     // outgoing calls, `outgoing`), and whether a listener's files failed to read again (the older

@@ -185,6 +185,21 @@ impl Timeouts {
     }
 }
 
+impl ConnectionStats {
+    /// Counts a request refused below the router. A body's refusals are the router's answers,
+    /// counted in its traffic.
+    fn refused(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::UriTooLong { .. } => &self.refused_uri_too_long,
+            Refusal::HeadersTooLarge { .. } => &self.refused_headers_too_large,
+            Refusal::HeadTooLarge { .. } => &self.refused_head_too_large,
+            Refusal::HeadMalformed => &self.refused_head_malformed,
+            Refusal::BodyTooLarge | Refusal::BodyLate | Refusal::BodyIncomplete => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// An open connection counted in [`ConnectionStats::open`] until dropped.
 struct Counted(Arc<ConnectionStats>);
 
@@ -510,7 +525,7 @@ async fn http<S, T>(
     let io = TokioIo::new(Enveloped::new(io, &limits));
     let handler = hyper::service::service_fn(request_handler(
         Arc::new(service),
-        activity.clone(),
+        (activity.clone(), stats.clone()),
         (limits, pressure.clone()),
         peer,
         (over_tls, certificate),
@@ -537,6 +552,7 @@ async fn http<S, T>(
                     if let Err(e) = &result {
                         tracing::debug!(%peer, error = %e, "request refused by the HTTP parser");
                     }
+                    stats.refused(swallowed.refusal());
                     let answer = swallowed.answer(&parts.read_buf);
                     let send = pressure.timeouts(&limits).send;
                     let mut io = io;
@@ -592,7 +608,7 @@ type Answer = Pin<Box<dyn Future<Output = Result<hyper::Response<AnswerBody>, In
 /// end reported.
 fn request_handler<S>(
     service: Arc<S>,
-    activity: Arc<Activity>,
+    (activity, stats): (Arc<Activity>, Arc<ConnectionStats>),
     (limits, pressure): (ConnectionLimits, Arc<Pressure>),
     peer: SocketAddr,
     (over_tls, certificate): (bool, Option<PeerCertificate>),
@@ -605,6 +621,9 @@ where
         let began = activity.request_began();
         let (mut parts, body) = req.into_parts();
         let oversize = refusal::oversize(&parts, limits.uri_bytes_max, limits.header_bytes_max);
+        if let Some(refused) = oversize {
+            stats.refused(refused);
+        }
         parts.extensions.insert(ConnectInfo(peer));
         if let Some(certificate) = certificate {
             parts.extensions.insert(certificate);

@@ -116,6 +116,11 @@ impl<T> Enveloped<T> {
 }
 
 impl Swallowed {
+    /// What hyper refused.
+    pub(super) fn refusal(&self) -> Refusal {
+        self.refusal
+    }
+
     /// The answer written in place of hyper's, given what hyper had read and not consumed: the
     /// refused request when it begins with a request line, else the first bytes read after the
     /// last answer.

@@ -117,6 +117,14 @@ pub struct ConnectionStats {
     /// no TLS or no common version, or one that closed before the handshake ended. A handshake
     /// that ran out of time counts in `closed_headers_late` instead.
     pub tls_handshakes_failed: AtomicU64,
+    /// Requests refused below the router, in the surface's envelope (DECISIONS 43): a target
+    /// over `uri_bytes_max` or hyper's 64 KiB (414), headers over `header_bytes_max` (431), more
+    /// headers or a larger head than hyper's parser takes (431), a head that is not HTTP/1.1
+    /// (400). The router's traffic counters never see these.
+    pub refused_uri_too_long: AtomicU64,
+    pub refused_headers_too_large: AtomicU64,
+    pub refused_head_too_large: AtomicU64,
+    pub refused_head_malformed: AtomicU64,
 }
 
 pub type AppState = Arc<App>;
