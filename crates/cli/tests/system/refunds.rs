@@ -442,6 +442,42 @@ async fn delivery_survives_a_misbehaving_mpp() {
     assert_eq!(mpp.credited().len(), 2);
 }
 
+/// An MPP's answer cannot keep its attempt from being recorded: an unknown code with U+0000
+/// (which PostgreSQL refuses in text) and a right-to-left override is kept escaped, so the
+/// refund backs off and is shown as it is, then delivered.
+#[tokio::test]
+async fn an_unknown_code_with_control_characters_is_recorded_escaped() {
+    let ps = TestPs::start().await;
+    let mpp = Receiver::start().await;
+    ps.set_refund_url("demobank", &mpp.url).await;
+    mpp.script([Act::Answer("BAD\u{0}CODE\u{202e}LIAF")]);
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 100, "C1").await;
+    let id = refund_r3(&ps, &device, purchase, 40.0).await["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("id");
+    ps.wait_until("the attempt is recorded", || async {
+        refund_status(&ps, id).await["attempts"] == 1
+    })
+    .await;
+    let view = refund_status(&ps, id).await;
+    assert_eq!(
+        (&view["status"], &view["last_error"]),
+        (
+            &json!("pending"),
+            &json!("HTTP 200, BAD\\0CODE\\u{202e}LIAF")
+        ),
+        "{view}"
+    );
+    assert!(view["next_attempt_at"].as_str().is_some(), "{view}");
+    ps.advance(600);
+    wait_refund(&ps, id, "completed").await;
+    assert_eq!(
+        mpp.credited().get(&id.to_string()).map(String::as_str),
+        Some("40.00")
+    );
+}
+
 #[tokio::test]
 async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
     let ps = TestPs::start().await;

@@ -365,10 +365,26 @@ impl Delivery {
                     | ResultCode::PaymentsSuspended,
                 ),
             )) if http_status == 200 => Delivery::Failed(c.to_owned()),
-            Some((c, _)) => Delivery::Retry(format!("HTTP {http_status}, {c}")),
+            Some((c, _)) => Delivery::Retry(format!("HTTP {http_status}, {}", said(c))),
             None => Delivery::Retry(format!("HTTP {http_status}, no readable result")),
         }
     }
+}
+
+/// Most characters of an MPP's unknown `resultCode` kept in a delivery's `last_error`.
+const SAID_CHARS_MAX: usize = 64;
+
+/// An MPP's unknown `resultCode` as it is kept and shown: control and format characters written
+/// as escapes (`\0`, `\u{202e}`), cut to [`SAID_CHARS_MAX`] characters. An answer can then
+/// neither stop its attempt from being recorded (PostgreSQL takes no U+0000) nor make the
+/// console show another word than it said (a right-to-left override), and a 16 KiB code is not
+/// kept on every retry.
+fn said(code: &str) -> String {
+    let mut kept: String = code.chars().take(SAID_CHARS_MAX).collect();
+    if kept.len() < code.len() {
+        kept.push('…');
+    }
+    kept.escape_debug().to_string()
 }
 
 #[cfg(test)]
@@ -402,6 +418,17 @@ mod tests {
             Delivery::classify(503, Some("SUCCESS")),
             Delivery::Retry(_)
         ));
+        // An unknown code is kept escaped and cut: the store takes it, the console shows what
+        // it says.
+        assert_eq!(
+            Delivery::classify(200, Some("BAD\u{0}CODE\u{202e}LIAF")),
+            Delivery::Retry("HTTP 200, BAD\\0CODE\\u{202e}LIAF".to_owned())
+        );
+        let long = "Щ".repeat(5_000);
+        assert_eq!(
+            Delivery::classify(200, Some(&long)),
+            Delivery::Retry(format!("HTTP 200, {}…", "Щ".repeat(64)))
+        );
         // A final word under another status than 200 is not the MPP API's: tried again.
         for status in [201, 401, 404] {
             for code in ["SUCCESS", "PROCESS_FAIL", "PARAM_ILLEGAL"] {
