@@ -255,18 +255,35 @@ fn credit_refund(conn: &mut Connection, refund: &RefundOrder) -> Result<Credited
         return Ok(Credited::Yes);
     }
     // Money goes back only for a payment this customer made here, and never more than it.
-    let paid: Option<(String, i64)> = tx
+    let payment: Option<(String, i64, String)> = tx
         .query_row(
-            "SELECT customer_id, amount_tiyn FROM payments WHERE payment_id = ?1 AND status = 'paid'",
+            "SELECT customer_id, amount_tiyn, status FROM payments WHERE payment_id = ?1",
             [refund.payment_id()],
-            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+            |r| {
+                let amount = r.get::<_, Option<i64>>(1)?.unwrap_or(0);
+                Ok((r.get(0)?, amount, r.get(2)?))
+            },
         )
         .optional()
         .map_err(CreditError::new)?;
-    let Some((customer, paid_tiyn)) = paid.filter(|(customer, _)| customer == refund.customer_id())
+    let Some((customer, paid_tiyn, status)) =
+        payment.filter(|(customer, _, _)| customer == refund.customer_id())
     else {
         return Ok(Credited::Refused(Refusal::ProcessFail));
     };
+    // Debited here, but the PS's answer to its notifyPayment has not arrived yet (lost, or the
+    // PS was down): the refund is the PS's word that it confirmed the payment, and the driver
+    // will hear the same. Not a refusal, which would be final and leave the customer charged:
+    // the PS is answered "retry" until the driver has settled the payment.
+    if matches!(status.as_str(), "debited" | "closing") {
+        return Err(CreditError::new(format!(
+            "payment {} is not settled here yet: its notifyPayment has not been answered",
+            refund.payment_id()
+        )));
+    }
+    if status != "paid" {
+        return Ok(Credited::Refused(Refusal::ProcessFail));
+    }
     let refunded: i64 = tx
         .query_row(
             "SELECT COALESCE(SUM(amount_tiyn), 0) FROM refunds_applied WHERE payment_id = ?1",

@@ -674,6 +674,62 @@ async fn a_refund_credited_but_not_recorded_is_not_credited_again() {
     assert!(bank.balanced().await);
 }
 
+/// A refund that arrives before the PS's answer to the payment's notifyPayment (lost, or the PS
+/// was down after its commit): the payment is still debited here, and the refund is the PS's
+/// word that it confirmed it. The PS is told to retry, never refused for good (which would leave
+/// the customer charged); once the driver has settled the payment the retry is credited, once.
+#[tokio::test]
+async fn a_refund_before_the_notify_answer_is_retried_not_refused() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    let db = rusqlite::Connection::open(bank.db_path()).expect("db");
+    let set_status = |status: &str| {
+        db.execute(
+            "UPDATE payments SET status = ?1 WHERE payment_id = ?2",
+            (status, id.to_string()),
+        )
+        .expect("the payment's state")
+    };
+    let http = reqwest::Client::new();
+    let body = json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": "40",
+                      "refundId": "K2", "linkReceipt": "http://r"});
+    let send = || async {
+        let answer = http
+            .post(format!("{}/refund", bank.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        let status = answer.status().as_u16();
+        (status, answer.json::<Value>().await.expect("json"))
+    };
+    let debited = bank.balance("C1").await;
+    for unsettled in ["debited", "closing"] {
+        set_status(unsettled);
+        let (status, answer) = send().await;
+        assert_eq!(
+            (status, &answer["result"]["resultCode"]),
+            (500, &json!("UNKNOWN_EXCEPTION")),
+            "{unsettled}: {answer}"
+        );
+        assert_eq!(bank.balance("C1").await, debited, "{unsettled}");
+    }
+    set_status("paid");
+    let (status, answer) = send().await;
+    assert_eq!(
+        (status, &answer["result"]["resultCode"]),
+        (200, &json!("SUCCESS"))
+    );
+    assert_eq!(bank.balance("C1").await, debited + 4_000, "credited once");
+    assert!(bank.balanced().await);
+}
+
 /// A file from before `refunds_applied`: its refunds are known from the kit's table only, and
 /// the limit of a later partial refund still counts them once the MPP opens it again.
 #[tokio::test]
