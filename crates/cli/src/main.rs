@@ -130,6 +130,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // Already said on screen, in the customer's language.
+        Err(err) if err.is::<wallet::StillPending>() => {
+            ExitCode::from(wallet::StillPending::EXIT_STATUS)
+        }
         Err(err) => {
             eprintln!("{}", explain(&err));
             ExitCode::FAILURE

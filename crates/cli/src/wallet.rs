@@ -139,6 +139,24 @@ fn print_lines(lines: Vec<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A payment whose outcome the MPP does not know yet (its notifyPayment not answered within the
+/// MPP's wait): neither paid nor refused, so a script must not take it for either. The wallet
+/// exits with [`StillPending::EXIT_STATUS`].
+#[derive(Debug)]
+pub struct StillPending;
+
+impl StillPending {
+    pub const EXIT_STATUS: u8 = 3;
+}
+
+impl std::fmt::Display for StillPending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the payment is still being processed")
+    }
+}
+
+impl std::error::Error for StillPending {}
+
 pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
     let locale = match args.locale {
         Language::Ru => Locale::Ru,
@@ -182,11 +200,13 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 .pay(&mut terminal, &token, &answers)
                 .await
                 .map_err(explain)?;
-            if let PayOutcome::Finished(view) = outcome
-                && view.status == "rejected"
-            {
+            if let PayOutcome::Finished(view) = outcome {
                 // Already explained on screen; the exit status tells scripts.
-                anyhow::bail!("{}", view.ps_code.unwrap_or(view.status));
+                match view.status.as_str() {
+                    "rejected" => anyhow::bail!("{}", view.ps_code.unwrap_or(view.status)),
+                    "pending" => return Err(StillPending.into()),
+                    _ => {}
+                }
             }
         }
         WalletCommand::Balance => {

@@ -616,3 +616,102 @@ async fn history_into_a_closed_pipe_ends_quietly() {
         "История операций:"
     );
 }
+
+/// A flag that does not fit the QR code pays nothing: `--amount` for a Dynamic QR is the amount
+/// the script expects (another one is refused and the payment goes Back), `--param` for a QR
+/// without a form is refused; `--back` needs no Static amount.
+#[tokio::test]
+async fn the_binary_pays_only_what_its_flags_say() {
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (token, id) = ps.dynamic_qr(&device, 1200).await;
+    let (ok, out, err) = tolem_wallet(&bank, &["pay", &token, "--amount", "1000", "--yes"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("--amount 1 000,00 ₸: к оплате 1 200,00 ₸; не оплачено"),
+        "{err}"
+    );
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
+    assert_eq!(bank.balance("C1").await, C1_OPENING);
+    let (token, id) = ps.dynamic_qr(&device, 1200).await;
+    let (ok, out, err) = tolem_wallet(&bank, &["pay", &token, "--amount", "1200", "--yes"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    let (ok, out, err) = tolem_wallet(
+        &bank,
+        &[
+            "--locale", "kk", "pay", STATIC_QR, "--amount", "300", "--param", "1=2", "--yes",
+        ],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("бұл QR-кодта форма жоқ; төленбеді"), "{err}");
+    let (ok, out, err) = tolem_wallet(&bank, &["pay", STATIC_QR, "--back"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("Платёж отменён (CANCELLED_BY_CLIENT)"),
+        "{out}"
+    );
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 120_000);
+    assert!(bank.balanced().await);
+}
+
+/// The PS's answer to notifyPayment does not reach the MPP within its wait: the wallet says the
+/// payment is being processed and exits 3, neither "paid" (0) nor "refused" (1), and the MPP's
+/// driver pays it once the PS is reachable again.
+#[tokio::test]
+async fn a_payment_still_processing_is_neither_paid_nor_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut ps = TestPs::start().await;
+    let addr = ps.url.trim_start_matches("http://").to_owned();
+    let bank = TestMpp::start(&ps.url).await;
+    let device = ps.device("POS-1").await;
+    let (token, id) = ps.dynamic_qr(&device, 700).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args([
+            "wallet",
+            "--mpp",
+            &bank.url,
+            "--customer",
+            "C1",
+            "pay",
+            &token,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&shown).contains("Оплатить?") {
+        let n = stdout.read(&mut buf).await.expect("read");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
+    // The PS drops out of the MPP's reach once the customer has seen the amount.
+    let (db, clock) = (ps.db_path(), ps.clock.clone());
+    ps.shutdown().await;
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all("д\n".as_bytes()).await.expect("answered");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("the wallet ends");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).await.expect("read");
+    shown.extend_from_slice(&rest);
+    let shown = String::from_utf8_lossy(&shown);
+    assert_eq!(output.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("Платёж обрабатывается; результат появится в истории"),
+        "{shown}"
+    );
+    let ps = TestPs::start_at(&addr, test_config(&db), clock).await;
+    eventually("the driver pays it", || async {
+        ps.status(id).await["Data"]["Status"] == "Processed"
+    })
+    .await;
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 70_000);
+    assert!(bank.balanced().await);
+}

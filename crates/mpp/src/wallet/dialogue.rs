@@ -137,6 +137,9 @@ impl Wallet {
         answers: &PayAnswers,
     ) -> Result<Choice, WalletError> {
         let locale = self.locale;
+        if scan.kind != QrCodeType::Custom && !answers.parameters.is_empty() {
+            return Err(WalletError::BadAnswer(text::no_form(locale)));
+        }
         let (due, customer_amount) = match scan.kind {
             QrCodeType::Dynamic => {
                 let amount = scan.amount.ok_or_else(|| {
@@ -145,9 +148,11 @@ impl Wallet {
                 (amount, None)
             }
             QrCodeType::Static => {
-                let amount = match answers.amount {
-                    Some(amount) => check_static_amount(amount)?,
-                    None => ask_amount(prompt, locale)?,
+                let amount = match (answers.amount, answers.decision) {
+                    (Some(amount), _) => check_static_amount(amount)?,
+                    // Back needs no amount.
+                    (None, Some(Decision::Back)) => return Ok(Choice::Back),
+                    (None, _) => ask_amount(prompt, locale)?,
                 };
                 (amount, Some(amount))
             }
@@ -167,6 +172,16 @@ impl Wallet {
                 return Err(WalletError::Protocol("a refund QR to pay".to_owned()));
             }
         };
+        // An amount given for a QR whose amount is set (Dynamic, or Custom once computed) is
+        // what the script expects to pay: a different one is refused, not paid.
+        if customer_amount.is_none()
+            && let Some(expected) = answers.amount
+            && expected != due
+        {
+            return Err(WalletError::BadAnswer(text::amount_differs(
+                locale, expected, due,
+            )));
+        }
         prompt.say(&text::amount_due(locale, due));
         if let Some(until) = &scan.can_confirm_until {
             prompt.say(&text::confirm_until(locale, until));
@@ -207,6 +222,7 @@ fn show_result(prompt: &mut dyn Prompt, locale: Locale, view: &PaymentView) {
             locale,
             view.ps_code.as_deref().unwrap_or("—"),
         )),
+        "pending" => prompt.say(&text::pending(locale)),
         other => prompt.say(&text::other_status(locale, other)),
     }
 }

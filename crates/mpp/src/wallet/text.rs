@@ -182,6 +182,29 @@ pub fn rejected(locale: Locale, code: &str) -> String {
         kk: format!("Төлем қабылданбады ({code}), ақша шотқа қайтарылды."))
 }
 
+/// The MPP has not heard the PS's answer yet: its driver goes on, and the outcome shows in the
+/// history.
+pub fn pending(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Платёж обрабатывается; результат появится в истории.",
+        kk: "Төлем өңделуде; нәтижесі тарихта шығады.")
+}
+
+/// `--amount` for a QR whose amount is set, and not its amount.
+pub fn amount_differs(locale: Locale, expected: Amount, due: Amount) -> String {
+    let (expected, due) = (money(expected), money(due));
+    tr!(locale,
+        ru: format!("--amount {expected}: к оплате {due}; не оплачено"),
+        kk: format!("--amount {expected}: төлеуге {due}; төленбеді"))
+}
+
+/// `--param` for a QR code without a form (Dynamic or Static).
+pub fn no_form(locale: Locale) -> String {
+    tr!(locale,
+        ru: "--param: у этого QR-кода нет формы; не оплачено",
+        kk: "--param: бұл QR-кодта форма жоқ; төленбеді")
+}
+
 /// A status the wallet does not know (a newer MPP).
 pub fn other_status(locale: Locale, status: &str) -> String {
     tr!(locale, ru: format!("Статус платежа: {status}"), kk: format!("Төлем мәртебесі: {status}"))
