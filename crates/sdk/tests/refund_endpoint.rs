@@ -456,10 +456,27 @@ async fn control_characters_other_methods_and_large_bodies_are_refused_in_the_en
         "the hook never sees them"
     );
     let http = reqwest::Client::new();
+    // A refund as a web page in a browser could send it, without a CORS preflight: as
+    // `text/plain`, as a form, or with no type. Not read, and 415, which the PS retries.
+    let valid = serde_json::to_string(&refund("R6", "C1", "1")).expect("json");
+    let typed = |kind: &str| {
+        http.post(&mpp.url)
+            .header("content-type", kind)
+            .body(valid.clone())
+    };
+    let json = |body: Vec<u8>| {
+        http.post(&mpp.url)
+            .header("content-type", "application/json")
+            .body(body)
+    };
     for (request, want) in [
         (http.get(&mpp.url), 405),
         (http.put(&mpp.url).body("{}"), 405),
-        (http.post(&mpp.url).body(vec![b' '; 3 * 1024 * 1024]), 413),
+        (typed("text/plain"), 415),
+        (typed("application/x-www-form-urlencoded"), 415),
+        (typed("multipart/form-data; boundary=x"), 415),
+        (http.post(&mpp.url).body(valid.clone()), 415),
+        (json(vec![b' '; 3 * 1024 * 1024]), 413),
     ] {
         let resp = request.send().await.expect("answer");
         assert_eq!(resp.status().as_u16(), want);

@@ -244,7 +244,10 @@ impl RefundEndpoint {
     }
 
     /// Answers one `POST /refund` from its body: the framework-neutral core, for an MPP that
-    /// serves HTTP with something other than axum. Run it to the end (it is cancel-safe: the
+    /// serves HTTP with something other than axum. Check first that the request's
+    /// `Content-Type` is `application/json`, as [`router`](RefundEndpoint::router) does (HTTP
+    /// 415 otherwise): a browser sends a `text/plain` POST to any address without asking, so a
+    /// web page could otherwise order refunds. Run it to the end (it is cancel-safe: the
     /// credit runs in a task of its own and finishes even if this future is dropped).
     ///
     /// It needs a Tokio runtime with its timer (what `#[tokio::main]` makes): the credit runs in
@@ -291,7 +294,8 @@ impl RefundEndpoint {
 
     /// The axum integration: a router serving `POST /refund`, to merge into the MPP's own (the
     /// crate's `axum` feature, on by default). Every answer is in the `result` envelope: another
-    /// method is 405 and a body over [`BODY_BYTES_MAX`] is 413, both `PARAM_ILLEGAL`.
+    /// method is 405, a body that is not `application/json` 415 (unread), and a body over
+    /// [`BODY_BYTES_MAX`] 413, all `PARAM_ILLEGAL`.
     #[cfg(feature = "axum")]
     pub fn router(&self) -> axum::Router {
         use axum::body::Body;
@@ -308,6 +312,14 @@ impl RefundEndpoint {
             body: Body,
         ) -> axum::response::Response {
             let locale = locale_of(&headers);
+            // The PS sends JSON as JSON. A body of another type is not read: a web page in a
+            // browser on the MPP's network may send a form or `text/plain` anywhere without
+            // asking first (no CORS preflight), and must not make the MPP pay a refund. HTTP
+            // 415, not 200: the PS retries it rather than take PARAM_ILLEGAL as final.
+            if !is_json(&headers) {
+                let answer = result_json(ResultCode::ParamIllegal, Some("Content-Type"), locale);
+                return respond(StatusCode::UNSUPPORTED_MEDIA_TYPE, answer);
+            }
             // Read here, under the kit's own limit, so that a refusal keeps the envelope (axum's
             // `Bytes` extractor answers text/plain).
             let read = axum::body::to_bytes(body, BODY_BYTES_MAX).await;
@@ -344,6 +356,19 @@ impl RefundEndpoint {
                 .headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
             response
+        }
+        /// Whether the call says its body is JSON: one `Content-Type`, `application/json`
+        /// (parameters such as `charset` allowed).
+        fn is_json(headers: &axum::http::HeaderMap) -> bool {
+            let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+            match (values.next(), values.next()) {
+                (Some(value), None) => value.to_str().is_ok_and(|v| {
+                    v.split(';')
+                        .next()
+                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                }),
+                _ => false,
+            }
         }
         /// The call's `X-Locale` (sent once, one of the two), else Russian.
         fn locale_of(headers: &axum::http::HeaderMap) -> Locale {
