@@ -861,6 +861,15 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
             post(ps, cancel, operator, &fields).await
         }
     };
+    // 0,00 is no cancellation: refused before the question, which would offer nothing back.
+    let zero = send(submit(&page, "0,00", false)).await;
+    assert_eq!(zero.status, 400, "{}", zero.body);
+    assert_eq!(
+        text_of(&zero, "cancel-error").as_deref(),
+        Some("Сумма не понята: пишите больше нуля, например, 1500 или 1500,50."),
+        "{}",
+        zero.body
+    );
     // More than was paid: refused on the purchase's page, the amount kept as typed, with how
     // much is left.
     let refused = send(submit(&page, "900", true)).await;

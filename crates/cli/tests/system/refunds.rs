@@ -631,6 +631,21 @@ async fn a_custom_payment_is_refunded_when_the_provider_cancels_it() {
         mpp.first_body(&refund_id).expect("body")["customerId"],
         "C5"
     );
+    // An amount of 0.00 is no cancellation.
+    let (status, answer) = ps
+        .admin(
+            "POST",
+            &format!("/admin/v1/payments/{payment_id}/cancel"),
+            &json!({"amount": "0"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (
+            400,
+            &json!("amount: more than 0.00 (leave it out for all that is left)")
+        )
+    );
     // Nothing is left, and only Custom payments are cancelled this way.
     let (status, _) = ps
         .admin(

@@ -62,6 +62,9 @@ pub(super) async fn cancel_payment(
             Err(AdminError(StatusCode::NOT_FOUND, "no such payment".into()))
         }
         Cancelled::NothingLeft => Err(bad("nothing left to refund")),
+        Cancelled::ZeroAmount => Err(bad(
+            "amount: more than 0.00 (leave it out for all that is left)",
+        )),
         Cancelled::Refused(Refusal::AmountExceeded { left }) => Err(bad(format!(
             "the amount is more than what is left to refund ({left})"
         ))),

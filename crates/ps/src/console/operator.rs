@@ -931,7 +931,9 @@ async fn cancel(
     };
     let amount = match Some(typed.as_str()).filter(|t| !t.is_empty()) {
         None => None,
-        Some(text) => match typed_amount(text) {
+        // 0,00 is no cancellation: refused before the question, which would offer to give back
+        // nothing.
+        Some(text) => match typed_amount(text).filter(|a| !a.is_zero()) {
             Some(amount) => Some(amount),
             None => return again(e(ctx.t(T::BadAmount))).await,
         },
@@ -998,6 +1000,7 @@ async fn cancel(
             "/console/operator",
         ),
         Ok(Cancelled::NothingLeft) => again(e(ctx.t(T::CancelNothingLeft))).await,
+        Ok(Cancelled::ZeroAmount) => again(e(ctx.t(T::BadAmount))).await,
         Ok(Cancelled::Refused(refusal)) => {
             let why = match refusal {
                 Refusal::AmountExceeded { left } => format!(

@@ -29,11 +29,16 @@ pub enum Cancelled {
     NoSuchPayment,
     /// Nothing is left to give back.
     NothingLeft,
+    /// An amount of 0.00 was asked for: not a cancellation (no amount means all that is left).
+    ZeroAmount,
     /// The refund rules refused it; nothing was placed.
     Refused(Refusal),
 }
 
 pub async fn cancel(app: &App, order: CancelOrder) -> StoreResult<Cancelled> {
+    if order.amount.is_some_and(Amount::is_zero) {
+        return Ok(Cancelled::ZeroAmount);
+    }
     if let Some(replay) = order.replay.clone()
         && let Some(first) = app.store.pos_replay(replay).await?
     {
