@@ -183,6 +183,38 @@ async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("id=\"error\""));
     assert_eq!(wrong.set_cookie(), None);
+    // Its language switch names the form's address, which a GET answers with the form's page
+    // in that language (every form's address does: sign-out, cancel, retry, the organization's).
+    assert!(
+        wrong
+            .body
+            .contains("id=\"locale-kk\" lang=\"kk\" href=\"/console/sign-in?locale=kk\""),
+        "{}",
+        wrong.body
+    );
+    for (form, page) in [
+        ("/console/sign-in?locale=kk", "/console?locale=kk"),
+        ("/console/sign-out", "/console"),
+        (
+            "/console/operator/organizations/990340001234/api-keys?locale=kk",
+            "/console/operator/organizations/990340001234?locale=kk",
+        ),
+        (
+            "/console/operator/organizations/990340001234/certificates/ab/revoke?locale=ru",
+            "/console/operator/organizations/990340001234?locale=ru",
+        ),
+        (
+            "/console/operator/payments/7/cancel?locale=kk",
+            "/console/operator/payments/7?locale=kk",
+        ),
+        (
+            "/console/operator/refunds/7/retry?locale=kk",
+            "/console/operator?locale=kk",
+        ),
+    ] {
+        let answer = call(&ps, "GET", form, None, &[], None).await;
+        assert_eq!((answer.status, answer.location()), (303, page), "{form}");
+    }
     // Each refusal is counted for the operator (and logged at most once a second).
     let (_, metrics) = ps.admin("GET", "/admin/v1/metrics", &Value::Null).await;
     let metrics = metrics.as_str().expect("Prometheus text");

@@ -21,7 +21,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
 use jiff::Timestamp;
 use tolem_wire::{Amount, Locale};
@@ -44,8 +44,8 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
         .route("/console/console.css", get(css))
-        .route("/console/sign-in", post(sign_in))
-        .route("/console/sign-out", post(sign_out))
+        .route("/console/sign-in", get(back_home).post(sign_in))
+        .route("/console/sign-out", get(back_home).post(sign_out))
         .merge(operator::routes())
         .merge(organization::routes())
         .merge(cabinet::routes())
@@ -64,8 +64,8 @@ pub(crate) fn cabinet_router(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
         .route("/console/console.css", get(css))
-        .route("/console/sign-in", post(sign_in))
-        .route("/console/sign-out", post(sign_out))
+        .route("/console/sign-in", get(back_home).post(sign_in))
+        .route("/console/sign-out", get(back_home).post(sign_out))
         .merge(cabinet::routes())
         .route("/console/{*rest}", get(not_found).post(not_found))
         .route_layer(middleware::from_fn_with_state(app, guard))
@@ -531,6 +531,23 @@ async fn sign_out(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respon
 
 async fn css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+/// Where a GET of a form's address goes: the page the form is on, in the language the link asked
+/// for. A page that answers a form (a refusal, a key shown once) links its language switch to
+/// the form's own address.
+fn back_to(ctx: &Ctx, page: &str) -> Response {
+    if ctx.locale_chosen {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("locale", ctx.locale.code());
+        return Redirect::to(&format!("{page}?{}", query.finish())).into_response();
+    }
+    Redirect::to(page).into_response()
+}
+
+/// A GET of the sign-in or sign-out form's address: the console's first page.
+async fn back_home(ctx: Ctx) -> Response {
+    back_to(&ctx, "/console")
 }
 
 async fn not_found(ctx: Ctx) -> Response {

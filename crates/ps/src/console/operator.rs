@@ -57,15 +57,15 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
-async fn back_to_purchase(Path(id): Path<String>) -> Response {
+async fn back_to_purchase(ctx: Ctx, Path(id): Path<String>) -> Response {
     match id.parse::<i64>() {
-        Ok(id) => Redirect::to(&format!("/console/operator/payments/{id}")).into_response(),
-        Err(_) => Redirect::to("/console/operator").into_response(),
+        Ok(id) => super::back_to(&ctx, &format!("/console/operator/payments/{id}")),
+        Err(_) => super::back_to(&ctx, "/console/operator"),
     }
 }
 
-async fn back_to_overview() -> Response {
-    Redirect::to("/console/operator").into_response()
+pub(super) async fn back_to_overview(ctx: Ctx) -> Response {
+    super::back_to(&ctx, "/console/operator")
 }
 
 /// The outcome of a form, passed on through the redirect that follows it (`?done=`): one of a

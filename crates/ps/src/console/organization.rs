@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use super::texts::T;
@@ -25,16 +25,27 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/console/operator/organizations/{bin}", get(page))
         .route(
             "/console/operator/organizations/{bin}/api-keys",
-            post(issue),
+            get(back_to_page).post(issue),
         )
         .route(
             "/console/operator/organizations/{bin}/certificates",
-            post(register),
+            get(back_to_page).post(register),
         )
         .route(
             "/console/operator/organizations/{bin}/certificates/{fingerprint}/revoke",
-            post(revoke),
+            get(back_to_page).post(revoke),
         )
+}
+
+/// A GET of one of the page's form addresses (its language switch, after a form): the page.
+async fn back_to_page(
+    ctx: Ctx,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+) -> Response {
+    match params.get("bin") {
+        Some(bin) => super::back_to(&ctx, &href(bin)),
+        None => super::back_to(&ctx, "/console/operator"),
+    }
 }
 
 /// The organization's page address.

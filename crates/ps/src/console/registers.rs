@@ -21,12 +21,8 @@ pub(super) fn routes() -> Router<AppState> {
         // The form's address opened again leads back to the overview, not to "no such page".
         .route(
             "/console/operator/registers/{mpp}/{kind}/{period}/send",
-            get(back_to_overview).post(send),
+            get(super::operator::back_to_overview).post(send),
         )
-}
-
-async fn back_to_overview() -> Response {
-    Redirect::to("/console/operator").into_response()
 }
 
 /// The link a row of the register e-mails' table gives to its register.
