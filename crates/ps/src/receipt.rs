@@ -339,10 +339,28 @@ pub(crate) fn fault(e: crate::store::StoreError) -> Response {
 
 /// Text made safe to put inside HTML.
 pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            // The invisible marks, embeddings, overrides and isolates that reorder what follows
+            // them: shown as their code, so that a name or code from outside cannot make the
+            // page read otherwise than the text it holds (`FAIL` shown as `LIAF`, the rest of a
+            // sentence turned around).
+            '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&format!("[U+{:04X}]", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -350,6 +368,20 @@ mod tests {
     use super::*;
 
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn text_for_html_is_escaped_and_cannot_reorder_the_page() {
+        assert_eq!(
+            escape("<b a=\"1\">Кафе & Co</b>"),
+            "&lt;b a=&quot;1&quot;&gt;Кафе &amp; Co&lt;/b&gt;"
+        );
+        assert_eq!(
+            escape("C\u{202e}LIAF\u{2066}x\u{2069}\u{200f}"),
+            "C[U+202E]LIAF[U+2066]x[U+2069][U+200F]"
+        );
+        // Joiners and spaces of other kinds are text, as is every letter.
+        assert_eq!(escape("a\u{200d}b\u{a0}c Ә"), "a\u{200d}b\u{a0}c Ә");
+    }
 
     #[test]
     fn either_suffix_opens_every_link() {
