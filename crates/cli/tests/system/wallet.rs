@@ -715,3 +715,53 @@ async fn a_payment_still_processing_is_neither_paid_nor_refused() {
     assert_eq!(bank.balance("C1").await, C1_OPENING - 70_000);
     assert!(bank.balanced().await);
 }
+
+/// The MPP took the payment but its answer was lost on the way (the connection reset): the
+/// wallet does not say the bank is down and to start it, but that the payment may have gone
+/// through and the history must be read before paying again; and it did go through.
+#[tokio::test]
+async fn a_confirm_without_an_answer_is_not_called_a_bank_that_is_down() {
+    use crate::fault_proxy::{Fault, FaultProxy};
+
+    let (ps, bank) = ps_and_mpp().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 300).await;
+    let mpp: std::net::SocketAddr = bank
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the MPP's address");
+    // The scan passes; the confirm reaches the MPP, and half of its answer the wallet.
+    let proxy = FaultProxy::start(
+        mpp,
+        vec![Fault::Pass, Fault::ResetMidAnswer],
+        1,
+        std::time::Duration::from_secs(1),
+    )
+    .await;
+    let yes = PayAnswers {
+        decision: Some(Decision::Pay),
+        ..PayAnswers::default()
+    };
+    let paid = Wallet::new(&proxy.url, "C1", Locale::Ru)
+        .expect("a valid url")
+        .pay(&mut Script::new(&[]), &qr, &yes)
+        .await;
+    let error = paid.expect_err("no answer reached the wallet");
+    assert!(
+        matches!(&error, WalletError::ConfirmUnanswered { url, .. } if *url == proxy.url),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .message(Locale::Ru)
+            .contains("Если платёж дошёл до банка, он завершится: проверьте `history`, прежде чем платить снова."),
+        "{error}"
+    );
+    eventually("the payment is Processed", || async {
+        ps.status(id).await["Data"]["Status"] == "Processed"
+    })
+    .await;
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 30_000);
+    assert!(bank.balanced().await);
+}

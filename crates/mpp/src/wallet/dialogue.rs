@@ -101,11 +101,17 @@ impl Wallet {
             .ok_or_else(|| WalletError::Protocol("a scan without paymentId".to_owned()))?;
         let decided = self.decide(prompt, &scan, &payment_id, answers).await;
         let view = match decided {
-            Ok(Choice::Pay { amount }) => {
-                self.client
-                    .confirm(&self.customer_id, &payment_id, amount, locale)
-                    .await?
-            }
+            Ok(Choice::Pay { amount }) => self
+                .client
+                .confirm(&self.customer_id, &payment_id, amount, locale)
+                .await
+                // A confirm without an answer may have paid: never "the bank is down, start it".
+                .map_err(|e| match e {
+                    WalletError::Unreachable { url, why } => {
+                        WalletError::ConfirmUnanswered { url, why }
+                    }
+                    other => other,
+                })?,
             Ok(Choice::Back) => {
                 self.client
                     .back(&self.customer_id, &payment_id, locale)

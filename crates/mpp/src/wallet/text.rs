@@ -290,6 +290,9 @@ pub fn error(e: &WalletError, locale: Locale) -> String {
         WalletError::Timeout { url } => tr!(locale,
             ru: format!("Банк (МПП) {url} не ответил вовремя. Платёж может ещё завершиться — проверьте `history`."),
             kk: format!("Банк (МПП) {url} уақытында жауап бермеді. Төлем әлі аяқталуы мүмкін — `history` тексеріңіз.")),
+        WalletError::ConfirmUnanswered { url, why } => tr!(locale,
+            ru: format!("Банк (МПП) {url} не ответил на оплату: {why}. Если платёж дошёл до банка, он завершится: проверьте `history`, прежде чем платить снова."),
+            kk: format!("Банк (МПП) {url} төлемге жауап бермеді: {why}. Төлем банкке жетсе, ол аяқталады: қайта төлемес бұрын `history` тексеріңіз.")),
         WalletError::Mpp { status, message } => tr!(locale,
             ru: format!("Банк (МПП) ответил ошибкой (HTTP {status}): {message}"),
             kk: format!("Банк (МПП) қатемен жауап берді (HTTP {status}): {message}")),
@@ -373,6 +376,10 @@ mod tests {
                 why: "w".into(),
             },
             WalletError::Timeout { url: "u".into() },
+            WalletError::ConfirmUnanswered {
+                url: "u".into(),
+                why: "w".into(),
+            },
             WalletError::Mpp {
                 status: 400,
                 message: "m".into(),
