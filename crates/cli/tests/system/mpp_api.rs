@@ -217,6 +217,14 @@ async fn custom_qr_checkout_freezes_the_amount_in_the_callers_language() {
             json!([{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}, {"id": 1, "value": "x"}]),
             "parameters[id=1] — недопустимое значение",
         ),
+        (
+            json!([{"id": 3932, "value": "777\tABC"}, {"id": 3933, "value": "1h"}]),
+            "parameters[id=3932] — содержит управляющий символ",
+        ),
+        (
+            json!([{"id": 3932, "value": "777ABC02\n"}, {"id": 3933, "value": "1h"}]),
+            "parameters[id=3932] — содержит управляющий символ",
+        ),
     ];
     for (parameters, problem) in cases {
         let body = json!({"paymentId": payment_id, "serviceId": 2862, "parameters": parameters});

@@ -133,6 +133,11 @@ fn checked_parameters(service: &Service, sent: &[ParameterValue]) -> Result<Vec<
         if prefilled.is_some_and(|v| v != value) {
             return Err(refused(parameter.id, Problem::Invalid));
         }
+        // What the buyer typed is shown on the receipt and sent to the service: a tab or a line
+        // break is no plate number. A value the PS filled in is taken as it is.
+        if prefilled.is_none() && value.chars().any(char::is_control) {
+            return Err(refused(parameter.id, Problem::ControlCharacter));
+        }
         if !parameter.options.is_empty() && !parameter.options.iter().any(|o| o.key == value) {
             return Err(refused(parameter.id, Problem::Invalid));
         }
