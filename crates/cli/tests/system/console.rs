@@ -784,8 +784,12 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
     // A register not due yet, or not one at all: a page in the session's language with the way
     // back, not the cabinet API's JSON.
     let today = yesterday.tomorrow().expect("a day");
+    let ready = format!(
+        "будет готов после его окончания, с {} 00:05 Asia/Almaty.",
+        today.tomorrow().expect("a day")
+    );
     for (path, status, text) in [
-        (format!("daily/{today}.csv"), 409, "будет готов"),
+        (format!("daily/{today}.csv"), 409, ready.as_str()),
         ("daily/2026-13-01.csv".to_owned(), 404, "Не найдено"),
         ("weekly/2026-11.csv".to_owned(), 404, "Не найдено"),
     ] {

@@ -139,7 +139,10 @@ pub(super) async fn register_page(
 ) -> Response {
     let (status, text) = match register_for_page(app, mpp, kind, file).await {
         Ok(register) => return register,
-        Err(PageRefusal::NotYet) => (StatusCode::CONFLICT, T::RegisterNotYet),
+        Err(PageRefusal::NotYet(ready_from)) => {
+            let text = ctx.t(T::RegisterNotYet).replace("{from}", &ready_from);
+            return ctx.notice(StatusCode::CONFLICT, T::Registers, &text, back);
+        }
         Err(PageRefusal::NoSuch) => (StatusCode::NOT_FOUND, T::NoSuchThing),
         Err(PageRefusal::Busy) => (StatusCode::SERVICE_UNAVAILABLE, T::Busy),
         Err(PageRefusal::UnknownMpp) => gone,

@@ -24,8 +24,9 @@ use crate::state::AppState;
 enum CabinetError {
     Unauthorized,
     NotFound(String),
-    /// The register exists once its period is over; asking again later succeeds.
-    NotYet(String),
+    /// The register exists once its period is over; asking again later succeeds. The message,
+    /// and when it can be made (`2026-11-28 00:05 Asia/Almaty`).
+    NotYet(String, String),
     BadRequest(String),
     Busy,
     Internal(RegisterError),
@@ -35,7 +36,9 @@ impl From<RegisterError> for CabinetError {
     fn from(e: RegisterError) -> CabinetError {
         match e {
             RegisterError::BadPeriod(_) => CabinetError::BadRequest(e.to_string()),
-            RegisterError::NotEnded { .. } => CabinetError::NotYet(e.to_string()),
+            RegisterError::NotEnded { ref ready_from, .. } => {
+                CabinetError::NotYet(e.to_string(), ready_from.clone())
+            }
             // A token of an MPP the catalog no longer has: nothing to show.
             RegisterError::UnknownMpp(_) => CabinetError::Unauthorized,
             other => CabinetError::Internal(other),
@@ -60,7 +63,7 @@ impl IntoResponse for CabinetError {
             CabinetError::NotFound(message) => (StatusCode::NOT_FOUND, message),
             // Not 404: nothing is missing, the register is not due yet; asked again once the
             // period is over, the same URL answers with the file.
-            CabinetError::NotYet(message) => (StatusCode::CONFLICT, message),
+            CabinetError::NotYet(message, _) => (StatusCode::CONFLICT, message),
             CabinetError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             CabinetError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -170,8 +173,8 @@ pub(crate) async fn register_of(app: &AppState, mpp: &str, kind: &str, file: &st
 /// Why the console's cabinet page could not give a register (`console::cabinet`), said there in
 /// the session's language instead of this API's JSON.
 pub(crate) enum PageRefusal {
-    /// The period is not over yet.
-    NotYet,
+    /// The period is not over yet; it can be made from then (`2026-11-28 00:05 Asia/Almaty`).
+    NotYet(String),
     /// No such register (a kind or date that is not one).
     NoSuch,
     /// Registers are being made up to the limit; later.
@@ -192,7 +195,7 @@ pub(crate) async fn register_for_page(
     make_register(app, mpp, kind, file)
         .await
         .map_err(|e| match e {
-            CabinetError::NotYet(_) => PageRefusal::NotYet,
+            CabinetError::NotYet(_, ready_from) => PageRefusal::NotYet(ready_from),
             CabinetError::NotFound(_) | CabinetError::BadRequest(_) => PageRefusal::NoSuch,
             CabinetError::Busy => PageRefusal::Busy,
             CabinetError::Unauthorized => PageRefusal::UnknownMpp,
