@@ -337,7 +337,27 @@ pub(crate) fn fault(e: crate::store::StoreError) -> Response {
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
-/// Text made safe to put inside HTML.
+/// Text for a form's value (a `<textarea>`, an `<input value="…">`): `& < > "` escaped and
+/// nothing else, so that what the form sends back is the text it was given.
+pub(crate) fn escape_value(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Whether `c` reorders the text around it without being seen: the bidi marks, embeddings,
+/// overrides and isolates.
+pub(crate) fn reorders(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Text shown on a page (element content, or an attribute a person reads): as
+/// [`escape_value`], and the characters that [`reorders`] shown as their code. Never for a
+/// form's value, which would send the code back.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -350,13 +370,7 @@ pub(crate) fn escape(text: &str) -> String {
             // them: shown as their code, so that a name or code from outside cannot make the
             // page read otherwise than the text it holds (`FAIL` shown as `LIAF`, the rest of a
             // sentence turned around).
-            '\u{061c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => {
-                out.push_str(&format!("[U+{:04X}]", u32::from(c)));
-            }
+            c if reorders(c) => out.push_str(&format!("[U+{:04X}]", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -381,6 +395,11 @@ mod tests {
         );
         // Joiners and spaces of other kinds are text, as is every letter.
         assert_eq!(escape("a\u{200d}b\u{a0}c Ә"), "a\u{200d}b\u{a0}c Ә");
+        // A form's value comes back as it was given.
+        assert_eq!(
+            escape_value("{\"name\": \"C\u{200f}<1>\"}"),
+            "{&quot;name&quot;: &quot;C\u{200f}&lt;1&gt;&quot;}"
+        );
     }
 
     #[test]

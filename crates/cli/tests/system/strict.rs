@@ -548,6 +548,18 @@ async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
         let error = answer["error"].as_str().expect("an error");
         assert_eq!(error, format!("{field}: holds a control character"));
     }
+    // Nor a character that reorders text unseen.
+    let mut bad = point.clone();
+    bad["name"] = json!("Кафе \u{202e}ilaB");
+    let (status, answer) = put(bad).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (
+            400,
+            &json!("name: holds U+202E, which reorders text unseen")
+        ),
+        "{answer}"
+    );
     let mut bank = catalog["mpps"][0].clone();
     bank["register_email"] = json!("a@b.example\r\nBcc: someone@else.example");
     let key = bank["caller_name"].as_str().expect("a name").to_owned();

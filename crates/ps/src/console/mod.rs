@@ -107,6 +107,11 @@ fn e(text: &str) -> String {
     crate::receipt::escape(text)
 }
 
+/// Text for a form's value, which the form sends back as it is (`receipt::escape_value`).
+fn ev(text: &str) -> String {
+    crate::receipt::escape_value(text)
+}
+
 /// What every console page knows of its request: the language, the session if one is valid,
 /// whether the connection is TLS, and how to name the page's own origin and path.
 struct Ctx {
@@ -330,8 +335,8 @@ impl Ctx {
             .map(|(name, value)| {
                 format!(
                     "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                    e(name),
-                    e(value)
+                    ev(name),
+                    ev(value)
                 )
             })
             .collect();
@@ -531,6 +536,12 @@ async fn sign_out(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respon
 
 async fn css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+/// An admin use case's refusal, said in the session's language around the admin API's own
+/// words (English, as the API answers), which name the field and the rule.
+fn admin_refused(ctx: &Ctx, why: &str) -> String {
+    ctx.t(T::AdminRefused).replace("{why}", why)
 }
 
 /// Where a GET of a form's address goes: the page the form is on, in the language the link asked

@@ -328,7 +328,7 @@ fn search_form(ctx: &Ctx, value: &str, heading: bool) -> String {
          <button id=\"search-go\" type=\"submit\">{find}</button></form></section>",
         label_all = ctx.t(T::Search),
         label = ctx.t(T::SearchLabel),
-        value = e(value),
+        value = super::ev(value),
         find = ctx.t(T::Find),
     )
 }
@@ -857,7 +857,7 @@ async fn purchase_page_with(
             csrf = ctx.csrf_field(),
             amount = ctx.t(T::CancelAmount),
             cancel = ctx.t(T::Cancel),
-            typed = e(&typed),
+            typed = super::ev(&typed),
             focus = if why.is_empty() { "" } else { " autofocus aria-describedby=\"cancel-error\"" },
         ));
     }
@@ -1058,7 +1058,7 @@ fn admin_refusal(
     back: &str,
 ) -> Response {
     let (status, why) = refusal.parts();
-    ctx.notice(status, title, why, back)
+    ctx.notice(status, title, &super::admin_refused(ctx, why), back)
 }
 
 async fn status(
@@ -1292,8 +1292,8 @@ fn edit_page(
         kind = e(kind),
         key_path = e(&path_segment(key)),
         csrf = ctx.csrf_field(),
-        json = e(json),
-        tag = e(tag),
+        json = super::ev(json),
+        tag = super::ev(tag),
         save = ctx.t(T::Save),
         back = ctx.t(T::Back),
     );
@@ -1355,10 +1355,10 @@ async fn edit_save(
             // The form keeps the tag it was opened with, so that only opening the item again
             // (and seeing what changed) lets it be saved.
             let why = match status {
-                StatusCode::PRECONDITION_FAILED => ctx.t(T::ChangedSinceOpened),
-                _ => why,
+                StatusCode::PRECONDITION_FAILED => ctx.t(T::ChangedSinceOpened).to_owned(),
+                _ => super::admin_refused(&ctx, why),
             };
-            edit_page(&ctx, status, (&kind, &key), (json, tag), Some(why))
+            edit_page(&ctx, status, (&kind, &key), (json, tag), Some(&why))
         }
     }
 }

@@ -199,7 +199,7 @@ fn refused(ctx: &Ctx, app: &AppState, bin: &str, refusal: &admin_api::AdminError
     let (status, why) = refusal.parts();
     let top = format!(
         "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
-        e(why)
+        e(&super::admin_refused(ctx, why))
     );
     match organization(ctx, app, bin) {
         Ok(org) => render(ctx, &org, status, &top),
