@@ -57,7 +57,8 @@ struct PayArgs {
     /// A PNG or JPEG picture of the QR code.
     #[arg(long, conflicts_with = "token")]
     image: Option<PathBuf>,
-    /// The amount of a Static QR, in whole tenge (otherwise asked).
+    /// The amount of a Static QR, in whole tenge (otherwise asked); for a Dynamic QR or a
+    /// computed Custom one, the amount expected (tiyn allowed): another is not paid.
     #[arg(long, value_parser = parse_amount)]
     amount: Option<Amount>,
     /// A Custom field as ID=VALUE (for a choice: the option's key), e.g. 3932=777ABC02.
@@ -76,9 +77,11 @@ fn parse_zone(name: &str) -> Result<TimeZone, String> {
         .map_err(|_| format!("an IANA time zone such as Asia/Almaty, not {name:?}"))
 }
 
+/// Any amount above zero: a Static QR's must be whole tenge, which the dialogue checks (and
+/// says in the customer's language) once it knows the QR's type.
 fn parse_amount(text: &str) -> Result<Amount, String> {
-    tolem_mpp::wallet::dialogue::parse_tenge(text)
-        .ok_or_else(|| "a whole number of tenge above zero, e.g. 500".to_owned())
+    tolem_mpp::wallet::dialogue::parse_typed(text)
+        .ok_or_else(|| "an amount above zero, e.g. 500 or 1200,50".to_owned())
 }
 
 fn parse_param(text: &str) -> Result<(i64, String), String> {
@@ -196,10 +199,16 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                     _ => None,
                 },
             };
-            let outcome = wallet
-                .pay(&mut terminal, &token, &answers)
-                .await
-                .map_err(explain)?;
+            let outcome = match wallet.pay(&mut terminal, &token, &answers).await {
+                Ok(outcome) => outcome,
+                // Sent, and not answered: as a payment still processing, never an error a
+                // script may answer by paying again.
+                Err(e @ WalletError::ConfirmUnanswered { .. }) => {
+                    eprintln!("{}", e.message(locale));
+                    return Err(StillPending.into());
+                }
+                Err(e) => return Err(explain(e)),
+            };
             if let PayOutcome::Finished(view) = outcome {
                 // Already explained on screen; the exit status tells scripts.
                 match view.status.as_str() {

@@ -274,8 +274,10 @@ fn credit_refund(conn: &mut Connection, refund: &RefundOrder) -> Result<Credited
     // Debited here, but the PS's answer to its notifyPayment has not arrived yet (lost, or the
     // PS was down): the refund is the PS's word that it confirmed the payment, and the driver
     // will hear the same. Not a refusal, which would be final and leave the customer charged:
-    // the PS is answered "retry" until the driver has settled the payment.
-    if matches!(status.as_str(), "debited" | "closing") {
+    // the PS is answered "retry" until the driver has settled the payment. (A payment closing
+    // was told to the PS as not paid, nothing debited: no refund of it is owed, and the
+    // refusal below is final.)
+    if status == "debited" {
         return Err(CreditError::new(format!(
             "payment {} is not settled here yet: its notifyPayment has not been answered",
             refund.payment_id()

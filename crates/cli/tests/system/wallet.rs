@@ -634,9 +634,15 @@ async fn the_binary_pays_only_what_its_flags_say() {
     assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
     assert_eq!(bank.balance("C1").await, C1_OPENING);
     let (token, id) = ps.dynamic_qr(&device, 1200).await;
-    let (ok, out, err) = tolem_wallet(&bank, &["pay", &token, "--amount", "1200", "--yes"]).await;
+    let (ok, out, err) =
+        tolem_wallet(&bank, &["pay", &token, "--amount", "1 200,00", "--yes"]).await;
     assert!(ok, "{out}\n{err}");
     assert_eq!(ps.status(id).await["Data"]["Status"], "Processed");
+    // A Static amount is whole tenge, said once the QR is known to be Static.
+    let (ok, out, err) =
+        tolem_wallet(&bank, &["pay", STATIC_QR, "--amount", "12,50", "--yes"]).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("--amount 12.50"), "{err}");
     let (ok, out, err) = tolem_wallet(
         &bank,
         &[
@@ -763,5 +769,38 @@ async fn a_confirm_without_an_answer_is_not_called_a_bank_that_is_down() {
     })
     .await;
     assert_eq!(bank.balance("C1").await, C1_OPENING - 30_000);
+    // The binary says so and exits 3, as for a payment still processing: never 1, which a
+    // script could answer by paying again.
+    let (qr, id) = ps.dynamic_qr(&device, 200).await;
+    let proxy = FaultProxy::start(
+        mpp,
+        vec![Fault::Pass, Fault::ResetMidAnswer],
+        1,
+        std::time::Duration::from_secs(1),
+    )
+    .await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args([
+            "wallet",
+            "--mpp",
+            &proxy.url,
+            "--customer",
+            "C1",
+            "pay",
+            &qr,
+            "--yes",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("the binary runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{err}");
+    assert!(err.contains("не ответил на оплату"), "{err}");
+    eventually("the second payment is Processed", || async {
+        ps.status(id).await["Data"]["Status"] == "Processed"
+    })
+    .await;
+    assert_eq!(bank.balance("C1").await, C1_OPENING - 50_000);
     assert!(bank.balanced().await);
 }

@@ -110,6 +110,21 @@ impl Wallet {
                     WalletError::Unreachable { url, why } => {
                         WalletError::ConfirmUnanswered { url, why }
                     }
+                    WalletError::Timeout { url } => WalletError::ConfirmUnanswered {
+                        url,
+                        why: format!(
+                            "no answer within {} s",
+                            super::client::REQUEST_TIMEOUT_MS / 1000
+                        ),
+                    },
+                    // The MPP's own fault after it may have debited.
+                    WalletError::Mpp { status, message } if status >= 500 => {
+                        let url = self.client.base_url().trim_end_matches('/').to_owned();
+                        WalletError::ConfirmUnanswered {
+                            url,
+                            why: format!("HTTP {status}: {message}"),
+                        }
+                    }
                     other => other,
                 })?,
             Ok(Choice::Back) => {
@@ -268,14 +283,18 @@ fn ask_amount(prompt: &mut dyn Prompt, locale: Locale) -> Result<Amount, WalletE
 
 /// Whole tenge as a customer types it: `500`, `1 500`, `500,00`, `500.00`.
 pub fn parse_tenge(answer: &str) -> Option<Amount> {
+    check_static_amount(parse_typed(answer)?).ok()
+}
+
+/// An amount above zero as a person types it, tiyn allowed: `1 200,50`, `500`, `500.00 ₸`.
+pub fn parse_typed(answer: &str) -> Option<Amount> {
     let compact: String = answer
         .chars()
         .filter(|c| !c.is_whitespace())
         .map(|c| if c == ',' { '.' } else { c })
         .collect();
     let compact = compact.trim_end_matches('₸');
-    let amount = Amount::parse(compact).ok()?;
-    check_static_amount(amount).ok()
+    Amount::parse(compact).ok().filter(|a| !a.is_zero())
 }
 
 fn check_static_amount(amount: Amount) -> Result<Amount, WalletError> {

@@ -14,8 +14,9 @@ pub enum WalletError {
     Unreachable { url: String, why: String },
     /// The MPP took longer than the wallet waits; the payment may still complete there.
     Timeout { url: String },
-    /// The payment was sent but no answer came back (the connection failed): it may have reached
-    /// the MPP and complete there, so it must not be paid again before the history says.
+    /// The payment was sent but no answer came back (the connection failed, the wait ended, the
+    /// MPP failed with a 5xx): it may have reached the MPP and complete there, so it must not be
+    /// paid again before the history says.
     ConfirmUnanswered { url: String, why: String },
     /// The MPP answered with an error body `{"error": "…"}` (or a non-JSON error).
     Mpp { status: u16, message: String },

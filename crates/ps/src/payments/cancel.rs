@@ -36,9 +36,6 @@ pub enum Cancelled {
 }
 
 pub async fn cancel(app: &App, order: CancelOrder) -> StoreResult<Cancelled> {
-    if order.amount.is_some_and(Amount::is_zero) {
-        return Ok(Cancelled::ZeroAmount);
-    }
     if let Some(replay) = order.replay.clone()
         && let Some(first) = app.store.pos_replay(replay).await?
     {
@@ -48,6 +45,9 @@ pub async fn cancel(app: &App, order: CancelOrder) -> StoreResult<Cancelled> {
     let Some(payment) = app.store.payment(id).await? else {
         return Ok(Cancelled::NoSuchPayment);
     };
+    if order.amount.is_some_and(Amount::is_zero) {
+        return Ok(Cancelled::ZeroAmount);
+    }
     let total = payment.amount.unwrap_or_default();
     let amount = match order.amount {
         Some(amount) => amount,
