@@ -389,11 +389,13 @@ pub struct Failure {
 const FAILURE_CHARS_MAX: usize = 300;
 
 impl Failure {
+    /// The text kept as it reads, whoever wrote its words (an MPP's answer, an SMTP server's
+    /// reply, a certificate's names): escaped and cut ([`crate::domain::text::kept`]).
     pub fn new(kind: FailureKind, text: impl Into<String>) -> Failure {
         let text: String = text.into();
         Failure {
             kind,
-            text: text.chars().take(FAILURE_CHARS_MAX).collect(),
+            text: crate::domain::text::kept(&text, FAILURE_CHARS_MAX),
         }
     }
 

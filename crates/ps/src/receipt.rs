@@ -346,17 +346,9 @@ pub(crate) fn escape_value(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Whether `c` reorders the text around it without being seen: the bidi marks, embeddings,
-/// overrides and isolates.
-pub(crate) fn reorders(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-    )
-}
-
 /// Text shown on a page (element content, or an attribute a person reads): as
-/// [`escape_value`], and the characters that [`reorders`] shown as their code. Never for a
+/// [`escape_value`], and the characters that reorder text unseen
+/// ([`crate::domain::text::reorders`]) shown as their code. Never for a
 /// form's value, which would send the code back.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -370,7 +362,9 @@ pub(crate) fn escape(text: &str) -> String {
             // them: shown as their code, so that a name or code from outside cannot make the
             // page read otherwise than the text it holds (`FAIL` shown as `LIAF`, the rest of a
             // sentence turned around).
-            c if reorders(c) => out.push_str(&format!("[U+{:04X}]", u32::from(c))),
+            c if crate::domain::text::reorders(c) => {
+                out.push_str(&format!("[U+{:04X}]", u32::from(c)))
+            }
             c => out.push(c),
         }
     }

@@ -456,8 +456,8 @@ async fn an_unknown_code_with_control_characters_is_recorded_escaped() {
     let id = refund_r3(&ps, &device, purchase, 40.0).await["Data"]["ReturnOperationId"]
         .as_i64()
         .expect("id");
-    ps.wait_until("the attempt is recorded", || async {
-        refund_status(&ps, id).await["attempts"] == 1
+    ps.wait_until("the attempt's outcome is recorded", || async {
+        !refund_status(&ps, id).await["last_error"].is_null()
     })
     .await;
     let view = refund_status(&ps, id).await;
@@ -465,7 +465,7 @@ async fn an_unknown_code_with_control_characters_is_recorded_escaped() {
         (&view["status"], &view["last_error"]),
         (
             &json!("pending"),
-            &json!("HTTP 200, BAD\\0CODE\\u{202e}LIAF")
+            &json!("HTTP 200, BAD\\u{0}CODE\\u{202e}LIAF")
         ),
         "{view}"
     );
@@ -505,16 +505,23 @@ async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
         })
         .await;
     }
-    let metrics = ps
-        .http
-        .get(format!("{}/admin/v1/metrics", ps.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
+    let metrics = || async {
+        ps.http
+            .get(format!("{}/admin/v1/metrics", ps.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("answer")
+            .text()
+            .await
+            .expect("text")
+    };
+    // An attempt is counted once its outcome is recorded, a moment after it is claimed.
+    ps.wait_until("the last attempt is counted", || async {
+        metrics().await.contains("tolem_refund_retries_total 3\n")
+    })
+    .await;
+    let metrics = metrics().await;
     for line in [
         "tolem_refunds_undelivered_flagged 1",
         "tolem_refunds_flagged_total 1",

@@ -490,7 +490,7 @@ where
 /// scan), receipts, registers and e-mail headers (an MPP's `register_email`), and PostgreSQL
 /// keeps no U+0000. A certificate's PEM alone may break lines. Nor a character that reorders
 /// text unseen (a right-to-left override pasted with a name would turn the rest of a receipt's
-/// or an MPP app's line around; the pages show it as its code, `receipt::reorders`).
+/// or an MPP app's line around; the pages show it as its code, `domain::text::reorders`).
 fn no_control_characters<T: Serialize>(doc: &T) -> Result<(), String> {
     fn walk(value: &serde_json::Value, path: &str, lines_allowed: bool) -> Result<(), String> {
         match value {
@@ -501,7 +501,7 @@ fn no_control_characters<T: Serialize>(doc: &T) -> Result<(), String> {
                 if refused {
                     return Err(format!("{path}: holds a control character"));
                 }
-                if let Some(c) = text.chars().find(|c| crate::receipt::reorders(*c)) {
+                if let Some(c) = text.chars().find(|c| crate::domain::text::reorders(*c)) {
                     return Err(format!(
                         "{path}: holds U+{:04X}, which reorders text unseen",
                         u32::from(c)

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod names;
 pub mod payment;
 pub mod refund;
+pub mod text;
 
 pub use ids::{DeviceId, PaymentId, TradePointId};
 pub(crate) use ids::{OutboxId, RefundId, ServiceId};

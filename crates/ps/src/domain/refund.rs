@@ -374,17 +374,19 @@ impl Delivery {
 /// Most characters of an MPP's unknown `resultCode` kept in a delivery's `last_error`.
 const SAID_CHARS_MAX: usize = 64;
 
-/// An MPP's unknown `resultCode` as it is kept and shown: control and format characters written
-/// as escapes (`\0`, `\u{202e}`), cut to [`SAID_CHARS_MAX`] characters. An answer can then
-/// neither stop its attempt from being recorded (PostgreSQL takes no U+0000) nor make the
-/// console show another word than it said (a right-to-left override), and a 16 KiB code is not
-/// kept on every retry.
+/// An MPP's unknown `resultCode` as it is kept and shown: control characters and those that
+/// reorder text written as escapes (`\u{0}`, `\u{202e}`), cut to [`SAID_CHARS_MAX`] characters.
+/// An answer can then neither stop its attempt from being recorded (PostgreSQL takes no U+0000)
+/// nor make the console show another word than it said (a right-to-left override), and a 16 KiB
+/// code is not kept on every retry.
 fn said(code: &str) -> String {
-    let mut kept: String = code.chars().take(SAID_CHARS_MAX).collect();
-    if kept.len() < code.len() {
-        kept.push('…');
+    let whole = super::text::kept(code, usize::MAX);
+    if whole.chars().count() <= SAID_CHARS_MAX {
+        return whole;
     }
-    kept.escape_debug().to_string()
+    let mut cut = super::text::kept(&whole, SAID_CHARS_MAX);
+    cut.push('…');
+    cut
 }
 
 #[cfg(test)]
@@ -422,7 +424,7 @@ mod tests {
         // it says.
         assert_eq!(
             Delivery::classify(200, Some("BAD\u{0}CODE\u{202e}LIAF")),
-            Delivery::Retry("HTTP 200, BAD\\0CODE\\u{202e}LIAF".to_owned())
+            Delivery::Retry("HTTP 200, BAD\\u{0}CODE\\u{202e}LIAF".to_owned())
         );
         let long = "Щ".repeat(5_000);
         assert_eq!(
