@@ -102,6 +102,18 @@ pub async fn ps_and_mpp() -> (TestPs, TestMpp) {
 
 const C1_OPENING: i64 = 5_000_000;
 
+/// C1 pays a Dynamic QR of 100 ₸ at POS-1 through `bank`; the purchase's id.
+async fn c1_paid_100(ps: &TestPs, bank: &TestMpp) -> i64 {
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 100).await;
+    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
+    bank.mpp
+        .confirm("C1", &id.to_string(), None, Locale::Ru)
+        .await
+        .expect("paid");
+    id
+}
+
 #[tokio::test]
 async fn dynamic_static_and_custom_payments_move_the_ledger() {
     let (ps, bank) = ps_and_mpp().await;
@@ -536,13 +548,7 @@ async fn concurrent_confirms_and_back_debit_once() {
 #[tokio::test]
 async fn the_mpp_refuses_refunds_it_cannot_owe() {
     let (ps, bank) = ps_and_mpp().await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 100).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    bank.mpp
-        .confirm("C1", &id.to_string(), None, Locale::Ru)
-        .await
-        .expect("paid");
+    let id = c1_paid_100(&ps, &bank).await;
     let http = reqwest::Client::new();
     let refund = |id: &str, payment: &str, customer: &str, amount: &str| json!({"customerId": customer, "paymentId": payment, "refundAmount": amount, "refundId": id, "linkReceipt": "http://r"});
     for (body, why) in [
@@ -575,13 +581,7 @@ async fn the_mpp_refuses_refunds_it_cannot_owe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_partial_refunds_never_exceed_the_payment() {
     let (ps, bank) = ps_and_mpp().await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 100).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    bank.mpp
-        .confirm("C1", &id.to_string(), None, Locale::Ru)
-        .await
-        .expect("paid");
+    let id = c1_paid_100(&ps, &bank).await;
     let http = reqwest::Client::new();
     let mut sent = tokio::task::JoinSet::new();
     for n in 0..20 {
@@ -633,13 +633,7 @@ async fn concurrent_partial_refunds_never_exceed_the_payment() {
 #[tokio::test]
 async fn a_refund_credited_but_not_recorded_is_not_credited_again() {
     let (ps, bank) = ps_and_mpp().await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 100).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    bank.mpp
-        .confirm("C1", &id.to_string(), None, Locale::Ru)
-        .await
-        .expect("paid");
+    let id = c1_paid_100(&ps, &bank).await;
     let http = reqwest::Client::new();
     let body = json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": "40",
                       "refundId": "K1", "linkReceipt": "http://r"});
@@ -681,13 +675,7 @@ async fn a_refund_credited_but_not_recorded_is_not_credited_again() {
 #[tokio::test]
 async fn a_refund_before_the_notify_answer_is_retried_not_refused() {
     let (ps, bank) = ps_and_mpp().await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 100).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    bank.mpp
-        .confirm("C1", &id.to_string(), None, Locale::Ru)
-        .await
-        .expect("paid");
+    let id = c1_paid_100(&ps, &bank).await;
     let db = rusqlite::Connection::open(bank.db_path()).expect("db");
     let set_status = |status: &str| {
         db.execute(
@@ -733,13 +721,7 @@ async fn a_refund_before_the_notify_answer_is_retried_not_refused() {
 #[tokio::test]
 async fn refunds_recorded_before_the_marks_still_count_toward_the_limit() {
     let (ps, bank) = ps_and_mpp().await;
-    let device = ps.device("POS-1").await;
-    let (qr, id) = ps.dynamic_qr(&device, 100).await;
-    bank.mpp.scan("C1", &qr, Locale::Ru).await.expect("scan");
-    bank.mpp
-        .confirm("C1", &id.to_string(), None, Locale::Ru)
-        .await
-        .expect("paid");
+    let id = c1_paid_100(&ps, &bank).await;
     let refund = |refund_id: &str, amount: &str| {
         json!({"customerId": "C1", "paymentId": id.to_string(), "refundAmount": amount,
                "refundId": refund_id, "linkReceipt": "http://r"})
