@@ -41,6 +41,7 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
     let mut config = Config::load(file.as_deref(), environment())?;
     if let Some(db) = overrides.db.clone() {
         config.database = db;
+        config.database_given = true;
     }
     config.check_reuse_port()?;
     check_database_folder(&config.database)?;
@@ -58,7 +59,8 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
         tracing::warn!("{warning}");
     }
     let catalog = tolem_ps::catalog::Catalog::of_file(&config.catalog);
-    let more = usize::from(warn_of_r2_r3_refused(&config))
+    let more = usize::from(warn_of_default_database(&config))
+        + usize::from(warn_of_r2_r3_refused(&config))
         + usize::from(warn_of_mpps_without_tunnel(
             &config,
             &catalog,
@@ -566,7 +568,9 @@ fn print_screens(config: &Config, ps: &str, mpps: &[(&'static SandboxMpp, String
 async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(db) = overrides.db.clone() {
         config.database = db;
+        config.database_given = true;
     }
+    warn_of_default_database(&config);
     // `reuse_port` needs PostgreSQL, from the file or from --db.
     config.check_reuse_port()?;
     let _lock = claim_database(&config.database)?;
@@ -669,6 +673,25 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
 
 /// DECISIONS 41 knows r2 and r3 by their client certificate alone; a PS with no way to receive
 /// one refuses them all, which the operator should know, whichever way it listens.
+/// A database left at its default (`tolem.db` in the working folder) outside the sandbox: say
+/// which file that is, since a node meant for PostgreSQL whose `TOLEM_DATABASE` was lost (an
+/// environment file not read, an unquoted `&` in it) would serve from it unnoticed.
+fn warn_of_default_database(config: &Config) -> bool {
+    if config.sandbox || config.database_given {
+        return false;
+    }
+    let folder = std::env::current_dir()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_else(|_| "the working folder".to_owned());
+    tracing::warn!(
+        "database: set neither in the configuration nor by TOLEM_DATABASE or --db, so the \
+         default is used: {} in {folder}; set it, or check that the environment file was read \
+         (docs/deployment.md, \"The database\")",
+        config.database.display()
+    );
+    true
+}
+
 fn warn_of_r2_r3_refused(config: &Config) -> bool {
     let refused =
         !config.sandbox && !tolem_ps::merchant_api::identity::receives_certificates(config);

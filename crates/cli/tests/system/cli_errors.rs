@@ -485,3 +485,44 @@ fn check_says_when_the_service_could_not_write_the_database() {
         None => eprintln!("uid {NOBODY} cannot run the binary here: its run as that user skipped"),
     }
 }
+
+/// A database set nowhere is the default file in the working folder, and `--check` (as a start)
+/// says so, naming the folder: a node meant for PostgreSQL whose `TOLEM_DATABASE` was lost
+/// would otherwise serve from it unnoticed. An empty one is refused.
+#[test]
+fn a_database_left_at_its_default_is_said_and_an_empty_one_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let check = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--check"])
+            .current_dir(dir.path())
+            .env_remove("TOLEM_DATABASE")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("tolem runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = check(&[]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("default is used: tolem.db in")
+            && err.contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    assert!(out.contains("warning(s) above"), "{out}");
+    let (ok, _, err) = check(&[("TOLEM_DATABASE", "")]);
+    assert!(!ok);
+    assert!(
+        err.contains("environment variable TOLEM_DATABASE (setting `database`): empty"),
+        "{err}"
+    );
+    // Given, nothing is said.
+    let (ok, _, err) = check(&[("TOLEM_DATABASE", "ps.db")]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("default is used"), "{err}");
+}

@@ -33,6 +33,11 @@ pub struct Config {
     /// The database: a SQLite file (one node), or a PostgreSQL URL `postgres://…` (any number of
     /// nodes sharing it, DECISIONS 45).
     pub database: PathBuf,
+    /// Whether `database` was given (by the file, a variable or `--db`) rather than left at its
+    /// default, `tolem.db` in the working folder: a node meant for PostgreSQL whose
+    /// `TOLEM_DATABASE` was lost would otherwise serve from a file of its own unnoticed.
+    #[serde(skip)]
+    pub database_given: bool,
     /// Base URL under which the PS is reached from outside (receipt and payment links): with
     /// `listeners`, the merchant listener's public address.
     pub public_url: String,
@@ -389,6 +394,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: PathBuf::from("tolem.db"),
+            database_given: false,
             public_url: "http://127.0.0.1:8080".to_owned(),
             time_zone: "Asia/Almaty".to_owned(),
             caller_name: "tolem".to_owned(),
@@ -587,7 +593,8 @@ impl Config {
             table = trial;
             set_by.push((path.join("."), name));
         }
-        let config = parse_table(&table).map_err(ConfigError::Invalid)?;
+        let mut config = parse_table(&table).map_err(ConfigError::Invalid)?;
+        config.database_given = table.contains_key("database");
         config.validate().map_err(|e| match e {
             ConfigError::Invalid(why) => {
                 let key = why.split_once(": ").map_or("", |(key, _)| key);
@@ -615,6 +622,13 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.database.as_os_str().is_empty() {
+            return invalid(
+                "database",
+                "empty: a SQLite file or a postgres:// URL (in an environment file, quote a URL \
+                 with `&` in it: an unquoted `&` ends the value there)",
+            );
+        }
         if tolem_wire::time::zone(&self.time_zone).is_err() {
             return invalid(
                 "time_zone",
