@@ -409,7 +409,11 @@ impl Failure {
         if error.is_transient() || error.is_permanent() {
             return Failure::new(FailureKind::Smtp, format!("SMTP: {error}"));
         }
-        Failure::of_transport(error, error.is_timeout(), false)
+        // lettre's failure to connect (a name that does not resolve, a refused connection) is
+        // of a kind it does not expose; its text says it. Without this, a name that does not
+        // resolve would be `protocol` here where a refund's is `connect`.
+        let connect = error.to_string().starts_with("Connection error");
+        Failure::of_transport(error, error.is_timeout(), connect)
     }
 
     /// Sorts a transport failure by walking its causes: a rustls error anywhere is TLS (also
