@@ -516,9 +516,10 @@ async fn an_undelivered_refund_is_flagged_and_retried_on_demand() {
             .await
             .expect("text")
     };
-    // An attempt is counted once its outcome is recorded, a moment after it is claimed.
-    ps.wait_until("the last attempt is counted", || async {
-        metrics().await.contains("tolem_refund_retries_total 3\n")
+    // An attempt is counted once its outcome is recorded, a moment after it is claimed: the
+    // lease is let go then.
+    ps.wait_until("the last attempt is recorded", || async {
+        refund_status(&ps, id).await["leased_by"].is_null()
     })
     .await;
     let metrics = metrics().await;
