@@ -117,6 +117,16 @@ pub fn restored(file: Option<PathBuf>, db: Option<PathBuf>, gap: i64) -> anyhow:
         );
     }
     let _lock = claim_database(&config.database)?;
+    // On PostgreSQL no lock says whether a node still serves: its sessions do. A node serving
+    // meanwhile would hand out the ids about to be skipped, and the ids of the lost history too.
+    let others = tolem_ps::store::other_sessions(&config.database)
+        .map_err(|e| anyhow::anyhow!("cannot read the database {database}: {e}"))?;
+    if let Some(others) = others.filter(|n| *n > 0) {
+        anyhow::bail!(
+            "{others} other session(s) are connected to {database}: stop every node (and any \
+             other client) first, then run `tolem restored` once (docs/deployment.md, Backups)"
+        );
+    }
     let (before, after) =
         tolem_ps::store::skip_operation_ids(&config.database, gap).map_err(|e| {
             anyhow::anyhow!(

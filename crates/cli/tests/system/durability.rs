@@ -485,3 +485,40 @@ async fn the_operation_ids_move_by_the_gap_asked() {
     assert_eq!(ps.paid(&device, 100, "C1").await, last + 1_001);
     assert!(tolem_ps::store::skip_operation_ids(&ps.db_path(), 0).is_err());
 }
+
+/// `tolem restored` runs with every node stopped. On SQLite the file's lock, which `tolem
+/// serve` holds, refuses it; on PostgreSQL, where no lock shows a node, the node's sessions do.
+/// Stopped, it runs.
+#[tokio::test]
+async fn restored_refuses_while_a_node_still_serves_the_database() {
+    if crate::backend::backend() == crate::backend::Backend::Sqlite {
+        eprintln!("PostgreSQL only: a SQLite file's lock is `tolem serve`'s, not the harness's");
+        return;
+    }
+    let ps = TestPs::start().await;
+    let db = ps.db_path();
+    let restored = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["restored", "--db"])
+            .arg(&db)
+            .env_remove("TOLEM_CONFIG")
+            .env_remove("TOLEM_DATABASE")
+            .output()
+            .expect("tolem restored runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = restored();
+    assert!(!ok, "{err}");
+    assert!(err.contains("other session(s) are connected"), "{err}");
+    let mut ps = ps;
+    ps.shutdown().await;
+    drop(ps);
+    eventually(
+        "the stopped PS's sessions are gone and the ids moved",
+        || async { restored().0 },
+    )
+    .await;
+}

@@ -113,6 +113,34 @@ pub fn skip_operation_ids(path: &Path, gap: i64) -> StoreResult<(i64, i64)> {
     })
 }
 
+/// On PostgreSQL, how many other client sessions are connected to the database now: a node
+/// still serving has some (its pool), and `tolem restored` must run with every node stopped
+/// (`docs/deployment.md`, Backups). `None` for a SQLite file, whose lock says it instead.
+pub fn other_sessions(path: &Path) -> StoreResult<Option<i64>> {
+    if !crate::config::is_postgres_url(path) {
+        return Ok(None);
+    }
+    let path = path.to_owned();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let url = super::pg_tls::parse(&path.to_string_lossy())?;
+            let conn = super::db::PgConn::connect(&url)?;
+            // Every role sees these columns of every session (not what they run).
+            let others: i64 = Db::Pg(&conn)
+                .query_row(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                    &[],
+                    |r| r.get(0),
+                )?
+                .unwrap_or_default();
+            Ok(Some(others))
+        })
+        .join()
+        .map_err(|_| StoreError::Corrupt("counting the sessions panicked".to_owned()))?
+    })
+}
+
 fn lift(high: i64, gap: i64) -> StoreResult<i64> {
     high.checked_add(gap)
         .filter(|lifted| *lifted < i64::MAX)

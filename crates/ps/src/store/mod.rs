@@ -42,7 +42,7 @@ pub use devices::Device;
 pub(crate) use devices::DeviceRegistration;
 pub use devices::{PosRequestKey, Replay};
 pub use file_lock::{DatabaseLock, DatabaseLockError, lock_database};
-pub use ids::{RESTORE_GAP, skip_operation_ids};
+pub use ids::{RESTORE_GAP, other_sessions, skip_operation_ids};
 pub use leases::LeaseHolder;
 pub use outbox::OutboxEntry;
 pub use outbox::OutboxKind;
