@@ -87,7 +87,10 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
             "the database {database} has schema version {found}, newer than this build's {known}: \
              a newer build migrated it; run that build, or restore a backup made for this one"
         ),
-        Err(e) => anyhow::bail!("cannot read the database {database}: {e}"),
+        Err(e) => anyhow::bail!(
+            "cannot read the database {database}: {e}{}",
+            tolem_ps::database_url_hint(&config.database)
+        ),
     };
     say!(
         "configuration OK: {listeners}, database {database} ({schema}){}{}",
@@ -448,13 +451,15 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
             ),
             StartError::Store(StoreError::Postgres(err)) => anyhow::anyhow!(
                 "cannot use the database {}: {err}; check that the PostgreSQL server is reachable \
-                 and that the database exists and this user may create tables in it",
-                tolem_ps::database_for_display(&path)
+                 and that the database exists and this user may create tables in it{}",
+                tolem_ps::database_for_display(&path),
+                tolem_ps::database_url_hint(&path)
             ),
             StartError::Store(StoreError::Connect(why)) => anyhow::anyhow!(
                 "{why} ({}); check the URL in --db or `database`, and that the PostgreSQL server \
-                 there is running and reachable from here",
-                tolem_ps::database_for_display(&path)
+                 there is running and reachable from here{}",
+                tolem_ps::database_for_display(&path),
+                tolem_ps::database_url_hint(&path)
             ),
             other => other.into(),
         })

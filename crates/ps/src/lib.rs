@@ -53,5 +53,7 @@ pub mod store;
 mod sweeper;
 
 pub use app::{Listener, check_files, serve, serve_listeners};
-pub use config::{Config, SANDBOX_TOML, SurfaceName, database_for_display, is_postgres_url};
+pub use config::{
+    Config, SANDBOX_TOML, SurfaceName, database_for_display, database_url_hint, is_postgres_url,
+};
 pub use state::{App, AppState};

@@ -510,6 +510,25 @@ pub fn database_for_display(database: &Path) -> String {
     }
 }
 
+/// What to add to an error about `database` when its URL's password holds a raw `@`: the driver
+/// ends the password at the first `@` and takes the rest for the host, which
+/// [`database_for_display`] masks with the password, so the error would name a host that is not
+/// the cause. Empty otherwise.
+pub fn database_url_hint(database: &Path) -> &'static str {
+    let Some(text) = database.to_str().filter(|_| is_postgres_url(database)) else {
+        return "";
+    };
+    let Some(scheme) = text.find("://").map(|at| at + 3) else {
+        return "";
+    };
+    let head = &text[scheme..url_query_start(text, scheme).unwrap_or(text.len())];
+    if head.matches('@').count() > 1 {
+        "; the URL's password holds a raw `@`: write it %40 (docs/deployment.md, \"The database\")"
+    } else {
+        ""
+    }
+}
+
 /// Where the query of `url` begins: the first `?` after an `@` that is followed by nothing but
 /// `name=value` pairs joined by `&`. A `?` in a raw password is followed by the host, which is
 /// not such a pair, and an `@` in the query (a file name in `sslrootcert`) is then left out of
@@ -1335,6 +1354,20 @@ mod tests {
             ("/r4/v01/qr/create", None),
         ] {
             assert_eq!(SurfaceName::of_path(path), surface, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_raw_at_sign_in_the_password_is_named_in_the_hint() {
+        let hint = |url: &str| database_url_hint(Path::new(url));
+        assert!(hint("postgres://tolem:p@ss&word@127.0.0.1:5432/tolem").contains("%40"));
+        for fine in [
+            "postgres://tolem:p%40ss@db.example/ps",
+            "postgres://tolem:pw@db.example/ps?sslmode=verify-full&sslrootcert=/etc/a@b/ca.pem",
+            "postgres://db.example/ps",
+            "/var/lib/tolem/a@b.db",
+        ] {
+            assert_eq!(hint(fine), "", "{fine}");
         }
     }
 
