@@ -212,6 +212,25 @@ fn lenient_id_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i
     lenient_id(deserializer).map(Some)
 }
 
+/// Reads the POS's own reference, a text, also given as a JSON integer (a check number, `12345`:
+/// kept as `"12345"`), as DECISIONS 32 takes ids; `null` is none.
+fn reference_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        other => Err(D::Error::invalid_type(
+            serde::de::Unexpected::Other(match other {
+                Value::Number(_) => "a number that is not an integer",
+                Value::Bool(_) => "a boolean",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            }),
+            &"a text or an integer",
+        )),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Requests (field names lower-case: see `parse_request`).
 
@@ -237,7 +256,7 @@ pub struct QrCreateRequest {
     /// Read from its exact text: no exponent, at most two decimals (DECISIONS 3, 44).
     #[serde(deserialize_with = "crate::amount::strict_json")]
     pub amount: Amount,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reference_opt")]
     pub externalid: Option<String>,
     #[serde(default)]
     pub organizationbin: Option<String>,
@@ -359,7 +378,7 @@ fn optional_number<S: serde::Serializer>(amount: &Option<Amount>, s: S) -> Resul
 #[derive(Clone, Debug, Deserialize)]
 pub struct ReturnCreateRequest {
     pub devicetoken: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reference_opt")]
     pub externalid: Option<String>,
     #[serde(default)]
     pub organizationbin: Option<String>,

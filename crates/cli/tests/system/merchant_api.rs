@@ -107,6 +107,42 @@ async fn qr_create_answers_like_the_api_merchants_know() {
         expire.ends_with("+05:00") && expire.as_bytes()[19] == b'.',
         "{expire}"
     );
+    // The POS's own reference, also as a JSON integer (a check number), kept as its text; a
+    // fraction or a control character is refused, naming it.
+    for (external, code, kept) in [
+        (json!(12345), 0, Some("12345")),
+        (json!(null), 0, None),
+        (json!(1.5), -99000400, None),
+        (json!("sale\u{1b}[31m"), -99000400, None),
+    ] {
+        let (_, answer) = ps
+            .pos(
+                "POST",
+                "/r1/v01/qr/create",
+                API_KEY,
+                Some(&json!({"DeviceToken": device, "Amount": 10, "ExternalId": external})),
+            )
+            .await;
+        assert_eq!(answer["StatusCode"], code, "{external}: {answer}");
+        if code != 0 {
+            assert!(
+                answer["Message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("ExternalId")),
+                "{answer}"
+            );
+            continue;
+        }
+        let id = answer["Data"]["QrPaymentId"].as_i64().expect("an id");
+        let rows = ps
+            .books()
+            .rows("SELECT external_id FROM payments WHERE id = ?1", &[&id]);
+        let stored = match &rows[0].0[0] {
+            crate::backend::Cell::Text(text) => Some(text.as_str()),
+            _ => None,
+        };
+        assert_eq!(stored, kept, "{external}");
+    }
     for (amount, code) in [
         (json!(0), 990000028),
         (json!("abc"), 990000028),

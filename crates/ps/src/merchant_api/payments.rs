@@ -21,13 +21,20 @@ use crate::state::{App, AppState};
 const EXTERNAL_ID_LEN_MAX: usize = 128;
 
 /// The POS's own reference of a QR (a purchase's or a return's), kept and shown back: at most
-/// [`EXTERNAL_ID_LEN_MAX`] characters.
+/// [`EXTERNAL_ID_LEN_MAX`] characters, none a control character (a line break or an escape is
+/// no reference, and would reach the operator's screens and logs).
 pub(super) fn check_external_id(external_id: Option<&str>) -> Result<(), PosError> {
-    if external_id.is_some_and(|e| e.chars().count() > EXTERNAL_ID_LEN_MAX) {
+    let Some(external_id) = external_id else {
+        return Ok(());
+    };
+    if external_id.chars().count() > EXTERNAL_ID_LEN_MAX {
         return Err(PosError::param(
             "ExternalId",
             Problem::TooLong(EXTERNAL_ID_LEN_MAX),
         ));
+    }
+    if external_id.chars().any(char::is_control) {
+        return Err(PosError::param("ExternalId", Problem::ControlCharacter));
     }
     Ok(())
 }
