@@ -686,8 +686,6 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// DECISIONS 41 knows r2 and r3 by their client certificate alone; a PS with no way to receive
-/// one refuses them all, which the operator should know, whichever way it listens.
 /// A database left at its default (`tolem.db` in the working folder) outside the sandbox: say
 /// which file that is, since a node meant for PostgreSQL whose `TOLEM_DATABASE` was lost (an
 /// environment file not read, an unquoted `&` in it) would serve from it unnoticed.
@@ -707,6 +705,8 @@ fn warn_of_default_database(config: &Config) -> bool {
     true
 }
 
+/// DECISIONS 41 knows r2 and r3 by their client certificate alone; a PS with no way to receive
+/// one refuses them all, which the operator should know, whichever way it listens.
 fn warn_of_r2_r3_refused(config: &Config) -> bool {
     let refused =
         !config.sandbox && !tolem_ps::merchant_api::identity::receives_certificates(config);
