@@ -551,6 +551,13 @@ mod tests {
             Failure::new(FailureKind::Other, long).text.chars().count(),
             FAILURE_CHARS_MAX
         );
+        // A server's words in an error (an SMTP reply, a certificate's names) are kept escaped:
+        // PostgreSQL takes no U+0000, and the console shows what they say.
+        let said = io(std::io::ErrorKind::Other, "250 ok\u{0}\r\n\u{202e}LIAF");
+        assert_eq!(
+            Failure::of_transport(&said, false, false).text,
+            "protocol: 250 ok\\u{0}\\r\\n\\u{202e}LIAF"
+        );
     }
 
     #[test]
