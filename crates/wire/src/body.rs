@@ -22,6 +22,16 @@ use crate::problem::{Param, Problem};
 /// bound keeps the checks' recursion (and their work) small whatever is sent.
 pub const BODY_DEPTH_MAX: usize = 32;
 
+/// Whether a `Content-Type` value says JSON: `application/json` in any case, parameters such
+/// as `charset` allowed. Both the PS's MPP API and the kit's `/refund` read only such bodies, so
+/// that a page in a browser cannot send them one without a CORS preflight.
+pub fn is_json_media_type(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// How keys are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keys {
@@ -316,6 +326,26 @@ mod tests {
 
     fn read_exact(body: &str) -> Result<Outer, Param> {
         read(body.as_bytes(), Keys::Exact)
+    }
+
+    #[test]
+    fn json_is_application_json_in_any_case_with_parameters() {
+        for said in [
+            "application/json",
+            "Application/JSON",
+            " application/json ; charset=utf-8",
+        ] {
+            assert!(is_json_media_type(said), "{said}");
+        }
+        for said in [
+            "",
+            "text/plain",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=application/json",
+        ] {
+            assert!(!is_json_media_type(said), "{said}");
+        }
     }
 
     #[test]

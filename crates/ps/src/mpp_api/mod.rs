@@ -265,11 +265,10 @@ impl FromRequest<AppState> for MppCall {
         if let Err(HeaderFault::Repeated) = content_type {
             return Err(illegal(locale, "Content-Type", Problem::Duplicate));
         }
-        let json = content_type.ok().flatten().is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
+        let json = content_type
+            .ok()
+            .flatten()
+            .is_some_and(tolem_wire::body::is_json_media_type);
         if !json {
             return Err(illegal(
                 locale,

@@ -362,11 +362,9 @@ impl RefundEndpoint {
         fn is_json(headers: &axum::http::HeaderMap) -> bool {
             let mut values = headers.get_all(header::CONTENT_TYPE).iter();
             match (values.next(), values.next()) {
-                (Some(value), None) => value.to_str().is_ok_and(|v| {
-                    v.split(';')
-                        .next()
-                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-                }),
+                (Some(value), None) => value
+                    .to_str()
+                    .is_ok_and(tolem_wire::body::is_json_media_type),
                 _ => false,
             }
         }
