@@ -437,6 +437,7 @@ pub struct Tx<'c> {
 
 /// Opens the SQLite file, runs its migrations and starts the writer and the checkpointer.
 fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
+    create_private(path);
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
     migrations::run(&mut conn)?;
@@ -472,6 +473,22 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
         checkpoint_stop,
         reader_permits: Arc::new(Semaphore::new(limits.read_connections)),
     })
+}
+
+/// Makes the SQLite file, when there is none yet, readable by its owner and group only (0640,
+/// as the deployment guide restores a backup): the books are no one else's to read, whatever the
+/// process's umask. SQLite gives its log (`-wal`) and index (`-shm`) the database's permissions.
+/// A file that is there already keeps the permissions its operator gave it; a file that cannot be
+/// made is left to SQLite's open, whose error the start explains.
+fn create_private(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o640);
+    }
+    let _ = options.open(path);
 }
 
 /// Connects to PostgreSQL and runs its migrations, on a thread of its own: the `postgres`
@@ -637,5 +654,35 @@ mod tests {
         assert!(lost.is_unavailable());
         assert!(!StoreError::Corrupt("a bad row".into()).is_unavailable());
         assert!(!StoreError::CommitFailed.is_unavailable());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_sqlite_file_and_its_log_are_not_for_everyone_to_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a folder");
+        let limits = StoreLimits {
+            write_queue_max: 4,
+            write_batch_max: 4,
+            read_connections: 1,
+            database_connections: 1,
+            write_wait_ms: 10_000,
+        };
+        let mode = |name: &str| {
+            let meta = std::fs::metadata(dir.path().join(name)).expect(name);
+            meta.permissions().mode() & 0o777
+        };
+        let path = dir.path().join("new.db");
+        let store = Store::open(&path, &limits).expect("opens");
+        assert_eq!(mode("new.db") & 0o007, 0, "others read nothing");
+        assert_eq!(mode("new.db-wal") & 0o007, 0, "nor the log");
+        assert_eq!(mode("new.db-shm") & 0o007, 0, "nor its index");
+        drop(store);
+        // A file the operator made keeps the permissions they gave it.
+        let theirs = dir.path().join("theirs.db");
+        std::fs::write(&theirs, b"").expect("made");
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o604)).expect("set");
+        let _store = Store::open(&theirs, &limits).expect("opens");
+        assert_eq!(mode("theirs.db"), 0o604);
     }
 }
