@@ -93,6 +93,20 @@ impl Amount {
             .map(Amount)
     }
 
+    /// Reads an amount as a person types it on a screen or a command line: spaces of any kind
+    /// between the digits (`1 500`, `1\u{a0}500`), a comma or a point before the tiyn
+    /// (`1500,50`), and the tenge sign after it (`1 500,00 ₸`, as the console shows amounts).
+    /// What is left is read by [`Amount::parse`], so its limits hold; zero is an amount here, and
+    /// the caller that needs one above it says so.
+    pub fn parse_typed(text: &str) -> Result<Amount, AmountError> {
+        let compact: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| if c == ',' { '.' } else { c })
+            .collect();
+        Amount::parse(compact.strip_suffix('₸').unwrap_or(&compact))
+    }
+
     /// Parses the text form: digits, optionally a point and one or two digits
     /// (`100`, `100.5`, `100.50`). No sign, no exponent, no spaces, at most 15 digits, and at
     /// most [`AMOUNT_TIYN_MAX`] (so that what is accepted is always written back readable).
@@ -323,6 +337,25 @@ mod tests {
         ] {
             let err = plain_json_numbers(bad).expect_err(bad);
             assert!(err.contains("no exponent"), "{err}");
+        }
+    }
+
+    #[test]
+    fn reads_amounts_as_people_type_them() {
+        for (text, tiyn) in [
+            ("1500", 150_000),
+            ("1 500", 150_000),
+            ("1\u{a0}500,50", 150_050),
+            ("1\u{202f}500,00\u{a0}₸", 150_000),
+            ("1500.5", 150_050),
+            ("500 ₸", 50_000),
+            ("0,01", 1),
+            ("0", 0),
+        ] {
+            assert_eq!(Amount::parse_typed(text).map(Amount::tiyn), Ok(tiyn), "{text}");
+        }
+        for text in ["", "₸", "-1", "1e3", "1,234,5", "abc", "1.001", "₸500", "500 ₸₸"] {
+            assert!(Amount::parse_typed(text).is_err(), "{text}");
         }
     }
 

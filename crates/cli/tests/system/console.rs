@@ -937,6 +937,28 @@ async fn a_cancellation_from_the_console_says_it_was_placed_on_the_purchase_page
         "{}",
         asked.body
     );
+    // More than is left is refused before the question too, which would offer to give it back;
+    // all that is left, typed as the console shows it, is asked as all that is left.
+    let early = send(submit(&page, "900", false)).await;
+    assert_eq!(early.status, 400, "{}", early.body);
+    assert_eq!(
+        text_of(&early, "cancel-error").as_deref(),
+        Some("Сумма больше, чем осталось вернуть. Можно вернуть не больше 800,00 ₸."),
+        "{}",
+        early.body
+    );
+    let all = send(submit(&page, "800,00\u{a0}₸", false)).await;
+    assert_eq!(
+        text_of(&all, "question").as_deref(),
+        Some(
+            format!(
+                "Отменить оплату услуги № {payment_id} и вернуть покупателю всё, что осталось: 800,00 ₸?"
+            )
+            .as_str()
+        ),
+        "{}",
+        all.body
+    );
     let asked = send(submit(&page, "100", false)).await;
     assert_eq!(asked.status, 200, "{}", asked.body);
     assert_eq!(

@@ -286,15 +286,10 @@ pub fn parse_tenge(answer: &str) -> Option<Amount> {
     check_static_amount(parse_typed(answer)?).ok()
 }
 
-/// An amount above zero as a person types it, tiyn allowed: `1 200,50`, `500`, `500.00 ₸`.
+/// An amount above zero as a person types it, tiyn allowed: `1 200,50`, `500`, `500.00 ₸`
+/// ([`Amount::parse_typed`]).
 pub fn parse_typed(answer: &str) -> Option<Amount> {
-    let compact: String = answer
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| if c == ',' { '.' } else { c })
-        .collect();
-    let compact = compact.trim_end_matches('₸');
-    Amount::parse(compact).ok().filter(|a| !a.is_zero())
+    Amount::parse_typed(answer).ok().filter(|a| !a.is_zero())
 }
 
 fn check_static_amount(amount: Amount) -> Result<Amount, WalletError> {
