@@ -352,9 +352,23 @@ mod tests {
             ("0,01", 1),
             ("0", 0),
         ] {
-            assert_eq!(Amount::parse_typed(text).map(Amount::tiyn), Ok(tiyn), "{text}");
+            assert_eq!(
+                Amount::parse_typed(text).map(Amount::tiyn),
+                Ok(tiyn),
+                "{text}"
+            );
         }
-        for text in ["", "₸", "-1", "1e3", "1,234,5", "abc", "1.001", "₸500", "500 ₸₸"] {
+        for text in [
+            "",
+            "₸",
+            "-1",
+            "1e3",
+            "1,234,5",
+            "abc",
+            "1.001",
+            "₸500",
+            "500 ₸₸",
+        ] {
             assert!(Amount::parse_typed(text).is_err(), "{text}");
         }
     }

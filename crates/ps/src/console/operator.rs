@@ -1361,4 +1361,3 @@ async fn edit_save(
         }
     }
 }
-
