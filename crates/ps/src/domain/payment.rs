@@ -290,6 +290,11 @@ impl Payment {
             return Err(ResultCode::ProcessFail);
         }
         match self.effective_status(now, policy) {
+            // The grace after the window is notifyPayment's, for the MPP's retries (DECISIONS
+            // 16); a checkout starts a payment, so none comes after the window.
+            Status::Scanned if self.confirm_until.is_some_and(|until| now > until) => {
+                Err(ResultCode::ExpiredCode)
+            }
             Status::Scanned => Ok(()),
             Status::Expired => Err(ResultCode::ExpiredCode),
             _ => Err(ResultCode::ProcessFail),
@@ -508,6 +513,11 @@ mod tests {
             check(&caller("B", Some("c1"))),
             Err(ResultCode::OrderNotExist)
         );
+        // The window's last second takes a checkout; the grace after it is notifyPayment's alone.
+        let at = |secs| p.check_checkout(&caller("A", None), t(secs), &policy());
+        assert_eq!(at(60), Ok(()));
+        assert_eq!(at(61), Err(ResultCode::ExpiredCode));
+        assert_eq!(at(66), Err(ResultCode::ExpiredCode));
         p.checkout_response = Some("{}".to_owned());
         assert_eq!(p.stored_checkout(&caller("A", None)), Some("{}"));
         assert_eq!(p.stored_checkout(&caller("A", Some("c2"))), None);

@@ -126,8 +126,16 @@ impl Refund {
         who: &Owner,
         locale: Option<Locale>,
         now: Timestamp,
+        use_window: SignedDuration,
     ) -> Result<bool, ResultCode> {
         match (self.effective_status(now), &self.owner) {
+            // Scanned again once it can no longer be used for `payment/return`: ended, as a used
+            // one is.
+            (RefundStatus::Identified, Some(owner))
+                if owner == who && !self.usable_for_return(now, use_window) =>
+            {
+                Err(ResultCode::ExpiredCode)
+            }
             (RefundStatus::QrCreated, None) => {
                 self.owner = Some(who.clone());
                 self.locale = locale;
@@ -567,6 +575,25 @@ mod tests {
             customer_id: customer.to_owned(),
         });
         qr
+    }
+
+    #[test]
+    fn a_return_qr_scanned_again_is_the_same_until_its_use_window_closes() {
+        let window = SignedDuration::from_secs(600);
+        let mut qr = scanned_qr("c1");
+        let owner = qr.owner.clone().expect("scanned");
+        let at = |secs| Timestamp::from_second(secs).expect("in range");
+        assert_eq!(qr.scan(&owner, None, at(600), window), Ok(false));
+        assert_eq!(
+            qr.scan(&owner, None, at(601), window),
+            Err(ResultCode::ExpiredCode)
+        );
+        // Used: ended too.
+        qr.status = RefundStatus::Pending;
+        assert_eq!(
+            qr.scan(&owner, None, at(1), window),
+            Err(ResultCode::ExpiredCode)
+        );
     }
 
     #[test]

@@ -68,12 +68,13 @@ pub(crate) async fn scan_return_qr(
     locale: Option<Locale>,
 ) -> StoreResult<Option<Result<Refund, ResultCode>>> {
     let now = app.clock.now();
+    let use_window = app.config.refunds.return_qr_use_window();
     app.store
         .transaction(move |tx| {
             let Some(mut qr) = tx.refund_by_token(&token)? else {
                 return Ok(None);
             };
-            match qr.scan(&owner, locale, now) {
+            match qr.scan(&owner, locale, now, use_window) {
                 Ok(changed) => {
                     if changed {
                         tx.save_refund(&qr)?;
