@@ -720,6 +720,63 @@ async fn refusals_below_the_application_carry_the_surfaces_envelope() {
     }
 }
 
+/// A chunked body whose chunk-size line never ends (zeros, which no size limit sees as data) is
+/// cut once the request has taken more bytes than its limits allow, long before the body's
+/// deadline, and counted; a body sent in small chunks of a legitimate size is still served.
+#[tokio::test]
+async fn a_chunk_size_line_without_end_is_cut_at_the_requests_byte_limit() {
+    let ps = TestPs::start_configured(long_deadlines).await;
+    let head = "POST /api/v1/qr/scan HTTP/1.1\r\nHost: ps\r\nContent-Type: application/json\r\n\
+                X-Caller-Name: demobank\r\nX-Request-ID: zeros-1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut stream = connect(&ps).await;
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let zeros = vec![b'0'; 64 * 1024];
+    let mut sent = 0usize;
+    let cut = tokio::time::timeout(BOUND, async {
+        // 64 MiB at most: the limit at the defaults is well under one.
+        while sent < 64 * 1024 * 1024 {
+            if stream.write_all(&zeros).await.is_err() {
+                return true;
+            }
+            sent += zeros.len();
+        }
+        false
+    })
+    .await
+    .expect("the PS reads or cuts within the bound");
+    assert!(cut, "64 MiB of a chunk-size line were read");
+    assert!(sent < 4 * 1024 * 1024, "cut after {sent} bytes");
+    // Counted as the connection's task ends, a moment after the socket closed.
+    let line = "tolem_connections_refused_total{reason=\"body_framing\"} 1\n";
+    let counted = tokio::time::timeout(BOUND, async {
+        loop {
+            let (_, metrics) = ps.admin("GET", "/admin/v1/metrics", &Value::Null).await;
+            if metrics.as_str().is_some_and(|m| m.contains(line)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "never counted: {line}");
+    // A scan's body in chunks of one byte (eight bytes on the wire for each) is still read whole.
+    let body = br#"{"qrCode":"TOLEM-STATIC-CAFE-1001","customerId":"C1"}"#;
+    let mut chunks = String::new();
+    for byte in body {
+        chunks.push_str(&format!("1\r\n{}\r\n", *byte as char));
+    }
+    chunks.push_str("0\r\n\r\n");
+    let mut stream = connect(&ps).await;
+    let head = head.replace("zeros-1", "chunks-1");
+    stream
+        .write_all(format!("{head}{chunks}").as_bytes())
+        .await
+        .expect("sent");
+    let (status, body) = read_answer(&mut stream, "a scan in one-byte chunks").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json_of(&body)["result"]["resultCode"], "SUCCESS", "{body}");
+}
+
 /// hyper's refusals, answered by the connection layer once hyper gives the connection back:
 /// whole for a client that reads late, after answers it has not read yet; in the envelope of the
 /// refused request's own target however its bytes came; the head alone for a HEAD.

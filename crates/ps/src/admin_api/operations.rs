@@ -276,7 +276,8 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
          tolem_connections_refused_total{{reason=\"uri_too_long\"}} {}\n\
          tolem_connections_refused_total{{reason=\"headers_too_large\"}} {}\n\
          tolem_connections_refused_total{{reason=\"head_too_large\"}} {}\n\
-         tolem_connections_refused_total{{reason=\"head_malformed\"}} {}\n",
+         tolem_connections_refused_total{{reason=\"head_malformed\"}} {}\n\
+         tolem_connections_refused_total{{reason=\"body_framing\"}} {}\n",
         c.open.load(Relaxed),
         c.open_max.load(Relaxed),
         c.accepted.load(Relaxed),
@@ -289,6 +290,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
         c.refused_headers_too_large.load(Relaxed),
         c.refused_head_too_large.load(Relaxed),
         c.refused_head_malformed.load(Relaxed),
+        c.refused_body_framing.load(Relaxed),
     );
     // When each certificate the PS shows ends (a listener's, by its URL; the PS's own for
     // outgoing calls, `outgoing`), and whether a listener's files failed to read again (the older

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,10 +49,20 @@ pub(super) struct Activity {
     /// nanoseconds after `opened` plus one; 0 while writes go through. An atomic, so that the
     /// write of every answer costs one load.
     write_blocked: AtomicU64,
+    /// Bytes read since the last request began: its body as sent, chunked framing included,
+    /// and the head of the next. hyper counts a body's data against its limit but not the
+    /// framing around it, so a chunk-size line of zeros without end would be read until the
+    /// body's deadline, a core's worth of parsing per connection.
+    read_since_request: AtomicU64,
+    /// Past this, the connection's reads fail and it is closed
+    /// ([`ConnectionLimits::request_wire_bytes_max`](super::ConnectionLimits)).
+    read_max: u64,
+    /// Set when `read_max` was passed, for the count.
+    overran: AtomicBool,
 }
 
 impl Activity {
-    pub(super) fn new() -> Activity {
+    pub(super) fn new(read_max: u64) -> Activity {
         let opened = Instant::now();
         Activity {
             phase: Mutex::new(Phase::Waiting {
@@ -61,7 +71,15 @@ impl Activity {
             }),
             opened,
             write_blocked: AtomicU64::new(0),
+            read_since_request: AtomicU64::new(0),
+            read_max,
+            overran: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection's reads failed because a request took more bytes than it may.
+    pub(super) fn overran(&self) -> bool {
+        self.overran.load(Ordering::Relaxed)
     }
 
     /// A write waits for the client (its socket's buffers are full).
@@ -93,19 +111,31 @@ impl Activity {
         *phase = change(*phase);
     }
 
-    /// Bytes came in: if no request was in progress, a request's headers have begun.
-    fn bytes_read(&self) {
+    /// `count` bytes came in: if no request was in progress, a request's headers have begun.
+    /// False when they take the bytes read since the last request began past `read_max`.
+    fn bytes_read(&self, count: usize) -> bool {
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        let read = self
+            .read_since_request
+            .fetch_add(count, Ordering::Relaxed)
+            .saturating_add(count);
+        if read > self.read_max {
+            self.overran.store(true, Ordering::Relaxed);
+            return false;
+        }
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         if let Phase::Waiting { .. } = *phase {
             *phase = Phase::Headers {
                 since: Instant::now(),
             };
         }
+        true
     }
 
     /// A request's headers are complete; returns when the request began (its first byte), from
     /// which its body's deadline runs.
     pub(super) fn request_began(&self) -> Instant {
+        self.read_since_request.store(0, Ordering::Relaxed);
         let now = Instant::now();
         let mut began = now;
         self.update(|phase| match phase {
@@ -199,11 +229,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
         if self.watch != Watch::Writes
             && matches!(result, Poll::Ready(Ok(())))
-            && buf.filled().len() > before
+            && read > 0
+            && !self.activity.bytes_read(read)
         {
-            self.activity.bytes_read();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a request took more bytes than its limits allow",
+            )));
         }
         result
     }
@@ -322,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_write_that_waits_sets_the_send_deadline_and_one_that_goes_through_clears_it() {
-        let activity = Activity::new();
+        let activity = Activity::new(u64::MAX);
         activity.request_began();
         assert_eq!(activity.deadline(&TIMEOUTS), None, "busy: no deadline");
         activity.write_waits();

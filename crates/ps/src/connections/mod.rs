@@ -81,6 +81,9 @@ pub(crate) struct ConnectionLimits {
     pub header_bytes_max: usize,
     /// Listeners of the process: they share the open-files limit, each with an equal part.
     pub listeners: usize,
+    /// The largest body any surface of the listener takes (`body_bytes_max`,
+    /// `admin_body_bytes_max`), for [`ConnectionLimits::request_wire_bytes_max`].
+    pub body_bytes_max: usize,
 }
 
 impl ConnectionLimits {
@@ -96,7 +99,21 @@ impl ConnectionLimits {
             uri_bytes_max: limits.uri_bytes_max,
             header_bytes_max: limits.header_bytes_max,
             listeners: 1,
+            body_bytes_max: limits.body_bytes_max.max(limits.admin_body_bytes_max),
         }
+    }
+
+    /// The bytes a connection may read from one request's start to the next's: the largest
+    /// body in the costliest framing a client would use (chunks of a byte or two, eight bytes
+    /// on the wire for each byte of data), and a full parser buffer of the next request's head
+    /// read ahead. A body's data past its limit is refused by the edges with a 413; this bounds
+    /// what is not data (a chunk-size line without end), which hyper reads without counting.
+    pub(crate) fn request_wire_bytes_max(&self) -> u64 {
+        let bytes = self
+            .body_bytes_max
+            .saturating_mul(8)
+            .saturating_add(self.parser_bytes_max() + 16 * 1024);
+        u64::try_from(bytes).unwrap_or(u64::MAX)
     }
 
     /// hyper's own parser limit on the request line and headers together: far enough above ours
@@ -432,7 +449,7 @@ async fn connection<S>(
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(limits.request_wire_bytes_max()));
     // The socket is reported writable again once little waits unsent (by default, once a third
     // of a send buffer of up to 4 MiB has gone), so a client that reads slowly but steadily lets
     // a write through once it has emptied its own receive buffer (about 130-190 KB with common
@@ -564,6 +581,11 @@ async fn http<S, T>(
                         return;
                     }
                     linger(io.into_inner()).await;
+                    return;
+                }
+                if activity.overran() {
+                    stats.refused_body_framing.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "connection closed: a request took more bytes than it may");
                     return;
                 }
                 match result {

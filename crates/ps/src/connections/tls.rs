@@ -11,10 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
+    ServerConfig, ServerConnection, SignatureScheme,
+};
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -117,7 +122,7 @@ fn server_config(
                     path: path.clone(),
                     why: e.to_string(),
                 })?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(ShortChains(verifier)))
         }
         _ => builder.with_no_client_auth(),
     };
@@ -133,6 +138,84 @@ fn server_config(
     })?;
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
     Ok((config, leaf))
+}
+
+/// The most certificates a client may send besides its own: an operator's CA issues client
+/// certificates itself or through an intermediate or two. A longer chain is refused before it is
+/// looked at, since finding a path through one costs the PS a signature check per candidate
+/// issuer: 150 forged intermediates named as the CA made each handshake cost 30 times the CPU of
+/// a plain one, and anyone who can reach the listener may send them.
+const CLIENT_INTERMEDIATES_MAX: usize = 4;
+
+/// A client certificate verifier that refuses a chain of more than
+/// [`CLIENT_INTERMEDIATES_MAX`] intermediates, and asks the one it wraps about the rest.
+#[derive(Debug)]
+struct ShortChains(Arc<dyn ClientCertVerifier>);
+
+/// Why a client's chain was refused unread. rustls shows it with `Debug`, in the log's line of
+/// the failed handshake, so that says it in words too.
+#[derive(thiserror::Error)]
+#[error("{0} intermediate certificates, more than {CLIENT_INTERMEDIATES_MAX}")]
+struct ChainTooLong(usize);
+
+impl std::fmt::Debug for ChainTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl ClientCertVerifier for ShortChains {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if intermediates.len() > CLIENT_INTERMEDIATES_MAX {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(ChainTooLong(intermediates.len()))),
+            )));
+        }
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.0.requires_raw_public_keys()
+    }
 }
 
 /// Every certificate of a PEM file, in order; at least one.
@@ -835,6 +918,7 @@ mod connection_tests {
             open_files_reserved: 16,
             uri_bytes_max: 8192,
             header_bytes_max: 16384,
+            body_bytes_max: 65536,
             listeners: 1,
         };
         let stats = Arc::new(ConnectionStats::default());
@@ -958,6 +1042,30 @@ mod connection_tests {
             .await
             .expect("closed");
         counted("plain HTTP", &server.stats.tls_handshakes_failed, 2).await;
+    }
+
+    #[tokio::test]
+    async fn a_client_chain_longer_than_the_cap_is_refused_unread() {
+        let server = server().await;
+        let (_, cert, key) = server.client_ca.client("pos-1");
+        // The client's own CA sent as an intermediate: harmless to a path, one more to check.
+        let padded = |n: usize| format!("{cert}{}", server.client_ca.ca_pem().repeat(n));
+        let at_cap = padded(CLIENT_INTERMEDIATES_MAX);
+        assert!(get(&server, Some((&at_cap, &key))).await.is_ok());
+        let over = padded(CLIENT_INTERMEDIATES_MAX + 1);
+        let refused = get(&server, Some((&over, &key))).await;
+        assert!(refused.is_err(), "{refused:?}");
+        counted("the refused chain", &server.stats.tls_handshakes_failed, 1).await;
+        let verifier = ShortChains(Arc::new(rustls::server::NoClientAuth));
+        let der = CertificateDer::from(vec![0u8]);
+        let chain = vec![der.clone(); CLIENT_INTERMEDIATES_MAX + 1];
+        let why = verifier
+            .verify_client_cert(&der, &chain, UnixTime::now())
+            .expect_err("refused");
+        assert_eq!(
+            why.to_string(),
+            "invalid peer certificate: Other(OtherError(5 intermediate certificates, more than 4))"
+        );
     }
 
     #[tokio::test]

@@ -125,6 +125,10 @@ pub struct ConnectionStats {
     pub refused_headers_too_large: AtomicU64,
     pub refused_head_too_large: AtomicU64,
     pub refused_head_malformed: AtomicU64,
+    /// Connections closed because one request took more bytes than it may, framing included
+    /// (a chunk-size line without end; [`crate::connections`]'s `request_wire_bytes_max`): no
+    /// answer, the reads fail.
+    pub refused_body_framing: AtomicU64,
 }
 
 pub type AppState = Arc<App>;
