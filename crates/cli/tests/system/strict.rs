@@ -571,6 +571,22 @@ async fn the_admin_api_holds_trade_point_texts_to_the_regulation() {
         answer["error"], "register_email: holds a control character",
         "{answer}"
     );
+    // One address the registers can be sent to: a list, an empty text or a stray space would be
+    // stored and fail every sending.
+    for to in ["a@x.kz, b@x.kz", "", "not-an-email", "a@b@c", "x@y.kz "] {
+        bank["register_email"] = json!(to);
+        let (status, answer) = ps
+            .admin("PUT", &format!("/admin/v1/mpps/{key}"), &bank)
+            .await;
+        assert_eq!(status, 400, "{to:?}: {answer}");
+        let said = answer["error"].as_str().expect("why");
+        assert!(
+            said.starts_with(&format!(
+                "mpps.{key}: register_email must be one e-mail address"
+            )),
+            "{said}"
+        );
+    }
     let (_, after) = ps.admin("GET", "/admin/v1/catalog", &Value::Null).await;
     assert_eq!(
         after["trade_points"], catalog["trade_points"],

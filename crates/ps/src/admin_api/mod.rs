@@ -539,7 +539,11 @@ trait PrepareDoc {
     }
 }
 
-impl PrepareDoc for Mpp {}
+impl PrepareDoc for Mpp {
+    fn prepare(&mut self) -> Result<(), String> {
+        self.check_register_email()
+    }
+}
 impl PrepareDoc for Service {}
 
 impl PrepareDoc for TradePoint {

@@ -226,6 +226,22 @@ impl Mpp {
         }
     }
 
+    /// `register_email` is one address the registers' e-mail can be sent to, as the sender reads
+    /// it (`reg@bank.kz`, or `Bank <reg@bank.kz>`): a list, an empty text or stray spaces would
+    /// be taken here and fail every sending, and the MPP would never get its registers.
+    pub fn check_register_email(&self) -> Result<(), String> {
+        match &self.register_email {
+            Some(to) if to.trim() != to || to.parse::<lettre::message::Mailbox>().is_err() => {
+                Err(format!(
+                    "mpps.{}: register_email must be one e-mail address, such as \
+                 registers@bank.kz (leave it out for no e-mail), not {to:?}",
+                    self.caller_name
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn validate_commission(&self) -> Result<(), String> {
         let name = &self.caller_name;
         if self.commission_bps > COMMISSION_BPS_MAX {

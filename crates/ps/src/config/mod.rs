@@ -838,6 +838,9 @@ impl Config {
         for point in &self.catalog.trade_points {
             point.check_terminal_type().map_err(ConfigError::Invalid)?;
         }
+        for mpp in &self.catalog.mpps {
+            mpp.check_register_email().map_err(ConfigError::Invalid)?;
+        }
         self.catalog.validate().map_err(ConfigError::Invalid)
     }
 
