@@ -252,7 +252,7 @@ where
 }
 
 /// The log of 503 answers, at most a line a second ([`RequestSpanLayer`]).
-static UNAVAILABLE_LOG: std::sync::LazyLock<std::sync::Mutex<connections::Sparse>> =
+static UNAVAILABLE_LOG: std::sync::LazyLock<std::sync::Mutex<crate::log_sparse::Sparse>> =
     std::sync::LazyLock::new(Default::default);
 
 /// The answer to a panic: a body both APIs' clients understand as "retry".

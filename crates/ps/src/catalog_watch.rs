@@ -12,18 +12,24 @@ use crate::state::AppState;
 /// Checks the catalog version until `stop`.
 pub(crate) async fn run(app: AppState, stop: CancellationToken) {
     let interval = app.config.limits.catalog_check_interval();
+    // While the database is away every check fails: said once a minute, and its end once.
+    let mut lasting = crate::log_sparse::Lasting::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match app.store.catalog_version().await {
-            Ok(version) if version != app.catalog_version() => match app.reload_catalog().await {
-                Ok(()) => tracing::info!(version, "operator data changed elsewhere; reloaded"),
-                Err(e) => tracing::warn!(error = %e, "cannot reload the operator data; will retry"),
-            },
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot check the operator data's version"),
-        }
+        let checked = match app.store.catalog_version().await {
+            Ok(version) if version != app.catalog_version() => {
+                let reloaded = app.reload_catalog().await;
+                if reloaded.is_ok() {
+                    tracing::info!(version, "operator data changed elsewhere; reloaded");
+                }
+                reloaded.map_err(|e| e.to_string())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        lasting.note("checking the operator data's version", &checked);
     }
 }

@@ -86,6 +86,8 @@ impl NotReady {
 #[derive(Default)]
 pub(crate) struct Readiness {
     last: tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>,
+    /// A database away fails every check: said once a minute, and its end once.
+    lasting: std::sync::Mutex<crate::log_sparse::Lasting>,
 }
 
 impl Readiness {
@@ -96,22 +98,24 @@ impl Readiness {
         {
             return answer;
         }
-        let answer = match tokio::time::timeout(CHECK_WAIT, store.ping()).await {
+        let pinged = match tokio::time::timeout(CHECK_WAIT, store.ping()).await {
             // Full (every connection or the writer's queue taken) is busy, not down: taking a
             // busy node out of the balancer would only move its load to the others.
             Ok(Ok(()) | Err(StoreError::Overloaded)) => Ok(()),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: the database does not answer");
-                Err(NotReady::Database)
-            }
-            Err(_) => {
-                tracing::warn!(
-                    wait_ms = CHECK_WAIT.as_millis(),
-                    "readiness: the database did not answer in time"
-                );
-                Err(NotReady::DatabaseLate)
-            }
+            Ok(Err(e)) => Err((NotReady::Database, e.to_string())),
+            Err(_) => Err((
+                NotReady::DatabaseLate,
+                format!("no answer in {} ms", CHECK_WAIT.as_millis()),
+            )),
         };
+        self.lasting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note(
+                "readiness: the database check",
+                &pinged.as_ref().map_err(|(_, why)| why),
+            );
+        let answer = pinged.map_err(|(not_ready, _)| not_ready);
         *last = Some((Instant::now(), answer));
         answer
     }

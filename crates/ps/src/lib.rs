@@ -37,6 +37,7 @@ mod health;
 mod icon;
 pub mod ipsec;
 mod links;
+mod log_sparse;
 pub mod merchant_api;
 mod mpp_api;
 pub mod outbox;

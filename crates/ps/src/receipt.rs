@@ -330,7 +330,7 @@ fn html(locale: Locale, title: &str, rows: &[(&str, String)]) -> String {
 /// A store failure on a page: 503 (retry) when the store is busy or out of reach, else 500.
 pub(crate) fn fault(e: crate::store::StoreError) -> Response {
     if e.is_unavailable() {
-        tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
+        crate::log_sparse::store_unavailable(&e);
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     tracing::error!(error = %e, "cannot read a page's purchase");

@@ -113,6 +113,8 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         cfg.alert_after(),
         cfg.lease(),
     );
+    // While the database is away every claim fails: said once a minute, and its end once.
+    let mut claiming = crate::log_sparse::Lasting::default();
     loop {
         let mut claimed_all = false;
         // Each MPP is claimed for up to its own free slots, so a slow MPP never holds the calls
@@ -127,7 +129,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                 continue;
             }
             let (now, holder) = (app.clock.now(), app.lease_holder.clone());
-            let claimed = match outbox::claim::<RefundDelivery>(
+            let claimed = outbox::claim::<RefundDelivery>(
                 &app.store,
                 Some(mpp),
                 now,
@@ -135,13 +137,10 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                 policy.lease,
                 holder,
             )
-            .await
-            {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim refund deliveries; will retry");
-                    continue;
-                }
+            .await;
+            claiming.note("claiming refund deliveries", &claimed);
+            let Ok(claimed) = claimed else {
+                continue;
             };
             claimed_all |= claimed.len() == free;
             let mut unstarted = Vec::new();

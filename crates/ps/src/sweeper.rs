@@ -8,6 +8,7 @@ use std::future::Future;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use crate::log_sparse::Lasting;
 use crate::state::AppState;
 use crate::store::StoreResult;
 
@@ -19,33 +20,35 @@ pub(crate) async fn run(app: AppState, stop: CancellationToken) {
     let interval = app.config.payments.expiry_sweep_interval();
     let batch_max = app.config.limits.expiry_batch_max;
     let mut retention_done: Option<Timestamp> = None;
+    // While the database is away every pass fails: said once a minute, and its end once.
+    let (mut return_qrs, mut purchases, mut retention) = Default::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        if let Err(e) = app
+        let expired = app
             .store
             .expire_return_qrs(app.clock.now(), batch_max)
-            .await
-        {
-            tracing::warn!(error = %e, "return QR expiry failed; will retry");
-        }
+            .await;
+        Lasting::note(&mut return_qrs, "return QR expiry", &expired);
         let expired = batches(&stop, batch_max, || {
             app.store.expire_due(app.clock.now(), batch_max)
         })
         .await;
-        match expired {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired purchases past their deadline"),
-            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+        if let Ok(n @ 1..) = expired {
+            tracing::info!(expired = n, "expired purchases past their deadline");
         }
+        Lasting::note(&mut purchases, "the expiry sweep", &expired);
         let now = app.clock.now();
         let due = retention_done
             .and_then(|done| done.checked_add(RETENTION_INTERVAL).ok())
             .is_none_or(|next| now >= next);
-        if due && forget(&app, &stop, now).await {
+        if due {
+            // A pass that failed is tried again at the next interval, not at the next sweep.
             retention_done = Some(now);
+            let forgotten = forget(&app, &stop, now).await;
+            Lasting::note(&mut retention, "retention", &forgotten);
         }
     }
 }
@@ -72,15 +75,15 @@ where
     }
 }
 
-/// One retention pass as of `now`; false if a part of it failed (it is tried again at the next
-/// sweep).
-async fn forget(app: &AppState, stop: &CancellationToken, now: Timestamp) -> bool {
+/// One retention pass as of `now`; the first error if a part of it failed (it is tried again at
+/// the next interval).
+async fn forget(app: &AppState, stop: &CancellationToken, now: Timestamp) -> StoreResult<()> {
     let batch_max = app.config.limits.retention_batch_max;
     let days = i64::from(app.config.payments.unpaid_retention_days);
     // A retention so long that it reaches before the calendar's start keeps everything.
     let Ok(ended_before) = now.checked_sub(SignedDuration::from_hours(days.saturating_mul(24)))
     else {
-        return true;
+        return Ok(());
     };
     let use_window_ms = i64::from(app.config.refunds.return_qr_use_window_s).saturating_mul(1_000);
     let replays_before = now
@@ -99,20 +102,14 @@ async fn forget(app: &AppState, stop: &CancellationToken, now: Timestamp) -> boo
         app.store.forget_pos_requests(replays_before, batch_max)
     })
     .await;
-    let mut ok = true;
     for (what, result) in [
-        ("unpaid purchases", purchases),
-        ("unused return QRs", return_qrs),
-        ("replay records", replays),
+        ("unpaid purchases", &purchases),
+        ("unused return QRs", &return_qrs),
+        ("replay records", &replays),
     ] {
-        match result {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, what, "forgot rows past their retention"),
-            Err(e) => {
-                tracing::warn!(error = %e, what, "retention failed; will retry");
-                ok = false;
-            }
+        if let Ok(deleted @ 1..) = result {
+            tracing::info!(deleted, what, "forgot rows past their retention");
         }
     }
-    ok
+    purchases.and(return_qrs).and(replays).map(|_| ())
 }

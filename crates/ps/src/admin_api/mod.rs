@@ -101,7 +101,7 @@ fn bad(why: impl Into<String>) -> AdminError {
 /// else 500.
 fn internal(e: crate::store::StoreError) -> AdminError {
     if e.is_unavailable() {
-        tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
+        crate::log_sparse::store_unavailable(&e);
         return AdminError(
             StatusCode::SERVICE_UNAVAILABLE,
             "the PS is busy; retry".to_owned(),

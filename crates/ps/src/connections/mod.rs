@@ -235,54 +235,6 @@ impl Drop for Counted {
     }
 }
 
-/// A log line at most once a second, with how many were left out since the last one.
-#[derive(Default)]
-pub(crate) struct Sparse {
-    last: Option<Instant>,
-    left_out: u64,
-}
-
-impl Sparse {
-    /// `Some(left out)` when a line is due now.
-    pub(crate) fn due(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now < last + Duration::from_secs(1))
-        {
-            self.left_out += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.left_out))
-    }
-}
-
-/// A [`Sparse`] log per key (a Custom provider's callback address), so that one noisy key hides
-/// none of another's lines. Holds at most [`SparseByKey::KEYS_MAX`] keys; past that it starts
-/// afresh, which at worst logs one line more.
-#[derive(Default)]
-pub(crate) struct SparseByKey(std::sync::Mutex<std::collections::HashMap<String, Sparse>>);
-
-impl SparseByKey {
-    const KEYS_MAX: usize = 1024;
-
-    /// `Some(left out)` when a line about `key` is due now.
-    pub(crate) fn due(&self, key: &str) -> Option<u64> {
-        let mut keys = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(sparse) = keys.get_mut(key) {
-            return sparse.due();
-        }
-        if keys.len() >= Self::KEYS_MAX {
-            keys.clear();
-        }
-        keys.entry(key.to_owned()).or_default().due()
-    }
-}
-
 /// `TCP_NOTSENT_LOWAT` of every accepted connection.
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 
@@ -336,8 +288,8 @@ where
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut shutdown = pin!(shutdown);
-    let mut at_cap_log = Sparse::default();
-    let mut error_log = Sparse::default();
+    let mut at_cap_log = crate::log_sparse::Sparse::default();
+    let mut error_log = crate::log_sparse::Sparse::default();
     loop {
         // A slot before the accept: at the cap the PS leaves new clients in the kernel's backlog
         // (which refuses past its length) until a connection closes, rather than taking sockets
@@ -720,35 +672,6 @@ fn next_look(deadline: Option<(Instant, Expiry)>, shortest: Duration) -> Instant
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_sparse_log_says_one_line_a_second_and_how_many_it_left_out() {
-        let mut sparse = Sparse::default();
-        assert_eq!(sparse.due(), Some(0));
-        for _ in 0..3 {
-            assert_eq!(sparse.due(), None);
-        }
-        tokio::time::advance(Duration::from_millis(999)).await;
-        assert_eq!(sparse.due(), None);
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert_eq!(sparse.due(), Some(4));
-        assert_eq!(sparse.due(), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_noisy_callback_hides_no_line_of_another() {
-        let sparse = SparseByKey::default();
-        assert_eq!(sparse.due("https://noisy.example/amount"), Some(0));
-        assert_eq!(sparse.due("https://noisy.example/amount"), None);
-        assert_eq!(sparse.due("https://quiet.example/amount"), Some(0));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(sparse.due("https://noisy.example/amount"), Some(1));
-        // Past its bound it starts afresh: one line more at worst.
-        for key in 0..SparseByKey::KEYS_MAX {
-            sparse.due(&key.to_string());
-        }
-        assert_eq!(sparse.due("https://noisy.example/amount"), Some(0));
-    }
 
     #[test]
     fn the_pressure_ends_with_one_place_in_32_free() {

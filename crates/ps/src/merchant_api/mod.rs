@@ -316,7 +316,7 @@ impl IntoResponse for PosError {
             ),
             PosError::Store(e) => {
                 let status = if e.is_unavailable() {
-                    tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
+                    crate::log_sparse::store_unavailable(&e);
                     HttpStatus::SERVICE_UNAVAILABLE
                 } else {
                     tracing::error!(error = %e, "internal fault");

@@ -92,7 +92,7 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
             ResultBody::for_param(ResultCode::ParamIllegal, caller.locale, &param),
         ),
         Err(MppError::Store(e)) if e.is_unavailable() => {
-            tracing::warn!(error = %e, "the store is busy or out of reach; told to retry");
+            crate::log_sparse::store_unavailable(&e);
             result_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ResultBody::of(ResultCode::UnknownException, caller.locale),

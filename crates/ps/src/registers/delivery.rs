@@ -27,6 +27,7 @@ use super::mail::{Letter, Mailer};
 use super::make::{self, Format};
 use super::period::{Period, RegisterKind};
 use super::{RegisterError, schedule};
+use crate::log_sparse::Lasting;
 use crate::outbox::{self, Claim, Ending, Kind, OutboxEntry, OutboxKind, Policy, Words};
 use crate::outgoing::FailureKind;
 use crate::state::AppState;
@@ -108,17 +109,22 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     );
     let poll = config.poll_interval();
     let mut queued_upto = None;
+    // While the database is away every pass fails: said once a minute, and its end once.
+    let (mut queueing, mut claiming) = Default::default();
     loop {
-        match queue(&app, &calendar, queued_upto).await {
-            Ok(upto) => queued_upto = upto,
-            Err(e) => tracing::warn!(error = %e, "cannot queue registers; will retry"),
+        let queued = queue(&app, &calendar, queued_upto).await;
+        if let Ok(upto) = queued {
+            queued_upto = upto;
         }
+        Lasting::note(&mut queueing, "queueing registers", &queued);
         // While e-mails are due (a catch-up, a resend), the next is claimed at once rather than
         // after a poll interval.
-        match send_due(&app, &calendar, &mailer, policy, &stop).await {
-            Ok(true) if !stop.is_cancelled() => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot claim register e-mails; will retry"),
+        let sent = send_due(&app, &calendar, &mailer, policy, &stop).await;
+        Lasting::note(&mut claiming, "claiming register e-mails", &sent);
+        if let Ok(true) = sent
+            && !stop.is_cancelled()
+        {
+            continue;
         }
         tokio::select! {
             () = stop.cancelled() => return,
