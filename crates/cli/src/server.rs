@@ -510,7 +510,10 @@ fn print_guide(config: &Config, ps: &str, mpps: &[(&'static SandboxMpp, String)]
             .iter()
             .map(|(id, _, tenge)| {
                 let deposit = Amount::from_tenge(*tenge).unwrap_or_default();
-                format!("{id} (opened with {})", deposit.human(tolem_wire::Locale::Ru))
+                format!(
+                    "{id} (opened with {})",
+                    deposit.human(tolem_wire::Locale::Ru)
+                )
             })
             .collect();
         say!("  MPP {caller:<17} {url}   customers {}", who.join(", "));

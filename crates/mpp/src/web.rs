@@ -183,11 +183,6 @@ const PAGE_TEXTS: &[(&str, &str, &str)] = &[
         "«{name}» өрісін толтырыңыз.",
     ),
     (
-        "bad_amount",
-        "Сумма — целое число тенге больше нуля, например 500 или 1 500.",
-        "Сома — нөлден үлкен бүтін теңге, мысалы 500 немесе 1 500.",
-    ),
-    (
         "unknown_customer",
         "Клиент {id} не найден в этом банке.",
         "Бұл банкте {id} клиенті табылмады.",
@@ -237,6 +232,7 @@ pub fn texts(locale: Locale) -> BTreeMap<&'static str, String> {
     let mut texts: BTreeMap<&'static str, String> = BTreeMap::from([
         ("ask_qr", colonless(text::ask_qr(locale))),
         ("ask_amount", colonless(text::ask_amount(locale))),
+        ("bad_amount", text::bad_amount(locale)),
         ("merchant", text::merchant(locale, &merchant)),
         ("service", text::service(locale, "{name}")),
         ("due", with_amount(|a| text::amount_due(locale, a))),

@@ -114,7 +114,7 @@ async fn a_static_qr_asks_the_amount_until_it_is_whole_tenge() {
         script
             .shown
             .iter()
-            .filter(|l| l.contains("Жауап түсініксіз"))
+            .filter(|l| *l == "Сома — нөлден үлкен бүтін теңге, мысалы 500 немесе 1 500.")
             .count(),
         2,
         "{screen}"
@@ -642,7 +642,13 @@ async fn the_binary_pays_only_what_its_flags_say() {
     let (ok, out, err) =
         tolem_wallet(&bank, &["pay", STATIC_QR, "--amount", "12,50", "--yes"]).await;
     assert!(!ok, "{out}");
-    assert!(err.contains("--amount 12.50"), "{err}");
+    assert!(
+        err.contains(
+            "--amount 12,50 ₸: Сумма — целое число тенге больше нуля, например 500 или 1 500. \
+             Не оплачено."
+        ),
+        "{err}"
+    );
     let (ok, out, err) = tolem_wallet(
         &bank,
         &[

@@ -170,7 +170,7 @@ impl Wallet {
             }
             QrCodeType::Static => {
                 let amount = match (answers.amount, answers.decision) {
-                    (Some(amount), _) => check_static_amount(amount)?,
+                    (Some(amount), _) => check_static_amount(amount, locale)?,
                     // Back needs no amount.
                     (None, Some(Decision::Back)) => return Ok(Choice::Back),
                     (None, _) => ask_amount(prompt, locale)?,
@@ -251,8 +251,7 @@ fn show_result(prompt: &mut dyn Prompt, locale: Locale, view: &PaymentView) {
 /// Asks `question` until `parse` accepts the answer, at most [`ANSWER_TRIES_MAX`] times.
 fn ask_until<T>(
     prompt: &mut dyn Prompt,
-    locale: Locale,
-    question: &str,
+    (question, hint): (&str, &str),
     flag: &'static str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<T, WalletError> {
@@ -264,7 +263,7 @@ fn ask_until<T>(
         if let Some(value) = parse(answer.trim()) {
             return Ok(value);
         }
-        prompt.say(&text::not_understood(locale));
+        prompt.say(hint);
     }
     Err(WalletError::TooManyTries {
         question: question.to_owned(),
@@ -272,10 +271,10 @@ fn ask_until<T>(
 }
 
 fn ask_amount(prompt: &mut dyn Prompt, locale: Locale) -> Result<Amount, WalletError> {
+    // Says what an amount must be, not only that it was not understood: `1,5` is clear enough.
     ask_until(
         prompt,
-        locale,
-        &text::ask_amount(locale),
+        (&text::ask_amount(locale), &text::bad_amount(locale)),
         "--amount",
         parse_tenge,
     )
@@ -283,7 +282,7 @@ fn ask_amount(prompt: &mut dyn Prompt, locale: Locale) -> Result<Amount, WalletE
 
 /// Whole tenge as a customer types it: `500`, `1 500`, `500,00`, `500.00`.
 pub fn parse_tenge(answer: &str) -> Option<Amount> {
-    check_static_amount(parse_typed(answer)?).ok()
+    parse_typed(answer).filter(|a| a.is_whole_tenge())
 }
 
 /// An amount above zero as a person types it, tiyn allowed: `1 200,50`, `500`, `500.00 ₸`
@@ -292,10 +291,10 @@ pub fn parse_typed(answer: &str) -> Option<Amount> {
     Amount::parse_typed(answer).ok().filter(|a| !a.is_zero())
 }
 
-fn check_static_amount(amount: Amount) -> Result<Amount, WalletError> {
+fn check_static_amount(amount: Amount, locale: Locale) -> Result<Amount, WalletError> {
     if amount.is_zero() || !amount.is_whole_tenge() {
-        return Err(WalletError::BadAnswer(format!(
-            "--amount {amount}: a whole number of tenge above zero"
+        return Err(WalletError::BadAnswer(text::bad_static_amount(
+            locale, amount,
         )));
     }
     Ok(amount)
@@ -304,8 +303,7 @@ fn check_static_amount(amount: Amount) -> Result<Amount, WalletError> {
 fn ask_decision(prompt: &mut dyn Prompt, locale: Locale) -> Result<Decision, WalletError> {
     ask_until(
         prompt,
-        locale,
-        &text::ask_confirm(locale),
+        (&text::ask_confirm(locale), &text::not_understood(locale)),
         "--yes / --back",
         parse_decision,
     )
@@ -396,8 +394,10 @@ fn ask_parameter(
         _ => {
             return ask_until(
                 prompt,
-                locale,
-                &text::ask_parameter(&parameter.name),
+                (
+                    &text::ask_parameter(&parameter.name),
+                    &text::not_understood(locale),
+                ),
                 "--param ID=VALUE",
                 |answer| (!answer.is_empty()).then(|| answer.to_owned()),
             );
@@ -407,7 +407,8 @@ fn ask_parameter(
         prompt.say(&text::option_line(i + 1, option));
     }
     let question = text::ask_choice(locale, &parameter.name, options.len());
-    ask_until(prompt, locale, &question, "--param ID=KEY", |answer| {
+    let hint = text::not_understood(locale);
+    ask_until(prompt, (&question, &hint), "--param ID=KEY", |answer| {
         let by_number = answer
             .parse::<usize>()
             .ok()
@@ -443,6 +444,35 @@ mod tests {
         fn ask(&mut self, question: &str) -> Option<String> {
             panic!("asked {question:?}")
         }
+    }
+
+    /// A prompt with answers ready, keeping what it was told.
+    struct Scripted {
+        answers: Vec<&'static str>,
+        said: Vec<String>,
+    }
+
+    impl Prompt for Scripted {
+        fn say(&mut self, line: &str) {
+            self.said.push(line.to_owned());
+        }
+        fn ask(&mut self, _question: &str) -> Option<String> {
+            (!self.answers.is_empty()).then(|| self.answers.remove(0).to_owned())
+        }
+    }
+
+    #[test]
+    fn a_static_amount_typed_with_tiyn_is_asked_again_saying_what_it_must_be() {
+        let mut prompt = Scripted {
+            answers: vec!["1,5", "500"],
+            said: Vec::new(),
+        };
+        let amount = ask_amount(&mut prompt, Locale::Kk).expect("the second answer");
+        assert_eq!(Some(amount), Amount::from_tenge(500));
+        assert_eq!(
+            prompt.said,
+            ["Сома — нөлден үлкен бүтін теңге, мысалы 500 немесе 1 500."]
+        );
     }
 
     #[test]

@@ -107,6 +107,21 @@ pub fn ask_confirm(locale: Locale) -> String {
         kk: "Төлейсіз бе? (и — төлеу, ж — артқа):")
 }
 
+/// A Static QR's amount that is not whole tenge above zero (`1,5`, `0`): what it must be.
+pub fn bad_amount(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Сумма — целое число тенге больше нуля, например 500 или 1 500.",
+        kk: "Сома — нөлден үлкен бүтін теңге, мысалы 500 немесе 1 500.")
+}
+
+/// `--amount` for a Static QR that is not whole tenge above zero: nothing is paid.
+pub fn bad_static_amount(locale: Locale, typed: Amount) -> String {
+    let typed = money(typed);
+    tr!(locale,
+        ru: format!("--amount {typed}: {} Не оплачено.", bad_amount(locale)),
+        kk: format!("--amount {typed}: {} Төленбеді.", bad_amount(locale)))
+}
+
 pub fn not_understood(locale: Locale) -> String {
     tr!(locale,
         ru: "Ответ не понят, попробуйте ещё раз.",
