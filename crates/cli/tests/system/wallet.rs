@@ -767,7 +767,7 @@ async fn a_confirm_without_an_answer_is_not_called_a_bank_that_is_down() {
     assert!(
         error
             .message(Locale::Ru)
-            .contains("Если платёж дошёл до банка, он завершится: проверьте `history`, прежде чем платить снова."),
+            .contains("Если платёж дошёл до банка, он завершится: проверьте историю (history), прежде чем платить снова."),
         "{error}"
     );
     eventually("the payment is Processed", || async {

@@ -196,7 +196,11 @@ impl AppClient {
             why = inner.to_string();
             source = inner.source();
         }
-        WalletError::Unreachable { url, why }
+        if e.is_connect() {
+            WalletError::Unreachable { url, why }
+        } else {
+            WalletError::Interrupted { url, why }
+        }
     }
 }
 
@@ -259,6 +263,35 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_never_made_sent_nothing_and_one_cut_may_have() {
+        // A port nothing listens on: refused at connect.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = closed.local_addr().expect("its address");
+        drop(closed);
+        let client = AppClient::new(&format!("http://{addr}")).expect("a valid url");
+        let refused = client.account("C1").await.expect_err("refused");
+        assert!(
+            matches!(refused, WalletError::Unreachable { .. }),
+            "{refused:?}"
+        );
+        // A server that takes the connection and closes it unanswered: the request went out.
+        let rude = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let addr = rude.local_addr().expect("its address");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = rude.accept().await {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+            }
+        });
+        let client = AppClient::new(&format!("http://{addr}")).expect("a valid url");
+        let cut = client.account("C1").await.expect_err("cut");
+        assert!(matches!(cut, WalletError::Interrupted { .. }), "{cut:?}");
     }
 
     #[test]

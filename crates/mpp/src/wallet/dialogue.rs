@@ -106,8 +106,9 @@ impl Wallet {
                 .confirm(&self.customer_id, &payment_id, amount, locale)
                 .await
                 // A confirm without an answer may have paid: never "the bank is down, start it".
+                // One that never made a connection sent nothing: that is what it says.
                 .map_err(|e| match e {
-                    WalletError::Unreachable { url, why } => {
+                    WalletError::Interrupted { url, why } => {
                         WalletError::ConfirmUnanswered { url, why }
                     }
                     WalletError::Timeout { url } => WalletError::ConfirmUnanswered {

@@ -10,8 +10,12 @@ use tolem_wire::Locale;
 pub enum WalletError {
     /// The MPP's address is not an `http(s)://` URL.
     BadUrl(String),
-    /// The MPP could not be reached (refused, reset, DNS, a broken body).
+    /// The MPP could not be reached: no connection was made (refused, DNS, no route), so
+    /// nothing was sent.
     Unreachable { url: String, why: String },
+    /// The connection to the MPP failed once made (a reset, a broken body): what was sent may
+    /// have reached it.
+    Interrupted { url: String, why: String },
     /// The MPP took longer than the wallet waits; the payment may still complete there.
     Timeout { url: String },
     /// The payment was sent but no answer came back (the connection failed, the wait ended, the

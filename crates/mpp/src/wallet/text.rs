@@ -228,8 +228,8 @@ pub fn other_status(locale: Locale, status: &str) -> String {
 pub fn refund_scanned(locale: Locale, refund_id: Option<&str>) -> String {
     let id = refund_id.map(|id| format!(" №{id}")).unwrap_or_default();
     tr!(locale,
-        ru: format!("QR-код возврата{id}: кассир сейчас выберет покупку для возврата. Деньги придут на счёт, уведомление появится в `notifications`."),
-        kk: format!("Қайтару QR-коды{id}: кассир енді қайтарылатын сатып алуды таңдайды. Ақша шотқа түседі, хабарлама `notifications` ішінде шығады."))
+        ru: format!("QR-код возврата{id}: кассир сейчас выберет покупку для возврата. Деньги придут на счёт, уведомление появится в уведомлениях (notifications)."),
+        kk: format!("Қайтару QR-коды{id}: кассир енді қайтарылатын сатып алуды таңдайды. Ақша шотқа түседі, хабарлама хабарламаларда (notifications) шығады."))
 }
 
 pub fn balance(locale: Locale, name: &str, customer_id: &str, tiyn: i64) -> String {
@@ -300,14 +300,17 @@ pub fn error(e: &WalletError, locale: Locale) -> String {
             ru: format!("Адрес банка (МПП) должен начинаться с http:// или https://: {url}"),
             kk: format!("Банк (МПП) мекенжайы http:// немесе https:// деп басталуы керек: {url}")),
         WalletError::Unreachable { url, why } => tr!(locale,
-            ru: format!("Банк (МПП) недоступен по адресу {url}: {why}. Запустите песочницу (`cargo run --release -- sandbox`) или укажите адрес банка: --mpp URL"),
-            kk: format!("Банк (МПП) қолжетімсіз, мекенжайы {url}: {why}. Құмсалғышты іске қосыңыз (`cargo run --release -- sandbox`) немесе банк мекенжайын көрсетіңіз: --mpp URL")),
+            ru: format!("Банк (МПП) недоступен по адресу {url}: {why}. Запустите песочницу (tolem sandbox) или укажите адрес банка: --mpp URL"),
+            kk: format!("Банк (МПП) қолжетімсіз, мекенжайы {url}: {why}. Құмсалғышты іске қосыңыз (tolem sandbox) немесе банк мекенжайын көрсетіңіз: --mpp URL")),
+        WalletError::Interrupted { url, why } => tr!(locale,
+            ru: format!("Связь с банком (МПП) {url} прервалась: {why}. Попробуйте ещё раз."),
+            kk: format!("Банкпен (МПП) байланыс үзілді, мекенжайы {url}: {why}. Қайталап көріңіз.")),
         WalletError::Timeout { url } => tr!(locale,
-            ru: format!("Банк (МПП) {url} не ответил вовремя. Платёж может ещё завершиться — проверьте `history`."),
-            kk: format!("Банк (МПП) {url} уақытында жауап бермеді. Төлем әлі аяқталуы мүмкін — `history` тексеріңіз.")),
+            ru: format!("Банк (МПП) {url} не ответил вовремя. Платёж может ещё завершиться — проверьте историю (history)."),
+            kk: format!("Банк (МПП) {url} уақытында жауап бермеді. Төлем әлі аяқталуы мүмкін — тарихты (history) тексеріңіз.")),
         WalletError::ConfirmUnanswered { url, why } => tr!(locale,
-            ru: format!("Банк (МПП) {url} не ответил на оплату: {why}. Если платёж дошёл до банка, он завершится: проверьте `history`, прежде чем платить снова."),
-            kk: format!("Банк (МПП) {url} төлемге жауап бермеді: {why}. Төлем банкке жетсе, ол аяқталады: қайта төлемес бұрын `history` тексеріңіз.")),
+            ru: format!("Банк (МПП) {url} не ответил на оплату: {why}. Если платёж дошёл до банка, он завершится: проверьте историю (history), прежде чем платить снова."),
+            kk: format!("Банк (МПП) {url} төлемге жауап бермеді: {why}. Төлем банкке жетсе, ол аяқталады: қайта төлемес бұрын тарихты (history) тексеріңіз.")),
         WalletError::Mpp { status, message } => tr!(locale,
             ru: format!("Банк (МПП) ответил ошибкой (HTTP {status}): {message}"),
             kk: format!("Банк (МПП) қатемен жауап берді (HTTP {status}): {message}")),
@@ -387,6 +390,10 @@ mod tests {
         let errors = [
             WalletError::BadUrl("x".into()),
             WalletError::Unreachable {
+                url: "u".into(),
+                why: "w".into(),
+            },
+            WalletError::Interrupted {
                 url: "u".into(),
                 why: "w".into(),
             },
