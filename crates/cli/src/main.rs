@@ -115,7 +115,14 @@ pub struct Overrides {
 }
 
 fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let cli = Cli::parse();
+    // A server logs what it does (`info`); a command that answers and exits says only what
+    // went wrong (`warn`), so that its answer is not preceded by lines about its start.
+    let level = match &cli.command {
+        Command::Serve { check: false, .. } | Command::Sandbox { .. } | Command::Mpp(_) => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -127,7 +134,6 @@ fn main() -> ExitCode {
         // each request's span is written without the escape codes around every field name.
         logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
-    let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // Already said on screen, in the customer's language.
