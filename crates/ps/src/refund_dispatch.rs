@@ -27,9 +27,7 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tolem_wire::mpp::{
-    HEADER_CALLER_NAME, HEADER_LOCALE, HEADER_REQUEST_ID, RefundRequest, ResultOnly,
-};
+use tolem_wire::mpp::{HEADER_CALLER_NAME, HEADER_LOCALE, HEADER_REQUEST_ID, RefundRequest};
 use tracing::Instrument;
 
 use crate::catalog::SANDBOX_MPP;
@@ -315,7 +313,7 @@ async fn attempt(
         .map_err(|e| Failure::of_http(&e))?;
     let status = response.status().as_u16();
     let code = read_capped(response, ANSWER_BYTES_MAX).await.map(|bytes| {
-        serde_json::from_slice::<ResultOnly>(&bytes)
+        serde_json::from_slice::<RefundAnswer>(&bytes)
             .ok()
             .map(|r| r.result.result_code)
     })?;
@@ -346,4 +344,18 @@ async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+/// What the PS reads of an MPP's `/refund` answer: its `result.resultCode`, which decides the
+/// refund (DECISIONS 7, 21). The regulation's `resultMessage` is words for people, read by no
+/// rule: an MPP that leaves it out has still said what happened, and refusing its answer for
+/// that would send a refund it has applied again until someone looks.
+#[derive(serde::Deserialize)]
+struct RefundAnswer {
+    result: AnsweredCode,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnsweredCode {
+    result_code: String,
 }

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 pub enum Act {
     /// Credit (once per refundId) and answer SUCCESS.
     Succeed,
+    /// Credit and answer SUCCESS without the `resultMessage` the regulation asks for.
+    SucceedTerse,
     /// Answer this result code without crediting.
     Answer(&'static str),
     /// Answer this result code under this HTTP status (a gateway in front of the MPP, say).
@@ -118,6 +120,10 @@ async fn handle(
         Act::Succeed => {
             credit(&inner);
             success.into_response()
+        }
+        Act::SucceedTerse => {
+            credit(&inner);
+            Json(json!({"result": {"resultCode": "SUCCESS"}})).into_response()
         }
         Act::Answer(code) => {
             Json(json!({"result": {"resultCode": code, "resultMessage": code}})).into_response()

@@ -102,6 +102,20 @@ async fn the_pos_is_answered_after_the_mpp_credited_the_refund() {
     );
 }
 
+/// An MPP's SUCCESS without `resultMessage` is its answer all the same: read once, not sent again.
+#[tokio::test]
+async fn a_success_without_its_message_completes_the_refund() {
+    let (ps, mpp) = start(10_000, |_| {}).await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    mpp.script([Act::SucceedTerse]);
+    let answer = refund_r3(&ps, &device, purchase, 300.0).await;
+    assert_eq!(answer["StatusCode"], 0, "{answer}");
+    let id = answer["Data"]["ReturnOperationId"].as_i64().expect("id");
+    assert_eq!(refund_status(&ps, id).await["status"], "completed");
+    assert_eq!(mpp.calls().len(), 1, "sent once");
+}
+
 #[tokio::test]
 async fn a_final_refusal_reaches_the_pos_and_the_amount_is_refundable_again_at_once() {
     let (ps, mpp) = start(10_000, |_| {}).await;
