@@ -93,9 +93,8 @@ impl Store {
                     to,
                 )?;
                 totals.payments += count;
-                totals.paid = totals
-                    .paid
-                    .checked_add(Amount::from_tiyn(tiyn))
+                totals.paid = Amount::checked_from_tiyn(tiyn)
+                    .and_then(|sum| totals.paid.checked_add(sum))
                     .ok_or_else(too_large)?;
                 let (count, tiyn) = count_and_sum(
                     db,
@@ -107,9 +106,8 @@ impl Store {
                     to,
                 )?;
                 totals.refunds += count;
-                totals.refunded = totals
-                    .refunded
-                    .checked_add(Amount::from_tiyn(tiyn))
+                totals.refunded = Amount::checked_from_tiyn(tiyn)
+                    .and_then(|sum| totals.refunded.checked_add(sum))
                     .ok_or_else(too_large)?;
             }
             Ok(totals)

@@ -211,9 +211,7 @@ impl RawPayment {
             _ => return Err(corrupt("half an owner")),
         };
         let amount = match self.amount_tiyn {
-            Some(t) => Some(Amount::from_tiyn(
-                u64::try_from(t).map_err(|_| corrupt("negative amount"))?,
-            )),
+            Some(t) => Some(super::stored_amount(t).ok_or_else(|| corrupt("amount out of range"))?),
             None => None,
         };
         Ok(Payment {

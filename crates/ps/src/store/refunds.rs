@@ -85,9 +85,7 @@ impl RawRefund {
             _ => return Err(corrupt("half an owner")),
         };
         let amount = match self.amount_tiyn {
-            Some(t) => Some(Amount::from_tiyn(
-                u64::try_from(t).map_err(|_| corrupt("negative amount"))?,
-            )),
+            Some(t) => Some(super::stored_amount(t).ok_or_else(|| corrupt("amount out of range"))?),
             None => None,
         };
         Ok(Refund {
@@ -215,9 +213,8 @@ fn held_amounts(db: Db<'_>, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
         "SELECT amount_tiyn FROM refunds WHERE payment_id = ?1 AND status IN ('pending', 'completed')",
         args![payment_id],
         |r| {
-            let tiyn = u64::try_from(r.get::<i64>(0)?)
-                .map_err(|_| StoreError::Corrupt("negative refund".to_owned()))?;
-            Ok(Amount::from_tiyn(tiyn))
+            super::stored_amount(r.get::<i64>(0)?)
+                .ok_or_else(|| StoreError::Corrupt("a refund's amount out of range".to_owned()))
         },
     )
 }
@@ -310,9 +307,10 @@ impl Store {
                  AND status IN ('pending', 'completed')",
                 args![payment_id],
                 |r| {
-                    let tiyn = u64::try_from(r.get::<i64>(1)?)
-                        .map_err(|_| StoreError::Corrupt("negative refund".to_owned()))?;
-                    Ok((r.get::<String>(0)? == "completed", Amount::from_tiyn(tiyn)))
+                    let amount = super::stored_amount(r.get::<i64>(1)?).ok_or_else(|| {
+                        StoreError::Corrupt("a refund's amount out of range".to_owned())
+                    })?;
+                    Ok((r.get::<String>(0)? == "completed", amount))
                 },
             )?;
             // Refunds of one purchase never add up to more than it (DECISIONS 20).
