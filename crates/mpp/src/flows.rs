@@ -677,8 +677,8 @@ impl Mpp {
                         },
                         amount: r
                             .get::<_, Option<i64>>(1)?
-                            .and_then(|t| u64::try_from(t).ok())
-                            .map(Amount::from_tiyn),
+                            .map(ledger::stored_amount)
+                            .transpose()?,
                         receipt: r.get(2)?,
                         ps_code: r.get(3)?,
                     })
@@ -706,7 +706,7 @@ impl Mpp {
                     Ok(Record {
                         customer_id: r.get(0)?,
                         kind: r.get(1)?,
-                        amount: r.get::<_, Option<i64>>(2)?.and_then(|t| u64::try_from(t).ok()).map(Amount::from_tiyn),
+                        amount: r.get::<_, Option<i64>>(2)?.map(ledger::stored_amount).transpose()?,
                         service_id: r.get(3)?,
                         status: r.get(4)?,
                         mpp_payment_id: r.get(5)?,
@@ -816,9 +816,7 @@ fn adopt_unsettled(conn: &mut Connection) -> Result<(), FlowError> {
             status: status.clone(),
             mpp_payment_id,
         };
-        let amount = tiyn
-            .and_then(|t| u64::try_from(t).ok())
-            .map(Amount::from_tiyn);
+        let amount = tiyn.map(ledger::stored_amount).transpose()?;
         // A payment left closing was a Back or a failed debit; which one is not recorded, and
         // both told the PS the customer did not pay.
         let (verdict, amount) = if status == "debited" {
@@ -878,13 +876,14 @@ fn settle_payment(
     let Some((status, customer, merchant, tiyn)) = row else {
         return Ok(());
     };
-    let amount = tiyn
-        .and_then(|t| u64::try_from(t).ok())
-        .map(Amount::from_tiyn)
-        .unwrap_or_default();
+    // A debited payment always has its amount: without one it could be neither kept nor paid
+    // back, and the settlement fails (and is tried again) rather than reverse nothing. One
+    // never debited (closing) may have none.
+    let debited = || ledger::stored_amount(tiyn.unwrap_or(-1));
     let code = outcome.result_code().to_owned();
     match (status.as_str(), outcome) {
         ("debited", Settlement::Keep { link_receipt }) => {
+            let amount = debited()?;
             tx.execute(
                 "UPDATE payments SET status = 'paid', ps_code = ?2, receipt = ?3, paid_at_ms = ?4 WHERE payment_id = ?1",
                 params![id, code, link_receipt, ledger::now_ms()],
@@ -901,6 +900,7 @@ fn settle_payment(
             )?;
         }
         ("debited", _) => {
+            let amount = debited()?;
             tx.execute(
                 "UPDATE payments SET status = 'rejected', ps_code = ?2 WHERE payment_id = ?1",
                 params![id, code],

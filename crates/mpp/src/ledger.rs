@@ -11,6 +11,16 @@ use tolem_wire::Amount;
 pub const CLEARING: &str = "ps:clearing";
 pub const FUNDING: &str = "bank:funding";
 
+/// An amount read back from a row: the one reading of stored money in the reference MPP. A
+/// count of tiyn below zero or past what an amount may be only a damaged row holds; it is an
+/// error, never a zero that would pay back or reconcile nothing.
+pub fn stored_amount(tiyn: i64) -> rusqlite::Result<Amount> {
+    u64::try_from(tiyn)
+        .ok()
+        .and_then(Amount::checked_from_tiyn)
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, tiyn))
+}
+
 pub fn customer_account(customer_id: &str) -> String {
     format!("customer:{customer_id}")
 }
@@ -219,4 +229,17 @@ pub fn notify(
         params![customer_id, text, now_ms(), notice],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_money_out_of_range_is_an_error_never_zero() {
+        assert_eq!(stored_amount(150_000).ok(), Amount::from_tenge(1_500));
+        assert!(stored_amount(-1).is_err());
+        let past = i64::try_from(tolem_wire::amount::AMOUNT_TIYN_MAX).expect("fits") + 1;
+        assert!(stored_amount(past).is_err());
+    }
 }

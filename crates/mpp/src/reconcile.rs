@@ -161,7 +161,6 @@ impl Mpp {
         to_ms: i64,
     ) -> Result<Vec<BookEntry>, FlowError> {
         self.with_db(move |conn| {
-            let amount = |tiyn: i64| Amount::from_tiyn(u64::try_from(tiyn).unwrap_or(0));
             let mut entries = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT customer_id, mpp_payment_id, payment_id, amount_tiyn FROM payments \
@@ -173,7 +172,9 @@ impl Mpp {
                     mpp_operation_id: r.get(1)?,
                     ps_operation_id: r.get(2)?,
                     refund: false,
-                    amount: amount(r.get::<_, Option<i64>>(3)?.unwrap_or(0)),
+                    amount: crate::ledger::stored_amount(
+                        r.get::<_, Option<i64>>(3)?.unwrap_or(-1),
+                    )?,
                 })
             })?;
             for row in rows {
@@ -190,7 +191,7 @@ impl Mpp {
                     mpp_operation_id: refund_id.clone(),
                     ps_operation_id: refund_id,
                     refund: true,
-                    amount: amount(r.get(2)?),
+                    amount: crate::ledger::stored_amount(r.get(2)?)?,
                 })
             })?;
             for row in rows {

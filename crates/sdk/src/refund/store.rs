@@ -227,12 +227,15 @@ fn claimed_in(tx: &Connection, refund_id: &str) -> Result<Option<(RefundOrder, i
     let Some((customer_id, payment_id, amount, link_receipt, attempt)) = claimed else {
         return Ok(None);
     };
-    let tiyn = u64::try_from(amount).map_err(|_| StoreError::Range(amount))?;
+    let stored = u64::try_from(amount)
+        .ok()
+        .and_then(Amount::checked_from_tiyn)
+        .ok_or(StoreError::Range(amount))?;
     let first = RefundOrder::recorded(
         customer_id,
         payment_id,
         refund_id.to_owned(),
-        Amount::from_tiyn(tiyn),
+        stored,
         link_receipt,
     );
     Ok(Some((first, attempt)))
