@@ -8,7 +8,8 @@
 //!   the operator's console and the MPP's cabinet in the browser.
 //! - [`payments`]: the purchases' use cases (MPP API, POS creation, sandbox, operator's cancel).
 //! - [`domain`]: the rules (purchases, refunds, commissions), free of HTTP and SQL.
-//! - [`store`]: the database (SQLite, group commit): per-table operations, no rules.
+//! - [`store`]: the database (SQLite with its group-commit writer, or PostgreSQL): per-table
+//!   operations, no rules.
 //! - [`outbox`]: the delivery machinery of the outbox (claim, record, backoff, alert), shared by
 //!   [`refund_dispatch`] (delivers refunds to the MPPs) and register e-mails.
 //! - [`refunds`]: the refunds use case, the one place a refund is placed.
@@ -16,7 +17,10 @@
 //! - [`registers`]: daily and monthly registers per MPP, their calendar and e-mail delivery.
 //! - `request_id`: the X-Request-ID rule of each API.
 //! - `links`: the tokens and public links the PS hands out.
-//! - [`catalog`]: operator data; `config`: configuration; [`clock`]: time; `sweeper`: expiry.
+//! - [`catalog`]: operator data, `catalog_watch`: its changes made through another node;
+//!   `config`: configuration; [`clock`]: time; `sweeper`: expiry and retention.
+//! - `health`: the health checks; `icon`: the pages' icon; `log_sparse`: log lines a caller or
+//!   a lasting fault could cause at any rate, said at most once a second or minute.
 //! - [`ipsec`]: the strongSwan configuration of the IPSec link to each MPP (`tolem ipsec`).
 
 // Only what another crate (the binary, the kit's test sandbox, the tests) uses is public: the

@@ -21,7 +21,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::config::OutgoingConfig;
-use crate::connections::tls::pem_error;
+use crate::config::pem::pem_error;
 
 /// Largest operator CA file read; a CA bundle is a few hundred kilobytes at most.
 const CA_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;

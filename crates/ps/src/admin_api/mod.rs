@@ -123,7 +123,7 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
             "the admin API is off".to_owned(),
         ));
     }
-    let sent = bearer_token(headers).unwrap_or_default();
+    let sent = crate::connections::bearer_token(headers).unwrap_or_default();
     if !is_admin_token(app, sent) {
         return Err(AdminError(
             StatusCode::UNAUTHORIZED,
@@ -131,18 +131,6 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
         ));
     }
     Ok(())
-}
-
-/// The token of `Authorization: Bearer …` (the admin API's and the cabinet's): none when the
-/// header is absent, not a bearer token, or sent twice with different values, which name no one
-/// caller (a proxy's and the client's, say, of which the PS would otherwise believe the first).
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
-    let first = values.next()?;
-    if values.any(|other| other != first) {
-        return None;
-    }
-    first.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 /// Whether `sent` is the configured admin token (never when none is configured); the console's

@@ -565,7 +565,7 @@ impl Fingerprint {
             .map_err(|e| {
                 format!(
                     "the PEM certificate does not parse: {}",
-                    crate::connections::tls::pem_error(&e)
+                    super::pem::pem_error(&e)
                 )
             })?;
         webpki::EndEntityCert::try_from(&leaf)

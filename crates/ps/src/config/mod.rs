@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub(crate) mod catalog;
 mod durations;
 pub(crate) mod ipsec;
+pub(crate) mod pem;
 pub mod registers;
 
 use catalog::CatalogFile;

@@ -34,7 +34,7 @@ use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -51,7 +51,6 @@ use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
 use crate::config::LimitsConfig;
-pub(crate) use crate::state::ConnectionStats;
 use activity::{Activity, AnswerBody, Expiry, Watch, WatchedIo};
 pub(crate) use body::read_body;
 use parser_refusal::Enveloped;
@@ -202,6 +201,41 @@ impl Timeouts {
     }
 }
 
+/// Counters of the listeners' connections (all listeners together), for the operator and the
+/// tests.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// The most connections that were open at once.
+    pub open_max: AtomicUsize,
+    pub accepted: AtomicU64,
+    /// Connections closed because a request's headers did not arrive in time.
+    pub closed_headers_late: AtomicU64,
+    /// Keep-alive connections closed after sitting idle.
+    pub closed_idle: AtomicU64,
+    /// Connections closed because the client stopped reading an answer (`send_timeout_ms`).
+    pub closed_send_late: AtomicU64,
+    /// Times the accept loop stopped at the connection cap.
+    pub cap_reached: AtomicU64,
+    /// TLS handshakes that failed: a client certificate from another CA, a client that speaks
+    /// no TLS or no common version, or one that closed before the handshake ended. A handshake
+    /// that ran out of time counts in `closed_headers_late` instead.
+    pub tls_handshakes_failed: AtomicU64,
+    /// Requests refused below the router, in the surface's envelope (DECISIONS 43): a target
+    /// over `uri_bytes_max` or hyper's 64 KiB (414), headers over `header_bytes_max` (431), more
+    /// headers or a larger head than hyper's parser takes (431), a head that is not HTTP/1.1
+    /// (400). The router's traffic counters never see these.
+    pub refused_uri_too_long: AtomicU64,
+    pub refused_headers_too_large: AtomicU64,
+    pub refused_head_too_large: AtomicU64,
+    pub refused_head_malformed: AtomicU64,
+    /// Connections closed because one request took more bytes than it may, framing included
+    /// (a chunk-size line without end; [`ConnectionLimits::request_wire_bytes_max`]): no
+    /// answer, the reads fail.
+    pub refused_body_framing: AtomicU64,
+}
+
 impl ConnectionStats {
     /// Counts a request refused below the router. A body's refusals are the router's answers,
     /// counted in its traffic.
@@ -215,6 +249,20 @@ impl ConnectionStats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The token of `Authorization: Bearer …` (the admin API's and the cabinet's): none when the
+/// header is absent, not a bearer token, or sent twice with different values, which name no one
+/// caller (a proxy's and the client's, say, of which the PS would otherwise believe the first).
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let first = values.next()?;
+    if values.any(|other| other != first) {
+        return None;
+    }
+    // The scheme's name is case-insensitive (RFC 9110, 11.1): `bearer` is `Bearer`.
+    let (scheme, token) = first.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// An open connection counted in [`ConnectionStats::open`] until dropped.
@@ -672,6 +720,30 @@ fn next_look(deadline: Option<(Instant, Expiry)>, shortest: Duration) -> Instant
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_schemes_case_and_only_when_one() {
+        use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+        let token = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(AUTHORIZATION, HeaderValue::from_static(value));
+            }
+            bearer_token(&headers).map(str::to_owned)
+        };
+        assert_eq!(token(&["Bearer abc"]).as_deref(), Some("abc"));
+        assert_eq!(token(&["bearer abc"]).as_deref(), Some("abc"));
+        assert_eq!(token(&["BEARER abc"]).as_deref(), Some("abc"));
+        assert_eq!(token(&["Bearer abc", "Bearer abc"]).as_deref(), Some("abc"));
+        for refused in [
+            &["Basic abc"][..],
+            &["Bearer"],
+            &["Bearer abc", "Bearer xyz"],
+            &[],
+        ] {
+            assert_eq!(token(refused), None, "{refused:?}");
+        }
+    }
 
     #[test]
     fn the_pressure_ends_with_one_place_in_32_free() {

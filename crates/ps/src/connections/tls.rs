@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::PeerCertificate;
 use crate::config::ListenerTls;
+use crate::config::pem::pem_error;
 
 /// Why a listener's TLS configuration could not be made; every case names the file to look at.
 #[derive(Debug, thiserror::Error)]
@@ -233,24 +234,6 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
         });
     }
     Ok(found)
-}
-
-/// A PEM reader's error as the operator should read it: the marker or line it names as text
-/// (`-----END CERTIFICATE-----`), where the error's own message lists its bytes.
-pub(crate) fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
-    use rustls::pki_types::pem::Error;
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim_end().to_owned();
-    match error {
-        // The reader names the section's label (`CERTIFICATE`), not the whole line.
-        Error::MissingSectionEnd { end_marker } => format!(
-            "missing section end marker `-----END {}-----` (is the file cut short?)",
-            text(end_marker)
-        ),
-        Error::IllegalSectionStart { line } => {
-            format!("illegal section start `{}`", text(line))
-        }
-        other => other.to_string(),
-    }
 }
 
 /// How long before its end a certificate is worth a warning at each load.

@@ -3,8 +3,6 @@
 //! `registers.cabinet_tokens`), so an MPP can only ever get its own registers. Registers are made
 //! on demand, a few at a time (`cabinet_concurrency_max`), and streamed from a temporary file.
 
-use std::sync::{Arc, OnceLock};
-
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -13,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::RegisterError;
 use super::make::{self, Format};
@@ -81,42 +78,6 @@ impl IntoResponse for CabinetError {
     }
 }
 
-/// Limits the registers made at once for downloads, all MPPs together and each MPP to half of
-/// them (at least one), so that one MPP's downloads never keep every other MPP's out; sized from
-/// the configuration on first use (the router is built before it sees the application).
-#[derive(Clone, Default)]
-pub(crate) struct Makers(Arc<MakersInner>);
-
-#[derive(Default)]
-struct MakersInner {
-    all: OnceLock<Arc<Semaphore>>,
-    each: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
-}
-
-impl Makers {
-    /// A place for `mpp`'s register, held until its making stops, or `Busy`.
-    fn place(&self, mpp: &str, max: usize) -> Result<Vec<OwnedSemaphorePermit>, CabinetError> {
-        let each = {
-            let mut each = self
-                .0
-                .each
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // One entry per MPP of the catalog that downloaded: a few at most.
-            each.entry(mpp.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new((max / 2).max(1))))
-                .clone()
-        };
-        let own = each.try_acquire_owned().map_err(|_| CabinetError::Busy)?;
-        let all = self.0.all.get_or_init(|| Arc::new(Semaphore::new(max)));
-        let shared = all
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| CabinetError::Busy)?;
-        Ok(vec![own, shared])
-    }
-}
-
 pub fn router() -> Router<AppState> {
     Router::new().route("/cabinet/v1/registers/{kind}/{file}", get(download))
 }
@@ -128,7 +89,7 @@ fn sha256(text: &str) -> [u8; 32] {
 /// The MPP whose cabinet token the request carries. Hashes are compared so that the comparison
 /// takes the same time whatever prefix of a token an attacker guessed.
 fn caller(app: &AppState, headers: &HeaderMap) -> Result<String, CabinetError> {
-    let token = crate::admin_api::bearer_token(headers).ok_or(CabinetError::Unauthorized)?;
+    let token = crate::connections::bearer_token(headers).ok_or(CabinetError::Unauthorized)?;
     mpp_of_token(app, token).ok_or(CabinetError::Unauthorized)
 }
 
@@ -217,7 +178,8 @@ async fn make_register(
     // The place is held by the making itself, which ends soon after a client that leaves.
     let places = app
         .register_makers
-        .place(mpp, app.config.registers.cabinet_concurrency_max)?;
+        .place(mpp, app.config.registers.cabinet_concurrency_max)
+        .ok_or(CabinetError::Busy)?;
     let (temp, totals) = make::make_temp(app, request, places).await?;
     tracing::info!(mpp, %period, rows = totals.rows(), "register downloaded");
     // The open file keeps its data after the temporary name is removed (on drop of `temp`).

@@ -14,7 +14,7 @@ pub use traffic::Traffic;
 pub(crate) use traffic::label_value;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use jiff::tz::TimeZone;
 
@@ -58,10 +58,10 @@ pub struct App {
     >,
     pub metrics: Metrics,
     /// The last answer of `GET /health/ready`, given again for a second.
-    pub(crate) readiness: crate::health::Readiness,
+    pub(crate) readiness: crate::store::Readiness,
     /// The registers being made for downloads (the cabinet, the console, the admin API), all
     /// together within `registers.cabinet_concurrency_max`.
-    pub(crate) register_makers: crate::registers::cabinet::Makers,
+    pub(crate) register_makers: RegisterMakers,
 }
 
 /// Counters the operator watches (`GET /admin/v1/metrics`).
@@ -96,39 +96,46 @@ pub struct Metrics {
     pub tls_listeners: std::sync::OnceLock<Vec<(String, Arc<crate::connections::TlsFiles>)>>,
 }
 
-/// Counters of the listeners' connections (all listeners together), for the operator and the
-/// tests.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    /// Connections open now.
-    pub open: AtomicUsize,
-    /// The most connections that were open at once.
-    pub open_max: AtomicUsize,
-    pub accepted: AtomicU64,
-    /// Connections closed because a request's headers did not arrive in time.
-    pub closed_headers_late: AtomicU64,
-    /// Keep-alive connections closed after sitting idle.
-    pub closed_idle: AtomicU64,
-    /// Connections closed because the client stopped reading an answer (`send_timeout_ms`).
-    pub closed_send_late: AtomicU64,
-    /// Times the accept loop stopped at the connection cap.
-    pub cap_reached: AtomicU64,
-    /// TLS handshakes that failed: a client certificate from another CA, a client that speaks
-    /// no TLS or no common version, or one that closed before the handshake ended. A handshake
-    /// that ran out of time counts in `closed_headers_late` instead.
-    pub tls_handshakes_failed: AtomicU64,
-    /// Requests refused below the router, in the surface's envelope (DECISIONS 43): a target
-    /// over `uri_bytes_max` or hyper's 64 KiB (414), headers over `header_bytes_max` (431), more
-    /// headers or a larger head than hyper's parser takes (431), a head that is not HTTP/1.1
-    /// (400). The router's traffic counters never see these.
-    pub refused_uri_too_long: AtomicU64,
-    pub refused_headers_too_large: AtomicU64,
-    pub refused_head_too_large: AtomicU64,
-    pub refused_head_malformed: AtomicU64,
-    /// Connections closed because one request took more bytes than it may, framing included
-    /// (a chunk-size line without end; [`crate::connections`]'s `request_wire_bytes_max`): no
-    /// answer, the reads fail.
-    pub refused_body_framing: AtomicU64,
+pub use crate::connections::ConnectionStats;
+
+/// Limits the registers made at once for downloads, all MPPs together and each MPP to half of
+/// them (at least one), so that one MPP's downloads never keep every other MPP's out; sized from
+/// the configuration on first use (the router is built before it sees the application).
+#[derive(Clone, Default)]
+pub(crate) struct RegisterMakers(Arc<MakersInner>);
+
+#[derive(Default)]
+struct MakersInner {
+    all: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    each: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl RegisterMakers {
+    /// A place for `mpp`'s register, held until its making stops; `None` when all are taken.
+    pub(crate) fn place(
+        &self,
+        mpp: &str,
+        max: usize,
+    ) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
+        let each = {
+            let mut each = self
+                .0
+                .each
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // One entry per MPP of the catalog that downloaded: a few at most.
+            each.entry(mpp.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new((max / 2).max(1))))
+                .clone()
+        };
+        let own = each.try_acquire_owned().ok()?;
+        let all = self
+            .0
+            .all
+            .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(max)));
+        let shared = all.clone().try_acquire_owned().ok()?;
+        Some(vec![own, shared])
+    }
 }
 
 pub type AppState = Arc<App>;
@@ -216,8 +223,8 @@ impl App {
             pos_writes,
             amount_callbacks: std::sync::Mutex::default(),
             metrics: Metrics::default(),
-            readiness: crate::health::Readiness::default(),
-            register_makers: crate::registers::cabinet::Makers::default(),
+            readiness: crate::store::Readiness::default(),
+            register_makers: RegisterMakers::default(),
         };
         app.reload_catalog().await?;
         // Stored before a type was required: their scans answer no authorType (SPEC 4.1).

@@ -23,11 +23,14 @@ mod outbox;
 mod payments;
 mod pg_tls;
 mod postgres;
+mod readiness;
 mod refund_delivery;
 mod refunds;
 mod registers;
 mod retention;
 mod writer;
+
+pub(crate) use readiness::Readiness;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
