@@ -1164,6 +1164,14 @@ async fn the_operator_downloads_a_register_and_sends_its_e_mail_again_from_the_o
     // The same form sent again (a double click, a reload) sends nothing more, and says why.
     let twice = send().await;
     assert_eq!(twice.status, 409, "{}", twice.body);
+    assert!(
+        twice.body.contains(
+            "Этот реестр уже отправлен снова (отправка 2), пока страница была открыта: письмо не \
+             повторено."
+        ),
+        "{}",
+        twice.body
+    );
     expect_mails(&smtp, 3).await;
     // A period not over is refused on a page that says why, and nothing is sent.
     let refused = call(

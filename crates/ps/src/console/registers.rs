@@ -73,10 +73,18 @@ async fn send(
     match resend::ask(&app, &mpp, &kind, &period, seen).await {
         Ok(_) => Redirect::to("/console/operator?done=register").into_response(),
         Err(resend::Refusal::Store(fault)) => ctx.fault(fault),
+        // The form sent twice (a double click, a reload): said in the page's words.
+        Err(refusal @ resend::Refusal::AskedSince { sending }) => ctx.notice(
+            refusal.status(),
+            T::SendAgain,
+            &ctx.t(T::SentAlready)
+                .replace("{sending}", &sending.to_string()),
+            "/console/operator",
+        ),
         Err(refusal) => ctx.notice(
             refusal.status(),
             T::SendAgain,
-            &refusal.to_string(),
+            &super::admin_refused(&ctx, &refusal.to_string()),
             "/console/operator",
         ),
     }
