@@ -55,6 +55,11 @@ pub enum ReconcileError {
     Read(String),
     #[error("register line {line}: {why}")]
     Line { line: usize, why: String },
+    #[error(
+        "register line {line} is dated {at}, outside the period asked for: is it the register of \
+         that period (--date, --month)?"
+    )]
+    OtherPeriod { line: usize, at: String },
     #[error(transparent)]
     Flow(#[from] FlowError),
 }
@@ -72,7 +77,13 @@ fn is_refund_label(text: &str) -> Option<bool> {
 
 /// Reads the operations of a register in CSV: two header rows, the operations, an empty row,
 /// then totals (not needed here: they follow from the operations).
-pub fn read_register_csv(path: &Path) -> Result<Vec<RegisterRow>, ReconcileError> {
+/// Reads a register's operations; with `period` (`[from, to)`, Unix milliseconds), one dated
+/// outside it is refused: the register of another day than the one asked for would report every
+/// operation of both as missing.
+pub fn read_register_csv(
+    path: &Path,
+    period: Option<(i64, i64)>,
+) -> Result<Vec<RegisterRow>, ReconcileError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -89,6 +100,19 @@ pub fn read_register_csv(path: &Path) -> Result<Vec<RegisterRow>, ReconcileError
             break;
         }
         let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
+        if let Some((from, to)) = period {
+            let at = field(3);
+            let ms = at
+                .parse::<jiff::Timestamp>()
+                .map_err(|e| ReconcileError::Line {
+                    line,
+                    why: format!("date {at:?}: {e}"),
+                })?
+                .as_millisecond();
+            if !(from..to).contains(&ms) {
+                return Err(ReconcileError::OtherPeriod { line, at });
+            }
+        }
         let refund = is_refund_label(&field(4)).ok_or_else(|| ReconcileError::Line {
             line,
             why: "unknown type".into(),
@@ -209,7 +233,7 @@ impl Mpp {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Difference>, ReconcileError> {
-        let rows = read_register_csv(register)?;
+        let rows = read_register_csv(register, Some((from_ms, to_ms)))?;
         let books = self.book_entries(from_ms, to_ms).await?;
         Ok(compare(&rows, &books))
     }
@@ -237,6 +261,33 @@ mod tests {
             refund: r.refund,
             amount: r.amount,
         }
+    }
+
+    #[test]
+    fn a_register_of_another_day_than_asked_is_refused_naming_its_date() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("demobank-daily-2026-12-06.csv");
+        std::fs::write(
+            &path,
+            "ID покупателя,…\nСатып алушының ID,…\n\
+             C1,M1,10,2026-12-06T10:00:00+05:00,Оплата / Төлем,100.00,1.00,\n",
+        )
+        .expect("written");
+        let day = |d: &str| {
+            let start = format!("{d}T00:00:00+05:00")
+                .parse::<jiff::Timestamp>()
+                .expect("a time");
+            let ms = start.as_millisecond();
+            (ms, ms + 86_400_000)
+        };
+        let rows = read_register_csv(&path, Some(day("2026-12-06"))).expect("its day");
+        assert_eq!(rows.len(), 1);
+        let refused = read_register_csv(&path, Some(day("2026-12-07"))).expect_err("another");
+        assert_eq!(
+            refused.to_string(),
+            "register line 3 is dated 2026-12-06T10:00:00+05:00, outside the period asked for: \
+             is it the register of that period (--date, --month)?"
+        );
     }
 
     #[test]
