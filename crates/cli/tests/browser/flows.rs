@@ -224,6 +224,15 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
         json!("1 000,00")
     );
     shot(&till, "cashier-purchases").await;
+    // More than is left is refused before the question, in the page's words.
+    till.fill("#refund-amount", "2000").await;
+    till.click("#refund").await;
+    assert_eq!(
+        till.text("#refund-result").await,
+        "Можно вернуть не больше 1 000,00 ₸."
+    );
+    assert_eq!(till.js(shown, json!("#refund-yes")).await, json!(false));
+    till.fill("#refund-amount", "1 000,00").await;
     till.click("#refund").await;
     let question = till.text("#refund-question").await;
     assert_eq!(

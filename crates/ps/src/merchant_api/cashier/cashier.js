@@ -659,6 +659,8 @@
     }
     const data = answer.Data;
     current.chosen = paymentId;
+    // What may go back, to refuse more before asking (the PS would refuse it after "yes").
+    current.available = parseTenge(typedAmount(data.AvailableReturnAmount)).tiyn;
     unask("refund");
     say($("details"), "return.details", {
       id: paymentId,
@@ -699,6 +701,14 @@
     const amount = parseTenge($("refund-amount").value);
     if (amount.error) {
       showProblem(result, amount.error);
+      return;
+    }
+    if (typeof ret.available === "number" && amount.tiyn > ret.available) {
+      if (ret.available > 0) {
+        showProblem(result, "refund.at_most", { available: humanAmount(ret.available) });
+      } else {
+        showProblem(result, "refund.nothing_left");
+      }
       return;
     }
     unsay(result, "");
