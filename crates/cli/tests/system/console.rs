@@ -146,6 +146,57 @@ async fn sign_in(ps: &TestPs, token: &str) -> (String, String) {
     (pair, answer.location().to_owned())
 }
 
+/// A page asked for without a session (a register's link in an e-mail, opened from webmail,
+/// whose click carries no `SameSite=Strict` cookie) leads to the sign-in and, once signed in,
+/// back to that page; only to a page of the console, and only to one of the role's.
+#[tokio::test]
+async fn a_page_asked_for_before_signing_in_is_where_the_sign_in_leads() {
+    let ps = TestPs::start().await;
+    let file = "/console/cabinet/registers/daily/2026-11-26.xlsx";
+    let away = call(&ps, "GET", file, None, &[], None).await;
+    assert_eq!(away.status, 303);
+    let to_sign_in = away.location().to_owned();
+    assert_eq!(
+        to_sign_in,
+        "/console?next=%2Fconsole%2Fcabinet%2Fregisters%2Fdaily%2F2026-11-26.xlsx"
+    );
+    let page = call(&ps, "GET", &to_sign_in, None, &[], None).await;
+    assert!(
+        page.body.contains(&format!(
+            "<input type=\"hidden\" name=\"next\" value=\"{file}\">"
+        )),
+        "{}",
+        page.body
+    );
+    let signed = |token: &'static str, next: &'static str| {
+        let ps = &ps;
+        async move {
+            call(
+                ps,
+                "POST",
+                "/console/sign-in",
+                None,
+                &[],
+                Some(form(&[("token", token), ("next", next)])),
+            )
+            .await
+            .location()
+            .to_owned()
+        }
+    };
+    assert_eq!(signed(BANK_CABINET, file).await, file);
+    // Never another site, and never the other role's page.
+    assert_eq!(
+        signed(BANK_CABINET, "//evil.example/console/").await,
+        "/console/cabinet"
+    );
+    assert_eq!(
+        signed(BANK_CABINET, "/console/operator").await,
+        "/console/cabinet"
+    );
+    assert_eq!(signed(ADMIN_TOKEN, file).await, "/console/operator");
+}
+
 #[tokio::test]
 async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
     let ps = TestPs::start().await;

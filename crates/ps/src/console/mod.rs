@@ -433,11 +433,43 @@ async fn home(ctx: Ctx) -> Response {
     match ctx.session.as_ref().map(|s| &s.role) {
         Some(Role::Operator) => Redirect::to("/console/operator").into_response(),
         Some(Role::Mpp(_)) => Redirect::to("/console/cabinet").into_response(),
-        None => sign_in_page(&ctx, StatusCode::OK, false),
+        None => {
+            let next = ctx
+                .query
+                .iter()
+                .find(|(k, _)| k == "next")
+                .map(|(_, v)| v.as_str())
+                .filter(|next| safe_next(next));
+            sign_in_page(&ctx, StatusCode::OK, false, next)
+        }
     }
 }
 
-fn sign_in_page(ctx: &Ctx, status: StatusCode, wrong: bool) -> Response {
+/// Whether `next` is a page of the console to go to after signing in: a path of ours, never
+/// another site (`//host`, `/\host`) or anything but a path.
+fn safe_next(next: &str) -> bool {
+    next.starts_with("/console/")
+        && !next.contains("//")
+        && !next.contains('\\')
+        && next
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '"' | '<' | '>'))
+}
+
+/// Where a new session goes: the page it was sent away from (a register's link in an e-mail, say)
+/// when that page is its role's, else its role's home.
+fn after_sign_in(role: &Role, next: Option<&str>) -> String {
+    let home = match role {
+        Role::Operator => "/console/operator",
+        Role::Mpp(_) => "/console/cabinet",
+    };
+    match next.filter(|next| safe_next(next)) {
+        Some(next) if next == home || next.starts_with(&format!("{home}/")) => next.to_owned(),
+        _ => home.to_owned(),
+    }
+}
+
+fn sign_in_page(ctx: &Ctx, status: StatusCode, wrong: bool, next: Option<&str>) -> Response {
     let error = if wrong {
         format!(
             "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
@@ -450,7 +482,13 @@ fn sign_in_page(ctx: &Ctx, status: StatusCode, wrong: bool) -> Response {
         "<p>{intro}</p>{error}<form method=\"post\" action=\"/console/sign-in\">\
          <label for=\"token\">{token}</label>\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" \
-         required size=\"40\"> <button id=\"sign-in\" type=\"submit\">{sign_in}</button></form>",
+         required size=\"40\">{next} <button id=\"sign-in\" type=\"submit\">{sign_in}</button></form>",
+        next = next
+            .map(|next| format!(
+                "<input type=\"hidden\" name=\"next\" value=\"{}\">",
+                e(next)
+            ))
+            .unwrap_or_default(),
         intro = ctx.t(T::SignInIntro),
         token = ctx.t(T::Token),
         sign_in = ctx.t(T::SignIn),
@@ -503,14 +541,12 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
         if let Some(left_out) = due {
             tracing::info!(left_out, "console sign-in refused");
         }
-        return sign_in_page(&ctx, StatusCode::UNAUTHORIZED, true);
+        let next = form.get("next").filter(|next| safe_next(next));
+        return sign_in_page(&ctx, StatusCode::UNAUTHORIZED, true, next);
     };
-    let to = match session.role {
-        Role::Operator => "/console/operator",
-        Role::Mpp(_) => "/console/cabinet",
-    };
+    let to = after_sign_in(&session.role, form.get("next"));
     tracing::info!(role = ?session.role, "console sign-in");
-    let mut response = Redirect::to(to).into_response();
+    let mut response = Redirect::to(&to).into_response();
     if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&session, ctx.secure)) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -570,10 +606,16 @@ async fn not_found(ctx: Ctx) -> Response {
     )
 }
 
-/// The session of `role`'s pages, or the way to the sign-in.
+/// The session of `role`'s pages, or the way to the sign-in, which comes back to this page.
 fn require(ctx: &Ctx, operator: bool) -> Result<&Session, Box<Response>> {
     match &ctx.session {
         Some(s) if matches!(s.role, Role::Operator) == operator => Ok(s),
+        None if safe_next(&ctx.path) => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("next", &ctx.path);
+            let to = format!("/console?{}", query.finish());
+            Err(Box::new(Redirect::to(&to).into_response()))
+        }
         _ => Err(Box::new(Redirect::to("/console").into_response())),
     }
 }
