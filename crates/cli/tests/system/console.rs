@@ -465,6 +465,24 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
         refund_status(&ps, refund).await["status"] == "completed"
     })
     .await;
+    // The same form again, from the page left open: the refund waits no more, and is said so.
+    let again = call(
+        &ps,
+        "POST",
+        &path,
+        Some(&operator),
+        &[("origin", &own_origin)],
+        Some(form(&[("csrf", &csrf)])),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(
+        again.body.contains(&format!(
+            "Возврат № {refund} уже не ждёт доставки: Проведён. Обновите страницу."
+        )),
+        "{}",
+        again.body
+    );
     let page = get(&ps, "/console/operator", &operator).await;
     assert!(
         page.body

@@ -1044,7 +1044,20 @@ async fn retry(
             tracing::info!(refund_id = id, "refund retried from the console");
             Redirect::to("/console/operator?done=retried").into_response()
         }
-        Ok(false) => not_found(),
+        // No longer waiting (delivered or refused meanwhile, from a page left open): said with
+        // its state, not as a refund that is not there.
+        Ok(false) => match app.store.refund(RefundId::new(id)).await {
+            Ok(Some(refund)) => ctx.notice(
+                StatusCode::CONFLICT,
+                T::Retry,
+                &ctx.t(T::RetryNotWaiting)
+                    .replace("{id}", &id.to_string())
+                    .replace("{status}", refund_status_word(&ctx, refund.status)),
+                "/console/operator",
+            ),
+            Ok(None) => not_found(),
+            Err(fault) => ctx.fault(fault),
+        },
         Err(fault) => ctx.fault(fault),
     }
 }
