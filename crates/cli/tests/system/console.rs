@@ -190,10 +190,13 @@ async fn a_page_asked_for_before_signing_in_is_where_the_sign_in_leads() {
         signed(BANK_CABINET, "//evil.example/console/").await,
         "/console/cabinet"
     );
-    assert_eq!(
-        signed(BANK_CABINET, "/console/operator").await,
-        "/console/cabinet"
-    );
+    for elsewhere in [
+        "/console/operator",
+        "/console/cabinet/../../admin/v1/catalog",
+        "/console/cabinet/%2e%2e/operator",
+    ] {
+        assert_eq!(signed(BANK_CABINET, elsewhere).await, "/console/cabinet");
+    }
     assert_eq!(signed(ADMIN_TOKEN, file).await, "/console/operator");
 }
 

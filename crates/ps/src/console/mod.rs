@@ -450,10 +450,12 @@ async fn home(ctx: Ctx) -> Response {
 fn safe_next(next: &str) -> bool {
     next.starts_with("/console/")
         && !next.contains("//")
-        && !next.contains('\\')
+        && !next
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
         && next
             .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '"' | '<' | '>'))
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '"' | '<' | '>' | '\\' | '%'))
 }
 
 /// Where a new session goes: the page it was sent away from (a register's link in an e-mail, say)
