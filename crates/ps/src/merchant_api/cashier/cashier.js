@@ -659,8 +659,10 @@
     }
     const data = answer.Data;
     current.chosen = paymentId;
-    // What may go back, to refuse more before asking (the PS would refuse it after "yes").
-    current.available = parseTenge(typedAmount(data.AvailableReturnAmount)).tiyn;
+    // What may go back (integer tiyn as a decimal string, "0" when nothing), to refuse more
+    // before asking: the PS would refuse it after "yes".
+    const left = parseTenge(data.AvailableReturnAmount ?? "");
+    current.available = left.tiyn ?? (left.error === "amount.zero" ? "0" : null);
     unask("refund");
     say($("details"), "return.details", {
       id: paymentId,
@@ -703,8 +705,8 @@
       showProblem(result, amount.error);
       return;
     }
-    if (typeof ret.available === "number" && amount.tiyn > ret.available) {
-      if (ret.available > 0) {
+    if (typeof ret.available === "string" && BigInt(amount.tiyn) > BigInt(ret.available)) {
+      if (ret.available !== "0") {
         showProblem(result, "refund.at_most", { available: humanAmount(ret.available) });
       } else {
         showProblem(result, "refund.nothing_left");
