@@ -310,7 +310,10 @@ async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
         .collect();
     let forged = format!("tolem_console={forged}.{tag}");
     let answer = get(&ps, "/console/operator", &forged).await;
-    assert_eq!((answer.status, answer.location()), (303, "/console"));
+    assert_eq!(
+        (answer.status, answer.location()),
+        (303, "/console?next=%2Fconsole%2Foperator")
+    );
     let flipped = format!(
         "{}{}",
         &bank[..bank.len() - 1],
@@ -884,15 +887,22 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
         None,
     )
     .await;
-    assert_eq!((answer.status, answer.location()), (303, "/console"));
+    assert_eq!(
+        (answer.status, answer.location()),
+        (
+            303,
+            format!("/console?next=%2Fconsole%2Fcabinet%2Fregisters%2Fdaily%2F{yesterday}.csv")
+                .as_str()
+        )
+    );
 }
 
 #[tokio::test]
 async fn the_timeline_shows_when_checkout_froze_the_amount() {
     let ps = TestPs::start().await;
     let payment_id = scan_id(&ps, "demobank", PARKING_QR, "C9").await;
-    // Checkout a minute after the scan, so its time is its own.
-    ps.advance(60);
+    // Checkout half a minute after the scan (inside its window), so its time is its own.
+    ps.advance(30);
     let checked_out_at = ps.clock.now();
     let body = json!({"paymentId": payment_id, "serviceId": 2862,
         "parameters": [{"id": 3932, "value": "777ABC02"}, {"id": 3933, "value": "3h"}]});
