@@ -321,7 +321,7 @@ async fn sign_in_fits_each_token_and_a_wrong_or_tampered_one_is_nobody() {
     );
     assert_eq!(
         get(&ps, "/console/cabinet", &flipped).await.location(),
-        "/console"
+        "/console?next=%2Fconsole%2Fcabinet"
     );
 
     // Sign-out needs the CSRF token too, and clears the cookie.
