@@ -15,10 +15,7 @@ pub const FUNDING: &str = "bank:funding";
 /// count of tiyn below zero or past what an amount may be only a damaged row holds; it is an
 /// error, never a zero that would pay back or reconcile nothing.
 pub fn stored_amount(tiyn: i64) -> rusqlite::Result<Amount> {
-    u64::try_from(tiyn)
-        .ok()
-        .and_then(Amount::checked_from_tiyn)
-        .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, tiyn))
+    Amount::from_stored_tiyn(tiyn).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, tiyn))
 }
 
 pub fn customer_account(customer_id: &str) -> String {

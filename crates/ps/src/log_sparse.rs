@@ -16,11 +16,13 @@ pub(crate) struct Sparse {
 impl Sparse {
     /// `Some(left out)` when a line is due now.
     pub(crate) fn due(&mut self) -> Option<u64> {
+        self.due_every(Duration::from_secs(1))
+    }
+
+    /// `Some(left out)` when a line is due now, at most one `every`.
+    fn due_every(&mut self, every: Duration) -> Option<u64> {
         let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now < last + Duration::from_secs(1))
-        {
+        if self.last.is_some_and(|last| now < last + every) {
             self.left_out += 1;
             return None;
         }
@@ -91,15 +93,9 @@ impl Lasting {
 
     /// The task failed: `Some(left out)` when a line is due now.
     pub(crate) fn failed(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        let (_, failures) = self.failing.get_or_insert((now, 0));
+        let (_, failures) = self.failing.get_or_insert((Instant::now(), 0));
         *failures += 1;
-        if self.said.last.is_some_and(|last| now < last + Self::QUIET) {
-            self.said.left_out += 1;
-            return None;
-        }
-        self.said.last = Some(now);
-        Some(std::mem::take(&mut self.said.left_out))
+        self.said.due_every(Self::QUIET)
     }
 
     /// The task succeeded: `Some((failures, how long))` the first time after failures.

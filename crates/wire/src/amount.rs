@@ -46,6 +46,13 @@ impl Amount {
         Amount(tiyn)
     }
 
+    /// An amount kept as a signed count of tiyn (a database's integer column); `None` below zero
+    /// or past [`AMOUNT_TIYN_MAX`], which only a damaged row holds. The one reading of stored
+    /// money, for the PS's store, the reference MPP's ledger and the kit's refund store.
+    pub fn from_stored_tiyn(tiyn: i64) -> Option<Amount> {
+        u64::try_from(tiyn).ok().and_then(Amount::checked_from_tiyn)
+    }
+
     /// An amount of `tiyn`; `None` past [`AMOUNT_TIYN_MAX`], which could not be written back.
     pub const fn checked_from_tiyn(tiyn: u64) -> Option<Amount> {
         if tiyn <= AMOUNT_TIYN_MAX {
@@ -338,6 +345,18 @@ mod tests {
             let err = plain_json_numbers(bad).expect_err(bad);
             assert!(err.contains("no exponent"), "{err}");
         }
+    }
+
+    #[test]
+    fn stored_money_is_read_within_what_an_amount_may_be() {
+        let max = i64::try_from(AMOUNT_TIYN_MAX).expect("fits");
+        assert_eq!(Amount::from_stored_tiyn(0).map(Amount::tiyn), Some(0));
+        assert_eq!(
+            Amount::from_stored_tiyn(max).map(Amount::tiyn),
+            Some(AMOUNT_TIYN_MAX)
+        );
+        assert_eq!(Amount::from_stored_tiyn(max + 1), None);
+        assert_eq!(Amount::from_stored_tiyn(-1), None);
     }
 
     #[test]

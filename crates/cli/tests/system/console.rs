@@ -452,15 +452,18 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
 
     // With it, the delivery is due now: the MPP is paid without the clock moving.
     let own_origin = ps.url.clone();
-    let retried = call(
-        &ps,
-        "POST",
-        &path,
-        Some(&operator),
-        &[("origin", &own_origin)],
-        Some(form(&[("csrf", &csrf)])),
-    )
-    .await;
+    let retry = || async {
+        call(
+            &ps,
+            "POST",
+            &path,
+            Some(&operator),
+            &[("origin", &own_origin)],
+            Some(form(&[("csrf", &csrf)])),
+        )
+        .await
+    };
+    let retried = retry().await;
     assert_eq!(retried.status, 303, "{}", retried.body);
     assert_eq!(retried.location(), "/console/operator?done=retried");
     eventually("the refund is delivered", || async {
@@ -472,15 +475,7 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
     })
     .await;
     // The same form again, from the page left open: the refund waits no more, and is said so.
-    let again = call(
-        &ps,
-        "POST",
-        &path,
-        Some(&operator),
-        &[("origin", &own_origin)],
-        Some(form(&[("csrf", &csrf)])),
-    )
-    .await;
+    let again = retry().await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(
         again.body.contains(&format!(

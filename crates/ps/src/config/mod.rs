@@ -1049,6 +1049,27 @@ mod tests {
     }
 
     #[test]
+    fn an_mpps_register_email_in_the_file_is_one_address_the_e_mail_can_go_to() {
+        let mpp = |to: &str| {
+            format!(
+                "[[mpps]]\ncaller_name = \"bank\"\nname = \"Bank\"\n\
+                 refund_url = \"https://bank.example/refund\"\nregister_email = {to:?}\n"
+            )
+        };
+        for good in ["reg@bank.kz", "Bank <reg@bank.kz>"] {
+            assert!(Config::from_toml(&mpp(good)).is_ok(), "{good}");
+        }
+        for bad in ["a@x.kz, b@x.kz", "", " reg@bank.kz", "not-an-email"] {
+            let err = Config::from_toml(&mpp(bad)).expect_err(bad);
+            assert!(
+                err.to_string()
+                    .contains("mpps.bank: register_email must be one e-mail address"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn an_mpps_caller_name_is_plain_letters_digits_and_dot_dash_underscore() {
         let mpp = |name: &str| {
             format!(

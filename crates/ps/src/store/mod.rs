@@ -432,15 +432,6 @@ impl Store {
     }
 }
 
-/// An amount read back from a row: `None` when the stored count of tiyn is negative or past
-/// what an amount may be ([`tolem_wire::amount::AMOUNT_TIYN_MAX`]), which only a damaged row
-/// holds; its reader calls it corrupt rather than let a figure it could not write back out.
-pub(crate) fn stored_amount(tiyn: i64) -> Option<tolem_wire::Amount> {
-    u64::try_from(tiyn)
-        .ok()
-        .and_then(tolem_wire::Amount::checked_from_tiyn)
-}
-
 /// A write transaction as a use case sees it: per-table operations (`impl Tx` in each table's
 /// file: purchases, refunds, the outbox, ...), no rules. Given out by [`Store::transaction`].
 pub struct Tx<'c> {
@@ -666,16 +657,6 @@ mod tests {
         assert!(lost.is_unavailable());
         assert!(!StoreError::Corrupt("a bad row".into()).is_unavailable());
         assert!(!StoreError::CommitFailed.is_unavailable());
-    }
-
-    #[test]
-    fn a_stored_amount_past_what_an_amount_may_be_is_none() {
-        use tolem_wire::amount::AMOUNT_TIYN_MAX;
-        let max = i64::try_from(AMOUNT_TIYN_MAX).expect("fits");
-        assert_eq!(stored_amount(0).map(|a| a.tiyn()), Some(0));
-        assert_eq!(stored_amount(max).map(|a| a.tiyn()), Some(AMOUNT_TIYN_MAX));
-        assert!(stored_amount(max + 1).is_none());
-        assert!(stored_amount(-1).is_none());
     }
 
     #[cfg(unix)]

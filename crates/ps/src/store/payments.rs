@@ -211,7 +211,9 @@ impl RawPayment {
             _ => return Err(corrupt("half an owner")),
         };
         let amount = match self.amount_tiyn {
-            Some(t) => Some(super::stored_amount(t).ok_or_else(|| corrupt("amount out of range"))?),
+            Some(t) => {
+                Some(Amount::from_stored_tiyn(t).ok_or_else(|| corrupt("amount out of range"))?)
+            }
             None => None,
         };
         Ok(Payment {

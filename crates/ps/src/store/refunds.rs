@@ -85,7 +85,9 @@ impl RawRefund {
             _ => return Err(corrupt("half an owner")),
         };
         let amount = match self.amount_tiyn {
-            Some(t) => Some(super::stored_amount(t).ok_or_else(|| corrupt("amount out of range"))?),
+            Some(t) => {
+                Some(Amount::from_stored_tiyn(t).ok_or_else(|| corrupt("amount out of range"))?)
+            }
             None => None,
         };
         Ok(Refund {
@@ -213,7 +215,7 @@ fn held_amounts(db: Db<'_>, payment_id: PaymentId) -> StoreResult<Vec<Amount>> {
         "SELECT amount_tiyn FROM refunds WHERE payment_id = ?1 AND status IN ('pending', 'completed')",
         args![payment_id],
         |r| {
-            super::stored_amount(r.get::<i64>(0)?)
+            Amount::from_stored_tiyn(r.get::<i64>(0)?)
                 .ok_or_else(|| StoreError::Corrupt("a refund's amount out of range".to_owned()))
         },
     )
@@ -307,7 +309,7 @@ impl Store {
                  AND status IN ('pending', 'completed')",
                 args![payment_id],
                 |r| {
-                    let amount = super::stored_amount(r.get::<i64>(1)?).ok_or_else(|| {
+                    let amount = Amount::from_stored_tiyn(r.get::<i64>(1)?).ok_or_else(|| {
                         StoreError::Corrupt("a refund's amount out of range".to_owned())
                     })?;
                     Ok((r.get::<String>(0)? == "completed", amount))

@@ -227,10 +227,7 @@ fn claimed_in(tx: &Connection, refund_id: &str) -> Result<Option<(RefundOrder, i
     let Some((customer_id, payment_id, amount, link_receipt, attempt)) = claimed else {
         return Ok(None);
     };
-    let stored = u64::try_from(amount)
-        .ok()
-        .and_then(Amount::checked_from_tiyn)
-        .ok_or(StoreError::Range(amount))?;
+    let stored = Amount::from_stored_tiyn(amount).ok_or(StoreError::Range(amount))?;
     let first = RefundOrder::recorded(
         customer_id,
         payment_id,
