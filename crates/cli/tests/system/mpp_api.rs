@@ -1222,3 +1222,160 @@ async fn a_retried_static_or_custom_scan_gets_the_purchase_the_first_made() {
         6
     );
 }
+
+#[tokio::test]
+async fn refused_notifications_leave_a_waiting_purchase_as_it_was() {
+    // Every field of notifyPayment is checked before anything changes (SPEC 4.3): each refusal
+    // leaves the purchase waiting, and the right notification, with each field at its longest,
+    // confirms it afterwards.
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 1500).await;
+    let customer = "C12345678901"; // 12 characters, the longest (SPEC 4.1)
+    let mpp_payment_id = "M".repeat(64);
+    let payment_id = scan_id(&ps, "demobank", &qr, customer).await;
+    let good = || {
+        let mut body = notify_body(&payment_id, customer, "SUCCESS", Some("1500.00"));
+        body["payment"]["mppPaymentId"] = json!(mpp_payment_id);
+        body["result"]["resultMessage"] = json!("м".repeat(256));
+        body
+    };
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut body = good();
+        change(&mut body);
+        body
+    };
+    let cases = [
+        with(&|b| b["payment"]["mppPaymentId"] = json!("M".repeat(65))),
+        with(&|b| b["result"]["resultMessage"] = json!("м".repeat(257))),
+        with(&|b| b["result"]["resultCode"] = json!("S".repeat(65))),
+        with(&|b| b["customerId"] = json!("C123456789012")),
+        with(&|b| {
+            b.as_object_mut().map(|o| o.remove("customerId"));
+            b["payment"]["customerId"] = json!("C123456789012");
+        }),
+        with(&|b| b["payment"]["customerId"] = json!("C2")),
+        with(&|b| b["payment"]["paymentAmount"] = json!("1400.00")),
+        with(&|b| b["payment"]["paymentAmount"] = json!("1.5e3")),
+        with(&|b| b["payment"]["paymentAmount"] = json!("-1500.00")),
+        with(&|b| b["payment"]["paymentId"] = json!("1".repeat(65))),
+    ];
+    for (i, body) in cases.iter().enumerate() {
+        let (_, answer) = ps
+            .mpp_call(NOTIFY, "demobank", &format!("bad-{i}"), body)
+            .await;
+        assert_eq!(result_code(&answer), "PARAM_ILLEGAL", "{body}");
+        assert_eq!(ps.status(id).await["Data"]["Status"], "Wait", "{body}");
+    }
+    let (_, answer) = ps.mpp_call(NOTIFY, "demobank", "good", &good()).await;
+    assert_eq!(result_code(&answer), "SUCCESS");
+    let (status, view) = ps
+        .admin("GET", &format!("/admin/v1/payments/{id}"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["mpp_payment_id"], json!(mpp_payment_id));
+    assert_eq!(view["amount"], "1500.00");
+    // Once final, a repeat gets the stored answer byte for byte, whatever it carries (DECISIONS
+    // 18); the wrong amount changes nothing either.
+    let wrong = with(&|b| b["payment"]["paymentAmount"] = json!("1400.00"));
+    let (_, again) = ps.mpp_call(NOTIFY, "demobank", "again", &wrong).await;
+    assert_eq!(again, answer);
+    let (_, view) = ps
+        .admin("GET", &format!("/admin/v1/payments/{id}"), &json!({}))
+        .await;
+    assert_eq!(view["amount"], "1500.00");
+}
+
+#[tokio::test]
+async fn notify_payment_on_a_purchase_nobody_scanned_is_order_not_exist() {
+    // Payment ids are sequential and the POS knows them: an MPP that guesses one the PS made
+    // but no MPP scanned yet finds nothing to confirm, and the QR stays payable.
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let (qr, id) = ps.dynamic_qr(&device, 700).await;
+    let (_, answer) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "guess",
+            &notify_body(&id.to_string(), "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "ORDER_NOT_EXIST");
+    assert_eq!(ps.status(id).await["Data"]["Status"], "QrTokenCreated");
+    let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+    assert_eq!(payment_id, id.to_string());
+    let (_, answer) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "paid",
+            &notify_body(&payment_id, "C1", "SUCCESS", None),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "SUCCESS");
+}
+
+#[tokio::test]
+async fn can_confirm_until_is_a_minute_from_scan_and_checkout_starts_it_again() {
+    // SPEC 4.1 and DECISIONS 5, 16: canConfirmUntil is 60 s after the scan, in the operator's
+    // zone with its offset; a Custom checkout gives a new minute from its own time.
+    use tolem_ps::clock::Clock;
+    let ps = TestPs::start().await;
+    let zone = tolem_wire::time::zone("Asia/Almaty").expect("the zone");
+    let minute_from_now = || {
+        tolem_wire::time::format_mpp(ps.clock.now() + jiff::SignedDuration::from_secs(60), &zone)
+    };
+    let device = ps.device("POS-1").await;
+    let (qr, _) = ps.dynamic_qr(&device, 100).await;
+    let want = minute_from_now();
+    let (_, scan) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s1",
+            &json!({"qrCode": qr, "customerId": "C1"}),
+        )
+        .await;
+    let scan: Value = serde_json::from_str(&scan).expect("JSON");
+    assert_eq!(scan["payment"]["canConfirmUntil"], json!(want));
+    assert!(want.ends_with("+05:00"), "{want}");
+
+    let (_, scan) = ps
+        .mpp_call(
+            SCAN,
+            "demobank",
+            "s2",
+            &json!({"qrCode": PARKING_QR, "customerId": "C1"}),
+        )
+        .await;
+    let scan: Value = serde_json::from_str(&scan).expect("JSON");
+    let payment_id = scan["payment"]["paymentId"]
+        .as_str()
+        .expect("a paymentId")
+        .to_owned();
+    ps.advance(50);
+    let want = minute_from_now();
+    let body = json!({"paymentId": payment_id, "serviceId": 2862, "customerId": "C1",
+        "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
+    let (_, checkout) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
+    let checkout: Value = serde_json::from_str(&checkout).expect("JSON");
+    assert_eq!(checkout["result"]["resultCode"], "SUCCESS", "{checkout}");
+    assert_eq!(checkout["canConfirmUntil"], json!(want));
+    // 100 s after the scan, past its first minute and grace, inside the checkout's.
+    ps.advance(50);
+    let (_, answer) = ps
+        .mpp_call(
+            NOTIFY,
+            "demobank",
+            "n",
+            &notify_body(
+                &payment_id,
+                "C1",
+                "SUCCESS",
+                checkout["paymentAmount"].as_str(),
+            ),
+        )
+        .await;
+    assert_eq!(result_code(&answer), "SUCCESS");
+}
