@@ -481,3 +481,50 @@ async fn a_put_built_on_an_item_changed_since_it_was_read_is_refused_and_changes
         assert_eq!(again.as_ref(), Some(tag), "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_trade_point_stays_with_its_organization() {
+    // Its purchases are found through the trade point: moved to another organization, they
+    // would go with it (DECISIONS 28). Any other change of it is still taken.
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let id = ps.paid(&device, 700, "C1").await;
+    let (status, mut point) = ps
+        .admin("GET", "/admin/v1/trade-points/1001", &Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    let owner = point["organization_bin"].clone();
+    point["organization_bin"] = json!("990340005678");
+    let (status, answer) = ps.admin("PUT", "/admin/v1/trade-points/1001", &point).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("cannot move to another"),
+        "{answer}"
+    );
+    let (_, stored) = ps
+        .admin("GET", "/admin/v1/trade-points/1001", &Value::Null)
+        .await;
+    assert_eq!(stored["organization_bin"], owner);
+    let (_, other) = ps
+        .pos(
+            "GET",
+            &format!("/r2/v02/payment/status/{id}"),
+            OTHER_API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(other["StatusCode"], -1601, "{other}");
+    point["organization_bin"] = owner;
+    point["name"] = json!("Demo Coffee, renamed");
+    let (status, answer) = ps.admin("PUT", "/admin/v1/trade-points/1001", &point).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, own) = ps
+        .pos(
+            "GET",
+            &format!("/r2/v02/payment/status/{id}"),
+            API_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(own["Data"]["StoreName"], "Demo Coffee, renamed", "{own}");
+}

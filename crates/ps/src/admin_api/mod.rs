@@ -172,7 +172,7 @@ async fn save<T: InCatalog + Clone + Serialize>(
             // What the stored item has that a PUT may not drop without naming it, checked on the
             // item as stored (another node may have changed it a moment ago).
             if let Some(stored) = T::items(&file).iter().find(|i| i.key() == item.key())
-                && let Err(why) = T::keeps(stored, &named)
+                && let Err(why) = T::keeps(stored, &item, &named)
             {
                 return Ok(Err(bad(why)));
             }
@@ -213,9 +213,9 @@ pub(crate) trait InCatalog: CatalogDoc + Clone + Serialize {
     fn items(file: &CatalogFile) -> &[Self];
     fn upsert(file: &mut CatalogFile, item: Self);
 
-    /// What a PUT whose body names the keys `named` may not drop from `stored` without
-    /// naming it.
-    fn keeps(_stored: &Self, _named: &BodyKeys) -> Result<(), String> {
+    /// What a PUT of `new`, whose body names the keys `named`, may not change in `stored`, or
+    /// drop from it without naming it.
+    fn keeps(_stored: &Self, _new: &Self, _named: &BodyKeys) -> Result<(), String> {
         Ok(())
     }
 }
@@ -242,7 +242,7 @@ impl InCatalog for Mpp {
     /// A PUT replaces the whole item, so one that leaves `ipsec` out of an MPP bound to its
     /// tunnel would unbind it (its name then taken from any address) without a word: a body that
     /// changes a commission, say. Taking the binding away is said with `"ipsec": null`.
-    fn keeps(stored: &Mpp, named: &BodyKeys) -> Result<(), String> {
+    fn keeps(stored: &Mpp, _new: &Mpp, named: &BodyKeys) -> Result<(), String> {
         if stored.ipsec.is_some() && !named.contains("ipsec") {
             return Err(format!(
                 "ipsec: the MPP {} is bound to its tunnel's inner addresses, and a PUT \
@@ -270,6 +270,22 @@ impl InCatalog for TradePoint {
     }
     fn upsert(file: &mut CatalogFile, item: TradePoint) {
         upsert(&mut file.trade_points, item);
+    }
+
+    /// A trade point stays with the organization it was made for (DECISIONS 28): its purchases,
+    /// return QRs and devices are that organization's, and a merchant finds them by the trade
+    /// point. Moved, they would go with it: the new holder could read and refund the old one's
+    /// purchases, and the old one could no longer refund its own customers.
+    fn keeps(stored: &TradePoint, new: &TradePoint, _named: &BodyKeys) -> Result<(), String> {
+        if stored.organization_bin != new.organization_bin {
+            return Err(format!(
+                "organization_bin: the trade point {} belongs to the organization {}, whose \
+                 purchases and refunds were made there; it cannot move to another. Give the \
+                 other organization a trade point of its own (a new id)",
+                stored.id, stored.organization_bin
+            ));
+        }
+        Ok(())
     }
 }
 

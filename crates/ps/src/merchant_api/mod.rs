@@ -542,7 +542,8 @@ pub(crate) fn checked_device(
         .get()
         .trade_points
         .get(&device.trade_point_id)
-        // A trade point the operator moved to another organization is no longer this one's.
+        // A trade point moved to another organization (which builds before this one allowed)
+        // is no longer this one's.
         .filter(|t| t.organization_bin == device.organization_bin)
         .cloned()
         .ok_or(PosError::status(StatusCode::TradePointNotFound))?;
