@@ -836,6 +836,20 @@ impl Config {
         self.registers
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("registers.{e}")))?;
+        // The console's sign-in takes the admin token first: an MPP given it would sign in as the
+        // operator.
+        if let Some((mpp, _)) = self
+            .registers
+            .cabinet_tokens
+            .iter()
+            .find(|(_, token)| !self.admin_token.is_empty() && **token == self.admin_token)
+        {
+            return invalid(
+                &format!("registers.cabinet_tokens.{mpp}"),
+                "is the admin_token; an MPP's cabinet token must be its own, or the MPP would \
+                 sign in to the operator's console",
+            );
+        }
         for point in &self.catalog.trade_points {
             point.check_terminal_type().map_err(ConfigError::Invalid)?;
         }
@@ -1044,6 +1058,20 @@ mod tests {
         let err = Config::from_toml("admin_token = \"letmein\"").expect_err("too short");
         assert!(
             err.to_string().contains("admin_token: must be at least 16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_mpp_signs_in_with_the_admin_token() {
+        let err = Config::from_toml(
+            "admin_token = \"0123456789abcdef\"\n\
+             [registers.cabinet_tokens]\ndemobank = \"0123456789abcdef\"",
+        )
+        .expect_err("the admin token as a cabinet token");
+        assert!(
+            err.to_string()
+                .contains("registers.cabinet_tokens.demobank: is the admin_token"),
             "{err}"
         );
     }

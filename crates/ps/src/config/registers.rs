@@ -214,6 +214,18 @@ impl RegistersConfig {
                     "cabinet_tokens.{mpp}: must be at least {CABINET_TOKEN_LEN_MIN} characters"
                 ));
             }
+            // The token alone says which MPP signs in: shared, one MPP would read the other's
+            // registers.
+            if let Some((other, _)) = self
+                .cabinet_tokens
+                .iter()
+                .find(|(other, t)| *other < mpp && *t == token)
+            {
+                return Err(format!(
+                    "cabinet_tokens.{mpp}: the same token as cabinet_tokens.{other}; each MPP \
+                     needs a token of its own, which says who signs in"
+                ));
+            }
         }
         Ok(())
     }
@@ -252,6 +264,20 @@ mod tests {
                 .validate()
                 .expect_err("short token")
                 .contains("cabinet_tokens.demobank")
+        );
+        let token = "a-long-enough-cabinet-token".to_owned();
+        let shared = RegistersConfig {
+            cabinet_tokens: [
+                ("demobank".to_owned(), token.clone()),
+                ("demowallet".to_owned(), token),
+            ]
+            .into(),
+            ..RegistersConfig::default()
+        };
+        assert_eq!(
+            shared.validate().expect_err("a shared token"),
+            "cabinet_tokens.demowallet: the same token as cabinet_tokens.demobank; each MPP \
+             needs a token of its own, which says who signs in"
         );
     }
 
