@@ -316,7 +316,7 @@ async fn refuse_path(
     let path_exists = path_exists && surface == Surface::of(uri.path());
     match surface {
         Surface::Mpp => mpp_api::unknown_method(headers),
-        Surface::Merchant => merchant_api::unknown_method(),
+        Surface::Merchant => merchant_api::unknown_method(headers),
         Surface::Admin => admin_api::unknown(app, headers, path_exists).await,
         Surface::Other => (
             StatusCode::NOT_FOUND,

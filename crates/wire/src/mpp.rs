@@ -82,7 +82,7 @@ result_codes! {
     UnknownException => "UNKNOWN_EXCEPTION", retry: true,
         ru: "Внутренняя ошибка, повторите запрос", kk: "Ішкі қате, сұрауды қайталаңыз";
     PaymentsSuspended => "PAYMENTS_SUSPENDED", retry: false,
-        ru: "Платежи продавца приостановлены", kk: "Сатушының төлемдері тоқтатылды";
+        ru: "Платежи продавца приостановлены", kk: "Сатушының төлемдері ТЖ-мен уақытша тоқтатылды";
     UnknownSource => "UNKNOWN_SOURCE", retry: false,
         ru: "Неизвестный участник (X-Caller-Name)", kk: "Белгісіз қатысушы (X-Caller-Name)";
     CancelledByClient => "CANCELLED_BY_CLIENT", retry: false,

@@ -352,6 +352,25 @@ async fn authentication_and_unknown_paths_answer_with_the_envelope() {
         (status, answer["StatusCode"].as_i64()),
         (404, Some(-99000404))
     );
+    // In the caller's language, as every other answer.
+    for (path, language, message) in [
+        ("/r1/v01/no/such/call", "kk-KZ", "Белгісіз әдіс"),
+        ("/r2/v01/nothing/here", "kk", "Белгісіз әдіс"),
+        ("/r1/v01/no/such/call", "ru", "Неизвестный метод"),
+    ] {
+        let answer: Value = ps
+            .http
+            .get(format!("{}{path}", ps.url))
+            .header("api-key", API_KEY)
+            .header("accept-language", language)
+            .send()
+            .await
+            .expect("the PS answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(answer["Message"], message, "{path} {language}: {answer}");
+    }
     let (_, answer) = ps
         .pos("POST", "/r3/v01/remote/create", API_KEY, Some(&json!({})))
         .await;

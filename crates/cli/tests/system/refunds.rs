@@ -212,7 +212,7 @@ async fn refund_requests_are_checked() {
     // It says what is left, as payment/details names it.
     assert_eq!(
         over["Message"],
-        "Сумма возврата не может превышать сумму покупки: AvailableReturnAmount 100.00"
+        "Сумма возврата больше, чем осталось вернуть по покупке: AvailableReturnAmount 100.00"
     );
     let zero = refund_r3(&ps, &device, purchase, 0.0).await;
     assert_eq!(code(zero.clone()), 990000028);

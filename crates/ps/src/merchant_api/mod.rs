@@ -121,11 +121,17 @@ async fn not_supported(_call: PosCall) -> Response {
     PosError::status(StatusCode::NotSupported).into_response()
 }
 
-/// The answer to a path or method the merchant API does not have.
-pub(crate) fn unknown_method() -> Response {
+/// The answer to a path or method the merchant API does not have, in the language of
+/// `Accept-Language` as every other answer.
+pub(crate) fn unknown_method(headers: &axum::http::HeaderMap) -> Response {
+    let locale = Locale::from_accept_language(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     envelope(
         HttpStatus::NOT_FOUND,
-        &Envelope::error(StatusCode::UnknownMethod, Locale::Ru, None),
+        &Envelope::error(StatusCode::UnknownMethod, locale, None),
     )
 }
 
@@ -244,7 +250,9 @@ impl Failure {
                         "организация приостановлена оператором платёжной системы"
                     }
                     (true, Locale::Ru) => "организация заблокирована оператором платёжной системы",
-                    (false, Locale::Kk) => "ұйымды төлем жүйесінің операторы тоқтатып қойған",
+                    (false, Locale::Kk) => {
+                        "ұйымның төлемдерін төлем жүйесінің операторы уақытша тоқтатқан"
+                    }
                     (true, Locale::Kk) => "ұйымды төлем жүйесінің операторы бұғаттаған",
                 }
                 .to_owned(),

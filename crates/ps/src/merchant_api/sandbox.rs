@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode as HttpStatus;
+use axum::http::{HeaderMap, StatusCode as HttpStatus};
 use axum::response::IntoResponse;
 use tolem_wire::Problem;
 use tolem_wire::merchant::{EmulatorRequest, Envelope, ReturnEmulatorRequest, StatusCode};
@@ -20,10 +20,11 @@ const SANDBOX_CUSTOMER: &str = "sandbox";
 pub(super) async fn payment_step(
     State(app): State<AppState>,
     step: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     call: PosCall,
 ) -> PosResult {
     if !app.config.sandbox {
-        return Ok(unknown_method().into_response());
+        return Ok(unknown_method(&headers).into_response());
     }
     let step = path_text(step)?;
     let req: EmulatorRequest = call.parse()?;
@@ -58,9 +59,13 @@ pub(super) async fn payment_step(
 /// `test/return/scan` (DECISIONS 30): the sandbox customer scans a return QR, which moves it to
 /// `CustomerIdentityObtained` as a real MPP's scan would. Purchases paid through the emulators
 /// belong to that customer.
-pub(super) async fn return_scan(State(app): State<AppState>, call: PosCall) -> PosResult {
+pub(super) async fn return_scan(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    call: PosCall,
+) -> PosResult {
     if !app.config.sandbox {
-        return Ok(unknown_method().into_response());
+        return Ok(unknown_method(&headers).into_response());
     }
     let req: ReturnEmulatorRequest = call.parse()?;
     call.check_named_bin(req.organizationbin.as_deref())?;
