@@ -526,3 +526,30 @@ fn a_database_left_at_its_default_is_said_and_an_empty_one_refused() {
     assert!(ok, "{err}");
     assert!(!err.contains("default is used"), "{err}");
 }
+
+#[test]
+fn a_postgresql_key_value_string_is_refused_without_its_password_or_a_file() {
+    // Taken for a file's name, it gave a node meant to share PostgreSQL a SQLite file of its own.
+    let dir = tempfile::tempdir().expect("dir");
+    let db = "host=127.0.0.1 port=1 user=tolem password=KVSECRET dbname=tolem";
+    let folder = dir.path().to_str().expect("UTF-8");
+    for args in [
+        vec!["serve", "--check", "--db", db],
+        vec!["serve", "--listen", "127.0.0.1:0", "--db", db],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(&args)
+            .current_dir(folder)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .output()
+            .expect("tolem runs");
+        let said = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(said.contains("postgres://USER:PASSWORD@"), "{said}");
+        assert!(!said.contains("KVSECRET"), "{said}");
+    }
+    let made: Vec<_> = std::fs::read_dir(dir.path()).expect("the folder").collect();
+    assert!(made.is_empty(), "{made:?}");
+}

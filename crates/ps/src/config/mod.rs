@@ -501,14 +501,36 @@ pub fn database_for_display(database: &Path) -> String {
     let Some(scheme) = shown.find("://").map(|at| at + 3) else {
         return shown;
     };
-    let head = &shown[..url_query_start(&shown, scheme).unwrap_or(shown.len())];
-    match head[scheme..].rfind('@').map(|at| scheme + at) {
-        Some(at) => match shown[scheme..at].split_once(':') {
-            Some((user, _password)) => format!("{}{user}:***{}", &shown[..scheme], &shown[at..]),
-            None => shown,
+    // The query: after an `@` (`url_query_start`), or where no `@` is, the first `?`.
+    let query = url_query_start(&shown, scheme).or_else(|| {
+        (!shown[scheme..].contains('@'))
+            .then(|| shown[scheme..].find('?').map(|at| scheme + at))
+            .flatten()
+    });
+    let (head, query) = shown.split_at(query.unwrap_or(shown.len()));
+    let head = match head[scheme..].rfind('@').map(|at| scheme + at) {
+        Some(at) => match head[scheme..at].split_once(':') {
+            Some((user, _password)) => format!("{}{user}:***{}", &head[..scheme], &head[at..]),
+            None => head.to_owned(),
         },
-        None => shown,
-    }
+        None => head.to_owned(),
+    };
+    // The driver takes the password from the query too (`?password=…`).
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _))
+                if name
+                    .trim_start_matches('?')
+                    .eq_ignore_ascii_case("password") =>
+            {
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    head + &query
 }
 
 /// What to add to an error about `database` when its URL's password holds a raw `@`: the driver
@@ -1452,6 +1474,19 @@ mod tests {
             (
                 "postgres://tolem:p%40ss%26word@db.example/ps",
                 "postgres://tolem:***@db.example/ps",
+            ),
+            // Given in the query, as the driver also takes it.
+            (
+                "postgres://tolem@127.0.0.1:22090/tolem?password=secret",
+                "postgres://tolem@127.0.0.1:22090/tolem?password=***",
+            ),
+            (
+                "postgres://db.example/ps?sslmode=require&PASSWORD=secret&user=tolem",
+                "postgres://db.example/ps?sslmode=require&PASSWORD=***&user=tolem",
+            ),
+            (
+                "postgres://tolem:pw@db.example/ps?password=secret",
+                "postgres://tolem:***@db.example/ps?password=***",
             ),
             // An `@` in the query is not the password's end.
             (
