@@ -4,7 +4,7 @@
 //! Plain data below everything else: the `catalog` module builds the request path's snapshot from it,
 //! the store keeps it, and the admin API changes it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -326,6 +326,7 @@ impl CatalogFile {
             }
         }
         let mut bins = HashSet::new();
+        let mut key_owners = HashMap::new();
         for o in &self.organizations {
             if o.bin.len() != 12 || !o.bin.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("organizations.{}: bin must be 12 digits", o.bin));
@@ -340,6 +341,27 @@ impl CatalogFile {
             }
             o.check_api_keys()
                 .map_err(|why| format!("organizations.{}: api_keys: {why}", o.bin))?;
+            if let Some(bad) = o.api_key_hashes.iter().find(|h| {
+                h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }) {
+                return Err(format!(
+                    "organizations.{}: api_key_hashes: {bad:?} is not a SHA-256 in lowercase \
+                     hex (64 digits)",
+                    o.bin
+                ));
+            }
+            // A key says which organization calls: one of two would lock the other out.
+            for hash in o.key_hashes() {
+                if let Some(other) = key_owners.insert(hash, o.bin.as_str())
+                    && other != o.bin
+                {
+                    return Err(format!(
+                        "organizations.{}: api_keys: a key of the organization {other} too; \
+                         each key is one organization's, as it says who calls",
+                        o.bin
+                    ));
+                }
+            }
         }
         let mut tokens = HashSet::new();
         let mut points = HashSet::new();
@@ -481,6 +503,15 @@ impl Organization {
             }
         }
         Ok(())
+    }
+
+    /// The SHA-256 of every key, given in clear or as a hash.
+    fn key_hashes(&self) -> std::collections::BTreeSet<String> {
+        self.api_keys
+            .iter()
+            .map(|k| api_key_hash(k))
+            .chain(self.api_key_hashes.iter().cloned())
+            .collect()
     }
 
     /// Moves clear-text keys to hashes, so that only hashes are stored, and writes each client
@@ -637,6 +668,50 @@ mod tests {
         let why = file.validate().expect_err("a short key");
         assert!(
             why.starts_with("organizations.990340001234: api_keys: "),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_key_is_one_organizations_and_a_hash_is_a_sha_256() {
+        let key = "prod_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let org = |bin: &str, keys: &[&str], hashes: &[&str]| Organization {
+            bin: bin.to_owned(),
+            name: "Org".to_owned(),
+            status: OrganizationStatus::Active,
+            api_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            api_key_hashes: hashes.iter().map(|k| (*k).to_owned()).collect(),
+            r3_allowed_ips: Vec::new(),
+            client_certificates: Vec::new(),
+        };
+        let file = |organizations| CatalogFile {
+            organizations,
+            ..CatalogFile::default()
+        };
+        let hash = api_key_hash(key);
+        // In clear in one, hashed in the other: the same key.
+        let why = file(vec![
+            org("990340001111", &[key], &[]),
+            org("990340002222", &[], &[&hash]),
+        ])
+        .validate()
+        .expect_err("a shared key");
+        assert!(
+            why.starts_with(
+                "organizations.990340002222: api_keys: a key of the organization 990340001111 too"
+            ),
+            "{why}"
+        );
+        // Twice in one organization is no one else's.
+        assert_eq!(
+            file(vec![org("990340001111", &[key], &[&hash])]).validate(),
+            Ok(())
+        );
+        let why = file(vec![org("990340001111", &[], &["nothex"])])
+            .validate()
+            .expect_err("not a hash");
+        assert!(
+            why.starts_with("organizations.990340001111: api_key_hashes: \"nothex\""),
             "{why}"
         );
     }
