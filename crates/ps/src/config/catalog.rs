@@ -341,12 +341,14 @@ impl CatalogFile {
             }
             o.check_api_keys()
                 .map_err(|why| format!("organizations.{}: api_keys: {why}", o.bin))?;
-            if let Some(bad) = o.api_key_hashes.iter().find(|h| {
-                h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            }) {
+            if let Some(bad) = o
+                .api_key_hashes
+                .iter()
+                .find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
                 return Err(format!(
-                    "organizations.{}: api_key_hashes: {bad:?} is not a SHA-256 in lowercase \
-                     hex (64 digits)",
+                    "organizations.{}: api_key_hashes: {bad:?} is not a SHA-256 in hex (64 \
+                     digits)",
                     o.bin
                 ));
             }
@@ -510,13 +512,16 @@ impl Organization {
         self.api_keys
             .iter()
             .map(|k| api_key_hash(k))
-            .chain(self.api_key_hashes.iter().cloned())
+            .chain(self.api_key_hashes.iter().map(|h| h.to_ascii_lowercase()))
             .collect()
     }
 
     /// Moves clear-text keys to hashes, so that only hashes are stored, and writes each client
     /// certificate's fingerprint one way (lowercase, no colons, once).
     pub fn hash_keys(&mut self) {
+        for hash in &mut self.api_key_hashes {
+            hash.make_ascii_lowercase();
+        }
         for key in self.api_keys.drain(..) {
             let hash = api_key_hash(&key);
             if !self.api_key_hashes.contains(&hash) {
