@@ -341,6 +341,7 @@ fn credit_refund(conn: &mut Connection, refund: &RefundOrder) -> Result<Credited
 impl Mpp {
     /// Opens the database (creating tables and demo customers) and resumes unfinished payments.
     pub fn open(config: &MppConfig, retry: RetryPolicy) -> Result<Mpp, FlowError> {
+        tolem_sdk::create_private_database(&config.database);
         let mut conn = Connection::open(&config.database)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -51,6 +51,7 @@
 
 mod client;
 mod error;
+mod files;
 mod outcome;
 mod request_id;
 mod retry;
@@ -65,6 +66,7 @@ pub use client::{
     REQUEST_TIMEOUT_MS_DEFAULT,
 };
 pub use error::{SdkError, SetupError, TransportError, TransportErrorKind, UnreadableAnswer};
+pub use files::create_private_database;
 pub use outcome::{Outcome, Reply, Scanned, Unanswered};
 pub use request_id::RequestId;
 pub use retry::RetryPolicy;

@@ -299,6 +299,7 @@ pub enum State {
 impl PendingStore {
     /// Opens (creating) a database file of the kit's own.
     pub fn open(path: &Path) -> Result<PendingStore, PendingError> {
+        crate::create_private_database(path);
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -77,6 +77,7 @@ fn tiyn(amount: Amount) -> Result<i64, StoreError> {
 
 impl Store {
     pub(super) fn open(path: &Path) -> Result<Store, rusqlite::Error> {
+        crate::create_private_database(path);
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // An answer is given only after its record is on disk: a SUCCESS the PS saw survives a
