@@ -162,12 +162,35 @@ const SANDBOX_MPPS: &[SandboxMpp] = &[
     },
 ];
 
+/// The sandbox's folder for the demo MPPs' books when the PS is on PostgreSQL: this user's own
+/// (`tolem-sandbox-UID` in the temporary folder, mode 0700). One that is not a folder of this
+/// user's, or that others may enter, is refused: in a temporary folder anyone may have made it
+/// first, to read the books or swap them.
+fn private_temp_folder() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("tolem-sandbox-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create the folder {}", dir.display()));
+        }
+    }
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("cannot read the folder {}", dir.display()))?;
+    anyhow::ensure!(
+        meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0,
+        "{} is not a folder of this user's that only it may enter: remove it, and the sandbox \
+         makes its own",
+        dir.display()
+    );
+    Ok(dir)
+}
+
 pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join("tolem-sandbox");
-    std::fs::create_dir_all(&dir).context("cannot create the sandbox's temporary folder")?;
-    let file = dir.join("sandbox.toml");
-    std::fs::write(&file, SANDBOX_CONFIG).context("cannot write the sandbox configuration")?;
-    let mut config = Config::load(Some(&file), environment())?;
+    let mut config =
+        Config::load_text(SANDBOX_CONFIG, "the sandbox's configuration", environment())?;
     config.sandbox = true;
     // The demo MPPs' connections are file descriptors of this process too: the PS's cap leaves
     // room for them at their own caps (`tolem_mpp::listen`).
@@ -212,12 +235,14 @@ pub async fn sandbox(overrides: Overrides, mpps_port: u16) -> anyhow::Result<()>
     let on_postgres = tolem_ps::is_postgres_url(&config.database);
     // The demo MPPs keep their books in SQLite files: beside the PS's file, or in the sandbox's
     // temporary folder when the PS is on PostgreSQL.
-    let mpp_books = |caller: &str| {
-        if on_postgres {
-            dir.join(format!("tolem-sandbox-{caller}.db"))
-        } else {
-            sibling(&config.database, caller)
-        }
+    let dir = if on_postgres {
+        Some(private_temp_folder()?)
+    } else {
+        None
+    };
+    let mpp_books = |caller: &str| match &dir {
+        Some(dir) => dir.join(format!("tolem-sandbox-{caller}.db")),
+        None => sibling(&config.database, caller),
     };
     if !on_postgres && !config.database.exists() {
         // A new PS numbers payments and refunds from 1 again; demo MPP books of an earlier PS

@@ -577,21 +577,39 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table = match file {
+        match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                text.parse::<toml::Table>().map_err(|e| {
-                    ConfigError::Invalid(format!("{}: {}", path.display(), toml_error(&text, &e)))
-                })?
+                Config::load_text(&text, &path.display().to_string(), env)
             }
-            None => toml::Table::new(),
-        };
+            None => Config::load_table(toml::Table::new(), None, env),
+        }
+    }
+
+    /// [`Config::load`] of a configuration held in memory (the sandbox's own), named `name` in
+    /// its errors.
+    pub fn load_text(
+        text: &str,
+        name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {}", toml_error(text, &e))))?;
+        Config::load_table(table, Some(name), env)
+    }
+
+    fn load_table(
+        mut table: toml::Table,
+        name: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         // The file alone must read, so that an error it holds is not blamed on a variable.
-        parse_table(&table).map_err(|e| match file {
-            Some(path) => ConfigError::Invalid(format!("{}: {e}", path.display())),
+        parse_table(&table).map_err(|e| match name {
+            Some(name) => ConfigError::Invalid(format!("{name}: {e}")),
             None => ConfigError::Invalid(e),
         })?;
         let mut vars: Vec<(String, String)> = env
