@@ -434,6 +434,16 @@ pub async fn cabinet(ps: &TestPs, path: &str, token: Option<&str>) -> (u16, Vec<
     }
     let resp = req.send().await.expect("the PS answers");
     let status = resp.status().as_u16();
+    if status == 200 {
+        // Customers' ids and amounts: no cache on the way may keep them.
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
     (status, resp.bytes().await.expect("a body").to_vec())
 }
 

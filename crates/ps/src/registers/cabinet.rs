@@ -194,6 +194,8 @@ async fn make_register(
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
+            // The customers' ids and amounts: no cache on the way keeps them.
+            (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         body,
     )
