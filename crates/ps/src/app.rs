@@ -351,6 +351,7 @@ pub fn check_files(config: &crate::Config) -> Result<Vec<String>, String> {
     let outgoing =
         crate::outgoing::OutgoingTls::load(&config.outgoing).map_err(|e| e.to_string())?;
     let mut warnings = outgoing.warnings();
+    warnings.extend(config.registers.warnings());
     for (index, listener) in config.listeners.iter().enumerate() {
         let found =
             Listener::check(index, listener, &config.public_url).map_err(|e| e.to_string())?;

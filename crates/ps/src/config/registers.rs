@@ -145,6 +145,26 @@ impl RegistersConfig {
         !self.smtp_host.is_empty()
     }
 
+    /// What a start (and `tolem serve --check`) warns of: registers sent in clear to a relay on
+    /// another machine carry customers' ids and amounts across the network readable.
+    pub fn warnings(&self) -> Vec<String> {
+        let host = self.smtp_host.trim_start_matches('[').trim_end_matches(']');
+        let this_machine = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if self.email_enabled() && self.smtp_tls == SmtpTls::None && !this_machine {
+            vec![format!(
+                "registers.smtp_tls is \"none\" while smtp_host {} is not this machine: the \
+                 registers (customers' ids and amounts) cross the network in clear; set smtp_tls \
+                 = \"starttls\" or \"implicit\"",
+                self.smtp_host
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Checks the settings; the error starts with the offending key (below `registers.`).
     pub fn validate(&self) -> Result<(), String> {
         if self.email_enabled() && self.from.parse::<lettre::message::Mailbox>().is_err() {
@@ -292,6 +312,25 @@ mod tests {
         assert_eq!(config.smtp_tls, SmtpTls::Starttls);
         assert!(!format!("{config:?}").contains("s3cret"));
         assert_eq!(RegistersConfig::default().smtp_tls, SmtpTls::None);
+        let relay = |host: &str, tls: SmtpTls| RegistersConfig {
+            smtp_host: host.to_owned(),
+            from: "ps@ps.example".to_owned(),
+            smtp_tls: tls,
+            ..RegistersConfig::default()
+        };
+        assert!(
+            relay("mail.ps.example", SmtpTls::None).warnings()[0]
+                .starts_with("registers.smtp_tls is \"none\" while smtp_host mail.ps.example")
+        );
+        for quiet in [
+            relay("mail.ps.example", SmtpTls::Starttls),
+            relay("127.0.0.1", SmtpTls::None),
+            relay("localhost", SmtpTls::None),
+            relay("::1", SmtpTls::None),
+            RegistersConfig::default(),
+        ] {
+            assert!(quiet.warnings().is_empty(), "{}", quiet.smtp_host);
+        }
         let in_clear = RegistersConfig {
             smtp_tls: SmtpTls::None,
             ..config.clone()

@@ -177,7 +177,11 @@ impl App {
         // A bad operator CA file stops the start here, naming the file.
         let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
             .map_err(|e| StartError::Setup(e.to_string()))?;
-        for warning in outgoing.warnings() {
+        for warning in outgoing
+            .warnings()
+            .into_iter()
+            .chain(config.registers.warnings())
+        {
             tracing::warn!("{warning}");
         }
         let http = outgoing
