@@ -153,6 +153,8 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                 let span = tracing::info_span!(
                     "refund",
                     refund_id = claim.item.id.get(),
+                    payment_id = claim.item.payment_id.map(|p| p.get()),
+                    mpp = claim.item.owner.as_ref().map(|o| o.mpp.as_str()),
                     attempt = claim.entry.attempts
                 );
                 tokio::spawn(

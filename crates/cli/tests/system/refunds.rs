@@ -770,3 +770,74 @@ async fn a_slow_mpp_does_not_hold_up_another_mpps_refunds() {
         slow.calls().len()
     );
 }
+
+/// The lines logged while it is set, as JSON objects (this thread's; the test's runtime runs the
+/// PS's tasks on it).
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("the lines").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_refund_is_followed_in_the_log_from_the_pos_request_to_its_delivery() {
+    // The POS's request names its X-Request-ID; the line that placed the refund names it with
+    // the refund, payment and MPP; the delivery's lines name the same refund, payment and MPP.
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_env_filter("info")
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logged = tracing::subscriber::set_default(subscriber);
+    let ps = TestPs::start().await;
+    let bank = Receiver::start().await;
+    ps.set_refund_url("demobank", &bank.url).await;
+    let device = ps.device("POS-1").await;
+    let payment = ps.paid(&device, 500, "C1").await;
+    let body = json!({"DeviceToken": device, "QrPaymentId": payment, "Amount": 200, "OrganizationBin": "990340001234"});
+    let (_, answer) = ps
+        .pos_with(
+            "POST",
+            "/r3/v01/payment/return",
+            API_KEY,
+            Some("till-7-return-1"),
+            Some(&body),
+        )
+        .await;
+    let refund = answer["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("a refund");
+    wait_refund(&ps, refund, "completed").await;
+    let text = String::from_utf8(lines.0.lock().expect("the lines").clone()).expect("UTF-8");
+    let logged: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let named = |message: &str| {
+        logged
+            .iter()
+            .find(|l| l["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no `{message}` line in\n{text}"))
+            .clone()
+    };
+    let placed = named("refund placed");
+    assert_eq!(placed["fields"]["refund_id"], refund);
+    assert_eq!(placed["fields"]["payment_id"], payment);
+    assert_eq!(placed["fields"]["mpp"], "demobank");
+    assert_eq!(placed["span"]["request_id"], "till-7-return-1", "{placed}");
+    let delivered = named("refund delivered");
+    assert_eq!(delivered["span"]["refund_id"], refund, "{delivered}");
+    assert_eq!(delivered["span"]["payment_id"], payment, "{delivered}");
+    assert_eq!(delivered["span"]["mpp"], "demobank", "{delivered}");
+}

@@ -29,7 +29,7 @@ pub async fn place(
         .store
         .transaction(move |tx| {
             if let Some(first) = tx.replayed(&replay)? {
-                return Ok(Ok(first));
+                return Ok(Ok((first, None)));
             }
             let Some(payment) = tx.payment(order.payment_id)? else {
                 return Ok(Err(Refusal::PaymentNotFound));
@@ -87,13 +87,24 @@ pub async fn place(
             tx.queue_refund_delivery(&refund, now)?;
             let body = answer(&refund);
             tx.remember(&replay, &body, now)?;
-            Ok(Ok(body))
+            Ok(Ok((body, Some(refund))))
         })
         .await?;
-    if placed.is_ok() {
-        app.refund_wake.notify_one();
-    }
-    Ok(placed)
+    Ok(placed.map(|(body, placed)| {
+        if let Some(refund) = placed {
+            // The line that ties the POS's request (its span names the X-Request-ID) to the
+            // refund the dispatcher delivers (its span names the refund_id).
+            tracing::info!(
+                refund_id = refund.id.get(),
+                payment_id = refund.payment_id.map(|p| p.get()),
+                mpp = refund.owner.as_ref().map(|o| o.mpp.as_str()),
+                amount = %refund.amount.unwrap_or(Amount::ZERO),
+                "refund placed"
+            );
+            app.refund_wake.notify_one();
+        }
+        body
+    }))
 }
 
 /// What is left to refund of a purchase of `total`: its amount less what its pending and
