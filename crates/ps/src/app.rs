@@ -234,7 +234,12 @@ where
                         );
                     }
                 } else if response.status().is_server_error() && expected.is_none() {
-                    tracing::error!(status, latency_ms, "answered with a server error");
+                    // One line, with the fault's cause where the surface gave it.
+                    let error = response
+                        .extensions()
+                        .get::<crate::health::Fault>()
+                        .map_or("-", |fault| fault.0.as_str());
+                    tracing::error!(status, latency_ms, error, "answered with a server error");
                 } else {
                     tracing::debug!(status, latency_ms, "answered");
                 }

@@ -45,6 +45,22 @@ async fn ready(State(app): State<AppState>) -> Response {
 #[derive(Clone, Copy)]
 pub(crate) struct Expected;
 
+/// The cause of a 500, for the request's one log line (`app.rs`): the surface that met the fault
+/// puts it on its answer rather than logging a line of its own.
+#[derive(Clone)]
+pub(crate) struct Fault(pub(crate) String);
+
+impl Fault {
+    /// `response` carrying `cause` for its log line.
+    pub(crate) fn on(
+        mut response: axum::response::Response,
+        cause: &dyn std::fmt::Display,
+    ) -> axum::response::Response {
+        response.extensions_mut().insert(Fault(cause.to_string()));
+        response
+    }
+}
+
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,

@@ -333,8 +333,8 @@ pub(crate) fn fault(e: crate::store::StoreError) -> Response {
         crate::log_sparse::store_unavailable(&e);
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    tracing::error!(error = %e, "cannot read a page's purchase");
-    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    // Said in the request's one line (`app.rs`).
+    crate::health::Fault::on(StatusCode::INTERNAL_SERVER_ERROR.into_response(), &e)
 }
 
 /// Text for a form's value (a `<textarea>`, an `<input value="…">`): `& < > "` escaped and

@@ -364,12 +364,15 @@ impl Ctx {
                 &self.path,
             );
         }
-        tracing::error!(error = %e, "console fault");
-        self.notice(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            T::Refused,
-            self.t(T::Fault),
-            "/console",
+        // Said in the request's one line (`app.rs`).
+        crate::health::Fault::on(
+            self.notice(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                T::Refused,
+                self.t(T::Fault),
+                "/console",
+            ),
+            &e,
         )
     }
 

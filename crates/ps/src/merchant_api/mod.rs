@@ -108,7 +108,13 @@ async fn localize(req: Request, next: Next) -> Response {
         return response;
     }
     match response.extensions_mut().remove::<Failure>() {
-        Some(failure) => envelope(response.status(), &failure.envelope(locale)),
+        Some(failure) => {
+            let mut localized = envelope(response.status(), &failure.envelope(locale));
+            if let Some(fault) = response.extensions_mut().remove::<crate::health::Fault>() {
+                localized.extensions_mut().insert(fault);
+            }
+            localized
+        }
         None => response,
     }
 }
@@ -323,18 +329,20 @@ impl IntoResponse for PosError {
                 },
             ),
             PosError::Store(e) => {
-                let status = if e.is_unavailable() {
-                    crate::log_sparse::store_unavailable(&e);
-                    HttpStatus::SERVICE_UNAVAILABLE
-                } else {
-                    tracing::error!(error = %e, "internal fault");
-                    HttpStatus::INTERNAL_SERVER_ERROR
-                };
                 let failure = Failure {
                     code: StatusCode::Unavailable,
                     detail: None,
                 };
-                (status, failure)
+                if e.is_unavailable() {
+                    crate::log_sparse::store_unavailable(&e);
+                    (HttpStatus::SERVICE_UNAVAILABLE, failure)
+                } else {
+                    // Said in the request's one line (`app.rs`).
+                    return crate::health::Fault::on(
+                        failure.into_response(HttpStatus::INTERNAL_SERVER_ERROR),
+                        &e,
+                    );
+                }
             }
         };
         failure.into_response(status)

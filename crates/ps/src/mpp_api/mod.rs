@@ -98,13 +98,13 @@ fn respond(caller: &Caller, result: Result<String, MppError>) -> Response {
                 ResultBody::of(ResultCode::UnknownException, caller.locale),
             )
         }
-        Err(MppError::Store(e)) => {
-            tracing::error!(error = %e, "internal fault");
+        Err(MppError::Store(e)) => crate::health::Fault::on(
             result_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ResultBody::of(ResultCode::UnknownException, caller.locale),
-            )
-        }
+            ),
+            &e,
+        ),
     }
 }
 

@@ -578,9 +578,11 @@ fn start_checkpointer(
     std::thread::Builder::new()
         .name("tolem-checkpoint".to_owned())
         .spawn(move || {
+            // A full disk fails every checkpoint, four a second: said once a minute.
+            let mut lasting = crate::log_sparse::Lasting::default();
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS));
-                checkpoint(&conn, &restart_wanted);
+                lasting.note("the log's checkpoint", &checkpoint(&conn, &restart_wanted));
             }
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
@@ -606,17 +608,14 @@ const WAL_BYTES_KEPT: i64 = 2 * WAL_FRAMES_MAX * (4_096 + 24);
 /// other. The restart makes the next commit write the log from its start again; the file
 /// keeps its size (up to `journal_size_limit`), so commits overwrite blocks the file already
 /// has, and syncing one needs no change of the file's size on disk.
-fn checkpoint(conn: &Connection, restart_wanted: &AtomicBool) {
-    let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+fn checkpoint(conn: &Connection, restart_wanted: &AtomicBool) -> rusqlite::Result<()> {
+    let (log_frames, _) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    });
-    match passive {
-        Ok((log_frames, _)) if log_frames > WAL_FRAMES_MAX => {
-            restart_wanted.store(true, Ordering::Relaxed);
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
+    })?;
+    if log_frames > WAL_FRAMES_MAX {
+        restart_wanted.store(true, Ordering::Relaxed);
     }
+    Ok(())
 }
 
 /// How long a connection waits for a lock another holds before its statement fails.

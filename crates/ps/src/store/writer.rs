@@ -109,6 +109,9 @@ pub(super) fn run(
     restart_wanted: &AtomicBool,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
+    // A lasting fault (a full disk) fails every batch: said at once, then once a minute, and
+    // its end once.
+    let mut lasting = crate::log_sparse::Lasting::default();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < batch_max {
@@ -117,7 +120,9 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        let committed = commit_batch(&conn, &mut batch);
+        let outcome = commit_batch(&conn, &mut batch);
+        lasting.note("writing to the database", &outcome);
+        let committed = outcome.is_ok();
         for job in batch.drain(..) {
             job.answer(committed);
         }
@@ -127,15 +132,14 @@ pub(super) fn run(
     }
 }
 
-/// Runs the batch in one transaction and commits it; returns whether it committed. The jobs
-/// that were not run, or whose last run failed, are answered with their error or as not
+/// Runs the batch in one transaction and commits it; `Err` says why it did not commit. The
+/// jobs that were not run, or whose last run failed, are answered with their error or as not
 /// written.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> bool {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<(), String> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "cannot begin a write transaction");
         // Dropping the jobs drops their answer channels: each caller sees an error.
         batch.clear();
-        return false;
+        return Err(format!("cannot begin a write transaction: {e}"));
     }
     let all_ran = batch
         .iter_mut()
@@ -146,40 +150,34 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> bool {
             let _ = conn.execute_batch("ROLLBACK");
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, "cannot begin a write transaction");
             batch.clear();
-            return false;
+            return Err(format!("cannot begin a write transaction: {e}"));
         }
-        if !run_alone(conn, batch) {
-            return false;
-        }
+        run_alone(conn, batch)?;
     }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, writes = batch.len(), "commit failed");
-            let _ = conn.execute_batch("ROLLBACK");
-            false
-        }
-    }
+    conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("the commit of {} writes failed: {e}", batch.len())
+    })
 }
 
-/// Runs each job of the batch in its own savepoint; false if the transaction was lost on the
+/// Runs each job of the batch in its own savepoint; `Err` if the transaction was lost on the
 /// way (the batch must not commit).
-fn run_alone(conn: &Connection, batch: &mut Vec<Job>) -> bool {
+fn run_alone(conn: &Connection, batch: &mut Vec<Job>) -> Result<(), String> {
     for (i, job) in batch.iter_mut().enumerate() {
         job.run(conn, true);
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction. Later jobs
         // would then run outside it and commit on their own, so the batch stops here and
         // every job of it is reported as not written.
         if conn.is_autocommit() {
-            tracing::error!("SQLite rolled back the write transaction; the batch is abandoned");
             // Not run: dropping them tells their callers to retry.
             batch.truncate(i + 1);
-            return false;
+            return Err(
+                "SQLite rolled back the write transaction; the batch is abandoned".to_owned(),
+            );
         }
     }
-    true
+    Ok(())
 }
 
 /// How long a restart of the log may wait for readers before it is left for later.
