@@ -439,7 +439,7 @@ async fn a_real_prometheus_scrapes_the_ps_with_the_guides_rules_and_the_rate_ale
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(rules.len(), 13, "every rule of the guide is loaded");
+    assert_eq!(rules.len(), 14, "every rule of the guide is loaded");
     for rule in &rules {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
@@ -470,8 +470,9 @@ tests:
         values: '0 0 3 3 3 3 3 3 3 3 3 3'
       - series: 'tolem_store_reachable{instance="a"}'
         values: '1 1 0 0 0 0 1 1 1 1 1 1'
+      # Left out while the store does not answer (minutes 6-8), then delivered.
       - series: 'tolem_refunds_undelivered_flagged{instance="a"}'
-        values: '0 0 0 1 1 1 1 1 1 1 1 1'
+        values: '0 0 0 1 1 1 stale stale stale 0 0 0'
       # Ends two minutes past fourteen days from the start: within them from the third minute.
       - series: 'tolem_tls_certificate_expiry_timestamp_seconds{instance="a",certificate="outgoing"}'
         values: '1209720x11'
@@ -512,6 +513,35 @@ tests:
       - eval_time: 4m
         alertname: TolemRefundsFlagged
         exp_alerts: [{}]
+      - eval_time: 7m
+        alertname: TolemRefundsFlagged
+        exp_alerts: [{}]
+      - eval_time: 10m
+        alertname: TolemRefundsFlagged
+        exp_alerts: []
+  # An MPP's /refund failing every minute is an alert after half an hour; one failure retried
+  # with success is none.
+  - interval: 1m
+    input_series:
+      - series: 'tolem_refund_attempt_failures_total{kind="http"}'
+        values: '0+1x50'
+      - series: 'tolem_refund_attempt_failures_total{kind="connect"}'
+        values: '0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: TolemRefundsFailing
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: TolemRefundsFailing
+        exp_alerts: [{}]
+  - interval: 1m
+    input_series:
+      - series: 'tolem_refund_attempt_failures_total{kind="connect"}'
+        values: '0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
+    alert_rule_test:
+      - eval_time: 45m
+        alertname: TolemRefundsFailing
+        exp_alerts: []
   # Every "retry" answer is an MPP over its rate: that rule's, not this one's.
   - interval: 1m
     input_series:
