@@ -463,7 +463,11 @@ impl Service {
                 }
                 Ok(())
             }
-            AmountRule::Callback { url, .. } => {
+            AmountRule::Callback { url, timeout_ms } => {
+                // No time at all: every checkout would end in a timeout.
+                if *timeout_ms == Some(0) {
+                    return Err("amount.timeout_ms must be positive".to_owned());
+                }
                 check_call_url(url).map_err(|why| format!("amount.url {why}"))
             }
         }

@@ -311,6 +311,9 @@ const HEADER_BYTES_MIN: usize = 2 * 1024;
 const HEADER_BYTES_MAX: usize = 256 * 1024;
 /// Longest `node_name`: it is stored with every lease.
 const NODE_NAME_LEN_MAX: usize = 64;
+/// The shortest time answers are kept for retries (`limits.pos_replay_retention_s`).
+const POS_REPLAY_RETENTION_S_MIN: u64 = 3_600;
+
 /// The shortest admin token taken (as `registers.cabinet_tokens`).
 const ADMIN_TOKEN_LEN_MIN: usize = 16;
 
@@ -787,6 +790,17 @@ impl Config {
                 return invalid(key, "must be positive");
             }
         }
+        // Shorter, a retry after an outage (its X-Request-ID the same) would make a second QR,
+        // refund or purchase (DECISIONS 9, 29).
+        if l.pos_replay_retention_s < POS_REPLAY_RETENTION_S_MIN {
+            return invalid(
+                "limits.pos_replay_retention_s",
+                &format!(
+                    "must be at least {POS_REPLAY_RETENTION_S_MIN} (an hour): a retry with the \
+                     same X-Request-ID later than this makes a second purchase or refund"
+                ),
+            );
+        }
         // A call given no time at all can never be answered: every one would end in a timeout.
         for (key, ms) in [
             (
@@ -1098,6 +1112,32 @@ mod tests {
         let err = Config::from_toml("admin_token = \"letmein\"").expect_err("too short");
         assert!(
             err.to_string().contains("admin_token: must be at least 16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn answers_are_kept_for_retries_an_hour_at_least_and_a_callback_has_time() {
+        let err = Config::from_toml("[limits]\npos_replay_retention_s = 0").expect_err("0");
+        assert!(
+            err.to_string()
+                .contains("limits.pos_replay_retention_s: must be at least 3600"),
+            "{err}"
+        );
+        assert!(Config::from_toml("[limits]\npos_replay_retention_s = 3600").is_ok());
+        let sandbox = crate::SANDBOX_TOML.replace(
+            r#"amount = { kind = "per_option", parameter_id = 3933, tariffs = { "1h" = "300", "3h" = "800", "day" = "2000" } }"#,
+            r#"amount = { kind = "callback", url = "http://127.0.0.1:9/amount", timeout_ms = 0 }"#,
+        );
+        assert_ne!(
+            sandbox,
+            crate::SANDBOX_TOML,
+            "the sandbox's tariffs are where they were"
+        );
+        let err = Config::from_toml(&sandbox).expect_err("no time");
+        assert!(
+            err.to_string()
+                .contains(": amount.timeout_ms must be positive"),
             "{err}"
         );
     }
