@@ -355,6 +355,7 @@ pub struct Listener {
 pub fn check_files(config: &crate::Config) -> Result<Vec<String>, String> {
     let outgoing =
         crate::outgoing::OutgoingTls::load(&config.outgoing).map_err(|e| e.to_string())?;
+    config.registers.check_temp_dir()?;
     let mut warnings = outgoing.warnings();
     warnings.extend(config.registers.warnings());
     for (index, listener) in config.listeners.iter().enumerate() {

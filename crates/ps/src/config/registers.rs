@@ -145,6 +145,23 @@ impl RegistersConfig {
         !self.smtp_host.is_empty()
     }
 
+    /// Whether registers can be written in `temp_dir` (a start and `tolem serve --check` ask):
+    /// a folder that is not there, or that this user may not write, would fail every register
+    /// the cabinet, the console and the e-mails ask for. The system's temporary folder is
+    /// taken as it is.
+    pub fn check_temp_dir(&self) -> Result<(), String> {
+        let Some(dir) = &self.temp_dir else {
+            return Ok(());
+        };
+        tempfile::tempfile_in(dir).map(drop).map_err(|e| {
+            format!(
+                "registers.temp_dir: cannot write a register in {}: {e}; create the folder, or \
+                 give one this user may write",
+                dir.display()
+            )
+        })
+    }
+
     /// What a start (and `tolem serve --check`) warns of: registers sent in clear to a relay on
     /// another machine carry customers' ids and amounts across the network readable.
     pub fn warnings(&self) -> Vec<String> {
@@ -312,6 +329,20 @@ mod tests {
         assert_eq!(config.smtp_tls, SmtpTls::Starttls);
         assert!(!format!("{config:?}").contains("s3cret"));
         assert_eq!(RegistersConfig::default().smtp_tls, SmtpTls::None);
+        let dir = tempfile::tempdir().expect("dir");
+        let at = |path: std::path::PathBuf| RegistersConfig {
+            temp_dir: Some(path),
+            ..RegistersConfig::default()
+        };
+        assert_eq!(at(dir.path().to_owned()).check_temp_dir(), Ok(()));
+        let missing = at(dir.path().join("missing")).check_temp_dir();
+        assert!(
+            missing
+                .as_ref()
+                .is_err_and(|e| e.starts_with("registers.temp_dir: cannot write a register in")),
+            "{missing:?}"
+        );
+        assert_eq!(RegistersConfig::default().check_temp_dir(), Ok(()));
         let relay = |host: &str, tls: SmtpTls| RegistersConfig {
             smtp_host: host.to_owned(),
             from: "ps@ps.example".to_owned(),

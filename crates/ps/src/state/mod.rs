@@ -174,6 +174,10 @@ impl App {
                 "refunds made before their commission mode was kept now keep the one in force"
             );
         }
+        config
+            .registers
+            .check_temp_dir()
+            .map_err(StartError::Setup)?;
         // A bad operator CA file stops the start here, naming the file.
         let outgoing = crate::outgoing::OutgoingTls::load(&config.outgoing)
             .map_err(|e| StartError::Setup(e.to_string()))?;
