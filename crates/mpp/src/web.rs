@@ -183,21 +183,6 @@ const PAGE_TEXTS: &[(&str, &str, &str)] = &[
         "«{name}» өрісін толтырыңыз.",
     ),
     (
-        "unknown_customer",
-        "Клиент {id} не найден в этом банке.",
-        "Бұл банкте {id} клиенті табылмады.",
-    ),
-    (
-        "insufficient",
-        "Недостаточно средств на счёте.",
-        "Шотта қаражат жеткіліксіз.",
-    ),
-    (
-        "ps_refused",
-        "Платёжная система отказала: {why}",
-        "Төлем жүйесі бас тартты: {why}",
-    ),
-    (
         "unreachable",
         "Банк (МПП) не отвечает. Проверьте связь и попробуйте ещё раз.",
         "Банк (МПП) жауап бермейді. Байланысты тексеріп, қайталап көріңіз.",
@@ -243,6 +228,9 @@ pub fn texts(locale: Locale) -> BTreeMap<&'static str, String> {
             with_receipt(locale, text::receipt(locale, LINK_SENTINEL)),
         ),
         ("cancelled", text::cancelled(locale)),
+        ("insufficient", text::insufficient(locale)),
+        ("unknown_customer", text::unknown_customer(locale, "{id}")),
+        ("ps_refused", text::ps_refused(locale, "{why}")),
         ("rejected", text::rejected(locale, "{code}")),
         ("other_status", text::other_status(locale, "{status}")),
         ("history_title", colonless(text::history_title(locale))),

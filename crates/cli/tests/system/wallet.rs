@@ -347,11 +347,16 @@ async fn errors_are_explained_not_panicked() {
             message: "not enough money".to_owned()
         })
     );
-    assert!(
-        poor.expect_err("refused")
-            .message(Locale::Kk)
-            .starts_with("Банк (МПП) қатемен жауап берді (HTTP 400)")
+    // Told in the customer's words, as the browser wallet tells it.
+    assert_eq!(
+        poor.expect_err("refused").message(Locale::Kk),
+        "Шотта қаражат жеткіліксіз."
     );
+    assert_eq!(
+        unknown.expect_err("refused").message(Locale::Ru),
+        "Клиент NOBODY не найден в этом банке."
+    );
+
     assert_eq!(ps.status(id).await["Data"]["Status"], "Error");
     // A QR the PS does not know.
     let unknown_qr = wallet(&bank, "C1", Locale::Ru)
@@ -361,6 +366,8 @@ async fn errors_are_explained_not_panicked() {
         matches!(&unknown_qr, Err(WalletError::Mpp { status: 422, message }) if message.contains("INVALID_TOKEN")),
         "{unknown_qr:?}"
     );
+    let said = unknown_qr.expect_err("refused").message(Locale::Kk);
+    assert!(said.starts_with("Төлем жүйесі бас тартты: "), "{said}");
     // No MPP at that address.
     let gone = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

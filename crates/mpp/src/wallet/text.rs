@@ -293,6 +293,38 @@ pub fn movement_reference(locale: Locale, reference: &str) -> String {
     reference.to_owned()
 }
 
+/// The reference MPP's own refusals (the `error` of its app API, `crate::flows`), worded for
+/// the customer; `None` for any other text, which is shown as the MPP wrote it.
+fn mpp_refusal(message: &str, locale: Locale) -> Option<String> {
+    if message == "not enough money" {
+        return Some(insufficient(locale));
+    }
+    if let Some(id) = message.strip_prefix("unknown customer ") {
+        return Some(unknown_customer(locale, id));
+    }
+    message
+        .strip_prefix("the PS answered ")
+        .map(|why| ps_refused(locale, why))
+}
+
+pub fn insufficient(locale: Locale) -> String {
+    tr!(locale,
+        ru: "Недостаточно средств на счёте.",
+        kk: "Шотта қаражат жеткіліксіз.")
+}
+
+pub fn unknown_customer(locale: Locale, id: &str) -> String {
+    tr!(locale,
+        ru: format!("Клиент {id} не найден в этом банке."),
+        kk: format!("Бұл банкте {id} клиенті табылмады."))
+}
+
+pub fn ps_refused(locale: Locale, why: &str) -> String {
+    tr!(locale,
+        ru: format!("Платёжная система отказала: {why}"),
+        kk: format!("Төлем жүйесі бас тартты: {why}"))
+}
+
 /// The one wording of every [`WalletError`].
 pub fn error(e: &WalletError, locale: Locale) -> String {
     match e {
@@ -311,9 +343,11 @@ pub fn error(e: &WalletError, locale: Locale) -> String {
         WalletError::ConfirmUnanswered { url, why } => tr!(locale,
             ru: format!("Банк (МПП) {url} не ответил на оплату: {why}. Если платёж дошёл до банка, он завершится: проверьте историю (history), прежде чем платить снова."),
             kk: format!("Банк (МПП) {url} төлемге жауап бермеді: {why}. Төлем банкке жетсе, ол аяқталады: қайта төлемес бұрын тарихты (history) тексеріңіз.")),
-        WalletError::Mpp { status, message } => tr!(locale,
-            ru: format!("Банк (МПП) ответил ошибкой (HTTP {status}): {message}"),
-            kk: format!("Банк (МПП) қатемен жауап берді (HTTP {status}): {message}")),
+        WalletError::Mpp { status, message } => mpp_refusal(message, locale).unwrap_or_else(|| {
+            tr!(locale,
+                ru: format!("Банк (МПП) ответил ошибкой (HTTP {status}): {message}"),
+                kk: format!("Банк (МПП) қатемен жауап берді (HTTP {status}): {message}"))
+        }),
         WalletError::Protocol(why) => tr!(locale,
             ru: format!("Непонятный ответ банка (МПП): {why}"),
             kk: format!("Банктің (МПП) жауабы түсініксіз: {why}")),
