@@ -98,7 +98,7 @@ pub fn confirm_until(locale: Locale, until: &str) -> String {
     };
     tr!(locale,
         ru: format!("Подтвердить до {until}"),
-        kk: format!("{until} дейін растау керек"))
+        kk: format!("Растау мерзімі: {until}"))
 }
 
 pub fn ask_confirm(locale: Locale) -> String {
@@ -416,7 +416,7 @@ mod tests {
             confirm_until(Locale::Ru, "2026-11-28T01:29:04+05:00"),
             "Подтвердить до 01:29:04"
         );
-        assert_eq!(confirm_until(Locale::Kk, "soon"), "soon дейін растау керек");
+        assert_eq!(confirm_until(Locale::Kk, "soon"), "Растау мерзімі: soon");
     }
 
     #[test]

@@ -182,7 +182,7 @@ fn both_languages_are_complete() {
     );
     assert_eq!(ru["receipt"], "Чек: {receipt}");
     assert_eq!(ru["merchant"], "Продавец: {name} (MCC {mcc})");
-    assert_eq!(kk["until"], "{time} дейін растау керек");
+    assert_eq!(kk["until"], "Растау мерзімі: {time}");
 }
 
 #[test]
