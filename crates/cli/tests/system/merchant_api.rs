@@ -662,3 +662,33 @@ async fn r3_can_be_bound_to_the_partners_addresses() {
         .await;
     assert_eq!(kept["StatusCode"], -10000, "{kept}");
 }
+
+#[tokio::test]
+async fn concurrent_repeats_of_a_creating_call_make_one_thing_and_get_one_answer() {
+    // DECISIONS 29 under a POS that retries before its first try was answered: 20 copies of one
+    // qr/create (same device, X-Request-ID and body) at once, on this binary's backend.
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let before = ps.books().count("SELECT COUNT(*) FROM payments", &[]);
+    let body = json!({"DeviceToken": device, "Amount": 700});
+    let answers = futures::future::join_all((0..20).map(|_| {
+        ps.pos_with(
+            "POST",
+            "/r1/v01/qr/create",
+            API_KEY,
+            Some("till-1-qr-9"),
+            Some(&body),
+        )
+    }))
+    .await;
+    let first = &answers[0];
+    assert_eq!(first.1["StatusCode"], 0, "{:?}", first.1);
+    for answer in &answers {
+        assert_eq!(answer, first, "every copy gets the first answer");
+    }
+    assert_eq!(
+        ps.books().count("SELECT COUNT(*) FROM payments", &[]),
+        before + 1,
+        "one QR made"
+    );
+}

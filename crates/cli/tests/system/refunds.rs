@@ -841,3 +841,45 @@ async fn a_refund_is_followed_in_the_log_from_the_pos_request_to_its_delivery() 
     assert_eq!(delivered["span"]["payment_id"], payment, "{delivered}");
     assert_eq!(delivered["span"]["mpp"], "demobank", "{delivered}");
 }
+
+#[tokio::test]
+async fn concurrent_repeats_of_one_refund_make_one_refund_and_one_delivery() {
+    // A POS whose client gives up during the wait for the MPP (DECISIONS 39) and sends the same
+    // payment/return again, and again, before the first is answered: one refund, one call to
+    // the MPP's /refund, the same answer for every copy.
+    let ps = TestPs::start_configured(|c| c.refunds.pos_wait_ms = 2_000).await;
+    let bank = Receiver::start().await;
+    ps.set_refund_url("demobank", &bank.url).await;
+    let device = ps.device("POS-1").await;
+    let payment = ps.paid(&device, 900, "C1").await;
+    let body = json!({"DeviceToken": device, "QrPaymentId": payment, "Amount": 300, "OrganizationBin": "990340001234"});
+    let answers = join_all((0..10).map(|_| {
+        ps.pos_with(
+            "POST",
+            "/r3/v01/payment/return",
+            API_KEY,
+            Some("till-1-return-3"),
+            Some(&body),
+        )
+    }))
+    .await;
+    let first = &answers[0];
+    assert_eq!(first.1["StatusCode"], 0, "{:?}", first.1);
+    for answer in &answers {
+        assert_eq!(answer, first, "every copy gets the first answer");
+    }
+    let refund = first.1["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("a refund");
+    wait_refund(&ps, refund, "completed").await;
+    assert_eq!(
+        ps.books().count(
+            "SELECT COUNT(*) FROM refunds WHERE payment_id = ?1",
+            &[&payment]
+        ),
+        1,
+        "one refund"
+    );
+    assert_eq!(bank.calls().len(), 1, "one call to the MPP's /refund");
+    assert_eq!(available(&ps, &device, payment).await, json!(600.0));
+}
