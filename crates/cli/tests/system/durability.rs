@@ -222,8 +222,9 @@ async fn a_payment_answered_success_survives_sigkill() {
 async fn refunds_in_flight_are_delivered_after_sigkill() {
     use crate::receiver::{Act, Receiver};
     let mpp = Receiver::start().await;
-    // The first deliveries hang past the PS's timeout: they are in flight when the PS dies.
-    mpp.script((0..10).map(|_| Act::Hang(std::time::Duration::from_millis(700))));
+    // The first deliveries hang past the PS's timeout: they are in flight when the PS dies. Three
+    // rounds of them, so that none is credited before the kill, however slow the machine.
+    mpp.script((0..30).map(|_| Act::Hang(std::time::Duration::from_secs(3600))));
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("ps.toml");
     // The POS is answered at once (pos_wait_ms = 0), so that the deliveries are still in flight
@@ -300,8 +301,15 @@ async fn refunds_in_flight_are_delivered_after_sigkill() {
                 .to_string(),
         );
     }
-    // Killed while the deliveries hang.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Killed while the deliveries hang: some are in flight, none is credited.
+    eventually("a delivery is in flight", || async {
+        !mpp.calls().is_empty()
+    })
+    .await;
+    assert!(
+        mpp.credited().is_empty(),
+        "nothing credited before the kill"
+    );
     server.kill();
     let server = Child::start(&config, &db);
     eventually("every refund is credited", || async {
@@ -333,10 +341,14 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
     // The MPP's address is needed in the PS's configuration before the PS starts, and the PS's
     // address by the MPP: start the MPP against a placeholder and learn the PS's after.
     let bank = TestMpp::start("http://127.0.0.1:9").await;
-    let toml = SANDBOX_TOML.replace(
-        "http://127.0.0.1:8091/refund",
-        &format!("{}/refund", bank.url),
-    ) + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\n";
+    // Until the kill, the refunds go to an address where nothing listens: each is placed and
+    // told to the POS (pos_wait_ms = 0), and none can be delivered before the PS dies.
+    let nowhere = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/refund", listener.local_addr().expect("addr"))
+    };
+    let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &nowhere)
+        + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\npos_wait_ms = 0\n";
     std::fs::write(&config, toml).expect("config written");
     let server = Child::start(&config, &db);
     let http = reqwest::Client::new();
@@ -399,8 +411,30 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
         let body = json!({"DeviceToken": token, "QrPaymentId": payment, "Amount": 50, "OrganizationBin": "990340001234"});
         assert_eq!(pos("/r3/v01/payment/return", body).await["StatusCode"], 0);
     }
+    assert_eq!(
+        bank.balance("C1").await,
+        5_000_000 - paid,
+        "no refund credited before the kill"
+    );
     server.kill();
     let server = Child::start(&config, &db);
+    // The MPP's address as the operator sets it after the restart (the stored one stands).
+    let admin = |method: reqwest::Method, body: Option<Value>| {
+        let mut req = http
+            .request(method, format!("{}/admin/v1/mpps/demobank", server.url))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move { req.send().await.expect("answer") }
+    };
+    let mut mpp: Value = admin(reqwest::Method::GET, None)
+        .await
+        .json()
+        .await
+        .expect("the MPP");
+    mpp["refund_url"] = json!(format!("{}/refund", bank.url));
+    assert_eq!(admin(reqwest::Method::PUT, Some(mpp)).await.status(), 200);
     let want = 5_000_000 - paid + 8 * 5_000;
     eventually("every refund is credited", || async {
         bank.balance("C1").await == want
