@@ -700,6 +700,8 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut checked = Checked::default();
     let ops = WORKERS * OPS_PER_WORKER;
+    // Requests the kills cut short, sent again: none would mean no kill met work in flight.
+    let mut cut_short = 0;
     for round in 0..rounds {
         world.started.store(0, Ordering::SeqCst);
         let workers: Vec<_> = (0..WORKERS)
@@ -724,9 +726,10 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
             worker.await.expect("a worker finished");
         }
         world.check(&mut checked, false).await;
+        let retried = world.retried.swap(0, Ordering::SeqCst);
+        cut_short += retried;
         println!(
-            "round {round}: killed after {kill_after_ops} of {ops} operations (+{kill_after_ms} ms), {} requests sent again; so far {} purchases, {} refunds ({} of {} given up by their POS), {} raw payments",
-            world.retried.swap(0, Ordering::SeqCst),
+            "round {round}: killed after {kill_after_ops} of {ops} operations (+{kill_after_ms} ms), {retried} requests sent again; so far {} purchases, {} refunds ({} of {} given up by their POS), {} raw payments",
             checked.purchases,
             checked.refunds.len(),
             checked.abandoned_placed.len(),
@@ -734,6 +737,10 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
             checked.raw
         );
     }
+    assert!(
+        cut_short > 0,
+        "no kill of {rounds} cut a request short: the test proved nothing of a crash mid-flight"
+    );
     // A last kill with nothing in flight, and everything again from the new process.
     world.relay.point_at(None);
     ps.kill().await;
