@@ -5,6 +5,7 @@
 use std::io::Cursor;
 
 use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +54,16 @@ async fn issued(app: &App, token: &str) -> Result<bool, Response> {
     }
 }
 
+/// A picture asked for without one `?token=` (none, twice, not UTF-8): said plainly, not in the
+/// query parser's words.
+fn no_token() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "one token is needed: ?token=<the QR's token>",
+    )
+        .into_response()
+}
+
 async fn code_of(app: &App, token: &str) -> Result<QrCode, Response> {
     if !issued(app, token).await? {
         return Err((StatusCode::NOT_FOUND, "no such QR code").into_response());
@@ -61,7 +72,13 @@ async fn code_of(app: &App, token: &str) -> Result<QrCode, Response> {
         .map_err(|_| (StatusCode::UNPROCESSABLE_ENTITY, "token too long").into_response())
 }
 
-async fn png(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+async fn png(
+    State(app): State<AppState>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return no_token();
+    };
     let code = match code_of(&app, &q.token).await {
         Ok(code) => code,
         Err(response) => return response,
@@ -80,7 +97,13 @@ async fn png(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Respon
     ([(header::CONTENT_TYPE, "image/png")], bytes.into_inner()).into_response()
 }
 
-async fn svg(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+async fn svg(
+    State(app): State<AppState>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return no_token();
+    };
     let code = match code_of(&app, &q.token).await {
         Ok(code) => code,
         Err(response) => return response,
@@ -97,10 +120,12 @@ async fn svg(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Respon
 /// QR to scan with the buyer's banking app.
 pub(crate) async fn pay_page(
     State(app): State<AppState>,
-    axum::extract::Path(digits): axum::extract::Path<String>,
+    digits: Result<axum::extract::Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let locale = crate::receipt::locale_of_query(query.as_deref());
+    // A path that is not UTF-8 is no link the PS made: the page's own "not found".
+    let digits = digits.map_or_else(|_| String::new(), |axum::extract::Path(d)| d);
     let link = crate::links::pay_link(&app.config.public_url, &digits);
     let payment = match app.store.payment_by_token(link.clone()).await {
         Ok(Some(p)) => p,

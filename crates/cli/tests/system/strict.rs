@@ -729,3 +729,48 @@ async fn a_nul_in_a_url_names_nothing_and_is_no_fault() {
         assert!(status.is_client_error(), "{path}: {status}");
     }
 }
+
+/// What a stranger sends to the public pages and pictures, and to the cabinet, is answered in
+/// their own words, never the router's ("Failed to deserialize query string", "Invalid URL").
+#[tokio::test]
+async fn malformed_page_and_picture_addresses_get_the_surfaces_own_answers() {
+    let ps = TestPs::start().await;
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = ps.http.get(format!("{}{path}", ps.url));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move {
+            let resp = req.send().await.expect("an answer");
+            let status = resp.status().as_u16();
+            (status, resp.text().await.expect("a body"))
+        }
+    };
+    for path in ["/qr/image.png", "/qr/image.svg?token=a&token=b"] {
+        let (status, text) = get(path, None).await;
+        assert_eq!(
+            (status, text.as_str()),
+            (400, "one token is needed: ?token=<the QR's token>"),
+            "{path}"
+        );
+    }
+    let (status, page) = get("/pay/%ff", None).await;
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains("Ссылка на оплату не найдена."), "{page}");
+    let (status, text) = get(
+        "/cabinet/v1/registers/daily/%ff.xlsx",
+        Some("sandbox-cabinet-demobank"),
+    )
+    .await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("no such register"), "{text}");
+    for (_, text) in [
+        get("/qr/image.png", None).await,
+        get("/pay/%ff", None).await,
+    ] {
+        assert!(
+            !text.contains("Invalid URL") && !text.contains("deserialize"),
+            "{text}"
+        );
+    }
+}

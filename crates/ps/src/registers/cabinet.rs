@@ -115,10 +115,14 @@ fn parse_file(kind: &str, file: &str) -> Result<(Period, Format), CabinetError> 
 
 async fn download(
     State(app): State<AppState>,
-    Path((kind, file)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, CabinetError> {
     let mpp = caller(&app, &headers)?;
+    // A path that is not UTF-8 names no register: the cabinet's own answer, not the router's.
+    let Ok(Path((kind, file))) = path else {
+        return Err(CabinetError::NotFound("no such register".to_owned()));
+    };
     Ok(register_of(&app, &mpp, &kind, &file).await)
 }
 
