@@ -311,6 +311,16 @@ const HEADER_BYTES_MIN: usize = 2 * 1024;
 const HEADER_BYTES_MAX: usize = 256 * 1024;
 /// Longest `node_name`: it is stored with every lease.
 const NODE_NAME_LEN_MAX: usize = 64;
+/// `why` with `value` left out, as written and as a parser quotes it (`"{\"a\":1}"`).
+fn hide_value(why: &str, value: &str) -> String {
+    if value.is_empty() {
+        return why.to_owned();
+    }
+    let quoted = format!("{value:?}");
+    let escaped = &quoted[1..quoted.len() - 1];
+    why.replace(escaped, "…").replace(value, "…")
+}
+
 /// The shortest time answers are kept for retries (`limits.pos_replay_retention_s`).
 const POS_REPLAY_RETENTION_S_MIN: u64 = 3_600;
 
@@ -647,7 +657,9 @@ impl Config {
                 })
                 .map_err(|e| {
                     let why = e.to_string();
-                    let why = why.strip_prefix("configuration: ").unwrap_or(&why).to_owned();
+                    let why = why.strip_prefix("configuration: ").unwrap_or(&why);
+                    // The value may be a secret (a token, a password): named, never shown.
+                    let why = hide_value(why, &value);
                     ConfigError::Invalid(format!(
                         "environment variable {name} (setting `{}`): {why}; unset it or see docs/configuration.md",
                         path.join(".")
@@ -1139,6 +1151,24 @@ mod tests {
             err.to_string()
                 .contains(": amount.timeout_ms must be positive"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_variables_value_is_never_shown_in_its_error() {
+        let secret = r#"{"bank":"CABINET-json-secret-000001"}"#;
+        let err = Config::load(
+            None,
+            [(
+                "TOLEM_REGISTERS__CABINET_TOKENS".to_owned(),
+                secret.to_owned(),
+            )],
+        )
+        .expect_err("not a map");
+        let said = err.to_string();
+        assert!(
+            said.contains("TOLEM_REGISTERS__CABINET_TOKENS") && !said.contains("secret-000001"),
+            "{said}"
         );
     }
 
