@@ -334,12 +334,31 @@ async fn refuse_path(
 /// What each connection runs: the router with trailing slashes trimmed first (`/api/` is `/api`).
 /// Tests that drive the PS in process use this too, so they see what a client sees.
 pub fn service(app: AppState) -> NormalizePath<Router> {
-    service_for(app, &SurfaceName::ALL)
+    service_for(app, &SurfaceName::ALL, false)
 }
 
-/// [`service`] of a listener that serves `surfaces` only.
-pub(crate) fn service_for(app: AppState, surfaces: &[SurfaceName]) -> NormalizePath<Router> {
-    NormalizePathLayer::trim_trailing_slash().layer(router_for(app, surfaces))
+/// [`service`] of a listener that serves `surfaces` only; over TLS (`tls`), every answer tells
+/// browsers to come back over TLS only (HSTS), so that a cashier's or operator's first visit by
+/// `http://` cannot be taken over on the way.
+pub(crate) fn service_for(
+    app: AppState,
+    surfaces: &[SurfaceName],
+    tls: bool,
+) -> NormalizePath<Router> {
+    let mut router = router_for(app, surfaces);
+    if tls {
+        router = router.layer(axum::middleware::map_response(strict_transport_security));
+    }
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// A year: the browsers' own lists ask for at least this.
+async fn strict_transport_security(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::STRICT_TRANSPORT_SECURITY)
+        .or_insert(HeaderValue::from_static("max-age=31536000"));
+    response
 }
 
 /// A bound address of the PS, the surfaces it serves and its TLS files if it has them.
@@ -578,7 +597,7 @@ pub async fn serve_listeners(
     let mut loops = tokio::task::JoinSet::new();
     for listener in listeners {
         warn_if_exposed(&listener);
-        let service = service_for(app.clone(), &listener.surfaces);
+        let service = service_for(app.clone(), &listener.surfaces, listener.tls.is_some());
         let stats = app.metrics.connections.clone();
         loops.spawn(connections::serve(
             listener.tcp,

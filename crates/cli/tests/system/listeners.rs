@@ -385,6 +385,28 @@ async fn each_surface_answers_on_its_own_listener_and_the_merchant_one_speaks_tl
     let registered: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(registered["StatusCode"], 0, "{body}");
     assert!(metric(&admin, "tolem_connections_accepted_total").await >= 2);
+    // Over TLS every answer keeps browsers on TLS (HSTS), the cashier's page and a refusal
+    // alike; in plain HTTP, where it means nothing, none says it.
+    let hsts = |client: &reqwest::Client, url: String| {
+        let request = client.get(url);
+        async move {
+            request
+                .send()
+                .await
+                .expect("an answer")
+                .headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().expect("text").to_owned())
+        }
+    };
+    for path in ["/pos/", "/r1/v01/nope"] {
+        assert_eq!(
+            hsts(&pos, format!("{merchant}{path}")).await.as_deref(),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
+    assert_eq!(hsts(&plain, format!("{admin}/console/")).await, None);
 
     // Anything else is an unknown path of the listener's own surface: the same status and body
     // as a path of its own that does not exist.
