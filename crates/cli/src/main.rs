@@ -104,12 +104,12 @@ enum Command {
 /// Flags that override the configuration.
 #[derive(Args)]
 pub struct Overrides {
-    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one); for `serve`, not
-    /// with `listeners` in the configuration.
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one); with `serve`, only
+    /// when the configuration has no `listeners`.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// The database, overriding the configuration's `database`: a SQLite file (one serving
-    /// process at a time) or a PostgreSQL URL, postgres://user@host:port/dbname.
+    /// The database (with `serve`, in place of the configuration's `database`): a SQLite file
+    /// (one serving process at a time) or a PostgreSQL URL, postgres://user@host:port/dbname.
     #[arg(long)]
     db: Option<PathBuf>,
 }

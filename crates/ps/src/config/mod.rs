@@ -966,15 +966,27 @@ impl Config {
                     return invalid(format!("{key}.surfaces"), format!("names {surface} twice"));
                 }
             }
-            // Port 0 asks the system for a free port: two of them are two addresses.
+            // Port 0 asks the system for a free port: two of them are two addresses. An address
+            // of every interface (0.0.0.0, ::) takes its port on each of them, so it clashes
+            // with any other address of that port.
+            let clashes = |other: &std::net::SocketAddr| {
+                let (a, b) = (other, &listener.address);
+                a.port() == b.port()
+                    && (a.ip() == b.ip()
+                        || (a.ip().is_unspecified() && a.is_ipv4() == b.is_ipv4())
+                        || (b.ip().is_unspecified() && a.is_ipv4() == b.is_ipv4()))
+            };
             if listener.address.port() != 0
                 && let Some(j) = self.listeners[..i]
                     .iter()
-                    .position(|other| other.address == listener.address)
+                    .position(|other| clashes(&other.address))
             {
                 return invalid(
                     format!("{key}.address"),
-                    format!("{} is listeners[{j}]'s address too", listener.address),
+                    format!(
+                        "{} takes the port of listeners[{j}]'s {}",
+                        listener.address, self.listeners[j].address
+                    ),
                 );
             }
             if let Some(tls) = &listener.tls
@@ -1448,7 +1460,16 @@ mod tests {
             [[listeners]]
             address = "127.0.0.1:8080"
             surfaces = ["admin"]"#,
-            "listeners[1].address: 127.0.0.1:8080 is listeners[0]'s address too",
+            "listeners[1].address: 127.0.0.1:8080 takes the port of listeners[0]'s 127.0.0.1:8080",
+        );
+        refused(
+            r#"[[listeners]]
+            address = "127.0.0.1:8080"
+            surfaces = ["mpp", "merchant"]
+            [[listeners]]
+            address = "0.0.0.0:8080"
+            surfaces = ["admin"]"#,
+            "listeners[1].address: 0.0.0.0:8080 takes the port of listeners[0]'s 127.0.0.1:8080",
         );
         refused(
             r#"[[listeners]]

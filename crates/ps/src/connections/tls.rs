@@ -249,11 +249,11 @@ pub(crate) fn validity_warning(leaf: &CertificateDer<'_>, now: i64) -> Option<St
     let days_left = (until.timestamp() - now).div_euclid(86_400);
     if until.timestamp() < now {
         Some(format!(
-            "the certificate expired on {until}: clients will refuse it"
+            "the certificate expired on {until}: whoever it is shown to will refuse it"
         ))
     } else if from.timestamp() > now {
         Some(format!(
-            "the certificate is not valid before {from}: clients will refuse it"
+            "the certificate is not valid before {from}: whoever it is shown to will refuse it"
         ))
     } else if days_left < EXPIRY_WARNING_DAYS {
         let within = match days_left {
