@@ -388,6 +388,21 @@ pub struct Failure {
 /// Longest `last_error` kept.
 const FAILURE_CHARS_MAX: usize = 300;
 
+/// `text` (a server's reply) cut after `AUTH` and its mechanism: a server that echoes the
+/// command it refuses (`535 … failed for AUTH PLAIN AHVzZXIAcGFzcw==`) would put the login, in
+/// base64, in the kept error, the log and the console.
+fn without_credentials(text: &str) -> String {
+    let Some(at) = text.find("AUTH ") else {
+        return text.to_owned();
+    };
+    let rest = &text[at + "AUTH ".len()..];
+    let mechanism = rest.split_whitespace().next().unwrap_or_default();
+    if rest.trim_start().len() <= mechanism.len() {
+        return text.to_owned();
+    }
+    format!("{}AUTH {mechanism} …", &text[..at])
+}
+
 impl Failure {
     /// The text kept as it reads, whoever wrote its words (an MPP's answer, an SMTP server's
     /// reply, a certificate's names): escaped and cut ([`crate::domain::text::kept`]).
@@ -404,10 +419,12 @@ impl Failure {
         Failure::of_transport(error, error.is_timeout(), error.is_connect())
     }
 
-    /// A failure of the SMTP client: a refusal is the server's word, the rest is transport.
+    /// A failure of the SMTP client: a refusal is the server's word (kept without what a server
+    /// may echo of the login), the rest is transport.
     pub fn of_smtp(error: &lettre::transport::smtp::Error) -> Failure {
         if error.is_transient() || error.is_permanent() {
-            return Failure::new(FailureKind::Smtp, format!("SMTP: {error}"));
+            let said = without_credentials(&error.to_string());
+            return Failure::new(FailureKind::Smtp, format!("SMTP: {said}"));
         }
         // lettre's failure to connect (a name that does not resolve, a refused connection) is
         // of a kind it does not expose; its text says it. Without this, a name that does not
@@ -506,6 +523,19 @@ impl FailureCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_echo_of_the_login_is_not_kept() {
+        assert_eq!(
+            without_credentials("535 5.7.8 failed for AUTH PLAIN AHVzZXIAcGFzcw=="),
+            "535 5.7.8 failed for AUTH PLAIN …"
+        );
+        assert_eq!(
+            without_credentials("504 unknown AUTH LOGIN"),
+            "504 unknown AUTH LOGIN"
+        );
+        assert_eq!(without_credentials("550 mailbox full"), "550 mailbox full");
+    }
 
     fn io(
         kind: std::io::ErrorKind,
