@@ -121,8 +121,20 @@ async fn each_register_is_mailed_once_across_refusals_restarts_and_downtime() {
     );
     let subject = bank.parsed().subject().expect("a subject").to_owned();
     assert!(
-        subject.contains("Demo Bank") && subject.contains("2026-11-26"),
+        subject.contains("Demo Bank") && subject.contains("26.11.2026"),
         "{subject}"
+    );
+    // Written as people write dates and money, in both languages.
+    let text = bank
+        .parsed()
+        .body_text(0)
+        .expect("a text part")
+        .into_owned();
+    assert!(
+        text.contains("Ежедневный реестр операций за 26.11.2026.")
+            && text.contains("Күнделікті операциялар тізілімі: 26.11.2026.")
+            && text.contains(",00 ₸"),
+        "{text}"
     );
     let (_, xlsx) = bank.attachment();
     let want = expected(

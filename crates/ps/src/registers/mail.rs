@@ -19,6 +19,7 @@ use super::config::{RegistersConfig, SmtpTls};
 use super::period::Period;
 use super::sheet::Totals;
 use crate::outgoing::{Failure, FailureKind, OutgoingTls};
+use tolem_wire::Locale;
 
 /// One register e-mail.
 pub(crate) struct Letter {
@@ -123,7 +124,8 @@ impl Mailer {
             .to(to)
             .subject(format!(
                 "Реестр операций / Операциялар тізілімі: {}, {}",
-                letter.mpp_name, letter.period
+                letter.mpp_name,
+                letter.period.human()
             ))
             .message_id(Some(message_id.clone()))
             .multipart(parts)
@@ -162,13 +164,13 @@ fn body(letter: &Letter) -> String {
     let mut text = format!(
         "{what_ru} {period}.\nОплаты: {pc}, сумма {pa}, комиссия {pm}.\nВозвраты: {rc}, сумма {ra}, возвращено комиссии {rm}.\n\n\
          {what_kk} {period}.\nТөлемдер: {pc}, сомасы {pa}, комиссия {pm}.\nҚайтарулар: {rc}, сомасы {ra}, қайтарылған комиссия {rm}.\n",
-        period = letter.period,
+        period = letter.period.human(),
         pc = p.count,
-        pa = p.amount,
-        pm = p.commission,
+        pa = p.amount.human(Locale::Ru),
+        pm = p.commission.human(Locale::Ru),
         rc = r.count,
-        ra = r.amount,
-        rm = r.commission,
+        ra = r.amount.human(Locale::Ru),
+        rm = r.commission.human(Locale::Ru),
     );
     match (&letter.attachment, &letter.cabinet_link) {
         (Some(_), _) => {}

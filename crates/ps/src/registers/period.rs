@@ -126,6 +126,17 @@ impl Period {
     }
 }
 
+impl Period {
+    /// How people write it, in either language: `26.11.2026` or `11.2026` (an e-mail's subject
+    /// and text; [`Period`]'s `Display` is the machine form of keys and URLs).
+    pub fn human(&self) -> String {
+        match self {
+            Period::Day(day) => day.strftime("%d.%m.%Y").to_string(),
+            Period::Month(first) => first.strftime("%m.%Y").to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Period {
     /// `2026-11-26` or `2026-11`: the key of a delivery and the name used in URLs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
