@@ -716,6 +716,14 @@ impl Config {
         // The console signs in with it, on the merchant API's listener unless `listeners` part
         // them: short enough to guess is not a secret (as the cabinet tokens).
         let admin_len = self.admin_token.chars().count();
+        // A token of spaces (or with them around it) is no secret, and a bearer header loses
+        // them: the admin API would be on with no way in.
+        if admin_len > 0 && self.admin_token.trim() != self.admin_token {
+            return invalid(
+                "admin_token",
+                "starts or ends with a space; e.g. 32 random hex digits: openssl rand -hex 16",
+            );
+        }
         if admin_len > 0 && admin_len < ADMIN_TOKEN_LEN_MIN {
             return invalid(
                 "admin_token",
@@ -801,6 +809,19 @@ impl Config {
             if value == 0 {
                 return invalid(key, "must be positive");
             }
+        }
+        // The POS shows them to choose from: an empty list or name offers nothing.
+        if self.payments.payment_methods.is_empty()
+            || self
+                .payments
+                .payment_methods
+                .iter()
+                .any(|m| m.trim().is_empty())
+        {
+            return invalid(
+                "payments.payment_methods",
+                "must name at least one method, none of them empty (e.g. [\"Gold\"])",
+            );
         }
         // Shorter, a retry after an outage (its X-Request-ID the same) would make a second QR,
         // refund or purchase (DECISIONS 9, 29).
@@ -1182,6 +1203,31 @@ mod tests {
             said.contains("TOLEM_REGISTERS__CABINET_TOKENS") && !said.contains("secret-000001"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn settings_that_can_only_misbehave_are_refused() {
+        for (toml, said) in [
+            (
+                "admin_token = \"                \"",
+                "admin_token: starts or ends with a space",
+            ),
+            (
+                "[payments]\npayment_methods = []",
+                "payments.payment_methods: must name at least one",
+            ),
+            (
+                "[payments]\npayment_methods = [\"\"]",
+                "payments.payment_methods: must name at least one",
+            ),
+            (
+                "[registers]\nextra_holidays = [\"2027-05-05\"]\nextra_working_days = [\"2027-05-05\"]",
+                "registers.extra_working_days: 2027-05-05 is in extra_holidays too",
+            ),
+        ] {
+            let err = Config::from_toml(toml).expect_err(said).to_string();
+            assert!(err.contains(said), "{toml}: {err}");
+        }
     }
 
     #[test]

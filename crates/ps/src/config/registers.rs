@@ -245,6 +245,16 @@ impl RegistersConfig {
         if self.catch_up_working_days == 0 {
             return Err("catch_up_working_days: must be positive".to_owned());
         }
+        // One day both: which the calendar took would be a guess.
+        if let Some(day) = self
+            .extra_holidays
+            .iter()
+            .find(|d| self.extra_working_days.contains(d))
+        {
+            return Err(format!(
+                "extra_working_days: {day} is in extra_holidays too; a day is one or the other"
+            ));
+        }
         for (mpp, token) in &self.cabinet_tokens {
             if token.chars().count() < CABINET_TOKEN_LEN_MIN {
                 return Err(format!(
