@@ -1088,11 +1088,41 @@ fn parse_table(table: &toml::Table) -> Result<Config, String> {
         .try_into()
         // toml puts the key on a line of its own; one line reads better on a terminal.
         .map_err(|e: toml::de::Error| {
-            e.to_string()
+            let said = e
+                .to_string()
                 .split_whitespace()
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" ");
+            match catalog_item_at_fault(table) {
+                Some(item) => format!("{item}: {said}"),
+                None => said,
+            }
         })
+}
+
+/// The operator data's item that does not read, named by its place and key: the catalog's
+/// arrays are read through `#[serde(flatten)]`, whose errors name neither.
+fn catalog_item_at_fault(table: &toml::Table) -> Option<String> {
+    fn first_bad<T: serde::de::DeserializeOwned>(
+        table: &toml::Table,
+        array: &str,
+        key: &str,
+    ) -> Option<String> {
+        let items = table.get(array)?.as_array()?;
+        items.iter().enumerate().find_map(|(i, item)| {
+            item.clone()
+                .try_into::<T>()
+                .is_err()
+                .then(|| match item.get(key) {
+                    Some(named) => format!("{array}[{i}] ({key} = {named})"),
+                    None => format!("{array}[{i}]"),
+                })
+        })
+    }
+    first_bad::<catalog::Mpp>(table, "mpps", "caller_name")
+        .or_else(|| first_bad::<catalog::Organization>(table, "organizations", "bin"))
+        .or_else(|| first_bad::<catalog::TradePoint>(table, "trade_points", "id"))
+        .or_else(|| first_bad::<catalog::Service>(table, "services", "id"))
 }
 
 fn env_value(text: &str) -> toml::Value {
@@ -1203,6 +1233,36 @@ mod tests {
             said.contains("TOLEM_REGISTERS__CABINET_TOKENS") && !said.contains("secret-000001"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn an_operator_data_item_that_does_not_read_is_named() {
+        for (wrong, said) in [
+            (
+                "commission_bps = 100",
+                "mpps[0] (caller_name = \"demobank\"): invalid value: integer `-1`",
+            ),
+            (
+                "id = 1001",
+                "trade_points[0] (id = \"1001\"): invalid type: string \"1001\"",
+            ),
+        ] {
+            let right = if wrong.starts_with("commission") {
+                wrong.replace("100", "-1")
+            } else {
+                wrong.replace("1001", "\"1001\"")
+            };
+            let toml = crate::SANDBOX_TOML.replacen(wrong, &right, 1);
+            assert_ne!(
+                toml,
+                crate::SANDBOX_TOML,
+                "{wrong} is in the sandbox's file"
+            );
+            let err = Config::load_text(&toml, "cfg.toml", Vec::new())
+                .expect_err(said)
+                .to_string();
+            assert!(err.contains(&format!("cfg.toml: {said}")), "{err}");
+        }
     }
 
     #[test]
