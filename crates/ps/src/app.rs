@@ -377,6 +377,13 @@ pub fn check_files(config: &crate::Config) -> Result<Vec<String>, String> {
     config.registers.check_temp_dir()?;
     let mut warnings = outgoing.warnings();
     warnings.extend(config.registers.warnings());
+    if config.listeners.is_empty() {
+        warnings.extend(exposure(config.listen, &SurfaceName::ALL, false).map(str::to_owned));
+    }
+    for listener in &config.listeners {
+        let said = exposure(listener.address, &listener.surfaces, listener.tls.is_some());
+        warnings.extend(said.map(|warning| format!("{}: {warning}", listener.address)));
+    }
     for (index, listener) in config.listeners.iter().enumerate() {
         let found =
             Listener::check(index, listener, &config.public_url).map_err(|e| e.to_string())?;
@@ -632,22 +639,29 @@ fn warn_if_exposed(listener: &Listener) {
     let Ok(address) = listener.tcp.local_addr() else {
         return;
     };
-    if listener.surfaces.contains(&SurfaceName::Admin)
-        && listener.tls.is_none()
-        && !address.ip().is_loopback()
-    {
-        tracing::warn!(
-            %address,
-            "the admin API is served without TLS on an address that is not loopback: its token crosses the network in clear; give this listener tls or a loopback address"
-        );
-    } else if listener.surfaces.contains(&SurfaceName::Cabinet)
-        && listener.tls.is_none()
-        && !address.ip().is_loopback()
-    {
-        tracing::warn!(
-            %address,
-            "the MPPs' cabinet is served without TLS on an address that is not loopback: their tokens and registers cross the network in clear; give this listener tls or a loopback address"
-        );
+    if let Some(warning) = exposure(address, &listener.surfaces, listener.tls.is_some()) {
+        tracing::warn!(%address, "{warning}");
+    }
+}
+
+/// [`warn_if_exposed`]'s warning of a listener on `address` (a start's, and `--check`'s).
+fn exposure(
+    address: std::net::SocketAddr,
+    surfaces: &[SurfaceName],
+    tls: bool,
+) -> Option<&'static str> {
+    if tls || address.ip().is_loopback() {
+        None
+    } else if surfaces.contains(&SurfaceName::Admin) {
+        Some(
+            "the admin API is served without TLS on an address that is not loopback: its token crosses the network in clear; give this listener tls or a loopback address",
+        )
+    } else if surfaces.contains(&SurfaceName::Cabinet) {
+        Some(
+            "the MPPs' cabinet is served without TLS on an address that is not loopback: their tokens and registers cross the network in clear; give this listener tls or a loopback address",
+        )
+    } else {
+        None
     }
 }
 
@@ -664,6 +678,24 @@ mod tests {
     use crate::{App, Config};
 
     /// Log lines written by the test's subscriber.
+    #[test]
+    fn check_says_what_a_start_warns_of_an_exposed_listener() {
+        let config = crate::Config::from_toml(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\nsurfaces = [\"mpp\", \"merchant\"]\n\
+             [[listeners]]\naddress = \"0.0.0.0:0\"\nsurfaces = [\"admin\"]",
+        )
+        .expect("valid");
+        let warnings = check_files(&config).expect("no file to read");
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "0.0.0.0:0: the admin API is served without TLS on an address that is not loopback"
+            )),
+            "{warnings:?}"
+        );
+        let quiet = crate::Config::from_toml("listen = \"127.0.0.1:0\"").expect("valid");
+        assert!(check_files(&quiet).expect("read").is_empty());
+    }
+
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<u8>>>);
 
