@@ -59,7 +59,11 @@ impl Catalog {
         }
         for o in &file.organizations {
             for hash in &o.api_key_hashes {
-                catalog.api_keys.insert(hash.clone(), o.bin.clone());
+                // As a key is hashed at sign-in: one stored in capitals by an earlier build
+                // still lets its organization in.
+                catalog
+                    .api_keys
+                    .insert(hash.to_ascii_lowercase(), o.bin.clone());
             }
             // Stored items were validated, so every fingerprint parses.
             for fingerprint in o.fingerprints() {

@@ -45,6 +45,22 @@ async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
     assert_eq!(status, 200);
     // Only hashes of API keys are stored.
     assert!(!catalog.to_string().contains(API_KEY));
+    // Another organization's API key is refused: a key says which organization calls.
+    let (status, mut other) = ps
+        .admin("GET", "/admin/v1/organizations/990340005678", &Value::Null)
+        .await;
+    assert_eq!(status, 200, "{other}");
+    other["api_keys"] = json!([API_KEY]);
+    let (status, answer) = ps
+        .admin("PUT", "/admin/v1/organizations/990340005678", &other)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("a key of the organization 990340001234 too"),
+        "{answer}"
+    );
     // A trade point of an unknown organization is refused.
     let point = json!({"id": 3001, "organization_bin": "000000000000", "name": "X", "mcc": "5411", "terminal_type": "POS"});
     let (status, answer) = ps.admin("PUT", "/admin/v1/trade-points/3001", &point).await;

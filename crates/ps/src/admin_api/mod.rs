@@ -176,6 +176,9 @@ async fn save<T: InCatalog + Clone + Serialize>(
             {
                 return Ok(Err(bad(why)));
             }
+            if let Err(why) = T::fits(&item, &file) {
+                return Ok(Err(bad(why)));
+            }
             if let Some(precondition) = &precondition {
                 let stored = T::items(&file).iter().find(|i| i.key() == item.key());
                 // A repeat of a PUT that was stored (its first answer lost, a 503 whose write
@@ -216,6 +219,13 @@ pub(crate) trait InCatalog: CatalogDoc + Clone + Serialize {
     /// What a PUT of `new`, whose body names the keys `named`, may not change in `stored`, or
     /// drop from it without naming it.
     fn keeps(_stored: &Self, _new: &Self, _named: &BodyKeys) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether `new` fits among the others of `file` (the catalog as stored), beyond what the
+    /// catalog's validation asks of every item: a rule that came later, so that one stored before
+    /// it blocks no other change.
+    fn fits(_new: &Self, _file: &CatalogFile) -> Result<(), String> {
         Ok(())
     }
 }
@@ -261,6 +271,11 @@ impl InCatalog for Organization {
     }
     fn upsert(file: &mut CatalogFile, item: Organization) {
         upsert(&mut file.organizations, item);
+    }
+
+    /// A key says which organization calls: one given to two would lock the other out.
+    fn fits(new: &Organization, file: &CatalogFile) -> Result<(), String> {
+        file.check_keys_of(new)
     }
 }
 
@@ -548,7 +563,11 @@ impl PrepareDoc for Mpp {
         self.check_register_email()
     }
 }
-impl PrepareDoc for Service {}
+impl PrepareDoc for Service {
+    fn prepare(&mut self) -> Result<(), String> {
+        self.check_callback()
+    }
+}
 
 impl PrepareDoc for TradePoint {
     fn prepare(&mut self) -> Result<(), String> {
@@ -561,6 +580,7 @@ impl PrepareDoc for Organization {
     fn prepare(&mut self) -> Result<(), String> {
         self.check_api_keys()
             .map_err(|why| format!("api_keys: {why}"))?;
+        self.check_key_hashes()?;
         self.hash_keys();
         Ok(())
     }
@@ -699,13 +719,14 @@ async fn revoke_api_key(
     AdminPath((bin, hash)): AdminPath<(String, String)>,
 ) -> AdminResult {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
-    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !crate::config::catalog::is_sha256_hex(&hash) {
         return Err(bad("an API key's hash is 64 hex digits (its SHA-256)"));
     }
-    let hash = hash.to_ascii_lowercase();
     let (org, _) = change_organization(&app, &bin, move |org| {
         let before = org.api_key_hashes.len();
-        org.api_key_hashes.retain(|h| *h != hash);
+        // Either case: one stored in capitals by an earlier build is revoked too.
+        org.api_key_hashes
+            .retain(|h| !h.eq_ignore_ascii_case(&hash));
         if org.api_key_hashes.len() == before {
             return Err(AdminError(
                 StatusCode::NOT_FOUND,

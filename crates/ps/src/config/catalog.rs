@@ -4,7 +4,7 @@
 //! Plain data below everything else: the `catalog` module builds the request path's snapshot from it,
 //! the store keeps it, and the admin API changes it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -271,7 +271,36 @@ pub(crate) fn api_key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// A SHA-256 written in hex, either case (64 digits): an API key's hash.
+pub(crate) fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl CatalogFile {
+    /// Another organization than `org` that has one of `org`'s API keys: a key says which
+    /// organization calls, so one of two would lock the other out. Checked on the file and on
+    /// an organization PUT, not on the stored catalog (keys stored before the check block no
+    /// other change).
+    pub(crate) fn key_shared_with(&self, org: &Organization) -> Option<&str> {
+        let keys = org.key_hashes();
+        self.organizations
+            .iter()
+            .filter(|other| other.bin != org.bin)
+            .find(|other| !other.key_hashes().is_disjoint(&keys))
+            .map(|other| other.bin.as_str())
+    }
+
+    /// [`CatalogFile::key_shared_with`] as the refusal that names the other organization.
+    pub(crate) fn check_keys_of(&self, org: &Organization) -> Result<(), String> {
+        match self.key_shared_with(org) {
+            Some(other) => Err(format!(
+                "api_keys: a key of the organization {other} too; each key is one \
+                 organization's, as it says who calls"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks references, uniqueness and the regulation's lengths; the error names the item.
     pub fn validate(&self) -> Result<(), String> {
         let mut callers = HashSet::new();
@@ -326,7 +355,6 @@ impl CatalogFile {
             }
         }
         let mut bins = HashSet::new();
-        let mut key_owners = HashMap::new();
         for o in &self.organizations {
             if o.bin.len() != 12 || !o.bin.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("organizations.{}: bin must be 12 digits", o.bin));
@@ -341,29 +369,6 @@ impl CatalogFile {
             }
             o.check_api_keys()
                 .map_err(|why| format!("organizations.{}: api_keys: {why}", o.bin))?;
-            if let Some(bad) = o
-                .api_key_hashes
-                .iter()
-                .find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                return Err(format!(
-                    "organizations.{}: api_key_hashes: {bad:?} is not a SHA-256 in hex (64 \
-                     digits)",
-                    o.bin
-                ));
-            }
-            // A key says which organization calls: one of two would lock the other out.
-            for hash in o.key_hashes() {
-                if let Some(other) = key_owners.insert(hash, o.bin.as_str())
-                    && other != o.bin
-                {
-                    return Err(format!(
-                        "organizations.{}: api_keys: a key of the organization {other} too; \
-                         each key is one organization's, as it says who calls",
-                        o.bin
-                    ));
-                }
-            }
         }
         let mut tokens = HashSet::new();
         let mut points = HashSet::new();
@@ -463,13 +468,23 @@ impl Service {
                 }
                 Ok(())
             }
-            AmountRule::Callback { url, timeout_ms } => {
-                // No time at all: every checkout would end in a timeout.
-                if *timeout_ms == Some(0) {
-                    return Err("amount.timeout_ms must be positive".to_owned());
-                }
+            AmountRule::Callback { url, .. } => {
                 check_call_url(url).map_err(|why| format!("amount.url {why}"))
             }
+        }
+    }
+}
+
+impl Service {
+    /// A callback given no time (`timeout_ms = 0`) would end every checkout in a timeout.
+    /// Checked on the file and on a service PUT, as [`Organization::check_key_hashes`].
+    pub(crate) fn check_callback(&self) -> Result<(), String> {
+        match &self.amount {
+            AmountRule::Callback {
+                timeout_ms: Some(0),
+                ..
+            } => Err("amount.timeout_ms must be positive".to_owned()),
+            _ => Ok(()),
         }
     }
 }
@@ -509,6 +524,17 @@ impl Organization {
             }
         }
         Ok(())
+    }
+
+    /// Each key hash is a SHA-256 in hex. Checked on the file and on an organization PUT, not on
+    /// the stored catalog: one stored before the check blocks no other change.
+    pub(crate) fn check_key_hashes(&self) -> Result<(), String> {
+        match self.api_key_hashes.iter().find(|h| !is_sha256_hex(h)) {
+            Some(bad) => Err(format!(
+                "api_key_hashes: {bad:?} is not a SHA-256 in hex (64 digits)"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The SHA-256 of every key, given in clear or as a hash.
@@ -693,35 +719,29 @@ mod tests {
             r3_allowed_ips: Vec::new(),
             client_certificates: Vec::new(),
         };
-        let file = |organizations| CatalogFile {
-            organizations,
+        let hash = api_key_hash(key);
+        // In clear in one, hashed (in capitals) in the other: the same key.
+        let theirs = org("990340001111", &[key], &[]);
+        let ours = org("990340002222", &[], &[&hash.to_ascii_uppercase()]);
+        let file = CatalogFile {
+            organizations: vec![theirs.clone(), ours.clone()],
             ..CatalogFile::default()
         };
-        let hash = api_key_hash(key);
-        // In clear in one, hashed in the other: the same key.
-        let why = file(vec![
-            org("990340001111", &[key], &[]),
-            org("990340002222", &[], &[&hash]),
-        ])
-        .validate()
-        .expect_err("a shared key");
-        assert!(
-            why.starts_with(
-                "organizations.990340002222: api_keys: a key of the organization 990340001111 too"
-            ),
-            "{why}"
-        );
+        assert_eq!(file.key_shared_with(&ours), Some("990340001111"));
+        assert_eq!(file.key_shared_with(&theirs), Some("990340002222"));
+        // Stored so, it blocks no other change of the catalog.
+        assert_eq!(file.validate(), Ok(()));
         // Twice in one organization is no one else's.
+        let alone = org("990340001111", &[key], &[&hash]);
+        let file = CatalogFile {
+            organizations: vec![alone.clone()],
+            ..CatalogFile::default()
+        };
+        assert_eq!(file.key_shared_with(&alone), None);
+        assert_eq!(alone.check_key_hashes(), Ok(()));
         assert_eq!(
-            file(vec![org("990340001111", &[key], &[&hash])]).validate(),
-            Ok(())
-        );
-        let why = file(vec![org("990340001111", &[], &["nothex"])])
-            .validate()
-            .expect_err("not a hash");
-        assert!(
-            why.starts_with("organizations.990340001111: api_key_hashes: \"nothex\""),
-            "{why}"
+            org("990340001111", &[], &["nothex"]).check_key_hashes(),
+            Err("api_key_hashes: \"nothex\" is not a SHA-256 in hex (64 digits)".to_owned())
         );
     }
 

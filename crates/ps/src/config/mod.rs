@@ -943,6 +943,17 @@ impl Config {
         for mpp in &self.catalog.mpps {
             mpp.check_register_email().map_err(ConfigError::Invalid)?;
         }
+        for org in &self.catalog.organizations {
+            let bin = &org.bin;
+            org.check_key_hashes()
+                .and_then(|()| self.catalog.check_keys_of(org))
+                .map_err(|why| ConfigError::Invalid(format!("organizations.{bin}: {why}")))?;
+        }
+        for service in &self.catalog.services {
+            service
+                .check_callback()
+                .map_err(|why| ConfigError::Invalid(format!("services.{}: {why}", service.id)))?;
+        }
         self.catalog.validate().map_err(ConfigError::Invalid)
     }
 
@@ -1263,6 +1274,24 @@ mod tests {
                 .to_string();
             assert!(err.contains(&format!("cfg.toml: {said}")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_key_in_the_file_is_one_organizations() {
+        let shared = crate::SANDBOX_TOML.replace(
+            "test_0A1B2C3D4E5F60718293A4B5C6D7E8F9",
+            "test_5F3C2A9B8E7D4C1A0B9F8E7D6C5B4A39",
+        );
+        assert_ne!(shared, crate::SANDBOX_TOML);
+        let err = Config::from_toml(&shared)
+            .expect_err("a shared key")
+            .to_string();
+        assert!(
+            err.contains(
+                "organizations.990340001234: api_keys: a key of the organization 990340005678 too"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
