@@ -384,7 +384,7 @@ fn check_database_folder(path: &Path) -> anyhow::Result<()> {
     // Taken as a file's name, it would give a node meant to share PostgreSQL a file of its own,
     // named with the password. The value is not repeated: it may hold one.
     anyhow::ensure!(
-        !is_key_value_connection_string(path),
+        !tolem_ps::is_key_value_connection_string(path),
         "the database is given as PostgreSQL's key=value pairs (host=… dbname=…), which would be \
          taken for a SQLite file's name: give it as a URL, \
          postgres://USER:PASSWORD@HOST:PORT/DBNAME (docs/deployment.md, \"The database\")"
@@ -401,26 +401,6 @@ fn check_database_folder(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether `path` is a libpq connection string (`host=db user=tolem dbname=tolem`): words of
-/// `name=value` only, one of them a connection keyword.
-fn is_key_value_connection_string(path: &Path) -> bool {
-    const KEYWORDS: [&str; 7] = [
-        "host", "hostaddr", "port", "dbname", "user", "password", "sslmode",
-    ];
-    let Some(text) = path.to_str().filter(|_| !tolem_ps::is_postgres_url(path)) else {
-        return false;
-    };
-    let pairs: Vec<_> = text.split_whitespace().map(|w| w.split_once('=')).collect();
-    pairs.iter().all(|pair| {
-        pair.is_some_and(|(name, _)| {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
-    }) && pairs
-        .iter()
-        .flatten()
-        .any(|(name, _)| KEYWORDS.contains(&name.to_ascii_lowercase().as_str()))
 }
 
 /// Whether this user may write a SQLite database (its folder, the file and its companions:

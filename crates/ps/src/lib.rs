@@ -59,6 +59,7 @@ mod sweeper;
 
 pub use app::{Listener, check_files, serve, serve_listeners};
 pub use config::{
-    Config, SANDBOX_TOML, SurfaceName, database_for_display, database_url_hint, is_postgres_url,
+    Config, SANDBOX_TOML, SurfaceName, database_for_display, database_url_hint,
+    is_key_value_connection_string, is_postgres_url,
 };
 pub use state::{App, AppState};

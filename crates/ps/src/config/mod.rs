@@ -502,6 +502,31 @@ pub fn is_postgres_url(database: &Path) -> bool {
         .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
+/// The name of a `name=value` pair of a URL's query or a connection string: letters, digits, `_`.
+fn is_pair_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `database` is a libpq connection string (`host=db user=tolem dbname=tolem`): words of
+/// `name=value` only, one of them a connection keyword. Taken for a file's name it would give a
+/// node meant to share PostgreSQL a SQLite file of its own, named with the password.
+pub fn is_key_value_connection_string(database: &Path) -> bool {
+    const KEYWORDS: [&str; 7] = [
+        "host", "hostaddr", "port", "dbname", "user", "password", "sslmode",
+    ];
+    let Some(text) = database.to_str().filter(|_| !is_postgres_url(database)) else {
+        return false;
+    };
+    let pairs: Vec<_> = text.split_whitespace().map(|w| w.split_once('=')).collect();
+    pairs
+        .iter()
+        .all(|pair| pair.is_some_and(|(name, _)| is_pair_name(name)))
+        && pairs
+            .iter()
+            .flatten()
+            .any(|(name, _)| KEYWORDS.contains(&name.to_ascii_lowercase().as_str()))
+}
+
 /// `database` fit for a log line or an error: a PostgreSQL URL without its password.
 ///
 /// The password runs from the user's `:` to the last `@` before the query, so that one written
@@ -514,36 +539,45 @@ pub fn database_for_display(database: &Path) -> String {
     let Some(scheme) = shown.find("://").map(|at| at + 3) else {
         return shown;
     };
-    // The query: after an `@` (`url_query_start`), or where no `@` is, the first `?`.
-    let query = url_query_start(&shown, scheme).or_else(|| {
-        (!shown[scheme..].contains('@'))
-            .then(|| shown[scheme..].find('?').map(|at| scheme + at))
-            .flatten()
-    });
-    let (head, query) = shown.split_at(query.unwrap_or(shown.len()));
-    let head = match head[scheme..].rfind('@').map(|at| scheme + at) {
-        Some(at) => match head[scheme..at].split_once(':') {
-            Some((user, _password)) => format!("{}{user}:***{}", &head[..scheme], &head[at..]),
-            None => head.to_owned(),
+    let head = &shown[..url_query_start(&shown, scheme).unwrap_or(shown.len())];
+    let masked = match head[scheme..].rfind('@').map(|at| scheme + at) {
+        Some(at) => match shown[scheme..at].split_once(':') {
+            Some((user, _password)) => format!("{}{user}:***{}", &shown[..scheme], &shown[at..]),
+            None => shown,
         },
-        None => head.to_owned(),
+        None => shown,
     };
-    // The driver takes the password from the query too (`?password=…`).
-    let query = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _))
-                if name
-                    .trim_start_matches('?')
-                    .eq_ignore_ascii_case("password") =>
-            {
-                format!("{name}=***")
-            }
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    head + &query
+    query_passwords_masked(&masked)
+}
+
+/// `url` with the value of every `password=` pair of its query masked: the driver takes the
+/// password there too. A value runs to the next `&name=` or the end, so that one written with a
+/// raw `&`, `@` or `?` is masked whole.
+fn query_passwords_masked(url: &str) -> String {
+    const NAME: &str = "password=";
+    let lower = url.to_ascii_lowercase();
+    let starts_pair = |at: usize| {
+        url[at..]
+            .split_once('=')
+            .is_some_and(|(name, _)| is_pair_name(name))
+    };
+    let (mut shown, mut from) = (String::with_capacity(url.len()), 0);
+    while let Some(found) = lower[from..].find(NAME).map(|at| from + at) {
+        let value = found + NAME.len();
+        shown.push_str(&url[from..value]);
+        from = value;
+        if found > 0 && matches!(url.as_bytes()[found - 1], b'?' | b'&') {
+            let end = url[value..]
+                .match_indices('&')
+                .map(|(at, _)| value + at)
+                .find(|&at| starts_pair(at + 1))
+                .unwrap_or(url.len());
+            shown.push_str("***");
+            from = end;
+        }
+    }
+    shown.push_str(&url[from..]);
+    shown
 }
 
 /// What to add to an error about `database` when its URL's password holds a raw `@`: the driver
@@ -573,9 +607,8 @@ fn url_query_start(url: &str, from: usize) -> Option<usize> {
     let is_query = |rest: &str| {
         rest.is_empty()
             || rest.split('&').all(|pair| {
-                pair.split_once('=').is_some_and(|(name, _)| {
-                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                })
+                pair.split_once('=')
+                    .is_some_and(|(name, _)| is_pair_name(name))
             })
     };
     url[from..]
@@ -1731,6 +1764,19 @@ mod tests {
             (
                 "postgres://tolem:pw@db.example/ps?password=secret",
                 "postgres://tolem:***@db.example/ps?password=***",
+            ),
+            // Raw `@` and `&` in the value: masked whole.
+            (
+                "postgres://db/ps?password=p@ss",
+                "postgres://db/ps?password=***",
+            ),
+            (
+                "postgres://tolem@db/ps?password=se&cret",
+                "postgres://tolem@db/ps?password=***",
+            ),
+            (
+                "postgres://tolem@db/ps?password=p&w&sslmode=require",
+                "postgres://tolem@db/ps?password=***&sslmode=require",
             ),
             // An `@` in the query is not the password's end.
             (
