@@ -33,7 +33,7 @@ async fn ready(State(app): State<AppState>) -> Response {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"status": "not ready", "reason": why.as_str()}),
             );
-            // Said once a second by the check itself, not once per probe by the request's log.
+            // Said by the check itself (at once, then once a minute), not once per probe.
             response.extensions_mut().insert(Expected);
             response
         }

@@ -392,7 +392,7 @@ const FAILURE_CHARS_MAX: usize = 300;
 /// command it refuses (`535 … failed for AUTH PLAIN AHVzZXIAcGFzcw==`) would put the login, in
 /// base64, in the kept error, the log and the console.
 fn without_credentials(text: &str) -> String {
-    let Some(at) = text.find("AUTH ") else {
+    let Some(at) = text.to_ascii_uppercase().find("AUTH ") else {
         return text.to_owned();
     };
     let rest = &text[at + "AUTH ".len()..];

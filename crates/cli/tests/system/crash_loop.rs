@@ -700,7 +700,8 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut checked = Checked::default();
     let ops = WORKERS * OPS_PER_WORKER;
-    // Requests the kills cut short, sent again: none would mean no kill met work in flight.
+    // Requests sent again because the PS was away (killed, or not yet back): none would mean
+    // that no kill met the workers at work.
     let mut cut_short = 0;
     for round in 0..rounds {
         world.started.store(0, Ordering::SeqCst);
@@ -739,7 +740,7 @@ async fn payments_and_refunds_survive_sigkill_at_random_moments() {
     }
     assert!(
         cut_short > 0,
-        "no kill of {rounds} cut a request short: the test proved nothing of a crash mid-flight"
+        "no request of {rounds} rounds met the PS away: no kill came while the workers worked"
     );
     // A last kill with nothing in flight, and everything again from the new process.
     world.relay.point_at(None);

@@ -220,11 +220,11 @@ async fn a_payment_answered_success_survives_sigkill() {
 
 #[tokio::test]
 async fn refunds_in_flight_are_delivered_after_sigkill() {
-    use crate::receiver::{Act, Receiver};
+    use crate::receiver::Receiver;
     let mpp = Receiver::start().await;
-    // The first deliveries hang past the PS's timeout: they are in flight when the PS dies. Three
-    // rounds of them, so that none is credited before the kill, however slow the machine.
-    mpp.script((0..30).map(|_| Act::Hang(std::time::Duration::from_secs(3600))));
+    // Every delivery hangs past the PS's timeout until the PS is killed: some are in flight
+    // when it dies, and none is credited before, however slow the machine.
+    mpp.hold();
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("ps.toml");
     // The POS is answered at once (pos_wait_ms = 0), so that the deliveries are still in flight
@@ -311,6 +311,7 @@ async fn refunds_in_flight_are_delivered_after_sigkill() {
         "nothing credited before the kill"
     );
     server.kill();
+    mpp.release();
     let server = Child::start(&config, &db);
     eventually("every refund is credited", || async {
         refunds.iter().all(|id| mpp.credited().contains_key(id))
@@ -343,11 +344,8 @@ async fn refunds_survive_sigkill_and_the_reference_mpp_applies_each_once() {
     let bank = TestMpp::start("http://127.0.0.1:9").await;
     // Until the kill, the refunds go to an address where nothing listens: each is placed and
     // told to the POS (pos_wait_ms = 0), and none can be delivered before the PS dies.
-    let nowhere = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        format!("http://{}/refund", listener.local_addr().expect("addr"))
-    };
-    let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &nowhere)
+    // (Port 9, discard: nothing listens there, and no test's listener can take it.)
+    let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", "http://127.0.0.1:9/refund")
         + "\n[refunds]\nretry_delay_ms_initial = 50\nretry_delay_ms_max = 200\nrequest_timeout_ms = 300\nlease_ms = 1000\npoll_interval_ms = 20\npos_wait_ms = 0\n";
     std::fs::write(&config, toml).expect("config written");
     let server = Child::start(&config, &db);

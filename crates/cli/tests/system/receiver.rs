@@ -37,6 +37,8 @@ struct Inner {
     calls: Vec<Value>,
     /// The headers of each call, in the order of `calls`.
     headers: Vec<HeaderMap>,
+    /// While set, a call the script has nothing for hangs for an hour (the PS times it out).
+    holding: bool,
 }
 
 #[derive(Clone)]
@@ -62,6 +64,17 @@ impl Receiver {
     /// The next calls do these, in order; after them, every call succeeds.
     pub fn script(&self, acts: impl IntoIterator<Item = Act>) {
         self.inner.lock().expect("lock").script.extend(acts);
+    }
+
+    /// From now on, until [`Receiver::release`], every call without a scripted act hangs: none
+    /// is credited, however many the PS makes.
+    pub fn hold(&self) {
+        self.inner.lock().expect("lock").holding = true;
+    }
+
+    /// Calls after this succeed again.
+    pub fn release(&self) {
+        self.inner.lock().expect("lock").holding = false;
     }
 
     pub fn calls(&self) -> Vec<Value> {
@@ -103,7 +116,12 @@ async fn handle(
         let mut inner = inner.lock().expect("lock");
         inner.calls.push(body.clone());
         inner.headers.push(headers);
-        inner.script.pop_front().unwrap_or(Act::Succeed)
+        let unscripted = if inner.holding {
+            Act::Hang(Duration::from_secs(3600))
+        } else {
+            Act::Succeed
+        };
+        inner.script.pop_front().unwrap_or(unscripted)
     };
     let credit = |inner: &Arc<Mutex<Inner>>| {
         let id = body["refundId"].as_str().unwrap_or_default().to_owned();

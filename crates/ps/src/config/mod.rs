@@ -311,14 +311,15 @@ const HEADER_BYTES_MIN: usize = 2 * 1024;
 const HEADER_BYTES_MAX: usize = 256 * 1024;
 /// Longest `node_name`: it is stored with every lease.
 const NODE_NAME_LEN_MAX: usize = 64;
-/// `why` with `value` left out, as written and as a parser quotes it (`"{\"a\":1}"`).
+/// `why` with `value` left out where a parser quotes it (`"{\"a\":1}"`, `` `1e9` ``). Only the
+/// quoted forms: a short value (`0`) left out everywhere would garble the sentence around it.
 fn hide_value(why: &str, value: &str) -> String {
     if value.is_empty() {
         return why.to_owned();
     }
-    let quoted = format!("{value:?}");
-    let escaped = &quoted[1..quoted.len() - 1];
-    why.replace(escaped, "…").replace(value, "…")
+    why.replace(&format!("{value:?}"), "\"…\"")
+        .replace(&format!("`{value}`"), "`…`")
+        .replace(&format!("\"{value}\""), "\"…\"")
 }
 
 /// The shortest time answers are kept for retries (`limits.pos_replay_retention_s`).
@@ -1032,14 +1033,15 @@ impl Config {
                 }
             }
             // Port 0 asks the system for a free port: two of them are two addresses. An address
-            // of every interface (0.0.0.0, ::) takes its port on each of them, so it clashes
-            // with any other address of that port.
+            // of every interface (0.0.0.0, and :: which Linux gives IPv4 too) takes its port on
+            // each of them, so it clashes with any other address of that port, unless the
+            // processes share ports (`reuse_port`).
             let clashes = |other: &std::net::SocketAddr| {
                 let (a, b) = (other, &listener.address);
                 a.port() == b.port()
                     && (a.ip() == b.ip()
-                        || (a.ip().is_unspecified() && a.is_ipv4() == b.is_ipv4())
-                        || (b.ip().is_unspecified() && a.is_ipv4() == b.is_ipv4()))
+                        || (!self.reuse_port
+                            && (a.ip().is_unspecified() || b.ip().is_unspecified())))
             };
             if listener.address.port() != 0
                 && let Some(j) = self.listeners[..i]
@@ -1276,6 +1278,17 @@ mod tests {
         assert!(
             said.contains("TOLEM_REGISTERS__CABINET_TOKENS") && !said.contains("secret-000001"),
             "{said}"
+        );
+        // A short value is left out where it is quoted, not wherever its digits are.
+        let err = Config::load(
+            None,
+            [("TOLEM_PAYMENTS__PAYMENT_METHODS".to_owned(), "0".to_owned())],
+        )
+        .expect_err("not a list")
+        .to_string();
+        assert!(
+            err.contains("invalid type: integer `…`, expected a sequence"),
+            "{err}"
         );
     }
 

@@ -98,7 +98,7 @@ pub async fn place(
                 refund_id = refund.id.get(),
                 payment_id = refund.payment_id.map(|p| p.get()),
                 mpp = refund.owner.as_ref().map(|o| o.mpp.as_str()),
-                amount = %refund.amount.unwrap_or(Amount::ZERO),
+                amount = %refund.amount.map_or_else(String::new, |a| a.to_string()),
                 "refund placed"
             );
             app.refund_wake.notify_one();
