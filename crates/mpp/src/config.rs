@@ -69,12 +69,7 @@ impl MppConfig {
         })?;
         // The PS knows the MPP by this name (its X-Caller-Name): as the PS's catalog takes it.
         let name = config.caller_name.as_str();
-        if name.is_empty()
-            || name.chars().count() > tolem_wire::mpp::CALLER_NAME_LEN_MAX
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
+        if !tolem_wire::mpp::is_caller_name(name) {
             return Err(format!(
                 "caller_name: {name:?} must be 1-12 characters, each a Latin letter, a digit, \
                  '.', '_' or '-' (the name the PS knows this MPP by)"

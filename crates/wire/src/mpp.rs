@@ -10,6 +10,16 @@ use crate::{Amount, Locale, Param};
 /// Longest values the regulation allows (SPEC 1.7, 4.1–4.4).
 pub const REQUEST_ID_LEN_MAX: usize = crate::request_id::MPP_REQUEST_ID_LEN_MAX;
 pub const CALLER_NAME_LEN_MAX: usize = 12;
+
+/// Whether `name` is an MPP's name as a PS's catalog takes it: 1–12 Latin letters, digits, `.`,
+/// `_`, `-`. It travels as `X-Caller-Name` (visible ASCII) and names the MPP in paths, file
+/// names and the tunnel's configuration.
+pub fn is_caller_name(name: &str) -> bool {
+    (1..=CALLER_NAME_LEN_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 pub const QR_CODE_LEN_MAX: usize = 128;
 pub const CUSTOMER_ID_LEN_MAX: usize = 12;
 pub const PAYMENT_ID_LEN_MAX: usize = 64;

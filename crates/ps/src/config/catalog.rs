@@ -307,12 +307,7 @@ impl CatalogFile {
         for m in &self.mpps {
             // The MPP sends it as X-Caller-Name (visible ASCII), and it names the MPP in paths,
             // file names and the tunnel's configuration: letters, digits and `.`, `_`, `-`.
-            let name = m.caller_name.as_str();
-            let len = name.chars().count();
-            let plain = name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-            if len == 0 || len > tolem_wire::mpp::CALLER_NAME_LEN_MAX || !plain {
+            if !tolem_wire::mpp::is_caller_name(m.caller_name.as_str()) {
                 return Err(format!(
                     "mpps.{}: caller_name must be 1-12 characters, each a Latin letter, a digit, \
                      '.', '_' or '-'",
