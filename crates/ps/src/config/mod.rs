@@ -1175,6 +1175,14 @@ fn env_value(text: &str) -> toml::Value {
     if let Ok(i) = text.parse::<i64>() {
         return toml::Value::Integer(i);
     }
+    // A list or a table, written as in the file: `["Gold", "Silver"]`, `{ demobank = "…" }`.
+    let trimmed = text.trim_start();
+    if (trimmed.starts_with('[') || trimmed.starts_with('{'))
+        && let Ok(mut wrapped) = format!("value = {text}").parse::<toml::Table>()
+        && let Some(value) = wrapped.remove("value")
+    {
+        return value;
+    }
     match text {
         "true" => toml::Value::Boolean(true),
         "false" => toml::Value::Boolean(false),
@@ -1260,6 +1268,37 @@ mod tests {
             err.to_string()
                 .contains(": amount.timeout_ms must be positive"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_list_or_a_table_is_given_by_a_variable_as_in_the_file() {
+        let config = Config::load(
+            None,
+            [
+                (
+                    "TOLEM_PAYMENTS__PAYMENT_METHODS".to_owned(),
+                    r#"["Gold", "Silver"]"#.to_owned(),
+                ),
+                (
+                    "TOLEM_REGISTERS__EXTRA_HOLIDAYS".to_owned(),
+                    r#"["2028-05-05"]"#.to_owned(),
+                ),
+                (
+                    "TOLEM_REGISTERS__CABINET_TOKENS".to_owned(),
+                    r#"{ demobank = "a-long-enough-cabinet-token" }"#.to_owned(),
+                ),
+            ],
+        )
+        .expect("read");
+        assert_eq!(config.payments.payment_methods, ["Gold", "Silver"]);
+        assert_eq!(
+            config.registers.extra_holidays,
+            [jiff::civil::date(2028, 5, 5)]
+        );
+        assert_eq!(
+            config.registers.cabinet_tokens["demobank"],
+            "a-long-enough-cabinet-token"
         );
     }
 
