@@ -187,7 +187,22 @@ impl RegistersConfig {
         if self.email_enabled() && self.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err("from: must be an e-mail address when smtp_host is set".to_owned());
         }
-        if self.smtp_tls != SmtpTls::None
+        if self.email_enabled() && self.smtp_port == 0 {
+            return Err("smtp_port: must be a port (25, 465, 587, …), not 0".to_owned());
+        }
+        // The EHLO line's name: one word of letters, digits, `.`, `-` (or an address literal).
+        let hello = &self.smtp_hello_name;
+        if hello.is_empty()
+            || !hello
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+        {
+            return Err(format!(
+                "smtp_hello_name: {hello:?} must be this machine's name (letters, digits, '.', '-')"
+            ));
+        }
+        if self.email_enabled()
+            && self.smtp_tls != SmtpTls::None
             && rustls::pki_types::ServerName::try_from(self.smtp_host.as_str()).is_err()
         {
             return Err(
@@ -353,6 +368,30 @@ mod tests {
             "{missing:?}"
         );
         assert_eq!(RegistersConfig::default().check_temp_dir(), Ok(()));
+        let mail = |change: &dyn Fn(&mut RegistersConfig)| {
+            let mut config = RegistersConfig {
+                smtp_host: "127.0.0.1".to_owned(),
+                from: "ps@ps.example".to_owned(),
+                ..RegistersConfig::default()
+            };
+            change(&mut config);
+            config.validate()
+        };
+        assert_eq!(mail(&|_| ()), Ok(()));
+        assert!(mail(&|c| c.smtp_port = 0).is_err_and(|e| e.starts_with("smtp_port:")));
+        for hello in ["", "bad name with spaces"] {
+            assert!(
+                mail(&|c| c.smtp_hello_name = hello.to_owned())
+                    .is_err_and(|e| e.starts_with("smtp_hello_name:")),
+                "{hello:?}"
+            );
+        }
+        // Without a host, e-mail is off: its TLS mode asks for nothing.
+        let off = RegistersConfig {
+            smtp_tls: SmtpTls::Implicit,
+            ..RegistersConfig::default()
+        };
+        assert_eq!(off.validate(), Ok(()));
         let relay = |host: &str, tls: SmtpTls| RegistersConfig {
             smtp_host: host.to_owned(),
             from: "ps@ps.example".to_owned(),
