@@ -80,6 +80,10 @@ pub enum StoreError {
     WriterGone,
     #[error("the commit failed; nothing was written")]
     CommitFailed,
+    /// SQLite: the last writes with data in them did not commit (a full disk, say), and a write
+    /// of the readiness check did not either (`Store::ping`).
+    #[error("the database takes no writes: {0}")]
+    TakesNoWrites(Box<StoreError>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// PostgreSQL: the URL, the server or its certificate; the message names the cause.
@@ -201,6 +205,9 @@ enum Backend {
 /// SQLite: one writer thread, a few read-only connections, a checkpointer.
 struct Sqlite {
     writer: mpsc::Sender<Job>,
+    /// Set by the writer when a batch with data in it did not commit, cleared when one does:
+    /// the readiness check then writes for real (`Store::ping`).
+    writes_failing: Arc<AtomicBool>,
     readers: Mutex<Vec<Connection>>,
     checkpoint_stop: Arc<AtomicBool>,
     reader_permits: Arc<Semaphore>,
@@ -352,10 +359,24 @@ impl Store {
     }
 
     /// Whether the store can take work now (`GET /health/ready`): on SQLite a write that changes
-    /// nothing passes through the writer (alive, not full); on PostgreSQL a connection of the
-    /// pool answers `SELECT 1`.
+    /// nothing passes through the writer (alive, not full), and after writes with data in them
+    /// failed to commit (a full disk) a write of a page of the file, so that a node whose every
+    /// write fails is not ready, and is again once one commits; on PostgreSQL a connection of
+    /// the pool answers `SELECT 1`.
     pub async fn ping(&self) -> StoreResult<()> {
         match &self.inner.backend {
+            Backend::Sqlite(sqlite) if sqlite.writes_failing.load(Ordering::Relaxed) => {
+                // The header's user_version written as it is: a page of the file, through the
+                // log, as any write.
+                self.write(|c| {
+                    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                    Ok(c.pragma_update(None, "user_version", version)?)
+                })
+                .await
+                .map_err(|e| StoreError::TakesNoWrites(Box::new(e)))?;
+                sqlite.writes_failing.store(false, Ordering::Relaxed);
+                Ok(())
+            }
             Backend::Sqlite(_) => self.write(|_| Ok(())).await,
             Backend::Postgres(_) => {
                 self.read_db(|db| db.query_row("SELECT 1", &[], |_| Ok(())).map(|_| ()))
@@ -454,12 +475,14 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     // in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     let restart_wanted = Arc::new(AtomicBool::new(false));
+    let writes_failing = Arc::new(AtomicBool::new(false));
+    let failing = writes_failing.clone();
     let checkpoint_stop = start_checkpointer(path, restart_wanted.clone())?;
     let (tx, rx) = mpsc::channel(limits.write_queue_max);
     let batch_max = limits.write_batch_max;
     std::thread::Builder::new()
         .name("tolem-writer".to_owned())
-        .spawn(move || writer::run(conn, rx, batch_max, &restart_wanted))
+        .spawn(move || writer::run(conn, rx, batch_max, &restart_wanted, &failing))
         .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
     let mut readers = Vec::with_capacity(limits.read_connections);
     for _ in 0..limits.read_connections {
@@ -472,6 +495,7 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     }
     Ok(Sqlite {
         writer: tx,
+        writes_failing,
         readers: Mutex::new(readers),
         checkpoint_stop,
         reader_permits: Arc::new(Semaphore::new(limits.read_connections)),

@@ -19,6 +19,8 @@ pub(crate) enum NotReady {
     Database,
     /// The database did not answer within [`CHECK_WAIT`].
     DatabaseLate,
+    /// SQLite: writes with data in them do not commit (a full disk, say).
+    TakesNoWrites,
 }
 
 impl NotReady {
@@ -26,6 +28,7 @@ impl NotReady {
         match self {
             NotReady::Database => "the database does not answer",
             NotReady::DatabaseLate => "the database did not answer in time",
+            NotReady::TakesNoWrites => "the database takes no writes",
         }
     }
 }
@@ -51,6 +54,9 @@ impl Readiness {
             // Full (every connection or the writer's queue taken) is busy, not down: taking a
             // busy node out of the balancer would only move its load to the others.
             Ok(Ok(()) | Err(StoreError::Overloaded)) => Ok(()),
+            Ok(Err(e @ StoreError::TakesNoWrites(_))) => {
+                Err((NotReady::TakesNoWrites, e.to_string()))
+            }
             Ok(Err(e)) => Err((NotReady::Database, e.to_string())),
             Err(_) => Err((
                 NotReady::DatabaseLate,

@@ -107,6 +107,7 @@ pub(super) fn run(
     mut queue: mpsc::Receiver<Job>,
     batch_max: usize,
     restart_wanted: &AtomicBool,
+    writes_failing: &AtomicBool,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
     // A lasting fault (a full disk) fails every batch: said at once, then once a minute, and
@@ -120,8 +121,18 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
+        let changes = conn.total_changes();
         let outcome = commit_batch(&conn, &mut batch);
         lasting.note("writing to the database", &outcome);
+        // Whether writes with data in them commit, for the readiness check (`Store::ping`): an
+        // empty batch (that check's own) says nothing of it.
+        match &outcome {
+            Err(_) => writes_failing.store(true, Ordering::Relaxed),
+            Ok(()) if conn.total_changes() != changes => {
+                writes_failing.store(false, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+        }
         let committed = outcome.is_ok();
         for job in batch.drain(..) {
             job.answer(committed);
@@ -544,6 +555,45 @@ mod tests {
             .write(|c| Ok(c.execute("INSERT INTO t VALUES (1000)", [])?))
             .await
             .expect("the writer goes on after the disk has room again");
+    }
+
+    #[tokio::test]
+    async fn after_writes_that_do_not_commit_the_readiness_check_writes_for_real() {
+        // A commit refused (here a deferred foreign key; on a full disk, the log's growth) marks
+        // the store: its readiness check then writes a page, and fails while writes fail.
+        let (dir, store) = store_with_table().await;
+        store
+            .write(|c| {
+                Ok(c.execute_batch(
+                    "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                     CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+                )?)
+            })
+            .await
+            .expect("tables");
+        store.ping().await.expect("ready");
+        let refused = store
+            .write(|c| Ok(c.execute("INSERT INTO child VALUES (42)", [])?))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::CommitFailed)),
+            "{refused:?}"
+        );
+        // While no write can go through (another process holds the write lock here), the check
+        // fails, saying so.
+        let other = Connection::open(dir.path().join("w.db")).expect("another connection");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("the write lock");
+        let ping = store.ping().await;
+        assert!(
+            matches!(ping, Err(StoreError::TakesNoWrites(_))),
+            "{ping:?}"
+        );
+        // Writes go through again: ready, and the next checks are the empty write again.
+        other.execute_batch("COMMIT").expect("released");
+        store.ping().await.expect("ready again");
+        store.ping().await.expect("still ready");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
