@@ -166,6 +166,14 @@ async fn mpp(service: &axum::Router, path: &str, request_id: &str, body: &Value)
     text
 }
 
+/// The `resultCode` of an MPP API answer.
+fn result_code(answer: &str) -> String {
+    serde_json::from_str::<Value>(answer).expect("JSON")["result"]["resultCode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 impl Case {
     async fn start() -> Case {
         let dir = tempfile::tempdir().expect("a temp dir");
@@ -280,6 +288,32 @@ impl Case {
             } => {
                 let purchase = &self.purchases[*p];
                 let Some((payment_id, owner)) = purchase.payment.clone() else {
+                    // No MPP scanned it: an MPP that guesses its id (the POS knows it) finds
+                    // nothing to confirm, and the QR stays as it was.
+                    let body = json!({"result": {"resultCode": "SUCCESS", "resultMessage": "m"},
+                        "payment": {"paymentId": purchase.qr_id.to_string(), "mppPaymentId": "M-guess"},
+                        "customerId": "C-0"});
+                    let before = purchase.status.clone();
+                    let answer = mpp(
+                        &self.service,
+                        "/api/v1/qr/notifyPayment",
+                        &format!("n-{request}"),
+                        &body,
+                    )
+                    .await;
+                    self.observe(*p).await?;
+                    let code = result_code(&answer);
+                    prop_assert!(
+                        code == "ORDER_NOT_EXIST",
+                        "notifyPayment on a purchase nobody scanned: {}",
+                        answer
+                    );
+                    prop_assert!(
+                        self.purchases[*p].status == before || before == "QrTokenCreated",
+                        "a guessed notifyPayment changed purchase {}",
+                        p
+                    );
+                    prop_assert_ne!(&self.purchases[*p].status, "Processed");
                     return Ok(());
                 };
                 let code = match verdict {
@@ -305,14 +339,24 @@ impl Case {
                 .await;
                 self.observe(*p).await?;
                 let purchase = &mut self.purchases[*p];
+                if !*right_amount && purchase.stored_notify.is_none() {
+                    // A wrong amount never takes effect (SPEC 4.3): refused, nothing changed.
+                    let code = result_code(&answer);
+                    prop_assert!(
+                        code != "SUCCESS"
+                            && !(purchase.status == "Processed" && before != "Processed"),
+                        "a notifyPayment of a wrong amount took effect: {}",
+                        answer
+                    );
+                }
                 if let Some(stored) = &purchase.stored_notify {
-                    if *right_amount {
-                        prop_assert_eq!(
-                            stored,
-                            &answer,
-                            "a repeat of notifyPayment answered differently"
-                        );
-                    }
+                    // Once final, every repeat gets the stored bytes, whatever amount it carries
+                    // (DECISIONS 18).
+                    prop_assert_eq!(
+                        stored,
+                        &answer,
+                        "a repeat of notifyPayment answered differently"
+                    );
                 } else if final_status(&purchase.status) && !final_status(&before) && *right_amount
                 {
                     // This call took effect: every repeat gets these bytes (DECISIONS 18).
@@ -431,6 +475,18 @@ impl Case {
         let purchase = &mut self.purchases[p];
         if final_status(&purchase.status) {
             prop_assert_eq!(&purchase.status, &status, "a final state changed");
+        }
+        // Confirmed at the price the QR was made for, whatever amounts were tried.
+        if status == "Processed" {
+            let amount = answer["Data"]["Amount"].to_string();
+            let price = Amount::from_tiyn(purchase.price_tiyn);
+            prop_assert_eq!(
+                Amount::parse(&amount).ok(),
+                Some(price),
+                "purchase {} confirmed at {}",
+                p,
+                amount
+            );
         }
         purchase.status = status;
         Ok(())
