@@ -335,6 +335,10 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
         refund("R3", "1234567890123", "1"),
         refund("", "C1", "1"),
         json!({"refundId": "R3"}),
+        // SPEC 4.4's lengths: 64 characters at most for each id.
+        refund(&"R".repeat(65), "C1", "1"),
+        json!({"customerId": "C1", "paymentId": "1".repeat(65), "refundAmount": "1", "refundId": "R3",
+               "linkReceipt": "http://ps/r"}),
         json!({"customerId": "C1", "paymentId": "1", "refundAmount": "1", "refundId": "R3",
                "linkReceipt": "javascript:alert(1)"}),
         json!({"customerId": "C1", "paymentId": "1", "refundAmount": "1", "refundId": "R3",
@@ -344,6 +348,11 @@ async fn refusals_are_remembered_and_bad_requests_are_not() {
         assert_eq!(status, 200);
         assert_eq!(code(&body), "PARAM_ILLEGAL", "{bad}");
     }
+    assert_eq!(
+        mpp.calls.load(Ordering::SeqCst),
+        1,
+        "a refused request never reaches the bank's credit"
+    );
     // Read as strictly as the PS reads its own bodies, the answer naming the field: an
     // amount a float would round, a key given twice, a field of the wrong type.
     for (raw, field) in [

@@ -781,6 +781,15 @@ async fn bad_bodies_get_param_illegal_and_change_nothing() {
             CHECKOUT,
             json!({"paymentId": "1", "serviceId": "x"}).to_string(),
         ),
+        (
+            CHECKOUT,
+            json!({"paymentId": "1".repeat(65), "serviceId": 2862, "parameters": []}).to_string(),
+        ),
+        (
+            CHECKOUT,
+            json!({"paymentId": "1", "serviceId": 2862, "parameters": [], "customerId": "C123456789012"})
+                .to_string(),
+        ),
         (NOTIFY, json!({"payment": {"paymentId": "1"}}).to_string()),
         (
             NOTIFY,

@@ -158,8 +158,16 @@ fn mpp(status: u16, json: Option<&Value>) -> Verdict {
             "MPP API answer without a known resultCode (HTTP {status})"
         ));
     };
-    if !result["resultMessage"].is_string() {
+    let Some(message) = result["resultMessage"].as_str() else {
         return Verdict::Bug("MPP API answer without resultMessage".to_owned());
+    };
+    // The PS holds itself to the lengths it asks of the MPPs (SPEC 4.3), though the message may
+    // echo what the caller sent (a key's path, a value).
+    if message.chars().count() > tolem_wire::mpp::RESULT_MESSAGE_LEN_MAX {
+        return Verdict::Bug(format!(
+            "MPP API resultMessage of {} characters",
+            message.chars().count()
+        ));
     }
     let allowed = match status {
         200 => true,
