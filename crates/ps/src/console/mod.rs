@@ -376,10 +376,11 @@ impl Ctx {
         )
     }
 
-    /// A time in the operator's zone.
+    /// A time in the operator's zone, as people write it in Russian and Kazakh
+    /// (`07.12.2026 14:57:49`; the machine form goes in `<time datetime>` where the page has it).
     fn time(&self, app: &AppState, at: Timestamp) -> String {
         at.to_zoned_datetime(app.zone.clone())
-            .strftime("%Y-%m-%d %H:%M:%S")
+            .strftime("%d.%m.%Y %H:%M:%S")
             .to_string()
     }
 }

@@ -287,7 +287,7 @@ async fn overview_body(app: &AppState, ctx: &Ctx) -> Result<String, crate::store
          <div class=\"card\"><div>{refunds_word}</div><div class=\"big refunds\">{refunds_n}</div><div class=\"refunded\">{refunded_h}</div></div>\
          </div></section>",
         today_word = ctx.t(T::Today),
-        date = today,
+        date = today.strftime("%d.%m.%Y"),
         payments = totals.payments,
         paid = totals.paid.tiyn(),
         paid_h = ctx.money(totals.paid),
