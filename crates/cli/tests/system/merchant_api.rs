@@ -692,3 +692,52 @@ async fn concurrent_repeats_of_a_creating_call_make_one_thing_and_get_one_answer
         "one QR made"
     );
 }
+
+#[tokio::test]
+async fn a_page_of_another_site_cannot_act_as_the_merchant() {
+    // A browser sends the cashier's client certificate with any site's form-like POST; its
+    // Origin names that site. POS software sends none; the cashier's page is this host.
+    let ps = TestPs::start().await;
+    let host = ps.url.trim_start_matches("http://").to_owned();
+    let register = |origin: Option<String>, device: &'static str| {
+        let mut req = ps
+            .http
+            .post(format!("{}/r2/v01/device/register", ps.url))
+            .header("api-key", API_KEY)
+            .header("content-type", "text/plain")
+            .body(json!({"DeviceId": device, "TradePointId": 1001}).to_string());
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        async move {
+            req.send()
+                .await
+                .expect("an answer")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let answer = register(Some(origin.to_owned()), "FROM-ELSEWHERE").await;
+        assert_eq!(answer["StatusCode"], -10000, "{origin}: {answer}");
+        assert!(
+            answer["Message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Origin")),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        ps.books().count(
+            "SELECT COUNT(*) FROM devices WHERE device_id = ?1",
+            &[&"FROM-ELSEWHERE"]
+        ),
+        0,
+        "nothing registered"
+    );
+    for origin in [None, Some(format!("http://{host}"))] {
+        let answer = register(origin.clone(), "TILL-9").await;
+        assert_eq!(answer["StatusCode"], 0, "{origin:?}: {answer}");
+    }
+}

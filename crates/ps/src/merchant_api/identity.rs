@@ -121,6 +121,9 @@ pub(crate) enum Unauthenticated {
     SourceAddress,
     /// r3 for an organization that lists no address.
     NoSourceAddressListed,
+    /// A browser's request sent by a page of another site (its `Origin`), which the browser
+    /// would give the cashier's client certificate: refused, so that no site can act with it.
+    ForeignOrigin,
 }
 
 /// Why a trusted proxy's fingerprint header cannot be read.
@@ -170,12 +173,46 @@ impl Unauthenticated {
                 "адрес отправителя: организация не указала адресов для r3",
                 "жіберушінің мекенжайы: ұйым r3 үшін мекенжай көрсетпеген",
             ),
+            Unauthenticated::ForeignOrigin => pick(
+                "запрос отправлен страницей другого сайта (Origin)",
+                "сұрауды басқа сайттың беті жіберген (Origin)",
+            ),
         }
     }
 }
 
 fn refused(why: Unauthenticated) -> PosError {
     PosError::Unauthenticated(why)
+}
+
+/// A request a browser sent for a page of another site: its `Origin` names another host than
+/// the one it was sent to. POS software sends no `Origin`; the cashier's page (`/pos/`) is on
+/// this host. Browsers give such a request the client certificate installed for the cashier
+/// and need no permission to send a form-like POST, so without this any site a cashier opens
+/// could act as the merchant (a QR, a device) over r2.
+pub(super) fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), PosError> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let host_of = |url: &str| {
+        url.split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_owned())
+    };
+    let Some(origin) = origin.to_str().ok().and_then(host_of) else {
+        return Err(refused(Unauthenticated::ForeignOrigin));
+    };
+    // This host as the request names it, or as the operator publishes it (a proxy in front
+    // may name the PS otherwise).
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let ours = host.is_some_and(|h| origin.eq_ignore_ascii_case(h))
+        || host_of(public_url).is_some_and(|h| origin.eq_ignore_ascii_case(&h));
+    if ours {
+        Ok(())
+    } else {
+        Err(refused(Unauthenticated::ForeignOrigin))
+    }
 }
 
 /// The organizations the caller may act for (at least one), or `-10000`.
