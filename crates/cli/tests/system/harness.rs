@@ -301,6 +301,28 @@ impl TestPs {
         )
     }
 
+    /// `copies` copies of one merchant API POST (same X-Request-ID and body) sent at once, as a
+    /// POS that retries before its first try was answered: each must get the first answer, a
+    /// success; returns it.
+    pub async fn pos_copies(
+        &self,
+        path: &str,
+        request_id: &str,
+        body: &Value,
+        copies: usize,
+    ) -> Value {
+        let answers = futures::future::join_all(
+            (0..copies).map(|_| self.pos_with("POST", path, API_KEY, Some(request_id), Some(body))),
+        )
+        .await;
+        let first = answers[0].clone();
+        assert_eq!(first.1["StatusCode"], 0, "{:?}", first.1);
+        for answer in &answers {
+            assert_eq!(answer, &first, "every copy gets the first answer");
+        }
+        first.1
+    }
+
     /// Points an MPP's refunds at `url`.
     pub async fn set_refund_url(&self, caller: &str, url: &str) {
         let (_, catalog) = self.admin("GET", "/admin/v1/catalog", &Value::Null).await;
