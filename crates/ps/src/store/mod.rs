@@ -373,7 +373,11 @@ impl Store {
                     Ok(c.pragma_update(None, "user_version", version)?)
                 })
                 .await
-                .map_err(|e| StoreError::TakesNoWrites(Box::new(e)))?;
+                .map_err(|e| match e {
+                    // A full queue is busy, not refusing: as for the empty write.
+                    StoreError::Overloaded => e,
+                    e => StoreError::TakesNoWrites(Box::new(e)),
+                })?;
                 sqlite.writes_failing.store(false, Ordering::Relaxed);
                 Ok(())
             }
