@@ -560,8 +560,15 @@ mod tests {
     #[tokio::test]
     async fn after_writes_that_do_not_commit_the_readiness_check_writes_for_real() {
         // A commit refused (here a deferred foreign key; on a full disk, the log's growth) marks
-        // the store: its readiness check then writes a page, and fails while writes fail.
-        let (dir, store) = store_with_table().await;
+        // the store: its readiness check then writes a page, and fails while writes fail. The
+        // check waits past the lock's own wait (5 s), so that it sees the writer fail rather
+        // than give up first ("busy": ready).
+        let dir = tempfile::tempdir().expect("dir");
+        let patient = StoreLimits {
+            write_wait_ms: 15_000,
+            ..limits()
+        };
+        let store = Arc::new(Store::open(&dir.path().join("w.db"), &patient).expect("opens"));
         store
             .write(|c| {
                 Ok(c.execute_batch(
