@@ -290,6 +290,25 @@ impl CatalogFile {
             .map(|other| other.bin.as_str())
     }
 
+    /// Each pair of organizations that share an API key (`"a and b"`), in one pass: stored data
+    /// the checks above did not see (an earlier build, or the file seeding beside the admin
+    /// API's), which the start warns of. The key lets in only one of them.
+    pub(crate) fn shared_keys(&self) -> Vec<String> {
+        let mut owners: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        let mut shared = std::collections::BTreeSet::new();
+        for org in &self.organizations {
+            for hash in org.key_hashes() {
+                match owners.insert(hash, org.bin.as_str()) {
+                    Some(other) if other != org.bin => {
+                        shared.insert(format!("{other} and {}", org.bin));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        shared.into_iter().collect()
+    }
+
     /// [`CatalogFile::key_shared_with`] as the refusal that names the other organization.
     pub(crate) fn check_keys_of(&self, org: &Organization) -> Result<(), String> {
         match self.key_shared_with(org) {
@@ -724,6 +743,7 @@ mod tests {
         };
         assert_eq!(file.key_shared_with(&ours), Some("990340001111"));
         assert_eq!(file.key_shared_with(&theirs), Some("990340002222"));
+        assert_eq!(file.shared_keys(), ["990340001111 and 990340002222"]);
         // Stored so, it blocks no other change of the catalog.
         assert_eq!(file.validate(), Ok(()));
         // Twice in one organization is no one else's.

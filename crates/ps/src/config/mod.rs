@@ -317,7 +317,10 @@ fn hide_value(why: &str, value: &str) -> String {
     if value.is_empty() {
         return why.to_owned();
     }
+    // The error reaches here with its runs of spaces made one (`parse_table`): the value too.
+    let collapsed = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
     why.replace(&format!("{value:?}"), "\"…\"")
+        .replace(&collapsed(format!("{value:?}")), "\"…\"")
         .replace(&format!("`{value}`"), "`…`")
         .replace(&format!("\"{value}\""), "\"…\"")
 }
@@ -534,13 +537,29 @@ pub fn is_key_value_connection_string(database: &Path) -> bool {
 /// with a raw `@`, `/`, `?` or `&` (rather than `%40`, `%2F`, `%3F`, `%26`) is still masked whole.
 pub fn database_for_display(database: &Path) -> String {
     let shown = database.display().to_string();
+    if is_key_value_connection_string(database) {
+        // Refused as a database, but said first by the commands that name it.
+        return shown
+            .split_whitespace()
+            .map(|word| match word.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => word.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     if !is_postgres_url(database) {
         return shown;
     }
     let Some(scheme) = shown.find("://").map(|at| at + 3) else {
         return shown;
     };
-    let head = &shown[..url_query_start(&shown, scheme).unwrap_or(shown.len())];
+    // The user's `@` is before the query, and before any `password=` pair, whose value may hold
+    // a raw `@` of its own.
+    let end = url_query_start(&shown, scheme)
+        .or_else(|| query_password_at(&shown))
+        .unwrap_or(shown.len());
+    let head = &shown[..end];
     let masked = match head[scheme..].rfind('@').map(|at| scheme + at) {
         Some(at) => match shown[scheme..at].split_once(':') {
             Some((user, _password)) => format!("{}{user}:***{}", &shown[..scheme], &shown[at..]),
@@ -549,6 +568,16 @@ pub fn database_for_display(database: &Path) -> String {
         None => shown,
     };
     query_passwords_masked(&masked)
+}
+
+/// Where the first `password=` pair of `url`'s query begins (its `?` or `&`).
+fn query_password_at(url: &str) -> Option<usize> {
+    let lower = url.to_ascii_lowercase();
+    lower
+        .match_indices("password=")
+        .map(|(at, _)| at)
+        .find(|&at| at > 0 && matches!(url.as_bytes()[at - 1], b'?' | b'&'))
+        .map(|at| at - 1)
 }
 
 /// `url` with the value of every `password=` pair of its query masked: the driver takes the
@@ -707,7 +736,14 @@ impl Config {
         config.validate().map_err(|e| match e {
             ConfigError::Invalid(why) => {
                 let key = why.split_once(": ").map_or("", |(key, _)| key);
-                match set_by.iter().find(|(setting, _)| setting == key) {
+                // The setting itself, or an entry of a table a variable gave.
+                let set = |setting: &str| {
+                    key == setting
+                        || key
+                            .strip_prefix(setting)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                };
+                match set_by.iter().find(|(setting, _)| set(setting)) {
                     Some((setting, name)) => {
                         let why = why.strip_prefix(&format!("{key}: ")).unwrap_or(&why);
                         ConfigError::Invalid(format!(
@@ -1033,15 +1069,17 @@ impl Config {
                 }
             }
             // Port 0 asks the system for a free port: two of them are two addresses. An address
-            // of every interface (0.0.0.0, and :: which Linux gives IPv4 too) takes its port on
-            // each of them, so it clashes with any other address of that port, unless the
-            // processes share ports (`reuse_port`).
+            // of every interface takes its port on each of them, so it clashes with another
+            // address of that port, unless the processes share ports (`reuse_port`).
+            // 0.0.0.0 takes every IPv4 address (and `::`'s); `::` every address.
+            let covers = |wild: &std::net::SocketAddr, other: &std::net::SocketAddr| {
+                wild.ip().is_unspecified()
+                    && (wild.is_ipv6() || other.is_ipv4() || other.ip().is_unspecified())
+            };
             let clashes = |other: &std::net::SocketAddr| {
                 let (a, b) = (other, &listener.address);
                 a.port() == b.port()
-                    && (a.ip() == b.ip()
-                        || (!self.reuse_port
-                            && (a.ip().is_unspecified() || b.ip().is_unspecified())))
+                    && (a.ip() == b.ip() || (!self.reuse_port && (covers(a, b) || covers(b, a))))
             };
             if listener.address.port() != 0
                 && let Some(j) = self.listeners[..i]
@@ -1821,6 +1859,19 @@ mod tests {
             (
                 "postgres://db/ps?password=p@ss",
                 "postgres://db/ps?password=***",
+            ),
+            (
+                "postgres://db:5432/ps?password=p@ss",
+                "postgres://db:5432/ps?password=***",
+            ),
+            (
+                "postgres://db.example:5432/tolem?user=t&password=abc@def&sslmode=require",
+                "postgres://db.example:5432/tolem?user=t&password=***&sslmode=require",
+            ),
+            // The key=value form, which is refused, is shown without its password too.
+            (
+                "host=db password=sekret dbname=x",
+                "host=db password=*** dbname=x",
             ),
             (
                 "postgres://tolem@db/ps?password=se&cret",

@@ -190,15 +190,13 @@ impl RegistersConfig {
         if self.email_enabled() && self.smtp_port == 0 {
             return Err("smtp_port: must be a port (25, 465, 587, …), not 0".to_owned());
         }
-        // The EHLO line's name: one word of letters, digits, `.`, `-` (or an address literal).
+        // The EHLO line's name: one word, nothing that would end or break the line.
         let hello = &self.smtp_hello_name;
-        if hello.is_empty()
-            || !hello
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+        if self.email_enabled()
+            && (hello.is_empty() || hello.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(format!(
-                "smtp_hello_name: {hello:?} must be this machine's name (letters, digits, '.', '-')"
+                "smtp_hello_name: {hello:?} must be this machine's name, one word"
             ));
         }
         if self.email_enabled()

@@ -185,30 +185,39 @@ fn refused(why: Unauthenticated) -> PosError {
     PosError::Unauthenticated(why)
 }
 
-/// A request a browser sent for a page of another site: its `Origin` names another host than
-/// the one it was sent to. POS software sends no `Origin`; the cashier's page (`/pos/`) is on
-/// this host. Browsers give such a request the client certificate installed for the cashier
-/// and need no permission to send a form-like POST, so without this any site a cashier opens
-/// could act as the merchant (a QR, a device) over r2.
-pub(super) fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), PosError> {
+/// A request a browser sent for a page of another site: its `Origin` is not this PS's own, as
+/// the request reached it (its scheme, `Host` and port) or as the operator publishes it
+/// (`public_url`, for a proxy in front). POS software sends no `Origin`; the cashier's page
+/// (`/pos/`) is the PS's own. Browsers give such a request the client certificate installed for
+/// the cashier and need no permission to send a form-like POST, so without this any site a
+/// cashier opens could act as the merchant (a QR, a device) over r2. The scheme counts: a page
+/// served in plain HTTP under the PS's name is not the PS's TLS listener.
+pub(super) fn check_origin(
+    headers: &HeaderMap,
+    over_tls: bool,
+    public_url: &str,
+) -> Result<(), PosError> {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return Ok(());
     };
-    let host_of = |url: &str| {
-        url.split_once("://")
-            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_owned())
+    // (scheme, host, port), the port given or the scheme's own.
+    let site = |url: &str| {
+        let url = reqwest::Url::parse(url).ok()?;
+        Some((
+            url.scheme().to_owned(),
+            url.host_str()?.to_ascii_lowercase(),
+            url.port_or_known_default()?,
+        ))
     };
-    let Some(origin) = origin.to_str().ok().and_then(host_of) else {
+    let Some(origin) = origin.to_str().ok().and_then(site) else {
         return Err(refused(Unauthenticated::ForeignOrigin));
     };
-    // This host as the request names it, or as the operator publishes it (a proxy in front
-    // may name the PS otherwise).
-    let host = headers
+    let scheme = if over_tls { "https" } else { "http" };
+    let reached = headers
         .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let ours = host.is_some_and(|h| origin.eq_ignore_ascii_case(h))
-        || host_of(public_url).is_some_and(|h| origin.eq_ignore_ascii_case(&h));
-    if ours {
+        .and_then(|h| h.to_str().ok())
+        .and_then(|host| site(&format!("{scheme}://{host}")));
+    if reached.as_ref() == Some(&origin) || site(public_url).as_ref() == Some(&origin) {
         Ok(())
     } else {
         Err(refused(Unauthenticated::ForeignOrigin))
@@ -557,5 +566,68 @@ mod tests {
             named_bin("/r3/v01/qr/create", br#"{"OrganizationBin": 990340005678}"#),
             None
         );
+    }
+
+    #[test]
+    fn only_the_pss_own_pages_may_send_an_origin() {
+        let allowed = |origin: &str, host: &str, over_tls: bool, public_url: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(axum::http::header::ORIGIN, origin.parse().expect("a value"));
+            headers.insert(axum::http::header::HOST, host.parse().expect("a value"));
+            check_origin(&headers, over_tls, public_url).is_ok()
+        };
+        let public = "https://ps.example.kz";
+        // The PS's own page, however the port is written.
+        assert!(allowed(
+            "https://ps.example.kz",
+            "ps.example.kz",
+            true,
+            public
+        ));
+        assert!(allowed(
+            "https://ps.example.kz",
+            "ps.example.kz:443",
+            true,
+            public
+        ));
+        assert!(allowed(
+            "https://ps.example.kz:8443",
+            "ps.example.kz:8443",
+            true,
+            "x"
+        ));
+        // Behind a TLS proxy that names the PS by its upstream address.
+        assert!(allowed(
+            "https://ps.example.kz",
+            "10.0.0.5:8080",
+            false,
+            public
+        ));
+        assert!(allowed(
+            "https://ps.example.kz",
+            "10.0.0.5:8080",
+            false,
+            "https://ps.example.kz:443"
+        ));
+        // Another site, a plain-HTTP page under the PS's name, an opaque origin.
+        assert!(!allowed(
+            "https://evil.example",
+            "ps.example.kz",
+            true,
+            public
+        ));
+        assert!(!allowed(
+            "http://ps.example.kz",
+            "ps.example.kz",
+            true,
+            public
+        ));
+        assert!(!allowed("null", "ps.example.kz", true, public));
+        assert!(!allowed(
+            "https://ps.example.kz:444",
+            "ps.example.kz",
+            true,
+            public
+        ));
     }
 }

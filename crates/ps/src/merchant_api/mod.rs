@@ -436,7 +436,11 @@ impl FromRequest<AppState> for PosCall {
     async fn from_request(req: Request, app: &AppState) -> Result<PosCall, PosError> {
         let scheme =
             Scheme::of_path(req.uri().path()).ok_or(PosError::status(StatusCode::UnknownMethod))?;
-        identity::check_origin(req.headers(), &app.config.public_url)?;
+        let over_tls = req
+            .extensions()
+            .get::<crate::connections::OverTls>()
+            .is_some();
+        identity::check_origin(req.headers(), over_tls, &app.config.public_url)?;
         let peer = req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -252,6 +252,17 @@ impl App {
                  one (PUT /admin/v1/trade-points/{{id}})"
             );
         }
+        // Stored before the rule, or seeded from the file beside the admin API's: the key lets
+        // in only one of the two.
+        let (_, stored) = app.store.load_catalog().await?;
+        let shared = stored.shared_keys();
+        if !shared.is_empty() {
+            tracing::warn!(
+                organizations = %shared.join("; "),
+                "organizations that share an API key: it lets in only one of them; give each its \
+                 own (POST /admin/v1/organizations/{{bin}}/api-keys, then revoke the shared one)"
+            );
+        }
         Ok(Arc::new(app))
     }
 
