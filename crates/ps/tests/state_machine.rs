@@ -167,6 +167,33 @@ async fn mpp(service: &axum::Router, path: &str, request_id: &str, body: &Value)
 }
 
 /// The `resultCode` of an MPP API answer.
+/// A notifyPayment body; `amount` none for an MPP's guess that names none.
+fn notify_body(
+    code: &str,
+    payment_id: &str,
+    mpp_payment_id: &str,
+    amount: Option<&str>,
+    customer: &str,
+) -> Value {
+    let mut payment = json!({"paymentId": payment_id, "mppPaymentId": mpp_payment_id});
+    if let Some(amount) = amount {
+        payment["paymentAmount"] = json!(amount);
+    }
+    json!({"result": {"resultCode": code, "resultMessage": "m"},
+        "payment": payment, "customerId": customer})
+}
+
+/// notifyPayment sent with the request id of the op's `request`.
+async fn notify(service: &axum::Router, request: u8, body: &Value) -> String {
+    mpp(
+        service,
+        "/api/v1/qr/notifyPayment",
+        &format!("n-{request}"),
+        body,
+    )
+    .await
+}
+
 fn result_code(answer: &str) -> String {
     serde_json::from_str::<Value>(answer).expect("JSON")["result"]["resultCode"]
         .as_str()
@@ -290,17 +317,15 @@ impl Case {
                 let Some((payment_id, owner)) = purchase.payment.clone() else {
                     // No MPP scanned it: an MPP that guesses its id (the POS knows it) finds
                     // nothing to confirm, and the QR stays as it was.
-                    let body = json!({"result": {"resultCode": "SUCCESS", "resultMessage": "m"},
-                        "payment": {"paymentId": purchase.qr_id.to_string(), "mppPaymentId": "M-guess"},
-                        "customerId": "C-0"});
+                    let body = notify_body(
+                        "SUCCESS",
+                        &purchase.qr_id.to_string(),
+                        "M-guess",
+                        None,
+                        "C-0",
+                    );
                     let before = purchase.status.clone();
-                    let answer = mpp(
-                        &self.service,
-                        "/api/v1/qr/notifyPayment",
-                        &format!("n-{request}"),
-                        &body,
-                    )
-                    .await;
+                    let answer = notify(&self.service, *request, &body).await;
                     self.observe(*p).await?;
                     let code = result_code(&answer);
                     prop_assert!(
@@ -329,17 +354,15 @@ impl Case {
                 } else {
                     "1.00".to_owned()
                 };
-                let body = json!({"result": {"resultCode": code, "resultMessage": "m"},
-                    "payment": {"paymentId": payment_id, "mppPaymentId": format!("M-{payment_id}"), "paymentAmount": amount},
-                    "customerId": format!("C-{owner}")});
+                let body = notify_body(
+                    code,
+                    &payment_id,
+                    &format!("M-{payment_id}"),
+                    Some(&amount),
+                    &format!("C-{owner}"),
+                );
                 let before = purchase.status.clone();
-                let answer = mpp(
-                    &self.service,
-                    "/api/v1/qr/notifyPayment",
-                    &format!("n-{request}"),
-                    &body,
-                )
-                .await;
+                let answer = notify(&self.service, *request, &body).await;
                 self.observe(*p).await?;
                 let purchase = &mut self.purchases[*p];
                 if !*right_amount && purchase.stored_notify.is_none() {

@@ -105,13 +105,30 @@ impl Amount {
     /// (`1500,50`), and the tenge sign after it (`1 500,00 ₸`, as the console shows amounts).
     /// What is left is read by [`Amount::parse`], so its limits hold; zero is an amount here, and
     /// the caller that needs one above it says so.
+    /// A space inside the tenge must part groups of three digits, as the PS writes them: `1 0`
+    /// is refused rather than read as 10.
     pub fn parse_typed(text: &str) -> Result<Amount, AmountError> {
-        let compact: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| if c == ',' { '.' } else { c })
-            .collect();
-        Amount::parse(compact.strip_suffix('₸').unwrap_or(&compact))
+        let text = text.trim();
+        let text = text.strip_suffix('₸').map_or(text, str::trim_end);
+        let (whole, fraction) = match text.split_once([',', '.']) {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let groups: Vec<&str> = whole.split(char::is_whitespace).collect();
+        let grouped = groups.len() == 1
+            || groups
+                .iter()
+                .enumerate()
+                .all(|(i, group)| (1..=3).contains(&group.len()) && (i == 0 || group.len() == 3));
+        if !grouped {
+            return Err(AmountError::Malformed);
+        }
+        let mut compact = groups.concat();
+        if let Some(fraction) = fraction {
+            compact.push('.');
+            compact.push_str(fraction);
+        }
+        Amount::parse(&compact)
     }
 
     /// Parses the text form: digits, optionally a point and one or two digits
@@ -160,7 +177,7 @@ impl Amount {
     /// the wallet; the wire forms stay those of [`Display`](fmt::Display) and [`as_number`].
     pub fn human(self, locale: Locale) -> HumanAmount {
         HumanAmount {
-            amount: self,
+            tiyn: u128::from(self.0),
             locale,
         }
     }
@@ -180,14 +197,76 @@ impl Amount {
 impl fmt::Display for Amount {
     /// Always two decimals: `100.00`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+        write_plain(f, u128::from(self.0))
     }
 }
 
-/// An [`Amount`] written for a person; made by [`Amount::human`].
+/// The one writing of money as text, for [`Amount`] and [`AmountTotal`]: two decimals.
+fn write_plain(f: &mut fmt::Formatter<'_>, tiyn: u128) -> fmt::Result {
+    write!(f, "{}.{:02}", tiyn / 100, tiyn % 100)
+}
+
+/// The sum of many amounts (a register's, a day's figures), in tiyn, exact and checked. One
+/// amount is at most [`AMOUNT_TIYN_MAX`], but 18 447 of them pass what a `u64` holds; a total
+/// holds more than any count of rows a store can keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AmountTotal(u128);
+
+impl AmountTotal {
+    pub const ZERO: AmountTotal = AmountTotal(0);
+
+    /// A total of `tiyn` (a sum read back from the store).
+    pub const fn from_tiyn(tiyn: u128) -> AmountTotal {
+        AmountTotal(tiyn)
+    }
+
+    pub const fn tiyn(self) -> u128 {
+        self.0
+    }
+
+    /// The total with `amount` added; `None` on overflow.
+    pub fn checked_add(self, amount: Amount) -> Option<AmountTotal> {
+        self.0.checked_add(u128::from(amount.0)).map(AmountTotal)
+    }
+
+    /// The sum of two totals; `None` on overflow.
+    pub fn checked_sum(self, other: AmountTotal) -> Option<AmountTotal> {
+        self.0.checked_add(other.0).map(AmountTotal)
+    }
+
+    /// The total as one amount, when it is no more than one amount can be.
+    pub fn as_amount(self) -> Option<Amount> {
+        u64::try_from(self.0)
+            .ok()
+            .and_then(Amount::checked_from_tiyn)
+    }
+
+    /// The total as a person reads it: as [`Amount::human`].
+    pub fn human(self, locale: Locale) -> HumanAmount {
+        HumanAmount {
+            tiyn: self.0,
+            locale,
+        }
+    }
+}
+
+impl From<Amount> for AmountTotal {
+    fn from(amount: Amount) -> AmountTotal {
+        AmountTotal(u128::from(amount.0))
+    }
+}
+
+impl fmt::Display for AmountTotal {
+    /// Always two decimals, as [`Amount`]: `100.00`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_plain(f, self.0)
+    }
+}
+
+/// An [`Amount`] (or [`AmountTotal`]) written for a person; made by [`Amount::human`].
 #[derive(Clone, Copy, Debug)]
 pub struct HumanAmount {
-    amount: Amount,
+    tiyn: u128,
     locale: Locale,
 }
 
@@ -198,14 +277,14 @@ impl fmt::Display for HumanAmount {
         let (group, decimal) = match self.locale {
             Locale::Ru | Locale::Kk => (' ', ','),
         };
-        let tenge = (self.amount.0 / 100).to_string();
+        let tenge = (self.tiyn / 100).to_string();
         for (i, digit) in tenge.chars().enumerate() {
             if i > 0 && (tenge.len() - i).is_multiple_of(3) {
                 write!(f, "{group}")?;
             }
             write!(f, "{digit}")?;
         }
-        write!(f, "{decimal}{:02} ₸", self.amount.0 % 100)
+        write!(f, "{decimal}{:02} ₸", self.tiyn % 100)
     }
 }
 
@@ -387,6 +466,12 @@ mod tests {
             "1.001",
             "₸500",
             "500 ₸₸",
+            "1 0",
+            "1 50",
+            "1500 000",
+            "1  500",
+            "1 500, 50",
+            "1\u{3000}5",
         ] {
             assert!(Amount::parse_typed(text).is_err(), "{text}");
         }
@@ -492,6 +577,33 @@ mod tests {
         }
         // The wire form is untouched.
         assert_eq!(Amount(150_000).to_string(), "1500.00");
+    }
+
+    #[test]
+    fn a_total_holds_more_than_one_amount_and_is_written_alike() {
+        let max = Amount(AMOUNT_TIYN_MAX);
+        let mut total = AmountTotal::ZERO;
+        for _ in 0..20_000 {
+            total = total.checked_add(max).expect("no overflow");
+        }
+        assert_eq!(total.tiyn(), 20_000 * u128::from(AMOUNT_TIYN_MAX));
+        assert_eq!(total.to_string(), "199999999999999800.00");
+        assert_eq!(
+            total.human(Locale::Ru).to_string(),
+            "199 999 999 999 999 800,00 ₸"
+        );
+        assert_eq!(total.as_amount(), None);
+        let one = AmountTotal::from(Amount(150_000));
+        assert_eq!(one.to_string(), Amount(150_000).to_string());
+        assert_eq!(
+            one.human(Locale::Kk).to_string(),
+            Amount(150_000).human(Locale::Kk).to_string()
+        );
+        assert_eq!(one.as_amount(), Some(Amount(150_000)));
+        assert_eq!(
+            AmountTotal::from_tiyn(u128::MAX).checked_add(Amount(1)),
+            None
+        );
     }
 
     #[test]

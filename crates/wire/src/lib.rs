@@ -18,6 +18,6 @@ pub mod problem;
 pub mod request_id;
 pub mod time;
 
-pub use amount::{Amount, HumanAmount};
+pub use amount::{Amount, AmountTotal, HumanAmount};
 pub use locale::{Locale, Localized};
 pub use problem::{Param, Problem};

@@ -366,6 +366,31 @@ async fn without_tokens_there_is_no_console() {
 }
 
 #[tokio::test]
+async fn the_day_adds_up_past_what_one_amount_can_be() {
+    // Two purchases of the largest amount at one MPP: their sum is no amount, but it is the
+    // day's figure, and the page still opens.
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    for customer in ["C1", "C2"] {
+        ps.paid(&device, 9_999_999_999_999, customer).await;
+    }
+    let (operator, _) = sign_in(&ps, ADMIN_TOKEN).await;
+    let page = get(&ps, "/console/operator", &operator).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("data-payments=\"2\" data-paid-tiyn=\"1999999999999800\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("19 999 999 999 998,00 ₸"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
 async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
     let ps = TestPs::start().await;
     ps.set_refund_url("demobank", "http://127.0.0.1:9/refund")
@@ -419,6 +444,15 @@ async fn the_operator_sees_the_day_finds_a_purchase_and_retries_a_delivery() {
         by_customer
             .body
             .contains(&format!("data-payment-id=\"{purchase}\""))
+    );
+    // By the MPP's name, whatever its case: its latest purchases.
+    let by_mpp = get(&ps, "/console/operator/search?q=DemoBank", &operator).await;
+    assert!(
+        by_mpp
+            .body
+            .contains(&format!("data-payment-id=\"{purchase}\"")),
+        "{}",
+        by_mpp.body
     );
 
     // The MPP is back. A retry without the CSRF token, or from another origin, changes nothing.

@@ -82,11 +82,16 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(app, edge::guard))
 }
 
-/// An admin API failure: HTTP status and a sentence.
+/// An admin API failure: HTTP status and a sentence. A 500's sentence is its cause, for the
+/// log's one line (`health::Fault`); the caller reads `internal error`.
 pub(crate) struct AdminError(StatusCode, String);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        if self.0 == StatusCode::INTERNAL_SERVER_ERROR {
+            let answer = (self.0, Json(json!({ "error": "internal error" }))).into_response();
+            return crate::health::Fault::on(answer, &self.1);
+        }
         (self.0, Json(json!({ "error": self.1 }))).into_response()
     }
 }
@@ -107,11 +112,7 @@ fn internal(e: crate::store::StoreError) -> AdminError {
             "the PS is busy; retry".to_owned(),
         );
     }
-    tracing::error!(error = %e, "admin API fault");
-    AdminError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error".to_owned(),
-    )
+    AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 /// Checks the bearer token; the admin API does not exist without one configured.
@@ -768,18 +769,23 @@ mod tests {
     use super::*;
     use crate::store::StoreError;
 
-    #[test]
-    fn an_overloaded_store_is_503_and_any_other_fault_500() {
+    #[tokio::test]
+    async fn an_overloaded_store_is_503_and_any_other_fault_500() {
         let AdminError(status, why) = internal(StoreError::Overloaded);
         assert_eq!(
             (status, why.as_str()),
             (StatusCode::SERVICE_UNAVAILABLE, "the PS is busy; retry")
         );
-        let AdminError(status, why) = internal(StoreError::WriterGone);
-        assert_eq!(
-            (status, why.as_str()),
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        );
+        // A 500 says `internal error` and carries its cause to the request's one log line.
+        let cause = StoreError::WriterGone.to_string();
+        let answer = internal(StoreError::WriterGone).into_response();
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let fault = answer.extensions().get::<crate::health::Fault>();
+        assert_eq!(fault.map(|f| f.0.as_str()), Some(cause.as_str()));
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#);
         assert_eq!(
             crate::receipt::fault(StoreError::Overloaded).status(),
             StatusCode::SERVICE_UNAVAILABLE

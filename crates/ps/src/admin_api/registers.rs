@@ -59,10 +59,6 @@ pub(super) async fn send(
 
 fn refused(refusal: Refusal) -> AdminError {
     let status = refusal.status();
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %refusal, "admin API fault");
-        return AdminError(status, "internal error".to_owned());
-    }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         return AdminError(status, "the PS is busy; retry".to_owned());
     }

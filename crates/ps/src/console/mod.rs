@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
 use jiff::Timestamp;
-use tolem_wire::{Amount, Locale};
+use tolem_wire::{AmountTotal, Locale};
 
 use crate::connections::OverTls;
 use crate::state::AppState;
@@ -197,8 +197,8 @@ impl Ctx {
     }
 
     /// An amount as the PS shows it to people (`2 000,00 ₸`).
-    fn money(&self, amount: Amount) -> String {
-        amount.human(self.locale).to_string()
+    fn money(&self, amount: impl Into<AmountTotal>) -> String {
+        amount.into().human(self.locale).to_string()
     }
 
     /// Whether a POST may change anything: a session, the page's own origin (when the browser

@@ -6,7 +6,7 @@
 //! first column, the number of operations in the third, the type in the fifth, the sums of amount
 //! and commission in the sixth and seventh).
 
-use tolem_wire::Amount;
+use tolem_wire::{Amount, AmountTotal};
 
 use super::{RegisterError, RegisterKind};
 use crate::store::{OpKind, RegisterOp};
@@ -71,8 +71,8 @@ pub struct Line {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TypeTotal {
     pub count: u64,
-    pub amount: Amount,
-    pub commission: Amount,
+    pub amount: AmountTotal,
+    pub commission: AmountTotal,
 }
 
 /// What a register adds up to; also what making it reports.
@@ -118,4 +118,40 @@ pub(crate) trait Sink {
     fn line(&mut self, line: &Line) -> Result<(), RegisterError>;
     /// Writes the totals and completes the file.
     fn finish(self, totals: &Totals) -> Result<(), RegisterError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use tolem_wire::amount::AMOUNT_TIYN_MAX;
+
+    use super::*;
+
+    #[test]
+    fn totals_past_64_bits_of_tiyn_add_up_exactly() {
+        let largest = Amount::from_tiyn(AMOUNT_TIYN_MAX);
+        let line = Line {
+            op: RegisterOp {
+                kind: OpKind::Payment,
+                id: 1,
+                customer_id: "C1".to_owned(),
+                mpp_operation_id: "M1".to_owned(),
+                finished_at: Timestamp::UNIX_EPOCH,
+                amount: largest,
+                refund_of: None,
+                rates: None,
+            },
+            commission: largest,
+        };
+        let mut totals = Totals::default();
+        // 18 447 of them pass 2^64 tiyn.
+        for _ in 0..20_000 {
+            totals.add(&line).expect("no overflow");
+        }
+        let expected = AmountTotal::from_tiyn(20_000 * u128::from(AMOUNT_TIYN_MAX));
+        assert_eq!(totals.payments.count, 20_000);
+        assert_eq!(totals.payments.amount, expected);
+        assert_eq!(totals.payments.commission, expected);
+        assert_eq!(totals.refunds, TypeTotal::default());
+    }
 }

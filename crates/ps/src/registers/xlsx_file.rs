@@ -54,7 +54,8 @@ pub(crate) struct XlsxSink {
     header: Format,
     total: Format,
     money: Format,
-    /// A total too long for an Excel number ([`shown_exactly`]): text, right-aligned as numbers.
+    /// A total too long for an Excel number (more than one amount can be): text, right-aligned as
+    /// numbers.
     wide: Format,
     count: Format,
     datetime: Format,
@@ -67,13 +68,6 @@ pub(crate) struct XlsxSink {
 #[allow(clippy::cast_precision_loss)]
 fn tenge(amount: Amount) -> f64 {
     amount.tiyn() as f64 / 100.0
-}
-
-/// Whether Excel shows `amount` to the tiyn as a number: it shows 15 significant digits, so up
-/// to 9999999999999.99 tenge, the largest single amount (DECISIONS 3). A day's or month's total
-/// can pass it; such a total is written as its text, which the CSV has too.
-fn shown_exactly(amount: Amount) -> bool {
-    amount.tiyn() < 1_000_000_000_000_000
 }
 
 /// The local wall-clock time of `at` as an Excel date-time (Excel has no time zones), in whole
@@ -207,7 +201,11 @@ impl Sink for XlsxSink {
             sheet.write_number_with_format(row, 2, f64_count(total.count), &self.count)?;
             sheet.write_string_with_format(row, 4, type_label(kind), &self.total)?;
             for (col, amount) in [(5, total.amount), (6, total.commission)] {
-                if shown_exactly(amount) {
+                // Excel shows 15 significant digits, so a number to the tiyn up to
+                // 9999999999999.99 tenge, the largest single amount (DECISIONS 3): a total that
+                // is no more than one amount can be. A day's or month's total can pass it; such
+                // a total is written as its text, which the CSV has too.
+                if let Some(amount) = amount.as_amount() {
                     sheet.write_number_with_format(row, col, tenge(amount), &self.money)?;
                 } else {
                     sheet.write_string_with_format(row, col, amount.to_string(), &self.wide)?;
@@ -263,13 +261,14 @@ fn f64_count(count: u64) -> f64 {
 mod tests {
     use super::*;
     use crate::registers::RegisterKind;
+    use tolem_wire::AmountTotal;
 
     #[test]
     fn totals_past_fifteen_digits_are_not_numbers() {
-        let largest = Amount::from_tiyn(999_999_999_999_999);
-        assert!(shown_exactly(largest), "the largest single amount");
+        let largest = AmountTotal::from(Amount::from_tiyn(999_999_999_999_999));
+        assert!(largest.as_amount().is_some(), "the largest single amount");
         let total = largest.checked_add(Amount::from_tiyn(1)).expect("a total");
-        assert!(!shown_exactly(total));
+        assert_eq!(total.as_amount(), None);
         assert_eq!(total.to_string(), "10000000000000.00");
     }
 

@@ -4,7 +4,7 @@
 //! MPP's operations by `(mpp, finished_at_ms)` (the registers' indexes), one MPP at a time.
 
 use jiff::Timestamp;
-use tolem_wire::Amount;
+use tolem_wire::AmountTotal;
 
 use super::db::{Db, args};
 use super::outbox::{OutboxKind, STATE_COLUMNS, state, state_columns};
@@ -18,21 +18,40 @@ use crate::domain::{Payment, PaymentId};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
     pub payments: u64,
-    pub paid: Amount,
+    pub paid: AmountTotal,
     pub refunds: u64,
-    pub refunded: Amount,
+    pub refunded: AmountTotal,
 }
 
-/// `(count, sum of amount_tiyn)` of the rows `sql` picks for one MPP in `[from, to)`.
-fn count_and_sum(db: Db<'_>, sql: &str, mpp: &str, from: i64, to: i64) -> StoreResult<(u64, u64)> {
-    let row = db.query_row(sql, args![mpp, from, to], |r| {
-        Ok((r.get::<i64>(0)?, r.get::<i64>(1)?))
+/// What one amount column's sum is read in: its millions of tiyn and the rest, each summed
+/// apart, so that neither passes a 64-bit integer (SQLite's SUM fails there, PostgreSQL's cast
+/// back too) before there are billions of rows, whatever the amounts; the total is exact.
+const SUM_SPLIT: u32 = 1_000_000;
+
+/// `(count, sum of amount_tiyn)` of the `table`'s rows in `status` for one MPP in `[from, to)`.
+fn count_and_sum(
+    db: Db<'_>,
+    table: &str,
+    status: &str,
+    mpp: &str,
+    (from, to): (i64, i64),
+) -> StoreResult<(u64, AmountTotal)> {
+    // PostgreSQL's SUM of a BIGINT is a NUMERIC: cast back.
+    let sql = format!(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount_tiyn / {SUM_SPLIT}), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(amount_tiyn % {SUM_SPLIT}), 0) AS BIGINT) FROM {table} \
+         WHERE mpp = ?1 AND finished_at_ms >= ?2 AND finished_at_ms < ?3 AND status = '{status}'"
+    );
+    let row = db.query_row(&sql, args![mpp, from, to], |r| {
+        Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?))
     })?;
-    let (count, sum) = row.unwrap_or((0, 0));
+    let (count, high, low) = row.unwrap_or((0, 0, 0));
     let corrupt = || StoreError::Corrupt("a negative count or sum".to_owned());
+    let part = |n: i64| u128::try_from(n).map_err(|_| corrupt());
+    let tiyn = part(high)? * u128::from(SUM_SPLIT) + part(low)?;
     Ok((
         u64::try_from(count).map_err(|_| corrupt())?,
-        u64::try_from(sum).map_err(|_| corrupt())?,
+        AmountTotal::from_tiyn(tiyn),
     ))
 }
 
@@ -81,33 +100,15 @@ impl Store {
             let (from, to) = (ms(from), ms(to));
             let mut totals = Totals::default();
             let too_large = || StoreError::Corrupt("totals out of range".to_owned());
-            // PostgreSQL's SUM of a BIGINT is a NUMERIC: cast back.
             for mpp in &mpps {
-                let (count, tiyn) = count_and_sum(
-                    db,
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(amount_tiyn), 0) AS BIGINT) FROM payments \
-                     WHERE mpp = ?1 AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
-                     AND status = 'confirmed'",
-                    mpp,
-                    from,
-                    to,
-                )?;
+                let (count, paid) = count_and_sum(db, "payments", "confirmed", mpp, (from, to))?;
                 totals.payments += count;
-                totals.paid = Amount::checked_from_tiyn(tiyn)
-                    .and_then(|sum| totals.paid.checked_add(sum))
-                    .ok_or_else(too_large)?;
-                let (count, tiyn) = count_and_sum(
-                    db,
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(amount_tiyn), 0) AS BIGINT) FROM refunds \
-                     WHERE mpp = ?1 AND finished_at_ms >= ?2 AND finished_at_ms < ?3 \
-                     AND status = 'completed'",
-                    mpp,
-                    from,
-                    to,
-                )?;
+                totals.paid = totals.paid.checked_sum(paid).ok_or_else(too_large)?;
+                let (count, refunded) = count_and_sum(db, "refunds", "completed", mpp, (from, to))?;
                 totals.refunds += count;
-                totals.refunded = Amount::checked_from_tiyn(tiyn)
-                    .and_then(|sum| totals.refunded.checked_add(sum))
+                totals.refunded = totals
+                    .refunded
+                    .checked_sum(refunded)
                     .ok_or_else(too_large)?;
             }
             Ok(totals)
@@ -144,10 +145,16 @@ impl Store {
                     id_of,
                 )?);
             }
-            if mpps.contains(&text) {
+            // An MPP's caller name as the operator types it: `DemoBank` finds `demobank`
+            // (the name itself first, should two differ only in case).
+            let mpp = mpps
+                .iter()
+                .find(|mpp| **mpp == text)
+                .or_else(|| mpps.iter().find(|mpp| mpp.eq_ignore_ascii_case(&text)));
+            if let Some(mpp) = mpp {
                 ids.extend(db.query_map(
                     "SELECT id FROM payments WHERE mpp = ?1 ORDER BY finished_at_ms DESC LIMIT ?2",
-                    args![text, limit_sql],
+                    args![mpp, limit_sql],
                     id_of,
                 )?);
             }

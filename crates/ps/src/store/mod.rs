@@ -367,19 +367,23 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(sqlite) if sqlite.writes_failing.load(Ordering::Relaxed) => {
                 // The header's user_version written as it is: a page of the file, through the
-                // log, as any write.
-                self.write(|c| {
+                // log, as any write. The flag is cleared inside the write, on the writer's
+                // thread: if its batch then fails to commit, the writer sets it again, and a
+                // batch failing after this one does too; cleared here after the answer, a
+                // failure landing between the two would be lost.
+                let failing = sqlite.writes_failing.clone();
+                self.write(move |c| {
                     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-                    Ok(c.pragma_update(None, "user_version", version)?)
+                    c.pragma_update(None, "user_version", version)?;
+                    failing.store(false, Ordering::Relaxed);
+                    Ok(())
                 })
                 .await
                 .map_err(|e| match e {
                     // A full queue is busy, not refusing: as for the empty write.
                     StoreError::Overloaded => e,
                     e => StoreError::TakesNoWrites(Box::new(e)),
-                })?;
-                sqlite.writes_failing.store(false, Ordering::Relaxed);
-                Ok(())
+                })
             }
             Backend::Sqlite(_) => self.write(|_| Ok(())).await,
             Backend::Postgres(_) => {
