@@ -75,10 +75,36 @@ async fn sale(till: &Browser, phone: &Browser, tenge: &str) -> String {
     shot(till, "cashier-qr").await;
 
     phone.fill("#token", &token).await;
-    phone.click("#scan").await;
+    // Enter on «Продолжить», and again a moment later (a key pressed twice or held): the
+    // customer sees what to pay, and nothing is paid before `#pay`.
+    phone
+        .js("document.getElementById('scan').focus();", json!(null))
+        .await;
+    for _ in 0..2 {
+        phone
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys("\u{E007}")
+            .await
+            .expect("Enter");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     phone.wait_text("#merchant").await;
     let due = phone.wait_text("#due").await;
     assert!(due.contains(" ₸"), "{due}");
+    assert_eq!(
+        phone.attribute("#result", "data-outcome").await.as_deref(),
+        Some(""),
+        "paid before the customer chose to"
+    );
+    assert_eq!(
+        phone
+            .js("return document.activeElement.id;", json!(null))
+            .await,
+        json!("payment-title"),
+        "the page leads to what is to be paid, not to the button that pays it"
+    );
     shot(phone, "wallet-scanned").await;
     phone.click("#pay").await;
     phone.wait_attr("#result", "data-outcome", "paid").await;
@@ -403,6 +429,20 @@ async fn the_operator_sees_the_days_payments_and_refunds_and_retries_a_failed_de
     desk.wait_shown("#question").await;
     shot(&desk, "operator-confirm-suspend").await;
     accessible(&desk, "operator-confirm-suspend").await;
+    // The focus is on the question: an Enter pressed twice or held answers nothing.
+    assert_eq!(
+        desk.js("return document.activeElement.id;", json!(null))
+            .await,
+        json!("question")
+    );
+    desk.active_element()
+        .await
+        .expect("the focused element")
+        .send_keys("\u{E007}")
+        .await
+        .expect("Enter");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    desk.wait_shown("#question").await;
     desk.click("#back").await;
     desk.wait_attr(cafe, "data-status", "active").await;
     desk.click(&format!("{cafe} button[value=\"suspended\"]"))

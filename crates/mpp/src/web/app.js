@@ -398,8 +398,10 @@
       $('pay-amount').value = '';
       renderPayment();
       renderResult();
+      // Never the pay button: the Enter that scanned, pressed twice or held, would pay what the
+      // customer has not seen yet. The first field to fill, else the payment's heading.
       const first = document.querySelector('#service-form select, #service-form input, #amount-field:not([hidden]) input');
-      (first || $('pay')).focus();
+      (first || $('payment-title')).focus();
     } catch (e) {
       sayError(e);
     }
@@ -594,7 +596,8 @@
         state.checkedOut = answer.amount;
         say('checked_out');
         renderPayment();
-        $('pay').focus();
+        // The amount to confirm, not the pay button (a second Enter would pay it unseen).
+        $('due').focus();
       } catch (e) {
         sayError(e);
       }

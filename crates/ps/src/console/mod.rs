@@ -341,9 +341,11 @@ impl Ctx {
             })
             .collect();
         let body = format!(
-            "<p id=\"question\">{question}</p><form method=\"post\" action=\"{action}\" class=\"row\">{csrf}{hidden}\
+            // The question holds the focus, not the button: the Enter that asked, pressed
+            // twice or held, must not answer it.
+            "<p id=\"question\" tabindex=\"-1\" autofocus>{question}</p><form method=\"post\" action=\"{action}\" class=\"row\">{csrf}{hidden}\
              <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-             <button id=\"confirm\" type=\"submit\" autofocus>{button}</button> \
+             <button id=\"confirm\" type=\"submit\" aria-describedby=\"question\">{button}</button> \
              <a id=\"back\" href=\"{back}\">{back_word}</a></form>",
             action = e(action),
             csrf = self.csrf_field(),
