@@ -113,7 +113,10 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     );
     // While the database is away every claim fails: said once a minute, and its end once.
     let mut claiming = crate::log_sparse::Lasting::default();
-    loop {
+    // The deliveries under way, so that a stop lets them end and record what the MPP said.
+    let mut deliveries = tokio::task::JoinSet::new();
+    while !stop.is_cancelled() {
+        while deliveries.try_join_next().is_some() {}
         let mut claimed_all = false;
         // Each MPP is claimed for up to its own free slots, so a slow MPP never holds the calls
         // of the others, and nothing is claimed that cannot be called at once.
@@ -157,7 +160,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                     mpp = claim.item.owner.as_ref().map(|o| o.mpp.as_str()),
                     attempt = claim.entry.attempts
                 );
-                tokio::spawn(
+                deliveries.spawn(
                     deliver(app.clone(), http.clone(), policy, claim, turn, permit)
                         .instrument(span),
                 );
@@ -178,10 +181,39 @@ pub async fn run(app: AppState, stop: CancellationToken) {
             continue;
         }
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => break,
             () = app.refund_wake.notified() => {}
             () = tokio::time::sleep(cfg.poll_interval()) => {}
         }
+    }
+    finish_deliveries(deliveries, cfg.request_timeout() + RECORD_GRACE).await;
+}
+
+/// How long a stopping dispatcher gives a delivery past its call's timeout to record the answer.
+const RECORD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A stop lets the calls under way end (each within its timeout) and record what the MPP said:
+/// left behind, each would stay leased to this run until its lease ran out and then be sent to
+/// the MPP again. Past `bound` (a store that does not answer) the rest are left to their leases.
+async fn finish_deliveries(mut deliveries: tokio::task::JoinSet<()>, bound: std::time::Duration) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let under_way = deliveries.len();
+    tracing::info!(
+        under_way,
+        "stopping: the refund deliveries under way end first"
+    );
+    let ended = tokio::time::timeout(bound, async {
+        while deliveries.join_next().await.is_some() {}
+    })
+    .await;
+    if ended.is_err() {
+        let left = deliveries.len();
+        tracing::warn!(
+            left,
+            "stopping: refund deliveries still under way are left to their leases"
+        );
     }
 }
 

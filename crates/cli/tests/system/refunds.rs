@@ -871,3 +871,29 @@ async fn concurrent_repeats_of_one_refund_make_one_refund_and_one_delivery() {
     assert_eq!(bank.calls().len(), 1, "one call to the MPP's /refund");
     assert_eq!(available(&ps, &device, payment).await, json!(600.0));
 }
+
+#[tokio::test]
+async fn a_stop_lets_a_delivery_under_way_end_and_record_the_answer() {
+    let ps = TestPs::start().await;
+    let mpp = Receiver::start().await;
+    // The MPP answers SUCCESS a while after the call: the PS is told to stop meanwhile.
+    mpp.script([Act::Hang(Duration::from_millis(1500))]);
+    ps.set_refund_url("demobank", &mpp.url).await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    let placed = refund_r3(&ps, &device, purchase, 400.0).await;
+    let refund = placed["Data"]["ReturnOperationId"]
+        .as_i64()
+        .expect("a refund placed");
+    eventually("the delivery is under way", || async {
+        mpp.calls().len() == 1
+    })
+    .await;
+    // A graceful stop waits for the MPP's answer and keeps it: the next run finds the refund
+    // completed, and the MPP is not called again.
+    let ps = ps.restart().await;
+    assert_eq!(refund_status(&ps, refund).await["status"], "completed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mpp.calls().len(), 1, "delivered once");
+    assert_eq!(mpp.credited().len(), 1);
+}
