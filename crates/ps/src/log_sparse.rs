@@ -14,6 +14,14 @@ pub(crate) struct Sparse {
 }
 
 impl Sparse {
+    /// None said yet; for a `static`.
+    pub(crate) const fn new() -> Sparse {
+        Sparse {
+            last: None,
+            left_out: 0,
+        }
+    }
+
     /// `Some(left out)` when a line is due now.
     pub(crate) fn due(&mut self) -> Option<u64> {
         self.due_every(Duration::from_secs(1))
@@ -60,10 +68,7 @@ impl SparseByKey {
 /// most once a second for every surface together: while a database is away every request would
 /// say it.
 pub(crate) fn store_unavailable(error: &dyn std::fmt::Display) {
-    static LOG: std::sync::Mutex<Sparse> = std::sync::Mutex::new(Sparse {
-        last: None,
-        left_out: 0,
-    });
+    static LOG: std::sync::Mutex<Sparse> = std::sync::Mutex::new(Sparse::new());
     let due = LOG
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -303,3 +303,46 @@ async fn concurrent_refunds_each_hear_their_own_answer() {
     assert!(bank.credited().is_empty());
     assert_eq!(ps.app.refund_outcomes.waiting(), 0);
 }
+
+#[tokio::test]
+async fn a_wait_whose_end_cannot_be_kept_says_retry_not_accepted() {
+    if !sqlite_only("holds SQLite's write lock from another connection") {
+        return;
+    }
+    let (ps, mpp) = start(1_000, |_| {}).await;
+    let device = ps.device("POS-1").await;
+    let purchase = ps.paid(&device, 1000, "C1").await;
+    // The MPP keeps the first delivery waiting; later it refuses the refund finally.
+    mpp.hold();
+    let body = r3_body(&device, purchase, 400);
+    // The database takes no write while the POS's wait ends (another process holds the lock
+    // past the busy timeout): what the POS is told cannot be kept, so it is told to retry.
+    let db = rusqlite::Connection::open(ps.db_path()).expect("the PS's file");
+    let request = ps.pos_with("POST", RETURN_R3, API_KEY, Some("ret-held"), Some(&body));
+    let lock = async {
+        eventually("the refund is placed and under way", || async {
+            mpp.calls().len() == 1
+        })
+        .await;
+        db.execute_batch("BEGIN IMMEDIATE").expect("the write lock");
+    };
+    let ((status, answer), ()) = tokio::join!(request, lock);
+    db.execute_batch("ROLLBACK").expect("released");
+    // -999, the merchant API's "temporarily unavailable": the POS asks again.
+    assert!((500..600).contains(&status), "{status} {answer}");
+    assert_eq!(answer["StatusCode"], -999, "{answer}");
+    mpp.script([Act::Answer("PROCESS_FAIL")]);
+    mpp.release();
+    // The POS's retry hears the MPP's refusal, which it was never told otherwise.
+    let placed = ps
+        .app
+        .store
+        .refunds_of(PaymentId::new(purchase))
+        .await
+        .expect("refunds");
+    wait_refund(&ps, placed[0].id.get(), "failed").await;
+    let (_, again) = ps
+        .pos_with("POST", RETURN_R3, API_KEY, Some("ret-held"), Some(&body))
+        .await;
+    refused_naming(&again, "PROCESS_FAIL");
+}

@@ -261,7 +261,7 @@ async fn hear_mpp(app: &App, placed: String) -> PosResult {
     let Some(refund_id) = placed_refund(&placed) else {
         return Ok(raw_json(placed));
     };
-    match refunds::hear_mpp(app, refund_id).await {
+    match refunds::hear_mpp(app, refund_id).await? {
         Told::Refused { mpp_result } => Err(PosError::MppRefused(mpp_result)),
         Told::Accepted => Ok(raw_json(placed)),
     }

@@ -5,7 +5,9 @@
 
 use crate::domain::RefundId;
 use crate::domain::refund::Told;
+use crate::log_sparse::Sparse;
 use crate::state::App;
+use crate::store::StoreResult;
 
 /// How often a waiting POS's refund is read again for an answer another node recorded.
 const OTHER_NODES_POLL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -13,8 +15,10 @@ const OTHER_NODES_POLL: std::time::Duration = std::time::Duration::from_millis(1
 /// What the POS that placed refund `refund_id` is told, once the MPP has answered or the wait is
 /// over. The dispatcher wakes the wait in process when it records a final outcome; a last read
 /// at its end finds one recorded elsewhere. If nothing was decided by then, the end of the wait
-/// decides: the refund is pending, which is "accepted" (DECISIONS 21).
-pub(crate) async fn hear_mpp(app: &App, refund_id: RefundId) -> Told {
+/// decides: the refund is pending, which is "accepted" (DECISIONS 21). `Err` when that decision
+/// could not be stored (the database away): the POS is told to retry rather than "accepted",
+/// which the MPP's refusal could still overturn for its repeat.
+pub(crate) async fn hear_mpp(app: &App, refund_id: RefundId) -> StoreResult<Told> {
     let now = tokio::time::Instant::now();
     // Validation keeps the bound within a minute; past any instant, the wait is none at all.
     let deadline = now
@@ -46,25 +50,26 @@ pub(crate) async fn hear_mpp(app: &App, refund_id: RefundId) -> Told {
     }
     drop(waiter);
     if told.is_none() {
-        told = match end_pos_wait(app, refund_id).await {
-            Ok(told) => told,
-            Err(e) => {
-                // Nothing was decided: the refund is pending, and that is "accepted" (rule 21).
-                tracing::warn!(error = %e, refund_id = refund_id.get(), "cannot end the POS's wait; answering accepted");
-                None
-            }
-        };
+        told = end_pos_wait(app, refund_id).await?;
     }
-    told.unwrap_or(Told::Accepted)
+    Ok(told.unwrap_or(Told::Accepted))
 }
 
 /// What the POS is told, once decided. A failed read is "not decided yet": the wait goes on, and
-/// the writer decides at its end.
+/// the writer decides at its end. Said at most once a second for all waits together: while the
+/// database is away every wait reads ten times a second.
 async fn decided(app: &App, refund_id: RefundId) -> Option<Told> {
+    static UNREAD: std::sync::Mutex<Sparse> = std::sync::Mutex::new(Sparse::new());
     match app.store.refund(refund_id).await {
         Ok(refund) => refund.and_then(|r| r.told_pos()),
         Err(e) => {
-            tracing::warn!(error = %e, refund_id = refund_id.get(), "cannot read a refund the POS waits for");
+            let due = UNREAD
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .due();
+            if let Some(left_out) = due {
+                tracing::warn!(error = %e, refund_id = refund_id.get(), left_out, "cannot read a refund the POS waits for");
+            }
             None
         }
     }
