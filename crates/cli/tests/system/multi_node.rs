@@ -1383,3 +1383,39 @@ async fn of_puts_built_on_one_read_through_two_nodes_one_is_stored() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_second_live_node_with_a_name_in_use_is_refused_and_a_restart_of_it_is_not() {
+    if !postgres_only() {
+        return;
+    }
+    let mut nodes = Nodes::start(1, SANDBOX_TOML.to_owned());
+    // Another process under node-0's name: it would take back node-0's deliveries in flight.
+    let twin = nodes.dir.path().join("twin.toml");
+    std::fs::write(&twin, format!("node_name = \"node-0\"\n{SANDBOX_TOML}")).expect("written");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&twin)
+        .arg("--db")
+        .arg(&nodes.db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tolem runs");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("holds the node name \"node-0\"") && said.contains("node_name"),
+        "{said}"
+    );
+    // node-0 itself, killed and started again at once, takes its name back.
+    nodes.kill(0);
+    let config = nodes.dir.path().join("node-0.toml");
+    let again = Child::start(&config, &nodes.db);
+    let http = reqwest::Client::new();
+    let answer = http
+        .get(format!("{}/health/ready", again.url))
+        .send()
+        .await
+        .expect("the restarted node answers");
+    assert_eq!(answer.status(), 200);
+}

@@ -14,7 +14,28 @@ use jiff::Timestamp;
 
 use super::db::args;
 use super::payments::ms;
-use super::{Store, StoreResult};
+use super::{Backend, Store, StoreError, StoreResult};
+
+/// The class of the PostgreSQL advisory locks on node names: "tole" in ASCII.
+const NODE_LOCK_CLASS: i32 = 0x74_6f_6c_65;
+
+/// How long a start waits for its node name's lock: a run of this node that has just ended (a
+/// restart, a kill) lets it go as soon as its server notices that the connection closed.
+const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// This node's name held on the database while the node serves (PostgreSQL): a session advisory
+/// lock on a connection of its own, let go when this value is dropped or the process ends.
+#[must_use]
+pub struct NodeNameHold {
+    _connection: Option<tokio_postgres::Client>,
+}
+
+/// The lock key of node name `node`: the first four bytes of its SHA-256.
+fn node_lock_key(node: &str) -> i32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(node.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
 
 /// Who holds a delivery's lease: this process's node and run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +55,30 @@ impl LeaseHolder {
 }
 
 impl Store {
+    /// Holds `node` on the database while this node serves, so that two live nodes never share
+    /// a name: each would take back the other's deliveries in flight at its start and send
+    /// them again. On PostgreSQL a lock held by another live node refuses the start, after
+    /// [`NODE_LOCK_WAIT`] for a run that has just ended; SQLite has one process per file
+    /// already (`file_lock.rs`).
+    pub async fn hold_node_name(&self, node: &str) -> StoreResult<NodeNameHold> {
+        let Backend::Postgres(pool) = &self.inner.backend else {
+            return Ok(NodeNameHold { _connection: None });
+        };
+        let key = node_lock_key(node);
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(connection) = pool.try_advisory_lock(NODE_LOCK_CLASS, key).await? {
+                return Ok(NodeNameHold {
+                    _connection: Some(connection),
+                });
+            }
+            if started.elapsed() >= NODE_LOCK_WAIT {
+                return Err(StoreError::NodeNameTaken(node.to_owned()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// Ends the leases still running at `now` that other runs of `holder`'s node hold: their
     /// deliveries are due again at once. Their attempts still count (one may have reached its
     /// receiver, which applies it once). Returns how many were taken back.

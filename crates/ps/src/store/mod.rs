@@ -101,6 +101,12 @@ pub enum StoreError {
          build's `tolem serve` on it once (it migrates at start), or use the older build"
     )]
     OlderSchema { found: i64, known: usize },
+    /// PostgreSQL: another live node serves under this `node_name` (`Store::hold_node_name`).
+    #[error(
+        "another node serving on this database holds the node name {0:?}: give each node its own \
+         `node_name` (docs/deployment.md)"
+    )]
+    NodeNameTaken(String),
     /// Never leaves the store: a PostgreSQL transaction run ahead of the database stopped for
     /// what it needs (`db::Staged`); the store goes on with it.
     #[error("a staged transaction stopped for the database")]

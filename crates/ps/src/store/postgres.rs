@@ -255,6 +255,24 @@ impl Pool {
         })
     }
 
+    /// Takes the session advisory lock `(class, key)` on a connection of its own, without
+    /// waiting: the connection, which holds it until it closes, or `None` when another session
+    /// holds it.
+    pub(super) async fn try_advisory_lock(
+        &self,
+        class: i32,
+        key: i32,
+    ) -> StoreResult<Option<tokio_postgres::Client>> {
+        let conn = AsyncConn::connect(&self.url).await?;
+        let row = conn
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &key])
+            .await
+            .map_err(|e| StoreError::Connect(format!("cannot take a lock: {}", chain(&e))))?;
+        let taken: bool = row.get(0);
+        Ok(taken.then_some(conn.client))
+    }
+
     /// A new connection, not counted in the pool's (a register's long read). Blocking.
     pub(super) fn connect(&self) -> StoreResult<PgConn> {
         PgConn::connect(&self.url)
