@@ -481,3 +481,54 @@ async fn a_catch_up_goes_out_back_to_back_not_one_per_poll() {
     let _scene = scene.restart().await;
     expect_mails(&smtp, 12).await;
 }
+
+#[tokio::test]
+async fn a_server_that_stops_answering_is_a_timeout_and_e_mail_goes_on() {
+    // A server that takes the connection and never says a word: the conversation's bound ends
+    // the attempt, said as a timeout, and the sender is free for the next.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("an address").port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holding = held.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            holding.lock().expect("lock").push(stream);
+        }
+    });
+    let smtp = SmtpServer::start().await;
+    let scene = scene_with_mail_and("2026-11-26T10:00:00", &smtp, |c| {
+        c.registers.smtp_port = silent_port;
+    })
+    .await;
+    scheduler_has_run(&scene).await;
+    scene.set_clock("2026-11-27T09:00:00");
+    eventually("an attempt ends as a timeout", || async {
+        let (_, list) = scene
+            .ps
+            .admin("GET", "/admin/v1/registers", &serde_json::Value::Null)
+            .await;
+        list["registers"].as_array().is_some_and(|rows| {
+            rows.iter().any(|r| {
+                r["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("timeout"))
+            })
+        })
+    })
+    .await;
+    assert!(!held.lock().expect("lock").is_empty(), "the PS connected");
+    let (_, metrics) = scene
+        .ps
+        .admin("GET", "/admin/v1/metrics", &serde_json::Value::Null)
+        .await;
+    let metrics = metrics.as_str().expect("Prometheus text");
+    let timeouts = metrics.lines().find_map(|line| {
+        line.strip_prefix("tolem_register_email_failures_total{kind=\"timeout\"} ")
+    });
+    assert!(
+        timeouts.is_some_and(|n| n != "0"),
+        "counted as a timeout: {metrics}"
+    );
+}

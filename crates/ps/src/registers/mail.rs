@@ -41,6 +41,10 @@ pub(crate) struct Letter {
 pub(crate) struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The bound of one whole conversation (`registers.smtp_timeout_ms`): the transport's own
+    /// timeout holds the connection's opening only, so a server that stops answering after it
+    /// would hold the one sender for ever.
+    timeout: std::time::Duration,
 }
 
 impl Mailer {
@@ -80,6 +84,7 @@ impl Mailer {
         Ok(Mailer {
             transport: builder.build(),
             from,
+            timeout: config.smtp_timeout(),
         })
     }
 
@@ -130,9 +135,17 @@ impl Mailer {
             .message_id(Some(message_id.clone()))
             .multipart(parts)
             .map_err(|e| RegisterError::Send(e.to_string()))?;
-        self.transport
-            .send(message)
+        tokio::time::timeout(self.timeout, self.transport.send(message))
             .await
+            .map_err(|_| {
+                RegisterError::Mail(Failure::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "timeout: the SMTP server did not finish the conversation within {} ms",
+                        self.timeout.as_millis()
+                    ),
+                ))
+            })?
             .map_err(|e| RegisterError::Mail(smtp_failure(&e)))?;
         Ok(message_id)
     }
