@@ -159,7 +159,10 @@ impl OutgoingTls {
             .map(|der| reqwest::Certificate::from_der(der))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| OutgoingError::Client(e.to_string()))?;
-        let mut builder = builder.tls_certs_only(certs);
+        // Straight to the peer, never through a proxy the environment names (`http_proxy`,
+        // `HTTPS_PROXY`): a refund would leave the tunnel, and the proxy's answer would be
+        // taken for the MPP's.
+        let mut builder = builder.tls_certs_only(certs).no_proxy();
         if let Some(pem) = &self.identity_pem {
             let identity = reqwest::Identity::from_pem(pem)
                 .map_err(|e| OutgoingError::Client(e.to_string()))?;

@@ -111,7 +111,10 @@ impl MppClientBuilder {
             // sooner keeps a call from going out on one the PS is closing at that moment.
             .pool_idle_timeout(Duration::from_secs(30))
             // A PS never redirects an MPP API call; a redirect means the URL is not the PS's.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // Straight to the PS (through the tunnel), never through a proxy the environment
+            // names (`http_proxy`, `HTTPS_PROXY`), whose answer would be taken for the PS's.
+            .no_proxy();
         if let Some(pem) = &self.ca_pem {
             let certs =
                 reqwest::Certificate::from_pem_bundle(pem).map_err(|e| SetupError::Tls {
@@ -484,6 +487,13 @@ impl MppClient {
             }
             return Err(SetupError::NotFound { url }.into());
         }
+        // The PS answers the MPP API with 200, or refuses at its edge with 400, 408, 413, 414 or
+        // 431; a refusal under any other status below 500 (a redirect, 401, 403, 429) is a
+        // middlebox's, however much it looks like the PS's, and the PS may have confirmed the
+        // payment already.
+        if money && status < 500 && !PS_STATUSES.contains(&status) {
+            return Ok(Outcome::NotKnownYet(Unanswered::NotFromThePs(status)));
+        }
         let result = match serde_json::from_slice::<ResultOnly>(&bytes) {
             Ok(only) => only.result,
             Err(_) if status >= 500 => return Ok(Outcome::NotKnownYet(Unanswered::Status(status))),
@@ -509,6 +519,10 @@ impl MppClient {
         }
     }
 }
+
+/// The HTTP statuses below 500 the PS answers an MPP API call with: 200, and its edge's
+/// refusals of a malformed, late or oversized request.
+const PS_STATUSES: [u16; 6] = [200, 400, 408, 413, 414, 431];
 
 /// True when a notifyPayment `result` other than SUCCESS is the PS's final word on the payment.
 /// Not so: a code the regulation's table does not hold (a proxy's `SYSTEM_MAINTENANCE`, a newer

@@ -224,6 +224,28 @@ async fn notify_payment_retries_what_is_not_the_ps_word_on_the_payment() {
         ),
         ((ok, json!("<html>")), "NotFromThePs(200)"),
         ((StatusCode::NOT_FOUND, json!({})), "NotFromThePs(404)"),
+        // A refusal in the PS's words under a status the PS never answers with: a middlebox's.
+        (
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"result": {"resultCode": "PROCESS_FAIL", "resultMessage": "m"}}),
+            ),
+            "NotFromThePs(429)",
+        ),
+        (
+            (
+                StatusCode::FORBIDDEN,
+                json!({"result": {"resultCode": "PROCESS_FAIL", "resultMessage": "m"}}),
+            ),
+            "NotFromThePs(403)",
+        ),
+        (
+            (
+                StatusCode::MOVED_PERMANENTLY,
+                json!({"result": {"resultCode": "PROCESS_FAIL", "resultMessage": "m"}}),
+            ),
+            "NotFromThePs(301)",
+        ),
     ] {
         let (url, _) = stand_in(vec![answer], invalid_token()).await;
         let once = MppClient::builder(&url, "demobank")

@@ -64,7 +64,18 @@ impl Child {
         db: &std::path::Path,
         listen: Option<&str>,
     ) -> Child {
+        Child::start_with(config, db, listen, &[])
+    }
+
+    /// [`Child::start_at`] with these environment variables besides the test's own.
+    pub(crate) fn start_with(
+        config: &std::path::Path,
+        db: &std::path::Path,
+        listen: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Child {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tolem"));
+        command.envs(env.iter().copied());
         command.arg("serve");
         if let Some(listen) = listen {
             command.args(["--listen", listen]);
@@ -102,6 +113,62 @@ impl Child {
         self.child.kill().expect("killed");
         self.child.wait().expect("reaped");
     }
+}
+
+/// A purchase of 100 tenge at the sandbox's café paid by demobank's C1 and a refund of 50 of it
+/// placed by r3, on the PS at `url` (a [`Child`]): the refund's id.
+pub(crate) async fn paid_and_refunded(url: &str) -> String {
+    let http = reqwest::Client::new();
+    let call = |path: &str, mpp_call: bool, body: Value| {
+        let mut req = http.post(format!("{url}{path}")).json(&body);
+        req = if mpp_call {
+            req.header("x-caller-name", "demobank")
+                .header("x-request-id", "r")
+        } else {
+            req.header("api-key", API_KEY)
+        };
+        async move {
+            req.send()
+                .await
+                .expect("answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let device = call(
+        "/r1/v01/device/register",
+        false,
+        json!({"DeviceId": "K", "TradePointId": 1001}),
+    )
+    .await;
+    let token = device["Data"]["DeviceToken"].as_str().expect("token");
+    let qr = call(
+        "/r1/v01/qr/create",
+        false,
+        json!({"DeviceToken": token, "Amount": 100}),
+    )
+    .await;
+    let scan = call(
+        "/api/v1/qr/scan",
+        true,
+        json!({"qrCode": qr["Data"]["QrToken"], "customerId": "C1"}),
+    )
+    .await;
+    let payment_id = scan["payment"]["paymentId"].as_str().expect("id");
+    let paid = call(
+        "/api/v1/qr/notifyPayment",
+        true,
+        notify_body(payment_id, "C1", "SUCCESS", None),
+    )
+    .await;
+    assert_eq!(paid["result"]["resultCode"], "SUCCESS");
+    let body = json!({"DeviceToken": token, "QrPaymentId": payment_id, "Amount": 50, "OrganizationBin": "990340001234"});
+    let placed = call("/r3/v01/payment/return", false, body).await;
+    placed["Data"]["ReturnOperationId"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a refund: {placed}"))
+        .to_string()
 }
 
 impl Drop for Child {

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::durability::Child;
+use crate::durability::{Child, paid_and_refunded};
 use crate::harness::*;
 use crate::receiver::{Act, Receiver};
 
@@ -29,56 +29,7 @@ async fn a_refund_in_flight_at_sigkill_is_delivered_at_once_after_the_restart() 
     let server = Child::start(&config, &db);
     let http = reqwest::Client::new();
     let url = server.url.clone();
-    let call = |path: &str, mpp_call: bool, body: Value| {
-        let mut req = http.post(format!("{url}{path}")).json(&body);
-        req = if mpp_call {
-            req.header("x-caller-name", "demobank")
-                .header("x-request-id", "r")
-        } else {
-            req.header("api-key", API_KEY)
-        };
-        async move {
-            req.send()
-                .await
-                .expect("answer")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
-    let device = call(
-        "/r1/v01/device/register",
-        false,
-        json!({"DeviceId": "K", "TradePointId": 1001}),
-    )
-    .await;
-    let token = device["Data"]["DeviceToken"].as_str().expect("token");
-    let qr = call(
-        "/r1/v01/qr/create",
-        false,
-        json!({"DeviceToken": token, "Amount": 100}),
-    )
-    .await;
-    let scan = call(
-        "/api/v1/qr/scan",
-        true,
-        json!({"qrCode": qr["Data"]["QrToken"], "customerId": "C1"}),
-    )
-    .await;
-    let payment_id = scan["payment"]["paymentId"].as_str().expect("id");
-    let paid = call(
-        "/api/v1/qr/notifyPayment",
-        true,
-        notify_body(payment_id, "C1", "SUCCESS", None),
-    )
-    .await;
-    assert_eq!(paid["result"]["resultCode"], "SUCCESS");
-    let body = json!({"DeviceToken": token, "QrPaymentId": payment_id, "Amount": 50, "OrganizationBin": "990340001234"});
-    let placed = call("/r3/v01/payment/return", false, body).await;
-    let refund_id = placed["Data"]["ReturnOperationId"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("a refund: {placed}"))
-        .to_string();
+    let refund_id = paid_and_refunded(&url).await;
     wait_for("the first delivery reaches the MPP", || {
         mpp.calls().len() == 1
     })
@@ -158,4 +109,43 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn a_proxy_named_in_the_environment_is_not_used_for_refunds() {
+    // A host-wide `http_proxy` would carry refunds out of the tunnel, and its answer would be
+    // taken for the MPP's: the PS calls the MPP itself.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("an address"));
+    let proxied = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = proxied.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = proxy.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let mpp = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("ps.toml");
+    let toml = SANDBOX_TOML.replace("http://127.0.0.1:8091/refund", &mpp.url)
+        + "\n[refunds]\npoll_interval_ms = 20\npos_wait_ms = 0\n";
+    std::fs::write(&config, toml).expect("config written");
+    let db = fresh_database(dir.path());
+    let env = [
+        ("http_proxy", proxy_url.as_str()),
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("https_proxy", proxy_url.as_str()),
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("ALL_PROXY", proxy_url.as_str()),
+        ("NO_PROXY", ""),
+    ];
+    let server = Child::start_with(&config, &db, Some("127.0.0.1:0"), &env);
+    let refund_id = paid_and_refunded(&server.url).await;
+    wait_for("the MPP itself is paid back", || {
+        mpp.credited().contains_key(&refund_id)
+    })
+    .await;
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
