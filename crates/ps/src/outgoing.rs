@@ -388,6 +388,25 @@ pub struct Failure {
     pub text: String,
 }
 
+/// Reads an answer's body, refusing one larger than `max` bytes (an MPP's `/refund`, a Custom
+/// provider's amount): a peer that sends without end holds no memory.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::of_http(&e))? {
+        if body.len() + chunk.len() > max {
+            return Err(Failure::new(
+                FailureKind::Answer,
+                format!("an answer larger than {max} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Longest `last_error` kept.
 const FAILURE_CHARS_MAX: usize = 300;
 

@@ -346,11 +346,13 @@ async fn attempt(
         .await
         .map_err(|e| Failure::of_http(&e))?;
     let status = response.status().as_u16();
-    let code = read_capped(response, ANSWER_BYTES_MAX).await.map(|bytes| {
-        serde_json::from_slice::<RefundAnswer>(&bytes)
-            .ok()
-            .map(|r| r.result.result_code)
-    })?;
+    let code = crate::outgoing::read_capped(response, ANSWER_BYTES_MAX)
+        .await
+        .map(|bytes| {
+            serde_json::from_slice::<RefundAnswer>(&bytes)
+                .ok()
+                .map(|r| r.result.result_code)
+        })?;
     match Delivery::classify(status, code.as_deref()) {
         Delivery::Retry(why) if !(200..300).contains(&status) => {
             Err(Failure::new(FailureKind::Http, why))
@@ -366,19 +368,6 @@ const ANSWER_BYTES_MAX: usize = 16 * 1024;
 /// How long a claim that could not be started waits before it is due again.
 const BUSY_RETRY: SignedDuration = SignedDuration::from_millis(50);
 
-async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, Failure> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::of_http(&e))? {
-        if body.len() + chunk.len() > max {
-            return Err(Failure::new(
-                FailureKind::Answer,
-                format!("an answer larger than {max} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
 /// What the PS reads of an MPP's `/refund` answer: its `result.resultCode`, which decides the
 /// refund (DECISIONS 7, 21). The regulation's `resultMessage` is words for people, read by no
 /// rule: an MPP that leaves it out has still said what happened, and refusing its answer for

@@ -112,13 +112,22 @@ async fn a_callback_service_prices_the_payment() {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            let body = match plate.as_str() {
-                "STOP" => r#"{"error": "unknown plate"}"#,
-                "TIYN" => r#"{"amount": 1500.5}"#,
-                "FLOAT" => r#"{"amount": 1.5e3}"#,
-                _ => r#"{"amount": "1500.00"}"#,
+            let (status, body) = match plate.as_str() {
+                "STOP" => (200, r#"{"error": "unknown plate"}"#),
+                "TIYN" => (200, r#"{"amount": 1500.5}"#),
+                "FLOAT" => (200, r#"{"amount": 1.5e3}"#),
+                // A gateway's "later" and a redirect are not the provider's word; a 404 is a
+                // refusal.
+                "LATER" => (429, r#"{"amount": "1.00"}"#),
+                "MOVED" => (302, r#"{"amount": "1.00"}"#),
+                "NONE" => (404, r#"{"amount": "1.00"}"#),
+                _ => (200, r#"{"amount": "1500.00"}"#),
             };
-            ([("content-type", "application/json")], body)
+            (
+                axum::http::StatusCode::from_u16(status).expect("a status"),
+                [("content-type", "application/json")],
+                body,
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -145,6 +154,21 @@ async fn a_callback_service_prices_the_payment() {
         )
         .await;
     assert_eq!(result_code(&answer), "PROCESS_FAIL");
+    for (plate, code) in [
+        ("LATER", "UNKNOWN_EXCEPTION"),
+        ("MOVED", "UNKNOWN_EXCEPTION"),
+        ("NONE", "PROCESS_FAIL"),
+    ] {
+        let (_, answer) = ps
+            .mpp_call(
+                "/api/v1/qr/checkout",
+                "demobank",
+                plate,
+                &checkout(&id, plate),
+            )
+            .await;
+        assert_eq!(result_code(&answer), code, "{plate}: {answer}");
+    }
     let (_, answer) = ps
         .mpp_call(
             "/api/v1/qr/checkout",

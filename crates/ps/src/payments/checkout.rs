@@ -259,15 +259,37 @@ async fn callback_amount(
             }
             retry()
         })?;
-    if response.status().is_server_error() {
-        return Err(retry());
-    }
-    if !response.status().is_success() {
+    let status = response.status();
+    if !status.is_success() {
+        let error = format!("HTTP {}", status.as_u16());
+        if let Some(left_out) = sparse(app, url) {
+            tracing::warn!(
+                error,
+                kind = "http",
+                url,
+                left_out,
+                "amount callback failed"
+            );
+        }
+        // A server's fault, a redirect (the PS follows none: the answer comes from the URL
+        // configured) or a gateway's "later" is not the provider's word: the MPP may retry.
+        // Any other status is a refusal of this checkout.
+        let not_its_word = status.is_server_error()
+            || status.is_redirection()
+            || matches!(status.as_u16(), 408 | 429);
+        if not_its_word {
+            return Err(retry());
+        }
         return Err(ResultCode::ProcessFail.into());
     }
-    let body = read_capped(response, CALLBACK_BODY_BYTES_MAX)
+    let body = crate::outgoing::read_capped(response, CALLBACK_BODY_BYTES_MAX)
         .await
-        .map_err(|()| retry())?;
+        .map_err(|failure| {
+            if let Some(left_out) = sparse(app, url) {
+                tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, left_out, "amount callback failed");
+            }
+            retry()
+        })?;
     let answer: CallbackAnswer = serde_json::from_slice(&body).map_err(|e| {
         if let Some(left_out) = sparse(app, url) {
             tracing::warn!(error = %e, url, left_out, "amount callback answer refused");
@@ -282,15 +304,3 @@ async fn callback_amount(
 
 /// Largest answer a service provider may send.
 const CALLBACK_BODY_BYTES_MAX: usize = 16 * 1024;
-
-/// Reads a body, refusing one larger than `max` bytes.
-async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ()> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|_| ())? {
-        if body.len() + chunk.len() > max {
-            return Err(());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
