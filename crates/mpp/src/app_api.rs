@@ -120,7 +120,7 @@ impl IntoResponse for ApiError {
             FlowError::Invalid(_) | FlowError::InsufficientFunds => StatusCode::BAD_REQUEST,
             FlowError::NotFound | FlowError::UnknownCustomer(_) => StatusCode::NOT_FOUND,
             FlowError::Ps(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            FlowError::Unreachable(_) => StatusCode::BAD_GATEWAY,
+            FlowError::Unreachable(_) | FlowError::Unreadable(_) => StatusCode::BAD_GATEWAY,
             FlowError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (

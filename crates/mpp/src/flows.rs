@@ -33,6 +33,10 @@ pub enum FlowError {
     Ps(String),
     #[error("the PS cannot be reached: {0}")]
     Unreachable(String),
+    /// An answer that is not the PS's words (it says so itself: `the PS's answer to scan (HTTP
+    /// 200) cannot be read: …`).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("{0}")]
     Invalid(String),
     #[error("not enough money")]
@@ -63,7 +67,7 @@ impl From<rusqlite::Error> for FlowError {
 impl From<SdkError> for FlowError {
     fn from(e: SdkError) -> FlowError {
         match e {
-            SdkError::Unreadable(e) => FlowError::Ps(e.to_string()),
+            SdkError::Unreadable(e) => FlowError::Unreadable(e.to_string()),
             SdkError::Transport(e) => FlowError::Unreachable(e.to_string()),
             other => FlowError::Internal(other.to_string()),
         }
