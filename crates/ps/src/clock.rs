@@ -49,3 +49,70 @@ impl Clock for ManualClock {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// A step of the wall clock worth an operator's look: NTP slews by far less, and a step this
+/// large moves operations into other days' registers or past deadlines.
+const STEP_SAID: SignedDuration = SignedDuration::from_secs(60);
+
+/// Watches the PS's clock against the monotonic clock of the machine, which no one sets: a
+/// step of the wall clock (a time source corrected, `date -s`, a machine resumed from a pause)
+/// between two looks shows as a difference between how far each moved.
+pub(crate) struct StepWatch {
+    wall: Timestamp,
+    monotonic: std::time::Instant,
+}
+
+impl StepWatch {
+    pub(crate) fn new(now: Timestamp) -> StepWatch {
+        StepWatch {
+            wall: now,
+            monotonic: std::time::Instant::now(),
+        }
+    }
+
+    /// The step since the last look (forward positive), when it is more than a minute.
+    pub(crate) fn step(&mut self, now: Timestamp) -> Option<SignedDuration> {
+        self.step_at(now, std::time::Instant::now())
+    }
+
+    fn step_at(&mut self, now: Timestamp, monotonic: std::time::Instant) -> Option<SignedDuration> {
+        let wall = self.wall.duration_until(now);
+        let ran = SignedDuration::try_from(monotonic.saturating_duration_since(self.monotonic))
+            .unwrap_or(SignedDuration::MAX);
+        (self.wall, self.monotonic) = (now, monotonic);
+        let step = wall.checked_sub(ran)?;
+        (step.abs() > STEP_SAID).then_some(step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_step_of_the_wall_clock_is_seen_and_steady_time_is_not() {
+        let start = Timestamp::from_second(1_800_000_000).expect("a time");
+        let mut watch = StepWatch::new(start);
+        let t0 = watch.monotonic;
+        let at = |s: i64| {
+            start
+                .checked_add(SignedDuration::from_secs(s))
+                .expect("a time")
+        };
+        let after = |s: u64| t0 + Duration::from_secs(s);
+        // Ten seconds on both: nothing; a few seconds of drift: nothing.
+        assert_eq!(watch.step_at(at(10), after(10)), None);
+        assert_eq!(watch.step_at(at(25), after(20)), None);
+        // The wall clock an hour ahead of what ran, then set back.
+        assert_eq!(
+            watch.step_at(at(3_625), after(30)),
+            Some(SignedDuration::from_secs(3_590))
+        );
+        assert_eq!(
+            watch.step_at(at(35), after(40)),
+            Some(SignedDuration::from_secs(-3_600))
+        );
+    }
+}

@@ -22,10 +22,19 @@ pub(crate) async fn run(app: AppState, stop: CancellationToken) {
     let mut retention_done: Option<Timestamp> = None;
     // While the database is away every pass fails: said once a minute, and its end once.
     let (mut return_qrs, mut purchases, mut retention) = Default::default();
+    let mut clock_watch = crate::clock::StepWatch::new(app.clock.now());
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+        if let Some(step) = clock_watch.step(app.clock.now()) {
+            tracing::error!(
+                step_s = step.as_secs(),
+                "the wall clock stepped (or the machine was paused): payments, refunds and \
+                 registers are dated by it, so operations may fall in another day's register \
+                 (docs/registers.md); keep the clock synchronised"
+            );
         }
         let expired = app
             .store

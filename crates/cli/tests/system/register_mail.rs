@@ -532,3 +532,34 @@ async fn a_server_that_stops_answering_is_a_timeout_and_e_mail_goes_on() {
         "counted as a timeout: {metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_clock_that_was_ahead_does_not_stop_the_registers_once_it_is_right() {
+    let smtp = SmtpServer::start().await;
+    let scene = scene_with_mail("2026-11-26T10:00:00", &smtp).await;
+    scheduler_has_run(&scene).await;
+    // The wall clock jumps two months ahead, past the days a catch-up sends: the scheduler
+    // runs on that day, and Thursday's register is not among those it sends.
+    scene.set_clock("2027-01-20T10:00:00");
+    eventually("the scheduler ran on the day ahead", || async {
+        let last = scene.ps.app.store.register_last_run().await;
+        last.expect("a read").as_deref() == Some("2027-01-20")
+    })
+    .await;
+    let thursday = |mails: &[Mail]| {
+        mails
+            .iter()
+            .any(|m| m.attachment().0 == "demobank-daily-2026-11-26.xlsx")
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!thursday(&smtp.mails()));
+    let early = smtp.mails().len();
+    // The clock is put right: the next morning's registers still go out.
+    scene.step_clock_back("2026-11-26T12:00:00");
+    scene.set_clock("2026-11-27T09:00:00");
+    eventually("Thursday's register goes out on Friday", || async {
+        thursday(&smtp.mails())
+    })
+    .await;
+    assert!(smtp.mails().len() > early);
+}

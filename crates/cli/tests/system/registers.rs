@@ -77,6 +77,13 @@ impl Scene {
         assert!(by.is_positive(), "the clock only moves forward");
         self.clock.advance(by);
     }
+
+    /// The wall clock stepped back to `at` (a clock that was ahead put right).
+    pub fn step_clock_back(&self, at: &str) {
+        let by = self.clock.now().duration_until(local(at));
+        assert!(by.is_negative(), "a step back");
+        self.clock.advance(by);
+    }
 }
 
 /// A purchase of `amount` tenge at the café, paid by `customer` of `mpp`; returns its id.

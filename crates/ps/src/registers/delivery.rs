@@ -154,6 +154,24 @@ async fn queue(
         .register_last_run()
         .await?
         .and_then(|day| day.parse::<Date>().ok());
+    // A last run after today's delivery day: the wall clock was ahead when it ran, or is behind
+    // now. Taken as it is, nothing would be queued until the clock passed that day again, and
+    // nobody would know; today is queued as if yesterday had been the last run, and said.
+    let last_run = match last_run {
+        Some(last) if last > upto => {
+            tracing::error!(
+                last_run = %last,
+                delivery_day = %upto,
+                "the last register run is recorded on a later day than today: the wall clock was \
+                 ahead then, or is behind now. Registers of days not over then may have been \
+                 e-mailed early (GET /admin/v1/registers says when each was sent; send one again \
+                 with POST /admin/v1/registers/{{mpp}}/{{kind}}/{{period}}/send once its period is \
+                 over). Today's registers are queued as usual"
+            );
+            upto.yesterday().ok()
+        }
+        other => other,
+    };
     // Registers go out on working days only: after downtime over a weekend or a holiday, what was
     // missed waits for the next working day's send time and goes out with that day's registers
     // (the memo keeps this from being asked again until then). With no last run, e-mail was just
