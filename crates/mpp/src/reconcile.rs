@@ -30,7 +30,15 @@ pub struct BookEntry {
     pub ps_operation_id: String,
     pub refund: bool,
     pub amount: Amount,
+    /// When the MPP booked it (Unix milliseconds, its own clock).
+    pub at_ms: i64,
 }
+
+/// How far apart the MPP's and the PS's times of one operation may be: the MPP books a payment
+/// when the PS's answer arrives and a refund when it first applies it, the PS dates each when it
+/// finished it, after retries perhaps. Across a period's edge that puts an operation in the
+/// neighbouring register: a timing difference, not a missing operation.
+pub const EDGE_MARGIN_MS: i64 = 3_600_000;
 
 /// A difference between the register and the books.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -47,6 +55,17 @@ pub enum Difference {
     },
     /// The register lists the same operation more than once.
     ListedTwice { row: RegisterRow },
+    /// The MPP booked an operation within [`EDGE_MARGIN_MS`] of the period's edge that the
+    /// register does not list: the PS likely dated it on the other side of the edge, in the
+    /// neighbouring register, where it is to be looked for. Not a difference by itself.
+    NearTheEdge { entry: BookEntry },
+}
+
+impl Difference {
+    /// Whether it is a difference to settle (every kind but [`Difference::NearTheEdge`]).
+    pub fn is_break(&self) -> bool {
+        !matches!(self, Difference::NearTheEdge { .. })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +206,7 @@ impl Mpp {
         self.with_db(move |conn| {
             let mut entries = Vec::new();
             let mut stmt = conn.prepare(
-                "SELECT customer_id, mpp_payment_id, payment_id, amount_tiyn FROM payments \
+                "SELECT customer_id, mpp_payment_id, payment_id, amount_tiyn, paid_at_ms FROM payments \
                  WHERE status = 'paid' AND paid_at_ms >= ?1 AND paid_at_ms < ?2",
             )?;
             let rows = stmt.query_map(params![from_ms, to_ms], |r| {
@@ -199,13 +218,14 @@ impl Mpp {
                     amount: crate::ledger::stored_amount(
                         r.get::<_, Option<i64>>(3)?.unwrap_or(-1),
                     )?,
+                    at_ms: r.get(4)?,
                 })
             })?;
             for row in rows {
                 entries.push(row?);
             }
             let mut stmt = conn.prepare(
-                "SELECT customer_id, refund_id, amount_tiyn FROM tolem_refunds \
+                "SELECT customer_id, refund_id, amount_tiyn, created_at_ms FROM tolem_refunds \
                  WHERE result_code = 'SUCCESS' AND created_at_ms >= ?1 AND created_at_ms < ?2",
             )?;
             let rows = stmt.query_map(params![from_ms, to_ms], |r| {
@@ -216,6 +236,7 @@ impl Mpp {
                     ps_operation_id: refund_id,
                     refund: true,
                     amount: crate::ledger::stored_amount(r.get(2)?)?,
+                    at_ms: r.get(3)?,
                 })
             })?;
             for row in rows {
@@ -227,6 +248,9 @@ impl Mpp {
     }
 
     /// Reads a register (CSV) and lists every difference with the books of `[from_ms, to_ms)`.
+    /// Its rows are looked for in the books of the period and [`EDGE_MARGIN_MS`] around it;
+    /// what the books have near an edge and the register does not is
+    /// [`Difference::NearTheEdge`].
     pub async fn reconcile(
         &self,
         register: &Path,
@@ -234,9 +258,33 @@ impl Mpp {
         to_ms: i64,
     ) -> Result<Vec<Difference>, ReconcileError> {
         let rows = read_register_csv(register, Some((from_ms, to_ms)))?;
-        let books = self.book_entries(from_ms, to_ms).await?;
-        Ok(compare(&rows, &books))
+        let books = self
+            .book_entries(from_ms - EDGE_MARGIN_MS, to_ms + EDGE_MARGIN_MS)
+            .await?;
+        Ok(within(compare(&rows, &books), (from_ms, to_ms)))
     }
+}
+
+/// The differences of a comparison with books of the period and a margin around it, as they
+/// concern the period `[from, to)`: an entry of the margin the register does not list belongs to
+/// a neighbouring register, and one near the edge is [`Difference::NearTheEdge`].
+fn within(differences: Vec<Difference>, (from, to): (i64, i64)) -> Vec<Difference> {
+    differences
+        .into_iter()
+        .filter_map(|difference| match difference {
+            Difference::MissingInRegister { entry } => {
+                if !(from..to).contains(&entry.at_ms) {
+                    None
+                } else if entry.at_ms < from + EDGE_MARGIN_MS || entry.at_ms >= to - EDGE_MARGIN_MS
+                {
+                    Some(Difference::NearTheEdge { entry })
+                } else {
+                    Some(Difference::MissingInRegister { entry })
+                }
+            }
+            other => Some(other),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -260,6 +308,7 @@ mod tests {
             ps_operation_id: r.ps_operation_id.clone(),
             refund: r.refund,
             amount: r.amount,
+            at_ms: 0,
         }
     }
 
@@ -315,6 +364,51 @@ mod tests {
                 Difference::ListedTwice { row: a },
                 Difference::MissingInRegister { entry: only_books },
             ]
+        );
+    }
+
+    #[test]
+    fn an_operation_across_the_edge_is_a_timing_difference_not_a_missing_one() {
+        let hour = EDGE_MARGIN_MS;
+        let (from, to) = (100 * hour, 124 * hour);
+        let at = |ms: i64, r: &RegisterRow| BookEntry {
+            at_ms: ms,
+            ..entry(r)
+        };
+        let (listed, late, early, inside, outside) = (
+            row("1", false, 100),
+            row("2", true, 50),
+            row("3", false, 70),
+            row("4", false, 80),
+            row("5", false, 90),
+        );
+        // The register lists one the MPP booked just before the period began.
+        let books = [
+            at(from - 1_000, &listed),
+            at(to - 1_000, &late),
+            at(from + 1_000, &early),
+            at(from + 5 * hour, &inside),
+            at(to + 1_000, &outside),
+        ];
+        let differences = within(compare(std::slice::from_ref(&listed), &books), (from, to));
+        assert_eq!(
+            differences,
+            vec![
+                Difference::NearTheEdge {
+                    entry: books[1].clone()
+                },
+                Difference::NearTheEdge {
+                    entry: books[2].clone()
+                },
+                Difference::MissingInRegister {
+                    entry: books[3].clone()
+                },
+            ]
+        );
+        assert_eq!(
+            differences.iter().filter(|d| d.is_break()).count(),
+            1,
+            "one operation is missing; two are the neighbours'"
         );
     }
 }
