@@ -156,7 +156,12 @@ pub(crate) async fn pay_page(
             Locale::Ru => "QR-код для оплаты",
             Locale::Kk => "Төлеуге арналған QR-код",
         };
-        format!("<img alt=\"{alt}\" src=\"/qr/image.svg?token={token}\" width=\"320\">")
+        // At most the screen's width: a phone 320 px wide shows it whole, with no sideways
+        // scrolling.
+        format!(
+            "<img alt=\"{alt}\" src=\"/qr/image.svg?token={token}\" width=\"320\" \
+             style=\"max-width:100%;height:auto\">"
+        )
     } else {
         String::new()
     };
@@ -185,9 +190,13 @@ pub(crate) async fn pay_page(
     };
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         {refresh}<title>Tolem</title></head><body style=\"font-family:sans-serif;text-align:center\">\
+         {refresh}<title>{title}</title></head><body style=\"font-family:sans-serif;text-align:center\">\
          <h1>{merchant}</h1><p style=\"font-size:2em\">{amount}</p><p>{sentence}</p>{qr}{receipt}</body></html>",
         lang = locale.code(),
+        title = crate::receipt::escape(&match locale {
+            Locale::Ru => format!("Оплата: {merchant}"),
+            Locale::Kk => format!("Төлем: {merchant}"),
+        }),
         merchant = crate::receipt::escape(&merchant),
         sentence = sentence(status, locale),
     );

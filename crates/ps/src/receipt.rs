@@ -284,7 +284,7 @@ fn head(locale: Locale, title: &str) -> String {
     format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{t}</title><style>body{{font-family:sans-serif;max-width:28em;margin:2em auto;padding:0 1em}}\
-         td{{padding:.3em .6em;border-bottom:1px solid #ddd}}@media print{{body{{margin:0;padding:0}}}}</style></head>",
+         th,td{{padding:.3em .6em;border-bottom:1px solid #ddd}}th{{text-align:left;font-weight:normal}}@media print{{body{{margin:0;padding:0}}}}</style></head>",
         lang = locale.code(),
         t = escape(title)
     )
@@ -318,7 +318,7 @@ fn html(locale: Locale, title: &str, rows: &[(&str, String)]) -> String {
     );
     for (label, value) in rows {
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
             escape(label),
             escape(value)
         ));

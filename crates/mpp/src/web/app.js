@@ -199,13 +199,20 @@
   }
 
   async function busy(work) {
+    // A disabled button loses the focus to the page: given back once the work is done, unless
+    // the work led the focus elsewhere or hid the button.
+    const had = document.activeElement;
     state.busy += 1;
     setDisabled(true);
     try {
       return await work();
     } finally {
       state.busy -= 1;
-      if (state.busy === 0) setDisabled(false);
+      if (state.busy === 0) {
+        setDisabled(false);
+        const lost = !document.activeElement || document.activeElement === document.body;
+        if (lost && had && had !== document.body && had.getClientRects().length > 0) had.focus();
+      }
     }
   }
 
@@ -320,9 +327,19 @@
     return text;
   }
 
+  // What the account's lists were last drawn from: the 5-second refresh redraws nothing that did
+  // not change, so a keyboard's focus on a receipt link stays where it is.
+  let drawn = null;
+
   function renderAccount() {
     const account = state.account;
-    if (!account) return;
+    if (!account) {
+      drawn = null;
+      return;
+    }
+    const drawing = JSON.stringify([state.locale, account]);
+    if (drawing === drawn) return;
+    drawn = drawing;
     $('who').textContent = `${account.name} (${account.customer_id})`;
     const balance = tiynOfInteger(account.balance_tiyn);
     $('balance').dataset.tiyn = balance ?? '';

@@ -73,11 +73,14 @@ async fn cabinet(State(app): State<AppState>, ctx: Ctx) -> Response {
     let mut months = String::new();
     for period in periods(today) {
         let kind = period.kind().as_str();
+        // Named as people write dates (`26.11.2026`, `11.2026`); the CSV link says which.
+        let human = period.human();
         let item = format!(
             "<li><a class=\"register\" data-kind=\"{kind}\" data-period=\"{period}\" \
-             href=\"/console/cabinet/registers/{kind}/{period}.xlsx\" download>{period} (xlsx)</a> · \
+             href=\"/console/cabinet/registers/{kind}/{period}.xlsx\" download>{human} (xlsx)</a> · \
              <a class=\"register-csv\" data-kind=\"{kind}\" data-period=\"{period}\" \
-             href=\"/console/cabinet/registers/{kind}/{period}.csv\" download>CSV</a></li>"
+             href=\"/console/cabinet/registers/{kind}/{period}.csv\" download \
+             aria-label=\"CSV {human}\">CSV</a></li>"
         );
         match period {
             Period::Day(_) => days.push_str(&item),

@@ -308,7 +308,7 @@ impl Ctx {
             "error"
         };
         let body = format!(
-            "<p id=\"message\" class=\"{class}\" role=\"status\" aria-live=\"polite\" \
+            "<p id=\"message\" class=\"{class}\" role=\"status\" aria-live=\"polite\" tabindex=\"-1\" autofocus \
              data-status=\"{}\">{}</p><p><a id=\"back\" href=\"{}\">{}</a></p>",
             status.as_u16(),
             e(message),
@@ -490,7 +490,13 @@ fn sign_in_page(ctx: &Ctx, status: StatusCode, wrong: bool, next: Option<&str>) 
         "<p>{intro}</p>{error}<form method=\"post\" action=\"/console/sign-in\">\
          <label for=\"token\">{token}</label>\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" \
-         required size=\"40\">{next} <button id=\"sign-in\" type=\"submit\">{sign_in}</button></form>",
+         required size=\"40\"{invalid}>{next} <button id=\"sign-in\" type=\"submit\">{sign_in}</button></form>",
+        // A wrong token: the field says so and holds the focus, to be typed again.
+        invalid = if wrong {
+            " aria-invalid=\"true\" aria-describedby=\"error\" autofocus"
+        } else {
+            ""
+        },
         next = next
             .map(|next| format!(
                 "<input type=\"hidden\" name=\"next\" value=\"{}\">",

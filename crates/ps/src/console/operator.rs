@@ -79,11 +79,15 @@ fn done_message(ctx: &Ctx) -> String {
         Some("register") => Some(T::RegisterAsked),
         _ => None,
     };
-    let (class, text) = match text {
-        Some(text) => ("message", ctx.t(text)),
-        None => ("muted", ""),
+    // An outcome the page opens with holds the focus, so that a screen reader says it: a live
+    // region says only what changes after the page loaded.
+    let (class, text, focus) = match text {
+        Some(text) => ("message", ctx.t(text), " tabindex=\"-1\" autofocus"),
+        None => ("muted", "", ""),
     };
-    format!("<p id=\"message\" class=\"{class}\" role=\"status\" aria-live=\"polite\">{text}</p>")
+    format!(
+        "<p id=\"message\" class=\"{class}\" role=\"status\" aria-live=\"polite\"{focus}>{text}</p>"
+    )
 }
 
 /// The MPPs of the catalog, by caller name.
@@ -1289,7 +1293,7 @@ fn edit_page(
     let error = error
         .map(|why| {
             format!(
-                "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
+                "<p id=\"error\" class=\"error\" role=\"alert\" tabindex=\"-1\" autofocus>{}</p>",
                 e(why)
             )
         })

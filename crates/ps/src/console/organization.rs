@@ -75,7 +75,7 @@ fn render(ctx: &Ctx, org: &Organization, status: StatusCode, top: &str) -> Respo
     };
     let mut body = match done {
         Some(text) => format!(
-            "<p id=\"message\" class=\"message\" role=\"status\" aria-live=\"polite\">{}</p>",
+            "<p id=\"message\" class=\"message\" role=\"status\" aria-live=\"polite\" tabindex=\"-1\" autofocus>{}</p>",
             ctx.t(text)
         ),
         None => {
@@ -198,7 +198,7 @@ async fn page(State(app): State<AppState>, ctx: Ctx, Path(bin): Path<String>) ->
 fn refused(ctx: &Ctx, app: &AppState, bin: &str, refusal: &admin_api::AdminError) -> Response {
     let (status, why) = refusal.parts();
     let top = format!(
-        "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
+        "<p id=\"error\" class=\"error\" role=\"alert\" tabindex=\"-1\" autofocus>{}</p>",
         e(&super::admin_refused(ctx, why))
     );
     match organization(ctx, app, bin) {
@@ -251,7 +251,7 @@ async fn issue(
         None => (
             StatusCode::OK,
             format!(
-                "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
+                "<p id=\"error\" class=\"error\" role=\"alert\" tabindex=\"-1\" autofocus>{}</p>",
                 ctx.t(T::KeyIssuedAlready)
             ),
         ),

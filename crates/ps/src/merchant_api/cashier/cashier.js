@@ -869,11 +869,16 @@
   /** Runs `work` with `buttons` (one or a list) disabled, so that one click is one request. */
   async function busy(buttons, work) {
     const all = Array.isArray(buttons) ? buttons : [buttons];
+    // A disabled button loses the focus to the page: a keyboard user would start again from
+    // its top. Given back once the work is done, unless the work led the focus elsewhere.
+    const had = document.activeElement;
     for (const button of all) button.disabled = true;
     try {
       await work();
     } finally {
       for (const button of all) button.disabled = false;
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && all.includes(had) && had.getClientRects().length > 0) had.focus();
     }
   }
 
