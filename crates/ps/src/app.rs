@@ -377,6 +377,15 @@ pub fn check_files(config: &crate::Config) -> Result<Vec<String>, String> {
     config.registers.check_temp_dir()?;
     let mut warnings = outgoing.warnings();
     warnings.extend(config.registers.warnings());
+    if config.registers.email_enabled() {
+        let zone = tolem_wire::time::zone(&config.time_zone).map_err(|e| e.to_string())?;
+        let today = jiff::Timestamp::now().to_zoned_datetime(zone).date();
+        let calendar = crate::registers::calendar::Calendar::new(
+            &config.registers.extra_holidays,
+            &config.registers.extra_working_days,
+        );
+        warnings.extend(calendar.warnings(today));
+    }
     if config.listeners.is_empty() {
         warnings.extend(exposure(config.listen, &SurfaceName::ALL, false).map(str::to_owned));
     }

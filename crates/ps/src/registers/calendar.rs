@@ -89,6 +89,26 @@ impl Calendar {
         }
     }
 
+    /// What an operator must add for the year of `today` and the next: a year past the ones
+    /// Kurban Ait is shipped for, with no `extra_holidays` day in it, would have registers sent
+    /// on that day off.
+    pub(crate) fn warnings(&self, today: Date) -> Vec<String> {
+        let shipped_to = KURBAN_AIT.iter().map(|d| d.year()).max().unwrap_or(0);
+        [today.year(), today.year().saturating_add(1)]
+            .into_iter()
+            .filter(|&year| year > shipped_to)
+            .filter(|&year| !self.extra_holidays.iter().any(|d| d.year() == year))
+            .map(|year| {
+                format!(
+                    "registers.extra_holidays has no day of {year}: Kurban Ait's date is shipped \
+                     up to {shipped_to}, so registers would be e-mailed on it; add the first day \
+                     of Kurban Ait {year} (and the year's decreed transfers) as the government \
+                     announces them (docs/registers.md)"
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn is_working_day(&self, day: Date) -> bool {
         if self.extra_working_days.contains(&day) {
             return true;
@@ -236,5 +256,20 @@ mod tests {
             days(&cal.due_on(date(2026, 11, 30))),
             ["2026-11-28", "2026-11-29"]
         );
+    }
+
+    #[test]
+    fn a_year_past_the_shipped_kurban_ait_is_warned_of_until_a_day_of_it_is_added() {
+        let none = Calendar::new(&[], &[]);
+        assert!(
+            none.warnings(date(2026, 12, 7)).is_empty(),
+            "2026 and 2027 ship"
+        );
+        let said = none.warnings(date(2027, 3, 1));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("no day of 2028"), "{said:?}");
+        assert_eq!(none.warnings(date(2028, 1, 10)).len(), 2);
+        let added = Calendar::new(&[date(2028, 5, 4)], &[]);
+        assert!(added.warnings(date(2027, 3, 1)).is_empty());
     }
 }

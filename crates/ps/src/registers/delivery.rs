@@ -101,6 +101,10 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         }
     };
     let calendar = Calendar::new(&config.extra_holidays, &config.extra_working_days);
+    let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
+    for warning in calendar.warnings(today) {
+        tracing::warn!("{warning}");
+    }
     let policy = Policy::of(
         config.retry_delay_initial(),
         config.retry_delay_max(),
