@@ -201,7 +201,7 @@ async fn compute_amount(
                 .clone();
             let Ok(_slot) = slots.try_acquire_owned() else {
                 if let Some(left_out) = sparse(app, url) {
-                    tracing::warn!(service_id = %service.id, url, left_out, "amount callbacks at their limit; told to retry");
+                    tracing::warn!(service_id = %service.id, url = logged(url), left_out, "amount callbacks at their limit; told to retry");
                 }
                 return Err(MppError::Code {
                     code: ResultCode::UnknownException,
@@ -223,6 +223,11 @@ async fn compute_amount(
         return Err(ResultCode::ProcessFail.into());
     }
     Ok(amount)
+}
+
+/// A callback address as the log shows it: without its query, where a provider's key may be.
+fn logged(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(address, _)| address)
 }
 
 /// Whether a failure of the callback at `url` is logged now, and how many of its lines were left
@@ -255,7 +260,7 @@ async fn callback_amount(
             // provider's certificate the PS does not trust is plain in the log.
             let failure = crate::outgoing::Failure::of_http(&e);
             if let Some(left_out) = sparse(app, url) {
-                tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, left_out, "amount callback failed");
+                tracing::warn!(error = %failure, kind = failure.kind.as_str(), url = logged(url), left_out, "amount callback failed");
             }
             retry()
         })?;
@@ -286,13 +291,13 @@ async fn callback_amount(
         .await
         .map_err(|failure| {
             if let Some(left_out) = sparse(app, url) {
-                tracing::warn!(error = %failure, kind = failure.kind.as_str(), url, left_out, "amount callback failed");
+                tracing::warn!(error = %failure, kind = failure.kind.as_str(), url = logged(url), left_out, "amount callback failed");
             }
             retry()
         })?;
     let answer: CallbackAnswer = serde_json::from_slice(&body).map_err(|e| {
         if let Some(left_out) = sparse(app, url) {
-            tracing::warn!(error = %e, url, left_out, "amount callback answer refused");
+            tracing::warn!(error = %e, url = logged(url), left_out, "amount callback answer refused");
         }
         MppError::code(ResultCode::ProcessFail)
     })?;
