@@ -219,7 +219,7 @@ pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retr
         let button = if retry && undelivered && !in_flight {
             format!(
                 "<td><form class=\"inline\" method=\"post\" action=\"/console/operator/refunds/{id}/retry\">{csrf}\
-                 <button class=\"retry\" type=\"submit\">{label}</button></form></td>",
+                 <button class=\"retry\" type=\"submit\" aria-label=\"{label} № {id}\">{label}</button></form></td>",
                 id = r.id,
                 csrf = ctx.csrf_field(),
                 label = ctx.t(T::Retry)
@@ -358,9 +358,13 @@ fn organizations(ctx: &Ctx, app: &AppState) -> String {
         .iter()
         .filter(|(status, _)| *status != org.status)
         .map(|(status, label)| {
+            // Said with the organization's name: a screen reader reaching it by Tab hears whose.
             format!(
-                "<button name=\"status\" value=\"{}\" type=\"submit\" class=\"secondary\">{}</button> ",
+                "<button name=\"status\" value=\"{}\" type=\"submit\" class=\"secondary\" \
+                 aria-label=\"{} {}\">{}</button> ",
                 status_value(*status),
+                ctx.t(*label),
+                e(&org.name),
                 ctx.t(*label)
             )
         })
@@ -415,7 +419,7 @@ fn register_mails(
         };
         html.push_str(&format!(
             "<tr data-mail-id=\"{}\"><td>{}</td><td>{}</td><td><a class=\"register-file\" href=\"{}\">{}</a></td><td class=\"status\">{}</td><td class=\"num attempts\">{}</td><td class=\"last-error\">{}</td>\
-             <td><form class=\"inline\" method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"sending\" value=\"{}\"><button class=\"send-again\" type=\"submit\">{}</button></form></td></tr>",
+             <td><form class=\"inline\" method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"sending\" value=\"{}\"><button class=\"send-again\" type=\"submit\" aria-label=\"{} {} {}\">{}</button></form></td></tr>",
             mail.id,
             e(mpp),
             kind_word,
@@ -427,6 +431,9 @@ fn register_mails(
             e(&super::registers::send_action(mpp, kind, period)),
             ctx.csrf_field(),
             mail.sendings,
+            ctx.t(T::SendAgain),
+            e(mpp),
+            e(period),
             ctx.t(T::SendAgain),
         ));
     }
