@@ -498,6 +498,16 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
         })
 }
 
+/// [`start`] for a node that serves: its `node_name` held on the database until the hold is
+/// dropped, before it binds a shared port or says it started (another live node under this
+/// name would take back this one's deliveries in flight at its start, and this one the
+/// other's).
+async fn start_node(config: Config) -> anyhow::Result<(AppState, tolem_ps::store::NodeNameHold)> {
+    let app = start(config).await?;
+    let hold = app.store.hold_node_name(&app.config.node_name).await?;
+    Ok((app, hold))
+}
+
 /// Binds `addr`, shared with other processes if `reuse_port` (`tolem_ps::app::bind_tcp`); an
 /// error names `flag`, the option that gave the address.
 pub fn bind(
@@ -640,13 +650,14 @@ async fn run(mut config: Config, overrides: Overrides) -> anyhow::Result<()> {
         // A node joining a shared port binds once its store is open: the kernel gives a bound
         // socket its share of new connections at once, and they would wait for the store, or
         // be reset if it could not open.
-        let app = start(config).await?;
-        (bind(app.config.listen, "--listen", true)?, app)
+        let (app, hold) = start_node(config).await?;
+        (bind(app.config.listen, "--listen", true)?, (app, hold))
     } else {
         // Alone on its port, a port in use is found before any database is made.
         let listener = bind(config.listen, "--listen", false)?;
-        (listener, start(config).await?)
+        (listener, start_node(config).await?)
     };
+    let (app, _node_name) = app;
     let addr = listener.local_addr()?;
     // The first line on stdout says where the server is (tests and scripts read it).
     say!("listening on http://{addr}");
@@ -690,12 +701,12 @@ async fn open_listeners(config: &Config) -> anyhow::Result<Vec<Listener>> {
 async fn run_listeners(config: Config) -> anyhow::Result<()> {
     let database = config.database.clone();
     // As in `run`: joining a shared port waits for the store; alone, ports are checked first.
-    let (listeners, app) = if config.reuse_port {
-        let app = start(config).await?;
-        (open_listeners(&app.config).await?, app)
+    let (listeners, (app, _node_name)) = if config.reuse_port {
+        let (app, hold) = start_node(config).await?;
+        (open_listeners(&app.config).await?, (app, hold))
     } else {
         let listeners = open_listeners(&config).await?;
-        (listeners, start(config).await?)
+        (listeners, start_node(config).await?)
     };
     let mut urls = Vec::new();
     for listener in &listeners {

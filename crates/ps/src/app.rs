@@ -573,13 +573,6 @@ pub async fn serve_listeners(
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Held until this node stops serving: another live node of this name would take back this
-    // one's deliveries in flight, and this one the other's, below.
-    let _node_name = app
-        .store
-        .hold_node_name(&app.lease_holder.node)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     match app
         .store
         .take_back_leases(app.lease_holder.clone(), app.clock.now())

@@ -562,4 +562,7 @@ async fn a_clock_that_was_ahead_does_not_stop_the_registers_once_it_is_right() {
     })
     .await;
     assert!(smtp.mails().len() > early);
+    // The run is recorded on the right day again, so later catch-ups count from it.
+    let last = scene.ps.app.store.register_last_run().await;
+    assert_eq!(last.expect("a read").as_deref(), Some("2026-11-27"));
 }

@@ -291,6 +291,7 @@
     $('balance').dataset.tiyn = '';
     $('history').replaceChildren();
     $('notifications').replaceChildren();
+    drawn = null;
     $('token').value = '';
     $('customer').value = '';
     $('wallet-view').hidden = true;

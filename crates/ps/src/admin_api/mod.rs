@@ -145,8 +145,22 @@ pub(crate) fn is_admin_token(app: &AppState, sent: &str) -> bool {
 
 impl AdminError {
     /// The HTTP status and the sentence, for the console, which shows them in a page.
+    /// The status and the sentence a person may read: a 500's is `internal error`, its cause
+    /// being for the log ([`AdminError::logged`]).
     pub(crate) fn parts(&self) -> (StatusCode, &str) {
+        if self.0 == StatusCode::INTERNAL_SERVER_ERROR {
+            return (self.0, "internal error");
+        }
         (self.0, &self.1)
+    }
+
+    /// `response`, a page made of this refusal, carrying a 500's cause to the request's one log
+    /// line (`health::Fault`).
+    pub(crate) fn logged(&self, response: Response) -> Response {
+        if self.0 == StatusCode::INTERNAL_SERVER_ERROR {
+            return crate::health::Fault::on(response, &self.1);
+        }
+        response
     }
 }
 

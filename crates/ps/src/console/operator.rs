@@ -1081,7 +1081,7 @@ fn admin_refusal(
     back: &str,
 ) -> Response {
     let (status, why) = refusal.parts();
-    ctx.notice(status, title, &super::admin_refused(ctx, why), back)
+    refusal.logged(ctx.notice(status, title, &super::admin_refused(ctx, why), back))
 }
 
 async fn status(
@@ -1381,7 +1381,13 @@ async fn edit_save(
                 StatusCode::PRECONDITION_FAILED => ctx.t(T::ChangedSinceOpened).to_owned(),
                 _ => super::admin_refused(&ctx, why),
             };
-            edit_page(&ctx, status, (&kind, &key), (json, tag), Some(&why))
+            refusal.logged(edit_page(
+                &ctx,
+                status,
+                (&kind, &key),
+                (json, tag),
+                Some(&why),
+            ))
         }
     }
 }

@@ -202,7 +202,7 @@ fn refused(ctx: &Ctx, app: &AppState, bin: &str, refusal: &admin_api::AdminError
         e(&super::admin_refused(ctx, why))
     );
     match organization(ctx, app, bin) {
-        Ok(org) => render(ctx, &org, status, &top),
+        Ok(org) => refusal.logged(render(ctx, &org, status, &top)),
         Err(missing) => *missing,
     }
 }

@@ -271,7 +271,7 @@ async fn callback_amount(
             tracing::warn!(
                 error,
                 kind = "http",
-                url,
+                url = logged(url),
                 left_out,
                 "amount callback failed"
             );

@@ -160,9 +160,16 @@ async fn queue(
         .and_then(|day| day.parse::<Date>().ok());
     // A last run after today's delivery day: the wall clock was ahead when it ran, or is behind
     // now. Taken as it is, nothing would be queued until the clock passed that day again, and
-    // nobody would know; today is queued as if yesterday had been the last run, and said.
+    // nobody would know; the run is set back to yesterday, so that today is queued and later
+    // catch-ups count from it, and it is said.
     let last_run = match last_run {
         Some(last) if last > upto => {
+            let yesterday = upto.yesterday().ok();
+            if let Some(day) = yesterday {
+                app.store
+                    .set_register_last_run_back(day.to_string())
+                    .await?;
+            }
             tracing::error!(
                 last_run = %last,
                 delivery_day = %upto,
@@ -172,7 +179,7 @@ async fn queue(
                  with POST /admin/v1/registers/{{mpp}}/{{kind}}/{{period}}/send once its period is \
                  over). Today's registers are queued as usual"
             );
-            upto.yesterday().ok()
+            yesterday
         }
         other => other,
     };

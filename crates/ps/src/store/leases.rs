@@ -23,11 +23,56 @@ const NODE_LOCK_CLASS: i32 = 0x74_6f_6c_65;
 /// restart, a kill) lets it go as soon as its server notices that the connection closed.
 const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often the hold's connection is looked at: one the server closed (a restart, a failover)
+/// took the lock with it, and the lock is taken again.
+const NODE_LOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// This node's name held on the database while the node serves (PostgreSQL): a session advisory
-/// lock on a connection of its own, let go when this value is dropped or the process ends.
+/// lock on a connection of its own, let go when this value is dropped or the process ends. A
+/// task watches the connection and takes the lock again on a new one when the server closed it.
 #[must_use]
 pub struct NodeNameHold {
-    _connection: Option<tokio_postgres::Client>,
+    watch: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for NodeNameHold {
+    fn drop(&mut self) {
+        // The task owns the connection: ended, it closes it, and the lock goes with it.
+        if let Some(watch) = self.watch.take() {
+            watch.abort();
+        }
+    }
+}
+
+/// Keeps `connection`'s lock on `node` (its `key`): when the server closed the connection, the
+/// lock is taken again on a new one, and said; another node that took the name meanwhile is
+/// said as an error, every check until it lets it go.
+async fn keep_node_name(
+    pool: std::sync::Arc<super::postgres::Pool>,
+    node: String,
+    key: i32,
+    mut connection: tokio_postgres::Client,
+) {
+    loop {
+        tokio::time::sleep(NODE_LOCK_CHECK).await;
+        if !connection.is_closed() {
+            continue;
+        }
+        match pool.try_advisory_lock(NODE_LOCK_CLASS, key).await {
+            Ok(Some(again)) => {
+                connection = again;
+                tracing::info!(node = %node, "the node name is held again on a new database connection");
+            }
+            Ok(None) => tracing::error!(
+                node = %node,
+                "another node took this node's name while its database connection was away: \
+                 two live nodes share one node_name and may each take back the other's \
+                 deliveries in flight at a start; give each node its own node_name"
+            ),
+            // The database is away: tried again at the next check.
+            Err(_) => {}
+        }
+    }
 }
 
 /// The lock key of node name `node`: the first four bytes of its SHA-256.
@@ -62,15 +107,19 @@ impl Store {
     /// already (`file_lock.rs`).
     pub async fn hold_node_name(&self, node: &str) -> StoreResult<NodeNameHold> {
         let Backend::Postgres(pool) = &self.inner.backend else {
-            return Ok(NodeNameHold { _connection: None });
+            return Ok(NodeNameHold { watch: None });
         };
         let key = node_lock_key(node);
         let started = tokio::time::Instant::now();
         loop {
             if let Some(connection) = pool.try_advisory_lock(NODE_LOCK_CLASS, key).await? {
-                return Ok(NodeNameHold {
-                    _connection: Some(connection),
-                });
+                let watch = tokio::spawn(keep_node_name(
+                    pool.clone(),
+                    node.to_owned(),
+                    key,
+                    connection,
+                ));
+                return Ok(NodeNameHold { watch: Some(watch) });
             }
             if started.elapsed() >= NODE_LOCK_WAIT {
                 return Err(StoreError::NodeNameTaken(node.to_owned()));

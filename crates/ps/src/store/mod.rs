@@ -46,7 +46,7 @@ pub(crate) use devices::DeviceRegistration;
 pub use devices::{PosRequestKey, Replay};
 pub use file_lock::{DatabaseLock, DatabaseLockError, lock_database};
 pub use ids::{RESTORE_GAP, other_sessions, skip_operation_ids};
-pub use leases::LeaseHolder;
+pub use leases::{LeaseHolder, NodeNameHold};
 pub use outbox::OutboxEntry;
 pub use outbox::OutboxKind;
 pub use outbox::{Attempt, AttemptOutcome};

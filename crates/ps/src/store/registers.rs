@@ -461,6 +461,19 @@ impl Store {
         .await
     }
 
+    /// Sets the last run back to `day` (`YYYY-MM-DD`) when a later one is recorded: a run made
+    /// while the wall clock was ahead, found once it is right again.
+    pub(crate) async fn set_register_last_run_back(&self, day: String) -> StoreResult<()> {
+        self.transaction(move |tx| {
+            tx.db.execute(
+                "UPDATE register_schedule SET last_run_date = ?1 WHERE id = 1 AND last_run_date > ?1",
+                args![day],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Queues the e-mails of `due` that were never queued (each with its outbox row) and records
     /// `run_date` as the last run, all in one transaction; returns how many were new.
     pub(crate) async fn queue_registers(
