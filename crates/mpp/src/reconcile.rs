@@ -57,12 +57,13 @@ pub enum Difference {
     ListedTwice { row: RegisterRow },
     /// The MPP booked an operation within [`EDGE_MARGIN_MS`] of the period's edge that the
     /// register does not list: the PS likely dated it on the other side of the edge, in the
-    /// neighbouring register, where it is to be looked for. Not a difference by itself.
+    /// neighbouring register, where it is to be looked for (a timing difference until found).
     NearTheEdge { entry: BookEntry },
 }
 
 impl Difference {
-    /// Whether it is a difference to settle (every kind but [`Difference::NearTheEdge`]).
+    /// Whether it is a difference to settle as it stands (every kind but
+    /// [`Difference::NearTheEdge`], which is one only if the neighbouring register lacks it too).
     pub fn is_break(&self) -> bool {
         !matches!(self, Difference::NearTheEdge { .. })
     }

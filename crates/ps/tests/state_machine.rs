@@ -166,7 +166,6 @@ async fn mpp(service: &axum::Router, path: &str, request_id: &str, body: &Value)
     text
 }
 
-/// The `resultCode` of an MPP API answer.
 /// A notifyPayment body; `amount` none for an MPP's guess that names none.
 fn notify_body(
     code: &str,
@@ -194,6 +193,7 @@ async fn notify(service: &axum::Router, request: u8, body: &Value) -> String {
     .await
 }
 
+/// The `resultCode` of an MPP API answer.
 fn result_code(answer: &str) -> String {
     serde_json::from_str::<Value>(answer).expect("JSON")["result"]["resultCode"]
         .as_str()

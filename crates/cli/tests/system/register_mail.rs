@@ -485,7 +485,7 @@ async fn a_catch_up_goes_out_back_to_back_not_one_per_poll() {
 #[tokio::test]
 async fn a_server_that_stops_answering_is_a_timeout_and_e_mail_goes_on() {
     // A server that takes the connection and never says a word: the conversation's bound ends
-    // the attempt, said as a timeout, and the sender is free for the next.
+    // the attempt, kept as its last error and counted as a timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

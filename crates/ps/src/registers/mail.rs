@@ -41,9 +41,10 @@ pub(crate) struct Letter {
 pub(crate) struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
-    /// The bound of one whole conversation (`registers.smtp_timeout_ms`): the transport's own
-    /// timeout holds the connection's opening only, so a server that stops answering after it
-    /// would hold the one sender for ever.
+    /// The bound of one conversation's replies (`registers.smtp_timeout_ms`), to which the time
+    /// to send the message at [`SEND_BYTES_PER_S_MIN`] is added: the transport's own timeout
+    /// holds the connection's opening only, so a server that stops answering after it would
+    /// hold the one sender for ever.
     timeout: std::time::Duration,
 }
 
@@ -135,14 +136,15 @@ impl Mailer {
             .message_id(Some(message_id.clone()))
             .multipart(parts)
             .map_err(|e| RegisterError::Send(e.to_string()))?;
-        tokio::time::timeout(self.timeout, self.transport.send(message))
+        let bound = conversation_bound(self.timeout, message.formatted().len());
+        tokio::time::timeout(bound, self.transport.send(message))
             .await
             .map_err(|_| {
                 RegisterError::Mail(Failure::new(
                     FailureKind::Timeout,
                     format!(
                         "timeout: the SMTP server did not finish the conversation within {} ms",
-                        self.timeout.as_millis()
+                        bound.as_millis()
                     ),
                 ))
             })?
@@ -154,6 +156,19 @@ impl Mailer {
 /// Why the SMTP server did not take the e-mail. A server that does not offer STARTTLS when it
 /// is required is a TLS failure (it may be someone in between removing the offer); lettre says so
 /// only in its message.
+/// The slowest sending a register e-mail is given time for: 100 kB/s, so that 27 MB (a 20 MiB
+/// attachment, encoded) has four and a half minutes, within `registers.lease_ms`'s default.
+pub(crate) const SEND_BYTES_PER_S_MIN: u64 = 100_000;
+
+/// How long one conversation may take: `replies` (`smtp_timeout_ms`) for the server's answers,
+/// and the message's `bytes` at [`SEND_BYTES_PER_S_MIN`].
+fn conversation_bound(replies: std::time::Duration, bytes: usize) -> std::time::Duration {
+    let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+    replies.saturating_add(std::time::Duration::from_millis(
+        bytes.saturating_mul(1_000) / SEND_BYTES_PER_S_MIN,
+    ))
+}
+
 fn smtp_failure(error: &lettre::transport::smtp::Error) -> Failure {
     let text = error.to_string();
     if error.is_client() && text.contains("STARTTLS is not supported") {
@@ -198,4 +213,23 @@ fn body(letter: &Letter) -> String {
         ),
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_conversation_has_its_replies_time_and_the_message_s_at_the_slowest_rate() {
+        let replies = Duration::from_secs(30);
+        assert_eq!(conversation_bound(replies, 0), replies);
+        // The largest attachment, encoded: four and a half minutes more.
+        assert_eq!(
+            conversation_bound(replies, 27_000_000),
+            Duration::from_secs(30 + 270)
+        );
+        assert_eq!(conversation_bound(Duration::MAX, usize::MAX), Duration::MAX);
+    }
 }

@@ -193,3 +193,51 @@ impl Store {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tolem_wire::amount::AMOUNT_TIYN_MAX;
+
+    use super::*;
+    use crate::store::StoreLimits;
+
+    #[tokio::test]
+    async fn a_day_s_sum_past_64_bits_of_tiyn_is_read_exactly() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let limits = StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 10_000,
+        };
+        let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
+        // 10 000 amounts of the largest kind: their sum passes a signed 64-bit integer, where
+        // SQL's own SUM of them fails.
+        const ROWS: u32 = 10_000;
+        store
+            .write(move |c| {
+                Ok(c.execute_batch(&format!(
+                    "CREATE TABLE sums (mpp TEXT, finished_at_ms INTEGER, status TEXT, amount_tiyn INTEGER);
+                     INSERT INTO sums WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+                     SELECT 'bank', 5, 'confirmed', {AMOUNT_TIYN_MAX} FROM n;"
+                ))?)
+            })
+            .await
+            .expect("rows");
+        let plain = store
+            .read_db(|db| {
+                db.query_row("SELECT SUM(amount_tiyn) FROM sums", args![], |r| {
+                    r.get::<i64>(0)
+                })
+            })
+            .await;
+        assert!(plain.is_err(), "SQL's SUM overflows: {plain:?}");
+        let (count, total) = store
+            .read_db(|db| count_and_sum(db, "sums", "confirmed", "bank", (0, 10)))
+            .await
+            .expect("the sum");
+        assert_eq!(count, u64::from(ROWS));
+        assert_eq!(total.tiyn(), u128::from(ROWS) * u128::from(AMOUNT_TIYN_MAX));
+    }
+}
