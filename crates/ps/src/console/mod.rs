@@ -178,6 +178,14 @@ impl Ctx {
         text.get(self.locale)
     }
 
+    /// The header of a table's column of buttons: named for a screen reader, not shown.
+    fn actions_header(&self) -> String {
+        format!(
+            "<th><span class=\"visually-hidden\">{}</span></th>",
+            self.t(T::Actions)
+        )
+    }
+
     /// A query parameter of the request.
     fn query(&self, name: &str) -> Option<&str> {
         self.query

@@ -182,7 +182,11 @@ pub(super) fn refunds_table(ctx: &Ctx, app: &AppState, rows: &[RefundView], retr
         ctx.t(T::Status),
         ctx.t(T::Attempts),
         ctx.t(T::LastError),
-        if retry { "<th></th>" } else { "" },
+        if retry {
+            ctx.actions_header()
+        } else {
+            String::new()
+        },
     );
     for view in rows {
         let r = &view.refund;
@@ -343,11 +347,12 @@ fn organizations(ctx: &Ctx, app: &AppState) -> String {
     orgs.sort_by(|a, b| a.bin.cmp(&b.bin));
     let mut html = format!(
         "<section aria-labelledby=\"organizations-h\"><h2 id=\"organizations-h\">{}</h2>\
-         <div class=\"table\"><table id=\"organizations\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+         <div class=\"table\"><table id=\"organizations\"><thead><tr><th>{}</th><th>{}</th><th>{}</th>{}</tr></thead><tbody>",
         ctx.t(T::Organizations),
         ctx.t(T::Bin),
         ctx.t(T::Name),
         ctx.t(T::Status),
+        ctx.actions_header(),
     );
     for org in orgs {
         let buttons: String = [
@@ -392,7 +397,7 @@ fn register_mails(
 ) -> String {
     let mut html = format!(
         "<section aria-labelledby=\"mails-h\"><h2 id=\"mails-h\">{}</h2><div class=\"table\">\
-         <table id=\"register-mails\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th><th></th></tr></thead><tbody>",
+         <table id=\"register-mails\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th>{}</tr></thead><tbody>",
         ctx.t(T::RegisterMails),
         ctx.t(T::Mpp),
         ctx.t(T::Kind),
@@ -400,6 +405,7 @@ fn register_mails(
         ctx.t(T::SentAt),
         ctx.t(T::Attempts),
         ctx.t(T::LastError),
+        ctx.actions_header(),
     );
     for mail in mails {
         let sent = match (mail.sent_at, &mail.sent_to) {
@@ -1170,8 +1176,9 @@ async fn participants(State(app): State<AppState>, ctx: Ctx) -> Response {
             .map(|h| format!("<th>{}</th>", ctx.t(*h)))
             .collect();
         format!(
-            "<section><h2>{}</h2><div class=\"table\"><table id=\"{id}\"><thead><tr>{head}<th></th></tr></thead><tbody>{}</tbody></table></div></section>",
+            "<section><h2>{}</h2><div class=\"table\"><table id=\"{id}\"><thead><tr>{head}{}</tr></thead><tbody>{}</tbody></table></div></section>",
             ctx.t(title),
+            ctx.actions_header(),
             rows.concat()
         )
     };

@@ -126,8 +126,9 @@ fn render(ctx: &Ctx, org: &Organization, status: StatusCode, top: &str) -> Respo
         ));
     } else {
         body.push_str(&format!(
-            "<div class=\"table\"><table id=\"certificates\"><thead><tr><th>{}</th><th></th></tr></thead><tbody>",
-            ctx.t(T::Fingerprint)
+            "<div class=\"table\"><table id=\"certificates\"><thead><tr><th>{}</th>{}</tr></thead><tbody>",
+            ctx.t(T::Fingerprint),
+            ctx.actions_header()
         ));
         for text in &org.client_certificates {
             let fingerprint = normal(text);
