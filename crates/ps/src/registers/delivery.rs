@@ -394,13 +394,7 @@ mod tests {
     #[tokio::test]
     async fn a_late_answer_of_an_earlier_sending_leaves_the_one_asked_again_waiting() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let limits = StoreLimits {
-            write_queue_max: 16,
-            write_batch_max: 16,
-            read_connections: 1,
-            database_connections: 2,
-            write_wait_ms: 10_000,
-        };
+        let limits = StoreLimits::for_tests();
         let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
         let now = Timestamp::from_second(1_800_000_000).expect("in range");
         let lease = SignedDuration::from_secs(60);

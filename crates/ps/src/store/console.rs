@@ -204,13 +204,7 @@ mod tests {
     #[tokio::test]
     async fn a_day_s_sum_past_64_bits_of_tiyn_is_read_exactly() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let limits = StoreLimits {
-            write_queue_max: 16,
-            write_batch_max: 16,
-            read_connections: 1,
-            database_connections: 2,
-            write_wait_ms: 10_000,
-        };
+        let limits = StoreLimits::for_tests();
         let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
         // 10 000 amounts of the largest kind: their sum passes a signed 64-bit integer, where
         // SQL's own SUM of them fails.

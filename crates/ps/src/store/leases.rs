@@ -158,13 +158,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_leases_of_this_node_s_earlier_runs_are_taken_back() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let limits = StoreLimits {
-            write_queue_max: 16,
-            write_batch_max: 16,
-            read_connections: 1,
-            database_connections: 1,
-            write_wait_ms: 10_000,
-        };
+        let limits = StoreLimits::for_tests();
         let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
         let now = Timestamp::from_second(1_800_000_000).expect("in range");
         let later = ms(now) + 3_600_000;

@@ -184,6 +184,19 @@ impl StoreLimits {
             write_wait_ms: limits.request_timeout_ms,
         }
     }
+
+    /// A small store for unit tests: 16 writes queued and batched, one reader, 10 s to
+    /// commit. A test that needs another bound changes that field alone (`..for_tests()`).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> StoreLimits {
+        StoreLimits {
+            write_queue_max: 16,
+            write_batch_max: 16,
+            read_connections: 1,
+            database_connections: 2,
+            write_wait_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -701,13 +714,7 @@ mod tests {
     fn a_new_sqlite_file_and_its_log_are_not_for_everyone_to_read() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("a folder");
-        let limits = StoreLimits {
-            write_queue_max: 4,
-            write_batch_max: 4,
-            read_connections: 1,
-            database_connections: 1,
-            write_wait_ms: 10_000,
-        };
+        let limits = StoreLimits::for_tests();
         let mode = |name: &str| {
             let meta = std::fs::metadata(dir.path().join(name)).expect(name);
             meta.permissions().mode() & 0o777

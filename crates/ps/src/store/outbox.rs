@@ -463,16 +463,6 @@ mod tests {
     use super::*;
     use crate::store::StoreLimits;
 
-    fn limits() -> StoreLimits {
-        StoreLimits {
-            write_queue_max: 16,
-            write_batch_max: 16,
-            read_connections: 1,
-            database_connections: 2,
-            write_wait_ms: 10_000,
-        }
-    }
-
     /// 30 attempts of one refund's delivery, 29 failed and the last delivered: the first 5 and
     /// the last 20 are kept, each with its times, node, outcome and error (cut to its bound);
     /// another row's attempts are apart.
@@ -548,7 +538,8 @@ mod tests {
     #[tokio::test]
     async fn attempts_are_kept_first_and_last_on_sqlite() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let store = Store::open(&dir.path().join("ps.db"), &limits()).expect("opens");
+        let store =
+            Store::open(&dir.path().join("ps.db"), &StoreLimits::for_tests()).expect("opens");
         attempts_are_kept_first_and_last(&store).await;
     }
 
@@ -565,13 +556,7 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_its_lease_ran_out_leaves_a_later_claim_alone() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let limits = StoreLimits {
-            write_queue_max: 16,
-            write_batch_max: 16,
-            read_connections: 1,
-            database_connections: 1,
-            write_wait_ms: 10_000,
-        };
+        let limits = StoreLimits::for_tests();
         let store = Store::open(&dir.path().join("ps.db"), &limits).expect("opens");
         let now = Timestamp::from_second(1_800_000_000).expect("in range");
         let lease = SignedDuration::from_secs(60);

@@ -704,9 +704,8 @@ pub(super) mod tests {
         super::super::StoreLimits {
             write_queue_max: 10,
             write_batch_max: 10,
-            read_connections: 1,
-            database_connections: 2,
             write_wait_ms: 20_000,
+            ..super::super::StoreLimits::for_tests()
         }
     }
 
@@ -900,11 +899,8 @@ pub(super) mod tests {
         };
         let database = TestDatabase::create(&admin, "lockwait");
         let limits = super::super::StoreLimits {
-            write_queue_max: 10,
-            write_batch_max: 10,
-            read_connections: 1,
             database_connections: 4,
-            write_wait_ms: 20_000,
+            ..limits()
         };
         let store = Store::open(std::path::Path::new(&database.url()), &limits).expect("opens");
         let watcher = database.pg();

@@ -227,9 +227,8 @@ mod tests {
         let limits = StoreLimits {
             write_queue_max: 1,
             write_batch_max: 1,
-            read_connections: 1,
-            database_connections: 1,
             write_wait_ms: 100,
+            ..StoreLimits::for_tests()
         };
         let store = Arc::new(Store::open(&dir.path().join("q.db"), &limits).expect("opens"));
         store
@@ -414,9 +413,8 @@ mod tests {
         StoreLimits {
             write_queue_max: 100,
             write_batch_max: 100,
-            read_connections: 1,
-            database_connections: 1,
             write_wait_ms: 5_000,
+            ..StoreLimits::for_tests()
         }
     }
 
