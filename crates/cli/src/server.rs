@@ -30,6 +30,7 @@ fn environment() -> impl Iterator<Item = (String, String)> {
 
 pub async fn serve(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let config = Config::load(file.as_deref(), environment())?;
+    warn_of_secrets_open_to_all(file.as_deref(), &config);
     run(config, overrides).await
 }
 
@@ -67,6 +68,7 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
             overrides.listen.unwrap_or(config.listen),
         ))
         + usize::from(warn_of_sandbox_credentials(&config, &catalog))
+        + warn_of_secrets_open_to_all(file.as_deref(), &config)
         + rights.len();
     let listeners = match config.listeners.len() {
         0 => format!(
@@ -731,6 +733,63 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
     tolem_ps::serve_listeners(listeners, app, shutdown_signal()).await?;
     tracing::info!(%node, "Tolem PS stopped");
     Ok(())
+}
+
+/// Private keys, and a configuration file that holds secrets, which every user of the machine
+/// may read: each is said, at a start and by `--check`, and their number returned. Readable by a
+/// group is the usual way to give a file to the service's user (`root:tolem`, mode 640), and is
+/// not said. The sandbox's own secrets are published, so its configuration file is not said.
+fn warn_of_secrets_open_to_all(file: Option<&Path>, config: &Config) -> usize {
+    use std::os::unix::fs::PermissionsExt;
+    let open_to_all = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| meta.permissions().mode() & 0o777)
+            .filter(|mode| mode & 0o004 != 0)
+    };
+    let mut said = 0;
+    if let Some(path) = file.filter(|_| !config.sandbox)
+        && let Some(mode) = open_to_all(path)
+    {
+        let held = std::fs::read_to_string(path)
+            .map(|text| tolem_ps::secrets_in_file(&text))
+            .unwrap_or_default();
+        if !held.is_empty() {
+            tracing::warn!(
+                "{} holds {} and every user of this machine may read it (mode {mode:o}): \
+                 `chmod 640` it with the service's group (or 600 with the service's user as its \
+                 owner), or give the secrets by the environment",
+                path.display(),
+                held.join(", ")
+            );
+            said += 1;
+        }
+    }
+    let listeners = config
+        .listeners
+        .iter()
+        .enumerate()
+        .filter_map(|(index, listener)| {
+            let tls = listener.tls.as_ref()?;
+            Some((format!("listeners[{index}].tls.key"), tls.key.as_path()))
+        });
+    let client = config
+        .outgoing
+        .client_key
+        .as_deref()
+        .map(|key| ("outgoing.client_key".to_owned(), key));
+    for (setting, key) in listeners.chain(client) {
+        if let Some(mode) = open_to_all(key) {
+            tracing::warn!(
+                "{setting}: every user of this machine may read the private key {} (mode \
+                 {mode:o}): `chmod 640` it with the service's group (or 600 with the service's \
+                 user as its owner)",
+                key.display()
+            );
+            said += 1;
+        }
+    }
+    said
 }
 
 /// A database left at its default (`tolem.db` in the working folder) outside the sandbox: say

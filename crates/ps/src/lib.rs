@@ -60,6 +60,6 @@ mod sweeper;
 pub use app::{Listener, check_files, serve, serve_listeners};
 pub use config::{
     Config, SANDBOX_TOML, SurfaceName, database_for_display, database_url_hint,
-    is_key_value_connection_string, is_postgres_url,
+    is_key_value_connection_string, is_postgres_url, secrets_in_file,
 };
 pub use state::{App, AppState};

@@ -907,6 +907,7 @@ async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are
             ),
         )
         .expect("config");
+        set_mode(&config, 0o644);
         let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
             .args(["serve", "--check", "--config"])
             .arg(&config)
@@ -939,10 +940,96 @@ async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are
             && said.contains("organizations.990340001234: the API key test_5F3C"),
         "{said}"
     );
+    // The file that holds them may be read by every user of the machine, which is said too.
+    assert!(
+        said.contains("holds admin_token, registers.cabinet_tokens and every user of this machine may read it (mode 644)"),
+        "{said}"
+    );
     // And the OK line counts them, with the one that r2 and r3 take no call here.
-    assert!(said.contains(", 3 warning(s) above"), "{said}");
+    assert!(said.contains(", 4 warning(s) above"), "{said}");
     let said = check("127.0.0.1:0");
     assert!(!said.contains("[mpps.ipsec]"), "{said}");
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode);
+    std::fs::set_permissions(path, mode).expect("chmod");
+}
+
+/// A private key every user of the machine may read is said by `--check` and at a start, and
+/// counted; one its group may read is the usual way to give it to the service, and is not said.
+/// So is a configuration file with secrets, outside the sandbox (whose secrets are published).
+#[tokio::test]
+async fn private_keys_and_secrets_every_user_may_read_are_said() {
+    let dir = tempfile::tempdir().expect("dir");
+    let issued = Ca::new().issue("localhost");
+    install(dir.path(), &issued);
+    let config = dir.path().join("ps.toml");
+    std::fs::write(
+        &config,
+        format!("{SANDBOX_TOML}\n{}", one_tls_listener(dir.path())),
+    )
+    .expect("config");
+    let db = fresh_database(dir.path());
+    let run = |extra: &[&str], sandbox: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--db")
+            .arg(&db)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .env("TOLEM_SANDBOX", sandbox)
+            .output()
+            .expect("tolem runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let key_said = "listeners[0].tls.key: every user of this machine may read the private key";
+    let file_said = "holds admin_token, registers.cabinet_tokens and every user";
+    set_mode(&dir.path().join("ps.key"), 0o644);
+    set_mode(&config, 0o644);
+    let said = run(&["--check"], "true");
+    assert!(
+        said.contains(key_said) && said.contains("(mode 644)"),
+        "{said}"
+    );
+    assert!(
+        !said.contains(file_said),
+        "a sandbox's secrets are published: {said}"
+    );
+    let said = run(&["--check"], "false");
+    assert!(
+        said.contains(key_said) && said.contains(file_said),
+        "{said}"
+    );
+    // A start says it before anything else can fail (here, --listen beside `listeners`).
+    let said = run(&["--listen", "127.0.0.1:0"], "false");
+    assert!(
+        said.contains(key_said)
+            && said.contains(file_said)
+            && said.contains("--listen cannot be used"),
+        "{said}"
+    );
+    // Readable by the group alone: nothing said, one warning fewer for each.
+    let count = |said: &str| {
+        said.find(" warning(s) above").map_or(0, |end| {
+            let count = said[..end].rsplit(' ').next().unwrap_or_default();
+            count.parse::<usize>().expect("a count")
+        })
+    };
+    let before = count(&run(&["--check"], "false"));
+    set_mode(&dir.path().join("ps.key"), 0o640);
+    set_mode(&config, 0o640);
+    let said = run(&["--check"], "false");
+    assert!(
+        !said.contains(key_said) && !said.contains(file_said),
+        "{said}"
+    );
+    assert_eq!(count(&said), before - 2, "{said}");
 }
 
 /// A listener of the cabinet surface alone, for the MPPs to reach: their register API and

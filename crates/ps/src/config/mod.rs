@@ -531,6 +531,36 @@ pub fn is_key_value_connection_string(database: &Path) -> bool {
             .any(|(name, _)| KEYWORDS.contains(&name.to_ascii_lowercase().as_str()))
 }
 
+/// The secret settings a configuration file's own text holds, named as in the file: the admin
+/// token, the SMTP password, cabinet tokens and a database URL's password. Those the environment
+/// gives are not the file's. Text that is not TOML holds none that can be named.
+pub fn secrets_in_file(text: &str) -> Vec<&'static str> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let filled = |value: Option<&toml::Value>| match value {
+        Some(toml::Value::String(s)) => !s.is_empty(),
+        Some(toml::Value::Table(t)) => !t.is_empty(),
+        _ => false,
+    };
+    let registers = table.get("registers").and_then(toml::Value::as_table);
+    let database = table.get("database").and_then(toml::Value::as_str);
+    let mut held = Vec::new();
+    if filled(table.get("admin_token")) {
+        held.push("admin_token");
+    }
+    if filled(registers.and_then(|r| r.get("smtp_password"))) {
+        held.push("registers.smtp_password");
+    }
+    if filled(registers.and_then(|r| r.get("cabinet_tokens"))) {
+        held.push("registers.cabinet_tokens");
+    }
+    if database.is_some_and(|url| database_for_display(Path::new(url)) != url) {
+        held.push("the database's password");
+    }
+    held
+}
+
 /// `database` fit for a log line or an error: a PostgreSQL URL without its password.
 ///
 /// The password runs from the user's `:` to the last `@` before the query, so that one written
@@ -1254,6 +1284,35 @@ fn set_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secrets_a_file_holds_are_named_and_none_else() {
+        let text = r#"
+admin_token = "0123456789abcdef0123456789abcdef"
+database = "postgres://tolem:s3cret@db.example/tolem"
+[registers]
+smtp_password = "hunter2"
+cabinet_tokens = { demobank = "0123456789abcdef0123456789abcdef" }
+"#;
+        assert_eq!(
+            secrets_in_file(text),
+            [
+                "admin_token",
+                "registers.smtp_password",
+                "registers.cabinet_tokens",
+                "the database's password"
+            ]
+        );
+        let none = r#"
+admin_token = ""
+database = "postgres://tolem@db.example/tolem"
+[registers]
+cabinet_tokens = {}
+"#;
+        assert!(secrets_in_file(none).is_empty());
+        assert!(secrets_in_file("database = \"/var/lib/tolem/ps.db\"").is_empty());
+        assert!(secrets_in_file("not toml [").is_empty());
+    }
 
     #[test]
     fn a_timeout_of_zero_is_refused() {
