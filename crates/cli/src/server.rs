@@ -79,7 +79,8 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
     };
     // Read, never changed: whether the database is there and what a start would do to it.
     let database = tolem_ps::database_for_display(&config.database);
-    let schema = match tolem_ps::store::schema_state(&config.database) {
+    let state = tolem_ps::store::schema_state(&config.database);
+    let schema = match &state {
         Ok(SchemaState::New { .. }) => "new: a start makes its schema".to_owned(),
         Ok(SchemaState::UpToDate { version }) => format!("schema {version}, up to date"),
         Ok(SchemaState::Behind { found, known }) => {
@@ -94,6 +95,19 @@ pub fn check(file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> 
             tolem_ps::database_url_hint(&config.database)
         ),
     };
+    // What a start would keep of the database's operator data over the file's.
+    let set_aside = match state {
+        Ok(SchemaState::UpToDate { .. }) if !config.sandbox => {
+            tolem_ps::store::read_catalog_file(&config.database)
+                .ok()
+                .and_then(|stored| config.catalog.set_aside_warning(&stored))
+        }
+        _ => None,
+    };
+    if let Some(warning) = &set_aside {
+        tracing::warn!("{warning}");
+    }
+    let more = more + usize::from(set_aside.is_some());
     say!(
         "configuration OK: {listeners}, database {database} ({schema}){}{}",
         if config.sandbox { ", sandbox" } else { "" },

@@ -553,3 +553,59 @@ fn a_postgresql_key_value_string_is_refused_without_its_password_or_a_file() {
     let made: Vec<_> = std::fs::read_dir(dir.path()).expect("the folder").collect();
     assert!(made.is_empty(), "{made:?}");
 }
+
+/// Operator data the file says otherwise than the database, after a start set it down (an MPP's
+/// `refund_url` edited in the file): the database's is in force, and a start and `--check` name
+/// each such item and setting, so refunds do not go on to the old address unnoticed.
+#[test]
+fn file_data_the_database_holds_otherwise_is_named_at_start_and_by_check() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (config, db) = (dir.path().join("ps.toml"), dir.path().join("ps.db"));
+    std::fs::write(&config, crate::harness::SANDBOX_TOML).expect("written");
+    let (config, db) = (config.to_str().expect("UTF-8"), db.to_str().expect("UTF-8"));
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config,
+        "--db",
+        db,
+    ];
+    let env = [("RUST_LOG", "warn"), ("TOLEM_SANDBOX", "false")];
+    let differs = "mpps demobank (refund_url)";
+    // A start says this after it has set down the operator data.
+    let started = "r2 and r3 refuse every call";
+    let (said, first) =
+        crate::harness::tolem_until(&serve, &env, crate::harness::Output::Stderr, |line| {
+            line.contains(started)
+        });
+    assert!(first.is_some(), "{said:?}");
+    assert!(
+        !said
+            .iter()
+            .any(|l| l.contains("operator data in the configuration")),
+        "a first start adds it all: {said:?}"
+    );
+    let moved = crate::harness::SANDBOX_TOML.replacen(
+        "http://127.0.0.1:8091/refund",
+        "http://10.0.0.5/refund",
+        1,
+    );
+    assert_ne!(
+        moved,
+        crate::harness::SANDBOX_TOML,
+        "demobank's refund_url is where it was"
+    );
+    std::fs::write(config, moved).expect("written");
+    let (ok, said) = tolem(&["serve", "--check", "--config", config, "--db", db], &env);
+    assert!(
+        ok && said.contains(differs) && said.contains("the database's is in force"),
+        "{said}"
+    );
+    let (_, at_start) =
+        crate::harness::tolem_until(&serve, &env, crate::harness::Output::Stderr, |line| {
+            line.contains(differs)
+        });
+    assert!(at_start.is_some(), "a start names it too");
+}

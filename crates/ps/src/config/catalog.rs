@@ -4,7 +4,7 @@
 //! Plain data below everything else: the `catalog` module builds the request path's snapshot from it,
 //! the store keeps it, and the admin API changes it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -307,6 +307,82 @@ impl CatalogFile {
             }
         }
         shared.into_iter().collect()
+    }
+
+    /// The items of this file (the configuration's) that `stored` holds otherwise, each as its
+    /// kind, its key and the settings that differ (`mpps demobank (refund_url)`). A start adds
+    /// only what is missing, so for these the stored item is in force, not the file's.
+    pub fn set_aside_by(&self, stored: &CatalogFile) -> Vec<String> {
+        fn differing<T: Serialize>(
+            kind: &str,
+            file: &[T],
+            stored: &[T],
+            key: impl Fn(&T) -> String,
+        ) -> Vec<String> {
+            let as_map = |item: &T| match serde_json::to_value(item) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            let stored: HashMap<String, &T> = stored.iter().map(|s| (key(s), s)).collect();
+            file.iter()
+                .filter_map(|item| {
+                    let (ours, theirs) = (as_map(item), as_map(stored.get(&key(item))?));
+                    let settings: std::collections::BTreeSet<&String> = ours
+                        .keys()
+                        .chain(theirs.keys())
+                        .filter(|name| ours.get(*name) != theirs.get(*name))
+                        .collect();
+                    let settings: Vec<&str> = settings.into_iter().map(String::as_str).collect();
+                    (!settings.is_empty())
+                        .then(|| format!("{kind} {} ({})", key(item), settings.join(", ")))
+                })
+                .collect()
+        }
+        let organizations: Vec<Organization> = self
+            .organizations
+            .iter()
+            .map(|org| {
+                let mut org = org.clone();
+                org.hash_keys();
+                org
+            })
+            .collect();
+        let mut found = differing("mpps", &self.mpps, &stored.mpps, |m| {
+            m.caller_name.to_string()
+        });
+        found.extend(differing(
+            "organizations",
+            &organizations,
+            &stored.organizations,
+            |o| o.bin.clone(),
+        ));
+        found.extend(differing(
+            "trade_points",
+            &self.trade_points,
+            &stored.trade_points,
+            |t| t.id.to_string(),
+        ));
+        found.extend(differing(
+            "services",
+            &self.services,
+            &stored.services,
+            |s| s.id.to_string(),
+        ));
+        found
+    }
+
+    /// What a start and `--check` say of [`CatalogFile::set_aside_by`]'s items, if any.
+    pub fn set_aside_warning(&self, stored: &CatalogFile) -> Option<String> {
+        let items = self.set_aside_by(stored);
+        (!items.is_empty()).then(|| {
+            format!(
+                "operator data in the configuration differs from the database's, and the \
+                 database's is in force (a start adds only what is missing): {}; change them \
+                 through the admin API or the console (docs/admin-api.md), or make the file say \
+                 what the database does",
+                items.join("; ")
+            )
+        })
     }
 
     /// [`CatalogFile::key_shared_with`] as the refusal that names the other organization.
@@ -683,6 +759,38 @@ pub(crate) fn check_call_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_the_database_holds_otherwise_are_named_with_their_settings() {
+        let file = crate::Config::load_text(crate::SANDBOX_TOML, "sandbox.toml", Vec::new())
+            .expect("the sandbox's configuration")
+            .catalog;
+        // As a start stores them: API keys as their digests.
+        let mut stored = file.clone();
+        for org in &mut stored.organizations {
+            org.hash_keys();
+        }
+        assert_eq!(file.set_aside_by(&stored), Vec::<String>::new());
+        assert!(file.set_aside_warning(&stored).is_none());
+        stored.mpps[0].refund_url = "http://10.0.0.9/refund".to_owned();
+        stored.mpps[0].commission_bps += 1;
+        stored.trade_points[0].active = !stored.trade_points[0].active;
+        // An item the database lacks is one a start adds, not one set aside.
+        stored.services.clear();
+        let (mpp, point) = (
+            stored.mpps[0].caller_name.to_string(),
+            stored.trade_points[0].id.to_string(),
+        );
+        assert_eq!(
+            file.set_aside_by(&stored),
+            [
+                format!("mpps {mpp} (commission_bps, refund_url)"),
+                format!("trade_points {point} (active)")
+            ]
+        );
+        let said = file.set_aside_warning(&stored).expect("a warning");
+        assert!(said.contains("the database's is in force"), "{said}");
+    }
 
     #[test]
     fn api_keys_in_clear_have_a_prefix_and_enough_secret() {

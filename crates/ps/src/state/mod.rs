@@ -255,6 +255,13 @@ impl App {
         // Stored before the rule, or seeded from the file beside the admin API's: the key lets
         // in only one of the two.
         let (_, stored) = app.store.load_catalog().await?;
+        // The sandbox points its demo MPPs' refunds where they listen, and says so itself.
+        let set_aside = (!app.config.sandbox)
+            .then(|| app.config.catalog.set_aside_warning(&stored))
+            .flatten();
+        if let Some(warning) = set_aside {
+            tracing::warn!("{warning}");
+        }
         let shared = stored.shared_keys();
         if !shared.is_empty() {
             tracing::warn!(
