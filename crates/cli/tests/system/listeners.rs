@@ -1135,3 +1135,51 @@ surfaces = ["cabinet"]
         .expect("an answer");
     assert_eq!(page.status(), 404);
 }
+
+/// A repeat of notifyPayment that says otherwise than the one that took effect (another
+/// mppPaymentId and amount) gets the first answer and changes nothing (DECISIONS 18), and the
+/// log says it: the MPP may have debited its customer twice, and its answer does not tell it.
+#[tokio::test]
+async fn a_repeat_of_notify_unlike_the_first_gets_its_answer_and_is_logged() {
+    async fn call(mpp: &str, path: &str, request_id: &str, body: Value) -> (u16, String) {
+        answer(
+            &reqwest::Client::new(),
+            "POST",
+            format!("{mpp}/api/v1/qr/{path}"),
+            &[("x-caller-name", "demobank"), ("x-request-id", request_id)],
+            Some(body),
+        )
+        .await
+    }
+    let ps = Served::start(
+        tempfile::tempdir().expect("dir"),
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nsurfaces = [\"mpp\", \"merchant\", \"admin\"]\n",
+        &[],
+    );
+    let mpp = ps.url("mpp, merchant, admin").to_owned();
+    let scan = json!({"qrCode": STATIC_QR, "customerId": "C1"});
+    let (_, body) = call(&mpp, "scan", "scan-1", scan).await;
+    let scanned: Value = serde_json::from_str(&body).expect("JSON");
+    let id = scanned["payment"]["paymentId"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let notify = |mpp_payment_id: &str, amount: &str| {
+        let mut body = crate::harness::notify_body(&id, "C1", "SUCCESS", Some(amount));
+        body["payment"]["mppPaymentId"] = json!(mpp_payment_id);
+        (mpp_payment_id.to_owned(), body)
+    };
+    let (request, body) = notify("BANK-1", "500");
+    let first = call(&mpp, "notifyPayment", &request, body).await;
+    assert_eq!(first.0, 200, "{first:?}");
+    assert!(first.1.contains("\"SUCCESS\""), "{first:?}");
+    let (request, body) = notify("BANK-2", "700");
+    let again = call(&mpp, "notifyPayment", &request, body).await;
+    assert_eq!(again, first, "the first answer");
+    ps.logged(&[
+        "a repeat of notifyPayment differs",
+        "payment.mppPaymentId, payment.paymentAmount",
+        "demobank",
+    ])
+    .await;
+}

@@ -153,6 +153,15 @@ impl Verdict {
         }
     }
 
+    /// The code as the purchase keeps it (`Payment::verdict`).
+    pub(crate) fn code(&self) -> &str {
+        match self {
+            Verdict::Success => ResultCode::Success.as_str(),
+            Verdict::CancelledByClient => ResultCode::CancelledByClient.as_str(),
+            Verdict::Failed(code) => code,
+        }
+    }
+
     /// What the PS answers when this verdict took effect: SUCCESS only for a confirmed payment,
     /// so that an MPP can never read a cancellation or failure as a confirmation.
     pub(crate) fn answer_code(&self) -> ResultCode {
@@ -317,6 +326,34 @@ impl Payment {
         self.confirm_until = now.checked_add(policy.confirm_window).ok();
     }
 
+    /// What a repeat of notifyPayment (`cmd`) says otherwise than the one that took effect, by
+    /// the fields' names on the wire. It gets the first answer all the same (DECISIONS 18), but
+    /// an MPP that sends another `mppPaymentId` or amount under one `paymentId` may have debited
+    /// its customer twice.
+    pub fn unlike_the_first(&self, cmd: &Notify) -> Vec<&'static str> {
+        let mut unlike = Vec::new();
+        if self
+            .mpp_payment_id
+            .as_deref()
+            .is_some_and(|first| first != cmd.mpp_payment_id)
+        {
+            unlike.push("payment.mppPaymentId");
+        }
+        if let (Some(first), Some(sent)) = (self.amount, cmd.amount)
+            && first != sent
+        {
+            unlike.push("payment.paymentAmount");
+        }
+        if self
+            .verdict
+            .as_deref()
+            .is_some_and(|first| first != cmd.verdict.code())
+        {
+            unlike.push("result.resultCode");
+        }
+        unlike
+    }
+
     /// Decides a notifyPayment (DECISIONS 14–18) and applies it to `self` when it takes effect.
     pub fn notify(
         &mut self,
@@ -363,11 +400,7 @@ impl Payment {
             Verdict::Failed(_) => Status::Failed,
         };
         self.mpp_payment_id = Some(cmd.mpp_payment_id.clone());
-        self.verdict = Some(match &cmd.verdict {
-            Verdict::Success => ResultCode::Success.as_str().to_owned(),
-            Verdict::CancelledByClient => ResultCode::CancelledByClient.as_str().to_owned(),
-            Verdict::Failed(code) => code.clone(),
-        });
+        self.verdict = Some(cmd.verdict.code().to_owned());
         self.finish(status, now);
         NotifyDecision::Apply(cmd.verdict.answer_code())
     }
@@ -567,6 +600,43 @@ mod tests {
         assert_eq!(
             p.notify(&ok, open, t(64), &policy()),
             NotifyDecision::Apply(ResultCode::Success)
+        );
+        assert_eq!(p.status, Status::Confirmed);
+    }
+
+    #[test]
+    fn a_repeat_is_answered_the_first_and_what_it_says_otherwise_is_named() {
+        let mut p = dynamic();
+        p.scan(&owner("A", "c1"), t(0), &policy()).expect("scans");
+        let first = notify(owner("A", "c1"), Verdict::Success, Amount::from_tenge(100));
+        assert!(matches!(
+            p.notify(&first, MerchantState::Open, t(1), &policy()),
+            NotifyDecision::Apply(ResultCode::Success)
+        ));
+        p.notify_response = Some("first".to_owned());
+        assert!(p.unlike_the_first(&first).is_empty());
+        // The same with the amount left out or written otherwise is the same.
+        let same = notify(owner("A", "c1"), Verdict::Success, None);
+        assert!(p.unlike_the_first(&same).is_empty());
+        let twice = Notify {
+            mpp_payment_id: "m2".to_owned(),
+            ..notify(
+                owner("A", "c1"),
+                Verdict::CancelledByClient,
+                Amount::from_tenge(500),
+            )
+        };
+        assert_eq!(
+            p.notify(&twice, MerchantState::Open, t(2), &policy()),
+            NotifyDecision::Repeat("first".to_owned())
+        );
+        assert_eq!(
+            p.unlike_the_first(&twice),
+            [
+                "payment.mppPaymentId",
+                "payment.paymentAmount",
+                "result.resultCode"
+            ]
         );
         assert_eq!(p.status, Status::Confirmed);
     }

@@ -67,7 +67,8 @@ pub async fn notify(
     let locale = caller.locale;
     let now = app.clock.now();
     let policy = app.policy;
-    app.store
+    let decided = app
+        .store
         // The decision reads and changes this purchase alone, which the load locks.
         .staged_locking_transaction(move |tx| {
             // A notify that confirms the purchase fixes the commission of the caller, who must
@@ -78,7 +79,7 @@ pub async fn notify(
             };
             let state = check.state(payment.trade_point_id);
             match payment.notify(&cmd, state, now, &policy) {
-                NotifyDecision::Repeat(body) => Ok(Ok(body)),
+                NotifyDecision::Repeat(body) => Ok(Ok((body, payment.unlike_the_first(&cmd)))),
                 NotifyDecision::Reject(code) => Ok(Err(MppError::code(code))),
                 NotifyDecision::BadAmount(problem) => Ok(Err(MppError::Param(Param::new(
                     "payment.paymentAmount",
@@ -92,11 +93,42 @@ pub async fn notify(
                     let body = answer(code, locale, &public_url, &payment.receipt_token);
                     payment.notify_response = Some(body.clone());
                     tx.save_payment(&payment, &policy)?;
-                    Ok(Ok(body))
+                    Ok(Ok((body, Vec::new())))
                 }
             }
         })
-        .await?
+        .await??;
+    let (body, unlike) = decided;
+    if !unlike.is_empty() {
+        repeat_unlike_the_first(&caller.mpp.caller_name, id, &unlike);
+    }
+    Ok(body)
+}
+
+/// Says a repeat of notifyPayment that differs from the one that took effect, at most once a
+/// second for all MPPs together: the MPP may have debited its customer twice, and its answer
+/// (the first, DECISIONS 18) does not tell it.
+fn repeat_unlike_the_first(
+    mpp: &crate::domain::CallerName,
+    payment_id: crate::domain::PaymentId,
+    unlike: &[&str],
+) {
+    static LOG: std::sync::Mutex<crate::log_sparse::Sparse> =
+        std::sync::Mutex::new(crate::log_sparse::Sparse::new());
+    let due = LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .due();
+    if let Some(left_out) = due {
+        tracing::warn!(
+            %mpp,
+            payment_id = payment_id.get(),
+            differs = %unlike.join(", "),
+            left_out,
+            "a repeat of notifyPayment differs from the one that took effect; it got the first \
+             answer and changed nothing: the MPP may have debited its customer twice"
+        );
+    }
 }
 
 /// The answer to a notifyPayment that took effect with `code`: a success carries the receipt
