@@ -147,11 +147,14 @@ pub fn restored(file: Option<PathBuf>, db: Option<PathBuf>, gap: i64) -> anyhow:
         );
     }
     let (before, after) =
-        tolem_ps::store::skip_operation_ids(&config.database, gap).map_err(|e| {
-            anyhow::anyhow!(
+        tolem_ps::store::skip_operation_ids(&config.database, gap).map_err(|e| match e {
+            StoreError::Refused(why) => {
+                anyhow::anyhow!("cannot move the operation ids of {database}: {why}")
+            }
+            e => anyhow::anyhow!(
                 "cannot move the operation ids of {database}: {e}; give the restored database of a \
              Tolem PS (--db or the configuration's `database`)"
-            )
+            ),
         })?;
     say!(
         "operation ids of {database}: the next was {before}, now {after}; start the PS (docs/deployment.md, Backups)"

@@ -44,6 +44,13 @@ pub(super) fn next_operation_id(db: Db<'_>) -> StoreResult<i64> {
         .ok_or_else(|| super::StoreError::Corrupt("the operation id counter is missing".to_owned()))
 }
 
+/// Why `tolem restored` cannot move the ids of a SQLite file from before migration 7: its
+/// payments and refunds each took the next row number of their own table, which nothing can lift.
+const OLDER_THAN_ONE_SEQUENCE: &str = "its schema is from before payments and refunds took their \
+     ids from one sequence (schema 7, builds of 2026-12-01 on), so nothing can move them, and a \
+     build that old would hand out again the ids a newer one gave since the backup; roll back \
+     only to a build of 2026-12-01 or later, with a backup it made";
+
 /// The gap `tolem restored` leaves by default: more operations than any PS makes between two
 /// backups, and few enough that ids stay far below 2^53 (exact in every JSON reader) after
 /// millions of restores.
@@ -91,6 +98,14 @@ pub fn skip_operation_ids(path: &Path, gap: i64) -> StoreResult<(i64, i64)> {
                 conn.busy_timeout(std::time::Duration::from_secs(10))?;
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let counted: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'operation_ids')",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if !counted {
+                    return Err(StoreError::Refused(OLDER_THAN_ONE_SEQUENCE.to_owned()));
+                }
                 let high: i64 = tx.query_row(
                     "SELECT MAX(last_id, \
                      COALESCE((SELECT MAX(id) FROM payments), 0), \
@@ -169,6 +184,25 @@ mod tests {
             rusqlite::params![id, format!("r{id}")],
         )
         .expect("a refund");
+    }
+
+    #[test]
+    fn ids_from_before_the_one_sequence_are_not_moved_and_the_refusal_says_why() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).expect("sqlite");
+        migrations::run_to(&mut conn, 6).expect("migrations 1-6");
+        insert_payment(&conn, 3);
+        let refused = skip_operation_ids(&path, RESTORE_GAP).expect_err("refused");
+        assert!(matches!(refused, StoreError::Refused(_)), "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("roll back only to a build of 2026-12-01 or later"),
+            "{refused}"
+        );
+        migrations::run(&mut conn).expect("the rest");
+        assert_eq!(skip_operation_ids(&path, 10).expect("moved"), (4, 14));
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub enum StoreError {
     /// PostgreSQL: the URL, the server or its certificate; the message names the cause.
     #[error("{0}")]
     Connect(String),
+    /// What a command will not do to this database, and why (`tolem restored` on a file whose
+    /// schema predates the one sequence of ids).
+    #[error("{0}")]
+    Refused(String),
     /// The database was migrated by a newer build: this one would not know its tables.
     #[error(
         "the database has schema version {found}, newer than this build's {known}: run the newer \
