@@ -124,16 +124,19 @@ impl OutgoingTls {
             .and_then(crate::connections::tls::not_after)
     }
 
-    /// What is wrong with the dates of the PS's client certificate now (expired, not valid yet,
-    /// ending within two weeks), as a listener's certificate is warned of.
+    /// What is wrong with the PS's client certificate now: its dates (expired, not valid yet,
+    /// ending within two weeks), as a listener's certificate is warned of, and a use that is not
+    /// a client's.
     pub fn warnings(&self) -> Vec<String> {
-        self.client_leaf
-            .as_ref()
-            .and_then(|leaf| {
-                crate::connections::tls::validity_warning(leaf, crate::connections::tls::unix_now())
-            })
-            .map(|warning| format!("outgoing.client_certificate: {warning}"))
+        let Some(leaf) = self.client_leaf.as_ref() else {
+            return Vec::new();
+        };
+        let dates =
+            crate::connections::tls::validity_warning(leaf, crate::connections::tls::unix_now());
+        dates
             .into_iter()
+            .chain(not_a_client(leaf))
+            .map(|warning| format!("outgoing.client_certificate: {warning}"))
             .collect()
     }
 
@@ -282,16 +285,8 @@ fn client_identity(
     }
     let leaf = certs[0].clone().into_owned();
     let key_pem = read("client_key", key)?;
-    rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        bad(
-            "client_key",
-            key,
-            format!(
-                "no private key in it (PKCS#8, PKCS#1 or SEC1 PEM): {}",
-                pem_error(&e)
-            ),
-        )
-    })?;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| bad("client_key", key, crate::config::pem::no_key(&key_pem, &e)))?;
     let mut pem = chain;
     pem.push(b'\n');
     pem.extend_from_slice(&key_pem);
@@ -542,6 +537,29 @@ impl FailureCounts {
     }
 }
 
+/// Why servers will refuse `leaf` as a client's certificate, if they will: an extended key
+/// usage without `clientAuth` (a server's certificate used again), or an X.509 v1 certificate,
+/// which has no extensions at all.
+fn not_a_client(leaf: &CertificateDer<'_>) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    if cert.version() == x509_parser::x509::X509Version::V1 {
+        return Some(
+            "an X.509 v1 certificate (as `openssl x509 -req` makes without -extfile): servers \
+             refuse it; make it again with extendedKeyUsage = clientAuth"
+                .to_owned(),
+        );
+    }
+    match cert.extended_key_usage() {
+        Ok(Some(usage)) if !usage.value.client_auth && !usage.value.any => Some(
+            "its extended key usage has no clientAuth (a server's certificate?): servers that \
+             ask for a client certificate refuse it (UnsupportedCertificate); make one for \
+             clientAuth"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,6 +730,32 @@ mod tests {
                 && warnings[0].starts_with("outgoing.client_certificate: the certificate expired"),
             "{warnings:?}"
         );
+        // A server's certificate shown as a client's: servers that ask for one refuse it.
+        let usage = |purposes: Vec<rcgen::ExtendedKeyUsagePurpose>| {
+            let mut params =
+                rcgen::CertificateParams::new(vec!["ps.tolem.example".to_owned()]).expect("params");
+            params.extended_key_usages = purposes;
+            let key_pair = rcgen::KeyPair::generate().expect("a key");
+            let made = params.self_signed(&key_pair).expect("a certificate");
+            std::fs::write(&cert, made.pem()).expect("write");
+            std::fs::write(&key, key_pair.serialize_pem()).expect("write");
+            OutgoingTls::load(&config(Some(&cert), Some(&key)))
+                .expect("loads")
+                .warnings()
+        };
+        let server = usage(vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]);
+        assert!(
+            server.len() == 1
+                && server[0].starts_with(
+                    "outgoing.client_certificate: its extended key usage has no clientAuth"
+                ),
+            "{server:?}"
+        );
+        let both = usage(vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ]);
+        assert!(both.is_empty(), "{both:?}");
     }
 
     #[test]

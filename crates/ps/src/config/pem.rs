@@ -18,3 +18,39 @@ pub(crate) fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// Why a PEM file holds no private key the PS can use, for a file `from_pem_slice` found none in:
+/// an encrypted key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a traditional one with `Proc-Type:
+/// 4,ENCRYPTED`) is named as such, since the PS reads keys without a passphrase.
+pub(crate) fn no_key(pem: &[u8], error: &rustls::pki_types::pem::Error) -> String {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+    {
+        "the key is encrypted, and the PS reads keys without a passphrase: write it out plain \
+         (`openssl pkey -in KEY -out KEY.plain`), readable by the service alone"
+            .to_owned()
+    } else {
+        format!(
+            "no private key (PEM: PKCS#8, PKCS#1 or SEC1) in it: {}",
+            pem_error(error)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn an_encrypted_key_is_named_as_such() {
+        let encrypted =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let error = rustls::pki_types::PrivateKeyDer::from_pem_slice(encrypted)
+            .expect_err("no key rustls reads");
+        assert!(super::no_key(encrypted, &error).contains("the key is encrypted"));
+        let empty = b"nothing";
+        let error = rustls::pki_types::PrivateKeyDer::from_pem_slice(empty).expect_err("no key");
+        assert!(super::no_key(empty, &error).starts_with("no private key (PEM"));
+    }
+}

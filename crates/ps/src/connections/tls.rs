@@ -92,10 +92,7 @@ fn server_config(
     let leaf = chain[0].clone();
     let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|e| TlsError::Pem {
         path: files.key.clone(),
-        why: format!(
-            "no private key (PEM: PKCS#8, PKCS#1 or SEC1) in it: {}",
-            pem_error(&e)
-        ),
+        why: crate::config::pem::no_key(&contents.key, &e),
     })?;
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
