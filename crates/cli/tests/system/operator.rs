@@ -45,6 +45,19 @@ async fn the_admin_api_needs_its_token_and_keeps_the_catalog_valid() {
     assert_eq!(status, 200);
     // Only hashes of API keys are stored.
     assert!(!catalog.to_string().contains(API_KEY));
+    // A value of the wrong type names its field, as a missing one does.
+    let (_, mut bank) = ps
+        .admin("GET", "/admin/v1/mpps/demobank", &Value::Null)
+        .await;
+    bank["commission_bps"] = json!("150");
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/demobank", &bank).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("commission_bps: invalid type: string \"150\"")),
+        "{answer}"
+    );
     // Another organization's API key is refused: a key says which organization calls.
     let (status, mut other) = ps
         .admin("GET", "/admin/v1/organizations/990340005678", &Value::Null)

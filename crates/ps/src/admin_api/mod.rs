@@ -496,7 +496,18 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         tolem_wire::amount::plain_json_numbers(text).map_err(bad)?;
     }
-    serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
+    // The field's path leads the message (`commission_bps: invalid type: string "150", …`),
+    // as a missing one's name does.
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "." | "" => bad(e.into_inner().to_string()),
+            _ => bad(format!("{path}: {}", e.into_inner())),
+        }
+    })?;
+    reader.end().map_err(|e| bad(e.to_string()))?;
+    Ok(value)
 }
 
 /// The PUT of one catalog item whose key is in the path: one change at a time, checked against
