@@ -12,11 +12,27 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A scan of the café's Static QR: (HTTP status, Retry-After, resultCode).
 async fn scan(ps: &TestPs, caller: &str, customer: &str) -> (u16, Option<String>, String) {
+    let (status, retry_after, body) = scan_in(ps, caller, customer, "ru-RU").await;
+    let code = body["result"]["resultCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a result in {body}"))
+        .to_owned();
+    (status, retry_after, code)
+}
+
+/// A scan in `locale`: (HTTP status, `Retry-After`, the answer).
+async fn scan_in(
+    ps: &TestPs,
+    caller: &str,
+    customer: &str,
+    locale: &str,
+) -> (u16, Option<String>, Value) {
     let resp = ps
         .http
         .post(format!("{}/api/v1/qr/scan", ps.url))
         .header("content-type", "application/json")
         .header("x-caller-name", caller)
+        .header("x-locale", locale)
         // A new scan each time, not a retry of one (DECISIONS 9).
         .header(
             "x-request-id",
@@ -33,11 +49,7 @@ async fn scan(ps: &TestPs, caller: &str, customer: &str) -> (u16, Option<String>
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body: Value = resp.json().await.expect("JSON");
-    let code = body["result"]["resultCode"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a result in {body}"))
-        .to_owned();
-    (status, retry_after, code)
+    (status, retry_after, body)
 }
 
 fn purchases(ps: &TestPs) -> i64 {
@@ -55,12 +67,19 @@ async fn an_mpp_over_its_rate_is_told_to_retry_and_nothing_of_it_is_stored() {
     let mut served = 0i64;
     let mut refused = None;
     for _ in 0..200 {
-        let (status, retry_after, code) = scan(&ps, "demobank", "C1").await;
+        let (status, retry_after, body) = scan_in(&ps, "demobank", "C1", "kk-KZ").await;
+        let code = body["result"]["resultCode"].as_str().unwrap_or_default();
         if status == 200 {
             assert_eq!(code, "SUCCESS");
             served += 1;
         } else {
-            refused = Some((status, retry_after, code));
+            // The message says why, in the caller's language.
+            assert_eq!(
+                body["result"]["resultMessage"],
+                "Ішкі қате, сұрауды қайталаңыз: қатысушының секундтағы сұраулар шегі асып кетті",
+                "{body}"
+            );
+            refused = Some((status, retry_after, code.to_owned()));
             break;
         }
     }

@@ -252,9 +252,13 @@ impl FromRequest<AppState> for MppCall {
         }
         // Counted before anything else is read or done: a request over the limit costs nothing.
         if !app.mpp_requests.admit(mpp.caller_name.as_str()) {
+            let detail = match locale {
+                Locale::Ru => "превышен лимит запросов участника в секунду",
+                Locale::Kk => "қатысушының секундтағы сұраулар шегі асып кетті",
+            };
             return Err(Refused {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                result: ResultBody::of(ResultCode::UnknownException, locale),
+                result: ResultBody::with_detail(ResultCode::UnknownException, locale, detail),
             });
         }
         let request_id = match crate::request_id::of_mpp(&headers) {
