@@ -942,3 +942,37 @@ async fn the_reference_mpp_closes_a_client_that_never_reads() {
     let drained = tokio::time::timeout(HEADER_TIMEOUT / 2, stream.read_to_end(&mut rest)).await;
     assert!(drained.is_ok(), "still open after the send deadline");
 }
+
+/// A PS answer that is not the PS's words (a proxy's page under HTTP 200) is told to the
+/// wallet as the PS's fault, HTTP 502 naming the call, not as the customer's or the MPP's own;
+/// the customer's money does not move.
+#[tokio::test]
+async fn an_unreadable_ps_answer_is_a_bad_gateway_to_the_wallet() {
+    let page = axum::Router::new().fallback(|| async {
+        (
+            [("content-type", "text/html")],
+            "<html><body>Service temporarily unavailable</body></html>",
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let not_the_ps = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, page).await });
+    let bank = TestMpp::start(&not_the_ps).await;
+    let before = bank.balance("C1").await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}{}", bank.url, tolem_mpp::app_api::SCAN_PATH))
+        .json(&json!({"customer_id": "C1", "qr_code": STATIC_QR}))
+        .send()
+        .await
+        .expect("the MPP answers");
+    assert_eq!(answer.status().as_u16(), 502);
+    let body: Value = answer.json().await.expect("JSON");
+    let said = body["error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("scan") && said.contains("cannot be read"),
+        "{body}"
+    );
+    assert_eq!(bank.balance("C1").await, before);
+}
