@@ -221,11 +221,7 @@ where
                 if response.status() == StatusCode::SERVICE_UNAVAILABLE && expected.is_none() {
                     // "Busy, retry" (a full queue, a rate, the cabinet's places, a database
                     // away): callers can cause it at any rate, so said once a second.
-                    let due = UNAVAILABLE_LOG
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .due();
-                    if let Some(left_out) = due {
+                    if let Some(left_out) = UNAVAILABLE_LOG.due() {
                         tracing::warn!(
                             status,
                             latency_ms,
@@ -257,8 +253,7 @@ where
 }
 
 /// The log of 503 answers, at most a line a second ([`RequestSpanLayer`]).
-static UNAVAILABLE_LOG: std::sync::LazyLock<std::sync::Mutex<crate::log_sparse::Sparse>> =
-    std::sync::LazyLock::new(Default::default);
+static UNAVAILABLE_LOG: crate::log_sparse::SharedSparse = crate::log_sparse::SharedSparse::new();
 
 /// The answer to a panic: a body both APIs' clients understand as "retry".
 fn internal_fault() -> Response {

@@ -39,6 +39,25 @@ impl Sparse {
     }
 }
 
+/// A [`Sparse`] log shared by the threads that may say it: a `static`, or a field of the app.
+#[derive(Default)]
+pub(crate) struct SharedSparse(std::sync::Mutex<Sparse>);
+
+impl SharedSparse {
+    /// None said yet; for a `static`.
+    pub(crate) const fn new() -> SharedSparse {
+        SharedSparse(std::sync::Mutex::new(Sparse::new()))
+    }
+
+    /// `Some(left out)` when a line is due now.
+    pub(crate) fn due(&self) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .due()
+    }
+}
+
 /// A [`Sparse`] log per key (a Custom provider's callback address), so that one noisy key hides
 /// none of another's lines. Holds at most [`SparseByKey::KEYS_MAX`] keys; past that it starts
 /// afresh, which at worst logs one line more.
@@ -68,12 +87,8 @@ impl SparseByKey {
 /// most once a second for every surface together: while a database is away every request would
 /// say it.
 pub(crate) fn store_unavailable(error: &dyn std::fmt::Display) {
-    static LOG: std::sync::Mutex<Sparse> = std::sync::Mutex::new(Sparse::new());
-    let due = LOG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .due();
-    if let Some(left_out) = due {
+    static LOG: SharedSparse = SharedSparse::new();
+    if let Some(left_out) = LOG.due() {
         tracing::warn!(
             error = %error,
             left_out,

@@ -554,12 +554,7 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
         app.metrics
             .console_sign_ins_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let due = app
-            .metrics
-            .console_refusal_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .due();
+        let due = app.metrics.console_refusal_log.due();
         if let Some(left_out) = due {
             tracing::info!(left_out, "console sign-in refused");
         }

@@ -271,11 +271,7 @@ pub(super) fn organizations(
 /// Whether a certificate's refusal is logged now, and how many were left out since the last
 /// (`certificate_refusal_log`).
 fn sparse(app: &AppState) -> Option<u64> {
-    app.metrics
-        .certificate_refusal_log
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .due()
+    app.metrics.certificate_refusal_log.due()
 }
 
 /// The organizations a certificate acts for, narrowed to the `Api-Key`'s when one was sent.

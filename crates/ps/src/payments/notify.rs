@@ -113,13 +113,8 @@ fn repeat_unlike_the_first(
     payment_id: crate::domain::PaymentId,
     unlike: &[&str],
 ) {
-    static LOG: std::sync::Mutex<crate::log_sparse::Sparse> =
-        std::sync::Mutex::new(crate::log_sparse::Sparse::new());
-    let due = LOG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .due();
-    if let Some(left_out) = due {
+    static LOG: crate::log_sparse::SharedSparse = crate::log_sparse::SharedSparse::new();
+    if let Some(left_out) = LOG.due() {
         tracing::warn!(
             %mpp,
             payment_id = payment_id.get(),

@@ -5,7 +5,7 @@
 
 use crate::domain::RefundId;
 use crate::domain::refund::Told;
-use crate::log_sparse::Sparse;
+use crate::log_sparse::SharedSparse;
 use crate::state::App;
 use crate::store::StoreResult;
 
@@ -59,15 +59,11 @@ pub(crate) async fn hear_mpp(app: &App, refund_id: RefundId) -> StoreResult<Told
 /// the writer decides at its end. Said at most once a second for all waits together: while the
 /// database is away every wait reads ten times a second.
 async fn decided(app: &App, refund_id: RefundId) -> Option<Told> {
-    static UNREAD: std::sync::Mutex<Sparse> = std::sync::Mutex::new(Sparse::new());
+    static UNREAD: SharedSparse = SharedSparse::new();
     match app.store.refund(refund_id).await {
         Ok(refund) => refund.and_then(|r| r.told_pos()),
         Err(e) => {
-            let due = UNREAD
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .due();
-            if let Some(left_out) = due {
+            if let Some(left_out) = UNREAD.due() {
                 tracing::warn!(error = %e, refund_id = refund_id.get(), left_out, "cannot read a refund the POS waits for");
             }
             None

@@ -81,11 +81,11 @@ pub struct Metrics {
     /// Console sign-ins refused (a wrong token): counted each, logged at most once a second
     /// with how many were left out, so that guessing cannot flood the log (DECISIONS 43).
     pub console_sign_ins_refused: AtomicU64,
-    pub(crate) console_refusal_log: std::sync::Mutex<crate::log_sparse::Sparse>,
+    pub(crate) console_refusal_log: crate::log_sparse::SharedSparse,
     /// Merchant certificates refused (unreadable, unregistered, of several organizations on r2):
     /// logged at most once a second, so that a certificate the CA signed but nobody registered
     /// cannot flood the log.
-    pub(crate) certificate_refusal_log: std::sync::Mutex<crate::log_sparse::Sparse>,
+    pub(crate) certificate_refusal_log: crate::log_sparse::SharedSparse,
     /// Custom amount callbacks that failed or were refused at their limit: an MPP's checkouts
     /// drive them, so they are logged at most once a second too, for each callback address.
     pub(crate) callback_failure_log: crate::log_sparse::SparseByKey,
