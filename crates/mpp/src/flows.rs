@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tolem_sdk::pending::{
@@ -249,7 +249,7 @@ impl Credit for LedgerCredit {
 /// cannot both pass a limit only one fits in.
 fn credit_refund(conn: &mut Connection, refund: &RefundOrder) -> Result<Credited, CreditError> {
     let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(CreditError::new)?;
     let applied: bool = tx
         .prepare_cached("SELECT 1 FROM refunds_applied WHERE refund_id = ?1")
@@ -563,7 +563,7 @@ impl Mpp {
         let notification_id = notification.id.clone();
         let debited = self
             .db(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let tiyn = i64::try_from(amount.tiyn()).map_err(|_| FlowError::Invalid("amount".to_owned()))?;
                 // Taking the payment from 'scanned' in the same transaction as the debit: a second
                 // confirm (or a Back) of the same payment finds it taken and debits nothing.
@@ -638,7 +638,7 @@ impl Mpp {
         let notification_id = notification.id.clone();
         let id = payment_id.to_owned();
         self.db(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let taken = tx.execute("UPDATE payments SET status = 'closing' WHERE payment_id = ?1 AND status = 'scanned'", [&id])?;
             if taken == 0 {
                 return Err(FlowError::Invalid("the payment is already being paid or done".to_owned()));
@@ -800,7 +800,7 @@ fn pending_lease_ms() -> u64 {
 /// notification: recorded now, so the driver finishes them.
 fn adopt_unsettled(conn: &mut Connection) -> Result<(), FlowError> {
     pending::create_table(conn).map_err(|e| FlowError::Internal(e.to_string()))?;
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let rows: Vec<(String, String, String, Option<i64>, String)> = {
         let mut stmt = tx.prepare(
             "SELECT payment_id, customer_id, mpp_payment_id, amount_tiyn, status FROM payments \
@@ -870,7 +870,10 @@ fn settle_payment(
     outcome: &Settlement,
 ) -> Result<(), FlowError> {
     let id = &n.request.payment.payment_id;
-    let tx = conn.transaction()?;
+    // IMMEDIATE, as every transaction here that reads and then writes: a deferred one whose read
+    // turns into a write while another connection writes fails at once ("database is locked"),
+    // without waiting out the busy timeout.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let row: Option<(String, String, String, Option<i64>)> = tx
         .query_row(
             "SELECT status, customer_id, merchant, amount_tiyn FROM payments WHERE payment_id = ?1",
