@@ -601,8 +601,17 @@ pub async fn serve_listeners(
     // One shutdown for every listener.
     let closing = CancellationToken::new();
     let close = closing.clone();
+    let open = app.metrics.connections.clone();
     tokio::spawn(async move {
         shutdown.await;
+        // Said at once: the requests under way may take a while (a POS waiting for an MPP's
+        // answer to its refund, up to `refunds.pos_wait_ms`), and the stop would look hung.
+        let connections = open.open.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            connections,
+            "stopping: no new connections; the requests under way end first, then the \
+             background tasks"
+        );
         close.cancel();
     });
     let mut loops = tokio::task::JoinSet::new();

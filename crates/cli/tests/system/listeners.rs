@@ -179,11 +179,15 @@ impl Served {
     }
 
     fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, which: &str) {
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([which, &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "SIGHUP sent");
+        assert!(status.success(), "{which} sent");
     }
 
     /// Waits until the PS's log holds a line with every one of `words`; a log that is not a
@@ -1182,4 +1186,22 @@ async fn a_repeat_of_notify_unlike_the_first_gets_its_answer_and_is_logged() {
         "demobank",
     ])
     .await;
+}
+
+/// A stop says at once that it has begun and what it waits for, so that one that takes a while
+/// (a POS waiting for an MPP's answer) does not look hung; and it ends said too.
+#[tokio::test]
+async fn a_stop_is_said_when_it_begins_and_when_it_ends() {
+    let ps = Served::start(
+        tempfile::tempdir().expect("dir"),
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nsurfaces = [\"mpp\", \"merchant\", \"admin\"]\n",
+        &[("RUST_LOG", "info")],
+    );
+    // Its signal handler is in place once it serves: an answer says it is.
+    let admin = ps.url("mpp, merchant, admin").to_owned();
+    metric(&admin, "tolem_connections_accepted_total").await;
+    ps.signal("-TERM");
+    ps.logged(&["stopping: no new connections", "connections="])
+        .await;
+    ps.logged(&["Tolem PS stopped"]).await;
 }
