@@ -753,7 +753,7 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
 }
 
 /// Private keys, and a configuration file that holds secrets, which every user of the machine
-/// may read: each is said, at a start and by `--check`, and their number returned. Readable by a
+/// may read or write: each is said, at a start and by `--check`, and their number returned. Readable by a
 /// group is the usual way to give a file to the service's user (`root:tolem`, mode 640), and is
 /// not said. The sandbox's own secrets are published, so its configuration file is not said.
 fn warn_of_secrets_open_to_all(file: Option<&Path>, config: &Config) -> usize {
@@ -762,7 +762,7 @@ fn warn_of_secrets_open_to_all(file: Option<&Path>, config: &Config) -> usize {
         std::fs::metadata(path)
             .ok()
             .map(|meta| meta.permissions().mode() & 0o777)
-            .filter(|mode| mode & 0o004 != 0)
+            .filter(|mode| mode & 0o006 != 0)
     };
     let mut said = 0;
     if let Some(path) = file.filter(|_| !config.sandbox)
@@ -773,7 +773,7 @@ fn warn_of_secrets_open_to_all(file: Option<&Path>, config: &Config) -> usize {
             .unwrap_or_default();
         if !held.is_empty() {
             tracing::warn!(
-                "{} holds {} and every user of this machine may read it (mode {mode:o}): \
+                "{} holds {} and every user of this machine may read or change it (mode {mode:o}): \
                  `chmod 640` it with the service's group (or 600 with the service's user as its \
                  owner), or give the secrets by the environment",
                 path.display(),
@@ -798,7 +798,7 @@ fn warn_of_secrets_open_to_all(file: Option<&Path>, config: &Config) -> usize {
     for (setting, key) in listeners.chain(client) {
         if let Some(mode) = open_to_all(key) {
             tracing::warn!(
-                "{setting}: every user of this machine may read the private key {} (mode \
+                "{setting}: every user of this machine may read or change the private key {} (mode \
                  {mode:o}): `chmod 640` it with the service's group (or 600 with the service's \
                  user as its owner)",
                 key.display()

@@ -545,7 +545,8 @@ fn not_a_client(leaf: &CertificateDer<'_>) -> Option<String> {
     if cert.version() == x509_parser::x509::X509Version::V1 {
         return Some(
             "an X.509 v1 certificate (as `openssl x509 -req` makes without -extfile): servers \
-             refuse it; make it again with extendedKeyUsage = clientAuth"
+             that check with rustls or webpki, and many others, refuse it; make it again with \
+             extendedKeyUsage = clientAuth"
                 .to_owned(),
         );
     }

@@ -125,7 +125,7 @@ async fn pay(State(bank): State<Bank>, Json(scan): Json<ScanRequest>) -> Json<Va
     // The debit and the notification the PS is owed commit together, or neither does.
     let (recorded, payment_id) = (n.clone(), n.request.payment.payment_id.clone());
     let debited = books.run(move |conn| {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let tiyn = i64::try_from(amount.tiyn())?;
         let row = params![recorded.id, payment_id, scan.customer_id, tiyn];
         tx.execute("INSERT INTO debits VALUES (?1, ?2, ?3, ?4, 'debited')", row)?;

@@ -946,7 +946,7 @@ async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are
     );
     // The file that holds them may be read by every user of the machine, which is said too.
     assert!(
-        said.contains("holds admin_token, registers.cabinet_tokens and every user of this machine may read it (mode 644)"),
+        said.contains("holds admin_token, registers.cabinet_tokens, organizations.api_keys and every user of this machine may read or change it (mode 644)"),
         "{said}"
     );
     // And the OK line counts them, with the one that r2 and r3 take no call here.
@@ -992,8 +992,10 @@ async fn private_keys_and_secrets_every_user_may_read_are_said() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    let key_said = "listeners[0].tls.key: every user of this machine may read the private key";
-    let file_said = "holds admin_token, registers.cabinet_tokens and every user";
+    let key_said =
+        "listeners[0].tls.key: every user of this machine may read or change the private key";
+    let file_said =
+        "holds admin_token, registers.cabinet_tokens, organizations.api_keys and every user";
     set_mode(&dir.path().join("ps.key"), 0o644);
     set_mode(&config, 0o644);
     let said = run(&["--check"], "true");

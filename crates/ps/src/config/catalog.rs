@@ -319,8 +319,19 @@ impl CatalogFile {
             stored: &[T],
             key: impl Fn(&T) -> String,
         ) -> Vec<String> {
+            // Lists of plain values are sets here (API key hashes, certificates, addresses): the
+            // same ones in another order are the same setting.
             let as_map = |item: &T| match serde_json::to_value(item) {
-                Ok(serde_json::Value::Object(map)) => map,
+                Ok(serde_json::Value::Object(mut map)) => {
+                    for value in map.values_mut() {
+                        if let serde_json::Value::Array(list) = value
+                            && list.iter().all(serde_json::Value::is_string)
+                        {
+                            list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                        }
+                    }
+                    map
+                }
                 _ => serde_json::Map::new(),
             };
             let stored: HashMap<String, &T> = stored.iter().map(|s| (key(s), s)).collect();
@@ -377,9 +388,9 @@ impl CatalogFile {
         (!items.is_empty()).then(|| {
             format!(
                 "operator data in the configuration differs from the database's, and the \
-                 database's is in force (a start adds only what is missing): {}; change them \
-                 through the admin API or the console (docs/admin-api.md), or make the file say \
-                 what the database does",
+                 database's is in force (a start adds only what is missing): {}; make the file \
+                 say what the database does, or drop the item from it (a change made through \
+                 the admin API or the console stays; docs/configuration.md, Operator data)",
                 items.join("; ")
             )
         })
@@ -772,6 +783,19 @@ mod tests {
         }
         assert_eq!(file.set_aside_by(&stored), Vec::<String>::new());
         assert!(file.set_aside_warning(&stored).is_none());
+        // The same hashes in another order are the same keys.
+        let mut reordered = stored.clone();
+        reordered.organizations[0]
+            .api_key_hashes
+            .push("ab".repeat(32));
+        let mut file_reordered = file.clone();
+        file_reordered.organizations[0]
+            .api_key_hashes
+            .insert(0, "ab".repeat(32));
+        assert_eq!(
+            file_reordered.set_aside_by(&reordered),
+            Vec::<String>::new()
+        );
         stored.mpps[0].refund_url = "http://10.0.0.9/refund".to_owned();
         stored.mpps[0].commission_bps += 1;
         stored.trade_points[0].active = !stored.trade_points[0].active;

@@ -532,7 +532,8 @@ pub fn is_key_value_connection_string(database: &Path) -> bool {
 }
 
 /// The secret settings a configuration file's own text holds, named as in the file: the admin
-/// token, the SMTP password, cabinet tokens and a database URL's password. Those the environment
+/// token, the SMTP password, cabinet tokens, merchants' API keys in clear and a database URL's
+/// password. Those the environment
 /// gives are not the file's. Text that is not TOML holds none that can be named.
 pub fn secrets_in_file(text: &str) -> Vec<&'static str> {
     let Ok(table) = text.parse::<toml::Table>() else {
@@ -554,6 +555,19 @@ pub fn secrets_in_file(text: &str) -> Vec<&'static str> {
     }
     if filled(registers.and_then(|r| r.get("cabinet_tokens"))) {
         held.push("registers.cabinet_tokens");
+    }
+    let clear_keys = table
+        .get("organizations")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|orgs| {
+            orgs.iter().any(|org| {
+                org.get("api_keys")
+                    .and_then(toml::Value::as_array)
+                    .is_some_and(|k| !k.is_empty())
+            })
+        });
+    if clear_keys {
+        held.push("organizations.api_keys");
     }
     if database.is_some_and(|url| database_for_display(Path::new(url)) != url) {
         held.push("the database's password");
@@ -1293,6 +1307,8 @@ database = "postgres://tolem:s3cret@db.example/tolem"
 [registers]
 smtp_password = "hunter2"
 cabinet_tokens = { demobank = "0123456789abcdef0123456789abcdef" }
+[[organizations]]
+api_keys = ["test_0123456789abcdef0123456789abcdef"]
 "#;
         assert_eq!(
             secrets_in_file(text),
@@ -1300,6 +1316,7 @@ cabinet_tokens = { demobank = "0123456789abcdef0123456789abcdef" }
                 "admin_token",
                 "registers.smtp_password",
                 "registers.cabinet_tokens",
+                "organizations.api_keys",
                 "the database's password"
             ]
         );

@@ -98,12 +98,15 @@ pub fn skip_operation_ids(path: &Path, gap: i64) -> StoreResult<(i64, i64)> {
                 conn.busy_timeout(std::time::Duration::from_secs(10))?;
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                // A Tolem file of schema 1-6 (a PS made it, before the counter); any other file
+                // without the counter fails below as no PS's database.
+                let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
                 let counted: bool = tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'operation_ids')",
                     [],
                     |r| r.get(0),
                 )?;
-                if !counted {
+                if !counted && (1..7).contains(&version) {
                     return Err(StoreError::Refused(OLDER_THAN_ONE_SEQUENCE.to_owned()));
                 }
                 let high: i64 = tx.query_row(
@@ -203,6 +206,13 @@ mod tests {
         );
         migrations::run(&mut conn).expect("the rest");
         assert_eq!(skip_operation_ids(&path, 10).expect("moved"), (4, 14));
+        // A file no PS made is not said to be an old one.
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .and_then(|c| c.execute_batch("CREATE TABLE t (x INTEGER)"))
+            .expect("a file of something else");
+        let refused = skip_operation_ids(&other, 10).expect_err("refused");
+        assert!(!matches!(refused, StoreError::Refused(_)), "{refused}");
     }
 
     #[test]
