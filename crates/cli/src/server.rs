@@ -753,9 +753,10 @@ async fn run_listeners(config: Config) -> anyhow::Result<()> {
 }
 
 /// Private keys, and a configuration file that holds secrets, which every user of the machine
-/// may read or write: each is said, at a start and by `--check`, and their number returned. Readable by a
-/// group is the usual way to give a file to the service's user (`root:tolem`, mode 640), and is
-/// not said. The sandbox's own secrets are published, so its configuration file is not said.
+/// may read or write: each is said, at a start and by `--check`, and their number returned.
+/// Readable by a group is the usual way to give a file to the service's user (`root:tolem`,
+/// mode 640), and is not said. The sandbox's own secrets are published, so its configuration
+/// file is not said.
 fn warn_of_secrets_open_to_all(file: Option<&Path>, config: &Config) -> usize {
     use std::os::unix::fs::PermissionsExt;
     let open_to_all = |path: &Path| {
