@@ -606,6 +606,47 @@ fn install(dir: &Path, issued: &Issued) {
     replace(&dir.join("ps.key"), &issued.key_pem);
 }
 
+/// The sandbox's configuration with one TLS listener whose files are in `dir` (as the test puts
+/// them there), a fresh database, and runs of `tolem serve` on them.
+struct OneTlsListener {
+    config: PathBuf,
+    db: PathBuf,
+}
+
+impl OneTlsListener {
+    fn new(dir: &Path) -> OneTlsListener {
+        let config = dir.join("ps.toml");
+        std::fs::write(
+            &config,
+            format!("{SANDBOX_TOML}\n{}", one_tls_listener(dir)),
+        )
+        .expect("config");
+        let db = fresh_database(dir);
+        OneTlsListener { config, db }
+    }
+
+    /// `tolem serve` with `extra` flags and `env`, at `RUST_LOG=warn`: whether it succeeded, and
+    /// what it said (its output, then its errors).
+    fn serve(&self, extra: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .arg("--db")
+            .arg(&self.db)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .output()
+            .expect("tolem runs");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), said)
+    }
+}
+
 #[tokio::test]
 async fn the_certificate_is_read_again_on_sighup_and_a_broken_one_keeps_the_old() {
     let dir = tempfile::tempdir().expect("dir");
@@ -758,25 +799,12 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
     let ca = Ca::new();
     let issued = ca.issue("localhost");
     std::fs::write(dir.path().join("ps.pem"), &issued.cert_pem).expect("written");
-    let config = dir.path().join("ps.toml");
-    std::fs::write(
-        &config,
-        format!("{SANDBOX_TOML}\n{}", one_tls_listener(dir.path())),
-    )
-    .expect("config");
-    let db = fresh_database(dir.path());
+    let serve = OneTlsListener::new(dir.path());
+    let (config, db) = (&serve.config, &serve.db);
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .arg("--db")
-            .arg(&db)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("tolem runs");
-        assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let (ok, said) = serve.serve(extra, &[]);
+        assert!(!ok, "{said}");
+        said
     };
     // The key file is missing.
     let said = run(&[]);
@@ -801,7 +829,7 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
     let check_with = |db: &Path| {
         let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
             .args(["serve", "--check", "--config"])
-            .arg(&config)
+            .arg(config)
             .arg("--db")
             .arg(db)
             .env("RUST_LOG", "warn")
@@ -816,7 +844,7 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
             ),
         )
     };
-    let check = || check_with(&db);
+    let check = || check_with(db);
     // It says so and exits; it made no database.
     let (ok, said) = check();
     assert!(ok, "{said}");
@@ -827,12 +855,12 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
     );
     // It says whether a start would migrate the database, and refuses one a newer build made.
     let limits = tolem_ps::store::StoreLimits::of(&tolem_ps::Config::default().limits);
-    drop(tolem_ps::store::Store::open(&db, &limits).expect("the schema made"));
+    drop(tolem_ps::store::Store::open(db, &limits).expect("the schema made"));
     let (ok, said) = check();
     assert!(ok && said.contains(", up to date)"), "{said}");
-    let books = crate::backend::PsBooks::open_for_writing(&db);
+    let books = crate::backend::PsBooks::open_for_writing(db);
     let set_version = |version: i64| {
-        if tolem_ps::is_postgres_url(&db) {
+        if tolem_ps::is_postgres_url(db) {
             books.execute("UPDATE schema_version SET version = ?1", &[&version]);
         } else {
             books.execute(&format!("PRAGMA user_version = {version}"), &[]);
@@ -851,7 +879,7 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         "{said}"
     );
     drop(books);
-    if !tolem_ps::is_postgres_url(&db) {
+    if !tolem_ps::is_postgres_url(db) {
         // Nothing else made or changed: the file is the one made above, still at version 1000.
         assert!(db.exists());
         // A SQLite file in a folder that is not there is named before a start would fail on it.
@@ -968,36 +996,15 @@ async fn private_keys_and_secrets_every_user_may_read_are_said() {
     let dir = tempfile::tempdir().expect("dir");
     let issued = Ca::new().issue("localhost");
     install(dir.path(), &issued);
-    let config = dir.path().join("ps.toml");
-    std::fs::write(
-        &config,
-        format!("{SANDBOX_TOML}\n{}", one_tls_listener(dir.path())),
-    )
-    .expect("config");
-    let db = fresh_database(dir.path());
-    let run = |extra: &[&str], sandbox: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .arg("--db")
-            .arg(&db)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .env("TOLEM_SANDBOX", sandbox)
-            .output()
-            .expect("tolem runs");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
+    let serve = OneTlsListener::new(dir.path());
+    let config = &serve.config;
+    let run = |extra: &[&str], sandbox: &str| serve.serve(extra, &[("TOLEM_SANDBOX", sandbox)]).1;
     let key_said =
         "listeners[0].tls.key: every user of this machine may read or change the private key";
     let file_said =
         "holds admin_token, registers.cabinet_tokens, organizations.api_keys and every user";
     set_mode(&dir.path().join("ps.key"), 0o644);
-    set_mode(&config, 0o644);
+    set_mode(config, 0o644);
     let said = run(&["--check"], "true");
     assert!(
         said.contains(key_said) && said.contains("(mode 644)"),
@@ -1029,13 +1036,22 @@ async fn private_keys_and_secrets_every_user_may_read_are_said() {
     };
     let before = count(&run(&["--check"], "false"));
     set_mode(&dir.path().join("ps.key"), 0o640);
-    set_mode(&config, 0o640);
+    set_mode(config, 0o640);
     let said = run(&["--check"], "false");
     assert!(
         !said.contains(key_said) && !said.contains(file_said),
         "{said}"
     );
     assert_eq!(count(&said), before - 2, "{said}");
+    // Writable by every user, though not readable: said too (anyone could put in a key or a
+    // token of their own).
+    set_mode(&dir.path().join("ps.key"), 0o602);
+    set_mode(config, 0o602);
+    let said = run(&["--check"], "false");
+    assert!(
+        said.contains(key_said) && said.contains("(mode 602)") && said.contains(file_said),
+        "{said}"
+    );
 }
 
 /// A listener of the cabinet surface alone, for the MPPs to reach: their register API and
