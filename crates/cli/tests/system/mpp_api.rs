@@ -617,11 +617,15 @@ async fn headers_are_checked_at_the_edge() {
             "{headers:?}"
         );
         if code == "UNKNOWN_SOURCE" {
-            // The message names the header once, with nothing after it.
+            // The message names the header, and says what the PS read there.
             let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+            let why = match headers.iter().find(|(name, _)| *name == "x-caller-name") {
+                None => "заголовок не передан".to_owned(),
+                Some((_, caller)) => format!("«{caller}» нет среди действующих участников"),
+            };
             assert_eq!(
                 answer["result"]["resultMessage"],
-                "Неизвестный участник (X-Caller-Name)"
+                format!("Неизвестный участник (X-Caller-Name): {why}")
             );
         }
     }
@@ -635,7 +639,7 @@ async fn headers_are_checked_at_the_edge() {
                 ("x-request-id", "r1"),
                 ("x-locale", "kk-KZ"),
             ],
-            "Белгісіз қатысушы (X-Caller-Name)",
+            "Белгісіз қатысушы (X-Caller-Name): ASCII емес",
         ),
         (
             vec![

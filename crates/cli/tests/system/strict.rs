@@ -673,6 +673,12 @@ async fn an_mpp_header_sent_twice_is_refused_never_read_as_either() {
         assert_eq!(status, 200, "{text}");
         let answer: Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(answer["result"]["resultCode"], code, "{headers:?}: {text}");
+        if code == "UNKNOWN_SOURCE" {
+            assert_eq!(
+                answer["result"]["resultMessage"],
+                "Неизвестный участник (X-Caller-Name): заголовок передан дважды"
+            );
+        }
         if let Some(named) = named {
             assert_eq!(
                 answer["result"]["resultMessage"],

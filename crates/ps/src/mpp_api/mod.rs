@@ -215,8 +215,11 @@ impl FromRequest<AppState> for MppCall {
                 illegal(Locale::Ru, "X-Locale", Problem::Expected("ru-RU | kk-KZ"))
             })?,
         };
-        let caller_name = header_text(&headers, mpp::HEADER_CALLER_NAME)
+        let caller_header = header_text(&headers, mpp::HEADER_CALLER_NAME);
+        let caller_name = caller_header
+            .as_ref()
             .ok()
+            .copied()
             .flatten()
             .unwrap_or_default();
         let catalog = app.catalog.get();
@@ -235,7 +238,7 @@ impl FromRequest<AppState> for MppCall {
         let mpp = (caller_name.chars().count() <= CALLER_NAME_LEN_MAX)
             .then(|| catalog.active_mpp(caller_name).cloned())
             .flatten()
-            .ok_or_else(|| unknown(None))?;
+            .ok_or_else(|| unknown(Some(&unknown_caller(caller_header, locale))))?;
         // An MPP with a tunnel speaks only from its own inner addresses: another MPP's request
         // under its name is a caller the PS does not know. Said in the answer too, so that the
         // MPP's engineers look at their addresses, not at the name.
@@ -297,6 +300,39 @@ impl FromRequest<AppState> for MppCall {
 }
 
 /// Why a header has no value the MPP API reads.
+/// Why `X-Caller-Name` names no MPP, for the answer: the name the PS read is said back (at most
+/// a little past the longest a name may be), so that an MPP's engineers see a typo or a proxy's
+/// rewrite at once. The header is visible ASCII, or it is not said.
+fn unknown_caller(header: Result<Option<&str>, HeaderFault>, locale: Locale) -> String {
+    let ru = locale == Locale::Ru;
+    match header {
+        Err(HeaderFault::Repeated) => if ru {
+            "заголовок передан дважды"
+        } else {
+            "тақырып екі рет жіберілді"
+        }
+        .to_owned(),
+        Err(HeaderFault::NotText) => if ru { "не ASCII" } else { "ASCII емес" }.to_owned(),
+        Ok(None) | Ok(Some("")) => if ru {
+            "заголовок не передан"
+        } else {
+            "тақырып жіберілмеді"
+        }
+        .to_owned(),
+        Ok(Some(name)) => {
+            let mut said: String = name.chars().take(CALLER_NAME_LEN_MAX + 4).collect();
+            if said.len() < name.len() {
+                said.push('…');
+            }
+            match ru {
+                true => format!("«{said}» нет среди действующих участников"),
+                false => format!("«{said}» әрекеттегі қатысушылар арасында жоқ"),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
 enum HeaderFault {
     /// Sent more than once.
     Repeated,
