@@ -265,7 +265,7 @@ async fn overview_body(app: &AppState, ctx: &Ctx) -> Result<String, crate::store
     let span = crate::registers::Period::Day(today)
         .bounds(&app.zone)
         .unwrap_or((ctx.now, ctx.now));
-    let totals = app.store.totals(mpp_names(app), span).await?;
+    let totals = app.store.totals(mpp_names(app), span, ctx.now).await?;
     let mut refunds = app
         .store
         .refund_views(Some(RefundStatus::Pending), None, UNDELIVERED_ROWS_MAX)

@@ -89,31 +89,95 @@ fn views(
     })
 }
 
+/// How long after its `finished_at_ms` an operation may still be committed: a write waits
+/// seconds for its commit at most, and another node's clock may be a little apart. The totals of
+/// a span that ended longer ago than this no longer change (a confirmed payment and a completed
+/// refund stay so; retention deletes neither) and are not read again.
+const SETTLE_MS: i64 = 15 * 60_000;
+
+/// The totals of `[from, upto)` over `mpps`, `upto` at least [`SETTLE_MS`] in the past when
+/// they were read.
+#[derive(Clone, Debug)]
+pub(super) struct Settled {
+    from: i64,
+    upto: i64,
+    mpps: Vec<String>,
+    totals: Totals,
+}
+
+impl Totals {
+    fn plus(self, other: Totals) -> StoreResult<Totals> {
+        let too_large = || StoreError::Corrupt("totals out of range".to_owned());
+        Ok(Totals {
+            payments: self.payments + other.payments,
+            paid: self.paid.checked_sum(other.paid).ok_or_else(too_large)?,
+            refunds: self.refunds + other.refunds,
+            refunded: self
+                .refunded
+                .checked_sum(other.refunded)
+                .ok_or_else(too_large)?,
+        })
+    }
+}
+
+/// Totals of `[from, to)` over `mpps`, each read by its index.
+fn totals_between(db: Db<'_>, mpps: &[String], (from, to): (i64, i64)) -> StoreResult<Totals> {
+    let mut totals = Totals::default();
+    if from >= to {
+        return Ok(totals);
+    }
+    for mpp in mpps {
+        let (payments, paid) = count_and_sum(db, "payments", "confirmed", mpp, (from, to))?;
+        let (refunds, refunded) = count_and_sum(db, "refunds", "completed", mpp, (from, to))?;
+        totals = totals.plus(Totals {
+            payments,
+            paid,
+            refunds,
+            refunded,
+        })?;
+    }
+    Ok(totals)
+}
+
 impl Store {
-    /// Totals of `[from, to)` over the MPPs named (the catalog's), each read by its index.
+    /// Totals of `[from, to)` over the MPPs named (the catalog's), each read by its index, at
+    /// `now`. What is older than [`SETTLE_MS`] is kept from the last call of the same span and
+    /// MPPs, and only what finished since is read: a view costs the operations of the last
+    /// minutes, not of the whole day.
     pub(crate) async fn totals(
         &self,
         mpps: Vec<String>,
         (from, to): (Timestamp, Timestamp),
+        now: Timestamp,
     ) -> StoreResult<Totals> {
-        self.read_db(move |db| {
-            let (from, to) = (ms(from), ms(to));
-            let mut totals = Totals::default();
-            let too_large = || StoreError::Corrupt("totals out of range".to_owned());
-            for mpp in &mpps {
-                let (count, paid) = count_and_sum(db, "payments", "confirmed", mpp, (from, to))?;
-                totals.payments += count;
-                totals.paid = totals.paid.checked_sum(paid).ok_or_else(too_large)?;
-                let (count, refunded) = count_and_sum(db, "refunds", "completed", mpp, (from, to))?;
-                totals.refunds += count;
-                totals.refunded = totals
-                    .refunded
-                    .checked_sum(refunded)
-                    .ok_or_else(too_large)?;
-            }
-            Ok(totals)
-        })
-        .await
+        let (from, to) = (ms(from), ms(to));
+        let settled_to = (ms(now) - SETTLE_MS).clamp(from, to);
+        let kept = self
+            .inner
+            .settled_totals
+            .lock()
+            .ok()
+            .and_then(|kept| kept.clone())
+            .filter(|kept| kept.from == from && kept.mpps == mpps && kept.upto <= settled_to);
+        let (start, base) = kept.map_or((from, Totals::default()), |k| (k.upto, k.totals));
+        let (settled, recent) = self
+            .read_db({
+                let mpps = mpps.clone();
+                move |db| {
+                    let settled = base.plus(totals_between(db, &mpps, (start, settled_to))?)?;
+                    Ok((settled, totals_between(db, &mpps, (settled_to, to))?))
+                }
+            })
+            .await?;
+        if let Ok(mut kept) = self.inner.settled_totals.lock() {
+            *kept = Some(Settled {
+                from,
+                upto: settled_to,
+                mpps,
+                totals: settled,
+            });
+        }
+        settled.plus(recent)
     }
 
     /// Purchases the operator's `text` names, newest first, at most `limit`: by id (a number),
@@ -233,5 +297,55 @@ mod tests {
             .expect("the sum");
         assert_eq!(count, u64::from(ROWS));
         assert_eq!(total.tiyn(), u128::from(ROWS) * u128::from(AMOUNT_TIYN_MAX));
+    }
+
+    #[tokio::test]
+    async fn today_s_totals_read_again_only_what_may_still_be_committed() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store =
+            Store::open(&dir.path().join("ps.db"), &StoreLimits::for_tests()).expect("opens");
+        let minute = 60_000;
+        let day = (
+            Timestamp::from_millisecond(0).expect("a time"),
+            Timestamp::from_millisecond(1440 * minute).expect("a time"),
+        );
+        let at = |minutes: i64| Timestamp::from_millisecond(minutes * minute).expect("a time");
+        let pay = |id: i64, minutes: i64, tiyn: i64| {
+            store.write(move |c| {
+                Ok(c.execute(
+                    "INSERT INTO payments (id, kind, status, trade_point_id, created_at_ms, receipt_token, \
+                     mpp, customer_id, amount_tiyn, finished_at_ms) \
+                     VALUES (?1, 'dynamic', 'confirmed', 1, 0, ?1, 'bank', 'c', ?2, ?3)",
+                    rusqlite::params![id, tiyn, minutes * minute],
+                )?)
+            })
+        };
+        let bank = || vec!["bank".to_owned()];
+        pay(1, 100, 10_000).await.expect("a payment");
+        pay(2, 590, 20_000).await.expect("a payment");
+        let totals = store.totals(bank(), day, at(600)).await.expect("totals");
+        assert_eq!((totals.payments, totals.paid.tiyn()), (2, 30_000));
+        // Within the last SETTLE_MS a commit may still come, and is read at each view.
+        pay(3, 599, 1).await.expect("a payment");
+        let totals = store.totals(bank(), day, at(601)).await.expect("totals");
+        assert_eq!((totals.payments, totals.paid.tiyn()), (3, 30_001));
+        // Older than that, what was read is kept: a row that somehow came later is not read
+        // again (this one, put straight in the table, shows it is the kept sum that is used).
+        pay(4, 200, 4_000).await.expect("a row out of time");
+        let totals = store.totals(bank(), day, at(700)).await.expect("totals");
+        assert_eq!((totals.payments, totals.paid.tiyn()), (3, 30_001));
+        // Another set of MPPs, or another day, is read whole.
+        let both = vec!["bank".to_owned(), "wallet".to_owned()];
+        let totals = store.totals(both, day, at(700)).await.expect("totals");
+        assert_eq!((totals.payments, totals.paid.tiyn()), (4, 34_001));
+        let next_day = (
+            day.1,
+            Timestamp::from_millisecond(2880 * minute).expect("a time"),
+        );
+        let totals = store
+            .totals(bank(), next_day, at(1500))
+            .await
+            .expect("totals");
+        assert_eq!(totals, Totals::default());
     }
 }

@@ -212,6 +212,8 @@ struct Inner {
     path: PathBuf,
     write_wait: std::time::Duration,
     backend: Backend,
+    /// The console's Today totals up to a moment no commit can still reach (`console.rs`).
+    settled_totals: std::sync::Mutex<Option<console::Settled>>,
 }
 
 /// The store's backend.
@@ -256,6 +258,7 @@ impl Store {
                 path: path.to_owned(),
                 write_wait: std::time::Duration::from_millis(limits.write_wait_ms),
                 backend,
+                settled_totals: std::sync::Mutex::new(None),
             }),
         })
     }
