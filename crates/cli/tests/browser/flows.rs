@@ -457,10 +457,13 @@ async fn the_operator_sees_the_days_payments_and_refunds_and_retries_a_failed_de
     desk.close().await;
 }
 
-/// The Almaty date of yesterday and an instant at its noon.
+/// The Almaty date of yesterday and an instant at its noon. In the first minutes of a day,
+/// before yesterday's register can be made (from 00:05, a minute more for the test's own time),
+/// the day before.
 fn yesterday() -> (String, Timestamp) {
     let almaty = tolem_wire::time::zone("Asia/Almaty").expect("bundled");
-    let today = Timestamp::now().to_zoned_datetime(almaty.clone()).date();
+    let settled = Timestamp::now() - jiff::SignedDuration::from_mins(6);
+    let today = settled.to_zoned_datetime(almaty.clone()).date();
     let day = today.yesterday().expect("a day before");
     let noon = day
         .at(12, 0, 0, 0)

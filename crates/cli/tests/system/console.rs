@@ -857,10 +857,10 @@ async fn an_mpp_sees_only_its_own_refunds_and_registers() {
         page.body
     );
 
-    // Yesterday's register, by the cabinet's code, is the session's MPP's and no other's.
-    let yesterday = ps
-        .clock
-        .now()
+    // Yesterday's register, by the cabinet's code, is the session's MPP's and no other's. In the
+    // first minutes of a day, before yesterday's register can be made, "yesterday" is the day
+    // before (and "today", whose register is not ready, the day that has just ended).
+    let yesterday = (ps.clock.now() - tolem_ps::registers::make::REGISTER_SETTLE_MIN)
         .to_zoned_datetime(tolem_wire::time::zone("Asia/Almaty").expect("the zone"))
         .date()
         .yesterday()

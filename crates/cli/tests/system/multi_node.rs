@@ -681,6 +681,27 @@ fn by_register(mails: &[crate::smtp::Mail]) -> BTreeMap<String, usize> {
     seen
 }
 
+/// Waits, on the real clock, until this day's minutes around midnight in `zone` are over: from
+/// two minutes before it to 00:06, a register of yesterday cannot be made yet (from 00:05) or the
+/// day would change during the test.
+async fn away_from_midnight(zone: &jiff::tz::TimeZone) {
+    let now = Timestamp::now().to_zoned_datetime(zone.clone());
+    let minute = i32::from(now.hour()) * 60 + i32::from(now.minute());
+    if (6..23 * 60 + 58).contains(&minute) {
+        return;
+    }
+    let day = (now.timestamp() + jiff::SignedDuration::from_mins(10))
+        .to_zoned_datetime(zone.clone())
+        .date();
+    let at = day
+        .at(0, 6, 0, 0)
+        .to_zoned_datetime(zone.clone())
+        .expect("00:06 exists")
+        .timestamp();
+    let wait = at.duration_since(now.timestamp());
+    tokio::time::sleep(wait.unsigned_abs()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_register_is_e_mailed_once_by_three_nodes() {
     if !postgres_only() {
@@ -688,6 +709,7 @@ async fn each_register_is_e_mailed_once_by_three_nodes() {
     }
     let smtp = SmtpServer::start().await;
     let almaty = tolem_wire::time::zone("Asia/Almaty").expect("bundled");
+    away_from_midnight(&almaty).await;
     let today = Timestamp::now().to_zoned_datetime(almaty).date();
     let yesterday = today.yesterday().expect("a day before");
     let wallet = "commission_min = \"1.00\"\n";

@@ -476,7 +476,8 @@ async fn the_register_reconciles_with_the_books_and_differences_are_listed() {
     crate::refunds::wait_refund(&ps, refund_id, "completed").await;
     // The day's register, as the PS makes it (once the day is over).
     let day = ps.clock.now().to_zoned_datetime(ps.app.zone.clone()).date();
-    ps.advance(86_400);
+    // A day's register can be made once it has ended and settled (from 00:05 the next day).
+    ps.advance(86_400 + make::REGISTER_SETTLE_MIN.as_secs());
     let period = Period::parse(RegisterKind::Daily, &day.to_string()).expect("a day");
     let request = make::request(&ps.app, "demobank", period, Format::Csv).expect("a request");
     let dir = tempfile::tempdir().expect("dir");
