@@ -421,6 +421,14 @@ pub fn result_code(body: &str) -> String {
         .to_owned()
 }
 
+pub fn result_message(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON, got {body}"));
+    v["result"]["resultMessage"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a result in {body}"))
+        .to_owned()
+}
+
 /// Scans through the raw API and returns the paymentId.
 pub async fn scan_id(ps: &TestPs, caller: &str, qr: &str, customer: &str) -> String {
     // Each call is a new scan, with an X-Request-ID of its own: a repeated one would be a retry

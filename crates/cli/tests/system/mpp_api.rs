@@ -526,6 +526,65 @@ async fn deadlines_expire_codes_and_purchases() {
     let body = json!({"paymentId": custom_id, "serviceId": 2862, "parameters": [{"id": 3932, "value": "A"}, {"id": 3933, "value": "1h"}]});
     let (_, answer) = ps.mpp_call(CHECKOUT, "demobank", "c", &body).await;
     assert_eq!(result_code(&answer), "EXPIRED_CODE");
+    assert_eq!(
+        result_message(&answer),
+        "Срок действия QR-кода истёк: время на подтверждение истекло"
+    );
+}
+
+/// EXPIRED_CODE says "the QR's time is up"; a Dynamic QR whose purchase was paid, cancelled or
+/// refused already says which, in the caller's language.
+#[tokio::test]
+async fn a_final_purchase_s_qr_scanned_again_says_why_it_cannot_be_paid() {
+    let ps = TestPs::start().await;
+    let device = ps.device("POS-1").await;
+    let scan_again = |qr: String, locale: &'static str| {
+        let ps = &ps;
+        async move {
+            let body = json!({"qrCode": qr, "customerId": "C1"}).to_string();
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-caller-name", "demobank"),
+                ("x-request-id", "again"),
+                ("x-locale", locale),
+            ];
+            let (_, answer) = ps.mpp_raw(SCAN, &headers, &body).await;
+            assert_eq!(result_code(&answer), "EXPIRED_CODE", "{answer}");
+            result_message(&answer)
+        }
+    };
+    let mut finals = Vec::new();
+    for verdict in ["SUCCESS", "CANCELLED_BY_CLIENT"] {
+        let (qr, _) = ps.dynamic_qr(&device, 100).await;
+        let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
+        let (_, body) = ps
+            .mpp_call(
+                NOTIFY,
+                "demobank",
+                "n",
+                &notify_body(&payment_id, "C1", verdict, None),
+            )
+            .await;
+        // A cancellation is answered with its own code, a payment with SUCCESS.
+        assert_eq!(result_code(&body), verdict, "{body}");
+        finals.push(qr);
+    }
+    assert_eq!(
+        scan_again(finals[0].clone(), "ru-RU").await,
+        "Срок действия QR-кода истёк: покупка уже оплачена"
+    );
+    assert_eq!(
+        scan_again(finals[0].clone(), "kk-KZ").await,
+        "QR-кодтың мерзімі өтті: сатып алу төленіп қойған"
+    );
+    assert_eq!(
+        scan_again(finals[1].clone(), "ru-RU").await,
+        "Срок действия QR-кода истёк: покупка отменена"
+    );
+    // One past its ExpireDate, never scanned: the message alone is the reason.
+    let (qr, _) = ps.dynamic_qr(&device, 100).await;
+    ps.advance(181);
+    assert_eq!(scan_again(qr, "ru-RU").await, "Срок действия QR-кода истёк");
 }
 
 #[tokio::test]

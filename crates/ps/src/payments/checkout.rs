@@ -40,7 +40,9 @@ pub async fn checkout(
     if let Some(stored) = payment.stored_checkout(&who) {
         return Ok(stored.to_owned());
     }
-    payment.check_checkout(&who, now, &app.policy)?;
+    payment
+        .check_checkout(&who, now, &app.policy)
+        .map_err(|code| MppError::refusing_checkout(code, caller.locale))?;
     let catalog = app.catalog.get();
     let service = payment
         .service_id

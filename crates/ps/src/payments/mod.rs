@@ -30,7 +30,7 @@ pub use notify::notify;
 pub use scan::scan;
 
 use crate::catalog::{Catalog, Mpp};
-use crate::domain::{PaymentId, TradePointId};
+use crate::domain::{PaymentId, Status, TradePointId};
 use crate::state::App;
 use crate::store::StoreError;
 
@@ -66,6 +66,42 @@ impl MppError {
     /// PARAM_ILLEGAL naming the offending field, whose value is not one the call takes.
     pub fn param(field: &str) -> MppError {
         MppError::Param(Param::new(field, Problem::Invalid))
+    }
+
+    /// `code` refusing a purchase in `status`. EXPIRED_CODE's message speaks of the QR's time
+    /// alone; for a purchase paid, cancelled or refused already it says which, in the caller's
+    /// language.
+    pub(crate) fn refusing(code: ResultCode, status: Status, locale: Locale) -> MppError {
+        let why = match (status, locale) {
+            (Status::Confirmed, Locale::Ru) => "покупка уже оплачена",
+            (Status::Confirmed, Locale::Kk) => "сатып алу төленіп қойған",
+            (Status::Cancelled, Locale::Ru) => "покупка отменена",
+            (Status::Cancelled, Locale::Kk) => "сатып алудан бас тартылған",
+            (Status::Failed, Locale::Ru) => "оплата покупки отклонена",
+            (Status::Failed, Locale::Kk) => "сатып алуды төлеу қабылданбады",
+            _ => return code.into(),
+        };
+        MppError::expired_because(code, why)
+    }
+
+    /// `code` refusing a checkout: EXPIRED_CODE there means the confirmation window is over
+    /// (DECISIONS 16), which it says.
+    pub(crate) fn refusing_checkout(code: ResultCode, locale: Locale) -> MppError {
+        let why = match locale {
+            Locale::Ru => "время на подтверждение истекло",
+            Locale::Kk => "растау уақыты өтті",
+        };
+        MppError::expired_because(code, why)
+    }
+
+    fn expired_because(code: ResultCode, why: &str) -> MppError {
+        match code {
+            ResultCode::ExpiredCode => MppError::Code {
+                code,
+                detail: Some(why.to_owned()),
+            },
+            _ => code.into(),
+        }
     }
 }
 

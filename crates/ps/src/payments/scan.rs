@@ -57,7 +57,7 @@ pub async fn scan(
                 scan_token(app, req.qr_code.clone(), owner.clone(), caller.locale, now).await?;
             match scanned {
                 Some(Ok(payment)) => Ok(answer(app, QrCodeType::Dynamic, &payment, None)),
-                Some(Err(code)) => Err(code.into()),
+                Some(Err((code, status))) => Err(MppError::refusing(code, status, caller.locale)),
                 None => scan_return_qr(app, req.qr_code, owner, caller.locale).await,
             }
         }
@@ -110,7 +110,7 @@ async fn scan_token(
     owner: Owner,
     locale: Locale,
     now: Timestamp,
-) -> StoreResult<Option<Result<Payment, ResultCode>>> {
+) -> StoreResult<Option<Result<Payment, (ResultCode, Status)>>> {
     let check = app.merchant_check();
     let policy = app.policy;
     app.store
@@ -120,7 +120,7 @@ async fn scan_token(
                 return Ok(None);
             };
             if let Err(code) = check.state(payment.trade_point_id).check() {
-                return Ok(Some(Err(code)));
+                return Ok(Some(Err((code, Status::Created))));
             }
             match payment.scan(&owner, now, &policy) {
                 Ok(changed) => {
@@ -131,7 +131,7 @@ async fn scan_token(
                     }
                     Ok(Some(Ok(payment)))
                 }
-                Err(code) => Ok(Some(Err(code))),
+                Err(code) => Ok(Some(Err((code, payment.status)))),
             }
         })
         .await
