@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// The metrics text.
-async fn metrics(ps: &TestPs) -> String {
+pub(crate) async fn metrics(ps: &TestPs) -> String {
     let (status, text) = ps.admin("GET", "/admin/v1/metrics", &Value::Null).await;
     assert_eq!(status, 200);
     text.as_str().expect("Prometheus text").to_owned()

@@ -182,6 +182,12 @@ async fn a_callback_service_prices_the_payment() {
             .await;
         assert_eq!(result_code(&answer), code, "{plate}: {answer}");
     }
+    // Each answer that was no amount is counted, by kind; the refusal with `error` is not.
+    let metrics = crate::metrics::metrics(&ps).await;
+    assert!(
+        metrics.contains("tolem_amount_callback_failures_total{kind=\"http\"} 3\n"),
+        "{metrics}"
+    );
     let (_, answer) = ps
         .mpp_call(
             "/api/v1/qr/checkout",

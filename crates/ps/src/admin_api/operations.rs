@@ -259,6 +259,21 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
             ],
         ),
     );
+    let text = format!(
+        "{text}{}",
+        m.amount_callback_failures.prometheus(
+            "tolem_amount_callback_failures_total",
+            &[
+                K::Tls,
+                K::Connect,
+                K::Timeout,
+                K::Protocol,
+                K::Http,
+                K::Answer,
+                K::Other
+            ],
+        ),
+    );
     // The connection layer (DECISIONS 43), all listeners together: how close they are to their
     // caps, what their deadlines closed, the requests they refused below the router, and the TLS
     // handshakes that failed (DECISIONS 41).

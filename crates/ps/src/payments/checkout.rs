@@ -261,6 +261,7 @@ async fn callback_amount(
             // Said by kind (`TLS: invalid peer certificate: UnknownIssuer`, `connect: …`), so a
             // provider's certificate the PS does not trust is plain in the log.
             let failure = crate::outgoing::Failure::of_http(&e);
+            app.metrics.amount_callback_failures.add(failure.kind);
             if let Some(left_out) = sparse(app, url) {
                 tracing::warn!(error = %failure, kind = failure.kind.as_str(), url = logged(url), left_out, "amount callback failed");
             }
@@ -268,6 +269,10 @@ async fn callback_amount(
         })?;
     let status = response.status();
     if !status.is_success() {
+        // Counted whatever it means: a 404 at every checkout is an address that is wrong.
+        app.metrics
+            .amount_callback_failures
+            .add(crate::outgoing::FailureKind::Http);
         let error = format!("HTTP {}", status.as_u16());
         if let Some(left_out) = sparse(app, url) {
             tracing::warn!(
@@ -292,12 +297,16 @@ async fn callback_amount(
     let body = crate::outgoing::read_capped(response, CALLBACK_BODY_BYTES_MAX)
         .await
         .map_err(|failure| {
+            app.metrics.amount_callback_failures.add(failure.kind);
             if let Some(left_out) = sparse(app, url) {
                 tracing::warn!(error = %failure, kind = failure.kind.as_str(), url = logged(url), left_out, "amount callback failed");
             }
             retry()
         })?;
     let answer: CallbackAnswer = serde_json::from_slice(&body).map_err(|e| {
+        app.metrics
+            .amount_callback_failures
+            .add(crate::outgoing::FailureKind::Answer);
         if let Some(left_out) = sparse(app, url) {
             tracing::warn!(error = %e, url = logged(url), left_out, "amount callback answer refused");
         }

@@ -76,6 +76,10 @@ pub struct Metrics {
     pub refund_attempt_failures: crate::outgoing::FailureCounts,
     /// Register e-mail attempts that failed, by kind.
     pub register_email_failures: crate::outgoing::FailureCounts,
+    /// Custom amount callbacks that got no amount from the provider, by kind: no answer, an
+    /// HTTP status other than 2xx, or an answer the PS cannot read (a refusal with `error` in a
+    /// 200 is the provider's word on one checkout, not counted).
+    pub amount_callback_failures: crate::outgoing::FailureCounts,
     /// The listeners' connections, all listeners together (DECISIONS 43).
     pub connections: Arc<ConnectionStats>,
     /// Console sign-ins refused (a wrong token): counted each, logged at most once a second
