@@ -29,6 +29,8 @@ pub struct Catalog {
     pub trade_points: HashMap<TradePointId, Arc<TradePoint>>,
     pub services: HashMap<ServiceId, Arc<Service>>,
     api_keys: HashMap<String, String>,
+    /// Each cabinet token's SHA-256 (lowercase hex) the admin API issued, and its MPP.
+    cabinet_tokens: HashMap<String, CallerName>,
     /// Each registered client certificate and the BINs it acts for, in BIN order.
     certificates: HashMap<Fingerprint, Vec<String>>,
     tokens: HashMap<String, CatalogToken>,
@@ -52,6 +54,11 @@ impl Catalog {
             if let Some(table) = &m.ipsec {
                 let inner = crate::config::ipsec::mpp_inner(m, table).unwrap_or_default();
                 catalog.mpp_sources.insert(m.caller_name.clone(), inner);
+            }
+            for hash in &m.cabinet_token_hashes {
+                catalog
+                    .cabinet_tokens
+                    .insert(hash.to_ascii_lowercase(), m.caller_name.clone());
             }
             catalog
                 .mpps
@@ -175,6 +182,11 @@ impl Catalog {
             }
         }
         found
+    }
+
+    /// The MPP a cabinet token the admin API issued lets in, by the token's SHA-256 in hex.
+    pub(crate) fn mpp_by_cabinet_token_hash(&self, hash: &str) -> Option<&CallerName> {
+        self.cabinet_tokens.get(hash)
     }
 
     pub(crate) fn organization_by_api_key(&self, key: &str) -> Option<&Arc<Organization>> {

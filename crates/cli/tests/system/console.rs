@@ -1298,3 +1298,109 @@ async fn the_operator_downloads_a_register_and_sends_its_e_mail_again_from_the_o
     assert!(refused.body.contains("2026-11-27"), "{}", refused.body);
     expect_mails(&smtp, 3).await;
 }
+
+/// An MPP added through the admin API gets its cabinet token there too, at once and with no
+/// restart: the token opens the register API and the cabinet pages; a PUT that leaves the
+/// token out is refused rather than signing the MPP out; revoking it ends both, its sessions
+/// included.
+#[tokio::test]
+async fn a_cabinet_token_issued_through_the_admin_api_opens_the_cabinet_until_revoked() {
+    let ps = TestPs::start().await;
+    let newbank = json!({"caller_name": "newbank", "name": "New Bank", "refund_url": "http://127.0.0.1:9/refund"});
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/newbank", &newbank).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, issued) = ps
+        .admin(
+            "POST",
+            "/admin/v1/mpps/newbank/cabinet-tokens",
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["cabinet_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let hash = issued["hash"].as_str().expect("its hash").to_owned();
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+    let digest: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hash, digest);
+    // Only the hash is kept, and shown.
+    let (_, stored) = ps
+        .admin("GET", "/admin/v1/mpps/newbank", &Value::Null)
+        .await;
+    assert_eq!(stored["cabinet_token_hashes"], json!([hash]));
+    assert!(!stored.to_string().contains(&token));
+
+    // The register API: today's register is not due yet (409), which only an MPP it knows hears.
+    let today = ps
+        .clock
+        .now()
+        .to_zoned_datetime(tolem_wire::time::zone("Asia/Almaty").expect("the zone"))
+        .date();
+    let register = |token: String| {
+        let url = format!("{}/cabinet/v1/registers/daily/{today}.csv", ps.url);
+        let http = ps.http.clone();
+        async move {
+            let answer = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("answer");
+            answer.status().as_u16()
+        }
+    };
+    assert_eq!(register(token.clone()).await, 409);
+    assert_eq!(register("not-a-token-of-anyone".to_owned()).await, 401);
+    // The cabinet pages: a session of this MPP.
+    let (cookie, to) = sign_in(&ps, &token).await;
+    assert_eq!(to, "/console/cabinet");
+    let page = get(&ps, "/console/cabinet", &cookie).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("newbank"), "{}", page.body);
+
+    // A PUT without the hashes would sign it out: refused, naming the field; with them, taken.
+    let mut changed = stored.clone();
+    changed["commission_bps"] = json!(90);
+    let mut without = changed.clone();
+    without
+        .as_object_mut()
+        .expect("an object")
+        .remove("cabinet_token_hashes");
+    let (status, refused) = ps.admin("PUT", "/admin/v1/mpps/newbank", &without).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused.to_string().contains("cabinet_token_hashes"),
+        "{refused}"
+    );
+    let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/newbank", &changed).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(register(token.clone()).await, 409);
+
+    // Revoked: the API and the session are nobody's from the next request.
+    let revoke = format!("/admin/v1/mpps/newbank/cabinet-tokens/{hash}");
+    let (status, left) = ps.admin("DELETE", &revoke, &Value::Null).await;
+    assert_eq!(status, 200, "{left}");
+    assert_eq!(left["cabinet_token_hashes"], json!([]));
+    assert_eq!(register(token.clone()).await, 401);
+    let page = get(&ps, "/console/cabinet", &cookie).await;
+    assert_ne!(page.status, 200, "the session ended: {}", page.body);
+    let (status, _) = ps.admin("DELETE", &revoke, &Value::Null).await;
+    assert_eq!(status, 404);
+    let (status, _) = ps
+        .admin(
+            "DELETE",
+            "/admin/v1/mpps/newbank/cabinet-tokens/nothex",
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, answer) = ps
+        .admin("POST", "/admin/v1/mpps/nobody/cabinet-tokens", &Value::Null)
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("no such mpp"))
+    );
+}

@@ -37,6 +37,14 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route("/admin/v1/catalog", get(catalog))
         .route("/admin/v1/mpps/{caller_name}", put(put_mpp).get(get_mpp))
         .route(
+            "/admin/v1/mpps/{caller_name}/cabinet-tokens",
+            post(new_cabinet_token),
+        )
+        .route(
+            "/admin/v1/mpps/{caller_name}/cabinet-tokens/{hash}",
+            delete(revoke_cabinet_token),
+        )
+        .route(
             "/admin/v1/organizations/{bin}",
             put(put_organization).get(get_organization),
         )
@@ -276,6 +284,16 @@ impl InCatalog for Mpp {
                 stored.caller_name
             ));
         }
+        // So too the cabinet tokens issued it: a body that changes a commission would sign the
+        // MPP's engineers out of their cabinet.
+        if !stored.cabinet_token_hashes.is_empty() && !named.contains("cabinet_token_hashes") {
+            return Err(format!(
+                "cabinet_token_hashes: the MPP {} has cabinet tokens, and a PUT replaces the \
+                 whole item; send its `cabinet_token_hashes` again (GET it first) to keep them, \
+                 or revoke each (DELETE …/cabinet-tokens/{{hash}})",
+                stored.caller_name
+            ));
+        }
         Ok(())
     }
 }
@@ -448,7 +466,18 @@ async fn change_organization_once(
     replay: Option<Replay>,
     change: impl Fn(&mut Organization) -> Result<bool, AdminError> + Send + 'static,
 ) -> Result<Option<(Organization, bool)>, AdminError> {
-    let (bin, now) = (bin.to_owned(), app.clock.now());
+    change_item_once(app, bin, replay, change).await
+}
+
+/// Changes the item `key` of its kind as it is stored, as [`change_organization`] does, once
+/// per `replay`.
+async fn change_item_once<T: InCatalog>(
+    app: &AppState,
+    key: &str,
+    replay: Option<Replay>,
+    change: impl Fn(&mut T) -> Result<bool, AdminError> + Send + 'static,
+) -> Result<Option<(T, bool)>, AdminError> {
+    let (key, now) = (key.to_owned(), app.clock.now());
     let changed = app
         .store
         .transaction(move |tx| {
@@ -456,30 +485,31 @@ async fn change_organization_once(
                 return Ok(Ok(None));
             }
             let mut file = tx.catalog_file()?;
-            let Some(mut org) = file.organizations.iter().find(|o| o.key() == bin).cloned() else {
+            let Some(mut item) = T::items(&file).iter().find(|i| i.key() == key).cloned() else {
+                let kind = T::KIND.replace('_', " ");
                 return Ok(Err(AdminError(
                     StatusCode::NOT_FOUND,
-                    "no such organization".into(),
+                    format!("no such {kind}"),
                 )));
             };
-            match change(&mut org) {
+            match change(&mut item) {
                 Ok(true) => {}
-                Ok(false) => return Ok(Ok(Some((org, false)))),
+                Ok(false) => return Ok(Ok(Some((item, false)))),
                 Err(refused) => return Ok(Err(refused)),
             }
-            upsert(&mut file.organizations, org.clone());
+            T::upsert(&mut file, item.clone());
             if let Err(why) = file.validate() {
                 return Ok(Err(bad(why)));
             }
-            tx.put_catalog_item(&org, now)?;
+            tx.put_catalog_item(&item, now)?;
             tx.remember(&replay, "changed", now)?;
-            Ok(Ok(Some((org, true))))
+            Ok(Ok(Some((item, true))))
         })
         .await
         .map_err(internal)??;
-    if let Some((org, true)) = &changed {
+    if let Some((item, true)) = &changed {
         app.reload_catalog().await.map_err(internal)?;
-        tracing::info!(kind = Organization::KIND, key = %org.key(), "operator data changed");
+        tracing::info!(kind = T::KIND, key = %item.key(), "operator data changed");
     }
     Ok(changed)
 }
@@ -734,6 +764,62 @@ pub(crate) async fn issue_api_key(
     })
     .await?;
     Ok(issued.map(|_| key))
+}
+
+/// `POST /admin/v1/mpps/{caller_name}/cabinet-tokens`: a new cabinet token for the MPP, shown
+/// once (only its hash is kept): its engineers' way into the register API and the cabinet pages,
+/// at once and on every node, with no restart. 201 with the token and its hash.
+async fn new_cabinet_token(
+    State(app): State<AppState>,
+    AdminPath(caller_name): AdminPath<String>,
+) -> AdminResult {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    let hash = api_key_hash(&token);
+    let stored = hash.clone();
+    change_item_once::<Mpp>(&app, &caller_name, None, move |mpp| {
+        mpp.cabinet_token_hashes.push(stored.clone());
+        Ok(true)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "mpp": caller_name, "cabinet_token": token, "hash": hash })),
+    )
+        .into_response())
+}
+
+/// `DELETE /admin/v1/mpps/{caller_name}/cabinet-tokens/{hash}`: the cabinet token whose SHA-256
+/// is `hash` lets no one in from the next request on (a console session it opened lasts until it
+/// expires, as one of a configured token does); 200 with the hashes left, 404 when it is not the
+/// MPP's.
+async fn revoke_cabinet_token(
+    State(app): State<AppState>,
+    AdminPath((caller_name, hash)): AdminPath<(String, String)>,
+) -> AdminResult {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    if !crate::config::catalog::is_sha256_hex(&hash) {
+        return Err(bad("a cabinet token's hash is 64 hex digits (its SHA-256)"));
+    }
+    let changed = change_item_once::<Mpp>(&app, &caller_name, None, move |mpp| {
+        let before = mpp.cabinet_token_hashes.len();
+        mpp.cabinet_token_hashes
+            .retain(|h| !h.eq_ignore_ascii_case(&hash));
+        if mpp.cabinet_token_hashes.len() == before {
+            return Err(AdminError(
+                StatusCode::NOT_FOUND,
+                "no cabinet token of this MPP has that hash".into(),
+            ));
+        }
+        Ok(true)
+    })
+    .await?;
+    let (mpp, _) = changed
+        .ok_or_else(|| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "no change made".into()))?;
+    Ok(
+        Json(json!({"mpp": mpp.caller_name, "cabinet_token_hashes": mpp.cabinet_token_hashes}))
+            .into_response(),
+    )
 }
 
 /// `DELETE /admin/v1/organizations/{bin}/api-keys/{hash}`: the key whose SHA-256 is `hash` (hex,

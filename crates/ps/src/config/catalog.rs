@@ -56,6 +56,11 @@ pub struct Mpp {
     /// `tolem ipsec` (the `ipsec` module, docs/ipsec.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipsec: Option<super::ipsec::MppIpsec>,
+    /// The SHA-256 (hex) of each cabinet token the admin API issued it (`POST
+    /// /admin/v1/mpps/{caller_name}/cabinet-tokens`): each lets the MPP into its registers and
+    /// cabinet pages, as one of `registers.cabinet_tokens` does, with no restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cabinet_token_hashes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,6 +431,12 @@ impl CatalogFile {
             check_call_url(&m.refund_url)
                 .map_err(|why| format!("mpps.{}: refund_url {why}", m.caller_name))?;
             m.validate_commission()?;
+            if let Some(bad) = m.cabinet_token_hashes.iter().find(|h| !is_sha256_hex(h)) {
+                return Err(format!(
+                    "mpps.{}: cabinet_token_hashes: {bad:?} is not a SHA-256 in hex (64 digits)",
+                    m.caller_name
+                ));
+            }
             if let Some(ipsec) = &m.ipsec {
                 super::ipsec::validate_mpp(m, ipsec)
                     .map_err(|e| format!("mpps.{}.ipsec: {e}", m.caller_name))?;

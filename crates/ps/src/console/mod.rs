@@ -28,7 +28,7 @@ use tolem_wire::{AmountTotal, Locale};
 
 use crate::connections::OverTls;
 use crate::state::AppState;
-use session::{Role, Session};
+use session::{Role, Session, Through};
 use texts::T;
 
 /// The cookie that remembers the language chosen.
@@ -156,7 +156,7 @@ impl FromRequestParts<AppState> for Ctx {
         // An operator's session (a cookie of the admin listener on the same host) is nobody's
         // on a listener of the cabinet alone.
         let session = session::cookie(&cookies, session::COOKIE)
-            .and_then(|value| Session::verify(&app.config, value, now))
+            .and_then(|value| Session::verify_in(&app.config, &app.catalog.get(), value, now))
             .filter(|s| !(cabinet_only && matches!(s.role, Role::Operator)));
         Ok(Ctx {
             cabinet_only,
@@ -546,11 +546,18 @@ async fn sign_in(State(app): State<AppState>, ctx: Ctx, req: Request) -> Respons
     };
     let token = form.get("token").unwrap_or_default().trim();
     let role = if !ctx.cabinet_only && crate::admin_api::is_admin_token(&app, token) {
-        Some(Role::Operator)
+        Some((Role::Operator, Through::Configured))
     } else {
-        crate::registers::cabinet::mpp_of_token(&app, token).map(Role::Mpp)
+        crate::registers::cabinet::cabinet_token(&app, token).map(|(mpp, issued)| {
+            let through = issued.map_or(Through::Configured, Through::Issued);
+            (Role::Mpp(mpp), through)
+        })
     };
-    let Some(session) = role.and_then(|role| Session::start(&app.config, role, ctx.now)) else {
+    let catalog = app.catalog.get();
+    let session = role.and_then(|(role, through)| {
+        Session::start_through(&app.config, &catalog, role, through, ctx.now)
+    });
+    let Some(session) = session else {
         app.metrics
             .console_sign_ins_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

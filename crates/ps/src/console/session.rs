@@ -6,13 +6,16 @@
 //! opened the session — the admin token for the operator, the MPP's cabinet token for its cabinet
 //! — so a session ends when its token changes or is removed, with no list of sessions to keep:
 //! the operator changing `admin_token` ends every operator session and no MPP's; removing an
-//! MPP's cabinet token ends that MPP's. The CSRF token of a form is an HMAC of the session's id
+//! MPP's cabinet token ends that MPP's. A cabinet token the admin API issued keys its sessions to
+//! its hash, which the catalog keeps while the token is valid, and to the admin token (the hash
+//! alone is no secret): revoking it ends them. The CSRF token of a form is an HMAC of the session's id
 //! under the same key, so it is valid for that session only.
 
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::Catalog;
 use crate::config::Config;
 
 /// How long a session lasts from sign-in: a working day, then the token again.
@@ -31,22 +34,61 @@ pub(super) enum Role {
     Mpp(String),
 }
 
+/// What let a session in: its role's token in the configuration, or a cabinet token the admin
+/// API issued, by the token's SHA-256 (hex), which the catalog keeps while the token is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Through {
+    Configured,
+    Issued(String),
+}
+
 impl Role {
-    fn text(&self) -> String {
-        match self {
-            Role::Operator => "operator".to_owned(),
-            Role::Mpp(name) => format!("mpp:{name}"),
+    fn text(&self, through: &Through) -> String {
+        match (self, through) {
+            (Role::Operator, _) => "operator".to_owned(),
+            (Role::Mpp(name), Through::Configured) => format!("mpp:{name}"),
+            (Role::Mpp(name), Through::Issued(hash)) => format!("mpp:{name}:{hash}"),
         }
     }
 
-    fn parse(text: &str) -> Option<Role> {
-        match text {
-            "operator" => Some(Role::Operator),
-            _ => text
-                .strip_prefix("mpp:")
-                .filter(|name| !name.is_empty())
-                .map(|name| Role::Mpp(name.to_owned())),
+    fn parse(text: &str) -> Option<(Role, Through)> {
+        if text == "operator" {
+            return Some((Role::Operator, Through::Configured));
         }
+        let name = text.strip_prefix("mpp:")?;
+        let (name, through) = match name.split_once(':') {
+            Some((name, hash)) => (name, Through::Issued(hash.to_owned())),
+            None => (name, Through::Configured),
+        };
+        (!name.is_empty()).then(|| (Role::Mpp(name.to_owned()), through))
+    }
+
+    /// [`Role::key`] of a session `through` what let it in: an issued token's sessions are
+    /// signed with a key of the admin token and the token's hash, valid while the catalog holds
+    /// that hash for this MPP (revoking the token ends them; the hash alone, which the admin API
+    /// shows, signs nothing).
+    fn key_through(
+        &self,
+        through: &Through,
+        config: &Config,
+        catalog: &Catalog,
+    ) -> Option<[u8; 32]> {
+        let (Role::Mpp(name), Through::Issued(hash)) = (self, through) else {
+            return self.key(config);
+        };
+        if catalog.mpp_by_cabinet_token_hash(hash)?.as_str() != name.as_str()
+            || config.admin_token.is_empty()
+        {
+            return None;
+        }
+        let mut digest = Sha256::new();
+        digest.update(b"tolem console session v1 issued\0");
+        digest.update(name.as_bytes());
+        digest.update(b"\0");
+        digest.update(hash.as_bytes());
+        digest.update(b"\0");
+        digest.update(config.admin_token.as_bytes());
+        Some(digest.finalize().into())
     }
 
     /// The signing key of this role's sessions; none when its token is not configured (then no
@@ -75,6 +117,7 @@ impl Role {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Session {
     pub role: Role,
+    through: Through,
     pub expires: Timestamp,
     /// Random, so that two sessions of one role have different CSRF tokens.
     pub id: String,
@@ -91,14 +134,29 @@ fn mac(key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
 }
 
 impl Session {
-    /// A new session of `role` from now; none when the role's token is not configured.
+    /// A new session of `role` from now, let in by its configured token; none when that is not
+    /// configured.
+    #[cfg(test)]
     pub(super) fn start(config: &Config, role: Role, now: Timestamp) -> Option<Session> {
-        let key = role.key(config)?;
+        Session::start_through(config, &Catalog::default(), role, Through::Configured, now)
+    }
+
+    /// A new session of `role` from now, let in `through` a token; none when that token is not
+    /// configured or, issued, not in `catalog` for that role.
+    pub(super) fn start_through(
+        config: &Config,
+        catalog: &Catalog,
+        role: Role,
+        through: Through,
+        now: Timestamp,
+    ) -> Option<Session> {
+        let key = role.key_through(&through, config, catalog)?;
         let id: [u8; 16] = rand::random();
         let expires =
             Timestamp::from_second(now.as_second().saturating_add(SESSION_LIFETIME_S)).ok()?;
         Some(Session {
             role,
+            through,
             expires,
             id: hex::encode(id),
             key,
@@ -109,7 +167,7 @@ impl Session {
     pub(super) fn cookie_value(&self) -> String {
         let payload = format!(
             "{}|{}|{}",
-            self.role.text(),
+            self.role.text(&self.through),
             self.expires.as_second(),
             self.id
         );
@@ -119,9 +177,20 @@ impl Session {
         format!("{}.{}", hex::encode(payload), hex::encode(tag))
     }
 
-    /// The session a cookie value carries, if it is ours, untouched, unexpired and its token is
-    /// still the one configured.
+    /// [`Session::verify_in`] with no token issued through the admin API.
+    #[cfg(test)]
     pub(super) fn verify(config: &Config, value: &str, now: Timestamp) -> Option<Session> {
+        Session::verify_in(config, &Catalog::default(), value, now)
+    }
+
+    /// The session a cookie value carries, if it is ours, untouched, unexpired and its token is
+    /// still the one configured, or still issued in `catalog`.
+    pub(super) fn verify_in(
+        config: &Config,
+        catalog: &Catalog,
+        value: &str,
+        now: Timestamp,
+    ) -> Option<Session> {
         if value.len() > COOKIE_BYTES_MAX {
             return None;
         }
@@ -133,8 +202,8 @@ impl Session {
         if fields.next().is_some() {
             return None;
         }
-        let role = Role::parse(role)?;
-        let key = role.key(config)?;
+        let (role, through) = Role::parse(role)?;
+        let key = role.key_through(&through, config, catalog)?;
         // `verify_slice` compares in constant time.
         mac(&key, &[payload.as_bytes()]).verify_slice(&tag).ok()?;
         let expires = Timestamp::from_second(expires.parse().ok()?).ok()?;
@@ -143,6 +212,7 @@ impl Session {
         }
         Some(Session {
             role,
+            through,
             expires,
             id: id.to_owned(),
             key,
@@ -286,6 +356,46 @@ mod tests {
         // Nothing configured, nothing starts.
         assert_eq!(
             Session::start(&Config::default(), Role::Operator, now()),
+            None
+        );
+    }
+
+    #[test]
+    fn an_issued_token_s_session_lasts_while_the_catalog_holds_its_hash() {
+        let config = config();
+        let hash = "ab".repeat(32);
+        let mut file = crate::config::catalog::CatalogFile::default();
+        let mut mpp: crate::config::catalog::Mpp =
+            toml::from_str("caller_name = \"newbank\"\nname = \"N\"\nrefund_url = \"http://n\"")
+                .expect("an MPP");
+        mpp.cabinet_token_hashes.push(hash.clone());
+        file.mpps.push(mpp);
+        let catalog = Catalog::build(&file);
+        let role = Role::Mpp("newbank".to_owned());
+        let issued = Through::Issued(hash.clone());
+        let session =
+            Session::start_through(&config, &catalog, role.clone(), issued, now()).expect("issued");
+        let value = session.cookie_value();
+        assert_eq!(
+            Session::verify_in(&config, &catalog, &value, now()),
+            Some(session)
+        );
+        // Revoked: the catalog no longer holds the hash.
+        assert_eq!(
+            Session::verify_in(&config, &Catalog::default(), &value, now()),
+            None
+        );
+        // Another MPP's name with this hash, or no admin token to sign with: nothing.
+        let other = Through::Issued(hash.clone());
+        let bank = Role::Mpp("demobank".to_owned());
+        assert_eq!(
+            Session::start_through(&config, &catalog, bank, other, now()),
+            None
+        );
+        let unsigned = Config::default();
+        let issued = Through::Issued(hash);
+        assert_eq!(
+            Session::start_through(&unsigned, &catalog, role, issued, now()),
             None
         );
     }

@@ -93,15 +93,32 @@ fn caller(app: &AppState, headers: &HeaderMap) -> Result<String, CabinetError> {
     mpp_of_token(app, token).ok_or(CabinetError::Unauthorized)
 }
 
-/// The MPP whose cabinet token `token` is (the console's sign-in asks this too).
+/// The MPP whose cabinet token `token` is: one of `registers.cabinet_tokens`, or one the admin
+/// API issued (the catalog keeps its hash).
 pub(crate) fn mpp_of_token(app: &AppState, token: &str) -> Option<String> {
+    cabinet_token(app, token).map(|(mpp, _)| mpp)
+}
+
+/// [`mpp_of_token`], and for a token the admin API issued its SHA-256 in hex (the console's
+/// sign-in keys the session to it, so that revoking the token ends the session).
+pub(crate) fn cabinet_token(app: &AppState, token: &str) -> Option<(String, Option<String>)> {
     let presented = sha256(token.trim());
-    app.config
+    let configured = app
+        .config
         .registers
         .cabinet_tokens
         .iter()
         .find(|(_, known)| sha256(known) == presented)
-        .map(|(mpp, _)| mpp.clone())
+        .map(|(mpp, _)| (mpp.clone(), None));
+    configured.or_else(|| {
+        let hash = hex::encode(presented);
+        let mpp = app
+            .catalog
+            .get()
+            .mpp_by_cabinet_token_hash(&hash)?
+            .to_string();
+        Some((mpp, Some(hash)))
+    })
 }
 
 /// `2026-11-26.xlsx` → the period and the format.
