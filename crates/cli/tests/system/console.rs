@@ -1377,6 +1377,17 @@ async fn a_cabinet_token_issued_through_the_admin_api_opens_the_cabinet_until_re
     let (status, answer) = ps.admin("PUT", "/admin/v1/mpps/newbank", &changed).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(register(token.clone()).await, 409);
+    // An MPP made from a copy of this one's item would share its token: refused, naming it.
+    let mut copy = changed.clone();
+    copy["caller_name"] = json!("copybank");
+    let (status, refused) = ps.admin("PUT", "/admin/v1/mpps/copybank", &copy).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("a token of the MPP newbank too"),
+        "{refused}"
+    );
 
     // Revoked: the API and the session are nobody's from the next request.
     let revoke = format!("/admin/v1/mpps/newbank/cabinet-tokens/{hash}");

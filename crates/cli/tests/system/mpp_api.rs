@@ -533,19 +533,24 @@ async fn deadlines_expire_codes_and_purchases() {
 }
 
 /// EXPIRED_CODE says "the QR's time is up"; a Dynamic QR whose purchase was paid, cancelled or
-/// refused already says which, in the caller's language.
+/// refused already says which, in the caller's language, to that purchase's MPP only.
 #[tokio::test]
 async fn a_final_purchase_s_qr_scanned_again_says_why_it_cannot_be_paid() {
     let ps = TestPs::start().await;
     let device = ps.device("POS-1").await;
-    let scan_again = |qr: String, locale: &'static str| {
-        let ps = &ps;
+    let scans = std::sync::atomic::AtomicU32::new(0);
+    let scan_again = |qr: String, caller: &'static str, locale: &'static str| {
+        let (ps, n) = (
+            &ps,
+            scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
         async move {
             let body = json!({"qrCode": qr, "customerId": "C1"}).to_string();
+            let id = format!("again-{n}");
             let headers = [
                 ("content-type", "application/json"),
-                ("x-caller-name", "demobank"),
-                ("x-request-id", "again"),
+                ("x-caller-name", caller),
+                ("x-request-id", id.as_str()),
                 ("x-locale", locale),
             ];
             let (_, answer) = ps.mpp_raw(SCAN, &headers, &body).await;
@@ -554,7 +559,7 @@ async fn a_final_purchase_s_qr_scanned_again_says_why_it_cannot_be_paid() {
         }
     };
     let mut finals = Vec::new();
-    for verdict in ["SUCCESS", "CANCELLED_BY_CLIENT"] {
+    for verdict in ["SUCCESS", "CANCELLED_BY_CLIENT", "RISK_REJECT"] {
         let (qr, _) = ps.dynamic_qr(&device, 100).await;
         let payment_id = scan_id(&ps, "demobank", &qr, "C1").await;
         let (_, body) = ps
@@ -565,26 +570,31 @@ async fn a_final_purchase_s_qr_scanned_again_says_why_it_cannot_be_paid() {
                 &notify_body(&payment_id, "C1", verdict, None),
             )
             .await;
-        // A cancellation is answered with its own code, a payment with SUCCESS.
+        // A payment is answered with SUCCESS, a cancellation or a refusal with its own code.
         assert_eq!(result_code(&body), verdict, "{body}");
         finals.push(qr);
     }
+    let expired = "Срок действия QR-кода истёк";
+    for (qr, locale, why) in [
+        (&finals[0], "ru-RU", ": покупка уже оплачена"),
+        (&finals[1], "ru-RU", ": покупка отменена"),
+        (&finals[2], "ru-RU", ": оплата покупки отклонена"),
+    ] {
+        let said = scan_again(qr.clone(), "demobank", locale).await;
+        assert_eq!(said, format!("{expired}{why}"));
+    }
     assert_eq!(
-        scan_again(finals[0].clone(), "ru-RU").await,
-        "Срок действия QR-кода истёк: покупка уже оплачена"
-    );
-    assert_eq!(
-        scan_again(finals[0].clone(), "kk-KZ").await,
+        scan_again(finals[0].clone(), "demobank", "kk-KZ").await,
         "QR-кодтың мерзімі өтті: сатып алу төленіп қойған"
     );
-    assert_eq!(
-        scan_again(finals[1].clone(), "ru-RU").await,
-        "Срок действия QR-кода истёк: покупка отменена"
-    );
+    // Another MPP learns nothing of the purchase (DECISIONS 11): the message alone.
+    for qr in &finals {
+        assert_eq!(scan_again(qr.clone(), "demowallet", "ru-RU").await, expired);
+    }
     // One past its ExpireDate, never scanned: the message alone is the reason.
     let (qr, _) = ps.dynamic_qr(&device, 100).await;
     ps.advance(181);
-    assert_eq!(scan_again(qr, "ru-RU").await, "Срок действия QR-кода истёк");
+    assert_eq!(scan_again(qr, "demobank", "ru-RU").await, expired);
 }
 
 #[tokio::test]

@@ -768,7 +768,8 @@ pub(crate) async fn issue_api_key(
 
 /// `POST /admin/v1/mpps/{caller_name}/cabinet-tokens`: a new cabinet token for the MPP, shown
 /// once (only its hash is kept): its engineers' way into the register API and the cabinet pages,
-/// at once and on every node, with no restart. 201 with the token and its hash.
+/// with no restart (other nodes take it when they read the catalog again). 201 with the token
+/// and its hash.
 async fn new_cabinet_token(
     State(app): State<AppState>,
     AdminPath(caller_name): AdminPath<String>,
@@ -790,9 +791,9 @@ async fn new_cabinet_token(
 }
 
 /// `DELETE /admin/v1/mpps/{caller_name}/cabinet-tokens/{hash}`: the cabinet token whose SHA-256
-/// is `hash` lets no one in from the next request on (a console session it opened lasts until it
-/// expires, as one of a configured token does); 200 with the hashes left, 404 when it is not the
-/// MPP's.
+/// is `hash` lets no one in from the next request on (on other nodes, once they read the catalog
+/// again), and the console sessions it opened end; 200 with the hashes left, 404 when it is not
+/// the MPP's.
 async fn revoke_cabinet_token(
     State(app): State<AppState>,
     AdminPath((caller_name, hash)): AdminPath<(String, String)>,

@@ -415,6 +415,7 @@ impl CatalogFile {
     /// Checks references, uniqueness and the regulation's lengths; the error names the item.
     pub fn validate(&self) -> Result<(), String> {
         let mut callers = HashSet::new();
+        let mut cabinet_tokens = std::collections::HashMap::new();
         for m in &self.mpps {
             // The MPP sends it as X-Caller-Name (visible ASCII), and it names the MPP in paths,
             // file names and the tunnel's configuration: letters, digits and `.`, `_`, `-`.
@@ -436,6 +437,19 @@ impl CatalogFile {
                     "mpps.{}: cabinet_token_hashes: {bad:?} is not a SHA-256 in hex (64 digits)",
                     m.caller_name
                 ));
+            }
+            // The token alone says which MPP signs in: one held by two would open either's
+            // cabinet (an MPP's item copied to make another, say).
+            for hash in &m.cabinet_token_hashes {
+                let first = cabinet_tokens.entry(hash.to_ascii_lowercase());
+                let first = first.or_insert(&m.caller_name);
+                if *first != &m.caller_name {
+                    return Err(format!(
+                        "mpps.{}: cabinet_token_hashes: a token of the MPP {first} too; each \
+                         cabinet token is one MPP's, as it says who signs in",
+                        m.caller_name
+                    ));
+                }
             }
             if let Some(ipsec) = &m.ipsec {
                 super::ipsec::validate_mpp(m, ipsec)

@@ -5,11 +5,12 @@
 //! The cookie is `hex(role|expires|id).hex(HMAC-SHA256)`. The key is derived from the token that
 //! opened the session — the admin token for the operator, the MPP's cabinet token for its cabinet
 //! — so a session ends when its token changes or is removed, with no list of sessions to keep:
-//! the operator changing `admin_token` ends every operator session and no MPP's; removing an
-//! MPP's cabinet token ends that MPP's. A cabinet token the admin API issued keys its sessions to
-//! its hash, which the catalog keeps while the token is valid, and to the admin token (the hash
-//! alone is no secret): revoking it ends them. The CSRF token of a form is an HMAC of the session's id
-//! under the same key, so it is valid for that session only.
+//! the operator changing `admin_token` ends every operator session and no configured cabinet
+//! token's; removing an MPP's cabinet token ends that MPP's. A cabinet token the admin API issued
+//! keys its sessions to its hash, which the catalog keeps while the token is valid, and to the
+//! admin token (the hash alone is no secret): revoking it, or changing `admin_token`, ends them.
+//! The CSRF token of a form is an HMAC of the session's id under the same key, so it is valid for
+//! that session only.
 
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;

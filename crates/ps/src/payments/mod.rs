@@ -70,7 +70,7 @@ impl MppError {
 
     /// `code` refusing a purchase in `status`. EXPIRED_CODE's message speaks of the QR's time
     /// alone; for a purchase paid, cancelled or refused already it says which, in the caller's
-    /// language.
+    /// language. The caller passes the status only to the purchase's own MPP.
     pub(crate) fn refusing(code: ResultCode, status: Status, locale: Locale) -> MppError {
         let why = match (status, locale) {
             (Status::Confirmed, Locale::Ru) => "покупка уже оплачена",

@@ -131,7 +131,13 @@ async fn scan_token(
                     }
                     Ok(Some(Ok(payment)))
                 }
-                Err(code) => Ok(Some(Err((code, payment.status)))),
+                // Why it is final is the purchase's own MPP's to hear: another learns nothing
+                // of it (DECISIONS 11), not even that its payment was refused.
+                Err(code) => {
+                    let own = payment.owner.as_ref().is_some_and(|o| o.mpp == owner.mpp);
+                    let status = if own { payment.status } else { Status::Created };
+                    Ok(Some(Err((code, status))))
+                }
             }
         })
         .await

@@ -103,7 +103,15 @@ pub(super) struct Settled {
     upto: i64,
     mpps: Vec<String>,
     totals: Totals,
+    /// The clock's time of the view that kept them, and that moment on a monotonic clock: a
+    /// clock stepped back since (one set ahead, then put right) drops them, for `upto` may be
+    /// ahead of the time commits are now stamped with.
+    seen_at: i64,
+    seen_mono: std::time::Instant,
 }
+
+/// How far the clock may fall behind a monotonic one before the kept totals are dropped.
+const STEP_BACK_MS: i64 = 60_000;
 
 impl Totals {
     fn plus(self, other: Totals) -> StoreResult<Totals> {
@@ -158,7 +166,14 @@ impl Store {
             .lock()
             .ok()
             .and_then(|kept| kept.clone())
-            .filter(|kept| kept.from == from && kept.mpps == mpps && kept.upto <= settled_to);
+            .filter(|kept| {
+                let wall = ms(now).saturating_sub(kept.seen_at);
+                let mono = i64::try_from(kept.seen_mono.elapsed().as_millis()).unwrap_or(i64::MAX);
+                kept.from == from
+                    && kept.mpps == mpps
+                    && kept.upto <= settled_to
+                    && wall >= mono.saturating_sub(STEP_BACK_MS)
+            });
         let (start, base) = kept.map_or((from, Totals::default()), |k| (k.upto, k.totals));
         let (settled, recent) = self
             .read_db({
@@ -175,6 +190,8 @@ impl Store {
                 upto: settled_to,
                 mpps,
                 totals: settled,
+                seen_at: ms(now),
+                seen_mono: std::time::Instant::now(),
             });
         }
         settled.plus(recent)
