@@ -233,20 +233,21 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
     // Why attempts failed, by kind (`outgoing.rs`): a TLS count that grows means a certificate
     // or the trust of it needs the operator.
     use crate::outgoing::FailureKind as K;
+    // The kinds an HTTP call fails by (an e-mail's differ: `smtp` in place of `http` and
+    // `answer`).
+    const HTTP: &[K] = &[
+        K::Tls,
+        K::Connect,
+        K::Timeout,
+        K::Protocol,
+        K::Http,
+        K::Answer,
+        K::Other,
+    ];
     let text = format!(
-        "{text}{}{}",
-        m.refund_attempt_failures.prometheus(
-            "tolem_refund_attempt_failures_total",
-            &[
-                K::Tls,
-                K::Connect,
-                K::Timeout,
-                K::Protocol,
-                K::Http,
-                K::Answer,
-                K::Other
-            ],
-        ),
+        "{text}{}{}{}",
+        m.refund_attempt_failures
+            .prometheus("tolem_refund_attempt_failures_total", HTTP),
         m.register_email_failures.prometheus(
             "tolem_register_email_failures_total",
             &[
@@ -258,21 +259,8 @@ pub(super) async fn metrics(State(app): State<AppState>) -> AdminResult {
                 K::Other
             ],
         ),
-    );
-    let text = format!(
-        "{text}{}",
-        m.amount_callback_failures.prometheus(
-            "tolem_amount_callback_failures_total",
-            &[
-                K::Tls,
-                K::Connect,
-                K::Timeout,
-                K::Protocol,
-                K::Http,
-                K::Answer,
-                K::Other
-            ],
-        ),
+        m.amount_callback_failures
+            .prometheus("tolem_amount_callback_failures_total", HTTP),
     );
     // The connection layer (DECISIONS 43), all listeners together: how close they are to their
     // caps, what their deadlines closed, the requests they refused below the router, and the TLS
