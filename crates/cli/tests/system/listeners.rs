@@ -625,26 +625,31 @@ impl OneTlsListener {
         OneTlsListener { config, db }
     }
 
-    /// `tolem serve` with `extra` flags and `env`, at `RUST_LOG=warn`: whether it succeeded, and
-    /// what it said (its output, then its errors).
+    /// [`tolem_serve`] on this configuration and database.
     fn serve(&self, extra: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .arg("--db")
-            .arg(&self.db)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .output()
-            .expect("tolem runs");
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), said)
+        tolem_serve(&self.config, &self.db, extra, env)
     }
+}
+
+/// `tolem serve` on `config` and `db` with `extra` flags and `env`, at `RUST_LOG=warn`: whether
+/// it succeeded, and what it said (its output, then its errors).
+fn tolem_serve(config: &Path, db: &Path, extra: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .arg("--db")
+        .arg(db)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .expect("tolem runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
 }
 
 #[tokio::test]
@@ -826,24 +831,7 @@ async fn a_bad_tls_file_or_listen_with_listeners_is_a_clear_error_at_start() {
         "{said}"
     );
     // `--check` with every file in place: (success, stdout and stderr).
-    let check_with = |db: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--check", "--config"])
-            .arg(config)
-            .arg("--db")
-            .arg(db)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("tolem runs");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let check_with = |db: &Path| tolem_serve(config, db, &["--check"], &[]);
     let check = || check_with(db);
     // It says so and exits; it made no database.
     let (ok, said) = check();
@@ -940,21 +928,8 @@ async fn mpps_without_a_tunnel_and_the_sandbox_credentials_outside_a_sandbox_are
         )
         .expect("config");
         set_mode(&config, 0o644);
-        let out = Command::new(env!("CARGO_BIN_EXE_tolem"))
-            .args(["serve", "--check", "--config"])
-            .arg(&config)
-            .arg("--db")
-            .arg(&db)
-            .env("RUST_LOG", "warn")
-            .env("TOLEM_SANDBOX", "false")
-            .output()
-            .expect("tolem runs");
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{said}");
+        let (ok, said) = tolem_serve(&config, &db, &["--check"], &[("TOLEM_SANDBOX", "false")]);
+        assert!(ok, "{said}");
         said
     };
     let said = check("0.0.0.0:0");

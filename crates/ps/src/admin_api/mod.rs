@@ -453,9 +453,29 @@ async fn change_organization(
     bin: &str,
     change: impl Fn(&mut Organization) -> Result<bool, AdminError> + Send + 'static,
 ) -> Result<(Organization, bool), AdminError> {
-    change_organization_once(app, bin, None, change)
+    change_item(app, bin, change).await
+}
+
+/// [`change_organization`] for an item of any kind.
+async fn change_item<T: InCatalog>(
+    app: &AppState,
+    key: &str,
+    change: impl Fn(&mut T) -> Result<bool, AdminError> + Send + 'static,
+) -> Result<(T, bool), AdminError> {
+    change_item_once(app, key, None, change)
         .await?
         .ok_or_else(|| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "no change made".into()))
+}
+
+/// Takes the hash `hash` (hex, either case: one stored in capitals by an earlier build goes too)
+/// out of `hashes`; 404 saying `none` when it is not there.
+fn remove_hash(hashes: &mut Vec<String>, hash: &str, none: &str) -> Result<bool, AdminError> {
+    let before = hashes.len();
+    hashes.retain(|h| !h.eq_ignore_ascii_case(hash));
+    if hashes.len() == before {
+        return Err(AdminError(StatusCode::NOT_FOUND, none.into()));
+    }
+    Ok(true)
 }
 
 /// [`change_organization`], once per `replay`: `None`, and nothing changed, when `replay` names
@@ -778,7 +798,7 @@ async fn new_cabinet_token(
     let token = hex::encode(rand::random::<[u8; 24]>());
     let hash = api_key_hash(&token);
     let stored = hash.clone();
-    change_item_once::<Mpp>(&app, &caller_name, None, move |mpp| {
+    change_item::<Mpp>(&app, &caller_name, move |mpp| {
         mpp.cabinet_token_hashes.push(stored.clone());
         Ok(true)
     })
@@ -802,21 +822,11 @@ async fn revoke_cabinet_token(
     if !crate::config::catalog::is_sha256_hex(&hash) {
         return Err(bad("a cabinet token's hash is 64 hex digits (its SHA-256)"));
     }
-    let changed = change_item_once::<Mpp>(&app, &caller_name, None, move |mpp| {
-        let before = mpp.cabinet_token_hashes.len();
-        mpp.cabinet_token_hashes
-            .retain(|h| !h.eq_ignore_ascii_case(&hash));
-        if mpp.cabinet_token_hashes.len() == before {
-            return Err(AdminError(
-                StatusCode::NOT_FOUND,
-                "no cabinet token of this MPP has that hash".into(),
-            ));
-        }
-        Ok(true)
+    let (mpp, _) = change_item::<Mpp>(&app, &caller_name, move |mpp| {
+        let none = "no cabinet token of this MPP has that hash";
+        remove_hash(&mut mpp.cabinet_token_hashes, &hash, none)
     })
     .await?;
-    let (mpp, _) = changed
-        .ok_or_else(|| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "no change made".into()))?;
     Ok(
         Json(json!({"mpp": mpp.caller_name, "cabinet_token_hashes": mpp.cabinet_token_hashes}))
             .into_response(),
@@ -836,17 +846,8 @@ async fn revoke_api_key(
         return Err(bad("an API key's hash is 64 hex digits (its SHA-256)"));
     }
     let (org, _) = change_organization(&app, &bin, move |org| {
-        let before = org.api_key_hashes.len();
-        // Either case: one stored in capitals by an earlier build is revoked too.
-        org.api_key_hashes
-            .retain(|h| !h.eq_ignore_ascii_case(&hash));
-        if org.api_key_hashes.len() == before {
-            return Err(AdminError(
-                StatusCode::NOT_FOUND,
-                "no API key of this organization has that hash".into(),
-            ));
-        }
-        Ok(true)
+        let none = "no API key of this organization has that hash";
+        remove_hash(&mut org.api_key_hashes, &hash, none)
     })
     .await?;
     Ok(
