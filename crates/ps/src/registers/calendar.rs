@@ -43,6 +43,9 @@ const ORTHODOX_CHRISTMAS: (i8, i8) = (1, 7);
 /// The first day of Kurban Ait, by year: a day off, not transferred.
 const KURBAN_AIT: [Date; 2] = [date(2026, 5, 27), date(2027, 5, 16)];
 
+/// The month from which a missing Kurban Ait of the next year is warned of (October).
+const NEXT_YEAR_WARNED_FROM_MONTH: i8 = 10;
+
 /// How far the calendar looks for a working day before giving up (a configuration that declares
 /// months of holidays is a mistake, not a reason to loop).
 const SEARCH_DAYS_MAX: i32 = 62;
@@ -89,13 +92,18 @@ impl Calendar {
         }
     }
 
-    /// What an operator must add for the year of `today` and the next: a year past the ones
-    /// Kurban Ait is shipped for, with no `extra_holidays` day in it, would have registers sent
-    /// on that day off.
+    /// What an operator must add for the year of `today`, and from 1 October for the next: a
+    /// year past the ones Kurban Ait is shipped for, with no `extra_holidays` day in it, would
+    /// have registers sent on that day off. The next year is said only in the last quarter,
+    /// when the government announces its days off and transfers: a warning at every start for a
+    /// whole year ahead teaches operators to skip warnings. Kurban Ait falls in March or later
+    /// until 2034, so the current year's warning still comes two months or more before the day.
     pub(crate) fn warnings(&self, today: Date) -> Vec<String> {
         let shipped_to = KURBAN_AIT.iter().map(|d| d.year()).max().unwrap_or(0);
-        [today.year(), today.year().saturating_add(1)]
-            .into_iter()
+        let next =
+            (today.month() >= NEXT_YEAR_WARNED_FROM_MONTH).then(|| today.year().saturating_add(1));
+        std::iter::once(today.year())
+            .chain(next)
             .filter(|&year| year > shipped_to)
             .filter(|&year| !self.extra_holidays.iter().any(|d| d.year() == year))
             .map(|year| {
@@ -265,11 +273,19 @@ mod tests {
             none.warnings(date(2026, 12, 7)).is_empty(),
             "2026 and 2027 ship"
         );
-        let said = none.warnings(date(2027, 3, 1));
+        // 2028 is not said all through 2027: from its last quarter only.
+        assert!(none.warnings(date(2027, 1, 1)).is_empty());
+        assert!(none.warnings(date(2027, 9, 30)).is_empty());
+        let said = none.warnings(date(2027, 10, 1));
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(said[0].contains("no day of 2028"), "{said:?}");
-        assert_eq!(none.warnings(date(2028, 1, 10)).len(), 2);
+        // In 2028 itself it is said from its first day; 2029 from October.
+        let said = none.warnings(date(2028, 1, 10));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("no day of 2028"), "{said:?}");
+        assert_eq!(none.warnings(date(2028, 12, 31)).len(), 2);
         let added = Calendar::new(&[date(2028, 5, 4)], &[]);
-        assert!(added.warnings(date(2027, 3, 1)).is_empty());
+        assert!(added.warnings(date(2027, 12, 1)).is_empty());
+        assert!(added.warnings(date(2028, 6, 1)).is_empty());
     }
 }
