@@ -351,6 +351,23 @@ mod tests {
         pay(4, 200, 4_000).await.expect("a row out of time");
         let totals = store.totals(bank(), day, at(700)).await.expect("totals");
         assert_eq!((totals.payments, totals.paid.tiyn()), (3, 30_001));
+        // A clock that was set ahead and then put right: time passes on the monotonic clock
+        // while the clock's time stays at the last view's. Within a minute it is taken as the
+        // clocks' drift and what was kept stays; past that, what was kept may reach past the
+        // time commits are stamped with now, so the day is read whole again.
+        let age_kept = |by: std::time::Duration| {
+            if let Ok(mut kept) = store.inner.settled_totals.lock()
+                && let Some(kept) = kept.as_mut()
+            {
+                kept.seen_mono = kept.seen_mono.checked_sub(by).expect("a monotonic clock");
+            }
+        };
+        age_kept(std::time::Duration::from_secs(30));
+        let totals = store.totals(bank(), day, at(700)).await.expect("totals");
+        assert_eq!((totals.payments, totals.paid.tiyn()), (3, 30_001));
+        age_kept(std::time::Duration::from_secs(120));
+        let totals = store.totals(bank(), day, at(700)).await.expect("totals");
+        assert_eq!((totals.payments, totals.paid.tiyn()), (4, 34_001));
         // Another set of MPPs, or another day, is read whole.
         let both = vec!["bank".to_owned(), "wallet".to_owned()];
         let totals = store.totals(both, day, at(700)).await.expect("totals");
