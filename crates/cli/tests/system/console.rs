@@ -25,7 +25,7 @@ fn client() -> reqwest::Client {
 }
 
 /// `application/x-www-form-urlencoded` by hand (the values here are plain).
-fn form(fields: &[(&str, &str)]) -> String {
+pub(crate) fn form(fields: &[(&str, &str)]) -> String {
     let encode = |text: &str| {
         text.bytes()
             .map(|b| match b {

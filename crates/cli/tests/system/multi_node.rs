@@ -4,7 +4,8 @@
 //! node they reach; concurrent partial refunds never exceed the purchase; the node holding refund
 //! leases is killed with SIGKILL and the others deliver, each refund credited once at the
 //! reference MPP; each register is e-mailed once although every node's scheduler runs; an
-//! operator change made through one node is seen by the others within the catalog check; a POS
+//! operator change made through one node is seen by the others within the catalog check (a
+//! cabinet token issued or revoked included); a POS
 //! waiting on one node for the MPP's answer hears it when another node delivered the refund;
 //! scans and notifyPayments of Dynamic and Static QRs stay on each node's async workers (its
 //! counters); nodes with `reuse_port` share one port without a balancer, and one of them can
@@ -897,6 +898,105 @@ async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
         async move { code.await == "SUCCESS" }
     })
     .await;
+}
+
+/// A cabinet token issued through one node opens the register API and the cabinet on another
+/// once that node's catalog check has run; revoked through the first, it opens neither there,
+/// and a cabinet session signed in on either node ends on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cabinet_token_issued_and_revoked_through_one_node_holds_on_another() {
+    if !postgres_only() {
+        return;
+    }
+    const CHECK_MS: u64 = 200;
+    let toml = format!("{SANDBOX_TOML}\n[limits]\ncatalog_check_interval_ms = {CHECK_MS}\n");
+    let nodes = Nodes::start(2, toml);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let (a, b) = (nodes.url(0), nodes.url(1));
+    let zone = tolem_wire::time::zone("Asia/Almaty").expect("the zone");
+    // Today's register is not due before the day ends (409), which only an MPP the node knows
+    // hears; anyone else is 401.
+    away_from_midnight(&zone).await;
+    let today = Timestamp::now().to_zoned_datetime(zone).date();
+    let register = |url: &str, token: &str| {
+        let req = http
+            .get(format!("{url}/cabinet/v1/registers/daily/{today}.csv"))
+            .bearer_auth(token);
+        async move {
+            req.send()
+                .await
+                .expect("the node answers")
+                .status()
+                .as_u16()
+        }
+    };
+    let (status, issued) = admin_call(
+        &http,
+        a,
+        reqwest::Method::POST,
+        "/admin/v1/mpps/demobank/cabinet-tokens",
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["cabinet_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let hash = issued["hash"].as_str().expect("its hash").to_owned();
+    assert_eq!(register(a, &token).await, 409, "the node that issued it");
+    let bound = Duration::from_millis(CHECK_MS) + Duration::from_secs(15);
+    let taken = within(bound, "node B takes the token", || {
+        let status = register(b, &token);
+        async move { status.await == 409 }
+    })
+    .await;
+    eprintln!("node B took the token {taken:?} after it was issued");
+    // A cabinet session, signed in on node B, is one on node A too (the nodes share what
+    // signs it).
+    let signed_in = http
+        .post(format!("{b}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::console::form(&[("token", token.as_str())]))
+        .send()
+        .await
+        .expect("node B answers");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let cabinet = |url: &str| {
+        let req = http
+            .get(format!("{url}/console/cabinet"))
+            .header("cookie", cookie.as_str());
+        async move {
+            req.send()
+                .await
+                .expect("the node answers")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!((cabinet(a).await, cabinet(b).await), (200, 200));
+
+    let revoke = format!("/admin/v1/mpps/demobank/cabinet-tokens/{hash}");
+    let (status, left) = admin_call(&http, a, reqwest::Method::DELETE, &revoke, None).await;
+    assert_eq!(status, 200, "{left}");
+    assert_eq!(register(a, &token).await, 401, "the node that revoked it");
+    assert_ne!(cabinet(a).await, 200, "the session ended on node A");
+    let taken = within(bound, "node B drops the token and its session", || {
+        let (status, page) = (register(b, &token), cabinet(b));
+        async move { status.await == 401 && page.await != 200 }
+    })
+    .await;
+    eprintln!("node B dropped the token {taken:?} after it was revoked");
 }
 
 /// An admin call of any method: (HTTP status, body).
