@@ -294,7 +294,7 @@ async fn refunds_from_the_cashier_with_and_without_the_customer_reach_the_wallet
 }
 
 /// The operator's console, signed in with the admin token.
-async fn operator(sandbox: &Sandbox, driver: &Driver) -> Browser {
+pub(crate) async fn operator(sandbox: &Sandbox, driver: &Driver) -> Browser {
     let desk = driver.browser(DESK).await;
     desk.goto(&sandbox.console).await;
     desk.fill("#token", ADMIN_TOKEN).await;
@@ -543,7 +543,7 @@ async fn the_mpp_downloads_yesterdays_register_from_its_cabinet() {
 /// a script can see (issue 14 item 5): a control with no accessible name, an image without
 /// `alt`, a page without `lang` or title, and text whose contrast with its background is under
 /// WCAG AA (4.5:1; 3:1 for large text). Fails naming each problem.
-async fn accessible(page: &Browser, name: &str) {
+pub(crate) async fn accessible(page: &Browser, name: &str) {
     let problems = page
         .js(
             r#"

@@ -3,6 +3,7 @@
 //! on free ports. One test binary for all of them (`cargo test -p tolem --test browser`); the
 //! machinery is in harness.rs, what it needs and how to run it in docs/testing.md.
 
+mod cabinet_tokens;
 mod flows;
 mod harness;
 mod receipt;

@@ -42,7 +42,7 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         )
         .route(
             "/admin/v1/mpps/{caller_name}/cabinet-tokens/{hash}",
-            delete(revoke_cabinet_token),
+            delete(delete_cabinet_token),
         )
         .route(
             "/admin/v1/organizations/{bin}",
@@ -794,43 +794,72 @@ async fn new_cabinet_token(
     State(app): State<AppState>,
     AdminPath(caller_name): AdminPath<String>,
 ) -> AdminResult {
+    match issue_cabinet_token(&app, &caller_name, None).await? {
+        Some((token, hash)) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "mpp": caller_name, "cabinet_token": token, "hash": hash })),
+        )
+            .into_response()),
+        // Without a replay record every call issues one; kept total all the same.
+        None => Err(AdminError(StatusCode::CONFLICT, "issued already".into())),
+    }
+}
+
+/// Issues the MPP `caller_name` a new cabinet token: the token and its SHA-256 (hex), the token
+/// returned once, only the hash kept (`cabinet_token_hashes`). `None` when `replay` names an
+/// issue made already (the console's form submitted twice): no second token. The admin API and
+/// the console call it.
+pub(crate) async fn issue_cabinet_token(
+    app: &AppState,
+    caller_name: &str,
+    replay: Option<Replay>,
+) -> Result<Option<(String, String)>, AdminError> {
     let _one_change_at_a_time = app.catalog_changes.lock().await;
     let token = hex::encode(rand::random::<[u8; 24]>());
     let hash = api_key_hash(&token);
     let stored = hash.clone();
-    change_item::<Mpp>(&app, &caller_name, move |mpp| {
+    let issued = change_item_once::<Mpp>(app, caller_name, replay, move |mpp| {
         mpp.cabinet_token_hashes.push(stored.clone());
         Ok(true)
     })
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "mpp": caller_name, "cabinet_token": token, "hash": hash })),
-    )
-        .into_response())
+    Ok(issued.map(|_| (token, hash)))
 }
 
 /// `DELETE /admin/v1/mpps/{caller_name}/cabinet-tokens/{hash}`: the cabinet token whose SHA-256
 /// is `hash` lets no one in from the next request on (on other nodes, once they read the catalog
 /// again), and the console sessions it opened end; 200 with the hashes left, 404 when it is not
 /// the MPP's.
-async fn revoke_cabinet_token(
+async fn delete_cabinet_token(
     State(app): State<AppState>,
     AdminPath((caller_name, hash)): AdminPath<(String, String)>,
 ) -> AdminResult {
-    let _one_change_at_a_time = app.catalog_changes.lock().await;
-    if !crate::config::catalog::is_sha256_hex(&hash) {
-        return Err(bad("a cabinet token's hash is 64 hex digits (its SHA-256)"));
-    }
-    let (mpp, _) = change_item::<Mpp>(&app, &caller_name, move |mpp| {
-        let none = "no cabinet token of this MPP has that hash";
-        remove_hash(&mut mpp.cabinet_token_hashes, &hash, none)
-    })
-    .await?;
+    let mpp = revoke_cabinet_token(&app, &caller_name, &hash).await?;
     Ok(
         Json(json!({"mpp": mpp.caller_name, "cabinet_token_hashes": mpp.cabinet_token_hashes}))
             .into_response(),
     )
+}
+
+/// Takes the cabinet token whose SHA-256 is `hash` (hex, either case) from the MPP
+/// `caller_name`; the MPP as it is now. 400 for what is not a SHA-256, 404 when no token of the
+/// MPP has it. The admin API and the console call it.
+pub(crate) async fn revoke_cabinet_token(
+    app: &AppState,
+    caller_name: &str,
+    hash: &str,
+) -> Result<Mpp, AdminError> {
+    let _one_change_at_a_time = app.catalog_changes.lock().await;
+    if !crate::config::catalog::is_sha256_hex(hash) {
+        return Err(bad("a cabinet token's hash is 64 hex digits (its SHA-256)"));
+    }
+    let hash = hash.to_owned();
+    let (mpp, _) = change_item::<Mpp>(app, caller_name, move |mpp| {
+        let none = "no cabinet token of this MPP has that hash";
+        remove_hash(&mut mpp.cabinet_token_hashes, &hash, none)
+    })
+    .await?;
+    Ok(mpp)
 }
 
 /// `DELETE /admin/v1/organizations/{bin}/api-keys/{hash}`: the key whose SHA-256 is `hash` (hex,
