@@ -117,6 +117,16 @@ impl Calendar {
             .collect()
     }
 
+    /// The [`Self::warnings`] of `today` not in `said` yet, which then holds them: a PS that
+    /// runs for months says each once, on the day it first applies (1 October for the next
+    /// year, 1 January for a year not warned of before), not only at a start.
+    pub(crate) fn new_warnings(&self, today: Date, said: &mut BTreeSet<String>) -> Vec<String> {
+        self.warnings(today)
+            .into_iter()
+            .filter(|warning| said.insert(warning.clone()))
+            .collect()
+    }
+
     pub(crate) fn is_working_day(&self, day: Date) -> bool {
         if self.extra_working_days.contains(&day) {
             return true;
@@ -287,5 +297,21 @@ mod tests {
         let added = Calendar::new(&[date(2028, 5, 4)], &[]);
         assert!(added.warnings(date(2027, 12, 1)).is_empty());
         assert!(added.warnings(date(2028, 6, 1)).is_empty());
+    }
+
+    #[test]
+    fn a_ps_that_runs_for_months_says_each_warning_once_on_the_day_it_applies() {
+        let none = Calendar::new(&[], &[]);
+        let mut said = BTreeSet::new();
+        assert!(none.new_warnings(date(2027, 9, 30), &mut said).is_empty());
+        let first = none.new_warnings(date(2027, 10, 1), &mut said);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].contains("no day of 2028"), "{first:?}");
+        // Not again the next day, nor when 2028 itself begins: it is the same warning.
+        assert!(none.new_warnings(date(2027, 10, 2), &mut said).is_empty());
+        assert!(none.new_warnings(date(2028, 1, 1), &mut said).is_empty());
+        let next = none.new_warnings(date(2028, 10, 1), &mut said);
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert!(next[0].contains("no day of 2029"), "{next:?}");
     }
 }

@@ -101,10 +101,9 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         }
     };
     let calendar = Calendar::new(&config.extra_holidays, &config.extra_working_days);
-    let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
-    for warning in calendar.warnings(today) {
-        tracing::warn!("{warning}");
-    }
+    // What the calendar lacks is said at the start, and again on the day a new lack applies.
+    let mut said = std::collections::BTreeSet::new();
+    let mut looked_on = None;
     let policy = Policy::of(
         config.retry_delay_initial(),
         config.retry_delay_max(),
@@ -116,6 +115,13 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     // While the database is away every pass fails: said once a minute, and its end once.
     let (mut queueing, mut claiming) = Default::default();
     loop {
+        let today = app.clock.now().to_zoned_datetime(app.zone.clone()).date();
+        if looked_on != Some(today) {
+            looked_on = Some(today);
+            for warning in calendar.new_warnings(today, &mut said) {
+                tracing::warn!("{warning}");
+            }
+        }
         let queued = queue(&app, &calendar, queued_upto).await;
         if let Ok(upto) = queued {
             queued_upto = upto;
