@@ -6,6 +6,7 @@
 //! Documented in `docs/console.md`.
 
 mod cabinet;
+mod mpps;
 mod operator;
 mod organization;
 mod registers;
@@ -47,6 +48,7 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route("/console/sign-in", get(back_home).post(sign_in))
         .route("/console/sign-out", get(back_home).post(sign_out))
         .merge(operator::routes())
+        .merge(mpps::routes())
         .merge(organization::routes())
         .merge(cabinet::routes())
         .merge(registers::routes())
