@@ -5,8 +5,9 @@
 //! (`impl Tx` in each table's file), or reads through the `Store`'s read methods.
 //!
 //! On SQLite, writes go through a single writer thread that commits whatever is queued in one
-//! transaction (group commit, `writer.rs`) and answers every caller only after the commit is on
-//! disk. Reads use a small pool of read-only connections. Called by the use cases
+//! transaction (group commit, `writer.rs`); a sync thread beside it syncs the log and answers
+//! every caller only after the commit is on disk (`log_sync.rs`). Reads use a small pool of
+//! read-only connections, and each returns only once what it saw is on disk. Called by the use cases
 //! (`payments`, `refunds`, registers), the outbox's senders (`outbox.rs` here holds the outbox's
 //! per-table operations for every kind), the edges' reads, and start-up.
 
@@ -17,6 +18,7 @@ mod devices;
 mod file_lock;
 mod ids;
 mod leases;
+mod log_sync;
 mod migrations;
 mod migrations_pg;
 mod outbox;
@@ -80,6 +82,10 @@ pub enum StoreError {
     WriterGone,
     #[error("the commit failed; nothing was written")]
     CommitFailed,
+    /// SQLite: a sync of the log to disk failed; what it held may not be on disk, so the store
+    /// answers no write or read until the PS is restarted (`log_sync.rs`).
+    #[error("the database's log could not be synced to disk; restart the PS")]
+    LogNotSynced,
     /// SQLite: the last writes with data in them did not commit (a full disk, say), and a write
     /// of the readiness check did not either (`Store::ping`).
     #[error("the database takes no writes: {0}")]
@@ -234,6 +240,8 @@ struct Sqlite {
     /// the readiness check then writes for real (`Store::ping`).
     writes_failing: Arc<AtomicBool>,
     readers: Mutex<Vec<Connection>>,
+    /// How far the writer's commits are synced: each read waits for what it may have seen.
+    log_sync: Arc<log_sync::LogSync>,
     checkpoint_stop: Arc<AtomicBool>,
     reader_permits: Arc<Semaphore>,
 }
@@ -261,6 +269,24 @@ impl Store {
                 settled_totals: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// SQLite: waits until every commit a read that has just ended may have seen is on disk
+    /// (`log_sync.rs`); at once on PostgreSQL. Blocking.
+    fn wait_for_seen(&self) -> StoreResult<()> {
+        match &self.inner.backend {
+            Backend::Sqlite(lite) => lite.log_sync.wait_for_seen(self.inner.write_wait),
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// SQLite: the state of the log's syncs, for tests that hold or fail them.
+    #[cfg(test)]
+    fn log_sync(&self) -> &log_sync::LogSync {
+        match &self.inner.backend {
+            Backend::Sqlite(lite) => &lite.log_sync,
+            Backend::Postgres(_) => unreachable!("tests of the log's sync run on SQLite"),
+        }
     }
 
     /// Whether this store is PostgreSQL (several nodes may share it).
@@ -466,7 +492,7 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)?;
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let permit = permit;
             let Backend::Sqlite(lite) = &store.inner.backend else {
                 return Err(StoreError::WriterGone);
             };
@@ -480,6 +506,9 @@ impl Store {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(conn);
+            drop(permit);
+            // What the read saw (an absence too) may be a commit whose sync is under way.
+            lite.log_sync.wait_for_seen(store.inner.write_wait)?;
             result
         })
         .await
@@ -512,11 +541,24 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     let writes_failing = Arc::new(AtomicBool::new(false));
     let failing = writes_failing.clone();
     let checkpoint_stop = start_checkpointer(path, restart_wanted.clone())?;
+    // The writer commits without waiting for the disk; its syncer syncs the log and answers
+    // (`log_sync.rs`). The migrations above ran at FULL.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let log_sync = Arc::new(log_sync::LogSync::default());
+    let synced = log_sync::start(
+        log_sync::LogFile::open(path)?,
+        log_sync.clone(),
+        writes_failing.clone(),
+    )?;
     let (tx, rx) = mpsc::channel(limits.write_queue_max);
     let batch_max = limits.write_batch_max;
+    let state = log_sync.clone();
     std::thread::Builder::new()
         .name("tolem-writer".to_owned())
-        .spawn(move || writer::run(conn, rx, batch_max, &restart_wanted, &failing))
+        .spawn(move || {
+            let log = (&*state, synced);
+            writer::run(conn, rx, batch_max, &restart_wanted, &failing, log);
+        })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
     let mut readers = Vec::with_capacity(limits.read_connections);
     for _ in 0..limits.read_connections {
@@ -531,6 +573,7 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
         writer: tx,
         writes_failing,
         readers: Mutex::new(readers),
+        log_sync,
         checkpoint_stop,
         reader_permits: Arc::new(Semaphore::new(limits.read_connections)),
     })
@@ -681,7 +724,8 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn configure(conn: &Connection) -> StoreResult<()> {
     // WAL lets readers run beside the writer; FULL syncs the log at every commit, so an
-    // acknowledged payment survives a crash or power loss.
+    // acknowledged payment survives a crash or power loss. (The writer's own connection leaves
+    // that sync to its syncer, which answers only after it: `log_sync.rs`.)
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(

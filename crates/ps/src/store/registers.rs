@@ -444,6 +444,10 @@ impl Store {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("BEGIN DEFERRED")?;
+        // The snapshot is taken at its first read; the register goes on only once every commit
+        // in it is on disk (`log_sync.rs`).
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        self.wait_for_seen()?;
         Ok(RegisterReader {
             conn: ReaderConn::Sqlite(conn),
         })
