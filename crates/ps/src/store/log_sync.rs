@@ -151,19 +151,39 @@ impl LogFile {
     }
 }
 
-/// Starts the syncer thread; the writer hands it each batch through the returned channel. It
-/// stops when the writer drops the channel, after answering what was handed.
-pub(super) fn start(
-    log: LogFile,
-    state: Arc<LogSync>,
-    writes_failing: Arc<AtomicBool>,
-) -> StoreResult<mpsc::Sender<Committed>> {
-    let (handed, batches) = mpsc::channel::<Committed>();
-    std::thread::Builder::new()
-        .name("tolem-log-sync".to_owned())
-        .spawn(move || run(&log, &batches, &state, &writes_failing))
-        .map_err(|e| StoreError::Corrupt(format!("cannot start the log's sync thread: {e}")))?;
-    Ok(handed)
+/// The syncer thread, as the writer holds it.
+pub(super) struct Syncer {
+    handed: mpsc::Sender<Committed>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    /// Starts the syncer thread.
+    pub(super) fn start(
+        log: LogFile,
+        state: Arc<LogSync>,
+        writes_failing: Arc<AtomicBool>,
+    ) -> StoreResult<Syncer> {
+        let (handed, batches) = mpsc::channel::<Committed>();
+        let thread = std::thread::Builder::new()
+            .name("tolem-log-sync".to_owned())
+            .spawn(move || run(&log, &batches, &state, &writes_failing))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the log's sync thread: {e}")))?;
+        Ok(Syncer { handed, thread })
+    }
+
+    /// Hands a batch on; false if the syncer is gone (it stops only when the writer does).
+    pub(super) fn hand(&self, batch: Committed) -> bool {
+        self.handed.send(batch).is_ok()
+    }
+
+    /// Waits until everything handed is synced and answered. The writer calls it as it stops,
+    /// before its connection closes: the last connection's close checkpoints the log and
+    /// deletes it, and a sync after that would find no log and fail.
+    pub(super) fn finish(self) {
+        drop(self.handed);
+        let _ = self.thread.join();
+    }
 }
 
 fn run(

@@ -545,7 +545,7 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     // (`log_sync.rs`). The migrations above ran at FULL.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let log_sync = Arc::new(log_sync::LogSync::default());
-    let synced = log_sync::start(
+    let syncer = log_sync::Syncer::start(
         log_sync::LogFile::open(path)?,
         log_sync.clone(),
         writes_failing.clone(),
@@ -556,7 +556,7 @@ fn open_sqlite(path: &Path, limits: &StoreLimits) -> StoreResult<Sqlite> {
     std::thread::Builder::new()
         .name("tolem-writer".to_owned())
         .spawn(move || {
-            let log = (&*state, synced);
+            let log = (&*state, syncer);
             writer::run(conn, rx, batch_max, &restart_wanted, &failing, log);
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::log_sync::{Committed, LogSync};
+use super::log_sync::{Committed, LogSync, Syncer};
 use super::{StoreError, StoreResult};
 
 /// A queued write: run inside the batch's transaction (perhaps twice), then answered after the
@@ -122,7 +122,7 @@ pub(super) fn run(
     batch_max: usize,
     restart_wanted: &AtomicBool,
     writes_failing: &AtomicBool,
-    (log_sync, synced): (&LogSync, std::sync::mpsc::Sender<Committed>),
+    (log_sync, syncer): (&LogSync, Syncer),
 ) {
     let mut batch = Vec::with_capacity(batch_max);
     // A lasting fault (a full disk) fails every batch: said at once, then once a minute, and
@@ -158,13 +158,13 @@ pub(super) fn run(
             Ok(()) => {}
         }
         let jobs = std::mem::replace(&mut batch, Vec::with_capacity(batch_max));
-        let handed = synced.send(Committed {
+        let handed = syncer.hand(Committed {
             jobs,
             number,
             committed: outcome.is_ok(),
             changed,
         });
-        if handed.is_err() {
+        if !handed {
             // The syncer is gone (it never stops first): its callers see their answer dropped.
             break;
         }
@@ -172,6 +172,7 @@ pub(super) fn run(
             restart_log(&conn);
         }
     }
+    syncer.finish();
 }
 
 /// Runs the batch in one transaction and commits it; `Err` says why it did not commit. The
