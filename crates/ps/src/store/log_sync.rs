@@ -374,4 +374,55 @@ mod tests {
         assert_eq!(threes, 0);
         store.ping().await.expect("ready");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_closes_syncs_its_last_batch_before_the_log_goes() {
+        // The last connection's close checkpoints the log and deletes it; a batch handed to the
+        // syncer just before must be synced first, not found without its log (a false alarm).
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store_with_table(&dir).await;
+        let state = store.log_sync();
+        state.held.store(true, Ordering::SeqCst);
+        let write = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
+                    .await
+            })
+        };
+        let other = rusqlite::Connection::open(dir.path().join("s.db")).expect("a connection");
+        for _ in 0..500 {
+            let seen: i64 = other
+                .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .expect("read");
+            if seen == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(other);
+        // Its caller goes away and the store closes while the batch waits for its sync.
+        write.abort();
+        let _ = write.await;
+        drop(store);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        state.held.store(false, Ordering::SeqCst);
+        let log = dir.path().join("s.db-wal");
+        for _ in 0..500 {
+            if !log.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!log.exists(), "the store closed and took its log");
+        for _ in 0..500 {
+            if state.syncs() > 0 || state.failed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!state.failed(), "the last batch's sync found no log");
+        assert!(state.syncs() > 0, "the last batch was never synced");
+    }
 }

@@ -282,9 +282,9 @@ impl Store {
 
     /// SQLite: the state of the log's syncs, for tests that hold or fail them.
     #[cfg(test)]
-    fn log_sync(&self) -> &log_sync::LogSync {
+    fn log_sync(&self) -> Arc<log_sync::LogSync> {
         match &self.inner.backend {
-            Backend::Sqlite(lite) => &lite.log_sync,
+            Backend::Sqlite(lite) => lite.log_sync.clone(),
             Backend::Postgres(_) => unreachable!("tests of the log's sync run on SQLite"),
         }
     }
