@@ -279,11 +279,12 @@ mod tests {
         })
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_is_answered_and_read_only_once_its_commit_is_synced() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = store_with_table(&dir).await;
-        let syncs = store.log_sync().syncs();
+    /// Holds the syncer and writes row 1; returns once the writer has committed it (another
+    /// connection sees it), with the write's task, which waits for the held sync.
+    async fn a_write_waiting_for_its_sync(
+        dir: &tempfile::TempDir,
+        store: &Arc<Store>,
+    ) -> tokio::task::JoinHandle<Result<usize, StoreError>> {
         store.log_sync().held.store(true, Ordering::SeqCst);
         let write = {
             let store = store.clone();
@@ -293,7 +294,6 @@ mod tests {
                     .await
             })
         };
-        // The commit is made: another connection sees the row ...
         let other =
             rusqlite::Connection::open(dir.path().join("s.db")).expect("another connection");
         let mut seen = 0;
@@ -307,6 +307,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(seen, 1, "the writer committed");
+        write
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_answered_and_read_only_once_its_commit_is_synced() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store_with_table(&dir).await;
+        let syncs = store.log_sync().syncs();
+        // The commit is made: another connection sees the row ...
+        let write = a_write_waiting_for_its_sync(&dir, &store).await;
         // ... but while its sync is held, its caller has no answer, and the store's reads,
         // which may see it, do not return.
         let read = count(&store);
@@ -382,26 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = store_with_table(&dir).await;
         let state = store.log_sync();
-        state.held.store(true, Ordering::SeqCst);
-        let write = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .write(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
-                    .await
-            })
-        };
-        let other = rusqlite::Connection::open(dir.path().join("s.db")).expect("a connection");
-        for _ in 0..500 {
-            let seen: i64 = other
-                .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-                .expect("read");
-            if seen == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        drop(other);
+        let write = a_write_waiting_for_its_sync(&dir, &store).await;
         // Its caller goes away and the store closes while the batch waits for its sync.
         write.abort();
         let _ = write.await;
