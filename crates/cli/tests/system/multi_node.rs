@@ -856,14 +856,22 @@ async fn each_register_is_e_mailed_once_by_three_nodes() {
     assert_eq!(sent_by.values().sum::<i64>(), queued(&books));
 }
 
+/// How often the nodes of [`two_nodes_checking_the_catalog_often`] look for catalog changes.
+const CATALOG_CHECK_MS: u64 = 200;
+
+/// Two sandbox nodes that look for another node's catalog changes every `CATALOG_CHECK_MS`.
+fn two_nodes_checking_the_catalog_often() -> Nodes {
+    let toml =
+        format!("{SANDBOX_TOML}\n[limits]\ncatalog_check_interval_ms = {CATALOG_CHECK_MS}\n");
+    Nodes::start(2, toml)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
     if !postgres_only() {
         return;
     }
-    const CHECK_MS: u64 = 200;
-    let toml = format!("{SANDBOX_TOML}\n[limits]\ncatalog_check_interval_ms = {CHECK_MS}\n");
-    let nodes = Nodes::start(2, toml);
+    let nodes = two_nodes_checking_the_catalog_often();
     let http = reqwest::Client::new();
     let (a, b) = (nodes.url(0), nodes.url(1));
     let scan = json!({"qrCode": STATIC_QR, "customerId": "C1"});
@@ -882,7 +890,7 @@ async fn a_merchant_suspended_through_one_node_is_refused_by_another() {
     assert_eq!(scan_at(a).await, "PAYMENTS_SUSPENDED");
     // Node B sees the change at its next check (200 ms here, a few on a quiet machine); the
     // bound leaves room for a loaded CI machine, and the time taken is printed.
-    let bound = Duration::from_millis(CHECK_MS) + Duration::from_secs(15);
+    let bound = Duration::from_millis(CATALOG_CHECK_MS) + Duration::from_secs(15);
     let taken = within(bound, "node B refuses", || {
         let code = scan_at(b);
         async move { code.await == "PAYMENTS_SUSPENDED" }
@@ -908,9 +916,7 @@ async fn a_cabinet_token_issued_and_revoked_through_one_node_holds_on_another() 
     if !postgres_only() {
         return;
     }
-    const CHECK_MS: u64 = 200;
-    let toml = format!("{SANDBOX_TOML}\n[limits]\ncatalog_check_interval_ms = {CHECK_MS}\n");
-    let nodes = Nodes::start(2, toml);
+    let nodes = two_nodes_checking_the_catalog_often();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -948,7 +954,7 @@ async fn a_cabinet_token_issued_and_revoked_through_one_node_holds_on_another() 
         .to_owned();
     let hash = issued["hash"].as_str().expect("its hash").to_owned();
     assert_eq!(register(a, &token).await, 409, "the node that issued it");
-    let bound = Duration::from_millis(CHECK_MS) + Duration::from_secs(15);
+    let bound = Duration::from_millis(CATALOG_CHECK_MS) + Duration::from_secs(15);
     let taken = within(bound, "node B takes the token", || {
         let status = register(b, &token);
         async move { status.await == 409 }

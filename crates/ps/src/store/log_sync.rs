@@ -416,4 +416,23 @@ mod tests {
         assert!(!state.failed(), "the last batch's sync found no log");
         assert!(state.syncs() > 0, "the last batch was never synced");
     }
+
+    #[test]
+    fn a_log_file_replaced_under_the_syncer_is_not_synced_as_the_log() {
+        let dir = tempfile::tempdir().expect("dir");
+        let database = dir.path().join("r.db");
+        let log = dir.path().join("r.db-wal");
+        std::fs::write(&log, b"frames").expect("a log");
+        let held = super::LogFile::open(&database).expect("opens");
+        held.sync().expect("the log itself syncs");
+        // Another file put in its place: a sync of the one held would prove nothing of it.
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"frames").expect("another file");
+        std::fs::rename(&other, &log).expect("replaced");
+        let refused = held.sync().expect_err("not the log any more");
+        assert!(refused.to_string().contains("replaced"), "{refused}");
+        // And a log that is gone is not synced either.
+        std::fs::remove_file(&log).expect("removed");
+        assert!(held.sync().is_err());
+    }
 }
